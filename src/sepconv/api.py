@@ -1,0 +1,553 @@
+"""The public ops: normalize once, convert layout and dtype, call an implementation, convert back.
+
+Every op takes ``tf.nn``'s arguments, in its order, with its defaults.  The work is done by
+an *implementation*: ``"fast"`` (Numba kernels and BLAS, the default) or ``"reference"``
+(plain NumPy, the spec).  Both take NHWC arrays with one batch axis and a
+:class:`~sepconv.geometry.Conv2DGeometry`; see :func:`use_implementation`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+from collections.abc import Iterator, Sequence
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from . import fast, reference
+from .geometry import (
+    Conv2DGeometry,
+    check_filter_sizes,
+    check_out_backprop,
+    conv2d_geometry,
+    depthwise_geometry,
+    pointwise_filter_check,
+    resolve_input_sizes,
+)
+
+IMPLEMENTATIONS: dict[str, ModuleType] = {"fast": fast, "reference": reference}
+_implementation = contextvars.ContextVar("sepconv_implementation", default=os.environ.get("SEPCONV_IMPL", "fast"))
+
+IntOrList = int | Sequence[int]
+Padding = str | Sequence[Sequence[int]]
+
+
+@contextlib.contextmanager
+def use_implementation(name: str) -> Iterator[None]:
+    """Run the ops inside the ``with`` block on implementation ``name`` (``"fast"`` or ``"reference"``).
+
+    The default comes from the environment variable ``SEPCONV_IMPL`` (``"fast"`` if unset).
+    The choice is per thread and per asyncio task.
+
+    Examples
+    --------
+    >>> import numpy as np, sepconv
+    >>> x, w = np.ones((1, 4, 4, 2), np.float32), np.ones((3, 3, 2, 1), np.float32)
+    >>> with sepconv.use_implementation("reference"):
+    ...     y = sepconv.depthwise_conv2d(x, w, 1, "SAME")
+    >>> float(y[0, 1, 1, 0])
+    9.0
+    """
+    if name not in IMPLEMENTATIONS:
+        raise ValueError(f"use_implementation: `name` must be one of {sorted(IMPLEMENTATIONS)}, got name={name!r}")
+    token = _implementation.set(name)
+    try:
+        yield
+    finally:
+        _implementation.reset(token)
+
+
+def _impl() -> ModuleType:
+    name = _implementation.get()
+    try:
+        return IMPLEMENTATIONS[name]
+    except KeyError:
+        raise ValueError(f"SEPCONV_IMPL must be one of {sorted(IMPLEMENTATIONS)}, got {name!r}") from None
+
+
+# --------------------------------------------------------------------------- arrays in and out
+
+
+def _arrays(op: str, **named: Any) -> tuple[list[np.ndarray], np.dtype, np.dtype]:
+    """``np.asarray`` each argument; return them in the compute dtype, plus compute and result dtypes.
+
+    Promotion: NumPy's ``result_type`` over the arguments; integer and bool become float64;
+    float16 is computed in float32 and returned as float16; complex and object are refused.
+    """
+    arrays = []
+    for name, value in named.items():
+        a = np.asarray(value)
+        if a.dtype.kind not in "fiub":
+            raise TypeError(f"{op}: `{name}` must be a real numeric array, got dtype {a.dtype}")
+        arrays.append(a)
+    result = np.result_type(*arrays)
+    if result.kind != "f":
+        result = np.dtype(np.float64)
+    compute = np.dtype(np.float32) if result.itemsize < 4 else result
+    if compute.itemsize > 8:
+        compute = result = np.dtype(np.float64)
+    return [a.astype(compute, copy=False) for a in arrays], compute, result
+
+
+def _to_nhwc(x: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
+    """Caller layout (any number of batch axes) -> contiguous ``[N, H, W, C]``."""
+    x = x.reshape((g.batch, *x.shape[-3:]))
+    if g.data_format == "NCHW":
+        x = x.transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(x)
+
+
+def _from_nhwc(y: np.ndarray, g: Conv2DGeometry, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    if g.data_format == "NCHW":
+        y = y.transpose(0, 3, 1, 2)
+    return y.reshape(shape).astype(dtype, copy=False)
+
+
+def _empty(*arrays: np.ndarray) -> bool:
+    return any(a.size == 0 for a in arrays)
+
+
+# --------------------------------------------------------------------------- docstring pieces
+
+_COMMON = """strides : int or list of int
+        The stride of the sliding window: an int, or a list of 1, 2 (``[h, w]``) or 4 ints
+        (in ``data_format`` order, with 1 on the batch and channel axes).
+    padding : str or list of pairs
+        ``"VALID"``, ``"SAME"`` (TensorFlow's rule: ``pad_total = max((out - 1) * stride +
+        (k - 1) * dilation + 1 - in, 0)``, half before, the odd pixel after, i.e. bottom/right)
+        or explicit pads ``[[0, 0], [top, bottom], [left, right], [0, 0]]`` (NHWC) /
+        ``[[0, 0], [0, 0], [top, bottom], [left, right]]`` (NCHW).
+    data_format : {"NHWC", "NCHW"}
+        Layout of the input and output. Filters are always ``[kh, kw, ...]`` (HWIO).
+    dilations : int or list of int, optional
+        The dilation rate of the filter, in the same forms as ``strides``; default 1."""
+
+_DTYPES = """Arrays are anything ``np.asarray`` accepts.  The result has NumPy's ``result_type`` of
+    the arguments; integer and bool arguments are promoted to float64, and float16 is
+    computed in float32 and returned as float16."""
+
+
+def _doc(fn):
+    fn.__doc__ = fn.__doc__.replace("{common}", _COMMON).replace("{dtypes}", _DTYPES)
+    return fn
+
+
+# --------------------------------------------------------------------------- forward ops
+
+
+@_doc
+def conv2d(
+    input: Any,
+    filters: Any,
+    strides: IntOrList,
+    padding: Padding,
+    data_format: str = "NHWC",
+    dilations: IntOrList | None = None,
+) -> np.ndarray:
+    """2-D convolution, as ``tf.nn.conv2d``.
+
+    ``out[b, i, j, o] = sum_{di, dj, c} in[b, s_h*i + d_h*di - pad_top, s_w*j + d_w*dj - pad_left, c]
+    * filters[di, dj, c, o]`` (a cross-correlation, zeros outside the input).
+
+    Parameters
+    ----------
+    input : array_like
+        ``[batch, in_height, in_width, in_channels]`` (NHWC) or ``[batch, in_channels, in_height,
+        in_width]`` (NCHW).  More leading axes are batch axes too.
+    filters : array_like
+        ``[filter_height, filter_width, in_channels / groups, out_channels]``.  When the filter's
+        in_channels divides the input's, the convolution is grouped (``groups = in / filter_in``),
+        as TensorFlow's shape rule allows; TensorFlow's CPU kernel refuses it, we compute it.
+    {common}
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[batch, out_height, out_width, out_channels]`` (or NCHW).
+
+    Raises
+    ------
+    ValueError, TypeError
+        Naming the argument, the value received and what was expected.
+
+    Notes
+    -----
+    {dtypes}
+
+    Examples
+    --------
+    >>> import numpy as np, sepconv
+    >>> x = np.ones((1, 14, 14, 32), np.float32)
+    >>> sepconv.conv2d(x, np.ones((3, 3, 32, 64), np.float32), 1, "SAME").shape
+    (1, 14, 14, 64)
+    """
+    op = "conv2d"
+    (x, w), _, result = _arrays(op, input=input, filters=filters)
+    g = conv2d_geometry(op, x.shape, w.shape, strides, padding, data_format, dilations)
+    if _empty(x, w) or g.out_h == 0 or g.out_w == 0:
+        return np.zeros(g.output_shape, result)
+    y = _impl().conv2d(_to_nhwc(x, g), w, g)
+    return _from_nhwc(y, g, g.output_shape, result)
+
+
+@_doc
+def depthwise_conv2d(
+    input: Any,
+    filter: Any,
+    strides: IntOrList,
+    padding: Padding,
+    data_format: str = "NHWC",
+    dilations: IntOrList | None = None,
+) -> np.ndarray:
+    """Depthwise 2-D convolution, as ``tf.nn.depthwise_conv2d``.
+
+    Each input channel ``k`` is convolved with its own ``channel_multiplier`` filters, and the
+    results are concatenated: ``out[b, i, j, k*M + q] = sum_{di, dj} in[b, s_h*i + d_h*di - pad_top,
+    s_w*j + d_w*dj - pad_left, k] * filter[di, dj, k, q]``.  There is no mixing across channels.
+
+    Parameters
+    ----------
+    input : array_like
+        ``[batch, in_height, in_width, in_channels]`` (NHWC) or NCHW.
+    filter : array_like
+        ``[filter_height, filter_width, in_channels, channel_multiplier]``.
+    {common}
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[batch, out_height, out_width, in_channels * channel_multiplier]`` (or NCHW).
+
+    Notes
+    -----
+    Stride > 1 together with dilation > 1 computes the mathematically correct result
+    (``tf.nn.depthwise_conv2d`` documents it as unsupported and returns a wrongly shaped
+    result); so do NCHW, unequal strides and float64, which TensorFlow's CPU kernel refuses.
+
+    {dtypes}
+
+    Examples
+    --------
+    >>> import numpy as np, sepconv
+    >>> x = np.ones((1, 14, 14, 32), np.float32)
+    >>> sepconv.depthwise_conv2d(x, np.ones((3, 3, 32, 64), np.float32), 1, "SAME").shape
+    (1, 14, 14, 2048)
+    """
+    op = "depthwise_conv2d"
+    (x, w), _, result = _arrays(op, input=input, filter=filter)
+    g = depthwise_geometry(op, x.shape, w.shape, strides, padding, data_format, dilations)
+    if _empty(x, w) or g.out_h == 0 or g.out_w == 0:
+        return np.zeros(g.output_shape, result)
+    y = _impl().depthwise_conv2d(_to_nhwc(x, g), w, g)
+    return _from_nhwc(y, g, g.output_shape, result)
+
+
+@_doc
+def separable_conv2d(
+    input: Any,
+    depthwise_filter: Any,
+    pointwise_filter: Any,
+    strides: IntOrList,
+    padding: Padding,
+    data_format: str = "NHWC",
+    dilations: IntOrList | None = None,
+) -> np.ndarray:
+    """Depthwise-separable 2-D convolution, as ``tf.nn.separable_conv2d``.
+
+    A depthwise convolution (with ``strides``, ``dilations`` and ``padding``) followed by a 1x1
+    convolution that mixes channels::
+
+        out[b, i, j, o] = sum_{di, dj, k, q} in[b, s_h*i + d_h*di - pad_top, s_w*j + d_w*dj - pad_left, k]
+                          * depthwise_filter[di, dj, k, q] * pointwise_filter[0, 0, k*M + q, o]
+
+    Parameters
+    ----------
+    input : array_like
+        ``[batch, in_height, in_width, in_channels]`` (NHWC) or NCHW.
+    depthwise_filter : array_like
+        ``[filter_height, filter_width, in_channels, channel_multiplier]``.
+    pointwise_filter : array_like
+        ``[1, 1, in_channels * channel_multiplier, out_channels]``; any ``out_channels``.
+    {common}
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[batch, out_height, out_width, out_channels]`` (or NCHW).
+
+    Notes
+    -----
+    {dtypes}
+
+    Examples
+    --------
+    >>> import numpy as np, sepconv
+    >>> x = np.ones((1, 14, 14, 32), np.float32)
+    >>> dw, pw = np.ones((3, 3, 32, 1), np.float32), np.ones((1, 1, 32, 64), np.float32)
+    >>> sepconv.separable_conv2d(x, dw, pw, 1, "SAME").shape
+    (1, 14, 14, 64)
+    """
+    op = "separable_conv2d"
+    (x, wd, wp), _, result = _arrays(op, input=input, depthwise_filter=depthwise_filter,
+                                     pointwise_filter=pointwise_filter)
+    g = depthwise_geometry(op, x.shape, wd.shape, strides, padding, data_format, dilations)
+    out_c = pointwise_filter_check(op, g, wp.shape)
+    out_shape = g._layout(g.out_h, g.out_w, out_c)
+    if _empty(x, wd, wp) or g.out_h == 0 or g.out_w == 0:
+        return np.zeros(out_shape, result)
+    y = _impl().separable_conv2d(_to_nhwc(x, g), wd, wp, g)
+    return _from_nhwc(y, g, out_shape, result)
+
+
+# --------------------------------------------------------------------------- gradients
+
+
+def _backprop_input(op, input_sizes, filt, out_backprop, strides, padding, data_format, dilations, depthwise):
+    (w, dy), _, result = _arrays(op, filter=filt, out_backprop=out_backprop)
+    shape = resolve_input_sizes(op, input_sizes, w.shape, dy.shape, data_format, depthwise)
+    geometry = depthwise_geometry if depthwise else conv2d_geometry
+    g = geometry(op, shape, w.shape, strides, padding, data_format, dilations)
+    check_out_backprop(op, g, dy.shape, "`input_sizes` and the filter")
+    if _empty(w, dy):
+        return np.zeros(g.input_shape, result)
+    kernel = _impl().depthwise_conv2d_backprop_input if depthwise else _impl().conv2d_backprop_input
+    dx = kernel(w, _to_nhwc(dy, g), g)
+    return _from_nhwc(dx, g, g.input_shape, result)
+
+
+def _backprop_filter(op, input, filter_sizes, out_backprop, strides, padding, data_format, dilations, depthwise):
+    (x, dy), _, result = _arrays(op, input=input, out_backprop=out_backprop)
+    sizes = check_filter_sizes(op, filter_sizes)
+    geometry = depthwise_geometry if depthwise else conv2d_geometry
+    g = geometry(op, x.shape, sizes, strides, padding, data_format, dilations)
+    check_out_backprop(op, g, dy.shape, "`input` and `filter_sizes`")
+    if _empty(x, dy) or 0 in sizes:
+        return np.zeros(sizes, result)
+    kernel = _impl().depthwise_conv2d_backprop_filter if depthwise else _impl().conv2d_backprop_filter
+    dw = kernel(_to_nhwc(x, g), _to_nhwc(dy, g), g)
+    return dw.astype(result, copy=False)
+
+
+@_doc
+def conv2d_backprop_input(
+    input_sizes: Sequence[int],
+    filters: Any,
+    out_backprop: Any,
+    strides: IntOrList,
+    padding: Padding,
+    data_format: str = "NHWC",
+    dilations: IntOrList | None = None,
+) -> np.ndarray:
+    """Gradient of :func:`conv2d` with respect to its input, as ``tf.raw_ops.Conv2DBackpropInput``.
+
+    Parameters
+    ----------
+    input_sizes : list of int
+        The input's full shape, or its ``[height, width]`` (batch and channels then come from
+        ``out_backprop`` and ``filters``).
+    filters : array_like
+        ``[filter_height, filter_width, in_channels / groups, out_channels]``.
+    out_backprop : array_like
+        The gradient of the output, shaped like :func:`conv2d`'s output.
+    {common}
+
+    Returns
+    -------
+    numpy.ndarray
+        The gradient of the input, of shape ``input_sizes``.
+
+    Notes
+    -----
+    Dilations > 1 work on every op here (TensorFlow's CPU gradient kernels refuse them).
+    {dtypes}
+
+    Examples
+    --------
+    >>> import numpy as np, sepconv
+    >>> w, dy = np.ones((3, 3, 2, 4)), np.ones((1, 5, 5, 4))
+    >>> dx = sepconv.conv2d_backprop_input([1, 5, 5, 2], w, dy, 1, "SAME")
+    >>> dx.shape, float(dx[0, 2, 2, 0])
+    ((1, 5, 5, 2), 36.0)
+    """
+    return _backprop_input("conv2d_backprop_input", input_sizes, filters, out_backprop, strides, padding,
+                           data_format, dilations, depthwise=False)
+
+
+@_doc
+def conv2d_backprop_filter(
+    input: Any,
+    filter_sizes: Sequence[int],
+    out_backprop: Any,
+    strides: IntOrList,
+    padding: Padding,
+    data_format: str = "NHWC",
+    dilations: IntOrList | None = None,
+) -> np.ndarray:
+    """Gradient of :func:`conv2d` with respect to its filter, as ``tf.raw_ops.Conv2DBackpropFilter``.
+
+    Parameters
+    ----------
+    input : array_like
+        The forward op's input.
+    filter_sizes : list of int
+        The filter's shape ``[filter_height, filter_width, in_channels / groups, out_channels]``.
+    out_backprop : array_like
+        The gradient of the output, shaped like :func:`conv2d`'s output.
+    {common}
+
+    Returns
+    -------
+    numpy.ndarray
+        The gradient of the filter, of shape ``filter_sizes``.  Empty ``out_backprop`` gives zeros.
+
+    Notes
+    -----
+    {dtypes}
+
+    Examples
+    --------
+    >>> import numpy as np, sepconv
+    >>> x, dy = np.ones((1, 5, 5, 2)), np.ones((1, 3, 3, 4))
+    >>> dw = sepconv.conv2d_backprop_filter(x, [3, 3, 2, 4], dy, 1, "VALID")
+    >>> dw.shape, float(dw[0, 0, 0, 0])
+    ((3, 3, 2, 4), 9.0)
+    """
+    return _backprop_filter("conv2d_backprop_filter", input, filter_sizes, out_backprop, strides, padding,
+                            data_format, dilations, depthwise=False)
+
+
+@_doc
+def conv2d_transpose(
+    input: Any,
+    filters: Any,
+    output_shape: Sequence[int],
+    strides: IntOrList,
+    padding: Padding = "SAME",
+    data_format: str = "NHWC",
+    dilations: IntOrList | None = None,
+) -> np.ndarray:
+    """Transposed 2-D convolution, as ``tf.nn.conv2d_transpose``.
+
+    The gradient of :func:`conv2d` with respect to its input, applied to ``input``: it maps a
+    ``conv2d`` output shape back to ``output_shape``.
+
+    Parameters
+    ----------
+    input : array_like
+        ``[batch, height, width, in_channels]`` (NHWC) or NCHW.
+    filters : array_like
+        ``[filter_height, filter_width, out_channels, in_channels]`` (note the order).
+    output_shape : list of int
+        The result's full shape, or its ``[height, width]``.
+    {common}
+
+    Returns
+    -------
+    numpy.ndarray
+        Of shape ``output_shape``.
+
+    Notes
+    -----
+    {dtypes}
+
+    Examples
+    --------
+    >>> import numpy as np, sepconv
+    >>> x, w = np.ones((1, 4, 4, 8)), np.ones((3, 3, 3, 8))
+    >>> sepconv.conv2d_transpose(x, w, [1, 8, 8, 3], 2).shape
+    (1, 8, 8, 3)
+    """
+    return _backprop_input("conv2d_transpose", output_shape, filters, input, strides, padding,
+                           data_format, dilations, depthwise=False)
+
+
+@_doc
+def depthwise_conv2d_backprop_input(
+    input_sizes: Sequence[int],
+    filter: Any,
+    out_backprop: Any,
+    strides: IntOrList,
+    padding: Padding,
+    data_format: str = "NHWC",
+    dilations: IntOrList | None = None,
+) -> np.ndarray:
+    """Gradient of :func:`depthwise_conv2d` with respect to its input, as
+    ``tf.compat.v1.nn.depthwise_conv2d_native_backprop_input``.
+
+    Parameters
+    ----------
+    input_sizes : list of int
+        The input's full shape, or its ``[height, width]``.
+    filter : array_like
+        ``[filter_height, filter_width, in_channels, channel_multiplier]``.
+    out_backprop : array_like
+        The gradient of the output, shaped like :func:`depthwise_conv2d`'s output.
+    {common}
+
+    Returns
+    -------
+    numpy.ndarray
+        The gradient of the input, of shape ``input_sizes``.
+
+    Notes
+    -----
+    Dilations are honoured (TensorFlow's CPU depthwise gradient kernels ignore them).
+    {dtypes}
+
+    Examples
+    --------
+    >>> import numpy as np, sepconv
+    >>> w, dy = np.ones((3, 3, 2, 2)), np.ones((1, 5, 5, 4))
+    >>> dx = sepconv.depthwise_conv2d_backprop_input([1, 5, 5, 2], w, dy, 1, "SAME")
+    >>> dx.shape, float(dx[0, 2, 2, 0])
+    ((1, 5, 5, 2), 18.0)
+    """
+    return _backprop_input("depthwise_conv2d_backprop_input", input_sizes, filter, out_backprop, strides,
+                           padding, data_format, dilations, depthwise=True)
+
+
+@_doc
+def depthwise_conv2d_backprop_filter(
+    input: Any,
+    filter_sizes: Sequence[int],
+    out_backprop: Any,
+    strides: IntOrList,
+    padding: Padding,
+    data_format: str = "NHWC",
+    dilations: IntOrList | None = None,
+) -> np.ndarray:
+    """Gradient of :func:`depthwise_conv2d` with respect to its filter, as
+    ``tf.compat.v1.nn.depthwise_conv2d_native_backprop_filter``.
+
+    Parameters
+    ----------
+    input : array_like
+        The forward op's input.
+    filter_sizes : list of int
+        ``[filter_height, filter_width, in_channels, channel_multiplier]``.
+    out_backprop : array_like
+        The gradient of the output, shaped like :func:`depthwise_conv2d`'s output.
+    {common}
+
+    Returns
+    -------
+    numpy.ndarray
+        The gradient of the filter, of shape ``filter_sizes``.  Empty ``out_backprop`` gives zeros.
+
+    Notes
+    -----
+    {dtypes}
+
+    Examples
+    --------
+    >>> import numpy as np, sepconv
+    >>> x, dy = np.ones((2, 5, 5, 3)), np.ones((2, 3, 3, 3))
+    >>> dw = sepconv.depthwise_conv2d_backprop_filter(x, [3, 3, 3, 1], dy, 1, "VALID")
+    >>> dw.shape, float(dw[1, 1, 0, 0])
+    ((3, 3, 3, 1), 18.0)
+    """
+    return _backprop_filter("depthwise_conv2d_backprop_filter", input, filter_sizes, out_backprop, strides,
+                            padding, data_format, dilations, depthwise=True)

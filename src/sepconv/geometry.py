@@ -1,0 +1,366 @@
+"""Argument normalization and shape rules: the one place every op, gradient and cost goes through.
+
+``Conv2DGeometry`` is the frozen result: plain ints for strides, dilations, explicit
+``(before, after)`` pads and output sizes.  Below it nothing sees ``"SAME"``, ``None``
+or an ``int | list`` again.
+
+The output-size rule is TensorFlow's (``tensorflow/core/framework/kernel_shape_util.cc``)::
+
+    effective_filter_size = (filter_size - 1) * dilation + 1
+    SAME:     out = ceil(in / stride)
+              pad_total = max(0, (out - 1) * stride + effective_filter_size - in)
+              pad_before = pad_total // 2, pad_after = pad_total - pad_before   # odd pixel after
+    VALID:    out = (in - effective_filter_size) // stride + 1
+    EXPLICIT: as VALID on in + pad_before + pad_after
+
+A VALID or explicit window larger than the padded input is an error (TensorFlow's
+"negative dimension size").
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import operator
+from dataclasses import dataclass
+from typing import Any
+
+DATA_FORMATS = ("NHWC", "NCHW")
+
+
+@dataclass(frozen=True)
+class Conv2DGeometry:
+    """Everything an op needs to know about one call, as plain ints.
+
+    ``groups`` is 1 for an ordinary ``conv2d``, ``in_c // filter_in_depth`` for a grouped
+    one and ``in_c`` for a depthwise one, whose output channel ``k * multiplier + q`` comes
+    from input channel ``k``.
+    """
+
+    op: str
+    data_format: str
+    batch_shape: tuple[int, ...]
+    in_h: int
+    in_w: int
+    in_c: int
+    kh: int
+    kw: int
+    out_c: int
+    groups: int
+    stride_h: int
+    stride_w: int
+    dil_h: int
+    dil_w: int
+    pad_top: int
+    pad_bottom: int
+    pad_left: int
+    pad_right: int
+    out_h: int
+    out_w: int
+    depthwise: bool = False
+
+    @property
+    def batch(self) -> int:
+        return math.prod(self.batch_shape)
+
+    @property
+    def multiplier(self) -> int:
+        """Output channels per group (the ``channel_multiplier`` of a depthwise op)."""
+        return self.out_c // self.groups if self.groups else 0
+
+    @property
+    def group_in_c(self) -> int:
+        return self.in_c // self.groups if self.groups else 0
+
+    @property
+    def filter_shape(self) -> tuple[int, int, int, int]:
+        if self.depthwise:
+            return (self.kh, self.kw, self.in_c, self.multiplier)
+        return (self.kh, self.kw, self.group_in_c, self.out_c)
+
+    def _layout(self, h: int, w: int, c: int) -> tuple[int, ...]:
+        if self.data_format == "NHWC":
+            return (*self.batch_shape, h, w, c)
+        return (*self.batch_shape, c, h, w)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The input's shape in the caller's layout."""
+        return self._layout(self.in_h, self.in_w, self.in_c)
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """The output's shape in the caller's layout."""
+        return self._layout(self.out_h, self.out_w, self.out_c)
+
+    @property
+    def pads(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        return ((self.pad_top, self.pad_bottom), (self.pad_left, self.pad_right))
+
+
+# --------------------------------------------------------------------------- validators
+
+
+def _fail(op: str, name: str, value: Any, expected: str) -> ValueError:
+    return ValueError(f"{op}: `{name}` must be {expected}, got {name}={value!r}")
+
+
+def _as_int(op: str, name: str, value: Any, whole: Any) -> int:
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise TypeError(f"{op}: `{name}` must contain integers, got {name}={whole!r}")
+    return operator.index(value)
+
+
+def _as_int_list(op: str, name: str, value: Any) -> list[int]:
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        if hasattr(value, "__index__") and not isinstance(value, bool):
+            return [operator.index(value)]
+        raise TypeError(f"{op}: `{name}` must be an int or a list of ints, got {name}={value!r}")
+    return [_as_int(op, name, v, value) for v in value]
+
+
+def normalize_data_format(op: str, data_format: Any) -> str:
+    if data_format is None:
+        return "NHWC"
+    if not isinstance(data_format, str):
+        raise TypeError(f"{op}: `data_format` must be 'NHWC' or 'NCHW', got data_format={data_format!r}")
+    if data_format not in DATA_FORMATS:
+        hint = f" (did you mean {data_format.upper()!r}?)" if data_format.upper() in DATA_FORMATS else ""
+        raise _fail(op, "data_format", data_format, f"'NHWC' or 'NCHW'{hint}")
+    return data_format
+
+
+def normalize_window(op: str, name: str, value: Any, data_format: str) -> tuple[int, int]:
+    """Strides or dilations: an int, or a list of 1, 2 or 4 positive ints -> ``(h, w)``.
+
+    A 4-list is in the layout's order and its batch and channel entries must be 1.
+    ``None`` means 1 (the default of ``dilations``).
+    """
+    if value is None:
+        return (1, 1)
+    values = _as_int_list(op, name, value)
+    if len(values) == 1:
+        h = w = values[0]
+    elif len(values) == 2:
+        h, w = values
+    elif len(values) == 4:
+        n_axis, c_axis, h_axis, w_axis = (0, 3, 1, 2) if data_format == "NHWC" else (0, 1, 2, 3)
+        if values[n_axis] != 1 or values[c_axis] != 1:
+            raise _fail(
+                op, name, value,
+                f"1 on the batch and channel axes of a 4-list in {data_format} order "
+                f"(e.g. {[1, 2, 2, 1] if data_format == 'NHWC' else [1, 1, 2, 2]})",
+            )
+        h, w = values[h_axis], values[w_axis]
+    else:
+        raise _fail(op, name, value, "an int or a list of 1, 2 or 4 ints")
+    if h < 1 or w < 1:
+        raise _fail(op, name, value, "positive")
+    return (h, w)
+
+
+def normalize_padding(op: str, padding: Any, data_format: str) -> str | tuple[tuple[int, int], tuple[int, int]]:
+    """``"SAME"``, ``"VALID"`` or explicit pads -> the string or ``((top, bottom), (left, right))``.
+
+    Explicit pads are TensorFlow's 4 pairs in the layout's order, with ``[0, 0]`` on the
+    batch and channel axes; 2 pairs ``[[top, bottom], [left, right]]`` are accepted too.
+    """
+    if isinstance(padding, str):
+        if padding in ("SAME", "VALID"):
+            return padding
+        hint = f" (did you mean {padding.upper()!r}?)" if padding.upper() in ("SAME", "VALID") else ""
+        raise _fail(op, "padding", padding, f"'SAME', 'VALID' or a list of explicit pads{hint}")
+    example = "[[0, 0], [top, bottom], [left, right], [0, 0]]" if data_format == "NHWC" else (
+        "[[0, 0], [0, 0], [top, bottom], [left, right]]")
+    expected = f"'SAME', 'VALID' or explicit pads {example} for {data_format}"
+    try:
+        pairs = [list(p) for p in padding]
+    except TypeError:
+        raise TypeError(f"{op}: `padding` must be {expected}, got padding={padding!r}") from None
+    if any(len(p) != 2 for p in pairs) or len(pairs) not in (2, 4):
+        raise _fail(op, "padding", padding, expected)
+    ints = [[_as_int(op, "padding", v, padding) for v in p] for p in pairs]
+    if len(ints) == 4:
+        spatial = (1, 2) if data_format == "NHWC" else (2, 3)
+        others = [ints[i] for i in range(4) if i not in spatial]
+        if any(v != 0 for p in others for v in p):
+            raise _fail(op, "padding", padding, f"[0, 0] on the batch and channel axes: {example}")
+        ints = [ints[spatial[0]], ints[spatial[1]]]
+    if any(v < 0 for p in ints for v in p):
+        raise _fail(op, "padding", padding, "non-negative")
+    return ((ints[0][0], ints[0][1]), (ints[1][0], ints[1][1]))
+
+
+def windowed_output_size(
+    op: str, axis: str, in_size: int, k: int, stride: int, dilation: int, padding: Any
+) -> tuple[int, int, int]:
+    """TensorFlow's rule for one spatial axis -> ``(out, pad_before, pad_after)``."""
+    eff_k = (k - 1) * dilation + 1
+    if padding == "SAME":
+        out = -(-in_size // stride)
+        total = max(0, (out - 1) * stride + eff_k - in_size)
+        return out, total // 2, total - total // 2
+    before, after = (0, 0) if padding == "VALID" else padding
+    padded = in_size + before + after
+    if padded < eff_k:
+        dil = f" dilated to {eff_k}" if dilation > 1 else ""
+        raise ValueError(
+            f"{op}: the filter's {axis} ({k}{dil}) is larger than the padded input's {axis} "
+            f"({in_size} + {before} + {after} = {padded}): the output would be empty; "
+            f"use a smaller filter, more padding or padding='SAME'"
+        )
+    return (padded - eff_k) // stride + 1, before, after
+
+
+# --------------------------------------------------------------------------- shapes
+
+
+def _shape(op: str, name: str, shape: Any, rank: str) -> tuple[int, ...]:
+    dims = tuple(_as_int_list(op, name, shape))
+    if any(d < 0 for d in dims):
+        raise _fail(op, name, list(dims), "non-negative sizes")
+    return dims
+
+
+def _split_input(op: str, shape: tuple[int, ...], data_format: str, name: str = "input"):
+    if len(shape) < 4:
+        layout = "[batch, height, width, channels]" if data_format == "NHWC" else "[batch, channels, height, width]"
+        raise ValueError(
+            f"{op}: `{name}` must be 4-D {layout} ({data_format}), got shape {shape} (rank {len(shape)})"
+        )
+    batch_shape = shape[:-3]
+    if data_format == "NHWC":
+        h, w, c = shape[-3:]
+    else:
+        c, h, w = shape[-3:]
+    return batch_shape, h, w, c
+
+
+def _filter4(op: str, name: str, shape: tuple[int, ...], layout: str) -> tuple[int, int, int, int]:
+    if len(shape) != 4:
+        raise ValueError(f"{op}: `{name}` must be 4-D {layout}, got shape {shape} (rank {len(shape)})")
+    return shape  # type: ignore[return-value]
+
+
+def _build(op, data_format, batch_shape, h, w, c, kh, kw, out_c, groups, strides, padding, dilations,
+           depthwise) -> Conv2DGeometry:
+    data_format = normalize_data_format(op, data_format)
+    sh, sw = normalize_window(op, "strides", strides, data_format)
+    dh, dw = normalize_window(op, "dilations", dilations, data_format)
+    pad = normalize_padding(op, padding, data_format)
+    out_h, pt, pb = windowed_output_size(op, "height", h, kh, sh, dh, pad if isinstance(pad, str) else pad[0])
+    out_w, pl, pr = windowed_output_size(op, "width", w, kw, sw, dw, pad if isinstance(pad, str) else pad[1])
+    return Conv2DGeometry(op, data_format, batch_shape, h, w, c, kh, kw, out_c, groups,
+                          sh, sw, dh, dw, pt, pb, pl, pr, out_h, out_w, depthwise)
+
+
+@functools.lru_cache(maxsize=1024)
+def _conv2d_cached(op, input_shape, filter_shape, strides, padding, data_format, dilations):
+    data_format = normalize_data_format(op, data_format)
+    batch_shape, h, w, c = _split_input(op, input_shape, data_format)
+    kh, kw, f_in, out_c = _filter4(op, "filters", filter_shape, "[filter_height, filter_width, in_channels, out_channels]")
+    if f_in == 0 or c % f_in != 0:
+        raise ValueError(
+            f"{op}: the input's channels ({c}) must equal the filter's in_channels ({f_in}) "
+            f"or be a multiple of it (grouped convolution); input shape {input_shape}, filter shape {filter_shape}"
+            if f_in else f"{op}: `filters` has 0 in_channels (shape {filter_shape})"
+        )
+    groups = c // f_in
+    if out_c % groups != 0:
+        raise ValueError(
+            f"{op}: grouped convolution with {groups} groups (input channels {c} / filter in_channels {f_in}) "
+            f"needs out_channels divisible by {groups}, got filter shape {filter_shape}"
+        )
+    return _build(op, data_format, batch_shape, h, w, c, kh, kw, out_c, groups, strides, padding, dilations, False)
+
+
+@functools.lru_cache(maxsize=1024)
+def _depthwise_cached(op, input_shape, filter_shape, strides, padding, data_format, dilations):
+    data_format = normalize_data_format(op, data_format)
+    batch_shape, h, w, c = _split_input(op, input_shape, data_format)
+    kh, kw, f_c, m = _filter4(op, "filter", filter_shape, "[filter_height, filter_width, in_channels, channel_multiplier]")
+    if f_c != c:
+        raise ValueError(
+            f"{op}: the filter's in_channels (dim 2 of shape {filter_shape}) must equal the input's channels ({c}); "
+            f"input shape {input_shape} ({data_format})"
+        )
+    return _build(op, data_format, batch_shape, h, w, c, kh, kw, c * m, c, strides, padding, dilations, True)
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, (str, int, type(None))):
+        return value
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return tuple(_hashable(v) for v in value)
+    return value
+
+
+def _cached(fn, op, input_shape, filter_shape, strides, padding, data_format, dilations) -> Conv2DGeometry:
+    args = (op, _shape(op, "input", input_shape, ""), _shape(op, "filter", filter_shape, ""),
+            _hashable(strides), _hashable(padding), data_format, _hashable(dilations))
+    try:
+        return fn(*args)
+    except TypeError as e:  # unhashable odd input: validate without the cache
+        if "unhashable" not in str(e):
+            raise
+        return fn.__wrapped__(*args)
+
+
+def conv2d_geometry(op: str, input_shape, filter_shape, strides, padding, data_format="NHWC",
+                    dilations=None) -> Conv2DGeometry:
+    """Geometry of a (possibly grouped) ``conv2d``; filter ``[kh, kw, in_c / groups, out_c]``."""
+    return _cached(_conv2d_cached, op, input_shape, filter_shape, strides, padding, data_format, dilations)
+
+
+def depthwise_geometry(op: str, input_shape, filter_shape, strides, padding, data_format="NHWC",
+                       dilations=None) -> Conv2DGeometry:
+    """Geometry of a ``depthwise_conv2d``; filter ``[kh, kw, in_c, channel_multiplier]``."""
+    return _cached(_depthwise_cached, op, input_shape, filter_shape, strides, padding, data_format, dilations)
+
+
+def pointwise_filter_check(op: str, depthwise: Conv2DGeometry, pointwise_shape: tuple[int, ...]) -> int:
+    """Check separable's pointwise filter ``[1, 1, in_c * multiplier, out_c]``; return ``out_c``."""
+    expected_in = depthwise.out_c
+    if len(pointwise_shape) != 4 or pointwise_shape[:3] != (1, 1, expected_in):
+        raise ValueError(
+            f"{op}: `pointwise_filter` must have shape [1, 1, in_channels * channel_multiplier, out_channels] "
+            f"= [1, 1, {expected_in}, out_channels], got shape {tuple(pointwise_shape)}"
+        )
+    return pointwise_shape[3]
+
+
+def resolve_input_sizes(op: str, input_sizes: Any, filter_shape: tuple[int, ...],
+                        out_backprop_shape: tuple[int, ...], data_format: str, depthwise: bool) -> tuple[int, ...]:
+    """``input_sizes`` as the full shape, or as ``[height, width]`` (batch and channels then come
+    from ``out_backprop`` and the filter)."""
+    data_format = normalize_data_format(op, data_format)
+    sizes = _shape(op, "input_sizes", input_sizes, "")
+    if len(sizes) >= 4:
+        return sizes
+    if len(sizes) != 2:
+        raise _fail(op, "input_sizes", list(sizes), "the input's full shape or its [height, width]")
+    if len(filter_shape) != 4 or len(out_backprop_shape) < 4:
+        raise ValueError(f"{op}: with 2-element `input_sizes` the filter must be 4-D and `out_backprop` at least 4-D, "
+                         f"got filter shape {filter_shape}, out_backprop shape {out_backprop_shape}")
+    batch_shape = tuple(out_backprop_shape[:-3])
+    c = filter_shape[2]  # a depthwise filter's in_channels; for conv2d, ungrouped is assumed
+    h, w = sizes
+    return (*batch_shape, h, w, c) if data_format == "NHWC" else (*batch_shape, c, h, w)
+
+
+def check_out_backprop(op: str, geom: Conv2DGeometry, out_backprop_shape: tuple[int, ...], what: str) -> None:
+    if tuple(out_backprop_shape) != geom.output_shape:
+        raise ValueError(
+            f"{op}: `out_backprop` has shape {tuple(out_backprop_shape)}, but {what} give an output of shape "
+            f"{geom.output_shape} ({geom.data_format}, strides {(geom.stride_h, geom.stride_w)}, "
+            f"pads {geom.pads}, dilations {(geom.dil_h, geom.dil_w)})"
+        )
+
+
+def check_filter_sizes(op: str, filter_sizes: Any) -> tuple[int, ...]:
+    sizes = _shape(op, "filter_sizes", filter_sizes, "")
+    if len(sizes) != 4:
+        raise _fail(op, "filter_sizes", list(sizes), "4 ints [filter_height, filter_width, in_channels, out_channels]")
+    return sizes
