@@ -1,0 +1,20 @@
+"""The fast implementation: the same functions as :mod:`sepconv.reference`, on Numba kernels and BLAS.
+
+Each function takes NHWC arrays with one batch axis in the compute dtype and the op's
+``Conv2DGeometry``, allocates the output, picks a kernel by shape class and hands it plain
+ints.  One module per op family; the kernels themselves live in :mod:`sepconv.kernels`.
+"""
+
+from .conv2d import conv2d, conv2d_backprop_filter, conv2d_backprop_input
+from .depthwise import depthwise_conv2d, depthwise_conv2d_backprop_filter, depthwise_conv2d_backprop_input
+from .separable import separable_conv2d
+
+__all__ = [
+    "conv2d",
+    "conv2d_backprop_filter",
+    "conv2d_backprop_input",
+    "depthwise_conv2d",
+    "depthwise_conv2d_backprop_filter",
+    "depthwise_conv2d_backprop_input",
+    "separable_conv2d",
+]

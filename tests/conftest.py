@@ -1,0 +1,38 @@
+"""Shared test fixtures: the implementation table, and TensorFlow set up as an oracle."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import sepconv
+
+# TensorFlow as an oracle: oneDNN off (with it on, rank-3 conv2d aborts and empty batches
+# come back misshaped; see shared/TF_NOTES.md), and quiet.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+IMPLEMENTATIONS = sorted(sepconv.api.IMPLEMENTATIONS)
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def impl(request):
+    """Run the test once per implementation ("fast" and "reference")."""
+    with sepconv.use_implementation(request.param):
+        yield request.param
+
+
+@pytest.fixture(scope="session")
+def tf():
+    """TensorFlow (installed by the test extra)."""
+    return pytest.importorskip("tensorflow")
+
+
+def rand(rng: np.random.Generator, shape, dtype=np.float64) -> np.ndarray:
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def tol(dtype) -> dict:
+    return {"rtol": 1e-4, "atol": 1e-4} if np.dtype(dtype) == np.float32 else {"rtol": 1e-10, "atol": 1e-10}
