@@ -29,7 +29,8 @@ from .geometry import (
 )
 
 IMPLEMENTATIONS: dict[str, ModuleType] = {"fast": fast, "reference": reference}
-_implementation = contextvars.ContextVar("sepconv_implementation", default=os.environ.get("SEPCONV_IMPL", "fast"))
+_DEFAULT_IMPLEMENTATION: str = os.environ.get("SEPCONV_IMPL", "fast")
+_implementation = contextvars.ContextVar("sepconv_implementation", default=_DEFAULT_IMPLEMENTATION)
 
 IntOrList = int | Sequence[int]
 Padding = str | Sequence[Sequence[int]]

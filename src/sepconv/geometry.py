@@ -215,7 +215,7 @@ def windowed_output_size(
 # --------------------------------------------------------------------------- shapes
 
 
-def _shape(op: str, name: str, shape: Any, rank: str) -> tuple[int, ...]:
+def _shape(op: str, name: str, shape: Any) -> tuple[int, ...]:
     dims = tuple(_as_int_list(op, name, shape))
     if any(d < 0 for d in dims):
         raise _fail(op, name, list(dims), "non-negative sizes")
@@ -257,6 +257,7 @@ def _build(op, data_format, batch_shape, h, w, c, kh, kw, out_c, groups, strides
 @functools.lru_cache(maxsize=1024)
 def _conv2d_cached(op, input_shape, filter_shape, strides, padding, data_format, dilations):
     data_format = normalize_data_format(op, data_format)
+    input_shape, filter_shape = _shape(op, "input", input_shape), _shape(op, "filters", filter_shape)
     batch_shape, h, w, c = _split_input(op, input_shape, data_format)
     kh, kw, f_in, out_c = _filter4(op, "filters", filter_shape, "[filter_height, filter_width, in_channels, out_channels]")
     if f_in == 0 or c % f_in != 0:
@@ -277,6 +278,7 @@ def _conv2d_cached(op, input_shape, filter_shape, strides, padding, data_format,
 @functools.lru_cache(maxsize=1024)
 def _depthwise_cached(op, input_shape, filter_shape, strides, padding, data_format, dilations):
     data_format = normalize_data_format(op, data_format)
+    input_shape, filter_shape = _shape(op, "input", input_shape), _shape(op, "filter", filter_shape)
     batch_shape, h, w, c = _split_input(op, input_shape, data_format)
     kh, kw, f_c, m = _filter4(op, "filter", filter_shape, "[filter_height, filter_width, in_channels, channel_multiplier]")
     if f_c != c:
@@ -287,25 +289,29 @@ def _depthwise_cached(op, input_shape, filter_shape, strides, padding, data_form
     return _build(op, data_format, batch_shape, h, w, c, kh, kw, c * m, c, strides, padding, dilations, True)
 
 
-def _hashable(value: Any) -> Any:
-    if isinstance(value, (str, int, type(None))):
+class _Uncacheable(Exception):
+    pass
+
+
+def _key(value: Any) -> Any:
+    """``value`` as a cache key, made of plain ints, strings and tuples only (bools, floats and
+    arrays are validated the slow way, so that ``True`` never passes for ``1``)."""
+    if value is None or type(value) is int or type(value) is str:
         return value
-    if hasattr(value, "tolist"):
-        value = value.tolist()
-    if isinstance(value, (list, tuple)):
-        return tuple(_hashable(v) for v in value)
-    return value
+    if type(value) in (list, tuple):
+        return tuple(_key(v) for v in value)
+    raise _Uncacheable
 
 
 def _cached(fn, op, input_shape, filter_shape, strides, padding, data_format, dilations) -> Conv2DGeometry:
-    args = (op, _shape(op, "input", input_shape, ""), _shape(op, "filter", filter_shape, ""),
-            _hashable(strides), _hashable(padding), data_format, _hashable(dilations))
     try:
-        return fn(*args)
-    except TypeError as e:  # unhashable odd input: validate without the cache
-        if "unhashable" not in str(e):
-            raise
-        return fn.__wrapped__(*args)
+        args = tuple(_key(a) for a in (input_shape, filter_shape, strides, padding, data_format, dilations))
+    except _Uncacheable:
+        return fn.__wrapped__(op, input_shape, filter_shape, strides, padding, data_format, dilations)
+    try:
+        return fn(op, *args)
+    except (ValueError, TypeError):  # again with the caller's own values, for the message
+        return fn.__wrapped__(op, input_shape, filter_shape, strides, padding, data_format, dilations)
 
 
 def conv2d_geometry(op: str, input_shape, filter_shape, strides, padding, data_format="NHWC",
@@ -336,7 +342,7 @@ def resolve_input_sizes(op: str, input_sizes: Any, filter_shape: tuple[int, ...]
     """``input_sizes`` as the full shape, or as ``[height, width]`` (batch and channels then come
     from ``out_backprop`` and the filter)."""
     data_format = normalize_data_format(op, data_format)
-    sizes = _shape(op, "input_sizes", input_sizes, "")
+    sizes = _shape(op, "input_sizes", input_sizes)
     if len(sizes) >= 4:
         return sizes
     if len(sizes) != 2:
@@ -360,7 +366,7 @@ def check_out_backprop(op: str, geom: Conv2DGeometry, out_backprop_shape: tuple[
 
 
 def check_filter_sizes(op: str, filter_sizes: Any) -> tuple[int, ...]:
-    sizes = _shape(op, "filter_sizes", filter_sizes, "")
+    sizes = _shape(op, "filter_sizes", filter_sizes)
     if len(sizes) != 4:
         raise _fail(op, "filter_sizes", list(sizes), "4 ints [filter_height, filter_width, in_channels, out_channels]")
     return sizes
