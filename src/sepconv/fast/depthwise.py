@@ -1,9 +1,132 @@
-"""Fast depthwise: geometry -> plain ints -> kernel in :mod:`sepconv.kernels.depthwise`. (Still the reference for now.)"""
+"""Fast depthwise convolution: geometry -> plain ints -> a kernel of :mod:`sepconv.kernels.depthwise`.
+
+Same signatures as :mod:`sepconv.reference`: NHWC arrays with one batch axis, in the compute
+dtype, with at least one element; ``api`` has dealt with layouts, dtypes and empty arrays.
+
+Thread split: small problems run on the calling thread (starting the thread team would cost
+more than it saves); larger ones are cut into one block of output rows per Numba thread.
+
+Non-finite values: the kernels skip the filter taps that fall in the padding, where
+TensorFlow (and the reference) multiply by zeros.  ``0 * inf`` is NaN, so when a filter (or,
+for the filter gradient, ``out_backprop``) holds a non-finite value the result could differ;
+those calls go to the reference.
+"""
 
 from __future__ import annotations
 
-from ..reference import (  # noqa: F401  (replaced by kernels as they land)
-    depthwise_conv2d,
-    depthwise_conv2d_backprop_filter,
-    depthwise_conv2d_backprop_input,
-)
+import functools
+
+import numba
+import numpy as np
+
+from .. import reference
+from ..geometry import Conv2DGeometry
+from ..kernels import depthwise as kernels
+
+# Below this many multiply-adds a call stays on the calling thread.
+PARALLEL_MIN_MACS = 200_000
+
+
+def _n_chunks(rows: int, macs: int) -> int:
+    if macs < PARALLEL_MIN_MACS:
+        return 1
+    return max(1, min(rows, numba.get_num_threads()))
+
+
+def _geometry_ints(g: Conv2DGeometry) -> tuple[int, int, int, int, int, int]:
+    return g.stride_h, g.stride_w, g.dil_h, g.dil_w, g.pad_top, g.pad_left
+
+
+def depthwise_conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
+    """Depthwise forward: ``x [N, H, W, C]``, ``w [kh, kw, C, M]`` -> ``[N, out_h, out_w, C*M]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sepconv.geometry import depthwise_geometry
+    >>> x, w = np.ones((1, 5, 5, 2), np.float32), np.ones((3, 3, 2, 1), np.float32)
+    >>> g = depthwise_geometry("depthwise_conv2d", x.shape, w.shape, 1, "SAME")
+    >>> float(depthwise_conv2d(x, w, g)[0, 2, 2, 0])
+    9.0
+    """
+    w = np.ascontiguousarray(w)
+    if not np.isfinite(w).all():
+        return reference.depthwise_conv2d(x, w, g)
+    n = x.shape[0]
+    out = np.empty((n, g.out_h, g.out_w, g.out_c), x.dtype)
+    rows = n * g.out_h
+    n_chunks = _n_chunks(rows, out.size * g.kh * g.kw)
+    if n_chunks == 1:
+        kernels.depthwise_nhwc_forward_rows(x, w, out, 0, rows, *_geometry_ints(g))
+    else:
+        kernels.depthwise_nhwc_forward_parallel(x, w, out, n_chunks, *_geometry_ints(g))
+    return out
+
+
+def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
+    """Input gradient: ``w [kh, kw, C, M]``, ``dy [N, out_h, out_w, C*M]`` -> ``[N, H, W, C]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sepconv.geometry import depthwise_geometry
+    >>> w, dy = np.ones((3, 3, 2, 1)), np.ones((1, 5, 5, 2))
+    >>> g = depthwise_geometry("depthwise_conv2d_backprop_input", (1, 5, 5, 2), w.shape, 1, "SAME")
+    >>> float(depthwise_conv2d_backprop_input(w, dy, g)[0, 2, 2, 0])
+    9.0
+    """
+    w = np.ascontiguousarray(w)
+    dy = np.ascontiguousarray(dy)
+    n = dy.shape[0]
+    dx = np.empty((n, g.in_h, g.in_w, g.in_c), dy.dtype)
+    rows = n * g.in_h
+    n_chunks = _n_chunks(rows, dy.size * g.kh * g.kw)
+    if n_chunks == 1:
+        kernels.depthwise_nhwc_backprop_input_rows(w, dy, dx, 0, rows, *_geometry_ints(g))
+    else:
+        kernels.depthwise_nhwc_backprop_input_parallel(w, dy, dx, n_chunks, *_geometry_ints(g))
+    return dx
+
+
+@functools.lru_cache(maxsize=256)
+def _has_window_in_padding(g: Conv2DGeometry) -> bool:
+    """Whether some output pixel's filter window lies entirely in the padding."""
+    def empty_along(out_size: int, in_size: int, k: int, stride: int, dilation: int, pad: int) -> bool:
+        for o in range(out_size):
+            origin = o * stride - pad
+            if not any(0 <= origin + t * dilation < in_size for t in range(k)):
+                return True
+        return False
+    return (empty_along(g.out_h, g.in_h, g.kh, g.stride_h, g.dil_h, g.pad_top)
+            or empty_along(g.out_w, g.in_w, g.kw, g.stride_w, g.dil_w, g.pad_left))
+
+
+def depthwise_conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
+    """Filter gradient: ``x [N, H, W, C]``, ``dy [N, out_h, out_w, C*M]`` -> ``[kh, kw, C, M]``.
+
+    Per-thread partial sums over blocks of output rows, then one reduction.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sepconv.geometry import depthwise_geometry
+    >>> x, dy = np.ones((2, 5, 5, 3)), np.ones((2, 3, 3, 3))
+    >>> g = depthwise_geometry("depthwise_conv2d_backprop_filter", x.shape, (3, 3, 3, 1), 1, "VALID")
+    >>> float(depthwise_conv2d_backprop_filter(x, dy, g)[1, 1, 0, 0])
+    18.0
+    """
+    x = np.ascontiguousarray(x)
+    dy = np.ascontiguousarray(dy)
+    rows = dy.shape[0] * g.out_h
+    n_chunks = _n_chunks(rows, dy.size * g.kh * g.kw)
+    if n_chunks == 1:
+        dw = np.zeros(g.filter_shape, x.dtype)
+        kernels.depthwise_nhwc_backprop_filter_rows(x, dy, dw, 0, rows, *_geometry_ints(g))
+    else:
+        partial = np.zeros((n_chunks, *g.filter_shape), x.dtype)
+        kernels.depthwise_nhwc_backprop_filter_parallel(x, dy, partial, *_geometry_ints(g))
+        dw = partial.sum(axis=0)
+    # A non-finite out_backprop shows up in dw, except at a pixel whose whole window is padding.
+    if not np.isfinite(dw).all() or (_has_window_in_padding(g) and not np.isfinite(dy).all()):
+        return reference.depthwise_conv2d_backprop_filter(x, dy, g)
+    return dw

@@ -1,0 +1,196 @@
+"""The fast depthwise kernels against the reference, over awkward geometries.
+
+Every call goes through the public ops, once under ``use_implementation("fast")`` and once
+under ``use_implementation("reference")``, so layouts, dtypes and the kernel selection in
+``sepconv.fast.depthwise`` (serial / parallel, non-finite routing) are all exercised.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from conftest import rand, tol
+
+import sepconv
+from sepconv.fast import depthwise as fast_depthwise
+
+# (batch, height, width, channels, multiplier, kernel (kh, kw), strides, dilations, padding)
+GEOMETRIES = [
+    (1, 7, 9, 5, 1, (3, 3), 1, 1, "SAME"),
+    (2, 7, 9, 3, 2, (3, 3), 2, 1, "SAME"),
+    (1, 7, 9, 23, 1, (3, 3), (2, 3), 1, "VALID"),
+    (3, 1, 1, 3, 1, (3, 3), 1, 1, "SAME"),
+    (1, 2, 3, 17, 3, (3, 2), 1, 1, "SAME"),
+    (2, 9, 7, 1, 1, (5, 5), 1, 1, "SAME"),
+    (1, 8, 11, 67, 1, (3, 3), 1, (2, 3), "SAME"),
+    (1, 10, 9, 5, 2, (3, 3), 1, 3, "VALID"),
+    (2, 9, 10, 64, 1, (3, 3), 2, 1, "SAME"),
+    (1, 11, 9, 16, 1, (2, 2), 3, 1, "VALID"),  # stride > kernel: some input pixels are never read
+    (1, 7, 9, 5, 3, (1, 1), (3, 2), 1, "SAME"),
+    (2, 6, 7, 23, 1, (3, 3), (3, 1), 2, "SAME"),
+    (1, 7, 9, 17, 1, (3, 3), 1, 1, [[0, 0], [2, 0], [0, 3], [0, 0]]),
+    (1, 5, 6, 3, 2, (3, 3), 2, 1, [[0, 0], [4, 1], [1, 5], [0, 0]]),  # pads larger than the window
+    (1, 4, 4, 3, 1, (3, 3), 1, 3, [[0, 0], [6, 0], [0, 6], [0, 0]]),  # windows entirely in the padding
+    (2, 21, 22, 70, 1, (3, 3), 1, 1, "SAME"),  # large enough to run on every thread
+    (1, 24, 20, 40, 2, (3, 3), 2, 1, "SAME"),
+    (3, 15, 16, 48, 1, (5, 5), 1, 1, "VALID"),
+]
+
+
+def _ids(geometry) -> str:
+    n, h, w, c, m, k, s, d, pad = geometry
+    pad_name = pad if isinstance(pad, str) else "explicit"
+    return f"{n}x{h}x{w}x{c}_m{m}_k{k[0]}x{k[1]}_s{s}_d{d}_{pad_name}"
+
+
+def _both(fn, *args, **kwargs):
+    with sepconv.use_implementation("fast"):
+        fast = fn(*args, **kwargs)
+    with sepconv.use_implementation("reference"):
+        ref = fn(*args, **kwargs)
+    return fast, ref
+
+
+def _problem(geometry, dtype, seed=0):
+    n, h, w, c, m, (kh, kw), s, d, pad = geometry
+    rng = np.random.default_rng(seed)
+    x = rand(rng, (n, h, w, c), dtype)
+    filt = rand(rng, (kh, kw, c, m), dtype)
+    with sepconv.use_implementation("reference"):
+        out_shape = sepconv.depthwise_conv2d(x, filt, s, pad, dilations=d).shape
+    dy = rand(rng, out_shape, dtype)
+    return x, filt, dy, dict(strides=s, padding=pad, dilations=d)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=_ids)
+def test_forward_and_gradients_match_reference(geometry, dtype):
+    x, filt, dy, args = _problem(geometry, dtype)
+    fast, ref = _both(sepconv.depthwise_conv2d, x, filt, **args)
+    assert fast.dtype == ref.dtype == dtype
+    np.testing.assert_allclose(fast, ref, **tol(dtype))
+
+    fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, filt, dy, **args)
+    np.testing.assert_allclose(fast, ref, **tol(dtype))
+
+    fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, filt.shape, dy, **args)
+    np.testing.assert_allclose(fast, ref, **tol(dtype))
+
+
+def test_serial_and_parallel_paths_agree(monkeypatch):
+    x, filt, dy, args = _problem((2, 21, 22, 70, 2, (3, 3), 1, 1, "SAME"), np.float64)
+    results = {}
+    for name, threshold in (("serial", 10**18), ("parallel", 0)):
+        monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", threshold)
+        with sepconv.use_implementation("fast"):
+            results[name] = (sepconv.depthwise_conv2d(x, filt, **args),
+                             sepconv.depthwise_conv2d_backprop_input(x.shape, filt, dy, **args),
+                             sepconv.depthwise_conv2d_backprop_filter(x, filt.shape, dy, **args))
+    for serial, parallel in zip(results["serial"], results["parallel"], strict=True):
+        np.testing.assert_allclose(serial, parallel, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("layout", ["transposed", "fortran", "strided"])
+def test_non_contiguous_inputs(layout):
+    rng = np.random.default_rng(1)
+    base = rand(rng, (2, 9, 14, 12), np.float32)
+    filt_base = rand(rng, (3, 3, 12, 4), np.float32)
+    if layout == "transposed":  # C-contiguous arrays of another shape, seen through a transpose
+        x = np.ascontiguousarray(base.transpose(0, 3, 1, 2)).transpose(0, 2, 3, 1)
+        filt = np.ascontiguousarray(filt_base.transpose(3, 2, 1, 0)).transpose(3, 2, 1, 0)
+    elif layout == "fortran":
+        x, filt = np.asfortranarray(base), np.asfortranarray(filt_base)
+    else:
+        x, filt = base[:, ::2, 1::2, ::2], filt_base[:, :, ::2, 1::2]
+    assert not x.flags.c_contiguous
+    fast, ref = _both(sepconv.depthwise_conv2d, x, filt, 2, "SAME")
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    dy = np.asfortranarray(rand(rng, fast.shape, np.float32))
+    fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, filt, dy, 2, "SAME")
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, filt.shape, dy, 2, "SAME")
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+
+
+def test_nchw_matches_reference():
+    rng = np.random.default_rng(2)
+    x = rand(rng, (2, 13, 7, 9), np.float32)  # NCHW: C=13
+    filt = rand(rng, (3, 3, 13, 2), np.float32)
+    args = dict(strides=[1, 1, 2, 1], padding=[[0, 0], [0, 0], [1, 2], [0, 1]], data_format="NCHW")
+    fast, ref = _both(sepconv.depthwise_conv2d, x, filt, **args)
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    dy = rand(rng, fast.shape, np.float32)
+    fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, filt, dy, **args)
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, filt.shape, dy, **args)
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+
+
+def test_empty_batch_gives_empty_results():
+    x, filt = np.ones((0, 5, 5, 3), np.float32), np.ones((3, 3, 3, 2), np.float32)
+    dy = np.ones((0, 5, 5, 6), np.float32)
+    with sepconv.use_implementation("fast"):
+        assert sepconv.depthwise_conv2d(x, filt, 1, "SAME").shape == (0, 5, 5, 6)
+        assert sepconv.depthwise_conv2d_backprop_input(x.shape, filt, dy, 1, "SAME").shape == (0, 5, 5, 3)
+        dw = sepconv.depthwise_conv2d_backprop_filter(x, filt.shape, dy, 1, "SAME")
+    np.testing.assert_array_equal(dw, np.zeros((3, 3, 3, 2)))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_filter_propagates_through_the_padding_like_the_reference(bad):
+    rng = np.random.default_rng(3)
+    x = rand(rng, (1, 6, 5, 4), np.float32)
+    filt = rand(rng, (3, 3, 4, 1), np.float32)
+    filt[0, 0, 1, 0] = bad  # the top-left tap reads the padding on the first row and column
+    with np.errstate(invalid="ignore"):
+        fast, ref = _both(sepconv.depthwise_conv2d, x, filt, 1, "SAME")
+    assert np.isnan(ref[0, 0, :, 1]).any() or np.isinf(ref[0, 0, :, 1]).any()
+    np.testing.assert_array_equal(np.isnan(fast), np.isnan(ref))
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+
+
+@pytest.mark.parametrize("padding", ["SAME", [[0, 0], [5, 0], [0, 0], [0, 0]]])
+def test_non_finite_out_backprop_in_filter_gradient_like_the_reference(padding):
+    rng = np.random.default_rng(4)
+    x = rand(rng, (1, 6, 5, 4), np.float64)
+    dy_shape = (1, 6, 5, 4) if padding == "SAME" else (1, 9, 3, 4)
+    dy = rand(rng, dy_shape, np.float64)
+    dy[0, 0, 0, 2] = np.inf  # the window of output (0, 0) is all padding with the explicit pads
+    with np.errstate(invalid="ignore"):
+        fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, (3, 3, 4, 1), dy, 1, padding)
+    np.testing.assert_array_equal(np.isnan(fast), np.isnan(ref))
+    np.testing.assert_allclose(fast, ref, **tol(np.float64))
+
+
+def test_concurrent_calls_from_python_threads():
+    geometries = [(2, 21, 22, 70, 1, (3, 3), 1, 1, "SAME"), (1, 24, 20, 40, 2, (3, 3), 2, 1, "SAME")]
+    problems = [_problem(geometry, np.float32, seed) for seed, geometry in enumerate(geometries)]
+    expected = []
+    with sepconv.use_implementation("reference"):
+        for x, filt, dy, args in problems:
+            expected.append((sepconv.depthwise_conv2d(x, filt, **args),
+                             sepconv.depthwise_conv2d_backprop_input(x.shape, filt, dy, **args),
+                             sepconv.depthwise_conv2d_backprop_filter(x, filt.shape, dy, **args)))
+    failures: list[str] = []
+
+    def worker(index: int) -> None:
+        x, filt, dy, args = problems[index % len(problems)]
+        want = expected[index % len(problems)]
+        with sepconv.use_implementation("fast"):
+            for _ in range(20):
+                got = (sepconv.depthwise_conv2d(x, filt, **args),
+                       sepconv.depthwise_conv2d_backprop_input(x.shape, filt, dy, **args),
+                       sepconv.depthwise_conv2d_backprop_filter(x, filt.shape, dy, **args))
+                for a, b in zip(got, want, strict=True):
+                    if not np.allclose(a, b, **tol(np.float32)):
+                        failures.append(f"thread {index}: max error {np.abs(a - b).max()}")
+                        return
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
