@@ -306,12 +306,15 @@ def separable_conv2d(
 # --------------------------------------------------------------------------- gradients
 
 
-def _backprop_input(op, input_sizes, filt, out_backprop, strides, padding, data_format, dilations, depthwise):
-    (w, dy), _, result = _arrays(op, filter=filt, out_backprop=out_backprop)
-    shape = resolve_input_sizes(op, input_sizes, w.shape, dy.shape, data_format, depthwise)
+def _backprop_input(op, input_sizes, filt, out_backprop, strides, padding, data_format, dilations, depthwise,
+                    names=("input_sizes", "filter", "out_backprop")):
+    """``names``: the caller's names for the three arrays, for the error messages."""
+    sizes_name, filter_name, dy_name = names
+    (w, dy), _, result = _arrays(op, **{filter_name: filt, dy_name: out_backprop})
+    shape = resolve_input_sizes(op, input_sizes, w.shape, dy.shape, data_format, depthwise, sizes_name)
     geometry = depthwise_geometry if depthwise else conv2d_geometry
-    g = geometry(op, shape, w.shape, strides, padding, data_format, dilations)
-    check_out_backprop(op, g, dy.shape, "`input_sizes` and the filter")
+    g = geometry(op, shape, w.shape, strides, padding, data_format, dilations, allow_empty_output=True)
+    check_out_backprop(op, g, dy.shape, f"`{sizes_name}` and the filter", dy_name)
     if _empty(w, dy):
         return np.zeros(g.input_shape, result)
     kernel = _impl().depthwise_conv2d_backprop_input if depthwise else _impl().conv2d_backprop_input
@@ -323,7 +326,7 @@ def _backprop_filter(op, input, filter_sizes, out_backprop, strides, padding, da
     (x, dy), _, result = _arrays(op, input=input, out_backprop=out_backprop)
     sizes = check_filter_sizes(op, filter_sizes)
     geometry = depthwise_geometry if depthwise else conv2d_geometry
-    g = geometry(op, x.shape, sizes, strides, padding, data_format, dilations)
+    g = geometry(op, x.shape, sizes, strides, padding, data_format, dilations, allow_empty_output=True)
     check_out_backprop(op, g, dy.shape, "`input` and `filter_sizes`")
     if _empty(x, dy) or 0 in sizes:
         return np.zeros(sizes, result)
@@ -462,7 +465,7 @@ def conv2d_transpose(
     (1, 8, 8, 3)
     """
     return _backprop_input("conv2d_transpose", output_shape, filters, input, strides, padding,
-                           data_format, dilations, depthwise=False)
+                           data_format, dilations, depthwise=False, names=("output_shape", "filters", "input"))
 
 
 @_doc

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 DATA_FORMATS = ("NHWC", "NCHW")
+_INT32_MAX = 2**31 - 1  # TensorFlow stores strides and dilations as int32 attributes
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,10 @@ class Conv2DGeometry:
 # --------------------------------------------------------------------------- validators
 
 
-def _fail(op: str, name: str, value: Any, expected: str) -> ValueError:
-    return ValueError(f"{op}: `{name}` must be {expected}, got {name}={value!r}")
+def _fail(op: str, name: str, value: Any, expected: str, tf_says: str = "") -> ValueError:
+    """``tf_says``: TensorFlow's own words for the same mistake, for users who search for them."""
+    tf_note = f" (TensorFlow: '{tf_says}')" if tf_says else ""
+    return ValueError(f"{op}: `{name}` must be {expected}, got {name}={value!r}{tf_note}")
 
 
 def _as_int(op: str, name: str, value: Any, whole: Any) -> int:
@@ -150,12 +153,17 @@ def normalize_window(op: str, name: str, value: Any, data_format: str) -> tuple[
                 op, name, value,
                 f"1 on the batch and channel axes of a 4-list in {data_format} order "
                 f"(e.g. {[1, 2, 2, 1] if data_format == 'NHWC' else [1, 1, 2, 2]})",
+                f"Current implementation does not yet support {name} in the batch and depth dimensions",
             )
         h, w = values[h_axis], values[w_axis]
     else:
         raise _fail(op, name, value, "an int or a list of 1, 2 or 4 ints")
     if h < 1 or w < 1:
-        raise _fail(op, name, value, "positive")
+        tf_says = "Stride must be > 0" if name == "strides" else "Dilation rate must be >= 1"
+        raise _fail(op, name, value, "positive", f"{tf_says}, but got {min(h, w)}")
+    if max(h, w) > _INT32_MAX:
+        raise _fail(op, name, value, f"at most {_INT32_MAX}",
+                    f"Attr {name} has value {max(h, w)} out of range for an int32")
     return (h, w)
 
 
@@ -173,10 +181,11 @@ def normalize_padding(op: str, padding: Any, data_format: str) -> str | tuple[tu
     example = "[[0, 0], [top, bottom], [left, right], [0, 0]]" if data_format == "NHWC" else (
         "[[0, 0], [0, 0], [top, bottom], [left, right]]")
     expected = f"'SAME', 'VALID' or explicit pads {example} for {data_format}"
-    try:
-        pairs = [list(p) for p in padding]
-    except TypeError:
-        raise TypeError(f"{op}: `padding` must be {expected}, got padding={padding!r}") from None
+    if not hasattr(padding, "__iter__"):
+        raise TypeError(f"{op}: `padding` must be {expected}, got padding={padding!r}")
+    if not all(hasattr(p, "__iter__") and not isinstance(p, (str, bytes)) for p in padding):
+        raise _fail(op, "padding", padding, f"{expected} (a list of [before, after] pairs)")
+    pairs = [list(p) for p in padding]
     if any(len(p) != 2 for p in pairs) or len(pairs) not in (2, 4):
         raise _fail(op, "padding", padding, expected)
     ints = [[_as_int(op, "padding", v, padding) for v in p] for p in pairs]
@@ -187,14 +196,20 @@ def normalize_padding(op: str, padding: Any, data_format: str) -> str | tuple[tu
             raise _fail(op, "padding", padding, f"[0, 0] on the batch and channel axes: {example}")
         ints = [ints[spatial[0]], ints[spatial[1]]]
     if any(v < 0 for p in ints for v in p):
-        raise _fail(op, "padding", padding, "non-negative")
+        raise _fail(op, "padding", padding, "non-negative", "All elements of explicit_paddings must be nonnegative")
     return ((ints[0][0], ints[0][1]), (ints[1][0], ints[1][1]))
 
 
 def windowed_output_size(
-    op: str, axis: str, in_size: int, k: int, stride: int, dilation: int, padding: Any
+    op: str, axis: str, in_size: int, k: int, stride: int, dilation: int, padding: Any,
+    allow_empty: bool = False,
 ) -> tuple[int, int, int]:
-    """TensorFlow's rule for one spatial axis -> ``(out, pad_before, pad_after)``."""
+    """TensorFlow's rule for one spatial axis -> ``(out, pad_before, pad_after)``.
+
+    A window larger than the padded input is an error, except with ``allow_empty`` (the
+    gradient ops), where TensorFlow's kernels take ``out = (padded - eff_k + stride) / stride``
+    truncated towards zero and accept an empty ``out_backprop`` when that is 0.
+    """
     eff_k = (k - 1) * dilation + 1
     if padding == "SAME":
         out = -(-in_size // stride)
@@ -202,12 +217,15 @@ def windowed_output_size(
         return out, total // 2, total - total // 2
     before, after = (0, 0) if padding == "VALID" else padding
     padded = in_size + before + after
+    if padded < eff_k and allow_empty and padded - eff_k + stride > -stride:
+        return 0, before, after
     if padded < eff_k:
         dil = f" dilated to {eff_k}" if dilation > 1 else ""
         raise ValueError(
             f"{op}: the filter's {axis} ({k}{dil}) is larger than the padded input's {axis} "
             f"({in_size} + {before} + {after} = {padded}): the output would be empty; "
-            f"use a smaller filter, more padding or padding='SAME'"
+            f"use a smaller filter, more padding or padding='SAME' (TensorFlow: 'Negative dimension size "
+            f"caused by subtracting {eff_k} from {padded}')"
         )
     return (padded - eff_k) // stride + 1, before, after
 
@@ -242,24 +260,33 @@ def _filter4(op: str, name: str, shape: tuple[int, ...], layout: str) -> tuple[i
     return shape  # type: ignore[return-value]
 
 
+def _check_window_size(op: str, name: str, shape: tuple[int, ...]) -> None:
+    if shape[0] < 1 or shape[1] < 1:
+        raise ValueError(f"{op}: `{name}` must have a positive height and width, got shape {shape} "
+                         f"(TensorFlow: 'filter must not have zero elements')")
+
+
 def _build(op, data_format, batch_shape, h, w, c, kh, kw, out_c, groups, strides, padding, dilations,
-           depthwise) -> Conv2DGeometry:
+           depthwise, allow_empty) -> Conv2DGeometry:
     data_format = normalize_data_format(op, data_format)
     sh, sw = normalize_window(op, "strides", strides, data_format)
     dh, dw = normalize_window(op, "dilations", dilations, data_format)
     pad = normalize_padding(op, padding, data_format)
-    out_h, pt, pb = windowed_output_size(op, "height", h, kh, sh, dh, pad if isinstance(pad, str) else pad[0])
-    out_w, pl, pr = windowed_output_size(op, "width", w, kw, sw, dw, pad if isinstance(pad, str) else pad[1])
+    out_h, pt, pb = windowed_output_size(op, "height", h, kh, sh, dh, pad if isinstance(pad, str) else pad[0],
+                                         allow_empty)
+    out_w, pl, pr = windowed_output_size(op, "width", w, kw, sw, dw, pad if isinstance(pad, str) else pad[1],
+                                         allow_empty)
     return Conv2DGeometry(op, data_format, batch_shape, h, w, c, kh, kw, out_c, groups,
                           sh, sw, dh, dw, pt, pb, pl, pr, out_h, out_w, depthwise)
 
 
 @functools.lru_cache(maxsize=1024)
-def _conv2d_cached(op, input_shape, filter_shape, strides, padding, data_format, dilations):
+def _conv2d_cached(op, input_shape, filter_shape, strides, padding, data_format, dilations, allow_empty):
     data_format = normalize_data_format(op, data_format)
     input_shape, filter_shape = _shape(op, "input", input_shape), _shape(op, "filters", filter_shape)
     batch_shape, h, w, c = _split_input(op, input_shape, data_format)
     kh, kw, f_in, out_c = _filter4(op, "filters", filter_shape, "[filter_height, filter_width, in_channels, out_channels]")
+    _check_window_size(op, "filters", filter_shape)
     if f_in == 0 or c % f_in != 0:
         raise ValueError(
             f"{op}: the input's channels ({c}) must equal the filter's in_channels ({f_in}) "
@@ -272,21 +299,24 @@ def _conv2d_cached(op, input_shape, filter_shape, strides, padding, data_format,
             f"{op}: grouped convolution with {groups} groups (input channels {c} / filter in_channels {f_in}) "
             f"needs out_channels divisible by {groups}, got filter shape {filter_shape}"
         )
-    return _build(op, data_format, batch_shape, h, w, c, kh, kw, out_c, groups, strides, padding, dilations, False)
+    return _build(op, data_format, batch_shape, h, w, c, kh, kw, out_c, groups, strides, padding, dilations, False,
+                  allow_empty)
 
 
 @functools.lru_cache(maxsize=1024)
-def _depthwise_cached(op, input_shape, filter_shape, strides, padding, data_format, dilations):
+def _depthwise_cached(op, input_shape, filter_shape, strides, padding, data_format, dilations, allow_empty):
     data_format = normalize_data_format(op, data_format)
     input_shape, filter_shape = _shape(op, "input", input_shape), _shape(op, "filter", filter_shape)
     batch_shape, h, w, c = _split_input(op, input_shape, data_format)
     kh, kw, f_c, m = _filter4(op, "filter", filter_shape, "[filter_height, filter_width, in_channels, channel_multiplier]")
+    _check_window_size(op, "filter", filter_shape)
     if f_c != c:
         raise ValueError(
             f"{op}: the filter's in_channels (dim 2 of shape {filter_shape}) must equal the input's channels ({c}); "
             f"input shape {input_shape} ({data_format})"
         )
-    return _build(op, data_format, batch_shape, h, w, c, kh, kw, c * m, c, strides, padding, dilations, True)
+    return _build(op, data_format, batch_shape, h, w, c, kh, kw, c * m, c, strides, padding, dilations, True,
+                  allow_empty)
 
 
 class _Uncacheable(Exception):
@@ -303,27 +333,37 @@ def _key(value: Any) -> Any:
     raise _Uncacheable
 
 
-def _cached(fn, op, input_shape, filter_shape, strides, padding, data_format, dilations) -> Conv2DGeometry:
+def _cached(fn, op, input_shape, filter_shape, strides, padding, data_format, dilations,
+            allow_empty) -> Conv2DGeometry:
     try:
         args = tuple(_key(a) for a in (input_shape, filter_shape, strides, padding, data_format, dilations))
     except _Uncacheable:
-        return fn.__wrapped__(op, input_shape, filter_shape, strides, padding, data_format, dilations)
+        return fn.__wrapped__(op, input_shape, filter_shape, strides, padding, data_format, dilations, allow_empty)
     try:
-        return fn(op, *args)
+        return fn(op, *args, allow_empty)
     except (ValueError, TypeError):  # again with the caller's own values, for the message
-        return fn.__wrapped__(op, input_shape, filter_shape, strides, padding, data_format, dilations)
+        return fn.__wrapped__(op, input_shape, filter_shape, strides, padding, data_format, dilations, allow_empty)
 
 
 def conv2d_geometry(op: str, input_shape, filter_shape, strides, padding, data_format="NHWC",
-                    dilations=None) -> Conv2DGeometry:
-    """Geometry of a (possibly grouped) ``conv2d``; filter ``[kh, kw, in_c / groups, out_c]``."""
-    return _cached(_conv2d_cached, op, input_shape, filter_shape, strides, padding, data_format, dilations)
+                    dilations=None, allow_empty_output: bool = False) -> Conv2DGeometry:
+    """Geometry of a (possibly grouped) ``conv2d``; filter ``[kh, kw, in_c / groups, out_c]``.
+
+    ``allow_empty_output`` (for the gradient ops) accepts an output height or width of 0 where
+    TensorFlow's kernels do; see :func:`windowed_output_size`.
+    """
+    return _cached(_conv2d_cached, op, input_shape, filter_shape, strides, padding, data_format, dilations,
+                   allow_empty_output)
 
 
 def depthwise_geometry(op: str, input_shape, filter_shape, strides, padding, data_format="NHWC",
-                       dilations=None) -> Conv2DGeometry:
-    """Geometry of a ``depthwise_conv2d``; filter ``[kh, kw, in_c, channel_multiplier]``."""
-    return _cached(_depthwise_cached, op, input_shape, filter_shape, strides, padding, data_format, dilations)
+                       dilations=None, allow_empty_output: bool = False) -> Conv2DGeometry:
+    """Geometry of a ``depthwise_conv2d``; filter ``[kh, kw, in_c, channel_multiplier]``.
+
+    ``allow_empty_output``: as in :func:`conv2d_geometry`.
+    """
+    return _cached(_depthwise_cached, op, input_shape, filter_shape, strides, padding, data_format, dilations,
+                   allow_empty_output)
 
 
 def pointwise_filter_check(op: str, depthwise: Conv2DGeometry, pointwise_shape: tuple[int, ...]) -> int:
@@ -338,17 +378,18 @@ def pointwise_filter_check(op: str, depthwise: Conv2DGeometry, pointwise_shape: 
 
 
 def resolve_input_sizes(op: str, input_sizes: Any, filter_shape: tuple[int, ...],
-                        out_backprop_shape: tuple[int, ...], data_format: str, depthwise: bool) -> tuple[int, ...]:
+                        out_backprop_shape: tuple[int, ...], data_format: str, depthwise: bool,
+                        name: str = "input_sizes") -> tuple[int, ...]:
     """``input_sizes`` as the full shape, or as ``[height, width]`` (batch and channels then come
     from ``out_backprop`` and the filter)."""
     data_format = normalize_data_format(op, data_format)
-    sizes = _shape(op, "input_sizes", input_sizes)
+    sizes = _shape(op, name, input_sizes)
     if len(sizes) >= 4:
         return sizes
     if len(sizes) != 2:
-        raise _fail(op, "input_sizes", list(sizes), "the input's full shape or its [height, width]")
+        raise _fail(op, name, list(sizes), "the input's full shape or its [height, width]")
     if len(filter_shape) != 4 or len(out_backprop_shape) < 4:
-        raise ValueError(f"{op}: with 2-element `input_sizes` the filter must be 4-D and `out_backprop` at least 4-D, "
+        raise ValueError(f"{op}: with 2-element `{name}` the filter must be 4-D and `out_backprop` at least 4-D, "
                          f"got filter shape {filter_shape}, out_backprop shape {out_backprop_shape}")
     batch_shape = tuple(out_backprop_shape[:-3])
     c = filter_shape[2]  # a depthwise filter's in_channels; for conv2d, ungrouped is assumed
@@ -356,10 +397,11 @@ def resolve_input_sizes(op: str, input_sizes: Any, filter_shape: tuple[int, ...]
     return (*batch_shape, h, w, c) if data_format == "NHWC" else (*batch_shape, c, h, w)
 
 
-def check_out_backprop(op: str, geom: Conv2DGeometry, out_backprop_shape: tuple[int, ...], what: str) -> None:
+def check_out_backprop(op: str, geom: Conv2DGeometry, out_backprop_shape: tuple[int, ...], what: str,
+                       name: str = "out_backprop") -> None:
     if tuple(out_backprop_shape) != geom.output_shape:
         raise ValueError(
-            f"{op}: `out_backprop` has shape {tuple(out_backprop_shape)}, but {what} give an output of shape "
+            f"{op}: `{name}` has shape {tuple(out_backprop_shape)}, but {what} give an output of shape "
             f"{geom.output_shape} ({geom.data_format}, strides {(geom.stride_h, geom.stride_w)}, "
             f"pads {geom.pads}, dilations {(geom.dil_h, geom.dil_w)})"
         )
