@@ -21,7 +21,8 @@ What is here
   backward pass runs on sepconv's kernels too.
 - Functions :func:`depthwise_conv2d` and :func:`separable_conv2d` with ``torch.nn.functional.conv2d``'s
   conventions, and the modules :class:`DepthwiseConv2d` and :class:`SeparableConv2d`.
-- :func:`from_conv2d` and :meth:`DepthwiseConv2d.to_conv2d` to convert ``nn.Conv2d(groups=in_channels)``.
+- :func:`from_conv2d` and :meth:`DepthwiseConv2d.to_conv2d` to convert ``nn.Conv2d(groups=in_channels)``,
+  and :func:`convert_depthwise` to swap every depthwise ``nn.Conv2d`` of a model at once.
 
 Conventions (PyTorch's)
 -----------------------
@@ -73,6 +74,7 @@ from .geometry import windowed_output_size
 __all__ = [
     "DepthwiseConv2d",
     "SeparableConv2d",
+    "convert_depthwise",
     "depthwise_conv2d",
     "from_conv2d",
     "separable_conv2d",
@@ -778,3 +780,40 @@ def from_conv2d(conv: nn.Conv2d) -> DepthwiseConv2d:
         layer.bias.requires_grad_(conv.bias.requires_grad)
     layer.train(conv.training)
     return layer
+
+
+def convert_depthwise(module: nn.Module) -> nn.Module:
+    """Replace, in place, every depthwise ``nn.Conv2d`` inside ``module`` by its :func:`from_conv2d` drop-in.
+
+    A convolution is replaced when ``groups == in_channels > 1`` and ``padding_mode == "zeros"``;
+    every other module is left alone.  Weights are copied, so gradients, optimizers' state and
+    parameter identity start afresh: convert before creating the optimizer.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        A model, or a single ``nn.Conv2d``.
+
+    Returns
+    -------
+    torch.nn.Module
+        ``module`` itself with its depthwise convolutions replaced, or the drop-in module when
+        ``module`` is itself a depthwise ``nn.Conv2d``.
+
+    Examples
+    --------
+    >>> import torch, sepconv.torch as st
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(8, 8, 3, padding=1, groups=8), torch.nn.ReLU())
+    >>> [type(m).__name__ for m in st.convert_depthwise(net)]
+    ['DepthwiseConv2d', 'ReLU']
+    """
+    if _is_convertible(module):
+        return from_conv2d(module)  # type: ignore[arg-type]
+    for name, child in module.named_children():
+        setattr(module, name, convert_depthwise(child))
+    return module
+
+
+def _is_convertible(module: nn.Module) -> bool:
+    return (isinstance(module, nn.Conv2d) and module.groups == module.in_channels > 1
+            and module.out_channels % module.in_channels == 0 and module.padding_mode == "zeros")
