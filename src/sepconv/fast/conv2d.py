@@ -1,9 +1,178 @@
-"""Fast conv2d: geometry -> plain ints -> kernel in :mod:`sepconv.kernels.conv2d`. (Still the reference for now.)"""
+"""Fast dense and grouped conv2d: im2col in bounded chunks, then NumPy's BLAS.
+
+Same signatures as :mod:`sepconv.reference`: NHWC arrays with one batch axis, in the compute
+dtype, with at least one element; ``api`` has dealt with layouts, dtypes and empty arrays.
+
+Shape classes:
+
+- **pointwise** (1x1 filter, no padding): the input already is the GEMM's left matrix,
+  ``(N*H*W, C_in) @ (C_in, C_out)`` straight into the output (strided: subsample first).
+- **general**: output pixels are taken in chunks whose column buffer (``kh*kw*C_in`` values
+  per pixel) fits in :data:`WORKSPACE_BYTES`; each chunk is laid out by
+  :func:`~sepconv.kernels.conv2d.im2col_nhwc` and multiplied into its rows of the output.
+  The input gradient multiplies ``out_backprop`` by the transposed filter into the column
+  buffer and scatters it back (:func:`~sepconv.kernels.conv2d.col2im_add_nhwc`); the filter
+  gradient sums ``col^T @ out_backprop`` over the chunks.
+
+Groups run as one batched product per chunk (``[groups, pixels, K] @ [groups, K, out_c/groups]``).
+"""
 
 from __future__ import annotations
 
-from ..reference import (  # noqa: F401  (replaced by kernels as they land)
-    conv2d,
-    conv2d_backprop_filter,
-    conv2d_backprop_input,
-)
+import numpy as np
+
+from ..geometry import Conv2DGeometry
+from ..kernels import conv2d as kernels
+
+# The column buffer of one chunk is at most this large (unless one GEMM_MIN_PIXELS chunk is larger).
+WORKSPACE_BYTES = 4 * 1024 * 1024
+# Fewer rows than this make the GEMMs inefficient: a chunk holds at least this many pixels.
+GEMM_MIN_PIXELS = 64
+
+
+def chunk_pixels(g: Conv2DGeometry, itemsize: int) -> int:
+    """Output pixels per im2col chunk for ``g``: the column buffer stays within :data:`WORKSPACE_BYTES`.
+
+    Examples
+    --------
+    >>> from sepconv.geometry import conv2d_geometry
+    >>> g = conv2d_geometry("conv2d", (1, 256, 256, 64), (3, 3, 64, 64), 1, "SAME")
+    >>> chunk_pixels(g, 4) * 3 * 3 * 64 * 4 <= WORKSPACE_BYTES
+    True
+    """
+    total = g.batch * g.out_h * g.out_w
+    row_bytes = g.kh * g.kw * g.in_c * itemsize
+    return max(1, min(total, max(GEMM_MIN_PIXELS, WORKSPACE_BYTES // row_bytes)))
+
+
+def _is_pointwise(g: Conv2DGeometry) -> bool:
+    return g.kh == 1 and g.kw == 1 and g.pad_top == g.pad_bottom == g.pad_left == g.pad_right == 0
+
+
+def _window_ints(g: Conv2DGeometry) -> tuple[int, ...]:
+    return (g.kh, g.kw, g.stride_h, g.stride_w, g.dil_h, g.dil_w, g.pad_top, g.pad_left, g.out_h, g.out_w)
+
+
+def _grouped_filter(w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
+    """``[kh, kw, Cg, groups * Mo]`` -> ``[groups, kh*kw*Cg, Mo]`` (a view when ungrouped)."""
+    k_size = g.kh * g.kw * g.group_in_c
+    if g.groups == 1:
+        return w.reshape(1, k_size, g.out_c)
+    return np.ascontiguousarray(w.reshape(k_size, g.groups, g.multiplier).transpose(1, 0, 2))
+
+
+def _grouped_pixels(a2d: np.ndarray, g: Conv2DGeometry, per_group: int) -> np.ndarray:
+    """``[pixels, groups * per_group]`` -> the view ``[groups, pixels, per_group]``."""
+    return a2d.reshape(a2d.shape[0], g.groups, per_group).transpose(1, 0, 2)
+
+
+def _subsampled(x: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
+    """The input pixels a strided 1x1 filter reads, as ``[pixels, C]`` (a view when stride is 1)."""
+    if g.stride_h != 1 or g.stride_w != 1:
+        x = np.ascontiguousarray(x[:, :: g.stride_h, :: g.stride_w, :])
+    return x.reshape(-1, g.in_c)
+
+
+def conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
+    """Forward: ``x [N, H, W, C]``, ``w [kh, kw, C/groups, out_c]`` -> ``[N, out_h, out_w, out_c]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sepconv.geometry import conv2d_geometry
+    >>> x, w = np.ones((1, 5, 5, 2), np.float32), np.ones((3, 3, 2, 4), np.float32)
+    >>> g = conv2d_geometry("conv2d", x.shape, w.shape, 1, "SAME")
+    >>> float(conv2d(x, w, g)[0, 2, 2, 0]), float(conv2d(x, w, g)[0, 0, 0, 0])
+    (18.0, 8.0)
+    """
+    n = x.shape[0]
+    out = np.empty((n, g.out_h, g.out_w, g.out_c), x.dtype)
+    out2d = out.reshape(-1, g.out_c)
+    wg = _grouped_filter(w, g)
+    if _is_pointwise(g):
+        xg = _grouped_pixels(_subsampled(x, g), g, g.group_in_c)
+        if g.groups == 1:
+            np.matmul(xg[0], wg[0], out=out2d)
+        else:
+            np.matmul(xg, wg, out=_grouped_pixels(out2d, g, g.multiplier))
+        return out
+    total = out2d.shape[0]
+    chunk = chunk_pixels(g, x.itemsize)
+    col = np.empty((g.groups, chunk, wg.shape[1]), x.dtype)
+    for begin in range(0, total, chunk):
+        end = min(total, begin + chunk)
+        col_chunk = col[:, : end - begin]
+        kernels.im2col_nhwc(x, col, begin, end - begin, *_window_ints(g))
+        if g.groups == 1:
+            np.matmul(col_chunk[0], wg[0], out=out2d[begin:end])
+        else:
+            np.matmul(col_chunk, wg, out=_grouped_pixels(out2d[begin:end], g, g.multiplier))
+    return out
+
+
+def conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
+    """Input gradient: ``w [kh, kw, C/groups, out_c]``, ``dy [N, out_h, out_w, out_c]`` -> ``[N, H, W, C]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sepconv.geometry import conv2d_geometry
+    >>> w, dy = np.ones((3, 3, 2, 4)), np.ones((1, 5, 5, 4))
+    >>> g = conv2d_geometry("conv2d_backprop_input", (1, 5, 5, 2), w.shape, 1, "SAME")
+    >>> float(conv2d_backprop_input(w, dy, g)[0, 2, 2, 0])
+    36.0
+    """
+    n = dy.shape[0]
+    dy2d = dy.reshape(-1, g.out_c)
+    wg_t = _grouped_filter(w, g).transpose(0, 2, 1)  # [groups, Mo, K]
+    if _is_pointwise(g) and g.stride_h == 1 and g.stride_w == 1:
+        dx = np.empty((n, g.in_h, g.in_w, g.in_c), dy.dtype)
+        np.matmul(_grouped_pixels(dy2d, g, g.multiplier), wg_t,
+                  out=_grouped_pixels(dx.reshape(-1, g.in_c), g, g.group_in_c))
+        return dx
+    dx = np.zeros((n, g.in_h, g.in_w, g.in_c), dy.dtype)
+    total = dy2d.shape[0]
+    chunk = chunk_pixels(g, dy.itemsize)
+    col = np.empty((g.groups, chunk, wg_t.shape[2]), dy.dtype)
+    for begin in range(0, total, chunk):
+        end = min(total, begin + chunk)
+        col_chunk = col[:, : end - begin]
+        np.matmul(_grouped_pixels(dy2d[begin:end], g, g.multiplier), wg_t, out=col_chunk)
+        kernels.col2im_add_nhwc(col, dx, begin, end - begin, *_window_ints(g))
+    return dx
+
+
+def conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
+    """Filter gradient: ``x [N, H, W, C]``, ``dy [N, out_h, out_w, out_c]`` -> ``[kh, kw, C/groups, out_c]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sepconv.geometry import conv2d_geometry
+    >>> x, dy = np.ones((1, 5, 5, 2)), np.ones((1, 5, 5, 4))
+    >>> g = conv2d_geometry("conv2d_backprop_filter", x.shape, (3, 3, 2, 4), 1, "SAME")
+    >>> conv2d_backprop_filter(x, dy, g)[:, :, 0, 0]
+    array([[16., 20., 16.],
+           [20., 25., 20.],
+           [16., 20., 16.]])
+    """
+    dyg = _grouped_pixels(dy.reshape(-1, g.out_c), g, g.multiplier)  # [groups, pixels, Mo]
+    k_size = g.kh * g.kw * g.group_in_c
+    if _is_pointwise(g):
+        xg = _grouped_pixels(_subsampled(x, g), g, g.group_in_c)
+        dw_grouped = np.matmul(xg.transpose(0, 2, 1), dyg)
+    else:
+        total = dyg.shape[1]
+        chunk = chunk_pixels(g, x.itemsize)
+        col = np.empty((g.groups, chunk, k_size), x.dtype)
+        dw_grouped = np.zeros((g.groups, k_size, g.multiplier), x.dtype)
+        partial = np.empty_like(dw_grouped)
+        for begin in range(0, total, chunk):
+            end = min(total, begin + chunk)
+            col_chunk = col[:, : end - begin]
+            kernels.im2col_nhwc(x, col, begin, end - begin, *_window_ints(g))
+            np.matmul(col_chunk.transpose(0, 2, 1), dyg[:, begin:end], out=partial)
+            dw_grouped += partial
+    # [groups, (kh, kw, Cg), Mo] -> [kh, kw, Cg, groups * Mo]
+    dw = dw_grouped.reshape(g.groups, g.kh, g.kw, g.group_in_c, g.multiplier).transpose(1, 2, 3, 0, 4)
+    return np.ascontiguousarray(dw).reshape(g.filter_shape)

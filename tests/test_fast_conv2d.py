@@ -1,0 +1,104 @@
+"""The fast conv2d (forward and both gradients, grouped included) against the NumPy reference."""
+
+from __future__ import annotations
+
+import sys
+import tracemalloc
+
+import numpy as np
+import pytest
+from conftest import rand, tol
+
+import sepconv
+from sepconv import reference
+from sepconv.geometry import conv2d_geometry
+
+fast_conv2d = sys.modules["sepconv.fast.conv2d"]
+
+# (input NHWC, filter kh x kw, groups, out_c, strides, dilations, padding): awkward on purpose
+GEOMETRIES = [
+    ((2, 7, 9, 5), (3, 3), 1, 4, (1, 1), (1, 1), "SAME"),
+    ((1, 7, 9, 3), (3, 3), 1, 7, (2, 3), (1, 1), "VALID"),
+    ((2, 9, 7, 6), (3, 2), 2, 4, (1, 2), (2, 1), "SAME"),
+    ((1, 7, 9, 6), (2, 3), 3, 6, (3, 1), (1, 2), [[1, 0], [2, 3]]),
+    ((2, 8, 7, 23), (3, 3), 1, 5, (2, 2), (2, 2), "SAME"),
+    ((1, 9, 9, 5), (2, 2), 1, 3, (3, 3), (1, 1), "VALID"),  # stride > kernel
+    ((1, 7, 9, 4), (1, 1), 1, 5, (1, 1), (1, 1), "VALID"),  # pointwise
+    ((2, 7, 9, 6), (1, 1), 3, 9, (1, 1), (1, 1), "SAME"),  # grouped pointwise
+    ((1, 7, 9, 5), (1, 1), 1, 3, (2, 3), (1, 1), "VALID"),  # strided pointwise
+    ((1, 7, 9, 5), (1, 1), 1, 3, (1, 1), (1, 1), [[1, 2], [0, 1]]),  # padded 1x1
+    ((1, 5, 6, 4), (5, 4), 2, 2, (1, 1), (1, 1), [[0, 1], [3, 0]]),  # window wider than the padding
+]
+IDS = [f"{shape}-k{k}-g{groups}-o{out_c}-s{s}-d{d}-{pad}" for shape, k, groups, out_c, s, d, pad in GEOMETRIES]
+
+
+def _case(rng, spec, dtype):
+    shape, (kh, kw), groups, out_c, strides, dilations, padding = spec
+    x = rand(rng, shape, dtype)
+    w = rand(rng, (kh, kw, shape[3] // groups, out_c), dtype)
+    g = conv2d_geometry("conv2d", x.shape, w.shape, strides, padding, "NHWC", dilations)
+    dy = rand(rng, (shape[0], g.out_h, g.out_w, out_c), dtype)
+    return x, w, dy, g
+
+
+def _check_all_three(x, w, dy, g, dtype):
+    np.testing.assert_allclose(fast_conv2d.conv2d(x, w, g), reference.conv2d(x, w, g), **tol(dtype))
+    np.testing.assert_allclose(fast_conv2d.conv2d_backprop_input(w, dy, g),
+                               reference.conv2d_backprop_input(w, dy, g), **tol(dtype))
+    np.testing.assert_allclose(fast_conv2d.conv2d_backprop_filter(x, dy, g),
+                               reference.conv2d_backprop_filter(x, dy, g), **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("spec", GEOMETRIES, ids=IDS)
+def test_matches_reference(spec, dtype):
+    x, w, dy, g = _case(np.random.default_rng(0), spec, dtype)
+    _check_all_three(x, w, dy, g, dtype)
+
+
+@pytest.mark.parametrize("spec", GEOMETRIES, ids=IDS)
+def test_many_small_chunks_match_reference(spec, monkeypatch):
+    """Chunks of 5 pixels start mid-row and straddle rows and batch entries."""
+    monkeypatch.setattr(fast_conv2d, "WORKSPACE_BYTES", 1)
+    monkeypatch.setattr(fast_conv2d, "GEMM_MIN_PIXELS", 5)
+    x, w, dy, g = _case(np.random.default_rng(1), spec, np.float64)
+    assert fast_conv2d.chunk_pixels(g, 8) == 5
+    _check_all_three(x, w, dy, g, np.float64)
+
+
+def test_public_ops_on_fast_path_nchw_and_noncontiguous():
+    rng = np.random.default_rng(2)
+    x = rand(rng, (2, 9, 7, 6), np.float32).transpose(0, 3, 2, 1)  # NCHW view [2, 6, 7, 9], not contiguous
+    w = rand(rng, (3, 3, 3, 4), np.float32)[:, :, :, ::-1]  # negative strides; grouped (6 / 3 = 2 groups)
+    args = ([1, 1, 2, 1], "SAME", "NCHW", [1, 1, 1, 2])
+    results = {}
+    for impl in ("fast", "reference"):
+        with sepconv.use_implementation(impl):
+            y = sepconv.conv2d(x, w, *args)
+            dx = sepconv.conv2d_backprop_input(x.shape, w, y, *args)
+            dw = sepconv.conv2d_backprop_filter(x, w.shape, y, *args)
+            results[impl] = (y, dx, dw)
+    for fast, ref in zip(results["fast"], results["reference"], strict=True):
+        np.testing.assert_allclose(fast, ref, **tol(np.float32))
+
+
+def test_large_input_keeps_im2col_bounded():
+    """A 1x256x256x64 3x3 conv would need a 151 MB im2col; the chunked one stays within a few MB."""
+    rng = np.random.default_rng(3)
+    x = rand(rng, (1, 256, 256, 64), np.float32)
+    w = rand(rng, (3, 3, 64, 64), np.float32)
+    g = conv2d_geometry("conv2d", x.shape, w.shape, 1, "SAME")
+    assert fast_conv2d.chunk_pixels(g, 4) * 3 * 3 * 64 * 4 <= fast_conv2d.WORKSPACE_BYTES
+    tracemalloc.start()
+    try:
+        y = fast_conv2d.conv2d(x, w, g)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    full_im2col = 256 * 256 * 3 * 3 * 64 * 4
+    assert peak <= y.nbytes + fast_conv2d.WORKSPACE_BYTES + (1 << 20) < full_im2col / 4
+    # spot check a few output pixels, borders included, against the definition
+    xp = np.pad(x[0], ((1, 1), (1, 1), (0, 0)))
+    for i, j in [(0, 0), (0, 255), (128, 77), (255, 255)]:
+        expected = np.einsum("hwc,hwco->o", xp[i:i + 3, j:j + 3].astype(np.float64), w.astype(np.float64))
+        np.testing.assert_allclose(y[0, i, j], expected, rtol=1e-4, atol=1e-3)
