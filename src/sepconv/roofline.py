@@ -117,8 +117,16 @@ class Roofline:
         sizes = np.log(np.asarray(self.footprints_bytes, dtype=float))
         return float(np.interp(math.log(max(footprint_bytes, 1.0)), sizes, self.bandwidths_gbs))
 
-    def bound(self, cost: Cost) -> Bound:
-        """The roofline bound of ``cost`` (bandwidth taken at the op's own footprint, ``bytes_total``).
+    def bound(self, cost: Cost, bandwidth_gbs: float | None = None) -> Bound:
+        """The roofline bound of ``cost``.
+
+        Parameters
+        ----------
+        cost : Cost
+        bandwidth_gbs : float, optional
+            Memory bandwidth to assume; default: the bandwidth measured at the op's own
+            footprint (``bytes_total``), i.e. its tensors as warm in cache as they fit.  Pass
+            :attr:`dram_bandwidth_gbs` for tensors that come from memory.
 
         Examples
         --------
@@ -127,7 +135,7 @@ class Roofline:
         >>> r.bound(op_cost("depthwise_conv2d", (1, 56, 56, 64), (3, 3, 64, 1))).limiter
         'memory'
         """
-        bandwidth = self.bandwidth_at(cost.bytes_total)
+        bandwidth = self.bandwidth_at(cost.bytes_total) if bandwidth_gbs is None else bandwidth_gbs
         compute = cost.flops / (self.peak_gflops * 1e9)
         memory = cost.bytes_total / (bandwidth * 1e9)
         return Bound(max(compute, memory), compute, memory, bandwidth)
