@@ -1,0 +1,777 @@
+"""``sepconv bench``: sepconv's ops against every installed framework, side by side, on this machine.
+
+How it measures (the method of ``peers.md``):
+
+- **One worker process per framework** (sepconv, PyTorch channels_last and NCHW, TensorFlow,
+  ONNX Runtime NCHW and NHWC, JAX), driven over pipes (:mod:`sepconv._bench_peers`).  Every
+  worker is limited to 2 threads (``OMP_NUM_THREADS``, ``torch.set_num_threads``, TF's
+  intra/inter-op pools, ORT's ``intra_op_num_threads``, ``NUMBA_NUM_THREADS``, XLA flags),
+  runs with OpenMP threads bound (``OMP_PROC_BIND=true``) and with glibc malloc pinned
+  (``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` at 1 GiB, so per-call buffers are
+  not fresh pages one call and reused the next).
+- **Same inputs, same math, checked first.**  The driver writes each case's inputs once; every
+  worker computes the op on them and its output is compared with sepconv's NumPy reference
+  (``use_implementation("reference")``).  TensorFlow's SAME padding is asymmetric for even
+  inputs with stride 2; the others get the same explicit pads.  A mismatch is printed loudly,
+  marked in the JSON, and that framework is left out of the "fastest peer".
+- **Interleaved rounds.**  In each round every case is timed in every framework in turn
+  (starting with a different framework each time), with a pause between frameworks so the
+  previous one's thread pool has stopped spinning.  A framework's figure in a round is the
+  median of many calls (after warm-up calls), each call timed on its own and including the
+  framework's Python-level call and its output allocation; its final figure is the median
+  over rounds.  sepconv's first call in its worker (compile or cache load) is reported apart.
+- **Roofline.**  Minimal bytes and FLOPs come from :mod:`sepconv.cost`; the bandwidth at each
+  case's own footprint and the fp32 GEMM rate are probed by :mod:`sepconv.roofline` inside the
+  sepconv worker (same environment as the timings).  Depthwise kinds are reported against the
+  bandwidth bound, separable and dense conv (GEMM-bound) against the FLOP bound.
+
+The machine may be shared: absolute times are noisy; ratios within one run are what count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from ._bench_peers import FRAMEWORKS, NHWC_FRAMEWORKS, REQUIRES
+
+KINDS = ("dw", "dw_bwd_input", "dw_bwd_filter", "sep", "conv")
+KIND_OPS = {
+    "dw": "depthwise_conv2d",
+    "dw_bwd_input": "depthwise_conv2d_backprop_input",
+    "dw_bwd_filter": "depthwise_conv2d_backprop_filter",
+    "sep": "separable_conv2d",
+    "conv": "conv2d",
+}
+GEMM_BOUND_KINDS = ("sep", "conv")
+PEERS = tuple(f for f in FRAMEWORKS if f != "sepconv")
+CASES_FILE = Path(__file__).with_name("bench_cases.json")
+QUICK_CASES = ("dw_1x56x56x144_s1", "dw_1x112x112x96_s2", "dw_8x56x56x144_s1", "dwbi_8x28x28x192",
+               "dwbf_8x28x28x192", "sep_1x56x56x144_to144", "conv_1x56x56x64_to64")
+OPENBLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "1073741824", "MALLOC_TRIM_THRESHOLD_": "1073741824"}
+TOLERANCE = 2e-4  # max |out - reference| / max |reference|, float32
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long each framework is timed per case and round."""
+
+    rounds: int
+    target_s: float
+    warmup: int
+    min_calls: int
+    max_calls: int
+    pause_s: float
+
+
+FULL = Timing(rounds=5, target_s=0.03, warmup=2, min_calls=3, max_calls=5000, pause_s=0.03)
+QUICK = Timing(rounds=3, target_s=0.01, warmup=2, min_calls=3, max_calls=2000, pause_s=0.03)
+
+
+# --------------------------------------------------------------------------- cases
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmark case: an op kind on NHWC float32 tensors (the fields of ``cases.json``)."""
+
+    name: str
+    kind: str
+    shape: tuple[int, int, int, int]
+    k: int
+    s: int
+    padding: str
+    m: int = 1
+    d: int = 1
+    out: int | None = None
+    ours: bool = False
+    source: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str) -> Case:
+        """Parse one entry of a cases file; ``where`` names it in error messages.
+
+        Examples
+        --------
+        >>> Case.from_dict({"name": "a", "kind": "dw", "shape": [1, 8, 8, 4], "k": 3, "s": 1,
+        ...                 "padding": "SAME"}, "test").filter_shape
+        (3, 3, 4, 1)
+        """
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{where}: unknown field(s) {unknown}; known fields are {sorted(known)}")
+        try:
+            case = cls(**{**data, "shape": tuple(data["shape"])})
+        except TypeError as e:
+            raise ValueError(f"{where}: {e}") from None
+        if case.kind not in KINDS:
+            raise ValueError(f"{where}: `kind` must be one of {KINDS}, got kind={case.kind!r}")
+        if len(case.shape) != 4:
+            raise ValueError(f"{where}: `shape` must be [N, H, W, C], got {list(case.shape)}")
+        if (case.out is None) != (case.kind not in ("sep", "conv")):
+            raise ValueError(f"{where}: `out` (output channels) is required for sep and conv cases, "
+                             f"and only for them")
+        case.geometry()  # the op's own validation
+        return case
+
+    @property
+    def filter_shape(self) -> tuple[int, int, int, int]:
+        """The (depthwise) filter: ``[k, k, C, m]``, or ``[k, k, C, out]`` for conv."""
+        c = self.shape[3]
+        return (self.k, self.k, c, self.out if self.kind == "conv" else self.m)
+
+    @property
+    def pointwise_shape(self) -> tuple[int, int, int, int] | None:
+        return (1, 1, self.shape[3] * self.m, self.out) if self.kind == "sep" else None
+
+    def geometry(self):
+        """The op's :class:`~sepconv.geometry.Conv2DGeometry` (pads, output size)."""
+        from .geometry import conv2d_geometry, depthwise_geometry
+
+        make = conv2d_geometry if self.kind == "conv" else depthwise_geometry
+        return make(KIND_OPS[self.kind], self.shape, self.filter_shape, self.s, self.padding, "NHWC", self.d)
+
+    def cost(self):
+        """The op's :class:`~sepconv.cost.Cost` (minimal bytes, FLOPs)."""
+        from .cost import op_cost
+
+        return op_cost(KIND_OPS[self.kind], self.shape, self.filter_shape, self.s, self.padding,
+                       dilations=self.d, pointwise_shape=self.pointwise_shape)
+
+    def for_worker(self) -> dict[str, Any]:
+        """The case as a worker needs it: its fields plus the resolved pads and output size."""
+        g = self.geometry()
+        return {**asdict(self), "shape": list(self.shape), "pads": [list(p) for p in g.pads],
+                "out_hw": [g.out_h, g.out_w]}
+
+
+def load_cases(path: Path | str = CASES_FILE) -> list[Case]:
+    """Read a cases file (``{"cases": [...]}``, see ``benchmarks/cases.json``).
+
+    Examples
+    --------
+    >>> cases = load_cases()
+    >>> cases[0].name, cases[0].kind
+    ('dw_1x112x112x32_s1', 'dw')
+    """
+    path = Path(path)
+    data = json.loads(path.read_text())
+    cases = [Case.from_dict(entry, f"{path.name}: case {i}") for i, entry in enumerate(data["cases"])]
+    names = [c.name for c in cases]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"{path}: duplicate case names {duplicates}")
+    return cases
+
+
+def make_inputs(case: Case) -> dict[str, np.ndarray]:
+    """The case's input arrays (NHWC / HWIO float32), the same on every run (seeded by the name).
+
+    Examples
+    --------
+    >>> sorted(make_inputs(Case("a", "dw_bwd_filter", (1, 8, 8, 4), 3, 1, "SAME")))
+    ['dy', 'w_shape', 'x']
+    """
+    rng = np.random.default_rng(zlib.crc32(case.name.encode()))
+    g = case.geometry()
+    n, _, _, c = case.shape
+
+    def normal(shape: tuple[int, ...], scale: float = 1.0) -> np.ndarray:
+        return (rng.standard_normal(shape, dtype=np.float32) * np.float32(scale)).astype(np.float32)
+
+    out_shape = (n, g.out_h, g.out_w, g.out_c)
+    taps = case.k * case.k
+    if case.kind == "dw":
+        return {"x": normal(case.shape), "w": normal(case.filter_shape, taps**-0.5)}
+    if case.kind == "dw_bwd_input":
+        return {"w": normal(case.filter_shape, taps**-0.5), "dy": normal(out_shape)}
+    if case.kind == "dw_bwd_filter":
+        return {"x": normal(case.shape), "dy": normal(out_shape), "w_shape": np.array(case.filter_shape)}
+    if case.kind == "sep":
+        return {"x": normal(case.shape), "wd": normal(case.filter_shape, taps**-0.5),
+                "wp": normal(case.pointwise_shape, (c * case.m) ** -0.5)}
+    return {"x": normal(case.shape), "w": normal(case.filter_shape, (taps * c) ** -0.5)}
+
+
+def reference_output(case: Case, a: dict[str, np.ndarray]) -> np.ndarray:
+    """The case's result by sepconv's NumPy reference implementation (the spec).
+
+    Examples
+    --------
+    >>> case = Case("a", "dw", (1, 8, 8, 4), 3, 1, "SAME")
+    >>> reference_output(case, make_inputs(case)).shape
+    (1, 8, 8, 4)
+    """
+    import sepconv
+
+    s, p, d = case.s, case.padding, case.d
+    with sepconv.use_implementation("reference"):
+        if case.kind == "dw":
+            return sepconv.depthwise_conv2d(a["x"], a["w"], s, p, dilations=d)
+        if case.kind == "dw_bwd_input":
+            return sepconv.depthwise_conv2d_backprop_input(list(case.shape), a["w"], a["dy"], s, p, dilations=d)
+        if case.kind == "dw_bwd_filter":
+            return sepconv.depthwise_conv2d_backprop_filter(a["x"], list(case.filter_shape), a["dy"], s, p,
+                                                            dilations=d)
+        if case.kind == "sep":
+            return sepconv.separable_conv2d(a["x"], a["wd"], a["wp"], s, p, dilations=d)
+        return sepconv.conv2d(a["x"], a["w"], s, p, dilations=d)
+
+
+def relative_error(out: np.ndarray, ref: np.ndarray) -> float:
+    """``max |out - ref| / max |ref|`` (inf when the shapes differ).
+
+    Examples
+    --------
+    >>> relative_error(np.array([1.0, 2.0]), np.array([1.0, 2.5]))
+    0.2
+    """
+    if out.shape != ref.shape:
+        return math.inf
+    scale = float(np.max(np.abs(ref))) if ref.size else 0.0
+    error = float(np.max(np.abs(out.astype(np.float64) - ref))) if ref.size else 0.0
+    return error / scale if scale else error
+
+
+# --------------------------------------------------------------------------- workers
+
+
+def worker_environment(unset_openblas: bool, pin_malloc: bool, bind_threads: bool) -> tuple[dict[str, str], list[str]]:
+    """The environment of every worker, and notes on what was changed (printed with the results).
+
+    Examples
+    --------
+    >>> env, notes = worker_environment(False, True, True)
+    >>> env["OMP_NUM_THREADS"], env["MALLOC_TRIM_THRESHOLD_"]
+    ('2', '1073741824')
+    """
+    env = dict(os.environ)
+    notes = []
+    threads = "2"
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS",
+                 "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        env[name] = threads
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
+                        " --xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads=2").strip()
+    env["JAX_PLATFORMS"] = "cpu"
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    notes.append("every framework limited to 2 threads")
+    if bind_threads:
+        env["OMP_PROC_BIND"] = "true"
+        notes.append("OMP_PROC_BIND=true")
+    if pin_malloc:
+        env.update(MALLOC_ENV)
+        notes.append("glibc malloc pinned (" + " ".join(f"{k}={v}" for k, v in MALLOC_ENV.items()) + ")")
+    else:
+        notes.append("glibc malloc NOT pinned")
+    if unset_openblas:
+        was = {name: env.pop(name) for name in OPENBLAS_ENV if name in env}
+        notes.append("unset " + (", ".join(f"{k} (was {v!r})" for k, v in was.items()) if was else
+                                 "OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE (neither was set)"))
+    package_root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    return env, notes
+
+
+class WorkerError(RuntimeError):
+    """A worker died or answered with an error."""
+
+
+class WorkerProcess:
+    """A :mod:`sepconv._bench_peers` worker: send a request, read one JSON answer."""
+
+    def __init__(self, framework: str, env: dict[str, str], log: IO[str]) -> None:
+        self.framework = framework
+        self.log = log
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "sepconv._bench_peers", framework], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=log, env=env, text=True, bufsize=1)
+
+    def send(self, request: dict[str, Any]) -> None:
+        try:
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            raise WorkerError(self._died()) from None
+
+    def receive(self) -> dict[str, Any]:
+        line = self.process.stdout.readline()
+        if not line:
+            raise WorkerError(self._died())
+        return json.loads(line)
+
+    def request(self, request: dict[str, Any]) -> dict[str, Any]:
+        self.send(request)
+        return self.receive()
+
+    def _died(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        tail = "".join(self.log.readlines()[-15:])
+        return f"worker {self.framework} died (exit code {self.process.poll()}); its last output:\n{tail}"
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            try:
+                self.send({"cmd": "quit"})
+                self.process.wait(timeout=10)
+            except (WorkerError, subprocess.TimeoutExpired):
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+def sepconv_import_seconds(env: dict[str, str], repeats: int = 3) -> float:
+    """Seconds ``import sepconv`` takes in a fresh interpreter (NumPy and Numba included): the best of ``repeats``."""
+    code = "import time; t = time.perf_counter(); import sepconv; print(time.perf_counter() - t)"
+    times = [float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                  check=True).stdout) for _ in range(repeats)]
+    return min(times)
+
+
+def installed_peers() -> list[str]:
+    """The peers whose framework can be imported here (checked without importing it).
+
+    Examples
+    --------
+    >>> set(installed_peers()) <= set(PEERS)
+    True
+    """
+    import importlib.util
+
+    return [p for p in PEERS if all(importlib.util.find_spec(m) is not None for m in REQUIRES[p])]
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def _progress(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _geomean(values: list[float]) -> float | None:
+    return float(np.exp(np.mean(np.log(values)))) if values else None
+
+
+def _footprint_bin(nbytes: int) -> int:
+    """Round to two significant binary digits (the bandwidth curve is smooth at that scale)."""
+    step = 1 << max(nbytes.bit_length() - 2, 0)
+    return max(step, round(nbytes / step) * step)
+
+
+class Benchmark:
+    """One run: start the workers, check every output, time in interleaved rounds, summarize."""
+
+    def __init__(self, cases: list[Case], frameworks: list[str], timing: Timing, env: dict[str, str]) -> None:
+        self.cases = cases
+        self.frameworks = frameworks
+        self.timing = timing
+        self.env = env
+        self.workers: dict[str, WorkerProcess] = {}
+        self.info: dict[str, dict] = {}
+        self.tmp = tempfile.TemporaryDirectory(prefix="sepconv-bench-")
+        # results[case][framework] = {"first_call_s", "check", "rounds_s", ...}
+        self.results: dict[str, dict[str, dict[str, Any]]] = {c.name: {} for c in cases}
+
+    def start_workers(self) -> None:
+        _progress(f"starting {len(self.frameworks)} workers: {', '.join(self.frameworks)}")
+        for fw in self.frameworks:
+            log = tempfile.TemporaryFile("w+", prefix=f"{fw}-", dir=self.tmp.name)
+            self.workers[fw] = WorkerProcess(fw, self.env, log)
+        for fw, worker in list(self.workers.items()):
+            try:
+                worker.receive()  # "ready"
+                self.info[fw] = worker.request({"cmd": "info"})
+            except WorkerError as e:
+                print(f"\n!!! {e}\n!!! {fw} is left out of this run\n", file=sys.stderr)
+                worker.close()
+                del self.workers[fw]
+        if "sepconv" not in self.workers:
+            raise WorkerError("the sepconv worker did not start (see above)")
+        self.frameworks = [fw for fw in self.frameworks if fw in self.workers]
+
+    def setup_and_check(self) -> None:
+        """Build every case in every worker (in parallel), then compare each output with the reference."""
+        for i, case in enumerate(self.cases, 1):
+            _progress(f"setup {i}/{len(self.cases)} {case.name}")
+            inputs = make_inputs(case)
+            path = Path(self.tmp.name) / f"{case.name}.npz"
+            np.savez(path, **inputs)
+            request = {"cmd": "setup", "case": case.for_worker(), "inputs": str(path)}
+            for fw, worker in self.workers.items():
+                worker.send({**request, "output": str(Path(self.tmp.name) / f"{case.name}.{fw}.npy")})
+            ref = reference_output(case, inputs)
+            for fw, worker in self.workers.items():
+                self.results[case.name][fw] = self._check(case, fw, worker.receive(), ref)
+            path.unlink()
+
+    def _check(self, case: Case, fw: str, answer: dict[str, Any], ref: np.ndarray) -> dict[str, Any]:
+        if "unsupported" in answer:
+            return {"status": "n/a", "reason": answer["unsupported"]}
+        if "error" in answer:
+            print(f"\n!!! {fw} failed on {case.name}: {answer['error']}\n", file=sys.stderr)
+            return {"status": "error", "reason": answer["error"]}
+        out_path = Path(self.tmp.name) / f"{case.name}.{fw}.npy"
+        error = relative_error(np.load(out_path), ref)
+        out_path.unlink()
+        result = {"first_call_s": answer["first_call_s"], "second_call_s": answer["second_call_s"],
+                  "max_rel_error": error if math.isfinite(error) else None, "rounds_s": [], "rounds_min_s": [],
+                  "calls_per_round": []}
+        if error <= TOLERANCE:
+            return {"status": "ok", **result}
+        print(f"\n!!! MISMATCH: {fw} on {case.name}: max |out - reference| / max |reference| = {error:.3g} "
+              f"(tolerance {TOLERANCE}); its time is not compared\n", file=sys.stderr)
+        return {"status": "mismatch", **result}
+
+    def machine_probes(self) -> dict[str, Any]:
+        """fp32 GEMM rate, and the bandwidth at each case's footprint (in the sepconv worker)."""
+        _progress("probing the fp32 GEMM rate and the bandwidth at each case's footprint")
+        worker = self.workers["sepconv"]
+        gemm = worker.request({"cmd": "gemm"})
+        bandwidths: dict[int, dict] = {}
+        for case in self.cases:
+            footprint = _footprint_bin(case.cost().bytes_total)
+            if footprint not in bandwidths:
+                bandwidths[footprint] = worker.request({"cmd": "bandwidth", "footprint_bytes": footprint})
+        return {"gemm": gemm, "bandwidth": bandwidths}
+
+    def time_rounds(self) -> None:
+        t = self.timing
+        start = time.perf_counter()
+        for r in range(t.rounds):
+            _progress(f"round {r + 1}/{t.rounds} ({time.perf_counter() - start:.0f} s so far)")
+            for ci, case in enumerate(self.cases):
+                runnable = [fw for fw in self.frameworks if self.results[case.name][fw]["status"] in ("ok", "mismatch")]
+                shift = (r + ci) % max(len(runnable), 1)
+                for fw in runnable[shift:] + runnable[:shift]:
+                    answer = self.workers[fw].request({
+                        "cmd": "time", "case": case.name, "warmup": t.warmup, "target_s": t.target_s,
+                        "min_calls": t.min_calls, "max_calls": t.max_calls})
+                    result = self.results[case.name][fw]
+                    if "error" in answer:
+                        print(f"\n!!! {fw} failed while timing {case.name}: {answer['error']}\n", file=sys.stderr)
+                        result.update(status="error", reason=answer["error"])
+                        continue
+                    result["rounds_s"].append(answer["median_s"])
+                    result["rounds_min_s"].append(answer["min_s"])
+                    result["calls_per_round"].append(answer["calls"])
+                    time.sleep(t.pause_s)
+
+    def close(self) -> None:
+        for worker in self.workers.values():
+            worker.close()
+        self.tmp.cleanup()
+
+
+def summarize(cases: list[Case], results: dict, probes: dict) -> tuple[list[dict], dict]:
+    """Per-case figures (ours, fastest peer, ratios, GB/s, bound fractions) and per-kind geometric means."""
+    gflops = probes["gemm"]["gflops"]
+    rows = []
+    for case in cases:
+        cost = case.cost()
+        bandwidth = probes["bandwidth"][_footprint_bin(cost.bytes_total)]["gbps"]
+        per_fw = results[case.name]
+        times = {fw: float(np.median(r["rounds_s"])) for fw, r in per_fw.items()
+                 if r["status"] in ("ok", "mismatch") and r["rounds_s"]}
+        ours = times.get("sepconv")
+        valid_peers = {fw: t for fw, t in times.items() if fw != "sepconv" and per_fw[fw]["status"] == "ok"}
+        nhwc_peers = {fw: t for fw, t in valid_peers.items() if fw in NHWC_FRAMEWORKS}
+        fastest = min(valid_peers, key=valid_peers.get) if valid_peers else None
+        fastest_nhwc = min(nhwc_peers, key=nhwc_peers.get) if nhwc_peers else None
+        bw_bound_s = cost.bytes_total / (bandwidth * 1e9)
+        flop_bound_s = cost.flops / (gflops * 1e9)
+        bound = "flop" if case.kind in GEMM_BOUND_KINDS else "bandwidth"
+        bound_s = flop_bound_s if bound == "flop" else bw_bound_s
+        row = {
+            "case": case.name, "kind": case.kind, "ours": case.ours, "source": case.source,
+            "sepconv_us": ours * 1e6 if ours else None,
+            "sepconv_first_call_ms": (per_fw["sepconv"].get("first_call_s") or 0) * 1e3 or None,
+            "sepconv_check": per_fw["sepconv"]["status"],
+            "sepconv_max_rel_error": per_fw["sepconv"].get("max_rel_error"),
+            "fastest_peer": fastest, "fastest_peer_us": valid_peers[fastest] * 1e6 if fastest else None,
+            "ratio": ours / valid_peers[fastest] if ours and fastest else None,
+            "fastest_nhwc_peer": fastest_nhwc,
+            "fastest_nhwc_peer_us": nhwc_peers[fastest_nhwc] * 1e6 if fastest_nhwc else None,
+            "ratio_nhwc": ours / nhwc_peers[fastest_nhwc] if ours and fastest_nhwc else None,
+            "bytes": cost.bytes_total, "flops": cost.flops, "intensity_flops_per_byte": cost.intensity,
+            "bandwidth_gbps_at_footprint": bandwidth, "bw_bound_us": bw_bound_s * 1e6,
+            "flop_bound_us": flop_bound_s * 1e6, "bound": bound,
+            "gbps": cost.bytes_total / ours / 1e9 if ours else None,
+            "gflops": cost.flops / ours / 1e9 if ours else None,
+            "fraction_of_bound": bound_s / ours if ours else None,
+            "frameworks_us": {fw: t * 1e6 for fw, t in times.items()},
+            "mismatches": [fw for fw, r in per_fw.items() if r["status"] == "mismatch"],
+            "errors": [fw for fw, r in per_fw.items() if r["status"] == "error"],
+        }
+        rows.append(row)
+    summary = {}
+    for kind in KINDS:
+        kind_rows = [r for r in rows if r["kind"] == kind]
+        if not kind_rows:
+            continue
+        summary[kind] = {
+            "cases": len(kind_rows),
+            "geomean_ratio": _geomean([r["ratio"] for r in kind_rows if r["ratio"]]),
+            "geomean_ratio_nhwc": _geomean([r["ratio_nhwc"] for r in kind_rows if r["ratio_nhwc"]]),
+            "max_ratio": max((r["ratio"] for r in kind_rows if r["ratio"]), default=None),
+        }
+    return rows, summary
+
+
+# --------------------------------------------------------------------------- printing
+
+
+def _fmt(value: float | None, spec: str = ".1f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def format_table(rows: list[dict], summary: dict, frameworks: list[str]) -> str:
+    """The Markdown tables printed at the end of a run (and meant for the README).
+
+    Examples
+    --------
+    >>> print(format_table([], {}, ["sepconv"]).splitlines()[0][:22])
+    | case | sepconv µs |
+    """
+    lines = ["| case | sepconv µs | fastest peer | µs | ours/peer | fastest NHWC peer | µs | ours/NHWC "
+             "| GB/s | % of bound | first call ms | check |",
+             "| --- | ---: | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for r in rows:
+        bound = f"{_fmt(r['fraction_of_bound'] and 100 * r['fraction_of_bound'], '.0f')}% " + (
+            "FLOP" if r["bound"] == "flop" else "BW")
+        check = "ok" if r["sepconv_check"] == "ok" else f"**sepconv {r['sepconv_check'].upper()}**"
+        if r["mismatches"]:
+            check += "; mismatch: " + ", ".join(fw for fw in r["mismatches"] if fw != "sepconv")
+        if r["errors"]:
+            check += "; error: " + ", ".join(r["errors"])
+        lines.append(
+            f"| {r['case']}{' *' if r['ours'] else ''} | {_fmt(r['sepconv_us'])} | {r['fastest_peer'] or '-'} "
+            f"| {_fmt(r['fastest_peer_us'])} | {_fmt(r['ratio'], '.2f')} | {r['fastest_nhwc_peer'] or '-'} "
+            f"| {_fmt(r['fastest_nhwc_peer_us'])} | {_fmt(r['ratio_nhwc'], '.2f')} | {_fmt(r['gbps'], '.0f')} "
+            f"| {bound} | {_fmt(r['sepconv_first_call_ms'], '.0f')} | {check} |")
+    lines += ["", "`*` = case added in this repo (not in the shared cases). Ratios are sepconv time / peer time "
+              "(below 1 = sepconv faster). % of bound: the case's minimal bytes at the bandwidth measured at its "
+              "footprint (BW), or its FLOPs at the measured GEMM rate (FLOP), over sepconv's time.", ""]
+    lines += ["| kind | cases | geomean ours/fastest peer | geomean ours/fastest NHWC peer | worst ours/peer |",
+              "| --- | ---: | ---: | ---: | ---: |"]
+    for kind, s in summary.items():
+        lines.append(f"| {kind} | {s['cases']} | {_fmt(s['geomean_ratio'], '.2f')} "
+                     f"| {_fmt(s['geomean_ratio_nhwc'], '.2f')} | {_fmt(s['max_ratio'], '.2f')} |")
+    lines += ["", "All frameworks, µs (median over rounds of the per-round medians; n/a = no such op):", "",
+              "| case | " + " | ".join(frameworks) + " |", "| --- |" + " ---: |" * len(frameworks)]
+    for r in rows:
+        cells = []
+        for fw in frameworks:
+            if fw in r["errors"]:
+                cells.append("error")
+            elif fw in r["frameworks_us"]:
+                cells.append(_fmt(r["frameworks_us"][fw]) + (" WRONG" if fw in r["mismatches"] else ""))
+            else:
+                cells.append("n/a")
+        lines.append(f"| {r['case']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def format_overhead(overhead: dict[str, float]) -> str:
+    """One paragraph on the Python-level cost of a call.
+
+    Examples
+    --------
+    >>> format_overhead({"public_call_us": 5.0, "implementation_call_us": 3.0, "output_allocation_us": 0.2,
+    ...                  "api_overhead_us": 2.0}).split(":")[0]
+    'Call overhead (depthwise 1x4x4x8, 3x3, SAME)'
+    """
+    return (f"Call overhead (depthwise 1x4x4x8, 3x3, SAME): public call {overhead['public_call_us']:.2f} µs, "
+            f"implementation alone (geometry precomputed) {overhead['implementation_call_us']:.2f} µs, "
+            f"so argument normalization + dispatch + layout = {overhead['api_overhead_us']:.2f} µs; "
+            f"np.empty of the output alone {overhead['output_allocation_us']:.2f} µs.")
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``sepconv bench`` (also ``python benchmarks/bench_ops.py``)."""
+    parser.add_argument("--quick", action="store_true",
+                        help=f"a one-minute look: {len(QUICK_CASES)} cases, {QUICK.rounds} short rounds")
+    parser.add_argument("--cases", help="comma-separated case names (default: all, or the quick set)")
+    parser.add_argument("--kinds", help=f"comma-separated kinds among {','.join(KINDS)}")
+    parser.add_argument("--peers", help=f"comma-separated peers among {','.join(PEERS)} (default: all installed)")
+    parser.add_argument("--rounds", type=int, help=f"interleaved rounds (default {FULL.rounds}, quick {QUICK.rounds})")
+    parser.add_argument("--cases-file", type=Path, default=CASES_FILE, help="JSON cases file (default: %(default)s)")
+    parser.add_argument("--json", type=Path, help="where to write the results (default benchmarks/results/latest.json "
+                        "in a source checkout, else ./sepconv-bench.json)")
+    parser.add_argument("--unset-openblas-env", action=argparse.BooleanOptionalAction, default=True,
+                        help="unset OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE in the workers (NumPy's BLAS is slow "
+                        "with them; default on)")
+    parser.add_argument("--pin-malloc", action=argparse.BooleanOptionalAction, default=True,
+                        help="MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ = 1 GiB in every worker (default on)")
+    parser.add_argument("--bind-threads", action=argparse.BooleanOptionalAction, default=True,
+                        help="OMP_PROC_BIND=true in every worker (default on)")
+    parser.add_argument("--overhead", action="store_true",
+                        help="only measure the Python-level cost of a sepconv call (µs) and exit")
+    parser.add_argument("--list", action="store_true", help="list the cases and exit")
+
+
+def default_json_path() -> Path:
+    """``benchmarks/results/latest.json`` of the source checkout, else ``./sepconv-bench.json``."""
+    repo_benchmarks = Path(__file__).resolve().parents[2] / "benchmarks"
+    if repo_benchmarks.is_dir():
+        return repo_benchmarks / "results" / "latest.json"
+    return Path("sepconv-bench.json")
+
+
+def _select(args: argparse.Namespace, cases: list[Case]) -> tuple[list[Case], list[str]]:
+    """The cases and frameworks the options ask for; ``ValueError`` naming any unknown one."""
+    by_name = {c.name: c for c in cases}
+    if args.cases:
+        names = [n.strip() for n in args.cases.split(",") if n.strip()]
+        unknown = [n for n in names if n not in by_name]
+        if unknown:
+            raise ValueError(f"unknown case(s) {', '.join(unknown)}; known cases: {', '.join(by_name)}")
+        selected = [by_name[n] for n in names]
+    elif args.quick and all(n in by_name for n in QUICK_CASES):
+        selected = [by_name[n] for n in QUICK_CASES]
+    else:
+        selected = list(cases)
+    if args.kinds:
+        kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+        unknown = [k for k in kinds if k not in KINDS]
+        if unknown:
+            raise ValueError(f"unknown kind(s) {', '.join(unknown)}; kinds are {', '.join(KINDS)}")
+        selected = [c for c in selected if c.kind in kinds]
+    if not selected:
+        raise ValueError("no case left to run after --cases/--kinds")
+    installed = installed_peers()
+    if args.peers:
+        peers = [p.strip() for p in args.peers.split(",") if p.strip()]
+        unknown = [p for p in peers if p not in PEERS]
+        if unknown:
+            raise ValueError(f"unknown peer(s) {', '.join(unknown)}; peers are {', '.join(PEERS)}")
+        missing = [p for p in peers if p not in installed]
+        if missing:
+            raise ValueError(f"peer(s) {', '.join(missing)} not installed here (installed: {', '.join(installed)})")
+    else:
+        peers = installed
+    return selected, ["sepconv", *peers]
+
+
+def _overhead_only(env: dict[str, str]) -> int:
+    with tempfile.TemporaryFile("w+") as log:
+        worker = WorkerProcess("sepconv", env, log)
+        try:
+            worker.receive()
+            overhead = worker.request({"cmd": "overhead"})
+        finally:
+            worker.close()
+    if "error" in overhead:
+        print(f"sepconv bench: overhead measurement failed: {overhead['error']}", file=sys.stderr)
+        return 1
+    print(format_overhead(overhead))
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark the options describe; print the tables; write the JSON.  Returns the exit code."""
+    try:
+        all_cases = load_cases(args.cases_file)
+        cases, frameworks = _select(args, all_cases)
+    except (OSError, ValueError) as e:
+        print(f"sepconv bench: {e}", file=sys.stderr)
+        return 2
+    if args.list:
+        for c in all_cases:
+            print(f"{c.name:28} {c.kind:14} {'ours ' if c.ours else 'shared'} {c.source}")
+        return 0
+    env, notes = worker_environment(args.unset_openblas_env, args.pin_malloc, args.bind_threads)
+    if args.overhead:
+        return _overhead_only(env)
+    base = QUICK if args.quick else FULL
+    timing = Timing(**{**asdict(base), "rounds": args.rounds or base.rounds})
+    json_path = args.json or default_json_path()
+    _progress("; ".join(notes))
+    started = time.time()
+    bench = Benchmark(cases, frameworks, timing, env)
+    try:
+        import_s = sepconv_import_seconds(env)
+        bench.start_workers()
+        bench.setup_and_check()
+        probes = bench.machine_probes()
+        _progress("measuring the call overhead")
+        overhead = bench.workers["sepconv"].request({"cmd": "overhead"})
+        bench.time_rounds()
+        frameworks = bench.frameworks
+    except WorkerError as e:
+        print(f"sepconv bench: {e}", file=sys.stderr)
+        return 1
+    finally:
+        bench.close()
+    rows, summary = summarize(cases, bench.results, probes)
+    elapsed = time.time() - started
+    command = "sepconv bench " + " ".join(sys.argv[2:]) if Path(sys.argv[0]).name == "sepconv" else \
+        " ".join(["python", *sys.argv])
+    report = {
+        "meta": {
+            "command": command, "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+            "seconds": round(elapsed, 1), "machine": platform.node(), "cpu": _cpu_description(),
+            "load_average_at_end": os.getloadavg()[0], "notes": notes, "timing": asdict(timing),
+            "tolerance_rel": TOLERANCE, "python": platform.python_version(),
+            "sepconv_import_s": import_s,
+            "frameworks": {fw: {"version": bench.info[fw]["version"], "import_s": bench.info[fw]["import_s"]}
+                           for fw in frameworks if fw != "sepconv"},
+        },
+        "machine_probes": {"gemm": probes["gemm"], "bandwidth": list(probes["bandwidth"].values())},
+        "overhead": overhead,
+        "summary": summary,
+        "cases": [{**row, "detail": bench.results[row["case"]]} for row in rows],
+    }
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(report, indent=1, default=float) + "\n")
+    versions = ", ".join(f"{fw} {bench.info[fw]['version']}" for fw in frameworks)
+    print(f"# sepconv bench: {len(cases)} cases, {timing.rounds} interleaved rounds, {elapsed:.0f} s, "
+          f"{_cpu_description()}, load average {os.getloadavg()[0]:.1f} at the end")
+    print(f"# {versions}")
+    print(f"# {'; '.join(notes)}")
+    print(f"# fp32 GEMM rate {probes['gemm']['gflops']:.0f} GFLOP/s (NumPy, {probes['gemm']['size']}^3); "
+          f"`import sepconv` {import_s:.2f} s (fresh process, best of 3)")
+    print()
+    print(format_table(rows, summary, frameworks))
+    print()
+    if "error" in overhead:
+        print(f"Call overhead: measurement failed: {overhead['error']}")
+    else:
+        print(format_overhead(overhead))
+    bad = [r["case"] for r in rows if r["sepconv_check"] != "ok"]
+    if bad:
+        print(f"\n!!! sepconv's result does not match the reference on: {', '.join(bad)}")
+    print(f"\nJSON: {json_path}")
+    return 1 if bad else 0
+
+
+def _cpu_description() -> str:
+    from .roofline import machine_description
+
+    return machine_description()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python benchmarks/bench_ops.py [options]``: the same as ``sepconv bench [options]``."""
+    parser = argparse.ArgumentParser(prog="bench_ops.py", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
