@@ -112,6 +112,23 @@ def _empty_like_layout(t: Tensor, shape: Sequence[int]) -> Tensor:
     return torch.empty(shape, dtype=t.dtype, device=t.device, memory_format=_memory_format(t))
 
 
+def _in_nhwc(op, input: Tensor, *args) -> Tensor:
+    """Run ``op`` on ``input`` in ``channels_last`` (NHWC memory, what the kernels read) and return the
+    result in ``input``'s memory format: no copy for a ``channels_last`` input, one each way otherwise.
+
+    Converting here, in autograd's view, rather than inside the operator, means the backward pass
+    finds the NHWC input saved and converts the incoming gradient once for both backprops.
+    """
+    if _is_channels_last(input):
+        return op(input, *args)
+    return op(input.contiguous(memory_format=torch.channels_last), *args).contiguous()
+
+
+def _like_input(grad: Tensor, input: Tensor) -> Tensor:
+    """The gradient in the saved input's memory format (once, before the backprops read it)."""
+    return grad.contiguous(memory_format=_memory_format(input))
+
+
 def _pairs(padding: Sequence[int]) -> list[list[int]]:
     """``[top, bottom, left, right]`` -> sepconv's explicit pads ``[[top, bottom], [left, right]]``."""
     top, bottom, left, right = padding
@@ -329,6 +346,7 @@ def _register_family(forward, backprop_input, backprop_filter) -> None:
 
     def backward_forward(ctx, grad):
         input, weight = ctx.saved_tensors
+        grad = _like_input(grad, input)
         grad_input = grad_weight = None
         if ctx.needs_input_grad[0]:
             grad_input = backprop_input(grad, weight, list(input.shape), *ctx.window)
@@ -377,6 +395,7 @@ def _setup_separable(ctx, inputs, output):
 def _backward_separable(ctx, grad):
     """Recompute the depthwise output (the fused forward never stores it), then chain the two backprops."""
     input, depthwise_weight, pointwise_weight = ctx.saved_tensors
+    grad = _like_input(grad, input)
     need_input, need_depthwise, need_pointwise = ctx.needs_input_grad[:3]
     grad_input = grad_depthwise = grad_pointwise = None
     if need_input or need_depthwise or need_pointwise:
@@ -468,7 +487,7 @@ def depthwise_conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
     """
     stride, dilation = _pair("stride", stride, 1), _pair("dilation", dilation, 1)
     pads = _explicit_padding(_check_padding(padding, stride), input, weight.shape[-2:], stride, dilation)
-    return _depthwise_conv2d(input, weight, bias, list(stride), pads, list(dilation))
+    return _in_nhwc(_depthwise_conv2d, input, weight, bias, list(stride), pads, list(dilation))
 
 
 def separable_conv2d(input: Tensor, depthwise_weight: Tensor, pointwise_weight: Tensor, bias: Tensor | None = None,
@@ -508,7 +527,8 @@ def separable_conv2d(input: Tensor, depthwise_weight: Tensor, pointwise_weight: 
     """
     stride, dilation = _pair("stride", stride, 1), _pair("dilation", dilation, 1)
     pads = _explicit_padding(_check_padding(padding, stride), input, depthwise_weight.shape[-2:], stride, dilation)
-    return _separable_conv2d(input, depthwise_weight, pointwise_weight, bias, list(stride), pads, list(dilation))
+    return _in_nhwc(_separable_conv2d, input, depthwise_weight, pointwise_weight, bias, list(stride), pads,
+                    list(dilation))
 
 
 # --------------------------------------------------------------------------- modules
@@ -581,8 +601,7 @@ class DepthwiseConv2d(nn.Module):
         _init_like_conv2d(self.weight, self.bias)
 
     def forward(self, input: Tensor) -> Tensor:
-        pads = _explicit_padding(self.padding, input, self.kernel_size, self.stride, self.dilation)
-        return _depthwise_conv2d(input, self.weight, self.bias, list(self.stride), pads, list(self.dilation))
+        return depthwise_conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.kernel_size}, stride={self.stride}, padding={self.padding!r}, "
@@ -689,9 +708,8 @@ class SeparableConv2d(nn.Module):
         _init_like_conv2d(self.pointwise_weight, self.bias)
 
     def forward(self, input: Tensor) -> Tensor:
-        pads = _explicit_padding(self.padding, input, self.kernel_size, self.stride, self.dilation)
-        return _separable_conv2d(input, self.depthwise_weight, self.pointwise_weight, self.bias, list(self.stride),
-                                 pads, list(self.dilation))
+        return separable_conv2d(input, self.depthwise_weight, self.pointwise_weight, self.bias, self.stride,
+                                self.padding, self.dilation)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, {self.kernel_size}, stride={self.stride}, "
