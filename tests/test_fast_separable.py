@@ -1,0 +1,81 @@
+"""The fast separable forward (fused and unfused) against the NumPy reference."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from conftest import rand, tol
+
+import sepconv
+from sepconv import reference
+from sepconv.geometry import depthwise_geometry
+
+fast_separable = sys.modules["sepconv.fast.separable"]
+
+# (input NHWC, filter kh x kw, multiplier, out_c, strides, dilations, padding): awkward on purpose
+GEOMETRIES = [
+    ((2, 7, 9, 5), (3, 3), 1, 4, (1, 1), (1, 1), "SAME"),
+    ((1, 7, 9, 3), (3, 3), 2, 7, (2, 3), (1, 1), "VALID"),
+    ((2, 9, 7, 23), (3, 2), 1, 5, (1, 2), (2, 1), "SAME"),
+    ((1, 7, 9, 5), (2, 3), 3, 6, (3, 1), (1, 2), [[1, 0], [2, 3]]),
+    ((2, 8, 7, 4), (3, 3), 2, 3, (2, 2), (2, 2), "SAME"),
+    ((1, 9, 9, 5), (2, 2), 1, 3, (3, 3), (1, 1), "VALID"),  # stride > kernel
+    ((1, 7, 9, 6), (1, 1), 1, 5, (1, 1), (1, 1), "VALID"),  # 1x1 depthwise
+    ((1, 5, 6, 4), (5, 4), 1, 2, (1, 1), (1, 1), [[0, 1], [3, 0]]),  # window wider than the padding
+]
+IDS = [f"{shape}-k{k}-m{m}-o{out_c}-s{s}-d{d}-{pad}" for shape, k, m, out_c, s, d, pad in GEOMETRIES]
+
+
+def _case(rng, spec, dtype):
+    shape, (kh, kw), multiplier, out_c, strides, dilations, padding = spec
+    x = rand(rng, shape, dtype)
+    wd = rand(rng, (kh, kw, shape[3], multiplier), dtype)
+    wp = rand(rng, (1, 1, shape[3] * multiplier, out_c), dtype)
+    g = depthwise_geometry("separable_conv2d", x.shape, wd.shape, strides, padding, "NHWC", dilations)
+    return x, wd, wp, g
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("band_bytes", [1, 1 << 40], ids=["fused-bands-of-5", "unfused"])
+@pytest.mark.parametrize("spec", GEOMETRIES, ids=IDS)
+def test_matches_reference(spec, band_bytes, dtype, monkeypatch):
+    """Bands of 5 pixels start mid-row and straddle rows and batch entries."""
+    monkeypatch.setattr(fast_separable, "BAND_BYTES", band_bytes)
+    monkeypatch.setattr(fast_separable, "BAND_MIN_PIXELS", 5)
+    x, wd, wp, g = _case(np.random.default_rng(0), spec, dtype)
+    total = x.shape[0] * g.out_h * g.out_w
+    assert fast_separable.plan(g, x.itemsize) == (("fused", 5) if band_bytes == 1 else ("unfused", total))
+    np.testing.assert_allclose(fast_separable.separable_conv2d(x, wd, wp, g),
+                               reference.separable_conv2d(x, wd, wp, g), **tol(dtype))
+
+
+def test_default_plan_matches_reference():
+    x, wd, wp, g = _case(np.random.default_rng(1), ((2, 30, 31, 40), (3, 3), 2, 9, (1, 1), (1, 1), "SAME"),
+                         np.float32)
+    np.testing.assert_allclose(fast_separable.separable_conv2d(x, wd, wp, g),
+                               reference.separable_conv2d(x, wd, wp, g), **tol(np.float32))
+
+
+def test_nonfinite_depthwise_filter_propagates_like_the_reference():
+    """A tap in the padding multiplies a zero: with an infinite filter value that is NaN, as in TF."""
+    x, wd, wp, g = _case(np.random.default_rng(2), GEOMETRIES[0], np.float64)
+    wd[0, 0, 1, 0] = np.inf
+    with np.errstate(invalid="ignore"):
+        expected = reference.separable_conv2d(x, wd, wp, g)
+    assert np.isnan(expected).any()
+    np.testing.assert_array_equal(fast_separable.separable_conv2d(x, wd, wp, g), expected)
+
+
+def test_public_op_on_fast_path_nchw_and_noncontiguous():
+    rng = np.random.default_rng(3)
+    x = rand(rng, (2, 9, 7, 6), np.float32).transpose(0, 3, 2, 1)  # NCHW view [2, 6, 7, 9], not contiguous
+    wd = rand(rng, (3, 3, 6, 2), np.float32)[::-1]
+    wp = np.asfortranarray(rand(rng, (1, 1, 12, 5), np.float32))
+    args = ([1, 1, 2, 1], [[0, 0], [0, 0], [2, 0], [1, 1]], "NCHW")
+    with sepconv.use_implementation("fast"):
+        fast = sepconv.separable_conv2d(x, wd, wp, *args)
+    with sepconv.use_implementation("reference"):
+        ref = sepconv.separable_conv2d(x, wd, wp, *args)
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
