@@ -395,7 +395,8 @@ NHWC_FRAMEWORKS = ("sepconv", "torch_cl", "tf", "ort_nhwc", "jax")
 
 
 def time_calls(fn: Callable[[], Any], warmup: int, target_s: float, min_calls: int, max_calls: int) -> dict:
-    """Call ``fn`` ``warmup`` times untimed, then time calls one by one for about ``target_s``."""
+    """Call ``fn`` ``warmup`` times untimed, then time calls one by one for about ``target_s``;
+    return the median, the 25th percentile and the minimum seconds per call."""
     for _ in range(warmup):
         fn()
     gc.collect()
@@ -409,7 +410,9 @@ def time_calls(fn: Callable[[], Any], warmup: int, target_s: float, min_calls: i
             times.append(time.perf_counter_ns() - start)
     finally:
         gc.enable()
-    return {"median_s": float(np.median(times)) * 1e-9, "min_s": min(times) * 1e-9, "calls": len(times)}
+    seconds = np.asarray(times) * 1e-9
+    return {"median_s": float(np.median(seconds)), "p25_s": float(np.percentile(seconds, 25)),
+            "min_s": float(seconds.min()), "calls": len(times)}
 
 
 def bandwidth_probe(footprint_bytes: int) -> dict:
@@ -475,7 +478,7 @@ class Worker:
         if cmd == "bandwidth":
             return bandwidth_probe(request["footprint_bytes"])
         if cmd == "gemm":
-            return gemm_probe()
+            return gemm_probe(request["size"])
         if cmd == "overhead":
             return overhead_probe()
         raise ValueError(f"unknown request {cmd!r}")

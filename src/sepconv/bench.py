@@ -63,6 +63,7 @@ QUICK_CASES = ("dw_1x56x56x144_s1", "dw_1x112x112x96_s2", "dw_8x56x56x144_s1", "
                "dwbf_8x28x28x192", "sep_1x56x56x144_to144", "conv_1x56x56x64_to64")
 OPENBLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "1073741824", "MALLOC_TRIM_THRESHOLD_": "1073741824"}
+STATISTICS = ("median", "p25", "min")  # per round, over the calls timed in it
 TOLERANCE = 2e-4  # max |out - reference| / max |reference|, float32
 
 
@@ -76,10 +77,11 @@ class Timing:
     min_calls: int
     max_calls: int
     pause_s: float
+    gemm_size: int
 
 
-FULL = Timing(rounds=5, target_s=0.03, warmup=2, min_calls=3, max_calls=5000, pause_s=0.03)
-QUICK = Timing(rounds=3, target_s=0.01, warmup=2, min_calls=3, max_calls=2000, pause_s=0.03)
+FULL = Timing(rounds=5, target_s=0.03, warmup=2, min_calls=3, max_calls=5000, pause_s=0.03, gemm_size=2048)
+QUICK = Timing(rounds=3, target_s=0.01, warmup=2, min_calls=3, max_calls=2000, pause_s=0.03, gemm_size=1024)
 
 
 # --------------------------------------------------------------------------- cases
@@ -430,8 +432,8 @@ class Benchmark:
         error = relative_error(np.load(out_path), ref)
         out_path.unlink()
         result = {"first_call_s": answer["first_call_s"], "second_call_s": answer["second_call_s"],
-                  "max_rel_error": error if math.isfinite(error) else None, "rounds_s": [], "rounds_min_s": [],
-                  "calls_per_round": []}
+                  "max_rel_error": error if math.isfinite(error) else None, "calls_per_round": [],
+                  **{f"rounds_{stat}_s": [] for stat in STATISTICS}}
         if error <= TOLERANCE:
             return {"status": "ok", **result}
         print(f"\n!!! MISMATCH: {fw} on {case.name}: max |out - reference| / max |reference| = {error:.3g} "
@@ -442,7 +444,7 @@ class Benchmark:
         """fp32 GEMM rate, and the bandwidth at each case's footprint (in the sepconv worker)."""
         _progress("probing the fp32 GEMM rate and the bandwidth at each case's footprint")
         worker = self.workers["sepconv"]
-        gemm = worker.request({"cmd": "gemm"})
+        gemm = worker.request({"cmd": "gemm", "size": self.timing.gemm_size})
         bandwidths: dict[int, dict] = {}
         for case in self.cases:
             footprint = _footprint_bin(case.cost().bytes_total)
@@ -467,8 +469,8 @@ class Benchmark:
                         print(f"\n!!! {fw} failed while timing {case.name}: {answer['error']}\n", file=sys.stderr)
                         result.update(status="error", reason=answer["error"])
                         continue
-                    result["rounds_s"].append(answer["median_s"])
-                    result["rounds_min_s"].append(answer["min_s"])
+                    for stat in STATISTICS:
+                        result[f"rounds_{stat}_s"].append(answer[f"{stat}_s"])
                     result["calls_per_round"].append(answer["calls"])
                     time.sleep(t.pause_s)
 
@@ -478,16 +480,21 @@ class Benchmark:
         self.tmp.cleanup()
 
 
-def summarize(cases: list[Case], results: dict, probes: dict) -> tuple[list[dict], dict]:
-    """Per-case figures (ours, fastest peer, ratios, GB/s, bound fractions) and per-kind geometric means."""
+def summarize(cases: list[Case], results: dict, probes: dict, statistic: str = "median") -> tuple[list[dict], dict]:
+    """Per-case figures (ours, fastest peer, ratios, GB/s, bound fractions) and per-kind geometric means.
+
+    A framework's time is the median over rounds of its per-round ``statistic`` (of the calls timed
+    in that round: ``"median"``, ``"p25"`` or ``"min"``).
+    """
+    key = f"rounds_{statistic}_s"
     gflops = probes["gemm"]["gflops"]
     rows = []
     for case in cases:
         cost = case.cost()
         bandwidth = probes["bandwidth"][_footprint_bin(cost.bytes_total)]["gbps"]
         per_fw = results[case.name]
-        times = {fw: float(np.median(r["rounds_s"])) for fw, r in per_fw.items()
-                 if r["status"] in ("ok", "mismatch") and r["rounds_s"]}
+        times = {fw: float(np.median(r[key])) for fw, r in per_fw.items()
+                 if r["status"] in ("ok", "mismatch") and r[key]}
         ours = times.get("sepconv")
         valid_peers = {fw: t for fw, t in times.items() if fw != "sepconv" and per_fw[fw]["status"] == "ok"}
         nhwc_peers = {fw: t for fw, t in valid_peers.items() if fw in NHWC_FRAMEWORKS}
@@ -540,7 +547,7 @@ def _fmt(value: float | None, spec: str = ".1f") -> str:
     return "-" if value is None else format(value, spec)
 
 
-def format_table(rows: list[dict], summary: dict, frameworks: list[str]) -> str:
+def format_table(rows: list[dict], summary: dict, frameworks: list[str], statistic: str = "median") -> str:
     """The Markdown tables printed at the end of a run (and meant for the README).
 
     Examples
@@ -572,7 +579,7 @@ def format_table(rows: list[dict], summary: dict, frameworks: list[str]) -> str:
     for kind, s in summary.items():
         lines.append(f"| {kind} | {s['cases']} | {_fmt(s['geomean_ratio'], '.2f')} "
                      f"| {_fmt(s['geomean_ratio_nhwc'], '.2f')} | {_fmt(s['max_ratio'], '.2f')} |")
-    lines += ["", "All frameworks, µs (median over rounds of the per-round medians; n/a = no such op):", "",
+    lines += ["", f"All frameworks, µs (median over rounds of the per-round {statistic}; n/a = no such op):", "",
               "| case | " + " | ".join(frameworks) + " |", "| --- |" + " ---: |" * len(frameworks)]
     for r in rows:
         cells = []
@@ -623,6 +630,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ = 1 GiB in every worker (default on)")
     parser.add_argument("--bind-threads", action=argparse.BooleanOptionalAction, default=True,
                         help="OMP_PROC_BIND=true in every worker (default on)")
+    parser.add_argument("--stat", choices=STATISTICS, default="median",
+                        help="per-round statistic of the timed calls used in the tables (default median; p25 or "
+                        "min resist interference on a busy machine); the JSON keeps all three")
     parser.add_argument("--overhead", action="store_true",
                         help="only measure the Python-level cost of a sepconv call (µs) and exit")
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
@@ -721,7 +731,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     finally:
         bench.close()
-    rows, summary = summarize(cases, bench.results, probes)
+    rows, summary = summarize(cases, bench.results, probes, args.stat)
     elapsed = time.time() - started
     command = "sepconv bench " + " ".join(sys.argv[2:]) if Path(sys.argv[0]).name == "sepconv" else \
         " ".join(["python", *sys.argv])
@@ -730,6 +740,7 @@ def run(args: argparse.Namespace) -> int:
             "command": command, "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
             "seconds": round(elapsed, 1), "machine": platform.node(), "cpu": _cpu_description(),
             "load_average_at_end": os.getloadavg()[0], "notes": notes, "timing": asdict(timing),
+            "statistic": args.stat,
             "tolerance_rel": TOLERANCE, "python": platform.python_version(),
             "sepconv_import_s": import_s,
             "frameworks": {fw: {"version": bench.info[fw]["version"], "import_s": bench.info[fw]["import_s"]}
@@ -750,7 +761,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"# fp32 GEMM rate {probes['gemm']['gflops']:.0f} GFLOP/s (NumPy, {probes['gemm']['size']}^3); "
           f"`import sepconv` {import_s:.2f} s (fresh process, best of 3)")
     print()
-    print(format_table(rows, summary, frameworks))
+    print(format_table(rows, summary, frameworks, args.stat))
     print()
     if "error" in overhead:
         print(f"Call overhead: measurement failed: {overhead['error']}")

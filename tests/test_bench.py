@@ -1,0 +1,131 @@
+"""The benchmark harness: a quick run in subprocesses (sepconv + PyTorch), and its pieces."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sepconv.bench import (
+    CASES_FILE,
+    KINDS,
+    QUICK,
+    TOLERANCE,
+    Benchmark,
+    Case,
+    load_cases,
+    main,
+    make_inputs,
+    reference_output,
+    relative_error,
+    worker_environment,
+)
+
+BENCH_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_ops.py"
+
+# Stride 2 on an even input: TensorFlow pads 0 before and 1 after, which PyTorch has to be given explicitly.
+TINY_CASES = [
+    {"name": "dw_tiny_s2", "kind": "dw", "shape": [1, 10, 10, 8], "k": 3, "s": 2, "padding": "SAME"},
+    {"name": "dwbf_tiny_m2", "kind": "dw_bwd_filter", "shape": [2, 7, 7, 4], "k": 3, "s": 1, "m": 2,
+     "padding": "SAME"},
+]
+
+
+@pytest.fixture
+def tiny_cases_file(tmp_path: Path) -> Path:
+    path = tmp_path / "cases.json"
+    path.write_text(json.dumps({"cases": TINY_CASES}))
+    return path
+
+
+def test_quick_run_with_torch(tiny_cases_file: Path, tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    out = tmp_path / "results.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH_SCRIPT), "--quick", "--rounds", "1", "--cases-file", str(tiny_cases_file),
+         "--peers", "torch_cl", "--json", str(out), "--no-unset-openblas-env"],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "| dw_tiny_s2 |" in proc.stdout and "Call overhead" in proc.stdout
+    report = json.loads(out.read_text())
+    assert [c["case"] for c in report["cases"]] == ["dw_tiny_s2", "dwbf_tiny_m2"]
+    for case in report["cases"]:
+        assert case["sepconv_check"] == "ok"
+        assert case["sepconv_us"] > 0 and case["fastest_peer"] == "torch_cl" and case["fastest_peer_us"] > 0
+        assert case["ratio"] == pytest.approx(case["sepconv_us"] / case["fastest_peer_us"])
+        assert case["gbps"] > 0 and 0 < case["fraction_of_bound"]
+        assert case["bytes"] > 0 and case["bound"] == "bandwidth"
+        for fw in ("sepconv", "torch_cl"):
+            detail = case["detail"][fw]
+            assert detail["status"] == "ok", detail
+            assert detail["max_rel_error"] <= TOLERANCE
+            assert len(detail["rounds_median_s"]) == 1 and detail["first_call_s"] > 0
+    assert set(report["summary"]) == {"dw", "dw_bwd_filter"}
+    assert report["overhead"]["public_call_us"] > 0
+    assert report["machine_probes"]["gemm"]["gflops"] > 0
+    assert not any("unset" in note for note in report["meta"]["notes"])
+
+
+def test_unknown_names_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--cases", "dw_1x56x56x144_s1,no_such_case"]) == 2
+    assert "unknown case(s) no_such_case" in capsys.readouterr().err
+    assert main(["--peers", "torch_cl,pytorch"]) == 2
+    assert "unknown peer(s) pytorch" in capsys.readouterr().err
+    assert main(["--kinds", "depthwise"]) == 2
+    assert "unknown kind(s) depthwise" in capsys.readouterr().err
+
+
+def test_shipped_cases_are_valid() -> None:
+    cases = load_cases(CASES_FILE)
+    shared = [c for c in cases if not c.ours]
+    assert len(shared) == 17 and {c.kind for c in cases} == set(KINDS)
+    assert any(c.d > 1 for c in cases) and any(c.m == 3 for c in cases)
+    assert (Path(__file__).resolve().parents[1] / "benchmarks" / "cases.json").read_text() == CASES_FILE.read_text()
+
+
+def test_case_validation_names_the_problem() -> None:
+    with pytest.raises(ValueError, match="`out`"):
+        Case.from_dict({"name": "a", "kind": "sep", "shape": [1, 8, 8, 4], "k": 3, "s": 1, "padding": "SAME"}, "t")
+    with pytest.raises(ValueError, match="unknown field"):
+        Case.from_dict({"name": "a", "kind": "dw", "shape": [1, 8, 8, 4], "k": 3, "s": 1, "padding": "SAME",
+                        "stride": 2}, "t")
+    with pytest.raises(ValueError, match="kind"):
+        Case.from_dict({"name": "a", "kind": "pool", "shape": [1, 8, 8, 4], "k": 3, "s": 1, "padding": "SAME"}, "t")
+
+
+def test_inputs_are_reproducible_and_reference_has_the_op_shape() -> None:
+    case = Case.from_dict(TINY_CASES[1], "t")
+    a, b = make_inputs(case), make_inputs(case)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert reference_output(case, a).shape == (3, 3, 4, 2)
+
+
+def test_a_wrong_output_is_marked_mismatch(tmp_path: Path) -> None:
+    case = Case.from_dict(TINY_CASES[0], "t")
+    ref = reference_output(case, make_inputs(case))
+    bench = Benchmark([case], ["sepconv"], QUICK, {})
+    try:
+        answer = {"first_call_s": 0.1, "second_call_s": 0.01}
+        path = Path(bench.tmp.name) / f"{case.name}.sepconv.npy"
+        np.save(path, ref)
+        assert bench._check(case, "sepconv", answer, ref)["status"] == "ok"
+        wrong = ref.copy()
+        wrong[0, -1, -1, 0] += 1.0  # the last row/column: where TF's asymmetric padding matters
+        np.save(path, wrong)
+        assert bench._check(case, "sepconv", answer, ref)["status"] == "mismatch"
+    finally:
+        bench.close()
+    assert relative_error(np.zeros((2, 2)), np.zeros((3, 2))) == float("inf")
+
+
+def test_worker_environment_switches() -> None:
+    env, notes = worker_environment(unset_openblas=False, pin_malloc=False, bind_threads=False)
+    assert "MALLOC_TRIM_THRESHOLD_" not in env or env["MALLOC_TRIM_THRESHOLD_"] != "1073741824"
+    assert "OMP_PROC_BIND" not in notes and env["NUMBA_NUM_THREADS"] == "2"
+    env, notes = worker_environment(unset_openblas=True, pin_malloc=True, bind_threads=True)
+    assert "OPENBLAS_CORETYPE" not in env and "OPENBLAS_L2_SIZE" not in env
+    assert env["MALLOC_MMAP_THRESHOLD_"] == "1073741824" and env["OMP_PROC_BIND"] == "true"
