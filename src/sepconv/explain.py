@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
 import time
@@ -139,6 +140,7 @@ class _Row:
     bound: Any = None
     bound_dram: Any = None
     measured_seconds: float | None = None
+    measured_min_seconds: float | None = None
     measured_calls: int = 0
 
 
@@ -247,8 +249,9 @@ def _op_function(row: _Row, dtype: np.dtype):
     return lambda: sepconv.conv2d(x, w, c["strides"], c["padding"], **kwargs)
 
 
-def _median_seconds(fn, min_calls: int = 5, budget_seconds: float = 0.3, max_calls: int = 100) -> tuple[float, int]:
-    """Median time of ``fn`` after one warm-up call (which compiles and pages in)."""
+def _median_seconds(fn, min_calls: int = 5, budget_seconds: float = 0.3,
+                    max_calls: int = 100) -> tuple[float, float, int]:
+    """Median and fastest time of ``fn`` after one warm-up call (which compiles and pages in), and the call count."""
     start = time.perf_counter()
     fn()
     warm = time.perf_counter() - start
@@ -259,7 +262,7 @@ def _median_seconds(fn, min_calls: int = 5, budget_seconds: float = 0.3, max_cal
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
-    return statistics.median(times), len(times)
+    return statistics.median(times), min(times), len(times)
 
 
 def _measure(rows: list[_Row], dtype: np.dtype, budget_seconds: float) -> str:
@@ -270,14 +273,24 @@ def _measure(rows: list[_Row], dtype: np.dtype, budget_seconds: float) -> str:
     for i, row in enumerate(rows):
         if progress:
             print(f"\rmeasuring {row.name} ({i + 1}/{len(rows)})...\033[K", file=sys.stderr, end="", flush=True)
-        row.measured_seconds, row.measured_calls = _median_seconds(_op_function(row, dtype),
-                                                                   budget_seconds=budget_seconds)
+        row.measured_seconds, row.measured_min_seconds, row.measured_calls = _median_seconds(
+            _op_function(row, dtype), budget_seconds=budget_seconds)
     if progress:
         print("\r\033[K", file=sys.stderr, end="", flush=True)
     return implementation
 
 
 # --------------------------------------------------------------------------- reports
+
+
+def _load_note() -> str:
+    if not hasattr(os, "getloadavg"):
+        return ""
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load <= cores / 2:
+        return ""
+    return (f" The machine is busy (load average {load:.1f} on {cores} cores): other processes compete for the "
+            f"cores, so measured times are noisy; compare ratios, or re-run when it is quieter.")
 
 
 def _fraction(row: _Row) -> float | None:
@@ -296,6 +309,7 @@ def _row_dict(row: _Row) -> dict[str, Any]:
             "bound_dram_seconds": row.bound_dram.seconds, "bound_dram_by": row.bound_dram.limiter}
     if row.measured_seconds is not None:
         data["measured_seconds"] = row.measured_seconds
+        data["measured_min_seconds"] = row.measured_min_seconds
         data["measured_calls"] = row.measured_calls
         data["fraction_of_bound"] = _fraction(row)
         data["measured_gflops"] = row.cost.flops / row.measured_seconds / 1e9 if row.measured_seconds else None
@@ -355,15 +369,19 @@ def _why_memory_bound(rows: list[_Row], roofline) -> list[str]:
         f"DRAM), while conv2d reuses each input value for all {conv_out_c} output channels "
         f"({conv.cost.intensity:.1f} FLOP/byte).",
     ]
-    sentence = "Below the ridge an op's time is set by the bytes it moves, not by its FLOPs"
+    pointwise = rows[2]
+    flops_share = depthwise.cost.flops / (depthwise.cost.flops + pointwise.cost.flops)
+    time_share = depthwise.bound_dram.seconds / (depthwise.bound_dram.seconds + pointwise.bound_dram.seconds)
+    text.append(f"Below the ridge an op's time is set by the bytes it moves, not by its FLOPs: in separable, depthwise "
+                f"is {flops_share:.0%} of the FLOPs but {time_share:.0%} of the time bound (tensors from DRAM, "
+                f"depthwise and pointwise as two ops).")
     flops_ratio = conv.cost.flops / separable.cost.flops
     if flops_ratio > 1:
-        dram_ratio = conv.bound_dram.seconds / separable.bound_dram.seconds
-        sentence += (f": with tensors coming from DRAM, separable does {flops_ratio:.1f}x fewer FLOPs than conv2d "
-                     f"but its bound is only {dram_ratio:.1f}x lower")
+        sentence = (f"Separable does {flops_ratio:.1f}x fewer FLOPs than conv2d; its bound is "
+                    f"{conv.bound_dram.seconds / separable.bound_dram.seconds:.1f}x lower")
         if conv.measured_seconds and separable.measured_seconds:
-            sentence += f" (measured: {conv.measured_seconds / separable.measured_seconds:.2g}x faster)"
-    text.append(sentence + ".")
+            sentence += f", and measured it is {conv.measured_seconds / separable.measured_seconds:.2g}x faster"
+        text.append(sentence + ".")
     footprint = depthwise.cost.bytes_total
     bandwidth = roofline.bandwidth_at(footprint)
     if bandwidth > 1.5 * roofline.dram_bandwidth_gbs:
@@ -442,7 +460,8 @@ def _ops_text(rows: list[_Row], arguments: dict[str, Any], roofline, seed: dict[
     lines.append("")
     lines.append(_roofline_line(roofline))
     if implementation is not None:
-        lines.append("fraction of bound = roofline bound / measured median time (1.0 = at the roofline).")
+        lines.append("measured = median of repeated calls of sepconv's public op after a warm-up call; fraction of "
+                     "bound = roofline bound / measured (1.0 = at the roofline)." + _load_note())
     return "\n".join(lines)
 
 
@@ -474,7 +493,7 @@ def _model_text(rows: list[_Row], totals, roofline, implementation: str | None) 
     if implementation is not None:
         measured = sum(r.measured_seconds or 0.0 for r in rows)
         lines.append(f"measured ({implementation}) {_fmt_seconds(measured):>16}   (sum of per-layer medians; fraction of "
-                     f"bound {bound_total / measured:.2f})")
+                     f"bound {bound_total / measured:.2g})" + _load_note())
     lines.append("")
     lines.append(f"source: {totals.source}.")
     lines.append("counted: every convolution and the 1000-class fully connected classifier (as a 1x1 conv), padded "
@@ -592,7 +611,9 @@ def run(args: argparse.Namespace) -> int:
         text = _ops_text(rows, arguments, roofline, seed, implementation)
         title = f"input {_fmt_shape(arguments['input'])}, kernel {arguments['kernel'][0]}x{arguments['kernel'][1]}"
     if implementation is not None:
-        report["measured_with"] = {"implementation": implementation, "statistic": "median after one warm-up call"}
+        report["measured_with"] = {"implementation": implementation, "statistic": "median after one warm-up call",
+                                   "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+                                   "cores": os.cpu_count()}
 
     if args.plot is not None:
         try:
