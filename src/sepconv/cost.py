@@ -134,12 +134,8 @@ class Cost:
 
 def _valid_taps(out_size: int, k: int, stride: int, dilation: int, pad_before: int, in_size: int) -> int:
     """Number of (output index, filter tap) pairs along one axis whose input index is inside the input."""
-    return sum(
-        1
-        for i in range(out_size)
-        for d in range(k)
-        if 0 <= i * stride + d * dilation - pad_before < in_size
-    )
+    rows = np.arange(out_size)[:, None] * stride + np.arange(k)[None, :] * dilation - pad_before
+    return int(np.count_nonzero((rows >= 0) & (rows < in_size)))
 
 
 def _window_counts(g: Conv2DGeometry) -> tuple[int, int]:
