@@ -158,3 +158,12 @@ def test_bad_arguments_exit_2_with_one_line(env, args, message):
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("sepconv explain: error: ") and message in lines[0]
+
+
+def test_refresh_roofline_alone_runs_the_probe(env, tmp_path):
+    result = explain({**env, "SEPCONV_CACHE_DIR": str(tmp_path)}, "--refresh-roofline", "--json")
+    assert result.returncode == 0, result.stderr
+    roofline = json.loads(result.stdout)["roofline"]
+    assert roofline["peak_gflops"] > 0 and len(roofline["bandwidths_gbs"]) == len(roofline["footprints_bytes"])
+    assert "roofline: bandwidth at" in result.stderr  # progress on stderr
+    assert len(list(tmp_path.glob("roofline-*.json"))) == 1  # and cached

@@ -558,6 +558,15 @@ def _plot(path: str, rows: list[_Row], roofline, title: str) -> None:
 # --------------------------------------------------------------------------- entry point
 
 
+def _refresh_only(as_json: bool) -> int:
+    """``sepconv explain --refresh-roofline`` alone: measure the machine again and show its figures."""
+    from .roofline import machine_roofline
+
+    roofline = machine_roofline(refresh=True)
+    print(json.dumps({"roofline": roofline.as_dict()}, indent=2) if as_json else _roofline_line(roofline))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``sepconv explain``; returns the exit code (2 for bad arguments, with a one-line message).
 
@@ -573,6 +582,8 @@ def run(args: argparse.Namespace) -> int:
         dtype = _dtype(args.dtype)
         if args.model is not None and args.input is not None:
             raise _UsageError("give either --input (one layer) or --model, not both")
+        if args.model is None and args.input is None and args.refresh_roofline:
+            return _refresh_only(args.json)
         if args.model is None and args.input is None:
             raise _UsageError("give --input NxHxWxC (with --kernel and --out) or --model "
                               f"{{{','.join(MODELS)}}}")
