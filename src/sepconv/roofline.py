@@ -2,7 +2,7 @@
 
 An op cannot run faster than its FLOPs at the machine's peak rate, nor faster than its
 bytes at the memory bandwidth; the larger of the two times is its roofline bound.  The
-probe measures (in about a second; it prints its progress on stderr):
+probe measures (in a few seconds; it prints its progress on stderr):
 
 - **bandwidth** with a STREAM-style triad ``a[i] = b[i] + s * c[i]`` (a Numba kernel,
   12 bytes per element counted as in STREAM), at footprints from in-cache (32 KiB) to
