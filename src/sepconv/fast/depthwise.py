@@ -37,6 +37,38 @@ def _geometry_ints(g: Conv2DGeometry) -> tuple[int, int, int, int, int, int]:
     return g.stride_h, g.stride_w, g.dil_h, g.dil_w, g.pad_top, g.pad_left
 
 
+def _filter_per_channel(w: np.ndarray) -> np.ndarray:
+    """``[kh, kw, C, M]`` -> the contiguous ``[kh, kw, C*M]`` filter of the multiplier-1 problem."""
+    kh, kw, c, m = w.shape
+    return np.ascontiguousarray(w).reshape(kh, kw, c * m)
+
+
+def _repeated(x: np.ndarray, multiplier: int) -> np.ndarray:
+    """The input with each channel repeated ``multiplier`` times (the multiplier-1 problem's input)."""
+    if multiplier == 1:
+        return x
+    out = np.empty((*x.shape[:3], x.shape[3] * multiplier), x.dtype)
+    kernels.repeat_channels(x, out, multiplier)
+    return out
+
+
+def _forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, stride_h: int, stride_w: int, dil_h: int, dil_w: int,
+             pad_top: int, pad_left: int) -> None:
+    """``out = depthwise(x, w3)``, multiplier 1; pads may be negative (crop)."""
+    args = (stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
+    rows = out.shape[0] * out.shape[1]
+    n_chunks = _n_chunks(rows, out.size * w3.shape[0] * w3.shape[1])
+    zero_row = np.zeros(x.shape[2:], x.dtype)
+    if n_chunks > 1:
+        kernels.depthwise_nhwc_forward_parallel(x, w3, out, zero_row, n_chunks, *args)
+    elif w3.shape[:2] == (3, 3):
+        kernels.depthwise_nhwc_forward_3x3_rows(x, w3, out, zero_row, 0, rows, *args)
+    elif w3.shape[:2] == (5, 5):
+        kernels.depthwise_nhwc_forward_5x5_rows(x, w3, out, zero_row, 0, rows, *args)
+    else:
+        kernels.depthwise_nhwc_forward_rows(x, w3, out, 0, rows, *args)
+
+
 def depthwise_conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
     """Depthwise forward: ``x [N, H, W, C]``, ``w [kh, kw, C, M]`` -> ``[N, out_h, out_w, C*M]``.
 
@@ -49,22 +81,20 @@ def depthwise_conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndar
     >>> float(depthwise_conv2d(x, w, g)[0, 2, 2, 0])
     9.0
     """
-    w = np.ascontiguousarray(w)
     if not np.isfinite(w).all():
         return reference.depthwise_conv2d(x, w, g)
-    n = x.shape[0]
-    out = np.empty((n, g.out_h, g.out_w, g.out_c), x.dtype)
-    rows = n * g.out_h
-    n_chunks = _n_chunks(rows, out.size * g.kh * g.kw)
-    if n_chunks == 1:
-        kernels.depthwise_nhwc_forward_rows(x, w, out, 0, rows, *_geometry_ints(g))
-    else:
-        kernels.depthwise_nhwc_forward_parallel(x, w, out, n_chunks, *_geometry_ints(g))
+    out = np.empty((x.shape[0], g.out_h, g.out_w, g.out_c), x.dtype)
+    _forward(_repeated(x, g.multiplier), _filter_per_channel(w), out,
+             g.stride_h, g.stride_w, g.dil_h, g.dil_w, g.pad_top, g.pad_left)
     return out
 
 
 def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
     """Input gradient: ``w [kh, kw, C, M]``, ``dy [N, out_h, out_w, C*M]`` -> ``[N, H, W, C]``.
+
+    With stride 1 it is the forward correlation of ``dy`` with the flipped filter (padding
+    ``(k - 1) * dilation - pad``); otherwise each input pixel gathers the outputs that read it.
+    With a multiplier, the ``C*M``-channel gradient is summed over the multiplier.
 
     Examples
     --------
@@ -75,16 +105,27 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
     >>> float(depthwise_conv2d_backprop_input(w, dy, g)[0, 2, 2, 0])
     9.0
     """
-    w = np.ascontiguousarray(w)
     dy = np.ascontiguousarray(dy)
     n = dy.shape[0]
-    dx = np.empty((n, g.in_h, g.in_w, g.in_c), dy.dtype)
-    rows = n * g.in_h
-    n_chunks = _n_chunks(rows, dy.size * g.kh * g.kw)
-    if n_chunks == 1:
-        kernels.depthwise_nhwc_backprop_input_rows(w, dy, dx, 0, rows, *_geometry_ints(g))
+    m = g.multiplier
+    dx = np.empty((n, g.in_h, g.in_w, g.out_c), dy.dtype)
+    w3 = _filter_per_channel(w)
+    if g.stride_h == 1 and g.stride_w == 1:
+        flipped = np.ascontiguousarray(w3[::-1, ::-1])
+        _forward(dy, flipped, dx, 1, 1, g.dil_h, g.dil_w,
+                 (g.kh - 1) * g.dil_h - g.pad_top, (g.kw - 1) * g.dil_w - g.pad_left)
     else:
-        kernels.depthwise_nhwc_backprop_input_parallel(w, dy, dx, n_chunks, *_geometry_ints(g))
+        args = _geometry_ints(g)
+        rows = n * g.in_h
+        n_chunks = _n_chunks(rows, dy.size * g.kh * g.kw)
+        if n_chunks == 1:
+            kernels.depthwise_nhwc_backprop_input_strided_rows(w3, dy, dx, 0, rows, *args)
+        else:
+            kernels.depthwise_nhwc_backprop_input_strided_parallel(w3, dy, dx, n_chunks, *args)
+    if m > 1:
+        summed = np.empty((n, g.in_h, g.in_w, g.in_c), dy.dtype)
+        kernels.sum_over_multiplier(dx, summed, m)
+        return summed
     return dx
 
 
@@ -115,17 +156,19 @@ def depthwise_conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeo
     >>> float(depthwise_conv2d_backprop_filter(x, dy, g)[1, 1, 0, 0])
     18.0
     """
-    x = np.ascontiguousarray(x)
+    xr = _repeated(np.ascontiguousarray(x), g.multiplier)
     dy = np.ascontiguousarray(dy)
     rows = dy.shape[0] * g.out_h
     n_chunks = _n_chunks(rows, dy.size * g.kh * g.kw)
+    per_channel = (g.kh, g.kw, g.out_c)
     if n_chunks == 1:
-        dw = np.zeros(g.filter_shape, x.dtype)
-        kernels.depthwise_nhwc_backprop_filter_rows(x, dy, dw, 0, rows, *_geometry_ints(g))
+        dw = np.zeros(per_channel, x.dtype)
+        kernels.depthwise_nhwc_backprop_filter_rows(xr, dy, dw, 0, rows, *_geometry_ints(g))
     else:
-        partial = np.zeros((n_chunks, *g.filter_shape), x.dtype)
-        kernels.depthwise_nhwc_backprop_filter_parallel(x, dy, partial, *_geometry_ints(g))
+        partial = np.zeros((n_chunks, *per_channel), x.dtype)
+        kernels.depthwise_nhwc_backprop_filter_parallel(xr, dy, partial, *_geometry_ints(g))
         dw = partial.sum(axis=0)
+    dw = dw.reshape(g.filter_shape)
     # A non-finite out_backprop shows up in dw, except at a pixel whose whole window is padding.
     if not np.isfinite(dw).all() or (_has_window_in_padding(g) and not np.isfinite(dy).all()):
         return reference.depthwise_conv2d_backprop_filter(x, dy, g)

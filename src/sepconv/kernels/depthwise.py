@@ -1,16 +1,23 @@
-"""Depthwise convolution kernels, NHWC: forward, input gradient, filter gradient.
+"""Depthwise convolution kernels, NHWC, channel multiplier 1: forward, input gradient, filter gradient.
 
 Every kernel takes C-contiguous arrays and plain ints and writes into a preallocated output;
 nothing is validated here (``sepconv.fast.depthwise`` does the bookkeeping).  Shapes::
 
-    x    [N, in_h, in_w, C]          input
-    w    [kh, kw, C, M]              filter (M = channel multiplier)
-    out  [N, out_h, out_w, C * M]    output, channel k*M + q from input channel k
+    x    [N, in_h, in_w, C]        input
+    w    [kh, kw, C]               filter (one per channel)
+    out  [N, out_h, out_w, C]      output
 
-Padding is never materialized: for each output row the filter rows that land inside the
-input are found once (``_tap_range``), and each output row is split into a left border, an
-interior where every filter column is inside the input (no checks at all) and a right border.
-Channels are the innermost loop everywhere, so it is contiguous and vectorizes.
+A channel multiplier ``M > 1`` is brought back to ``M = 1`` by the caller: the filter
+``[kh, kw, C, M]`` is already the ``[kh, kw, C*M]`` filter of the input with each channel
+repeated ``M`` times (:func:`repeat_channels`), and the input gradient is the sum over ``q``
+of that problem's input gradient.
+
+Padding is never materialized.  An output row whose filter rows all lie inside the input
+takes the fast path (``3x3``: all nine taps in one expression, the sum held in registers)
+over the columns whose taps are all inside too; the other pixels take the general path,
+whose tap ranges are clipped to the input (``_tap_range``).  Channels are the innermost loop
+everywhere, contiguous, so it vectorizes; a spatial stride or dilation is index arithmetic
+on whole channel vectors.
 
 Work is split over flat output rows ``r = b * out_h + i``: the ``*_rows`` kernels do the rows
 ``[row_begin, row_end)`` on the calling thread, and the ``*_parallel`` drivers cut all rows
@@ -25,7 +32,7 @@ from ._jit import kernel
 
 
 @kernel
-def _tap_range(origin: int, dilation: int, k: int, size: int) -> tuple[int, int]:
+def _tap_range(origin, dilation, k, size):
     """The taps ``t`` in ``[lo, hi)`` with ``0 <= origin + t * dilation < size``."""
     lo = 0 if origin >= 0 else (-origin + dilation - 1) // dilation
     hi = 0 if origin > size - 1 else min(k, (size - 1 - origin) // dilation + 1)
@@ -33,118 +40,262 @@ def _tap_range(origin: int, dilation: int, k: int, size: int) -> tuple[int, int]
 
 
 @kernel
-def _interior(out_size: int, in_size: int, k: int, stride: int, dilation: int, pad: int) -> tuple[int, int]:
-    """The outputs ``[lo, hi)`` whose every tap is inside the input (``pad`` may be negative)."""
+def _interior(out_size, in_size, k, stride, dilation, pad):
+    """The outputs ``[lo, hi)`` all of whose ``k`` taps are inside the input (``pad`` may be negative)."""
     lo = 0 if pad <= 0 else (pad + stride - 1) // stride
     last = in_size - 1 + pad - (k - 1) * dilation
     hi = 0 if last < 0 else last // stride + 1
     lo = min(lo, out_size)
-    hi = min(hi, out_size)
-    return lo, max(lo, hi)
+    return lo, max(lo, min(hi, out_size))
 
 
 # --------------------------------------------------------------------------- forward
 
 
 @kernel
-def depthwise_nhwc_forward_rows(x, w, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
-    """Forward, any multiplier/stride/dilation, output rows ``[row_begin, row_end)`` on this thread."""
+def _forward_row_general(x, w, out, b, i, j_begin, j_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
+    """Output pixels ``[j_begin, j_end)`` of row ``(b, i)``, any filter size, taps clipped to the input.
+
+    One filter tap at a time over the whole pixel range (the partial sums stay in ``out``,
+    in cache), so no pixel needs a bounds check inside the channel loop.
+    """
     in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
-    kh, kw, m = w.shape[0], w.shape[1], w.shape[3]
+    kh, kw = w.shape[0], w.shape[1]
+    o = out[b, i]
+    for j in range(j_begin, j_end):
+        for k in range(c):
+            o[j, k] = 0.0
+    ih0 = i * stride_h - pad_top
+    di_lo, di_hi = _tap_range(ih0, dil_h, kh, in_h)
+    for di in range(di_lo, di_hi):
+        xr = x[b, ih0 + di * dil_h]
+        for dj in range(kw):
+            wt = w[di, dj]
+            j_lo, j_hi = _tap_range(dj * dil_w - pad_left, stride_w, out.shape[2], in_w)
+            for j in range(max(j_lo, j_begin), min(j_hi, j_end)):
+                iw = j * stride_w + dj * dil_w - pad_left
+                for k in range(c):
+                    o[j, k] += xr[iw, k] * wt[k]
+
+
+@kernel
+def depthwise_nhwc_forward_rows(x, w, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
+    """Forward, any filter size/stride/dilation/padding: output rows ``[row_begin, row_end)``."""
     out_h, out_w = out.shape[1], out.shape[2]
-    j_lo, j_hi = _interior(out_w, in_w, kw, stride_w, dil_w, pad_left)
+    for r in range(row_begin, row_end):
+        b = r // out_h
+        _forward_row_general(x, w, out, b, r - b * out_h, 0, out_w, stride_h, stride_w, dil_h, dil_w,
+                             pad_top, pad_left)
+
+
+@kernel
+def _row_or_zeros(x, zero_row, b, ih):
+    """Input row ``ih`` of image ``b``, or ``zero_row`` (``[in_w, C]`` zeros) when it is padding."""
+    if 0 <= ih < x.shape[1]:
+        return x[b, ih]
+    return zero_row
+
+
+@kernel
+def _forward_border_pixels(o, x0, x1, x2, x3, x4, v, kh, kw, j_begin, j_end, in_w, stride_w, dil_w, pad_left):
+    """Pixels ``[j_begin, j_end)`` of an output row of the 3x3 (``kh = 3``, ``x3``/``x4`` unused) or 5x5
+    kernel whose columns reach into the padding: only the filter columns inside the input, each
+    one pass over the channels with all its ``kh`` rows; ``v`` is the filter ``[kh * kw, C]``."""
+    c = o.shape[1]
+    for j in range(j_begin, j_end):
+        c0 = j * stride_w - pad_left
+        dj_lo, dj_hi = _tap_range(c0, dil_w, kw, in_w)
+        for k in range(c):
+            o[j, k] = 0.0
+        for dj in range(dj_lo, dj_hi):
+            col = c0 + dj * dil_w
+            if kh == 3:
+                for k in range(c):
+                    o[j, k] += x0[col, k] * v[dj, k] + x1[col, k] * v[kw + dj, k] + x2[col, k] * v[2 * kw + dj, k]
+            else:
+                for k in range(c):
+                    o[j, k] += (x0[col, k] * v[dj, k] + x1[col, k] * v[kw + dj, k] + x2[col, k] * v[2 * kw + dj, k]
+                                + x3[col, k] * v[3 * kw + dj, k] + x4[col, k] * v[4 * kw + dj, k])
+
+
+@kernel
+def depthwise_nhwc_forward_3x3_rows(x, w, out, zero_row, row_begin, row_end, stride_h, stride_w, dil_h, dil_w,
+                                    pad_top, pad_left):
+    """Forward with a 3x3 filter, any stride/dilation/padding: output rows ``[row_begin, row_end)``.
+
+    The nine taps are one expression per channel vector (no partial sums in memory), two
+    pixels at a time (sharing the weights, and with stride and dilation 1 the columns too).
+    A filter row in the padding reads ``zero_row`` (``[in_w, C]`` zeros, one row, not a
+    padded copy); the pixels whose columns reach into the padding skip those columns.
+    """
+    in_w, c = x.shape[2], x.shape[3]
+    out_h, out_w = out.shape[1], out.shape[2]
+    w9 = w.reshape(9, c)
+    j_lo, j_hi = _interior(out_w, in_w, 3, stride_w, dil_w, pad_left)
+    n_pairs = (j_hi - j_lo) // 2
     for r in range(row_begin, row_end):
         b = r // out_h
         i = r - b * out_h
         ih0 = i * stride_h - pad_top
-        di_lo, di_hi = _tap_range(ih0, dil_h, kh, in_h)
-        for j in range(out_w):
-            iw0 = j * stride_w - pad_left
-            if j_lo <= j < j_hi:
-                dj_lo, dj_hi = 0, kw
-            else:
-                dj_lo, dj_hi = _tap_range(iw0, dil_w, kw, in_w)
-            for o in range(c * m):
-                out[b, i, j, o] = 0.0
-            for di in range(di_lo, di_hi):
-                ih = ih0 + di * dil_h
-                for dj in range(dj_lo, dj_hi):
-                    iw = iw0 + dj * dil_w
-                    if m == 1:
-                        for k in range(c):
-                            out[b, i, j, k] += x[b, ih, iw, k] * w[di, dj, k, 0]
-                    else:
-                        for k in range(c):
-                            xv = x[b, ih, iw, k]
-                            for q in range(m):
-                                out[b, i, j, k * m + q] += xv * w[di, dj, k, q]
+        x0 = _row_or_zeros(x, zero_row, b, ih0)
+        x1 = _row_or_zeros(x, zero_row, b, ih0 + dil_h)
+        x2 = _row_or_zeros(x, zero_row, b, ih0 + 2 * dil_h)
+        o = out[b, i]
+        if stride_w == 1 and dil_w == 1:
+            # two pixels at a time: they share two of their three columns and all nine weights
+            for p in range(n_pairs):
+                j = j_lo + 2 * p
+                c0 = j - pad_left
+                for k in range(c):
+                    a0, a1, a2, a3 = x0[c0, k], x0[c0 + 1, k], x0[c0 + 2, k], x0[c0 + 3, k]
+                    b0, b1, b2, b3 = x1[c0, k], x1[c0 + 1, k], x1[c0 + 2, k], x1[c0 + 3, k]
+                    e0, e1, e2, e3 = x2[c0, k], x2[c0 + 1, k], x2[c0 + 2, k], x2[c0 + 3, k]
+                    w0, w1, w2, w3, w4 = w9[0, k], w9[1, k], w9[2, k], w9[3, k], w9[4, k]
+                    w5, w6, w7, w8 = w9[5, k], w9[6, k], w9[7, k], w9[8, k]
+                    o[j, k] = (a0 * w0 + a1 * w1 + a2 * w2 + b0 * w3 + b1 * w4 + b2 * w5
+                               + e0 * w6 + e1 * w7 + e2 * w8)
+                    o[j + 1, k] = (a1 * w0 + a2 * w1 + a3 * w2 + b1 * w3 + b2 * w4 + b3 * w5
+                                   + e1 * w6 + e2 * w7 + e3 * w8)
+        else:
+            for p in range(n_pairs):
+                j = j_lo + 2 * p
+                c0 = j * stride_w - pad_left
+                c1 = c0 + dil_w
+                c2 = c1 + dil_w
+                d0 = c0 + stride_w
+                d1 = d0 + dil_w
+                d2 = d1 + dil_w
+                for k in range(c):
+                    w0, w1, w2, w3, w4 = w9[0, k], w9[1, k], w9[2, k], w9[3, k], w9[4, k]
+                    w5, w6, w7, w8 = w9[5, k], w9[6, k], w9[7, k], w9[8, k]
+                    o[j, k] = (x0[c0, k] * w0 + x0[c1, k] * w1 + x0[c2, k] * w2
+                               + x1[c0, k] * w3 + x1[c1, k] * w4 + x1[c2, k] * w5
+                               + x2[c0, k] * w6 + x2[c1, k] * w7 + x2[c2, k] * w8)
+                    o[j + 1, k] = (x0[d0, k] * w0 + x0[d1, k] * w1 + x0[d2, k] * w2
+                                   + x1[d0, k] * w3 + x1[d1, k] * w4 + x1[d2, k] * w5
+                                   + x2[d0, k] * w6 + x2[d1, k] * w7 + x2[d2, k] * w8)
+        if (j_hi - j_lo) % 2 == 1:  # the last interior pixel, alone
+            j = j_hi - 1
+            c0 = j * stride_w - pad_left
+            c1 = c0 + dil_w
+            c2 = c1 + dil_w
+            for k in range(c):
+                o[j, k] = (x0[c0, k] * w9[0, k] + x0[c1, k] * w9[1, k] + x0[c2, k] * w9[2, k]
+                           + x1[c0, k] * w9[3, k] + x1[c1, k] * w9[4, k] + x1[c2, k] * w9[5, k]
+                           + x2[c0, k] * w9[6, k] + x2[c1, k] * w9[7, k] + x2[c2, k] * w9[8, k])
+        _forward_border_pixels(o, x0, x1, x2, x2, x2, w9, 3, 3, 0, j_lo, in_w, stride_w, dil_w, pad_left)
+        _forward_border_pixels(o, x0, x1, x2, x2, x2, w9, 3, 3, j_hi, out_w, in_w, stride_w, dil_w, pad_left)
+
+
+@kernel
+def depthwise_nhwc_forward_5x5_rows(x, w, out, zero_row, row_begin, row_end, stride_h, stride_w, dil_h, dil_w,
+                                    pad_top, pad_left):
+    """Forward with a 5x5 filter, any stride/dilation/padding: output rows ``[row_begin, row_end)``.
+
+    As the 3x3 kernel, one pixel at a time: the 25 taps are one expression per channel vector.
+    """
+    in_w, c = x.shape[2], x.shape[3]
+    out_h, out_w = out.shape[1], out.shape[2]
+    v = w.reshape(25, c)
+    j_lo, j_hi = _interior(out_w, in_w, 5, stride_w, dil_w, pad_left)
+    for r in range(row_begin, row_end):
+        b = r // out_h
+        i = r - b * out_h
+        ih0 = i * stride_h - pad_top
+        x0 = _row_or_zeros(x, zero_row, b, ih0)
+        x1 = _row_or_zeros(x, zero_row, b, ih0 + dil_h)
+        x2 = _row_or_zeros(x, zero_row, b, ih0 + 2 * dil_h)
+        x3 = _row_or_zeros(x, zero_row, b, ih0 + 3 * dil_h)
+        x4 = _row_or_zeros(x, zero_row, b, ih0 + 4 * dil_h)
+        o = out[b, i]
+        for j in range(j_lo, j_hi):
+            c0 = j * stride_w - pad_left
+            c1 = c0 + dil_w
+            c2 = c1 + dil_w
+            c3 = c2 + dil_w
+            c4 = c3 + dil_w
+            for k in range(c):
+                o[j, k] = (x0[c0, k] * v[0, k] + x0[c1, k] * v[1, k] + x0[c2, k] * v[2, k]
+                           + x0[c3, k] * v[3, k] + x0[c4, k] * v[4, k]
+                           + x1[c0, k] * v[5, k] + x1[c1, k] * v[6, k] + x1[c2, k] * v[7, k]
+                           + x1[c3, k] * v[8, k] + x1[c4, k] * v[9, k]
+                           + x2[c0, k] * v[10, k] + x2[c1, k] * v[11, k] + x2[c2, k] * v[12, k]
+                           + x2[c3, k] * v[13, k] + x2[c4, k] * v[14, k]
+                           + x3[c0, k] * v[15, k] + x3[c1, k] * v[16, k] + x3[c2, k] * v[17, k]
+                           + x3[c3, k] * v[18, k] + x3[c4, k] * v[19, k]
+                           + x4[c0, k] * v[20, k] + x4[c1, k] * v[21, k] + x4[c2, k] * v[22, k]
+                           + x4[c3, k] * v[23, k] + x4[c4, k] * v[24, k])
+        _forward_border_pixels(o, x0, x1, x2, x3, x4, v, 5, 5, 0, j_lo, in_w, stride_w, dil_w, pad_left)
+        _forward_border_pixels(o, x0, x1, x2, x3, x4, v, 5, 5, j_hi, out_w, in_w, stride_w, dil_w, pad_left)
 
 
 @kernel(parallel=True)
-def depthwise_nhwc_forward_parallel(x, w, out, n_chunks, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
-    """Forward over all output rows, cut into ``n_chunks`` blocks run in parallel."""
+def depthwise_nhwc_forward_parallel(x, w, out, zero_row, n_chunks, stride_h, stride_w, dil_h, dil_w,
+                                    pad_top, pad_left):
+    """Forward over all output rows in ``n_chunks`` parallel blocks (3x3 and 5x5 filters take their kernels)."""
     rows = out.shape[0] * out.shape[1]
+    kh, kw = w.shape[0], w.shape[1]
     for t in prange(n_chunks):
-        depthwise_nhwc_forward_rows(x, w, out, t * rows // n_chunks, (t + 1) * rows // n_chunks,
-                                    stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
+        begin, end = t * rows // n_chunks, (t + 1) * rows // n_chunks
+        if kh == 3 and kw == 3:
+            depthwise_nhwc_forward_3x3_rows(x, w, out, zero_row, begin, end, stride_h, stride_w, dil_h, dil_w,
+                                            pad_top, pad_left)
+        elif kh == 5 and kw == 5:
+            depthwise_nhwc_forward_5x5_rows(x, w, out, zero_row, begin, end, stride_h, stride_w, dil_h, dil_w,
+                                            pad_top, pad_left)
+        else:
+            depthwise_nhwc_forward_rows(x, w, out, begin, end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
 
 
 # --------------------------------------------------------------------------- input gradient
 
 
 @kernel
-def depthwise_nhwc_backprop_input_rows(w, dy, dx, row_begin, row_end, stride_h, stride_w, dil_h, dil_w,
-                                       pad_top, pad_left):
-    """Input gradient, any multiplier/stride/dilation, input rows ``[row_begin, row_end)`` of ``dx``.
+def depthwise_nhwc_backprop_input_strided_rows(w, dy, dx, row_begin, row_end, stride_h, stride_w, dil_h, dil_w,
+                                               pad_top, pad_left):
+    """Input gradient, any stride/dilation/padding: rows ``[row_begin, row_end)`` of ``dx``.
 
     Gathers, for each input pixel, the output pixels that read it (race-free: each thread
-    writes only its own rows of ``dx``)::
+    writes only its own rows)::
 
-        dx[b, y, x, k] = sum_{di, dj, q} dy[b, i, j, k*M + q] * w[di, dj, k, q]
+        dx[b, y, x, k] = sum_{di, dj} dy[b, i, j, k] * w[di, dj, k]
                          over  i*stride_h + di*dil_h - pad_top == y,  j*stride_w + dj*dil_w - pad_left == x
+
+    (With stride 1 the fast path is the forward kernel with the flipped filter instead.)
     """
     in_h, in_w, c = dx.shape[1], dx.shape[2], dx.shape[3]
-    kh, kw, m = w.shape[0], w.shape[1], w.shape[3]
+    kh, kw = w.shape[0], w.shape[1]
     out_h, out_w = dy.shape[1], dy.shape[2]
     for r in range(row_begin, row_end):
         b = r // in_h
         y = r - b * in_h
+        g = dx[b, y]
         for xc in range(in_w):
             for k in range(c):
-                dx[b, y, xc, k] = 0.0
-            for di in range(kh):
-                t = y + pad_top - di * dil_h
-                if t < 0 or t % stride_h != 0:
-                    continue
-                i = t // stride_h
-                if i >= out_h:
-                    continue
-                for dj in range(kw):
-                    s = xc + pad_left - dj * dil_w
-                    if s < 0 or s % stride_w != 0:
-                        continue
-                    j = s // stride_w
-                    if j >= out_w:
-                        continue
-                    if m == 1:
-                        for k in range(c):
-                            dx[b, y, xc, k] += dy[b, i, j, k] * w[di, dj, k, 0]
-                    else:
-                        for k in range(c):
-                            acc = dx[b, y, xc, k]
-                            for q in range(m):
-                                acc += dy[b, i, j, k * m + q] * w[di, dj, k, q]
-                            dx[b, y, xc, k] = acc
+                g[xc, k] = 0.0
+        for di in range(kh):
+            t = y + pad_top - di * dil_h
+            if t < 0 or t % stride_h != 0 or t // stride_h >= out_h:
+                continue
+            dyr = dy[b, t // stride_h]
+            for dj in range(kw):
+                wt = w[di, dj]
+                # the columns xc = j*stride_w + dj*dil_w - pad_left, for the j whose xc is inside
+                j_lo, j_hi = _tap_range(dj * dil_w - pad_left, stride_w, out_w, in_w)
+                for j in range(j_lo, j_hi):
+                    xc = j * stride_w + dj * dil_w - pad_left
+                    for k in range(c):
+                        g[xc, k] += dyr[j, k] * wt[k]
 
 
 @kernel(parallel=True)
-def depthwise_nhwc_backprop_input_parallel(w, dy, dx, n_chunks, stride_h, stride_w, dil_h, dil_w,
-                                           pad_top, pad_left):
-    """Input gradient over all rows of ``dx``, cut into ``n_chunks`` blocks run in parallel."""
+def depthwise_nhwc_backprop_input_strided_parallel(w, dy, dx, n_chunks, stride_h, stride_w, dil_h, dil_w,
+                                                   pad_top, pad_left):
+    """Input gradient over all rows of ``dx``, in ``n_chunks`` parallel blocks."""
     rows = dx.shape[0] * dx.shape[1]
     for t in prange(n_chunks):
-        depthwise_nhwc_backprop_input_rows(w, dy, dx, t * rows // n_chunks, (t + 1) * rows // n_chunks,
-                                           stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
+        depthwise_nhwc_backprop_input_strided_rows(w, dy, dx, t * rows // n_chunks, (t + 1) * rows // n_chunks,
+                                                   stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
 
 
 # --------------------------------------------------------------------------- filter gradient
@@ -153,39 +304,57 @@ def depthwise_nhwc_backprop_input_parallel(w, dy, dx, n_chunks, stride_h, stride
 @kernel
 def depthwise_nhwc_backprop_filter_rows(x, dy, dw, row_begin, row_end, stride_h, stride_w, dil_h, dil_w,
                                         pad_top, pad_left):
-    """Filter gradient of output rows ``[row_begin, row_end)``, *added* to ``dw`` ``[kh, kw, C, M]``::
+    """Filter gradient of output rows ``[row_begin, row_end)``, *added* to ``dw [kh, kw, C]``::
 
-        dw[di, dj, k, q] += sum_{b, i, j} x[b, i*stride_h + di*dil_h - pad_top, j*stride_w + dj*dil_w - pad_left, k]
-                                          * dy[b, i, j, k*M + q]
+        dw[di, dj, k] += sum_{b, i, j} x[b, i*stride_h + di*dil_h - pad_top, j*stride_w + dj*dil_w - pad_left, k]
+                                       * dy[b, i, j, k]
+
+    For ``kw == 3`` the three column taps of a filter row share each ``dy`` vector, two
+    output pixels at a time, over the columns where all three are inside the input.
     """
     in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
-    kh, kw, m = dw.shape[0], dw.shape[1], dw.shape[3]
+    kh, kw = dw.shape[0], dw.shape[1]
     out_h, out_w = dy.shape[1], dy.shape[2]
+    j_lo, j_hi = _interior(out_w, in_w, kw, stride_w, dil_w, pad_left)
+    if kw != 3:
+        j_lo, j_hi = 0, 0
+    n_pairs = (j_hi - j_lo) // 2
     for r in range(row_begin, row_end):
         b = r // out_h
         i = r - b * out_h
+        dyr = dy[b, i]
         ih0 = i * stride_h - pad_top
         di_lo, di_hi = _tap_range(ih0, dil_h, kh, in_h)
         for di in range(di_lo, di_hi):
-            ih = ih0 + di * dil_h
+            xr = x[b, ih0 + di * dil_h]
+            a0 = dw[di, 0]
+            a1 = dw[di, 1 % kw]
+            a2 = dw[di, 2 % kw]
+            for p in range(n_pairs):
+                j = j_lo + 2 * p
+                c0 = j * stride_w - pad_left
+                d0 = c0 + stride_w
+                for k in range(c):
+                    g = dyr[j, k]
+                    h = dyr[j + 1, k]
+                    a0[k] += xr[c0, k] * g + xr[d0, k] * h
+                    a1[k] += xr[c0 + dil_w, k] * g + xr[d0 + dil_w, k] * h
+                    a2[k] += xr[c0 + 2 * dil_w, k] * g + xr[d0 + 2 * dil_w, k] * h
+            done_lo, done_hi = j_lo, j_lo + 2 * n_pairs  # the pixels already summed above, all taps
             for dj in range(kw):
-                # the outputs j whose tap dj reads inside the input: 0 <= j*stride_w + dj*dil_w - pad_left < in_w
-                j_lo, j_hi = _tap_range(dj * dil_w - pad_left, stride_w, out_w, in_w)
-                for j in range(j_lo, j_hi):
+                a = dw[di, dj]
+                t_lo, t_hi = _tap_range(dj * dil_w - pad_left, stride_w, out_w, in_w)
+                for j in range(t_lo, t_hi):
+                    if done_lo <= j < done_hi:
+                        continue
                     iw = j * stride_w + dj * dil_w - pad_left
-                    if m == 1:
-                        for k in range(c):
-                            dw[di, dj, k, 0] += x[b, ih, iw, k] * dy[b, i, j, k]
-                    else:
-                        for k in range(c):
-                            xv = x[b, ih, iw, k]
-                            for q in range(m):
-                                dw[di, dj, k, q] += xv * dy[b, i, j, k * m + q]
+                    for k in range(c):
+                        a[k] += xr[iw, k] * dyr[j, k]
 
 
 @kernel(parallel=True)
 def depthwise_nhwc_backprop_filter_parallel(x, dy, partial, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
-    """Filter gradient: chunk ``t`` of the output rows is summed into ``partial[t]`` (zeroed by the caller)."""
+    """Filter gradient: block ``t`` of the output rows is summed into ``partial[t]`` (zeroed by the caller)."""
     n_chunks = partial.shape[0]
     rows = dy.shape[0] * dy.shape[1]
     for t in prange(n_chunks):
@@ -193,11 +362,35 @@ def depthwise_nhwc_backprop_filter_parallel(x, dy, partial, stride_h, stride_w, 
                                             stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
 
 
-__all__ = [
-    "depthwise_nhwc_backprop_filter_parallel",
-    "depthwise_nhwc_backprop_filter_rows",
-    "depthwise_nhwc_backprop_input_parallel",
-    "depthwise_nhwc_backprop_input_rows",
-    "depthwise_nhwc_forward_parallel",
-    "depthwise_nhwc_forward_rows",
-]
+# --------------------------------------------------------------------------- channel multiplier
+
+
+@kernel(parallel=True)
+def sum_over_multiplier(dx_repeated, dx, multiplier):
+    """``dx[b, h, w, k] = sum_q dx_repeated[b, h, w, k*M + q]``: the input gradient for multiplier ``M``."""
+    n, h, w, c = dx.shape
+    for r in prange(n * h):
+        b = r // h
+        src = dx_repeated[b, r - b * h]
+        dst = dx[b, r - b * h]
+        for j in range(w):
+            for k in range(c):
+                acc = src[j, k * multiplier]
+                for q in range(1, multiplier):
+                    acc += src[j, k * multiplier + q]
+                dst[j, k] = acc
+
+
+@kernel(parallel=True)
+def repeat_channels(x, out, multiplier):
+    """``out[b, h, w, k*M + q] = x[b, h, w, k]``: the input of the ``M = 1`` problem for multiplier ``M``."""
+    n, h, w, c = x.shape
+    for r in prange(n * h):
+        b = r // h
+        xr = x[b, r - b * h]
+        o = out[b, r - b * h]
+        for j in range(w):
+            for k in range(c):
+                v = xr[j, k]
+                for q in range(multiplier):
+                    o[j, k * multiplier + q] = v
