@@ -124,7 +124,9 @@ _COMMON = """strides : int or list of int
     data_format : {"NHWC", "NCHW"}
         Layout of the input and output. Filters are always ``[kh, kw, ...]`` (HWIO).
     dilations : int or list of int, optional
-        The dilation rate of the filter, in the same forms as ``strides``; default 1."""
+        The dilation rate of the filter, in the same forms as ``strides``; default 1.
+    name : str, optional
+        Ignored: accepted so that a ``tf.nn`` call runs unchanged."""
 
 _DTYPES = """Arrays are anything ``np.asarray`` accepts.  The result has NumPy's ``result_type`` of
     the arguments; integer and bool arguments are promoted to float64, and float16 is
@@ -147,6 +149,7 @@ def conv2d(
     padding: Padding,
     data_format: str = "NHWC",
     dilations: IntOrList | None = None,
+    name: str | None = None,
 ) -> np.ndarray:
     """2-D convolution, as ``tf.nn.conv2d``.
 
@@ -202,6 +205,7 @@ def depthwise_conv2d(
     padding: Padding,
     data_format: str = "NHWC",
     dilations: IntOrList | None = None,
+    name: str | None = None,
 ) -> np.ndarray:
     """Depthwise 2-D convolution, as ``tf.nn.depthwise_conv2d``.
 
@@ -255,6 +259,7 @@ def separable_conv2d(
     padding: Padding,
     data_format: str = "NHWC",
     dilations: IntOrList | None = None,
+    name: str | None = None,
 ) -> np.ndarray:
     """Depthwise-separable 2-D convolution, as ``tf.nn.separable_conv2d``.
 
@@ -344,6 +349,7 @@ def conv2d_backprop_input(
     padding: Padding,
     data_format: str = "NHWC",
     dilations: IntOrList | None = None,
+    name: str | None = None,
 ) -> np.ndarray:
     """Gradient of :func:`conv2d` with respect to its input, as ``tf.raw_ops.Conv2DBackpropInput``.
 
@@ -389,6 +395,7 @@ def conv2d_backprop_filter(
     padding: Padding,
     data_format: str = "NHWC",
     dilations: IntOrList | None = None,
+    name: str | None = None,
 ) -> np.ndarray:
     """Gradient of :func:`conv2d` with respect to its filter, as ``tf.raw_ops.Conv2DBackpropFilter``.
 
@@ -432,6 +439,7 @@ def conv2d_transpose(
     padding: Padding = "SAME",
     data_format: str = "NHWC",
     dilations: IntOrList | None = None,
+    name: str | None = None,
 ) -> np.ndarray:
     """Transposed 2-D convolution, as ``tf.nn.conv2d_transpose``.
 
@@ -477,6 +485,7 @@ def depthwise_conv2d_backprop_input(
     padding: Padding,
     data_format: str = "NHWC",
     dilations: IntOrList | None = None,
+    name: str | None = None,
 ) -> np.ndarray:
     """Gradient of :func:`depthwise_conv2d` with respect to its input, as
     ``tf.compat.v1.nn.depthwise_conv2d_native_backprop_input``.
@@ -522,6 +531,7 @@ def depthwise_conv2d_backprop_filter(
     padding: Padding,
     data_format: str = "NHWC",
     dilations: IntOrList | None = None,
+    name: str | None = None,
 ) -> np.ndarray:
     """Gradient of :func:`depthwise_conv2d` with respect to its filter, as
     ``tf.compat.v1.nn.depthwise_conv2d_native_backprop_filter``.
