@@ -80,7 +80,7 @@ class Timing:
     gemm_size: int
 
 
-FULL = Timing(rounds=5, target_s=0.03, warmup=2, min_calls=3, max_calls=5000, pause_s=0.03, gemm_size=2048)
+FULL = Timing(rounds=5, target_s=0.03, warmup=2, min_calls=5, max_calls=5000, pause_s=0.03, gemm_size=2048)
 QUICK = Timing(rounds=3, target_s=0.01, warmup=2, min_calls=3, max_calls=2000, pause_s=0.03, gemm_size=1024)
 
 
@@ -387,7 +387,7 @@ class Benchmark:
         self.workers: dict[str, WorkerProcess] = {}
         self.info: dict[str, dict] = {}
         self.tmp = tempfile.TemporaryDirectory(prefix="sepconv-bench-")
-        # results[case][framework] = {"first_call_s", "check", "rounds_s", ...}
+        # results[case][framework] = {"status", "first_call_s", "max_rel_error", "rounds_median_s", ...}
         self.results: dict[str, dict[str, dict[str, Any]]] = {c.name: {} for c in cases}
 
     def start_workers(self) -> None:
@@ -408,18 +408,26 @@ class Benchmark:
         self.frameworks = [fw for fw in self.frameworks if fw in self.workers]
 
     def setup_and_check(self) -> None:
-        """Build every case in every worker (in parallel), then compare each output with the reference."""
+        """Build every case in every worker, then compare each output with the reference.
+
+        sepconv goes first and alone (its first call, a compile or cache load, is reported and
+        must not compete with the peers' setup); then the peers in parallel.
+        """
         for i, case in enumerate(self.cases, 1):
             _progress(f"setup {i}/{len(self.cases)} {case.name}")
             inputs = make_inputs(case)
             path = Path(self.tmp.name) / f"{case.name}.npz"
             np.savez(path, **inputs)
             request = {"cmd": "setup", "case": case.for_worker(), "inputs": str(path)}
-            for fw, worker in self.workers.items():
-                worker.send({**request, "output": str(Path(self.tmp.name) / f"{case.name}.{fw}.npy")})
+            answers = {}
+            for group in (["sepconv"], [fw for fw in self.workers if fw != "sepconv"]):
+                for fw in group:
+                    self.workers[fw].send({**request, "output": str(Path(self.tmp.name) / f"{case.name}.{fw}.npy")})
+                for fw in group:
+                    answers[fw] = self.workers[fw].receive()
             ref = reference_output(case, inputs)
-            for fw, worker in self.workers.items():
-                self.results[case.name][fw] = self._check(case, fw, worker.receive(), ref)
+            for fw, answer in answers.items():
+                self.results[case.name][fw] = self._check(case, fw, answer, ref)
             path.unlink()
 
     def _check(self, case: Case, fw: str, answer: dict[str, Any], ref: np.ndarray) -> dict[str, Any]:
@@ -453,6 +461,7 @@ class Benchmark:
         return {"gemm": gemm, "bandwidth": bandwidths}
 
     def time_rounds(self) -> None:
+        """Interleaved rounds: each case in each framework in turn, a different framework first each time."""
         t = self.timing
         start = time.perf_counter()
         for r in range(t.rounds):
@@ -552,14 +561,14 @@ def format_table(rows: list[dict], summary: dict, frameworks: list[str], statist
 
     Examples
     --------
-    >>> print(format_table([], {}, ["sepconv"]).splitlines()[0][:22])
-    | case | sepconv µs |
+    >>> format_table([], {}, ["sepconv"]).startswith("| case | sepconv µs |")
+    True
     """
     lines = ["| case | sepconv µs | fastest peer | µs | ours/peer | fastest NHWC peer | µs | ours/NHWC "
              "| GB/s | % of bound | first call ms | check |",
              "| --- | ---: | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
     for r in rows:
-        bound = f"{_fmt(r['fraction_of_bound'] and 100 * r['fraction_of_bound'], '.0f')}% " + (
+        bound = f"{_fmt(r['fraction_of_bound'] and 100 * r['fraction_of_bound'], '.2g')}% " + (
             "FLOP" if r["bound"] == "flop" else "BW")
         check = "ok" if r["sepconv_check"] == "ok" else f"**sepconv {r['sepconv_check'].upper()}**"
         if r["mismatches"]:
@@ -569,11 +578,13 @@ def format_table(rows: list[dict], summary: dict, frameworks: list[str], statist
         lines.append(
             f"| {r['case']}{' *' if r['ours'] else ''} | {_fmt(r['sepconv_us'])} | {r['fastest_peer'] or '-'} "
             f"| {_fmt(r['fastest_peer_us'])} | {_fmt(r['ratio'], '.2f')} | {r['fastest_nhwc_peer'] or '-'} "
-            f"| {_fmt(r['fastest_nhwc_peer_us'])} | {_fmt(r['ratio_nhwc'], '.2f')} | {_fmt(r['gbps'], '.0f')} "
+            f"| {_fmt(r['fastest_nhwc_peer_us'])} | {_fmt(r['ratio_nhwc'], '.2f')} | {_fmt(r['gbps'], '.3g')} "
             f"| {bound} | {_fmt(r['sepconv_first_call_ms'], '.0f')} | {check} |")
     lines += ["", "`*` = case added in this repo (not in the shared cases). Ratios are sepconv time / peer time "
               "(below 1 = sepconv faster). % of bound: the case's minimal bytes at the bandwidth measured at its "
-              "footprint (BW), or its FLOPs at the measured GEMM rate (FLOP), over sepconv's time.", ""]
+              "footprint (BW), or its FLOPs at the measured GEMM rate (FLOP), over sepconv's time. First call: "
+              "the case's first call in the sepconv worker, after the cases above it (so it shows the compile or "
+              "cache load of any kernel those did not use).", ""]
     lines += ["| kind | cases | geomean ours/fastest peer | geomean ours/fastest NHWC peer | worst ours/peer |",
               "| --- | ---: | ---: | ---: | ---: |"]
     for kind, s in summary.items():
@@ -714,7 +725,8 @@ def run(args: argparse.Namespace) -> int:
     base = QUICK if args.quick else FULL
     timing = Timing(**{**asdict(base), "rounds": args.rounds or base.rounds})
     json_path = args.json or default_json_path()
-    _progress("; ".join(notes))
+    load_at_start = os.getloadavg()[0]
+    _progress(f"load average {load_at_start:.1f}; " + "; ".join(notes))
     started = time.time()
     bench = Benchmark(cases, frameworks, timing, env)
     try:
@@ -725,27 +737,25 @@ def run(args: argparse.Namespace) -> int:
         _progress("measuring the call overhead")
         overhead = bench.workers["sepconv"].request({"cmd": "overhead"})
         bench.time_rounds()
-        frameworks = bench.frameworks
     except WorkerError as e:
         print(f"sepconv bench: {e}", file=sys.stderr)
         return 1
     finally:
         bench.close()
+    frameworks = bench.frameworks
     rows, summary = summarize(cases, bench.results, probes, args.stat)
-    elapsed = time.time() - started
-    command = "sepconv bench " + " ".join(sys.argv[2:]) if Path(sys.argv[0]).name == "sepconv" else \
-        " ".join(["python", *sys.argv])
+    meta = {
+        "command": _command_line(), "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "seconds": round(time.time() - started, 1), "machine": platform.node(), "cpu": _cpu_description(),
+        "load_average_at_start": load_at_start, "load_average_at_end": os.getloadavg()[0], "notes": notes,
+        "timing": asdict(timing), "statistic": args.stat, "tolerance_rel": TOLERANCE,
+        "python": platform.python_version(), "sepconv_import_s": import_s,
+        "frameworks": {fw: {"version": bench.info[fw]["version"],
+                            "import_s": import_s if fw == "sepconv" else bench.info[fw]["import_s"]}
+                       for fw in frameworks},
+    }
     report = {
-        "meta": {
-            "command": command, "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-            "seconds": round(elapsed, 1), "machine": platform.node(), "cpu": _cpu_description(),
-            "load_average_at_end": os.getloadavg()[0], "notes": notes, "timing": asdict(timing),
-            "statistic": args.stat,
-            "tolerance_rel": TOLERANCE, "python": platform.python_version(),
-            "sepconv_import_s": import_s,
-            "frameworks": {fw: {"version": bench.info[fw]["version"], "import_s": bench.info[fw]["import_s"]}
-                           for fw in frameworks if fw != "sepconv"},
-        },
+        "meta": meta,
         "machine_probes": {"gemm": probes["gemm"], "bandwidth": list(probes["bandwidth"].values())},
         "overhead": overhead,
         "summary": summary,
@@ -753,25 +763,41 @@ def run(args: argparse.Namespace) -> int:
     }
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(report, indent=1, default=float) + "\n")
-    versions = ", ".join(f"{fw} {bench.info[fw]['version']}" for fw in frameworks)
-    print(f"# sepconv bench: {len(cases)} cases, {timing.rounds} interleaved rounds, {elapsed:.0f} s, "
-          f"{_cpu_description()}, load average {os.getloadavg()[0]:.1f} at the end")
-    print(f"# {versions}")
-    print(f"# {'; '.join(notes)}")
-    print(f"# fp32 GEMM rate {probes['gemm']['gflops']:.0f} GFLOP/s (NumPy, {probes['gemm']['size']}^3); "
-          f"`import sepconv` {import_s:.2f} s (fresh process, best of 3)")
+    print(format_header(meta, probes))
     print()
     print(format_table(rows, summary, frameworks, args.stat))
     print()
-    if "error" in overhead:
-        print(f"Call overhead: measurement failed: {overhead['error']}")
-    else:
-        print(format_overhead(overhead))
+    print(f"Call overhead: measurement failed: {overhead['error']}" if "error" in overhead else
+          format_overhead(overhead))
     bad = [r["case"] for r in rows if r["sepconv_check"] != "ok"]
     if bad:
         print(f"\n!!! sepconv's result does not match the reference on: {', '.join(bad)}")
     print(f"\nJSON: {json_path}")
     return 1 if bad else 0
+
+
+def format_header(meta: dict[str, Any], probes: dict[str, Any]) -> str:
+    """The lines above the tables: the command, machine, load, versions, environment and probes."""
+    timing = meta["timing"]
+    versions = ", ".join(f"{fw} {info['version']}" for fw, info in meta["frameworks"].items())
+    return "\n".join([
+        f"# `{meta['command']}` at {meta['started_utc']}, {meta['seconds']:.0f} s",
+        f"# {meta['cpu']}; load average {meta['load_average_at_start']:.1f} at the start, "
+        f"{meta['load_average_at_end']:.1f} at the end (other work on the machine makes times noisy)",
+        f"# {versions}",
+        f"# {'; '.join(meta['notes'])}",
+        f"# times: median over {timing['rounds']} interleaved rounds of each round's {meta['statistic']} "
+        f"per call (calls timed one by one for ~{timing['target_s'] * 1e3:.0f} ms after {timing['warmup']} "
+        f"warm-up calls; {timing['pause_s'] * 1e3:.0f} ms pause between frameworks)",
+        f"# fp32 GEMM rate {probes['gemm']['gflops']:.0f} GFLOP/s (NumPy, {probes['gemm']['size']}^3); "
+        f"`import sepconv` {meta['sepconv_import_s']:.2f} s (fresh process, best of 3)",
+    ])
+
+
+def _command_line() -> str:
+    if Path(sys.argv[0]).name in ("sepconv", "__main__.py"):
+        return " ".join(["sepconv", *sys.argv[1:]])
+    return " ".join(["python", *sys.argv])
 
 
 def _cpu_description() -> str:
