@@ -396,6 +396,16 @@ def test_nan_and_inf_propagate_like_tf(tf, impl):
         np.testing.assert_allclose(ours[finite], theirs[finite], rtol=1e-10, atol=1e-10)
 
 
+def test_int32_conv2d_values_match_tf(tf, impl):
+    # TensorFlow's conv2d runs int32 on the CPU (its kernel tests use it); we promote to float64, same values.
+    x = np.arange(1, 1 + 2 * 7 * 9 * 3, dtype=np.int32).reshape(2, 7, 9, 3) % 11
+    w = np.arange(1, 1 + 3 * 3 * 3 * 4, dtype=np.int32).reshape(3, 3, 3, 4) % 7 - 3
+    want = tf.nn.conv2d(x, w, 2, "SAME").numpy()
+    got = sepconv.conv2d(x, w, 2, "SAME")
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("output_hw", [(10, 10), (9, 9), (11, 11), (12, 12)])
 @pytest.mark.parametrize("padding", ["SAME", "VALID"])
 def test_conv2d_transpose_output_shapes_like_tf(tf, impl, output_hw, padding):
