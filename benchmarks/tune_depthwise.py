@@ -86,7 +86,6 @@ def _torch_call(kind, x, w, dy, g):
     xt = torch.from_numpy(x).permute(0, 3, 1, 2)  # NCHW view of NHWC memory = channels_last
     wt = torch.from_numpy(np.ascontiguousarray(w.transpose(2, 3, 0, 1).reshape(c * m, 1, *w.shape[:2])))
     dyt = torch.from_numpy(dy).permute(0, 3, 1, 2)
-    pads = (g.pad_left, g.pad_left + g.pad_right, g.pad_top, g.pad_top + g.pad_bottom)
     symmetric = g.pad_top == g.pad_bottom and g.pad_left == g.pad_right
     stride = (g.stride_h, g.stride_w)
 
@@ -95,9 +94,10 @@ def _torch_call(kind, x, w, dy, g):
             return F.conv2d(inp, wt, None, stride, (g.pad_top, g.pad_left), 1, c)
         return F.conv2d(F.pad(inp, (g.pad_left, g.pad_right, g.pad_top, g.pad_bottom)), wt, None, stride, 0, 1, c)
 
-    del pads
     if kind == "dw":
         return lambda: forward(xt)
+    if not symmetric:  # torch's gradient functions take symmetric padding only
+        return None
     if kind == "dw_bwd_input":
         return lambda: torch.nn.grad.conv2d_input(xt.shape, wt, dyt, stride, (g.pad_top, g.pad_left), 1, c)
     return lambda: torch.nn.grad.conv2d_weight(xt, wt.shape, dyt, stride, (g.pad_top, g.pad_left), 1, c)

@@ -22,6 +22,7 @@ import numpy as np
 from .. import reference
 from ..geometry import Conv2DGeometry
 from ..kernels import depthwise as kernels
+from ..kernels._jit import PARALLEL_LAUNCH
 
 # Below this many multiply-adds a call stays on the calling thread.
 PARALLEL_MIN_MACS = 200_000
@@ -40,7 +41,7 @@ def _geometry_ints(g: Conv2DGeometry) -> tuple[int, int, int, int, int, int]:
 def _filter_per_channel(w: np.ndarray) -> np.ndarray:
     """``[kh, kw, C, M]`` -> the contiguous ``[kh, kw, C*M]`` filter of the multiplier-1 problem."""
     kh, kw, c, m = w.shape
-    return np.ascontiguousarray(w).reshape(kh, kw, c * m)
+    return w.reshape(kh, kw, c * m)  # a view when contiguous, else a contiguous copy
 
 
 def _repeated(x: np.ndarray, multiplier: int) -> np.ndarray:
@@ -48,7 +49,8 @@ def _repeated(x: np.ndarray, multiplier: int) -> np.ndarray:
     if multiplier == 1:
         return x
     out = np.empty((*x.shape[:3], x.shape[3] * multiplier), x.dtype)
-    kernels.repeat_channels(x, out, multiplier)
+    with PARALLEL_LAUNCH:
+        kernels.repeat_channels(x, out, multiplier)
     return out
 
 
@@ -58,12 +60,15 @@ def _forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, stride_h: int, stri
     args = (stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
     rows = out.shape[0] * out.shape[1]
     n_chunks = _n_chunks(rows, out.size * w3.shape[0] * w3.shape[1])
-    zero_row = np.zeros(x.shape[2:], x.dtype)
+    zero_row = np.zeros(x.shape[2:], x.dtype)  # read for filter rows in the padding
     if n_chunks > 1:
-        kernels.depthwise_nhwc_forward_parallel(x, w3, out, zero_row, n_chunks, *args)
-    elif w3.shape[:2] == (3, 3):
+        with PARALLEL_LAUNCH:
+            kernels.depthwise_nhwc_forward_parallel(x, w3, out, zero_row, n_chunks, *args)
+        return
+    kh, kw = w3.shape[0], w3.shape[1]
+    if kh == 3 and kw == 3:
         kernels.depthwise_nhwc_forward_3x3_rows(x, w3, out, zero_row, 0, rows, *args)
-    elif w3.shape[:2] == (5, 5):
+    elif kh == 5 and kw == 5:
         kernels.depthwise_nhwc_forward_5x5_rows(x, w3, out, zero_row, 0, rows, *args)
     else:
         kernels.depthwise_nhwc_forward_rows(x, w3, out, 0, rows, *args)
@@ -81,10 +86,11 @@ def depthwise_conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndar
     >>> float(depthwise_conv2d(x, w, g)[0, 2, 2, 0])
     9.0
     """
-    if not np.isfinite(w).all():
+    w3 = _filter_per_channel(w)
+    if not kernels.all_finite(w3):
         return reference.depthwise_conv2d(x, w, g)
     out = np.empty((x.shape[0], g.out_h, g.out_w, g.out_c), x.dtype)
-    _forward(_repeated(x, g.multiplier), _filter_per_channel(w), out,
+    _forward(_repeated(x, g.multiplier), w3, out,
              g.stride_h, g.stride_w, g.dil_h, g.dil_w, g.pad_top, g.pad_left)
     return out
 
@@ -121,10 +127,12 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
         if n_chunks == 1:
             kernels.depthwise_nhwc_backprop_input_strided_rows(w3, dy, dx, 0, rows, *args)
         else:
-            kernels.depthwise_nhwc_backprop_input_strided_parallel(w3, dy, dx, n_chunks, *args)
+            with PARALLEL_LAUNCH:
+                kernels.depthwise_nhwc_backprop_input_strided_parallel(w3, dy, dx, n_chunks, *args)
     if m > 1:
         summed = np.empty((n, g.in_h, g.in_w, g.in_c), dy.dtype)
-        kernels.sum_over_multiplier(dx, summed, m)
+        with PARALLEL_LAUNCH:
+            kernels.sum_over_multiplier(dx, summed, m)
         return summed
     return dx
 
@@ -166,10 +174,11 @@ def depthwise_conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeo
         kernels.depthwise_nhwc_backprop_filter_rows(xr, dy, dw, 0, rows, *_geometry_ints(g))
     else:
         partial = np.zeros((n_chunks, *per_channel), x.dtype)
-        kernels.depthwise_nhwc_backprop_filter_parallel(xr, dy, partial, *_geometry_ints(g))
+        with PARALLEL_LAUNCH:
+            kernels.depthwise_nhwc_backprop_filter_parallel(xr, dy, partial, *_geometry_ints(g))
         dw = partial.sum(axis=0)
     dw = dw.reshape(g.filter_shape)
     # A non-finite out_backprop shows up in dw, except at a pixel whose whole window is padding.
-    if not np.isfinite(dw).all() or (_has_window_in_padding(g) and not np.isfinite(dy).all()):
+    if not kernels.all_finite(dw) or (_has_window_in_padding(g) and not np.isfinite(dy).all()):
         return reference.depthwise_conv2d_backprop_filter(x, dy, g)
     return dw

@@ -7,17 +7,44 @@ everything else as arguments):
   run on a machine pays the JIT.
 - ``SEPCONV_FASTMATH`` (default ``1``): allow reassociation and contraction (FMA) so that
   reductions vectorize.  NaN and Inf semantics are kept (no ``nnan``/``ninf``).
+
+Thread safety: kernels release the GIL (``nogil``), so several Python threads may launch
+parallel kernels at once.  Numba's ``tbb`` and ``omp`` threading layers allow that (and are
+its first choices); its ``workqueue`` fallback does not.  ``PARALLEL_LAUNCH`` is a context
+manager around every parallel launch: nothing when a thread-safe layer is available, a lock
+that serializes the launches when only ``workqueue`` is.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
+import threading
 
 import numba
 
 CACHE = os.environ.get("SEPCONV_NUMBA_CACHE", "1").lower() in ("1", "true", "yes")
 FASTMATH = {"reassoc", "contract", "nsz", "arcp"} if os.environ.get("SEPCONV_FASTMATH", "1").lower() in (
     "1", "true", "yes") else False
+
+
+def _thread_safe_layer_available() -> bool:
+    """Whether Numba will run parallel kernels on a layer that allows concurrent launches."""
+    if os.environ.get("NUMBA_THREADING_LAYER", "").lower() == "workqueue":
+        return False
+    for module in ("tbbpool", "omppool"):  # what Numba itself imports to pick a layer
+        try:
+            importlib.import_module(f"numba.np.ufunc.{module}")
+        except ImportError:
+            continue
+        return True
+    return False
+
+
+THREAD_SAFE_LAYER = _thread_safe_layer_available()
+PARALLEL_LAUNCH: contextlib.AbstractContextManager = (
+    contextlib.nullcontext() if THREAD_SAFE_LAYER else threading.Lock())
 
 
 def kernel(fn=None, *, parallel: bool = False):

@@ -26,6 +26,7 @@ into ``n_chunks`` contiguous blocks run by ``prange`` (both threads busy whateve
 
 from __future__ import annotations
 
+import numpy as np
 from numba import prange
 
 from ._jit import kernel
@@ -360,6 +361,18 @@ def depthwise_nhwc_backprop_filter_parallel(x, dy, partial, stride_h, stride_w, 
     for t in prange(n_chunks):
         depthwise_nhwc_backprop_filter_rows(x, dy, partial[t], t * rows // n_chunks, (t + 1) * rows // n_chunks,
                                             stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@kernel
+def all_finite(a):
+    """Whether every element of ``a`` is finite (a filter: small; cheaper than NumPy's two passes)."""
+    for v in a.ravel():
+        if not np.isfinite(v):
+            return False
+    return True
 
 
 # --------------------------------------------------------------------------- channel multiplier
