@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sepconv._bench_peers import REQUIRES, RUNNERS, Unsupported
 from sepconv.bench import (
     CASES_FILE,
     KINDS,
@@ -129,3 +130,31 @@ def test_worker_environment_switches() -> None:
     env, notes = worker_environment(unset_openblas=True, pin_malloc=True, bind_threads=True)
     assert "OPENBLAS_CORETYPE" not in env and "OPENBLAS_L2_SIZE" not in env
     assert env["MALLOC_MMAP_THRESHOLD_"] == "1073741824" and env["OMP_PROC_BIND"] == "true"
+
+
+# Small cases where the layouts and TF's padding are easy to get wrong: stride 2 on even sizes
+# (pads 0 before, 1 after), multiplier 2, dilation 2.
+PEER_CASES = [
+    {"name": "dw_s2_m2", "kind": "dw", "shape": [1, 10, 10, 4], "k": 3, "s": 2, "m": 2, "padding": "SAME"},
+    {"name": "dw_d2", "kind": "dw", "shape": [1, 9, 9, 4], "k": 3, "s": 1, "d": 2, "padding": "SAME"},
+    {"name": "dwbi_s2", "kind": "dw_bwd_input", "shape": [2, 8, 8, 4], "k": 3, "s": 2, "m": 2, "padding": "SAME"},
+    {"name": "dwbf_s2", "kind": "dw_bwd_filter", "shape": [2, 8, 8, 4], "k": 3, "s": 2, "m": 2, "padding": "SAME"},
+    {"name": "sep_s2", "kind": "sep", "shape": [1, 8, 8, 4], "k": 3, "s": 2, "m": 2, "out": 6, "padding": "SAME"},
+    {"name": "conv_s2", "kind": "conv", "shape": [1, 8, 8, 3], "k": 3, "s": 2, "out": 5, "padding": "SAME"},
+]
+
+
+@pytest.mark.parametrize("peer", [p for p in RUNNERS if p != "sepconv"])
+def test_every_peer_computes_the_reference(peer: str) -> None:
+    """Each framework's callable, as the benchmark builds it, gives the reference's numbers in NHWC."""
+    for module in REQUIRES[peer]:
+        pytest.importorskip(module)
+    for entry in PEER_CASES:
+        case = Case.from_dict(entry, "test")
+        inputs = make_inputs(case)
+        try:
+            fn, to_numpy = RUNNERS[peer](case.for_worker(), inputs)
+        except Unsupported:
+            assert (peer.startswith("ort") and case.kind == "dw_bwd_filter")
+            continue
+        assert relative_error(to_numpy(fn()), reference_output(case, inputs)) <= TOLERANCE, (peer, case.name)

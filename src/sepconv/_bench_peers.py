@@ -200,27 +200,35 @@ def _tf_runner(case: dict, a: dict[str, np.ndarray]) -> Runner:
         raise Unsupported("TensorFlow's CPU depthwise gradient ops ignore dilations")
     t = {name: tf.constant(v) for name, v in a.items() if name != "w_shape"}
     raw = tf.raw_ops
-    if kind == "dw":
-        if d == 1:
-            return (lambda: raw.DepthwiseConv2dNative(input=t["x"], filter=t["w"], strides=strides,
-                                                      padding=padding)), lambda y: y.numpy()
-        return (lambda: tf.nn.depthwise_conv2d(t["x"], t["w"], strides, padding, dilations=[d, d])), \
-            lambda y: y.numpy()
-    if kind == "dw_bwd_input":
-        sizes = tf.constant(case["shape"], tf.int32)
-        return (lambda: raw.DepthwiseConv2dNativeBackpropInput(
-            input_sizes=sizes, filter=t["w"], out_backprop=t["dy"], strides=strides, padding=padding)), \
-            lambda y: y.numpy()
-    if kind == "dw_bwd_filter":
-        sizes = tf.constant(a["w_shape"], tf.int32)
-        return (lambda: raw.DepthwiseConv2dNativeBackpropFilter(
-            input=t["x"], filter_sizes=sizes, out_backprop=t["dy"], strides=strides, padding=padding)), \
-            lambda y: y.numpy()
-    if kind == "sep":
-        return (lambda: tf.nn.separable_conv2d(t["x"], t["wd"], t["wp"], strides, padding, dilations=[d, d])), \
-            lambda y: y.numpy()
-    return (lambda: raw.Conv2D(input=t["x"], filter=t["w"], strides=strides, padding=padding,
-                               dilations=[1, d, d, 1])), lambda y: y.numpy()
+    if kind == "dw" and d == 1:
+        def op():
+            return raw.DepthwiseConv2dNative(input=t["x"], filter=t["w"], strides=strides, padding=padding)
+    elif kind == "dw":  # the raw op ignores dilations on CPU; tf.nn's wrapper handles them
+        def op():
+            return tf.nn.depthwise_conv2d(t["x"], t["w"], strides, padding, dilations=[d, d])
+    elif kind == "dw_bwd_input":
+        input_sizes = tf.constant(case["shape"], tf.int32)
+
+        def op():
+            return raw.DepthwiseConv2dNativeBackpropInput(input_sizes=input_sizes, filter=t["w"],
+                                                          out_backprop=t["dy"], strides=strides, padding=padding)
+    elif kind == "dw_bwd_filter":
+        filter_sizes = tf.constant(a["w_shape"], tf.int32)
+
+        def op():
+            return raw.DepthwiseConv2dNativeBackpropFilter(input=t["x"], filter_sizes=filter_sizes,
+                                                           out_backprop=t["dy"], strides=strides, padding=padding)
+    elif kind == "sep":
+        def op():
+            return tf.nn.separable_conv2d(t["x"], t["wd"], t["wp"], strides, padding, dilations=[d, d])
+    else:
+        def op():
+            return raw.Conv2D(input=t["x"], filter=t["w"], strides=strides, padding=padding, dilations=[1, d, d, 1])
+    return op, _tf_to_numpy
+
+
+def _tf_to_numpy(y) -> np.ndarray:
+    return y.numpy()
 
 
 # --------------------------------------------------------------------------- ONNX Runtime
@@ -243,37 +251,35 @@ def _ort_runner(case: dict, a: dict[str, np.ndarray], nhwc: bool) -> Runner:
     (top, bottom), (left, right) = case["pads"]
     h, w_, c = case["shape"][1:]
     conv_attrs = dict(kernel_shape=[k, k], strides=[s, s], dilations=[d, d], pads=[top, left, bottom, right])
-    inits, nodes = [], []
     if kind == "dw_bwd_filter":
         raise Unsupported("ONNX has no filter-gradient op in the inference runtime")
+    x_nchw, y_nchw = ("x_nchw", "y_nchw") if nhwc else ("x", "y")
+    inits, nodes = [], []
     if kind in ("dw", "sep"):
         inits.append(numpy_helper.from_array(_dw_filter_oihw(a["w"] if kind == "dw" else a["wd"]), "wd"))
-        nodes.append(helper.make_node("Conv", ["x_nchw", "wd"], ["dw_out" if kind == "sep" else "y_nchw"],
+        nodes.append(helper.make_node("Conv", [x_nchw, "wd"], ["dw_out" if kind == "sep" else y_nchw],
                                       group=c, **conv_attrs))
         if kind == "sep":
             inits.append(numpy_helper.from_array(np.ascontiguousarray(a["wp"][0, 0].T[:, :, None, None]), "wp"))
-            nodes.append(helper.make_node("Conv", ["dw_out", "wp"], ["y_nchw"], kernel_shape=[1, 1]))
+            nodes.append(helper.make_node("Conv", ["dw_out", "wp"], [y_nchw], kernel_shape=[1, 1]))
         feed = a["x"]
     elif kind == "conv":
         inits.append(numpy_helper.from_array(_conv_filter_oihw(a["w"]), "w"))
-        nodes.append(helper.make_node("Conv", ["x_nchw", "w"], ["y_nchw"], **conv_attrs))
+        nodes.append(helper.make_node("Conv", [x_nchw, "w"], [y_nchw], **conv_attrs))
         feed = a["x"]
     else:  # dw_bwd_input: the transposed grouped convolution
         oh, ow = case["out_hw"]
         eff_k = (k - 1) * d + 1
         output_padding = [h - (s * (oh - 1) + eff_k - top - bottom), w_ - (s * (ow - 1) + eff_k - left - right)]
         inits.append(numpy_helper.from_array(_dw_filter_oihw(a["w"]), "wd"))
-        nodes.append(helper.make_node("ConvTranspose", ["x_nchw", "wd"], ["y_nchw"], group=c,
+        nodes.append(helper.make_node("ConvTranspose", [x_nchw, "wd"], [y_nchw], group=c,
                                       output_padding=output_padding, **conv_attrs))
         feed = a["dy"]
     if nhwc:
-        nodes.insert(0, helper.make_node("Transpose", ["x"], ["x_nchw"], perm=[0, 3, 1, 2]))
-        nodes.append(helper.make_node("Transpose", ["y_nchw"], ["y"], perm=[0, 2, 3, 1]))
+        nodes.insert(0, helper.make_node("Transpose", ["x"], [x_nchw], perm=[0, 3, 1, 2]))
+        nodes.append(helper.make_node("Transpose", [y_nchw], ["y"], perm=[0, 2, 3, 1]))
     else:
         feed = _nchw(feed)
-        for node in nodes:
-            node.input[:] = ["x" if i == "x_nchw" else i for i in node.input]
-            node.output[:] = ["y" if o == "y_nchw" else o for o in node.output]
     if kind == "dw_bwd_input":
         out_nhwc = list(case["shape"])
     else:
@@ -326,10 +332,6 @@ def _jax_runner(case: dict, a: dict[str, np.ndarray]) -> Runner:
         kh, kw = w.shape[:2]
         return np.ascontiguousarray(w.reshape(kh, kw, 1, c * m))
 
-    def ready(f):
-        return lambda *args: f(*args).block_until_ready()
-
-    to_numpy = np.asarray
     if kind == "dw":
         f, args = jax.jit(depthwise), (a["x"], dw_hwio(a["w"]))
     elif kind == "sep":
@@ -345,14 +347,11 @@ def _jax_runner(case: dict, a: dict[str, np.ndarray]) -> Runner:
     else:
         kh, kw = a["w_shape"][:2]
         w_spec = jax.ShapeDtypeStruct((int(kh), int(kw), 1, c * m), jnp.float32)
-        f = jax.jit(lambda x, dy: jax.linear_transpose(lambda w: depthwise(x, w), w_spec)(dy)[0])
+        f = jax.jit(lambda x, dy: jax.linear_transpose(lambda w: depthwise(x, w), w_spec)(dy)[0]
+                    .reshape(int(kh), int(kw), c, m))
         args = (a["x"], a["dy"])
-
-        def to_numpy(y) -> np.ndarray:
-            return np.asarray(y).reshape(int(kh), int(kw), c, m)
     device_args = [jax.device_put(v) for v in args]
-    call = ready(f)
-    return (lambda: call(*device_args)), to_numpy
+    return (lambda: f(*device_args).block_until_ready()), np.asarray
 
 
 # --------------------------------------------------------------------------- registry
