@@ -76,16 +76,17 @@ def _arrays(op: str, **named: Any) -> tuple[list[np.ndarray], np.dtype, np.dtype
     """``np.asarray`` each argument; return them in the compute dtype, plus compute and result dtypes.
 
     Promotion: NumPy's ``result_type`` over the arguments; integer and bool become float64;
-    float16 is computed in float32 and returned as float16; complex and object are refused.
+    float16 and bfloat16 (``ml_dtypes``, as TensorFlow's) are computed in float32 and returned as
+    they came; complex and object are refused.
     """
     arrays = []
     for name, value in named.items():
         a = np.asarray(value)
-        if a.dtype.kind not in "fiub":
+        if a.dtype.kind not in "fiub" and a.dtype.name != "bfloat16":
             raise TypeError(f"{op}: `{name}` must be a real numeric array, got dtype {a.dtype}")
         arrays.append(a)
     result = np.result_type(*arrays)
-    if result.kind != "f":
+    if result.kind != "f" and result.name != "bfloat16":
         result = np.dtype(np.float64)
     compute = np.dtype(np.float32) if result.itemsize < 4 else result
     if compute.itemsize > 8:
@@ -129,8 +130,8 @@ _COMMON = """strides : int or list of int
         Ignored: accepted so that a ``tf.nn`` call runs unchanged."""
 
 _DTYPES = """Arrays are anything ``np.asarray`` accepts.  The result has NumPy's ``result_type`` of
-    the arguments; integer and bool arguments are promoted to float64, and float16 is
-    computed in float32 and returned as float16."""
+    the arguments; integer and bool arguments are promoted to float64, and float16 (or
+    bfloat16) is computed in float32 and returned as float16 (or bfloat16)."""
 
 
 def _doc(fn):
