@@ -366,19 +366,22 @@ def test_rank5_conv2d_matches_tf(tf, impl):
     np.testing.assert_allclose(got_nchw.transpose(0, 1, 3, 4, 2), want, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("dtype_name", ["float16", "bfloat16"])
 @pytest.mark.parametrize("op", ["conv2d", "depthwise_conv2d"])
-def test_float16_matches_tf(tf, impl, op):
+def test_half_precision_matches_tf(tf, impl, op, dtype_name):
+    dtype = tf.dtypes.as_dtype(dtype_name).as_numpy_dtype  # bfloat16 is ml_dtypes', as TensorFlow's
     rng = np.random.default_rng(5)
-    x = rng.standard_normal((2, 7, 9, 5)).astype(np.float16)
-    w = (rng.standard_normal((3, 3, 5, 2)) / 3).astype(np.float16)
+    x = rng.standard_normal((2, 7, 9, 5)).astype(dtype)
+    w = (rng.standard_normal((3, 3, 5, 2)) / 3).astype(dtype)
     if op == "conv2d":
         want = tf.nn.conv2d(x, w, 2, "SAME").numpy()
         got = sepconv.conv2d(x, w, 2, "SAME")
     else:
         want = tf.nn.depthwise_conv2d(x, w, [1, 2, 2, 1], "SAME").numpy()
         got = sepconv.depthwise_conv2d(x, w, 2, "SAME")
-    assert got.dtype == want.dtype == np.float16
-    np.testing.assert_allclose(got.astype(np.float32), want.astype(np.float32), rtol=1e-2, atol=2e-2)
+    assert got.dtype == want.dtype == dtype
+    tolerance = 2e-2 if dtype_name == "float16" else 1e-1
+    np.testing.assert_allclose(got.astype(np.float32), want.astype(np.float32), rtol=tolerance, atol=tolerance)
 
 
 def test_nan_and_inf_propagate_like_tf(tf, impl):

@@ -15,6 +15,8 @@ only on GPUs; we run it everywhere).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -515,6 +517,37 @@ def test_depthwise_configs(impl, config, data_format):
     assert list(got.shape) == out_shape
     want = sepconv.conv2d(x, depthwise_as_dense_filter(w), stride, pads4(padding, "NHWC"), dilations=dil)
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def low_precision_dtypes():
+    """testDepthwiseConv2DExplicit's dtypes with its tolerances: float16 4e-2, bfloat16 2e-2, float32 1e-5."""
+    dtypes = [(np.float16, 4e-2), (np.float32, 1e-5)]
+    try:
+        import ml_dtypes  # TensorFlow's bfloat16; installed with TensorFlow
+    except ImportError:
+        return dtypes
+    return [*dtypes, (ml_dtypes.bfloat16, 2e-2)]
+
+
+@functools.cache
+def depthwise_float64_result(index: int) -> np.ndarray:
+    x_shape, w_shape, _, stride, padding, dilations = DEPTHWISE_EXPLICIT_CONFIGS[index]
+    with sepconv.use_implementation("reference"):
+        return sepconv.depthwise_conv2d(scaled_tensor(x_shape), scaled_tensor(w_shape), stride, pads4(padding, "NHWC"),
+                                        dilations=dilations)
+
+
+@pytest.mark.parametrize("dtype, tolerance", low_precision_dtypes(), ids=lambda v: getattr(v, "__name__", str(v)))
+@pytest.mark.parametrize("index", range(len(DEPTHWISE_EXPLICIT_CONFIGS)),
+                         ids=[config_id(c) for c in DEPTHWISE_EXPLICIT_CONFIGS])
+def test_depthwise_explicit_low_precision(impl, index, dtype, tolerance):
+    # testDepthwiseConv2DExplicit runs float16, float32 and bfloat16 on the CPU too: the result keeps the dtype
+    x_shape, w_shape, _, stride, padding, dilations = DEPTHWISE_EXPLICIT_CONFIGS[index]
+    x, w = scaled_tensor(x_shape).astype(dtype), scaled_tensor(w_shape).astype(dtype)
+    got = sepconv.depthwise_conv2d(x, w, [1, stride, stride, 1], pads4(padding, "NHWC"), dilations=dilations)
+    assert got.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(got.astype(np.float64), depthwise_float64_result(index), rtol=tolerance,
+                               atol=tolerance)
 
 
 # CheckGradConfigsToTest and CheckGradConfigsToTestExplicit: small shapes for the gradient checks
