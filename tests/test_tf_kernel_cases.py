@@ -811,3 +811,24 @@ SEP_X, SEP_DW, SEP_PW = np.ones((1, 8, 8, 3), np.float32), np.ones((3, 3, 3, 1),
 def test_separable_stride_validation(impl, strides, pattern):
     with pytest.raises(ValueError, match=pattern):
         sepconv.separable_conv2d(SEP_X, SEP_DW, SEP_PW, strides=strides, padding="VALID")
+
+
+# --------------------------------------------------------------------------- determinism
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_depthwise_deterministic(impl, dtype):
+    # DepthwiseConv2DDeterministicTest.testForwardCPU / testBackwardCPU (TensorFlow: [2, 500, 1000, 2] input,
+    # 7x7 filter, multiplier 10, SAME; smaller here): two runs give bit-identical results.
+    rng = np.random.default_rng(123)
+    x = rng.standard_normal((2, 50, 100, 2)).astype(dtype)
+    w = rng.standard_normal((7, 7, 2, 10)).astype(dtype)
+    g = rng.standard_normal((2, 50, 100, 20)).astype(dtype)
+
+    def run():
+        return [sepconv.depthwise_conv2d(x, w, [1, 1, 1, 1], "SAME"),
+                sepconv.depthwise_conv2d_backprop_input(x.shape, w, g, [1, 1, 1, 1], "SAME"),
+                sepconv.depthwise_conv2d_backprop_filter(x, w.shape, g, [1, 1, 1, 1], "SAME")]
+
+    for first, second in zip(run(), run(), strict=True):
+        np.testing.assert_array_equal(first, second)
