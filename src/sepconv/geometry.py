@@ -115,9 +115,12 @@ def _as_int(op: str, name: str, value: Any, whole: Any) -> int:
 
 
 def _as_int_list(op: str, name: str, value: Any) -> list[int]:
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") or getattr(value, "ndim", None) == 0:
         if hasattr(value, "__index__") and not isinstance(value, bool):
-            return [operator.index(value)]
+            try:
+                return [operator.index(value)]
+            except TypeError:  # a 0-d float array
+                pass
         raise TypeError(f"{op}: `{name}` must be an int or a list of ints, got {name}={value!r}")
     return [_as_int(op, name, v, value) for v in value]
 
