@@ -800,6 +800,14 @@ def test_conv2d_transpose_large_output_shape(impl):
         sepconv.conv2d_transpose(np.ones((2, 2, 2, 2)), [[[[1]]]], output_shape=[114078056, 179835296], strides=[10])
 
 
+def test_zero_d_arrays_as_window_arguments(impl):
+    # a NumPy scalar array is an int like any other; a float one is refused by name
+    y = sepconv.conv2d(X1, np.ones((3, 3, 3, 2)), np.array(2), "SAME", dilations=np.int64(1))
+    assert y.shape == (1, 3, 3, 2)
+    with pytest.raises(TypeError, match="`strides` must be an int or a list of ints"):
+        sepconv.conv2d(X1, np.ones((3, 3, 3, 2)), np.array(2.0), "SAME")
+
+
 SEP_X, SEP_DW, SEP_PW = np.ones((1, 8, 8, 3), np.float32), np.ones((3, 3, 3, 1), np.float32), np.ones((1, 1, 3, 2))
 
 
