@@ -131,6 +131,15 @@ def test_depthwise_float32_odd_sizes(memory_format):
     assert_matches_grouped_conv(x, weight, bias, (2, 3), (2, 1), (1, 2), dtype)
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")  # PyTorch's own note, from the oracle
+@pytest.mark.parametrize("kernel_size, dilation", [((2, 4), 1), ((2, 3), 2), ((4, 1), (1, 3))])
+def test_pytorch_same_with_even_kernels(kernel_size, dilation):
+    torch.manual_seed(11)
+    x = randn(2, 3, 7, 8, memory_format=CL)
+    weight, bias = randn(6, 1, *kernel_size), randn(6)
+    assert_matches_grouped_conv(x, weight, bias, 1, "same", dilation)
+
+
 @pytest.mark.parametrize("size, stride, dilation", [(8, 2, 1), (9, 2, 1), (10, 3, 1), (7, 1, 2), (12, 2, 2)])
 def test_tensorflow_same_equals_explicit_asymmetric_pad(size, stride, dilation):
     torch.manual_seed(5)
