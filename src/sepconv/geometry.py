@@ -109,9 +109,12 @@ def _fail(op: str, name: str, value: Any, expected: str, tf_says: str = "") -> V
 
 
 def _as_int(op: str, name: str, value: Any, whole: Any) -> int:
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise TypeError(f"{op}: `{name}` must contain integers, got {name}={whole!r}")
-    return operator.index(value)
+    if not isinstance(value, bool) and hasattr(value, "__index__"):
+        try:
+            return operator.index(value)
+        except TypeError:  # e.g. an array that is not a scalar
+            pass
+    raise TypeError(f"{op}: `{name}` must contain integers, got {name}={whole!r}")
 
 
 def _as_int_list(op: str, name: str, value: Any) -> list[int]:
