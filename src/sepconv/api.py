@@ -81,7 +81,10 @@ def _arrays(op: str, **named: Any) -> tuple[list[np.ndarray], np.dtype, np.dtype
     """
     arrays = []
     for name, value in named.items():
-        a = np.asarray(value)
+        try:
+            a = np.asarray(value)
+        except ValueError as error:  # ragged nested lists
+            raise ValueError(f"{op}: `{name}` must be an array of numbers, got {type(value).__name__}: {error}") from None
         if a.dtype.kind not in "fiub" and a.dtype.name != "bfloat16":
             raise TypeError(f"{op}: `{name}` must be a real numeric array, got dtype {a.dtype}")
         arrays.append(a)
