@@ -808,6 +808,13 @@ def test_zero_d_arrays_as_window_arguments(impl):
         sepconv.conv2d(X1, np.ones((3, 3, 3, 2)), np.array(2.0), "SAME")
 
 
+def test_malformed_arrays_are_refused_by_name(impl):
+    with pytest.raises(ValueError, match="conv2d: `input` must be an array of numbers"):
+        sepconv.conv2d([[1.0, 2.0], [3.0]], np.ones((1, 1, 1, 1)), 1, "SAME")
+    with pytest.raises(TypeError, match="conv2d: `padding` must contain integers"):
+        sepconv.conv2d(X1, np.ones((3, 3, 3, 2)), 1, np.zeros((4, 2, 1), int))
+
+
 SEP_X, SEP_DW, SEP_PW = np.ones((1, 8, 8, 3), np.float32), np.ones((3, 3, 3, 1), np.float32), np.ones((1, 1, 3, 2))
 
 
