@@ -428,6 +428,25 @@ def test_conv2d_transpose_output_shapes_like_tf(tf, impl, output_hw, padding):
     check(nhwc(nchw_out), want, np.float64)
 
 
+@pytest.mark.parametrize("in_w, stride", [(0, 2), (0, 1), (1, 2), (1, 1), (2, 1), (0, 3), (1, 3)])
+def test_gradient_ops_accept_empty_outputs_exactly_where_tf_does(tf, impl, in_w, stride):
+    # TensorFlow's kernels: out = (in - k + stride) / stride truncated towards zero, refused only when negative
+    w = np.ones((3, 3, 2, 4), np.float32)
+    dy = np.ones((1, 3, 0, 4), np.float32)
+    args = ([1, 5, in_w, 2], w, dy, [1, 1, stride, 1], "VALID")
+    try:
+        want = tf.compat.v1.nn.conv2d_backprop_input(*args).numpy()
+    except tf.errors.InvalidArgumentError:
+        with pytest.raises(ValueError, match="larger than the padded input"):
+            sepconv.conv2d_backprop_input(*args)
+        return
+    got = sepconv.conv2d_backprop_input(*args)
+    assert got.shape == want.shape
+    assert not got.any()
+    dw = sepconv.conv2d_backprop_filter(np.ones((1, 5, in_w, 2), np.float32), w.shape, dy, [1, 1, stride, 1], "VALID")
+    np.testing.assert_array_equal(dw, np.zeros(w.shape))
+
+
 @pytest.mark.parametrize("padding", ["same", "valid", "Same", "EXPLICIT", "FULL"])
 def test_padding_strings_tf_refuses(tf, impl, padding):
     x, w = np.ones((1, 5, 5, 2), np.float32), np.ones((3, 3, 2, 4), np.float32)
