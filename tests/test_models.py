@@ -70,6 +70,8 @@ def test_xception_matches_the_paper():
     assert _within(totals.macs, 8.4e9)
     # Table 3 of the paper counts batch norm's trainable gamma and beta: exactly 22,855,952.
     assert totals.params + totals.batch_norm_params // 2 == 22_855_952 == PUBLISHED["xception"]["params"]
+    assert totals.params_as_published == 22_855_952 and totals.as_dict()["params_vs_published"] == 0
+    assert model_totals("mobilenet_v1").params_as_published == 4_210_088  # the MobileNets count no batch norm
     layers = {layer.name: layer for layer in model_layers("xception")}
     assert layers["entry/conv2"].cost().output_shape == (1, 147, 147, 64)
     assert layers["entry/block3/shortcut"].cost().output_shape == (1, 19, 19, 728)

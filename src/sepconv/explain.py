@@ -483,9 +483,12 @@ def _model_text(rows: list[_Row], totals, roofline, implementation: str | None) 
              "", _table(header, body, align_left=5), ""]
     lines.append(f"total multiply-adds   {_fmt_int(totals.macs):>16}   published {totals.published_macs / 1e6:,.0f}M "
                  f"({totals.macs / totals.published_macs - 1:+.2%})")
+    as_published = "" if totals.params_as_published == totals.params else (
+        f" with batch norm's gamma and beta {_fmt_int(totals.params_as_published)}")
     lines.append(f"total parameters      {_fmt_int(totals.params):>16}   published {totals.published_params / 1e6:,.2f}M "
-                 f"({totals.params / totals.published_params - 1:+.2%})  [weights {_fmt_int(totals.weights)} + "
-                 f"classifier bias {_fmt_int(totals.biases)}]")
+                 f"({as_published.strip() + ': ' if as_published else ''}"
+                 f"{totals.params_as_published / totals.published_params - 1:+.2%})  [weights {_fmt_int(totals.weights)} "
+                 f"+ classifier bias {_fmt_int(totals.biases)}]")
     lines.append(f"batch-norm parameters {_fmt_int(totals.batch_norm_params):>16}   (not in the total; gamma, beta, "
                  f"mean, variance per channel; with gamma and beta: {_fmt_int(totals.params + totals.batch_norm_params // 2)})")
     lines.append(f"FLOPs (2 x MACs)      {_fmt_int(totals.flops):>16}")
@@ -501,6 +504,9 @@ def _model_text(rows: list[_Row], totals, roofline, implementation: str | None) 
                  "follows each, folded at inference). Not counted: batch norm, activations, pooling, residual adds.")
     if totals.name == "mobilenet_v2":
         lines.append("note: the paper's 3.4M is 3.47M truncated (TF-Slim's table for this model says 3.47M).")
+    if totals.name == "xception":
+        lines.append("note: the paper's 22,855,952 parameters include batch norm's gamma and beta (see above); its "
+                     "separable convs are one row each (depthwise 3x3 then pointwise, batch norm after pointwise).")
     lines.append("")
     lines.append(_roofline_line(roofline))
     return "\n".join(lines)

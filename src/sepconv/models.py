@@ -51,7 +51,7 @@ PUBLISHED: dict[str, dict[str, Any]] = {
     "mobilenet_v2": {"macs": 300e6, "params": 3.4e6,
                      "source": "Sandler et al. 2018, MobileNetV2, Table 4 (300M MAdds, 3.4M params; "
                                "TF-Slim's table: 300M, 3.47M)"},
-    "xception": {"macs": 8.4e9, "params": 22_855_952,
+    "xception": {"macs": 8.4e9, "params": 22_855_952, "params_include_batch_norm_scale_offset": True,
                  "source": "Chollet 2017, Xception, Table 3 (22,855,952 params, incl. batch-norm gamma/beta); "
                            "8.4G mult-adds as commonly cited"},
 }
@@ -137,10 +137,17 @@ class ModelTotals:
     published_macs: float
     published_params: float
     source: str
+    published_params_include_batch_norm_scale_offset: bool = False
 
     @property
     def params(self) -> int:
         return self.weights + self.biases
+
+    @property
+    def params_as_published(self) -> int:
+        """``params`` in the published figure's convention (plus batch norm's gamma and beta for Xception)."""
+        return self.params + (self.batch_norm_params // 2 if self.published_params_include_batch_norm_scale_offset
+                              else 0)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready totals with relative differences to the published figures.
@@ -155,7 +162,8 @@ class ModelTotals:
                 "batch_norm_params": self.batch_norm_params, "bytes_total": self.bytes_total,
                 "published_macs": self.published_macs, "published_params": self.published_params,
                 "macs_vs_published": self.macs / self.published_macs - 1,
-                "params_vs_published": self.params / self.published_params - 1,
+                "params_as_published": self.params_as_published,
+                "params_vs_published": self.params_as_published / self.published_params - 1,
                 "source": self.source}
 
 
@@ -322,4 +330,6 @@ def model_totals(name: str, batch: int = 1, dtype: str = "float32") -> ModelTota
         published_macs=published["macs"] * batch,
         published_params=published["params"],
         source=published["source"],
+        published_params_include_batch_norm_scale_offset=published.get("params_include_batch_norm_scale_offset",
+                                                                       False),
     )
