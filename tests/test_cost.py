@@ -258,3 +258,20 @@ def test_bandwidth_probe_runs_on_a_small_footprint():
     bandwidths, threads = measure_bandwidth((64 << 10, 128 << 10), run_bytes=1 << 20, verbose=False)
     assert len(bandwidths) == 2 and threads >= 1
     assert bandwidths[0] >= bandwidths[1] > 0  # the envelope: a larger footprint never beats a smaller one
+
+
+def test_busy_cached_roofline_is_measured_again_when_quiet(tmp_path, monkeypatch):
+    import dataclasses
+
+    from sepconv import roofline as module
+
+    monkeypatch.setenv("SEPCONV_CACHE_DIR", str(tmp_path))
+    busy = dataclasses.replace(TINY, load_average=100.0)
+    fresh = dataclasses.replace(TINY, peak_gflops=300.0)
+    save_roofline(busy)
+    monkeypatch.setattr(module, "measure_roofline", lambda verbose=True: fresh)
+    monkeypatch.setattr(module, "_load_average", lambda: 100.0)  # still busy: keep the cache
+    assert machine_roofline(verbose=False) == busy
+    monkeypatch.setattr(module, "_load_average", lambda: 0.0)  # quiet now: measure again, and cache that
+    assert machine_roofline(verbose=False) == fresh
+    assert Roofline.from_dict(json.loads(cache_path().read_text())) == fresh

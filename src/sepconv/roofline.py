@@ -238,8 +238,21 @@ def save_roofline(roofline: Roofline, path: Path | None = None) -> Path:
     return path
 
 
+def _load_average() -> float:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+
+
+def _measured_busy_now_quiet(cached: Roofline) -> bool:
+    """True if the cached probe ran with more runnable work than cores and now there is little."""
+    cores = os.cpu_count() or 1
+    return cached.load_average > cores and _load_average() < cores / 2
+
+
 def machine_roofline(refresh: bool = False, verbose: bool = True) -> Roofline:
     """This machine's roofline: from the cache, or measured (and cached) if absent or ``refresh``.
+
+    A cached roofline measured while the machine was busy (load average above the core count)
+    is measured again once the machine is quiet (load average below half the core count).
 
     Parameters
     ----------
@@ -261,9 +274,14 @@ def machine_roofline(refresh: bool = False, verbose: bool = True) -> Roofline:
     path = cache_path()
     if not refresh and path.exists():
         try:
-            return Roofline.from_dict(json.loads(path.read_text()))
+            cached = Roofline.from_dict(json.loads(path.read_text()))
         except (ValueError, KeyError, TypeError):
-            pass  # unreadable cache: measure again
+            cached = None  # unreadable cache: measure again
+        if cached is not None and not _measured_busy_now_quiet(cached):
+            return cached
+        if cached is not None and verbose:
+            print(f"roofline: the cached figures were measured at load average {cached.load_average:.1f}; "
+                  "the machine is quieter now, measuring again", file=sys.stderr)
     roofline = measure_roofline(verbose=verbose)
     try:
         save_roofline(roofline, path)
@@ -407,7 +425,7 @@ def measure_roofline(verbose: bool = True) -> Roofline:
     True
     """
     start = time.perf_counter()
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    load = _load_average()
     if verbose:
         print(f"roofline: measuring this machine ({machine_description()}, load average {load:.1f}); "
               f"cached in {cache_path()}", file=sys.stderr)
