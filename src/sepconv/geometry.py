@@ -312,10 +312,11 @@ def _conv2d_cached(op, input_shape, filter_shape, strides, padding, data_format,
 @functools.lru_cache(maxsize=1024)
 def _depthwise_cached(op, input_shape, filter_shape, strides, padding, data_format, dilations, allow_empty):
     data_format = normalize_data_format(op, data_format)
-    input_shape, filter_shape = _shape(op, "input", input_shape), _shape(op, "filter", filter_shape)
+    name = "depthwise_filter" if "separable" in op.lower() else "filter"  # the argument's name in that op
+    input_shape, filter_shape = _shape(op, "input", input_shape), _shape(op, name, filter_shape)
     batch_shape, h, w, c = _split_input(op, input_shape, data_format)
-    kh, kw, f_c, m = _filter4(op, "filter", filter_shape, "[filter_height, filter_width, in_channels, channel_multiplier]")
-    _check_window_size(op, "filter", filter_shape)
+    kh, kw, f_c, m = _filter4(op, name, filter_shape, "[filter_height, filter_width, in_channels, channel_multiplier]")
+    _check_window_size(op, name, filter_shape)
     if f_c != c:
         raise ValueError(
             f"{op}: the filter's in_channels (dim 2 of shape {filter_shape}) must equal the input's channels ({c}); "
