@@ -815,6 +815,13 @@ def test_malformed_arrays_are_refused_by_name(impl):
         sepconv.conv2d(X1, np.ones((3, 3, 3, 2)), 1, np.zeros((4, 2, 1), int))
 
 
+def test_separable_errors_name_depthwise_filter(impl):
+    with pytest.raises(ValueError, match="separable_conv2d: `depthwise_filter` must be 4-D"):
+        sepconv.separable_conv2d(X1, np.ones((3, 3, 3)), np.ones((1, 1, 3, 2)), 1, "SAME")
+    with pytest.raises(ValueError, match="separable_conv2d: `depthwise_filter` must have a positive height"):
+        sepconv.separable_conv2d(X1, np.ones((0, 3, 3, 1)), np.ones((1, 1, 3, 2)), 1, "SAME")
+
+
 SEP_X, SEP_DW, SEP_PW = np.ones((1, 8, 8, 3), np.float32), np.ones((3, 3, 3, 1), np.float32), np.ones((1, 1, 3, 2))
 
 
