@@ -42,7 +42,7 @@ CASES = [  # name, kind, (N, H, W, C), k, stride, multiplier
 ]
 
 
-def _median_us(fn, min_time: float = 0.05) -> float:
+def _time_us(fn, statistic, min_time: float = 0.05) -> float:
     fn()
     times = []
     start = time.perf_counter()
@@ -50,7 +50,7 @@ def _median_us(fn, min_time: float = 0.05) -> float:
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e6
+    return statistic(times) * 1e6
 
 
 def _calls(kind, shape, k, s, m, use_torch):
@@ -108,23 +108,28 @@ def main() -> None:
     parser.add_argument("--case", action="append", help="case name (repeatable); default: all")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median over rounds)")
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--torch-threads", type=int, default=2,
+                        help="torch's threads (1 to compare kernels alone, with NUMBA_NUM_THREADS=1)")
+    parser.add_argument("--min", action="store_true",
+                        help="best call instead of the median (a loaded machine: what the code can do)")
     args = parser.parse_args()
+    statistic = min if args.min else statistics.median
     use_torch = not args.no_torch
     if use_torch:
         import torch
 
-        torch.set_num_threads(2)
+        torch.set_num_threads(args.torch_threads)
     cases = [c for c in CASES if not args.case or c[0] in args.case]
     print(f"{'case':28s} {'api us':>9s} {'direct us':>9s} {'torch_cl us':>11s} {'ratio':>6s} {'GB/s':>7s}")
     for name, kind, shape, k, s, m in cases:
         ours, direct, peer, nbytes = _calls(kind, shape, k, s, m, use_torch)
         rounds = {"api": [], "direct": [], "torch": []}
         for _ in range(args.rounds):
-            rounds["api"].append(_median_us(ours))
-            rounds["direct"].append(_median_us(direct))
+            rounds["api"].append(_time_us(ours, statistic))
+            rounds["direct"].append(_time_us(direct, statistic))
             if peer is not None:
                 time.sleep(0.03)  # let the other thread pool stop spinning
-                rounds["torch"].append(_median_us(peer))
+                rounds["torch"].append(_time_us(peer, statistic))
                 time.sleep(0.03)
         api_us = statistics.median(rounds["api"])
         direct_us = statistics.median(rounds["direct"])

@@ -36,6 +36,13 @@ GEOMETRIES = [
     (2, 21, 22, 70, 1, (3, 3), 1, 1, "SAME"),  # large enough to run on every thread
     (1, 24, 20, 40, 2, (3, 3), 2, 1, "SAME"),
     (3, 15, 16, 48, 1, (5, 5), 1, 1, "VALID"),
+    (1, 11, 12, 19, 1, (5, 5), 2, 1, "SAME"),
+    (1, 13, 12, 9, 2, (5, 5), 1, 2, "SAME"),
+    (1, 9, 40, 16, 1, (3, 3), 1, 1, "SAME"),  # small C: blocks of neighbouring pixels, and leftovers
+    (1, 8, 30, 12, 1, (5, 5), 1, 1, "SAME"),
+    (1, 7, 9, 130, 1, (5, 5), 1, 1, "SAME"),  # large C: pixel pairs
+    (1, 9, 10, 129, 1, (3, 3), 1, 2, "SAME"),
+    (1, 6, 7, 3, 1, (7, 7), 1, 1, "SAME"),  # general kernel size, windows mostly in the padding
 ]
 
 

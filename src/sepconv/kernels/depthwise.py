@@ -120,20 +120,31 @@ def _forward_border_pixels(o, x0, x1, x2, x3, x4, v, kh, kw, j_begin, j_end, in_
 
 
 @kernel
-def depthwise_nhwc_forward_3x3_rows(x, w, out, zero_row, row_begin, row_end, stride_h, stride_w, dil_h, dil_w,
-                                    pad_top, pad_left):
+def depthwise_nhwc_forward_3x3_rows(x, w, w_tiled, out, zero_row, row_begin, row_end, stride_h, stride_w,
+                                    dil_h, dil_w, pad_top, pad_left):
     """Forward with a 3x3 filter, any stride/dilation/padding: output rows ``[row_begin, row_end)``.
 
-    The nine taps are one expression per channel vector (no partial sums in memory), two
-    pixels at a time (sharing the weights, and with stride and dilation 1 the columns too).
+    The nine taps are one expression per channel vector (no partial sums in memory).
+
+    - Stride 1 and ``w_tiled`` ``[9, P * C]`` with ``P > 1`` (small ``C``): ``P`` neighbouring
+      output pixels are one channel loop of ``P * C`` elements: in a C-contiguous row, pixels
+      ``j .. j+P-1`` and the input pixels they read are contiguous runs, so index ``[j, k]``
+      with ``k < P * C`` walks across them; ``w_tiled`` holds each tap's ``C`` weights
+      repeated ``P`` times.  This keeps the loop long when ``C`` is small.
+    - Otherwise two pixels at a time, sharing the nine weight vectors (and, with stride and
+      dilation 1, two of their three columns).
+
     A filter row in the padding reads ``zero_row`` (``[in_w, C]`` zeros, one row, not a
     padded copy); the pixels whose columns reach into the padding skip those columns.
     """
     in_w, c = x.shape[2], x.shape[3]
     out_h, out_w = out.shape[1], out.shape[2]
     w9 = w.reshape(9, c)
+    tiled = stride_w == 1 and w_tiled.shape[1] > c
+    block = w_tiled.shape[1] // c if tiled else 2
+    length = block * c
     j_lo, j_hi = _interior(out_w, in_w, 3, stride_w, dil_w, pad_left)
-    n_pairs = (j_hi - j_lo) // 2
+    n_blocks = (j_hi - j_lo) // block
     for r in range(row_begin, row_end):
         b = r // out_h
         i = r - b * out_h
@@ -142,10 +153,21 @@ def depthwise_nhwc_forward_3x3_rows(x, w, out, zero_row, row_begin, row_end, str
         x1 = _row_or_zeros(x, zero_row, b, ih0 + dil_h)
         x2 = _row_or_zeros(x, zero_row, b, ih0 + 2 * dil_h)
         o = out[b, i]
-        if stride_w == 1 and dil_w == 1:
-            # two pixels at a time: they share two of their three columns and all nine weights
-            for p in range(n_pairs):
-                j = j_lo + 2 * p
+        if tiled:
+            v = w_tiled
+            for blk in range(n_blocks):
+                j = j_lo + blk * block
+                c0 = j - pad_left
+                c1 = c0 + dil_w
+                c2 = c1 + dil_w
+                for k in range(length):  # k >= c: the next pixels of the block
+                    o[j, k] = (x0[c0, k] * v[0, k] + x0[c1, k] * v[1, k] + x0[c2, k] * v[2, k]
+                               + x1[c0, k] * v[3, k] + x1[c1, k] * v[4, k] + x1[c2, k] * v[5, k]
+                               + x2[c0, k] * v[6, k] + x2[c1, k] * v[7, k] + x2[c2, k] * v[8, k])
+        elif stride_w == 1 and dil_w == 1:
+            # two pixels share two of their three columns, and all nine weights
+            for blk in range(n_blocks):
+                j = j_lo + 2 * blk
                 c0 = j - pad_left
                 for k in range(c):
                     a0, a1, a2, a3 = x0[c0, k], x0[c0 + 1, k], x0[c0 + 2, k], x0[c0 + 3, k]
@@ -158,8 +180,8 @@ def depthwise_nhwc_forward_3x3_rows(x, w, out, zero_row, row_begin, row_end, str
                     o[j + 1, k] = (a1 * w0 + a2 * w1 + a3 * w2 + b1 * w3 + b2 * w4 + b3 * w5
                                    + e1 * w6 + e2 * w7 + e3 * w8)
         else:
-            for p in range(n_pairs):
-                j = j_lo + 2 * p
+            for blk in range(n_blocks):
+                j = j_lo + 2 * blk
                 c0 = j * stride_w - pad_left
                 c1 = c0 + dil_w
                 c2 = c1 + dil_w
@@ -175,8 +197,7 @@ def depthwise_nhwc_forward_3x3_rows(x, w, out, zero_row, row_begin, row_end, str
                     o[j + 1, k] = (x0[d0, k] * w0 + x0[d1, k] * w1 + x0[d2, k] * w2
                                    + x1[d0, k] * w3 + x1[d1, k] * w4 + x1[d2, k] * w5
                                    + x2[d0, k] * w6 + x2[d1, k] * w7 + x2[d2, k] * w8)
-        if (j_hi - j_lo) % 2 == 1:  # the last interior pixel, alone
-            j = j_hi - 1
+        for j in range(j_lo + n_blocks * block, j_hi):  # the interior pixels left over, one at a time
             c0 = j * stride_w - pad_left
             c1 = c0 + dil_w
             c2 = c1 + dil_w
@@ -189,16 +210,22 @@ def depthwise_nhwc_forward_3x3_rows(x, w, out, zero_row, row_begin, row_end, str
 
 
 @kernel
-def depthwise_nhwc_forward_5x5_rows(x, w, out, zero_row, row_begin, row_end, stride_h, stride_w, dil_h, dil_w,
-                                    pad_top, pad_left):
+def depthwise_nhwc_forward_5x5_rows(x, w, w_tiled, out, zero_row, row_begin, row_end, stride_h, stride_w,
+                                    dil_h, dil_w, pad_top, pad_left):
     """Forward with a 5x5 filter, any stride/dilation/padding: output rows ``[row_begin, row_end)``.
 
-    As the 3x3 kernel, one pixel at a time: the 25 taps are one expression per channel vector.
+    As the 3x3 kernel: the 25 taps are one expression per channel vector; blocks of ``P``
+    pixels with ``w_tiled`` ``[25, P * C]`` (stride 1, small ``C``), else one pixel at a time
+    (pixel pairs measured slower here: 50 live vectors spill).
     """
     in_w, c = x.shape[2], x.shape[3]
     out_h, out_w = out.shape[1], out.shape[2]
-    v = w.reshape(25, c)
+    w25 = w.reshape(25, c)
+    tiled = stride_w == 1 and w_tiled.shape[1] > c
+    block = w_tiled.shape[1] // c
     j_lo, j_hi = _interior(out_w, in_w, 5, stride_w, dil_w, pad_left)
+    n_blocks = (j_hi - j_lo) // block if tiled else 0
+    singles_from = j_lo + n_blocks * block
     for r in range(row_begin, row_end):
         b = r // out_h
         i = r - b * out_h
@@ -209,7 +236,27 @@ def depthwise_nhwc_forward_5x5_rows(x, w, out, zero_row, row_begin, row_end, str
         x3 = _row_or_zeros(x, zero_row, b, ih0 + 3 * dil_h)
         x4 = _row_or_zeros(x, zero_row, b, ih0 + 4 * dil_h)
         o = out[b, i]
-        for j in range(j_lo, j_hi):
+        v = w_tiled
+        for blk in range(n_blocks):  # k >= c: the next pixels of the block
+            j = j_lo + blk * block
+            c0 = j - pad_left
+            c1 = c0 + dil_w
+            c2 = c1 + dil_w
+            c3 = c2 + dil_w
+            c4 = c3 + dil_w
+            for k in range(block * c):
+                o[j, k] = (x0[c0, k] * v[0, k] + x0[c1, k] * v[1, k] + x0[c2, k] * v[2, k]
+                           + x0[c3, k] * v[3, k] + x0[c4, k] * v[4, k]
+                           + x1[c0, k] * v[5, k] + x1[c1, k] * v[6, k] + x1[c2, k] * v[7, k]
+                           + x1[c3, k] * v[8, k] + x1[c4, k] * v[9, k]
+                           + x2[c0, k] * v[10, k] + x2[c1, k] * v[11, k] + x2[c2, k] * v[12, k]
+                           + x2[c3, k] * v[13, k] + x2[c4, k] * v[14, k]
+                           + x3[c0, k] * v[15, k] + x3[c1, k] * v[16, k] + x3[c2, k] * v[17, k]
+                           + x3[c3, k] * v[18, k] + x3[c4, k] * v[19, k]
+                           + x4[c0, k] * v[20, k] + x4[c1, k] * v[21, k] + x4[c2, k] * v[22, k]
+                           + x4[c3, k] * v[23, k] + x4[c4, k] * v[24, k])
+        v = w25
+        for j in range(singles_from, j_hi):
             c0 = j * stride_w - pad_left
             c1 = c0 + dil_w
             c2 = c1 + dil_w
@@ -226,12 +273,12 @@ def depthwise_nhwc_forward_5x5_rows(x, w, out, zero_row, row_begin, row_end, str
                            + x3[c3, k] * v[18, k] + x3[c4, k] * v[19, k]
                            + x4[c0, k] * v[20, k] + x4[c1, k] * v[21, k] + x4[c2, k] * v[22, k]
                            + x4[c3, k] * v[23, k] + x4[c4, k] * v[24, k])
-        _forward_border_pixels(o, x0, x1, x2, x3, x4, v, 5, 5, 0, j_lo, in_w, stride_w, dil_w, pad_left)
-        _forward_border_pixels(o, x0, x1, x2, x3, x4, v, 5, 5, j_hi, out_w, in_w, stride_w, dil_w, pad_left)
+        _forward_border_pixels(o, x0, x1, x2, x3, x4, w25, 5, 5, 0, j_lo, in_w, stride_w, dil_w, pad_left)
+        _forward_border_pixels(o, x0, x1, x2, x3, x4, w25, 5, 5, j_hi, out_w, in_w, stride_w, dil_w, pad_left)
 
 
 @kernel(parallel=True)
-def depthwise_nhwc_forward_parallel(x, w, out, zero_row, n_chunks, stride_h, stride_w, dil_h, dil_w,
+def depthwise_nhwc_forward_parallel(x, w, w_tiled, out, zero_row, n_chunks, stride_h, stride_w, dil_h, dil_w,
                                     pad_top, pad_left):
     """Forward over all output rows in ``n_chunks`` parallel blocks (3x3 and 5x5 filters take their kernels)."""
     rows = out.shape[0] * out.shape[1]
@@ -239,11 +286,11 @@ def depthwise_nhwc_forward_parallel(x, w, out, zero_row, n_chunks, stride_h, str
     for t in prange(n_chunks):
         begin, end = t * rows // n_chunks, (t + 1) * rows // n_chunks
         if kh == 3 and kw == 3:
-            depthwise_nhwc_forward_3x3_rows(x, w, out, zero_row, begin, end, stride_h, stride_w, dil_h, dil_w,
-                                            pad_top, pad_left)
+            depthwise_nhwc_forward_3x3_rows(x, w, w_tiled, out, zero_row, begin, end, stride_h, stride_w,
+                                            dil_h, dil_w, pad_top, pad_left)
         elif kh == 5 and kw == 5:
-            depthwise_nhwc_forward_5x5_rows(x, w, out, zero_row, begin, end, stride_h, stride_w, dil_h, dil_w,
-                                            pad_top, pad_left)
+            depthwise_nhwc_forward_5x5_rows(x, w, w_tiled, out, zero_row, begin, end, stride_h, stride_w,
+                                            dil_h, dil_w, pad_top, pad_left)
         else:
             depthwise_nhwc_forward_rows(x, w, out, begin, end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
 
