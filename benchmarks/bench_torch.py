@@ -10,7 +10,8 @@ Measured per memory format (``channels_last`` and contiguous NCHW):
 - ``train``: forward + backward + SGD step (momentum 0.9) of the whole stack, cross-entropy loss;
 - ``infer``: forward under ``torch.inference_mode()`` in eval mode;
 - ``dw fwd+bwd``: the depthwise layers alone (forward and backward of each, summed), to show
-  where the difference comes from.
+  where the difference comes from; with ``--layers``, each one alone too (``dw C@H/sS``: channels,
+  input size, stride; ``fwd`` forward only, ``f+b`` forward and backward).
 
 Run ``python benchmarks/bench_torch.py --help``.  Progress goes to stderr, the table to stdout.
 """
@@ -90,28 +91,43 @@ def make_contestants(args, memory_format: torch.memory_format) -> dict[str, dict
                 model(x)
         return step
 
-    def depthwise_step(model: nn.Module) -> Callable[[], None]:
-        layers = depthwise_layers(model)
-        inputs = []
+    def depthwise_cases(model: nn.Module) -> list[tuple[str, nn.Module, torch.Tensor, torch.Tensor]]:
+        """(label, layer, its input in this network, a gradient of its output) per depthwise layer."""
+        cases = []
         with torch.no_grad():
             h = x
-            for block in model[:len(BLOCKS)]:
-                expanded = block.body[2](block.body[1](block.body[0](h)))
-                inputs.append(expanded.detach().requires_grad_())
+            for block, layer in zip(model[:len(BLOCKS)], depthwise_layers(model), strict=True):
+                expanded = block.body[2](block.body[1](block.body[0](h))).detach().requires_grad_()
+                grad = torch.randn_like(layer(expanded))
+                label = f"dw {expanded.shape[1]}@{expanded.shape[2]}/s{layer.stride[0]}"
+                cases.append((label, layer, expanded, grad))
                 h = block(h)
-        grads = [torch.randn_like(layer(inp)) for layer, inp in zip(layers, inputs, strict=True)]
+        return cases
 
+    def forward_and_backward(cases) -> Callable[[], None]:
         def step() -> None:
-            for layer, inp, grad in zip(layers, inputs, grads, strict=True):
+            for _, layer, inp, grad in cases:
                 layer(inp).backward(grad)
         return step
 
-    return {
+    def forward_only(layer: nn.Module, inp: torch.Tensor) -> Callable[[], None]:
+        def step() -> None:
+            with torch.no_grad():
+                layer(inp)
+        return step
+
+    steps = {
         "train": {name: train_step(m, torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9))
                   for name, m in models.items()},
         "infer": {name: infer_step(m) for name, m in models.items()},
-        "dw fwd+bwd": {name: depthwise_step(m) for name, m in models.items()},
+        "dw fwd+bwd": {name: forward_and_backward(depthwise_cases(m)) for name, m in models.items()},
     }
+    if args.layers:
+        cases = {name: depthwise_cases(m) for name, m in models.items()}
+        for index, (label, *_) in enumerate(cases["stock"]):
+            steps[f"{label} fwd"] = {name: forward_only(*c[index][1:3]) for name, c in cases.items()}
+            steps[f"{label} f+b"] = {name: forward_and_backward(c[index:index + 1]) for name, c in cases.items()}
+    return steps
 
 
 def check_same_outputs(models: dict[str, nn.Module], x: torch.Tensor) -> None:
@@ -153,7 +169,7 @@ def run(args) -> list[tuple[str, str, float, float]]:
                 for name in order if round_index % 2 == 0 else order[::-1]:
                     times[name].append(time_once(steps[name]))
             stock, ours = statistics.median(times["stock"]), statistics.median(times["sepconv"])
-            print(f"  {mode:<11} first call: stock {first['stock'] * 1e3:.0f} ms, sepconv {first['sepconv'] * 1e3:.0f} ms"
+            print(f"  {mode:<17} first call: stock {first['stock'] * 1e3:.0f} ms, sepconv {first['sepconv'] * 1e3:.0f} ms"
                   f"; median stock {stock * 1e3:.1f} ms, sepconv {ours * 1e3:.1f} ms", file=sys.stderr)
             rows.append((format_name, mode, stock, ours))
     return rows
@@ -169,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads and numba.set_num_threads")
     parser.add_argument("--formats", nargs="+", choices=["channels_last", "contiguous"],
                         default=["channels_last", "contiguous"], help="memory formats to measure")
+    parser.add_argument("--layers", action="store_true",
+                        help="also time each depthwise layer alone: forward, and forward + backward")
     parser.add_argument("--quick", action="store_true", help="a fast smoke run: 3 rounds, no warm-up, batch 2")
     args = parser.parse_args(argv)
     if args.quick:
@@ -179,9 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"MobileNetV2-style stack, expansion {EXPANSION}, blocks {blocks}; batch {args.batch}, "
           f"{args.size}x{args.size}, float32, {args.threads} threads, torch {torch.__version__}; "
           f"median of {args.rounds} interleaved rounds")
-    print(f"{'memory format':<14} {'mode':<11} {'stock ms':>9} {'sepconv ms':>11} {'stock/sepconv':>14}")
+    print(f"{'memory format':<14} {'mode':<17} {'stock ms':>9} {'sepconv ms':>11} {'stock/sepconv':>14}")
     for format_name, mode, stock, ours in run(args):
-        print(f"{format_name:<14} {mode:<11} {stock * 1e3:9.2f} {ours * 1e3:11.2f} {stock / ours:13.2f}x")
+        print(f"{format_name:<14} {mode:<17} {stock * 1e3:9.2f} {ours * 1e3:11.2f} {stock / ours:13.2f}x")
     return 0
 
 
