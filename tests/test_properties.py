@@ -113,3 +113,48 @@ def test_depthwise_family_fast_equals_reference(cfg, out_channels):
     assert_same(*both(lambda: sepconv.depthwise_conv2d_backprop_filter(x, list(w.shape), g, **args)))
     pw = rng.standard_normal((1, 1, w.shape[2] * w.shape[3], out_channels)).astype(cfg["dtype"])
     assert_same(*both(lambda: sepconv.separable_conv2d(x, w, pw, **args)))
+
+
+@st.composite
+def layer_sized(draw) -> dict:
+    """Shapes where the fast kernels take their specialised paths: wider images, channel counts that
+    fill (or just miss) the vector width, the common 3x3 / 5x5 / 7x7 windows."""
+    data_format = draw(st.sampled_from(["NHWC", "NCHW"]))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    h, w = draw(st.integers(8, 40)), draw(st.integers(8, 40))
+    channels = draw(st.sampled_from([8, 16, 17, 32, 48]))
+    k = draw(st.sampled_from([3, 5, 7]))
+    stride = draw(st.sampled_from([1, 2]))
+    dilation = draw(st.sampled_from([1, 1, 2]))
+    padding = draw(st.sampled_from(["SAME", "VALID"]))
+    input_shape = (2, h, w, channels) if data_format == "NHWC" else (2, channels, h, w)
+    args = {"strides": stride, "padding": padding, "data_format": data_format, "dilations": dilation}
+    try:
+        depthwise_geometry("config", input_shape, (k, k, channels, 1), **args)
+    except ValueError:
+        assume(False)
+    return {"input_shape": input_shape, "kernel": k, "channels": channels, "args": args, "dtype": dtype,
+            "multiplier": draw(st.sampled_from([1, 2])), "seed": draw(st.integers(0, 2**32 - 1))}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(layer_sized())
+def test_layer_sized_fast_equals_reference(cfg):
+    rng = np.random.default_rng(cfg["seed"])
+    x = rng.standard_normal(cfg["input_shape"]).astype(cfg["dtype"])
+    k, c, m = cfg["kernel"], cfg["channels"], cfg["multiplier"]
+    dw = rng.standard_normal((k, k, c, m)).astype(cfg["dtype"])
+    w = rng.standard_normal((k, k, c, 8)).astype(cfg["dtype"])
+    pw = rng.standard_normal((1, 1, c * m, 16)).astype(cfg["dtype"])
+    args = cfg["args"]
+    y, y_ref = both(lambda: sepconv.depthwise_conv2d(x, dw, **args))
+    assert_same(y, y_ref)
+    g = rng.standard_normal(y.shape).astype(cfg["dtype"])
+    assert_same(*both(lambda: sepconv.depthwise_conv2d_backprop_input(list(x.shape), dw, g, **args)))
+    assert_same(*both(lambda: sepconv.depthwise_conv2d_backprop_filter(x, list(dw.shape), g, **args)))
+    assert_same(*both(lambda: sepconv.separable_conv2d(x, dw, pw, **args)))
+    yc, yc_ref = both(lambda: sepconv.conv2d(x, w, **args))
+    assert_same(yc, yc_ref)
+    gc = rng.standard_normal(yc.shape).astype(cfg["dtype"])
+    assert_same(*both(lambda: sepconv.conv2d_backprop_input(list(x.shape), w, gc, **args)))
+    assert_same(*both(lambda: sepconv.conv2d_backprop_filter(x, list(w.shape), gc, **args)))
