@@ -102,3 +102,40 @@ def test_large_input_keeps_im2col_bounded():
     for i, j in [(0, 0), (0, 255), (128, 77), (255, 255)]:
         expected = np.einsum("hwc,hwco->o", xp[i:i + 3, j:j + 3].astype(np.float64), w.astype(np.float64))
         np.testing.assert_allclose(y[0, i, j], expected, rtol=1e-4, atol=1e-3)
+
+
+WINOGRAD_GEOMETRIES = [
+    ((2, 7, 9, 16), 16, "SAME"),
+    ((1, 8, 5, 17), 20, "VALID"),
+    ((2, 6, 9, 16), 19, [[2, 0], [1, 3]]),  # odd output sizes: half-empty tiles at the bottom and right
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("spec", WINOGRAD_GEOMETRIES, ids=[str(s) for s in WINOGRAD_GEOMETRIES])
+@pytest.mark.parametrize("workspace", [1, None], ids=["tiles-of-5", "default-chunks"])
+def test_winograd_matches_reference(spec, workspace, dtype, monkeypatch):
+    if workspace is not None:
+        monkeypatch.setattr(fast_conv2d, "WORKSPACE_BYTES", workspace)
+        monkeypatch.setattr(fast_conv2d, "GEMM_MIN_PIXELS", 5)
+    shape, out_c, padding = spec
+    rng = np.random.default_rng(4)
+    x, w = rand(rng, shape, dtype), rand(rng, (3, 3, shape[3], out_c), dtype)
+    g = conv2d_geometry("conv2d", x.shape, w.shape, 1, padding)
+    assert fast_conv2d._is_winograd(g, x, w)
+    if workspace is not None:
+        assert fast_conv2d.winograd_tiles(g, x.itemsize) == 5
+    np.testing.assert_allclose(fast_conv2d.conv2d(x, w, g), reference.conv2d(x, w, g), **tol(dtype))
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")
+def test_nonfinite_input_keeps_direct_semantics():
+    """An infinity must give +-inf (or NaN) exactly where the direct sum does: no Winograd then."""
+    rng = np.random.default_rng(5)
+    x, w = rand(rng, (1, 6, 6, 16), np.float64), rand(rng, (3, 3, 16, 16), np.float64)
+    x[0, 2, 3, 4] = np.inf
+    g = conv2d_geometry("conv2d", x.shape, w.shape, 1, "SAME")
+    assert not fast_conv2d._is_winograd(g, x, w)
+    expected = reference.conv2d(x, w, g)
+    assert np.isinf(expected).sum() == 9 * 16
+    np.testing.assert_allclose(fast_conv2d.conv2d(x, w, g), expected, **tol(np.float64))

@@ -45,6 +45,46 @@ def chunk_pixels(g: Conv2DGeometry, itemsize: int) -> int:
     return max(1, min(total, max(GEMM_MIN_PIXELS, WORKSPACE_BYTES // row_bytes)))
 
 
+# Winograd F(2x2, 3x3): filter transform G; the input and output transforms are in the kernels.
+WINOGRAD_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+# Winograd pays once the 16 GEMMs per chunk are big enough: at least this many channels in and out.
+WINOGRAD_MIN_CHANNELS = 16
+
+
+def winograd_tiles(g: Conv2DGeometry, itemsize: int) -> int:
+    """2x2-output tiles per Winograd chunk: its transformed input and product fit in :data:`WORKSPACE_BYTES`."""
+    total = g.batch * (-(-g.out_h // 2)) * (-(-g.out_w // 2))
+    tile_bytes = 16 * (g.in_c + g.out_c) * itemsize
+    return max(1, min(total, max(GEMM_MIN_PIXELS, WORKSPACE_BYTES // tile_bytes)))
+
+
+def _is_winograd(g: Conv2DGeometry, x: np.ndarray, w: np.ndarray) -> bool:
+    """3x3, stride 1, undilated, ungrouped, wide enough, and finite (the transforms would turn
+    an infinity into NaN where the direct sum keeps it)."""
+    return (g.kh == g.kw == 3 and g.stride_h == g.stride_w == g.dil_h == g.dil_w == g.groups == 1
+            and min(g.in_c, g.out_c) >= WINOGRAD_MIN_CHANNELS
+            and bool(np.isfinite(np.sum(x))) and bool(np.isfinite(w).all()))
+
+
+def _conv2d_winograd(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
+    n = x.shape[0]
+    out = np.empty((n, g.out_h, g.out_w, g.out_c), x.dtype)
+    transform = WINOGRAD_G.astype(x.dtype)
+    u = np.einsum("ai,ijco,bj->abco", transform, w, transform).reshape(16, g.in_c, g.out_c)
+    tiles_h, tiles_w = -(-g.out_h // 2), -(-g.out_w // 2)
+    total = n * tiles_h * tiles_w
+    chunk = winograd_tiles(g, x.itemsize)
+    v = np.empty((16, chunk, g.in_c), x.dtype)
+    m = np.empty((16, chunk, g.out_c), x.dtype)
+    scratch = np.empty((16, g.in_c), x.dtype)
+    for begin in range(0, total, chunk):
+        tiles = min(total, begin + chunk) - begin
+        kernels.winograd_f2x3_input_nhwc(x, v, scratch, begin, tiles, g.pad_top, g.pad_left, tiles_h, tiles_w)
+        np.matmul(v[:, :tiles], u, out=m[:, :tiles])
+        kernels.winograd_f2x3_output_nhwc(m, out, begin, tiles, tiles_h, tiles_w)
+    return out
+
+
 def _is_pointwise(g: Conv2DGeometry) -> bool:
     return g.kh == 1 and g.kw == 1 and g.pad_top == g.pad_bottom == g.pad_left == g.pad_right == 0
 
@@ -85,6 +125,8 @@ def conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
     >>> float(conv2d(x, w, g)[0, 2, 2, 0]), float(conv2d(x, w, g)[0, 0, 0, 0])
     (18.0, 8.0)
     """
+    if _is_winograd(g, x, w):
+        return _conv2d_winograd(x, w, g)
     n = x.shape[0]
     out = np.empty((n, g.out_h, g.out_w, g.out_c), x.dtype)
     out2d = out.reshape(-1, g.out_c)
