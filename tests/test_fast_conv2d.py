@@ -20,14 +20,14 @@ GEOMETRIES = [
     ((2, 7, 9, 5), (3, 3), 1, 4, (1, 1), (1, 1), "SAME"),
     ((1, 7, 9, 3), (3, 3), 1, 7, (2, 3), (1, 1), "VALID"),
     ((2, 9, 7, 6), (3, 2), 2, 4, (1, 2), (2, 1), "SAME"),
-    ((1, 7, 9, 6), (2, 3), 3, 6, (3, 1), (1, 2), [[1, 0], [2, 3]]),
+    ((1, 7, 9, 6), (2, 3), 3, 6, (3, 1), (1, 2), [[0, 0], [1, 0], [2, 3], [0, 0]]),
     ((2, 8, 7, 23), (3, 3), 1, 5, (2, 2), (2, 2), "SAME"),
     ((1, 9, 9, 5), (2, 2), 1, 3, (3, 3), (1, 1), "VALID"),  # stride > kernel
     ((1, 7, 9, 4), (1, 1), 1, 5, (1, 1), (1, 1), "VALID"),  # pointwise
     ((2, 7, 9, 6), (1, 1), 3, 9, (1, 1), (1, 1), "SAME"),  # grouped pointwise
     ((1, 7, 9, 5), (1, 1), 1, 3, (2, 3), (1, 1), "VALID"),  # strided pointwise
-    ((1, 7, 9, 5), (1, 1), 1, 3, (1, 1), (1, 1), [[1, 2], [0, 1]]),  # padded 1x1
-    ((1, 5, 6, 4), (5, 4), 2, 2, (1, 1), (1, 1), [[0, 1], [3, 0]]),  # window wider than the padding
+    ((1, 7, 9, 5), (1, 1), 1, 3, (1, 1), (1, 1), [[0, 0], [1, 2], [0, 1], [0, 0]]),  # padded 1x1
+    ((1, 5, 6, 4), (5, 4), 2, 2, (1, 1), (1, 1), [[0, 0], [0, 1], [3, 0], [0, 0]]),  # window wider than the padding
 ]
 IDS = [f"{shape}-k{k}-g{groups}-o{out_c}-s{s}-d{d}-{pad}" for shape, k, groups, out_c, s, d, pad in GEOMETRIES]
 
@@ -107,7 +107,7 @@ def test_large_input_keeps_im2col_bounded():
 WINOGRAD_GEOMETRIES = [
     ((2, 7, 9, 16), 16, "SAME"),
     ((1, 8, 5, 17), 20, "VALID"),
-    ((2, 6, 9, 16), 19, [[2, 0], [1, 3]]),  # odd output sizes: half-empty tiles at the bottom and right
+    ((2, 6, 9, 16), 19, [[0, 0], [2, 0], [1, 3], [0, 0]]),  # odd output sizes: half-empty tiles at the bottom and right
 ]
 
 
