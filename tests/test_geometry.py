@@ -50,9 +50,15 @@ def test_seed_example_shapes():
 
 
 @pytest.mark.parametrize("value, expected", [(2, (2, 2)), ([3], (3, 3)), ([2, 3], (2, 3)), ([1, 2, 3, 1], (2, 3)),
-                                             ((1, 2, 3, 1), (2, 3)), (np.array([1, 2, 3, 1]), (2, 3)), (None, (1, 1))])
+                                             ((1, 2, 3, 1), (2, 3)), (np.array([1, 2, 3, 1]), (2, 3))])
 def test_window_forms_nhwc(value, expected):
     assert normalize_window("op", "strides", value, "NHWC") == expected
+
+
+def test_dilations_default_and_strides_required():
+    assert normalize_window("op", "dilations", None, "NHWC") == (1, 1)
+    with pytest.raises(TypeError, match=r"`strides` is required"):
+        normalize_window("op", "strides", None, "NHWC")
 
 
 def test_window_four_list_nchw():
@@ -64,7 +70,8 @@ def test_window_four_list_nchw():
 def test_explicit_padding_forms():
     assert normalize_padding("op", [[0, 0], [1, 2], [3, 4], [0, 0]], "NHWC") == ((1, 2), (3, 4))
     assert normalize_padding("op", [[0, 0], [0, 0], [1, 2], [3, 4]], "NCHW") == ((1, 2), (3, 4))
-    assert normalize_padding("op", [[1, 2], [3, 4]], "NHWC") == ((1, 2), (3, 4))
+    with pytest.raises(ValueError, match=r"4 \[before, after\] pairs"):  # TensorFlow refuses 2 pairs too
+        normalize_padding("op", [[1, 2], [3, 4]], "NHWC")
     assert normalize_padding("op", np.array([[0, 0], [1, 2], [3, 4], [0, 0]]), "NHWC") == ((1, 2), (3, 4))
 
 

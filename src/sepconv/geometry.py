@@ -143,9 +143,11 @@ def normalize_window(op: str, name: str, value: Any, data_format: str) -> tuple[
     """Strides or dilations: an int, or a list of 1, 2 or 4 positive ints -> ``(h, w)``.
 
     A 4-list is in the layout's order and its batch and channel entries must be 1.
-    ``None`` means 1 (the default of ``dilations``).
+    ``None`` means 1 for ``dilations`` (its default); ``strides`` are required, as in TensorFlow.
     """
     if value is None:
+        if name == "strides":
+            raise TypeError(f"{op}: `strides` is required: an int or a list of 1, 2 or 4 ints, got strides=None")
         return (1, 1)
     values = _as_int_list(op, name, value)
     if len(values) == 1:
@@ -177,7 +179,7 @@ def normalize_padding(op: str, padding: Any, data_format: str) -> str | tuple[tu
     """``"SAME"``, ``"VALID"`` or explicit pads -> the string or ``((top, bottom), (left, right))``.
 
     Explicit pads are TensorFlow's 4 pairs in the layout's order, with ``[0, 0]`` on the
-    batch and channel axes; 2 pairs ``[[top, bottom], [left, right]]`` are accepted too.
+    batch and channel axes (TensorFlow refuses 2 pairs, and so do we).
     """
     if isinstance(padding, str):
         if padding in ("SAME", "VALID"):
@@ -192,15 +194,14 @@ def normalize_padding(op: str, padding: Any, data_format: str) -> str | tuple[tu
     if not all(hasattr(p, "__iter__") and not isinstance(p, (str, bytes)) for p in padding):
         raise _fail(op, "padding", padding, f"{expected} (a list of [before, after] pairs)")
     pairs = [list(p) for p in padding]
-    if any(len(p) != 2 for p in pairs) or len(pairs) not in (2, 4):
-        raise _fail(op, "padding", padding, expected)
+    if any(len(p) != 2 for p in pairs) or len(pairs) != 4:
+        raise _fail(op, "padding", padding, f"{expected}: 4 [before, after] pairs, one per axis")
     ints = [[_as_int(op, "padding", v, padding) for v in p] for p in pairs]
-    if len(ints) == 4:
-        spatial = (1, 2) if data_format == "NHWC" else (2, 3)
-        others = [ints[i] for i in range(4) if i not in spatial]
-        if any(v != 0 for p in others for v in p):
-            raise _fail(op, "padding", padding, f"[0, 0] on the batch and channel axes: {example}")
-        ints = [ints[spatial[0]], ints[spatial[1]]]
+    spatial = (1, 2) if data_format == "NHWC" else (2, 3)
+    others = [ints[i] for i in range(4) if i not in spatial]
+    if any(v != 0 for p in others for v in p):
+        raise _fail(op, "padding", padding, f"[0, 0] on the batch and channel axes: {example}")
+    ints = [ints[spatial[0]], ints[spatial[1]]]
     if any(v < 0 for p in ints for v in p):
         raise _fail(op, "padding", padding, "non-negative", "All elements of explicit_paddings must be nonnegative")
     return ((ints[0][0], ints[0][1]), (ints[1][0], ints[1][1]))
