@@ -189,12 +189,12 @@ class Progress:
     def step(self, epoch: int, step: int, loss: float) -> None:
         if self.live:
             filled = round(20 * step / self.steps)
-            self.stream.write(f"\r{self.label:<30} epoch {epoch:>2}/{self.epochs} "
+            self.stream.write(f"\r{self.label:<30} epoch {epoch}/{self.epochs} "
                               f"[{'#' * filled}{'.' * (20 - filled)}] loss {loss:.3f}")
             self.stream.flush()
 
     def epoch_done(self, epoch: int, loss: float, accuracy: float) -> None:
-        line = f"{self.label:<30} epoch {epoch:>2}/{self.epochs} loss {loss:.3f}, test accuracy {accuracy:.1%}"
+        line = f"{self.label:<30} epoch {epoch}/{self.epochs} loss {loss:.3f}, test accuracy {accuracy:.1%}"
         self.stream.write(f"\r{line}{' ' * 12}" if self.live else line)
         if not self.live or epoch == self.epochs:
             self.stream.write("\n")
