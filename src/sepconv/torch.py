@@ -130,9 +130,9 @@ def _like_input(grad: Tensor, input: Tensor) -> Tensor:
 
 
 def _pairs(padding: Sequence[int]) -> list[list[int]]:
-    """``[top, bottom, left, right]`` -> sepconv's explicit pads ``[[top, bottom], [left, right]]``."""
+    """``[top, bottom, left, right]`` -> TensorFlow's explicit NHWC pads ``[[0, 0], [top, bottom], [left, right], [0, 0]]``."""
     top, bottom, left, right = padding
-    return [[top, bottom], [left, right]]
+    return [[0, 0], [top, bottom], [left, right], [0, 0]]
 
 
 def _output_hw(op: str, in_h, in_w, kh: int, kw: int, stride, padding, dilation) -> tuple:
