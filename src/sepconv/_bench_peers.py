@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from .kernels._jit import kernel
+
 FRAMEWORKS = ("sepconv", "torch_cl", "torch_nchw", "tf", "ort_nchw", "ort_nhwc", "jax")
 THREADS = 2
 SLOW_CALL_S = 0.1  # calls slower than this get no warm-up and a single timed call per round
@@ -429,20 +431,30 @@ def gemm_probe(size: int = 2048) -> dict:
     return {"size": size, "gflops": measure_peak_gflops(size, verbose=False)}
 
 
+@kernel
+def _touch_kernel(x, w, out, stride, pad):
+    """A jitted call with a kernel's arguments and almost no work: the floor of calling any kernel."""
+    out[0, 0, 0, 0] = x[0, stride, pad, 0] * w[0, 0, 0, 0]
+
+
 def overhead_probe() -> dict:
-    """Python-level cost of a sepconv call on a tiny depthwise input (1x4x4x8, 3x3, SAME):
-    the public call against the implementation function alone (geometry precomputed)."""
+    """Python-level cost of a sepconv call on a tiny depthwise input (1x4x4x8, 3x3, SAME): the public
+    call, the implementation function alone (geometry precomputed), the output allocation, and a
+    jitted call with the same arrays that does almost nothing (the kernel's own compute on 128
+    outputs x 9 taps is a few nanoseconds, so this is "the kernel alone")."""
     import sepconv
     from sepconv import fast
     from sepconv.geometry import depthwise_geometry
 
     x = np.random.default_rng(0).standard_normal((1, 4, 4, 8), dtype=np.float32)
     w = np.random.default_rng(1).standard_normal((3, 3, 8, 1), dtype=np.float32)
+    out = np.empty((1, 4, 4, 8), np.float32)
     g = depthwise_geometry("depthwise_conv2d", x.shape, w.shape, 1, "SAME")
     calls = {
         "public_call_us": lambda: sepconv.depthwise_conv2d(x, w, 1, "SAME"),
         "implementation_call_us": lambda: fast.depthwise_conv2d(x, w, g),
         "output_allocation_us": lambda: np.empty((1, 4, 4, 8), np.float32),
+        "kernel_call_floor_us": lambda: _touch_kernel(x, w, out, 1, 1),
     }
     result = {}
     for name, fn in calls.items():
