@@ -69,8 +69,13 @@ def _repeated(x: np.ndarray, multiplier: int) -> np.ndarray:
     if multiplier == 1:
         return x
     out = np.empty((*x.shape[:3], x.shape[3] * multiplier), x.dtype)
-    with PARALLEL_LAUNCH:
-        kernels.repeat_channels(x, out, multiplier)
+    rows = x.shape[0] * x.shape[1]
+    n_chunks = _n_chunks(rows, out.size)
+    if n_chunks == 1:
+        kernels.repeat_channels_rows(x, out, multiplier, 0, rows)
+    else:
+        with PARALLEL_LAUNCH:
+            kernels.repeat_channels_parallel(x, out, multiplier, n_chunks)
     return out
 
 
@@ -151,8 +156,13 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
                 kernels.depthwise_nhwc_backprop_input_strided_parallel(w3, dy, dx, n_chunks, *args)
     if m > 1:
         summed = np.empty((n, g.in_h, g.in_w, g.in_c), dy.dtype)
-        with PARALLEL_LAUNCH:
-            kernels.sum_over_multiplier(dx, summed, m)
+        rows = n * g.in_h
+        n_chunks = _n_chunks(rows, dx.size)
+        if n_chunks == 1:
+            kernels.sum_over_multiplier_rows(dx, summed, m, 0, rows)
+        else:
+            with PARALLEL_LAUNCH:
+                kernels.sum_over_multiplier_parallel(dx, summed, m, n_chunks)
         return summed
     return dx
 

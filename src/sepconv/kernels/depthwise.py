@@ -425,11 +425,12 @@ def all_finite(a):
 # --------------------------------------------------------------------------- channel multiplier
 
 
-@kernel(parallel=True)
-def sum_over_multiplier(dx_repeated, dx, multiplier):
-    """``dx[b, h, w, k] = sum_q dx_repeated[b, h, w, k*M + q]``: the input gradient for multiplier ``M``."""
-    n, h, w, c = dx.shape
-    for r in prange(n * h):
+@kernel
+def sum_over_multiplier_rows(dx_repeated, dx, multiplier, row_begin, row_end):
+    """``dx[b, h, w, k] = sum_q dx_repeated[b, h, w, k*M + q]`` for flat rows ``b*H + h`` in ``[row_begin, row_end)``:
+    the input gradient for multiplier ``M``."""
+    h, w, c = dx.shape[1], dx.shape[2], dx.shape[3]
+    for r in range(row_begin, row_end):
         b = r // h
         src = dx_repeated[b, r - b * h]
         dst = dx[b, r - b * h]
@@ -442,10 +443,19 @@ def sum_over_multiplier(dx_repeated, dx, multiplier):
 
 
 @kernel(parallel=True)
-def repeat_channels(x, out, multiplier):
-    """``out[b, h, w, k*M + q] = x[b, h, w, k]``: the input of the ``M = 1`` problem for multiplier ``M``."""
-    n, h, w, c = x.shape
-    for r in prange(n * h):
+def sum_over_multiplier_parallel(dx_repeated, dx, multiplier, n_chunks):
+    """:func:`sum_over_multiplier_rows` over all rows, in ``n_chunks`` parallel blocks."""
+    rows = dx.shape[0] * dx.shape[1]
+    for t in prange(n_chunks):
+        sum_over_multiplier_rows(dx_repeated, dx, multiplier, t * rows // n_chunks, (t + 1) * rows // n_chunks)
+
+
+@kernel
+def repeat_channels_rows(x, out, multiplier, row_begin, row_end):
+    """``out[b, h, w, k*M + q] = x[b, h, w, k]`` for flat rows ``b*H + h`` in ``[row_begin, row_end)``:
+    the input of the ``M = 1`` problem for multiplier ``M``."""
+    h, w, c = x.shape[1], x.shape[2], x.shape[3]
+    for r in range(row_begin, row_end):
         b = r // h
         xr = x[b, r - b * h]
         o = out[b, r - b * h]
@@ -454,3 +464,11 @@ def repeat_channels(x, out, multiplier):
                 v = xr[j, k]
                 for q in range(multiplier):
                     o[j, k * multiplier + q] = v
+
+
+@kernel(parallel=True)
+def repeat_channels_parallel(x, out, multiplier, n_chunks):
+    """:func:`repeat_channels_rows` over all rows, in ``n_chunks`` parallel blocks."""
+    rows = x.shape[0] * x.shape[1]
+    for t in prange(n_chunks):
+        repeat_channels_rows(x, out, multiplier, t * rows // n_chunks, (t + 1) * rows // n_chunks)
