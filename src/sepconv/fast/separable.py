@@ -3,13 +3,15 @@
 Same signature as :func:`sepconv.reference.separable_conv2d`: NHWC arrays with one batch
 axis, in the compute dtype, with at least one element.
 
-Two ways, chosen by :func:`plan`:
+Fused: output pixels in bands whose depthwise result (``C * M`` values per pixel) fits in
+:data:`BAND_BYTES`, a cache-resident buffer; each band is computed by
+:func:`~sepconv.kernels.separable.depthwise_band_nhwc` on the calling thread and multiplied
+by the pointwise filter into its rows of the output at once (BLAS, on its own threads).  The
+intermediate tensor never exists whole.
 
-- **fused**: output pixels in bands whose depthwise result (``C * M`` values per pixel) fits
-  in :data:`BAND_BYTES`, a cache-resident buffer; each band is computed by
-  :func:`~sepconv.kernels.separable.depthwise_band_nhwc` and multiplied by the pointwise
-  filter into its rows of the output at once.  The intermediate tensor never exists whole.
-- **unfused**: the fast depthwise op writes the whole intermediate, then one GEMM.
+Unfused (the parallel fast depthwise op, then one GEMM) was measured and dropped: an OpenMP
+parallel region right before a BLAS call leaves Numba's workers spinning against BLAS's
+threads (see :mod:`sepconv.kernels.conv2d`), which cost 17-20 ms instead of ~1 ms here.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import numpy as np
 from .. import reference
 from ..geometry import Conv2DGeometry
 from ..kernels import separable as kernels
-from .depthwise import depthwise_conv2d
 
 # The depthwise result of one band is at most this large (unless one BAND_MIN_PIXELS band is larger).
 BAND_BYTES = 1024 * 1024
@@ -27,21 +28,18 @@ BAND_BYTES = 1024 * 1024
 BAND_MIN_PIXELS = 64
 
 
-def plan(g: Conv2DGeometry, itemsize: int) -> tuple[str, int]:
-    """``("fused", pixels per band)`` or ``("unfused", all pixels)`` for the geometry ``g``.
+def band_pixels(g: Conv2DGeometry, itemsize: int) -> int:
+    """Output pixels per band for the geometry ``g``: the band's depthwise result fits in :data:`BAND_BYTES`.
 
     Examples
     --------
     >>> from sepconv.geometry import depthwise_geometry
     >>> g = depthwise_geometry("separable_conv2d", (1, 56, 56, 144), (3, 3, 144, 1), 1, "SAME")
-    >>> plan(g, 4)[0]
-    'fused'
+    >>> band_pixels(g, 4) * 144 * 4 <= BAND_BYTES
+    True
     """
     total = g.batch * g.out_h * g.out_w
-    band = max(BAND_MIN_PIXELS, BAND_BYTES // (g.out_c * itemsize))
-    if band >= total:
-        return "unfused", total
-    return "fused", band
+    return max(1, min(total, max(BAND_MIN_PIXELS, BAND_BYTES // (g.out_c * itemsize))))
 
 
 def separable_conv2d(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
@@ -64,16 +62,13 @@ def separable_conv2d(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv2DGeo
     pointwise = wp.reshape(wp.shape[2], wp.shape[3])
     out = np.empty((n, g.out_h, g.out_w, pointwise.shape[1]), x.dtype)
     out2d = out.reshape(-1, pointwise.shape[1])
-    method, band_pixels = plan(g, x.itemsize)
-    if method == "unfused":
-        mid = depthwise_conv2d(x, wd, g)
-        np.matmul(mid.reshape(-1, g.out_c), pointwise, out=out2d)
-        return out
     total = out2d.shape[0]
-    band = np.empty((band_pixels, g.out_c), x.dtype)
-    for begin in range(0, total, band_pixels):
-        end = min(total, begin + band_pixels)
-        kernels.depthwise_band_nhwc(x, wd, band, begin, end - begin, g.stride_h, g.stride_w, g.dil_h, g.dil_w,
-                                    g.pad_top, g.pad_left, g.out_h, g.out_w)
+    pixels = band_pixels(g, x.itemsize)
+    band = np.empty((pixels, g.out_c), x.dtype)
+    wd_flat = wd.reshape(g.kh, g.kw, g.out_c)
+    for begin in range(0, total, pixels):
+        end = min(total, begin + pixels)
+        kernels.depthwise_band_nhwc(x, wd_flat, band, g.multiplier, begin, end - begin, g.stride_h, g.stride_w,
+                                    g.dil_h, g.dil_w, g.pad_top, g.pad_left, g.out_h, g.out_w)
         np.matmul(band[: end - begin], pointwise, out=out2d[begin:end])
     return out
