@@ -81,7 +81,7 @@ class Timing:
 
 
 FULL = Timing(rounds=5, target_s=0.03, warmup=2, min_calls=5, max_calls=5000, pause_s=0.03, gemm_size=2048)
-QUICK = Timing(rounds=3, target_s=0.01, warmup=2, min_calls=3, max_calls=2000, pause_s=0.03, gemm_size=1024)
+QUICK = Timing(rounds=3, target_s=0.01, warmup=2, min_calls=3, max_calls=2000, pause_s=0.03, gemm_size=2048)
 
 
 # --------------------------------------------------------------------------- cases
@@ -460,6 +460,13 @@ class Benchmark:
                 bandwidths[footprint] = worker.request({"cmd": "bandwidth", "footprint_bytes": footprint})
         return {"gemm": gemm, "bandwidth": bandwidths}
 
+    def recheck_gemm(self, before: dict[str, Any]) -> dict[str, Any]:
+        """Probe the GEMM rate again after the rounds and keep the better figure (a busy moment
+        during one probe only lowers it); both figures stay in the result."""
+        after = self.workers["sepconv"].request({"cmd": "gemm", "size": self.timing.gemm_size})
+        return {**max(before, after, key=lambda p: p["gflops"]), "before_gflops": before["gflops"],
+                "after_gflops": after["gflops"]}
+
     def time_rounds(self) -> None:
         """Interleaved rounds: each case in each framework in turn, a different framework first each time."""
         t = self.timing
@@ -556,6 +563,12 @@ def _fmt(value: float | None, spec: str = ".1f") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _percent(fraction: float | None) -> str:
+    if fraction is None:
+        return "-"
+    return f"{100 * fraction:.0f}%" if fraction >= 0.1 else f"{100 * fraction:.2g}%"
+
+
 def format_table(rows: list[dict], summary: dict, frameworks: list[str], statistic: str = "median") -> str:
     """The Markdown tables printed at the end of a run (and meant for the README).
 
@@ -568,7 +581,7 @@ def format_table(rows: list[dict], summary: dict, frameworks: list[str], statist
              "| GB/s | % of bound | first call ms | check |",
              "| --- | ---: | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
     for r in rows:
-        bound = f"{_fmt(r['fraction_of_bound'] and 100 * r['fraction_of_bound'], '.2g')}% " + (
+        bound = f"{_percent(r['fraction_of_bound'])} " + (
             "FLOP" if r["bound"] == "flop" else "BW")
         check = "ok" if r["sepconv_check"] == "ok" else f"**sepconv {r['sepconv_check'].upper()}**"
         if r["mismatches"]:
@@ -759,6 +772,7 @@ def run(args: argparse.Namespace) -> int:
         _progress("measuring the call overhead")
         overhead = bench.workers["sepconv"].request({"cmd": "overhead"})
         bench.time_rounds()
+        probes["gemm"] = bench.recheck_gemm(probes["gemm"])
     except WorkerError as e:
         print(f"sepconv bench: {e}", file=sys.stderr)
         return 1
