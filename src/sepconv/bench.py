@@ -1,6 +1,6 @@
 """``sepconv bench``: sepconv's ops against every installed framework, side by side, on this machine.
 
-How it measures (the method of ``peers.md``):
+How it measures:
 
 - **One worker process per framework** (sepconv, PyTorch channels_last and NCHW, TensorFlow,
   ONNX Runtime NCHW and NHWC, JAX), driven over pipes (:mod:`sepconv._bench_peers`).  Every
@@ -19,7 +19,14 @@ How it measures (the method of ``peers.md``):
   previous one's thread pool has stopped spinning.  A framework's figure in a round is the
   median of many calls (after warm-up calls), each call timed on its own and including the
   framework's Python-level call and its output allocation; its final figure is the median
-  over rounds.  sepconv's first call in its worker (compile or cache load) is reported apart.
+  over rounds (``--stat p25`` or ``min`` use another per-round statistic, which resists
+  interruptions by other work better; the JSON keeps all three).  sepconv's first call in its
+  worker (compile or cache load) is reported apart.
+- **Peers' ops.**  PyTorch: ``F.conv2d(groups=C)`` and ``aten.convolution_backward`` (the op
+  autograd calls).  TensorFlow: the raw depthwise ops and their gradients, ``separable_conv2d``,
+  ``Conv2D``, eagerly.  ONNX Runtime: a one- or two-node graph (``Conv`` with ``group=C``;
+  ``ConvTranspose`` for the input gradient; no filter gradient).  JAX: jitted
+  ``conv_general_dilated`` with ``feature_group_count`` and its ``linear_transpose``.
 - **Roofline.**  Minimal bytes and FLOPs come from :mod:`sepconv.cost`; the bandwidth at each
   case's own footprint and the fp32 GEMM rate are probed by :mod:`sepconv.roofline` inside the
   sepconv worker (same environment as the timings).  Depthwise kinds are reported against the
