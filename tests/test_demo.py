@@ -150,3 +150,13 @@ def test_bad_options_exit_2(argv, capsys):
         cli.main(["demo", *argv])
     assert stop.value.code == 2
     assert "sepconv demo: error: argument" in capsys.readouterr().err
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import sepconv.datasets
+
+    for module in (demo, sepconv.datasets):
+        result = doctest.testmod(module)
+        assert result.failed == 0 and result.attempted > 0, module.__name__

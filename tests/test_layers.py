@@ -354,3 +354,15 @@ def test_separable_network_reaches_95_percent_on_digits():
     _, losses, accuracies = train(model, data, epochs=12, seed=0)
     assert accuracies[-1] >= 0.95
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import sepconv.layers
+
+    modules = [sepconv.layers, *(getattr(sepconv.layers, name) for name in ("base", "basic", "conv", "model",
+                                                                           "optimizers"))]
+    for module in modules:
+        result = doctest.testmod(module)
+        assert result.failed == 0 and result.attempted > 0, module.__name__

@@ -182,13 +182,25 @@ class Result:
 
 
 class Progress:
-    """A progress line on ``stream``: redrawn in place on a terminal, one line per epoch otherwise."""
+    """A progress line on ``stream``: redrawn in place on a terminal, one line per epoch otherwise.
+
+    Examples
+    --------
+    >>> import io
+    >>> stream = io.StringIO()
+    >>> progress = Progress(stream, "net", epochs=2, steps=10)
+    >>> progress.step(1, 5, 0.7)  # drawn only on a terminal
+    >>> progress.epoch_done(1, 0.5, 0.9)
+    >>> stream.getvalue()
+    'net                            epoch 1/2 loss 0.500, test accuracy 90.0%\\n'
+    """
 
     def __init__(self, stream: TextIO, label: str, epochs: int, steps: int) -> None:
         self.stream, self.label, self.epochs, self.steps = stream, label, epochs, steps
         self.live = stream.isatty()
 
     def step(self, epoch: int, step: int, loss: float) -> None:
+        """Redraw the bar after ``step`` of ``steps`` in ``epoch`` (on a terminal only)."""
         if self.live:
             filled = round(20 * step / self.steps)
             self.stream.write(f"\r{self.label:<30} epoch {epoch}/{self.epochs} "
@@ -196,6 +208,7 @@ class Progress:
             self.stream.flush()
 
     def epoch_done(self, epoch: int, loss: float, accuracy: float) -> None:
+        """Finish ``epoch`` with its mean loss and test accuracy."""
         line = f"{self.label:<30} epoch {epoch}/{self.epochs} loss {loss:.3f}, test accuracy {accuracy:.1%}"
         self.stream.write(f"\r{line}{' ' * 12}" if self.live else line)
         if not self.live or epoch == self.epochs:
@@ -204,7 +217,16 @@ class Progress:
 
 
 def accuracy(model: Sequential, x: np.ndarray, y: np.ndarray) -> float:
-    """Share of ``x`` whose highest logit is the label ``y`` (inference mode)."""
+    """Share of ``x`` whose highest logit is the label ``y`` (inference mode).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sepconv.layers import Flatten, Sequential
+    >>> model = Sequential([Flatten()], (1, 1, 3))  # the logits are the pixels
+    >>> accuracy(model, np.array([[[[0.0, 1.0, 0.0]]], [[[1.0, 0.0, 0.0]]]]), np.array([1, 2]))
+    0.5
+    """
     return float((model.predict(x).argmax(axis=1) == y).mean())
 
 
@@ -225,7 +247,8 @@ def train(model: Sequential, data: ImageSplit, epochs: int, seed: int, progress:
     >>> from sepconv.datasets import load_digits
     >>> data = load_digits()
     >>> model = build_model(Variant(True, 2, False), (8, 8, 1), 10, seed=0)
-    >>> seconds, losses, accuracies = train(model, data, epochs=1, seed=0)
+    >>> with threads(1):
+    ...     seconds, losses, accuracies = train(model, data, epochs=1, seed=0)
     >>> accuracies[-1] > 0.5
     True
     """
@@ -264,6 +287,13 @@ def threads(count: int) -> Iterator[None]:
 
     The demo's tensors are tiny (8x8 images, batches of 64): threads cost more than they give,
     and the parallel reductions' rounding depends on the thread count.
+
+    Examples
+    --------
+    >>> import numba
+    >>> with threads(1):
+    ...     numba.get_num_threads()
+    1
     """
     import numba
     from threadpoolctl import threadpool_limits
@@ -284,9 +314,10 @@ def run_variants(data: ImageSplit, variants: tuple[Variant, ...], epochs: int, s
     Examples
     --------
     >>> from sepconv.datasets import load_digits
-    >>> [r] = run_variants(load_digits(), (Variant(False, 1, True),), epochs=1, seed=0)
-    >>> r.params, r.macs
-    (65642, 1474560)
+    >>> with threads(1):
+    ...     [r] = run_variants(load_digits(), (Variant(False, 1, True),), epochs=1, seed=0)
+    >>> r.params, r.macs, len(r.test_accuracy)
+    (65642, 1493632, 1)
     """
     results = []
     for i, variant in enumerate(variants, 1):
@@ -306,7 +337,15 @@ def run_variants(data: ImageSplit, variants: tuple[Variant, ...], epochs: int, s
 
 
 def table(results: list[Result]) -> str:
-    """The results as an aligned text table, sound recipe first, then the seed's recipe."""
+    """The results as an aligned text table, sound recipe first, then the seed's recipe.
+
+    Examples
+    --------
+    >>> r = Result(Variant(False, 1, False), params=10, macs=20, signal_at_init=0.5, layers=[], seconds=1.0,
+    ...            train_loss=[1.0], test_accuracy=[0.9])
+    >>> table([r]).splitlines()[-1].split()
+    ['standard', 'CNN', '10', '20', '0.5', '1.0s', '90.0%']
+    """
     header = ("model", "params", "MACs/image", "signal at init", "train time", "test accuracy")
     lines = []
     for seed_recipe, title in ((False, "sound recipe: He init from each filter's fan-in, batch norm"),
@@ -324,7 +363,13 @@ def table(results: list[Result]) -> str:
 
 
 def footnote(results: list[Result]) -> str:
-    """What the columns mean, and the ``sepconv explain`` command that shows one layer's figures."""
+    """What the columns mean, and the ``sepconv explain`` command that shows one layer's figures.
+
+    Examples
+    --------
+    >>> footnote([]).split(":")[0]
+    'MACs'
+    """
     text = textwrap.fill(
         "MACs: multiply-adds of one image's forward pass (convolutions and the classifier, padded taps included), "
         "from sepconv.cost. 'signal at init': spread across the test images of the features entering the "
@@ -360,7 +405,14 @@ def predicted_signal_ratio(multiplier: int, layers: int = len(WIDTHS), stddev: f
 
 
 def reading(results: list[Result]) -> str:
-    """A paragraph that reads the table and answers the seed's question, from the numbers in it."""
+    """A paragraph that reads the table and answers the seed's question, from the numbers in it
+    (empty unless all six networks are there).
+
+    Examples
+    --------
+    >>> reading([])
+    ''
+    """
     conv, sep1, sep2 = (_find(results, s, m, False) for s, m in ((False, 1), (True, 1), (True, 2)))
     seed_conv, seed_sep1, seed_sep2 = (_find(results, s, m, True) for s, m in ((False, 1), (True, 1), (True, 2)))
     if not all((conv, sep1, sep2, seed_conv, seed_sep1, seed_sep2)):
@@ -406,7 +458,18 @@ def reading(results: list[Result]) -> str:
 
 
 def plot_curves(results: list[Result], path: str) -> None:
-    """Training loss and test accuracy per epoch, one line per network, saved as a PNG at ``path``."""
+    """Training loss and test accuracy per epoch, one line per network, saved as a PNG at ``path``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> r = Result(Variant(True, 1, True), params=1, macs=1, signal_at_init=0.0, layers=[],
+    ...            train_loss=[2.3, 2.2], test_accuracy=[0.1, 0.2])
+    >>> path = os.path.join(tempfile.mkdtemp(), "curves.png")
+    >>> plot_curves([r], path)
+    >>> os.path.getsize(path) > 0
+    True
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -468,7 +531,19 @@ def _positive(text: str) -> int:
 
 def run(args: argparse.Namespace, stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
     """Train the networks, print the table and its reading; 2 if scikit-learn (or matplotlib for
-    ``--plot``) is missing."""
+    ``--plot``) is missing.  Progress goes to ``stderr``.
+
+    Examples
+    --------
+    >>> import argparse, io
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> out = io.StringIO()
+    >>> run(parser.parse_args(["--epochs", "1"]), stdout=out, stderr=io.StringIO())
+    0
+    >>> out.getvalue().splitlines()[1]
+    "sound recipe: He init from each filter's fan-in, batch norm"
+    """
     from .datasets import load_digits
 
     try:
