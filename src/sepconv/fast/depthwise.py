@@ -52,13 +52,17 @@ STRIDE1_BLOCK_BELOW_C = 128
 STRIDE1_BLOCK_MAX_PIXELS = 16
 
 
+def _stride1_block(c: int, stride_w: int, out_w: int, below_c: int = STRIDE1_BLOCK_BELOW_C) -> int:
+    """How many neighbouring pixels the stride-1 kernels take per inner loop (1: no blocks)."""
+    if stride_w != 1 or c >= below_c:
+        return 1
+    return max(1, min(STRIDE1_BLOCK_VALUES // c, STRIDE1_BLOCK_MAX_PIXELS, out_w // 2))
+
+
 def _tiled_filter(w3: np.ndarray, stride_w: int, out_w: int) -> np.ndarray:
     """``[kh, kw, C]`` -> ``[kh*kw, P*C]``, each tap's weights repeated for a block of ``P`` pixels."""
     taps = w3.reshape(w3.shape[0] * w3.shape[1], w3.shape[2])
-    c = w3.shape[2]
-    block = 1
-    if stride_w == 1 and c < STRIDE1_BLOCK_BELOW_C:
-        block = max(1, min(STRIDE1_BLOCK_VALUES // c, STRIDE1_BLOCK_MAX_PIXELS, out_w // 2))
+    block = _stride1_block(w3.shape[2], stride_w, out_w)
     if block == 1:
         return taps
     return np.broadcast_to(taps[:, None, :], (taps.shape[0], block, taps.shape[1])).reshape(taps.shape[0], -1)
@@ -183,7 +187,8 @@ def _has_window_in_padding(g: Conv2DGeometry) -> bool:
 def depthwise_conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
     """Filter gradient: ``x [N, H, W, C]``, ``dy [N, out_h, out_w, C*M]`` -> ``[kh, kw, C, M]``.
 
-    Per-thread partial sums over blocks of output rows, then one reduction.
+    Per-thread partial sums over blocks of output rows, then one reduction (with stride 1,
+    each partial sum has one slot per pixel of a block of neighbouring pixels, folded at the end).
 
     Examples
     --------
@@ -198,7 +203,9 @@ def depthwise_conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeo
     dy = np.ascontiguousarray(dy)
     rows = dy.shape[0] * g.out_h
     n_chunks = _n_chunks(rows, dy.size * g.kh * g.kw)
-    per_channel = (g.kh, g.kw, g.out_c)
+    # blocks pay here at every C (measured up to C=192): two blocks per pass halve the accumulator stores
+    block = _stride1_block(g.out_c, g.stride_w, g.out_w, below_c=1 << 62)
+    per_channel = (g.kh, g.kw, block * g.out_c)
     if n_chunks == 1:
         dw = np.zeros(per_channel, x.dtype)
         kernels.depthwise_nhwc_backprop_filter_rows(xr, dy, dw, 0, rows, *_geometry_ints(g))
@@ -207,6 +214,8 @@ def depthwise_conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeo
         with PARALLEL_LAUNCH:
             kernels.depthwise_nhwc_backprop_filter_parallel(xr, dy, partial, *_geometry_ints(g))
         dw = partial.sum(axis=0)
+    if block > 1:
+        dw = dw.reshape(g.kh, g.kw, block, g.out_c).sum(axis=2)
     dw = dw.reshape(g.filter_shape)
     # A non-finite out_backprop shows up in dw, except at a pixel whose whole window is padding.
     if not kernels.all_finite(dw) or (_has_window_in_padding(g) and not np.isfinite(dy).all()):

@@ -352,21 +352,30 @@ def depthwise_nhwc_backprop_input_strided_parallel(w, dy, dx, n_chunks, stride_h
 @kernel
 def depthwise_nhwc_backprop_filter_rows(x, dy, dw, row_begin, row_end, stride_h, stride_w, dil_h, dil_w,
                                         pad_top, pad_left):
-    """Filter gradient of output rows ``[row_begin, row_end)``, *added* to ``dw [kh, kw, C]``::
+    """Filter gradient of output rows ``[row_begin, row_end)``, *added* to ``dw`` ``[kh, kw, P*C]``::
 
-        dw[di, dj, k] += sum_{b, i, j} x[b, i*stride_h + di*dil_h - pad_top, j*stride_w + dj*dil_w - pad_left, k]
-                                       * dy[b, i, j, k]
+        dw[di, dj, p*C + k] += sum_{b, i, j} x[b, i*stride_h + di*dil_h - pad_top, j*stride_w + dj*dil_w - pad_left, k]
+                                             * dy[b, i, j, k]
 
-    For ``kw == 3`` the three column taps of a filter row share each ``dy`` vector, two
-    output pixels at a time, over the columns where all three are inside the input.
+    where the caller sums the ``P`` blocks of ``C`` at the end.  With ``P > 1`` (stride 1,
+    small ``C``) the interior is taken ``P`` pixels at a time as one loop of ``P*C`` values
+    (neighbouring pixels are contiguous in a C-contiguous row, as in the forward kernels),
+    each block of ``P`` pixels summed into its own ``C`` slots.  With ``P = 1`` and ``kw == 3``
+    the three column taps of a filter row share each ``dy`` vector, two pixels at a time.
+    Pixels whose window reaches into the padding take one tap at a time, into the first block.
     """
     in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
     kh, kw = dw.shape[0], dw.shape[1]
+    block = dw.shape[2] // c
     out_h, out_w = dy.shape[1], dy.shape[2]
     j_lo, j_hi = _interior(out_w, in_w, kw, stride_w, dil_w, pad_left)
-    if kw != 3:
-        j_lo, j_hi = 0, 0
-    n_pairs = (j_hi - j_lo) // 2
+    if block > 1:
+        n_fast = (j_hi - j_lo) // block * block
+    elif kw == 3:
+        n_fast = (j_hi - j_lo) // 2 * 2
+    else:
+        n_fast = 0
+    done_lo, done_hi = j_lo, j_lo + n_fast  # the pixels summed by the fast loops, all taps
     for r in range(row_begin, row_end):
         b = r // out_h
         i = r - b * out_h
@@ -378,26 +387,57 @@ def depthwise_nhwc_backprop_filter_rows(x, dy, dw, row_begin, row_end, stride_h,
             a0 = dw[di, 0]
             a1 = dw[di, 1 % kw]
             a2 = dw[di, 2 % kw]
-            for p in range(n_pairs):
-                j = j_lo + 2 * p
-                c0 = j * stride_w - pad_left
-                d0 = c0 + stride_w
-                for k in range(c):
-                    g = dyr[j, k]
-                    h = dyr[j + 1, k]
-                    a0[k] += xr[c0, k] * g + xr[d0, k] * h
-                    a1[k] += xr[c0 + dil_w, k] * g + xr[d0 + dil_w, k] * h
-                    a2[k] += xr[c0 + 2 * dil_w, k] * g + xr[d0 + 2 * dil_w, k] * h
-            done_lo, done_hi = j_lo, j_lo + 2 * n_pairs  # the pixels already summed above, all taps
+            if block > 1 and kw == 3:
+                n_blocks = (done_hi - done_lo) // block
+                for p in range(0, n_blocks - 1, 2):  # two blocks per pass: half the accumulator traffic
+                    j = done_lo + p * block
+                    c0 = j - pad_left
+                    c1 = c0 + dil_w
+                    c2 = c1 + dil_w
+                    e0 = c0 + block
+                    for k in range(block * c):  # k >= c: the next pixels of the block
+                        g = dyr[j, k]
+                        h = dyr[j + block, k]
+                        a0[k] += xr[c0, k] * g + xr[e0, k] * h
+                        a1[k] += xr[c1, k] * g + xr[e0 + dil_w, k] * h
+                        a2[k] += xr[c2, k] * g + xr[e0 + 2 * dil_w, k] * h
+                if n_blocks % 2 == 1:
+                    j = done_hi - block
+                    c0 = j - pad_left
+                    c1 = c0 + dil_w
+                    c2 = c1 + dil_w
+                    for k in range(block * c):
+                        g = dyr[j, k]
+                        a0[k] += xr[c0, k] * g
+                        a1[k] += xr[c1, k] * g
+                        a2[k] += xr[c2, k] * g
+            elif block > 1:
+                for dj in range(kw):
+                    a = dw[di, dj]
+                    for j in range(done_lo, done_hi, block):
+                        col = j - pad_left + dj * dil_w
+                        for k in range(block * c):
+                            a[k] += xr[col, k] * dyr[j, k]
+            else:
+                for j in range(done_lo, done_hi, 2):
+                    c0 = j * stride_w - pad_left
+                    d0 = c0 + stride_w
+                    for k in range(c):
+                        g = dyr[j, k]
+                        h = dyr[j + 1, k]
+                        a0[k] += xr[c0, k] * g + xr[d0, k] * h
+                        a1[k] += xr[c0 + dil_w, k] * g + xr[d0 + dil_w, k] * h
+                        a2[k] += xr[c0 + 2 * dil_w, k] * g + xr[d0 + 2 * dil_w, k] * h
             for dj in range(kw):
                 a = dw[di, dj]
                 t_lo, t_hi = _tap_range(dj * dil_w - pad_left, stride_w, out_w, in_w)
-                for j in range(t_lo, t_hi):
-                    if done_lo <= j < done_hi:
-                        continue
-                    iw = j * stride_w + dj * dil_w - pad_left
-                    for k in range(c):
-                        a[k] += xr[iw, k] * dyr[j, k]
+                for side in range(2):  # the pixels before and after those done above
+                    lo = t_lo if side == 0 else max(t_lo, done_hi)
+                    hi = min(t_hi, done_lo) if side == 0 else t_hi
+                    for j in range(lo, hi):
+                        iw = j * stride_w + dj * dil_w - pad_left
+                        for k in range(c):
+                            a[k] += xr[iw, k] * dyr[j, k]
 
 
 @kernel(parallel=True)
