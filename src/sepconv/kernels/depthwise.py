@@ -155,12 +155,27 @@ def depthwise_nhwc_forward_3x3_rows(x, w, w_tiled, out, zero_row, row_begin, row
         o = out[b, i]
         if tiled:
             v = w_tiled
-            for blk in range(n_blocks):
+            for blk in range(0, n_blocks - 1, 2):  # two blocks per pass share the weight loads
                 j = j_lo + blk * block
                 c0 = j - pad_left
                 c1 = c0 + dil_w
                 c2 = c1 + dil_w
                 for k in range(length):  # k >= c: the next pixels of the block
+                    w0, w1, w2, w3, w4 = v[0, k], v[1, k], v[2, k], v[3, k], v[4, k]
+                    w5, w6, w7, w8 = v[5, k], v[6, k], v[7, k], v[8, k]
+                    o[j, k] = (x0[c0, k] * w0 + x0[c1, k] * w1 + x0[c2, k] * w2
+                               + x1[c0, k] * w3 + x1[c1, k] * w4 + x1[c2, k] * w5
+                               + x2[c0, k] * w6 + x2[c1, k] * w7 + x2[c2, k] * w8)
+                    o[j + block, k] = (x0[c0 + block, k] * w0 + x0[c1 + block, k] * w1 + x0[c2 + block, k] * w2
+                                       + x1[c0 + block, k] * w3 + x1[c1 + block, k] * w4
+                                       + x1[c2 + block, k] * w5 + x2[c0 + block, k] * w6
+                                       + x2[c1 + block, k] * w7 + x2[c2 + block, k] * w8)
+            if n_blocks % 2 == 1:
+                j = j_lo + (n_blocks - 1) * block
+                c0 = j - pad_left
+                c1 = c0 + dil_w
+                c2 = c1 + dil_w
+                for k in range(length):
                     o[j, k] = (x0[c0, k] * v[0, k] + x0[c1, k] * v[1, k] + x0[c2, k] * v[2, k]
                                + x1[c0, k] * v[3, k] + x1[c1, k] * v[4, k] + x1[c2, k] * v[5, k]
                                + x2[c0, k] * v[6, k] + x2[c1, k] * v[7, k] + x2[c2, k] * v[8, k])
