@@ -30,7 +30,7 @@ from ..geometry import Conv2DGeometry
 from ..kernels import conv2d as kernels
 
 # The column buffer of one chunk is at most this large (unless one GEMM_MIN_PIXELS chunk is larger).
-WORKSPACE_BYTES = 1024 * 1024
+WORKSPACE_BYTES = 2 * 1024 * 1024
 # Fewer rows than this make the GEMMs inefficient: a chunk holds at least this many pixels.
 GEMM_MIN_PIXELS = 64
 
@@ -50,21 +50,17 @@ def chunk_pixels(g: Conv2DGeometry, itemsize: int) -> int:
     return max(1, min(total, max(GEMM_MIN_PIXELS, WORKSPACE_BYTES // row_bytes)))
 
 
-# Winograd F(2x2, 3x3) transforms (Lavin & Gray 2016): B^T, G, A^T.  (F(4x4, 3x3) was measured
-# too: no faster with these kernels, and 10x the float32 rounding error.)
-WINOGRAD_TILE = 2
-WINOGRAD_BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], float)
-WINOGRAD_G = np.array([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]])
-WINOGRAD_AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], float)
+# Winograd F(2x2, 3x3) filter transform G (Lavin & Gray 2016); B^T and A^T are in the kernels.
+# (F(4x4, 3x3) was tried too: no faster here, and 10x the float32 rounding error.)
+WINOGRAD_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 # Winograd pays once the GEMMs per chunk are big enough: at least this many channels in and out.
 WINOGRAD_MIN_CHANNELS = 16
 
 
 def winograd_tiles(g: Conv2DGeometry, itemsize: int) -> int:
-    """Output tiles per Winograd chunk: its transformed input and product fit in :data:`WORKSPACE_BYTES`."""
-    m, a = WINOGRAD_TILE, WINOGRAD_TILE + 2
-    total = g.batch * (-(-g.out_h // m)) * (-(-g.out_w // m))
-    tile_bytes = a * a * (g.in_c + g.out_c) * itemsize
+    """2x2-output tiles per Winograd chunk: its transformed input and product fit in :data:`WORKSPACE_BYTES`."""
+    total = g.batch * (-(-g.out_h // 2)) * (-(-g.out_w // 2))
+    tile_bytes = 16 * (g.in_c + g.out_c) * itemsize
     return max(1, min(total, max(GEMM_MIN_PIXELS, WORKSPACE_BYTES // tile_bytes)))
 
 
@@ -78,23 +74,20 @@ def _is_winograd(g: Conv2DGeometry, x: np.ndarray, w: np.ndarray) -> bool:
 
 def _conv2d_winograd(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
     n = x.shape[0]
-    m = WINOGRAD_TILE
-    a = m + 2
-    bt, filter_transform, at = (matrix.astype(x.dtype) for matrix in (WINOGRAD_BT, WINOGRAD_G, WINOGRAD_AT))
     out = np.empty((n, g.out_h, g.out_w, g.out_c), x.dtype)
-    u = np.einsum("ai,ijco,bj->abco", filter_transform, w, filter_transform).reshape(a * a, g.in_c, g.out_c)
-    tiles_h, tiles_w = -(-g.out_h // m), -(-g.out_w // m)
+    transform = WINOGRAD_G.astype(x.dtype)
+    u = np.einsum("ai,ijco,bj->abco", transform, w, transform).reshape(16, g.in_c, g.out_c)
+    tiles_h, tiles_w = -(-g.out_h // 2), -(-g.out_w // 2)
     total = n * tiles_h * tiles_w
     chunk = winograd_tiles(g, x.itemsize)
-    v = np.empty((a * a, chunk, g.in_c), x.dtype)
-    products = np.empty((a * a, chunk, g.out_c), x.dtype)
-    block, half_in = np.empty((a * a, g.in_c), x.dtype), np.empty((a * a, g.in_c), x.dtype)
-    half_out = np.empty((m * a, g.out_c), x.dtype)
+    v = np.empty((16, chunk, g.in_c), x.dtype)
+    m = np.empty((16, chunk, g.out_c), x.dtype)
+    scratch = np.empty((16, g.in_c), x.dtype)
     for begin in range(0, total, chunk):
         tiles = min(total, begin + chunk) - begin
-        kernels.winograd_input_nhwc(x, v, bt, block, half_in, begin, tiles, g.pad_top, g.pad_left, tiles_h, tiles_w)
-        np.matmul(v[:, :tiles], u, out=products[:, :tiles])
-        kernels.winograd_output_nhwc(products, out, at, half_out, begin, tiles, tiles_h, tiles_w)
+        kernels.winograd_f2x3_input_nhwc(x, v, scratch, begin, tiles, g.pad_top, g.pad_left, tiles_h, tiles_w)
+        np.matmul(v[:, :tiles], u, out=m[:, :tiles])
+        kernels.winograd_f2x3_output_nhwc(m, out, begin, tiles, tiles_h, tiles_w)
     return out
 
 

@@ -104,98 +104,89 @@ def col2im_add_nhwc(col, dx, pixel_begin, pixels, kh, kw, stride_h, stride_w, di
                             dx[b, ih, iw, c0 + c] += col[g, t, k + c]
 
 
-# --------------------------------------------------------------------------- Winograd F(m x m, 3x3)
+# --------------------------------------------------------------------------- Winograd F(2x2, 3x3)
 #
-# For a 3x3 filter at stride 1, each m x m block of outputs ("tile") is computed from an
-# a x a block of input (a = m + 2) as Y = A^T [(G g G^T) * (B^T d B)] A: a*a products per tile
-# and channel pair instead of 9*m*m, done as a*a GEMMs [tiles, C] @ [C, out_c], one per
-# position e = a*r + s of the transformed tile.  These kernels do the two transforms for the
-# matrices they are given (``bt`` = B^T [a, a], ``at`` = A^T [m, a]).  Tile t of a chunk is the
-# flat tile tile_begin + t = (b * tiles_h + ti) * tiles_w + tj: outputs rows m*ti .. m*ti + m - 1
-# and columns m*tj .. m*tj + m - 1, input block from (m*ti - pad_top, m*tj - pad_left).
+# For a 3x3 filter at stride 1, each 2x2 block of outputs ("tile") is computed from a 4x4 block
+# of input as Y = A^T [(G g G^T) * (B^T d B)] A: 16 products per tile and channel pair instead
+# of 36, done as 16 GEMMs [tiles, C] @ [C, out_c] (one per position e = 4r + s of the 4x4
+# transformed tile).  These kernels do the two transforms; tile t of the chunk is the flat tile
+# tile_begin + t = (b * tiles_h + ti) * tiles_w + tj, whose outputs are rows 2ti, 2ti+1 and
+# columns 2tj, 2tj+1 and whose input block starts at (2ti - pad_top, 2tj - pad_left).
+#
+#   B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]      A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]
 
 
 @kernel
-def winograd_input_nhwc(x, v, bt, block, half, tile_begin, tiles, pad_top, pad_left, tiles_h, tiles_w):
-    """``v[a*r + s, t, c] = (B^T d B)[r, s]`` for the input block ``d`` of each tile (zeros outside
-    the input).  Scratch: ``block`` and ``half`` ``[a*a, C]`` hold ``d`` and ``B^T d``."""
+def winograd_f2x3_input_nhwc(x, v, scratch, tile_begin, tiles, pad_top, pad_left, tiles_h, tiles_w):
+    """``v[4r + s, t, c] = (B^T d B)[r, s]`` for the input block ``d`` of each tile (zeros outside
+    the input); ``scratch [16, C]`` holds ``B^T d``.  ``x`` must be finite: a value outside the
+    input is read at a clamped position and multiplied by 0."""
     in_h, in_w, c_size = x.shape[1], x.shape[2], x.shape[3]
-    a = bt.shape[0]
-    tile = a - 2
     plane = tiles_h * tiles_w
     for t in range(tiles):
         p = tile_begin + t
         b = p // plane
         ti = (p - b * plane) // tiles_w
         tj = p - b * plane - ti * tiles_w
-        ih0 = tile * ti - pad_top
-        iw0 = tile * tj - pad_left
-        for r in range(a):
-            ih = ih0 + r
-            for s in range(a):
-                iw = iw0 + s
-                e = a * r + s
-                if 0 <= ih < in_h and 0 <= iw < in_w:
-                    for c in range(c_size):
-                        block[e, c] = x[b, ih, iw, c]
-                else:
-                    for c in range(c_size):
-                        block[e, c] = 0
-        for r_out in range(a):  # B^T d
-            for s in range(a):
-                e_out = a * r_out + s
-                for c in range(c_size):
-                    half[e_out, c] = 0
-                for r in range(a):
-                    coefficient = bt[r_out, r]
-                    if coefficient != 0:
-                        e = a * r + s
-                        for c in range(c_size):
-                            half[e_out, c] += coefficient * block[e, c]
-        for r in range(a):  # (B^T d) B
-            for s_out in range(a):
-                e_out = a * r + s_out
-                for c in range(c_size):
-                    v[e_out, t, c] = 0
-                for s in range(a):
-                    coefficient = bt[s_out, s]
-                    if coefficient != 0:
-                        e = a * r + s
-                        for c in range(c_size):
-                            v[e_out, t, c] += coefficient * half[e, c]
+        ih0 = 2 * ti - pad_top
+        iw0 = 2 * tj - pad_left
+        rows = (min(max(ih0, 0), in_h - 1), min(max(ih0 + 1, 0), in_h - 1),
+                min(max(ih0 + 2, 0), in_h - 1), min(max(ih0 + 3, 0), in_h - 1))
+        row_inside = (1.0 if 0 <= ih0 < in_h else 0.0, 1.0 if 0 <= ih0 + 1 < in_h else 0.0,
+                      1.0 if 0 <= ih0 + 2 < in_h else 0.0, 1.0 if 0 <= ih0 + 3 < in_h else 0.0)
+        for s in range(4):  # B^T d, one column of the block at a time
+            iw = iw0 + s
+            col_inside = 1.0 if 0 <= iw < in_w else 0.0
+            iw = min(max(iw, 0), in_w - 1)
+            f0, f1 = row_inside[0] * col_inside, row_inside[1] * col_inside
+            f2, f3 = row_inside[2] * col_inside, row_inside[3] * col_inside
+            for c in range(c_size):
+                d0 = x[b, rows[0], iw, c] * f0
+                d1 = x[b, rows[1], iw, c] * f1
+                d2 = x[b, rows[2], iw, c] * f2
+                d3 = x[b, rows[3], iw, c] * f3
+                scratch[s, c] = d0 - d2
+                scratch[4 + s, c] = d1 + d2
+                scratch[8 + s, c] = d2 - d1
+                scratch[12 + s, c] = d1 - d3
+        for r in range(4):  # (B^T d) B, one row at a time
+            for c in range(c_size):
+                e0, e1, e2, e3 = scratch[4 * r, c], scratch[4 * r + 1, c], scratch[4 * r + 2, c], scratch[4 * r + 3, c]
+                v[4 * r, t, c] = e0 - e2
+                v[4 * r + 1, t, c] = e1 + e2
+                v[4 * r + 2, t, c] = e2 - e1
+                v[4 * r + 3, t, c] = e1 - e3
 
 
 @kernel
-def winograd_output_nhwc(m, out, at, half, tile_begin, tiles, tiles_h, tiles_w):
-    """``out[b, tile*ti + i, tile*tj + j, o] = (A^T M A)[i, j]`` with ``M[a*r + s] = m[a*r + s, t, o]``,
-    for the outputs of each tile that lie inside ``out``.  Scratch: ``half [tile*a, out_c]``."""
+def winograd_f2x3_output_nhwc(m, out, tile_begin, tiles, tiles_h, tiles_w):
+    """``out[b, 2ti + r, 2tj + s, o] = (A^T M A)[r, s]`` with ``M[4r + s] = m[4r + s, t, o]``,
+    for the outputs of each tile that lie inside ``out``."""
     out_h, out_w, o_size = out.shape[1], out.shape[2], out.shape[3]
-    tile, a = at.shape[0], at.shape[1]
     plane = tiles_h * tiles_w
     for t in range(tiles):
         p = tile_begin + t
         b = p // plane
         ti = (p - b * plane) // tiles_w
         tj = p - b * plane - ti * tiles_w
-        for i in range(tile):  # A^T M
-            for s in range(a):
-                e_out = a * i + s
-                for o in range(o_size):
-                    half[e_out, o] = 0
-                for r in range(a):
-                    coefficient = at[i, r]
-                    if coefficient != 0:
-                        e = a * r + s
-                        for o in range(o_size):
-                            half[e_out, o] += coefficient * m[e, t, o]
-        for i in range(min(tile, out_h - tile * ti)):  # (A^T M) A, the outputs inside
-            for j in range(min(tile, out_w - tile * tj)):
-                row = out[b, tile * ti + i, tile * tj + j]
-                for o in range(o_size):
-                    row[o] = 0
-                for s in range(a):
-                    coefficient = at[j, s]
-                    if coefficient != 0:
-                        e = a * i + s
-                        for o in range(o_size):
-                            row[o] += coefficient * half[e, o]
+        i0 = 2 * ti
+        j0 = 2 * tj
+        second_row = i0 + 1 < out_h
+        second_col = j0 + 1 < out_w
+        for o in range(o_size):
+            # rows of A^T M
+            a0 = m[0, t, o] + m[4, t, o] + m[8, t, o]
+            a1 = m[1, t, o] + m[5, t, o] + m[9, t, o]
+            a2 = m[2, t, o] + m[6, t, o] + m[10, t, o]
+            a3 = m[3, t, o] + m[7, t, o] + m[11, t, o]
+            b0 = m[4, t, o] - m[8, t, o] - m[12, t, o]
+            b1 = m[5, t, o] - m[9, t, o] - m[13, t, o]
+            b2 = m[6, t, o] - m[10, t, o] - m[14, t, o]
+            b3 = m[7, t, o] - m[11, t, o] - m[15, t, o]
+            out[b, i0, j0, o] = a0 + a1 + a2
+            if second_col:
+                out[b, i0, j0 + 1, o] = a1 - a2 - a3
+            if second_row:
+                out[b, i0 + 1, j0, o] = b0 + b1 + b2
+                if second_col:
+                    out[b, i0 + 1, j0 + 1, o] = b1 - b2 - b3
