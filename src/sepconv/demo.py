@@ -192,7 +192,7 @@ class Progress:
     >>> progress.step(1, 5, 0.7)  # drawn only on a terminal
     >>> progress.epoch_done(1, 0.5, 0.9)
     >>> stream.getvalue()
-    'net                            epoch 1/2 loss 0.500, test accuracy 90.0%\\n'
+    'net epoch 1/2 loss 0.500, test accuracy 90.0%\\n'
     """
 
     def __init__(self, stream: TextIO, label: str, epochs: int, steps: int) -> None:
@@ -203,13 +203,13 @@ class Progress:
         """Redraw the bar after ``step`` of ``steps`` in ``epoch`` (on a terminal only)."""
         if self.live:
             filled = round(20 * step / self.steps)
-            self.stream.write(f"\r{self.label:<30} epoch {epoch}/{self.epochs} "
+            self.stream.write(f"\r{self.label} epoch {epoch}/{self.epochs} "
                               f"[{'#' * filled}{'.' * (20 - filled)}] loss {loss:.3f}")
             self.stream.flush()
 
     def epoch_done(self, epoch: int, loss: float, accuracy: float) -> None:
         """Finish ``epoch`` with its mean loss and test accuracy."""
-        line = f"{self.label:<30} epoch {epoch}/{self.epochs} loss {loss:.3f}, test accuracy {accuracy:.1%}"
+        line = f"{self.label} epoch {epoch}/{self.epochs} loss {loss:.3f}, test accuracy {accuracy:.1%}"
         self.stream.write(f"\r{line}{' ' * 12}" if self.live else line)
         if not self.live or epoch == self.epochs:
             self.stream.write("\n")
@@ -319,15 +319,16 @@ def run_variants(data: ImageSplit, variants: tuple[Variant, ...], epochs: int, s
     >>> r.params, r.macs, len(r.test_accuracy)
     (65642, 1493632, 1)
     """
+    labels = [f"[{i}/{len(variants)}] {v.label} ({'seed' if v.seed_recipe else 'sound'} recipe)"
+              for i, v in enumerate(variants, 1)]
+    labels = [label.ljust(max(map(len, labels))) for label in labels]
     results = []
     for i, variant in enumerate(variants, 1):
         model = build_model(variant, data.x_train.shape[1:], data.classes, seed)
         rows = model.summary()
         result = Result(variant, model.count_params(), sum(row[3] for row in rows),
                         signal_at_classifier(model, data.x_test), rows)
-        recipe = "seed's recipe" if variant.seed_recipe else "sound recipe"
-        label = f"[{i}/{len(variants)}] {variant.label} ({recipe})"
-        progress = Progress(stream, label, epochs, math.ceil(len(data.x_train) / BATCH_SIZE)) if stream else None
+        progress = Progress(stream, labels[i - 1], epochs, math.ceil(len(data.x_train) / BATCH_SIZE)) if stream else None
         result.seconds, result.train_loss, result.test_accuracy = train(model, data, epochs, seed, progress)
         results.append(result)
     return results
