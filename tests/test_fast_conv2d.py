@@ -139,3 +139,17 @@ def test_nonfinite_input_keeps_direct_semantics():
     expected = reference.conv2d(x, w, g)
     assert np.isinf(expected).sum() == 9 * 16
     np.testing.assert_allclose(fast_conv2d.conv2d(x, w, g), expected, **tol(np.float64))
+
+
+def test_concurrent_calls_from_python_threads():
+    """Workspaces are per call: several Python threads at once get the single-threaded answers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(6)
+    cases = [_case(rng, spec, np.float32) for spec in (GEOMETRIES[0], GEOMETRIES[2])]
+    cases.append(_case(rng, ((2, 9, 8, 16), (3, 3), 1, 16, (1, 1), (1, 1), "SAME"), np.float32))  # Winograd
+    expected = [reference.conv2d(x, w, g) for x, w, _, g in cases]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda i: fast_conv2d.conv2d(*cases[i % 3][:2], cases[i % 3][3]), range(24)))
+    for i, result in enumerate(results):
+        np.testing.assert_allclose(result, expected[i % 3], **tol(np.float32))

@@ -79,3 +79,18 @@ def test_public_op_on_fast_path_nchw_and_noncontiguous():
     with sepconv.use_implementation("reference"):
         ref = sepconv.separable_conv2d(x, wd, wp, *args)
     np.testing.assert_allclose(fast, ref, **tol(np.float32))
+
+
+def test_concurrent_calls_from_python_threads(monkeypatch):
+    """Band buffers are per call: several Python threads at once get the single-threaded answers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(fast_separable, "BAND_BYTES", 1)
+    monkeypatch.setattr(fast_separable, "BAND_MIN_PIXELS", 7)
+    rng = np.random.default_rng(4)
+    cases = [_case(rng, spec, np.float32) for spec in GEOMETRIES[:3]]
+    expected = [reference.separable_conv2d(*case) for case in cases]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda i: fast_separable.separable_conv2d(*cases[i % 3]), range(24)))
+    for i, result in enumerate(results):
+        np.testing.assert_allclose(result, expected[i % 3], **tol(np.float32))
