@@ -518,12 +518,17 @@ def sum_over_multiplier_rows(dx_repeated, dx, multiplier, row_begin, row_end):
         b = r // h
         src = dx_repeated[b, r - b * h]
         dst = dx[b, r - b * h]
-        for j in range(w):
-            for k in range(c):
-                acc = src[j, k * multiplier]
-                for q in range(1, multiplier):
-                    acc += src[j, k * multiplier + q]
-                dst[j, k] = acc
+        if multiplier == 2:  # a constant stride: interleaved vector loads
+            for j in range(w):
+                for k in range(c):
+                    dst[j, k] = src[j, 2 * k] + src[j, 2 * k + 1]
+        else:
+            for j in range(w):
+                for k in range(c):
+                    acc = src[j, k * multiplier]
+                    for q in range(1, multiplier):
+                        acc += src[j, k * multiplier + q]
+                    dst[j, k] = acc
 
 
 @kernel(parallel=True)
@@ -543,11 +548,18 @@ def repeat_channels_rows(x, out, multiplier, row_begin, row_end):
         b = r // h
         xr = x[b, r - b * h]
         o = out[b, r - b * h]
-        for j in range(w):
-            for k in range(c):
-                v = xr[j, k]
-                for q in range(multiplier):
-                    o[j, k * multiplier + q] = v
+        if multiplier == 2:  # a constant stride: interleaved vector stores
+            for j in range(w):
+                for k in range(c):
+                    v = xr[j, k]
+                    o[j, 2 * k] = v
+                    o[j, 2 * k + 1] = v
+        else:
+            for j in range(w):
+                for k in range(c):
+                    v = xr[j, k]
+                    for q in range(multiplier):
+                        o[j, k * multiplier + q] = v
 
 
 @kernel(parallel=True)
