@@ -22,6 +22,20 @@ on whole channel vectors.
 Work is split over flat output rows ``r = b * out_h + i``: the ``*_rows`` kernels do the rows
 ``[row_begin, row_end)`` on the calling thread, and the ``*_parallel`` drivers cut all rows
 into ``n_chunks`` contiguous blocks run by ``prange`` (both threads busy whatever the batch).
+
+Examples
+--------
+A 3x3 filter of ones over a 4x4 image of ones, SAME padding (1 on each side), stride 1:
+
+>>> import numpy as np
+>>> x, w = np.ones((1, 4, 4, 2), np.float32), np.ones((3, 3, 2), np.float32)
+>>> out, zero_row = np.empty((1, 4, 4, 2), np.float32), np.zeros((4, 2), np.float32)
+>>> depthwise_nhwc_forward_3x3_rows(x, w, w.reshape(9, 2), out, zero_row, 0, 4, 1, 1, 1, 1, 1, 1)
+>>> out[0, :, :, 0]
+array([[4., 6., 6., 4.],
+       [6., 9., 9., 6.],
+       [6., 9., 9., 6.],
+       [4., 6., 6., 4.]], dtype=float32)
 """
 
 from __future__ import annotations
