@@ -44,6 +44,7 @@ class _Conv(Layer):
         self.dilation_rate = positive_pair(name, "dilation_rate", dilation_rate)
         self.use_bias = boolean(name, "use_bias", use_bias)
         self.activation = activation_layer(name, activation)
+        self._activation_name = activation
 
     def _window(self) -> dict[str, Any]:
         """The ops' window arguments."""
@@ -74,7 +75,8 @@ class _Conv(Layer):
     def __repr__(self) -> str:
         extra = "".join(f", {k}={v!r}" for k, v in self._describe().items())
         return (f"{type(self).__name__}(kernel_size={self.kernel_size}{extra}, strides={self.strides}, "
-                f"padding={self.padding.lower()!r}, dilation_rate={self.dilation_rate}, use_bias={self.use_bias})")
+                f"padding={self.padding.lower()!r}, dilation_rate={self.dilation_rate}, use_bias={self.use_bias}, "
+                f"activation={self._activation_name!r})")
 
     def _describe(self) -> dict[str, Any]:
         return {}
