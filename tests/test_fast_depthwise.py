@@ -99,6 +99,27 @@ def test_serial_and_parallel_paths_agree(monkeypatch):
         np.testing.assert_allclose(serial, parallel, rtol=1e-12, atol=1e-12)
 
 
+BLOCK_GEOMETRIES = [  # stride 1, small C: blocks of neighbouring pixels (forward and filter gradient)
+    (1, 9, 40, 16, 1, (3, 3), 1, 1, "SAME"),
+    (2, 7, 33, 5, 1, (3, 3), 1, 2, "SAME"),
+    (1, 8, 30, 12, 1, (5, 5), 1, 1, "SAME"),
+    (1, 6, 29, 24, 2, (5, 5), (2, 1), (1, 2), [[0, 0], [1, 2], [3, 0], [0, 0]]),
+    (1, 5, 21, 130, 1, (3, 3), 1, 1, "VALID"),
+]
+
+
+@pytest.mark.parametrize("geometry", BLOCK_GEOMETRIES, ids=_ids)
+def test_pixel_blocks_match_reference(geometry, monkeypatch):
+    monkeypatch.setattr(fast_depthwise, "STRIDE1_BLOCK_MIN_OUTPUT", 0)  # blocks even on these small shapes
+    x, filt, dy, args = _problem(geometry, np.float32)
+    fast, ref = _both(sepconv.depthwise_conv2d, x, filt, **args)
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, filt, dy, **args)
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, filt.shape, dy, **args)
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+
+
 @pytest.mark.parametrize("layout", ["transposed", "fortran", "strided"])
 def test_non_contiguous_inputs(layout):
     rng = np.random.default_rng(1)

@@ -50,19 +50,21 @@ def _filter_per_channel(w: np.ndarray) -> np.ndarray:
 STRIDE1_BLOCK_VALUES = 512
 STRIDE1_BLOCK_BELOW_C = 128
 STRIDE1_BLOCK_MAX_PIXELS = 16
+# Below this many output values the blocks are not worth the few microseconds of setting them up.
+STRIDE1_BLOCK_MIN_OUTPUT = 16384
 
 
-def _stride1_block(c: int, stride_w: int, out_w: int, below_c: int = STRIDE1_BLOCK_BELOW_C) -> int:
+def _stride1_block(c: int, stride_w: int, out_w: int, out_size: int, below_c: int = STRIDE1_BLOCK_BELOW_C) -> int:
     """How many neighbouring pixels the stride-1 kernels take per inner loop (1: no blocks)."""
-    if stride_w != 1 or c >= below_c:
+    if stride_w != 1 or c >= below_c or out_size < STRIDE1_BLOCK_MIN_OUTPUT:
         return 1
     return max(1, min(STRIDE1_BLOCK_VALUES // c, STRIDE1_BLOCK_MAX_PIXELS, out_w // 2))
 
 
-def _tiled_filter(w3: np.ndarray, stride_w: int, out_w: int) -> np.ndarray:
+def _tiled_filter(w3: np.ndarray, stride_w: int, out_w: int, out_size: int) -> np.ndarray:
     """``[kh, kw, C]`` -> ``[kh*kw, P*C]``, each tap's weights repeated for a block of ``P`` pixels."""
     taps = w3.reshape(w3.shape[0] * w3.shape[1], w3.shape[2])
-    block = _stride1_block(w3.shape[2], stride_w, out_w)
+    block = _stride1_block(w3.shape[2], stride_w, out_w, out_size)
     if block == 1:
         return taps
     return np.broadcast_to(taps[:, None, :], (taps.shape[0], block, taps.shape[1])).reshape(taps.shape[0], -1)
@@ -91,7 +93,7 @@ def _forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, stride_h: int, stri
     n_chunks = _n_chunks(rows, out.size * w3.shape[0] * w3.shape[1])
     zero_row = np.zeros(x.shape[2:], x.dtype)  # read for filter rows in the padding
     kh, kw = w3.shape[0], w3.shape[1]
-    w_tiled = _tiled_filter(w3, stride_w, out.shape[2]) if (kh, kw) in ((3, 3), (5, 5)) else w3.reshape(kh * kw, -1)
+    w_tiled = _tiled_filter(w3, stride_w, out.shape[2], out.size) if (kh, kw) in ((3, 3), (5, 5)) else w3.reshape(kh * kw, -1)
     if n_chunks > 1:
         with PARALLEL_LAUNCH:
             kernels.depthwise_nhwc_forward_parallel(x, w3, w_tiled, out, zero_row, n_chunks, *args)
@@ -204,7 +206,7 @@ def depthwise_conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeo
     rows = dy.shape[0] * g.out_h
     n_chunks = _n_chunks(rows, dy.size * g.kh * g.kw)
     # blocks pay here at every C (measured up to C=192): two blocks per pass halve the accumulator stores
-    block = _stride1_block(g.out_c, g.stride_w, g.out_w, below_c=1 << 62)
+    block = _stride1_block(g.out_c, g.stride_w, g.out_w, dy.size, below_c=1 << 62)
     per_channel = (g.kh, g.kw, block * g.out_c)
     if n_chunks == 1:
         dw = np.zeros(per_channel, x.dtype)
