@@ -372,6 +372,7 @@ def footnote(results: list[Result]) -> str:
     'MACs'
     """
     text = textwrap.fill(
+        "Params: trainable parameters (filters, biases, batch-norm scales and shifts, classifier). "
         "MACs: multiply-adds of one image's forward pass (convolutions and the classifier, padded taps included), "
         "from sepconv.cost. 'signal at init': spread across the test images of the features entering the "
         "classifier, before training. Train time: wall time of the training steps.", WRAP)
