@@ -76,7 +76,9 @@ def _conv2d_winograd(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndar
     n = x.shape[0]
     out = np.empty((n, g.out_h, g.out_w, g.out_c), x.dtype)
     transform = WINOGRAD_G.astype(x.dtype)
-    u = np.einsum("ai,ijco,bj->abco", transform, w, transform).reshape(16, g.in_c, g.out_c)
+    # U = G w G^T per channel pair, as two matrix products (np.einsum takes ~1 ms here)
+    rows = (transform @ w.reshape(3, -1)).reshape(4, 3, -1)  # [a, j, C*out_c]
+    u = np.matmul(transform, rows).reshape(16, g.in_c, g.out_c)  # [a, b, C*out_c]
     tiles_h, tiles_w = -(-g.out_h // 2), -(-g.out_w // 2)
     total = n * tiles_h * tiles_w
     chunk = winograd_tiles(g, x.itemsize)
