@@ -181,6 +181,18 @@ def test_separable_matches_stock_sequential():
     close(layer.bias.grad, stock[1].bias.grad)
 
 
+@pytest.mark.parametrize("needs", ["input", "depthwise", "pointwise"])
+def test_separable_computes_only_the_gradients_asked_for(needs):
+    torch.manual_seed(12)
+    x = randn(2, 3, 8, 7, memory_format=CL, grad=needs == "input")
+    depthwise, pointwise = randn(6, 1, 3, 3, grad=needs == "depthwise"), randn(4, 6, 1, 1, grad=needs == "pointwise")
+    wanted = {"input": x, "depthwise": depthwise, "pointwise": pointwise}[needs]
+    ours = st.separable_conv2d(x, depthwise, pointwise, None, 2, "SAME")  # pads (0, 1) rows, (1, 1) columns
+    theirs = F.conv2d(F.conv2d(F.pad(x, (1, 1, 0, 1)), depthwise, None, 2, 0, groups=3), pointwise)
+    grad = torch.randn_like(theirs)
+    close(torch.autograd.grad(ours, wanted, grad)[0], torch.autograd.grad(theirs, wanted, grad)[0])
+
+
 # --------------------------------------------------------------------------- modules and conversion
 
 

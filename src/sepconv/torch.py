@@ -12,7 +12,7 @@ What is here
   ``sepconv::depthwise_conv2d``                 grouped conv with ``groups = in_channels``
   ``sepconv::depthwise_conv2d_backprop_input``  its input gradient
   ``sepconv::depthwise_conv2d_backprop_filter`` its weight gradient
-  ``sepconv::conv2d`` (+ the two backprops)      dense or grouped conv (the pointwise part)
+  ``sepconv::conv2d`` and its two backprops     dense or grouped conv (the pointwise part)
   ``sepconv::separable_conv2d``                 depthwise then 1x1, fused by sepconv
   ============================================  ===============================================
 
@@ -355,8 +355,7 @@ def _register_family(forward, backprop_input, backprop_filter) -> None:
         return grad_input, grad_weight, _bias_grad(ctx, grad), None, None, None
 
     def setup_backprop(ctx, inputs, output):
-        first, second, size, *ctx.window = inputs
-        ctx.size = size
+        first, second, _size, *ctx.window = inputs
         ctx.save_for_backward(first, second)
 
     def backward_backprop_input(ctx, grad):  # inputs (grad_output, weight); grad is shaped like the input
@@ -393,23 +392,24 @@ def _setup_separable(ctx, inputs, output):
 
 
 def _backward_separable(ctx, grad):
-    """Recompute the depthwise output (the fused forward never stores it), then chain the two backprops."""
+    """Chain the two backprops; the pointwise filter's gradient recomputes the depthwise output (the fused
+    forward never stores it)."""
     input, depthwise_weight, pointwise_weight = ctx.saved_tensors
     grad = _like_input(grad, input)
     need_input, need_depthwise, need_pointwise = ctx.needs_input_grad[:3]
     grad_input = grad_depthwise = grad_pointwise = None
-    if need_input or need_depthwise or need_pointwise:
+    if need_pointwise:
         middle = _depthwise_conv2d(input, depthwise_weight, None, *ctx.window)
-        if need_pointwise:
-            grad_pointwise = _conv2d_backprop_filter(middle, grad, list(pointwise_weight.shape), _UNIT, _NO_PADDING,
-                                                     _UNIT)
-        if need_input or need_depthwise:
-            grad_middle = _conv2d_backprop_input(grad, pointwise_weight, list(middle.shape), _UNIT, _NO_PADDING, _UNIT)
-            if need_input:
-                grad_input = _depthwise_backprop_input(grad_middle, depthwise_weight, list(input.shape), *ctx.window)
-            if need_depthwise:
-                grad_depthwise = _depthwise_backprop_filter(input, grad_middle, list(depthwise_weight.shape),
-                                                            *ctx.window)
+        grad_pointwise = _conv2d_backprop_filter(middle, grad, list(pointwise_weight.shape), _UNIT, _NO_PADDING,
+                                                 _UNIT)
+    if need_input or need_depthwise:
+        middle_size = [grad.shape[0], depthwise_weight.shape[0], *grad.shape[2:]]
+        grad_middle = _conv2d_backprop_input(grad, pointwise_weight, middle_size, _UNIT, _NO_PADDING, _UNIT)
+        if need_input:
+            grad_input = _depthwise_backprop_input(grad_middle, depthwise_weight, list(input.shape), *ctx.window)
+        if need_depthwise:
+            grad_depthwise = _depthwise_backprop_filter(input, grad_middle, list(depthwise_weight.shape),
+                                                        *ctx.window)
     return grad_input, grad_depthwise, grad_pointwise, _bias_grad(ctx, grad), None, None, None
 
 
