@@ -368,7 +368,7 @@ def footnote(results: list[Result]) -> str:
 
     Examples
     --------
-    >>> "multiply-adds of one image's forward pass" in footnote([])
+    >>> "sepconv.cost" in footnote([])  # where the multiply-adds come from
     True
     """
     text = textwrap.fill(
