@@ -200,7 +200,7 @@ def test_module_initialises_like_conv2d():
     torch.manual_seed(7)
     stock = nn.Conv2d(6, 12, 3, groups=6)
     torch.manual_seed(7)
-    ours = st.DepthwiseConv2d(6, 3, depth_multiplier=2)
+    ours = st.DepthwiseConv2d(6, 2, 3)
     assert torch.equal(ours.weight, stock.weight) and torch.equal(ours.bias, stock.bias)
     assert ours.state_dict().keys() == stock.state_dict().keys()
 
@@ -230,11 +230,13 @@ def test_from_conv2d_refuses_what_it_cannot_run(conv, message):
 
 def test_argument_errors():
     with pytest.raises(ValueError, match="not supported for strided"):
-        st.DepthwiseConv2d(4, 3, stride=2, padding="same")
+        st.DepthwiseConv2d(4, 1, 3, stride=2, padding="same")
     with pytest.raises(ValueError, match="`padding` must be"):
-        st.DepthwiseConv2d(4, 3, padding="full")
+        st.DepthwiseConv2d(4, kernel_size=3, padding="full")
     with pytest.raises(ValueError, match="nn.Conv2d cannot express"):
-        st.DepthwiseConv2d(4, 3, stride=2, padding="SAME").to_conv2d()
+        st.DepthwiseConv2d(4, 1, 3, stride=2, padding="SAME").to_conv2d()
+    with pytest.raises(TypeError, match="`kernel_size` is required"):
+        st.DepthwiseConv2d(4, 3)
     with pytest.raises(TypeError, match="must all be float32 or all float64"):
         st.depthwise_conv2d(torch.randn(1, 2, 5, 5), torch.randn(2, 1, 3, 3, dtype=torch.float64))
     with pytest.raises(TypeError, match="must all be float32 or all float64"):
@@ -291,7 +293,7 @@ def test_mobilenet_block_with_modules_swapped_has_stock_gradients(memory_format,
 
 def test_torch_compile_composes():
     torch.manual_seed(10)
-    model = nn.Sequential(st.DepthwiseConv2d(4, 3, 2, "SAME", bias=True, depth_multiplier=2), nn.ReLU(),
+    model = nn.Sequential(st.DepthwiseConv2d(4, 2, 3, 2, "SAME", bias=True), nn.ReLU(),
                           st.SeparableConv2d(8, 6, 3, padding="same")).double()
     x = randn(2, 4, 11, 10, memory_format=CL)
     expected = model(x)

@@ -53,7 +53,7 @@ Padding
 Examples
 --------
 >>> import torch, sepconv.torch as st
->>> layer = st.DepthwiseConv2d(8, kernel_size=3, stride=2, padding=1, bias=False)
+>>> layer = st.DepthwiseConv2d(8, kernel_size=3, stride=2, padding=1, bias=False)  # multiplier 1
 >>> layer(torch.randn(2, 8, 15, 15)).shape
 torch.Size([2, 8, 8, 8])
 """
@@ -553,34 +553,41 @@ class DepthwiseConv2d(nn.Module):
     Parameters
     ----------
     in_channels : int
+    depth_multiplier : int
+        Output channels per input channel (``out_channels = in_channels * depth_multiplier``).
     kernel_size : int or pair of int
+        Required (it has a default only because it follows ``depth_multiplier``).
     stride, dilation : int or pair of int
     padding : int, pair of int, "same", "valid" or "SAME"
         As ``nn.Conv2d``; ``"SAME"`` is TensorFlow's rule, for any stride (see :mod:`sepconv.torch`).
     bias : bool
-    depth_multiplier : int, keyword-only
-        Output channels per input channel (``out_channels = in_channels * depth_multiplier``).
     device, dtype : optional
         As ``nn.Conv2d``; CPU, float32 or float64.
 
     Notes
     -----
-    The argument order is ``nn.Conv2d``'s without ``out_channels``, which the multiplier replaces.
-    Only ``padding_mode="zeros"`` exists (the other modes are not convolutions with padding).
+    The argument order is ``nn.Conv2d``'s with ``depth_multiplier`` in place of ``out_channels``:
+    ``nn.Conv2d(C, C * M, 3, 2, 1, groups=C)`` becomes ``DepthwiseConv2d(C, M, 3, 2, 1)``.
+    ``DepthwiseConv2d(C, 3)`` (a kernel size in the multiplier's place) is refused, as ``kernel_size``
+    is then missing.  Only ``padding_mode="zeros"`` exists.
 
     Examples
     --------
     >>> import torch, sepconv.torch as st
-    >>> layer = st.DepthwiseConv2d(16, 3, stride=2, padding=1, bias=False, depth_multiplier=2)
+    >>> layer = st.DepthwiseConv2d(16, 2, 3, stride=2, padding=1, bias=False)
     >>> layer(torch.randn(2, 16, 28, 28).to(memory_format=torch.channels_last)).shape
     torch.Size([2, 32, 14, 14])
     """
 
-    def __init__(self, in_channels: int, kernel_size: int | Sequence[int], stride: int | Sequence[int] = 1,
-                 padding: PaddingArg = 0, dilation: int | Sequence[int] = 1, bias: bool = True, *,
-                 depth_multiplier: int = 1, device: torch.device | str | None = None,
+    def __init__(self, in_channels: int, depth_multiplier: int = 1, kernel_size: int | Sequence[int] | None = None,
+                 stride: int | Sequence[int] = 1, padding: PaddingArg = 0, dilation: int | Sequence[int] = 1,
+                 bias: bool = True, *, device: torch.device | str | None = None,
                  dtype: torch.dtype | None = None) -> None:
         super().__init__()
+        if kernel_size is None:
+            raise TypeError(f"DepthwiseConv2d: `kernel_size` is required (the arguments are in_channels, "
+                            f"depth_multiplier, kernel_size, ...), got in_channels={in_channels}, "
+                            f"depth_multiplier={depth_multiplier} and no kernel_size")
         if in_channels < 1 or depth_multiplier < 1:
             raise ValueError(f"DepthwiseConv2d: `in_channels` and `depth_multiplier` must be positive, got "
                              f"in_channels={in_channels}, depth_multiplier={depth_multiplier}")
@@ -604,8 +611,9 @@ class DepthwiseConv2d(nn.Module):
         return depthwise_conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation)
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.kernel_size}, stride={self.stride}, padding={self.padding!r}, "
-                f"dilation={self.dilation}, bias={self.bias is not None}, depth_multiplier={self.depth_multiplier}")
+        return (f"{self.in_channels}, depth_multiplier={self.depth_multiplier}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding!r}, dilation={self.dilation}, "
+                f"bias={self.bias is not None}")
 
     def to_conv2d(self) -> nn.Conv2d:
         """The equivalent ``nn.Conv2d(groups=in_channels)``, with the weights copied.
@@ -623,7 +631,7 @@ class DepthwiseConv2d(nn.Module):
         Examples
         --------
         >>> import torch, sepconv.torch as st
-        >>> conv = st.DepthwiseConv2d(4, 3, padding=1).to_conv2d()
+        >>> conv = st.DepthwiseConv2d(4, kernel_size=3, padding=1).to_conv2d()
         >>> conv.groups, tuple(conv.weight.shape)
         (4, (4, 1, 3, 3))
         """
@@ -734,8 +742,8 @@ class SeparableConv2d(nn.Module):
         >>> [type(m).__name__ for m in st.SeparableConv2d(4, 8, 3).to_conv2d()]
         ['Conv2d', 'Conv2d']
         """
-        depthwise = DepthwiseConv2d(self.in_channels, self.kernel_size, self.stride, self.padding, self.dilation,
-                                    bias=False, depth_multiplier=self.depth_multiplier,
+        depthwise = DepthwiseConv2d(self.in_channels, self.depth_multiplier, self.kernel_size, self.stride,
+                                    self.padding, self.dilation, bias=False,
                                     device=self.depthwise_weight.device, dtype=self.depthwise_weight.dtype)
         pointwise = nn.Conv2d(self.in_channels * self.depth_multiplier, self.out_channels, 1,
                               bias=self.bias is not None, device=self.pointwise_weight.device,
@@ -786,8 +794,8 @@ def from_conv2d(conv: nn.Conv2d) -> DepthwiseConv2d:
             f"got in_channels={conv.in_channels}, out_channels={conv.out_channels}, groups={conv.groups}")
     if conv.padding_mode != "zeros":
         raise ValueError(f"from_conv2d: only padding_mode='zeros' is supported, got padding_mode={conv.padding_mode!r}")
-    layer = DepthwiseConv2d(conv.in_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
-                            bias=conv.bias is not None, depth_multiplier=conv.out_channels // conv.in_channels,
+    layer = DepthwiseConv2d(conv.in_channels, conv.out_channels // conv.in_channels, conv.kernel_size, conv.stride,
+                            conv.padding, conv.dilation, bias=conv.bias is not None,
                             device=conv.weight.device, dtype=conv.weight.dtype)
     with torch.no_grad():
         layer.weight.copy_(conv.weight)
