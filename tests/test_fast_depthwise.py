@@ -42,6 +42,7 @@ GEOMETRIES = [
     (1, 8, 30, 12, 1, (5, 5), 1, 1, "SAME"),
     (1, 7, 9, 130, 1, (5, 5), 1, 1, "SAME"),  # large C: pixel pairs
     (1, 9, 10, 129, 1, (3, 3), 1, 2, "SAME"),
+    (1, 6, 30, 20, 1, (3, 3), 1, 3, "SAME"),  # dilated: pairs of pixels j, j + 3
     (1, 6, 7, 3, 1, (7, 7), 1, 1, "SAME"),  # general kernel size, windows mostly in the padding
 ]
 

@@ -145,8 +145,8 @@ def depthwise_nhwc_forward_3x3_rows(x, w, w_tiled, out, zero_row, row_begin, row
       ``j .. j+P-1`` and the input pixels they read are contiguous runs, so index ``[j, k]``
       with ``k < P * C`` walks across them; ``w_tiled`` holds each tap's ``C`` weights
       repeated ``P`` times.  This keeps the loop long when ``C`` is small.
-    - Otherwise two pixels at a time, sharing the nine weight vectors (and, with stride and
-      dilation 1, two of their three columns).
+    - Otherwise two pixels at a time, sharing the nine weight vectors (and, with stride 1,
+      two of their three columns: pixels ``j`` and ``j + dil_w``).
 
     A filter row in the padding reads ``zero_row`` (``[in_w, C]`` zeros, one row, not a
     padded copy); the pixels whose columns reach into the padding skip those columns.
@@ -155,7 +155,12 @@ def depthwise_nhwc_forward_3x3_rows(x, w, w_tiled, out, zero_row, row_begin, row
     out_h, out_w = out.shape[1], out.shape[2]
     w9 = w.reshape(9, c)
     tiled = stride_w == 1 and w_tiled.shape[1] > c
-    block = w_tiled.shape[1] // c if tiled else 2
+    if tiled:
+        block = w_tiled.shape[1] // c
+    elif stride_w == 1:
+        block = 2 * dil_w  # pixels j and j + dil_w, for the dil_w values of j in the first half
+    else:
+        block = 2
     length = block * c
     j_lo, j_hi = _interior(out_w, in_w, 3, stride_w, dil_w, pad_left)
     n_blocks = (j_hi - j_lo) // block
@@ -208,6 +213,25 @@ def depthwise_nhwc_forward_3x3_rows(x, w, w_tiled, out, zero_row, row_begin, row
                                + e0 * w6 + e1 * w7 + e2 * w8)
                     o[j + 1, k] = (a1 * w0 + a2 * w1 + a3 * w2 + b1 * w3 + b2 * w4 + b3 * w5
                                    + e1 * w6 + e2 * w7 + e3 * w8)
+        elif stride_w == 1:
+            # dilated: pixels j and j + dil_w share two of their three columns, and all nine weights
+            for blk in range(n_blocks):
+                for half in range(dil_w):
+                    j = j_lo + blk * block + half
+                    c0 = j - pad_left
+                    c1 = c0 + dil_w
+                    c2 = c1 + dil_w
+                    c3 = c2 + dil_w
+                    for k in range(c):
+                        a0, a1, a2, a3 = x0[c0, k], x0[c1, k], x0[c2, k], x0[c3, k]
+                        b0, b1, b2, b3 = x1[c0, k], x1[c1, k], x1[c2, k], x1[c3, k]
+                        e0, e1, e2, e3 = x2[c0, k], x2[c1, k], x2[c2, k], x2[c3, k]
+                        w0, w1, w2, w3, w4 = w9[0, k], w9[1, k], w9[2, k], w9[3, k], w9[4, k]
+                        w5, w6, w7, w8 = w9[5, k], w9[6, k], w9[7, k], w9[8, k]
+                        o[j, k] = (a0 * w0 + a1 * w1 + a2 * w2 + b0 * w3 + b1 * w4 + b2 * w5
+                                   + e0 * w6 + e1 * w7 + e2 * w8)
+                        o[j + dil_w, k] = (a1 * w0 + a2 * w1 + a3 * w2 + b1 * w3 + b2 * w4 + b3 * w5
+                                           + e1 * w6 + e2 * w7 + e3 * w8)
         else:
             for blk in range(n_blocks):
                 j = j_lo + 2 * blk
