@@ -39,6 +39,8 @@ CASES = [  # name, kind, (N, H, W, C), k, stride, multiplier
     ("dw_1x112x112x32_s2_extra", "dw", (1, 112, 112, 32), 3, 2, 1),
     ("dwbi_1x56x56x144_s2_extra", "dw_bwd_input", (1, 56, 56, 144), 3, 2, 1),
     ("dwbf_1x56x56x144_s2_extra", "dw_bwd_filter", (1, 56, 56, 144), 3, 2, 1),
+    ("dw_1x147x147x64_s1_extra", "dw", (1, 147, 147, 64), 3, 1, 1),
+    ("dwbf_1x112x112x32_extra", "dw_bwd_filter", (1, 112, 112, 32), 3, 1, 1),
 ]
 
 
