@@ -21,6 +21,7 @@ import numpy as np
 from .. import reference
 from ..geometry import Conv2DGeometry
 from ..kernels import separable as kernels
+from .conv2d import workspace
 
 # The depthwise result of one band is at most this large (unless one BAND_MIN_PIXELS band is larger).
 BAND_BYTES = 1024 * 1024
@@ -64,7 +65,7 @@ def separable_conv2d(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv2DGeo
     out2d = out.reshape(-1, pointwise.shape[1])
     total = out2d.shape[0]
     pixels = band_pixels(g, x.itemsize)
-    band = np.empty((pixels, g.out_c), x.dtype)
+    band = workspace("separable_band", (pixels, g.out_c), x.dtype)
     wd_flat = wd.reshape(g.kh, g.kw, g.out_c)
     for begin in range(0, total, pixels):
         end = min(total, begin + pixels)
