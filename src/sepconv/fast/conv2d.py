@@ -116,12 +116,13 @@ def _conv2d_winograd(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndar
     chunk = winograd_tiles(g, x.itemsize)
     v = workspace("winograd_input", (16, chunk, g.in_c), x.dtype)
     m = workspace("winograd_products", (16, chunk, g.out_c), x.dtype)
-    scratch = workspace("winograd_block", (16, g.in_c), x.dtype)
+    scratch_in = workspace("winograd_block", (16, g.in_c), x.dtype)
+    scratch_out = workspace("winograd_half", (8, g.out_c), x.dtype)
     for begin in range(0, total, chunk):
         tiles = min(total, begin + chunk) - begin
-        kernels.winograd_f2x3_input_nhwc(x, v, scratch, begin, tiles, g.pad_top, g.pad_left, tiles_h, tiles_w)
+        kernels.winograd_f2x3_input_nhwc(x, v, scratch_in, begin, tiles, g.pad_top, g.pad_left, tiles_h, tiles_w)
         np.matmul(v[:, :tiles], u, out=m[:, :tiles])
-        kernels.winograd_f2x3_output_nhwc(m, out, begin, tiles, tiles_h, tiles_w)
+        kernels.winograd_f2x3_output_nhwc(m, out, scratch_out, begin, tiles, tiles_h, tiles_w)
     return out
 
 

@@ -120,7 +120,11 @@ def col2im_add_nhwc(col, dx, pixel_begin, pixels, kh, kw, stride_h, stride_w, di
 def winograd_f2x3_input_nhwc(x, v, scratch, tile_begin, tiles, pad_top, pad_left, tiles_h, tiles_w):
     """``v[4r + s, t, c] = (B^T d B)[r, s]`` for the input block ``d`` of each tile (zeros outside
     the input); ``scratch [16, C]`` holds ``B^T d``.  ``x`` must be finite: a value outside the
-    input is read at a clamped position and multiplied by 0."""
+    input is read at a clamped position and multiplied by 0.
+
+    Every channel loop writes one row, so that it vectorizes: a loop writing several rows of the
+    same scratch array at offsets unknown at compile time stays scalar (measured 385 -> 300 us
+    for 784 tiles x 64 channels).  No array views in the tile loop: each costs NRT refcounting."""
     in_h, in_w, c_size = x.shape[1], x.shape[2], x.shape[3]
     plane = tiles_h * tiles_w
     for t in range(tiles):
@@ -130,38 +134,41 @@ def winograd_f2x3_input_nhwc(x, v, scratch, tile_begin, tiles, pad_top, pad_left
         tj = p - b * plane - ti * tiles_w
         ih0 = 2 * ti - pad_top
         iw0 = 2 * tj - pad_left
-        rows = (min(max(ih0, 0), in_h - 1), min(max(ih0 + 1, 0), in_h - 1),
-                min(max(ih0 + 2, 0), in_h - 1), min(max(ih0 + 3, 0), in_h - 1))
-        row_inside = (1.0 if 0 <= ih0 < in_h else 0.0, 1.0 if 0 <= ih0 + 1 < in_h else 0.0,
-                      1.0 if 0 <= ih0 + 2 < in_h else 0.0, 1.0 if 0 <= ih0 + 3 < in_h else 0.0)
+        r0, r1 = min(max(ih0, 0), in_h - 1), min(max(ih0 + 1, 0), in_h - 1)
+        r2, r3 = min(max(ih0 + 2, 0), in_h - 1), min(max(ih0 + 3, 0), in_h - 1)
         for s in range(4):  # B^T d, one column of the block at a time
             iw = iw0 + s
-            col_inside = 1.0 if 0 <= iw < in_w else 0.0
+            col_inside = 0 <= iw < in_w
             iw = min(max(iw, 0), in_w - 1)
-            f0, f1 = row_inside[0] * col_inside, row_inside[1] * col_inside
-            f2, f3 = row_inside[2] * col_inside, row_inside[3] * col_inside
+            f0 = 1.0 if col_inside and 0 <= ih0 < in_h else 0.0
+            f1 = 1.0 if col_inside and 0 <= ih0 + 1 < in_h else 0.0
+            f2 = 1.0 if col_inside and 0 <= ih0 + 2 < in_h else 0.0
+            f3 = 1.0 if col_inside and 0 <= ih0 + 3 < in_h else 0.0
             for c in range(c_size):
-                d0 = x[b, rows[0], iw, c] * f0
-                d1 = x[b, rows[1], iw, c] * f1
-                d2 = x[b, rows[2], iw, c] * f2
-                d3 = x[b, rows[3], iw, c] * f3
-                scratch[s, c] = d0 - d2
-                scratch[4 + s, c] = d1 + d2
-                scratch[8 + s, c] = d2 - d1
-                scratch[12 + s, c] = d1 - d3
+                scratch[s, c] = x[b, r0, iw, c] * f0 - x[b, r2, iw, c] * f2
+            for c in range(c_size):
+                scratch[4 + s, c] = x[b, r1, iw, c] * f1 + x[b, r2, iw, c] * f2
+            for c in range(c_size):
+                scratch[8 + s, c] = x[b, r2, iw, c] * f2 - x[b, r1, iw, c] * f1
+            for c in range(c_size):
+                scratch[12 + s, c] = x[b, r1, iw, c] * f1 - x[b, r3, iw, c] * f3
         for r in range(4):  # (B^T d) B, one row at a time
+            e = 4 * r
             for c in range(c_size):
-                e0, e1, e2, e3 = scratch[4 * r, c], scratch[4 * r + 1, c], scratch[4 * r + 2, c], scratch[4 * r + 3, c]
-                v[4 * r, t, c] = e0 - e2
-                v[4 * r + 1, t, c] = e1 + e2
-                v[4 * r + 2, t, c] = e2 - e1
-                v[4 * r + 3, t, c] = e1 - e3
+                v[e, t, c] = scratch[e, c] - scratch[e + 2, c]
+            for c in range(c_size):
+                v[e + 1, t, c] = scratch[e + 1, c] + scratch[e + 2, c]
+            for c in range(c_size):
+                v[e + 2, t, c] = scratch[e + 2, c] - scratch[e + 1, c]
+            for c in range(c_size):
+                v[e + 3, t, c] = scratch[e + 1, c] - scratch[e + 3, c]
 
 
 @kernel
-def winograd_f2x3_output_nhwc(m, out, tile_begin, tiles, tiles_h, tiles_w):
+def winograd_f2x3_output_nhwc(m, out, scratch, tile_begin, tiles, tiles_h, tiles_w):
     """``out[b, 2ti + r, 2tj + s, o] = (A^T M A)[r, s]`` with ``M[4r + s] = m[4r + s, t, o]``,
-    for the outputs of each tile that lie inside ``out``."""
+    for the outputs of each tile that lie inside ``out``; ``scratch [8, out_c]`` holds ``A^T M``.
+    One written row per loop, as in :func:`winograd_f2x3_input_nhwc`."""
     out_h, out_w, o_size = out.shape[1], out.shape[2], out.shape[3]
     plane = tiles_h * tiles_w
     for t in range(tiles):
@@ -169,24 +176,15 @@ def winograd_f2x3_output_nhwc(m, out, tile_begin, tiles, tiles_h, tiles_w):
         b = p // plane
         ti = (p - b * plane) // tiles_w
         tj = p - b * plane - ti * tiles_w
-        i0 = 2 * ti
-        j0 = 2 * tj
-        second_row = i0 + 1 < out_h
-        second_col = j0 + 1 < out_w
-        for o in range(o_size):
-            # rows of A^T M
-            a0 = m[0, t, o] + m[4, t, o] + m[8, t, o]
-            a1 = m[1, t, o] + m[5, t, o] + m[9, t, o]
-            a2 = m[2, t, o] + m[6, t, o] + m[10, t, o]
-            a3 = m[3, t, o] + m[7, t, o] + m[11, t, o]
-            b0 = m[4, t, o] - m[8, t, o] - m[12, t, o]
-            b1 = m[5, t, o] - m[9, t, o] - m[13, t, o]
-            b2 = m[6, t, o] - m[10, t, o] - m[14, t, o]
-            b3 = m[7, t, o] - m[11, t, o] - m[15, t, o]
-            out[b, i0, j0, o] = a0 + a1 + a2
-            if second_col:
-                out[b, i0, j0 + 1, o] = a1 - a2 - a3
-            if second_row:
-                out[b, i0 + 1, j0, o] = b0 + b1 + b2
-                if second_col:
-                    out[b, i0 + 1, j0 + 1, o] = b1 - b2 - b3
+        for s in range(4):  # A^T M: row 0 = M0 + M1 + M2, row 1 = M1 - M2 - M3
+            for o in range(o_size):
+                scratch[s, o] = m[s, t, o] + m[4 + s, t, o] + m[8 + s, t, o]
+            for o in range(o_size):
+                scratch[4 + s, o] = m[4 + s, t, o] - m[8 + s, t, o] - m[12 + s, t, o]
+        for r in range(min(2, out_h - 2 * ti)):  # (A^T M) A, the outputs inside
+            i, e = 2 * ti + r, 4 * r
+            for o in range(o_size):
+                out[b, i, 2 * tj, o] = scratch[e, o] + scratch[e + 1, o] + scratch[e + 2, o]
+            if 2 * tj + 1 < out_w:
+                for o in range(o_size):
+                    out[b, i, 2 * tj + 1, o] = scratch[e + 1, o] - scratch[e + 2, o] - scratch[e + 3, o]
