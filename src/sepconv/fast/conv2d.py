@@ -32,7 +32,7 @@ from ..geometry import Conv2DGeometry
 from ..kernels import conv2d as kernels
 
 # The column buffer of one chunk is at most this large (unless one GEMM_MIN_PIXELS chunk is larger).
-WORKSPACE_BYTES = 2 * 1024 * 1024
+WORKSPACE_BYTES = 8 * 1024 * 1024
 # Fewer rows than this make the GEMMs inefficient: a chunk holds at least this many pixels.
 GEMM_MIN_PIXELS = 64
 
