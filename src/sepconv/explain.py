@@ -103,14 +103,16 @@ def _input_shape(text: str, data_format: str) -> tuple[int, ...]:
     return shape
 
 
-def _padding(text: str) -> Any:
+def _padding(text: str, data_format: str) -> Any:
+    """``SAME``/``VALID``, or ``T,B,L,R`` as TensorFlow's 4 [before, after] pairs for the layout."""
     if "," not in text:
         return text.upper()
     try:
         top, bottom, left, right = (int(v) for v in text.split(","))
     except ValueError:
         raise _UsageError(f"--padding must be SAME, VALID or top,bottom,left,right, got {text!r}") from None
-    return [[top, bottom], [left, right]]
+    spatial = [[top, bottom], [left, right]]
+    return [[0, 0], [0, 0], *spatial] if data_format == "NCHW" else [[0, 0], *spatial, [0, 0]]
 
 
 def _dtype(text: str) -> np.dtype:
@@ -176,7 +178,7 @@ def _op_rows(args: argparse.Namespace, dtype: np.dtype) -> tuple[list[_Row], dic
     strides = list(_pair(args.stride, "stride"))
     dilations = list(_pair(args.dilation, "dilation"))
     (multiplier,) = _positive_ints(args.multiplier, "multiplier", (1,))
-    padding = _padding(args.padding)
+    padding = _padding(args.padding, data_format)
     channels = shape[1] if data_format == "NCHW" else shape[3]
     (out,) = _positive_ints(args.out, "out", (1,)) if args.out is not None else (channels,)
     common = {"strides": strides, "padding": padding, "data_format": data_format, "dilations": dilations}
