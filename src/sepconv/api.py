@@ -72,6 +72,9 @@ def _impl() -> ModuleType:
 # --------------------------------------------------------------------------- arrays in and out
 
 
+_NATIVE = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def _arrays(op: str, **named: Any) -> tuple[list[np.ndarray], np.dtype, np.dtype]:
     """``np.asarray`` each argument; return them in the compute dtype, plus compute and result dtypes.
 
@@ -79,6 +82,11 @@ def _arrays(op: str, **named: Any) -> tuple[list[np.ndarray], np.dtype, np.dtype
     float16 and bfloat16 (``ml_dtypes``, as TensorFlow's) are computed in float32 and returned as
     they came; complex and object are refused.
     """
+    values = list(named.values())
+    first = values[0]
+    if type(first) is np.ndarray and first.dtype in _NATIVE and all(
+            type(v) is np.ndarray and v.dtype == first.dtype for v in values):
+        return values, first.dtype, first.dtype  # the common case: nothing to convert
     arrays = []
     for name, value in named.items():
         try:

@@ -334,9 +334,12 @@ class _Uncacheable(Exception):
 def _key(value: Any) -> Any:
     """``value`` as a cache key, made of plain ints, strings and tuples only (bools, floats and
     arrays are validated the slow way, so that ``True`` never passes for ``1``)."""
-    if value is None or type(value) is int or type(value) is str:
+    kind = type(value)
+    if value is None or kind is int or kind is str:
         return value
-    if type(value) in (list, tuple):
+    if kind is tuple or kind is list:
+        if all(type(v) is int for v in value):  # shapes, strides: the common case, one pass
+            return value if kind is tuple else tuple(value)
         return tuple(_key(v) for v in value)
     raise _Uncacheable
 
