@@ -121,7 +121,7 @@ def test_pixel_blocks_match_reference(geometry, monkeypatch):
     np.testing.assert_allclose(fast, ref, **tol(np.float32))
 
 
-@pytest.mark.parametrize("layout", ["transposed", "fortran", "strided"])
+@pytest.mark.parametrize("layout", ["transposed", "fortran", "strided", "reversed"])
 def test_non_contiguous_inputs(layout):
     rng = np.random.default_rng(1)
     base = rand(rng, (2, 9, 14, 12), np.float32)
@@ -131,8 +131,10 @@ def test_non_contiguous_inputs(layout):
         filt = np.ascontiguousarray(filt_base.transpose(3, 2, 1, 0)).transpose(3, 2, 1, 0)
     elif layout == "fortran":
         x, filt = np.asfortranarray(base), np.asfortranarray(filt_base)
-    else:
+    elif layout == "strided":
         x, filt = base[:, ::2, 1::2, ::2], filt_base[:, :, ::2, 1::2]
+    else:  # negative strides: a merged-axes reshape of these is still a view, not contiguous
+        x, filt = base[:, ::-1], filt_base[::-1]
     assert not x.flags.c_contiguous
     fast, ref = _both(sepconv.depthwise_conv2d, x, filt, 2, "SAME")
     np.testing.assert_allclose(fast, ref, **tol(np.float32))

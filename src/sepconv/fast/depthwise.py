@@ -41,7 +41,7 @@ def _geometry_ints(g: Conv2DGeometry) -> tuple[int, int, int, int, int, int]:
 def _filter_per_channel(w: np.ndarray) -> np.ndarray:
     """``[kh, kw, C, M]`` -> the contiguous ``[kh, kw, C*M]`` filter of the multiplier-1 problem."""
     kh, kw, c, m = w.shape
-    return w.reshape(kh, kw, c * m)  # a view when contiguous, else a contiguous copy
+    return np.ascontiguousarray(w.reshape(kh, kw, c * m))  # the kernels take C-contiguous filters
 
 
 # With stride 1 and fewer channels than STRIDE1_BLOCK_BELOW_C, the 3x3/5x5 kernels compute a
