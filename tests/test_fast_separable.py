@@ -38,10 +38,20 @@ def _case(rng, spec, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("spec", GEOMETRIES, ids=IDS)
+def test_unfused_plan_matches_reference(spec, dtype, monkeypatch):
+    monkeypatch.setattr(fast_separable, "FUSE", False)
+    x, wd, wp, g = _case(np.random.default_rng(0), spec, dtype)
+    np.testing.assert_allclose(fast_separable.separable_conv2d(x, wd, wp, g),
+                               reference.separable_conv2d(x, wd, wp, g), **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("band_bytes", [1, 1 << 40], ids=["bands-of-5", "one-band"])
 @pytest.mark.parametrize("spec", GEOMETRIES, ids=IDS)
-def test_matches_reference(spec, band_bytes, dtype, monkeypatch):
+def test_fused_plan_matches_reference(spec, band_bytes, dtype, monkeypatch):
     """Bands of 5 pixels start mid-row and straddle rows and batch entries."""
+    monkeypatch.setattr(fast_separable, "FUSE", True)
     monkeypatch.setattr(fast_separable, "BAND_BYTES", band_bytes)
     monkeypatch.setattr(fast_separable, "BAND_MIN_PIXELS", 5)
     x, wd, wp, g = _case(np.random.default_rng(0), spec, dtype)
@@ -59,8 +69,10 @@ def test_default_plan_matches_reference():
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered")
-def test_nonfinite_depthwise_filter_propagates_like_the_reference():
+@pytest.mark.parametrize("fuse", [False, True], ids=["unfused", "fused"])
+def test_nonfinite_depthwise_filter_propagates_like_the_reference(fuse, monkeypatch):
     """A tap in the padding multiplies a zero: with an infinite filter value that is NaN, as in TF."""
+    monkeypatch.setattr(fast_separable, "FUSE", fuse)
     x, wd, wp, g = _case(np.random.default_rng(2), GEOMETRIES[0], np.float64)
     wd[0, 0, 1, 0] = np.inf
     expected = reference.separable_conv2d(x, wd, wp, g)
@@ -81,10 +93,12 @@ def test_public_op_on_fast_path_nchw_and_noncontiguous():
     np.testing.assert_allclose(fast, ref, **tol(np.float32))
 
 
-def test_concurrent_calls_from_python_threads(monkeypatch):
+@pytest.mark.parametrize("fuse", [False, True], ids=["unfused", "fused"])
+def test_concurrent_calls_from_python_threads(fuse, monkeypatch):
     """Band buffers are per call: several Python threads at once get the single-threaded answers."""
     from concurrent.futures import ThreadPoolExecutor
 
+    monkeypatch.setattr(fast_separable, "FUSE", fuse)
     monkeypatch.setattr(fast_separable, "BAND_BYTES", 1)
     monkeypatch.setattr(fast_separable, "BAND_MIN_PIXELS", 7)
     rng = np.random.default_rng(4)

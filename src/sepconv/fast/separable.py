@@ -1,17 +1,27 @@
-"""Fast separable conv2d: depthwise, then a pointwise GEMM through NumPy's BLAS.
+"""Fast separable conv2d: the fast depthwise op, then the pointwise 1x1 as one GEMM through NumPy's BLAS.
 
 Same signature as :func:`sepconv.reference.separable_conv2d`: NHWC arrays with one batch
 axis, in the compute dtype, with at least one element.
 
-Fused: output pixels in bands whose depthwise result (``C * M`` values per pixel) fits in
-:data:`BAND_BYTES`, a cache-resident buffer; each band is computed by
-:func:`~sepconv.kernels.separable.depthwise_band_nhwc` on the calling thread and multiplied
-by the pointwise filter into its rows of the output at once (BLAS, on its own threads).  The
-intermediate tensor never exists whole.
+Two plans:
 
-Unfused (the parallel fast depthwise op, then one GEMM) was measured and dropped: an OpenMP
-parallel region right before a BLAS call leaves Numba's workers spinning against BLAS's
-threads (see :mod:`sepconv.kernels.conv2d`), which cost 17-20 ms instead of ~1 ms here.
+- **unfused** (the default): :func:`sepconv.fast.depthwise.depthwise_conv2d` (parallel over
+  output rows) writes the depthwise result, and one ``[pixels, C*M] @ [C*M, out_c]`` GEMM reads
+  it back.
+- **fused** (:data:`FUSE` = True): output pixels in bands whose depthwise result (``C * M``
+  values per pixel) fits in :data:`BAND_BYTES`, a cache-resident buffer; each band is computed
+  by :func:`~sepconv.kernels.separable.depthwise_band_nhwc` on the calling thread and multiplied
+  by the pointwise filter into its rows of the output at once.  The intermediate tensor never
+  exists whole.
+
+Fusion saves the intermediate's traffic, but on two cores it loses: the band kernel runs on one
+thread between BLAS calls, and the whole-tensor GEMM is more efficient than per-band ones.
+Measured on this machine (Xeon, 2 cores; µs, best of 15, ``OMP_WAIT_POLICY=PASSIVE`` as
+:mod:`sepconv.kernels._jit` sets it), fused vs unfused: 1x56x56x144 -> 144: 1479 vs 1064;
+8x28x28x192 -> 64: 2859 vs 1786; 1x19x19x728 -> 728: 2298 vs 2250; 1x147x147x64 -> 128:
+4777 vs 3126; 1x28x28x96 k5 s2 -> 160: 253 vs 164; with one thread each, unfused still wins
+(1661 vs 1535 on the first).  So unfused is the default; the fused plan stays, tested, for
+machines where the intermediate's traffic dominates.
 """
 
 from __future__ import annotations
@@ -21,8 +31,11 @@ import numpy as np
 from .. import reference
 from ..geometry import Conv2DGeometry
 from ..kernels import separable as kernels
+from . import depthwise
 from .conv2d import workspace
 
+# Take the fused plan (see above).
+FUSE = False
 # The depthwise result of one band is at most this large (unless one BAND_MIN_PIXELS band is larger).
 # Measured 256 KB .. 16 MB: fewer, larger pointwise GEMMs win over L2 residency here (2 MB L2):
 # 8x28x28x192 -> 64 took 1.70 ms with 1 MB bands, 1.55 ms with 4 MB.
@@ -58,6 +71,12 @@ def separable_conv2d(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv2DGeo
     array([[ 8., 12.],
            [12., 18.]])
     """
+    if not FUSE:
+        y = depthwise.depthwise_conv2d(x, wd, g)
+        pointwise = wp.reshape(wp.shape[2], wp.shape[3])
+        out = np.empty((*y.shape[:3], pointwise.shape[1]), y.dtype)
+        np.matmul(y.reshape(-1, y.shape[3]), pointwise, out=out.reshape(-1, pointwise.shape[1]))
+        return out
     wd = np.ascontiguousarray(wd)
     if not np.isfinite(wd).all():
         return reference.separable_conv2d(x, wd, wp, g)
