@@ -18,14 +18,16 @@ Shape classes:
   gradient sums ``col^T @ out_backprop`` over the chunks.
 
 Groups run as one batched product per chunk (``[groups, pixels, K] @ [groups, K, out_c/groups]``).
-The Numba kernels run on the calling thread and BLAS on its own threads (see
-:mod:`sepconv.kernels.conv2d`).  Both gradients use im2col/col2im.
+The layout kernels (im2col, the Winograd transforms) split their pixels over Numba's threads
+and BLAS runs on its own (see :mod:`sepconv.kernels.conv2d`); col2im runs on the calling
+thread.  Both gradients use im2col/col2im.
 """
 
 from __future__ import annotations
 
 import threading
 
+import numba
 import numpy as np
 
 from ..geometry import Conv2DGeometry
@@ -116,14 +118,24 @@ def _conv2d_winograd(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndar
     chunk = winograd_tiles(g, x.itemsize)
     v = workspace("winograd_input", (16, chunk, g.in_c), x.dtype)
     m = workspace("winograd_products", (16, chunk, g.out_c), x.dtype)
-    scratch_in = workspace("winograd_block", (16, g.in_c), x.dtype)
-    scratch_out = workspace("winograd_half", (8, g.out_c), x.dtype)
+    n_chunks = _n_chunks(total)
+    scratch_in = workspace("winograd_block", (n_chunks, 16, g.in_c), x.dtype)
+    scratch_out = workspace("winograd_half", (n_chunks, 8, g.out_c), x.dtype)
     for begin in range(0, total, chunk):
         tiles = min(total, begin + chunk) - begin
         kernels.winograd_f2x3_input_nhwc(x, v, scratch_in, begin, tiles, g.pad_top, g.pad_left, tiles_h, tiles_w)
         np.matmul(v[:, :tiles], u, out=m[:, :tiles])
         kernels.winograd_f2x3_output_nhwc(m, out, scratch_out, begin, tiles, tiles_h, tiles_w)
     return out
+
+
+# Fewer pixels (tiles) than this per thread, and the layout kernels run on one thread.
+PARALLEL_MIN_PIXELS = 256
+
+
+def _n_chunks(pixels: int) -> int:
+    """Ranges for the layout kernels: one per Numba thread, each at least :data:`PARALLEL_MIN_PIXELS` long."""
+    return max(1, min(numba.get_num_threads(), pixels // PARALLEL_MIN_PIXELS))
 
 
 def _is_pointwise(g: Conv2DGeometry) -> bool:
@@ -185,7 +197,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
     for begin in range(0, total, chunk):
         end = min(total, begin + chunk)
         col_chunk = col[:, : end - begin]
-        kernels.im2col_nhwc(x, col, begin, end - begin, *_window_ints(g))
+        kernels.im2col_nhwc(x, col, begin, end - begin, _n_chunks(end - begin), *_window_ints(g))
         if g.groups == 1:
             np.matmul(col_chunk[0], wg[0], out=out2d[begin:end])
         else:
@@ -253,7 +265,7 @@ def conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeometry) -> 
         for begin in range(0, total, chunk):
             end = min(total, begin + chunk)
             col_chunk = col[:, : end - begin]
-            kernels.im2col_nhwc(x, col, begin, end - begin, *_window_ints(g))
+            kernels.im2col_nhwc(x, col, begin, end - begin, _n_chunks(end - begin), *_window_ints(g))
             np.matmul(col_chunk.transpose(0, 2, 1), dyg[:, begin:end], out=partial)
             dw_grouped += partial
     # [groups, (kh, kw, Cg), Mo] -> [kh, kw, Cg, groups * Mo]

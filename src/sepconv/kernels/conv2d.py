@@ -14,25 +14,39 @@ Output pixels are numbered flat, ``p = (b * out_h + i) * out_w + j``; a chunk is
 so that a short last chunk compiles no second signature).  Taps that fall in the padding read zeros
 (written as zeros into ``col``, as the reference multiplies them), so nothing is padded.
 
-All of them run on the calling thread: they sit between BLAS calls, which bring their own
-threads, and a Numba (OpenMP) parallel region right before a BLAS call leaves its workers
-spinning against BLAS's (measured here: 20-35 ms instead of 0.5 ms for a 16x784x64x64 matmul).
+The layout kernels split their pixels (tiles) into ``n_chunks`` contiguous ranges, one per
+Numba thread (``n_chunks = 1``: one range, still launched through ``prange``).  They alternate
+with BLAS calls, which bring their own threads: that only pays because the OpenMP workers wait
+passively between regions (see :mod:`sepconv.kernels._jit`); spinning, they fought BLAS's
+threads (measured: 20-35 ms instead of 0.5 ms for a 16x784x64x64 matmul).
 """
 
 from __future__ import annotations
 
+from numba import prange
+
 from ._jit import kernel
 
 
+@kernel(parallel=True)
+def im2col_nhwc(x, col, pixel_begin, pixels, n_chunks, kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left,
+                out_h, out_w):
+    """:func:`im2col_nhwc_range` over ``pixels`` output pixels, in ``n_chunks`` ranges in parallel."""
+    for k in prange(n_chunks):
+        im2col_nhwc_range(x, col, pixel_begin, pixels * k // n_chunks, pixels * (k + 1) // n_chunks, kh, kw,
+                          stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, out_h, out_w)
+
+
 @kernel
-def im2col_nhwc(x, col, pixel_begin, pixels, kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, out_h, out_w):
+def im2col_nhwc_range(x, col, pixel_begin, t_begin, t_end, kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left,
+                      out_h, out_w):
     """Fill ``col[g, t, (di, dj, c)] = x[b, i*s_h + di*d_h - pad_top, j*s_w + dj*d_w - pad_left, g*Cg + c]``
-    for the output pixels ``pixel_begin + t`` (zero outside the input)."""
+    for the output pixels ``pixel_begin + t``, ``t_begin <= t < t_end`` (zero outside the input)."""
     in_h, in_w = x.shape[1], x.shape[2]
     groups, k_size = col.shape[0], col.shape[2]
     cg = k_size // (kh * kw)
     plane = out_h * out_w
-    for t in range(pixels):
+    for t in range(t_begin, t_end):
         p = pixel_begin + t
         b = p // plane
         i = (p - b * plane) // out_w
@@ -116,10 +130,29 @@ def col2im_add_nhwc(col, dx, pixel_begin, pixels, kh, kw, stride_h, stride_w, di
 #   B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]      A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]
 
 
-@kernel
+@kernel(parallel=True)
 def winograd_f2x3_input_nhwc(x, v, scratch, tile_begin, tiles, pad_top, pad_left, tiles_h, tiles_w):
-    """``v[4r + s, t, c] = (B^T d B)[r, s]`` for the input block ``d`` of each tile (zeros outside
-    the input); ``scratch [16, C]`` holds ``B^T d``.  ``x`` must be finite: a value outside the
+    """:func:`winograd_f2x3_input_range` over ``tiles`` tiles, in ``n_chunks = scratch.shape[0]``
+    ranges in parallel, range ``k`` with its own ``scratch[k]``."""
+    n_chunks = scratch.shape[0]
+    for k in prange(n_chunks):
+        winograd_f2x3_input_range(x, v, scratch[k], tile_begin, tiles * k // n_chunks, tiles * (k + 1) // n_chunks,
+                                  pad_top, pad_left, tiles_h, tiles_w)
+
+
+@kernel(parallel=True)
+def winograd_f2x3_output_nhwc(m, out, scratch, tile_begin, tiles, tiles_h, tiles_w):
+    """:func:`winograd_f2x3_output_range` over ``tiles`` tiles, in ``scratch.shape[0]`` ranges in parallel."""
+    n_chunks = scratch.shape[0]
+    for k in prange(n_chunks):
+        winograd_f2x3_output_range(m, out, scratch[k], tile_begin, tiles * k // n_chunks, tiles * (k + 1) // n_chunks,
+                                   tiles_h, tiles_w)
+
+
+@kernel
+def winograd_f2x3_input_range(x, v, scratch, tile_begin, t_begin, t_end, pad_top, pad_left, tiles_h, tiles_w):
+    """``v[4r + s, t, c] = (B^T d B)[r, s]`` for the input block ``d`` of each tile ``t_begin <= t < t_end``
+    (zeros outside the input); ``scratch [16, C]`` holds ``B^T d``.  ``x`` must be finite: a value outside the
     input is read at a clamped position and multiplied by 0.
 
     Every channel loop writes one row, so that it vectorizes: a loop writing several rows of the
@@ -127,7 +160,7 @@ def winograd_f2x3_input_nhwc(x, v, scratch, tile_begin, tiles, pad_top, pad_left
     for 784 tiles x 64 channels).  No array views in the tile loop: each costs NRT refcounting."""
     in_h, in_w, c_size = x.shape[1], x.shape[2], x.shape[3]
     plane = tiles_h * tiles_w
-    for t in range(tiles):
+    for t in range(t_begin, t_end):
         p = tile_begin + t
         b = p // plane
         ti = (p - b * plane) // tiles_w
@@ -165,13 +198,13 @@ def winograd_f2x3_input_nhwc(x, v, scratch, tile_begin, tiles, pad_top, pad_left
 
 
 @kernel
-def winograd_f2x3_output_nhwc(m, out, scratch, tile_begin, tiles, tiles_h, tiles_w):
+def winograd_f2x3_output_range(m, out, scratch, tile_begin, t_begin, t_end, tiles_h, tiles_w):
     """``out[b, 2ti + r, 2tj + s, o] = (A^T M A)[r, s]`` with ``M[4r + s] = m[4r + s, t, o]``,
-    for the outputs of each tile that lie inside ``out``; ``scratch [8, out_c]`` holds ``A^T M``.
-    One written row per loop, as in :func:`winograd_f2x3_input_nhwc`."""
+    for the outputs of each tile ``t_begin <= t < t_end`` that lie inside ``out``; ``scratch [8, out_c]``
+    holds ``A^T M``.  One written row per loop, as in :func:`winograd_f2x3_input_range`."""
     out_h, out_w, o_size = out.shape[1], out.shape[2], out.shape[3]
     plane = tiles_h * tiles_w
-    for t in range(tiles):
+    for t in range(t_begin, t_end):
         p = tile_begin + t
         b = p // plane
         ti = (p - b * plane) // tiles_w
