@@ -91,10 +91,17 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
     n = dy.shape[0]
     dxp = np.zeros((n, g.in_h + g.pad_top + g.pad_bottom, g.in_w + g.pad_left + g.pad_right, g.in_c), dy.dtype)
     dym = dy.reshape(n, g.out_h, g.out_w, g.in_c, g.multiplier)
+    finite = np.isfinite(w).all()
     for di in range(g.kh):
         for dj in range(g.kw):
             rows, cols = _tap(g, di, dj)
             dxp[:, rows, cols, :] += (dym * w[di, dj]).sum(axis=-1)
+            if not finite:
+                # TensorFlow's CPU kernel multiplies every tap at every input pixel, by 0 where the tap
+                # reads no output: a non-finite tap gives 0 * inf = NaN there (its whole channel)
+                unread = np.ones(dxp.shape[1:3], bool)
+                unread[rows, cols] = False
+                dxp[:, unread, :] += (0 * w[di, dj]).sum(axis=-1)
     return dxp[:, g.pad_top:g.pad_top + g.in_h, g.pad_left:g.pad_left + g.in_w, :]
 
 

@@ -142,11 +142,13 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
     >>> float(depthwise_conv2d_backprop_input(w, dy, g)[0, 2, 2, 0])
     9.0
     """
+    w3 = _filter_per_channel(w)
+    if not kernels.all_finite(w3):
+        return reference.depthwise_conv2d_backprop_input(w, dy, g)
     dy = np.ascontiguousarray(dy)
     n = dy.shape[0]
     m = g.multiplier
     dx = np.empty((n, g.in_h, g.in_w, g.out_c), dy.dtype)
-    w3 = _filter_per_channel(w)
     if g.stride_h == 1 and g.stride_w == 1:
         flipped = np.ascontiguousarray(w3[::-1, ::-1])
         _forward(dy, flipped, dx, 1, 1, g.dil_h, g.dil_w,

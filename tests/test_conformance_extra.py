@@ -1,0 +1,80 @@
+"""Conformance cases found by comparing random configurations and error paths with TensorFlow 2.21.
+
+Each test pins one discrepancy that a new user would have met; the values are TensorFlow's
+(measured with ``TF_ENABLE_ONEDNN_OPTS=0``) or hand-computed from its kernels' rules, and every
+test runs on both implementations (``impl``) and, where a layout is involved, both layouts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import sepconv
+
+LAYOUTS = ("NHWC", "NCHW")
+
+
+def _nchw(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a.transpose(0, 3, 1, 2))
+
+
+def _nhwc(a: np.ndarray) -> np.ndarray:
+    return a.transpose(0, 2, 3, 1)
+
+
+# --------------------------------------------------------------------------- NaN and Inf
+
+
+def _tf_depthwise_backprop_input(w: np.ndarray, dy: np.ndarray, in_hw, stride: int, pads) -> np.ndarray:
+    """TensorFlow's CPU ``DepthwiseConv2dNativeBackpropInput`` as written: every input pixel multiplies
+    every filter tap, with ``out_backprop`` where the tap reads an output and 0 where it reads none
+    (``depthwise_conv_grad_op.cc``, ``CopyOutputBackpropRegion``)."""
+    kh, kw, c, m = w.shape
+    n, out_h, out_w, _ = dy.shape
+    (pad_top, _), (pad_left, _) = pads
+    dx = np.zeros((n, *in_hw, c))
+    for r in range(in_hw[0]):
+        for s in range(in_hw[1]):
+            for di in range(kh):
+                for dj in range(kw):
+                    o_r, rest_r = divmod(r + pad_top - di, stride)
+                    o_c, rest_c = divmod(s + pad_left - dj, stride)
+                    read = rest_r == 0 and rest_c == 0 and 0 <= o_r < out_h and 0 <= o_c < out_w
+                    g = dy[:, o_r, o_c].reshape(n, c, m) if read else np.zeros((n, c, m))
+                    dx[:, r, s] += (g * w[di, dj]).sum(axis=-1)
+    return dx
+
+
+@pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
+@pytest.mark.parametrize("stride, padding, pads", [
+    (1, "VALID", ((0, 0), (0, 0))),
+    (2, "SAME", ((1, 1), (0, 1))),   # 5x6 input, 3x3 filter, stride 2
+    (1, [[0, 0], [2, 0], [1, 3], [0, 0]], ((2, 0), (1, 3))),
+    (3, [[0, 0], [1, 2], [0, 4], [0, 0]], ((1, 2), (0, 4))),
+])
+@pytest.mark.parametrize("data_format", LAYOUTS)
+def test_depthwise_backprop_input_non_finite_filter_as_tensorflow(impl, value, stride, padding, pads, data_format):
+    # A non-finite filter tap reaches every input pixel of its channel in TensorFlow's kernel: as
+    # ``inf * out_backprop`` where the tap reads an output, as ``0 * inf = NaN`` where it reads none
+    # (measured: tf.raw_ops.DepthwiseConv2dNativeBackpropInput, TF 2.21 CPU). The finite channels
+    # are unaffected.
+    with np.errstate(invalid="ignore"):
+        rng = np.random.default_rng(7)
+        w = rng.uniform(0.5, 1.0, (3, 3, 3, 2))
+        w[1, 2, 1, 1] = value
+        in_hw = (5, 6)
+        g = sepconv.geometry.depthwise_geometry("t", (2, *in_hw, 3), w.shape, stride, padding)
+        dy = rng.uniform(0.5, 1.0, (2, g.out_h, g.out_w, 6))
+        expected = _tf_depthwise_backprop_input(w, dy, in_hw, stride, pads)
+        if isinstance(padding, list) and data_format == "NCHW":
+            padding = [padding[0], padding[3], padding[1], padding[2]]
+        args = (stride, padding, data_format)
+        if data_format == "NCHW":
+            dx = _nhwc(sepconv.depthwise_conv2d_backprop_input((2, 3, *in_hw), w, _nchw(dy), *args))
+        else:
+            dx = sepconv.depthwise_conv2d_backprop_input((2, *in_hw, 3), w, dy, *args)
+    assert not np.isfinite(expected[..., 1]).any()  # the whole channel, not only the pixels the tap reaches
+    np.testing.assert_array_equal(np.isnan(dx), np.isnan(expected))
+    np.testing.assert_array_equal(np.isposinf(dx), np.isposinf(expected))
+    np.testing.assert_allclose(dx[..., [0, 2]], expected[..., [0, 2]], rtol=1e-12)
