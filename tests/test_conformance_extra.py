@@ -78,3 +78,58 @@ def test_depthwise_backprop_input_non_finite_filter_as_tensorflow(impl, value, s
     np.testing.assert_array_equal(np.isnan(dx), np.isnan(expected))
     np.testing.assert_array_equal(np.isposinf(dx), np.isposinf(expected))
     np.testing.assert_allclose(dx[..., [0, 2]], expected[..., [0, 2]], rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- errors name the arguments
+
+X = np.ones((2, 7, 9, 3), np.float32)
+W_CONV, W_DW = np.ones((3, 3, 3, 4), np.float32), np.ones((3, 3, 3, 2), np.float32)
+DY_CONV, DY_DW = np.ones((2, 7, 9, 4), np.float32), np.ones((2, 7, 9, 6), np.float32)
+
+
+@pytest.mark.parametrize("call, pattern", [
+    (lambda: sepconv.conv2d(X, np.ones((3, 3, 5, 2)), 1, "SAME"),
+     r"^conv2d: .*\(3\).*\(5\).*`input` shape \(2, 7, 9, 3\).*`filters` shape \(3, 3, 5, 2\)"),
+    (lambda: sepconv.conv2d(np.ones((2, 7, 9, 6)), np.ones((3, 3, 2, 4)), 1, "SAME"),
+     r"^conv2d: .*3 groups.*divisible by 3.*`filters` shape \(3, 3, 2, 4\)"),
+    (lambda: sepconv.depthwise_conv2d(X, np.ones((3, 3, 5, 2)), 1, "SAME"),
+     r"^depthwise_conv2d: .*`filter` shape \(3, 3, 5, 2\).*\(3\).*`input` shape \(2, 7, 9, 3\)"),
+    (lambda: sepconv.separable_conv2d(X, np.ones((3, 3, 5, 2)), np.ones((1, 1, 10, 4)), 1, "SAME"),
+     r"^separable_conv2d: .*`depthwise_filter` shape \(3, 3, 5, 2\).*`input` shape \(2, 7, 9, 3\)"),
+    (lambda: sepconv.conv2d_backprop_input([2, 7, 9, 5], W_CONV, DY_CONV, 1, "SAME"),
+     r"^conv2d_backprop_input: .*\(5\).*\(3\).*`input_sizes` shape \(2, 7, 9, 5\).*`filters` shape \(3, 3, 3, 4\)"),
+    (lambda: sepconv.conv2d_transpose(DY_CONV, W_CONV, [2, 7, 9, 5], 1, "SAME"),
+     r"^conv2d_transpose: .*`output_shape` shape \(2, 7, 9, 5\).*`filters` shape \(3, 3, 3, 4\)"),
+    (lambda: sepconv.depthwise_conv2d_backprop_input([2, 7, 9, 5], W_DW, DY_DW, 1, "SAME"),
+     r"^depthwise_conv2d_backprop_input: .*`filter` shape \(3, 3, 3, 2\).*`input_sizes` shape \(2, 7, 9, 5\)"),
+    (lambda: sepconv.conv2d_backprop_filter(X, [3, 3, 5, 4], DY_CONV, 1, "SAME"),
+     r"^conv2d_backprop_filter: .*`input` shape \(2, 7, 9, 3\).*`filter_sizes` shape \(3, 3, 5, 4\)"),
+    (lambda: sepconv.depthwise_conv2d_backprop_filter(X, [3, 3, 5, 2], DY_DW, 1, "SAME"),
+     r"^depthwise_conv2d_backprop_filter: .*`filter_sizes` shape \(3, 3, 5, 2\).*`input` shape \(2, 7, 9, 3\)"),
+], ids=["conv2d", "conv2d groups", "depthwise", "separable", "conv2d_backprop_input", "conv2d_transpose",
+        "depthwise_backprop_input", "conv2d_backprop_filter", "depthwise_backprop_filter"])
+def test_channel_mismatch_names_both_arguments(impl, call, pattern):
+    # "the input's channels must equal the filter's": which argument is "the input" (an array, `input_sizes`,
+    # `output_shape`) and which is "the filter" (`filters`, `depthwise_filter`, `filter_sizes`) is the op's.
+    with pytest.raises(ValueError, match=pattern):
+        call()
+
+
+@pytest.mark.parametrize("op, sizes", [
+    (sepconv.conv2d_backprop_filter, [0, 3, 3, 4]), (sepconv.depthwise_conv2d_backprop_filter, [3, 0, 3, 2]),
+])
+def test_zero_sized_filter_sizes_named(impl, op, sizes):
+    dy = DY_CONV if op is sepconv.conv2d_backprop_filter else DY_DW
+    with pytest.raises(ValueError, match=rf"^{op.__name__}: `filter_sizes` must have a positive height and width"):
+        op(X, sizes, dy, 1, "SAME")
+
+
+@pytest.mark.parametrize("data_format", LAYOUTS)
+def test_rank_error_names_input_sizes(impl, data_format):
+    with pytest.raises(ValueError, match=r"^depthwise_conv2d_backprop_input: `input_sizes` must be"):
+        sepconv.depthwise_conv2d_backprop_input([2, 7, 9], W_DW, DY_DW, 1, "SAME", data_format)
+
+
+def test_conv2d_backprop_input_dtype_error_names_filters(impl):
+    with pytest.raises(TypeError, match=r"^conv2d_backprop_input: `filters` must be a real numeric array"):
+        sepconv.conv2d_backprop_input(X.shape, W_CONV.astype(np.complex64), DY_CONV, 1, "SAME")

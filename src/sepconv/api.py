@@ -330,7 +330,8 @@ def _backprop_input(op, input_sizes, filt, out_backprop, strides, padding, data_
     (w, dy), _, result = _arrays(op, **{filter_name: filt, dy_name: out_backprop})
     shape = resolve_input_sizes(op, input_sizes, w.shape, dy.shape, data_format, depthwise, sizes_name)
     geometry = depthwise_geometry if depthwise else conv2d_geometry
-    g = geometry(op, shape, w.shape, strides, padding, data_format, dilations, allow_empty_output=True)
+    g = geometry(op, shape, w.shape, strides, padding, data_format, dilations, allow_empty_output=True,
+                 names=(sizes_name, filter_name))
     check_out_backprop(op, g, dy.shape, f"`{sizes_name}` and the filter", dy_name)
     if _empty(w, dy):
         return np.zeros(g.input_shape, result)
@@ -343,7 +344,8 @@ def _backprop_filter(op, input, filter_sizes, out_backprop, strides, padding, da
     (x, dy), _, result = _arrays(op, input=input, out_backprop=out_backprop)
     sizes = check_filter_sizes(op, filter_sizes)
     geometry = depthwise_geometry if depthwise else conv2d_geometry
-    g = geometry(op, x.shape, sizes, strides, padding, data_format, dilations, allow_empty_output=True)
+    g = geometry(op, x.shape, sizes, strides, padding, data_format, dilations, allow_empty_output=True,
+                 names=("input", "filter_sizes"))
     check_out_backprop(op, g, dy.shape, "`input` and `filter_sizes`")
     if _empty(x, dy) or 0 in sizes:
         return np.zeros(sizes, result)
@@ -395,7 +397,7 @@ def conv2d_backprop_input(
     ((1, 5, 5, 2), 36.0)
     """
     return _backprop_input("conv2d_backprop_input", input_sizes, filters, out_backprop, strides, padding,
-                           data_format, dilations, depthwise=False)
+                           data_format, dilations, depthwise=False, names=("input_sizes", "filters", "out_backprop"))
 
 
 @_doc

@@ -288,40 +288,44 @@ def _build(op, data_format, batch_shape, h, w, c, kh, kw, out_c, groups, strides
 
 
 @functools.lru_cache(maxsize=1024)
-def _conv2d_cached(op, input_shape, filter_shape, strides, padding, data_format, dilations, allow_empty):
+def _conv2d_cached(op, input_shape, filter_shape, strides, padding, data_format, dilations, allow_empty, names):
     data_format = normalize_data_format(op, data_format)
-    input_shape, filter_shape = _shape(op, "input", input_shape), _shape(op, "filters", filter_shape)
-    batch_shape, h, w, c = _split_input(op, input_shape, data_format)
-    kh, kw, f_in, out_c = _filter4(op, "filters", filter_shape, "[filter_height, filter_width, in_channels, out_channels]")
-    _check_window_size(op, "filters", filter_shape)
+    input_name, filter_name = names or ("input", "filters")
+    input_shape, filter_shape = _shape(op, input_name, input_shape), _shape(op, filter_name, filter_shape)
+    batch_shape, h, w, c = _split_input(op, input_shape, data_format, input_name)
+    kh, kw, f_in, out_c = _filter4(op, filter_name, filter_shape,
+                                   "[filter_height, filter_width, in_channels, out_channels]")
+    _check_window_size(op, filter_name, filter_shape)
     if f_in == 0 or c % f_in != 0:
         raise ValueError(
             f"{op}: the input's channels ({c}) must equal the filter's in_channels ({f_in}) "
-            f"or be a multiple of it (grouped convolution); input shape {input_shape}, filter shape {filter_shape}"
-            if f_in else f"{op}: `filters` has 0 in_channels (shape {filter_shape})"
+            f"or be a multiple of it (grouped convolution); got `{input_name}` shape {input_shape} ({data_format}) "
+            f"and `{filter_name}` shape {filter_shape}"
+            if f_in else f"{op}: `{filter_name}` has 0 in_channels (shape {filter_shape})"
         )
     groups = c // f_in
     if out_c % groups != 0:
         raise ValueError(
             f"{op}: grouped convolution with {groups} groups (input channels {c} / filter in_channels {f_in}) "
-            f"needs out_channels divisible by {groups}, got filter shape {filter_shape}"
+            f"needs out_channels divisible by {groups}, got `{filter_name}` shape {filter_shape}"
         )
     return _build(op, data_format, batch_shape, h, w, c, kh, kw, out_c, groups, strides, padding, dilations, False,
                   allow_empty)
 
 
 @functools.lru_cache(maxsize=1024)
-def _depthwise_cached(op, input_shape, filter_shape, strides, padding, data_format, dilations, allow_empty):
+def _depthwise_cached(op, input_shape, filter_shape, strides, padding, data_format, dilations, allow_empty, names):
     data_format = normalize_data_format(op, data_format)
-    name = "depthwise_filter" if "separable" in op.lower() else "filter"  # the argument's name in that op
-    input_shape, filter_shape = _shape(op, "input", input_shape), _shape(op, name, filter_shape)
-    batch_shape, h, w, c = _split_input(op, input_shape, data_format)
+    # the arguments' names in that op
+    input_name, name = names or ("input", "depthwise_filter" if "separable" in op.lower() else "filter")
+    input_shape, filter_shape = _shape(op, input_name, input_shape), _shape(op, name, filter_shape)
+    batch_shape, h, w, c = _split_input(op, input_shape, data_format, input_name)
     kh, kw, f_c, m = _filter4(op, name, filter_shape, "[filter_height, filter_width, in_channels, channel_multiplier]")
     _check_window_size(op, name, filter_shape)
     if f_c != c:
         raise ValueError(
-            f"{op}: the filter's in_channels (dim 2 of shape {filter_shape}) must equal the input's channels ({c}); "
-            f"input shape {input_shape} ({data_format})"
+            f"{op}: the filter's in_channels (dim 2 of `{name}` shape {filter_shape}) must equal the input's "
+            f"channels ({c}) (`{input_name}` shape {input_shape}, {data_format})"
         )
     return _build(op, data_format, batch_shape, h, w, c, kh, kw, c * m, c, strides, padding, dilations, True,
                   allow_empty)
@@ -345,36 +349,43 @@ def _key(value: Any) -> Any:
 
 
 def _cached(fn, op, input_shape, filter_shape, strides, padding, data_format, dilations,
-            allow_empty) -> Conv2DGeometry:
+            allow_empty, names) -> Conv2DGeometry:
     try:
         args = tuple(_key(a) for a in (input_shape, filter_shape, strides, padding, data_format, dilations))
     except _Uncacheable:
-        return fn.__wrapped__(op, input_shape, filter_shape, strides, padding, data_format, dilations, allow_empty)
+        return fn.__wrapped__(op, input_shape, filter_shape, strides, padding, data_format, dilations, allow_empty,
+                              names)
     try:
-        return fn(op, *args, allow_empty)
+        return fn(op, *args, allow_empty, names)
     except (ValueError, TypeError):  # again with the caller's own values, for the message
-        return fn.__wrapped__(op, input_shape, filter_shape, strides, padding, data_format, dilations, allow_empty)
+        return fn.__wrapped__(op, input_shape, filter_shape, strides, padding, data_format, dilations, allow_empty,
+                              names)
 
 
 def conv2d_geometry(op: str, input_shape, filter_shape, strides, padding, data_format="NHWC",
-                    dilations=None, allow_empty_output: bool = False) -> Conv2DGeometry:
+                    dilations=None, allow_empty_output: bool = False,
+                    names: tuple[str, str] | None = None) -> Conv2DGeometry:
     """Geometry of a (possibly grouped) ``conv2d``; filter ``[kh, kw, in_c / groups, out_c]``.
 
     ``allow_empty_output`` (for the gradient ops) accepts an output height or width of 0 where
-    TensorFlow's kernels do; see :func:`windowed_output_size`.
+    TensorFlow's kernels do; see :func:`windowed_output_size`.  ``names``: the caller's names
+    for the input and the filter shape in error messages (default ``("input", "filters")``;
+    e.g. ``("input_sizes", "filters")`` for a gradient op).
     """
     return _cached(_conv2d_cached, op, input_shape, filter_shape, strides, padding, data_format, dilations,
-                   allow_empty_output)
+                   allow_empty_output, names)
 
 
 def depthwise_geometry(op: str, input_shape, filter_shape, strides, padding, data_format="NHWC",
-                       dilations=None, allow_empty_output: bool = False) -> Conv2DGeometry:
+                       dilations=None, allow_empty_output: bool = False,
+                       names: tuple[str, str] | None = None) -> Conv2DGeometry:
     """Geometry of a ``depthwise_conv2d``; filter ``[kh, kw, in_c, channel_multiplier]``.
 
-    ``allow_empty_output``: as in :func:`conv2d_geometry`.
+    ``allow_empty_output`` and ``names``: as in :func:`conv2d_geometry` (default names
+    ``("input", "filter")``, ``"depthwise_filter"`` for a separable op).
     """
     return _cached(_depthwise_cached, op, input_shape, filter_shape, strides, padding, data_format, dilations,
-                   allow_empty_output)
+                   allow_empty_output, names)
 
 
 def pointwise_filter_check(op: str, depthwise: Conv2DGeometry, pointwise_shape: tuple[int, ...]) -> int:
