@@ -133,3 +133,19 @@ def test_rank_error_names_input_sizes(impl, data_format):
 def test_conv2d_backprop_input_dtype_error_names_filters(impl):
     with pytest.raises(TypeError, match=r"^conv2d_backprop_input: `filters` must be a real numeric array"):
         sepconv.conv2d_backprop_input(X.shape, W_CONV.astype(np.complex64), DY_CONV, 1, "SAME")
+
+
+# --------------------------------------------------------------------------- stride with dilation
+
+
+@pytest.mark.parametrize("size", [9, 10, 11])
+@pytest.mark.parametrize("padding", ["SAME", "VALID"])
+def test_separable_stride_with_dilation_is_conv2d_of_the_combined_filter(impl, size, padding):
+    # tf.nn.separable_conv2d with strides 2 and dilations 2 warns and returns other values (of another
+    # shape for even sizes); the right answer is conv2d with filter[i, j, k, o] = sum_q dw[i, j, k, q] pw[k*M + q, o].
+    rng = np.random.default_rng(size)
+    x, dw, pw = rng.random((2, size, size, 2)), rng.random((3, 3, 2, 2)), rng.random((1, 1, 4, 3))
+    combined = np.einsum("hwkq,kqo->hwko", dw, pw.reshape(2, 2, 3))
+    expected = sepconv.conv2d(x, combined, 2, padding, dilations=2)
+    assert expected.shape[1] == {("SAME", 9): 5, ("SAME", 10): 5, ("SAME", 11): 6}.get((padding, size), expected.shape[1])
+    np.testing.assert_allclose(sepconv.separable_conv2d(x, dw, pw, 2, padding, dilations=2), expected, rtol=1e-12)

@@ -298,6 +298,10 @@ def separable_conv2d(
 
     Notes
     -----
+    Stride > 1 together with dilation > 1 computes the mathematically correct result, as
+    :func:`depthwise_conv2d` does (``tf.nn.separable_conv2d`` only warns and returns wrong
+    values, often of the wrong shape).
+
     {dtypes}
 
     Examples
