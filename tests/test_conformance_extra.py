@@ -149,3 +149,30 @@ def test_separable_stride_with_dilation_is_conv2d_of_the_combined_filter(impl, s
     expected = sepconv.conv2d(x, combined, 2, padding, dilations=2)
     assert expected.shape[1] == {("SAME", 9): 5, ("SAME", 10): 5, ("SAME", 11): 6}.get((padding, size), expected.shape[1])
     np.testing.assert_allclose(sepconv.separable_conv2d(x, dw, pw, 2, padding, dilations=2), expected, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- no error from deep inside
+
+
+@pytest.mark.parametrize("call", [
+    lambda: sepconv.conv2d(np.ones((2, 7, 9, 0)), W_CONV, 1, "SAME"),
+    lambda: sepconv.conv2d(np.ones((2, 0, 7, 9)), W_CONV, 1, "SAME", "NCHW"),
+    lambda: sepconv.conv2d_backprop_filter(np.ones((2, 7, 9, 0)), [3, 3, 3, 4], DY_CONV, 1, "SAME"),
+    lambda: sepconv.conv2d_backprop_input([2, 7, 9, 0], W_CONV, DY_CONV, 1, "SAME"),
+], ids=["conv2d", "conv2d NCHW", "backprop_filter", "backprop_input"])
+def test_input_without_channels_is_a_channel_mismatch(impl, call):
+    # 0 input channels against a filter with 3: 0 % 3 == 0 made it "0 groups" (ZeroDivisionError).
+    with pytest.raises(ValueError, match=r"input's channels \(0\) must equal the filter's in_channels \(3\)"):
+        call()
+
+
+@pytest.mark.parametrize("op, args", [
+    (sepconv.conv2d_backprop_filter, (X, [2**62, 2**62, 3, 4], DY_CONV)),
+    (sepconv.depthwise_conv2d_backprop_filter, (X, [2**40, 2**40, 3, 2], DY_DW)),
+    (sepconv.conv2d_backprop_input, ([2**40, 2**40, 2**40, 3], W_CONV, DY_CONV)),
+], ids=["conv2d_backprop_filter", "depthwise_backprop_filter", "backprop_input"])
+def test_sizes_beyond_int64_elements_are_refused_by_name(impl, op, args):
+    # TensorFlow: "Shape [...] would have more than 2**63 - 1 elements"; NumPy said "Maximum allowed dimension exceeded".
+    name = "filter_sizes" if "filter" in op.__name__ else "input_sizes"
+    with pytest.raises(ValueError, match=rf"^{op.__name__}: `{name}` must have at most 2\*\*63 - 1 elements"):
+        op(*args, 1, "SAME")

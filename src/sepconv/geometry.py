@@ -27,6 +27,7 @@ from typing import Any
 
 DATA_FORMATS = ("NHWC", "NCHW")
 _INT32_MAX = 2**31 - 1  # TensorFlow stores strides and dilations as int32 attributes
+_INT64_MAX = 2**63 - 1  # and counts a shape's elements in an int64
 
 
 @dataclass(frozen=True)
@@ -244,6 +245,9 @@ def _shape(op: str, name: str, shape: Any) -> tuple[int, ...]:
     dims = tuple(_as_int_list(op, name, shape))
     if any(d < 0 for d in dims):
         raise _fail(op, name, list(dims), "non-negative sizes")
+    if math.prod(dims) > _INT64_MAX:
+        raise ValueError(f"{op}: `{name}` must have at most 2**63 - 1 elements, got {name}={list(dims)} "
+                         f"(TensorFlow: 'Shape {list(dims)} would have more than 2**63 - 1 elements')")
     return dims
 
 
@@ -296,7 +300,7 @@ def _conv2d_cached(op, input_shape, filter_shape, strides, padding, data_format,
     kh, kw, f_in, out_c = _filter4(op, filter_name, filter_shape,
                                    "[filter_height, filter_width, in_channels, out_channels]")
     _check_window_size(op, filter_name, filter_shape)
-    if f_in == 0 or c % f_in != 0:
+    if f_in == 0 or c == 0 or c % f_in != 0:
         raise ValueError(
             f"{op}: the input's channels ({c}) must equal the filter's in_channels ({f_in}) "
             f"or be a multiple of it (grouped convolution); got `{input_name}` shape {input_shape} ({data_format}) "
