@@ -87,6 +87,65 @@ def test_forward_and_gradients_match_reference(geometry, dtype):
     np.testing.assert_allclose(fast, ref, **tol(dtype))
 
 
+def _nchw(geometry_args: dict) -> dict:
+    """The same call in NCHW: explicit NHWC pads become NCHW pads."""
+    pad = geometry_args["padding"]
+    if not isinstance(pad, str):
+        pad = [pad[0], pad[3], pad[1], pad[2]]
+    return {**geometry_args, "padding": pad, "data_format": "NCHW"}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=_ids)
+def test_native_nchw_matches_reference(geometry, dtype, monkeypatch):
+    """NCHW runs on its own kernels (no transposes): the same grid, transposed, every plane size native."""
+    monkeypatch.setattr(fast_depthwise, "NCHW_NATIVE_MIN_PIXELS", 0)
+    x, filt, dy, args = _problem(geometry, dtype)
+    x, dy, args = x.transpose(0, 3, 1, 2).copy(), dy.transpose(0, 3, 1, 2).copy(), _nchw(args)
+    fast, ref = _both(sepconv.depthwise_conv2d, x, filt, **args)
+    assert fast.dtype == ref.dtype == dtype
+    np.testing.assert_allclose(fast, ref, **tol(dtype))
+    fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, filt, dy, **args)
+    np.testing.assert_allclose(fast, ref, **tol(dtype))
+    fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, filt.shape, dy, **args)
+    np.testing.assert_allclose(fast, ref, **tol(dtype))
+    pointwise = rand(np.random.default_rng(9), (1, 1, filt.shape[2] * filt.shape[3], 5), dtype)
+    fast, ref = _both(sepconv.separable_conv2d, x, filt, pointwise, **args)
+    np.testing.assert_allclose(fast, ref, **tol(dtype))
+
+
+def test_native_nchw_is_taken(monkeypatch):
+    """The NCHW calls reach the native kernels, not the NHWC ones through transposes (planes made large
+    enough to take them)."""
+    def refuse(*args):
+        raise AssertionError("NHWC kernel called for an NCHW depthwise op")
+
+    rng = np.random.default_rng(3)
+    x, filt = rand(rng, (2, 3, 33, 35), np.float32), rand(rng, (3, 3, 3, 2), np.float32)
+    dy = rand(rng, (2, 6, 33, 35), np.float32)
+    for name in ("depthwise_conv2d", "depthwise_conv2d_backprop_input"):
+        monkeypatch.setattr(sepconv.fast, name, refuse)
+        monkeypatch.setattr(fast_depthwise, name, refuse)
+    args = dict(strides=1, padding="SAME", data_format="NCHW")
+    assert sepconv.depthwise_conv2d(x, filt, **args).shape == dy.shape
+    assert sepconv.depthwise_conv2d_backprop_input(x.shape, filt, dy, **args).shape == x.shape
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+def test_native_nchw_non_finite_filter_like_the_reference(bad, monkeypatch):
+    monkeypatch.setattr(fast_depthwise, "NCHW_NATIVE_MIN_PIXELS", 0)
+    x = rand(np.random.default_rng(5), (2, 4, 6, 7), np.float64)
+    filt = rand(np.random.default_rng(6), (3, 3, 4, 2), np.float64)
+    filt[0, 0, 1, 1] = bad
+    fast, ref = _both(sepconv.depthwise_conv2d, x, filt, 1, "SAME", data_format="NCHW")
+    np.testing.assert_array_equal(np.isnan(fast), np.isnan(ref))
+    np.testing.assert_allclose(fast, ref, **tol(np.float64))
+    dy = rand(np.random.default_rng(7), fast.shape, np.float64)
+    fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, filt, dy, 1, "SAME", data_format="NCHW")
+    np.testing.assert_allclose(fast, ref, **tol(np.float64))
+
+
 def test_serial_and_parallel_paths_agree(monkeypatch):
     x, filt, dy, args = _problem((2, 21, 22, 70, 2, (3, 3), 1, 1, "SAME"), np.float64)
     results = {}

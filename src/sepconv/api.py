@@ -119,6 +119,18 @@ def _from_nhwc(y: np.ndarray, g: Conv2DGeometry, shape: tuple[int, ...], dtype: 
     return y.reshape(shape).astype(dtype, copy=False)
 
 
+def _native_nchw(g: Conv2DGeometry, name: str):
+    """The implementation's ``<name>_nchw`` function when the call is NCHW and it has one, else None."""
+    if g.data_format != "NCHW":
+        return None
+    return getattr(_impl(), f"{name}_nchw", None)
+
+
+def _batch_flat(a: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
+    """Any number of batch axes -> one (a view when it can be)."""
+    return a.reshape((g.batch, *a.shape[-3:]))
+
+
 def _empty(*arrays: np.ndarray) -> bool:
     return any(a.size == 0 for a in arrays)
 
@@ -258,6 +270,9 @@ def depthwise_conv2d(
     g = depthwise_geometry(op, x.shape, w.shape, strides, padding, data_format, dilations)
     if _empty(x, w) or g.out_h == 0 or g.out_w == 0:
         return np.zeros(g.output_shape, result)
+    native = _native_nchw(g, "depthwise_conv2d")
+    if native is not None:
+        return native(_batch_flat(x, g), w, g).reshape(g.output_shape).astype(result, copy=False)
     y = _impl().depthwise_conv2d(_to_nhwc(x, g), w, g)
     return _from_nhwc(y, g, g.output_shape, result)
 
@@ -320,6 +335,9 @@ def separable_conv2d(
     out_shape = g._layout(g.out_h, g.out_w, out_c)
     if _empty(x, wd, wp) or g.out_h == 0 or g.out_w == 0:
         return np.zeros(out_shape, result)
+    native = _native_nchw(g, "separable_conv2d")
+    if native is not None:
+        return native(_batch_flat(x, g), wd, wp, g).reshape(out_shape).astype(result, copy=False)
     y = _impl().separable_conv2d(_to_nhwc(x, g), wd, wp, g)
     return _from_nhwc(y, g, out_shape, result)
 
@@ -339,6 +357,9 @@ def _backprop_input(op, input_sizes, filt, out_backprop, strides, padding, data_
     check_out_backprop(op, g, dy.shape, f"`{sizes_name}` and the filter", dy_name)
     if _empty(w, dy):
         return np.zeros(g.input_shape, result)
+    native = _native_nchw(g, "depthwise_conv2d_backprop_input") if depthwise else None
+    if native is not None:
+        return native(w, _batch_flat(dy, g), g).reshape(g.input_shape).astype(result, copy=False)
     kernel = _impl().depthwise_conv2d_backprop_input if depthwise else _impl().conv2d_backprop_input
     dx = kernel(w, _to_nhwc(dy, g), g)
     return _from_nhwc(dx, g, g.input_shape, result)

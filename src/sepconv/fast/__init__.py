@@ -3,11 +3,21 @@
 Each function takes NHWC arrays with one batch axis in the compute dtype and the op's
 ``Conv2DGeometry``, allocates the output, picks a kernel by shape class and hands it plain
 ints.  One module per op family; the kernels themselves live in :mod:`sepconv.kernels`.
+
+The depthwise forward, its input gradient and separable also have ``*_nchw`` functions, which
+take NCHW arrays (same geometry) and return NCHW results: ``sepconv.api`` calls them for
+``data_format="NCHW"`` when the implementation has them, instead of transposing to NHWC and back.
 """
 
 from .conv2d import conv2d, conv2d_backprop_filter, conv2d_backprop_input
-from .depthwise import depthwise_conv2d, depthwise_conv2d_backprop_filter, depthwise_conv2d_backprop_input
-from .separable import separable_conv2d
+from .depthwise import (
+    depthwise_conv2d,
+    depthwise_conv2d_backprop_filter,
+    depthwise_conv2d_backprop_input,
+    depthwise_conv2d_backprop_input_nchw,
+    depthwise_conv2d_nchw,
+)
+from .separable import separable_conv2d, separable_conv2d_nchw
 
 __all__ = [
     "conv2d",
@@ -16,5 +26,8 @@ __all__ = [
     "depthwise_conv2d",
     "depthwise_conv2d_backprop_filter",
     "depthwise_conv2d_backprop_input",
+    "depthwise_conv2d_backprop_input_nchw",
+    "depthwise_conv2d_nchw",
     "separable_conv2d",
+    "separable_conv2d_nchw",
 ]

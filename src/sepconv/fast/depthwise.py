@@ -22,6 +22,7 @@ import numpy as np
 from .. import reference
 from ..geometry import Conv2DGeometry
 from ..kernels import depthwise as kernels
+from ..kernels import depthwise_nchw as nchw
 from ..kernels._jit import PARALLEL_LAUNCH
 
 # Below this many multiply-adds a call stays on the calling thread.
@@ -225,3 +226,82 @@ def depthwise_conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeo
     if not kernels.all_finite(dw) or (_has_window_in_padding(g) and not np.isfinite(dy).all()):
         return reference.depthwise_conv2d_backprop_filter(x, dy, g)
     return dw
+
+
+# --------------------------------------------------------------------------- NCHW, natively
+
+
+# Output planes smaller than this many pixels go through NHWC (transposes) instead: each plane
+# costs a window copy and a few views per row, which small planes do not amortize (measured:
+# 8x192x28x28 takes about as long either way, 1x576x14x14 twice as long natively).
+NCHW_NATIVE_MIN_PIXELS = 1024
+
+
+def _nchw_via_nhwc(g: Conv2DGeometry) -> bool:
+    return g.out_h * g.out_w < NCHW_NATIVE_MIN_PIXELS
+
+
+def _to_nhwc(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a.transpose(0, 2, 3, 1))
+
+
+def depthwise_conv2d_nchw(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
+    """Depthwise forward on NCHW: ``x [N, C, H, W]``, ``w [kh, kw, C, M]`` -> ``[N, C*M, out_h, out_w]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sepconv.geometry import depthwise_geometry
+    >>> x, w = np.ones((1, 2, 5, 5), np.float32), np.ones((3, 3, 2, 1), np.float32)
+    >>> g = depthwise_geometry("depthwise_conv2d", x.shape, w.shape, 1, "SAME", "NCHW")
+    >>> float(depthwise_conv2d_nchw(x, w, g)[0, 0, 2, 2])
+    9.0
+    """
+    if _nchw_via_nhwc(g):
+        return depthwise_conv2d(_to_nhwc(x), w, g).transpose(0, 3, 1, 2)
+    x = np.ascontiguousarray(x)
+    out = np.empty((x.shape[0], g.out_c, g.out_h, g.out_w), x.dtype)
+    _nchw_forward(x, _filter_per_channel(w), out, g.multiplier, g.stride_h, g.stride_w, g.dil_h, g.dil_w,
+                  g.pad_top, g.pad_left)
+    return out
+
+
+def _nchw_forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, multiplier: int, stride_h: int, stride_w: int,
+                  dil_h: int, dil_w: int, pad_top: int, pad_left: int) -> None:
+    args = (stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
+    planes = out.shape[0] * out.shape[1]
+    n_chunks = _n_chunks(planes, out.size * w3.shape[0] * w3.shape[1])
+    if n_chunks == 1:
+        nchw.depthwise_nchw_forward_range(x, w3, out, multiplier, 0, planes, *args)
+    else:
+        with PARALLEL_LAUNCH:
+            nchw.depthwise_nchw_forward_parallel(x, w3, out, multiplier, n_chunks, *args)
+
+
+def depthwise_conv2d_backprop_input_nchw(w: np.ndarray, dy: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
+    """Input gradient on NCHW: ``w [kh, kw, C, M]``, ``dy [N, C*M, out_h, out_w]`` -> ``[N, C, H, W]``.
+
+    Stride 1: the NCHW forward op on ``dy`` with the flipped filter (then summed over the
+    multiplier).  A larger stride, or small planes, go through NHWC (transposes).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sepconv.geometry import depthwise_geometry
+    >>> w, dy = np.ones((3, 3, 2, 1)), np.ones((1, 2, 5, 5))
+    >>> g = depthwise_geometry("depthwise_conv2d_backprop_input", (1, 2, 5, 5), w.shape, 1, "SAME", "NCHW")
+    >>> float(depthwise_conv2d_backprop_input_nchw(w, dy, g)[0, 0, 2, 2])
+    9.0
+    """
+    w3 = _filter_per_channel(w)
+    if g.stride_h != 1 or g.stride_w != 1 or not kernels.all_finite(w3) or _nchw_via_nhwc(g):
+        return depthwise_conv2d_backprop_input(w, _to_nhwc(dy), g).transpose(0, 3, 1, 2)
+    dy = np.ascontiguousarray(dy)
+    n, m = dy.shape[0], g.multiplier
+    dx = np.empty((n, g.out_c, g.in_h, g.in_w), dy.dtype)
+    flipped = np.ascontiguousarray(w3[::-1, ::-1])
+    _nchw_forward(dy, flipped, dx, 1, 1, 1, g.dil_h, g.dil_w,
+                  (g.kh - 1) * g.dil_h - g.pad_top, (g.kw - 1) * g.dil_w - g.pad_left)
+    if m > 1:
+        return dx.reshape(n, g.in_c, m, g.in_h, g.in_w).sum(axis=2)
+    return dx

@@ -94,3 +94,24 @@ def separable_conv2d(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv2DGeo
                                     g.dil_h, g.dil_w, g.pad_top, g.pad_left, g.out_h, g.out_w)
         np.matmul(band[: end - begin], pointwise, out=out2d[begin:end])
     return out
+
+
+def separable_conv2d_nchw(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
+    """NCHW, natively: the NCHW depthwise op, then per image ``[out_c, C*M] @ [C*M, out_h*out_w]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sepconv.geometry import depthwise_geometry
+    >>> x, wd, wp = np.ones((1, 2, 5, 5)), np.ones((3, 3, 2, 1)), np.ones((1, 1, 2, 3))
+    >>> g = depthwise_geometry("separable_conv2d", x.shape, wd.shape, 1, "SAME", "NCHW")
+    >>> separable_conv2d_nchw(x, wd, wp, g)[0, 0, :2, :2]
+    array([[ 8., 12.],
+           [12., 18.]])
+    """
+    y = depthwise.depthwise_conv2d_nchw(x, wd, g)
+    n, channels, out_h, out_w = y.shape
+    pointwise_t = wp.reshape(channels, wp.shape[3]).T
+    out = np.empty((n, pointwise_t.shape[0], out_h, out_w), y.dtype)
+    np.matmul(pointwise_t, y.reshape(n, channels, out_h * out_w), out=out.reshape(n, pointwise_t.shape[0], -1))
+    return out
