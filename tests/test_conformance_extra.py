@@ -176,3 +176,18 @@ def test_sizes_beyond_int64_elements_are_refused_by_name(impl, op, args):
     name = "filter_sizes" if "filter" in op.__name__ else "input_sizes"
     with pytest.raises(ValueError, match=rf"^{op.__name__}: `{name}` must have at most 2\*\*63 - 1 elements"):
         op(*args, 1, "SAME")
+
+
+# --------------------------------------------------------------------------- what TensorFlow accepts
+
+
+@pytest.mark.parametrize("padding", [b"SAME", b"VALID"])
+def test_padding_as_bytes_as_tensorflow(impl, padding):
+    # tf.nn.conv2d / depthwise_conv2d / separable_conv2d / conv2d_transpose take b"SAME" and b"VALID"
+    # (string attributes go in as bytes); b"same" stays an error, as there.
+    rng = np.random.default_rng(0)
+    x, w = rng.random((1, 5, 6, 3)), rng.random((3, 3, 3, 2))
+    expected = sepconv.depthwise_conv2d(x, w, 2, padding.decode())
+    np.testing.assert_array_equal(sepconv.depthwise_conv2d(x, w, 2, padding), expected)
+    with pytest.raises(ValueError, match=r"^conv2d: `padding` must be 'SAME', 'VALID'"):
+        sepconv.conv2d(x, w, 1, padding.lower())

@@ -180,8 +180,11 @@ def normalize_padding(op: str, padding: Any, data_format: str) -> str | tuple[tu
     """``"SAME"``, ``"VALID"`` or explicit pads -> the string or ``((top, bottom), (left, right))``.
 
     Explicit pads are TensorFlow's 4 pairs in the layout's order, with ``[0, 0]`` on the
-    batch and channel axes (TensorFlow refuses 2 pairs, and so do we).
+    batch and channel axes (TensorFlow refuses 2 pairs, and so do we).  ``b"SAME"`` and ``b"VALID"``
+    work too, as in TensorFlow.
     """
+    if isinstance(padding, bytes):
+        padding = padding.decode("latin-1")
     if isinstance(padding, str):
         if padding in ("SAME", "VALID"):
             return padding
