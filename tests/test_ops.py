@@ -182,3 +182,17 @@ def test_input_sizes_two_vector(impl):
 def test_docstring_examples_run():
     result = doctest.testmod(sepconv.api, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 8 and result.failed == 0
+
+
+def test_conv2d_backprop_input_takes_the_raw_op_keyword_filter():
+    """``filter=`` (tf.raw_ops / tf.compat.v1) gives what ``filters=`` gives; both, or neither, is an error."""
+    rng = np.random.default_rng(0)
+    w, dy = rng.standard_normal((3, 3, 2, 4)), rng.standard_normal((1, 5, 5, 4))
+    expected = sepconv.conv2d_backprop_input([1, 5, 5, 2], w, dy, 1, "SAME")
+    got = sepconv.conv2d_backprop_input(input_sizes=[1, 5, 5, 2], filter=w, out_backprop=dy, strides=[1, 1, 1, 1],
+                                        padding="SAME")
+    np.testing.assert_array_equal(got, expected)
+    with pytest.raises(TypeError, match="not both"):
+        sepconv.conv2d_backprop_input([1, 5, 5, 2], w, dy, 1, "SAME", filter=w)
+    with pytest.raises(TypeError, match="conv2d_backprop_input: missing required argument.*`filters`"):
+        sepconv.conv2d_backprop_input([1, 5, 5, 2], out_backprop=dy, strides=1, padding="SAME")

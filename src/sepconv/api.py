@@ -131,6 +131,13 @@ def _batch_flat(a: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
     return a.reshape((g.batch, *a.shape[-3:]))
 
 
+def _required(op: str, **named: Any) -> None:
+    """Arguments that have a default only so that an alias may stand in for one of them."""
+    missing = [name for name, value in named.items() if value is None]
+    if missing:
+        raise TypeError(f"{op}: missing required argument(s) {', '.join(f'`{m}`' for m in missing)}")
+
+
 def _empty(*arrays: np.ndarray) -> bool:
     return any(a.size == 0 for a in arrays)
 
@@ -382,13 +389,15 @@ def _backprop_filter(op, input, filter_sizes, out_backprop, strides, padding, da
 @_doc
 def conv2d_backprop_input(
     input_sizes: Sequence[int],
-    filters: Any,
-    out_backprop: Any,
-    strides: IntOrList,
-    padding: Padding,
+    filters: Any = None,
+    out_backprop: Any = None,
+    strides: IntOrList | None = None,
+    padding: Padding | None = None,
     data_format: str = "NHWC",
     dilations: IntOrList | None = None,
     name: str | None = None,
+    *,
+    filter: Any = None,
 ) -> np.ndarray:
     """Gradient of :func:`conv2d` with respect to its input, as ``tf.raw_ops.Conv2DBackpropInput``.
 
@@ -398,7 +407,8 @@ def conv2d_backprop_input(
         The input's full shape, or its ``[height, width]`` (batch and channels then come from
         ``out_backprop`` and ``filters``).
     filters : array_like
-        ``[filter_height, filter_width, in_channels / groups, out_channels]``.
+        ``[filter_height, filter_width, in_channels / groups, out_channels]``.  Keyword ``filter=``
+        (the spelling of ``tf.raw_ops`` and ``tf.compat.v1``) is accepted instead.
     out_backprop : array_like
         The gradient of the output, shaped like :func:`conv2d`'s output.
     {common}
@@ -421,7 +431,13 @@ def conv2d_backprop_input(
     >>> dx.shape, float(dx[0, 2, 2, 0])
     ((1, 5, 5, 2), 36.0)
     """
-    return _backprop_input("conv2d_backprop_input", input_sizes, filters, out_backprop, strides, padding,
+    op = "conv2d_backprop_input"
+    if filter is not None:  # the raw op's and tf.compat.v1's spelling
+        if filters is not None:
+            raise TypeError(f"{op}: give the filter as `filters` or as `filter`, not both")
+        filters = filter
+    _required(op, filters=filters, out_backprop=out_backprop, strides=strides, padding=padding)
+    return _backprop_input(op, input_sizes, filters, out_backprop, strides, padding,
                            data_format, dilations, depthwise=False, names=("input_sizes", "filters", "out_backprop"))
 
 
