@@ -33,7 +33,7 @@ GEOMETRIES = [
     (1, 7, 9, 17, 1, (3, 3), 1, 1, [[0, 0], [2, 0], [0, 3], [0, 0]]),
     (1, 5, 6, 3, 2, (3, 3), 2, 1, [[0, 0], [4, 1], [1, 5], [0, 0]]),  # pads larger than the window
     (1, 4, 4, 3, 1, (3, 3), 1, 3, [[0, 0], [6, 0], [0, 6], [0, 0]]),  # windows entirely in the padding
-    (2, 21, 22, 70, 1, (3, 3), 1, 1, "SAME"),  # large enough to run on every thread
+    (2, 21, 22, 70, 1, (3, 3), 1, 1, "SAME"),
     (1, 24, 20, 40, 2, (3, 3), 2, 1, "SAME"),
     (3, 15, 16, 48, 1, (5, 5), 1, 1, "VALID"),
     (1, 11, 12, 19, 1, (5, 5), 2, 1, "SAME"),
@@ -72,9 +72,12 @@ def _problem(geometry, dtype, seed=0):
     return x, filt, dy, dict(strides=s, padding=pad, dilations=d)
 
 
+@pytest.mark.parametrize("threads", ["serial", "parallel"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("geometry", GEOMETRIES, ids=_ids)
-def test_forward_and_gradients_match_reference(geometry, dtype):
+def test_forward_and_gradients_match_reference(geometry, dtype, threads, monkeypatch):
+    """Every geometry on the calling thread and split over the threads (rows cut at every block size)."""
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
     x, filt, dy, args = _problem(geometry, dtype)
     fast, ref = _both(sepconv.depthwise_conv2d, x, filt, **args)
     assert fast.dtype == ref.dtype == dtype

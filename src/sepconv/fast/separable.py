@@ -16,8 +16,8 @@ Two plans:
 
 Fusion saves the intermediate's traffic, but on two cores it loses: the band kernel runs on one
 thread between BLAS calls, and the whole-tensor GEMM is more efficient than per-band ones.
-Measured on this machine (Xeon, 2 cores; µs, best of 15, OpenMP workers not spinning long, as
-:mod:`sepconv.kernels._jit` sets them), fused vs unfused: 1x56x56x144 -> 144: 1479 vs 1064;
+Measured on this machine (Xeon, 2 cores; µs, best of 15, ``OMP_WAIT_POLICY=PASSIVE`` as
+:mod:`sepconv.kernels._jit` sets it), fused vs unfused: 1x56x56x144 -> 144: 1479 vs 1064;
 8x28x28x192 -> 64: 2859 vs 1786; 1x19x19x728 -> 728: 2298 vs 2250; 1x147x147x64 -> 128:
 4777 vs 3126; 1x28x28x96 k5 s2 -> 160: 253 vs 164; with one thread each, unfused still wins
 (1661 vs 1535 on the first).  So unfused is the default; the fused plan stays, tested, for

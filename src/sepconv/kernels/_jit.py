@@ -32,21 +32,21 @@ FASTMATH = {"reassoc", "contract", "nsz", "arcp"} if os.environ.get("SEPCONV_FAS
 def _thread_safe_layer_available() -> bool:
     """Whether Numba will run parallel kernels on a layer that allows concurrent launches.
 
-    Importing the layer loads its OpenMP runtime (``libgomp``), which reads how long idle workers
-    spin once, then: unless the caller has chosen (``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``), we
-    load it with ``GOMP_SPINCOUNT`` = :data:`SPIN_COUNT` (and put the environment back).  By
-    default idle workers spin for 300,000 rounds after each parallel region, and on two cores they
-    then fight BLAS's threads in the GEMM that follows (measured: separable 1x56x56x144 -> 144 as a
-    parallel depthwise then a GEMM, 6.7 ms spinning vs 1.2 ms not).  Not spinning at all
-    (``PASSIVE``) costs ~20 us to wake the workers for every parallel region, which small layers
-    feel (1x7x7x960 depthwise: 64 us on two threads against 45 on one); a short spin costs
-    neither (45 us, and the GEMMs as fast as passive).
+    Importing the layer loads its OpenMP runtime (``libgomp``), which reads ``OMP_WAIT_POLICY``
+    once, then: unless the caller has chosen (``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``), we load
+    it ``PASSIVE`` (and put the environment back).  By default idle OpenMP workers spin for
+    300,000 rounds after each parallel region, and on two cores they then fight BLAS's threads in
+    the GEMM that follows (measured: separable 1x56x56x144 -> 144 as a parallel depthwise then a
+    GEMM, 6.7 ms spinning vs 1.2 ms passive).  Passive workers cost ~20 us to wake for each
+    parallel region, so small problems stay on the calling thread (``PARALLEL_MIN_MACS`` in
+    ``sepconv.fast.depthwise``).  A short spin (``GOMP_SPINCOUNT=3000``) was tried too: small
+    layers gained, the GEMM-bound separable and conv2d cases lost up to 50% in the benchmark.
     """
     if os.environ.get("NUMBA_THREADING_LAYER", "").lower() == "workqueue":
         return False
     chosen = "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ
     if not chosen:
-        os.environ["GOMP_SPINCOUNT"] = str(SPIN_COUNT)
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     try:
         for module in ("tbbpool", "omppool"):  # what Numba itself imports to pick a layer
             try:
@@ -57,12 +57,7 @@ def _thread_safe_layer_available() -> bool:
         return False
     finally:
         if not chosen:
-            del os.environ["GOMP_SPINCOUNT"]
-
-
-# Rounds an idle OpenMP worker spins before it sleeps (see _thread_safe_layer_available): measured
-# 0, 3,000 and 30,000 on 2 cores; 30,000 already slows the GEMMs after a parallel region 2x.
-SPIN_COUNT = 3000
+            del os.environ["OMP_WAIT_POLICY"]
 
 
 THREAD_SAFE_LAYER = _thread_safe_layer_available()
