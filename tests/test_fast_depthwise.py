@@ -78,14 +78,16 @@ def _problem(geometry, dtype, seed=0):
 def test_forward_and_gradients_match_reference(geometry, dtype, threads, monkeypatch):
     """Every geometry on the calling thread and split over the threads (rows cut at every block size)."""
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
-    x, filt, dy, args = _problem(geometry, dtype)
+    _assert_three_ops_match(*_problem(geometry, dtype), dtype)
+
+
+def _assert_three_ops_match(x, filt, dy, args, dtype):
+    """Forward, input gradient and filter gradient: fast against reference."""
     fast, ref = _both(sepconv.depthwise_conv2d, x, filt, **args)
     assert fast.dtype == ref.dtype == dtype
     np.testing.assert_allclose(fast, ref, **tol(dtype))
-
     fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, filt, dy, **args)
     np.testing.assert_allclose(fast, ref, **tol(dtype))
-
     fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, filt.shape, dy, **args)
     np.testing.assert_allclose(fast, ref, **tol(dtype))
 
@@ -105,13 +107,7 @@ def test_native_nchw_matches_reference(geometry, dtype, monkeypatch):
     monkeypatch.setattr(fast_depthwise, "NCHW_NATIVE_MIN_PIXELS", 0)
     x, filt, dy, args = _problem(geometry, dtype)
     x, dy, args = x.transpose(0, 3, 1, 2).copy(), dy.transpose(0, 3, 1, 2).copy(), _nchw(args)
-    fast, ref = _both(sepconv.depthwise_conv2d, x, filt, **args)
-    assert fast.dtype == ref.dtype == dtype
-    np.testing.assert_allclose(fast, ref, **tol(dtype))
-    fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, filt, dy, **args)
-    np.testing.assert_allclose(fast, ref, **tol(dtype))
-    fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, filt.shape, dy, **args)
-    np.testing.assert_allclose(fast, ref, **tol(dtype))
+    _assert_three_ops_match(x, filt, dy, args, dtype)
     pointwise = rand(np.random.default_rng(9), (1, 1, filt.shape[2] * filt.shape[3], 5), dtype)
     fast, ref = _both(sepconv.separable_conv2d, x, filt, pointwise, **args)
     np.testing.assert_allclose(fast, ref, **tol(dtype))
