@@ -253,9 +253,14 @@ def test_non_finite_out_backprop_in_filter_gradient_like_the_reference(padding):
     np.testing.assert_allclose(fast, ref, **tol(np.float64))
 
 
-def test_concurrent_calls_from_python_threads():
+def test_concurrent_calls_from_python_threads(monkeypatch):
+    """Parallel kernels launched from several Python threads at once, NHWC and native NCHW."""
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 0)
+    monkeypatch.setattr(fast_depthwise, "NCHW_NATIVE_MIN_PIXELS", 0)
     geometries = [(2, 21, 22, 70, 1, (3, 3), 1, 1, "SAME"), (1, 24, 20, 40, 2, (3, 3), 2, 1, "SAME")]
     problems = [_problem(geometry, np.float32, seed) for seed, geometry in enumerate(geometries)]
+    problems += [(x.transpose(0, 3, 1, 2).copy(), filt, dy.transpose(0, 3, 1, 2).copy(), _nchw(args))
+                 for x, filt, dy, args in problems]
     expected = []
     with sepconv.use_implementation("reference"):
         for x, filt, dy, args in problems:
@@ -277,7 +282,7 @@ def test_concurrent_calls_from_python_threads():
                         failures.append(f"thread {index}: max error {np.abs(a - b).max()}")
                         return
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
     for t in threads:
         t.start()
     for t in threads:
