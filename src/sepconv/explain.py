@@ -251,6 +251,10 @@ def _op_function(row: _Row, dtype: np.dtype):
     return lambda: sepconv.conv2d(x, w, c["strides"], c["padding"], **kwargs)
 
 
+# Pause before measuring each op (see _measure).
+SETTLE_SECONDS = 0.3
+
+
 def _median_seconds(fn, min_calls: int = 5, budget_seconds: float = 0.3,
                     max_calls: int = 100) -> tuple[float, float, int]:
     """Median and fastest time of ``fn`` after warm-up calls (the first compiles or loads kernels), and the count."""
@@ -275,6 +279,9 @@ def _measure(rows: list[_Row], dtype: np.dtype, budget_seconds: float) -> str:
     for i, row in enumerate(rows):
         if progress:
             print(f"\rmeasuring {row.name} ({i + 1}/{len(rows)})...\033[K", file=sys.stderr, end="", flush=True)
+        # Let the previous op's threads go idle first: BLAS's workers spin for ~0.1-0.2 s after a
+        # GEMM, and measured right after conv2d a depthwise call took 394 us instead of 239.
+        time.sleep(SETTLE_SECONDS)
         row.measured_seconds, row.measured_min_seconds, row.measured_calls = _median_seconds(
             _op_function(row, dtype), budget_seconds=budget_seconds)
     if progress:
