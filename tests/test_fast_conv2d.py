@@ -56,11 +56,15 @@ def test_matches_reference(spec, dtype):
     _check_all_three(x, w, dy, g, dtype)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("spec", GEOMETRIES, ids=IDS)
-def test_many_small_chunks_match_reference(spec, monkeypatch):
-    """Chunks of 5 pixels start mid-row and straddle rows and batch entries."""
+def test_many_small_chunks_match_reference(spec, threads, monkeypatch):
+    """Chunks of 5 pixels start mid-row and straddle rows and batch entries (and, on 2 threads, are
+    cut again into ranges of 2 and 3)."""
     monkeypatch.setattr(fast_conv2d, "WORKSPACE_BYTES", 1)
     monkeypatch.setattr(fast_conv2d, "GEMM_MIN_PIXELS", 5)
+    monkeypatch.setattr(fast_conv2d, "LAYOUT_THREADS", threads)
+    monkeypatch.setattr(fast_conv2d, "PARALLEL_MIN_PIXELS", 1)
     x, w, dy, g = _case(np.random.default_rng(1), spec, np.float64)
     assert fast_conv2d.chunk_pixels(g, 8) == 5
     _check_all_three(x, w, dy, g, np.float64)
@@ -117,7 +121,10 @@ WINOGRAD_GEOMETRIES = [
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("spec", WINOGRAD_GEOMETRIES, ids=[str(s) for s in WINOGRAD_GEOMETRIES])
 @pytest.mark.parametrize("workspace", [1, None], ids=["tiles-of-5", "default-chunks"])
-def test_winograd_matches_reference(spec, workspace, dtype, monkeypatch):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_winograd_matches_reference(spec, workspace, threads, dtype, monkeypatch):
+    monkeypatch.setattr(fast_conv2d, "LAYOUT_THREADS", threads)
+    monkeypatch.setattr(fast_conv2d, "PARALLEL_MIN_PIXELS", 1)
     if workspace is not None:
         monkeypatch.setattr(fast_conv2d, "WORKSPACE_BYTES", workspace)
         monkeypatch.setattr(fast_conv2d, "GEMM_MIN_PIXELS", 5)

@@ -18,9 +18,9 @@ Shape classes:
   gradient sums ``col^T @ out_backprop`` over the chunks.
 
 Groups run as one batched product per chunk (``[groups, pixels, K] @ [groups, K, out_c/groups]``).
-The layout kernels (im2col, the Winograd transforms) split their pixels over Numba's threads
-and BLAS runs on its own (see :mod:`sepconv.kernels.conv2d`); col2im runs on the calling
-thread.  Both gradients use im2col/col2im.
+The layout kernels (im2col, the Winograd transforms) can split their pixels over Numba's
+threads (:data:`LAYOUT_THREADS`), but run on the calling thread by default, between BLAS calls
+on BLAS's own threads (see :mod:`sepconv.kernels.conv2d`).  Both gradients use im2col/col2im.
 """
 
 from __future__ import annotations
@@ -123,19 +123,42 @@ def _conv2d_winograd(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndar
     scratch_out = workspace("winograd_half", (n_chunks, 8, g.out_c), x.dtype)
     for begin in range(0, total, chunk):
         tiles = min(total, begin + chunk) - begin
-        kernels.winograd_f2x3_input_nhwc(x, v, scratch_in, begin, tiles, g.pad_top, g.pad_left, tiles_h, tiles_w)
+        if n_chunks == 1:  # no parallel region at all (see LAYOUT_THREADS)
+            kernels.winograd_f2x3_input_range(x, v, scratch_in[0], begin, 0, tiles, g.pad_top, g.pad_left,
+                                              tiles_h, tiles_w)
+        else:
+            kernels.winograd_f2x3_input_nhwc(x, v, scratch_in, begin, tiles, g.pad_top, g.pad_left, tiles_h, tiles_w)
         np.matmul(v[:, :tiles], u, out=m[:, :tiles])
-        kernels.winograd_f2x3_output_nhwc(m, out, scratch_out, begin, tiles, tiles_h, tiles_w)
+        if n_chunks == 1:
+            kernels.winograd_f2x3_output_range(m, out, scratch_out[0], begin, 0, tiles, tiles_h, tiles_w)
+        else:
+            kernels.winograd_f2x3_output_nhwc(m, out, scratch_out, begin, tiles, tiles_h, tiles_w)
     return out
 
 
 # Fewer pixels (tiles) than this per thread, and the layout kernels run on one thread.
 PARALLEL_MIN_PIXELS = 256
+# Threads for the layout kernels.  One: they sit right after (or before the next call's) GEMM,
+# whose BLAS worker keeps spinning on the other core for a while, and a parallel region then
+# waits for its own worker there.  Measured in a loop of calls, alternating, median us (two
+# runs): 1x224x224x3 s2 -> 32: 1605/1435 parallel vs 1367/1270 serial; 1x56x56x64 -> 64:
+# 2087/1711 vs 1977/1582; 8x28x28x128: 11815/8921 vs 10538/7624; 8x14x14x256: 11762/9129 vs
+# 11390/10064; 1x112x112x16 -> 32: 2973/2664 vs 2175/1958.  Alone (no GEMM before) the
+# parallel split is faster.
+LAYOUT_THREADS = 1
 
 
 def _n_chunks(pixels: int) -> int:
-    """Ranges for the layout kernels: one per Numba thread, each at least :data:`PARALLEL_MIN_PIXELS` long."""
-    return max(1, min(numba.get_num_threads(), pixels // PARALLEL_MIN_PIXELS))
+    """Ranges for the layout kernels: up to one per thread, each at least :data:`PARALLEL_MIN_PIXELS` long."""
+    return max(1, min(LAYOUT_THREADS, numba.get_num_threads(), pixels // PARALLEL_MIN_PIXELS))
+
+
+def _im2col(x: np.ndarray, col: np.ndarray, begin: int, pixels: int, g: Conv2DGeometry) -> None:
+    n_chunks = _n_chunks(pixels)
+    if n_chunks == 1:  # no parallel region at all
+        kernels.im2col_nhwc_range(x, col, begin, 0, pixels, *_window_ints(g))
+    else:
+        kernels.im2col_nhwc(x, col, begin, pixels, n_chunks, *_window_ints(g))
 
 
 def _is_pointwise(g: Conv2DGeometry) -> bool:
@@ -197,7 +220,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
     for begin in range(0, total, chunk):
         end = min(total, begin + chunk)
         col_chunk = col[:, : end - begin]
-        kernels.im2col_nhwc(x, col, begin, end - begin, _n_chunks(end - begin), *_window_ints(g))
+        _im2col(x, col, begin, end - begin, g)
         if g.groups == 1:
             np.matmul(col_chunk[0], wg[0], out=out2d[begin:end])
         else:
@@ -265,7 +288,7 @@ def conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeometry) -> 
         for begin in range(0, total, chunk):
             end = min(total, begin + chunk)
             col_chunk = col[:, : end - begin]
-            kernels.im2col_nhwc(x, col, begin, end - begin, _n_chunks(end - begin), *_window_ints(g))
+            _im2col(x, col, begin, end - begin, g)
             np.matmul(col_chunk.transpose(0, 2, 1), dyg[:, begin:end], out=partial)
             dw_grouped += partial
     # [groups, (kh, kw, Cg), Mo] -> [kh, kw, Cg, groups * Mo]
