@@ -18,9 +18,9 @@ Shape classes:
   gradient sums ``col^T @ out_backprop`` over the chunks.
 
 Groups run as one batched product per chunk (``[groups, pixels, K] @ [groups, K, out_c/groups]``).
-The layout kernels (im2col, the Winograd transforms) can split their pixels over Numba's
-threads (:data:`LAYOUT_THREADS`), but run on the calling thread by default, between BLAS calls
-on BLAS's own threads (see :mod:`sepconv.kernels.conv2d`).  Both gradients use im2col/col2im.
+The layout kernels (im2col, the Winograd transforms) split their pixels over Numba's threads
+(up to :data:`LAYOUT_THREADS`), between BLAS calls on BLAS's own threads (see
+:mod:`sepconv.kernels.conv2d`).  Both gradients use im2col/col2im.
 """
 
 from __future__ import annotations
@@ -138,14 +138,15 @@ def _conv2d_winograd(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndar
 
 # Fewer pixels (tiles) than this per thread, and the layout kernels run on one thread.
 PARALLEL_MIN_PIXELS = 256
-# Threads for the layout kernels.  One: they sit right after (or before the next call's) GEMM,
-# whose BLAS worker keeps spinning on the other core for a while, and a parallel region then
-# waits for its own worker there.  Measured in a loop of calls, alternating, median us (two
-# runs): 1x224x224x3 s2 -> 32: 1605/1435 parallel vs 1367/1270 serial; 1x56x56x64 -> 64:
-# 2087/1711 vs 1977/1582; 8x28x28x128: 11815/8921 vs 10538/7624; 8x14x14x256: 11762/9129 vs
-# 11390/10064; 1x112x112x16 -> 32: 2973/2664 vs 2175/1958.  Alone (no GEMM before) the
-# parallel split is faster.
-LAYOUT_THREADS = 1
+# Threads for the layout kernels (at most).  Which is faster depends on how the OpenMP threads are
+# placed, because the kernels sit right after (or before the next call's) GEMM, whose BLAS worker
+# keeps spinning on the other core for a while.  Measured in a loop of calls, alternating, median
+# us, two runs each: with OMP_PROC_BIND=true (as `sepconv bench` runs every framework), parallel
+# vs serial: 1x224x224x3 s2 -> 32: 1472/1440 vs 1974/2141; 1x112x112x16 -> 32: 2485/2485 vs
+# 2848/2906; 8x28x28x128: 11575/8793 vs 9835/9854.  Unbound: 1605/1435 vs 1367/1270;
+# 2973/2664 vs 2175/1958; 11815/8921 vs 10538/7624.  Parallel is kept (it is what the benchmark
+# and the README's table measure); set 1 for unbound threads.
+LAYOUT_THREADS = 2
 
 
 def _n_chunks(pixels: int) -> int:
