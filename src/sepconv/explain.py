@@ -251,7 +251,7 @@ def _op_function(row: _Row, dtype: np.dtype):
     return lambda: sepconv.conv2d(x, w, c["strides"], c["padding"], **kwargs)
 
 
-# Pause before measuring each op (see _measure).
+# Pause before measuring an op that follows one that used BLAS (see _measure).
 SETTLE_SECONDS = 0.3
 
 
@@ -276,12 +276,15 @@ def _median_seconds(fn, min_calls: int = 5, budget_seconds: float = 0.3,
 def _measure(rows: list[_Row], dtype: np.dtype, budget_seconds: float) -> str:
     implementation = os.environ.get("SEPCONV_IMPL", "fast")  # how sepconv.api picks it in this process
     progress = sys.stderr.isatty()
+    previous_used_blas = True  # the roofline probe, or whatever ran before
     for i, row in enumerate(rows):
         if progress:
             print(f"\rmeasuring {row.name} ({i + 1}/{len(rows)})...\033[K", file=sys.stderr, end="", flush=True)
-        # Let the previous op's threads go idle first: BLAS's workers spin for ~0.1-0.2 s after a
-        # GEMM, and measured right after conv2d a depthwise call took 394 us instead of 239.
-        time.sleep(SETTLE_SECONDS)
+        # Let BLAS's threads go idle first: they spin for ~0.1-0.2 s after a GEMM, and measured right
+        # after conv2d a depthwise call took 394 us instead of 239.  Only depthwise does no GEMM.
+        if previous_used_blas:
+            time.sleep(SETTLE_SECONDS)
+        previous_used_blas = row.op != "depthwise_conv2d"
         row.measured_seconds, row.measured_min_seconds, row.measured_calls = _median_seconds(
             _op_function(row, dtype), budget_seconds=budget_seconds)
     if progress:

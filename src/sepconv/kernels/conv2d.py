@@ -15,7 +15,8 @@ so that a short last chunk compiles no second signature).  Taps that fall in the
 (written as zeros into ``col``, as the reference multiplies them), so nothing is padded.
 
 The layout kernels split their pixels (tiles) into ``n_chunks`` contiguous ranges, one per
-Numba thread (``n_chunks = 1``: one range, still launched through ``prange``).  They alternate
+Numba thread; with one range, ``sepconv.fast.conv2d`` calls the ``*_range`` kernel itself, so
+that no parallel region starts at all.  They alternate
 with BLAS calls, which bring their own threads: that only pays because the OpenMP workers wait
 passively between regions (see :mod:`sepconv.kernels._jit`); spinning, they fought BLAS's
 threads (measured: 20-35 ms instead of 0.5 ms for a 16x784x64x64 matmul).
