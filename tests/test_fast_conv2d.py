@@ -93,8 +93,9 @@ def test_large_input_keeps_im2col_bounded():
     w = rand(rng, (3, 3, 64, 64), np.float32)
     g = conv2d_geometry("conv2d", x.shape, w.shape, 1, "SAME")
     assert fast_conv2d.chunk_pixels(g, 4) * 3 * 3 * 64 * 4 <= fast_conv2d.WORKSPACE_BYTES
-    # compile (or load) the kernels first: the compiler's own allocations are not the op's
-    small = np.ascontiguousarray(x[:, :40, :40])
+    # compile (or load) the kernels first, the parallel ones too (enough tiles for every thread):
+    # the compiler's own allocations are not the op's
+    small = np.ascontiguousarray(x[:, :80, :80])
     fast_conv2d.conv2d(small, w, conv2d_geometry("conv2d", small.shape, w.shape, 1, "SAME"))
     tracemalloc.start()
     try:
