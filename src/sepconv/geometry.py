@@ -349,16 +349,18 @@ def _key(value: Any) -> Any:
     if value is None or kind is int or kind is str:
         return value
     if kind is tuple or kind is list:
-        if all(type(v) is int for v in value):  # shapes, strides: the common case, one pass
-            return value if kind is tuple else tuple(value)
-        return tuple(_key(v) for v in value)
+        for v in value:
+            if type(v) is not int:
+                return tuple(_key(v) for v in value)
+        return value if kind is tuple else tuple(value)  # shapes, strides: the common case, one pass
     raise _Uncacheable
 
 
 def _cached(fn, op, input_shape, filter_shape, strides, padding, data_format, dilations,
             allow_empty, names) -> Conv2DGeometry:
     try:
-        args = tuple(_key(a) for a in (input_shape, filter_shape, strides, padding, data_format, dilations))
+        args = (_key(input_shape), _key(filter_shape), _key(strides), _key(padding), _key(data_format),
+                _key(dilations))
     except _Uncacheable:
         return fn.__wrapped__(op, input_shape, filter_shape, strides, padding, data_format, dilations, allow_empty,
                               names)
