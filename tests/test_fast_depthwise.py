@@ -44,6 +44,11 @@ GEOMETRIES = [
     (1, 9, 10, 129, 1, (3, 3), 1, 2, "SAME"),
     (1, 6, 30, 20, 1, (3, 3), 1, 3, "SAME"),  # dilated: pairs of pixels j, j + 3
     (1, 6, 7, 3, 1, (7, 7), 1, 1, "SAME"),  # general kernel size, windows mostly in the padding
+    # 3x3 stride 2: the input gradient's parity kernel (pairs of columns, clipped edges, missing dy rows)
+    (1, 2, 1, 5, 1, (3, 3), 2, 1, "SAME"),
+    (2, 8, 13, 33, 1, (3, 3), 2, 1, [[0, 0], [0, 2], [2, 1], [0, 0]]),
+    (1, 12, 11, 24, 1, (3, 3), 2, 1, "VALID"),
+    (1, 9, 8, 7, 1, (3, 3), 2, 1, [[0, 0], [1, 0], [0, 0], [0, 0]]),
 ]
 
 

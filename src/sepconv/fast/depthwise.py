@@ -166,6 +166,16 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
         flipped = np.ascontiguousarray(w3[::-1, ::-1])
         _forward(dy, flipped, dx, 1, 1, g.dil_h, g.dil_w,
                  (g.kh - 1) * g.dil_h - g.pad_top, (g.kw - 1) * g.dil_w - g.pad_left)
+    elif (g.kh, g.kw, g.stride_h, g.stride_w, g.dil_h, g.dil_w) == (3, 3, 2, 2, 1, 1):
+        rows = n * g.in_h
+        n_chunks = _n_chunks(rows, dy.size * 9)
+        zero_row = np.zeros(dy.shape[2:], dy.dtype)
+        if n_chunks == 1:
+            kernels.depthwise_nhwc_backprop_input_s2_3x3_rows(w3, dy, dx, zero_row, 0, rows, g.pad_top, g.pad_left)
+        else:
+            with PARALLEL_LAUNCH:
+                kernels.depthwise_nhwc_backprop_input_s2_3x3_parallel(w3, dy, dx, zero_row, n_chunks,
+                                                                      g.pad_top, g.pad_left)
     else:
         args = _geometry_ints(g)
         rows = n * g.in_h

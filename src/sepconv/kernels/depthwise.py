@@ -440,6 +440,91 @@ def depthwise_nhwc_backprop_input_strided_parallel(w, dy, dx, n_chunks, stride_h
                                                    stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
 
 
+@kernel
+def _backprop_input_s2_pixel(g, ra, rb, w, di_a, di_b, xc, pad_left, out_w):
+    """One pixel ``xc`` of a stride-2 3x3 input-gradient row: the taps of its column parity,
+    clipped to the ``dy`` columns that exist, from the ``dy`` rows ``ra`` (filter row ``di_a``)
+    and ``rb`` (``di_b``; ``-1``: none)."""
+    c = g.shape[1]
+    for k in range(c):
+        g[xc, k] = 0.0
+    u = xc + pad_left
+    for dj in range(u % 2, 3, 2):
+        j = (u - dj) // 2
+        if 0 <= j < out_w:
+            for k in range(c):
+                g[xc, k] += ra[j, k] * w[di_a, dj, k]
+            if di_b >= 0:
+                for k in range(c):
+                    g[xc, k] += rb[j, k] * w[di_b, dj, k]
+
+
+@kernel
+def depthwise_nhwc_backprop_input_s2_3x3_rows(w, dy, dx, zero_row, row_begin, row_end, pad_top, pad_left):
+    """Input gradient of a 3x3 filter with stride 2 (dilation 1): rows ``[row_begin, row_end)`` of ``dx``.
+
+    Each ``dx`` pixel is one expression of the (at most four) taps that reach it, by parity: row
+    ``y`` takes filter rows 0 and 2 (``dy`` rows ``(y + pad_top) / 2`` and that minus 1) when
+    ``y + pad_top`` is even, else filter row 1; likewise for columns.  An even/odd pair of columns
+    shares its ``dy`` loads; nothing is accumulated in memory.  A ``dy`` row outside ``dy`` reads
+    ``zero_row``; the columns at the edges, whose taps would leave ``dy``, are clipped
+    (:func:`_backprop_input_s2_pixel`).
+    """
+    in_h, in_w, c = dx.shape[1], dx.shape[2], dx.shape[3]
+    out_h, out_w = dy.shape[1], dy.shape[2]
+    # pairs m: dx columns 2m - pad_left (dy columns m and m - 1) and 2m + 1 - pad_left (dy column m)
+    m_lo = max(1, (pad_left + 1) // 2)
+    m_hi = min(out_w, (in_w + pad_left - 1) // 2)  # 2m + 1 - pad_left <= in_w - 1
+    m_hi = max(m_lo, m_hi)
+    for r in range(row_begin, row_end):
+        b = r // in_h
+        y = r - b * in_h
+        t = y + pad_top
+        if t % 2 == 0:
+            di_a, di_b = 0, 2
+            ia, ib = t // 2, t // 2 - 1
+        else:
+            di_a, di_b = 1, -1
+            ia, ib = (t - 1) // 2, -1
+        ra = dy[b, ia] if 0 <= ia < out_h else zero_row
+        rb = dy[b, ib] if 0 <= ib < out_h else zero_row
+        g = dx[b, y]
+        if di_b >= 0:
+            wa0, wa1, wa2 = w[di_a, 0], w[di_a, 1], w[di_a, 2]
+            wb0, wb1, wb2 = w[di_b, 0], w[di_b, 1], w[di_b, 2]
+            for m in range(m_lo, m_hi):
+                xe = 2 * m - pad_left
+                for k in range(c):
+                    a0, a1 = ra[m, k], ra[m - 1, k]
+                    b0, b1 = rb[m, k], rb[m - 1, k]
+                    g[xe, k] = a0 * wa0[k] + a1 * wa2[k] + b0 * wb0[k] + b1 * wb2[k]
+                    g[xe + 1, k] = a0 * wa1[k] + b0 * wb1[k]
+        else:
+            wa0, wa1, wa2 = w[di_a, 0], w[di_a, 1], w[di_a, 2]
+            for m in range(m_lo, m_hi):
+                xe = 2 * m - pad_left
+                for k in range(c):
+                    a0, a1 = ra[m, k], ra[m - 1, k]
+                    g[xe, k] = a0 * wa0[k] + a1 * wa2[k]
+                    g[xe + 1, k] = a0 * wa1[k]
+        done_lo, done_hi = 2 * m_lo - pad_left, 2 * m_hi - pad_left
+        if m_hi == m_lo:
+            done_lo, done_hi = 0, 0
+        for xc in range(0, min(done_lo, in_w)):
+            _backprop_input_s2_pixel(g, ra, rb, w, di_a, di_b, xc, pad_left, out_w)
+        for xc in range(max(done_hi, done_lo, 0), in_w):
+            _backprop_input_s2_pixel(g, ra, rb, w, di_a, di_b, xc, pad_left, out_w)
+
+
+@kernel(parallel=True)
+def depthwise_nhwc_backprop_input_s2_3x3_parallel(w, dy, dx, zero_row, n_chunks, pad_top, pad_left):
+    """:func:`depthwise_nhwc_backprop_input_s2_3x3_rows` over all rows of ``dx``, in ``n_chunks`` parallel blocks."""
+    rows = dx.shape[0] * dx.shape[1]
+    for t in prange(n_chunks):
+        depthwise_nhwc_backprop_input_s2_3x3_rows(w, dy, dx, zero_row, t * rows // n_chunks,
+                                                  (t + 1) * rows // n_chunks, pad_top, pad_left)
+
+
 # --------------------------------------------------------------------------- filter gradient
 
 
