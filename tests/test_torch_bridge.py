@@ -304,3 +304,19 @@ def test_torch_compile_composes():
     (actual_grad,) = torch.autograd.grad(actual.sum(), x)
     close(actual, expected)
     close(actual_grad, expected_grad)
+
+
+def test_eager_calls_skip_the_dispatcher_and_keep_double_backward():
+    """Eager mode runs the kernels from an autograd.Function (no dispatcher); create_graph=True still
+    gives PyTorch's second derivatives (through the registered, differentiable operators)."""
+    torch.manual_seed(11)
+    x = randn(2, 3, 9, 8, memory_format=CL).requires_grad_()
+    weight = torch.randn(6, 1, 3, 3, dtype=torch.float64, requires_grad=True)
+    y = st.depthwise_conv2d(x, weight, stride=2, padding=1)
+    assert "_EagerDepthwise" in type(y.grad_fn).__name__
+    expected = F.conv2d(x, weight, None, 2, 1, 1, 3)
+    close(y, expected)
+    (gx,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
+    (expected_gx,) = torch.autograd.grad(expected.square().sum(), x, create_graph=True)
+    close(gx, expected_gx)
+    close(torch.autograd.grad(gx.sum(), weight)[0], torch.autograd.grad(expected_gx.sum(), weight)[0])
