@@ -540,7 +540,8 @@ def depthwise_nhwc_backprop_filter_rows(x, dy, dw, row_begin, row_end, stride_h,
     small ``C``) the interior is taken ``P`` pixels at a time as one loop of ``P*C`` values
     (neighbouring pixels are contiguous in a C-contiguous row, as in the forward kernels),
     each block of ``P`` pixels summed into its own ``C`` slots.  With ``P = 1`` and ``kw == 3``
-    the three column taps of a filter row share each ``dy`` vector, two pixels at a time.
+    the three column taps of a filter row share each ``dy`` vector: with stride and dilation 1
+    four pixels at a time (sharing their six columns), else two.
     Pixels whose window reaches into the padding take one tap at a time, into the first block.
     """
     in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
@@ -548,8 +549,11 @@ def depthwise_nhwc_backprop_filter_rows(x, dy, dw, row_begin, row_end, stride_h,
     block = dw.shape[2] // c
     out_h, out_w = dy.shape[1], dy.shape[2]
     j_lo, j_hi = _interior(out_w, in_w, kw, stride_w, dil_w, pad_left)
+    quads = block == 1 and kw == 3 and stride_w == 1 and dil_w == 1
     if block > 1:
         n_fast = (j_hi - j_lo) // block * block
+    elif quads:
+        n_fast = (j_hi - j_lo) // 4 * 4
     elif kw == 3:
         n_fast = (j_hi - j_lo) // 2 * 2
     else:
@@ -597,6 +601,18 @@ def depthwise_nhwc_backprop_filter_rows(x, dy, dw, row_begin, row_end, stride_h,
                         col = j - pad_left + dj * dil_w
                         for k in range(block * c):
                             a[k] += xr[col, k] * dyr[j, k]
+            elif quads:
+                # four neighbouring pixels share their six columns: each accumulator is loaded and
+                # stored once per four multiply-adds (pairs: once per two)
+                for j in range(done_lo, done_hi, 4):
+                    c0 = j - pad_left
+                    for k in range(c):
+                        g0, g1, g2, g3 = dyr[j, k], dyr[j + 1, k], dyr[j + 2, k], dyr[j + 3, k]
+                        e0, e1, e2 = xr[c0, k], xr[c0 + 1, k], xr[c0 + 2, k]
+                        e3, e4, e5 = xr[c0 + 3, k], xr[c0 + 4, k], xr[c0 + 5, k]
+                        a0[k] += e0 * g0 + e1 * g1 + e2 * g2 + e3 * g3
+                        a1[k] += e1 * g0 + e2 * g1 + e3 * g2 + e4 * g3
+                        a2[k] += e2 * g0 + e3 * g1 + e4 * g2 + e5 * g3
             else:
                 for j in range(done_lo, done_hi, 2):
                     c0 = j * stride_w - pad_left
