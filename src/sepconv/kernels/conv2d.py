@@ -43,23 +43,40 @@ def im2col_nhwc_range(x, col, pixel_begin, t_begin, t_end, kh, kw, stride_h, str
                       out_h, out_w):
     """Fill ``col[g, t, (di, dj, c)] = x[b, i*s_h + di*d_h - pad_top, j*s_w + dj*d_w - pad_left, g*Cg + c]``
     for the output pixels ``pixel_begin + t``, ``t_begin <= t < t_end`` (zero outside the input)."""
-    in_h, in_w = x.shape[1], x.shape[2]
+    in_h, in_w, c_all = x.shape[1], x.shape[2], x.shape[3]
     groups, k_size = col.shape[0], col.shape[2]
     cg = k_size // (kh * kw)
     plane = out_h * out_w
+    # Few channels (a network's stem: 3): each tap is a run of only C values, so take a filter row's
+    # kw * C values, contiguous in the input when undilated and ungrouped, as one run (measured 1x224x224x3,
+    # 3x3 stride 2: 1.7 -> 1.1 ms; with 64 channels the per-tap runs were faster).
+    run = kw * cg
+    short_runs = groups == 1 and dil_w == 1 and cg <= 8
+    x_rows = x.reshape(x.shape[0], in_h, in_w * c_all)
+    p = pixel_begin + t_begin
+    b = p // plane
+    i = (p - b * plane) // out_w
+    j = p - b * plane - i * out_w
     for t in range(t_begin, t_end):
-        p = pixel_begin + t
-        b = p // plane
-        i = (p - b * plane) // out_w
-        j = p - b * plane - i * out_w
         ih0 = i * stride_h - pad_top
         iw0 = j * stride_w - pad_left
+        whole_rows = short_runs and iw0 >= 0 and iw0 + kw <= in_w
         for g in range(groups):
             c0 = g * cg
             k = 0
             for di in range(kh):
                 ih = ih0 + di * dil_h
                 row_inside = 0 <= ih < in_h
+                if whole_rows:  # one copy of kw * C values per filter row, not kw copies of C
+                    if row_inside:
+                        base = iw0 * c_all
+                        for u in range(run):
+                            col[g, t, k + u] = x_rows[b, ih, base + u]
+                    else:
+                        for u in range(run):
+                            col[g, t, k + u] = 0
+                    k += run
+                    continue
                 for dj in range(kw):
                     iw = iw0 + dj * dil_w
                     if row_inside and 0 <= iw < in_w:
@@ -69,6 +86,13 @@ def im2col_nhwc_range(x, col, pixel_begin, t_begin, t_end, kh, kw, stride_h, str
                         for c in range(cg):
                             col[g, t, k + c] = 0
                     k += cg
+        j += 1  # the next output pixel, without divisions
+        if j == out_w:
+            j = 0
+            i += 1
+            if i == out_h:
+                i = 0
+                b += 1
 
 
 @kernel
