@@ -474,7 +474,7 @@ def depthwise_nhwc_backprop_input_s2_3x3_rows(w, dy, dx, zero_row, row_begin, ro
     out_h, out_w = dy.shape[1], dy.shape[2]
     # pairs m: dx columns 2m - pad_left (dy columns m and m - 1) and 2m + 1 - pad_left (dy column m)
     m_lo = max(1, (pad_left + 1) // 2)
-    m_hi = min(out_w, (in_w + pad_left - 1) // 2)  # 2m + 1 - pad_left <= in_w - 1
+    m_hi = min(out_w, (in_w + pad_left) // 2)  # 2m + 1 - pad_left <= in_w - 1
     m_hi = max(m_lo, m_hi)
     for r in range(row_begin, row_end):
         b = r // in_h
