@@ -49,6 +49,10 @@ GEOMETRIES = [
     (2, 8, 13, 33, 1, (3, 3), 2, 1, [[0, 0], [0, 2], [2, 1], [0, 0]]),
     (1, 12, 11, 24, 1, (3, 3), 2, 1, "VALID"),
     (1, 9, 8, 7, 1, (3, 3), 2, 1, [[0, 0], [1, 0], [0, 0], [0, 0]]),
+    # 5x5 stride 2: its parity kernel (three dy rows and columns for even positions, two for odd)
+    (2, 11, 13, 9, 1, (5, 5), 2, 1, "SAME"),
+    (1, 12, 9, 20, 2, (5, 5), 2, 1, [[0, 0], [4, 1], [0, 3], [0, 0]]),
+    (1, 6, 7, 5, 1, (5, 5), 2, 1, "VALID"),
     # 3x3 stride 1, C >= FILTER_BLOCK_BELOW_C: the filter gradient's four-pixel passes, with leftovers
     (1, 6, 13, 100, 1, (3, 3), 1, 1, "SAME"),
     (2, 5, 10, 144, 1, (3, 3), 1, 1, [[0, 0], [1, 0], [2, 1], [0, 0]]),

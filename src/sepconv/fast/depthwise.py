@@ -26,8 +26,12 @@ from ..kernels import depthwise_nchw as nchw
 from ..kernels._jit import PARALLEL_LAUNCH
 
 # Below this many multiply-adds a call stays on the calling thread: waking the (passive) OpenMP
-# workers costs ~20 us, and one thread was measured faster up to ~1.4M (1x28x28x192, 3x3: 91 vs 97 us).
-PARALLEL_MIN_MACS = 1_500_000
+# workers costs ~20 us.  Measured (one process, interleaved, 1 vs 2 threads): at 0.12-0.45M one
+# thread wins or ties (2x15x15x100 s2 forward 31 vs 40 us, 1x7x7x960 51 vs 53); from ~1M two win
+# (1x14x14x576 forward 105-111 vs 85-93 us, input gradient 117-126 vs 106-115; 1x28x28x192 105-110
+# vs 84-94).  An earlier day measured 1x28x28x192 the other way (91 vs 97 us), so the line is drawn
+# in between.
+PARALLEL_MIN_MACS = 700_000
 
 
 def _n_chunks(rows: int, macs: int) -> int:
@@ -166,16 +170,20 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
         flipped = np.ascontiguousarray(w3[::-1, ::-1])
         _forward(dy, flipped, dx, 1, 1, g.dil_h, g.dil_w,
                  (g.kh - 1) * g.dil_h - g.pad_top, (g.kw - 1) * g.dil_w - g.pad_left)
-    elif (g.kh, g.kw, g.stride_h, g.stride_w, g.dil_h, g.dil_w) == (3, 3, 2, 2, 1, 1):
+    elif g.kh == g.kw and g.kh in (3, 5) and (g.stride_h, g.stride_w, g.dil_h, g.dil_w) == (2, 2, 1, 1):
         rows = n * g.in_h
-        n_chunks = _n_chunks(rows, dy.size * 9)
+        n_chunks = _n_chunks(rows, dy.size * g.kh * g.kw)
         zero_row = np.zeros(dy.shape[2:], dy.dtype)
+        three = g.kh == 3
         if n_chunks == 1:
-            kernels.depthwise_nhwc_backprop_input_s2_3x3_rows(w3, dy, dx, zero_row, 0, rows, g.pad_top, g.pad_left)
+            rows_kernel = (kernels.depthwise_nhwc_backprop_input_s2_3x3_rows if three
+                           else kernels.depthwise_nhwc_backprop_input_s2_5x5_rows)
+            rows_kernel(w3, dy, dx, zero_row, 0, rows, g.pad_top, g.pad_left)
         else:
+            parallel_kernel = (kernels.depthwise_nhwc_backprop_input_s2_3x3_parallel if three
+                               else kernels.depthwise_nhwc_backprop_input_s2_5x5_parallel)
             with PARALLEL_LAUNCH:
-                kernels.depthwise_nhwc_backprop_input_s2_3x3_parallel(w3, dy, dx, zero_row, n_chunks,
-                                                                      g.pad_top, g.pad_left)
+                parallel_kernel(w3, dy, dx, zero_row, n_chunks, g.pad_top, g.pad_left)
     else:
         args = _geometry_ints(g)
         rows = n * g.in_h

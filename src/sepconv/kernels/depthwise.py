@@ -441,15 +441,15 @@ def depthwise_nhwc_backprop_input_strided_parallel(w, dy, dx, n_chunks, stride_h
 
 
 @kernel
-def _backprop_input_s2_pixel(g, ra, rb, w, di_a, di_b, xc, pad_left, out_w):
-    """One pixel ``xc`` of a stride-2 3x3 input-gradient row: the taps of its column parity,
-    clipped to the ``dy`` columns that exist, from the ``dy`` rows ``ra`` (filter row ``di_a``)
-    and ``rb`` (``di_b``; ``-1``: none)."""
-    c = g.shape[1]
+def _backprop_input_s2_pixel(g, ra, rb, rc, w, di_a, di_b, di_c, xc, pad_left, out_w):
+    """One pixel ``xc`` of a stride-2 input-gradient row (filter width ``w.shape[1]``): the taps of
+    its column parity, clipped to the ``dy`` columns that exist, from the ``dy`` rows ``ra``, ``rb``,
+    ``rc`` of filter rows ``di_a``, ``di_b``, ``di_c`` (``-1``: no such row)."""
+    c, kw = g.shape[1], w.shape[1]
     for k in range(c):
         g[xc, k] = 0.0
     u = xc + pad_left
-    for dj in range(u % 2, 3, 2):
+    for dj in range(u % 2, kw, 2):
         j = (u - dj) // 2
         if 0 <= j < out_w:
             for k in range(c):
@@ -457,6 +457,25 @@ def _backprop_input_s2_pixel(g, ra, rb, w, di_a, di_b, xc, pad_left, out_w):
             if di_b >= 0:
                 for k in range(c):
                     g[xc, k] += rb[j, k] * w[di_b, dj, k]
+            if di_c >= 0:
+                for k in range(c):
+                    g[xc, k] += rc[j, k] * w[di_c, dj, k]
+
+
+@kernel
+def _s2_row(dy, zero_row, b, t, di):
+    """The ``dy`` row of filter row ``di`` for a stride-2 input-gradient row with ``y + pad_top = t``
+    (``zero_row`` when it lies outside ``dy``)."""
+    i = (t - di) // 2
+    return dy[b, i] if 0 <= i < dy.shape[1] else zero_row
+
+
+@kernel
+def _s2_pairs(m_lo, m_hi, pad_left, in_w):
+    """The dx columns ``[lo, hi)`` that the column pairs ``m`` in ``[m_lo, m_hi)`` cover."""
+    if m_hi <= m_lo:
+        return 0, 0
+    return 2 * m_lo - pad_left, 2 * m_hi - pad_left
 
 
 @kernel
@@ -507,13 +526,71 @@ def depthwise_nhwc_backprop_input_s2_3x3_rows(w, dy, dx, zero_row, row_begin, ro
                     a0, a1 = ra[m, k], ra[m - 1, k]
                     g[xe, k] = a0 * wa0[k] + a1 * wa2[k]
                     g[xe + 1, k] = a0 * wa1[k]
-        done_lo, done_hi = 2 * m_lo - pad_left, 2 * m_hi - pad_left
-        if m_hi == m_lo:
-            done_lo, done_hi = 0, 0
+        done_lo, done_hi = _s2_pairs(m_lo, m_hi, pad_left, in_w)
         for xc in range(0, min(done_lo, in_w)):
-            _backprop_input_s2_pixel(g, ra, rb, w, di_a, di_b, xc, pad_left, out_w)
-        for xc in range(max(done_hi, done_lo, 0), in_w):
-            _backprop_input_s2_pixel(g, ra, rb, w, di_a, di_b, xc, pad_left, out_w)
+            _backprop_input_s2_pixel(g, ra, rb, zero_row, w, di_a, di_b, -1, xc, pad_left, out_w)
+        for xc in range(max(done_hi, 0), in_w):
+            _backprop_input_s2_pixel(g, ra, rb, zero_row, w, di_a, di_b, -1, xc, pad_left, out_w)
+
+
+@kernel
+def depthwise_nhwc_backprop_input_s2_5x5_rows(w, dy, dx, zero_row, row_begin, row_end, pad_top, pad_left):
+    """Input gradient of a 5x5 filter with stride 2 (dilation 1): rows ``[row_begin, row_end)`` of ``dx``.
+
+    As the 3x3 kernel, by parity: a row with ``y + pad_top`` even takes filter rows 0, 2, 4 (``dy``
+    rows ``t/2``, ``t/2 - 1``, ``t/2 - 2``), an odd one rows 1, 3; an even column takes filter
+    columns 0, 2, 4 (``dy`` columns ``m``, ``m - 1``, ``m - 2``), the odd column after it 1, 3
+    (``m``, ``m - 1``).  Each pair of columns is one pass over the channels with all its taps
+    (at most 15), sharing the ``dy`` loads.
+    """
+    in_h, in_w, c = dx.shape[1], dx.shape[2], dx.shape[3]
+    out_w = dy.shape[2]
+    m_lo = max(2, (pad_left + 1) // 2)
+    m_hi = max(m_lo, min(out_w, (in_w + pad_left) // 2))  # 2m + 1 - pad_left <= in_w - 1
+    done_lo, done_hi = _s2_pairs(m_lo, m_hi, pad_left, in_w)
+    for r in range(row_begin, row_end):
+        b = r // in_h
+        y = r - b * in_h
+        t = y + pad_top
+        g = dx[b, y]
+        if t % 2 == 0:
+            ra, rb, rc = _s2_row(dy, zero_row, b, t, 0), _s2_row(dy, zero_row, b, t, 2), _s2_row(dy, zero_row, b, t, 4)
+            for m in range(m_lo, m_hi):
+                xe = 2 * m - pad_left
+                for k in range(c):
+                    a0, a1, a2 = ra[m, k], ra[m - 1, k], ra[m - 2, k]
+                    b0, b1, b2 = rb[m, k], rb[m - 1, k], rb[m - 2, k]
+                    e0, e1, e2 = rc[m, k], rc[m - 1, k], rc[m - 2, k]
+                    g[xe, k] = (a0 * w[0, 0, k] + a1 * w[0, 2, k] + a2 * w[0, 4, k]
+                                + b0 * w[2, 0, k] + b1 * w[2, 2, k] + b2 * w[2, 4, k]
+                                + e0 * w[4, 0, k] + e1 * w[4, 2, k] + e2 * w[4, 4, k])
+                    g[xe + 1, k] = (a0 * w[0, 1, k] + a1 * w[0, 3, k] + b0 * w[2, 1, k] + b1 * w[2, 3, k]
+                                    + e0 * w[4, 1, k] + e1 * w[4, 3, k])
+            di_a, di_b, di_c = 0, 2, 4
+        else:
+            ra, rb, rc = _s2_row(dy, zero_row, b, t, 1), _s2_row(dy, zero_row, b, t, 3), zero_row
+            for m in range(m_lo, m_hi):
+                xe = 2 * m - pad_left
+                for k in range(c):
+                    a0, a1, a2 = ra[m, k], ra[m - 1, k], ra[m - 2, k]
+                    b0, b1, b2 = rb[m, k], rb[m - 1, k], rb[m - 2, k]
+                    g[xe, k] = (a0 * w[1, 0, k] + a1 * w[1, 2, k] + a2 * w[1, 4, k]
+                                + b0 * w[3, 0, k] + b1 * w[3, 2, k] + b2 * w[3, 4, k])
+                    g[xe + 1, k] = a0 * w[1, 1, k] + a1 * w[1, 3, k] + b0 * w[3, 1, k] + b1 * w[3, 3, k]
+            di_a, di_b, di_c = 1, 3, -1
+        for xc in range(0, min(done_lo, in_w)):
+            _backprop_input_s2_pixel(g, ra, rb, rc, w, di_a, di_b, di_c, xc, pad_left, out_w)
+        for xc in range(max(done_hi, 0), in_w):
+            _backprop_input_s2_pixel(g, ra, rb, rc, w, di_a, di_b, di_c, xc, pad_left, out_w)
+
+
+@kernel(parallel=True)
+def depthwise_nhwc_backprop_input_s2_5x5_parallel(w, dy, dx, zero_row, n_chunks, pad_top, pad_left):
+    """:func:`depthwise_nhwc_backprop_input_s2_5x5_rows` over all rows of ``dx``, in ``n_chunks`` parallel blocks."""
+    rows = dx.shape[0] * dx.shape[1]
+    for t in prange(n_chunks):
+        depthwise_nhwc_backprop_input_s2_5x5_rows(w, dy, dx, zero_row, t * rows // n_chunks,
+                                                  (t + 1) * rows // n_chunks, pad_top, pad_left)
 
 
 @kernel(parallel=True)
