@@ -174,16 +174,14 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
         rows = n * g.in_h
         n_chunks = _n_chunks(rows, dy.size * g.kh * g.kw)
         zero_row = np.zeros(dy.shape[2:], dy.dtype)
-        three = g.kh == 3
         if n_chunks == 1:
-            rows_kernel = (kernels.depthwise_nhwc_backprop_input_s2_3x3_rows if three
+            rows_kernel = (kernels.depthwise_nhwc_backprop_input_s2_3x3_rows if g.kh == 3
                            else kernels.depthwise_nhwc_backprop_input_s2_5x5_rows)
             rows_kernel(w3, dy, dx, zero_row, 0, rows, g.pad_top, g.pad_left)
         else:
-            parallel_kernel = (kernels.depthwise_nhwc_backprop_input_s2_3x3_parallel if three
-                               else kernels.depthwise_nhwc_backprop_input_s2_5x5_parallel)
             with PARALLEL_LAUNCH:
-                parallel_kernel(w3, dy, dx, zero_row, n_chunks, g.pad_top, g.pad_left)
+                kernels.depthwise_nhwc_backprop_input_s2_parallel(w3, dy, dx, zero_row, n_chunks, g.pad_top,
+                                                                  g.pad_left)
     else:
         args = _geometry_ints(g)
         rows = n * g.in_h

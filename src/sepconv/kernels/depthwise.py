@@ -585,21 +585,15 @@ def depthwise_nhwc_backprop_input_s2_5x5_rows(w, dy, dx, zero_row, row_begin, ro
 
 
 @kernel(parallel=True)
-def depthwise_nhwc_backprop_input_s2_5x5_parallel(w, dy, dx, zero_row, n_chunks, pad_top, pad_left):
-    """:func:`depthwise_nhwc_backprop_input_s2_5x5_rows` over all rows of ``dx``, in ``n_chunks`` parallel blocks."""
+def depthwise_nhwc_backprop_input_s2_parallel(w, dy, dx, zero_row, n_chunks, pad_top, pad_left):
+    """The stride-2 parity kernels (3x3 or 5x5 ``w``) over all rows of ``dx``, in ``n_chunks`` parallel blocks."""
     rows = dx.shape[0] * dx.shape[1]
     for t in prange(n_chunks):
-        depthwise_nhwc_backprop_input_s2_5x5_rows(w, dy, dx, zero_row, t * rows // n_chunks,
-                                                  (t + 1) * rows // n_chunks, pad_top, pad_left)
-
-
-@kernel(parallel=True)
-def depthwise_nhwc_backprop_input_s2_3x3_parallel(w, dy, dx, zero_row, n_chunks, pad_top, pad_left):
-    """:func:`depthwise_nhwc_backprop_input_s2_3x3_rows` over all rows of ``dx``, in ``n_chunks`` parallel blocks."""
-    rows = dx.shape[0] * dx.shape[1]
-    for t in prange(n_chunks):
-        depthwise_nhwc_backprop_input_s2_3x3_rows(w, dy, dx, zero_row, t * rows // n_chunks,
-                                                  (t + 1) * rows // n_chunks, pad_top, pad_left)
+        begin, end = t * rows // n_chunks, (t + 1) * rows // n_chunks
+        if w.shape[0] == 3:
+            depthwise_nhwc_backprop_input_s2_3x3_rows(w, dy, dx, zero_row, begin, end, pad_top, pad_left)
+        else:
+            depthwise_nhwc_backprop_input_s2_5x5_rows(w, dy, dx, zero_row, begin, end, pad_top, pad_left)
 
 
 # --------------------------------------------------------------------------- filter gradient
