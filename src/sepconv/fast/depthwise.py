@@ -208,8 +208,8 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
 
 
 # The stride-1 filter gradient takes blocks of neighbouring pixels (two blocks per pass halve the
-# accumulator stores) below this many channels; from here up, undilated 3x3 filters take four
-# neighbouring pixels per pass, sharing their columns (measured, 2 threads: 1x28x28x192 154 -> 107 us,
+# accumulator stores) at every C, except that undilated 3x3 filters from this many channels up take
+# four neighbouring pixels per pass, sharing their columns (measured, 2 threads: 1x28x28x192 154 -> 107 us,
 # 1x56x56x144 246 -> 213, 8x28x28x192 635 -> 579; but 1x147x147x64 896 -> 1063, so not below 96).
 FILTER_BLOCK_BELOW_C = 96
 
@@ -246,7 +246,8 @@ def depthwise_conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeo
     dy = np.ascontiguousarray(dy)
     rows = dy.shape[0] * g.out_h
     n_chunks = _n_chunks(rows, dy.size * g.kh * g.kw)
-    block = _stride1_block(g.out_c, g.stride_w, g.out_w, dy.size, below_c=FILTER_BLOCK_BELOW_C)
+    quads = (g.kh, g.kw, g.dil_w) == (3, 3, 1)  # the kernel's four-pixel passes (else blocks at every C)
+    block = _stride1_block(g.out_c, g.stride_w, g.out_w, dy.size, FILTER_BLOCK_BELOW_C if quads else 1 << 62)
     per_channel = (g.kh, g.kw, block * g.out_c)
     if n_chunks == 1:
         dw = np.zeros(per_channel, x.dtype)
