@@ -176,7 +176,7 @@ BLOCK_GEOMETRIES = [  # stride 1, small C: blocks of neighbouring pixels (forwar
     (1, 8, 30, 12, 1, (5, 5), 1, 1, "SAME"),
     (1, 6, 29, 24, 2, (5, 5), (2, 1), (1, 2), [[0, 0], [1, 2], [3, 0], [0, 0]]),
     (1, 5, 21, 130, 1, (3, 3), 1, 1, "VALID"),
-    (1, 7, 13, 200, 1, (5, 5), 1, 1, "SAME"),  # 5x5 takes blocks up to 256 channels (two pixels here)
+    (1, 7, 13, 200, 1, (5, 5), 1, 1, "SAME"),  # 5x5 pixel pairs next to the blocks' threshold
 ]
 
 

@@ -52,7 +52,8 @@ def _filter_per_channel(w: np.ndarray) -> np.ndarray:
 
 # With stride 1 and fewer channels than STRIDE1_BLOCK_BELOW_C, the 3x3/5x5 kernels compute a
 # block of neighbouring pixels, STRIDE1_BLOCK_VALUES channel values, per inner loop (measured:
-# better for C <= 64, worse than pixel pairs for C >= 144).
+# better for C <= 64, worse than pixel pairs for C >= 144; 5x5 at 1x28x28x240 in the benchmark's
+# setting: 282-318 us with pairs, 410-475 with blocks of two pixels).
 STRIDE1_BLOCK_VALUES = 512
 STRIDE1_BLOCK_BELOW_C = 128
 STRIDE1_BLOCK_MAX_PIXELS = 16
@@ -60,22 +61,21 @@ STRIDE1_BLOCK_MAX_PIXELS = 16
 # neighbouring pixels per pass sharing their columns (the kernel's "quads") measured faster
 # (1x56x56x96: 156 vs 192 us; 4x56x56x48: 415 vs 439; 1x56x56x32: 94 vs 76, so blocks stay below).
 STRIDE1_BLOCK_BELOW_C_3X3 = 40
-# 5x5 filters take blocks at every C that leaves two or more pixels per block (C <= 256): measured
-# 5-10% faster than pixel pairs at C = 144-240 (1x28x28x240: 180 -> 168 us, 1x56x56x144: 401 -> 379).
-STRIDE1_BLOCK_BELOW_C_5X5 = 1 << 62
 # Below this many output values the blocks are not worth the few microseconds of setting them up.
 STRIDE1_BLOCK_MIN_OUTPUT = 16384
 
 
-def _stride1_block(c: int, stride_w: int, out_w: int, out_size: int, below_c: int = STRIDE1_BLOCK_BELOW_C) -> int:
-    """How many neighbouring pixels the stride-1 kernels take per inner loop (1: no blocks)."""
+def _stride1_block(c: int, stride_w: int, out_w: int, out_size: int, below_c: int) -> int:
+    """How many neighbouring pixels the stride-1 kernels take per inner loop (1: no blocks).
+
+    ``below_c`` is passed by every caller (no default: a default would freeze the module constant
+    at import, and the tuning constants here are read at each call)."""
     if stride_w != 1 or c >= below_c or out_size < STRIDE1_BLOCK_MIN_OUTPUT:
         return 1
     return max(1, min(STRIDE1_BLOCK_VALUES // c, STRIDE1_BLOCK_MAX_PIXELS, out_w // 2))
 
 
-def _tiled_filter(w3: np.ndarray, stride_w: int, out_w: int, out_size: int,
-                  below_c: int = STRIDE1_BLOCK_BELOW_C) -> np.ndarray:
+def _tiled_filter(w3: np.ndarray, stride_w: int, out_w: int, out_size: int, below_c: int) -> np.ndarray:
     """``[kh, kw, C]`` -> ``[kh*kw, P*C]``, each tap's weights repeated for a block of ``P`` pixels."""
     taps = w3.reshape(w3.shape[0] * w3.shape[1], w3.shape[2])
     block = _stride1_block(w3.shape[2], stride_w, out_w, out_size, below_c)
@@ -111,7 +111,7 @@ def _forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, stride_h: int, stri
         below_c = STRIDE1_BLOCK_BELOW_C_3X3 if dil_w == 1 else STRIDE1_BLOCK_BELOW_C
         w_tiled = _tiled_filter(w3, stride_w, out.shape[2], out.size, below_c)
     elif (kh, kw) == (5, 5):
-        w_tiled = _tiled_filter(w3, stride_w, out.shape[2], out.size, STRIDE1_BLOCK_BELOW_C_5X5)
+        w_tiled = _tiled_filter(w3, stride_w, out.shape[2], out.size, STRIDE1_BLOCK_BELOW_C)
     else:
         w_tiled = w3.reshape(kh * kw, -1)
     if n_chunks > 1:
