@@ -26,12 +26,11 @@ from ..kernels import depthwise_nchw as nchw
 from ..kernels._jit import PARALLEL_LAUNCH
 
 # Below this many multiply-adds a call stays on the calling thread: waking the (passive) OpenMP
-# workers costs ~20 us.  Measured (one process, interleaved, 1 vs 2 threads): at 0.12-0.45M one
-# thread wins or ties (2x15x15x100 s2 forward 31 vs 40 us, 1x7x7x960 51 vs 53); from ~1M two win
-# (1x14x14x576 forward 105-111 vs 85-93 us, input gradient 117-126 vs 106-115; 1x28x28x192 105-110
-# vs 84-94).  An earlier day measured 1x28x28x192 the other way (91 vs 97 us), so the line is drawn
-# in between.
-PARALLEL_MIN_MACS = 700_000
+# workers costs ~20 us.  Measured in one process, 1 vs 2 threads, the order alternating each round
+# (forward / input gradient / filter gradient, us): 0.42M 1x7x7x960 59/82/64 vs 73/89/91; 0.68M
+# 1x14x14x384 72/109/92 vs 94/113/103; ~1.0M 1x14x14x576 133/178/142 vs 132/153/141 and 1x30x30x128
+# VALID 88/110/111 vs 105/122/123; 1.35M 1x28x28x192 180/210/217 vs 154/176/179.
+PARALLEL_MIN_MACS = 1_200_000
 
 
 def _n_chunks(rows: int, macs: int) -> int:
