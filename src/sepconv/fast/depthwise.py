@@ -208,9 +208,12 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
 
 # The stride-1 filter gradient takes blocks of neighbouring pixels (two blocks per pass halve the
 # accumulator stores) at every C, except that undilated 3x3 filters from this many channels up take
-# four neighbouring pixels per pass, sharing their columns (measured, 2 threads: 1x28x28x192 154 -> 107 us,
-# 1x56x56x144 246 -> 213, 8x28x28x192 635 -> 579; but 1x147x147x64 896 -> 1063, so not below 96).
-FILTER_BLOCK_BELOW_C = 96
+# four neighbouring pixels per pass, sharing their columns.  Measured (2 threads, the order of the
+# variants alternating each round, blocks vs four pixels, us): 1x56x56x128 327-366 vs 363-403 and
+# 1x56x56x96 289 vs 356, so not below 144; at 144-240 a tie (8x28x28x192 942-980 vs 897-921,
+# 1x56x56x144 376-420 vs 373-422); above 256 channels there are no blocks, and four pixels beat the
+# pixel pairs of before (alternating processes: 8x14x14x384 397-534 vs 501-683 us).
+FILTER_BLOCK_BELOW_C = 144
 
 
 @functools.lru_cache(maxsize=256)
