@@ -149,7 +149,9 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
     """Input gradient: ``w [kh, kw, C, M]``, ``dy [N, out_h, out_w, C*M]`` -> ``[N, H, W, C]``.
 
     With stride 1 it is the forward correlation of ``dy`` with the flipped filter (padding
-    ``(k - 1) * dilation - pad``); otherwise each input pixel gathers the outputs that read it.
+    ``(k - 1) * dilation - pad``); undilated 3x3 and 5x5 filters with stride 2 take the parity
+    kernels (each input pixel one expression of the taps that reach it); otherwise each input
+    pixel gathers the outputs that read it, tap by tap.
     With a multiplier, the ``C*M``-channel gradient is summed over the multiplier.
 
     Examples
@@ -334,7 +336,7 @@ def depthwise_conv2d_backprop_input_nchw(w: np.ndarray, dy: np.ndarray, g: Conv2
     9.0
     """
     w3 = _filter_per_channel(w)
-    if g.stride_h != 1 or g.stride_w != 1 or not kernels.all_finite(w3) or _nchw_via_nhwc(g):
+    if g.stride_h != 1 or g.stride_w != 1 or _nchw_via_nhwc(g) or not kernels.all_finite(w3):
         return depthwise_conv2d_backprop_input(w, _to_nhwc(dy), g).transpose(0, 3, 1, 2)
     dy = np.ascontiguousarray(dy)
     n, m = dy.shape[0], g.multiplier

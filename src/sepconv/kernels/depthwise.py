@@ -471,11 +471,26 @@ def _s2_row(dy, zero_row, b, t, di):
 
 
 @kernel
-def _s2_pairs(m_lo, m_hi, pad_left, in_w):
-    """The dx columns ``[lo, hi)`` that the column pairs ``m`` in ``[m_lo, m_hi)`` cover."""
-    if m_hi <= m_lo:
-        return 0, 0
-    return 2 * m_lo - pad_left, 2 * m_hi - pad_left
+def _s2_pairs(kw, out_w, in_w, pad_left):
+    """The column pairs ``m`` in ``[m_lo, m_hi)`` of a stride-2 input-gradient row (filter width
+    ``kw``) that need no clipping: ``dx`` columns ``2m - pad_left`` (``dy`` columns ``m`` down to
+    ``m - (kw - 1) / 2``) and ``2m + 1 - pad_left``, both inside ``dx``; and the ``dx`` columns
+    ``[lo, hi)`` they cover (the others are edge pixels)."""
+    m_lo = max((kw - 1) // 2, (pad_left + 1) // 2)
+    m_hi = max(m_lo, min(out_w, (in_w + pad_left) // 2))  # 2m + 1 - pad_left <= in_w - 1
+    if m_hi == m_lo:
+        return m_lo, m_hi, 0, 0
+    return m_lo, m_hi, 2 * m_lo - pad_left, 2 * m_hi - pad_left
+
+
+@kernel
+def _s2_edges(g, ra, rb, rc, w, di_a, di_b, di_c, done_lo, done_hi, pad_left, out_w):
+    """The pixels of a stride-2 input-gradient row outside the pairs' ``[done_lo, done_hi)``, clipped."""
+    in_w = g.shape[0]
+    for xc in range(0, min(done_lo, in_w)):
+        _backprop_input_s2_pixel(g, ra, rb, rc, w, di_a, di_b, di_c, xc, pad_left, out_w)
+    for xc in range(max(done_hi, 0), in_w):
+        _backprop_input_s2_pixel(g, ra, rb, rc, w, di_a, di_b, di_c, xc, pad_left, out_w)
 
 
 @kernel
@@ -490,23 +505,19 @@ def depthwise_nhwc_backprop_input_s2_3x3_rows(w, dy, dx, zero_row, row_begin, ro
     (:func:`_backprop_input_s2_pixel`).
     """
     in_h, in_w, c = dx.shape[1], dx.shape[2], dx.shape[3]
-    out_h, out_w = dy.shape[1], dy.shape[2]
+    out_w = dy.shape[2]
     # pairs m: dx columns 2m - pad_left (dy columns m and m - 1) and 2m + 1 - pad_left (dy column m)
-    m_lo = max(1, (pad_left + 1) // 2)
-    m_hi = min(out_w, (in_w + pad_left) // 2)  # 2m + 1 - pad_left <= in_w - 1
-    m_hi = max(m_lo, m_hi)
+    m_lo, m_hi, done_lo, done_hi = _s2_pairs(3, out_w, in_w, pad_left)
     for r in range(row_begin, row_end):
         b = r // in_h
         y = r - b * in_h
         t = y + pad_top
         if t % 2 == 0:
             di_a, di_b = 0, 2
-            ia, ib = t // 2, t // 2 - 1
         else:
             di_a, di_b = 1, -1
-            ia, ib = (t - 1) // 2, -1
-        ra = dy[b, ia] if 0 <= ia < out_h else zero_row
-        rb = dy[b, ib] if 0 <= ib < out_h else zero_row
+        ra = _s2_row(dy, zero_row, b, t, di_a)
+        rb = _s2_row(dy, zero_row, b, t, di_b) if di_b >= 0 else zero_row
         g = dx[b, y]
         if di_b >= 0:
             wa0, wa1, wa2 = w[di_a, 0], w[di_a, 1], w[di_a, 2]
@@ -526,11 +537,7 @@ def depthwise_nhwc_backprop_input_s2_3x3_rows(w, dy, dx, zero_row, row_begin, ro
                     a0, a1 = ra[m, k], ra[m - 1, k]
                     g[xe, k] = a0 * wa0[k] + a1 * wa2[k]
                     g[xe + 1, k] = a0 * wa1[k]
-        done_lo, done_hi = _s2_pairs(m_lo, m_hi, pad_left, in_w)
-        for xc in range(0, min(done_lo, in_w)):
-            _backprop_input_s2_pixel(g, ra, rb, zero_row, w, di_a, di_b, -1, xc, pad_left, out_w)
-        for xc in range(max(done_hi, 0), in_w):
-            _backprop_input_s2_pixel(g, ra, rb, zero_row, w, di_a, di_b, -1, xc, pad_left, out_w)
+        _s2_edges(g, ra, rb, zero_row, w, di_a, di_b, -1, done_lo, done_hi, pad_left, out_w)
 
 
 @kernel
@@ -545,9 +552,7 @@ def depthwise_nhwc_backprop_input_s2_5x5_rows(w, dy, dx, zero_row, row_begin, ro
     """
     in_h, in_w, c = dx.shape[1], dx.shape[2], dx.shape[3]
     out_w = dy.shape[2]
-    m_lo = max(2, (pad_left + 1) // 2)
-    m_hi = max(m_lo, min(out_w, (in_w + pad_left) // 2))  # 2m + 1 - pad_left <= in_w - 1
-    done_lo, done_hi = _s2_pairs(m_lo, m_hi, pad_left, in_w)
+    m_lo, m_hi, done_lo, done_hi = _s2_pairs(5, out_w, in_w, pad_left)
     for r in range(row_begin, row_end):
         b = r // in_h
         y = r - b * in_h
@@ -578,10 +583,7 @@ def depthwise_nhwc_backprop_input_s2_5x5_rows(w, dy, dx, zero_row, row_begin, ro
                                 + b0 * w[3, 0, k] + b1 * w[3, 2, k] + b2 * w[3, 4, k])
                     g[xe + 1, k] = a0 * w[1, 1, k] + a1 * w[1, 3, k] + b0 * w[3, 1, k] + b1 * w[3, 3, k]
             di_a, di_b, di_c = 1, 3, -1
-        for xc in range(0, min(done_lo, in_w)):
-            _backprop_input_s2_pixel(g, ra, rb, rc, w, di_a, di_b, di_c, xc, pad_left, out_w)
-        for xc in range(max(done_hi, 0), in_w):
-            _backprop_input_s2_pixel(g, ra, rb, rc, w, di_a, di_b, di_c, xc, pad_left, out_w)
+        _s2_edges(g, ra, rb, rc, w, di_a, di_b, di_c, done_lo, done_hi, pad_left, out_w)
 
 
 @kernel(parallel=True)
