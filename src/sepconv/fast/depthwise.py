@@ -24,6 +24,7 @@ from ..geometry import Conv2DGeometry
 from ..kernels import depthwise as kernels
 from ..kernels import depthwise_nchw as nchw
 from ..kernels._jit import PARALLEL_LAUNCH
+from .aligned import empty_like_offset, zeros_like_offset
 
 # Below this many multiply-adds a call stays on the calling thread: waking the (passive) OpenMP
 # workers costs ~20 us.  Measured in one process, 1 vs 2 threads, the order alternating each round
@@ -100,26 +101,20 @@ def _repeated(x: np.ndarray, multiplier: int) -> np.ndarray:
 
 def _forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, stride_h: int, stride_w: int, dil_h: int, dil_w: int,
              pad_top: int, pad_left: int) -> None:
-    """``out = depthwise(x, w3)``, multiplier 1; pads may be negative (crop)."""
+    """``out = depthwise(x, w3)``, multiplier 1; pads may be negative (crop).  ``out`` is best
+    allocated at ``x``'s offset from a cache line (:func:`~sepconv.fast.aligned.empty_like_offset`)."""
     args = (stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
     rows = out.shape[0] * out.shape[1]
     n_chunks = _n_chunks(rows, out.size * w3.shape[0] * w3.shape[1])
-    zero_row = np.zeros(x.shape[2:], x.dtype)  # read for filter rows in the padding
+    zero_row = zeros_like_offset(x.shape[2:], x.dtype, x)  # read for filter rows in the padding
     kh, kw = w3.shape[0], w3.shape[1]
-    if (kh, kw) == (3, 3):
-        below_c = STRIDE1_BLOCK_BELOW_C_3X3 if dil_w == 1 else STRIDE1_BLOCK_BELOW_C
-        w_tiled = _tiled_filter(w3, stride_w, out.shape[2], out.size, below_c)
-    elif (kh, kw) == (5, 5):
-        w_tiled = _tiled_filter(w3, stride_w, out.shape[2], out.size, STRIDE1_BLOCK_BELOW_C)
-    else:
-        w_tiled = w3.reshape(kh * kw, -1)
     if n_chunks > 1:
         with PARALLEL_LAUNCH:
-            kernels.depthwise_nhwc_forward_parallel(x, w3, w_tiled, out, zero_row, n_chunks, *args)
+            kernels.depthwise_nhwc_forward_parallel(x, w3, out, zero_row, n_chunks, *args)
     elif kh == 3 and kw == 3:
-        kernels.depthwise_nhwc_forward_3x3_rows(x, w3, w_tiled, out, zero_row, 0, rows, *args)
+        kernels.depthwise_nhwc_forward_3x3_rows(x, w3, out, zero_row, 0, rows, *args)
     elif kh == 5 and kw == 5:
-        kernels.depthwise_nhwc_forward_5x5_rows(x, w3, w_tiled, out, zero_row, 0, rows, *args)
+        kernels.depthwise_nhwc_forward_5x5_rows(x, w3, out, zero_row, 0, rows, *args)
     else:
         kernels.depthwise_nhwc_forward_rows(x, w3, out, 0, rows, *args)
 
@@ -139,8 +134,9 @@ def depthwise_conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndar
     w3 = _filter_per_channel(w)
     if not kernels.all_finite(w3):
         return reference.depthwise_conv2d(x, w, g)
-    out = np.empty((x.shape[0], g.out_h, g.out_w, g.out_c), x.dtype)
-    _forward(_repeated(x, g.multiplier), w3, out,
+    x = _repeated(np.ascontiguousarray(x), g.multiplier)
+    out = empty_like_offset((x.shape[0], g.out_h, g.out_w, g.out_c), x.dtype, x)
+    _forward(x, w3, out,
              g.stride_h, g.stride_w, g.dil_h, g.dil_w, g.pad_top, g.pad_left)
     return out
 
@@ -169,7 +165,7 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
     dy = np.ascontiguousarray(dy)
     n = dy.shape[0]
     m = g.multiplier
-    dx = np.empty((n, g.in_h, g.in_w, g.out_c), dy.dtype)
+    dx = empty_like_offset((n, g.in_h, g.in_w, g.out_c), dy.dtype, dy)
     if g.stride_h == 1 and g.stride_w == 1:
         flipped = np.ascontiguousarray(w3[::-1, ::-1])
         _forward(dy, flipped, dx, 1, 1, g.dil_h, g.dil_w,

@@ -30,7 +30,7 @@ A 3x3 filter of ones over a 4x4 image of ones, SAME padding (1 on each side), st
 >>> import numpy as np
 >>> x, w = np.ones((1, 4, 4, 2), np.float32), np.ones((3, 3, 2), np.float32)
 >>> out, zero_row = np.empty((1, 4, 4, 2), np.float32), np.zeros((4, 2), np.float32)
->>> depthwise_nhwc_forward_3x3_rows(x, w, w.reshape(9, 2), out, zero_row, 0, 4, 1, 1, 1, 1, 1, 1)
+>>> depthwise_nhwc_forward_3x3_rows(x, w, out, zero_row, 0, 4, 1, 1, 1, 1, 1, 1)
 >>> out[0, :, :, 0]
 array([[4., 6., 6., 4.],
        [6., 9., 9., 6.],
@@ -43,6 +43,7 @@ from __future__ import annotations
 from numba import prange
 
 from ._jit import kernel
+from ._simd import VECTOR_BYTES, address, lanes, vadd, vfma, vload, vload_part, vmul, vstore, vstore_part
 
 
 @kernel
@@ -133,40 +134,136 @@ def _forward_border_pixels(o, x0, x1, x2, x3, x4, v, kh, kw, j_begin, j_end, in_
 
 
 @kernel
-def depthwise_nhwc_forward_3x3_rows(x, w, w_tiled, out, zero_row, row_begin, row_end, stride_h, stride_w,
+def _load(a, i, n):
+    """The ``n`` values from flat index ``i`` of ``a`` as a vector (a whole one, or masked when ``n`` is less)."""
+    if n == lanes(a):
+        return vload(a, i)
+    return vload_part(a, i, n)
+
+
+@kernel
+def _store(a, i, v, n):
+    """Store the first ``n`` lanes of ``v`` at flat index ``i`` of ``a``."""
+    if n == lanes(a):
+        vstore(a, i, v)
+    else:
+        vstore_part(a, i, v, n)
+
+
+@kernel
+def aligned_shift(a):
+    """Channels before the first 64-byte-aligned vector of each pixel of ``a`` (``[..., C]``, C-contiguous).
+
+    0 when the pixels are not all at the same offset from a cache line (``C`` not a multiple of
+    the lane count) or ``a`` is aligned already (see :mod:`sepconv.fast.aligned`).
+    """
+    count = lanes(a)
+    itemsize = VECTOR_BYTES // count
+    if a.shape[-1] % count or address(a) % itemsize:
+        return 0
+    return (-address(a) % VECTOR_BYTES) // itemsize
+
+
+@kernel
+def _channel_blocks(c, shift, count):
+    """How many channel blocks of ``count`` lanes cover ``C``, when the first block has ``shift`` channels
+    (those before the input's first aligned vector; 0: none)."""
+    if shift == 0:
+        return (c + count - 1) // count
+    return 1 + (c - shift + count - 1) // count
+
+
+@kernel
+def _channel_block(kb, c, shift, count):
+    """The first channel and the size of channel block ``kb`` (see :func:`_channel_blocks`)."""
+    if shift == 0:
+        k = kb * count
+    elif kb == 0:
+        return 0, shift
+    else:
+        k = shift + (kb - 1) * count
+    return k, min(count, c - k)
+
+
+@kernel
+def _weights3(w, tap, c, k, n):
+    """The channel block ``[k, k + n)`` of taps ``tap .. tap + 2`` of ``w`` ``[taps, C]``, as three vectors."""
+    return _load(w, tap * c + k, n), _load(w, (tap + 1) * c + k, n), _load(w, (tap + 2) * c + k, n)
+
+
+@kernel
+def _weights5(w, tap, c, k, n):
+    """As :func:`_weights3`, five taps."""
+    return (_load(w, tap * c + k, n), _load(w, (tap + 1) * c + k, n), _load(w, (tap + 2) * c + k, n),
+            _load(w, (tap + 3) * c + k, n), _load(w, (tap + 4) * c + k, n))
+
+
+@kernel
+def _taps3(xr, q, gap, ws, n):
+    """``sum_t xr.flat[q + t * gap : ... + n] * ws[t]`` over three taps: one filter row of one pixel."""
+    return vfma(_load(xr, q + 2 * gap, n), ws[2], vfma(_load(xr, q + gap, n), ws[1], vmul(_load(xr, q, n), ws[0])))
+
+
+@kernel
+def _taps5(xr, q, gap, ws, n):
+    """As :func:`_taps3`, five taps."""
+    s = vfma(_load(xr, q + 2 * gap, n), ws[2], vfma(_load(xr, q + gap, n), ws[1], vmul(_load(xr, q, n), ws[0])))
+    return vfma(_load(xr, q + 4 * gap, n), ws[4], vfma(_load(xr, q + 3 * gap, n), ws[3], s))
+
+
+@kernel
+def _forward_interior_3x3(o, x0, x1, x2, w9, j_lo, j_hi, stride_w, dil_w, pad_left, shift):
+    """Pixels ``[j_lo, j_hi)`` of an output row whose three columns are inside the input rows ``x0, x1, x2``.
+
+    Channel blocks outside, pixels inside: the block's nine weight vectors stay in registers
+    while the pixels go by, and each pixel is nine loads, nine multiply-adds and one store.
+    """
+    c = o.shape[1]
+    count = lanes(o)
+    step, gap = stride_w * c, dil_w * c
+    for kb in range(_channel_blocks(c, shift, count)):
+        k, n = _channel_block(kb, c, shift, count)
+        wa, wb, we = _weights3(w9, 0, c, k, n), _weights3(w9, 3, c, k, n), _weights3(w9, 6, c, k, n)
+        q = (j_lo * stride_w - pad_left) * c + k
+        for j in range(j_lo, j_hi):
+            s = vadd(vadd(_taps3(x0, q, gap, wa, n), _taps3(x1, q, gap, wb, n)), _taps3(x2, q, gap, we, n))
+            _store(o, j * c + k, s, n)
+            q += step
+
+
+@kernel
+def _forward_interior_5x5(o, x0, x1, x2, x3, x4, w25, j_lo, j_hi, stride_w, dil_w, pad_left, shift):
+    """As :func:`_forward_interior_3x3`, a 5x5 filter: 25 weight vectors in registers, 25 loads per pixel."""
+    c = o.shape[1]
+    count = lanes(o)
+    step, gap = stride_w * c, dil_w * c
+    for kb in range(_channel_blocks(c, shift, count)):
+        k, n = _channel_block(kb, c, shift, count)
+        wa, wb, we = _weights5(w25, 0, c, k, n), _weights5(w25, 5, c, k, n), _weights5(w25, 10, c, k, n)
+        wf, wg = _weights5(w25, 15, c, k, n), _weights5(w25, 20, c, k, n)
+        q = (j_lo * stride_w - pad_left) * c + k
+        for j in range(j_lo, j_hi):
+            s = vadd(vadd(_taps5(x0, q, gap, wa, n), _taps5(x1, q, gap, wb, n)),
+                     vadd(_taps5(x2, q, gap, we, n), _taps5(x3, q, gap, wf, n)))
+            _store(o, j * c + k, vadd(s, _taps5(x4, q, gap, wg, n)), n)
+            q += step
+
+
+@kernel
+def depthwise_nhwc_forward_3x3_rows(x, w, out, zero_row, row_begin, row_end, stride_h, stride_w,
                                     dil_h, dil_w, pad_top, pad_left):
     """Forward with a 3x3 filter, any stride/dilation/padding: output rows ``[row_begin, row_end)``.
 
-    The nine taps are one expression per channel vector (no partial sums in memory).
-
-    - Stride 1 and ``w_tiled`` ``[9, P * C]`` with ``P > 1`` (small ``C``): ``P`` neighbouring
-      output pixels are one channel loop of ``P * C`` elements: in a C-contiguous row, pixels
-      ``j .. j+P-1`` and the input pixels they read are contiguous runs, so index ``[j, k]``
-      with ``k < P * C`` walks across them; ``w_tiled`` holds each tap's ``C`` weights
-      repeated ``P`` times.  This keeps the loop long when ``C`` is small.
-    - Stride 1, undilated: four neighbouring pixels at a time, sharing the nine weight vectors
-      and their six columns.
-    - Otherwise two pixels at a time, sharing the nine weight vectors (and, with stride 1,
-      two of their three columns: pixels ``j`` and ``j + dil_w``).
-
-    A filter row in the padding reads ``zero_row`` (``[in_w, C]`` zeros, one row, not a
-    padded copy); the pixels whose columns reach into the padding skip those columns.
+    The pixels whose columns are all inside the input take :func:`_forward_interior_3x3` (SIMD,
+    channel blocks from :func:`aligned_shift`); a filter row in the padding
+    reads ``zero_row`` (``[in_w, C]`` zeros, one row, not a padded copy); the pixels whose
+    columns reach into the padding skip those columns.
     """
     in_w, c = x.shape[2], x.shape[3]
     out_h, out_w = out.shape[1], out.shape[2]
     w9 = w.reshape(9, c)
-    tiled = stride_w == 1 and w_tiled.shape[1] > c
-    if tiled:
-        block = w_tiled.shape[1] // c
-    elif stride_w == 1 and dil_w == 1:
-        block = 4  # four neighbouring pixels share their columns and all nine weights
-    elif stride_w == 1:
-        block = 2 * dil_w  # pixels j and j + dil_w, for the dil_w values of j in the first half
-    else:
-        block = 2
-    length = block * c
+    shift = aligned_shift(x)
     j_lo, j_hi = _interior(out_w, in_w, 3, stride_w, dil_w, pad_left)
-    n_blocks = (j_hi - j_lo) // block
     for r in range(row_begin, row_end):
         b = r // out_h
         i = r - b * out_h
@@ -175,124 +272,21 @@ def depthwise_nhwc_forward_3x3_rows(x, w, w_tiled, out, zero_row, row_begin, row
         x1 = _row_or_zeros(x, zero_row, b, ih0 + dil_h)
         x2 = _row_or_zeros(x, zero_row, b, ih0 + 2 * dil_h)
         o = out[b, i]
-        if tiled:
-            v = w_tiled
-            for blk in range(0, n_blocks - 1, 2):  # two blocks per pass share the weight loads
-                j = j_lo + blk * block
-                c0 = j - pad_left
-                c1 = c0 + dil_w
-                c2 = c1 + dil_w
-                for k in range(length):  # k >= c: the next pixels of the block
-                    w0, w1, w2, w3, w4 = v[0, k], v[1, k], v[2, k], v[3, k], v[4, k]
-                    w5, w6, w7, w8 = v[5, k], v[6, k], v[7, k], v[8, k]
-                    o[j, k] = (x0[c0, k] * w0 + x0[c1, k] * w1 + x0[c2, k] * w2
-                               + x1[c0, k] * w3 + x1[c1, k] * w4 + x1[c2, k] * w5
-                               + x2[c0, k] * w6 + x2[c1, k] * w7 + x2[c2, k] * w8)
-                    o[j + block, k] = (x0[c0 + block, k] * w0 + x0[c1 + block, k] * w1 + x0[c2 + block, k] * w2
-                                       + x1[c0 + block, k] * w3 + x1[c1 + block, k] * w4
-                                       + x1[c2 + block, k] * w5 + x2[c0 + block, k] * w6
-                                       + x2[c1 + block, k] * w7 + x2[c2 + block, k] * w8)
-            if n_blocks % 2 == 1:
-                j = j_lo + (n_blocks - 1) * block
-                c0 = j - pad_left
-                c1 = c0 + dil_w
-                c2 = c1 + dil_w
-                for k in range(length):
-                    o[j, k] = (x0[c0, k] * v[0, k] + x0[c1, k] * v[1, k] + x0[c2, k] * v[2, k]
-                               + x1[c0, k] * v[3, k] + x1[c1, k] * v[4, k] + x1[c2, k] * v[5, k]
-                               + x2[c0, k] * v[6, k] + x2[c1, k] * v[7, k] + x2[c2, k] * v[8, k])
-        elif stride_w == 1 and dil_w == 1:
-            # four pixels share their six columns (row by row), and all nine weights: 18 loads for 36
-            # multiply-adds (measured 5-30% faster than pairs here, most on small planes)
-            for blk in range(n_blocks):
-                j = j_lo + 4 * blk
-                c0 = j - pad_left
-                for k in range(c):
-                    w0, w1, w2, w3, w4 = w9[0, k], w9[1, k], w9[2, k], w9[3, k], w9[4, k]
-                    w5, w6, w7, w8 = w9[5, k], w9[6, k], w9[7, k], w9[8, k]
-                    a0, a1, a2, a3, a4, a5 = x0[c0, k], x0[c0 + 1, k], x0[c0 + 2, k], x0[c0 + 3, k], x0[c0 + 4, k], x0[c0 + 5, k]
-                    s0 = a0 * w0 + a1 * w1 + a2 * w2
-                    s1 = a1 * w0 + a2 * w1 + a3 * w2
-                    s2 = a2 * w0 + a3 * w1 + a4 * w2
-                    s3 = a3 * w0 + a4 * w1 + a5 * w2
-                    a0, a1, a2, a3, a4, a5 = x1[c0, k], x1[c0 + 1, k], x1[c0 + 2, k], x1[c0 + 3, k], x1[c0 + 4, k], x1[c0 + 5, k]
-                    s0 += a0 * w3 + a1 * w4 + a2 * w5
-                    s1 += a1 * w3 + a2 * w4 + a3 * w5
-                    s2 += a2 * w3 + a3 * w4 + a4 * w5
-                    s3 += a3 * w3 + a4 * w4 + a5 * w5
-                    a0, a1, a2, a3, a4, a5 = x2[c0, k], x2[c0 + 1, k], x2[c0 + 2, k], x2[c0 + 3, k], x2[c0 + 4, k], x2[c0 + 5, k]
-                    o[j, k] = s0 + a0 * w6 + a1 * w7 + a2 * w8
-                    o[j + 1, k] = s1 + a1 * w6 + a2 * w7 + a3 * w8
-                    o[j + 2, k] = s2 + a2 * w6 + a3 * w7 + a4 * w8
-                    o[j + 3, k] = s3 + a3 * w6 + a4 * w7 + a5 * w8
-        elif stride_w == 1:
-            # dilated: pixels j and j + dil_w share two of their three columns, and all nine weights
-            for blk in range(n_blocks):
-                for half in range(dil_w):
-                    j = j_lo + blk * block + half
-                    c0 = j - pad_left
-                    c1 = c0 + dil_w
-                    c2 = c1 + dil_w
-                    c3 = c2 + dil_w
-                    for k in range(c):
-                        a0, a1, a2, a3 = x0[c0, k], x0[c1, k], x0[c2, k], x0[c3, k]
-                        b0, b1, b2, b3 = x1[c0, k], x1[c1, k], x1[c2, k], x1[c3, k]
-                        e0, e1, e2, e3 = x2[c0, k], x2[c1, k], x2[c2, k], x2[c3, k]
-                        w0, w1, w2, w3, w4 = w9[0, k], w9[1, k], w9[2, k], w9[3, k], w9[4, k]
-                        w5, w6, w7, w8 = w9[5, k], w9[6, k], w9[7, k], w9[8, k]
-                        o[j, k] = (a0 * w0 + a1 * w1 + a2 * w2 + b0 * w3 + b1 * w4 + b2 * w5
-                                   + e0 * w6 + e1 * w7 + e2 * w8)
-                        o[j + dil_w, k] = (a1 * w0 + a2 * w1 + a3 * w2 + b1 * w3 + b2 * w4 + b3 * w5
-                                           + e1 * w6 + e2 * w7 + e3 * w8)
-        else:
-            for blk in range(n_blocks):
-                j = j_lo + 2 * blk
-                c0 = j * stride_w - pad_left
-                c1 = c0 + dil_w
-                c2 = c1 + dil_w
-                d0 = c0 + stride_w
-                d1 = d0 + dil_w
-                d2 = d1 + dil_w
-                for k in range(c):
-                    w0, w1, w2, w3, w4 = w9[0, k], w9[1, k], w9[2, k], w9[3, k], w9[4, k]
-                    w5, w6, w7, w8 = w9[5, k], w9[6, k], w9[7, k], w9[8, k]
-                    o[j, k] = (x0[c0, k] * w0 + x0[c1, k] * w1 + x0[c2, k] * w2
-                               + x1[c0, k] * w3 + x1[c1, k] * w4 + x1[c2, k] * w5
-                               + x2[c0, k] * w6 + x2[c1, k] * w7 + x2[c2, k] * w8)
-                    o[j + 1, k] = (x0[d0, k] * w0 + x0[d1, k] * w1 + x0[d2, k] * w2
-                                   + x1[d0, k] * w3 + x1[d1, k] * w4 + x1[d2, k] * w5
-                                   + x2[d0, k] * w6 + x2[d1, k] * w7 + x2[d2, k] * w8)
-        for j in range(j_lo + n_blocks * block, j_hi):  # the interior pixels left over, one at a time
-            c0 = j * stride_w - pad_left
-            c1 = c0 + dil_w
-            c2 = c1 + dil_w
-            for k in range(c):
-                o[j, k] = (x0[c0, k] * w9[0, k] + x0[c1, k] * w9[1, k] + x0[c2, k] * w9[2, k]
-                           + x1[c0, k] * w9[3, k] + x1[c1, k] * w9[4, k] + x1[c2, k] * w9[5, k]
-                           + x2[c0, k] * w9[6, k] + x2[c1, k] * w9[7, k] + x2[c2, k] * w9[8, k])
+        _forward_interior_3x3(o, x0, x1, x2, w9, j_lo, j_hi, stride_w, dil_w, pad_left, shift)
         _forward_border_pixels(o, x0, x1, x2, x2, x2, w9, 3, 3, 0, j_lo, in_w, stride_w, dil_w, pad_left)
         _forward_border_pixels(o, x0, x1, x2, x2, x2, w9, 3, 3, j_hi, out_w, in_w, stride_w, dil_w, pad_left)
 
 
 @kernel
-def depthwise_nhwc_forward_5x5_rows(x, w, w_tiled, out, zero_row, row_begin, row_end, stride_h, stride_w,
+def depthwise_nhwc_forward_5x5_rows(x, w, out, zero_row, row_begin, row_end, stride_h, stride_w,
                                     dil_h, dil_w, pad_top, pad_left):
-    """Forward with a 5x5 filter, any stride/dilation/padding: output rows ``[row_begin, row_end)``.
-
-    As the 3x3 kernel: blocks of ``P`` pixels with ``w_tiled`` ``[25, P * C]`` (stride 1, small
-    ``C``; the 25 taps in one expression); else with stride and dilation 1 pixel pairs in two
-    passes (filter rows 0-2, then 3-4: measured 1.5x faster than one pass, whose live vectors
-    spill); else one pixel at a time.
-    """
+    """Forward with a 5x5 filter, any stride/dilation/padding: output rows ``[row_begin, row_end)``
+    (as the 3x3 kernel, with :func:`_forward_interior_5x5`)."""
     in_w, c = x.shape[2], x.shape[3]
     out_h, out_w = out.shape[1], out.shape[2]
     w25 = w.reshape(25, c)
-    tiled = stride_w == 1 and w_tiled.shape[1] > c
-    block = w_tiled.shape[1] // c
+    shift = aligned_shift(x)
     j_lo, j_hi = _interior(out_w, in_w, 5, stride_w, dil_w, pad_left)
-    n_blocks = (j_hi - j_lo) // block if tiled else 0
-    n_pairs = (j_hi - j_lo) // 2 if not tiled and stride_w == 1 and dil_w == 1 else 0
-    singles_from = j_lo + n_blocks * block + 2 * n_pairs
     for r in range(row_begin, row_end):
         b = r // out_h
         i = r - b * out_h
@@ -303,76 +297,13 @@ def depthwise_nhwc_forward_5x5_rows(x, w, w_tiled, out, zero_row, row_begin, row
         x3 = _row_or_zeros(x, zero_row, b, ih0 + 3 * dil_h)
         x4 = _row_or_zeros(x, zero_row, b, ih0 + 4 * dil_h)
         o = out[b, i]
-        v = w_tiled
-        for blk in range(n_blocks):  # k >= c: the next pixels of the block
-            j = j_lo + blk * block
-            c0 = j - pad_left
-            c1 = c0 + dil_w
-            c2 = c1 + dil_w
-            c3 = c2 + dil_w
-            c4 = c3 + dil_w
-            for k in range(block * c):
-                o[j, k] = (x0[c0, k] * v[0, k] + x0[c1, k] * v[1, k] + x0[c2, k] * v[2, k]
-                           + x0[c3, k] * v[3, k] + x0[c4, k] * v[4, k]
-                           + x1[c0, k] * v[5, k] + x1[c1, k] * v[6, k] + x1[c2, k] * v[7, k]
-                           + x1[c3, k] * v[8, k] + x1[c4, k] * v[9, k]
-                           + x2[c0, k] * v[10, k] + x2[c1, k] * v[11, k] + x2[c2, k] * v[12, k]
-                           + x2[c3, k] * v[13, k] + x2[c4, k] * v[14, k]
-                           + x3[c0, k] * v[15, k] + x3[c1, k] * v[16, k] + x3[c2, k] * v[17, k]
-                           + x3[c3, k] * v[18, k] + x3[c4, k] * v[19, k]
-                           + x4[c0, k] * v[20, k] + x4[c1, k] * v[21, k] + x4[c2, k] * v[22, k]
-                           + x4[c3, k] * v[23, k] + x4[c4, k] * v[24, k])
-        v = w25
-        for p in range(n_pairs):
-            # stride and dilation 1: two pixels share their weights and four of five columns; filter
-            # rows 0-2 then 3-4 (all 25 taps at once would not fit in the vector registers)
-            j = j_lo + 2 * p
-            c0 = j - pad_left
-            for k in range(c):
-                a0, a1, a2, a3, a4, a5 = x0[c0, k], x0[c0 + 1, k], x0[c0 + 2, k], x0[c0 + 3, k], x0[c0 + 4, k], x0[c0 + 5, k]
-                b0, b1, b2, b3, b4, b5 = x1[c0, k], x1[c0 + 1, k], x1[c0 + 2, k], x1[c0 + 3, k], x1[c0 + 4, k], x1[c0 + 5, k]
-                e0, e1, e2, e3, e4, e5 = x2[c0, k], x2[c0 + 1, k], x2[c0 + 2, k], x2[c0 + 3, k], x2[c0 + 4, k], x2[c0 + 5, k]
-                w0, w1, w2, w3, w4 = v[0, k], v[1, k], v[2, k], v[3, k], v[4, k]
-                w5, w6, w7, w8, w9 = v[5, k], v[6, k], v[7, k], v[8, k], v[9, k]
-                u0, u1, u2, u3, u4 = v[10, k], v[11, k], v[12, k], v[13, k], v[14, k]
-                o[j, k] = (a0 * w0 + a1 * w1 + a2 * w2 + a3 * w3 + a4 * w4
-                           + b0 * w5 + b1 * w6 + b2 * w7 + b3 * w8 + b4 * w9
-                           + e0 * u0 + e1 * u1 + e2 * u2 + e3 * u3 + e4 * u4)
-                o[j + 1, k] = (a1 * w0 + a2 * w1 + a3 * w2 + a4 * w3 + a5 * w4
-                               + b1 * w5 + b2 * w6 + b3 * w7 + b4 * w8 + b5 * w9
-                               + e1 * u0 + e2 * u1 + e3 * u2 + e4 * u3 + e5 * u4)
-            for k in range(c):
-                a0, a1, a2, a3, a4, a5 = x3[c0, k], x3[c0 + 1, k], x3[c0 + 2, k], x3[c0 + 3, k], x3[c0 + 4, k], x3[c0 + 5, k]
-                b0, b1, b2, b3, b4, b5 = x4[c0, k], x4[c0 + 1, k], x4[c0 + 2, k], x4[c0 + 3, k], x4[c0 + 4, k], x4[c0 + 5, k]
-                w0, w1, w2, w3, w4 = v[15, k], v[16, k], v[17, k], v[18, k], v[19, k]
-                w5, w6, w7, w8, w9 = v[20, k], v[21, k], v[22, k], v[23, k], v[24, k]
-                o[j, k] += (a0 * w0 + a1 * w1 + a2 * w2 + a3 * w3 + a4 * w4
-                            + b0 * w5 + b1 * w6 + b2 * w7 + b3 * w8 + b4 * w9)
-                o[j + 1, k] += (a1 * w0 + a2 * w1 + a3 * w2 + a4 * w3 + a5 * w4
-                                + b1 * w5 + b2 * w6 + b3 * w7 + b4 * w8 + b5 * w9)
-        for j in range(singles_from, j_hi):
-            c0 = j * stride_w - pad_left
-            c1 = c0 + dil_w
-            c2 = c1 + dil_w
-            c3 = c2 + dil_w
-            c4 = c3 + dil_w
-            for k in range(c):
-                o[j, k] = (x0[c0, k] * v[0, k] + x0[c1, k] * v[1, k] + x0[c2, k] * v[2, k]
-                           + x0[c3, k] * v[3, k] + x0[c4, k] * v[4, k]
-                           + x1[c0, k] * v[5, k] + x1[c1, k] * v[6, k] + x1[c2, k] * v[7, k]
-                           + x1[c3, k] * v[8, k] + x1[c4, k] * v[9, k]
-                           + x2[c0, k] * v[10, k] + x2[c1, k] * v[11, k] + x2[c2, k] * v[12, k]
-                           + x2[c3, k] * v[13, k] + x2[c4, k] * v[14, k]
-                           + x3[c0, k] * v[15, k] + x3[c1, k] * v[16, k] + x3[c2, k] * v[17, k]
-                           + x3[c3, k] * v[18, k] + x3[c4, k] * v[19, k]
-                           + x4[c0, k] * v[20, k] + x4[c1, k] * v[21, k] + x4[c2, k] * v[22, k]
-                           + x4[c3, k] * v[23, k] + x4[c4, k] * v[24, k])
+        _forward_interior_5x5(o, x0, x1, x2, x3, x4, w25, j_lo, j_hi, stride_w, dil_w, pad_left, shift)
         _forward_border_pixels(o, x0, x1, x2, x3, x4, w25, 5, 5, 0, j_lo, in_w, stride_w, dil_w, pad_left)
         _forward_border_pixels(o, x0, x1, x2, x3, x4, w25, 5, 5, j_hi, out_w, in_w, stride_w, dil_w, pad_left)
 
 
 @kernel(parallel=True)
-def depthwise_nhwc_forward_parallel(x, w, w_tiled, out, zero_row, n_chunks, stride_h, stride_w, dil_h, dil_w,
+def depthwise_nhwc_forward_parallel(x, w, out, zero_row, n_chunks, stride_h, stride_w, dil_h, dil_w,
                                     pad_top, pad_left):
     """Forward over all output rows in ``n_chunks`` parallel blocks (3x3 and 5x5 filters take their kernels)."""
     rows = out.shape[0] * out.shape[1]
@@ -380,10 +311,10 @@ def depthwise_nhwc_forward_parallel(x, w, w_tiled, out, zero_row, n_chunks, stri
     for t in prange(n_chunks):
         begin, end = t * rows // n_chunks, (t + 1) * rows // n_chunks
         if kh == 3 and kw == 3:
-            depthwise_nhwc_forward_3x3_rows(x, w, w_tiled, out, zero_row, begin, end, stride_h, stride_w,
+            depthwise_nhwc_forward_3x3_rows(x, w, out, zero_row, begin, end, stride_h, stride_w,
                                             dil_h, dil_w, pad_top, pad_left)
         elif kh == 5 and kw == 5:
-            depthwise_nhwc_forward_5x5_rows(x, w, w_tiled, out, zero_row, begin, end, stride_h, stride_w,
+            depthwise_nhwc_forward_5x5_rows(x, w, out, zero_row, begin, end, stride_h, stride_w,
                                             dil_h, dil_w, pad_top, pad_left)
         else:
             depthwise_nhwc_forward_rows(x, w, out, begin, end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)

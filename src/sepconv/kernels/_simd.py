@@ -1,0 +1,198 @@
+"""Explicit SIMD vectors for the Numba kernels: one 64-byte vector of float32 (16 lanes) or float64 (8).
+
+LLVM's loop vectorizer only vectorizes the innermost loop, and gives up when a loop reads too
+many distinct arrays for its runtime alias checks.  Kernels that want the channels in vector
+registers while an outer loop walks the pixels (a filter held in registers, a sliding window
+of input columns, accumulators that stay in registers for a whole row) use these instead:
+
+- ``vload(a, i)`` / ``vstore(a, i, v)``: lanes ``a.flat[i : i + LANES]`` of a C-contiguous array;
+- ``vload_part(a, i, n)`` / ``vstore_part(a, i, v, n)``: the same, first ``n`` lanes only
+  (masked; the others read as zero and are not written);
+- ``vzeros(a)``, ``vsplat(a, s)``, ``vfma(x, y, acc)`` (``x * y + acc``), ``vadd``, ``vmul``;
+- ``lanes(a)``: the lane count for ``a``'s dtype, a compile-time constant;
+- ``address(a)``: the address of ``a``'s first element (for alignment decisions).
+
+A 64-byte vector is one AVX-512 register (or two AVX2 / four NEON registers: LLVM splits it,
+so the kernels stay correct on any CPU).
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic, models, register_model
+
+VECTOR_BYTES = 64
+
+
+class Vector(types.Type):
+    """A SIMD vector of ``VECTOR_BYTES // itemsize`` lanes of ``dtype`` (a Numba float type)."""
+
+    def __init__(self, dtype: types.Float) -> None:
+        self.dtype = dtype
+        self.count = VECTOR_BYTES * 8 // dtype.bitwidth
+        super().__init__(name=f"Vector({dtype}x{self.count})")
+
+
+@register_model(Vector)
+class _VectorModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, ir.VectorType(dmm.lookup(fe_type.dtype).get_value_type(), fe_type.count))
+
+
+def _vector_of(array_type) -> Vector:
+    if (not isinstance(array_type, types.Array) or not isinstance(array_type.dtype, types.Float)
+            or array_type.layout != "C"):
+        raise TypeError(f"expected a C-contiguous float array, got {array_type}")
+    return Vector(array_type.dtype)
+
+
+def _pointer(context, builder, array_type, array, index, vty):
+    data = context.make_array(array_type)(context, builder, array).data
+    return builder.bitcast(builder.gep(data, [index]), vty.as_pointer())
+
+
+def _splat(builder, value, count):
+    """``<count x type(value)>`` with every lane ``value``."""
+    one = builder.insert_element(ir.Constant(ir.VectorType(value.type, count), ir.Undefined), value,
+                                 ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(one, one, ir.Constant(ir.VectorType(ir.IntType(32), count), [0] * count))
+
+
+def _mask(builder, n, count):
+    """The ``<count x i1>`` mask of the first ``n`` lanes."""
+    lane = ir.Constant(ir.VectorType(n.type, count), list(range(count)))
+    return builder.icmp_signed("<", lane, _splat(builder, n, count))
+
+
+def _masked_intrinsic(builder, name, vty, count):
+    """``llvm.masked.load`` or ``llvm.masked.store`` for vectors of type ``vty``."""
+    mask_type = ir.VectorType(ir.IntType(1), count)
+    if name == "load":
+        fn_type = ir.FunctionType(vty, [vty.as_pointer(), ir.IntType(32), mask_type, vty])
+    else:
+        fn_type = ir.FunctionType(ir.VoidType(), [vty, vty.as_pointer(), ir.IntType(32), mask_type])
+    return cgutils.get_or_insert_function(builder.module, fn_type, f"llvm.masked.{name}.{_suffix(vty)}.p0{_suffix(vty)}")
+
+
+@intrinsic
+def lanes(typingctx, array):
+    vec = _vector_of(array)
+
+    def codegen(context, builder, sig, args):
+        return context.get_constant(types.intp, vec.count)
+    return types.intp(array), codegen
+
+
+@intrinsic
+def vload(typingctx, array, index):
+    vec = _vector_of(array)
+
+    def codegen(context, builder, sig, args):
+        vty = context.get_value_type(vec)
+        return builder.load(_pointer(context, builder, array, args[0], args[1], vty), align=1)
+    return vec(array, types.intp), codegen
+
+
+@intrinsic
+def vstore(typingctx, array, index, value):
+    _vector_of(array)
+
+    def codegen(context, builder, sig, args):
+        vty = context.get_value_type(sig.args[2])
+        builder.store(args[2], _pointer(context, builder, array, args[0], args[1], vty), align=1)
+        return context.get_dummy_value()
+    return types.none(array, types.intp, value), codegen
+
+
+@intrinsic
+def vload_part(typingctx, array, index, n):
+    vec = _vector_of(array)
+
+    def codegen(context, builder, sig, args):
+        vty = context.get_value_type(vec)
+        ptr = _pointer(context, builder, array, args[0], args[1], vty)
+        fn = _masked_intrinsic(builder, "load", vty, vec.count)
+        return builder.call(fn, [ptr, ir.Constant(ir.IntType(32), 1), _mask(builder, args[2], vec.count),
+                                 ir.Constant(vty, None)])
+    return vec(array, types.intp, types.intp), codegen
+
+
+@intrinsic
+def vstore_part(typingctx, array, index, value, n):
+    vec = _vector_of(array)
+
+    def codegen(context, builder, sig, args):
+        vty = context.get_value_type(vec)
+        ptr = _pointer(context, builder, array, args[0], args[1], vty)
+        fn = _masked_intrinsic(builder, "store", vty, vec.count)
+        builder.call(fn, [args[2], ptr, ir.Constant(ir.IntType(32), 1), _mask(builder, args[3], vec.count)])
+        return context.get_dummy_value()
+    return types.none(array, types.intp, value, types.intp), codegen
+
+
+def _suffix(vty) -> str:
+    return f"v{vty.count}f{32 if vty.element == ir.FloatType() else 64}"
+
+
+@intrinsic
+def vzeros(typingctx, array):
+    vec = _vector_of(array)
+
+    def codegen(context, builder, sig, args):
+        return ir.Constant(context.get_value_type(vec), None)
+    return vec(array), codegen
+
+
+@intrinsic
+def vsplat(typingctx, array, scalar):
+    vec = _vector_of(array)
+
+    def codegen(context, builder, sig, args):
+        return _splat(builder, context.cast(builder, args[1], sig.args[1], vec.dtype), vec.count)
+    return vec(array, scalar), codegen
+
+
+@intrinsic
+def vfma(typingctx, x, y, acc):
+    if not (isinstance(x, Vector) and x == y == acc):
+        return None
+
+    def codegen(context, builder, sig, args):
+        vty = context.get_value_type(x)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty, vty, vty]),
+                                            f"llvm.fma.{_suffix(vty)}")
+        return builder.call(fn, args)
+    return x(x, y, acc), codegen
+
+
+@intrinsic
+def vadd(typingctx, x, y):
+    if not (isinstance(x, Vector) and x == y):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.fadd(*args)
+    return x(x, y), codegen
+
+
+@intrinsic
+def vmul(typingctx, x, y):
+    if not (isinstance(x, Vector) and x == y):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.fmul(*args)
+    return x(x, y), codegen
+
+
+@intrinsic
+def address(typingctx, array):
+    if not isinstance(array, types.Array):
+        return None
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(array)(context, builder, args[0]).data
+        return builder.ptrtoint(data, context.get_value_type(types.intp))
+    return types.intp(array), codegen
