@@ -38,11 +38,11 @@ GEOMETRIES = [
     (3, 15, 16, 48, 1, (5, 5), 1, 1, "VALID"),
     (1, 11, 12, 19, 1, (5, 5), 2, 1, "SAME"),
     (1, 13, 12, 9, 2, (5, 5), 1, 2, "SAME"),
-    (1, 9, 40, 16, 1, (3, 3), 1, 1, "SAME"),  # small C: blocks of neighbouring pixels, and leftovers
+    (1, 9, 40, 16, 1, (3, 3), 1, 1, "SAME"),  # one full vector of channels (float32), a half (float64)
     (1, 8, 30, 12, 1, (5, 5), 1, 1, "SAME"),
-    (1, 7, 9, 130, 1, (5, 5), 1, 1, "SAME"),  # large C: pixel pairs
+    (1, 7, 9, 130, 1, (5, 5), 1, 1, "SAME"),  # channel blocks and a masked last block
     (1, 9, 10, 129, 1, (3, 3), 1, 2, "SAME"),
-    (1, 6, 30, 20, 1, (3, 3), 1, 3, "SAME"),  # dilated: pairs of pixels j, j + 3
+    (1, 6, 30, 20, 1, (3, 3), 1, 3, "SAME"),  # dilated
     (1, 6, 7, 3, 1, (7, 7), 1, 1, "SAME"),  # general kernel size, windows mostly in the padding
     # 3x3 stride 2: the input gradient's parity kernel (pairs of columns, clipped edges, missing dy rows)
     (1, 2, 1, 5, 1, (3, 3), 2, 1, "SAME"),
@@ -53,7 +53,7 @@ GEOMETRIES = [
     (2, 11, 13, 9, 1, (5, 5), 2, 1, "SAME"),
     (1, 12, 9, 20, 2, (5, 5), 2, 1, [[0, 0], [4, 1], [0, 3], [0, 0]]),
     (1, 6, 7, 5, 1, (5, 5), 2, 1, "VALID"),
-    # 3x3 stride 1, C >= FILTER_BLOCK_BELOW_C: the filter gradient's four-pixel passes, with leftovers
+    # 3x3 stride 1, wide: many channel blocks, explicit pads on one side
     (1, 6, 13, 100, 1, (3, 3), 1, 1, "SAME"),
     (2, 5, 10, 144, 1, (3, 3), 1, 1, [[0, 0], [1, 0], [2, 1], [0, 0]]),
 ]
@@ -170,26 +170,32 @@ def test_serial_and_parallel_paths_agree(monkeypatch):
         np.testing.assert_allclose(serial, parallel, rtol=1e-12, atol=1e-12)
 
 
-BLOCK_GEOMETRIES = [  # stride 1, small C: blocks of neighbouring pixels (forward and filter gradient)
-    (1, 9, 40, 16, 1, (3, 3), 1, 1, "SAME"),
-    (2, 7, 33, 5, 1, (3, 3), 1, 2, "SAME"),
-    (1, 8, 30, 12, 1, (5, 5), 1, 1, "SAME"),
-    (1, 6, 29, 24, 2, (5, 5), (2, 1), (1, 2), [[0, 0], [1, 2], [3, 0], [0, 0]]),
-    (1, 5, 21, 130, 1, (3, 3), 1, 1, "VALID"),
-    (1, 7, 13, 200, 1, (5, 5), 1, 1, "SAME"),  # 5x5 pixel pairs next to the blocks' threshold
-]
+def _at_offset(a: np.ndarray, offset_bytes: int) -> np.ndarray:
+    """A C-contiguous copy of ``a`` whose data starts ``offset_bytes`` past a 64-byte line."""
+    buffer = np.empty(a.size + 64 // a.itemsize, a.dtype)
+    start = ((offset_bytes - buffer.ctypes.data) % 64) // a.itemsize
+    out = buffer[start:start + a.size].reshape(a.shape)
+    out[...] = a
+    assert out.ctypes.data % 64 == offset_bytes
+    return out
 
 
-@pytest.mark.parametrize("geometry", BLOCK_GEOMETRIES, ids=_ids)
-def test_pixel_blocks_match_reference(geometry, monkeypatch):
-    monkeypatch.setattr(fast_depthwise, "STRIDE1_BLOCK_MIN_OUTPUT", 0)  # blocks even on these small shapes
-    x, filt, dy, args = _problem(geometry, np.float32)
-    fast, ref = _both(sepconv.depthwise_conv2d, x, filt, **args)
-    np.testing.assert_allclose(fast, ref, **tol(np.float32))
-    fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, filt, dy, **args)
-    np.testing.assert_allclose(fast, ref, **tol(np.float32))
-    fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, filt.shape, dy, **args)
-    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("c", [8, 15, 16, 17, 32, 48])
+@pytest.mark.parametrize("kernel_size", [3, 5])
+def test_simd_channel_blocks_at_every_alignment(kernel_size, c, dtype, monkeypatch):
+    """The SIMD kernels start their channel blocks at the input's first cache-line-aligned channel: a
+    short first block, full vectors, a masked last one.  Every offset of ``x`` and ``dy`` from a
+    line, channel counts on both sides of the lane count, serial and parallel."""
+    geometry = (2, 7, 11, c, 1, (kernel_size, kernel_size), 1, 1, "SAME")
+    x, filt, dy, args = _problem(geometry, dtype, seed=c)
+    itemsize = np.dtype(dtype).itemsize
+    for offset in range(0, 64, itemsize):
+        monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 0 if offset % 16 else 10**18)
+        _assert_three_ops_match(_at_offset(x, offset), filt, _at_offset(dy, (64 - offset) % 64), args, dtype)
+    strided = dict(args, strides=2, dilations=1)
+    x, filt, dy, _ = _problem((2, 9, 12, c, 1, (kernel_size, kernel_size), 2, 1, "SAME"), dtype, seed=c + 1)
+    _assert_three_ops_match(_at_offset(x, itemsize), filt, _at_offset(dy, 2 * itemsize), strided, dtype)
 
 
 @pytest.mark.parametrize("layout", ["transposed", "fortran", "strided", "reversed"])

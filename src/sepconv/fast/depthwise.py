@@ -50,40 +50,6 @@ def _filter_per_channel(w: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(w.reshape(kh, kw, c * m))  # the kernels take C-contiguous filters
 
 
-# With stride 1 and fewer channels than STRIDE1_BLOCK_BELOW_C, the 3x3/5x5 kernels compute a
-# block of neighbouring pixels, STRIDE1_BLOCK_VALUES channel values, per inner loop (measured:
-# better for C <= 64, worse than pixel pairs for C >= 144; 5x5 at 1x28x28x240 in the benchmark's
-# setting: 282-318 us with pairs, 410-475 with blocks of two pixels).
-STRIDE1_BLOCK_VALUES = 512
-STRIDE1_BLOCK_BELOW_C = 128
-STRIDE1_BLOCK_MAX_PIXELS = 16
-# Undilated 3x3 filters take blocks only below this many channels: from 48 channels up, four
-# neighbouring pixels per pass sharing their columns (the kernel's "quads") measured faster
-# (1x56x56x96: 156 vs 192 us; 4x56x56x48: 415 vs 439; 1x56x56x32: 94 vs 76, so blocks stay below).
-STRIDE1_BLOCK_BELOW_C_3X3 = 40
-# Below this many output values the blocks are not worth the few microseconds of setting them up.
-STRIDE1_BLOCK_MIN_OUTPUT = 16384
-
-
-def _stride1_block(c: int, stride_w: int, out_w: int, out_size: int, below_c: int) -> int:
-    """How many neighbouring pixels the stride-1 kernels take per inner loop (1: no blocks).
-
-    ``below_c`` is passed by every caller (no default: a default would freeze the module constant
-    at import, and the tuning constants here are read at each call)."""
-    if stride_w != 1 or c >= below_c or out_size < STRIDE1_BLOCK_MIN_OUTPUT:
-        return 1
-    return max(1, min(STRIDE1_BLOCK_VALUES // c, STRIDE1_BLOCK_MAX_PIXELS, out_w // 2))
-
-
-def _tiled_filter(w3: np.ndarray, stride_w: int, out_w: int, out_size: int, below_c: int) -> np.ndarray:
-    """``[kh, kw, C]`` -> ``[kh*kw, P*C]``, each tap's weights repeated for a block of ``P`` pixels."""
-    taps = w3.reshape(w3.shape[0] * w3.shape[1], w3.shape[2])
-    block = _stride1_block(w3.shape[2], stride_w, out_w, out_size, below_c)
-    if block == 1:
-        return taps
-    return np.broadcast_to(taps[:, None, :], (taps.shape[0], block, taps.shape[1])).reshape(taps.shape[0], -1)
-
-
 def _repeated(x: np.ndarray, multiplier: int) -> np.ndarray:
     """The input with each channel repeated ``multiplier`` times (the multiplier-1 problem's input)."""
     if multiplier == 1:
@@ -204,16 +170,6 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
     return dx
 
 
-# The stride-1 filter gradient takes blocks of neighbouring pixels (two blocks per pass halve the
-# accumulator stores) at every C, except that undilated 3x3 filters from this many channels up take
-# four neighbouring pixels per pass, sharing their columns.  Measured (2 threads, the order of the
-# variants alternating each round, blocks vs four pixels, us): 1x56x56x128 327-366 vs 363-403 and
-# 1x56x56x96 289 vs 356, so not below 144; at 144-240 a tie (8x28x28x192 942-980 vs 897-921,
-# 1x56x56x144 376-420 vs 373-422); above 256 channels there are no blocks, and four pixels beat the
-# pixel pairs of before (alternating processes: 8x14x14x384 397-534 vs 501-683 us).
-FILTER_BLOCK_BELOW_C = 144
-
-
 @functools.lru_cache(maxsize=256)
 def _has_window_in_padding(g: Conv2DGeometry) -> bool:
     """Whether some output pixel's filter window lies entirely in the padding."""
@@ -230,8 +186,8 @@ def _has_window_in_padding(g: Conv2DGeometry) -> bool:
 def depthwise_conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
     """Filter gradient: ``x [N, H, W, C]``, ``dy [N, out_h, out_w, C*M]`` -> ``[kh, kw, C, M]``.
 
-    Per-thread partial sums over blocks of output rows, then one reduction (with stride 1,
-    each partial sum has one slot per pixel of a block of neighbouring pixels, folded at the end).
+    Per-thread partial sums over blocks of output rows, then one reduction.  3x3 and 5x5 filters
+    keep the sums of a channel block in vector registers along each row of ``dy``.
 
     Examples
     --------
@@ -246,19 +202,22 @@ def depthwise_conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeo
     dy = np.ascontiguousarray(dy)
     rows = dy.shape[0] * g.out_h
     n_chunks = _n_chunks(rows, dy.size * g.kh * g.kw)
-    quads = (g.kh, g.kw, g.dil_w) == (3, 3, 1)  # the kernel's four-pixel passes (else blocks at every C)
-    block = _stride1_block(g.out_c, g.stride_w, g.out_w, dy.size, FILTER_BLOCK_BELOW_C if quads else 1 << 62)
-    per_channel = (g.kh, g.kw, block * g.out_c)
+    per_channel = (g.kh, g.kw, g.out_c)
+    args = _geometry_ints(g)
+    zero_row = zeros_like_offset(xr.shape[2:], xr.dtype, xr)  # read for input rows in the padding
     if n_chunks == 1:
         dw = np.zeros(per_channel, x.dtype)
-        kernels.depthwise_nhwc_backprop_filter_rows(xr, dy, dw, 0, rows, *_geometry_ints(g))
+        if (g.kh, g.kw) == (3, 3):
+            kernels.depthwise_nhwc_backprop_filter_3x3_rows(xr, dy, dw, zero_row, 0, rows, *args)
+        elif (g.kh, g.kw) == (5, 5):
+            kernels.depthwise_nhwc_backprop_filter_5x5_rows(xr, dy, dw, zero_row, 0, rows, *args)
+        else:
+            kernels.depthwise_nhwc_backprop_filter_rows(xr, dy, dw, 0, rows, *args)
     else:
         partial = np.zeros((n_chunks, *per_channel), x.dtype)
         with PARALLEL_LAUNCH:
-            kernels.depthwise_nhwc_backprop_filter_parallel(xr, dy, partial, *_geometry_ints(g))
+            kernels.depthwise_nhwc_backprop_filter_parallel(xr, dy, partial, zero_row, *args)
         dw = partial.sum(axis=0)
-    if block > 1:
-        dw = dw.reshape(g.kh, g.kw, block, g.out_c).sum(axis=2)
     dw = dw.reshape(g.filter_shape)
     # A non-finite out_backprop shows up in dw, except at a pixel whose whole window is padding.
     if not kernels.all_finite(dw) or (_has_window_in_padding(g) and not np.isfinite(dy).all()):

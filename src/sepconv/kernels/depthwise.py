@@ -533,36 +533,162 @@ def depthwise_nhwc_backprop_input_s2_parallel(w, dy, dx, zero_row, n_chunks, pad
 
 
 @kernel
+def _accumulate3(xr, q, gap, g, acc, n):
+    """``acc[t] += xr.flat[q + t * gap : ... + n] * g`` for the three taps of one filter row."""
+    return (vfma(_load(xr, q, n), g, acc[0]), vfma(_load(xr, q + gap, n), g, acc[1]),
+            vfma(_load(xr, q + 2 * gap, n), g, acc[2]))
+
+
+@kernel
+def _accumulate5(xr, q, gap, g, acc, n):
+    """As :func:`_accumulate3`, five taps."""
+    return (vfma(_load(xr, q, n), g, acc[0]), vfma(_load(xr, q + gap, n), g, acc[1]),
+            vfma(_load(xr, q + 2 * gap, n), g, acc[2]), vfma(_load(xr, q + 3 * gap, n), g, acc[3]),
+            vfma(_load(xr, q + 4 * gap, n), g, acc[4]))
+
+
+@kernel
+def _store3(w, tap, c, k, acc, n):
+    """Store three vectors as the channel block ``[k, k + n)`` of taps ``tap .. tap + 2`` of ``w`` ``[taps, C]``."""
+    _store(w, tap * c + k, acc[0], n)
+    _store(w, (tap + 1) * c + k, acc[1], n)
+    _store(w, (tap + 2) * c + k, acc[2], n)
+
+
+@kernel
+def _store5(w, tap, c, k, acc, n):
+    """As :func:`_store3`, five taps."""
+    _store3(w, tap, c, k, acc, n)
+    _store(w, (tap + 3) * c + k, acc[3], n)
+    _store(w, (tap + 4) * c + k, acc[4], n)
+
+
+@kernel
+def _filter_gradient_interior_3x3(dw9, x0, x1, x2, dyr, j_lo, j_hi, stride_w, dil_w, pad_left, shift):
+    """Add to ``dw9`` ``[9, C]`` the pixels ``[j_lo, j_hi)`` of one ``dy`` row whose three columns are inside
+    the input rows ``x0, x1, x2``: per channel block, the nine sums stay in registers while the
+    pixels go by (one ``dy`` load, nine input loads and nine multiply-adds per pixel)."""
+    c = dyr.shape[1]
+    count = lanes(dyr)
+    step, gap = stride_w * c, dil_w * c
+    for kb in range(_channel_blocks(c, shift, count)):
+        k, n = _channel_block(kb, c, shift, count)
+        ra, rb, re = _weights3(dw9, 0, c, k, n), _weights3(dw9, 3, c, k, n), _weights3(dw9, 6, c, k, n)
+        q = (j_lo * stride_w - pad_left) * c + k
+        for j in range(j_lo, j_hi):
+            g = _load(dyr, j * c + k, n)
+            ra = _accumulate3(x0, q, gap, g, ra, n)
+            rb = _accumulate3(x1, q, gap, g, rb, n)
+            re = _accumulate3(x2, q, gap, g, re, n)
+            q += step
+        _store3(dw9, 0, c, k, ra, n)
+        _store3(dw9, 3, c, k, rb, n)
+        _store3(dw9, 6, c, k, re, n)
+
+
+@kernel
+def _filter_gradient_interior_5x5(dw25, x0, x1, x2, x3, x4, dyr, j_lo, j_hi, stride_w, dil_w, pad_left, shift):
+    """As :func:`_filter_gradient_interior_3x3`, a 5x5 filter: 25 sums in registers."""
+    c = dyr.shape[1]
+    count = lanes(dyr)
+    step, gap = stride_w * c, dil_w * c
+    for kb in range(_channel_blocks(c, shift, count)):
+        k, n = _channel_block(kb, c, shift, count)
+        ra, rb, re = _weights5(dw25, 0, c, k, n), _weights5(dw25, 5, c, k, n), _weights5(dw25, 10, c, k, n)
+        rf, rg = _weights5(dw25, 15, c, k, n), _weights5(dw25, 20, c, k, n)
+        q = (j_lo * stride_w - pad_left) * c + k
+        for j in range(j_lo, j_hi):
+            g = _load(dyr, j * c + k, n)
+            ra = _accumulate5(x0, q, gap, g, ra, n)
+            rb = _accumulate5(x1, q, gap, g, rb, n)
+            re = _accumulate5(x2, q, gap, g, re, n)
+            rf = _accumulate5(x3, q, gap, g, rf, n)
+            rg = _accumulate5(x4, q, gap, g, rg, n)
+            q += step
+        _store5(dw25, 0, c, k, ra, n)
+        _store5(dw25, 5, c, k, rb, n)
+        _store5(dw25, 10, c, k, re, n)
+        _store5(dw25, 15, c, k, rf, n)
+        _store5(dw25, 20, c, k, rg, n)
+
+
+@kernel
+def _filter_gradient_border(dw, rows, dyr, kw, j_begin, j_end, in_w, stride_w, dil_w, pad_left):
+    """Add to ``dw`` ``[kh * kw, C]`` the pixels ``[j_begin, j_end)`` of one ``dy`` row whose columns reach
+    into the padding: only the filter columns inside the input; ``rows`` holds the ``kh`` input rows."""
+    c = dyr.shape[1]
+    for j in range(j_begin, j_end):
+        c0 = j * stride_w - pad_left
+        dj_lo, dj_hi = _tap_range(c0, dil_w, kw, in_w)
+        for di in range(len(rows)):
+            xr = rows[di]
+            for dj in range(dj_lo, dj_hi):
+                a = dw[di * kw + dj]
+                col = c0 + dj * dil_w
+                for k in range(c):
+                    a[k] += xr[col, k] * dyr[j, k]
+
+
+@kernel
+def depthwise_nhwc_backprop_filter_3x3_rows(x, dy, dw, zero_row, row_begin, row_end, stride_h, stride_w, dil_h,
+                                            dil_w, pad_top, pad_left):
+    """Filter gradient of a 3x3 filter, output rows ``[row_begin, row_end)`` *added* to ``dw`` ``[3, 3, C]``
+    (SIMD, :func:`_filter_gradient_interior_3x3`; input rows in the padding read ``zero_row``)."""
+    in_w, c = x.shape[2], x.shape[3]
+    out_h, out_w = dy.shape[1], dy.shape[2]
+    dw9 = dw.reshape(9, c)
+    shift = aligned_shift(x)
+    j_lo, j_hi = _interior(out_w, in_w, 3, stride_w, dil_w, pad_left)
+    for r in range(row_begin, row_end):
+        b = r // out_h
+        i = r - b * out_h
+        ih0 = i * stride_h - pad_top
+        x0 = _row_or_zeros(x, zero_row, b, ih0)
+        x1 = _row_or_zeros(x, zero_row, b, ih0 + dil_h)
+        x2 = _row_or_zeros(x, zero_row, b, ih0 + 2 * dil_h)
+        dyr = dy[b, i]
+        _filter_gradient_interior_3x3(dw9, x0, x1, x2, dyr, j_lo, j_hi, stride_w, dil_w, pad_left, shift)
+        _filter_gradient_border(dw9, (x0, x1, x2), dyr, 3, 0, j_lo, in_w, stride_w, dil_w, pad_left)
+        _filter_gradient_border(dw9, (x0, x1, x2), dyr, 3, j_hi, out_w, in_w, stride_w, dil_w, pad_left)
+
+
+@kernel
+def depthwise_nhwc_backprop_filter_5x5_rows(x, dy, dw, zero_row, row_begin, row_end, stride_h, stride_w, dil_h,
+                                            dil_w, pad_top, pad_left):
+    """As :func:`depthwise_nhwc_backprop_filter_3x3_rows`, a 5x5 filter."""
+    in_w, c = x.shape[2], x.shape[3]
+    out_h, out_w = dy.shape[1], dy.shape[2]
+    dw25 = dw.reshape(25, c)
+    shift = aligned_shift(x)
+    j_lo, j_hi = _interior(out_w, in_w, 5, stride_w, dil_w, pad_left)
+    for r in range(row_begin, row_end):
+        b = r // out_h
+        i = r - b * out_h
+        ih0 = i * stride_h - pad_top
+        x0 = _row_or_zeros(x, zero_row, b, ih0)
+        x1 = _row_or_zeros(x, zero_row, b, ih0 + dil_h)
+        x2 = _row_or_zeros(x, zero_row, b, ih0 + 2 * dil_h)
+        x3 = _row_or_zeros(x, zero_row, b, ih0 + 3 * dil_h)
+        x4 = _row_or_zeros(x, zero_row, b, ih0 + 4 * dil_h)
+        dyr = dy[b, i]
+        _filter_gradient_interior_5x5(dw25, x0, x1, x2, x3, x4, dyr, j_lo, j_hi, stride_w, dil_w, pad_left, shift)
+        rows = (x0, x1, x2, x3, x4)
+        _filter_gradient_border(dw25, rows, dyr, 5, 0, j_lo, in_w, stride_w, dil_w, pad_left)
+        _filter_gradient_border(dw25, rows, dyr, 5, j_hi, out_w, in_w, stride_w, dil_w, pad_left)
+
+
+@kernel
 def depthwise_nhwc_backprop_filter_rows(x, dy, dw, row_begin, row_end, stride_h, stride_w, dil_h, dil_w,
                                         pad_top, pad_left):
-    """Filter gradient of output rows ``[row_begin, row_end)``, *added* to ``dw`` ``[kh, kw, P*C]``::
+    """Filter gradient, any filter size, one tap at a time: output rows ``[row_begin, row_end)`` *added*
+    to ``dw`` ``[kh, kw, C]``::
 
-        dw[di, dj, p*C + k] += sum_{b, i, j} x[b, i*stride_h + di*dil_h - pad_top, j*stride_w + dj*dil_w - pad_left, k]
-                                             * dy[b, i, j, k]
-
-    where the caller sums the ``P`` blocks of ``C`` at the end.  With ``P > 1`` (stride 1,
-    small ``C``) the interior is taken ``P`` pixels at a time as one loop of ``P*C`` values
-    (neighbouring pixels are contiguous in a C-contiguous row, as in the forward kernels),
-    each block of ``P`` pixels summed into its own ``C`` slots.  With ``P = 1`` and ``kw == 3``
-    the three column taps of a filter row share each ``dy`` vector: with stride and dilation 1
-    four pixels at a time (sharing their six columns), else two.
-    Pixels whose window reaches into the padding take one tap at a time, into the first block.
+        dw[di, dj, k] += sum_{b, i, j} x[b, i*stride_h + di*dil_h - pad_top, j*stride_w + dj*dil_w - pad_left, k]
+                                       * dy[b, i, j, k]
     """
     in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
     kh, kw = dw.shape[0], dw.shape[1]
-    block = dw.shape[2] // c
     out_h, out_w = dy.shape[1], dy.shape[2]
-    j_lo, j_hi = _interior(out_w, in_w, kw, stride_w, dil_w, pad_left)
-    quads = block == 1 and kw == 3 and stride_w == 1 and dil_w == 1
-    if block > 1:
-        n_fast = (j_hi - j_lo) // block * block
-    elif quads:
-        n_fast = (j_hi - j_lo) // 4 * 4
-    elif kw == 3:
-        n_fast = (j_hi - j_lo) // 2 * 2
-    else:
-        n_fast = 0
-    done_lo, done_hi = j_lo, j_lo + n_fast  # the pixels summed by the fast loops, all taps
     for r in range(row_begin, row_end):
         b = r // out_h
         i = r - b * out_h
@@ -571,82 +697,33 @@ def depthwise_nhwc_backprop_filter_rows(x, dy, dw, row_begin, row_end, stride_h,
         di_lo, di_hi = _tap_range(ih0, dil_h, kh, in_h)
         for di in range(di_lo, di_hi):
             xr = x[b, ih0 + di * dil_h]
-            a0 = dw[di, 0]
-            a1 = dw[di, 1 % kw]
-            a2 = dw[di, 2 % kw]
-            if block > 1 and kw == 3:
-                n_blocks = (done_hi - done_lo) // block
-                for p in range(0, n_blocks - 1, 2):  # two blocks per pass: half the accumulator traffic
-                    j = done_lo + p * block
-                    c0 = j - pad_left
-                    c1 = c0 + dil_w
-                    c2 = c1 + dil_w
-                    e0 = c0 + block
-                    for k in range(block * c):  # k >= c: the next pixels of the block
-                        g = dyr[j, k]
-                        h = dyr[j + block, k]
-                        a0[k] += xr[c0, k] * g + xr[e0, k] * h
-                        a1[k] += xr[c1, k] * g + xr[e0 + dil_w, k] * h
-                        a2[k] += xr[c2, k] * g + xr[e0 + 2 * dil_w, k] * h
-                if n_blocks % 2 == 1:
-                    j = done_hi - block
-                    c0 = j - pad_left
-                    c1 = c0 + dil_w
-                    c2 = c1 + dil_w
-                    for k in range(block * c):
-                        g = dyr[j, k]
-                        a0[k] += xr[c0, k] * g
-                        a1[k] += xr[c1, k] * g
-                        a2[k] += xr[c2, k] * g
-            elif block > 1:
-                for dj in range(kw):
-                    a = dw[di, dj]
-                    for j in range(done_lo, done_hi, block):
-                        col = j - pad_left + dj * dil_w
-                        for k in range(block * c):
-                            a[k] += xr[col, k] * dyr[j, k]
-            elif quads:
-                # four neighbouring pixels share their six columns: each accumulator is loaded and
-                # stored once per four multiply-adds (pairs: once per two)
-                for j in range(done_lo, done_hi, 4):
-                    c0 = j - pad_left
-                    for k in range(c):
-                        g0, g1, g2, g3 = dyr[j, k], dyr[j + 1, k], dyr[j + 2, k], dyr[j + 3, k]
-                        e0, e1, e2 = xr[c0, k], xr[c0 + 1, k], xr[c0 + 2, k]
-                        e3, e4, e5 = xr[c0 + 3, k], xr[c0 + 4, k], xr[c0 + 5, k]
-                        a0[k] += e0 * g0 + e1 * g1 + e2 * g2 + e3 * g3
-                        a1[k] += e1 * g0 + e2 * g1 + e3 * g2 + e4 * g3
-                        a2[k] += e2 * g0 + e3 * g1 + e4 * g2 + e5 * g3
-            else:
-                for j in range(done_lo, done_hi, 2):
-                    c0 = j * stride_w - pad_left
-                    d0 = c0 + stride_w
-                    for k in range(c):
-                        g = dyr[j, k]
-                        h = dyr[j + 1, k]
-                        a0[k] += xr[c0, k] * g + xr[d0, k] * h
-                        a1[k] += xr[c0 + dil_w, k] * g + xr[d0 + dil_w, k] * h
-                        a2[k] += xr[c0 + 2 * dil_w, k] * g + xr[d0 + 2 * dil_w, k] * h
             for dj in range(kw):
                 a = dw[di, dj]
-                t_lo, t_hi = _tap_range(dj * dil_w - pad_left, stride_w, out_w, in_w)
-                for side in range(2):  # the pixels before and after those done above
-                    lo = t_lo if side == 0 else max(t_lo, done_hi)
-                    hi = min(t_hi, done_lo) if side == 0 else t_hi
-                    for j in range(lo, hi):
-                        iw = j * stride_w + dj * dil_w - pad_left
-                        for k in range(c):
-                            a[k] += xr[iw, k] * dyr[j, k]
+                j_lo, j_hi = _tap_range(dj * dil_w - pad_left, stride_w, out_w, in_w)
+                for j in range(j_lo, j_hi):
+                    iw = j * stride_w + dj * dil_w - pad_left
+                    for k in range(c):
+                        a[k] += xr[iw, k] * dyr[j, k]
 
 
 @kernel(parallel=True)
-def depthwise_nhwc_backprop_filter_parallel(x, dy, partial, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
+def depthwise_nhwc_backprop_filter_parallel(x, dy, partial, zero_row, stride_h, stride_w, dil_h, dil_w, pad_top,
+                                            pad_left):
     """Filter gradient: block ``t`` of the output rows is summed into ``partial[t]`` (zeroed by the caller)."""
     n_chunks = partial.shape[0]
     rows = dy.shape[0] * dy.shape[1]
+    kh, kw = partial.shape[1], partial.shape[2]
     for t in prange(n_chunks):
-        depthwise_nhwc_backprop_filter_rows(x, dy, partial[t], t * rows // n_chunks, (t + 1) * rows // n_chunks,
-                                            stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
+        begin, end = t * rows // n_chunks, (t + 1) * rows // n_chunks
+        if kh == 3 and kw == 3:
+            depthwise_nhwc_backprop_filter_3x3_rows(x, dy, partial[t], zero_row, begin, end, stride_h, stride_w,
+                                                    dil_h, dil_w, pad_top, pad_left)
+        elif kh == 5 and kw == 5:
+            depthwise_nhwc_backprop_filter_5x5_rows(x, dy, partial[t], zero_row, begin, end, stride_h, stride_w,
+                                                    dil_h, dil_w, pad_top, pad_left)
+        else:
+            depthwise_nhwc_backprop_filter_rows(x, dy, partial[t], begin, end, stride_h, stride_w, dil_h, dil_w,
+                                                pad_top, pad_left)
 
 
 # --------------------------------------------------------------------------- helpers
