@@ -216,7 +216,9 @@ def _forward_interior_3x3(o, x0, x1, x2, w9, j_lo, j_hi, stride_w, dil_w, pad_le
     """Pixels ``[j_lo, j_hi)`` of an output row whose three columns are inside the input rows ``x0, x1, x2``.
 
     Channel blocks outside, pixels inside: the block's nine weight vectors stay in registers
-    while the pixels go by, and each pixel is nine loads, nine multiply-adds and one store.
+    while the pixels go by, and each pixel is nine multiply-adds, one store and nine loads (three
+    with stride and dilation 1, whose window slides: measured 10-30% faster, 2 threads:
+    8x56x56x144 1132 -> 1035 us, 1x147x147x64 603 -> 441, 1x14x14x576 64 -> 46).
     """
     c = o.shape[1]
     count = lanes(o)
@@ -225,10 +227,52 @@ def _forward_interior_3x3(o, x0, x1, x2, w9, j_lo, j_hi, stride_w, dil_w, pad_le
         k, n = _channel_block(kb, c, shift, count)
         wa, wb, we = _weights3(w9, 0, c, k, n), _weights3(w9, 3, c, k, n), _weights3(w9, 6, c, k, n)
         q = (j_lo * stride_w - pad_left) * c + k
+        if stride_w == 1 and dil_w == 1:
+            # a sliding window: the first two columns of the next pixel are the last two of this one
+            a0, b0, e0 = _load(x0, q, n), _load(x1, q, n), _load(x2, q, n)
+            a1, b1, e1 = _load(x0, q + c, n), _load(x1, q + c, n), _load(x2, q + c, n)
+            for j in range(j_lo, j_hi):
+                q2 = q + 2 * c
+                a2, b2, e2 = _load(x0, q2, n), _load(x1, q2, n), _load(x2, q2, n)
+                s = vfma(a2, wa[2], vfma(a1, wa[1], vmul(a0, wa[0])))
+                t = vfma(b2, wb[2], vfma(b1, wb[1], vmul(b0, wb[0])))
+                u = vfma(e2, we[2], vfma(e1, we[1], vmul(e0, we[0])))
+                _store(o, j * c + k, vadd(vadd(s, t), u), n)
+                a0, a1, b0, b1, e0, e1 = a1, a2, b1, b2, e1, e2
+                q += c
+        else:
+            for j in range(j_lo, j_hi):
+                s = vadd(vadd(_taps3(x0, q, gap, wa, n), _taps3(x1, q, gap, wb, n)), _taps3(x2, q, gap, we, n))
+                _store(o, j * c + k, s, n)
+                q += step
+
+
+@kernel
+def _forward_interior_3x3_two_rows(o0, o1, x0, x1, x2, x3, w9, j_lo, j_hi, pad_left, shift):
+    """Stride and dilation 1: the interior of two neighbouring output rows, ``o0`` from input rows
+    ``x0 .. x2`` and ``o1`` from ``x1 .. x3``, in one sliding pass (four input loads for two
+    pixels instead of six: the middle rows are shared)."""
+    c = o0.shape[1]
+    count = lanes(o0)
+    for kb in range(_channel_blocks(c, shift, count)):
+        k, n = _channel_block(kb, c, shift, count)
+        wa, wb, we = _weights3(w9, 0, c, k, n), _weights3(w9, 3, c, k, n), _weights3(w9, 6, c, k, n)
+        q = (j_lo - pad_left) * c + k
+        a0, b0, e0, f0 = _load(x0, q, n), _load(x1, q, n), _load(x2, q, n), _load(x3, q, n)
+        a1, b1, e1, f1 = _load(x0, q + c, n), _load(x1, q + c, n), _load(x2, q + c, n), _load(x3, q + c, n)
         for j in range(j_lo, j_hi):
-            s = vadd(vadd(_taps3(x0, q, gap, wa, n), _taps3(x1, q, gap, wb, n)), _taps3(x2, q, gap, we, n))
-            _store(o, j * c + k, s, n)
-            q += step
+            q2 = q + 2 * c
+            a2, b2, e2, f2 = _load(x0, q2, n), _load(x1, q2, n), _load(x2, q2, n), _load(x3, q2, n)
+            top = vfma(a2, wa[2], vfma(a1, wa[1], vmul(a0, wa[0])))
+            mid0 = vfma(b2, wb[2], vfma(b1, wb[1], vmul(b0, wb[0])))
+            mid1 = vfma(b2, wa[2], vfma(b1, wa[1], vmul(b0, wa[0])))
+            low0 = vfma(e2, we[2], vfma(e1, we[1], vmul(e0, we[0])))
+            low1 = vfma(e2, wb[2], vfma(e1, wb[1], vmul(e0, wb[0])))
+            bottom = vfma(f2, we[2], vfma(f1, we[1], vmul(f0, we[0])))
+            _store(o0, j * c + k, vadd(vadd(top, mid0), low0), n)
+            _store(o1, j * c + k, vadd(vadd(mid1, low1), bottom), n)
+            a0, a1, b0, b1, e0, e1, f0, f1 = a1, a2, b1, b2, e1, e2, f1, f2
+            q += c
 
 
 @kernel
@@ -255,7 +299,8 @@ def depthwise_nhwc_forward_3x3_rows(x, w, out, zero_row, row_begin, row_end, str
     """Forward with a 3x3 filter, any stride/dilation/padding: output rows ``[row_begin, row_end)``.
 
     The pixels whose columns are all inside the input take :func:`_forward_interior_3x3` (SIMD,
-    channel blocks from :func:`aligned_shift`); a filter row in the padding
+    channel blocks from :func:`aligned_shift`), two rows at a time with strides and dilations 1
+    (:func:`_forward_interior_3x3_two_rows`); a filter row in the padding
     reads ``zero_row`` (``[in_w, C]`` zeros, one row, not a padded copy); the pixels whose
     columns reach into the padding skip those columns.
     """
@@ -264,7 +309,9 @@ def depthwise_nhwc_forward_3x3_rows(x, w, out, zero_row, row_begin, row_end, str
     w9 = w.reshape(9, c)
     shift = aligned_shift(x)
     j_lo, j_hi = _interior(out_w, in_w, 3, stride_w, dil_w, pad_left)
-    for r in range(row_begin, row_end):
+    pairs = stride_h == 1 and stride_w == 1 and dil_h == 1 and dil_w == 1
+    r = row_begin
+    while r < row_end:
         b = r // out_h
         i = r - b * out_h
         ih0 = i * stride_h - pad_top
@@ -272,9 +319,18 @@ def depthwise_nhwc_forward_3x3_rows(x, w, out, zero_row, row_begin, row_end, str
         x1 = _row_or_zeros(x, zero_row, b, ih0 + dil_h)
         x2 = _row_or_zeros(x, zero_row, b, ih0 + 2 * dil_h)
         o = out[b, i]
-        _forward_interior_3x3(o, x0, x1, x2, w9, j_lo, j_hi, stride_w, dil_w, pad_left, shift)
+        if pairs and r + 1 < row_end and i + 1 < out_h:  # two rows of the same image
+            x3 = _row_or_zeros(x, zero_row, b, ih0 + 3)
+            o1 = out[b, i + 1]
+            _forward_interior_3x3_two_rows(o, o1, x0, x1, x2, x3, w9, j_lo, j_hi, pad_left, shift)
+            _forward_border_pixels(o1, x1, x2, x3, x3, x3, w9, 3, 3, 0, j_lo, in_w, 1, 1, pad_left)
+            _forward_border_pixels(o1, x1, x2, x3, x3, x3, w9, 3, 3, j_hi, out_w, in_w, 1, 1, pad_left)
+            r += 1
+        else:
+            _forward_interior_3x3(o, x0, x1, x2, w9, j_lo, j_hi, stride_w, dil_w, pad_left, shift)
         _forward_border_pixels(o, x0, x1, x2, x2, x2, w9, 3, 3, 0, j_lo, in_w, stride_w, dil_w, pad_left)
         _forward_border_pixels(o, x0, x1, x2, x2, x2, w9, 3, 3, j_hi, out_w, in_w, stride_w, dil_w, pad_left)
+        r += 1
 
 
 @kernel
@@ -575,12 +631,52 @@ def _filter_gradient_interior_3x3(dw9, x0, x1, x2, dyr, j_lo, j_hi, stride_w, di
         k, n = _channel_block(kb, c, shift, count)
         ra, rb, re = _weights3(dw9, 0, c, k, n), _weights3(dw9, 3, c, k, n), _weights3(dw9, 6, c, k, n)
         q = (j_lo * stride_w - pad_left) * c + k
+        if stride_w == 1 and dil_w == 1:
+            # a sliding window, as in the forward: three new input loads per pixel instead of nine
+            a0, b0, e0 = _load(x0, q, n), _load(x1, q, n), _load(x2, q, n)
+            a1, b1, e1 = _load(x0, q + c, n), _load(x1, q + c, n), _load(x2, q + c, n)
+            for j in range(j_lo, j_hi):
+                g = _load(dyr, j * c + k, n)
+                q2 = q + 2 * c
+                a2, b2, e2 = _load(x0, q2, n), _load(x1, q2, n), _load(x2, q2, n)
+                ra = (vfma(a0, g, ra[0]), vfma(a1, g, ra[1]), vfma(a2, g, ra[2]))
+                rb = (vfma(b0, g, rb[0]), vfma(b1, g, rb[1]), vfma(b2, g, rb[2]))
+                re = (vfma(e0, g, re[0]), vfma(e1, g, re[1]), vfma(e2, g, re[2]))
+                a0, a1, b0, b1, e0, e1 = a1, a2, b1, b2, e1, e2
+                q += c
+        else:
+            for j in range(j_lo, j_hi):
+                g = _load(dyr, j * c + k, n)
+                ra = _accumulate3(x0, q, gap, g, ra, n)
+                rb = _accumulate3(x1, q, gap, g, rb, n)
+                re = _accumulate3(x2, q, gap, g, re, n)
+                q += step
+        _store3(dw9, 0, c, k, ra, n)
+        _store3(dw9, 3, c, k, rb, n)
+        _store3(dw9, 6, c, k, re, n)
+
+
+@kernel
+def _filter_gradient_interior_3x3_two_rows(dw9, x0, x1, x2, x3, dy0, dy1, j_lo, j_hi, pad_left, shift):
+    """Stride and dilation 1: two neighbouring ``dy`` rows, ``dy0`` against input rows ``x0 .. x2`` and
+    ``dy1`` against ``x1 .. x3``, in one sliding pass (the middle rows' loads are shared)."""
+    c = dy0.shape[1]
+    count = lanes(dy0)
+    for kb in range(_channel_blocks(c, shift, count)):
+        k, n = _channel_block(kb, c, shift, count)
+        ra, rb, re = _weights3(dw9, 0, c, k, n), _weights3(dw9, 3, c, k, n), _weights3(dw9, 6, c, k, n)
+        q = (j_lo - pad_left) * c + k
+        a0, b0, e0, f0 = _load(x0, q, n), _load(x1, q, n), _load(x2, q, n), _load(x3, q, n)
+        a1, b1, e1, f1 = _load(x0, q + c, n), _load(x1, q + c, n), _load(x2, q + c, n), _load(x3, q + c, n)
         for j in range(j_lo, j_hi):
-            g = _load(dyr, j * c + k, n)
-            ra = _accumulate3(x0, q, gap, g, ra, n)
-            rb = _accumulate3(x1, q, gap, g, rb, n)
-            re = _accumulate3(x2, q, gap, g, re, n)
-            q += step
+            g, h = _load(dy0, j * c + k, n), _load(dy1, j * c + k, n)
+            q2 = q + 2 * c
+            a2, b2, e2, f2 = _load(x0, q2, n), _load(x1, q2, n), _load(x2, q2, n), _load(x3, q2, n)
+            ra = (vfma(b0, h, vfma(a0, g, ra[0])), vfma(b1, h, vfma(a1, g, ra[1])), vfma(b2, h, vfma(a2, g, ra[2])))
+            rb = (vfma(e0, h, vfma(b0, g, rb[0])), vfma(e1, h, vfma(b1, g, rb[1])), vfma(e2, h, vfma(b2, g, rb[2])))
+            re = (vfma(f0, h, vfma(e0, g, re[0])), vfma(f1, h, vfma(e1, g, re[1])), vfma(f2, h, vfma(e2, g, re[2])))
+            a0, a1, b0, b1, e0, e1, f0, f1 = a1, a2, b1, b2, e1, e2, f1, f2
+            q += c
         _store3(dw9, 0, c, k, ra, n)
         _store3(dw9, 3, c, k, rb, n)
         _store3(dw9, 6, c, k, re, n)
@@ -633,13 +729,16 @@ def _filter_gradient_border(dw, rows, dyr, kw, j_begin, j_end, in_w, stride_w, d
 def depthwise_nhwc_backprop_filter_3x3_rows(x, dy, dw, zero_row, row_begin, row_end, stride_h, stride_w, dil_h,
                                             dil_w, pad_top, pad_left):
     """Filter gradient of a 3x3 filter, output rows ``[row_begin, row_end)`` *added* to ``dw`` ``[3, 3, C]``
-    (SIMD, :func:`_filter_gradient_interior_3x3`; input rows in the padding read ``zero_row``)."""
+    (SIMD, :func:`_filter_gradient_interior_3x3`, two rows at a time with strides and dilations 1;
+    input rows in the padding read ``zero_row``)."""
     in_w, c = x.shape[2], x.shape[3]
     out_h, out_w = dy.shape[1], dy.shape[2]
     dw9 = dw.reshape(9, c)
     shift = aligned_shift(x)
     j_lo, j_hi = _interior(out_w, in_w, 3, stride_w, dil_w, pad_left)
-    for r in range(row_begin, row_end):
+    pairs = stride_h == 1 and stride_w == 1 and dil_h == 1 and dil_w == 1
+    r = row_begin
+    while r < row_end:
         b = r // out_h
         i = r - b * out_h
         ih0 = i * stride_h - pad_top
@@ -647,9 +746,18 @@ def depthwise_nhwc_backprop_filter_3x3_rows(x, dy, dw, zero_row, row_begin, row_
         x1 = _row_or_zeros(x, zero_row, b, ih0 + dil_h)
         x2 = _row_or_zeros(x, zero_row, b, ih0 + 2 * dil_h)
         dyr = dy[b, i]
-        _filter_gradient_interior_3x3(dw9, x0, x1, x2, dyr, j_lo, j_hi, stride_w, dil_w, pad_left, shift)
+        if pairs and r + 1 < row_end and i + 1 < out_h:  # two rows of the same image
+            x3 = _row_or_zeros(x, zero_row, b, ih0 + 3)
+            dy1 = dy[b, i + 1]
+            _filter_gradient_interior_3x3_two_rows(dw9, x0, x1, x2, x3, dyr, dy1, j_lo, j_hi, pad_left, shift)
+            _filter_gradient_border(dw9, (x1, x2, x3), dy1, 3, 0, j_lo, in_w, 1, 1, pad_left)
+            _filter_gradient_border(dw9, (x1, x2, x3), dy1, 3, j_hi, out_w, in_w, 1, 1, pad_left)
+            r += 1
+        else:
+            _filter_gradient_interior_3x3(dw9, x0, x1, x2, dyr, j_lo, j_hi, stride_w, dil_w, pad_left, shift)
         _filter_gradient_border(dw9, (x0, x1, x2), dyr, 3, 0, j_lo, in_w, stride_w, dil_w, pad_left)
         _filter_gradient_border(dw9, (x0, x1, x2), dyr, 3, j_hi, out_w, in_w, stride_w, dil_w, pad_left)
+        r += 1
 
 
 @kernel
