@@ -53,6 +53,9 @@ GEOMETRIES = [
     (2, 11, 13, 9, 1, (5, 5), 2, 1, "SAME"),
     (1, 12, 9, 20, 2, (5, 5), 2, 1, [[0, 0], [4, 1], [0, 3], [0, 0]]),
     (1, 6, 7, 5, 1, (5, 5), 2, 1, "VALID"),
+    # vertical stride and dilation 1, horizontal ones not: 5x5 row pairs with strided, dilated columns
+    (2, 9, 13, 20, 1, (5, 5), (1, 2), (1, 2), "SAME"),
+    (1, 8, 12, 33, 2, (3, 3), (1, 2), 1, [[0, 0], [2, 1], [0, 2], [0, 0]]),
     # 3x3 stride 1, wide: many channel blocks, explicit pads on one side
     (1, 6, 13, 100, 1, (3, 3), 1, 1, "SAME"),
     (2, 5, 10, 144, 1, (3, 3), 1, 1, [[0, 0], [1, 0], [2, 1], [0, 0]]),

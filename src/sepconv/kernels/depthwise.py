@@ -294,6 +294,32 @@ def _forward_interior_5x5(o, x0, x1, x2, x3, x4, w25, j_lo, j_hi, stride_w, dil_
 
 
 @kernel
+def _forward_interior_5x5_two_rows(o0, o1, x0, x1, x2, x3, x4, x5, w25, j_lo, j_hi, stride_w, dil_w, pad_left,
+                                   shift):
+    """Vertical stride and dilation 1: the interior of two neighbouring output rows, ``o0`` from input
+    rows ``x0 .. x4`` and ``o1`` from ``x1 .. x5``; the four shared rows are loaded once (30 loads for
+    two pixels instead of 50: measured 1.3-1.7x faster, 2 threads, 1x28x28x240 218 -> 132 us,
+    8x14x14x672 1282 -> 925 us)."""
+    c = o0.shape[1]
+    count = lanes(o0)
+    step, gap = stride_w * c, dil_w * c
+    for kb in range(_channel_blocks(c, shift, count)):
+        k, n = _channel_block(kb, c, shift, count)
+        wa, wb, we = _weights5(w25, 0, c, k, n), _weights5(w25, 5, c, k, n), _weights5(w25, 10, c, k, n)
+        wf, wg = _weights5(w25, 15, c, k, n), _weights5(w25, 20, c, k, n)
+        q = (j_lo * stride_w - pad_left) * c + k
+        for j in range(j_lo, j_hi):
+            # the same addresses in one iteration: LLVM loads each input vector once for both rows
+            s0 = vadd(vadd(_taps5(x0, q, gap, wa, n), _taps5(x1, q, gap, wb, n)),
+                      vadd(_taps5(x2, q, gap, we, n), _taps5(x3, q, gap, wf, n)))
+            s1 = vadd(vadd(_taps5(x1, q, gap, wa, n), _taps5(x2, q, gap, wb, n)),
+                      vadd(_taps5(x3, q, gap, we, n), _taps5(x4, q, gap, wf, n)))
+            _store(o0, j * c + k, vadd(s0, _taps5(x4, q, gap, wg, n)), n)
+            _store(o1, j * c + k, vadd(s1, _taps5(x5, q, gap, wg, n)), n)
+            q += step
+
+
+@kernel
 def depthwise_nhwc_forward_3x3_rows(x, w, out, zero_row, row_begin, row_end, stride_h, stride_w,
                                     dil_h, dil_w, pad_top, pad_left):
     """Forward with a 3x3 filter, any stride/dilation/padding: output rows ``[row_begin, row_end)``.
@@ -337,13 +363,16 @@ def depthwise_nhwc_forward_3x3_rows(x, w, out, zero_row, row_begin, row_end, str
 def depthwise_nhwc_forward_5x5_rows(x, w, out, zero_row, row_begin, row_end, stride_h, stride_w,
                                     dil_h, dil_w, pad_top, pad_left):
     """Forward with a 5x5 filter, any stride/dilation/padding: output rows ``[row_begin, row_end)``
-    (as the 3x3 kernel, with :func:`_forward_interior_5x5`)."""
+    (as the 3x3 kernel, with :func:`_forward_interior_5x5`; two rows at a time when the vertical
+    stride and dilation are 1, :func:`_forward_interior_5x5_two_rows`)."""
     in_w, c = x.shape[2], x.shape[3]
     out_h, out_w = out.shape[1], out.shape[2]
     w25 = w.reshape(25, c)
     shift = aligned_shift(x)
     j_lo, j_hi = _interior(out_w, in_w, 5, stride_w, dil_w, pad_left)
-    for r in range(row_begin, row_end):
+    pairs = stride_h == 1 and dil_h == 1
+    r = row_begin
+    while r < row_end:
         b = r // out_h
         i = r - b * out_h
         ih0 = i * stride_h - pad_top
@@ -353,9 +382,20 @@ def depthwise_nhwc_forward_5x5_rows(x, w, out, zero_row, row_begin, row_end, str
         x3 = _row_or_zeros(x, zero_row, b, ih0 + 3 * dil_h)
         x4 = _row_or_zeros(x, zero_row, b, ih0 + 4 * dil_h)
         o = out[b, i]
-        _forward_interior_5x5(o, x0, x1, x2, x3, x4, w25, j_lo, j_hi, stride_w, dil_w, pad_left, shift)
+        if pairs and r + 1 < row_end and i + 1 < out_h:  # two rows of the same image
+            x5 = _row_or_zeros(x, zero_row, b, ih0 + 5)
+            o1 = out[b, i + 1]
+            _forward_interior_5x5_two_rows(o, o1, x0, x1, x2, x3, x4, x5, w25, j_lo, j_hi, stride_w, dil_w,
+                                           pad_left, shift)
+            _forward_border_pixels(o1, x1, x2, x3, x4, x5, w25, 5, 5, 0, j_lo, in_w, stride_w, dil_w, pad_left)
+            _forward_border_pixels(o1, x1, x2, x3, x4, x5, w25, 5, 5, j_hi, out_w, in_w, stride_w, dil_w,
+                                   pad_left)
+            r += 1
+        else:
+            _forward_interior_5x5(o, x0, x1, x2, x3, x4, w25, j_lo, j_hi, stride_w, dil_w, pad_left, shift)
         _forward_border_pixels(o, x0, x1, x2, x3, x4, w25, 5, 5, 0, j_lo, in_w, stride_w, dil_w, pad_left)
         _forward_border_pixels(o, x0, x1, x2, x3, x4, w25, 5, 5, j_hi, out_w, in_w, stride_w, dil_w, pad_left)
+        r += 1
 
 
 @kernel(parallel=True)
