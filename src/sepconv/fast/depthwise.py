@@ -139,7 +139,7 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
     elif g.kh == g.kw and g.kh in (3, 5) and (g.stride_h, g.stride_w, g.dil_h, g.dil_w) == (2, 2, 1, 1):
         rows = n * g.in_h
         n_chunks = _n_chunks(rows, dy.size * g.kh * g.kw)
-        zero_row = np.zeros(dy.shape[2:], dy.dtype)
+        zero_row = zeros_like_offset(dy.shape[2:], dy.dtype, dy)
         if n_chunks == 1:
             rows_kernel = (kernels.depthwise_nhwc_backprop_input_s2_3x3_rows if g.kh == 3
                            else kernels.depthwise_nhwc_backprop_input_s2_5x5_rows)

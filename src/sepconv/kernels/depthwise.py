@@ -43,7 +43,7 @@ from __future__ import annotations
 from numba import prange
 
 from ._jit import kernel
-from ._simd import VECTOR_BYTES, address, lanes, vadd, vfma, vload, vload_part, vmul, vstore, vstore_part
+from ._simd import VECTOR_BYTES, address, lanes, vadd, vfma, vload, vload_part, vmul, vstore, vstore_part, vzeros
 
 
 @kernel
@@ -521,13 +521,71 @@ def _s2_edges(g, ra, rb, rc, w, di_a, di_b, di_c, done_lo, done_hi, pad_left, ou
 
 
 @kernel
+def _s2_terms3(row, q, c, ws, n, even, odd):
+    """Add one ``dy`` row's taps (filter row ``ws``, 3 wide) to a pair of ``dx`` columns of a stride-2
+    input gradient: the even column takes ``dy`` columns ``m`` and ``m - 1`` (flat index ``q`` and
+    ``q - c``) with filter columns 0 and 2, the odd one column ``m`` with filter column 1."""
+    r0, r1 = _load(row, q, n), _load(row, q - c, n)
+    return vfma(r1, ws[2], vfma(r0, ws[0], even)), vfma(r0, ws[1], odd)
+
+
+@kernel
+def _s2_terms5(row, q, c, ws, n, even, odd):
+    """As :func:`_s2_terms3`, a filter row 5 wide: even column ``dy`` columns ``m, m - 1, m - 2`` with
+    filter columns 0, 2, 4; odd column ``m, m - 1`` with 1, 3."""
+    r0, r1, r2 = _load(row, q, n), _load(row, q - c, n), _load(row, q - 2 * c, n)
+    return vfma(r2, ws[4], vfma(r1, ws[2], vfma(r0, ws[0], even))), vfma(r1, ws[3], vfma(r0, ws[1], odd))
+
+
+@kernel
+def _s2_pairs_3x3(g, ra, rb, w9, di_a, di_b, m_lo, m_hi, pad_left, shift):
+    """The column pairs ``[m_lo, m_hi)`` of one stride-2 input-gradient row, 3x3 filter (SIMD): ``dy`` rows
+    ``ra`` (filter row ``di_a``) and ``rb`` (``di_b``; ``-1``: none)."""
+    c = g.shape[1]
+    count = lanes(g)
+    for kb in range(_channel_blocks(c, shift, count)):
+        k, n = _channel_block(kb, c, shift, count)
+        wa = _weights3(w9, 3 * di_a, c, k, n)
+        wb = _weights3(w9, 3 * max(di_b, 0), c, k, n)
+        for m in range(m_lo, m_hi):
+            q = m * c + k
+            even, odd = _s2_terms3(ra, q, c, wa, n, vzeros(g), vzeros(g))
+            if di_b >= 0:
+                even, odd = _s2_terms3(rb, q, c, wb, n, even, odd)
+            xe = (2 * m - pad_left) * c + k
+            _store(g, xe, even, n)
+            _store(g, xe + c, odd, n)
+
+
+@kernel
+def _s2_pairs_5x5(g, ra, rb, rc, w25, di_a, di_b, di_c, m_lo, m_hi, pad_left, shift):
+    """As :func:`_s2_pairs_3x3`, a 5x5 filter: ``dy`` rows ``ra, rb`` and ``rc`` (``di_c = -1``: none)."""
+    c = g.shape[1]
+    count = lanes(g)
+    for kb in range(_channel_blocks(c, shift, count)):
+        k, n = _channel_block(kb, c, shift, count)
+        wa, wb = _weights5(w25, 5 * di_a, c, k, n), _weights5(w25, 5 * di_b, c, k, n)
+        wc = _weights5(w25, 5 * max(di_c, 0), c, k, n)
+        for m in range(m_lo, m_hi):
+            q = m * c + k
+            even, odd = _s2_terms5(ra, q, c, wa, n, vzeros(g), vzeros(g))
+            even, odd = _s2_terms5(rb, q, c, wb, n, even, odd)
+            if di_c >= 0:
+                even, odd = _s2_terms5(rc, q, c, wc, n, even, odd)
+            xe = (2 * m - pad_left) * c + k
+            _store(g, xe, even, n)
+            _store(g, xe + c, odd, n)
+
+
+@kernel
 def depthwise_nhwc_backprop_input_s2_3x3_rows(w, dy, dx, zero_row, row_begin, row_end, pad_top, pad_left):
     """Input gradient of a 3x3 filter with stride 2 (dilation 1): rows ``[row_begin, row_end)`` of ``dx``.
 
     Each ``dx`` pixel is one expression of the (at most four) taps that reach it, by parity: row
     ``y`` takes filter rows 0 and 2 (``dy`` rows ``(y + pad_top) / 2`` and that minus 1) when
     ``y + pad_top`` is even, else filter row 1; likewise for columns.  An even/odd pair of columns
-    shares its ``dy`` loads; nothing is accumulated in memory.  A ``dy`` row outside ``dy`` reads
+    shares its ``dy`` loads, in SIMD channel blocks from ``dy``'s first aligned channel
+    (:func:`_s2_pairs_3x3`); nothing is accumulated in memory.  A ``dy`` row outside ``dy`` reads
     ``zero_row``; the columns at the edges, whose taps would leave ``dy``, are clipped
     (:func:`_backprop_input_s2_pixel`).
     """
@@ -535,6 +593,8 @@ def depthwise_nhwc_backprop_input_s2_3x3_rows(w, dy, dx, zero_row, row_begin, ro
     out_w = dy.shape[2]
     # pairs m: dx columns 2m - pad_left (dy columns m and m - 1) and 2m + 1 - pad_left (dy column m)
     m_lo, m_hi, done_lo, done_hi = _s2_pairs(3, out_w, in_w, pad_left)
+    w9 = w.reshape(9, c)
+    shift = aligned_shift(dy)
     for r in range(row_begin, row_end):
         b = r // in_h
         y = r - b * in_h
@@ -546,24 +606,7 @@ def depthwise_nhwc_backprop_input_s2_3x3_rows(w, dy, dx, zero_row, row_begin, ro
         ra = _s2_row(dy, zero_row, b, t, di_a)
         rb = _s2_row(dy, zero_row, b, t, di_b) if di_b >= 0 else zero_row
         g = dx[b, y]
-        if di_b >= 0:
-            wa0, wa1, wa2 = w[di_a, 0], w[di_a, 1], w[di_a, 2]
-            wb0, wb1, wb2 = w[di_b, 0], w[di_b, 1], w[di_b, 2]
-            for m in range(m_lo, m_hi):
-                xe = 2 * m - pad_left
-                for k in range(c):
-                    a0, a1 = ra[m, k], ra[m - 1, k]
-                    b0, b1 = rb[m, k], rb[m - 1, k]
-                    g[xe, k] = a0 * wa0[k] + a1 * wa2[k] + b0 * wb0[k] + b1 * wb2[k]
-                    g[xe + 1, k] = a0 * wa1[k] + b0 * wb1[k]
-        else:
-            wa0, wa1, wa2 = w[di_a, 0], w[di_a, 1], w[di_a, 2]
-            for m in range(m_lo, m_hi):
-                xe = 2 * m - pad_left
-                for k in range(c):
-                    a0, a1 = ra[m, k], ra[m - 1, k]
-                    g[xe, k] = a0 * wa0[k] + a1 * wa2[k]
-                    g[xe + 1, k] = a0 * wa1[k]
+        _s2_pairs_3x3(g, ra, rb, w9, di_a, di_b, m_lo, m_hi, pad_left, shift)
         _s2_edges(g, ra, rb, zero_row, w, di_a, di_b, -1, done_lo, done_hi, pad_left, out_w)
 
 
@@ -574,12 +617,14 @@ def depthwise_nhwc_backprop_input_s2_5x5_rows(w, dy, dx, zero_row, row_begin, ro
     As the 3x3 kernel, by parity: a row with ``y + pad_top`` even takes filter rows 0, 2, 4 (``dy``
     rows ``t/2``, ``t/2 - 1``, ``t/2 - 2``), an odd one rows 1, 3; an even column takes filter
     columns 0, 2, 4 (``dy`` columns ``m``, ``m - 1``, ``m - 2``), the odd column after it 1, 3
-    (``m``, ``m - 1``).  Each pair of columns is one pass over the channels with all its taps
-    (at most 15), sharing the ``dy`` loads.
+    (``m``, ``m - 1``).  Each pair of columns is one expression per channel block with all its taps
+    (at most 15), sharing the ``dy`` loads (:func:`_s2_pairs_5x5`).
     """
     in_h, in_w, c = dx.shape[1], dx.shape[2], dx.shape[3]
     out_w = dy.shape[2]
     m_lo, m_hi, done_lo, done_hi = _s2_pairs(5, out_w, in_w, pad_left)
+    w25 = w.reshape(25, c)
+    shift = aligned_shift(dy)
     for r in range(row_begin, row_end):
         b = r // in_h
         y = r - b * in_h
@@ -587,29 +632,11 @@ def depthwise_nhwc_backprop_input_s2_5x5_rows(w, dy, dx, zero_row, row_begin, ro
         g = dx[b, y]
         if t % 2 == 0:
             ra, rb, rc = _s2_row(dy, zero_row, b, t, 0), _s2_row(dy, zero_row, b, t, 2), _s2_row(dy, zero_row, b, t, 4)
-            for m in range(m_lo, m_hi):
-                xe = 2 * m - pad_left
-                for k in range(c):
-                    a0, a1, a2 = ra[m, k], ra[m - 1, k], ra[m - 2, k]
-                    b0, b1, b2 = rb[m, k], rb[m - 1, k], rb[m - 2, k]
-                    e0, e1, e2 = rc[m, k], rc[m - 1, k], rc[m - 2, k]
-                    g[xe, k] = (a0 * w[0, 0, k] + a1 * w[0, 2, k] + a2 * w[0, 4, k]
-                                + b0 * w[2, 0, k] + b1 * w[2, 2, k] + b2 * w[2, 4, k]
-                                + e0 * w[4, 0, k] + e1 * w[4, 2, k] + e2 * w[4, 4, k])
-                    g[xe + 1, k] = (a0 * w[0, 1, k] + a1 * w[0, 3, k] + b0 * w[2, 1, k] + b1 * w[2, 3, k]
-                                    + e0 * w[4, 1, k] + e1 * w[4, 3, k])
             di_a, di_b, di_c = 0, 2, 4
         else:
             ra, rb, rc = _s2_row(dy, zero_row, b, t, 1), _s2_row(dy, zero_row, b, t, 3), zero_row
-            for m in range(m_lo, m_hi):
-                xe = 2 * m - pad_left
-                for k in range(c):
-                    a0, a1, a2 = ra[m, k], ra[m - 1, k], ra[m - 2, k]
-                    b0, b1, b2 = rb[m, k], rb[m - 1, k], rb[m - 2, k]
-                    g[xe, k] = (a0 * w[1, 0, k] + a1 * w[1, 2, k] + a2 * w[1, 4, k]
-                                + b0 * w[3, 0, k] + b1 * w[3, 2, k] + b2 * w[3, 4, k])
-                    g[xe + 1, k] = a0 * w[1, 1, k] + a1 * w[1, 3, k] + b0 * w[3, 1, k] + b1 * w[3, 3, k]
             di_a, di_b, di_c = 1, 3, -1
+        _s2_pairs_5x5(g, ra, rb, rc, w25, di_a, di_b, di_c, m_lo, m_hi, pad_left, shift)
         _s2_edges(g, ra, rb, rc, w, di_a, di_b, di_c, done_lo, done_hi, pad_left, out_w)
 
 
