@@ -310,3 +310,14 @@ def test_concurrent_calls_from_python_threads(monkeypatch):
     for t in threads:
         t.join()
     assert failures == []
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from sepconv.fast import aligned
+    from sepconv.kernels import depthwise as kernels
+
+    for module in (aligned, fast_depthwise, kernels):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__

@@ -13,11 +13,18 @@ repeated ``M`` times (:func:`repeat_channels`), and the input gradient is the su
 of that problem's input gradient.
 
 Padding is never materialized.  An output row whose filter rows all lie inside the input
-takes the fast path (``3x3``: all nine taps in one expression, the sum held in registers)
-over the columns whose taps are all inside too; the other pixels take the general path,
-whose tap ranges are clipped to the input (``_tap_range``).  Channels are the innermost loop
-everywhere, contiguous, so it vectorizes; a spatial stride or dilation is index arithmetic
-on whole channel vectors.
+reads them directly; a filter row in the padding reads ``zero_row`` (one row of zeros).  The
+pixels whose columns all lie inside the input (the interior) take the SIMD loops; the others
+take loops whose tap ranges are clipped to the input (``_tap_range``).
+
+The 3x3 and 5x5 kernels use explicit 64-byte vectors (:mod:`sepconv.kernels._simd`): channel
+blocks outside, pixels inside, so a block's filter taps (forward) or its filter-gradient sums
+(backward) stay in vector registers along a whole row.  The first block ends at the input's
+first cache-line-aligned channel (:func:`aligned_shift`; the outputs are allocated at the
+input's offset from a line), the last is masked.  With stride and dilation 1 the 3x3 window
+slides (three new input loads per pixel), and two output rows share their middle input rows.
+Other filter sizes and the clipped pixels use plain loops with channels innermost, which LLVM
+vectorizes.
 
 Work is split over flat output rows ``r = b * out_h + i``: the ``*_rows`` kernels do the rows
 ``[row_begin, row_end)`` on the calling thread, and the ``*_parallel`` drivers cut all rows
