@@ -65,8 +65,11 @@ PARALLEL_LAUNCH: contextlib.AbstractContextManager = (
     contextlib.nullcontext() if THREAD_SAFE_LAYER else threading.Lock())
 
 
-def kernel(fn=None, *, parallel: bool = False):
-    """``numba.njit`` with the project's policy; ``parallel=True`` for kernels that use ``prange``."""
+def kernel(fn=None, *, parallel: bool = False, inline: bool = False):
+    """``numba.njit`` with the project's policy; ``parallel=True`` for kernels that use ``prange``;
+    ``inline=True`` for small helpers called in a hot loop (inlined by Numba, so that their vector
+    results stay in registers whatever LLVM's inliner decides)."""
     def wrap(f):
-        return numba.njit(cache=CACHE, fastmath=FASTMATH, parallel=parallel, nogil=True, error_model="numpy")(f)
+        return numba.njit(cache=CACHE, fastmath=FASTMATH, parallel=parallel, nogil=True, error_model="numpy",
+                          inline="always" if inline else "never")(f)
     return wrap(fn) if fn is not None else wrap

@@ -8,7 +8,9 @@ of input columns, accumulators that stay in registers for a whole row) use these
 - ``vload(a, i)`` / ``vstore(a, i, v)``: lanes ``a.flat[i : i + LANES]`` of a C-contiguous array;
 - ``vload_part(a, i, n)`` / ``vstore_part(a, i, v, n)``: the same, first ``n`` lanes only
   (masked; the others read as zero and are not written);
-- ``vzeros(a)``, ``vsplat(a, s)``, ``vfma(x, y, acc)`` (``x * y + acc``), ``vadd``, ``vmul``;
+- ``vload_n(a, i, n)`` / ``vstore_n(a, i, v, n)``: whole vectors when ``n`` is the lane count, else masked;
+- ``vzeros(a)``, ``vsplat(a, s)``, ``vbroadcast(a, i)`` (``a.flat[i]`` in every lane),
+  ``vfma(x, y, acc)`` (``x * y + acc``), ``vadd``, ``vmul``;
 - ``lanes(a)``: the lane count for ``a``'s dtype, a compile-time constant;
 - ``address(a)``: the address of ``a``'s first element (for alignment decisions).
 
@@ -22,6 +24,8 @@ from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
+
+from ._jit import kernel
 
 VECTOR_BYTES = 64
 
@@ -196,3 +200,31 @@ def address(typingctx, array):
         data = context.make_array(array)(context, builder, args[0]).data
         return builder.ptrtoint(data, context.get_value_type(types.intp))
     return types.intp(array), codegen
+
+
+@intrinsic
+def vbroadcast(typingctx, array, index):
+    """Element ``a.flat[index]`` in every lane: one broadcast load (no negative-index wraparound test)."""
+    vec = _vector_of(array)
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(array)(context, builder, args[0]).data
+        return _splat(builder, builder.load(builder.gep(data, [args[1]])), vec.count)
+    return vec(array, types.intp), codegen
+
+
+@kernel
+def vload_n(a, i, n):
+    """The ``n`` values from flat index ``i`` of ``a`` as a vector (a whole one, or masked when ``n`` is less)."""
+    if n == lanes(a):
+        return vload(a, i)
+    return vload_part(a, i, n)
+
+
+@kernel
+def vstore_n(a, i, v, n):
+    """Store the first ``n`` lanes of ``v`` at flat index ``i`` of ``a``."""
+    if n == lanes(a):
+        vstore(a, i, v)
+    else:
+        vstore_part(a, i, v, n)

@@ -15,7 +15,7 @@ of that problem's input gradient.
 Padding is never materialized.  An output row whose filter rows all lie inside the input
 reads them directly; a filter row in the padding reads ``zero_row`` (one row of zeros).  The
 pixels whose columns all lie inside the input (the interior) take the SIMD loops; the others
-take loops whose tap ranges are clipped to the input (``_tap_range``).
+take loops whose tap ranges are clipped to the input (``tap_range``).
 
 The 3x3 and 5x5 kernels use explicit 64-byte vectors (:mod:`sepconv.kernels._simd`): channel
 blocks outside, pixels inside, so a block's filter taps (forward) or its filter-gradient sums
@@ -50,26 +50,8 @@ from __future__ import annotations
 from numba import prange
 
 from ._jit import kernel
-from ._simd import VECTOR_BYTES, address, lanes, vadd, vfma, vload, vload_part, vmul, vstore, vstore_part, vzeros
-
-
-@kernel
-def _tap_range(origin, dilation, k, size):
-    """The taps ``t`` in ``[lo, hi)`` with ``0 <= origin + t * dilation < size``."""
-    lo = 0 if origin >= 0 else (-origin + dilation - 1) // dilation
-    hi = 0 if origin > size - 1 else min(k, (size - 1 - origin) // dilation + 1)
-    return lo, max(lo, hi)
-
-
-@kernel
-def _interior(out_size, in_size, k, stride, dilation, pad):
-    """The outputs ``[lo, hi)`` all of whose ``k`` taps are inside the input (``pad`` may be negative)."""
-    lo = 0 if pad <= 0 else (pad + stride - 1) // stride
-    last = in_size - 1 + pad - (k - 1) * dilation
-    hi = 0 if last < 0 else last // stride + 1
-    lo = min(lo, out_size)
-    return lo, max(lo, min(hi, out_size))
-
+from ._simd import VECTOR_BYTES, address, lanes, vadd, vfma, vload_n, vmul, vstore_n, vzeros
+from ._window import interior, row_or_zeros, tap_range
 
 # --------------------------------------------------------------------------- forward
 
@@ -88,12 +70,12 @@ def _forward_row_general(x, w, out, b, i, j_begin, j_end, stride_h, stride_w, di
         for k in range(c):
             o[j, k] = 0.0
     ih0 = i * stride_h - pad_top
-    di_lo, di_hi = _tap_range(ih0, dil_h, kh, in_h)
+    di_lo, di_hi = tap_range(ih0, dil_h, kh, in_h)
     for di in range(di_lo, di_hi):
         xr = x[b, ih0 + di * dil_h]
         for dj in range(kw):
             wt = w[di, dj]
-            j_lo, j_hi = _tap_range(dj * dil_w - pad_left, stride_w, out.shape[2], in_w)
+            j_lo, j_hi = tap_range(dj * dil_w - pad_left, stride_w, out.shape[2], in_w)
             for j in range(max(j_lo, j_begin), min(j_hi, j_end)):
                 iw = j * stride_w + dj * dil_w - pad_left
                 for k in range(c):
@@ -111,14 +93,6 @@ def depthwise_nhwc_forward_rows(x, w, out, row_begin, row_end, stride_h, stride_
 
 
 @kernel
-def _row_or_zeros(x, zero_row, b, ih):
-    """Input row ``ih`` of image ``b``, or ``zero_row`` (``[in_w, C]`` zeros) when it is padding."""
-    if 0 <= ih < x.shape[1]:
-        return x[b, ih]
-    return zero_row
-
-
-@kernel
 def _forward_border_pixels(o, x0, x1, x2, x3, x4, v, kh, kw, j_begin, j_end, in_w, stride_w, dil_w, pad_left):
     """Pixels ``[j_begin, j_end)`` of an output row of the 3x3 (``kh = 3``, ``x3``/``x4`` unused) or 5x5
     kernel whose columns reach into the padding: only the filter columns inside the input, each
@@ -126,7 +100,7 @@ def _forward_border_pixels(o, x0, x1, x2, x3, x4, v, kh, kw, j_begin, j_end, in_
     c = o.shape[1]
     for j in range(j_begin, j_end):
         c0 = j * stride_w - pad_left
-        dj_lo, dj_hi = _tap_range(c0, dil_w, kw, in_w)
+        dj_lo, dj_hi = tap_range(c0, dil_w, kw, in_w)
         for k in range(c):
             o[j, k] = 0.0
         for dj in range(dj_lo, dj_hi):
@@ -138,23 +112,6 @@ def _forward_border_pixels(o, x0, x1, x2, x3, x4, v, kh, kw, j_begin, j_end, in_
                 for k in range(c):
                     o[j, k] += (x0[col, k] * v[dj, k] + x1[col, k] * v[kw + dj, k] + x2[col, k] * v[2 * kw + dj, k]
                                 + x3[col, k] * v[3 * kw + dj, k] + x4[col, k] * v[4 * kw + dj, k])
-
-
-@kernel
-def _load(a, i, n):
-    """The ``n`` values from flat index ``i`` of ``a`` as a vector (a whole one, or masked when ``n`` is less)."""
-    if n == lanes(a):
-        return vload(a, i)
-    return vload_part(a, i, n)
-
-
-@kernel
-def _store(a, i, v, n):
-    """Store the first ``n`` lanes of ``v`` at flat index ``i`` of ``a``."""
-    if n == lanes(a):
-        vstore(a, i, v)
-    else:
-        vstore_part(a, i, v, n)
 
 
 @kernel
@@ -195,27 +152,27 @@ def _channel_block(kb, c, shift, count):
 @kernel
 def _weights3(w, tap, c, k, n):
     """The channel block ``[k, k + n)`` of taps ``tap .. tap + 2`` of ``w`` ``[taps, C]``, as three vectors."""
-    return _load(w, tap * c + k, n), _load(w, (tap + 1) * c + k, n), _load(w, (tap + 2) * c + k, n)
+    return vload_n(w, tap * c + k, n), vload_n(w, (tap + 1) * c + k, n), vload_n(w, (tap + 2) * c + k, n)
 
 
 @kernel
 def _weights5(w, tap, c, k, n):
     """As :func:`_weights3`, five taps."""
-    return (_load(w, tap * c + k, n), _load(w, (tap + 1) * c + k, n), _load(w, (tap + 2) * c + k, n),
-            _load(w, (tap + 3) * c + k, n), _load(w, (tap + 4) * c + k, n))
+    return (vload_n(w, tap * c + k, n), vload_n(w, (tap + 1) * c + k, n), vload_n(w, (tap + 2) * c + k, n),
+            vload_n(w, (tap + 3) * c + k, n), vload_n(w, (tap + 4) * c + k, n))
 
 
 @kernel
 def _taps3(xr, q, gap, ws, n):
     """``sum_t xr.flat[q + t * gap : ... + n] * ws[t]`` over three taps: one filter row of one pixel."""
-    return vfma(_load(xr, q + 2 * gap, n), ws[2], vfma(_load(xr, q + gap, n), ws[1], vmul(_load(xr, q, n), ws[0])))
+    return vfma(vload_n(xr, q + 2 * gap, n), ws[2], vfma(vload_n(xr, q + gap, n), ws[1], vmul(vload_n(xr, q, n), ws[0])))
 
 
 @kernel
 def _taps5(xr, q, gap, ws, n):
     """As :func:`_taps3`, five taps."""
-    s = vfma(_load(xr, q + 2 * gap, n), ws[2], vfma(_load(xr, q + gap, n), ws[1], vmul(_load(xr, q, n), ws[0])))
-    return vfma(_load(xr, q + 4 * gap, n), ws[4], vfma(_load(xr, q + 3 * gap, n), ws[3], s))
+    s = vfma(vload_n(xr, q + 2 * gap, n), ws[2], vfma(vload_n(xr, q + gap, n), ws[1], vmul(vload_n(xr, q, n), ws[0])))
+    return vfma(vload_n(xr, q + 4 * gap, n), ws[4], vfma(vload_n(xr, q + 3 * gap, n), ws[3], s))
 
 
 @kernel
@@ -236,21 +193,21 @@ def _forward_interior_3x3(o, x0, x1, x2, w9, j_lo, j_hi, stride_w, dil_w, pad_le
         q = (j_lo * stride_w - pad_left) * c + k
         if stride_w == 1 and dil_w == 1:
             # a sliding window: the first two columns of the next pixel are the last two of this one
-            a0, b0, e0 = _load(x0, q, n), _load(x1, q, n), _load(x2, q, n)
-            a1, b1, e1 = _load(x0, q + c, n), _load(x1, q + c, n), _load(x2, q + c, n)
+            a0, b0, e0 = vload_n(x0, q, n), vload_n(x1, q, n), vload_n(x2, q, n)
+            a1, b1, e1 = vload_n(x0, q + c, n), vload_n(x1, q + c, n), vload_n(x2, q + c, n)
             for j in range(j_lo, j_hi):
                 q2 = q + 2 * c
-                a2, b2, e2 = _load(x0, q2, n), _load(x1, q2, n), _load(x2, q2, n)
+                a2, b2, e2 = vload_n(x0, q2, n), vload_n(x1, q2, n), vload_n(x2, q2, n)
                 s = vfma(a2, wa[2], vfma(a1, wa[1], vmul(a0, wa[0])))
                 t = vfma(b2, wb[2], vfma(b1, wb[1], vmul(b0, wb[0])))
                 u = vfma(e2, we[2], vfma(e1, we[1], vmul(e0, we[0])))
-                _store(o, j * c + k, vadd(vadd(s, t), u), n)
+                vstore_n(o, j * c + k, vadd(vadd(s, t), u), n)
                 a0, a1, b0, b1, e0, e1 = a1, a2, b1, b2, e1, e2
                 q += c
         else:
             for j in range(j_lo, j_hi):
                 s = vadd(vadd(_taps3(x0, q, gap, wa, n), _taps3(x1, q, gap, wb, n)), _taps3(x2, q, gap, we, n))
-                _store(o, j * c + k, s, n)
+                vstore_n(o, j * c + k, s, n)
                 q += step
 
 
@@ -265,19 +222,19 @@ def _forward_interior_3x3_two_rows(o0, o1, x0, x1, x2, x3, w9, j_lo, j_hi, pad_l
         k, n = _channel_block(kb, c, shift, count)
         wa, wb, we = _weights3(w9, 0, c, k, n), _weights3(w9, 3, c, k, n), _weights3(w9, 6, c, k, n)
         q = (j_lo - pad_left) * c + k
-        a0, b0, e0, f0 = _load(x0, q, n), _load(x1, q, n), _load(x2, q, n), _load(x3, q, n)
-        a1, b1, e1, f1 = _load(x0, q + c, n), _load(x1, q + c, n), _load(x2, q + c, n), _load(x3, q + c, n)
+        a0, b0, e0, f0 = vload_n(x0, q, n), vload_n(x1, q, n), vload_n(x2, q, n), vload_n(x3, q, n)
+        a1, b1, e1, f1 = vload_n(x0, q + c, n), vload_n(x1, q + c, n), vload_n(x2, q + c, n), vload_n(x3, q + c, n)
         for j in range(j_lo, j_hi):
             q2 = q + 2 * c
-            a2, b2, e2, f2 = _load(x0, q2, n), _load(x1, q2, n), _load(x2, q2, n), _load(x3, q2, n)
+            a2, b2, e2, f2 = vload_n(x0, q2, n), vload_n(x1, q2, n), vload_n(x2, q2, n), vload_n(x3, q2, n)
             top = vfma(a2, wa[2], vfma(a1, wa[1], vmul(a0, wa[0])))
             mid0 = vfma(b2, wb[2], vfma(b1, wb[1], vmul(b0, wb[0])))
             mid1 = vfma(b2, wa[2], vfma(b1, wa[1], vmul(b0, wa[0])))
             low0 = vfma(e2, we[2], vfma(e1, we[1], vmul(e0, we[0])))
             low1 = vfma(e2, wb[2], vfma(e1, wb[1], vmul(e0, wb[0])))
             bottom = vfma(f2, we[2], vfma(f1, we[1], vmul(f0, we[0])))
-            _store(o0, j * c + k, vadd(vadd(top, mid0), low0), n)
-            _store(o1, j * c + k, vadd(vadd(mid1, low1), bottom), n)
+            vstore_n(o0, j * c + k, vadd(vadd(top, mid0), low0), n)
+            vstore_n(o1, j * c + k, vadd(vadd(mid1, low1), bottom), n)
             a0, a1, b0, b1, e0, e1, f0, f1 = a1, a2, b1, b2, e1, e2, f1, f2
             q += c
 
@@ -296,7 +253,7 @@ def _forward_interior_5x5(o, x0, x1, x2, x3, x4, w25, j_lo, j_hi, stride_w, dil_
         for j in range(j_lo, j_hi):
             s = vadd(vadd(_taps5(x0, q, gap, wa, n), _taps5(x1, q, gap, wb, n)),
                      vadd(_taps5(x2, q, gap, we, n), _taps5(x3, q, gap, wf, n)))
-            _store(o, j * c + k, vadd(s, _taps5(x4, q, gap, wg, n)), n)
+            vstore_n(o, j * c + k, vadd(s, _taps5(x4, q, gap, wg, n)), n)
             q += step
 
 
@@ -321,8 +278,8 @@ def _forward_interior_5x5_two_rows(o0, o1, x0, x1, x2, x3, x4, x5, w25, j_lo, j_
                       vadd(_taps5(x2, q, gap, we, n), _taps5(x3, q, gap, wf, n)))
             s1 = vadd(vadd(_taps5(x1, q, gap, wa, n), _taps5(x2, q, gap, wb, n)),
                       vadd(_taps5(x3, q, gap, we, n), _taps5(x4, q, gap, wf, n)))
-            _store(o0, j * c + k, vadd(s0, _taps5(x4, q, gap, wg, n)), n)
-            _store(o1, j * c + k, vadd(s1, _taps5(x5, q, gap, wg, n)), n)
+            vstore_n(o0, j * c + k, vadd(s0, _taps5(x4, q, gap, wg, n)), n)
+            vstore_n(o1, j * c + k, vadd(s1, _taps5(x5, q, gap, wg, n)), n)
             q += step
 
 
@@ -341,19 +298,19 @@ def depthwise_nhwc_forward_3x3_rows(x, w, out, zero_row, row_begin, row_end, str
     out_h, out_w = out.shape[1], out.shape[2]
     w9 = w.reshape(9, c)
     shift = aligned_shift(x)
-    j_lo, j_hi = _interior(out_w, in_w, 3, stride_w, dil_w, pad_left)
+    j_lo, j_hi = interior(out_w, in_w, 3, stride_w, dil_w, pad_left)
     pairs = stride_h == 1 and stride_w == 1 and dil_h == 1 and dil_w == 1
     r = row_begin
     while r < row_end:
         b = r // out_h
         i = r - b * out_h
         ih0 = i * stride_h - pad_top
-        x0 = _row_or_zeros(x, zero_row, b, ih0)
-        x1 = _row_or_zeros(x, zero_row, b, ih0 + dil_h)
-        x2 = _row_or_zeros(x, zero_row, b, ih0 + 2 * dil_h)
+        x0 = row_or_zeros(x, zero_row, b, ih0)
+        x1 = row_or_zeros(x, zero_row, b, ih0 + dil_h)
+        x2 = row_or_zeros(x, zero_row, b, ih0 + 2 * dil_h)
         o = out[b, i]
         if pairs and r + 1 < row_end and i + 1 < out_h:  # two rows of the same image
-            x3 = _row_or_zeros(x, zero_row, b, ih0 + 3)
+            x3 = row_or_zeros(x, zero_row, b, ih0 + 3)
             o1 = out[b, i + 1]
             _forward_interior_3x3_two_rows(o, o1, x0, x1, x2, x3, w9, j_lo, j_hi, pad_left, shift)
             _forward_border_pixels(o1, x1, x2, x3, x3, x3, w9, 3, 3, 0, j_lo, in_w, 1, 1, pad_left)
@@ -376,21 +333,21 @@ def depthwise_nhwc_forward_5x5_rows(x, w, out, zero_row, row_begin, row_end, str
     out_h, out_w = out.shape[1], out.shape[2]
     w25 = w.reshape(25, c)
     shift = aligned_shift(x)
-    j_lo, j_hi = _interior(out_w, in_w, 5, stride_w, dil_w, pad_left)
+    j_lo, j_hi = interior(out_w, in_w, 5, stride_w, dil_w, pad_left)
     pairs = stride_h == 1 and dil_h == 1
     r = row_begin
     while r < row_end:
         b = r // out_h
         i = r - b * out_h
         ih0 = i * stride_h - pad_top
-        x0 = _row_or_zeros(x, zero_row, b, ih0)
-        x1 = _row_or_zeros(x, zero_row, b, ih0 + dil_h)
-        x2 = _row_or_zeros(x, zero_row, b, ih0 + 2 * dil_h)
-        x3 = _row_or_zeros(x, zero_row, b, ih0 + 3 * dil_h)
-        x4 = _row_or_zeros(x, zero_row, b, ih0 + 4 * dil_h)
+        x0 = row_or_zeros(x, zero_row, b, ih0)
+        x1 = row_or_zeros(x, zero_row, b, ih0 + dil_h)
+        x2 = row_or_zeros(x, zero_row, b, ih0 + 2 * dil_h)
+        x3 = row_or_zeros(x, zero_row, b, ih0 + 3 * dil_h)
+        x4 = row_or_zeros(x, zero_row, b, ih0 + 4 * dil_h)
         o = out[b, i]
         if pairs and r + 1 < row_end and i + 1 < out_h:  # two rows of the same image
-            x5 = _row_or_zeros(x, zero_row, b, ih0 + 5)
+            x5 = row_or_zeros(x, zero_row, b, ih0 + 5)
             o1 = out[b, i + 1]
             _forward_interior_5x5_two_rows(o, o1, x0, x1, x2, x3, x4, x5, w25, j_lo, j_hi, stride_w, dil_w,
                                            pad_left, shift)
@@ -457,7 +414,7 @@ def depthwise_nhwc_backprop_input_strided_rows(w, dy, dx, row_begin, row_end, st
             for dj in range(kw):
                 wt = w[di, dj]
                 # the columns xc = j*stride_w + dj*dil_w - pad_left, for the j whose xc is inside
-                j_lo, j_hi = _tap_range(dj * dil_w - pad_left, stride_w, out_w, in_w)
+                j_lo, j_hi = tap_range(dj * dil_w - pad_left, stride_w, out_w, in_w)
                 for j in range(j_lo, j_hi):
                     xc = j * stride_w + dj * dil_w - pad_left
                     for k in range(c):
@@ -532,7 +489,7 @@ def _s2_terms3(row, q, c, ws, n, even, odd):
     """Add one ``dy`` row's taps (filter row ``ws``, 3 wide) to a pair of ``dx`` columns of a stride-2
     input gradient: the even column takes ``dy`` columns ``m`` and ``m - 1`` (flat index ``q`` and
     ``q - c``) with filter columns 0 and 2, the odd one column ``m`` with filter column 1."""
-    r0, r1 = _load(row, q, n), _load(row, q - c, n)
+    r0, r1 = vload_n(row, q, n), vload_n(row, q - c, n)
     return vfma(r1, ws[2], vfma(r0, ws[0], even)), vfma(r0, ws[1], odd)
 
 
@@ -540,7 +497,7 @@ def _s2_terms3(row, q, c, ws, n, even, odd):
 def _s2_terms5(row, q, c, ws, n, even, odd):
     """As :func:`_s2_terms3`, a filter row 5 wide: even column ``dy`` columns ``m, m - 1, m - 2`` with
     filter columns 0, 2, 4; odd column ``m, m - 1`` with 1, 3."""
-    r0, r1, r2 = _load(row, q, n), _load(row, q - c, n), _load(row, q - 2 * c, n)
+    r0, r1, r2 = vload_n(row, q, n), vload_n(row, q - c, n), vload_n(row, q - 2 * c, n)
     return vfma(r2, ws[4], vfma(r1, ws[2], vfma(r0, ws[0], even))), vfma(r1, ws[3], vfma(r0, ws[1], odd))
 
 
@@ -560,8 +517,8 @@ def _s2_pairs_3x3(g, ra, rb, w9, di_a, di_b, m_lo, m_hi, pad_left, shift):
             if di_b >= 0:
                 even, odd = _s2_terms3(rb, q, c, wb, n, even, odd)
             xe = (2 * m - pad_left) * c + k
-            _store(g, xe, even, n)
-            _store(g, xe + c, odd, n)
+            vstore_n(g, xe, even, n)
+            vstore_n(g, xe + c, odd, n)
 
 
 @kernel
@@ -580,8 +537,8 @@ def _s2_pairs_5x5(g, ra, rb, rc, w25, di_a, di_b, di_c, m_lo, m_hi, pad_left, sh
             if di_c >= 0:
                 even, odd = _s2_terms5(rc, q, c, wc, n, even, odd)
             xe = (2 * m - pad_left) * c + k
-            _store(g, xe, even, n)
-            _store(g, xe + c, odd, n)
+            vstore_n(g, xe, even, n)
+            vstore_n(g, xe + c, odd, n)
 
 
 @kernel
@@ -665,32 +622,32 @@ def depthwise_nhwc_backprop_input_s2_parallel(w, dy, dx, zero_row, n_chunks, pad
 @kernel
 def _accumulate3(xr, q, gap, g, acc, n):
     """``acc[t] += xr.flat[q + t * gap : ... + n] * g`` for the three taps of one filter row."""
-    return (vfma(_load(xr, q, n), g, acc[0]), vfma(_load(xr, q + gap, n), g, acc[1]),
-            vfma(_load(xr, q + 2 * gap, n), g, acc[2]))
+    return (vfma(vload_n(xr, q, n), g, acc[0]), vfma(vload_n(xr, q + gap, n), g, acc[1]),
+            vfma(vload_n(xr, q + 2 * gap, n), g, acc[2]))
 
 
 @kernel
 def _accumulate5(xr, q, gap, g, acc, n):
     """As :func:`_accumulate3`, five taps."""
-    return (vfma(_load(xr, q, n), g, acc[0]), vfma(_load(xr, q + gap, n), g, acc[1]),
-            vfma(_load(xr, q + 2 * gap, n), g, acc[2]), vfma(_load(xr, q + 3 * gap, n), g, acc[3]),
-            vfma(_load(xr, q + 4 * gap, n), g, acc[4]))
+    return (vfma(vload_n(xr, q, n), g, acc[0]), vfma(vload_n(xr, q + gap, n), g, acc[1]),
+            vfma(vload_n(xr, q + 2 * gap, n), g, acc[2]), vfma(vload_n(xr, q + 3 * gap, n), g, acc[3]),
+            vfma(vload_n(xr, q + 4 * gap, n), g, acc[4]))
 
 
 @kernel
 def _store3(w, tap, c, k, acc, n):
     """Store three vectors as the channel block ``[k, k + n)`` of taps ``tap .. tap + 2`` of ``w`` ``[taps, C]``."""
-    _store(w, tap * c + k, acc[0], n)
-    _store(w, (tap + 1) * c + k, acc[1], n)
-    _store(w, (tap + 2) * c + k, acc[2], n)
+    vstore_n(w, tap * c + k, acc[0], n)
+    vstore_n(w, (tap + 1) * c + k, acc[1], n)
+    vstore_n(w, (tap + 2) * c + k, acc[2], n)
 
 
 @kernel
 def _store5(w, tap, c, k, acc, n):
     """As :func:`_store3`, five taps."""
     _store3(w, tap, c, k, acc, n)
-    _store(w, (tap + 3) * c + k, acc[3], n)
-    _store(w, (tap + 4) * c + k, acc[4], n)
+    vstore_n(w, (tap + 3) * c + k, acc[3], n)
+    vstore_n(w, (tap + 4) * c + k, acc[4], n)
 
 
 @kernel
@@ -707,12 +664,12 @@ def _filter_gradient_interior_3x3(dw9, x0, x1, x2, dyr, j_lo, j_hi, stride_w, di
         q = (j_lo * stride_w - pad_left) * c + k
         if stride_w == 1 and dil_w == 1:
             # a sliding window, as in the forward: three new input loads per pixel instead of nine
-            a0, b0, e0 = _load(x0, q, n), _load(x1, q, n), _load(x2, q, n)
-            a1, b1, e1 = _load(x0, q + c, n), _load(x1, q + c, n), _load(x2, q + c, n)
+            a0, b0, e0 = vload_n(x0, q, n), vload_n(x1, q, n), vload_n(x2, q, n)
+            a1, b1, e1 = vload_n(x0, q + c, n), vload_n(x1, q + c, n), vload_n(x2, q + c, n)
             for j in range(j_lo, j_hi):
-                g = _load(dyr, j * c + k, n)
+                g = vload_n(dyr, j * c + k, n)
                 q2 = q + 2 * c
-                a2, b2, e2 = _load(x0, q2, n), _load(x1, q2, n), _load(x2, q2, n)
+                a2, b2, e2 = vload_n(x0, q2, n), vload_n(x1, q2, n), vload_n(x2, q2, n)
                 ra = (vfma(a0, g, ra[0]), vfma(a1, g, ra[1]), vfma(a2, g, ra[2]))
                 rb = (vfma(b0, g, rb[0]), vfma(b1, g, rb[1]), vfma(b2, g, rb[2]))
                 re = (vfma(e0, g, re[0]), vfma(e1, g, re[1]), vfma(e2, g, re[2]))
@@ -720,7 +677,7 @@ def _filter_gradient_interior_3x3(dw9, x0, x1, x2, dyr, j_lo, j_hi, stride_w, di
                 q += c
         else:
             for j in range(j_lo, j_hi):
-                g = _load(dyr, j * c + k, n)
+                g = vload_n(dyr, j * c + k, n)
                 ra = _accumulate3(x0, q, gap, g, ra, n)
                 rb = _accumulate3(x1, q, gap, g, rb, n)
                 re = _accumulate3(x2, q, gap, g, re, n)
@@ -740,12 +697,12 @@ def _filter_gradient_interior_3x3_two_rows(dw9, x0, x1, x2, x3, dy0, dy1, j_lo, 
         k, n = _channel_block(kb, c, shift, count)
         ra, rb, re = _weights3(dw9, 0, c, k, n), _weights3(dw9, 3, c, k, n), _weights3(dw9, 6, c, k, n)
         q = (j_lo - pad_left) * c + k
-        a0, b0, e0, f0 = _load(x0, q, n), _load(x1, q, n), _load(x2, q, n), _load(x3, q, n)
-        a1, b1, e1, f1 = _load(x0, q + c, n), _load(x1, q + c, n), _load(x2, q + c, n), _load(x3, q + c, n)
+        a0, b0, e0, f0 = vload_n(x0, q, n), vload_n(x1, q, n), vload_n(x2, q, n), vload_n(x3, q, n)
+        a1, b1, e1, f1 = vload_n(x0, q + c, n), vload_n(x1, q + c, n), vload_n(x2, q + c, n), vload_n(x3, q + c, n)
         for j in range(j_lo, j_hi):
-            g, h = _load(dy0, j * c + k, n), _load(dy1, j * c + k, n)
+            g, h = vload_n(dy0, j * c + k, n), vload_n(dy1, j * c + k, n)
             q2 = q + 2 * c
-            a2, b2, e2, f2 = _load(x0, q2, n), _load(x1, q2, n), _load(x2, q2, n), _load(x3, q2, n)
+            a2, b2, e2, f2 = vload_n(x0, q2, n), vload_n(x1, q2, n), vload_n(x2, q2, n), vload_n(x3, q2, n)
             ra = (vfma(b0, h, vfma(a0, g, ra[0])), vfma(b1, h, vfma(a1, g, ra[1])), vfma(b2, h, vfma(a2, g, ra[2])))
             rb = (vfma(e0, h, vfma(b0, g, rb[0])), vfma(e1, h, vfma(b1, g, rb[1])), vfma(e2, h, vfma(b2, g, rb[2])))
             re = (vfma(f0, h, vfma(e0, g, re[0])), vfma(f1, h, vfma(e1, g, re[1])), vfma(f2, h, vfma(e2, g, re[2])))
@@ -768,7 +725,7 @@ def _filter_gradient_interior_5x5(dw25, x0, x1, x2, x3, x4, dyr, j_lo, j_hi, str
         rf, rg = _weights5(dw25, 15, c, k, n), _weights5(dw25, 20, c, k, n)
         q = (j_lo * stride_w - pad_left) * c + k
         for j in range(j_lo, j_hi):
-            g = _load(dyr, j * c + k, n)
+            g = vload_n(dyr, j * c + k, n)
             ra = _accumulate5(x0, q, gap, g, ra, n)
             rb = _accumulate5(x1, q, gap, g, rb, n)
             re = _accumulate5(x2, q, gap, g, re, n)
@@ -789,7 +746,7 @@ def _filter_gradient_border(dw, rows, dyr, kw, j_begin, j_end, in_w, stride_w, d
     c = dyr.shape[1]
     for j in range(j_begin, j_end):
         c0 = j * stride_w - pad_left
-        dj_lo, dj_hi = _tap_range(c0, dil_w, kw, in_w)
+        dj_lo, dj_hi = tap_range(c0, dil_w, kw, in_w)
         for di in range(len(rows)):
             xr = rows[di]
             for dj in range(dj_lo, dj_hi):
@@ -809,19 +766,19 @@ def depthwise_nhwc_backprop_filter_3x3_rows(x, dy, dw, zero_row, row_begin, row_
     out_h, out_w = dy.shape[1], dy.shape[2]
     dw9 = dw.reshape(9, c)
     shift = aligned_shift(x)
-    j_lo, j_hi = _interior(out_w, in_w, 3, stride_w, dil_w, pad_left)
+    j_lo, j_hi = interior(out_w, in_w, 3, stride_w, dil_w, pad_left)
     pairs = stride_h == 1 and stride_w == 1 and dil_h == 1 and dil_w == 1
     r = row_begin
     while r < row_end:
         b = r // out_h
         i = r - b * out_h
         ih0 = i * stride_h - pad_top
-        x0 = _row_or_zeros(x, zero_row, b, ih0)
-        x1 = _row_or_zeros(x, zero_row, b, ih0 + dil_h)
-        x2 = _row_or_zeros(x, zero_row, b, ih0 + 2 * dil_h)
+        x0 = row_or_zeros(x, zero_row, b, ih0)
+        x1 = row_or_zeros(x, zero_row, b, ih0 + dil_h)
+        x2 = row_or_zeros(x, zero_row, b, ih0 + 2 * dil_h)
         dyr = dy[b, i]
         if pairs and r + 1 < row_end and i + 1 < out_h:  # two rows of the same image
-            x3 = _row_or_zeros(x, zero_row, b, ih0 + 3)
+            x3 = row_or_zeros(x, zero_row, b, ih0 + 3)
             dy1 = dy[b, i + 1]
             _filter_gradient_interior_3x3_two_rows(dw9, x0, x1, x2, x3, dyr, dy1, j_lo, j_hi, pad_left, shift)
             _filter_gradient_border(dw9, (x1, x2, x3), dy1, 3, 0, j_lo, in_w, 1, 1, pad_left)
@@ -842,16 +799,16 @@ def depthwise_nhwc_backprop_filter_5x5_rows(x, dy, dw, zero_row, row_begin, row_
     out_h, out_w = dy.shape[1], dy.shape[2]
     dw25 = dw.reshape(25, c)
     shift = aligned_shift(x)
-    j_lo, j_hi = _interior(out_w, in_w, 5, stride_w, dil_w, pad_left)
+    j_lo, j_hi = interior(out_w, in_w, 5, stride_w, dil_w, pad_left)
     for r in range(row_begin, row_end):
         b = r // out_h
         i = r - b * out_h
         ih0 = i * stride_h - pad_top
-        x0 = _row_or_zeros(x, zero_row, b, ih0)
-        x1 = _row_or_zeros(x, zero_row, b, ih0 + dil_h)
-        x2 = _row_or_zeros(x, zero_row, b, ih0 + 2 * dil_h)
-        x3 = _row_or_zeros(x, zero_row, b, ih0 + 3 * dil_h)
-        x4 = _row_or_zeros(x, zero_row, b, ih0 + 4 * dil_h)
+        x0 = row_or_zeros(x, zero_row, b, ih0)
+        x1 = row_or_zeros(x, zero_row, b, ih0 + dil_h)
+        x2 = row_or_zeros(x, zero_row, b, ih0 + 2 * dil_h)
+        x3 = row_or_zeros(x, zero_row, b, ih0 + 3 * dil_h)
+        x4 = row_or_zeros(x, zero_row, b, ih0 + 4 * dil_h)
         dyr = dy[b, i]
         _filter_gradient_interior_5x5(dw25, x0, x1, x2, x3, x4, dyr, j_lo, j_hi, stride_w, dil_w, pad_left, shift)
         rows = (x0, x1, x2, x3, x4)
@@ -876,12 +833,12 @@ def depthwise_nhwc_backprop_filter_rows(x, dy, dw, row_begin, row_end, stride_h,
         i = r - b * out_h
         dyr = dy[b, i]
         ih0 = i * stride_h - pad_top
-        di_lo, di_hi = _tap_range(ih0, dil_h, kh, in_h)
+        di_lo, di_hi = tap_range(ih0, dil_h, kh, in_h)
         for di in range(di_lo, di_hi):
             xr = x[b, ih0 + di * dil_h]
             for dj in range(kw):
                 a = dw[di, dj]
-                j_lo, j_hi = _tap_range(dj * dil_w - pad_left, stride_w, out_w, in_w)
+                j_lo, j_hi = tap_range(dj * dil_w - pad_left, stride_w, out_w, in_w)
                 for j in range(j_lo, j_hi):
                     iw = j * stride_w + dj * dil_w - pad_left
                     for k in range(c):
