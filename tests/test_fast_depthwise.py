@@ -137,12 +137,13 @@ def test_native_nchw_is_taken(monkeypatch):
     rng = np.random.default_rng(3)
     x, filt = rand(rng, (2, 3, 33, 35), np.float32), rand(rng, (3, 3, 3, 2), np.float32)
     dy = rand(rng, (2, 6, 33, 35), np.float32)
-    for name in ("depthwise_conv2d", "depthwise_conv2d_backprop_input"):
+    for name in ("depthwise_conv2d", "depthwise_conv2d_backprop_input", "depthwise_conv2d_backprop_filter"):
         monkeypatch.setattr(sepconv.fast, name, refuse)
         monkeypatch.setattr(fast_depthwise, name, refuse)
     args = dict(strides=1, padding="SAME", data_format="NCHW")
     assert sepconv.depthwise_conv2d(x, filt, **args).shape == dy.shape
     assert sepconv.depthwise_conv2d_backprop_input(x.shape, filt, dy, **args).shape == x.shape
+    assert sepconv.depthwise_conv2d_backprop_filter(x, filt.shape, dy, **args).shape == filt.shape
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered")
@@ -317,7 +318,8 @@ def test_docstring_examples_run():
 
     from sepconv.fast import aligned
     from sepconv.kernels import depthwise as kernels
+    from sepconv.kernels import depthwise_nchw
 
-    for module in (aligned, fast_depthwise, kernels):
+    for module in (aligned, fast_depthwise, kernels, depthwise_nchw):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0, module.__name__

@@ -381,6 +381,9 @@ def _backprop_filter(op, input, filter_sizes, out_backprop, strides, padding, da
     check_out_backprop(op, g, dy.shape, "`input` and `filter_sizes`")
     if _empty(x, dy) or 0 in sizes:
         return np.zeros(sizes, result)
+    native = _native_nchw(g, "depthwise_conv2d_backprop_filter") if depthwise else None
+    if native is not None:
+        return native(_batch_flat(x, g), _batch_flat(dy, g), g).astype(result, copy=False)
     kernel = _impl().depthwise_conv2d_backprop_filter if depthwise else _impl().conv2d_backprop_filter
     dw = kernel(_to_nhwc(x, g), _to_nhwc(dy, g), g)
     return dw.astype(result, copy=False)

@@ -4,7 +4,7 @@ Each function takes NHWC arrays with one batch axis in the compute dtype and the
 ``Conv2DGeometry``, allocates the output, picks a kernel by shape class and hands it plain
 ints.  One module per op family; the kernels themselves live in :mod:`sepconv.kernels`.
 
-The depthwise forward, its input gradient and separable also have ``*_nchw`` functions, which
+The depthwise forward, its two gradients and separable also have ``*_nchw`` functions, which
 take NCHW arrays (same geometry) and return NCHW results: ``sepconv.api`` calls them for
 ``data_format="NCHW"`` when the implementation has them, instead of transposing to NHWC and back.
 """
@@ -13,6 +13,7 @@ from .conv2d import conv2d, conv2d_backprop_filter, conv2d_backprop_input
 from .depthwise import (
     depthwise_conv2d,
     depthwise_conv2d_backprop_filter,
+    depthwise_conv2d_backprop_filter_nchw,
     depthwise_conv2d_backprop_input,
     depthwise_conv2d_backprop_input_nchw,
     depthwise_conv2d_nchw,
@@ -25,6 +26,7 @@ __all__ = [
     "conv2d_backprop_input",
     "depthwise_conv2d",
     "depthwise_conv2d_backprop_filter",
+    "depthwise_conv2d_backprop_filter_nchw",
     "depthwise_conv2d_backprop_input",
     "depthwise_conv2d_backprop_input_nchw",
     "depthwise_conv2d_nchw",

@@ -229,9 +229,11 @@ def depthwise_conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeo
 
 
 # Output planes smaller than this many pixels go through NHWC (transposes) instead: each plane
-# costs a window copy and a few views per row, which small planes do not amortize (measured:
-# 8x192x28x28 takes about as long either way, 1x576x14x14 twice as long natively).
-NCHW_NATIVE_MIN_PIXELS = 1024
+# costs a window copy and a few horizontal sums, which tiny planes do not amortize.  Measured, 2
+# threads, native vs through NHWC, forward / input gradient / filter gradient, us: 8x384x14x14
+# 520/555/723 vs 931/886/1329; 1x576x14x14 223/233/297 vs 176/208/333; 8x144x56x56 1755/1784/2372
+# vs 5477/5364/10835 (the transposes of 14 MB arrays are slow).
+NCHW_NATIVE_MIN_PIXELS = 100
 
 
 def _nchw_via_nhwc(g: Conv2DGeometry) -> bool:
@@ -302,3 +304,36 @@ def depthwise_conv2d_backprop_input_nchw(w: np.ndarray, dy: np.ndarray, g: Conv2
     if m > 1:
         return dx.reshape(n, g.in_c, m, g.in_h, g.in_w).sum(axis=2)
     return dx
+
+
+def depthwise_conv2d_backprop_filter_nchw(x: np.ndarray, dy: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
+    """Filter gradient on NCHW: ``x [N, C, H, W]``, ``dy [N, C*M, out_h, out_w]`` -> ``[kh, kw, C, M]``.
+
+    Per-thread partial sums over blocks of ``dy`` planes, then one reduction; small planes go
+    through NHWC (transposes), as the forward.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sepconv.geometry import depthwise_geometry
+    >>> x, dy = np.ones((2, 3, 5, 5)), np.ones((2, 3, 3, 3))
+    >>> g = depthwise_geometry("depthwise_conv2d_backprop_filter", x.shape, (3, 3, 3, 1), 1, "VALID", "NCHW")
+    >>> float(depthwise_conv2d_backprop_filter_nchw(x, dy, g)[1, 1, 0, 0])
+    18.0
+    """
+    if _nchw_via_nhwc(g):
+        return depthwise_conv2d_backprop_filter(_to_nhwc(x), _to_nhwc(dy), g)
+    x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
+    planes = dy.shape[0] * dy.shape[1]
+    n_chunks = _n_chunks(planes, dy.size * g.kh * g.kw)
+    partial = np.zeros((n_chunks, g.kh, g.kw, g.out_c), x.dtype)
+    args = (g.multiplier, *_geometry_ints(g))
+    if n_chunks == 1:
+        nchw.depthwise_nchw_backprop_filter_range(x, dy, partial[0], g.multiplier, 0, planes, *_geometry_ints(g))
+    else:
+        with PARALLEL_LAUNCH:
+            nchw.depthwise_nchw_backprop_filter_parallel(x, dy, partial, *args)
+    dw = partial.sum(axis=0).reshape(g.filter_shape)
+    if not kernels.all_finite(dw) or (_has_window_in_padding(g) and not np.isfinite(dy).all()):
+        return reference.depthwise_conv2d_backprop_filter(_to_nhwc(x), _to_nhwc(dy), g)
+    return dw

@@ -9,7 +9,8 @@ of input columns, accumulators that stay in registers for a whole row) use these
 - ``vload_part(a, i, n)`` / ``vstore_part(a, i, v, n)``: the same, first ``n`` lanes only
   (masked; the others read as zero and are not written);
 - ``vload_n(a, i, n)`` / ``vstore_n(a, i, v, n)``: whole vectors when ``n`` is the lane count, else masked;
-- ``vzeros(a)``, ``vsplat(a, s)``, ``vbroadcast(a, i)`` (``a.flat[i]`` in every lane),
+- ``vload_even(a, i)``: every other element from flat index ``i`` (stride-2 rows);
+- ``vzeros(a)``, ``vsplat(a, s)``, ``vbroadcast(a, i)`` (``a.flat[i]`` in every lane), ``vsum(v)``,
   ``vfma(x, y, acc)`` (``x * y + acc``), ``vadd``, ``vmul``;
 - ``lanes(a)``: the lane count for ``a``'s dtype, a compile-time constant;
 - ``address(a)``: the address of ``a``'s first element (for alignment decisions).
@@ -228,3 +229,33 @@ def vstore_n(a, i, v, n):
         vstore(a, i, v)
     else:
         vstore_part(a, i, v, n)
+
+
+@intrinsic
+def vload_even(typingctx, array, index):
+    """Lanes ``a.flat[index], a.flat[index + 2], ...``: every other element of the next ``2 * LANES``
+    (a stride-2 row read as one vector; the ``2 * LANES`` elements must all be inside ``a``)."""
+    vec = _vector_of(array)
+
+    def codegen(context, builder, sig, args):
+        vty = context.get_value_type(vec)
+        wide = ir.VectorType(vty.element, 2 * vec.count)
+        pair = builder.load(_pointer(context, builder, array, args[0], args[1], wide), align=1)
+        return builder.shuffle_vector(pair, ir.Constant(wide, ir.Undefined),
+                                      ir.Constant(ir.VectorType(ir.IntType(32), vec.count),
+                                                  list(range(0, 2 * vec.count, 2))))
+    return vec(array, types.intp), codegen
+
+
+@intrinsic
+def vsum(typingctx, value):
+    """The sum of the lanes of a vector (in lane order; for a few reductions per plane, not a hot loop)."""
+    if not isinstance(value, Vector):
+        return None
+
+    def codegen(context, builder, sig, args):
+        total = builder.extract_element(args[0], ir.Constant(ir.IntType(32), 0))
+        for lane in range(1, value.count):
+            total = builder.fadd(total, builder.extract_element(args[0], ir.Constant(ir.IntType(32), lane)))
+        return total
+    return value.dtype(value), codegen
