@@ -113,6 +113,30 @@ def _nchw_tensor(a: np.ndarray, memory_format: torch.memory_format) -> Tensor:
     return t if memory_format == torch.channels_last else t.contiguous(memory_format=memory_format)
 
 
+def _array_in_layout(t: Tensor) -> tuple[np.ndarray, str]:
+    """``t``'s memory as the array the kernels read and its ``data_format``, without a transpose: the NHWC
+    view of a ``channels_last`` tensor, else the NCHW array of a contiguous one."""
+    if _is_channels_last(t):
+        return t.detach().numpy().transpose(0, 2, 3, 1), "NHWC"
+    return t.detach().contiguous().numpy(), "NCHW"
+
+
+def _tensor_in_layout(a: np.ndarray, data_format: str) -> Tensor:
+    """A result in ``data_format`` as an NCHW tensor: ``channels_last`` for NHWC, contiguous for NCHW (an
+    NCHW op may return a transposed view of an NHWC result)."""
+    if data_format == "NHWC":
+        return torch.from_numpy(a).permute(0, 3, 1, 2)
+    return torch.from_numpy(np.ascontiguousarray(a))
+
+
+def _pads_in_layout(padding: Sequence[int], data_format: str) -> list[list[int]]:
+    """``[top, bottom, left, right]`` -> TensorFlow's explicit pads for ``data_format``."""
+    top, bottom, left, right = padding
+    if data_format == "NHWC":
+        return [[0, 0], [top, bottom], [left, right], [0, 0]]
+    return [[0, 0], [0, 0], [top, bottom], [left, right]]
+
+
 def _empty_like_layout(t: Tensor, shape: Sequence[int]) -> Tensor:
     """The fake kernels' output: ``shape`` in ``t``'s dtype, device and memory format (as the real ones)."""
     return torch.empty(shape, dtype=t.dtype, device=t.device, memory_format=_memory_format(t))
@@ -203,19 +227,25 @@ def _bias_grad(ctx, grad: Tensor) -> Tensor | None:
 
 def _depthwise_forward_impl(input: Tensor, weight: Tensor, bias: Tensor | None, stride: list[int],
                             padding: list[int], dilation: list[int]) -> Tensor:
+    """In the input's own memory format (no transposes): NHWC kernels for ``channels_last``, NCHW ones for
+    contiguous tensors; the two gradients likewise."""
     _check("sepconv::depthwise_conv2d", input, weight)
-    y = sepconv.depthwise_conv2d(_nhwc_array(input), _depthwise_filter_tf(weight, input.shape[1]), stride,
-                                 _pairs(padding), "NHWC", dilation)
-    return _nchw_tensor(_add_bias(y, bias), _memory_format(input))
+    x, data_format = _array_in_layout(input)
+    y = sepconv.depthwise_conv2d(x, _depthwise_filter_tf(weight, input.shape[1]), stride,
+                                 _pads_in_layout(padding, data_format), data_format, dilation)
+    if bias is not None:
+        y += bias.detach().numpy().reshape((-1,) if data_format == "NHWC" else (-1, 1, 1))
+    return _tensor_in_layout(y, data_format)
 
 
 def _depthwise_backprop_input_impl(grad_output: Tensor, weight: Tensor, input_size: list[int], stride: list[int],
                                    padding: list[int], dilation: list[int]) -> Tensor:
     _check("sepconv::depthwise_conv2d_backprop_input", grad_output, weight)
-    dx = sepconv.depthwise_conv2d_backprop_input(
-        _nhwc_size(input_size), _depthwise_filter_tf(weight, input_size[1]), _nhwc_array(grad_output), stride,
-        _pairs(padding), "NHWC", dilation)
-    return _nchw_tensor(dx, _memory_format(grad_output))
+    dy, data_format = _array_in_layout(grad_output)
+    size = _nhwc_size(input_size) if data_format == "NHWC" else list(input_size)
+    dx = sepconv.depthwise_conv2d_backprop_input(size, _depthwise_filter_tf(weight, input_size[1]), dy, stride,
+                                                 _pads_in_layout(padding, data_format), data_format, dilation)
+    return _tensor_in_layout(dx, data_format)
 
 
 def _depthwise_backprop_filter_impl(input: Tensor, grad_output: Tensor, weight_size: list[int], stride: list[int],
@@ -223,9 +253,10 @@ def _depthwise_backprop_filter_impl(input: Tensor, grad_output: Tensor, weight_s
     _check("sepconv::depthwise_conv2d_backprop_filter", input, grad_output)
     c = input.shape[1]
     out_c, _, kh, kw = weight_size
-    dw = sepconv.depthwise_conv2d_backprop_filter(
-        _nhwc_array(input), [kh, kw, c, out_c // c], _nhwc_array(grad_output), stride, _pairs(padding), "NHWC",
-        dilation)
+    x, data_format = _array_in_layout(input)
+    dy = _array_in_layout(grad_output.contiguous(memory_format=_memory_format(input)))[0]
+    dw = sepconv.depthwise_conv2d_backprop_filter(x, [kh, kw, c, out_c // c], dy, stride,
+                                                  _pads_in_layout(padding, data_format), data_format, dilation)
     return _depthwise_filter_torch(dw)
 
 
@@ -548,7 +579,7 @@ def depthwise_conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
     stride, dilation = _pair("stride", stride, 1), _pair("dilation", dilation, 1)
     pads = _explicit_padding(_check_padding(padding, stride), input, weight.shape[-2:], stride, dilation)
     op = _EagerDepthwise.apply if _eager(input, weight, bias) else _depthwise_conv2d
-    return _in_nhwc(op, input, weight, bias, list(stride), pads, list(dilation))
+    return op(input, weight, bias, list(stride), pads, list(dilation))  # native in either memory format
 
 
 def separable_conv2d(input: Tensor, depthwise_weight: Tensor, pointwise_weight: Tensor, bias: Tensor | None = None,

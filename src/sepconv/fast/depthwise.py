@@ -281,7 +281,8 @@ def depthwise_conv2d_backprop_input_nchw(w: np.ndarray, dy: np.ndarray, g: Conv2
     """Input gradient on NCHW: ``w [kh, kw, C, M]``, ``dy [N, C*M, out_h, out_w]`` -> ``[N, C, H, W]``.
 
     Stride 1: the NCHW forward op on ``dy`` with the flipped filter (then summed over the
-    multiplier).  A larger stride, or small planes, go through NHWC (transposes).
+    multiplier); strides 2 (undilated): the parity kernel, per plane.  Other strides, or small
+    planes, go through NHWC (transposes).
 
     Examples
     --------
@@ -293,11 +294,21 @@ def depthwise_conv2d_backprop_input_nchw(w: np.ndarray, dy: np.ndarray, g: Conv2
     9.0
     """
     w3 = _filter_per_channel(w)
-    if g.stride_h != 1 or g.stride_w != 1 or _nchw_via_nhwc(g) or not kernels.all_finite(w3):
+    strides_2 = (g.stride_h, g.stride_w, g.dil_h, g.dil_w) == (2, 2, 1, 1)
+    if ((g.stride_h != 1 or g.stride_w != 1) and not strides_2) or _nchw_via_nhwc(g) or not kernels.all_finite(w3):
         return depthwise_conv2d_backprop_input(w, _to_nhwc(dy), g).transpose(0, 3, 1, 2)
     dy = np.ascontiguousarray(dy)
     n, m = dy.shape[0], g.multiplier
     dx = np.empty((n, g.out_c, g.in_h, g.in_w), dy.dtype)
+    if strides_2:
+        planes = n * g.out_c
+        n_chunks = _n_chunks(planes, dy.size * g.kh * g.kw)
+        if n_chunks == 1:
+            nchw.depthwise_nchw_backprop_input_s2_range(w3, dy, dx, 0, planes, g.pad_top, g.pad_left)
+        else:
+            with PARALLEL_LAUNCH:
+                nchw.depthwise_nchw_backprop_input_s2_parallel(w3, dy, dx, n_chunks, g.pad_top, g.pad_left)
+        return dx.reshape(n, g.in_c, m, g.in_h, g.in_w).sum(axis=2) if m > 1 else dx
     flipped = np.ascontiguousarray(w3[::-1, ::-1])
     _nchw_forward(dy, flipped, dx, 1, 1, 1, g.dil_h, g.dil_w,
                   (g.kh - 1) * g.dil_h - g.pad_top, (g.kw - 1) * g.dil_w - g.pad_left)

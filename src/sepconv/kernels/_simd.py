@@ -9,7 +9,8 @@ of input columns, accumulators that stay in registers for a whole row) use these
 - ``vload_part(a, i, n)`` / ``vstore_part(a, i, v, n)``: the same, first ``n`` lanes only
   (masked; the others read as zero and are not written);
 - ``vload_n(a, i, n)`` / ``vstore_n(a, i, v, n)``: whole vectors when ``n`` is the lane count, else masked;
-- ``vload_even(a, i)``: every other element from flat index ``i`` (stride-2 rows);
+- ``vload_even(a, i)``: every other element from flat index ``i`` (stride-2 rows), and
+  ``vstore_interleaved(a, i, even, odd)``, its converse for two vectors;
 - ``vzeros(a)``, ``vsplat(a, s)``, ``vbroadcast(a, i)`` (``a.flat[i]`` in every lane), ``vsum(v)``,
   ``vfma(x, y, acc)`` (``x * y + acc``), ``vadd``, ``vmul``;
 - ``lanes(a)``: the lane count for ``a``'s dtype, a compile-time constant;
@@ -259,3 +260,20 @@ def vsum(typingctx, value):
             total = builder.fadd(total, builder.extract_element(args[0], ir.Constant(ir.IntType(32), lane)))
         return total
     return value.dtype(value), codegen
+
+
+@intrinsic
+def vstore_interleaved(typingctx, array, index, even, odd):
+    """Store ``even[0], odd[0], even[1], odd[1], ...`` at ``a.flat[index : index + 2 * LANES]`` (whole)."""
+    vec = _vector_of(array)
+    if even != vec or odd != vec:
+        return None
+
+    def codegen(context, builder, sig, args):
+        vty = context.get_value_type(vec)
+        wide = ir.VectorType(vty.element, 2 * vec.count)
+        order = [lane // 2 + (vec.count if lane % 2 else 0) for lane in range(2 * vec.count)]
+        pair = builder.shuffle_vector(args[2], args[3], ir.Constant(ir.VectorType(ir.IntType(32), 2 * vec.count), order))
+        builder.store(pair, _pointer(context, builder, array, args[0], args[1], wide), align=1)
+        return context.get_dummy_value()
+    return types.none(array, types.intp, vec, vec), codegen

@@ -42,7 +42,20 @@ import numpy as np
 from numba import prange
 
 from ._jit import kernel
-from ._simd import lanes, vadd, vfma, vload, vload_even, vload_n, vmul, vsplat, vstore_n, vsum, vzeros
+from ._simd import (
+    lanes,
+    vadd,
+    vfma,
+    vload,
+    vload_even,
+    vload_n,
+    vmul,
+    vsplat,
+    vstore_interleaved,
+    vstore_n,
+    vsum,
+    vzeros,
+)
 
 
 @kernel
@@ -260,3 +273,93 @@ def depthwise_nchw_backprop_filter_parallel(x, dy, partial, multiplier, stride_h
         depthwise_nchw_backprop_filter_range(x, dy, partial[t], multiplier, t * planes // n_chunks,
                                              (t + 1) * planes // n_chunks, stride_h, stride_w, dil_h, dil_w, pad_top,
                                              pad_left)
+
+
+@kernel
+def _backprop_input_s2_plane(window, w, dx, row, b, o, pad_top, pad_left, win_top, win_left):
+    """Input gradient of one plane for strides 2 (dilation 1), any filter: ``dx[b, o]`` from ``window``,
+    the ``dy`` plane with ``win_top`` zero rows above and ``win_left`` zero columns to its left.
+
+    By parity, as the NHWC kernel: ``dx`` row ``y`` takes the filter rows ``di`` with ``y + pad_top - di``
+    even (``dy`` row ``(y + pad_top - di) / 2``); along the row, the columns ``u = x + pad_left`` come
+    in pairs ``u = 2m`` (filter columns ``dj`` even, ``dy`` columns ``m - dj / 2``) and ``2m + 1``
+    (``dj`` odd, ``m - (dj - 1) / 2``): a vector of ``m`` for each, interleaved into ``row`` (scratch,
+    indexed by ``u - 2 * m0``), then copied into ``dx``."""
+    in_h, in_w = dx.shape[2], dx.shape[3]
+    out_h = window.shape[0] - win_top - 1
+    kh, kw = w.shape[0], w.shape[1]
+    count = lanes(window)
+    m0 = pad_left // 2
+    m1 = (pad_left + in_w - 1) // 2 + 1
+    first = pad_left - 2 * m0  # row[x + first] is dx[.., x]
+    target = dx[b, o]
+    if kh == 3 and kw == 3:  # the nine weights in registers, the parity cases written out
+        w00, w01, w02 = vsplat(window, w[0, 0, o]), vsplat(window, w[0, 1, o]), vsplat(window, w[0, 2, o])
+        w10, w11, w12 = vsplat(window, w[1, 0, o]), vsplat(window, w[1, 1, o]), vsplat(window, w[1, 2, o])
+        w20, w21, w22 = vsplat(window, w[2, 0, o]), vsplat(window, w[2, 1, o]), vsplat(window, w[2, 2, o])
+        for y in range(in_h):
+            t = y + pad_top
+            if t % 2 == 0:  # filter rows 0 and 2: dy rows t/2 and t/2 - 1 (zero rows of the window outside dy)
+                ra, rb = window[t // 2 + win_top], window[t // 2 - 1 + win_top]
+                for m in range(m0, m1, count):
+                    q = m + win_left
+                    a0, a1, b0, b1 = vload(ra, q), vload(ra, q - 1), vload(rb, q), vload(rb, q - 1)
+                    even = vfma(b1, w22, vfma(b0, w20, vfma(a1, w02, vmul(a0, w00))))
+                    vstore_interleaved(row, 2 * (m - m0), even, vfma(b0, w21, vmul(a0, w01)))
+            else:  # filter row 1: dy row (t - 1) / 2
+                ra = window[(t - 1) // 2 + win_top]
+                for m in range(m0, m1, count):
+                    q = m + win_left
+                    a0, a1 = vload(ra, q), vload(ra, q - 1)
+                    vstore_interleaved(row, 2 * (m - m0), vfma(a1, w12, vmul(a0, w10)), vmul(a0, w11))
+            drow = target[y]
+            for x in range(0, in_w, count):
+                n = min(count, in_w - x)
+                vstore_n(drow, x, vload_n(row, x + first, n), n)
+        return
+    for y in range(in_h):
+        t = y + pad_top
+        for m in range(m0, m1, count):
+            even = odd = vzeros(window)
+            for di in range(t % 2, kh, 2):
+                i = (t - di) // 2
+                if i < 0 or i >= out_h:
+                    continue
+                wrow = window[i + win_top]
+                for dj in range(kw):
+                    v = vsplat(window, w[di, dj, o])
+                    if dj % 2 == 0:
+                        even = vfma(vload(wrow, m - dj // 2 + win_left), v, even)
+                    else:
+                        odd = vfma(vload(wrow, m - (dj - 1) // 2 + win_left), v, odd)
+            vstore_interleaved(row, 2 * (m - m0), even, odd)
+        drow = target[y]
+        for x in range(0, in_w, count):
+            n = min(count, in_w - x)
+            vstore_n(drow, x, vload_n(row, x + first, n), n)
+
+
+@kernel
+def depthwise_nchw_backprop_input_s2_range(w, dy, dx, begin, end, pad_top, pad_left):
+    """Input gradient for strides 2 (dilation 1) of the planes ``p = b * C' + o`` in ``[begin, end)``
+    (``C'`` = ``dy``'s channels, multiplier 1: the caller sums a multiplier's planes)."""
+    channels = dy.shape[1]
+    kh, kw = w.shape[0], w.shape[1]
+    count = lanes(dy)
+    win_top, win_left = kh // 2 + 1, kw // 2 + 1
+    window = np.empty((dy.shape[2] + win_top + 1, dy.shape[3] + win_left + 2 * count + 2), dy.dtype)
+    row = np.empty(dx.shape[3] + 4 * count + 4, dy.dtype)
+    for p in range(begin, end):
+        b = p // channels
+        o = p - b * channels
+        _window_plane(dy, b, o, window, win_top, win_left, p == begin)
+        _backprop_input_s2_plane(window, w, dx, row, b, o, pad_top, pad_left, win_top, win_left)
+
+
+@kernel(parallel=True)
+def depthwise_nchw_backprop_input_s2_parallel(w, dy, dx, n_chunks, pad_top, pad_left):
+    """:func:`depthwise_nchw_backprop_input_s2_range` over all planes, in ``n_chunks`` parallel blocks."""
+    planes = dy.shape[0] * dy.shape[1]
+    for t in prange(n_chunks):
+        depthwise_nchw_backprop_input_s2_range(w, dy, dx, t * planes // n_chunks, (t + 1) * planes // n_chunks,
+                                               pad_top, pad_left)
