@@ -208,11 +208,10 @@ def _conv2d_few_channels(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.
     always through the parallel driver (the standalone rows kernel measured 2x slower on one thread)."""
     out = np.empty((x.shape[0], g.out_h, g.out_w, g.out_c), x.dtype)
     wk = np.ascontiguousarray(w.reshape(g.kh, g.kw * g.in_c, g.out_c))
-    zero_row = np.zeros(x.shape[2:], x.dtype)
     rows = x.shape[0] * g.out_h
     n_chunks = max(1, min(rows, numba.get_num_threads(), out.size // PARALLEL_MIN_PIXELS // 32))
-    kernels.conv2d_nhwc_few_channels_parallel(np.ascontiguousarray(x), wk, out, zero_row, n_chunks, g.stride_h,
-                                              g.stride_w, g.dil_h, g.dil_w, g.pad_top, g.pad_left)
+    kernels.conv2d_nhwc_few_channels_parallel(np.ascontiguousarray(x), wk, out, n_chunks, g.stride_h, g.stride_w,
+                                              g.dil_h, g.dil_w, g.pad_top, g.pad_left)
     return out
 
 

@@ -82,7 +82,7 @@ def _forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, stride_h: int, stri
     elif kh == 5 and kw == 5:
         kernels.depthwise_nhwc_forward_5x5_rows(x, w3, out, zero_row, 0, rows, *args)
     else:
-        kernels.depthwise_nhwc_forward_rows(x, w3, out, 0, rows, *args)
+        kernels.depthwise_nhwc_forward_rows(x, w3, out, zero_row, 0, rows, *args)
 
 
 def depthwise_conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:

@@ -28,7 +28,7 @@ from numba import prange
 
 from ._jit import kernel
 from ._simd import lanes, vbroadcast, vfma, vload_n, vstore_n, vzeros
-from ._window import interior, row_or_zeros
+from ._window import interior
 
 
 @kernel(parallel=True)
@@ -254,46 +254,54 @@ def winograd_f2x3_output_range(m, out, scratch, tile_begin, t_begin, t_end, tile
 
 
 @kernel(inline=True)
-def _few_channels_quad(x, zero_row, wk, b, ih0, dil_h, q0, step, dil_w, ob, n, like):
+def _few_channels_quad(x, wk, b, ih0, dil_h, q0, step, dil_w, ob, n, like):
     """Output channels ``[ob, ob + n)`` of four neighbouring output pixels whose taps are all inside the
     input columns; pixel ``p``'s first tap is at flat index ``q0 + p * step`` of an input row.  Each
-    filter tap's weight vector is loaded once for the four pixels; the input values are broadcast."""
-    c_in, out_c = x.shape[3], wk.shape[2]
-    a0 = a1 = a2 = a3 = vzeros(like)
+    filter tap's weight vector is loaded once for the four pixels; the input values are broadcast.
+    A filter row in the padding multiplies zeros (as the reference).  Rows are addressed by flat
+    index into ``x``, not as row views (a view made in this loop costs reference counting)."""
+    in_h, in_w, c_in, out_c = x.shape[1], x.shape[2], x.shape[3], wk.shape[2]
+    taps = wk.shape[1]
+    zero = vzeros(like)
+    a0 = a1 = a2 = a3 = zero
     for di in range(wk.shape[0]):
-        xr = row_or_zeros(x, zero_row, b, ih0 + di * dil_h)
-        wr = wk[di]
-        for t in range(wk.shape[1]):  # t = dj * c_in + ci: contiguous in the input row when undilated
-            q = q0 + (t if dil_w == 1 else (t // c_in) * dil_w * c_in + t % c_in)
-            wv = vload_n(wr, t * out_c + ob, n)
-            a0 = vfma(vbroadcast(xr, q), wv, a0)
-            a1 = vfma(vbroadcast(xr, q + step), wv, a1)
-            a2 = vfma(vbroadcast(xr, q + 2 * step), wv, a2)
-            a3 = vfma(vbroadcast(xr, q + 3 * step), wv, a3)
+        ih = ih0 + di * dil_h
+        inside = 0 <= ih < in_h
+        base = (b * in_h + ih) * in_w * c_in + q0
+        for t in range(taps):  # t = dj * c_in + ci: contiguous in the input row when undilated
+            wv = vload_n(wk, (di * taps + t) * out_c + ob, n)
+            if inside:
+                q = base + (t if dil_w == 1 else (t // c_in) * dil_w * c_in + t % c_in)
+                a0 = vfma(vbroadcast(x, q), wv, a0)
+                a1 = vfma(vbroadcast(x, q + step), wv, a1)
+                a2 = vfma(vbroadcast(x, q + 2 * step), wv, a2)
+                a3 = vfma(vbroadcast(x, q + 3 * step), wv, a3)
+            else:
+                a0, a1, a2, a3 = vfma(zero, wv, a0), vfma(zero, wv, a1), vfma(zero, wv, a2), vfma(zero, wv, a3)
     return a0, a1, a2, a3
 
 
 @kernel(inline=True)
-def _few_channels_pixel(x, zero_row, wk, b, ih0, dil_h, col0, dil_w, ob, n, like):
-    """As :func:`_few_channels_quad`, one pixel whose first tap is at input column ``col0``; columns
-    outside the input read zeros (multiplied, as the reference multiplies its padding)."""
-    c_in, in_w, out_c = x.shape[3], x.shape[2], wk.shape[2]
+def _few_channels_pixel(x, wk, b, ih0, dil_h, col0, dil_w, ob, n, like):
+    """As :func:`_few_channels_quad`, one pixel whose first tap is at input column ``col0``; taps outside
+    the input read zeros (multiplied, as the reference multiplies its padding)."""
+    in_h, in_w, c_in, out_c = x.shape[1], x.shape[2], x.shape[3], wk.shape[2]
     zero = vzeros(like)
     a = zero
     for di in range(wk.shape[0]):
-        xr = row_or_zeros(x, zero_row, b, ih0 + di * dil_h)
-        wr = wk[di]
+        ih = ih0 + di * dil_h
         for dj in range(wk.shape[1] // c_in):
             col = col0 + dj * dil_w
-            inside = 0 <= col < in_w
+            inside = 0 <= ih < in_h and 0 <= col < in_w
+            base = ((b * in_h + ih) * in_w + col) * c_in
             for ci in range(c_in):
-                v = vbroadcast(xr, col * c_in + ci) if inside else zero
-                a = vfma(v, vload_n(wr, (dj * c_in + ci) * out_c + ob, n), a)
+                v = vbroadcast(x, base + ci) if inside else zero
+                a = vfma(v, vload_n(wk, ((di * (wk.shape[1] // c_in) + dj) * c_in + ci) * out_c + ob, n), a)
     return a
 
 
 @kernel
-def conv2d_nhwc_few_channels_rows(x, wk, out, zero_row, row_begin, row_end, stride_h, stride_w, dil_h, dil_w,
+def conv2d_nhwc_few_channels_rows(x, wk, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w,
                                   pad_top, pad_left):
     """Dense conv2d for inputs with few channels (a network's stem), direct: output rows
     ``[row_begin, row_end)``, ``wk`` the filter as ``[kh, kw * C_in, out_c]``.
@@ -301,7 +309,7 @@ def conv2d_nhwc_few_channels_rows(x, wk, out, zero_row, row_begin, row_end, stri
     With a handful of input channels an im2col row is a short copy per tap and the GEMM's inner
     dimension is tiny; here the output channels are the vector lanes instead: per filter tap one
     weight vector, multiplied by each pixel's input value broadcast, four pixels at a time.
-    Filter rows in the padding read ``zero_row``; columns in the padding read zeros.
+    Taps in the padding multiply zeros, as the reference does.
     """
     c_in, in_w = x.shape[3], x.shape[2]
     out_h, out_w, out_c = out.shape[1], out.shape[2], out.shape[3]
@@ -319,8 +327,8 @@ def conv2d_nhwc_few_channels_rows(x, wk, out, zero_row, row_begin, row_end, stri
             n = min(count, out_c - ob)
             for qd in range(n_quads):
                 j = j_lo + 4 * qd
-                a0, a1, a2, a3 = _few_channels_quad(x, zero_row, wk, b, ih0, dil_h, (j * stride_w - pad_left) * c_in,
-                                                    step, dil_w, ob, n, o)
+                a0, a1, a2, a3 = _few_channels_quad(x, wk, b, ih0, dil_h, (j * stride_w - pad_left) * c_in, step,
+                                                    dil_w, ob, n, o)
                 vstore_n(o, j * out_c + ob, a0, n)
                 vstore_n(o, (j + 1) * out_c + ob, a1, n)
                 vstore_n(o, (j + 2) * out_c + ob, a2, n)
@@ -328,15 +336,15 @@ def conv2d_nhwc_few_channels_rows(x, wk, out, zero_row, row_begin, row_end, stri
             for j in range(out_w):
                 if j_lo <= j < j_lo + 4 * n_quads:
                     continue
-                a = _few_channels_pixel(x, zero_row, wk, b, ih0, dil_h, j * stride_w - pad_left, dil_w, ob, n, o)
+                a = _few_channels_pixel(x, wk, b, ih0, dil_h, j * stride_w - pad_left, dil_w, ob, n, o)
                 vstore_n(o, j * out_c + ob, a, n)
 
 
 @kernel(parallel=True)
-def conv2d_nhwc_few_channels_parallel(x, wk, out, zero_row, n_chunks, stride_h, stride_w, dil_h, dil_w, pad_top,
+def conv2d_nhwc_few_channels_parallel(x, wk, out, n_chunks, stride_h, stride_w, dil_h, dil_w, pad_top,
                                       pad_left):
     """:func:`conv2d_nhwc_few_channels_rows` over all output rows, in ``n_chunks`` parallel blocks."""
     rows = out.shape[0] * out.shape[1]
     for t in prange(n_chunks):
-        conv2d_nhwc_few_channels_rows(x, wk, out, zero_row, t * rows // n_chunks, (t + 1) * rows // n_chunks,
+        conv2d_nhwc_few_channels_rows(x, wk, out, t * rows // n_chunks, (t + 1) * rows // n_chunks,
                                       stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)

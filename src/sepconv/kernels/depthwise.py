@@ -83,13 +83,62 @@ def _forward_row_general(x, w, out, b, i, j_begin, j_end, stride_h, stride_w, di
 
 
 @kernel
-def depthwise_nhwc_forward_rows(x, w, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
-    """Forward, any filter size/stride/dilation/padding: output rows ``[row_begin, row_end)``."""
+def _forward_interior_general(o, x, w2, kh, b, ih0, dil_h, j_lo, j_hi, stride_w, dil_w, pad_left, shift):
+    """Pixels ``[j_lo, j_hi)`` of an output row whose columns are all inside the input, any filter size
+    (``w2`` ``[kh * kw, C]``): SIMD channel blocks, four pixels at a time sharing each tap's weight
+    vector (loaded from cache: a 7x7 filter does not fit in the registers).  Filter rows outside
+    the input are skipped.  Input rows are addressed by flat index into ``x``, not as row views:
+    a view made in this loop costs two atomic reference-count updates (measured: 7x7 1x56x56x96
+    VALID 1035 -> 703 us, SAME 1201 -> 729 us; it was 1996 us tap by tap)."""
+    in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
+    count = lanes(o)
+    kw = w2.shape[0] // kh
+    step, gap = stride_w * c, dil_w * c
+    n_quads = (j_hi - j_lo) // 4
+    di_lo, di_hi = tap_range(ih0, dil_h, kh, in_h)
+    for kb in range(_channel_blocks(c, shift, count)):
+        k, n = _channel_block(kb, c, shift, count)
+        for qd in range(n_quads + (j_hi - j_lo - 4 * n_quads)):
+            quad = qd < n_quads
+            j = j_lo + 4 * qd if quad else j_lo + 4 * n_quads + (qd - n_quads)
+            a0 = a1 = a2 = a3 = vzeros(o)
+            for di in range(di_lo, di_hi):
+                q = ((b * in_h + ih0 + di * dil_h) * in_w + j * stride_w - pad_left) * c + k
+                t = di * kw * c + k
+                for _ in range(kw):
+                    wv = vload_n(w2, t, n)
+                    a0 = vfma(vload_n(x, q, n), wv, a0)
+                    if quad:
+                        a1 = vfma(vload_n(x, q + step, n), wv, a1)
+                        a2 = vfma(vload_n(x, q + 2 * step, n), wv, a2)
+                        a3 = vfma(vload_n(x, q + 3 * step, n), wv, a3)
+                    q += gap
+                    t += c
+            vstore_n(o, j * c + k, a0, n)
+            if quad:
+                vstore_n(o, (j + 1) * c + k, a1, n)
+                vstore_n(o, (j + 2) * c + k, a2, n)
+                vstore_n(o, (j + 3) * c + k, a3, n)
+
+
+@kernel
+def depthwise_nhwc_forward_rows(x, w, out, zero_row, row_begin, row_end, stride_h, stride_w, dil_h, dil_w,
+                                pad_top, pad_left):
+    """Forward, any filter size/stride/dilation/padding: output rows ``[row_begin, row_end)``; the
+    interior pixels by :func:`_forward_interior_general`, the others tap by tap, clipped."""
+    in_w, c = x.shape[2], x.shape[3]
     out_h, out_w = out.shape[1], out.shape[2]
+    kh, kw = w.shape[0], w.shape[1]
+    w2 = w.reshape(kh * kw, c)
+    shift = aligned_shift(x)
+    j_lo, j_hi = interior(out_w, in_w, kw, stride_w, dil_w, pad_left)
     for r in range(row_begin, row_end):
         b = r // out_h
-        _forward_row_general(x, w, out, b, r - b * out_h, 0, out_w, stride_h, stride_w, dil_h, dil_w,
-                             pad_top, pad_left)
+        i = r - b * out_h
+        _forward_interior_general(out[b, i], x, w2, kh, b, i * stride_h - pad_top, dil_h, j_lo, j_hi, stride_w,
+                                  dil_w, pad_left, shift)
+        _forward_row_general(x, w, out, b, i, 0, j_lo, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
+        _forward_row_general(x, w, out, b, i, j_hi, out_w, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
 
 
 @kernel
@@ -377,7 +426,8 @@ def depthwise_nhwc_forward_parallel(x, w, out, zero_row, n_chunks, stride_h, str
             depthwise_nhwc_forward_5x5_rows(x, w, out, zero_row, begin, end, stride_h, stride_w,
                                             dil_h, dil_w, pad_top, pad_left)
         else:
-            depthwise_nhwc_forward_rows(x, w, out, begin, end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
+            depthwise_nhwc_forward_rows(x, w, out, zero_row, begin, end, stride_h, stride_w, dil_h, dil_w, pad_top,
+                                        pad_left)
 
 
 # --------------------------------------------------------------------------- input gradient
