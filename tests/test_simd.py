@@ -1,0 +1,64 @@
+"""The SIMD intrinsics of ``sepconv.kernels._simd`` against plain NumPy, in both float dtypes."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+
+from sepconv.kernels._simd import (
+    address,
+    lanes,
+    vadd,
+    vbroadcast,
+    vfma,
+    vload,
+    vload_even,
+    vload_n,
+    vmul,
+    vsplat,
+    vstore,
+    vstore_interleaved,
+    vstore_n,
+    vsum,
+    vzeros,
+)
+
+
+@numba.njit
+def _exercise(a, out, n):
+    count = lanes(a)
+    x, y = vload(a, 0), vload(a, count)
+    vstore(out, 0, vfma(x, y, vsplat(a, 1.5)))           # x * y + 1.5
+    vstore(out, count, vadd(vmul(x, vbroadcast(a, 3)), vzeros(a)))  # x * a[3]
+    vstore_n(out, 2 * count, vload_n(a, 5, n), n)         # first n lanes only
+    vstore(out, 3 * count, vload_even(a, 1))              # a[1], a[3], ...
+    vstore_interleaved(out, 4 * count, x, y)              # x0, y0, x1, y1, ...
+    return count, vsum(x), address(a) - address(a[1:])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_intrinsics_match_numpy(dtype):
+    count = 64 // np.dtype(dtype).itemsize
+    a = np.arange(1, 4 * count + 1, dtype=dtype) / 7
+    out = np.full(6 * count, -1.0, dtype)
+    n = count // 2 + 1
+    lanes_seen, total, step = _exercise(a, out, n)
+    x, y = a[:count], a[count:2 * count]
+    assert lanes_seen == count and step == -np.dtype(dtype).itemsize
+    np.testing.assert_allclose(total, x.sum(), rtol=1e-6)
+    np.testing.assert_allclose(out[:count], x * y + 1.5, rtol=1e-6)
+    np.testing.assert_allclose(out[count:2 * count], x * a[3], rtol=1e-6)
+    np.testing.assert_array_equal(out[2 * count:2 * count + n], a[5:5 + n])
+    np.testing.assert_array_equal(out[2 * count + n:3 * count], -1.0)  # the masked lanes are not written
+    np.testing.assert_array_equal(out[3 * count:4 * count], a[1:1 + 2 * count:2])
+    np.testing.assert_array_equal(out[4 * count:6 * count], np.stack([x, y], axis=1).ravel())
+
+
+def test_non_contiguous_arrays_are_refused():
+    @numba.njit
+    def load(a):
+        return vsum(vload(a, 0))
+
+    with pytest.raises((TypeError, numba.core.errors.TypingError), match="C-contiguous"):
+        load(np.ones((4, 32), np.float32)[:, ::2])
