@@ -33,10 +33,11 @@ output channel ``k * multiplier + q`` reading input channel ``k`` (the same orde
 ``[kh, kw, in_channels, multiplier]``, which it is converted to, a tiny copy).  CPU tensors of
 float32 or float64 only.
 
-Memory format: sepconv's kernels work on NHWC arrays.  A ``channels_last`` tensor *is* an NHWC
-array in memory, so it is handed over without a copy and the result comes back ``channels_last``,
-also without a copy.  A contiguous (NCHW) tensor is copied to NHWC on the way in and the result
-copied back to contiguous NCHW on the way out.  For speed, use ``channels_last``
+Memory format: the depthwise ops run in the tensor's own format, without a copy.  A
+``channels_last`` tensor *is* an NHWC array in memory and goes to the NHWC kernels; a contiguous
+(NCHW) tensor goes to sepconv's NCHW kernels (per channel plane); the result comes back in the
+input's format.  The separable op and conv2d work on NHWC: a contiguous tensor is copied to NHWC
+on the way in and back on the way out, so for those use ``channels_last``
 (``model.to(memory_format=torch.channels_last)``), as for PyTorch's own CPU convolutions.
 
 Padding
