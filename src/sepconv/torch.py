@@ -132,9 +132,9 @@ def _tensor_in_layout(a: np.ndarray, data_format: str) -> Tensor:
 
 def _pads_in_layout(padding: Sequence[int], data_format: str) -> list[list[int]]:
     """``[top, bottom, left, right]`` -> TensorFlow's explicit pads for ``data_format``."""
-    top, bottom, left, right = padding
     if data_format == "NHWC":
-        return [[0, 0], [top, bottom], [left, right], [0, 0]]
+        return _pairs(padding)
+    top, bottom, left, right = padding
     return [[0, 0], [0, 0], [top, bottom], [left, right]]
 
 

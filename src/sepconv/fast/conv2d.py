@@ -204,14 +204,16 @@ def _is_few_channels(g: Conv2DGeometry) -> bool:
 
 
 def _conv2d_few_channels(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
-    """Direct conv2d for few input channels (:func:`~sepconv.kernels.conv2d.conv2d_nhwc_few_channels_rows`),
-    always through the parallel driver (the standalone rows kernel measured 2x slower on one thread)."""
+    """Direct conv2d for few input channels (:func:`~sepconv.kernels.conv2d.conv2d_nhwc_few_channels_rows`)."""
     out = np.empty((x.shape[0], g.out_h, g.out_w, g.out_c), x.dtype)
     wk = np.ascontiguousarray(w.reshape(g.kh, g.kw * g.in_c, g.out_c))
     rows = x.shape[0] * g.out_h
     n_chunks = max(1, min(rows, numba.get_num_threads(), out.size // PARALLEL_MIN_PIXELS // 32))
-    kernels.conv2d_nhwc_few_channels_parallel(np.ascontiguousarray(x), wk, out, n_chunks, g.stride_h, g.stride_w,
-                                              g.dil_h, g.dil_w, g.pad_top, g.pad_left)
+    args = (g.stride_h, g.stride_w, g.dil_h, g.dil_w, g.pad_top, g.pad_left)
+    if n_chunks == 1:  # no parallel region at all
+        kernels.conv2d_nhwc_few_channels_rows(np.ascontiguousarray(x), wk, out, 0, rows, *args)
+    else:
+        kernels.conv2d_nhwc_few_channels_parallel(np.ascontiguousarray(x), wk, out, n_chunks, *args)
     return out
 
 

@@ -211,16 +211,22 @@ def _filter_gradient_plane(plane, dy, dw, b, o, stride_h, stride_w, dil_h, dil_w
 
 
 @kernel
+def _window_buffer(x, out_h, out_w, kh, kw, stride_h, stride_w, dil_h, dil_w):
+    """The window buffer of one input plane for ``out_h x out_w`` outputs of a ``kh x kw`` filter, with
+    ``3 * LANES`` spare columns so that whole vectors stay inside (zeroed by :func:`_window_plane`)."""
+    rows = (out_h - 1) * stride_h + (kh - 1) * dil_h + 1
+    cols = (out_w - 1) * stride_w + (kw - 1) * dil_w + 1
+    return np.empty((rows, cols + 3 * lanes(x)), x.dtype)
+
+
+@kernel
 def depthwise_nchw_forward_range(x, w, out, multiplier, begin, end, stride_h, stride_w, dil_h, dil_w, pad_top,
                                  pad_left):
     """Forward for the output planes ``p = b * C*M + o`` in ``[begin, end)``.  Each input plane is first
     copied, with its zero padding, into a window buffer of this call's own (a few KB, in cache),
     once for the ``M`` output planes that read it."""
     channels = out.shape[1]
-    kh, kw = w.shape[0], w.shape[1]
-    rows = (out.shape[2] - 1) * stride_h + (kh - 1) * dil_h + 1
-    cols = (out.shape[3] - 1) * stride_w + (kw - 1) * dil_w + 1
-    plane = np.empty((rows, cols + 3 * lanes(x)), x.dtype)  # spare zero columns: whole vectors stay inside
+    plane = _window_buffer(x, out.shape[2], out.shape[3], w.shape[0], w.shape[1], stride_h, stride_w, dil_h, dil_w)
     last = -1
     for p in range(begin, end):
         b = p // channels
@@ -248,10 +254,7 @@ def depthwise_nchw_backprop_filter_range(x, dy, dw, multiplier, begin, end, stri
     ``[kh, kw, C*M]``; each input plane is copied with its padding into a window buffer once for
     the ``M`` planes that read it (as in the forward)."""
     channels = dy.shape[1]
-    kh, kw = dw.shape[0], dw.shape[1]
-    rows = (dy.shape[2] - 1) * stride_h + (kh - 1) * dil_h + 1
-    cols = (dy.shape[3] - 1) * stride_w + (kw - 1) * dil_w + 1
-    plane = np.empty((rows, cols + 3 * lanes(x)), x.dtype)
+    plane = _window_buffer(x, dy.shape[2], dy.shape[3], dw.shape[0], dw.shape[1], stride_h, stride_w, dil_h, dil_w)
     last = -1
     for p in range(begin, end):
         b = p // channels
