@@ -59,6 +59,11 @@ GEOMETRIES = [
     # 3x3 stride 1, wide: many channel blocks, explicit pads on one side
     (1, 6, 13, 100, 1, (3, 3), 1, 1, "SAME"),
     (2, 5, 10, 144, 1, (3, 3), 1, 1, [[0, 0], [1, 0], [2, 1], [0, 0]]),
+    # 7x7, horizontal stride 1: packed channel blocks, eight pixels per step, bands of rows
+    (2, 37, 19, 40, 1, (7, 7), 1, 1, "SAME"),  # two bands per image, a last group of three pixels
+    (1, 10, 12, 33, 1, (7, 7), 1, 1, "VALID"),
+    (1, 13, 9, 17, 2, (7, 7), (2, 1), (2, 1), [[0, 0], [3, 1], [0, 4], [0, 0]]),
+    (1, 5, 6, 3, 1, (7, 7), 1, 1, [[0, 0], [8, 0], [0, 9], [0, 0]]),  # pads beyond the window: crops
 ]
 
 
@@ -186,7 +191,7 @@ def _at_offset(a: np.ndarray, offset_bytes: int) -> np.ndarray:
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("c", [8, 15, 16, 17, 32, 48])
-@pytest.mark.parametrize("kernel_size", [3, 5])
+@pytest.mark.parametrize("kernel_size", [3, 5, 7])
 def test_simd_channel_blocks_at_every_alignment(kernel_size, c, dtype, monkeypatch):
     """The SIMD kernels start their channel blocks at the input's first cache-line-aligned channel: a
     short first block, full vectors, a masked last one.  Every offset of ``x`` and ``dy`` from a

@@ -81,6 +81,8 @@ def _forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, stride_h: int, stri
         kernels.depthwise_nhwc_forward_3x3_rows(x, w3, out, zero_row, 0, rows, *args)
     elif kh == 5 and kw == 5:
         kernels.depthwise_nhwc_forward_5x5_rows(x, w3, out, zero_row, 0, rows, *args)
+    elif kh == 7 and kw == 7 and stride_w == 1 and dil_w == 1:
+        kernels.depthwise_nhwc_forward_7x7_s1_rows(x, w3, out, 0, rows, stride_h, dil_h, pad_top, pad_left)
     else:
         kernels.depthwise_nhwc_forward_rows(x, w3, out, zero_row, 0, rows, *args)
 
