@@ -59,11 +59,14 @@ GEOMETRIES = [
     # 3x3 stride 1, wide: many channel blocks, explicit pads on one side
     (1, 6, 13, 100, 1, (3, 3), 1, 1, "SAME"),
     (2, 5, 10, 144, 1, (3, 3), 1, 1, [[0, 0], [1, 0], [2, 1], [0, 0]]),
-    # 7x7, horizontal stride 1: packed channel blocks, eight pixels per step, bands of rows
+    # 5x5 and 7x7, horizontal stride 1 or 2: packed channel blocks, eight pixels per step, bands of rows
     (2, 37, 19, 40, 1, (7, 7), 1, 1, "SAME"),  # two bands per image, a last group of three pixels
     (1, 10, 12, 33, 1, (7, 7), 1, 1, "VALID"),
     (1, 13, 9, 17, 2, (7, 7), (2, 1), (2, 1), [[0, 0], [3, 1], [0, 4], [0, 0]]),
     (1, 5, 6, 3, 1, (7, 7), 1, 1, [[0, 0], [8, 0], [0, 9], [0, 0]]),  # pads beyond the window: crops
+    (2, 15, 29, 40, 1, (7, 7), 2, 1, "VALID"),
+    (1, 70, 20, 24, 1, (5, 5), 2, 1, "SAME"),  # 35 output rows at stride 2: two bands
+    (1, 12, 17, 19, 1, (5, 5), (1, 2), (3, 1), "SAME"),
 ]
 
 
@@ -323,8 +326,8 @@ def test_docstring_examples_run():
 
     from sepconv.fast import aligned
     from sepconv.kernels import depthwise as kernels
-    from sepconv.kernels import depthwise_nchw
+    from sepconv.kernels import depthwise_nchw, depthwise_packed
 
-    for module in (aligned, fast_depthwise, kernels, depthwise_nchw):
+    for module in (aligned, fast_depthwise, kernels, depthwise_nchw, depthwise_packed):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0, module.__name__

@@ -1,4 +1,5 @@
-"""Fast depthwise convolution: geometry -> plain ints -> a kernel of :mod:`sepconv.kernels.depthwise`.
+"""Fast depthwise convolution: geometry -> plain ints -> a kernel of :mod:`sepconv.kernels.depthwise`
+(5x5 and 7x7 forward: :mod:`sepconv.kernels.depthwise_packed`; NCHW: :mod:`sepconv.kernels.depthwise_nchw`).
 
 Same signatures as :mod:`sepconv.reference`: NHWC arrays with one batch axis, in the compute
 dtype, with at least one element; ``api`` has dealt with layouts, dtypes and empty arrays.
@@ -23,6 +24,7 @@ from .. import reference
 from ..geometry import Conv2DGeometry
 from ..kernels import depthwise as kernels
 from ..kernels import depthwise_nchw as nchw
+from ..kernels import depthwise_packed as packed
 from ..kernels._jit import PARALLEL_LAUNCH
 from .aligned import empty_like_offset, zeros_like_offset
 
@@ -65,6 +67,11 @@ def _repeated(x: np.ndarray, multiplier: int) -> np.ndarray:
     return out
 
 
+# Square filters of these sizes, horizontal stride 1 or 2, horizontal dilation 1, take the packed
+# kernels (sepconv.kernels.depthwise_packed).
+PACKED_SIZES = (5, 7)
+
+
 def _forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, stride_h: int, stride_w: int, dil_h: int, dil_w: int,
              pad_top: int, pad_left: int) -> None:
     """``out = depthwise(x, w3)``, multiplier 1; pads may be negative (crop).  ``out`` is best
@@ -74,15 +81,20 @@ def _forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, stride_h: int, stri
     n_chunks = _n_chunks(rows, out.size * w3.shape[0] * w3.shape[1])
     zero_row = zeros_like_offset(x.shape[2:], x.dtype, x)  # read for filter rows in the padding
     kh, kw = w3.shape[0], w3.shape[1]
-    if n_chunks > 1:
+    if kh == kw and kw in PACKED_SIZES and stride_w in (1, 2) and dil_w == 1:
+        packed_args = (stride_h, stride_w, dil_h, pad_top, pad_left)
+        if n_chunks > 1:
+            with PARALLEL_LAUNCH:
+                packed.depthwise_nhwc_forward_packed_parallel(x, w3, out, n_chunks, *packed_args)
+        else:
+            packed.depthwise_nhwc_forward_packed_rows(x, w3, out, 0, rows, *packed_args)
+    elif n_chunks > 1:
         with PARALLEL_LAUNCH:
             kernels.depthwise_nhwc_forward_parallel(x, w3, out, zero_row, n_chunks, *args)
     elif kh == 3 and kw == 3:
         kernels.depthwise_nhwc_forward_3x3_rows(x, w3, out, zero_row, 0, rows, *args)
     elif kh == 5 and kw == 5:
         kernels.depthwise_nhwc_forward_5x5_rows(x, w3, out, zero_row, 0, rows, *args)
-    elif kh == 7 and kw == 7 and stride_w == 1 and dil_w == 1:
-        kernels.depthwise_nhwc_forward_7x7_s1_rows(x, w3, out, 0, rows, stride_h, dil_h, pad_top, pad_left)
     else:
         kernels.depthwise_nhwc_forward_rows(x, w3, out, zero_row, 0, rows, *args)
 

@@ -23,8 +23,10 @@ blocks outside, pixels inside, so a block's filter taps (forward) or its filter-
 first cache-line-aligned channel (:func:`aligned_shift`; the outputs are allocated at the
 input's offset from a line), the last is masked.  With stride and dilation 1 the 3x3 window
 slides (three new input loads per pixel), and two output rows share their middle input rows.
-Other filter sizes and the clipped pixels use plain loops with channels innermost, which LLVM
-vectorizes.
+The 5x5 and 7x7 forward at horizontal stride 1 or 2 runs on packed channel blocks instead
+(:mod:`sepconv.kernels.depthwise_packed`); the 5x5 kernels here serve the other strides and
+dilations.  Other filter sizes are SIMD too, four pixels per weight load
+(:func:`_forward_interior_general`), and the clipped pixels loop over their taps inside the input.
 
 Work is split over flat output rows ``r = b * out_h + i``: the ``*_rows`` kernels do the rows
 ``[row_begin, row_end)`` on the calling thread, and the ``*_parallel`` drivers cut all rows
@@ -47,11 +49,10 @@ array([[4., 6., 6., 4.],
 
 from __future__ import annotations
 
-import numpy as np
 from numba import prange
 
 from ._jit import kernel
-from ._simd import VECTOR_BYTES, address, lanes, vadd, vfma, vload, vload_n, vmul, vstore, vstore_n, vzeros
+from ._simd import VECTOR_BYTES, address, lanes, vadd, vfma, vload_n, vmul, vstore_n, vzeros
 from ._window import interior, row_or_zeros, tap_range
 
 # --------------------------------------------------------------------------- forward
@@ -97,13 +98,6 @@ def _forward_interior_general(o, x, w2, kh, b, ih0, dil_h, j_lo, j_hi, stride_w,
 
 
 @kernel
-def _dot7(v0, v1, v2, v3, v4, v5, v6, ws, acc):
-    """``acc + sum_t v_t * ws[t]``: one filter row of seven taps at one pixel."""
-    s = vfma(v3, ws[3], vfma(v2, ws[2], vfma(v1, ws[1], vfma(v0, ws[0], acc))))
-    return vfma(v6, ws[6], vfma(v5, ws[5], vfma(v4, ws[4], s)))
-
-
-@kernel
 def _forward_pixels_clipped(o, x, w2, kh, b, ih0, dil_h, j_begin, j_end, stride_w, dil_w, pad_left, shift):
     """Pixels ``[j_begin, j_end)`` of an output row whose columns reach into the padding, any filter size:
     SIMD channel blocks, one pixel at a time over only the taps inside the input (the border of
@@ -144,139 +138,6 @@ def depthwise_nhwc_forward_rows(x, w, out, zero_row, row_begin, row_end, stride_
         _forward_interior_general(out[b, i], x, w2, kh, b, ih0, dil_h, j_lo, j_hi, stride_w, dil_w, pad_left, shift)
         _forward_pixels_clipped(out[b, i], x, w2, kh, b, ih0, dil_h, 0, j_lo, stride_w, dil_w, pad_left, shift)
         _forward_pixels_clipped(out[b, i], x, w2, kh, b, ih0, dil_h, j_hi, out_w, stride_w, dil_w, pad_left, shift)
-
-
-@kernel
-def _pack_channel_block(x, b, row_origin, pad_left, k, n, buf):
-    """``buf[v, u, :n] = x[b, row_origin + v, u - pad_left, k : k + n]``: one channel block of input
-    rows, one whole vector per pixel (``buf`` ``[rows, width, lanes]``); zeros where that is
-    outside the input and in the lanes from ``n``."""
-    in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
-    count = lanes(buf)
-    rows, width = buf.shape[0], buf.shape[1]
-    zero = vzeros(buf)
-    u_lo, u_hi = min(max(pad_left, 0), width), min(max(pad_left + in_w, 0), width)
-    for v in range(rows):
-        ih = row_origin + v
-        p = v * width * count
-        if ih < 0 or ih >= in_h:
-            u_lo_row = u_hi_row = width
-        else:
-            u_lo_row, u_hi_row = u_lo, u_hi
-        for u in range(u_lo_row):
-            vstore(buf, p + u * count, zero)
-        src = ((b * in_h + ih) * in_w - pad_left) * c + k
-        for u in range(u_lo_row, u_hi_row):
-            vstore(buf, p + u * count, vload_n(x, src + u * c, n))
-        for u in range(u_hi_row, width):
-            vstore(buf, p + u * count, zero)
-
-
-@kernel
-def _dot7(v0, v1, v2, v3, v4, v5, v6, ws, acc):
-    """``acc + sum_t v_t * ws[t]``: one filter row of seven taps at one pixel."""
-    s = vfma(v3, ws[3], vfma(v2, ws[2], vfma(v1, ws[1], vfma(v0, ws[0], acc))))
-    return vfma(v6, ws[6], vfma(v5, ws[5], vfma(v4, ws[4], s)))
-
-
-@kernel
-def _forward_row_7x7_s1(buf, wb, v_top, dil_h, out, o, out_w, c, n):
-    """One output row of a 7x7 filter, horizontal stride and dilation 1, from a packed channel block
-    (``buf`` from :func:`_pack_channel_block`, its filter ``wb`` ``[49, lanes]``; the window's top
-    row is ``buf[v_top]``), stored at flat index ``o`` of ``out`` (pixel ``j`` at ``o + j * c``).
-
-    Eight pixels at a time with their sums in registers, one filter row after the other: the
-    row's seven weight vectors and the fourteen input columns it spans are loaded once for 56
-    multiply-adds, at constant offsets from one pointer (``buf``'s pixel stride is the lane count).
-    """
-    count = lanes(buf)
-    width = buf.shape[1]
-    for j in range(0, out_w, 8):
-        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = vzeros(buf)
-        q = (v_top * width + j) * count
-        t = 0
-        for _ in range(7):
-            ws = (vload(wb, t), vload(wb, t + count), vload(wb, t + 2 * count), vload(wb, t + 3 * count),
-                  vload(wb, t + 4 * count), vload(wb, t + 5 * count), vload(wb, t + 6 * count))
-            x0, x1, x2, x3 = vload(buf, q), vload(buf, q + count), vload(buf, q + 2 * count), vload(buf, q + 3 * count)
-            x4, x5, x6 = vload(buf, q + 4 * count), vload(buf, q + 5 * count), vload(buf, q + 6 * count)
-            x7, x8, x9 = vload(buf, q + 7 * count), vload(buf, q + 8 * count), vload(buf, q + 9 * count)
-            x10, x11, x12 = vload(buf, q + 10 * count), vload(buf, q + 11 * count), vload(buf, q + 12 * count)
-            x13 = vload(buf, q + 13 * count)
-            a0 = _dot7(x0, x1, x2, x3, x4, x5, x6, ws, a0)
-            a1 = _dot7(x1, x2, x3, x4, x5, x6, x7, ws, a1)
-            a2 = _dot7(x2, x3, x4, x5, x6, x7, x8, ws, a2)
-            a3 = _dot7(x3, x4, x5, x6, x7, x8, x9, ws, a3)
-            a4 = _dot7(x4, x5, x6, x7, x8, x9, x10, ws, a4)
-            a5 = _dot7(x5, x6, x7, x8, x9, x10, x11, ws, a5)
-            a6 = _dot7(x6, x7, x8, x9, x10, x11, x12, ws, a6)
-            a7 = _dot7(x7, x8, x9, x10, x11, x12, x13, ws, a7)
-            q += dil_h * width * count
-            t += 7 * count
-        p = o + j * c
-        if j + 8 <= out_w:
-            vstore_n(out, p, a0, n)
-            vstore_n(out, p + c, a1, n)
-            vstore_n(out, p + 2 * c, a2, n)
-            vstore_n(out, p + 3 * c, a3, n)
-            vstore_n(out, p + 4 * c, a4, n)
-            vstore_n(out, p + 5 * c, a5, n)
-            vstore_n(out, p + 6 * c, a6, n)
-            vstore_n(out, p + 7 * c, a7, n)
-        else:
-            left = out_w - j
-            vstore_n(out, p, a0, n)
-            if left > 1:
-                vstore_n(out, p + c, a1, n)
-            if left > 2:
-                vstore_n(out, p + 2 * c, a2, n)
-            if left > 3:
-                vstore_n(out, p + 3 * c, a3, n)
-            if left > 4:
-                vstore_n(out, p + 4 * c, a4, n)
-            if left > 5:
-                vstore_n(out, p + 5 * c, a5, n)
-            if left > 6:
-                vstore_n(out, p + 6 * c, a6, n)
-
-
-PACKED_BAND_ROWS = 32  # output rows per packed band (7x7): a band of 1x56x56 layers is ~200 KB per block
-
-
-@kernel
-def depthwise_nhwc_forward_7x7_s1_rows(x, w, out, row_begin, row_end, stride_h, dil_h, pad_top, pad_left):
-    """Forward with a 7x7 filter, horizontal stride and dilation 1 (any vertical ones, any padding):
-    output rows ``[row_begin, row_end)``.
-
-    Each channel block of a band of rows is first packed (:func:`_pack_channel_block`: one vector
-    per pixel, the padding as zeros), so that every pixel, border or not, is eight-pixel SIMD work
-    at constant offsets (:func:`_forward_row_7x7_s1`).  Without the packing the 21 vector loads of
-    a step each had a pointer of their own, and LLVM spilled them: 1.7-1.9 cycles per multiply-add.
-    """
-    in_w, c = x.shape[2], x.shape[3]
-    out_h, out_w = out.shape[1], out.shape[2]
-    count = lanes(x)
-    w2 = w.reshape(49, c)
-    shift = aligned_shift(out)
-    width = (out_w + 7) // 8 * 8 + 6
-    wb = np.empty((49, count), x.dtype)
-    band_rows = (PACKED_BAND_ROWS - 1) * stride_h + 6 * dil_h + 1
-    buf = np.empty((band_rows, width, count), x.dtype)
-    r = row_begin
-    while r < row_end:
-        b = r // out_h
-        i_begin = r - b * out_h
-        i_end = min(out_h, i_begin + (row_end - r), i_begin + PACKED_BAND_ROWS)
-        band = buf[:(i_end - 1 - i_begin) * stride_h + 6 * dil_h + 1]
-        for kb in range(_channel_blocks(c, shift, count)):
-            k, n = _channel_block(kb, c, shift, count)
-            for t in range(49):
-                vstore(wb, t * count, vload_n(w2, t * c + k, n))
-            _pack_channel_block(x, b, i_begin * stride_h - pad_top, pad_left, k, n, band)
-            for i in range(i_begin, i_end):
-                _forward_row_7x7_s1(band, wb, (i - i_begin) * stride_h, dil_h, out, (b * out_h + i) * out_w * c + k,
-                                    out_w, c, n)
-        r += i_end - i_begin
 
 
 @kernel
@@ -563,8 +424,6 @@ def depthwise_nhwc_forward_parallel(x, w, out, zero_row, n_chunks, stride_h, str
         elif kh == 5 and kw == 5:
             depthwise_nhwc_forward_5x5_rows(x, w, out, zero_row, begin, end, stride_h, stride_w,
                                             dil_h, dil_w, pad_top, pad_left)
-        elif kh == 7 and kw == 7 and stride_w == 1 and dil_w == 1:
-            depthwise_nhwc_forward_7x7_s1_rows(x, w, out, begin, end, stride_h, dil_h, pad_top, pad_left)
         else:
             depthwise_nhwc_forward_rows(x, w, out, zero_row, begin, end, stride_h, stride_w, dil_h, dil_w, pad_top,
                                         pad_left)

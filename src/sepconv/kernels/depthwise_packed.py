@@ -1,0 +1,250 @@
+"""The 5x5 and 7x7 depthwise forward, NHWC, from packed channel blocks (horizontal dilation 1, stride 1 or 2).
+
+A wide filter's taps make many vector loads per step; addressed straight into ``x`` (pixel
+stride ``C``, unknown at compile time) each load had a pointer of its own, LLVM spilled them,
+and the 7x7 kernel ran at 1.7-1.9 cycles per multiply-add.  Here each channel block of a band
+of input rows is first copied into ``buf`` ``[rows, width, lanes]`` (:func:`_pack_channel_block`:
+one whole vector per pixel, zeros for the padding and for the lanes past ``C``), and its filter
+into ``wb`` ``[kh * kw, lanes]``.  Every load is then at a constant offset from one pointer, no
+pixel is a border pixel, and eight output pixels are computed at once with their sums in
+registers, one filter row after the other (:func:`_eight_pixels_7_s1` and its siblings): for a
+7x7 filter at stride 1 a filter row is 7 weight and 14 input loads for 56 multiply-adds.  The
+copy is one read and one write of the input per block, against ``kh * kw`` multiply-adds per
+output.
+
+Work is split over flat output rows as in :mod:`sepconv.kernels.depthwise`; a band is at most
+:data:`PACKED_BAND_ROWS` output rows of one image.
+
+Examples
+--------
+A 5x5 filter of ones over a 6x6 image of ones, SAME padding (2 on each side), stride 1:
+
+>>> import numpy as np
+>>> x, w = np.ones((1, 6, 6, 3), np.float32), np.ones((5, 5, 3), np.float32)
+>>> out = np.empty((1, 6, 6, 3), np.float32)
+>>> depthwise_nhwc_forward_packed_rows(x, w, out, 0, 6, 1, 1, 1, 2, 2)
+>>> out[0, :, :, 0]
+array([[ 9., 12., 15., 15., 12.,  9.],
+       [12., 16., 20., 20., 16., 12.],
+       [15., 20., 25., 25., 20., 15.],
+       [15., 20., 25., 25., 20., 15.],
+       [12., 16., 20., 20., 16., 12.],
+       [ 9., 12., 15., 15., 12.,  9.]], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from ._jit import kernel
+from ._simd import lanes, vfma, vload, vload_n, vstore, vstore_n, vzeros
+from .depthwise import _channel_block, _channel_blocks, aligned_shift
+
+# Output rows per packed band: a band of a 56-wide 7x7 layer is ~200 KB per channel block (in L2).
+PACKED_BAND_ROWS = 32
+
+
+@kernel
+def _pack_channel_block(x, b, row_origin, pad_left, k, n, buf):
+    """``buf[v, u, :n] = x[b, row_origin + v, u - pad_left, k : k + n]``: one channel block of input
+    rows, one whole vector per pixel (``buf`` ``[rows, width, lanes]``); zeros where that is
+    outside the input and in the lanes from ``n``."""
+    in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
+    count = lanes(buf)
+    rows, width = buf.shape[0], buf.shape[1]
+    zero = vzeros(buf)
+    u_lo, u_hi = min(max(pad_left, 0), width), min(max(pad_left + in_w, 0), width)
+    for v in range(rows):
+        ih = row_origin + v
+        p = v * width * count
+        row_lo, row_hi = (u_lo, u_hi) if 0 <= ih < in_h else (width, width)
+        for u in range(row_lo):
+            vstore(buf, p + u * count, zero)
+        src = ((b * in_h + ih) * in_w - pad_left) * c + k
+        for u in range(row_lo, row_hi):
+            vstore(buf, p + u * count, vload_n(x, src + u * c, n))
+        for u in range(row_hi, width):
+            vstore(buf, p + u * count, zero)
+
+
+@kernel
+def _dot5(v0, v1, v2, v3, v4, ws, acc):
+    """``acc + sum_t v_t * ws[t]``: one filter row of five taps at one pixel."""
+    return vfma(v4, ws[4], vfma(v3, ws[3], vfma(v2, ws[2], vfma(v1, ws[1], vfma(v0, ws[0], acc)))))
+
+
+@kernel
+def _dot7(v0, v1, v2, v3, v4, v5, v6, ws, acc):
+    """``acc + sum_t v_t * ws[t]``: one filter row of seven taps at one pixel."""
+    s = vfma(v3, ws[3], vfma(v2, ws[2], vfma(v1, ws[1], vfma(v0, ws[0], acc))))
+    return vfma(v6, ws[6], vfma(v5, ws[5], vfma(v4, ws[4], s)))
+
+
+@kernel
+def _eight_pixels_5_s1(buf, q, ws, a):
+    """``a[p] + sum_t buf.flat[q + (p + t) * lanes : ...] * ws[t]`` for the eight pixels ``p`` of one filter row
+    (5 taps, stride 1: 12 input vectors)."""
+    count = lanes(buf)
+    x0, x1, x2 = vload(buf, q), vload(buf, q + 1 * count), vload(buf, q + 2 * count)
+    x3, x4, x5 = vload(buf, q + 3 * count), vload(buf, q + 4 * count), vload(buf, q + 5 * count)
+    x6, x7, x8 = vload(buf, q + 6 * count), vload(buf, q + 7 * count), vload(buf, q + 8 * count)
+    x9, x10, x11 = vload(buf, q + 9 * count), vload(buf, q + 10 * count), vload(buf, q + 11 * count)
+    return (_dot5(x0, x1, x2, x3, x4, ws, a[0]),
+            _dot5(x1, x2, x3, x4, x5, ws, a[1]),
+            _dot5(x2, x3, x4, x5, x6, ws, a[2]),
+            _dot5(x3, x4, x5, x6, x7, ws, a[3]),
+            _dot5(x4, x5, x6, x7, x8, ws, a[4]),
+            _dot5(x5, x6, x7, x8, x9, ws, a[5]),
+            _dot5(x6, x7, x8, x9, x10, ws, a[6]),
+            _dot5(x7, x8, x9, x10, x11, ws, a[7]))
+
+
+@kernel
+def _eight_pixels_5_s2(buf, q, ws, a):
+    """``a[p] + sum_t buf.flat[q + (2 * p + t) * lanes : ...] * ws[t]`` for the eight pixels ``p`` of one filter row
+    (5 taps, stride 2: 19 input vectors)."""
+    count = lanes(buf)
+    x0, x1, x2 = vload(buf, q), vload(buf, q + 1 * count), vload(buf, q + 2 * count)
+    x3, x4, x5 = vload(buf, q + 3 * count), vload(buf, q + 4 * count), vload(buf, q + 5 * count)
+    x6, x7, x8 = vload(buf, q + 6 * count), vload(buf, q + 7 * count), vload(buf, q + 8 * count)
+    x9, x10, x11 = vload(buf, q + 9 * count), vload(buf, q + 10 * count), vload(buf, q + 11 * count)
+    x12, x13, x14 = vload(buf, q + 12 * count), vload(buf, q + 13 * count), vload(buf, q + 14 * count)
+    x15, x16, x17 = vload(buf, q + 15 * count), vload(buf, q + 16 * count), vload(buf, q + 17 * count)
+    x18 = vload(buf, q + 18 * count)
+    return (_dot5(x0, x1, x2, x3, x4, ws, a[0]),
+            _dot5(x2, x3, x4, x5, x6, ws, a[1]),
+            _dot5(x4, x5, x6, x7, x8, ws, a[2]),
+            _dot5(x6, x7, x8, x9, x10, ws, a[3]),
+            _dot5(x8, x9, x10, x11, x12, ws, a[4]),
+            _dot5(x10, x11, x12, x13, x14, ws, a[5]),
+            _dot5(x12, x13, x14, x15, x16, ws, a[6]),
+            _dot5(x14, x15, x16, x17, x18, ws, a[7]))
+
+
+@kernel
+def _eight_pixels_7_s1(buf, q, ws, a):
+    """``a[p] + sum_t buf.flat[q + (p + t) * lanes : ...] * ws[t]`` for the eight pixels ``p`` of one filter row
+    (7 taps, stride 1: 14 input vectors)."""
+    count = lanes(buf)
+    x0, x1, x2 = vload(buf, q), vload(buf, q + 1 * count), vload(buf, q + 2 * count)
+    x3, x4, x5 = vload(buf, q + 3 * count), vload(buf, q + 4 * count), vload(buf, q + 5 * count)
+    x6, x7, x8 = vload(buf, q + 6 * count), vload(buf, q + 7 * count), vload(buf, q + 8 * count)
+    x9, x10, x11 = vload(buf, q + 9 * count), vload(buf, q + 10 * count), vload(buf, q + 11 * count)
+    x12, x13 = vload(buf, q + 12 * count), vload(buf, q + 13 * count)
+    return (_dot7(x0, x1, x2, x3, x4, x5, x6, ws, a[0]),
+            _dot7(x1, x2, x3, x4, x5, x6, x7, ws, a[1]),
+            _dot7(x2, x3, x4, x5, x6, x7, x8, ws, a[2]),
+            _dot7(x3, x4, x5, x6, x7, x8, x9, ws, a[3]),
+            _dot7(x4, x5, x6, x7, x8, x9, x10, ws, a[4]),
+            _dot7(x5, x6, x7, x8, x9, x10, x11, ws, a[5]),
+            _dot7(x6, x7, x8, x9, x10, x11, x12, ws, a[6]),
+            _dot7(x7, x8, x9, x10, x11, x12, x13, ws, a[7]))
+
+
+@kernel
+def _eight_pixels_7_s2(buf, q, ws, a):
+    """``a[p] + sum_t buf.flat[q + (2 * p + t) * lanes : ...] * ws[t]`` for the eight pixels ``p`` of one filter row
+    (7 taps, stride 2: 21 input vectors)."""
+    count = lanes(buf)
+    x0, x1, x2 = vload(buf, q), vload(buf, q + 1 * count), vload(buf, q + 2 * count)
+    x3, x4, x5 = vload(buf, q + 3 * count), vload(buf, q + 4 * count), vload(buf, q + 5 * count)
+    x6, x7, x8 = vload(buf, q + 6 * count), vload(buf, q + 7 * count), vload(buf, q + 8 * count)
+    x9, x10, x11 = vload(buf, q + 9 * count), vload(buf, q + 10 * count), vload(buf, q + 11 * count)
+    x12, x13, x14 = vload(buf, q + 12 * count), vload(buf, q + 13 * count), vload(buf, q + 14 * count)
+    x15, x16, x17 = vload(buf, q + 15 * count), vload(buf, q + 16 * count), vload(buf, q + 17 * count)
+    x18, x19, x20 = vload(buf, q + 18 * count), vload(buf, q + 19 * count), vload(buf, q + 20 * count)
+    return (_dot7(x0, x1, x2, x3, x4, x5, x6, ws, a[0]),
+            _dot7(x2, x3, x4, x5, x6, x7, x8, ws, a[1]),
+            _dot7(x4, x5, x6, x7, x8, x9, x10, ws, a[2]),
+            _dot7(x6, x7, x8, x9, x10, x11, x12, ws, a[3]),
+            _dot7(x8, x9, x10, x11, x12, x13, x14, ws, a[4]),
+            _dot7(x10, x11, x12, x13, x14, x15, x16, ws, a[5]),
+            _dot7(x12, x13, x14, x15, x16, x17, x18, ws, a[6]),
+            _dot7(x14, x15, x16, x17, x18, x19, x20, ws, a[7]))
+
+
+@kernel
+def _store_pixels(out, p, c, a, n, pixels):
+    """Store the first ``pixels`` (at most 8) sums of ``a``, pixel ``t`` at flat index ``p + t * c``."""
+    for t in range(min(pixels, 8)):
+        vstore_n(out, p + t * c, a[t], n)
+
+
+@kernel
+def _forward_row_5(buf, wb, v_top, dil_h, kh, stride_w, out, o, out_w, c, n):
+    """One output row of a 5-wide filter from a packed block (window top row ``buf[v_top]``), stored at
+    flat index ``o`` of ``out`` (pixel ``j`` at ``o + j * c``)."""
+    count = lanes(buf)
+    width = buf.shape[1]
+    z = vzeros(buf)
+    for j in range(0, out_w, 8):
+        a = (z, z, z, z, z, z, z, z)
+        q = (v_top * width + j * stride_w) * count
+        for di in range(kh):
+            t = di * 5 * count
+            ws = (vload(wb, t), vload(wb, t + count), vload(wb, t + 2 * count), vload(wb, t + 3 * count),
+                  vload(wb, t + 4 * count))
+            a = _eight_pixels_5_s1(buf, q, ws, a) if stride_w == 1 else _eight_pixels_5_s2(buf, q, ws, a)
+            q += dil_h * width * count
+        _store_pixels(out, o + j * c, c, a, n, out_w - j)
+
+
+@kernel
+def _forward_row_7(buf, wb, v_top, dil_h, kh, stride_w, out, o, out_w, c, n):
+    """As :func:`_forward_row_5`, a 7-wide filter."""
+    count = lanes(buf)
+    width = buf.shape[1]
+    z = vzeros(buf)
+    for j in range(0, out_w, 8):
+        a = (z, z, z, z, z, z, z, z)
+        q = (v_top * width + j * stride_w) * count
+        for di in range(kh):
+            t = di * 7 * count
+            ws = (vload(wb, t), vload(wb, t + count), vload(wb, t + 2 * count), vload(wb, t + 3 * count),
+                  vload(wb, t + 4 * count), vload(wb, t + 5 * count), vload(wb, t + 6 * count))
+            a = _eight_pixels_7_s1(buf, q, ws, a) if stride_w == 1 else _eight_pixels_7_s2(buf, q, ws, a)
+            q += dil_h * width * count
+        _store_pixels(out, o + j * c, c, a, n, out_w - j)
+
+
+@kernel
+def depthwise_nhwc_forward_packed_rows(x, w, out, row_begin, row_end, stride_h, stride_w, dil_h, pad_top, pad_left):
+    """Forward with a filter 5 or 7 wide (``w`` ``[kh, kw, C]``), horizontal stride 1 or 2 and dilation
+    1, any vertical stride and dilation, any padding: output rows ``[row_begin, row_end)``."""
+    c = x.shape[3]
+    out_h, out_w = out.shape[1], out.shape[2]
+    kh, kw = w.shape[0], w.shape[1]
+    count = lanes(x)
+    w2 = w.reshape(kh * kw, c)
+    shift = aligned_shift(out)
+    width = (out_w + 7) // 8 * 8 * stride_w + kw - 1
+    wb = np.empty((kh * kw, count), x.dtype)
+    buf = np.empty(((PACKED_BAND_ROWS - 1) * stride_h + (kh - 1) * dil_h + 1, width, count), x.dtype)
+    r = row_begin
+    while r < row_end:
+        b = r // out_h
+        i_begin = r - b * out_h
+        i_end = min(out_h, i_begin + (row_end - r), i_begin + PACKED_BAND_ROWS)
+        band = buf[:(i_end - 1 - i_begin) * stride_h + (kh - 1) * dil_h + 1]
+        for kb in range(_channel_blocks(c, shift, count)):
+            k, n = _channel_block(kb, c, shift, count)
+            for t in range(kh * kw):
+                vstore(wb, t * count, vload_n(w2, t * c + k, n))
+            _pack_channel_block(x, b, i_begin * stride_h - pad_top, pad_left, k, n, band)
+            for i in range(i_begin, i_end):
+                v_top, o = (i - i_begin) * stride_h, (b * out_h + i) * out_w * c + k
+                if kw == 5:
+                    _forward_row_5(band, wb, v_top, dil_h, kh, stride_w, out, o, out_w, c, n)
+                else:
+                    _forward_row_7(band, wb, v_top, dil_h, kh, stride_w, out, o, out_w, c, n)
+        r += i_end - i_begin
+
+
+@kernel(parallel=True)
+def depthwise_nhwc_forward_packed_parallel(x, w, out, n_chunks, stride_h, stride_w, dil_h, pad_top, pad_left):
+    """:func:`depthwise_nhwc_forward_packed_rows` over all output rows in ``n_chunks`` parallel blocks."""
+    rows = out.shape[0] * out.shape[1]
+    for t in prange(n_chunks):
+        depthwise_nhwc_forward_packed_rows(x, w, out, t * rows // n_chunks, (t + 1) * rows // n_chunks, stride_h,
+                                           stride_w, dil_h, pad_top, pad_left)
