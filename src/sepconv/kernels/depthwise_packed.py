@@ -10,7 +10,8 @@ pixel is a border pixel, and eight output pixels are computed at once with their
 registers, one filter row after the other (:func:`_eight_pixels_7_s1` and its siblings): for a
 7x7 filter at stride 1 a filter row is 7 weight and 14 input loads for 56 multiply-adds.  The
 copy is one read and one write of the input per block, against ``kh * kw`` multiply-adds per
-output.
+output.  (For 3x3 filters, whose direct kernels need only three loads per pixel, the copy does
+not pay: packed, 1x56x56x144 took 233 us against 174, 8x56x56x144 1465 against 1016.)
 
 Work is split over flat output rows as in :mod:`sepconv.kernels.depthwise`; a band is at most
 :data:`PACKED_BAND_ROWS` output rows of one image.
@@ -82,10 +83,12 @@ def _dot7(v0, v1, v2, v3, v4, v5, v6, ws, acc):
 
 
 @kernel
-def _eight_pixels_5_s1(buf, q, ws, a):
-    """``a[p] + sum_t buf.flat[q + (p + t) * lanes : ...] * ws[t]`` for the eight pixels ``p`` of one filter row
-    (5 taps, stride 1: 12 input vectors)."""
+def _eight_pixels_5_s1(buf, q, wb, t, a):
+    """``a[p] + sum_d buf.flat[q + (p + d) * lanes : ...] * wb.flat[t + d * lanes : ...]``, the eight
+    pixels ``p`` of one filter row (5 taps, stride 1: 5 weight and 12 input vectors)."""
     count = lanes(buf)
+    ws = (vload(wb, t), vload(wb, t + 1 * count), vload(wb, t + 2 * count), vload(wb, t + 3 * count),
+          vload(wb, t + 4 * count))
     x0, x1, x2 = vload(buf, q), vload(buf, q + 1 * count), vload(buf, q + 2 * count)
     x3, x4, x5 = vload(buf, q + 3 * count), vload(buf, q + 4 * count), vload(buf, q + 5 * count)
     x6, x7, x8 = vload(buf, q + 6 * count), vload(buf, q + 7 * count), vload(buf, q + 8 * count)
@@ -101,10 +104,12 @@ def _eight_pixels_5_s1(buf, q, ws, a):
 
 
 @kernel
-def _eight_pixels_5_s2(buf, q, ws, a):
-    """``a[p] + sum_t buf.flat[q + (2 * p + t) * lanes : ...] * ws[t]`` for the eight pixels ``p`` of one filter row
-    (5 taps, stride 2: 19 input vectors)."""
+def _eight_pixels_5_s2(buf, q, wb, t, a):
+    """``a[p] + sum_d buf.flat[q + (2 * p + d) * lanes : ...] * wb.flat[t + d * lanes : ...]``, the eight
+    pixels ``p`` of one filter row (5 taps, stride 2: 5 weight and 19 input vectors)."""
     count = lanes(buf)
+    ws = (vload(wb, t), vload(wb, t + 1 * count), vload(wb, t + 2 * count), vload(wb, t + 3 * count),
+          vload(wb, t + 4 * count))
     x0, x1, x2 = vload(buf, q), vload(buf, q + 1 * count), vload(buf, q + 2 * count)
     x3, x4, x5 = vload(buf, q + 3 * count), vload(buf, q + 4 * count), vload(buf, q + 5 * count)
     x6, x7, x8 = vload(buf, q + 6 * count), vload(buf, q + 7 * count), vload(buf, q + 8 * count)
@@ -123,10 +128,12 @@ def _eight_pixels_5_s2(buf, q, ws, a):
 
 
 @kernel
-def _eight_pixels_7_s1(buf, q, ws, a):
-    """``a[p] + sum_t buf.flat[q + (p + t) * lanes : ...] * ws[t]`` for the eight pixels ``p`` of one filter row
-    (7 taps, stride 1: 14 input vectors)."""
+def _eight_pixels_7_s1(buf, q, wb, t, a):
+    """``a[p] + sum_d buf.flat[q + (p + d) * lanes : ...] * wb.flat[t + d * lanes : ...]``, the eight
+    pixels ``p`` of one filter row (7 taps, stride 1: 7 weight and 14 input vectors)."""
     count = lanes(buf)
+    ws = (vload(wb, t), vload(wb, t + 1 * count), vload(wb, t + 2 * count), vload(wb, t + 3 * count),
+          vload(wb, t + 4 * count), vload(wb, t + 5 * count), vload(wb, t + 6 * count))
     x0, x1, x2 = vload(buf, q), vload(buf, q + 1 * count), vload(buf, q + 2 * count)
     x3, x4, x5 = vload(buf, q + 3 * count), vload(buf, q + 4 * count), vload(buf, q + 5 * count)
     x6, x7, x8 = vload(buf, q + 6 * count), vload(buf, q + 7 * count), vload(buf, q + 8 * count)
@@ -143,10 +150,12 @@ def _eight_pixels_7_s1(buf, q, ws, a):
 
 
 @kernel
-def _eight_pixels_7_s2(buf, q, ws, a):
-    """``a[p] + sum_t buf.flat[q + (2 * p + t) * lanes : ...] * ws[t]`` for the eight pixels ``p`` of one filter row
-    (7 taps, stride 2: 21 input vectors)."""
+def _eight_pixels_7_s2(buf, q, wb, t, a):
+    """``a[p] + sum_d buf.flat[q + (2 * p + d) * lanes : ...] * wb.flat[t + d * lanes : ...]``, the eight
+    pixels ``p`` of one filter row (7 taps, stride 2: 7 weight and 21 input vectors)."""
     count = lanes(buf)
+    ws = (vload(wb, t), vload(wb, t + 1 * count), vload(wb, t + 2 * count), vload(wb, t + 3 * count),
+          vload(wb, t + 4 * count), vload(wb, t + 5 * count), vload(wb, t + 6 * count))
     x0, x1, x2 = vload(buf, q), vload(buf, q + 1 * count), vload(buf, q + 2 * count)
     x3, x4, x5 = vload(buf, q + 3 * count), vload(buf, q + 4 * count), vload(buf, q + 5 * count)
     x6, x7, x8 = vload(buf, q + 6 * count), vload(buf, q + 7 * count), vload(buf, q + 8 * count)
@@ -172,9 +181,9 @@ def _store_pixels(out, p, c, a, n, pixels):
 
 
 @kernel
-def _forward_row_5(buf, wb, v_top, dil_h, kh, stride_w, out, o, out_w, c, n):
-    """One output row of a 5-wide filter from a packed block (window top row ``buf[v_top]``), stored at
-    flat index ``o`` of ``out`` (pixel ``j`` at ``o + j * c``)."""
+def _forward_row(buf, wb, v_top, dil_h, kh, kw, stride_w, out, o, out_w, c, n):
+    """One output row of a filter 5 or 7 wide from a packed block (window top row ``buf[v_top]``), stored
+    at flat index ``o`` of ``out`` (pixel ``j`` at ``o + j * c``)."""
     count = lanes(buf)
     width = buf.shape[1]
     z = vzeros(buf)
@@ -182,28 +191,11 @@ def _forward_row_5(buf, wb, v_top, dil_h, kh, stride_w, out, o, out_w, c, n):
         a = (z, z, z, z, z, z, z, z)
         q = (v_top * width + j * stride_w) * count
         for di in range(kh):
-            t = di * 5 * count
-            ws = (vload(wb, t), vload(wb, t + count), vload(wb, t + 2 * count), vload(wb, t + 3 * count),
-                  vload(wb, t + 4 * count))
-            a = _eight_pixels_5_s1(buf, q, ws, a) if stride_w == 1 else _eight_pixels_5_s2(buf, q, ws, a)
-            q += dil_h * width * count
-        _store_pixels(out, o + j * c, c, a, n, out_w - j)
-
-
-@kernel
-def _forward_row_7(buf, wb, v_top, dil_h, kh, stride_w, out, o, out_w, c, n):
-    """As :func:`_forward_row_5`, a 7-wide filter."""
-    count = lanes(buf)
-    width = buf.shape[1]
-    z = vzeros(buf)
-    for j in range(0, out_w, 8):
-        a = (z, z, z, z, z, z, z, z)
-        q = (v_top * width + j * stride_w) * count
-        for di in range(kh):
-            t = di * 7 * count
-            ws = (vload(wb, t), vload(wb, t + count), vload(wb, t + 2 * count), vload(wb, t + 3 * count),
-                  vload(wb, t + 4 * count), vload(wb, t + 5 * count), vload(wb, t + 6 * count))
-            a = _eight_pixels_7_s1(buf, q, ws, a) if stride_w == 1 else _eight_pixels_7_s2(buf, q, ws, a)
+            t = di * kw * count
+            if kw == 5:
+                a = _eight_pixels_5_s1(buf, q, wb, t, a) if stride_w == 1 else _eight_pixels_5_s2(buf, q, wb, t, a)
+            else:
+                a = _eight_pixels_7_s1(buf, q, wb, t, a) if stride_w == 1 else _eight_pixels_7_s2(buf, q, wb, t, a)
             q += dil_h * width * count
         _store_pixels(out, o + j * c, c, a, n, out_w - j)
 
@@ -233,11 +225,8 @@ def depthwise_nhwc_forward_packed_rows(x, w, out, row_begin, row_end, stride_h, 
                 vstore(wb, t * count, vload_n(w2, t * c + k, n))
             _pack_channel_block(x, b, i_begin * stride_h - pad_top, pad_left, k, n, band)
             for i in range(i_begin, i_end):
-                v_top, o = (i - i_begin) * stride_h, (b * out_h + i) * out_w * c + k
-                if kw == 5:
-                    _forward_row_5(band, wb, v_top, dil_h, kh, stride_w, out, o, out_w, c, n)
-                else:
-                    _forward_row_7(band, wb, v_top, dil_h, kh, stride_w, out, o, out_w, c, n)
+                _forward_row(band, wb, (i - i_begin) * stride_h, dil_h, kh, kw, stride_w, out,
+                             (b * out_h + i) * out_w * c + k, out_w, c, n)
         r += i_end - i_begin
 
 
