@@ -331,3 +331,13 @@ def test_docstring_examples_run():
     for module in (aligned, fast_depthwise, kernels, depthwise_nchw, depthwise_packed):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0, module.__name__
+
+
+def test_kept_zero_rows_stay_zero():
+    """The zero rows kept between calls (read for rows in the padding) are never written by a kernel."""
+    fast_depthwise._zero_rows.clear()
+    for geometry in GEOMETRIES[:20]:
+        x, filt, dy, args = _problem(geometry, np.float32)
+        _assert_three_ops_match(x, filt, dy, args, np.float32)
+    assert fast_depthwise._zero_rows
+    assert all(not row.any() for row in fast_depthwise._zero_rows.values())

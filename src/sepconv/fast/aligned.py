@@ -42,10 +42,3 @@ def empty_like_offset(shape: tuple[int, ...], dtype: np.dtype, like: np.ndarray)
     buffer = np.empty(count + VECTOR_BYTES // dtype.itemsize, dtype)
     start = _start_at_offset_of(buffer, like)
     return buffer[start:start + count].reshape(shape)
-
-
-def zeros_like_offset(shape: tuple[int, ...], dtype: np.dtype, like: np.ndarray) -> np.ndarray:
-    """``np.zeros`` at ``like``'s offset from a cache line (see :func:`empty_like_offset`)."""
-    out = empty_like_offset(shape, dtype, like)
-    out.fill(0)
-    return out

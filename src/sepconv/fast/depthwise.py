@@ -26,7 +26,7 @@ from ..kernels import depthwise as kernels
 from ..kernels import depthwise_nchw as nchw
 from ..kernels import depthwise_packed as packed
 from ..kernels._jit import PARALLEL_LAUNCH
-from .aligned import empty_like_offset, zeros_like_offset
+from .aligned import empty_like_offset
 
 # Below this many multiply-adds a call stays on the calling thread: waking the (passive) OpenMP
 # workers costs ~20 us.  Measured in one process, 1 vs 2 threads, the order alternating each round
@@ -67,6 +67,22 @@ def _repeated(x: np.ndarray, multiplier: int) -> np.ndarray:
     return out
 
 
+_zero_rows: dict[tuple, np.ndarray] = {}
+
+
+def _zero_row(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A row of zeros ``[in_w, C]``, what the kernels read for a row in the padding (they never write it):
+    kept between calls, as allocating and zeroing one cost ~3.5 us, a quarter of a small call.
+    Not placed at the input's offset from a cache line, since only padding rows read it."""
+    key = (*shape, np.dtype(dtype).char)
+    row = _zero_rows.get(key)
+    if row is None:
+        if len(_zero_rows) >= 64:
+            _zero_rows.clear()
+        row = _zero_rows[key] = np.zeros(shape, dtype)
+    return row
+
+
 # Square filters of these sizes, horizontal stride 1 or 2, horizontal dilation 1, take the packed
 # kernels (sepconv.kernels.depthwise_packed).
 PACKED_SIZES = (5, 7)
@@ -79,7 +95,6 @@ def _forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, stride_h: int, stri
     args = (stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
     rows = out.shape[0] * out.shape[1]
     n_chunks = _n_chunks(rows, out.size * w3.shape[0] * w3.shape[1])
-    zero_row = zeros_like_offset(x.shape[2:], x.dtype, x)  # read for filter rows in the padding
     kh, kw = w3.shape[0], w3.shape[1]
     if kh == kw and kw in PACKED_SIZES and stride_w in (1, 2) and dil_w == 1:
         packed_args = (stride_h, stride_w, dil_h, pad_top, pad_left)
@@ -88,7 +103,9 @@ def _forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, stride_h: int, stri
                 packed.depthwise_nhwc_forward_packed_parallel(x, w3, out, n_chunks, *packed_args)
         else:
             packed.depthwise_nhwc_forward_packed_rows(x, w3, out, 0, rows, *packed_args)
-    elif n_chunks > 1:
+        return
+    zero_row = _zero_row(x.shape[2:], x.dtype)  # read for filter rows in the padding
+    if n_chunks > 1:
         with PARALLEL_LAUNCH:
             kernels.depthwise_nhwc_forward_parallel(x, w3, out, zero_row, n_chunks, *args)
     elif kh == 3 and kw == 3:
@@ -153,7 +170,7 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
     elif g.kh == g.kw and g.kh in (3, 5) and (g.stride_h, g.stride_w, g.dil_h, g.dil_w) == (2, 2, 1, 1):
         rows = n * g.in_h
         n_chunks = _n_chunks(rows, dy.size * g.kh * g.kw)
-        zero_row = zeros_like_offset(dy.shape[2:], dy.dtype, dy)
+        zero_row = _zero_row(dy.shape[2:], dy.dtype)
         if n_chunks == 1:
             rows_kernel = (kernels.depthwise_nhwc_backprop_input_s2_3x3_rows if g.kh == 3
                            else kernels.depthwise_nhwc_backprop_input_s2_5x5_rows)
@@ -218,7 +235,7 @@ def depthwise_conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeo
     n_chunks = _n_chunks(rows, dy.size * g.kh * g.kw)
     per_channel = (g.kh, g.kw, g.out_c)
     args = _geometry_ints(g)
-    zero_row = zeros_like_offset(xr.shape[2:], xr.dtype, xr)  # read for input rows in the padding
+    zero_row = _zero_row(xr.shape[2:], xr.dtype)  # read for input rows in the padding
     if n_chunks == 1:
         dw = np.zeros(per_channel, x.dtype)
         if (g.kh, g.kw) == (3, 3):
