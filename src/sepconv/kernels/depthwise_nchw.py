@@ -74,12 +74,12 @@ def _window_plane(x, b, k, plane, pad_top, pad_left, fresh):
     c_lo, c_hi = min(max(pad_left, 0), cols), min(max(pad_left + in_w, 0), cols)
     width = max(0, c_hi - c_lo)
     count = lanes(plane)
-    for r in range(max(0, pad_top), min(rows, pad_top + in_h)):
-        src = x[b, k, r - pad_top]
-        dst = plane[r]
+    for r in range(max(0, pad_top), min(rows, pad_top + in_h)):  # flat indices: no row views in the loop
+        src = ((b * x.shape[1] + k) * in_h + r - pad_top) * in_w + c_lo - pad_left
+        dst = r * cols + c_lo
         for t in range(0, width, count):
             n = min(count, width - t)
-            vstore_n(dst, c_lo + t, vload_n(src, c_lo - pad_left + t, n), n)
+            vstore_n(plane, dst + t, vload_n(x, src + t, n), n)
 
 
 @kernel(inline=True)
@@ -107,19 +107,20 @@ def _forward_plane(plane, w, out, b, o, stride_h, stride_w, dil_h, dil_w):
         w0, w1, w2 = vsplat(plane, w[0, 0, o]), vsplat(plane, w[0, 1, o]), vsplat(plane, w[0, 2, o])
         w3, w4, w5 = vsplat(plane, w[1, 0, o]), vsplat(plane, w[1, 1, o]), vsplat(plane, w[1, 2, o])
         w6, w7, w8 = vsplat(plane, w[2, 0, o]), vsplat(plane, w[2, 1, o]), vsplat(plane, w[2, 2, o])
-        for i in range(out_h):
-            r = i * stride_h
-            x0, x1, x2 = plane[r], plane[r + dil_h], plane[r + 2 * dil_h]
-            orow = planes_out[i]
+        cols, gap = plane.shape[1], dil_h * plane.shape[1]
+        for i in range(out_h):  # flat indices: a row view made in this loop costs atomic reference counting
+            o_row = ((b * out.shape[1] + o) * out_h + i) * out_w
             for j in range(0, out_w, count):
-                q = j * stride_w
-                a = vfma(_plane_vector(x0, q + 2 * dil_w, stride_w), w2, vfma(_plane_vector(x0, q + dil_w, stride_w), w1,
-                         vmul(_plane_vector(x0, q, stride_w), w0)))
-                c = vfma(_plane_vector(x1, q + 2 * dil_w, stride_w), w5, vfma(_plane_vector(x1, q + dil_w, stride_w), w4,
-                         vmul(_plane_vector(x1, q, stride_w), w3)))
-                e = vfma(_plane_vector(x2, q + 2 * dil_w, stride_w), w8, vfma(_plane_vector(x2, q + dil_w, stride_w), w7,
-                         vmul(_plane_vector(x2, q, stride_w), w6)))
-                vstore_n(orow, j, vadd(vadd(a, c), e), min(count, out_w - j))
+                q = i * stride_h * cols + j * stride_w
+                a = vfma(_plane_vector(plane, q + 2 * dil_w, stride_w), w2,
+                         vfma(_plane_vector(plane, q + dil_w, stride_w), w1, vmul(_plane_vector(plane, q, stride_w), w0)))
+                q += gap
+                c = vfma(_plane_vector(plane, q + 2 * dil_w, stride_w), w5,
+                         vfma(_plane_vector(plane, q + dil_w, stride_w), w4, vmul(_plane_vector(plane, q, stride_w), w3)))
+                q += gap
+                e = vfma(_plane_vector(plane, q + 2 * dil_w, stride_w), w8,
+                         vfma(_plane_vector(plane, q + dil_w, stride_w), w7, vmul(_plane_vector(plane, q, stride_w), w6)))
+                vstore_n(out, o_row + j, vadd(vadd(a, c), e), min(count, out_w - j))
         return
     if stride_w <= 2:
         for i in range(out_h):
@@ -159,22 +160,21 @@ def _filter_gradient_plane(plane, dy, dw, b, o, stride_h, stride_w, dil_h, dil_w
     if kh == 3 and kw == 3 and stride_w <= 2:  # nine sums in registers over the whole plane
         z = vzeros(plane)
         a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = z
-        for i in range(out_h):
-            r = i * stride_h
-            x0, x1, x2 = plane[r], plane[r + dil_h], plane[r + 2 * dil_h]
-            grow = g[i]
+        cols, gap = plane.shape[1], dil_h * plane.shape[1]
+        for i in range(out_h):  # flat indices, as in the forward
+            g_row = ((b * dy.shape[1] + o) * out_h + i) * out_w
             for j in range(0, out_w, count):
-                q = j * stride_w
-                d = vload_n(grow, j, min(count, out_w - j))
-                a0 = vfma(_plane_vector(x0, q, stride_w), d, a0)
-                a1 = vfma(_plane_vector(x0, q + dil_w, stride_w), d, a1)
-                a2 = vfma(_plane_vector(x0, q + 2 * dil_w, stride_w), d, a2)
-                a3 = vfma(_plane_vector(x1, q, stride_w), d, a3)
-                a4 = vfma(_plane_vector(x1, q + dil_w, stride_w), d, a4)
-                a5 = vfma(_plane_vector(x1, q + 2 * dil_w, stride_w), d, a5)
-                a6 = vfma(_plane_vector(x2, q, stride_w), d, a6)
-                a7 = vfma(_plane_vector(x2, q + dil_w, stride_w), d, a7)
-                a8 = vfma(_plane_vector(x2, q + 2 * dil_w, stride_w), d, a8)
+                q = i * stride_h * cols + j * stride_w
+                d = vload_n(dy, g_row + j, min(count, out_w - j))
+                a0 = vfma(_plane_vector(plane, q, stride_w), d, a0)
+                a1 = vfma(_plane_vector(plane, q + dil_w, stride_w), d, a1)
+                a2 = vfma(_plane_vector(plane, q + 2 * dil_w, stride_w), d, a2)
+                a3 = vfma(_plane_vector(plane, q + gap, stride_w), d, a3)
+                a4 = vfma(_plane_vector(plane, q + gap + dil_w, stride_w), d, a4)
+                a5 = vfma(_plane_vector(plane, q + gap + 2 * dil_w, stride_w), d, a5)
+                a6 = vfma(_plane_vector(plane, q + 2 * gap, stride_w), d, a6)
+                a7 = vfma(_plane_vector(plane, q + 2 * gap + dil_w, stride_w), d, a7)
+                a8 = vfma(_plane_vector(plane, q + 2 * gap + 2 * dil_w, stride_w), d, a8)
         dw[0, 0, o] += vsum(a0)
         dw[0, 1, o] += vsum(a1)
         dw[0, 2, o] += vsum(a2)
