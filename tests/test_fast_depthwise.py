@@ -285,10 +285,11 @@ def test_non_finite_out_backprop_in_filter_gradient_like_the_reference(padding):
 
 
 def test_concurrent_calls_from_python_threads(monkeypatch):
-    """Parallel kernels launched from several Python threads at once, NHWC and native NCHW."""
+    """Parallel kernels launched from several Python threads at once, NHWC (3x3 and packed 7x7) and native NCHW."""
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 0)
     monkeypatch.setattr(fast_depthwise, "NCHW_NATIVE_MIN_PIXELS", 0)
-    geometries = [(2, 21, 22, 70, 1, (3, 3), 1, 1, "SAME"), (1, 24, 20, 40, 2, (3, 3), 2, 1, "SAME")]
+    geometries = [(2, 21, 22, 70, 1, (3, 3), 1, 1, "SAME"), (1, 24, 20, 40, 2, (3, 3), 2, 1, "SAME"),
+                  (2, 19, 21, 36, 1, (7, 7), 1, 1, "SAME")]  # the packed kernels allocate their buffers per call
     problems = [_problem(geometry, np.float32, seed) for seed, geometry in enumerate(geometries)]
     problems += [(x.transpose(0, 3, 1, 2).copy(), filt, dy.transpose(0, 3, 1, 2).copy(), _nchw(args))
                  for x, filt, dy, args in problems]
