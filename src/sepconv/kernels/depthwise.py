@@ -982,11 +982,17 @@ def repeat_channels_rows(x, out, multiplier, row_begin, row_end):
                     v = xr[j, k]
                     o[j, 2 * k] = v
                     o[j, 2 * k + 1] = v
-        else:  # one pass over the channels per q (with q innermost, M = 3 took 10x as long as M = 2)
+        elif multiplier == 3:  # one pass over the channels per q: 1x28x28x64 66 us, 159 us with q innermost
             for j in range(w):
-                for q in range(multiplier):
+                for q in range(3):
                     for k in range(c):
-                        o[j, k * multiplier + q] = xr[j, k]
+                        o[j, 3 * k + q] = xr[j, k]
+        else:  # q innermost (measured faster for M = 4 and 8: 1x112x112x32, M = 8, 704 us vs 1104 per q)
+            for j in range(w):
+                for k in range(c):
+                    v = xr[j, k]
+                    for q in range(multiplier):
+                        o[j, k * multiplier + q] = v
 
 
 @kernel(parallel=True)
