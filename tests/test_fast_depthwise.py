@@ -67,6 +67,8 @@ GEOMETRIES = [
     (2, 15, 29, 40, 1, (7, 7), 2, 1, "VALID"),
     (1, 70, 20, 24, 1, (5, 5), 2, 1, "SAME"),  # 35 output rows at stride 2: two bands
     (1, 12, 17, 19, 1, (5, 5), (1, 2), (3, 1), "SAME"),
+    (1, 9, 8, 8, 1, (7, 7), 1, 1, [[0, 0], [8, 0], [9, 0], [0, 0]]),  # packed input gradient, negative pads
+    (1, 40, 10, 16, 1, (5, 5), 1, (2, 1), "SAME"),  # bands with vertical dilation
 ]
 
 
@@ -334,11 +336,38 @@ def test_docstring_examples_run():
         assert result.attempted > 0 and result.failed == 0, module.__name__
 
 
-def test_kept_zero_rows_stay_zero():
+@pytest.mark.parametrize("threads", ["serial", "parallel"])
+def test_kept_zero_rows_stay_zero(threads, monkeypatch):
     """The zero rows kept between calls (read for rows in the padding) are never written by a kernel."""
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
     fast_depthwise._zero_rows.clear()
-    for geometry in GEOMETRIES[:20]:
+    for geometry in GEOMETRIES:
         x, filt, dy, args = _problem(geometry, np.float32)
         _assert_three_ops_match(x, filt, dy, args, np.float32)
     assert fast_depthwise._zero_rows
     assert all(not row.any() for row in fast_depthwise._zero_rows.values())
+
+
+def test_packed_kernels_are_taken_where_the_copy_stays_small(monkeypatch):
+    """5x5 and 7x7 layers with half a vector of channels or more reach the packed kernels (forward and
+    stride-1 input gradient); fewer channels, or an image shorter than the dilated filter, do not."""
+    from sepconv.kernels import depthwise_packed
+
+    calls: list[tuple] = []
+    original = depthwise_packed.depthwise_nhwc_forward_packed_rows
+
+    def spy(x, *args):
+        calls.append(x.shape)
+        return original(x, *args)
+
+    monkeypatch.setattr(depthwise_packed, "depthwise_nhwc_forward_packed_rows", spy)
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 10**18)
+    for geometry, taken in [((1, 12, 11, 16, 1, (7, 7), 1, 1, "SAME"), True),
+                            ((1, 12, 11, 24, 1, (5, 5), (1, 2), 1, "SAME"), True),
+                            ((1, 12, 11, 4, 1, (7, 7), 1, 1, "SAME"), False),  # 16 bytes of channels
+                            ((1, 12, 11, 16, 1, (5, 5), 1, (3, 1), "SAME"), False),  # 13 rows of dilated filter
+                            ((1, 12, 11, 16, 1, (5, 5), 1, (1, 2), "SAME"), False)]:  # horizontal dilation
+        calls.clear()
+        x, filt, dy, args = _problem(geometry, np.float32)
+        _assert_three_ops_match(x, filt, dy, args, np.float32)
+        assert bool(calls) == taken, geometry

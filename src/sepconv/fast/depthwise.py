@@ -1,5 +1,6 @@
 """Fast depthwise convolution: geometry -> plain ints -> a kernel of :mod:`sepconv.kernels.depthwise`
-(5x5 and 7x7 forward: :mod:`sepconv.kernels.depthwise_packed`; NCHW: :mod:`sepconv.kernels.depthwise_nchw`).
+(the 5x5 and 7x7 forward, where :func:`_packed` allows: :mod:`sepconv.kernels.depthwise_packed`;
+NCHW: :mod:`sepconv.kernels.depthwise_nchw`).
 
 Same signatures as :mod:`sepconv.reference`: NHWC arrays with one batch axis, in the compute
 dtype, with at least one element; ``api`` has dealt with layouts, dtypes and empty arrays.
@@ -68,31 +69,34 @@ def _repeated(x: np.ndarray, multiplier: int) -> np.ndarray:
 
 
 _zero_rows: dict[tuple, np.ndarray] = {}
+ZERO_ROW_KEPT_BYTES = 64 * 1024
 
 
 def _zero_row(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """A row of zeros ``[in_w, C]``, what the kernels read for a row in the padding (they never write it):
     kept between calls, as allocating and zeroing one cost ~3.5 us, a quarter of a small call.
     Not placed at the input's offset from a cache line, since only padding rows read it."""
-    key = (*shape, np.dtype(dtype).char)
+    key = (*shape, np.dtype(dtype).str)
     row = _zero_rows.get(key)
     if row is None:
-        if len(_zero_rows) >= 64:
-            _zero_rows.clear()
-        row = _zero_rows[key] = np.zeros(shape, dtype)
+        row = np.zeros(shape, dtype)
+        if row.nbytes <= ZERO_ROW_KEPT_BYTES:  # larger calls do not feel the allocation
+            if len(_zero_rows) >= 64:
+                _zero_rows.clear()
+            _zero_rows[key] = row
     return row
 
 
 # Square filters of these sizes, horizontal stride 1 or 2, horizontal dilation 1, take the packed
 # kernels (sepconv.kernels.depthwise_packed) when the packed copy stays a small multiple of the
 # input: at least half a vector of channels (a block is one vector per pixel) and an image at
-# least as tall as the filter (a band is its rows plus the filter's).
+# least as tall as the dilated filter (a band is its rows plus the filter's).
 PACKED_SIZES = (5, 7)
 
 
-def _packed(x: np.ndarray, kh: int, kw: int, stride_w: int, dil_w: int) -> bool:
+def _packed(x: np.ndarray, kh: int, kw: int, stride_w: int, dil_h: int, dil_w: int) -> bool:
     return (kh == kw and kw in PACKED_SIZES and stride_w in (1, 2) and dil_w == 1
-            and x.shape[3] * x.itemsize >= 32 and x.shape[1] >= kh)
+            and x.shape[3] * x.itemsize >= 32 and x.shape[1] >= (kh - 1) * dil_h + 1)
 
 
 def _forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, stride_h: int, stride_w: int, dil_h: int, dil_w: int,
@@ -103,7 +107,7 @@ def _forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, stride_h: int, stri
     rows = out.shape[0] * out.shape[1]
     n_chunks = _n_chunks(rows, out.size * w3.shape[0] * w3.shape[1])
     kh, kw = w3.shape[0], w3.shape[1]
-    if _packed(x, kh, kw, stride_w, dil_w):
+    if _packed(x, kh, kw, stride_w, dil_h, dil_w):
         packed_args = (stride_h, stride_w, dil_h, pad_top, pad_left)
         if n_chunks > 1:
             with PARALLEL_LAUNCH:

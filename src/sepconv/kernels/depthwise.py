@@ -24,9 +24,12 @@ first cache-line-aligned channel (:func:`aligned_shift`; the outputs are allocat
 input's offset from a line), the last is masked.  With stride and dilation 1 the 3x3 window
 slides (three new input loads per pixel), and two output rows share their middle input rows.
 The 5x5 and 7x7 forward at horizontal stride 1 or 2 runs on packed channel blocks instead
-(:mod:`sepconv.kernels.depthwise_packed`); the 5x5 kernels here serve the other strides and
-dilations.  Other filter sizes are SIMD too, four pixels per weight load
-(:func:`_forward_interior_general`), and the clipped pixels loop over their taps inside the input.
+(:mod:`sepconv.kernels.depthwise_packed`) when the packed copy stays small
+(``sepconv.fast.depthwise._packed``); the 5x5 kernels here serve the other strides and dilations,
+inputs with fewer than half a vector of channels and images shorter than the filter.  Other
+filter sizes (and 7x7 where the packed kernels are not taken) are SIMD too, four pixels per
+weight load (:func:`_forward_interior_general`), and the clipped pixels loop over their taps
+inside the input.
 
 Work is split over flat output rows ``r = b * out_h + i``: the ``*_rows`` kernels do the rows
 ``[row_begin, row_end)`` on the calling thread, and the ``*_parallel`` drivers cut all rows

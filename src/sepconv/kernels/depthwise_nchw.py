@@ -84,7 +84,8 @@ def _window_plane(x, b, k, plane, pad_top, pad_left, fresh):
 
 @kernel(inline=True)
 def _plane_vector(prow, q, stride_w):
-    """Window row ``prow`` at columns ``q, q + stride_w, ...`` as one vector (stride 1 or 2)."""
+    """Elements ``q, q + stride_w, ...`` of ``prow`` (a window row, or the whole window with a flat index)
+    as one vector (stride 1 or 2)."""
     if stride_w == 1:
         return vload(prow, q)
     return vload_even(prow, q)

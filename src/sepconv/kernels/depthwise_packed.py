@@ -9,8 +9,9 @@ into ``wb`` ``[kh * kw, lanes]``.  Every load is then at a constant offset from 
 pixel is a border pixel, and eight output pixels are computed at once with their sums in
 registers, one filter row after the other (:func:`_eight_pixels_7_s1` and its siblings): for a
 7x7 filter at stride 1 a filter row is 7 weight and 14 input loads for 56 multiply-adds.  The
-copy is one read and one write of the input per block, against ``kh * kw`` multiply-adds per
-output.  (For 3x3 filters, whose direct kernels need only three loads per pixel, the copy does
+copy reads the input once and writes one vector per pixel and channel block (up to twice the
+input when a block is half full), plus the rows where bands overlap, against ``kh * kw``
+multiply-adds per output.  (For 3x3 filters, whose direct kernels need only three loads per pixel, the copy does
 not pay: packed, 1x56x56x144 took 233 us against 174, 8x56x56x144 1465 against 1016.)
 
 Work is split over flat output rows as in :mod:`sepconv.kernels.depthwise`; a band is at most
@@ -183,7 +184,8 @@ def _store_pixels(out, p, c, a, n, pixels):
 @kernel
 def _forward_row(buf, wb, v_top, dil_h, kh, kw, stride_w, out, o, out_w, c, n):
     """One output row of a filter 5 or 7 wide from a packed block (window top row ``buf[v_top]``), stored
-    at flat index ``o`` of ``out`` (pixel ``j`` at ``o + j * c``)."""
+    at flat index ``o`` of ``out`` (pixel ``j`` at ``o + j * c``).  ``kw`` must be 5 or 7 and ``stride_w``
+    1 or 2 (any other value would read past ``wb`` or ``buf``; :mod:`sepconv.fast.depthwise` routes only those)."""
     count = lanes(buf)
     width = buf.shape[1]
     z = vzeros(buf)
@@ -212,12 +214,13 @@ def depthwise_nhwc_forward_packed_rows(x, w, out, row_begin, row_end, stride_h, 
     shift = aligned_shift(out)
     width = (out_w + 7) // 8 * 8 * stride_w + kw - 1
     wb = np.empty((kh * kw, count), x.dtype)
-    buf = np.empty(((PACKED_BAND_ROWS - 1) * stride_h + (kh - 1) * dil_h + 1, width, count), x.dtype)
+    band_max = max(1, min(PACKED_BAND_ROWS, out_h, row_end - row_begin))
+    buf = np.empty(((band_max - 1) * stride_h + (kh - 1) * dil_h + 1, width, count), x.dtype)
     r = row_begin
     while r < row_end:
         b = r // out_h
         i_begin = r - b * out_h
-        i_end = min(out_h, i_begin + (row_end - r), i_begin + PACKED_BAND_ROWS)
+        i_end = min(out_h, i_begin + (row_end - r), i_begin + band_max)
         band = buf[:(i_end - 1 - i_begin) * stride_h + (kh - 1) * dil_h + 1]
         for kb in range(_channel_blocks(c, shift, count)):
             k, n = _channel_block(kb, c, shift, count)
