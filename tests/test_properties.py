@@ -76,9 +76,17 @@ def both(call):
 
 
 def assert_same(fast: np.ndarray, reference: np.ndarray) -> None:
+    """Equal within the dtype's tolerance, the absolute part scaled to the result's largest value in
+    float32: a filter gradient sums thousands of products, and both implementations round each sum
+    by ~eps x the sum of its terms' magnitudes (a 2x39x32x48 5x5 conv2d filter gradient, largest
+    value ~230: the float32 reference is 3e-4 off the float64 result, the fast path 8e-5), more than
+    a fixed 1e-4 on a value that cancels to ~0.02.  A wrong tap or index moves values by O(1)."""
     assert fast.shape == reference.shape
     assert fast.dtype == reference.dtype
-    np.testing.assert_allclose(fast, reference, **tol(reference.dtype))
+    tolerance = tol(reference.dtype)
+    if reference.dtype == np.float32 and reference.size:
+        tolerance["atol"] = max(tolerance["atol"], 1e-5 * float(np.abs(reference).max()))
+    np.testing.assert_allclose(fast, reference, **tolerance)
 
 
 def arrays(cfg):
