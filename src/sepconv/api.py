@@ -107,6 +107,8 @@ def _arrays(op: str, **named: Any) -> tuple[list[np.ndarray], np.dtype, np.dtype
 
 def _to_nhwc(x: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
     """Caller layout (any number of batch axes) -> contiguous ``[N, H, W, C]``."""
+    if g.data_format == "NHWC" and x.ndim == 4 and x.flags.c_contiguous:
+        return x  # the common case, without the ~1.5 us of a reshape and a contiguity check
     x = x.reshape((g.batch, *x.shape[-3:]))
     if g.data_format == "NCHW":
         x = x.transpose(0, 2, 3, 1)
@@ -114,6 +116,8 @@ def _to_nhwc(x: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
 
 
 def _from_nhwc(y: np.ndarray, g: Conv2DGeometry, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    if g.data_format == "NHWC" and y.dtype == dtype and y.shape == tuple(shape):
+        return y  # the common case
     if g.data_format == "NCHW":
         y = y.transpose(0, 3, 1, 2)
     return y.reshape(shape).astype(dtype, copy=False)
@@ -139,7 +143,10 @@ def _required(op: str, **named: Any) -> None:
 
 
 def _empty(*arrays: np.ndarray) -> bool:
-    return any(a.size == 0 for a in arrays)
+    for a in arrays:  # not any() over a generator: ~0.6 us less on every call
+        if a.size == 0:
+            return True
+    return False
 
 
 # --------------------------------------------------------------------------- docstring pieces
