@@ -350,10 +350,10 @@ def depthwise_conv2d_backprop_input_nchw(w: np.ndarray, dy: np.ndarray, g: Conv2
         else:
             with PARALLEL_LAUNCH:
                 nchw.depthwise_nchw_backprop_input_s2_parallel(w3, dy, dx, n_chunks, g.pad_top, g.pad_left)
-        return dx.reshape(n, g.in_c, m, g.in_h, g.in_w).sum(axis=2) if m > 1 else dx
-    flipped = np.ascontiguousarray(w3[::-1, ::-1])
-    _nchw_forward(dy, flipped, dx, 1, 1, 1, g.dil_h, g.dil_w,
-                  (g.kh - 1) * g.dil_h - g.pad_top, (g.kw - 1) * g.dil_w - g.pad_left)
+    else:
+        flipped = np.ascontiguousarray(w3[::-1, ::-1])
+        _nchw_forward(dy, flipped, dx, 1, 1, 1, g.dil_h, g.dil_w,
+                      (g.kh - 1) * g.dil_h - g.pad_top, (g.kw - 1) * g.dil_w - g.pad_left)
     if m > 1:
         return dx.reshape(n, g.in_c, m, g.in_h, g.in_w).sum(axis=2)
     return dx
@@ -380,12 +380,12 @@ def depthwise_conv2d_backprop_filter_nchw(x: np.ndarray, dy: np.ndarray, g: Conv
     planes = dy.shape[0] * dy.shape[1]
     n_chunks = _n_chunks(planes, dy.size * g.kh * g.kw)
     partial = np.zeros((n_chunks, g.kh, g.kw, g.out_c), x.dtype)
-    args = (g.multiplier, *_geometry_ints(g))
+    window = _geometry_ints(g)
     if n_chunks == 1:
-        nchw.depthwise_nchw_backprop_filter_range(x, dy, partial[0], g.multiplier, 0, planes, *_geometry_ints(g))
+        nchw.depthwise_nchw_backprop_filter_range(x, dy, partial[0], g.multiplier, 0, planes, *window)
     else:
         with PARALLEL_LAUNCH:
-            nchw.depthwise_nchw_backprop_filter_parallel(x, dy, partial, *args)
+            nchw.depthwise_nchw_backprop_filter_parallel(x, dy, partial, g.multiplier, *window)
     dw = partial.sum(axis=0).reshape(g.filter_shape)
     if not kernels.all_finite(dw) or (_has_window_in_padding(g) and not np.isfinite(dy).all()):
         return reference.depthwise_conv2d_backprop_filter(_to_nhwc(x), _to_nhwc(dy), g)
