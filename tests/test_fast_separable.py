@@ -1,4 +1,4 @@
-"""The fast (fused) separable forward against the NumPy reference."""
+"""The fast separable forward, both plans (fused and unfused), against the NumPy reference."""
 
 from __future__ import annotations
 
@@ -47,18 +47,53 @@ def test_unfused_plan_matches_reference(spec, dtype, monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("band_bytes", [1, 1 << 40], ids=["bands-of-5", "one-band"])
+@pytest.mark.parametrize("band_bytes", [1, 1 << 40], ids=["one-row-bands", "one-band"])
+@pytest.mark.parametrize("min_macs", [0, 1 << 62], ids=["parallel", "serial"])
 @pytest.mark.parametrize("spec", GEOMETRIES, ids=IDS)
-def test_fused_plan_matches_reference(spec, band_bytes, dtype, monkeypatch):
-    """Bands of 5 pixels start mid-row and straddle rows and batch entries."""
+def test_fused_plan_matches_reference(spec, band_bytes, min_macs, dtype, monkeypatch):
+    """Bands of one row (each with its own top padding) and bands of a whole image (cut in two
+    per thread where the image has the rows), on the thread team or the calling thread."""
     monkeypatch.setattr(fast_separable, "FUSE", True)
+    monkeypatch.setattr(sys.modules["sepconv.fast.depthwise"], "PARALLEL_MIN_MACS", min_macs)
     monkeypatch.setattr(fast_separable, "BAND_BYTES", band_bytes)
-    monkeypatch.setattr(fast_separable, "BAND_MIN_PIXELS", 5)
     x, wd, wp, g = _case(np.random.default_rng(0), spec, dtype)
-    total = x.shape[0] * g.out_h * g.out_w
-    assert fast_separable.band_pixels(g, x.itemsize) == (5 if band_bytes == 1 else total)
+    rows = fast_separable.band_rows(g, x.itemsize, 2)
+    assert rows == 1 if band_bytes == 1 else 1 <= rows <= g.out_h
     np.testing.assert_allclose(fast_separable.separable_conv2d(x, wd, wp, g),
                                reference.separable_conv2d(x, wd, wp, g), **tol(dtype))
+
+
+# Output channels around the panels of the pointwise product (64 float32 / 32 float64 columns,
+# tails of one, two or four vectors), and pixel counts that leave 1..5 in the last tile of six.
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("out_c", [1, 8, 16, 17, 31, 32, 33, 48, 63, 64, 65, 96, 100, 128, 144, 160, 200])
+def test_fused_pointwise_panels_and_tiles(out_c, dtype, monkeypatch):
+    monkeypatch.setattr(fast_separable, "FUSE", True)
+    rng = np.random.default_rng(out_c)
+    for spec in [((1, 5, 7, 24), (3, 3), 1, out_c, (1, 1), (1, 1), "SAME"),    # 35 pixels: 5 left
+                 ((2, 4, 5, 9), (3, 3), 2, out_c, (1, 1), (1, 1), "VALID")]:  # 6 per image, 18 channels
+        x, wd, wp, g = _case(rng, spec, dtype)
+        np.testing.assert_allclose(fast_separable.separable_conv2d(x, wd, wp, g),
+                                   reference.separable_conv2d(x, wd, wp, g), **tol(dtype))
+
+
+def test_plan_follows_the_pointwise_filter_size_and_the_pixel_count(monkeypatch):
+    """Fused while the packed pointwise filter fits in FUSED_MAX_POINTWISE_BYTES and the output has
+    FUSED_MIN_PIXELS pixels, else depthwise then BLAS."""
+    kernels = sys.modules["sepconv.kernels.separable"]
+    taken = []
+    for name in ("separable_nhwc_forward_bands", "separable_nhwc_forward_parallel"):
+        real = getattr(kernels, name)
+        monkeypatch.setattr(kernels, name, lambda *a, real=real: (taken.append(True), real(*a))[1])
+    rng = np.random.default_rng(5)
+    monkeypatch.setattr(fast_separable, "FUSED_MAX_POINTWISE_BYTES", 16 * 128 * 4)
+    monkeypatch.setattr(fast_separable, "FUSED_MIN_PIXELS", 144)
+    for out_c, size, fused in [(128, 12, True), (129, 12, False), (128, 11, False)]:
+        x, wd, wp, g = _case(rng, ((1, size, size, 16), (3, 3), 1, out_c, (1, 1), (1, 1), "SAME"), np.float32)
+        taken.clear()
+        np.testing.assert_allclose(fast_separable.separable_conv2d(x, wd, wp, g),
+                                   reference.separable_conv2d(x, wd, wp, g), **tol(np.float32))
+        assert bool(taken) == fused
 
 
 def test_default_plan_matches_reference():
@@ -100,7 +135,7 @@ def test_concurrent_calls_from_python_threads(fuse, monkeypatch):
 
     monkeypatch.setattr(fast_separable, "FUSE", fuse)
     monkeypatch.setattr(fast_separable, "BAND_BYTES", 1)
-    monkeypatch.setattr(fast_separable, "BAND_MIN_PIXELS", 7)
+    monkeypatch.setattr(sys.modules["sepconv.fast.depthwise"], "PARALLEL_MIN_MACS", 0)  # the thread team too
     rng = np.random.default_rng(4)
     cases = [_case(rng, spec, np.float32) for spec in GEOMETRIES[:3]]
     expected = [reference.separable_conv2d(*case) for case in cases]

@@ -1,27 +1,29 @@
-"""Fast separable conv2d: the fast depthwise op, then the pointwise 1x1 as one GEMM through NumPy's BLAS.
+"""Fast separable conv2d, NHWC: fused (depthwise and pointwise per band of output rows), or the
+fast depthwise op then one GEMM through NumPy's BLAS.
 
-Same signature as :func:`sepconv.reference.separable_conv2d`: NHWC arrays with one batch
-axis, in the compute dtype, with at least one element.
+Same signature as :func:`sepconv.reference.separable_conv2d`: NHWC arrays with one batch axis,
+in the compute dtype, with at least one element.
 
 Two plans:
 
-- **unfused** (the default): :func:`sepconv.fast.depthwise.depthwise_conv2d` (parallel over
-  output rows) writes the depthwise result, and one ``[pixels, C*M] @ [C*M, out_c]`` GEMM reads
-  it back.
-- **fused** (:data:`FUSE` = True): output pixels in bands whose depthwise result (``C * M``
-  values per pixel) fits in :data:`BAND_BYTES`, a cache-resident buffer; each band is computed
-  by :func:`~sepconv.kernels.separable.depthwise_band_nhwc` on the calling thread and multiplied
-  by the pointwise filter into its rows of the output at once.  The intermediate tensor never
-  exists whole.
+- **fused** (:func:`~sepconv.kernels.separable.separable_nhwc_forward_parallel`): bands of output
+  rows whose depthwise result fits in :data:`BAND_BYTES`, each computed into a per-thread buffer
+  and multiplied at once by the packed pointwise filter (our own register-tiled product,
+  :mod:`sepconv.kernels.pointwise`).  The intermediate tensor never exists whole and no BLAS call
+  is made.  Taken when the packed pointwise filter fits in :data:`FUSED_MAX_POINTWISE_BYTES`
+  (it is read again for every band, so it must stay in the core's L2) and the output has at
+  least :data:`FUSED_MIN_PIXELS` pixels (below, BLAS's product of a few hundred rows and the
+  depthwise op's thread split win).
+- **unfused**: :func:`sepconv.fast.depthwise.depthwise_conv2d` writes the depthwise result, and
+  one ``[pixels, C*M] @ [C*M, out_c]`` GEMM reads it back (large pointwise filters: Xception's
+  728 -> 728, where OpenBLAS's cache blocking of ``K`` wins).
 
-Fusion saves the intermediate's traffic, but on two cores it loses: the band kernel runs on one
-thread between BLAS calls, and the whole-tensor GEMM is more efficient than per-band ones.
-Measured on this machine (Xeon, 2 cores; µs, best of 15, ``OMP_WAIT_POLICY=PASSIVE`` as
-:mod:`sepconv.kernels._jit` sets it), fused vs unfused: 1x56x56x144 -> 144: 1479 vs 1064;
-8x28x28x192 -> 64: 2859 vs 1786; 1x19x19x728 -> 728: 2298 vs 2250; 1x147x147x64 -> 128:
-4777 vs 3126; 1x28x28x96 k5 s2 -> 160: 253 vs 164; with one thread each, unfused still wins
-(1661 vs 1535 on the first).  So unfused is the default; the fused plan stays, tested, for
-machines where the intermediate's traffic dominates.
+Measured on this machine (2 cores, alternating processes, median µs), unfused -> fused:
+1x56x56x144 -> 144 ~1060 -> ~1000; 8x28x28x192 -> 64 ~2000 -> ~1400; 1x147x147x64 -> 128
+~4600 -> ~2700; 1x19x19x728 -> 728 ~3000 -> ~4100 (hence the limit on the pointwise filter).
+In one process, blocks alternating: 1x28x28x96 -> 160 (784 pixels) 237 -> 221; 4x14x14x384 -> 64
+465 -> 415; 1x112x112x32 -> 16 442 -> 292; but 1x14x14x192 -> 192 (196 pixels) 127 -> 182 and
+1x28x28x96 5x5 stride 2 -> 160 (196 pixels) 117 -> 158 (hence the least pixel count).
 """
 
 from __future__ import annotations
@@ -30,32 +32,74 @@ import numpy as np
 
 from .. import reference
 from ..geometry import Conv2DGeometry
+from ..kernels import pointwise
 from ..kernels import separable as kernels
+from ..kernels._jit import PARALLEL_LAUNCH
+from ..kernels._simd import VECTOR_BYTES
 from . import depthwise
+from .aligned import empty_like_offset
 from .conv2d import workspace
 
-# Take the fused plan (see above).
-FUSE = False
-# The depthwise result of one band is at most this large (unless one BAND_MIN_PIXELS band is larger).
-# Measured 256 KB .. 16 MB: fewer, larger pointwise GEMMs win over L2 residency here (2 MB L2):
-# 8x28x28x192 -> 64 took 1.70 ms with 1 MB bands, 1.55 ms with 4 MB.
-BAND_BYTES = 4 * 1024 * 1024
-# Fewer rows than this make the pointwise GEMM inefficient: a band holds at least this many pixels.
-BAND_MIN_PIXELS = 64
+# The plan: None chooses (see above); True or False forces it (tests).
+FUSE: bool | None = None
+# The fused plan is taken when the pointwise filter (K * out_c values) is at most this large.
+FUSED_MAX_POINTWISE_BYTES = 512 * 1024
+# ... and the output has at least this many pixels.
+FUSED_MIN_PIXELS = 512
+# The depthwise result of one band is at most this large (unless one output row is larger).
+BAND_BYTES = 128 * 1024
 
 
-def band_pixels(g: Conv2DGeometry, itemsize: int) -> int:
-    """Output pixels per band for the geometry ``g``: the band's depthwise result fits in :data:`BAND_BYTES`.
+def band_rows(g: Conv2DGeometry, itemsize: int, threads: int) -> int:
+    """Output rows per band: the band's depthwise result fits in :data:`BAND_BYTES`, and there
+    are at least two bands per thread where the image has the rows.
 
     Examples
     --------
     >>> from sepconv.geometry import depthwise_geometry
     >>> g = depthwise_geometry("separable_conv2d", (1, 56, 56, 144), (3, 3, 144, 1), 1, "SAME")
-    >>> band_pixels(g, 4) * 144 * 4 <= BAND_BYTES
-    True
+    >>> band_rows(g, 4, 2), 56 * 144 * 4 * band_rows(g, 4, 2) <= BAND_BYTES
+    (4, True)
     """
-    total = g.batch * g.out_h * g.out_w
-    return max(1, min(total, max(BAND_MIN_PIXELS, BAND_BYTES // (g.out_c * itemsize))))
+    rows = max(1, min(g.out_h, BAND_BYTES // (g.out_w * g.out_c * itemsize)))
+    while rows > 1 and g.batch * -(-g.out_h // rows) < 2 * threads:
+        rows //= 2
+    return rows
+
+
+def _fused(wp: np.ndarray, g: Conv2DGeometry) -> bool:
+    if FUSE is not None:
+        return FUSE
+    return (wp.shape[2] * wp.shape[3] * wp.itemsize <= FUSED_MAX_POINTWISE_BYTES
+            and g.batch * g.out_h * g.out_w >= FUSED_MIN_PIXELS)
+
+
+def _separable_fused(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
+    w3 = depthwise._filter_per_channel(wd)
+    x = depthwise._repeated(np.ascontiguousarray(x), g.multiplier)
+    k_size, out_c = wp.shape[2], wp.shape[3]
+    lane_count = VECTOR_BYTES // x.itemsize
+    full, tail, tail_width = pointwise.panel_layout(out_c, lane_count)
+    bp = workspace("separable_pointwise", (full * k_size * 4 * lane_count + k_size * tail_width,), x.dtype)
+    pointwise.pack_pointwise(np.ascontiguousarray(wp.reshape(k_size, out_c)), bp, full, tail_width)
+    out = np.empty((x.shape[0], g.out_h, g.out_w, out_c), x.dtype)
+    macs = out.size * k_size + x.shape[0] * g.out_h * g.out_w * k_size * g.kh * g.kw
+    threads = depthwise._n_chunks(x.shape[0] * g.out_h, macs)
+    rows = band_rows(g, x.itemsize, threads)
+    # one buffer per thread, each at the input's offset from a cache line (whole-vector stores)
+    per_thread = -(-(rows * g.out_w + pointwise.TILE_PIXELS) * k_size // lane_count) * lane_count
+    buffers = empty_like_offset((threads, per_thread), x.dtype, x)
+    zero_row = depthwise._zero_row(x.shape[2:], x.dtype)
+    args = (g.stride_h, g.stride_w, g.dil_h, g.dil_w, g.pad_top, g.pad_left)
+    if threads > 1:
+        with PARALLEL_LAUNCH:
+            kernels.separable_nhwc_forward_parallel(x, w3, bp, full, tail, tail_width, out, zero_row, buffers, rows,
+                                                    *args)
+    else:
+        bands = x.shape[0] * -(-g.out_h // rows)
+        kernels.separable_nhwc_forward_bands(x, w3, bp, full, tail, tail_width, out, zero_row, buffers[0], rows, 0,
+                                             bands, *args)
+    return out
 
 
 def separable_conv2d(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
@@ -71,28 +115,14 @@ def separable_conv2d(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv2DGeo
     array([[ 8., 12.],
            [12., 18.]])
     """
-    if not FUSE:
-        y = depthwise.depthwise_conv2d(x, wd, g)
-        pointwise = wp.reshape(wp.shape[2], wp.shape[3])
-        out = np.empty((*y.shape[:3], pointwise.shape[1]), y.dtype)
-        np.matmul(y.reshape(-1, y.shape[3]), pointwise, out=out.reshape(-1, pointwise.shape[1]))
-        return out
-    wd = np.ascontiguousarray(wd)
     if not np.isfinite(wd).all():
         return reference.separable_conv2d(x, wd, wp, g)
-    n = x.shape[0]
-    pointwise = wp.reshape(wp.shape[2], wp.shape[3])
-    out = np.empty((n, g.out_h, g.out_w, pointwise.shape[1]), x.dtype)
-    out2d = out.reshape(-1, pointwise.shape[1])
-    total = out2d.shape[0]
-    pixels = band_pixels(g, x.itemsize)
-    band = workspace("separable_band", (pixels, g.out_c), x.dtype)
-    wd_flat = wd.reshape(g.kh, g.kw, g.out_c)
-    for begin in range(0, total, pixels):
-        end = min(total, begin + pixels)
-        kernels.depthwise_band_nhwc(x, wd_flat, band, g.multiplier, begin, end - begin, g.stride_h, g.stride_w,
-                                    g.dil_h, g.dil_w, g.pad_top, g.pad_left, g.out_h, g.out_w)
-        np.matmul(band[: end - begin], pointwise, out=out2d[begin:end])
+    if _fused(wp, g):
+        return _separable_fused(x, wd, wp, g)
+    y = depthwise.depthwise_conv2d(x, wd, g)
+    pointwise_filter = wp.reshape(wp.shape[2], wp.shape[3])
+    out = np.empty((*y.shape[:3], pointwise_filter.shape[1]), y.dtype)
+    np.matmul(y.reshape(-1, y.shape[3]), pointwise_filter, out=out.reshape(-1, pointwise_filter.shape[1]))
     return out
 
 

@@ -1,70 +1,78 @@
-"""Separable conv2d kernels, NHWC: the depthwise stage of a band of output pixels.
+"""Separable conv2d kernels, NHWC: the fused forward, one band of output rows at a time.
 
-The fused separable forward (``sepconv.fast.separable``) computes the depthwise result of a
-band of output pixels into a small, cache-resident buffer and multiplies it by the pointwise
-filter straight away, so that the intermediate tensor is never written to memory whole.
-Shapes::
+For each band of output rows, the depthwise stage writes the band's ``C * M`` values per pixel
+into a small buffer of the thread's own (the depthwise row kernels of
+:mod:`sepconv.kernels.depthwise`), and the pointwise stage
+(:func:`sepconv.kernels.pointwise.pointwise_band`) multiplies it by the packed pointwise filter
+into the output while it is still in cache.  The intermediate tensor never exists whole, and
+no BLAS call is made (BLAS's own threads, spinning after a call, would fight the kernel's for
+the two cores).  Shapes::
 
-    x     [N, in_h, in_w, C]        input
-    wd    [kh, kw, C * M]           depthwise filter (M = channel multiplier), channel k*M + q
-    band  [pixels, C * M]           depthwise output of the band, channel k*M + q
+    x        [N, in_h, in_w, K]       input, channels already repeated for a multiplier M > 1 (K = C * M)
+    w        [kh, kw, K]              depthwise filter of the multiplier-1 problem
+    bp                                pointwise filter [K, out_c], packed (sepconv.kernels.pointwise)
+    out      [N, out_h, out_w, out_c]
+    buffers  [threads, band]          per-thread band buffers: band_rows * out_w * K values, plus 6 * K
 
-Output pixels are numbered flat, ``p = (b * out_h + i) * out_w + j``; the band is the pixels
-``[pixel_begin, pixel_begin + pixels)`` in ``band[:pixels]``.  Taps outside the input are
-skipped (the adapter sends non-finite filters to the reference, where ``0 * inf`` matters).
-
-The kernel runs on the calling thread: it alternates with BLAS calls, which bring their own
-threads (see ``sepconv.kernels.conv2d`` on OpenMP workers spinning against BLAS's).
+A band is ``band_rows`` output rows of one image.  The depthwise kernel is called as if the band
+were a whole image of ``band_rows`` rows: its top padding is moved by the band's first row
+(``pad_top - i0 * stride_h``), and the row kernels read real input rows or their zero row.
 """
 
 from __future__ import annotations
 
+from numba import prange
+
+from . import depthwise
 from ._jit import kernel
+from .pointwise import TILE_PIXELS, pointwise_band
 
 
 @kernel
-def depthwise_band_nhwc(x, wd, band, multiplier, pixel_begin, pixels, stride_h, stride_w, dil_h, dil_w,
-                        pad_top, pad_left, out_h, out_w):
-    """``band[t, k*M + q] = sum_{di, dj} x[b, i*s_h + di*d_h - pad_top, j*s_w + dj*d_w - pad_left, k]
-    * wd[di, dj, k*M + q]`` for the output pixels ``pixel_begin + t`` (``wd`` is the depthwise
-    filter as ``[kh, kw, C * M]``).  A 3x3, multiplier-1 pixel whose window is inside the input
-    takes one pass with all nine taps; the others accumulate tap by tap."""
-    in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
-    kh, kw = wd.shape[0], wd.shape[1]
-    m = multiplier
-    plane = out_h * out_w
-    for t in range(pixels):
-        p = pixel_begin + t
-        b = p // plane
-        i = (p - b * plane) // out_w
-        j = p - b * plane - i * out_w
-        ih0 = i * stride_h - pad_top
-        iw0 = j * stride_w - pad_left
-        inside = ih0 >= 0 and iw0 >= 0 and ih0 + (kh - 1) * dil_h < in_h and iw0 + (kw - 1) * dil_w < in_w
-        if m == 1 and kh == 3 and kw == 3 and inside:
-            r0, r1, r2 = x[b, ih0], x[b, ih0 + dil_h], x[b, ih0 + 2 * dil_h]
-            j0, j1, j2 = iw0, iw0 + dil_w, iw0 + 2 * dil_w
-            w0, w1, w2 = wd[0], wd[1], wd[2]
-            for k in range(c):
-                band[t, k] = (r0[j0, k] * w0[0, k] + r0[j1, k] * w0[1, k] + r0[j2, k] * w0[2, k]
-                              + r1[j0, k] * w1[0, k] + r1[j1, k] * w1[1, k] + r1[j2, k] * w1[2, k]
-                              + r2[j0, k] * w2[0, k] + r2[j1, k] * w2[1, k] + r2[j2, k] * w2[2, k])
-            continue
-        for o in range(c * m):
-            band[t, o] = 0
-        for di in range(kh):
-            ih = ih0 + di * dil_h
-            if ih < 0 or ih >= in_h:
-                continue
-            for dj in range(kw):
-                iw = iw0 + dj * dil_w
-                if iw < 0 or iw >= in_w:
-                    continue
-                if m == 1:
-                    for k in range(c):
-                        band[t, k] += x[b, ih, iw, k] * wd[di, dj, k]
-                else:
-                    for k in range(c):
-                        value = x[b, ih, iw, k]
-                        for q in range(m):
-                            band[t, k * m + q] += value * wd[di, dj, k * m + q]
+def _depthwise_band(xb, w, y, zero_row, rows, stride_h, stride_w, dil_h, dil_w, top, pad_left):
+    kh, kw = w.shape[0], w.shape[1]
+    if kh == 3 and kw == 3:
+        depthwise.depthwise_nhwc_forward_3x3_rows(xb, w, y, zero_row, 0, rows, stride_h, stride_w, dil_h, dil_w, top,
+                                                  pad_left)
+    elif kh == 5 and kw == 5:
+        depthwise.depthwise_nhwc_forward_5x5_rows(xb, w, y, zero_row, 0, rows, stride_h, stride_w, dil_h, dil_w, top,
+                                                  pad_left)
+    else:
+        depthwise.depthwise_nhwc_forward_rows(xb, w, y, zero_row, 0, rows, stride_h, stride_w, dil_h, dil_w, top,
+                                              pad_left)
+
+
+@kernel
+def separable_nhwc_forward_bands(x, w, bp, full_panels, tail, tail_width, out, zero_row, buffer, band_rows,
+                                 band_begin, band_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
+    """Bands ``[band_begin, band_end)`` (band ``q`` is rows ``[i0, i0 + band_rows)`` of image
+    ``q // bands_per_image``), each through ``buffer`` (flat, this thread's own)."""
+    n, out_h, out_w, n_size = out.shape
+    k_size = w.shape[2]
+    in_h, in_w = x.shape[1], x.shape[2]
+    bands_per_image = (out_h + band_rows - 1) // band_rows
+    c = out.reshape(-1)
+    for q in range(band_begin, band_end):
+        b = q // bands_per_image
+        i0 = (q - b * bands_per_image) * band_rows
+        rows = min(band_rows, out_h - i0)
+        y = buffer[: rows * out_w * k_size].reshape((1, rows, out_w, k_size))
+        _depthwise_band(x[b].reshape((1, in_h, in_w, k_size)), w, y, zero_row, rows, stride_h, stride_w, dil_h,
+                        dil_w, pad_top - i0 * stride_h, pad_left)
+        pixels = rows * out_w
+        # the last tile reads up to five pixels past the band: zeros, not stale (maybe subnormal) values
+        buffer[pixels * k_size: (pixels + (-pixels) % TILE_PIXELS) * k_size] = 0
+        pointwise_band(buffer, 0, pixels, k_size, bp, full_panels, tail, tail_width, c,
+                       (b * out_h + i0) * out_w, n_size)
+
+
+@kernel(parallel=True)
+def separable_nhwc_forward_parallel(x, w, bp, full_panels, tail, tail_width, out, zero_row, buffers, band_rows,
+                                    stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
+    """All bands, cut into ``buffers.shape[0]`` contiguous runs, one per thread."""
+    bands = out.shape[0] * ((out.shape[1] + band_rows - 1) // band_rows)
+    threads = buffers.shape[0]
+    for t in prange(threads):
+        separable_nhwc_forward_bands(x, w, bp, full_panels, tail, tail_width, out, zero_row, buffers[t], band_rows,
+                                     t * bands // threads, (t + 1) * bands // threads, stride_h, stride_w, dil_h,
+                                     dil_w, pad_top, pad_left)
