@@ -290,6 +290,60 @@ def _forward_interior_3x3_two_rows(o0, o1, x0, x1, x2, x3, w9, j_lo, j_hi, pad_l
             q += c
 
 
+@kernel(inline=True)
+def _row3(a0, a1, a2, ws):
+    """One filter row of one pixel: ``a0 * ws[0] + a1 * ws[1] + a2 * ws[2]``."""
+    return vfma(a2, ws[2], vfma(a1, ws[1], vmul(a0, ws[0])))
+
+
+@kernel
+def _forward_same_3x3(o, x0, x1, x2, w9, shift):
+    """Stride and dilation 1 with one column of padding on each side (SAME, ``out_w == in_w >= 2``):
+    every pixel of an output row in one sliding pass, the padding columns as zero vectors (no
+    border pixels: on a 7x7 image they are two in seven)."""
+    c = o.shape[1]
+    width = o.shape[0]
+    count = lanes(o)
+    for kb in range(_channel_blocks(c, shift, count)):
+        k, n = _channel_block(kb, c, shift, count)
+        wa, wb, we = _weights3(w9, 0, c, k, n), _weights3(w9, 3, c, k, n), _weights3(w9, 6, c, k, n)
+        a0 = b0 = e0 = vzeros(o)
+        a1, b1, e1 = vload_n(x0, k, n), vload_n(x1, k, n), vload_n(x2, k, n)
+        q = k
+        for j in range(width - 1):
+            q += c
+            a2, b2, e2 = vload_n(x0, q, n), vload_n(x1, q, n), vload_n(x2, q, n)
+            vstore_n(o, j * c + k, vadd(vadd(_row3(a0, a1, a2, wa), _row3(b0, b1, b2, wb)), _row3(e0, e1, e2, we)), n)
+            a0, a1, b0, b1, e0, e1 = a1, a2, b1, b2, e1, e2
+        z = vzeros(o)
+        vstore_n(o, (width - 1) * c + k, vadd(vadd(_row3(a0, a1, z, wa), _row3(b0, b1, z, wb)), _row3(e0, e1, z, we)), n)
+
+
+@kernel
+def _forward_same_3x3_two_rows(o0, o1, x0, x1, x2, x3, w9, shift):
+    """As :func:`_forward_same_3x3`, two neighbouring output rows in one pass (as
+    :func:`_forward_interior_3x3_two_rows`)."""
+    c = o0.shape[1]
+    width = o0.shape[0]
+    count = lanes(o0)
+    for kb in range(_channel_blocks(c, shift, count)):
+        k, n = _channel_block(kb, c, shift, count)
+        wa, wb, we = _weights3(w9, 0, c, k, n), _weights3(w9, 3, c, k, n), _weights3(w9, 6, c, k, n)
+        a0 = b0 = e0 = f0 = vzeros(o0)
+        a1, b1, e1, f1 = vload_n(x0, k, n), vload_n(x1, k, n), vload_n(x2, k, n), vload_n(x3, k, n)
+        q = k
+        for j in range(width):
+            if j + 1 < width:
+                q += c
+                a2, b2, e2, f2 = vload_n(x0, q, n), vload_n(x1, q, n), vload_n(x2, q, n), vload_n(x3, q, n)
+            else:
+                a2 = b2 = e2 = f2 = vzeros(o0)
+            mid_b, mid_e = _row3(b0, b1, b2, wb), _row3(e0, e1, e2, we)
+            vstore_n(o0, j * c + k, vadd(vadd(_row3(a0, a1, a2, wa), mid_b), mid_e), n)
+            vstore_n(o1, j * c + k, vadd(vadd(_row3(b0, b1, b2, wa), _row3(e0, e1, e2, wb)), _row3(f0, f1, f2, we)), n)
+            a0, a1, b0, b1, e0, e1, f0, f1 = a1, a2, b1, b2, e1, e2, f1, f2
+
+
 @kernel
 def _forward_interior_5x5(o, x0, x1, x2, x3, x4, w25, j_lo, j_hi, stride_w, dil_w, pad_left, shift):
     """As :func:`_forward_interior_3x3`, a 5x5 filter: 25 weight vectors in registers, 25 loads per pixel."""
@@ -351,6 +405,7 @@ def depthwise_nhwc_forward_3x3_rows(x, w, out, zero_row, row_begin, row_end, str
     shift = aligned_shift(x)
     j_lo, j_hi = interior(out_w, in_w, 3, stride_w, dil_w, pad_left)
     pairs = stride_h == 1 and stride_w == 1 and dil_h == 1 and dil_w == 1
+    same = stride_w == 1 and dil_w == 1 and pad_left == 1 and in_w == out_w and out_w >= 2
     r = row_begin
     while r < row_end:
         b = r // out_h
@@ -360,6 +415,15 @@ def depthwise_nhwc_forward_3x3_rows(x, w, out, zero_row, row_begin, row_end, str
         x1 = row_or_zeros(x, zero_row, b, ih0 + dil_h)
         x2 = row_or_zeros(x, zero_row, b, ih0 + 2 * dil_h)
         o = out[b, i]
+        if same:  # every pixel in the sliding pass, the padding columns as zeros
+            if pairs and r + 1 < row_end and i + 1 < out_h:
+                _forward_same_3x3_two_rows(o, out[b, i + 1], x0, x1, x2, row_or_zeros(x, zero_row, b, ih0 + 3), w9,
+                                           shift)
+                r += 2
+            else:
+                _forward_same_3x3(o, x0, x1, x2, w9, shift)
+                r += 1
+            continue
         if pairs and r + 1 < row_end and i + 1 < out_h:  # two rows of the same image
             x3 = row_or_zeros(x, zero_row, b, ih0 + 3)
             o1 = out[b, i + 1]
