@@ -106,6 +106,17 @@ def test_forward_and_gradients_match_reference(geometry, dtype, threads, monkeyp
     _assert_three_ops_match(*_problem(geometry, dtype), dtype)
 
 
+@pytest.mark.parametrize("threads", ["serial", "parallel"])
+@pytest.mark.parametrize("width", [1, 2, 3, 4, 7, 17])
+@pytest.mark.parametrize("height", [1, 2, 3, 5])
+def test_same_3x3_rows_every_width_and_height(height, width, threads, monkeypatch):
+    """3x3, stride 1, SAME: rows of width >= 2 take the sliding pass with zero padding columns, in
+    pairs and alone (odd heights, rows split between threads); width 1 takes the border path."""
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
+    for channels, dtype in [(5, np.float64), (16, np.float32), (37, np.float32)]:
+        _assert_three_ops_match(*_problem((2, height, width, channels, 1, (3, 3), 1, 1, "SAME"), dtype), dtype)
+
+
 def _assert_three_ops_match(x, filt, dy, args, dtype):
     """Forward, input gradient and filter gradient: fast against reference."""
     fast, ref = _both(sepconv.depthwise_conv2d, x, filt, **args)
