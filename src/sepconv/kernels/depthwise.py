@@ -830,6 +830,65 @@ def _filter_gradient_interior_3x3_two_rows(dw9, x0, x1, x2, x3, dy0, dy1, j_lo, 
 
 
 @kernel
+def _filter_gradient_same_3x3(dw9, x0, x1, x2, dy0, shift):
+    """Stride and dilation 1 with one column of padding on each side (SAME, ``out_w == in_w >= 2``):
+    every pixel of the ``dy`` row ``dy0`` against input rows ``x0 .. x2`` in one sliding pass, the
+    padding columns as zero vectors (no border pixels)."""
+    c = dy0.shape[1]
+    width = dy0.shape[0]
+    count = lanes(dy0)
+    for kb in range(_channel_blocks(c, shift, count)):
+        k, n = _channel_block(kb, c, shift, count)
+        ra, rb, re = _weights3(dw9, 0, c, k, n), _weights3(dw9, 3, c, k, n), _weights3(dw9, 6, c, k, n)
+        a0 = b0 = e0 = vzeros(dy0)
+        a1, b1, e1 = vload_n(x0, k, n), vload_n(x1, k, n), vload_n(x2, k, n)
+        q = k
+        for j in range(width):
+            if j + 1 < width:
+                q += c
+                a2, b2, e2 = vload_n(x0, q, n), vload_n(x1, q, n), vload_n(x2, q, n)
+            else:
+                a2 = b2 = e2 = vzeros(dy0)
+            g = vload_n(dy0, j * c + k, n)
+            ra = (vfma(a0, g, ra[0]), vfma(a1, g, ra[1]), vfma(a2, g, ra[2]))
+            rb = (vfma(b0, g, rb[0]), vfma(b1, g, rb[1]), vfma(b2, g, rb[2]))
+            re = (vfma(e0, g, re[0]), vfma(e1, g, re[1]), vfma(e2, g, re[2]))
+            a0, a1, b0, b1, e0, e1 = a1, a2, b1, b2, e1, e2
+        _store3(dw9, 0, c, k, ra, n)
+        _store3(dw9, 3, c, k, rb, n)
+        _store3(dw9, 6, c, k, re, n)
+
+
+@kernel
+def _filter_gradient_same_3x3_two_rows(dw9, x0, x1, x2, x3, dy0, dy1, shift):
+    """As :func:`_filter_gradient_same_3x3`, two neighbouring ``dy`` rows (``dy0`` against ``x0 .. x2``,
+    ``dy1`` against ``x1 .. x3``) in one pass, as :func:`_filter_gradient_interior_3x3_two_rows`."""
+    c = dy0.shape[1]
+    width = dy0.shape[0]
+    count = lanes(dy0)
+    for kb in range(_channel_blocks(c, shift, count)):
+        k, n = _channel_block(kb, c, shift, count)
+        ra, rb, re = _weights3(dw9, 0, c, k, n), _weights3(dw9, 3, c, k, n), _weights3(dw9, 6, c, k, n)
+        a0 = b0 = e0 = f0 = vzeros(dy0)
+        a1, b1, e1, f1 = vload_n(x0, k, n), vload_n(x1, k, n), vload_n(x2, k, n), vload_n(x3, k, n)
+        q = k
+        for j in range(width):
+            if j + 1 < width:
+                q += c
+                a2, b2, e2, f2 = vload_n(x0, q, n), vload_n(x1, q, n), vload_n(x2, q, n), vload_n(x3, q, n)
+            else:
+                a2 = b2 = e2 = f2 = vzeros(dy0)
+            g, h = vload_n(dy0, j * c + k, n), vload_n(dy1, j * c + k, n)
+            ra = (vfma(b0, h, vfma(a0, g, ra[0])), vfma(b1, h, vfma(a1, g, ra[1])), vfma(b2, h, vfma(a2, g, ra[2])))
+            rb = (vfma(e0, h, vfma(b0, g, rb[0])), vfma(e1, h, vfma(b1, g, rb[1])), vfma(e2, h, vfma(b2, g, rb[2])))
+            re = (vfma(f0, h, vfma(e0, g, re[0])), vfma(f1, h, vfma(e1, g, re[1])), vfma(f2, h, vfma(e2, g, re[2])))
+            a0, a1, b0, b1, e0, e1, f0, f1 = a1, a2, b1, b2, e1, e2, f1, f2
+        _store3(dw9, 0, c, k, ra, n)
+        _store3(dw9, 3, c, k, rb, n)
+        _store3(dw9, 6, c, k, re, n)
+
+
+@kernel
 def _filter_gradient_interior_5x5(dw25, x0, x1, x2, x3, x4, dyr, j_lo, j_hi, stride_w, dil_w, pad_left, shift):
     """As :func:`_filter_gradient_interior_3x3`, a 5x5 filter: 25 sums in registers."""
     c = dyr.shape[1]
@@ -887,6 +946,7 @@ def depthwise_nhwc_backprop_filter_3x3_rows(x, dy, dw, zero_row, row_begin, row_
     shift = aligned_shift(x)
     j_lo, j_hi = interior(out_w, in_w, 3, stride_w, dil_w, pad_left)
     pairs = stride_h == 1 and stride_w == 1 and dil_h == 1 and dil_w == 1
+    same = stride_w == 1 and dil_w == 1 and pad_left == 1 and in_w == out_w and out_w >= 2
     r = row_begin
     while r < row_end:
         b = r // out_h
@@ -896,6 +956,15 @@ def depthwise_nhwc_backprop_filter_3x3_rows(x, dy, dw, zero_row, row_begin, row_
         x1 = row_or_zeros(x, zero_row, b, ih0 + dil_h)
         x2 = row_or_zeros(x, zero_row, b, ih0 + 2 * dil_h)
         dyr = dy[b, i]
+        if same:  # every pixel in the sliding pass, the padding columns as zeros
+            if pairs and r + 1 < row_end and i + 1 < out_h:
+                _filter_gradient_same_3x3_two_rows(dw9, x0, x1, x2, row_or_zeros(x, zero_row, b, ih0 + 3), dyr,
+                                                   dy[b, i + 1], shift)
+                r += 2
+            else:
+                _filter_gradient_same_3x3(dw9, x0, x1, x2, dyr, shift)
+                r += 1
+            continue
         if pairs and r + 1 < row_end and i + 1 < out_h:  # two rows of the same image
             x3 = row_or_zeros(x, zero_row, b, ih0 + 3)
             dy1 = dy[b, i + 1]
