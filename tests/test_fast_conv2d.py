@@ -167,20 +167,24 @@ def test_concurrent_calls_from_python_threads():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("width", [11, 29])
 @pytest.mark.parametrize("c_in, out_c, k, stride, padding", [
-    (3, 32, 3, 2, "SAME"),  # a stem: the direct few-channels kernel, quads and the clipped last column
+    (3, 32, 3, 2, "SAME"),  # a stem: the direct few-channels kernel, octets, quads and the clipped last column
     (1, 17, 3, 1, "SAME"),  # one input channel, a masked output-channel block
     (8, 40, 5, 2, [[0, 0], [3, 0], [0, 4], [0, 0]]),  # pads wider than half the window
     (4, 16, 2, 3, "VALID"),
+    (3, 64, 3, 1, "SAME"),  # two passes of two vectors
+    (2, 33, 3, 1, "VALID"),  # a second pass with one channel
 ])
-def test_few_input_channels_direct_kernel(c_in, out_c, k, stride, padding, dtype, monkeypatch):
+def test_few_input_channels_direct_kernel(c_in, out_c, k, stride, padding, width, dtype, monkeypatch):
     """The direct kernel for few input channels against the reference, including a non-finite filter
-    value (the padding is multiplied as the reference multiplies it: 0 * inf is NaN there too)."""
+    value (the padding is multiplied as the reference multiplies it: 0 * inf is NaN there too).  Rows
+    of 29 pixels take octets, a quad and single pixels."""
     calls = []
     direct = fast_conv2d._conv2d_few_channels
     monkeypatch.setattr(fast_conv2d, "_conv2d_few_channels", lambda *a: calls.append(1) or direct(*a))
     rng = np.random.default_rng(c_in)
-    x = rand(rng, (2, 13, 11, c_in), dtype)
+    x = rand(rng, (2, 13, width, c_in), dtype)
     w = rand(rng, (k, k, c_in, out_c), dtype)
     g = conv2d_geometry("conv2d", x.shape, w.shape, stride, padding)
     np.testing.assert_allclose(fast_conv2d.conv2d(x, w, g), reference.conv2d(x, w, g), **tol(dtype))

@@ -282,6 +282,53 @@ def _few_channels_quad(x, wk, b, ih0, dil_h, q0, step, dil_w, ob, n, like):
 
 
 @kernel(inline=True)
+def _few_channels_octet(x, wk, b, ih0, dil_h, q0, step, dil_w, ob, n0, n1, like):
+    """As :func:`_few_channels_quad`, eight neighbouring pixels by two vectors of output channels
+    (``[ob, ob + n0)`` and the next ``n1``, ``n1 <= 0``: none): 16 sums in registers, and per
+    filter tap two weight loads and eight broadcasts for 16 multiply-adds (the quad: one and four
+    for four, which waits on the multiply-adds' latency)."""
+    in_h, in_w, c_in, out_c = x.shape[1], x.shape[2], x.shape[3], wk.shape[2]
+    taps = wk.shape[1]
+    count = lanes(like)
+    zero = vzeros(like)
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = zero
+    e0 = e1 = e2 = e3 = e4 = e5 = e6 = e7 = zero
+    for di in range(wk.shape[0]):
+        ih = ih0 + di * dil_h
+        if not 0 <= ih < in_h:  # a filter row in the padding multiplies zeros (as the reference)
+            for t in range(taps):
+                w_lo = vload_n(wk, (di * taps + t) * out_c + ob, n0)
+                w_hi = vload_n(wk, (di * taps + t) * out_c + ob + count, n1)
+                a0, a1, a2, a3 = vfma(zero, w_lo, a0), vfma(zero, w_lo, a1), vfma(zero, w_lo, a2), vfma(zero, w_lo, a3)
+                a4, a5, a6, a7 = vfma(zero, w_lo, a4), vfma(zero, w_lo, a5), vfma(zero, w_lo, a6), vfma(zero, w_lo, a7)
+                e0, e1, e2, e3 = vfma(zero, w_hi, e0), vfma(zero, w_hi, e1), vfma(zero, w_hi, e2), vfma(zero, w_hi, e3)
+                e4, e5, e6, e7 = vfma(zero, w_hi, e4), vfma(zero, w_hi, e5), vfma(zero, w_hi, e6), vfma(zero, w_hi, e7)
+            continue
+        base = (b * in_h + ih) * in_w * c_in + q0
+        for t in range(taps):  # t = dj * c_in + ci: contiguous in the input row when undilated
+            w_lo = vload_n(wk, (di * taps + t) * out_c + ob, n0)
+            w_hi = vload_n(wk, (di * taps + t) * out_c + ob + count, n1)
+            q = base + (t if dil_w == 1 else (t // c_in) * dil_w * c_in + t % c_in)
+            v = vbroadcast(x, q)
+            a0, e0 = vfma(v, w_lo, a0), vfma(v, w_hi, e0)
+            v = vbroadcast(x, q + step)
+            a1, e1 = vfma(v, w_lo, a1), vfma(v, w_hi, e1)
+            v = vbroadcast(x, q + 2 * step)
+            a2, e2 = vfma(v, w_lo, a2), vfma(v, w_hi, e2)
+            v = vbroadcast(x, q + 3 * step)
+            a3, e3 = vfma(v, w_lo, a3), vfma(v, w_hi, e3)
+            v = vbroadcast(x, q + 4 * step)
+            a4, e4 = vfma(v, w_lo, a4), vfma(v, w_hi, e4)
+            v = vbroadcast(x, q + 5 * step)
+            a5, e5 = vfma(v, w_lo, a5), vfma(v, w_hi, e5)
+            v = vbroadcast(x, q + 6 * step)
+            a6, e6 = vfma(v, w_lo, a6), vfma(v, w_hi, e6)
+            v = vbroadcast(x, q + 7 * step)
+            a7, e7 = vfma(v, w_lo, a7), vfma(v, w_hi, e7)
+    return (a0, a1, a2, a3, a4, a5, a6, a7), (e0, e1, e2, e3, e4, e5, e6, e7)
+
+
+@kernel(inline=True)
 def _few_channels_pixel(x, wk, b, ih0, dil_h, col0, dil_w, ob, n, like):
     """As :func:`_few_channels_quad`, one pixel whose first tap is at input column ``col0``; taps outside
     the input read zeros (multiplied, as the reference multiplies its padding)."""
@@ -316,17 +363,29 @@ def conv2d_nhwc_few_channels_rows(x, wk, out, row_begin, row_end, stride_h, stri
     count = lanes(out)
     kw = wk.shape[1] // c_in
     j_lo, j_hi = interior(out_w, in_w, kw, stride_w, dil_w, pad_left)
-    n_quads = (j_hi - j_lo) // 4
+    n_octets = (j_hi - j_lo) // 8
+    j_quads = j_lo + 8 * n_octets
+    n_quads = (j_hi - j_quads) // 4
     step = stride_w * c_in
     for r in range(row_begin, row_end):
         b = r // out_h
         i = r - b * out_h
         ih0 = i * stride_h - pad_top
         o = out[b, i]
+        for ob in range(0, out_c, 2 * count):
+            n0, n1 = min(count, out_c - ob), min(count, out_c - ob - count)
+            for od in range(n_octets):
+                j = j_lo + 8 * od
+                lo, hi = _few_channels_octet(x, wk, b, ih0, dil_h, (j * stride_w - pad_left) * c_in, step, dil_w,
+                                             ob, n0, n1, o)
+                for p in range(8):
+                    vstore_n(o, (j + p) * out_c + ob, lo[p], n0)
+                    if n1 > 0:
+                        vstore_n(o, (j + p) * out_c + ob + count, hi[p], n1)
         for ob in range(0, out_c, count):
             n = min(count, out_c - ob)
             for qd in range(n_quads):
-                j = j_lo + 4 * qd
+                j = j_quads + 4 * qd
                 a0, a1, a2, a3 = _few_channels_quad(x, wk, b, ih0, dil_h, (j * stride_w - pad_left) * c_in, step,
                                                     dil_w, ob, n, o)
                 vstore_n(o, j * out_c + ob, a0, n)
@@ -334,7 +393,7 @@ def conv2d_nhwc_few_channels_rows(x, wk, out, row_begin, row_end, stride_h, stri
                 vstore_n(o, (j + 2) * out_c + ob, a2, n)
                 vstore_n(o, (j + 3) * out_c + ob, a3, n)
             for j in range(out_w):
-                if j_lo <= j < j_lo + 4 * n_quads:
+                if j_lo <= j < j_quads + 4 * n_quads:
                     continue
                 a = _few_channels_pixel(x, wk, b, ih0, dil_h, j * stride_w - pad_left, dil_w, ob, n, o)
                 vstore_n(o, j * out_c + ob, a, n)
