@@ -175,6 +175,7 @@ def test_concurrent_calls_from_python_threads():
     (4, 16, 2, 3, "VALID"),
     (3, 64, 3, 1, "SAME"),  # two passes of two vectors
     (2, 33, 3, 1, "VALID"),  # a second pass with one channel
+    (3, 24, 7, 2, "SAME"),  # a 7x7 stem
 ])
 def test_few_input_channels_direct_kernel(c_in, out_c, k, stride, padding, width, dtype, monkeypatch):
     """The direct kernel for few input channels against the reference, including a non-finite filter

@@ -193,9 +193,10 @@ def _subsampled(x: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
 # Ungrouped convolutions with at most this many input channels (a network's stem) run direct, the
 # output channels as vector lanes, instead of im2col + GEMM (measured, 2 threads, us: 1x224x224x3
 # s2 -> 32: 1582 vs 1224; 1x112x112x8 -> 32: 2277 vs 1652; 1x56x56x4 -> 24: 445 vs 317), for filters
-# up to 5x5 (a 7x7 stem, 1x224x224x3 s2 -> 64: 4955 with im2col vs 6034).
+# up to 7x7: with the eight-pixel tiles, a 7x7 stem 1x224x224x3 s2 -> 64 takes 2329-3121 direct vs
+# 3875-4564 with im2col (-> 24: 1130-1287 vs 2920-4434; 1x112x112x8 -> 32: 4635 vs 7956).
 FEW_CHANNELS_MAX_IN_C = 8
-FEW_CHANNELS_MAX_TAPS = 25
+FEW_CHANNELS_MAX_TAPS = 49
 
 
 def _is_few_channels(g: Conv2DGeometry) -> bool:
