@@ -116,19 +116,27 @@ WINOGRAD_GEOMETRIES = [
     ((2, 7, 9, 16), 16, "SAME"),
     ((1, 8, 5, 17), 20, "VALID"),
     ((2, 6, 9, 16), 19, [[0, 0], [2, 0], [1, 3], [0, 0]]),  # odd output sizes: half-empty tiles at the bottom and right
+    ((1, 9, 13, 24), 70, "SAME"),  # fused: a full panel of 64 output channels and a one-vector tail panel
+    ((1, 5, 7, 16), 100, "SAME"),  # fused: a four-vector tail panel
 ]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("spec", WINOGRAD_GEOMETRIES, ids=[str(s) for s in WINOGRAD_GEOMETRIES])
-@pytest.mark.parametrize("workspace", [1, None], ids=["tiles-of-5", "default-chunks"])
+@pytest.mark.parametrize("workspace", [1, None], ids=["small-chunks", "default-chunks"])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_winograd_matches_reference(spec, workspace, threads, dtype, monkeypatch):
+@pytest.mark.parametrize("plan", ["blas", "fused"])
+def test_winograd_matches_reference(spec, workspace, threads, plan, dtype, monkeypatch):
+    """Both plans: chunks of 16 BLAS products between the transforms (tiles of 5 or the default
+    chunk), and the fused chunks (6 tiles or the default, on one thread or two)."""
+    monkeypatch.setattr(fast_conv2d, "FUSE_WINOGRAD", plan == "fused")
     monkeypatch.setattr(fast_conv2d, "LAYOUT_THREADS", threads)
     monkeypatch.setattr(fast_conv2d, "PARALLEL_MIN_PIXELS", 1)
+    monkeypatch.setattr(fast_conv2d, "WINOGRAD_FUSED_MIN_THREAD_MACS", 1 if threads == 2 else 10**18)
     if workspace is not None:
         monkeypatch.setattr(fast_conv2d, "WORKSPACE_BYTES", workspace)
         monkeypatch.setattr(fast_conv2d, "GEMM_MIN_PIXELS", 5)
+        monkeypatch.setattr(fast_conv2d, "WINOGRAD_FUSED_CHUNK_BYTES", 1)
     shape, out_c, padding = spec
     rng = np.random.default_rng(4)
     x, w = rand(rng, shape, dtype), rand(rng, (3, 3, shape[3], out_c), dtype)
@@ -137,6 +145,21 @@ def test_winograd_matches_reference(spec, workspace, threads, dtype, monkeypatch
     if workspace is not None:
         assert fast_conv2d.winograd_tiles(g, x.itemsize) == 5
     np.testing.assert_allclose(fast_conv2d.conv2d(x, w, g), reference.conv2d(x, w, g), **tol(dtype))
+
+
+def test_winograd_plan_follows_the_filter_size(monkeypatch):
+    """Fused while the 16 transformed filters fit in WINOGRAD_FUSED_MAX_FILTER_BYTES, else BLAS."""
+    calls = []
+    fused = fast_conv2d._winograd_fused
+    monkeypatch.setattr(fast_conv2d, "_winograd_fused", lambda *a: calls.append(1) or fused(*a))
+    monkeypatch.setattr(fast_conv2d, "WINOGRAD_FUSED_MAX_FILTER_BYTES", 16 * 16 * 20 * 4)
+    rng = np.random.default_rng(6)
+    for out_c, expected in [(20, 1), (21, 0)]:
+        calls.clear()
+        x, w = rand(rng, (1, 8, 8, 16), np.float32), rand(rng, (3, 3, 16, out_c), np.float32)
+        g = conv2d_geometry("conv2d", x.shape, w.shape, 1, "SAME")
+        np.testing.assert_allclose(fast_conv2d.conv2d(x, w, g), reference.conv2d(x, w, g), **tol(np.float32))
+        assert len(calls) == expected
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered")

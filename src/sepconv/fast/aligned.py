@@ -42,3 +42,19 @@ def empty_like_offset(shape: tuple[int, ...], dtype: np.dtype, like: np.ndarray)
     buffer = np.empty(count + VECTOR_BYTES // dtype.itemsize, dtype)
     start = _start_at_offset_of(buffer, like)
     return buffer[start:start + count].reshape(shape)
+
+
+def empty_aligned(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """``np.empty(shape, dtype)`` whose data starts on a 64-byte line (for outputs written in whole vectors).
+
+    Examples
+    --------
+    >>> out = empty_aligned((3, 5), np.float32)
+    >>> out.shape, out.ctypes.data % 64
+    ((3, 5), 0)
+    """
+    dtype = np.dtype(dtype)
+    count = math.prod(shape)
+    buffer = np.empty(count + VECTOR_BYTES // dtype.itemsize, dtype)
+    start = (-buffer.ctypes.data % VECTOR_BYTES) // dtype.itemsize
+    return buffer[start:start + count].reshape(shape)

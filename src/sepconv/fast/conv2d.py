@@ -32,6 +32,10 @@ import numpy as np
 
 from ..geometry import Conv2DGeometry
 from ..kernels import conv2d as kernels
+from ..kernels import pointwise
+from ..kernels._jit import PARALLEL_LAUNCH
+from ..kernels._simd import VECTOR_BYTES
+from .aligned import empty_aligned
 
 # The column buffer of one chunk is at most this large (unless one GEMM_MIN_PIXELS chunk is larger).
 WORKSPACE_BYTES = 8 * 1024 * 1024
@@ -50,23 +54,26 @@ def workspace(name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     A fresh multi-megabyte ``np.empty`` comes back from the allocator as newly mapped pages, and
     touching them costs page faults on every call (~0.5 ms for the 3 MB of a 56x56x64 Winograd
     conv); a buffer kept per thread and per ``name`` is paid once.  Per thread, so concurrent
-    calls never share one; buffers larger than :data:`KEPT_WORKSPACE_BYTES` are not kept.
+    calls never share one; buffers larger than :data:`KEPT_WORKSPACE_BYTES` are not kept.  The
+    data starts on a 64-byte line (a vector split over two lines loads at about half speed).
 
     Examples
     --------
     >>> a = workspace("doc", (2, 3), np.float32)
-    >>> a.shape, a.dtype, workspace("doc", (3, 2), np.float32).ctypes.data == a.ctypes.data
-    ((2, 3), dtype('float32'), True)
+    >>> a.shape, a.dtype, workspace("doc", (3, 2), np.float32).ctypes.data == a.ctypes.data, a.ctypes.data % 64
+    ((2, 3), dtype('float32'), True, 0)
     """
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape)) * dtype.itemsize
     if nbytes > KEPT_WORKSPACE_BYTES:
-        return np.empty(shape, dtype)
-    buffers = _kept.__dict__
-    buffer = buffers.get(name)
-    if buffer is None or buffer.nbytes < nbytes:
-        buffer = buffers[name] = np.empty(max(nbytes, 64), np.uint8)
-    return buffer[:nbytes].view(dtype).reshape(shape)
+        buffer = np.empty(nbytes + VECTOR_BYTES, np.uint8)
+    else:
+        buffers = _kept.__dict__
+        buffer = buffers.get(name)
+        if buffer is None or buffer.nbytes < nbytes + VECTOR_BYTES:
+            buffer = buffers[name] = np.empty(nbytes + VECTOR_BYTES, np.uint8)
+    start = -buffer.ctypes.data % VECTOR_BYTES  # the data starts on a cache line: whole-line vectors
+    return buffer[start:start + nbytes].view(dtype).reshape(shape)
 
 
 def chunk_pixels(g: Conv2DGeometry, itemsize: int) -> int:
@@ -108,13 +115,16 @@ def _is_winograd(g: Conv2DGeometry, x: np.ndarray, w: np.ndarray) -> bool:
 
 def _conv2d_winograd(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
     n = x.shape[0]
-    out = np.empty((n, g.out_h, g.out_w, g.out_c), x.dtype)
+    out = empty_aligned((n, g.out_h, g.out_w, g.out_c), x.dtype)
     transform = WINOGRAD_G.astype(x.dtype)
     # U = G w G^T per channel pair, as two matrix products (np.einsum takes ~1 ms here)
     rows = (transform @ w.reshape(3, -1)).reshape(4, 3, -1)  # [a, j, C*out_c]
     u = np.matmul(transform, rows).reshape(16, g.in_c, g.out_c)  # [a, b, C*out_c]
     tiles_h, tiles_w = -(-g.out_h // 2), -(-g.out_w // 2)
     total = n * tiles_h * tiles_w
+    if FUSE_WINOGRAD and 16 * g.in_c * g.out_c * x.itemsize <= WINOGRAD_FUSED_MAX_FILTER_BYTES:
+        _winograd_fused(x, u, out, g, tiles_h, tiles_w)
+        return out
     chunk = winograd_tiles(g, x.itemsize)
     v = workspace("winograd_input", (16, chunk, g.in_c), x.dtype)
     m = workspace("winograd_products", (16, chunk, g.out_c), x.dtype)
@@ -134,6 +144,48 @@ def _conv2d_winograd(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndar
         else:
             kernels.winograd_f2x3_output_nhwc(m, out, scratch_out, begin, tiles, tiles_h, tiles_w)
     return out
+
+
+# The fused Winograd plan (:func:`_winograd_fused`) is taken when the 16 transformed filters fit in
+# this many bytes (they are all read again for every chunk of tiles); larger ones (256 -> 256: 4 MB)
+# go through NumPy's batched GEMM.  FUSE_WINOGRAD = False turns the plan off (tests).
+FUSE_WINOGRAD = True
+WINOGRAD_FUSED_MAX_FILTER_BYTES = 1024 * 1024
+# A thread's transformed input and products for one chunk of tiles take at most this many bytes.
+WINOGRAD_FUSED_CHUNK_BYTES = 512 * 1024
+# Each thread gets at least this many multiply-adds of the products (else fewer threads).
+WINOGRAD_FUSED_MIN_THREAD_MACS = 2_000_000
+
+
+def _winograd_fused(x: np.ndarray, u: np.ndarray, out: np.ndarray, g: Conv2DGeometry, tiles_h: int,
+                    tiles_w: int) -> None:
+    """Winograd F(2x2, 3x3) in chunks of tiles that stay in cache, one run of chunks per thread
+    (:func:`~sepconv.kernels.conv2d.winograd_f2x3_fused_parallel`): each chunk's 16 products are
+    the register-tiled kernel of :mod:`sepconv.kernels.pointwise` on the packed ``U[e]``, not BLAS."""
+    lane_count = VECTOR_BYTES // x.itemsize
+    full, tail, tail_width = pointwise.panel_layout(g.out_c, lane_count)
+    packed = full * g.in_c * 4 * lane_count + g.in_c * tail_width
+    up = workspace("winograd_packed_filter", (16, packed), x.dtype)
+    for e in range(16):
+        pointwise.pack_pointwise(u[e], up[e], full, tail_width)
+    total = x.shape[0] * tiles_h * tiles_w
+    tile = pointwise.TILE_PIXELS
+    chunk = max(tile, WINOGRAD_FUSED_CHUNK_BYTES // (16 * (g.in_c + g.out_c) * x.itemsize) // tile * tile)
+    threads = max(1, min(numba.get_num_threads(), total * 16 * g.in_c * g.out_c // WINOGRAD_FUSED_MIN_THREAD_MACS))
+    per_thread = -(-total // threads)
+    chunk = min(chunk, -(-per_thread // tile) * tile)  # every thread gets tiles
+    v = workspace("winograd_fused_input", (threads, 16, chunk, g.in_c), x.dtype)
+    m = workspace("winograd_fused_products", (threads, 16, chunk, g.out_c), x.dtype)
+    scratch_in = workspace("winograd_block", (threads, 16, g.in_c), x.dtype)
+    scratch_out = workspace("winograd_half", (threads, 8, g.out_c), x.dtype)
+    args = (g.pad_top, g.pad_left, tiles_h, tiles_w)
+    if threads == 1:
+        kernels.winograd_f2x3_fused_chunks(x, up, full, tail, tail_width, out, v[0], m[0], scratch_in[0],
+                                           scratch_out[0], chunk, 0, -(-total // chunk), *args)
+    else:
+        with PARALLEL_LAUNCH:
+            kernels.winograd_f2x3_fused_parallel(x, up, full, tail, tail_width, out, v, m, scratch_in, scratch_out,
+                                                 *args)
 
 
 # Fewer pixels (tiles) than this per thread, and the layout kernels run on one thread.

@@ -37,7 +37,7 @@ from ..kernels import separable as kernels
 from ..kernels._jit import PARALLEL_LAUNCH
 from ..kernels._simd import VECTOR_BYTES
 from . import depthwise
-from .aligned import empty_like_offset
+from .aligned import empty_aligned, empty_like_offset
 from .conv2d import workspace
 
 # The plan: None chooses (see above); True or False forces it (tests).
@@ -82,7 +82,7 @@ def _separable_fused(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv2DGeo
     full, tail, tail_width = pointwise.panel_layout(out_c, lane_count)
     bp = workspace("separable_pointwise", (full * k_size * 4 * lane_count + k_size * tail_width,), x.dtype)
     pointwise.pack_pointwise(np.ascontiguousarray(wp.reshape(k_size, out_c)), bp, full, tail_width)
-    out = np.empty((x.shape[0], g.out_h, g.out_w, out_c), x.dtype)
+    out = empty_aligned((x.shape[0], g.out_h, g.out_w, out_c), x.dtype)  # whole-line stores
     macs = out.size * k_size + x.shape[0] * g.out_h * g.out_w * k_size * g.kh * g.kw
     threads = depthwise._n_chunks(x.shape[0] * g.out_h, macs)
     rows = band_rows(g, x.itemsize, threads)

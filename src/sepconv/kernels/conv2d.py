@@ -29,6 +29,7 @@ from numba import prange
 from ._jit import kernel
 from ._simd import lanes, vbroadcast, vfma, vload_n, vstore_n, vzeros
 from ._window import interior
+from .pointwise import TILE_PIXELS, pointwise_band
 
 
 @kernel(parallel=True)
@@ -248,6 +249,44 @@ def winograd_f2x3_output_range(m, out, scratch, tile_begin, t_begin, t_end, tile
             if 2 * tj + 1 < out_w:
                 for o in range(o_size):
                     out[b, i, 2 * tj + 1, o] = scratch[e + 1, o] - scratch[e + 2, o] - scratch[e + 3, o]
+
+
+@kernel
+def winograd_f2x3_fused_chunks(x, up, full_panels, tail, tail_width, out, v, m, scratch_in, scratch_out, chunk,
+                               chunk_begin, chunk_end, pad_top, pad_left, tiles_h, tiles_w):
+    """Chunks ``[chunk_begin, chunk_end)`` of ``chunk`` tiles, each in one pass through this thread's
+    buffers: the input transform into ``v [16, chunk, C]``, the 16 products ``v[e] @ U[e]`` by the
+    packed register-tiled kernel (:func:`sepconv.kernels.pointwise.pointwise_band`, ``up [16, ...]``
+    the packed ``U[e] [C, out_c]``) into ``m [16, chunk, out_c]``, and the output transform.  The
+    transformed input and the products stay in cache, and no BLAS call is made."""
+    total = out.shape[0] * tiles_h * tiles_w
+    c_size, o_size = v.shape[2], m.shape[2]
+    vf = v.reshape(-1)
+    mf = m.reshape(-1)
+    for q in range(chunk_begin, chunk_end):
+        begin = q * chunk
+        tiles = min(chunk, total - begin)
+        winograd_f2x3_input_range(x, v, scratch_in, begin, 0, tiles, pad_top, pad_left, tiles_h, tiles_w)
+        padded = min(chunk, tiles + (-tiles) % TILE_PIXELS)
+        for e in range(16):  # the last register tile of a short chunk reads rows past it: zeros
+            v[e, tiles:padded] = 0
+        for e in range(16):
+            pointwise_band(vf, e * chunk * c_size, tiles, c_size, up[e], full_panels, tail, tail_width, mf,
+                           e * chunk, o_size)
+        winograd_f2x3_output_range(m, out, scratch_out, begin, 0, tiles, tiles_h, tiles_w)
+
+
+@kernel(parallel=True)
+def winograd_f2x3_fused_parallel(x, up, full_panels, tail, tail_width, out, v, m, scratch_in, scratch_out,
+                                 pad_top, pad_left, tiles_h, tiles_w):
+    """:func:`winograd_f2x3_fused_chunks` over all tiles, ``v.shape[0]`` threads, each with ``v[t]``,
+    ``m[t]``, ``scratch_in[t]``, ``scratch_out[t]`` of its own and a contiguous run of chunks."""
+    threads, chunk = v.shape[0], v.shape[2]
+    chunks = -(-(out.shape[0] * tiles_h * tiles_w) // chunk)
+    for t in prange(threads):
+        winograd_f2x3_fused_chunks(x, up, full_panels, tail, tail_width, out, v[t], m[t], scratch_in[t],
+                                   scratch_out[t], chunk, t * chunks // threads, (t + 1) * chunks // threads,
+                                   pad_top, pad_left, tiles_h, tiles_w)
 
 
 # --------------------------------------------------------------------------- few input channels
