@@ -129,20 +129,18 @@ def _conv2d_winograd(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndar
     v = workspace("winograd_input", (16, chunk, g.in_c), x.dtype)
     m = workspace("winograd_products", (16, chunk, g.out_c), x.dtype)
     n_chunks = _n_chunks(total)
-    scratch_in = workspace("winograd_block", (n_chunks, 16, g.in_c), x.dtype)
-    scratch_out = workspace("winograd_half", (n_chunks, 8, g.out_c), x.dtype)
     for begin in range(0, total, chunk):
         tiles = min(total, begin + chunk) - begin
         if n_chunks == 1:  # no parallel region at all (see LAYOUT_THREADS)
-            kernels.winograd_f2x3_input_range(x, v, scratch_in[0], begin, 0, tiles, g.pad_top, g.pad_left,
+            kernels.winograd_f2x3_input_range(x, v, begin, 0, tiles, g.pad_top, g.pad_left,
                                               tiles_h, tiles_w)
         else:
-            kernels.winograd_f2x3_input_nhwc(x, v, scratch_in, begin, tiles, g.pad_top, g.pad_left, tiles_h, tiles_w)
+            kernels.winograd_f2x3_input_nhwc(x, v, n_chunks, begin, tiles, g.pad_top, g.pad_left, tiles_h, tiles_w)
         np.matmul(v[:, :tiles], u, out=m[:, :tiles])
         if n_chunks == 1:
-            kernels.winograd_f2x3_output_range(m, out, scratch_out[0], begin, 0, tiles, tiles_h, tiles_w)
+            kernels.winograd_f2x3_output_range(m, out, begin, 0, tiles, tiles_h, tiles_w)
         else:
-            kernels.winograd_f2x3_output_nhwc(m, out, scratch_out, begin, tiles, tiles_h, tiles_w)
+            kernels.winograd_f2x3_output_nhwc(m, out, n_chunks, begin, tiles, tiles_h, tiles_w)
     return out
 
 
@@ -176,16 +174,13 @@ def _winograd_fused(x: np.ndarray, u: np.ndarray, out: np.ndarray, g: Conv2DGeom
     chunk = min(chunk, -(-per_thread // tile) * tile)  # every thread gets tiles
     v = workspace("winograd_fused_input", (threads, 16, chunk, g.in_c), x.dtype)
     m = workspace("winograd_fused_products", (threads, 16, chunk, g.out_c), x.dtype)
-    scratch_in = workspace("winograd_block", (threads, 16, g.in_c), x.dtype)
-    scratch_out = workspace("winograd_half", (threads, 8, g.out_c), x.dtype)
     args = (g.pad_top, g.pad_left, tiles_h, tiles_w)
     if threads == 1:
-        kernels.winograd_f2x3_fused_chunks(x, up, full, tail, tail_width, out, v[0], m[0], scratch_in[0],
-                                           scratch_out[0], chunk, 0, -(-total // chunk), *args)
+        kernels.winograd_f2x3_fused_chunks(x, up, full, tail, tail_width, out, v[0], m[0], chunk, 0,
+                                           -(-total // chunk), *args)
     else:
         with PARALLEL_LAUNCH:
-            kernels.winograd_f2x3_fused_parallel(x, up, full, tail, tail_width, out, v, m, scratch_in, scratch_out,
-                                                 *args)
+            kernels.winograd_f2x3_fused_parallel(x, up, full, tail, tail_width, out, v, m, *args)
 
 
 # Fewer pixels (tiles) than this per thread, and the layout kernels run on one thread.
