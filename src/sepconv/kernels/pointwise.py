@@ -28,7 +28,7 @@ took 217 us instead of 77 on uninitialized rows).
 from __future__ import annotations
 
 from ._jit import kernel
-from ._simd import lanes, vbroadcast, vfma, vload, vstore_n, vzeros
+from ._simd import lanes, vbroadcast, vfma, vload, vload_n, vstore, vstore_n, vzeros
 
 # Pixels per register tile.
 TILE_PIXELS = 6
@@ -54,19 +54,23 @@ def panel_layout(n_size: int, lane_count: int) -> tuple[int, int, int]:
 
 @kernel
 def pack_pointwise(b, bp, full_panels, tail_width):
-    """Pack ``b [K, N]`` into ``bp`` (flat, ``full_panels * K * PANEL + K * tail_width`` values)."""
+    """Pack ``b [K, N]`` into ``bp`` (flat, ``full_panels * K * PANEL + K * tail_width`` values), one
+    vector at a time (the tail's missing columns read as zeros)."""
     k_size, n_size = b.shape
-    panel = 4 * lanes(bp)
+    L = lanes(bp)
+    panel = 4 * L
+    bf = b.reshape(-1)
     for p in range(full_panels):
         for k in range(k_size):
-            base = (p * k_size + k) * panel
-            for j in range(panel):
-                bp[base + j] = b[k, p * panel + j]
+            src = k * n_size + p * panel
+            dst = (p * k_size + k) * panel
+            for u in range(4):
+                vstore(bp, dst + u * L, vload_n(bf, src + u * L, L))
     base = full_panels * k_size * panel
+    col = full_panels * panel
     for k in range(k_size):
-        for j in range(tail_width):
-            col = full_panels * panel + j
-            bp[base + k * tail_width + j] = b[k, col] if col < n_size else 0.0
+        for u in range(tail_width // L):
+            vstore(bp, base + k * tail_width + u * L, vload_n(bf, k * n_size + col + u * L, n_size - col - u * L))
 
 
 @kernel(inline=True)
