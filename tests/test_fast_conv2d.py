@@ -175,9 +175,12 @@ def test_nonfinite_input_keeps_direct_semantics():
     np.testing.assert_allclose(fast_conv2d.conv2d(x, w, g), expected, **tol(np.float64))
 
 
-def test_concurrent_calls_from_python_threads():
-    """Workspaces are per call: several Python threads at once get the single-threaded answers."""
+def test_concurrent_calls_from_python_threads(monkeypatch):
+    """Workspaces are per call: several Python threads at once get the single-threaded answers
+    (the fused Winograd case on the thread team too)."""
     from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(fast_conv2d, "WINOGRAD_FUSED_MIN_THREAD_MACS", 1)
 
     rng = np.random.default_rng(6)
     cases = [_case(rng, spec, np.float32) for spec in (GEOMETRIES[0], GEOMETRIES[2])]
@@ -218,3 +221,14 @@ def test_few_input_channels_direct_kernel(c_in, out_c, k, stride, padding, width
     np.testing.assert_array_equal(np.isnan(fast), np.isnan(ref))
     np.testing.assert_allclose(fast, ref, **tol(dtype))
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_few_input_channels_direct_kernel_dilated(dtype):
+    """Dilated taps in the eight-pixel tiles: a tap's column is ``(t // C) * d * C + t % C``."""
+    rng = np.random.default_rng(9)
+    x = rand(rng, (1, 11, 31, 3), dtype)
+    w = rand(rng, (3, 3, 3, 40), dtype)
+    g = conv2d_geometry("conv2d", x.shape, w.shape, 1, "SAME", "NHWC", 2)
+    assert fast_conv2d._is_few_channels(g)
+    np.testing.assert_allclose(fast_conv2d.conv2d(x, w, g), reference.conv2d(x, w, g), **tol(dtype))

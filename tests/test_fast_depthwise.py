@@ -34,6 +34,8 @@ GEOMETRIES = [
     (1, 5, 6, 3, 2, (3, 3), 2, 1, [[0, 0], [4, 1], [1, 5], [0, 0]]),  # pads larger than the window
     (1, 4, 4, 3, 1, (3, 3), 1, 3, [[0, 0], [6, 0], [0, 6], [0, 0]]),  # windows entirely in the padding
     (2, 21, 22, 70, 1, (3, 3), 1, 1, "SAME"),
+    (2, 9, 8, 21, 1, (3, 3), (2, 1), 1, "SAME"),  # SAME columns, rows one at a time (vertical stride)
+    (1, 10, 8, 16, 1, (3, 3), 1, (2, 1), "SAME"),  # SAME columns, rows one at a time (vertical dilation)
     (1, 24, 20, 40, 2, (3, 3), 2, 1, "SAME"),
     (3, 15, 16, 48, 1, (5, 5), 1, 1, "VALID"),
     (1, 11, 12, 19, 1, (5, 5), 2, 1, "SAME"),

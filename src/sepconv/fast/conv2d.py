@@ -1,4 +1,4 @@
-"""Fast dense and grouped conv2d: im2col in bounded chunks, then NumPy's BLAS.
+"""Fast dense and grouped conv2d: direct kernels, fused Winograd, or im2col in bounded chunks and NumPy's BLAS.
 
 Same signatures as :mod:`sepconv.reference`: NHWC arrays with one batch axis, in the compute
 dtype, with at least one element; ``api`` has dealt with layouts, dtypes and empty arrays.
@@ -7,9 +7,15 @@ Shape classes:
 
 - **pointwise** (1x1 filter, no padding): the input already is the GEMM's left matrix,
   ``(N*H*W, C_in) @ (C_in, C_out)`` straight into the output (strided: subsample first).
+- **few input channels** (a network's stem, <= 8 channels, filters up to 7x7): direct, the
+  output channels as vector lanes (:func:`~sepconv.kernels.conv2d.conv2d_nhwc_few_channels_rows`).
 - **winograd** (3x3, stride 1, undilated, ungrouped, >= 16 channels, finite input): Winograd
-  F(2x2, 3x3), 2.25x fewer multiplications; tiles in chunks whose transformed input and
-  products fit in :data:`WORKSPACE_BYTES`, each chunk 16 GEMMs between two transforms.
+  F(2x2, 3x3), 2.25x fewer multiplications.  When the 16 transformed filters fit in
+  :data:`WINOGRAD_FUSED_MAX_FILTER_BYTES`, fused (:func:`_winograd_fused`): each thread takes
+  chunks of tiles through the input transform, the 16 products by the register-tiled kernel of
+  :mod:`sepconv.kernels.pointwise` and the output transform, in cache and without BLAS.  Larger
+  filters: tiles in chunks whose transformed input and products fit in :data:`WORKSPACE_BYTES`,
+  each chunk 16 BLAS products between the two transforms.
 - **general**: output pixels are taken in chunks whose column buffer (``kh*kw*C_in`` values
   per pixel) fits in :data:`WORKSPACE_BYTES`; each chunk is laid out by
   :func:`~sepconv.kernels.conv2d.im2col_nhwc` and multiplied into its rows of the output.
@@ -135,12 +141,15 @@ def _conv2d_winograd(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndar
             kernels.winograd_f2x3_input_range(x, v, begin, 0, tiles, g.pad_top, g.pad_left,
                                               tiles_h, tiles_w)
         else:
-            kernels.winograd_f2x3_input_nhwc(x, v, n_chunks, begin, tiles, g.pad_top, g.pad_left, tiles_h, tiles_w)
+            with PARALLEL_LAUNCH:
+                kernels.winograd_f2x3_input_nhwc(x, v, n_chunks, begin, tiles, g.pad_top, g.pad_left, tiles_h,
+                                                 tiles_w)
         np.matmul(v[:, :tiles], u, out=m[:, :tiles])
         if n_chunks == 1:
             kernels.winograd_f2x3_output_range(m, out, begin, 0, tiles, tiles_h, tiles_w)
         else:
-            kernels.winograd_f2x3_output_nhwc(m, out, n_chunks, begin, tiles, tiles_h, tiles_w)
+            with PARALLEL_LAUNCH:
+                kernels.winograd_f2x3_output_nhwc(m, out, n_chunks, begin, tiles, tiles_h, tiles_w)
     return out
 
 
@@ -164,8 +173,7 @@ def _winograd_fused(x: np.ndarray, u: np.ndarray, out: np.ndarray, g: Conv2DGeom
     full, tail, tail_width = pointwise.panel_layout(g.out_c, lane_count)
     packed = full * g.in_c * 4 * lane_count + g.in_c * tail_width
     up = workspace("winograd_packed_filter", (16, packed), x.dtype)
-    for e in range(16):
-        pointwise.pack_pointwise(u[e], up[e], full, tail_width)
+    pointwise.pack_pointwise_each(np.ascontiguousarray(u), up, full, tail_width)
     total = x.shape[0] * tiles_h * tiles_w
     tile = pointwise.TILE_PIXELS
     chunk = max(tile, WINOGRAD_FUSED_CHUNK_BYTES // (16 * (g.in_c + g.out_c) * x.itemsize) // tile * tile)
@@ -206,7 +214,8 @@ def _im2col(x: np.ndarray, col: np.ndarray, begin: int, pixels: int, g: Conv2DGe
     if n_chunks == 1:  # no parallel region at all
         kernels.im2col_nhwc_range(x, col, begin, 0, pixels, *_window_ints(g))
     else:
-        kernels.im2col_nhwc(x, col, begin, pixels, n_chunks, *_window_ints(g))
+        with PARALLEL_LAUNCH:
+            kernels.im2col_nhwc(x, col, begin, pixels, n_chunks, *_window_ints(g))
 
 
 def _is_pointwise(g: Conv2DGeometry) -> bool:
@@ -261,7 +270,8 @@ def _conv2d_few_channels(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.
     if n_chunks == 1:  # no parallel region at all
         kernels.conv2d_nhwc_few_channels_rows(np.ascontiguousarray(x), wk, out, 0, rows, *args)
     else:
-        kernels.conv2d_nhwc_few_channels_parallel(np.ascontiguousarray(x), wk, out, n_chunks, *args)
+        with PARALLEL_LAUNCH:
+            kernels.conv2d_nhwc_few_channels_parallel(np.ascontiguousarray(x), wk, out, n_chunks, *args)
     return out
 
 

@@ -10,10 +10,12 @@ Two plans:
   rows whose depthwise result fits in :data:`BAND_BYTES`, each computed into a per-thread buffer
   and multiplied at once by the packed pointwise filter (our own register-tiled product,
   :mod:`sepconv.kernels.pointwise`).  The intermediate tensor never exists whole and no BLAS call
-  is made.  Taken when the packed pointwise filter fits in :data:`FUSED_MAX_POINTWISE_BYTES`
-  (it is read again for every band, so it must stay in the core's L2) and the output has at
-  least :data:`FUSED_MIN_PIXELS` pixels (below, BLAS's product of a few hundred rows and the
-  depthwise op's thread split win).
+  is made.  Taken when the pointwise filter (``C*M * out_c`` values; packed, up to one panel
+  more) fits in :data:`FUSED_MAX_POINTWISE_BYTES` (it is read again for every band, so it must
+  stay in the core's L2), the output has at least :data:`FUSED_MIN_PIXELS` pixels (below,
+  BLAS's product of a few hundred rows and the depthwise op's thread split win), and the
+  depthwise filter is not one the packed 5x5/7x7 kernels take (the bands use the row kernels;
+  measured, 1x28x28x64 7x7 -> 64: fused 325-591 us, unfused 138-149).
 - **unfused**: :func:`sepconv.fast.depthwise.depthwise_conv2d` writes the depthwise result, and
   one ``[pixels, C*M] @ [C*M, out_c]`` GEMM reads it back (large pointwise filters: Xception's
   728 -> 728, where OpenBLAS's cache blocking of ``K`` wins).
@@ -67,11 +69,12 @@ def band_rows(g: Conv2DGeometry, itemsize: int, threads: int) -> int:
     return rows
 
 
-def _fused(wp: np.ndarray, g: Conv2DGeometry) -> bool:
+def _fused(x: np.ndarray, wp: np.ndarray, g: Conv2DGeometry) -> bool:
     if FUSE is not None:
         return FUSE
     return (wp.shape[2] * wp.shape[3] * wp.itemsize <= FUSED_MAX_POINTWISE_BYTES
-            and g.batch * g.out_h * g.out_w >= FUSED_MIN_PIXELS)
+            and g.batch * g.out_h * g.out_w >= FUSED_MIN_PIXELS
+            and not depthwise._packed(x, g.kh, g.kw, g.stride_w, g.dil_h, g.dil_w))
 
 
 def _separable_fused(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
@@ -117,7 +120,7 @@ def separable_conv2d(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv2DGeo
     """
     if not np.isfinite(wd).all():
         return reference.separable_conv2d(x, wd, wp, g)
-    if _fused(wp, g):
+    if _fused(x, wp, g):
         return _separable_fused(x, wd, wp, g)
     y = depthwise.depthwise_conv2d(x, wd, g)
     pointwise_filter = wp.reshape(wp.shape[2], wp.shape[3])

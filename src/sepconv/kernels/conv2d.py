@@ -1,9 +1,12 @@
-"""Dense (and grouped) conv2d kernels, NHWC: the data movement around the GEMMs.
+"""Dense (and grouped) conv2d kernels, NHWC: the data movement around the GEMMs, the fused
+Winograd chunks, and the direct kernel for few input channels.
 
 A dense convolution is a matrix product once each output pixel's receptive field is laid out
 as a row (im2col).  These kernels do that layout for a bounded chunk of output pixels at a
 time, so that the column buffer stays small, and its adjoint (col2im) for the input gradient;
-the products themselves go through NumPy's BLAS in ``sepconv.fast.conv2d``.  Shapes::
+those products go through NumPy's BLAS in ``sepconv.fast.conv2d``.  The Winograd transforms
+serve both Winograd plans: between BLAS products, or fused with the register-tiled products of
+:mod:`sepconv.kernels.pointwise` (``winograd_f2x3_fused_*``).  Shapes::
 
     x     [N, in_h, in_w, C]         input (C = groups * Cg)
     col   [groups, pixels, K]        K = kh * kw * Cg, column order (di, dj, c) like the filter
@@ -427,8 +430,10 @@ def conv2d_nhwc_few_channels_rows(x, wk, out, row_begin, row_end, stride_h, stri
     ``[row_begin, row_end)``, ``wk`` the filter as ``[kh, kw * C_in, out_c]``.
 
     With a handful of input channels an im2col row is a short copy per tap and the GEMM's inner
-    dimension is tiny; here the output channels are the vector lanes instead: per filter tap one
-    weight vector, multiplied by each pixel's input value broadcast, four pixels at a time.
+    dimension is tiny; here the output channels are the vector lanes instead: per filter tap a
+    weight vector, multiplied by each pixel's input value broadcast, eight pixels by two vectors
+    of output channels at a time (:func:`_few_channels_octet`), then four pixels by one vector,
+    then single pixels.
     Taps in the padding multiply zeros, as the reference does.
     """
     c_in, in_w = x.shape[3], x.shape[2]

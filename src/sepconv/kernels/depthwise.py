@@ -397,7 +397,10 @@ def depthwise_nhwc_forward_3x3_rows(x, w, out, zero_row, row_begin, row_end, str
     channel blocks from :func:`aligned_shift`), two rows at a time with strides and dilations 1
     (:func:`_forward_interior_3x3_two_rows`); a filter row in the padding
     reads ``zero_row`` (``[in_w, C]`` zeros, one row, not a padded copy); the pixels whose
-    columns reach into the padding skip those columns.
+    columns reach into the padding skip those columns.  With horizontal stride and dilation 1
+    and one padding column on each side (SAME), every pixel of a row takes the sliding pass
+    instead, the padding columns entering as zero vectors (:func:`_forward_same_3x3`,
+    :func:`_forward_same_3x3_two_rows`): the same sums, as the filters here are finite.
     """
     in_w, c = x.shape[2], x.shape[3]
     out_h, out_w = out.shape[1], out.shape[2]
@@ -939,7 +942,9 @@ def depthwise_nhwc_backprop_filter_3x3_rows(x, dy, dw, zero_row, row_begin, row_
                                             dil_w, pad_top, pad_left):
     """Filter gradient of a 3x3 filter, output rows ``[row_begin, row_end)`` *added* to ``dw`` ``[3, 3, C]``
     (SIMD, :func:`_filter_gradient_interior_3x3`, two rows at a time with strides and dilations 1;
-    input rows in the padding read ``zero_row``)."""
+    input rows in the padding read ``zero_row``; SAME columns at horizontal stride and dilation 1:
+    every pixel in the sliding pass, :func:`_filter_gradient_same_3x3` and its two-row form, the
+    padding columns as zero vectors; ``fast.depthwise`` sends a non-finite ``dy`` to the reference)."""
     in_w, c = x.shape[2], x.shape[3]
     out_h, out_w = dy.shape[1], dy.shape[2]
     dw9 = dw.reshape(9, c)

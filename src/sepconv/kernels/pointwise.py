@@ -73,6 +73,13 @@ def pack_pointwise(b, bp, full_panels, tail_width):
             vstore(bp, base + k * tail_width + u * L, vload_n(bf, k * n_size + col + u * L, n_size - col - u * L))
 
 
+@kernel
+def pack_pointwise_each(b, bp, full_panels, tail_width):
+    """:func:`pack_pointwise` for each ``b[e]`` (``[E, K, N]``) into ``bp[e]`` (one call for Winograd's 16)."""
+    for e in range(b.shape[0]):
+        pack_pointwise(b[e], bp[e], full_panels, tail_width)
+
+
 @kernel(inline=True)
 def _pixel4(a, i, b0, b1, b2, b3, acc):
     s = vbroadcast(a, i)
