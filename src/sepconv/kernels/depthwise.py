@@ -296,16 +296,6 @@ def _row3(a0, a1, a2, ws):
     return vfma(a2, ws[2], vfma(a1, ws[1], vmul(a0, ws[0])))
 
 
-@kernel(inline=True)
-def _same_column(x0, x1, x2, x3, q, n, inside, like):
-    """The sliding window's next column in input rows ``x0 .. x3`` (flat index ``q``), or zero vectors
-    past the row's end (the SAME padding column)."""
-    if inside:
-        return vload_n(x0, q, n), vload_n(x1, q, n), vload_n(x2, q, n), vload_n(x3, q, n)
-    z = vzeros(like)
-    return z, z, z, z
-
-
 @kernel
 def _forward_same_3x3(o, x0, x1, x2, w9, shift):
     """Stride and dilation 1 with one column of padding on each side (SAME, ``out_w == in_w >= 2``):
@@ -340,9 +330,14 @@ def _forward_same_3x3_two_rows(o0, o1, x0, x1, x2, x3, w9, shift):
         k, n = _channel_block(kb, c, shift, count)
         wa, wb, we = _weights3(w9, 0, c, k, n), _weights3(w9, 3, c, k, n), _weights3(w9, 6, c, k, n)
         a0 = b0 = e0 = f0 = vzeros(o0)
-        a1, b1, e1, f1 = _same_column(x0, x1, x2, x3, k, n, True, o0)
+        a1, b1, e1, f1 = vload_n(x0, k, n), vload_n(x1, k, n), vload_n(x2, k, n), vload_n(x3, k, n)
+        q = k
         for j in range(width):
-            a2, b2, e2, f2 = _same_column(x0, x1, x2, x3, (j + 1) * c + k, n, j + 1 < width, o0)
+            if j + 1 < width:
+                q += c
+                a2, b2, e2, f2 = vload_n(x0, q, n), vload_n(x1, q, n), vload_n(x2, q, n), vload_n(x3, q, n)
+            else:
+                a2 = b2 = e2 = f2 = vzeros(o0)
             mid_b, mid_e = _row3(b0, b1, b2, wb), _row3(e0, e1, e2, we)
             vstore_n(o0, j * c + k, vadd(vadd(_row3(a0, a1, a2, wa), mid_b), mid_e), n)
             vstore_n(o1, j * c + k, vadd(vadd(_row3(b0, b1, b2, wa), _row3(e0, e1, e2, wb)), _row3(f0, f1, f2, we)), n)
@@ -849,9 +844,14 @@ def _filter_gradient_same_3x3(dw9, x0, x1, x2, dy0, shift):
         k, n = _channel_block(kb, c, shift, count)
         ra, rb, re = _weights3(dw9, 0, c, k, n), _weights3(dw9, 3, c, k, n), _weights3(dw9, 6, c, k, n)
         a0 = b0 = e0 = vzeros(dy0)
-        a1, b1, e1, _ = _same_column(x0, x1, x2, x2, k, n, True, dy0)
+        a1, b1, e1 = vload_n(x0, k, n), vload_n(x1, k, n), vload_n(x2, k, n)
+        q = k
         for j in range(width):
-            a2, b2, e2, _ = _same_column(x0, x1, x2, x2, (j + 1) * c + k, n, j + 1 < width, dy0)
+            if j + 1 < width:
+                q += c
+                a2, b2, e2 = vload_n(x0, q, n), vload_n(x1, q, n), vload_n(x2, q, n)
+            else:
+                a2 = b2 = e2 = vzeros(dy0)
             g = vload_n(dy0, j * c + k, n)
             ra = (vfma(a0, g, ra[0]), vfma(a1, g, ra[1]), vfma(a2, g, ra[2]))
             rb = (vfma(b0, g, rb[0]), vfma(b1, g, rb[1]), vfma(b2, g, rb[2]))
@@ -873,9 +873,14 @@ def _filter_gradient_same_3x3_two_rows(dw9, x0, x1, x2, x3, dy0, dy1, shift):
         k, n = _channel_block(kb, c, shift, count)
         ra, rb, re = _weights3(dw9, 0, c, k, n), _weights3(dw9, 3, c, k, n), _weights3(dw9, 6, c, k, n)
         a0 = b0 = e0 = f0 = vzeros(dy0)
-        a1, b1, e1, f1 = _same_column(x0, x1, x2, x3, k, n, True, dy0)
+        a1, b1, e1, f1 = vload_n(x0, k, n), vload_n(x1, k, n), vload_n(x2, k, n), vload_n(x3, k, n)
+        q = k
         for j in range(width):
-            a2, b2, e2, f2 = _same_column(x0, x1, x2, x3, (j + 1) * c + k, n, j + 1 < width, dy0)
+            if j + 1 < width:
+                q += c
+                a2, b2, e2, f2 = vload_n(x0, q, n), vload_n(x1, q, n), vload_n(x2, q, n), vload_n(x3, q, n)
+            else:
+                a2 = b2 = e2 = f2 = vzeros(dy0)
             g, h = vload_n(dy0, j * c + k, n), vload_n(dy1, j * c + k, n)
             ra = (vfma(b0, h, vfma(a0, g, ra[0])), vfma(b1, h, vfma(a1, g, ra[1])), vfma(b2, h, vfma(a2, g, ra[2])))
             rb = (vfma(e0, h, vfma(b0, g, rb[0])), vfma(e1, h, vfma(b1, g, rb[1])), vfma(e2, h, vfma(b2, g, rb[2])))
