@@ -37,11 +37,7 @@ def empty_like_offset(shape: tuple[int, ...], dtype: np.dtype, like: np.ndarray)
     >>> out.shape, (out.ctypes.data - x.ctypes.data) % 64
     ((4, 8), 0)
     """
-    dtype = np.dtype(dtype)
-    count = math.prod(shape)
-    buffer = np.empty(count + VECTOR_BYTES // dtype.itemsize, dtype)
-    start = _start_at_offset_of(buffer, like)
-    return buffer[start:start + count].reshape(shape)
+    return _empty_placed(shape, dtype, lambda buffer: _start_at_offset_of(buffer, like))
 
 
 def empty_aligned(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -53,8 +49,13 @@ def empty_aligned(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     >>> out.shape, out.ctypes.data % 64
     ((3, 5), 0)
     """
+    return _empty_placed(shape, dtype, lambda buffer: (-buffer.ctypes.data % VECTOR_BYTES) // buffer.itemsize)
+
+
+def _empty_placed(shape: tuple[int, ...], dtype: np.dtype, start_of) -> np.ndarray:
+    """``np.empty(shape, dtype)`` as a view of a buffer one vector longer, from index ``start_of(buffer)``."""
     dtype = np.dtype(dtype)
     count = math.prod(shape)
     buffer = np.empty(count + VECTOR_BYTES // dtype.itemsize, dtype)
-    start = (-buffer.ctypes.data % VECTOR_BYTES) // dtype.itemsize
+    start = start_of(buffer)
     return buffer[start:start + count].reshape(shape)

@@ -169,11 +169,8 @@ def _winograd_fused(x: np.ndarray, u: np.ndarray, out: np.ndarray, g: Conv2DGeom
     """Winograd F(2x2, 3x3) in chunks of tiles that stay in cache, one run of chunks per thread
     (:func:`~sepconv.kernels.conv2d.winograd_f2x3_fused_parallel`): each chunk's 16 products are
     the register-tiled kernel of :mod:`sepconv.kernels.pointwise` on the packed ``U[e]``, not BLAS."""
-    lane_count = VECTOR_BYTES // x.itemsize
-    full, tail, tail_width = pointwise.panel_layout(g.out_c, lane_count)
-    packed = full * g.in_c * 4 * lane_count + g.in_c * tail_width
-    up = workspace("winograd_packed_filter", (16, packed), x.dtype)
-    pointwise.pack_pointwise_each(np.ascontiguousarray(u), up, full, tail_width)
+    up = workspace("winograd_packed_filter", (16, pointwise.packed_size(g.in_c, g.out_c, x.itemsize)), x.dtype)
+    pointwise.pack_pointwise_each(np.ascontiguousarray(u), up)
     total = x.shape[0] * tiles_h * tiles_w
     tile = pointwise.TILE_PIXELS
     chunk = max(tile, WINOGRAD_FUSED_CHUNK_BYTES // (16 * (g.in_c + g.out_c) * x.itemsize) // tile * tile)
@@ -184,11 +181,10 @@ def _winograd_fused(x: np.ndarray, u: np.ndarray, out: np.ndarray, g: Conv2DGeom
     m = workspace("winograd_fused_products", (threads, 16, chunk, g.out_c), x.dtype)
     args = (g.pad_top, g.pad_left, tiles_h, tiles_w)
     if threads == 1:
-        kernels.winograd_f2x3_fused_chunks(x, up, full, tail, tail_width, out, v[0], m[0], chunk, 0,
-                                           -(-total // chunk), *args)
+        kernels.winograd_f2x3_fused_chunks(x, up, out, v[0], m[0], chunk, 0, -(-total // chunk), *args)
     else:
         with PARALLEL_LAUNCH:
-            kernels.winograd_f2x3_fused_parallel(x, up, full, tail, tail_width, out, v, m, *args)
+            kernels.winograd_f2x3_fused_parallel(x, up, out, v, m, *args)
 
 
 # Fewer pixels (tiles) than this per thread, and the layout kernels run on one thread.

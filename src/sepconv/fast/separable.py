@@ -81,27 +81,24 @@ def _separable_fused(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv2DGeo
     w3 = depthwise._filter_per_channel(wd)
     x = depthwise._repeated(np.ascontiguousarray(x), g.multiplier)
     k_size, out_c = wp.shape[2], wp.shape[3]
-    lane_count = VECTOR_BYTES // x.itemsize
-    full, tail, tail_width = pointwise.panel_layout(out_c, lane_count)
-    bp = workspace("separable_pointwise", (full * k_size * 4 * lane_count + k_size * tail_width,), x.dtype)
-    pointwise.pack_pointwise(np.ascontiguousarray(wp.reshape(k_size, out_c)), bp, full, tail_width)
+    bp = workspace("separable_pointwise", (pointwise.packed_size(k_size, out_c, x.itemsize),), x.dtype)
+    pointwise.pack_pointwise(np.ascontiguousarray(wp.reshape(k_size, out_c)), bp)
     out = empty_aligned((x.shape[0], g.out_h, g.out_w, out_c), x.dtype)  # whole-line stores
     macs = out.size * k_size + x.shape[0] * g.out_h * g.out_w * k_size * g.kh * g.kw
     threads = depthwise._n_chunks(x.shape[0] * g.out_h, macs)
     rows = band_rows(g, x.itemsize, threads)
     # one buffer per thread, each at the input's offset from a cache line (whole-vector stores)
+    lane_count = VECTOR_BYTES // x.itemsize
     per_thread = -(-(rows * g.out_w + pointwise.TILE_PIXELS) * k_size // lane_count) * lane_count
     buffers = empty_like_offset((threads, per_thread), x.dtype, x)
     zero_row = depthwise._zero_row(x.shape[2:], x.dtype)
     args = (g.stride_h, g.stride_w, g.dil_h, g.dil_w, g.pad_top, g.pad_left)
     if threads > 1:
         with PARALLEL_LAUNCH:
-            kernels.separable_nhwc_forward_parallel(x, w3, bp, full, tail, tail_width, out, zero_row, buffers, rows,
-                                                    *args)
+            kernels.separable_nhwc_forward_parallel(x, w3, bp, out, zero_row, buffers, rows, *args)
     else:
         bands = x.shape[0] * -(-g.out_h // rows)
-        kernels.separable_nhwc_forward_bands(x, w3, bp, full, tail, tail_width, out, zero_row, buffers[0], rows, 0,
-                                             bands, *args)
+        kernels.separable_nhwc_forward_bands(x, w3, bp, out, zero_row, buffers[0], rows, 0, bands, *args)
     return out
 
 

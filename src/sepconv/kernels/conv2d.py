@@ -289,7 +289,7 @@ def winograd_f2x3_output_range(m, out, tile_begin, t_begin, t_end, tiles_h, tile
 
 
 @kernel
-def winograd_f2x3_fused_chunks(x, up, full_panels, tail, tail_width, out, v, m, chunk, chunk_begin, chunk_end,
+def winograd_f2x3_fused_chunks(x, up, out, v, m, chunk, chunk_begin, chunk_end,
                                pad_top, pad_left, tiles_h, tiles_w):
     """Chunks ``[chunk_begin, chunk_end)`` of ``chunk`` tiles, each in one pass through this thread's
     buffers: the input transform into ``v [16, chunk, C]``, the 16 products ``v[e] @ U[e]`` by the
@@ -308,20 +308,20 @@ def winograd_f2x3_fused_chunks(x, up, full_panels, tail, tail_width, out, v, m, 
         for e in range(16):  # the last register tile of a short chunk reads rows past it: zeros
             v[e, tiles:padded] = 0
         for e in range(16):
-            pointwise_band(vf, e * chunk * c_size, tiles, c_size, up[e], full_panels, tail, tail_width, mf,
+            pointwise_band(vf, e * chunk * c_size, tiles, c_size, up[e], mf,
                            e * chunk, o_size)
         winograd_f2x3_output_range(m, out, begin, 0, tiles, tiles_h, tiles_w)
 
 
 @kernel(parallel=True)
-def winograd_f2x3_fused_parallel(x, up, full_panels, tail, tail_width, out, v, m, pad_top, pad_left, tiles_h,
+def winograd_f2x3_fused_parallel(x, up, out, v, m, pad_top, pad_left, tiles_h,
                                  tiles_w):
     """:func:`winograd_f2x3_fused_chunks` over all tiles, ``v.shape[0]`` threads, each with ``v[t]``,
     ``m[t]`` of its own and a contiguous run of chunks."""
     threads, chunk = v.shape[0], v.shape[2]
     chunks = -(-(out.shape[0] * tiles_h * tiles_w) // chunk)
     for t in prange(threads):
-        winograd_f2x3_fused_chunks(x, up, full_panels, tail, tail_width, out, v[t], m[t], chunk,
+        winograd_f2x3_fused_chunks(x, up, out, v[t], m[t], chunk,
                                    t * chunks // threads, (t + 1) * chunks // threads, pad_top, pad_left, tiles_h,
                                    tiles_w)
 

@@ -28,14 +28,16 @@ took 217 us instead of 77 on uninitialized rows).
 from __future__ import annotations
 
 from ._jit import kernel
-from ._simd import lanes, vbroadcast, vfma, vload, vload_n, vstore, vstore_n, vzeros
+from ._simd import VECTOR_BYTES, lanes, vbroadcast, vfma, vload, vload_n, vstore, vstore_n, vzeros
 
 # Pixels per register tile.
 TILE_PIXELS = 6
 
 
-def panel_layout(n_size: int, lane_count: int) -> tuple[int, int, int]:
-    """``(full_panels, tail_columns, tail_width)`` for ``N = n_size`` columns and vectors of ``lane_count``.
+@kernel
+def panel_layout(n_size, lane_count):
+    """``(full_panels, tail_columns, tail_width)`` for ``N = n_size`` columns and vectors of ``lane_count``
+    (the kernels derive it from ``N`` and their arrays' lane count; callers only size ``bp``).
 
     Examples
     --------
@@ -45,20 +47,35 @@ def panel_layout(n_size: int, lane_count: int) -> tuple[int, int, int]:
     ((2, 32, 32), (3, 4, 8))
     """
     panel = 4 * lane_count
-    full, tail = divmod(n_size, panel)
+    full = n_size // panel
+    tail = n_size - full * panel
     if tail == 0:
         return full, 0, 0
     width = lane_count if tail <= lane_count else 2 * lane_count if tail <= 2 * lane_count else panel
     return full, tail, width
 
 
+def packed_size(k_size: int, n_size: int, itemsize: int) -> int:
+    """Values in ``bp`` for a ``[K, N]`` filter packed by :func:`pack_pointwise`.
+
+    Examples
+    --------
+    >>> packed_size(96, 160, 4)   # float32: two panels of 64 columns and a two-vector tail panel
+    15360
+    """
+    lane_count = VECTOR_BYTES // itemsize
+    full, _, tail_width = panel_layout(n_size, lane_count)
+    return k_size * (full * 4 * lane_count + tail_width)
+
+
 @kernel
-def pack_pointwise(b, bp, full_panels, tail_width):
-    """Pack ``b [K, N]`` into ``bp`` (flat, ``full_panels * K * PANEL + K * tail_width`` values), one
-    vector at a time (the tail's missing columns read as zeros)."""
+def pack_pointwise(b, bp):
+    """Pack ``b [K, N]`` into ``bp`` (flat, :func:`packed_size` values), one vector at a time (the
+    tail's missing columns read as zeros)."""
     k_size, n_size = b.shape
     L = lanes(bp)
     panel = 4 * L
+    full_panels, _, tail_width = panel_layout(n_size, L)
     bf = b.reshape(-1)
     for p in range(full_panels):
         for k in range(k_size):
@@ -74,10 +91,10 @@ def pack_pointwise(b, bp, full_panels, tail_width):
 
 
 @kernel
-def pack_pointwise_each(b, bp, full_panels, tail_width):
+def pack_pointwise_each(b, bp):
     """:func:`pack_pointwise` for each ``b[e]`` (``[E, K, N]``) into ``bp[e]`` (one call for Winograd's 16)."""
     for e in range(b.shape[0]):
-        pack_pointwise(b[e], bp[e], full_panels, tail_width)
+        pack_pointwise(b[e], bp[e])
 
 
 @kernel(inline=True)
@@ -204,11 +221,12 @@ def _tile_6x1(a, ia, lda, bp, ib, k_size, c, ic, ldc, pixels, n):
 
 
 @kernel
-def pointwise_band(a, a_off, pixels, k_size, bp, full_panels, tail, tail_width, c, c_pixel, n_size):
-    """``c[c_pixel + t, :] = a[t, :] @ B`` for the band's pixels ``t < pixels`` (``B`` packed in ``bp``).
+def pointwise_band(a, a_off, pixels, k_size, bp, c, c_pixel, n_size):
+    """``c[c_pixel + t, :] = a[t, :] @ B`` for the band's pixels ``t < pixels`` (``B [K, n_size]`` packed in ``bp``).
 
     Panel by panel, so that one panel (``K * PANEL`` values) serves every tile of the band from cache."""
     panel = 4 * lanes(c)
+    full_panels, tail, tail_width = panel_layout(n_size, lanes(c))
     for p in range(full_panels):
         ib = p * k_size * panel
         for t in range(0, pixels, TILE_PIXELS):

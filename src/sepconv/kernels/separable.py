@@ -43,7 +43,7 @@ def _depthwise_band(xb, w, y, zero_row, rows, stride_h, stride_w, dil_h, dil_w, 
 
 
 @kernel
-def separable_nhwc_forward_bands(x, w, bp, full_panels, tail, tail_width, out, zero_row, buffer, band_rows,
+def separable_nhwc_forward_bands(x, w, bp, out, zero_row, buffer, band_rows,
                                  band_begin, band_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
     """Bands ``[band_begin, band_end)`` (band ``q`` is rows ``[i0, i0 + band_rows)`` of image
     ``q // bands_per_image``), each through ``buffer`` (flat, this thread's own)."""
@@ -62,17 +62,17 @@ def separable_nhwc_forward_bands(x, w, bp, full_panels, tail, tail_width, out, z
         pixels = rows * out_w
         # the last tile reads up to five pixels past the band: zeros, not stale (maybe subnormal) values
         buffer[pixels * k_size: (pixels + (-pixels) % TILE_PIXELS) * k_size] = 0
-        pointwise_band(buffer, 0, pixels, k_size, bp, full_panels, tail, tail_width, c,
+        pointwise_band(buffer, 0, pixels, k_size, bp, c,
                        (b * out_h + i0) * out_w, n_size)
 
 
 @kernel(parallel=True)
-def separable_nhwc_forward_parallel(x, w, bp, full_panels, tail, tail_width, out, zero_row, buffers, band_rows,
+def separable_nhwc_forward_parallel(x, w, bp, out, zero_row, buffers, band_rows,
                                     stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
     """All bands, cut into ``buffers.shape[0]`` contiguous runs, one per thread."""
     bands = out.shape[0] * ((out.shape[1] + band_rows - 1) // band_rows)
     threads = buffers.shape[0]
     for t in prange(threads):
-        separable_nhwc_forward_bands(x, w, bp, full_panels, tail, tail_width, out, zero_row, buffers[t], band_rows,
+        separable_nhwc_forward_bands(x, w, bp, out, zero_row, buffers[t], band_rows,
                                      t * bands // threads, (t + 1) * bands // threads, stride_h, stride_w, dil_h,
                                      dil_w, pad_top, pad_left)
