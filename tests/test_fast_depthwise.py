@@ -71,6 +71,7 @@ GEOMETRIES = [
     (1, 12, 17, 19, 1, (5, 5), (1, 2), (3, 1), "SAME"),
     (1, 9, 8, 8, 1, (7, 7), 1, 1, [[0, 0], [8, 0], [9, 0], [0, 0]]),  # packed input gradient, negative pads
     (1, 40, 10, 16, 1, (5, 5), 1, (2, 1), "SAME"),  # bands with vertical dilation
+    (1, 75, 9, 40, 1, (5, 5), 1, 1, "SAME"),  # three bands: padding zeroed once per band, the middle one has none
 ]
 
 

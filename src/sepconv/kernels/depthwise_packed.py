@@ -4,7 +4,8 @@ A wide filter's taps make many vector loads per step; addressed straight into ``
 stride ``C``, unknown at compile time) each load had a pointer of its own, LLVM spilled them,
 and the 7x7 kernel ran at 1.7-1.9 cycles per multiply-add.  Here each channel block of a band
 of input rows is first copied into ``buf`` ``[rows, width, lanes]`` (:func:`_pack_channel_block`:
-one whole vector per pixel, zeros for the padding and for the lanes past ``C``), and its filter
+one whole vector per pixel, zeros for the lanes past ``C``; the padding cells, the same for every
+block, are zeroed once per band by :func:`_zero_padding`), and its filter
 into ``wb`` ``[kh * kw, lanes]``.  Every load is then at a constant offset from one pointer, no
 pixel is a border pixel, and eight output pixels are computed at once with their sums in
 registers, one filter row after the other (:func:`_eight_pixels_7_s1` and its siblings): for a
@@ -48,26 +49,45 @@ PACKED_BAND_ROWS = 32
 
 
 @kernel
+def _inside(row_origin, pad_left, rows, width, in_h, in_w):
+    """The band's rows ``[v_lo, v_hi)`` and columns ``[u_lo, u_hi)`` that hold input pixels (the rest is padding)."""
+    v_lo, v_hi = min(max(-row_origin, 0), rows), min(max(in_h - row_origin, 0), rows)
+    u_lo, u_hi = min(max(pad_left, 0), width), min(max(pad_left + in_w, 0), width)
+    if v_lo >= v_hi:
+        v_lo = v_hi = rows
+    return v_lo, v_hi, u_lo, u_hi
+
+
+@kernel
+def _zero_padding(x, row_origin, pad_left, buf):
+    """Zeros in the cells of ``buf`` ``[rows, width, lanes]`` outside the input (the same for every
+    channel block of a band, so written once per band: per block, the short zero runs became
+    ``memset`` calls that cost as much as the copy)."""
+    rows, width, count = buf.shape
+    v_lo, v_hi, u_lo, u_hi = _inside(row_origin, pad_left, rows, width, x.shape[1], x.shape[2])
+    flat = buf.reshape(-1)
+    flat[:v_lo * width * count] = 0
+    flat[v_hi * width * count:] = 0
+    for v in range(v_lo, v_hi):
+        p = v * width * count
+        flat[p:p + u_lo * count] = 0
+        flat[p + u_hi * count:p + width * count] = 0
+
+
+@kernel
 def _pack_channel_block(x, b, row_origin, pad_left, k, n, buf):
-    """``buf[v, u, :n] = x[b, row_origin + v, u - pad_left, k : k + n]``: one channel block of input
-    rows, one whole vector per pixel (``buf`` ``[rows, width, lanes]``); zeros where that is
-    outside the input and in the lanes from ``n``."""
+    """``buf[v, u, :n] = x[b, row_origin + v, u - pad_left, k : k + n]`` where that is inside the input,
+    zeros in the lanes from ``n`` (``buf`` ``[rows, width, lanes]``; the padding cells are left as they
+    are: :func:`_zero_padding`)."""
     in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
     count = lanes(buf)
     rows, width = buf.shape[0], buf.shape[1]
-    zero = vzeros(buf)
-    u_lo, u_hi = min(max(pad_left, 0), width), min(max(pad_left + in_w, 0), width)
-    for v in range(rows):
-        ih = row_origin + v
+    v_lo, v_hi, u_lo, u_hi = _inside(row_origin, pad_left, rows, width, in_h, in_w)
+    for v in range(v_lo, v_hi):
         p = v * width * count
-        row_lo, row_hi = (u_lo, u_hi) if 0 <= ih < in_h else (width, width)
-        for u in range(row_lo):
-            vstore(buf, p + u * count, zero)
-        src = ((b * in_h + ih) * in_w - pad_left) * c + k
-        for u in range(row_lo, row_hi):
+        src = ((b * in_h + row_origin + v) * in_w - pad_left) * c + k
+        for u in range(u_lo, u_hi):
             vstore(buf, p + u * count, vload_n(x, src + u * c, n))
-        for u in range(row_hi, width):
-            vstore(buf, p + u * count, zero)
 
 
 @kernel
@@ -222,11 +242,13 @@ def depthwise_nhwc_forward_packed_rows(x, w, out, row_begin, row_end, stride_h, 
         i_begin = r - b * out_h
         i_end = min(out_h, i_begin + (row_end - r), i_begin + band_max)
         band = buf[:(i_end - 1 - i_begin) * stride_h + (kh - 1) * dil_h + 1]
+        row_origin = i_begin * stride_h - pad_top
+        _zero_padding(x, row_origin, pad_left, band)
         for kb in range(_channel_blocks(c, shift, count)):
             k, n = _channel_block(kb, c, shift, count)
             for t in range(kh * kw):
                 vstore(wb, t * count, vload_n(w2, t * c + k, n))
-            _pack_channel_block(x, b, i_begin * stride_h - pad_top, pad_left, k, n, band)
+            _pack_channel_block(x, b, row_origin, pad_left, k, n, band)
             for i in range(i_begin, i_end):
                 _forward_row(band, wb, (i - i_begin) * stride_h, dil_h, kh, kw, stride_w, out,
                              (b * out_h + i) * out_w * c + k, out_w, c, n)
