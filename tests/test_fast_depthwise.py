@@ -72,6 +72,11 @@ GEOMETRIES = [
     (1, 9, 8, 8, 1, (7, 7), 1, 1, [[0, 0], [8, 0], [9, 0], [0, 0]]),  # packed input gradient, negative pads
     (1, 40, 10, 16, 1, (5, 5), 1, (2, 1), "SAME"),  # bands with vertical dilation
     (1, 75, 9, 40, 1, (5, 5), 1, 1, "SAME"),  # three bands: padding zeroed once per band, the middle one has none
+    # rows 7, 14 or 21 wide: seven pixels per step
+    (1, 28, 27, 40, 1, (7, 7), 2, 1, "SAME"),
+    (2, 9, 21, 24, 1, (5, 5), 1, 1, "SAME"),
+    (1, 7, 7, 20, 1, (7, 7), 1, 1, "SAME"),
+    (1, 16, 14, 33, 1, (5, 5), (1, 2), (2, 1), [[0, 0], [3, 1], [1, 2], [0, 0]]),
 ]
 
 

@@ -7,8 +7,8 @@ of input rows is first copied into ``buf`` ``[rows, width, lanes]`` (:func:`_pac
 one whole vector per pixel, zeros for the lanes past ``C``; the padding cells, the same for every
 block, are zeroed once per band by :func:`_zero_padding`), and its filter
 into ``wb`` ``[kh * kw, lanes]``.  Every load is then at a constant offset from one pointer, no
-pixel is a border pixel, and eight output pixels are computed at once with their sums in
-registers, one filter row after the other (:func:`_eight_pixels_7_s1` and its siblings): for a
+pixel is a border pixel, and eight output pixels (seven for rows 7, 14 or 28 wide,
+:func:`pixels_per_step`) are computed at once with their sums in registers, one filter row after the other (:func:`_eight_pixels_7_s1` and its siblings): for a
 7x7 filter at stride 1 a filter row is 7 weight and 14 input loads for 56 multiply-adds.  The
 copy reads the input once and writes one vector per pixel and channel block (up to twice the
 input when a block is half full), plus the rows where bands overlap, against ``kh * kw``
@@ -195,10 +195,99 @@ def _eight_pixels_7_s2(buf, q, wb, t, a):
 
 
 @kernel
+def _seven_pixels_5_s1(buf, q, wb, t, a):
+    """:func:`_eight_pixels_5_s1` for seven pixels (rows 7, 14 or 28 wide: no eighth pixel computed in vain)."""
+    count = lanes(buf)
+    ws = (vload(wb, t), vload(wb, t + 1 * count), vload(wb, t + 2 * count), vload(wb, t + 3 * count),
+          vload(wb, t + 4 * count))
+    x0, x1, x2 = vload(buf, q), vload(buf, q + 1 * count), vload(buf, q + 2 * count)
+    x3, x4, x5 = vload(buf, q + 3 * count), vload(buf, q + 4 * count), vload(buf, q + 5 * count)
+    x6, x7, x8 = vload(buf, q + 6 * count), vload(buf, q + 7 * count), vload(buf, q + 8 * count)
+    x9, x10 = vload(buf, q + 9 * count), vload(buf, q + 10 * count)
+    return (_dot5(x0, x1, x2, x3, x4, ws, a[0]),
+            _dot5(x1, x2, x3, x4, x5, ws, a[1]),
+            _dot5(x2, x3, x4, x5, x6, ws, a[2]),
+            _dot5(x3, x4, x5, x6, x7, ws, a[3]),
+            _dot5(x4, x5, x6, x7, x8, ws, a[4]),
+            _dot5(x5, x6, x7, x8, x9, ws, a[5]),
+            _dot5(x6, x7, x8, x9, x10, ws, a[6]))
+
+
+@kernel
+def _seven_pixels_5_s2(buf, q, wb, t, a):
+    """:func:`_eight_pixels_5_s2` for seven pixels."""
+    count = lanes(buf)
+    ws = (vload(wb, t), vload(wb, t + 1 * count), vload(wb, t + 2 * count), vload(wb, t + 3 * count),
+          vload(wb, t + 4 * count))
+    x0, x1, x2 = vload(buf, q), vload(buf, q + 1 * count), vload(buf, q + 2 * count)
+    x3, x4, x5 = vload(buf, q + 3 * count), vload(buf, q + 4 * count), vload(buf, q + 5 * count)
+    x6, x7, x8 = vload(buf, q + 6 * count), vload(buf, q + 7 * count), vload(buf, q + 8 * count)
+    x9, x10, x11 = vload(buf, q + 9 * count), vload(buf, q + 10 * count), vload(buf, q + 11 * count)
+    x12, x13, x14 = vload(buf, q + 12 * count), vload(buf, q + 13 * count), vload(buf, q + 14 * count)
+    x15, x16 = vload(buf, q + 15 * count), vload(buf, q + 16 * count)
+    return (_dot5(x0, x1, x2, x3, x4, ws, a[0]),
+            _dot5(x2, x3, x4, x5, x6, ws, a[1]),
+            _dot5(x4, x5, x6, x7, x8, ws, a[2]),
+            _dot5(x6, x7, x8, x9, x10, ws, a[3]),
+            _dot5(x8, x9, x10, x11, x12, ws, a[4]),
+            _dot5(x10, x11, x12, x13, x14, ws, a[5]),
+            _dot5(x12, x13, x14, x15, x16, ws, a[6]))
+
+
+@kernel
+def _seven_pixels_7_s1(buf, q, wb, t, a):
+    """:func:`_eight_pixels_7_s1` for seven pixels."""
+    count = lanes(buf)
+    ws = (vload(wb, t), vload(wb, t + 1 * count), vload(wb, t + 2 * count), vload(wb, t + 3 * count),
+          vload(wb, t + 4 * count), vload(wb, t + 5 * count), vload(wb, t + 6 * count))
+    x0, x1, x2 = vload(buf, q), vload(buf, q + 1 * count), vload(buf, q + 2 * count)
+    x3, x4, x5 = vload(buf, q + 3 * count), vload(buf, q + 4 * count), vload(buf, q + 5 * count)
+    x6, x7, x8 = vload(buf, q + 6 * count), vload(buf, q + 7 * count), vload(buf, q + 8 * count)
+    x9, x10, x11 = vload(buf, q + 9 * count), vload(buf, q + 10 * count), vload(buf, q + 11 * count)
+    x12 = vload(buf, q + 12 * count)
+    return (_dot7(x0, x1, x2, x3, x4, x5, x6, ws, a[0]),
+            _dot7(x1, x2, x3, x4, x5, x6, x7, ws, a[1]),
+            _dot7(x2, x3, x4, x5, x6, x7, x8, ws, a[2]),
+            _dot7(x3, x4, x5, x6, x7, x8, x9, ws, a[3]),
+            _dot7(x4, x5, x6, x7, x8, x9, x10, ws, a[4]),
+            _dot7(x5, x6, x7, x8, x9, x10, x11, ws, a[5]),
+            _dot7(x6, x7, x8, x9, x10, x11, x12, ws, a[6]))
+
+
+@kernel
+def _seven_pixels_7_s2(buf, q, wb, t, a):
+    """:func:`_eight_pixels_7_s2` for seven pixels."""
+    count = lanes(buf)
+    ws = (vload(wb, t), vload(wb, t + 1 * count), vload(wb, t + 2 * count), vload(wb, t + 3 * count),
+          vload(wb, t + 4 * count), vload(wb, t + 5 * count), vload(wb, t + 6 * count))
+    x0, x1, x2 = vload(buf, q), vload(buf, q + 1 * count), vload(buf, q + 2 * count)
+    x3, x4, x5 = vload(buf, q + 3 * count), vload(buf, q + 4 * count), vload(buf, q + 5 * count)
+    x6, x7, x8 = vload(buf, q + 6 * count), vload(buf, q + 7 * count), vload(buf, q + 8 * count)
+    x9, x10, x11 = vload(buf, q + 9 * count), vload(buf, q + 10 * count), vload(buf, q + 11 * count)
+    x12, x13, x14 = vload(buf, q + 12 * count), vload(buf, q + 13 * count), vload(buf, q + 14 * count)
+    x15, x16, x17 = vload(buf, q + 15 * count), vload(buf, q + 16 * count), vload(buf, q + 17 * count)
+    x18 = vload(buf, q + 18 * count)
+    return (_dot7(x0, x1, x2, x3, x4, x5, x6, ws, a[0]),
+            _dot7(x2, x3, x4, x5, x6, x7, x8, ws, a[1]),
+            _dot7(x4, x5, x6, x7, x8, x9, x10, ws, a[2]),
+            _dot7(x6, x7, x8, x9, x10, x11, x12, ws, a[3]),
+            _dot7(x8, x9, x10, x11, x12, x13, x14, ws, a[4]),
+            _dot7(x10, x11, x12, x13, x14, x15, x16, ws, a[5]),
+            _dot7(x12, x13, x14, x15, x16, x17, x18, ws, a[6]))
+
+
+@kernel
 def _store_pixels(out, p, c, a, n, pixels):
-    """Store the first ``pixels`` (at most 8) sums of ``a``, pixel ``t`` at flat index ``p + t * c``."""
-    for t in range(min(pixels, 8)):
+    """Store the first ``pixels`` (at most ``len(a)``) sums of ``a``, pixel ``t`` at flat index ``p + t * c``."""
+    for t in range(min(pixels, len(a))):
         vstore_n(out, p + t * c, a[t], n)
+
+
+@kernel
+def pixels_per_step(out_w):
+    """Output pixels computed per step: seven where the row is a multiple of seven but not of eight
+    (MobileNet's and EfficientNet's 7, 14 and 28), so that no step computes a pixel in vain; else eight."""
+    return 7 if out_w % 8 != 0 and out_w % 7 == 0 else 8
 
 
 @kernel
@@ -209,6 +298,20 @@ def _forward_row(buf, wb, v_top, dil_h, kh, kw, stride_w, out, o, out_w, c, n):
     count = lanes(buf)
     width = buf.shape[1]
     z = vzeros(buf)
+    row_step = dil_h * width * count
+    if pixels_per_step(out_w) == 7:
+        for j in range(0, out_w, 7):
+            a7 = (z, z, z, z, z, z, z)
+            q = (v_top * width + j * stride_w) * count
+            for di in range(kh):
+                t = di * kw * count
+                if kw == 5:
+                    a7 = _seven_pixels_5_s1(buf, q, wb, t, a7) if stride_w == 1 else _seven_pixels_5_s2(buf, q, wb, t, a7)
+                else:
+                    a7 = _seven_pixels_7_s1(buf, q, wb, t, a7) if stride_w == 1 else _seven_pixels_7_s2(buf, q, wb, t, a7)
+                q += row_step
+            _store_pixels(out, o + j * c, c, a7, n, out_w - j)
+        return
     for j in range(0, out_w, 8):
         a = (z, z, z, z, z, z, z, z)
         q = (v_top * width + j * stride_w) * count
@@ -218,7 +321,7 @@ def _forward_row(buf, wb, v_top, dil_h, kh, kw, stride_w, out, o, out_w, c, n):
                 a = _eight_pixels_5_s1(buf, q, wb, t, a) if stride_w == 1 else _eight_pixels_5_s2(buf, q, wb, t, a)
             else:
                 a = _eight_pixels_7_s1(buf, q, wb, t, a) if stride_w == 1 else _eight_pixels_7_s2(buf, q, wb, t, a)
-            q += dil_h * width * count
+            q += row_step
         _store_pixels(out, o + j * c, c, a, n, out_w - j)
 
 
@@ -232,7 +335,8 @@ def depthwise_nhwc_forward_packed_rows(x, w, out, row_begin, row_end, stride_h, 
     count = lanes(x)
     w2 = w.reshape(kh * kw, c)
     shift = aligned_shift(out)
-    width = (out_w + 7) // 8 * 8 * stride_w + kw - 1
+    step = pixels_per_step(out_w)
+    width = (out_w + step - 1) // step * step * stride_w + kw - 1
     wb = np.empty((kh * kw, count), x.dtype)
     band_max = max(1, min(PACKED_BAND_ROWS, out_h, row_end - row_begin))
     buf = np.empty(((band_max - 1) * stride_h + (kh - 1) * dil_h + 1, width, count), x.dtype)
