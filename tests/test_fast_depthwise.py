@@ -175,6 +175,34 @@ def test_native_nchw_is_taken(monkeypatch):
     assert sepconv.depthwise_conv2d_backprop_filter(x, filt.shape, dy, **args).shape == filt.shape
 
 
+def test_native_nchw_small_planes_of_a_large_input(monkeypatch):
+    """Planes under NCHW_NATIVE_MIN_PIXELS stay native when the input is large (the transposes would
+    cost more), except the stride-2 input gradient, which goes through NHWC; results as the reference."""
+    monkeypatch.setattr(fast_depthwise, "NCHW_NATIVE_MIN_ELEMENTS", 100)
+    rng = np.random.default_rng(8)
+    x, filt = rand(rng, (2, 3, 6, 7), np.float64), rand(rng, (3, 3, 3, 2), np.float64)
+    calls = []
+    for name in ("depthwise_conv2d", "depthwise_conv2d_backprop_input", "depthwise_conv2d_backprop_filter"):
+        original = getattr(fast_depthwise, name)
+
+        def spy(*args, _original=original, _name=name):
+            calls.append(_name)
+            return _original(*args)
+        monkeypatch.setattr(fast_depthwise, name, spy)
+    for strides in (1, 2):
+        args = dict(strides=strides, padding="SAME", data_format="NCHW")
+        fast, ref = _both(sepconv.depthwise_conv2d, x, filt, **args)
+        np.testing.assert_allclose(fast, ref, **tol(np.float64))
+        dy = rand(rng, fast.shape, np.float64)
+        fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, filt.shape, dy, **args)
+        np.testing.assert_allclose(fast, ref, **tol(np.float64))
+        assert calls == [], calls  # forward and filter gradient: native
+        fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, filt, dy, **args)
+        np.testing.assert_allclose(fast, ref, **tol(np.float64))
+        assert calls == ([] if strides == 1 else ["depthwise_conv2d_backprop_input"]), calls
+        calls.clear()
+
+
 @pytest.mark.filterwarnings("ignore:invalid value encountered")
 @pytest.mark.parametrize("bad", [np.inf, np.nan])
 def test_native_nchw_non_finite_filter_like_the_reference(bad, monkeypatch):

@@ -276,10 +276,17 @@ def depthwise_conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeo
 # 520/555/723 vs 931/886/1329; 1x576x14x14 223/233/297 vs 176/208/333; 8x144x56x56 1755/1784/2372
 # vs 5477/5364/10835 (the transposes of 14 MB arrays are slow).
 NCHW_NATIVE_MIN_PIXELS = 100
+# ... unless the input is this large (elements): the transposes then cost more than the planes'
+# overheads.  Measured, 2 threads, native vs through NHWC, forward / filter gradient, us:
+# 8x576x14x14 stride 2 610/793 vs 998/1319; 32x960x7x7 3089/4265 vs 5238/7935; but 8x960x7x7 (376K
+# elements) 748/962 vs 656/1151 and 8x160x7x7 280/318 vs 53/86.  (The stride-2 input gradient of
+# small planes stays on NHWC whatever the size: 8x576x14x14 1602 native vs 449.)
+NCHW_NATIVE_MIN_ELEMENTS = 800_000
 
 
 def _nchw_via_nhwc(g: Conv2DGeometry) -> bool:
-    return g.out_h * g.out_w < NCHW_NATIVE_MIN_PIXELS
+    return (g.out_h * g.out_w < NCHW_NATIVE_MIN_PIXELS
+            and g.batch * g.in_c * g.in_h * g.in_w < NCHW_NATIVE_MIN_ELEMENTS)
 
 
 def _to_nhwc(a: np.ndarray) -> np.ndarray:
@@ -337,7 +344,9 @@ def depthwise_conv2d_backprop_input_nchw(w: np.ndarray, dy: np.ndarray, g: Conv2
     """
     w3 = _filter_per_channel(w)
     strides_2 = (g.stride_h, g.stride_w, g.dil_h, g.dil_w) == (2, 2, 1, 1)
-    if ((g.stride_h != 1 or g.stride_w != 1) and not strides_2) or _nchw_via_nhwc(g) or not kernels.all_finite(w3):
+    small_planes = g.out_h * g.out_w < NCHW_NATIVE_MIN_PIXELS
+    if (((g.stride_h != 1 or g.stride_w != 1) and not strides_2) or _nchw_via_nhwc(g) or (strides_2 and small_planes)
+            or not kernels.all_finite(w3)):
         return depthwise_conv2d_backprop_input(w, _to_nhwc(dy), g).transpose(0, 3, 1, 2)
     dy = np.ascontiguousarray(dy)
     n, m = dy.shape[0], g.multiplier
