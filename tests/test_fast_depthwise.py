@@ -72,6 +72,10 @@ GEOMETRIES = [
     (1, 9, 8, 8, 1, (7, 7), 1, 1, [[0, 0], [8, 0], [9, 0], [0, 0]]),  # packed input gradient, negative pads
     (1, 40, 10, 16, 1, (5, 5), 1, (2, 1), "SAME"),  # bands with vertical dilation
     (1, 75, 9, 40, 1, (5, 5), 1, 1, "SAME"),  # three bands: padding zeroed once per band, the middle one has none
+    # 3x3, horizontal stride 1 and dilation d: the window slides by d in each of the d phases of a row
+    (1, 10, 30, 40, 1, (3, 3), 1, 4, [[0, 0], [1, 2], [3, 0], [0, 0]]),
+    (1, 6, 9, 17, 1, (3, 3), 1, 4, "SAME"),  # an interior shorter than the dilation
+    (2, 5, 16, 32, 2, (3, 3), 1, (1, 3), "VALID"),
     # rows 7, 14 or 21 wide: seven pixels per step
     (1, 28, 27, 40, 1, (7, 7), 2, 1, "SAME"),
     (2, 9, 21, 24, 1, (5, 5), 1, 1, "SAME"),
