@@ -236,8 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", choices=["stack", "mobilenet_v2"], default="stack",
                         help="five inverted-residual blocks at 56x56, or the whole MobileNetV2 at 224x224")
     parser.add_argument("--batch", type=int, default=8, help="batch size")
-    parser.add_argument("--size", type=int, default=None, help="input height and width (default: 56, or 224 for "
-                                                                 "mobilenet_v2)")
+    parser.add_argument("--size", type=int, default=argparse.SUPPRESS,
+                        help="input height and width (default: 56, or 224 for mobilenet_v2)")
     parser.add_argument("--rounds", type=int, default=15, help="timed rounds (each times every contestant once)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds after the first call")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads and numba.set_num_threads")
@@ -247,12 +247,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="also time each depthwise layer alone: forward, and forward + backward")
     parser.add_argument("--quick", action="store_true", help="a fast smoke run: 3 rounds, no warm-up, batch 2")
     args = parser.parse_args(argv)
-    if args.size is None:
+    if not hasattr(args, "size"):
         args.size = 224 if args.model == "mobilenet_v2" else 56
-    if args.size < 32:
-        parser.error(f"--size must be at least 32 (the networks downsample by up to 32), got {args.size}")
     if args.quick:
         args.rounds, args.warmup, args.batch = 3, 0, 2
+    smallest = 4 if args.model == "stack" else 32  # the stack halves the image twice, MobileNetV2 five times
+    if args.size < smallest or args.batch < 1:
+        parser.error(f"--size must be at least {smallest} for --model {args.model} and --batch at least 1, "
+                     f"got --size {args.size} --batch {args.batch}")
+    if args.batch * (args.size // smallest) ** 2 < 2:
+        parser.error(f"batch normalization in training needs more than one value per channel: with --model "
+                     f"{args.model}, --batch {args.batch} x ({args.size} // {smallest})^2 must be at least 2")
     torch.set_num_threads(args.threads)
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     blocks = ", ".join(f"{i}->{o}/s{s}" for i, o, s in BLOCKS)

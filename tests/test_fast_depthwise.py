@@ -76,11 +76,14 @@ GEOMETRIES = [
     (1, 10, 30, 40, 1, (3, 3), 1, 4, [[0, 0], [1, 2], [3, 0], [0, 0]]),
     (1, 6, 9, 17, 1, (3, 3), 1, 4, "SAME"),  # an interior shorter than the dilation
     (2, 5, 16, 32, 2, (3, 3), 1, (1, 3), "VALID"),
+    (1, 12, 20, 24, 1, (3, 3), 1, (2, 3), [[0, 0], [3, 1], [0, 4], [0, 0]]),  # with vertical dilation, uneven pads
     # rows 7, 14 or 21 wide: seven pixels per step
     (1, 28, 27, 40, 1, (7, 7), 2, 1, "SAME"),
     (2, 9, 21, 24, 1, (5, 5), 1, 1, "SAME"),
     (1, 7, 7, 20, 1, (7, 7), 1, 1, "SAME"),
     (1, 16, 14, 33, 1, (5, 5), (1, 2), (2, 1), [[0, 0], [3, 1], [1, 2], [0, 0]]),
+    (1, 6, 42, 24, 1, (7, 7), 1, 1, "SAME"),
+    (1, 12, 35, 16, 1, (5, 5), 1, 1, [[0, 0], [0, 0], [6, 0], [0, 0]]),  # input gradient: 35 wide, negative pad
 ]
 
 
@@ -179,12 +182,13 @@ def test_native_nchw_is_taken(monkeypatch):
     assert sepconv.depthwise_conv2d_backprop_filter(x, filt.shape, dy, **args).shape == filt.shape
 
 
-def test_native_nchw_small_planes_of_a_large_input(monkeypatch):
+@pytest.mark.parametrize("k", [3, 5])
+def test_native_nchw_small_planes_of_a_large_input(k, monkeypatch):
     """Planes under NCHW_NATIVE_MIN_PIXELS stay native when the input is large (the transposes would
     cost more), except the stride-2 input gradient, which goes through NHWC; results as the reference."""
     monkeypatch.setattr(fast_depthwise, "NCHW_NATIVE_MIN_ELEMENTS", 100)
     rng = np.random.default_rng(8)
-    x, filt = rand(rng, (2, 3, 6, 7), np.float64), rand(rng, (3, 3, 3, 2), np.float64)
+    x, filt = rand(rng, (2, 3, 6, 7), np.float64), rand(rng, (k, k, 3, 2), np.float64)
     calls = []
     for name in ("depthwise_conv2d", "depthwise_conv2d_backprop_input", "depthwise_conv2d_backprop_filter"):
         original = getattr(fast_depthwise, name)

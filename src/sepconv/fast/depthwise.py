@@ -276,11 +276,12 @@ def depthwise_conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeo
 # 520/555/723 vs 931/886/1329; 1x576x14x14 223/233/297 vs 176/208/333; 8x144x56x56 1755/1784/2372
 # vs 5477/5364/10835 (the transposes of 14 MB arrays are slow).
 NCHW_NATIVE_MIN_PIXELS = 100
-# ... unless the input is this large (elements): the transposes then cost more than the planes'
-# overheads.  Measured, 2 threads, native vs through NHWC, forward / filter gradient, us:
-# 8x576x14x14 stride 2 610/793 vs 998/1319; 32x960x7x7 3089/4265 vs 5238/7935; but 8x960x7x7 (376K
-# elements) 748/962 vs 656/1151 and 8x160x7x7 280/318 vs 53/86.  (The stride-2 input gradient of
-# small planes stays on NHWC whatever the size: 8x576x14x14 1602 native vs 449.)
+# ... unless the input is this large (elements; the multiplier is not counted): the transposes then
+# cost more than the planes' overheads.  Measured, 2 threads, native vs through NHWC, forward /
+# input gradient / filter gradient, us: 8x576x14x14 stride 2 610/-/793 vs 998/-/1319; 32x960x7x7
+# 3089/3085/4265 vs 5238/5349/7935; but 8x960x7x7 (376K elements) 748/799/962 vs 656/713/1151 and
+# 8x160x7x7 280/293/318 vs 53/61/86.  (The stride-2 input gradient of small planes stays on NHWC
+# whatever the size: 8x576x14x14 1602 native vs 449.)
 NCHW_NATIVE_MIN_ELEMENTS = 800_000
 
 
@@ -330,8 +331,8 @@ def depthwise_conv2d_backprop_input_nchw(w: np.ndarray, dy: np.ndarray, g: Conv2
     """Input gradient on NCHW: ``w [kh, kw, C, M]``, ``dy [N, C*M, out_h, out_w]`` -> ``[N, C, H, W]``.
 
     Stride 1: the NCHW forward op on ``dy`` with the flipped filter (then summed over the
-    multiplier); strides 2 (undilated): the parity kernel, per plane.  Other strides, or small
-    planes, go through NHWC (transposes).
+    multiplier); strides 2 (undilated): the parity kernel, per plane.  Other strides, small planes
+    at stride 2, and small planes of a small input (:func:`_nchw_via_nhwc`) go through NHWC (transposes).
 
     Examples
     --------
@@ -371,8 +372,8 @@ def depthwise_conv2d_backprop_input_nchw(w: np.ndarray, dy: np.ndarray, g: Conv2
 def depthwise_conv2d_backprop_filter_nchw(x: np.ndarray, dy: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
     """Filter gradient on NCHW: ``x [N, C, H, W]``, ``dy [N, C*M, out_h, out_w]`` -> ``[kh, kw, C, M]``.
 
-    Per-thread partial sums over blocks of ``dy`` planes, then one reduction; small planes go
-    through NHWC (transposes), as the forward.
+    Per-thread partial sums over blocks of ``dy`` planes, then one reduction; small planes of a
+    small input go through NHWC (transposes), as the forward (:func:`_nchw_via_nhwc`).
 
     Examples
     --------

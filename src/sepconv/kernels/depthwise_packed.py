@@ -7,13 +7,14 @@ first copied into ``buf`` ``[rows, width, lanes]`` (:func:`_pack_channel_block`:
 per pixel, zeros for the lanes past ``C``; the padding cells, the same for every block, are zeroed
 once per band by :func:`_zero_padding`), and its filter into ``wb`` ``[kh * kw, lanes]``. Every load
 is then at a constant offset from one pointer, no pixel is a border pixel, and eight output pixels
-(seven for rows 7, 14 or 28 wide, :func:`pixels_per_step`) are computed at once with their sums in
-registers, one filter row after the other (:func:`_eight_pixels_7_s1` and its siblings): for a 7x7
-filter at stride 1 a filter row is 7 weight and 14 input loads for 56 multiply-adds. The copy reads
-the input once and writes one vector per pixel and channel block (up to twice the input when a block
-is half full), plus the rows where bands overlap, against ``kh * kw`` multiply-adds per output. (For
-3x3 filters, whose direct kernels need only three loads per pixel, the copy does not pay: packed,
-1x56x56x144 took 233 us against 174, 8x56x56x144 1465 against 1016.)
+(seven where the row's width is a multiple of seven but not of eight, :func:`pixels_per_step`) are
+computed at once with their sums in registers, one filter row after the other
+(:func:`_eight_pixels_7_s1` and its siblings): for a 7x7 filter at stride 1 a filter row is 7 weight
+and 14 input loads for 56 multiply-adds. The copy reads the input once and writes one vector per
+pixel and channel block (up to twice the input when a block is half full), plus the rows where bands
+overlap, against ``kh * kw`` multiply-adds per output. (For 3x3 filters, whose direct kernels need
+only three loads per pixel, the copy does not pay: packed, 1x56x56x144 took 233 us against 174,
+8x56x56x144 1465 against 1016.)
 
 Work is split over flat output rows as in :mod:`sepconv.kernels.depthwise`; a band is at most
 :data:`PACKED_BAND_ROWS` output rows of one image.
@@ -196,7 +197,7 @@ def _eight_pixels_7_s2(buf, q, wb, t, a):
 
 @kernel
 def _seven_pixels_5_s1(buf, q, wb, t, a):
-    """:func:`_eight_pixels_5_s1` for seven pixels (rows 7, 14 or 28 wide: no eighth pixel computed in vain)."""
+    """:func:`_eight_pixels_5_s1` for seven pixels (rows 7, 14, 21, 28, ... wide: no eighth pixel computed in vain)."""
     count = lanes(buf)
     ws = (vload(wb, t), vload(wb, t + 1 * count), vload(wb, t + 2 * count), vload(wb, t + 3 * count),
           vload(wb, t + 4 * count))
