@@ -996,6 +996,8 @@ def depthwise_nhwc_backprop_filter_3x3_rows(x, dy, dw, zero_row, row_begin, row_
             _filter_gradient_border(dw9, x, b, ih0 + 1, 1, 3, dy, i + 1, 3, 0, j_lo, 1, 1, pad_left)
             _filter_gradient_border(dw9, x, b, ih0 + 1, 1, 3, dy, i + 1, 3, j_hi, out_w, 1, 1, pad_left)
             r += 1
+        elif dil_w == 1:  # the common case, compiled with the dilation known (as the forward)
+            _filter_gradient_interior_3x3(dw9, x0, x1, x2, dyr, j_lo, j_hi, stride_w, 1, pad_left, shift)
         else:
             _filter_gradient_interior_3x3(dw9, x0, x1, x2, dyr, j_lo, j_hi, stride_w, dil_w, pad_left, shift)
         _filter_gradient_border(dw9, x, b, ih0, dil_h, 3, dy, i, 3, 0, j_lo, stride_w, dil_w, pad_left)
