@@ -91,7 +91,7 @@ def _plane_vector(prow, q, stride_w):
     return vload_even(prow, q)
 
 
-@kernel
+@kernel(inline=True)  # inlined where it is called, so a call with constant strides is compiled for them
 def _forward_plane(plane, w, out, b, o, stride_h, stride_w, dil_h, dil_w):
     """``out[b, o, i, j] = sum_{di, dj} plane[i*s_h + di*d_h, j*s_w + dj*d_w] * w[di, dj, o]``: every tap is
     inside the window ``plane`` (see :func:`_window_plane`), so every output pixel takes the same loop.
@@ -236,7 +236,14 @@ def depthwise_nchw_forward_range(x, w, out, multiplier, begin, end, stride_h, st
         if source != last:
             _window_plane(x, b, o // multiplier, plane, pad_top, pad_left, last == -1)
             last = source
-        _forward_plane(plane, w, out, b, o, stride_h, stride_w, dil_h, dil_w)
+        # the common cases compiled with their strides and dilations known (A/B, 2 threads, stride 1:
+        # 1x384x14x14 73 -> 55 us, 8x192x28x28 503 -> 463, 8x144x56x56 1285 -> 1234)
+        if stride_w == 1 and dil_h == 1 and dil_w == 1:
+            _forward_plane(plane, w, out, b, o, stride_h, 1, 1, 1)
+        elif stride_w == 2 and dil_h == 1 and dil_w == 1:
+            _forward_plane(plane, w, out, b, o, stride_h, 2, 1, 1)
+        else:
+            _forward_plane(plane, w, out, b, o, stride_h, stride_w, dil_h, dil_w)
 
 
 @kernel(parallel=True)
