@@ -285,9 +285,12 @@ NCHW_NATIVE_MIN_PIXELS = 100
 NCHW_NATIVE_MIN_ELEMENTS = 800_000
 
 
+def _small_planes(g: Conv2DGeometry) -> bool:
+    return g.out_h * g.out_w < NCHW_NATIVE_MIN_PIXELS
+
+
 def _nchw_via_nhwc(g: Conv2DGeometry) -> bool:
-    return (g.out_h * g.out_w < NCHW_NATIVE_MIN_PIXELS
-            and g.batch * g.in_c * g.in_h * g.in_w < NCHW_NATIVE_MIN_ELEMENTS)
+    return _small_planes(g) and g.batch * g.in_c * g.in_h * g.in_w < NCHW_NATIVE_MIN_ELEMENTS
 
 
 def _to_nhwc(a: np.ndarray) -> np.ndarray:
@@ -345,9 +348,8 @@ def depthwise_conv2d_backprop_input_nchw(w: np.ndarray, dy: np.ndarray, g: Conv2
     """
     w3 = _filter_per_channel(w)
     strides_2 = (g.stride_h, g.stride_w, g.dil_h, g.dil_w) == (2, 2, 1, 1)
-    small_planes = g.out_h * g.out_w < NCHW_NATIVE_MIN_PIXELS
-    if (((g.stride_h != 1 or g.stride_w != 1) and not strides_2) or _nchw_via_nhwc(g) or (strides_2 and small_planes)
-            or not kernels.all_finite(w3)):
+    if (((g.stride_h != 1 or g.stride_w != 1) and not strides_2) or _nchw_via_nhwc(g)
+            or (strides_2 and _small_planes(g)) or not kernels.all_finite(w3)):
         return depthwise_conv2d_backprop_input(w, _to_nhwc(dy), g).transpose(0, 3, 1, 2)
     dy = np.ascontiguousarray(dy)
     n, m = dy.shape[0], g.multiplier

@@ -243,22 +243,9 @@ def _forward_interior_3x3(o, x0, x1, x2, w9, j_lo, j_hi, stride_w, dil_w, pad_le
         k, n = _channel_block(kb, c, shift, count)
         wa, wb, we = _weights3(w9, 0, c, k, n), _weights3(w9, 3, c, k, n), _weights3(w9, 6, c, k, n)
         q = (j_lo * stride_w - pad_left) * c + k
-        if stride_w == 1 and dil_w == 1:
-            # a sliding window: the first two columns of the next pixel are the last two of this one
-            a0, b0, e0 = vload_n(x0, q, n), vload_n(x1, q, n), vload_n(x2, q, n)
-            a1, b1, e1 = vload_n(x0, q + c, n), vload_n(x1, q + c, n), vload_n(x2, q + c, n)
-            for j in range(j_lo, j_hi):
-                q2 = q + 2 * c
-                a2, b2, e2 = vload_n(x0, q2, n), vload_n(x1, q2, n), vload_n(x2, q2, n)
-                s = vfma(a2, wa[2], vfma(a1, wa[1], vmul(a0, wa[0])))
-                t = vfma(b2, wb[2], vfma(b1, wb[1], vmul(b0, wb[0])))
-                u = vfma(e2, we[2], vfma(e1, we[1], vmul(e0, we[0])))
-                vstore_n(o, j * c + k, vadd(vadd(s, t), u), n)
-                a0, a1, b0, b1, e0, e1 = a1, a2, b1, b2, e1, e2
-                q += c
-        elif stride_w == 1:
-            # dilation d: pixels j, j + d, j + 2d, ... share their columns, so the window slides
-            # by d within each of the d phases of the row (three loads per pixel instead of nine)
+        if stride_w == 1:
+            # a sliding window: pixels j, j + d, j + 2d, ... (dilation d) share their columns, so the
+            # window slides by d within each of the d phases of the row (three loads per pixel, not nine)
             for phase in range(min(dil_w, j_hi - j_lo)):
                 p = q + phase * c
                 a0, b0, e0 = vload_n(x0, p, n), vload_n(x1, p, n), vload_n(x2, p, n)
