@@ -133,6 +133,7 @@ def test_winograd_matches_reference(spec, workspace, threads, plan, dtype, monke
     monkeypatch.setattr(fast_conv2d, "LAYOUT_THREADS", threads)
     monkeypatch.setattr(fast_conv2d, "PARALLEL_MIN_PIXELS", 1)
     monkeypatch.setattr(fast_conv2d, "WINOGRAD_FUSED_MIN_THREAD_MACS", 1 if threads == 2 else 10**18)
+    monkeypatch.setattr(fast_conv2d, "WINOGRAD_BLAS_MIN_PIXELS", 1)
     if workspace is not None:
         monkeypatch.setattr(fast_conv2d, "WORKSPACE_BYTES", workspace)
         monkeypatch.setattr(fast_conv2d, "GEMM_MIN_PIXELS", 5)
@@ -145,6 +146,53 @@ def test_winograd_matches_reference(spec, workspace, threads, plan, dtype, monke
     if workspace is not None:
         assert fast_conv2d.winograd_tiles(g, x.itemsize) == 5
     np.testing.assert_allclose(fast_conv2d.conv2d(x, w, g), reference.conv2d(x, w, g), **tol(dtype))
+
+
+def test_winograd_blas_plan_needs_enough_pixels():
+    """The BLAS Winograd plan transforms the whole filter per call: few pixels go to im2col instead
+    (both agree with the reference)."""
+    rng = np.random.default_rng(7)
+    for shape, expected in [((1, 7, 7, 128), False), ((1, 32, 32, 128), True)]:
+        x, w = rand(rng, shape, np.float32), rand(rng, (3, 3, 128, 160), np.float32)
+        g = conv2d_geometry("conv2d", x.shape, w.shape, 1, "SAME")
+        assert not fast_conv2d._is_winograd_fused(g, 4)
+        assert fast_conv2d._is_winograd(g, x, w) == expected
+        np.testing.assert_allclose(fast_conv2d.conv2d(x, w, g), reference.conv2d(x, w, g), **tol(np.float32))
+
+
+DIRECT_GEOMETRIES = [spec for spec in GEOMETRIES if spec[2] == 1 and spec[1] != (1, 1)] + [
+    ((2, 9, 11, 20), (3, 3), 1, 150, (1, 1), (1, 1), "SAME"),  # two full panels and a two-vector tail panel
+    ((1, 8, 10, 33), (5, 5), 1, 70, (2, 1), (1, 2), "SAME"),  # one full panel and a one-vector tail
+    ((3, 6, 7, 40), (3, 2), 1, 100, (1, 2), (2, 1), [[0, 0], [2, 1], [0, 3], [0, 0]]),  # a four-vector tail
+    ((1, 5, 5, 70), (7, 7), 1, 16, (1, 1), (1, 1), "SAME"),  # window larger than the image
+]
+DIRECT_IDS = [f"{shape}-k{k}-o{out_c}-s{s}-d{d}-{pad}" for shape, k, _, out_c, s, d, pad in DIRECT_GEOMETRIES]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("split", ["one-thread", "pixels", "panels"])
+@pytest.mark.parametrize("chunks", ["default", "tiny"])
+@pytest.mark.parametrize("spec", DIRECT_GEOMETRIES, ids=DIRECT_IDS)
+def test_direct_matches_reference(spec, chunks, split, dtype, monkeypatch):
+    """The direct (implicit GEMM) forward: tiles spanning rows and images, tail tiles and panels;
+    with tiny chunks (two channels of one tap at a time, six-pixel blocks) every tile adds to the
+    sums of the chunks before; on two threads split by pixels or by panels."""
+    monkeypatch.setattr(fast_conv2d, "DIRECT_MIN_PIXELS", 1)
+    monkeypatch.setattr(fast_conv2d, "FEW_CHANNELS_MAX_IN_C", 0)
+    monkeypatch.setattr(fast_conv2d, "DIRECT_MIN_THREAD_MACS", 1 if split != "one-thread" else 10**18)
+    if split == "panels":  # few tiles per thread: each thread takes some of the panels
+        monkeypatch.setattr(fast_conv2d, "DIRECT_PANEL_SPLIT_TILES", 10**9)
+    if chunks == "tiny":
+        monkeypatch.setattr(fast_conv2d, "DIRECT_CHUNK_BYTES", 2 * 64 * np.dtype(dtype).itemsize)
+        monkeypatch.setattr(fast_conv2d, "DIRECT_BLOCK_BYTES", 1)
+    calls = []
+    direct = fast_conv2d._conv2d_direct
+    monkeypatch.setattr(fast_conv2d, "_conv2d_direct", lambda *a: calls.append(1) or direct(*a))
+    x, w, _, g = _case(np.random.default_rng(8), spec, dtype)
+    if x.shape[3] >= 16 and spec[1] == (3, 3) and spec[4] == spec[5] == (1, 1):
+        monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_CHANNELS", 10**9)
+    np.testing.assert_allclose(fast_conv2d.conv2d(x, w, g), reference.conv2d(x, w, g), **tol(dtype))
+    assert calls == [1]
 
 
 def test_winograd_plan_follows_the_filter_size(monkeypatch):
@@ -185,11 +233,14 @@ def test_concurrent_calls_from_python_threads(monkeypatch):
     rng = np.random.default_rng(6)
     cases = [_case(rng, spec, np.float32) for spec in (GEOMETRIES[0], GEOMETRIES[2])]
     cases.append(_case(rng, ((2, 9, 8, 16), (3, 3), 1, 16, (1, 1), (1, 1), "SAME"), np.float32))  # Winograd
+    cases.append(_case(rng, ((2, 12, 10, 24), (5, 5), 1, 40, (1, 1), (1, 1), "SAME"), np.float32))  # direct
+    monkeypatch.setattr(fast_conv2d, "DIRECT_MIN_THREAD_MACS", 1)
+    assert fast_conv2d._is_direct(cases[3][3], 4)
     expected = [reference.conv2d(x, w, g) for x, w, _, g in cases]
     with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda i: fast_conv2d.conv2d(*cases[i % 3][:2], cases[i % 3][3]), range(24)))
+        results = list(pool.map(lambda i: fast_conv2d.conv2d(*cases[i % 4][:2], cases[i % 4][3]), range(32)))
     for i, result in enumerate(results):
-        np.testing.assert_allclose(result, expected[i % 3], **tol(np.float32))
+        np.testing.assert_allclose(result, expected[i % 4], **tol(np.float32))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -9,13 +9,19 @@ Shape classes:
   ``(N*H*W, C_in) @ (C_in, C_out)`` straight into the output (strided: subsample first).
 - **few input channels** (a network's stem, <= 8 channels, filters up to 7x7): direct, the
   output channels as vector lanes (:func:`~sepconv.kernels.conv2d.conv2d_nhwc_few_channels_rows`).
-- **winograd** (3x3, stride 1, undilated, ungrouped, >= 16 channels, finite input): Winograd
+- **winograd** (3x3, stride 1, undilated, ungrouped, >= 16 channels, finite input; with larger
+  filters, at least :data:`WINOGRAD_BLAS_MIN_PIXELS` output pixels): Winograd
   F(2x2, 3x3), 2.25x fewer multiplications.  When the 16 transformed filters fit in
   :data:`WINOGRAD_FUSED_MAX_FILTER_BYTES`, fused (:func:`_winograd_fused`): each thread takes
   chunks of tiles through the input transform, the 16 products by the register-tiled kernel of
   :mod:`sepconv.kernels.pointwise` and the output transform, in cache and without BLAS.  Larger
   filters: tiles in chunks whose transformed input and products fit in :data:`WORKSPACE_BYTES`,
   each chunk 16 BLAS products between the two transforms.
+- **direct** (ungrouped, filter up to :data:`DIRECT_MAX_FILTER_BYTES`, at least
+  :data:`DIRECT_MIN_PIXELS` output pixels): an implicit GEMM
+  (:mod:`sepconv.kernels.conv2d_direct`), the input padded once and the filter packed once, six
+  output pixels by 64 output channels in registers over every tap; no column buffer.  It takes
+  the 5x5/7x7, strided and dilated layers with up to a few hundred channels.
 - **general**: output pixels are taken in chunks whose column buffer (``kh*kw*C_in`` values
   per pixel) fits in :data:`WORKSPACE_BYTES`; each chunk is laid out by
   :func:`~sepconv.kernels.conv2d.im2col_nhwc` and multiplied into its rows of the output.
@@ -38,7 +44,7 @@ import numpy as np
 
 from ..geometry import Conv2DGeometry
 from ..kernels import conv2d as kernels
-from ..kernels import pointwise
+from ..kernels import conv2d_direct, pointwise
 from ..kernels._jit import PARALLEL_LAUNCH
 from ..kernels._simd import VECTOR_BYTES
 from .aligned import empty_aligned
@@ -102,6 +108,11 @@ def chunk_pixels(g: Conv2DGeometry, itemsize: int) -> int:
 WINOGRAD_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 # Winograd pays once the GEMMs per chunk are big enough: at least this many channels in and out.
 WINOGRAD_MIN_CHANNELS = 16
+# The BLAS plan transforms the whole filter (16 * C_in * C_out values) on every call: with fewer output
+# pixels than this, im2col + one GEMM is faster (measured, 2 threads, us, Winograd vs im2col:
+# 1x7x7x512 -> 512: 5005 vs 1806; 1x14x14x256 -> 256: 1766 vs 1387; 4x14x14x256: 8096 vs 5855;
+# 8x14x14x256: 7672 vs 12676).
+WINOGRAD_BLAS_MIN_PIXELS = 1024
 
 
 def winograd_tiles(g: Conv2DGeometry, itemsize: int) -> int:
@@ -112,11 +123,17 @@ def winograd_tiles(g: Conv2DGeometry, itemsize: int) -> int:
 
 
 def _is_winograd(g: Conv2DGeometry, x: np.ndarray, w: np.ndarray) -> bool:
-    """3x3, stride 1, undilated, ungrouped, wide enough, and finite (the transforms would turn
-    an infinity into NaN where the direct sum keeps it)."""
+    """3x3, stride 1, undilated, ungrouped, wide enough, with enough pixels for the BLAS plan's
+    filter transform to pay, and finite (the transforms would turn an infinity into NaN where the
+    direct sum keeps it)."""
     return (g.kh == g.kw == 3 and g.stride_h == g.stride_w == g.dil_h == g.dil_w == g.groups == 1
             and min(g.in_c, g.out_c) >= WINOGRAD_MIN_CHANNELS
+            and (_is_winograd_fused(g, x.itemsize) or g.batch * g.out_h * g.out_w >= WINOGRAD_BLAS_MIN_PIXELS)
             and bool(np.isfinite(np.sum(x))) and bool(np.isfinite(w).all()))
+
+
+def _is_winograd_fused(g: Conv2DGeometry, itemsize: int) -> bool:
+    return FUSE_WINOGRAD and 16 * g.in_c * g.out_c * itemsize <= WINOGRAD_FUSED_MAX_FILTER_BYTES
 
 
 def _conv2d_winograd(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
@@ -128,7 +145,7 @@ def _conv2d_winograd(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndar
     u = np.matmul(transform, rows).reshape(16, g.in_c, g.out_c)  # [a, b, C*out_c]
     tiles_h, tiles_w = -(-g.out_h // 2), -(-g.out_w // 2)
     total = n * tiles_h * tiles_w
-    if FUSE_WINOGRAD and 16 * g.in_c * g.out_c * x.itemsize <= WINOGRAD_FUSED_MAX_FILTER_BYTES:
+    if _is_winograd_fused(g, x.itemsize):
         _winograd_fused(x, u, out, g, tiles_h, tiles_w)
         return out
     chunk = winograd_tiles(g, x.itemsize)
@@ -271,6 +288,74 @@ def _conv2d_few_channels(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.
     return out
 
 
+# The direct plan is taken (instead of im2col + GEMM) for ungrouped filters of at most this many bytes
+# with at least DIRECT_MIN_PIXELS output pixels: larger filters cost more to pack on every call, and
+# their panels no longer stay in L2 (measured, 2 threads, us, im2col vs direct: 8x28x28x64 -> 64 5x5:
+# 17060 vs 11636; 1x56x56x32 -> 64 7x7: 9380 vs 6111; 1x32x32x64 3x3 dilation 2: 1398 vs 944; but
+# 1x14x14x256 -> 512 stride 2: 1238 vs 2406, 1x28x28x96 -> 160 stride 2: 591 vs 729).
+DIRECT_MAX_FILTER_BYTES = 512 * 1024
+DIRECT_MIN_PIXELS = 128
+# The direct plan's pixel blocks: a block's receptive rows (about kh * C * pixels * stride_w values)
+# take at most this many bytes, so they stay in L2 while every panel of the filter passes them.
+DIRECT_BLOCK_BYTES = 512 * 1024
+# Each thread gets at least this many multiply-adds (else fewer threads).
+DIRECT_MIN_THREAD_MACS = 2_000_000
+# With fewer six-pixel tiles than this per thread, the threads split the filter's panels instead of
+# the pixels (each then packs and reads only its own panels).
+DIRECT_PANEL_SPLIT_TILES = 8
+# A chunk of a filter panel (rows x 64 float32 columns) takes at most this many bytes, so it stays in L1
+# while a block's tiles pass it.
+DIRECT_CHUNK_BYTES = 32 * 1024
+
+
+def _is_direct(g: Conv2DGeometry, itemsize: int) -> bool:
+    return (g.groups == 1 and not _is_pointwise(g) and min(g.pad_top, g.pad_bottom, g.pad_left, g.pad_right) >= 0
+            and g.kh * g.kw * g.in_c * g.out_c * itemsize <= DIRECT_MAX_FILTER_BYTES
+            and g.batch * g.out_h * g.out_w >= DIRECT_MIN_PIXELS)
+
+
+def _conv2d_direct(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
+    """Direct (implicit GEMM) forward (:mod:`sepconv.kernels.conv2d_direct`): the input padded once,
+    the filter packed once, six output pixels by 64 output channels in registers over every tap."""
+    n = x.shape[0]
+    hp, wp = g.in_h + g.pad_top + g.pad_bottom, g.in_w + g.pad_left + g.pad_right
+    if hp == g.in_h and wp == g.in_w:
+        xp = np.ascontiguousarray(x)
+    else:
+        xp = np.zeros((n, hp, wp, g.in_c), x.dtype)
+        xp[:, g.pad_top:g.pad_top + g.in_h, g.pad_left:g.pad_left + g.in_w] = x
+    k_total = g.kh * g.kw * g.in_c
+    bp = np.empty(pointwise.packed_size(k_total, g.out_c, x.itemsize), x.dtype)
+    pointwise.pack_pointwise(np.ascontiguousarray(w.reshape(k_total, g.out_c)), bp)
+    taps = np.array([(i * g.dil_h * wp + j * g.dil_w) * g.in_c for i in range(g.kh) for j in range(g.kw)], np.int64)
+    out = empty_aligned((n, g.out_h, g.out_w, g.out_c), x.dtype)
+    pixels = n * g.out_h * g.out_w
+    tile = pointwise.TILE_PIXELS
+    lane_count = VECTOR_BYTES // x.itemsize
+    full, tail, _ = pointwise.panel_layout(g.out_c, lane_count)
+    panels = full + (tail > 0)
+    block = max(tile, DIRECT_BLOCK_BYTES // (g.kh * g.in_c * g.stride_w * x.itemsize) // tile * tile)
+    threads = max(1, min(numba.get_num_threads(), pixels * k_total * g.out_c // DIRECT_MIN_THREAD_MACS))
+    tap_bytes = g.in_c * 4 * lane_count * x.itemsize
+    if tap_bytes <= DIRECT_CHUNK_BYTES:
+        chunk = (DIRECT_CHUNK_BYTES // tap_bytes, g.in_c)
+    else:
+        chunk = (1, DIRECT_CHUNK_BYTES // (4 * lane_count * x.itemsize))
+    args = (taps, g.in_c, bp, out.reshape(-1), g.out_c, g.out_h, g.out_w, hp, wp, g.stride_h, g.stride_w)
+    if threads == 1:
+        conv2d_direct.conv2d_direct_range(xp.reshape(-1), *args, 0, pixels, 0, panels, block, *chunk)
+        return out
+    tiles = -(-pixels // tile)
+    if panels >= threads and tiles < DIRECT_PANEL_SPLIT_TILES * threads:  # few pixels: each thread takes some panels
+        ranges = [(0, pixels, panels * k // threads, panels * (k + 1) // threads) for k in range(threads)]
+    else:  # each thread takes a run of whole tiles
+        ranges = [(min(pixels, tiles * k // threads * tile), min(pixels, tiles * (k + 1) // threads * tile), 0, panels)
+                  for k in range(threads)]
+    with PARALLEL_LAUNCH:
+        conv2d_direct.conv2d_direct_parallel(xp.reshape(-1), *args, np.array(ranges, np.int64), block, *chunk)
+    return out
+
+
 def conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
     """Forward: ``x [N, H, W, C]``, ``w [kh, kw, C/groups, out_c]`` -> ``[N, out_h, out_w, out_c]``.
 
@@ -287,6 +372,8 @@ def conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
         return _conv2d_winograd(x, w, g)
     if _is_few_channels(g):
         return _conv2d_few_channels(x, w, g)
+    if _is_direct(g, x.itemsize):
+        return _conv2d_direct(x, w, g)
     n = x.shape[0]
     out = np.empty((n, g.out_h, g.out_w, g.out_c), x.dtype)
     out2d = out.reshape(-1, g.out_c)

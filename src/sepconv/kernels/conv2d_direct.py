@@ -1,0 +1,246 @@
+"""Direct conv2d forward, NHWC (an implicit GEMM): the register tiles of the pointwise kernels,
+walking the filter's taps instead of reading an im2col buffer.
+
+A dense convolution is the product of each output pixel's receptive field ``[kh * kw * C]``
+with the filter ``[kh * kw * C, out_c]``.  Here the receptive field is never laid out: a
+tile of six output pixels keeps one base address per pixel in the (padded) input, and for
+tap ``t`` reads ``C`` consecutive values at ``base + taps[t]``, where ``taps[t]`` is the
+tap's offset in the input, ``(i * dil_h * Wp + j * dil_w) * C``.  The filter is packed once
+per call by :func:`~sepconv.kernels.pointwise.pack_pointwise` (rows in ``(i, j, c)`` order,
+the filter's own), so a panel's rows follow the taps with no jumps.  Shapes::
+
+    xf     flat padded input [N, Hp, Wp, C] (zero borders; the caller pads)
+    taps   int64 [kh * kw], offsets of the taps from a pixel's base
+    bp     the packed filter [kh * kw * C, out_c]
+    out    flat [N, out_h, out_w, out_c]
+
+The six pixels of a tile are any six consecutive output pixels (they may span rows and
+images: each has its own base), so no row tail wastes a tile; a range's last tile repeats its
+last pixel's base for the missing ones and stores only the pixels that exist.
+
+**Register tile** (:func:`_taps_6x4`): six pixels by one panel of four vectors, 24 sums kept in
+registers across all taps and channels, stored once; :func:`_taps_6x2` and :func:`_taps_6x1`
+take the two- and one-vector tail panels.
+
+**Order.**  A thread takes a range of output pixels (or, when there are few pixels, a range
+of panels); within it, blocks of ``block_pixels`` pixels, each block through every panel, so
+that a block's receptive fields stay in cache while the panels stream past them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from ._jit import kernel
+from ._simd import lanes, vbroadcast, vfma, vload, vload_n, vstore_n, vzeros
+from .pointwise import TILE_PIXELS, _store2, _store4, panel_layout
+
+
+@kernel(inline=True)
+def _fma4(xf, i, b0, b1, b2, b3, acc):
+    s = vbroadcast(xf, i)
+    return vfma(s, b0, acc[0]), vfma(s, b1, acc[1]), vfma(s, b2, acc[2]), vfma(s, b3, acc[3])
+
+
+@kernel(inline=True)
+def _fma2(xf, i, b0, b1, acc):
+    s = vbroadcast(xf, i)
+    return vfma(s, b0, acc[0]), vfma(s, b1, acc[1])
+
+
+@kernel(inline=True)
+def _load4(out, o, n, accumulate):
+    """The sums so far of one pixel's four vectors (zeros on the first chunk)."""
+    L = lanes(out)
+    z = vzeros(out)
+    if not accumulate:
+        return z, z, z, z
+    return (vload_n(out, o, min(L, n)), vload_n(out, o + L, max(0, min(L, n - L))),
+            vload_n(out, o + 2 * L, max(0, min(L, n - 2 * L))), vload_n(out, o + 3 * L, max(0, min(L, n - 3 * L))))
+
+
+@kernel(inline=True)
+def _load2(out, o, n, accumulate):
+    L = lanes(out)
+    z = vzeros(out)
+    if not accumulate:
+        return z, z
+    return vload_n(out, o, min(L, n)), vload_n(out, o + L, max(0, min(L, n - L)))
+
+
+@kernel(inline=True)
+def _load1(out, o, n, accumulate):
+    if not accumulate:
+        return vzeros(out)
+    return vload_n(out, o, n)
+
+
+@kernel
+def _taps_6x4(xf, bases, q, taps, t0, t1, c0, c1, bp, ib, out, ic, ldc, pixels, n, accumulate):
+    """``out`` rows ``ic + r * ldc`` (``r < pixels``), first ``n`` columns, plus (or, on the first chunk,
+    set to) the sums over taps ``t0..t1`` and channels ``c0..c1`` of the pixels whose bases are
+    ``bases[q : q + 6]``, from a four-vector panel at ``bp[ib:]``."""
+    L = lanes(out)
+    last = pixels - 1
+    r0 = _load4(out, ic, n, accumulate)
+    r1 = _load4(out, ic + min(1, last) * ldc, n, accumulate)
+    r2 = _load4(out, ic + min(2, last) * ldc, n, accumulate)
+    r3 = _load4(out, ic + min(3, last) * ldc, n, accumulate)
+    r4 = _load4(out, ic + min(4, last) * ldc, n, accumulate)
+    r5 = _load4(out, ic + min(5, last) * ldc, n, accumulate)
+    for t in range(t0, t1):
+        off = taps[t] + c0
+        a0, a1, a2 = bases[q] + off, bases[q + 1] + off, bases[q + 2] + off
+        a3, a4, a5 = bases[q + 3] + off, bases[q + 4] + off, bases[q + 5] + off
+        for k in range(c1 - c0):
+            b0 = vload(bp, ib)
+            b1 = vload(bp, ib + L)
+            b2 = vload(bp, ib + 2 * L)
+            b3 = vload(bp, ib + 3 * L)
+            r0 = _fma4(xf, a0 + k, b0, b1, b2, b3, r0)
+            r1 = _fma4(xf, a1 + k, b0, b1, b2, b3, r1)
+            r2 = _fma4(xf, a2 + k, b0, b1, b2, b3, r2)
+            r3 = _fma4(xf, a3 + k, b0, b1, b2, b3, r3)
+            r4 = _fma4(xf, a4 + k, b0, b1, b2, b3, r4)
+            r5 = _fma4(xf, a5 + k, b0, b1, b2, b3, r5)
+            ib += 4 * L
+    _store4(out, ic, r0, n)
+    if pixels > 1:
+        _store4(out, ic + ldc, r1, n)
+    if pixels > 2:
+        _store4(out, ic + 2 * ldc, r2, n)
+    if pixels > 3:
+        _store4(out, ic + 3 * ldc, r3, n)
+    if pixels > 4:
+        _store4(out, ic + 4 * ldc, r4, n)
+    if pixels > 5:
+        _store4(out, ic + 5 * ldc, r5, n)
+
+
+@kernel
+def _taps_6x2(xf, bases, q, taps, t0, t1, c0, c1, bp, ib, out, ic, ldc, pixels, n, accumulate):
+    """As :func:`_taps_6x4`, a two-vector tail panel."""
+    L = lanes(out)
+    last = pixels - 1
+    r0 = _load2(out, ic, n, accumulate)
+    r1 = _load2(out, ic + min(1, last) * ldc, n, accumulate)
+    r2 = _load2(out, ic + min(2, last) * ldc, n, accumulate)
+    r3 = _load2(out, ic + min(3, last) * ldc, n, accumulate)
+    r4 = _load2(out, ic + min(4, last) * ldc, n, accumulate)
+    r5 = _load2(out, ic + min(5, last) * ldc, n, accumulate)
+    for t in range(t0, t1):
+        off = taps[t] + c0
+        a0, a1, a2 = bases[q] + off, bases[q + 1] + off, bases[q + 2] + off
+        a3, a4, a5 = bases[q + 3] + off, bases[q + 4] + off, bases[q + 5] + off
+        for k in range(c1 - c0):
+            b0 = vload(bp, ib)
+            b1 = vload(bp, ib + L)
+            r0 = _fma2(xf, a0 + k, b0, b1, r0)
+            r1 = _fma2(xf, a1 + k, b0, b1, r1)
+            r2 = _fma2(xf, a2 + k, b0, b1, r2)
+            r3 = _fma2(xf, a3 + k, b0, b1, r3)
+            r4 = _fma2(xf, a4 + k, b0, b1, r4)
+            r5 = _fma2(xf, a5 + k, b0, b1, r5)
+            ib += 2 * L
+    _store2(out, ic, r0, n)
+    if pixels > 1:
+        _store2(out, ic + ldc, r1, n)
+    if pixels > 2:
+        _store2(out, ic + 2 * ldc, r2, n)
+    if pixels > 3:
+        _store2(out, ic + 3 * ldc, r3, n)
+    if pixels > 4:
+        _store2(out, ic + 4 * ldc, r4, n)
+    if pixels > 5:
+        _store2(out, ic + 5 * ldc, r5, n)
+
+
+@kernel
+def _taps_6x1(xf, bases, q, taps, t0, t1, c0, c1, bp, ib, out, ic, ldc, pixels, n, accumulate):
+    """As :func:`_taps_6x4`, a one-vector tail panel."""
+    L = lanes(out)
+    last = pixels - 1
+    r0 = _load1(out, ic, n, accumulate)
+    r1 = _load1(out, ic + min(1, last) * ldc, n, accumulate)
+    r2 = _load1(out, ic + min(2, last) * ldc, n, accumulate)
+    r3 = _load1(out, ic + min(3, last) * ldc, n, accumulate)
+    r4 = _load1(out, ic + min(4, last) * ldc, n, accumulate)
+    r5 = _load1(out, ic + min(5, last) * ldc, n, accumulate)
+    for t in range(t0, t1):
+        off = taps[t] + c0
+        a0, a1, a2 = bases[q] + off, bases[q + 1] + off, bases[q + 2] + off
+        a3, a4, a5 = bases[q + 3] + off, bases[q + 4] + off, bases[q + 5] + off
+        for k in range(c1 - c0):
+            b0 = vload(bp, ib)
+            r0 = vfma(vbroadcast(xf, a0 + k), b0, r0)
+            r1 = vfma(vbroadcast(xf, a1 + k), b0, r1)
+            r2 = vfma(vbroadcast(xf, a2 + k), b0, r2)
+            r3 = vfma(vbroadcast(xf, a3 + k), b0, r3)
+            r4 = vfma(vbroadcast(xf, a4 + k), b0, r4)
+            r5 = vfma(vbroadcast(xf, a5 + k), b0, r5)
+            ib += L
+    vstore_n(out, ic, r0, n)
+    if pixels > 1:
+        vstore_n(out, ic + ldc, r1, n)
+    if pixels > 2:
+        vstore_n(out, ic + 2 * ldc, r2, n)
+    if pixels > 3:
+        vstore_n(out, ic + 3 * ldc, r3, n)
+    if pixels > 4:
+        vstore_n(out, ic + 4 * ldc, r4, n)
+    if pixels > 5:
+        vstore_n(out, ic + 5 * ldc, r5, n)
+
+
+@kernel
+def conv2d_direct_range(xf, taps, c_size, bp, out, out_c, out_h, out_w, hp, wp, stride_h, stride_w,
+                        pixel_begin, pixel_end, panel_begin, panel_end, block_pixels, chunk_taps, chunk_channels):
+    """Output pixels ``[pixel_begin, pixel_end)``, columns of panels ``[panel_begin, panel_end)`` (the
+    tail panel, if any, is panel number ``out_c // PANEL``).  The filter's rows are taken in chunks of
+    ``chunk_taps`` taps of all channels, or (``chunk_taps == 1``) of ``chunk_channels`` channels of one
+    tap, small enough for a panel's chunk to stay in L1 across a block's tiles."""
+    L = lanes(out)
+    panel = 4 * L
+    full, tail, tail_width = panel_layout(out_c, L)
+    n_taps = taps.shape[0]
+    k_total = n_taps * c_size
+    bases = np.empty(block_pixels + TILE_PIXELS, np.int64)
+    for block in range(pixel_begin, pixel_end, block_pixels):
+        block_end = min(pixel_end, block + block_pixels)
+        for p in range(block, block_end + TILE_PIXELS):  # the last tile repeats its last pixel's base
+            b, r = divmod(min(p, block_end - 1), out_h * out_w)
+            i, j = divmod(r, out_w)
+            bases[p - block] = ((b * hp + i * stride_h) * wp + j * stride_w) * c_size
+        for pn in range(panel_begin, panel_end):
+            width = panel if pn < full else tail
+            for t0 in range(0, n_taps, chunk_taps):
+                t1 = min(n_taps, t0 + chunk_taps)
+                for c0 in range(0, c_size, chunk_channels):
+                    c1 = min(c_size, c0 + chunk_channels)
+                    ib = (pn * k_total + t0 * c_size + c0) * panel if pn < full else \
+                        full * k_total * panel + (t0 * c_size + c0) * tail_width
+                    accumulate = t0 > 0 or c0 > 0
+                    for t in range(block, block_end, TILE_PIXELS):
+                        count = min(TILE_PIXELS, block_end - t)
+                        ic = t * out_c + pn * panel
+                        if pn < full or tail_width == panel:
+                            _taps_6x4(xf, bases, t - block, taps, t0, t1, c0, c1, bp, ib, out, ic, out_c, count, width,
+                                      accumulate)
+                        elif 2 * tail_width == panel:
+                            _taps_6x2(xf, bases, t - block, taps, t0, t1, c0, c1, bp, ib, out, ic, out_c, count, width,
+                                      accumulate)
+                        else:
+                            _taps_6x1(xf, bases, t - block, taps, t0, t1, c0, c1, bp, ib, out, ic, out_c, count, width,
+                                      accumulate)
+
+
+@kernel(parallel=True)
+def conv2d_direct_parallel(xf, taps, c_size, bp, out, out_c, out_h, out_w, hp, wp, stride_h, stride_w,
+                           ranges, block_pixels, chunk_taps, chunk_channels):
+    """:func:`conv2d_direct_range` on each thread: thread ``k`` takes pixels ``ranges[k, 0]..ranges[k, 1]``
+    and panels ``ranges[k, 2]..ranges[k, 3]``."""
+    for k in prange(ranges.shape[0]):
+        conv2d_direct_range(xf, taps, c_size, bp, out, out_c, out_h, out_w, hp, wp, stride_h, stride_w,
+                            ranges[k, 0], ranges[k, 1], ranges[k, 2], ranges[k, 3], block_pixels, chunk_taps,
+                            chunk_channels)
