@@ -14,7 +14,8 @@ Measured per memory format (``channels_last`` and contiguous NCHW):
 
 - ``train``: forward + backward + SGD step (momentum 0.9) of the whole stack, cross-entropy loss;
 - ``infer``: forward under ``torch.inference_mode()`` in eval mode;
-- ``dw fwd+bwd``: the depthwise layers alone (forward and backward of each, summed), to show
+- ``dw fwd+bwd``: the depthwise layers alone (forward and backward of each, summed, the gradients
+  of input and weights computed as in a training step, not accumulated into ``.grad``), to show
   where the difference comes from; with ``--layers``, each one alone too (``dw C@H/sS``: channels,
   input size, stride; ``fwd`` forward only, ``f+b`` forward and backward).
 
@@ -155,9 +156,11 @@ def make_contestants(args, memory_format: torch.memory_format) -> dict[str, dict
         return cases
 
     def forward_and_backward(cases) -> Callable[[], None]:
+        """As in a training step: the input's and the weights' gradients computed and handed back,
+        not added into ``.grad`` (a leaf's ``.grad`` would grow by one input-sized addition per call)."""
         def step() -> None:
             for _, layer, inp, grad in cases:
-                layer(inp).backward(grad)
+                torch.autograd.grad(layer(inp), [inp, *layer.parameters()], grad)
         return step
 
     def forward_only(layer: nn.Module, inp: torch.Tensor) -> Callable[[], None]:
