@@ -19,8 +19,11 @@ images: each has its own base), so no row tail wastes a tile; a range's last til
 last pixel's base for the missing ones and stores only the pixels that exist.
 
 **Register tile** (:func:`_taps_6x4`): six pixels by one panel of four vectors, 24 sums kept in
-registers across all taps and channels, stored once; :func:`_taps_6x2` and :func:`_taps_6x1`
-take the two- and one-vector tail panels.
+registers across a chunk of taps and channels (added to the sums of the chunks before); :func:`_taps_6x2`
+and :func:`_taps_6x1` take the two- and one-vector tail panels.  They are
+:mod:`sepconv.kernels.pointwise`'s tiles with a base per pixel and a loop over taps; sharing one
+tile (the pointwise band as one tap) cost the pointwise products 3-7% (A/B, 3136x144x128 and
+600x64x144), so both are kept.
 
 **Order.**  A thread takes a range of output pixels (or, when there are few pixels, a range
 of panels); within it, blocks of ``block_pixels`` pixels, each block through every panel, so
@@ -34,19 +37,7 @@ from numba import prange
 
 from ._jit import kernel
 from ._simd import lanes, vbroadcast, vfma, vload, vload_n, vstore_n, vzeros
-from .pointwise import TILE_PIXELS, _store2, _store4, panel_layout
-
-
-@kernel(inline=True)
-def _fma4(xf, i, b0, b1, b2, b3, acc):
-    s = vbroadcast(xf, i)
-    return vfma(s, b0, acc[0]), vfma(s, b1, acc[1]), vfma(s, b2, acc[2]), vfma(s, b3, acc[3])
-
-
-@kernel(inline=True)
-def _fma2(xf, i, b0, b1, acc):
-    s = vbroadcast(xf, i)
-    return vfma(s, b0, acc[0]), vfma(s, b1, acc[1])
+from .pointwise import TILE_PIXELS, _pixel2, _pixel4, _store2, _store4, panel_layout
 
 
 @kernel(inline=True)
@@ -98,12 +89,12 @@ def _taps_6x4(xf, bases, q, taps, t0, t1, c0, c1, bp, ib, out, ic, ldc, pixels, 
             b1 = vload(bp, ib + L)
             b2 = vload(bp, ib + 2 * L)
             b3 = vload(bp, ib + 3 * L)
-            r0 = _fma4(xf, a0 + k, b0, b1, b2, b3, r0)
-            r1 = _fma4(xf, a1 + k, b0, b1, b2, b3, r1)
-            r2 = _fma4(xf, a2 + k, b0, b1, b2, b3, r2)
-            r3 = _fma4(xf, a3 + k, b0, b1, b2, b3, r3)
-            r4 = _fma4(xf, a4 + k, b0, b1, b2, b3, r4)
-            r5 = _fma4(xf, a5 + k, b0, b1, b2, b3, r5)
+            r0 = _pixel4(xf, a0 + k, b0, b1, b2, b3, r0)
+            r1 = _pixel4(xf, a1 + k, b0, b1, b2, b3, r1)
+            r2 = _pixel4(xf, a2 + k, b0, b1, b2, b3, r2)
+            r3 = _pixel4(xf, a3 + k, b0, b1, b2, b3, r3)
+            r4 = _pixel4(xf, a4 + k, b0, b1, b2, b3, r4)
+            r5 = _pixel4(xf, a5 + k, b0, b1, b2, b3, r5)
             ib += 4 * L
     _store4(out, ic, r0, n)
     if pixels > 1:
@@ -136,12 +127,12 @@ def _taps_6x2(xf, bases, q, taps, t0, t1, c0, c1, bp, ib, out, ic, ldc, pixels, 
         for k in range(c1 - c0):
             b0 = vload(bp, ib)
             b1 = vload(bp, ib + L)
-            r0 = _fma2(xf, a0 + k, b0, b1, r0)
-            r1 = _fma2(xf, a1 + k, b0, b1, r1)
-            r2 = _fma2(xf, a2 + k, b0, b1, r2)
-            r3 = _fma2(xf, a3 + k, b0, b1, r3)
-            r4 = _fma2(xf, a4 + k, b0, b1, r4)
-            r5 = _fma2(xf, a5 + k, b0, b1, r5)
+            r0 = _pixel2(xf, a0 + k, b0, b1, r0)
+            r1 = _pixel2(xf, a1 + k, b0, b1, r1)
+            r2 = _pixel2(xf, a2 + k, b0, b1, r2)
+            r3 = _pixel2(xf, a3 + k, b0, b1, r3)
+            r4 = _pixel2(xf, a4 + k, b0, b1, r4)
+            r5 = _pixel2(xf, a5 + k, b0, b1, r5)
             ib += 2 * L
     _store2(out, ic, r0, n)
     if pixels > 1:
