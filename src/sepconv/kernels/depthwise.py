@@ -165,16 +165,25 @@ def _forward_border_pixels(o, x0, x1, x2, x3, x4, v, kh, kw, j_begin, j_end, in_
                                 + x3[col, k] * v[3 * kw + dj, k] + x4[col, k] * v[4 * kw + dj, k])
 
 
+# Pixels of at most this many vectors keep whole (unaligned) channel blocks: shifting the blocks to
+# the first aligned channel costs them one more pass over the row (C = 32 float32 at 16 bytes past a
+# line: blocks of 12, 16 and 4 channels instead of two of 16), which costs more than the split loads
+# (A/B, forward, 2 threads, three runs: 2x112x112x32 0.84-0.93x the time, 8x56x56x32 0.89-0.92x;
+# with C = 48 or 64 the shifted blocks stay faster: 1.12-1.18x slower unshifted).
+SPLIT_LOADS_MAX_C = 2
+
+
 @kernel
 def aligned_shift(a):
     """Channels before the first 64-byte-aligned vector of each pixel of ``a`` (``[..., C]``, C-contiguous).
 
     0 when the pixels are not all at the same offset from a cache line (``C`` not a multiple of
-    the lane count) or ``a`` is aligned already (see :mod:`sepconv.fast.aligned`).
+    the lane count), when ``a`` is aligned already (see :mod:`sepconv.fast.aligned`), or when a
+    pixel holds at most :data:`SPLIT_LOADS_MAX_C` vectors.
     """
     count = lanes(a)
     itemsize = VECTOR_BYTES // count
-    if a.shape[-1] % count or address(a) % itemsize:
+    if a.shape[-1] % count or address(a) % itemsize or a.shape[-1] <= SPLIT_LOADS_MAX_C * count:
         return 0
     return (-address(a) % VECTOR_BYTES) // itemsize
 
