@@ -158,3 +158,20 @@ def test_every_peer_computes_the_reference(peer: str) -> None:
             assert (peer.startswith("ort") and case.kind == "dw_bwd_filter")
             continue
         assert relative_error(to_numpy(fn()), reference_output(case, inputs)) <= TOLERANCE, (peer, case.name)
+
+
+def test_list_into_a_closed_pipe_exits_quietly(tmp_path):
+    """``sepconv bench --list | head -1``: the pipe closes early; no traceback, exit code 0 (a list
+    of 4,000 cases, ~250 KB, so that the writes outlast the pipe's buffer)."""
+    case = {"kind": "dw", "shape": [1, 8, 8, 16], "k": 3, "s": 1, "m": 1, "padding": "SAME", "source": "x" * 20}
+    cases = [dict(case, name=f"dw_case_{i:05d}") for i in range(4000)]
+    path = tmp_path / "many.json"
+    path.write_text(json.dumps({"cases": cases}))
+    proc = subprocess.Popen([sys.executable, "-m", "sepconv", "bench", "--list", "--cases-file", str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = proc.stdout.readline()
+    proc.stdout.close()  # what `head -1` does after its line
+    _, err = proc.communicate(timeout=120)
+    assert first.startswith(b"dw_case_00000")
+    assert proc.returncode == 0, err
+    assert b"Traceback" not in err and b"BrokenPipe" not in err, err

@@ -34,3 +34,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the output went to a pipe that closed early (``sepconv bench --list | head``)
+        sys.stdout = None  # nothing more to flush at exit
+        return 0
