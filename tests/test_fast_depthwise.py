@@ -254,7 +254,7 @@ def _at_offset(a: np.ndarray, offset_bytes: int) -> np.ndarray:
 @pytest.mark.parametrize("kernel_size", [3, 5, 7])
 def test_simd_channel_blocks_at_every_alignment(kernel_size, c, dtype, monkeypatch):
     """The SIMD kernels start their channel blocks at the input's first cache-line-aligned channel: a
-    short first block, full vectors, a masked last one (pixels of more than ``SPLIT_LOADS_MAX_C``
+    short first block, full vectors, a masked last one (pixels of more than ``SPLIT_LOADS_MAX_VECTORS``
     vectors; smaller ones, such as 32 float32 channels, keep whole unaligned blocks).  Every offset
     of ``x`` and ``dy`` from a line, channel counts on both sides of the lane count, serial and parallel."""
     geometry = (2, 7, 11, c, 1, (kernel_size, kernel_size), 1, 1, "SAME")

@@ -301,7 +301,7 @@ DIRECT_BLOCK_BYTES = 512 * 1024
 # Each thread gets at least this many multiply-adds (else fewer threads).
 DIRECT_MIN_THREAD_MACS = 2_000_000
 # With fewer six-pixel tiles than this per thread, the threads split the filter's panels instead of
-# the pixels (each then packs and reads only its own panels).
+# the pixels (each then reads only its own panels of the filter).
 DIRECT_PANEL_SPLIT_TILES = 8
 # A chunk of a filter panel (rows x 64 float32 columns) takes at most this many bytes, so it stays in L1
 # while a block's tiles pass it.

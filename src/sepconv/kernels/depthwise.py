@@ -170,7 +170,7 @@ def _forward_border_pixels(o, x0, x1, x2, x3, x4, v, kh, kw, j_begin, j_end, in_
 # line: blocks of 12, 16 and 4 channels instead of two of 16), which costs more than the split loads
 # (A/B, forward, 2 threads, three runs: 2x112x112x32 0.84-0.93x the time, 8x56x56x32 0.89-0.92x;
 # with C = 48 or 64 the shifted blocks stay faster: 1.12-1.18x slower unshifted).
-SPLIT_LOADS_MAX_C = 2
+SPLIT_LOADS_MAX_VECTORS = 2
 
 
 @kernel
@@ -179,11 +179,11 @@ def aligned_shift(a):
 
     0 when the pixels are not all at the same offset from a cache line (``C`` not a multiple of
     the lane count), when ``a`` is aligned already (see :mod:`sepconv.fast.aligned`), or when a
-    pixel holds at most :data:`SPLIT_LOADS_MAX_C` vectors.
+    pixel holds at most :data:`SPLIT_LOADS_MAX_VECTORS` vectors.
     """
     count = lanes(a)
     itemsize = VECTOR_BYTES // count
-    if a.shape[-1] % count or address(a) % itemsize or a.shape[-1] <= SPLIT_LOADS_MAX_C * count:
+    if a.shape[-1] % count or address(a) % itemsize or a.shape[-1] <= SPLIT_LOADS_MAX_VECTORS * count:
         return 0
     return (-address(a) % VECTOR_BYTES) // itemsize
 
