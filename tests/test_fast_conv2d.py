@@ -176,12 +176,16 @@ DIRECT_IDS = [f"{shape}-k{k}-o{out_c}-s{s}-d{d}-{pad}" for shape, k, _, out_c, s
 def test_direct_matches_reference(spec, chunks, split, dtype, monkeypatch):
     """The direct (implicit GEMM) forward: tiles spanning rows and images, tail tiles and panels;
     with tiny chunks (two channels of one tap at a time, six-pixel blocks) every tile adds to the
-    sums of the chunks before; on two threads split by pixels or by panels."""
+    sums of the chunks before; on two threads split by pixels or by panels; the padded input made
+    by NumPy or by the padding kernel, serial or parallel."""
     monkeypatch.setattr(fast_conv2d, "DIRECT_MIN_PIXELS", 1)
     monkeypatch.setattr(fast_conv2d, "FEW_CHANNELS_MAX_IN_C", 0)
     monkeypatch.setattr(fast_conv2d, "DIRECT_MIN_THREAD_MACS", 1 if split != "one-thread" else 10**18)
     if split == "panels":  # few tiles per thread: each thread takes some of the panels
         monkeypatch.setattr(fast_conv2d, "DIRECT_PANEL_SPLIT_TILES", 10**9)
+    else:  # the padded copy by its kernel (on one thread, or split over two), not by NumPy
+        monkeypatch.setattr(fast_conv2d, "DIRECT_PAD_KERNEL_MIN_VALUES", 0)
+        monkeypatch.setattr(fast_conv2d, "DIRECT_PAD_MIN_THREAD_VALUES", 1 if split == "pixels" else 10**18)
     if chunks == "tiny":
         monkeypatch.setattr(fast_conv2d, "DIRECT_CHUNK_BYTES", 2 * 64 * np.dtype(dtype).itemsize)
         monkeypatch.setattr(fast_conv2d, "DIRECT_BLOCK_BYTES", 1)

@@ -235,3 +235,29 @@ def conv2d_direct_parallel(xf, taps, c_size, bp, out, out_c, out_h, out_w, hp, w
         conv2d_direct_range(xf, taps, c_size, bp, out, out_c, out_h, out_w, hp, wp, stride_h, stride_w,
                             ranges[k, 0], ranges[k, 1], ranges[k, 2], ranges[k, 3], block_pixels, chunk_taps,
                             chunk_channels)
+
+
+@kernel
+def pad_rows(x, xp, pad_top, pad_left, row_begin, row_end):
+    """Rows ``[row_begin, row_end)`` (numbered ``b * Hp + i``) of the padded input ``xp [N, Hp, Wp, C]``:
+    ``x``'s row where there is one, zeros around it, each value written once."""
+    hp, wp = xp.shape[1], xp.shape[2]
+    in_h, in_w = x.shape[1], x.shape[2]
+    for r in range(row_begin, row_end):
+        b, i = divmod(r, hp)
+        row = xp[b, i]
+        ih = i - pad_top
+        if ih < 0 or ih >= in_h:
+            row[:, :] = 0
+            continue
+        row[:pad_left, :] = 0
+        row[pad_left:pad_left + in_w, :] = x[b, ih]
+        row[pad_left + in_w:wp, :] = 0
+
+
+@kernel(parallel=True)
+def pad_parallel(x, xp, pad_top, pad_left, n_chunks):
+    """:func:`pad_rows` over all rows of ``xp`` in ``n_chunks`` parallel ranges."""
+    rows = xp.shape[0] * xp.shape[1]
+    for k in prange(n_chunks):
+        pad_rows(x, xp, pad_top, pad_left, k * rows // n_chunks, (k + 1) * rows // n_chunks)
