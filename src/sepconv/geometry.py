@@ -66,6 +66,11 @@ class Conv2DGeometry:
         return math.prod(self.batch_shape)
 
     @property
+    def out_pixels(self) -> int:
+        """Output pixels over the whole batch, ``batch * out_h * out_w``."""
+        return self.batch * self.out_h * self.out_w
+
+    @property
     def multiplier(self) -> int:
         """Output channels per group (the ``channel_multiplier`` of a depthwise op)."""
         return self.out_c // self.groups if self.groups else 0

@@ -98,7 +98,7 @@ def chunk_pixels(g: Conv2DGeometry, itemsize: int) -> int:
     >>> chunk_pixels(g, 4) * 3 * 3 * 64 * 4 <= WORKSPACE_BYTES
     True
     """
-    total = g.batch * g.out_h * g.out_w
+    total = g.out_pixels
     row_bytes = g.kh * g.kw * g.in_c * itemsize
     return max(1, min(total, max(GEMM_MIN_PIXELS, WORKSPACE_BYTES // row_bytes)))
 
@@ -128,7 +128,7 @@ def _is_winograd(g: Conv2DGeometry, x: np.ndarray, w: np.ndarray) -> bool:
     direct sum keeps it)."""
     return (g.kh == g.kw == 3 and g.stride_h == g.stride_w == g.dil_h == g.dil_w == g.groups == 1
             and min(g.in_c, g.out_c) >= WINOGRAD_MIN_CHANNELS
-            and (_is_winograd_fused(g, x.itemsize) or g.batch * g.out_h * g.out_w >= WINOGRAD_BLAS_MIN_PIXELS)
+            and (_is_winograd_fused(g, x.itemsize) or g.out_pixels >= WINOGRAD_BLAS_MIN_PIXELS)
             and bool(np.isfinite(np.sum(x))) and bool(np.isfinite(w).all()))
 
 
@@ -317,33 +317,42 @@ DIRECT_CHUNK_BYTES = 32 * 1024
 def _is_direct(g: Conv2DGeometry, itemsize: int) -> bool:
     return (g.groups == 1 and not _is_pointwise(g) and min(g.pad_top, g.pad_bottom, g.pad_left, g.pad_right) >= 0
             and g.kh * g.kw * g.in_c * g.out_c * itemsize <= DIRECT_MAX_FILTER_BYTES
-            and g.batch * g.out_h * g.out_w >= DIRECT_MIN_PIXELS)
+            and g.out_pixels >= DIRECT_MIN_PIXELS)
+
+
+def _padded(x: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
+    """``x`` with its padding as zeros, ``[N, Hp, Wp, C]`` (``x`` itself when unpadded)."""
+    n = x.shape[0]
+    hp, wp = g.in_h + g.pad_top + g.pad_bottom, g.in_w + g.pad_left + g.pad_right
+    x = np.ascontiguousarray(x)
+    if hp == g.in_h and wp == g.in_w:
+        return x
+    if n * hp * wp * g.in_c < DIRECT_PAD_KERNEL_MIN_VALUES:
+        xp = np.zeros((n, hp, wp, g.in_c), x.dtype)
+        xp[:, g.pad_top:g.pad_top + g.in_h, g.pad_left:g.pad_left + g.in_w] = x
+        return xp
+    xp = np.empty((n, hp, wp, g.in_c), x.dtype)  # each value written once, on both threads
+    n_chunks = max(1, min(numba.get_num_threads(), xp.size // DIRECT_PAD_MIN_THREAD_VALUES))
+    if n_chunks == 1:
+        conv2d_direct.pad_rows(x, xp, g.pad_top, g.pad_left, 0, n * hp)
+    else:
+        with PARALLEL_LAUNCH:
+            conv2d_direct.pad_parallel(x, xp, g.pad_top, g.pad_left, n_chunks)
+    return xp
 
 
 def _conv2d_direct(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
     """Direct (implicit GEMM) forward (:mod:`sepconv.kernels.conv2d_direct`): the input padded once,
     the filter packed once, six output pixels by 64 output channels in registers over every tap."""
     n = x.shape[0]
-    hp, wp = g.in_h + g.pad_top + g.pad_bottom, g.in_w + g.pad_left + g.pad_right
-    if hp == g.in_h and wp == g.in_w:
-        xp = np.ascontiguousarray(x)
-    elif n * hp * wp * g.in_c < DIRECT_PAD_KERNEL_MIN_VALUES:
-        xp = np.zeros((n, hp, wp, g.in_c), x.dtype)
-        xp[:, g.pad_top:g.pad_top + g.in_h, g.pad_left:g.pad_left + g.in_w] = x
-    else:  # each value written once, on both threads
-        xp = np.empty((n, hp, wp, g.in_c), x.dtype)
-        n_chunks = max(1, min(numba.get_num_threads(), xp.size // DIRECT_PAD_MIN_THREAD_VALUES))
-        if n_chunks == 1:
-            conv2d_direct.pad_rows(np.ascontiguousarray(x), xp, g.pad_top, g.pad_left, 0, n * hp)
-        else:
-            with PARALLEL_LAUNCH:
-                conv2d_direct.pad_parallel(np.ascontiguousarray(x), xp, g.pad_top, g.pad_left, n_chunks)
+    xp = _padded(x, g)
+    hp, wp = xp.shape[1], xp.shape[2]
     k_total = g.kh * g.kw * g.in_c
     bp = np.empty(pointwise.packed_size(k_total, g.out_c, x.itemsize), x.dtype)
     pointwise.pack_pointwise(np.ascontiguousarray(w.reshape(k_total, g.out_c)), bp)
     taps = np.array([(i * g.dil_h * wp + j * g.dil_w) * g.in_c for i in range(g.kh) for j in range(g.kw)], np.int64)
     out = empty_aligned((n, g.out_h, g.out_w, g.out_c), x.dtype)
-    pixels = n * g.out_h * g.out_w
+    pixels = g.out_pixels
     tile = pointwise.TILE_PIXELS
     lane_count = VECTOR_BYTES // x.itemsize
     full, tail, _ = pointwise.panel_layout(g.out_c, lane_count)

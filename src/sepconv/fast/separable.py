@@ -73,7 +73,7 @@ def _fused(x: np.ndarray, wp: np.ndarray, g: Conv2DGeometry) -> bool:
     if FUSE is not None:
         return FUSE
     return (wp.shape[2] * wp.shape[3] * wp.itemsize <= FUSED_MAX_POINTWISE_BYTES
-            and g.batch * g.out_h * g.out_w >= FUSED_MIN_PIXELS
+            and g.out_pixels >= FUSED_MIN_PIXELS
             and not depthwise._packed(x, g.kh, g.kw, g.stride_w, g.dil_h, g.dil_w))
 
 
