@@ -132,6 +132,35 @@ def test_same_3x3_rows_every_width_and_height(height, width, threads, monkeypatc
         _assert_three_ops_match(*_problem((2, height, width, channels, 1, (3, 3), 1, 1, "SAME"), dtype), dtype)
 
 
+@pytest.mark.parametrize("threads", ["serial", "parallel"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("multiplier", [2, 3, 4, 5, 8])
+def test_multipliers_match_reference(multiplier, dtype, threads, monkeypatch):
+    """The input repeated ``M`` times and the input gradient summed over ``M``: whole vectors for
+    ``M`` in 2, 3, 4, 8 (5 takes the scalar loop), a tail of 11 elements, blocks split between threads."""
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
+    for channels, (h, w) in [(11, (5, 7)), (16, (4, 4))]:
+        geometry = (2, h, w, channels, multiplier, (3, 3), 1, 1, "SAME")
+        _assert_three_ops_match(*_problem(geometry, dtype), dtype)
+
+
+def test_results_do_not_share_the_kept_workspaces():
+    """With a multiplier the repeated input and its gradient live in per-thread workspaces: a result
+    must stay as it was when the next call (same shapes, other values) reuses them."""
+    geometry = (1, 6, 7, 16, 3, (3, 3), 1, 1, "SAME")
+    first, second = _problem(geometry, np.float32, seed=1), _problem(geometry, np.float32, seed=2)
+    results = []
+    with sepconv.use_implementation("fast"):
+        for x, filt, dy, args in (first, second):
+            results.append((sepconv.depthwise_conv2d(x, filt, **args),
+                            sepconv.depthwise_conv2d_backprop_input(x.shape, filt, dy, **args)))
+    x, filt, dy, args = first
+    with sepconv.use_implementation("reference"):
+        want = (sepconv.depthwise_conv2d(x, filt, **args), sepconv.depthwise_conv2d_backprop_input(x.shape, filt, dy, **args))
+    for got, expected in zip(results[0], want, strict=True):
+        np.testing.assert_allclose(got, expected, **tol(np.float32))
+
+
 def _assert_three_ops_match(x, filt, dy, args, dtype):
     """Forward, input gradient and filter gradient: fast against reference."""
     fast, ref = _both(sepconv.depthwise_conv2d, x, filt, **args)
@@ -383,11 +412,11 @@ def test_concurrent_calls_from_python_threads(monkeypatch):
 def test_docstring_examples_run():
     import doctest
 
-    from sepconv.fast import aligned
+    from sepconv.fast import aligned, workspace
     from sepconv.kernels import depthwise as kernels
     from sepconv.kernels import depthwise_nchw, depthwise_packed
 
-    for module in (aligned, fast_depthwise, kernels, depthwise_nchw, depthwise_packed):
+    for module in (aligned, workspace, fast_depthwise, kernels, depthwise_nchw, depthwise_packed):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0, module.__name__
 

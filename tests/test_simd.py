@@ -14,12 +14,14 @@ from sepconv.kernels._simd import (
     vfma,
     vload,
     vload_even,
+    vload_group_sums,
     vload_n,
     vmul,
     vsplat,
     vstore,
     vstore_interleaved,
     vstore_n,
+    vstore_repeated,
     vsum,
     vzeros,
 )
@@ -53,6 +55,29 @@ def test_intrinsics_match_numpy(dtype):
     np.testing.assert_array_equal(out[2 * count + n:3 * count], -1.0)  # the masked lanes are not written
     np.testing.assert_array_equal(out[3 * count:4 * count], a[1:1 + 2 * count:2])
     np.testing.assert_array_equal(out[4 * count:6 * count], np.stack([x, y], axis=1).ravel())
+
+
+@numba.njit
+def _groups(a, repeated, sums3, sums8):
+    count = lanes(a)
+    vstore_repeated(repeated, 0, vload(a, 0), 3)       # a0, a0, a0, a1, ...
+    vstore_repeated(repeated, 3 * count, vload(a, count), 8)
+    vstore(sums3, 0, vload_group_sums(a, 1, 3))         # a1 + a2 + a3, a4 + a5 + a6, ...
+    vstore(sums8, 0, vload_group_sums(a, 0, 8))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_repeated_stores_and_group_sums_match_numpy(dtype):
+    count = 64 // np.dtype(dtype).itemsize
+    a = np.arange(1, 8 * count + 2, dtype=dtype) / 7
+    repeated = np.full(12 * count, -1.0, dtype)
+    sums3, sums8 = np.empty(count, dtype), np.empty(count, dtype)
+    _groups(a, repeated, sums3, sums8)
+    np.testing.assert_array_equal(repeated[:3 * count], np.repeat(a[:count], 3))
+    np.testing.assert_array_equal(repeated[3 * count:11 * count], np.repeat(a[count:2 * count], 8))
+    np.testing.assert_array_equal(repeated[11 * count:], -1.0)  # nothing written past the block
+    np.testing.assert_allclose(sums3, a[1:1 + 3 * count].reshape(count, 3).sum(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(sums8, a[:8 * count].reshape(count, 8).sum(axis=1), rtol=1e-6)
 
 
 def test_non_contiguous_arrays_are_refused():

@@ -20,7 +20,7 @@ from ..kernels._simd import VECTOR_BYTES, address
 
 
 @kernel
-def _start_at_offset_of(buffer, like):
+def start_at_offset_of(buffer, like):
     """The first index of ``buffer`` at ``like``'s offset from a 64-byte line (``like``'s address is
     a multiple of its itemsize, as NumPy's are)."""
     return ((address(like) - address(buffer)) % VECTOR_BYTES) // buffer.itemsize
@@ -37,7 +37,7 @@ def empty_like_offset(shape: tuple[int, ...], dtype: np.dtype, like: np.ndarray)
     >>> out.shape, (out.ctypes.data - x.ctypes.data) % 64
     ((4, 8), 0)
     """
-    return _empty_placed(shape, dtype, lambda buffer: _start_at_offset_of(buffer, like))
+    return _empty_placed(shape, dtype, lambda buffer: start_at_offset_of(buffer, like))
 
 
 def empty_aligned(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:

@@ -37,8 +37,6 @@ The layout kernels (im2col, the Winograd transforms) split their pixels over Num
 
 from __future__ import annotations
 
-import threading
-
 import numba
 import numpy as np
 
@@ -48,44 +46,12 @@ from ..kernels import conv2d_direct, pointwise
 from ..kernels._jit import PARALLEL_LAUNCH
 from ..kernels._simd import VECTOR_BYTES
 from .aligned import empty_aligned
+from .workspace import workspace
 
 # The column buffer of one chunk is at most this large (unless one GEMM_MIN_PIXELS chunk is larger).
 WORKSPACE_BYTES = 8 * 1024 * 1024
 # Fewer rows than this make the GEMMs inefficient: a chunk holds at least this many pixels.
 GEMM_MIN_PIXELS = 64
-
-
-# Workspaces up to this size are kept per thread between calls (see :func:`workspace`).
-KEPT_WORKSPACE_BYTES = 64 * 1024 * 1024
-_kept = threading.local()
-
-
-def workspace(name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """An uninitialized C-contiguous array for scratch use, reused by this thread's next calls.
-
-    A fresh multi-megabyte ``np.empty`` comes back from the allocator as newly mapped pages, and
-    touching them costs page faults on every call (~0.5 ms for the 3 MB of a 56x56x64 Winograd
-    conv); a buffer kept per thread and per ``name`` is paid once.  Per thread, so concurrent
-    calls never share one; buffers larger than :data:`KEPT_WORKSPACE_BYTES` are not kept.  The
-    data starts on a 64-byte line (a vector split over two lines loads at about half speed).
-
-    Examples
-    --------
-    >>> a = workspace("doc", (2, 3), np.float32)
-    >>> a.shape, a.dtype, workspace("doc", (3, 2), np.float32).ctypes.data == a.ctypes.data, a.ctypes.data % 64
-    ((2, 3), dtype('float32'), True, 0)
-    """
-    dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape)) * dtype.itemsize
-    if nbytes > KEPT_WORKSPACE_BYTES:
-        buffer = np.empty(nbytes + VECTOR_BYTES, np.uint8)
-    else:
-        buffers = _kept.__dict__
-        buffer = buffers.get(name)
-        if buffer is None or buffer.nbytes < nbytes + VECTOR_BYTES:
-            buffer = buffers[name] = np.empty(nbytes + VECTOR_BYTES, np.uint8)
-    start = -buffer.ctypes.data % VECTOR_BYTES  # the data starts on a cache line: whole-line vectors
-    return buffer[start:start + nbytes].view(dtype).reshape(shape)
 
 
 def chunk_pixels(g: Conv2DGeometry, itemsize: int) -> int:
@@ -331,7 +297,7 @@ def _padded(x: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
         xp = np.zeros((n, hp, wp, g.in_c), x.dtype)
         xp[:, g.pad_top:g.pad_top + g.in_h, g.pad_left:g.pad_left + g.in_w] = x
         return xp
-    xp = np.empty((n, hp, wp, g.in_c), x.dtype)  # each value written once, on both threads
+    xp = workspace("padded_input", (n, hp, wp, g.in_c), x.dtype)  # each value written once, on both threads
     n_chunks = max(1, min(numba.get_num_threads(), xp.size // DIRECT_PAD_MIN_THREAD_VALUES))
     if n_chunks == 1:
         conv2d_direct.pad_rows(x, xp, g.pad_top, g.pad_left, 0, n * hp)
@@ -348,7 +314,7 @@ def _conv2d_direct(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarra
     xp = _padded(x, g)
     hp, wp = xp.shape[1], xp.shape[2]
     k_total = g.kh * g.kw * g.in_c
-    bp = np.empty(pointwise.packed_size(k_total, g.out_c, x.itemsize), x.dtype)
+    bp = workspace("direct_packed_filter", (pointwise.packed_size(k_total, g.out_c, x.itemsize),), x.dtype)
     pointwise.pack_pointwise(np.ascontiguousarray(w.reshape(k_total, g.out_c)), bp)
     taps = np.array([(i * g.dil_h * wp + j * g.dil_w) * g.in_c for i in range(g.kh) for j in range(g.kw)], np.int64)
     out = empty_aligned((n, g.out_h, g.out_w, g.out_c), x.dtype)

@@ -28,6 +28,7 @@ from ..kernels import depthwise_nchw as nchw
 from ..kernels import depthwise_packed as packed
 from ..kernels._jit import PARALLEL_LAUNCH
 from .aligned import empty_like_offset
+from .workspace import workspace
 
 # Below this many multiply-adds a call stays on the calling thread: waking the (passive) OpenMP
 # workers costs ~20 us.  Measured in one process, 1 vs 2 threads, the order alternating each round
@@ -54,17 +55,17 @@ def _filter_per_channel(w: np.ndarray) -> np.ndarray:
 
 
 def _repeated(x: np.ndarray, multiplier: int) -> np.ndarray:
-    """The input with each channel repeated ``multiplier`` times (the multiplier-1 problem's input)."""
+    """The input with each channel repeated ``multiplier`` times (the multiplier-1 problem's input),
+    in this thread's workspace: valid until the next call that repeats an input."""
     if multiplier == 1:
         return x
-    out = np.empty((*x.shape[:3], x.shape[3] * multiplier), x.dtype)
-    rows = x.shape[0] * x.shape[1]
-    n_chunks = _n_chunks(rows, out.size)
+    out = workspace("repeated_input", (*x.shape[:3], x.shape[3] * multiplier), x.dtype)
+    n_chunks = _n_chunks(x.shape[0] * x.shape[1], out.size)
     if n_chunks == 1:
-        kernels.repeat_channels_rows(x, out, multiplier, 0, rows)
+        kernels.repeat_channels_flat(x.reshape(-1), out.reshape(-1), multiplier, 0, x.size)
     else:
         with PARALLEL_LAUNCH:
-            kernels.repeat_channels_parallel(x, out, multiplier, n_chunks)
+            kernels.repeat_channels_parallel(x.reshape(-1), out.reshape(-1), multiplier, n_chunks)
     return out
 
 
@@ -173,7 +174,8 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
     dy = np.ascontiguousarray(dy)
     n = dy.shape[0]
     m = g.multiplier
-    dx = empty_like_offset((n, g.in_h, g.in_w, g.out_c), dy.dtype, dy)
+    shape = (n, g.in_h, g.in_w, g.out_c)
+    dx = workspace("repeated_input_gradient", shape, dy.dtype, like=dy) if m > 1 else empty_like_offset(shape, dy.dtype, dy)
     if g.stride_h == 1 and g.stride_w == 1:
         flipped = np.ascontiguousarray(w3[::-1, ::-1])
         _forward(dy, flipped, dx, 1, 1, g.dil_h, g.dil_w,
@@ -201,13 +203,12 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
                 kernels.depthwise_nhwc_backprop_input_strided_parallel(w3, dy, dx, n_chunks, *args)
     if m > 1:
         summed = np.empty((n, g.in_h, g.in_w, g.in_c), dy.dtype)
-        rows = n * g.in_h
-        n_chunks = _n_chunks(rows, dx.size)
+        n_chunks = _n_chunks(n * g.in_h, dx.size)
         if n_chunks == 1:
-            kernels.sum_over_multiplier_rows(dx, summed, m, 0, rows)
+            kernels.sum_over_multiplier_flat(dx.reshape(-1), summed.reshape(-1), m, 0, summed.size)
         else:
             with PARALLEL_LAUNCH:
-                kernels.sum_over_multiplier_parallel(dx, summed, m, n_chunks)
+                kernels.sum_over_multiplier_parallel(dx.reshape(-1), summed.reshape(-1), m, n_chunks)
         return summed
     return dx
 

@@ -39,8 +39,8 @@ from ..kernels import separable as kernels
 from ..kernels._jit import PARALLEL_LAUNCH
 from ..kernels._simd import VECTOR_BYTES
 from . import depthwise
-from .aligned import empty_aligned, empty_like_offset
-from .conv2d import workspace
+from .aligned import empty_aligned
+from .workspace import workspace
 
 # The plan: None chooses (see above); True or False forces it (tests).
 FUSE: bool | None = None
@@ -90,7 +90,7 @@ def _separable_fused(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv2DGeo
     # one buffer per thread, each at the input's offset from a cache line (whole-vector stores)
     lane_count = VECTOR_BYTES // x.itemsize
     per_thread = -(-(rows * g.out_w + pointwise.TILE_PIXELS) * k_size // lane_count) * lane_count
-    buffers = empty_like_offset((threads, per_thread), x.dtype, x)
+    buffers = workspace("separable_bands", (threads, per_thread), x.dtype, like=x)
     zero_row = depthwise._zero_row(x.shape[2:], x.dtype)
     args = (g.stride_h, g.stride_w, g.dil_h, g.dil_w, g.pad_top, g.pad_left)
     if threads > 1:

@@ -277,3 +277,47 @@ def vstore_interleaved(typingctx, array, index, even, odd):
         builder.store(pair, _pointer(context, builder, array, args[0], args[1], wide), align=1)
         return context.get_dummy_value()
     return types.none(array, types.intp, vec, vec), codegen
+
+
+def _literal_count(count) -> int | None:
+    """The value of a compile-time integer argument (a constant in the kernel's code), or None."""
+    return count.literal_value if isinstance(count, types.IntegerLiteral) else None
+
+
+@intrinsic(prefer_literal=True)
+def vstore_repeated(typingctx, array, index, value, count):
+    """Store each lane of ``value`` ``count`` times in a row at ``a.flat[index : index + count * LANES]``
+    (whole; ``count`` a constant of the kernel's code): ``v[0], v[0], ..., v[1], v[1], ...``."""
+    vec, m = _vector_of(array), _literal_count(count)
+    if value != vec or m is None or m < 1:
+        return None
+
+    def codegen(context, builder, sig, args):
+        vty = context.get_value_type(vec)
+        wide = ir.VectorType(vty.element, m * vec.count)
+        order = ir.Constant(ir.VectorType(ir.IntType(32), m * vec.count), [lane // m for lane in range(m * vec.count)])
+        repeated = builder.shuffle_vector(args[2], ir.Constant(vty, ir.Undefined), order)
+        builder.store(repeated, _pointer(context, builder, array, args[0], args[1], wide), align=1)
+        return context.get_dummy_value()
+    return types.none(array, types.intp, vec, count), codegen
+
+
+@intrinsic(prefer_literal=True)
+def vload_group_sums(typingctx, array, index, count):
+    """Lane ``l`` is the sum of ``a.flat[index + count*l : index + count*(l + 1)]``: the next ``count * LANES``
+    elements (whole; ``count`` a constant of the kernel's code) summed in groups of ``count``."""
+    vec, m = _vector_of(array), _literal_count(count)
+    if m is None or m < 1:
+        return None
+
+    def codegen(context, builder, sig, args):
+        vty = context.get_value_type(vec)
+        wide = ir.VectorType(vty.element, m * vec.count)
+        block = builder.load(_pointer(context, builder, array, args[0], args[1], wide), align=1)
+        total = None
+        for q in range(m):
+            order = ir.Constant(ir.VectorType(ir.IntType(32), vec.count), [m * lane + q for lane in range(vec.count)])
+            part = builder.shuffle_vector(block, ir.Constant(wide, ir.Undefined), order)
+            total = part if total is None else builder.fadd(total, part)
+        return total
+    return vec(array, types.intp, count), codegen
