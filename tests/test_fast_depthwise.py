@@ -134,11 +134,12 @@ def test_same_3x3_rows_every_width_and_height(height, width, threads, monkeypatc
 
 @pytest.mark.parametrize("threads", ["serial", "parallel"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("multiplier", [2, 3, 4, 5, 8])
+@pytest.mark.parametrize("multiplier", [2, 3, 4, 5, 6, 8, 11, 20])
 def test_multipliers_match_reference(multiplier, dtype, threads, monkeypatch):
     """The input repeated ``M`` times and the input gradient summed over ``M``: whole vectors for
-    ``M`` in 2, 3, 4, 8 (5 takes the scalar loop), a tail of 11 elements, blocks split between threads."""
+    ``M`` from 2 to 8 (11 and 20: one splat store per value), a tail of 11 elements, blocks split between threads."""
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_COPY_VALUES", 10**18 if threads == "serial" else 0)
     for channels, (h, w) in [(11, (5, 7)), (16, (4, 4))]:
         geometry = (2, h, w, channels, multiplier, (3, 3), 1, 1, "SAME")
         _assert_three_ops_match(*_problem(geometry, dtype), dtype)

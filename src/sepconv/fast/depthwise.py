@@ -44,6 +44,15 @@ def _n_chunks(rows: int, macs: int) -> int:
     return max(1, min(rows, numba.get_num_threads()))
 
 
+# The channel-multiplier passes (the input repeated, the input gradient summed) are copies, a few
+# instructions per value: split over the threads from this many values of the repeated array.
+PARALLEL_MIN_COPY_VALUES = 256 * 1024
+
+
+def _copy_chunks(values: int) -> int:
+    return 1 if values < PARALLEL_MIN_COPY_VALUES else numba.get_num_threads()
+
+
 def _geometry_ints(g: Conv2DGeometry) -> tuple[int, int, int, int, int, int]:
     return g.stride_h, g.stride_w, g.dil_h, g.dil_w, g.pad_top, g.pad_left
 
@@ -60,7 +69,7 @@ def _repeated(x: np.ndarray, multiplier: int) -> np.ndarray:
     if multiplier == 1:
         return x
     out = workspace("repeated_input", (*x.shape[:3], x.shape[3] * multiplier), x.dtype)
-    n_chunks = _n_chunks(x.shape[0] * x.shape[1], out.size)
+    n_chunks = _copy_chunks(out.size)
     if n_chunks == 1:
         kernels.repeat_channels_flat(x.reshape(-1), out.reshape(-1), multiplier, 0, x.size)
     else:
@@ -203,7 +212,7 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
                 kernels.depthwise_nhwc_backprop_input_strided_parallel(w3, dy, dx, n_chunks, *args)
     if m > 1:
         summed = np.empty((n, g.in_h, g.in_w, g.in_c), dy.dtype)
-        n_chunks = _n_chunks(n * g.in_h, dx.size)
+        n_chunks = _copy_chunks(dx.size)
         if n_chunks == 1:
             kernels.sum_over_multiplier_flat(dx.reshape(-1), summed.reshape(-1), m, 0, summed.size)
         else:

@@ -65,6 +65,7 @@ from ._simd import (
     vload_group_sums,
     vload_n,
     vmul,
+    vsplat,
     vstore,
     vstore_n,
     vstore_repeated,
@@ -1123,12 +1124,13 @@ def repeat_channels_flat(x, out, multiplier, begin, end):
     """``out[M*i + q] = x[i]`` for ``q < M`` and flat indices ``i`` in ``[begin, end)`` of ``x`` (``x`` and ``out``
     1-D, C-contiguous): an NHWC input with each channel repeated ``M`` times, the input of the ``M = 1`` problem.
 
-    Multipliers 2, 3, 4 and 8 store whole vectors of repeated lanes (float64: 3 only; for 2, 4 and 8 the
-    scalar loop measured faster, 1x56x56x8 M = 8 68 against 90 us).  Before, per-row loops with strided
-    stores, float32: 2x28x28x32 M = 3 110 -> 29 us, 1x56x56x8 M = 8 117 -> 31 us."""
+    Multipliers 2 to 8 store whole vectors of repeated lanes (float64: 3, 5, 6, 7 only; for 2, 4 and 8
+    the scalar loop measured faster, 1x56x56x8 M = 8 68 against 90 us); larger ones one vector of
+    each value per 16 (or 8) copies.  The per-row loops with strided stores before, float32:
+    2x28x28x32 M = 3 110 -> 29 us, 1x56x56x8 M = 8 117 -> 31 us, 1x28x28x200 M = 6 1,666 -> 61 us."""
     i = begin
     step = lanes(x)
-    if step == 16 or multiplier == 3:
+    if step == 16 or multiplier % 2 == 1 or multiplier == 6:
         if multiplier == 2:
             while i + step <= end:
                 vstore_repeated(out, 2 * i, vload(x, i), 2)
@@ -1141,10 +1143,28 @@ def repeat_channels_flat(x, out, multiplier, begin, end):
             while i + step <= end:
                 vstore_repeated(out, 4 * i, vload(x, i), 4)
                 i += step
+        elif multiplier == 5:
+            while i + step <= end:
+                vstore_repeated(out, 5 * i, vload(x, i), 5)
+                i += step
+        elif multiplier == 6:
+            while i + step <= end:
+                vstore_repeated(out, 6 * i, vload(x, i), 6)
+                i += step
+        elif multiplier == 7:
+            while i + step <= end:
+                vstore_repeated(out, 7 * i, vload(x, i), 7)
+                i += step
         elif multiplier == 8:
             while i + step <= end:
                 vstore_repeated(out, 8 * i, vload(x, i), 8)
                 i += step
+    if multiplier > 8:
+        for j in range(i, end):
+            v = vsplat(x, x[j])
+            for q in range(0, multiplier, step):
+                vstore_n(out, multiplier * j + q, v, min(step, multiplier - q))
+        return
     for j in range(i, end):
         v = x[j]
         for q in range(multiplier):
@@ -1163,8 +1183,8 @@ def sum_over_multiplier_flat(dx_repeated, dx, multiplier, begin, end):
     """``dx[i] = sum_q dx_repeated[M*i + q]`` for flat indices ``i`` in ``[begin, end)`` of ``dx`` (both 1-D,
     C-contiguous): the input gradient for multiplier ``M`` from that of the ``M = 1`` problem.
 
-    Multipliers 2, 3, 4 and 8 sum whole vectors (float32 2x28x28x32 M = 3: 221 -> 15 us against the
-    per-row loops before; float64 163 -> 28)."""
+    Multipliers 2 to 8 sum whole vectors (float32 2x28x28x32 M = 3: 221 -> 15 us against the per-row
+    loops before; float64 163 -> 28); larger ones sum each run of ``M`` (which LLVM vectorizes)."""
     i = begin
     step = lanes(dx)
     if multiplier == 2:
@@ -1178,6 +1198,18 @@ def sum_over_multiplier_flat(dx_repeated, dx, multiplier, begin, end):
     elif multiplier == 4:
         while i + step <= end:
             vstore(dx, i, vload_group_sums(dx_repeated, 4 * i, 4))
+            i += step
+    elif multiplier == 5:
+        while i + step <= end:
+            vstore(dx, i, vload_group_sums(dx_repeated, 5 * i, 5))
+            i += step
+    elif multiplier == 6:
+        while i + step <= end:
+            vstore(dx, i, vload_group_sums(dx_repeated, 6 * i, 6))
+            i += step
+    elif multiplier == 7:
+        while i + step <= end:
+            vstore(dx, i, vload_group_sums(dx_repeated, 7 * i, 7))
             i += step
     elif multiplier == 8:
         while i + step <= end:
