@@ -72,7 +72,24 @@ def _impl() -> ModuleType:
 # --------------------------------------------------------------------------- arrays in and out
 
 
-_NATIVE = (np.dtype(np.float32), np.dtype(np.float64))
+_FLOAT32, _FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
+_NATIVE = (_FLOAT32, _FLOAT64)
+
+
+def _common_native_dtype(values: list[Any]) -> np.dtype | None:
+    """The dtype of ``values`` when all are NumPy arrays of one native float dtype, else None (a loop
+    of identity tests: ~2 us less per call than a generator over dtype comparisons)."""
+    dtype = None
+    for v in values:
+        if type(v) is not np.ndarray:
+            return None
+        if dtype is None:
+            dtype = v.dtype
+            if dtype is not _FLOAT32 and dtype is not _FLOAT64 and dtype not in _NATIVE:
+                return None
+        elif v.dtype is not dtype and v.dtype != dtype:
+            return None
+    return dtype
 
 
 def _arrays(op: str, **named: Any) -> tuple[list[np.ndarray], np.dtype, np.dtype]:
@@ -83,10 +100,9 @@ def _arrays(op: str, **named: Any) -> tuple[list[np.ndarray], np.dtype, np.dtype
     they came; complex and object are refused.
     """
     values = list(named.values())
-    first = values[0]
-    if type(first) is np.ndarray and first.dtype in _NATIVE and all(
-            type(v) is np.ndarray and v.dtype == first.dtype for v in values):
-        return values, first.dtype, first.dtype  # the common case: nothing to convert
+    dtype = _common_native_dtype(values)
+    if dtype is not None:
+        return values, dtype, dtype  # the common case: nothing to convert
     arrays = []
     for name, value in named.items():
         try:

@@ -90,12 +90,12 @@ class Conv2DGeometry:
             return (*self.batch_shape, h, w, c)
         return (*self.batch_shape, c, h, w)
 
-    @property
+    @functools.cached_property  # geometries are cached, and read on every call
     def input_shape(self) -> tuple[int, ...]:
         """The input's shape in the caller's layout."""
         return self._layout(self.in_h, self.in_w, self.in_c)
 
-    @property
+    @functools.cached_property
     def output_shape(self) -> tuple[int, ...]:
         """The output's shape in the caller's layout."""
         return self._layout(self.out_h, self.out_w, self.out_c)

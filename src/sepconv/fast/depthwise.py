@@ -86,7 +86,7 @@ def _zero_row(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """A row of zeros ``[in_w, C]``, what the kernels read for a row in the padding (they never write it):
     kept between calls, as allocating and zeroing one cost ~3.5 us, a quarter of a small call.
     Not placed at the input's offset from a cache line, since only padding rows read it."""
-    key = (*shape, np.dtype(dtype).str)
+    key = (shape, dtype)
     row = _zero_rows.get(key)
     if row is None:
         row = np.zeros(shape, dtype)
