@@ -145,6 +145,30 @@ def test_multipliers_match_reference(multiplier, dtype, threads, monkeypatch):
         _assert_three_ops_match(*_problem(geometry, dtype), dtype)
 
 
+FEW_CHANNELS = [
+    (2, 11, 13, 3, 1, (5, 5), 1, 1, "SAME"),
+    (1, 12, 40, 5, 1, (7, 7), 1, 2, "SAME"),  # 200 values a row: four-vector steps, weights of period 5
+    (1, 9, 30, 12, 1, (5, 5), 1, (1, 2), "VALID"),
+    (1, 8, 50, 7, 1, (2, 4), 1, 1, [[0, 0], [1, 0], [2, 1], [0, 0]]),
+    (2, 6, 9, 1, 2, (7, 7), 1, 1, "SAME"),  # a multiplier: two channels after the repeat
+    (1, 3, 4, 3, 1, (5, 5), 1, 3, "SAME"),  # no interior pixel
+    (1, 5, 6, 3, 1, (7, 7), 1, 1, [[0, 0], [8, 0], [0, 9], [0, 0]]),  # pads beyond the window
+]
+
+
+@pytest.mark.parametrize("threads", ["serial", "parallel"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("geometry", FEW_CHANNELS, ids=_ids)
+def test_few_channels_match_reference(geometry, dtype, threads, monkeypatch):
+    """Fewer channels than a vector at stride 1 (not 3x3): output rows as flat runs of vectors, the forward
+    and the stride-1 input gradient; the border pixels as one masked vector of channels."""
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
+    x, filt, dy, args = _problem(geometry, dtype)
+    channels = x.shape[3] * filt.shape[3]
+    assert fast_depthwise._few_channels(channels, x.itemsize, *filt.shape[:2], 1, 1, 0, 0) == (channels * x.itemsize < 64)
+    _assert_three_ops_match(x, filt, dy, args, dtype)
+
+
 def test_results_do_not_share_the_kept_workspaces():
     """With a multiplier the repeated input and its gradient live in per-thread workspaces: a result
     must stay as it was when the next call (same shapes, other values) reuses them."""

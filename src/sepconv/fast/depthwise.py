@@ -17,6 +17,7 @@ those calls go to the reference.
 from __future__ import annotations
 
 import functools
+import math
 
 import numba
 import numpy as np
@@ -27,6 +28,7 @@ from ..kernels import depthwise as kernels
 from ..kernels import depthwise_nchw as nchw
 from ..kernels import depthwise_packed as packed
 from ..kernels._jit import PARALLEL_LAUNCH
+from ..kernels._simd import VECTOR_BYTES
 from .aligned import empty_like_offset
 from .workspace import workspace
 
@@ -109,6 +111,16 @@ def _packed(x: np.ndarray, kh: int, kw: int, stride_w: int, dil_h: int, dil_w: i
             and x.shape[3] * x.itemsize >= 32 and x.shape[1] >= (kh - 1) * dil_h + 1)
 
 
+def _few_channels(channels: int, itemsize: int, kh: int, kw: int, stride_h: int, stride_w: int, pad_top: int,
+                  pad_left: int) -> bool:
+    """Fewer channels than a vector, stride 1, no crop, and a filter that neither the 3x3 kernels (whose
+    sliding window wins even at 3 channels: 1x56x56x8 15-22 against 20-22 us) nor the packed ones take:
+    the flat-row kernel (1x75x75x3 7x7 ~530 -> ~120 us, 1x28x28x3 7x7 dilation 2 58 -> 25,
+    1x10x10x12 5x5 18 -> 7, one thread)."""
+    return (channels * itemsize < VECTOR_BYTES and stride_h == 1 and stride_w == 1 and pad_top >= 0
+            and pad_left >= 0 and (kh, kw) != (3, 3))
+
+
 def _forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, stride_h: int, stride_w: int, dil_h: int, dil_w: int,
              pad_top: int, pad_left: int) -> None:
     """``out = depthwise(x, w3)``, multiplier 1; pads may be negative (crop).  ``out`` is best
@@ -124,6 +136,18 @@ def _forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, stride_h: int, stri
                 packed.depthwise_nhwc_forward_packed_parallel(x, w3, out, n_chunks, *packed_args)
         else:
             packed.depthwise_nhwc_forward_packed_rows(x, w3, out, 0, rows, *packed_args)
+        return
+    if _few_channels(x.shape[3], x.itemsize, kh, kw, stride_h, stride_w, pad_top, pad_left):
+        w2 = w3.reshape(kh * kw, x.shape[3])
+        lane_count = VECTOR_BYTES // x.itemsize
+        wt = np.empty((kh * kw, x.shape[3] // math.gcd(x.shape[3], lane_count) * lane_count), x.dtype)
+        kernels.tile_weights(w2, wt)
+        few_args = (kh, dil_h, dil_w, pad_top, pad_left)
+        if n_chunks > 1:
+            with PARALLEL_LAUNCH:
+                kernels.depthwise_nhwc_forward_few_channels_parallel(x, wt, w2, out, n_chunks, *few_args)
+        else:
+            kernels.depthwise_nhwc_forward_few_channels_rows(x, wt, w2, out, 0, rows, *few_args)
         return
     zero_row = _zero_row(x.shape[2:], x.dtype)  # read for filter rows in the padding
     if n_chunks > 1:

@@ -74,7 +74,9 @@ def _fused(x: np.ndarray, wp: np.ndarray, g: Conv2DGeometry) -> bool:
         return FUSE
     return (wp.shape[2] * wp.shape[3] * wp.itemsize <= FUSED_MAX_POINTWISE_BYTES
             and g.out_pixels >= FUSED_MIN_PIXELS
-            and not depthwise._packed(x, g.kh, g.kw, g.stride_w, g.dil_h, g.dil_w))
+            and not depthwise._packed(x, g.kh, g.kw, g.stride_w, g.dil_h, g.dil_w)
+            and not depthwise._few_channels(g.out_c, x.itemsize, g.kh, g.kw, g.stride_h, g.stride_w, g.pad_top,
+                                            g.pad_left))
 
 
 def _separable_fused(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv2DGeometry) -> np.ndarray:

@@ -64,10 +64,12 @@ from ._simd import (
     vload,
     vload_group_sums,
     vload_n,
+    vload_part,
     vmul,
     vsplat,
     vstore,
     vstore_n,
+    vstore_part,
     vstore_repeated,
     vzeros,
 )
@@ -545,6 +547,105 @@ def depthwise_nhwc_forward_parallel(x, w, out, zero_row, n_chunks, stride_h, str
         else:
             depthwise_nhwc_forward_rows(x, w, out, zero_row, begin, end, stride_h, stride_w, dil_h, dil_w, pad_top,
                                         pad_left)
+
+
+# --------------------------------------------------------------------------- fewer channels than a vector
+
+
+@kernel
+def depthwise_nhwc_forward_few_channels_rows(x, wt, w2, out, row_begin, row_end, kh, dil_h, dil_w, pad_top, pad_left):
+    """Forward at stride 1 with fewer channels than a vector holds: output rows ``[row_begin, row_end)``,
+    each one flat run of ``out_w * C`` values in whole vectors (channel blocks would leave most lanes
+    idle: a 3-channel layer uses 3 of 16).
+
+    Value ``f = j*C + k`` of an output row reads value ``f + (dj*dil_w - pad_left)*C`` of an input row for
+    filter column ``dj``: one offset per tap, so a vector of consecutive values (several pixels) takes
+    one load per tap, four vectors at a time with their own sums.  Their weights repeat with period
+    ``C``: ``wt`` ``[kh*kw, P*lanes]`` holds ``wt[t, p] = w[t, p % C]`` for the ``P = C / gcd(C, lanes)``
+    vectors of one period (:func:`tile_weights`).  The pixels whose columns reach into the padding (a
+    row's first and last few) take one masked vector of their ``C`` channels over the taps inside the
+    input, from ``w2`` ``[kh*kw, C]``; filter rows outside the input are skipped.
+    """
+    in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
+    out_h, out_w = out.shape[1], out.shape[2]
+    kw = w2.shape[0] // kh
+    count = lanes(out)
+    span = wt.shape[1]
+    row_len = out_w * c
+    j_lo = min(pad_left, out_w)  # the pixels whose columns are all inside the input
+    j_hi = max(j_lo, min(in_w + pad_left - (kw - 1) * dil_w, out_w))
+    f_lo, f_hi = j_lo * c, j_hi * c
+    quads = (f_hi - f_lo) // (4 * count)
+    gap = dil_w * c
+    for r in range(row_begin, row_end):
+        b = r // out_h
+        ih0 = r - b * out_h - pad_top
+        di_lo, di_hi = tap_range(ih0, dil_h, kh, in_h)
+        o_row = r * row_len
+        p = 0
+        for qd in range(quads):
+            f = f_lo + 4 * count * qd
+            p1 = p + count if p + count < span else p + count - span
+            p2 = p1 + count if p1 + count < span else p1 + count - span
+            p3 = p2 + count if p2 + count < span else p2 + count - span
+            a0 = a1 = a2 = a3 = vzeros(out)
+            for di in range(di_lo, di_hi):
+                q = ((b * in_h + ih0 + di * dil_h) * in_w - pad_left) * c + f
+                t = di * kw * span
+                for _ in range(kw):
+                    a0 = vfma(vload(x, q), vload(wt, t + p), a0)
+                    a1 = vfma(vload(x, q + count), vload(wt, t + p1), a1)
+                    a2 = vfma(vload(x, q + 2 * count), vload(wt, t + p2), a2)
+                    a3 = vfma(vload(x, q + 3 * count), vload(wt, t + p3), a3)
+                    q += gap
+                    t += span
+            vstore(out, o_row + f, a0)
+            vstore(out, o_row + f + count, a1)
+            vstore(out, o_row + f + 2 * count, a2)
+            vstore(out, o_row + f + 3 * count, a3)
+            p = p3 + count if p3 + count < span else p3 + count - span
+        for f in range(f_lo + 4 * count * quads, f_hi, count):  # the rest of the interior, a vector at a time
+            n = min(count, f_hi - f)
+            acc = vzeros(out)
+            for di in range(di_lo, di_hi):
+                q = ((b * in_h + ih0 + di * dil_h) * in_w - pad_left) * c + f
+                t = di * kw * span + p
+                for _ in range(kw):
+                    acc = vfma(vload_n(x, q, n), vload_n(wt, t, n), acc)
+                    q += gap
+                    t += span
+            vstore_n(out, o_row + f, acc, n)
+            p = p + count if p + count < span else p + count - span
+        for side in range(2):  # the pixels before the interior, then those after it
+            for j in range(0, j_lo) if side == 0 else range(j_hi, out_w):
+                c0 = j - pad_left
+                dj_lo, dj_hi = tap_range(c0, dil_w, kw, in_w)
+                acc = vzeros(out)
+                for di in range(di_lo, di_hi):
+                    row = (b * in_h + ih0 + di * dil_h) * in_w
+                    for dj in range(dj_lo, dj_hi):
+                        acc = vfma(vload_part(x, (row + c0 + dj * dil_w) * c, c),
+                                   vload_part(w2, (di * kw + dj) * c, c), acc)
+                vstore_part(out, o_row + j * c, acc, c)
+
+
+@kernel
+def tile_weights(w2, wt):
+    """``wt[t, p] = w2[t, p % C]``: the filter ``[taps, C]`` repeated along whole vectors (see
+    :func:`depthwise_nhwc_forward_few_channels_rows`)."""
+    c = w2.shape[1]
+    for t in range(w2.shape[0]):
+        for p in range(wt.shape[1]):
+            wt[t, p] = w2[t, p % c]
+
+
+@kernel(parallel=True)
+def depthwise_nhwc_forward_few_channels_parallel(x, wt, w2, out, n_chunks, kh, dil_h, dil_w, pad_top, pad_left):
+    """:func:`depthwise_nhwc_forward_few_channels_rows` over all output rows, in ``n_chunks`` parallel blocks."""
+    rows = out.shape[0] * out.shape[1]
+    for t in prange(n_chunks):
+        depthwise_nhwc_forward_few_channels_rows(x, wt, w2, out, t * rows // n_chunks, (t + 1) * rows // n_chunks,
+                                                 kh, dil_h, dil_w, pad_top, pad_left)
 
 
 # --------------------------------------------------------------------------- input gradient
