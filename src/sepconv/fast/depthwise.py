@@ -5,6 +5,10 @@ NCHW: :mod:`sepconv.kernels.depthwise_nchw`).
 Same signatures as :mod:`sepconv.reference`: NHWC arrays with one batch axis, in the compute
 dtype, with at least one element; ``api`` has dealt with layouts, dtypes and empty arrays.
 
+A channel multiplier ``M > 1`` runs the multiplier-1 kernels on the input with each channel
+repeated ``M`` times, in this thread's workspace (:mod:`sepconv.fast.workspace`); the input
+gradient is theirs summed over ``M``.
+
 Thread split: small problems run on the calling thread (starting the thread team would cost
 more than it saves); larger ones are cut into one block of output rows per Numba thread.
 

@@ -29,7 +29,9 @@ The 5x5 and 7x7 forward at horizontal stride 1 or 2 runs on packed channel block
 inputs with fewer than half a vector of channels and images shorter than the filter.  Other
 filter sizes (and 7x7 where the packed kernels are not taken) are SIMD too, four pixels per
 weight load (:func:`_forward_interior_general`), and the clipped pixels loop over their taps
-inside the input.
+inside the input.  At stride 1, layers with fewer channels than a vector and a filter that is
+neither 3x3 nor packed run each output row as one flat run of vectors
+(:func:`depthwise_nhwc_forward_few_channels_rows`).
 
 Work is split over flat output rows ``r = b * out_h + i``: the ``*_rows`` kernels do the rows
 ``[row_begin, row_end)`` on the calling thread, and the ``*_parallel`` drivers cut all rows
