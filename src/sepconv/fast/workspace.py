@@ -50,7 +50,5 @@ def workspace(name: str, shape: tuple[int, ...], dtype: np.dtype, like: np.ndarr
         buffer = buffers.get(name)
         if buffer is None or buffer.nbytes < nbytes + VECTOR_BYTES:
             buffer = buffers[name] = np.empty(nbytes + VECTOR_BYTES, np.uint8)
-    start = -buffer.ctypes.data % VECTOR_BYTES
-    if like is not None:
-        start = start_at_offset_of(buffer, like)
+    start = -buffer.ctypes.data % VECTOR_BYTES if like is None else start_at_offset_of(buffer, like)
     return buffer[start:start + nbytes].view(dtype).reshape(shape)

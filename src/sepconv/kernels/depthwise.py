@@ -587,9 +587,9 @@ def depthwise_nhwc_forward_few_channels_rows(x, wt, w2, out, row_begin, row_end,
         p = 0
         for qd in range(quads):
             f = f_lo + 4 * count * qd
-            p1 = p + count if p + count < span else p + count - span
-            p2 = p1 + count if p1 + count < span else p1 + count - span
-            p3 = p2 + count if p2 + count < span else p2 + count - span
+            p1 = _next_phase(p, count, span)
+            p2 = _next_phase(p1, count, span)
+            p3 = _next_phase(p2, count, span)
             a0 = a1 = a2 = a3 = vzeros(out)
             for di in range(di_lo, di_hi):
                 q = ((b * in_h + ih0 + di * dil_h) * in_w - pad_left) * c + f
@@ -605,7 +605,7 @@ def depthwise_nhwc_forward_few_channels_rows(x, wt, w2, out, row_begin, row_end,
             vstore(out, o_row + f + count, a1)
             vstore(out, o_row + f + 2 * count, a2)
             vstore(out, o_row + f + 3 * count, a3)
-            p = p3 + count if p3 + count < span else p3 + count - span
+            p = _next_phase(p3, count, span)
         for f in range(f_lo + 4 * count * quads, f_hi, count):  # the rest of the interior, a vector at a time
             n = min(count, f_hi - f)
             acc = vzeros(out)
@@ -617,7 +617,7 @@ def depthwise_nhwc_forward_few_channels_rows(x, wt, w2, out, row_begin, row_end,
                     q += gap
                     t += span
             vstore_n(out, o_row + f, acc, n)
-            p = p + count if p + count < span else p + count - span
+            p = _next_phase(p, count, span)
         for side in range(2):  # the pixels before the interior, then those after it
             for j in range(0, j_lo) if side == 0 else range(j_hi, out_w):
                 c0 = j - pad_left
@@ -629,6 +629,12 @@ def depthwise_nhwc_forward_few_channels_rows(x, wt, w2, out, row_begin, row_end,
                         acc = vfma(vload_part(x, (row + c0 + dj * dil_w) * c, c),
                                    vload_part(w2, (di * kw + dj) * c, c), acc)
                 vstore_part(out, o_row + j * c, acc, c)
+
+
+@kernel(inline=True)
+def _next_phase(p, count, span):
+    """The weight offset of the next vector in a period of ``span`` values (:func:`tile_weights`)."""
+    return p + count if p + count < span else p + count - span
 
 
 @kernel
@@ -1305,7 +1311,8 @@ def sum_over_multiplier_flat(dx_repeated, dx, multiplier, begin, end):
     C-contiguous): the input gradient for multiplier ``M`` from that of the ``M = 1`` problem.
 
     Multipliers 2 to 8 sum whole vectors (float32 2x28x28x32 M = 3: 221 -> 15 us against the per-row
-    loops before; float64 163 -> 28); larger ones sum each run of ``M`` (which LLVM vectorizes)."""
+    loops before; float64 163 -> 28); larger ones (rare) take the scalar loop, which is slow
+    (1x28x28x64, M = 12: ~420 us)."""
     i = begin
     step = lanes(dx)
     if multiplier == 2:
