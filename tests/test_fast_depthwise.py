@@ -84,6 +84,13 @@ GEOMETRIES = [
     (1, 16, 14, 33, 1, (5, 5), (1, 2), (2, 1), [[0, 0], [3, 1], [1, 2], [0, 0]]),
     (1, 6, 42, 24, 1, (7, 7), 1, 1, "SAME"),
     (1, 12, 35, 16, 1, (5, 5), 1, 1, [[0, 0], [0, 0], [6, 0], [0, 0]]),  # input gradient: 35 wide, negative pad
+    # 5x5 and 7x7 with horizontal dilation, stride 1: packed by phase (phases of unequal length)
+    (1, 19, 19, 40, 1, (7, 7), 1, 2, "SAME"),
+    (2, 11, 23, 17, 1, (5, 5), 1, 3, [[0, 0], [2, 5], [7, 1], [0, 0]]),
+    (1, 13, 30, 24, 1, (7, 7), (2, 1), (1, 4), "SAME"),  # 30 = 4 phases of 8 and 7 pixels
+    (1, 9, 6, 16, 1, (5, 5), 1, (2, 5), "SAME"),  # a dilation near the image's width: phases of one pixel
+    (1, 14, 29, 33, 1, (7, 7), 1, 2, "VALID"),  # 17 output pixels: phases of 9 and 8
+    (1, 8, 16, 16, 1, (5, 5), 1, (1, 2), [[0, 0], [1, 1], [9, 0], [0, 0]]),  # input gradient: a negative pad
 ]
 
 
@@ -460,7 +467,8 @@ def test_kept_zero_rows_stay_zero(threads, monkeypatch):
 
 def test_packed_kernels_are_taken_where_the_copy_stays_small(monkeypatch):
     """5x5 and 7x7 layers with half a vector of channels or more reach the packed kernels (forward and
-    stride-1 input gradient); fewer channels, or an image shorter than the dilated filter, do not."""
+    stride-1 input gradient, dilated too); fewer channels, an image shorter than the dilated filter, or
+    a horizontal dilation with stride 2, do not."""
     from sepconv.kernels import depthwise_packed
 
     calls: list[tuple] = []
@@ -476,7 +484,8 @@ def test_packed_kernels_are_taken_where_the_copy_stays_small(monkeypatch):
                             ((1, 12, 11, 24, 1, (5, 5), (1, 2), 1, "SAME"), True),
                             ((1, 12, 11, 4, 1, (7, 7), 1, 1, "SAME"), False),  # 16 bytes of channels
                             ((1, 12, 11, 16, 1, (5, 5), 1, (3, 1), "SAME"), False),  # 13 rows of dilated filter
-                            ((1, 12, 11, 16, 1, (5, 5), 1, (1, 2), "SAME"), False)]:  # horizontal dilation
+                            ((1, 12, 11, 16, 1, (5, 5), 1, (1, 2), "SAME"), True),  # horizontal dilation
+                            ((1, 12, 11, 16, 1, (5, 5), 2, (1, 2), "SAME"), False)]:  # ... with stride 2
         calls.clear()
         x, filt, dy, args = _problem(geometry, np.float32)
         _assert_three_ops_match(x, filt, dy, args, np.float32)

@@ -103,15 +103,16 @@ def _zero_row(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     return row
 
 
-# Square filters of these sizes, horizontal stride 1 or 2, horizontal dilation 1, take the packed
-# kernels (sepconv.kernels.depthwise_packed) when the packed copy stays a small multiple of the
-# input: at least half a vector of channels (a block is one vector per pixel) and an image at
-# least as tall as the dilated filter (a band is its rows plus the filter's).
+# Square filters of these sizes, horizontal stride 1 (any dilation: a band's columns are packed by
+# phase) or 2 (dilation 1), take the packed kernels (sepconv.kernels.depthwise_packed) when the
+# packed copy stays a small multiple of the input: at least half a vector of channels (a block is
+# one vector per pixel) and an image at least as tall as the dilated filter (a band is its rows
+# plus the filter's).
 PACKED_SIZES = (5, 7)
 
 
 def _packed(x: np.ndarray, kh: int, kw: int, stride_w: int, dil_h: int, dil_w: int) -> bool:
-    return (kh == kw and kw in PACKED_SIZES and stride_w in (1, 2) and dil_w == 1
+    return (kh == kw and kw in PACKED_SIZES and (stride_w == 1 or (stride_w == 2 and dil_w == 1))
             and x.shape[3] * x.itemsize >= 32 and x.shape[1] >= (kh - 1) * dil_h + 1)
 
 
@@ -134,7 +135,7 @@ def _forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, stride_h: int, stri
     n_chunks = _n_chunks(rows, out.size * w3.shape[0] * w3.shape[1])
     kh, kw = w3.shape[0], w3.shape[1]
     if _packed(x, kh, kw, stride_w, dil_h, dil_w):
-        packed_args = (stride_h, stride_w, dil_h, pad_top, pad_left)
+        packed_args = (stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
         if n_chunks > 1:
             with PARALLEL_LAUNCH:
                 packed.depthwise_nhwc_forward_packed_parallel(x, w3, out, n_chunks, *packed_args)
