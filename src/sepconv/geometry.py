@@ -250,8 +250,11 @@ def windowed_output_size(
 
 
 def _shape(op: str, name: str, shape: Any) -> tuple[int, ...]:
-    dims = tuple(_as_int_list(op, name, shape))
-    if any(d < 0 for d in dims):
+    if type(shape) in (tuple, list) and all(type(d) is int for d in shape):  # the common case, ~1 us
+        dims = tuple(shape)
+    else:  # NumPy integers, arrays, and everything to refuse (bools, floats, strings) with a message
+        dims = tuple(_as_int_list(op, name, shape))
+    if dims and min(dims) < 0:
         raise _fail(op, name, list(dims), "non-negative sizes")
     if math.prod(dims) > _INT64_MAX:
         raise ValueError(f"{op}: `{name}` must have at most 2**63 - 1 elements, got {name}={list(dims)} "

@@ -707,26 +707,29 @@ def depthwise_nhwc_backprop_input_strided_parallel(w, dy, dx, n_chunks, stride_h
                                                    stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
 
 
-@kernel
-def _backprop_input_s2_pixel(g, ra, rb, rc, w, di_a, di_b, di_c, xc, pad_left, out_w):
-    """One pixel ``xc`` of a stride-2 input-gradient row (filter width ``w.shape[1]``): the taps of
+@kernel(inline=True)
+def _backprop_input_s2_pixel(g, ra, rb, rc, w, di_a, di_b, di_c, xc, pad_left, out_w, shift):
+    """One pixel ``xc`` of a stride-2 input-gradient row (filter ``w`` ``[kh, kw, C]``): the taps of
     its column parity, clipped to the ``dy`` columns that exist, from the ``dy`` rows ``ra``, ``rb``,
-    ``rc`` of filter rows ``di_a``, ``di_b``, ``di_c`` (``-1``: no such row)."""
+    ``rc`` of filter rows ``di_a``, ``di_b``, ``di_c`` (``-1``: no such row), in channel blocks
+    (as scalar loops these edge pixels took most of a small layer's time: 4x19x19x16 5x5 VALID,
+    7 of 19 columns)."""
     c, kw = g.shape[1], w.shape[1]
-    for k in range(c):
-        g[xc, k] = 0.0
+    count = lanes(g)
     u = xc + pad_left
-    for dj in range(u % 2, kw, 2):
-        j = (u - dj) // 2
-        if 0 <= j < out_w:
-            for k in range(c):
-                g[xc, k] += ra[j, k] * w[di_a, dj, k]
-            if di_b >= 0:
-                for k in range(c):
-                    g[xc, k] += rb[j, k] * w[di_b, dj, k]
-            if di_c >= 0:
-                for k in range(c):
-                    g[xc, k] += rc[j, k] * w[di_c, dj, k]
+    for kb in range(_channel_blocks(c, shift, count)):
+        k, n = _channel_block(kb, c, shift, count)
+        acc = vzeros(g)
+        for dj in range(u % 2, kw, 2):
+            j = (u - dj) // 2
+            if 0 <= j < out_w:
+                q = j * c + k
+                acc = vfma(vload_n(ra, q, n), vload_n(w, (di_a * kw + dj) * c + k, n), acc)
+                if di_b >= 0:
+                    acc = vfma(vload_n(rb, q, n), vload_n(w, (di_b * kw + dj) * c + k, n), acc)
+                if di_c >= 0:
+                    acc = vfma(vload_n(rc, q, n), vload_n(w, (di_c * kw + dj) * c + k, n), acc)
+        vstore_n(g, xc * c + k, acc, n)
 
 
 @kernel
@@ -750,14 +753,14 @@ def _s2_pairs(kw, out_w, in_w, pad_left):
     return m_lo, m_hi, 2 * m_lo - pad_left, 2 * m_hi - pad_left
 
 
-@kernel
-def _s2_edges(g, ra, rb, rc, w, di_a, di_b, di_c, done_lo, done_hi, pad_left, out_w):
+@kernel(inline=True)
+def _s2_edges(g, ra, rb, rc, w, di_a, di_b, di_c, done_lo, done_hi, pad_left, out_w, shift):
     """The pixels of a stride-2 input-gradient row outside the pairs' ``[done_lo, done_hi)``, clipped."""
     in_w = g.shape[0]
     for xc in range(0, min(done_lo, in_w)):
-        _backprop_input_s2_pixel(g, ra, rb, rc, w, di_a, di_b, di_c, xc, pad_left, out_w)
+        _backprop_input_s2_pixel(g, ra, rb, rc, w, di_a, di_b, di_c, xc, pad_left, out_w, shift)
     for xc in range(max(done_hi, 0), in_w):
-        _backprop_input_s2_pixel(g, ra, rb, rc, w, di_a, di_b, di_c, xc, pad_left, out_w)
+        _backprop_input_s2_pixel(g, ra, rb, rc, w, di_a, di_b, di_c, xc, pad_left, out_w, shift)
 
 
 @kernel
@@ -847,7 +850,7 @@ def depthwise_nhwc_backprop_input_s2_3x3_rows(w, dy, dx, zero_row, row_begin, ro
         rb = _s2_row(dy, zero_row, b, t, di_b) if di_b >= 0 else zero_row
         g = dx[b, y]
         _s2_pairs_3x3(g, ra, rb, w9, di_a, di_b, m_lo, m_hi, pad_left, shift)
-        _s2_edges(g, ra, rb, zero_row, w, di_a, di_b, -1, done_lo, done_hi, pad_left, out_w)
+        _s2_edges(g, ra, rb, zero_row, w, di_a, di_b, -1, done_lo, done_hi, pad_left, out_w, shift)
 
 
 @kernel
@@ -877,7 +880,7 @@ def depthwise_nhwc_backprop_input_s2_5x5_rows(w, dy, dx, zero_row, row_begin, ro
             ra, rb, rc = _s2_row(dy, zero_row, b, t, 1), _s2_row(dy, zero_row, b, t, 3), zero_row
             di_a, di_b, di_c = 1, 3, -1
         _s2_pairs_5x5(g, ra, rb, rc, w25, di_a, di_b, di_c, m_lo, m_hi, pad_left, shift)
-        _s2_edges(g, ra, rb, rc, w, di_a, di_b, di_c, done_lo, done_hi, pad_left, out_w)
+        _s2_edges(g, ra, rb, rc, w, di_a, di_b, di_c, done_lo, done_hi, pad_left, out_w, shift)
 
 
 @kernel(parallel=True)
