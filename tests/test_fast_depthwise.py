@@ -91,7 +91,9 @@ GEOMETRIES = [
     (1, 9, 6, 16, 1, (5, 5), 1, (2, 5), "SAME"),  # a dilation near the image's width: phases of one pixel
     (1, 14, 29, 33, 1, (7, 7), 1, 2, "VALID"),  # 17 output pixels: phases of 9 and 8
     (1, 8, 16, 16, 1, (5, 5), 1, (1, 2), [[0, 0], [1, 1], [9, 0], [0, 0]]),  # input gradient: a negative pad
-    # 3x3 at horizontal stride 2: rows in tiles of 16 pixels, a last partial tile
+    # 3x3, rows wider than 64 pixels: tiles of 16 pixels, a last partial tile (SAME at stride 1, stride 2)
+    (1, 5, 70, 24, 1, (3, 3), 1, 1, "SAME"),
+    (1, 4, 83, 9, 1, (3, 3), 1, 1, "SAME"),
     (1, 6, 75, 40, 1, (3, 3), 2, 1, "SAME"),
     (2, 5, 70, 20, 1, (3, 3), (1, 2), 1, [[0, 0], [1, 0], [3, 0], [0, 0]]),
 ]

@@ -404,29 +404,45 @@ def _forward_same_3x3(o, x0, x1, x2, w9, shift):
         vstore_n(o, (width - 1) * c + k, vadd(vadd(_row3(a0, a1, z, wa), _row3(b0, b1, z, wb)), _row3(e0, e1, z, we)), n)
 
 
+# A row wider than this goes by in tiles of SAME_TILE_PIXELS pixels, each tile's channel blocks in
+# turn: a channel block's pass over four whole input rows then touches more lines than L1 holds, and
+# the next block, which shares them, reads them again from L2.  A/B, one thread, two-row kernel:
+# 1x147x147x64 0.81, 1x112x112x32 0.73; rows of 56 or fewer pixels lost 1-14% tiled, so stay whole.
+SAME_TILE_MIN_WIDTH = 64
+SAME_TILE_PIXELS = 16
+
+
 @kernel
 def _forward_same_3x3_two_rows(o0, o1, x0, x1, x2, x3, w9, shift):
     """As :func:`_forward_same_3x3`, two neighbouring output rows in one pass (as
-    :func:`_forward_interior_3x3_two_rows`)."""
+    :func:`_forward_interior_3x3_two_rows`); wide rows in tiles (:data:`SAME_TILE_PIXELS`)."""
     c = o0.shape[1]
     width = o0.shape[0]
     count = lanes(o0)
-    for kb in range(_channel_blocks(c, shift, count)):
-        k, n = _channel_block(kb, c, shift, count)
-        wa, wb, we = _weights3(w9, 0, c, k, n), _weights3(w9, 3, c, k, n), _weights3(w9, 6, c, k, n)
-        a0 = b0 = e0 = f0 = vzeros(o0)
-        a1, b1, e1, f1 = vload_n(x0, k, n), vload_n(x1, k, n), vload_n(x2, k, n), vload_n(x3, k, n)
-        q = k
-        for j in range(width):
-            if j + 1 < width:
-                q += c
-                a2, b2, e2, f2 = vload_n(x0, q, n), vload_n(x1, q, n), vload_n(x2, q, n), vload_n(x3, q, n)
+    tile = width if width <= SAME_TILE_MIN_WIDTH else SAME_TILE_PIXELS
+    for j0 in range(0, width, tile):
+        j1 = min(j0 + tile, width)
+        for kb in range(_channel_blocks(c, shift, count)):
+            k, n = _channel_block(kb, c, shift, count)
+            wa, wb, we = _weights3(w9, 0, c, k, n), _weights3(w9, 3, c, k, n), _weights3(w9, 6, c, k, n)
+            q = j0 * c + k
+            if j0 == 0:
+                a0 = b0 = e0 = f0 = vzeros(o0)
             else:
-                a2 = b2 = e2 = f2 = vzeros(o0)
-            mid_b, mid_e = _row3(b0, b1, b2, wb), _row3(e0, e1, e2, we)
-            vstore_n(o0, j * c + k, vadd(vadd(_row3(a0, a1, a2, wa), mid_b), mid_e), n)
-            vstore_n(o1, j * c + k, vadd(vadd(_row3(b0, b1, b2, wa), _row3(e0, e1, e2, wb)), _row3(f0, f1, f2, we)), n)
-            a0, a1, b0, b1, e0, e1, f0, f1 = a1, a2, b1, b2, e1, e2, f1, f2
+                a0, b0 = vload_n(x0, q - c, n), vload_n(x1, q - c, n)
+                e0, f0 = vload_n(x2, q - c, n), vload_n(x3, q - c, n)
+            a1, b1, e1, f1 = vload_n(x0, q, n), vload_n(x1, q, n), vload_n(x2, q, n), vload_n(x3, q, n)
+            for j in range(j0, j1):
+                if j + 1 < width:
+                    q += c
+                    a2, b2, e2, f2 = vload_n(x0, q, n), vload_n(x1, q, n), vload_n(x2, q, n), vload_n(x3, q, n)
+                else:
+                    a2 = b2 = e2 = f2 = vzeros(o0)
+                mid_b, mid_e = _row3(b0, b1, b2, wb), _row3(e0, e1, e2, we)
+                vstore_n(o0, j * c + k, vadd(vadd(_row3(a0, a1, a2, wa), mid_b), mid_e), n)
+                vstore_n(o1, j * c + k, vadd(vadd(_row3(b0, b1, b2, wa), _row3(e0, e1, e2, wb)), _row3(f0, f1, f2, we)),
+                         n)
+                a0, a1, b0, b1, e0, e1, f0, f1 = a1, a2, b1, b2, e1, e2, f1, f2
 
 
 @kernel
