@@ -1077,30 +1077,42 @@ def _filter_gradient_same_3x3(dw9, x0, x1, x2, dy0, shift):
 @kernel
 def _filter_gradient_same_3x3_two_rows(dw9, x0, x1, x2, x3, dy0, dy1, shift):
     """As :func:`_filter_gradient_same_3x3`, two neighbouring ``dy`` rows (``dy0`` against ``x0 .. x2``,
-    ``dy1`` against ``x1 .. x3``) in one pass, as :func:`_filter_gradient_interior_3x3_two_rows`."""
+    ``dy1`` against ``x1 .. x3``) in one pass, as :func:`_filter_gradient_interior_3x3_two_rows`; wide
+    rows in tiles, as the forward (:data:`SAME_TILE_PIXELS`), the sums of a block kept in ``dw9``
+    between tiles."""
     c = dy0.shape[1]
     width = dy0.shape[0]
     count = lanes(dy0)
-    for kb in range(_channel_blocks(c, shift, count)):
-        k, n = _channel_block(kb, c, shift, count)
-        ra, rb, re = _weights3(dw9, 0, c, k, n), _weights3(dw9, 3, c, k, n), _weights3(dw9, 6, c, k, n)
-        a0 = b0 = e0 = f0 = vzeros(dy0)
-        a1, b1, e1, f1 = vload_n(x0, k, n), vload_n(x1, k, n), vload_n(x2, k, n), vload_n(x3, k, n)
-        q = k
-        for j in range(width):
-            if j + 1 < width:
-                q += c
-                a2, b2, e2, f2 = vload_n(x0, q, n), vload_n(x1, q, n), vload_n(x2, q, n), vload_n(x3, q, n)
+    tile = width if width <= SAME_TILE_MIN_WIDTH else SAME_TILE_PIXELS
+    for j0 in range(0, width, tile):
+        j1 = min(j0 + tile, width)
+        for kb in range(_channel_blocks(c, shift, count)):
+            k, n = _channel_block(kb, c, shift, count)
+            ra, rb, re = _weights3(dw9, 0, c, k, n), _weights3(dw9, 3, c, k, n), _weights3(dw9, 6, c, k, n)
+            q = j0 * c + k
+            if j0 == 0:
+                a0 = b0 = e0 = f0 = vzeros(dy0)
             else:
-                a2 = b2 = e2 = f2 = vzeros(dy0)
-            g, h = vload_n(dy0, j * c + k, n), vload_n(dy1, j * c + k, n)
-            ra = (vfma(b0, h, vfma(a0, g, ra[0])), vfma(b1, h, vfma(a1, g, ra[1])), vfma(b2, h, vfma(a2, g, ra[2])))
-            rb = (vfma(e0, h, vfma(b0, g, rb[0])), vfma(e1, h, vfma(b1, g, rb[1])), vfma(e2, h, vfma(b2, g, rb[2])))
-            re = (vfma(f0, h, vfma(e0, g, re[0])), vfma(f1, h, vfma(e1, g, re[1])), vfma(f2, h, vfma(e2, g, re[2])))
-            a0, a1, b0, b1, e0, e1, f0, f1 = a1, a2, b1, b2, e1, e2, f1, f2
-        _store3(dw9, 0, c, k, ra, n)
-        _store3(dw9, 3, c, k, rb, n)
-        _store3(dw9, 6, c, k, re, n)
+                a0, b0 = vload_n(x0, q - c, n), vload_n(x1, q - c, n)
+                e0, f0 = vload_n(x2, q - c, n), vload_n(x3, q - c, n)
+            a1, b1, e1, f1 = vload_n(x0, q, n), vload_n(x1, q, n), vload_n(x2, q, n), vload_n(x3, q, n)
+            for j in range(j0, j1):
+                if j + 1 < width:
+                    q += c
+                    a2, b2, e2, f2 = vload_n(x0, q, n), vload_n(x1, q, n), vload_n(x2, q, n), vload_n(x3, q, n)
+                else:
+                    a2 = b2 = e2 = f2 = vzeros(dy0)
+                g, h = vload_n(dy0, j * c + k, n), vload_n(dy1, j * c + k, n)
+                ra = (vfma(b0, h, vfma(a0, g, ra[0])), vfma(b1, h, vfma(a1, g, ra[1])),
+                      vfma(b2, h, vfma(a2, g, ra[2])))
+                rb = (vfma(e0, h, vfma(b0, g, rb[0])), vfma(e1, h, vfma(b1, g, rb[1])),
+                      vfma(e2, h, vfma(b2, g, rb[2])))
+                re = (vfma(f0, h, vfma(e0, g, re[0])), vfma(f1, h, vfma(e1, g, re[1])),
+                      vfma(f2, h, vfma(e2, g, re[2])))
+                a0, a1, b0, b1, e0, e1, f0, f1 = a1, a2, b1, b2, e1, e2, f1, f2
+            _store3(dw9, 0, c, k, ra, n)
+            _store3(dw9, 3, c, k, rb, n)
+            _store3(dw9, 6, c, k, re, n)
 
 
 @kernel
