@@ -22,8 +22,11 @@ blocks outside, pixels inside, so a block's filter taps (forward) or its filter-
 (backward) stay in vector registers along a whole row.  The first block ends at the input's
 first cache-line-aligned channel (:func:`aligned_shift`; the outputs are allocated at the
 input's offset from a line), the last is masked.  With stride and dilation 1 the 3x3 window
-slides (three new input loads per pixel), and two output rows share their middle input rows.
-The 5x5 and 7x7 forward at horizontal stride 1 or 2 runs on packed channel blocks instead
+slides (three new input loads per pixel), and two output rows share their middle input rows; at
+horizontal stride 2 it slides by two columns (six loads per pixel).  Rows wider than a block's
+pass can keep in L1 go by in tiles of pixels, each tile's channel blocks in turn
+(:data:`SAME_TILE_PIXELS`, :data:`S2_TILE_PIXELS`).
+The 5x5 and 7x7 forward at horizontal stride 1 (any dilation) or 2 runs on packed channel blocks instead
 (:mod:`sepconv.kernels.depthwise_packed`) when the packed copy stays small
 (``sepconv.fast.depthwise._packed``); the 5x5 kernels here serve the other strides and dilations,
 inputs with fewer than half a vector of channels and images shorter than the filter.  Other
