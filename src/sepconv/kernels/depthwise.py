@@ -415,6 +415,18 @@ SAME_TILE_MIN_WIDTH = 64
 SAME_TILE_PIXELS = 16
 
 
+@kernel(inline=True)
+def _tile_window(x0, x1, x2, x3, q, c, n, first):
+    """The first two columns of a SAME 3x3 window over four input rows at flat index ``q`` (a tile's
+    first pixel): the column before it (zeros at the row's start: the padding) and its own."""
+    if first:
+        a0 = b0 = e0 = f0 = vzeros(x0)
+    else:
+        a0, b0 = vload_n(x0, q - c, n), vload_n(x1, q - c, n)
+        e0, f0 = vload_n(x2, q - c, n), vload_n(x3, q - c, n)
+    return a0, b0, e0, f0, vload_n(x0, q, n), vload_n(x1, q, n), vload_n(x2, q, n), vload_n(x3, q, n)
+
+
 @kernel
 def _forward_same_3x3_two_rows(o0, o1, x0, x1, x2, x3, w9, shift):
     """As :func:`_forward_same_3x3`, two neighbouring output rows in one pass (as
@@ -429,12 +441,7 @@ def _forward_same_3x3_two_rows(o0, o1, x0, x1, x2, x3, w9, shift):
             k, n = _channel_block(kb, c, shift, count)
             wa, wb, we = _weights3(w9, 0, c, k, n), _weights3(w9, 3, c, k, n), _weights3(w9, 6, c, k, n)
             q = j0 * c + k
-            if j0 == 0:
-                a0 = b0 = e0 = f0 = vzeros(o0)
-            else:
-                a0, b0 = vload_n(x0, q - c, n), vload_n(x1, q - c, n)
-                e0, f0 = vload_n(x2, q - c, n), vload_n(x3, q - c, n)
-            a1, b1, e1, f1 = vload_n(x0, q, n), vload_n(x1, q, n), vload_n(x2, q, n), vload_n(x3, q, n)
+            a0, b0, e0, f0, a1, b1, e1, f1 = _tile_window(x0, x1, x2, x3, q, c, n, j0 == 0)
             for j in range(j0, j1):
                 if j + 1 < width:
                     q += c
@@ -1093,12 +1100,7 @@ def _filter_gradient_same_3x3_two_rows(dw9, x0, x1, x2, x3, dy0, dy1, shift):
             k, n = _channel_block(kb, c, shift, count)
             ra, rb, re = _weights3(dw9, 0, c, k, n), _weights3(dw9, 3, c, k, n), _weights3(dw9, 6, c, k, n)
             q = j0 * c + k
-            if j0 == 0:
-                a0 = b0 = e0 = f0 = vzeros(dy0)
-            else:
-                a0, b0 = vload_n(x0, q - c, n), vload_n(x1, q - c, n)
-                e0, f0 = vload_n(x2, q - c, n), vload_n(x3, q - c, n)
-            a1, b1, e1, f1 = vload_n(x0, q, n), vload_n(x1, q, n), vload_n(x2, q, n), vload_n(x3, q, n)
+            a0, b0, e0, f0, a1, b1, e1, f1 = _tile_window(x0, x1, x2, x3, q, c, n, j0 == 0)
             for j in range(j0, j1):
                 if j + 1 < width:
                     q += c
