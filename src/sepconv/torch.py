@@ -125,8 +125,8 @@ def _array_in_layout(t: Tensor) -> tuple[np.ndarray, str]:
 def _tensor_in_layout(a: np.ndarray, data_format: str) -> Tensor:
     """A result in ``data_format`` as an NCHW tensor: ``channels_last`` for NHWC, contiguous for NCHW (an
     NCHW op may return a transposed view of an NHWC result)."""
-    if data_format == "NHWC":  # NumPy's transposed view: cheaper than torch's permute (~2 vs ~10 us, more
-        return torch.from_numpy(a.transpose(0, 3, 1, 2))  # right after a large kernel has cooled the caches)
+    if data_format == "NHWC":  # NumPy's transposed view costs less than torch's permute (1.9 vs 4.1 us)
+        return torch.from_numpy(a.transpose(0, 3, 1, 2))
     return torch.from_numpy(np.ascontiguousarray(a))
 
 
