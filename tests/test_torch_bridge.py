@@ -218,6 +218,22 @@ def test_from_conv2d_and_back():
     assert st.from_conv2d(nn.Conv2d(4, 4, 3, padding="same", groups=4)).padding == "same"
 
 
+def test_attributes_set_after_construction_are_honoured():
+    """Model surgery (a backbone's output stride traded for dilation) sets ints or tuples on built layers."""
+    torch.manual_seed(9)
+    stock = nn.Conv2d(4, 4, 3, stride=2, padding=1, groups=4, bias=False, dtype=torch.float64)
+    ours = st.from_conv2d(stock)
+    x = randn(1, 4, 11, 11, grad=False)
+    for module in (stock, ours):
+        module.stride, module.dilation, module.padding = 1, 2, 2
+    close(ours(x), F.conv2d(x, stock.weight, None, 1, 2, 2, 4))
+    ours.stride, ours.padding = (1, 2), "valid"
+    close(ours(x), F.conv2d(x, stock.weight, None, (1, 2), 0, 2, 4))
+    ours.padding = -1
+    with pytest.raises(ValueError, match="padding"):
+        ours(x)
+
+
 @pytest.mark.parametrize("conv, message", [
     (nn.Conv2d(4, 8, 3), "must be depthwise"),
     (nn.Conv2d(4, 8, 3, groups=2), "groups=2"),

@@ -707,7 +707,11 @@ class DepthwiseConv2d(nn.Module):
         _init_like_conv2d(self.weight, self.bias)
 
     def forward(self, input: Tensor) -> Tensor:
-        return _depthwise(input, self.weight, self.bias, self.stride, self.padding, self.dilation)
+        stride, padding, dilation = self.stride, self.padding, self.dilation
+        if type(stride) is tuple and type(dilation) is tuple and type(padding) in (tuple, str):  # as built
+            return _depthwise(input, self.weight, self.bias, stride, padding, dilation)
+        # set after construction (model surgery: ``layer.stride = 1``): checked again, as the function does
+        return depthwise_conv2d(input, self.weight, self.bias, stride, padding, dilation)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, depth_multiplier={self.depth_multiplier}, kernel_size={self.kernel_size}, "
