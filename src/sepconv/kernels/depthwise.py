@@ -342,10 +342,7 @@ def _forward_interior_3x3_s2(o, x0, x1, x2, w9, j_lo, j_hi, pad_left, shift):
             for j in range(j0, j1):
                 a1, b1, e1 = vload_n(x0, p + c, n), vload_n(x1, p + c, n), vload_n(x2, p + c, n)
                 a2, b2, e2 = vload_n(x0, p + 2 * c, n), vload_n(x1, p + 2 * c, n), vload_n(x2, p + 2 * c, n)
-                s = vfma(a2, wa[2], vfma(a1, wa[1], vmul(a0, wa[0])))
-                t = vfma(b2, wb[2], vfma(b1, wb[1], vmul(b0, wb[0])))
-                u = vfma(e2, we[2], vfma(e1, we[1], vmul(e0, we[0])))
-                vstore_n(o, j * c + k, vadd(vadd(s, t), u), n)
+                vstore_n(o, j * c + k, vadd(vadd(_row3(a0, a1, a2, wa), _row3(b0, b1, b2, wb)), _row3(e0, e1, e2, we)), n)
                 a0, b0, e0 = a2, b2, e2
                 p += 2 * c
 

@@ -73,17 +73,16 @@ def phase_table(out_w, in_w, kw, stride_w, dil_w, pad_left):
     ``table`` holds the positions ``[m_lo, m_hi)`` of that phase that hold input pixels, and the
     phase's output pixels.  ``span`` covers whole steps of pixels of every phase (:func:`pixels_per_step`),
     plus the filter's width."""
+    table = np.empty((dil_w, 3), np.int64)
     span = 0
     for phase in range(dil_w):
-        pixels = (out_w - phase + dil_w - 1) // dil_w
+        pixels = table[phase, 2] = (out_w - phase + dil_w - 1) // dil_w
         step = pixels_per_step(pixels)
         span = max(span, (pixels + step - 1) // step * step * stride_w + kw - 1)
     u_lo, u_hi = min(max(pad_left, 0), span * dil_w), min(max(pad_left + in_w, 0), span * dil_w)
-    table = np.empty((dil_w, 3), np.int64)
     for phase in range(dil_w):
         table[phase, 0] = min((u_lo - phase + dil_w - 1) // dil_w, span)
         table[phase, 1] = min(max((u_hi - phase + dil_w - 1) // dil_w, table[phase, 0]), span)
-        table[phase, 2] = (out_w - phase + dil_w - 1) // dil_w
     return span, table
 
 
@@ -325,7 +324,7 @@ def pixels_per_step(out_w):
 
 
 @kernel
-def _forward_row(buf, wb, v_top, col, dil_h, kh, kw, stride_w, out, o, pixel_stride, out_w, c, n):
+def _forward_row(buf, wb, v_top, col, dil_h, kh, kw, stride_w, out, o, pixel_stride, out_w, n):
     """``out_w`` output pixels of a filter 5 or 7 wide from a packed block (window top row ``buf[v_top]``,
     first pixel's window at column ``col``), stored from flat index ``o`` of ``out`` (pixel ``j`` at
     ``o + j * pixel_stride``).  ``kw`` must be 5 or 7 and ``stride_w`` 1 or 2 (any other value would read
@@ -392,7 +391,7 @@ def depthwise_nhwc_forward_packed_rows(x, w, out, row_begin, row_end, stride_h, 
                 o = (b * out_h + i) * out_w * c + k
                 for phase in range(dil_w):
                     _forward_row(band, wb, (i - i_begin) * stride_h, phase * span, dil_h, kh, kw, stride_w, out,
-                                 o + phase * c, dil_w * c, table[phase, 2], c, n)
+                                 o + phase * c, dil_w * c, table[phase, 2], n)
         r += i_end - i_begin
 
 
