@@ -250,18 +250,19 @@ def test_native_nchw_is_taken(monkeypatch):
 
 @pytest.mark.parametrize("k", [3, 5])
 def test_native_nchw_small_planes_of_a_large_input(k, monkeypatch):
-    """Planes under NCHW_NATIVE_MIN_PIXELS stay native when the input is large (the transposes would
-    cost more), except the stride-2 input gradient, which goes through NHWC; results as the reference."""
-    monkeypatch.setattr(fast_depthwise, "NCHW_NATIVE_MIN_ELEMENTS", 100)
+    """Output planes under NCHW_NATIVE_MIN_PIXELS stay native when the input planes are not small (the
+    copies would cost more), except the stride-2 input gradient, which goes through NHWC; results as the
+    reference."""
+    monkeypatch.setattr(fast_depthwise, "NCHW_NATIVE_MIN_INPUT_PIXELS", 40)
     rng = np.random.default_rng(8)
     x, filt = rand(rng, (2, 3, 6, 7), np.float64), rand(rng, (k, k, 3, 2), np.float64)
     calls = []
     for name in ("depthwise_conv2d", "depthwise_conv2d_backprop_input", "depthwise_conv2d_backprop_filter"):
         original = getattr(fast_depthwise, name)
 
-        def spy(*args, _original=original, _name=name):
+        def spy(*args, _original=original, _name=name, **kwargs):
             calls.append(_name)
-            return _original(*args)
+            return _original(*args, **kwargs)
         monkeypatch.setattr(fast_depthwise, name, spy)
     for strides in (1, 2):
         args = dict(strides=strides, padding="SAME", data_format="NCHW")
@@ -275,6 +276,27 @@ def test_native_nchw_small_planes_of_a_large_input(k, monkeypatch):
         np.testing.assert_allclose(fast, ref, **tol(np.float64))
         assert calls == ([] if strides == 1 else ["depthwise_conv2d_backprop_input"]), calls
         calls.clear()
+
+
+def test_nchw_through_nhwc_results_outlive_the_next_call():
+    """Small planes go through NHWC with the copies in per-thread workspaces: a result is still itself
+    after the next call, of every op, reuses them."""
+    rng = np.random.default_rng(12)
+    x1, x2 = rand(rng, (3, 20, 5, 6), np.float32), rand(rng, (3, 20, 5, 6), np.float32)
+    filt = rand(rng, (3, 3, 20, 1), np.float32)
+    args = dict(strides=1, padding="SAME", data_format="NCHW")
+    with sepconv.use_implementation("fast"):
+        y1 = sepconv.depthwise_conv2d(x1, filt, **args)
+        kept = y1.copy()
+        dx1 = sepconv.depthwise_conv2d_backprop_input(x1.shape, filt, x1, **args)
+        kept_dx = dx1.copy()
+        sepconv.depthwise_conv2d(x2, filt, **args)
+        sepconv.depthwise_conv2d_backprop_input(x1.shape, filt, x2, **args)
+        sepconv.depthwise_conv2d_backprop_filter(x2, filt.shape, x1, **args)
+    np.testing.assert_array_equal(y1, kept)
+    np.testing.assert_array_equal(dx1, kept_dx)
+    with sepconv.use_implementation("reference"):
+        np.testing.assert_allclose(y1, sepconv.depthwise_conv2d(x1, filt, **args), **tol(np.float32))
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered")

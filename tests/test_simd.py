@@ -23,6 +23,7 @@ from sepconv.kernels._simd import (
     vstore_n,
     vstore_repeated,
     vsum,
+    vtranspose_block,
     vzeros,
 )
 
@@ -78,6 +79,24 @@ def test_repeated_stores_and_group_sums_match_numpy(dtype):
     np.testing.assert_array_equal(repeated[11 * count:], -1.0)  # nothing written past the block
     np.testing.assert_allclose(sums3, a[1:1 + 3 * count].reshape(count, 3).sum(axis=1), rtol=1e-6)
     np.testing.assert_allclose(sums8, a[:8 * count].reshape(count, 8).sum(axis=1), rtol=1e-6)
+
+
+@numba.njit
+def _transpose(src, i, src_stride, dst, j, dst_stride):
+    vtranspose_block(src, i, src_stride, dst, j, dst_stride)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_block_transpose_matches_numpy(dtype):
+    count = 64 // np.dtype(dtype).itemsize
+    src = np.arange(3 + count * (2 * count + 3), dtype=dtype)  # a block at offset 3, rows 2 * count + 3 wide
+    dst = np.full(5 + count * 23, -1.0, dtype)                 # ... stored at offset 5, rows 23 wide
+    _transpose(src, 3, 2 * count + 3, dst, 5, 23)
+    block = src[3:3 + count * (2 * count + 3)].reshape(count, 2 * count + 3)[:, :count]
+    stored = dst[5:5 + count * 23].reshape(count, 23)
+    np.testing.assert_array_equal(stored[:, :count], block.T)
+    np.testing.assert_array_equal(stored[:, count:], -1.0)  # nothing written between the rows
+    np.testing.assert_array_equal(dst[:5], -1.0)
 
 
 def test_non_contiguous_arrays_are_refused():

@@ -34,6 +34,7 @@ from ..kernels import depthwise_packed as packed
 from ..kernels._jit import PARALLEL_LAUNCH
 from ..kernels._simd import VECTOR_BYTES
 from .aligned import empty_like_offset
+from .layout import nchw_to_nhwc, nhwc_to_nchw
 from .workspace import workspace
 
 # Below this many multiply-adds a call stays on the calling thread: waking the (passive) OpenMP
@@ -166,8 +167,9 @@ def _forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, stride_h: int, stri
         kernels.depthwise_nhwc_forward_rows(x, w3, out, zero_row, 0, rows, *args)
 
 
-def depthwise_conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
-    """Depthwise forward: ``x [N, H, W, C]``, ``w [kh, kw, C, M]`` -> ``[N, out_h, out_w, C*M]``.
+def depthwise_conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry, scratch: str | None = None) -> np.ndarray:
+    """Depthwise forward: ``x [N, H, W, C]``, ``w [kh, kw, C, M]`` -> ``[N, out_h, out_w, C*M]``; in this
+    thread's workspace ``scratch`` if given (for a caller that copies the result before its next call).
 
     Examples
     --------
@@ -182,14 +184,17 @@ def depthwise_conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndar
     if not kernels.all_finite(w3):
         return reference.depthwise_conv2d(x, w, g)
     x = _repeated(np.ascontiguousarray(x), g.multiplier)
-    out = empty_like_offset((x.shape[0], g.out_h, g.out_w, g.out_c), x.dtype, x)
+    shape = (x.shape[0], g.out_h, g.out_w, g.out_c)
+    out = empty_like_offset(shape, x.dtype, x) if scratch is None else workspace(scratch, shape, x.dtype, like=x)
     _forward(x, w3, out,
              g.stride_h, g.stride_w, g.dil_h, g.dil_w, g.pad_top, g.pad_left)
     return out
 
 
-def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
-    """Input gradient: ``w [kh, kw, C, M]``, ``dy [N, out_h, out_w, C*M]`` -> ``[N, H, W, C]``.
+def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeometry,
+                                    scratch: str | None = None) -> np.ndarray:
+    """Input gradient: ``w [kh, kw, C, M]``, ``dy [N, out_h, out_w, C*M]`` -> ``[N, H, W, C]``; in this
+    thread's workspace ``scratch`` if given (as :func:`depthwise_conv2d`).
 
     With stride 1 it is the forward correlation of ``dy`` with the flipped filter (padding
     ``(k - 1) * dilation - pad``); undilated 3x3 and 5x5 filters with stride 2 take the parity
@@ -213,7 +218,10 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
     n = dy.shape[0]
     m = g.multiplier
     shape = (n, g.in_h, g.in_w, g.out_c)
-    dx = workspace("repeated_input_gradient", shape, dy.dtype, like=dy) if m > 1 else empty_like_offset(shape, dy.dtype, dy)
+    if m > 1:
+        dx = workspace("repeated_input_gradient", shape, dy.dtype, like=dy)
+    else:
+        dx = empty_like_offset(shape, dy.dtype, dy) if scratch is None else workspace(scratch, shape, dy.dtype, like=dy)
     if g.stride_h == 1 and g.stride_w == 1:
         flipped = np.ascontiguousarray(w3[::-1, ::-1])
         _forward(dy, flipped, dx, 1, 1, g.dil_h, g.dil_w,
@@ -240,7 +248,8 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
             with PARALLEL_LAUNCH:
                 kernels.depthwise_nhwc_backprop_input_strided_parallel(w3, dy, dx, n_chunks, *args)
     if m > 1:
-        summed = np.empty((n, g.in_h, g.in_w, g.in_c), dy.dtype)
+        shape = (n, g.in_h, g.in_w, g.in_c)
+        summed = np.empty(shape, dy.dtype) if scratch is None else workspace(scratch, shape, dy.dtype)
         n_chunks = _copy_chunks(dx.size)
         if n_chunks == 1:
             kernels.sum_over_multiplier_flat(dx.reshape(-1), summed.reshape(-1), m, 0, summed.size)
@@ -309,19 +318,18 @@ def depthwise_conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeo
 # --------------------------------------------------------------------------- NCHW, natively
 
 
-# Output planes smaller than this many pixels go through NHWC (transposes) instead: each plane
-# costs a window copy and a few horizontal sums, which tiny planes do not amortize.  Measured, 2
-# threads, native vs through NHWC, forward / input gradient / filter gradient, us: 8x384x14x14
-# 520/555/723 vs 931/886/1329; 1x576x14x14 223/233/297 vs 176/208/333; 8x144x56x56 1755/1784/2372
-# vs 5477/5364/10835 (the transposes of 14 MB arrays are slow).
+# Output planes smaller than this many pixels go through NHWC (copied by the layout kernels,
+# sepconv.fast.layout) instead: each plane costs a window copy and a few horizontal sums, which tiny
+# planes do not amortize.  Measured, 2 threads, native vs through NHWC, forward / input gradient /
+# filter gradient, us: 8x960x7x7 555/555/1013 vs 488/498/502, 8x160x7x7 180/180/302 vs 84/86/72; but
+# 1x576x14x14 118/120/186 vs 169/186/135, 8x384x14x14 343/359/570 vs 835/851/866.
 NCHW_NATIVE_MIN_PIXELS = 100
-# ... unless the input is this large (elements; the multiplier is not counted): the transposes then
-# cost more than the planes' overheads.  Measured, 2 threads, native vs through NHWC, forward /
-# input gradient / filter gradient, us: 8x576x14x14 stride 2 610/-/793 vs 998/-/1319; 32x960x7x7
-# 3089/3085/4265 vs 5238/5349/7935; but 8x960x7x7 (376K elements) 748/799/962 vs 656/713/1151 and
-# 8x160x7x7 280/293/318 vs 53/61/86.  (The stride-2 input gradient of small planes stays on NHWC
-# whatever the size: 8x576x14x14 1602 native vs 449.)
-NCHW_NATIVE_MIN_ELEMENTS = 800_000
+# ... when the input planes are small too: larger input planes amortize their overheads, and copying
+# them costs more (8x576x14x14 stride 2, 7x7 output planes: 462/-/643 native vs 740/-/1013; the
+# input's size does not matter otherwise: 32x960x7x7 1923/1953/3585 vs 1516/1577/1449).  (The
+# stride-2 input gradient of small output planes goes through NHWC whatever the input planes:
+# 8x576x14x14 1312-1624 native vs 796-1026.)
+NCHW_NATIVE_MIN_INPUT_PIXELS = 100
 
 
 def _small_planes(g: Conv2DGeometry) -> bool:
@@ -329,11 +337,14 @@ def _small_planes(g: Conv2DGeometry) -> bool:
 
 
 def _nchw_via_nhwc(g: Conv2DGeometry) -> bool:
-    return _small_planes(g) and g.batch * g.in_c * g.in_h * g.in_w < NCHW_NATIVE_MIN_ELEMENTS
+    return _small_planes(g) and g.in_h * g.in_w < NCHW_NATIVE_MIN_INPUT_PIXELS
 
 
-def _to_nhwc(a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(a.transpose(0, 2, 3, 1))
+def _nhwc_copy(a: np.ndarray, name: str) -> np.ndarray:
+    """An NCHW operand as NHWC, in this thread's workspace ``name`` (a temporary of the call: a fresh
+    array of a few MB cost page faults on every call, 32x960x7x7 ~1.5 ms)."""
+    n, c, h, w = a.shape
+    return nchw_to_nhwc(a, workspace(name, (n, h, w, c), a.dtype))
 
 
 def depthwise_conv2d_nchw(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
@@ -349,7 +360,7 @@ def depthwise_conv2d_nchw(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np
     9.0
     """
     if _nchw_via_nhwc(g):
-        return depthwise_conv2d(_to_nhwc(x), w, g).transpose(0, 3, 1, 2)
+        return nhwc_to_nchw(depthwise_conv2d(_nhwc_copy(x, "nchw_input"), w, g, scratch="nchw_result"))
     x = np.ascontiguousarray(x)
     out = np.empty((x.shape[0], g.out_c, g.out_h, g.out_w), x.dtype)
     _nchw_forward(x, _filter_per_channel(w), out, g.multiplier, g.stride_h, g.stride_w, g.dil_h, g.dil_w,
@@ -389,7 +400,8 @@ def depthwise_conv2d_backprop_input_nchw(w: np.ndarray, dy: np.ndarray, g: Conv2
     strides_2 = (g.stride_h, g.stride_w, g.dil_h, g.dil_w) == (2, 2, 1, 1)
     if (((g.stride_h != 1 or g.stride_w != 1) and not strides_2) or _nchw_via_nhwc(g)
             or (strides_2 and _small_planes(g)) or not kernels.all_finite(w3)):
-        return depthwise_conv2d_backprop_input(w, _to_nhwc(dy), g).transpose(0, 3, 1, 2)
+        return nhwc_to_nchw(depthwise_conv2d_backprop_input(w, _nhwc_copy(dy, "nchw_output_gradient"), g,
+                                                            scratch="nchw_result"))
     dy = np.ascontiguousarray(dy)
     n, m = dy.shape[0], g.multiplier
     dx = np.empty((n, g.out_c, g.in_h, g.in_w), dy.dtype)
@@ -426,7 +438,7 @@ def depthwise_conv2d_backprop_filter_nchw(x: np.ndarray, dy: np.ndarray, g: Conv
     18.0
     """
     if _nchw_via_nhwc(g):
-        return depthwise_conv2d_backprop_filter(_to_nhwc(x), _to_nhwc(dy), g)
+        return depthwise_conv2d_backprop_filter(_nhwc_copy(x, "nchw_input"), _nhwc_copy(dy, "nchw_output_gradient"), g)
     x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
     planes = dy.shape[0] * dy.shape[1]
     n_chunks = _n_chunks(planes, dy.size * g.kh * g.kw)
@@ -439,5 +451,5 @@ def depthwise_conv2d_backprop_filter_nchw(x: np.ndarray, dy: np.ndarray, g: Conv
             nchw.depthwise_nchw_backprop_filter_parallel(x, dy, partial, g.multiplier, *window)
     dw = partial.sum(axis=0).reshape(g.filter_shape)
     if not kernels.all_finite(dw) or (_has_window_in_padding(g) and not np.isfinite(dy).all()):
-        return reference.depthwise_conv2d_backprop_filter(_to_nhwc(x), _to_nhwc(dy), g)
+        return reference.depthwise_conv2d_backprop_filter(nchw_to_nhwc(x), nchw_to_nhwc(dy), g)
     return dw
