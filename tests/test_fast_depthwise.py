@@ -90,6 +90,8 @@ GEOMETRIES = [
     (1, 13, 30, 24, 1, (7, 7), (2, 1), (1, 4), "SAME"),  # 30 = 4 phases of 8 and 7 pixels
     (1, 9, 6, 16, 1, (5, 5), 1, (2, 5), "SAME"),  # a dilation near the image's width: phases of one pixel
     (1, 14, 29, 33, 1, (7, 7), 1, 2, "VALID"),  # 17 output pixels: phases of 9 and 8
+    (2, 9, 23, 20, 1, (3, 7), 1, (1, 2), "SAME"),  # 7 wide, 3 tall: the filter gradient row by row
+    (1, 6, 30, 17, 2, (1, 7), (1, 2), 1, "VALID"),
     (1, 8, 16, 16, 1, (5, 5), 1, (1, 2), [[0, 0], [1, 1], [9, 0], [0, 0]]),  # input gradient: a negative pad
     # 3x3, rows wider than 64 pixels: tiles of 16 pixels, a last partial tile (SAME at stride 1, stride 2)
     (1, 5, 70, 24, 1, (3, 3), 1, 1, "SAME"),

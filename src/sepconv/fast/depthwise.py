@@ -301,6 +301,8 @@ def depthwise_conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeo
             kernels.depthwise_nhwc_backprop_filter_3x3_rows(xr, dy, dw, zero_row, 0, rows, *args)
         elif (g.kh, g.kw) == (5, 5):
             kernels.depthwise_nhwc_backprop_filter_5x5_rows(xr, dy, dw, zero_row, 0, rows, *args)
+        elif g.kw == 7:
+            kernels.depthwise_nhwc_backprop_filter_w7_rows(xr, dy, dw, 0, rows, *args)
         else:
             kernels.depthwise_nhwc_backprop_filter_rows(xr, dy, dw, 0, rows, *args)
     else:
