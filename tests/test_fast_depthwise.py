@@ -132,6 +132,7 @@ def _problem(geometry, dtype, seed=0):
 def test_forward_and_gradients_match_reference(geometry, dtype, threads, monkeypatch):
     """Every geometry on the calling thread and split over the threads (rows cut at every block size)."""
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 10**18 if threads == "serial" else 0)
     _assert_three_ops_match(*_problem(geometry, dtype), dtype)
 
 
@@ -142,6 +143,7 @@ def test_same_3x3_rows_every_width_and_height(height, width, threads, monkeypatc
     """3x3, stride 1, SAME: rows of width >= 2 take the sliding pass with zero padding columns, in
     pairs and alone (odd heights, rows split between threads); width 1 takes the border path."""
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 10**18 if threads == "serial" else 0)
     for channels, dtype in [(5, np.float64), (16, np.float32), (37, np.float32)]:
         _assert_three_ops_match(*_problem((2, height, width, channels, 1, (3, 3), 1, 1, "SAME"), dtype), dtype)
 
@@ -153,6 +155,7 @@ def test_multipliers_match_reference(multiplier, dtype, threads, monkeypatch):
     """The input repeated ``M`` times and the input gradient summed over ``M``: whole vectors for
     ``M`` from 2 to 8 (11 and 20: one splat store per value), a tail of 11 elements, blocks split between threads."""
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 10**18 if threads == "serial" else 0)
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_COPY_VALUES", 10**18 if threads == "serial" else 0)
     for channels, (h, w) in [(11, (5, 7)), (16, (4, 4))]:
         geometry = (2, h, w, channels, multiplier, (3, 3), 1, 1, "SAME")
@@ -177,6 +180,7 @@ def test_few_channels_match_reference(geometry, dtype, threads, monkeypatch):
     """Fewer channels than a vector at stride 1 (not 3x3): output rows as flat runs of vectors, the forward
     and the stride-1 input gradient; the border pixels as one masked vector of channels."""
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 10**18 if threads == "serial" else 0)
     x, filt, dy, args = _problem(geometry, dtype)
     channels = x.shape[3] * filt.shape[3]
     assert fast_depthwise._few_channels(channels, x.itemsize, *filt.shape[:2], 1, 1, 0, 0) == (channels * x.itemsize < 64)
@@ -321,6 +325,7 @@ def test_serial_and_parallel_paths_agree(monkeypatch):
     results = {}
     for name, threshold in (("serial", 10**18), ("parallel", 0)):
         monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", threshold)
+        monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", threshold)
         with sepconv.use_implementation("fast"):
             results[name] = (sepconv.depthwise_conv2d(x, filt, **args),
                              sepconv.depthwise_conv2d_backprop_input(x.shape, filt, dy, **args),
@@ -352,6 +357,7 @@ def test_simd_channel_blocks_at_every_alignment(kernel_size, c, dtype, monkeypat
     itemsize = np.dtype(dtype).itemsize
     for offset in range(0, 64, itemsize):
         monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 0 if offset % 16 else 10**18)
+        monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 0 if offset % 16 else 10**18)
         _assert_three_ops_match(_at_offset(x, offset), filt, _at_offset(dy, (64 - offset) % 64), args, dtype)
     strided = dict(args, strides=2, dilations=1)
     x, filt, dy, _ = _problem((2, 9, 12, c, 1, (kernel_size, kernel_size), 2, 1, "SAME"), dtype, seed=c + 1)
@@ -435,6 +441,7 @@ def test_non_finite_out_backprop_in_filter_gradient_like_the_reference(padding):
 def test_concurrent_calls_from_python_threads(monkeypatch):
     """Parallel kernels launched from several Python threads at once, NHWC (3x3 and packed 7x7) and native NCHW."""
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 0)
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(fast_depthwise, "NCHW_NATIVE_MIN_PIXELS", 0)
     geometries = [(2, 21, 22, 70, 1, (3, 3), 1, 1, "SAME"), (1, 24, 20, 40, 2, (3, 3), 2, 1, "SAME"),
                   (2, 19, 21, 36, 1, (7, 7), 1, 1, "SAME")]  # the packed kernels allocate their buffers per call
@@ -486,6 +493,7 @@ def test_docstring_examples_run():
 def test_kept_zero_rows_stay_zero(threads, monkeypatch):
     """The zero rows kept between calls (read for rows in the padding) are never written by a kernel."""
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 10**18 if threads == "serial" else 0)
     fast_depthwise._zero_rows.clear()
     for geometry in GEOMETRIES:
         x, filt, dy, args = _problem(geometry, np.float32)
@@ -509,6 +517,7 @@ def test_packed_kernels_are_taken_where_the_copy_stays_small(monkeypatch):
 
     monkeypatch.setattr(depthwise_packed, "depthwise_nhwc_forward_packed_rows", spy)
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 10**18)
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 10**18)
     for geometry, taken in [((1, 12, 11, 16, 1, (7, 7), 1, 1, "SAME"), True),
                             ((1, 12, 11, 24, 1, (5, 5), (1, 2), 1, "SAME"), True),
                             ((1, 12, 11, 4, 1, (7, 7), 1, 1, "SAME"), False),  # 16 bytes of channels

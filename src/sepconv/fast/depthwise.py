@@ -43,10 +43,16 @@ from .workspace import workspace
 # 1x14x14x384 72/109/92 vs 94/113/103; ~1.0M 1x14x14x576 133/178/142 vs 132/153/141 and 1x30x30x128
 # VALID 88/110/111 vs 105/122/123; 1.35M 1x28x28x192 180/210/217 vs 154/176/179.
 PARALLEL_MIN_MACS = 1_200_000
+# ... unless the arrays it streams (input and output, or input and output gradient) take this many
+# bytes: a stride-2 layer reads four input values per output, and one thread's share of the memory
+# bandwidth then limits it (same measure: 0.90M 8x28x28x64 stride 2, 2.0 MB, 151/193/161 vs
+# 90/92/108; 0.90M 1x112x112x32 stride 2 102/129/143 vs 75/74/86; 0.68M 1x56x56x96 stride 2, 1.5 MB,
+# 102/131/113 vs 85/91/102; but 0.45M 4x28x28x64 stride 2, 1.0 MB, 60/60/51 vs 59/60/72).
+PARALLEL_MIN_BYTES = 1536 * 1024
 
 
-def _n_chunks(rows: int, macs: int) -> int:
-    if macs < PARALLEL_MIN_MACS:
+def _n_chunks(rows: int, macs: int, nbytes: int = 0) -> int:
+    if macs < PARALLEL_MIN_MACS and nbytes < PARALLEL_MIN_BYTES:
         return 1
     return max(1, min(rows, numba.get_num_threads()))
 
@@ -133,7 +139,7 @@ def _forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, stride_h: int, stri
     allocated at ``x``'s offset from a cache line (:func:`~sepconv.fast.aligned.empty_like_offset`)."""
     args = (stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
     rows = out.shape[0] * out.shape[1]
-    n_chunks = _n_chunks(rows, out.size * w3.shape[0] * w3.shape[1])
+    n_chunks = _n_chunks(rows, out.size * w3.shape[0] * w3.shape[1], x.nbytes + out.nbytes)
     kh, kw = w3.shape[0], w3.shape[1]
     if _packed(x, kh, kw, stride_w, dil_h, dil_w):
         packed_args = (stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
@@ -228,7 +234,7 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
                  (g.kh - 1) * g.dil_h - g.pad_top, (g.kw - 1) * g.dil_w - g.pad_left)
     elif g.kh == g.kw and g.kh in (3, 5) and (g.stride_h, g.stride_w, g.dil_h, g.dil_w) == (2, 2, 1, 1):
         rows = n * g.in_h
-        n_chunks = _n_chunks(rows, dy.size * g.kh * g.kw)
+        n_chunks = _n_chunks(rows, dy.size * g.kh * g.kw, dy.nbytes + dx.nbytes)
         zero_row = _zero_row(dy.shape[2:], dy.dtype)
         if n_chunks == 1:
             rows_kernel = (kernels.depthwise_nhwc_backprop_input_s2_3x3_rows if g.kh == 3
@@ -241,7 +247,7 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
     else:
         args = _geometry_ints(g)
         rows = n * g.in_h
-        n_chunks = _n_chunks(rows, dy.size * g.kh * g.kw)
+        n_chunks = _n_chunks(rows, dy.size * g.kh * g.kw, dy.nbytes + dx.nbytes)
         if n_chunks == 1:
             kernels.depthwise_nhwc_backprop_input_strided_rows(w3, dy, dx, 0, rows, *args)
         else:
@@ -291,7 +297,7 @@ def depthwise_conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeo
     xr = _repeated(np.ascontiguousarray(x), g.multiplier)
     dy = np.ascontiguousarray(dy)
     rows = dy.shape[0] * g.out_h
-    n_chunks = _n_chunks(rows, dy.size * g.kh * g.kw)
+    n_chunks = _n_chunks(rows, dy.size * g.kh * g.kw, xr.nbytes + dy.nbytes)
     per_channel = (g.kh, g.kw, g.out_c)
     args = _geometry_ints(g)
     zero_row = _zero_row(xr.shape[2:], xr.dtype)  # read for input rows in the padding
@@ -374,7 +380,7 @@ def _nchw_forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, multiplier: in
                   dil_h: int, dil_w: int, pad_top: int, pad_left: int) -> None:
     args = (stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
     planes = out.shape[0] * out.shape[1]
-    n_chunks = _n_chunks(planes, out.size * w3.shape[0] * w3.shape[1])
+    n_chunks = _n_chunks(planes, out.size * w3.shape[0] * w3.shape[1], x.nbytes + out.nbytes)
     if n_chunks == 1:
         nchw.depthwise_nchw_forward_range(x, w3, out, multiplier, 0, planes, *args)
     else:
@@ -409,7 +415,7 @@ def depthwise_conv2d_backprop_input_nchw(w: np.ndarray, dy: np.ndarray, g: Conv2
     dx = np.empty((n, g.out_c, g.in_h, g.in_w), dy.dtype)
     if strides_2:
         planes = n * g.out_c
-        n_chunks = _n_chunks(planes, dy.size * g.kh * g.kw)
+        n_chunks = _n_chunks(planes, dy.size * g.kh * g.kw, dy.nbytes + dx.nbytes)
         if n_chunks == 1:
             nchw.depthwise_nchw_backprop_input_s2_range(w3, dy, dx, 0, planes, g.pad_top, g.pad_left)
         else:
@@ -443,7 +449,7 @@ def depthwise_conv2d_backprop_filter_nchw(x: np.ndarray, dy: np.ndarray, g: Conv
         return depthwise_conv2d_backprop_filter(_nhwc_copy(x, "nchw_input"), _nhwc_copy(dy, "nchw_output_gradient"), g)
     x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
     planes = dy.shape[0] * dy.shape[1]
-    n_chunks = _n_chunks(planes, dy.size * g.kh * g.kw)
+    n_chunks = _n_chunks(planes, dy.size * g.kh * g.kw, x.nbytes + dy.nbytes)
     partial = np.zeros((n_chunks, g.kh, g.kw, g.out_c), x.dtype)
     window = _geometry_ints(g)
     if n_chunks == 1:
