@@ -92,6 +92,11 @@ GEOMETRIES = [
     (1, 14, 29, 33, 1, (7, 7), 1, 2, "VALID"),  # 17 output pixels: phases of 9 and 8
     (2, 9, 23, 20, 1, (3, 7), 1, (1, 2), "SAME"),  # 7 wide, 3 tall: the filter gradient row by row
     (1, 6, 30, 17, 2, (1, 7), (1, 2), 1, "VALID"),
+    (1, 13, 17, 24, 1, (9, 9), 1, 1, "SAME"),  # packed, tap by tap (widths without a routine of their own)
+    (2, 11, 20, 16, 2, (4, 4), (1, 2), 1, [[0, 0], [2, 1], [0, 3], [0, 0]]),
+    (1, 12, 15, 20, 1, (2, 3), 1, (2, 3), "VALID"),
+    (1, 19, 9, 33, 1, (7, 1), 2, (2, 1), "SAME"),
+    (1, 8, 21, 40, 1, (1, 1), 1, 1, "VALID"),
     (1, 8, 16, 16, 1, (5, 5), 1, (1, 2), [[0, 0], [1, 1], [9, 0], [0, 0]]),  # input gradient: a negative pad
     # 3x3, rows wider than 64 pixels: tiles of 16 pixels, a last partial tile (SAME at stride 1, stride 2)
     (1, 5, 70, 24, 1, (3, 3), 1, 1, "SAME"),

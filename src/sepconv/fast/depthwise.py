@@ -110,16 +110,20 @@ def _zero_row(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     return row
 
 
-# Square filters of these sizes, horizontal stride 1 (any dilation: a band's columns are packed by
-# phase) or 2 (dilation 1), take the packed kernels (sepconv.kernels.depthwise_packed) when the
-# packed copy stays a small multiple of the input: at least half a vector of channels (a block is
-# one vector per pixel) and an image at least as tall as the dilated filter (a band is its rows
-# plus the filter's).
-PACKED_SIZES = (5, 7)
+# Filters of any size but 3x3 (whose direct kernels need only three loads per pixel), horizontal
+# stride 1 (any dilation: a band's columns are packed by phase) or 2 (dilation 1), take the packed
+# kernels (sepconv.kernels.depthwise_packed) when the packed copy stays a small multiple of the input:
+# at least half a vector of channels (a block is one vector per pixel) and an image at least as tall
+# as the dilated filter (a band is its rows plus the filter's).  Widths 5 and 7 have routines of their
+# own; the others go tap by tap (against the pixel-by-pixel kernel they took before, one thread, one
+# process, alternating, us: 1x28x28x64 9x9 420 -> 268, stride 2 164 -> 96; 1x28x28x128 11x11 1278 ->
+# 664; 1x56x56x64 1x7 430 -> 233, 7x1 673 -> 279, 1x3 299 -> 227; 1x28x28x64 4x4 183 -> 78, dilation 2
+# 187 -> 107, 3x5 162 -> 58, 2x2 91 -> 64, 1x1 61 -> 50).
+UNPACKED = (3, 3)
 
 
 def _packed(x: np.ndarray, kh: int, kw: int, stride_w: int, dil_h: int, dil_w: int) -> bool:
-    return (kh == kw and kw in PACKED_SIZES and (stride_w == 1 or (stride_w == 2 and dil_w == 1))
+    return ((kh, kw) != UNPACKED and (stride_w == 1 or (stride_w == 2 and dil_w == 1))
             and x.shape[3] * x.itemsize >= 32 and x.shape[1] >= (kh - 1) * dil_h + 1)
 
 

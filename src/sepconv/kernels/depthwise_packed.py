@@ -1,5 +1,7 @@
-"""The 5x5 and 7x7 depthwise forward, NHWC, from packed channel blocks (horizontal stride 1 with any
-dilation, or stride 2 without).
+"""The depthwise forward of every filter but 3x3, NHWC, from packed channel blocks (horizontal stride 1
+with any dilation, or stride 2 without).  Filters 5 and 7 wide have unrolled routines that keep a
+sliding window of input vectors in registers; other widths go tap by tap (:func:`_eight_pixels_any`:
+one weight and eight input loads per eight multiply-adds).
 
 A wide filter's taps make many vector loads per step; addressed straight into ``x`` (pixel stride
 ``C``, unknown at compile time) each load had a pointer of its own, LLVM spilled them, and the 7x7
@@ -310,6 +312,46 @@ def _seven_pixels_7_s2(buf, q, wb, t, a):
 
 
 @kernel
+def _eight_pixels_any(buf, q, wb, t, kw, stride_w, a):
+    """:func:`_eight_pixels_5_s1` for any filter width and stride, tap by tap: one weight and eight input
+    vectors per tap (no window kept in registers: the widths without a routine of their own)."""
+    count = lanes(buf)
+    a0, a1, a2, a3, a4, a5, a6, a7 = a
+    step = stride_w * count
+    for d in range(kw):
+        w = vload(wb, t + d * count)
+        p = q + d * count
+        a0 = vfma(vload(buf, p), w, a0)
+        a1 = vfma(vload(buf, p + step), w, a1)
+        a2 = vfma(vload(buf, p + 2 * step), w, a2)
+        a3 = vfma(vload(buf, p + 3 * step), w, a3)
+        a4 = vfma(vload(buf, p + 4 * step), w, a4)
+        a5 = vfma(vload(buf, p + 5 * step), w, a5)
+        a6 = vfma(vload(buf, p + 6 * step), w, a6)
+        a7 = vfma(vload(buf, p + 7 * step), w, a7)
+    return a0, a1, a2, a3, a4, a5, a6, a7
+
+
+@kernel
+def _seven_pixels_any(buf, q, wb, t, kw, stride_w, a):
+    """:func:`_eight_pixels_any` for seven pixels."""
+    count = lanes(buf)
+    a0, a1, a2, a3, a4, a5, a6 = a
+    step = stride_w * count
+    for d in range(kw):
+        w = vload(wb, t + d * count)
+        p = q + d * count
+        a0 = vfma(vload(buf, p), w, a0)
+        a1 = vfma(vload(buf, p + step), w, a1)
+        a2 = vfma(vload(buf, p + 2 * step), w, a2)
+        a3 = vfma(vload(buf, p + 3 * step), w, a3)
+        a4 = vfma(vload(buf, p + 4 * step), w, a4)
+        a5 = vfma(vload(buf, p + 5 * step), w, a5)
+        a6 = vfma(vload(buf, p + 6 * step), w, a6)
+    return a0, a1, a2, a3, a4, a5, a6
+
+
+@kernel
 def _store_pixels(out, p, c, a, n, pixels):
     """Store the first ``pixels`` (at most ``len(a)``) sums of ``a``, pixel ``t`` at flat index ``p + t * c``."""
     for t in range(min(pixels, len(a))):
@@ -325,10 +367,11 @@ def pixels_per_step(out_w):
 
 @kernel
 def _forward_row(buf, wb, v_top, col, dil_h, kh, kw, stride_w, out, o, pixel_stride, out_w, n):
-    """``out_w`` output pixels of a filter 5 or 7 wide from a packed block (window top row ``buf[v_top]``,
-    first pixel's window at column ``col``), stored from flat index ``o`` of ``out`` (pixel ``j`` at
-    ``o + j * pixel_stride``).  ``kw`` must be 5 or 7 and ``stride_w`` 1 or 2 (any other value would read
-    past ``wb`` or ``buf``; :mod:`sepconv.fast.depthwise` routes only those)."""
+    """``out_w`` output pixels from a packed block (window top row ``buf[v_top]``, first pixel's window at
+    column ``col``), stored from flat index ``o`` of ``out`` (pixel ``j`` at ``o + j * pixel_stride``).
+    Filters 5 and 7 wide have routines of their own, other widths take :func:`_eight_pixels_any`;
+    ``stride_w`` must be 1 or 2 (the band holds those steps' columns; :mod:`sepconv.fast.depthwise`
+    routes only those)."""
     count = lanes(buf)
     width = buf.shape[1]
     z = vzeros(buf)
@@ -341,8 +384,10 @@ def _forward_row(buf, wb, v_top, col, dil_h, kh, kw, stride_w, out, o, pixel_str
                 t = di * kw * count
                 if kw == 5:
                     a7 = _seven_pixels_5_s1(buf, q, wb, t, a7) if stride_w == 1 else _seven_pixels_5_s2(buf, q, wb, t, a7)
-                else:
+                elif kw == 7:
                     a7 = _seven_pixels_7_s1(buf, q, wb, t, a7) if stride_w == 1 else _seven_pixels_7_s2(buf, q, wb, t, a7)
+                else:
+                    a7 = _seven_pixels_any(buf, q, wb, t, kw, stride_w, a7)
                 q += row_step
             _store_pixels(out, o + j * pixel_stride, pixel_stride, a7, n, out_w - j)
         return
@@ -353,8 +398,10 @@ def _forward_row(buf, wb, v_top, col, dil_h, kh, kw, stride_w, out, o, pixel_str
             t = di * kw * count
             if kw == 5:
                 a = _eight_pixels_5_s1(buf, q, wb, t, a) if stride_w == 1 else _eight_pixels_5_s2(buf, q, wb, t, a)
-            else:
+            elif kw == 7:
                 a = _eight_pixels_7_s1(buf, q, wb, t, a) if stride_w == 1 else _eight_pixels_7_s2(buf, q, wb, t, a)
+            else:
+                a = _eight_pixels_any(buf, q, wb, t, kw, stride_w, a)
             q += row_step
         _store_pixels(out, o + j * pixel_stride, pixel_stride, a, n, out_w - j)
 
@@ -362,8 +409,8 @@ def _forward_row(buf, wb, v_top, col, dil_h, kh, kw, stride_w, out, o, pixel_str
 @kernel
 def depthwise_nhwc_forward_packed_rows(x, w, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top,
                                        pad_left):
-    """Forward with a filter 5 or 7 wide (``w`` ``[kh, kw, C]``), horizontal stride 1 (any dilation) or 2
-    (dilation 1), any vertical stride and dilation, any padding: output rows ``[row_begin, row_end)``."""
+    """Forward with a filter ``w`` ``[kh, kw, C]``, horizontal stride 1 (any dilation) or 2 (dilation 1),
+    any vertical stride and dilation, any padding: output rows ``[row_begin, row_end)``."""
     c = x.shape[3]
     out_h, out_w = out.shape[1], out.shape[2]
     kh, kw = w.shape[0], w.shape[1]
