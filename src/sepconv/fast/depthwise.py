@@ -127,6 +127,13 @@ def _packed(x: np.ndarray, kh: int, kw: int, stride_w: int, dil_h: int, dil_w: i
             and x.shape[3] * x.itemsize >= 32 and x.shape[1] >= (kh - 1) * dil_h + 1)
 
 
+# The few-channel kernel copies each image with its left and right padding (one thread, one process,
+# alternating, us, before -> after: 1x28x28x3 7x7 dilation 2 SAME 45 -> 20, 7x7 SAME 35 -> 22,
+# 1x75x75x3 7x7 136 -> 113) when the filter reaches at least this many columns beyond its first (a
+# 5x5 layer's two padding columns a side did not pay: 1x10x10x12 3.9 -> 4.7, 1x28x28x3 10.1 -> 9.5).
+FEW_CHANNELS_PADDED_MIN_REACH = 6
+
+
 def _few_channels(channels: int, itemsize: int, kh: int, kw: int, stride_h: int, stride_w: int, pad_top: int,
                   pad_left: int) -> bool:
     """Fewer channels than a vector, stride 1, no crop, and a filter that neither the 3x3 kernels (whose
@@ -159,9 +166,15 @@ def _forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, stride_h: int, stri
         wt = np.empty((kh * kw, x.shape[3] // math.gcd(x.shape[3], lane_count) * lane_count), x.dtype)
         kernels.tile_weights(w2, wt)
         few_args = (kh, dil_h, dil_w, pad_top, pad_left)
+        width = max(pad_left + x.shape[2], out.shape[2] + (kw - 1) * dil_w)
+        if width == x.shape[2] or (kw - 1) * dil_w < FEW_CHANNELS_PADDED_MIN_REACH:
+            width = 0  # no horizontal padding, or a narrow window: the masked edge pixels cost less than a copy
+        buffers = workspace("padded_image", (n_chunks, x.shape[1] * width * x.shape[3]), x.dtype, like=x)
         if n_chunks > 1:
             with PARALLEL_LAUNCH:
-                kernels.depthwise_nhwc_forward_few_channels_parallel(x, wt, w2, out, n_chunks, *few_args)
+                kernels.depthwise_nhwc_forward_few_channels_parallel(x, wt, w2, out, buffers, *few_args)
+        elif width:
+            kernels.depthwise_nhwc_forward_few_channels_padded_rows(x, wt, w2, out, buffers[0], 0, rows, *few_args)
         else:
             kernels.depthwise_nhwc_forward_few_channels_rows(x, wt, w2, out, 0, rows, *few_args)
         return
