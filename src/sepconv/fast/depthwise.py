@@ -168,15 +168,13 @@ def _forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, stride_h: int, stri
         few_args = (kh, dil_h, dil_w, pad_top, pad_left)
         width = max(pad_left + x.shape[2], out.shape[2] + (kw - 1) * dil_w)
         if width == x.shape[2] or (kw - 1) * dil_w < FEW_CHANNELS_PADDED_MIN_REACH:
-            width = 0  # no horizontal padding, or a narrow window: the masked edge pixels cost less than a copy
+            width = 0  # no copy: no horizontal padding, or a narrow window (the masked edge pixels cost less)
         buffers = workspace("padded_image", (n_chunks, x.shape[1] * width * x.shape[3]), x.dtype, like=x)
         if n_chunks > 1:
             with PARALLEL_LAUNCH:
                 kernels.depthwise_nhwc_forward_few_channels_parallel(x, wt, w2, out, buffers, *few_args)
-        elif width:
-            kernels.depthwise_nhwc_forward_few_channels_padded_rows(x, wt, w2, out, buffers[0], 0, rows, *few_args)
         else:
-            kernels.depthwise_nhwc_forward_few_channels_rows(x, wt, w2, out, 0, rows, *few_args)
+            kernels.depthwise_nhwc_forward_few_channels_padded_rows(x, wt, w2, out, buffers[0], 0, rows, *few_args)
         return
     zero_row = _zero_row(x.shape[2:], x.dtype)  # read for filter rows in the padding
     if n_chunks > 1:

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..kernels import layout as kernels
 from ..kernels._jit import PARALLEL_LAUNCH
+from ..kernels._simd import VECTOR_BYTES
 
 # Split over the threads from this many values (a copy: ~0.3 ns a value, against ~20 us to wake the
 # passive workers).
@@ -26,7 +27,8 @@ PARALLEL_MIN_VALUES = 256 * 1024
 
 def _swap_last_axes(src: np.ndarray, dst: np.ndarray) -> None:
     if src.size < PARALLEL_MIN_VALUES:
-        kernels.swap_last_axes_range(src, dst, 0, src.shape[0] * -(-src.shape[1] // (64 // src.itemsize)))
+        blocks = -(-src.shape[1] // (VECTOR_BYTES // src.itemsize))  # items: (b, block of a vector's rows)
+        kernels.swap_last_axes_range(src, dst, 0, src.shape[0] * blocks)
     else:
         with PARALLEL_LAUNCH:
             kernels.swap_last_axes_parallel(src, dst, numba.get_num_threads())

@@ -26,15 +26,16 @@ slides (three new input loads per pixel), and two output rows share their middle
 horizontal stride 2 it slides by two columns (six loads per pixel).  Rows wider than a block's
 pass can keep in L1 go by in tiles of pixels, each tile's channel blocks in turn
 (:data:`SAME_TILE_PIXELS`, :data:`S2_TILE_PIXELS`).
-The 5x5 and 7x7 forward at horizontal stride 1 (any dilation) or 2 runs on packed channel blocks instead
-(:mod:`sepconv.kernels.depthwise_packed`) when the packed copy stays small
-(``sepconv.fast.depthwise._packed``); the 5x5 kernels here serve the other strides and dilations,
-inputs with fewer than half a vector of channels and images shorter than the filter.  Other
-filter sizes (and 7x7 where the packed kernels are not taken) are SIMD too, four pixels per
-weight load (:func:`_forward_interior_general`), and the clipped pixels loop over their taps
-inside the input.  At stride 1, layers with fewer channels than a vector and a filter that is
-neither 3x3 nor packed run each output row as one flat run of vectors
-(:func:`depthwise_nhwc_forward_few_channels_rows`).
+The forward of every filter but 3x3 at horizontal stride 1 (any dilation) or 2 runs on packed
+channel blocks instead (:mod:`sepconv.kernels.depthwise_packed`) when the packed copy stays small
+(``sepconv.fast.depthwise._packed``); the 5x5 kernels here and the general one (SIMD too, four
+pixels per weight load: :func:`_forward_interior_general`, the clipped pixels looping over their
+taps inside the input) serve the other strides and dilations, inputs with fewer than half a vector
+of channels and images shorter than the filter.  At stride 1, layers with fewer channels than a
+vector and a filter that is neither 3x3 nor packed run each output row as one flat run of vectors
+(:func:`depthwise_nhwc_forward_few_channels_rows`).  The filter gradient has SIMD kernels for 3x3,
+5x5 and 7-wide filters (:func:`depthwise_nhwc_backprop_filter_w7_rows`, one filter row at a time);
+other sizes go tap by tap.
 
 Work is split over flat output rows ``r = b * out_h + i``: the ``*_rows`` kernels do the rows
 ``[row_begin, row_end)`` on the calling thread, and the ``*_parallel`` drivers cut all rows
@@ -719,7 +720,11 @@ def depthwise_nhwc_forward_few_channels_padded_rows(x, wt, w2, out, buffer, row_
     max(pad_left + in_w, out_w + (kw - 1) * dil_w)``): every pixel then takes the flat runs, where those
     whose columns reach into the padding took one masked vector of ``C`` channels per tap (1x28x28x3 7x7
     dilation 2: the 12 such pixels of each row took three quarters of the time).  One image at a time: a
-    few-channel image is small."""
+    few-channel image is small.  With an empty ``buffer``, the rows kernel on ``x`` itself."""
+    if buffer.size == 0:
+        depthwise_nhwc_forward_few_channels_rows(x, wt, w2, out, row_begin, row_end, kh, dil_h, dil_w, pad_top,
+                                                 pad_left)
+        return
     in_h, c = x.shape[1], x.shape[3]
     out_h = out.shape[1]
     width = buffer.size // (in_h * c)
@@ -753,16 +758,13 @@ def tile_weights(w2, wt):
 @kernel(parallel=True)
 def depthwise_nhwc_forward_few_channels_parallel(x, wt, w2, out, buffers, kh, dil_h, dil_w, pad_top, pad_left):
     """:func:`depthwise_nhwc_forward_few_channels_padded_rows` over all output rows, in ``buffers.shape[0]``
-    parallel blocks (block ``t`` through ``buffers[t]``; with empty buffers, the rows kernel on ``x`` itself)."""
+    parallel blocks (block ``t`` through ``buffers[t]``)."""
     n_chunks = buffers.shape[0]
     rows = out.shape[0] * out.shape[1]
     for t in prange(n_chunks):
-        begin, end = t * rows // n_chunks, (t + 1) * rows // n_chunks
-        if buffers.shape[1]:
-            depthwise_nhwc_forward_few_channels_padded_rows(x, wt, w2, out, buffers[t], begin, end, kh, dil_h, dil_w,
-                                                            pad_top, pad_left)
-        else:
-            depthwise_nhwc_forward_few_channels_rows(x, wt, w2, out, begin, end, kh, dil_h, dil_w, pad_top, pad_left)
+        depthwise_nhwc_forward_few_channels_padded_rows(x, wt, w2, out, buffers[t], t * rows // n_chunks,
+                                                        (t + 1) * rows // n_chunks, kh, dil_h, dil_w, pad_top,
+                                                        pad_left)
 
 
 # --------------------------------------------------------------------------- input gradient
