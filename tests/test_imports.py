@@ -20,3 +20,30 @@ def test_import_sepconv_loads_no_optional_framework():
 
 def test_the_check_sees_an_import():
     assert "torch" in modules_loaded_after("import sepconv.torch")
+
+
+def environment_after_import(env_extra: dict[str, str]) -> dict[str, str | None]:
+    """``GOMP_SPINCOUNT`` and ``OMP_WAIT_POLICY`` as a process sees them after ``import sepconv`` and
+    one parallel kernel, and the spin count sepconv asked for; ``env_extra`` added to the environment."""
+    import json
+    import os
+    code = ("import json, os, numpy as np, sepconv\n"
+            "from sepconv.kernels import _jit\n"
+            "x = np.ones((2, 64, 64, 32), np.float32)\n"
+            "sepconv.depthwise_conv2d(x, np.ones((3, 3, 32, 1), np.float32), 1, 'SAME')\n"
+            "print(json.dumps({k: os.environ.get(k) for k in ('GOMP_SPINCOUNT', 'OMP_WAIT_POLICY')}"
+            " | {'layer': _jit.numba.threading_layer()}))")
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")} | env_extra
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def test_the_openmp_spin_setting_is_not_left_in_the_environment():
+    seen = environment_after_import({})
+    assert seen["GOMP_SPINCOUNT"] is None and seen["OMP_WAIT_POLICY"] is None
+    assert seen["layer"] in ("omp", "tbb", "workqueue")
+
+
+def test_a_users_openmp_wait_policy_is_kept():
+    assert environment_after_import({"OMP_WAIT_POLICY": "PASSIVE"})["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert environment_after_import({"GOMP_SPINCOUNT": "5"})["GOMP_SPINCOUNT"] == "5"

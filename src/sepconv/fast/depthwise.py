@@ -37,11 +37,14 @@ from .aligned import empty_like_offset
 from .layout import nchw_to_nhwc, nhwc_to_nchw
 from .workspace import workspace
 
-# Below this many multiply-adds a call stays on the calling thread: waking the (passive) OpenMP
-# workers costs ~20 us.  Measured in one process, 1 vs 2 threads, the order alternating each round
-# (forward / input gradient / filter gradient, us): 0.42M 1x7x7x960 59/82/64 vs 73/89/91; 0.68M
-# 1x14x14x384 72/109/92 vs 94/113/103; ~1.0M 1x14x14x576 133/178/142 vs 132/153/141 and 1x30x30x128
-# VALID 88/110/111 vs 105/122/123; 1.35M 1x28x28x192 180/210/217 vs 154/176/179.
+# Below this many multiply-adds a call stays on the calling thread: a parallel region costs a few us
+# while the OpenMP workers spin (60-90 us to wake them once asleep, see kernels._jit), and the
+# smaller layers gain little or lose.  Measured in one process, 1 vs 2 threads, the order
+# alternating each round, workers spinning (forward / input gradient / filter gradient, us): 0.42M
+# 1x7x7x960 18/20/19 vs 16/28/27; 0.68M 1x14x14x384 20/23/22 vs 20/24/23; 0.68M 1x56x56x24 28/30/31
+# vs 21/26/26; 1.0M 1x14x14x576 25/29/28 vs 22/28/29; 1.4M 1x7x7x1152 5x5 45/51/105 vs 37/62/97;
+# 3.3M 1x14x14x672 5x5 90/97/164 vs 55/71/110.  (On an earlier VM, whose passive workers woke in
+# ~20 us: 1.35M 1x28x28x192 180/210/217 vs 154/176/179.)
 PARALLEL_MIN_MACS = 1_200_000
 # ... unless the arrays it streams (input and output, or input and output gradient) take this many
 # bytes: a stride-2 layer reads four input values per output, and one thread's share of the memory

@@ -20,8 +20,8 @@ from ..kernels import layout as kernels
 from ..kernels._jit import PARALLEL_LAUNCH
 from ..kernels._simd import VECTOR_BYTES
 
-# Split over the threads from this many values (a copy: ~0.3 ns a value, against ~20 us to wake the
-# passive workers).
+# Split over the threads from this many values (a copy: ~0.3 ns a value, against a few us to start a
+# parallel region while the OpenMP workers spin, 60-90 us once they sleep: see kernels._jit).
 PARALLEL_MIN_VALUES = 256 * 1024
 
 

@@ -29,24 +29,32 @@ FASTMATH = {"reassoc", "contract", "nsz", "arcp"} if os.environ.get("SEPCONV_FAS
     "1", "true", "yes") else False
 
 
+# Rounds an idle OpenMP worker spins after a parallel region before it sleeps (see below).
+OMP_SPIN_COUNT = 10_000
+
+
 def _thread_safe_layer_available() -> bool:
     """Whether Numba will run parallel kernels on a layer that allows concurrent launches.
 
-    Importing the layer loads its OpenMP runtime (``libgomp``), which reads ``OMP_WAIT_POLICY``
-    once, then: unless the caller has chosen (``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``), we load
-    it ``PASSIVE`` (and put the environment back).  By default idle OpenMP workers spin for
-    300,000 rounds after each parallel region, and on two cores they then fight BLAS's threads in
-    the GEMM that follows (measured: separable 1x56x56x144 -> 144 as a parallel depthwise then a
-    GEMM, 6.7 ms spinning vs 1.2 ms passive).  Passive workers cost ~20 us to wake for each
-    parallel region, so small problems stay on the calling thread (``PARALLEL_MIN_MACS`` in
-    ``sepconv.fast.depthwise``).  A short spin (``GOMP_SPINCOUNT=3000``) was tried too: small
-    layers gained, the GEMM-bound separable and conv2d cases lost up to 50% in the benchmark.
+    Importing the layer loads its OpenMP runtime (``libgomp``), which reads its wait policy once;
+    unless the caller has chosen one (``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``), we load it with
+    ``GOMP_SPINCOUNT`` = :data:`OMP_SPIN_COUNT` (and put the environment back): an idle worker
+    spins ~0.1-0.3 ms after each parallel region, then sleeps.  Waking a sleeping worker costs
+    60-90 us on this machine's VMs (an interrupt to an idle virtual CPU), more than a whole
+    MobileNet layer, so back-to-back calls must find it spinning (one process, us, passive vs
+    10,000 rounds, median of three processes each: depthwise 1x28x28x192 106 vs 27, 1x56x56x144
+    188 vs 64, 8x28x28x192 input gradient 359 vs 243, filter gradient 286 vs 173; separable
+    1x56x56x144 -> 144 623 vs 505, 1x19x19x728 -> 728 1580 vs 1615; conv2d 1x224x224x3 stride 2
+    183 vs 133, 8x14x14x256 6700 vs 6638).  libgomp's own default (300,000 rounds, several ms)
+    keeps the worker on its core while BLAS's threads run the GEMM that follows a depthwise pass
+    (separable 1x56x56x144 -> 144: 6.7 ms against 1.2 ms passive, measured on an earlier VM);
+    30,000 rounds already cost the 1x19x19x728 separable 15%.
     """
     if os.environ.get("NUMBA_THREADING_LAYER", "").lower() == "workqueue":
         return False
     chosen = "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ
     if not chosen:
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        os.environ["GOMP_SPINCOUNT"] = str(OMP_SPIN_COUNT)
     try:
         for module in ("tbbpool", "omppool"):  # what Numba itself imports to pick a layer
             try:
@@ -57,7 +65,7 @@ def _thread_safe_layer_available() -> bool:
         return False
     finally:
         if not chosen:
-            del os.environ["OMP_WAIT_POLICY"]
+            del os.environ["GOMP_SPINCOUNT"]
 
 
 THREAD_SAFE_LAYER = _thread_safe_layer_available()
