@@ -135,7 +135,7 @@ def test_winograd_matches_reference(spec, workspace, threads, plan, dtype, monke
     monkeypatch.setattr(fast_conv2d, "WINOGRAD_FUSED_MIN_THREAD_MACS", 1 if threads == 2 else 10**18)
     monkeypatch.setattr(fast_conv2d, "WINOGRAD_BLAS_MIN_PIXELS", 1)
     if workspace is not None:
-        monkeypatch.setattr(fast_conv2d, "WORKSPACE_BYTES", workspace)
+        monkeypatch.setattr(fast_conv2d, "WINOGRAD_WORKSPACE_BYTES", workspace)
         monkeypatch.setattr(fast_conv2d, "GEMM_MIN_PIXELS", 5)
         monkeypatch.setattr(fast_conv2d, "WINOGRAD_FUSED_CHUNK_BYTES", 1)
     shape, out_c, padding = spec

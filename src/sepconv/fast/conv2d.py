@@ -15,7 +15,7 @@ Shape classes:
   :data:`WINOGRAD_FUSED_MAX_FILTER_BYTES`, fused (:func:`_winograd_fused`): each thread takes
   chunks of tiles through the input transform, the 16 products by the register-tiled kernel of
   :mod:`sepconv.kernels.pointwise` and the output transform, in cache and without BLAS.  Larger
-  filters: tiles in chunks whose transformed input and products fit in :data:`WORKSPACE_BYTES`,
+  filters: tiles in chunks whose transformed input and products fit in :data:`WINOGRAD_WORKSPACE_BYTES`,
   each chunk 16 BLAS products between the two transforms.
 - **direct** (ungrouped, filter up to :data:`DIRECT_MAX_FILTER_BYTES`, at least
   :data:`DIRECT_MIN_PIXELS` output pixels): an implicit GEMM
@@ -81,11 +81,19 @@ WINOGRAD_MIN_CHANNELS = 16
 WINOGRAD_BLAS_MIN_PIXELS = 1024
 
 
+# The BLAS plan's transformed input and products of one chunk take at most this many bytes.  Twice the
+# im2col chunk: the 16 products are each a GEMM of the chunk's tiles, and OpenBLAS runs fewer, taller
+# ones faster (2 threads, alternating, us, 8 vs 16 MB: 8x14x14x256 -> 256, 392 tiles in 2 chunks or
+# 1, 5906 vs 5204; 4x14x14x256, 1x28x28x256 and the 128-channel layers, one chunk either way, equal).
+WINOGRAD_WORKSPACE_BYTES = 16 * 1024 * 1024
+
+
 def winograd_tiles(g: Conv2DGeometry, itemsize: int) -> int:
-    """2x2-output tiles per Winograd chunk: its transformed input and product fit in :data:`WORKSPACE_BYTES`."""
+    """2x2-output tiles per Winograd chunk: its transformed input and product fit in
+    :data:`WINOGRAD_WORKSPACE_BYTES`."""
     total = g.batch * (-(-g.out_h // 2)) * (-(-g.out_w // 2))
     tile_bytes = 16 * (g.in_c + g.out_c) * itemsize
-    return max(1, min(total, max(GEMM_MIN_PIXELS, WORKSPACE_BYTES // tile_bytes)))
+    return max(1, min(total, max(GEMM_MIN_PIXELS, WINOGRAD_WORKSPACE_BYTES // tile_bytes)))
 
 
 def _is_winograd(g: Conv2DGeometry, x: np.ndarray, w: np.ndarray) -> bool:
@@ -115,8 +123,10 @@ def _conv2d_winograd(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndar
         _winograd_fused(x, u, out, g, tiles_h, tiles_w)
         return out
     chunk = winograd_tiles(g, x.itemsize)
-    v = workspace("winograd_input", (16, chunk, g.in_c), x.dtype)
-    m = workspace("winograd_products", (16, chunk, g.out_c), x.dtype)
+    # one spare tile per matrix: the 16 matrices' rows then do not lie a multiple of 4 KB apart, which
+    # made the transforms' 16 streams share cache sets (8x14x14x256 input transform 370 -> 238 us)
+    v = workspace("winograd_input", (16, chunk + 1, g.in_c), x.dtype)
+    m = workspace("winograd_products", (16, chunk + 1, g.out_c), x.dtype)
     n_chunks = _n_chunks(total)
     for begin in range(0, total, chunk):
         tiles = min(total, begin + chunk) - begin
