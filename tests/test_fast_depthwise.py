@@ -325,6 +325,19 @@ def test_native_nchw_non_finite_filter_like_the_reference(bad, monkeypatch):
     np.testing.assert_allclose(fast, ref, **tol(np.float64))
 
 
+def test_thread_split_thresholds(monkeypatch):
+    """Tall images split from PARALLEL_MIN_MACS, short ones (fewer rows than PARALLEL_MIN_ROWS) from three
+    times that, and any call from PARALLEL_MIN_BYTES of streamed arrays; never into more ranges than rows."""
+    monkeypatch.setattr(fast_depthwise.numba, "get_num_threads", lambda: 2)
+    low, rows = fast_depthwise.PARALLEL_MIN_MACS, fast_depthwise.PARALLEL_MIN_ROWS
+    assert fast_depthwise._n_chunks(rows, low) == 2
+    assert fast_depthwise._n_chunks(rows, low - 1) == 1
+    assert fast_depthwise._n_chunks(rows - 1, 3 * low - 1) == 1
+    assert fast_depthwise._n_chunks(rows - 1, 3 * low) == 2
+    assert fast_depthwise._n_chunks(1, 0, fast_depthwise.PARALLEL_MIN_BYTES) == 1
+    assert fast_depthwise._n_chunks(2, 0, fast_depthwise.PARALLEL_MIN_BYTES) == 2
+
+
 def test_serial_and_parallel_paths_agree(monkeypatch):
     x, filt, dy, args = _problem((2, 21, 22, 70, 2, (3, 3), 1, 1, "SAME"), np.float64)
     results = {}

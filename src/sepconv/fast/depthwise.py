@@ -39,23 +39,28 @@ from .workspace import workspace
 
 # Below this many multiply-adds a call stays on the calling thread: a parallel region costs a few us
 # while the OpenMP workers spin (60-90 us to wake them once asleep, see kernels._jit), and the
-# smaller layers gain little or lose.  Measured in one process, 1 vs 2 threads, the order
-# alternating each round, workers spinning (forward / input gradient / filter gradient, us): 0.42M
-# 1x7x7x960 18/20/19 vs 16/28/27; 0.68M 1x14x14x384 20/23/22 vs 20/24/23; 0.68M 1x56x56x24 28/30/31
-# vs 21/26/26; 1.0M 1x14x14x576 25/29/28 vs 22/28/29; 1.4M 1x7x7x1152 5x5 45/51/105 vs 37/62/97;
-# 3.3M 1x14x14x672 5x5 90/97/164 vs 55/71/110.  (On an earlier VM, whose passive workers woke in
-# ~20 us: 1.35M 1x28x28x192 180/210/217 vs 154/176/179.)
-PARALLEL_MIN_MACS = 1_200_000
+# smaller layers gain little or lose.  So do images of fewer than PARALLEL_MIN_ROWS output rows (in
+# all, over the batch), split by rows, below three times this many.  Measured in one process, 1 vs 2
+# threads, the order alternating each round, workers spinning (forward / input gradient / filter
+# gradient, us): 0.34M 1x56x56x48 stride 2 23/28/25 vs 18/22/24; 0.45M 2x28x28x32 21/23/22 vs
+# 16/18/20; 0.59M 1x32x32x64 19/22/20 vs 18/19/20; 0.68M 1x56x56x24 28/32/32 vs 20/23/23; 0.78M
+# 1x28x28x40 5x5 29/32/56 vs 24/26/39; 1.18M 1x64x64x32 42/45/36 vs 23/27/25.  Short images: 0.42M
+# 1x7x7x960 18/20/19 vs 16/28/27; 1.0M 1x14x14x576 26/30/27 vs 22/29/30; 1.4M 1x7x7x1152 5x5
+# 45/51/105 vs 37/62/97.  (On an earlier VM, whose passive workers woke in ~20 us, the threshold was
+# 1.2M for every image: 1.35M 1x28x28x192 180/210/217 vs 154/176/179.)
+PARALLEL_MIN_MACS = 400_000
+PARALLEL_MIN_ROWS = 16
 # ... unless the arrays it streams (input and output, or input and output gradient) take this many
 # bytes: a stride-2 layer reads four input values per output, and one thread's share of the memory
-# bandwidth then limits it (same measure: 0.90M 8x28x28x64 stride 2, 2.0 MB, 151/193/161 vs
-# 90/92/108; 0.90M 1x112x112x32 stride 2 102/129/143 vs 75/74/86; 0.68M 1x56x56x96 stride 2, 1.5 MB,
-# 102/131/113 vs 85/91/102; but 0.45M 4x28x28x64 stride 2, 1.0 MB, 60/60/51 vs 59/60/72).
+# bandwidth then limits it (measured on the earlier VM: 0.90M 8x28x28x64 stride 2, 2.0 MB,
+# 151/193/161 vs 90/92/108; 0.68M 1x56x56x96 stride 2, 1.5 MB, 102/131/113 vs 85/91/102).
 PARALLEL_MIN_BYTES = 1536 * 1024
 
 
 def _n_chunks(rows: int, macs: int, nbytes: int = 0) -> int:
-    if macs < PARALLEL_MIN_MACS and nbytes < PARALLEL_MIN_BYTES:
+    """Ranges to split a call into: one per thread (each at least a row), or 1 to stay on the calling thread."""
+    short = rows < PARALLEL_MIN_ROWS and macs < 3 * PARALLEL_MIN_MACS
+    if nbytes < PARALLEL_MIN_BYTES and (macs < PARALLEL_MIN_MACS or short):
         return 1
     return max(1, min(rows, numba.get_num_threads()))
 
