@@ -42,9 +42,24 @@ def _case(rng, spec, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("product", ["blas", "ours-split", "ours-one-thread"])
 @pytest.mark.parametrize("spec", GEOMETRIES, ids=IDS)
-def test_unfused_plan_matches_reference(spec, dtype, monkeypatch):
+def test_unfused_plan_matches_reference(spec, product, dtype, monkeypatch):
+    """The depthwise op then the pointwise product: NumPy's BLAS (after a one-thread depthwise pass), or
+    our register-tiled product (after a split one) in runs of six-pixel tiles over the threads or on the
+    calling thread (the geometries' pixel counts leave short last tiles)."""
     monkeypatch.setattr(fast_separable, "FUSE", False)
+    depthwise = sys.modules["sepconv.fast.depthwise"]
+    if product == "blas":
+        monkeypatch.setattr(depthwise, "PARALLEL_MIN_MACS", 10**18)
+        monkeypatch.setattr(depthwise, "PARALLEL_MIN_BYTES", 10**18)
+    else:
+        monkeypatch.setattr(depthwise, "PARALLEL_MIN_MACS", 0)
+        monkeypatch.setattr(depthwise, "PARALLEL_MIN_BYTES", 0)
+        if product == "ours-one-thread":
+            monkeypatch.setattr(depthwise.numba, "get_num_threads", lambda: 1)
+            monkeypatch.setattr(fast_separable.depthwise, "_n_chunks", lambda rows, macs, nbytes=0: (
+                2 if nbytes else 1))  # the depthwise pass "split", the product on the calling thread
     x, wd, wp, g = _case(np.random.default_rng(0), spec, dtype)
     np.testing.assert_allclose(fast_separable.separable_conv2d(x, wd, wp, g),
                                reference.separable_conv2d(x, wd, wp, g), **tol(dtype))

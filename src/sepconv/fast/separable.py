@@ -17,8 +17,11 @@ Two plans:
   depthwise filter is not one the packed 5x5/7x7 kernels take (the bands use the row kernels;
   measured, 1x28x28x64 7x7 -> 64: fused 325-591 us, unfused 138-149).
 - **unfused**: :func:`sepconv.fast.depthwise.depthwise_conv2d` writes the depthwise result, and
-  one ``[pixels, C*M] @ [C*M, out_c]`` GEMM reads it back (large pointwise filters: Xception's
-  728 -> 728, where OpenBLAS's cache blocking of ``K`` wins).
+  one ``[pixels, C*M] @ [C*M, out_c]`` product reads it back: NumPy's BLAS for large pointwise
+  filters (Xception's 728 -> 728, where OpenBLAS's cache blocking of ``K`` wins) and after a
+  depthwise pass on one thread; else the register-tiled kernel on the OpenMP threads
+  (:func:`~sepconv.kernels.pointwise.pointwise_parallel`), as BLAS's threads would wait for the
+  cores of our spinning workers.
 
 Measured on this machine (2 cores, alternating processes, median µs), unfused -> fused:
 1x56x56x144 -> 144 ~1060 -> ~1000; 8x28x28x192 -> 64 ~2000 -> ~1400; 1x147x147x64 -> 128
@@ -121,10 +124,28 @@ def separable_conv2d(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv2DGeo
         return reference.separable_conv2d(x, wd, wp, g)
     if _fused(x, wp, g):
         return _separable_fused(x, wd, wp, g)
-    y = depthwise.depthwise_conv2d(x, wd, g)
-    pointwise_filter = wp.reshape(wp.shape[2], wp.shape[3])
-    out = np.empty((*y.shape[:3], pointwise_filter.shape[1]), y.dtype)
-    np.matmul(y.reshape(-1, y.shape[3]), pointwise_filter, out=out.reshape(-1, pointwise_filter.shape[1]))
+    y = depthwise.depthwise_conv2d(x, wd, g, scratch="separable_depthwise")
+    k_size, out_c = wp.shape[2], wp.shape[3]
+    out = np.empty((*y.shape[:3], out_c), y.dtype)
+    # After a depthwise pass split over the threads, the OpenMP workers spin for a while (kernels._jit),
+    # and a BLAS call's second thread waits for their core: the product then runs on those workers
+    # (the register-tiled kernel of the fused plan) where its filter fits in cache.  2 threads, us,
+    # BLAS vs ours: 1x75x75x3 7x7 -> 64 241 vs 80; 1x56x56x32 5x5 -> 64 274 vs 97; 8x14x14x96 5x5 ->
+    # 96 360 vs 171; after a one-thread depthwise pass BLAS wins: 1x28x28x96 5x5 stride 2 -> 160 69
+    # vs 82, 1x7x7x480 5x5 -> 160 91 vs 107.
+    split = depthwise._n_chunks(y.shape[0] * y.shape[1], y.size * g.kh * g.kw, x.nbytes * g.multiplier + y.nbytes)
+    if split == 1 or k_size * out_c * wp.itemsize > FUSED_MAX_POINTWISE_BYTES:
+        np.matmul(y.reshape(-1, k_size), wp.reshape(k_size, out_c), out=out.reshape(-1, out_c))
+        return out
+    bp = workspace("separable_pointwise", (pointwise.packed_size(k_size, out_c, x.itemsize),), x.dtype)
+    pointwise.pack_pointwise(np.ascontiguousarray(wp.reshape(k_size, out_c)), bp)
+    n_chunks = depthwise._n_chunks(y.shape[0] * y.shape[1], y.size * out_c)
+    if n_chunks > 1:
+        with PARALLEL_LAUNCH:
+            pointwise.pointwise_parallel(y.reshape(-1), bp, out.reshape(-1), k_size, out_c, n_chunks)
+    else:
+        pointwise.pointwise_tiles(y.reshape(-1), bp, out.reshape(-1), k_size, out_c, 0,
+                                 -(-(y.size // k_size) // pointwise.TILE_PIXELS))
     return out
 
 

@@ -27,6 +27,9 @@ took 217 us instead of 77 on uninitialized rows).
 
 from __future__ import annotations
 
+import numpy as np
+from numba import prange
+
 from ._jit import kernel
 from ._simd import VECTOR_BYTES, lanes, vbroadcast, vfma, vload, vload_n, vstore, vstore_n, vzeros
 
@@ -246,3 +249,28 @@ def pointwise_band(a, a_off, pixels, k_size, bp, c, c_pixel, n_size):
             _tile_6x2(a, ia, k_size, bp, ib, k_size, c, ic, n_size, count, tail)
         else:
             _tile_6x1(a, ia, k_size, bp, ib, k_size, c, ic, n_size, count, tail)
+
+
+@kernel
+def pointwise_tiles(a, bp, c, k_size, n_size, tile_begin, tile_end):
+    """``c = a @ B`` for the pixels of tiles ``[tile_begin, tile_end)`` (tile ``t``: pixels ``6t .. 6t + 5``) of
+    the whole of ``a`` (flat ``[pixels, K]``; ``c`` flat ``[pixels, N]``).  The last tile of ``a`` may be
+    short: it is read from a zero-padded copy, so no row past ``a`` is read."""
+    pixels = a.shape[0] // k_size
+    p0 = tile_begin * TILE_PIXELS
+    p1 = min(pixels, tile_end * TILE_PIXELS)
+    full_end = max(p0, min(p1, pixels // TILE_PIXELS * TILE_PIXELS))
+    if full_end > p0:
+        pointwise_band(a, p0 * k_size, full_end - p0, k_size, bp, c, p0, n_size)
+    if p1 > full_end:
+        last = np.zeros(TILE_PIXELS * k_size, a.dtype)
+        last[:(p1 - full_end) * k_size] = a[full_end * k_size:p1 * k_size]
+        pointwise_band(last, 0, p1 - full_end, k_size, bp, c, full_end, n_size)
+
+
+@kernel(parallel=True)
+def pointwise_parallel(a, bp, c, k_size, n_size, n_chunks):
+    """:func:`pointwise_tiles` over all of ``a``, in ``n_chunks`` runs of tiles in parallel."""
+    tiles = -(-(a.shape[0] // k_size) // TILE_PIXELS)
+    for t in prange(n_chunks):
+        pointwise_tiles(a, bp, c, k_size, n_size, tiles * t // n_chunks, tiles * (t + 1) // n_chunks)
