@@ -56,6 +56,27 @@ def test_matches_reference(spec, dtype):
     _check_all_three(x, w, dy, g, dtype)
 
 
+POINTWISE_GEOMETRIES = [
+    ((1, 7, 9, 4), (1, 1), 1, 5, (1, 1), (1, 1), "VALID"),  # 63 pixels: a short last tile
+    ((1, 7, 9, 5), (1, 1), 1, 3, (2, 3), (1, 1), "VALID"),  # strided: the subsampled copy
+    ((2, 6, 5, 37), (1, 1), 1, 150, (1, 1), (1, 1), "SAME"),  # two full panels and a tail panel
+    ((1, 12, 12, 8), (1, 1), 1, 64, (1, 1), (1, 1), "VALID"),  # 144 pixels, whole tiles, one panel
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("product", ["blas", "ours-one-thread", "ours-split"])
+@pytest.mark.parametrize("spec", POINTWISE_GEOMETRIES, ids=[str(s) for s in POINTWISE_GEOMETRIES])
+def test_pointwise_products_match_reference(spec, product, dtype, monkeypatch):
+    """A 1x1 convolution on BLAS or on the register-tiled kernel, in one run of tiles or split over
+    the threads."""
+    monkeypatch.setattr(fast_conv2d, "POINTWISE_KERNEL", product != "blas")
+    monkeypatch.setattr(fast_conv2d, "POINTWISE_PARALLEL_MIN_MACS", 1 if product == "ours-split" else 10**18)
+    x, w, dy, g = _case(np.random.default_rng(1), spec, dtype)
+    assert fast_conv2d._is_pointwise(g)
+    np.testing.assert_allclose(fast_conv2d.conv2d(x, w, g), reference.conv2d(x, w, g), **tol(dtype))
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("spec", GEOMETRIES, ids=IDS)
 def test_many_small_chunks_match_reference(spec, threads, monkeypatch):

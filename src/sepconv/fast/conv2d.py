@@ -6,7 +6,9 @@ dtype, with at least one element; ``api`` has dealt with layouts, dtypes and emp
 Shape classes:
 
 - **pointwise** (1x1 filter, no padding): the input already is the GEMM's left matrix,
-  ``(N*H*W, C_in) @ (C_in, C_out)`` straight into the output (strided: subsample first).
+  ``(N*H*W, C_in) @ (C_in, C_out)`` straight into the output (strided: subsample first); on the
+  register-tiled kernel of :mod:`sepconv.kernels.pointwise` when the filter fits in
+  :data:`POINTWISE_KERNEL_MAX_FILTER_BYTES` (ungrouped), else BLAS.
 - **few input channels** (a network's stem, <= 8 channels, filters up to 7x7): direct, the
   output channels as vector lanes (:func:`~sepconv.kernels.conv2d.conv2d_nhwc_few_channels_rows`).
 - **winograd** (3x3, stride 1, undilated, ungrouped, >= 16 channels, finite input; with larger
@@ -355,6 +357,37 @@ def _conv2d_direct(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarra
     return out
 
 
+# 1x1 convolutions whose filter takes at most this many bytes run on the register-tiled kernel of
+# sepconv.kernels.pointwise on the OpenMP threads, not BLAS: after one of our parallel kernels (a
+# depthwise layer, say) the OpenMP workers spin for a while (kernels._jit), and BLAS's second thread
+# waits for their core.  Measured, 2 threads, us, a depthwise 3x3 layer then the 1x1 conv, BLAS vs ours:
+# 1x56x56x144 -> 24 381 vs 163; 1x28x28x192 -> 32 225 vs 60; 1x28x28x144 -> 32 207 vs 51; the 1x1
+# conv alone 123 vs 97, 47 vs 33, 37 vs 25.  POINTWISE_KERNEL = False keeps BLAS (tests).
+POINTWISE_KERNEL = True
+POINTWISE_KERNEL_MAX_FILTER_BYTES = 512 * 1024
+# The product splits over the threads from this many multiply-adds.
+POINTWISE_PARALLEL_MIN_MACS = 1_000_000
+
+
+def _pointwise_on_our_threads(w2d: np.ndarray, x2d: np.ndarray) -> bool:
+    return POINTWISE_KERNEL and w2d.nbytes <= POINTWISE_KERNEL_MAX_FILTER_BYTES and x2d.flags.c_contiguous
+
+
+def _pointwise_product(x2d: np.ndarray, w2d: np.ndarray, out2d: np.ndarray) -> None:
+    """``out2d = x2d @ w2d`` by :func:`~sepconv.kernels.pointwise.pointwise_parallel` (C-contiguous arrays)."""
+    k_size, out_c = w2d.shape
+    bp = workspace("pointwise_packed_filter", (pointwise.packed_size(k_size, out_c, x2d.itemsize),), x2d.dtype)
+    pointwise.pack_pointwise(np.ascontiguousarray(w2d), bp)
+    pixels = x2d.shape[0]
+    tiles = -(-pixels // pointwise.TILE_PIXELS)
+    threads = max(1, min(numba.get_num_threads(), tiles, pixels * k_size * out_c // POINTWISE_PARALLEL_MIN_MACS))
+    if threads == 1:
+        pointwise.pointwise_tiles(x2d.reshape(-1), bp, out2d.reshape(-1), k_size, out_c, 0, tiles)
+    else:
+        with PARALLEL_LAUNCH:
+            pointwise.pointwise_parallel(x2d.reshape(-1), bp, out2d.reshape(-1), k_size, out_c, threads)
+
+
 def conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
     """Forward: ``x [N, H, W, C]``, ``w [kh, kw, C/groups, out_c]`` -> ``[N, out_h, out_w, out_c]``.
 
@@ -379,7 +412,9 @@ def conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
     wg = _grouped_filter(w, g)
     if _is_pointwise(g):
         xg = _grouped_pixels(_subsampled(x, g), g, g.group_in_c)
-        if g.groups == 1:
+        if g.groups == 1 and _pointwise_on_our_threads(wg[0], xg[0]):
+            _pointwise_product(xg[0], wg[0], out2d)
+        elif g.groups == 1:
             np.matmul(xg[0], wg[0], out=out2d)
         else:
             np.matmul(xg, wg, out=_grouped_pixels(out2d, g, g.multiplier))
