@@ -53,13 +53,11 @@ def test_unfused_plan_matches_reference(spec, product, dtype, monkeypatch):
     if product == "blas":
         monkeypatch.setattr(depthwise, "PARALLEL_MIN_MACS", 10**18)
         monkeypatch.setattr(depthwise, "PARALLEL_MIN_BYTES", 10**18)
-    else:
+    else:  # the depthwise pass split, the product in one run of tiles or split too
         monkeypatch.setattr(depthwise, "PARALLEL_MIN_MACS", 0)
         monkeypatch.setattr(depthwise, "PARALLEL_MIN_BYTES", 0)
-        if product == "ours-one-thread":
-            monkeypatch.setattr(depthwise.numba, "get_num_threads", lambda: 1)
-            monkeypatch.setattr(fast_separable.depthwise, "_n_chunks", lambda rows, macs, nbytes=0: (
-                2 if nbytes else 1))  # the depthwise pass "split", the product on the calling thread
+        monkeypatch.setattr(sys.modules["sepconv.fast.conv2d"], "POINTWISE_PARALLEL_MIN_MACS",
+                            10**18 if product == "ours-one-thread" else 1)
     x, wd, wp, g = _case(np.random.default_rng(0), spec, dtype)
     np.testing.assert_allclose(fast_separable.separable_conv2d(x, wd, wp, g),
                                reference.separable_conv2d(x, wd, wp, g), **tol(dtype))

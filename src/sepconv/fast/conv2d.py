@@ -373,8 +373,18 @@ def _pointwise_on_our_threads(w2d: np.ndarray, x2d: np.ndarray) -> bool:
     return POINTWISE_KERNEL and w2d.nbytes <= POINTWISE_KERNEL_MAX_FILTER_BYTES and x2d.flags.c_contiguous
 
 
-def _pointwise_product(x2d: np.ndarray, w2d: np.ndarray, out2d: np.ndarray) -> None:
-    """``out2d = x2d @ w2d`` by :func:`~sepconv.kernels.pointwise.pointwise_parallel` (C-contiguous arrays)."""
+def pointwise_product(x2d: np.ndarray, w2d: np.ndarray, out2d: np.ndarray) -> None:
+    """``out2d = x2d @ w2d`` on the register-tiled kernel (:mod:`sepconv.kernels.pointwise`), split over the
+    OpenMP threads from :data:`POINTWISE_PARALLEL_MIN_MACS`; C-contiguous arrays, ``w2d`` small enough to
+    stay in cache (:data:`POINTWISE_KERNEL_MAX_FILTER_BYTES`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x, w, out = np.ones((7, 3), np.float32), np.ones((3, 5), np.float32), np.empty((7, 5), np.float32)
+    >>> pointwise_product(x, w, out); float(out[6, 4])
+    3.0
+    """
     k_size, out_c = w2d.shape
     bp = workspace("pointwise_packed_filter", (pointwise.packed_size(k_size, out_c, x2d.itemsize),), x2d.dtype)
     pointwise.pack_pointwise(np.ascontiguousarray(w2d), bp)
@@ -413,7 +423,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
     if _is_pointwise(g):
         xg = _grouped_pixels(_subsampled(x, g), g, g.group_in_c)
         if g.groups == 1 and _pointwise_on_our_threads(wg[0], xg[0]):
-            _pointwise_product(xg[0], wg[0], out2d)
+            pointwise_product(xg[0], wg[0], out2d)
         elif g.groups == 1:
             np.matmul(xg[0], wg[0], out=out2d)
         else:

@@ -43,6 +43,7 @@ from ..kernels._jit import PARALLEL_LAUNCH
 from ..kernels._simd import VECTOR_BYTES
 from . import depthwise
 from .aligned import empty_aligned
+from .conv2d import POINTWISE_KERNEL_MAX_FILTER_BYTES, pointwise_product
 from .workspace import workspace
 
 # The plan: None chooses (see above); True or False forces it (tests).
@@ -134,18 +135,10 @@ def separable_conv2d(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv2DGeo
     # 96 360 vs 171; after a one-thread depthwise pass BLAS wins: 1x28x28x96 5x5 stride 2 -> 160 69
     # vs 82, 1x7x7x480 5x5 -> 160 91 vs 107.
     split = depthwise._n_chunks(y.shape[0] * y.shape[1], y.size * g.kh * g.kw, x.nbytes * g.multiplier + y.nbytes)
-    if split == 1 or k_size * out_c * wp.itemsize > FUSED_MAX_POINTWISE_BYTES:
+    if split == 1 or k_size * out_c * wp.itemsize > POINTWISE_KERNEL_MAX_FILTER_BYTES:
         np.matmul(y.reshape(-1, k_size), wp.reshape(k_size, out_c), out=out.reshape(-1, out_c))
         return out
-    bp = workspace("separable_pointwise", (pointwise.packed_size(k_size, out_c, x.itemsize),), x.dtype)
-    pointwise.pack_pointwise(np.ascontiguousarray(wp.reshape(k_size, out_c)), bp)
-    n_chunks = depthwise._n_chunks(y.shape[0] * y.shape[1], y.size * out_c)
-    if n_chunks > 1:
-        with PARALLEL_LAUNCH:
-            pointwise.pointwise_parallel(y.reshape(-1), bp, out.reshape(-1), k_size, out_c, n_chunks)
-    else:
-        pointwise.pointwise_tiles(y.reshape(-1), bp, out.reshape(-1), k_size, out_c, 0,
-                                 -(-(y.size // k_size) // pointwise.TILE_PIXELS))
+    pointwise_product(y.reshape(-1, k_size), wp.reshape(k_size, out_c), out.reshape(-1, out_c))
     return out
 
 
