@@ -7,6 +7,7 @@ under ``use_implementation("reference")``, so layouts, dtypes and the kernel sel
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import numpy as np
@@ -369,13 +370,15 @@ def test_simd_channel_blocks_at_every_alignment(kernel_size, c, dtype, monkeypat
     """The SIMD kernels start their channel blocks at the input's first cache-line-aligned channel: a
     short first block, full vectors, a masked last one (pixels of more than ``SPLIT_LOADS_MAX_VECTORS``
     vectors; smaller ones, such as 32 float32 channels, keep whole unaligned blocks).  Every offset
-    of ``x`` and ``dy`` from a line, channel counts on both sides of the lane count, serial and parallel."""
+    of ``x`` and ``dy`` from a line, channel counts on both sides of the lane count, serial and parallel,
+    outputs placed at the input's offset from a line or wherever NumPy puts them."""
     geometry = (2, 7, 11, c, 1, (kernel_size, kernel_size), 1, 1, "SAME")
     x, filt, dy, args = _problem(geometry, dtype, seed=c)
     itemsize = np.dtype(dtype).itemsize
     for offset in range(0, 64, itemsize):
         monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 0 if offset % 16 else 10**18)
         monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 0 if offset % 16 else 10**18)
+        monkeypatch.setattr(sys.modules["sepconv.fast.aligned"], "PLACED_MIN_BYTES", 0 if offset % 24 else 10**18)
         _assert_three_ops_match(_at_offset(x, offset), filt, _at_offset(dy, (64 - offset) % 64), args, dtype)
     strided = dict(args, strides=2, dilations=1)
     x, filt, dy, _ = _problem((2, 9, 12, c, 1, (kernel_size, kernel_size), 2, 1, "SAME"), dtype, seed=c + 1)
