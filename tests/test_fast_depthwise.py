@@ -104,6 +104,9 @@ GEOMETRIES = [
     (1, 4, 83, 9, 1, (3, 3), 1, 1, "SAME"),
     (1, 6, 75, 40, 1, (3, 3), 2, 1, "SAME"),
     (2, 5, 70, 20, 1, (3, 3), (1, 2), 1, [[0, 0], [1, 0], [3, 0], [0, 0]]),
+    # 3x3 dilated at stride 1, interiors wider than 56 pixels: tiles of 32, the phases within each tile
+    (1, 9, 75, 20, 1, (3, 3), 1, (2, 4), "SAME"),
+    (1, 7, 97, 17, 2, (3, 3), 1, 3, "VALID"),
 ]
 
 

@@ -277,6 +277,15 @@ def _taps5(xr, q, gap, ws, n):
     return vfma(vload_n(xr, q + 4 * gap, n), ws[4], vfma(vload_n(xr, q + 3 * gap, n), ws[3], s))
 
 
+# With horizontal dilation at stride 1, a row whose interior is wider than this goes by in tiles of
+# DILATED_TILE_PIXELS pixels, each tile's channel blocks in turn: a channel block's pass over a whole
+# row reads one 64-byte line per pixel from each of four rows hundreds of kilobytes long, and the
+# next block reads the lines beside them (A/B, 2 threads: 1x65x65x320 dilation 4 0.86-0.89,
+# 1x129x129x64 dilation 6 0.93-0.96, rows of 56 or fewer and dilation-2 layers 0.98-1.03).
+DILATED_TILE_MIN_WIDTH = 56
+DILATED_TILE_PIXELS = 32
+
+
 @kernel
 def _forward_interior_3x3(o, x0, x1, x2, w9, j_lo, j_hi, stride_w, dil_w, pad_left, shift):
     """Pixels ``[j_lo, j_hi)`` of an output row whose three columns are inside the input rows ``x0, x1, x2``.
@@ -287,6 +296,17 @@ def _forward_interior_3x3(o, x0, x1, x2, w9, j_lo, j_hi, stride_w, dil_w, pad_le
     1132 -> 1035 us, 1x147x147x64 603 -> 441, 1x14x14x576 64 -> 46; with dilation d it slides by d
     within each of the row's d phases: 1x33x33x576 d2 283 -> 274, 1x65x65x320 d4 770 -> 730).
     """
+    if stride_w == 1 and dil_w > 1 and j_hi - j_lo > DILATED_TILE_MIN_WIDTH:
+        for j0 in range(j_lo, j_hi, DILATED_TILE_PIXELS):
+            _forward_interior_3x3_pixels(o, x0, x1, x2, w9, j0, min(j_hi, j0 + DILATED_TILE_PIXELS), 1, dil_w,
+                                         pad_left, shift)
+    else:
+        _forward_interior_3x3_pixels(o, x0, x1, x2, w9, j_lo, j_hi, stride_w, dil_w, pad_left, shift)
+
+
+@kernel
+def _forward_interior_3x3_pixels(o, x0, x1, x2, w9, j_lo, j_hi, stride_w, dil_w, pad_left, shift):
+    """The pixels of :func:`_forward_interior_3x3`, channel blocks outside, pixels inside."""
     c = o.shape[1]
     count = lanes(o)
     step, gap = stride_w * c, dil_w * c
