@@ -77,6 +77,20 @@ def test_pointwise_products_match_reference(spec, product, dtype, monkeypatch):
     np.testing.assert_allclose(fast_conv2d.conv2d(x, w, g), reference.conv2d(x, w, g), **tol(dtype))
 
 
+def test_pointwise_product_splits_from_its_threshold(monkeypatch):
+    """From POINTWISE_PARALLEL_MIN_MACS multiply-adds the product runs on the threads, below on the calling one."""
+    pointwise = sys.modules["sepconv.kernels.pointwise"]
+    calls = []
+    monkeypatch.setattr(fast_conv2d.numba, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(pointwise, "pointwise_parallel", lambda *args: calls.append(("parallel", args[-1])))
+    monkeypatch.setattr(pointwise, "pointwise_tiles", lambda *args: calls.append(("tiles", args[-1])))
+    x, w, out = np.ones((60, 10), np.float32), np.ones((10, 20), np.float32), np.empty((60, 20), np.float32)
+    for threshold in (60 * 10 * 20, 60 * 10 * 20 + 1):
+        monkeypatch.setattr(fast_conv2d, "POINTWISE_PARALLEL_MIN_MACS", threshold)
+        fast_conv2d.pointwise_product(x, w, out)
+    assert calls == [("parallel", 2), ("tiles", 10)]
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("spec", GEOMETRIES, ids=IDS)
 def test_many_small_chunks_match_reference(spec, threads, monkeypatch):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 
@@ -24,9 +26,7 @@ def test_the_check_sees_an_import():
 
 def environment_after_import(env_extra: dict[str, str]) -> dict[str, str | None]:
     """``GOMP_SPINCOUNT`` and ``OMP_WAIT_POLICY`` as a process sees them after ``import sepconv`` and
-    one parallel kernel, and the spin count sepconv asked for; ``env_extra`` added to the environment."""
-    import json
-    import os
+    one parallel kernel, and Numba's threading layer; ``env_extra`` added to the environment."""
     code = ("import json, os, numpy as np, sepconv\n"
             "from sepconv.kernels import _jit\n"
             "x = np.ones((2, 64, 64, 32), np.float32)\n"

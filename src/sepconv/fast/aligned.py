@@ -28,7 +28,7 @@ def start_at_offset_of(buffer, like):
 
 # Outputs of an input smaller than this are plain np.empty: placing them costs ~0.9 us (a buffer one
 # vector longer, a kernel call for the offset, a view), a tenth of a small call, and a few split stores
-# cost less (public depthwise call, 1x33x33x8 3x3 stride 2: 12.2 -> 11.2 us; 1x4x4x8: 8.4 -> 7.4).
+# cost less (public depthwise call, 1x33x33x8 3x3 stride 2: 12.2 -> 10.8 us; 1x4x4x8: 8.4 -> 6.6).
 PLACED_MIN_BYTES = 32 * 1024
 
 

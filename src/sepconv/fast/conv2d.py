@@ -357,26 +357,24 @@ def _conv2d_direct(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarra
     return out
 
 
-# 1x1 convolutions whose filter takes at most this many bytes run on the register-tiled kernel of
-# sepconv.kernels.pointwise on the OpenMP threads, not BLAS: after one of our parallel kernels (a
-# depthwise layer, say) the OpenMP workers spin for a while (kernels._jit), and BLAS's second thread
-# waits for their core.  Measured, 2 threads, us, a depthwise 3x3 layer then the 1x1 conv, BLAS vs ours:
-# 1x56x56x144 -> 24 381 vs 163; 1x28x28x192 -> 32 225 vs 60; 1x28x28x144 -> 32 207 vs 51; the 1x1
-# conv alone 123 vs 97, 47 vs 33, 37 vs 25.  POINTWISE_KERNEL = False keeps BLAS (tests).
+# Products whose filter takes at most this many bytes (the 1x1 conv2d, the unfused separable's pointwise
+# stage) run on the register-tiled kernel of sepconv.kernels.pointwise on the OpenMP threads, not BLAS:
+# after one of our parallel kernels (a depthwise layer, say) the OpenMP workers spin for a while
+# (kernels._jit), and BLAS's second thread waits for their core.  Measured, 2 threads, us, a depthwise
+# 3x3 layer then the 1x1 conv, BLAS vs ours: 1x56x56x144 -> 24 374 vs 179; 1x28x28x192 -> 32 228 vs 76;
+# 1x28x28x144 -> 32 205 vs 71; the 1x1 conv alone 115 vs 100, 48 vs 50, 37 vs 39; but 1x14x14x576 -> 96
+# alone 89 vs 100.  POINTWISE_KERNEL = False keeps BLAS (tests).
 POINTWISE_KERNEL = True
 POINTWISE_KERNEL_MAX_FILTER_BYTES = 512 * 1024
 # The product splits over the threads from this many multiply-adds.
 POINTWISE_PARALLEL_MIN_MACS = 1_000_000
 
 
-def _pointwise_on_our_threads(w2d: np.ndarray, x2d: np.ndarray) -> bool:
-    return POINTWISE_KERNEL and w2d.nbytes <= POINTWISE_KERNEL_MAX_FILTER_BYTES and x2d.flags.c_contiguous
-
-
 def pointwise_product(x2d: np.ndarray, w2d: np.ndarray, out2d: np.ndarray) -> None:
-    """``out2d = x2d @ w2d`` on the register-tiled kernel (:mod:`sepconv.kernels.pointwise`), split over the
-    OpenMP threads from :data:`POINTWISE_PARALLEL_MIN_MACS`; C-contiguous arrays, ``w2d`` small enough to
-    stay in cache (:data:`POINTWISE_KERNEL_MAX_FILTER_BYTES`).
+    """``out2d = x2d @ w2d`` (``out2d`` C-contiguous): on the register-tiled kernel
+    (:mod:`sepconv.kernels.pointwise`), split over the OpenMP threads from
+    :data:`POINTWISE_PARALLEL_MIN_MACS`, when ``w2d`` fits in :data:`POINTWISE_KERNEL_MAX_FILTER_BYTES` and
+    ``x2d`` is C-contiguous; else NumPy's BLAS.
 
     Examples
     --------
@@ -385,12 +383,15 @@ def pointwise_product(x2d: np.ndarray, w2d: np.ndarray, out2d: np.ndarray) -> No
     >>> pointwise_product(x, w, out); float(out[6, 4])
     3.0
     """
+    if not (POINTWISE_KERNEL and w2d.nbytes <= POINTWISE_KERNEL_MAX_FILTER_BYTES and x2d.flags.c_contiguous):
+        np.matmul(x2d, w2d, out=out2d)
+        return
     k_size, out_c = w2d.shape
     bp = workspace("pointwise_packed_filter", (pointwise.packed_size(k_size, out_c, x2d.itemsize),), x2d.dtype)
     pointwise.pack_pointwise(np.ascontiguousarray(w2d), bp)
     pixels = x2d.shape[0]
     tiles = -(-pixels // pointwise.TILE_PIXELS)
-    threads = max(1, min(numba.get_num_threads(), tiles, pixels * k_size * out_c // POINTWISE_PARALLEL_MIN_MACS))
+    threads = 1 if pixels * k_size * out_c < POINTWISE_PARALLEL_MIN_MACS else min(numba.get_num_threads(), tiles)
     if threads == 1:
         pointwise.pointwise_tiles(x2d.reshape(-1), bp, out2d.reshape(-1), k_size, out_c, 0, tiles)
     else:
@@ -422,10 +423,8 @@ def conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
     wg = _grouped_filter(w, g)
     if _is_pointwise(g):
         xg = _grouped_pixels(_subsampled(x, g), g, g.group_in_c)
-        if g.groups == 1 and _pointwise_on_our_threads(wg[0], xg[0]):
+        if g.groups == 1:
             pointwise_product(xg[0], wg[0], out2d)
-        elif g.groups == 1:
-            np.matmul(xg[0], wg[0], out=out2d)
         else:
             np.matmul(xg, wg, out=_grouped_pixels(out2d, g, g.multiplier))
         return out

@@ -43,7 +43,7 @@ from ..kernels._jit import PARALLEL_LAUNCH
 from ..kernels._simd import VECTOR_BYTES
 from . import depthwise
 from .aligned import empty_aligned
-from .conv2d import POINTWISE_KERNEL_MAX_FILTER_BYTES, pointwise_product
+from .conv2d import pointwise_product
 from .workspace import workspace
 
 # The plan: None chooses (see above); True or False forces it (tests).
@@ -129,16 +129,14 @@ def separable_conv2d(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv2DGeo
     k_size, out_c = wp.shape[2], wp.shape[3]
     out = np.empty((*y.shape[:3], out_c), y.dtype)
     # After a depthwise pass split over the threads, the OpenMP workers spin for a while (kernels._jit),
-    # and a BLAS call's second thread waits for their core: the product then runs on those workers
-    # (the register-tiled kernel of the fused plan) where its filter fits in cache.  2 threads, us,
-    # BLAS vs ours: 1x75x75x3 7x7 -> 64 241 vs 80; 1x56x56x32 5x5 -> 64 274 vs 97; 8x14x14x96 5x5 ->
-    # 96 360 vs 171; after a one-thread depthwise pass BLAS wins: 1x28x28x96 5x5 stride 2 -> 160 69
-    # vs 82, 1x7x7x480 5x5 -> 160 91 vs 107.
+    # and a BLAS call's second thread waits for their core: the product then runs on those workers (the
+    # register-tiled kernel of the fused plan, where the filter fits in cache).  2 threads, us, BLAS vs
+    # ours: 1x75x75x3 7x7 -> 64 241 vs 80; 1x56x56x32 5x5 -> 64 274 vs 97; 8x14x14x96 5x5 -> 96 360 vs
+    # 171; after a one-thread depthwise pass BLAS wins: 1x28x28x96 5x5 stride 2 -> 160 69 vs 82,
+    # 1x7x7x480 5x5 -> 160 91 vs 107.
     split = depthwise._n_chunks(y.shape[0] * y.shape[1], y.size * g.kh * g.kw, x.nbytes * g.multiplier + y.nbytes)
-    if split == 1 or k_size * out_c * wp.itemsize > POINTWISE_KERNEL_MAX_FILTER_BYTES:
-        np.matmul(y.reshape(-1, k_size), wp.reshape(k_size, out_c), out=out.reshape(-1, out_c))
-        return out
-    pointwise_product(y.reshape(-1, k_size), wp.reshape(k_size, out_c), out.reshape(-1, out_c))
+    product = np.matmul if split == 1 else pointwise_product
+    product(y.reshape(-1, k_size), wp.reshape(k_size, out_c), out.reshape(-1, out_c))
     return out
 
 
