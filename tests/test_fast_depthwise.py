@@ -342,6 +342,19 @@ def test_thread_split_thresholds(monkeypatch):
     assert fast_depthwise._n_chunks(2, 0, fast_depthwise.PARALLEL_MIN_BYTES) == 2
 
 
+def test_packed_kernels_split_short_images(monkeypatch):
+    """The packed kernels (filters other than 3x3) split short images from PARALLEL_MIN_MACS as tall ones;
+    the 3x3 kernels keep the short-image rule.  1x14x14x96 5x5: 0.47M multiply-adds; 3x3 over 56
+    channels: 14 * 14 * 56 * 9 = 0.1M below, 3x3 over 256: 0.45M, short."""
+    monkeypatch.setattr(fast_depthwise.numba, "get_num_threads", lambda: 2)
+    assert fast_depthwise.PARALLEL_MIN_MACS <= 14 * 14 * 96 * 25 < 3 * fast_depthwise.PARALLEL_MIN_MACS
+    chunks = fast_depthwise._forward_chunks
+    assert chunks((1, 14, 14, 96), (1, 14, 14, 96), 4, 5, 5, 1, 1, 1) == 2
+    assert chunks((1, 28, 28, 96), (1, 14, 14, 96), 4, 5, 5, 2, 1, 1) == 2
+    assert chunks((1, 14, 14, 256), (1, 14, 14, 256), 4, 3, 3, 1, 1, 1) == 1
+    assert chunks((1, 14, 14, 16), (1, 14, 14, 16), 4, 5, 5, 1, 1, 1) == 1  # below PARALLEL_MIN_MACS
+
+
 def test_serial_and_parallel_paths_agree(monkeypatch):
     x, filt, dy, args = _problem((2, 21, 22, 70, 2, (3, 3), 1, 1, "SAME"), np.float64)
     results = {}

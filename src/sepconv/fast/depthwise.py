@@ -57,9 +57,10 @@ PARALLEL_MIN_ROWS = 16
 PARALLEL_MIN_BYTES = 1536 * 1024
 
 
-def _n_chunks(rows: int, macs: int, nbytes: int = 0) -> int:
-    """Ranges to split a call into: one per thread (each at least a row), or 1 to stay on the calling thread."""
-    short = rows < PARALLEL_MIN_ROWS and macs < 3 * PARALLEL_MIN_MACS
+def _n_chunks(rows: int, macs: int, nbytes: int = 0, short_rows: int = PARALLEL_MIN_ROWS) -> int:
+    """Ranges to split a call into: one per thread (each at least a row), or 1 to stay on the calling
+    thread; images of fewer than ``short_rows`` output rows are short (see above)."""
+    short = rows < short_rows and macs < 3 * PARALLEL_MIN_MACS
     if nbytes < PARALLEL_MIN_BYTES and (macs < PARALLEL_MIN_MACS or short):
         return 1
     return max(1, min(rows, numba.get_num_threads()))
@@ -130,9 +131,25 @@ def _zero_row(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 UNPACKED = (3, 3)
 
 
-def _packed(x: np.ndarray, kh: int, kw: int, stride_w: int, dil_h: int, dil_w: int) -> bool:
+def _packed(in_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_w: int, dil_h: int, dil_w: int) -> bool:
+    """Whether the forward pass of an input of ``in_shape`` (multiplier 1) takes the packed kernels."""
     return ((kh, kw) != UNPACKED and (stride_w == 1 or (stride_w == 2 and dil_w == 1))
-            and x.shape[3] * x.itemsize >= 32 and x.shape[1] >= (kh - 1) * dil_h + 1)
+            and in_shape[3] * itemsize >= 32 and in_shape[1] >= (kh - 1) * dil_h + 1)
+
+
+def _forward_chunks(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsize: int, kh: int, kw: int,
+                    stride_w: int, dil_h: int, dil_w: int) -> int:
+    """:func:`_n_chunks` of the forward pass of an input of ``in_shape`` (multiplier 1) into an output of
+    ``out_shape``.
+    The packed kernels' copy makes a row's work larger than its multiply-adds say, and short images
+    gain from the split as tall ones do (one process, alternating, 1 vs 2 threads, us: 0.47M
+    1x14x14x96 5x5 22.1 vs 18.5, 0.59M 1x7x7x480 5x5 24.3 vs 20.6, 0.63M 1x14x14x128 5x5 22.6 vs 18.9,
+    0.71M 1x28x28x144 5x5 stride 2 35.7 vs 27.4, 0.92M 1x28x28x96 7x7 stride 2 37.0 vs 30.5; below the
+    threshold, 0.29M 1x14x14x240 5x5 stride 2 18.8 vs 19.8, 0.24M 1x28x28x48 5x5 stride 2 14.8 vs 14.7)."""
+    rows = out_shape[0] * out_shape[1]
+    out_size = math.prod(out_shape)
+    short_rows = 0 if _packed(in_shape, itemsize, kh, kw, stride_w, dil_h, dil_w) else PARALLEL_MIN_ROWS
+    return _n_chunks(rows, out_size * kh * kw, (math.prod(in_shape) + out_size) * itemsize, short_rows)
 
 
 # The few-channel kernel copies each image with its left and right padding (one thread, one process,
@@ -158,9 +175,9 @@ def _forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, stride_h: int, stri
     allocated at ``x``'s offset from a cache line (:func:`~sepconv.fast.aligned.empty_like_offset`)."""
     args = (stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
     rows = out.shape[0] * out.shape[1]
-    n_chunks = _n_chunks(rows, out.size * w3.shape[0] * w3.shape[1], x.nbytes + out.nbytes)
     kh, kw = w3.shape[0], w3.shape[1]
-    if _packed(x, kh, kw, stride_w, dil_h, dil_w):
+    n_chunks = _forward_chunks(x.shape, out.shape, x.itemsize, kh, kw, stride_w, dil_h, dil_w)
+    if _packed(x.shape, x.itemsize, kh, kw, stride_w, dil_h, dil_w):
         packed_args = (stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
         if n_chunks > 1:
             with PARALLEL_LAUNCH:

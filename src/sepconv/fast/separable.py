@@ -78,7 +78,7 @@ def _fused(x: np.ndarray, wp: np.ndarray, g: Conv2DGeometry) -> bool:
         return FUSE
     return (wp.shape[2] * wp.shape[3] * wp.itemsize <= FUSED_MAX_POINTWISE_BYTES
             and g.out_pixels >= FUSED_MIN_PIXELS
-            and not depthwise._packed(x, g.kh, g.kw, g.stride_w, g.dil_h, g.dil_w)
+            and not depthwise._packed(x.shape, x.itemsize, g.kh, g.kw, g.stride_w, g.dil_h, g.dil_w)
             and not depthwise._few_channels(g.out_c, x.itemsize, g.kh, g.kw, g.stride_h, g.stride_w, g.pad_top,
                                             g.pad_left))
 
@@ -134,7 +134,8 @@ def separable_conv2d(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv2DGeo
     # ours: 1x75x75x3 7x7 -> 64 241 vs 80; 1x56x56x32 5x5 -> 64 274 vs 97; 8x14x14x96 5x5 -> 96 360 vs
     # 171; after a one-thread depthwise pass BLAS wins: 1x28x28x96 5x5 stride 2 -> 160 69 vs 82,
     # 1x7x7x480 5x5 -> 160 91 vs 107.
-    split = depthwise._n_chunks(y.shape[0] * y.shape[1], y.size * g.kh * g.kw, x.nbytes * g.multiplier + y.nbytes)
+    split = depthwise._forward_chunks((*x.shape[:3], y.shape[3]), y.shape, y.itemsize, g.kh, g.kw, g.stride_w, g.dil_h,
+                                      g.dil_w)
     product = np.matmul if split == 1 else pointwise_product
     product(y.reshape(-1, k_size), wp.reshape(k_size, out_c), out.reshape(-1, out_c))
     return out
