@@ -1,4 +1,4 @@
-"""Fast dense and grouped conv2d: direct kernels, fused Winograd, or im2col in bounded chunks and NumPy's BLAS.
+"""Fast dense and grouped conv2d: direct kernels, fused Winograd, or im2col in bounded chunks and BLAS products.
 
 Same signatures as :mod:`sepconv.reference`: NHWC arrays with one batch axis, in the compute
 dtype, with at least one element; ``api`` has dealt with layouts, dtypes and empty arrays.
@@ -33,8 +33,9 @@ Shape classes:
 
 Groups run as one batched product per chunk (``[groups, pixels, K] @ [groups, K, out_c/groups]``).
 The layout kernels (im2col, the Winograd transforms) split their pixels over Numba's threads
-(up to :data:`LAYOUT_THREADS`), between BLAS calls on BLAS's own threads (see
-:mod:`sepconv.kernels.conv2d`).  Both gradients use im2col/col2im.
+(up to :data:`LAYOUT_THREADS`), and the BLAS products run on the same threads
+(:func:`sepconv.fast.gemm.matmul`: OpenBLAS single-threaded in each worker, its own pool never
+woken).  Both gradients use im2col/col2im.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from ..kernels import conv2d_direct, pointwise
 from ..kernels._jit import PARALLEL_LAUNCH
 from ..kernels._simd import VECTOR_BYTES
 from .aligned import empty_aligned
+from .gemm import matmul
 from .workspace import workspace
 
 # The column buffer of one chunk is at most this large (unless one GEMM_MIN_PIXELS chunk is larger).
@@ -117,8 +119,11 @@ def _conv2d_winograd(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndar
     out = empty_aligned((n, g.out_h, g.out_w, g.out_c), x.dtype)
     transform = WINOGRAD_G.astype(x.dtype)
     # U = G w G^T per channel pair, as two matrix products (np.einsum takes ~1 ms here)
-    rows = (transform @ w.reshape(3, -1)).reshape(4, 3, -1)  # [a, j, C*out_c]
-    u = np.matmul(transform, rows).reshape(16, g.in_c, g.out_c)  # [a, b, C*out_c]
+    rows = np.empty((4, 3 * g.in_c * g.out_c), x.dtype)
+    matmul(transform, np.ascontiguousarray(w).reshape(3, -1), rows)  # [a, (j, C, out_c)]
+    u = np.empty((4, 4, g.in_c * g.out_c), x.dtype)
+    matmul(transform, rows.reshape(4, 3, -1), u)  # [a, b, C*out_c]
+    u = u.reshape(16, g.in_c, g.out_c)
     tiles_h, tiles_w = -(-g.out_h // 2), -(-g.out_w // 2)
     total = n * tiles_h * tiles_w
     if _is_winograd_fused(g, x.itemsize):
@@ -139,7 +144,7 @@ def _conv2d_winograd(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndar
             with PARALLEL_LAUNCH:
                 kernels.winograd_f2x3_input_nhwc(x, v, n_chunks, begin, tiles, g.pad_top, g.pad_left, tiles_h,
                                                  tiles_w)
-        np.matmul(v[:, :tiles], u, out=m[:, :tiles])
+        matmul(v[:, :tiles], u, m[:, :tiles])
         if n_chunks == 1:
             kernels.winograd_f2x3_output_range(m, out, begin, 0, tiles, tiles_h, tiles_w)
         else:
@@ -184,14 +189,12 @@ def _winograd_fused(x: np.ndarray, u: np.ndarray, out: np.ndarray, g: Conv2DGeom
 
 # Fewer pixels (tiles) than this per thread, and the layout kernels run on one thread.
 PARALLEL_MIN_PIXELS = 256
-# Threads for the layout kernels (at most).  Which is faster depends on how the OpenMP threads are
-# placed, because the kernels sit right after (or before the next call's) GEMM, whose BLAS worker
-# keeps spinning on the other core for a while.  Measured in a loop of calls, alternating, median
+# Threads for the layout kernels (at most).  Measured when the GEMMs still ran on OpenBLAS's own threads
+# (whose worker kept spinning on the other core for a while), in a loop of calls, alternating, median
 # us, two runs each: with OMP_PROC_BIND=true (as `sepconv bench` runs every framework), parallel
 # vs serial: 1x224x224x3 s2 -> 32: 1472/1440 vs 1974/2141; 1x112x112x16 -> 32: 2485/2485 vs
 # 2848/2906; 8x28x28x128: 11575/8793 vs 9835/9854.  Unbound: 1605/1435 vs 1367/1270;
-# 2973/2664 vs 2175/1958; 11815/8921 vs 10538/7624.  Parallel is kept (it is what the benchmark
-# and the README's table measure); set 1 for unbound threads.
+# 2973/2664 vs 2175/1958; 11815/8921 vs 10538/7624.  Parallel is kept.
 LAYOUT_THREADS = 2
 
 
@@ -358,12 +361,13 @@ def _conv2d_direct(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarra
 
 
 # Products whose filter takes at most this many bytes (the 1x1 conv2d, the unfused separable's pointwise
-# stage) run on the register-tiled kernel of sepconv.kernels.pointwise on the OpenMP threads, not BLAS:
-# after one of our parallel kernels (a depthwise layer, say) the OpenMP workers spin for a while
-# (kernels._jit), and BLAS's second thread waits for their core.  Measured, 2 threads, us, a depthwise
-# 3x3 layer then the 1x1 conv, BLAS vs ours: 1x56x56x144 -> 24 374 vs 179; 1x28x28x192 -> 32 228 vs 76;
-# 1x28x28x144 -> 32 205 vs 71; the 1x1 conv alone 115 vs 100, 48 vs 50, 37 vs 39; but 1x14x14x576 -> 96
-# alone 89 vs 100.  POINTWISE_KERNEL = False keeps BLAS (tests).
+# stage) run on the register-tiled kernel of sepconv.kernels.pointwise, not BLAS.  Chosen when BLAS ran on
+# its own threads, which waited for the cores of our spinning OpenMP workers after a depthwise layer
+# (2 threads, us, a depthwise 3x3 layer then the 1x1 conv, BLAS vs ours: 1x56x56x144 -> 24 374 vs 179;
+# 1x28x28x192 -> 32 228 vs 76); against BLAS on our own threads (sepconv.fast.gemm) it still wins on
+# these shapes: 1x56x56x144 -> 24 215 vs 185, 1x28x28x192 -> 32 98 vs 81, 1x112x112x32 -> 16 173 vs
+# 138, 8x14x14x384 -> 64 455 vs 369; 1x14x14x576 -> 96 and 1x7x7x960 -> 320 at par.
+# POINTWISE_KERNEL = False keeps BLAS (tests).
 POINTWISE_KERNEL = True
 POINTWISE_KERNEL_MAX_FILTER_BYTES = 512 * 1024
 # The product splits over the threads from this many multiply-adds.
@@ -374,7 +378,7 @@ def pointwise_product(x2d: np.ndarray, w2d: np.ndarray, out2d: np.ndarray) -> No
     """``out2d = x2d @ w2d`` (``out2d`` C-contiguous): on the register-tiled kernel
     (:mod:`sepconv.kernels.pointwise`), split over the OpenMP threads from
     :data:`POINTWISE_PARALLEL_MIN_MACS`, when ``w2d`` fits in :data:`POINTWISE_KERNEL_MAX_FILTER_BYTES` and
-    ``x2d`` is C-contiguous; else NumPy's BLAS.
+    ``x2d`` is C-contiguous; else BLAS (:func:`sepconv.fast.gemm.matmul`).
 
     Examples
     --------
@@ -384,7 +388,7 @@ def pointwise_product(x2d: np.ndarray, w2d: np.ndarray, out2d: np.ndarray) -> No
     3.0
     """
     if not (POINTWISE_KERNEL and w2d.nbytes <= POINTWISE_KERNEL_MAX_FILTER_BYTES and x2d.flags.c_contiguous):
-        np.matmul(x2d, w2d, out=out2d)
+        matmul(x2d, w2d, out2d)
         return
     k_size, out_c = w2d.shape
     bp = workspace("pointwise_packed_filter", (pointwise.packed_size(k_size, out_c, x2d.itemsize),), x2d.dtype)
@@ -426,7 +430,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
         if g.groups == 1:
             pointwise_product(xg[0], wg[0], out2d)
         else:
-            np.matmul(xg, wg, out=_grouped_pixels(out2d, g, g.multiplier))
+            matmul(xg, wg, _grouped_pixels(out2d, g, g.multiplier))
         return out
     total = out2d.shape[0]
     chunk = chunk_pixels(g, x.itemsize)
@@ -436,9 +440,9 @@ def conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
         col_chunk = col[:, : end - begin]
         _im2col(x, col, begin, end - begin, g)
         if g.groups == 1:
-            np.matmul(col_chunk[0], wg[0], out=out2d[begin:end])
+            matmul(col_chunk[0], wg[0], out2d[begin:end])
         else:
-            np.matmul(col_chunk, wg, out=_grouped_pixels(out2d[begin:end], g, g.multiplier))
+            matmul(col_chunk, wg, _grouped_pixels(out2d[begin:end], g, g.multiplier))
     return out
 
 
@@ -459,8 +463,7 @@ def conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeometry) -> n
     wg_t = _grouped_filter(w, g).transpose(0, 2, 1)  # [groups, Mo, K]
     if _is_pointwise(g) and g.stride_h == 1 and g.stride_w == 1:
         dx = np.empty((n, g.in_h, g.in_w, g.in_c), dy.dtype)
-        np.matmul(_grouped_pixels(dy2d, g, g.multiplier), wg_t,
-                  out=_grouped_pixels(dx.reshape(-1, g.in_c), g, g.group_in_c))
+        matmul(_grouped_pixels(dy2d, g, g.multiplier), wg_t, _grouped_pixels(dx.reshape(-1, g.in_c), g, g.group_in_c))
         return dx
     dx = np.zeros((n, g.in_h, g.in_w, g.in_c), dy.dtype)
     total = dy2d.shape[0]
@@ -469,7 +472,7 @@ def conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeometry) -> n
     for begin in range(0, total, chunk):
         end = min(total, begin + chunk)
         col_chunk = col[:, : end - begin]
-        np.matmul(_grouped_pixels(dy2d[begin:end], g, g.multiplier), wg_t, out=col_chunk)
+        matmul(_grouped_pixels(dy2d[begin:end], g, g.multiplier), wg_t, col_chunk)
         kernels.col2im_add_nhwc(col, dx, begin, end - begin, *_window_ints(g))
     return dx
 
@@ -492,19 +495,18 @@ def conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeometry) -> 
     k_size = g.kh * g.kw * g.group_in_c
     if _is_pointwise(g):
         xg = _grouped_pixels(_subsampled(x, g), g, g.group_in_c)
-        dw_grouped = np.matmul(xg.transpose(0, 2, 1), dyg)
+        dw_grouped = np.empty((g.groups, k_size, g.multiplier), x.dtype)
+        matmul(xg.transpose(0, 2, 1), dyg, dw_grouped)
     else:
         total = dyg.shape[1]
         chunk = chunk_pixels(g, x.itemsize)
         col = workspace("im2col", (g.groups, chunk, k_size), x.dtype)
-        dw_grouped = np.zeros((g.groups, k_size, g.multiplier), x.dtype)
-        partial = np.empty_like(dw_grouped)
+        dw_grouped = np.empty((g.groups, k_size, g.multiplier), x.dtype)
         for begin in range(0, total, chunk):
             end = min(total, begin + chunk)
             col_chunk = col[:, : end - begin]
             _im2col(x, col, begin, end - begin, g)
-            np.matmul(col_chunk.transpose(0, 2, 1), dyg[:, begin:end], out=partial)
-            dw_grouped += partial
+            matmul(col_chunk.transpose(0, 2, 1), dyg[:, begin:end], dw_grouped, accumulate=begin > 0)
     # [groups, (kh, kw, Cg), Mo] -> [kh, kw, Cg, groups * Mo]
     dw = dw_grouped.reshape(g.groups, g.kh, g.kw, g.group_in_c, g.multiplier).transpose(1, 2, 3, 0, 4)
     return np.ascontiguousarray(dw).reshape(g.filter_shape)

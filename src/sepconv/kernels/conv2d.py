@@ -4,7 +4,7 @@ Winograd chunks, and the direct kernel for few input channels.
 A dense convolution is a matrix product once each output pixel's receptive field is laid out
 as a row (im2col).  These kernels do that layout for a bounded chunk of output pixels at a
 time, so that the column buffer stays small, and its adjoint (col2im) for the input gradient;
-those products go through NumPy's BLAS in ``sepconv.fast.conv2d``.  The Winograd transforms
+those products go through BLAS in ``sepconv.fast.conv2d`` (on our threads: ``sepconv.fast.gemm``).  The Winograd transforms
 serve both Winograd plans: between BLAS products, or fused with the register-tiled products of
 :mod:`sepconv.kernels.pointwise` (``winograd_f2x3_fused_*``).  Shapes::
 
@@ -20,9 +20,9 @@ so that a short last chunk compiles no second signature).  Taps that fall in the
 The layout kernels split their pixels (tiles) into ``n_chunks`` contiguous ranges, one per
 Numba thread; with one range, ``sepconv.fast.conv2d`` calls the ``*_range`` kernel itself, so
 that no parallel region starts at all.  They alternate
-with BLAS calls, which bring their own threads: that only pays because the OpenMP workers wait
-passively between regions (see :mod:`sepconv.kernels._jit`); spinning, they fought BLAS's
-threads (measured: 20-35 ms instead of 0.5 ms for a 16x784x64x64 matmul).
+with BLAS products, which run on the same OpenMP workers (:mod:`sepconv.kernels.blas`): on
+OpenBLAS's own threads the two pools fought for the two cores (measured, with our workers
+spinning: 20-35 ms instead of 0.5 ms for a 16x784x64x64 matmul).
 """
 
 from __future__ import annotations
