@@ -15,6 +15,15 @@ from sepconv.geometry import conv2d_geometry
 
 fast_conv2d = sys.modules["sepconv.fast.conv2d"]
 
+
+@pytest.fixture(autouse=True, params=["numpy-matmul", "ours"])
+def _products(request, monkeypatch):
+    """Every test twice: the products of these small geometries as they run (``np.matmul``: OpenBLAS
+    runs them on the calling thread anyway), and all of them through our BLAS kernel (batches of
+    groups, transposed views, the filter gradient accumulated over chunks)."""
+    if request.param == "ours":
+        monkeypatch.setattr(sys.modules["sepconv.fast.gemm"], "OPENBLAS_SINGLE_THREAD_MACS", 0)
+
 # (input NHWC, filter kh x kw, groups, out_c, strides, dilations, padding): awkward on purpose
 GEOMETRIES = [
     ((2, 7, 9, 5), (3, 3), 1, 4, (1, 1), (1, 1), "SAME"),

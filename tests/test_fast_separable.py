@@ -45,19 +45,21 @@ def _case(rng, spec, dtype):
 @pytest.mark.parametrize("product", ["blas", "ours-split", "ours-one-thread"])
 @pytest.mark.parametrize("spec", GEOMETRIES, ids=IDS)
 def test_unfused_plan_matches_reference(spec, product, dtype, monkeypatch):
-    """The depthwise op then the pointwise product: NumPy's BLAS (after a one-thread depthwise pass), or
-    our register-tiled product (after a split one) in runs of six-pixel tiles over the threads or on the
-    calling thread (the geometries' pixel counts leave short last tiles)."""
+    """The depthwise op (one thread or split) then the pointwise product: BLAS on our threads (every
+    size through our kernel), or our register-tiled product in runs of six-pixel tiles over the threads
+    or on the calling thread (the geometries' pixel counts leave short last tiles)."""
     monkeypatch.setattr(fast_separable, "FUSE", False)
     depthwise = sys.modules["sepconv.fast.depthwise"]
+    conv2d = sys.modules["sepconv.fast.conv2d"]
     if product == "blas":
         monkeypatch.setattr(depthwise, "PARALLEL_MIN_MACS", 10**18)
         monkeypatch.setattr(depthwise, "PARALLEL_MIN_BYTES", 10**18)
+        monkeypatch.setattr(conv2d, "POINTWISE_KERNEL", False)
+        monkeypatch.setattr(sys.modules["sepconv.fast.gemm"], "OPENBLAS_SINGLE_THREAD_MACS", 0)
     else:  # the depthwise pass split, the product in one run of tiles or split too
         monkeypatch.setattr(depthwise, "PARALLEL_MIN_MACS", 0)
         monkeypatch.setattr(depthwise, "PARALLEL_MIN_BYTES", 0)
-        monkeypatch.setattr(sys.modules["sepconv.fast.conv2d"], "POINTWISE_PARALLEL_MIN_MACS",
-                            10**18 if product == "ours-one-thread" else 1)
+        monkeypatch.setattr(conv2d, "POINTWISE_PARALLEL_MIN_MACS", 10**18 if product == "ours-one-thread" else 1)
     x, wd, wp, g = _case(np.random.default_rng(0), spec, dtype)
     np.testing.assert_allclose(fast_separable.separable_conv2d(x, wd, wp, g),
                                reference.separable_conv2d(x, wd, wp, g), **tol(dtype))

@@ -15,9 +15,18 @@ from ..kernels import blas
 from ..kernels._jit import PARALLEL_LAUNCH
 from ..kernels._simd import VECTOR_BYTES
 
+# OpenBLAS runs products of at most this many multiply-adds (M * N * K) on the calling thread
+# (``SMP_THRESHOLD_MIN * GEMM_MULTITHREAD_THRESHOLD`` in its interface/gemm.c), so its pool does not
+# wake: those go to ``np.matmul`` as they are (2 us for 64x12x128, against ~8 us of Python and
+# dispatch on the way to our kernel).
+OPENBLAS_SINGLE_THREAD_MACS = 65536 * 4
 # Products of fewer multiply-adds run on the calling thread (still single-threaded in OpenBLAS, so
 # that its own thread pool does not wake).
 GEMM_PARALLEL_MIN_MACS = 1_000_000
+
+# cblas_?gemm's address, alpha = 1 and beta = 0 per dtype (where NumPy's OpenBLAS was found).
+_GEMMS = {np.dtype(t): (address, t(1), t(0)) for t, address in ((np.float32, blas.SGEMM), (np.float64, blas.DGEMM))
+          if blas.AVAILABLE}
 
 
 def _layout(a: np.ndarray, rows: int, cols: int) -> tuple[int, int] | None:
@@ -51,9 +60,11 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: bool = Fal
     dtype = out.dtype
     groups = out.shape[0] if out.ndim == 3 else 1
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
+    macs = groups * m * n * k
+    gemm = _GEMMS.get(dtype) if macs > OPENBLAS_SINGLE_THREAD_MACS else None
     layouts = None
-    if (blas.AVAILABLE and dtype in (np.float32, np.float64) and a.dtype == dtype and b.dtype == dtype
-            and a.ndim in (2, 3) and b.ndim in (2, 3) and out.ndim in (2, 3) and m * n * k > 0
+    if (gemm is not None and a.dtype == dtype and b.dtype == dtype
+            and a.ndim in (2, 3) and b.ndim in (2, 3) and out.ndim in (2, 3)
             and (a.ndim == 2 or a.shape[0] == groups) and (b.ndim == 2 or b.shape[0] == groups)
             and out.strides[-1] == dtype.itemsize and (m == 1 or out.strides[-2] >= n * dtype.itemsize)
             and out.strides[-2] % dtype.itemsize == 0):
@@ -65,21 +76,20 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: bool = Fal
             np.matmul(a, b, out=out)
         return
     (trans_a, lda), (trans_b, ldb) = layouts
-    ldc = out.strides[-2] // dtype.itemsize if m > 1 else n
-    threads = numba.get_num_threads()
-    macs = groups * m * n * k
-    chunks = 1 if macs < GEMM_PARALLEL_MIN_MACS or groups % threads == 0 or groups >= 4 * threads else threads
-    split_rows = m >= n
     itemsize = dtype.itemsize
-    args = (blas.SGEMM if dtype == np.float32 else blas.DGEMM, blas.ILP64, m, n, k,
-            dtype.type(1), dtype.type(1 if accumulate else 0),
+    ldc = out.strides[-2] // itemsize if m > 1 else n
+    parallel = macs >= GEMM_PARALLEL_MIN_MACS
+    threads = numba.get_num_threads() if parallel else 1
+    chunks = 1 if not parallel or groups % threads == 0 or groups >= 4 * threads else threads
+    function, one, zero = gemm
+    args = (function, blas.ILP64, m, n, k, one, one if accumulate else zero,
             a.ctypes.data, a.strides[0] if a.ndim == 3 else 0, trans_a, lda,
             b.ctypes.data, b.strides[0] if b.ndim == 3 else 0, trans_b, ldb,
             out.ctypes.data, out.strides[0] if out.ndim == 3 else 0, ldc,
-            itemsize, chunks, split_rows, VECTOR_BYTES // itemsize)
+            itemsize, chunks, m >= n, VECTOR_BYTES // itemsize)
     tasks = groups * chunks
     with blas.single_threaded:
-        if macs < GEMM_PARALLEL_MIN_MACS or tasks == 1:
+        if tasks == 1 or not parallel:
             blas.gemm_tasks(0, tasks, *args)
         else:
             with PARALLEL_LAUNCH:

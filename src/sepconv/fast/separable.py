@@ -17,10 +17,10 @@ Two plans:
   depthwise filter is not one the packed 5x5/7x7 kernels take (the bands use the row kernels;
   measured, 1x28x28x64 7x7 -> 64: fused 325-591 us, unfused 138-149).
 - **unfused**: :func:`sepconv.fast.depthwise.depthwise_conv2d` writes the depthwise result, and
-  one ``[pixels, C*M] @ [C*M, out_c]`` product reads it back: BLAS on our threads
-  (:func:`sepconv.fast.gemm.matmul`) for large pointwise filters (Xception's 728 -> 728, where
-  OpenBLAS's cache blocking of ``K`` wins) and after a depthwise pass on one thread; else the
-  register-tiled kernel (:func:`~sepconv.fast.conv2d.pointwise_product`).
+  one ``[pixels, C*M] @ [C*M, out_c]`` product reads it back
+  (:func:`~sepconv.fast.conv2d.pointwise_product`: the register-tiled kernel, or BLAS on our
+  threads for large pointwise filters, Xception's 728 -> 728, where OpenBLAS's cache blocking of
+  ``K`` wins).
 
 Measured on this machine (2 cores, alternating processes, median µs), unfused -> fused:
 1x56x56x144 -> 144 ~1060 -> ~1000; 8x28x28x192 -> 64 ~2000 -> ~1400; 1x147x147x64 -> 128
@@ -128,15 +128,13 @@ def separable_conv2d(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv2DGeo
     y = depthwise.depthwise_conv2d(x, wd, g, scratch="separable_depthwise")
     k_size, out_c = wp.shape[2], wp.shape[3]
     out = np.empty((*y.shape[:3], out_c), y.dtype)
-    # After a depthwise pass split over the threads, the register-tiled kernel of the fused plan (where the
-    # filter fits in cache).  2 threads, us, BLAS on its own threads (then waiting for our spinning
+    # The product on the register-tiled kernel where the filter fits in cache (else BLAS on our threads:
+    # pointwise_product decides).  2 threads, us, BLAS on its own threads (then waiting for our spinning
     # workers' cores) vs ours: 1x75x75x3 7x7 -> 64 241 vs 80; 1x56x56x32 5x5 -> 64 274 vs 97; 8x14x14x96
-    # 5x5 -> 96 360 vs 171; BLAS on our threads vs ours: 86 vs 80, 128 vs 98, 199 vs 170.  After a
-    # one-thread depthwise pass BLAS won: 1x7x7x480 5x5 -> 160 91 vs 107.
-    split = depthwise._forward_chunks((*x.shape[:3], y.shape[3]), y.shape, y.itemsize, g.kh, g.kw, g.stride_w, g.dil_h,
-                                      g.dil_w)
-    product = matmul if split == 1 else pointwise_product
-    product(y.reshape(-1, k_size), wp.reshape(k_size, out_c), out.reshape(-1, out_c))
+    # 5x5 -> 96 360 vs 171; BLAS on our threads vs ours: 86 vs 80, 128 vs 98, 199 vs 170, and after a
+    # depthwise pass on one thread 1x14x14x192 -> 192 158 vs 123, 1x33x33x40 3x3 stride 2 -> 128 53 vs 47,
+    # 1x10x10x336 -> 128 97 vs 84 (1x28x28x96 5x5 stride 2 -> 160, 1x7x7x480 5x5 -> 160 at par).
+    pointwise_product(y.reshape(-1, k_size), wp.reshape(k_size, out_c), out.reshape(-1, out_c))
     return out
 
 
