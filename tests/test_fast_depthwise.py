@@ -340,6 +340,23 @@ def test_thread_split_thresholds(monkeypatch):
     assert fast_depthwise._n_chunks(rows - 1, 3 * low) == 2
     assert fast_depthwise._n_chunks(1, 0, fast_depthwise.PARALLEL_MIN_BYTES) == 1
     assert fast_depthwise._n_chunks(2, 0, fast_depthwise.PARALLEL_MIN_BYTES) == 2
+    nhwc = fast_depthwise.NHWC_PARALLEL_MIN_MACS
+    assert fast_depthwise._n_chunks(rows, nhwc, min_macs=nhwc) == 2
+    assert fast_depthwise._n_chunks(rows, nhwc - 1, min_macs=nhwc) == 1
+    assert fast_depthwise._n_chunks(rows - 1, 3 * low - 1, min_macs=nhwc) == 1  # short images as before
+
+
+def test_nhwc_3x3_splits_from_its_threshold(monkeypatch):
+    """The NHWC 3x3 forward and input gradient of tall images split from NHWC_PARALLEL_MIN_MACS (lower than
+    the packed kernels' PARALLEL_MIN_MACS, which also holds with a channel multiplier): 1x32x32x32 3x3 is
+    0.29M multiply-adds."""
+    monkeypatch.setattr(fast_depthwise.numba, "get_num_threads", lambda: 2)
+    assert fast_depthwise.NHWC_PARALLEL_MIN_MACS <= 32 * 32 * 32 * 9 < fast_depthwise.PARALLEL_MIN_MACS
+    assert fast_depthwise._forward_chunks((1, 32, 32, 32), (1, 32, 32, 32), 4, 3, 3, 1, 1, 1) == 2
+    assert fast_depthwise._forward_chunks((1, 32, 32, 32), (1, 32, 32, 32), 4, 5, 5, 1, 1, 1) == 2  # 0.8M
+    assert fast_depthwise._forward_chunks((1, 32, 32, 12), (1, 32, 32, 12), 4, 5, 5, 1, 1, 1) == 1  # packed, 0.3M
+    # around a channel multiplier's copy, the higher threshold
+    assert fast_depthwise._forward_chunks((1, 32, 32, 32), (1, 32, 32, 32), 4, 3, 3, 1, 1, 1, True) == 1
 
 
 def test_packed_kernels_split_short_images(monkeypatch):

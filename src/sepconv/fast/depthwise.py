@@ -50,6 +50,15 @@ from .workspace import workspace
 # 1.2M for every image: 1.35M 1x28x28x192 180/210/217 vs 154/176/179.)
 PARALLEL_MIN_MACS = 400_000
 PARALLEL_MIN_ROWS = 16
+# The NHWC forward and input gradient of tall images split from this many (this session's VM, one process,
+# 1 vs 2 threads, alternating, workers spinning, forward / input gradient, us: 0.15M 1x32x32x16 13.2/16.5
+# vs 11.1/14.9; 0.23M 1x28x28x32 dilation 2 19.8/22.4 vs 13.9/17.2; 0.23M 1x56x56x8 19.8/22.2 vs
+# 13.8/17.4; 0.36M 1x50x50x16 dilation 3 29.9/50.2 vs 16.7/30.7; 0.35M 1x40x40x24 27.3/33.1 vs
+# 20.4/23.7; the filter gradient gained less: 13.7/21.0/19.8 vs 14.4/17.1/16.4 at 0.15M, 0.23M, 0.35M).
+# Not with a channel multiplier: the calling thread has just written the repeated input (or will sum
+# the repeated gradient), and the other core's half of it crosses between the cores' caches
+# (1x28x28x8 multiplier 6 dilation 2, 0.34M: 29 vs 39 us; the same layer given 48 channels: 23 vs 17).
+NHWC_PARALLEL_MIN_MACS = 200_000
 # ... unless the arrays it streams (input and output, or input and output gradient) take this many
 # bytes: a stride-2 layer reads four input values per output, and one thread's share of the memory
 # bandwidth then limits it (measured on the earlier VM: 0.90M 8x28x28x64 stride 2, 2.0 MB,
@@ -57,11 +66,13 @@ PARALLEL_MIN_ROWS = 16
 PARALLEL_MIN_BYTES = 1536 * 1024
 
 
-def _n_chunks(rows: int, macs: int, nbytes: int = 0, short_rows: int = PARALLEL_MIN_ROWS) -> int:
+def _n_chunks(rows: int, macs: int, nbytes: int = 0, short_rows: int = PARALLEL_MIN_ROWS,
+              min_macs: int = PARALLEL_MIN_MACS) -> int:
     """Ranges to split a call into: one per thread (each at least a row), or 1 to stay on the calling
-    thread; images of fewer than ``short_rows`` output rows are short (see above)."""
+    thread; from ``min_macs`` multiply-adds, or three times :data:`PARALLEL_MIN_MACS` for images of fewer
+    than ``short_rows`` output rows (see above)."""
     short = rows < short_rows and macs < 3 * PARALLEL_MIN_MACS
-    if nbytes < PARALLEL_MIN_BYTES and (macs < PARALLEL_MIN_MACS or short):
+    if nbytes < PARALLEL_MIN_BYTES and (macs < min_macs or short):
         return 1
     return max(1, min(rows, numba.get_num_threads()))
 
@@ -138,7 +149,7 @@ def _packed(in_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_w
 
 
 def _forward_chunks(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsize: int, kh: int, kw: int,
-                    stride_w: int, dil_h: int, dil_w: int) -> int:
+                    stride_w: int, dil_h: int, dil_w: int, multiplier_pass: bool = False) -> int:
     """:func:`_n_chunks` of the forward pass of an input of ``in_shape`` (multiplier 1) into an output of
     ``out_shape``.
     The packed kernels' copy makes a row's work larger than its multiply-adds say, and short images
@@ -148,8 +159,11 @@ def _forward_chunks(in_shape: tuple[int, ...], out_shape: tuple[int, ...], items
     threshold, 0.29M 1x14x14x240 5x5 stride 2 18.8 vs 19.8, 0.24M 1x28x28x48 5x5 stride 2 14.8 vs 14.7)."""
     rows = out_shape[0] * out_shape[1]
     out_size = math.prod(out_shape)
-    short_rows = 0 if _packed(in_shape, itemsize, kh, kw, stride_w, dil_h, dil_w) else PARALLEL_MIN_ROWS
-    return _n_chunks(rows, out_size * kh * kw, (math.prod(in_shape) + out_size) * itemsize, short_rows)
+    if _packed(in_shape, itemsize, kh, kw, stride_w, dil_h, dil_w):
+        short_rows, min_macs = 0, PARALLEL_MIN_MACS
+    else:  # the lower threshold, except around a multiplier's copy (see NHWC_PARALLEL_MIN_MACS)
+        short_rows, min_macs = PARALLEL_MIN_ROWS, PARALLEL_MIN_MACS if multiplier_pass else NHWC_PARALLEL_MIN_MACS
+    return _n_chunks(rows, out_size * kh * kw, (math.prod(in_shape) + out_size) * itemsize, short_rows, min_macs)
 
 
 # The few-channel kernel copies each image with its left and right padding (one thread, one process,
@@ -170,13 +184,15 @@ def _few_channels(channels: int, itemsize: int, kh: int, kw: int, stride_h: int,
 
 
 def _forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, stride_h: int, stride_w: int, dil_h: int, dil_w: int,
-             pad_top: int, pad_left: int) -> None:
+             pad_top: int, pad_left: int, multiplier_pass: bool = False) -> None:
     """``out = depthwise(x, w3)``, multiplier 1; pads may be negative (crop).  ``out`` is best
-    allocated at ``x``'s offset from a cache line (:func:`~sepconv.fast.aligned.empty_like_offset`)."""
+    allocated at ``x``'s offset from a cache line (:func:`~sepconv.fast.aligned.empty_like_offset`).
+    ``multiplier_pass``: ``x`` (or ``out``) is a channel-multiplier copy the calling thread has just
+    written (or will read), see :func:`_forward_chunks`."""
     args = (stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
     rows = out.shape[0] * out.shape[1]
     kh, kw = w3.shape[0], w3.shape[1]
-    n_chunks = _forward_chunks(x.shape, out.shape, x.itemsize, kh, kw, stride_w, dil_h, dil_w)
+    n_chunks = _forward_chunks(x.shape, out.shape, x.itemsize, kh, kw, stride_w, dil_h, dil_w, multiplier_pass)
     if _packed(x.shape, x.itemsize, kh, kw, stride_w, dil_h, dil_w):
         packed_args = (stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
         if n_chunks > 1:
@@ -233,7 +249,7 @@ def depthwise_conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry, scratch: s
     shape = (x.shape[0], g.out_h, g.out_w, g.out_c)
     out = empty_like_offset(shape, x.dtype, x) if scratch is None else workspace(scratch, shape, x.dtype, like=x)
     _forward(x, w3, out,
-             g.stride_h, g.stride_w, g.dil_h, g.dil_w, g.pad_top, g.pad_left)
+             g.stride_h, g.stride_w, g.dil_h, g.dil_w, g.pad_top, g.pad_left, g.multiplier > 1)
     return out
 
 
@@ -268,13 +284,14 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
         dx = workspace("repeated_input_gradient", shape, dy.dtype, like=dy)
     else:
         dx = empty_like_offset(shape, dy.dtype, dy) if scratch is None else workspace(scratch, shape, dy.dtype, like=dy)
+    min_macs = PARALLEL_MIN_MACS if m > 1 else NHWC_PARALLEL_MIN_MACS  # (see NHWC_PARALLEL_MIN_MACS)
     if g.stride_h == 1 and g.stride_w == 1:
         flipped = np.ascontiguousarray(w3[::-1, ::-1])
         _forward(dy, flipped, dx, 1, 1, g.dil_h, g.dil_w,
-                 (g.kh - 1) * g.dil_h - g.pad_top, (g.kw - 1) * g.dil_w - g.pad_left)
+                 (g.kh - 1) * g.dil_h - g.pad_top, (g.kw - 1) * g.dil_w - g.pad_left, m > 1)
     elif g.kh == g.kw and g.kh in (3, 5) and (g.stride_h, g.stride_w, g.dil_h, g.dil_w) == (2, 2, 1, 1):
         rows = n * g.in_h
-        n_chunks = _n_chunks(rows, dy.size * g.kh * g.kw, dy.nbytes + dx.nbytes)
+        n_chunks = _n_chunks(rows, dy.size * g.kh * g.kw, dy.nbytes + dx.nbytes, min_macs=min_macs)
         zero_row = _zero_row(dy.shape[2:], dy.dtype)
         if n_chunks == 1:
             rows_kernel = (kernels.depthwise_nhwc_backprop_input_s2_3x3_rows if g.kh == 3
@@ -287,7 +304,7 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
     else:
         args = _geometry_ints(g)
         rows = n * g.in_h
-        n_chunks = _n_chunks(rows, dy.size * g.kh * g.kw, dy.nbytes + dx.nbytes)
+        n_chunks = _n_chunks(rows, dy.size * g.kh * g.kw, dy.nbytes + dx.nbytes, min_macs=min_macs)
         if n_chunks == 1:
             kernels.depthwise_nhwc_backprop_input_strided_rows(w3, dy, dx, 0, rows, *args)
         else:
