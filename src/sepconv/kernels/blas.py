@@ -65,6 +65,7 @@ _FOUND = None if os.environ.get("SEPCONV_BLAS_ON_OUR_THREADS", "1") == "0" else 
 AVAILABLE = _FOUND is not None
 SGEMM, DGEMM, _GET_NUM_THREADS, _SET_NUM_THREADS, ILP64 = _FOUND if _FOUND is not None else (0, 0, None, None, True)
 
+
 class _SingleThreaded:
     """OpenBLAS's thread count (the process's) is one inside ``with single_threaded:``, and put back when
     the last of the calls that overlap (sepconv called from several Python threads) leaves.  A product
