@@ -59,6 +59,11 @@ PARALLEL_MIN_ROWS = 16
 # the repeated gradient), and the other core's half of it crosses between the cores' caches
 # (1x28x28x8 multiplier 6 dilation 2, 0.34M: 29 vs 39 us; the same layer given 48 channels: 23 vs 17).
 NHWC_PARALLEL_MIN_MACS = 200_000
+
+
+def _nhwc_min_macs(multiplier_pass: bool) -> int:
+    """The split threshold of the NHWC forward and input gradient (unpacked kernels): see above."""
+    return PARALLEL_MIN_MACS if multiplier_pass else NHWC_PARALLEL_MIN_MACS
 # ... unless the arrays it streams (input and output, or input and output gradient) take this many
 # bytes: a stride-2 layer reads four input values per output, and one thread's share of the memory
 # bandwidth then limits it (measured on the earlier VM: 0.90M 8x28x28x64 stride 2, 2.0 MB,
@@ -161,8 +166,8 @@ def _forward_chunks(in_shape: tuple[int, ...], out_shape: tuple[int, ...], items
     out_size = math.prod(out_shape)
     if _packed(in_shape, itemsize, kh, kw, stride_w, dil_h, dil_w):
         short_rows, min_macs = 0, PARALLEL_MIN_MACS
-    else:  # the lower threshold, except around a multiplier's copy (see NHWC_PARALLEL_MIN_MACS)
-        short_rows, min_macs = PARALLEL_MIN_ROWS, PARALLEL_MIN_MACS if multiplier_pass else NHWC_PARALLEL_MIN_MACS
+    else:
+        short_rows, min_macs = PARALLEL_MIN_ROWS, _nhwc_min_macs(multiplier_pass)
     return _n_chunks(rows, out_size * kh * kw, (math.prod(in_shape) + out_size) * itemsize, short_rows, min_macs)
 
 
@@ -284,7 +289,7 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
         dx = workspace("repeated_input_gradient", shape, dy.dtype, like=dy)
     else:
         dx = empty_like_offset(shape, dy.dtype, dy) if scratch is None else workspace(scratch, shape, dy.dtype, like=dy)
-    min_macs = PARALLEL_MIN_MACS if m > 1 else NHWC_PARALLEL_MIN_MACS  # (see NHWC_PARALLEL_MIN_MACS)
+    min_macs = _nhwc_min_macs(m > 1)
     if g.stride_h == 1 and g.stride_w == 1:
         flipped = np.ascontiguousarray(w3[::-1, ::-1])
         _forward(dy, flipped, dx, 1, 1, g.dil_h, g.dil_w,

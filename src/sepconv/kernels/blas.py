@@ -55,9 +55,9 @@ def _find_openblas() -> tuple[int, int, ctypes._CFuncPtr, ctypes._CFuncPtr, bool
                 continue
             get_threads.argtypes, get_threads.restype = [], ctypes.c_int
             set_threads.argtypes, set_threads.restype = [ctypes.c_int], None
-            address = ctypes.cast
-            return (address(sgemm, ctypes.c_void_p).value, address(dgemm, ctypes.c_void_p).value, get_threads,
-                    set_threads, ilp64)
+            sgemm_address = ctypes.cast(sgemm, ctypes.c_void_p).value
+            dgemm_address = ctypes.cast(dgemm, ctypes.c_void_p).value
+            return sgemm_address, dgemm_address, get_threads, set_threads, ilp64
     return None
 
 

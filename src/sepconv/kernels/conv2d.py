@@ -4,8 +4,8 @@ Winograd chunks, and the direct kernel for few input channels.
 A dense convolution is a matrix product once each output pixel's receptive field is laid out
 as a row (im2col).  These kernels do that layout for a bounded chunk of output pixels at a
 time, so that the column buffer stays small, and its adjoint (col2im) for the input gradient;
-those products go through BLAS in ``sepconv.fast.conv2d`` (on our threads: ``sepconv.fast.gemm``).  The Winograd transforms
-serve both Winograd plans: between BLAS products, or fused with the register-tiled products of
+those products go through BLAS in ``sepconv.fast.conv2d`` (on our threads: ``sepconv.fast.gemm``).
+The Winograd transforms serve both Winograd plans: between BLAS products, or fused with the register-tiled products of
 :mod:`sepconv.kernels.pointwise` (``winograd_f2x3_fused_*``).  Shapes::
 
     x     [N, in_h, in_w, C]         input (C = groups * Cg)
