@@ -243,6 +243,60 @@ def test_direct_matches_reference(spec, chunks, split, dtype, monkeypatch):
     assert calls == [1]
 
 
+
+STREAMED_GEOMETRIES = [
+    ((2, 9, 11, 20), (3, 3), 1, 160, (1, 1), (1, 1), "SAME"),  # two full panels and a two-vector tail (f32)
+    ((1, 8, 10, 33), (5, 5), 1, 80, (2, 1), (1, 2), "SAME"),  # one full panel and a one-vector tail (f32)
+    ((3, 6, 7, 40), (3, 2), 1, 96, (1, 2), (2, 1), [[0, 0], [2, 1], [0, 3], [0, 0]]),
+    ((1, 5, 5, 70), (7, 7), 1, 16, (1, 1), (1, 1), "SAME"),  # window larger than the image, one vector
+    ((2, 8, 7, 23), (3, 3), 1, 144, (2, 2), (2, 2), "SAME"),
+    ((1, 7, 9, 3), (3, 3), 1, 32, (2, 3), (1, 1), "VALID"),
+    ((1, 4, 4, 17), (3, 3), 1, 64, (1, 1), (1, 1), "VALID"),  # four pixels: fewer than one tile
+]
+STREAMED_IDS = [f"{shape}-k{k}-o{out_c}-s{s}-d{d}-{pad}" for shape, k, _, out_c, s, d, pad in STREAMED_GEOMETRIES]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("split", ["one-thread", "pixels", "channels"])
+@pytest.mark.parametrize("chunks", ["default", "tiny"])
+@pytest.mark.parametrize("spec", STREAMED_GEOMETRIES, ids=STREAMED_IDS)
+def test_direct_streamed_matches_reference(spec, chunks, split, dtype, monkeypatch):
+    """The direct forward with the filter packed chunk by chunk (large filters): full and tail panels
+    of both widths read in place, on one thread or two splitting the pixels or the input channels
+    (separate outputs, added); with tiny chunks (one or two rows of the filter at a time, blocks of
+    six pixels) every tile adds to the sums of the chunks before, and a thread's last chunk may be
+    short."""
+    monkeypatch.setattr(fast_conv2d, "DIRECT_STREAMED_MIN_FILTER_BYTES", 0)
+    monkeypatch.setattr(fast_conv2d, "FEW_CHANNELS_MAX_IN_C", 0)
+    monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_CHANNELS", 10**9)
+    monkeypatch.setattr(fast_conv2d, "DIRECT_MIN_THREAD_MACS", 1 if split != "one-thread" else 10**18)
+    monkeypatch.setattr(fast_conv2d, "DIRECT_STREAMED_SPLIT_PIXELS", 1 if split == "pixels" else 10**9)
+    if chunks == "tiny":
+        row_bytes = 64 * np.dtype(dtype).itemsize  # one row of a panel, four vectors
+        monkeypatch.setattr(fast_conv2d, "DIRECT_STREAMED_CHUNK_BYTES", (1 if spec[0][3] % 2 else 2) * row_bytes)
+        monkeypatch.setattr(fast_conv2d, "DIRECT_STREAMED_BLOCK_BYTES", 1)
+    calls = []
+    streamed = fast_conv2d._conv2d_direct_streamed
+    monkeypatch.setattr(fast_conv2d, "_conv2d_direct_streamed", lambda *a: calls.append(1) or streamed(*a))
+    x, w, _, g = _case(np.random.default_rng(9), spec, dtype)
+    np.testing.assert_allclose(fast_conv2d.conv2d(x, w, g), reference.conv2d(x, w, g), **tol(dtype))
+    assert calls == [1]
+
+
+@pytest.mark.parametrize(("dtype", "out_c", "expected"), [
+    (np.float32, 512, True), (np.float32, 80, True), (np.float32, 112, False),  # 112 = 64 + a three-vector tail
+    (np.float32, 520, False), (np.float64, 112, True), (np.float64, 100, False)])
+def test_direct_streamed_plan_needs_a_large_filter_and_whole_vectors(dtype, out_c, expected):
+    """The streamed plan takes filters of DIRECT_STREAMED_MIN_FILTER_BYTES or more whose columns end in a
+    whole panel or a one-, two- or four-vector tail (it reads the filter in place, by whole vectors)."""
+    in_c = -(-fast_conv2d.DIRECT_STREAMED_MIN_FILTER_BYTES // (9 * out_c * np.dtype(dtype).itemsize))
+    g = conv2d_geometry("conv2d", (1, 7, 7, in_c), (3, 3, in_c, out_c), 1, "SAME")
+    assert fast_conv2d._is_direct_streamed(g, np.dtype(dtype).itemsize) == expected
+    small = conv2d_geometry("conv2d", (1, 7, 7, in_c // 2), (3, 3, in_c // 2, out_c), 1, "SAME")
+    assert not fast_conv2d._is_direct_streamed(small, np.dtype(dtype).itemsize)
+    grouped = conv2d_geometry("conv2d", (1, 7, 7, 2 * in_c), (3, 3, in_c, out_c), 1, "SAME")
+    assert not fast_conv2d._is_direct_streamed(grouped, np.dtype(dtype).itemsize)
+
 def test_winograd_plan_follows_the_filter_size(monkeypatch):
     """Fused while the 16 transformed filters fit in WINOGRAD_FUSED_MAX_FILTER_BYTES, else BLAS."""
     calls = []

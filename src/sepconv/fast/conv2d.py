@@ -24,6 +24,10 @@ Shape classes:
   (:mod:`sepconv.kernels.conv2d_direct`), the input padded once and the filter packed once, six
   output pixels by 64 output channels in registers over every tap; no column buffer.  It takes
   the 5x5/7x7, strided and dilated layers with up to a few hundred channels.
+- **direct, streamed** (ungrouped, filter of :data:`DIRECT_STREAMED_MIN_FILTER_BYTES` or more): the
+  same register tiles, the filter not packed beforehand but chunk by chunk as each thread reaches
+  it, so a large filter is read once, in order; few pixels (a 7x7 layer with 512 channels) split
+  the input channels over the threads, many split the pixels.
 - **general**: output pixels are taken in chunks whose column buffer (``kh*kw*C_in`` values
   per pixel) fits in :data:`WORKSPACE_BYTES`; each chunk is laid out by
   :func:`~sepconv.kernels.conv2d.im2col_nhwc` and multiplied into its rows of the output.
@@ -295,9 +299,76 @@ DIRECT_PAD_MIN_THREAD_VALUES = 128 * 1024
 DIRECT_CHUNK_BYTES = 32 * 1024
 
 
-def _is_direct(g: Conv2DGeometry, itemsize: int) -> bool:
+# Filters of at least this many bytes are not packed beforehand: the streamed direct plan packs each chunk of
+# rows as it comes (sepconv.kernels.conv2d_direct.conv2d_direct_streamed_range), on every thread, so the
+# filter is read once, in order, and never written back to memory.  Measured, 2 threads, us, before
+# (im2col + BLAS) vs streamed: 1x7x7x512 -> 512 1240 vs 905; 1x14x14x256 -> 512 stride 2 737 vs 546;
+# 1x14x14x512 -> 512 3453 vs 2898; 1x28x28x256 -> 256 3004 vs 2791; 4x28x28x256 -> 256 5x5 41594 vs 25241;
+# 1x14x14x128 -> 256 588 vs 387; 1x7x7x160 -> 960 827 vs 635; 1x28x28x192 -> 384 3237 vs 3282.
+# (Winograd, when it applies, still comes first: 8x14x14x256 -> 256 4223 vs 5453 streamed.)
+DIRECT_STREAMED_MIN_FILTER_BYTES = 512 * 1024
+# Rows of the filter per chunk: at most this many bytes per panel (64 float32 columns), so a panel's chunk
+# stays in L1 while the tiles pass it (1x7x7x512 -> 512, 2 threads, us, 32/64/128/512 KB: 923/868/892/1015).
+DIRECT_STREAMED_CHUNK_BYTES = 64 * 1024
+# With at least this many output pixels per thread, the threads split the pixels; with fewer, the input
+# channels (each thread then reads half of the filter, into its own output, and the outputs are added).
+DIRECT_STREAMED_SPLIT_PIXELS = 96
+# The pixels of a block (the whole filter streams past each block) have at most this many bytes of output,
+# so their sums stay in L2 between chunks (4x28x28x256 -> 256 5x5, us, 512 vs 128 KB: 25241 vs 26856).
+DIRECT_STREAMED_BLOCK_BYTES = 512 * 1024
+
+
+def _is_direct_streamed(g: Conv2DGeometry, itemsize: int) -> bool:
+    """Ungrouped, not 1x1, a filter of :data:`DIRECT_STREAMED_MIN_FILTER_BYTES` or more whose ``out_c``
+    columns end in a whole panel or in a one-, two- or four-vector tail (the kernels read the filter in
+    place, whole vectors, so the columns must end where a vector does)."""
+    lane_count = VECTOR_BYTES // itemsize
+    _, tail, tail_width = pointwise.panel_layout(g.out_c, lane_count)
     return (g.groups == 1 and not _is_pointwise(g) and min(g.pad_top, g.pad_bottom, g.pad_left, g.pad_right) >= 0
-            and g.kh * g.kw * g.in_c * g.out_c * itemsize <= DIRECT_MAX_FILTER_BYTES
+            and tail == tail_width and g.kh * g.kw * g.in_c * g.out_c * itemsize >= DIRECT_STREAMED_MIN_FILTER_BYTES)
+
+
+def _conv2d_direct_streamed(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
+    """Direct forward with the filter packed chunk by chunk as it streams in (large filters, see
+    :data:`DIRECT_STREAMED_MIN_FILTER_BYTES`): the threads split the output pixels, or with few pixels
+    the input channels, each into its own output, added at the end."""
+    n = x.shape[0]
+    xp = _padded(x, g)
+    hp, wp = xp.shape[1], xp.shape[2]
+    wf = np.ascontiguousarray(w).reshape(-1)
+    taps = np.array([(i * g.dil_h * wp + j * g.dil_w) * g.in_c for i in range(g.kh) for j in range(g.kw)], np.int64)
+    out = empty_aligned((n, g.out_h, g.out_w, g.out_c), x.dtype)
+    pixels = g.out_pixels
+    chunk = max(1, DIRECT_STREAMED_CHUNK_BYTES // (VECTOR_BYTES * 4))
+    tile = pointwise.TILE_PIXELS
+    block = max(tile, DIRECT_STREAMED_BLOCK_BYTES // (g.out_c * x.itemsize) // tile * tile)
+    args = (taps, g.in_c, wf)
+    geo = (g.out_c, g.out_h, g.out_w, hp, wp, g.stride_h, g.stride_w)
+    threads = max(1, min(numba.get_num_threads(), pixels * g.kh * g.kw * g.in_c * g.out_c // DIRECT_MIN_THREAD_MACS))
+    if threads == 1:
+        conv2d_direct.conv2d_direct_streamed_range(xp.reshape(-1), *args, out.reshape(-1), *geo, 0, pixels, 0,
+                                                   g.in_c, chunk, block)
+        return out
+    tiles = -(-pixels // tile)
+    if pixels >= DIRECT_STREAMED_SPLIT_PIXELS * threads:
+        outs = out.reshape(1, -1)
+        ranges = [(min(pixels, tiles * k // threads * tile), min(pixels, tiles * (k + 1) // threads * tile), 0, g.in_c, 0)
+                  for k in range(threads)]
+    else:
+        outs = np.empty((threads, out.size), x.dtype)
+        ranges = [(0, pixels, g.in_c * k // threads, g.in_c * (k + 1) // threads, k) for k in range(threads)]
+    with PARALLEL_LAUNCH:
+        conv2d_direct.conv2d_direct_streamed_parallel(xp.reshape(-1), *args, outs, *geo, np.array(ranges, np.int64),
+                                                      chunk, block)
+    if outs.shape[0] > 1:
+        np.sum(outs, axis=0, out=out.reshape(-1))
+    return out
+
+
+def _is_direct(g: Conv2DGeometry, itemsize: int) -> bool:
+    if g.groups != 1 or _is_pointwise(g) or min(g.pad_top, g.pad_bottom, g.pad_left, g.pad_right) < 0:
+        return False
+    return (g.kh * g.kw * g.in_c * g.out_c * itemsize <= DIRECT_MAX_FILTER_BYTES
             and g.out_pixels >= DIRECT_MIN_PIXELS)
 
 
@@ -419,6 +490,8 @@ def conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
         return _conv2d_winograd(x, w, g)
     if _is_few_channels(g):
         return _conv2d_few_channels(x, w, g)
+    if _is_direct_streamed(g, x.itemsize):
+        return _conv2d_direct_streamed(x, w, g)
     if _is_direct(g, x.itemsize):
         return _conv2d_direct(x, w, g)
     n = x.shape[0]

@@ -28,6 +28,11 @@ tile (the pointwise band as one tap) cost the pointwise products 3-7% (A/B, 3136
 **Order.**  A thread takes a range of output pixels (or, when there are few pixels, a range
 of panels); within it, blocks of ``block_pixels`` pixels, each block through every panel, so
 that a block's receptive fields stay in cache while the panels stream past them.
+
+**Streamed filter** (:func:`conv2d_direct_streamed_range`, large filters): nothing packed
+beforehand; each thread copies a chunk of the filter's rows (contiguous in the filter) into a
+small panel-major buffer of its own, runs every panel and tile of its pixels over it, and moves
+on, so the filter is read from memory once, in order, and the packed copy never leaves the cache.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import kernel
-from ._simd import lanes, vbroadcast, vfma, vload, vload_n, vstore_n, vzeros
+from ._simd import lanes, vbroadcast, vfma, vload, vload_n, vstore, vstore_n, vzeros
 from .pointwise import TILE_PIXELS, _pixel2, _pixel4, _store2, _store4, panel_layout
 
 
@@ -68,10 +73,10 @@ def _load1(out, o, n, accumulate):
 
 
 @kernel
-def _taps_6x4(xf, bases, q, taps, t0, t1, c0, c1, bp, ib, out, ic, ldc, pixels, n, accumulate):
+def _taps_6x4(xf, bases, q, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, ldc, pixels, n, accumulate):
     """``out`` rows ``ic + r * ldc`` (``r < pixels``), first ``n`` columns, plus (or, on the first chunk,
     set to) the sums over taps ``t0..t1`` and channels ``c0..c1`` of the pixels whose bases are
-    ``bases[q : q + 6]``, from a four-vector panel at ``bp[ib:]``."""
+    ``bases[q : q + 6]``, from a four-vector panel at ``bp[ib:]`` whose rows are ``ldb`` values apart."""
     L = lanes(out)
     last = pixels - 1
     r0 = _load4(out, ic, n, accumulate)
@@ -95,7 +100,7 @@ def _taps_6x4(xf, bases, q, taps, t0, t1, c0, c1, bp, ib, out, ic, ldc, pixels, 
             r3 = _pixel4(xf, a3 + k, b0, b1, b2, b3, r3)
             r4 = _pixel4(xf, a4 + k, b0, b1, b2, b3, r4)
             r5 = _pixel4(xf, a5 + k, b0, b1, b2, b3, r5)
-            ib += 4 * L
+            ib += ldb
     _store4(out, ic, r0, n)
     if pixels > 1:
         _store4(out, ic + ldc, r1, n)
@@ -110,7 +115,7 @@ def _taps_6x4(xf, bases, q, taps, t0, t1, c0, c1, bp, ib, out, ic, ldc, pixels, 
 
 
 @kernel
-def _taps_6x2(xf, bases, q, taps, t0, t1, c0, c1, bp, ib, out, ic, ldc, pixels, n, accumulate):
+def _taps_6x2(xf, bases, q, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, ldc, pixels, n, accumulate):
     """As :func:`_taps_6x4`, a two-vector tail panel."""
     L = lanes(out)
     last = pixels - 1
@@ -133,7 +138,7 @@ def _taps_6x2(xf, bases, q, taps, t0, t1, c0, c1, bp, ib, out, ic, ldc, pixels, 
             r3 = _pixel2(xf, a3 + k, b0, b1, r3)
             r4 = _pixel2(xf, a4 + k, b0, b1, r4)
             r5 = _pixel2(xf, a5 + k, b0, b1, r5)
-            ib += 2 * L
+            ib += ldb
     _store2(out, ic, r0, n)
     if pixels > 1:
         _store2(out, ic + ldc, r1, n)
@@ -148,9 +153,8 @@ def _taps_6x2(xf, bases, q, taps, t0, t1, c0, c1, bp, ib, out, ic, ldc, pixels, 
 
 
 @kernel
-def _taps_6x1(xf, bases, q, taps, t0, t1, c0, c1, bp, ib, out, ic, ldc, pixels, n, accumulate):
+def _taps_6x1(xf, bases, q, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, ldc, pixels, n, accumulate):
     """As :func:`_taps_6x4`, a one-vector tail panel."""
-    L = lanes(out)
     last = pixels - 1
     r0 = _load1(out, ic, n, accumulate)
     r1 = _load1(out, ic + min(1, last) * ldc, n, accumulate)
@@ -170,7 +174,7 @@ def _taps_6x1(xf, bases, q, taps, t0, t1, c0, c1, bp, ib, out, ic, ldc, pixels, 
             r3 = vfma(vbroadcast(xf, a3 + k), b0, r3)
             r4 = vfma(vbroadcast(xf, a4 + k), b0, r4)
             r5 = vfma(vbroadcast(xf, a5 + k), b0, r5)
-            ib += L
+            ib += ldb
     vstore_n(out, ic, r0, n)
     if pixels > 1:
         vstore_n(out, ic + ldc, r1, n)
@@ -209,20 +213,24 @@ def conv2d_direct_range(xf, taps, c_size, bp, out, out_c, out_h, out_w, hp, wp, 
                 t1 = min(n_taps, t0 + chunk_taps)
                 for c0 in range(0, c_size, chunk_channels):
                     c1 = min(c_size, c0 + chunk_channels)
-                    ib = (pn * k_total + t0 * c_size + c0) * panel if pn < full else \
-                        full * k_total * panel + (t0 * c_size + c0) * tail_width
+                    if pn < full:
+                        ldb = panel
+                        ib = (pn * k_total + t0 * c_size + c0) * panel
+                    else:
+                        ldb = tail_width
+                        ib = full * k_total * panel + (t0 * c_size + c0) * tail_width
                     accumulate = t0 > 0 or c0 > 0
                     for t in range(block, block_end, TILE_PIXELS):
                         count = min(TILE_PIXELS, block_end - t)
                         ic = t * out_c + pn * panel
                         if pn < full or tail_width == panel:
-                            _taps_6x4(xf, bases, t - block, taps, t0, t1, c0, c1, bp, ib, out, ic, out_c, count, width,
+                            _taps_6x4(xf, bases, t - block, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, out_c, count, width,
                                       accumulate)
                         elif 2 * tail_width == panel:
-                            _taps_6x2(xf, bases, t - block, taps, t0, t1, c0, c1, bp, ib, out, ic, out_c, count, width,
+                            _taps_6x2(xf, bases, t - block, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, out_c, count, width,
                                       accumulate)
                         else:
-                            _taps_6x1(xf, bases, t - block, taps, t0, t1, c0, c1, bp, ib, out, ic, out_c, count, width,
+                            _taps_6x1(xf, bases, t - block, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, out_c, count, width,
                                       accumulate)
 
 
@@ -235,6 +243,89 @@ def conv2d_direct_parallel(xf, taps, c_size, bp, out, out_c, out_h, out_w, hp, w
         conv2d_direct_range(xf, taps, c_size, bp, out, out_c, out_h, out_w, hp, wp, stride_h, stride_w,
                             ranges[k, 0], ranges[k, 1], ranges[k, 2], ranges[k, 3], block_pixels, chunk_taps,
                             chunk_channels)
+
+
+@kernel
+def conv2d_direct_streamed_range(xf, taps, c_size, w, out, out_c, out_h, out_w, hp, wp, stride_h, stride_w,
+                                 pixel_begin, pixel_end, channel_begin, channel_end, chunk_channels, block_pixels):
+    """Output pixels ``[pixel_begin, pixel_end)``, all columns, summed over channels
+    ``[channel_begin, channel_end)`` of every tap, from the filter as it is (``w`` flat ``[K, out_c]``,
+    not packed beforehand), in blocks of ``block_pixels`` pixels.  For large filters, read once per
+    block, in order: each chunk of ``chunk_channels`` rows (contiguous in ``w``) is packed into a buffer of this
+    thread (a panel's chunk stays in L1), passes every panel and tile of the range, and is dropped;
+    the output rows are read back and added to after the range's first chunk.  (Read in place, the
+    rows of a panel, ``out_c`` values apart, share a few L1 sets and evict each other: 2x slower.)"""
+    L = lanes(out)
+    panel = 4 * L
+    full, tail, _ = panel_layout(out_c, L)
+    panels = full + (tail > 0)
+    bases = np.empty(block_pixels + TILE_PIXELS, np.int64)
+    bp = np.zeros(panels * chunk_channels * panel, w.dtype)
+    for block in range(pixel_begin, pixel_end, block_pixels):
+        block_end = min(pixel_end, block + block_pixels)
+        _stream_block(xf, taps, c_size, w, out, out_c, out_h, out_w, hp, wp, stride_h, stride_w, block, block_end,
+                      channel_begin, channel_end, chunk_channels, bases, bp)
+
+
+@kernel
+def _stream_block(xf, taps, c_size, w, out, out_c, out_h, out_w, hp, wp, stride_h, stride_w, pixel_begin, pixel_end,
+                  channel_begin, channel_end, chunk_channels, bases, bp):
+    """One block of :func:`conv2d_direct_streamed_range`: the whole filter (its channels of the range) through
+    pixels ``[pixel_begin, pixel_end)``."""
+    L = lanes(out)
+    panel = 4 * L
+    full, tail, tail_width = panel_layout(out_c, L)
+    panels = full + (tail > 0)
+    n_taps = taps.shape[0]
+    for p in range(pixel_begin, pixel_end + TILE_PIXELS):  # the last tile repeats its last pixel's base
+        b, r = divmod(min(p, pixel_end - 1), out_h * out_w)
+        i, j = divmod(r, out_w)
+        bases[p - pixel_begin] = ((b * hp + i * stride_h) * wp + j * stride_w) * c_size
+    for t0 in range(n_taps):
+        for c0 in range(channel_begin, channel_end, chunk_channels):
+            c1 = min(channel_end, c0 + chunk_channels)
+            rows = c1 - c0
+            for r in range(rows):  # pack: panel pn's row r at bp[(pn * rows + r) * panel], all panels as wide
+                src = (t0 * c_size + c0 + r) * out_c
+                for pn in range(full):
+                    d = (pn * rows + r) * panel
+                    s = src + pn * panel
+                    vstore(bp, d, vload(w, s))
+                    vstore(bp, d + L, vload(w, s + L))
+                    vstore(bp, d + 2 * L, vload(w, s + 2 * L))
+                    vstore(bp, d + 3 * L, vload(w, s + 3 * L))
+                if tail > 0:
+                    d = (full * rows + r) * panel
+                    for v in range(0, tail, L):
+                        vstore(bp, d + v, vload(w, src + full * panel + v))
+            accumulate = t0 > 0 or c0 > channel_begin
+            for pn in range(panels):
+                width = panel if pn < full else tail
+                ib = pn * rows * panel
+                for t in range(pixel_begin, pixel_end, TILE_PIXELS):
+                    count = min(TILE_PIXELS, pixel_end - t)
+                    ic = t * out_c + pn * panel
+                    if pn < full or tail_width == panel:
+                        _taps_6x4(xf, bases, t - pixel_begin, taps, t0, t0 + 1, c0, c1, bp, ib, panel, out, ic, out_c,
+                                  count, width, accumulate)
+                    elif 2 * tail_width == panel:
+                        _taps_6x2(xf, bases, t - pixel_begin, taps, t0, t0 + 1, c0, c1, bp, ib, panel, out, ic, out_c,
+                                  count, width, accumulate)
+                    else:
+                        _taps_6x1(xf, bases, t - pixel_begin, taps, t0, t0 + 1, c0, c1, bp, ib, panel, out, ic, out_c,
+                                  count, width, accumulate)
+
+
+@kernel(parallel=True)
+def conv2d_direct_streamed_parallel(xf, taps, c_size, w, outs, out_c, out_h, out_w, hp, wp, stride_h, stride_w,
+                                    ranges, chunk_channels, block_pixels):
+    """:func:`conv2d_direct_streamed_range` on each thread: thread ``k`` takes pixels
+    ``ranges[k, 0]..ranges[k, 1]`` and channels ``ranges[k, 2]..ranges[k, 3]`` into ``outs[ranges[k, 4]]``
+    (threads that split the channels write separate outputs, the caller adds them)."""
+    for k in prange(ranges.shape[0]):
+        conv2d_direct_streamed_range(xf, taps, c_size, w, outs[ranges[k, 4]], out_c, out_h, out_w, hp, wp,
+                                     stride_h, stride_w, ranges[k, 0], ranges[k, 1], ranges[k, 2], ranges[k, 3],
+                                     chunk_channels, block_pixels)
 
 
 @kernel
