@@ -395,13 +395,13 @@ def _padded(x: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
 
 def _conv2d_direct(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
     """Direct (implicit GEMM) forward (:mod:`sepconv.kernels.conv2d_direct`): the input padded once,
-    the filter packed once, six output pixels by 64 output channels in registers over every tap."""
+    the filter packed once by each thread (the panels it uses), six output pixels by 64 output
+    channels in registers over every tap."""
     n = x.shape[0]
     xp = _padded(x, g)
     hp, wp = xp.shape[1], xp.shape[2]
     k_total = g.kh * g.kw * g.in_c
-    bp = workspace("direct_packed_filter", (pointwise.packed_size(k_total, g.out_c, x.itemsize),), x.dtype)
-    pointwise.pack_pointwise(np.ascontiguousarray(w.reshape(k_total, g.out_c)), bp)
+    b = np.ascontiguousarray(w.reshape(k_total, g.out_c))
     taps = np.array([(i * g.dil_h * wp + j * g.dil_w) * g.in_c for i in range(g.kh) for j in range(g.kw)], np.int64)
     out = empty_aligned((n, g.out_h, g.out_w, g.out_c), x.dtype)
     pixels = g.out_pixels
@@ -416,9 +416,12 @@ def _conv2d_direct(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarra
         chunk = (DIRECT_CHUNK_BYTES // tap_bytes, g.in_c)
     else:
         chunk = (1, DIRECT_CHUNK_BYTES // (4 * lane_count * x.itemsize))
-    args = (taps, g.in_c, bp, out.reshape(-1), g.out_c, g.out_h, g.out_w, hp, wp, g.stride_h, g.stride_w)
+    geo = (out.reshape(-1), g.out_c, g.out_h, g.out_w, hp, wp, g.stride_h, g.stride_w)
+    bps = workspace("direct_packed_filter", (threads, pointwise.packed_size(k_total, g.out_c, x.itemsize)), x.dtype)
     if threads == 1:
-        conv2d_direct.conv2d_direct_range(xp.reshape(-1), *args, 0, pixels, 0, panels, block, *chunk)
+        pointwise.pack_pointwise(b, bps[0])
+        conv2d_direct.conv2d_direct_range(xp.reshape(-1), taps, g.in_c, bps[0], *geo, 0, pixels, 0, panels, block,
+                                          *chunk)
         return out
     tiles = -(-pixels // tile)
     if panels >= threads and tiles < DIRECT_PANEL_SPLIT_TILES * threads:  # few pixels: each thread takes some panels
@@ -426,8 +429,9 @@ def _conv2d_direct(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarra
     else:  # each thread takes a run of whole tiles
         ranges = [(min(pixels, tiles * k // threads * tile), min(pixels, tiles * (k + 1) // threads * tile), 0, panels)
                   for k in range(threads)]
-    with PARALLEL_LAUNCH:
-        conv2d_direct.conv2d_direct_parallel(xp.reshape(-1), *args, np.array(ranges, np.int64), block, *chunk)
+    with PARALLEL_LAUNCH:  # each thread packs the panels it uses into its own buffer
+        conv2d_direct.conv2d_direct_parallel(xp.reshape(-1), taps, g.in_c, b, bps, *geo, np.array(ranges, np.int64),
+                                             block, *chunk)
     return out
 
 
@@ -462,16 +466,18 @@ def pointwise_product(x2d: np.ndarray, w2d: np.ndarray, out2d: np.ndarray) -> No
         matmul(x2d, w2d, out2d)
         return
     k_size, out_c = w2d.shape
-    bp = workspace("pointwise_packed_filter", (pointwise.packed_size(k_size, out_c, x2d.itemsize),), x2d.dtype)
-    pointwise.pack_pointwise(np.ascontiguousarray(w2d), bp)
     pixels = x2d.shape[0]
     tiles = -(-pixels // pointwise.TILE_PIXELS)
     threads = 1 if pixels * k_size * out_c < POINTWISE_PARALLEL_MIN_MACS else min(numba.get_num_threads(), tiles)
+    bps = workspace("pointwise_packed_filter", (threads, pointwise.packed_size(k_size, out_c, x2d.itemsize)),
+                    x2d.dtype)
     if threads == 1:
-        pointwise.pointwise_tiles(x2d.reshape(-1), bp, out2d.reshape(-1), k_size, out_c, 0, tiles)
-    else:
+        pointwise.pack_pointwise(np.ascontiguousarray(w2d), bps[0])
+        pointwise.pointwise_tiles(x2d.reshape(-1), bps[0], out2d.reshape(-1), k_size, out_c, 0, tiles)
+    else:  # each thread packs its own copy of the filter (see pointwise_parallel)
         with PARALLEL_LAUNCH:
-            pointwise.pointwise_parallel(x2d.reshape(-1), bp, out2d.reshape(-1), k_size, out_c, threads)
+            pointwise.pointwise_parallel(x2d.reshape(-1), np.ascontiguousarray(w2d), bps, out2d.reshape(-1), k_size,
+                                         out_c, threads)
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:

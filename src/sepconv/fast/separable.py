@@ -8,8 +8,8 @@ Two plans:
 
 - **fused** (:func:`~sepconv.kernels.separable.separable_nhwc_forward_parallel`): bands of output
   rows whose depthwise result fits in :data:`BAND_BYTES`, each computed into a per-thread buffer
-  and multiplied at once by the packed pointwise filter (our own register-tiled product,
-  :mod:`sepconv.kernels.pointwise`).  The intermediate tensor never exists whole and no BLAS call
+  and multiplied at once by the pointwise filter, packed by each thread into its own buffer (our
+  own register-tiled product, :mod:`sepconv.kernels.pointwise`).  The intermediate tensor never exists whole and no BLAS call
   is made.  Taken when the pointwise filter (``C*M * out_c`` values; packed, up to one panel
   more) fits in :data:`FUSED_MAX_POINTWISE_BYTES` (it is read again for every band, so it must
   stay in the core's L2), the output has at least :data:`FUSED_MIN_PIXELS` pixels (below,
@@ -87,11 +87,11 @@ def _separable_fused(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv2DGeo
     w3 = depthwise._filter_per_channel(wd)
     x = depthwise._repeated(np.ascontiguousarray(x), g.multiplier)
     k_size, out_c = wp.shape[2], wp.shape[3]
-    bp = workspace("separable_pointwise", (pointwise.packed_size(k_size, out_c, x.itemsize),), x.dtype)
-    pointwise.pack_pointwise(np.ascontiguousarray(wp.reshape(k_size, out_c)), bp)
+    b = np.ascontiguousarray(wp.reshape(k_size, out_c))
     out = empty_aligned((x.shape[0], g.out_h, g.out_w, out_c), x.dtype)  # whole-line stores
     macs = out.size * k_size + x.shape[0] * g.out_h * g.out_w * k_size * g.kh * g.kw
     threads = depthwise._n_chunks(x.shape[0] * g.out_h, macs)
+    bps = workspace("separable_pointwise", (threads, pointwise.packed_size(k_size, out_c, x.itemsize)), x.dtype)
     rows = band_rows(g, x.itemsize, threads)
     # one buffer per thread, each at the input's offset from a cache line (whole-vector stores)
     lane_count = VECTOR_BYTES // x.itemsize
@@ -101,10 +101,11 @@ def _separable_fused(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv2DGeo
     args = (g.stride_h, g.stride_w, g.dil_h, g.dil_w, g.pad_top, g.pad_left)
     if threads > 1:
         with PARALLEL_LAUNCH:
-            kernels.separable_nhwc_forward_parallel(x, w3, bp, out, zero_row, buffers, rows, *args)
+            kernels.separable_nhwc_forward_parallel(x, w3, b, bps, out, zero_row, buffers, rows, *args)
     else:
+        pointwise.pack_pointwise(b, bps[0])
         bands = x.shape[0] * -(-g.out_h // rows)
-        kernels.separable_nhwc_forward_bands(x, w3, bp, out, zero_row, buffers[0], rows, 0, bands, *args)
+        kernels.separable_nhwc_forward_bands(x, w3, bps[0], out, zero_row, buffers[0], rows, 0, bands, *args)
     return out
 
 

@@ -42,7 +42,7 @@ from numba import prange
 
 from ._jit import kernel
 from ._simd import lanes, vbroadcast, vfma, vload, vload_n, vstore, vstore_n, vzeros
-from .pointwise import TILE_PIXELS, _pixel2, _pixel4, _store2, _store4, panel_layout
+from .pointwise import TILE_PIXELS, _pixel2, _pixel4, _store2, _store4, pack_pointwise_panels, panel_layout
 
 
 @kernel(inline=True)
@@ -235,12 +235,15 @@ def conv2d_direct_range(xf, taps, c_size, bp, out, out_c, out_h, out_w, hp, wp, 
 
 
 @kernel(parallel=True)
-def conv2d_direct_parallel(xf, taps, c_size, bp, out, out_c, out_h, out_w, hp, wp, stride_h, stride_w,
+def conv2d_direct_parallel(xf, taps, c_size, b, bps, out, out_c, out_h, out_w, hp, wp, stride_h, stride_w,
                            ranges, block_pixels, chunk_taps, chunk_channels):
-    """:func:`conv2d_direct_range` on each thread: thread ``k`` takes pixels ``ranges[k, 0]..ranges[k, 1]``
-    and panels ``ranges[k, 2]..ranges[k, 3]``."""
+    """:func:`conv2d_direct_range` on each thread: thread ``k`` packs panels ``ranges[k, 2]..ranges[k, 3]``
+    of the filter ``b [K, out_c]`` into its own ``bps[k]`` (see
+    :func:`sepconv.kernels.pointwise.pointwise_parallel`) and takes pixels ``ranges[k, 0]..ranges[k, 1]``
+    by those panels."""
     for k in prange(ranges.shape[0]):
-        conv2d_direct_range(xf, taps, c_size, bp, out, out_c, out_h, out_w, hp, wp, stride_h, stride_w,
+        pack_pointwise_panels(b, bps[k], ranges[k, 2], ranges[k, 3])
+        conv2d_direct_range(xf, taps, c_size, bps[k], out, out_c, out_h, out_w, hp, wp, stride_h, stride_w,
                             ranges[k, 0], ranges[k, 1], ranges[k, 2], ranges[k, 3], block_pixels, chunk_taps,
                             chunk_channels)
 
@@ -294,10 +297,10 @@ def _stream_block(xf, taps, c_size, w, out, out_c, out_h, out_w, hp, wp, stride_
                     vstore(bp, d + L, vload(w, s + L))
                     vstore(bp, d + 2 * L, vload(w, s + 2 * L))
                     vstore(bp, d + 3 * L, vload(w, s + 3 * L))
-                if tail > 0:
+                if tail > 0:  # the tail panel's columns, then zeros to a whole number of vectors
                     d = (full * rows + r) * panel
                     for v in range(0, tail, L):
-                        vstore(bp, d + v, vload(w, src + full * panel + v))
+                        vstore(bp, d + v, vload_n(w, src + full * panel + v, min(L, tail - v)))
             accumulate = t0 > 0 or c0 > channel_begin
             for pn in range(panels):
                 width = panel if pn < full else tail

@@ -25,7 +25,7 @@ from numba import prange
 
 from . import depthwise
 from ._jit import kernel
-from .pointwise import TILE_PIXELS, pointwise_band
+from .pointwise import TILE_PIXELS, pack_pointwise, pointwise_band
 
 
 @kernel
@@ -67,12 +67,15 @@ def separable_nhwc_forward_bands(x, w, bp, out, zero_row, buffer, band_rows,
 
 
 @kernel(parallel=True)
-def separable_nhwc_forward_parallel(x, w, bp, out, zero_row, buffers, band_rows,
+def separable_nhwc_forward_parallel(x, w, b, bps, out, zero_row, buffers, band_rows,
                                     stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
-    """All bands, cut into ``buffers.shape[0]`` contiguous runs, one per thread."""
+    """All bands, cut into ``buffers.shape[0]`` contiguous runs, one per thread; each thread first packs
+    the pointwise filter ``b [K, out_c]`` into its own ``bps[t]`` (see
+    :func:`sepconv.kernels.pointwise.pointwise_parallel`)."""
     bands = out.shape[0] * ((out.shape[1] + band_rows - 1) // band_rows)
     threads = buffers.shape[0]
     for t in prange(threads):
-        separable_nhwc_forward_bands(x, w, bp, out, zero_row, buffers[t], band_rows,
+        pack_pointwise(b, bps[t])
+        separable_nhwc_forward_bands(x, w, bps[t], out, zero_row, buffers[t], band_rows,
                                      t * bands // threads, (t + 1) * bands // threads, stride_h, stride_w, dil_h,
                                      dil_w, pad_top, pad_left)
