@@ -173,8 +173,7 @@ def _winograd_fused(x: np.ndarray, u: np.ndarray, out: np.ndarray, g: Conv2DGeom
     """Winograd F(2x2, 3x3) in chunks of tiles that stay in cache, one run of chunks per thread
     (:func:`~sepconv.kernels.conv2d.winograd_f2x3_fused_parallel`): each chunk's 16 products are
     the register-tiled kernel of :mod:`sepconv.kernels.pointwise` on the packed ``U[e]``, not BLAS."""
-    up = workspace("winograd_packed_filter", (16, pointwise.packed_size(g.in_c, g.out_c, x.itemsize)), x.dtype)
-    pointwise.pack_pointwise_each(np.ascontiguousarray(u), up)
+    u = np.ascontiguousarray(u)
     total = x.shape[0] * tiles_h * tiles_w
     tile = pointwise.TILE_PIXELS
     chunk = max(tile, WINOGRAD_FUSED_CHUNK_BYTES // (16 * (g.in_c + g.out_c) * x.itemsize) // tile * tile)
@@ -184,11 +183,14 @@ def _winograd_fused(x: np.ndarray, u: np.ndarray, out: np.ndarray, g: Conv2DGeom
     v = workspace("winograd_fused_input", (threads, 16, chunk, g.in_c), x.dtype)
     m = workspace("winograd_fused_products", (threads, 16, chunk, g.out_c), x.dtype)
     args = (g.pad_top, g.pad_left, tiles_h, tiles_w)
+    ups = workspace("winograd_packed_filter", (threads, 16, pointwise.packed_size(g.in_c, g.out_c, x.itemsize)),
+                    x.dtype)
     if threads == 1:
-        kernels.winograd_f2x3_fused_chunks(x, up, out, v[0], m[0], chunk, 0, -(-total // chunk), *args)
-    else:
+        pointwise.pack_pointwise_each(u, ups[0])
+        kernels.winograd_f2x3_fused_chunks(x, ups[0], out, v[0], m[0], chunk, 0, -(-total // chunk), *args)
+    else:  # each thread packs its own copy of the transformed filter
         with PARALLEL_LAUNCH:
-            kernels.winograd_f2x3_fused_parallel(x, up, out, v, m, *args)
+            kernels.winograd_f2x3_fused_parallel(x, u, ups, out, v, m, *args)
 
 
 # Fewer pixels (tiles) than this per thread, and the layout kernels run on one thread.

@@ -32,7 +32,7 @@ from numba import prange
 from ._jit import kernel
 from ._simd import lanes, vadd, vbroadcast, vfma, vload_n, vsplat, vstore_n, vzeros
 from ._window import interior
-from .pointwise import TILE_PIXELS, pointwise_band
+from .pointwise import TILE_PIXELS, pack_pointwise_each, pointwise_band
 
 
 @kernel(parallel=True)
@@ -314,14 +314,16 @@ def winograd_f2x3_fused_chunks(x, up, out, v, m, chunk, chunk_begin, chunk_end,
 
 
 @kernel(parallel=True)
-def winograd_f2x3_fused_parallel(x, up, out, v, m, pad_top, pad_left, tiles_h,
+def winograd_f2x3_fused_parallel(x, u, ups, out, v, m, pad_top, pad_left, tiles_h,
                                  tiles_w):
     """:func:`winograd_f2x3_fused_chunks` over all tiles, ``v.shape[0]`` threads, each with ``v[t]``,
-    ``m[t]`` of its own and a contiguous run of chunks."""
+    ``m[t]`` of its own and a contiguous run of chunks; each thread first packs the transformed filter
+    ``u [16, C, out_c]`` into its own ``ups[t]`` (see :func:`sepconv.kernels.pointwise.pointwise_parallel`)."""
     threads, chunk = v.shape[0], v.shape[2]
     chunks = -(-(out.shape[0] * tiles_h * tiles_w) // chunk)
     for t in prange(threads):
-        winograd_f2x3_fused_chunks(x, up, out, v[t], m[t], chunk,
+        pack_pointwise_each(u, ups[t])
+        winograd_f2x3_fused_chunks(x, ups[t], out, v[t], m[t], chunk,
                                    t * chunks // threads, (t + 1) * chunks // threads, pad_top, pad_left, tiles_h,
                                    tiles_w)
 
