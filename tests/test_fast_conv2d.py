@@ -363,6 +363,7 @@ def test_few_input_channels_direct_kernel(c_in, out_c, k, stride, padding, width
     calls = []
     direct = fast_conv2d._conv2d_few_channels
     monkeypatch.setattr(fast_conv2d, "_conv2d_few_channels", lambda *a: calls.append(1) or direct(*a))
+    monkeypatch.setattr(fast_conv2d, "FEW_CHANNELS_MAX_TAPS", 49)  # the kernel takes up to 7x7; 3x3 by default
     rng = np.random.default_rng(c_in)
     x = rand(rng, (2, 13, width, c_in), dtype)
     w = rand(rng, (k, k, c_in, out_c), dtype)
@@ -374,6 +375,22 @@ def test_few_input_channels_direct_kernel(c_in, out_c, k, stride, padding, width
     np.testing.assert_array_equal(np.isnan(fast), np.isnan(ref))
     np.testing.assert_allclose(fast, ref, **tol(dtype))
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize(("c_in", "k", "plan"), [(3, 3, "few"), (8, 3, "few"), (3, 5, "direct"), (3, 7, "direct"),
+                                                 (9, 3, "direct")])
+def test_stem_plan_follows_the_window(c_in, k, plan, monkeypatch):
+    """Few input channels: 3x3 windows take the few-channel kernel, larger ones the direct implicit GEMM
+    (and more than eight channels the direct one in any case); both match the reference."""
+    calls = []
+    for name in ("_conv2d_few_channels", "_conv2d_direct"):
+        original = getattr(fast_conv2d, name)
+        monkeypatch.setattr(fast_conv2d, name, lambda *a, name=name, original=original: calls.append(name) or original(*a))
+    rng = np.random.default_rng(k)
+    x, w = rand(rng, (1, 40, 40, c_in), np.float32), rand(rng, (k, k, c_in, 64), np.float32)
+    g = conv2d_geometry("conv2d", x.shape, w.shape, 2, "SAME")
+    np.testing.assert_allclose(fast_conv2d.conv2d(x, w, g), reference.conv2d(x, w, g), **tol(np.float32))
+    assert calls == ["_conv2d_few_channels" if plan == "few" else "_conv2d_direct"]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

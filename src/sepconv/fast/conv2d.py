@@ -250,9 +250,13 @@ def _subsampled(x: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
 # output channels as vector lanes, instead of im2col + GEMM (measured, 2 threads, us: 1x224x224x3
 # s2 -> 32: 1582 vs 1224; 1x112x112x8 -> 32: 2277 vs 1652; 1x56x56x4 -> 24: 445 vs 317), for filters
 # up to 7x7: with the eight-pixel tiles, a 7x7 stem 1x224x224x3 s2 -> 64 takes 2329-3121 direct vs
-# 3875-4564 with im2col (-> 24: 1130-1287 vs 2920-4434; 1x112x112x8 -> 32: 4635 vs 7956).
+# 3875-4564 with im2col (-> 24: 1130-1287 vs 2920-4434; 1x112x112x8 -> 32: 4635 vs 7956).  Larger
+# windows than 3x3 now take the direct implicit GEMM, whose tiles of 64 output channels run them faster
+# (2 threads, us, few-channel kernel vs direct: 1x224x224x3 7x7 s2 -> 64 947 vs 853, -> 32 486 vs 463,
+# 5x5 s2 -> 64 504 vs 470, 2x64x64x4 5x5 -> 48 392 vs 288; but 3x3 s2 -> 64 220 vs 274, -> 16 82 vs 166,
+# 3x3 s1 -> 64 806 vs 851).
 FEW_CHANNELS_MAX_IN_C = 8
-FEW_CHANNELS_MAX_TAPS = 49
+FEW_CHANNELS_MAX_TAPS = 9
 
 
 def _is_few_channels(g: Conv2DGeometry) -> bool:
@@ -330,6 +334,14 @@ def _is_direct_streamed(g: Conv2DGeometry, itemsize: int) -> bool:
             and tail == tail_width and g.kh * g.kw * g.in_c * g.out_c * itemsize >= DIRECT_STREAMED_MIN_FILTER_BYTES)
 
 
+def _direct_taps(g: Conv2DGeometry, wp: int) -> tuple[np.ndarray, int]:
+    """The direct kernels' taps: offsets in the padded input (``wp`` pixels wide) of the ``kh * kw``
+    filter taps, and the values each spans (``C``).  (Merging a row's ``kw`` taps into one run of
+    ``kw * C`` values, possible when undilated, was measured: no faster, 1x224x224x3 7x7 included.)"""
+    taps = [(i * g.dil_h * wp + j * g.dil_w) * g.in_c for i in range(g.kh) for j in range(g.kw)]
+    return np.array(taps, np.int64), g.in_c
+
+
 def _conv2d_direct_streamed(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
     """Direct forward with the filter packed chunk by chunk as it streams in (large filters, see
     :data:`DIRECT_STREAMED_MIN_FILTER_BYTES`): the threads split the output pixels, or with few pixels
@@ -338,27 +350,27 @@ def _conv2d_direct_streamed(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> 
     xp = _padded(x, g)
     hp, wp = xp.shape[1], xp.shape[2]
     wf = np.ascontiguousarray(w).reshape(-1)
-    taps = np.array([(i * g.dil_h * wp + j * g.dil_w) * g.in_c for i in range(g.kh) for j in range(g.kw)], np.int64)
+    taps, tap_values = _direct_taps(g, wp)
     out = empty_aligned((n, g.out_h, g.out_w, g.out_c), x.dtype)
     pixels = g.out_pixels
     chunk = max(1, DIRECT_STREAMED_CHUNK_BYTES // (VECTOR_BYTES * 4))
     tile = pointwise.TILE_PIXELS
     block = max(tile, DIRECT_STREAMED_BLOCK_BYTES // (g.out_c * x.itemsize) // tile * tile)
-    args = (taps, g.in_c, wf)
+    args = (taps, tap_values, wf)
     geo = (g.out_c, g.out_h, g.out_w, hp, wp, g.stride_h, g.stride_w)
     threads = max(1, min(numba.get_num_threads(), pixels * g.kh * g.kw * g.in_c * g.out_c // DIRECT_MIN_THREAD_MACS))
     if threads == 1:
         conv2d_direct.conv2d_direct_streamed_range(xp.reshape(-1), *args, out.reshape(-1), *geo, 0, pixels, 0,
-                                                   g.in_c, chunk, block)
+                                                   tap_values, chunk, block)
         return out
     tiles = -(-pixels // tile)
     if pixels >= DIRECT_STREAMED_SPLIT_PIXELS * threads:
         outs = out.reshape(1, -1)
-        ranges = [(min(pixels, tiles * k // threads * tile), min(pixels, tiles * (k + 1) // threads * tile), 0, g.in_c, 0)
-                  for k in range(threads)]
-    else:
+        ranges = [(min(pixels, tiles * k // threads * tile), min(pixels, tiles * (k + 1) // threads * tile), 0,
+                   tap_values, 0) for k in range(threads)]
+    else:  # each thread takes a share of every tap's values
         outs = np.empty((threads, out.size), x.dtype)
-        ranges = [(0, pixels, g.in_c * k // threads, g.in_c * (k + 1) // threads, k) for k in range(threads)]
+        ranges = [(0, pixels, tap_values * k // threads, tap_values * (k + 1) // threads, k) for k in range(threads)]
     with PARALLEL_LAUNCH:
         conv2d_direct.conv2d_direct_streamed_parallel(xp.reshape(-1), *args, outs, *geo, np.array(ranges, np.int64),
                                                       chunk, block)
@@ -404,7 +416,7 @@ def _conv2d_direct(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarra
     hp, wp = xp.shape[1], xp.shape[2]
     k_total = g.kh * g.kw * g.in_c
     b = np.ascontiguousarray(w.reshape(k_total, g.out_c))
-    taps = np.array([(i * g.dil_h * wp + j * g.dil_w) * g.in_c for i in range(g.kh) for j in range(g.kw)], np.int64)
+    taps, tap_values = _direct_taps(g, wp)
     out = empty_aligned((n, g.out_h, g.out_w, g.out_c), x.dtype)
     pixels = g.out_pixels
     tile = pointwise.TILE_PIXELS
@@ -413,16 +425,16 @@ def _conv2d_direct(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarra
     panels = full + (tail > 0)
     block = max(tile, DIRECT_BLOCK_BYTES // (g.kh * g.in_c * g.stride_w * x.itemsize) // tile * tile)
     threads = max(1, min(numba.get_num_threads(), pixels * k_total * g.out_c // DIRECT_MIN_THREAD_MACS))
-    tap_bytes = g.in_c * 4 * lane_count * x.itemsize
+    tap_bytes = tap_values * 4 * lane_count * x.itemsize
     if tap_bytes <= DIRECT_CHUNK_BYTES:
-        chunk = (DIRECT_CHUNK_BYTES // tap_bytes, g.in_c)
+        chunk = (DIRECT_CHUNK_BYTES // tap_bytes, tap_values)
     else:
         chunk = (1, DIRECT_CHUNK_BYTES // (4 * lane_count * x.itemsize))
     geo = (out.reshape(-1), g.out_c, g.out_h, g.out_w, hp, wp, g.stride_h, g.stride_w)
     bps = workspace("direct_packed_filter", (threads, pointwise.packed_size(k_total, g.out_c, x.itemsize)), x.dtype)
     if threads == 1:
         pointwise.pack_pointwise(b, bps[0])
-        conv2d_direct.conv2d_direct_range(xp.reshape(-1), taps, g.in_c, bps[0], *geo, 0, pixels, 0, panels, block,
+        conv2d_direct.conv2d_direct_range(xp.reshape(-1), taps, tap_values, bps[0], *geo, 0, pixels, 0, panels, block,
                                           *chunk)
         return out
     tiles = -(-pixels // tile)
@@ -432,7 +444,7 @@ def _conv2d_direct(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarra
         ranges = [(min(pixels, tiles * k // threads * tile), min(pixels, tiles * (k + 1) // threads * tile), 0, panels)
                   for k in range(threads)]
     with PARALLEL_LAUNCH:  # each thread packs the panels it uses into its own buffer
-        conv2d_direct.conv2d_direct_parallel(xp.reshape(-1), taps, g.in_c, b, bps, *geo, np.array(ranges, np.int64),
+        conv2d_direct.conv2d_direct_parallel(xp.reshape(-1), taps, tap_values, b, bps, *geo, np.array(ranges, np.int64),
                                              block, *chunk)
     return out
 

