@@ -252,6 +252,9 @@ STREAMED_GEOMETRIES = [
     ((2, 8, 7, 23), (3, 3), 1, 144, (2, 2), (2, 2), "SAME"),
     ((1, 7, 9, 3), (3, 3), 1, 32, (2, 3), (1, 1), "VALID"),
     ((1, 4, 4, 17), (3, 3), 1, 64, (1, 1), (1, 1), "VALID"),  # four pixels: fewer than one tile
+    ((2, 9, 11, 20), (3, 3), 1, 150, (1, 1), (1, 1), "SAME"),  # a tail of 22 columns (two vectors in f32, four in f64)
+    ((1, 8, 10, 13), (5, 5), 1, 33, (2, 1), (1, 2), "SAME"),  # 33 columns: a tail of one column past 32
+    ((1, 6, 7, 9), (3, 2), 1, 5, (1, 2), (2, 1), [[0, 0], [2, 1], [0, 3], [0, 0]]),  # 5 columns only
 ]
 STREAMED_IDS = [f"{shape}-k{k}-o{out_c}-s{s}-d{d}-{pad}" for shape, k, _, out_c, s, d, pad in STREAMED_GEOMETRIES]
 
@@ -261,11 +264,11 @@ STREAMED_IDS = [f"{shape}-k{k}-o{out_c}-s{s}-d{d}-{pad}" for shape, k, _, out_c,
 @pytest.mark.parametrize("chunks", ["default", "tiny"])
 @pytest.mark.parametrize("spec", STREAMED_GEOMETRIES, ids=STREAMED_IDS)
 def test_direct_streamed_matches_reference(spec, chunks, split, dtype, monkeypatch):
-    """The direct forward with the filter packed chunk by chunk (large filters): full and tail panels
-    of both widths read in place, on one thread or two splitting the pixels or the input channels
-    (separate outputs, added); with tiny chunks (one or two rows of the filter at a time, blocks of
-    six pixels) every tile adds to the sums of the chunks before, and a thread's last chunk may be
-    short."""
+    """The direct forward with the filter packed chunk by chunk (large filters): full panels and tail
+    panels of one, two or four vectors, partly filled (masked), on one thread or two splitting the
+    pixels or the input channels (separate outputs, added); with tiny chunks (one or two rows of the
+    filter at a time, blocks of six pixels) every tile adds to the sums of the chunks before, and a
+    thread's last chunk may be short."""
     monkeypatch.setattr(fast_conv2d, "DIRECT_STREAMED_MIN_FILTER_BYTES", 0)
     monkeypatch.setattr(fast_conv2d, "FEW_CHANNELS_MAX_IN_C", 0)
     monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_CHANNELS", 10**9)
@@ -283,19 +286,20 @@ def test_direct_streamed_matches_reference(spec, chunks, split, dtype, monkeypat
     assert calls == [1]
 
 
-@pytest.mark.parametrize(("dtype", "out_c", "expected"), [
-    (np.float32, 512, True), (np.float32, 80, True), (np.float32, 112, False),  # 112 = 64 + a three-vector tail
-    (np.float32, 520, False), (np.float64, 112, True), (np.float64, 100, False)])
-def test_direct_streamed_plan_needs_a_large_filter_and_whole_vectors(dtype, out_c, expected):
-    """The streamed plan takes filters of DIRECT_STREAMED_MIN_FILTER_BYTES or more whose columns end in a
-    whole panel or a one-, two- or four-vector tail (it reads the filter in place, by whole vectors)."""
-    in_c = -(-fast_conv2d.DIRECT_STREAMED_MIN_FILTER_BYTES // (9 * out_c * np.dtype(dtype).itemsize))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("out_c", [512, 80, 112, 100, 33])
+def test_direct_streamed_plan_takes_large_filters(dtype, out_c):
+    """The streamed plan takes ungrouped filters of DIRECT_STREAMED_MIN_FILTER_BYTES or more, whatever
+    their column count (it packs the tail panel with masked loads)."""
+    itemsize = np.dtype(dtype).itemsize
+    in_c = -(-fast_conv2d.DIRECT_STREAMED_MIN_FILTER_BYTES // (9 * out_c * itemsize))
     g = conv2d_geometry("conv2d", (1, 7, 7, in_c), (3, 3, in_c, out_c), 1, "SAME")
-    assert fast_conv2d._is_direct_streamed(g, np.dtype(dtype).itemsize) == expected
+    assert fast_conv2d._is_direct_streamed(g, itemsize)
     small = conv2d_geometry("conv2d", (1, 7, 7, in_c // 2), (3, 3, in_c // 2, out_c), 1, "SAME")
-    assert not fast_conv2d._is_direct_streamed(small, np.dtype(dtype).itemsize)
-    grouped = conv2d_geometry("conv2d", (1, 7, 7, 2 * in_c), (3, 3, in_c, out_c), 1, "SAME")
-    assert not fast_conv2d._is_direct_streamed(grouped, np.dtype(dtype).itemsize)
+    assert not fast_conv2d._is_direct_streamed(small, itemsize)
+    grouped = conv2d_geometry("conv2d", (1, 7, 7, 2 * in_c), (3, 3, in_c, 2 * out_c), 1, "SAME")
+    assert not fast_conv2d._is_direct_streamed(grouped, itemsize)
+
 
 def test_winograd_plan_follows_the_filter_size(monkeypatch):
     """Fused while the 16 transformed filters fit in WINOGRAD_FUSED_MAX_FILTER_BYTES, else BLAS."""

@@ -326,13 +326,9 @@ DIRECT_STREAMED_BLOCK_BYTES = 512 * 1024
 
 
 def _is_direct_streamed(g: Conv2DGeometry, itemsize: int) -> bool:
-    """Ungrouped, not 1x1, a filter of :data:`DIRECT_STREAMED_MIN_FILTER_BYTES` or more whose ``out_c``
-    columns end in a whole panel or in a one-, two- or four-vector tail (the kernels read the filter in
-    place, whole vectors, so the columns must end where a vector does)."""
-    lane_count = VECTOR_BYTES // itemsize
-    _, tail, tail_width = pointwise.panel_layout(g.out_c, lane_count)
+    """Ungrouped, not 1x1, a filter of :data:`DIRECT_STREAMED_MIN_FILTER_BYTES` or more."""
     return (g.groups == 1 and not _is_pointwise(g) and min(g.pad_top, g.pad_bottom, g.pad_left, g.pad_right) >= 0
-            and tail == tail_width and g.kh * g.kw * g.in_c * g.out_c * itemsize >= DIRECT_STREAMED_MIN_FILTER_BYTES)
+            and g.kh * g.kw * g.in_c * g.out_c * itemsize >= DIRECT_STREAMED_MIN_FILTER_BYTES)
 
 
 def _direct_taps(g: Conv2DGeometry, wp: int) -> tuple[np.ndarray, int]:
