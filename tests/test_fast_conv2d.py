@@ -100,6 +100,24 @@ def test_pointwise_product_splits_from_its_threshold(monkeypatch):
     assert calls == [("parallel", 2), ("tiles", 10)]
 
 
+@pytest.mark.parametrize(("pixels", "out_c", "split_rows"), [(100, 300, True), (99, 300, False), (300, 40, True)])
+def test_large_pointwise_filter_splits_by_rows_unless_much_wider(pixels, out_c, split_rows, monkeypatch):
+    """A pointwise filter too large for the register-tiled kernel goes to BLAS on our threads, split
+    by rows while the pixels number at least 1/POINTWISE_SPLIT_ROWS_RATIO of the output channels;
+    the product is right either way."""
+    gemm = sys.modules["sepconv.fast.gemm"]
+    calls = []
+    original = gemm.matmul
+    monkeypatch.setattr(fast_conv2d, "matmul", lambda *a, **k: calls.append(k["split_rows"]) or original(*a, **k))
+    monkeypatch.setattr(fast_conv2d, "POINTWISE_KERNEL_MAX_FILTER_BYTES", 0)
+    rng = np.random.default_rng(pixels)
+    x, w = rand(rng, (pixels, 64), np.float32), rand(rng, (64, out_c), np.float32)
+    out = np.empty((pixels, out_c), np.float32)
+    fast_conv2d.pointwise_product(x, w, out)
+    np.testing.assert_allclose(out, x @ w, **tol(np.float32))
+    assert calls == [split_rows]
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("spec", GEOMETRIES, ids=IDS)
 def test_many_small_chunks_match_reference(spec, threads, monkeypatch):

@@ -458,6 +458,11 @@ POINTWISE_KERNEL = True
 POINTWISE_KERNEL_MAX_FILTER_BYTES = 512 * 1024
 # The product splits over the threads from this many multiply-adds.
 POINTWISE_PARALLEL_MIN_MACS = 1_000_000
+# Larger filters (BLAS on our threads) split the product by rows while the pixels number at least
+# 1/this of the output channels, else by columns (2 threads, us, separable, whole layer, rows vs
+# columns: 1x19x19x728 -> 728 1226 vs 1326, 1x14x14x512 -> 512 461 vs 509; but 1x10x10x728 -> 728
+# 541 vs 473, 2x10x10x1024 -> 1536 2419 vs 2217, 1x14x14x1024 -> 1024 1584 vs 1467).
+POINTWISE_SPLIT_ROWS_RATIO = 3
 
 
 def pointwise_product(x2d: np.ndarray, w2d: np.ndarray, out2d: np.ndarray) -> None:
@@ -474,7 +479,9 @@ def pointwise_product(x2d: np.ndarray, w2d: np.ndarray, out2d: np.ndarray) -> No
     3.0
     """
     if not (POINTWISE_KERNEL and w2d.nbytes <= POINTWISE_KERNEL_MAX_FILTER_BYTES and x2d.flags.c_contiguous):
-        matmul(x2d, w2d, out2d)
+        # split by rows unless the filter is much wider than the pixels are many: x2d was written by
+        # our threads split by rows, so each then reads the rows it wrote, in its own cache
+        matmul(x2d, w2d, out2d, split_rows=POINTWISE_SPLIT_ROWS_RATIO * x2d.shape[0] >= w2d.shape[1])
         return
     k_size, out_c = w2d.shape
     pixels = x2d.shape[0]

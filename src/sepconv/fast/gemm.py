@@ -46,9 +46,12 @@ def _layout(a: np.ndarray, rows: int, cols: int) -> tuple[int, int] | None:
     return None
 
 
-def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: bool = False) -> None:
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: bool = False,
+           split_rows: bool | None = None) -> None:
     """``out[...] = a @ b`` (``a`` ``[..., M, K]``, ``b`` ``[..., K, N]``, ``out`` ``[..., M, N]``), or
-    ``out += a @ b`` with ``accumulate``.
+    ``out += a @ b`` with ``accumulate``.  Split over the threads by rows of ``out`` (each thread then
+    reads its rows of ``a`` and all of ``b``) or by columns (all of ``a``, its columns of ``b``):
+    ``split_rows``, or by default rows when ``M >= N``.
 
     Examples
     --------
@@ -86,7 +89,7 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: bool = Fal
             a.ctypes.data, a.strides[0] if a.ndim == 3 else 0, trans_a, lda,
             b.ctypes.data, b.strides[0] if b.ndim == 3 else 0, trans_b, ldb,
             out.ctypes.data, out.strides[0] if out.ndim == 3 else 0, ldc,
-            itemsize, chunks, m >= n, VECTOR_BYTES // itemsize)
+            itemsize, chunks, m >= n if split_rows is None else split_rows, VECTOR_BYTES // itemsize)
     tasks = groups * chunks
     with blas.single_threaded:
         if tasks == 1 or not parallel:
