@@ -318,8 +318,11 @@ DIRECT_STREAMED_MIN_FILTER_BYTES = 512 * 1024
 # stays in L1 while the tiles pass it (1x7x7x512 -> 512, 2 threads, us, 32/64/128/512 KB: 923/868/892/1015).
 DIRECT_STREAMED_CHUNK_BYTES = 64 * 1024
 # With at least this many output pixels per thread, the threads split the pixels; with fewer, the input
-# channels (each thread then reads half of the filter, into its own output, and the outputs are added).
-DIRECT_STREAMED_SPLIT_PIXELS = 96
+# channels (each thread then reads half of the filter, into its own output, and the outputs are added;
+# split by pixels, each thread packs the whole filter).  2 threads, us, 96 / 256 / all channel split:
+# 1x14x14x256 -> 256 804 / 731 / 702, 1x28x28x192 -> 384 2745 / 2720 / 3120, 4x14x14x512 -> 512
+# 10917 / 10897 / 11267.
+DIRECT_STREAMED_SPLIT_PIXELS = 256
 # The pixels of a block (the whole filter streams past each block) have at most this many bytes of output,
 # so their sums stay in L2 between chunks (4x28x28x256 -> 256 5x5, us, 512 vs 128 KB: 25241 vs 26856).
 DIRECT_STREAMED_BLOCK_BYTES = 512 * 1024
