@@ -315,8 +315,9 @@ DIRECT_CHUNK_BYTES = 32 * 1024
 # (Winograd, when it applies, still comes first: 8x14x14x256 -> 256 4223 vs 5453 streamed.)
 DIRECT_STREAMED_MIN_FILTER_BYTES = 512 * 1024
 # Rows of the filter per chunk: at most this many bytes per panel (64 float32 columns), so a panel's chunk
-# stays in L1 while the tiles pass it (1x7x7x512 -> 512, 2 threads, us, 32/64/128/512 KB: 923/868/892/1015).
-DIRECT_STREAMED_CHUNK_BYTES = 64 * 1024
+# stays in L1 while the tiles pass it (2 threads, us, 16/32/48/64 KB: 1x7x7x512 -> 512 1100/1016/1078/1016,
+# 4x14x14x512 -> 512 10419/10209/10679/10874, 2x28x28x256 5x5 14136/13403/14313/14234).
+DIRECT_STREAMED_CHUNK_BYTES = 32 * 1024
 # With at least this many output pixels per thread, the threads split the pixels; with fewer, the input
 # channels (each thread then reads half of the filter, into its own output, and the outputs are added;
 # split by pixels, each thread packs the whole filter).  2 threads, us, 96 / 256 / all channel split:
