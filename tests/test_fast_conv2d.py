@@ -195,7 +195,7 @@ def test_winograd_matches_reference(spec, workspace, threads, plan, dtype, monke
     monkeypatch.setattr(fast_conv2d, "LAYOUT_THREADS", threads)
     monkeypatch.setattr(fast_conv2d, "PARALLEL_MIN_PIXELS", 1)
     monkeypatch.setattr(fast_conv2d, "WINOGRAD_FUSED_MIN_THREAD_MACS", 1 if threads == 2 else 10**18)
-    monkeypatch.setattr(fast_conv2d, "WINOGRAD_BLAS_MIN_PIXELS", 1)
+    monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_PIXELS", 1)
     if workspace is not None:
         monkeypatch.setattr(fast_conv2d, "WINOGRAD_WORKSPACE_BYTES", workspace)
         monkeypatch.setattr(fast_conv2d, "GEMM_MIN_PIXELS", 5)
@@ -210,14 +210,17 @@ def test_winograd_matches_reference(spec, workspace, threads, plan, dtype, monke
     np.testing.assert_allclose(fast_conv2d.conv2d(x, w, g), reference.conv2d(x, w, g), **tol(dtype))
 
 
-def test_winograd_blas_plan_needs_enough_pixels():
-    """The BLAS Winograd plan transforms the whole filter per call: few pixels go to im2col instead
-    (both agree with the reference)."""
+@pytest.mark.parametrize("out_c", [32, 160])
+def test_winograd_needs_enough_pixels(out_c):
+    """Winograd transforms the whole filter per call: fewer pixels than WINOGRAD_MIN_PIXELS go to the
+    direct plans instead, with a small filter (fused plan) or a large one (BLAS plan); all agree with
+    the reference."""
     rng = np.random.default_rng(7)
-    for shape, expected in [((1, 7, 7, 128), False), ((1, 32, 32, 128), True)]:
-        x, w = rand(rng, shape, np.float32), rand(rng, (3, 3, 128, 160), np.float32)
+    side = int(np.ceil(np.sqrt(fast_conv2d.WINOGRAD_MIN_PIXELS)))
+    for shape, expected in [((1, 7, 7, 128), False), ((1, side - 1, side, 128), False), ((1, side, side, 128), True)]:
+        x, w = rand(rng, shape, np.float32), rand(rng, (3, 3, 128, out_c), np.float32)
         g = conv2d_geometry("conv2d", x.shape, w.shape, 1, "SAME")
-        assert not fast_conv2d._is_winograd_fused(g, 4)
+        assert fast_conv2d._is_winograd_fused(g, 4) == (out_c == 32)
         assert fast_conv2d._is_winograd(g, x, w) == expected
         np.testing.assert_allclose(fast_conv2d.conv2d(x, w, g), reference.conv2d(x, w, g), **tol(np.float32))
 
@@ -325,6 +328,7 @@ def test_winograd_plan_follows_the_filter_size(monkeypatch):
     fused = fast_conv2d._winograd_fused
     monkeypatch.setattr(fast_conv2d, "_winograd_fused", lambda *a: calls.append(1) or fused(*a))
     monkeypatch.setattr(fast_conv2d, "WINOGRAD_FUSED_MAX_FILTER_BYTES", 16 * 16 * 20 * 4)
+    monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_PIXELS", 1)
     rng = np.random.default_rng(6)
     for out_c, expected in [(20, 1), (21, 0)]:
         calls.clear()
@@ -353,13 +357,14 @@ def test_concurrent_calls_from_python_threads(monkeypatch):
     from concurrent.futures import ThreadPoolExecutor
 
     monkeypatch.setattr(fast_conv2d, "WINOGRAD_FUSED_MIN_THREAD_MACS", 1)
+    monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_PIXELS", 1)
 
     rng = np.random.default_rng(6)
     cases = [_case(rng, spec, np.float32) for spec in (GEOMETRIES[0], GEOMETRIES[2])]
     cases.append(_case(rng, ((2, 9, 8, 16), (3, 3), 1, 16, (1, 1), (1, 1), "SAME"), np.float32))  # Winograd
     cases.append(_case(rng, ((2, 12, 10, 24), (5, 5), 1, 40, (1, 1), (1, 1), "SAME"), np.float32))  # direct
     monkeypatch.setattr(fast_conv2d, "DIRECT_MIN_THREAD_MACS", 1)
-    assert fast_conv2d._is_direct(cases[3][3], 4)
+    assert fast_conv2d._is_winograd(cases[2][3], *cases[2][:2]) and fast_conv2d._is_direct(cases[3][3], 4)
     expected = [reference.conv2d(x, w, g) for x, w, _, g in cases]
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda i: fast_conv2d.conv2d(*cases[i % 4][:2], cases[i % 4][3]), range(32)))

@@ -11,8 +11,8 @@ Shape classes:
   :data:`POINTWISE_KERNEL_MAX_FILTER_BYTES` (ungrouped), else BLAS.
 - **few input channels** (a network's stem, <= 8 channels, filters up to 7x7): direct, the
   output channels as vector lanes (:func:`~sepconv.kernels.conv2d.conv2d_nhwc_few_channels_rows`).
-- **winograd** (3x3, stride 1, undilated, ungrouped, >= 16 channels, finite input; with larger
-  filters, at least :data:`WINOGRAD_BLAS_MIN_PIXELS` output pixels): Winograd
+- **winograd** (3x3, stride 1, undilated, ungrouped, >= 16 channels, finite input, at least
+  :data:`WINOGRAD_MIN_PIXELS` output pixels): Winograd
   F(2x2, 3x3), 2.25x fewer multiplications.  When the 16 transformed filters fit in
   :data:`WINOGRAD_FUSED_MAX_FILTER_BYTES`, fused (:func:`_winograd_fused`): each thread takes
   chunks of tiles through the input transform, the 16 products by the register-tiled kernel of
@@ -82,11 +82,13 @@ def chunk_pixels(g: Conv2DGeometry, itemsize: int) -> int:
 WINOGRAD_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 # Winograd pays once the GEMMs per chunk are big enough: at least this many channels in and out.
 WINOGRAD_MIN_CHANNELS = 16
-# The BLAS plan transforms the whole filter (16 * C_in * C_out values) on every call: with fewer output
-# pixels than this, im2col + one GEMM is faster (measured, 2 threads, us, Winograd vs im2col:
-# 1x7x7x512 -> 512: 5005 vs 1806; 1x14x14x256 -> 256: 1766 vs 1387; 4x14x14x256: 8096 vs 5855;
-# 8x14x14x256: 7672 vs 12676).
-WINOGRAD_BLAS_MIN_PIXELS = 1024
+# Winograd transforms the whole filter (16 * C_in * C_out values) on every call, and its fused plan
+# splits few tiles badly: with fewer output pixels than this the direct plans are faster (measured,
+# 2 threads, us, fused Winograd vs direct: 1x14x14x128 458 vs 202, 1x28x28x96 494 vs 364, 1x28x28x128
+# 748 vs 606, 4x14x14x128 735 vs 610, 1x32x32x128 857 vs 807-844; but 1x36x36x64 269 vs 268-285,
+# 1x40x40x64 314 vs 324-341, 2x28x28x128 1022 vs 1165, 1x56x56x64 578 vs 606-640.  The BLAS plan,
+# against im2col before the streamed plan: 1x7x7x512 -> 512 5005 vs 1806, 8x14x14x256 7672 vs 12676).
+WINOGRAD_MIN_PIXELS = 1200
 
 
 # The BLAS plan's transformed input and products of one chunk take at most this many bytes.  Twice the
@@ -105,12 +107,10 @@ def winograd_tiles(g: Conv2DGeometry, itemsize: int) -> int:
 
 
 def _is_winograd(g: Conv2DGeometry, x: np.ndarray, w: np.ndarray) -> bool:
-    """3x3, stride 1, undilated, ungrouped, wide enough, with enough pixels for the BLAS plan's
-    filter transform to pay, and finite (the transforms would turn an infinity into NaN where the
-    direct sum keeps it)."""
+    """3x3, stride 1, undilated, ungrouped, wide enough, with enough pixels for the filter transform
+    to pay, and finite (the transforms would turn an infinity into NaN where the direct sum keeps it)."""
     return (g.kh == g.kw == 3 and g.stride_h == g.stride_w == g.dil_h == g.dil_w == g.groups == 1
-            and min(g.in_c, g.out_c) >= WINOGRAD_MIN_CHANNELS
-            and (_is_winograd_fused(g, x.itemsize) or g.out_pixels >= WINOGRAD_BLAS_MIN_PIXELS)
+            and min(g.in_c, g.out_c) >= WINOGRAD_MIN_CHANNELS and g.out_pixels >= WINOGRAD_MIN_PIXELS
             and bool(np.isfinite(np.sum(x))) and bool(np.isfinite(w).all()))
 
 
