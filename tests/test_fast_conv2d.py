@@ -100,6 +100,43 @@ def test_pointwise_product_splits_from_its_threshold(monkeypatch):
     assert calls == [("parallel", 2), ("tiles", 10)]
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("split", ["one-thread", "pixels", "channels"])
+@pytest.mark.parametrize(("pixels", "k_size", "out_c"), [(100, 64, 300), (7, 33, 64), (61, 130, 17), (300, 9, 150)])
+def test_pointwise_product_streamed(pixels, k_size, out_c, split, dtype, monkeypatch):
+    """A pointwise product whose filter is too large for the packed kernel streams through the direct
+    kernels as a one-tap conv2d: on one thread, split by pixels (short last tiles) or by input
+    channels (two outputs added); against NumPy."""
+    calls = []
+    streamed = fast_conv2d._streamed
+    monkeypatch.setattr(fast_conv2d, "_streamed", lambda *a: calls.append(1) or streamed(*a))
+    monkeypatch.setattr(fast_conv2d, "POINTWISE_KERNEL_MAX_FILTER_BYTES", 0)
+    monkeypatch.setattr(fast_conv2d, "DIRECT_MIN_THREAD_MACS", 1 if split != "one-thread" else 10**18)
+    monkeypatch.setattr(fast_conv2d, "POINTWISE_STREAMED_SPLIT_PIXELS", 1 if split == "pixels" else 10**9)
+    rng = np.random.default_rng(out_c)
+    x, w = rand(rng, (pixels, k_size), dtype), rand(rng, (k_size, out_c), dtype)
+    out = np.empty((pixels, out_c), dtype)
+    fast_conv2d.pointwise_product(x, w, out)
+    np.testing.assert_allclose(out, x @ w, **tol(dtype))
+    assert calls == [1]
+
+
+@pytest.mark.parametrize(("pixels", "k_size", "out_c", "plan"), [
+    (196, 512, 512, "streamed"), (1000, 768, 512, "streamed"), (64, 1024, 1024, "streamed"),
+    (65, 1024, 1024, "blas"), (361, 728, 728, "blas"), (196, 256, 512, "packed")])
+def test_pointwise_product_plan_follows_filter_and_pixels(pixels, k_size, out_c, plan, monkeypatch):
+    """Filters up to POINTWISE_KERNEL_MAX_FILTER_BYTES take the packed kernel; larger ones stream up to
+    POINTWISE_STREAMED_MAX_FILTER_BYTES, or at any size with at most POINTWISE_STREAMED_MAX_PIXELS pixels;
+    the rest go to BLAS."""
+    calls = []
+    monkeypatch.setattr(fast_conv2d, "_streamed", lambda *a: calls.append("streamed"))
+    monkeypatch.setattr(fast_conv2d, "matmul", lambda *a, **k: calls.append("blas"))
+    monkeypatch.setattr(sys.modules["sepconv.kernels.pointwise"], "pointwise_parallel", lambda *a: calls.append("packed"))
+    x, w = np.zeros((pixels, k_size), np.float32), np.zeros((k_size, out_c), np.float32)
+    fast_conv2d.pointwise_product(x, w, np.empty((pixels, out_c), np.float32))
+    assert calls == [plan]
+
+
 @pytest.mark.parametrize(("pixels", "out_c", "split_rows"), [(100, 300, True), (99, 300, False), (300, 40, True)])
 def test_large_pointwise_filter_splits_by_rows_unless_much_wider(pixels, out_c, split_rows, monkeypatch):
     """A pointwise filter too large for the register-tiled kernel goes to BLAS on our threads, split
@@ -110,6 +147,8 @@ def test_large_pointwise_filter_splits_by_rows_unless_much_wider(pixels, out_c, 
     original = gemm.matmul
     monkeypatch.setattr(fast_conv2d, "matmul", lambda *a, **k: calls.append(k["split_rows"]) or original(*a, **k))
     monkeypatch.setattr(fast_conv2d, "POINTWISE_KERNEL_MAX_FILTER_BYTES", 0)
+    monkeypatch.setattr(fast_conv2d, "POINTWISE_STREAMED_MAX_FILTER_BYTES", 0)
+    monkeypatch.setattr(fast_conv2d, "POINTWISE_STREAMED_MAX_PIXELS", 0)
     rng = np.random.default_rng(pixels)
     x, w = rand(rng, (pixels, 64), np.float32), rand(rng, (64, out_c), np.float32)
     out = np.empty((pixels, out_c), np.float32)

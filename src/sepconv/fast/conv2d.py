@@ -345,39 +345,43 @@ def _direct_taps(g: Conv2DGeometry, wp: int) -> tuple[np.ndarray, int]:
 
 def _conv2d_direct_streamed(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
     """Direct forward with the filter packed chunk by chunk as it streams in (large filters, see
-    :data:`DIRECT_STREAMED_MIN_FILTER_BYTES`): the threads split the output pixels, or with few pixels
-    the input channels, each into its own output, added at the end."""
-    n = x.shape[0]
+    :data:`DIRECT_STREAMED_MIN_FILTER_BYTES`)."""
     xp = _padded(x, g)
     hp, wp = xp.shape[1], xp.shape[2]
-    wf = np.ascontiguousarray(w).reshape(-1)
     taps, tap_values = _direct_taps(g, wp)
-    out = empty_aligned((n, g.out_h, g.out_w, g.out_c), x.dtype)
-    pixels = g.out_pixels
+    out = empty_aligned((x.shape[0], g.out_h, g.out_w, g.out_c), x.dtype)
+    _streamed(xp.reshape(-1), taps, tap_values, np.ascontiguousarray(w).reshape(-1), out.reshape(-1),
+              (g.out_c, g.out_h, g.out_w, hp, wp, g.stride_h, g.stride_w))
+    return out
+
+
+def _streamed(xf: np.ndarray, taps: np.ndarray, tap_values: int, wf: np.ndarray, out: np.ndarray,
+              geo: tuple[int, ...], split_pixels: int = DIRECT_STREAMED_SPLIT_PIXELS) -> None:
+    """The streamed direct kernels over all of ``out`` (flat; ``geo`` = out_c, out_h, out_w, hp, wp,
+    stride_h, stride_w): the threads split the output pixels from ``split_pixels`` per thread, or with
+    fewer the values of each tap (input channels), each into its own output, added at the end."""
+    out_c = geo[0]
+    pixels = out.size // out_c
     chunk = max(1, DIRECT_STREAMED_CHUNK_BYTES // (VECTOR_BYTES * 4))
     tile = pointwise.TILE_PIXELS
-    block = max(tile, DIRECT_STREAMED_BLOCK_BYTES // (g.out_c * x.itemsize) // tile * tile)
+    block = max(tile, DIRECT_STREAMED_BLOCK_BYTES // (out_c * out.itemsize) // tile * tile)
     args = (taps, tap_values, wf)
-    geo = (g.out_c, g.out_h, g.out_w, hp, wp, g.stride_h, g.stride_w)
-    threads = max(1, min(numba.get_num_threads(), pixels * g.kh * g.kw * g.in_c * g.out_c // DIRECT_MIN_THREAD_MACS))
+    threads = max(1, min(numba.get_num_threads(), pixels * wf.size // DIRECT_MIN_THREAD_MACS))
     if threads == 1:
-        conv2d_direct.conv2d_direct_streamed_range(xp.reshape(-1), *args, out.reshape(-1), *geo, 0, pixels, 0,
-                                                   tap_values, chunk, block)
-        return out
+        conv2d_direct.conv2d_direct_streamed_range(xf, *args, out, *geo, 0, pixels, 0, tap_values, chunk, block)
+        return
     tiles = -(-pixels // tile)
-    if pixels >= DIRECT_STREAMED_SPLIT_PIXELS * threads:
+    if pixels >= split_pixels * threads:
         outs = out.reshape(1, -1)
         ranges = [(min(pixels, tiles * k // threads * tile), min(pixels, tiles * (k + 1) // threads * tile), 0,
                    tap_values, 0) for k in range(threads)]
     else:  # each thread takes a share of every tap's values
-        outs = np.empty((threads, out.size), x.dtype)
+        outs = np.empty((threads, out.size), out.dtype)
         ranges = [(0, pixels, tap_values * k // threads, tap_values * (k + 1) // threads, k) for k in range(threads)]
     with PARALLEL_LAUNCH:
-        conv2d_direct.conv2d_direct_streamed_parallel(xp.reshape(-1), *args, outs, *geo, np.array(ranges, np.int64),
-                                                      chunk, block)
+        conv2d_direct.conv2d_direct_streamed_parallel(xf, *args, outs, *geo, np.array(ranges, np.int64), chunk, block)
     if outs.shape[0] > 1:
-        np.sum(outs, axis=0, out=out.reshape(-1))
-    return out
+        np.sum(outs, axis=0, out=out)
 
 
 def _is_direct(g: Conv2DGeometry, itemsize: int) -> bool:
@@ -462,6 +466,17 @@ POINTWISE_KERNEL = True
 POINTWISE_KERNEL_MAX_FILTER_BYTES = 512 * 1024
 # The product splits over the threads from this many multiply-adds.
 POINTWISE_PARALLEL_MIN_MACS = 1_000_000
+# Larger filters, up to this many bytes (or of any size with at most POINTWISE_STREAMED_MAX_PIXELS pixels),
+# stream through the direct kernels as a one-tap conv2d (each thread packing chunks of the filter as it
+# reaches them), the threads splitting the pixels from POINTWISE_STREAMED_SPLIT_PIXELS each (the rows
+# of the depthwise result each thread wrote); larger ones go to BLAS on our threads.  2 threads, us,
+# separable 3x3 then the product, BLAS vs streamed: 1x14x14x512 -> 512 482 vs 437, 1x7x7x512 -> 512
+# 199 vs 164, 1x10x10x512 303 vs 262, 2x14x14x512 725 vs 646, 1x14x14x768 -> 512 641 vs 543, 1x7x7x960
+# -> 320 196 vs 162, 1x7x7x1024 -> 1024 643 vs 588; but 1x19x19x728 -> 728 1267 vs 1463 and 1x14x14x1024
+# -> 1024 1484 vs 1584.
+POINTWISE_STREAMED_MAX_FILTER_BYTES = 1536 * 1024
+POINTWISE_STREAMED_MAX_PIXELS = 64
+POINTWISE_STREAMED_SPLIT_PIXELS = 48
 # Larger filters (BLAS on our threads) split the product by rows while the pixels number at least
 # 1/this of the output channels, else by columns (2 threads, us, separable, whole layer, rows vs
 # columns: 1x19x19x728 -> 728 1226 vs 1326, 1x14x14x512 -> 512 461 vs 509; but 1x10x10x728 -> 728
@@ -482,6 +497,13 @@ def pointwise_product(x2d: np.ndarray, w2d: np.ndarray, out2d: np.ndarray) -> No
     >>> pointwise_product(x, w, out); float(out[6, 4])
     3.0
     """
+    if (POINTWISE_KERNEL and w2d.nbytes > POINTWISE_KERNEL_MAX_FILTER_BYTES and x2d.flags.c_contiguous
+            and (w2d.nbytes <= POINTWISE_STREAMED_MAX_FILTER_BYTES or x2d.shape[0] <= POINTWISE_STREAMED_MAX_PIXELS)):
+        # the filter streamed through the direct kernels as one tap (see POINTWISE_STREAMED_MAX_FILTER_BYTES)
+        pixels, k_size = x2d.shape
+        _streamed(x2d.reshape(-1), np.zeros(1, np.int64), k_size, np.ascontiguousarray(w2d).reshape(-1),
+                  out2d.reshape(-1), (w2d.shape[1], 1, pixels, 1, pixels, 1, 1), POINTWISE_STREAMED_SPLIT_PIXELS)
+        return
     if not (POINTWISE_KERNEL and w2d.nbytes <= POINTWISE_KERNEL_MAX_FILTER_BYTES and x2d.flags.c_contiguous):
         # split by rows unless the filter is much wider than the pixels are many: x2d was written by
         # our threads split by rows, so each then reads the rows it wrote, in its own cache
