@@ -303,7 +303,6 @@ def test_direct_matches_reference(spec, chunks, split, dtype, monkeypatch):
     assert calls == [1]
 
 
-
 STREAMED_GEOMETRIES = [
     ((2, 9, 11, 20), (3, 3), 1, 160, (1, 1), (1, 1), "SAME"),  # two full panels and a two-vector tail (f32)
     ((1, 8, 10, 33), (5, 5), 1, 80, (2, 1), (1, 2), "SAME"),  # one full panel and a one-vector tail (f32)
