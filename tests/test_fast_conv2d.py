@@ -391,7 +391,8 @@ def test_nonfinite_input_keeps_direct_semantics():
 
 def test_concurrent_calls_from_python_threads(monkeypatch):
     """Workspaces are per call: several Python threads at once get the single-threaded answers
-    (the fused Winograd case on the thread team too)."""
+    (the fused Winograd case on the thread team too, the streamed filters and their per-thread
+    buffers)."""
     from concurrent.futures import ThreadPoolExecutor
 
     monkeypatch.setattr(fast_conv2d, "WINOGRAD_FUSED_MIN_THREAD_MACS", 1)
@@ -401,13 +402,17 @@ def test_concurrent_calls_from_python_threads(monkeypatch):
     cases = [_case(rng, spec, np.float32) for spec in (GEOMETRIES[0], GEOMETRIES[2])]
     cases.append(_case(rng, ((2, 9, 8, 16), (3, 3), 1, 16, (1, 1), (1, 1), "SAME"), np.float32))  # Winograd
     cases.append(_case(rng, ((2, 12, 10, 24), (5, 5), 1, 40, (1, 1), (1, 1), "SAME"), np.float32))  # direct
+    cases.append(_case(rng, ((1, 5, 6, 128), (3, 3), 1, 130, (1, 1), (1, 1), "SAME"), np.float32))  # streamed
+    cases.append(_case(rng, ((1, 4, 5, 512), (1, 1), 1, 300, (1, 1), (1, 1), "VALID"), np.float32))  # streamed 1x1
     monkeypatch.setattr(fast_conv2d, "DIRECT_MIN_THREAD_MACS", 1)
     assert fast_conv2d._is_winograd(cases[2][3], *cases[2][:2]) and fast_conv2d._is_direct(cases[3][3], 4)
+    assert fast_conv2d._is_direct_streamed(cases[4][3], 4)
     expected = [reference.conv2d(x, w, g) for x, w, _, g in cases]
+    count = len(cases)
     with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda i: fast_conv2d.conv2d(*cases[i % 4][:2], cases[i % 4][3]), range(32)))
+        results = list(pool.map(lambda i: fast_conv2d.conv2d(*cases[i % count][:2], cases[i % count][3]), range(48)))
     for i, result in enumerate(results):
-        np.testing.assert_allclose(result, expected[i % 4], **tol(np.float32))
+        np.testing.assert_allclose(result, expected[i % count], **tol(np.float32))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
