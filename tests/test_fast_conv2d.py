@@ -70,6 +70,7 @@ POINTWISE_GEOMETRIES = [
     ((1, 7, 9, 5), (1, 1), 1, 3, (2, 3), (1, 1), "VALID"),  # strided: the subsampled copy
     ((2, 6, 5, 37), (1, 1), 1, 150, (1, 1), (1, 1), "SAME"),  # two full panels and a tail panel
     ((1, 12, 12, 8), (1, 1), 1, 64, (1, 1), (1, 1), "VALID"),  # 144 pixels, whole tiles, one panel
+    ((1, 5, 7, 20), (1, 1), 1, 104, (1, 1), (1, 1), "VALID"),  # a panel and a three-vector tail (f32)
 ]
 
 
@@ -267,8 +268,10 @@ def test_winograd_needs_enough_pixels(out_c):
 DIRECT_GEOMETRIES = [spec for spec in GEOMETRIES if spec[2] == 1 and spec[1] != (1, 1)] + [
     ((2, 9, 11, 20), (3, 3), 1, 150, (1, 1), (1, 1), "SAME"),  # two full panels and a two-vector tail panel
     ((1, 8, 10, 33), (5, 5), 1, 70, (2, 1), (1, 2), "SAME"),  # one full panel and a one-vector tail
-    ((3, 6, 7, 40), (3, 2), 1, 100, (1, 2), (2, 1), [[0, 0], [2, 1], [0, 3], [0, 0]]),  # a four-vector tail
+    ((3, 6, 7, 40), (3, 2), 1, 100, (1, 2), (2, 1), [[0, 0], [2, 1], [0, 3], [0, 0]]),  # a three-vector tail
     ((1, 5, 5, 70), (7, 7), 1, 16, (1, 1), (1, 1), "SAME"),  # window larger than the image
+    ((2, 6, 5, 21), (3, 3), 1, 124, (1, 1), (1, 1), "SAME"),  # a four-vector tail (60 or 28 columns)
+    ((1, 7, 6, 19), (3, 3), 1, 40, (2, 1), (1, 1), "SAME"),  # no full panel, a three-vector tail (f32)
 ]
 DIRECT_IDS = [f"{shape}-k{k}-o{out_c}-s{s}-d{d}-{pad}" for shape, k, _, out_c, s, d, pad in DIRECT_GEOMETRIES]
 
@@ -311,8 +314,10 @@ STREAMED_GEOMETRIES = [
     ((2, 8, 7, 23), (3, 3), 1, 144, (2, 2), (2, 2), "SAME"),
     ((1, 7, 9, 3), (3, 3), 1, 32, (2, 3), (1, 1), "VALID"),
     ((1, 4, 4, 17), (3, 3), 1, 64, (1, 1), (1, 1), "VALID"),  # four pixels: fewer than one tile
-    ((2, 9, 11, 20), (3, 3), 1, 150, (1, 1), (1, 1), "SAME"),  # a tail of 22 columns (two vectors in f32, four in f64)
-    ((1, 8, 10, 13), (5, 5), 1, 33, (2, 1), (1, 2), "SAME"),  # 33 columns: a tail of one column past 32
+    ((2, 9, 11, 20), (3, 3), 1, 150, (1, 1), (1, 1), "SAME"),  # a tail of 22 columns (two vectors in f32, three in f64)
+    ((2, 6, 5, 21), (3, 3), 1, 124, (1, 1), (1, 1), "SAME"),  # a four-vector tail (60 or 28 columns)
+    ((1, 7, 6, 19), (3, 3), 1, 40, (2, 1), (1, 1), "SAME"),  # no full panel, a three-vector tail (f32)
+    ((1, 8, 10, 13), (5, 5), 1, 33, (2, 1), (1, 2), "SAME"),  # 33 columns: a three-vector tail, one column in the last
     ((1, 6, 7, 9), (3, 2), 1, 5, (1, 2), (2, 1), [[0, 0], [2, 1], [0, 3], [0, 0]]),  # 5 columns only
 ]
 STREAMED_IDS = [f"{shape}-k{k}-o{out_c}-s{s}-d{d}-{pad}" for shape, k, _, out_c, s, d, pad in STREAMED_GEOMETRIES]
@@ -324,7 +329,7 @@ STREAMED_IDS = [f"{shape}-k{k}-o{out_c}-s{s}-d{d}-{pad}" for shape, k, _, out_c,
 @pytest.mark.parametrize("spec", STREAMED_GEOMETRIES, ids=STREAMED_IDS)
 def test_direct_streamed_matches_reference(spec, chunks, split, dtype, monkeypatch):
     """The direct forward with the filter packed chunk by chunk (large filters): full panels and tail
-    panels of one, two or four vectors, partly filled (masked), on one thread or two splitting the
+    panels of one to four vectors, partly filled (masked), on one thread or two splitting the
     pixels or the input channels (separate outputs, added); with tiny chunks (one or two rows of the
     filter at a time, blocks of six pixels) every tile adds to the sums of the chunks before, and a
     thread's last chunk may be short."""

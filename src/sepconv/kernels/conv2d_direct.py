@@ -20,7 +20,7 @@ last pixel's base for the missing ones and stores only the pixels that exist.
 
 **Register tile** (:func:`_taps_6x4`): six pixels by one panel of four vectors, 24 sums kept in
 registers across a chunk of taps and channels (added to the sums of the chunks before); :func:`_taps_6x2`
-and :func:`_taps_6x1` take the two- and one-vector tail panels.  They are
+and :func:`_taps_6x1` take the two- and one-vector tail panels (:func:`_taps_6x3`, three).  They are
 :mod:`sepconv.kernels.pointwise`'s tiles with a base per pixel and a loop over taps; sharing one
 tile (the pointwise band as one tap) cost the pointwise products 3-7% (A/B, 3136x144x128 and
 600x64x144), so both are kept.
@@ -42,7 +42,7 @@ from numba import prange
 
 from ._jit import kernel
 from ._simd import lanes, vbroadcast, vfma, vload, vload_n, vstore, vstore_n, vzeros
-from .pointwise import TILE_PIXELS, _pixel2, _pixel4, _store2, _store4, pack_pointwise_panels, panel_layout
+from .pointwise import TILE_PIXELS, _pixel2, _pixel3, _pixel4, _store2, _store3, _store4, pack_pointwise_panels, panel_layout
 
 
 @kernel(inline=True)
@@ -54,6 +54,16 @@ def _load4(out, o, n, accumulate):
         return z, z, z, z
     return (vload_n(out, o, min(L, n)), vload_n(out, o + L, max(0, min(L, n - L))),
             vload_n(out, o + 2 * L, max(0, min(L, n - 2 * L))), vload_n(out, o + 3 * L, max(0, min(L, n - 3 * L))))
+
+
+@kernel(inline=True)
+def _load3(out, o, n, accumulate):
+    L = lanes(out)
+    z = vzeros(out)
+    if not accumulate:
+        return z, z, z
+    return (vload_n(out, o, min(L, n)), vload_n(out, o + L, max(0, min(L, n - L))),
+            vload_n(out, o + 2 * L, max(0, min(L, n - 2 * L))))
 
 
 @kernel(inline=True)
@@ -153,6 +163,45 @@ def _taps_6x2(xf, bases, q, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, ldc, pix
 
 
 @kernel
+def _taps_6x3(xf, bases, q, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, ldc, pixels, n, accumulate):
+    """As :func:`_taps_6x4`, a three-vector tail panel."""
+    L = lanes(out)
+    last = pixels - 1
+    r0 = _load3(out, ic, n, accumulate)
+    r1 = _load3(out, ic + min(1, last) * ldc, n, accumulate)
+    r2 = _load3(out, ic + min(2, last) * ldc, n, accumulate)
+    r3 = _load3(out, ic + min(3, last) * ldc, n, accumulate)
+    r4 = _load3(out, ic + min(4, last) * ldc, n, accumulate)
+    r5 = _load3(out, ic + min(5, last) * ldc, n, accumulate)
+    for t in range(t0, t1):
+        off = taps[t] + c0
+        a0, a1, a2 = bases[q] + off, bases[q + 1] + off, bases[q + 2] + off
+        a3, a4, a5 = bases[q + 3] + off, bases[q + 4] + off, bases[q + 5] + off
+        for k in range(c1 - c0):
+            b0 = vload(bp, ib)
+            b1 = vload(bp, ib + L)
+            b2 = vload(bp, ib + 2 * L)
+            r0 = _pixel3(xf, a0 + k, b0, b1, b2, r0)
+            r1 = _pixel3(xf, a1 + k, b0, b1, b2, r1)
+            r2 = _pixel3(xf, a2 + k, b0, b1, b2, r2)
+            r3 = _pixel3(xf, a3 + k, b0, b1, b2, r3)
+            r4 = _pixel3(xf, a4 + k, b0, b1, b2, r4)
+            r5 = _pixel3(xf, a5 + k, b0, b1, b2, r5)
+            ib += ldb
+    _store3(out, ic, r0, n)
+    if pixels > 1:
+        _store3(out, ic + ldc, r1, n)
+    if pixels > 2:
+        _store3(out, ic + 2 * ldc, r2, n)
+    if pixels > 3:
+        _store3(out, ic + 3 * ldc, r3, n)
+    if pixels > 4:
+        _store3(out, ic + 4 * ldc, r4, n)
+    if pixels > 5:
+        _store3(out, ic + 5 * ldc, r5, n)
+
+
+@kernel
 def _taps_6x1(xf, bases, q, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, ldc, pixels, n, accumulate):
     """As :func:`_taps_6x4`, a one-vector tail panel."""
     last = pixels - 1
@@ -225,6 +274,9 @@ def conv2d_direct_range(xf, taps, c_size, bp, out, out_c, out_h, out_w, hp, wp, 
                         ic = t * out_c + pn * panel
                         if pn < full or tail_width == panel:
                             _taps_6x4(xf, bases, t - block, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, out_c, count, width,
+                                      accumulate)
+                        elif tail_width == 3 * L:
+                            _taps_6x3(xf, bases, t - block, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, out_c, count, width,
                                       accumulate)
                         elif 2 * tail_width == panel:
                             _taps_6x2(xf, bases, t - block, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, out_c, count, width,
@@ -310,6 +362,9 @@ def _stream_block(xf, taps, c_size, w, out, out_c, out_h, out_w, hp, wp, stride_
                     ic = t * out_c + pn * panel
                     if pn < full or tail_width == panel:
                         _taps_6x4(xf, bases, t - pixel_begin, taps, t0, t0 + 1, c0, c1, bp, ib, panel, out, ic, out_c,
+                                  count, width, accumulate)
+                    elif tail_width == 3 * L:
+                        _taps_6x3(xf, bases, t - pixel_begin, taps, t0, t0 + 1, c0, c1, bp, ib, panel, out, ic, out_c,
                                   count, width, accumulate)
                     elif 2 * tail_width == panel:
                         _taps_6x2(xf, bases, t - pixel_begin, taps, t0, t0 + 1, c0, c1, bp, ib, panel, out, ic, out_c,

@@ -9,13 +9,14 @@ are still in cache (``sepconv.kernels.separable``), without a BLAS call.  Shapes
 
 **Packing.** ``B`` is cut into ``N // PANEL`` full panels of ``PANEL`` columns (64 float32, 32
 float64), each stored ``[K, PANEL]`` so that one step of ``k`` reads four consecutive vectors, and a
-tail panel for the last ``N % PANEL`` columns, ``[K, tail_width]`` with ``tail_width`` one, two or
-four vectors (zero-padded).  All loads of a step are then at constant offsets from one pointer.
+tail panel for the last ``N % PANEL`` columns, ``[K, tail_width]`` with ``tail_width`` one, two,
+three or four vectors (zero-padded).  All loads of a step are then at constant offsets from one pointer.
 
 **Register tile** (:func:`_tile_6x4`): six pixels by one panel, 24 accumulators.  Per step of
 ``k``, four vector loads of the panel, six broadcasts of ``a`` (one per pixel, at ``lda`` apart)
 and 24 fused multiply-adds; the 24 sums stay in registers for the whole ``K`` and are stored
-once.  Tail panels take the 6x2 and 6x1 tiles.  Measured on this machine's AVX-512 core, the
+once.  Tail panels take the 6x3, 6x2 and 6x1 tiles (a three-vector tile for 33-48 columns: 40,
+112 or 240 output channels waste a quarter of a four-vector tile).  Measured on this machine's AVX-512 core, the
 6x4 tile runs at ~95 GFLOP/s on data in L1 (NumPy's OpenBLAS sgemm, one thread: ~80 GFLOP/s on
 1024^3), and a whole 3136x144x128 product at 200 GFLOP/s on two threads, as OpenBLAS.
 
@@ -46,15 +47,15 @@ def panel_layout(n_size, lane_count):
     --------
     >>> panel_layout(144, 16)   # float32: two panels of 64 columns, 16 left in a one-vector tail panel
     (2, 16, 16)
-    >>> panel_layout(160, 16), panel_layout(100, 8)
-    ((2, 32, 32), (3, 4, 8))
+    >>> panel_layout(160, 16), panel_layout(100, 8), panel_layout(40, 16)
+    ((2, 32, 32), (3, 4, 8), (0, 40, 48))
     """
     panel = 4 * lane_count
     full = n_size // panel
     tail = n_size - full * panel
     if tail == 0:
         return full, 0, 0
-    width = lane_count if tail <= lane_count else 2 * lane_count if tail <= 2 * lane_count else panel
+    width = -(-tail // lane_count) * lane_count
     return full, tail, width
 
 
@@ -116,6 +117,12 @@ def _pixel4(a, i, b0, b1, b2, b3, acc):
 
 
 @kernel(inline=True)
+def _pixel3(a, i, b0, b1, b2, acc):
+    s = vbroadcast(a, i)
+    return vfma(s, b0, acc[0]), vfma(s, b1, acc[1]), vfma(s, b2, acc[2])
+
+
+@kernel(inline=True)
 def _pixel2(a, i, b0, b1, acc):
     s = vbroadcast(a, i)
     return vfma(s, b0, acc[0]), vfma(s, b1, acc[1])
@@ -132,6 +139,16 @@ def _store4(c, o, acc, n):
         vstore_n(c, o + 2 * L, acc[2], min(L, n - 2 * L))
     if n > 3 * L:
         vstore_n(c, o + 3 * L, acc[3], min(L, n - 3 * L))
+
+
+@kernel(inline=True)
+def _store3(c, o, acc, n):
+    L = lanes(c)
+    vstore_n(c, o, acc[0], min(L, n))
+    if n > L:
+        vstore_n(c, o + L, acc[1], min(L, n - L))
+    if n > 2 * L:
+        vstore_n(c, o + 2 * L, acc[2], min(L, n - 2 * L))
 
 
 @kernel(inline=True)
@@ -172,6 +189,37 @@ def _tile_6x4(a, ia, lda, bp, ib, k_size, c, ic, ldc, pixels, n):
         _store4(c, ic + 4 * ldc, r4, n)
     if pixels > 5:
         _store4(c, ic + 5 * ldc, r5, n)
+
+
+@kernel
+def _tile_6x3(a, ia, lda, bp, ib, k_size, c, ic, ldc, pixels, n):
+    """As :func:`_tile_6x4`, a three-vector tail panel."""
+    L = lanes(c)
+    z = vzeros(c)
+    r0 = r1 = r2 = r3 = r4 = r5 = (z, z, z)
+    for _ in range(k_size):
+        b0 = vload(bp, ib)
+        b1 = vload(bp, ib + L)
+        b2 = vload(bp, ib + 2 * L)
+        r0 = _pixel3(a, ia, b0, b1, b2, r0)
+        r1 = _pixel3(a, ia + lda, b0, b1, b2, r1)
+        r2 = _pixel3(a, ia + 2 * lda, b0, b1, b2, r2)
+        r3 = _pixel3(a, ia + 3 * lda, b0, b1, b2, r3)
+        r4 = _pixel3(a, ia + 4 * lda, b0, b1, b2, r4)
+        r5 = _pixel3(a, ia + 5 * lda, b0, b1, b2, r5)
+        ia += 1
+        ib += 3 * L
+    _store3(c, ic, r0, n)
+    if pixels > 1:
+        _store3(c, ic + ldc, r1, n)
+    if pixels > 2:
+        _store3(c, ic + 2 * ldc, r2, n)
+    if pixels > 3:
+        _store3(c, ic + 3 * ldc, r3, n)
+    if pixels > 4:
+        _store3(c, ic + 4 * ldc, r4, n)
+    if pixels > 5:
+        _store3(c, ic + 5 * ldc, r5, n)
 
 
 @kernel
@@ -254,6 +302,8 @@ def pointwise_band(a, a_off, pixels, k_size, bp, c, c_pixel, n_size):
         count = min(TILE_PIXELS, pixels - t)
         if tail_width == panel:
             _tile_6x4(a, ia, k_size, bp, ib, k_size, c, ic, n_size, count, tail)
+        elif tail_width == 3 * lanes(c):
+            _tile_6x3(a, ia, k_size, bp, ib, k_size, c, ic, n_size, count, tail)
         elif tail_width * 2 == panel:
             _tile_6x2(a, ia, k_size, bp, ib, k_size, c, ic, n_size, count, tail)
         else:
