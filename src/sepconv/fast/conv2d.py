@@ -8,9 +8,10 @@ Shape classes:
 - **pointwise** (1x1 filter, no padding): the input already is the GEMM's left matrix,
   ``(N*H*W, C_in) @ (C_in, C_out)`` straight into the output (strided: subsample first); on the
   register-tiled kernel of :mod:`sepconv.kernels.pointwise` when the filter fits in
-  :data:`POINTWISE_KERNEL_MAX_FILTER_BYTES` (ungrouped), else BLAS.
-- **few input channels** (a network's stem, <= 8 channels, filters up to 7x7): direct, the
-  output channels as vector lanes (:func:`~sepconv.kernels.conv2d.conv2d_nhwc_few_channels_rows`).
+  :data:`POINTWISE_KERNEL_MAX_FILTER_BYTES` (ungrouped), streamed through the direct kernels as a
+  one-tap conv2d up to :data:`POINTWISE_STREAMED_MAX_FILTER_BYTES`, else BLAS.
+- **few input channels** (a network's stem, <= 8 channels, windows up to 3x3; larger ones take the
+  direct plan below): direct, the output channels as vector lanes (:func:`~sepconv.kernels.conv2d.conv2d_nhwc_few_channels_rows`).
 - **winograd** (3x3, stride 1, undilated, ungrouped, >= 16 channels, finite input, at least
   :data:`WINOGRAD_MIN_PIXELS` output pixels): Winograd
   F(2x2, 3x3), 2.25x fewer multiplications.  When the 16 transformed filters fit in
