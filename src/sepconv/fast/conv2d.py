@@ -11,7 +11,8 @@ Shape classes:
   :data:`POINTWISE_KERNEL_MAX_FILTER_BYTES` (ungrouped), streamed through the direct kernels as a
   one-tap conv2d up to :data:`POINTWISE_STREAMED_MAX_FILTER_BYTES`, else BLAS.
 - **few input channels** (a network's stem, <= 8 channels, windows up to 3x3; larger ones take the
-  direct plan below): direct, the output channels as vector lanes (:func:`~sepconv.kernels.conv2d.conv2d_nhwc_few_channels_rows`).
+  direct plan below): direct, the output channels as vector lanes
+  (:func:`~sepconv.kernels.conv2d.conv2d_nhwc_few_channels_rows`).
 - **winograd** (3x3, stride 1, undilated, ungrouped, >= 16 channels, finite input, at least
   :data:`WINOGRAD_MIN_PIXELS` output pixels): Winograd
   F(2x2, 3x3), 2.25x fewer multiplications.  When the 16 transformed filters fit in
@@ -336,12 +337,12 @@ def _is_direct_streamed(g: Conv2DGeometry, itemsize: int) -> bool:
             and g.kh * g.kw * g.in_c * g.out_c * itemsize >= DIRECT_STREAMED_MIN_FILTER_BYTES)
 
 
-def _direct_taps(g: Conv2DGeometry, wp: int) -> tuple[np.ndarray, int]:
+def _direct_taps(g: Conv2DGeometry, wp: int) -> np.ndarray:
     """The direct kernels' taps: offsets in the padded input (``wp`` pixels wide) of the ``kh * kw``
-    filter taps, and the values each spans (``C``).  (Merging a row's ``kw`` taps into one run of
-    ``kw * C`` values, possible when undilated, was measured: no faster, 1x224x224x3 7x7 included.)"""
+    filter taps, each spanning ``C`` values.  (Merging a row's ``kw`` taps into one run of ``kw * C``
+    values, possible when undilated, was measured: no faster, 1x224x224x3 7x7 included.)"""
     taps = [(i * g.dil_h * wp + j * g.dil_w) * g.in_c for i in range(g.kh) for j in range(g.kw)]
-    return np.array(taps, np.int64), g.in_c
+    return np.array(taps, np.int64)
 
 
 def _conv2d_direct_streamed(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
@@ -349,9 +350,8 @@ def _conv2d_direct_streamed(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> 
     :data:`DIRECT_STREAMED_MIN_FILTER_BYTES`)."""
     xp = _padded(x, g)
     hp, wp = xp.shape[1], xp.shape[2]
-    taps, tap_values = _direct_taps(g, wp)
     out = empty_aligned((x.shape[0], g.out_h, g.out_w, g.out_c), x.dtype)
-    _streamed(xp.reshape(-1), taps, tap_values, np.ascontiguousarray(w).reshape(-1), out.reshape(-1),
+    _streamed(xp.reshape(-1), _direct_taps(g, wp), g.in_c, np.ascontiguousarray(w).reshape(-1), out.reshape(-1),
               (g.out_c, g.out_h, g.out_w, hp, wp, g.stride_h, g.stride_w))
     return out
 
@@ -422,7 +422,7 @@ def _conv2d_direct(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarra
     hp, wp = xp.shape[1], xp.shape[2]
     k_total = g.kh * g.kw * g.in_c
     b = np.ascontiguousarray(w.reshape(k_total, g.out_c))
-    taps, tap_values = _direct_taps(g, wp)
+    taps = _direct_taps(g, wp)
     out = empty_aligned((n, g.out_h, g.out_w, g.out_c), x.dtype)
     pixels = g.out_pixels
     tile = pointwise.TILE_PIXELS
@@ -431,16 +431,16 @@ def _conv2d_direct(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarra
     panels = full + (tail > 0)
     block = max(tile, DIRECT_BLOCK_BYTES // (g.kh * g.in_c * g.stride_w * x.itemsize) // tile * tile)
     threads = max(1, min(numba.get_num_threads(), pixels * k_total * g.out_c // DIRECT_MIN_THREAD_MACS))
-    tap_bytes = tap_values * 4 * lane_count * x.itemsize
+    tap_bytes = g.in_c * 4 * lane_count * x.itemsize
     if tap_bytes <= DIRECT_CHUNK_BYTES:
-        chunk = (DIRECT_CHUNK_BYTES // tap_bytes, tap_values)
+        chunk = (DIRECT_CHUNK_BYTES // tap_bytes, g.in_c)
     else:
         chunk = (1, DIRECT_CHUNK_BYTES // (4 * lane_count * x.itemsize))
     geo = (out.reshape(-1), g.out_c, g.out_h, g.out_w, hp, wp, g.stride_h, g.stride_w)
     bps = workspace("direct_packed_filter", (threads, pointwise.packed_size(k_total, g.out_c, x.itemsize)), x.dtype)
     if threads == 1:
         pointwise.pack_pointwise(b, bps[0])
-        conv2d_direct.conv2d_direct_range(xp.reshape(-1), taps, tap_values, bps[0], *geo, 0, pixels, 0, panels, block,
+        conv2d_direct.conv2d_direct_range(xp.reshape(-1), taps, g.in_c, bps[0], *geo, 0, pixels, 0, panels, block,
                                           *chunk)
         return out
     tiles = -(-pixels // tile)
@@ -450,7 +450,7 @@ def _conv2d_direct(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarra
         ranges = [(min(pixels, tiles * k // threads * tile), min(pixels, tiles * (k + 1) // threads * tile), 0, panels)
                   for k in range(threads)]
     with PARALLEL_LAUNCH:  # each thread packs the panels it uses into its own buffer
-        conv2d_direct.conv2d_direct_parallel(xp.reshape(-1), taps, tap_values, b, bps, *geo, np.array(ranges, np.int64),
+        conv2d_direct.conv2d_direct_parallel(xp.reshape(-1), taps, g.in_c, b, bps, *geo, np.array(ranges, np.int64),
                                              block, *chunk)
     return out
 

@@ -9,8 +9,8 @@ Two plans:
 - **fused** (:func:`~sepconv.kernels.separable.separable_nhwc_forward_parallel`): bands of output
   rows whose depthwise result fits in :data:`BAND_BYTES`, each computed into a per-thread buffer
   and multiplied at once by the pointwise filter, packed by each thread into its own buffer (our
-  own register-tiled product, :mod:`sepconv.kernels.pointwise`).  The intermediate tensor never exists whole and no BLAS call
-  is made.  Taken when the pointwise filter (``C*M * out_c`` values; packed, up to one panel
+  own register-tiled product, :mod:`sepconv.kernels.pointwise`).  The intermediate tensor never
+  exists whole and no BLAS call is made.  Taken when the pointwise filter (``C*M * out_c`` values; packed, up to one panel
   more) fits in :data:`FUSED_MAX_POINTWISE_BYTES` (it is read again for every band, so it must
   stay in the core's L2), the output has at least :data:`FUSED_MIN_PIXELS` pixels (below,
   BLAS's product of a few hundred rows and the depthwise op's thread split win), and the
