@@ -272,6 +272,8 @@ DIRECT_GEOMETRIES = [spec for spec in GEOMETRIES if spec[2] == 1 and spec[1] != 
     ((1, 5, 5, 70), (7, 7), 1, 16, (1, 1), (1, 1), "SAME"),  # window larger than the image
     ((2, 6, 5, 21), (3, 3), 1, 124, (1, 1), (1, 1), "SAME"),  # a four-vector tail (60 or 28 columns)
     ((1, 7, 6, 19), (3, 3), 1, 40, (2, 1), (1, 1), "SAME"),  # no full panel, a three-vector tail (f32)
+    ((1, 9, 13, 24), (3, 3), 1, 27, (1, 1), (1, 1), "SAME"),  # twelve-pixel tiles, 117 = 9 x 12 + 9 pixels (f32)
+    ((2, 8, 9, 10), (3, 3), 1, 32, (1, 1), (2, 2), "VALID"),  # twelve-pixel tiles across images, 2 x 4 x 5 pixels
 ]
 DIRECT_IDS = [f"{shape}-k{k}-o{out_c}-s{s}-d{d}-{pad}" for shape, k, _, out_c, s, d, pad in DIRECT_GEOMETRIES]
 
