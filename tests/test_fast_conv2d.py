@@ -236,6 +236,7 @@ def test_winograd_matches_reference(spec, workspace, threads, plan, dtype, monke
     monkeypatch.setattr(fast_conv2d, "PARALLEL_MIN_PIXELS", 1)
     monkeypatch.setattr(fast_conv2d, "WINOGRAD_FUSED_MIN_THREAD_MACS", 1 if threads == 2 else 10**18)
     monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_PIXELS", 1)
+    monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_OUT_CHANNELS", 1)
     if workspace is not None:
         monkeypatch.setattr(fast_conv2d, "WINOGRAD_WORKSPACE_BYTES", workspace)
         monkeypatch.setattr(fast_conv2d, "GEMM_MIN_PIXELS", 5)
@@ -251,10 +252,11 @@ def test_winograd_matches_reference(spec, workspace, threads, plan, dtype, monke
 
 
 @pytest.mark.parametrize("out_c", [32, 160])
-def test_winograd_needs_enough_pixels(out_c):
+def test_winograd_needs_enough_pixels(out_c, monkeypatch):
     """Winograd transforms the whole filter per call: fewer pixels than WINOGRAD_MIN_PIXELS go to the
     direct plans instead, with a small filter (fused plan) or a large one (BLAS plan); all agree with
     the reference."""
+    monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_OUT_CHANNELS", 1)
     rng = np.random.default_rng(7)
     side = int(np.ceil(np.sqrt(fast_conv2d.WINOGRAD_MIN_PIXELS)))
     for shape, expected in [((1, 7, 7, 128), False), ((1, side - 1, side, 128), False), ((1, side, side, 128), True)]:
@@ -374,6 +376,7 @@ def test_winograd_plan_follows_the_filter_size(monkeypatch):
     monkeypatch.setattr(fast_conv2d, "_winograd_fused", lambda *a: calls.append(1) or fused(*a))
     monkeypatch.setattr(fast_conv2d, "WINOGRAD_FUSED_MAX_FILTER_BYTES", 16 * 16 * 20 * 4)
     monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_PIXELS", 1)
+    monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_OUT_CHANNELS", 1)
     rng = np.random.default_rng(6)
     for out_c, expected in [(20, 1), (21, 0)]:
         calls.clear()
@@ -381,6 +384,18 @@ def test_winograd_plan_follows_the_filter_size(monkeypatch):
         g = conv2d_geometry("conv2d", x.shape, w.shape, 1, "SAME")
         np.testing.assert_allclose(fast_conv2d.conv2d(x, w, g), reference.conv2d(x, w, g), **tol(np.float32))
         assert len(calls) == expected
+
+
+def test_winograd_leaves_narrow_outputs_to_direct():
+    """Up to 32 output channels the direct plan is taken, from 33 Winograd (enough pixels, 3x3)."""
+    rng = np.random.default_rng(9)
+    side = int(np.ceil(np.sqrt(fast_conv2d.WINOGRAD_MIN_PIXELS)))
+    for out_c, expected in [(32, False), (33, True)]:
+        x, w = rand(rng, (1, side, side, 24), np.float32), rand(rng, (3, 3, 24, out_c), np.float32)
+        g = conv2d_geometry("conv2d", x.shape, w.shape, 1, "SAME")
+        assert fast_conv2d._is_winograd(g, x, w) == expected
+        assert fast_conv2d._is_direct(g, 4)
+        np.testing.assert_allclose(fast_conv2d.conv2d(x, w, g), reference.conv2d(x, w, g), **tol(np.float32))
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered")
@@ -404,6 +419,7 @@ def test_concurrent_calls_from_python_threads(monkeypatch):
 
     monkeypatch.setattr(fast_conv2d, "WINOGRAD_FUSED_MIN_THREAD_MACS", 1)
     monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_PIXELS", 1)
+    monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_OUT_CHANNELS", 1)
 
     rng = np.random.default_rng(6)
     cases = [_case(rng, spec, np.float32) for spec in (GEOMETRIES[0], GEOMETRIES[2])]

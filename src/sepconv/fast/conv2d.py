@@ -91,6 +91,10 @@ WINOGRAD_MIN_CHANNELS = 16
 # 1x40x40x64 314 vs 324-341, 2x28x28x128 1022 vs 1165, 1x56x56x64 578 vs 606-640.  The BLAS plan,
 # against im2col before the streamed plan: 1x7x7x512 -> 512 5005 vs 1806, 8x14x14x256 7672 vs 12676).
 WINOGRAD_MIN_PIXELS = 1200
+# ... and more output channels than 32: up to 32 the direct kernel's twelve-pixel tiles are faster (measured,
+# 2 threads, one process, us, Winograd vs direct: 1x112x112x32 -> 32 844 vs 768, 1x56x56x64 -> 32 385 vs 365;
+# but 1x56x56x32 -> 64 303 vs 333, 1x56x56x48 -> 48 361 vs 397).
+WINOGRAD_MIN_OUT_CHANNELS = 33
 
 
 # The BLAS plan's transformed input and products of one chunk take at most this many bytes.  Twice the
@@ -112,7 +116,8 @@ def _is_winograd(g: Conv2DGeometry, x: np.ndarray, w: np.ndarray) -> bool:
     """3x3, stride 1, undilated, ungrouped, wide enough, with enough pixels for the filter transform
     to pay, and finite (the transforms would turn an infinity into NaN where the direct sum keeps it)."""
     return (g.kh == g.kw == 3 and g.stride_h == g.stride_w == g.dil_h == g.dil_w == g.groups == 1
-            and min(g.in_c, g.out_c) >= WINOGRAD_MIN_CHANNELS and g.out_pixels >= WINOGRAD_MIN_PIXELS
+            and min(g.in_c, g.out_c) >= WINOGRAD_MIN_CHANNELS and g.out_c >= WINOGRAD_MIN_OUT_CHANNELS
+            and g.out_pixels >= WINOGRAD_MIN_PIXELS
             and bool(np.isfinite(np.sum(x))) and bool(np.isfinite(w).all()))
 
 
