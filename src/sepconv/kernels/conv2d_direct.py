@@ -347,10 +347,7 @@ def conv2d_direct_range(xf, taps, c_size, bp, out, out_c, out_h, out_w, hp, wp, 
                         elif tail_width == 3 * L:
                             _taps_6x3(xf, bases, t - block, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, out_c, count, width,
                                       accumulate)
-                        elif 2 * tail_width == panel:
-                            _taps_6x2(xf, bases, t - block, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, out_c, count, width,
-                                      accumulate)
-                        else:
+                        else:  # one vector (two-vector tails take the twelve-pixel loop above)
                             _taps_6x1(xf, bases, t - block, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, out_c, count, width,
                                       accumulate)
 
