@@ -12,6 +12,7 @@ from conftest import rand, tol
 import sepconv
 from sepconv import reference
 from sepconv.geometry import conv2d_geometry
+from sepconv.kernels import conv2d_direct
 
 fast_conv2d = sys.modules["sepconv.fast.conv2d"]
 
@@ -102,33 +103,48 @@ def test_pointwise_product_splits_from_its_threshold(monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("split", ["one-thread", "pixels", "channels"])
-@pytest.mark.parametrize(("pixels", "k_size", "out_c"), [(100, 64, 300), (7, 33, 64), (61, 130, 17), (300, 9, 150)])
+@pytest.mark.parametrize("split", ["one-thread", "pixels", "panels", "channels"])
+@pytest.mark.parametrize(("pixels", "k_size", "out_c"), [(100, 64, 300), (7, 33, 64), (61, 130, 17), (300, 9, 150),
+                                                         (13, 40, 1000)])
 def test_pointwise_product_streamed(pixels, k_size, out_c, split, dtype, monkeypatch):
     """A pointwise product whose filter is too large for the packed kernel streams through the direct
-    kernels as a one-tap conv2d: on one thread, split by pixels (short last tiles) or by input
-    channels (two outputs added); against NumPy."""
-    calls = []
+    kernels as a one-tap conv2d: on one thread, split by pixels (short last tiles), by panels of
+    the filter (a thread's last panel may be the tail) or by input channels (two outputs added);
+    against NumPy."""
+    calls, splits = [], []
     streamed = fast_conv2d._streamed
     monkeypatch.setattr(fast_conv2d, "_streamed", lambda *a: calls.append(1) or streamed(*a))
+    parallel = conv2d_direct.conv2d_direct_streamed_parallel
+    monkeypatch.setattr(conv2d_direct, "conv2d_direct_streamed_parallel",
+                        lambda *a: splits.append(a[-3][:, [0, 1, 2, 3, 5, 6]].tolist()) or parallel(*a))
     monkeypatch.setattr(fast_conv2d, "POINTWISE_KERNEL_MAX_FILTER_BYTES", 0)
     monkeypatch.setattr(fast_conv2d, "DIRECT_MIN_THREAD_MACS", 1 if split != "one-thread" else 10**18)
     monkeypatch.setattr(fast_conv2d, "POINTWISE_STREAMED_SPLIT_PIXELS", 1 if split == "pixels" else 10**9)
+    monkeypatch.setattr(fast_conv2d, "STREAMED_SPLIT_PANELS_MIN", 1 if split == "panels" else 10**9)
     rng = np.random.default_rng(out_c)
     x, w = rand(rng, (pixels, k_size), dtype), rand(rng, (k_size, out_c), dtype)
     out = np.empty((pixels, out_c), dtype)
     fast_conv2d.pointwise_product(x, w, out)
     np.testing.assert_allclose(out, x @ w, **tol(dtype))
     assert calls == [1]
+    panels = -(-out_c // (256 // np.dtype(dtype).itemsize))
+    if split == "one-thread" or (split == "panels" and panels < 2):  # one panel: split by channels instead
+        assert splits in ([], [[[0, pixels, 0, k_size // 2, 0, panels], [0, pixels, k_size // 2, k_size, 0, panels]]])
+    elif split == "panels":  # each thread all pixels and channels, half of the panels
+        assert splits == [[[0, pixels, 0, k_size, 0, panels // 2], [0, pixels, 0, k_size, panels // 2, panels]]]
+    elif split == "channels":
+        assert splits == [[[0, pixels, 0, k_size // 2, 0, panels], [0, pixels, k_size // 2, k_size, 0, panels]]]
+    else:
+        assert [r[2:] for r in splits[0]] == [[0, k_size, 0, panels]] * 2 and splits[0][1][1] == pixels
 
 
 @pytest.mark.parametrize(("pixels", "k_size", "out_c", "plan"), [
-    (196, 512, 512, "streamed"), (1000, 768, 512, "streamed"), (64, 1024, 1024, "streamed"),
-    (65, 1024, 1024, "blas"), (361, 728, 728, "blas"), (196, 256, 512, "packed")])
+    (196, 512, 512, "streamed"), (512, 768, 512, "streamed"), (513, 768, 512, "blas"), (128, 1024, 1024, "streamed"),
+    (129, 1024, 1024, "blas"), (361, 728, 728, "blas"), (1369, 256, 728, "blas"), (196, 256, 512, "packed")])
 def test_pointwise_product_plan_follows_filter_and_pixels(pixels, k_size, out_c, plan, monkeypatch):
     """Filters up to POINTWISE_KERNEL_MAX_FILTER_BYTES take the packed kernel; larger ones stream up to
-    POINTWISE_STREAMED_MAX_FILTER_BYTES, or at any size with at most POINTWISE_STREAMED_MAX_PIXELS pixels;
-    the rest go to BLAS."""
+    POINTWISE_STREAMED_MAX_FILTER_BYTES with at most POINTWISE_STREAMED_MAX_PIXELS_SMALL_FILTER pixels,
+    or at any size with at most POINTWISE_STREAMED_MAX_PIXELS pixels; the rest go to BLAS."""
     calls = []
     monkeypatch.setattr(fast_conv2d, "_streamed", lambda *a: calls.append("streamed"))
     monkeypatch.setattr(fast_conv2d, "matmul", lambda *a, **k: calls.append("blas"))
@@ -328,13 +344,14 @@ STREAMED_IDS = [f"{shape}-k{k}-o{out_c}-s{s}-d{d}-{pad}" for shape, k, _, out_c,
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("split", ["one-thread", "pixels", "channels"])
+@pytest.mark.parametrize("split", ["one-thread", "pixels", "panels", "channels"])
 @pytest.mark.parametrize("chunks", ["default", "tiny"])
 @pytest.mark.parametrize("spec", STREAMED_GEOMETRIES, ids=STREAMED_IDS)
 def test_direct_streamed_matches_reference(spec, chunks, split, dtype, monkeypatch):
     """The direct forward with the filter packed chunk by chunk (large filters): full panels and tail
     panels of one to four vectors, partly filled (masked), on one thread or two splitting the
-    pixels or the input channels (separate outputs, added); with tiny chunks (one or two rows of the
+    pixels, the filter's panels (where there are two or more) or the input channels (separate outputs,
+    added); with tiny chunks (one or two rows of the
     filter at a time, blocks of six pixels) every tile adds to the sums of the chunks before, and a
     thread's last chunk may be short."""
     monkeypatch.setattr(fast_conv2d, "DIRECT_STREAMED_MIN_FILTER_BYTES", 0)
@@ -342,6 +359,7 @@ def test_direct_streamed_matches_reference(spec, chunks, split, dtype, monkeypat
     monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_CHANNELS", 10**9)
     monkeypatch.setattr(fast_conv2d, "DIRECT_MIN_THREAD_MACS", 1 if split != "one-thread" else 10**18)
     monkeypatch.setattr(fast_conv2d, "DIRECT_STREAMED_SPLIT_PIXELS", 1 if split == "pixels" else 10**9)
+    monkeypatch.setattr(fast_conv2d, "STREAMED_SPLIT_PANELS_MIN", 1 if split == "panels" else 10**9)
     if chunks == "tiny":
         row_bytes = 64 * np.dtype(dtype).itemsize  # one row of a panel, four vectors
         monkeypatch.setattr(fast_conv2d, "DIRECT_STREAMED_CHUNK_BYTES", (1 if spec[0][3] % 2 else 2) * row_bytes)

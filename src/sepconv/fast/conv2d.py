@@ -9,7 +9,8 @@ Shape classes:
   ``(N*H*W, C_in) @ (C_in, C_out)`` straight into the output (strided: subsample first); on the
   register-tiled kernel of :mod:`sepconv.kernels.pointwise` when the filter fits in
   :data:`POINTWISE_KERNEL_MAX_FILTER_BYTES` (ungrouped), streamed through the direct kernels as a
-  one-tap conv2d up to :data:`POINTWISE_STREAMED_MAX_FILTER_BYTES`, else BLAS.
+  one-tap conv2d for few pixels (:data:`POINTWISE_STREAMED_MAX_PIXELS`, or more up to
+  :data:`POINTWISE_STREAMED_MAX_FILTER_BYTES`), else BLAS.
 - **few input channels** (a network's stem, <= 8 channels, windows up to 3x3; larger ones take the
   direct plan below): direct, the output channels as vector lanes
   (:func:`~sepconv.kernels.conv2d.conv2d_nhwc_few_channels_rows`).
@@ -334,6 +335,9 @@ DIRECT_STREAMED_SPLIT_PIXELS = 256
 # The pixels of a block (the whole filter streams past each block) have at most this many bytes of output,
 # so their sums stay in L2 between chunks (4x28x28x256 -> 256 5x5, us, 512 vs 128 KB: 25241 vs 26856).
 DIRECT_STREAMED_BLOCK_BYTES = 512 * 1024
+# With fewer pixels than that split, the threads split the filter's panels (64 float32 columns each) where
+# each gets at least this many, else the input channels.
+STREAMED_SPLIT_PANELS_MIN = 4
 
 
 def _is_direct_streamed(g: Conv2DGeometry, itemsize: int) -> bool:
@@ -362,28 +366,40 @@ def _conv2d_direct_streamed(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> 
 
 
 def _streamed(xf: np.ndarray, taps: np.ndarray, tap_values: int, wf: np.ndarray, out: np.ndarray,
-              geo: tuple[int, ...], split_pixels: int = DIRECT_STREAMED_SPLIT_PIXELS) -> None:
+              geo: tuple[int, ...], split_pixels: int = DIRECT_STREAMED_SPLIT_PIXELS, split: str | None = None) -> None:
     """The streamed direct kernels over all of ``out`` (flat; ``geo`` = out_c, out_h, out_w, hp, wp,
-    stride_h, stride_w): the threads split the output pixels from ``split_pixels`` per thread, or with
-    fewer the values of each tap (input channels), each into its own output, added at the end."""
+    stride_h, stride_w): the threads split the output pixels from ``split_pixels`` per thread; with
+    fewer, the filter's panels (columns) where there are :data:`STREAMED_SPLIT_PANELS_MIN` per thread,
+    else the values of each tap (input channels), each thread into its own output, added at the end.
+    ``split`` ("pixels", "panels" or "channels") forces the split (tests, measurements)."""
     out_c = geo[0]
     pixels = out.size // out_c
     chunk = max(1, DIRECT_STREAMED_CHUNK_BYTES // (VECTOR_BYTES * 4))
     tile = pointwise.TILE_PIXELS
     block = max(tile, DIRECT_STREAMED_BLOCK_BYTES // (out_c * out.itemsize) // tile * tile)
+    panel = 4 * VECTOR_BYTES // out.itemsize
+    panels = -(-out_c // panel)
     args = (taps, tap_values, wf)
     threads = max(1, min(numba.get_num_threads(), pixels * wf.size // DIRECT_MIN_THREAD_MACS))
     if threads == 1:
-        conv2d_direct.conv2d_direct_streamed_range(xf, *args, out, *geo, 0, pixels, 0, tap_values, chunk, block)
+        conv2d_direct.conv2d_direct_streamed_range(xf, *args, out, *geo, 0, pixels, 0, tap_values, 0, panels, chunk,
+                                                   block)
         return
+    if split is None:
+        split = ("pixels" if pixels >= split_pixels * threads
+                 else "panels" if panels >= STREAMED_SPLIT_PANELS_MIN * threads else "channels")
     tiles = -(-pixels // tile)
-    if pixels >= split_pixels * threads:
-        outs = out.reshape(1, -1)
+    outs = out.reshape(1, -1)
+    if split == "pixels":
         ranges = [(min(pixels, tiles * k // threads * tile), min(pixels, tiles * (k + 1) // threads * tile), 0,
-                   tap_values, 0) for k in range(threads)]
+                   tap_values, 0, 0, panels) for k in range(threads)]
+    elif split == "panels":
+        ranges = [(0, pixels, 0, tap_values, 0, panels * k // threads, panels * (k + 1) // threads)
+                  for k in range(threads)]
     else:  # each thread takes a share of every tap's values
         outs = np.empty((threads, out.size), out.dtype)
-        ranges = [(0, pixels, tap_values * k // threads, tap_values * (k + 1) // threads, k) for k in range(threads)]
+        ranges = [(0, pixels, tap_values * k // threads, tap_values * (k + 1) // threads, k, 0, panels)
+                  for k in range(threads)]
     with PARALLEL_LAUNCH:
         conv2d_direct.conv2d_direct_streamed_parallel(xf, *args, outs, *geo, np.array(ranges, np.int64), chunk, block)
     if outs.shape[0] > 1:
@@ -472,17 +488,20 @@ POINTWISE_KERNEL = True
 POINTWISE_KERNEL_MAX_FILTER_BYTES = 512 * 1024
 # The product splits over the threads from this many multiply-adds.
 POINTWISE_PARALLEL_MIN_MACS = 1_000_000
-# Larger filters, up to this many bytes (or of any size with at most POINTWISE_STREAMED_MAX_PIXELS pixels),
-# stream through the direct kernels as a one-tap conv2d (each thread packing chunks of the filter as it
-# reaches them), the threads splitting the pixels from POINTWISE_STREAMED_SPLIT_PIXELS each (the rows
-# of the depthwise result each thread wrote); larger ones go to BLAS on our threads.  2 threads, us,
-# separable 3x3 then the product, BLAS vs streamed: 1x14x14x512 -> 512 482 vs 437, 1x7x7x512 -> 512
-# 199 vs 164, 1x10x10x512 303 vs 262, 2x14x14x512 725 vs 646, 1x14x14x768 -> 512 641 vs 543, 1x7x7x960
-# -> 320 196 vs 162, 1x7x7x1024 -> 1024 643 vs 588; but 1x19x19x728 -> 728 1267 vs 1463 and 1x14x14x1024
-# -> 1024 1484 vs 1584.
+# Larger filters stream through the direct kernels as a one-tap conv2d (each thread packing its chunks of
+# the filter as it reaches them): of any size for at most POINTWISE_STREAMED_MAX_PIXELS pixels, up to
+# POINTWISE_STREAMED_MAX_FILTER_BYTES for at most POINTWISE_STREAMED_MAX_PIXELS_SMALL_FILTER pixels; the
+# threads split the pixels from POINTWISE_STREAMED_SPLIT_PIXELS each (the rows of the depthwise result
+# each thread wrote), else the filter's panels.  The rest go to BLAS on our threads.  2 threads, us,
+# one process, streamed vs BLAS, after the panel-by-panel packing and the panel split (2026-12-03):
+# 49x512 @ 512x1024 277 vs 319, 49x1024x1024 487 vs 621, 100x1024x1536 1421 vs 1428, 100x1536x2048
+# 2500 vs 2549, 128x728x728 532 vs 575, 196x512x512 380 vs 410, 400x512x512 730 vs 775; but
+# 784x256x728 1044 vs 981, 1369x256x728 1737 vs 1661, 361x728x728 1633 vs 1450 (at par: 784x512x512
+# 1441 vs 1469, 144x1024x1536 1787 vs 1784).
 POINTWISE_STREAMED_MAX_FILTER_BYTES = 1536 * 1024
-POINTWISE_STREAMED_MAX_PIXELS = 64
-POINTWISE_STREAMED_SPLIT_PIXELS = 48
+POINTWISE_STREAMED_MAX_PIXELS = 128
+POINTWISE_STREAMED_MAX_PIXELS_SMALL_FILTER = 512
+POINTWISE_STREAMED_SPLIT_PIXELS = 64
 # Larger filters (BLAS on our threads) split the product by rows while the pixels number at least
 # 1/this of the output channels, else by columns (2 threads, us, separable, whole layer, rows vs
 # columns: 1x19x19x728 -> 728 1226 vs 1326, 1x14x14x512 -> 512 461 vs 509; but 1x10x10x728 -> 728
@@ -504,7 +523,9 @@ def pointwise_product(x2d: np.ndarray, w2d: np.ndarray, out2d: np.ndarray) -> No
     3.0
     """
     if (POINTWISE_KERNEL and w2d.nbytes > POINTWISE_KERNEL_MAX_FILTER_BYTES and x2d.flags.c_contiguous
-            and (w2d.nbytes <= POINTWISE_STREAMED_MAX_FILTER_BYTES or x2d.shape[0] <= POINTWISE_STREAMED_MAX_PIXELS)):
+            and (x2d.shape[0] <= POINTWISE_STREAMED_MAX_PIXELS
+                 or (w2d.nbytes <= POINTWISE_STREAMED_MAX_FILTER_BYTES
+                     and x2d.shape[0] <= POINTWISE_STREAMED_MAX_PIXELS_SMALL_FILTER))):
         # the filter streamed through the direct kernels as one tap (see POINTWISE_STREAMED_MAX_FILTER_BYTES)
         pixels, k_size = x2d.shape
         _streamed(x2d.reshape(-1), np.zeros(1, np.int64), k_size, np.ascontiguousarray(w2d).reshape(-1),

@@ -16,7 +16,9 @@ of input columns, accumulators that stay in registers for a whole row) use these
 - ``vzeros(a)``, ``vsplat(a, s)``, ``vbroadcast(a, i)`` (``a.flat[i]`` in every lane), ``vsum(v)``,
   ``vfma(x, y, acc)`` (``x * y + acc``), ``vadd``, ``vmul``;
 - ``lanes(a)``: the lane count for ``a``'s dtype, a compile-time constant;
-- ``address(a)``: the address of ``a``'s first element (for alignment decisions).
+- ``address(a)``: the address of ``a``'s first element (for alignment decisions);
+- ``prefetch(a, i)``: a hint to bring the cache line of ``a.flat[i]`` into L2 (``prefetcht1``; never
+  faults, so ``i`` may run past the end).
 
 A 64-byte vector is one AVX-512 register (or two AVX2 / four NEON registers: LLVM splits it,
 so the kernels stay correct on any CPU).
@@ -204,6 +206,23 @@ def address(typingctx, array):
         data = context.make_array(array)(context, builder, args[0]).data
         return builder.ptrtoint(data, context.get_value_type(types.intp))
     return types.intp(array), codegen
+
+
+@intrinsic
+def prefetch(typingctx, array, index):
+    """``llvm.prefetch`` of ``a.flat[index]``'s line for reading, into L2 (locality 2, data cache)."""
+    if not isinstance(array, types.Array):
+        return None
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(array)(context, builder, args[0]).data
+        byte_pointer = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        function = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]), "llvm.prefetch.p0")
+        builder.call(function, [builder.bitcast(builder.gep(data, [args[1]]), byte_pointer), i32(0), i32(2), i32(1)])
+        return context.get_dummy_value()
+    return types.void(array, types.intp), codegen
 
 
 @intrinsic

@@ -43,7 +43,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import kernel
-from ._simd import lanes, vbroadcast, vfma, vload, vload_n, vstore, vstore_n, vzeros
+from ._simd import lanes, prefetch, vbroadcast, vfma, vload, vload_n, vstore, vstore_n, vzeros
 from .pointwise import TILE_PIXELS, _pixel2, _pixel3, _pixel4, _store2, _store3, _store4, pack_pointwise_panels, panel_layout
 
 
@@ -85,10 +85,14 @@ def _load1(out, o, n, accumulate):
 
 
 @kernel
-def _taps_6x4(xf, bases, q, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, ldc, pixels, n, accumulate):
+def _taps_6x4(xf, bases, q, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, ldc, pixels, n, accumulate,
+              fetch_from, fetch, fetch_row, fetch_begin, fetch_end):
     """``out`` rows ``ic + r * ldc`` (``r < pixels``), first ``n`` columns, plus (or, on the first chunk,
     set to) the sums over taps ``t0..t1`` and channels ``c0..c1`` of the pixels whose bases are
-    ``bases[q : q + 6]``, from a four-vector panel at ``bp[ib:]`` whose rows are ``ldb`` values apart."""
+    ``bases[q : q + 6]``, from a four-vector panel at ``bp[ib:]`` whose rows are ``ldb`` values apart.
+    Meanwhile it prefetches lines ``fetch_begin..fetch_end`` of ``fetch_from`` into L2, one per row
+    (line ``j`` at ``fetch + (j // 4) * fetch_row + (j % 4) * L``: the streamed kernel's next panel of
+    four-line rows; none in the direct kernel)."""
     L = lanes(out)
     last = pixels - 1
     r0 = _load4(out, ic, n, accumulate)
@@ -113,6 +117,9 @@ def _taps_6x4(xf, bases, q, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, ldc, pix
             r4 = _pixel4(xf, a4 + k, b0, b1, b2, b3, r4)
             r5 = _pixel4(xf, a5 + k, b0, b1, b2, b3, r5)
             ib += ldb
+            j = fetch_begin + k
+            if j < fetch_end:
+                prefetch(fetch_from, fetch + (j >> 2) * fetch_row + (j & 3) * L)
     _store4(out, ic, r0, n)
     if pixels > 1:
         _store4(out, ic + ldc, r1, n)
@@ -343,7 +350,7 @@ def conv2d_direct_range(xf, taps, c_size, bp, out, out_c, out_h, out_w, hp, wp, 
                         ic = t * out_c + pn * panel
                         if pn < full or tail_width == panel:
                             _taps_6x4(xf, bases, t - block, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, out_c, count, width,
-                                      accumulate)
+                                      accumulate, bp, 0, 0, 0, 0)
                         elif tail_width == 3 * L:
                             _taps_6x3(xf, bases, t - block, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, out_c, count, width,
                                       accumulate)
@@ -368,75 +375,79 @@ def conv2d_direct_parallel(xf, taps, c_size, b, bps, out, out_c, out_h, out_w, h
 
 @kernel
 def conv2d_direct_streamed_range(xf, taps, c_size, w, out, out_c, out_h, out_w, hp, wp, stride_h, stride_w,
-                                 pixel_begin, pixel_end, channel_begin, channel_end, chunk_channels, block_pixels):
-    """Output pixels ``[pixel_begin, pixel_end)``, all columns, summed over channels
-    ``[channel_begin, channel_end)`` of every tap, from the filter as it is (``w`` flat ``[K, out_c]``,
-    not packed beforehand), in blocks of ``block_pixels`` pixels.  For large filters, read once per
-    block, in order: each chunk of ``chunk_channels`` rows (contiguous in ``w``) is packed into a buffer of this
-    thread (a panel's chunk stays in L1), passes every panel and tile of the range, and is dropped;
-    the output rows are read back and added to after the range's first chunk.  (Read in place, the
-    rows of a panel, ``out_c`` values apart, share a few L1 sets and evict each other: 2x slower.)"""
+                                 pixel_begin, pixel_end, channel_begin, channel_end, panel_begin, panel_end,
+                                 chunk_channels, block_pixels):
+    """Output pixels ``[pixel_begin, pixel_end)``, the columns of panels ``[panel_begin, panel_end)``
+    (``4 * lanes`` columns each), summed over channels ``[channel_begin, channel_end)`` of every tap,
+    from the filter as it is (``w`` flat ``[K, out_c]``, not packed beforehand), in blocks of
+    ``block_pixels`` pixels.  For large filters, read once per block, in order: chunk by chunk of
+    ``chunk_channels`` rows, each panel's part of the chunk is packed into a buffer of this thread (it
+    stays in L1), passes every tile of the block, and is dropped, while the next panel's part is
+    prefetched into L2; the output rows are read back and added to after the range's first chunk.
+    (Read in place, the rows of a panel, ``out_c`` values apart, share a few L1 sets and evict each
+    other: 2x slower.)"""
     L = lanes(out)
     panel = 4 * L
-    full, tail, _ = panel_layout(out_c, L)
-    panels = full + (tail > 0)
     bases = np.empty(block_pixels + TILE_PIXELS, np.int64)
-    bp = np.zeros(panels * chunk_channels * panel, w.dtype)
+    bp = np.zeros(chunk_channels * panel, w.dtype)
     for block in range(pixel_begin, pixel_end, block_pixels):
         block_end = min(pixel_end, block + block_pixels)
         _stream_block(xf, taps, c_size, w, out, out_c, out_h, out_w, hp, wp, stride_h, stride_w, block, block_end,
-                      channel_begin, channel_end, chunk_channels, bases, bp)
+                      channel_begin, channel_end, panel_begin, panel_end, chunk_channels, bases, bp)
 
 
 @kernel
 def _stream_block(xf, taps, c_size, w, out, out_c, out_h, out_w, hp, wp, stride_h, stride_w, pixel_begin, pixel_end,
-                  channel_begin, channel_end, chunk_channels, bases, bp):
-    """One block of :func:`conv2d_direct_streamed_range`: the whole filter (its channels of the range) through
-    pixels ``[pixel_begin, pixel_end)``."""
+                  channel_begin, channel_end, panel_begin, panel_end, chunk_channels, bases, bp):
+    """One block of :func:`conv2d_direct_streamed_range`: the whole filter (its channels and panels of the
+    range) through pixels ``[pixel_begin, pixel_end)``."""
     L = lanes(out)
     panel = 4 * L
     full, tail, tail_width = panel_layout(out_c, L)
-    panels = full + (tail > 0)
     n_taps = taps.shape[0]
     for p in range(pixel_begin, pixel_end + TILE_PIXELS):  # the last tile repeats its last pixel's base
         b, r = divmod(min(p, pixel_end - 1), out_h * out_w)
         i, j = divmod(r, out_w)
         bases[p - pixel_begin] = ((b * hp + i * stride_h) * wp + j * stride_w) * c_size
+    tiles = -(-(pixel_end - pixel_begin) // TILE_PIXELS)
     for t0 in range(n_taps):
         for c0 in range(channel_begin, channel_end, chunk_channels):
             c1 = min(channel_end, c0 + chunk_channels)
             rows = c1 - c0
-            for r in range(rows):  # pack: panel pn's row r at bp[(pn * rows + r) * panel], all panels as wide
-                src = (t0 * c_size + c0 + r) * out_c
-                for pn in range(full):
-                    d = (pn * rows + r) * panel
-                    s = src + pn * panel
-                    vstore(bp, d, vload(w, s))
-                    vstore(bp, d + L, vload(w, s + L))
-                    vstore(bp, d + 2 * L, vload(w, s + 2 * L))
-                    vstore(bp, d + 3 * L, vload(w, s + 3 * L))
-                if tail > 0:  # the tail panel's columns, then zeros to a whole number of vectors
-                    d = (full * rows + r) * panel
-                    for v in range(0, tail, L):
-                        vstore(bp, d + v, vload_n(w, src + full * panel + v, min(L, tail - v)))
             accumulate = t0 > 0 or c0 > channel_begin
-            for pn in range(panels):
+            first = (t0 * c_size + c0) * out_c  # the chunk's first row in w
+            lines = -(-4 * rows // tiles)  # of the next panel's chunk, prefetched by each tile
+            for pn in range(panel_begin, panel_end):
                 width = panel if pn < full else tail
-                ib = pn * rows * panel
-                for t in range(pixel_begin, pixel_end, TILE_PIXELS):
+                for r in range(rows):  # pack this panel's chunk (it stays in L1): row r at bp[r * panel]
+                    src = first + r * out_c + pn * panel
+                    if pn < full:
+                        vstore(bp, r * panel, vload(w, src))
+                        vstore(bp, r * panel + L, vload(w, src + L))
+                        vstore(bp, r * panel + 2 * L, vload(w, src + 2 * L))
+                        vstore(bp, r * panel + 3 * L, vload(w, src + 3 * L))
+                    else:  # the tail panel's columns, then zeros to a whole number of vectors
+                        for v in range(0, tail, L):
+                            vstore(bp, r * panel + v, vload_n(w, src + v, min(L, tail - v)))
+                # while the tiles run, the next panel's chunk (its rows out_c values apart, four lines each)
+                # is prefetched into L2, so the packing above finds it there
+                next_panel = first + (pn + 1) * panel
+                fetch = next_panel if pn + 1 < panel_end else min(w.size - 1, first + rows * out_c + panel_begin * panel)
+                for q in range(tiles):
+                    t = pixel_begin + q * TILE_PIXELS
                     count = min(TILE_PIXELS, pixel_end - t)
                     ic = t * out_c + pn * panel
                     if pn < full or tail_width == panel:
-                        _taps_6x4(xf, bases, t - pixel_begin, taps, t0, t0 + 1, c0, c1, bp, ib, panel, out, ic, out_c,
-                                  count, width, accumulate)
+                        _taps_6x4(xf, bases, t - pixel_begin, taps, t0, t0 + 1, c0, c1, bp, 0, panel, out, ic, out_c,
+                                  count, width, accumulate, w, fetch, out_c, q * lines, min(4 * rows, (q + 1) * lines))
                     elif tail_width == 3 * L:
-                        _taps_6x3(xf, bases, t - pixel_begin, taps, t0, t0 + 1, c0, c1, bp, ib, panel, out, ic, out_c,
+                        _taps_6x3(xf, bases, t - pixel_begin, taps, t0, t0 + 1, c0, c1, bp, 0, panel, out, ic, out_c,
                                   count, width, accumulate)
                     elif 2 * tail_width == panel:
-                        _taps_6x2(xf, bases, t - pixel_begin, taps, t0, t0 + 1, c0, c1, bp, ib, panel, out, ic, out_c,
+                        _taps_6x2(xf, bases, t - pixel_begin, taps, t0, t0 + 1, c0, c1, bp, 0, panel, out, ic, out_c,
                                   count, width, accumulate)
                     else:
-                        _taps_6x1(xf, bases, t - pixel_begin, taps, t0, t0 + 1, c0, c1, bp, ib, panel, out, ic, out_c,
+                        _taps_6x1(xf, bases, t - pixel_begin, taps, t0, t0 + 1, c0, c1, bp, 0, panel, out, ic, out_c,
                                   count, width, accumulate)
 
 
@@ -444,12 +455,13 @@ def _stream_block(xf, taps, c_size, w, out, out_c, out_h, out_w, hp, wp, stride_
 def conv2d_direct_streamed_parallel(xf, taps, c_size, w, outs, out_c, out_h, out_w, hp, wp, stride_h, stride_w,
                                     ranges, chunk_channels, block_pixels):
     """:func:`conv2d_direct_streamed_range` on each thread: thread ``k`` takes pixels
-    ``ranges[k, 0]..ranges[k, 1]`` and channels ``ranges[k, 2]..ranges[k, 3]`` into ``outs[ranges[k, 4]]``
-    (threads that split the channels write separate outputs, the caller adds them)."""
+    ``ranges[k, 0]..ranges[k, 1]``, channels ``ranges[k, 2]..ranges[k, 3]`` and panels
+    ``ranges[k, 5]..ranges[k, 6]`` into ``outs[ranges[k, 4]]`` (threads that split the channels write
+    separate outputs, the caller adds them)."""
     for k in prange(ranges.shape[0]):
         conv2d_direct_streamed_range(xf, taps, c_size, w, outs[ranges[k, 4]], out_c, out_h, out_w, hp, wp,
                                      stride_h, stride_w, ranges[k, 0], ranges[k, 1], ranges[k, 2], ranges[k, 3],
-                                     chunk_channels, block_pixels)
+                                     ranges[k, 5], ranges[k, 6], chunk_channels, block_pixels)
 
 
 @kernel
