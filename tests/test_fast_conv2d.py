@@ -253,6 +253,7 @@ def test_winograd_matches_reference(spec, workspace, threads, plan, dtype, monke
     monkeypatch.setattr(fast_conv2d, "WINOGRAD_FUSED_MIN_THREAD_MACS", 1 if threads == 2 else 10**18)
     monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_PIXELS", 1)
     monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_OUT_CHANNELS", 1)
+    monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_CHANNELS", 16)
     if workspace is not None:
         monkeypatch.setattr(fast_conv2d, "WINOGRAD_WORKSPACE_BYTES", workspace)
         monkeypatch.setattr(fast_conv2d, "GEMM_MIN_PIXELS", 5)
@@ -395,6 +396,7 @@ def test_winograd_plan_follows_the_filter_size(monkeypatch):
     monkeypatch.setattr(fast_conv2d, "WINOGRAD_FUSED_MAX_FILTER_BYTES", 16 * 16 * 20 * 4)
     monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_PIXELS", 1)
     monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_OUT_CHANNELS", 1)
+    monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_CHANNELS", 16)
     rng = np.random.default_rng(6)
     for out_c, expected in [(20, 1), (21, 0)]:
         calls.clear()
@@ -402,6 +404,18 @@ def test_winograd_plan_follows_the_filter_size(monkeypatch):
         g = conv2d_geometry("conv2d", x.shape, w.shape, 1, "SAME")
         np.testing.assert_allclose(fast_conv2d.conv2d(x, w, g), reference.conv2d(x, w, g), **tol(np.float32))
         assert len(calls) == expected
+
+
+def test_winograd_leaves_few_input_channels_to_direct():
+    """Below WINOGRAD_MIN_CHANNELS input channels the direct plan is taken, from there Winograd."""
+    rng = np.random.default_rng(8)
+    side = int(np.ceil(np.sqrt(fast_conv2d.WINOGRAD_MIN_PIXELS)))
+    least = fast_conv2d.WINOGRAD_MIN_CHANNELS
+    for in_c, expected in [(least - 1, False), (least, True)]:
+        x, w = rand(rng, (1, side, side, in_c), np.float32), rand(rng, (3, 3, in_c, 40), np.float32)
+        g = conv2d_geometry("conv2d", x.shape, w.shape, 1, "SAME")
+        assert fast_conv2d._is_winograd(g, x, w) == expected
+        np.testing.assert_allclose(fast_conv2d.conv2d(x, w, g), reference.conv2d(x, w, g), **tol(np.float32))
 
 
 def test_winograd_leaves_narrow_outputs_to_direct():
@@ -438,6 +452,7 @@ def test_concurrent_calls_from_python_threads(monkeypatch):
     monkeypatch.setattr(fast_conv2d, "WINOGRAD_FUSED_MIN_THREAD_MACS", 1)
     monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_PIXELS", 1)
     monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_OUT_CHANNELS", 1)
+    monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_CHANNELS", 16)
 
     rng = np.random.default_rng(6)
     cases = [_case(rng, spec, np.float32) for spec in (GEOMETRIES[0], GEOMETRIES[2])]

@@ -83,8 +83,10 @@ def chunk_pixels(g: Conv2DGeometry, itemsize: int) -> int:
 # Winograd F(2x2, 3x3) filter transform G (Lavin & Gray 2016); B^T and A^T are in the kernels.
 # (F(4x4, 3x3) was tried too: no faster here, and 10x the float32 rounding error.)
 WINOGRAD_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
-# Winograd pays once the GEMMs per chunk are big enough: at least this many channels in and out.
-WINOGRAD_MIN_CHANNELS = 16
+# Winograd pays once the GEMMs per chunk are big enough: at least this many channels in and out (2 threads,
+# one process, us, Winograd vs direct: 2x30x30x17 -> 33 165 vs 136, 1x40x40x20 -> 40 162 vs 138; at par
+# from 24: 1x40x40x24 -> 40 164 vs 158, 2x30x30x24 -> 48 164 vs 170, 1x56x56x24 -> 64 294 vs 316).
+WINOGRAD_MIN_CHANNELS = 24
 # Winograd transforms the whole filter (16 * C_in * C_out values) on every call, and its fused plan
 # splits few tiles badly: with fewer output pixels than this the direct plans are faster (measured,
 # 2 threads, us, fused Winograd vs direct: 1x14x14x128 458 vs 202, 1x28x28x96 494 vs 364, 1x28x28x128
@@ -326,12 +328,12 @@ DIRECT_STREAMED_MIN_FILTER_BYTES = 512 * 1024
 # stays in L1 while the tiles pass it (2 threads, us, 16/32/48/64 KB: 1x7x7x512 -> 512 1100/1016/1078/1016,
 # 4x14x14x512 -> 512 10419/10209/10679/10874, 2x28x28x256 5x5 14136/13403/14313/14234).
 DIRECT_STREAMED_CHUNK_BYTES = 32 * 1024
-# With at least this many output pixels per thread, the threads split the pixels; with fewer, the input
-# channels (each thread then reads half of the filter, into its own output, and the outputs are added;
-# split by pixels, each thread packs the whole filter).  2 threads, us, 96 / 256 / all channel split:
-# 1x14x14x256 -> 256 804 / 731 / 702, 1x28x28x192 -> 384 2745 / 2720 / 3120, 4x14x14x512 -> 512
-# 10917 / 10897 / 11267.
-DIRECT_STREAMED_SPLIT_PIXELS = 256
+# With at least this many output pixels per thread, the threads split the pixels (each then packs the
+# whole filter); with fewer, the filter's panels or the input channels (see _streamed).  2 threads, us,
+# one process, split by pixels / panels / channels (2026-12-03): 8x7x7x512 -> 512 (196 per thread) 6685 /
+# 7161 / 7496; 1x14x14x256 -> 256 (98) 1014 / 1013 / 998; 1x7x7x512 -> 512 1567 / 1223 / 1254;
+# 1x14x14x256 -> 512 stride 2 788 / 591 / 639; 1x28x28x128 -> 128 787 / 940 / 927.
+DIRECT_STREAMED_SPLIT_PIXELS = 128
 # The pixels of a block (the whole filter streams past each block) have at most this many bytes of output,
 # so their sums stay in L2 between chunks (4x28x28x256 -> 256 5x5, us, 512 vs 128 KB: 25241 vs 26856).
 DIRECT_STREAMED_BLOCK_BYTES = 512 * 1024
