@@ -175,3 +175,14 @@ def test_list_into_a_closed_pipe_exits_quietly(tmp_path):
     assert first.startswith(b"dw_case_00000")
     assert proc.returncode == 0, err
     assert b"Traceback" not in err and b"BrokenPipe" not in err, err
+
+
+@pytest.mark.parametrize("file_name", ["cases.json", "sweep_cases.json", "random_cases.json", "network_cases.json"])
+def test_shipped_case_files_load(file_name: str) -> None:
+    """Every case file under benchmarks/ loads (fields checked, names unique) and each case has a valid
+    geometry with a non-empty output."""
+    cases = load_cases(Path(__file__).resolve().parents[1] / "benchmarks" / file_name)
+    assert len(cases) >= 5
+    for case in cases:
+        g = case.geometry()
+        assert g.out_h > 0 and g.out_w > 0, case.name
