@@ -9,6 +9,7 @@ import pytest
 from sepconv.kernels._simd import (
     address,
     lanes,
+    prefetch,
     vadd,
     vbroadcast,
     vfma,
@@ -106,3 +107,21 @@ def test_non_contiguous_arrays_are_refused():
 
     with pytest.raises((TypeError, numba.core.errors.TypingError), match="C-contiguous"):
         load(np.ones((4, 32), np.float32)[:, ::2])
+
+
+@numba.njit
+def _sum_with_prefetch(a, ahead):
+    total = 0.0
+    for i in range(a.size):
+        prefetch(a, i + ahead)  # a hint only: past the end too, it never faults
+        total += a[i]
+    return total
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_prefetch_is_only_a_hint(dtype):
+    """``prefetch`` compiles for both dtypes, changes nothing it is mixed into, and does not fault on
+    indices past the array's end (the streamed kernels prefetch the next panel's rows)."""
+    a = np.arange(1, 1001, dtype=dtype)
+    for ahead in (0, 64, 10**6):
+        assert _sum_with_prefetch(a, ahead) == a.sum(dtype=np.float64)
