@@ -103,17 +103,20 @@ def test_pointwise_product_splits_from_its_threshold(monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("blocks", ["one", "many"])
 @pytest.mark.parametrize("split", ["one-thread", "pixels", "panels", "channels"])
 @pytest.mark.parametrize(("pixels", "k_size", "out_c"), [(100, 64, 300), (7, 33, 64), (61, 130, 17), (300, 9, 150),
                                                          (13, 40, 1000)])
-def test_pointwise_product_streamed(pixels, k_size, out_c, split, dtype, monkeypatch):
+def test_pointwise_product_streamed(pixels, k_size, out_c, split, blocks, dtype, monkeypatch):
     """A pointwise product whose filter is too large for the packed kernel streams through the direct
     kernels as a one-tap conv2d: on one thread, split by pixels (short last tiles), by panels of
-    the filter (a thread's last panel may be the tail) or by input channels (two outputs added);
-    against NumPy."""
+    the filter (a thread's last panel may be the tail) or by input channels (two outputs added),
+    in one block of pixels or in blocks of one tile each; against NumPy."""
+    if blocks == "many":
+        monkeypatch.setattr(fast_conv2d, "POINTWISE_STREAMED_BLOCK_BYTES", 1)
     calls, splits = [], []
     streamed = fast_conv2d._streamed
-    monkeypatch.setattr(fast_conv2d, "_streamed", lambda *a: calls.append(1) or streamed(*a))
+    monkeypatch.setattr(fast_conv2d, "_streamed", lambda *a, **k: calls.append(1) or streamed(*a, **k))
     parallel = conv2d_direct.conv2d_direct_streamed_parallel
     monkeypatch.setattr(conv2d_direct, "conv2d_direct_streamed_parallel",
                         lambda *a: splits.append(a[-3][:, [0, 1, 2, 3, 5, 6]].tolist()) or parallel(*a))
@@ -146,7 +149,7 @@ def test_pointwise_product_plan_follows_filter_and_pixels(pixels, k_size, out_c,
     POINTWISE_STREAMED_MAX_FILTER_BYTES with at most POINTWISE_STREAMED_MAX_PIXELS_SMALL_FILTER pixels,
     or at any size with at most POINTWISE_STREAMED_MAX_PIXELS pixels; the rest go to BLAS."""
     calls = []
-    monkeypatch.setattr(fast_conv2d, "_streamed", lambda *a: calls.append("streamed"))
+    monkeypatch.setattr(fast_conv2d, "_streamed", lambda *a, **k: calls.append("streamed"))
     monkeypatch.setattr(fast_conv2d, "matmul", lambda *a, **k: calls.append("blas"))
     monkeypatch.setattr(sys.modules["sepconv.kernels.pointwise"], "pointwise_parallel", lambda *a: calls.append("packed"))
     x, w = np.zeros((pixels, k_size), np.float32), np.zeros((k_size, out_c), np.float32)

@@ -368,17 +368,20 @@ def _conv2d_direct_streamed(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> 
 
 
 def _streamed(xf: np.ndarray, taps: np.ndarray, tap_values: int, wf: np.ndarray, out: np.ndarray,
-              geo: tuple[int, ...], split_pixels: int = DIRECT_STREAMED_SPLIT_PIXELS, split: str | None = None) -> None:
+              geo: tuple[int, ...], split_pixels: int = DIRECT_STREAMED_SPLIT_PIXELS, split: str | None = None,
+              block_bytes: int | None = None) -> None:
     """The streamed direct kernels over all of ``out`` (flat; ``geo`` = out_c, out_h, out_w, hp, wp,
     stride_h, stride_w): the threads split the output pixels from ``split_pixels`` per thread; with
     fewer, the filter's panels (columns) where there are :data:`STREAMED_SPLIT_PANELS_MIN` per thread,
     else the values of each tap (input channels), each thread into its own output, added at the end.
-    ``split`` ("pixels", "panels" or "channels") forces the split (tests, measurements)."""
+    ``split`` ("pixels", "panels" or "channels") forces the split (tests, measurements); ``block_bytes``
+    replaces :data:`DIRECT_STREAMED_BLOCK_BYTES`."""
     out_c = geo[0]
     pixels = out.size // out_c
     chunk = max(1, DIRECT_STREAMED_CHUNK_BYTES // (VECTOR_BYTES * 4))
     tile = pointwise.TILE_PIXELS
-    block = max(tile, DIRECT_STREAMED_BLOCK_BYTES // (out_c * out.itemsize) // tile * tile)
+    block_bytes = DIRECT_STREAMED_BLOCK_BYTES if block_bytes is None else block_bytes
+    block = max(tile, block_bytes // (out_c * out.itemsize) // tile * tile)
     panel = 4 * VECTOR_BYTES // out.itemsize
     panels = -(-out_c // panel)
     args = (taps, tap_values, wf)
@@ -504,6 +507,11 @@ POINTWISE_STREAMED_MAX_FILTER_BYTES = 1536 * 1024
 POINTWISE_STREAMED_MAX_PIXELS = 128
 POINTWISE_STREAMED_MAX_PIXELS_SMALL_FILTER = 512
 POINTWISE_STREAMED_SPLIT_PIXELS = 64
+# The streamed products' blocks of pixels (each block packs the whole filter again) have up to this many
+# bytes of output: one block for these few pixels (2 threads, G multiply-adds/s, blocks of 512 KB vs 2 MB:
+# 100x1024 @ 1024x1536 103 vs 131, 100x1536x2048 111 vs 138, 400x512x1024 140 vs 146; conv2d keeps
+# DIRECT_STREAMED_BLOCK_BYTES: 4x28x28x256 -> 256 5x5 33.2 vs 38.9 ms).
+POINTWISE_STREAMED_BLOCK_BYTES = 2 * 1024 * 1024
 # Larger filters (BLAS on our threads) split the product by rows while the pixels number at least
 # 1/this of the output channels, else by columns (2 threads, us, separable, whole layer, rows vs
 # columns: 1x19x19x728 -> 728 1226 vs 1326, 1x14x14x512 -> 512 461 vs 509; but 1x10x10x728 -> 728
@@ -531,7 +539,8 @@ def pointwise_product(x2d: np.ndarray, w2d: np.ndarray, out2d: np.ndarray) -> No
         # the filter streamed through the direct kernels as one tap (see POINTWISE_STREAMED_MAX_FILTER_BYTES)
         pixels, k_size = x2d.shape
         _streamed(x2d.reshape(-1), np.zeros(1, np.int64), k_size, np.ascontiguousarray(w2d).reshape(-1),
-                  out2d.reshape(-1), (w2d.shape[1], 1, pixels, 1, pixels, 1, 1), POINTWISE_STREAMED_SPLIT_PIXELS)
+                  out2d.reshape(-1), (w2d.shape[1], 1, pixels, 1, pixels, 1, 1), POINTWISE_STREAMED_SPLIT_PIXELS,
+                  block_bytes=POINTWISE_STREAMED_BLOCK_BYTES)
         return
     if not (POINTWISE_KERNEL and w2d.nbytes <= POINTWISE_KERNEL_MAX_FILTER_BYTES and x2d.flags.c_contiguous):
         # split by rows unless the filter is much wider than the pixels are many: x2d was written by

@@ -390,6 +390,10 @@ def conv2d_direct_streamed_range(xf, taps, c_size, w, out, out_c, out_h, out_w, 
     panel = 4 * L
     bases = np.empty(block_pixels + TILE_PIXELS, np.int64)
     bp = np.zeros(chunk_channels * panel, w.dtype)
+    # blocks of equal size (whole tiles), so that no block is a short remainder that packs the whole filter
+    # again for a few tiles (100 pixels -> 1536 columns, blocks of 84 + 16: 25% slower than 54 + 46)
+    blocks = -(-(pixel_end - pixel_begin) // block_pixels)
+    block_pixels = -(-(pixel_end - pixel_begin) // (blocks * TILE_PIXELS)) * TILE_PIXELS
     for block in range(pixel_begin, pixel_end, block_pixels):
         block_end = min(pixel_end, block + block_pixels)
         _stream_block(xf, taps, c_size, w, out, out_c, out_h, out_w, hp, wp, stride_h, stride_w, block, block_end,
