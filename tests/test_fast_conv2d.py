@@ -143,7 +143,8 @@ def test_pointwise_product_streamed(pixels, k_size, out_c, split, blocks, dtype,
 
 @pytest.mark.parametrize(("pixels", "k_size", "out_c", "plan"), [
     (196, 512, 512, "streamed"), (512, 768, 512, "streamed"), (513, 768, 512, "blas"), (128, 1024, 1024, "streamed"),
-    (129, 1024, 1024, "blas"), (361, 728, 728, "blas"), (1369, 256, 728, "blas"), (196, 256, 512, "packed")])
+    (129, 1024, 1024, "blas"), (361, 728, 728, "streamed"), (513, 728, 728, "blas"), (361, 1024, 1024, "blas"),
+    (1369, 256, 728, "blas"), (196, 256, 512, "packed")])
 def test_pointwise_product_plan_follows_filter_and_pixels(pixels, k_size, out_c, plan, monkeypatch):
     """Filters up to POINTWISE_KERNEL_MAX_FILTER_BYTES take the packed kernel; larger ones stream up to
     POINTWISE_STREAMED_MAX_FILTER_BYTES with at most POINTWISE_STREAMED_MAX_PIXELS_SMALL_FILTER pixels,
