@@ -420,6 +420,7 @@ def _stream_block(xf, taps, c_size, w, out, out_c, out_h, out_w, hp, wp, stride_
             rows = c1 - c0
             accumulate = t0 > 0 or c0 > channel_begin
             first = (t0 * c_size + c0) * out_c  # the chunk's first row in w
+            next_row = t0 * c_size + c1 if c1 < channel_end else (t0 + 1) % n_taps * c_size + channel_begin
             lines = -(-4 * rows // tiles)  # of the next panel's chunk, prefetched by each tile
             for pn in range(panel_begin, panel_end):
                 width = panel if pn < full else tail
@@ -435,8 +436,7 @@ def _stream_block(xf, taps, c_size, w, out, out_c, out_h, out_w, hp, wp, stride_
                             vstore(bp, r * panel + v, vload_n(w, src + v, min(L, tail - v)))
                 # while the tiles run, the next panel's chunk (its rows out_c values apart, four lines each)
                 # is prefetched into L2, so the packing above finds it there
-                next_panel = first + (pn + 1) * panel
-                fetch = next_panel if pn + 1 < panel_end else min(w.size - 1, first + rows * out_c + panel_begin * panel)
+                fetch = first + (pn + 1) * panel if pn + 1 < panel_end else next_row * out_c + panel_begin * panel
                 for q in range(tiles):
                     t = pixel_begin + q * TILE_PIXELS
                     count = min(TILE_PIXELS, pixel_end - t)
