@@ -382,8 +382,8 @@ def _streamed(xf: np.ndarray, taps: np.ndarray, tap_values: int, wf: np.ndarray,
     tile = pointwise.TILE_PIXELS
     block_bytes = DIRECT_STREAMED_BLOCK_BYTES if block_bytes is None else block_bytes
     block = max(tile, block_bytes // (out_c * out.itemsize) // tile * tile)
-    panel = 4 * VECTOR_BYTES // out.itemsize
-    panels = -(-out_c // panel)
+    full, tail, _ = pointwise.panel_layout(out_c, VECTOR_BYTES // out.itemsize)
+    panels = full + (tail > 0)
     args = (taps, tap_values, wf)
     threads = max(1, min(numba.get_num_threads(), pixels * wf.size // DIRECT_MIN_THREAD_MACS))
     if threads == 1:

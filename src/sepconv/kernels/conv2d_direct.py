@@ -339,11 +339,9 @@ def conv2d_direct_range(xf, taps, c_size, bp, out, out_c, out_h, out_w, hp, wp, 
                                 _taps_12x2(xf, bases, t - block, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, out_c, width,
                                            accumulate)
                                 continue
-                            _taps_6x2(xf, bases, t - block, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, out_c,
-                                      min(count, TILE_PIXELS), width, accumulate)
-                            if count > TILE_PIXELS:
-                                _taps_6x2(xf, bases, t + TILE_PIXELS - block, taps, t0, t1, c0, c1, bp, ib, ldb, out,
-                                          ic + TILE_PIXELS * out_c, out_c, count - TILE_PIXELS, width, accumulate)
+                            for u in range(t, t + count, TILE_PIXELS):  # the block's last pixels, six at a time
+                                _taps_6x2(xf, bases, u - block, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic + (u - t) * out_c,
+                                          out_c, min(TILE_PIXELS, t + count - u), width, accumulate)
                         continue
                     for t in range(block, block_end, TILE_PIXELS):
                         count = min(TILE_PIXELS, block_end - t)
