@@ -17,6 +17,7 @@ import numpy as np
 
 from ..kernels._jit import kernel
 from ..kernels._simd import VECTOR_BYTES, address
+from .recycled import recycled_bytes
 
 
 @kernel
@@ -62,9 +63,10 @@ def empty_aligned(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 
 
 def _empty_placed(shape: tuple[int, ...], dtype: np.dtype, start_of) -> np.ndarray:
-    """``np.empty(shape, dtype)`` as a view of a buffer one vector longer, from index ``start_of(buffer)``."""
+    """``np.empty(shape, dtype)`` as a view of a buffer one vector longer (recycled when large, see
+    :mod:`~sepconv.fast.recycled`), from index ``start_of(buffer)``."""
     dtype = np.dtype(dtype)
     count = math.prod(shape)
-    buffer = np.empty(count + VECTOR_BYTES // dtype.itemsize, dtype)
+    buffer = recycled_bytes((count + VECTOR_BYTES // dtype.itemsize) * dtype.itemsize).view(dtype)
     start = start_of(buffer)
     return buffer[start:start + count].reshape(shape)

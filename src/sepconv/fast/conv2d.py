@@ -55,6 +55,7 @@ from ..kernels import conv2d as kernels
 from ..kernels import conv2d_direct, pointwise
 from ..kernels._jit import PARALLEL_LAUNCH
 from ..kernels._simd import VECTOR_BYTES
+from . import recycled
 from .aligned import empty_aligned
 from .gemm import matmul
 from .workspace import workspace
@@ -276,7 +277,7 @@ def _is_few_channels(g: Conv2DGeometry) -> bool:
 
 def _conv2d_few_channels(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
     """Direct conv2d for few input channels (:func:`~sepconv.kernels.conv2d.conv2d_nhwc_few_channels_rows`)."""
-    out = np.empty((x.shape[0], g.out_h, g.out_w, g.out_c), x.dtype)
+    out = recycled.empty((x.shape[0], g.out_h, g.out_w, g.out_c), x.dtype)
     wk = np.ascontiguousarray(w.reshape(g.kh, g.kw * g.in_c, g.out_c))
     rows = x.shape[0] * g.out_h
     n_chunks = max(1, min(rows, numba.get_num_threads(), out.size // PARALLEL_MIN_PIXELS // 32))
@@ -585,7 +586,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
     if _is_direct(g, x.itemsize):
         return _conv2d_direct(x, w, g)
     n = x.shape[0]
-    out = np.empty((n, g.out_h, g.out_w, g.out_c), x.dtype)
+    out = recycled.empty((n, g.out_h, g.out_w, g.out_c), x.dtype)
     out2d = out.reshape(-1, g.out_c)
     wg = _grouped_filter(w, g)
     if _is_pointwise(g):
@@ -625,7 +626,7 @@ def conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeometry) -> n
     dy2d = dy.reshape(-1, g.out_c)
     wg_t = _grouped_filter(w, g).transpose(0, 2, 1)  # [groups, Mo, K]
     if _is_pointwise(g) and g.stride_h == 1 and g.stride_w == 1:
-        dx = np.empty((n, g.in_h, g.in_w, g.in_c), dy.dtype)
+        dx = recycled.empty((n, g.in_h, g.in_w, g.in_c), dy.dtype)
         matmul(_grouped_pixels(dy2d, g, g.multiplier), wg_t, _grouped_pixels(dx.reshape(-1, g.in_c), g, g.group_in_c))
         return dx
     dx = np.zeros((n, g.in_h, g.in_w, g.in_c), dy.dtype)

@@ -33,6 +33,7 @@ from ..kernels import depthwise_nchw as nchw
 from ..kernels import depthwise_packed as packed
 from ..kernels._jit import PARALLEL_LAUNCH
 from ..kernels._simd import VECTOR_BYTES
+from . import recycled
 from .aligned import empty_like_offset
 from .layout import nchw_to_nhwc, nhwc_to_nchw
 from .workspace import workspace
@@ -320,7 +321,7 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
                 kernels.depthwise_nhwc_backprop_input_strided_parallel(w3, dy, dx, n_chunks, *args)
     if m > 1:
         shape = (n, g.in_h, g.in_w, g.in_c)
-        summed = np.empty(shape, dy.dtype) if scratch is None else workspace(scratch, shape, dy.dtype)
+        summed = recycled.empty(shape, dy.dtype) if scratch is None else workspace(scratch, shape, dy.dtype)
         n_chunks = _copy_chunks(dx.size)
         if n_chunks == 1:
             kernels.sum_over_multiplier_flat(dx.reshape(-1), summed.reshape(-1), m, 0, summed.size)
@@ -435,7 +436,7 @@ def depthwise_conv2d_nchw(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np
     if _nchw_via_nhwc(g):
         return nhwc_to_nchw(depthwise_conv2d(_nhwc_copy(x, "nchw_input"), w, g, scratch="nchw_result"))
     x = np.ascontiguousarray(x)
-    out = np.empty((x.shape[0], g.out_c, g.out_h, g.out_w), x.dtype)
+    out = recycled.empty((x.shape[0], g.out_c, g.out_h, g.out_w), x.dtype)
     _nchw_forward(x, _filter_per_channel(w), out, g.multiplier, g.stride_h, g.stride_w, g.dil_h, g.dil_w,
                   g.pad_top, g.pad_left)
     return out
@@ -477,7 +478,7 @@ def depthwise_conv2d_backprop_input_nchw(w: np.ndarray, dy: np.ndarray, g: Conv2
                                                             scratch="nchw_result"))
     dy = np.ascontiguousarray(dy)
     n, m = dy.shape[0], g.multiplier
-    dx = np.empty((n, g.out_c, g.in_h, g.in_w), dy.dtype)
+    dx = recycled.empty((n, g.out_c, g.in_h, g.in_w), dy.dtype)
     if strides_2:
         planes = n * g.out_c
         n_chunks = _n_chunks(planes, dy.size * g.kh * g.kw, dy.nbytes + dx.nbytes)

@@ -19,6 +19,7 @@ import numpy as np
 from ..kernels import layout as kernels
 from ..kernels._jit import PARALLEL_LAUNCH
 from ..kernels._simd import VECTOR_BYTES
+from . import recycled
 
 # Split over the threads from this many values (a copy: ~0.3 ns a value, against a few us to start a
 # parallel region while the OpenMP workers spin, 60-90 us once they sleep: see kernels._jit).
@@ -38,7 +39,7 @@ def nchw_to_nhwc(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``a [N, C, H, W]`` (float32 or float64) as a C-contiguous ``[N, H, W, C]`` array: ``out`` if given
     (C-contiguous, that shape and dtype), else a new one."""
     n, c, h, w = a.shape
-    out = np.empty((n, h, w, c), a.dtype) if out is None else out
+    out = recycled.empty((n, h, w, c), a.dtype) if out is None else out
     _swap_last_axes(np.ascontiguousarray(a).reshape(n, c, h * w), out.reshape(n, h * w, c))
     return out
 
@@ -46,6 +47,6 @@ def nchw_to_nhwc(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 def nhwc_to_nchw(a: np.ndarray) -> np.ndarray:
     """``a [N, H, W, C]`` (float32 or float64) as a new C-contiguous ``[N, C, H, W]`` array."""
     n, h, w, c = a.shape
-    out = np.empty((n, c, h, w), a.dtype)
+    out = recycled.empty((n, c, h, w), a.dtype)
     _swap_last_axes(np.ascontiguousarray(a).reshape(n, h * w, c), out.reshape(n, c, h * w))
     return out

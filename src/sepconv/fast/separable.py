@@ -40,7 +40,7 @@ from ..kernels import pointwise
 from ..kernels import separable as kernels
 from ..kernels._jit import PARALLEL_LAUNCH
 from ..kernels._simd import VECTOR_BYTES
-from . import depthwise
+from . import depthwise, recycled
 from .aligned import empty_aligned
 from .conv2d import pointwise_product
 from .gemm import matmul
@@ -128,7 +128,7 @@ def separable_conv2d(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv2DGeo
         return _separable_fused(x, wd, wp, g)
     y = depthwise.depthwise_conv2d(x, wd, g, scratch="separable_depthwise")
     k_size, out_c = wp.shape[2], wp.shape[3]
-    out = np.empty((*y.shape[:3], out_c), y.dtype)
+    out = recycled.empty((*y.shape[:3], out_c), y.dtype)
     # The product on the register-tiled kernel where the filter fits in cache (else BLAS on our threads:
     # pointwise_product decides).  2 threads, us, BLAS on its own threads (then waiting for our spinning
     # workers' cores) vs ours: 1x75x75x3 7x7 -> 64 241 vs 80; 1x56x56x32 5x5 -> 64 274 vs 97; 8x14x14x96
@@ -155,6 +155,6 @@ def separable_conv2d_nchw(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv
     y = depthwise.depthwise_conv2d_nchw(x, wd, g)
     n, channels, out_h, out_w = y.shape
     pointwise_t = wp.reshape(channels, wp.shape[3]).T
-    out = np.empty((n, pointwise_t.shape[0], out_h, out_w), y.dtype)
+    out = recycled.empty((n, pointwise_t.shape[0], out_h, out_w), y.dtype)
     matmul(pointwise_t, y.reshape(n, channels, out_h * out_w), out.reshape(n, pointwise_t.shape[0], -1))
     return out
