@@ -336,3 +336,29 @@ def test_eager_calls_skip_the_dispatcher_and_keep_double_backward():
     (expected_gx,) = torch.autograd.grad(expected.square().sum(), x, create_graph=True)
     close(gx, expected_gx)
     close(torch.autograd.grad(gx.sum(), weight)[0], torch.autograd.grad(expected_gx.sum(), weight)[0])
+
+
+@pytest.mark.parametrize("mode", ["no_grad", "inference_mode", "nothing_requires_grad"])
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, CL])
+def test_inference_calls_build_no_autograd_node(mode, memory_format):
+    """Without gradients to record the module runs the kernels directly: same values, no graph."""
+    torch.manual_seed(12)
+    layer = st.DepthwiseConv2d(4, kernel_size=3, stride=2, padding=1, depth_multiplier=2)
+    x = randn(2, 4, 11, 10, dtype=torch.float32, memory_format=memory_format, grad=False)
+    expected = F.conv2d(x, layer.weight.detach(), layer.bias.detach(), 2, 1, 1, 4)
+    if mode == "no_grad":
+        with torch.no_grad():
+            y = layer(x)
+    elif mode == "inference_mode":
+        with torch.inference_mode():
+            y = layer(x)
+        assert y.is_inference()
+    else:
+        layer.requires_grad_(False)
+        y = layer(x)
+    assert y.grad_fn is None and not y.requires_grad
+    assert y.is_contiguous(memory_format=memory_format)
+    close(y, expected, torch.float32)
+    layer.requires_grad_(True)
+    y = layer(x)  # and with a parameter to train, the autograd node again
+    assert "_EagerDepthwise" in type(y.grad_fn).__name__
