@@ -18,7 +18,9 @@ MB = 1024 * 1024
 
 @pytest.fixture
 def fresh_pool(monkeypatch):
-    """An empty pool for the test (the suite's other tests leave buffers in the real one)."""
+    """An empty pool for the test (the suite's other tests leave buffers in the real one), keeping
+    buffers from 1 MB, so that the tests' arrays stay small."""
+    monkeypatch.setattr(recycled, "RECYCLED_MIN_BYTES", MB)
     monkeypatch.setattr(recycled, "_kept", {})
     monkeypatch.setattr(recycled, "_kept_bytes", 0)
     return recycled
