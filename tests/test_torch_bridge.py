@@ -362,3 +362,15 @@ def test_inference_calls_build_no_autograd_node(mode, memory_format):
     layer.requires_grad_(True)
     y = layer(x)  # and with a parameter to train, the autograd node again
     assert "_EagerDepthwise" in type(y.grad_fn).__name__
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")  # torch's own forward AD
+def test_forward_mode_ad_is_refused_not_silently_dropped():
+    """No forward derivative is registered: with dual tensors the call says so, even with nothing requiring grad."""
+    import torch.autograd.forward_ad as fwAD
+
+    layer = st.DepthwiseConv2d(4, kernel_size=3, padding=1).requires_grad_(False)
+    x = torch.randn(1, 4, 6, 6)
+    with fwAD.dual_level():
+        with pytest.raises(NotImplementedError, match="jvp"):
+            layer(fwAD.make_dual(x, torch.randn_like(x)))

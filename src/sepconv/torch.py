@@ -470,7 +470,10 @@ class _EagerDepthwise(torch.autograd.Function):
 
 
 def _needs_grad(*tensors: Tensor | None) -> bool:
-    """Whether autograd will record an op on ``tensors``."""
+    """Whether autograd will record an op on ``tensors`` (or forward-mode AD is on: the autograd.Function
+    then says that it has no forward derivative, where the plain call would drop the tangents)."""
+    if torch.autograd.forward_ad._current_level >= 0:
+        return True
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
