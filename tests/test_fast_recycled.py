@@ -105,3 +105,17 @@ def test_threads_never_share_a_buffer(fresh_pool):
         t.join()
     assert errors == []
     assert 1 <= len(fresh_pool._kept[MB]) <= 4
+
+
+def test_the_size_setting_is_checked():
+    assert recycled._max_bytes("0") == 0 and recycled._max_bytes("1.5") == 3 * MB // 2
+    for bad in ("lots", "-1", "nan", "inf", ""):
+        with pytest.raises(ValueError, match="SEPCONV_RECYCLED_MB"):
+            recycled._max_bytes(bad)
+
+
+def test_recycling_switched_off_keeps_nothing(fresh_pool, monkeypatch):
+    monkeypatch.setattr(fresh_pool, "RECYCLED_MAX_BYTES", 0)
+    assert fresh_pool.recycled_bytes(2 * MB).nbytes == 2 * MB
+    assert fresh_pool.empty((4 * MB,), np.uint8).nbytes == 4 * MB
+    assert fresh_pool._kept == {} and fresh_pool._kept_bytes == 0

@@ -31,7 +31,20 @@ import threading
 import numpy as np
 
 RECYCLED_MIN_BYTES = 8 * 1024 * 1024
-RECYCLED_MAX_BYTES = int(float(os.environ.get("SEPCONV_RECYCLED_MB", "512")) * 1024 * 1024)
+
+
+def _max_bytes(setting: str) -> int:
+    """``SEPCONV_RECYCLED_MB`` in bytes."""
+    try:
+        megabytes = float(setting)
+    except ValueError:
+        megabytes = -1.0
+    if not (megabytes >= 0 and math.isfinite(megabytes)):  # NaN compares false
+        raise ValueError(f"SEPCONV_RECYCLED_MB must be a number of megabytes >= 0 (0: no recycling), got {setting!r}")
+    return int(megabytes * 1024 * 1024)
+
+
+RECYCLED_MAX_BYTES = _max_bytes(os.environ.get("SEPCONV_RECYCLED_MB", "512"))
 
 _lock = threading.Lock()
 _kept: dict[int, list[np.ndarray]] = {}  # nbytes -> the buffers of that size
