@@ -374,3 +374,30 @@ def test_forward_mode_ad_is_refused_not_silently_dropped():
     with fwAD.dual_level():
         with pytest.raises(NotImplementedError, match="jvp"):
             layer(fwAD.make_dual(x, torch.randn_like(x)))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace:DeprecationWarning")  # trace and trace_method, deprecated in 2.13
+@pytest.mark.parametrize("grad", [True, False])
+def test_jit_trace_records_the_operator(grad):
+    """torch.jit.trace records the registered operator (the eager shortcuts would be baked in as constants):
+    the trace computes new inputs right, and its gradients are PyTorch's."""
+    torch.manual_seed(13)
+    layer = st.DepthwiseConv2d(4, kernel_size=3, stride=2, padding=1, depth_multiplier=2)
+    with torch.set_grad_enabled(grad):
+        traced = torch.jit.trace(layer, randn(1, 4, 9, 8, dtype=torch.float32, grad=False))
+    assert "sepconv::depthwise_conv2d" in str(traced.graph)
+    x = randn(2, 4, 11, 10, dtype=torch.float32)
+    expected = F.conv2d(x, layer.weight, layer.bias, 2, 1, 1, 4)
+    actual = traced(x)
+    close(actual, expected, torch.float32)
+    close(torch.autograd.grad(actual.sum(), x)[0], torch.autograd.grad(expected.sum(), x)[0], torch.float32)
+
+
+def test_torch_export_records_the_operator():
+    torch.manual_seed(14)
+    layer = st.DepthwiseConv2d(4, kernel_size=3, stride=2, padding=1, depth_multiplier=2)
+    x = randn(2, 4, 11, 10, dtype=torch.float32, grad=False)
+    exported = torch.export.export(layer, (x,))
+    targets = [str(node.target) for node in exported.graph.nodes if node.op == "call_function"]
+    assert targets == ["sepconv.depthwise_conv2d.default"]
+    close(exported.module()(x), F.conv2d(x, layer.weight, layer.bias, 2, 1, 1, 4), torch.float32)

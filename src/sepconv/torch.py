@@ -479,7 +479,7 @@ def _needs_grad(*tensors: Tensor | None) -> bool:
 
 def _eager(*tensors: Tensor | None) -> bool:
     """Whether to skip the dispatcher: not compiling or tracing, and plain CPU tensors only."""
-    if torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
         return False
     return all(t is None or type(t) in (Tensor, nn.Parameter) for t in tensors)
 _register_family(_conv2d, _conv2d_backprop_input, _conv2d_backprop_filter)
