@@ -20,7 +20,8 @@ What is here
   convolution is ``*_backprop_input``, the weight gradient ``*_backprop_filter``), so the
   backward pass runs on sepconv's kernels too.  In eager mode the depthwise function and module
   run the same code from an ``autograd.Function`` instead, skipping the dispatcher's ~90 us per
-  call (see :class:`_EagerDepthwise`).
+  call (see :class:`_EagerDepthwise`), or call the kernels directly when no gradient is recorded;
+  under ``torch.compile``, ``torch.export`` and ``torch.jit.trace`` the operators run.
 - Functions :func:`depthwise_conv2d` and :func:`separable_conv2d` with ``torch.nn.functional.conv2d``'s
   conventions, and the modules :class:`DepthwiseConv2d` and :class:`SeparableConv2d`.
 - :func:`from_conv2d` and :meth:`DepthwiseConv2d.to_conv2d` to convert ``nn.Conv2d(groups=in_channels)``,
