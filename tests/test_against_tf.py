@@ -312,6 +312,9 @@ def test_depthwise_family_vs_tf(tf, impl, index, dtype, data_format):
     check(back_to_nhwc(dx, data_format), r["dx"], dtype)
     dw = sepconv.depthwise_conv2d_backprop_filter(x, r["w"].shape, g, **args)
     check(dw, r["dw"], dtype)
+    both = sepconv.depthwise_conv2d_gradients(x, r["w"], g, **args)
+    check(back_to_nhwc(both[0], data_format), r["dx"], dtype)
+    check(both[1], r["dw"], dtype)
     if "native_dx" in r:
         check(back_to_nhwc(dx, data_format), r["native_dx"], dtype)
         check(dw, r["native_dw"], dtype)

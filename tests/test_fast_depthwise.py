@@ -582,3 +582,134 @@ def test_packed_kernels_are_taken_where_the_copy_stays_small(monkeypatch):
         x, filt, dy, args = _problem(geometry, np.float32)
         _assert_three_ops_match(x, filt, dy, args, np.float32)
         assert bool(calls) == taken, geometry
+
+
+# --------------------------------------------------------------------------- both gradients in one call
+
+
+def _fused_spy(monkeypatch) -> list:
+    """Record the calls of the one-pass kernel of both gradients."""
+    from sepconv.kernels import depthwise as depthwise_kernels
+
+    calls: list = []
+    original = depthwise_kernels.depthwise_nhwc_backprop_3x3_parallel
+
+    def spy(*args):
+        calls.append(args[-7])  # band_rows
+        return original(*args)
+
+    monkeypatch.setattr(depthwise_kernels, "depthwise_nhwc_backprop_3x3_parallel", spy)
+    return calls
+
+
+def _eligible(geometry) -> bool:
+    """The geometries the one-pass kernel takes (3x3, multiplier 1, stride 1, or stride 2 undilated)."""
+    n, h, w, c, m, k, s, d, pad = geometry
+    return m == 1 and k == (3, 3) and (s == 1 or (s == 2 and d == 1))
+
+
+@pytest.mark.parametrize("band", ["two rows", "default"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=_ids)
+def test_gradients_together_match_the_reference(geometry, dtype, band, monkeypatch):
+    """``depthwise_conv2d_gradients`` returns what the two backprops of the reference return, split over
+    the threads, with bands of two ``dy`` rows (a band's last rows, image ends) or of the default size;
+    the one-pass kernel is the one that ran wherever it applies (and there are threads to split over)."""
+    import numba
+
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 0)
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 0)
+    if band == "two rows":
+        monkeypatch.setattr(fast_depthwise, "GRADIENTS_BAND_BYTES", 1)
+    calls = _fused_spy(monkeypatch)
+    x, filt, dy, args = _problem(geometry, dtype)
+    with sepconv.use_implementation("fast"):
+        dx, dw = sepconv.depthwise_conv2d_gradients(x, filt, dy, **args)
+    with sepconv.use_implementation("reference"):
+        want_dx = sepconv.depthwise_conv2d_backprop_input(x.shape, filt, dy, **args)
+        want_dw = sepconv.depthwise_conv2d_backprop_filter(x, filt.shape, dy, **args)
+    assert dx.dtype == dw.dtype == dtype and dx.shape == x.shape and dw.shape == filt.shape
+    np.testing.assert_allclose(dx, want_dx, **tol(dtype))
+    np.testing.assert_allclose(dw, want_dw, **tol(dtype))
+    taken = _eligible(geometry) and numba.get_num_threads() > 1 and dy.shape[0] * dy.shape[1] > 1
+    assert bool(calls) == taken, geometry
+    if taken and band == "two rows":
+        assert calls == [2]
+
+
+def test_gradients_together_large_layers_and_bands(monkeypatch):
+    """Layers of MobileNet's sizes at the default split (the default bands, images split between the threads
+    mid-image): the same as the two ops of the fast implementation, which the tests above hold to the
+    reference."""
+    calls = _fused_spy(monkeypatch)
+    rng = np.random.default_rng(3)
+    for shape, s, d, pad in [((2, 56, 56, 144), 1, 1, "SAME"), ((1, 112, 112, 32), 2, 1, "SAME"),
+                             ((3, 33, 35, 64), 1, 2, "SAME"), ((1, 57, 41, 96), 2, 1, "VALID")]:
+        x = rand(rng, shape, np.float32)
+        filt = rand(rng, (3, 3, shape[3], 1), np.float32)
+        dy = rand(rng, sepconv.depthwise_conv2d(x, filt, s, pad, dilations=d).shape, np.float32)
+        dx, dw = sepconv.depthwise_conv2d_gradients(x, filt, dy, s, pad, dilations=d)
+        np.testing.assert_allclose(dx, sepconv.depthwise_conv2d_backprop_input(x.shape, filt, dy, s, pad,
+                                                                               dilations=d), rtol=1e-5, atol=1e-5)
+        # the sums are taken in another order (per band, per thread): float32 rounding, relative to |x| |dy|
+        scale = np.abs(x).sum() * np.abs(dy).max() / filt.shape[2]
+        np.testing.assert_allclose(dw, sepconv.depthwise_conv2d_backprop_filter(x, filt.shape, dy, s, pad,
+                                                                                dilations=d), atol=1e-5 * scale)
+    import numba
+    assert len(calls) == (4 if numba.get_num_threads() > 1 else 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("geometry", [g for g in GEOMETRIES if _eligible(g)][:12], ids=_ids)
+def test_gradients_together_nchw(geometry, dtype):
+    """NCHW (the native NCHW backprops) and NHWC give the same gradients."""
+    x, filt, dy, args = _problem(geometry, dtype)
+    dx, dw = sepconv.depthwise_conv2d_gradients(x, filt, dy, **args)
+    dx_nchw, dw_nchw = sepconv.depthwise_conv2d_gradients(x.transpose(0, 3, 1, 2), filt, dy.transpose(0, 3, 1, 2),
+                                                          **_nchw(args))
+    np.testing.assert_allclose(dx_nchw, dx.transpose(0, 3, 1, 2), **tol(dtype))
+    np.testing.assert_allclose(dw_nchw, dw, **tol(dtype))
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")
+@pytest.mark.parametrize("where", ["dy inf", "dy nan", "filter inf"])
+def test_gradients_together_non_finite_like_the_two_ops(where, monkeypatch):
+    """Infinities and NaNs come out where the two backprops put them (which follow TensorFlow's kernels)."""
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 0)
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 0)
+    for geometry in [(2, 9, 10, 20, 1, (3, 3), 1, 1, "SAME"), (1, 8, 9, 17, 1, (3, 3), 2, 1, "SAME"),
+                     (1, 4, 4, 3, 1, (3, 3), 1, 3, [[0, 0], [6, 0], [0, 6], [0, 0]])]:
+        x, filt, dy, args = _problem(geometry, np.float32)
+        if where == "filter inf":
+            filt[1, 2, 0, 0] = np.inf
+        else:
+            dy[0, 1, 2, 1] = np.inf if where == "dy inf" else np.nan
+        dx, dw = sepconv.depthwise_conv2d_gradients(x, filt, dy, **args)
+        want_dx = sepconv.depthwise_conv2d_backprop_input(x.shape, filt, dy, **args)
+        want_dw = sepconv.depthwise_conv2d_backprop_filter(x, filt.shape, dy, **args)
+        np.testing.assert_allclose(dx, want_dx, **tol(np.float32))  # equal_nan by default
+        np.testing.assert_allclose(dw, want_dw, **tol(np.float32))
+        assert not np.isfinite(dx if where == "filter inf" else dw).all()
+
+
+def test_gradients_together_arguments():
+    """Errors name the argument; empty inputs give zeros of the right shapes; other batch axes and dtypes
+    as the other ops."""
+    x, filt, dy = np.ones((1, 5, 5, 2)), np.ones((3, 3, 2, 1)), np.ones((1, 5, 5, 2))
+    with pytest.raises(ValueError, match="`out_backprop` has shape"):
+        sepconv.depthwise_conv2d_gradients(x, filt, np.ones((1, 4, 5, 2)), 1, "SAME")
+    with pytest.raises(ValueError, match="filter"):
+        sepconv.depthwise_conv2d_gradients(x, np.ones((3, 3, 3, 1)), dy, 1, "SAME")
+    with pytest.raises(ValueError, match="padding"):
+        sepconv.depthwise_conv2d_gradients(x, filt, dy, 1, "FULL")
+    dx, dw = sepconv.depthwise_conv2d_gradients(np.ones((0, 5, 5, 2)), filt, np.ones((0, 5, 5, 2)), 1, "SAME")
+    assert dx.shape == (0, 5, 5, 2) and dw.shape == (3, 3, 2, 1) and not dw.any()
+    dx, dw = sepconv.depthwise_conv2d_gradients(x.astype(np.float16), filt.astype(np.float32), dy.astype(np.float32),
+                                                1, "SAME")
+    assert dx.dtype == dw.dtype == np.float32
+    dx, dw = sepconv.depthwise_conv2d_gradients(x.astype(np.float16), filt.astype(np.float16), dy.astype(np.float16),
+                                                1, "SAME")
+    assert dx.dtype == dw.dtype == np.float16
+    batched = np.ones((2, 3, 5, 5, 2))
+    dx, dw = sepconv.depthwise_conv2d_gradients(batched, filt, batched, 1, "SAME")
+    assert dx.shape == batched.shape and float(dw[1, 1, 0, 0]) == 6 * 25

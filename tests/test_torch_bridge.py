@@ -401,3 +401,37 @@ def test_torch_export_records_the_operator():
     targets = [str(node.target) for node in exported.graph.nodes if node.op == "call_function"]
     assert targets == ["sepconv.depthwise_conv2d.default"]
     close(exported.module()(x), F.conv2d(x, layer.weight, layer.bias, 2, 1, 1, 4), torch.float32)
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, CL])
+def test_backward_takes_both_gradients_in_one_call(memory_format, monkeypatch):
+    """Eager backward with both gradients wanted calls ``sepconv.depthwise_conv2d_gradients`` once (one pass
+    over the output gradient), the two backprops when only one is wanted; PyTorch's values either way."""
+    import sepconv
+
+    calls: list[str] = []
+
+    def spy_on(name):
+        original = getattr(sepconv, name)
+
+        def spy(*args, **kwargs):
+            calls.append(name)
+            return original(*args, **kwargs)
+        monkeypatch.setattr(sepconv, name, spy)
+
+    for name in ("depthwise_conv2d_gradients", "depthwise_conv2d_backprop_input", "depthwise_conv2d_backprop_filter"):
+        spy_on(name)
+    torch.manual_seed(13)
+    x = randn(2, 4, 10, 9, memory_format=memory_format).requires_grad_()
+    weight = torch.randn(4, 1, 3, 3, dtype=torch.float64, requires_grad=True)
+    grad = randn(2, 4, 5, 5, memory_format=memory_format)
+    got = torch.autograd.grad(st.depthwise_conv2d(x, weight, stride=2, padding=1), (x, weight), grad)
+    assert calls == ["depthwise_conv2d_gradients"]
+    want = torch.autograd.grad(F.conv2d(x, weight, None, 2, 1, 1, 4), (x, weight), grad)
+    for a, b in zip(got, want, strict=True):
+        close(a, b)
+    assert got[0].is_contiguous(memory_format=memory_format)
+    calls.clear()
+    (gx,) = torch.autograd.grad(st.depthwise_conv2d(x, weight.detach(), stride=2, padding=1), x, grad)
+    assert calls == ["depthwise_conv2d_backprop_input"]
+    close(gx, torch.autograd.grad(F.conv2d(x, weight.detach(), None, 2, 1, 1, 4), x, grad)[0])

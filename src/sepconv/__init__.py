@@ -13,6 +13,7 @@ from .api import (
     depthwise_conv2d,
     depthwise_conv2d_backprop_filter,
     depthwise_conv2d_backprop_input,
+    depthwise_conv2d_gradients,
     separable_conv2d,
     use_implementation,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "depthwise_conv2d",
     "depthwise_conv2d_backprop_filter",
     "depthwise_conv2d_backprop_input",
+    "depthwise_conv2d_gradients",
     "separable_conv2d",
     "use_implementation",
 ]

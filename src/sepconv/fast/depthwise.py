@@ -389,6 +389,66 @@ def depthwise_conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeo
     return dw
 
 
+# Both gradients in one pass (depthwise_conv2d_gradients): bands of about this many bytes of the rows they
+# read and write (their ``dy`` rows, ``x`` rows and ``dx`` rows), so that a band's ``dy`` rows are still
+# in L2 when its filter gradient reads them after its input gradient (A/B in one process, us, fused / two
+# calls, 2 threads: 8x56x56x144 1156 / 1376, 8x112x112x32 975 / 1064, 8x28x28x192 432 / 529, 8x14x14x384
+# 212 / 259, 1x56x56x144 140 / 167, 1x112x112x96 stride 2 304 / 339; 8x112x112x96 stride 2 3059 / 3058,
+# its input gradient writing four times the bytes of ``dy``; bands of 128 or 768 KB within 5%).
+GRADIENTS_BAND_BYTES = 256 * 1024
+
+
+def _fused_gradients(g: Conv2DGeometry) -> bool:
+    """Whether :func:`depthwise_conv2d_gradients` has a one-pass kernel for ``g``: 3x3, multiplier 1, stride 1
+    (any dilation) or 2 (undilated) -- the layers of MobileNets, Xception and DeepLab."""
+    return (g.multiplier == 1 and (g.kh, g.kw) == (3, 3)
+            and ((g.stride_h, g.stride_w) == (1, 1) or (g.stride_h, g.stride_w, g.dil_h, g.dil_w) == (2, 2, 1, 1)))
+
+
+def depthwise_conv2d_gradients(x: np.ndarray, w: np.ndarray, dy: np.ndarray,
+                               g: Conv2DGeometry) -> tuple[np.ndarray, np.ndarray]:
+    """Input and filter gradients together: ``x [N, H, W, C]``, ``w [kh, kw, C, M]``, ``dy [N, out_h, out_w, C*M]``
+    -> ``([N, H, W, C], [kh, kw, C, M])``, what :func:`depthwise_conv2d_backprop_input` and
+    :func:`depthwise_conv2d_backprop_filter` return.
+
+    Where :func:`_fused_gradients` allows and the layer is large enough for both threads, one parallel pass
+    (:func:`~sepconv.kernels.depthwise.depthwise_nhwc_backprop_3x3_parallel`): each thread takes bands of
+    ``dy`` rows and computes a band's input gradient, then its filter gradient while its ``dy`` rows are
+    in cache, so ``dy`` is read from memory once; otherwise the two functions, one after the other.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sepconv.geometry import depthwise_geometry
+    >>> x, w, dy = np.ones((1, 5, 5, 2)), np.ones((3, 3, 2, 1)), np.ones((1, 5, 5, 2))
+    >>> g = depthwise_geometry("depthwise_conv2d_gradients", x.shape, w.shape, 1, "SAME")
+    >>> dx, dw = depthwise_conv2d_gradients(x, w, dy, g)
+    >>> float(dx[0, 2, 2, 0]), float(dw[1, 1, 0, 0])
+    (9.0, 25.0)
+    """
+    x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
+    w3 = _filter_per_channel(w)
+    rows = dy.shape[0] * g.out_h
+    threads = numba.get_num_threads()
+    split = _n_chunks(rows, dy.size * g.kh * g.kw, x.nbytes + dy.nbytes) > 1
+    if not (split and threads > 1 and _fused_gradients(g) and kernels.all_finite(w3)):
+        return depthwise_conv2d_backprop_input(w, dy, g), depthwise_conv2d_backprop_filter(x, dy, g)
+    dx = empty_like_offset((dy.shape[0], g.in_h, g.in_w, g.in_c), dy.dtype, dy)
+    partial = np.zeros((threads, g.kh, g.kw, g.out_c), x.dtype)
+    row_bytes = (2 * g.stride_h * g.in_w + g.out_w) * g.in_c * x.itemsize  # a dy row's share of a band
+    band_rows = max(2, GRADIENTS_BAND_BYTES // row_bytes)
+    with PARALLEL_LAUNCH:
+        kernels.depthwise_nhwc_backprop_3x3_parallel(
+            x, w3, np.ascontiguousarray(w3[::-1, ::-1]), dy, dx, partial, _zero_row(dy.shape[2:], dy.dtype),
+            _zero_row(x.shape[2:], x.dtype), band_rows, *_geometry_ints(g))
+    dw = partial.sum(axis=0).reshape(g.filter_shape)
+    # As depthwise_conv2d_backprop_filter: a non-finite out_backprop is left to the reference where the
+    # kernels' sums could differ from it.
+    if not kernels.all_finite(dw) or (_has_window_in_padding(g) and not np.isfinite(dy).all()):
+        dw = reference.depthwise_conv2d_backprop_filter(x, dy, g)
+    return dx, dw
+
+
 # --------------------------------------------------------------------------- NCHW, natively
 
 

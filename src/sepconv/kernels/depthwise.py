@@ -1430,6 +1430,51 @@ def depthwise_nhwc_backprop_filter_parallel(x, dy, partial, zero_row, stride_h, 
                                                 pad_top, pad_left)
 
 
+# --------------------------------------------------------------------------- both gradients in one pass
+
+
+@kernel
+def _band(t, bands_per_image, band_rows, out_h, in_h, stride_h):
+    """Band ``t``: its image, its ``dy`` rows ``[i0, i1)`` and the ``dx`` rows ``[y0, y1)`` it owns (those
+    from ``i0 * stride_h``; the image's last band owns the rows to the end, so the bands' ``dx`` rows
+    partition the image)."""
+    b = t // bands_per_image
+    i0 = (t - b * bands_per_image) * band_rows
+    i1 = min(out_h, i0 + band_rows)
+    y0 = min(in_h, i0 * stride_h)
+    y1 = in_h if i1 == out_h else min(in_h, i1 * stride_h)
+    return b, i0, i1, y0, y1
+
+
+@kernel(parallel=True)
+def depthwise_nhwc_backprop_3x3_parallel(x, w, flipped, dy, dx, partial, dy_zero_row, x_zero_row, band_rows,
+                                         stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
+    """Both gradients of a 3x3 depthwise layer (multiplier 1) at stride 1 (any dilation) or 2 (dilation 1),
+    band by band: a band's input-gradient rows, then its filter-gradient rows, which read the same
+    ``dy`` rows while they are still in this core's cache (one pass over ``dy`` from memory, not two).
+
+    Thread ``t`` takes a contiguous run of bands (``band_rows`` rows of ``dy`` each, within one image)
+    and adds its filter gradient into ``partial[t]`` (zeroed by the caller).  ``flipped`` is ``w``
+    rotated by 180 degrees (the stride-1 input gradient is its forward correlation with ``dy``)."""
+    n_threads = partial.shape[0]
+    n, out_h = dy.shape[0], dy.shape[1]
+    in_h = dx.shape[1]
+    bands_per_image = (out_h + band_rows - 1) // band_rows
+    bands = n * bands_per_image
+    for t in prange(n_threads):
+        for band in range(t * bands // n_threads, (t + 1) * bands // n_threads):
+            b, i0, i1, y0, y1 = _band(band, bands_per_image, band_rows, out_h, in_h, stride_h)
+            if y1 > y0:
+                if stride_h == 1:
+                    depthwise_nhwc_forward_3x3_rows(dy, flipped, dx, dy_zero_row, b * in_h + y0, b * in_h + y1, 1, 1,
+                                                    dil_h, dil_w, 2 * dil_h - pad_top, 2 * dil_w - pad_left)
+                else:
+                    depthwise_nhwc_backprop_input_s2_3x3_rows(w, dy, dx, dy_zero_row, b * in_h + y0, b * in_h + y1,
+                                                              pad_top, pad_left)
+            depthwise_nhwc_backprop_filter_3x3_rows(x, dy, partial[t], x_zero_row, b * out_h + i0, b * out_h + i1,
+                                                    stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
+
+
 # --------------------------------------------------------------------------- helpers
 
 

@@ -4,8 +4,8 @@
 layer                  forward                                     backward
 =====================  ==========================================  ===========================================
 ``Conv2D``             :func:`sepconv.conv2d`                      ``conv2d_backprop_input`` / ``_filter``
-``DepthwiseConv2D``    :func:`sepconv.depthwise_conv2d`            ``depthwise_conv2d_backprop_input`` / ``_filter``
-``SeparableConv2D``    depthwise, then a 1x1 ``conv2d`` (training)  the four gradients above, pointwise first
+``DepthwiseConv2D``    :func:`sepconv.depthwise_conv2d`            ``depthwise_conv2d_gradients`` (both at once)
+``SeparableConv2D``    depthwise, then a 1x1 ``conv2d`` (training)  the gradients above, pointwise first
                        or :func:`sepconv.separable_conv2d` (inference)
 =====================  ==========================================  ===========================================
 
@@ -194,10 +194,9 @@ class DepthwiseConv2D(_Conv):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         dz = self._start_backward(dy)
-        kernel = self.params["depthwise_kernel"]
-        self.grads["depthwise_kernel"] = api.depthwise_conv2d_backprop_filter(self._x, kernel.shape, dz,
-                                                                              **self._window())
-        return api.depthwise_conv2d_backprop_input(self._x.shape, kernel, dz, **self._window())
+        dx, self.grads["depthwise_kernel"] = api.depthwise_conv2d_gradients(self._x, self.params["depthwise_kernel"],
+                                                                            dz, **self._window())
+        return dx
 
     def cost(self) -> tuple[int, int]:
         return self._op_cost("depthwise_conv2d", self.params["depthwise_kernel"].shape)
@@ -272,9 +271,8 @@ class SeparableConv2D(_Conv):
         depthwise, pointwise = self.params["depthwise_kernel"], self.params["pointwise_kernel"]
         self.grads["pointwise_kernel"] = api.conv2d_backprop_filter(self._mid, pointwise.shape, dz, 1, "VALID")
         dmid = api.conv2d_backprop_input(self._mid.shape, pointwise, dz, 1, "VALID")
-        self.grads["depthwise_kernel"] = api.depthwise_conv2d_backprop_filter(self._x, depthwise.shape, dmid,
-                                                                              **self._window())
-        return api.depthwise_conv2d_backprop_input(self._x.shape, depthwise, dmid, **self._window())
+        dx, self.grads["depthwise_kernel"] = api.depthwise_conv2d_gradients(self._x, depthwise, dmid, **self._window())
+        return dx
 
     def cost(self) -> tuple[int, int]:
         return self._op_cost("separable_conv2d", self.params["depthwise_kernel"].shape,
