@@ -659,16 +659,62 @@ def test_gradients_together_large_layers_and_bands(monkeypatch):
     assert len(calls) == (4 if numba.get_num_threads() > 1 else 0)
 
 
+@pytest.mark.parametrize("group", ["one plane", "default"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("geometry", [g for g in GEOMETRIES if _eligible(g)][:12], ids=_ids)
-def test_gradients_together_nchw(geometry, dtype):
-    """NCHW (the native NCHW backprops) and NHWC give the same gradients."""
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=_ids)
+def test_gradients_together_nchw_match_the_reference(geometry, dtype, group, monkeypatch):
+    """NCHW: the one-pass NCHW kernel (groups of one plane, or the default), the native backprops or the
+    NHWC route, whichever the geometry takes, give the reference's two backprops."""
+    from sepconv.kernels import depthwise_nchw
+
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 0)
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 0)
+    if group == "one plane":
+        monkeypatch.setattr(fast_depthwise, "GRADIENTS_NCHW_GROUP_BYTES", 1)
+    groups: list[int] = []
+    original = depthwise_nchw.depthwise_nchw_backprop_parallel
+    monkeypatch.setattr(depthwise_nchw, "depthwise_nchw_backprop_parallel",
+                        lambda *a: groups.append(a[6]) or original(*a))
     x, filt, dy, args = _problem(geometry, dtype)
-    dx, dw = sepconv.depthwise_conv2d_gradients(x, filt, dy, **args)
-    dx_nchw, dw_nchw = sepconv.depthwise_conv2d_gradients(x.transpose(0, 3, 1, 2), filt, dy.transpose(0, 3, 1, 2),
-                                                          **_nchw(args))
-    np.testing.assert_allclose(dx_nchw, dx.transpose(0, 3, 1, 2), **tol(dtype))
-    np.testing.assert_allclose(dw_nchw, dw, **tol(dtype))
+    x, dy, args = x.transpose(0, 3, 1, 2).copy(), dy.transpose(0, 3, 1, 2).copy(), _nchw(args)
+    with sepconv.use_implementation("fast"):
+        dx, dw = sepconv.depthwise_conv2d_gradients(x, filt, dy, **args)
+    with sepconv.use_implementation("reference"):
+        want_dx = sepconv.depthwise_conv2d_backprop_input(x.shape, filt, dy, **args)
+        want_dw = sepconv.depthwise_conv2d_backprop_filter(x, filt.shape, dy, **args)
+    assert dx.shape == x.shape and dw.shape == filt.shape
+    np.testing.assert_allclose(dx, want_dx, **tol(dtype))
+    np.testing.assert_allclose(dw, want_dw, **tol(dtype))
+    if groups and group == "one plane":
+        assert groups == [1]
+
+
+def test_gradients_together_nchw_one_pass_is_taken(monkeypatch):
+    """Planes large enough for the native NCHW kernels (5x5 and 7x7 too, at stride 1 and 2) take the
+    one-pass NCHW kernel when split over the threads; a multiplier, or a stride of 3, do not."""
+    import numba
+
+    from sepconv.kernels import depthwise_nchw
+
+    calls: list = []
+    original = depthwise_nchw.depthwise_nchw_backprop_parallel
+    monkeypatch.setattr(depthwise_nchw, "depthwise_nchw_backprop_parallel", lambda *a: calls.append(1) or original(*a))
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 0)
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 0)
+    for geometry, taken in [((2, 20, 21, 6, 1, (3, 3), 1, 1, "SAME"), True),
+                            ((1, 23, 20, 5, 1, (5, 5), 2, 1, "SAME"), True),
+                            ((1, 18, 19, 4, 1, (7, 7), 1, 2, "VALID"), True),
+                            ((1, 20, 21, 4, 2, (3, 3), 1, 1, "SAME"), False),
+                            ((1, 30, 31, 4, 1, (3, 3), 3, 1, "SAME"), False)]:
+        calls.clear()
+        x, filt, dy, args = _problem(geometry, np.float32)
+        x, dy, args = x.transpose(0, 3, 1, 2).copy(), dy.transpose(0, 3, 1, 2).copy(), _nchw(args)
+        dx, dw = sepconv.depthwise_conv2d_gradients(x, filt, dy, **args)
+        np.testing.assert_allclose(dx, sepconv.depthwise_conv2d_backprop_input(x.shape, filt, dy, **args),
+                                   **tol(np.float32))
+        np.testing.assert_allclose(dw, sepconv.depthwise_conv2d_backprop_filter(x, filt.shape, dy, **args),
+                                   **tol(np.float32))
+        assert bool(calls) == (taken and numba.get_num_threads() > 1), geometry
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered")

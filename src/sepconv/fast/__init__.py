@@ -4,7 +4,7 @@ Each function takes NHWC arrays with one batch axis in the compute dtype and the
 ``Conv2DGeometry``, allocates the output, picks a kernel by shape class and hands it plain
 ints.  One module per op family; the kernels themselves live in :mod:`sepconv.kernels`.
 
-The depthwise forward, its two gradients and separable also have ``*_nchw`` functions, which
+The depthwise forward, its gradients and separable also have ``*_nchw`` functions, which
 take NCHW arrays (same geometry) and return NCHW results: ``sepconv.api`` calls them for
 ``data_format="NCHW"`` when the implementation has them, instead of transposing to NHWC and back.
 """
@@ -17,6 +17,7 @@ from .depthwise import (
     depthwise_conv2d_backprop_input,
     depthwise_conv2d_backprop_input_nchw,
     depthwise_conv2d_gradients,
+    depthwise_conv2d_gradients_nchw,
     depthwise_conv2d_nchw,
 )
 from .separable import separable_conv2d, separable_conv2d_nchw
@@ -31,6 +32,7 @@ __all__ = [
     "depthwise_conv2d_backprop_input",
     "depthwise_conv2d_backprop_input_nchw",
     "depthwise_conv2d_gradients",
+    "depthwise_conv2d_gradients_nchw",
     "depthwise_conv2d_nchw",
     "separable_conv2d",
     "separable_conv2d_nchw",

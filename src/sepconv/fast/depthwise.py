@@ -396,6 +396,12 @@ def depthwise_conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeo
 # 212 / 259, 1x56x56x144 140 / 167, 1x112x112x96 stride 2 304 / 339; 8x112x112x96 stride 2 3059 / 3058,
 # its input gradient writing four times the bytes of ``dy``; bands of 128 or 768 KB within 5%).
 GRADIENTS_BAND_BYTES = 256 * 1024
+# ... and on NCHW, groups of planes of about this many bytes (each group's planes restart the kernels'
+# window buffers, zeroed on a range's first plane; groups of 256 KB made 8x32x112x112 one plane per group and
+# 1.13x the two calls' time).  One call / two calls, us, 2 MB groups: 8x144x56x56 1844 / 1917, 8x32x112x112
+# 1645 / 1734, 8x192x28x28 738 / 807, 8x384x14x14 484 / 588, 1x144x56x56 238 / 276, 8x96x112x112 stride 2
+# 5279 / 5372, 8x240x28x28 5x5 3615 / 3648 (groups of 1 or 4 MB within a few percent).
+GRADIENTS_NCHW_GROUP_BYTES = 2 * 1024 * 1024
 
 
 def _fused_gradients(g: Conv2DGeometry) -> bool:
@@ -587,3 +593,45 @@ def depthwise_conv2d_backprop_filter_nchw(x: np.ndarray, dy: np.ndarray, g: Conv
     if not kernels.all_finite(dw) or (_has_window_in_padding(g) and not np.isfinite(dy).all()):
         return reference.depthwise_conv2d_backprop_filter(nchw_to_nhwc(x), nchw_to_nhwc(dy), g)
     return dw
+
+
+def depthwise_conv2d_gradients_nchw(x: np.ndarray, w: np.ndarray, dy: np.ndarray,
+                                    g: Conv2DGeometry) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`depthwise_conv2d_gradients` on NCHW arrays: ``([N, C, H, W], [kh, kw, C, M])``.
+
+    Where both NCHW backprops would run natively and split over the threads, with multiplier 1 at
+    stride 1 or undilated stride 2 (any filter size), one pass over groups of planes
+    (:func:`~sepconv.kernels.depthwise_nchw.depthwise_nchw_backprop_parallel`), each group's filter
+    gradient right after its input gradient; otherwise :func:`depthwise_conv2d_backprop_input_nchw` and
+    :func:`depthwise_conv2d_backprop_filter_nchw`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sepconv.geometry import depthwise_geometry
+    >>> x, w, dy = np.ones((1, 2, 5, 5)), np.ones((3, 3, 2, 1)), np.ones((1, 2, 5, 5))
+    >>> g = depthwise_geometry("depthwise_conv2d_gradients", x.shape, w.shape, 1, "SAME", "NCHW")
+    >>> dx, dw = depthwise_conv2d_gradients_nchw(x, w, dy, g)
+    >>> float(dx[0, 0, 2, 2]), float(dw[1, 1, 0, 0])
+    (9.0, 25.0)
+    """
+    x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
+    w3 = _filter_per_channel(w)
+    strides_2 = (g.stride_h, g.stride_w, g.dil_h, g.dil_w) == (2, 2, 1, 1)
+    planes = dy.shape[0] * dy.shape[1]
+    threads = numba.get_num_threads()
+    native = not (_nchw_via_nhwc(g) or (strides_2 and _small_planes(g)))
+    split = _n_chunks(planes, dy.size * g.kh * g.kw, x.nbytes + dy.nbytes) > 1
+    if not (g.multiplier == 1 and ((g.stride_h, g.stride_w) == (1, 1) or strides_2) and native and split
+            and threads > 1 and kernels.all_finite(w3)):
+        return depthwise_conv2d_backprop_input_nchw(w, dy, g), depthwise_conv2d_backprop_filter_nchw(x, dy, g)
+    dx = recycled.empty(x.shape, dy.dtype)
+    partial = np.zeros((threads, g.kh, g.kw, g.out_c), x.dtype)
+    plane_bytes = (2 * g.in_h * g.in_w + g.out_h * g.out_w) * x.itemsize
+    with PARALLEL_LAUNCH:
+        nchw.depthwise_nchw_backprop_parallel(x, w3, np.ascontiguousarray(w3[::-1, ::-1]), dy, dx, partial,
+                                              max(1, GRADIENTS_NCHW_GROUP_BYTES // plane_bytes), *_geometry_ints(g))
+    dw = partial.sum(axis=0).reshape(g.filter_shape)
+    if not kernels.all_finite(dw) or (_has_window_in_padding(g) and not np.isfinite(dy).all()):
+        dw = reference.depthwise_conv2d_backprop_filter(nchw_to_nhwc(x), nchw_to_nhwc(dy), g)
+    return dx, dw

@@ -374,3 +374,27 @@ def depthwise_nchw_backprop_input_s2_parallel(w, dy, dx, n_chunks, pad_top, pad_
     for t in prange(n_chunks):
         depthwise_nchw_backprop_input_s2_range(w, dy, dx, t * planes // n_chunks, (t + 1) * planes // n_chunks,
                                                pad_top, pad_left)
+
+
+@kernel(parallel=True)
+def depthwise_nchw_backprop_parallel(x, w, flipped, dy, dx, partial, group, stride_h, stride_w, dil_h, dil_w, pad_top,
+                                     pad_left):
+    """Both gradients (multiplier 1) at stride 1 (any dilation) or 2 (dilation 1): thread ``t`` takes a
+    contiguous run of planes, ``group`` planes at a time, and computes a group's input gradient, then its
+    filter gradient (added to ``partial[t]``, zeroed by the caller), while the group's ``dy`` planes are
+    still in this core's cache.  ``flipped`` is ``w`` rotated by 180 degrees (the stride-1 input gradient
+    is its forward correlation with ``dy``, with pads ``(k - 1) * dilation - pad``)."""
+    n_threads = partial.shape[0]
+    planes = dy.shape[0] * dy.shape[1]
+    kh, kw = w.shape[0], w.shape[1]
+    for t in prange(n_threads):
+        end = (t + 1) * planes // n_threads
+        for begin in range(t * planes // n_threads, end, group):
+            stop = min(end, begin + group)
+            if stride_h == 1 and stride_w == 1:
+                depthwise_nchw_forward_range(dy, flipped, dx, 1, begin, stop, 1, 1, dil_h, dil_w,
+                                             (kh - 1) * dil_h - pad_top, (kw - 1) * dil_w - pad_left)
+            else:
+                depthwise_nchw_backprop_input_s2_range(w, dy, dx, begin, stop, pad_top, pad_left)
+            depthwise_nchw_backprop_filter_range(x, dy, partial[t], 1, begin, stop, stride_h, stride_w, dil_h, dil_w,
+                                                 pad_top, pad_left)
