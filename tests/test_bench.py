@@ -186,3 +186,30 @@ def test_shipped_case_files_load(file_name: str) -> None:
     for case in cases:
         g = case.geometry()
         assert g.out_h > 0 and g.out_w > 0, case.name
+
+
+def _bench_gradients():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_gradients.py"
+    spec = importlib.util.spec_from_file_location("bench_gradients", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("case", [(2, 9, 10, 20, 3, 1, 1, "NHWC"), (1, 12, 11, 16, 5, 1, 1, "NCHW"),
+                                  (1, 13, 14, 24, 3, 1, 2, "NHWC"), (2, 10, 12, 8, 3, 2, 1, "NHWC")])
+def test_gradients_benchmark_checks_and_times_a_case(case) -> None:
+    """Its cases go through the checks against PyTorch's backward and the two ops (which raise on a
+    mismatch), and give three positive times (PyTorch's only where its symmetric padding is SAME)."""
+    torch = pytest.importorskip("torch")
+    one, two, theirs = _bench_gradients().run_case(case, 2, torch)
+    assert one > 0 and two > 0
+    assert (theirs is not None and theirs > 0) == (case[5] == 1)
+
+
+def test_gradients_benchmark_refuses_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        _bench_gradients().main(["--rounds", "0"])
+    assert "--rounds and --threads must be at least 1" in capsys.readouterr().err
