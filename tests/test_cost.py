@@ -177,6 +177,21 @@ def test_bytes_scale_with_dtype_and_gradients_read_what_they_use():
     assert grad_filter.bytes_written == 3 * 3 * 3 * 4 * 4
 
 
+def test_both_depthwise_gradients_cost_the_two_backprops_less_one_read():
+    """Both gradients in one call: the two backprops' multiply-adds, their reads less one read of
+    ``out_backprop`` (which ``bytes_intermediate_unfused`` gives back), their writes."""
+    args = ((2, 9, 8, 6), (3, 3, 6, 2), 2, "SAME")
+    both = op_cost("depthwise_conv2d_gradients", *args)
+    grad_input = op_cost("depthwise_conv2d_backprop_input", *args)
+    grad_filter = op_cost("depthwise_conv2d_backprop_filter", *args)
+    out_backprop_bytes = 2 * 5 * 4 * 12 * 4  # [2, 5, 4, 12] float32
+    assert both.macs == grad_input.macs + grad_filter.macs and both.macs_valid == 2 * grad_input.macs_valid
+    assert both.bytes_read == grad_input.bytes_read + grad_filter.bytes_read - out_backprop_bytes
+    assert both.bytes_written == grad_input.bytes_written + grad_filter.bytes_written
+    assert both.bytes_intermediate_unfused == out_backprop_bytes
+    assert both.output_shape == (2, 9, 8, 6)
+
+
 def test_empty_batch_costs_nothing():
     c = op_cost("depthwise_conv2d", (0, 8, 8, 3), (3, 3, 3, 1))
     assert c.macs == c.macs_valid == c.flops == 0 and c.output_shape == (0, 8, 8, 3)

@@ -21,8 +21,12 @@ Counting conventions
   tensor; the filter gradient reads the input and ``out_backprop`` and writes a filter-shaped
   tensor.  For ``separable_conv2d`` the minimum assumes fusion (the depthwise result never
   reaches memory); ``bytes_intermediate_unfused`` is the extra traffic of writing it and
-  reading it back, as two separate ops do.
-- **Gradients** do exactly the forward op's multiply-adds (each forward tap is used once).
+  reading it back, as two separate ops do.  ``depthwise_conv2d_gradients`` (both gradients
+  in one call) reads the input, the filter and ``out_backprop`` once and writes both
+  gradients; its ``bytes_intermediate_unfused`` is the second read of ``out_backprop`` that
+  the two backprops called one after the other make.
+- **Gradients** do exactly the forward op's multiply-adds (each forward tap is used once; both
+  gradients together, twice).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ OPS = (
     "conv2d_backprop_filter",
     "depthwise_conv2d_backprop_input",
     "depthwise_conv2d_backprop_filter",
+    "depthwise_conv2d_gradients",
 )
 
 
@@ -170,7 +175,8 @@ def op_cost(
     op : str
         ``"conv2d"``, ``"depthwise_conv2d"``, ``"separable_conv2d"``, ``"pointwise"`` (a 1x1
         ``conv2d``), ``"conv2d_backprop_input"``, ``"conv2d_backprop_filter"``,
-        ``"depthwise_conv2d_backprop_input"`` or ``"depthwise_conv2d_backprop_filter"``.
+        ``"depthwise_conv2d_backprop_input"``, ``"depthwise_conv2d_backprop_filter"`` or
+        ``"depthwise_conv2d_gradients"`` (both; its ``output_shape`` is the input gradient's).
     input_shape : sequence of int
         The (forward) input's shape in ``data_format``; for the gradients, the forward op's input.
     filter_shape : sequence of int
@@ -236,7 +242,11 @@ def op_cost(
         intermediate = 2 * out_elems  # the depthwise result, written then read back
         output_shape, out_elems = pw.output_shape, math.prod(pw.output_shape)
 
-    if op.endswith("backprop_input"):
+    if op == "depthwise_conv2d_gradients":
+        macs, macs_valid = 2 * macs, 2 * macs_valid
+        read, written, output_shape = in_elems + params + out_elems, in_elems + params, g.input_shape
+        intermediate = out_elems  # out_backprop read again by the second of two separate calls
+    elif op.endswith("backprop_input"):
         read, written, output_shape = params + out_elems, in_elems, g.input_shape
     elif op.endswith("backprop_filter"):
         read, written, output_shape = in_elems + out_elems, params, g.filter_shape
