@@ -493,7 +493,8 @@ def test_non_finite_out_backprop_in_filter_gradient_like_the_reference(padding):
 
 
 def test_concurrent_calls_from_python_threads(monkeypatch):
-    """Parallel kernels launched from several Python threads at once, NHWC (3x3 and packed 7x7) and native NCHW."""
+    """Parallel kernels launched from several Python threads at once, NHWC (3x3 and packed 7x7) and native NCHW,
+    both gradients in one call too."""
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 0)
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(fast_depthwise, "NCHW_NATIVE_MIN_PIXELS", 0)
@@ -505,9 +506,9 @@ def test_concurrent_calls_from_python_threads(monkeypatch):
     expected = []
     with sepconv.use_implementation("reference"):
         for x, filt, dy, args in problems:
-            expected.append((sepconv.depthwise_conv2d(x, filt, **args),
-                             sepconv.depthwise_conv2d_backprop_input(x.shape, filt, dy, **args),
-                             sepconv.depthwise_conv2d_backprop_filter(x, filt.shape, dy, **args)))
+            dx = sepconv.depthwise_conv2d_backprop_input(x.shape, filt, dy, **args)
+            dw = sepconv.depthwise_conv2d_backprop_filter(x, filt.shape, dy, **args)
+            expected.append((sepconv.depthwise_conv2d(x, filt, **args), dx, dw, dx, dw))
     failures: list[str] = []
 
     def worker(index: int) -> None:
@@ -517,7 +518,8 @@ def test_concurrent_calls_from_python_threads(monkeypatch):
             for _ in range(20):
                 got = (sepconv.depthwise_conv2d(x, filt, **args),
                        sepconv.depthwise_conv2d_backprop_input(x.shape, filt, dy, **args),
-                       sepconv.depthwise_conv2d_backprop_filter(x, filt.shape, dy, **args))
+                       sepconv.depthwise_conv2d_backprop_filter(x, filt.shape, dy, **args),
+                       *sepconv.depthwise_conv2d_gradients(x, filt, dy, **args))
                 for a, b in zip(got, want, strict=True):
                     if not np.allclose(a, b, **tol(np.float32)):
                         failures.append(f"thread {index}: max error {np.abs(a - b).max()}")
