@@ -141,6 +141,8 @@ PEER_CASES = [
     {"name": "dwbf_s2", "kind": "dw_bwd_filter", "shape": [2, 8, 8, 4], "k": 3, "s": 2, "m": 2, "padding": "SAME"},
     {"name": "sep_s2", "kind": "sep", "shape": [1, 8, 8, 4], "k": 3, "s": 2, "m": 2, "out": 6, "padding": "SAME"},
     {"name": "conv_s2", "kind": "conv", "shape": [1, 8, 8, 3], "k": 3, "s": 2, "out": 5, "padding": "SAME"},
+    {"name": "dwbb_s2", "kind": "dw_bwd", "shape": [2, 8, 9, 4], "k": 3, "s": 2, "m": 2, "padding": "SAME"},
+    {"name": "dwbb_d2", "kind": "dw_bwd", "shape": [1, 9, 8, 5], "k": 3, "s": 1, "d": 2, "padding": "VALID"},
 ]
 
 
@@ -155,7 +157,8 @@ def test_every_peer_computes_the_reference(peer: str) -> None:
         try:
             fn, to_numpy = RUNNERS[peer](case.for_worker(), inputs)
         except Unsupported:
-            assert (peer.startswith("ort") and case.kind == "dw_bwd_filter")
+            assert ((peer.startswith("ort") and case.kind in ("dw_bwd_filter", "dw_bwd"))
+                    or (peer == "tf" and case.kind.startswith("dw_bwd") and case.d > 1))  # TF ignores them
             continue
         assert relative_error(to_numpy(fn()), reference_output(case, inputs)) <= TOLERANCE, (peer, case.name)
 
@@ -213,3 +216,19 @@ def test_gradients_benchmark_refuses_bad_arguments(capsys: pytest.CaptureFixture
     with pytest.raises(SystemExit):
         _bench_gradients().main(["--rounds", "0"])
     assert "--rounds and --threads must be at least 1" in capsys.readouterr().err
+
+
+def test_both_gradients_are_checked_part_by_part() -> None:
+    """A ``dw_bwd`` answer is the two gradients flattened and concatenated; each part is held to the
+    tolerance against its own scale, so a wrong input gradient is caught next to a filter gradient
+    hundreds of times larger."""
+    case = Case.from_dict({"name": "b", "kind": "dw_bwd", "shape": [2, 9, 9, 4], "k": 3, "s": 1,
+                           "padding": "SAME"}, "test")
+    inputs = make_inputs(case)
+    dx, dw = reference_output(case, inputs)
+    flat = np.concatenate([dx.ravel(), dw.ravel()])
+    assert relative_error(flat, (dx, dw)) == 0
+    wrong = flat.copy()
+    wrong[0] += 10 * TOLERANCE * np.abs(dx).max()
+    assert relative_error(wrong, (dx, dw)) > TOLERANCE
+    assert relative_error(flat[:-1], (dx, dw)) == float("inf")

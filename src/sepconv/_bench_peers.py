@@ -78,6 +78,25 @@ def _nhwc(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
 
 
+def _flat_pair(pair) -> np.ndarray:
+    """Two results (input gradient, filter gradient) as the one array a worker returns: both flattened,
+    concatenated (:func:`sepconv.bench.relative_error` splits them again)."""
+    return np.concatenate([np.asarray(pair[0]).reshape(-1), np.asarray(pair[1]).reshape(-1)])
+
+
+def _both_gradients(runner: Callable[[dict, dict[str, np.ndarray]], Runner]) -> Callable[[dict, dict], Runner]:
+    """For a framework without one op for both gradients: ``runner``'s input-gradient and filter-gradient
+    calls one after the other (what TensorFlow's own gradient of the op runs), for ``dw_bwd`` cases."""
+    def run(case: dict, a: dict[str, np.ndarray]) -> Runner:
+        if case["kind"] != "dw_bwd":
+            return runner(case, a)
+        grad_input, input_to_numpy = runner({**case, "kind": "dw_bwd_input"}, a)
+        grad_filter, filter_to_numpy = runner({**case, "kind": "dw_bwd_filter"}, a)
+        return (lambda: (grad_input(), grad_filter())), lambda pair: _flat_pair(
+            (input_to_numpy(pair[0]), filter_to_numpy(pair[1])))
+    return run
+
+
 def _symmetric(case: dict) -> bool:
     (top, bottom), (left, right) = case["pads"]
     return top == bottom and left == right
@@ -99,6 +118,9 @@ def _sepconv_runner(case: dict, a: dict[str, np.ndarray]) -> Runner:
     if kind == "dw_bwd_filter":
         x, dy, sizes = a["x"], a["dy"], list(a["w_shape"])
         return (lambda: sepconv.depthwise_conv2d_backprop_filter(x, sizes, dy, s, padding, dilations=d)), np.asarray
+    if kind == "dw_bwd":
+        x, w, dy = a["x"], a["w"], a["dy"]
+        return (lambda: sepconv.depthwise_conv2d_gradients(x, w, dy, s, padding, dilations=d)), _flat_pair
     if kind == "sep":
         x, wd, wp = a["x"], a["wd"], a["wp"]
         return (lambda: sepconv.separable_conv2d(x, wd, wp, s, padding, dilations=d)), np.asarray
@@ -159,6 +181,16 @@ def _torch_runner(case: dict, a: dict[str, np.ndarray], channels_last: bool) -> 
     dy = tensor(_nchw(a["dy"]))
     ph, pw = (h, w_) if pad is None else (h + top + bottom, w_ + left + right)
     padded_input_shape = (n, c, ph, pw)
+    if kind == "dw_bwd":  # both in one call, as autograd asks for them
+        x, wd = tensor(_nchw(a["x"])), tensor(_dw_filter_oihw(a["w"]))
+
+        def gradients() -> tuple[torch.Tensor, torch.Tensor]:
+            dx, dw, _ = backward(dy, padded(x), wd, None, [s, s], list(padding), [d, d], False, [0, 0], c,
+                                 [True, True, False])
+            return (dx if pad is None else dx[:, :, top:top + h, left:left + w_]), dw
+
+        return gradients, lambda pair: _flat_pair((to_nhwc(pair[0]), _oihw_to_dw_filter(pair[1].contiguous().numpy(),
+                                                                                       c, m)))
     if kind == "dw_bwd_input":
         wd = tensor(_dw_filter_oihw(a["w"]))
         x_like = torch.empty(padded_input_shape).contiguous(memory_format=fmt)
@@ -342,6 +374,12 @@ def _jax_runner(case: dict, a: dict[str, np.ndarray]) -> Runner:
         args = (a["x"], dw_hwio(a["wd"]), a["wp"])
     elif kind == "conv":
         f, args = jax.jit(lambda x, w: conv(x, w, 1)), (a["x"], a["w"])
+    elif kind == "dw_bwd":  # both, from one jitted vector-Jacobian product (its forward pass is dead code)
+        kh, kw = a["w_shape"][:2]
+        f = jax.jit(lambda x, w, dy: jax.vjp(depthwise, x, w)[1](dy))
+        device_args = [jax.device_put(v) for v in (a["x"], dw_hwio(a["w"]), a["dy"])]
+        return (lambda: jax.block_until_ready(f(*device_args))), lambda pair: _flat_pair(
+            (np.asarray(pair[0]), np.asarray(pair[1]).reshape(int(kh), int(kw), c, m)))
     elif kind == "dw_bwd_input":
         x_spec = jax.ShapeDtypeStruct(tuple(case["shape"]), jnp.float32)
         f = jax.jit(lambda w, dy: jax.linear_transpose(lambda x: depthwise(x, w), x_spec)(dy)[0])
@@ -372,9 +410,9 @@ RUNNERS: dict[str, Callable[[dict, dict[str, np.ndarray]], Runner]] = {
     "sepconv": _sepconv_runner,
     "torch_cl": lambda case, a: _torch_runner(case, a, channels_last=True),
     "torch_nchw": lambda case, a: _torch_runner(case, a, channels_last=False),
-    "tf": _tf_runner,
-    "ort_nchw": lambda case, a: _ort_runner(case, a, nhwc=False),
-    "ort_nhwc": lambda case, a: _ort_runner(case, a, nhwc=True),
+    "tf": _both_gradients(_tf_runner),
+    "ort_nchw": _both_gradients(lambda case, a: _ort_runner(case, a, nhwc=False)),
+    "ort_nhwc": _both_gradients(lambda case, a: _ort_runner(case, a, nhwc=True)),
     "jax": _jax_runner,
 }
 

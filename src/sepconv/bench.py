@@ -26,7 +26,10 @@ How it measures:
   autograd calls).  TensorFlow: the raw depthwise ops and their gradients, ``separable_conv2d``,
   ``Conv2D``, eagerly.  ONNX Runtime: a one- or two-node graph (``Conv`` with ``group=C``;
   ``ConvTranspose`` for the input gradient; no filter gradient).  JAX: jitted
-  ``conv_general_dilated`` with ``feature_group_count`` and its ``linear_transpose``.
+  ``conv_general_dilated`` with ``feature_group_count`` and its ``linear_transpose``.  Both
+  gradients (``dw_bwd``, a training step's backward): sepconv's ``depthwise_conv2d_gradients``,
+  PyTorch's ``convolution_backward`` asked for both, the others' two gradient calls in turn (what
+  TensorFlow's own gradient of the op runs).
 - **Roofline.**  Minimal bytes and FLOPs come from :mod:`sepconv.cost`; the bandwidth at each
   case's own footprint and the fp32 GEMM rate are probed by :mod:`sepconv.roofline` inside the
   sepconv worker (same environment as the timings).  Depthwise kinds are reported against the
@@ -55,11 +58,12 @@ import numpy as np
 
 from ._bench_peers import FRAMEWORKS, NHWC_FRAMEWORKS, REQUIRES
 
-KINDS = ("dw", "dw_bwd_input", "dw_bwd_filter", "sep", "conv")
+KINDS = ("dw", "dw_bwd_input", "dw_bwd_filter", "dw_bwd", "sep", "conv")
 KIND_OPS = {
     "dw": "depthwise_conv2d",
     "dw_bwd_input": "depthwise_conv2d_backprop_input",
     "dw_bwd_filter": "depthwise_conv2d_backprop_filter",
+    "dw_bwd": "depthwise_conv2d_gradients",
     "sep": "separable_conv2d",
     "conv": "conv2d",
 }
@@ -211,14 +215,18 @@ def make_inputs(case: Case) -> dict[str, np.ndarray]:
         return {"w": normal(case.filter_shape, taps**-0.5), "dy": normal(out_shape)}
     if case.kind == "dw_bwd_filter":
         return {"x": normal(case.shape), "dy": normal(out_shape), "w_shape": np.array(case.filter_shape)}
+    if case.kind == "dw_bwd":
+        return {"x": normal(case.shape), "w": normal(case.filter_shape, taps**-0.5), "dy": normal(out_shape),
+                "w_shape": np.array(case.filter_shape)}
     if case.kind == "sep":
         return {"x": normal(case.shape), "wd": normal(case.filter_shape, taps**-0.5),
                 "wp": normal(case.pointwise_shape, (c * case.m) ** -0.5)}
     return {"x": normal(case.shape), "w": normal(case.filter_shape, (taps * c) ** -0.5)}
 
 
-def reference_output(case: Case, a: dict[str, np.ndarray]) -> np.ndarray:
-    """The case's result by sepconv's NumPy reference implementation (the spec).
+def reference_output(case: Case, a: dict[str, np.ndarray]) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """The case's result by sepconv's NumPy reference implementation (the spec): for ``dw_bwd``, the pair
+    (input gradient, filter gradient), which the workers return flattened and concatenated.
 
     Examples
     --------
@@ -237,19 +245,30 @@ def reference_output(case: Case, a: dict[str, np.ndarray]) -> np.ndarray:
         if case.kind == "dw_bwd_filter":
             return sepconv.depthwise_conv2d_backprop_filter(a["x"], list(case.filter_shape), a["dy"], s, p,
                                                             dilations=d)
+        if case.kind == "dw_bwd":
+            return sepconv.depthwise_conv2d_gradients(a["x"], a["w"], a["dy"], s, p, dilations=d)
         if case.kind == "sep":
             return sepconv.separable_conv2d(a["x"], a["wd"], a["wp"], s, p, dilations=d)
         return sepconv.conv2d(a["x"], a["w"], s, p, dilations=d)
 
 
-def relative_error(out: np.ndarray, ref: np.ndarray) -> float:
-    """``max |out - ref| / max |ref|`` (inf when the shapes differ).
+def relative_error(out: np.ndarray, ref: np.ndarray | tuple[np.ndarray, ...]) -> float:
+    """``max |out - ref| / max |ref|`` (inf when the shapes differ).  A tuple ``ref`` (several results)
+    is compared part by part with ``out``, their concatenation flattened: the largest part's error.
 
     Examples
     --------
     >>> relative_error(np.array([1.0, 2.0]), np.array([1.0, 2.5]))
     0.2
+    >>> relative_error(np.array([1.0, 2.0, 300.0]), (np.array([1.0, 2.5]), np.array([[300.0]])))
+    0.2
     """
+    if isinstance(ref, tuple):
+        sizes = [part.size for part in ref]
+        if out.ndim != 1 or out.size != sum(sizes):
+            return math.inf
+        pieces = np.split(out, np.cumsum(sizes)[:-1])
+        return max(relative_error(piece, part.reshape(-1)) for piece, part in zip(pieces, ref, strict=True))
     if out.shape != ref.shape:
         return math.inf
     scale = float(np.max(np.abs(ref))) if ref.size else 0.0
