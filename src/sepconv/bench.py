@@ -71,7 +71,7 @@ GEMM_BOUND_KINDS = ("sep", "conv")
 PEERS = tuple(f for f in FRAMEWORKS if f != "sepconv")
 CASES_FILE = Path(__file__).with_name("bench_cases.json")
 QUICK_CASES = ("dw_1x56x56x144_s1", "dw_1x112x112x96_s2", "dw_8x56x56x144_s1", "dwbi_8x28x28x192",
-               "dwbf_8x28x28x192", "sep_1x56x56x144_to144", "conv_1x56x56x64_to64")
+               "dwbf_8x28x28x192", "dwbb_8x28x28x192", "sep_1x56x56x144_to144", "conv_1x56x56x64_to64")
 OPENBLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "1073741824", "MALLOC_TRIM_THRESHOLD_": "1073741824"}
 STATISTICS = ("median", "p25", "min")  # per round, over the calls timed in it
