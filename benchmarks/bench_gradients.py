@@ -55,7 +55,7 @@ def run_case(case, rounds: int, torch) -> tuple[float, float, float | None]:
                 sepconv.depthwise_conv2d_backprop_filter(x, filt.shape, dy, **args))
 
     contestants = {"one call": one_call, "two calls": two_calls}
-    if torch is not None and k // 2 * 2 * d == (k - 1) * d and s == 1:  # PyTorch's symmetric padding = SAME here
+    if torch is not None and k % 2 == 1 and s == 1:  # PyTorch's symmetric padding equals SAME here
         to_nchw = (0, 3, 1, 2) if data_format == "NHWC" else (0, 1, 2, 3)
         fmt = torch.channels_last if data_format == "NHWC" else torch.contiguous_format
         xt = torch.from_numpy(x).permute(*to_nchw).contiguous(memory_format=fmt)

@@ -407,16 +407,20 @@ def _(input, depthwise_weight, pointwise_weight, bias, stride, padding, dilation
 # so double backward closes over the three operators of a family.
 
 
-def _forward_gradients(ctx, grad: Tensor, backprop_input, backprop_filter) -> tuple:
+def _forward_gradients(ctx, grad: Tensor, backprop_input, backprop_filter, both=None) -> tuple:
     """The gradients of a forward operator ``(input, weight, bias, stride, padding, dilation)``
-    from ``ctx`` (saved ``input, weight``; ``window``, ``has_bias``), by the two backprops given."""
+    from ``ctx`` (saved ``input, weight``; ``window``, ``has_bias``), by the two backprops given, or by
+    ``both(input, grad, weight, *window)`` in one call when both are wanted and it is given."""
     input, weight = ctx.saved_tensors
     grad = _like_input(grad, input)
     grad_input = grad_weight = None
-    if ctx.needs_input_grad[0]:
-        grad_input = backprop_input(grad, weight, list(input.shape), *ctx.window)
-    if ctx.needs_input_grad[1]:
-        grad_weight = backprop_filter(input, grad, list(weight.shape), *ctx.window)
+    if both is not None and ctx.needs_input_grad[0] and ctx.needs_input_grad[1]:
+        grad_input, grad_weight = both(input, grad, weight, *ctx.window)
+    else:
+        if ctx.needs_input_grad[0]:
+            grad_input = backprop_input(grad, weight, list(input.shape), *ctx.window)
+        if ctx.needs_input_grad[1]:
+            grad_weight = backprop_filter(input, grad, list(weight.shape), *ctx.window)
     return grad_input, grad_weight, _bias_grad(ctx, grad), None, None, None
 
 
@@ -481,12 +485,9 @@ class _EagerDepthwise(torch.autograd.Function):
     def backward(ctx, grad):
         if torch.is_grad_enabled():  # building a graph: the differentiable operators
             return _forward_gradients(ctx, grad, _depthwise_backprop_input, _depthwise_backprop_filter)
-        if ctx.needs_input_grad[0] and ctx.needs_input_grad[1]:  # both: one call, one pass over the gradient
-            input, weight = ctx.saved_tensors
-            grad = _like_input(grad, input)
-            grad_input, grad_weight = _depthwise_gradients_impl(input, grad, weight, *ctx.window)
-            return grad_input, grad_weight, _bias_grad(ctx, grad), None, None, None
-        return _forward_gradients(ctx, grad, _depthwise_backprop_input_impl, _depthwise_backprop_filter_impl)
+        # the last argument: both gradients, when both are wanted, in one call (one pass over the gradient)
+        return _forward_gradients(ctx, grad, _depthwise_backprop_input_impl, _depthwise_backprop_filter_impl,
+                                  _depthwise_gradients_impl)
 
 
 def _needs_grad(*tensors: Tensor | None) -> bool:

@@ -262,6 +262,25 @@ def depthwise_conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry, scratch: s
     return out
 
 
+def _flipped(w3: np.ndarray) -> np.ndarray:
+    """``w3 [kh, kw, C]`` rotated by 180 degrees: the stride-1 input gradient is the forward correlation of
+    ``dy`` with it (padding ``(k - 1) * dilation - pad``)."""
+    return np.ascontiguousarray(w3[::-1, ::-1])
+
+
+def _checked_filter_gradient(dw: np.ndarray, x: np.ndarray, dy: np.ndarray, g: Conv2DGeometry,
+                             nchw: bool = False) -> np.ndarray:
+    """The kernels' filter gradient ``dw`` (reshaped to the filter), or the reference's where they can differ:
+    a non-finite ``out_backprop`` shows up in ``dw``, except at a pixel whose whole window is padding.
+    ``x`` and ``dy`` in NCHW when ``nchw``."""
+    dw = dw.reshape(g.filter_shape)
+    if not kernels.all_finite(dw) or (_has_window_in_padding(g) and not np.isfinite(dy).all()):
+        if nchw:
+            x, dy = nchw_to_nhwc(x), nchw_to_nhwc(dy)
+        return reference.depthwise_conv2d_backprop_filter(x, dy, g)
+    return dw
+
+
 def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeometry,
                                     scratch: str | None = None) -> np.ndarray:
     """Input gradient: ``w [kh, kw, C, M]``, ``dy [N, out_h, out_w, C*M]`` -> ``[N, H, W, C]``; in this
@@ -295,8 +314,7 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
         dx = empty_like_offset(shape, dy.dtype, dy) if scratch is None else workspace(scratch, shape, dy.dtype, like=dy)
     min_macs = _nhwc_min_macs(m > 1)
     if g.stride_h == 1 and g.stride_w == 1:
-        flipped = np.ascontiguousarray(w3[::-1, ::-1])
-        _forward(dy, flipped, dx, 1, 1, g.dil_h, g.dil_w,
+        _forward(dy, _flipped(w3), dx, 1, 1, g.dil_h, g.dil_w,
                  (g.kh - 1) * g.dil_h - g.pad_top, (g.kw - 1) * g.dil_w - g.pad_left, m > 1)
     elif g.kh == g.kw and g.kh in (3, 5) and (g.stride_h, g.stride_w, g.dil_h, g.dil_w) == (2, 2, 1, 1):
         rows = n * g.in_h
@@ -382,11 +400,7 @@ def depthwise_conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeo
         with PARALLEL_LAUNCH:
             kernels.depthwise_nhwc_backprop_filter_parallel(xr, dy, partial, zero_row, *args)
         dw = partial.sum(axis=0)
-    dw = dw.reshape(g.filter_shape)
-    # A non-finite out_backprop shows up in dw, except at a pixel whose whole window is padding.
-    if not kernels.all_finite(dw) or (_has_window_in_padding(g) and not np.isfinite(dy).all()):
-        return reference.depthwise_conv2d_backprop_filter(x, dy, g)
-    return dw
+    return _checked_filter_gradient(dw, x, dy, g)
 
 
 # Both gradients in one pass (depthwise_conv2d_gradients): bands of about this many bytes of the rows they
@@ -445,14 +459,9 @@ def depthwise_conv2d_gradients(x: np.ndarray, w: np.ndarray, dy: np.ndarray,
     band_rows = max(2, GRADIENTS_BAND_BYTES // row_bytes)
     with PARALLEL_LAUNCH:
         kernels.depthwise_nhwc_backprop_3x3_parallel(
-            x, w3, np.ascontiguousarray(w3[::-1, ::-1]), dy, dx, partial, _zero_row(dy.shape[2:], dy.dtype),
-            _zero_row(x.shape[2:], x.dtype), band_rows, *_geometry_ints(g))
-    dw = partial.sum(axis=0).reshape(g.filter_shape)
-    # As depthwise_conv2d_backprop_filter: a non-finite out_backprop is left to the reference where the
-    # kernels' sums could differ from it.
-    if not kernels.all_finite(dw) or (_has_window_in_padding(g) and not np.isfinite(dy).all()):
-        dw = reference.depthwise_conv2d_backprop_filter(x, dy, g)
-    return dx, dw
+            x, w3, _flipped(w3), dy, dx, partial, _zero_row(dy.shape[2:], dy.dtype), _zero_row(x.shape[2:], x.dtype),
+            band_rows, *_geometry_ints(g))
+    return dx, _checked_filter_gradient(partial.sum(axis=0), x, dy, g)
 
 
 # --------------------------------------------------------------------------- NCHW, natively
@@ -554,8 +563,7 @@ def depthwise_conv2d_backprop_input_nchw(w: np.ndarray, dy: np.ndarray, g: Conv2
             with PARALLEL_LAUNCH:
                 nchw.depthwise_nchw_backprop_input_s2_parallel(w3, dy, dx, n_chunks, g.pad_top, g.pad_left)
     else:
-        flipped = np.ascontiguousarray(w3[::-1, ::-1])
-        _nchw_forward(dy, flipped, dx, 1, 1, 1, g.dil_h, g.dil_w,
+        _nchw_forward(dy, _flipped(w3), dx, 1, 1, 1, g.dil_h, g.dil_w,
                       (g.kh - 1) * g.dil_h - g.pad_top, (g.kw - 1) * g.dil_w - g.pad_left)
     if m > 1:
         return dx.reshape(n, g.in_c, m, g.in_h, g.in_w).sum(axis=2)
@@ -589,10 +597,7 @@ def depthwise_conv2d_backprop_filter_nchw(x: np.ndarray, dy: np.ndarray, g: Conv
     else:
         with PARALLEL_LAUNCH:
             nchw.depthwise_nchw_backprop_filter_parallel(x, dy, partial, g.multiplier, *window)
-    dw = partial.sum(axis=0).reshape(g.filter_shape)
-    if not kernels.all_finite(dw) or (_has_window_in_padding(g) and not np.isfinite(dy).all()):
-        return reference.depthwise_conv2d_backprop_filter(nchw_to_nhwc(x), nchw_to_nhwc(dy), g)
-    return dw
+    return _checked_filter_gradient(partial.sum(axis=0), x, dy, g, nchw=True)
 
 
 def depthwise_conv2d_gradients_nchw(x: np.ndarray, w: np.ndarray, dy: np.ndarray,
@@ -629,9 +634,6 @@ def depthwise_conv2d_gradients_nchw(x: np.ndarray, w: np.ndarray, dy: np.ndarray
     partial = np.zeros((threads, g.kh, g.kw, g.out_c), x.dtype)
     plane_bytes = (2 * g.in_h * g.in_w + g.out_h * g.out_w) * x.itemsize
     with PARALLEL_LAUNCH:
-        nchw.depthwise_nchw_backprop_parallel(x, w3, np.ascontiguousarray(w3[::-1, ::-1]), dy, dx, partial,
+        nchw.depthwise_nchw_backprop_parallel(x, w3, _flipped(w3), dy, dx, partial,
                                               max(1, GRADIENTS_NCHW_GROUP_BYTES // plane_bytes), *_geometry_ints(g))
-    dw = partial.sum(axis=0).reshape(g.filter_shape)
-    if not kernels.all_finite(dw) or (_has_window_in_padding(g) and not np.isfinite(dy).all()):
-        dw = reference.depthwise_conv2d_backprop_filter(nchw_to_nhwc(x), nchw_to_nhwc(dy), g)
-    return dx, dw
+    return dx, _checked_filter_gradient(partial.sum(axis=0), x, dy, g, nchw=True)
