@@ -92,7 +92,7 @@ def test_pointwise_product_splits_from_its_threshold(monkeypatch):
     """From POINTWISE_PARALLEL_MIN_MACS multiply-adds the product runs on the threads, below on the calling one."""
     pointwise = sys.modules["sepconv.kernels.pointwise"]
     calls = []
-    monkeypatch.setattr(fast_conv2d.numba, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(fast_conv2d, "thread_count", lambda: 2)
     monkeypatch.setattr(pointwise, "pointwise_parallel", lambda *args: calls.append(("parallel", args[-1])))
     monkeypatch.setattr(pointwise, "pointwise_tiles", lambda *args: calls.append(("tiles", args[-1])))
     x, w, out = np.ones((60, 10), np.float32), np.ones((10, 20), np.float32), np.empty((60, 20), np.float32)

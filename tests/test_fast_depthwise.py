@@ -196,6 +196,74 @@ def test_few_channels_match_reference(geometry, dtype, threads, monkeypatch):
     _assert_three_ops_match(x, filt, dy, args, dtype)
 
 
+FEW_CHANNELS_3X3 = [
+    (2, 9, 11, 3, 1, (3, 3), 1, 1, "SAME"),  # four float32 channels or fewer: the flat-row kernel
+    (1, 7, 13, 4, 1, (3, 3), 1, 1, [[0, 0], [0, 2], [1, 0], [0, 0]]),
+    (1, 10, 12, 8, 1, (3, 3), 1, 2, "SAME"),  # dilated, fewer channels than a vector: flat-row on one thread
+    (1, 9, 15, 12, 1, (3, 3), 1, (3, 1), "VALID"),
+    (1, 4, 5, 2, 2, (3, 3), 1, 2, "SAME"),  # a multiplier: four channels after the repeat
+]
+
+
+@pytest.mark.parametrize("threads", ["serial", "parallel"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("geometry", FEW_CHANNELS_3X3, ids=_ids)
+def test_few_channels_3x3_take_the_flat_row_kernel(geometry, dtype, threads, monkeypatch):
+    """3x3 layers of up to 16 bytes of channels (or dilated, below a vector, on one thread) run the flat-row
+    kernel, forward and stride-1 input gradient, and match the reference."""
+    from sepconv.kernels import depthwise as kernels
+    parallel = threads == "parallel"
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 0 if parallel else 10**18)
+    monkeypatch.setattr(fast_depthwise, "NHWC_PARALLEL_MIN_MACS", 0 if parallel else 10**18)
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 0 if parallel else 10**18)
+    calls = []
+    for name in ("depthwise_nhwc_forward_few_channels_parallel", "depthwise_nhwc_forward_few_channels_padded_rows"):
+        kernel = getattr(kernels, name)
+        monkeypatch.setattr(kernels, name, lambda *a, _k=kernel, _n=name: calls.append(_n) or _k(*a))
+    x, filt, dy, args = _problem(geometry, dtype)
+    _assert_three_ops_match(x, filt, dy, args, dtype)
+    channel_bytes = x.shape[3] * filt.shape[3] * x.itemsize
+    dilated = geometry[7] != 1
+    flat_row = channel_bytes <= 16 or (dilated and not parallel and channel_bytes < 64)
+    assert len(calls) == (2 if flat_row else 0)  # the forward and the input gradient
+    if flat_row:
+        assert set(calls) == {"depthwise_nhwc_forward_few_channels_" + ("parallel" if parallel else "padded_rows")}
+
+
+def test_launch_follows_the_thresholds_and_thread_count(monkeypatch):
+    """The forward's kernel choice is kept per geometry, and chosen again when a threshold or the thread count
+    changes: the same call runs on one thread, then split, then on one thread under set_num_threads(1)."""
+    import numba
+
+    from sepconv.kernels import depthwise as kernels
+    from sepconv.kernels._jit import thread_count
+    calls = []
+    for name in ("depthwise_nhwc_forward_parallel", "depthwise_nhwc_forward_3x3_rows"):
+        kernel = getattr(kernels, name)
+        monkeypatch.setattr(kernels, name, lambda *a, _k=kernel, _n=name: calls.append(_n) or _k(*a))
+    x, filt, _, args = _problem((1, 20, 24, 32, 1, (3, 3), 1, 1, "SAME"), np.float32)
+    with sepconv.use_implementation("reference"):
+        want = sepconv.depthwise_conv2d(x, filt, **args)
+    with sepconv.use_implementation("fast"):
+        for parallel_from in (10**18, 0, 0):
+            for name in ("PARALLEL_MIN_MACS", "NHWC_PARALLEL_MIN_MACS", "PARALLEL_MIN_BYTES"):
+                monkeypatch.setattr(fast_depthwise, name, parallel_from)
+            if len(calls) == 2:
+                before = numba.get_num_threads()
+                numba.set_num_threads(1)
+                try:
+                    assert thread_count() == 1
+                    got = sepconv.depthwise_conv2d(x, filt, **args)
+                finally:
+                    numba.set_num_threads(before)
+                assert thread_count() == before
+            else:
+                got = sepconv.depthwise_conv2d(x, filt, **args)
+            np.testing.assert_allclose(got, want, **tol(np.float32))
+    expected_split = "depthwise_nhwc_forward_parallel" if numba.get_num_threads() > 1 else "depthwise_nhwc_forward_3x3_rows"
+    assert calls == ["depthwise_nhwc_forward_3x3_rows", expected_split, "depthwise_nhwc_forward_3x3_rows"]
+
+
 def test_results_do_not_share_the_kept_workspaces():
     """With a multiplier the repeated input and its gradient live in per-thread workspaces: a result
     must stay as it was when the next call (same shapes, other values) reuses them."""
@@ -332,7 +400,7 @@ def test_native_nchw_non_finite_filter_like_the_reference(bad, monkeypatch):
 def test_thread_split_thresholds(monkeypatch):
     """Tall images split from PARALLEL_MIN_MACS, short ones (fewer rows than PARALLEL_MIN_ROWS) from three
     times that, and any call from PARALLEL_MIN_BYTES of streamed arrays; never into more ranges than rows."""
-    monkeypatch.setattr(fast_depthwise.numba, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(fast_depthwise, "thread_count", lambda: 2)
     low, rows = fast_depthwise.PARALLEL_MIN_MACS, fast_depthwise.PARALLEL_MIN_ROWS
     assert fast_depthwise._n_chunks(rows, low) == 2
     assert fast_depthwise._n_chunks(rows, low - 1) == 1
@@ -350,7 +418,7 @@ def test_nhwc_3x3_splits_from_its_threshold(monkeypatch):
     """The NHWC 3x3 forward and input gradient of tall images split from NHWC_PARALLEL_MIN_MACS (lower than
     the packed kernels' PARALLEL_MIN_MACS, which also holds with a channel multiplier): 1x32x32x32 3x3 is
     0.29M multiply-adds."""
-    monkeypatch.setattr(fast_depthwise.numba, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(fast_depthwise, "thread_count", lambda: 2)
     assert fast_depthwise.NHWC_PARALLEL_MIN_MACS <= 32 * 32 * 32 * 9 < fast_depthwise.PARALLEL_MIN_MACS
     assert fast_depthwise._forward_chunks((1, 32, 32, 32), (1, 32, 32, 32), 4, 3, 3, 1, 1, 1) == 2
     assert fast_depthwise._forward_chunks((1, 32, 32, 32), (1, 32, 32, 32), 4, 5, 5, 1, 1, 1) == 2  # 0.8M
@@ -363,7 +431,7 @@ def test_packed_kernels_split_short_images(monkeypatch):
     """The packed kernels (filters other than 3x3) split short images from PARALLEL_MIN_MACS as tall ones;
     the 3x3 kernels keep the short-image rule.  1x14x14x96 5x5: 0.47M multiply-adds; 3x3 over 56
     channels: 14 * 14 * 56 * 9 = 0.1M below, 3x3 over 256: 0.45M, short."""
-    monkeypatch.setattr(fast_depthwise.numba, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(fast_depthwise, "thread_count", lambda: 2)
     assert fast_depthwise.PARALLEL_MIN_MACS <= 14 * 14 * 96 * 25 < 3 * fast_depthwise.PARALLEL_MIN_MACS
     chunks = fast_depthwise._forward_chunks
     assert chunks((1, 14, 14, 96), (1, 14, 14, 96), 4, 5, 5, 1, 1, 1) == 2

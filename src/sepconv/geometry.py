@@ -250,8 +250,15 @@ def windowed_output_size(
 
 
 def _shape(op: str, name: str, shape: Any) -> tuple[int, ...]:
-    if type(shape) in (tuple, list) and all(type(d) is int for d in shape):  # the common case, ~1 us
-        dims = tuple(shape)
+    kind = type(shape)
+    plain = kind is tuple or kind is list
+    if plain:  # the common case: a loop, ~0.3 us less than all() over a generator
+        for d in shape:
+            if type(d) is not int:
+                plain = False
+                break
+    if plain:
+        dims = shape if kind is tuple else tuple(shape)
     else:  # NumPy integers, arrays, and everything to refuse (bools, floats, strings) with a message
         dims = tuple(_as_int_list(op, name, shape))
     if dims and min(dims) < 0:

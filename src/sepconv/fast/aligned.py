@@ -17,6 +17,7 @@ import numpy as np
 
 from ..kernels._jit import kernel
 from ..kernels._simd import VECTOR_BYTES, address
+from . import recycled
 from .recycled import recycled_bytes
 
 
@@ -47,6 +48,12 @@ def empty_like_offset(shape: tuple[int, ...], dtype: np.dtype, like: np.ndarray)
     """
     if like.nbytes < PLACED_MIN_BYTES:
         return np.empty(shape, dtype)
+    count = math.prod(shape)
+    itemsize = like.itemsize if dtype is like.dtype else np.dtype(dtype).itemsize
+    if count * itemsize < recycled.RECYCLED_MIN_BYTES - VECTOR_BYTES:  # never recycled: the short way (~0.5 us less)
+        buffer = np.empty(count + VECTOR_BYTES // itemsize, dtype)
+        start = start_at_offset_of(buffer, like)
+        return buffer[start:start + count].reshape(shape)
     return _empty_placed(shape, dtype, lambda buffer: start_at_offset_of(buffer, like))
 
 

@@ -47,13 +47,12 @@ woken).  Both gradients use im2col/col2im.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from ..geometry import Conv2DGeometry
 from ..kernels import conv2d as kernels
 from ..kernels import conv2d_direct, pointwise
-from ..kernels._jit import PARALLEL_LAUNCH
+from ..kernels._jit import PARALLEL_LAUNCH, thread_count
 from ..kernels._simd import VECTOR_BYTES
 from . import recycled
 from .aligned import empty_aligned
@@ -188,7 +187,7 @@ def _winograd_fused(x: np.ndarray, u: np.ndarray, out: np.ndarray, g: Conv2DGeom
     total = x.shape[0] * tiles_h * tiles_w
     tile = pointwise.TILE_PIXELS
     chunk = max(tile, WINOGRAD_FUSED_CHUNK_BYTES // (16 * (g.in_c + g.out_c) * x.itemsize) // tile * tile)
-    threads = max(1, min(numba.get_num_threads(), total * 16 * g.in_c * g.out_c // WINOGRAD_FUSED_MIN_THREAD_MACS))
+    threads = max(1, min(thread_count(), total * 16 * g.in_c * g.out_c // WINOGRAD_FUSED_MIN_THREAD_MACS))
     per_thread = -(-total // threads)
     chunk = min(chunk, -(-per_thread // tile) * tile)  # every thread gets tiles
     v = workspace("winograd_fused_input", (threads, 16, chunk, g.in_c), x.dtype)
@@ -217,7 +216,7 @@ LAYOUT_THREADS = 2
 
 def _n_chunks(pixels: int) -> int:
     """Ranges for the layout kernels: up to one per thread, each at least :data:`PARALLEL_MIN_PIXELS` long."""
-    return max(1, min(LAYOUT_THREADS, numba.get_num_threads(), pixels // PARALLEL_MIN_PIXELS))
+    return max(1, min(LAYOUT_THREADS, thread_count(), pixels // PARALLEL_MIN_PIXELS))
 
 
 def _im2col(x: np.ndarray, col: np.ndarray, begin: int, pixels: int, g: Conv2DGeometry) -> None:
@@ -280,7 +279,7 @@ def _conv2d_few_channels(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.
     out = recycled.empty((x.shape[0], g.out_h, g.out_w, g.out_c), x.dtype)
     wk = np.ascontiguousarray(w.reshape(g.kh, g.kw * g.in_c, g.out_c))
     rows = x.shape[0] * g.out_h
-    n_chunks = max(1, min(rows, numba.get_num_threads(), out.size // PARALLEL_MIN_PIXELS // 32))
+    n_chunks = max(1, min(rows, thread_count(), out.size // PARALLEL_MIN_PIXELS // 32))
     args = (g.stride_h, g.stride_w, g.dil_h, g.dil_w, g.pad_top, g.pad_left)
     if n_chunks == 1:  # no parallel region at all
         kernels.conv2d_nhwc_few_channels_rows(np.ascontiguousarray(x), wk, out, 0, rows, *args)
@@ -386,7 +385,7 @@ def _streamed(xf: np.ndarray, taps: np.ndarray, tap_values: int, wf: np.ndarray,
     full, tail, _ = pointwise.panel_layout(out_c, VECTOR_BYTES // out.itemsize)
     panels = full + (tail > 0)
     args = (taps, tap_values, wf)
-    threads = max(1, min(numba.get_num_threads(), pixels * wf.size // DIRECT_MIN_THREAD_MACS))
+    threads = max(1, min(thread_count(), pixels * wf.size // DIRECT_MIN_THREAD_MACS))
     if threads == 1:
         conv2d_direct.conv2d_direct_streamed_range(xf, *args, out, *geo, 0, pixels, 0, tap_values, 0, panels, chunk,
                                                    block)
@@ -431,7 +430,7 @@ def _padded(x: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
         xp[:, g.pad_top:g.pad_top + g.in_h, g.pad_left:g.pad_left + g.in_w] = x
         return xp
     xp = workspace("padded_input", (n, hp, wp, g.in_c), x.dtype)  # each value written once, on both threads
-    n_chunks = max(1, min(numba.get_num_threads(), xp.size // DIRECT_PAD_MIN_THREAD_VALUES))
+    n_chunks = max(1, min(thread_count(), xp.size // DIRECT_PAD_MIN_THREAD_VALUES))
     if n_chunks == 1:
         conv2d_direct.pad_rows(x, xp, g.pad_top, g.pad_left, 0, n * hp)
     else:
@@ -457,7 +456,7 @@ def _conv2d_direct(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarra
     full, tail, _ = pointwise.panel_layout(g.out_c, lane_count)
     panels = full + (tail > 0)
     block = max(tile, DIRECT_BLOCK_BYTES // (g.kh * g.in_c * g.stride_w * x.itemsize) // tile * tile)
-    threads = max(1, min(numba.get_num_threads(), pixels * k_total * g.out_c // DIRECT_MIN_THREAD_MACS))
+    threads = max(1, min(thread_count(), pixels * k_total * g.out_c // DIRECT_MIN_THREAD_MACS))
     tap_bytes = g.in_c * 4 * lane_count * x.itemsize
     if tap_bytes <= DIRECT_CHUNK_BYTES:
         chunk = (DIRECT_CHUNK_BYTES // tap_bytes, g.in_c)
@@ -553,7 +552,7 @@ def pointwise_product(x2d: np.ndarray, w2d: np.ndarray, out2d: np.ndarray) -> No
     k_size, out_c = w2d.shape
     pixels = x2d.shape[0]
     tiles = -(-pixels // pointwise.TILE_PIXELS)
-    threads = 1 if pixels * k_size * out_c < POINTWISE_PARALLEL_MIN_MACS else min(numba.get_num_threads(), tiles)
+    threads = 1 if pixels * k_size * out_c < POINTWISE_PARALLEL_MIN_MACS else min(thread_count(), tiles)
     bps = workspace("pointwise_packed_filter", (threads, pointwise.packed_size(k_size, out_c, x2d.itemsize)),
                     x2d.dtype)
     if threads == 1:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import functools
 import math
 
-import numba
 import numpy as np
 
 from .. import reference
@@ -31,7 +30,7 @@ from ..geometry import Conv2DGeometry
 from ..kernels import depthwise as kernels
 from ..kernels import depthwise_nchw as nchw
 from ..kernels import depthwise_packed as packed
-from ..kernels._jit import PARALLEL_LAUNCH
+from ..kernels._jit import PARALLEL_LAUNCH, thread_count
 from ..kernels._simd import VECTOR_BYTES
 from . import recycled
 from .aligned import empty_like_offset
@@ -80,7 +79,7 @@ def _n_chunks(rows: int, macs: int, nbytes: int = 0, short_rows: int = PARALLEL_
     short = rows < short_rows and macs < 3 * PARALLEL_MIN_MACS
     if nbytes < PARALLEL_MIN_BYTES and (macs < min_macs or short):
         return 1
-    return max(1, min(rows, numba.get_num_threads()))
+    return max(1, min(rows, thread_count()))
 
 
 # The channel-multiplier passes (the input repeated, the input gradient summed) are copies, a few
@@ -92,7 +91,7 @@ PARALLEL_MIN_COPY_VALUES = 64 * 1024
 
 
 def _copy_chunks(values: int) -> int:
-    return 1 if values < PARALLEL_MIN_COPY_VALUES else numba.get_num_threads()
+    return 1 if values < PARALLEL_MIN_COPY_VALUES else thread_count()
 
 
 def _geometry_ints(g: Conv2DGeometry) -> tuple[int, int, int, int, int, int]:
@@ -182,14 +181,37 @@ def _forward_chunks(in_shape: tuple[int, ...], out_shape: tuple[int, ...], items
 FEW_CHANNELS_PADDED_MIN_REACH = 6
 
 
+def _flat_rows_fit(channels: int, itemsize: int, stride_h: int, stride_w: int, pad_top: int, pad_left: int) -> bool:
+    """Fewer channels than a vector, stride 1, no crop: what the flat-row kernel takes."""
+    return (channels * itemsize < VECTOR_BYTES and stride_h == 1 and stride_w == 1 and pad_top >= 0
+            and pad_left >= 0)
+
+
 def _few_channels(channels: int, itemsize: int, kh: int, kw: int, stride_h: int, stride_w: int, pad_top: int,
                   pad_left: int) -> bool:
     """Fewer channels than a vector, stride 1, no crop, and a filter that neither the 3x3 kernels (whose
-    sliding window wins even at 3 channels: 1x56x56x8 15-22 against 20-22 us) nor the packed ones take:
-    the flat-row kernel (1x75x75x3 7x7 ~530 -> ~120 us, 1x28x28x3 7x7 dilation 2 58 -> 25,
-    1x10x10x12 5x5 18 -> 7, one thread)."""
-    return (channels * itemsize < VECTOR_BYTES and stride_h == 1 and stride_w == 1 and pad_top >= 0
-            and pad_left >= 0 and (kh, kw) != (3, 3))
+    sliding window wins at 8 channels: 1x56x56x8 15-22 against 20-22 us, but see :func:`_few_channels_3x3`)
+    nor the packed ones take: the flat-row kernel (1x75x75x3 7x7 ~530 -> ~120 us, 1x28x28x3 7x7 dilation 2
+    58 -> 25, 1x10x10x12 5x5 18 -> 7, one thread)."""
+    return _flat_rows_fit(channels, itemsize, stride_h, stride_w, pad_top, pad_left) and (kh, kw) != (3, 3)
+
+
+# 3x3 layers of at most this many bytes of channels per pixel take the flat-row kernel too.
+FEW_CHANNELS_3X3_BYTES = 16
+
+
+def _few_channels_3x3(channels: int, itemsize: int, kh: int, kw: int, stride_h: int, stride_w: int, dil_h: int,
+                      dil_w: int, pad_top: int, pad_left: int, n_chunks: int) -> bool:
+    """The 3x3 layers the flat-row kernel runs faster than the 3x3 kernels, whose vector of channels is
+    then mostly empty: up to four float32 channels, and dilated layers of fewer channels than a vector
+    on one thread (one process, us, 3x3 kernel vs flat-row: 1x56x56x2 16.6 vs 12.1, 4x32x32x3 29.4 vs
+    19.5, 1x224x224x3 78 vs 53, dilation 2 102 vs 57; 1x33x33x3 d2 16.5 vs 9.7, 1x28x28x4 d3 14.7 vs
+    9.8, 1x33x33x12 d2 17.7 vs 15.5, 1x20x20x8 d2 VALID 8.0 vs 6.1; not split in two, where the 3x3
+    kernel kept the lead: 1x56x56x8 d2 14.4 vs 16.8, 2x40x40x8 d4 18.7 vs 22.0; 8 channels undilated
+    lost, 1x56x56x8 10.4 vs 17.0)."""
+    if (kh, kw) != (3, 3) or not _flat_rows_fit(channels, itemsize, stride_h, stride_w, pad_top, pad_left):
+        return False
+    return channels * itemsize <= FEW_CHANNELS_3X3_BYTES or ((dil_h > 1 or dil_w > 1) and n_chunks == 1)
 
 
 def _forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, stride_h: int, stride_w: int, dil_h: int, dil_w: int,
@@ -198,44 +220,79 @@ def _forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, stride_h: int, stri
     allocated at ``x``'s offset from a cache line (:func:`~sepconv.fast.aligned.empty_like_offset`).
     ``multiplier_pass``: ``x`` (or ``out``) is a channel-multiplier copy the calling thread has just
     written (or will read), see :func:`_forward_chunks`."""
+    _forward_launch(x.shape, out.shape, x.dtype, w3.shape[0], w3.shape[1], stride_h, stride_w, dil_h, dil_w,
+                    pad_top, pad_left, multiplier_pass, _split_settings())(x, w3, out)
+
+
+def _split_settings() -> tuple[int, ...]:
+    """What the thread split depends on besides the shapes: the thresholds above and the thread count."""
+    return PARALLEL_MIN_MACS, NHWC_PARALLEL_MIN_MACS, PARALLEL_MIN_BYTES, PARALLEL_MIN_ROWS, thread_count()
+
+
+@functools.lru_cache(maxsize=256)
+def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype: np.dtype, kh: int, kw: int,
+                    stride_h: int, stride_w: int, dil_h: int, dil_w: int, pad_top: int, pad_left: int,
+                    multiplier_pass: bool, split_settings: tuple[int, ...]):
+    """What :func:`_forward` runs for arrays of these shapes: ``launch(x, w3, out)``, the kernel and its
+    thread split chosen once per geometry and :func:`_split_settings` (the choice cost ~1.5 us a call, a
+    sixth of a small layer's)."""
     args = (stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
-    rows = out.shape[0] * out.shape[1]
-    kh, kw = w3.shape[0], w3.shape[1]
-    n_chunks = _forward_chunks(x.shape, out.shape, x.itemsize, kh, kw, stride_w, dil_h, dil_w, multiplier_pass)
-    if _packed(x.shape, x.itemsize, kh, kw, stride_w, dil_h, dil_w):
-        packed_args = (stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
+    rows = out_shape[0] * out_shape[1]
+    itemsize = dtype.itemsize
+    n_chunks = _forward_chunks(in_shape, out_shape, itemsize, kh, kw, stride_w, dil_h, dil_w, multiplier_pass)
+    if _packed(in_shape, itemsize, kh, kw, stride_w, dil_h, dil_w):
         if n_chunks > 1:
-            with PARALLEL_LAUNCH:
-                packed.depthwise_nhwc_forward_packed_parallel(x, w3, out, n_chunks, *packed_args)
+            def launch(x, w3, out):
+                with PARALLEL_LAUNCH:
+                    packed.depthwise_nhwc_forward_packed_parallel(x, w3, out, n_chunks, *args)
         else:
-            packed.depthwise_nhwc_forward_packed_rows(x, w3, out, 0, rows, *packed_args)
-        return
-    if _few_channels(x.shape[3], x.itemsize, kh, kw, stride_h, stride_w, pad_top, pad_left):
-        w2 = w3.reshape(kh * kw, x.shape[3])
-        lane_count = VECTOR_BYTES // x.itemsize
-        wt = np.empty((kh * kw, x.shape[3] // math.gcd(x.shape[3], lane_count) * lane_count), x.dtype)
-        kernels.tile_weights(w2, wt)
+            def launch(x, w3, out):
+                packed.depthwise_nhwc_forward_packed_rows(x, w3, out, 0, rows, *args)
+        return launch
+    channels = in_shape[3]
+    if (_few_channels(channels, itemsize, kh, kw, stride_h, stride_w, pad_top, pad_left)
+            or _few_channels_3x3(channels, itemsize, kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left,
+                                 n_chunks)):
+        lane_count = VECTOR_BYTES // itemsize
+        tiled_shape = (kh * kw, channels // math.gcd(channels, lane_count) * lane_count)
         few_args = (kh, dil_h, dil_w, pad_top, pad_left)
-        width = max(pad_left + x.shape[2], out.shape[2] + (kw - 1) * dil_w)
-        if width == x.shape[2] or (kw - 1) * dil_w < FEW_CHANNELS_PADDED_MIN_REACH:
+        width = max(pad_left + in_shape[2], out_shape[2] + (kw - 1) * dil_w)
+        if width == in_shape[2] or (kw - 1) * dil_w < FEW_CHANNELS_PADDED_MIN_REACH:
             width = 0  # no copy: no horizontal padding, or a narrow window (the masked edge pixels cost less)
-        buffers = workspace("padded_image", (n_chunks, x.shape[1] * width * x.shape[3]), x.dtype, like=x)
-        if n_chunks > 1:
-            with PARALLEL_LAUNCH:
-                kernels.depthwise_nhwc_forward_few_channels_parallel(x, wt, w2, out, buffers, *few_args)
-        else:
-            kernels.depthwise_nhwc_forward_few_channels_padded_rows(x, wt, w2, out, buffers[0], 0, rows, *few_args)
-        return
-    zero_row = _zero_row(x.shape[2:], x.dtype)  # read for filter rows in the padding
+        buffers_shape = (n_chunks, in_shape[1] * width * channels)
+
+        def launch(x, w3, out):
+            w2 = w3.reshape(kh * kw, channels)
+            wt = np.empty(tiled_shape, dtype)
+            kernels.tile_weights(w2, wt)
+            buffers = workspace("padded_image", buffers_shape, dtype, like=x)
+            if n_chunks > 1:
+                with PARALLEL_LAUNCH:
+                    kernels.depthwise_nhwc_forward_few_channels_parallel(x, wt, w2, out, buffers, *few_args)
+            else:
+                kernels.depthwise_nhwc_forward_few_channels_padded_rows(x, wt, w2, out, buffers[0], 0, rows,
+                                                                         *few_args)
+        return launch
+    row_shape = in_shape[2:]
+    zero_row = _zero_row(row_shape, dtype)
+    if zero_row.nbytes > ZERO_ROW_KEPT_BYTES:
+        zero_row = None  # a large call does not feel the allocation; the launch keeps no large buffer
     if n_chunks > 1:
-        with PARALLEL_LAUNCH:
-            kernels.depthwise_nhwc_forward_parallel(x, w3, out, zero_row, n_chunks, *args)
-    elif kh == 3 and kw == 3:
-        kernels.depthwise_nhwc_forward_3x3_rows(x, w3, out, zero_row, 0, rows, *args)
+        def launch(x, w3, out):
+            with PARALLEL_LAUNCH:
+                kernels.depthwise_nhwc_forward_parallel(x, w3, out, _zero_row(row_shape, dtype)
+                                                        if zero_row is None else zero_row, n_chunks, *args)
+        return launch
+    if kh == 3 and kw == 3:
+        rows_kernel = kernels.depthwise_nhwc_forward_3x3_rows
     elif kh == 5 and kw == 5:
-        kernels.depthwise_nhwc_forward_5x5_rows(x, w3, out, zero_row, 0, rows, *args)
+        rows_kernel = kernels.depthwise_nhwc_forward_5x5_rows
     else:
-        kernels.depthwise_nhwc_forward_rows(x, w3, out, zero_row, 0, rows, *args)
+        rows_kernel = kernels.depthwise_nhwc_forward_rows
+
+    def launch(x, w3, out):  # the zero row: read for filter rows in the padding
+        rows_kernel(x, w3, out, _zero_row(row_shape, dtype) if zero_row is None else zero_row, 0, rows, *args)
+    return launch
 
 
 def depthwise_conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry, scratch: str | None = None) -> np.ndarray:
@@ -449,7 +506,7 @@ def depthwise_conv2d_gradients(x: np.ndarray, w: np.ndarray, dy: np.ndarray,
     x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
     w3 = _filter_per_channel(w)
     rows = dy.shape[0] * g.out_h
-    threads = numba.get_num_threads()
+    threads = thread_count()
     split = _n_chunks(rows, dy.size * g.kh * g.kw, x.nbytes + dy.nbytes) > 1
     if not (split and threads > 1 and _fused_gradients(g) and kernels.all_finite(w3)):
         return depthwise_conv2d_backprop_input(w, dy, g), depthwise_conv2d_backprop_filter(x, dy, g)
@@ -624,7 +681,7 @@ def depthwise_conv2d_gradients_nchw(x: np.ndarray, w: np.ndarray, dy: np.ndarray
     w3 = _filter_per_channel(w)
     strides_2 = (g.stride_h, g.stride_w, g.dil_h, g.dil_w) == (2, 2, 1, 1)
     planes = dy.shape[0] * dy.shape[1]
-    threads = numba.get_num_threads()
+    threads = thread_count()
     native = not (_nchw_via_nhwc(g) or (strides_2 and _small_planes(g)))
     split = _n_chunks(planes, dy.size * g.kh * g.kw, x.nbytes + dy.nbytes) > 1
     if not (g.multiplier == 1 and ((g.stride_h, g.stride_w) == (1, 1) or strides_2) and native and split

@@ -8,11 +8,10 @@ such, without a copy); ``out`` must have a contiguous last axis.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from ..kernels import blas
-from ..kernels._jit import PARALLEL_LAUNCH
+from ..kernels._jit import PARALLEL_LAUNCH, thread_count
 from ..kernels._simd import VECTOR_BYTES
 
 # OpenBLAS runs products of at most this many multiply-adds (M * N * K) on the calling thread
@@ -82,7 +81,7 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: bool = Fal
     itemsize = dtype.itemsize
     ldc = out.strides[-2] // itemsize if m > 1 else n
     parallel = macs >= GEMM_PARALLEL_MIN_MACS
-    threads = numba.get_num_threads() if parallel else 1
+    threads = thread_count() if parallel else 1
     chunks = 1 if not parallel or groups % threads == 0 or groups >= 4 * threads else threads
     function, one, zero = gemm
     args = (function, blas.ILP64, m, n, k, one, one if accumulate else zero,

@@ -13,11 +13,10 @@ True
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from ..kernels import layout as kernels
-from ..kernels._jit import PARALLEL_LAUNCH
+from ..kernels._jit import PARALLEL_LAUNCH, thread_count
 from ..kernels._simd import VECTOR_BYTES
 from . import recycled
 
@@ -32,7 +31,7 @@ def _swap_last_axes(src: np.ndarray, dst: np.ndarray) -> None:
         kernels.swap_last_axes_range(src, dst, 0, src.shape[0] * blocks)
     else:
         with PARALLEL_LAUNCH:
-            kernels.swap_last_axes_parallel(src, dst, numba.get_num_threads())
+            kernels.swap_last_axes_parallel(src, dst, thread_count())
 
 
 def nchw_to_nhwc(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
