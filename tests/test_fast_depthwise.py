@@ -422,7 +422,14 @@ def test_nhwc_3x3_splits_from_its_threshold(monkeypatch):
     assert fast_depthwise.NHWC_PARALLEL_MIN_MACS <= 32 * 32 * 32 * 9 < fast_depthwise.PARALLEL_MIN_MACS
     assert fast_depthwise._forward_chunks((1, 32, 32, 32), (1, 32, 32, 32), 4, 3, 3, 1, 1, 1) == 2
     assert fast_depthwise._forward_chunks((1, 32, 32, 32), (1, 32, 32, 32), 4, 5, 5, 1, 1, 1) == 2  # 0.8M
-    assert fast_depthwise._forward_chunks((1, 32, 32, 12), (1, 32, 32, 12), 4, 5, 5, 1, 1, 1) == 1  # packed, 0.3M
+    # packed, 0.31M multiply-adds; counted in whole vectors of 16 channels, 0.41M
+    assert fast_depthwise._forward_chunks((1, 32, 32, 12), (1, 32, 32, 12), 4, 5, 5, 1, 1, 1, whole_vectors=False) == 1
+    assert fast_depthwise._forward_chunks((1, 32, 32, 12), (1, 32, 32, 12), 4, 5, 5, 1, 1, 1) == 2
+    # 3 channels at stride 2: 0.11M multiply-adds, 0.58M in whole vectors
+    assert fast_depthwise._forward_chunks((1, 75, 75, 3), (1, 38, 38, 3), 4, 5, 5, 2, 1, 1) == 2
+    assert fast_depthwise._forward_chunks((1, 75, 75, 3), (1, 38, 38, 3), 4, 5, 5, 2, 1, 1, whole_vectors=False) == 1
+    assert fast_depthwise._vector_size(np.empty((2, 3, 5, 17), np.float32)) == 2 * 3 * 5 * 32
+    assert fast_depthwise._vector_size(np.empty((2, 3, 5, 17), np.float64)) == 2 * 3 * 5 * 24
     # around a channel multiplier's copy, the higher threshold
     assert fast_depthwise._forward_chunks((1, 32, 32, 32), (1, 32, 32, 32), 4, 3, 3, 1, 1, 1, True) == 1
 

@@ -90,6 +90,14 @@ def _n_chunks(rows: int, macs: int, nbytes: int = 0, short_rows: int = PARALLEL_
 PARALLEL_MIN_COPY_VALUES = 64 * 1024
 
 
+def _vector_size(a: np.ndarray) -> int:
+    """``a.size`` (NHWC) with the channels rounded up to whole vectors: the work of a kernel that computes a
+    pixel's channels in vectors, as :func:`_forward_chunks` counts it (``whole_vectors``)."""
+    lane_count = VECTOR_BYTES // a.itemsize
+    channels = a.shape[-1]
+    return a.size // channels * (-(-channels // lane_count) * lane_count) if channels else 0
+
+
 def _copy_chunks(values: int) -> int:
     return 1 if values < PARALLEL_MIN_COPY_VALUES else thread_count()
 
@@ -157,9 +165,16 @@ def _packed(in_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_w
 
 
 def _forward_chunks(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsize: int, kh: int, kw: int,
-                    stride_w: int, dil_h: int, dil_w: int, multiplier_pass: bool = False) -> int:
+                    stride_w: int, dil_h: int, dil_w: int, multiplier_pass: bool = False,
+                    whole_vectors: bool = True) -> int:
     """:func:`_n_chunks` of the forward pass of an input of ``in_shape`` (multiplier 1) into an output of
     ``out_shape``.
+    ``whole_vectors``: the kernel computes a pixel's channels in whole vectors, so its work is counted
+    with the channels rounded up to a vector's lanes (a 3-channel layer costs what a 16-channel one
+    does); not for the flat-row kernel, whose vectors run along the row.  One process, alternating,
+    us, real multiply-adds -> whole vectors: 1x75x75x3 5x5 stride 2 47.0 -> 27.5, 1x112x112x3 3x3
+    stride 2 28.9 -> 19.9, 1x40x40x8 3x3 16.1 -> 12.8, 1x56x56x24 3x3 stride 2 19.5 -> 15.2,
+    1x28x28x8 7x7 18.4 -> 16.2; the others of 13 layers of 3-40 channels unchanged.
     The packed kernels' copy makes a row's work larger than its multiply-adds say, and short images
     gain from the split as tall ones do (one process, alternating, 1 vs 2 threads, us: 0.47M
     1x14x14x96 5x5 22.1 vs 18.5, 0.59M 1x7x7x480 5x5 24.3 vs 20.6, 0.63M 1x14x14x128 5x5 22.6 vs 18.9,
@@ -167,11 +182,16 @@ def _forward_chunks(in_shape: tuple[int, ...], out_shape: tuple[int, ...], items
     threshold, 0.29M 1x14x14x240 5x5 stride 2 18.8 vs 19.8, 0.24M 1x28x28x48 5x5 stride 2 14.8 vs 14.7)."""
     rows = out_shape[0] * out_shape[1]
     out_size = math.prod(out_shape)
+    channels = out_shape[3]
+    if whole_vectors:
+        lane_count = VECTOR_BYTES // itemsize
+        channels = -(-channels // lane_count) * lane_count
     if _packed(in_shape, itemsize, kh, kw, stride_w, dil_h, dil_w):
         short_rows, min_macs = 0, PARALLEL_MIN_MACS
     else:
         short_rows, min_macs = PARALLEL_MIN_ROWS, _nhwc_min_macs(multiplier_pass)
-    return _n_chunks(rows, out_size * kh * kw, (math.prod(in_shape) + out_size) * itemsize, short_rows, min_macs)
+    return _n_chunks(rows, rows * out_shape[2] * channels * kh * kw, (math.prod(in_shape) + out_size) * itemsize,
+                     short_rows, min_macs)
 
 
 # The few-channel kernel copies each image with its left and right padding (one thread, one process,
@@ -253,20 +273,22 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
     if (_few_channels(channels, itemsize, kh, kw, stride_h, stride_w, pad_top, pad_left)
             or _few_channels_3x3(channels, itemsize, kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left,
                                  n_chunks)):
+        flat_chunks = _forward_chunks(in_shape, out_shape, itemsize, kh, kw, stride_w, dil_h, dil_w, multiplier_pass,
+                                      whole_vectors=False)
         lane_count = VECTOR_BYTES // itemsize
         tiled_shape = (kh * kw, channels // math.gcd(channels, lane_count) * lane_count)
         few_args = (kh, dil_h, dil_w, pad_top, pad_left)
         width = max(pad_left + in_shape[2], out_shape[2] + (kw - 1) * dil_w)
         if width == in_shape[2] or (kw - 1) * dil_w < FEW_CHANNELS_PADDED_MIN_REACH:
             width = 0  # no copy: no horizontal padding, or a narrow window (the masked edge pixels cost less)
-        buffers_shape = (n_chunks, in_shape[1] * width * channels)
+        buffers_shape = (flat_chunks, in_shape[1] * width * channels)
 
         def launch(x, w3, out):
             w2 = w3.reshape(kh * kw, channels)
             wt = np.empty(tiled_shape, dtype)
             kernels.tile_weights(w2, wt)
             buffers = workspace("padded_image", buffers_shape, dtype, like=x)
-            if n_chunks > 1:
+            if flat_chunks > 1:
                 with PARALLEL_LAUNCH:
                     kernels.depthwise_nhwc_forward_few_channels_parallel(x, wt, w2, out, buffers, *few_args)
             else:
@@ -375,7 +397,7 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
                  (g.kh - 1) * g.dil_h - g.pad_top, (g.kw - 1) * g.dil_w - g.pad_left, m > 1)
     elif g.kh == g.kw and g.kh in (3, 5) and (g.stride_h, g.stride_w, g.dil_h, g.dil_w) == (2, 2, 1, 1):
         rows = n * g.in_h
-        n_chunks = _n_chunks(rows, dy.size * g.kh * g.kw, dy.nbytes + dx.nbytes, min_macs=min_macs)
+        n_chunks = _n_chunks(rows, _vector_size(dy) * g.kh * g.kw, dy.nbytes + dx.nbytes, min_macs=min_macs)
         zero_row = _zero_row(dy.shape[2:], dy.dtype)
         if n_chunks == 1:
             rows_kernel = (kernels.depthwise_nhwc_backprop_input_s2_3x3_rows if g.kh == 3
@@ -388,7 +410,7 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
     else:
         args = _geometry_ints(g)
         rows = n * g.in_h
-        n_chunks = _n_chunks(rows, dy.size * g.kh * g.kw, dy.nbytes + dx.nbytes, min_macs=min_macs)
+        n_chunks = _n_chunks(rows, _vector_size(dy) * g.kh * g.kw, dy.nbytes + dx.nbytes, min_macs=min_macs)
         if n_chunks == 1:
             kernels.depthwise_nhwc_backprop_input_strided_rows(w3, dy, dx, 0, rows, *args)
         else:
@@ -438,7 +460,7 @@ def depthwise_conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeo
     xr = _repeated(np.ascontiguousarray(x), g.multiplier)
     dy = np.ascontiguousarray(dy)
     rows = dy.shape[0] * g.out_h
-    n_chunks = _n_chunks(rows, dy.size * g.kh * g.kw, xr.nbytes + dy.nbytes)
+    n_chunks = _n_chunks(rows, _vector_size(dy) * g.kh * g.kw, xr.nbytes + dy.nbytes)
     per_channel = (g.kh, g.kw, g.out_c)
     args = _geometry_ints(g)
     zero_row = _zero_row(xr.shape[2:], xr.dtype)  # read for input rows in the padding
