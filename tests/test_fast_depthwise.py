@@ -216,18 +216,16 @@ def test_few_channels_3x3_take_the_flat_row_kernel(geometry, dtype, threads, mon
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 0 if parallel else 10**18)
     monkeypatch.setattr(fast_depthwise, "NHWC_PARALLEL_MIN_MACS", 0 if parallel else 10**18)
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 0 if parallel else 10**18)
-    calls = []
-    for name in ("depthwise_nhwc_forward_few_channels_parallel", "depthwise_nhwc_forward_few_channels_padded_rows"):
-        kernel = getattr(kernels, name)
-        monkeypatch.setattr(kernels, name, lambda *a, _k=kernel, _n=name: calls.append(_n) or _k(*a))
+    calls = []  # only the kernel called from Python is wrapped: the parallel one calls the rows kernel itself
+    name = "depthwise_nhwc_forward_few_channels_" + ("parallel" if parallel else "padded_rows")
+    kernel = getattr(kernels, name)
+    monkeypatch.setattr(kernels, name, lambda *a: calls.append(name) or kernel(*a))
     x, filt, dy, args = _problem(geometry, dtype)
     _assert_three_ops_match(x, filt, dy, args, dtype)
     channel_bytes = x.shape[3] * filt.shape[3] * x.itemsize
     dilated = geometry[7] != 1
     flat_row = channel_bytes <= 16 or (dilated and not parallel and channel_bytes < 64)
     assert len(calls) == (2 if flat_row else 0)  # the forward and the input gradient
-    if flat_row:
-        assert set(calls) == {"depthwise_nhwc_forward_few_channels_" + ("parallel" if parallel else "padded_rows")}
 
 
 def test_launch_follows_the_thresholds_and_thread_count(monkeypatch):
@@ -237,13 +235,16 @@ def test_launch_follows_the_thresholds_and_thread_count(monkeypatch):
 
     from sepconv.kernels import depthwise as kernels
     from sepconv.kernels._jit import thread_count
+    x, filt, _, args = _problem((1, 20, 24, 32, 1, (3, 3), 1, 1, "SAME"), np.float32)
+    with sepconv.use_implementation("reference"):
+        want = sepconv.depthwise_conv2d(x, filt, **args)
+    # the parallel kernel compiled before the rows kernel it calls is wrapped in Python
+    kernels.depthwise_nhwc_forward_parallel(x, np.ascontiguousarray(filt[..., 0]), np.empty_like(x),
+                                            np.zeros(x.shape[2:], x.dtype), 2, 1, 1, 1, 1, 1, 1)
     calls = []
     for name in ("depthwise_nhwc_forward_parallel", "depthwise_nhwc_forward_3x3_rows"):
         kernel = getattr(kernels, name)
         monkeypatch.setattr(kernels, name, lambda *a, _k=kernel, _n=name: calls.append(_n) or _k(*a))
-    x, filt, _, args = _problem((1, 20, 24, 32, 1, (3, 3), 1, 1, "SAME"), np.float32)
-    with sepconv.use_implementation("reference"):
-        want = sepconv.depthwise_conv2d(x, filt, **args)
     with sepconv.use_implementation("fast"):
         for parallel_from in (10**18, 0, 0):
             for name in ("PARALLEL_MIN_MACS", "NHWC_PARALLEL_MIN_MACS", "PARALLEL_MIN_BYTES"):
@@ -262,6 +263,55 @@ def test_launch_follows_the_thresholds_and_thread_count(monkeypatch):
             np.testing.assert_allclose(got, want, **tol(np.float32))
     expected_split = "depthwise_nhwc_forward_parallel" if numba.get_num_threads() > 1 else "depthwise_nhwc_forward_3x3_rows"
     assert calls == ["depthwise_nhwc_forward_3x3_rows", expected_split, "depthwise_nhwc_forward_3x3_rows"]
+
+
+STRIDED_SIMD = [
+    (2, 29, 29, 40, 1, (7, 7), 2, 1, "SAME"),  # four-pixel groups and edge pixels in both phases
+    (1, 28, 31, 3, 1, (7, 7), 2, 1, "VALID"),  # a masked channel block only
+    (1, 17, 23, 33, 2, (4, 4), 2, 1, [[0, 0], [3, 0], [1, 2], [0, 0]]),  # even filter, explicit pads
+    (1, 30, 26, 17, 1, (7, 7), 3, 1, "VALID"),
+    (2, 11, 40, 20, 1, (5, 5), (2, 1), 1, "SAME"),  # vertical stride only: one column phase
+    (1, 16, 45, 24, 1, (3, 7), (1, 2), 1, "SAME"),
+    (1, 9, 10, 5, 1, (3, 3), 3, 1, "SAME"),  # one tap per pixel, no four-pixel group
+    (1, 13, 37, 130, 1, (6, 6), (3, 2), 1, [[0, 0], [0, 4], [5, 0], [0, 0]]),  # channel blocks, pads beyond the stride
+]
+
+
+@pytest.mark.parametrize("threads", ["serial", "parallel"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("geometry", STRIDED_SIMD, ids=_ids)
+def test_strided_input_gradient_register_sums(geometry, dtype, threads, monkeypatch):
+    """The strided input gradient without a parity kernel, each pixel's sum in a register (four pixels at a
+    time where their dy columns exist), forced on whatever the taps and columns: against the reference."""
+    from sepconv.kernels import depthwise as kernels
+    parallel = threads == "parallel"
+    monkeypatch.setattr(fast_depthwise, "STRIDED_SIMD_MIN_TAPS", 1)
+    monkeypatch.setattr(fast_depthwise, "STRIDED_SIMD_MIN_COLUMNS", 0)
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 0 if parallel else 10**18)
+    monkeypatch.setattr(fast_depthwise, "NHWC_PARALLEL_MIN_MACS", 0 if parallel else 10**18)
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 0 if parallel else 10**18)
+    calls = []  # only the kernel called from Python is wrapped: the parallel one calls the rows kernel itself
+    name = "depthwise_nhwc_backprop_input_strided_simd_" + ("parallel" if parallel else "rows")
+    kernel = getattr(kernels, name)
+    monkeypatch.setattr(kernels, name, lambda *a: calls.append(name) or kernel(*a))
+    x, filt, dy, args = _problem(geometry, dtype)
+    fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, filt, dy, **args)
+    np.testing.assert_allclose(fast, ref, **tol(dtype))
+    assert calls == [name]
+
+
+def test_strided_input_gradient_register_sums_where_they_pay():
+    """7x7 stride 2 on wide rows takes the register sums; one tap per pixel, dilation or few dy columns do not."""
+    from sepconv.geometry import depthwise_geometry
+
+    def takes(shape, k, strides, dilations=1):
+        g = depthwise_geometry("depthwise_conv2d_backprop_input", shape, (k, k, shape[3], 1), strides, "SAME",
+                               dilations=dilations)
+        return fast_depthwise._strided_simd(g)
+    assert takes((2, 29, 29, 240), 7, 2) and takes((1, 28, 28, 32), 4, 2) and takes((1, 40, 40, 8), 5, (2, 1))
+    assert not takes((1, 28, 28, 32), 3, 3)  # one tap per pixel
+    assert not takes((1, 13, 13, 32), 7, 2)  # 7 dy columns
+    assert not takes((1, 28, 28, 32), 7, 2, dilations=(2, 1))
 
 
 def test_results_do_not_share_the_kept_workspaces():

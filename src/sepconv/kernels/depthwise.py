@@ -838,6 +838,88 @@ def depthwise_nhwc_backprop_input_strided_parallel(w, dy, dx, n_chunks, stride_h
                                                    stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
 
 
+@kernel
+def depthwise_nhwc_backprop_input_strided_simd_rows(w, dy, dx, row_begin, row_end, stride_h, stride_w, pad_top,
+                                                    pad_left):
+    """Input gradient, any filter size and stride, dilation 1: rows ``[row_begin, row_end)`` of ``dx``.
+
+    As :func:`depthwise_nhwc_backprop_input_strided_rows`, but each ``dx`` pixel is one sum held in a
+    register, in SIMD channel blocks from ``dy``'s first aligned channel: only the filter rows of the
+    row's parity (``di = t mod stride``, ``t = y + pad_top``) and the columns of the pixel's
+    (``dj = u mod stride``), clipped to ``dy``; nothing is accumulated in memory.  For the strides and
+    filters without a parity kernel of their own (7x7 stride 2: ~12 of 49 taps per pixel).
+    """
+    in_h, in_w, c = dx.shape[1], dx.shape[2], dx.shape[3]
+    kh, kw = w.shape[0], w.shape[1]
+    out_h, out_w = dy.shape[1], dy.shape[2]
+    count = lanes(dx)
+    shift = aligned_shift(dy)
+    dyf, wf, gf = dy.reshape(-1), w.reshape(-1), dx.reshape(-1)
+    for r in range(row_begin, row_end):
+        b = r // in_h
+        y = r - b * in_h
+        t = y + pad_top
+        di_first = t % stride_h  # the row's filter rows: di_first, + stride_h, ...; dy rows i_first, - 1, ...
+        row_taps = (kh - di_first + stride_h - 1) // stride_h
+        i_first = (t - di_first) // stride_h
+        for kb in range(_channel_blocks(c, shift, count)):
+            k, n = _channel_block(kb, c, shift, count)
+            for phase in range(stride_w):  # the columns whose u = xc + pad_left is phase mod stride_w
+                col_taps = (kw - phase + stride_w - 1) // stride_w
+                xc_first = (phase - pad_left) % stride_w
+                j_first = (xc_first + pad_left - phase) // stride_w
+                xc = xc_first
+                while xc < in_w:  # no division in here: j_first grows by one a pixel
+                    if xc + 3 * stride_w < in_w and j_first >= col_taps - 1 and j_first + 3 < out_w:
+                        # four pixels, four independent sums (one chain of ~12 dependent FMAs ran at
+                        # their latency), sharing the filter loads; all their dy columns exist
+                        a0, a1, a2, a3 = vzeros(gf), vzeros(gf), vzeros(gf), vzeros(gf)
+                        for mi in range(row_taps):
+                            i = i_first - mi
+                            if 0 <= i < out_h:
+                                q0 = (b * out_h + i) * out_w * c + k + j_first * c
+                                w_start = (di_first + mi * stride_h) * kw * c + k + phase * c
+                                for mj in range(col_taps):
+                                    wv = vload_n(wf, w_start + mj * stride_w * c, n)
+                                    q = q0 - mj * c
+                                    a0 = vfma(vload_n(dyf, q, n), wv, a0)
+                                    a1 = vfma(vload_n(dyf, q + c, n), wv, a1)
+                                    a2 = vfma(vload_n(dyf, q + 2 * c, n), wv, a2)
+                                    a3 = vfma(vload_n(dyf, q + 3 * c, n), wv, a3)
+                        o = (r * in_w + xc) * c + k
+                        step = stride_w * c
+                        vstore_n(gf, o, a0, n)
+                        vstore_n(gf, o + step, a1, n)
+                        vstore_n(gf, o + 2 * step, a2, n)
+                        vstore_n(gf, o + 3 * step, a3, n)
+                        xc += 4 * stride_w
+                        j_first += 4
+                        continue
+                    acc = vzeros(gf)
+                    for mi in range(row_taps):
+                        i = i_first - mi
+                        if 0 <= i < out_h:
+                            row_start = (b * out_h + i) * out_w * c + k
+                            w_start = (di_first + mi * stride_h) * kw * c + k
+                            for mj in range(col_taps):
+                                j = j_first - mj
+                                if 0 <= j < out_w:
+                                    acc = vfma(vload_n(dyf, row_start + j * c, n),
+                                               vload_n(wf, w_start + (phase + mj * stride_w) * c, n), acc)
+                    vstore_n(gf, (r * in_w + xc) * c + k, acc, n)
+                    xc += stride_w
+                    j_first += 1
+
+
+@kernel(parallel=True)
+def depthwise_nhwc_backprop_input_strided_simd_parallel(w, dy, dx, n_chunks, stride_h, stride_w, pad_top, pad_left):
+    """Input gradient over all rows of ``dx``, in ``n_chunks`` parallel blocks."""
+    rows = dx.shape[0] * dx.shape[1]
+    for t in prange(n_chunks):
+        depthwise_nhwc_backprop_input_strided_simd_rows(w, dy, dx, t * rows // n_chunks, (t + 1) * rows // n_chunks,
+                                                        stride_h, stride_w, pad_top, pad_left)
+
+
 @kernel(inline=True)
 def _backprop_input_s2_pixel(g, ra, rb, rc, w, di_a, di_b, di_c, xc, pad_left, out_w, shift):
     """One pixel ``xc`` of a stride-2 input-gradient row (filter ``w`` ``[kh, kw, C]``): the taps of
