@@ -282,12 +282,13 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
         if width == in_shape[2] or (kw - 1) * dil_w < FEW_CHANNELS_PADDED_MIN_REACH:
             width = 0  # no copy: no horizontal padding, or a narrow window (the masked edge pixels cost less)
         buffers_shape = (flat_chunks, in_shape[1] * width * channels)
+        no_buffers = np.empty(buffers_shape, dtype) if width == 0 else None  # nothing to copy: ~1 us less
 
         def launch(x, w3, out):
             w2 = w3.reshape(kh * kw, channels)
             wt = np.empty(tiled_shape, dtype)
             kernels.tile_weights(w2, wt)
-            buffers = workspace("padded_image", buffers_shape, dtype, like=x)
+            buffers = workspace("padded_image", buffers_shape, dtype, like=x) if no_buffers is None else no_buffers
             if flat_chunks > 1:
                 with PARALLEL_LAUNCH:
                     kernels.depthwise_nhwc_forward_few_channels_parallel(x, wt, w2, out, buffers, *few_args)

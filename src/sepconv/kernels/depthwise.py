@@ -895,18 +895,27 @@ def depthwise_nhwc_backprop_input_strided_simd_rows(w, dy, dx, row_begin, row_en
                         xc += 4 * stride_w
                         j_first += 4
                         continue
-                    acc = vzeros(gf)
+                    # an edge pixel: its taps clipped to dy, in four chains (by parity of filter row and
+                    # column) instead of one
+                    a0, a1, a2, a3 = vzeros(gf), vzeros(gf), vzeros(gf), vzeros(gf)
                     for mi in range(row_taps):
                         i = i_first - mi
                         if 0 <= i < out_h:
                             row_start = (b * out_h + i) * out_w * c + k
-                            w_start = (di_first + mi * stride_h) * kw * c + k
-                            for mj in range(col_taps):
-                                j = j_first - mj
-                                if 0 <= j < out_w:
-                                    acc = vfma(vload_n(dyf, row_start + j * c, n),
-                                               vload_n(wf, w_start + (phase + mj * stride_w) * c, n), acc)
-                    vstore_n(gf, (r * in_w + xc) * c + k, acc, n)
+                            w_start = (di_first + mi * stride_h) * kw * c + k + phase * c
+                            j_lo = max(0, j_first - out_w + 1)  # the taps mj whose column j = j_first - mj exists
+                            j_hi = min(col_taps, j_first + 1)
+                            mj = j_lo
+                            while mj + 1 < j_hi:
+                                q = row_start + (j_first - mj) * c
+                                a0 = vfma(vload_n(dyf, q, n), vload_n(wf, w_start + mj * stride_w * c, n), a0)
+                                a1 = vfma(vload_n(dyf, q - c, n), vload_n(wf, w_start + (mj + 1) * stride_w * c, n), a1)
+                                mj += 2
+                            if mj < j_hi:
+                                a0 = vfma(vload_n(dyf, row_start + (j_first - mj) * c, n),
+                                          vload_n(wf, w_start + mj * stride_w * c, n), a0)
+                        a0, a1, a2, a3 = a2, a3, a0, a1
+                    vstore_n(gf, (r * in_w + xc) * c + k, vadd(vadd(a0, a1), vadd(a2, a3)), n)
                     xc += stride_w
                     j_first += 1
 
