@@ -196,6 +196,19 @@ def test_few_channels_match_reference(geometry, dtype, threads, monkeypatch):
     _assert_three_ops_match(x, filt, dy, args, dtype)
 
 
+def _split_and_count(monkeypatch, parallel: bool, name: str) -> list[str]:
+    """Every call split over the threads (or none), and the kernel ``name`` of
+    :mod:`sepconv.kernels.depthwise` counted in the returned list.  Only a kernel called from Python is
+    wrapped: a parallel kernel compiled while a kernel it calls is a Python function fails to type."""
+    from sepconv.kernels import depthwise as kernels
+    for threshold in ("PARALLEL_MIN_MACS", "NHWC_PARALLEL_MIN_MACS", "PARALLEL_MIN_BYTES"):
+        monkeypatch.setattr(fast_depthwise, threshold, 0 if parallel else 10**18)
+    calls: list[str] = []
+    kernel = getattr(kernels, name)
+    monkeypatch.setattr(kernels, name, lambda *a: calls.append(name) or kernel(*a))
+    return calls
+
+
 FEW_CHANNELS_3X3 = [
     (2, 9, 11, 3, 1, (3, 3), 1, 1, "SAME"),  # four float32 channels or fewer: the flat-row kernel
     (1, 7, 13, 4, 1, (3, 3), 1, 1, [[0, 0], [0, 2], [1, 0], [0, 0]]),
@@ -211,15 +224,9 @@ FEW_CHANNELS_3X3 = [
 def test_few_channels_3x3_take_the_flat_row_kernel(geometry, dtype, threads, monkeypatch):
     """3x3 layers of up to 16 bytes of channels (or dilated, below a vector, on one thread) run the flat-row
     kernel, forward and stride-1 input gradient, and match the reference."""
-    from sepconv.kernels import depthwise as kernels
     parallel = threads == "parallel"
-    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 0 if parallel else 10**18)
-    monkeypatch.setattr(fast_depthwise, "NHWC_PARALLEL_MIN_MACS", 0 if parallel else 10**18)
-    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 0 if parallel else 10**18)
-    calls = []  # only the kernel called from Python is wrapped: the parallel one calls the rows kernel itself
-    name = "depthwise_nhwc_forward_few_channels_" + ("parallel" if parallel else "padded_rows")
-    kernel = getattr(kernels, name)
-    monkeypatch.setattr(kernels, name, lambda *a: calls.append(name) or kernel(*a))
+    calls = _split_and_count(monkeypatch, parallel,
+                             "depthwise_nhwc_forward_few_channels_" + ("parallel" if parallel else "padded_rows"))
     x, filt, dy, args = _problem(geometry, dtype)
     _assert_three_ops_match(x, filt, dy, args, dtype)
     channel_bytes = x.shape[3] * filt.shape[3] * x.itemsize
@@ -283,17 +290,11 @@ STRIDED_SIMD = [
 def test_strided_input_gradient_register_sums(geometry, dtype, threads, monkeypatch):
     """The strided input gradient without a parity kernel, each pixel's sum in a register (four pixels at a
     time where their dy columns exist), forced on whatever the taps and columns: against the reference."""
-    from sepconv.kernels import depthwise as kernels
     parallel = threads == "parallel"
     monkeypatch.setattr(fast_depthwise, "STRIDED_SIMD_MIN_TAPS", 1)
     monkeypatch.setattr(fast_depthwise, "STRIDED_SIMD_MIN_COLUMNS", 0)
-    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 0 if parallel else 10**18)
-    monkeypatch.setattr(fast_depthwise, "NHWC_PARALLEL_MIN_MACS", 0 if parallel else 10**18)
-    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 0 if parallel else 10**18)
-    calls = []  # only the kernel called from Python is wrapped: the parallel one calls the rows kernel itself
     name = "depthwise_nhwc_backprop_input_strided_simd_" + ("parallel" if parallel else "rows")
-    kernel = getattr(kernels, name)
-    monkeypatch.setattr(kernels, name, lambda *a: calls.append(name) or kernel(*a))
+    calls = _split_and_count(monkeypatch, parallel, name)
     x, filt, dy, args = _problem(geometry, dtype)
     fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, filt, dy, **args)
     np.testing.assert_allclose(fast, ref, **tol(dtype))

@@ -408,24 +408,22 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
             with PARALLEL_LAUNCH:
                 kernels.depthwise_nhwc_backprop_input_s2_parallel(w3, dy, dx, zero_row, n_chunks, g.pad_top,
                                                                   g.pad_left)
-    elif _strided_simd(g):
-        rows = n * g.in_h
-        args = (g.stride_h, g.stride_w, g.pad_top, g.pad_left)
-        n_chunks = _n_chunks(rows, _vector_size(dy) * g.kh * g.kw, dy.nbytes + dx.nbytes, min_macs=min_macs)
-        if n_chunks == 1:
-            kernels.depthwise_nhwc_backprop_input_strided_simd_rows(w3, dy, dx, 0, rows, *args)
-        else:
-            with PARALLEL_LAUNCH:
-                kernels.depthwise_nhwc_backprop_input_strided_simd_parallel(w3, dy, dx, n_chunks, *args)
     else:
-        args = _geometry_ints(g)
+        if _strided_simd(g):  # each pixel's sum in a register
+            rows_kernel = kernels.depthwise_nhwc_backprop_input_strided_simd_rows
+            parallel_kernel = kernels.depthwise_nhwc_backprop_input_strided_simd_parallel
+            args = (g.stride_h, g.stride_w, g.pad_top, g.pad_left)
+        else:  # tap by tap, accumulated in the dx row
+            rows_kernel = kernels.depthwise_nhwc_backprop_input_strided_rows
+            parallel_kernel = kernels.depthwise_nhwc_backprop_input_strided_parallel
+            args = _geometry_ints(g)
         rows = n * g.in_h
         n_chunks = _n_chunks(rows, _vector_size(dy) * g.kh * g.kw, dy.nbytes + dx.nbytes, min_macs=min_macs)
         if n_chunks == 1:
-            kernels.depthwise_nhwc_backprop_input_strided_rows(w3, dy, dx, 0, rows, *args)
+            rows_kernel(w3, dy, dx, 0, rows, *args)
         else:
             with PARALLEL_LAUNCH:
-                kernels.depthwise_nhwc_backprop_input_strided_parallel(w3, dy, dx, n_chunks, *args)
+                parallel_kernel(w3, dy, dx, n_chunks, *args)
     if m > 1:
         shape = (n, g.in_h, g.in_w, g.in_c)
         summed = recycled.empty(shape, dy.dtype) if scratch is None else workspace(scratch, shape, dy.dtype)
