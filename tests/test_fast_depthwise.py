@@ -315,6 +315,51 @@ def test_strided_input_gradient_register_sums_where_they_pay():
     assert not takes((1, 28, 28, 32), 7, 2, dilations=(2, 1))
 
 
+MULTIPLIER_GEOMETRIES = [geometry for geometry in GEOMETRIES if geometry[4] > 1] + [
+    (2, 13, 11, 8, 6, (3, 3), 2, 1, "SAME"),  # bands whose first row is in the top padding
+    (1, 17, 9, 3, 4, (5, 5), 2, 1, "VALID"),
+    (3, 10, 12, 20, 2, (7, 7), 1, (2, 1), [[0, 0], [6, 0], [0, 2], [0, 0]]),  # pads beyond the window
+]
+
+
+@pytest.mark.parametrize("threads", ["serial", "parallel"])
+@pytest.mark.parametrize("band_bytes", [1, 3000, 256 * 1024])
+@pytest.mark.parametrize("geometry", MULTIPLIER_GEOMETRIES, ids=_ids)
+def test_filter_gradient_multiplier_bands(geometry, band_bytes, threads, monkeypatch):
+    """With a multiplier the filter gradient repeats the input band by band: bands of one ``dy`` row, of a
+    few, and whole images, on the calling thread and split (a thread's bands crossing images), both dtypes."""
+    monkeypatch.setattr(fast_depthwise, "MULTIPLIER_BAND_BYTES", band_bytes)
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 10**18 if threads == "serial" else 0)
+    calls = []
+    for name in ("depthwise_nhwc_backprop_filter_multiplier_bands", "depthwise_nhwc_backprop_filter_multiplier_parallel"):
+        kernel = getattr(fast_depthwise.kernels, name)
+        monkeypatch.setattr(fast_depthwise.kernels, name,
+                            lambda *a, kernel=kernel, name=name: calls.append(name) or kernel(*a))
+    for dtype in (np.float32, np.float64):
+        x, filt, dy, args = _problem(geometry, dtype)
+        fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, filt.shape, dy, **args)
+        np.testing.assert_allclose(fast, ref, **tol(dtype))
+    split = threads == "parallel" and dy.shape[0] * dy.shape[1] > 1  # one dy row stays on the calling thread
+    assert calls and all(name.endswith("_parallel" if split else "_bands") for name in calls)
+
+
+def test_filter_gradient_multiplier_band_rows():
+    """A band's repeated rows fit the budget (one ``dy`` row at least), two bands per thread when split."""
+    from sepconv.geometry import depthwise_geometry
+    g = depthwise_geometry("depthwise_conv2d_backprop_filter", (4, 33, 33, 32), (3, 3, 32, 6), 2, "SAME")
+    row_bytes = 33 * 192 * 4
+    band_rows, values = fast_depthwise._multiplier_bands((4, 33, 33, 32), 4, g, 1)
+    assert values == ((band_rows - 1) * 2 + 3) * 33 * 192 and values * 4 <= fast_depthwise.MULTIPLIER_BAND_BYTES
+    assert values * 4 + 2 * row_bytes > fast_depthwise.MULTIPLIER_BAND_BYTES  # one more dy row would not fit
+    narrow = depthwise_geometry("depthwise_conv2d_backprop_filter", (1, 33, 9, 32), (3, 3, 32, 6), 2, "SAME")
+    assert fast_depthwise._multiplier_bands((1, 33, 9, 32), 4, narrow, 1)[0] == 17  # the whole image fits
+    assert fast_depthwise._multiplier_bands((1, 33, 9, 32), 4, narrow, 2)[0] == 5  # 2 threads: ceil(17 / 4)
+    dilated = depthwise_geometry("depthwise_conv2d_backprop_filter", (1, 30, 30, 200), (3, 3, 200, 2), 1, "SAME",
+                                 dilations=2)  # 48 KB rows: the budget holds one dy row; reuse asks for 8
+    assert fast_depthwise._multiplier_bands((1, 30, 30, 200), 4, dilated, 1) == (8, 12 * 30 * 400)
+
+
 def test_results_do_not_share_the_kept_workspaces():
     """With a multiplier the repeated input and its gradient live in per-thread workspaces: a result
     must stay as it was when the next call (same shapes, other values) reuses them."""

@@ -7,7 +7,8 @@ dtype, with at least one element; ``api`` has dealt with layouts, dtypes and emp
 
 A channel multiplier ``M > 1`` runs the multiplier-1 kernels on the input with each channel
 repeated ``M`` times, in this thread's workspace (:mod:`sepconv.fast.workspace`); the input
-gradient is theirs summed over ``M``.
+gradient is theirs summed over ``M``; the filter gradient repeats the input a band of rows at a time
+into each thread's buffer (:data:`MULTIPLIER_BAND_BYTES`).
 
 Thread split: small problems run on the calling thread (starting the thread team would cost
 more than it saves); larger ones are cut into one block of output rows per Numba thread.
@@ -467,6 +468,31 @@ def _has_window_in_padding(g: Conv2DGeometry) -> bool:
             or empty_along(g.out_w, g.in_w, g.kw, g.stride_w, g.dil_w, g.pad_left))
 
 
+# The filter gradient with a channel multiplier repeats the input band by band, about this many bytes of
+# repeated input rows at a time, in the cache of the core that then reads them, instead of writing the whole
+# repeated input to memory and reading it back; a band has at least MULTIPLIER_BAND_MIN_REUSE times as many
+# rows of its own as rows it shares with the next (a dilated filter's reach repeats its rows again in every
+# band: 1x30x30x200 3x3 dilation 2 multiplier 2 took 1.6x the whole repeat's time in bands of one dy row).
+# One process, 2 threads, alternating, whole repeat / bands, us: 4x33x33x32 3x3 stride 2 multiplier 6
+# 207 / 131, 2x58x58x72 3x3 s2 m4 456 / 319, 4x75x75x24 7x7 d2 m2 743 / 627, 8x28x28x32 3x3 m2 115 / 88,
+# 1x56x56x8 3x3 m8 55 / 48, 1x30x30x200 3x3 d2 m2 160 / 129; layers whose repeat is a few KB within 1%.
+MULTIPLIER_BAND_BYTES = 256 * 1024
+MULTIPLIER_BAND_MIN_REUSE = 2
+
+
+def _multiplier_bands(x_shape: tuple[int, ...], itemsize: int, g: Conv2DGeometry, n_chunks: int) -> tuple[int, int]:
+    """The filter gradient's bands with a channel multiplier: ``dy`` rows per band (at least two per thread
+    when split) and the values of one band's repeated input rows (a thread's buffer)."""
+    row_values = x_shape[2] * g.out_c
+    reach = (g.kh - 1) * g.dil_h + 1
+    band_rows = max(1, (MULTIPLIER_BAND_BYTES // (row_values * itemsize) - reach) // g.stride_h + 1,
+                    -(-MULTIPLIER_BAND_MIN_REUSE * (reach - g.stride_h) // g.stride_h))
+    if n_chunks > 1:
+        band_rows = min(band_rows, -(-x_shape[0] * g.out_h // (2 * n_chunks)))
+    band_rows = min(band_rows, g.out_h)
+    return band_rows, min(x_shape[1], (band_rows - 1) * g.stride_h + reach) * row_values
+
+
 def depthwise_conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
     """Filter gradient: ``x [N, H, W, C]``, ``dy [N, out_h, out_w, C*M]`` -> ``[kh, kw, C, M]``.
 
@@ -482,27 +508,34 @@ def depthwise_conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeo
     >>> float(depthwise_conv2d_backprop_filter(x, dy, g)[1, 1, 0, 0])
     18.0
     """
-    xr = _repeated(np.ascontiguousarray(x), g.multiplier)
+    x = np.ascontiguousarray(x)
     dy = np.ascontiguousarray(dy)
     rows = dy.shape[0] * g.out_h
-    n_chunks = _n_chunks(rows, _vector_size(dy) * g.kh * g.kw, xr.nbytes + dy.nbytes)
+    n_chunks = _n_chunks(rows, _vector_size(dy) * g.kh * g.kw, x.nbytes * g.multiplier + dy.nbytes)
     per_channel = (g.kh, g.kw, g.out_c)
     args = _geometry_ints(g)
-    zero_row = _zero_row(xr.shape[2:], xr.dtype)  # read for input rows in the padding
-    if n_chunks == 1:
-        dw = np.zeros(per_channel, x.dtype)
-        if (g.kh, g.kw) == (3, 3):
-            kernels.depthwise_nhwc_backprop_filter_3x3_rows(xr, dy, dw, zero_row, 0, rows, *args)
-        elif (g.kh, g.kw) == (5, 5):
-            kernels.depthwise_nhwc_backprop_filter_5x5_rows(xr, dy, dw, zero_row, 0, rows, *args)
-        elif g.kw == 7:
-            kernels.depthwise_nhwc_backprop_filter_w7_rows(xr, dy, dw, 0, rows, *args)
+    zero_row = _zero_row((x.shape[2], g.out_c), x.dtype)  # read for input rows in the padding
+    if g.multiplier > 1:  # the input repeated band by band, into each thread's buffer
+        band_rows, band_values = _multiplier_bands(x.shape, x.itemsize, g, n_chunks)
+        buffers = workspace("repeated_input_bands", (n_chunks, band_values), x.dtype)
+        if n_chunks == 1:
+            dw = np.zeros(per_channel, x.dtype)
+            bands = dy.shape[0] * -(-g.out_h // band_rows)
+            kernels.depthwise_nhwc_backprop_filter_multiplier_bands(x, dy, dw, buffers[0], zero_row, 0, bands,
+                                                                     band_rows, *args)
         else:
-            kernels.depthwise_nhwc_backprop_filter_rows(xr, dy, dw, 0, rows, *args)
+            partial = np.zeros((n_chunks, *per_channel), x.dtype)
+            with PARALLEL_LAUNCH:
+                kernels.depthwise_nhwc_backprop_filter_multiplier_parallel(x, dy, partial, buffers, zero_row,
+                                                                           band_rows, *args)
+            dw = partial.sum(axis=0)
+    elif n_chunks == 1:
+        dw = np.zeros(per_channel, x.dtype)
+        kernels.depthwise_nhwc_backprop_filter_any_rows(x, dy, dw, zero_row, 0, rows, *args)
     else:
         partial = np.zeros((n_chunks, *per_channel), x.dtype)
         with PARALLEL_LAUNCH:
-            kernels.depthwise_nhwc_backprop_filter_parallel(xr, dy, partial, zero_row, *args)
+            kernels.depthwise_nhwc_backprop_filter_parallel(x, dy, partial, zero_row, *args)
         dw = partial.sum(axis=0)
     return _checked_filter_gradient(dw, x, dy, g)
 

@@ -1498,27 +1498,36 @@ def depthwise_nhwc_backprop_filter_rows(x, dy, dw, row_begin, row_end, stride_h,
                         a[k] += xr[iw, k] * dyr[j, k]
 
 
+@kernel
+def depthwise_nhwc_backprop_filter_any_rows(x, dy, dw, zero_row, row_begin, row_end, stride_h, stride_w, dil_h, dil_w,
+                                            pad_top, pad_left):
+    """The filter gradient's rows kernel for ``dw``'s filter size (3x3, 5x5, 7 wide, or tap by tap), output rows
+    ``[row_begin, row_end)`` *added* to ``dw`` ``[kh, kw, C]``."""
+    kh, kw = dw.shape[0], dw.shape[1]
+    if kh == 3 and kw == 3:
+        depthwise_nhwc_backprop_filter_3x3_rows(x, dy, dw, zero_row, row_begin, row_end, stride_h, stride_w, dil_h,
+                                                dil_w, pad_top, pad_left)
+    elif kh == 5 and kw == 5:
+        depthwise_nhwc_backprop_filter_5x5_rows(x, dy, dw, zero_row, row_begin, row_end, stride_h, stride_w, dil_h,
+                                                dil_w, pad_top, pad_left)
+    elif kw == 7:
+        depthwise_nhwc_backprop_filter_w7_rows(x, dy, dw, row_begin, row_end, stride_h, stride_w, dil_h, dil_w,
+                                               pad_top, pad_left)
+    else:
+        depthwise_nhwc_backprop_filter_rows(x, dy, dw, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top,
+                                            pad_left)
+
+
 @kernel(parallel=True)
 def depthwise_nhwc_backprop_filter_parallel(x, dy, partial, zero_row, stride_h, stride_w, dil_h, dil_w, pad_top,
                                             pad_left):
     """Filter gradient: block ``t`` of the output rows is summed into ``partial[t]`` (zeroed by the caller)."""
     n_chunks = partial.shape[0]
     rows = dy.shape[0] * dy.shape[1]
-    kh, kw = partial.shape[1], partial.shape[2]
     for t in prange(n_chunks):
-        begin, end = t * rows // n_chunks, (t + 1) * rows // n_chunks
-        if kh == 3 and kw == 3:
-            depthwise_nhwc_backprop_filter_3x3_rows(x, dy, partial[t], zero_row, begin, end, stride_h, stride_w,
-                                                    dil_h, dil_w, pad_top, pad_left)
-        elif kh == 5 and kw == 5:
-            depthwise_nhwc_backprop_filter_5x5_rows(x, dy, partial[t], zero_row, begin, end, stride_h, stride_w,
-                                                    dil_h, dil_w, pad_top, pad_left)
-        elif kw == 7:
-            depthwise_nhwc_backprop_filter_w7_rows(x, dy, partial[t], begin, end, stride_h, stride_w, dil_h, dil_w,
-                                                   pad_top, pad_left)
-        else:
-            depthwise_nhwc_backprop_filter_rows(x, dy, partial[t], begin, end, stride_h, stride_w, dil_h, dil_w,
-                                                pad_top, pad_left)
+        depthwise_nhwc_backprop_filter_any_rows(x, dy, partial[t], zero_row, t * rows // n_chunks,
+                                                (t + 1) * rows // n_chunks, stride_h, stride_w, dil_h, dil_w, pad_top,
+                                                pad_left)
 
 
 # --------------------------------------------------------------------------- both gradients in one pass
@@ -1707,3 +1716,45 @@ def sum_over_multiplier_parallel(dx_repeated, dx, multiplier, n_chunks):
         sum_over_multiplier_flat(dx_repeated, dx, multiplier, _chunk_start(dx.size, n_chunks, t),
                                  _chunk_start(dx.size, n_chunks, t + 1))
 
+
+
+@kernel
+def depthwise_nhwc_backprop_filter_multiplier_bands(x, dy, dw, buffer, zero_row, band_begin, band_end, band_rows,
+                                                    stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
+    """Filter gradient with a channel multiplier ``M``, without the repeated input in memory: ``x [N, H, W, C]``,
+    ``dy [N, out_h, out_w, C*M]``; bands ``[band_begin, band_end)`` of ``band_rows`` ``dy`` rows (within an
+    image, as :func:`_band`) *added* to ``dw`` ``[kh, kw, C*M]``.  Each band's input rows are repeated ``M``
+    times into ``buffer`` (1-D, room for a band's input rows) and the multiplier-1 rows kernel reads them
+    there, still in this core's cache; ``zero_row`` is ``[W, C*M]`` zeros."""
+    in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
+    out_h, out_w, cm = dy.shape[1], dy.shape[2], dy.shape[3]
+    multiplier = cm // c
+    reach = (dw.shape[0] - 1) * dil_h + 1
+    bands_per_image = (out_h + band_rows - 1) // band_rows
+    for band in range(band_begin, band_end):
+        b = band // bands_per_image
+        i0 = (band - b * bands_per_image) * band_rows
+        i1 = min(out_h, i0 + band_rows)
+        y0 = max(0, i0 * stride_h - pad_top)
+        y1 = min(in_h, (i1 - 1) * stride_h - pad_top + reach)
+        if y1 <= y0:  # every filter row in the padding: nothing to add
+            continue
+        rows = x[b][y0:y1].reshape(-1)
+        repeat_channels_flat(rows, buffer, multiplier, 0, rows.size)
+        repeated = buffer[:rows.size * multiplier].reshape((1, y1 - y0, in_w, cm))
+        dy_band = dy[b][i0:i1].reshape((1, i1 - i0, out_w, cm))
+        depthwise_nhwc_backprop_filter_any_rows(repeated, dy_band, dw, zero_row, 0, i1 - i0, stride_h, stride_w, dil_h,
+                                                dil_w, pad_top + y0 - i0 * stride_h, pad_left)
+
+
+@kernel(parallel=True)
+def depthwise_nhwc_backprop_filter_multiplier_parallel(x, dy, partial, buffers, zero_row, band_rows, stride_h,
+                                                       stride_w, dil_h, dil_w, pad_top, pad_left):
+    """:func:`depthwise_nhwc_backprop_filter_multiplier_bands` over all bands: thread ``t`` takes a contiguous
+    run of them, its own ``buffers[t]``, and sums into ``partial[t]`` (zeroed by the caller)."""
+    n_threads = partial.shape[0]
+    bands = dy.shape[0] * ((dy.shape[1] + band_rows - 1) // band_rows)
+    for t in prange(n_threads):
+        depthwise_nhwc_backprop_filter_multiplier_bands(x, dy, partial[t], buffers[t], zero_row, t * bands // n_threads,
+                                                        (t + 1) * bands // n_threads, band_rows, stride_h, stride_w,
+                                                        dil_h, dil_w, pad_top, pad_left)
