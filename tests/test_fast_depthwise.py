@@ -196,16 +196,20 @@ def test_few_channels_match_reference(geometry, dtype, threads, monkeypatch):
     _assert_three_ops_match(x, filt, dy, args, dtype)
 
 
-def _split_and_count(monkeypatch, parallel: bool, name: str) -> list[str]:
-    """Every call split over the threads (or none), and the kernel ``name`` of
-    :mod:`sepconv.kernels.depthwise` counted in the returned list.  Only a kernel called from Python is
-    wrapped: a parallel kernel compiled while a kernel it calls is a Python function fails to type."""
-    from sepconv.kernels import depthwise as kernels
+def _split_and_count(monkeypatch, parallel: bool, name: str, kernels=None) -> list:
+    """Every call split over the threads (or none), and the kernel ``name`` of ``kernels`` (default
+    :mod:`sepconv.kernels.depthwise`) counted in the returned list (with the band kernels' ``kind``, for
+    :mod:`sepconv.kernels.depthwise_multiplier`).  Only a kernel called from Python is wrapped: a parallel
+    kernel compiled while a kernel it calls is a Python function fails to type."""
+    kernels = kernels or fast_depthwise.kernels
     for threshold in ("PARALLEL_MIN_MACS", "NHWC_PARALLEL_MIN_MACS", "PARALLEL_MIN_BYTES"):
         monkeypatch.setattr(fast_depthwise, threshold, 0 if parallel else 10**18)
-    calls: list[str] = []
+    calls: list = []
     kernel = getattr(kernels, name)
-    monkeypatch.setattr(kernels, name, lambda *a: calls.append(name) or kernel(*a))
+    if kernels is fast_depthwise.multiplier_kernels:
+        monkeypatch.setattr(kernels, name, lambda *a: calls.append((name, a[6 if parallel else 8])) or kernel(*a))
+    else:
+        monkeypatch.setattr(kernels, name, lambda *a: calls.append(name) or kernel(*a))
     return calls
 
 
@@ -293,12 +297,18 @@ def test_strided_input_gradient_register_sums(geometry, dtype, threads, monkeypa
     parallel = threads == "parallel"
     monkeypatch.setattr(fast_depthwise, "STRIDED_SIMD_MIN_TAPS", 1)
     monkeypatch.setattr(fast_depthwise, "STRIDED_SIMD_MIN_COLUMNS", 0)
-    name = "depthwise_nhwc_backprop_input_strided_simd_" + ("parallel" if parallel else "rows")
-    calls = _split_and_count(monkeypatch, parallel, name)
+    if geometry[4] > 1:  # a multiplier: the band kernel, asked for the register sums
+        name = "depthwise_nhwc_backprop_input_multiplier_" + ("parallel" if parallel else "bands")
+        calls = _split_and_count(monkeypatch, parallel, name, fast_depthwise.multiplier_kernels)
+        expected = [(name, fast_depthwise.multiplier_kernels.INPUT_GRADIENT_STRIDED_SIMD)]
+    else:
+        name = "depthwise_nhwc_backprop_input_strided_simd_" + ("parallel" if parallel else "rows")
+        calls = _split_and_count(monkeypatch, parallel, name)
+        expected = [name]
     x, filt, dy, args = _problem(geometry, dtype)
     fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, filt, dy, **args)
     np.testing.assert_allclose(fast, ref, **tol(dtype))
-    assert calls == [name]
+    assert calls == expected
 
 
 def test_strided_input_gradient_register_sums_where_they_pay():
@@ -325,39 +335,56 @@ MULTIPLIER_GEOMETRIES = [geometry for geometry in GEOMETRIES if geometry[4] > 1]
 @pytest.mark.parametrize("threads", ["serial", "parallel"])
 @pytest.mark.parametrize("band_bytes", [1, 3000, 256 * 1024])
 @pytest.mark.parametrize("geometry", MULTIPLIER_GEOMETRIES, ids=_ids)
-def test_filter_gradient_multiplier_bands(geometry, band_bytes, threads, monkeypatch):
-    """With a multiplier the filter gradient repeats the input band by band: bands of one ``dy`` row, of a
-    few, and whole images, on the calling thread and split (a thread's bands crossing images), both dtypes."""
+def test_multiplier_bands(geometry, band_bytes, threads, monkeypatch):
+    """With a multiplier the forward and the filter gradient repeat the input band by band: bands of one output
+    row, of a few, and whole images, on the calling thread and split (a thread's bands crossing images), both
+    dtypes; the forward of layers the flat-row kernel takes repeats the input whole."""
     monkeypatch.setattr(fast_depthwise, "MULTIPLIER_BAND_BYTES", band_bytes)
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
+    monkeypatch.setattr(fast_depthwise, "NHWC_PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 10**18 if threads == "serial" else 0)
     calls = []
-    for name in ("depthwise_nhwc_backprop_filter_multiplier_bands", "depthwise_nhwc_backprop_filter_multiplier_parallel"):
-        kernel = getattr(fast_depthwise.kernels, name)
-        monkeypatch.setattr(fast_depthwise.kernels, name,
-                            lambda *a, kernel=kernel, name=name: calls.append(name) or kernel(*a))
+    for op in ("forward", "backprop_input", "backprop_filter"):
+        for suffix in ("bands", "parallel"):
+            name = f"depthwise_nhwc_{op}_multiplier_{suffix}"
+            kernel = getattr(fast_depthwise.multiplier_kernels, name)
+            monkeypatch.setattr(fast_depthwise.multiplier_kernels, name,
+                                lambda *a, kernel=kernel, name=name: calls.append(name) or kernel(*a))
+    n, h, w, c, m, k, s, d, pad = geometry
     for dtype in (np.float32, np.float64):
+        calls.clear()
         x, filt, dy, args = _problem(geometry, dtype)
+        fast, ref = _both(sepconv.depthwise_conv2d, x, filt, **args)
+        np.testing.assert_allclose(fast, ref, **tol(dtype))
+        fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, filt, dy, **args)
+        np.testing.assert_allclose(fast, ref, **tol(dtype))
         fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, filt.shape, dy, **args)
         np.testing.assert_allclose(fast, ref, **tol(dtype))
-    split = threads == "parallel" and dy.shape[0] * dy.shape[1] > 1  # one dy row stays on the calling thread
-    assert calls and all(name.endswith("_parallel" if split else "_bands") for name in calls)
+        split = threads == "parallel" and dy.shape[0] * dy.shape[1] > 1  # one output row stays on the calling thread
+        suffix = "_parallel" if split else "_bands"
+        assert {name for name in calls if "filter" in name} == {f"depthwise_nhwc_backprop_filter_multiplier{suffix}"}
+        flat_rows = (c * m * np.dtype(dtype).itemsize < 64 and s == 1
+                     and (isinstance(pad, str) or min(pad[1] + pad[2]) >= 0))
+        forward_calls = {name for name in calls if "forward" in name}
+        assert forward_calls == (set() if flat_rows else {f"depthwise_nhwc_forward_multiplier{suffix}"})
+        input_calls = {name for name in calls if "input" in name}
+        input_split = threads == "parallel" and x.shape[0] * x.shape[1] > 1
+        assert input_calls == (set() if flat_rows else
+                               {f"depthwise_nhwc_backprop_input_multiplier{'_parallel' if input_split else '_bands'}"})
 
 
-def test_filter_gradient_multiplier_band_rows():
-    """A band's repeated rows fit the budget (one ``dy`` row at least), two bands per thread when split."""
-    from sepconv.geometry import depthwise_geometry
-    g = depthwise_geometry("depthwise_conv2d_backprop_filter", (4, 33, 33, 32), (3, 3, 32, 6), 2, "SAME")
+def test_multiplier_band_rows():
+    """A band's repeated rows fit the budget (one output row at least), two bands per thread when split, and a
+    band has at least twice as many rows of its own as rows it shares with the next."""
+    bands = fast_depthwise._multiplier_bands
     row_bytes = 33 * 192 * 4
-    band_rows, values = fast_depthwise._multiplier_bands((4, 33, 33, 32), 4, g, 1)
+    band_rows, values = bands((4, 33, 33, 32), (4, 17, 17, 192), 4, 3, 2, 1, 1)
     assert values == ((band_rows - 1) * 2 + 3) * 33 * 192 and values * 4 <= fast_depthwise.MULTIPLIER_BAND_BYTES
-    assert values * 4 + 2 * row_bytes > fast_depthwise.MULTIPLIER_BAND_BYTES  # one more dy row would not fit
-    narrow = depthwise_geometry("depthwise_conv2d_backprop_filter", (1, 33, 9, 32), (3, 3, 32, 6), 2, "SAME")
-    assert fast_depthwise._multiplier_bands((1, 33, 9, 32), 4, narrow, 1)[0] == 17  # the whole image fits
-    assert fast_depthwise._multiplier_bands((1, 33, 9, 32), 4, narrow, 2)[0] == 5  # 2 threads: ceil(17 / 4)
-    dilated = depthwise_geometry("depthwise_conv2d_backprop_filter", (1, 30, 30, 200), (3, 3, 200, 2), 1, "SAME",
-                                 dilations=2)  # 48 KB rows: the budget holds one dy row; reuse asks for 8
-    assert fast_depthwise._multiplier_bands((1, 30, 30, 200), 4, dilated, 1) == (8, 12 * 30 * 400)
+    assert values * 4 + 2 * row_bytes > fast_depthwise.MULTIPLIER_BAND_BYTES  # one more output row would not fit
+    assert bands((1, 33, 9, 32), (1, 17, 17, 192), 4, 3, 2, 1, 1)[0] == 17  # the whole image fits
+    assert bands((1, 33, 9, 32), (1, 17, 17, 192), 4, 3, 2, 1, 2)[0] == 5  # 2 threads: ceil(17 / 4)
+    # 48 KB rows, 3x3 dilation 2: the budget holds one output row; the reuse rule asks for 8
+    assert bands((1, 30, 30, 200), (1, 30, 30, 400), 4, 3, 1, 2, 1) == (8, 12 * 30 * 400)
 
 
 def test_results_do_not_share_the_kept_workspaces():

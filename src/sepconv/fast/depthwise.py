@@ -6,9 +6,11 @@ Same signatures as :mod:`sepconv.reference`: NHWC arrays with one batch axis, in
 dtype, with at least one element; ``api`` has dealt with layouts, dtypes and empty arrays.
 
 A channel multiplier ``M > 1`` runs the multiplier-1 kernels on the input with each channel
-repeated ``M`` times, in this thread's workspace (:mod:`sepconv.fast.workspace`); the input
-gradient is theirs summed over ``M``; the filter gradient repeats the input a band of rows at a time
-into each thread's buffer (:data:`MULTIPLIER_BAND_BYTES`).
+repeated ``M`` times, a band of rows at a time in each thread's buffer
+(:mod:`sepconv.kernels.depthwise_multiplier`, :data:`MULTIPLIER_BAND_BYTES`); the input gradient is
+theirs summed over ``M``, band by band too.  Layers of fewer than a vector of ``C*M`` channels at
+stride 1 (the flat-row kernel's) repeat the whole input, or sum the whole gradient, in this thread's
+workspace (:mod:`sepconv.fast.workspace`).
 
 Thread split: small problems run on the calling thread (starting the thread team would cost
 more than it saves); larger ones are cut into one block of output rows per Numba thread.
@@ -29,12 +31,13 @@ import numpy as np
 from .. import reference
 from ..geometry import Conv2DGeometry
 from ..kernels import depthwise as kernels
+from ..kernels import depthwise_multiplier as multiplier_kernels
 from ..kernels import depthwise_nchw as nchw
 from ..kernels import depthwise_packed as packed
 from ..kernels._jit import PARALLEL_LAUNCH, thread_count
 from ..kernels._simd import VECTOR_BYTES
 from . import recycled
-from .aligned import empty_like_offset
+from .aligned import empty_aligned, empty_like_offset
 from .layout import nchw_to_nhwc, nhwc_to_nchw
 from .workspace import workspace
 
@@ -126,6 +129,37 @@ def _repeated(x: np.ndarray, multiplier: int) -> np.ndarray:
         with PARALLEL_LAUNCH:
             kernels.repeat_channels_parallel(x.reshape(-1), out.reshape(-1), multiplier, n_chunks)
     return out
+
+
+# The forward and filter gradient with a channel multiplier repeat the input band by band, about this many bytes
+# of repeated input rows at a time (the input gradient: of C*M-channel dx rows), in the cache of the core that
+# then reads them, instead of writing the whole repeated input to memory and reading it back; a band has at
+# least MULTIPLIER_BAND_MIN_REUSE times as many rows of its own as rows it shares with the next (a dilated
+# filter's reach repeats its rows again in every band: 1x30x30x200 3x3 dilation 2 multiplier 2 took 1.6x the
+# whole repeat's time in bands of one dy row).
+# One process, 2 threads, alternating, whole repeat / bands, us: 4x33x33x32 3x3 stride 2 multiplier 6
+# 207 / 131, 2x58x58x72 3x3 s2 m4 456 / 319, 4x75x75x24 7x7 d2 m2 743 / 627, 8x28x28x32 3x3 m2 115 / 88,
+# 1x56x56x8 3x3 m8 55 / 48, 1x30x30x200 3x3 d2 m2 160 / 129; layers whose repeat is a few KB within 1%.
+# Forward: 1x59x59x72 3x3 s2 m4 221 / 149, 2x30x30x96 3x3 s2 m4 120 / 93, 2x23x23x8 7x7 s2 m6 53 / 37,
+# 1x28x28x64 3x3 m3 49 / 38, 1x16x16x240 3x3 m2 54 / 44; 15-25 us layers within 3%.
+MULTIPLIER_BAND_BYTES = 256 * 1024
+MULTIPLIER_BAND_MIN_REUSE = 2
+
+
+def _multiplier_bands(x_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsize: int, kh: int, stride_h: int,
+                      dil_h: int, n_chunks: int) -> tuple[int, int]:
+    """The bands of a forward or filter gradient with a channel multiplier (``out_shape`` that of the output or
+    of ``dy``): output rows per band (at least two bands per thread when split) and the values of one band's
+    repeated input rows (a thread's buffer)."""
+    n, out_h, out_c = x_shape[0], out_shape[1], out_shape[3]
+    row_values = x_shape[2] * out_c
+    reach = (kh - 1) * dil_h + 1
+    band_rows = max(1, (MULTIPLIER_BAND_BYTES // (row_values * itemsize) - reach) // stride_h + 1,
+                    -(-MULTIPLIER_BAND_MIN_REUSE * (reach - stride_h) // stride_h))
+    if n_chunks > 1:
+        band_rows = min(band_rows, -(-n * out_h // (2 * n_chunks)))
+    band_rows = min(band_rows, out_h)
+    return band_rows, min(x_shape[1], (band_rows - 1) * stride_h + reach) * row_values
 
 
 _zero_rows: dict[tuple, np.ndarray] = {}
@@ -335,12 +369,47 @@ def depthwise_conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry, scratch: s
     w3 = _filter_per_channel(w)
     if not kernels.all_finite(w3):
         return reference.depthwise_conv2d(x, w, g)
-    x = _repeated(np.ascontiguousarray(x), g.multiplier)
+    x = np.ascontiguousarray(x)
     shape = (x.shape[0], g.out_h, g.out_w, g.out_c)
+    if g.multiplier > 1 and not _flat_rows_fit(g.out_c, x.itemsize, g.stride_h, g.stride_w, g.pad_top, g.pad_left):
+        out = empty_aligned(shape, x.dtype) if scratch is None else workspace(scratch, shape, x.dtype)
+        _forward_multiplier_launch(x.shape, shape, x.dtype, g.kh, g.kw, *_geometry_ints(g),
+                                   (*_split_settings(), MULTIPLIER_BAND_BYTES, MULTIPLIER_BAND_MIN_REUSE))(x, w3, out)
+        return out
+    x = _repeated(x, g.multiplier)
     out = empty_like_offset(shape, x.dtype, x) if scratch is None else workspace(scratch, shape, x.dtype, like=x)
     _forward(x, w3, out,
              g.stride_h, g.stride_w, g.dil_h, g.dil_w, g.pad_top, g.pad_left, g.multiplier > 1)
     return out
+
+
+@functools.lru_cache(maxsize=256)
+def _forward_multiplier_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype: np.dtype, kh: int,
+                               kw: int, stride_h: int, stride_w: int, dil_h: int, dil_w: int, pad_top: int,
+                               pad_left: int, settings: tuple[int, ...]):
+    """What the forward with a channel multiplier runs, the input repeated band by band: ``launch(x, w3, out)``,
+    chosen once per geometry and ``settings`` (:func:`_split_settings` and the band settings); ``out`` best
+    placed at a line's start (the buffers')."""
+    args = (stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
+    itemsize = dtype.itemsize
+    repeated_shape = (*in_shape[:3], out_shape[3])
+    n_chunks = _forward_chunks(repeated_shape, out_shape, itemsize, kh, kw, stride_w, dil_h, dil_w)
+    band_rows, band_values = _multiplier_bands(in_shape, out_shape, itemsize, kh, stride_h, dil_h, n_chunks)
+    bands = in_shape[0] * -(-out_shape[1] // band_rows)
+    packed_rows = _packed(repeated_shape, itemsize, kh, kw, stride_w, dil_h, dil_w)
+    row_shape = (in_shape[2], out_shape[3])
+
+    def launch(x, w3, out):
+        buffers = workspace("repeated_input_bands", (n_chunks, band_values), dtype)
+        zero_row = _zero_row(row_shape, dtype)
+        if n_chunks == 1:
+            multiplier_kernels.depthwise_nhwc_forward_multiplier_bands(x, w3, out, buffers[0], zero_row, 0, bands,
+                                                                       band_rows, packed_rows, *args)
+        else:
+            with PARALLEL_LAUNCH:
+                multiplier_kernels.depthwise_nhwc_forward_multiplier_parallel(x, w3, out, buffers, zero_row,
+                                                                              band_rows, packed_rows, *args)
+    return launch
 
 
 def _flipped(w3: np.ndarray) -> np.ndarray:
@@ -371,7 +440,10 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
     ``(k - 1) * dilation - pad``); undilated 3x3 and 5x5 filters with stride 2 take the parity
     kernels (each input pixel one expression of the taps that reach it); otherwise each input
     pixel gathers the outputs that read it, tap by tap.
-    With a multiplier, the ``C*M``-channel gradient is summed over the multiplier.
+    With a multiplier, the ``C*M``-channel gradient is summed over the multiplier, band by band of ``dx`` rows
+    (one process, 2 threads, alternating, whole gradient / bands, us: 1x58x58x96 3x3 stride 2 multiplier 6
+    453 / 195, 4x54x54x48 3x3 m4 717 / 432, 2x65x65x32 5x5 dilation 2 m2 363 / 279, 1x37x37x24 3x3 s2 m2
+    44 / 28; 12-27 us layers 2-6% faster).
 
     Examples
     --------
@@ -388,6 +460,14 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
     dy = np.ascontiguousarray(dy)
     n = dy.shape[0]
     m = g.multiplier
+    if m > 1 and not (g.stride_h == g.stride_w == 1  # else the flat-row forward of dy, on the whole gradient
+                      and _flat_rows_fit(g.out_c, dy.itemsize, 1, 1, (g.kh - 1) * g.dil_h - g.pad_top,
+                                         (g.kw - 1) * g.dil_w - g.pad_left)):
+        shape = (n, g.in_h, g.in_w, g.in_c)
+        dx = recycled.empty(shape, dy.dtype) if scratch is None else workspace(scratch, shape, dy.dtype)
+        _input_gradient_multiplier_launch(dy.shape, shape, dy.dtype, g.kh, g.kw, *_geometry_ints(g), _strided_simd(g),
+                                          (*_split_settings(), MULTIPLIER_BAND_BYTES))(w3, dy, dx)
+        return dx
     shape = (n, g.in_h, g.in_w, g.out_c)
     if m > 1:
         dx = workspace("repeated_input_gradient", shape, dy.dtype, like=dy)
@@ -438,6 +518,63 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
     return dx
 
 
+@functools.lru_cache(maxsize=256)
+def _input_gradient_multiplier_launch(dy_shape: tuple[int, ...], dx_shape: tuple[int, ...], dtype: np.dtype, kh: int,
+                                      kw: int, stride_h: int, stride_w: int, dil_h: int, dil_w: int, pad_top: int,
+                                      pad_left: int, strided_simd: bool, settings: tuple[int, ...]):
+    """What the input gradient with a channel multiplier runs, band by band of ``dx`` rows (the ``C*M``-channel
+    gradient of a band in a thread's buffer, then summed over the multiplier): ``launch(w3, dy, dx)``, chosen
+    once per geometry and ``settings`` (:func:`_split_settings` and the band size); the rows kernel is the one
+    the multiplier-1 problem would take (see :func:`depthwise_conv2d_backprop_input`)."""
+    n, in_h, in_w = dx_shape[:3]
+    itemsize = dtype.itemsize
+    channels = dy_shape[3]
+    repeated_shape = (n, in_h, in_w, channels)
+    if stride_h == stride_w == 1:  # the forward of dy with the flipped filter
+        n_chunks = _forward_chunks(dy_shape, repeated_shape, itemsize, kh, kw, 1, dil_h, dil_w)
+        if _packed(dy_shape, itemsize, kh, kw, 1, dil_h, dil_w):
+            kind = multiplier_kernels.INPUT_GRADIENT_FORWARD_PACKED
+        elif (kh, kw) == (3, 3):
+            kind = multiplier_kernels.INPUT_GRADIENT_FORWARD_3X3
+        elif (kh, kw) == (5, 5):
+            kind = multiplier_kernels.INPUT_GRADIENT_FORWARD_5X5
+        else:
+            kind = multiplier_kernels.INPUT_GRADIENT_FORWARD_ANY
+        pad_top, pad_left = (kh - 1) * dil_h - pad_top, (kw - 1) * dil_w - pad_left
+    else:
+        lane_count = VECTOR_BYTES // itemsize
+        work = math.prod(dy_shape[:3]) * -(-channels // lane_count) * lane_count * kh * kw
+        n_chunks = _n_chunks(n * in_h, work, (math.prod(dy_shape) + math.prod(repeated_shape)) * itemsize,
+                             min_macs=NHWC_PARALLEL_MIN_MACS)
+        if kh == kw and kh in (3, 5) and (stride_h, stride_w, dil_h, dil_w) == (2, 2, 1, 1):
+            kind = multiplier_kernels.INPUT_GRADIENT_S2_3X3 if kh == 3 else multiplier_kernels.INPUT_GRADIENT_S2_5X5
+        elif strided_simd:
+            kind = multiplier_kernels.INPUT_GRADIENT_STRIDED_SIMD
+        else:
+            kind = multiplier_kernels.INPUT_GRADIENT_STRIDED
+    flip = kind <= multiplier_kernels.INPUT_GRADIENT_FORWARD_PACKED
+    band_rows = max(1, MULTIPLIER_BAND_BYTES // (in_w * channels * itemsize))
+    if n_chunks > 1:
+        band_rows = min(band_rows, -(-n * in_h // (2 * n_chunks)))
+    band_rows = min(band_rows, in_h)
+    bands = n * -(-in_h // band_rows)
+    buffers_shape = (n_chunks, band_rows * in_w * channels)
+    args = (kind, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
+
+    def launch(w3, dy, dx):
+        buffers = workspace("repeated_input_bands", buffers_shape, dtype)
+        zero_row = _zero_row(dy_shape[2:], dtype)
+        w = _flipped(w3) if flip else w3
+        if n_chunks == 1:
+            multiplier_kernels.depthwise_nhwc_backprop_input_multiplier_bands(w, dy, dx, buffers[0], zero_row, 0, bands,
+                                                                              band_rows, *args)
+        else:
+            with PARALLEL_LAUNCH:
+                multiplier_kernels.depthwise_nhwc_backprop_input_multiplier_parallel(w, dy, dx, buffers, zero_row,
+                                                                                     band_rows, *args)
+    return launch
+
+
 # The strided input gradient (no parity kernel of its own) sums each pixel in registers, four pixels at a time
 # (depthwise_nhwc_backprop_input_strided_simd_rows), from this many taps per pixel and this many dy columns.
 # One thread, us, tap-by-tap rows -> four-pixel sums, 1x28x28x32 SAME: 7x7 stride 2 49.3 -> 19.4, 4x4 s2
@@ -468,31 +605,6 @@ def _has_window_in_padding(g: Conv2DGeometry) -> bool:
             or empty_along(g.out_w, g.in_w, g.kw, g.stride_w, g.dil_w, g.pad_left))
 
 
-# The filter gradient with a channel multiplier repeats the input band by band, about this many bytes of
-# repeated input rows at a time, in the cache of the core that then reads them, instead of writing the whole
-# repeated input to memory and reading it back; a band has at least MULTIPLIER_BAND_MIN_REUSE times as many
-# rows of its own as rows it shares with the next (a dilated filter's reach repeats its rows again in every
-# band: 1x30x30x200 3x3 dilation 2 multiplier 2 took 1.6x the whole repeat's time in bands of one dy row).
-# One process, 2 threads, alternating, whole repeat / bands, us: 4x33x33x32 3x3 stride 2 multiplier 6
-# 207 / 131, 2x58x58x72 3x3 s2 m4 456 / 319, 4x75x75x24 7x7 d2 m2 743 / 627, 8x28x28x32 3x3 m2 115 / 88,
-# 1x56x56x8 3x3 m8 55 / 48, 1x30x30x200 3x3 d2 m2 160 / 129; layers whose repeat is a few KB within 1%.
-MULTIPLIER_BAND_BYTES = 256 * 1024
-MULTIPLIER_BAND_MIN_REUSE = 2
-
-
-def _multiplier_bands(x_shape: tuple[int, ...], itemsize: int, g: Conv2DGeometry, n_chunks: int) -> tuple[int, int]:
-    """The filter gradient's bands with a channel multiplier: ``dy`` rows per band (at least two per thread
-    when split) and the values of one band's repeated input rows (a thread's buffer)."""
-    row_values = x_shape[2] * g.out_c
-    reach = (g.kh - 1) * g.dil_h + 1
-    band_rows = max(1, (MULTIPLIER_BAND_BYTES // (row_values * itemsize) - reach) // g.stride_h + 1,
-                    -(-MULTIPLIER_BAND_MIN_REUSE * (reach - g.stride_h) // g.stride_h))
-    if n_chunks > 1:
-        band_rows = min(band_rows, -(-x_shape[0] * g.out_h // (2 * n_chunks)))
-    band_rows = min(band_rows, g.out_h)
-    return band_rows, min(x_shape[1], (band_rows - 1) * g.stride_h + reach) * row_values
-
-
 def depthwise_conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
     """Filter gradient: ``x [N, H, W, C]``, ``dy [N, out_h, out_w, C*M]`` -> ``[kh, kw, C, M]``.
 
@@ -516,17 +628,17 @@ def depthwise_conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeo
     args = _geometry_ints(g)
     zero_row = _zero_row((x.shape[2], g.out_c), x.dtype)  # read for input rows in the padding
     if g.multiplier > 1:  # the input repeated band by band, into each thread's buffer
-        band_rows, band_values = _multiplier_bands(x.shape, x.itemsize, g, n_chunks)
+        band_rows, band_values = _multiplier_bands(x.shape, dy.shape, x.itemsize, g.kh, g.stride_h, g.dil_h, n_chunks)
         buffers = workspace("repeated_input_bands", (n_chunks, band_values), x.dtype)
         if n_chunks == 1:
             dw = np.zeros(per_channel, x.dtype)
             bands = dy.shape[0] * -(-g.out_h // band_rows)
-            kernels.depthwise_nhwc_backprop_filter_multiplier_bands(x, dy, dw, buffers[0], zero_row, 0, bands,
+            multiplier_kernels.depthwise_nhwc_backprop_filter_multiplier_bands(x, dy, dw, buffers[0], zero_row, 0, bands,
                                                                      band_rows, *args)
         else:
             partial = np.zeros((n_chunks, *per_channel), x.dtype)
             with PARALLEL_LAUNCH:
-                kernels.depthwise_nhwc_backprop_filter_multiplier_parallel(x, dy, partial, buffers, zero_row,
+                multiplier_kernels.depthwise_nhwc_backprop_filter_multiplier_parallel(x, dy, partial, buffers, zero_row,
                                                                            band_rows, *args)
             dw = partial.sum(axis=0)
     elif n_chunks == 1:

@@ -1,0 +1,208 @@
+"""Depthwise kernels with a channel multiplier ``M > 1`` that never write the repeated input to memory:
+each thread repeats a band of input rows ``M`` times into its own buffer
+(:func:`~sepconv.kernels.depthwise.repeat_channels_flat`) and runs the multiplier-1 rows kernel of
+:mod:`sepconv.kernels.depthwise` (or :mod:`sepconv.kernels.depthwise_packed`) on them while they are
+in its cache.  The input gradient computes a band of ``dx`` rows of the ``C*M``-channel problem into the
+buffer and sums it over the multiplier into ``dx`` (:func:`~sepconv.kernels.depthwise.sum_over_multiplier_flat`).
+
+A band is ``band_rows`` output rows of one image (as :func:`~sepconv.kernels.depthwise._band`); its
+input rows ``[y0, y1)`` are those its filter rows reach, clipped to the image.  The rows kernel sees
+the buffer as an image of ``y1 - y0`` rows and the band's rows of ``out`` (or ``dy``) as one of
+``i1 - i0``, with the top pad moved by the band's origin, so that rows outside ``[y0, y1)`` are
+exactly the padding it already handles.
+
+Examples
+--------
+A 3x3 filter of ones, multiplier 2, over a 4x4 image of ones, SAME padding, in bands of one row:
+
+>>> import numpy as np
+>>> x, w = np.ones((1, 4, 4, 1), np.float32), np.ones((3, 3, 2), np.float32)
+>>> out, zero_row = np.empty((1, 4, 4, 2), np.float32), np.zeros((4, 2), np.float32)
+>>> buffer = np.empty(3 * 4 * 2, np.float32)
+>>> depthwise_nhwc_forward_multiplier_bands(x, w, out, buffer, zero_row, 0, 4, 1, False, 1, 1, 1, 1, 1, 1)
+>>> out[0, :, :, 1]
+array([[4., 6., 6., 4.],
+       [6., 9., 9., 6.],
+       [6., 9., 9., 6.],
+       [4., 6., 6., 4.]], dtype=float32)
+"""
+
+from __future__ import annotations
+
+from numba import prange
+
+from ._jit import kernel
+from .depthwise import (
+    depthwise_nhwc_backprop_filter_any_rows,
+    depthwise_nhwc_backprop_input_s2_3x3_rows,
+    depthwise_nhwc_backprop_input_s2_5x5_rows,
+    depthwise_nhwc_backprop_input_strided_rows,
+    depthwise_nhwc_backprop_input_strided_simd_rows,
+    depthwise_nhwc_forward_3x3_rows,
+    depthwise_nhwc_forward_5x5_rows,
+    depthwise_nhwc_forward_rows,
+    repeat_channels_flat,
+    sum_over_multiplier_flat,
+)
+from .depthwise_packed import depthwise_nhwc_forward_packed_rows
+
+
+@kernel
+def _band_rows(x, buffer, b, i0, i1, multiplier, stride_h, reach, pad_top):
+    """Repeat the input rows that band ``(b, [i0, i1))`` reaches into ``buffer``: ``(repeated [1, y1 - y0, W, C*M],
+    the top pad of the band's rows kernel)``; no rows when every filter row is in the padding."""
+    in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
+    y0 = max(0, i0 * stride_h - pad_top)
+    y1 = max(y0, min(in_h, (i1 - 1) * stride_h - pad_top + reach))
+    rows = x[b][y0:y1].reshape(-1)
+    repeat_channels_flat(rows, buffer, multiplier, 0, rows.size)
+    return buffer[:rows.size * multiplier].reshape((1, y1 - y0, in_w, c * multiplier)), pad_top + y0 - i0 * stride_h
+
+
+@kernel
+def depthwise_nhwc_forward_multiplier_bands(x, w, out, buffer, zero_row, band_begin, band_end, band_rows, packed,
+                                            stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
+    """Forward with a channel multiplier: ``x [N, H, W, C]``, ``w [kh, kw, C*M]``, bands ``[band_begin, band_end)``
+    of ``band_rows`` rows of ``out [N, out_h, out_w, C*M]``; ``buffer`` 1-D, room for a band's repeated input
+    rows; ``zero_row`` ``[W, C*M]`` zeros; ``packed``: the band's rows go to the packed kernel."""
+    c = x.shape[3]
+    out_h, out_w, cm = out.shape[1], out.shape[2], out.shape[3]
+    kh, kw = w.shape[0], w.shape[1]
+    reach = (kh - 1) * dil_h + 1
+    bands_per_image = (out_h + band_rows - 1) // band_rows
+    for band in range(band_begin, band_end):
+        b = band // bands_per_image
+        i0 = (band - b * bands_per_image) * band_rows
+        i1 = min(out_h, i0 + band_rows)
+        repeated, top = _band_rows(x, buffer, b, i0, i1, cm // c, stride_h, reach, pad_top)
+        out_band = out[b][i0:i1].reshape((1, i1 - i0, out_w, cm))
+        if repeated.shape[1] == 0:  # every filter row in the padding
+            out_band[:] = 0
+        elif packed:
+            depthwise_nhwc_forward_packed_rows(repeated, w, out_band, 0, i1 - i0, stride_h, stride_w, dil_h, dil_w,
+                                               top, pad_left)
+        elif kh == 3 and kw == 3:
+            depthwise_nhwc_forward_3x3_rows(repeated, w, out_band, zero_row, 0, i1 - i0, stride_h, stride_w, dil_h,
+                                            dil_w, top, pad_left)
+        elif kh == 5 and kw == 5:
+            depthwise_nhwc_forward_5x5_rows(repeated, w, out_band, zero_row, 0, i1 - i0, stride_h, stride_w, dil_h,
+                                            dil_w, top, pad_left)
+        else:
+            depthwise_nhwc_forward_rows(repeated, w, out_band, zero_row, 0, i1 - i0, stride_h, stride_w, dil_h, dil_w,
+                                        top, pad_left)
+
+
+@kernel(parallel=True)
+def depthwise_nhwc_forward_multiplier_parallel(x, w, out, buffers, zero_row, band_rows, packed, stride_h, stride_w,
+                                               dil_h, dil_w, pad_top, pad_left):
+    """:func:`depthwise_nhwc_forward_multiplier_bands` over all bands: thread ``t`` takes a contiguous run of
+    them and its own ``buffers[t]``."""
+    n_threads = buffers.shape[0]
+    bands = out.shape[0] * ((out.shape[1] + band_rows - 1) // band_rows)
+    for t in prange(n_threads):
+        depthwise_nhwc_forward_multiplier_bands(x, w, out, buffers[t], zero_row, t * bands // n_threads,
+                                                (t + 1) * bands // n_threads, band_rows, packed, stride_h, stride_w,
+                                                dil_h, dil_w, pad_top, pad_left)
+
+
+@kernel
+def depthwise_nhwc_backprop_filter_multiplier_bands(x, dy, dw, buffer, zero_row, band_begin, band_end, band_rows,
+                                                    stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
+    """Filter gradient with a channel multiplier: ``x [N, H, W, C]``, ``dy [N, out_h, out_w, C*M]``; bands
+    ``[band_begin, band_end)`` of ``band_rows`` ``dy`` rows *added* to ``dw`` ``[kh, kw, C*M]``; ``buffer`` and
+    ``zero_row`` as :func:`depthwise_nhwc_forward_multiplier_bands`."""
+    c = x.shape[3]
+    out_h, out_w, cm = dy.shape[1], dy.shape[2], dy.shape[3]
+    reach = (dw.shape[0] - 1) * dil_h + 1
+    bands_per_image = (out_h + band_rows - 1) // band_rows
+    for band in range(band_begin, band_end):
+        b = band // bands_per_image
+        i0 = (band - b * bands_per_image) * band_rows
+        i1 = min(out_h, i0 + band_rows)
+        repeated, top = _band_rows(x, buffer, b, i0, i1, cm // c, stride_h, reach, pad_top)
+        if repeated.shape[1] == 0:  # every filter row in the padding: nothing to add
+            continue
+        dy_band = dy[b][i0:i1].reshape((1, i1 - i0, out_w, cm))
+        depthwise_nhwc_backprop_filter_any_rows(repeated, dy_band, dw, zero_row, 0, i1 - i0, stride_h, stride_w, dil_h,
+                                                dil_w, top, pad_left)
+
+
+@kernel(parallel=True)
+def depthwise_nhwc_backprop_filter_multiplier_parallel(x, dy, partial, buffers, zero_row, band_rows, stride_h,
+                                                       stride_w, dil_h, dil_w, pad_top, pad_left):
+    """:func:`depthwise_nhwc_backprop_filter_multiplier_bands` over all bands: thread ``t`` takes a contiguous
+    run of them, its own ``buffers[t]``, and sums into ``partial[t]`` (zeroed by the caller)."""
+    n_threads = partial.shape[0]
+    bands = dy.shape[0] * ((dy.shape[1] + band_rows - 1) // band_rows)
+    for t in prange(n_threads):
+        depthwise_nhwc_backprop_filter_multiplier_bands(x, dy, partial[t], buffers[t], zero_row, t * bands // n_threads,
+                                                        (t + 1) * bands // n_threads, band_rows, stride_h, stride_w,
+                                                        dil_h, dil_w, pad_top, pad_left)
+
+
+# The input gradient's rows kernel for a band (``kind`` of depthwise_nhwc_backprop_input_multiplier_bands): stride
+# 1, the forward of dy with the flipped filter (3x3, 5x5, any, packed); stride 2, the parity kernels (3x3, 5x5);
+# other strides, the register sums or tap by tap.
+INPUT_GRADIENT_FORWARD_3X3 = 0
+INPUT_GRADIENT_FORWARD_5X5 = 1
+INPUT_GRADIENT_FORWARD_ANY = 2
+INPUT_GRADIENT_FORWARD_PACKED = 3
+INPUT_GRADIENT_S2_3X3 = 4
+INPUT_GRADIENT_S2_5X5 = 5
+INPUT_GRADIENT_STRIDED_SIMD = 6
+INPUT_GRADIENT_STRIDED = 7
+
+
+@kernel
+def depthwise_nhwc_backprop_input_multiplier_bands(w, dy, dx, buffer, zero_row, band_begin, band_end, band_rows, kind,
+                                                   stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
+    """Input gradient with a channel multiplier, without the ``C*M``-channel gradient in memory: ``dy [N, out_h,
+    out_w, C*M]`` -> ``dx [N, H, W, C]``, bands ``[band_begin, band_end)`` of ``band_rows`` rows of ``dx`` (within
+    an image).  A band's ``C*M``-channel rows are computed into ``buffer`` (1-D, room for them) by the rows kernel
+    ``kind`` (see above), then summed over the multiplier into ``dx``.  ``w`` is ``[kh, kw, C*M]``, flipped for
+    the forward kinds, whose pads are the forward's (``(k - 1) * dilation - pad``); ``zero_row`` ``[out_w, C*M]``
+    zeros."""
+    in_h, in_w, c = dx.shape[1], dx.shape[2], dx.shape[3]
+    out_h, out_w, cm = dy.shape[1], dy.shape[2], dy.shape[3]
+    bands_per_image = (in_h + band_rows - 1) // band_rows
+    for band in range(band_begin, band_end):
+        b = band // bands_per_image
+        y0 = (band - b * bands_per_image) * band_rows
+        rows = min(in_h, y0 + band_rows) - y0
+        g = buffer[:rows * in_w * cm].reshape((1, rows, in_w, cm))
+        dy_image = dy[b].reshape((1, out_h, out_w, cm))
+        if kind == INPUT_GRADIENT_FORWARD_3X3:
+            depthwise_nhwc_forward_3x3_rows(dy_image, w, g, zero_row, 0, rows, 1, 1, dil_h, dil_w, pad_top - y0,
+                                            pad_left)
+        elif kind == INPUT_GRADIENT_FORWARD_5X5:
+            depthwise_nhwc_forward_5x5_rows(dy_image, w, g, zero_row, 0, rows, 1, 1, dil_h, dil_w, pad_top - y0,
+                                            pad_left)
+        elif kind == INPUT_GRADIENT_FORWARD_ANY:
+            depthwise_nhwc_forward_rows(dy_image, w, g, zero_row, 0, rows, 1, 1, dil_h, dil_w, pad_top - y0, pad_left)
+        elif kind == INPUT_GRADIENT_FORWARD_PACKED:
+            depthwise_nhwc_forward_packed_rows(dy_image, w, g, 0, rows, 1, 1, dil_h, dil_w, pad_top - y0, pad_left)
+        elif kind == INPUT_GRADIENT_S2_3X3:
+            depthwise_nhwc_backprop_input_s2_3x3_rows(w, dy_image, g, zero_row, 0, rows, pad_top + y0, pad_left)
+        elif kind == INPUT_GRADIENT_S2_5X5:
+            depthwise_nhwc_backprop_input_s2_5x5_rows(w, dy_image, g, zero_row, 0, rows, pad_top + y0, pad_left)
+        elif kind == INPUT_GRADIENT_STRIDED_SIMD:
+            depthwise_nhwc_backprop_input_strided_simd_rows(w, dy_image, g, 0, rows, stride_h, stride_w, pad_top + y0,
+                                                            pad_left)
+        else:
+            depthwise_nhwc_backprop_input_strided_rows(w, dy_image, g, 0, rows, stride_h, stride_w, dil_h, dil_w,
+                                                       pad_top + y0, pad_left)
+        summed = dx[b][y0:y0 + rows].reshape(-1)
+        sum_over_multiplier_flat(buffer, summed, cm // c, 0, summed.size)
+
+
+@kernel(parallel=True)
+def depthwise_nhwc_backprop_input_multiplier_parallel(w, dy, dx, buffers, zero_row, band_rows, kind, stride_h,
+                                                      stride_w, dil_h, dil_w, pad_top, pad_left):
+    """:func:`depthwise_nhwc_backprop_input_multiplier_bands` over all bands: thread ``t`` takes a contiguous run
+    of them and its own ``buffers[t]``."""
+    n_threads = buffers.shape[0]
+    bands = dx.shape[0] * ((dx.shape[1] + band_rows - 1) // band_rows)
+    for t in prange(n_threads):
+        depthwise_nhwc_backprop_input_multiplier_bands(w, dy, dx, buffers[t], zero_row, t * bands // n_threads,
+                                                       (t + 1) * bands // n_threads, band_rows, kind, stride_h,
+                                                       stride_w, dil_h, dil_w, pad_top, pad_left)
