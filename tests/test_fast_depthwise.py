@@ -373,6 +373,33 @@ def test_multiplier_bands(geometry, band_bytes, threads, monkeypatch):
                                {f"depthwise_nhwc_backprop_input_multiplier{'_parallel' if input_split else '_bands'}"})
 
 
+@pytest.mark.parametrize(("geometry", "threads"), [
+    ((1, 23, 23, 1, 4, (3, 3), 1, 3, "SAME"), "serial"),  # 4 channels after the repeat: dilated 3x3, one thread
+    ((2, 17, 17, 1, 3, (5, 5), 1, 2, "SAME"), "serial"),  # (the packed kernels from 32 bytes of channels)
+    ((2, 17, 17, 1, 3, (5, 5), 1, 2, "SAME"), "parallel"),
+    ((1, 9, 11, 1, 3, (7, 7), 1, 1, [[0, 0], [0, 0], [3, 3], [0, 0]]), "serial"),  # columns padded, rows not
+    ((1, 10, 8, 1, 2, (3, 7), 1, 1, [[0, 0], [3, 0], [0, 2], [0, 0]]), "parallel"),
+], ids=lambda p: p if isinstance(p, str) else _ids(p))
+def test_few_channel_multiplier_repeats_in_the_padded_copy(geometry, threads, monkeypatch):
+    """A few-channel layer with a multiplier, on the flat-row kernel with a padded copy (a filter reaching 6 columns
+    or more): the copy repeats the channels (no repeated input of its own), on the calling thread and split, both
+    dtypes."""
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
+    monkeypatch.setattr(fast_depthwise, "NHWC_PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 10**18 if threads == "serial" else 0)
+
+    def no_repeat(*args):
+        raise AssertionError("the flat-row kernel's copy should repeat the input")
+    for dtype in (np.float32, np.float64):
+        x, filt, dy, args = _problem(geometry, dtype)
+        with sepconv.use_implementation("reference"):
+            want = sepconv.depthwise_conv2d(x, filt, **args)
+        with monkeypatch.context() as patch, sepconv.use_implementation("fast"):
+            patch.setattr(fast_depthwise, "_repeated", no_repeat)
+            got = sepconv.depthwise_conv2d(x, filt, **args)
+        np.testing.assert_allclose(got, want, **tol(dtype))
+
+
 def test_multiplier_band_rows():
     """A band's repeated rows fit the budget (one output row at least), two bands per thread when split, and a
     band has at least twice as many rows of its own as rows it shares with the next."""

@@ -270,13 +270,16 @@ def _few_channels_3x3(channels: int, itemsize: int, kh: int, kw: int, stride_h: 
 
 
 def _forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, stride_h: int, stride_w: int, dil_h: int, dil_w: int,
-             pad_top: int, pad_left: int, multiplier_pass: bool = False) -> None:
+             pad_top: int, pad_left: int, multiplier_pass: bool = False, multiplier: int = 1) -> None:
     """``out = depthwise(x, w3)``, multiplier 1; pads may be negative (crop).  ``out`` is best
     allocated at ``x``'s offset from a cache line (:func:`~sepconv.fast.aligned.empty_like_offset`).
     ``multiplier_pass``: ``x`` (or ``out``) is a channel-multiplier copy the calling thread has just
-    written (or will read), see :func:`_forward_chunks`."""
-    _forward_launch(x.shape, out.shape, x.dtype, w3.shape[0], w3.shape[1], stride_h, stride_w, dil_h, dil_w,
-                    pad_top, pad_left, multiplier_pass, _split_settings())(x, w3, out)
+    written (or will read), see :func:`_forward_chunks`.  ``multiplier > 1``: ``x`` is not repeated yet
+    (``w3`` and ``out`` have ``multiplier`` times its channels): the flat-row kernel's padded copy repeats
+    it, other kernels take :func:`_repeated`."""
+    in_shape = x.shape if multiplier == 1 else (*x.shape[:3], x.shape[3] * multiplier)
+    _forward_launch(in_shape, out.shape, x.dtype, w3.shape[0], w3.shape[1], stride_h, stride_w, dil_h, dil_w,
+                    pad_top, pad_left, multiplier_pass, _split_settings(), multiplier)(x, w3, out)
 
 
 def _split_settings() -> tuple[int, ...]:
@@ -287,7 +290,7 @@ def _split_settings() -> tuple[int, ...]:
 @functools.lru_cache(maxsize=256)
 def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype: np.dtype, kh: int, kw: int,
                     stride_h: int, stride_w: int, dil_h: int, dil_w: int, pad_top: int, pad_left: int,
-                    multiplier_pass: bool, split_settings: tuple[int, ...]):
+                    multiplier_pass: bool, split_settings: tuple[int, ...], multiplier: int = 1):
     """What :func:`_forward` runs for arrays of these shapes: ``launch(x, w3, out)``, the kernel and its
     thread split chosen once per geometry and :func:`_split_settings` (the choice cost ~1.5 us a call, a
     sixth of a small layer's)."""
@@ -295,7 +298,21 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
     rows = out_shape[0] * out_shape[1]
     itemsize = dtype.itemsize
     n_chunks = _forward_chunks(in_shape, out_shape, itemsize, kh, kw, stride_w, dil_h, dil_w, multiplier_pass)
-    if _packed(in_shape, itemsize, kh, kw, stride_w, dil_h, dil_w):
+    channels = in_shape[3]
+    packed_rows = _packed(in_shape, itemsize, kh, kw, stride_w, dil_h, dil_w)
+    flat_rows = not packed_rows and (
+        _few_channels(channels, itemsize, kh, kw, stride_h, stride_w, pad_top, pad_left)
+        or _few_channels_3x3(channels, itemsize, kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, n_chunks))
+    padded_width = max(pad_left + in_shape[2], out_shape[2] + (kw - 1) * dil_w)
+    if padded_width == in_shape[2] or (kw - 1) * dil_w < FEW_CHANNELS_PADDED_MIN_REACH:
+        padded_width = 0  # no copy: no horizontal padding, or a narrow window (the masked edge pixels cost less)
+    if multiplier > 1 and not (flat_rows and padded_width):  # the other kernels read the repeated input
+        repeated_launch = _forward_launch(in_shape, out_shape, dtype, kh, kw, *args, multiplier_pass, split_settings)
+
+        def launch(x, w3, out):
+            repeated_launch(_repeated(x, multiplier), w3, out)
+        return launch
+    if packed_rows:
         if n_chunks > 1:
             def launch(x, w3, out):
                 with PARALLEL_LAUNCH:
@@ -304,24 +321,18 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
             def launch(x, w3, out):
                 packed.depthwise_nhwc_forward_packed_rows(x, w3, out, 0, rows, *args)
         return launch
-    channels = in_shape[3]
-    if (_few_channels(channels, itemsize, kh, kw, stride_h, stride_w, pad_top, pad_left)
-            or _few_channels_3x3(channels, itemsize, kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left,
-                                 n_chunks)):
+    if flat_rows:
         flat_chunks = _forward_chunks(in_shape, out_shape, itemsize, kh, kw, stride_w, dil_h, dil_w, multiplier_pass,
                                       whole_vectors=False)
         lane_count = VECTOR_BYTES // itemsize
         tiled_shape = (kh * kw, channels // math.gcd(channels, lane_count) * lane_count)
         few_args = (kh, dil_h, dil_w, pad_top, pad_left)
-        width = max(pad_left + in_shape[2], out_shape[2] + (kw - 1) * dil_w)
-        if width == in_shape[2] or (kw - 1) * dil_w < FEW_CHANNELS_PADDED_MIN_REACH:
-            width = 0  # no copy: no horizontal padding, or a narrow window (the masked edge pixels cost less)
-        buffers_shape = (flat_chunks, in_shape[1] * width * channels)
-        no_buffers = np.empty(buffers_shape, dtype) if width == 0 else None  # nothing to copy: ~1 us less
+        buffers_shape = (flat_chunks, in_shape[1] * padded_width * channels)
+        no_buffers = np.empty(buffers_shape, dtype) if padded_width == 0 else None  # nothing to copy: ~1 us less
 
         def launch(x, w3, out):
             w2 = w3.reshape(kh * kw, channels)
-            wt = np.empty(tiled_shape, dtype)
+            wt = workspace("tiled_weights", tiled_shape, dtype)
             kernels.tile_weights(w2, wt)
             buffers = workspace("padded_image", buffers_shape, dtype, like=x) if no_buffers is None else no_buffers
             if flat_chunks > 1:
@@ -376,10 +387,9 @@ def depthwise_conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry, scratch: s
         _forward_multiplier_launch(x.shape, shape, x.dtype, g.kh, g.kw, *_geometry_ints(g),
                                    (*_split_settings(), MULTIPLIER_BAND_BYTES, MULTIPLIER_BAND_MIN_REUSE))(x, w3, out)
         return out
-    x = _repeated(x, g.multiplier)
     out = empty_like_offset(shape, x.dtype, x) if scratch is None else workspace(scratch, shape, x.dtype, like=x)
-    _forward(x, w3, out,
-             g.stride_h, g.stride_w, g.dil_h, g.dil_w, g.pad_top, g.pad_left, g.multiplier > 1)
+    _forward(x, w3, out, g.stride_h, g.stride_w, g.dil_h, g.dil_w, g.pad_top, g.pad_left, g.multiplier > 1,
+             g.multiplier)
     return out
 
 

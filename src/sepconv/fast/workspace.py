@@ -19,7 +19,7 @@ import threading
 import numpy as np
 
 from ..kernels._simd import VECTOR_BYTES
-from .aligned import start_at_offset_of
+from .aligned import PLACED_MIN_BYTES, start_at_offset_of
 
 # Workspaces up to this size are kept per thread between calls.
 KEPT_WORKSPACE_BYTES = 64 * 1024 * 1024
@@ -30,18 +30,21 @@ def workspace(name: str, shape: tuple[int, ...], dtype: np.dtype, like: np.ndarr
     """An uninitialized C-contiguous array for scratch use, reused by this thread's next calls with ``name``.
 
     The data starts on a 64-byte line (a vector split over two lines loads at about half speed),
-    or, given ``like``, at ``like``'s offset from a line (for a kernel's output whose input is ``like``).
+    or, given ``like``, at ``like``'s offset from a line (for a kernel's output whose input is ``like``; not
+    for a ``like`` below :data:`~sepconv.fast.aligned.PLACED_MIN_BYTES`).
 
     Examples
     --------
     >>> a = workspace("doc", (2, 3), np.float32)
     >>> a.shape, a.dtype, workspace("doc", (3, 2), np.float32).ctypes.data == a.ctypes.data, a.ctypes.data % 64
     ((2, 3), dtype('float32'), True, 0)
-    >>> x = np.ones(100, np.float32)[3:]
+    >>> x = np.ones(10000, np.float32)[3:]
     >>> (workspace("doc", (4, 8), np.float32, like=x).ctypes.data - x.ctypes.data) % 64
     0
     """
     buffers = _kept.__dict__
+    if like is not None and like.nbytes < PLACED_MIN_BYTES:
+        like = None  # as the outputs of small inputs (sepconv.fast.aligned): placing costs more than it saves
     if like is None:  # the last call's array when the shape and dtype are the same (0.2 us, not 1.8)
         last = buffers.get((name, "array"))
         if last is not None and last.shape == shape and last.dtype == dtype:
