@@ -104,6 +104,10 @@ GEOMETRIES = [
     (1, 4, 83, 9, 1, (3, 3), 1, 1, "SAME"),
     (1, 6, 75, 40, 1, (3, 3), 2, 1, "SAME"),
     (2, 5, 70, 20, 1, (3, 3), (1, 2), 1, [[0, 0], [1, 0], [3, 0], [0, 0]]),
+    # 7 wide at stride 2: the parity kernel's strips of four column pairs, single pairs, clipped edges
+    (1, 17, 23, 20, 1, (5, 7), 2, 1, [[0, 0], [1, 3], [4, 0], [0, 0]]),
+    (2, 9, 30, 33, 1, (7, 7), 2, 1, "SAME"),
+    (1, 8, 13, 5, 1, (7, 7), 2, 1, [[0, 0], [0, 0], [7, 1], [0, 0]]),  # a pad beyond the window: no pairs
     # 3x3 dilated at stride 1, interiors wider than 56 pixels: tiles of 32, the phases within each tile
     (1, 9, 75, 20, 1, (3, 3), 1, (2, 4), "SAME"),
     (1, 7, 97, 17, 2, (3, 3), 1, 3, "VALID"),
@@ -297,6 +301,7 @@ def test_strided_input_gradient_register_sums(geometry, dtype, threads, monkeypa
     parallel = threads == "parallel"
     monkeypatch.setattr(fast_depthwise, "STRIDED_SIMD_MIN_TAPS", 1)
     monkeypatch.setattr(fast_depthwise, "STRIDED_SIMD_MIN_COLUMNS", 0)
+    monkeypatch.setattr(fast_depthwise, "S2_W7_PARITY", False)  # 7x7 stride 2 has a kernel of its own
     if geometry[4] > 1:  # a multiplier: the band kernel, asked for the register sums
         name = "depthwise_nhwc_backprop_input_multiplier_" + ("parallel" if parallel else "bands")
         calls = _split_and_count(monkeypatch, parallel, name, fast_depthwise.multiplier_kernels)
@@ -309,6 +314,24 @@ def test_strided_input_gradient_register_sums(geometry, dtype, threads, monkeypa
     fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, filt, dy, **args)
     np.testing.assert_allclose(fast, ref, **tol(dtype))
     assert calls == expected
+
+
+@pytest.mark.parametrize("threads", ["serial", "parallel"])
+@pytest.mark.parametrize("geometry", [
+    (1, 17, 23, 20, 1, (5, 7), 2, 1, [[0, 0], [1, 3], [4, 0], [0, 0]]),
+    (2, 9, 30, 33, 1, (7, 7), 2, 1, "SAME"),
+    (1, 20, 44, 17, 1, (7, 7), 2, 1, "VALID"),
+], ids=_ids)
+def test_seven_wide_stride_2_input_gradient_takes_its_parity_kernel(geometry, threads, monkeypatch):
+    """Filters 7 wide at stride 2: the parity kernel (strips of four column pairs), serial and split, both dtypes."""
+    parallel = threads == "parallel"
+    name = "depthwise_nhwc_backprop_input_s2_" + ("parallel" if parallel else "w7_rows")
+    calls = _split_and_count(monkeypatch, parallel, name)
+    for dtype in (np.float32, np.float64):
+        x, filt, dy, args = _problem(geometry, dtype)
+        fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, filt, dy, **args)
+        np.testing.assert_allclose(fast, ref, **tol(dtype))
+    assert calls == [name, name]
 
 
 def test_strided_input_gradient_register_sums_where_they_pay():
@@ -327,6 +350,7 @@ def test_strided_input_gradient_register_sums_where_they_pay():
 
 MULTIPLIER_GEOMETRIES = [geometry for geometry in GEOMETRIES if geometry[4] > 1] + [
     (2, 13, 11, 8, 6, (3, 3), 2, 1, "SAME"),  # bands whose first row is in the top padding
+    (1, 15, 21, 5, 3, (7, 7), 2, 1, "SAME"),  # the 7-wide parity kernel in bands
     (1, 17, 9, 3, 4, (5, 5), 2, 1, "VALID"),
     (3, 10, 12, 20, 2, (7, 7), 1, (2, 1), [[0, 0], [6, 0], [0, 2], [0, 0]]),  # pads beyond the window
 ]

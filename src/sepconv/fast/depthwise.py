@@ -448,7 +448,7 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
 
     With stride 1 it is the forward correlation of ``dy`` with the flipped filter (padding
     ``(k - 1) * dilation - pad``); undilated 3x3 and 5x5 filters with stride 2 take the parity
-    kernels (each input pixel one expression of the taps that reach it); otherwise each input
+    kernels (each input pixel one expression of the taps that reach it), as do filters 7 wide; otherwise each input
     pixel gathers the outputs that read it, tap by tap.
     With a multiplier, the ``C*M``-channel gradient is summed over the multiplier, band by band of ``dx`` rows
     (one process, 2 threads, alternating, whole gradient / bands, us: 1x58x58x96 3x3 stride 2 multiplier 6
@@ -476,7 +476,7 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
         shape = (n, g.in_h, g.in_w, g.in_c)
         dx = recycled.empty(shape, dy.dtype) if scratch is None else workspace(scratch, shape, dy.dtype)
         _input_gradient_multiplier_launch(dy.shape, shape, dy.dtype, g.kh, g.kw, *_geometry_ints(g), _strided_simd(g),
-                                          (*_split_settings(), MULTIPLIER_BAND_BYTES))(w3, dy, dx)
+                                          (*_split_settings(), MULTIPLIER_BAND_BYTES, S2_W7_PARITY))(w3, dy, dx)
         return dx
     shape = (n, g.in_h, g.in_w, g.out_c)
     if m > 1:
@@ -487,11 +487,13 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
     if g.stride_h == 1 and g.stride_w == 1:
         _forward(dy, _flipped(w3), dx, 1, 1, g.dil_h, g.dil_w,
                  (g.kh - 1) * g.dil_h - g.pad_top, (g.kw - 1) * g.dil_w - g.pad_left, m > 1)
-    elif g.kh == g.kw and g.kh in (3, 5) and (g.stride_h, g.stride_w, g.dil_h, g.dil_w) == (2, 2, 1, 1):
+    elif _parity_kernel(g.kh, g.kw, g.stride_h, g.stride_w, g.dil_h, g.dil_w):
         rows = n * g.in_h
         n_chunks = _n_chunks(rows, _vector_size(dy) * g.kh * g.kw, dy.nbytes + dx.nbytes, min_macs=min_macs)
         zero_row = _zero_row(dy.shape[2:], dy.dtype)
-        if n_chunks == 1:
+        if n_chunks == 1 and g.kw == 7:
+            kernels.depthwise_nhwc_backprop_input_s2_w7_rows(w3, dy, dx, 0, rows, g.pad_top, g.pad_left)
+        elif n_chunks == 1:
             rows_kernel = (kernels.depthwise_nhwc_backprop_input_s2_3x3_rows if g.kh == 3
                            else kernels.depthwise_nhwc_backprop_input_s2_5x5_rows)
             rows_kernel(w3, dy, dx, zero_row, 0, rows, g.pad_top, g.pad_left)
@@ -556,8 +558,9 @@ def _input_gradient_multiplier_launch(dy_shape: tuple[int, ...], dx_shape: tuple
         work = math.prod(dy_shape[:3]) * -(-channels // lane_count) * lane_count * kh * kw
         n_chunks = _n_chunks(n * in_h, work, (math.prod(dy_shape) + math.prod(repeated_shape)) * itemsize,
                              min_macs=NHWC_PARALLEL_MIN_MACS)
-        if kh == kw and kh in (3, 5) and (stride_h, stride_w, dil_h, dil_w) == (2, 2, 1, 1):
-            kind = multiplier_kernels.INPUT_GRADIENT_S2_3X3 if kh == 3 else multiplier_kernels.INPUT_GRADIENT_S2_5X5
+        if _parity_kernel(kh, kw, stride_h, stride_w, dil_h, dil_w):
+            kind = (multiplier_kernels.INPUT_GRADIENT_S2_W7 if kw == 7 else multiplier_kernels.INPUT_GRADIENT_S2_3X3
+                    if kh == 3 else multiplier_kernels.INPUT_GRADIENT_S2_5X5)
         elif strided_simd:
             kind = multiplier_kernels.INPUT_GRADIENT_STRIDED_SIMD
         else:
@@ -583,6 +586,20 @@ def _input_gradient_multiplier_launch(dy_shape: tuple[int, ...], dx_shape: tuple
                 multiplier_kernels.depthwise_nhwc_backprop_input_multiplier_parallel(w, dy, dx, buffers, zero_row,
                                                                                      band_rows, *args)
     return launch
+
+
+# Filters 7 wide at stride 2 take their parity kernel (kernels.depthwise.depthwise_nhwc_backprop_input_s2_w7_rows,
+# four column pairs sharing their dy loads) rather than the register sums below (one process, 2 threads,
+# alternating, us: 1x55x55x144 VALID 158 -> 105, 2x29x29x240 142 -> 91, 1x56x56x96 127 -> 81, 8x28x28x144
+# 389 -> 260, 1x13x13x32 18.5 -> 11.7, 1x28x28x3 19.6 -> 17.1).
+S2_W7_PARITY = True
+
+
+def _parity_kernel(kh: int, kw: int, stride_h: int, stride_w: int, dil_h: int, dil_w: int) -> bool:
+    """Whether the input gradient has a stride-2 parity kernel for this filter: 3x3, 5x5, or 7 wide (any height),
+    undilated, stride 2."""
+    return ((stride_h, stride_w, dil_h, dil_w) == (2, 2, 1, 1)
+            and ((kh == kw and kh in (3, 5)) or (kw == 7 and S2_W7_PARITY)))
 
 
 # The strided input gradient (no parity kernel of its own) sums each pixel in registers, four pixels at a time

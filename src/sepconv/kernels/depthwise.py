@@ -1137,13 +1137,126 @@ def depthwise_nhwc_backprop_input_s2_5x5_rows(w, dy, dx, zero_row, row_begin, ro
         _s2_edges(g, ra, rb, rc, w, di_a, di_b, di_c, done_lo, done_hi, pad_left, out_w, shift)
 
 
+@kernel
+def _s2_strip7(dyf, q, c, ws, n, e, o):
+    """Add one ``dy`` row's taps (filter row ``ws``, 7 wide) to four column pairs ``m .. m + 3`` of a stride-2
+    input-gradient row (``q``: flat index of ``dy`` column ``m``, channel block ``k``): the even column of pair
+    ``p`` takes ``dy`` columns ``m+p, m+p-1, m+p-2, m+p-3`` with filter columns 0, 2, 4, 6, the odd one
+    ``m+p, m+p-1, m+p-2`` with 1, 3, 5.  The seven ``dy`` columns ``m-3 .. m+3`` are loaded once for the 28
+    multiply-adds (the register-sum kernel loaded a ``dy`` vector and a weight per multiply-add)."""
+    dm3, dm2, dm1 = vload_n(dyf, q - 3 * c, n), vload_n(dyf, q - 2 * c, n), vload_n(dyf, q - c, n)
+    d0, d1, d2, d3 = vload_n(dyf, q, n), vload_n(dyf, q + c, n), vload_n(dyf, q + 2 * c, n), vload_n(dyf, q + 3 * c, n)
+    w0, w1, w2, w3, w4, w5, w6 = ws
+    e0 = vfma(dm3, w6, vfma(dm2, w4, vfma(dm1, w2, vfma(d0, w0, e[0]))))
+    e1 = vfma(dm2, w6, vfma(dm1, w4, vfma(d0, w2, vfma(d1, w0, e[1]))))
+    e2 = vfma(dm1, w6, vfma(d0, w4, vfma(d1, w2, vfma(d2, w0, e[2]))))
+    e3 = vfma(d0, w6, vfma(d1, w4, vfma(d2, w2, vfma(d3, w0, e[3]))))
+    o0 = vfma(dm2, w5, vfma(dm1, w3, vfma(d0, w1, o[0])))
+    o1 = vfma(dm1, w5, vfma(d0, w3, vfma(d1, w1, o[1])))
+    o2 = vfma(d0, w5, vfma(d1, w3, vfma(d2, w1, o[2])))
+    o3 = vfma(d1, w5, vfma(d2, w3, vfma(d3, w1, o[3])))
+    return (e0, e1, e2, e3), (o0, o1, o2, o3)
+
+
+@kernel
+def _s2_pair7(dyf, q, c, ws, n, even, odd):
+    """As :func:`_s2_strip7`, one column pair."""
+    dm3, dm2, dm1, d0 = vload_n(dyf, q - 3 * c, n), vload_n(dyf, q - 2 * c, n), vload_n(dyf, q - c, n), vload_n(dyf, q, n)
+    return (vfma(dm3, ws[6], vfma(dm2, ws[4], vfma(dm1, ws[2], vfma(d0, ws[0], even)))),
+            vfma(dm2, ws[5], vfma(dm1, ws[3], vfma(d0, ws[1], odd))))
+
+
+@kernel
+def _s2_edge_pixel7(g, dyf, w2, b, t, first, xc, pad_left, out_h, out_w, shift):
+    """One pixel ``xc`` of a stride-2 input-gradient row of a filter 7 wide (``w2`` ``[kh * 7, C]``) whose taps
+    are clipped to the ``dy`` columns that exist; filter rows ``first, first + 2, ...`` (``t = y + pad_top``)."""
+    c, kh = g.shape[1], w2.shape[0] // 7
+    count = lanes(g)
+    u = xc + pad_left
+    for kb in range(_channel_blocks(c, shift, count)):
+        k, n = _channel_block(kb, c, shift, count)
+        acc = vzeros(g)
+        for di in range(first, kh, 2):
+            i = (t - di) // 2
+            if 0 <= i < out_h:
+                for dj in range(u % 2, 7, 2):
+                    j = (u - dj) // 2
+                    if 0 <= j < out_w:
+                        acc = vfma(vload_n(dyf, ((b * out_h + i) * out_w + j) * c + k, n),
+                                   vload_n(w2, (di * 7 + dj) * c + k, n), acc)
+        vstore_n(g, xc * c + k, acc, n)
+
+
+@kernel
+def depthwise_nhwc_backprop_input_s2_w7_rows(w, dy, dx, row_begin, row_end, pad_top, pad_left):
+    """Input gradient of a filter 7 wide (any height) with stride 2 (dilation 1): rows ``[row_begin, row_end)``
+    of ``dx``.  By parity, as the 3x3 and 5x5 kernels: a row takes the filter rows of ``y + pad_top``'s parity
+    (``dy`` rows outside ``dy`` skipped), a column pair ``m`` (``dx`` columns ``2m - pad_left``, even, and the
+    odd one after it) the ``dy`` columns ``m .. m - 3``; four pairs at a time share their ``dy`` loads, in
+    registers (:func:`_s2_strip7`: 28 multiply-adds per 7 ``dy`` and 7 weight loads and a filter row), channel
+    block by channel block; the edge columns are clipped (:func:`_s2_edge_pixel7`)."""
+    in_h, in_w, c = dx.shape[1], dx.shape[2], dx.shape[3]
+    out_h, out_w = dy.shape[1], dy.shape[2]
+    kh = w.shape[0]
+    m_lo, m_hi, done_lo, done_hi = _s2_pairs(7, out_w, in_w, pad_left)
+    w2 = w.reshape(kh * 7, c)
+    dyf = dy.reshape(-1)
+    shift = aligned_shift(dy)
+    count = lanes(dx)
+    for r in range(row_begin, row_end):
+        b = r // in_h
+        y = r - b * in_h
+        t = y + pad_top
+        first = t % 2
+        g = dx[b, y]
+        for kb in range(_channel_blocks(c, shift, count)):
+            k, n = _channel_block(kb, c, shift, count)
+            m = m_lo
+            while m + 4 <= m_hi:
+                z = vzeros(g)
+                e, o = (z, z, z, z), (z, z, z, z)
+                for di in range(first, kh, 2):
+                    i = (t - di) // 2
+                    if 0 <= i < out_h:
+                        e, o = _s2_strip7(dyf, ((b * out_h + i) * out_w + m) * c + k, c, _weights7(w2, di * 7, c, k, n),
+                                          n, e, o)
+                xe = (2 * m - pad_left) * c + k
+                vstore_n(g, xe, e[0], n)
+                vstore_n(g, xe + c, o[0], n)
+                vstore_n(g, xe + 2 * c, e[1], n)
+                vstore_n(g, xe + 3 * c, o[1], n)
+                vstore_n(g, xe + 4 * c, e[2], n)
+                vstore_n(g, xe + 5 * c, o[2], n)
+                vstore_n(g, xe + 6 * c, e[3], n)
+                vstore_n(g, xe + 7 * c, o[3], n)
+                m += 4
+            while m < m_hi:
+                even = odd = vzeros(g)
+                for di in range(first, kh, 2):
+                    i = (t - di) // 2
+                    if 0 <= i < out_h:
+                        even, odd = _s2_pair7(dyf, ((b * out_h + i) * out_w + m) * c + k, c,
+                                              _weights7(w2, di * 7, c, k, n), n, even, odd)
+                xe = (2 * m - pad_left) * c + k
+                vstore_n(g, xe, even, n)
+                vstore_n(g, xe + c, odd, n)
+                m += 1
+        for xc in range(0, min(done_lo, in_w)):
+            _s2_edge_pixel7(g, dyf, w2, b, t, first, xc, pad_left, out_h, out_w, shift)
+        for xc in range(max(done_hi, 0), in_w):
+            _s2_edge_pixel7(g, dyf, w2, b, t, first, xc, pad_left, out_h, out_w, shift)
+
+
 @kernel(parallel=True)
 def depthwise_nhwc_backprop_input_s2_parallel(w, dy, dx, zero_row, n_chunks, pad_top, pad_left):
-    """The stride-2 parity kernels (3x3 or 5x5 ``w``) over all rows of ``dx``, in ``n_chunks`` parallel blocks."""
+    """The stride-2 parity kernels (3x3, 5x5 or 7 wide ``w``) over all rows of ``dx``, in ``n_chunks`` parallel
+    blocks."""
     rows = dx.shape[0] * dx.shape[1]
     for t in prange(n_chunks):
         begin, end = t * rows // n_chunks, (t + 1) * rows // n_chunks
-        if w.shape[0] == 3:
+        if w.shape[1] == 7:
+            depthwise_nhwc_backprop_input_s2_w7_rows(w, dy, dx, begin, end, pad_top, pad_left)
+        elif w.shape[0] == 3:
             depthwise_nhwc_backprop_input_s2_3x3_rows(w, dy, dx, zero_row, begin, end, pad_top, pad_left)
         else:
             depthwise_nhwc_backprop_input_s2_5x5_rows(w, dy, dx, zero_row, begin, end, pad_top, pad_left)

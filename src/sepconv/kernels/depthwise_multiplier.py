@@ -36,6 +36,7 @@ from .depthwise import (
     depthwise_nhwc_backprop_filter_any_rows,
     depthwise_nhwc_backprop_input_s2_3x3_rows,
     depthwise_nhwc_backprop_input_s2_5x5_rows,
+    depthwise_nhwc_backprop_input_s2_w7_rows,
     depthwise_nhwc_backprop_input_strided_rows,
     depthwise_nhwc_backprop_input_strided_simd_rows,
     depthwise_nhwc_forward_3x3_rows,
@@ -141,7 +142,7 @@ def depthwise_nhwc_backprop_filter_multiplier_parallel(x, dy, partial, buffers, 
 
 
 # The input gradient's rows kernel for a band (``kind`` of depthwise_nhwc_backprop_input_multiplier_bands): stride
-# 1, the forward of dy with the flipped filter (3x3, 5x5, any, packed); stride 2, the parity kernels (3x3, 5x5);
+# 1, the forward of dy with the flipped filter (3x3, 5x5, any, packed); stride 2, the parity kernels (3x3, 5x5, 7 wide);
 # other strides, the register sums or tap by tap.
 INPUT_GRADIENT_FORWARD_3X3 = 0
 INPUT_GRADIENT_FORWARD_5X5 = 1
@@ -151,6 +152,7 @@ INPUT_GRADIENT_S2_3X3 = 4
 INPUT_GRADIENT_S2_5X5 = 5
 INPUT_GRADIENT_STRIDED_SIMD = 6
 INPUT_GRADIENT_STRIDED = 7
+INPUT_GRADIENT_S2_W7 = 8
 
 
 @kernel
@@ -185,6 +187,8 @@ def depthwise_nhwc_backprop_input_multiplier_bands(w, dy, dx, buffer, zero_row, 
             depthwise_nhwc_backprop_input_s2_3x3_rows(w, dy_image, g, zero_row, 0, rows, pad_top + y0, pad_left)
         elif kind == INPUT_GRADIENT_S2_5X5:
             depthwise_nhwc_backprop_input_s2_5x5_rows(w, dy_image, g, zero_row, 0, rows, pad_top + y0, pad_left)
+        elif kind == INPUT_GRADIENT_S2_W7:
+            depthwise_nhwc_backprop_input_s2_w7_rows(w, dy_image, g, 0, rows, pad_top + y0, pad_left)
         elif kind == INPUT_GRADIENT_STRIDED_SIMD:
             depthwise_nhwc_backprop_input_strided_simd_rows(w, dy_image, g, 0, rows, stride_h, stride_w, pad_top + y0,
                                                             pad_left)
