@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -181,7 +182,7 @@ def test_list_into_a_closed_pipe_exits_quietly(tmp_path):
 
 
 @pytest.mark.parametrize("file_name", ["cases.json", "sweep_cases.json", "random_cases.json", "random2_cases.json",
-                                       "network_cases.json"])
+                                       "random3_cases.json", "network_cases.json"])
 def test_shipped_case_files_load(file_name: str) -> None:
     """Every case file under benchmarks/ loads (fields checked, names unique) and each case has a valid
     geometry with a non-empty output."""
@@ -190,6 +191,25 @@ def test_shipped_case_files_load(file_name: str) -> None:
     for case in cases:
         g = case.geometry()
         assert g.out_h > 0 and g.out_w > 0, case.name
+
+
+def test_draw_cases_gives_the_shipped_third_draw(tmp_path: Path) -> None:
+    """benchmarks/draw_cases.py with the third draw's seed writes random3_cases.json's cases again (a seed is a
+    file), 40 of them, in the kinds' proportions, each a valid layer within the size bound."""
+    import importlib.util
+
+    benchmarks = Path(__file__).resolve().parents[1] / "benchmarks"
+    spec = importlib.util.spec_from_file_location("draw_cases", benchmarks / "draw_cases.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "drawn.json"
+    module.main(["--seed", "20261204", "--out", str(out)])
+    drawn = json.loads(out.read_text())["cases"]
+    assert drawn == json.loads((benchmarks / "random3_cases.json").read_text())["cases"]
+    assert [case["kind"] for case in drawn].count("dw_bwd_input") == 12 and len(drawn) == 40
+    for case in load_cases(out):
+        assert case.geometry().out_h > 0
+    assert all(math.prod(case["shape"]) * case["m"] <= module.MAX_VALUES for case in drawn)
 
 
 def _bench_gradients():
