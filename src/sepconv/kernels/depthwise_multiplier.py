@@ -49,15 +49,21 @@ from .depthwise_packed import depthwise_nhwc_forward_packed_rows
 
 
 @kernel
-def _band_rows(x, buffer, b, i0, i1, multiplier, stride_h, reach, pad_top):
-    """Repeat the input rows that band ``(b, [i0, i1))`` reaches into ``buffer``: ``(repeated [1, y1 - y0, W, C*M],
-    the top pad of the band's rows kernel)``; no rows when every filter row is in the padding."""
+def _band_rows(x, buffer, band, band_rows, out_h, multiplier, stride_h, reach, pad_top):
+    """Band ``band`` (``band_rows`` output rows of one image, as :func:`~sepconv.kernels.depthwise._band`): its
+    input rows repeated into ``buffer``.  Returns ``(repeated [1, y1 - y0, W, C*M], the top pad of the band's rows
+    kernel, image b, output rows i0, i1)``; ``repeated`` has no rows when every filter row is in the padding."""
     in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
+    bands_per_image = (out_h + band_rows - 1) // band_rows
+    b = band // bands_per_image
+    i0 = (band - b * bands_per_image) * band_rows
+    i1 = min(out_h, i0 + band_rows)
     y0 = max(0, i0 * stride_h - pad_top)
     y1 = max(y0, min(in_h, (i1 - 1) * stride_h - pad_top + reach))
     rows = x[b][y0:y1].reshape(-1)
     repeat_channels_flat(rows, buffer, multiplier, 0, rows.size)
-    return buffer[:rows.size * multiplier].reshape((1, y1 - y0, in_w, c * multiplier)), pad_top + y0 - i0 * stride_h
+    repeated = buffer[:rows.size * multiplier].reshape((1, y1 - y0, in_w, c * multiplier))
+    return repeated, pad_top + y0 - i0 * stride_h, b, i0, i1
 
 
 @kernel
@@ -70,12 +76,8 @@ def depthwise_nhwc_forward_multiplier_bands(x, w, out, buffer, zero_row, band_be
     out_h, out_w, cm = out.shape[1], out.shape[2], out.shape[3]
     kh, kw = w.shape[0], w.shape[1]
     reach = (kh - 1) * dil_h + 1
-    bands_per_image = (out_h + band_rows - 1) // band_rows
     for band in range(band_begin, band_end):
-        b = band // bands_per_image
-        i0 = (band - b * bands_per_image) * band_rows
-        i1 = min(out_h, i0 + band_rows)
-        repeated, top = _band_rows(x, buffer, b, i0, i1, cm // c, stride_h, reach, pad_top)
+        repeated, top, b, i0, i1 = _band_rows(x, buffer, band, band_rows, out_h, cm // c, stride_h, reach, pad_top)
         out_band = out[b][i0:i1].reshape((1, i1 - i0, out_w, cm))
         if repeated.shape[1] == 0:  # every filter row in the padding
             out_band[:] = 0
@@ -115,12 +117,8 @@ def depthwise_nhwc_backprop_filter_multiplier_bands(x, dy, dw, buffer, zero_row,
     c = x.shape[3]
     out_h, out_w, cm = dy.shape[1], dy.shape[2], dy.shape[3]
     reach = (dw.shape[0] - 1) * dil_h + 1
-    bands_per_image = (out_h + band_rows - 1) // band_rows
     for band in range(band_begin, band_end):
-        b = band // bands_per_image
-        i0 = (band - b * bands_per_image) * band_rows
-        i1 = min(out_h, i0 + band_rows)
-        repeated, top = _band_rows(x, buffer, b, i0, i1, cm // c, stride_h, reach, pad_top)
+        repeated, top, b, i0, i1 = _band_rows(x, buffer, band, band_rows, out_h, cm // c, stride_h, reach, pad_top)
         if repeated.shape[1] == 0:  # every filter row in the padding: nothing to add
             continue
         dy_band = dy[b][i0:i1].reshape((1, i1 - i0, out_w, cm))
