@@ -94,12 +94,17 @@ def _n_chunks(rows: int, macs: int, nbytes: int = 0, short_rows: int = PARALLEL_
 PARALLEL_MIN_COPY_VALUES = 64 * 1024
 
 
+def _whole_vectors(channels: int, itemsize: int) -> int:
+    """``channels`` rounded up to whole vectors: the work of a kernel that computes a pixel's channels in vectors."""
+    lane_count = VECTOR_BYTES // itemsize
+    return -(-channels // lane_count) * lane_count
+
+
 def _vector_size(a: np.ndarray) -> int:
-    """``a.size`` (NHWC) with the channels rounded up to whole vectors: the work of a kernel that computes a
-    pixel's channels in vectors, as :func:`_forward_chunks` counts it (``whole_vectors``)."""
-    lane_count = VECTOR_BYTES // a.itemsize
+    """``a.size`` (NHWC) with the channels rounded up to whole vectors (:func:`_whole_vectors`), as
+    :func:`_forward_chunks` counts work (``whole_vectors``)."""
     channels = a.shape[-1]
-    return a.size // channels * (-(-channels // lane_count) * lane_count) if channels else 0
+    return a.size // channels * _whole_vectors(channels, a.itemsize) if channels else 0
 
 
 def _copy_chunks(values: int) -> int:
@@ -217,10 +222,7 @@ def _forward_chunks(in_shape: tuple[int, ...], out_shape: tuple[int, ...], items
     threshold, 0.29M 1x14x14x240 5x5 stride 2 18.8 vs 19.8, 0.24M 1x28x28x48 5x5 stride 2 14.8 vs 14.7)."""
     rows = out_shape[0] * out_shape[1]
     out_size = math.prod(out_shape)
-    channels = out_shape[3]
-    if whole_vectors:
-        lane_count = VECTOR_BYTES // itemsize
-        channels = -(-channels // lane_count) * lane_count
+    channels = _whole_vectors(out_shape[3], itemsize) if whole_vectors else out_shape[3]
     if _packed(in_shape, itemsize, kh, kw, stride_w, dil_h, dil_w):
         short_rows, min_macs = 0, PARALLEL_MIN_MACS
     else:
@@ -544,34 +546,24 @@ def _input_gradient_multiplier_launch(dy_shape: tuple[int, ...], dx_shape: tuple
     repeated_shape = (n, in_h, in_w, channels)
     if stride_h == stride_w == 1:  # the forward of dy with the flipped filter
         n_chunks = _forward_chunks(dy_shape, repeated_shape, itemsize, kh, kw, 1, dil_h, dil_w)
-        if _packed(dy_shape, itemsize, kh, kw, 1, dil_h, dil_w):
-            kind = multiplier_kernels.INPUT_GRADIENT_FORWARD_PACKED
-        elif (kh, kw) == (3, 3):
-            kind = multiplier_kernels.INPUT_GRADIENT_FORWARD_3X3
-        elif (kh, kw) == (5, 5):
-            kind = multiplier_kernels.INPUT_GRADIENT_FORWARD_5X5
-        else:
-            kind = multiplier_kernels.INPUT_GRADIENT_FORWARD_ANY
+        kind = (multiplier_kernels.INPUT_GRADIENT_FORWARD_PACKED if _packed(dy_shape, itemsize, kh, kw, 1, dil_h, dil_w)
+                else multiplier_kernels.INPUT_GRADIENT_FORWARD)
         pad_top, pad_left = (kh - 1) * dil_h - pad_top, (kw - 1) * dil_w - pad_left
     else:
-        lane_count = VECTOR_BYTES // itemsize
-        work = math.prod(dy_shape[:3]) * -(-channels // lane_count) * lane_count * kh * kw
+        work = math.prod(dy_shape[:3]) * _whole_vectors(channels, itemsize) * kh * kw
         n_chunks = _n_chunks(n * in_h, work, (math.prod(dy_shape) + math.prod(repeated_shape)) * itemsize,
                              min_macs=NHWC_PARALLEL_MIN_MACS)
         if _parity_kernel(kh, kw, stride_h, stride_w, dil_h, dil_w):
-            kind = (multiplier_kernels.INPUT_GRADIENT_S2_W7 if kw == 7 else multiplier_kernels.INPUT_GRADIENT_S2_3X3
-                    if kh == 3 else multiplier_kernels.INPUT_GRADIENT_S2_5X5)
+            kind = multiplier_kernels.INPUT_GRADIENT_S2
         elif strided_simd:
             kind = multiplier_kernels.INPUT_GRADIENT_STRIDED_SIMD
         else:
             kind = multiplier_kernels.INPUT_GRADIENT_STRIDED
     flip = kind <= multiplier_kernels.INPUT_GRADIENT_FORWARD_PACKED
-    band_rows = max(1, MULTIPLIER_BAND_BYTES // (in_w * channels * itemsize))
-    if n_chunks > 1:
-        band_rows = min(band_rows, -(-n * in_h // (2 * n_chunks)))
-    band_rows = min(band_rows, in_h)
+    # bands of dx rows, each computed from dy in place: the bands of a 1x1 filter over the C*M-channel gradient
+    band_rows, band_values = _multiplier_bands(repeated_shape, repeated_shape, itemsize, 1, 1, 1, n_chunks)
     bands = n * -(-in_h // band_rows)
-    buffers_shape = (n_chunks, band_rows * in_w * channels)
+    buffers_shape = (n_chunks, band_values)
     args = (kind, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
 
     def launch(w3, dy, dx):
@@ -660,13 +652,13 @@ def depthwise_conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeo
         if n_chunks == 1:
             dw = np.zeros(per_channel, x.dtype)
             bands = dy.shape[0] * -(-g.out_h // band_rows)
-            multiplier_kernels.depthwise_nhwc_backprop_filter_multiplier_bands(x, dy, dw, buffers[0], zero_row, 0, bands,
-                                                                     band_rows, *args)
+            multiplier_kernels.depthwise_nhwc_backprop_filter_multiplier_bands(x, dy, dw, buffers[0], zero_row, 0,
+                                                                               bands, band_rows, *args)
         else:
             partial = np.zeros((n_chunks, *per_channel), x.dtype)
             with PARALLEL_LAUNCH:
-                multiplier_kernels.depthwise_nhwc_backprop_filter_multiplier_parallel(x, dy, partial, buffers, zero_row,
-                                                                           band_rows, *args)
+                multiplier_kernels.depthwise_nhwc_backprop_filter_multiplier_parallel(x, dy, partial, buffers,
+                                                                                      zero_row, band_rows, *args)
             dw = partial.sum(axis=0)
     elif n_chunks == 1:
         dw = np.zeros(per_channel, x.dtype)

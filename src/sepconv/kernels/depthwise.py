@@ -612,23 +612,30 @@ def depthwise_nhwc_forward_5x5_rows(x, w, out, zero_row, row_begin, row_end, str
         r += 1
 
 
+@kernel
+def depthwise_nhwc_forward_any_rows(x, w, out, zero_row, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top,
+                                    pad_left):
+    """The forward's rows kernel for ``w``'s filter size (3x3, 5x5, or any), output rows ``[row_begin, row_end)``."""
+    kh, kw = w.shape[0], w.shape[1]
+    if kh == 3 and kw == 3:
+        depthwise_nhwc_forward_3x3_rows(x, w, out, zero_row, row_begin, row_end, stride_h, stride_w, dil_h, dil_w,
+                                        pad_top, pad_left)
+    elif kh == 5 and kw == 5:
+        depthwise_nhwc_forward_5x5_rows(x, w, out, zero_row, row_begin, row_end, stride_h, stride_w, dil_h, dil_w,
+                                        pad_top, pad_left)
+    else:
+        depthwise_nhwc_forward_rows(x, w, out, zero_row, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top,
+                                    pad_left)
+
+
 @kernel(parallel=True)
 def depthwise_nhwc_forward_parallel(x, w, out, zero_row, n_chunks, stride_h, stride_w, dil_h, dil_w,
                                     pad_top, pad_left):
     """Forward over all output rows in ``n_chunks`` parallel blocks (3x3 and 5x5 filters take their kernels)."""
     rows = out.shape[0] * out.shape[1]
-    kh, kw = w.shape[0], w.shape[1]
     for t in prange(n_chunks):
-        begin, end = t * rows // n_chunks, (t + 1) * rows // n_chunks
-        if kh == 3 and kw == 3:
-            depthwise_nhwc_forward_3x3_rows(x, w, out, zero_row, begin, end, stride_h, stride_w,
-                                            dil_h, dil_w, pad_top, pad_left)
-        elif kh == 5 and kw == 5:
-            depthwise_nhwc_forward_5x5_rows(x, w, out, zero_row, begin, end, stride_h, stride_w,
-                                            dil_h, dil_w, pad_top, pad_left)
-        else:
-            depthwise_nhwc_forward_rows(x, w, out, zero_row, begin, end, stride_h, stride_w, dil_h, dil_w, pad_top,
-                                        pad_left)
+        depthwise_nhwc_forward_any_rows(x, w, out, zero_row, t * rows // n_chunks, (t + 1) * rows // n_chunks, stride_h,
+                                        stride_w, dil_h, dil_w, pad_top, pad_left)
 
 
 # --------------------------------------------------------------------------- fewer channels than a vector
@@ -1247,19 +1254,25 @@ def depthwise_nhwc_backprop_input_s2_w7_rows(w, dy, dx, row_begin, row_end, pad_
             _s2_edge_pixel7(g, dyf, w2, b, t, first, xc, pad_left, out_h, out_w, shift)
 
 
+@kernel
+def depthwise_nhwc_backprop_input_s2_any_rows(w, dy, dx, zero_row, row_begin, row_end, pad_top, pad_left):
+    """The stride-2 parity kernel for ``w``'s filter size (3x3, 5x5 or 7 wide), rows ``[row_begin, row_end)`` of
+    ``dx``."""
+    if w.shape[1] == 7:
+        depthwise_nhwc_backprop_input_s2_w7_rows(w, dy, dx, row_begin, row_end, pad_top, pad_left)
+    elif w.shape[0] == 3:
+        depthwise_nhwc_backprop_input_s2_3x3_rows(w, dy, dx, zero_row, row_begin, row_end, pad_top, pad_left)
+    else:
+        depthwise_nhwc_backprop_input_s2_5x5_rows(w, dy, dx, zero_row, row_begin, row_end, pad_top, pad_left)
+
+
 @kernel(parallel=True)
 def depthwise_nhwc_backprop_input_s2_parallel(w, dy, dx, zero_row, n_chunks, pad_top, pad_left):
-    """The stride-2 parity kernels (3x3, 5x5 or 7 wide ``w``) over all rows of ``dx``, in ``n_chunks`` parallel
-    blocks."""
+    """The stride-2 parity kernels over all rows of ``dx``, in ``n_chunks`` parallel blocks."""
     rows = dx.shape[0] * dx.shape[1]
     for t in prange(n_chunks):
-        begin, end = t * rows // n_chunks, (t + 1) * rows // n_chunks
-        if w.shape[1] == 7:
-            depthwise_nhwc_backprop_input_s2_w7_rows(w, dy, dx, begin, end, pad_top, pad_left)
-        elif w.shape[0] == 3:
-            depthwise_nhwc_backprop_input_s2_3x3_rows(w, dy, dx, zero_row, begin, end, pad_top, pad_left)
-        else:
-            depthwise_nhwc_backprop_input_s2_5x5_rows(w, dy, dx, zero_row, begin, end, pad_top, pad_left)
+        depthwise_nhwc_backprop_input_s2_any_rows(w, dy, dx, zero_row, t * rows // n_chunks, (t + 1) * rows // n_chunks,
+                                                  pad_top, pad_left)
 
 
 # --------------------------------------------------------------------------- filter gradient

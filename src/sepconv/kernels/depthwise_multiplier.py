@@ -34,14 +34,10 @@ from numba import prange
 from ._jit import kernel
 from .depthwise import (
     depthwise_nhwc_backprop_filter_any_rows,
-    depthwise_nhwc_backprop_input_s2_3x3_rows,
-    depthwise_nhwc_backprop_input_s2_5x5_rows,
-    depthwise_nhwc_backprop_input_s2_w7_rows,
+    depthwise_nhwc_backprop_input_s2_any_rows,
     depthwise_nhwc_backprop_input_strided_rows,
     depthwise_nhwc_backprop_input_strided_simd_rows,
-    depthwise_nhwc_forward_3x3_rows,
-    depthwise_nhwc_forward_5x5_rows,
-    depthwise_nhwc_forward_rows,
+    depthwise_nhwc_forward_any_rows,
     repeat_channels_flat,
     sum_over_multiplier_flat,
 )
@@ -74,8 +70,7 @@ def depthwise_nhwc_forward_multiplier_bands(x, w, out, buffer, zero_row, band_be
     rows; ``zero_row`` ``[W, C*M]`` zeros; ``packed``: the band's rows go to the packed kernel."""
     c = x.shape[3]
     out_h, out_w, cm = out.shape[1], out.shape[2], out.shape[3]
-    kh, kw = w.shape[0], w.shape[1]
-    reach = (kh - 1) * dil_h + 1
+    reach = (w.shape[0] - 1) * dil_h + 1
     for band in range(band_begin, band_end):
         repeated, top, b, i0, i1 = _band_rows(x, buffer, band, band_rows, out_h, cm // c, stride_h, reach, pad_top)
         out_band = out[b][i0:i1].reshape((1, i1 - i0, out_w, cm))
@@ -84,15 +79,9 @@ def depthwise_nhwc_forward_multiplier_bands(x, w, out, buffer, zero_row, band_be
         elif packed:
             depthwise_nhwc_forward_packed_rows(repeated, w, out_band, 0, i1 - i0, stride_h, stride_w, dil_h, dil_w,
                                                top, pad_left)
-        elif kh == 3 and kw == 3:
-            depthwise_nhwc_forward_3x3_rows(repeated, w, out_band, zero_row, 0, i1 - i0, stride_h, stride_w, dil_h,
-                                            dil_w, top, pad_left)
-        elif kh == 5 and kw == 5:
-            depthwise_nhwc_forward_5x5_rows(repeated, w, out_band, zero_row, 0, i1 - i0, stride_h, stride_w, dil_h,
-                                            dil_w, top, pad_left)
         else:
-            depthwise_nhwc_forward_rows(repeated, w, out_band, zero_row, 0, i1 - i0, stride_h, stride_w, dil_h, dil_w,
-                                        top, pad_left)
+            depthwise_nhwc_forward_any_rows(repeated, w, out_band, zero_row, 0, i1 - i0, stride_h, stride_w, dil_h,
+                                            dil_w, top, pad_left)
 
 
 @kernel(parallel=True)
@@ -140,17 +129,13 @@ def depthwise_nhwc_backprop_filter_multiplier_parallel(x, dy, partial, buffers, 
 
 
 # The input gradient's rows kernel for a band (``kind`` of depthwise_nhwc_backprop_input_multiplier_bands): stride
-# 1, the forward of dy with the flipped filter (3x3, 5x5, any, packed); stride 2, the parity kernels (3x3, 5x5, 7 wide);
-# other strides, the register sums or tap by tap.
-INPUT_GRADIENT_FORWARD_3X3 = 0
-INPUT_GRADIENT_FORWARD_5X5 = 1
-INPUT_GRADIENT_FORWARD_ANY = 2
-INPUT_GRADIENT_FORWARD_PACKED = 3
-INPUT_GRADIENT_S2_3X3 = 4
-INPUT_GRADIENT_S2_5X5 = 5
-INPUT_GRADIENT_STRIDED_SIMD = 6
-INPUT_GRADIENT_STRIDED = 7
-INPUT_GRADIENT_S2_W7 = 8
+# 1, the forward of dy with the flipped filter (by filter size, or packed); stride 2, the parity kernels (3x3, 5x5,
+# 7 wide); other strides, the register sums or tap by tap.
+INPUT_GRADIENT_FORWARD = 0
+INPUT_GRADIENT_FORWARD_PACKED = 1
+INPUT_GRADIENT_S2 = 2
+INPUT_GRADIENT_STRIDED_SIMD = 3
+INPUT_GRADIENT_STRIDED = 4
 
 
 @kernel
@@ -171,22 +156,13 @@ def depthwise_nhwc_backprop_input_multiplier_bands(w, dy, dx, buffer, zero_row, 
         rows = min(in_h, y0 + band_rows) - y0
         g = buffer[:rows * in_w * cm].reshape((1, rows, in_w, cm))
         dy_image = dy[b].reshape((1, out_h, out_w, cm))
-        if kind == INPUT_GRADIENT_FORWARD_3X3:
-            depthwise_nhwc_forward_3x3_rows(dy_image, w, g, zero_row, 0, rows, 1, 1, dil_h, dil_w, pad_top - y0,
+        if kind == INPUT_GRADIENT_FORWARD:
+            depthwise_nhwc_forward_any_rows(dy_image, w, g, zero_row, 0, rows, 1, 1, dil_h, dil_w, pad_top - y0,
                                             pad_left)
-        elif kind == INPUT_GRADIENT_FORWARD_5X5:
-            depthwise_nhwc_forward_5x5_rows(dy_image, w, g, zero_row, 0, rows, 1, 1, dil_h, dil_w, pad_top - y0,
-                                            pad_left)
-        elif kind == INPUT_GRADIENT_FORWARD_ANY:
-            depthwise_nhwc_forward_rows(dy_image, w, g, zero_row, 0, rows, 1, 1, dil_h, dil_w, pad_top - y0, pad_left)
         elif kind == INPUT_GRADIENT_FORWARD_PACKED:
             depthwise_nhwc_forward_packed_rows(dy_image, w, g, 0, rows, 1, 1, dil_h, dil_w, pad_top - y0, pad_left)
-        elif kind == INPUT_GRADIENT_S2_3X3:
-            depthwise_nhwc_backprop_input_s2_3x3_rows(w, dy_image, g, zero_row, 0, rows, pad_top + y0, pad_left)
-        elif kind == INPUT_GRADIENT_S2_5X5:
-            depthwise_nhwc_backprop_input_s2_5x5_rows(w, dy_image, g, zero_row, 0, rows, pad_top + y0, pad_left)
-        elif kind == INPUT_GRADIENT_S2_W7:
-            depthwise_nhwc_backprop_input_s2_w7_rows(w, dy_image, g, 0, rows, pad_top + y0, pad_left)
+        elif kind == INPUT_GRADIENT_S2:
+            depthwise_nhwc_backprop_input_s2_any_rows(w, dy_image, g, zero_row, 0, rows, pad_top + y0, pad_left)
         elif kind == INPUT_GRADIENT_STRIDED_SIMD:
             depthwise_nhwc_backprop_input_strided_simd_rows(w, dy_image, g, 0, rows, stride_h, stride_w, pad_top + y0,
                                                             pad_left)
