@@ -65,6 +65,7 @@ from ._simd import (
     VECTOR_BYTES,
     address,
     lanes,
+    prefetch,
     vadd,
     vfma,
     vload,
@@ -285,6 +286,14 @@ def _taps5(xr, q, gap, ws, n):
 DILATED_TILE_MIN_WIDTH = 56
 DILATED_TILE_PIXELS = 32
 
+# A dilated pass over a row's phase steps from pixel to pixel by ``dilation * C`` values; from a page
+# (64 vectors) up, the hardware's stream prefetcher, which follows accesses within a 4 KB page,
+# does not see it, and each channel block's pass then waits on its lines one by one: the two-row
+# kernels prefetch the lines two channel blocks ahead there (A/B, 2 threads, 3 processes each:
+# 1x33x33x576 d2 SAME 0.79, VALID 0.95, 1x73x73x320 d4 VALID 0.97; below a page, in-cache layers such
+# as 1x40x40x128 d4 lost 11-17% to the extra instructions, so they do not).
+PREFETCH_GAP_VECTORS = 64
+
 
 @kernel
 def _forward_interior_3x3(o, x0, x1, x2, w9, j_lo, j_hi, stride_w, dil_w, pad_left, shift):
@@ -369,31 +378,47 @@ def _forward_interior_3x3_s2(o, x0, x1, x2, w9, j_lo, j_hi, pad_left, shift):
 
 
 @kernel
-def _forward_interior_3x3_two_rows(o0, o1, x0, x1, x2, x3, w9, j_lo, j_hi, pad_left, shift):
-    """Stride and dilation 1: the interior of two neighbouring output rows, ``o0`` from input rows
-    ``x0 .. x2`` and ``o1`` from ``x1 .. x3``, in one sliding pass (four input loads for two
-    pixels instead of six: the middle rows are shared)."""
+def _forward_interior_3x3_two_rows(o0, o1, x0, x1, x2, x3, w9, j_lo, j_hi, dil_w, pad_left, shift):
+    """Stride 1: the interior of two output rows a vertical dilation apart, ``o0`` from input rows
+    ``x0 .. x2`` and ``o1`` from ``x1 .. x3``, in one sliding pass (four input loads for two pixels
+    instead of six: the middle rows are shared); with horizontal dilation ``d`` the window slides
+    within each of the row's ``d`` phases, wide rows in tiles (as :func:`_forward_interior_3x3`)."""
+    if dil_w > 1 and j_hi - j_lo > DILATED_TILE_MIN_WIDTH:
+        for j0 in range(j_lo, j_hi, DILATED_TILE_PIXELS):
+            _forward_interior_3x3_two_rows_pixels(o0, o1, x0, x1, x2, x3, w9, j0, min(j_hi, j0 + DILATED_TILE_PIXELS),
+                                                  dil_w, pad_left, shift)
+    else:
+        _forward_interior_3x3_two_rows_pixels(o0, o1, x0, x1, x2, x3, w9, j_lo, j_hi, dil_w, pad_left, shift)
+
+
+@kernel
+def _forward_interior_3x3_two_rows_pixels(o0, o1, x0, x1, x2, x3, w9, j_lo, j_hi, dil_w, pad_left, shift):
+    """The pixels of :func:`_forward_interior_3x3_two_rows`, channel blocks outside, phases inside."""
     c = o0.shape[1]
     count = lanes(o0)
+    gap = dil_w * c
+    far = gap >= PREFETCH_GAP_VECTORS * count  # the next pixel of a phase a page or more away
     for kb in range(_channel_blocks(c, shift, count)):
         k, n = _channel_block(kb, c, shift, count)
         wa, wb, we = _weights3(w9, 0, c, k, n), _weights3(w9, 3, c, k, n), _weights3(w9, 6, c, k, n)
-        q = (j_lo - pad_left) * c + k
-        a0, b0, e0, f0 = vload_n(x0, q, n), vload_n(x1, q, n), vload_n(x2, q, n), vload_n(x3, q, n)
-        a1, b1, e1, f1 = vload_n(x0, q + c, n), vload_n(x1, q + c, n), vload_n(x2, q + c, n), vload_n(x3, q + c, n)
-        for j in range(j_lo, j_hi):
-            q2 = q + 2 * c
-            a2, b2, e2, f2 = vload_n(x0, q2, n), vload_n(x1, q2, n), vload_n(x2, q2, n), vload_n(x3, q2, n)
-            top = vfma(a2, wa[2], vfma(a1, wa[1], vmul(a0, wa[0])))
-            mid0 = vfma(b2, wb[2], vfma(b1, wb[1], vmul(b0, wb[0])))
-            mid1 = vfma(b2, wa[2], vfma(b1, wa[1], vmul(b0, wa[0])))
-            low0 = vfma(e2, we[2], vfma(e1, we[1], vmul(e0, we[0])))
-            low1 = vfma(e2, wb[2], vfma(e1, wb[1], vmul(e0, wb[0])))
-            bottom = vfma(f2, we[2], vfma(f1, we[1], vmul(f0, we[0])))
-            vstore_n(o0, j * c + k, vadd(vadd(top, mid0), low0), n)
-            vstore_n(o1, j * c + k, vadd(vadd(mid1, low1), bottom), n)
-            a0, a1, b0, b1, e0, e1, f0, f1 = a1, a2, b1, b2, e1, e2, f1, f2
-            q += c
+        for phase in range(min(dil_w, j_hi - j_lo)):
+            q = (j_lo + phase - pad_left) * c + k
+            a0, b0, e0, f0 = vload_n(x0, q, n), vload_n(x1, q, n), vload_n(x2, q, n), vload_n(x3, q, n)
+            q += gap
+            a1, b1, e1, f1 = vload_n(x0, q, n), vload_n(x1, q, n), vload_n(x2, q, n), vload_n(x3, q, n)
+            for j in range(j_lo + phase, j_hi, dil_w):
+                q += gap
+                a2, b2, e2, f2 = vload_n(x0, q, n), vload_n(x1, q, n), vload_n(x2, q, n), vload_n(x3, q, n)
+                if far:
+                    prefetch(x0, q + 2 * count)
+                    prefetch(x1, q + 2 * count)
+                    prefetch(x2, q + 2 * count)
+                    prefetch(x3, q + 2 * count)
+                mid_b, mid_e = _row3(b0, b1, b2, wb), _row3(e0, e1, e2, we)
+                vstore_n(o0, j * c + k, vadd(vadd(_row3(a0, a1, a2, wa), mid_b), mid_e), n)
+                vstore_n(o1, j * c + k, vadd(vadd(_row3(b0, b1, b2, wa), _row3(e0, e1, e2, wb)), _row3(f0, f1, f2, we)),
+                         n)
+                a0, a1, b0, b1, e0, e1, f0, f1 = a1, a2, b1, b2, e1, e2, f1, f2
 
 
 @kernel(inline=True)
@@ -403,74 +428,92 @@ def _row3(a0, a1, a2, ws):
 
 
 @kernel
-def _forward_same_3x3(o, x0, x1, x2, w9, shift):
-    """Stride and dilation 1 with one column of padding on each side (SAME, ``out_w == in_w >= 2``):
-    every pixel of an output row in one sliding pass, the padding columns as zero vectors (no
-    border pixels: on a 7x7 image they are two in seven)."""
+def _forward_same_3x3(o, x0, x1, x2, w9, dil_w, shift):
+    """Horizontal stride 1 and as many padding columns on each side as the dilation ``d`` (SAME,
+    ``out_w == in_w``): every pixel of an output row in one sliding pass per phase (pixels ``p,
+    p + d, ...``), the padding columns entering as zero vectors (no border pixels: on a 7x7 image
+    they are two in seven)."""
     c = o.shape[1]
     width = o.shape[0]
     count = lanes(o)
+    gap = dil_w * c
     for kb in range(_channel_blocks(c, shift, count)):
         k, n = _channel_block(kb, c, shift, count)
         wa, wb, we = _weights3(w9, 0, c, k, n), _weights3(w9, 3, c, k, n), _weights3(w9, 6, c, k, n)
-        a0 = b0 = e0 = vzeros(o)
-        a1, b1, e1 = vload_n(x0, k, n), vload_n(x1, k, n), vload_n(x2, k, n)
-        q = k
-        for j in range(width - 1):
-            q += c
-            a2, b2, e2 = vload_n(x0, q, n), vload_n(x1, q, n), vload_n(x2, q, n)
-            vstore_n(o, j * c + k, vadd(vadd(_row3(a0, a1, a2, wa), _row3(b0, b1, b2, wb)), _row3(e0, e1, e2, we)), n)
-            a0, a1, b0, b1, e0, e1 = a1, a2, b1, b2, e1, e2
-        z = vzeros(o)
-        vstore_n(o, (width - 1) * c + k, vadd(vadd(_row3(a0, a1, z, wa), _row3(b0, b1, z, wb)), _row3(e0, e1, z, we)), n)
+        for phase in range(min(dil_w, width)):
+            q = phase * c + k
+            a0 = b0 = e0 = vzeros(o)
+            a1, b1, e1 = vload_n(x0, q, n), vload_n(x1, q, n), vload_n(x2, q, n)
+            for j in range(phase, width, dil_w):
+                if j + dil_w < width:
+                    q += gap
+                    a2, b2, e2 = vload_n(x0, q, n), vload_n(x1, q, n), vload_n(x2, q, n)
+                else:
+                    a2 = b2 = e2 = vzeros(o)
+                vstore_n(o, j * c + k, vadd(vadd(_row3(a0, a1, a2, wa), _row3(b0, b1, b2, wb)), _row3(e0, e1, e2, we)),
+                         n)
+                a0, a1, b0, b1, e0, e1 = a1, a2, b1, b2, e1, e2
 
 
 # A row wider than this goes by in tiles of SAME_TILE_PIXELS pixels, each tile's channel blocks in
 # turn: a channel block's pass over four whole input rows then touches more lines than L1 holds, and
 # the next block, which shares them, reads them again from L2.  A/B, one thread, two-row kernel:
 # 1x147x147x64 0.81, 1x112x112x32 0.73; rows of 56 or fewer pixels lost 1-14% tiled, so stay whole.
+# Dilated rows take the tiles of the dilated interior (DILATED_TILE_MIN_WIDTH, DILATED_TILE_PIXELS).
 SAME_TILE_MIN_WIDTH = 64
 SAME_TILE_PIXELS = 16
 
 
 @kernel(inline=True)
-def _tile_window(x0, x1, x2, x3, q, c, n, first):
-    """The first two columns of a SAME 3x3 window over four input rows at flat index ``q`` (a tile's
-    first pixel): the column before it (zeros at the row's start: the padding) and its own."""
+def _tile_window(x0, x1, x2, x3, q, gap, n, first):
+    """The first two columns of a SAME 3x3 window over four input rows at flat index ``q`` (a phase's
+    first pixel in a tile): the column a dilation ``gap`` before it (zeros at the row's start: the
+    padding) and its own."""
     if first:
         a0 = b0 = e0 = f0 = vzeros(x0)
     else:
-        a0, b0 = vload_n(x0, q - c, n), vload_n(x1, q - c, n)
-        e0, f0 = vload_n(x2, q - c, n), vload_n(x3, q - c, n)
+        a0, b0 = vload_n(x0, q - gap, n), vload_n(x1, q - gap, n)
+        e0, f0 = vload_n(x2, q - gap, n), vload_n(x3, q - gap, n)
     return a0, b0, e0, f0, vload_n(x0, q, n), vload_n(x1, q, n), vload_n(x2, q, n), vload_n(x3, q, n)
 
 
 @kernel
-def _forward_same_3x3_two_rows(o0, o1, x0, x1, x2, x3, w9, shift):
-    """As :func:`_forward_same_3x3`, two neighbouring output rows in one pass (as
+def _forward_same_3x3_two_rows(o0, o1, x0, x1, x2, x3, w9, dil_w, shift):
+    """As :func:`_forward_same_3x3`, two output rows a vertical dilation apart in one pass (as
     :func:`_forward_interior_3x3_two_rows`); wide rows in tiles (:data:`SAME_TILE_PIXELS`)."""
     c = o0.shape[1]
     width = o0.shape[0]
     count = lanes(o0)
-    tile = width if width <= SAME_TILE_MIN_WIDTH else SAME_TILE_PIXELS
+    gap = dil_w * c
+    far = gap >= PREFETCH_GAP_VECTORS * count  # the next pixel of a phase a page or more away
+    if dil_w == 1:
+        tile = width if width <= SAME_TILE_MIN_WIDTH else SAME_TILE_PIXELS
+    else:
+        tile = width if width <= DILATED_TILE_MIN_WIDTH else DILATED_TILE_PIXELS
     for j0 in range(0, width, tile):
         j1 = min(j0 + tile, width)
         for kb in range(_channel_blocks(c, shift, count)):
             k, n = _channel_block(kb, c, shift, count)
             wa, wb, we = _weights3(w9, 0, c, k, n), _weights3(w9, 3, c, k, n), _weights3(w9, 6, c, k, n)
-            q = j0 * c + k
-            a0, b0, e0, f0, a1, b1, e1, f1 = _tile_window(x0, x1, x2, x3, q, c, n, j0 == 0)
-            for j in range(j0, j1):
-                if j + 1 < width:
-                    q += c
-                    a2, b2, e2, f2 = vload_n(x0, q, n), vload_n(x1, q, n), vload_n(x2, q, n), vload_n(x3, q, n)
-                else:
-                    a2 = b2 = e2 = f2 = vzeros(o0)
-                mid_b, mid_e = _row3(b0, b1, b2, wb), _row3(e0, e1, e2, we)
-                vstore_n(o0, j * c + k, vadd(vadd(_row3(a0, a1, a2, wa), mid_b), mid_e), n)
-                vstore_n(o1, j * c + k, vadd(vadd(_row3(b0, b1, b2, wa), _row3(e0, e1, e2, wb)), _row3(f0, f1, f2, we)),
-                         n)
-                a0, a1, b0, b1, e0, e1, f0, f1 = a1, a2, b1, b2, e1, e2, f1, f2
+            for phase in range(min(dil_w, j1 - j0)):
+                q = (j0 + phase) * c + k
+                a0, b0, e0, f0, a1, b1, e1, f1 = _tile_window(x0, x1, x2, x3, q, gap, n, j0 + phase < dil_w)
+                for j in range(j0 + phase, j1, dil_w):
+                    if j + dil_w < width:
+                        q += gap
+                        a2, b2, e2, f2 = vload_n(x0, q, n), vload_n(x1, q, n), vload_n(x2, q, n), vload_n(x3, q, n)
+                        if far:
+                            prefetch(x0, q + 2 * count)
+                            prefetch(x1, q + 2 * count)
+                            prefetch(x2, q + 2 * count)
+                            prefetch(x3, q + 2 * count)
+                    else:
+                        a2 = b2 = e2 = f2 = vzeros(o0)
+                    mid_b, mid_e = _row3(b0, b1, b2, wb), _row3(e0, e1, e2, we)
+                    vstore_n(o0, j * c + k, vadd(vadd(_row3(a0, a1, a2, wa), mid_b), mid_e), n)
+                    vstore_n(o1, j * c + k,
+                             vadd(vadd(_row3(b0, b1, b2, wa), _row3(e0, e1, e2, wb)), _row3(f0, f1, f2, we)), n)
+                    a0, a1, b0, b1, e0, e1, f0, f1 = a1, a2, b1, b2, e1, e2, f1, f2
 
 
 @kernel
@@ -523,55 +566,81 @@ def depthwise_nhwc_forward_3x3_rows(x, w, out, zero_row, row_begin, row_end, str
     """Forward with a 3x3 filter, any stride/dilation/padding: output rows ``[row_begin, row_end)``.
 
     The pixels whose columns are all inside the input take :func:`_forward_interior_3x3` (SIMD,
-    channel blocks from :func:`aligned_shift`), two rows at a time with strides and dilations 1
-    (:func:`_forward_interior_3x3_two_rows`); a filter row in the padding
-    reads ``zero_row`` (``[in_w, C]`` zeros, one row, not a padded copy); the pixels whose
-    columns reach into the padding skip those columns.  With horizontal stride and dilation 1
-    and one padding column on each side (SAME), every pixel of a row takes the sliding pass
-    instead, the padding columns entering as zero vectors (:func:`_forward_same_3x3`,
-    :func:`_forward_same_3x3_two_rows`): the same sums, as the filters here are finite.
+    channel blocks from :func:`aligned_shift`); a filter row in the padding reads ``zero_row``
+    (``[in_w, C]`` zeros, one row, not a padded copy); the pixels whose columns reach into the
+    padding skip those columns.  With horizontal stride and dilation 1 and one padding column on
+    each side (SAME), every pixel of a row takes the sliding pass instead, the padding columns
+    entering as zero vectors (:func:`_forward_same_3x3`): the same sums, as the filters here are
+    finite.  At strides 1, output rows go by in pairs a vertical dilation apart, which share two
+    input rows (:func:`_forward_interior_3x3_two_rows`, :func:`_forward_same_3x3_two_rows`): with
+    dilation ``d`` the rows of each of the ``d`` phases in turn, so a pair's last two input rows are
+    the next pair's first two, still in cache (:func:`_forward_3x3_image_rows`).
     """
-    in_w, c = x.shape[2], x.shape[3]
-    out_h, out_w = out.shape[1], out.shape[2]
-    w9 = w.reshape(9, c)
-    shift = aligned_shift(x)
-    j_lo, j_hi = interior(out_w, in_w, 3, stride_w, dil_w, pad_left)
-    pairs = stride_h == 1 and stride_w == 1 and dil_h == 1 and dil_w == 1
-    same = stride_w == 1 and dil_w == 1 and pad_left == 1 and in_w == out_w and out_w >= 2
+    out_h = out.shape[1]
     r = row_begin
     while r < row_end:
         b = r // out_h
-        i = r - b * out_h
-        ih0 = i * stride_h - pad_top
-        x0 = row_or_zeros(x, zero_row, b, ih0)
-        x1 = row_or_zeros(x, zero_row, b, ih0 + dil_h)
-        x2 = row_or_zeros(x, zero_row, b, ih0 + 2 * dil_h)
-        o = out[b, i]
-        if same:  # every pixel in the sliding pass, the padding columns as zeros
-            if pairs and r + 1 < row_end and i + 1 < out_h:
-                _forward_same_3x3_two_rows(o, out[b, i + 1], x0, x1, x2, row_or_zeros(x, zero_row, b, ih0 + 3), w9,
-                                           shift)
-                r += 2
+        image_end = min(row_end, (b + 1) * out_h)
+        _forward_3x3_image_rows(x, w, out, zero_row, b, r - b * out_h, image_end - b * out_h, stride_h, stride_w,
+                                dil_h, dil_w, pad_top, pad_left)
+        r = image_end
+
+
+@kernel
+def _forward_3x3_image_rows(x, w, out, zero_row, b, i_begin, i_end, stride_h, stride_w, dil_h, dil_w, pad_top,
+                            pad_left):
+    """Output rows ``[i_begin, i_end)`` of image ``b`` (see :func:`depthwise_nhwc_forward_3x3_rows`):
+    at stride 1, the rows of each vertical-dilation phase in turn, in pairs (rows ``i`` and ``i + d``
+    read input rows ``i - p + {0, d, 2d}`` and ``i - p + {d, 2d, 3d}``); otherwise row by row."""
+    in_w, c = x.shape[2], x.shape[3]
+    out_w = out.shape[2]
+    w9 = w.reshape(9, c)
+    shift = aligned_shift(x)
+    j_lo, j_hi = interior(out_w, in_w, 3, stride_w, dil_w, pad_left)
+    same = stride_w == 1 and pad_left == dil_w and in_w == out_w and out_w >= 2
+    pairs = stride_h == 1 and stride_w == 1
+    phases = min(dil_h, i_end - i_begin) if stride_h == 1 else 1
+    step = dil_h if stride_h == 1 else 1
+    for phase in range(phases):
+        i = i_begin + phase
+        while i < i_end:
+            ih0 = i * stride_h - pad_top
+            x0 = row_or_zeros(x, zero_row, b, ih0)
+            x1 = row_or_zeros(x, zero_row, b, ih0 + dil_h)
+            x2 = row_or_zeros(x, zero_row, b, ih0 + 2 * dil_h)
+            o = out[b, i]
+            if pairs and i + dil_h < i_end:
+                x3 = row_or_zeros(x, zero_row, b, ih0 + 3 * dil_h)
+                o1 = out[b, i + dil_h]
+                if same and dil_w == 1:
+                    _forward_same_3x3_two_rows(o, o1, x0, x1, x2, x3, w9, 1, shift)
+                elif same:
+                    _forward_same_3x3_two_rows(o, o1, x0, x1, x2, x3, w9, dil_w, shift)
+                else:
+                    if dil_w == 1:  # compiled with the dilation known (~20% faster on small layers)
+                        _forward_interior_3x3_two_rows(o, o1, x0, x1, x2, x3, w9, j_lo, j_hi, 1, pad_left, shift)
+                    else:
+                        _forward_interior_3x3_two_rows(o, o1, x0, x1, x2, x3, w9, j_lo, j_hi, dil_w, pad_left, shift)
+                    _forward_border_3x3(o, x0, x1, x2, w9, 0, j_lo, in_w, 1, dil_w, pad_left, shift)
+                    _forward_border_3x3(o, x0, x1, x2, w9, j_hi, out_w, in_w, 1, dil_w, pad_left, shift)
+                    _forward_border_3x3(o1, x1, x2, x3, w9, 0, j_lo, in_w, 1, dil_w, pad_left, shift)
+                    _forward_border_3x3(o1, x1, x2, x3, w9, j_hi, out_w, in_w, 1, dil_w, pad_left, shift)
+                i += 2 * step
+                continue
+            if same and dil_w == 1:
+                _forward_same_3x3(o, x0, x1, x2, w9, 1, shift)
+            elif same:
+                _forward_same_3x3(o, x0, x1, x2, w9, dil_w, shift)
             else:
-                _forward_same_3x3(o, x0, x1, x2, w9, shift)
-                r += 1
-            continue
-        if pairs and r + 1 < row_end and i + 1 < out_h:  # two rows of the same image
-            x3 = row_or_zeros(x, zero_row, b, ih0 + 3)
-            o1 = out[b, i + 1]
-            _forward_interior_3x3_two_rows(o, o1, x0, x1, x2, x3, w9, j_lo, j_hi, pad_left, shift)
-            _forward_border_3x3(o1, x1, x2, x3, w9, 0, j_lo, in_w, 1, 1, pad_left, shift)
-            _forward_border_3x3(o1, x1, x2, x3, w9, j_hi, out_w, in_w, 1, 1, pad_left, shift)
-            r += 1
-        elif dil_w == 1 and stride_w == 2:
-            _forward_interior_3x3_s2(o, x0, x1, x2, w9, j_lo, j_hi, pad_left, shift)
-        elif dil_w == 1:  # the common case, compiled with the dilation known (~20% faster on small layers)
-            _forward_interior_3x3(o, x0, x1, x2, w9, j_lo, j_hi, stride_w, 1, pad_left, shift)
-        else:
-            _forward_interior_3x3(o, x0, x1, x2, w9, j_lo, j_hi, stride_w, dil_w, pad_left, shift)
-        _forward_border_3x3(o, x0, x1, x2, w9, 0, j_lo, in_w, stride_w, dil_w, pad_left, shift)
-        _forward_border_3x3(o, x0, x1, x2, w9, j_hi, out_w, in_w, stride_w, dil_w, pad_left, shift)
-        r += 1
+                if dil_w == 1 and stride_w == 2:
+                    _forward_interior_3x3_s2(o, x0, x1, x2, w9, j_lo, j_hi, pad_left, shift)
+                elif dil_w == 1:  # the common case, compiled with the dilation known
+                    _forward_interior_3x3(o, x0, x1, x2, w9, j_lo, j_hi, stride_w, 1, pad_left, shift)
+                else:
+                    _forward_interior_3x3(o, x0, x1, x2, w9, j_lo, j_hi, stride_w, dil_w, pad_left, shift)
+                _forward_border_3x3(o, x0, x1, x2, w9, 0, j_lo, in_w, stride_w, dil_w, pad_left, shift)
+                _forward_border_3x3(o, x0, x1, x2, w9, j_hi, out_w, in_w, stride_w, dil_w, pad_left, shift)
+            i += step
 
 
 @kernel
