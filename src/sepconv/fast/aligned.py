@@ -56,10 +56,14 @@ def empty_aligned(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 
     Examples
     --------
-    >>> out = empty_aligned((3, 5), np.float32)
+    >>> out = empty_aligned((300, 50), np.float32)
     >>> out.shape, out.ctypes.data % 64
-    ((3, 5), 0)
+    ((300, 50), 0)
+
+    Below :data:`PLACED_MIN_BYTES` wherever NumPy puts it (as :func:`empty_like_offset`).
     """
+    if math.prod(shape) * np.dtype(dtype).itemsize < PLACED_MIN_BYTES:
+        return np.empty(shape, dtype)
     return _empty_placed(shape, dtype)
 
 

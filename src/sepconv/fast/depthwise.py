@@ -383,16 +383,38 @@ def depthwise_conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry, scratch: s
     if not kernels.all_finite(w3):
         return reference.depthwise_conv2d(x, w, g)
     x = np.ascontiguousarray(x)
-    shape = (x.shape[0], g.out_h, g.out_w, g.out_c)
-    if g.multiplier > 1 and not _flat_rows_fit(g.out_c, x.itemsize, g.stride_h, g.stride_w, g.pad_top, g.pad_left):
-        out = empty_aligned(shape, x.dtype) if scratch is None else workspace(scratch, shape, x.dtype)
-        _forward_multiplier_launch(x.shape, shape, x.dtype, g.kh, g.kw, *_geometry_ints(g),
-                                   (*_split_settings(), MULTIPLIER_BAND_BYTES, MULTIPLIER_BAND_MIN_REUSE))(x, w3, out)
+    return _forward_plan(x.shape, x.dtype, g, _plan_settings())(x, w3, scratch)
+
+
+def _plan_settings() -> tuple[int, ...]:
+    """:func:`_split_settings` and the multiplier band settings: what a forward plan depends on besides the call."""
+    return (*_split_settings(), MULTIPLIER_BAND_BYTES, MULTIPLIER_BAND_MIN_REUSE)
+
+
+@functools.lru_cache(maxsize=256)
+def _forward_plan(in_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGeometry, settings: tuple[int, ...]):
+    """``run(x, w3, scratch) -> out``: the forward's output allocation and launch for one geometry, chosen
+    once (four arguments to look up instead of the launch's fourteen and the choices before it: 1x15x15x3
+    multiplier 4 stride 2 9.0 -> 7.3 us)."""
+    shape = (in_shape[0], g.out_h, g.out_w, g.out_c)
+    if g.multiplier > 1 and not _flat_rows_fit(g.out_c, dtype.itemsize, g.stride_h, g.stride_w, g.pad_top,
+                                                g.pad_left):
+        multiplier_launch = _forward_multiplier_launch(in_shape, shape, dtype, g.kh, g.kw, *_geometry_ints(g), settings)
+
+        def run(x, w3, scratch):
+            out = empty_aligned(shape, dtype) if scratch is None else workspace(scratch, shape, dtype)
+            multiplier_launch(x, w3, out)
+            return out
+        return run
+    repeated_shape = in_shape if g.multiplier == 1 else (*in_shape[:3], in_shape[3] * g.multiplier)
+    launch = _forward_launch(repeated_shape, shape, dtype, g.kh, g.kw, *_geometry_ints(g), g.multiplier > 1,
+                             settings[:len(_split_settings())], g.multiplier)
+
+    def run(x, w3, scratch):
+        out = empty_like_offset(shape, dtype, x) if scratch is None else workspace(scratch, shape, dtype, like=x)
+        launch(x, w3, out)
         return out
-    out = empty_like_offset(shape, x.dtype, x) if scratch is None else workspace(scratch, shape, x.dtype, like=x)
-    _forward(x, w3, out, g.stride_h, g.stride_w, g.dil_h, g.dil_w, g.pad_top, g.pad_left, g.multiplier > 1,
-             g.multiplier)
-    return out
+    return run
 
 
 @functools.lru_cache(maxsize=256)
