@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import math
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 DATA_FORMATS = ("NHWC", "NCHW")
@@ -89,6 +89,13 @@ class Conv2DGeometry:
         if self.data_format == "NHWC":
             return (*self.batch_shape, h, w, c)
         return (*self.batch_shape, c, h, w)
+
+    def __hash__(self) -> int:  # the fast path's plans are looked up by geometry: hashed once, not per call
+        return self._hash
+
+    @functools.cached_property
+    def _hash(self) -> int:
+        return hash(tuple(getattr(self, f.name) for f in fields(self)))
 
     @functools.cached_property  # geometries are cached, and read on every call
     def input_shape(self) -> tuple[int, ...]:
