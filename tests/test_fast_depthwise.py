@@ -161,7 +161,7 @@ def test_same_3x3_rows_every_width_and_height(height, width, threads, monkeypatc
         _assert_three_ops_match(*_problem((2, height, width, channels, 1, (3, 3), 1, 1, "SAME"), dtype), dtype)
 
 
-DILATED_3X3_PAIRS = [
+DILATED_PAIRS = [
     (2, 11, 9, 20, 1, (3, 3), 1, (2, 1), "SAME"),  # two phases of rows, uneven
     (1, 13, 12, 35, 1, (3, 3), 1, (4, 4), "SAME"),  # four phases, pairs and single rows, SAME columns
     (2, 9, 13, 16, 1, (3, 3), 1, (3, 2), "VALID"),
@@ -170,14 +170,17 @@ DILATED_3X3_PAIRS = [
     (1, 10, 70, 260, 1, (3, 3), 1, (4, 4), "SAME"),  # a page between a phase's pixels (prefetched), tiles
     (1, 12, 75, 260, 1, (3, 3), 1, (2, 4), "VALID"),
     (2, 8, 9, 8, 3, (3, 3), 1, (2, 2), "SAME"),  # with a multiplier (the band kernels call the same rows)
+    (2, 13, 11, 20, 1, (5, 5), 1, (2, 1), "SAME"),  # 5x5: rows i and i + d share four input rows
+    (1, 17, 12, 24, 1, (5, 5), 1, (3, 2), "VALID"),
+    (1, 14, 15, 33, 1, (5, 5), 1, (2, 3), [[0, 0], [1, 5], [4, 2], [0, 0]]),
 ]
 
 
 @pytest.mark.parametrize("threads", ["serial", "parallel"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("geometry", DILATED_3X3_PAIRS, ids=_ids)
-def test_dilated_3x3_rows_in_pairs_per_phase(geometry, dtype, threads, monkeypatch):
-    """3x3 at stride 1 with dilations: output rows ``i`` and ``i + d`` in one pass, phase by phase
+@pytest.mark.parametrize("geometry", DILATED_PAIRS, ids=_ids)
+def test_dilated_rows_in_pairs_per_phase(geometry, dtype, threads, monkeypatch):
+    """3x3 and 5x5 at stride 1 with dilations: output rows ``i`` and ``i + d`` in one pass, phase by phase
     (odd counts per phase, images and thread chunks cut inside a phase), SAME columns dilated in
     the sliding pass, and rows whose phase pixels lie a page apart (the prefetching passes)."""
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)

@@ -576,14 +576,20 @@ def depthwise_nhwc_forward_3x3_rows(x, w, out, zero_row, row_begin, row_end, str
     dilation ``d`` the rows of each of the ``d`` phases in turn, so a pair's last two input rows are
     the next pair's first two, still in cache (:func:`_forward_3x3_image_rows`).
     """
-    out_h = out.shape[1]
     r = row_begin
     while r < row_end:
-        b = r // out_h
-        image_end = min(row_end, (b + 1) * out_h)
-        _forward_3x3_image_rows(x, w, out, zero_row, b, r - b * out_h, image_end - b * out_h, stride_h, stride_w,
-                                dil_h, dil_w, pad_top, pad_left)
-        r = image_end
+        b, i_begin, i_end, r = _image_run(r, row_end, out.shape[1])
+        _forward_3x3_image_rows(x, w, out, zero_row, b, i_begin, i_end, stride_h, stride_w, dil_h, dil_w, pad_top,
+                                pad_left)
+
+
+@kernel
+def _image_run(r, row_end, out_h):
+    """The run of output rows from flat row ``r`` (over the batch) to ``row_end`` or its image's end: the
+    image ``b``, its rows ``[i_begin, i_end)`` and the flat row after the run."""
+    b = r // out_h
+    image_end = min(row_end, (b + 1) * out_h)
+    return b, r - b * out_h, image_end - b * out_h, image_end
 
 
 @kernel
@@ -647,38 +653,51 @@ def _forward_3x3_image_rows(x, w, out, zero_row, b, i_begin, i_end, stride_h, st
 def depthwise_nhwc_forward_5x5_rows(x, w, out, zero_row, row_begin, row_end, stride_h, stride_w,
                                     dil_h, dil_w, pad_top, pad_left):
     """Forward with a 5x5 filter, any stride/dilation/padding: output rows ``[row_begin, row_end)``
-    (as the 3x3 kernel, with :func:`_forward_interior_5x5`; two rows at a time when the vertical
-    stride and dilation are 1, :func:`_forward_interior_5x5_two_rows`)."""
+    (as the 3x3 kernel, with :func:`_forward_interior_5x5`; at vertical stride 1, two rows a vertical
+    dilation apart at a time, phase by phase, :func:`_forward_interior_5x5_two_rows`)."""
+    r = row_begin
+    while r < row_end:
+        b, i_begin, i_end, r = _image_run(r, row_end, out.shape[1])
+        _forward_5x5_image_rows(x, w, out, zero_row, b, i_begin, i_end, stride_h, stride_w, dil_h, dil_w, pad_top,
+                                pad_left)
+
+
+@kernel
+def _forward_5x5_image_rows(x, w, out, zero_row, b, i_begin, i_end, stride_h, stride_w, dil_h, dil_w, pad_top,
+                            pad_left):
+    """Output rows ``[i_begin, i_end)`` of image ``b`` of :func:`depthwise_nhwc_forward_5x5_rows` (the order of
+    :func:`_forward_3x3_image_rows`: rows ``i`` and ``i + d`` share four of their five input rows)."""
     in_w, c = x.shape[2], x.shape[3]
-    out_h, out_w = out.shape[1], out.shape[2]
+    out_w = out.shape[2]
     w25 = w.reshape(25, c)
     shift = aligned_shift(x)
     j_lo, j_hi = interior(out_w, in_w, 5, stride_w, dil_w, pad_left)
-    pairs = stride_h == 1 and dil_h == 1
-    r = row_begin
-    while r < row_end:
-        b = r // out_h
-        i = r - b * out_h
-        ih0 = i * stride_h - pad_top
-        x0 = row_or_zeros(x, zero_row, b, ih0)
-        x1 = row_or_zeros(x, zero_row, b, ih0 + dil_h)
-        x2 = row_or_zeros(x, zero_row, b, ih0 + 2 * dil_h)
-        x3 = row_or_zeros(x, zero_row, b, ih0 + 3 * dil_h)
-        x4 = row_or_zeros(x, zero_row, b, ih0 + 4 * dil_h)
-        o = out[b, i]
-        if pairs and r + 1 < row_end and i + 1 < out_h:  # two rows of the same image
-            x5 = row_or_zeros(x, zero_row, b, ih0 + 5)
-            o1 = out[b, i + 1]
-            _forward_interior_5x5_two_rows(o, o1, x0, x1, x2, x3, x4, x5, w25, j_lo, j_hi, stride_w, dil_w,
-                                           pad_left, shift)
-            _forward_border_pixels_5x5(o1, x1, x2, x3, x4, x5, w25, 0, j_lo, in_w, stride_w, dil_w, pad_left)
-            _forward_border_pixels_5x5(o1, x1, x2, x3, x4, x5, w25, j_hi, out_w, in_w, stride_w, dil_w, pad_left)
-            r += 1
-        else:
-            _forward_interior_5x5(o, x0, x1, x2, x3, x4, w25, j_lo, j_hi, stride_w, dil_w, pad_left, shift)
-        _forward_border_pixels_5x5(o, x0, x1, x2, x3, x4, w25, 0, j_lo, in_w, stride_w, dil_w, pad_left)
-        _forward_border_pixels_5x5(o, x0, x1, x2, x3, x4, w25, j_hi, out_w, in_w, stride_w, dil_w, pad_left)
-        r += 1
+    pairs = stride_h == 1
+    phases = min(dil_h, i_end - i_begin) if stride_h == 1 else 1
+    step = dil_h if stride_h == 1 else 1
+    for phase in range(phases):
+        i = i_begin + phase
+        while i < i_end:
+            ih0 = i * stride_h - pad_top
+            x0 = row_or_zeros(x, zero_row, b, ih0)
+            x1 = row_or_zeros(x, zero_row, b, ih0 + dil_h)
+            x2 = row_or_zeros(x, zero_row, b, ih0 + 2 * dil_h)
+            x3 = row_or_zeros(x, zero_row, b, ih0 + 3 * dil_h)
+            x4 = row_or_zeros(x, zero_row, b, ih0 + 4 * dil_h)
+            o = out[b, i]
+            if pairs and i + dil_h < i_end:
+                x5 = row_or_zeros(x, zero_row, b, ih0 + 5 * dil_h)
+                o1 = out[b, i + dil_h]
+                _forward_interior_5x5_two_rows(o, o1, x0, x1, x2, x3, x4, x5, w25, j_lo, j_hi, stride_w, dil_w,
+                                               pad_left, shift)
+                _forward_border_pixels_5x5(o1, x1, x2, x3, x4, x5, w25, 0, j_lo, in_w, stride_w, dil_w, pad_left)
+                _forward_border_pixels_5x5(o1, x1, x2, x3, x4, x5, w25, j_hi, out_w, in_w, stride_w, dil_w, pad_left)
+                i += step  # and once more below
+            else:
+                _forward_interior_5x5(o, x0, x1, x2, x3, x4, w25, j_lo, j_hi, stride_w, dil_w, pad_left, shift)
+            _forward_border_pixels_5x5(o, x0, x1, x2, x3, x4, w25, 0, j_lo, in_w, stride_w, dil_w, pad_left)
+            _forward_border_pixels_5x5(o, x0, x1, x2, x3, x4, w25, j_hi, out_w, in_w, stride_w, dil_w, pad_left)
+            i += step
 
 
 @kernel
