@@ -408,7 +408,7 @@ def _forward_plan(in_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGeometry,
         return run
     repeated_shape = in_shape if g.multiplier == 1 else (*in_shape[:3], in_shape[3] * g.multiplier)
     launch = _forward_launch(repeated_shape, shape, dtype, g.kh, g.kw, *_geometry_ints(g), g.multiplier > 1,
-                             settings[:len(_split_settings())], g.multiplier)
+                             settings[:-2], g.multiplier)  # the split settings (no band settings)
 
     def run(x, w3, scratch):
         out = empty_like_offset(shape, dtype, x) if scratch is None else workspace(scratch, shape, dtype, like=x)

@@ -584,6 +584,16 @@ def depthwise_nhwc_forward_3x3_rows(x, w, out, zero_row, row_begin, row_end, str
 
 
 @kernel
+def _row_phases(i_begin, i_end, stride_h, dil_h):
+    """The order the rows kernels visit output rows ``[i_begin, i_end)`` of one image: at vertical stride 1,
+    each of the ``d`` phases of the vertical dilation in turn (rows ``p, p + d, ...``, paired ``i`` with
+    ``i + d``); otherwise row by row.  Returns the phase count and the step within a phase."""
+    if stride_h == 1:
+        return min(dil_h, i_end - i_begin), dil_h
+    return 1, 1
+
+
+@kernel
 def _image_run(r, row_end, out_h):
     """The run of output rows from flat row ``r`` (over the batch) to ``row_end`` or its image's end: the
     image ``b``, its rows ``[i_begin, i_end)`` and the flat row after the run."""
@@ -605,8 +615,7 @@ def _forward_3x3_image_rows(x, w, out, zero_row, b, i_begin, i_end, stride_h, st
     j_lo, j_hi = interior(out_w, in_w, 3, stride_w, dil_w, pad_left)
     same = stride_w == 1 and pad_left == dil_w and in_w == out_w and out_w >= 2
     pairs = stride_h == 1 and stride_w == 1
-    phases = min(dil_h, i_end - i_begin) if stride_h == 1 else 1
-    step = dil_h if stride_h == 1 else 1
+    phases, step = _row_phases(i_begin, i_end, stride_h, dil_h)
     for phase in range(phases):
         i = i_begin + phase
         while i < i_end:
@@ -673,8 +682,7 @@ def _forward_5x5_image_rows(x, w, out, zero_row, b, i_begin, i_end, stride_h, st
     shift = aligned_shift(x)
     j_lo, j_hi = interior(out_w, in_w, 5, stride_w, dil_w, pad_left)
     pairs = stride_h == 1
-    phases = min(dil_h, i_end - i_begin) if stride_h == 1 else 1
-    step = dil_h if stride_h == 1 else 1
+    phases, step = _row_phases(i_begin, i_end, stride_h, dil_h)
     for phase in range(phases):
         i = i_begin + phase
         while i < i_end:
