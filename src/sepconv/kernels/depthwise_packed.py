@@ -49,11 +49,14 @@ import numpy as np
 from numba import prange
 
 from ._jit import kernel
-from ._simd import lanes, vfma, vload, vload_n, vstore, vstore_n, vzeros
+from ._simd import lanes, vadd, vfma, vload, vload_n, vstore, vstore_n, vzeros
 from .depthwise import _channel_block, _channel_blocks, aligned_shift
 
 # Output rows per packed band: a band of a 56-wide 7x7 layer is ~200 KB per channel block (in L2).
 PACKED_BAND_ROWS = 32
+# A row's last pixels past its whole steps are computed one by one when there are at most this many: a step
+# of eight costs about as much as four single pixels (one pixel: a weight and an input load per multiply-add).
+TAIL_MAX_SINGLE_PIXELS = 3
 
 
 @kernel
@@ -352,6 +355,24 @@ def _seven_pixels_any(buf, q, wb, t, kw, stride_w, a):
 
 
 @kernel
+def _one_pixel(buf, q, wb, row_step, kh, kw):
+    """One output pixel's sum over the whole filter (window top left at flat index ``q`` of ``buf``, filter
+    rows ``row_step`` apart), each filter row's taps in a sum of its own so that the rows' multiply-adds
+    overlap (one pixel's taps in one sum would be a chain of ``kh * kw`` dependent multiply-adds, as long
+    as a whole step of eight pixels)."""
+    count = lanes(buf)
+    acc = vzeros(buf)
+    for di in range(kh):
+        t = di * kw * count
+        p = q + di * row_step
+        s = vzeros(buf)
+        for d in range(kw):
+            s = vfma(vload(buf, p + d * count), vload(wb, t + d * count), s)
+        acc = vadd(acc, s)
+    return acc
+
+
+@kernel
 def _store_pixels(out, p, c, a, n, pixels):
     """Store the first ``pixels`` (at most ``len(a)``) sums of ``a``, pixel ``t`` at flat index ``p + t * c``."""
     for t in range(min(pixels, len(a))):
@@ -376,7 +397,15 @@ def _forward_row(buf, wb, v_top, col, dil_h, kh, kw, stride_w, out, o, pixel_str
     width = buf.shape[1]
     z = vzeros(buf)
     row_step = dil_h * width * count
-    if pixels_per_step(out_w) == 7:
+    step = pixels_per_step(out_w)
+    tail = out_w % step
+    if tail > TAIL_MAX_SINGLE_PIXELS:
+        tail = 0
+    for j in range(out_w - tail, out_w):  # the last few pixels one by one rather than in a whole step
+        q = (v_top * width + col + j * stride_w) * count
+        vstore_n(out, o + j * pixel_stride, _one_pixel(buf, q, wb, row_step, kh, kw), n)
+    out_w -= tail
+    if step == 7:
         for j in range(0, out_w, 7):
             a7 = (z, z, z, z, z, z, z)
             q = (v_top * width + col + j * stride_w) * count
