@@ -173,6 +173,9 @@ DILATED_PAIRS = [
     (2, 13, 11, 20, 1, (5, 5), 1, (2, 1), "SAME"),  # 5x5: rows i and i + d share four input rows
     (1, 17, 12, 24, 1, (5, 5), 1, (3, 2), "VALID"),
     (1, 14, 15, 33, 1, (5, 5), 1, (2, 3), [[0, 0], [1, 5], [4, 2], [0, 0]]),
+    # images of PIXEL_MAJOR_MIN_IMAGE_BYTES or more in float32: the pixel-major pairs
+    (1, 24, 23, 1000, 1, (3, 3), 1, (2, 2), "SAME"),
+    (1, 21, 20, 1300, 1, (3, 3), 1, (3, 2), [[0, 0], [2, 1], [1, 3], [0, 0]]),
 ]
 
 
@@ -182,7 +185,8 @@ DILATED_PAIRS = [
 def test_dilated_rows_in_pairs_per_phase(geometry, dtype, threads, monkeypatch):
     """3x3 and 5x5 at stride 1 with dilations: output rows ``i`` and ``i + d`` in one pass, phase by phase
     (odd counts per phase, images and thread chunks cut inside a phase), SAME columns dilated in
-    the sliding pass, and rows whose phase pixels lie a page apart (the prefetching passes)."""
+    the sliding pass, rows whose phase pixels lie a page apart (the prefetching passes), and images large
+    enough for the pixel-major pairs."""
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 10**18 if threads == "serial" else 0)
     _assert_three_ops_match(*_problem(geometry, dtype), dtype)
