@@ -25,7 +25,10 @@ input's offset from a line), the last is masked.  With stride and dilation 1 the
 slides (three new input loads per pixel), and two output rows share their middle input rows; at
 horizontal stride 2 it slides by two columns (six loads per pixel).  Rows wider than a block's
 pass can keep in L1 go by in tiles of pixels, each tile's channel blocks in turn
-(:data:`SAME_TILE_PIXELS`, :data:`S2_TILE_PIXELS`).
+(:data:`SAME_TILE_PIXELS`, :data:`S2_TILE_PIXELS`).  With a horizontal dilation ``d`` the window
+slides by ``d`` within each of a row's ``d`` phases, and rows ``i`` and ``i + d`` go in pairs, phase by
+phase; on images of :data:`PIXEL_MAJOR_MIN_IMAGE_BYTES` or more the pairs go pixel by pixel instead,
+channel blocks inside (:func:`_forward_interior_3x3_two_rows_pixel_major`).
 The forward of every filter but 3x3 at horizontal stride 1 (any dilation) or 2 runs on packed
 channel blocks instead (:mod:`sepconv.kernels.depthwise_packed`) when the packed copy stays small
 (``sepconv.fast.depthwise._packed``); the 5x5 kernels here and the general one (SIMD too, four
