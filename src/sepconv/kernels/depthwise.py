@@ -646,11 +646,9 @@ def _forward_3x3_image_rows(x, w, out, zero_row, b, i_begin, i_end, stride_h, st
     w9 = w.reshape(9, c)
     shift = aligned_shift(x)
     j_lo, j_hi = interior(out_w, in_w, 3, stride_w, dil_w, pad_left)
-    same = stride_w == 1 and pad_left == dil_w and in_w == out_w and out_w >= 2
-    pairs = stride_h == 1 and stride_w == 1
     pixel_major = dil_w > 1 and x.shape[1] * in_w * c * x.itemsize >= PIXEL_MAJOR_MIN_IMAGE_BYTES
-    if pixel_major:
-        same = False
+    same = not pixel_major and stride_w == 1 and pad_left == dil_w and in_w == out_w and out_w >= 2
+    pairs = stride_h == 1 and stride_w == 1
     phases, step = _row_phases(i_begin, i_end, stride_h, dil_h)
     for phase in range(phases):
         i = i_begin + phase
