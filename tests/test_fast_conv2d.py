@@ -266,7 +266,7 @@ def test_winograd_matches_reference(spec, workspace, threads, plan, dtype, monke
     rng = np.random.default_rng(4)
     x, w = rand(rng, shape, dtype), rand(rng, (3, 3, shape[3], out_c), dtype)
     g = conv2d_geometry("conv2d", x.shape, w.shape, 1, padding)
-    assert fast_conv2d._is_winograd(g, x, w)
+    assert fast_conv2d._is_winograd(g)
     if workspace is not None:
         assert fast_conv2d.winograd_tiles(g, x.itemsize) == 5
     np.testing.assert_allclose(fast_conv2d.conv2d(x, w, g), reference.conv2d(x, w, g), **tol(dtype))
@@ -284,7 +284,7 @@ def test_winograd_needs_enough_pixels(out_c, monkeypatch):
         x, w = rand(rng, shape, np.float32), rand(rng, (3, 3, 128, out_c), np.float32)
         g = conv2d_geometry("conv2d", x.shape, w.shape, 1, "SAME")
         assert fast_conv2d._is_winograd_fused(g, 4) == (out_c == 32)
-        assert fast_conv2d._is_winograd(g, x, w) == expected
+        assert fast_conv2d._is_winograd(g) == expected
         np.testing.assert_allclose(fast_conv2d.conv2d(x, w, g), reference.conv2d(x, w, g), **tol(np.float32))
 
 
@@ -418,7 +418,7 @@ def test_winograd_leaves_few_input_channels_to_direct():
     for in_c, expected in [(least - 1, False), (least, True)]:
         x, w = rand(rng, (1, side, side, in_c), np.float32), rand(rng, (3, 3, in_c, 40), np.float32)
         g = conv2d_geometry("conv2d", x.shape, w.shape, 1, "SAME")
-        assert fast_conv2d._is_winograd(g, x, w) == expected
+        assert fast_conv2d._is_winograd(g) == expected
         np.testing.assert_allclose(fast_conv2d.conv2d(x, w, g), reference.conv2d(x, w, g), **tol(np.float32))
 
 
@@ -429,22 +429,64 @@ def test_winograd_leaves_narrow_outputs_to_direct():
     for out_c, expected in [(32, False), (33, True)]:
         x, w = rand(rng, (1, side, side, 24), np.float32), rand(rng, (3, 3, 24, out_c), np.float32)
         g = conv2d_geometry("conv2d", x.shape, w.shape, 1, "SAME")
-        assert fast_conv2d._is_winograd(g, x, w) == expected
+        assert fast_conv2d._is_winograd(g) == expected
         assert fast_conv2d._is_direct(g, 4)
         np.testing.assert_allclose(fast_conv2d.conv2d(x, w, g), reference.conv2d(x, w, g), **tol(np.float32))
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered")
-def test_nonfinite_input_keeps_direct_semantics():
-    """An infinity must give +-inf (or NaN) exactly where the direct sum does: no Winograd then."""
+@pytest.mark.parametrize("where", ["input inf", "input nan", "filter inf", "overflow"])
+@pytest.mark.parametrize("fused", [True, False])
+def test_nonfinite_values_keep_direct_semantics(where, fused, monkeypatch):
+    """An infinity or NaN in the input or the filter, or a sum past the float range, must give +-inf
+    and NaN exactly where the direct sum does: the Winograd result is computed, found not all finite,
+    and the layer computed again by the direct plan."""
+    monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_PIXELS", 1)
+    monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_OUT_CHANNELS", 1)
+    monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_CHANNELS", 16)
+    monkeypatch.setattr(fast_conv2d, "FUSE_WINOGRAD", fused)
+    winograd_calls = []
+    winograd = fast_conv2d._conv2d_winograd
+    monkeypatch.setattr(fast_conv2d, "_conv2d_winograd",
+                        lambda *args: winograd_calls.append(1) or winograd(*args))
     rng = np.random.default_rng(5)
-    x, w = rand(rng, (1, 6, 6, 16), np.float64), rand(rng, (3, 3, 16, 16), np.float64)
-    x[0, 2, 3, 4] = np.inf
+    x, w = rand(rng, (1, 6, 6, 16), np.float32), rand(rng, (3, 3, 16, 16), np.float32)
+    if where == "input inf":
+        x[0, 2, 3, 4] = np.inf
+    elif where == "input nan":
+        x[0, 5, 0, 7] = np.nan
+    elif where == "filter inf":
+        w[1, 2, 3, 5] = -np.inf
+    else:
+        x[0, 1:4, 1:4, :] = 3e38
     g = conv2d_geometry("conv2d", x.shape, w.shape, 1, "SAME")
-    assert not fast_conv2d._is_winograd(g, x, w)
-    expected = reference.conv2d(x, w, g)
-    assert np.isinf(expected).sum() == 9 * 16
-    np.testing.assert_allclose(fast_conv2d.conv2d(x, w, g), expected, **tol(np.float64))
+    assert fast_conv2d._is_winograd(g)
+    fast = fast_conv2d.conv2d(x, w, g)
+    assert winograd_calls == [1]
+    if where == "overflow":  # where +inf and -inf partial sums meet depends on the order: the direct plan's
+        monkeypatch.setattr(fast_conv2d, "_is_winograd", lambda g: False)
+        expected = fast_conv2d.conv2d(x, w, g)
+        assert winograd_calls == [1]
+    else:
+        expected = reference.conv2d(x, w, g)
+    assert not np.isfinite(expected).all()
+    np.testing.assert_array_equal(np.isnan(fast), np.isnan(expected))
+    np.testing.assert_array_equal(np.isposinf(fast), np.isposinf(expected))
+    np.testing.assert_array_equal(np.isneginf(fast), np.isneginf(expected))
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(fast[finite], expected[finite], **tol(np.float32))
+
+
+def test_finite_winograd_result_is_kept(monkeypatch):
+    """A finite layer is not computed twice: the direct plans are not called after Winograd."""
+    monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_PIXELS", 1)
+    monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_OUT_CHANNELS", 1)
+    monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_CHANNELS", 16)
+    monkeypatch.setattr(fast_conv2d, "_conv2d_direct", lambda *args: pytest.fail("direct plan called"))
+    rng = np.random.default_rng(6)
+    x, w = rand(rng, (1, 6, 6, 16), np.float32), rand(rng, (3, 3, 16, 16), np.float32)
+    g = conv2d_geometry("conv2d", x.shape, w.shape, 1, "SAME")
+    np.testing.assert_allclose(fast_conv2d.conv2d(x, w, g), reference.conv2d(x, w, g), **tol(np.float32))
 
 
 def test_concurrent_calls_from_python_threads(monkeypatch):
@@ -465,7 +507,7 @@ def test_concurrent_calls_from_python_threads(monkeypatch):
     cases.append(_case(rng, ((1, 5, 6, 128), (3, 3), 1, 130, (1, 1), (1, 1), "SAME"), np.float32))  # streamed
     cases.append(_case(rng, ((1, 4, 5, 512), (1, 1), 1, 300, (1, 1), (1, 1), "VALID"), np.float32))  # streamed 1x1
     monkeypatch.setattr(fast_conv2d, "DIRECT_MIN_THREAD_MACS", 1)
-    assert fast_conv2d._is_winograd(cases[2][3], *cases[2][:2]) and fast_conv2d._is_direct(cases[3][3], 4)
+    assert fast_conv2d._is_winograd(cases[2][3]) and fast_conv2d._is_direct(cases[3][3], 4)
     assert fast_conv2d._is_direct_streamed(cases[4][3], 4)
     expected = [reference.conv2d(x, w, g) for x, w, _, g in cases]
     count = len(cases)
