@@ -435,12 +435,16 @@ def test_winograd_leaves_narrow_outputs_to_direct():
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered")
-@pytest.mark.parametrize("where", ["input inf", "input nan", "filter inf", "overflow"])
+@pytest.mark.parametrize(("where", "checked"), [
+    ("input inf", "output"), ("input nan", "output"), ("filter inf", "output"), ("overflow", "output"),
+    ("input inf", "input"), ("input nan", "input"), ("filter inf", "input")])
 @pytest.mark.parametrize("fused", [True, False])
-def test_nonfinite_values_keep_direct_semantics(where, fused, monkeypatch):
-    """An infinity or NaN in the input or the filter, or a sum past the float range, must give +-inf
-    and NaN exactly where the direct sum does: the Winograd result is computed, found not all finite,
-    and the layer computed again by the direct plan."""
+def test_nonfinite_values_keep_direct_semantics(where, checked, fused, monkeypatch):
+    """An infinity or NaN in the input or the filter must give +-inf and NaN exactly where the direct sum
+    does: the input and the filter are checked first when they are smaller than the output (then Winograd
+    does not run), else the Winograd result is checked, found not all finite, and the layer computed again
+    by the direct plan; checked on the output, a sum past the float range is computed again too (checked
+    on the input, it is Winograd's, as the order of any sum decides where +inf and -inf meet)."""
     monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_PIXELS", 1)
     monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_OUT_CHANNELS", 1)
     monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_CHANNELS", 16)
@@ -450,7 +454,8 @@ def test_nonfinite_values_keep_direct_semantics(where, fused, monkeypatch):
     monkeypatch.setattr(fast_conv2d, "_conv2d_winograd",
                         lambda *args: winograd_calls.append(1) or winograd(*args))
     rng = np.random.default_rng(5)
-    x, w = rand(rng, (1, 6, 6, 16), np.float32), rand(rng, (3, 3, 16, 16), np.float32)
+    shape, out_c = ((1, 6, 6, 16), 16) if checked == "output" else ((1, 20, 20, 16), 32)  # the smaller pass
+    x, w = rand(rng, shape, np.float32), rand(rng, (3, 3, 16, out_c), np.float32)
     if where == "input inf":
         x[0, 2, 3, 4] = np.inf
     elif where == "input nan":
@@ -461,12 +466,14 @@ def test_nonfinite_values_keep_direct_semantics(where, fused, monkeypatch):
         x[0, 1:4, 1:4, :] = 3e38
     g = conv2d_geometry("conv2d", x.shape, w.shape, 1, "SAME")
     assert fast_conv2d._is_winograd(g)
+    assert (x.size + w.size < np.prod(g.output_shape)) == (checked == "input")
     fast = fast_conv2d.conv2d(x, w, g)
-    assert winograd_calls == [1]
+    calls = [1] if checked == "output" else []
+    assert winograd_calls == calls
     if where == "overflow":  # where +inf and -inf partial sums meet depends on the order: the direct plan's
         monkeypatch.setattr(fast_conv2d, "_is_winograd", lambda g: False)
         expected = fast_conv2d.conv2d(x, w, g)
-        assert winograd_calls == [1]
+        assert winograd_calls == calls
     else:
         expected = reference.conv2d(x, w, g)
     assert not np.isfinite(expected).all()
