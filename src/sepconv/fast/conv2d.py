@@ -17,8 +17,8 @@ Shape classes:
 - **winograd** (3x3, stride 1, undilated, ungrouped, :data:`WINOGRAD_MIN_CHANNELS` channels or more, at least
   :data:`WINOGRAD_MIN_PIXELS` output pixels): Winograd
   F(2x2, 3x3), 2.25x fewer multiplications.  The transforms turn an infinity into NaN where the
-  direct sum keeps it, so an output that is not all finite is computed again by the plans below
-  (an infinity or NaN in the input or the filter always reaches the output: see :func:`conv2d`).
+  direct sum keeps it, so a layer whose input, filter or Winograd output is not all finite (one pass
+  over whichever is smaller: see :func:`conv2d`) takes the plans below.
   When the 16 transformed filters fit in
   :data:`WINOGRAD_FUSED_MAX_FILTER_BYTES`, fused (:func:`_winograd_fused`): each thread takes
   chunks of tiles through the input transform, the 16 products by the register-tiled kernel of
