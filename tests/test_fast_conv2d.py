@@ -489,7 +489,8 @@ def test_finite_winograd_result_is_kept(monkeypatch):
     monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_PIXELS", 1)
     monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_OUT_CHANNELS", 1)
     monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_CHANNELS", 16)
-    monkeypatch.setattr(fast_conv2d, "_conv2d_direct", lambda *args: pytest.fail("direct plan called"))
+    for plan in ("_conv2d_direct", "_conv2d_direct_streamed", "_conv2d_few_channels", "_im2col"):  # every other plan
+        monkeypatch.setattr(fast_conv2d, plan, lambda *args, plan=plan: pytest.fail(f"{plan} called"))
     rng = np.random.default_rng(6)
     x, w = rand(rng, (1, 6, 6, 16), np.float32), rand(rng, (3, 3, 16, 16), np.float32)
     g = conv2d_geometry("conv2d", x.shape, w.shape, 1, "SAME")

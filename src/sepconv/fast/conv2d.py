@@ -580,13 +580,11 @@ def conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
     (18.0, 8.0)
     """
     if _is_winograd(g):
-        # The transforms turn an infinity into NaN where the direct sum keeps it: non-finite layers take the
-        # plans below.  An infinity or NaN in x or w makes every product it enters non-finite, and no
-        # transform turns a non-finite value back into a finite one, so it always shows in the output:
-        # one pass over whichever is smaller, the output or the input and the filter, with the all_finite
-        # kernel (8x14x14x256 -> 256: 28 us, against 152 for np.sum(x) and np.isfinite(w)).  Checked on the
-        # output, a sum past the float range takes the plans below too.
-        if x.size + w.size < g.batch * g.out_h * g.out_w * g.out_c:
+        # Non-finite layers take the plans below (see the module docstring).  An infinity or NaN in x or w
+        # makes every product it enters non-finite and no transform makes it finite again, so one pass over
+        # whichever is smaller, the output or the input and the filter, finds it (8x14x14x256 -> 256: 28 us,
+        # against 152 for np.sum(x) and np.isfinite(w)); checked on the output, a sum past the float range too.
+        if x.size + w.size < g.out_pixels * g.out_c:
             if all_finite(x) and all_finite(w):
                 return _conv2d_winograd(x, w, g)
         else:
