@@ -866,6 +866,39 @@ def test_packed_kernels_are_taken_where_the_copy_stays_small(monkeypatch):
         assert bool(calls) == taken, geometry
 
 
+@pytest.mark.parametrize("dilation", [1, 2])
+@pytest.mark.parametrize("k", [5, 7])
+def test_packed_fourteen_pixel_steps_match_reference(k, dilation, monkeypatch):
+    """Rows of 5x5 and 7x7 layers at stride 1 go fourteen pixels per step, then eight or seven, then single
+    pixels (widths 14-69, dilated rows by phase); a layer whose output streams to memory at a wide pixel
+    stride keeps the eight-pixel steps.  Both against the reference."""
+    from sepconv.kernels import depthwise_packed
+
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 10**18)
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 10**18)
+    assert [depthwise_packed.wide_steps(w) for w in (13, 14, 19, 32, 33, 42, 69)] == [0, 1, 1, 0, 2, 3, 4]
+    calls: list[tuple] = []
+    original = depthwise_packed.depthwise_nhwc_forward_packed_rows
+
+    def spy(x, *args):
+        calls.append(x.shape)
+        return original(x, *args)
+
+    monkeypatch.setattr(depthwise_packed, "depthwise_nhwc_forward_packed_rows", spy)
+    for n, h, w, c, dtype in [(1, 13, 14, 20, np.float32), (2, 14, 19, 40, np.float32), (1, 13, 33, 17, np.float64),
+                              (1, 15, 42, 24, np.float32), (1, 13, 69, 16, np.float64)]:
+        out_w = w if dilation == 1 else -(-w // dilation)
+        assert depthwise_packed.wide_steps_fit(c, np.dtype(dtype).itemsize, n * h, out_w)
+        calls.clear()
+        _assert_three_ops_match(*_problem((n, h, w, c, 1, (k, k), 1, dilation, "SAME"), dtype), dtype)
+        assert calls, (n, h, w, c)
+    # 40x40x300 float64: 2400 bytes a pixel, 7.7 MB of output and input
+    assert not depthwise_packed.wide_steps_fit(300, 8, 40, 40)
+    x, filt, _, args = _problem((1, 40, 40, 300, 1, (k, k), 1, dilation, "SAME"), np.float64)
+    fast, ref = _both(sepconv.depthwise_conv2d, x, filt, **args)
+    np.testing.assert_allclose(fast, ref, rtol=1e-10, atol=1e-10)
+
+
 # --------------------------------------------------------------------------- both gradients in one call
 
 

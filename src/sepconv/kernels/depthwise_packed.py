@@ -57,6 +57,13 @@ PACKED_BAND_ROWS = 32
 # A row's last pixels past its whole steps are computed one by one when there are at most this many: a step
 # of eight costs about as much as four single pixels (one pixel: a weight and an input load per multiply-add).
 TAIL_MAX_SINGLE_PIXELS = 3
+# Rows of stride 1 with filters 5 or 7 wide go fourteen pixels per step (:func:`_fourteen_pixels_5`) where the
+# output is not streamed to memory with a wide pixel stride: the pixel takes at most this many bytes ...
+WIDE_STEP_MAX_PIXEL_BYTES = 1024
+# ... or the call's output rows and their input take at most this many bytes (they then stay in the core's L2).
+WIDE_STEP_MAX_FOOTPRINT_BYTES = 1536 * 1024
+# A pixel of a fourteen-pixel step costs about this fraction of one in an eight-pixel step (:func:`wide_steps`).
+WIDE_STEP_PIXEL_COST = 0.9
 
 
 @kernel
@@ -315,6 +322,95 @@ def _seven_pixels_7_s2(buf, q, wb, t, a):
 
 
 @kernel
+def _fourteen_pixels_5(buf, q, wb, t, a):
+    """``a[p] + sum_d buf.flat[q + (p + d) * lanes : ...] * wb.flat[t + d * lanes : ...]``, the fourteen
+    pixels ``p`` of one filter row (5 taps, stride 1), tap by tap: the fourteen input vectors a tap reads stay
+    in registers, and each next tap loads one new vector and its weight (29 registers; sixteen pixels
+    spilled).  Fourteen independent sums hide the multiply-add latency better than the eight of
+    :func:`_eight_pixels_5_s1` (one thread, rows of an L2-resident band: 70-84% of the FMA peak against
+    64-70%)."""
+    count = lanes(buf)
+    a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13 = a
+    x0, x1, x2, x3 = vload(buf, q), vload(buf, q + count), vload(buf, q + 2 * count), vload(buf, q + 3 * count)
+    x4, x5, x6 = vload(buf, q + 4 * count), vload(buf, q + 5 * count), vload(buf, q + 6 * count)
+    x7, x8, x9 = vload(buf, q + 7 * count), vload(buf, q + 8 * count), vload(buf, q + 9 * count)
+    x10, x11, x12 = vload(buf, q + 10 * count), vload(buf, q + 11 * count), vload(buf, q + 12 * count)
+    x13 = vload(buf, q + 13 * count)
+    w = vload(wb, t)
+    a0, a1, a2, a3, a4 = vfma(x0, w, a0), vfma(x1, w, a1), vfma(x2, w, a2), vfma(x3, w, a3), vfma(x4, w, a4)
+    a5, a6, a7, a8, a9 = vfma(x5, w, a5), vfma(x6, w, a6), vfma(x7, w, a7), vfma(x8, w, a8), vfma(x9, w, a9)
+    a10, a11, a12, a13 = vfma(x10, w, a10), vfma(x11, w, a11), vfma(x12, w, a12), vfma(x13, w, a13)
+    x14 = vload(buf, q + 14 * count)
+    w = vload(wb, t + 1 * count)
+    a0, a1, a2, a3, a4 = vfma(x1, w, a0), vfma(x2, w, a1), vfma(x3, w, a2), vfma(x4, w, a3), vfma(x5, w, a4)
+    a5, a6, a7, a8, a9 = vfma(x6, w, a5), vfma(x7, w, a6), vfma(x8, w, a7), vfma(x9, w, a8), vfma(x10, w, a9)
+    a10, a11, a12, a13 = vfma(x11, w, a10), vfma(x12, w, a11), vfma(x13, w, a12), vfma(x14, w, a13)
+    x15 = vload(buf, q + 15 * count)
+    w = vload(wb, t + 2 * count)
+    a0, a1, a2, a3, a4 = vfma(x2, w, a0), vfma(x3, w, a1), vfma(x4, w, a2), vfma(x5, w, a3), vfma(x6, w, a4)
+    a5, a6, a7, a8, a9 = vfma(x7, w, a5), vfma(x8, w, a6), vfma(x9, w, a7), vfma(x10, w, a8), vfma(x11, w, a9)
+    a10, a11, a12, a13 = vfma(x12, w, a10), vfma(x13, w, a11), vfma(x14, w, a12), vfma(x15, w, a13)
+    x16 = vload(buf, q + 16 * count)
+    w = vload(wb, t + 3 * count)
+    a0, a1, a2, a3, a4 = vfma(x3, w, a0), vfma(x4, w, a1), vfma(x5, w, a2), vfma(x6, w, a3), vfma(x7, w, a4)
+    a5, a6, a7, a8, a9 = vfma(x8, w, a5), vfma(x9, w, a6), vfma(x10, w, a7), vfma(x11, w, a8), vfma(x12, w, a9)
+    a10, a11, a12, a13 = vfma(x13, w, a10), vfma(x14, w, a11), vfma(x15, w, a12), vfma(x16, w, a13)
+    x17 = vload(buf, q + 17 * count)
+    w = vload(wb, t + 4 * count)
+    a0, a1, a2, a3, a4 = vfma(x4, w, a0), vfma(x5, w, a1), vfma(x6, w, a2), vfma(x7, w, a3), vfma(x8, w, a4)
+    a5, a6, a7, a8, a9 = vfma(x9, w, a5), vfma(x10, w, a6), vfma(x11, w, a7), vfma(x12, w, a8), vfma(x13, w, a9)
+    a10, a11, a12, a13 = vfma(x14, w, a10), vfma(x15, w, a11), vfma(x16, w, a12), vfma(x17, w, a13)
+    return a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13
+
+
+@kernel
+def _fourteen_pixels_7(buf, q, wb, t, a):
+    """:func:`_fourteen_pixels_5` for 7 taps."""
+    count = lanes(buf)
+    a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13 = a
+    x0, x1, x2, x3 = vload(buf, q), vload(buf, q + count), vload(buf, q + 2 * count), vload(buf, q + 3 * count)
+    x4, x5, x6 = vload(buf, q + 4 * count), vload(buf, q + 5 * count), vload(buf, q + 6 * count)
+    x7, x8, x9 = vload(buf, q + 7 * count), vload(buf, q + 8 * count), vload(buf, q + 9 * count)
+    x10, x11, x12 = vload(buf, q + 10 * count), vload(buf, q + 11 * count), vload(buf, q + 12 * count)
+    x13 = vload(buf, q + 13 * count)
+    w = vload(wb, t)
+    a0, a1, a2, a3, a4 = vfma(x0, w, a0), vfma(x1, w, a1), vfma(x2, w, a2), vfma(x3, w, a3), vfma(x4, w, a4)
+    a5, a6, a7, a8, a9 = vfma(x5, w, a5), vfma(x6, w, a6), vfma(x7, w, a7), vfma(x8, w, a8), vfma(x9, w, a9)
+    a10, a11, a12, a13 = vfma(x10, w, a10), vfma(x11, w, a11), vfma(x12, w, a12), vfma(x13, w, a13)
+    x14 = vload(buf, q + 14 * count)
+    w = vload(wb, t + 1 * count)
+    a0, a1, a2, a3, a4 = vfma(x1, w, a0), vfma(x2, w, a1), vfma(x3, w, a2), vfma(x4, w, a3), vfma(x5, w, a4)
+    a5, a6, a7, a8, a9 = vfma(x6, w, a5), vfma(x7, w, a6), vfma(x8, w, a7), vfma(x9, w, a8), vfma(x10, w, a9)
+    a10, a11, a12, a13 = vfma(x11, w, a10), vfma(x12, w, a11), vfma(x13, w, a12), vfma(x14, w, a13)
+    x15 = vload(buf, q + 15 * count)
+    w = vload(wb, t + 2 * count)
+    a0, a1, a2, a3, a4 = vfma(x2, w, a0), vfma(x3, w, a1), vfma(x4, w, a2), vfma(x5, w, a3), vfma(x6, w, a4)
+    a5, a6, a7, a8, a9 = vfma(x7, w, a5), vfma(x8, w, a6), vfma(x9, w, a7), vfma(x10, w, a8), vfma(x11, w, a9)
+    a10, a11, a12, a13 = vfma(x12, w, a10), vfma(x13, w, a11), vfma(x14, w, a12), vfma(x15, w, a13)
+    x16 = vload(buf, q + 16 * count)
+    w = vload(wb, t + 3 * count)
+    a0, a1, a2, a3, a4 = vfma(x3, w, a0), vfma(x4, w, a1), vfma(x5, w, a2), vfma(x6, w, a3), vfma(x7, w, a4)
+    a5, a6, a7, a8, a9 = vfma(x8, w, a5), vfma(x9, w, a6), vfma(x10, w, a7), vfma(x11, w, a8), vfma(x12, w, a9)
+    a10, a11, a12, a13 = vfma(x13, w, a10), vfma(x14, w, a11), vfma(x15, w, a12), vfma(x16, w, a13)
+    x17 = vload(buf, q + 17 * count)
+    w = vload(wb, t + 4 * count)
+    a0, a1, a2, a3, a4 = vfma(x4, w, a0), vfma(x5, w, a1), vfma(x6, w, a2), vfma(x7, w, a3), vfma(x8, w, a4)
+    a5, a6, a7, a8, a9 = vfma(x9, w, a5), vfma(x10, w, a6), vfma(x11, w, a7), vfma(x12, w, a8), vfma(x13, w, a9)
+    a10, a11, a12, a13 = vfma(x14, w, a10), vfma(x15, w, a11), vfma(x16, w, a12), vfma(x17, w, a13)
+    x18 = vload(buf, q + 18 * count)
+    w = vload(wb, t + 5 * count)
+    a0, a1, a2, a3, a4 = vfma(x5, w, a0), vfma(x6, w, a1), vfma(x7, w, a2), vfma(x8, w, a3), vfma(x9, w, a4)
+    a5, a6, a7, a8, a9 = vfma(x10, w, a5), vfma(x11, w, a6), vfma(x12, w, a7), vfma(x13, w, a8), vfma(x14, w, a9)
+    a10, a11, a12, a13 = vfma(x15, w, a10), vfma(x16, w, a11), vfma(x17, w, a12), vfma(x18, w, a13)
+    x19 = vload(buf, q + 19 * count)
+    w = vload(wb, t + 6 * count)
+    a0, a1, a2, a3, a4 = vfma(x6, w, a0), vfma(x7, w, a1), vfma(x8, w, a2), vfma(x9, w, a3), vfma(x10, w, a4)
+    a5, a6, a7, a8, a9 = vfma(x11, w, a5), vfma(x12, w, a6), vfma(x13, w, a7), vfma(x14, w, a8), vfma(x15, w, a9)
+    a10, a11, a12, a13 = vfma(x16, w, a10), vfma(x17, w, a11), vfma(x18, w, a12), vfma(x19, w, a13)
+    return a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13
+
+
+@kernel
 def _eight_pixels_any(buf, q, wb, t, kw, stride_w, a):
     """:func:`_eight_pixels_5_s1` for any filter width and stride, tap by tap: one weight and eight input
     vectors per tap (no window kept in registers: the widths without a routine of their own)."""
@@ -387,16 +483,82 @@ def pixels_per_step(out_w):
 
 
 @kernel
-def _forward_row(buf, wb, v_top, col, dil_h, kh, kw, stride_w, out, o, pixel_stride, out_w, n):
+def _step_cost(out_w):
+    """Pixel slots spent on a row of ``out_w`` pixels by the steps of :func:`pixels_per_step` and the single
+    pixels of the tail (one counts as two slots, see :data:`TAIL_MAX_SINGLE_PIXELS`)."""
+    step = pixels_per_step(out_w)
+    tail = out_w % step
+    if tail > TAIL_MAX_SINGLE_PIXELS:
+        tail = 0
+    return (out_w - tail + step - 1) // step * step + 2 * tail
+
+
+@kernel
+def wide_steps(out_w):
+    """How many fourteen-pixel steps begin a row of ``out_w`` pixels: the count that spends the fewest pixel
+    slots, the rest of the row going as :func:`_step_cost` says (32 pixels: four steps of eight, not two of
+    fourteen and a step of eight for the last four).
+
+    Examples
+    --------
+    >>> wide_steps(14), wide_steps(28), wide_steps(32), wide_steps(56), wide_steps(69), wide_steps(17)
+    (1, 2, 0, 4, 4, 0)
+    """
+    best, best_cost = 0, float(_step_cost(out_w))
+    for m in range(1, out_w // 14 + 1):
+        cost = 14 * m * WIDE_STEP_PIXEL_COST + (_step_cost(out_w - 14 * m) if out_w > 14 * m else 0)
+        if cost < best_cost:
+            best, best_cost = m, cost
+    return best
+
+
+@kernel
+def wide_steps_fit(channels, itemsize, rows, out_w):
+    """Whether a call over ``rows`` output rows ``out_w`` pixels wide, ``channels`` per pixel, goes fourteen
+    pixels per step (:func:`_fourteen_pixels_5`): unless its output goes to memory at a wide pixel stride,
+    where a step's fourteen stores miss at once (one process, 2 threads, us, eight-pixel -> fourteen-pixel
+    steps: 8x28x28x240 5x5 486 -> 440, 4x69x69x48 7x7 517 -> 484, 1x56x56x96 7x7 111 -> 99, 1x14x14x672
+    5x5 36 -> 32; but 8x14x14x672 5x5 352 -> 401, 8x14x14x480 259 -> 277, 1x33x33x960 5x5 470 -> 510).
+
+    Examples
+    --------
+    >>> wide_steps_fit(48, 4, 276, 69), wide_steps_fit(672, 4, 7, 14), wide_steps_fit(672, 4, 56, 14)
+    (True, True, False)
+    """
+    return (channels * itemsize <= WIDE_STEP_MAX_PIXEL_BYTES
+            or 2 * rows * out_w * channels * itemsize <= WIDE_STEP_MAX_FOOTPRINT_BYTES)
+
+
+@kernel
+def _forward_row(buf, wb, v_top, col, dil_h, kh, kw, stride_w, out, o, pixel_stride, out_w, n, wide):
     """``out_w`` output pixels from a packed block (window top row ``buf[v_top]``, first pixel's window at
     column ``col``), stored from flat index ``o`` of ``out`` (pixel ``j`` at ``o + j * pixel_stride``).
     Filters 5 and 7 wide have routines of their own, other widths take :func:`_eight_pixels_any`;
     ``stride_w`` must be 1 or 2 (the band holds those steps' columns; :mod:`sepconv.fast.depthwise`
-    routes only those)."""
+    routes only those).  ``wide``: at stride 1, filters 5 and 7 wide go fourteen pixels per step first
+    (:func:`_fourteen_pixels_5`, :func:`wide_steps` of them), the rest of the row as below."""
     count = lanes(buf)
     width = buf.shape[1]
     z = vzeros(buf)
     row_step = dil_h * width * count
+    if wide and stride_w == 1 and (kw == 5 or kw == 7) and out_w >= 14:
+        j = 0
+        for _ in range(wide_steps(out_w)):
+            a14 = (z, z, z, z, z, z, z, z, z, z, z, z, z, z)
+            q = (v_top * width + col + j) * count
+            for di in range(kh):
+                if kw == 5:
+                    a14 = _fourteen_pixels_5(buf, q, wb, di * kw * count, a14)
+                else:
+                    a14 = _fourteen_pixels_7(buf, q, wb, di * kw * count, a14)
+                q += row_step
+            _store_pixels(out, o + j * pixel_stride, pixel_stride, a14, n, 14)
+            j += 14
+        if j == out_w:
+            return
+        col += j
+        o += j * pixel_stride
+        out_w -= j
     step = pixels_per_step(out_w)
     tail = out_w % step
     if tail > TAIL_MAX_SINGLE_PIXELS:
@@ -448,6 +610,7 @@ def depthwise_nhwc_forward_packed_rows(x, w, out, row_begin, row_end, stride_h, 
     shift = aligned_shift(out)
     span, table = phase_table(out_w, x.shape[2], kw, stride_w, dil_w, pad_left)
     wb = np.empty((kh * kw, count), x.dtype)
+    wide = wide_steps_fit(c, x.itemsize, row_end - row_begin, out_w)
     band_max = max(1, min(PACKED_BAND_ROWS, out_h, row_end - row_begin))
     buf = np.empty(((band_max - 1) * stride_h + (kh - 1) * dil_h + 1, span * dil_w, count), x.dtype)
     r = row_begin
@@ -467,7 +630,7 @@ def depthwise_nhwc_forward_packed_rows(x, w, out, row_begin, row_end, stride_h, 
                 o = (b * out_h + i) * out_w * c + k
                 for phase in range(dil_w):
                     _forward_row(band, wb, (i - i_begin) * stride_h, phase * span, dil_h, kh, kw, stride_w, out,
-                                 o + phase * c, dil_w * c, table[phase, 2], n)
+                                 o + phase * c, dil_w * c, table[phase, 2], n, wide)
         r += i_end - i_begin
 
 
