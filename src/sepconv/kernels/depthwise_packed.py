@@ -530,20 +530,20 @@ def wide_steps_fit(channels, itemsize, rows, out_w):
 
 
 @kernel
-def _forward_row(buf, wb, v_top, col, dil_h, kh, kw, stride_w, out, o, pixel_stride, out_w, n, wide):
+def _forward_row(buf, wb, v_top, col, dil_h, kh, kw, stride_w, out, o, pixel_stride, out_w, n, wide_count):
     """``out_w`` output pixels from a packed block (window top row ``buf[v_top]``, first pixel's window at
     column ``col``), stored from flat index ``o`` of ``out`` (pixel ``j`` at ``o + j * pixel_stride``).
     Filters 5 and 7 wide have routines of their own, other widths take :func:`_eight_pixels_any`;
     ``stride_w`` must be 1 or 2 (the band holds those steps' columns; :mod:`sepconv.fast.depthwise`
-    routes only those).  ``wide``: at stride 1, filters 5 and 7 wide go fourteen pixels per step first
-    (:func:`_fourteen_pixels_5`, :func:`wide_steps` of them), the rest of the row as below."""
+    routes only those).  ``wide_count``: steps of fourteen pixels that begin the row (:func:`_fourteen_pixels_5`;
+    stride 1, filters 5 and 7 wide only), the rest of the row as below."""
     count = lanes(buf)
     width = buf.shape[1]
     z = vzeros(buf)
     row_step = dil_h * width * count
-    if wide and stride_w == 1 and (kw == 5 or kw == 7) and out_w >= 14:
+    if wide_count > 0:
         j = 0
-        for _ in range(wide_steps(out_w)):
+        for _ in range(wide_count):
             a14 = (z, z, z, z, z, z, z, z, z, z, z, z, z, z)
             q = (v_top * width + col + j) * count
             for di in range(kh):
@@ -610,7 +610,10 @@ def depthwise_nhwc_forward_packed_rows(x, w, out, row_begin, row_end, stride_h, 
     shift = aligned_shift(out)
     span, table = phase_table(out_w, x.shape[2], kw, stride_w, dil_w, pad_left)
     wb = np.empty((kh * kw, count), x.dtype)
-    wide = wide_steps_fit(c, x.itemsize, row_end - row_begin, out_w)
+    wide_counts = np.zeros(dil_w, np.int64)  # fourteen-pixel steps per row of each phase (none at stride 2)
+    if stride_w == 1 and (kw == 5 or kw == 7) and wide_steps_fit(c, x.itemsize, row_end - row_begin, out_w):
+        for phase in range(dil_w):
+            wide_counts[phase] = wide_steps(table[phase, 2])
     band_max = max(1, min(PACKED_BAND_ROWS, out_h, row_end - row_begin))
     buf = np.empty(((band_max - 1) * stride_h + (kh - 1) * dil_h + 1, span * dil_w, count), x.dtype)
     r = row_begin
@@ -630,7 +633,7 @@ def depthwise_nhwc_forward_packed_rows(x, w, out, row_begin, row_end, stride_h, 
                 o = (b * out_h + i) * out_w * c + k
                 for phase in range(dil_w):
                     _forward_row(band, wb, (i - i_begin) * stride_h, phase * span, dil_h, kh, kw, stride_w, out,
-                                 o + phase * c, dil_w * c, table[phase, 2], n, wide)
+                                 o + phase * c, dil_w * c, table[phase, 2], n, wide_counts[phase])
         r += i_end - i_begin
 
 
