@@ -253,22 +253,29 @@ def _few_channels(channels: int, itemsize: int, kh: int, kw: int, stride_h: int,
     return _flat_rows_fit(channels, itemsize, stride_h, stride_w, pad_top, pad_left) and (kh, kw) != (3, 3)
 
 
-# 3x3 layers of at most this many bytes of channels per pixel take the flat-row kernel too.
+# 3x3 layers of at most this many bytes of channels per pixel take the flat-row kernel too; dilated ones on one
+# thread up to the second figure (half a vector).
 FEW_CHANNELS_3X3_BYTES = 16
+FEW_CHANNELS_3X3_DILATED_BYTES = 32
 
 
 def _few_channels_3x3(channels: int, itemsize: int, kh: int, kw: int, stride_h: int, stride_w: int, dil_h: int,
                       dil_w: int, pad_top: int, pad_left: int, n_chunks: int) -> bool:
     """The 3x3 layers the flat-row kernel runs faster than the 3x3 kernels, whose vector of channels is
-    then mostly empty: up to four float32 channels, and dilated layers of fewer channels than a vector
-    on one thread (one process, us, 3x3 kernel vs flat-row: 1x56x56x2 16.6 vs 12.1, 4x32x32x3 29.4 vs
-    19.5, 1x224x224x3 78 vs 53, dilation 2 102 vs 57; 1x33x33x3 d2 16.5 vs 9.7, 1x28x28x4 d3 14.7 vs
-    9.8, 1x33x33x12 d2 17.7 vs 15.5, 1x20x20x8 d2 VALID 8.0 vs 6.1; not split in two, where the 3x3
-    kernel kept the lead: 1x56x56x8 d2 14.4 vs 16.8, 2x40x40x8 d4 18.7 vs 22.0; 8 channels undilated
-    lost, 1x56x56x8 10.4 vs 17.0)."""
+    then mostly empty: up to four float32 channels, and dilated layers of up to eight on one thread
+    (one process, us, 3x3 kernel vs flat-row: 1x56x56x2 16.6 vs 12.1, 4x32x32x3 29.4 vs 19.5, 1x224x224x3
+    78 vs 53, dilation 2 102 vs 57; 1x33x33x3 d2 16.5 vs 9.7, 1x28x28x4 d3 14.7 vs 9.8, 1x20x20x8 d2 VALID
+    9.7 vs 7.9, 1x28x28x8 d2 11.4 vs 10.8; not split in two, where the 3x3 kernel kept the lead: 1x56x56x8
+    d2 14.4 vs 16.8, 2x40x40x8 d4 18.7 vs 22.0; 8 channels undilated lost, 1x56x56x8 10.4 vs 17.0).
+    From nine to fifteen channels, its vector of channels mostly full, the 3x3 kernel leads (the
+    implementation function, 1x19x19x12 d2 6.5 vs 8.0, 1x33x33x12 d4
+    10.6 vs 15.4, 1x33x33x14 d4 11.1 vs 18.7, 1x20x20x10 d2 6.3 vs 7.5; 1x33x33x12 d2 had been 17.7 vs
+    15.5 on an earlier VM)."""
     if (kh, kw) != (3, 3) or not _flat_rows_fit(channels, itemsize, stride_h, stride_w, pad_top, pad_left):
         return False
-    return channels * itemsize <= FEW_CHANNELS_3X3_BYTES or ((dil_h > 1 or dil_w > 1) and n_chunks == 1)
+    channel_bytes = channels * itemsize
+    return channel_bytes <= FEW_CHANNELS_3X3_BYTES or (
+        (dil_h > 1 or dil_w > 1) and n_chunks == 1 and channel_bytes <= FEW_CHANNELS_3X3_DILATED_BYTES)
 
 
 def _forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, stride_h: int, stride_w: int, dil_h: int, dil_w: int,
