@@ -499,66 +499,112 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
     if not kernels.all_finite(w3):
         return reference.depthwise_conv2d_backprop_input(w, dy, g)
     dy = np.ascontiguousarray(dy)
-    n = dy.shape[0]
+    return _input_gradient_plan(dy.shape, dy.dtype, g, _input_gradient_settings())(w3, dy, scratch)
+
+
+def _input_gradient_settings() -> tuple:
+    """What an input-gradient plan depends on besides the call: :func:`_split_settings`, the band size and
+    the kernel choices' settings."""
+    return (*_split_settings(), MULTIPLIER_BAND_BYTES, S2_W7_PARITY, STRIDED_SIMD_MIN_TAPS, STRIDED_SIMD_MIN_COLUMNS)
+
+
+@functools.lru_cache(maxsize=256)
+def _input_gradient_plan(dy_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGeometry, settings: tuple):
+    """``run(w3, dy, scratch) -> dx``: the input gradient's allocation, kernel and thread split for one
+    geometry, chosen once (as :func:`_forward_plan`: 1x13x13x8 stride 2, the implementation function
+    4.2 -> 3.3 us).  The kernels are looked up when they run, not when the plan is made."""
+    n = dy_shape[0]
     m = g.multiplier
+    dx_shape = (n, g.in_h, g.in_w, g.in_c)
     if m > 1 and not (g.stride_h == g.stride_w == 1  # else the flat-row forward of dy, on the whole gradient
-                      and _flat_rows_fit(g.out_c, dy.itemsize, 1, 1, (g.kh - 1) * g.dil_h - g.pad_top,
+                      and _flat_rows_fit(g.out_c, dtype.itemsize, 1, 1, (g.kh - 1) * g.dil_h - g.pad_top,
                                          (g.kw - 1) * g.dil_w - g.pad_left)):
-        shape = (n, g.in_h, g.in_w, g.in_c)
-        dx = recycled.empty(shape, dy.dtype) if scratch is None else workspace(scratch, shape, dy.dtype)
-        _input_gradient_multiplier_launch(dy.shape, shape, dy.dtype, g.kh, g.kw, *_geometry_ints(g), _strided_simd(g),
-                                          (*_split_settings(), MULTIPLIER_BAND_BYTES, S2_W7_PARITY))(w3, dy, dx)
-        return dx
-    shape = (n, g.in_h, g.in_w, g.out_c)
-    if m > 1:
-        dx = workspace("repeated_input_gradient", shape, dy.dtype, like=dy)
-    else:
-        dx = empty_like_offset(shape, dy.dtype, dy) if scratch is None else workspace(scratch, shape, dy.dtype, like=dy)
-    min_macs = _nhwc_min_macs(m > 1)
-    if g.stride_h == 1 and g.stride_w == 1:
-        _forward(dy, _flipped(w3), dx, 1, 1, g.dil_h, g.dil_w,
-                 (g.kh - 1) * g.dil_h - g.pad_top, (g.kw - 1) * g.dil_w - g.pad_left, m > 1)
-    elif _parity_kernel(g.kh, g.kw, g.stride_h, g.stride_w, g.dil_h, g.dil_w):
-        rows = n * g.in_h
-        n_chunks = _n_chunks(rows, _vector_size(dy) * g.kh * g.kw, dy.nbytes + dx.nbytes, min_macs=min_macs)
-        zero_row = _zero_row(dy.shape[2:], dy.dtype)
-        if n_chunks == 1 and g.kw == 7:
-            kernels.depthwise_nhwc_backprop_input_s2_w7_rows(w3, dy, dx, 0, rows, g.pad_top, g.pad_left)
-        elif n_chunks == 1:
-            rows_kernel = (kernels.depthwise_nhwc_backprop_input_s2_3x3_rows if g.kh == 3
-                           else kernels.depthwise_nhwc_backprop_input_s2_5x5_rows)
-            rows_kernel(w3, dy, dx, zero_row, 0, rows, g.pad_top, g.pad_left)
-        else:
-            with PARALLEL_LAUNCH:
-                kernels.depthwise_nhwc_backprop_input_s2_parallel(w3, dy, dx, zero_row, n_chunks, g.pad_top,
-                                                                  g.pad_left)
-    else:
-        if _strided_simd(g):  # each pixel's sum in a register
-            rows_kernel = kernels.depthwise_nhwc_backprop_input_strided_simd_rows
-            parallel_kernel = kernels.depthwise_nhwc_backprop_input_strided_simd_parallel
-            args = (g.stride_h, g.stride_w, g.pad_top, g.pad_left)
-        else:  # tap by tap, accumulated in the dx row
-            rows_kernel = kernels.depthwise_nhwc_backprop_input_strided_rows
-            parallel_kernel = kernels.depthwise_nhwc_backprop_input_strided_parallel
-            args = _geometry_ints(g)
-        rows = n * g.in_h
-        n_chunks = _n_chunks(rows, _vector_size(dy) * g.kh * g.kw, dy.nbytes + dx.nbytes, min_macs=min_macs)
-        if n_chunks == 1:
-            rows_kernel(w3, dy, dx, 0, rows, *args)
-        else:
-            with PARALLEL_LAUNCH:
-                parallel_kernel(w3, dy, dx, n_chunks, *args)
-    if m > 1:
-        shape = (n, g.in_h, g.in_w, g.in_c)
-        summed = recycled.empty(shape, dy.dtype) if scratch is None else workspace(scratch, shape, dy.dtype)
-        n_chunks = _copy_chunks(dx.size)
-        if n_chunks == 1:
+        multiplier_launch = _input_gradient_multiplier_launch(dy_shape, dx_shape, dtype, g.kh, g.kw,
+                                                              *_geometry_ints(g), _strided_simd(g), settings[:7])
+
+        def run(w3, dy, scratch):
+            dx = recycled.empty(dx_shape, dtype) if scratch is None else workspace(scratch, dx_shape, dtype)
+            multiplier_launch(w3, dy, dx)
+            return dx
+        return run
+    shape = (n, g.in_h, g.in_w, g.out_c)  # the C*M-channel gradient (C with multiplier 1)
+    launch = _input_gradient_launch(dy_shape, shape, dtype, g, settings)
+    if m == 1:
+        def run(w3, dy, scratch):
+            dx = empty_like_offset(shape, dtype, dy) if scratch is None else workspace(scratch, shape, dtype, like=dy)
+            launch(w3, dy, dx)
+            return dx
+        return run
+    sum_chunks = _copy_chunks(math.prod(shape))
+
+    def run(w3, dy, scratch):
+        dx = workspace("repeated_input_gradient", shape, dtype, like=dy)
+        launch(w3, dy, dx)
+        summed = recycled.empty(dx_shape, dtype) if scratch is None else workspace(scratch, dx_shape, dtype)
+        if sum_chunks == 1:
             kernels.sum_over_multiplier_flat(dx.reshape(-1), summed.reshape(-1), m, 0, summed.size)
         else:
             with PARALLEL_LAUNCH:
-                kernels.sum_over_multiplier_parallel(dx.reshape(-1), summed.reshape(-1), m, n_chunks)
+                kernels.sum_over_multiplier_parallel(dx.reshape(-1), summed.reshape(-1), m, sum_chunks)
         return summed
-    return dx
+    return run
+
+
+def _input_gradient_launch(dy_shape: tuple[int, ...], dx_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGeometry,
+                           settings: tuple):
+    """``launch(w3, dy, dx)``: the multiplier-1 kernels of the input gradient into ``dx`` of ``dx_shape``
+    (``C*M`` channels, for :func:`_input_gradient_plan`)."""
+    m = g.multiplier
+    if g.stride_h == 1 and g.stride_w == 1:
+        forward_launch = _forward_launch(dy_shape, dx_shape, dtype, g.kh, g.kw, 1, 1, g.dil_h, g.dil_w,
+                                         (g.kh - 1) * g.dil_h - g.pad_top, (g.kw - 1) * g.dil_w - g.pad_left, m > 1,
+                                         settings[:5])
+
+        def launch(w3, dy, dx):
+            forward_launch(dy, _flipped(w3), dx)
+        return launch
+    rows = dx_shape[0] * g.in_h
+    itemsize = dtype.itemsize
+    work = math.prod(dy_shape[:3]) * _whole_vectors(dy_shape[3], itemsize) * g.kh * g.kw
+    n_chunks = _n_chunks(rows, work, (math.prod(dy_shape) + math.prod(dx_shape)) * itemsize,
+                         min_macs=_nhwc_min_macs(m > 1))
+    if _parity_kernel(g.kh, g.kw, g.stride_h, g.stride_w, g.dil_h, g.dil_w):
+        pad_top, pad_left = g.pad_top, g.pad_left
+        row_shape = dy_shape[2:]
+        kept_row = _zero_row(row_shape, dtype)
+        if kept_row.nbytes > ZERO_ROW_KEPT_BYTES:
+            kept_row = None  # as in _forward_launch: a large call does not feel the allocation
+
+        def zero_row():
+            return _zero_row(row_shape, dtype) if kept_row is None else kept_row
+        if n_chunks > 1:
+            def launch(w3, dy, dx):
+                with PARALLEL_LAUNCH:
+                    kernels.depthwise_nhwc_backprop_input_s2_parallel(w3, dy, dx, zero_row(), n_chunks, pad_top,
+                                                                      pad_left)
+        elif g.kw == 7:
+            def launch(w3, dy, dx):
+                kernels.depthwise_nhwc_backprop_input_s2_w7_rows(w3, dy, dx, 0, rows, pad_top, pad_left)
+        else:
+            name = "depthwise_nhwc_backprop_input_s2_3x3_rows" if g.kh == 3 else "depthwise_nhwc_backprop_input_s2_5x5_rows"
+
+            def launch(w3, dy, dx):
+                getattr(kernels, name)(w3, dy, dx, zero_row(), 0, rows, pad_top, pad_left)
+        return launch
+    if _strided_simd(g):  # each pixel's sum in a register
+        kind = "depthwise_nhwc_backprop_input_strided_simd_"
+        args = (g.stride_h, g.stride_w, g.pad_top, g.pad_left)
+    else:  # tap by tap, accumulated in the dx row
+        kind = "depthwise_nhwc_backprop_input_strided_"
+        args = _geometry_ints(g)
+    if n_chunks == 1:
+        def launch(w3, dy, dx):
+            getattr(kernels, kind + "rows")(w3, dy, dx, 0, rows, *args)
+    else:
+        def launch(w3, dy, dx):
+            with PARALLEL_LAUNCH:
+                getattr(kernels, kind + "parallel")(w3, dy, dx, n_chunks, *args)
+    return launch
 
 
 @functools.lru_cache(maxsize=256)
