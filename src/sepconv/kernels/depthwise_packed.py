@@ -57,6 +57,13 @@ PACKED_BAND_ROWS = 32
 # A row's last pixels past its whole steps are computed one by one when there are at most this many: a step
 # of eight costs about as much as four single pixels (one pixel: a weight and an input load per multiply-add).
 TAIL_MAX_SINGLE_PIXELS = 3
+# Pixels of at most this many vectors keep whole channel blocks, their output stores split across cache lines,
+# rather than blocks shifted to the output's first aligned channel (:func:`~sepconv.kernels.depthwise.aligned_shift`):
+# the shift adds a block, a whole pass of the filter's taps, to the arithmetic (48 channels: 4 blocks, not 3).
+# One process, alternating, 1 thread, us, shifted / whole: 1x69x69x48 7x7 292 / 190, 1x56x56x64 7x7 178-154 /
+# 160-169, 1x56x56x96 7x7 337-293 / 283-273, 4x56x56x48 7x7 754-634 / 564-551; with more channels the split
+# stores cost more than the block (8x14x14x480 5x5 547 / 706, 4x28x28x144 5x5 322-286 / 340-338).
+PACKED_SPLIT_STORES_MAX_VECTORS = 4
 # Rows of stride 1 with filters 5 or 7 wide go fourteen pixels per step (:func:`_fourteen_pixels_5`) where the
 # output is not streamed to memory with a wide pixel stride: the pixel takes at most this many bytes ...
 WIDE_STEP_MAX_PIXEL_BYTES = 1024
@@ -607,7 +614,7 @@ def depthwise_nhwc_forward_packed_rows(x, w, out, row_begin, row_end, stride_h, 
     kh, kw = w.shape[0], w.shape[1]
     count = lanes(x)
     w2 = w.reshape(kh * kw, c)
-    shift = aligned_shift(out)
+    shift = aligned_shift(out) if c > PACKED_SPLIT_STORES_MAX_VECTORS * count else 0
     span, table = phase_table(out_w, x.shape[2], kw, stride_w, dil_w, pad_left)
     wb = np.empty((kh * kw, count), x.dtype)
     wide_counts = np.zeros(dil_w, np.int64)  # fourteen-pixel steps per row of each phase (none at stride 2)
