@@ -54,6 +54,11 @@ from .depthwise import _channel_block, _channel_blocks, aligned_shift
 
 # Output rows per packed band: a band of a 56-wide 7x7 layer is ~200 KB per channel block (in L2).
 PACKED_BAND_ROWS = 32
+# A band whose input and output rows (all channels) pass this many bytes is cut into tiles of columns
+# (:func:`column_tiles`): each channel block's pass re-reads the band's input lines, which must still be in L2.
+PACKED_BAND_BYTES = 1024 * 1024
+# ... unless a tile would be narrower than this many times the filter's reach (its extra columns packed twice).
+PACKED_TILE_MIN_REACHES = 4
 # A row's last pixels past its whole steps are computed one by one when there are at most this many: a step
 # of eight costs about as much as four single pixels (one pixel: a weight and an input load per multiply-add).
 TAIL_MAX_SINGLE_PIXELS = 3
@@ -605,6 +610,34 @@ def _forward_row(buf, wb, v_top, col, dil_h, kh, kw, stride_w, out, o, pixel_str
 
 
 @kernel
+def column_tiles(out_w, band_bytes, kw, dil_w):
+    """Output columns per tile of a band of ``band_bytes`` (its input and output rows): ``out_w`` (one tile)
+    when the band fits :data:`PACKED_BAND_BYTES`, else the fewest tiles that fit, rounded up to whole
+    fourteen-pixel steps, unless they would be narrower than :data:`PACKED_TILE_MIN_REACHES` filter reaches.
+    One process, 2 threads, public calls, three alternating runs, us, one tile -> tiles: 1x147x147x64 5x5
+    853-864 -> 615-682, 1x112x112x64 5x5 411-450 -> 322-385, 1x112x112x96 5x5 stride 2 319-406 -> 281-309,
+    1x56x56x144 5x5 164-192 -> 159-170; 1x56x56x144 7x7 212-261 -> 225-249 and 1x56x56x96 7x7 131-176 ->
+    147-169 within the noise.  A band cut to fewer rows instead (its filter rows packed again in each) lost
+    on 8x28x28x240 5x5 (0.97 -> 1.1 of PyTorch's time) and 1x65x65x320 5x5 dilation 2 (1.55 -> 1.8).
+
+    Examples
+    --------
+    >>> column_tiles(147, 32 * (147 + 147) * 64 * 4, 5, 1), column_tiles(112, 32 * 224 * 256, 5, 1)
+    (56, 56)
+    >>> column_tiles(56, 36 * 112 * 576, 7, 1), column_tiles(28, 28 * 56 * 960, 5, 1), column_tiles(65, 5 << 20, 5, 2)
+    (28, 28, 65)
+    """
+    tiles = -(-band_bytes // PACKED_BAND_BYTES)
+    if tiles <= 1:
+        return out_w
+    width = -(-out_w // tiles)
+    width = -(-width // 14) * 14
+    if width >= out_w or width < PACKED_TILE_MIN_REACHES * (kw - 1) * dil_w:
+        return out_w
+    return width
+
+
+@kernel
 def depthwise_nhwc_forward_packed_rows(x, w, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top,
                                        pad_left):
     """Forward with a filter ``w`` ``[kh, kw, C]``, horizontal stride 1 (any dilation) or 2 (dilation 1),
@@ -615,32 +648,45 @@ def depthwise_nhwc_forward_packed_rows(x, w, out, row_begin, row_end, stride_h, 
     count = lanes(x)
     w2 = w.reshape(kh * kw, c)
     shift = aligned_shift(out) if c > PACKED_SPLIT_STORES_MAX_VECTORS * count else 0
-    span, table = phase_table(out_w, x.shape[2], kw, stride_w, dil_w, pad_left)
-    wb = np.empty((kh * kw, count), x.dtype)
-    wide_counts = np.zeros(dil_w, np.int64)  # fourteen-pixel steps per row of each phase (none at stride 2)
-    if stride_w == 1 and (kw == 5 or kw == 7) and wide_steps_fit(c, x.itemsize, row_end - row_begin, out_w):
-        for phase in range(dil_w):
-            wide_counts[phase] = wide_steps(table[phase, 2])
     band_max = max(1, min(PACKED_BAND_ROWS, out_h, row_end - row_begin))
-    buf = np.empty(((band_max - 1) * stride_h + (kh - 1) * dil_h + 1, span * dil_w, count), x.dtype)
+    band_rows = (band_max - 1) * stride_h + (kh - 1) * dil_h + 1
+    tile_w = column_tiles(out_w, (band_rows * x.shape[2] + band_max * out_w) * c * x.itemsize, kw, dil_w)
+    tiles = -(-out_w // tile_w)
+    spans = np.empty(tiles, np.int64)
+    tables = np.empty((tiles, dil_w, 3), np.int64)
+    wide_counts = np.zeros((tiles, dil_w), np.int64)  # fourteen-pixel steps per row of each phase (none at stride 2)
+    wide = stride_w == 1 and (kw == 5 or kw == 7) and wide_steps_fit(c, x.itemsize, row_end - row_begin, out_w)
+    for tile in range(tiles):
+        j0 = tile * tile_w
+        spans[tile], tables[tile] = phase_table(min(tile_w, out_w - j0), x.shape[2], kw, stride_w, dil_w,
+                                                pad_left - j0 * stride_w)
+        if wide:
+            for phase in range(dil_w):
+                wide_counts[tile, phase] = wide_steps(tables[tile, phase, 2])
+    wb = np.empty((kh * kw, count), x.dtype)
+    storage = np.empty(band_rows * spans.max() * dil_w * count, x.dtype)
     r = row_begin
     while r < row_end:
         b = r // out_h
         i_begin = r - b * out_h
         i_end = min(out_h, i_begin + (row_end - r), i_begin + band_max)
-        band = buf[:(i_end - 1 - i_begin) * stride_h + (kh - 1) * dil_h + 1]
+        rows = (i_end - 1 - i_begin) * stride_h + (kh - 1) * dil_h + 1
         row_origin = i_begin * stride_h - pad_top
-        _zero_padding(x, row_origin, span, table, band)
-        for kb in range(_channel_blocks(c, shift, count)):
-            k, n = _channel_block(kb, c, shift, count)
-            for t in range(kh * kw):
-                vstore(wb, t * count, vload_n(w2, t * c + k, n))
-            _pack_channel_block(x, b, row_origin, pad_left, k, n, span, table, band)
-            for i in range(i_begin, i_end):
-                o = (b * out_h + i) * out_w * c + k
-                for phase in range(dil_w):
-                    _forward_row(band, wb, (i - i_begin) * stride_h, phase * span, dil_h, kh, kw, stride_w, out,
-                                 o + phase * c, dil_w * c, table[phase, 2], n, wide_counts[phase])
+        for tile in range(tiles):
+            j0 = tile * tile_w
+            span, table, tile_pad = spans[tile], tables[tile], pad_left - j0 * stride_w
+            band = storage[:rows * span * dil_w * count].reshape((rows, span * dil_w, count))
+            _zero_padding(x, row_origin, span, table, band)
+            for kb in range(_channel_blocks(c, shift, count)):
+                k, n = _channel_block(kb, c, shift, count)
+                for t in range(kh * kw):
+                    vstore(wb, t * count, vload_n(w2, t * c + k, n))
+                _pack_channel_block(x, b, row_origin, tile_pad, k, n, span, table, band)
+                for i in range(i_begin, i_end):
+                    o = ((b * out_h + i) * out_w + j0) * c + k
+                    for phase in range(dil_w):
+                        _forward_row(band, wb, (i - i_begin) * stride_h, phase * span, dil_h, kh, kw, stride_w, out,
+                                     o + phase * c, dil_w * c, table[phase, 2], n, wide_counts[tile, phase])
         r += i_end - i_begin
 
 
