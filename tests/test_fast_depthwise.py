@@ -842,10 +842,9 @@ def test_kept_zero_rows_stay_zero(threads, monkeypatch):
     assert all(not row.any() for row in fast_depthwise._zero_rows.values())
 
 
-def test_packed_kernels_are_taken_where_the_copy_stays_small(monkeypatch):
-    """5x5 and 7x7 layers with half a vector of channels or more reach the packed kernels (forward and
-    stride-1 input gradient, dilated too); fewer channels, an image shorter than the dilated filter, or
-    a horizontal dilation with stride 2, do not."""
+def _spy_packed_rows(monkeypatch) -> list[tuple]:
+    """Every call on one thread, and the input shape of each call of the packed forward's rows kernel recorded in
+    the returned list."""
     from sepconv.kernels import depthwise_packed
 
     calls: list[tuple] = []
@@ -858,6 +857,14 @@ def test_packed_kernels_are_taken_where_the_copy_stays_small(monkeypatch):
     monkeypatch.setattr(depthwise_packed, "depthwise_nhwc_forward_packed_rows", spy)
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 10**18)
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 10**18)
+    return calls
+
+
+def test_packed_kernels_are_taken_where_the_copy_stays_small(monkeypatch):
+    """5x5 and 7x7 layers with half a vector of channels or more reach the packed kernels (forward and
+    stride-1 input gradient, dilated too); fewer channels, an image shorter than the dilated filter, or
+    a horizontal dilation with stride 2, do not."""
+    calls = _spy_packed_rows(monkeypatch)
     for geometry, taken in [((1, 12, 11, 16, 1, (7, 7), 1, 1, "SAME"), True),
                             ((1, 12, 11, 24, 1, (5, 5), (1, 2), 1, "SAME"), True),
                             ((1, 12, 11, 4, 1, (7, 7), 1, 1, "SAME"), False),  # 16 bytes of channels
@@ -878,17 +885,8 @@ def test_packed_fourteen_pixel_steps_match_reference(k, dilation, monkeypatch):
     stride keeps the eight-pixel steps.  Both against the reference."""
     from sepconv.kernels import depthwise_packed
 
-    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 10**18)
-    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 10**18)
     assert [depthwise_packed.wide_steps(w) for w in (13, 14, 19, 32, 33, 42, 69)] == [0, 1, 1, 0, 2, 3, 4]
-    calls: list[tuple] = []
-    original = depthwise_packed.depthwise_nhwc_forward_packed_rows
-
-    def spy(x, *args):
-        calls.append(x.shape)
-        return original(x, *args)
-
-    monkeypatch.setattr(depthwise_packed, "depthwise_nhwc_forward_packed_rows", spy)
+    calls = _spy_packed_rows(monkeypatch)
     for n, h, w, c, dtype in [(1, 13, 14, 20, np.float32), (2, 14, 19, 40, np.float32), (1, 13, 33, 17, np.float64),
                               (1, 15, 42, 24, np.float32), (1, 13, 69, 16, np.float64)]:
         out_w = w if dilation == 1 else -(-w // dilation)
@@ -919,16 +917,7 @@ def test_packed_column_tiles_match_reference(k, stride, dilation, w, c, dtype, m
     itemsize = np.dtype(dtype).itemsize
     tile_w = depthwise_packed.column_tiles(out_w, (band_rows * w + band_max * out_w) * c * itemsize, k, dilation)
     assert tile_w < out_w and out_w % tile_w
-    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 10**18)
-    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 10**18)
-    calls: list[tuple] = []
-    original = depthwise_packed.depthwise_nhwc_forward_packed_rows
-
-    def spy(x, *args):
-        calls.append(x.shape)
-        return original(x, *args)
-
-    monkeypatch.setattr(depthwise_packed, "depthwise_nhwc_forward_packed_rows", spy)
+    calls = _spy_packed_rows(monkeypatch)
     _assert_three_ops_match(*_problem((n, h, w, c, 1, (k, k), stride, dilation, "SAME"), dtype), dtype)
     assert (n, h, w, c) in calls
 
