@@ -613,7 +613,9 @@ def _forward_row(buf, wb, v_top, col, dil_h, kh, kw, stride_w, out, o, pixel_str
 def column_tiles(out_w, band_bytes, kw, dil_w):
     """Output columns per tile of a band of ``band_bytes`` (its input and output rows): ``out_w`` (one tile)
     when the band fits :data:`PACKED_BAND_BYTES`, else the fewest tiles that fit, rounded up to whole
-    fourteen-pixel steps, unless they would be narrower than :data:`PACKED_TILE_MIN_REACHES` filter reaches.
+    fourteen-pixel steps (unless that leaves a last tile narrower than :data:`PACKED_TILE_MIN_REACHES` filter
+    reaches: 31 columns of a 7x7 filter in 28 and 3 took 1.3x the time of one tile), unless they would be
+    narrower than that.
     One process, 2 threads, public calls, three alternating runs, us, one tile -> tiles: 1x147x147x64 5x5
     853-864 -> 615-682, 1x112x112x64 5x5 411-450 -> 322-385, 1x112x112x96 5x5 stride 2 319-406 -> 281-309,
     1x56x56x144 5x5 164-192 -> 159-170; 1x56x56x144 7x7 212-261 -> 225-249 and 1x56x56x96 7x7 131-176 ->
@@ -626,13 +628,18 @@ def column_tiles(out_w, band_bytes, kw, dil_w):
     (56, 56)
     >>> column_tiles(56, 36 * 112 * 576, 7, 1), column_tiles(28, 28 * 56 * 960, 5, 1), column_tiles(65, 5 << 20, 5, 2)
     (28, 28, 65)
+    >>> column_tiles(31, (67 * 67 + 31 * 31) * 384, 7, 1), column_tiles(60, 3 << 20, 5, 1)
+    (31, 20)
     """
     tiles = -(-band_bytes // PACKED_BAND_BYTES)
     if tiles <= 1:
         return out_w
+    narrowest = PACKED_TILE_MIN_REACHES * (kw - 1) * dil_w
     width = -(-out_w // tiles)
-    width = -(-width // 14) * 14
-    if width >= out_w or width < PACKED_TILE_MIN_REACHES * (kw - 1) * dil_w:
+    rounded = -(-width // 14) * 14
+    if out_w % rounded == 0 or out_w % rounded >= narrowest:  # no last tile of a few columns
+        width = rounded
+    if width >= out_w or width < narrowest:
         return out_w
     return width
 
