@@ -186,6 +186,16 @@ def _zero_row(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     return row
 
 
+def _plan_zero_row(shape: tuple[int, ...], dtype: np.dtype):
+    """``zero_row()`` for a launch made once per geometry: the row of :func:`_zero_row` kept by the launch when it
+    is small, else looked up at each call (a large call does not feel the allocation; the launch keeps no large
+    buffer)."""
+    row = _zero_row(shape, dtype)
+    if row.nbytes > ZERO_ROW_KEPT_BYTES:
+        return lambda: _zero_row(shape, dtype)
+    return lambda: row
+
+
 # Filters of any size but 3x3 (whose direct kernels need only three loads per pixel), horizontal
 # stride 1 (any dilation: a band's columns are packed by phase) or 2 (dilation 1), take the packed
 # kernels (sepconv.kernels.depthwise_packed) when the packed copy stays a small multiple of the input:
@@ -267,10 +277,9 @@ def _few_channels_3x3(channels: int, itemsize: int, kh: int, kw: int, stride_h: 
     78 vs 53, dilation 2 102 vs 57; 1x33x33x3 d2 16.5 vs 9.7, 1x28x28x4 d3 14.7 vs 9.8, 1x20x20x8 d2 VALID
     9.7 vs 7.9, 1x28x28x8 d2 11.4 vs 10.8; not split in two, where the 3x3 kernel kept the lead: 1x56x56x8
     d2 14.4 vs 16.8, 2x40x40x8 d4 18.7 vs 22.0; 8 channels undilated lost, 1x56x56x8 10.4 vs 17.0).
-    From nine to fifteen channels, its vector of channels mostly full, the 3x3 kernel leads (the
-    implementation function, 1x19x19x12 d2 6.5 vs 8.0, 1x33x33x12 d4
-    10.6 vs 15.4, 1x33x33x14 d4 11.1 vs 18.7, 1x20x20x10 d2 6.3 vs 7.5; 1x33x33x12 d2 had been 17.7 vs
-    15.5 on an earlier VM)."""
+    From nine to fifteen channels, its vector of channels mostly full, the 3x3 kernel leads (the implementation
+    function, 1x19x19x12 d2 6.5 vs 8.0, 1x33x33x12 d4 10.6 vs 15.4, 1x33x33x14 d4 11.1 vs 18.7, 1x20x20x10 d2
+    6.3 vs 7.5; 1x33x33x12 d2 had been 17.7 vs 15.5 on an earlier VM)."""
     if (kh, kw) != (3, 3) or not _flat_rows_fit(channels, itemsize, stride_h, stride_w, pad_top, pad_left):
         return False
     channel_bytes = channels * itemsize
@@ -351,15 +360,11 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
                 kernels.depthwise_nhwc_forward_few_channels_padded_rows(x, wt, w2, out, buffers[0], 0, rows,
                                                                          *few_args)
         return launch
-    row_shape = in_shape[2:]
-    zero_row = _zero_row(row_shape, dtype)
-    if zero_row.nbytes > ZERO_ROW_KEPT_BYTES:
-        zero_row = None  # a large call does not feel the allocation; the launch keeps no large buffer
+    zero_row = _plan_zero_row(in_shape[2:], dtype)
     if n_chunks > 1:
         def launch(x, w3, out):
             with PARALLEL_LAUNCH:
-                kernels.depthwise_nhwc_forward_parallel(x, w3, out, _zero_row(row_shape, dtype)
-                                                        if zero_row is None else zero_row, n_chunks, *args)
+                kernels.depthwise_nhwc_forward_parallel(x, w3, out, zero_row(), n_chunks, *args)
         return launch
     if kh == 3 and kw == 3:
         rows_kernel = kernels.depthwise_nhwc_forward_3x3_rows
@@ -369,7 +374,7 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
         rows_kernel = kernels.depthwise_nhwc_forward_rows
 
     def launch(x, w3, out):  # the zero row: read for filter rows in the padding
-        rows_kernel(x, w3, out, _zero_row(row_shape, dtype) if zero_row is None else zero_row, 0, rows, *args)
+        rows_kernel(x, w3, out, zero_row(), 0, rows, *args)
     return launch
 
 
@@ -519,8 +524,9 @@ def _input_gradient_plan(dy_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGe
     if m > 1 and not (g.stride_h == g.stride_w == 1  # else the flat-row forward of dy, on the whole gradient
                       and _flat_rows_fit(g.out_c, dtype.itemsize, 1, 1, (g.kh - 1) * g.dil_h - g.pad_top,
                                          (g.kw - 1) * g.dil_w - g.pad_left)):
+        band_settings = settings[:7]  # _split_settings(), MULTIPLIER_BAND_BYTES, S2_W7_PARITY
         multiplier_launch = _input_gradient_multiplier_launch(dy_shape, dx_shape, dtype, g.kh, g.kw,
-                                                              *_geometry_ints(g), _strided_simd(g), settings[:7])
+                                                              *_geometry_ints(g), _strided_simd(g), band_settings)
 
         def run(w3, dy, scratch):
             dx = recycled.empty(dx_shape, dtype) if scratch is None else workspace(scratch, dx_shape, dtype)
@@ -556,9 +562,10 @@ def _input_gradient_launch(dy_shape: tuple[int, ...], dx_shape: tuple[int, ...],
     (``C*M`` channels, for :func:`_input_gradient_plan`)."""
     m = g.multiplier
     if g.stride_h == 1 and g.stride_w == 1:
+        split_settings = settings[:5]  # _split_settings()
         forward_launch = _forward_launch(dy_shape, dx_shape, dtype, g.kh, g.kw, 1, 1, g.dil_h, g.dil_w,
                                          (g.kh - 1) * g.dil_h - g.pad_top, (g.kw - 1) * g.dil_w - g.pad_left, m > 1,
-                                         settings[:5])
+                                         split_settings)
 
         def launch(w3, dy, dx):
             forward_launch(dy, _flipped(w3), dx)
@@ -570,13 +577,7 @@ def _input_gradient_launch(dy_shape: tuple[int, ...], dx_shape: tuple[int, ...],
                          min_macs=_nhwc_min_macs(m > 1))
     if _parity_kernel(g.kh, g.kw, g.stride_h, g.stride_w, g.dil_h, g.dil_w):
         pad_top, pad_left = g.pad_top, g.pad_left
-        row_shape = dy_shape[2:]
-        kept_row = _zero_row(row_shape, dtype)
-        if kept_row.nbytes > ZERO_ROW_KEPT_BYTES:
-            kept_row = None  # as in _forward_launch: a large call does not feel the allocation
-
-        def zero_row():
-            return _zero_row(row_shape, dtype) if kept_row is None else kept_row
+        zero_row = _plan_zero_row(dy_shape[2:], dtype)
         if n_chunks > 1:
             def launch(w3, dy, dx):
                 with PARALLEL_LAUNCH:
@@ -585,25 +586,31 @@ def _input_gradient_launch(dy_shape: tuple[int, ...], dx_shape: tuple[int, ...],
         elif g.kw == 7:
             def launch(w3, dy, dx):
                 kernels.depthwise_nhwc_backprop_input_s2_w7_rows(w3, dy, dx, 0, rows, pad_top, pad_left)
-        else:
-            name = "depthwise_nhwc_backprop_input_s2_3x3_rows" if g.kh == 3 else "depthwise_nhwc_backprop_input_s2_5x5_rows"
-
+        elif g.kh == 3:
             def launch(w3, dy, dx):
-                getattr(kernels, name)(w3, dy, dx, zero_row(), 0, rows, pad_top, pad_left)
+                kernels.depthwise_nhwc_backprop_input_s2_3x3_rows(w3, dy, dx, zero_row(), 0, rows, pad_top, pad_left)
+        else:
+            def launch(w3, dy, dx):
+                kernels.depthwise_nhwc_backprop_input_s2_5x5_rows(w3, dy, dx, zero_row(), 0, rows, pad_top, pad_left)
         return launch
     if _strided_simd(g):  # each pixel's sum in a register
-        kind = "depthwise_nhwc_backprop_input_strided_simd_"
         args = (g.stride_h, g.stride_w, g.pad_top, g.pad_left)
-    else:  # tap by tap, accumulated in the dx row
-        kind = "depthwise_nhwc_backprop_input_strided_"
-        args = _geometry_ints(g)
+        if n_chunks == 1:
+            def launch(w3, dy, dx):
+                kernels.depthwise_nhwc_backprop_input_strided_simd_rows(w3, dy, dx, 0, rows, *args)
+        else:
+            def launch(w3, dy, dx):
+                with PARALLEL_LAUNCH:
+                    kernels.depthwise_nhwc_backprop_input_strided_simd_parallel(w3, dy, dx, n_chunks, *args)
+        return launch
+    args = _geometry_ints(g)  # tap by tap, accumulated in the dx row
     if n_chunks == 1:
         def launch(w3, dy, dx):
-            getattr(kernels, kind + "rows")(w3, dy, dx, 0, rows, *args)
+            kernels.depthwise_nhwc_backprop_input_strided_rows(w3, dy, dx, 0, rows, *args)
     else:
         def launch(w3, dy, dx):
             with PARALLEL_LAUNCH:
-                getattr(kernels, kind + "parallel")(w3, dy, dx, n_chunks, *args)
+                kernels.depthwise_nhwc_backprop_input_strided_parallel(w3, dy, dx, n_chunks, *args)
     return launch
 
 
