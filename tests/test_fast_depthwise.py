@@ -702,6 +702,22 @@ def test_simd_channel_blocks_at_every_alignment(kernel_size, c, dtype, monkeypat
     _assert_three_ops_match(_at_offset(x, itemsize), filt, _at_offset(dy, 2 * itemsize), strided, dtype)
 
 
+@pytest.mark.parametrize("kernel_size, stride, on_line", [(5, 1, True), (7, 2, True), (3, 1, False)])
+def test_packed_outputs_start_on_a_line(kernel_size, stride, on_line):
+    """The packed kernels' outputs (forward, and the stride-1 input gradient, the packed forward of ``dy``) start
+    on a cache line whatever the input's offset from one; the other kernels' at the input's offset.  Both match
+    the reference, from an input 16 bytes past a line."""
+    x, filt, dy, args = _problem((1, 40, 44, 64, 1, (kernel_size, kernel_size), stride, 1, "SAME"), np.float32)
+    x, dy = _at_offset(x, 16), _at_offset(dy, 16)
+    fast, ref = _both(sepconv.depthwise_conv2d, x, filt, **args)
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    assert fast.ctypes.data % 64 == (0 if on_line else 16)
+    if stride == 1:
+        fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, filt, dy, **args)
+        np.testing.assert_allclose(fast, ref, **tol(np.float32))
+        assert fast.ctypes.data % 64 == (0 if on_line else 16)
+
+
 @pytest.mark.parametrize("layout", ["transposed", "fortran", "strided", "reversed"])
 def test_non_contiguous_inputs(layout):
     rng = np.random.default_rng(1)

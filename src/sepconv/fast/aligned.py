@@ -6,7 +6,9 @@ straddles two lines, and a split load costs about twice a whole one (measured: t
 forward on 1x56x56x144, 2 threads, 230 us misaligned vs 150 us aligned).  The kernels therefore
 start their channel blocks at the input's first aligned channel
 (:func:`sepconv.kernels.depthwise.aligned_shift`), and outputs are allocated at the same offset
-from a cache line as the input they are computed from, so loads and stores are whole lines.
+from a cache line as the input they are computed from, so loads and stores are whole lines.  The
+packed kernels (5x5, 7x7, ...), which read the input through a copy, take outputs on a line instead
+(:func:`sepconv.fast.depthwise._packed_output`).
 """
 
 from __future__ import annotations
