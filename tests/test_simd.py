@@ -8,6 +8,7 @@ import pytest
 
 from sepconv.kernels._simd import (
     address,
+    empty_on_line,
     lanes,
     prefetch,
     vadd,
@@ -125,3 +126,20 @@ def test_prefetch_is_only_a_hint(dtype):
     a = np.arange(1, 1001, dtype=dtype)
     for ahead in (0, 64, 10**6):
         assert _sum_with_prefetch(a, ahead) == a.sum(dtype=np.float64)
+
+
+@numba.njit
+def _scratch_offsets(like, sizes):
+    offsets = np.empty(len(sizes), np.int64)
+    for i in range(len(sizes)):
+        a = empty_on_line(sizes[i], like)
+        a[:] = 1  # every element writable: the slice is inside its buffer
+        offsets[i] = address(a) % 64 if a.size == sizes[i] else -1
+    return offsets
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_empty_on_line_starts_on_a_line(dtype):
+    """Numba's ``np.empty`` starts 32 bytes past a line as often as not; ``empty_on_line`` on one, of the size asked."""
+    sizes = np.arange(1, 2000, 37)
+    assert (_scratch_offsets(np.ones(1, dtype), sizes) == 0).all()

@@ -26,6 +26,7 @@ so the kernels stay correct on any CPU).
 
 from __future__ import annotations
 
+import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
@@ -234,6 +235,16 @@ def vbroadcast(typingctx, array, index):
         data = context.make_array(array)(context, builder, args[0]).data
         return _splat(builder, builder.load(builder.gep(data, [args[1]])), vec.count)
     return vec(array, types.intp), codegen
+
+
+@kernel
+def empty_on_line(size, like):
+    """A 1-D array of ``size`` elements of ``like``'s dtype whose data starts on a cache line.  Numba's own
+    ``np.empty`` starts 32 bytes past one as often as not, and there every vector load of a scratch buffer
+    is split over two lines."""
+    raw = np.empty(size + lanes(like), like.dtype)
+    start = (-address(raw) % VECTOR_BYTES) // raw.itemsize
+    return raw[start:start + size]
 
 
 @kernel

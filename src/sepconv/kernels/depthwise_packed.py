@@ -49,7 +49,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import kernel
-from ._simd import lanes, vadd, vfma, vload, vload_n, vstore, vstore_n, vzeros
+from ._simd import empty_on_line, lanes, vadd, vfma, vload, vload_n, vstore, vstore_n, vzeros
 from .depthwise import _channel_block, _channel_blocks, aligned_shift
 
 # Output rows per packed band: a band of a 56-wide 7x7 layer is ~200 KB per channel block (in L2).
@@ -670,8 +670,8 @@ def depthwise_nhwc_forward_packed_rows(x, w, out, row_begin, row_end, stride_h, 
         if wide:
             for phase in range(dil_w):
                 wide_counts[tile, phase] = wide_steps(tables[tile, phase, 2])
-    wb = np.empty((kh * kw, count), x.dtype)
-    storage = np.empty(band_rows * spans.max() * dil_w * count, x.dtype)
+    wb = empty_on_line(kh * kw * count, x).reshape((kh * kw, count))
+    storage = empty_on_line(band_rows * spans.max() * dil_w * count, x)
     r = row_begin
     while r < row_end:
         b = r // out_h
