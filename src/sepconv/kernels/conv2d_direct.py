@@ -43,7 +43,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import kernel
-from ._simd import lanes, prefetch, vbroadcast, vfma, vload, vload_n, vstore, vstore_n, vzeros
+from ._simd import empty_on_line, lanes, prefetch, vbroadcast, vfma, vload, vload_n, vstore, vstore_n, vzeros
 from .pointwise import TILE_PIXELS, _pixel2, _pixel3, _pixel4, _store2, _store3, _store4, pack_pointwise_panels, panel_layout
 
 
@@ -387,7 +387,8 @@ def conv2d_direct_streamed_range(xf, taps, c_size, w, out, out_c, out_h, out_w, 
     L = lanes(out)
     panel = 4 * L
     bases = np.empty(block_pixels + TILE_PIXELS, np.int64)
-    bp = np.zeros(chunk_channels * panel, w.dtype)
+    bp = empty_on_line(chunk_channels * panel, w)  # vector loads of the panel: on a line, none split
+    bp[:] = 0
     # blocks of equal size (whole tiles), so that no block is a short remainder that packs the whole filter
     # again for a few tiles (100 pixels -> 1536 columns, blocks of 84 + 16: 25% slower than 54 + 46)
     blocks = -(-(pixel_end - pixel_begin) // block_pixels)
