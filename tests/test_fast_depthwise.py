@@ -938,6 +938,26 @@ def test_packed_column_tiles_match_reference(k, stride, dilation, w, c, monkeypa
     assert (n, h, w, c) in calls
 
 
+@pytest.mark.parametrize("h, w, c, k, dilation", [(96, 100, 36, 5, 1), (80, 90, 48, 7, 2), (100, 104, 32, 5, 1)])
+def test_packed_channel_groups_match_reference(h, w, c, k, dilation, monkeypatch):
+    """An image past PACKED_GROUP_MIN_IMAGE_BYTES at stride 1 packs PACKED_GROUP_BLOCKS channel blocks per pass:
+    36 and 48 float64 channels (lanes of 8) are groups of 4 and a last block alone (36: its 4 channels masked) or
+    a group of 2; 32 is one group of 4.  Forward and input gradient (the packed forward of ``out_backprop``) as the
+    reference, in bands of rows and tiles of columns."""
+    from sepconv.kernels import depthwise_packed
+
+    dtype = np.float64
+    assert h * w * c * np.dtype(dtype).itemsize >= depthwise_packed.PACKED_GROUP_MIN_IMAGE_BYTES
+    assert -(-c // 8) > depthwise_packed.PACKED_GROUP_BLOCKS or c == 32
+    calls = _spy_packed_rows(monkeypatch)
+    x, filt, dy, args = _problem((1, h, w, c, 1, (k, k), 1, dilation, "SAME"), dtype, seed=h)
+    fast, ref = _both(sepconv.depthwise_conv2d, x, filt, **args)
+    np.testing.assert_allclose(fast, ref, rtol=1e-10, atol=1e-10)
+    fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, filt, dy, **args)
+    np.testing.assert_allclose(fast, ref, rtol=1e-10, atol=1e-10)
+    assert (1, h, w, c) in calls
+
+
 # --------------------------------------------------------------------------- both gradients in one call
 
 

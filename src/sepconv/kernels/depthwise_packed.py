@@ -24,7 +24,9 @@ only three loads per pixel, the copy does not pay: packed, 1x56x56x144 took 233 
 8x56x56x144 1465 against 1016.)
 
 Work is split over flat output rows as in :mod:`sepconv.kernels.depthwise`; a band is at most
-:data:`PACKED_BAND_ROWS` output rows of one image.
+:data:`PACKED_BAND_ROWS` output rows of one image.  On images larger than a core's L2, a band's channel
+blocks are packed :data:`PACKED_GROUP_BLOCKS` at a time (:func:`_pack_channel_group`), so that the input
+is read whole lines in order.
 
 Examples
 --------
@@ -69,6 +71,16 @@ TAIL_MAX_SINGLE_PIXELS = 3
 # 160-169, 1x56x56x96 7x7 337-293 / 283-273, 4x56x56x48 7x7 754-634 / 564-551; with more channels the split
 # stores cost more than the block (8x14x14x480 5x5 547 / 706, 4x28x28x144 5x5 322-286 / 340-338).
 PACKED_SPLIT_STORES_MAX_VECTORS = 4
+# Where the image is larger than a core's L2 (and the stride is 1), this many channel blocks are packed in one pass
+# over the band, each pixel's blocks read in order (whole lines, as the prefetchers stream them), then computed one
+# after the other.  One process, 2 threads, 60 alternating runs, two runs each, us, one block -> four per pass:
+# 1x147x147x64 5x5 499-547 -> 444-473, 1x128x128x64 383-397 -> 341-345, 1x112x112x64 285-287 -> 257-261,
+# 2x112x112x64 571-576 -> 506-509, 1x33x33x960 5x5 498-539 -> 415-445, 1x65x65x320 5x5 dilation 2 732-752 ->
+# 668-710, 1x112x112x48 180 -> 174-176; but on smaller images, whose band stays in L2 anyway, the four buffers
+# crowd it: 8x14x14x672 5x5 368-386 -> 427-433, 8x28x28x240 5x5 465 -> 493, 1x56x56x144 7x7 194 -> 207; and at
+# stride 2 1x112x112x96 5x5 250-257 -> 269-271.
+PACKED_GROUP_BLOCKS = 4
+PACKED_GROUP_MIN_IMAGE_BYTES = 2 * 1024 * 1024
 # Rows of stride 1 with filters 5 or 7 wide go fourteen pixels per step (:func:`_fourteen_pixels_5`) where the
 # output is not streamed to memory with a wide pixel stride: the pixel takes at most this many bytes ...
 WIDE_STEP_MAX_PIXEL_BYTES = 1024
@@ -145,6 +157,27 @@ def _pack_channel_block(x, b, row_origin, pad_left, k, n, span, table, buf):
             src = row + phase * c
             for m in range(table[phase, 0], table[phase, 1]):
                 vstore(buf, p + m * count, vload_n(x, src + m * phases * c, n))
+
+
+@kernel
+def _pack_channel_group(x, b, row_origin, pad_left, ks, ns, span, table, bufs):
+    """:func:`_pack_channel_block` of the channel blocks ``[ks[g], ks[g] + ns[g])`` at once, block ``g`` into
+    ``bufs[g]``: each pixel's blocks are read one after the other, whole lines in order."""
+    in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
+    count = lanes(x)
+    group = ks.shape[0]
+    rows, width = bufs.shape[1], bufs.shape[2]
+    size = rows * width * count
+    phases = table.shape[0]
+    v_lo, v_hi = _rows_inside(row_origin, rows, in_h)
+    for v in range(v_lo, v_hi):
+        row = ((b * in_h + row_origin + v) * in_w - pad_left) * c
+        for phase in range(phases):
+            p = (v * width + phase * span) * count
+            src = row + phase * c
+            for m in range(table[phase, 0], table[phase, 1]):
+                for g in range(group):
+                    vstore(bufs, g * size + p + m * count, vload_n(x, src + m * phases * c + ks[g], ns[g]))
 
 
 @kernel
@@ -671,7 +704,13 @@ def depthwise_nhwc_forward_packed_rows(x, w, out, row_begin, row_end, stride_h, 
             for phase in range(dil_w):
                 wide_counts[tile, phase] = wide_steps(tables[tile, phase, 2])
     wb = empty_on_line(kh * kw * count, x).reshape((kh * kw, count))
-    storage = empty_on_line(band_rows * spans.max() * dil_w * count, x)
+    blocks = _channel_blocks(c, shift, count)
+    group = 1
+    if stride_w == 1 and x.shape[1] * x.shape[2] * c * x.itemsize >= PACKED_GROUP_MIN_IMAGE_BYTES:
+        group = min(blocks, PACKED_GROUP_BLOCKS)
+    storage = empty_on_line(group * band_rows * spans.max() * dil_w * count, x)
+    ks = np.empty(group, np.int64)
+    ns = np.empty(group, np.int64)
     r = row_begin
     while r < row_end:
         b = r // out_h
@@ -682,18 +721,26 @@ def depthwise_nhwc_forward_packed_rows(x, w, out, row_begin, row_end, stride_h, 
         for tile in range(tiles):
             j0 = tile * tile_w
             span, table, tile_pad = spans[tile], tables[tile], pad_left - j0 * stride_w
-            band = storage[:rows * span * dil_w * count].reshape((rows, span * dil_w, count))
-            _zero_padding(x, row_origin, span, table, band)
-            for kb in range(_channel_blocks(c, shift, count)):
-                k, n = _channel_block(kb, c, shift, count)
-                for t in range(kh * kw):
-                    vstore(wb, t * count, vload_n(w2, t * c + k, n))
-                _pack_channel_block(x, b, row_origin, tile_pad, k, n, span, table, band)
-                for i in range(i_begin, i_end):
-                    o = ((b * out_h + i) * out_w + j0) * c + k
-                    for phase in range(dil_w):
-                        _forward_row(band, wb, (i - i_begin) * stride_h, phase * span, dil_h, kh, kw, stride_w, out,
-                                     o + phase * c, dil_w * c, table[phase, 2], n, wide_counts[tile, phase])
+            bands = storage[:group * rows * span * dil_w * count].reshape((group, rows, span * dil_w, count))
+            for g in range(group):
+                _zero_padding(x, row_origin, span, table, bands[g])
+            for kb0 in range(0, blocks, group):
+                members = min(group, blocks - kb0)
+                for g in range(members):
+                    ks[g], ns[g] = _channel_block(kb0 + g, c, shift, count)
+                if members == 1:
+                    _pack_channel_block(x, b, row_origin, tile_pad, ks[0], ns[0], span, table, bands[0])
+                else:
+                    _pack_channel_group(x, b, row_origin, tile_pad, ks[:members], ns[:members], span, table, bands)
+                for g in range(members):
+                    k, n, band = ks[g], ns[g], bands[g]
+                    for t in range(kh * kw):
+                        vstore(wb, t * count, vload_n(w2, t * c + k, n))
+                    for i in range(i_begin, i_end):
+                        o = ((b * out_h + i) * out_w + j0) * c + k
+                        for phase in range(dil_w):
+                            _forward_row(band, wb, (i - i_begin) * stride_h, phase * span, dil_h, kh, kw, stride_w,
+                                         out, o + phase * c, dil_w * c, table[phase, 2], n, wide_counts[tile, phase])
         r += i_end - i_begin
 
 
