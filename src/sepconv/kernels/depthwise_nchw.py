@@ -38,11 +38,11 @@ array([[4., 6., 6., 4.],
 
 from __future__ import annotations
 
-import numpy as np
 from numba import prange
 
 from ._jit import kernel
 from ._simd import (
+    empty_on_line,
     lanes,
     vadd,
     vfma,
@@ -214,10 +214,12 @@ def _filter_gradient_plane(plane, dy, dw, b, o, stride_h, stride_w, dil_h, dil_w
 @kernel
 def _window_buffer(x, out_h, out_w, kh, kw, stride_h, stride_w, dil_h, dil_w):
     """The window buffer of one input plane for ``out_h x out_w`` outputs of a ``kh x kw`` filter, with
-    ``3 * LANES`` spare columns so that whole vectors stay inside (zeroed by :func:`_window_plane`)."""
+    ``3 * LANES`` spare columns so that whole vectors stay inside (zeroed by :func:`_window_plane`); on a cache
+    line, its rows whole vectors apart, so that a row's vectors at its first column are whole lines."""
+    count = lanes(x)
     rows = (out_h - 1) * stride_h + (kh - 1) * dil_h + 1
-    cols = (out_w - 1) * stride_w + (kw - 1) * dil_w + 1
-    return np.empty((rows, cols + 3 * lanes(x)), x.dtype)
+    cols = -(-((out_w - 1) * stride_w + (kw - 1) * dil_w + 1 + 3 * count) // count) * count
+    return empty_on_line(rows * cols, x).reshape((rows, cols))
 
 
 @kernel
@@ -358,8 +360,9 @@ def depthwise_nchw_backprop_input_s2_range(w, dy, dx, begin, end, pad_top, pad_l
     kh, kw = w.shape[0], w.shape[1]
     count = lanes(dy)
     win_top, win_left = kh // 2 + 1, kw // 2 + 1
-    window = np.empty((dy.shape[2] + win_top + 1, dy.shape[3] + win_left + 2 * count + 2), dy.dtype)
-    row = np.empty(dx.shape[3] + 4 * count + 4, dy.dtype)
+    cols = -(-(dy.shape[3] + win_left + 2 * count + 2) // count) * count
+    window = empty_on_line((dy.shape[2] + win_top + 1) * cols, dy).reshape((dy.shape[2] + win_top + 1, cols))
+    row = empty_on_line(dx.shape[3] + 4 * count + 4, dy)
     for p in range(begin, end):
         b = p // channels
         o = p - b * channels
