@@ -32,6 +32,13 @@ GEOMETRIES = [
 IDS = [f"{shape}-k{k}-m{m}-o{out_c}-s{s}-d{d}-{pad}" for shape, k, m, out_c, s, d, pad in GEOMETRIES]
 
 
+@pytest.fixture(autouse=True)
+def _planned_path(monkeypatch):
+    """The geometries here are small enough for the one-call kernel of small layers; the tests of the fused
+    and unfused plans turn it off (its own tests turn it on)."""
+    monkeypatch.setattr(fast_separable, "SMALL", False)
+
+
 def _case(rng, spec, dtype):
     shape, (kh, kw), multiplier, out_c, strides, dilations, padding = spec
     x = rand(rng, shape, dtype)
@@ -163,3 +170,47 @@ def test_concurrent_calls_from_python_threads(fuse, monkeypatch):
         results = list(pool.map(lambda i: fast_separable.separable_conv2d(*cases[i % 3]), range(24)))
     for i, result in enumerate(results):
         np.testing.assert_allclose(result, expected[i % 3], **tol(np.float32))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("spec", GEOMETRIES, ids=IDS)
+def test_small_layer_kernel_matches_reference(spec, dtype, monkeypatch):
+    """The one-call kernel of small layers (every geometry above: strides, dilations, multipliers, explicit
+    and wide padding, batch 2)."""
+    monkeypatch.setattr(fast_separable, "SMALL", True)
+    x, wd, wp, g = _case(np.random.default_rng(7), spec, dtype)
+    np.testing.assert_allclose(fast_separable.separable_conv2d(x, wd, wp, g),
+                               reference.separable_conv2d(x, wd, wp, g), **tol(dtype))
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")
+def test_small_layer_kernel_propagates_nonfinite_inputs(monkeypatch):
+    """NaN and infinities in the input reach the outputs whose windows hold them, as in the reference."""
+    monkeypatch.setattr(fast_separable, "SMALL", True)
+    x, wd, wp, g = _case(np.random.default_rng(8), GEOMETRIES[0], np.float64)
+    x[0, 2, 3, 1], x[1, 5, 0, 4] = np.nan, np.inf
+    expected = reference.separable_conv2d(x, wd, wp, g)
+    assert np.isnan(expected).any()
+    np.testing.assert_allclose(fast_separable.separable_conv2d(x, wd, wp, g), expected, rtol=1e-10, atol=1e-10)
+
+
+def test_small_layer_kernel_is_taken_up_to_small_max_macs(monkeypatch):
+    """By default, layers of at most SMALL_MAX_MACS multiply-adds (depthwise plus pointwise) take the one-call
+    kernel: 1x10x10x3 3x3 stride 2 -> 16 (25 pixels x 3 x (9 + 16) = 1,875), not 1x14x14x8 -> 16 (39,200)."""
+    monkeypatch.setattr(fast_separable, "SMALL", None)
+    kernels = sys.modules["sepconv.kernels.separable"]
+    calls = []
+    original = kernels.separable_nhwc_forward_small
+
+    def spy(x, *args):
+        calls.append(x.shape)
+        return original(x, *args)
+
+    monkeypatch.setattr(kernels, "separable_nhwc_forward_small", spy)
+    assert 1875 <= fast_separable.SMALL_MAX_MACS < 39200
+    rng = np.random.default_rng(9)
+    for shape, strides, out_c in (((1, 10, 10, 3), (2, 2), 16), ((1, 14, 14, 8), (1, 1), 16)):
+        x, wd, wp, g = _case(rng, (shape, (3, 3), 1, out_c, strides, (1, 1), "SAME"), np.float32)
+        np.testing.assert_allclose(fast_separable.separable_conv2d(x, wd, wp, g),
+                                   reference.separable_conv2d(x, wd, wp, g), **tol(np.float32))
+    assert calls == [(1, 10, 10, 3)]

@@ -4,7 +4,9 @@ fast depthwise op then one GEMM.
 Same signature as :func:`sepconv.reference.separable_conv2d`: NHWC arrays with one batch axis,
 in the compute dtype, with at least one element.
 
-Two plans:
+Two plans, and a single call for the smallest layers (at most :data:`SMALL_MAX_MACS` multiply-adds:
+:func:`~sepconv.kernels.separable.separable_nhwc_forward_small`, pixel by pixel, where the plans' calls
+cost more than the arithmetic):
 
 - **fused** (:func:`~sepconv.kernels.separable.separable_nhwc_forward_parallel`): bands of output
   rows whose depthwise result fits in :data:`BAND_BYTES`, each computed into a per-thread buffer
@@ -53,6 +55,13 @@ FUSE: bool | None = None
 FUSED_MAX_POINTWISE_BYTES = 512 * 1024
 # ... and the output has at least this many pixels.
 FUSED_MIN_PIXELS = 512
+# Layers of at most this many multiply-adds (depthwise and pointwise) are computed in one call, pixel by pixel
+# (sepconv.kernels.separable.separable_nhwc_forward_small); SMALL = True or False forces it (tests).  Public
+# calls, one process, alternating, us, planned -> one call: 1x10x10x3 3x3 stride 2 -> 16 (1.9K) 11.0 -> 4.6,
+# 1x12x12x4 stride 2 -> 128 (20K) 11.2 -> 6.6; but 1x14x14x8 -> 16 (39K) 13.4 -> 30.1, 2x14x14x16 stride 2 -> 64
+# (114K) 15.1 -> 32.5 (its loops are scalar: ~1.3 G multiply-adds/s).
+SMALL_MAX_MACS = 25_000
+SMALL: bool | None = None
 # The depthwise result of one band is at most this large (unless one output row is larger).
 BAND_BYTES = 128 * 1024
 
@@ -72,6 +81,13 @@ def band_rows(g: Conv2DGeometry, itemsize: int, threads: int) -> int:
     while rows > 1 and g.batch * -(-g.out_h // rows) < 2 * threads:
         rows //= 2
     return rows
+
+
+def _small(x: np.ndarray, g: Conv2DGeometry, out_c: int) -> bool:
+    """Whether the layer's multiply-adds (depthwise and pointwise) are at most :data:`SMALL_MAX_MACS`."""
+    if SMALL is not None:
+        return SMALL
+    return x.shape[0] * g.out_h * g.out_w * g.out_c * (g.kh * g.kw + out_c) <= SMALL_MAX_MACS
 
 
 def _fused(x: np.ndarray, wp: np.ndarray, g: Conv2DGeometry) -> bool:
@@ -125,10 +141,16 @@ def separable_conv2d(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv2DGeo
     """
     if not all_finite(wd):  # 0.5 against 1.3 us (np.isfinite) on a 7x7x64 filter
         return reference.separable_conv2d(x, wd, wp, g)
+    k_size, out_c = wp.shape[2], wp.shape[3]
+    if _small(x, g, out_c):
+        out = np.empty((x.shape[0], g.out_h, g.out_w, out_c), x.dtype)
+        kernels.separable_nhwc_forward_small(np.ascontiguousarray(x), np.ascontiguousarray(wd),
+                                             np.ascontiguousarray(wp.reshape(k_size, out_c)), out, g.stride_h,
+                                             g.stride_w, g.dil_h, g.dil_w, g.pad_top, g.pad_left)
+        return out
     if _fused(x, wp, g):
         return _separable_fused(x, wd, wp, g)
     y = depthwise.depthwise_conv2d(x, wd, g, scratch="separable_depthwise")
-    k_size, out_c = wp.shape[2], wp.shape[3]
     out = recycled.empty((*y.shape[:3], out_c), y.dtype)
     # The product on the register-tiled kernel where the filter fits in cache (else BLAS on our threads:
     # pointwise_product decides).  2 threads, us, BLAS on its own threads (then waiting for our spinning

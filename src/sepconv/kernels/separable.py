@@ -21,6 +21,7 @@ were a whole image of ``band_rows`` rows: its top padding is moved by the band's
 
 from __future__ import annotations
 
+import numpy as np
 from numba import prange
 
 from . import depthwise
@@ -79,3 +80,39 @@ def separable_nhwc_forward_parallel(x, w, b, bps, out, zero_row, buffers, band_r
         separable_nhwc_forward_bands(x, w, bps[t], out, zero_row, buffers[t], band_rows,
                                      t * bands // threads, (t + 1) * bands // threads, stride_h, stride_w, dil_h,
                                      dil_w, pad_top, pad_left)
+
+
+@kernel
+def separable_nhwc_forward_small(x, wd, wp, out, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
+    """The whole separable forward of a small layer in one call, pixel by pixel, straight from the formula:
+    the ``C * M`` depthwise sums of a pixel (taps in the padding skipped), then their product with the
+    pointwise filter.  ``wd`` ``[kh, kw, C, M]``, ``wp`` ``[C * M, out_c]`` (C-contiguous); for layers whose
+    whole work is a few microseconds, where the planned path's calls (the depthwise pass, the filter's
+    packing, the product) cost more than the arithmetic."""
+    n, in_h, in_w, c = x.shape
+    kh, kw, m = wd.shape[0], wd.shape[1], wd.shape[3]
+    out_h, out_w, out_c = out.shape[1], out.shape[2], out.shape[3]
+    k_size = c * m
+    mid = np.empty(k_size, x.dtype)
+    for b in range(n):
+        for i in range(out_h):
+            for j in range(out_w):
+                mid[:] = 0
+                for di in range(kh):
+                    u = i * stride_h + di * dil_h - pad_top
+                    if u < 0 or u >= in_h:
+                        continue
+                    for dj in range(kw):
+                        v = j * stride_w + dj * dil_w - pad_left
+                        if v < 0 or v >= in_w:
+                            continue
+                        for k in range(c):
+                            value = x[b, u, v, k]
+                            for q in range(m):
+                                mid[k * m + q] += value * wd[di, dj, k, q]
+                pixel = out[b, i, j]
+                pixel[:] = 0
+                for t in range(k_size):
+                    value = mid[t]
+                    for o in range(out_c):
+                        pixel[o] += value * wp[t, o]
