@@ -23,10 +23,10 @@ loaded each tap from its own pointer). (For 3x3 filters, whose direct kernels ne
 only three loads per pixel, the copy does not pay: packed, 1x56x56x144 took 233 us against 174,
 8x56x56x144 1465 against 1016.)
 
-Work is split over flat output rows as in :mod:`sepconv.kernels.depthwise`; a band is at most
-:data:`PACKED_BAND_ROWS` output rows of one image.  On images larger than a core's L2, a band's channel
-blocks are packed :data:`PACKED_GROUP_BLOCKS` at a time (:func:`_pack_channel_group`), so that the input
-is read whole lines in order.
+Work is split over flat output rows as in :mod:`sepconv.kernels.depthwise`; a band is about
+:data:`PACKED_BAND_ROWS` output rows of one image (:func:`band_rows_of`).  On images larger than a core's
+L2, a band's channel blocks are packed :data:`PACKED_GROUP_BLOCKS` at a time (:func:`_pack_channel_group`),
+so that the input is read whole lines in order.
 
 Examples
 --------
@@ -54,7 +54,10 @@ from ._jit import kernel
 from ._simd import empty_on_line, lanes, vadd, vfma, vload, vload_n, vstore, vstore_n, vzeros
 from .depthwise import _channel_block, _channel_blocks, aligned_shift
 
-# Output rows per packed band: a band of a 56-wide 7x7 layer is ~200 KB per channel block (in L2).
+# Output rows per packed band: a band of a 56-wide 7x7 layer is ~200 KB per channel block (in L2).  A call's rows
+# are cut into the nearest whole number of such bands (33 rows: one band, not 32 + 1, which packed the filter's
+# reach again for one row; A/B, 2 threads, us: 1x65x65x320 5x5 dilation 2 660 -> 616, 1x74x74x336 5x5 dilation 2
+# 1239 -> 1205, 19 other layers within 2%).
 PACKED_BAND_ROWS = 32
 # A band whose input and output rows (all channels) pass this many bytes is cut into tiles of columns
 # (:func:`column_tiles`): each channel block's pass re-reads the band's input lines, which must still be in L2.
@@ -643,6 +646,19 @@ def _forward_row(buf, wb, v_top, col, dil_h, kh, kw, stride_w, out, o, pixel_str
 
 
 @kernel
+def band_rows_of(run):
+    """Output rows per band for a call that computes ``run`` rows of an image (at most): the nearest whole number
+    of bands of :data:`PACKED_BAND_ROWS` rows, cut evenly.
+
+    Examples
+    --------
+    >>> band_rows_of(33), band_rows_of(56), band_rows_of(74), band_rows_of(12)
+    (33, 28, 37, 12)
+    """
+    return -(-run // max(1, (run + PACKED_BAND_ROWS // 2) // PACKED_BAND_ROWS))
+
+
+@kernel
 def column_tiles(out_w, band_bytes, kw, dil_w):
     """Output columns per tile of a band of ``band_bytes`` (its input and output rows): ``out_w`` (one tile)
     when the band fits :data:`PACKED_BAND_BYTES`, else the fewest tiles that fit, rounded up to whole
@@ -688,7 +704,7 @@ def depthwise_nhwc_forward_packed_rows(x, w, out, row_begin, row_end, stride_h, 
     count = lanes(x)
     w2 = w.reshape(kh * kw, c)
     shift = aligned_shift(out) if c > PACKED_SPLIT_STORES_MAX_VECTORS * count else 0
-    band_max = max(1, min(PACKED_BAND_ROWS, out_h, row_end - row_begin))
+    band_max = band_rows_of(max(1, min(out_h, row_end - row_begin)))
     band_rows = (band_max - 1) * stride_h + (kh - 1) * dil_h + 1
     tile_w = column_tiles(out_w, (band_rows * x.shape[2] + band_max * out_w) * c * x.itemsize, kw, dil_w)
     tiles = -(-out_w // tile_w)
