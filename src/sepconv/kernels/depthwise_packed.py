@@ -6,7 +6,7 @@ one weight and eight input loads per eight multiply-adds).
 A wide filter's taps make many vector loads per step; addressed straight into ``x`` (pixel stride
 ``C``, unknown at compile time) each load had a pointer of its own, LLVM spilled them, and the 7x7
 kernel ran at 1.7-1.9 cycles per multiply-add. Here each channel block of a band of input rows is
-first copied into ``buf`` ``[rows, width, lanes]`` (:func:`_pack_channel_block`: one whole vector
+first copied into ``buf`` ``[rows, width, lanes]`` (:func:`_pack_channel_group`: one whole vector
 per pixel, zeros for the lanes past ``C``; the padding cells, the same for every block, are zeroed
 once per band by :func:`_zero_padding`), and its filter into ``wb`` ``[kh * kw, lanes]``. Every load
 is then at a constant offset from one pointer, no pixel is a border pixel, and eight output pixels
@@ -144,28 +144,13 @@ def _zero_padding(x, row_origin, span, table, buf):
 
 
 @kernel
-def _pack_channel_block(x, b, row_origin, pad_left, k, n, span, table, buf):
-    """``buf[v, (u % phases) * span + u // phases, :n] = x[b, row_origin + v, u - pad_left, k : k + n]`` where
-    that is inside the input, zeros in the lanes from ``n`` (``buf`` ``[rows, phases * span, lanes]``,
-    ``table`` as :func:`phase_table`; the padding cells are left as they are: :func:`_zero_padding`)."""
-    in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
-    count = lanes(buf)
-    rows, width = buf.shape[0], buf.shape[1]
-    phases = table.shape[0]
-    v_lo, v_hi = _rows_inside(row_origin, rows, in_h)
-    for v in range(v_lo, v_hi):
-        row = ((b * in_h + row_origin + v) * in_w - pad_left) * c + k
-        for phase in range(phases):
-            p = (v * width + phase * span) * count
-            src = row + phase * c
-            for m in range(table[phase, 0], table[phase, 1]):
-                vstore(buf, p + m * count, vload_n(x, src + m * phases * c, n))
-
-
-@kernel
 def _pack_channel_group(x, b, row_origin, pad_left, ks, ns, span, table, bufs):
-    """:func:`_pack_channel_block` of the channel blocks ``[ks[g], ks[g] + ns[g])`` at once, block ``g`` into
-    ``bufs[g]``: each pixel's blocks are read one after the other, whole lines in order."""
+    """The channel blocks ``[ks[g], ks[g] + ns[g])`` of a band, block ``g`` into ``bufs[g]`` (``[group, rows,
+    phases * span, lanes]``): ``bufs[g, v, (u % phases) * span + u // phases, :ns[g]] = x[b, row_origin + v,
+    u - pad_left, ks[g] : ks[g] + ns[g]]`` where that is inside the input, zeros in the lanes from ``ns[g]``
+    (``table`` as :func:`phase_table`; the padding cells are left as they are: :func:`_zero_padding`).  Each
+    pixel's blocks are read one after the other, whole lines in order (a group of one block runs as fast as a
+    routine for one block did)."""
     in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
     count = lanes(x)
     group = ks.shape[0]
@@ -744,10 +729,7 @@ def depthwise_nhwc_forward_packed_rows(x, w, out, row_begin, row_end, stride_h, 
                 members = min(group, blocks - kb0)
                 for g in range(members):
                     ks[g], ns[g] = _channel_block(kb0 + g, c, shift, count)
-                if members == 1:
-                    _pack_channel_block(x, b, row_origin, tile_pad, ks[0], ns[0], span, table, bands[0])
-                else:
-                    _pack_channel_group(x, b, row_origin, tile_pad, ks[:members], ns[:members], span, table, bands)
+                _pack_channel_group(x, b, row_origin, tile_pad, ks[:members], ns[:members], span, table, bands)
                 for g in range(members):
                     k, n, band = ks[g], ns[g], bands[g]
                     for t in range(kh * kw):
