@@ -12,9 +12,10 @@ transpose.  Shapes::
 
 Each input plane is first copied into a small window buffer with its zero padding (a few KB,
 in cache, one per call of a ``*_range`` kernel), so that every output pixel takes the same
-vectorized loop; padded taps multiply zeros, as in TensorFlow.  3x3 and 5x5 filters keep their
-weights in registers (9 or 25 vectors, one row of taps after the other); other sizes go tap by tap.  The input gradient with stride
-1 is the forward op on ``out_backprop`` with the flipped filter (``sepconv.fast.depthwise``).
+vectorized loop; padded taps multiply zeros, as in TensorFlow.  For 3x3 and 5x5 filters the forward
+keeps the weights in registers (9 or 25 vectors) and the filter gradient its sums (one pass over the
+plane); other sizes go tap by tap.  The input gradient with stride 1 is the forward op on
+``out_backprop`` with the flipped filter (``sepconv.fast.depthwise``).
 
 Work is split over output planes ``p = b * C*M + o``: ``*_range`` does ``[begin, end)`` on the
 calling thread, ``*_parallel`` cuts them into ``n_chunks`` blocks run by ``prange``.
@@ -189,6 +190,16 @@ def _forward_plane(plane, w, out, b, o, stride_h, stride_w, dil_h, dil_w):
                     orow[t] += xrow[t * stride_w] * wv
 
 
+@kernel(inline=True)
+def _accumulate_row5(plane, q, dil_w, stride_w, d, acc):
+    """``acc[t] + plane[q + t * dil_w, ...] * d`` for the five taps of one filter row."""
+    return (vfma(_plane_vector(plane, q, stride_w), d, acc[0]),
+            vfma(_plane_vector(plane, q + dil_w, stride_w), d, acc[1]),
+            vfma(_plane_vector(plane, q + 2 * dil_w, stride_w), d, acc[2]),
+            vfma(_plane_vector(plane, q + 3 * dil_w, stride_w), d, acc[3]),
+            vfma(_plane_vector(plane, q + 4 * dil_w, stride_w), d, acc[4]))
+
+
 @kernel
 def _filter_gradient_plane(plane, dy, dw, b, o, stride_h, stride_w, dil_h, dil_w):
     """Add to ``dw[:, :, o]`` the filter gradient of one plane: ``sum_{i, j} plane[i*s_h + di*d_h, j*s_w + dj*d_w]
@@ -226,16 +237,41 @@ def _filter_gradient_plane(plane, dy, dw, b, o, stride_h, stride_w, dil_h, dil_w
         dw[2, 1, o] += vsum(a7)
         dw[2, 2, o] += vsum(a8)
         return
+    if kh == 5 and kw == 5 and stride_w <= 2:
+        # 25 sums in registers over the whole plane, as for 3x3.  One process, 2 threads, 30 alternating runs,
+        # us, tap by tap (25 passes over the plane, with row views) -> this: 8x480x14x14 2031 -> 659,
+        # 1x320x65x65 dilation 2 2210 -> 755, 1x64x147x147 2372 -> 692, 1x96x112x112 stride 2 693 -> 349
+        z = vzeros(plane)
+        r0 = r1 = r2 = r3 = r4 = (z, z, z, z, z)
+        cols, gap = plane.shape[1], dil_h * plane.shape[1]
+        for i in range(out_h):
+            g_row = ((b * dy.shape[1] + o) * out_h + i) * out_w
+            for j in range(0, out_w, count):
+                q = i * stride_h * cols + j * stride_w
+                d = vload_n(dy, g_row + j, min(count, out_w - j))
+                r0 = _accumulate_row5(plane, q, dil_w, stride_w, d, r0)
+                r1 = _accumulate_row5(plane, q + gap, dil_w, stride_w, d, r1)
+                r2 = _accumulate_row5(plane, q + 2 * gap, dil_w, stride_w, d, r2)
+                r3 = _accumulate_row5(plane, q + 3 * gap, dil_w, stride_w, d, r3)
+                r4 = _accumulate_row5(plane, q + 4 * gap, dil_w, stride_w, d, r4)
+        for dj in range(5):
+            dw[0, dj, o] += vsum(r0[dj])
+            dw[1, dj, o] += vsum(r1[dj])
+            dw[2, dj, o] += vsum(r2[dj])
+            dw[3, dj, o] += vsum(r3[dj])
+            dw[4, dj, o] += vsum(r4[dj])
+        return
+    cols = plane.shape[1]
     for di in range(kh):
         for dj in range(kw):
-            if stride_w <= 2:
+            if stride_w <= 2:  # flat indices: row views here cost atomic reference counting
                 even = odd = vzeros(plane)
                 for i in range(out_h):
-                    prow = plane[i * stride_h + di * dil_h]
-                    grow = g[i]
+                    q = (i * stride_h + di * dil_h) * cols + dj * dil_w
+                    g_row = ((b * dy.shape[1] + o) * out_h + i) * out_w
                     for j in range(0, out_w, count):
-                        v = vfma(_plane_vector(prow, j * stride_w + dj * dil_w, stride_w),
-                                 vload_n(grow, j, min(count, out_w - j)), vzeros(plane))
+                        v = vfma(_plane_vector(plane, q + j * stride_w, stride_w),
+                                 vload_n(dy, g_row + j, min(count, out_w - j)), vzeros(plane))
                         if (j // count) % 2 == 0:
                             even = vadd(even, v)
                         else:
