@@ -6,12 +6,14 @@ import numba
 import numpy as np
 import pytest
 
+from sepconv.kernels._jit import FASTMATH
 from sepconv.kernels._simd import (
     address,
     empty_on_line,
     lanes,
     prefetch,
     vadd,
+    vadd_apart,
     vbroadcast,
     vfma,
     vload,
@@ -143,3 +145,29 @@ def test_empty_on_line_starts_on_a_line(dtype):
     """Numba's ``np.empty`` starts 32 bytes past a line as often as not; ``empty_on_line`` on one, of the size asked."""
     sizes = np.arange(1, 2000, 37)
     assert (_scratch_offsets(np.ones(1, dtype), sizes) == 0).all()
+
+
+@numba.njit(fastmath=FASTMATH)  # the kernels' policy, reassociation among it
+def _sums(a, out):
+    count = lanes(a)
+    x, y = vload(a, 0), vload(a, count)
+    vstore(out, 0, vadd_apart(x, y))
+    vstore(out, count, vadd(y, vload(a, 2 * count)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_vadd_apart_adds_without_reassociation(dtype):
+    """``vadd_apart`` is ``x + y``, and its addition carries no reassociation flag under the kernels' fast-math
+    policy (``vadd``'s does), so that sums computed apart stay apart."""
+    count = 64 // np.dtype(dtype).itemsize
+    a = np.arange(1, 3 * count + 1, dtype=dtype) / 3
+    out = np.zeros(2 * count, dtype)
+    _sums(a, out)
+    np.testing.assert_array_equal(out[:count], a[:count] + a[count:2 * count])
+    np.testing.assert_array_equal(out[count:], a[count:2 * count] + a[2 * count:])
+    ir = _sums.inspect_llvm(next(sig for sig in _sums.signatures if sig[0].dtype == numba.from_dtype(dtype)))
+    adds = [line for line in ir.splitlines() if " fadd " in line and f"<{count} x" in line]
+    assert len(adds) == 2, adds
+    apart, plain = adds
+    assert "reassoc" not in apart and " fast " not in apart and "contract" in apart
+    assert "reassoc" in plain or " fast " in plain

@@ -15,6 +15,9 @@ of input columns, accumulators that stay in registers for a whole row) use these
   transposed, in registers (layout changes, :mod:`sepconv.kernels.layout`);
 - ``vzeros(a)``, ``vsplat(a, s)``, ``vbroadcast(a, i)`` (``a.flat[i]`` in every lane), ``vsum(v)``,
   ``vfma(x, y, acc)`` (``x * y + acc``), ``vadd``, ``vmul``;
+- ``vadd_apart(x, y)``: ``x + y`` kept as written: fast-math may not reassociate it, so two sums
+  computed apart (a filter's rows) stay independent chains of multiply-adds instead of being folded
+  into one chain, a multiply-add's latency per tap;
 - ``lanes(a)``: the lane count for ``a``'s dtype, a compile-time constant;
 - ``address(a)``: the address of ``a``'s first element (for alignment decisions);
 - ``prefetch(a, i)``: a hint to bring the cache line of ``a.flat[i]`` into L2 (``prefetcht1``; never
@@ -185,6 +188,18 @@ def vadd(typingctx, x, y):
 
     def codegen(context, builder, sig, args):
         return builder.fadd(*args)
+    return x(x, y), codegen
+
+
+@intrinsic
+def vadd_apart(typingctx, x, y):
+    if not (isinstance(x, Vector) and x == y):
+        return None
+
+    def codegen(context, builder, sig, args):
+        # an instruction with flags of its own is left alone by Numba's fast-math pass (which adds its flags,
+        # reassociation among them, only to float instructions that have none): contraction only
+        return builder.fadd(*args, flags=("contract",))
     return x(x, y), codegen
 
 

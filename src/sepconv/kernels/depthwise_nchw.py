@@ -47,6 +47,7 @@ from ._simd import (
     empty_on_line,
     lanes,
     vadd,
+    vadd_apart,
     vfma,
     vload,
     vload_even,
@@ -110,6 +111,31 @@ def _row5(plane, q, dil_w, stride_w, ws):
     return vfma(_plane_vector(plane, q + 4 * dil_w, stride_w), ws[4], s)
 
 
+@kernel(inline=True)
+def _row5_into(plane, q, dil_w, stride_w, ws, acc):
+    """``acc`` plus one filter row of five taps (window flat index ``q``)."""
+    acc = vfma(_plane_vector(plane, q, stride_w), ws[0], acc)
+    acc = vfma(_plane_vector(plane, q + dil_w, stride_w), ws[1], acc)
+    acc = vfma(_plane_vector(plane, q + 2 * dil_w, stride_w), ws[2], acc)
+    acc = vfma(_plane_vector(plane, q + 3 * dil_w, stride_w), ws[3], acc)
+    return vfma(_plane_vector(plane, q + 4 * dil_w, stride_w), ws[4], acc)
+
+
+@kernel(inline=True)
+def _row5_into2(plane, q, dil_w, stride_w, ws, acc, vs, acc2):
+    """:func:`_row5_into` for two sums of the same input row (two filter rows ``ws``, ``vs``), each tap loaded once."""
+    t = _plane_vector(plane, q, stride_w)
+    acc, acc2 = vfma(t, ws[0], acc), vfma(t, vs[0], acc2)
+    t = _plane_vector(plane, q + dil_w, stride_w)
+    acc, acc2 = vfma(t, ws[1], acc), vfma(t, vs[1], acc2)
+    t = _plane_vector(plane, q + 2 * dil_w, stride_w)
+    acc, acc2 = vfma(t, ws[2], acc), vfma(t, vs[2], acc2)
+    t = _plane_vector(plane, q + 3 * dil_w, stride_w)
+    acc, acc2 = vfma(t, ws[3], acc), vfma(t, vs[3], acc2)
+    t = _plane_vector(plane, q + 4 * dil_w, stride_w)
+    return vfma(t, ws[4], acc), vfma(t, vs[4], acc2)
+
+
 @kernel(inline=True)  # inlined where it is called, so a call with constant strides is compiled for them
 def _forward_plane(plane, w, out, b, o, stride_h, stride_w, dil_h, dil_w):
     """``out[b, o, i, j] = sum_{di, dj} plane[i*s_h + di*d_h, j*s_w + dj*d_w] * w[di, dj, o]``: every tap is
@@ -146,14 +172,50 @@ def _forward_plane(plane, w, out, b, o, stride_h, stride_w, dil_h, dil_w):
         # the 25 weights in registers, flat indices.  One process, 2 threads, 30 alternating runs, us, the
         # tap-by-tap loop below (then with row views and a weight load per tap) -> this: 8x480x14x14 678 -> 457,
         # 1x320x65x65 dilation 2 1614 -> 942, 1x64x147x147 1119 -> 665, 1x96x112x112 stride 2 436 -> 335,
-        # 1x240x28x28 154 -> 90 (PyTorch's NCHW depthwise: 490, 915, 918 on the first three).
+        # 1x240x28x28 154 -> 90 (PyTorch's NCHW depthwise: 490, 915, 918 on the first three).  The five rows'
+        # sums are added apart (vadd_apart: fast-math folded them into one chain of 25 dependent multiply-adds),
+        # and at stride and dilation 1 four output rows share each input row's loads (unaligned loads: ~1.5x the
+        # cost of aligned ones here); from the above, us: 8x480x14x14 383 -> 329, 1x320x65x65 dilation 2 888
+        # -> 613, 1x64x147x147 532 -> 512, 1x240x28x28 73 -> 64, 1x960x7x7 58 -> 48.
         cols, gap = plane.shape[1], dil_h * plane.shape[1]
         wr0 = _weights_row5(plane, w, 0, o)
         wr1 = _weights_row5(plane, w, 1, o)
         wr2 = _weights_row5(plane, w, 2, o)
         wr3 = _weights_row5(plane, w, 3, o)
         wr4 = _weights_row5(plane, w, 4, o)
-        for i in range(out_h):
+        first = 0  # the first output row left for the one-row loop
+        if stride_h == 1 and dil_h == 1:  # four output rows at a time: each input row loaded once for them all
+            z = vzeros(plane)
+            for i in range(0, out_h - 3, 4):
+                o_row = ((b * out.shape[1] + o) * out_h + i) * out_w
+                for j in range(0, out_w, count):
+                    q = i * cols + j * stride_w
+                    a0 = _row5_into(plane, q, dil_w, stride_w, wr0, z)
+                    q += cols
+                    a0, a1 = _row5_into2(plane, q, dil_w, stride_w, wr1, a0, wr0, z)
+                    q += cols
+                    a0, a1 = _row5_into2(plane, q, dil_w, stride_w, wr2, a0, wr1, a1)
+                    a2 = _row5_into(plane, q, dil_w, stride_w, wr0, z)
+                    q += cols
+                    a0, a1 = _row5_into2(plane, q, dil_w, stride_w, wr3, a0, wr2, a1)
+                    a2, a3 = _row5_into2(plane, q, dil_w, stride_w, wr1, a2, wr0, z)
+                    q += cols
+                    a0, a1 = _row5_into2(plane, q, dil_w, stride_w, wr4, a0, wr3, a1)
+                    a2, a3 = _row5_into2(plane, q, dil_w, stride_w, wr2, a2, wr1, a3)
+                    q += cols
+                    a1, a2 = _row5_into2(plane, q, dil_w, stride_w, wr4, a1, wr3, a2)
+                    a3 = _row5_into(plane, q, dil_w, stride_w, wr2, a3)
+                    q += cols
+                    a2, a3 = _row5_into2(plane, q, dil_w, stride_w, wr4, a2, wr3, a3)
+                    q += cols
+                    a3 = _row5_into(plane, q, dil_w, stride_w, wr4, a3)
+                    n = min(count, out_w - j)
+                    vstore_n(out, o_row + j, a0, n)
+                    vstore_n(out, o_row + out_w + j, a1, n)
+                    vstore_n(out, o_row + 2 * out_w + j, a2, n)
+                    vstore_n(out, o_row + 3 * out_w + j, a3, n)
+            first = out_h // 4 * 4
+        for i in range(first, out_h):
             o_row = ((b * out.shape[1] + o) * out_h + i) * out_w
             for j in range(0, out_w, count):
                 q = i * stride_h * cols + j * stride_w
@@ -162,7 +224,8 @@ def _forward_plane(plane, w, out, b, o, stride_h, stride_w, dil_h, dil_w):
                 s2 = _row5(plane, q + 2 * gap, dil_w, stride_w, wr2)
                 s3 = _row5(plane, q + 3 * gap, dil_w, stride_w, wr3)
                 s4 = _row5(plane, q + 4 * gap, dil_w, stride_w, wr4)
-                vstore_n(out, o_row + j, vadd(vadd(vadd(s0, s1), vadd(s2, s3)), s4), min(count, out_w - j))
+                vstore_n(out, o_row + j, vadd_apart(vadd_apart(vadd_apart(s0, s1), vadd_apart(s2, s3)), s4),
+                         min(count, out_w - j))
         return
     if stride_w <= 2:  # tap by tap, flat indices (row views here cost atomic reference counting: 7x7 0.94x the time)
         cols = plane.shape[1]
