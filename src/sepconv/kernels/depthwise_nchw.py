@@ -102,18 +102,8 @@ def _weights_row5(plane, w, di, o):
 
 
 @kernel(inline=True)
-def _row5(plane, q, dil_w, stride_w, ws):
-    """One filter row of five taps for a vector of neighbouring outputs (window flat index ``q``)."""
-    s = vmul(_plane_vector(plane, q, stride_w), ws[0])
-    s = vfma(_plane_vector(plane, q + dil_w, stride_w), ws[1], s)
-    s = vfma(_plane_vector(plane, q + 2 * dil_w, stride_w), ws[2], s)
-    s = vfma(_plane_vector(plane, q + 3 * dil_w, stride_w), ws[3], s)
-    return vfma(_plane_vector(plane, q + 4 * dil_w, stride_w), ws[4], s)
-
-
-@kernel(inline=True)
 def _row5_into(plane, q, dil_w, stride_w, ws, acc):
-    """``acc`` plus one filter row of five taps (window flat index ``q``)."""
+    """``acc`` plus one filter row of five taps for a vector of neighbouring outputs (window flat index ``q``)."""
     acc = vfma(_plane_vector(plane, q, stride_w), ws[0], acc)
     acc = vfma(_plane_vector(plane, q + dil_w, stride_w), ws[1], acc)
     acc = vfma(_plane_vector(plane, q + 2 * dil_w, stride_w), ws[2], acc)
@@ -183,9 +173,9 @@ def _forward_plane(plane, w, out, b, o, stride_h, stride_w, dil_h, dil_w):
         wr2 = _weights_row5(plane, w, 2, o)
         wr3 = _weights_row5(plane, w, 3, o)
         wr4 = _weights_row5(plane, w, 4, o)
+        z = vzeros(plane)
         first = 0  # the first output row left for the one-row loop
         if stride_h == 1 and dil_h == 1:  # four output rows at a time: each input row loaded once for them all
-            z = vzeros(plane)
             for i in range(0, out_h - 3, 4):
                 o_row = ((b * out.shape[1] + o) * out_h + i) * out_w
                 for j in range(0, out_w, count):
@@ -219,11 +209,11 @@ def _forward_plane(plane, w, out, b, o, stride_h, stride_w, dil_h, dil_w):
             o_row = ((b * out.shape[1] + o) * out_h + i) * out_w
             for j in range(0, out_w, count):
                 q = i * stride_h * cols + j * stride_w
-                s0 = _row5(plane, q, dil_w, stride_w, wr0)
-                s1 = _row5(plane, q + gap, dil_w, stride_w, wr1)
-                s2 = _row5(plane, q + 2 * gap, dil_w, stride_w, wr2)
-                s3 = _row5(plane, q + 3 * gap, dil_w, stride_w, wr3)
-                s4 = _row5(plane, q + 4 * gap, dil_w, stride_w, wr4)
+                s0 = _row5_into(plane, q, dil_w, stride_w, wr0, z)
+                s1 = _row5_into(plane, q + gap, dil_w, stride_w, wr1, z)
+                s2 = _row5_into(plane, q + 2 * gap, dil_w, stride_w, wr2, z)
+                s3 = _row5_into(plane, q + 3 * gap, dil_w, stride_w, wr3, z)
+                s4 = _row5_into(plane, q + 4 * gap, dil_w, stride_w, wr4, z)
                 vstore_n(out, o_row + j, vadd_apart(vadd_apart(vadd_apart(s0, s1), vadd_apart(s2, s3)), s4),
                          min(count, out_w - j))
         return
