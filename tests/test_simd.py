@@ -20,6 +20,7 @@ from sepconv.kernels._simd import (
     vload_even,
     vload_group_sums,
     vload_n,
+    vload_part,
     vmul,
     vsplat,
     vstore,
@@ -60,6 +61,28 @@ def test_intrinsics_match_numpy(dtype):
     np.testing.assert_array_equal(out[2 * count + n:3 * count], -1.0)  # the masked lanes are not written
     np.testing.assert_array_equal(out[3 * count:4 * count], a[1:1 + 2 * count:2])
     np.testing.assert_array_equal(out[4 * count:6 * count], np.stack([x, y], axis=1).ravel())
+
+
+@numba.njit
+def _masked_copy(a, i, out, n):
+    vstore_n(out, 0, vload_part(a, i, n), n)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_masks_take_the_first_n_lanes_clamped(dtype):
+    count = 64 // np.dtype(dtype).itemsize
+    a = np.arange(1, 2 * count + 1, dtype=dtype)
+    for n in range(-2, count + 3):
+        out = np.full(count, -1.0, dtype)
+        _masked_copy(a, 3, out, n)
+        kept = min(max(n, 0), count)
+        np.testing.assert_array_equal(out[:kept], a[3:3 + kept])
+        np.testing.assert_array_equal(out[kept:], -1.0)
+    # a load of no lanes reads no memory: the kernels point it at columns in the padding, before the array
+    out = np.full(count, -1.0, dtype)
+    for i in (-10**6, 10**6):
+        _masked_copy(a, i, out, 0)
+    np.testing.assert_array_equal(out, -1.0)
 
 
 @numba.njit

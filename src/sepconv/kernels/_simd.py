@@ -75,9 +75,16 @@ def _splat(builder, value, count):
 
 
 def _mask(builder, n, count):
-    """The ``<count x i1>`` mask of the first ``n`` lanes."""
-    lane = ir.Constant(ir.VectorType(n.type, count), list(range(count)))
-    return builder.icmp_signed("<", lane, _splat(builder, n, count))
+    """The ``<count x i1>`` mask of the first ``n`` lanes, built as the integer ``2**n - 1`` (``n`` clamped to
+    ``[0, count]``): one shift, where comparing a vector of lane numbers with ``n`` took two 64-bit vector
+    compares and a merge per mask, on the port the multiply-adds use."""
+    zero, full = ir.Constant(n.type, 0), ir.Constant(n.type, count)
+    n = builder.select(builder.icmp_signed("<", n, zero), zero, n)
+    n = builder.select(builder.icmp_signed(">", n, full), full, n)
+    wide = ir.IntType(max(64, n.type.width))
+    bits = builder.sub(builder.shl(ir.Constant(wide, 1), builder.zext(n, wide) if n.type != wide else n),
+                       ir.Constant(wide, 1))
+    return builder.bitcast(builder.trunc(bits, ir.IntType(count)), ir.VectorType(ir.IntType(1), count))
 
 
 def _masked_intrinsic(builder, name, vty, count):
@@ -407,3 +414,17 @@ def vtranspose_block(typingctx, src, i, src_stride, dst, j, dst_stride):
             builder.store(rows[c], _pointer(context, builder, sig.args[3], dst_array, index, vty), align=1)
         return context.get_dummy_value()
     return types.none(src, types.intp, types.intp, dst, types.intp, types.intp), codegen
+
+
+@intrinsic
+def opaque(typingctx, value):
+    """``value`` unchanged, through an empty inline-assembly statement, so that LLVM cannot see how it was
+    computed: a loop's addresses built on it keep the base-plus-scaled-index form they are written in,
+    instead of one strength-reduced pointer per address (which run out of registers and spill)."""
+    if not isinstance(value, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.asm(ir.FunctionType(args[0].type, [args[0].type]), "", "=r,0", [args[0]], False)
+    return value(value), codegen
+
