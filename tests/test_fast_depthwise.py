@@ -718,6 +718,62 @@ def test_packed_outputs_start_on_a_line(kernel_size, stride, on_line):
         assert fast.ctypes.data % 64 == (0 if on_line else 16)
 
 
+DIRECT_5X5 = [
+    # (batch, height, width, channels, strides, dilations, padding); 5x5 filter, horizontal stride 1
+    (1, 9, 6, 3, 1, 1, "SAME"),  # a row narrower than a step: its pixels two at a time, clipped
+    (2, 7, 23, 20, 1, 1, "SAME"),  # interior steps, one overlapping step, a partial block
+    (1, 8, 21, 16, 1, 1, "SAME"),  # 17 interior pixels: two steps, one left over (two at a time)
+    (1, 6, 40, 37, 1, 1, "VALID"),
+    (1, 10, 33, 48, 1, (1, 2), "SAME"),  # dilated columns: phases of unequal length
+    (2, 13, 29, 17, (2, 1), (2, 3), "SAME"),  # vertical stride and dilation, three column phases
+    (1, 12, 31, 130, 1, 1, [[0, 0], [3, 1], [6, 0], [0, 0]]),  # pads beyond the window, a masked last block
+    (1, 19, 26, 24, 1, 4, [[0, 0], [0, 20], [1, 12], [0, 0]]),  # rows wholly in the padding
+    (1, 11, 18, 64, 1, 2, "VALID"),  # phases of fewer than eight pixels
+    (1, 3, 34, 40, 1, 1, "SAME"),  # an image shorter than the filter
+]
+
+
+@pytest.fixture
+def direct_5x5_everywhere(monkeypatch):
+    """Every 5x5 layer at horizontal stride 1 that the packed kernels would take takes the direct kernel (the
+    thresholds are read when a plan is made, so the plan caches are emptied before and after); the calls that
+    reach it are counted."""
+    from sepconv.kernels import depthwise_5x5_direct
+
+    calls = []
+    kernel = depthwise_5x5_direct.depthwise_nhwc_forward_5x5_direct_parallel
+    monkeypatch.setattr(depthwise_5x5_direct, "depthwise_nhwc_forward_5x5_direct_parallel",
+                        lambda *args: calls.append(args[3]) or kernel(*args))
+    monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_MIN_WIDTH", 0)
+    monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_MIN_VECTORS", 0)
+    monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_MIN_VECTORS_DILATED", 0)
+    plans = (fast_depthwise._forward_launch, fast_depthwise._forward_plan, fast_depthwise._input_gradient_plan)
+    for plan in plans:
+        plan.cache_clear()
+    yield calls
+    for plan in plans:
+        plan.cache_clear()
+
+
+@pytest.mark.parametrize("threads", ["serial", "parallel"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("geometry", DIRECT_5X5, ids=lambda g: _ids((*g[:4], 1, (5, 5), *g[4:])))
+def test_direct_5x5_matches_reference(geometry, dtype, threads, direct_5x5_everywhere, monkeypatch):
+    """The direct 5x5 kernel (forward, and the stride-1 input gradient, its forward of ``dy``): steps of eight
+    pixels in the interior, an overlapping last step, pixels two at a time at the borders and left over, masked
+    channel blocks, from inputs at every offset from a cache line."""
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 10**18 if threads == "serial" else 0)
+    n, h, w, c, s, d, pad = geometry
+    x, filt, dy, args = _problem((n, h, w, c, 1, (5, 5), (1, 1) if s == 1 else s, d, pad), dtype, seed=c)
+    args["strides"] = s
+    itemsize = np.dtype(dtype).itemsize
+    for offset in (0, itemsize, 48):
+        _assert_three_ops_match(_at_offset(x, offset), filt, _at_offset(dy, offset), args, dtype)
+    assert len(direct_5x5_everywhere) >= 3  # the forward at each offset (the input gradient's where dy is tall enough)
+    assert threads == "parallel" or set(direct_5x5_everywhere) == {1}  # the thread split: one chunk when serial
+
+
 @pytest.mark.parametrize("layout", ["transposed", "fortran", "strided", "reversed"])
 def test_non_contiguous_inputs(layout):
     rng = np.random.default_rng(1)

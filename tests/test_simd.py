@@ -11,6 +11,7 @@ from sepconv.kernels._simd import (
     address,
     empty_on_line,
     lanes,
+    opaque,
     prefetch,
     vadd,
     vadd_apart,
@@ -83,6 +84,19 @@ def test_masks_take_the_first_n_lanes_clamped(dtype):
     for i in (-10**6, 10**6):
         _masked_copy(a, i, out, 0)
     np.testing.assert_array_equal(out, -1.0)
+
+
+@numba.njit
+def _opaque_sum(values):
+    total = 0
+    for v in values:
+        total += opaque(v) + opaque(3 * v)
+    return total
+
+
+def test_opaque_returns_its_value():
+    values = np.array([-7, 0, 5, 2**40], np.int64)
+    assert _opaque_sum(values) == 4 * values.sum()
 
 
 @numba.njit

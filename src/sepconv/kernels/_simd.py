@@ -21,7 +21,9 @@ of input columns, accumulators that stay in registers for a whole row) use these
 - ``lanes(a)``: the lane count for ``a``'s dtype, a compile-time constant;
 - ``address(a)``: the address of ``a``'s first element (for alignment decisions);
 - ``prefetch(a, i)``: a hint to bring the cache line of ``a.flat[i]`` into L2 (``prefetcht1``; never
-  faults, so ``i`` may run past the end).
+  faults, so ``i`` may run past the end);
+- ``opaque(i)``: ``i`` unchanged, hidden from LLVM's optimizer, so that addresses built on it keep the
+  base-plus-scaled-index form they are written in (:mod:`sepconv.kernels.depthwise_5x5_direct`).
 
 A 64-byte vector is one AVX-512 register (or two AVX2 / four NEON registers: LLVM splits it,
 so the kernels stay correct on any CPU).

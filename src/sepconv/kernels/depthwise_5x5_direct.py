@@ -1,0 +1,280 @@
+"""The depthwise forward of a 5x5 filter at horizontal stride 1 (any vertical stride, any dilations and
+padding), NHWC, read straight from the input: eight output pixels a dilation apart per step, with their
+sums in registers, for one channel block (one vector of channels) at a time.
+
+A step loads the twelve input columns its pixels reach in one filter row and adds that row's five taps
+to the eight sums (:func:`_taps8`: 12 input and 5 weight loads per 40 multiply-adds), filter row by filter
+row.  The packed kernels (:mod:`sepconv.kernels.depthwise_packed`) first copy each channel block of a band
+of rows into a buffer so that every load is at a constant offset from one pointer; here the loads are
+addressed in the input itself, at a pixel stride ``C`` known only at run time, which cost the earlier
+direct kernels a pointer per address, spilled.  Two things avoid that: the filter rows go in a loop that
+is not unrolled (the rows share the columns' offsets), and the twelve columns are addressed from four
+bases three columns apart made opaque to LLVM (:func:`~sepconv.kernels._simd.opaque`), each column then
+one base plus the column gap times 1, 2, 4 or 8, which x86 encodes in the load.  The steps that would
+reach into the padding, the pixels left over at a row's end and a masked last channel block use masked
+loads instead, no lanes for a column in the padding (:func:`_step2_clipped`).  The filter is first laid
+out by channel block (:func:`pack_filter_blocks`, zeros past ``C``), so its taps are at constant offsets too.
+
+Against the packed kernels (one process, 2 threads, alternating, us, packed -> direct): 1x65x65x320 dilation 2
+642 -> 496, 1x74x74x336 dilation 2 918 -> 698, 1x65x65x320 563 -> 522, 8x56x56x144 1376 -> 1131,
+1x129x129x64 dilation 3 545 -> 438; small images lose (1x14x14x480 30 -> 48: most of a 14-pixel row is
+border pixels, two at a time), and so do rows of few channels (1x147x147x64 424 -> 536), so
+``sepconv.fast.depthwise`` picks this kernel for wide rows of many channels or dilated ones only.
+
+Examples
+--------
+A 5x5 filter of ones over a 6x6 image of ones, SAME padding (2 on each side), stride 1:
+
+>>> import numpy as np
+>>> x, w = np.ones((1, 6, 6, 3), np.float32), np.ones((5, 5, 3), np.float32)
+>>> out = np.empty((1, 6, 6, 3), np.float32)
+>>> depthwise_nhwc_forward_5x5_direct_parallel(x, w, out, 1, 1, 1, 1, 2, 2)
+>>> out[0, :, :, 0]
+array([[ 9., 12., 15., 15., 12.,  9.],
+       [12., 16., 20., 20., 16., 12.],
+       [15., 20., 25., 25., 20., 15.],
+       [15., 20., 25., 25., 20., 15.],
+       [12., 16., 20., 20., 16., 12.],
+       [ 9., 12., 15., 15., 12.,  9.]], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from ._jit import kernel
+from ._simd import empty_on_line, lanes, opaque, vfma, vload, vload_part, vstore, vstore_n, vzeros
+from ._window import interior, tap_range
+from .depthwise import _channel_block, _channel_blocks, aligned_shift
+
+
+@kernel(inline=True)
+def _taps8(s0, s1, s2, s3, s4, s5, s6, s7, i0, i1, i2, i3, i4, i5, i6, i7, i8, i9, i10, i11, wb, t):
+    """Adds the five taps ``t .. t + 4`` of ``wb`` to the sums of eight outputs whose inputs are ``i0 .. i11``."""
+    count = lanes(wb)
+    w0, w1, w2 = vload(wb, t * count), vload(wb, (t + 1) * count), vload(wb, (t + 2) * count)
+    w3, w4 = vload(wb, (t + 3) * count), vload(wb, (t + 4) * count)
+    s0, s1, s2, s3 = vfma(i0, w0, s0), vfma(i1, w0, s1), vfma(i2, w0, s2), vfma(i3, w0, s3)
+    s4, s5, s6, s7 = vfma(i4, w0, s4), vfma(i5, w0, s5), vfma(i6, w0, s6), vfma(i7, w0, s7)
+    s0, s1, s2, s3 = vfma(i1, w1, s0), vfma(i2, w1, s1), vfma(i3, w1, s2), vfma(i4, w1, s3)
+    s4, s5, s6, s7 = vfma(i5, w1, s4), vfma(i6, w1, s5), vfma(i7, w1, s6), vfma(i8, w1, s7)
+    s0, s1, s2, s3 = vfma(i2, w2, s0), vfma(i3, w2, s1), vfma(i4, w2, s2), vfma(i5, w2, s3)
+    s4, s5, s6, s7 = vfma(i6, w2, s4), vfma(i7, w2, s5), vfma(i8, w2, s6), vfma(i9, w2, s7)
+    s0, s1, s2, s3 = vfma(i3, w3, s0), vfma(i4, w3, s1), vfma(i5, w3, s2), vfma(i6, w3, s3)
+    s4, s5, s6, s7 = vfma(i7, w3, s4), vfma(i8, w3, s5), vfma(i9, w3, s6), vfma(i10, w3, s7)
+    s0, s1, s2, s3 = vfma(i4, w4, s0), vfma(i5, w4, s1), vfma(i6, w4, s2), vfma(i7, w4, s3)
+    s4, s5, s6, s7 = vfma(i8, w4, s4), vfma(i9, w4, s5), vfma(i10, w4, s6), vfma(i11, w4, s7)
+    return s0, s1, s2, s3, s4, s5, s6, s7
+
+
+@kernel(inline=True)
+def _stores8(o, qo, gap, n, npix, s0, s1, s2, s3, s4, s5, s6, s7):
+    """Stores the first ``npix`` of eight output vectors ``gap`` apart from ``qo``, ``n`` lanes each."""
+    vstore_n(o, qo, s0, n)
+    if npix > 1:
+        vstore_n(o, qo + gap, s1, n)
+    if npix > 2:
+        vstore_n(o, qo + 2 * gap, s2, n)
+    if npix > 3:
+        vstore_n(o, qo + 3 * gap, s3, n)
+    if npix > 4:
+        vstore_n(o, qo + 4 * gap, s4, n)
+    if npix > 5:
+        vstore_n(o, qo + 5 * gap, s5, n)
+    if npix > 6:
+        vstore_n(o, qo + 6 * gap, s6, n)
+    if npix > 7:
+        vstore_n(o, qo + 7 * gap, s7, n)
+
+
+@kernel(inline=True)
+def _step8(o, xb, ih0, dil_h, r_lo, r_hi, wb, wt, k, c, j, gap, pad_left):
+    """Eight pixels ``j, j + d, ..., j + 7d`` of output row ``o`` all of whose taps are inside the input, whole
+    channel block ``k``; the filter rows in a loop (not unrolled, so the rows share the columns' offsets)."""
+    row = xb.shape[1] * c
+    q = (j - pad_left) * c + k
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = vzeros(o)
+    for r in range(r_lo, r_hi):
+        a = (ih0 + r * dil_h) * row + q
+        a0, a3, a6, a9 = opaque(a), opaque(a + 3 * gap), opaque(a + 6 * gap), opaque(a + 9 * gap)
+        s0, s1, s2, s3, s4, s5, s6, s7 = _taps8(
+            s0, s1, s2, s3, s4, s5, s6, s7,
+            vload(xb, a0), vload(xb, a0 + gap), vload(xb, a0 + 2 * gap), vload(xb, a3),
+            vload(xb, a0 + 4 * gap), vload(xb, a3 + 2 * gap), vload(xb, a6), vload(xb, a3 + 4 * gap),
+            vload(xb, a0 + 8 * gap), vload(xb, a9), vload(xb, a6 + 4 * gap), vload(xb, a3 + 8 * gap),
+            wb, wt + 5 * r)
+    qo = j * c + k
+    vstore(o, qo, s0)
+    vstore(o, qo + gap, s1)
+    vstore(o, qo + 2 * gap, s2)
+    vstore(o, qo + 3 * gap, s3)
+    vstore(o, qo + 4 * gap, s4)
+    vstore(o, qo + 5 * gap, s5)
+    vstore(o, qo + 6 * gap, s6)
+    vstore(o, qo + 7 * gap, s7)
+
+
+@kernel(inline=True)
+def _step8_part(o, xb, ih0, dil_h, r_lo, r_hi, wb, wt, k, n, c, j, gap, pad_left):
+    """As :func:`_step8`, the first ``n`` channels of the block only (masked loads and stores)."""
+    row = xb.shape[1] * c
+    q = (j - pad_left) * c + k
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = vzeros(o)
+    for r in range(r_lo, r_hi):
+        a = (ih0 + r * dil_h) * row + q
+        a0, a3, a6, a9 = opaque(a), opaque(a + 3 * gap), opaque(a + 6 * gap), opaque(a + 9 * gap)
+        s0, s1, s2, s3, s4, s5, s6, s7 = _taps8(
+            s0, s1, s2, s3, s4, s5, s6, s7,
+            vload_part(xb, a0, n), vload_part(xb, a0 + gap, n), vload_part(xb, a0 + 2 * gap, n),
+            vload_part(xb, a3, n), vload_part(xb, a0 + 4 * gap, n), vload_part(xb, a3 + 2 * gap, n),
+            vload_part(xb, a6, n), vload_part(xb, a3 + 4 * gap, n), vload_part(xb, a0 + 8 * gap, n),
+            vload_part(xb, a9, n), vload_part(xb, a6 + 4 * gap, n), vload_part(xb, a3 + 8 * gap, n),
+            wb, wt + 5 * r)
+    _stores8(o, j * c + k, gap, n, 8, s0, s1, s2, s3, s4, s5, s6, s7)
+
+
+@kernel
+def _interior_steps(o, xb, ih0, dil_h, r_lo, r_hi, wb, shift, plan, dil_w, pad_left):
+    """The steps of eight pixels inside the interior (:func:`_step8`), every channel block and phase
+    (``plan``, :func:`plan_steps`).  Compiled on its own: inlined in the row loop, LLVM gave each of the 12
+    columns a pointer of its own and spilled them."""
+    count = lanes(o)
+    c = o.shape[1]
+    gap = dil_w * c
+    for kb in range(_channel_blocks(c, shift, count)):
+        k, n = _channel_block(kb, c, shift, count)
+        for p in range(plan.shape[0]):
+            j0, steps, last = plan[p, 0], plan[p, 1], plan[p, 2]
+            for m in range(steps + (last >= 0)):
+                j = j0 + 8 * dil_w * m if m < steps else last
+                if n == count:
+                    _step8(o, xb, ih0, dil_h, r_lo, r_hi, wb, kb * 25, k, c, j, gap, pad_left)
+                else:
+                    _step8_part(o, xb, ih0, dil_h, r_lo, r_hi, wb, kb * 25, k, n, c, j, gap, pad_left)
+
+
+@kernel
+def plan_steps(out_w, j_lo, j_hi, dil_w):
+    """For each phase ``p`` of the horizontal dilation, its interior pixels ``[j_lo, j_hi)`` in steps of eight:
+    ``[first pixel, whole steps, the start of one more step overlapping the last (-1: none), the first
+    pixel after the steps]``.  Three or fewer pixels left over go two at a time, clipped, as the border
+    pixels do; more take the overlapping step.  No steps (first pixel = -1) below eight interior pixels."""
+    phases = min(dil_w, out_w)
+    plan = np.full((phases, 4), -1, np.int64)
+    for p in range(phases):
+        j0 = p + dil_w * max(0, -(-(j_lo - p) // dil_w))
+        pixels = 0 if j0 >= j_hi else (j_hi - 1 - j0) // dil_w + 1
+        steps, left = pixels // 8, pixels % 8
+        if steps > 0:
+            plan[p, 0], plan[p, 1] = j0, steps
+            plan[p, 3] = j0 + 8 * dil_w * steps
+            if left > 3:
+                plan[p, 2] = j0 + dil_w * (pixels - 8)
+                plan[p, 3] = j0 + dil_w * pixels
+    return plan
+
+
+@kernel(inline=True)
+def _column(xb, a, m, m_lo, m_hi, n):
+    """Input column ``m`` of a step (``n`` lanes from ``a``), or zeros when it lies in the padding (a load
+    with no lanes touches no memory)."""
+    return vload_part(xb, a, n if m_lo <= m < m_hi else 0)
+
+
+@kernel(inline=True)
+def _step2_clipped(o, xb, ih0, dil_h, r_lo, r_hi, wb, wt, k, n, c, j, gap, pad_left, dil_w, npix, m_lo, m_hi):
+    """The first ``npix`` (1 or 2) of the pixels ``j, j + d`` of ``o``, ``n`` channels of block ``k``, taps in
+    the padding read as zeros."""
+    count = lanes(wb)
+    row = xb.shape[1] * c
+    q = (j - pad_left) * c + k
+    s0 = s1 = vzeros(o)
+    for r in range(r_lo, r_hi):
+        a = (ih0 + r * dil_h) * row + q
+        t = (wt + 5 * r) * count
+        i0, i1 = _column(xb, a, 0, m_lo, m_hi, n), _column(xb, a + gap, 1, m_lo, m_hi, n)
+        i2, i3 = _column(xb, a + 2 * gap, 2, m_lo, m_hi, n), _column(xb, a + 3 * gap, 3, m_lo, m_hi, n)
+        i4, i5 = _column(xb, a + 4 * gap, 4, m_lo, m_hi, n), _column(xb, a + 5 * gap, 5, m_lo, m_hi, n)
+        w0, w1, w2 = vload(wb, t), vload(wb, t + count), vload(wb, t + 2 * count)
+        w3, w4 = vload(wb, t + 3 * count), vload(wb, t + 4 * count)
+        s0 = vfma(i4, w4, vfma(i3, w3, vfma(i2, w2, vfma(i1, w1, vfma(i0, w0, s0)))))
+        s1 = vfma(i5, w4, vfma(i4, w3, vfma(i3, w2, vfma(i2, w1, vfma(i1, w0, s1)))))
+    vstore_n(o, j * c + k, s0, n)
+    if npix > 1:
+        vstore_n(o, (j + dil_w) * c + k, s1, n)
+
+
+@kernel
+def _border_steps(o, xb, ih0, dil_h, r_lo, r_hi, wb, shift, plan, dil_w, pad_left):
+    """Block by block, the pixels of ``o`` the interior steps leave (``plan``, :func:`plan_steps`), two at a
+    time, clipped."""
+    count = lanes(o)
+    out_w, c = o.shape[0], o.shape[1]
+    gap = dil_w * c
+    blocks = _channel_blocks(c, shift, count)
+    for p in range(plan.shape[0]):
+        j = p
+        while j < out_w:
+            if j == plan[p, 0]:  # the interior steps' pixels
+                j = plan[p, 3]
+                continue
+            npix = 2 if j + dil_w < out_w and j + dil_w != plan[p, 0] else 1
+            m_lo, m_hi = tap_range(j - pad_left, dil_w, 6, xb.shape[1])
+            for kb in range(blocks):
+                k, n = _channel_block(kb, c, shift, count)
+                _step2_clipped(o, xb, ih0, dil_h, r_lo, r_hi, wb, kb * 25, k, n, c, j, gap, pad_left, dil_w, npix,
+                               m_lo, m_hi)
+            j += npix * dil_w
+
+
+@kernel
+def _row_blocks(o, xb, ih0, dil_h, r_lo, r_hi, wb, shift, plan, dil_w, pad_left):
+    """One output row ``o``: the steps of eight pixels in the interior (:func:`_interior_steps`), then the
+    pixels they leave (:func:`_border_steps`)."""
+    _interior_steps(o, xb, ih0, dil_h, r_lo, r_hi, wb, shift, plan, dil_w, pad_left)
+    _border_steps(o, xb, ih0, dil_h, r_lo, r_hi, wb, shift, plan, dil_w, pad_left)
+
+
+@kernel
+def pack_filter_blocks(w25, shift, wb):
+    """``wb[kb, t]`` = the channel block ``kb`` of tap ``t`` of ``w25`` ``[25, C]`` (the blocks of
+    :func:`~sepconv.kernels.depthwise.aligned_shift` ``shift``), zeros past ``C``."""
+    c = w25.shape[1]
+    count = lanes(wb)
+    for kb in range(_channel_blocks(c, shift, count)):
+        k, n = _channel_block(kb, c, shift, count)
+        for t in range(25):
+            vstore(wb, (kb * 25 + t) * count, vload_part(w25, t * c + k, n))
+
+
+@kernel
+def depthwise_nhwc_forward_5x5_direct_rows(x, wb, out, row_begin, row_end, stride_h, dil_h, dil_w, pad_top, pad_left):
+    """Output rows ``[row_begin, row_end)`` (flat over the batch) of ``out`` ``[N, out_h, out_w, C]``, from ``x``
+    ``[N, in_h, in_w, C]`` and the filter laid out by :func:`pack_filter_blocks` ``wb``; horizontal stride 1."""
+    in_h, in_w = x.shape[1], x.shape[2]
+    out_h, out_w = out.shape[1], out.shape[2]
+    shift = aligned_shift(x)
+    j_lo, j_hi = interior(out_w, in_w, 5, 1, dil_w, pad_left)
+    plan = plan_steps(out_w, j_lo, j_hi, dil_w)
+    for rr in range(row_begin, row_end):
+        b = rr // out_h
+        i = rr - b * out_h
+        ih0 = i * stride_h - pad_top
+        r_lo, r_hi = tap_range(ih0, dil_h, 5, in_h)
+        _row_blocks(out[b, i], x[b], ih0, dil_h, r_lo, r_hi, wb, shift, plan, dil_w, pad_left)
+
+
+@kernel(parallel=True)
+def depthwise_nhwc_forward_5x5_direct_parallel(x, w, out, n_chunks, stride_h, dil_h, dil_w, pad_top, pad_left):
+    """The forward of ``x`` with ``w`` ``[5, 5, C]`` into ``out``, horizontal stride 1: the filter laid out once,
+    then all output rows in ``n_chunks`` parallel blocks (:func:`depthwise_nhwc_forward_5x5_direct_rows`)."""
+    c = x.shape[3]
+    shift = aligned_shift(x)
+    count = lanes(x)
+    wb = empty_on_line(_channel_blocks(c, shift, count) * 25 * count, x)
+    pack_filter_blocks(w.reshape(25, c), shift, wb)
+    rows = out.shape[0] * out.shape[1]
+    for t in prange(n_chunks):
+        depthwise_nhwc_forward_5x5_direct_rows(x, wb, out, t * rows // n_chunks, (t + 1) * rows // n_chunks,
+                                               stride_h, dil_h, dil_w, pad_top, pad_left)
