@@ -216,26 +216,26 @@ def _packed(in_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_w
             and in_shape[3] * itemsize >= 32 and in_shape[1] >= (kh - 1) * dil_h + 1)
 
 
-# 5x5 filters at horizontal stride 1 whose output rows are at least DIRECT_5X5_MIN_WIDTH pixels wide and
-# whose channels fill DIRECT_5X5_MIN_VECTORS vectors (DIRECT_5X5_MIN_VECTORS_DILATED when the columns are
-# dilated) take the direct kernel (sepconv.kernels.depthwise_5x5_direct) instead of the packed one.  One process, 2 threads,
-# alternating, us, packed -> direct: 1x65x65x320 563 -> 522, dilation 2 642 -> 496, 1x74x74x336 dilation 2
-# 918 -> 698, 1x33x33x960 382 -> 369, 1x56x56x240 236 -> 213, 1x56x56x144 128 -> 122, 8x56x56x144
-# 1376 -> 1131, 2x40x40x200 355 -> 318, 1x129x129x64 dilation 3 545 -> 438, 1x65x65x96 dilation 2 233 -> 205;
-# narrower rows and fewer channels lose: 1x28x28x240 54 -> 55, dilation 2 101 -> 108, 1x14x14x480
-# 30 -> 48, 8x14x14x480 250 -> 279, 1x7x7x960 21 -> 50, 1x56x56x96 84 -> 88, 1x112x112x96 388 -> 421,
-# 1x147x147x64 424 -> 536.
-DIRECT_5X5_MIN_WIDTH = 32
+# 5x5 filters at horizontal stride 1 whose output rows are at least DIRECT_5X5_MIN_WIDTH pixels per phase of the
+# horizontal dilation and whose channels fill DIRECT_5X5_MIN_VECTORS vectors (DIRECT_5X5_MIN_VECTORS_DILATED when
+# the columns are dilated) take the direct kernel (sepconv.kernels.depthwise_5x5_direct) instead of the packed
+# one.  One process, 2 threads, alternating, us, packed -> direct (two runs where given): 1x65x65x320 523 -> 509,
+# dilation 2 646 -> 505, 1x74x74x336 dilation 2 875 -> 673, 8x56x56x144 1530 -> 1009, 1x56x56x144 131 -> 114,
+# 8x28x28x240 450 -> 398, 1x28x28x240 55 -> 49, 1x28x28x480 109 -> 100, 1x129x129x64 dilation 3 529 -> 365,
+# 1x65x65x96 dilation 2 166 -> 124.  Near even or lost: 1x33x33x960 364 -> 383 and 387 -> 398, 1x56x56x96
+# 81 -> 79, 1x147x147x64 435 -> 475, 1x112x112x48 182 -> 195, 1x28x28x240 dilation 2 57 -> 69, 8x14x14x480
+# 252 -> 267, 1x14x14x480 31 -> 49, 8x7x7x1152 188 -> 258 (a short row is mostly border pixels, two at a time).
+DIRECT_5X5_MIN_WIDTH = 28
 DIRECT_5X5_MIN_VECTORS = 8
 DIRECT_5X5_MIN_VECTORS_DILATED = 4
 
 
 def _direct_5x5(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsize: int, kh: int, kw: int,
-                stride_w: int, dil_h: int, dil_w: int) -> bool:
+                stride_w: int, dil_w: int) -> bool:
     """Whether the forward pass of an input of ``in_shape`` (multiplier 1) into ``out_shape`` takes the direct 5x5
     kernel."""
     vectors = DIRECT_5X5_MIN_VECTORS if dil_w == 1 else DIRECT_5X5_MIN_VECTORS_DILATED
-    return ((kh, kw) == (5, 5) and stride_w == 1 and out_shape[2] >= DIRECT_5X5_MIN_WIDTH
+    return ((kh, kw) == (5, 5) and stride_w == 1 and out_shape[2] >= DIRECT_5X5_MIN_WIDTH * dil_w
             and in_shape[3] * itemsize >= vectors * VECTOR_BYTES)
 
 
@@ -367,7 +367,7 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
         def launch(x, w3, out):
             repeated_launch(_repeated(x, multiplier), w3, out)
         return launch
-    if _direct_5x5(in_shape, out_shape, itemsize, kh, kw, stride_w, dil_h, dil_w):
+    if _direct_5x5(in_shape, out_shape, itemsize, kh, kw, stride_w, dil_w):
         direct_args = (stride_h, dil_h, dil_w, pad_top, pad_left)
 
         def launch(x, w3, out):
@@ -466,7 +466,7 @@ def _forward_plan(in_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGeometry,
     launch = _forward_launch(repeated_shape, shape, dtype, g.kh, g.kw, *_geometry_ints(g), g.multiplier > 1,
                              settings[:-2], g.multiplier)  # the split settings (no band settings)
     if (_packed(repeated_shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_h, g.dil_w)
-            and not _direct_5x5(repeated_shape, shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_h, g.dil_w)):
+            and not _direct_5x5(repeated_shape, shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_w)):
         def run(x, w3, scratch):
             out = _packed_output(shape, dtype, scratch)
             launch(x, w3, out)
@@ -587,7 +587,7 @@ def _input_gradient_plan(dy_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGe
     shape = (n, g.in_h, g.in_w, g.out_c)  # the C*M-channel gradient (C with multiplier 1)
     launch = _input_gradient_launch(dy_shape, shape, dtype, g, settings)
     if (m == 1 and g.stride_h == g.stride_w == 1 and _packed(dy_shape, dtype.itemsize, g.kh, g.kw, 1, g.dil_h, g.dil_w)
-            and not _direct_5x5(dy_shape, shape, dtype.itemsize, g.kh, g.kw, 1, g.dil_h, g.dil_w)):
+            and not _direct_5x5(dy_shape, shape, dtype.itemsize, g.kh, g.kw, 1, g.dil_w)):
         def run(w3, dy, scratch):  # the packed forward of dy
             dx = _packed_output(shape, dtype, scratch)
             launch(w3, dy, dx)
