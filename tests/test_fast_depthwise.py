@@ -728,6 +728,7 @@ DIRECT_5X5 = [
     (2, 13, 29, 17, (2, 1), (2, 3), "SAME"),  # vertical stride and dilation, three column phases
     (1, 12, 31, 130, 1, 1, [[0, 0], [3, 1], [6, 0], [0, 0]]),  # pads beyond the window, a masked last block
     (1, 19, 26, 24, 1, 4, [[0, 0], [0, 20], [1, 12], [0, 0]]),  # rows wholly in the padding
+    (1, 12, 30, 40, 1, 1, [[0, 0], [7, 0], [2, 2], [0, 0]]),  # a pair whose first row lies wholly in the padding
     (1, 11, 18, 64, 1, 2, "VALID"),  # phases of fewer than eight pixels
     (1, 3, 34, 40, 1, 1, "SAME"),  # an image shorter than the filter
 ]

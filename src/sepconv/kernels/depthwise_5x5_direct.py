@@ -119,6 +119,17 @@ def _step8(o, xb, ih0, dil_h, r_lo, r_hi, wb, wt, k, c, j, gap, pad_left):
 
 
 @kernel(inline=True)
+def _rows_of_pair(a_lo, a_hi, b_lo, b_hi):
+    """The input rows ``[lo, hi)`` (counted from the first row's window) two output rows a vertical dilation apart
+    read: the first's filter rows ``[a_lo, a_hi)`` and the second's ``[b_lo, b_hi)``, one row further down."""
+    if a_lo >= a_hi:
+        return b_lo + 1, max(b_lo + 1, b_hi + 1)
+    if b_lo >= b_hi:
+        return a_lo, a_hi
+    return min(a_lo, b_lo + 1), max(a_hi, b_hi + 1)
+
+
+@kernel(inline=True)
 def _step8_two_rows(o, o1, xb, ih0, dil_h, a_lo, a_hi, b_lo, b_hi, wb, wt, k, c, j, gap, pad_left):
     """As :func:`_step8`, for two output rows a vertical dilation apart at once: ``o`` from input rows
     ``ih0 + r * dil_h`` (filter rows ``r`` in ``[a_lo, a_hi)``) and ``o1`` from the rows one further down
@@ -127,7 +138,8 @@ def _step8_two_rows(o, o1, xb, ih0, dil_h, a_lo, a_hi, b_lo, b_hi, wb, wt, k, c,
     q = (j - pad_left) * c + k
     s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = vzeros(o)
     t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = vzeros(o)
-    for r in range(min(a_lo, b_lo + 1), max(a_hi, b_hi + 1)):
+    lo, hi = _rows_of_pair(a_lo, a_hi, b_lo, b_hi)
+    for r in range(lo, hi):
         a = (ih0 + r * dil_h) * row + q
         a0, a3, a6, a9 = opaque(a), opaque(a + 3 * gap), opaque(a + 6 * gap), opaque(a + 9 * gap)
         i0, i1, i2, i3 = vload(xb, a0), vload(xb, a0 + gap), vload(xb, a0 + 2 * gap), vload(xb, a3)
@@ -247,32 +259,50 @@ def _column(xb, a, m, m_lo, m_hi, n):
 
 
 @kernel(inline=True)
-def _step2_clipped(o, xb, ih0, dil_h, r_lo, r_hi, wb, wt, k, n, c, j, gap, pad_left, dil_w, npix, m_lo, m_hi):
-    """The first ``npix`` (1 or 2) of the pixels ``j, j + d`` of ``o``, ``n`` channels of block ``k``, taps in
-    the padding read as zeros."""
+def _taps2(s0, s1, i0, i1, i2, i3, i4, i5, wb, t):
+    """Adds the five taps ``t .. t + 4`` of ``wb`` to the sums of two outputs whose inputs are ``i0 .. i5``."""
     count = lanes(wb)
+    w0, w1, w2 = vload(wb, t * count), vload(wb, (t + 1) * count), vload(wb, (t + 2) * count)
+    w3, w4 = vload(wb, (t + 3) * count), vload(wb, (t + 4) * count)
+    s0 = vfma(i4, w4, vfma(i3, w3, vfma(i2, w2, vfma(i1, w1, vfma(i0, w0, s0)))))
+    s1 = vfma(i5, w4, vfma(i4, w3, vfma(i3, w2, vfma(i2, w1, vfma(i1, w0, s1)))))
+    return s0, s1
+
+
+@kernel(inline=True)
+def _step2_clipped(o, o1, xb, ih0, dil_h, a_lo, a_hi, b_lo, b_hi, wb, wt, k, n, c, j, gap, pad_left, dil_w, npix,
+                   m_lo, m_hi, pair):
+    """The first ``npix`` (1 or 2) of the pixels ``j, j + d`` of ``o`` (filter rows ``[a_lo, a_hi)``) and, when
+    ``pair``, of ``o1``, the output row a vertical dilation further down (filter rows ``[b_lo, b_hi)``), ``n``
+    channels of block ``k``, taps in the padding read as zeros (columns outside ``[m_lo, m_hi)``)."""
     row = xb.shape[1] * c
     q = (j - pad_left) * c + k
-    s0 = s1 = vzeros(o)
-    for r in range(r_lo, r_hi):
+    s0 = s1 = t0 = t1 = vzeros(o)
+    lo, hi = _rows_of_pair(a_lo, a_hi, b_lo, b_hi)
+    for r in range(lo, hi):
         a = (ih0 + r * dil_h) * row + q
-        t = (wt + 5 * r) * count
         i0, i1 = _column(xb, a, 0, m_lo, m_hi, n), _column(xb, a + gap, 1, m_lo, m_hi, n)
         i2, i3 = _column(xb, a + 2 * gap, 2, m_lo, m_hi, n), _column(xb, a + 3 * gap, 3, m_lo, m_hi, n)
         i4, i5 = _column(xb, a + 4 * gap, 4, m_lo, m_hi, n), _column(xb, a + 5 * gap, 5, m_lo, m_hi, n)
-        w0, w1, w2 = vload(wb, t), vload(wb, t + count), vload(wb, t + 2 * count)
-        w3, w4 = vload(wb, t + 3 * count), vload(wb, t + 4 * count)
-        s0 = vfma(i4, w4, vfma(i3, w3, vfma(i2, w2, vfma(i1, w1, vfma(i0, w0, s0)))))
-        s1 = vfma(i5, w4, vfma(i4, w3, vfma(i3, w2, vfma(i2, w1, vfma(i1, w0, s1)))))
-    vstore_n(o, j * c + k, s0, n)
+        if a_lo <= r < a_hi:
+            s0, s1 = _taps2(s0, s1, i0, i1, i2, i3, i4, i5, wb, wt + 5 * r)
+        if b_lo <= r - 1 < b_hi:
+            t0, t1 = _taps2(t0, t1, i0, i1, i2, i3, i4, i5, wb, wt + 5 * (r - 1))
+    qo = j * c + k
+    vstore_n(o, qo, s0, n)
     if npix > 1:
-        vstore_n(o, (j + dil_w) * c + k, s1, n)
+        vstore_n(o, qo + gap, s1, n)
+    if pair:
+        vstore_n(o1, qo, t0, n)
+        if npix > 1:
+            vstore_n(o1, qo + gap, t1, n)
 
 
 @kernel
-def _border_steps(o, xb, ih0, dil_h, r_lo, r_hi, wb, shift, plan, dil_w, pad_left):
+def _border_steps(o, o1, xb, ih0, dil_h, a_lo, a_hi, b_lo, b_hi, pair, wb, shift, plan, dil_w, pad_left):
     """Block by block, the pixels of ``o`` the interior steps leave (``plan``, :func:`plan_steps`), two at a
-    time, clipped."""
+    time, clipped; and those of ``o1`` when ``pair`` (the output row a vertical dilation further down, filter
+    rows ``[b_lo, b_hi)``), each input row's columns loaded once for both."""
     count = lanes(o)
     out_w, c = o.shape[0], o.shape[1]
     gap = dil_w * c
@@ -287,17 +317,17 @@ def _border_steps(o, xb, ih0, dil_h, r_lo, r_hi, wb, shift, plan, dil_w, pad_lef
             m_lo, m_hi = tap_range(j - pad_left, dil_w, 6, xb.shape[1])
             for kb in range(blocks):
                 k, n = _channel_block(kb, c, shift, count)
-                _step2_clipped(o, xb, ih0, dil_h, r_lo, r_hi, wb, kb * 25, k, n, c, j, gap, pad_left, dil_w, npix,
-                               m_lo, m_hi)
+                _step2_clipped(o, o1, xb, ih0, dil_h, a_lo, a_hi, b_lo, b_hi, wb, kb * 25, k, n, c, j, gap, pad_left,
+                               dil_w, npix, m_lo, m_hi, pair)
             j += npix * dil_w
 
 
 @kernel
 def _row_blocks(o, xb, ih0, dil_h, r_lo, r_hi, wb, shift, plan, dil_w, pad_left):
-    """One output row ``o``: the steps of eight pixels in the interior (:func:`_interior_steps`), then the
-    pixels they leave (:func:`_border_steps`)."""
+    """One output row ``o``: the steps in the interior (:func:`_interior_steps`), then the pixels they leave
+    (:func:`_border_steps`)."""
     _interior_steps(o, xb, ih0, dil_h, r_lo, r_hi, wb, shift, plan, dil_w, pad_left)
-    _border_steps(o, xb, ih0, dil_h, r_lo, r_hi, wb, shift, plan, dil_w, pad_left)
+    _border_steps(o, o, xb, ih0, dil_h, r_lo, r_hi, 0, 0, False, wb, shift, plan, dil_w, pad_left)
 
 
 @kernel
@@ -335,9 +365,8 @@ def depthwise_nhwc_forward_5x5_direct_rows(x, wb, out, row_begin, row_end, strid
                     b_lo, b_hi = tap_range(ih0 + dil_h, dil_h, 5, in_h)
                     _interior_steps_two_rows(out[b, i], out[b, i + dil_h], xb, ih0, dil_h, a_lo, a_hi, b_lo, b_hi,
                                              wb, shift, plan, dil_w, pad_left)
-                    _border_steps(out[b, i], xb, ih0, dil_h, a_lo, a_hi, wb, shift, plan, dil_w, pad_left)
-                    _border_steps(out[b, i + dil_h], xb, ih0 + dil_h, dil_h, b_lo, b_hi, wb, shift, plan, dil_w,
-                                  pad_left)
+                    _border_steps(out[b, i], out[b, i + dil_h], xb, ih0, dil_h, a_lo, a_hi, b_lo, b_hi, True, wb,
+                                  shift, plan, dil_w, pad_left)
                     i += 2 * step
                 else:
                     _row_blocks(out[b, i], xb, ih0, dil_h, a_lo, a_hi, wb, shift, plan, dil_w, pad_left)
