@@ -746,6 +746,7 @@ def direct_5x5_everywhere(monkeypatch):
     monkeypatch.setattr(depthwise_5x5_direct, "depthwise_nhwc_forward_5x5_direct_parallel",
                         lambda *args: calls.append(args[3]) or kernel(*args))
     monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_MIN_WIDTH", 0)
+    monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_MIN_BATCH_WIDTH", 0)
     monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_MIN_VECTORS", 0)
     monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_MIN_VECTORS_DILATED", 0)
     plans = (fast_depthwise._forward_launch, fast_depthwise._forward_plan, fast_depthwise._input_gradient_plan)
@@ -754,6 +755,19 @@ def direct_5x5_everywhere(monkeypatch):
     yield calls
     for plan in plans:
         plan.cache_clear()
+
+
+@pytest.mark.parametrize("shape, dilation, direct", [
+    ((1, 30, 30, 96), 1, True), ((8, 14, 14, 480), 1, True), ((1, 65, 65, 320), 2, True),
+    ((1, 30, 30, 80), 1, False), ((1, 14, 14, 480), 1, False), ((1, 40, 40, 128), 4, False)])
+def test_direct_5x5_takes_wide_rows_of_many_channels(shape, dilation, direct):
+    """The layers the direct 5x5 kernel takes by default (wide rows, or many of them, of at least six vectors of
+    channels) have their outputs at the input's offset from a cache line, the packed kernels' on a line."""
+    rng = np.random.default_rng(3)
+    x, filt = _at_offset(rand(rng, shape, np.float32), 16), rand(rng, (5, 5, shape[3], 1), np.float32)
+    fast, ref = _both(sepconv.depthwise_conv2d, x, filt, 1, "SAME", dilations=dilation)
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    assert fast.ctypes.data % 64 == (16 if direct else 0)
 
 
 @pytest.mark.parametrize("threads", ["serial", "parallel"])

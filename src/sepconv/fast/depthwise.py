@@ -216,27 +216,35 @@ def _packed(in_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_w
             and in_shape[3] * itemsize >= 32 and in_shape[1] >= (kh - 1) * dil_h + 1)
 
 
-# 5x5 filters at horizontal stride 1 whose output rows are at least DIRECT_5X5_MIN_WIDTH pixels per phase of the
-# horizontal dilation and whose channels fill DIRECT_5X5_MIN_VECTORS vectors (DIRECT_5X5_MIN_VECTORS_DILATED when
-# the columns are dilated) take the direct kernel (sepconv.kernels.depthwise_5x5_direct) instead of the packed
-# one.  One process, 2 threads, alternating, us, packed -> direct (two runs where given): 1x65x65x320 523 -> 509,
-# dilation 2 646 -> 505, 1x74x74x336 dilation 2 875 -> 673, 8x56x56x144 1530 -> 1009, 1x56x56x144 131 -> 114,
-# 8x28x28x240 450 -> 398, 1x28x28x240 55 -> 49, 1x28x28x480 109 -> 100, 1x129x129x64 dilation 3 529 -> 365,
-# 1x65x65x96 dilation 2 166 -> 124.  Near even or lost: 1x33x33x960 364 -> 383 and 387 -> 398, 1x56x56x96
-# 81 -> 79, 1x147x147x64 435 -> 475, 1x112x112x48 182 -> 195, 1x28x28x240 dilation 2 57 -> 69, 8x14x14x480
-# 252 -> 267, 1x14x14x480 31 -> 49, 8x7x7x1152 188 -> 258 (a short row is mostly border pixels, two at a time).
-DIRECT_5X5_MIN_WIDTH = 28
-DIRECT_5X5_MIN_VECTORS = 8
+# 5x5 filters at horizontal stride 1 take the direct kernel (sepconv.kernels.depthwise_5x5_direct) instead of the
+# packed one when their channels fill DIRECT_5X5_MIN_VECTORS vectors (DIRECT_5X5_MIN_VECTORS_DILATED when the
+# columns are dilated) and their output rows are at least DIRECT_5X5_MIN_WIDTH pixels per phase of the horizontal
+# dilation, or DIRECT_5X5_MIN_BATCH_WIDTH with DIRECT_5X5_MIN_PIXELS output pixels in all (a short row is mostly
+# border pixels, two at a time, and a small layer pays the filter's layout).  One process, 2 threads,
+# alternating, us, packed -> direct, after the row pairs: 1x65x65x320 dilation 2 646 -> 505, 1x74x74x336
+# dilation 2 875 -> 673, 8x56x56x144 1530 -> 1009, 1x56x56x144 131 -> 114, 8x28x28x240 450 -> 398,
+# 1x28x28x240 55 -> 49, 1x129x129x64 dilation 3 529 -> 365, 8x14x14x480 265 -> 221, 8x14x14x672 433 -> 322,
+# 1x112x112x96 384 -> 366, 1x56x56x96 82 -> 77, 1x19x19x728 98 -> 85; near even or lost: 1x33x33x960
+# 399 -> 406, 1x17x17x768 78 -> 75, 1x147x147x64 432 -> 461, 1x112x112x64 244 -> 269, 1x56x56x40 35 -> 40,
+# 4x14x14x480 88 -> 97, 1x14x14x480 25 -> 40, 8x7x7x1152 165 -> 184, 1x7x7x960 22 -> 47.
+DIRECT_5X5_MIN_VECTORS = 6
 DIRECT_5X5_MIN_VECTORS_DILATED = 4
+DIRECT_5X5_MIN_WIDTH = 28
+DIRECT_5X5_MIN_BATCH_WIDTH = 14
+DIRECT_5X5_MIN_PIXELS = 1500
 
 
 def _direct_5x5(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsize: int, kh: int, kw: int,
                 stride_w: int, dil_w: int) -> bool:
     """Whether the forward pass of an input of ``in_shape`` (multiplier 1) into ``out_shape`` takes the direct 5x5
     kernel."""
+    if (kh, kw) != (5, 5) or stride_w != 1:
+        return False
     vectors = DIRECT_5X5_MIN_VECTORS if dil_w == 1 else DIRECT_5X5_MIN_VECTORS_DILATED
-    return ((kh, kw) == (5, 5) and stride_w == 1 and out_shape[2] >= DIRECT_5X5_MIN_WIDTH * dil_w
-            and in_shape[3] * itemsize >= vectors * VECTOR_BYTES)
+    width = out_shape[2] // dil_w
+    return in_shape[3] * itemsize >= vectors * VECTOR_BYTES and (
+        width >= DIRECT_5X5_MIN_WIDTH
+        or (width >= DIRECT_5X5_MIN_BATCH_WIDTH and math.prod(out_shape[:3]) >= DIRECT_5X5_MIN_PIXELS))
 
 
 def _packed_output(shape: tuple[int, ...], dtype: np.dtype, scratch: str | None) -> np.ndarray:
