@@ -735,26 +735,30 @@ DIRECT_5X5 = [
 
 
 @pytest.fixture
-def direct_5x5_everywhere(monkeypatch):
-    """Every 5x5 layer at horizontal stride 1 that the packed kernels would take takes the direct kernel (the
-    thresholds are read when a plan is made, so the plan caches are emptied before and after); the calls that
-    reach it are counted."""
+def fresh_plans():
+    """The plan caches, which hold the kernel choices (made from module settings a test may patch), emptied before
+    and after the test."""
+    plans = (fast_depthwise._forward_launch, fast_depthwise._forward_plan, fast_depthwise._input_gradient_plan)
+    for plan in plans:
+        plan.cache_clear()
+    yield
+    for plan in plans:
+        plan.cache_clear()
+
+
+@pytest.fixture
+def direct_5x5_everywhere(fresh_plans, monkeypatch):
+    """Every 5x5 layer at horizontal stride 1 takes the direct kernel; the calls that reach it are counted."""
     from sepconv.kernels import depthwise_5x5_direct
 
     calls = []
     kernel = depthwise_5x5_direct.depthwise_nhwc_forward_5x5_direct_parallel
     monkeypatch.setattr(depthwise_5x5_direct, "depthwise_nhwc_forward_5x5_direct_parallel",
                         lambda *args: calls.append(args[3]) or kernel(*args))
-    monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_MIN_WIDTH", 0)
-    monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_MIN_BATCH_WIDTH", 0)
-    monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_MIN_VECTORS", 0)
-    monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_MIN_VECTORS_DILATED", 0)
-    plans = (fast_depthwise._forward_launch, fast_depthwise._forward_plan, fast_depthwise._input_gradient_plan)
-    for plan in plans:
-        plan.cache_clear()
-    yield calls
-    for plan in plans:
-        plan.cache_clear()
+    for setting in ("DIRECT_5X5_MIN_WIDTH", "DIRECT_5X5_MIN_BATCH_WIDTH", "DIRECT_5X5_MIN_VECTORS",
+                    "DIRECT_5X5_MIN_VECTORS_DILATED"):
+        monkeypatch.setattr(fast_depthwise, setting, 0)
+    return calls
 
 
 @pytest.mark.parametrize("shape, dilation, direct", [
@@ -990,7 +994,7 @@ def test_packed_fourteen_pixel_steps_match_reference(k, dilation, monkeypatch):
 
 @pytest.mark.parametrize("stride, dilation, w, c", [(1, 1, 100, 48), (2, 1, 100, 48), (1, 3, 150, 16)])
 @pytest.mark.parametrize("k", [5, 7])
-def test_packed_column_tiles_match_reference(k, stride, dilation, w, c, monkeypatch):
+def test_packed_column_tiles_match_reference(k, stride, dilation, w, c, fresh_plans, monkeypatch):
     """A band of a wide image of many channels, past PACKED_BAND_BYTES, is packed and computed in tiles of
     columns (the last one narrower, but for 7x7 at stride 2 and dilation 3): the forward and both gradients as
     the reference, one image after the other.  Float64: in float32 the filter gradient's sums over 7,400
@@ -1005,6 +1009,7 @@ def test_packed_column_tiles_match_reference(k, stride, dilation, w, c, monkeypa
     tile_w = depthwise_packed.column_tiles(out_w, (band_rows * w + band_max * out_w) * c * itemsize, k, dilation)
     assert tile_w < out_w
     calls = _spy_packed_rows(monkeypatch)
+    monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_MIN_VECTORS", 10**9)  # the packed kernels, not the direct one
     _assert_three_ops_match(*_problem((n, h, w, c, 1, (k, k), stride, dilation, "SAME"), dtype), dtype)
     assert (n, h, w, c) in calls
 
