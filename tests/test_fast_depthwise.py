@@ -703,10 +703,11 @@ def test_simd_channel_blocks_at_every_alignment(kernel_size, c, dtype, monkeypat
 
 
 @pytest.mark.parametrize("kernel_size, stride, on_line", [(5, 1, True), (7, 2, True), (3, 1, False)])
-def test_packed_outputs_start_on_a_line(kernel_size, stride, on_line):
+def test_packed_outputs_start_on_a_line(kernel_size, stride, on_line, fresh_plans, monkeypatch):
     """The packed kernels' outputs (forward, and the stride-1 input gradient, the packed forward of ``dy``) start
     on a cache line whatever the input's offset from one; the other kernels' at the input's offset.  Both match
     the reference, from an input 16 bytes past a line."""
+    monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_MIN_VECTORS", 10**9)  # 5x5 on the packed kernels
     x, filt, dy, args = _problem((1, 40, 44, 64, 1, (kernel_size, kernel_size), stride, 1, "SAME"), np.float32)
     x, dy = _at_offset(x, 16), _at_offset(dy, 16)
     fast, ref = _both(sepconv.depthwise_conv2d, x, filt, **args)
@@ -755,17 +756,16 @@ def direct_5x5_everywhere(fresh_plans, monkeypatch):
     kernel = depthwise_5x5_direct.depthwise_nhwc_forward_5x5_direct_parallel
     monkeypatch.setattr(depthwise_5x5_direct, "depthwise_nhwc_forward_5x5_direct_parallel",
                         lambda *args: calls.append(args[3]) or kernel(*args))
-    for setting in ("DIRECT_5X5_MIN_WIDTH", "DIRECT_5X5_MIN_BATCH_WIDTH", "DIRECT_5X5_MIN_VECTORS",
-                    "DIRECT_5X5_MIN_VECTORS_DILATED"):
+    for setting in ("DIRECT_5X5_MIN_WIDTH", "DIRECT_5X5_MIN_BATCH_WIDTH", "DIRECT_5X5_MIN_VECTORS"):
         monkeypatch.setattr(fast_depthwise, setting, 0)
     return calls
 
 
 @pytest.mark.parametrize("shape, dilation, direct", [
     ((1, 30, 30, 96), 1, True), ((8, 14, 14, 480), 1, True), ((1, 65, 65, 320), 2, True),
-    ((1, 30, 30, 80), 1, False), ((1, 14, 14, 480), 1, False), ((1, 40, 40, 128), 4, False)])
+    ((1, 30, 30, 48), 1, False), ((1, 14, 14, 480), 1, False), ((1, 40, 40, 128), 4, False)])
 def test_direct_5x5_takes_wide_rows_of_many_channels(shape, dilation, direct):
-    """The layers the direct 5x5 kernel takes by default (wide rows, or many of them, of at least six vectors of
+    """The layers the direct 5x5 kernel takes by default (wide rows, or many of them, of at least four vectors of
     channels) have their outputs at the input's offset from a cache line, the packed kernels' on a line."""
     rng = np.random.default_rng(3)
     x, filt = _at_offset(rand(rng, shape, np.float32), 16), rand(rng, (5, 5, shape[3], 1), np.float32)
@@ -934,8 +934,9 @@ def test_kept_zero_rows_stay_zero(threads, monkeypatch):
 
 
 def _spy_packed_rows(monkeypatch) -> list[tuple]:
-    """Every call on one thread, and the input shape of each call of the packed forward's rows kernel recorded in
-    the returned list."""
+    """Every call on one thread, 5x5 layers on the packed kernels rather than the direct one (with the fixture
+    ``fresh_plans``), and the input shape of each call of the packed forward's rows kernel recorded in the
+    returned list."""
     from sepconv.kernels import depthwise_packed
 
     calls: list[tuple] = []
@@ -946,12 +947,13 @@ def _spy_packed_rows(monkeypatch) -> list[tuple]:
         return original(x, *args)
 
     monkeypatch.setattr(depthwise_packed, "depthwise_nhwc_forward_packed_rows", spy)
+    monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_MIN_VECTORS", 10**9)
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 10**18)
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 10**18)
     return calls
 
 
-def test_packed_kernels_are_taken_where_the_copy_stays_small(monkeypatch):
+def test_packed_kernels_are_taken_where_the_copy_stays_small(fresh_plans, monkeypatch):
     """5x5 and 7x7 layers with half a vector of channels or more reach the packed kernels (forward and
     stride-1 input gradient, dilated too); fewer channels, an image shorter than the dilated filter, or
     a horizontal dilation with stride 2, do not."""
@@ -970,7 +972,7 @@ def test_packed_kernels_are_taken_where_the_copy_stays_small(monkeypatch):
 
 @pytest.mark.parametrize("dilation", [1, 2])
 @pytest.mark.parametrize("k", [5, 7])
-def test_packed_fourteen_pixel_steps_match_reference(k, dilation, monkeypatch):
+def test_packed_fourteen_pixel_steps_match_reference(k, dilation, fresh_plans, monkeypatch):
     """Rows of 5x5 and 7x7 layers at stride 1 go fourteen pixels per step, then eight or seven, then single
     pixels (widths 14-69, dilated rows by phase); a layer whose output streams to memory at a wide pixel
     stride keeps the eight-pixel steps.  Both against the reference."""
@@ -1009,13 +1011,12 @@ def test_packed_column_tiles_match_reference(k, stride, dilation, w, c, fresh_pl
     tile_w = depthwise_packed.column_tiles(out_w, (band_rows * w + band_max * out_w) * c * itemsize, k, dilation)
     assert tile_w < out_w
     calls = _spy_packed_rows(monkeypatch)
-    monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_MIN_VECTORS", 10**9)  # the packed kernels, not the direct one
     _assert_three_ops_match(*_problem((n, h, w, c, 1, (k, k), stride, dilation, "SAME"), dtype), dtype)
     assert (n, h, w, c) in calls
 
 
 @pytest.mark.parametrize("h, w, c, k, dilation", [(96, 100, 36, 5, 1), (80, 90, 48, 7, 2), (100, 104, 32, 5, 1)])
-def test_packed_channel_groups_match_reference(h, w, c, k, dilation, monkeypatch):
+def test_packed_channel_groups_match_reference(h, w, c, k, dilation, fresh_plans, monkeypatch):
     """An image past PACKED_GROUP_MIN_IMAGE_BYTES at stride 1 packs PACKED_GROUP_BLOCKS channel blocks per pass:
     36 and 48 float64 channels (lanes of 8) are groups of 4 and a last block alone (36: its 4 channels masked) or
     a group of 2; 32 is one group of 4.  Forward and input gradient (the packed forward of ``out_backprop``) as the

@@ -217,18 +217,17 @@ def _packed(in_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_w
 
 
 # 5x5 filters at horizontal stride 1 take the direct kernel (sepconv.kernels.depthwise_5x5_direct) instead of the
-# packed one when their channels fill DIRECT_5X5_MIN_VECTORS vectors (DIRECT_5X5_MIN_VECTORS_DILATED when the
-# columns are dilated) and their output rows are at least DIRECT_5X5_MIN_WIDTH pixels per phase of the horizontal
-# dilation, or DIRECT_5X5_MIN_BATCH_WIDTH with DIRECT_5X5_MIN_PIXELS output pixels in all (a short row is mostly
-# border pixels, two at a time, and a small layer pays the filter's layout).  One process, 2 threads,
-# alternating, us, packed -> direct, after the row pairs: 1x65x65x320 dilation 2 646 -> 505, 1x74x74x336
-# dilation 2 875 -> 673, 8x56x56x144 1530 -> 1009, 1x56x56x144 131 -> 114, 8x28x28x240 450 -> 398,
-# 1x28x28x240 55 -> 49, 1x129x129x64 dilation 3 529 -> 365, 8x14x14x480 265 -> 221, 8x14x14x672 433 -> 322,
-# 1x112x112x96 384 -> 366, 1x56x56x96 82 -> 77, 1x19x19x728 98 -> 85; near even or lost: 1x33x33x960
-# 399 -> 406, 1x17x17x768 78 -> 75, 1x147x147x64 432 -> 461, 1x112x112x64 244 -> 269, 1x56x56x40 35 -> 40,
-# 4x14x14x480 88 -> 97, 1x14x14x480 25 -> 40, 8x7x7x1152 165 -> 184, 1x7x7x960 22 -> 47.
-DIRECT_5X5_MIN_VECTORS = 6
-DIRECT_5X5_MIN_VECTORS_DILATED = 4
+# packed one when their channels fill DIRECT_5X5_MIN_VECTORS vectors and their output rows are at least
+# DIRECT_5X5_MIN_WIDTH pixels per phase of the horizontal dilation, or DIRECT_5X5_MIN_BATCH_WIDTH with
+# DIRECT_5X5_MIN_PIXELS output pixels in all (a short row is mostly border pixels, two at a time, and a small
+# layer pays the filter's layout).  One process, 2 threads, alternating, us, packed -> direct, final kernel:
+# 1x65x65x320 dilation 2 646 -> 505, 1x74x74x336 dilation 2 875 -> 673, 8x56x56x144 1530 -> 1009, 1x56x56x144
+# 131 -> 114, 8x28x28x240 450 -> 398, 1x28x28x240 55 -> 49, 8x14x14x480 265 -> 221, 8x14x14x672 433 -> 322,
+# 1x129x129x64 dilation 3 541 -> 369, 1x112x112x64 246 -> 197, 1x56x56x64 49 -> 43, 1x56x56x96 80 -> 74,
+# 1x33x33x960 410 -> 387, 1x65x65x32 dilation 2 43 -> 33; near even or lost: 1x147x147x64 428 -> 441 and
+# 436 -> 455, 2x28x28x64 24.3 -> 23.3, 1x112x112x48 162 -> 128 but 2x56x56x48 74 -> 83 (three vectors: left
+# packed), 4x14x14x480 96 -> 105, 1x14x14x480 25 -> 40, 8x7x7x1152 165 -> 184, 1x7x7x960 22 -> 47.
+DIRECT_5X5_MIN_VECTORS = 4
 DIRECT_5X5_MIN_WIDTH = 28
 DIRECT_5X5_MIN_BATCH_WIDTH = 14
 DIRECT_5X5_MIN_PIXELS = 1500
@@ -240,9 +239,8 @@ def _direct_5x5(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsize:
     kernel."""
     if (kh, kw) != (5, 5) or stride_w != 1:
         return False
-    vectors = DIRECT_5X5_MIN_VECTORS if dil_w == 1 else DIRECT_5X5_MIN_VECTORS_DILATED
     width = out_shape[2] // dil_w
-    return in_shape[3] * itemsize >= vectors * VECTOR_BYTES and (
+    return in_shape[3] * itemsize >= DIRECT_5X5_MIN_VECTORS * VECTOR_BYTES and (
         width >= DIRECT_5X5_MIN_WIDTH
         or (width >= DIRECT_5X5_MIN_BATCH_WIDTH and math.prod(out_shape[:3]) >= DIRECT_5X5_MIN_PIXELS))
 
