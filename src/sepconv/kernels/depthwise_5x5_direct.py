@@ -10,19 +10,23 @@ addressed in the input itself, at a pixel stride ``C`` known only at run time, w
 direct kernels a pointer per address, spilled.  Two things avoid that: the filter rows go in a loop that
 is not unrolled (the rows share the columns' offsets), and the twelve columns are addressed from four
 bases three columns apart made opaque to LLVM (:func:`~sepconv.kernels._simd.opaque`), each column then
-one base plus the column gap times 1, 2, 4 or 8, which x86 encodes in the load.  The steps that would
-reach into the padding, the pixels left over at a row's end and a masked last channel block use masked
-loads instead, no lanes for a column in the padding (:func:`_step2_clipped`).  The filter is first laid
-out by channel block (:func:`pack_filter_blocks`, zeros past ``C``), so its taps are at constant offsets too.  At vertical
-stride 1 the output rows go in pairs a vertical dilation apart (:func:`_step8_two_rows`): their windows share
-four input rows, each row's twelve columns loaded once for both (A/B, us, 2 threads: 1x65x65x320
-432 -> 379, dilation 2 417 -> 368, 8x56x56x144 1022 -> 930, 1x33x33x960 339 -> 313).
+one base plus the column gap times 1, 2, 4 or 8, which x86 encodes in the load.  The loads and stores are
+masked to the block's channels (a partial block costs what a whole one does), and the filter is first
+laid out by channel block (:func:`pack_filter_blocks`, zeros past ``C``), so its taps are at constant
+offsets too.
+
+Each row of steps covers the interior (the pixels whose taps are all inside the input), a row's last step
+overlapping the one before it (:func:`plan_steps`); the pixels left, at the borders and up to three
+left over, go two at a time with masked loads that take no lanes for a column in the padding
+(:func:`_step2_clipped`).  At vertical stride 1 the output rows go in pairs a vertical dilation apart
+(:func:`_step8_two_rows`): their windows share four input rows, each row's twelve columns loaded once for
+both (A/B, us, 2 threads: 1x65x65x320 432 -> 379, dilation 2 417 -> 368, 8x56x56x144 1022 -> 930).
 
 Against the packed kernels (one process, 2 threads, alternating, us, packed -> direct): 1x65x65x320 dilation 2
-642 -> 496, 1x74x74x336 dilation 2 918 -> 698, 1x65x65x320 563 -> 522, 8x56x56x144 1376 -> 1131,
-1x129x129x64 dilation 3 545 -> 438; small images lose (1x14x14x480 30 -> 48: most of a 14-pixel row is
-border pixels, two at a time), and so do rows of few channels (1x147x147x64 424 -> 536), so
-``sepconv.fast.depthwise`` picks this kernel for wide rows of many channels or dilated ones only.
+646 -> 505, 8x56x56x144 1530 -> 1009, 8x14x14x672 433 -> 322, 1x112x112x64 246 -> 197; rows of 7 or 14 pixels
+at batch 1 lose (1x14x14x480 25 -> 40, most of such a row being border pixels), so ``sepconv.fast.depthwise``
+picks this kernel for wide rows, or many rows, of at least four vectors of channels
+(``DIRECT_5X5_MIN_WIDTH`` and the settings beside it).
 
 Examples
 --------
