@@ -39,7 +39,7 @@ from ..kernels import depthwise_packed as packed
 from ..kernels._jit import PARALLEL_LAUNCH, thread_count
 from ..kernels._simd import VECTOR_BYTES
 from . import recycled
-from .aligned import empty_aligned, empty_like_offset
+from .aligned import empty_aligned, empty_apart_from, empty_like_offset
 from .layout import nchw_to_nhwc, nhwc_to_nchw
 from .workspace import workspace
 
@@ -471,8 +471,13 @@ def _forward_plan(in_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGeometry,
     repeated_shape = in_shape if g.multiplier == 1 else (*in_shape[:3], in_shape[3] * g.multiplier)
     launch = _forward_launch(repeated_shape, shape, dtype, g.kh, g.kw, *_geometry_ints(g), g.multiplier > 1,
                              settings[:-2], g.multiplier)  # the split settings (no band settings)
-    if (_packed(repeated_shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_h, g.dil_w)
-            and not _direct_5x5(repeated_shape, shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_w)):
+    if _direct_5x5(repeated_shape, shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_w) and g.multiplier == 1:
+        def run(x, w3, scratch):
+            out = empty_apart_from(shape, dtype, x) if scratch is None else workspace(scratch, shape, dtype, like=x)
+            launch(x, w3, out)
+            return out
+        return run
+    if _packed(repeated_shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_h, g.dil_w):
         def run(x, w3, scratch):
             out = _packed_output(shape, dtype, scratch)
             launch(x, w3, out)
@@ -592,8 +597,13 @@ def _input_gradient_plan(dy_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGe
         return run
     shape = (n, g.in_h, g.in_w, g.out_c)  # the C*M-channel gradient (C with multiplier 1)
     launch = _input_gradient_launch(dy_shape, shape, dtype, g, settings)
-    if (m == 1 and g.stride_h == g.stride_w == 1 and _packed(dy_shape, dtype.itemsize, g.kh, g.kw, 1, g.dil_h, g.dil_w)
-            and not _direct_5x5(dy_shape, shape, dtype.itemsize, g.kh, g.kw, 1, g.dil_w)):
+    if m == 1 and g.stride_h == g.stride_w == 1 and _direct_5x5(dy_shape, shape, dtype.itemsize, g.kh, g.kw, 1, g.dil_w):
+        def run(w3, dy, scratch):  # the direct forward of dy
+            dx = empty_apart_from(shape, dtype, dy) if scratch is None else workspace(scratch, shape, dtype, like=dy)
+            launch(w3, dy, dx)
+            return dx
+        return run
+    if m == 1 and g.stride_h == g.stride_w == 1 and _packed(dy_shape, dtype.itemsize, g.kh, g.kw, 1, g.dil_h, g.dil_w):
         def run(w3, dy, scratch):  # the packed forward of dy
             dx = _packed_output(shape, dtype, scratch)
             launch(w3, dy, dx)
