@@ -763,7 +763,8 @@ def direct_5x5_everywhere(fresh_plans, monkeypatch):
 
 @pytest.mark.parametrize("shape, dilation, direct", [
     ((1, 30, 30, 96), 1, True), ((8, 14, 14, 480), 1, True), ((1, 65, 65, 320), 2, True),
-    ((1, 30, 30, 48), 1, False), ((1, 14, 14, 480), 1, False), ((1, 40, 40, 128), 4, False)])
+    ((8, 7, 7, 1152), 1, True),
+    ((1, 30, 30, 48), 1, False), ((1, 14, 14, 480), 1, False), ((1, 40, 40, 128), 4, False), ((1, 7, 7, 960), 1, False)])
 def test_direct_5x5_takes_wide_rows_of_many_channels(shape, dilation, direct):
     """The layers the direct 5x5 kernel takes by default (wide rows, or many of them, of at least four vectors of
     channels) have their outputs at the input's offset from a cache line and one line past a multiple of four

@@ -227,10 +227,15 @@ def _packed(in_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_w
 # 1x33x33x960 410 -> 387, 1x65x65x32 dilation 2 43 -> 33; near even or lost: 1x147x147x64 428 -> 441 and
 # 436 -> 455, 2x28x28x64 24.3 -> 23.3, 1x112x112x48 162 -> 128 but 2x56x56x48 74 -> 83 (three vectors: left
 # packed), 4x14x14x480 96 -> 105, 1x14x14x480 25 -> 40, 8x7x7x1152 165 -> 184, 1x7x7x960 22 -> 47.
+# Rows of at most 8 pixels per phase are one step each (a clipped step of eight, in row pairs): from
+# DIRECT_5X5_SHORT_MIN_PIXELS output pixels the direct kernel takes them too (8x7x7x1152 221 -> 125 us,
+# 4x7x7x960 67 -> 62; 1x7x7x960 21 -> 42, 1x10x10x1024 45 -> 65 stay packed).
 DIRECT_5X5_MIN_VECTORS = 4
 DIRECT_5X5_MIN_WIDTH = 28
 DIRECT_5X5_MIN_BATCH_WIDTH = 14
 DIRECT_5X5_MIN_PIXELS = 1500
+DIRECT_5X5_SHORT_WIDTH = 8
+DIRECT_5X5_SHORT_MIN_PIXELS = 300
 
 
 def _direct_5x5(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsize: int, kh: int, kw: int,
@@ -239,10 +244,11 @@ def _direct_5x5(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsize:
     kernel."""
     if (kh, kw) != (5, 5) or stride_w != 1:
         return False
-    width = out_shape[2] // dil_w
+    width, pixels = -(-out_shape[2] // dil_w), math.prod(out_shape[:3])
     return in_shape[3] * itemsize >= DIRECT_5X5_MIN_VECTORS * VECTOR_BYTES and (
         width >= DIRECT_5X5_MIN_WIDTH
-        or (width >= DIRECT_5X5_MIN_BATCH_WIDTH and math.prod(out_shape[:3]) >= DIRECT_5X5_MIN_PIXELS))
+        or (width >= DIRECT_5X5_MIN_BATCH_WIDTH and pixels >= DIRECT_5X5_MIN_PIXELS)
+        or (width <= DIRECT_5X5_SHORT_WIDTH and pixels >= DIRECT_5X5_SHORT_MIN_PIXELS))
 
 
 def _packed_output(shape: tuple[int, ...], dtype: np.dtype, scratch: str | None) -> np.ndarray:

@@ -258,16 +258,54 @@ def _step2_clipped(o, o1, xb, ih0, dil_h, a_lo, a_hi, b_lo, b_hi, wb, wt, k, n, 
             vstore_n(o1, qo + gap, t1, n)
 
 
+@kernel(inline=True)
+def _step8_clipped(o, o1, xb, ih0, dil_h, a_lo, a_hi, b_lo, b_hi, wb, wt, k, n, c, j, gap, pad_left, dil_w, npix,
+                   pair):
+    """As :func:`_step2_clipped`, eight pixels (the first ``npix`` stored): a row phase of eight pixels or fewer,
+    none of them in the interior, in one step instead of two at a time."""
+    row = xb.shape[1] * c
+    q = (j - pad_left) * c + k
+    m_lo, m_hi = tap_range(j - pad_left, dil_w, 12, xb.shape[1])
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = vzeros(o)
+    t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = vzeros(o)
+    lo, hi = _rows_of_pair(a_lo, a_hi, b_lo, b_hi)
+    for r in range(lo, hi):
+        a = (ih0 + r * dil_h) * row + q
+        i0, i1 = _column(xb, a, 0, m_lo, m_hi, n), _column(xb, a + gap, 1, m_lo, m_hi, n)
+        i2, i3 = _column(xb, a + 2 * gap, 2, m_lo, m_hi, n), _column(xb, a + 3 * gap, 3, m_lo, m_hi, n)
+        i4, i5 = _column(xb, a + 4 * gap, 4, m_lo, m_hi, n), _column(xb, a + 5 * gap, 5, m_lo, m_hi, n)
+        i6, i7 = _column(xb, a + 6 * gap, 6, m_lo, m_hi, n), _column(xb, a + 7 * gap, 7, m_lo, m_hi, n)
+        i8, i9 = _column(xb, a + 8 * gap, 8, m_lo, m_hi, n), _column(xb, a + 9 * gap, 9, m_lo, m_hi, n)
+        i10, i11 = _column(xb, a + 10 * gap, 10, m_lo, m_hi, n), _column(xb, a + 11 * gap, 11, m_lo, m_hi, n)
+        if a_lo <= r < a_hi:
+            s0, s1, s2, s3, s4, s5, s6, s7 = _taps8(s0, s1, s2, s3, s4, s5, s6, s7, i0, i1, i2, i3, i4, i5, i6, i7,
+                                                    i8, i9, i10, i11, wb, wt + 5 * r)
+        if b_lo <= r - 1 < b_hi:
+            t0, t1, t2, t3, t4, t5, t6, t7 = _taps8(t0, t1, t2, t3, t4, t5, t6, t7, i0, i1, i2, i3, i4, i5, i6, i7,
+                                                    i8, i9, i10, i11, wb, wt + 5 * (r - 1))
+    _stores8(o, j * c + k, gap, n, npix, s0, s1, s2, s3, s4, s5, s6, s7)
+    if pair:
+        _stores8(o1, j * c + k, gap, n, npix, t0, t1, t2, t3, t4, t5, t6, t7)
+
+
 @kernel
 def _border_steps(o, o1, xb, ih0, dil_h, a_lo, a_hi, b_lo, b_hi, pair, wb, shift, plan, dil_w, pad_left):
     """Block by block, the pixels of ``o`` the interior steps leave (``plan``, :func:`plan_steps`), two at a
-    time, clipped; and those of ``o1`` when ``pair`` (the output row a vertical dilation further down, filter
+    time, clipped (a phase of eight pixels or fewer without interior steps in one step of eight); and those of
+    ``o1`` when ``pair`` (the output row a vertical dilation further down, filter
     rows ``[b_lo, b_hi)``), each input row's columns loaded once for both."""
     count = lanes(o)
     out_w, c = o.shape[0], o.shape[1]
     gap = dil_w * c
     blocks = _channel_blocks(c, shift, count)
     for p in range(plan.shape[0]):
+        pixels = (out_w - 1 - p) // dil_w + 1
+        if plan[p, 0] < 0 and pixels <= 8:  # a short phase, no interior steps: one step
+            for kb in range(blocks):
+                k, n = _channel_block(kb, c, shift, count)
+                _step8_clipped(o, o1, xb, ih0, dil_h, a_lo, a_hi, b_lo, b_hi, wb, kb * 25, k, n, c, p, gap, pad_left,
+                               dil_w, pixels, pair)
+            continue
         j = p
         while j < out_w:
             if j == plan[p, 0]:  # the interior steps' pixels
