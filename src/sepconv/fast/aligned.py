@@ -76,15 +76,7 @@ def empty_apart_from(shape: tuple[int, ...], dtype: np.dtype, like: np.ndarray) 
     """
     if like.nbytes < PLACED_MIN_BYTES:
         return np.empty(shape, dtype)
-    itemsize = np.dtype(dtype).itemsize
-    count = math.prod(shape)
-    nbytes = (count + APART_PERIOD_BYTES // itemsize) * itemsize
-    if nbytes < recycled.RECYCLED_MIN_BYTES:
-        buffer = np.empty(nbytes // itemsize, dtype)
-    else:
-        buffer = recycled_bytes(nbytes).view(dtype)
-    start = ((like.ctypes.data + APART_BYTES - buffer.ctypes.data) % APART_PERIOD_BYTES) // itemsize
-    return buffer[start:start + count].reshape(shape)
+    return _empty_placed(shape, dtype, like, apart=True)
 
 
 def empty_aligned(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -103,17 +95,25 @@ def empty_aligned(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     return _empty_placed(shape, dtype)
 
 
-def _empty_placed(shape: tuple[int, ...], dtype: np.dtype, like: np.ndarray | None = None) -> np.ndarray:
+def _empty_placed(shape: tuple[int, ...], dtype: np.dtype, like: np.ndarray | None = None,
+                  apart: bool = False) -> np.ndarray:
     """``np.empty(shape, dtype)`` as a view of a buffer one vector longer (recycled when large, see
-    :mod:`~sepconv.fast.recycled`), starting at ``like``'s offset from a 64-byte line, or on a line.
+    :mod:`~sepconv.fast.recycled`), starting at ``like``'s offset from a 64-byte line, or on a line; with
+    ``apart``, four vectors longer, :data:`APART_BYTES` past ``like``'s address modulo :data:`APART_PERIOD_BYTES`.
     A buffer too small to be recycled is a plain ``np.empty`` of the dtype (~0.5 us less than a byte
     buffer and a view)."""
     itemsize = like.itemsize if like is not None and dtype is like.dtype else np.dtype(dtype).itemsize
     count = math.prod(shape)
-    nbytes = (count + VECTOR_BYTES // itemsize) * itemsize
+    period = APART_PERIOD_BYTES if apart else VECTOR_BYTES
+    nbytes = (count + period // itemsize) * itemsize
     if nbytes < recycled.RECYCLED_MIN_BYTES:
         buffer = np.empty(nbytes // itemsize, dtype)
     else:
         buffer = recycled_bytes(nbytes).view(dtype)
-    start = start_at_offset_of(buffer, like) if like is not None else (-buffer.ctypes.data % VECTOR_BYTES) // itemsize
+    if apart:
+        start = ((like.ctypes.data + APART_BYTES - buffer.ctypes.data) % period) // itemsize
+    elif like is not None:
+        start = start_at_offset_of(buffer, like)
+    else:
+        start = (-buffer.ctypes.data % VECTOR_BYTES) // itemsize
     return buffer[start:start + count].reshape(shape)

@@ -19,7 +19,7 @@ Each row of steps covers the interior (the pixels whose taps are all inside the 
 overlapping the one before it (:func:`plan_steps`); the pixels left, at the borders and up to three
 left over, go two at a time with masked loads that take no lanes for a column in the padding
 (:func:`_step2_clipped`).  At vertical stride 1 the output rows go in pairs a vertical dilation apart
-(:func:`_step8_two_rows`): their windows share four input rows, each row's twelve columns loaded once for
+(:func:`_step8`): their windows share four input rows, each row's twelve columns loaded once for
 both (A/B, us, 2 threads: 1x65x65x320 432 -> 379, dilation 2 417 -> 368, 8x56x56x144 1022 -> 930).
 
 Against the packed kernels (one process, 2 threads, alternating, us, packed -> direct): 1x65x65x320 dilation 2
@@ -96,44 +96,6 @@ def _stores8(o, qo, gap, n, npix, s0, s1, s2, s3, s4, s5, s6, s7):
 
 
 @kernel(inline=True)
-def _step8(o, xb, ih0, dil_h, r_lo, r_hi, wb, wt, k, n, c, j, gap, pad_left):
-    """Eight pixels ``j, j + d, ..., j + 7d`` of output row ``o`` all of whose taps are inside the input, the ``n``
-    channels of block ``k`` (masked loads and stores: as fast as whole ones here, A/B 0.90-1.02); the filter rows
-    in a loop (not unrolled, so the rows share the columns' offsets)."""
-    row = xb.shape[1] * c
-    q = (j - pad_left) * c + k
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = vzeros(o)
-    for r in range(r_lo, r_hi):
-        a = (ih0 + r * dil_h) * row + q
-        a0, a3, a6, a9 = opaque(a), opaque(a + 3 * gap), opaque(a + 6 * gap), opaque(a + 9 * gap)
-        s0, s1, s2, s3, s4, s5, s6, s7 = _taps8(
-            s0, s1, s2, s3, s4, s5, s6, s7,
-            vload_part(xb, a0, n), vload_part(xb, a0 + gap, n), vload_part(xb, a0 + 2 * gap, n),
-            vload_part(xb, a3, n), vload_part(xb, a0 + 4 * gap, n), vload_part(xb, a3 + 2 * gap, n),
-            vload_part(xb, a6, n), vload_part(xb, a3 + 4 * gap, n), vload_part(xb, a0 + 8 * gap, n),
-            vload_part(xb, a9, n), vload_part(xb, a6 + 4 * gap, n), vload_part(xb, a3 + 8 * gap, n),
-            wb, wt + 5 * r)
-    _stores8(o, j * c + k, gap, n, 8, s0, s1, s2, s3, s4, s5, s6, s7)
-
-
-@kernel
-def _interior_steps(o, xb, ih0, dil_h, r_lo, r_hi, wb, shift, plan, dil_w, pad_left):
-    """The steps of eight pixels inside the interior (:func:`_step8`), every channel block and phase
-    (``plan``, :func:`plan_steps`).  Compiled on its own: inlined in the row loop, LLVM gave each of the 12
-    columns a pointer of its own and spilled them."""
-    count = lanes(o)
-    c = o.shape[1]
-    gap = dil_w * c
-    for kb in range(_channel_blocks(c, shift, count)):
-        k, n = _channel_block(kb, c, shift, count)
-        for p in range(plan.shape[0]):
-            j0, steps, last = plan[p, 0], plan[p, 1], plan[p, 2]
-            for m in range(steps + (last >= 0)):
-                j = j0 + 8 * dil_w * m if m < steps else last
-                _step8(o, xb, ih0, dil_h, r_lo, r_hi, wb, kb * 25, k, n, c, j, gap, pad_left)
-
-
-@kernel(inline=True)
 def _rows_of_pair(a_lo, a_hi, b_lo, b_hi):
     """The input rows ``[lo, hi)`` (counted from the first row's window) two output rows a vertical dilation apart
     read: the first's filter rows ``[a_lo, a_hi)`` and the second's ``[b_lo, b_hi)``, one row further down."""
@@ -145,10 +107,12 @@ def _rows_of_pair(a_lo, a_hi, b_lo, b_hi):
 
 
 @kernel(inline=True)
-def _step8_two_rows(o, o1, xb, ih0, dil_h, a_lo, a_hi, b_lo, b_hi, wb, wt, k, n, c, j, gap, pad_left):
-    """As :func:`_step8`, for two output rows a vertical dilation apart at once: ``o`` from input rows
-    ``ih0 + r * dil_h`` (filter rows ``r`` in ``[a_lo, a_hi)``) and ``o1`` from the rows one further down
-    (filter rows ``r - 1`` in ``[b_lo, b_hi)``), each input row's twelve columns loaded once for both."""
+def _step8(o, o1, xb, ih0, dil_h, a_lo, a_hi, b_lo, b_hi, pair, wb, wt, k, n, c, j, gap, pad_left):
+    """Eight pixels ``j, j + d, ..., j + 7d`` all of whose taps are inside the input, the ``n`` channels of block
+    ``k`` (masked loads and stores: as fast as whole ones here, A/B 0.90-1.02), of output row ``o`` from input rows
+    ``ih0 + r * dil_h`` (filter rows ``r`` in ``[a_lo, a_hi)``) and, when ``pair``, of ``o1``, the output row a
+    vertical dilation further down (filter rows ``r - 1`` in ``[b_lo, b_hi)``), each input row's twelve columns
+    loaded once for both.  The filter rows go in a loop (not unrolled, so the rows share the columns' offsets)."""
     row = xb.shape[1] * c
     q = (j - pad_left) * c + k
     s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = vzeros(o)
@@ -170,13 +134,15 @@ def _step8_two_rows(o, o1, xb, ih0, dil_h, a_lo, a_hi, b_lo, b_hi, wb, wt, k, n,
             t0, t1, t2, t3, t4, t5, t6, t7 = _taps8(t0, t1, t2, t3, t4, t5, t6, t7, i0, i1, i2, i3, i4, i5, i6, i7,
                                                     i8, i9, i10, i11, wb, wt + 5 * (r - 1))
     _stores8(o, j * c + k, gap, n, 8, s0, s1, s2, s3, s4, s5, s6, s7)
-    _stores8(o1, j * c + k, gap, n, 8, t0, t1, t2, t3, t4, t5, t6, t7)
+    if pair:
+        _stores8(o1, j * c + k, gap, n, 8, t0, t1, t2, t3, t4, t5, t6, t7)
 
 
 @kernel
-def _interior_steps_two_rows(o, o1, xb, ih0, dil_h, a_lo, a_hi, b_lo, b_hi, wb, shift, plan, dil_w, pad_left):
-    """:func:`_interior_steps` for two output rows a vertical dilation apart (:func:`_step8_two_rows`; a
-    masked channel block one row at a time)."""
+def _interior_steps(o, o1, xb, ih0, dil_h, a_lo, a_hi, b_lo, b_hi, pair, wb, shift, plan, dil_w, pad_left):
+    """The steps of eight pixels inside the interior (:func:`_step8`), every channel block and phase (``plan``,
+    :func:`plan_steps`), of ``o`` and, when ``pair``, ``o1``.  Compiled on its own: inlined in the row loop,
+    LLVM gave each of the 12 columns a pointer of its own and spilled them."""
     count = lanes(o)
     c = o.shape[1]
     gap = dil_w * c
@@ -186,8 +152,7 @@ def _interior_steps_two_rows(o, o1, xb, ih0, dil_h, a_lo, a_hi, b_lo, b_hi, wb, 
             j0, steps, last = plan[p, 0], plan[p, 1], plan[p, 2]
             for m in range(steps + (last >= 0)):
                 j = j0 + 8 * dil_w * m if m < steps else last
-                _step8_two_rows(o, o1, xb, ih0, dil_h, a_lo, a_hi, b_lo, b_hi, wb, kb * 25, k, n, c, j, gap,
-                                pad_left)
+                _step8(o, o1, xb, ih0, dil_h, a_lo, a_hi, b_lo, b_hi, pair, wb, kb * 25, k, n, c, j, gap, pad_left)
 
 
 @kernel
@@ -230,8 +195,8 @@ def _taps2(s0, s1, i0, i1, i2, i3, i4, i5, wb, t):
 
 
 @kernel(inline=True)
-def _step2_clipped(o, o1, xb, ih0, dil_h, a_lo, a_hi, b_lo, b_hi, wb, wt, k, n, c, j, gap, pad_left, dil_w, npix,
-                   m_lo, m_hi, pair):
+def _step2_clipped(o, o1, xb, ih0, dil_h, a_lo, a_hi, b_lo, b_hi, wb, wt, k, n, c, j, gap, pad_left, npix, m_lo,
+                   m_hi, pair):
     """The first ``npix`` (1 or 2) of the pixels ``j, j + d`` of ``o`` (filter rows ``[a_lo, a_hi)``) and, when
     ``pair``, of ``o1``, the output row a vertical dilation further down (filter rows ``[b_lo, b_hi)``), ``n``
     channels of block ``k``, taps in the padding read as zeros (columns outside ``[m_lo, m_hi)``)."""
@@ -316,16 +281,8 @@ def _border_steps(o, o1, xb, ih0, dil_h, a_lo, a_hi, b_lo, b_hi, pair, wb, shift
             for kb in range(blocks):
                 k, n = _channel_block(kb, c, shift, count)
                 _step2_clipped(o, o1, xb, ih0, dil_h, a_lo, a_hi, b_lo, b_hi, wb, kb * 25, k, n, c, j, gap, pad_left,
-                               dil_w, npix, m_lo, m_hi, pair)
+                               npix, m_lo, m_hi, pair)
             j += npix * dil_w
-
-
-@kernel
-def _row_blocks(o, xb, ih0, dil_h, r_lo, r_hi, wb, shift, plan, dil_w, pad_left):
-    """One output row ``o``: the steps in the interior (:func:`_interior_steps`), then the pixels they leave
-    (:func:`_border_steps`)."""
-    _interior_steps(o, xb, ih0, dil_h, r_lo, r_hi, wb, shift, plan, dil_w, pad_left)
-    _border_steps(o, o, xb, ih0, dil_h, r_lo, r_hi, 0, 0, False, wb, shift, plan, dil_w, pad_left)
 
 
 @kernel
@@ -359,16 +316,14 @@ def depthwise_nhwc_forward_5x5_direct_rows(x, wb, out, row_begin, row_end, strid
             while i < i_end:
                 ih0 = i * stride_h - pad_top
                 a_lo, a_hi = tap_range(ih0, dil_h, 5, in_h)
-                if stride_h == 1 and i + dil_h < i_end:
-                    b_lo, b_hi = tap_range(ih0 + dil_h, dil_h, 5, in_h)
-                    _interior_steps_two_rows(out[b, i], out[b, i + dil_h], xb, ih0, dil_h, a_lo, a_hi, b_lo, b_hi,
-                                             wb, shift, plan, dil_w, pad_left)
-                    _border_steps(out[b, i], out[b, i + dil_h], xb, ih0, dil_h, a_lo, a_hi, b_lo, b_hi, True, wb,
-                                  shift, plan, dil_w, pad_left)
-                    i += 2 * step
-                else:
-                    _row_blocks(out[b, i], xb, ih0, dil_h, a_lo, a_hi, wb, shift, plan, dil_w, pad_left)
-                    i += step
+                pair = stride_h == 1 and i + dil_h < i_end  # else one row: no second row's filter rows
+                b_lo, b_hi = tap_range(ih0 + dil_h, dil_h, 5, in_h) if pair else (0, 0)
+                o1 = out[b, i + dil_h] if pair else out[b, i]
+                _interior_steps(out[b, i], o1, xb, ih0, dil_h, a_lo, a_hi, b_lo, b_hi, pair, wb, shift, plan, dil_w,
+                                pad_left)
+                _border_steps(out[b, i], o1, xb, ih0, dil_h, a_lo, a_hi, b_lo, b_hi, pair, wb, shift, plan, dil_w,
+                              pad_left)
+                i += 2 * step if pair else step
 
 
 @kernel(parallel=True)
