@@ -15,6 +15,7 @@ import pytest
 from conftest import rand, tol
 
 import sepconv
+from sepconv.fast import aligned
 from sepconv.fast import depthwise as fast_depthwise
 
 # (batch, height, width, channels, multiplier, kernel (kh, kw), strides, dilations, padding)
@@ -770,6 +771,7 @@ def test_direct_5x5_takes_wide_rows_of_many_channels(shape, dilation, direct):
     channels) have their outputs at the input's offset from a cache line and one line past a multiple of four
     from it (:func:`sepconv.fast.aligned.empty_apart_from`), the forward's and the input gradient's; the packed
     kernels' outputs start on a line."""
+    apart = aligned.APART_BYTES
     rng = np.random.default_rng(3)
     x, filt = _at_offset(rand(rng, shape, np.float32), 16), rand(rng, (5, 5, shape[3], 1), np.float32)
     fast, ref = _both(sepconv.depthwise_conv2d, x, filt, 1, "SAME", dilations=dilation)
@@ -779,8 +781,28 @@ def test_direct_5x5_takes_wide_rows_of_many_channels(shape, dilation, direct):
     fast_dx, ref_dx = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, filt, dy, 1, "SAME", dilations=dilation)
     np.testing.assert_allclose(fast_dx, ref_dx, **tol(np.float32))
     if direct:
-        assert (fast.ctypes.data - x.ctypes.data) % 256 == 64
-        assert (fast_dx.ctypes.data - dy.ctypes.data) % 256 == 64
+        assert (fast.ctypes.data - x.ctypes.data) % 256 == apart
+        assert (fast_dx.ctypes.data - dy.ctypes.data) % 256 == apart
+
+
+@pytest.mark.parametrize("shape, strides, dilations", [
+    ((1, 56, 56, 128), 1, 1), ((8, 28, 28, 192), 1, 1), ((1, 112, 112, 96), 2, 1), ((1, 40, 40, 64), 1, 2)])
+def test_unpacked_outputs_apart_from_their_input(shape, strides, dilations):
+    """The outputs of the 3x3 kernels sit three lines past a multiple of four from the array they are computed from
+    (:data:`sepconv.fast.aligned.APART_BYTES`), the forward's and the input gradient's, and equal the
+    reference's."""
+    rng = np.random.default_rng(4)
+    x = _at_offset(rand(rng, shape, np.float32), 16)
+    filt = rand(rng, (3, 3, shape[3], 1), np.float32)
+    fast, ref = _both(sepconv.depthwise_conv2d, x, filt, strides, "SAME", dilations=dilations)
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    dy = _at_offset(rand(rng, fast.shape, np.float32), 16)
+    fast_dx, ref_dx = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, filt, dy, strides, "SAME",
+                            dilations=dilations)
+    np.testing.assert_allclose(fast_dx, ref_dx, **tol(np.float32))
+    assert (fast.ctypes.data - x.ctypes.data) % 256 == aligned.APART_BYTES == 192
+    if strides == 1:
+        assert (fast_dx.ctypes.data - dy.ctypes.data) % 256 == aligned.APART_BYTES
 
 
 @pytest.mark.parametrize("threads", ["serial", "parallel"])

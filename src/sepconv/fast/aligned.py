@@ -53,18 +53,23 @@ def empty_like_offset(shape: tuple[int, ...], dtype: np.dtype, like: np.ndarray)
     return _empty_placed(shape, dtype, like)
 
 
-# empty_apart_from places an output this many bytes past ``like``'s address modulo APART_PERIOD_BYTES.
-APART_BYTES = VECTOR_BYTES
+# empty_apart_from places an output this many bytes past ``like``'s address modulo APART_PERIOD_BYTES: three
+# cache lines.  By the output's distance from the input modulo 4 KB, 2 threads, one process, us (when this VM
+# ran slow; in its fast hours no distance mattered): 3x3 stride 1 8x56x56x144 0 1129, 64 1050, 128 953, 192 900,
+# 448 911, 704 1051; 8x112x112x32 760, 615, 629, 553, 577, 623; 8x28x28x192 (in steps of 64 from 0 to 960)
+# 344 292 366 268 352 263 302 233 295 236 294 234 315 255 333 261.  An odd number of lines was fastest on every
+# layer, and three lines past a multiple of four faster than one on some (1x112x112x64 0 149, 64 148, 192 132);
+# stride 2 layers did not care (1x112x112x96 109-112).  The direct 5x5 forward, 1x65x65x320 dilation 2: 0 582,
+# 1280 572, 128 505, 640 504, 64 471, 192 468, 320 472, 4032 467.
+APART_BYTES = 3 * VECTOR_BYTES
 APART_PERIOD_BYTES = 4 * VECTOR_BYTES
 
 
 def empty_apart_from(shape: tuple[int, ...], dtype: np.dtype, like: np.ndarray) -> np.ndarray:
-    """As :func:`empty_like_offset`, and one cache line past a multiple of four lines from ``like``: for a kernel
-    that stores each output pixel just after reading the input's pixel at the same offset, with pixels a
-    multiple of 256 bytes apart (C = 64, 128, 320 float32), so that the output's lines fall in other L1 sets
-    than the input's they are written beside (the direct 5x5 forward, 1x65x65x320 dilation 2, 2 threads, us,
-    by the output's distance from the input modulo 4 KB: 0 582, 1280 572, 128 505, 640 504, 64 471, 192 468,
-    320 472, 4032 467).
+    """As :func:`empty_like_offset`, and three cache lines past a multiple of four lines from ``like``: for a
+    kernel that stores each output pixel just after reading the input's pixels around it (the depthwise forward
+    of unpacked and direct kernels and their input gradients, see :data:`APART_BYTES`), so that the output's lines
+    do not fall in the L1 sets and line pairs of the input's lines beside them.
 
     Examples
     --------
@@ -72,7 +77,7 @@ def empty_apart_from(shape: tuple[int, ...], dtype: np.dtype, like: np.ndarray) 
     >>> x = np.ones(10000, np.float32)[3:]
     >>> out = empty_apart_from((40, 80), np.float32, x)
     >>> out.shape, (out.ctypes.data - x.ctypes.data) % 256
-    ((40, 80), 64)
+    ((40, 80), 192)
     """
     if like.nbytes < PLACED_MIN_BYTES:
         return np.empty(shape, dtype)

@@ -490,8 +490,10 @@ def _forward_plan(in_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGeometry,
             return out
         return run
 
+    placed = empty_apart_from if g.multiplier == 1 else empty_like_offset
+
     def run(x, w3, scratch):
-        out = empty_like_offset(shape, dtype, x) if scratch is None else workspace(scratch, shape, dtype, like=x)
+        out = placed(shape, dtype, x) if scratch is None else workspace(scratch, shape, dtype, like=x)
         launch(x, w3, out)
         return out
     return run
@@ -617,7 +619,7 @@ def _input_gradient_plan(dy_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGe
         return run
     if m == 1:
         def run(w3, dy, scratch):
-            dx = empty_like_offset(shape, dtype, dy) if scratch is None else workspace(scratch, shape, dtype, like=dy)
+            dx = empty_apart_from(shape, dtype, dy) if scratch is None else workspace(scratch, shape, dtype, like=dy)
             launch(w3, dy, dx)
             return dx
         return run
