@@ -403,6 +403,12 @@ def test_multiplier_bands(geometry, band_bytes, threads, monkeypatch):
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
     monkeypatch.setattr(fast_depthwise, "NHWC_PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 10**18 if threads == "serial" else 0)
+    n, h, w, c, m, k, s, d, pad = geometry
+    for dtype in (np.float32, np.float64):  # compiled before the band kernels are wrapped in Python (see _split_and_count)
+        x, filt, dy, args = _problem(geometry, dtype)
+        sepconv.depthwise_conv2d(x, filt, **args)
+        sepconv.depthwise_conv2d_backprop_input(x.shape, filt, dy, **args)
+        sepconv.depthwise_conv2d_backprop_filter(x, filt.shape, dy, **args)
     calls = []
     for op in ("forward", "backprop_input", "backprop_filter"):
         for suffix in ("bands", "parallel"):
@@ -410,7 +416,6 @@ def test_multiplier_bands(geometry, band_bytes, threads, monkeypatch):
             kernel = getattr(fast_depthwise.multiplier_kernels, name)
             monkeypatch.setattr(fast_depthwise.multiplier_kernels, name,
                                 lambda *a, kernel=kernel, name=name: calls.append(name) or kernel(*a))
-    n, h, w, c, m, k, s, d, pad = geometry
     for dtype in (np.float32, np.float64):
         calls.clear()
         x, filt, dy, args = _problem(geometry, dtype)
