@@ -494,8 +494,12 @@ def _conv2d_direct(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarra
 # POINTWISE_KERNEL = False keeps BLAS (tests).
 POINTWISE_KERNEL = True
 POINTWISE_KERNEL_MAX_FILTER_BYTES = 512 * 1024
-# The product splits over the threads from this many multiply-adds.
-POINTWISE_PARALLEL_MIN_MACS = 1_000_000
+# The product splits over the threads from this many multiply-adds (one process, alternating, us, 1,000,000 vs
+# 600,000, separable / its 1x1 conv2d alone: 1x30x30x64 3x3 stride 2 -> 64 (0.92M) 34.7 / 21.5 vs 32.5 / 18.1,
+# 1x24x24x96 stride 2 -> 64 (0.88M) 34.1 / 22.4 vs 31.9 / 19.1, 1x20x20x96 stride 2 -> 96 (0.92M) 35.2 / 23.7 vs
+# 31.3 / 20.3, 2x18x18x64 stride 2 -> 64 (0.66M) 30.9 / 19.9 vs 30.3 / 17.9; below, split lost: 1x17x17x64 7x7
+# stride 2 -> 64 (0.33M) 21.5 / 11.1 on one thread, 24.4 / 13.5 split).
+POINTWISE_PARALLEL_MIN_MACS = 600_000
 # Larger filters stream through the direct kernels as a one-tap conv2d (each thread packing its chunks of
 # the filter as it reaches them): of any size for at most POINTWISE_STREAMED_MAX_PIXELS pixels, up to
 # POINTWISE_STREAMED_MAX_FILTER_BYTES for at most POINTWISE_STREAMED_MAX_PIXELS_SMALL_FILTER pixels; the
