@@ -794,8 +794,8 @@ def test_direct_5x5_takes_wide_rows_of_many_channels(shape, dilation, direct):
     ((1, 56, 56, 128), 1, 1), ((8, 28, 28, 192), 1, 1), ((1, 112, 112, 96), 2, 1), ((1, 40, 40, 64), 1, 2)])
 def test_unpacked_outputs_apart_from_their_input(shape, strides, dilations):
     """The outputs of the 3x3 kernels sit three lines past a multiple of four from the array they are computed from
-    (:data:`sepconv.fast.aligned.APART_BYTES`), the forward's and the input gradient's, and equal the
-    reference's."""
+    (:data:`sepconv.fast.aligned.APART_BYTES`), the forward's and the input gradient's, and the input gradient of
+    both gradients in one pass, and equal the reference's."""
     rng = np.random.default_rng(4)
     x = _at_offset(rand(rng, shape, np.float32), 16)
     filt = rand(rng, (3, 3, shape[3], 1), np.float32)
@@ -808,6 +808,11 @@ def test_unpacked_outputs_apart_from_their_input(shape, strides, dilations):
     assert (fast.ctypes.data - x.ctypes.data) % 256 == aligned.APART_BYTES == 192
     if strides == 1:
         assert (fast_dx.ctypes.data - dy.ctypes.data) % 256 == aligned.APART_BYTES
+    (both_dx, both_dw), (ref_dx, ref_dw) = _both(sepconv.depthwise_conv2d_gradients, x, filt, dy, strides, "SAME",
+                                                 dilations=dilations)
+    np.testing.assert_allclose(both_dx, ref_dx, **tol(np.float32))
+    np.testing.assert_allclose(both_dw, ref_dw, **tol(np.float32))
+    assert (both_dx.ctypes.data - dy.ctypes.data) % 256 == aligned.APART_BYTES  # the one-pass kernel's dx
 
 
 @pytest.mark.parametrize("threads", ["serial", "parallel"])

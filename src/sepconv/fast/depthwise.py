@@ -885,7 +885,7 @@ def depthwise_conv2d_gradients(x: np.ndarray, w: np.ndarray, dy: np.ndarray,
     split = _n_chunks(rows, dy.size * g.kh * g.kw, x.nbytes + dy.nbytes) > 1
     if not (split and threads > 1 and _fused_gradients(g) and kernels.all_finite(w3)):
         return depthwise_conv2d_backprop_input(w, dy, g), depthwise_conv2d_backprop_filter(x, dy, g)
-    dx = empty_like_offset((dy.shape[0], g.in_h, g.in_w, g.in_c), dy.dtype, dy)
+    dx = empty_apart_from((dy.shape[0], g.in_h, g.in_w, g.in_c), dy.dtype, dy)
     partial = np.zeros((threads, g.kh, g.kw, g.out_c), x.dtype)
     row_bytes = (2 * g.stride_h * g.in_w + g.out_w) * g.in_c * x.itemsize  # a dy row's share of a band
     band_rows = max(2, GRADIENTS_BAND_BYTES // row_bytes)
