@@ -90,6 +90,24 @@ def test_fused_plan_matches_reference(spec, band_bytes, min_macs, dtype, monkeyp
                                reference.separable_conv2d(x, wd, wp, g), **tol(dtype))
 
 
+@pytest.mark.parametrize("rows_in_bytes, out_h, stride, want", [
+    (3, 40, 1, 4), (5, 40, 1, 4), (9, 40, 1, 8), (2, 40, 1, 2), (1, 40, 1, 1), (3, 3, 1, 3), (3, 40, 2, 3),
+    (5, 80, 2, 5)])
+def test_bands_hold_row_pairs_at_stride_one(rows_in_bytes, out_h, stride, want, monkeypatch):
+    """At stride 1 a band holds an even number of output rows (the row kernels' pairs): the count BAND_BYTES gives
+    rounded down, 3 up to 4 (never past the image); at stride 2 the count itself; and the fused plan's result
+    equals the reference's."""
+    monkeypatch.setattr(fast_separable, "FUSE", True)
+    spec = ((2, out_h * stride, 12, 16), (3, 3), 1, 8, (stride, stride), (1, 1), "SAME")  # two bands at least
+    x, wd, wp, g = _case(np.random.default_rng(1), spec, np.float32)
+    monkeypatch.setattr(fast_separable, "BAND_BYTES", rows_in_bytes * g.out_w * g.out_c * x.itemsize)
+    assert fast_separable.band_rows(g, x.itemsize, 1) == want
+    np.testing.assert_allclose(fast_separable.separable_conv2d(x, wd, wp, g),
+                               reference.separable_conv2d(x, wd, wp, g), **tol(np.float32))
+    monkeypatch.setattr(fast_separable, "EVEN_BANDS", False)
+    assert fast_separable.band_rows(g, x.itemsize, 1) == min(rows_in_bytes, out_h)
+
+
 # Output channels around the panels of the pointwise product (64 float32 / 32 float64 columns,
 # tails of one, two or four vectors), and pixel counts that leave 1..5 in the last tile of six.
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -64,11 +64,17 @@ SMALL_MAX_MACS = 25_000
 SMALL: bool | None = None
 # The depthwise result of one band is at most this large (unless one output row is larger).
 BAND_BYTES = 128 * 1024
+# At stride 1 a band holds an even number of rows (rounded down; 3 up to 4): the row kernels go in pairs, and the
+# odd band's last row ran alone, three input rows read for one output row.  One process, alternating, us, rows
+# from BAND_BYTES -> even: 1x147x147x64 -> 128 3 -> 4 rows 1321 -> 1297 and 1301 -> 1269 (2 rows: 1276),
+# 1x75x75x128 -> 256 3 -> 4 1237 -> 1161, 1x65x65x96 -> 96 5 -> 4 304 -> 286, 1x112x112x32 -> 64 9 -> 8 217 -> 209,
+# 2x56x56x64 -> 128 9 -> 8 362 -> 361.  False keeps the count BAND_BYTES gives (tests).
+EVEN_BANDS = True
 
 
 def band_rows(g: Conv2DGeometry, itemsize: int, threads: int) -> int:
-    """Output rows per band: the band's depthwise result fits in :data:`BAND_BYTES`, and there
-    are at least two bands per thread where the image has the rows.
+    """Output rows per band: the band's depthwise result fits in :data:`BAND_BYTES` (at stride 1 an even number of
+    rows, see :data:`EVEN_BANDS`), and there are at least two bands per thread where the image has the rows.
 
     Examples
     --------
@@ -78,6 +84,8 @@ def band_rows(g: Conv2DGeometry, itemsize: int, threads: int) -> int:
     (4, True)
     """
     rows = max(1, min(g.out_h, BAND_BYTES // (g.out_w * g.out_c * itemsize)))
+    if EVEN_BANDS and rows > 1 and g.stride_h == 1:  # row pairs (see EVEN_BANDS)
+        rows = min(4, g.out_h) if rows == 3 else rows - rows % 2
     while rows > 1 and g.batch * -(-g.out_h // rows) < 2 * threads:
         rows //= 2
     return rows
