@@ -769,25 +769,28 @@ def direct_5x5_everywhere(fresh_plans, monkeypatch):
 
 @pytest.mark.parametrize("shape, dilation, direct", [
     ((1, 30, 30, 96), 1, True), ((8, 14, 14, 480), 1, True), ((1, 65, 65, 320), 2, True),
-    ((8, 7, 7, 1152), 1, True),
+    ((8, 7, 7, 1152), 1, True), ((1, 40, 40, 64), 1, True),
     ((1, 30, 30, 48), 1, False), ((1, 14, 14, 480), 1, False), ((1, 40, 40, 128), 4, False), ((1, 7, 7, 960), 1, False)])
 def test_direct_5x5_takes_wide_rows_of_many_channels(shape, dilation, direct):
     """The layers the direct 5x5 kernel takes by default (wide rows, or many of them, of at least four vectors of
     channels) have their outputs at the input's offset from a cache line and one line past a multiple of four
-    from it (:func:`sepconv.fast.aligned.empty_apart_from`), the forward's and the input gradient's; the packed
+    from it (:func:`sepconv.fast.aligned.empty_apart_from`), the forward's and the input gradient's, or, for pixels
+    the kernel reads in whole unaligned blocks (64 channels), on a line that far from the input's line; the packed
     kernels' outputs start on a line."""
     apart = aligned.APART_BYTES
+    whole_blocks = shape[3] <= 64
     rng = np.random.default_rng(3)
     x, filt = _at_offset(rand(rng, shape, np.float32), 16), rand(rng, (5, 5, shape[3], 1), np.float32)
     fast, ref = _both(sepconv.depthwise_conv2d, x, filt, 1, "SAME", dilations=dilation)
     np.testing.assert_allclose(fast, ref, **tol(np.float32))
-    assert fast.ctypes.data % 64 == (16 if direct else 0)
+    assert fast.ctypes.data % 64 == (16 if direct and not whole_blocks else 0)
     dy = _at_offset(rand(rng, fast.shape, np.float32), 16)
     fast_dx, ref_dx = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, filt, dy, 1, "SAME", dilations=dilation)
     np.testing.assert_allclose(fast_dx, ref_dx, **tol(np.float32))
+    assert fast_dx.ctypes.data % 64 == (16 if direct and not whole_blocks else 0)
     if direct:
-        assert (fast.ctypes.data - x.ctypes.data) % 256 == apart
-        assert (fast_dx.ctypes.data - dy.ctypes.data) % 256 == apart
+        assert (fast.ctypes.data - (x.ctypes.data - 16 * whole_blocks)) % 256 == apart
+        assert (fast_dx.ctypes.data - (dy.ctypes.data - 16 * whole_blocks)) % 256 == apart
 
 
 @pytest.mark.parametrize("shape, strides, dilations", [

@@ -65,11 +65,13 @@ APART_BYTES = 3 * VECTOR_BYTES
 APART_PERIOD_BYTES = 4 * VECTOR_BYTES
 
 
-def empty_apart_from(shape: tuple[int, ...], dtype: np.dtype, like: np.ndarray) -> np.ndarray:
+def empty_apart_from(shape: tuple[int, ...], dtype: np.dtype, like: np.ndarray, on_line: bool = False) -> np.ndarray:
     """As :func:`empty_like_offset`, and three cache lines past a multiple of four lines from ``like``: for a
     kernel that stores each output pixel just after reading the input's pixels around it (the depthwise forward
     of unpacked and direct kernels and their input gradients, see :data:`APART_BYTES`), so that the output's lines
-    do not fall in the L1 sets and line pairs of the input's lines beside them.
+    do not fall in the L1 sets and line pairs of the input's lines beside them.  With ``on_line``, on a cache line
+    that far past ``like``'s line instead (for a kernel that reads ``like`` in whole unaligned vectors and stores
+    whole lines).
 
     Examples
     --------
@@ -78,10 +80,13 @@ def empty_apart_from(shape: tuple[int, ...], dtype: np.dtype, like: np.ndarray) 
     >>> out = empty_apart_from((40, 80), np.float32, x)
     >>> out.shape, (out.ctypes.data - x.ctypes.data) % 256
     ((40, 80), 192)
+    >>> out = empty_apart_from((40, 80), np.float32, x, on_line=True)
+    >>> out.ctypes.data % 64, (out.ctypes.data - (x.ctypes.data - x.ctypes.data % 64)) % 256
+    (0, 192)
     """
     if like.nbytes < PLACED_MIN_BYTES:
         return np.empty(shape, dtype)
-    return _empty_placed(shape, dtype, like, apart=True)
+    return _empty_placed(shape, dtype, like, apart=True, on_line=on_line)
 
 
 def empty_aligned(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -101,7 +106,7 @@ def empty_aligned(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 
 
 def _empty_placed(shape: tuple[int, ...], dtype: np.dtype, like: np.ndarray | None = None,
-                  apart: bool = False) -> np.ndarray:
+                  apart: bool = False, on_line: bool = False) -> np.ndarray:
     """``np.empty(shape, dtype)`` as a view of a buffer one vector longer (recycled when large, see
     :mod:`~sepconv.fast.recycled`), starting at ``like``'s offset from a 64-byte line, or on a line; with
     ``apart``, four vectors longer, :data:`APART_BYTES` past ``like``'s address modulo :data:`APART_PERIOD_BYTES`.
@@ -116,7 +121,8 @@ def _empty_placed(shape: tuple[int, ...], dtype: np.dtype, like: np.ndarray | No
     else:
         buffer = recycled_bytes(nbytes).view(dtype)
     if apart:
-        start = ((like.ctypes.data + APART_BYTES - buffer.ctypes.data) % period) // itemsize
+        target = like.ctypes.data + APART_BYTES - (like.ctypes.data % VECTOR_BYTES if on_line else 0)
+        start = ((target - buffer.ctypes.data) % period) // itemsize
     elif like is not None:
         start = start_at_offset_of(buffer, like)
     else:

@@ -251,6 +251,15 @@ def _direct_5x5(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsize:
         or (width <= DIRECT_5X5_SHORT_WIDTH and pixels >= DIRECT_5X5_SHORT_MIN_PIXELS))
 
 
+def _direct_5x5_whole_blocks(channels: int, itemsize: int) -> bool:
+    """Whether the direct 5x5 kernel reads pixels of ``channels`` in whole channel blocks from channel 0, unaligned
+    when the input is (:func:`sepconv.kernels.depthwise_5x5_direct.block_shift`): its output then starts on a cache
+    line (whole-line stores), not at the input's offset from one.  One thread, 1x112x112x64 at 16 bytes past a line,
+    us: five blocks from the first aligned channel 527, four whole blocks 540 with the output at the input's offset
+    and 502 on a line (423 for an input on a line); 1x147x147x64 916-948, 943, 931-936 (744-786)."""
+    return channels * itemsize <= direct_5x5.SPLIT_LOADS_MAX_VECTORS * VECTOR_BYTES
+
+
 def _packed_output(shape: tuple[int, ...], dtype: np.dtype, scratch: str | None) -> np.ndarray:
     """The output of a packed kernel, on a cache line (not at the input's offset from one, as the other kernels'
     outputs are placed, :func:`~sepconv.fast.aligned.empty_like_offset`): the input is read through the packed
@@ -478,8 +487,11 @@ def _forward_plan(in_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGeometry,
     launch = _forward_launch(repeated_shape, shape, dtype, g.kh, g.kw, *_geometry_ints(g), g.multiplier > 1,
                              settings[:-2], g.multiplier)  # the split settings (no band settings)
     if _direct_5x5(repeated_shape, shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_w) and g.multiplier == 1:
+        on_line = _direct_5x5_whole_blocks(g.out_c, dtype.itemsize)
+
         def run(x, w3, scratch):
-            out = empty_apart_from(shape, dtype, x) if scratch is None else workspace(scratch, shape, dtype, like=x)
+            out = (empty_apart_from(shape, dtype, x, on_line) if scratch is None
+                   else workspace(scratch, shape, dtype, like=x))
             launch(x, w3, out)
             return out
         return run
@@ -606,8 +618,11 @@ def _input_gradient_plan(dy_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGe
     shape = (n, g.in_h, g.in_w, g.out_c)  # the C*M-channel gradient (C with multiplier 1)
     launch = _input_gradient_launch(dy_shape, shape, dtype, g, settings)
     if m == 1 and g.stride_h == g.stride_w == 1 and _direct_5x5(dy_shape, shape, dtype.itemsize, g.kh, g.kw, 1, g.dil_w):
+        on_line = _direct_5x5_whole_blocks(g.out_c, dtype.itemsize)
+
         def run(w3, dy, scratch):  # the direct forward of dy
-            dx = empty_apart_from(shape, dtype, dy) if scratch is None else workspace(scratch, shape, dtype, like=dy)
+            dx = (empty_apart_from(shape, dtype, dy, on_line) if scratch is None
+                  else workspace(scratch, shape, dtype, like=dy))
             launch(w3, dy, dx)
             return dx
         return run

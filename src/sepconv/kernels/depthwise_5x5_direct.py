@@ -285,6 +285,22 @@ def _border_steps(o, o1, xb, ih0, dil_h, a_lo, a_hi, b_lo, b_hi, pair, wb, shift
             j += npix * dil_w
 
 
+# Pixels of at most this many vectors keep whole channel blocks, unaligned when the input is (split loads), rather
+# than blocks from the input's first aligned channel (one block more per pixel: C = 64 float32 at 16 bytes past a
+# line, blocks of 12, 16, 16, 16 and 4 channels instead of four of 16).
+SPLIT_LOADS_MAX_VECTORS = 4
+
+
+@kernel
+def block_shift(x):
+    """The first channel block's width when the blocks start at ``x``'s first aligned channel
+    (:func:`~sepconv.kernels.depthwise.aligned_shift`), or 0: whole blocks from channel 0, for pixels of at most
+    :data:`SPLIT_LOADS_MAX_VECTORS` vectors."""
+    if x.shape[-1] <= SPLIT_LOADS_MAX_VECTORS * lanes(x):
+        return 0
+    return aligned_shift(x)
+
+
 @kernel
 def pack_filter_blocks(w25, shift, wb):
     """``wb[kb, t]`` = the channel block ``kb`` of tap ``t`` of ``w25`` ``[25, C]`` (the blocks of
@@ -303,7 +319,7 @@ def depthwise_nhwc_forward_5x5_direct_rows(x, wb, out, row_begin, row_end, strid
     ``[N, in_h, in_w, C]`` and the filter laid out by :func:`pack_filter_blocks` ``wb``; horizontal stride 1."""
     in_h, in_w = x.shape[1], x.shape[2]
     out_h, out_w = out.shape[1], out.shape[2]
-    shift = aligned_shift(x)
+    shift = block_shift(x)
     j_lo, j_hi = interior(out_w, in_w, 5, 1, dil_w, pad_left)
     plan = plan_steps(out_w, j_lo, j_hi, dil_w)
     r = row_begin
@@ -331,7 +347,7 @@ def depthwise_nhwc_forward_5x5_direct_parallel(x, w, out, n_chunks, stride_h, di
     """The forward of ``x`` with ``w`` ``[5, 5, C]`` into ``out``, horizontal stride 1: the filter laid out once,
     then all output rows in ``n_chunks`` parallel blocks (:func:`depthwise_nhwc_forward_5x5_direct_rows`)."""
     c = x.shape[3]
-    shift = aligned_shift(x)
+    shift = block_shift(x)
     count = lanes(x)
     wb = empty_on_line(_channel_blocks(c, shift, count) * 25 * count, x)
     pack_filter_blocks(w.reshape(25, c), shift, wb)
