@@ -393,6 +393,32 @@ MULTIPLIER_GEOMETRIES = [geometry for geometry in GEOMETRIES if geometry[4] > 1]
 
 
 @pytest.mark.parametrize("threads", ["serial", "parallel"])
+def test_filter_gradient_bands_of_wide_rows_stay_within_the_limit(threads, monkeypatch):
+    """With a multiplier, the filter gradient's band of repeated rows stays within MULTIPLIER_GRADIENT_BAND_MAX_BYTES
+    (an even count of output rows, at least two) where the reuse rule alone would take more, and the gradient equals
+    the reference's; the forward keeps the rule's bands."""
+    limit = fast_depthwise.MULTIPLIER_GRADIENT_BAND_MAX_BYTES
+    x_shape, dy_shape = (1, 42, 42, 144), (1, 42, 42, 864)  # multiplier 6, 3x3, dilation 2: rows of 142 KB
+    assert fast_depthwise._multiplier_bands(x_shape, dy_shape, 4, 3, 1, 2, 2)[0] == 8
+    rows, values = fast_depthwise._multiplier_bands(x_shape, dy_shape, 4, 3, 1, 2, 2, limit)
+    assert rows == 6 and values * 4 <= limit
+    # a small layer with the limit scaled to it: bands of two rows (five repeated rows of 2,304 bytes fit in 12 KB)
+    monkeypatch.setattr(fast_depthwise, "MULTIPLIER_GRADIENT_BAND_MAX_BYTES", 12 * 1024)
+    for name in ("PARALLEL_MIN_MACS", "PARALLEL_MIN_BYTES"):
+        monkeypatch.setattr(fast_depthwise, name, 10**18 if threads == "serial" else 0)
+    bands = fast_depthwise._multiplier_bands
+    calls = []
+    monkeypatch.setattr(fast_depthwise, "_multiplier_bands", lambda *a: calls.append(bands(*a)) or calls[-1])
+    geometry = (2, 12, 12, 8, 6, (3, 3), (1, 1), 2, "SAME")
+    for dtype in (np.float32, np.float64):
+        x, filt, dy, args = _problem(geometry, dtype)
+        calls.clear()
+        fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, filt.shape, dy, **args)
+        np.testing.assert_allclose(fast, ref, **tol(dtype))
+        assert [rows for rows, _ in calls] == [2]  # the fast op's bands (the reference has none)
+
+
+@pytest.mark.parametrize("threads", ["serial", "parallel"])
 @pytest.mark.parametrize("band_bytes", [1, 3000, 256 * 1024])
 @pytest.mark.parametrize("geometry", MULTIPLIER_GEOMETRIES, ids=_ids)
 def test_multiplier_bands(geometry, band_bytes, threads, monkeypatch):

@@ -151,18 +151,31 @@ def _repeated(x: np.ndarray, multiplier: int) -> np.ndarray:
 # 1x28x28x64 3x3 m3 49 / 38, 1x16x16x240 3x3 m2 54 / 44; 15-25 us layers within 3%.
 MULTIPLIER_BAND_BYTES = 256 * 1024
 MULTIPLIER_BAND_MIN_REUSE = 2
+# ... but the filter gradient's band of repeated rows stays within this many bytes (an even count of output rows,
+# at least two): the reuse rule gave very wide rows bands that no longer fit in the core's L2 beside dy's rows
+# (one process, 2 threads, alternating, us, by output rows per band, the rule's count marked *: 1x42x42x144 3x3
+# multiplier 6 dilation 2, rows of 142 KB: 1 654, 2 494, 3 441, 4 467, 6 498, 8* 665-688; rule vs limit (6 rows)
+# 698 / 520, 709 / 614, 727 / 504.  1x49x49x200 5x5 m4 d2, 153 KB: 1 1968, 2 1621, 4 1707, 13* 1725; rule vs
+# limit (2 rows) 1.01-1.02.  Bands this limit would cut to 6-7 rows on other layers lost 4-12% or won 5-12%
+# (1x75x75x96 5x5 m4, 1x64x64x128 3x3 m4 d2), so it only binds on rows this wide.)  The forward keeps its bands
+# (1x49x49x200: 13* 1171, 2 1571).
+MULTIPLIER_GRADIENT_BAND_MAX_BYTES = 1536 * 1024
 
 
 def _multiplier_bands(x_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsize: int, kh: int, stride_h: int,
-                      dil_h: int, n_chunks: int) -> tuple[int, int]:
+                      dil_h: int, n_chunks: int, max_bytes: int | None = None) -> tuple[int, int]:
     """The bands of a forward or filter gradient with a channel multiplier (``out_shape`` that of the output or
-    of ``dy``): output rows per band (at least two bands per thread when split) and the values of one band's
-    repeated input rows (a thread's buffer)."""
+    of ``dy``): output rows per band (at least two bands per thread when split; the repeated rows within
+    ``max_bytes`` if given, but at least two output rows) and the values of one band's repeated input rows (a
+    thread's buffer)."""
     n, out_h, out_c = x_shape[0], out_shape[1], out_shape[3]
     row_values = x_shape[2] * out_c
     reach = (kh - 1) * dil_h + 1
     band_rows = max(1, (MULTIPLIER_BAND_BYTES // (row_values * itemsize) - reach) // stride_h + 1,
                     -(-MULTIPLIER_BAND_MIN_REUSE * (reach - stride_h) // stride_h))
+    if max_bytes is not None:
+        fit = (max_bytes // (row_values * itemsize) - reach) // stride_h + 1
+        band_rows = min(band_rows, max(2, fit - fit % 2))  # an even count: the row kernels go in pairs
     if n_chunks > 1:
         band_rows = min(band_rows, -(-n * out_h // (2 * n_chunks)))
     band_rows = min(band_rows, out_h)
@@ -826,7 +839,8 @@ def depthwise_conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeo
     args = _geometry_ints(g)
     zero_row = _zero_row((x.shape[2], g.out_c), x.dtype)  # read for input rows in the padding
     if g.multiplier > 1:  # the input repeated band by band, into each thread's buffer
-        band_rows, band_values = _multiplier_bands(x.shape, dy.shape, x.itemsize, g.kh, g.stride_h, g.dil_h, n_chunks)
+        band_rows, band_values = _multiplier_bands(x.shape, dy.shape, x.itemsize, g.kh, g.stride_h, g.dil_h, n_chunks,
+                                                   MULTIPLIER_GRADIENT_BAND_MAX_BYTES)
         buffers = workspace("repeated_input_bands", (n_chunks, band_values), x.dtype)
         if n_chunks == 1:
             dw = np.zeros(per_channel, x.dtype)
