@@ -109,7 +109,8 @@ def _empty_placed(shape: tuple[int, ...], dtype: np.dtype, like: np.ndarray | No
                   apart: bool = False, on_line: bool = False) -> np.ndarray:
     """``np.empty(shape, dtype)`` as a view of a buffer one vector longer (recycled when large, see
     :mod:`~sepconv.fast.recycled`), starting at ``like``'s offset from a 64-byte line, or on a line; with
-    ``apart``, four vectors longer, :data:`APART_BYTES` past ``like``'s address modulo :data:`APART_PERIOD_BYTES`.
+    ``apart``, four vectors longer, :data:`APART_BYTES` past ``like``'s address modulo :data:`APART_PERIOD_BYTES`
+    (with ``on_line`` too, past the start of ``like``'s line).
     A buffer too small to be recycled is a plain ``np.empty`` of the dtype (~0.5 us less than a byte
     buffer and a view)."""
     itemsize = like.itemsize if like is not None and dtype is like.dtype else np.dtype(dtype).itemsize

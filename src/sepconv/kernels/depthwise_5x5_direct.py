@@ -287,7 +287,9 @@ def _border_steps(o, o1, xb, ih0, dil_h, a_lo, a_hi, b_lo, b_hi, pair, wb, shift
 
 # Pixels of at most this many vectors keep whole channel blocks, unaligned when the input is (split loads), rather
 # than blocks from the input's first aligned channel (one block more per pixel: C = 64 float32 at 16 bytes past a
-# line, blocks of 12, 16, 16, 16 and 4 channels instead of four of 16).
+# line, blocks of 12, 16, 16, 16 and 4 channels instead of four of 16).  The other kernels keep whole blocks up to
+# two vectors only (:data:`sepconv.kernels.depthwise.SPLIT_LOADS_MAX_VECTORS`: their 48- and 64-channel layers ran
+# faster shifted); measurements in ``sepconv.fast.depthwise._direct_5x5_whole_blocks``.
 SPLIT_LOADS_MAX_VECTORS = 4
 
 
