@@ -669,8 +669,8 @@ def test_nhwc_3x3_splits_from_its_threshold(monkeypatch):
     # 3 channels at stride 2: 0.11M multiply-adds, 0.58M in whole vectors
     assert fast_depthwise._forward_chunks((1, 75, 75, 3), (1, 38, 38, 3), 4, 5, 5, 2, 1, 1) == 2
     assert fast_depthwise._forward_chunks((1, 75, 75, 3), (1, 38, 38, 3), 4, 5, 5, 2, 1, 1, whole_vectors=False) == 1
-    assert fast_depthwise._vector_size(np.empty((2, 3, 5, 17), np.float32)) == 2 * 3 * 5 * 32
-    assert fast_depthwise._vector_size(np.empty((2, 3, 5, 17), np.float64)) == 2 * 3 * 5 * 24
+    assert fast_depthwise._vector_size((2, 3, 5, 17), 4) == 2 * 3 * 5 * 32
+    assert fast_depthwise._vector_size((2, 3, 5, 17), 8) == 2 * 3 * 5 * 24
     # around a channel multiplier's copy, the higher threshold
     assert fast_depthwise._forward_chunks((1, 32, 32, 32), (1, 32, 32, 32), 4, 3, 3, 1, 1, 1, True) == 1
 
@@ -771,7 +771,8 @@ DIRECT_5X5 = [
 def fresh_plans():
     """The plan caches, which hold the kernel choices (made from module settings a test may patch), emptied before
     and after the test."""
-    plans = (fast_depthwise._forward_launch, fast_depthwise._forward_plan, fast_depthwise._input_gradient_plan)
+    plans = (fast_depthwise._forward_launch, fast_depthwise._forward_plan, fast_depthwise._input_gradient_plan,
+             fast_depthwise._filter_gradient_plan)
     for plan in plans:
         plan.cache_clear()
     yield

