@@ -764,7 +764,29 @@ DIRECT_5X5 = [
     (1, 12, 30, 40, 1, 1, [[0, 0], [7, 0], [2, 2], [0, 0]]),  # a pair whose first row lies wholly in the padding
     (1, 11, 18, 64, 1, 2, "VALID"),  # phases of fewer than eight pixels
     (1, 3, 34, 40, 1, 1, "SAME"),  # an image shorter than the filter
+    (1, 6, 14, 70, 1, 1, "SAME"),  # 14 pixels: two clipped steps of eight, overlapping, a partial block
+    (2, 5, 16, 33, 1, 1, "SAME"),  # 16 pixels: two clipped steps side by side
+    (1, 7, 12, 20, 1, 1, "SAME"),  # 12 pixels: an interior step and clipped pairs (as cheap as two clipped steps)
 ]
+
+
+@pytest.mark.parametrize("out_w, in_w, pad_left, dilation, expected", [
+    (14, 14, 2, 1, [[-1, -1, -1, -1, 2]]),  # one step and three pairs cost more than two clipped steps
+    (16, 16, 2, 1, [[-1, -1, -1, -1, 2]]),  # one step, an overlapping one and two pairs
+    (12, 12, 2, 1, [[2, 1, -1, 10, 0]]),  # one step and two pairs: as cheap, kept
+    (10, 14, 0, 1, [[0, 1, -1, 8, 0]]),  # VALID: one step and one pair
+    (7, 7, 2, 1, [[-1, -1, -1, -1, 1]]),  # a short row: one clipped step
+    (28, 28, 2, 1, [[2, 3, -1, 26, 0]]),  # wider than two steps: interior steps
+    (33, 33, 4, 2, [[4, 1, 14, 30, 0], [-1, -1, -1, -1, 2]]),  # phases of 17 and 16 pixels
+])
+def test_direct_5x5_step_plan(out_w, in_w, pad_left, dilation, expected):
+    """Each phase's pixels go in interior steps of eight and clipped pairs, or in one or two clipped steps of eight
+    where those cost less (a step counted as two pairs)."""
+    from sepconv.kernels import depthwise_5x5_direct
+    from sepconv.kernels._window import interior
+
+    j_lo, j_hi = interior(out_w, in_w, 5, 1, dilation, pad_left)
+    assert depthwise_5x5_direct.plan_steps(out_w, j_lo, j_hi, dilation).tolist() == expected
 
 
 @pytest.fixture

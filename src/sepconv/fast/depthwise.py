@@ -241,11 +241,17 @@ def _packed(in_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_w
 # packed), 4x14x14x480 96 -> 105, 1x14x14x480 25 -> 40, 8x7x7x1152 165 -> 184, 1x7x7x960 22 -> 47.
 # Rows of at most 8 pixels per phase are one step each (a clipped step of eight, in row pairs): from
 # DIRECT_5X5_SHORT_MIN_PIXELS output pixels the direct kernel takes them too (8x7x7x1152 221 -> 125 us,
-# 4x7x7x960 67 -> 62; 1x7x7x960 21 -> 42, 1x10x10x1024 45 -> 65 stay packed).
+# 4x7x7x960 67 -> 62; 1x7x7x960 21 -> 42, 1x10x10x1024 45 -> 65 stay packed).  Rows of 9-16 pixels per phase
+# are two clipped steps where that beats steps and clipped pairs (plan_steps), and from
+# DIRECT_5X5_MIN_BATCH_BYTES of input the direct kernel takes rows of DIRECT_5X5_MIN_BATCH_WIDTH pixels at fewer
+# than DIRECT_5X5_MIN_PIXELS pixels too (one process, 2 threads, alternating, packed -> direct, us: 4x14x14x672
+# 204-220 -> 158-173, 2x14x14x1152 171 -> 161; below it 3x14x14x672 145 -> 143, 2x14x14x672 76-89 -> 84-91,
+# 4x14x14x480 114-128 -> 111-119, 4x14x14x240 50-59 -> 59-64).
 DIRECT_5X5_MIN_VECTORS = 4
 DIRECT_5X5_MIN_WIDTH = 28
 DIRECT_5X5_MIN_BATCH_WIDTH = 14
 DIRECT_5X5_MIN_PIXELS = 1500
+DIRECT_5X5_MIN_BATCH_BYTES = 2 * 1024 * 1024
 DIRECT_5X5_SHORT_WIDTH = 8
 DIRECT_5X5_SHORT_MIN_PIXELS = 300
 
@@ -259,7 +265,8 @@ def _direct_5x5(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsize:
     width, pixels = -(-out_shape[2] // dil_w), math.prod(out_shape[:3])
     return in_shape[3] * itemsize >= DIRECT_5X5_MIN_VECTORS * VECTOR_BYTES and (
         width >= DIRECT_5X5_MIN_WIDTH
-        or (width >= DIRECT_5X5_MIN_BATCH_WIDTH and pixels >= DIRECT_5X5_MIN_PIXELS)
+        or (width >= DIRECT_5X5_MIN_BATCH_WIDTH
+            and (pixels >= DIRECT_5X5_MIN_PIXELS or math.prod(in_shape) * itemsize >= DIRECT_5X5_MIN_BATCH_BYTES))
         or (width <= DIRECT_5X5_SHORT_WIDTH and pixels >= DIRECT_5X5_SHORT_MIN_PIXELS))
 
 

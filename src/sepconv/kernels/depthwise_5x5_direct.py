@@ -18,7 +18,9 @@ offsets too.
 Each row of steps covers the interior (the pixels whose taps are all inside the input), a row's last step
 overlapping the one before it (:func:`plan_steps`); the pixels left, at the borders and up to three
 left over, go two at a time with masked loads that take no lanes for a column in the padding
-(:func:`_step2_clipped`).  At vertical stride 1 the output rows go in pairs a vertical dilation apart
+(:func:`_step2_clipped`).  A row of at most sixteen pixels may instead go in one or two steps of eight
+clipped the same way (:func:`_step8_clipped`; 8x14x14x672 forward 344-360 -> 319-324 us, two threads).
+At vertical stride 1 the output rows go in pairs a vertical dilation apart
 (:func:`_step8`): their windows share four input rows, each row's twelve columns loaded once for
 both (A/B, us, 2 threads: 1x65x65x320 432 -> 379, dilation 2 417 -> 368, 8x56x56x144 1022 -> 930).
 
@@ -155,24 +157,44 @@ def _interior_steps(o, o1, xb, ih0, dil_h, a_lo, a_hi, b_lo, b_hi, pair, wb, shi
                 _step8(o, o1, xb, ih0, dil_h, a_lo, a_hi, b_lo, b_hi, pair, wb, kb * 25, k, n, c, j, gap, pad_left)
 
 
+# A phase of at most this many pixels whose border pixels would cost more, two at a time, than a second step of
+# eight goes in clipped steps of eight (:func:`_step8_clipped`), the second overlapping the first, instead of
+# interior steps and clipped pairs: a pair's five-deep chains of multiply-adds run at about half the rate of a
+# step's (:func:`plan_steps`).
+CLIPPED_STEPS_MAX_PIXELS = 16
+
+
 @kernel
 def plan_steps(out_w, j_lo, j_hi, dil_w):
     """For each phase ``p`` of the horizontal dilation, its interior pixels ``[j_lo, j_hi)`` in steps of eight:
     ``[first pixel, whole steps, the start of one more step overlapping the last (-1: none), the first
-    pixel after the steps]``.  Three or fewer pixels left over go two at a time, clipped, as the border
-    pixels do; more take the overlapping step.  No steps (first pixel = -1) below eight interior pixels."""
+    pixel after the steps, clipped steps]``.  Three or fewer pixels left over go two at a time, clipped, as the
+    border pixels do; more take the overlapping step.  No interior steps (first pixel = -1) below eight interior
+    pixels; a phase of eight pixels or fewer without them is one clipped step of eight, and one of
+    :data:`CLIPPED_STEPS_MAX_PIXELS` or fewer two (the second ending at the phase's last pixel) where that is
+    cheaper, counting a step's multiply-adds at twice the rate of a pair's."""
     phases = min(dil_w, out_w)
-    plan = np.full((phases, 4), -1, np.int64)
+    plan = np.full((phases, 5), -1, np.int64)
     for p in range(phases):
+        plan[p, 4] = 0
+        total = (out_w - 1 - p) // dil_w + 1
         j0 = p + dil_w * max(0, -(-(j_lo - p) // dil_w))
         pixels = 0 if j0 >= j_hi else (j_hi - 1 - j0) // dil_w + 1
         steps, left = pixels // 8, pixels % 8
-        if steps > 0:
-            plan[p, 0], plan[p, 1] = j0, steps
-            plan[p, 3] = j0 + 8 * dil_w * steps
-            if left > 3:
-                plan[p, 2] = j0 + dil_w * (pixels - 8)
-                plan[p, 3] = j0 + dil_w * pixels
+        if steps == 0:  # every pixel clipped: one step, or two rather than five pairs or more
+            plan[p, 4] = 1 if total <= 8 else 2 if total <= CLIPPED_STEPS_MAX_PIXELS else 0
+            continue
+        before = (j0 - p) // dil_w
+        after = total - before - pixels + (left if left <= 3 else 0)
+        pairs_cost = 2 * (steps + (left > 3)) + (before + 1) // 2 + (after + 1) // 2  # a step costs two pairs
+        if total <= CLIPPED_STEPS_MAX_PIXELS and pairs_cost > 4:
+            plan[p, 4] = 2
+            continue
+        plan[p, 0], plan[p, 1] = j0, steps
+        plan[p, 3] = j0 + 8 * dil_w * steps
+        if left > 3:
+            plan[p, 2] = j0 + dil_w * (pixels - 8)
+            plan[p, 3] = j0 + dil_w * pixels
     return plan
 
 
@@ -265,11 +287,14 @@ def _border_steps(o, o1, xb, ih0, dil_h, a_lo, a_hi, b_lo, b_hi, pair, wb, shift
     blocks = _channel_blocks(c, shift, count)
     for p in range(plan.shape[0]):
         pixels = (out_w - 1 - p) // dil_w + 1
-        if plan[p, 0] < 0 and pixels <= 8:  # a short phase, no interior steps: one step
+        if plan[p, 4] > 0:  # a short phase: one or two clipped steps, the second ending at its last pixel
             for kb in range(blocks):
                 k, n = _channel_block(kb, c, shift, count)
                 _step8_clipped(o, o1, xb, ih0, dil_h, a_lo, a_hi, b_lo, b_hi, wb, kb * 25, k, n, c, p, gap, pad_left,
-                               dil_w, pixels, pair)
+                               dil_w, min(pixels, 8), pair)
+                if plan[p, 4] > 1:
+                    _step8_clipped(o, o1, xb, ih0, dil_h, a_lo, a_hi, b_lo, b_hi, wb, kb * 25, k, n, c,
+                                   p + (pixels - 8) * dil_w, gap, pad_left, dil_w, 8, pair)
             continue
         j = p
         while j < out_w:
