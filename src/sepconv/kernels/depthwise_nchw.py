@@ -126,6 +126,144 @@ def _row5_into2(plane, q, dil_w, stride_w, ws, acc, vs, acc2):
     return vfma(t, ws[4], acc), vfma(t, vs[4], acc2)
 
 
+@kernel(inline=True)
+def _fma2(v, u, wt, a, e):
+    """``a + v * wt`` and ``e + u * wt``."""
+    return vfma(v, wt, a), vfma(u, wt, e)
+
+
+@kernel(inline=True)
+def _seven_rows_into4(plane, w, o, q0, cols, dil_w, stride_w, kw):
+    """The sums of four output rows by two vectors of a filter seven rows tall (vertical stride and dilation 1)
+    from window flat index ``q0``: column by column of the filter, each of the ten input rows the four output rows
+    read is loaded once for all of them (two vectors, ``count * stride_w`` apart), its seven weights in registers.
+    A tap's loads are split over two lines at most filter columns, and loaded once per output row they cost more
+    than the multiply-adds."""
+    count = lanes(plane)
+    a0 = a1 = a2 = a3 = e0 = e1 = e2 = e3 = vzeros(plane)
+    far = count * stride_w
+    for dj in range(kw):
+        w0, w1, w2 = vsplat(plane, w[0, dj, o]), vsplat(plane, w[1, dj, o]), vsplat(plane, w[2, dj, o])
+        w3, w4, w5 = vsplat(plane, w[3, dj, o]), vsplat(plane, w[4, dj, o]), vsplat(plane, w[5, dj, o])
+        w6 = vsplat(plane, w[6, dj, o])
+        p = q0 + dj * dil_w
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a0, e0 = _fma2(v, u, w0, a0, e0)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a0, e0 = _fma2(v, u, w1, a0, e0)
+        a1, e1 = _fma2(v, u, w0, a1, e1)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a0, e0 = _fma2(v, u, w2, a0, e0)
+        a1, e1 = _fma2(v, u, w1, a1, e1)
+        a2, e2 = _fma2(v, u, w0, a2, e2)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a0, e0 = _fma2(v, u, w3, a0, e0)
+        a1, e1 = _fma2(v, u, w2, a1, e1)
+        a2, e2 = _fma2(v, u, w1, a2, e2)
+        a3, e3 = _fma2(v, u, w0, a3, e3)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a0, e0 = _fma2(v, u, w4, a0, e0)
+        a1, e1 = _fma2(v, u, w3, a1, e1)
+        a2, e2 = _fma2(v, u, w2, a2, e2)
+        a3, e3 = _fma2(v, u, w1, a3, e3)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a0, e0 = _fma2(v, u, w5, a0, e0)
+        a1, e1 = _fma2(v, u, w4, a1, e1)
+        a2, e2 = _fma2(v, u, w3, a2, e2)
+        a3, e3 = _fma2(v, u, w2, a3, e3)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a0, e0 = _fma2(v, u, w6, a0, e0)
+        a1, e1 = _fma2(v, u, w5, a1, e1)
+        a2, e2 = _fma2(v, u, w4, a2, e2)
+        a3, e3 = _fma2(v, u, w3, a3, e3)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a1, e1 = _fma2(v, u, w6, a1, e1)
+        a2, e2 = _fma2(v, u, w5, a2, e2)
+        a3, e3 = _fma2(v, u, w4, a3, e3)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a2, e2 = _fma2(v, u, w6, a2, e2)
+        a3, e3 = _fma2(v, u, w5, a3, e3)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a3, e3 = _fma2(v, u, w6, a3, e3)
+    return a0, a1, a2, a3, e0, e1, e2, e3
+
+
+@kernel(inline=True)
+def _seven_rows_into4_s2(plane, w, o, q0, cols, dil_w, stride_w, kw):
+    """:func:`_seven_rows_into4` at vertical stride 2: the four output rows read thirteen input rows."""
+    count = lanes(plane)
+    a0 = a1 = a2 = a3 = e0 = e1 = e2 = e3 = vzeros(plane)
+    far = count * stride_w
+    for dj in range(kw):
+        w0, w1, w2 = vsplat(plane, w[0, dj, o]), vsplat(plane, w[1, dj, o]), vsplat(plane, w[2, dj, o])
+        w3, w4, w5 = vsplat(plane, w[3, dj, o]), vsplat(plane, w[4, dj, o]), vsplat(plane, w[5, dj, o])
+        w6 = vsplat(plane, w[6, dj, o])
+        p = q0 + dj * dil_w
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a0, e0 = _fma2(v, u, w0, a0, e0)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a0, e0 = _fma2(v, u, w1, a0, e0)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a0, e0 = _fma2(v, u, w2, a0, e0)
+        a1, e1 = _fma2(v, u, w0, a1, e1)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a0, e0 = _fma2(v, u, w3, a0, e0)
+        a1, e1 = _fma2(v, u, w1, a1, e1)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a0, e0 = _fma2(v, u, w4, a0, e0)
+        a1, e1 = _fma2(v, u, w2, a1, e1)
+        a2, e2 = _fma2(v, u, w0, a2, e2)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a0, e0 = _fma2(v, u, w5, a0, e0)
+        a1, e1 = _fma2(v, u, w3, a1, e1)
+        a2, e2 = _fma2(v, u, w1, a2, e2)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a0, e0 = _fma2(v, u, w6, a0, e0)
+        a1, e1 = _fma2(v, u, w4, a1, e1)
+        a2, e2 = _fma2(v, u, w2, a2, e2)
+        a3, e3 = _fma2(v, u, w0, a3, e3)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a1, e1 = _fma2(v, u, w5, a1, e1)
+        a2, e2 = _fma2(v, u, w3, a2, e2)
+        a3, e3 = _fma2(v, u, w1, a3, e3)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a1, e1 = _fma2(v, u, w6, a1, e1)
+        a2, e2 = _fma2(v, u, w4, a2, e2)
+        a3, e3 = _fma2(v, u, w2, a3, e3)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a2, e2 = _fma2(v, u, w5, a2, e2)
+        a3, e3 = _fma2(v, u, w3, a3, e3)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a2, e2 = _fma2(v, u, w6, a2, e2)
+        a3, e3 = _fma2(v, u, w4, a3, e3)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a3, e3 = _fma2(v, u, w5, a3, e3)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a3, e3 = _fma2(v, u, w6, a3, e3)
+    return a0, a1, a2, a3, e0, e1, e2, e3
+
+
 @kernel(inline=True)  # inlined where it is called, so a call with constant strides is compiled for them
 def _forward_plane(plane, w, out, b, o, stride_h, stride_w, dil_h, dil_w):
     """``out[b, o, i, j] = sum_{di, dj} plane[i*s_h + di*d_h, j*s_w + dj*d_w] * w[di, dj, o]``: every tap is
@@ -224,9 +362,60 @@ def _forward_plane(plane, w, out, b, o, stride_h, stride_w, dil_h, dil_w):
         # four output rows per step: four independent sums per weight broadcast (A/B, 2 threads, us: 1x96x56x56
         # 7x7 371 -> 262, 1x32x112x112 7x7 431 -> 313, 1x96x112x112 7x7 stride 2 658 -> 530, 1x64x33x33 9x9
         # 186 -> 121, 1x64x56x56 4x4 98 -> 61)
+        # Two vectors of each row per step where the row has them: eight sums, eight chains of multiply-adds in
+        # flight instead of four (one process, 2 threads, alternating, us: 1x96x56x56 7x7 496 -> 450, 1x64x28x28
+        # 9x9 81 -> 70, 1x64x56x56 4x4 66 -> 59); 7x7 filters at vertical stride 1 or 2 and dilation 1 also
+        # load each input row once for the four output rows (_seven_rows_into4: 1x96x56x56 297 -> 149,
+        # 1x144x56x56 461 -> 231, 4x48x69x69 891 -> 584, 1x32x112x112 362 -> 211, 1x96x112x112 stride 2
+        # 590 -> 353; the NHWC kernels' times, where the tap-by-tap loop took twice them).
         for i in range(0, out_h - 3, 4):
             o_row = ((b * out.shape[1] + o) * out_h + i) * out_w
-            for j in range(0, out_w, count):
+            j = 0
+            while j + count < out_w and kh == 7 and stride_h <= 2 and dil_h == 1:  # each input row loaded once
+                if stride_h == 1:
+                    a0, a1, a2, a3, e0, e1, e2, e3 = _seven_rows_into4(plane, w, o, i * down + j * stride_w, cols,
+                                                                       dil_w, stride_w, kw)
+                else:
+                    a0, a1, a2, a3, e0, e1, e2, e3 = _seven_rows_into4_s2(plane, w, o, i * down + j * stride_w, cols,
+                                                                          dil_w, stride_w, kw)
+                vstore_n(out, o_row + j, a0, count)
+                vstore_n(out, o_row + out_w + j, a1, count)
+                vstore_n(out, o_row + 2 * out_w + j, a2, count)
+                vstore_n(out, o_row + 3 * out_w + j, a3, count)
+                n = min(count, out_w - j - count)
+                vstore_n(out, o_row + j + count, e0, n)
+                vstore_n(out, o_row + out_w + j + count, e1, n)
+                vstore_n(out, o_row + 2 * out_w + j + count, e2, n)
+                vstore_n(out, o_row + 3 * out_w + j + count, e3, n)
+                j += 2 * count
+            while j + count < out_w:
+                q0 = i * down + j * stride_w
+                a0 = a1 = a2 = a3 = e0 = e1 = e2 = e3 = vzeros(plane)
+                for di in range(kh):
+                    q = q0 + di * dil_h * cols
+                    for dj in range(kw):
+                        wv = vsplat(plane, w[di, dj, o])
+                        p = q + dj * dil_w
+                        a0 = vfma(_plane_vector(plane, p, stride_w), wv, a0)
+                        a1 = vfma(_plane_vector(plane, p + down, stride_w), wv, a1)
+                        a2 = vfma(_plane_vector(plane, p + 2 * down, stride_w), wv, a2)
+                        a3 = vfma(_plane_vector(plane, p + 3 * down, stride_w), wv, a3)
+                        p += count * stride_w
+                        e0 = vfma(_plane_vector(plane, p, stride_w), wv, e0)
+                        e1 = vfma(_plane_vector(plane, p + down, stride_w), wv, e1)
+                        e2 = vfma(_plane_vector(plane, p + 2 * down, stride_w), wv, e2)
+                        e3 = vfma(_plane_vector(plane, p + 3 * down, stride_w), wv, e3)
+                vstore_n(out, o_row + j, a0, count)
+                vstore_n(out, o_row + out_w + j, a1, count)
+                vstore_n(out, o_row + 2 * out_w + j, a2, count)
+                vstore_n(out, o_row + 3 * out_w + j, a3, count)
+                n = min(count, out_w - j - count)
+                vstore_n(out, o_row + j + count, e0, n)
+                vstore_n(out, o_row + out_w + j + count, e1, n)
+                vstore_n(out, o_row + 2 * out_w + j + count, e2, n)
+                vstore_n(out, o_row + 3 * out_w + j + count, e3, n)
+                j += 2 * count
+            if j < out_w:  # the row's last vector
                 q0 = i * down + j * stride_w
                 a0 = a1 = a2 = a3 = vzeros(plane)
                 for di in range(kh):
