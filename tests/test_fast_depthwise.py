@@ -86,6 +86,7 @@ GEOMETRIES = [
     (1, 16, 14, 33, 1, (5, 5), (1, 2), (2, 1), [[0, 0], [3, 1], [1, 2], [0, 0]]),
     (1, 6, 42, 24, 1, (7, 7), 1, 1, "SAME"),
     (1, 22, 40, 16, 1, (7, 7), 2, 1, "SAME"),  # NCHW: 7x7 stride 2, rows of two vectors and a row group of three
+    (1, 18, 40, 8, 1, (5, 5), 2, 1, "SAME"),  # NCHW: 5x5 stride 2, rows of two vectors and one, a last output row
     (1, 12, 35, 16, 1, (5, 5), 1, 1, [[0, 0], [0, 0], [6, 0], [0, 0]]),  # input gradient: 35 wide, negative pad
     # 5x5 and 7x7 with horizontal dilation, stride 1: packed by phase (phases of unequal length)
     (1, 19, 19, 40, 1, (7, 7), 1, 2, "SAME"),

@@ -264,6 +264,125 @@ def _seven_rows_into4_s2(plane, w, o, q0, cols, dil_w, stride_w, kw):
     return a0, a1, a2, a3, e0, e1, e2, e3
 
 
+@kernel(inline=True)
+def _one_row5(plane, q, gap, dil_w, stride_w, wr0, wr1, wr2, wr3, wr4, z):
+    """One output vector of a 5x5 filter from window flat index ``q`` (filter rows ``gap`` apart), the five rows'
+    sums added apart (:func:`~sepconv.kernels._simd.vadd_apart`)."""
+    s0 = _row5_into(plane, q, dil_w, stride_w, wr0, z)
+    s1 = _row5_into(plane, q + gap, dil_w, stride_w, wr1, z)
+    s2 = _row5_into(plane, q + 2 * gap, dil_w, stride_w, wr2, z)
+    s3 = _row5_into(plane, q + 3 * gap, dil_w, stride_w, wr3, z)
+    s4 = _row5_into(plane, q + 4 * gap, dil_w, stride_w, wr4, z)
+    return vadd_apart(vadd_apart(vadd_apart(s0, s1), vadd_apart(s2, s3)), s4)
+
+
+@kernel(inline=True)
+def _column5(plane, w, o, dj):
+    """The five weights of filter column ``dj`` of output channel ``o``, each in every lane."""
+    return (vsplat(plane, w[0, dj, o]), vsplat(plane, w[1, dj, o]), vsplat(plane, w[2, dj, o]),
+            vsplat(plane, w[3, dj, o]), vsplat(plane, w[4, dj, o]))
+
+
+@kernel(inline=True)
+def _five_rows_into4(plane, w, o, q0, cols, dil_w, stride_w):
+    """As :func:`_seven_rows_into4`, a 5x5 filter: the four output rows read eight input rows."""
+    count = lanes(plane)
+    a0 = a1 = a2 = a3 = e0 = e1 = e2 = e3 = vzeros(plane)
+    far = count * stride_w
+    for dj in range(5):
+        w0, w1, w2, w3, w4 = _column5(plane, w, o, dj)
+        p = q0 + dj * dil_w
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a0, e0 = _fma2(v, u, w0, a0, e0)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a0, e0 = _fma2(v, u, w1, a0, e0)
+        a1, e1 = _fma2(v, u, w0, a1, e1)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a0, e0 = _fma2(v, u, w2, a0, e0)
+        a1, e1 = _fma2(v, u, w1, a1, e1)
+        a2, e2 = _fma2(v, u, w0, a2, e2)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a0, e0 = _fma2(v, u, w3, a0, e0)
+        a1, e1 = _fma2(v, u, w2, a1, e1)
+        a2, e2 = _fma2(v, u, w1, a2, e2)
+        a3, e3 = _fma2(v, u, w0, a3, e3)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a0, e0 = _fma2(v, u, w4, a0, e0)
+        a1, e1 = _fma2(v, u, w3, a1, e1)
+        a2, e2 = _fma2(v, u, w2, a2, e2)
+        a3, e3 = _fma2(v, u, w1, a3, e3)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a1, e1 = _fma2(v, u, w4, a1, e1)
+        a2, e2 = _fma2(v, u, w3, a2, e2)
+        a3, e3 = _fma2(v, u, w2, a3, e3)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a2, e2 = _fma2(v, u, w4, a2, e2)
+        a3, e3 = _fma2(v, u, w3, a3, e3)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a3, e3 = _fma2(v, u, w4, a3, e3)
+    return a0, a1, a2, a3, e0, e1, e2, e3
+
+
+@kernel(inline=True)
+def _five_rows_into4_s2(plane, w, o, q0, cols, dil_w, stride_w):
+    """:func:`_five_rows_into4` at vertical stride 2: the four output rows read eleven input rows."""
+    count = lanes(plane)
+    a0 = a1 = a2 = a3 = e0 = e1 = e2 = e3 = vzeros(plane)
+    far = count * stride_w
+    for dj in range(5):
+        w0, w1, w2, w3, w4 = _column5(plane, w, o, dj)
+        p = q0 + dj * dil_w
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a0, e0 = _fma2(v, u, w0, a0, e0)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a0, e0 = _fma2(v, u, w1, a0, e0)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a0, e0 = _fma2(v, u, w2, a0, e0)
+        a1, e1 = _fma2(v, u, w0, a1, e1)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a0, e0 = _fma2(v, u, w3, a0, e0)
+        a1, e1 = _fma2(v, u, w1, a1, e1)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a0, e0 = _fma2(v, u, w4, a0, e0)
+        a1, e1 = _fma2(v, u, w2, a1, e1)
+        a2, e2 = _fma2(v, u, w0, a2, e2)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a1, e1 = _fma2(v, u, w3, a1, e1)
+        a2, e2 = _fma2(v, u, w1, a2, e2)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a1, e1 = _fma2(v, u, w4, a1, e1)
+        a2, e2 = _fma2(v, u, w2, a2, e2)
+        a3, e3 = _fma2(v, u, w0, a3, e3)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a2, e2 = _fma2(v, u, w3, a2, e2)
+        a3, e3 = _fma2(v, u, w1, a3, e3)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a2, e2 = _fma2(v, u, w4, a2, e2)
+        a3, e3 = _fma2(v, u, w2, a3, e3)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a3, e3 = _fma2(v, u, w3, a3, e3)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a3, e3 = _fma2(v, u, w4, a3, e3)
+    return a0, a1, a2, a3, e0, e1, e2, e3
+
+
 @kernel(inline=True)  # inlined where it is called, so a call with constant strides is compiled for them
 def _forward_plane(plane, w, out, b, o, stride_h, stride_w, dil_h, dil_w):
     """``out[b, o, i, j] = sum_{di, dj} plane[i*s_h + di*d_h, j*s_w + dj*d_w] * w[di, dj, o]``: every tap is
@@ -304,7 +423,11 @@ def _forward_plane(plane, w, out, b, o, stride_h, stride_w, dil_h, dil_w):
         # sums are added apart (vadd_apart: fast-math folded them into one chain of 25 dependent multiply-adds),
         # and at stride and dilation 1 four output rows share each input row's loads (unaligned loads: ~1.5x the
         # cost of aligned ones here); from the above, us: 8x480x14x14 383 -> 329, 1x320x65x65 dilation 2 888
-        # -> 613, 1x64x147x147 532 -> 512, 1x240x28x28 73 -> 64, 1x960x7x7 58 -> 48.
+        # -> 613, 1x64x147x147 532 -> 512, 1x240x28x28 73 -> 64, 1x960x7x7 58 -> 48.  Rows of two vectors or more
+        # go four rows by two vectors, eight chains of multiply-adds in flight, a filter column's five weights in
+        # registers (_five_rows_into4, at vertical stride 1 or 2; old and new processes alternating, us:
+        # 1x64x112x112 294-322 -> 242-256, 1x64x147x147 600-648 -> 441-521, 1x96x112x112 stride 2 311-322 ->
+        # 232-267, 1x240x28x28 76-82 -> 60-63; 14-wide rows, one vector, unchanged).
         cols, gap = plane.shape[1], dil_h * plane.shape[1]
         wr0 = _weights_row5(plane, w, 0, o)
         wr1 = _weights_row5(plane, w, 1, o)
@@ -314,10 +437,32 @@ def _forward_plane(plane, w, out, b, o, stride_h, stride_w, dil_h, dil_w):
         z = vzeros(plane)
         first = 0  # the first output row left for the one-row loop (the four stores below are written out: a
         # shared inline routine for them made this path 1.07-1.3x slower, as compiled)
-        if stride_h == 1 and dil_h == 1:  # four output rows at a time: each input row loaded once for them all
+        if stride_h <= 2 and dil_h == 1:  # four output rows at a time: each input row loaded once for them all
             for i in range(0, out_h - 3, 4):
                 o_row = ((b * out.shape[1] + o) * out_h + i) * out_w
-                for j in range(0, out_w, count):
+                j = 0
+                while j + count < out_w:  # two vectors of each row: eight chains of multiply-adds in flight
+                    q = i * stride_h * cols + j * stride_w
+                    if stride_h == 1:
+                        a0, a1, a2, a3, e0, e1, e2, e3 = _five_rows_into4(plane, w, o, q, cols, dil_w, stride_w)
+                    else:
+                        a0, a1, a2, a3, e0, e1, e2, e3 = _five_rows_into4_s2(plane, w, o, q, cols, dil_w, stride_w)
+                    vstore_n(out, o_row + j, a0, count)
+                    vstore_n(out, o_row + out_w + j, a1, count)
+                    vstore_n(out, o_row + 2 * out_w + j, a2, count)
+                    vstore_n(out, o_row + 3 * out_w + j, a3, count)
+                    n = min(count, out_w - j - count)
+                    vstore_n(out, o_row + j + count, e0, n)
+                    vstore_n(out, o_row + out_w + j + count, e1, n)
+                    vstore_n(out, o_row + 2 * out_w + j + count, e2, n)
+                    vstore_n(out, o_row + 3 * out_w + j + count, e3, n)
+                    j += 2 * count
+                if j < out_w and stride_h == 2:  # the last vector, row by row
+                    for r in range(4):
+                        q = (i + r) * stride_h * cols + j * stride_w
+                        vstore_n(out, o_row + r * out_w + j, _one_row5(plane, q, gap, dil_w, stride_w, wr0, wr1, wr2,
+                                                                       wr3, wr4, z), min(count, out_w - j))
+                elif j < out_w:  # the last vector, the four rows' sums from the 25 weights in registers
                     q = i * cols + j * stride_w
                     a0 = _row5_into(plane, q, dil_w, stride_w, wr0, z)
                     q += cols
@@ -348,12 +493,7 @@ def _forward_plane(plane, w, out, b, o, stride_h, stride_w, dil_h, dil_w):
             o_row = ((b * out.shape[1] + o) * out_h + i) * out_w
             for j in range(0, out_w, count):
                 q = i * stride_h * cols + j * stride_w
-                s0 = _row5_into(plane, q, dil_w, stride_w, wr0, z)
-                s1 = _row5_into(plane, q + gap, dil_w, stride_w, wr1, z)
-                s2 = _row5_into(plane, q + 2 * gap, dil_w, stride_w, wr2, z)
-                s3 = _row5_into(plane, q + 3 * gap, dil_w, stride_w, wr3, z)
-                s4 = _row5_into(plane, q + 4 * gap, dil_w, stride_w, wr4, z)
-                vstore_n(out, o_row + j, vadd_apart(vadd_apart(vadd_apart(s0, s1), vadd_apart(s2, s3)), s4),
+                vstore_n(out, o_row + j, _one_row5(plane, q, gap, dil_w, stride_w, wr0, wr1, wr2, wr3, wr4, z),
                          min(count, out_w - j))
         return
     if stride_w <= 2:  # tap by tap, flat indices (row views here cost atomic reference counting: 7x7 0.94x the time)
