@@ -133,7 +133,7 @@ def _fma2(v, u, wt, a, e):
 
 
 @kernel(inline=True)
-def _seven_rows_into4(plane, w, o, q0, cols, dil_w, stride_w, kw):
+def _seven_rows_into4_body(plane, w, o, q0, cols, dil_w, stride_w, kw):
     """The sums of four output rows by two vectors of a filter seven rows tall (vertical stride and dilation 1)
     from window flat index ``q0``: column by column of the filter, each of the ten input rows the four output rows
     read is loaded once for all of them (two vectors, ``count * stride_w`` apart), its seven weights in registers.
@@ -198,8 +198,8 @@ def _seven_rows_into4(plane, w, o, q0, cols, dil_w, stride_w, kw):
 
 
 @kernel(inline=True)
-def _seven_rows_into4_s2(plane, w, o, q0, cols, dil_w, stride_w, kw):
-    """:func:`_seven_rows_into4` at vertical stride 2: the four output rows read thirteen input rows."""
+def _seven_rows_into4_s2_body(plane, w, o, q0, cols, dil_w, stride_w, kw):
+    """:func:`_seven_rows_into4_body` at vertical stride 2: the four output rows read thirteen input rows."""
     count = lanes(plane)
     a0 = a1 = a2 = a3 = e0 = e1 = e2 = e3 = vzeros(plane)
     far = count * stride_w
@@ -264,123 +264,22 @@ def _seven_rows_into4_s2(plane, w, o, q0, cols, dil_w, stride_w, kw):
     return a0, a1, a2, a3, e0, e1, e2, e3
 
 
-@kernel(inline=True)
-def _one_row5(plane, q, gap, dil_w, stride_w, wr0, wr1, wr2, wr3, wr4, z):
-    """One output vector of a 5x5 filter from window flat index ``q`` (filter rows ``gap`` apart), the five rows'
-    sums added apart (:func:`~sepconv.kernels._simd.vadd_apart`)."""
-    s0 = _row5_into(plane, q, dil_w, stride_w, wr0, z)
-    s1 = _row5_into(plane, q + gap, dil_w, stride_w, wr1, z)
-    s2 = _row5_into(plane, q + 2 * gap, dil_w, stride_w, wr2, z)
-    s3 = _row5_into(plane, q + 3 * gap, dil_w, stride_w, wr3, z)
-    s4 = _row5_into(plane, q + 4 * gap, dil_w, stride_w, wr4, z)
-    return vadd_apart(vadd_apart(vadd_apart(s0, s1), vadd_apart(s2, s3)), s4)
+@kernel
+def _seven_rows_into4(plane, w, o, q0, cols, dil_w, stride_w, kw):
+    """:func:`_seven_rows_into4_body`, compiled on its own, once per dtype (inlined in each compiled variant of the forward,
+    it doubled the forward kernel's compile time), with the horizontal stride known in each branch."""
+    if stride_w == 1:
+        return _seven_rows_into4_body(plane, w, o, q0, cols, dil_w, 1, kw)
+    return _seven_rows_into4_body(plane, w, o, q0, cols, dil_w, 2, kw)
 
 
-@kernel(inline=True)
-def _column5(plane, w, o, dj):
-    """The five weights of filter column ``dj`` of output channel ``o``, each in every lane."""
-    return (vsplat(plane, w[0, dj, o]), vsplat(plane, w[1, dj, o]), vsplat(plane, w[2, dj, o]),
-            vsplat(plane, w[3, dj, o]), vsplat(plane, w[4, dj, o]))
-
-
-@kernel(inline=True)
-def _five_rows_into4(plane, w, o, q0, cols, dil_w, stride_w):
-    """As :func:`_seven_rows_into4`, a 5x5 filter: the four output rows read eight input rows."""
-    count = lanes(plane)
-    a0 = a1 = a2 = a3 = e0 = e1 = e2 = e3 = vzeros(plane)
-    far = count * stride_w
-    for dj in range(5):
-        w0, w1, w2, w3, w4 = _column5(plane, w, o, dj)
-        p = q0 + dj * dil_w
-        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
-        a0, e0 = _fma2(v, u, w0, a0, e0)
-        p += cols
-        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
-        a0, e0 = _fma2(v, u, w1, a0, e0)
-        a1, e1 = _fma2(v, u, w0, a1, e1)
-        p += cols
-        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
-        a0, e0 = _fma2(v, u, w2, a0, e0)
-        a1, e1 = _fma2(v, u, w1, a1, e1)
-        a2, e2 = _fma2(v, u, w0, a2, e2)
-        p += cols
-        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
-        a0, e0 = _fma2(v, u, w3, a0, e0)
-        a1, e1 = _fma2(v, u, w2, a1, e1)
-        a2, e2 = _fma2(v, u, w1, a2, e2)
-        a3, e3 = _fma2(v, u, w0, a3, e3)
-        p += cols
-        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
-        a0, e0 = _fma2(v, u, w4, a0, e0)
-        a1, e1 = _fma2(v, u, w3, a1, e1)
-        a2, e2 = _fma2(v, u, w2, a2, e2)
-        a3, e3 = _fma2(v, u, w1, a3, e3)
-        p += cols
-        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
-        a1, e1 = _fma2(v, u, w4, a1, e1)
-        a2, e2 = _fma2(v, u, w3, a2, e2)
-        a3, e3 = _fma2(v, u, w2, a3, e3)
-        p += cols
-        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
-        a2, e2 = _fma2(v, u, w4, a2, e2)
-        a3, e3 = _fma2(v, u, w3, a3, e3)
-        p += cols
-        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
-        a3, e3 = _fma2(v, u, w4, a3, e3)
-    return a0, a1, a2, a3, e0, e1, e2, e3
-
-
-@kernel(inline=True)
-def _five_rows_into4_s2(plane, w, o, q0, cols, dil_w, stride_w):
-    """:func:`_five_rows_into4` at vertical stride 2: the four output rows read eleven input rows."""
-    count = lanes(plane)
-    a0 = a1 = a2 = a3 = e0 = e1 = e2 = e3 = vzeros(plane)
-    far = count * stride_w
-    for dj in range(5):
-        w0, w1, w2, w3, w4 = _column5(plane, w, o, dj)
-        p = q0 + dj * dil_w
-        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
-        a0, e0 = _fma2(v, u, w0, a0, e0)
-        p += cols
-        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
-        a0, e0 = _fma2(v, u, w1, a0, e0)
-        p += cols
-        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
-        a0, e0 = _fma2(v, u, w2, a0, e0)
-        a1, e1 = _fma2(v, u, w0, a1, e1)
-        p += cols
-        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
-        a0, e0 = _fma2(v, u, w3, a0, e0)
-        a1, e1 = _fma2(v, u, w1, a1, e1)
-        p += cols
-        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
-        a0, e0 = _fma2(v, u, w4, a0, e0)
-        a1, e1 = _fma2(v, u, w2, a1, e1)
-        a2, e2 = _fma2(v, u, w0, a2, e2)
-        p += cols
-        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
-        a1, e1 = _fma2(v, u, w3, a1, e1)
-        a2, e2 = _fma2(v, u, w1, a2, e2)
-        p += cols
-        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
-        a1, e1 = _fma2(v, u, w4, a1, e1)
-        a2, e2 = _fma2(v, u, w2, a2, e2)
-        a3, e3 = _fma2(v, u, w0, a3, e3)
-        p += cols
-        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
-        a2, e2 = _fma2(v, u, w3, a2, e2)
-        a3, e3 = _fma2(v, u, w1, a3, e3)
-        p += cols
-        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
-        a2, e2 = _fma2(v, u, w4, a2, e2)
-        a3, e3 = _fma2(v, u, w2, a3, e3)
-        p += cols
-        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
-        a3, e3 = _fma2(v, u, w3, a3, e3)
-        p += cols
-        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
-        a3, e3 = _fma2(v, u, w4, a3, e3)
-    return a0, a1, a2, a3, e0, e1, e2, e3
+@kernel
+def _seven_rows_into4_s2(plane, w, o, q0, cols, dil_w, stride_w, kw):
+    """:func:`_seven_rows_into4_s2_body`, compiled on its own, once per dtype (inlined in each compiled variant of the forward,
+    it doubled the forward kernel's compile time), with the horizontal stride known in each branch."""
+    if stride_w == 1:
+        return _seven_rows_into4_s2_body(plane, w, o, q0, cols, dil_w, 1, kw)
+    return _seven_rows_into4_s2_body(plane, w, o, q0, cols, dil_w, 2, kw)
 
 
 @kernel(inline=True)  # inlined where it is called, so a call with constant strides is compiled for them
@@ -423,11 +322,7 @@ def _forward_plane(plane, w, out, b, o, stride_h, stride_w, dil_h, dil_w):
         # sums are added apart (vadd_apart: fast-math folded them into one chain of 25 dependent multiply-adds),
         # and at stride and dilation 1 four output rows share each input row's loads (unaligned loads: ~1.5x the
         # cost of aligned ones here); from the above, us: 8x480x14x14 383 -> 329, 1x320x65x65 dilation 2 888
-        # -> 613, 1x64x147x147 532 -> 512, 1x240x28x28 73 -> 64, 1x960x7x7 58 -> 48.  Rows of two vectors or more
-        # go four rows by two vectors, eight chains of multiply-adds in flight, a filter column's five weights in
-        # registers (_five_rows_into4, at vertical stride 1 or 2; old and new processes alternating, us:
-        # 1x64x112x112 294-322 -> 242-256, 1x64x147x147 600-648 -> 441-521, 1x96x112x112 stride 2 311-322 ->
-        # 232-267, 1x240x28x28 76-82 -> 60-63; 14-wide rows, one vector, unchanged).
+        # -> 613, 1x64x147x147 532 -> 512, 1x240x28x28 73 -> 64, 1x960x7x7 58 -> 48.
         cols, gap = plane.shape[1], dil_h * plane.shape[1]
         wr0 = _weights_row5(plane, w, 0, o)
         wr1 = _weights_row5(plane, w, 1, o)
@@ -437,32 +332,10 @@ def _forward_plane(plane, w, out, b, o, stride_h, stride_w, dil_h, dil_w):
         z = vzeros(plane)
         first = 0  # the first output row left for the one-row loop (the four stores below are written out: a
         # shared inline routine for them made this path 1.07-1.3x slower, as compiled)
-        if stride_h <= 2 and dil_h == 1:  # four output rows at a time: each input row loaded once for them all
+        if stride_h == 1 and dil_h == 1:  # four output rows at a time: each input row loaded once for them all
             for i in range(0, out_h - 3, 4):
                 o_row = ((b * out.shape[1] + o) * out_h + i) * out_w
-                j = 0
-                while j + count < out_w:  # two vectors of each row: eight chains of multiply-adds in flight
-                    q = i * stride_h * cols + j * stride_w
-                    if stride_h == 1:
-                        a0, a1, a2, a3, e0, e1, e2, e3 = _five_rows_into4(plane, w, o, q, cols, dil_w, stride_w)
-                    else:
-                        a0, a1, a2, a3, e0, e1, e2, e3 = _five_rows_into4_s2(plane, w, o, q, cols, dil_w, stride_w)
-                    vstore_n(out, o_row + j, a0, count)
-                    vstore_n(out, o_row + out_w + j, a1, count)
-                    vstore_n(out, o_row + 2 * out_w + j, a2, count)
-                    vstore_n(out, o_row + 3 * out_w + j, a3, count)
-                    n = min(count, out_w - j - count)
-                    vstore_n(out, o_row + j + count, e0, n)
-                    vstore_n(out, o_row + out_w + j + count, e1, n)
-                    vstore_n(out, o_row + 2 * out_w + j + count, e2, n)
-                    vstore_n(out, o_row + 3 * out_w + j + count, e3, n)
-                    j += 2 * count
-                if j < out_w and stride_h == 2:  # the last vector, row by row
-                    for r in range(4):
-                        q = (i + r) * stride_h * cols + j * stride_w
-                        vstore_n(out, o_row + r * out_w + j, _one_row5(plane, q, gap, dil_w, stride_w, wr0, wr1, wr2,
-                                                                       wr3, wr4, z), min(count, out_w - j))
-                elif j < out_w:  # the last vector, the four rows' sums from the 25 weights in registers
+                for j in range(0, out_w, count):
                     q = i * cols + j * stride_w
                     a0 = _row5_into(plane, q, dil_w, stride_w, wr0, z)
                     q += cols
@@ -493,7 +366,12 @@ def _forward_plane(plane, w, out, b, o, stride_h, stride_w, dil_h, dil_w):
             o_row = ((b * out.shape[1] + o) * out_h + i) * out_w
             for j in range(0, out_w, count):
                 q = i * stride_h * cols + j * stride_w
-                vstore_n(out, o_row + j, _one_row5(plane, q, gap, dil_w, stride_w, wr0, wr1, wr2, wr3, wr4, z),
+                s0 = _row5_into(plane, q, dil_w, stride_w, wr0, z)
+                s1 = _row5_into(plane, q + gap, dil_w, stride_w, wr1, z)
+                s2 = _row5_into(plane, q + 2 * gap, dil_w, stride_w, wr2, z)
+                s3 = _row5_into(plane, q + 3 * gap, dil_w, stride_w, wr3, z)
+                s4 = _row5_into(plane, q + 4 * gap, dil_w, stride_w, wr4, z)
+                vstore_n(out, o_row + j, vadd_apart(vadd_apart(vadd_apart(s0, s1), vadd_apart(s2, s3)), s4),
                          min(count, out_w - j))
         return
     if stride_w <= 2:  # tap by tap, flat indices (row views here cost atomic reference counting: 7x7 0.94x the time)
@@ -502,12 +380,14 @@ def _forward_plane(plane, w, out, b, o, stride_h, stride_w, dil_h, dil_w):
         # four output rows per step: four independent sums per weight broadcast (A/B, 2 threads, us: 1x96x56x56
         # 7x7 371 -> 262, 1x32x112x112 7x7 431 -> 313, 1x96x112x112 7x7 stride 2 658 -> 530, 1x64x33x33 9x9
         # 186 -> 121, 1x64x56x56 4x4 98 -> 61)
-        # Two vectors of each row per step where the row has them: eight sums, eight chains of multiply-adds in
-        # flight instead of four (one process, 2 threads, alternating, us: 1x96x56x56 7x7 496 -> 450, 1x64x28x28
-        # 9x9 81 -> 70, 1x64x56x56 4x4 66 -> 59); 7x7 filters at vertical stride 1 or 2 and dilation 1 also
-        # load each input row once for the four output rows (_seven_rows_into4: 1x96x56x56 297 -> 149,
-        # 1x144x56x56 461 -> 231, 4x48x69x69 891 -> 584, 1x32x112x112 362 -> 211, 1x96x112x112 stride 2
-        # 590 -> 353; the NHWC kernels' times, where the tap-by-tap loop took twice them).
+        # 7x7 filters at vertical stride 1 or 2 and dilation 1, rows of two vectors or more: four rows by two
+        # vectors per step, eight chains of multiply-adds in flight instead of four, each input row loaded once
+        # for the four output rows (_seven_rows_into4; one process, 2 threads, alternating, us: 1x96x56x56 297
+        # -> 149, 1x144x56x56 461 -> 231, 4x48x69x69 891 -> 584, 1x32x112x112 362 -> 211, 1x96x112x112 stride
+        # 2 590 -> 353; the NHWC kernels' times, where the tap-by-tap loop took twice them).  Two vectors per
+        # step for the other sizes too (9x9 81 -> 70 us, 4x4 66 -> 59) and the 5x5 path's rows in the same
+        # form (1x64x147x147 600-648 -> 441-521) were measured but not kept: with them inlined in the
+        # forward's three compiled variants, its compile took 2-4 minutes and 10 GB (45 s before, 62 s now).
         for i in range(0, out_h - 3, 4):
             o_row = ((b * out.shape[1] + o) * out_h + i) * out_w
             j = 0
@@ -528,34 +408,7 @@ def _forward_plane(plane, w, out, b, o, stride_h, stride_w, dil_h, dil_w):
                 vstore_n(out, o_row + 2 * out_w + j + count, e2, n)
                 vstore_n(out, o_row + 3 * out_w + j + count, e3, n)
                 j += 2 * count
-            while j + count < out_w:
-                q0 = i * down + j * stride_w
-                a0 = a1 = a2 = a3 = e0 = e1 = e2 = e3 = vzeros(plane)
-                for di in range(kh):
-                    q = q0 + di * dil_h * cols
-                    for dj in range(kw):
-                        wv = vsplat(plane, w[di, dj, o])
-                        p = q + dj * dil_w
-                        a0 = vfma(_plane_vector(plane, p, stride_w), wv, a0)
-                        a1 = vfma(_plane_vector(plane, p + down, stride_w), wv, a1)
-                        a2 = vfma(_plane_vector(plane, p + 2 * down, stride_w), wv, a2)
-                        a3 = vfma(_plane_vector(plane, p + 3 * down, stride_w), wv, a3)
-                        p += count * stride_w
-                        e0 = vfma(_plane_vector(plane, p, stride_w), wv, e0)
-                        e1 = vfma(_plane_vector(plane, p + down, stride_w), wv, e1)
-                        e2 = vfma(_plane_vector(plane, p + 2 * down, stride_w), wv, e2)
-                        e3 = vfma(_plane_vector(plane, p + 3 * down, stride_w), wv, e3)
-                vstore_n(out, o_row + j, a0, count)
-                vstore_n(out, o_row + out_w + j, a1, count)
-                vstore_n(out, o_row + 2 * out_w + j, a2, count)
-                vstore_n(out, o_row + 3 * out_w + j, a3, count)
-                n = min(count, out_w - j - count)
-                vstore_n(out, o_row + j + count, e0, n)
-                vstore_n(out, o_row + out_w + j + count, e1, n)
-                vstore_n(out, o_row + 2 * out_w + j + count, e2, n)
-                vstore_n(out, o_row + 3 * out_w + j + count, e3, n)
-                j += 2 * count
-            if j < out_w:  # the row's last vector
+            while j < out_w:  # the row's last vectors, one at a time
                 q0 = i * down + j * stride_w
                 a0 = a1 = a2 = a3 = vzeros(plane)
                 for di in range(kh):
@@ -572,6 +425,7 @@ def _forward_plane(plane, w, out, b, o, stride_h, stride_w, dil_h, dil_w):
                 vstore_n(out, o_row + out_w + j, a1, n)
                 vstore_n(out, o_row + 2 * out_w + j, a2, n)
                 vstore_n(out, o_row + 3 * out_w + j, a3, n)
+                j += count
         for i in range(out_h // 4 * 4, out_h):
             o_row = ((b * out.shape[1] + o) * out_h + i) * out_w
             for j in range(0, out_w, count):
