@@ -282,6 +282,68 @@ def _seven_rows_into4_s2(plane, w, o, q0, cols, dil_w, stride_w, kw):
     return _seven_rows_into4_s2_body(plane, w, o, q0, cols, dil_w, 2, kw)
 
 
+@kernel(inline=True)
+def _column5(plane, w, o, dj):
+    """The five weights of filter column ``dj`` of output channel ``o``, each in every lane."""
+    return (vsplat(plane, w[0, dj, o]), vsplat(plane, w[1, dj, o]), vsplat(plane, w[2, dj, o]),
+            vsplat(plane, w[3, dj, o]), vsplat(plane, w[4, dj, o]))
+
+
+@kernel(inline=True)
+def _five_rows_into4_body(plane, w, o, q0, cols, dil_w, stride_w, kw):
+    """As :func:`_seven_rows_into4_body`, a 5x5 filter: the four output rows read eight input rows."""
+    count = lanes(plane)
+    a0 = a1 = a2 = a3 = e0 = e1 = e2 = e3 = vzeros(plane)
+    far = count * stride_w
+    for dj in range(kw):
+        w0, w1, w2, w3, w4 = _column5(plane, w, o, dj)
+        p = q0 + dj * dil_w
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a0, e0 = _fma2(v, u, w0, a0, e0)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a0, e0 = _fma2(v, u, w1, a0, e0)
+        a1, e1 = _fma2(v, u, w0, a1, e1)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a0, e0 = _fma2(v, u, w2, a0, e0)
+        a1, e1 = _fma2(v, u, w1, a1, e1)
+        a2, e2 = _fma2(v, u, w0, a2, e2)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a0, e0 = _fma2(v, u, w3, a0, e0)
+        a1, e1 = _fma2(v, u, w2, a1, e1)
+        a2, e2 = _fma2(v, u, w1, a2, e2)
+        a3, e3 = _fma2(v, u, w0, a3, e3)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a0, e0 = _fma2(v, u, w4, a0, e0)
+        a1, e1 = _fma2(v, u, w3, a1, e1)
+        a2, e2 = _fma2(v, u, w2, a2, e2)
+        a3, e3 = _fma2(v, u, w1, a3, e3)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a1, e1 = _fma2(v, u, w4, a1, e1)
+        a2, e2 = _fma2(v, u, w3, a2, e2)
+        a3, e3 = _fma2(v, u, w2, a3, e3)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a2, e2 = _fma2(v, u, w4, a2, e2)
+        a3, e3 = _fma2(v, u, w3, a3, e3)
+        p += cols
+        v, u = _plane_vector(plane, p, stride_w), _plane_vector(plane, p + far, stride_w)
+        a3, e3 = _fma2(v, u, w4, a3, e3)
+    return a0, a1, a2, a3, e0, e1, e2, e3
+
+
+@kernel
+def _five_rows_into4(plane, w, o, q0, cols, dil_w, stride_w, kw):
+    """:func:`_five_rows_into4_body`, compiled on its own (see :func:`_seven_rows_into4`)."""
+    if stride_w == 1:
+        return _five_rows_into4_body(plane, w, o, q0, cols, dil_w, 1, kw)
+    return _five_rows_into4_body(plane, w, o, q0, cols, dil_w, 2, kw)
+
+
 @kernel(inline=True)  # inlined where it is called, so a call with constant strides is compiled for them
 def _forward_plane(plane, w, out, b, o, stride_h, stride_w, dil_h, dil_w):
     """``out[b, o, i, j] = sum_{di, dj} plane[i*s_h + di*d_h, j*s_w + dj*d_w] * w[di, dj, o]``: every tap is
@@ -335,7 +397,25 @@ def _forward_plane(plane, w, out, b, o, stride_h, stride_w, dil_h, dil_w):
         if stride_h == 1 and dil_h == 1:  # four output rows at a time: each input row loaded once for them all
             for i in range(0, out_h - 3, 4):
                 o_row = ((b * out.shape[1] + o) * out_h + i) * out_w
-                for j in range(0, out_w, count):
+                j = 0
+                # two vectors: eight chains in flight (_five_rows_into4, compiled on its own; old and new processes
+                # alternating, us: 1x64x112x112 273-275 -> 237-247, 1x64x147x147 515-546 -> 427-455,
+                # 1x144x56x56 146-151 -> 129-132; rows of one vector unchanged)
+                while j + count < out_w:
+                    a0, a1, a2, a3, e0, e1, e2, e3 = _five_rows_into4(plane, w, o, i * cols + j * stride_w, cols,
+                                                                      dil_w, stride_w, kw)
+                    vstore_n(out, o_row + j, a0, count)
+                    vstore_n(out, o_row + out_w + j, a1, count)
+                    vstore_n(out, o_row + 2 * out_w + j, a2, count)
+                    vstore_n(out, o_row + 3 * out_w + j, a3, count)
+                    n = min(count, out_w - j - count)
+                    vstore_n(out, o_row + j + count, e0, n)
+                    vstore_n(out, o_row + out_w + j + count, e1, n)
+                    vstore_n(out, o_row + 2 * out_w + j + count, e2, n)
+                    vstore_n(out, o_row + 3 * out_w + j + count, e3, n)
+                    j += 2 * count
+                rest = j
+                for j in range(rest, out_w, count):
                     q = i * cols + j * stride_w
                     a0 = _row5_into(plane, q, dil_w, stride_w, wr0, z)
                     q += cols
@@ -386,8 +466,9 @@ def _forward_plane(plane, w, out, b, o, stride_h, stride_w, dil_h, dil_w):
         # -> 149, 1x144x56x56 461 -> 231, 4x48x69x69 891 -> 584, 1x32x112x112 362 -> 211, 1x96x112x112 stride
         # 2 590 -> 353; the NHWC kernels' times, where the tap-by-tap loop took twice them).  Two vectors per
         # step for the other sizes too (9x9 81 -> 70 us, 4x4 66 -> 59) and the 5x5 path's rows in the same
-        # form (1x64x147x147 600-648 -> 441-521) were measured but not kept: with them inlined in the
-        # forward's three compiled variants, its compile took 2-4 minutes and 10 GB (45 s before, 62 s now).
+        # form at stride 2 (1x96x112x112 311-322 -> 232-267) were measured but not kept: with them inlined in the
+        # forward's three compiled variants, its compile took 2-4 minutes and 10 GB (45 s before, 67 s now; the 5x5
+        # path's stride-1 rows call _five_rows_into4, compiled on its own).
         for i in range(0, out_h - 3, 4):
             o_row = ((b * out.shape[1] + o) * out_h + i) * out_w
             j = 0
