@@ -736,6 +736,18 @@ def test_simd_channel_blocks_at_every_alignment(kernel_size, c, dtype, monkeypat
     _assert_three_ops_match(_at_offset(x, itemsize), filt, _at_offset(dy, 2 * itemsize), strided, dtype)
 
 
+@pytest.mark.parametrize("kernel_size", [5, 7])
+def test_packed_stride_2_blocks_from_the_input_line(kernel_size, fresh_plans, monkeypatch):
+    """At stride 2 the packed forward starts its channel blocks at the input's first aligned channel (its output
+    is on a line, so the stores split instead): 80 channels (a short first block, four whole, a short last one)
+    at every 4-byte offset of a line, one thread and two."""
+    x, filt, _, args = _problem((1, 23, 26, 80, 1, (kernel_size, kernel_size), 2, 1, "SAME"), np.float32)
+    for offset in range(0, 64, 4):
+        monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 0 if offset % 8 else 10**18)
+        fast, ref = _both(sepconv.depthwise_conv2d, _at_offset(x, offset), filt, **args)
+        np.testing.assert_allclose(fast, ref, **tol(np.float32))
+
+
 @pytest.mark.parametrize("kernel_size, stride, on_line", [(5, 1, True), (7, 2, True), (3, 1, False)])
 def test_packed_outputs_start_on_a_line(kernel_size, stride, on_line, fresh_plans, monkeypatch):
     """The packed kernels' outputs (forward, and the stride-1 input gradient, the packed forward of ``dy``) start

@@ -689,6 +689,10 @@ def depthwise_nhwc_forward_packed_rows(x, w, out, row_begin, row_end, stride_h, 
     count = lanes(x)
     w2 = w.reshape(kh * kw, c)
     shift = aligned_shift(out) if c > PACKED_SPLIT_STORES_MAX_VECTORS * count else 0
+    if stride_w == 2:  # the blocks from the input's first aligned channel: the copy reads four input pixels per
+        # output pixel, one line each instead of two (one process, 2 threads, an input 16 bytes past a line, us:
+        # 1x56x56x480 7x7 VALID 459-582 -> 340-365, SAME 535-630 -> 363-387, 1x112x112x144 5x5 470-527 -> 385-413)
+        shift = aligned_shift(x)
     band_max = band_rows_of(max(1, min(out_h, row_end - row_begin)))
     band_rows = (band_max - 1) * stride_h + (kh - 1) * dil_h + 1
     tile_w = column_tiles(out_w, (band_rows * x.shape[2] + band_max * out_w) * c * x.itemsize, kw, dil_w)
