@@ -748,6 +748,26 @@ def test_packed_stride_2_blocks_from_the_input_line(kernel_size, fresh_plans, mo
         np.testing.assert_allclose(fast, ref, **tol(np.float32))
 
 
+@pytest.mark.parametrize("shape, kernel_size, padding, offset, dtype", [
+    ((1, 64, 66, 256), 5, "SAME", 0, np.float32),  # one image per thread; the rings' first rows in the top padding
+    ((1, 69, 64, 256), 7, "VALID", 16, np.float32),  # blocks from the input's first aligned channel
+    ((3, 64, 64, 128), 5, "SAME", 0, np.float32),  # a thread's rows run from one image into the next
+    ((1, 70, 65, 64), 9, "SAME", 8, np.float64),  # 64 float64 channels are 512 bytes
+    ((2, 68, 64, 96), 5, "VALID", 24, np.float64),  # a short first block, a short last one
+])
+def test_packed_stride_2_rolling_rows(shape, kernel_size, padding, offset, dtype):
+    """Stride-2 layers from 2 MB whose pixels are a multiple of 256 bytes pack their input row by row into rings
+    (``_forward_rows_rolling``), a group of channel blocks at a time."""
+    from sepconv.kernels import depthwise_packed
+    n, h, w, c = shape
+    itemsize = np.dtype(dtype).itemsize
+    out_h = -(-h // 2) if padding == "SAME" else (h - kernel_size) // 2 + 1
+    assert depthwise_packed.rolling_fit(h * w * c * itemsize, c * itemsize, out_h)
+    x, filt, _, args = _problem((*shape, 1, (kernel_size, kernel_size), 2, 1, padding), dtype)
+    fast, ref = _both(sepconv.depthwise_conv2d, _at_offset(x, offset), filt, **args)
+    np.testing.assert_allclose(fast, ref, **tol(dtype))
+
+
 @pytest.mark.parametrize("kernel_size, stride, on_line", [(5, 1, True), (7, 2, True), (3, 1, False)])
 def test_packed_outputs_start_on_a_line(kernel_size, stride, on_line, fresh_plans, monkeypatch):
     """The packed kernels' outputs (forward, and the stride-1 input gradient, the packed forward of ``dy``) start

@@ -26,7 +26,8 @@ only three loads per pixel, the copy does not pay: packed, 1x56x56x144 took 233 
 Work is split over flat output rows as in :mod:`sepconv.kernels.depthwise`; a band is about
 :data:`PACKED_BAND_ROWS` output rows of one image (:func:`band_rows_of`).  On images larger than a core's
 L2, a band's channel blocks are packed :data:`PACKED_GROUP_BLOCKS` at a time (:func:`_pack_channel_group`),
-so that the input is read whole lines in order.
+so that the input is read whole lines in order; at stride 2 some of them are packed row by row into rings
+instead (:func:`_forward_rows_rolling`, :data:`ROLLING_MIN_IMAGE_BYTES`).
 
 Examples
 --------
@@ -84,6 +85,19 @@ PACKED_SPLIT_STORES_MAX_VECTORS = 4
 # stride 2 1x112x112x96 5x5 250-257 -> 269-271.
 PACKED_GROUP_BLOCKS = 4
 PACKED_GROUP_MIN_IMAGE_BYTES = 2 * 1024 * 1024
+# At stride 2 a band is packed block by block, one line per pixel and pass; where the pixels are a multiple of 256
+# bytes those lines fall in a quarter or less of the caches' sets, and the next pass's lines are gone before it reads
+# them.  There, from 2 MB images of at least 32 output rows, the input is packed row by row into rings of the
+# filter's reach (:func:`_forward_rows_rolling`), each pixel's blocks read in order.  One process, 2 threads, two
+# alternating runs, us, bands -> rings: 1x75x75x256 5x5 414-431 -> 280-288, 1x112x112x128 5x5 507-550 -> 303-305,
+# 1x150x150x64 5x5 350-358 -> 284-292, 1x150x150x128 7x7 1126-1156 -> 769-790, 1x112x112x192 7x7 787-797 -> 676-704,
+# 1x75x75x192 5x5 253-285 -> 217-221, 1x95x95x192 456-474 -> 350-367, 1x75x75x512 926-931 -> 736-771, 2x75x75x256
+# 894-926 -> 548-558, 1x64x64x256 266-310 -> 215-219.  Elsewhere the rings lost: 1x56x56x480 7x7 323-332 ->
+# 454-460, 1x75x75x288 5x5 303-305 -> 336-337, 1x112x112x144 305-308 -> 343-360, 1x38x38x512 129-143 -> 189-194.
+ROLLING_MIN_IMAGE_BYTES = 2 * 1024 * 1024
+ROLLING_RING_BYTES = 1024 * 1024
+ROLLING_MIN_ROWS = 32
+ROLLING_PIXEL_BYTES = 256
 # Rows of stride 1 with filters 5 or 7 wide go fourteen pixels per step (:func:`_fourteen_pixels_5`) where the
 # output is not streamed to memory with a wide pixel stride: the pixel takes at most this many bytes ...
 WIDE_STEP_MAX_PIXEL_BYTES = 1024
@@ -703,6 +717,87 @@ def column_tiles(out_w, band_bytes, kw, dil_w):
 
 
 @kernel
+def rolling_fit(image_bytes, pixel_bytes, out_h):
+    """Whether a stride-2 forward packs its input row by row (:func:`_forward_rows_rolling`): images from
+    :data:`ROLLING_MIN_IMAGE_BYTES` of at least :data:`ROLLING_MIN_ROWS` output rows whose pixels are a multiple
+    of :data:`ROLLING_PIXEL_BYTES`."""
+    return (image_bytes >= ROLLING_MIN_IMAGE_BYTES and out_h >= ROLLING_MIN_ROWS
+            and pixel_bytes % ROLLING_PIXEL_BYTES == 0)
+
+
+@kernel
+def _pack_rolling_row(x, b, y, pad_left, ks, ns, table, ring, slot):
+    """Input row ``y`` of image ``b`` (zeros where ``y`` is outside the input) into row ``slot`` of every ring of
+    ``ring`` ``[group, 2 * reach, span, lanes]`` and into its twin ``slot + reach``, block ``g`` (channels
+    ``ks[g] .. ks[g] + ns[g]``) into ring ``g``: each pixel's blocks read one after the other, so that the input
+    is read in order, whole lines.  Only the positions ``table[0, 0] .. table[0, 1]`` are written (the padding
+    columns stay zero)."""
+    in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
+    count = lanes(x)
+    reach, span = ring.shape[1] // 2, ring.shape[2]
+    size = 2 * reach * span * count
+    p0, p1 = slot * span * count, (slot + reach) * span * count
+    m_lo, m_hi = table[0, 0], table[0, 1]
+    if 0 <= y < in_h:
+        row = ((b * in_h + y) * in_w - pad_left) * c
+        for m in range(m_lo, m_hi):
+            for g in range(ks.shape[0]):
+                v = vload_n(x, row + m * c + ks[g], ns[g])
+                vstore(ring, g * size + p0 + m * count, v)
+                vstore(ring, g * size + p1 + m * count, v)
+    else:
+        z = vzeros(x)
+        for g in range(ks.shape[0]):
+            for m in range(m_lo, m_hi):
+                vstore(ring, g * size + p0 + m * count, z)
+                vstore(ring, g * size + p1 + m * count, z)
+
+
+@kernel
+def _forward_rows_rolling(x, w, out, row_begin, row_end, stride_h, dil_h, pad_top, pad_left, shift):
+    """:func:`depthwise_nhwc_forward_packed_rows` at horizontal stride 2 (dilation 1), output rows ``[row_begin,
+    row_end)``, the input packed row by row into rings of the filter's vertical reach: a group of channel blocks
+    at a time, each output row packs the ``stride_h`` input rows it adds to the window and computes its blocks.
+    Every input row is read once per group, its pixels' blocks in order, where a band packed block by block read
+    one line per pixel and page (see :data:`ROLLING_MIN_IMAGE_BYTES`).  Each ring holds every row twice (rows
+    ``v`` and ``v + reach``), so that a window is ``reach`` consecutive rows from any slot."""
+    c = x.shape[3]
+    out_h, out_w = out.shape[1], out.shape[2]
+    kh, kw = w.shape[0], w.shape[1]
+    count = lanes(x)
+    reach = (kh - 1) * dil_h + 1
+    span, table = phase_table(out_w, x.shape[2], kw, 2, 1, pad_left)
+    blocks = _channel_blocks(c, shift, count)
+    group = max(1, min(blocks, ROLLING_RING_BYTES // (2 * reach * span * count * x.itemsize)))
+    ring = empty_on_line(group * 2 * reach * span * count, x).reshape((group, 2 * reach, span, count))
+    ring[:, :, :table[0, 0]] = 0  # the padding columns, never written by the rows' packs
+    ring[:, :, table[0, 1]:] = 0
+    wbs = empty_on_line(group * kh * kw * count, x).reshape((group, kh * kw, count))
+    w2 = w.reshape(kh * kw, c)
+    ks = np.empty(group, np.int64)
+    ns = np.empty(group, np.int64)
+    for kb0 in range(0, blocks, group):
+        members = min(group, blocks - kb0)
+        for g in range(members):
+            ks[g], ns[g] = _channel_block(kb0 + g, c, shift, count)
+            for t in range(kh * kw):
+                vstore(wbs, (g * kh * kw + t) * count, vload_n(w2, t * c + ks[g], ns[g]))
+        image, packed_to = -1, 0
+        for r in range(row_begin, row_end):
+            b = r // out_h
+            i = r - b * out_h
+            top = i * stride_h - pad_top
+            if b != image:
+                image, packed_to = b, top
+            for y in range(max(packed_to, top), top + reach):
+                _pack_rolling_row(x, b, y, pad_left, ks[:members], ns[:members], table, ring, y % reach)
+            packed_to = top + reach
+            for g in range(members):
+                _forward_row(ring[g], wbs[g], top % reach, 0, dil_h, kh, kw, 2, out, ((b * out_h + i) * out_w) * c
+                             + ks[g], c, table[0, 2], ns[g], 0)
+
+
+@kernel
 def depthwise_nhwc_forward_packed_rows(x, w, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top,
                                        pad_left):
     """Forward with a filter ``w`` ``[kh, kw, C]``, horizontal stride 1 (any dilation) or 2 (dilation 1),
@@ -715,6 +810,9 @@ def depthwise_nhwc_forward_packed_rows(x, w, out, row_begin, row_end, stride_h, 
     shift = aligned_shift(out) if c > PACKED_SPLIT_STORES_MAX_VECTORS * count else 0
     if stride_w == 2:
         shift = aligned_shift(x)
+    if stride_w == 2 and rolling_fit(x.shape[1] * x.shape[2] * c * x.itemsize, c * x.itemsize, out_h):
+        _forward_rows_rolling(x, w, out, row_begin, row_end, stride_h, dil_h, pad_top, pad_left, shift)
+        return
     band_max = band_rows_of(max(1, min(out_h, row_end - row_begin)))
     band_rows = (band_max - 1) * stride_h + (kh - 1) * dil_h + 1
     tile_w = column_tiles(out_w, (band_rows * x.shape[2] + band_max * out_w) * c * x.itemsize, kw, dil_w)
