@@ -755,10 +755,11 @@ def test_packed_stride_2_blocks_from_the_input_line(kernel_size, fresh_plans, mo
     ((1, 70, 65, 64), 9, "SAME", 8, np.float64),  # 64 float64 channels are 512 bytes
     ((2, 68, 64, 96), 5, "VALID", 24, np.float64),  # a short first block, a short last one
 ])
-def test_packed_stride_2_rolling_rows(shape, kernel_size, padding, offset, dtype):
+def test_packed_stride_2_rolling_rows(shape, kernel_size, padding, offset, dtype, fresh_plans, monkeypatch):
     """Stride-2 layers from 2 MB whose pixels are a multiple of 256 bytes pack their input row by row into rings
-    (``_forward_rows_rolling``), a group of channel blocks at a time."""
+    (``_forward_rows_rolling``), a group of channel blocks at a time (5x5 filters here too, not the direct kernel)."""
     from sepconv.kernels import depthwise_packed
+    monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_S2", False)
     n, h, w, c = shape
     itemsize = np.dtype(dtype).itemsize
     out_h = -(-h // 2) if padding == "SAME" else (h - kernel_size) // 2 + 1
@@ -874,6 +875,43 @@ def test_direct_5x5_takes_wide_rows_of_many_channels(shape, dilation, direct):
     if direct:
         assert (fast.ctypes.data - (x.ctypes.data - 16 * whole_blocks)) % 256 == apart
         assert (fast_dx.ctypes.data - (dy.ctypes.data - 16 * whole_blocks)) % 256 == apart
+
+
+DIRECT_5X5_S2 = [
+    # (batch, height, width, channels, strides, padding); 5x5 filter, horizontal stride 2
+    (1, 9, 6, 3, 2, "SAME"),  # three pixels, all clipped
+    (2, 11, 37, 20, 2, "SAME"),  # interior steps, an overlapping last step, a partial block
+    (1, 8, 40, 37, (1, 2), "VALID"),  # vertical stride 1
+    (1, 13, 35, 130, 2, [[0, 0], [3, 1], [6, 0], [0, 0]]),  # pads beyond the window, a masked last block
+    (1, 12, 50, 48, (3, 2), "SAME"),  # vertical stride 3
+    (1, 3, 34, 40, 2, "SAME"),  # an image shorter than the filter
+    (1, 6, 21, 64, 2, [[0, 0], [0, 0], [0, 9], [0, 0]]),  # a right pad wider than the filter
+]
+
+
+@pytest.mark.parametrize("threads", ["serial", "parallel"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("geometry", DIRECT_5X5_S2, ids=lambda g: _ids((*g[:4], 1, (5, 5), *g[4:5], 1, g[5])))
+def test_direct_5x5_stride_2_matches_reference(geometry, dtype, threads, fresh_plans, monkeypatch):
+    """The direct 5x5 kernel at horizontal stride 2 (even and odd input columns, steps of eight pixels in the
+    interior, the others one by one, clipped), from inputs at several offsets from a cache line."""
+    from sepconv.kernels import depthwise_5x5_direct
+
+    calls = []
+    kernel = depthwise_5x5_direct.depthwise_nhwc_forward_5x5_direct_s2_parallel
+    monkeypatch.setattr(depthwise_5x5_direct, "depthwise_nhwc_forward_5x5_direct_s2_parallel",
+                        lambda *args: calls.append(args[3]) or kernel(*args))
+    monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_S2_MIN_WIDTH", 0)
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 10**18 if threads == "serial" else 0)
+    n, h, w, c, s, pad = geometry
+    x, filt, _, _ = _problem((n, h, w, c, 1, (5, 5), 1, 1, "SAME"), dtype, seed=c)
+    itemsize = np.dtype(dtype).itemsize
+    for offset in (0, itemsize, 48):
+        fast, ref = _both(sepconv.depthwise_conv2d, _at_offset(x, offset), filt, s, pad)
+        np.testing.assert_allclose(fast, ref, **tol(dtype))
+    assert len(calls) == 3
+    assert threads == "parallel" or set(calls) == {1}
 
 
 @pytest.mark.parametrize("shape, strides, dilations", [
@@ -1137,6 +1175,7 @@ def test_packed_column_tiles_match_reference(k, stride, dilation, w, c, fresh_pl
     itemsize = np.dtype(dtype).itemsize
     tile_w = depthwise_packed.column_tiles(out_w, (band_rows * w + band_max * out_w) * c * itemsize, k, dilation)
     assert tile_w < out_w
+    monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_S2", False)  # 5x5 at stride 2 on the packed kernels too
     calls = _spy_packed_rows(monkeypatch)
     _assert_three_ops_match(*_problem((n, h, w, c, 1, (k, k), stride, dilation, "SAME"), dtype), dtype)
     assert (n, h, w, c) in calls

@@ -254,14 +254,23 @@ DIRECT_5X5_MIN_PIXELS = 1500
 DIRECT_5X5_MIN_BATCH_BYTES = 2 * 1024 * 1024
 DIRECT_5X5_SHORT_WIDTH = 8
 DIRECT_5X5_SHORT_MIN_PIXELS = 300
+# At horizontal stride 2 (dilation 1) the direct kernel takes rows of DIRECT_5X5_S2_MIN_WIDTH output pixels and more
+# (its border pixels go one by one).  One process, 2 threads, 4 alternating rounds, us, packed -> direct:
+# 1x75x75x192 262 -> 205, 1x95x95x192 413 -> 345, 1x112x112x144 419 -> 266, 1x112x112x96 285 -> 212, 1x56x56x480
+# 379 -> 352, 1x56x56x144 70 -> 60, 4x56x56x64 171 -> 139, 1x33x33x1024 393 -> 305, 1x150x150x32 131 -> 113;
+# 1x112x112x32 and 1x56x56x64 within 3%; rows of 14-15 lost (1x28x28x96 19.5 -> 22.1, 1x28x28x240 33 -> 36).
+DIRECT_5X5_S2 = True
+DIRECT_5X5_S2_MIN_WIDTH = 20
 
 
 def _direct_5x5(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsize: int, kh: int, kw: int,
                 stride_w: int, dil_w: int) -> bool:
     """Whether the forward pass of an input of ``in_shape`` (multiplier 1) into ``out_shape`` takes the direct 5x5
-    kernel."""
-    if (kh, kw) != (5, 5) or stride_w != 1:
+    kernel (at horizontal stride 2 its stride-2 routine, ``depthwise_nhwc_forward_5x5_direct_s2_parallel``)."""
+    if (kh, kw) != (5, 5) or stride_w > 2 or (stride_w == 2 and dil_w != 1):
         return False
+    if stride_w == 2:
+        return DIRECT_5X5_S2 and out_shape[2] >= DIRECT_5X5_S2_MIN_WIDTH
     width, pixels = -(-out_shape[2] // dil_w), math.prod(out_shape[:3])
     return in_shape[3] * itemsize >= DIRECT_5X5_MIN_VECTORS * VECTOR_BYTES and (
         width >= DIRECT_5X5_MIN_WIDTH
@@ -406,6 +415,12 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
 
         def launch(x, w3, out):
             repeated_launch(_repeated(x, multiplier), w3, out)
+        return launch
+    if _direct_5x5(in_shape, out_shape, itemsize, kh, kw, stride_w, dil_w) and stride_w == 2:
+        def launch(x, w3, out):
+            with PARALLEL_LAUNCH:
+                direct_5x5.depthwise_nhwc_forward_5x5_direct_s2_parallel(x, w3, out, n_chunks, stride_h, dil_h, pad_top,
+                                                                         pad_left)
         return launch
     if _direct_5x5(in_shape, out_shape, itemsize, kh, kw, stride_w, dil_w):
         direct_args = (stride_h, dil_h, dil_w, pad_top, pad_left)

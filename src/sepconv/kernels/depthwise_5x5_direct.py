@@ -1,6 +1,7 @@
 """The depthwise forward of a 5x5 filter at horizontal stride 1 (any vertical stride, any dilations and
-padding), NHWC, read straight from the input: eight output pixels a dilation apart per step, with their
-sums in registers, for one channel block (one vector of channels) at a time.
+padding) or 2 (dilation 1), NHWC, read straight from the input: eight output pixels a dilation apart per step,
+with their sums in registers, for one channel block (one vector of channels) at a time.  Stride 2 is at the end
+(:func:`depthwise_nhwc_forward_5x5_direct_s2_parallel`).
 
 A step loads the twelve input columns its pixels reach in one filter row and adds that row's five taps
 to the eight sums (:func:`_taps8`: 12 input and 5 weight loads per 40 multiply-adds), filter row by filter
@@ -382,3 +383,126 @@ def depthwise_nhwc_forward_5x5_direct_parallel(x, w, out, n_chunks, stride_h, di
     for t in prange(n_chunks):
         depthwise_nhwc_forward_5x5_direct_rows(x, wb, out, t * rows // n_chunks, (t + 1) * rows // n_chunks,
                                                stride_h, dil_h, dil_w, pad_top, pad_left)
+
+
+# Horizontal stride 2 (dilation 1).  Output pixel ``p`` of a step reads input columns ``2p .. 2p + 4``: the even
+# columns ``2m`` (taps 0, 2, 4) and the odd ones ``2m + 1`` (taps 1, 3), each set a gap of ``2C`` apart, so a step of
+# eight pixels loads ten even and nine odd columns per filter row (19 loads per 40 multiply-adds), addressed as the
+# dilation-2 columns above: from opaque bases three columns apart.
+
+
+@kernel(inline=True)
+def _taps8_s2(s0, s1, s2, s3, s4, s5, s6, s7, e0, e1, e2, e3, e4, e5, e6, e7, e8, e9, d0, d1, d2, d3, d4, d5, d6, d7,
+              d8, wb, t):
+    """Adds the five taps ``t .. t + 4`` of ``wb`` to the sums of eight outputs at stride 2: output ``p`` reads the
+    even columns ``e_p, e_p+1, e_p+2`` (taps 0, 2, 4) and the odd ones ``d_p, d_p+1`` (taps 1, 3)."""
+    count = lanes(wb)
+    w0, w1, w2 = vload(wb, t * count), vload(wb, (t + 1) * count), vload(wb, (t + 2) * count)
+    w3, w4 = vload(wb, (t + 3) * count), vload(wb, (t + 4) * count)
+    s0, s1, s2, s3 = vfma(e0, w0, s0), vfma(e1, w0, s1), vfma(e2, w0, s2), vfma(e3, w0, s3)
+    s4, s5, s6, s7 = vfma(e4, w0, s4), vfma(e5, w0, s5), vfma(e6, w0, s6), vfma(e7, w0, s7)
+    s0, s1, s2, s3 = vfma(d0, w1, s0), vfma(d1, w1, s1), vfma(d2, w1, s2), vfma(d3, w1, s3)
+    s4, s5, s6, s7 = vfma(d4, w1, s4), vfma(d5, w1, s5), vfma(d6, w1, s6), vfma(d7, w1, s7)
+    s0, s1, s2, s3 = vfma(e1, w2, s0), vfma(e2, w2, s1), vfma(e3, w2, s2), vfma(e4, w2, s3)
+    s4, s5, s6, s7 = vfma(e5, w2, s4), vfma(e6, w2, s5), vfma(e7, w2, s6), vfma(e8, w2, s7)
+    s0, s1, s2, s3 = vfma(d1, w3, s0), vfma(d2, w3, s1), vfma(d3, w3, s2), vfma(d4, w3, s3)
+    s4, s5, s6, s7 = vfma(d5, w3, s4), vfma(d6, w3, s5), vfma(d7, w3, s6), vfma(d8, w3, s7)
+    s0, s1, s2, s3 = vfma(e2, w4, s0), vfma(e3, w4, s1), vfma(e4, w4, s2), vfma(e5, w4, s3)
+    s4, s5, s6, s7 = vfma(e6, w4, s4), vfma(e7, w4, s5), vfma(e8, w4, s6), vfma(e9, w4, s7)
+    return s0, s1, s2, s3, s4, s5, s6, s7
+
+
+@kernel(inline=True)
+def _step8_s2(o, xb, ih0, dil_h, a_lo, a_hi, wb, wt, k, n, c, j, pad_left):
+    """Eight pixels ``j .. j + 7`` of output row ``o`` at horizontal stride 2, all of whose taps are inside the
+    input, the ``n`` channels of block ``k``, from input rows ``ih0 + r * dil_h`` (filter rows ``r`` in
+    ``[a_lo, a_hi)``)."""
+    row = xb.shape[1] * c
+    gap = 2 * c
+    q = (2 * j - pad_left) * c + k
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = vzeros(o)
+    for r in range(a_lo, a_hi):
+        a = (ih0 + r * dil_h) * row + q
+        a0, a3, a6, a9 = opaque(a), opaque(a + 3 * gap), opaque(a + 6 * gap), opaque(a + 9 * gap)
+        e0, e1 = vload_part(xb, a0, n), vload_part(xb, a0 + gap, n)
+        e2, e3 = vload_part(xb, a0 + 2 * gap, n), vload_part(xb, a3, n)
+        e4, e5 = vload_part(xb, a0 + 4 * gap, n), vload_part(xb, a3 + 2 * gap, n)
+        e6, e7 = vload_part(xb, a6, n), vload_part(xb, a3 + 4 * gap, n)
+        e8, e9 = vload_part(xb, a0 + 8 * gap, n), vload_part(xb, a9, n)
+        b0, b3, b6 = opaque(a + c), opaque(a + c + 3 * gap), opaque(a + c + 6 * gap)
+        d0, d1 = vload_part(xb, b0, n), vload_part(xb, b0 + gap, n)
+        d2, d3 = vload_part(xb, b0 + 2 * gap, n), vload_part(xb, b3, n)
+        d4, d5 = vload_part(xb, b0 + 4 * gap, n), vload_part(xb, b3 + 2 * gap, n)
+        d6, d7 = vload_part(xb, b6, n), vload_part(xb, b3 + 4 * gap, n)
+        d8 = vload_part(xb, b0 + 8 * gap, n)
+        s0, s1, s2, s3, s4, s5, s6, s7 = _taps8_s2(s0, s1, s2, s3, s4, s5, s6, s7, e0, e1, e2, e3, e4, e5, e6, e7,
+                                                   e8, e9, d0, d1, d2, d3, d4, d5, d6, d7, d8, wb, wt + 5 * r)
+    _stores8(o, j * c + k, c, n, 8, s0, s1, s2, s3, s4, s5, s6, s7)
+
+
+@kernel(inline=True)
+def _pixel_s2_clipped(o, xb, ih0, dil_h, a_lo, a_hi, wb, wt, k, n, c, j, pad_left):
+    """Output pixel ``j`` of row ``o`` at horizontal stride 2, taps in the padding read as zeros."""
+    count = lanes(wb)
+    row = xb.shape[1] * c
+    m_lo, m_hi = tap_range(2 * j - pad_left, 1, 5, xb.shape[1])
+    q = (2 * j - pad_left) * c + k
+    s = vzeros(o)
+    for r in range(a_lo, a_hi):
+        a = (ih0 + r * dil_h) * row + q
+        for m in range(m_lo, m_hi):
+            s = vfma(vload_part(xb, a + m * c, n), vload(wb, (wt + 5 * r + m) * count), s)
+    vstore_n(o, j * c + k, s, n)
+
+
+@kernel
+def _row_s2(o, xb, ih0, dil_h, a_lo, a_hi, wb, shift, j_lo, j_hi, pad_left):
+    """Output row ``o`` at horizontal stride 2, every channel block: its interior pixels ``[j_lo, j_hi)`` in steps
+    of eight (the last overlapping the one before it), the others one by one, clipped.  Compiled on its own, as
+    :func:`_interior_steps` is."""
+    count = lanes(o)
+    out_w, c = o.shape[0], o.shape[1]
+    steps = (j_hi - j_lo) // 8
+    for kb in range(_channel_blocks(c, shift, count)):
+        k, n = _channel_block(kb, c, shift, count)
+        wt = kb * 25
+        for m in range(steps):
+            _step8_s2(o, xb, ih0, dil_h, a_lo, a_hi, wb, wt, k, n, c, j_lo + 8 * m, pad_left)
+        rest = j_lo + 8 * steps
+        if steps > 0 and rest < j_hi:
+            _step8_s2(o, xb, ih0, dil_h, a_lo, a_hi, wb, wt, k, n, c, j_hi - 8, pad_left)
+            rest = j_hi
+        for j in range(0, j_lo if steps > 0 else 0):
+            _pixel_s2_clipped(o, xb, ih0, dil_h, a_lo, a_hi, wb, wt, k, n, c, j, pad_left)
+        for j in range(rest if steps > 0 else 0, out_w):
+            _pixel_s2_clipped(o, xb, ih0, dil_h, a_lo, a_hi, wb, wt, k, n, c, j, pad_left)
+
+
+@kernel
+def depthwise_nhwc_forward_5x5_direct_s2_rows(x, wb, out, row_begin, row_end, stride_h, dil_h, pad_top, pad_left):
+    """As :func:`depthwise_nhwc_forward_5x5_direct_rows`, horizontal stride 2 (dilation 1), row by row."""
+    in_h, in_w = x.shape[1], x.shape[2]
+    out_h, out_w = out.shape[1], out.shape[2]
+    shift = block_shift(x)
+    j_lo, j_hi = interior(out_w, in_w, 5, 2, 1, pad_left)
+    for r in range(row_begin, row_end):
+        b = r // out_h
+        i = r - b * out_h
+        ih0 = i * stride_h - pad_top
+        a_lo, a_hi = tap_range(ih0, dil_h, 5, in_h)
+        _row_s2(out[b, i], x[b], ih0, dil_h, a_lo, a_hi, wb, shift, j_lo, j_hi, pad_left)
+
+
+@kernel(parallel=True)
+def depthwise_nhwc_forward_5x5_direct_s2_parallel(x, w, out, n_chunks, stride_h, dil_h, pad_top, pad_left):
+    """The forward of ``x`` with ``w`` ``[5, 5, C]`` into ``out`` at horizontal stride 2: the filter laid out once,
+    then all output rows in ``n_chunks`` parallel blocks (:func:`depthwise_nhwc_forward_5x5_direct_s2_rows`)."""
+    c = x.shape[3]
+    shift = block_shift(x)
+    count = lanes(x)
+    wb = empty_on_line(_channel_blocks(c, shift, count) * 25 * count, x)
+    pack_filter_blocks(w.reshape(25, c), shift, wb)
+    rows = out.shape[0] * out.shape[1]
+    for t in prange(n_chunks):
+        depthwise_nhwc_forward_5x5_direct_s2_rows(x, wb, out, t * rows // n_chunks, (t + 1) * rows // n_chunks,
+                                                  stride_h, dil_h, pad_top, pad_left)
