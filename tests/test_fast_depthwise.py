@@ -878,34 +878,42 @@ def test_direct_5x5_takes_wide_rows_of_many_channels(shape, dilation, direct):
 
 
 DIRECT_5X5_S2 = [
-    # (batch, height, width, channels, strides, padding); 5x5 filter, horizontal stride 2
+    # (batch, height, width, channels, strides, padding); 5x5 and 7x7 filters, horizontal stride 2
     (1, 9, 6, 3, 2, "SAME"),  # three pixels, all clipped
     (2, 11, 37, 20, 2, "SAME"),  # interior steps, an overlapping last step, a partial block
     (1, 8, 40, 37, (1, 2), "VALID"),  # vertical stride 1
     (1, 13, 35, 130, 2, [[0, 0], [3, 1], [6, 0], [0, 0]]),  # pads beyond the window, a masked last block
     (1, 12, 50, 48, (3, 2), "SAME"),  # vertical stride 3
     (1, 3, 34, 40, 2, "SAME"),  # an image shorter than the filter
-    (1, 6, 21, 64, 2, [[0, 0], [0, 0], [0, 9], [0, 0]]),  # a right pad wider than the filter
+    (1, 8, 21, 64, 2, [[0, 0], [0, 0], [0, 9], [0, 0]]),  # a right pad wider than the filter
 ]
+
+
+DIRECT_S2_KERNELS = {5: ("depthwise_5x5_direct", "depthwise_nhwc_forward_5x5_direct_s2_parallel", "DIRECT_5X5_S2_MIN_WIDTH"),
+                     7: ("depthwise_7x7_s2_direct", "depthwise_nhwc_forward_7x7_s2_direct_parallel",
+                         "DIRECT_7X7_S2_MIN_WIDTH")}
 
 
 @pytest.mark.parametrize("threads", ["serial", "parallel"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kernel_size", [5, 7])
 @pytest.mark.parametrize("geometry", DIRECT_5X5_S2, ids=lambda g: _ids((*g[:4], 1, (5, 5), *g[4:5], 1, g[5])))
-def test_direct_5x5_stride_2_matches_reference(geometry, dtype, threads, fresh_plans, monkeypatch):
-    """The direct 5x5 kernel at horizontal stride 2 (even and odd input columns, steps of eight pixels in the
-    interior, the others one by one, clipped), from inputs at several offsets from a cache line."""
-    from sepconv.kernels import depthwise_5x5_direct
+def test_direct_stride_2_matches_reference(geometry, kernel_size, dtype, threads, fresh_plans, monkeypatch):
+    """The direct 5x5 and 7x7 kernels at horizontal stride 2 (even and odd input columns, steps of eight pixels in
+    the interior, the others one by one, clipped), from inputs at several offsets from a cache line."""
+    import importlib
 
+    module_name, kernel_name, min_width = DIRECT_S2_KERNELS[kernel_size]
+    module = importlib.import_module(f"sepconv.kernels.{module_name}")
     calls = []
-    kernel = depthwise_5x5_direct.depthwise_nhwc_forward_5x5_direct_s2_parallel
-    monkeypatch.setattr(depthwise_5x5_direct, "depthwise_nhwc_forward_5x5_direct_s2_parallel",
-                        lambda *args: calls.append(args[3]) or kernel(*args))
-    monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_S2_MIN_WIDTH", 0)
+    kernel = getattr(module, kernel_name)
+    monkeypatch.setattr(module, kernel_name, lambda *args: calls.append(args[3]) or kernel(*args))
+    monkeypatch.setattr(fast_depthwise, min_width, 0)
+    monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_MIN_VECTORS", 0)
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 10**18 if threads == "serial" else 0)
     n, h, w, c, s, pad = geometry
-    x, filt, _, _ = _problem((n, h, w, c, 1, (5, 5), 1, 1, "SAME"), dtype, seed=c)
+    x, filt, _, _ = _problem((n, h, w, c, 1, (kernel_size, kernel_size), 1, 1, "SAME"), dtype, seed=c)
     itemsize = np.dtype(dtype).itemsize
     for offset in (0, itemsize, 48):
         fast, ref = _both(sepconv.depthwise_conv2d, _at_offset(x, offset), filt, s, pad)
@@ -1078,9 +1086,10 @@ def test_docstring_examples_run():
 
     from sepconv.fast import aligned, workspace
     from sepconv.kernels import depthwise as kernels
-    from sepconv.kernels import depthwise_nchw, depthwise_packed
+    from sepconv.kernels import depthwise_5x5_direct, depthwise_7x7_s2_direct, depthwise_nchw, depthwise_packed
 
-    for module in (aligned, workspace, fast_depthwise, kernels, depthwise_nchw, depthwise_packed):
+    for module in (aligned, workspace, fast_depthwise, kernels, depthwise_nchw, depthwise_packed, depthwise_5x5_direct,
+                   depthwise_7x7_s2_direct):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0, module.__name__
 

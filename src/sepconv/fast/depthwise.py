@@ -33,6 +33,7 @@ from .. import reference
 from ..geometry import Conv2DGeometry
 from ..kernels import depthwise as kernels
 from ..kernels import depthwise_5x5_direct as direct_5x5
+from ..kernels import depthwise_7x7_s2_direct as direct_7x7_s2
 from ..kernels import depthwise_multiplier as multiplier_kernels
 from ..kernels import depthwise_nchw as nchw
 from ..kernels import depthwise_packed as packed
@@ -261,6 +262,13 @@ DIRECT_5X5_SHORT_MIN_PIXELS = 300
 # 1x112x112x32 and 1x56x56x64 within 3%; rows of 14-15 lost (1x28x28x96 19.5 -> 22.1, 1x28x28x240 33 -> 36).
 DIRECT_5X5_S2 = True
 DIRECT_5X5_S2_MIN_WIDTH = 20
+# 7x7 filters at horizontal stride 2 take the direct kernel (sepconv.kernels.depthwise_7x7_s2_direct) for rows of
+# DIRECT_7X7_S2_MIN_WIDTH output pixels and more, of at least DIRECT_5X5_MIN_VECTORS vectors of channels.  One
+# process, 2 threads, 4 alternating rounds, us, packed -> direct: 1x112x112x96 417 -> 288, 1x112x112x192 824 -> 651,
+# 1x150x150x128 1077 -> 795; on rows of 28 it lost or tied (1x56x56x96 74 -> 77, 1x56x56x144 93 -> 100, 1x56x56x480
+# 411 -> 425; 1x45x45x64 41 -> 51), and with two vectors (1x112x112x32 81 -> 95).
+DIRECT_7X7_S2 = True
+DIRECT_7X7_S2_MIN_WIDTH = 48
 
 
 def _direct_5x5(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsize: int, kh: int, kw: int,
@@ -277,6 +285,13 @@ def _direct_5x5(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsize:
         or (width >= DIRECT_5X5_MIN_BATCH_WIDTH
             and (pixels >= DIRECT_5X5_MIN_PIXELS or math.prod(in_shape) * itemsize >= DIRECT_5X5_MIN_BATCH_BYTES))
         or (width <= DIRECT_5X5_SHORT_WIDTH and pixels >= DIRECT_5X5_SHORT_MIN_PIXELS))
+
+
+def _direct_7x7_s2(out_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_w: int, dil_w: int) -> bool:
+    """Whether the forward pass into ``out_shape`` (multiplier 1) takes the direct 7x7 stride-2 kernel
+    (:mod:`sepconv.kernels.depthwise_7x7_s2_direct`)."""
+    return ((kh, kw) == (7, 7) and (stride_w, dil_w) == (2, 1) and DIRECT_7X7_S2
+            and out_shape[2] >= DIRECT_7X7_S2_MIN_WIDTH and out_shape[3] * itemsize >= DIRECT_5X5_MIN_VECTORS * VECTOR_BYTES)
 
 
 def _direct_5x5_whole_blocks(channels: int, itemsize: int) -> bool:
@@ -416,6 +431,12 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
         def launch(x, w3, out):
             repeated_launch(_repeated(x, multiplier), w3, out)
         return launch
+    if _direct_7x7_s2(out_shape, itemsize, kh, kw, stride_w, dil_w):
+        def launch(x, w3, out):
+            with PARALLEL_LAUNCH:
+                direct_7x7_s2.depthwise_nhwc_forward_7x7_s2_direct_parallel(x, w3, out, n_chunks, stride_h, pad_top,
+                                                                            pad_left)
+        return launch
     if _direct_5x5(in_shape, out_shape, itemsize, kh, kw, stride_w, dil_w) and stride_w == 2:
         def launch(x, w3, out):
             with PARALLEL_LAUNCH:
@@ -520,7 +541,8 @@ def _forward_plan(in_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGeometry,
     repeated_shape = in_shape if g.multiplier == 1 else (*in_shape[:3], in_shape[3] * g.multiplier)
     launch = _forward_launch(repeated_shape, shape, dtype, g.kh, g.kw, *_geometry_ints(g), g.multiplier > 1,
                              settings[:-2], g.multiplier)  # the split settings (no band settings)
-    if _direct_5x5(repeated_shape, shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_w) and g.multiplier == 1:
+    if g.multiplier == 1 and (_direct_5x5(repeated_shape, shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_w)
+                              or _direct_7x7_s2(shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_w)):
         on_line = _direct_5x5_whole_blocks(g.out_c, dtype.itemsize)
 
         def run(x, w3, scratch):

@@ -330,15 +330,15 @@ def block_shift(x):
 
 
 @kernel
-def pack_filter_blocks(w25, shift, wb):
-    """``wb[kb, t]`` = the channel block ``kb`` of tap ``t`` of ``w25`` ``[25, C]`` (the blocks of
+def pack_filter_blocks(w_taps, shift, wb):
+    """``wb[kb, t]`` = the channel block ``kb`` of tap ``t`` of ``w_taps`` ``[taps, C]`` (the blocks of
     :func:`~sepconv.kernels.depthwise.aligned_shift` ``shift``), zeros past ``C``."""
-    c = w25.shape[1]
+    taps, c = w_taps.shape
     count = lanes(wb)
     for kb in range(_channel_blocks(c, shift, count)):
         k, n = _channel_block(kb, c, shift, count)
-        for t in range(25):
-            vstore(wb, (kb * 25 + t) * count, vload_part(w25, t * c + k, n))
+        for t in range(taps):
+            vstore(wb, (kb * taps + t) * count, vload_part(w_taps, t * c + k, n))
 
 
 @kernel
