@@ -287,10 +287,11 @@ def _direct_5x5(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsize:
         or (width <= DIRECT_5X5_SHORT_WIDTH and pixels >= DIRECT_5X5_SHORT_MIN_PIXELS))
 
 
-def _direct_7x7_s2(out_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_w: int, dil_w: int) -> bool:
+def _direct_7x7_s2(out_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_w: int, dil_h: int,
+                   dil_w: int) -> bool:
     """Whether the forward pass into ``out_shape`` (multiplier 1) takes the direct 7x7 stride-2 kernel
-    (:mod:`sepconv.kernels.depthwise_7x7_s2_direct`)."""
-    return ((kh, kw) == (7, 7) and (stride_w, dil_w) == (2, 1) and DIRECT_7X7_S2
+    (:mod:`sepconv.kernels.depthwise_7x7_s2_direct`: undilated)."""
+    return ((kh, kw) == (7, 7) and (stride_w, dil_h, dil_w) == (2, 1, 1) and DIRECT_7X7_S2
             and out_shape[2] >= DIRECT_7X7_S2_MIN_WIDTH and out_shape[3] * itemsize >= DIRECT_5X5_MIN_VECTORS * VECTOR_BYTES)
 
 
@@ -431,7 +432,7 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
         def launch(x, w3, out):
             repeated_launch(_repeated(x, multiplier), w3, out)
         return launch
-    if _direct_7x7_s2(out_shape, itemsize, kh, kw, stride_w, dil_w):
+    if _direct_7x7_s2(out_shape, itemsize, kh, kw, stride_w, dil_h, dil_w):
         def launch(x, w3, out):
             with PARALLEL_LAUNCH:
                 direct_7x7_s2.depthwise_nhwc_forward_7x7_s2_direct_parallel(x, w3, out, n_chunks, stride_h, pad_top,
@@ -542,7 +543,7 @@ def _forward_plan(in_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGeometry,
     launch = _forward_launch(repeated_shape, shape, dtype, g.kh, g.kw, *_geometry_ints(g), g.multiplier > 1,
                              settings[:-2], g.multiplier)  # the split settings (no band settings)
     if g.multiplier == 1 and (_direct_5x5(repeated_shape, shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_w)
-                              or _direct_7x7_s2(shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_w)):
+                              or _direct_7x7_s2(shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_h, g.dil_w)):
         on_line = _direct_5x5_whole_blocks(g.out_c, dtype.itemsize)
 
         def run(x, w3, scratch):
