@@ -342,6 +342,18 @@ def pack_filter_blocks(w_taps, shift, wb):
 
 
 @kernel
+def filter_blocks(x, w, taps):
+    """The filter ``w`` ``[kh, kw, C]`` (``taps = kh * kw``) laid out by the channel blocks the kernels read ``x``
+    in (:func:`block_shift`, :func:`pack_filter_blocks`), in a new buffer on a cache line."""
+    c = x.shape[3]
+    shift = block_shift(x)
+    count = lanes(x)
+    wb = empty_on_line(_channel_blocks(c, shift, count) * taps * count, x)
+    pack_filter_blocks(w.reshape(taps, c), shift, wb)
+    return wb
+
+
+@kernel
 def depthwise_nhwc_forward_5x5_direct_rows(x, wb, out, row_begin, row_end, stride_h, dil_h, dil_w, pad_top, pad_left):
     """Output rows ``[row_begin, row_end)`` (flat over the batch) of ``out`` ``[N, out_h, out_w, C]``, from ``x``
     ``[N, in_h, in_w, C]`` and the filter laid out by :func:`pack_filter_blocks` ``wb``; horizontal stride 1."""
@@ -374,11 +386,7 @@ def depthwise_nhwc_forward_5x5_direct_rows(x, wb, out, row_begin, row_end, strid
 def depthwise_nhwc_forward_5x5_direct_parallel(x, w, out, n_chunks, stride_h, dil_h, dil_w, pad_top, pad_left):
     """The forward of ``x`` with ``w`` ``[5, 5, C]`` into ``out``, horizontal stride 1: the filter laid out once,
     then all output rows in ``n_chunks`` parallel blocks (:func:`depthwise_nhwc_forward_5x5_direct_rows`)."""
-    c = x.shape[3]
-    shift = block_shift(x)
-    count = lanes(x)
-    wb = empty_on_line(_channel_blocks(c, shift, count) * 25 * count, x)
-    pack_filter_blocks(w.reshape(25, c), shift, wb)
+    wb = filter_blocks(x, w, 25)
     rows = out.shape[0] * out.shape[1]
     for t in prange(n_chunks):
         depthwise_nhwc_forward_5x5_direct_rows(x, wb, out, t * rows // n_chunks, (t + 1) * rows // n_chunks,
@@ -497,11 +505,7 @@ def depthwise_nhwc_forward_5x5_direct_s2_rows(x, wb, out, row_begin, row_end, st
 def depthwise_nhwc_forward_5x5_direct_s2_parallel(x, w, out, n_chunks, stride_h, dil_h, pad_top, pad_left):
     """The forward of ``x`` with ``w`` ``[5, 5, C]`` into ``out`` at horizontal stride 2: the filter laid out once,
     then all output rows in ``n_chunks`` parallel blocks (:func:`depthwise_nhwc_forward_5x5_direct_s2_rows`)."""
-    c = x.shape[3]
-    shift = block_shift(x)
-    count = lanes(x)
-    wb = empty_on_line(_channel_blocks(c, shift, count) * 25 * count, x)
-    pack_filter_blocks(w.reshape(25, c), shift, wb)
+    wb = filter_blocks(x, w, 25)
     rows = out.shape[0] * out.shape[1]
     for t in prange(n_chunks):
         depthwise_nhwc_forward_5x5_direct_s2_rows(x, wb, out, t * rows // n_chunks, (t + 1) * rows // n_chunks,

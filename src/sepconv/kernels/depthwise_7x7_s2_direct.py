@@ -8,7 +8,7 @@ the odd ones ``2m + 1`` (taps 1, 3, 5), each set a gap of ``2C`` apart, so a ste
 columns per filter row (21 loads per 56 multiply-adds), addressed from opaque bases three columns apart
 (:func:`~sepconv.kernels._simd.opaque`: a column is then one base plus the gap times 1, 2, 4 or 8, which x86
 encodes in the load).  The filter is laid out by channel block once
-(:func:`~sepconv.kernels.depthwise_5x5_direct.pack_filter_blocks`).  The pixels whose taps are all inside the
+(:func:`~sepconv.kernels.depthwise_5x5_direct.filter_blocks`).  The pixels whose taps are all inside the
 input go in steps of eight (the last overlapping the one before it); the others one by one, clipped.  The packed
 kernels (:mod:`sepconv.kernels.depthwise_packed`) copy each channel block of a band first; at stride 2 that copy
 is most of their time (one thread, 1x56x56x480: the copy 400 us of 630).
@@ -33,10 +33,10 @@ from __future__ import annotations
 from numba import prange
 
 from ._jit import kernel
-from ._simd import empty_on_line, lanes, opaque, vfma, vload, vload_part, vstore_n, vzeros
+from ._simd import lanes, opaque, vfma, vload, vload_part, vstore_n, vzeros
 from ._window import interior, tap_range
 from .depthwise import _channel_block, _channel_blocks
-from .depthwise_5x5_direct import _stores8, block_shift, pack_filter_blocks
+from .depthwise_5x5_direct import _stores8, block_shift, filter_blocks
 
 
 @kernel(inline=True)
@@ -142,7 +142,8 @@ def _row(o, xb, ih0, a_lo, a_hi, wb, shift, j_lo, j_hi, pad_left):
 @kernel
 def depthwise_nhwc_forward_7x7_s2_direct_rows(x, wb, out, row_begin, row_end, stride_h, pad_top, pad_left):
     """Output rows ``[row_begin, row_end)`` (flat over the batch) of ``out`` ``[N, out_h, out_w, C]``, from ``x``
-    ``[N, in_h, in_w, C]`` and the filter laid out by :func:`pack_filter_blocks` ``wb``; horizontal stride 2."""
+    ``[N, in_h, in_w, C]`` and the filter laid out by channel block, ``wb``
+    (:func:`~sepconv.kernels.depthwise_5x5_direct.filter_blocks`); horizontal stride 2."""
     in_h, in_w = x.shape[1], x.shape[2]
     out_h, out_w = out.shape[1], out.shape[2]
     shift = block_shift(x)
@@ -159,11 +160,7 @@ def depthwise_nhwc_forward_7x7_s2_direct_rows(x, wb, out, row_begin, row_end, st
 def depthwise_nhwc_forward_7x7_s2_direct_parallel(x, w, out, n_chunks, stride_h, pad_top, pad_left):
     """The forward of ``x`` with ``w`` ``[7, 7, C]`` into ``out`` at horizontal stride 2: the filter laid out once,
     then all output rows in ``n_chunks`` parallel blocks (:func:`depthwise_nhwc_forward_7x7_s2_direct_rows`)."""
-    c = x.shape[3]
-    shift = block_shift(x)
-    count = lanes(x)
-    wb = empty_on_line(_channel_blocks(c, shift, count) * 49 * count, x)
-    pack_filter_blocks(w.reshape(49, c), shift, wb)
+    wb = filter_blocks(x, w, 49)
     rows = out.shape[0] * out.shape[1]
     for t in prange(n_chunks):
         depthwise_nhwc_forward_7x7_s2_direct_rows(x, wb, out, t * rows // n_chunks, (t + 1) * rows // n_chunks,
