@@ -668,9 +668,9 @@ def test_nhwc_3x3_splits_from_its_threshold(monkeypatch):
     # packed, 0.31M multiply-adds; counted in whole vectors of 16 channels, 0.41M
     assert fast_depthwise._forward_chunks((1, 32, 32, 12), (1, 32, 32, 12), 4, 5, 5, 1, 1, 1, whole_vectors=False) == 1
     assert fast_depthwise._forward_chunks((1, 32, 32, 12), (1, 32, 32, 12), 4, 5, 5, 1, 1, 1) == 2
-    # 3 channels at stride 2: 0.11M multiply-adds, 0.58M in whole vectors
-    assert fast_depthwise._forward_chunks((1, 75, 75, 3), (1, 38, 38, 3), 4, 5, 5, 2, 1, 1) == 2
-    assert fast_depthwise._forward_chunks((1, 75, 75, 3), (1, 38, 38, 3), 4, 5, 5, 2, 1, 1, whole_vectors=False) == 1
+    # 3 channels at stride 2: 0.07M multiply-adds, 0.38M in whole vectors
+    assert fast_depthwise._forward_chunks((1, 61, 61, 3), (1, 31, 31, 3), 4, 5, 5, 2, 1, 1) == 2
+    assert fast_depthwise._forward_chunks((1, 61, 61, 3), (1, 31, 31, 3), 4, 5, 5, 2, 1, 1, whole_vectors=False) == 1
     assert fast_depthwise._vector_size((2, 3, 5, 17), 4) == 2 * 3 * 5 * 32
     assert fast_depthwise._vector_size((2, 3, 5, 17), 8) == 2 * 3 * 5 * 24
     # around a channel multiplier's copy, the higher threshold

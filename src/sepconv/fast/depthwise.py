@@ -65,7 +65,12 @@ PARALLEL_MIN_ROWS = 16
 # Not with a channel multiplier: the calling thread has just written the repeated input (or will sum
 # the repeated gradient), and the other core's half of it crosses between the cores' caches
 # (1x28x28x8 multiplier 6 dilation 2, 0.34M: 29 vs 39 us; the same layer given 48 channels: 23 vs 17).
-NHWC_PARALLEL_MIN_MACS = 200_000
+# Lowered from 200K in the thirtieth session (one process, 6 alternating rounds, us, one thread -> two, forward /
+# input gradient): 0.15M 4x32x32x3 stride 2 multiplier 4 25.9/26.5 -> 18.5/17.5, 0.15M 1x32x32x16 13.5/14.6 ->
+# 11.6/13.0, 0.16M 1x28x28x24 14.0/15.4 -> 11.9/14.2, 0.15M 8x8x8x32 18.4/19.7 -> 12.5/15.4, 0.13M 2x15x15x100
+# stride 2 14.9/16.6 -> 12.8/13.6, 0.14M 1x24x24x24 12.8/14.1 -> 11.8/14.5.  Below 100K batch-1 layers lost
+# (1x16x16x32 11.1/11.9 -> 12.9/12.6), though batches of small images still gained (8x8x8x16 18.8 -> 13.2).
+NHWC_PARALLEL_MIN_MACS = 100_000
 
 
 def _nhwc_min_macs(multiplier_pass: bool) -> int:
