@@ -345,6 +345,31 @@ def _five_rows_into4(plane, w, o, q0, cols, dil_w, stride_w, kw):
 
 
 @kernel(inline=True)  # inlined where it is called, so a call with constant strides is compiled for them
+def _forward_plane_3x3(plane, w, out, b, o, stride_h, stride_w, dil_h, dil_w):
+    """:func:`_forward_plane` for a 3x3 filter at horizontal stride 1 or 2: the nine weights in registers, three
+    short chains of multiply-adds per vector."""
+    out_h, out_w = out.shape[2], out.shape[3]
+    count = lanes(plane)
+    w0, w1, w2 = vsplat(plane, w[0, 0, o]), vsplat(plane, w[0, 1, o]), vsplat(plane, w[0, 2, o])
+    w3, w4, w5 = vsplat(plane, w[1, 0, o]), vsplat(plane, w[1, 1, o]), vsplat(plane, w[1, 2, o])
+    w6, w7, w8 = vsplat(plane, w[2, 0, o]), vsplat(plane, w[2, 1, o]), vsplat(plane, w[2, 2, o])
+    cols, gap = plane.shape[1], dil_h * plane.shape[1]
+    for i in range(out_h):  # flat indices: a row view made in this loop costs atomic reference counting
+        o_row = ((b * out.shape[1] + o) * out_h + i) * out_w
+        for j in range(0, out_w, count):
+            q = i * stride_h * cols + j * stride_w
+            a = vfma(_plane_vector(plane, q + 2 * dil_w, stride_w), w2,
+                     vfma(_plane_vector(plane, q + dil_w, stride_w), w1, vmul(_plane_vector(plane, q, stride_w), w0)))
+            q += gap
+            c = vfma(_plane_vector(plane, q + 2 * dil_w, stride_w), w5,
+                     vfma(_plane_vector(plane, q + dil_w, stride_w), w4, vmul(_plane_vector(plane, q, stride_w), w3)))
+            q += gap
+            e = vfma(_plane_vector(plane, q + 2 * dil_w, stride_w), w8,
+                     vfma(_plane_vector(plane, q + dil_w, stride_w), w7, vmul(_plane_vector(plane, q, stride_w), w6)))
+            vstore_n(out, o_row + j, vadd(vadd(a, c), e), min(count, out_w - j))
+
+
+@kernel
 def _forward_plane(plane, w, out, b, o, stride_h, stride_w, dil_h, dil_w):
     """``out[b, o, i, j] = sum_{di, dj} plane[i*s_h + di*d_h, j*s_w + dj*d_w] * w[di, dj, o]``: every tap is
     inside the window ``plane`` (see :func:`_window_plane`), so every output pixel takes the same loop.
@@ -357,25 +382,6 @@ def _forward_plane(plane, w, out, b, o, stride_h, stride_w, dil_h, dil_w):
     kh, kw = w.shape[0], w.shape[1]
     count = lanes(plane)
     planes_out = out[b, o]
-    if kh == 3 and kw == 3 and stride_w <= 2:  # the nine weights in registers, three short chains per vector
-        w0, w1, w2 = vsplat(plane, w[0, 0, o]), vsplat(plane, w[0, 1, o]), vsplat(plane, w[0, 2, o])
-        w3, w4, w5 = vsplat(plane, w[1, 0, o]), vsplat(plane, w[1, 1, o]), vsplat(plane, w[1, 2, o])
-        w6, w7, w8 = vsplat(plane, w[2, 0, o]), vsplat(plane, w[2, 1, o]), vsplat(plane, w[2, 2, o])
-        cols, gap = plane.shape[1], dil_h * plane.shape[1]
-        for i in range(out_h):  # flat indices: a row view made in this loop costs atomic reference counting
-            o_row = ((b * out.shape[1] + o) * out_h + i) * out_w
-            for j in range(0, out_w, count):
-                q = i * stride_h * cols + j * stride_w
-                a = vfma(_plane_vector(plane, q + 2 * dil_w, stride_w), w2,
-                         vfma(_plane_vector(plane, q + dil_w, stride_w), w1, vmul(_plane_vector(plane, q, stride_w), w0)))
-                q += gap
-                c = vfma(_plane_vector(plane, q + 2 * dil_w, stride_w), w5,
-                         vfma(_plane_vector(plane, q + dil_w, stride_w), w4, vmul(_plane_vector(plane, q, stride_w), w3)))
-                q += gap
-                e = vfma(_plane_vector(plane, q + 2 * dil_w, stride_w), w8,
-                         vfma(_plane_vector(plane, q + dil_w, stride_w), w7, vmul(_plane_vector(plane, q, stride_w), w6)))
-                vstore_n(out, o_row + j, vadd(vadd(a, c), e), min(count, out_w - j))
-        return
     if kh == 5 and kw == 5 and stride_w <= 2:
         # the 25 weights in registers, flat indices.  One process, 2 threads, 30 alternating runs, us, the
         # tap-by-tap loop below (then with row views and a weight load per tap) -> this: 8x480x14x14 678 -> 457,
@@ -674,6 +680,7 @@ def depthwise_nchw_forward_range(x, w, out, multiplier, begin, end, stride_h, st
     once for the ``M`` output planes that read it."""
     channels = out.shape[1]
     plane = _window_buffer(x, out.shape[2], out.shape[3], w.shape[0], w.shape[1], stride_h, stride_w, dil_h, dil_w)
+    kh3 = w.shape[0] == 3 and w.shape[1] == 3 and stride_w <= 2
     last = -1
     for p in range(begin, end):
         b = p // channels
@@ -682,12 +689,17 @@ def depthwise_nchw_forward_range(x, w, out, multiplier, begin, end, stride_h, st
         if source != last:
             _window_plane(x, b, o // multiplier, plane, pad_top, pad_left, last == -1)
             last = source
-        # the common cases compiled with their strides and dilations known (A/B, 2 threads, stride 1:
-        # 1x384x14x14 73 -> 55 us, 8x192x28x28 503 -> 463, 8x144x56x56 1285 -> 1234)
-        if stride_w == 1 and dil_h == 1 and dil_w == 1:
-            _forward_plane(plane, w, out, b, o, stride_h, 1, 1, 1)
-        elif stride_w == 2 and dil_h == 1 and dil_w == 1:
-            _forward_plane(plane, w, out, b, o, stride_h, 2, 1, 1)
+        # 3x3 filters: the common cases compiled with their strides and dilations known (A/B, 2 threads, stride 1:
+        # 1x384x14x14 73 -> 55 us, 8x192x28x28 503 -> 463, 8x144x56x56 1285 -> 1234).  The other sizes' routine is
+        # compiled once, for any strides: three copies of it made this kernel's compile 120 s (27 s now; two, 83
+        # s), for 6-28% of their time (one process, 2 threads, us, three copies -> one: 1x64x147x147 5x5 823 ->
+        # 881, 8x480x14x14 5x5 462 -> 537, 1x96x56x56 7x7 220 -> 269, 1x64x33x33 9x9 167 -> 213)
+        if kh3 and stride_w == 1 and dil_h == 1 and dil_w == 1:
+            _forward_plane_3x3(plane, w, out, b, o, stride_h, 1, 1, 1)
+        elif kh3 and stride_w == 2 and dil_h == 1 and dil_w == 1:
+            _forward_plane_3x3(plane, w, out, b, o, stride_h, 2, 1, 1)
+        elif kh3:
+            _forward_plane_3x3(plane, w, out, b, o, stride_h, stride_w, dil_h, dil_w)
         else:
             _forward_plane(plane, w, out, b, o, stride_h, stride_w, dil_h, dil_w)
 
