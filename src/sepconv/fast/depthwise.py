@@ -449,7 +449,7 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
                 direct_5x5.depthwise_nhwc_forward_5x5_direct_s2_parallel(x, w3, out, n_chunks, stride_h, dil_h, pad_top,
                                                                          pad_left)
         return launch
-    if _direct_5x5(in_shape, out_shape, itemsize, kh, kw, stride_w, dil_w):
+    if _direct_5x5(in_shape, out_shape, itemsize, kh, kw, stride_w, dil_w):  # horizontal stride 1
         direct_args = (stride_h, dil_h, dil_w, pad_top, pad_left)
 
         def launch(x, w3, out):

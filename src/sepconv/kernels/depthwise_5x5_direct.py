@@ -471,18 +471,19 @@ def _row_s2(o, xb, ih0, dil_h, a_lo, a_hi, wb, shift, j_lo, j_hi, pad_left):
     count = lanes(o)
     out_w, c = o.shape[0], o.shape[1]
     steps = (j_hi - j_lo) // 8
+    first, rest = (j_lo, j_lo + 8 * steps) if steps > 0 else (0, 0)  # no steps: every pixel clipped
     for kb in range(_channel_blocks(c, shift, count)):
         k, n = _channel_block(kb, c, shift, count)
         wt = kb * 25
         for m in range(steps):
             _step8_s2(o, xb, ih0, dil_h, a_lo, a_hi, wb, wt, k, n, c, j_lo + 8 * m, pad_left)
-        rest = j_lo + 8 * steps
+        end = rest
         if steps > 0 and rest < j_hi:
             _step8_s2(o, xb, ih0, dil_h, a_lo, a_hi, wb, wt, k, n, c, j_hi - 8, pad_left)
-            rest = j_hi
-        for j in range(0, j_lo if steps > 0 else 0):
+            end = j_hi
+        for j in range(0, first):
             _pixel_s2_clipped(o, xb, ih0, dil_h, a_lo, a_hi, wb, wt, k, n, c, j, pad_left)
-        for j in range(rest if steps > 0 else 0, out_w):
+        for j in range(end, out_w):
             _pixel_s2_clipped(o, xb, ih0, dil_h, a_lo, a_hi, wb, wt, k, n, c, j, pad_left)
 
 

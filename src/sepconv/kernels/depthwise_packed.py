@@ -54,6 +54,7 @@ from numba import prange
 from ._jit import kernel
 from ._simd import empty_on_line, lanes, vadd, vfma, vload, vload_n, vstore, vstore_n, vzeros
 from .depthwise import _channel_block, _channel_blocks, aligned_shift
+from .depthwise_5x5_direct import pack_filter_blocks
 
 # Output rows per packed band: a band of a 56-wide 7x7 layer is ~200 KB per channel block (in L2).  A call's rows
 # are cut into the nearest whole number of such bands (33 rows: one band, not 32 + 1, which packed the filter's
@@ -772,16 +773,15 @@ def _forward_rows_rolling(x, w, out, row_begin, row_end, stride_h, dil_h, pad_to
     ring = empty_on_line(group * 2 * reach * span * count, x).reshape((group, 2 * reach, span, count))
     ring[:, :, :table[0, 0]] = 0  # the padding columns, never written by the rows' packs
     ring[:, :, table[0, 1]:] = 0
-    wbs = empty_on_line(group * kh * kw * count, x).reshape((group, kh * kw, count))
-    w2 = w.reshape(kh * kw, c)
+    wbs = empty_on_line(blocks * kh * kw * count, x)
+    pack_filter_blocks(w.reshape(kh * kw, c), shift, wbs)  # every block's taps, laid out once
+    wbs = wbs.reshape((blocks, kh * kw, count))
     ks = np.empty(group, np.int64)
     ns = np.empty(group, np.int64)
     for kb0 in range(0, blocks, group):
         members = min(group, blocks - kb0)
         for g in range(members):
             ks[g], ns[g] = _channel_block(kb0 + g, c, shift, count)
-            for t in range(kh * kw):
-                vstore(wbs, (g * kh * kw + t) * count, vload_n(w2, t * c + ks[g], ns[g]))
         image, packed_to = -1, 0
         for r in range(row_begin, row_end):
             b = r // out_h
@@ -793,7 +793,7 @@ def _forward_rows_rolling(x, w, out, row_begin, row_end, stride_h, dil_h, pad_to
                 _pack_rolling_row(x, b, y, pad_left, ks[:members], ns[:members], table, ring, y % reach)
             packed_to = top + reach
             for g in range(members):
-                _forward_row(ring[g], wbs[g], top % reach, 0, dil_h, kh, kw, 2, out, ((b * out_h + i) * out_w) * c
+                _forward_row(ring[g], wbs[kb0 + g], top % reach, 0, dil_h, kh, kw, 2, out, ((b * out_h + i) * out_w) * c
                              + ks[g], c, table[0, 2], ns[g], 0)
 
 
@@ -807,9 +807,12 @@ def depthwise_nhwc_forward_packed_rows(x, w, out, row_begin, row_end, stride_h, 
     kh, kw = w.shape[0], w.shape[1]
     count = lanes(x)
     w2 = w.reshape(kh * kw, c)
-    shift = aligned_shift(out) if c > PACKED_SPLIT_STORES_MAX_VECTORS * count else 0
-    if stride_w == 2:
+    if stride_w == 2:  # the blocks from the input's first aligned channel: the copy reads four input pixels per
+        # output pixel, one line each instead of two (one process, 2 threads, an input 16 bytes past a line, us:
+        # 1x56x56x480 7x7 VALID 459-582 -> 340-365, SAME 535-630 -> 363-387, 1x112x112x144 5x5 470-527 -> 385-413)
         shift = aligned_shift(x)
+    else:
+        shift = aligned_shift(out) if c > PACKED_SPLIT_STORES_MAX_VECTORS * count else 0
     if stride_w == 2 and rolling_fit(x.shape[1] * x.shape[2] * c * x.itemsize, c * x.itemsize, out_h):
         _forward_rows_rolling(x, w, out, row_begin, row_end, stride_h, dil_h, pad_top, pad_left, shift)
         return
