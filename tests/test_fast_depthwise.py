@@ -924,6 +924,22 @@ def test_direct_stride_2_matches_reference(geometry, kernel_size, dtype, threads
     assert threads == "parallel" or set(calls) <= {1}
 
 
+@pytest.mark.parametrize("in_shape, expected", [
+    ((1, 33, 33, 144), True),  # rows of 17
+    ((1, 31, 31, 96), True),  # rows of 16
+    ((1, 29, 29, 480), False),  # rows of 15, pixels of 1,920 bytes
+    ((1, 28, 28, 960), True),  # rows of 14, pixels of 3,840 bytes
+    ((1, 26, 26, 1344), False),  # rows of 13
+])
+def test_direct_5x5_stride_2_takes_rows_by_width_and_pixel_size(in_shape, expected):
+    """At horizontal stride 2 the direct 5x5 kernel takes rows of 16 pixels and more, and rows of 14-15 pixels
+    of at least 3 KB per pixel (``DIRECT_5X5_S2_MIN_WIDTH``, ``DIRECT_5X5_S2_WIDE_PIXEL_BYTES``); the others go
+    packed."""
+    n, h, w, c = in_shape
+    out_shape = (n, -(-h // 2), -(-w // 2), c)
+    assert fast_depthwise._direct_5x5(in_shape, out_shape, 4, 5, 5, 2, 1) is expected
+
+
 @pytest.mark.parametrize("shape, strides, dilations", [
     ((1, 56, 56, 128), 1, 1), ((8, 28, 28, 192), 1, 1), ((1, 112, 112, 96), 2, 1), ((1, 40, 40, 64), 1, 2)])
 def test_unpacked_outputs_apart_from_their_input(shape, strides, dilations):
