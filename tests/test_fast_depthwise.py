@@ -940,6 +940,23 @@ def test_direct_5x5_stride_2_takes_rows_by_width_and_pixel_size(in_shape, expect
     assert fast_depthwise._direct_5x5(in_shape, out_shape, 4, 5, 5, 2, 1) is expected
 
 
+@pytest.mark.parametrize("in_shape, expected", [
+    ((1, 112, 112, 96), True),  # rows of 56
+    ((1, 56, 56, 480), False),  # rows of 28, pixels of 1,920 bytes
+    ((2, 56, 56, 192), True),  # rows of 28, pixels of 768 bytes, 4.8 MB of input
+    ((1, 56, 56, 128), False),  # rows of 28, pixels of 512 bytes, but 1.6 MB of input
+    ((2, 64, 64, 64), False),  # rows of 32, pixels of 256 bytes
+    ((1, 50, 50, 256), False),  # rows of 25
+])
+def test_direct_7x7_stride_2_takes_rows_by_width_and_pixel_size(in_shape, expected):
+    """At horizontal stride 2 the direct 7x7 kernel takes rows of 48 pixels and more, and rows of 28 and more when
+    the pixels are a multiple of 256 bytes (from 512) and the input is 2 MB or more
+    (``DIRECT_7X7_S2_MIN_WIDTH``, ``DIRECT_7X7_S2_ALIASED_MIN_WIDTH``); the others go packed."""
+    n, h, w, c = in_shape
+    out_shape = (n, -(-h // 2), -(-w // 2), c)
+    assert fast_depthwise._direct_7x7_s2(in_shape, out_shape, 4, 7, 7, 2, 1, 1) is expected
+
+
 @pytest.mark.parametrize("shape, strides, dilations", [
     ((1, 56, 56, 128), 1, 1), ((8, 28, 28, 192), 1, 1), ((1, 112, 112, 96), 2, 1), ((1, 40, 40, 64), 1, 2)])
 def test_unpacked_outputs_apart_from_their_input(shape, strides, dilations):

@@ -278,8 +278,17 @@ DIRECT_5X5_S2_WIDE_PIXEL_BYTES = 3072
 # process, 2 threads, 4 alternating rounds, us, packed -> direct: 1x112x112x96 417 -> 288, 1x112x112x192 824 -> 651,
 # 1x150x150x128 1077 -> 795; on rows of 28 it lost or tied (1x56x56x96 74 -> 77, 1x56x56x144 93 -> 100, 1x56x56x480
 # 411 -> 425; 1x45x45x64 41 -> 51), and with two vectors (1x112x112x32 81 -> 95).
+# Pixels of a multiple of 256 bytes (from 512), whose block-by-block copy reads lines that share a quarter of the
+# caches' sets or less (see sepconv.kernels.depthwise_packed.ROLLING_PIXEL_BYTES), take it from rows of
+# DIRECT_7X7_S2_ALIASED_MIN_WIDTH, on inputs from DIRECT_7X7_S2_ALIASED_MIN_BYTES (thirty-first session, 4 alternating
+# rounds, us, packed -> direct: 1x64x64x256 374-405 -> 308-319, 1x75x75x256 521-547 -> 453-455, 2x56x56x192 450-474 ->
+# 351-379, 4x56x56x128 598 -> 515, 1x80x80x192 413 -> 379, 1x56x56x192 169 -> 156; even at 1x56x56x256, 1x64x64x512
+# and 1x90x90x128; an input in L2 lost, 1x56x56x128 92 -> 120, as did 64 channels, 1x64x64x64 65 -> 79).
 DIRECT_7X7_S2 = True
 DIRECT_7X7_S2_MIN_WIDTH = 48
+DIRECT_7X7_S2_ALIASED_MIN_WIDTH = 28
+DIRECT_7X7_S2_ALIASED_PIXEL_BYTES = 256
+DIRECT_7X7_S2_ALIASED_MIN_BYTES = 2 * 1024 * 1024
 
 
 def _direct_5x5(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsize: int, kh: int, kw: int,
@@ -299,12 +308,16 @@ def _direct_5x5(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsize:
         or (width <= DIRECT_5X5_SHORT_WIDTH and pixels >= DIRECT_5X5_SHORT_MIN_PIXELS))
 
 
-def _direct_7x7_s2(out_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_w: int, dil_h: int,
-                   dil_w: int) -> bool:
-    """Whether the forward pass into ``out_shape`` (multiplier 1) takes the direct 7x7 stride-2 kernel
-    (:mod:`sepconv.kernels.depthwise_7x7_s2_direct`: undilated)."""
+def _direct_7x7_s2(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_w: int,
+                   dil_h: int, dil_w: int) -> bool:
+    """Whether the forward pass of an input of ``in_shape`` into ``out_shape`` (multiplier 1) takes the direct 7x7
+    stride-2 kernel (:mod:`sepconv.kernels.depthwise_7x7_s2_direct`: undilated)."""
+    pixel_bytes = out_shape[3] * itemsize
+    aliased = (pixel_bytes % DIRECT_7X7_S2_ALIASED_PIXEL_BYTES == 0 and pixel_bytes >= 2 * DIRECT_7X7_S2_ALIASED_PIXEL_BYTES
+               and math.prod(in_shape) * itemsize >= DIRECT_7X7_S2_ALIASED_MIN_BYTES)
     return ((kh, kw) == (7, 7) and (stride_w, dil_h, dil_w) == (2, 1, 1) and DIRECT_7X7_S2
-            and out_shape[2] >= DIRECT_7X7_S2_MIN_WIDTH and out_shape[3] * itemsize >= DIRECT_5X5_MIN_VECTORS * VECTOR_BYTES)
+            and out_shape[2] >= (DIRECT_7X7_S2_ALIASED_MIN_WIDTH if aliased else DIRECT_7X7_S2_MIN_WIDTH)
+            and pixel_bytes >= DIRECT_5X5_MIN_VECTORS * VECTOR_BYTES)
 
 
 def _direct_5x5_whole_blocks(channels: int, itemsize: int) -> bool:
@@ -444,7 +457,7 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
         def launch(x, w3, out):
             repeated_launch(_repeated(x, multiplier), w3, out)
         return launch
-    if _direct_7x7_s2(out_shape, itemsize, kh, kw, stride_w, dil_h, dil_w):
+    if _direct_7x7_s2(in_shape, out_shape, itemsize, kh, kw, stride_w, dil_h, dil_w):
         def launch(x, w3, out):
             with PARALLEL_LAUNCH:
                 direct_7x7_s2.depthwise_nhwc_forward_7x7_s2_direct_parallel(x, w3, out, n_chunks, stride_h, pad_top,
@@ -555,7 +568,8 @@ def _forward_plan(in_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGeometry,
     launch = _forward_launch(repeated_shape, shape, dtype, g.kh, g.kw, *_geometry_ints(g), g.multiplier > 1,
                              settings[:-2], g.multiplier)  # the split settings (no band settings)
     if g.multiplier == 1 and (_direct_5x5(repeated_shape, shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_w)
-                              or _direct_7x7_s2(shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_h, g.dil_w)):
+                              or _direct_7x7_s2(repeated_shape, shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_h,
+                                                g.dil_w)):
         on_line = _direct_5x5_whole_blocks(g.out_c, dtype.itemsize)
 
         def run(x, w3, scratch):
