@@ -927,14 +927,16 @@ def test_direct_stride_2_matches_reference(geometry, kernel_size, dtype, threads
 @pytest.mark.parametrize("in_shape, expected", [
     ((1, 33, 33, 144), True),  # rows of 17
     ((1, 31, 31, 96), True),  # rows of 16
+    ((1, 33, 33, 32), False),  # rows of 17, two vectors of channels
+    ((1, 40, 40, 8), True),  # rows of 20, half a vector
     ((1, 29, 29, 480), False),  # rows of 15, pixels of 1,920 bytes
     ((1, 28, 28, 960), True),  # rows of 14, pixels of 3,840 bytes
     ((1, 26, 26, 1344), False),  # rows of 13
 ])
 def test_direct_5x5_stride_2_takes_rows_by_width_and_pixel_size(in_shape, expected):
-    """At horizontal stride 2 the direct 5x5 kernel takes rows of 16 pixels and more, and rows of 14-15 pixels
-    of at least 3 KB per pixel (``DIRECT_5X5_S2_MIN_WIDTH``, ``DIRECT_5X5_S2_WIDE_PIXEL_BYTES``); the others go
-    packed."""
+    """At horizontal stride 2 the direct 5x5 kernel takes rows of 20 pixels and more, rows of 16-19 pixels of at
+    least four vectors of channels, and rows of 14-15 pixels of at least 3 KB per pixel (``DIRECT_5X5_S2_MIN_WIDTH``,
+    ``DIRECT_5X5_S2_BLOCKS_MIN_WIDTH``, ``DIRECT_5X5_S2_WIDE_PIXEL_BYTES``); the others go packed."""
     n, h, w, c = in_shape
     out_shape = (n, -(-h // 2), -(-w // 2), c)
     assert fast_depthwise._direct_5x5(in_shape, out_shape, 4, 5, 5, 2, 1) is expected

@@ -265,13 +265,15 @@ DIRECT_5X5_SHORT_MIN_PIXELS = 300
 # 1x75x75x192 262 -> 205, 1x95x95x192 413 -> 345, 1x112x112x144 419 -> 266, 1x112x112x96 285 -> 212, 1x56x56x480
 # 379 -> 352, 1x56x56x144 70 -> 60, 4x56x56x64 171 -> 139, 1x33x33x1024 393 -> 305, 1x150x150x32 131 -> 113;
 # 1x112x112x32 and 1x56x56x64 within 3%; rows of 14-15 lost (1x28x28x96 19.5 -> 22.1, 1x28x28x240 33 -> 36).
-# Rows of 16-19 pixels measured later (thirty-first session, 20 -> 16, 4-6 alternating rounds, us): 1x33x33x1200
-# 433 -> 358, 1x33x33x960 502 -> 395, 1x33x33x672 257 -> 217, 1x33x33x240 70 -> 60, 1x31x31x672 203 -> 184,
-# 4x33x33x144 183 -> 140, 1x37x37x240 95 -> 77; 1x31x31x96 and 2x32x32x64 even, 1x32x32x144 43 -> 46.  Rows of 14-15
-# take it from DIRECT_5X5_S2_WIDE_PIXEL_BYTES per pixel: 1x28x28x960 301 -> 266, 1x30x30x1152 482 -> 401
-# (1x28x28x672 156 -> 151, 1x29x29x816 even; 1x28x28x384 73 -> 80, 1x28x28x240 51 -> 54).
+# Rows of 16-19 pixels of at least DIRECT_5X5_MIN_VECTORS vectors take it too (thirty-first session, packed -> direct,
+# 4-6 alternating rounds, us): 1x33x33x1200 433 -> 358, 1x33x33x960 502 -> 395, 1x33x33x672 257 -> 217, 1x33x33x240
+# 70 -> 60, 1x31x31x672 203 -> 184, 4x33x33x144 183 -> 140, 1x37x37x240 95 -> 77; 1x31x31x96 and 2x32x32x64 even,
+# 1x32x32x144 43 -> 46; with fewer channels they lost, 1x35x35x8 VALID 8.2 -> 12.2, 1x33x33x16 9.7 -> 13.4,
+# 1x33x33x32 16.3 -> 17.7.  Rows of 14-15 take it from DIRECT_5X5_S2_WIDE_PIXEL_BYTES per pixel: 1x28x28x960 301 -> 266,
+# 1x30x30x1152 482 -> 401 (1x28x28x672 156 -> 151, 1x29x29x816 even; 1x28x28x384 73 -> 80, 1x28x28x240 51 -> 54).
 DIRECT_5X5_S2 = True
-DIRECT_5X5_S2_MIN_WIDTH = 16
+DIRECT_5X5_S2_MIN_WIDTH = 20
+DIRECT_5X5_S2_BLOCKS_MIN_WIDTH = 16
 DIRECT_5X5_S2_WIDE_PIXEL_BYTES = 3072
 # 7x7 filters at horizontal stride 2 take the direct kernel (sepconv.kernels.depthwise_7x7_s2_direct) for rows of
 # DIRECT_7X7_S2_MIN_WIDTH output pixels and more, of at least DIRECT_5X5_MIN_VECTORS vectors of channels.  One
@@ -298,8 +300,11 @@ def _direct_5x5(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsize:
     if (kh, kw) != (5, 5) or stride_w > 2 or (stride_w == 2 and dil_w != 1):
         return False
     if stride_w == 2:
-        return DIRECT_5X5_S2 and (out_shape[2] >= DIRECT_5X5_S2_MIN_WIDTH or (
-            out_shape[2] >= DIRECT_5X5_MIN_BATCH_WIDTH and in_shape[3] * itemsize >= DIRECT_5X5_S2_WIDE_PIXEL_BYTES))
+        pixel_bytes = in_shape[3] * itemsize
+        return DIRECT_5X5_S2 and (
+            out_shape[2] >= DIRECT_5X5_S2_MIN_WIDTH
+            or (out_shape[2] >= DIRECT_5X5_S2_BLOCKS_MIN_WIDTH and pixel_bytes >= DIRECT_5X5_MIN_VECTORS * VECTOR_BYTES)
+            or (out_shape[2] >= DIRECT_5X5_MIN_BATCH_WIDTH and pixel_bytes >= DIRECT_5X5_S2_WIDE_PIXEL_BYTES))
     width, pixels = -(-out_shape[2] // dil_w), math.prod(out_shape[:3])
     return in_shape[3] * itemsize >= DIRECT_5X5_MIN_VECTORS * VECTOR_BYTES and (
         width >= DIRECT_5X5_MIN_WIDTH
