@@ -574,6 +574,40 @@ def test_native_nchw_is_taken(monkeypatch):
     assert sepconv.depthwise_conv2d_backprop_filter(x, filt.shape, dy, **args).shape == filt.shape
 
 
+@pytest.mark.parametrize("threads", ["serial", "parallel"])
+@pytest.mark.parametrize("shape, k, strides, padding, kind", [
+    ((1, 960, 7, 7), 5, 1, "SAME", 1),  # packed, two ranges of 30 vectors
+    ((3, 40, 7, 7), 3, 1, "SAME", 0),  # the 3x3 kernel, a range of one vector and a partial one
+    ((2, 33, 9, 9), 7, 1, "VALID", 1),  # a 3x3 output plane
+    ((2, 20, 6, 6), 5, 2, "SAME", 1),  # stride 2
+    ((1, 8, 5, 5), 3, 1, [[0, 0], [0, 0], [2, 0], [1, 1]], 0),  # fewer channels than a vector, explicit pads
+    ((2, 24, 8, 8), 4, 1, "SAME", 1),  # a 4x4 filter, packed
+    ((2, 24, 9, 9), 5, 3, "SAME", 3),  # stride 3: the general kernel
+    ((2, 64, 9, 9), 5, 1, "SAME", 2),  # the direct 5x5 kernel (forced)
+])
+def test_nchw_small_planes_by_channels(shape, k, strides, padding, kind, threads, monkeypatch):
+    """NCHW layers of small planes (multiplier 1) go through NHWC range of channels by range of channels, each
+    thread transposing, computing and transposing back its own (sepconv.kernels.depthwise_nchw_small), with the
+    rows kernel the NHWC layer would take; results as the reference's, float32 and float64."""
+    from sepconv.kernels import depthwise_nchw_small
+
+    calls = []
+    kernel = depthwise_nchw_small.depthwise_nchw_small_forward_parallel
+    monkeypatch.setattr(depthwise_nchw_small, "depthwise_nchw_small_forward_parallel",
+                        lambda *args: calls.append(args[3:5]) or kernel(*args))
+    monkeypatch.setattr(fast_depthwise, "NHWC_PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
+    if kind == 2:
+        monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_MIN_WIDTH", 0)
+    rng = np.random.default_rng(k)
+    for dtype in (np.float32, np.float64):
+        x, filt = rand(rng, shape, dtype), rand(rng, (k, k, shape[1], 1), dtype)
+        fast, ref = _both(sepconv.depthwise_conv2d, x, filt, strides, padding, data_format="NCHW")
+        np.testing.assert_allclose(fast, ref, **tol(dtype))
+    assert [c[1] for c in calls] == [kind, kind]
+    vectors = [-(-shape[1] * np.dtype(dtype).itemsize // 64) for dtype in (np.float32, np.float64)]
+    assert [c[0] for c in calls] == [1 if threads == "serial" else min(2, v) for v in vectors]
+
+
 @pytest.mark.parametrize("k", [3, 5])
 def test_native_nchw_small_planes_of_a_large_input(k, monkeypatch):
     """Output planes under NCHW_NATIVE_MIN_PIXELS stay native when the input planes are not small (the
@@ -1123,10 +1157,16 @@ def test_docstring_examples_run():
 
     from sepconv.fast import aligned, workspace
     from sepconv.kernels import depthwise as kernels
-    from sepconv.kernels import depthwise_5x5_direct, depthwise_7x7_s2_direct, depthwise_nchw, depthwise_packed
+    from sepconv.kernels import (
+        depthwise_5x5_direct,
+        depthwise_7x7_s2_direct,
+        depthwise_nchw,
+        depthwise_nchw_small,
+        depthwise_packed,
+    )
 
-    for module in (aligned, workspace, fast_depthwise, kernels, depthwise_nchw, depthwise_packed, depthwise_5x5_direct,
-                   depthwise_7x7_s2_direct):
+    for module in (aligned, workspace, fast_depthwise, kernels, depthwise_nchw, depthwise_nchw_small, depthwise_packed,
+                   depthwise_5x5_direct, depthwise_7x7_s2_direct):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0, module.__name__
 

@@ -36,6 +36,7 @@ from ..kernels import depthwise_5x5_direct as direct_5x5
 from ..kernels import depthwise_7x7_s2_direct as direct_7x7_s2
 from ..kernels import depthwise_multiplier as multiplier_kernels
 from ..kernels import depthwise_nchw as nchw
+from ..kernels import depthwise_nchw_small as nchw_small
 from ..kernels import depthwise_packed as packed
 from ..kernels._jit import PARALLEL_LAUNCH, thread_count
 from ..kernels._simd import VECTOR_BYTES
@@ -1069,13 +1070,53 @@ def depthwise_conv2d_nchw(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np
     >>> float(depthwise_conv2d_nchw(x, w, g)[0, 0, 2, 2])
     9.0
     """
-    if _nchw_via_nhwc(g):
+    if _nchw_via_nhwc(g) and (g.multiplier > 1 or not NCHW_SMALL_BY_CHANNELS):
         return nhwc_to_nchw(depthwise_conv2d(_nhwc_copy(x, "nchw_input"), w, g, scratch="nchw_result"))
     x = np.ascontiguousarray(x)
     out = recycled.empty((x.shape[0], g.out_c, g.out_h, g.out_w), x.dtype)
+    if _nchw_via_nhwc(g):
+        _nchw_small_forward(x, _filter_per_channel(w), out, g)
+        return out
     _nchw_forward(x, _filter_per_channel(w), out, g.multiplier, g.stride_h, g.stride_w, g.dil_h, g.dil_w,
                   g.pad_top, g.pad_left)
     return out
+
+
+# Small planes (multiplier 1) go through NHWC channel range by channel range, each thread transposing, computing and
+# transposing back its own channels (sepconv.kernels.depthwise_nchw_small), instead of whole-array transposes around
+# the NHWC op, whose threads then read half of each array from the other core's cache.  One process, 2 threads,
+# 4 alternating rounds, us, whole-array transposes -> by channels: 1x960x7x7 5x5 65.8 -> 40.1, 1x1152x7x7 5x5 89.4 ->
+# 45.9, 1x1024x7x7 7x7 94.1 -> 51.6, 8x768x7x7 7x7 253 -> 222, 8x960x7x7 5x5 241 -> 220, 32x960x7x7 3x3 819 -> 607,
+# 1x576x7x7 3x3 26.1 -> 20.4, 8x160x7x7 57.6 -> 31.6; even at 1x96x9x9 and 1x40x7x7 (~12 us).
+NCHW_SMALL_BY_CHANNELS = True
+
+
+def _nchw_small_kind(g: Conv2DGeometry, n: int, itemsize: int) -> int:
+    """The NHWC rows kernel :func:`depthwise_conv2d` would take for this layer (multiplier 1), as
+    :mod:`sepconv.kernels.depthwise_nchw_small` numbers them."""
+    in_shape, out_shape = (n, g.in_h, g.in_w, g.in_c), (n, g.out_h, g.out_w, g.out_c)
+    if (g.kh, g.kw) == (3, 3):
+        return 0
+    if g.stride_w == 1 and _direct_5x5(in_shape, out_shape, itemsize, g.kh, g.kw, 1, g.dil_w):
+        return 2
+    if _packed(in_shape, itemsize, g.kh, g.kw, g.stride_w, g.dil_h, g.dil_w):
+        return 1
+    return 3
+
+
+def _nchw_small_forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, g: Conv2DGeometry) -> None:
+    macs = out.size * g.kh * g.kw
+    vectors = -(-g.in_c * x.itemsize // VECTOR_BYTES)
+    n_chunks = 1 if macs < NHWC_PARALLEL_MIN_MACS else max(1, min(vectors, thread_count()))
+    count = VECTOR_BYTES // x.itemsize
+    channels = -(-vectors // n_chunks) * count  # the widest range's
+    buffers = (workspace("nchw_small_input", (n_chunks, g.in_h * g.in_w * channels), x.dtype),
+               workspace("nchw_small_output", (n_chunks, g.out_h * g.out_w * channels), x.dtype),
+               workspace("nchw_small_filter", (n_chunks, g.kh * g.kw * channels), x.dtype))
+    with PARALLEL_LAUNCH:
+        nchw_small.depthwise_nchw_small_forward_parallel(x, w3, out, n_chunks, _nchw_small_kind(g, 1, x.itemsize),
+                                                         g.stride_h, g.stride_w, g.dil_h, g.dil_w, g.pad_top, g.pad_left,
+                                                         *buffers)
 
 
 def _nchw_forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, multiplier: int, stride_h: int, stride_w: int,
