@@ -608,6 +608,27 @@ def test_nchw_small_planes_by_channels(shape, k, strides, padding, kind, threads
     assert [c[0] for c in calls] == [1 if threads == "serial" else min(2, v) for v in vectors]
 
 
+@pytest.mark.parametrize("shape, k, padding", [
+    ((1, 960, 7, 7), 5, "SAME"), ((2, 33, 9, 9), 7, "VALID"), ((3, 40, 7, 7), 3, [[0, 0], [0, 0], [2, 0], [1, 1]])])
+def test_nchw_small_planes_input_gradient_by_channels(shape, k, padding, monkeypatch):
+    """The stride-1 input gradient of small NCHW planes is the same route's forward of ``dy`` with the filter
+    rotated (sepconv.kernels.depthwise_nchw_small); results as the reference's."""
+    from sepconv.kernels import depthwise_nchw_small
+
+    calls = []
+    kernel = depthwise_nchw_small.depthwise_nchw_small_forward_parallel
+    monkeypatch.setattr(depthwise_nchw_small, "depthwise_nchw_small_forward_parallel",
+                        lambda *args: calls.append(args[4]) or kernel(*args))
+    rng = np.random.default_rng(k)
+    for dtype in (np.float32, np.float64):
+        x, filt = rand(rng, shape, dtype), rand(rng, (k, k, shape[1], 1), dtype)
+        dy = rand(rng, sepconv.depthwise_conv2d(x, filt, 1, padding, data_format="NCHW").shape, dtype)
+        calls.clear()
+        fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, filt, dy, 1, padding, data_format="NCHW")
+        np.testing.assert_allclose(fast, ref, **tol(dtype))
+        assert len(calls) == 1
+
+
 @pytest.mark.parametrize("k", [3, 5])
 def test_native_nchw_small_planes_of_a_large_input(k, monkeypatch):
     """Output planes under NCHW_NATIVE_MIN_PIXELS stay native when the input planes are not small (the

@@ -1075,7 +1075,8 @@ def depthwise_conv2d_nchw(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np
     x = np.ascontiguousarray(x)
     out = recycled.empty((x.shape[0], g.out_c, g.out_h, g.out_w), x.dtype)
     if _nchw_via_nhwc(g):
-        _nchw_small_forward(x, _filter_per_channel(w), out, g)
+        _nchw_small_forward(x, _filter_per_channel(w), out, g.stride_h, g.stride_w, g.dil_h, g.dil_w, g.pad_top,
+                            g.pad_left)
         return out
     _nchw_forward(x, _filter_per_channel(w), out, g.multiplier, g.stride_h, g.stride_w, g.dil_h, g.dil_w,
                   g.pad_top, g.pad_left)
@@ -1091,32 +1092,35 @@ def depthwise_conv2d_nchw(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np
 NCHW_SMALL_BY_CHANNELS = True
 
 
-def _nchw_small_kind(g: Conv2DGeometry, n: int, itemsize: int) -> int:
-    """The NHWC rows kernel :func:`depthwise_conv2d` would take for this layer (multiplier 1), as
-    :mod:`sepconv.kernels.depthwise_nchw_small` numbers them."""
-    in_shape, out_shape = (n, g.in_h, g.in_w, g.in_c), (n, g.out_h, g.out_w, g.out_c)
-    if (g.kh, g.kw) == (3, 3):
+def _nchw_small_kind(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsize: int, kh: int, kw: int,
+                     stride_w: int, dil_h: int, dil_w: int) -> int:
+    """The NHWC rows kernel :func:`depthwise_conv2d` would take for an input of ``in_shape`` into ``out_shape``
+    (NHWC, multiplier 1), as :mod:`sepconv.kernels.depthwise_nchw_small` numbers them."""
+    if (kh, kw) == (3, 3):
         return 0
-    if g.stride_w == 1 and _direct_5x5(in_shape, out_shape, itemsize, g.kh, g.kw, 1, g.dil_w):
+    if stride_w == 1 and _direct_5x5(in_shape, out_shape, itemsize, kh, kw, 1, dil_w):
         return 2
-    if _packed(in_shape, itemsize, g.kh, g.kw, g.stride_w, g.dil_h, g.dil_w):
+    if _packed(in_shape, itemsize, kh, kw, stride_w, dil_h, dil_w):
         return 1
     return 3
 
 
-def _nchw_small_forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, g: Conv2DGeometry) -> None:
-    macs = out.size * g.kh * g.kw
-    vectors = -(-g.in_c * x.itemsize // VECTOR_BYTES)
-    n_chunks = 1 if macs < NHWC_PARALLEL_MIN_MACS else max(1, min(vectors, thread_count()))
-    count = VECTOR_BYTES // x.itemsize
-    channels = -(-vectors // n_chunks) * count  # the widest range's
-    buffers = (workspace("nchw_small_input", (n_chunks, g.in_h * g.in_w * channels), x.dtype),
-               workspace("nchw_small_output", (n_chunks, g.out_h * g.out_w * channels), x.dtype),
-               workspace("nchw_small_filter", (n_chunks, g.kh * g.kw * channels), x.dtype))
+def _nchw_small_forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, stride_h: int, stride_w: int, dil_h: int,
+                        dil_w: int, pad_top: int, pad_left: int) -> None:
+    """``out = depthwise(x, w3)`` (NCHW, multiplier 1) by :mod:`sepconv.kernels.depthwise_nchw_small`."""
+    n, c, in_h, in_w = x.shape
+    out_h, out_w = out.shape[2], out.shape[3]
+    kh, kw = w3.shape[0], w3.shape[1]
+    vectors = -(-c * x.itemsize // VECTOR_BYTES)
+    n_chunks = 1 if out.size * kh * kw < NHWC_PARALLEL_MIN_MACS else max(1, min(vectors, thread_count()))
+    channels = -(-vectors // n_chunks) * (VECTOR_BYTES // x.itemsize)  # the widest range's
+    buffers = (workspace("nchw_small_input", (n_chunks, in_h * in_w * channels), x.dtype),
+               workspace("nchw_small_output", (n_chunks, out_h * out_w * channels), x.dtype),
+               workspace("nchw_small_filter", (n_chunks, kh * kw * channels), x.dtype))
+    kind = _nchw_small_kind((1, in_h, in_w, c), (1, out_h, out_w, c), x.itemsize, kh, kw, stride_w, dil_h, dil_w)
     with PARALLEL_LAUNCH:
-        nchw_small.depthwise_nchw_small_forward_parallel(x, w3, out, n_chunks, _nchw_small_kind(g, 1, x.itemsize),
-                                                         g.stride_h, g.stride_w, g.dil_h, g.dil_w, g.pad_top, g.pad_left,
-                                                         *buffers)
+        nchw_small.depthwise_nchw_small_forward_parallel(x, w3, out, n_chunks, kind, stride_h, stride_w, dil_h, dil_w,
+                                                         pad_top, pad_left, *buffers)
 
 
 def _nchw_forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, multiplier: int, stride_h: int, stride_w: int,
@@ -1149,8 +1153,14 @@ def depthwise_conv2d_backprop_input_nchw(w: np.ndarray, dy: np.ndarray, g: Conv2
     """
     w3 = _filter_per_channel(w)
     strides_2 = (g.stride_h, g.stride_w, g.dil_h, g.dil_w) == (2, 2, 1, 1)
-    if (((g.stride_h != 1 or g.stride_w != 1) and not strides_2) or _nchw_via_nhwc(g)
-            or (strides_2 and _small_planes(g)) or not kernels.all_finite(w3)):
+    stride_1 = g.stride_h == g.stride_w == 1
+    finite = kernels.all_finite(w3)
+    if stride_1 and g.multiplier == 1 and _nchw_via_nhwc(g) and finite and NCHW_SMALL_BY_CHANNELS:
+        dx = recycled.empty((dy.shape[0], g.in_c, g.in_h, g.in_w), dy.dtype)  # the forward of dy, filter flipped
+        _nchw_small_forward(np.ascontiguousarray(dy), _flipped(w3), dx, 1, 1, g.dil_h, g.dil_w,
+                            (g.kh - 1) * g.dil_h - g.pad_top, (g.kw - 1) * g.dil_w - g.pad_left)
+        return dx
+    if ((not stride_1 and not strides_2) or _nchw_via_nhwc(g) or (strides_2 and _small_planes(g)) or not finite):
         return nhwc_to_nchw(depthwise_conv2d_backprop_input(w, _nhwc_copy(dy, "nchw_output_gradient"), g,
                                                             scratch="nchw_result"))
     dy = np.ascontiguousarray(dy)
