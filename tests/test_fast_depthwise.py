@@ -629,6 +629,31 @@ def test_nchw_small_planes_input_gradient_by_channels(shape, k, padding, monkeyp
         assert len(calls) == 1
 
 
+@pytest.mark.parametrize("threads", ["serial", "parallel"])
+@pytest.mark.parametrize("shape, k, strides, padding", [
+    ((1, 960, 7, 7), 5, 1, "SAME"), ((3, 40, 7, 7), 3, 1, "SAME"), ((2, 33, 9, 9), 7, 1, "VALID"),
+    ((2, 20, 6, 6), 5, 2, "SAME"), ((1, 8, 5, 5), 3, 1, [[0, 0], [0, 0], [2, 0], [1, 1]]), ((2, 24, 9, 9), 5, 3, "SAME")])
+def test_nchw_small_planes_filter_gradient_by_channels(shape, k, strides, padding, threads, monkeypatch):
+    """The filter gradient of small NCHW planes, channel range by channel range (each range's sums its own, no
+    partial sums across threads); results as the reference's, float32 and float64."""
+    from sepconv.kernels import depthwise_nchw_small
+
+    calls = []
+    kernel = depthwise_nchw_small.depthwise_nchw_small_filter_gradient_parallel
+    monkeypatch.setattr(depthwise_nchw_small, "depthwise_nchw_small_filter_gradient_parallel",
+                        lambda *args: calls.append(args[3]) or kernel(*args))
+    monkeypatch.setattr(fast_depthwise, "NHWC_PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
+    rng = np.random.default_rng(k)
+    for dtype in (np.float32, np.float64):
+        x, filt = rand(rng, shape, dtype), rand(rng, (k, k, shape[1], 1), dtype)
+        dy = rand(rng, sepconv.depthwise_conv2d(x, filt, strides, padding, data_format="NCHW").shape, dtype)
+        fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, filt.shape, dy, strides, padding,
+                          data_format="NCHW")
+        np.testing.assert_allclose(fast, ref, **tol(dtype))
+    vectors = [-(-shape[1] * np.dtype(dtype).itemsize // 64) for dtype in (np.float32, np.float64)]
+    assert calls == [1 if threads == "serial" else min(2, v) for v in vectors]
+
+
 @pytest.mark.parametrize("k", [3, 5])
 def test_native_nchw_small_planes_of_a_large_input(k, monkeypatch):
     """Output planes under NCHW_NATIVE_MIN_PIXELS stay native when the input planes are not small (the

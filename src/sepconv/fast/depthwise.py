@@ -1197,9 +1197,20 @@ def depthwise_conv2d_backprop_filter_nchw(x: np.ndarray, dy: np.ndarray, g: Conv
     >>> float(depthwise_conv2d_backprop_filter_nchw(x, dy, g)[1, 1, 0, 0])
     18.0
     """
-    if _nchw_via_nhwc(g):
+    if _nchw_via_nhwc(g) and (g.multiplier > 1 or not NCHW_SMALL_BY_CHANNELS):
         return depthwise_conv2d_backprop_filter(_nhwc_copy(x, "nchw_input"), _nhwc_copy(dy, "nchw_output_gradient"), g)
     x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
+    if _nchw_via_nhwc(g):  # channel range by channel range, as the forward (_nchw_small_forward)
+        vectors = -(-g.in_c * x.itemsize // VECTOR_BYTES)
+        n_chunks = 1 if dy.size * g.kh * g.kw < NHWC_PARALLEL_MIN_MACS else max(1, min(vectors, thread_count()))
+        channels = -(-vectors // n_chunks) * (VECTOR_BYTES // x.itemsize)
+        buffers = (workspace("nchw_small_input", (n_chunks, g.in_h * g.in_w * channels), x.dtype),
+                   workspace("nchw_small_output", (n_chunks, g.out_h * g.out_w * channels), x.dtype),
+                   workspace("nchw_small_filter", (n_chunks, g.kh * g.kw * channels), x.dtype))
+        dw = np.empty((g.kh, g.kw, g.in_c), x.dtype)
+        with PARALLEL_LAUNCH:
+            nchw_small.depthwise_nchw_small_filter_gradient_parallel(x, dy, dw, n_chunks, *_geometry_ints(g), *buffers)
+        return _checked_filter_gradient(dw, x, dy, g, nchw=True)
     planes = dy.shape[0] * dy.shape[1]
     n_chunks = _n_chunks(planes, dy.size * g.kh * g.kw, x.nbytes + dy.nbytes)
     partial = np.zeros((n_chunks, g.kh, g.kw, g.out_c), x.dtype)

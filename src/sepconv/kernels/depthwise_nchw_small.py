@@ -32,7 +32,11 @@ from numba import prange
 
 from ._jit import kernel
 from ._simd import lanes
-from .depthwise import depthwise_nhwc_forward_3x3_rows, depthwise_nhwc_forward_any_rows
+from .depthwise import (
+    depthwise_nhwc_backprop_filter_any_rows,
+    depthwise_nhwc_forward_3x3_rows,
+    depthwise_nhwc_forward_any_rows,
+)
 from .depthwise_5x5_direct import depthwise_nhwc_forward_5x5_direct_rows, filter_blocks
 from .depthwise_packed import depthwise_nhwc_forward_packed_rows
 from .layout import swap_last_axes_range
@@ -89,6 +93,46 @@ def depthwise_nchw_small_forward_parallel(x, w, out, n_chunks, kind, stride_h, s
         if c1 > c0:
             _channels_forward(x, w, out, c0, c1, kind, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left,
                               buffers_x[t], buffers_y[t], buffers_w[t])
+
+
+@kernel
+def _channels_filter_gradient(x, dy, dw, c0, c1, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, bx, by, bw):
+    """Channels ``[c0, c1)`` of the filter gradient ``dw`` ``[kh, kw, C]``: image by image, ``x`` and ``dy`` into NHWC
+    (in ``bx`` and ``by``), the NHWC filter gradient's rows kernel summed into ``bw``, then copied into ``dw``."""
+    n, _, in_h, in_w = x.shape
+    out_h, out_w = dy.shape[2], dy.shape[3]
+    kh, kw = dw.shape[0], dw.shape[1]
+    ct = c1 - c0
+    count = lanes(x)
+    xt = bx[:in_h * in_w * ct].reshape((1, in_h, in_w, ct))
+    dyt = by[:out_h * out_w * ct].reshape((1, out_h, out_w, ct))
+    dwt = bw[:kh * kw * ct].reshape((kh, kw, ct))
+    dwt[:] = 0
+    zero_row = np.zeros((in_w, ct), x.dtype)
+    blocks = (ct + count - 1) // count
+    for b in range(n):
+        swap_last_axes_range(x[b, c0:c1].reshape((1, ct, in_h * in_w)), xt.reshape((1, in_h * in_w, ct)), 0, blocks)
+        swap_last_axes_range(dy[b, c0:c1].reshape((1, ct, out_h * out_w)), dyt.reshape((1, out_h * out_w, ct)), 0,
+                             blocks)
+        depthwise_nhwc_backprop_filter_any_rows(xt, dyt, dwt, zero_row, 0, out_h, stride_h, stride_w, dil_h, dil_w,
+                                                pad_top, pad_left)
+    for di in range(kh):
+        for dj in range(kw):
+            dw[di, dj, c0:c1] = dwt[di, dj]
+
+
+@kernel(parallel=True)
+def depthwise_nchw_small_filter_gradient_parallel(x, dy, dw, n_chunks, stride_h, stride_w, dil_h, dil_w, pad_top,
+                                                  pad_left, buffers_x, buffers_y, buffers_w):
+    """The filter gradient ``dw`` ``[kh, kw, C]`` of ``x`` ``[N, C, H, W]`` and ``dy`` ``[N, C, out_h, out_w]``, the
+    channels cut as the forward's (:func:`chunk_channels`): a range's sums are its own, so no partial sums are
+    added across threads (buffers as the forward's, ``buffers_y`` for one image of ``dy``)."""
+    c = x.shape[1]
+    for t in prange(n_chunks):
+        c0, c1 = chunk_channels(c, lanes(x), n_chunks, t)
+        if c1 > c0:
+            _channels_filter_gradient(x, dy, dw, c0, c1, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left,
+                                      buffers_x[t], buffers_y[t], buffers_w[t])
 
 
 @kernel
