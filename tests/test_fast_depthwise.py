@@ -548,6 +548,7 @@ def _nchw(geometry_args: dict) -> dict:
 def test_native_nchw_matches_reference(geometry, dtype, monkeypatch):
     """NCHW runs on its own kernels (no transposes): the same grid, transposed, every plane size native."""
     monkeypatch.setattr(fast_depthwise, "NCHW_NATIVE_MIN_PIXELS", 0)
+    monkeypatch.setattr(fast_depthwise, "NCHW_ONE_VECTOR_ROWS_BY_CHANNELS", False)
     x, filt, dy, args = _problem(geometry, dtype)
     x, dy, args = x.transpose(0, 3, 1, 2).copy(), dy.transpose(0, 3, 1, 2).copy(), _nchw(args)
     _assert_three_ops_match(x, filt, dy, args, dtype)
@@ -654,6 +655,31 @@ def test_nchw_small_planes_filter_gradient_by_channels(shape, k, strides, paddin
     assert calls == [1 if threads == "serial" else min(2, v) for v in vectors]
 
 
+def test_nchw_one_vector_rows_by_channels(monkeypatch):
+    """Planes above the small-plane threshold whose rows are at most one vector take the route by channel ranges
+    where it was measured faster: 7x7 filters at stride 1 (forward and input gradient), and every stride-1 filter
+    gradient; a 3x3 forward stays native.  Results as the reference's."""
+    from sepconv.kernels import depthwise_nchw_small
+
+    calls = []
+    for name in ("depthwise_nchw_small_forward_parallel", "depthwise_nchw_small_filter_gradient_parallel"):
+        kernel = getattr(depthwise_nchw_small, name)
+        monkeypatch.setattr(depthwise_nchw_small, name, lambda *args, _k=kernel, _n=name: calls.append(_n) or _k(*args))
+    rng = np.random.default_rng(5)
+    for k, expected in ((7, ["depthwise_nchw_small_forward_parallel"] * 2), (3, [])):
+        x, filt = rand(rng, (2, 24, 14, 14), np.float32), rand(rng, (k, k, 24, 1), np.float32)
+        dy = rand(rng, x.shape, np.float32)
+        calls.clear()
+        fast, ref = _both(sepconv.depthwise_conv2d, x, filt, 1, "SAME", data_format="NCHW")
+        np.testing.assert_allclose(fast, ref, **tol(np.float32))
+        fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, filt, dy, 1, "SAME", data_format="NCHW")
+        np.testing.assert_allclose(fast, ref, **tol(np.float32))
+        assert calls == expected
+        fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, filt.shape, dy, 1, "SAME", data_format="NCHW")
+        np.testing.assert_allclose(fast, ref, **tol(np.float32))
+        assert calls[-1] == "depthwise_nchw_small_filter_gradient_parallel"
+
+
 @pytest.mark.parametrize("k", [3, 5])
 def test_native_nchw_small_planes_of_a_large_input(k, monkeypatch):
     """Output planes under NCHW_NATIVE_MIN_PIXELS stay native when the input planes are not small (the
@@ -709,6 +735,7 @@ def test_nchw_through_nhwc_results_outlive_the_next_call():
 @pytest.mark.parametrize("bad", [np.inf, np.nan])
 def test_native_nchw_non_finite_filter_like_the_reference(bad, monkeypatch):
     monkeypatch.setattr(fast_depthwise, "NCHW_NATIVE_MIN_PIXELS", 0)
+    monkeypatch.setattr(fast_depthwise, "NCHW_ONE_VECTOR_ROWS_BY_CHANNELS", False)
     x = rand(np.random.default_rng(5), (2, 4, 6, 7), np.float64)
     filt = rand(np.random.default_rng(6), (3, 3, 4, 2), np.float64)
     filt[0, 0, 1, 1] = bad
@@ -1163,6 +1190,7 @@ def test_concurrent_calls_from_python_threads(monkeypatch):
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 0)
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(fast_depthwise, "NCHW_NATIVE_MIN_PIXELS", 0)
+    monkeypatch.setattr(fast_depthwise, "NCHW_ONE_VECTOR_ROWS_BY_CHANNELS", False)
     geometries = [(2, 21, 22, 70, 1, (3, 3), 1, 1, "SAME"), (1, 24, 20, 40, 2, (3, 3), 2, 1, "SAME"),
                   (2, 19, 21, 36, 1, (7, 7), 1, 1, "SAME")]  # the packed kernels allocate their buffers per call
     problems = [_problem(geometry, np.float32, seed) for seed, geometry in enumerate(geometries)]

@@ -1074,7 +1074,7 @@ def depthwise_conv2d_nchw(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np
         return nhwc_to_nchw(depthwise_conv2d(_nhwc_copy(x, "nchw_input"), w, g, scratch="nchw_result"))
     x = np.ascontiguousarray(x)
     out = recycled.empty((x.shape[0], g.out_c, g.out_h, g.out_w), x.dtype)
-    if _nchw_via_nhwc(g):
+    if _nchw_via_nhwc(g) or (g.kw == 7 and _one_vector_rows(g, x.itemsize)):
         _nchw_small_forward(x, _filter_per_channel(w), out, g.stride_h, g.stride_w, g.dil_h, g.dil_w, g.pad_top,
                             g.pad_left)
         return out
@@ -1092,6 +1092,21 @@ def depthwise_conv2d_nchw(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np
 NCHW_SMALL_BY_CHANNELS = True
 
 
+# Rows of at most one vector leave the native NCHW kernels' lanes mostly idle; for some of them the route by
+# channel ranges wins even above NCHW_NATIVE_MIN_PIXELS (one process, 2 threads, 4 alternating rounds, us, native ->
+# by channels): 7x7 filters at stride 1, forward and input gradient, 2x512x14x14 321 -> 139 and 309 -> 155; the
+# filter gradient at stride 1, 1x1024x10x10 3x3 82 -> 49, 1x576x14x14 3x3 57 -> 44, 8x384x14x14 3x3 263 -> 203
+# (even at 8x480x14x14 and 4x672x14x14 5x5, 2x512x14x14 7x7).  Not 3x3 or 5x5 forwards: 8x384x14x14 3x3 159 -> 219,
+# 4x672x14x14 5x5 300 -> 320.
+NCHW_ONE_VECTOR_ROWS_BY_CHANNELS = True
+
+
+def _one_vector_rows(g: Conv2DGeometry, itemsize: int) -> bool:
+    """Whether a stride-1 NCHW layer's input and output rows are at most one vector each (multiplier 1)."""
+    return (NCHW_ONE_VECTOR_ROWS_BY_CHANNELS and g.multiplier == 1 and g.stride_h == g.stride_w == 1
+            and max(g.in_w, g.out_w) * itemsize <= VECTOR_BYTES)
+
+
 def _nchw_small_kind(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsize: int, kh: int, kw: int,
                      stride_w: int, dil_h: int, dil_w: int) -> int:
     """The NHWC rows kernel :func:`depthwise_conv2d` would take for an input of ``in_shape`` into ``out_shape``
@@ -1105,18 +1120,24 @@ def _nchw_small_kind(in_shape: tuple[int, ...], out_shape: tuple[int, ...], item
     return 3
 
 
+def _nchw_small_split(x: np.ndarray, macs: int, in_pixels: int, out_pixels: int, taps: int) -> tuple[int, tuple]:
+    """The channel ranges (one per thread, from :data:`NHWC_PARALLEL_MIN_MACS`) of an NCHW op on ``x`` by
+    :mod:`sepconv.kernels.depthwise_nchw_small`, and each range's buffers for one image (this thread's workspace)."""
+    vectors = -(-x.shape[1] * x.itemsize // VECTOR_BYTES)
+    n_chunks = 1 if macs < NHWC_PARALLEL_MIN_MACS else max(1, min(vectors, thread_count()))
+    channels = -(-vectors // n_chunks) * (VECTOR_BYTES // x.itemsize)  # the widest range's
+    return n_chunks, (workspace("nchw_small_input", (n_chunks, in_pixels * channels), x.dtype),
+                      workspace("nchw_small_output", (n_chunks, out_pixels * channels), x.dtype),
+                      workspace("nchw_small_filter", (n_chunks, taps * channels), x.dtype))
+
+
 def _nchw_small_forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, stride_h: int, stride_w: int, dil_h: int,
                         dil_w: int, pad_top: int, pad_left: int) -> None:
     """``out = depthwise(x, w3)`` (NCHW, multiplier 1) by :mod:`sepconv.kernels.depthwise_nchw_small`."""
     n, c, in_h, in_w = x.shape
     out_h, out_w = out.shape[2], out.shape[3]
     kh, kw = w3.shape[0], w3.shape[1]
-    vectors = -(-c * x.itemsize // VECTOR_BYTES)
-    n_chunks = 1 if out.size * kh * kw < NHWC_PARALLEL_MIN_MACS else max(1, min(vectors, thread_count()))
-    channels = -(-vectors // n_chunks) * (VECTOR_BYTES // x.itemsize)  # the widest range's
-    buffers = (workspace("nchw_small_input", (n_chunks, in_h * in_w * channels), x.dtype),
-               workspace("nchw_small_output", (n_chunks, out_h * out_w * channels), x.dtype),
-               workspace("nchw_small_filter", (n_chunks, kh * kw * channels), x.dtype))
+    n_chunks, buffers = _nchw_small_split(x, out.size * kh * kw, in_h * in_w, out_h * out_w, kh * kw)
     kind = _nchw_small_kind((1, in_h, in_w, c), (1, out_h, out_w, c), x.itemsize, kh, kw, stride_w, dil_h, dil_w)
     with PARALLEL_LAUNCH:
         nchw_small.depthwise_nchw_small_forward_parallel(x, w3, out, n_chunks, kind, stride_h, stride_w, dil_h, dil_w,
@@ -1139,8 +1160,9 @@ def depthwise_conv2d_backprop_input_nchw(w: np.ndarray, dy: np.ndarray, g: Conv2
     """Input gradient on NCHW: ``w [kh, kw, C, M]``, ``dy [N, C*M, out_h, out_w]`` -> ``[N, C, H, W]``.
 
     Stride 1: the NCHW forward op on ``dy`` with the flipped filter (then summed over the
-    multiplier); strides 2 (undilated): the parity kernel, per plane.  Other strides, small planes
-    at stride 2, and small planes of a small input (:func:`_nchw_via_nhwc`) go through NHWC (transposes).
+    multiplier); small planes of a small input (:func:`_nchw_via_nhwc`) the same forward by channel ranges
+    (:func:`_nchw_small_forward`, multiplier 1); strides 2 (undilated): the parity kernel, per plane.  Other
+    strides, small planes at stride 2, and the other small planes go through NHWC (whole-array transposes).
 
     Examples
     --------
@@ -1155,7 +1177,8 @@ def depthwise_conv2d_backprop_input_nchw(w: np.ndarray, dy: np.ndarray, g: Conv2
     strides_2 = (g.stride_h, g.stride_w, g.dil_h, g.dil_w) == (2, 2, 1, 1)
     stride_1 = g.stride_h == g.stride_w == 1
     finite = kernels.all_finite(w3)
-    if stride_1 and g.multiplier == 1 and _nchw_via_nhwc(g) and finite and NCHW_SMALL_BY_CHANNELS:
+    if (stride_1 and g.multiplier == 1 and finite and NCHW_SMALL_BY_CHANNELS
+            and (_nchw_via_nhwc(g) or (g.kw == 7 and _one_vector_rows(g, dy.itemsize)))):
         dx = recycled.empty((dy.shape[0], g.in_c, g.in_h, g.in_w), dy.dtype)  # the forward of dy, filter flipped
         _nchw_small_forward(np.ascontiguousarray(dy), _flipped(w3), dx, 1, 1, g.dil_h, g.dil_w,
                             (g.kh - 1) * g.dil_h - g.pad_top, (g.kw - 1) * g.dil_w - g.pad_left)
@@ -1186,7 +1209,8 @@ def depthwise_conv2d_backprop_filter_nchw(x: np.ndarray, dy: np.ndarray, g: Conv
     """Filter gradient on NCHW: ``x [N, C, H, W]``, ``dy [N, C*M, out_h, out_w]`` -> ``[kh, kw, C, M]``.
 
     Per-thread partial sums over blocks of ``dy`` planes, then one reduction; small planes of a
-    small input go through NHWC (transposes), as the forward (:func:`_nchw_via_nhwc`).
+    small input go through NHWC by channel ranges, as the forward (:func:`_nchw_via_nhwc`, multiplier 1; with a
+    multiplier, whole-array transposes).
 
     Examples
     --------
@@ -1200,13 +1224,9 @@ def depthwise_conv2d_backprop_filter_nchw(x: np.ndarray, dy: np.ndarray, g: Conv
     if _nchw_via_nhwc(g) and (g.multiplier > 1 or not NCHW_SMALL_BY_CHANNELS):
         return depthwise_conv2d_backprop_filter(_nhwc_copy(x, "nchw_input"), _nhwc_copy(dy, "nchw_output_gradient"), g)
     x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
-    if _nchw_via_nhwc(g):  # channel range by channel range, as the forward (_nchw_small_forward)
-        vectors = -(-g.in_c * x.itemsize // VECTOR_BYTES)
-        n_chunks = 1 if dy.size * g.kh * g.kw < NHWC_PARALLEL_MIN_MACS else max(1, min(vectors, thread_count()))
-        channels = -(-vectors // n_chunks) * (VECTOR_BYTES // x.itemsize)
-        buffers = (workspace("nchw_small_input", (n_chunks, g.in_h * g.in_w * channels), x.dtype),
-                   workspace("nchw_small_output", (n_chunks, g.out_h * g.out_w * channels), x.dtype),
-                   workspace("nchw_small_filter", (n_chunks, g.kh * g.kw * channels), x.dtype))
+    if _nchw_via_nhwc(g) or _one_vector_rows(g, x.itemsize):  # channel range by channel range, as the forward
+        n_chunks, buffers = _nchw_small_split(x, dy.size * g.kh * g.kw, g.in_h * g.in_w, g.out_h * g.out_w,
+                                              g.kh * g.kw)
         dw = np.empty((g.kh, g.kw, g.in_c), x.dtype)
         with PARALLEL_LAUNCH:
             nchw_small.depthwise_nchw_small_filter_gradient_parallel(x, dy, dw, n_chunks, *_geometry_ints(g), *buffers)
