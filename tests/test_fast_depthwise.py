@@ -678,6 +678,15 @@ def test_nchw_one_vector_rows_by_channels(monkeypatch):
         fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, filt.shape, dy, 1, "SAME", data_format="NCHW")
         np.testing.assert_allclose(fast, ref, **tol(np.float32))
         assert calls[-1] == "depthwise_nchw_small_filter_gradient_parallel"
+        calls.clear()  # both gradients: the 7x7 layer's two routes by channels; the 3x3 layer's input gradient native
+        (fast_dx, fast_dw), (ref_dx, ref_dw) = _both(sepconv.depthwise_conv2d_gradients, x, filt, dy, 1, "SAME",
+                                                     data_format="NCHW")
+        np.testing.assert_allclose(fast_dx, ref_dx, **tol(np.float32))
+        np.testing.assert_allclose(fast_dw, ref_dw, **tol(np.float32))
+        if k == 7:
+            assert calls == ["depthwise_nchw_small_forward_parallel", "depthwise_nchw_small_filter_gradient_parallel"]
+        else:
+            assert "depthwise_nchw_small_forward_parallel" not in calls
 
 
 @pytest.mark.parametrize("k", [3, 5])

@@ -1268,7 +1268,10 @@ def depthwise_conv2d_gradients_nchw(x: np.ndarray, w: np.ndarray, dy: np.ndarray
     strides_2 = (g.stride_h, g.stride_w, g.dil_h, g.dil_w) == (2, 2, 1, 1)
     planes = dy.shape[0] * dy.shape[1]
     threads = thread_count()
-    native = not (_nchw_via_nhwc(g) or (strides_2 and _small_planes(g)))
+    # 7x7 rows of one vector: the two routes by channel ranges (one process, 2 threads, us, one pass -> them:
+    # 8x384x14x14 1679 -> 1375, 4x512x14x14 1197 -> 952, 1x384x14x14 227 -> 200; 5x5 stays, 8x480x14x14 1027 / 1114)
+    by_channels = g.kw == 7 and _one_vector_rows(g, x.itemsize)
+    native = not (_nchw_via_nhwc(g) or (strides_2 and _small_planes(g)) or by_channels)
     split = _n_chunks(planes, dy.size * g.kh * g.kw, x.nbytes + dy.nbytes) > 1
     if not (g.multiplier == 1 and ((g.stride_h, g.stride_w) == (1, 1) or strides_2) and native and split
             and threads > 1 and kernels.all_finite(w3)):
