@@ -655,6 +655,30 @@ def test_nchw_small_planes_filter_gradient_by_channels(shape, k, strides, paddin
     assert calls == [1 if threads == "serial" else min(2, v) for v in vectors]
 
 
+@pytest.mark.parametrize("threads", ["serial", "parallel"])
+@pytest.mark.parametrize("shape, k, padding", [
+    ((2, 40, 14, 14), 3, "SAME"), ((1, 33, 13, 13), 5, "VALID"), ((2, 24, 9, 11), 7, "SAME"),
+    ((1, 8, 10, 10), 3, [[0, 0], [0, 0], [1, 2], [0, 1]])])
+def test_nchw_small_planes_stride_2_input_gradient_by_channels(shape, k, padding, threads, monkeypatch):
+    """The stride-2 input gradient of small NCHW output planes (3x3, 5x5, 7x7, undilated) goes channel range by
+    channel range through the NHWC parity kernel; results as the reference's, float32 and float64."""
+    from sepconv.kernels import depthwise_nchw_small
+
+    calls = []
+    kernel = depthwise_nchw_small.depthwise_nchw_small_input_gradient_s2_parallel
+    monkeypatch.setattr(depthwise_nchw_small, "depthwise_nchw_small_input_gradient_s2_parallel",
+                        lambda *args: calls.append(args[3]) or kernel(*args))
+    monkeypatch.setattr(fast_depthwise, "NHWC_PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
+    rng = np.random.default_rng(k)
+    for dtype in (np.float32, np.float64):
+        x, filt = rand(rng, shape, dtype), rand(rng, (k, k, shape[1], 1), dtype)
+        dy = rand(rng, sepconv.depthwise_conv2d(x, filt, 2, padding, data_format="NCHW").shape, dtype)
+        fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, filt, dy, 2, padding, data_format="NCHW")
+        np.testing.assert_allclose(fast, ref, **tol(dtype))
+    vectors = [-(-shape[1] * np.dtype(dtype).itemsize // 64) for dtype in (np.float32, np.float64)]
+    assert calls == [1 if threads == "serial" else min(2, v) for v in vectors]
+
+
 def test_nchw_one_vector_rows_by_channels(monkeypatch):
     """Planes above the small-plane threshold whose rows are at most one vector take the route by channel ranges
     where it was measured faster: 7x7 filters at stride 1 (forward and input gradient), and every stride-1 filter

@@ -1183,6 +1183,18 @@ def depthwise_conv2d_backprop_input_nchw(w: np.ndarray, dy: np.ndarray, g: Conv2
         _nchw_small_forward(np.ascontiguousarray(dy), _flipped(w3), dx, 1, 1, g.dil_h, g.dil_w,
                             (g.kh - 1) * g.dil_h - g.pad_top, (g.kw - 1) * g.dil_w - g.pad_left)
         return dx
+    if (strides_2 and g.multiplier == 1 and finite and NCHW_SMALL_BY_CHANNELS and _small_planes(g)
+            and _parity_kernel(g.kh, g.kw, 2, 2, 1, 1)):  # by channel ranges, as the forward (one process, 2
+        # threads, 4 alternating rounds, us, whole-array transposes -> by channels: 8x576x14x14 3x3 479 -> 243,
+        # 1x576x14x14 3x3 55 -> 35, 1x672x14x14 5x5 80 -> 46, 1x240x14x14 7x7 46 -> 33, 8x672x14x14 5x5 501 -> 488)
+        dy = np.ascontiguousarray(dy)
+        dx = recycled.empty((dy.shape[0], g.in_c, g.in_h, g.in_w), dy.dtype)
+        n_chunks, buffers = _nchw_small_split(dy, dy.size * g.kh * g.kw, g.in_h * g.in_w, g.out_h * g.out_w,
+                                              g.kh * g.kw)
+        with PARALLEL_LAUNCH:
+            nchw_small.depthwise_nchw_small_input_gradient_s2_parallel(w3, dy, dx, n_chunks, g.pad_top, g.pad_left,
+                                                                       *buffers)
+        return dx
     if ((not stride_1 and not strides_2) or _nchw_via_nhwc(g) or (strides_2 and _small_planes(g)) or not finite):
         return nhwc_to_nchw(depthwise_conv2d_backprop_input(w, _nhwc_copy(dy, "nchw_output_gradient"), g,
                                                             scratch="nchw_result"))

@@ -34,6 +34,7 @@ from ._jit import kernel
 from ._simd import lanes
 from .depthwise import (
     depthwise_nhwc_backprop_filter_any_rows,
+    depthwise_nhwc_backprop_input_s2_any_rows,
     depthwise_nhwc_forward_3x3_rows,
     depthwise_nhwc_forward_any_rows,
 )
@@ -133,6 +134,45 @@ def depthwise_nchw_small_filter_gradient_parallel(x, dy, dw, n_chunks, stride_h,
         if c1 > c0:
             _channels_filter_gradient(x, dy, dw, c0, c1, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left,
                                       buffers_x[t], buffers_y[t], buffers_w[t])
+
+
+@kernel
+def _channels_input_gradient_s2(w, dy, dx, c0, c1, pad_top, pad_left, bx, by, bw):
+    """Channels ``[c0, c1)`` of the stride-2 input gradient ``dx`` (NCHW) of ``dy`` and ``w`` ``[kh, kw, C]``: image by
+    image, ``dy`` into NHWC (in ``by``), the NHWC parity kernel into ``bx``, back into ``dx``."""
+    n, _, in_h, in_w = dx.shape
+    out_h, out_w = dy.shape[2], dy.shape[3]
+    kh, kw = w.shape[0], w.shape[1]
+    ct = c1 - c0
+    count = lanes(dx)
+    dxt = bx[:in_h * in_w * ct].reshape((1, in_h, in_w, ct))
+    dyt = by[:out_h * out_w * ct].reshape((1, out_h, out_w, ct))
+    wt = bw[:kh * kw * ct].reshape((kh, kw, ct))
+    for di in range(kh):
+        for dj in range(kw):
+            wt[di, dj] = w[di, dj, c0:c1]
+    zero_row = np.zeros((out_w, ct), dx.dtype)
+    in_blocks = (ct + count - 1) // count
+    out_blocks = (in_h * in_w + count - 1) // count
+    for b in range(n):
+        swap_last_axes_range(dy[b, c0:c1].reshape((1, ct, out_h * out_w)), dyt.reshape((1, out_h * out_w, ct)), 0,
+                             in_blocks)
+        depthwise_nhwc_backprop_input_s2_any_rows(wt, dyt, dxt, zero_row, 0, in_h, pad_top, pad_left)
+        swap_last_axes_range(dxt.reshape((1, in_h * in_w, ct)), dx[b, c0:c1].reshape((1, ct, in_h * in_w)), 0,
+                             out_blocks)
+
+
+@kernel(parallel=True)
+def depthwise_nchw_small_input_gradient_s2_parallel(w, dy, dx, n_chunks, pad_top, pad_left, buffers_x, buffers_y,
+                                                    buffers_w):
+    """The stride-2 input gradient ``dx`` ``[N, C, H, W]`` of ``dy`` ``[N, C, out_h, out_w]`` (3x3, 5x5 or 7-wide
+    filters, undilated), the channels cut as the forward's (:func:`chunk_channels`; ``buffers_x`` holds one image of
+    ``dx``, ``buffers_y`` one of ``dy``)."""
+    c = dx.shape[1]
+    for t in prange(n_chunks):
+        c0, c1 = chunk_channels(c, lanes(dx), n_chunks, t)
+        if c1 > c0:
+            _channels_input_gradient_s2(w, dy, dx, c0, c1, pad_top, pad_left, buffers_x[t], buffers_y[t], buffers_w[t])
 
 
 @kernel
