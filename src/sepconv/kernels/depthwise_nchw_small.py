@@ -44,21 +44,28 @@ from .layout import swap_last_axes_range
 
 
 @kernel
+def _filter_channels(w, c0, c1, buffer):
+    """The channels ``[c0, c1)`` of the filter ``w`` ``[kh, kw, C]``, laid out contiguously in ``buffer``."""
+    kh, kw = w.shape[0], w.shape[1]
+    wt = buffer[:kh * kw * (c1 - c0)].reshape((kh, kw, c1 - c0))
+    for di in range(kh):
+        for dj in range(kw):
+            wt[di, dj] = w[di, dj, c0:c1]
+    return wt
+
+
+@kernel
 def _channels_forward(x, w, out, c0, c1, kind, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, bx, by, bw):
     """Channels ``[c0, c1)`` of every image, image by image: into NHWC (in ``bx``), forward (into ``by``), back into
     ``out`` (NCHW); the filter's channels are laid out in ``bw``.  The buffers, the caller's, are reused from call to
     call: fresh ones of a few hundred KB were mapped anew by every call, and faulted in page by page."""
     n, _, in_h, in_w = x.shape
     out_h, out_w = out.shape[2], out.shape[3]
-    kh, kw = w.shape[0], w.shape[1]
     ct = c1 - c0
     count = lanes(x)
     xt = bx[:in_h * in_w * ct].reshape((1, in_h, in_w, ct))
     yt = by[:out_h * out_w * ct].reshape((1, out_h, out_w, ct))
-    wt = bw[:kh * kw * ct].reshape((kh, kw, ct))
-    for di in range(kh):
-        for dj in range(kw):
-            wt[di, dj] = w[di, dj, c0:c1]
+    wt = _filter_channels(w, c0, c1, bw)
     wb = filter_blocks(xt, wt, 25) if kind == 2 else bw
     zero_row = np.zeros((in_w, ct), x.dtype)
     in_blocks = (ct + count - 1) // count
@@ -142,15 +149,11 @@ def _channels_input_gradient_s2(w, dy, dx, c0, c1, pad_top, pad_left, bx, by, bw
     image, ``dy`` into NHWC (in ``by``), the NHWC parity kernel into ``bx``, back into ``dx``."""
     n, _, in_h, in_w = dx.shape
     out_h, out_w = dy.shape[2], dy.shape[3]
-    kh, kw = w.shape[0], w.shape[1]
     ct = c1 - c0
     count = lanes(dx)
     dxt = bx[:in_h * in_w * ct].reshape((1, in_h, in_w, ct))
     dyt = by[:out_h * out_w * ct].reshape((1, out_h, out_w, ct))
-    wt = bw[:kh * kw * ct].reshape((kh, kw, ct))
-    for di in range(kh):
-        for dj in range(kw):
-            wt[di, dj] = w[di, dj, c0:c1]
+    wt = _filter_channels(w, c0, c1, bw)
     zero_row = np.zeros((out_w, ct), dx.dtype)
     in_blocks = (ct + count - 1) // count
     out_blocks = (in_h * in_w + count - 1) // count
