@@ -1070,11 +1070,12 @@ def depthwise_conv2d_nchw(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np
     >>> float(depthwise_conv2d_nchw(x, w, g)[0, 0, 2, 2])
     9.0
     """
-    if _nchw_via_nhwc(g) and (g.multiplier > 1 or not NCHW_SMALL_BY_CHANNELS):
+    by_channels = _nchw_by_channels(g, x.itemsize)
+    if _nchw_via_nhwc(g) and not by_channels:
         return nhwc_to_nchw(depthwise_conv2d(_nhwc_copy(x, "nchw_input"), w, g, scratch="nchw_result"))
     x = np.ascontiguousarray(x)
     out = recycled.empty((x.shape[0], g.out_c, g.out_h, g.out_w), x.dtype)
-    if _nchw_via_nhwc(g) or (g.kw == 7 and _one_vector_rows(g, x.itemsize)):
+    if by_channels:
         _nchw_small_forward(x, _filter_per_channel(w), out, g.stride_h, g.stride_w, g.dil_h, g.dil_w, g.pad_top,
                             g.pad_left)
         return out
@@ -1101,9 +1102,15 @@ NCHW_SMALL_BY_CHANNELS = True
 NCHW_ONE_VECTOR_ROWS_BY_CHANNELS = True
 
 
-def _one_vector_rows(g: Conv2DGeometry, itemsize: int) -> bool:
-    """Whether a stride-1 NCHW layer's input and output rows are at most one vector each (multiplier 1)."""
-    return (NCHW_ONE_VECTOR_ROWS_BY_CHANNELS and g.multiplier == 1 and g.stride_h == g.stride_w == 1
+def _nchw_by_channels(g: Conv2DGeometry, itemsize: int, filter_gradient: bool = False) -> bool:
+    """Whether an NCHW op (multiplier 1) goes through NHWC by channel ranges (:mod:`sepconv.kernels.depthwise_nchw_small`):
+    small planes of a small input (:func:`_nchw_via_nhwc`), and stride-1 rows of at most one vector for 7x7 filters
+    (the forward and input gradient) or any filter (the filter gradient)."""
+    if g.multiplier != 1:
+        return False
+    if _nchw_via_nhwc(g):
+        return NCHW_SMALL_BY_CHANNELS
+    return (NCHW_ONE_VECTOR_ROWS_BY_CHANNELS and g.stride_h == g.stride_w == 1 and (filter_gradient or g.kw == 7)
             and max(g.in_w, g.out_w) * itemsize <= VECTOR_BYTES)
 
 
@@ -1134,7 +1141,7 @@ def _nchw_small_split(x: np.ndarray, macs: int, in_pixels: int, out_pixels: int,
 def _nchw_small_forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, stride_h: int, stride_w: int, dil_h: int,
                         dil_w: int, pad_top: int, pad_left: int) -> None:
     """``out = depthwise(x, w3)`` (NCHW, multiplier 1) by :mod:`sepconv.kernels.depthwise_nchw_small`."""
-    n, c, in_h, in_w = x.shape
+    _, c, in_h, in_w = x.shape
     out_h, out_w = out.shape[2], out.shape[3]
     kh, kw = w3.shape[0], w3.shape[1]
     n_chunks, buffers = _nchw_small_split(x, out.size * kh * kw, in_h * in_w, out_h * out_w, kh * kw)
@@ -1160,9 +1167,10 @@ def depthwise_conv2d_backprop_input_nchw(w: np.ndarray, dy: np.ndarray, g: Conv2
     """Input gradient on NCHW: ``w [kh, kw, C, M]``, ``dy [N, C*M, out_h, out_w]`` -> ``[N, C, H, W]``.
 
     Stride 1: the NCHW forward op on ``dy`` with the flipped filter (then summed over the
-    multiplier); small planes of a small input (:func:`_nchw_via_nhwc`) the same forward by channel ranges
-    (:func:`_nchw_small_forward`, multiplier 1); strides 2 (undilated): the parity kernel, per plane.  Other
-    strides, small planes at stride 2, and the other small planes go through NHWC (whole-array transposes).
+    multiplier); where :func:`_nchw_by_channels` says so, the same forward by channel ranges
+    (:func:`_nchw_small_forward`); strides 2 (undilated): the parity kernel, per plane, or for small output planes
+    (multiplier 1) the NHWC parity kernel by channel ranges.  Other strides, and the other small planes, go through
+    NHWC (whole-array transposes).
 
     Examples
     --------
@@ -1177,16 +1185,17 @@ def depthwise_conv2d_backprop_input_nchw(w: np.ndarray, dy: np.ndarray, g: Conv2
     strides_2 = (g.stride_h, g.stride_w, g.dil_h, g.dil_w) == (2, 2, 1, 1)
     stride_1 = g.stride_h == g.stride_w == 1
     finite = kernels.all_finite(w3)
-    if (stride_1 and g.multiplier == 1 and finite and NCHW_SMALL_BY_CHANNELS
-            and (_nchw_via_nhwc(g) or (g.kw == 7 and _one_vector_rows(g, dy.itemsize)))):
+    by_channels = finite and _nchw_by_channels(g, dy.itemsize)
+    if stride_1 and by_channels:
         dx = recycled.empty((dy.shape[0], g.in_c, g.in_h, g.in_w), dy.dtype)  # the forward of dy, filter flipped
         _nchw_small_forward(np.ascontiguousarray(dy), _flipped(w3), dx, 1, 1, g.dil_h, g.dil_w,
                             (g.kh - 1) * g.dil_h - g.pad_top, (g.kw - 1) * g.dil_w - g.pad_left)
         return dx
-    if (strides_2 and g.multiplier == 1 and finite and NCHW_SMALL_BY_CHANNELS and _small_planes(g)
-            and _parity_kernel(g.kh, g.kw, 2, 2, 1, 1)):  # by channel ranges, as the forward (one process, 2
-        # threads, 4 alternating rounds, us, whole-array transposes -> by channels: 8x576x14x14 3x3 479 -> 243,
-        # 1x576x14x14 3x3 55 -> 35, 1x672x14x14 5x5 80 -> 46, 1x240x14x14 7x7 46 -> 33, 8x672x14x14 5x5 501 -> 488)
+    # Small output planes (whatever the input's) at stride 2, by channel ranges through the NHWC parity kernel (one
+    # process, 2 threads, 4 alternating rounds, us, whole-array transposes -> by channels: 8x576x14x14 3x3 479 -> 243,
+    # 1x576x14x14 3x3 55 -> 35, 1x672x14x14 5x5 80 -> 46, 1x240x14x14 7x7 46 -> 33, 8x672x14x14 5x5 501 -> 488)
+    if (finite and g.multiplier == 1 and NCHW_SMALL_BY_CHANNELS and _small_planes(g)
+            and _parity_kernel(g.kh, g.kw, g.stride_h, g.stride_w, g.dil_h, g.dil_w)):
         dy = np.ascontiguousarray(dy)
         dx = recycled.empty((dy.shape[0], g.in_c, g.in_h, g.in_w), dy.dtype)
         n_chunks, buffers = _nchw_small_split(dy, dy.size * g.kh * g.kw, g.in_h * g.in_w, g.out_h * g.out_w,
@@ -1233,10 +1242,11 @@ def depthwise_conv2d_backprop_filter_nchw(x: np.ndarray, dy: np.ndarray, g: Conv
     >>> float(depthwise_conv2d_backprop_filter_nchw(x, dy, g)[1, 1, 0, 0])
     18.0
     """
-    if _nchw_via_nhwc(g) and (g.multiplier > 1 or not NCHW_SMALL_BY_CHANNELS):
+    by_channels = _nchw_by_channels(g, x.itemsize, filter_gradient=True)
+    if _nchw_via_nhwc(g) and not by_channels:
         return depthwise_conv2d_backprop_filter(_nhwc_copy(x, "nchw_input"), _nhwc_copy(dy, "nchw_output_gradient"), g)
     x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
-    if _nchw_via_nhwc(g) or _one_vector_rows(g, x.itemsize):  # channel range by channel range, as the forward
+    if by_channels:  # channel range by channel range, as the forward
         n_chunks, buffers = _nchw_small_split(x, dy.size * g.kh * g.kw, g.in_h * g.in_w, g.out_h * g.out_w,
                                               g.kh * g.kw)
         dw = np.empty((g.kh, g.kw, g.in_c), x.dtype)
@@ -1282,8 +1292,7 @@ def depthwise_conv2d_gradients_nchw(x: np.ndarray, w: np.ndarray, dy: np.ndarray
     threads = thread_count()
     # 7x7 rows of one vector: the two routes by channel ranges (one process, 2 threads, us, one pass -> them:
     # 8x384x14x14 1679 -> 1375, 4x512x14x14 1197 -> 952, 1x384x14x14 227 -> 200; 5x5 stays, 8x480x14x14 1027 / 1114)
-    by_channels = g.kw == 7 and _one_vector_rows(g, x.itemsize)
-    native = not (_nchw_via_nhwc(g) or (strides_2 and _small_planes(g)) or by_channels)
+    native = not (_nchw_via_nhwc(g) or (strides_2 and _small_planes(g)) or _nchw_by_channels(g, x.itemsize))
     split = _n_chunks(planes, dy.size * g.kh * g.kw, x.nbytes + dy.nbytes) > 1
     if not (g.multiplier == 1 and ((g.stride_h, g.stride_w) == (1, 1) or strides_2) and native and split
             and threads > 1 and kernels.all_finite(w3)):

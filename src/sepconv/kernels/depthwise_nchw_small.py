@@ -1,5 +1,6 @@
-"""The depthwise forward of NCHW inputs with small planes (a 7x7 plane is fewer pixels than two vectors, so
-:mod:`sepconv.kernels.depthwise_nchw` would leave most lanes idle), through NHWC, split by channels.
+"""The depthwise forward, filter gradient and stride-2 input gradient of NCHW inputs with small planes or rows (a 7x7
+plane is fewer pixels than two vectors, so :mod:`sepconv.kernels.depthwise_nchw` would leave most lanes idle),
+through NHWC, split by channels.
 
 Each thread takes a range of whole channel vectors: it transposes them, image by image, into an NHWC buffer of
 its own (:func:`~sepconv.kernels.layout.swap_last_axes_range`), runs the NHWC rows kernel the same layer would
