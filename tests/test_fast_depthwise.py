@@ -986,14 +986,15 @@ def direct_5x5_everywhere(fresh_plans, monkeypatch):
     kernel = depthwise_5x5_direct.depthwise_nhwc_forward_5x5_direct_parallel
     monkeypatch.setattr(depthwise_5x5_direct, "depthwise_nhwc_forward_5x5_direct_parallel",
                         lambda *args: calls.append(args[3]) or kernel(*args))
-    for setting in ("DIRECT_5X5_MIN_WIDTH", "DIRECT_5X5_MIN_BATCH_WIDTH", "DIRECT_5X5_MIN_VECTORS"):
+    for setting in ("DIRECT_5X5_MIN_WIDTH", "DIRECT_5X5_MIN_BATCH_WIDTH", "DIRECT_5X5_MIN_VECTORS",
+                    "SMALL_IMAGE_5X5_MAX_PLANE_BYTES"):
         monkeypatch.setattr(fast_depthwise, setting, 0)
     return calls
 
 
 @pytest.mark.parametrize("shape, dilation, direct", [
-    ((1, 30, 30, 96), 1, True), ((8, 14, 14, 480), 1, True), ((1, 65, 65, 320), 2, True),
-    ((8, 7, 7, 1152), 1, True), ((1, 40, 40, 64), 1, True),
+    ((1, 30, 30, 96), 1, True), ((8, 28, 28, 240), 1, True), ((1, 65, 65, 320), 2, True),
+    ((4, 20, 20, 480), 1, True), ((1, 40, 40, 64), 1, True),
     ((1, 30, 30, 48), 1, False), ((1, 14, 14, 480), 1, False), ((1, 40, 40, 128), 4, False), ((1, 7, 7, 960), 1, False)])
 def test_direct_5x5_takes_wide_rows_of_many_channels(shape, dilation, direct):
     """The layers the direct 5x5 kernel takes by default (wide rows, or many of them, of at least four vectors of
@@ -1270,10 +1271,11 @@ def test_docstring_examples_run():
         depthwise_nchw,
         depthwise_nchw_small,
         depthwise_packed,
+        depthwise_small_image,
     )
 
     for module in (aligned, workspace, fast_depthwise, kernels, depthwise_nchw, depthwise_nchw_small, depthwise_packed,
-                   depthwise_5x5_direct, depthwise_7x7_s2_direct):
+                   depthwise_5x5_direct, depthwise_7x7_s2_direct, depthwise_small_image):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0, module.__name__
 
@@ -1306,6 +1308,8 @@ def _spy_packed_rows(monkeypatch) -> list[tuple]:
 
     monkeypatch.setattr(depthwise_packed, "depthwise_nhwc_forward_packed_rows", spy)
     monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_MIN_VECTORS", 10**9)
+    monkeypatch.setattr(fast_depthwise, "SMALL_IMAGE_MAX_PLANE_BYTES", 0)
+    monkeypatch.setattr(fast_depthwise, "SMALL_IMAGE_5X5_MAX_PLANE_BYTES", 0)
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 10**18)
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 10**18)
     return calls
@@ -1569,3 +1573,83 @@ def test_gradients_together_arguments():
     batched = np.ones((2, 3, 5, 5, 2))
     dx, dw = sepconv.depthwise_conv2d_gradients(batched, filt, batched, 1, "SAME")
     assert dx.shape == batched.shape and float(dw[1, 1, 0, 0]) == 6 * 25
+
+
+SMALL_IMAGE = [
+    # (batch, height, width, channels, multiplier, filter, strides, dilations, padding); stride 1, small planes
+    (2, 7, 7, 40, 1, (7, 7), 1, 1, "SAME"),  # two blocks and a partial one: a group of two, then one
+    (1, 7, 7, 96, 1, (5, 5), 1, 1, "SAME"),  # a last step overlapping the one before it
+    (1, 3, 3, 16, 1, (7, 7), 1, 1, "SAME"),  # rows narrower than a step: pixel by pixel
+    (3, 5, 9, 33, 1, (5, 5), 1, 1, "VALID"),
+    (1, 14, 14, 48, 1, (7, 7), 1, (2, 3), "SAME"),  # dilated: a tap's columns three apart
+    (2, 6, 6, 20, 1, (4, 6), 1, 1, "SAME"),  # even filters: uneven pads
+    (1, 9, 8, 24, 1, (7, 7), 1, 1, [[0, 0], [8, 0], [9, 2], [0, 0]]),  # rows and steps wholly in the padding
+    (1, 5, 4, 16, 1, (9, 9), 1, 1, "SAME"),  # a filter larger than the image
+    (1, 10, 11, 17, 1, (7, 5), 1, 1, [[0, 0], [1, 6], [0, 4], [0, 0]]),
+]
+
+
+@pytest.mark.parametrize("threads", ["serial", "parallel"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("geometry", SMALL_IMAGE, ids=_ids)
+def test_small_image_kernel_matches_reference(geometry, dtype, threads, fresh_plans, monkeypatch):
+    """Small images at stride 1 take the small-image kernel (forward, and the input gradient as the forward of
+    ``dy``), on the calling thread and split over (image, channel group) pairs; both match the reference, and so do
+    the kernels they took before (the setting at 0)."""
+    from sepconv.kernels import depthwise_small_image
+
+    calls = []
+    kernel = depthwise_small_image.depthwise_nhwc_forward_small_image_parallel
+    monkeypatch.setattr(depthwise_small_image, "depthwise_nhwc_forward_small_image_parallel",
+                        lambda *args: calls.append(args[3]) or kernel(*args))
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
+    monkeypatch.setattr(fast_depthwise, "NHWC_PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 10**18 if threads == "serial" else 0)
+    x, filt, dy, args = _problem(geometry, dtype)
+    x, dy = _at_offset(x, 16), _at_offset(dy, 16)
+    _assert_three_ops_match(x, filt, dy, args, dtype)
+    assert len(calls) == 2  # the forward and the input gradient
+    if threads == "serial":
+        assert set(calls) == {1}
+    elif x.shape[0] > 1:  # at least two (image, channel group) pairs
+        assert set(calls) == {min(2, fast_depthwise.thread_count())}
+    for setting in ("SMALL_IMAGE_MAX_PLANE_BYTES", "SMALL_IMAGE_5X5_MAX_PLANE_BYTES"):
+        monkeypatch.setattr(fast_depthwise, setting, 0)
+    for plan in (fast_depthwise._forward_launch, fast_depthwise._forward_plan, fast_depthwise._input_gradient_plan):
+        plan.cache_clear()
+    _assert_three_ops_match(x, filt, dy, args, dtype)
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize("in_shape, k, expected", [
+    ((8, 7, 7, 1024), 7, True), ((1, 28, 28, 192), 7, True),  # planes of 5.8 and 61 KB
+    ((1, 30, 30, 96), 7, False),  # 69 KB
+    ((8, 14, 14, 480), 5, True), ((1, 19, 19, 1344), 5, True),  # 5x5: up to 32 KB
+    ((1, 28, 28, 240), 5, False),  # 61 KB: the direct kernel's
+    ((1, 7, 7, 960), 3, False),  # 3x3: the direct kernels'
+    ((1, 7, 7, 8), 7, False),  # less than a vector of channels
+])
+def test_small_image_takes_small_planes(in_shape, k, expected):
+    """At stride 1 the small-image kernel takes planes (rows with their margins, one 64-byte vector per pixel) of
+    at most ``SMALL_IMAGE_MAX_PLANE_BYTES``, 5x5 filters of at most ``SMALL_IMAGE_5X5_MAX_PLANE_BYTES``, no 3x3
+    filters, and pixels of at least a vector; never at stride 2."""
+    assert fast_depthwise._small_image(in_shape, 4, k, k, 1, 1) is expected
+    assert not fast_depthwise._small_image(in_shape, 4, k, k, 2, 2)
+
+
+@pytest.mark.parametrize("strides, dilations", [((2, 2), (1, 1)), ((1, 3), (2, 1)), ((3, 2), (1, 2))])
+def test_small_image_kernel_any_stride(strides, dilations):
+    """The small-image kernel itself computes any stride and dilation (the dispatcher sends it stride 1 only)."""
+    from sepconv.kernels import depthwise_small_image
+
+    rng = np.random.default_rng(6)
+    x, filt = rand(rng, (2, 9, 13, 36), np.float32), rand(rng, (5, 7, 36, 1), np.float32)
+    with sepconv.use_implementation("reference"):
+        ref = sepconv.depthwise_conv2d(x, filt, strides, "SAME", dilations=dilations)
+    (sh, sw), (dh, dw) = strides, dilations
+    pad_top = max((ref.shape[1] - 1) * sh + 4 * dh + 1 - 9, 0) // 2
+    pad_left = max((ref.shape[2] - 1) * sw + 6 * dw + 1 - 13, 0) // 2
+    out = np.full(ref.shape, np.nan, np.float32)
+    depthwise_small_image.depthwise_nhwc_forward_small_image_parallel(
+        x, np.ascontiguousarray(filt[..., 0]), out, 2, 2, sh, sw, dh, dw, pad_top, pad_left)
+    np.testing.assert_allclose(out, ref, **tol(np.float32))

@@ -38,6 +38,7 @@ from ..kernels import depthwise_multiplier as multiplier_kernels
 from ..kernels import depthwise_nchw as nchw
 from ..kernels import depthwise_nchw_small as nchw_small
 from ..kernels import depthwise_packed as packed
+from ..kernels import depthwise_small_image as small_image
 from ..kernels._jit import PARALLEL_LAUNCH, thread_count
 from ..kernels._simd import VECTOR_BYTES
 from . import recycled
@@ -326,6 +327,46 @@ def _direct_7x7_s2(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsi
             and pixel_bytes >= DIRECT_5X5_MIN_VECTORS * VECTOR_BYTES)
 
 
+# Images whose channel-block plane (with the kernel's zero margins) is small take the small-image kernel
+# (sepconv.kernels.depthwise_small_image) at stride 1: taps inside the image only, the plane in L1 or L2.  Thirty-second
+# session, one process, 2 threads, alternating rounds, new / old (the packed or direct 5x5 kernel), forward and input
+# gradient: 1x7x7x1024 7x7 0.65/0.83, 8x7x7x1024 7x7 0.72/0.70, 8x7x7x768 7x7 0.78/0.73, 1x14x14x512 7x7 0.58/0.60,
+# 1x28x28x192 7x7 0.60/0.60, 8x28x28x192 7x7 0.61/0.58, 1x19x19x200 7x7 0.59/0.71, 1x7x7x960 5x5 0.84/0.80,
+# 1x10x10x1024 5x5 0.68/0.67, 1x14x14x480 5x5 0.65/0.69, 8x14x14x480 5x5 0.84/0.91, 1x15x15x1056 5x5 0.57/0.59,
+# 1x19x19x1344 5x5 0.87/0.85, 4x7x7x960 5x5 0.66/0.65; 8x14x14x512 7x7 tied (1.00).  Larger 5x5 planes lost to the
+# direct kernel (1x28x28x120 1.15/1.13, 8x28x28x240 0.94/1.05), and so did stride 2 (2x15x15x100 5x5 1.15/1.04) and
+# 3x3 filters, whose direct kernels load three vectors per pixel (1x7x7x960 1.14, 4x14x14x480 1.23/1.43, though
+# 1x14x14x576 gained 0.59): those stay where they were.
+SMALL_IMAGE_MAX_PLANE_BYTES = 64 * 1024
+SMALL_IMAGE_5X5_MAX_PLANE_BYTES = 32 * 1024
+# A worker packs up to this many bytes of channel-block planes at once, at most SMALL_IMAGE_MAX_GROUP blocks: each
+# pixel's blocks are consecutive lines (one thread, us, one block / two / four: 8x7x7x1024 7x7 923 / 791 / 792;
+# 2 threads, alternating, four -> two / one: 8x14x14x512 7x7 0.93 / 0.89, 8x14x14x384 0.97 / 0.95, 8x7x7x1024 0.96).
+SMALL_IMAGE_GROUP_BYTES = 32 * 1024
+SMALL_IMAGE_MAX_GROUP = 2
+
+
+def _small_image_plane_bytes(in_shape: tuple[int, ...], stride_w: int) -> int:
+    """The bytes of one channel block's plane in the small-image kernel (its rows with their zero margins,
+    :func:`sepconv.kernels.depthwise_small_image.plane_margin`)."""
+    margin = (small_image.STEP_PIXELS - 1) * stride_w
+    return in_shape[1] * (in_shape[2] + 2 * margin) * VECTOR_BYTES
+
+
+def _small_image(in_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_h: int, stride_w: int) -> bool:
+    """Whether the forward pass of an input of ``in_shape`` (multiplier 1) takes the small-image kernel."""
+    if stride_h != 1 or stride_w != 1 or kh * kw <= 9 or in_shape[3] * itemsize < VECTOR_BYTES:
+        return False
+    limit = SMALL_IMAGE_5X5_MAX_PLANE_BYTES if (kh, kw) == (5, 5) else SMALL_IMAGE_MAX_PLANE_BYTES
+    return _small_image_plane_bytes(in_shape, stride_w) <= limit
+
+
+def _small_image_group(in_shape: tuple[int, ...], stride_w: int) -> int:
+    """The channel blocks a worker of the small-image kernel packs at once."""
+    plane = _small_image_plane_bytes(in_shape, stride_w)
+    return max(1, min(SMALL_IMAGE_MAX_GROUP, SMALL_IMAGE_GROUP_BYTES // plane))
+
+
 def _direct_5x5_whole_blocks(channels: int, itemsize: int) -> bool:
     """Whether the direct 5x5 kernel reads pixels of ``channels`` in whole channel blocks from channel 0, unaligned
     when the input is (:func:`sepconv.kernels.depthwise_5x5_direct.block_shift`): its output then starts on a cache
@@ -336,8 +377,9 @@ def _direct_5x5_whole_blocks(channels: int, itemsize: int) -> bool:
 
 
 def _packed_output(shape: tuple[int, ...], dtype: np.dtype, scratch: str | None) -> np.ndarray:
-    """The output of a packed kernel, on a cache line (not at the input's offset from one, as the other kernels'
-    outputs are placed, :func:`~sepconv.fast.aligned.empty_like_offset`): the input is read through the packed
+    """The output of a packed kernel (or of the small-image kernel, which packs its planes too), on a cache line
+    (not at the input's offset from one, as the other kernels' outputs are placed,
+    :func:`~sepconv.fast.aligned.empty_like_offset`): the input is read through the packed
     copy, where a load split over two lines costs little, and whole channel blocks are then stored in whole lines,
     none split and no block added to align them (an input 16 bytes past a line; one process, 2 threads, 80
     alternating runs, us, output at the input's offset -> on a line: 1x147x147x64 5x5 571 -> 524, 1x112x112x64
@@ -463,6 +505,18 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
         def launch(x, w3, out):
             repeated_launch(_repeated(x, multiplier), w3, out)
         return launch
+    if multiplier == 1 and _small_image(in_shape, itemsize, kh, kw, stride_h, stride_w):
+        group = _small_image_group(in_shape, stride_w)
+        lane_count = VECTOR_BYTES // itemsize
+        items = in_shape[0] * -(-in_shape[3] // (group * lane_count))
+        small_chunks = _n_chunks(items, rows * out_shape[2] * _whole_vectors(channels, itemsize) * kh * kw,
+                                 (math.prod(in_shape) + math.prod(out_shape)) * itemsize, 0,
+                                 _nhwc_min_macs(multiplier_pass))
+
+        def launch(x, w3, out):
+            with PARALLEL_LAUNCH:
+                small_image.depthwise_nhwc_forward_small_image_parallel(x, w3, out, small_chunks, group, *args)
+        return launch
     if _direct_7x7_s2(in_shape, out_shape, itemsize, kh, kw, stride_w, dil_h, dil_w):
         def launch(x, w3, out):
             with PARALLEL_LAUNCH:
@@ -573,9 +627,10 @@ def _forward_plan(in_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGeometry,
     repeated_shape = in_shape if g.multiplier == 1 else (*in_shape[:3], in_shape[3] * g.multiplier)
     launch = _forward_launch(repeated_shape, shape, dtype, g.kh, g.kw, *_geometry_ints(g), g.multiplier > 1,
                              settings[:-2], g.multiplier)  # the split settings (no band settings)
-    if g.multiplier == 1 and (_direct_5x5(repeated_shape, shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_w)
-                              or _direct_7x7_s2(repeated_shape, shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_h,
-                                                g.dil_w)):
+    small = _small_image(repeated_shape, dtype.itemsize, g.kh, g.kw, g.stride_h, g.stride_w)
+    if g.multiplier == 1 and not small and (
+            _direct_5x5(repeated_shape, shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_w)
+            or _direct_7x7_s2(repeated_shape, shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_h, g.dil_w)):
         on_line = _direct_5x5_whole_blocks(g.out_c, dtype.itemsize)
 
         def run(x, w3, scratch):
@@ -584,7 +639,7 @@ def _forward_plan(in_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGeometry,
             launch(x, w3, out)
             return out
         return run
-    if _packed(repeated_shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_h, g.dil_w):
+    if small or _packed(repeated_shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_h, g.dil_w):
         def run(x, w3, scratch):
             out = _packed_output(shape, dtype, scratch)
             launch(x, w3, out)
@@ -706,7 +761,9 @@ def _input_gradient_plan(dy_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGe
         return run
     shape = (n, g.in_h, g.in_w, g.out_c)  # the C*M-channel gradient (C with multiplier 1)
     launch = _input_gradient_launch(dy_shape, shape, dtype, g, settings)
-    if m == 1 and g.stride_h == g.stride_w == 1 and _direct_5x5(dy_shape, shape, dtype.itemsize, g.kh, g.kw, 1, g.dil_w):
+    small = m == 1 and g.stride_h == g.stride_w == 1 and _small_image(dy_shape, dtype.itemsize, g.kh, g.kw, 1, 1)
+    if m == 1 and g.stride_h == g.stride_w == 1 and not small and _direct_5x5(dy_shape, shape, dtype.itemsize, g.kh,
+                                                                               g.kw, 1, g.dil_w):
         on_line = _direct_5x5_whole_blocks(g.out_c, dtype.itemsize)
 
         def run(w3, dy, scratch):  # the direct forward of dy
@@ -715,8 +772,9 @@ def _input_gradient_plan(dy_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGe
             launch(w3, dy, dx)
             return dx
         return run
-    if m == 1 and g.stride_h == g.stride_w == 1 and _packed(dy_shape, dtype.itemsize, g.kh, g.kw, 1, g.dil_h, g.dil_w):
-        def run(w3, dy, scratch):  # the packed forward of dy
+    if small or (m == 1 and g.stride_h == g.stride_w == 1
+                 and _packed(dy_shape, dtype.itemsize, g.kh, g.kw, 1, g.dil_h, g.dil_w)):
+        def run(w3, dy, scratch):  # the packed (or small-image) forward of dy
             dx = _packed_output(shape, dtype, scratch)
             launch(w3, dy, dx)
             return dx

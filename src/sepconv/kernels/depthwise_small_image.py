@@ -1,0 +1,181 @@
+"""The depthwise forward of small images, NHWC: each channel block's plane copied, taps inside the image only.
+
+On a 7x7 image a 7x7 filter reaches past the image for 43% of its taps (1,369 of 2,401 per channel do work; 14x14:
+77%), and the padded kernels (:mod:`sepconv.kernels.depthwise_packed`) multiply those zeros too. Here a worker takes
+an image and a group of one or two channel blocks at a time. The blocks' planes, one vector per pixel, are copied
+into buffers of their own (:func:`_pack_planes`: each pixel's blocks read in order, whole lines; read in place, a
+plane whose pixels are a multiple of 4 KB apart sits in one cache set), with :func:`plane_margin` zero columns each
+side of a row, written once per call; the filters into ``[kh * kw, lanes]``. Each output row then goes four pixels
+per step (:func:`_four_pixels`), their sums in registers: the filter rows inside the image only, and the taps from
+the first inside the image for the step's last pixel to the last inside for its first (those outside for a pixel
+read the zero margin), one weight load per tap and one input load per multiply-add. A row's last step overlaps the
+one before it (its pixels computed twice) rather than running a step of fewer pixels; rows narrower than a step go
+pixel by pixel (:func:`_pixel`). Each step runs for the group's blocks one after the other, with the same loop
+counts. Any stride and dilation; :mod:`sepconv.fast.depthwise` sends it stride-1 layers of small planes.
+
+Examples
+--------
+A 3x3 filter of ones over a 4x4 image of ones, SAME padding, stride 1: each output counts its taps inside the image.
+
+>>> import numpy as np
+>>> x, w = np.ones((1, 4, 4, 3), np.float32), np.ones((3, 3, 3), np.float32)
+>>> out = np.empty((1, 4, 4, 3), np.float32)
+>>> depthwise_nhwc_forward_small_image_parallel(x, w, out, 1, 1, 1, 1, 1, 1, 1, 1)  # 1 chunk, 1 block a group
+>>> out[0, :, :, 0]
+array([[4., 6., 6., 4.],
+       [6., 9., 9., 6.],
+       [6., 9., 9., 6.],
+       [4., 6., 6., 4.]], dtype=float32)
+"""
+
+from __future__ import annotations
+
+from numba import prange
+
+from ._jit import kernel
+from ._simd import empty_on_line, lanes, vfma, vload, vload_n, vstore, vstore_n, vzeros
+from ._window import tap_range
+
+# Output pixels per step: four sums of one 64-byte vector each stay in registers with the weight and an input.
+STEP_PIXELS = 4
+
+
+@kernel
+def plane_margin(stride_w):
+    """The zero columns each side of a plane's rows: a step's taps run from the first one inside the image for its
+    last pixel to the last one inside for its first pixel, so its pixels read up to ``3 * stride_w`` columns past the
+    image on either side."""
+    return (STEP_PIXELS - 1) * stride_w
+
+
+@kernel
+def _pack_planes(x, b, k, blocks, margin, planes):
+    """Channel blocks ``k .. k + blocks - 1`` of image ``b`` of ``x`` ``[N, H, W, C]`` into ``planes``
+    ``[blocks, H, margin + W + margin, lanes]`` (the margins are left as they are; lanes past ``C`` are zeros),
+    each pixel's blocks read in order."""
+    h, w, c = x.shape[1], x.shape[2], x.shape[3]
+    count = lanes(planes)
+    row_w = w + 2 * margin
+    plane_size = h * row_w * count
+    for i in range(h):
+        src = ((b * h + i) * w) * c + k
+        dst = (i * row_w + margin) * count
+        for p in range(w):
+            for g in range(blocks):
+                kg = g * count
+                vstore(planes, g * plane_size + dst + p * count, vload_n(x, src + p * c + kg, min(count, c - k - kg)))
+
+
+@kernel
+def _pack_filters(w, k, blocks, wbs):
+    """Channel blocks ``k .. k + blocks - 1`` of ``w`` ``[kh, kw, C]`` into ``wbs`` ``[blocks, kh * kw, lanes]``."""
+    c = w.shape[2]
+    taps = w.shape[0] * w.shape[1]
+    count = lanes(wbs)
+    for g in range(blocks):
+        kg = k + g * count
+        for t in range(taps):
+            vstore(wbs, (g * taps + t) * count, vload_n(w, t * c + kg, min(count, c - kg)))
+
+
+@kernel
+def _four_pixels(plane, wb, out, o, iw0, r_lo, r_hi, ih0, kw, row_w, stride_w, dil_h, dil_w, t_lo, t_hi, n):
+    """Four output pixels of one row (input row ``ih0`` under filter row 0, column ``iw0`` under tap 0 of the first
+    pixel) into ``out`` from flat index ``o`` (pixel stride ``C``), channels ``[0, n)`` of the block: filter rows
+    ``[r_lo, r_hi)`` and taps ``[t_lo, t_hi)``, those outside the image reading ``plane``'s zero columns."""
+    count = lanes(plane)
+    c = out.shape[3]
+    a0 = a1 = a2 = a3 = vzeros(plane)
+    tap_step, pixel_step = dil_w * count, stride_w * count
+    for r in range(r_lo, r_hi):
+        i = ((ih0 + r * dil_h) * row_w + iw0) * count
+        w_t = r * kw
+        for t in range(t_lo, t_hi):
+            wv = vload(wb, (w_t + t) * count)
+            j = i + t * tap_step
+            a0 = vfma(vload(plane, j), wv, a0)
+            a1 = vfma(vload(plane, j + pixel_step), wv, a1)
+            a2 = vfma(vload(plane, j + 2 * pixel_step), wv, a2)
+            a3 = vfma(vload(plane, j + 3 * pixel_step), wv, a3)
+    vstore_n(out, o, a0, n)
+    vstore_n(out, o + c, a1, n)
+    vstore_n(out, o + 2 * c, a2, n)
+    vstore_n(out, o + 3 * c, a3, n)
+
+
+@kernel
+def _pixel(plane, wb, out, o, iw0, r_lo, r_hi, ih0, kw, row_w, dil_h, dil_w, t_lo, t_hi, n):
+    """One output pixel (rows narrower than a step), as :func:`_four_pixels`."""
+    count = lanes(plane)
+    acc = vzeros(plane)
+    for r in range(r_lo, r_hi):
+        i = ((ih0 + r * dil_h) * row_w + iw0) * count
+        for t in range(t_lo, t_hi):
+            acc = vfma(vload(plane, i + t * dil_w * count), vload(wb, (r * kw + t) * count), acc)
+    vstore_n(out, o, acc, n)
+
+
+@kernel
+def _blocks(planes, wbs, out, b, k, blocks, kh, kw, in_h, in_w, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left,
+            margin):
+    """Channel blocks ``k .. k + blocks - 1`` of image ``b`` of ``out`` from their packed ``planes`` (each
+    ``[in_h, margin + in_w + margin, lanes]``) and filters ``wbs``: each step for all the blocks in turn (the same
+    taps, so the same loop counts one after the other)."""
+    out_h, out_w, c = out.shape[1], out.shape[2], out.shape[3]
+    count = lanes(planes)
+    row_w = in_w + 2 * margin
+    plane_size, filter_size = in_h * row_w * count, kh * kw * count
+    for i in range(out_h):
+        ih0 = i * stride_h - pad_top
+        r_lo, r_hi = tap_range(ih0, dil_h, kh, in_h)
+        o_row = ((b * out_h + i) * out_w) * c + k
+        if out_w < STEP_PIXELS:
+            for j in range(out_w):
+                iw0 = j * stride_w - pad_left
+                t_lo, t_hi = tap_range(iw0, dil_w, kw, in_w)
+                for g in range(blocks):
+                    _pixel(planes[g * plane_size:], wbs[g * filter_size:], out, o_row + j * c + g * count,
+                           iw0 + margin, r_lo, r_hi, ih0, kw, row_w, dil_h, dil_w, t_lo, t_hi,
+                           min(count, c - k - g * count))
+            continue
+        j0 = 0
+        while j0 < out_w:
+            j = max(0, min(j0, out_w - STEP_PIXELS))  # the last step overlaps the one before it
+            iw0 = j * stride_w - pad_left
+            # the taps inside the image for any of the four pixels: from the last one's first to the first one's last
+            t_lo = tap_range(iw0 + (STEP_PIXELS - 1) * stride_w, dil_w, kw, in_w)[0]
+            t_hi = 0 if iw0 > in_w - 1 else min(kw, (in_w - 1 - iw0) // dil_w + 1)
+            for g in range(blocks):
+                _four_pixels(planes[g * plane_size:], wbs[g * filter_size:], out, o_row + j * c + g * count,
+                             iw0 + margin, r_lo, r_hi, ih0, kw, row_w, stride_w, dil_h, dil_w, t_lo, t_hi,
+                             min(count, c - k - g * count))
+            j0 += STEP_PIXELS
+
+
+@kernel(parallel=True)
+def depthwise_nhwc_forward_small_image_parallel(x, w, out, n_chunks, group, stride_h, stride_w, dil_h, dil_w, pad_top,
+                                                pad_left):
+    """The forward of ``x`` ``[N, in_h, in_w, C]`` with ``w`` ``[kh, kw, C]`` into ``out`` ``[N, out_h, out_w, C]``
+    (multiplier 1), the (image, group of ``group`` channel blocks) pairs in ``n_chunks`` parallel runs."""
+    n_img, in_h, in_w, c = x.shape
+    kh, kw = w.shape[0], w.shape[1]
+    count = lanes(x)
+    margin = plane_margin(stride_w)
+    pixels, taps = in_h * (in_w + 2 * margin), kh * kw
+    groups = (c + group * count - 1) // (group * count)
+    items = n_img * groups
+    for t in prange(n_chunks):
+        planes = empty_on_line(group * pixels * count, x)
+        planes[:] = 0  # the margins stay zeros
+        wbs = empty_on_line(group * taps * count, x)
+        packed_group = -1
+        for item in range(t * items // n_chunks, (t + 1) * items // n_chunks):
+            kg, b = item // n_img, item % n_img  # a group's images in a row: its filter packed once
+            k = kg * group * count
+            blocks = min(group, (c - k + count - 1) // count)
+            if kg != packed_group:
+                _pack_filters(w, k, blocks, wbs)
+                packed_group = kg
+            _pack_planes(x, b, k, blocks, margin, planes)
+            _blocks(planes, wbs, out, b, k, blocks, kh, kw, in_h, in_w, stride_h, stride_w, dil_h, dil_w, pad_top,
+                    pad_left, margin)
