@@ -17,6 +17,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 IMPLEMENTATIONS = sorted(sepconv.api.IMPLEMENTATIONS)
 
 
+@pytest.fixture(autouse=True)
+def wide_register_plans():
+    """Every test runs with the AVX-512 plans (sepconv.fast.registers), whatever this CPU, so that each kernel's
+    tests reach the kernel they name; the tests of the other plans set them themselves.  This CPU's plans come
+    back afterwards."""
+    sepconv.fast.use_wide_register_plans(True)
+    yield
+    sepconv.fast.use_wide_register_plans(sepconv.fast.registers.WIDE_REGISTERS)
+
+
 @pytest.fixture(params=IMPLEMENTATIONS)
 def impl(request):
     """Run the test once per implementation ("fast" and "reference")."""

@@ -7,6 +7,7 @@ ints.  One module per op family; the kernels themselves live in :mod:`sepconv.ke
 The depthwise forward, its gradients and separable also have ``*_nchw`` functions, which
 take NCHW arrays (same geometry) and return NCHW results: ``sepconv.api`` calls them for
 ``data_format="NCHW"`` when the implementation has them, instead of transposing to NHWC and back.
+Some plans depend on the CPU's vector registers: :mod:`sepconv.fast.registers` sets them on import.
 """
 
 from .conv2d import conv2d, conv2d_backprop_filter, conv2d_backprop_input
@@ -20,6 +21,7 @@ from .depthwise import (
     depthwise_conv2d_gradients_nchw,
     depthwise_conv2d_nchw,
 )
+from .registers import use_wide_register_plans  # this CPU's plans, set on import
 from .separable import separable_conv2d, separable_conv2d_nchw
 
 __all__ = [
@@ -36,4 +38,5 @@ __all__ = [
     "depthwise_conv2d_nchw",
     "separable_conv2d",
     "separable_conv2d_nchw",
+    "use_wide_register_plans",
 ]

@@ -491,7 +491,7 @@ def _conv2d_direct(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarra
 # 1x28x28x192 -> 32 228 vs 76); against BLAS on our own threads (sepconv.fast.gemm) it still wins on
 # these shapes: 1x56x56x144 -> 24 215 vs 185, 1x28x28x192 -> 32 98 vs 81, 1x112x112x32 -> 16 173 vs
 # 138, 8x14x14x384 -> 64 455 vs 369; 1x14x14x576 -> 96 and 1x7x7x960 -> 320 at par.
-# POINTWISE_KERNEL = False keeps BLAS (tests).
+# POINTWISE_KERNEL = False keeps BLAS (tests, and CPUs without AVX-512: sepconv.fast.registers).
 POINTWISE_KERNEL = True
 POINTWISE_KERNEL_MAX_FILTER_BYTES = 512 * 1024
 # The product splits over the threads from this many multiply-adds (one process, alternating, us, 1,000,000 vs

@@ -339,6 +339,10 @@ def _direct_7x7_s2(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsi
 # 1x14x14x576 gained 0.59): those stay where they were.
 SMALL_IMAGE_MAX_PLANE_BYTES = 64 * 1024
 SMALL_IMAGE_5X5_MAX_PLANE_BYTES = 32 * 1024
+# With SMALL_IMAGE_ANY_PLANE (CPUs without AVX-512: sepconv.fast.registers) the small-image kernel takes every
+# stride-1 layer of at least SMALL_IMAGE_ANY_PLANE_MIN_VECTORS vectors of channels, 3x3 too, whatever its plane.
+SMALL_IMAGE_ANY_PLANE = False
+SMALL_IMAGE_ANY_PLANE_MIN_VECTORS = 4
 # A worker packs up to this many bytes of channel-block planes at once, at most SMALL_IMAGE_MAX_GROUP blocks: each
 # pixel's blocks are consecutive lines (one thread, us, one block / two / four: 8x7x7x1024 7x7 923 / 791 / 792;
 # 2 threads, alternating, four -> two / one: 8x14x14x512 7x7 0.93 / 0.89, 8x14x14x384 0.97 / 0.95, 8x7x7x1024 0.96).
@@ -355,7 +359,11 @@ def _small_image_plane_bytes(in_shape: tuple[int, ...], stride_w: int) -> int:
 
 def _small_image(in_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_h: int, stride_w: int) -> bool:
     """Whether the forward pass of an input of ``in_shape`` (multiplier 1) takes the small-image kernel."""
-    if stride_h != 1 or stride_w != 1 or kh * kw <= 9 or in_shape[3] * itemsize < VECTOR_BYTES:
+    if stride_h != 1 or stride_w != 1 or kh * kw == 1 or in_shape[3] * itemsize < VECTOR_BYTES:
+        return False
+    if SMALL_IMAGE_ANY_PLANE and in_shape[3] * itemsize >= SMALL_IMAGE_ANY_PLANE_MIN_VECTORS * VECTOR_BYTES:
+        return True
+    if kh * kw <= 9:
         return False
     limit = SMALL_IMAGE_5X5_MAX_PLANE_BYTES if (kh, kw) == (5, 5) else SMALL_IMAGE_MAX_PLANE_BYTES
     return _small_image_plane_bytes(in_shape, stride_w) <= limit
@@ -1362,3 +1370,11 @@ def depthwise_conv2d_gradients_nchw(x: np.ndarray, w: np.ndarray, dy: np.ndarray
         nchw.depthwise_nchw_backprop_parallel(x, w3, _flipped(w3), dy, dx, partial,
                                               max(1, GRADIENTS_NCHW_GROUP_BYTES // plane_bytes), *_geometry_ints(g))
     return dx, _checked_filter_gradient(kernels.sum_partials(partial), x, dy, g, nchw=True)
+
+
+def clear_plans() -> None:
+    """Forget the plans made: their kernel choices follow this module's settings, which a caller may change
+    (:mod:`sepconv.fast.registers`, tests)."""
+    for plan in (_forward_launch, _forward_plan, _forward_multiplier_launch, _input_gradient_plan,
+                 _input_gradient_multiplier_launch, _filter_gradient_plan):
+        plan.cache_clear()

@@ -49,7 +49,8 @@ from .conv2d import pointwise_product
 from .gemm import matmul
 from .workspace import workspace
 
-# The plan: None chooses (see above); True or False forces it (tests).
+# The plan: None chooses (see above); True or False forces it (tests, and CPUs without AVX-512:
+# sepconv.fast.registers).
 FUSE: bool | None = None
 # The fused plan is taken when the pointwise filter (K * out_c values) is at most this large.
 FUSED_MAX_POINTWISE_BYTES = 512 * 1024

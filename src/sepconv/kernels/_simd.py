@@ -31,6 +31,8 @@ so the kernels stay correct on any CPU).
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from llvmlite import ir
 from numba import types
@@ -40,6 +42,21 @@ from numba.extending import intrinsic, models, register_model
 from ._jit import kernel
 
 VECTOR_BYTES = 64
+
+
+def _wide_registers() -> bool:
+    """Whether this CPU has AVX-512's 32 vector registers of 64 bytes (``SEPCONV_WIDE_REGISTERS=1`` or ``0`` says so
+    instead), as Numba compiles for the host CPU."""
+    chosen = os.environ.get("SEPCONV_WIDE_REGISTERS", "").strip()
+    if chosen in ("0", "1"):
+        return chosen == "1"
+    import llvmlite.binding as llvm  # imported with Numba already: ~0.3 ms
+
+    return bool(llvm.get_host_cpu_features().get("avx512f", False))
+
+
+# What the fast ops' plans depend on: see sepconv.fast.registers.
+WIDE_REGISTERS = _wide_registers()
 
 
 class Vector(types.Type):

@@ -1,0 +1,70 @@
+"""The plans that depend on the CPU's vector registers, chosen in one place.
+
+The register-tiled kernels (:mod:`sepconv.kernels.pointwise` and the tiles of
+:mod:`sepconv.kernels.conv2d_direct`, and the fused separable and Winograd plans built on them) keep
+24 vectors of sums in registers, and the depthwise kernels' sliding windows a dozen more: one
+AVX-512 register each, but two of the sixteen registers of an AVX2 core (our vectors are 64 bytes,
+:mod:`sepconv.kernels._simd`), and there they spill.  So where the CPU has no AVX-512
+(:data:`sepconv.kernels._simd.WIDE_REGISTERS`) the fast ops take NumPy's BLAS for those products
+(on our threads, :mod:`sepconv.fast.gemm`) and the depthwise forward at stride 1 the small-image
+kernel (five vectors in registers) on images of any size.
+
+Thirty-second session, an AMD EPYC (Zen 3, AVX2) VM, 2 threads, one process, alternating, us, the
+AVX-512 plans -> these: conv2d 8x28x28x128 -> 128 3x3 15233 -> 7813, 8x28x28x64 -> 64 5x5 25737 ->
+10996, 4x56x56x64 -> 128 stride 2 9567 -> 3409, 1x7x7x512 -> 512 5191 -> 1849, 1x56x56x64 -> 64 2097
+-> 1584; separable 1x56x56x144 -> 144 2977 -> 1127, 8x28x28x192 -> 64 4093 -> 1631, 1x19x19x728 ->
+728 7702 -> 2483, 1x147x147x64 -> 128 9712 -> 4271 (NumPy's OpenBLAS ran at 142-186 GFLOP/s there, our
+tiles at a quarter of that); depthwise forward / input gradient, 1x56x56x144 3x3 0.69/0.80 of the
+time, 8x56x56x144 0.65/0.63, 1x147x147x64 0.68/0.65, 1x112x112x96 0.68/0.73, 1x19x19x728 0.78/0.78,
+1x14x14x576 0.49/0.50, 1x7x7x960 0.58/0.59, 1x56x56x96 7x7 0.41/0.43, 1x112x112x32 7x7 0.47,
+1x75x75x480 5x5 0.62, 1x38x38x960 5x5 0.81.  Layers of fewer than four vectors of channels lost
+there (a plane per thread, or a part-empty block: 1x56x56x24 3x3 2.12, 1x27x37x23 1.66, 1x112x112x16
+1.43, 1x43x43x88 1.09), so they keep their kernels.
+
+Examples
+--------
+>>> from sepconv.fast import registers
+>>> registers.use_wide_register_plans(False)
+>>> import sys; sys.modules["sepconv.fast.separable"].FUSE
+False
+>>> registers.use_wide_register_plans(registers.WIDE_REGISTERS)  # this CPU's plans again
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from ..kernels._simd import WIDE_REGISTERS
+from . import depthwise, separable
+
+conv2d = importlib.import_module(".conv2d", __package__)  # the package's name conv2d is the op
+# The AVX-512 plans: the modules' own settings as written.
+_WIDE = {
+    (conv2d, "POINTWISE_KERNEL"): conv2d.POINTWISE_KERNEL,
+    (conv2d, "DIRECT_MAX_FILTER_BYTES"): conv2d.DIRECT_MAX_FILTER_BYTES,
+    (conv2d, "DIRECT_STREAMED_MIN_FILTER_BYTES"): conv2d.DIRECT_STREAMED_MIN_FILTER_BYTES,
+    (conv2d, "FUSE_WINOGRAD"): conv2d.FUSE_WINOGRAD,
+    (separable, "FUSE"): separable.FUSE,
+    (depthwise, "SMALL_IMAGE_ANY_PLANE"): depthwise.SMALL_IMAGE_ANY_PLANE,
+}
+# ... and without AVX-512: BLAS for the products (no register-tiled pointwise, direct, streamed or fused
+# kernels), the small-image depthwise kernel on any plane.
+_NARROW = {
+    (conv2d, "POINTWISE_KERNEL"): False,
+    (conv2d, "DIRECT_MAX_FILTER_BYTES"): 0,
+    (conv2d, "DIRECT_STREAMED_MIN_FILTER_BYTES"): sys.maxsize,
+    (conv2d, "FUSE_WINOGRAD"): False,
+    (separable, "FUSE"): False,
+    (depthwise, "SMALL_IMAGE_ANY_PLANE"): True,
+}
+
+
+def use_wide_register_plans(wide: bool) -> None:
+    """Set the plans for a CPU with AVX-512's registers (``wide``) or without them, and forget the plans made."""
+    for (module, name), value in (_WIDE if wide else _NARROW).items():
+        setattr(module, name, value)
+    depthwise.clear_plans()
+
+
+use_wide_register_plans(WIDE_REGISTERS)

@@ -1,0 +1,134 @@
+"""The plans for CPUs without AVX-512 (sepconv.fast.registers): BLAS for the products, the small-image depthwise
+kernel on any plane; the same results as the reference, and the kernels they name are the ones reached."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from conftest import rand, tol
+
+import sepconv
+from sepconv.fast import registers
+from sepconv.kernels import _simd, conv2d_direct, depthwise_small_image, pointwise
+
+fast_depthwise = sys.modules["sepconv.fast.depthwise"]
+
+
+@pytest.fixture
+def narrow_plans():
+    """The plans of a CPU without AVX-512 for this test (conftest sets the AVX-512 ones back afterwards)."""
+    registers.use_wide_register_plans(False)
+    yield
+    registers.use_wide_register_plans(True)
+
+
+@pytest.fixture
+def tiled_kernel_calls(monkeypatch):
+    """Calls that reach a register-tiled kernel (pointwise tiles, direct or streamed conv2d), recorded."""
+    calls = []
+    for module, name in [(pointwise, "pointwise_tiles"), (pointwise, "pointwise_parallel"),
+                         (conv2d_direct, "conv2d_direct_streamed_parallel")]:
+        original = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *args, _f=original, _n=name: calls.append(_n) or _f(*args))
+    for name in dir(conv2d_direct):
+        if name.startswith("conv2d_direct") and name != "conv2d_direct_streamed_parallel" and callable(
+                getattr(conv2d_direct, name)) and name.endswith(("parallel", "range", "tiles")):
+            original = getattr(conv2d_direct, name)
+            monkeypatch.setattr(conv2d_direct, name, lambda *args, _f=original, _n=name: calls.append(_n) or _f(*args))
+    return calls
+
+
+def _both(fn, *args, **kwargs):
+    with sepconv.use_implementation("fast"):
+        fast = fn(*args, **kwargs)
+    with sepconv.use_implementation("reference"):
+        ref = fn(*args, **kwargs)
+    return fast, ref
+
+
+@pytest.mark.parametrize("shape, k, out_c, strides", [
+    ((1, 20, 20, 64), 3, 64, 1),  # Winograd's size, unfused
+    ((2, 12, 12, 32), 5, 48, 1),  # the direct kernel's, im2col instead
+    ((1, 9, 9, 256), 3, 512, 1),  # the streamed kernel's (a 4.5 MB filter)
+    ((1, 16, 16, 40), 1, 72, 1),  # pointwise
+    ((1, 18, 18, 24), 3, 40, 2),
+])
+def test_conv2d_takes_blas(shape, k, out_c, strides, narrow_plans, tiled_kernel_calls):
+    """conv2d and its gradients match the reference on BLAS, none of the register-tiled kernels reached."""
+    rng = np.random.default_rng(0)
+    x, w = rand(rng, shape, np.float32), rand(rng, (k, k, shape[3], out_c), np.float32)
+    fast, ref = _both(sepconv.conv2d, x, w, strides, "SAME")
+    np.testing.assert_allclose(fast, ref, rtol=1e-3, atol=1e-3)
+    dy = rand(rng, ref.shape, np.float32)
+    fast, ref = _both(sepconv.conv2d_backprop_input, x.shape, w, dy, strides, "SAME")
+    np.testing.assert_allclose(fast, ref, rtol=1e-3, atol=1e-3)
+    fast, ref = _both(sepconv.conv2d_backprop_filter, x, w.shape, dy, strides, "SAME")
+    np.testing.assert_allclose(fast, ref, rtol=1e-3, atol=1e-2)
+    assert tiled_kernel_calls == []
+
+
+def test_separable_is_depthwise_then_blas(narrow_plans, tiled_kernel_calls):
+    """The separable op is not fused: its depthwise pass, then the pointwise product on BLAS."""
+    rng = np.random.default_rng(1)
+    x = rand(rng, (1, 24, 24, 64), np.float32)
+    wd, wp = rand(rng, (3, 3, 64, 1), np.float32), rand(rng, (1, 1, 64, 96), np.float32)
+    fast, ref = _both(sepconv.separable_conv2d, x, wd, wp, 1, "SAME")
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    assert tiled_kernel_calls == []
+
+
+@pytest.mark.parametrize("shape, k, small_image", [
+    ((1, 40, 44, 64), 3, True),  # 3x3, a 180 KB plane
+    ((2, 30, 30, 80), 5, True),  # a 5x5 plane past SMALL_IMAGE_5X5_MAX_PLANE_BYTES, a partial group
+    ((1, 60, 33, 96), 7, True),
+    ((1, 40, 44, 48), 3, False),  # three vectors of channels: the 3x3 kernels
+    ((1, 20, 20, 64), 3, False),  # stride 2 (below)
+])
+def test_depthwise_takes_the_small_image_kernel_on_any_plane(shape, k, small_image, narrow_plans, monkeypatch):
+    """Stride-1 layers of at least four vectors of channels take the small-image kernel (forward and input
+    gradient), whatever their plane; all three ops match the reference."""
+    calls = []
+    kernel = depthwise_small_image.depthwise_nhwc_forward_small_image_parallel
+    monkeypatch.setattr(depthwise_small_image, "depthwise_nhwc_forward_small_image_parallel",
+                        lambda *args: calls.append(args[3]) or kernel(*args))
+    strides = 1 if small_image or shape[3] < 64 else 2
+    rng = np.random.default_rng(2)
+    x, w = rand(rng, shape, np.float32), rand(rng, (k, k, shape[3], 1), np.float32)
+    fast, ref = _both(sepconv.depthwise_conv2d, x, w, strides, "SAME")
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    dy = rand(rng, ref.shape, np.float32)
+    fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, w, dy, strides, "SAME")
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, w.shape, dy, strides, "SAME")
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    assert len(calls) == (2 if small_image else 0)
+
+
+def test_plans_switch_both_ways():
+    """Each call sets every plan of its kind, and forgets the depthwise plans made under the others."""
+    conv2d_module = sys.modules["sepconv.fast.conv2d"]
+    shape = (1, 40, 40, 64)
+    registers.use_wide_register_plans(False)
+    assert not conv2d_module.POINTWISE_KERNEL and sys.modules["sepconv.fast.separable"].FUSE is False
+    assert fast_depthwise._small_image(shape, 4, 3, 3, 1, 1)
+    registers.use_wide_register_plans(True)
+    assert conv2d_module.POINTWISE_KERNEL and sys.modules["sepconv.fast.separable"].FUSE is None
+    assert not fast_depthwise._small_image(shape, 4, 3, 3, 1, 1)
+    assert fast_depthwise._forward_plan.cache_info().currsize == 0
+
+
+@pytest.mark.parametrize("setting, wide", [("1", True), ("0", False)])
+def test_wide_registers_follow_the_environment(setting, wide, monkeypatch):
+    """``SEPCONV_WIDE_REGISTERS`` overrides what the CPU reports."""
+    monkeypatch.setenv("SEPCONV_WIDE_REGISTERS", setting)
+    assert _simd._wide_registers() is wide
+
+
+def test_wide_registers_default_to_the_cpu(monkeypatch):
+    """Unset, the flag is whether the CPU has AVX-512 (as LLVM reads the host's features)."""
+    import llvmlite.binding as llvm
+
+    monkeypatch.delenv("SEPCONV_WIDE_REGISTERS", raising=False)
+    assert _simd._wide_registers() is bool(llvm.get_host_cpu_features().get("avx512f", False))
