@@ -1651,5 +1651,5 @@ def test_small_image_kernel_any_stride(strides, dilations):
     pad_left = max((ref.shape[2] - 1) * sw + 6 * dw + 1 - 13, 0) // 2
     out = np.full(ref.shape, np.nan, np.float32)
     depthwise_small_image.depthwise_nhwc_forward_small_image_parallel(
-        x, np.ascontiguousarray(filt[..., 0]), out, 2, 2, sh, sw, dh, dw, pad_top, pad_left)
+        x, np.ascontiguousarray(filt[..., 0]), out, 2, 2, 3, sh, sw, dh, dw, pad_top, pad_left)  # bands of 3 rows
     np.testing.assert_allclose(out, ref, **tol(np.float32))

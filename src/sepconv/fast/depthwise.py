@@ -348,6 +348,10 @@ SMALL_IMAGE_ANY_PLANE_MIN_VECTORS = 4
 # 2 threads, alternating, four -> two / one: 8x14x14x512 7x7 0.93 / 0.89, 8x14x14x384 0.97 / 0.95, 8x7x7x1024 0.96).
 SMALL_IMAGE_GROUP_BYTES = 32 * 1024
 SMALL_IMAGE_MAX_GROUP = 2
+# Larger planes go in bands of output rows whose input rows take at most this many bytes (in L2), and images of few
+# channel groups in bands enough for this many items per thread (so that the threads' shares differ by little).
+SMALL_IMAGE_BAND_BYTES = 64 * 1024
+SMALL_IMAGE_MIN_ITEMS_PER_THREAD = 8
 
 
 def _small_image_plane_bytes(in_shape: tuple[int, ...], stride_w: int) -> int:
@@ -367,6 +371,18 @@ def _small_image(in_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, str
         return False
     limit = SMALL_IMAGE_5X5_MAX_PLANE_BYTES if (kh, kw) == (5, 5) else SMALL_IMAGE_MAX_PLANE_BYTES
     return _small_image_plane_bytes(in_shape, stride_w) <= limit
+
+
+def _small_image_band_rows(in_shape: tuple[int, ...], out_h: int, kh: int, stride_h: int, stride_w: int, dil_h: int,
+                           group: int, images_groups: int) -> int:
+    """Output rows per band of the small-image kernel: the group's planes of a band's input rows take at most
+    :data:`SMALL_IMAGE_BAND_BYTES`, and the call has at least :data:`SMALL_IMAGE_MIN_ITEMS_PER_THREAD` items (image,
+    channel group, band) per thread where the image has the rows."""
+    row_bytes = group * (in_shape[2] + 2 * (small_image.STEP_PIXELS - 1) * stride_w) * VECTOR_BYTES
+    input_rows = max(1, SMALL_IMAGE_BAND_BYTES // row_bytes)
+    band_rows = max(1, (input_rows - (kh - 1) * dil_h - 1) // stride_h + 1)
+    bands = max(-(-out_h // band_rows), -(-SMALL_IMAGE_MIN_ITEMS_PER_THREAD * thread_count() // images_groups))
+    return max(1, -(-out_h // min(bands, out_h)))
 
 
 def _small_image_group(in_shape: tuple[int, ...], stride_w: int) -> int:
@@ -516,14 +532,18 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
     if multiplier == 1 and _small_image(in_shape, itemsize, kh, kw, stride_h, stride_w):
         group = _small_image_group(in_shape, stride_w)
         lane_count = VECTOR_BYTES // itemsize
-        items = in_shape[0] * -(-in_shape[3] // (group * lane_count))
+        images_groups = in_shape[0] * -(-in_shape[3] // (group * lane_count))
+        band_rows = _small_image_band_rows(in_shape, out_shape[1], kh, stride_h, stride_w, dil_h, group,
+                                           images_groups)
+        items = images_groups * -(-out_shape[1] // band_rows)
         small_chunks = _n_chunks(items, rows * out_shape[2] * _whole_vectors(channels, itemsize) * kh * kw,
                                  (math.prod(in_shape) + math.prod(out_shape)) * itemsize, 0,
                                  _nhwc_min_macs(multiplier_pass))
 
         def launch(x, w3, out):
             with PARALLEL_LAUNCH:
-                small_image.depthwise_nhwc_forward_small_image_parallel(x, w3, out, small_chunks, group, *args)
+                small_image.depthwise_nhwc_forward_small_image_parallel(x, w3, out, small_chunks, group, band_rows,
+                                                                        *args)
         return launch
     if _direct_7x7_s2(in_shape, out_shape, itemsize, kh, kw, stride_w, dil_h, dil_w):
         def launch(x, w3, out):

@@ -20,7 +20,7 @@ A 3x3 filter of ones over a 4x4 image of ones, SAME padding, stride 1: each outp
 >>> import numpy as np
 >>> x, w = np.ones((1, 4, 4, 3), np.float32), np.ones((3, 3, 3), np.float32)
 >>> out = np.empty((1, 4, 4, 3), np.float32)
->>> depthwise_nhwc_forward_small_image_parallel(x, w, out, 1, 1, 1, 1, 1, 1, 1, 1)  # 1 chunk, 1 block a group
+>>> depthwise_nhwc_forward_small_image_parallel(x, w, out, 1, 1, 4, 1, 1, 1, 1, 1, 1)  # 1 chunk, 1 block, 4 rows
 >>> out[0, :, :, 0]
 array([[4., 6., 6., 4.],
        [6., 9., 9., 6.],
@@ -49,21 +49,33 @@ def plane_margin(stride_w):
 
 
 @kernel
-def _pack_planes(x, b, k, blocks, margin, planes):
-    """Channel blocks ``k .. k + blocks - 1`` of image ``b`` of ``x`` ``[N, H, W, C]`` into ``planes``
-    ``[blocks, H, margin + W + margin, lanes]`` (the margins are left as they are; lanes past ``C`` are zeros),
-    each pixel's blocks read in order."""
+def _pack_planes(x, b, k, blocks, margin, row_lo, rows, plane_rows, planes):
+    """Rows ``[row_lo, row_lo + rows)`` of channel blocks ``k .. k + blocks - 1`` of image ``b`` of ``x``
+    ``[N, H, W, C]`` into ``planes`` ``[blocks, plane_rows, margin + W + margin, lanes]`` from their row 0 (the
+    margins are left as they are; lanes past ``C`` are zeros), each pixel's blocks read in order."""
     h, w, c = x.shape[1], x.shape[2], x.shape[3]
     count = lanes(planes)
     row_w = w + 2 * margin
-    plane_size = h * row_w * count
-    for i in range(h):
-        src = ((b * h + i) * w) * c + k
+    plane_size = plane_rows * row_w * count
+    for i in range(rows):
+        src = ((b * h + row_lo + i) * w) * c + k
         dst = (i * row_w + margin) * count
         for p in range(w):
             for g in range(blocks):
                 kg = g * count
                 vstore(planes, g * plane_size + dst + p * count, vload_n(x, src + p * c + kg, min(count, c - k - kg)))
+
+
+@kernel
+def _zero_margins(planes, blocks, h, w, margin):
+    """The ``margin`` columns each side of every row of ``blocks`` planes ``[h, margin + w + margin, lanes]``."""
+    count = lanes(planes)
+    zeros = vzeros(planes)
+    row_w = w + 2 * margin
+    for i in range(blocks * h):
+        for p in range(margin):
+            vstore(planes, (i * row_w + p) * count, zeros)
+            vstore(planes, (i * row_w + margin + w + p) * count, zeros)
 
 
 @kernel
@@ -80,8 +92,8 @@ def _pack_filters(w, k, blocks, wbs):
 
 @kernel
 def _four_pixels(plane, wb, out, o, iw0, r_lo, r_hi, ih0, kw, row_w, stride_w, dil_h, dil_w, t_lo, t_hi, n):
-    """Four output pixels of one row (input row ``ih0`` under filter row 0, column ``iw0`` under tap 0 of the first
-    pixel) into ``out`` from flat index ``o`` (pixel stride ``C``), channels ``[0, n)`` of the block: filter rows
+    """Four output pixels of one row (``plane``'s row ``ih0`` under filter row 0, column ``iw0`` under tap 0 of the
+    first pixel) into ``out`` from flat index ``o`` (pixel stride ``C``), channels ``[0, n)`` of the block: filter rows
     ``[r_lo, r_hi)`` and taps ``[t_lo, t_hi)``, those outside the image reading ``plane``'s zero columns."""
     count = lanes(plane)
     c = out.shape[3]
@@ -141,18 +153,20 @@ def _pixel(plane, wb, out, o, iw0, r_lo, r_hi, ih0, kw, row_w, dil_h, dil_w, t_l
 
 @kernel
 def _blocks(planes, wbs, out, b, k, blocks, kh, kw, in_h, in_w, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left,
-            margin):
-    """Channel blocks ``k .. k + blocks - 1`` of image ``b`` of ``out`` from their packed ``planes`` (each
-    ``[in_h, margin + in_w + margin, lanes]``) and filters ``wbs``: each step for all the blocks in turn (the same
-    taps, so the same loop counts one after the other)."""
+            margin, i_begin, i_end, row_origin, plane_rows):
+    """Output rows ``[i_begin, i_end)`` of channel blocks ``k .. k + blocks - 1`` of image ``b`` of ``out`` from
+    their packed ``planes`` (each ``[plane_rows, margin + in_w + margin, lanes]``, from input row ``row_origin``)
+    and filters ``wbs``: each step for all the blocks in turn (the same taps, so the same loop counts one after the
+    other)."""
     out_h, out_w, c = out.shape[1], out.shape[2], out.shape[3]
     count = lanes(planes)
     row_w = in_w + 2 * margin
-    plane_size, filter_size = in_h * row_w * count, kh * kw * count
+    plane_size, filter_size = plane_rows * row_w * count, kh * kw * count
     unit = stride_w == 1 and dil_w == 1
-    for i in range(out_h):
+    for i in range(i_begin, i_end):
         ih0 = i * stride_h - pad_top
         r_lo, r_hi = tap_range(ih0, dil_h, kh, in_h)
+        ph0 = ih0 - row_origin  # the plane's row under filter row 0
         o_row = ((b * out_h + i) * out_w) * c + k
         if out_w < STEP_PIXELS:
             for j in range(out_w):
@@ -160,7 +174,7 @@ def _blocks(planes, wbs, out, b, k, blocks, kh, kw, in_h, in_w, stride_h, stride
                 t_lo, t_hi = tap_range(iw0, dil_w, kw, in_w)
                 for g in range(blocks):
                     _pixel(planes[g * plane_size:], wbs[g * filter_size:], out, o_row + j * c + g * count,
-                           iw0 + margin, r_lo, r_hi, ih0, kw, row_w, dil_h, dil_w, t_lo, t_hi,
+                           iw0 + margin, r_lo, r_hi, ph0, kw, row_w, dil_h, dil_w, t_lo, t_hi,
                            min(count, c - k - g * count))
             continue
         j0 = 0
@@ -173,51 +187,72 @@ def _blocks(planes, wbs, out, b, k, blocks, kh, kw, in_h, in_w, stride_h, stride
             for g in range(blocks):
                 if unit:
                     _four_pixels_unit(planes[g * plane_size:], wbs[g * filter_size:], out, o_row + j * c + g * count,
-                                      iw0 + margin, r_lo, r_hi, ih0, kw, row_w, dil_h, t_lo, t_hi,
+                                      iw0 + margin, r_lo, r_hi, ph0, kw, row_w, dil_h, t_lo, t_hi,
                                       min(count, c - k - g * count))
                 else:
                     _four_pixels(planes[g * plane_size:], wbs[g * filter_size:], out, o_row + j * c + g * count,
-                                 iw0 + margin, r_lo, r_hi, ih0, kw, row_w, stride_w, dil_h, dil_w, t_lo, t_hi,
+                                 iw0 + margin, r_lo, r_hi, ph0, kw, row_w, stride_w, dil_h, dil_w, t_lo, t_hi,
                                  min(count, c - k - g * count))
             j0 += STEP_PIXELS
 
 
 @kernel
-def depthwise_nhwc_forward_small_image_items(x, w, out, item_begin, item_end, group, stride_h, stride_w, dil_h, dil_w,
-                                             pad_top, pad_left):
-    """Items ``[item_begin, item_end)`` of the forward: item ``i`` is image ``i // groups`` and its channel group
-    ``i % groups`` (``group`` blocks), image by image (a pixel's next lines are the next item's)."""
+def band_input_rows(band_rows, kh, stride_h, dil_h, in_h):
+    """The input rows a band of ``band_rows`` output rows reads (at most; the image's rows at most)."""
+    return min(in_h, (band_rows - 1) * stride_h + (kh - 1) * dil_h + 1)
+
+
+@kernel
+def depthwise_nhwc_forward_small_image_items(x, w, out, item_begin, item_end, group, band_rows, stride_h, stride_w,
+                                             dil_h, dil_w, pad_top, pad_left):
+    """Items ``[item_begin, item_end)`` of the forward: item ``i`` is band ``i % bands`` (``band_rows`` output
+    rows) of image ``i // bands // groups``'s channel group ``i // bands % groups`` (``group`` blocks), image by
+    image (a pixel's next lines are the next group's)."""
     in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
+    out_h = out.shape[1]
     kh, kw = w.shape[0], w.shape[1]
     count = lanes(x)
     margin = plane_margin(stride_w)
     groups = (c + group * count - 1) // (group * count)
-    planes = empty_on_line(group * in_h * (in_w + 2 * margin) * count, x)
-    planes[:] = 0  # the margins stay zeros
+    bands = (out_h + band_rows - 1) // band_rows
+    plane_rows = band_input_rows(band_rows, kh, stride_h, dil_h, in_h)
+    planes = empty_on_line(group * plane_rows * (in_w + 2 * margin) * count, x)
+    _zero_margins(planes, group, plane_rows, in_w, margin)  # they stay zeros
     wbs = empty_on_line(group * kh * kw * count, x)
+    packed_group = -1
     for item in range(item_begin, item_end):
-        b, kg = item // groups, item % groups
+        b, kg, band = item // bands // groups, item // bands % groups, item % bands
         k = kg * group * count
         blocks = min(group, (c - k + count - 1) // count)
-        _pack_filters(w, k, blocks, wbs)
-        _pack_planes(x, b, k, blocks, margin, planes)
-        if stride_h == stride_w == dil_h == dil_w == 1:  # constants, for LLVM to fold into the steps
+        if kg != packed_group:
+            _pack_filters(w, k, blocks, wbs)
+            packed_group = kg
+        i_begin, i_end = band * band_rows, min(out_h, (band + 1) * band_rows)
+        row_lo = min(max(i_begin * stride_h - pad_top, 0), in_h)
+        row_hi = max(min((i_end - 1) * stride_h - pad_top + (kh - 1) * dil_h + 1, in_h), row_lo)
+        _pack_planes(x, b, k, blocks, margin, row_lo, row_hi - row_lo, plane_rows, planes)
+        # constants, for LLVM to fold into the steps (one thread, 8x7x7x1024 7x7, us: 937 -> 692)
+        if stride_h == stride_w == dil_h == dil_w == 1:
             _blocks(planes, wbs, out, b, k, blocks, kh, kw, in_h, in_w, 1, 1, 1, 1, pad_top, pad_left,
-                    plane_margin(1))
+                    plane_margin(1), i_begin, i_end, row_lo, plane_rows)
+        elif stride_h == stride_w == 2 and dil_h == dil_w == 1:
+            _blocks(planes, wbs, out, b, k, blocks, kh, kw, in_h, in_w, 2, 2, 1, 1, pad_top, pad_left,
+                    plane_margin(2), i_begin, i_end, row_lo, plane_rows)
         else:
             _blocks(planes, wbs, out, b, k, blocks, kh, kw, in_h, in_w, stride_h, stride_w, dil_h, dil_w, pad_top,
-                    pad_left, margin)
+                    pad_left, margin, i_begin, i_end, row_lo, plane_rows)
 
 
 @kernel(parallel=True)
-def depthwise_nhwc_forward_small_image_parallel(x, w, out, n_chunks, group, stride_h, stride_w, dil_h, dil_w, pad_top,
-                                                pad_left):
+def depthwise_nhwc_forward_small_image_parallel(x, w, out, n_chunks, group, band_rows, stride_h, stride_w, dil_h, dil_w,
+                                                pad_top, pad_left):
     """The forward of ``x`` ``[N, in_h, in_w, C]`` with ``w`` ``[kh, kw, C]`` into ``out`` ``[N, out_h, out_w, C]``
-    (multiplier 1), the (image, group of ``group`` channel blocks) items in ``n_chunks`` parallel runs of
-    :func:`depthwise_nhwc_forward_small_image_items` (a call of its own: compiled into the parallel loop's body, the
-    same loops ran 30-40% slower, 8x7x7x1024 7x7 one thread 919 against 648 us)."""
+    (multiplier 1), the (image, group of ``group`` channel blocks, band of ``band_rows`` output rows) items in
+    ``n_chunks`` parallel runs of :func:`depthwise_nhwc_forward_small_image_items` (a call of its own: compiled
+    into the parallel loop's body, the same loops ran 30-40% slower)."""
     count = lanes(x)
-    items = x.shape[0] * ((x.shape[3] + group * count - 1) // (group * count))
+    items = (x.shape[0] * ((x.shape[3] + group * count - 1) // (group * count))
+             * ((out.shape[1] + band_rows - 1) // band_rows))
     for t in prange(n_chunks):
         depthwise_nhwc_forward_small_image_items(x, w, out, t * items // n_chunks, (t + 1) * items // n_chunks, group,
-                                                 stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
+                                                 band_rows, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
