@@ -79,21 +79,23 @@ def test_separable_is_depthwise_then_blas(narrow_plans, tiled_kernel_calls):
     assert tiled_kernel_calls == []
 
 
-@pytest.mark.parametrize("shape, k, small_image", [
-    ((1, 40, 44, 64), 3, True),  # 3x3, a 180 KB plane
-    ((2, 30, 30, 80), 5, True),  # a 5x5 plane past SMALL_IMAGE_5X5_MAX_PLANE_BYTES, a partial group
-    ((1, 60, 33, 96), 7, True),
-    ((1, 40, 44, 48), 3, False),  # three vectors of channels: the 3x3 kernels
-    ((1, 20, 20, 64), 3, False),  # stride 2 (below)
+@pytest.mark.parametrize("shape, k, strides, calls", [
+    ((1, 40, 44, 64), 3, 1, 2),  # 3x3, a 180 KB plane: the forward and the input gradient (the forward of dy)
+    ((2, 30, 30, 80), 5, 1, 2),  # a 5x5 plane past SMALL_IMAGE_5X5_MAX_PLANE_BYTES, a partial group
+    ((1, 60, 33, 96), 7, 1, 2),
+    ((1, 40, 44, 48), 3, 1, 0),  # three vectors of channels: the 3x3 kernels
+    ((1, 20, 20, 64), 3, 2, 1),  # stride 2, a 40 KB plane: the forward (not the stride-2 input gradient)
+    ((1, 18, 17, 24), 7, 2, 1),
+    ((1, 60, 60, 64), 3, 2, 0),  # stride 2, a 173 KB plane
 ])
-def test_depthwise_takes_the_small_image_kernel_on_any_plane(shape, k, small_image, narrow_plans, monkeypatch):
+def test_depthwise_takes_the_small_image_kernel(shape, k, strides, calls, narrow_plans, monkeypatch):
     """Stride-1 layers of at least four vectors of channels take the small-image kernel (forward and input
-    gradient), whatever their plane; all three ops match the reference."""
-    calls = []
+    gradient) whatever their plane, stride-2 ones of small planes too (forward); all three ops match the
+    reference."""
+    seen = []
     kernel = depthwise_small_image.depthwise_nhwc_forward_small_image_parallel
     monkeypatch.setattr(depthwise_small_image, "depthwise_nhwc_forward_small_image_parallel",
-                        lambda *args: calls.append(args[3]) or kernel(*args))
-    strides = 1 if small_image or shape[3] < 64 else 2
+                        lambda *args: seen.append(args[3]) or kernel(*args))
     rng = np.random.default_rng(2)
     x, w = rand(rng, shape, np.float32), rand(rng, (k, k, shape[3], 1), np.float32)
     fast, ref = _both(sepconv.depthwise_conv2d, x, w, strides, "SAME")
@@ -103,7 +105,7 @@ def test_depthwise_takes_the_small_image_kernel_on_any_plane(shape, k, small_ima
     np.testing.assert_allclose(fast, ref, **tol(np.float32))
     fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, w.shape, dy, strides, "SAME")
     np.testing.assert_allclose(fast, ref, **tol(np.float32))
-    assert len(calls) == (2 if small_image else 0)
+    assert len(seen) == calls
 
 
 def test_plans_switch_both_ways():

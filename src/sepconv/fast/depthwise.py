@@ -342,6 +342,10 @@ SMALL_IMAGE_5X5_MAX_PLANE_BYTES = 32 * 1024
 # With SMALL_IMAGE_ANY_PLANE (CPUs without AVX-512: sepconv.fast.registers) the small-image kernel takes every
 # stride-1 layer of at least SMALL_IMAGE_ANY_PLANE_MIN_VECTORS vectors of channels, 3x3 too, whatever its plane.
 SMALL_IMAGE_ANY_PLANE = False
+# ... and stride-2 layers whose plane takes at most this many bytes (0: none).  Zen 3 VM, forward, new / old:
+# 1x14x14x576 3x3 0.83, 1x28x28x96 7x7 0.85, 1x33x33x1200 5x5 0.91; larger planes lost or gained little
+# (1x56x56x144 3x3 1.33, 1x112x112x96 3x3 1.47, 1x112x112x144 5x5 1.14, 1x56x56x144 5x5 0.91, 1x38x38x1344 0.94).
+SMALL_IMAGE_S2_MAX_PLANE_BYTES = 0
 SMALL_IMAGE_ANY_PLANE_MIN_VECTORS = 4
 # A worker packs up to this many bytes of channel-block planes at once, at most SMALL_IMAGE_MAX_GROUP blocks: each
 # pixel's blocks are consecutive lines (one thread, us, one block / two / four: 8x7x7x1024 7x7 923 / 791 / 792;
@@ -363,8 +367,10 @@ def _small_image_plane_bytes(in_shape: tuple[int, ...], stride_w: int) -> int:
 
 def _small_image(in_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_h: int, stride_w: int) -> bool:
     """Whether the forward pass of an input of ``in_shape`` (multiplier 1) takes the small-image kernel."""
-    if stride_h != 1 or stride_w != 1 or kh * kw == 1 or in_shape[3] * itemsize < VECTOR_BYTES:
+    if stride_h > 2 or stride_w > 2 or kh * kw == 1 or in_shape[3] * itemsize < VECTOR_BYTES:
         return False
+    if stride_h == 2 or stride_w == 2:
+        return _small_image_plane_bytes(in_shape, stride_w) <= SMALL_IMAGE_S2_MAX_PLANE_BYTES
     if SMALL_IMAGE_ANY_PLANE and in_shape[3] * itemsize >= SMALL_IMAGE_ANY_PLANE_MIN_VECTORS * VECTOR_BYTES:
         return True
     if kh * kw <= 9:

@@ -47,9 +47,10 @@ _WIDE = {
     (conv2d, "FUSE_WINOGRAD"): conv2d.FUSE_WINOGRAD,
     (separable, "FUSE"): separable.FUSE,
     (depthwise, "SMALL_IMAGE_ANY_PLANE"): depthwise.SMALL_IMAGE_ANY_PLANE,
+    (depthwise, "SMALL_IMAGE_S2_MAX_PLANE_BYTES"): depthwise.SMALL_IMAGE_S2_MAX_PLANE_BYTES,
 }
 # ... and without AVX-512: BLAS for the products (no register-tiled pointwise, direct, streamed or fused
-# kernels), the small-image depthwise kernel on any plane.
+# kernels), the small-image depthwise kernel on any stride-1 plane and on small stride-2 ones.
 _NARROW = {
     (conv2d, "POINTWISE_KERNEL"): False,
     (conv2d, "DIRECT_MAX_FILTER_BYTES"): 0,
@@ -57,6 +58,7 @@ _NARROW = {
     (conv2d, "FUSE_WINOGRAD"): False,
     (separable, "FUSE"): False,
     (depthwise, "SMALL_IMAGE_ANY_PLANE"): True,
+    (depthwise, "SMALL_IMAGE_S2_MAX_PLANE_BYTES"): 96 * 1024,
 }
 
 
