@@ -116,19 +116,19 @@ def _four_pixels(plane, wb, out, o, iw0, r_lo, r_hi, ih0, kw, row_w, stride_w, d
 
 
 @kernel
-def _four_pixels_unit(plane, wb, out, o, iw0, r_lo, r_hi, ih0, kw, row_w, dil_h, t_lo, t_hi, n):
-    """:func:`_four_pixels` at horizontal stride 1 and dilation 1, where the four pixels' inputs and a tap's next
-    input are constant offsets apart (one process, one thread, us, against the strides as arguments: 8x7x7x1024 7x7
-    937 -> 692)."""
+def _four_pixels_unit(plane, wb, out, o, iw0, r_lo, r_hi, ih0, kw, row_w, dil_h, dil_w, t_lo, t_hi, n):
+    """:func:`_four_pixels` at horizontal stride 1, where the four pixels' inputs are constant offsets apart (one
+    process, one thread, us, against the stride as an argument: 8x7x7x1024 7x7 937 -> 692)."""
     count = lanes(plane)
     c = out.shape[3]
     a0 = a1 = a2 = a3 = vzeros(plane)
+    tap_step = dil_w * count
     for r in range(r_lo, r_hi):
         i = ((ih0 + r * dil_h) * row_w + iw0) * count
         w_t = r * kw
         for t in range(t_lo, t_hi):
             wv = vload(wb, (w_t + t) * count)
-            j = i + t * count
+            j = i + t * tap_step
             a0 = vfma(vload(plane, j), wv, a0)
             a1 = vfma(vload(plane, j + count), wv, a1)
             a2 = vfma(vload(plane, j + 2 * count), wv, a2)
@@ -162,7 +162,7 @@ def _blocks(planes, wbs, out, b, k, blocks, kh, kw, in_h, in_w, stride_h, stride
     count = lanes(planes)
     row_w = in_w + 2 * margin
     plane_size, filter_size = plane_rows * row_w * count, kh * kw * count
-    unit = stride_w == 1 and dil_w == 1
+    unit = stride_w == 1
     for i in range(i_begin, i_end):
         ih0 = i * stride_h - pad_top
         r_lo, r_hi = tap_range(ih0, dil_h, kh, in_h)
@@ -187,7 +187,7 @@ def _blocks(planes, wbs, out, b, k, blocks, kh, kw, in_h, in_w, stride_h, stride
             for g in range(blocks):
                 if unit:
                     _four_pixels_unit(planes[g * plane_size:], wbs[g * filter_size:], out, o_row + j * c + g * count,
-                                      iw0 + margin, r_lo, r_hi, ph0, kw, row_w, dil_h, t_lo, t_hi,
+                                      iw0 + margin, r_lo, r_hi, ph0, kw, row_w, dil_h, dil_w, t_lo, t_hi,
                                       min(count, c - k - g * count))
                 else:
                     _four_pixels(planes[g * plane_size:], wbs[g * filter_size:], out, o_row + j * c + g * count,
@@ -234,6 +234,9 @@ def depthwise_nhwc_forward_small_image_items(x, w, out, item_begin, item_end, gr
         # constants, for LLVM to fold into the steps (one thread, 8x7x7x1024 7x7, us: 937 -> 692)
         if stride_h == stride_w == dil_h == dil_w == 1:
             _blocks(planes, wbs, out, b, k, blocks, kh, kw, in_h, in_w, 1, 1, 1, 1, pad_top, pad_left,
+                    plane_margin(1), i_begin, i_end, row_lo, plane_rows)
+        elif stride_h == stride_w == 1:  # dilated
+            _blocks(planes, wbs, out, b, k, blocks, kh, kw, in_h, in_w, 1, 1, dil_h, dil_w, pad_top, pad_left,
                     plane_margin(1), i_begin, i_end, row_lo, plane_rows)
         elif stride_h == stride_w == 2 and dil_h == dil_w == 1:
             _blocks(planes, wbs, out, b, k, blocks, kh, kw, in_h, in_w, 2, 2, 1, 1, pad_top, pad_left,
