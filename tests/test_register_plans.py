@@ -83,13 +83,14 @@ def test_separable_is_depthwise_then_blas(narrow_plans, tiled_kernel_calls):
     ((1, 40, 44, 64), 3, 1, 2),  # 3x3, a 180 KB plane: the forward and the input gradient (the forward of dy)
     ((2, 30, 30, 80), 5, 1, 2),  # a 5x5 plane past SMALL_IMAGE_5X5_MAX_PLANE_BYTES, a partial group
     ((1, 60, 33, 96), 7, 1, 2),
-    ((1, 40, 44, 48), 3, 1, 0),  # three vectors of channels: the 3x3 kernels
+    ((1, 40, 44, 24), 3, 1, 2),  # a vector and a half: the last block overlaps the first
+    ((1, 40, 44, 8), 3, 1, 0),  # half a vector of channels: the 3x3 kernels
     ((1, 20, 20, 64), 3, 2, 1),  # stride 2, a 40 KB plane: the forward (not the stride-2 input gradient)
     ((1, 18, 17, 24), 7, 2, 1),
     ((1, 60, 60, 64), 3, 2, 0),  # stride 2, a 173 KB plane
 ])
 def test_depthwise_takes_the_small_image_kernel(shape, k, strides, calls, narrow_plans, monkeypatch):
-    """Stride-1 layers of at least four vectors of channels take the small-image kernel (forward and input
+    """Stride-1 layers of at least a vector of channels take the small-image kernel (forward and input
     gradient) whatever their plane, stride-2 ones of small planes too (forward); all three ops match the
     reference."""
     seen = []

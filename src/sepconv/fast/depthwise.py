@@ -340,13 +340,12 @@ def _direct_7x7_s2(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsi
 SMALL_IMAGE_MAX_PLANE_BYTES = 64 * 1024
 SMALL_IMAGE_5X5_MAX_PLANE_BYTES = 32 * 1024
 # With SMALL_IMAGE_ANY_PLANE (CPUs without AVX-512: sepconv.fast.registers) the small-image kernel takes every
-# stride-1 layer of at least SMALL_IMAGE_ANY_PLANE_MIN_VECTORS vectors of channels, 3x3 too, whatever its plane.
+# stride-1 layer of a vector of channels or more, 3x3 too, whatever its plane.
 SMALL_IMAGE_ANY_PLANE = False
 # ... and stride-2 layers whose plane takes at most this many bytes (0: none).  Zen 3 VM, forward, new / old:
 # 1x14x14x576 3x3 0.83, 1x28x28x96 7x7 0.85, 1x33x33x1200 5x5 0.91; larger planes lost or gained little
 # (1x56x56x144 3x3 1.33, 1x112x112x96 3x3 1.47, 1x112x112x144 5x5 1.14, 1x56x56x144 5x5 0.91, 1x38x38x1344 0.94).
 SMALL_IMAGE_S2_MAX_PLANE_BYTES = 0
-SMALL_IMAGE_ANY_PLANE_MIN_VECTORS = 4
 # A worker packs up to this many bytes of channel-block planes at once, at most SMALL_IMAGE_MAX_GROUP blocks: each
 # pixel's blocks are consecutive lines (one thread, us, one block / two / four: 8x7x7x1024 7x7 923 / 791 / 792;
 # 2 threads, alternating, four -> two / one: 8x14x14x512 7x7 0.93 / 0.89, 8x14x14x384 0.97 / 0.95, 8x7x7x1024 0.96).
@@ -371,7 +370,7 @@ def _small_image(in_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, str
         return False
     if stride_h == 2 or stride_w == 2:
         return _small_image_plane_bytes(in_shape, stride_w) <= SMALL_IMAGE_S2_MAX_PLANE_BYTES
-    if SMALL_IMAGE_ANY_PLANE and in_shape[3] * itemsize >= SMALL_IMAGE_ANY_PLANE_MIN_VECTORS * VECTOR_BYTES:
+    if SMALL_IMAGE_ANY_PLANE:
         return True
     if kh * kw <= 9:
         return False

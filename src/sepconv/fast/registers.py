@@ -7,7 +7,7 @@ AVX-512 register each, but two of the sixteen registers of an AVX2 core (our vec
 :mod:`sepconv.kernels._simd`), and there they spill.  So where the CPU has no AVX-512
 (:data:`sepconv.kernels._simd.WIDE_REGISTERS`) the fast ops take NumPy's BLAS for those products
 (on our threads, :mod:`sepconv.fast.gemm`) and the depthwise forward at stride 1 the small-image
-kernel (five vectors in registers) on images of any size.
+kernel (five vectors in registers) on images of any size, of a vector of channels or more.
 
 Thirty-second session, an AMD EPYC (Zen 3, AVX2) VM, 2 threads, one process, alternating, us, the
 AVX-512 plans -> these: conv2d 8x28x28x128 -> 128 3x3 15233 -> 7813, 8x28x28x64 -> 64 5x5 25737 ->
@@ -17,9 +17,10 @@ AVX-512 plans -> these: conv2d 8x28x28x128 -> 128 3x3 15233 -> 7813, 8x28x28x64 
 tiles at a quarter of that); depthwise forward / input gradient, 1x56x56x144 3x3 0.69/0.80 of the
 time, 8x56x56x144 0.65/0.63, 1x147x147x64 0.68/0.65, 1x112x112x96 0.68/0.73, 1x19x19x728 0.78/0.78,
 1x14x14x576 0.49/0.50, 1x7x7x960 0.58/0.59, 1x56x56x96 7x7 0.41/0.43, 1x112x112x32 7x7 0.47,
-1x75x75x480 5x5 0.62, 1x38x38x960 5x5 0.81.  Layers of fewer than four vectors of channels lost
-there (a plane per thread, or a part-empty block: 1x56x56x24 3x3 2.12, 1x27x37x23 1.66, 1x112x112x16
-1.43, 1x43x43x88 1.09), so they keep their kernels.
+1x75x75x480 5x5 0.62, 1x38x38x960 5x5 0.81; with a channel block's last lanes not masked
+(:func:`sepconv.kernels.depthwise_small_image.block_start`) and the rows in bands, fewer channels too:
+1x112x112x32 3x3 0.79/0.84, 8x112x112x32 0.56/0.54, 1x112x112x16 0.69/0.70, 1x56x56x24 0.83/0.83,
+8x56x56x24 0.67/0.68, 1x56x56x40 0.85/0.94, 1x27x37x23 0.90/0.92, 1x43x43x88 1.01/1.03.
 
 Examples
 --------
