@@ -40,6 +40,15 @@ def tf():
     return pytest.importorskip("tensorflow")
 
 
+def fast_and_reference(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` on the fast implementation and on the reference: ``(fast, reference)``."""
+    with sepconv.use_implementation("fast"):
+        fast = fn(*args, **kwargs)
+    with sepconv.use_implementation("reference"):
+        ref = fn(*args, **kwargs)
+    return fast, ref
+
+
 def rand(rng: np.random.Generator, shape, dtype=np.float64) -> np.ndarray:
     return rng.standard_normal(shape).astype(dtype)
 

@@ -12,6 +12,7 @@ import threading
 
 import numpy as np
 import pytest
+from conftest import fast_and_reference as _both
 from conftest import rand, tol
 
 import sepconv
@@ -121,14 +122,6 @@ def _ids(geometry) -> str:
     n, h, w, c, m, k, s, d, pad = geometry
     pad_name = pad if isinstance(pad, str) else "explicit"
     return f"{n}x{h}x{w}x{c}_m{m}_k{k[0]}x{k[1]}_s{s}_d{d}_{pad_name}"
-
-
-def _both(fn, *args, **kwargs):
-    with sepconv.use_implementation("fast"):
-        fast = fn(*args, **kwargs)
-    with sepconv.use_implementation("reference"):
-        ref = fn(*args, **kwargs)
-    return fast, ref
 
 
 def _problem(geometry, dtype, seed=0):

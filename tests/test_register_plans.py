@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import fast_and_reference as _both
 from conftest import rand, tol
 
 import sepconv
@@ -38,14 +39,6 @@ def tiled_kernel_calls(monkeypatch):
             original = getattr(conv2d_direct, name)
             monkeypatch.setattr(conv2d_direct, name, lambda *args, _f=original, _n=name: calls.append(_n) or _f(*args))
     return calls
-
-
-def _both(fn, *args, **kwargs):
-    with sepconv.use_implementation("fast"):
-        fast = fn(*args, **kwargs)
-    with sepconv.use_implementation("reference"):
-        ref = fn(*args, **kwargs)
-    return fast, ref
 
 
 @pytest.mark.parametrize("shape, k, out_c, strides", [
