@@ -2,16 +2,18 @@
 
 On a 7x7 image a 7x7 filter reaches past the image for 43% of its taps (1,369 of 2,401 per channel do work; 14x14:
 77%), and the padded kernels (:mod:`sepconv.kernels.depthwise_packed`) multiply those zeros too. Here a worker takes
-an image and a group of one or two channel blocks at a time. The blocks' planes, one vector per pixel, are copied
-into buffers of their own (:func:`_pack_planes`: each pixel's blocks read in order, whole lines; read in place, a
-plane whose pixels are a multiple of 4 KB apart sits in one cache set), with :func:`plane_margin` zero columns each
-side of a row, written once per call; the filters into ``[kh * kw, lanes]``. Each output row then goes four pixels
-per step (:func:`_four_pixels`), their sums in registers: the filter rows inside the image only, and the taps from
-the first inside the image for the step's last pixel to the last inside for its first (those outside for a pixel
-read the zero margin), one weight load per tap and one input load per multiply-add. A row's last step overlaps the
-one before it (its pixels computed twice) rather than running a step of fewer pixels; rows narrower than a step go
-pixel by pixel (:func:`_pixel`). Each step runs for the group's blocks one after the other, with the same loop
-counts. Any stride and dilation; :mod:`sepconv.fast.depthwise` sends it stride-1 layers of small planes.
+an image, a group of one or two channel blocks and a band of output rows at a time. The band's input rows of the
+blocks' planes, one vector per pixel, are copied into buffers of their own (:func:`_pack_planes`: each pixel's blocks
+read in order, whole lines; read in place, a plane whose pixels are a multiple of 4 KB apart sits in one cache set),
+with :func:`plane_margin` zero columns each side of a row, written once per call; the filters into ``[kh * kw,
+lanes]``. Each output row then goes four pixels per step (:func:`_four_pixels`), their sums in registers: the filter
+rows inside the image only, and the taps from the first inside the image for the step's last pixel to the last inside
+for its first (those outside for a pixel read the zero margin), one weight load per tap and one input load per
+multiply-add. A row's last step overlaps the one before it (its pixels computed twice) rather than running a step of
+fewer pixels; rows narrower than a step go pixel by pixel (:func:`_pixel`). Each step runs for the group's blocks one
+after the other, with the same loop counts. Any stride and dilation; :mod:`sepconv.fast.depthwise` sends it stride-1
+5x5 and larger layers of small planes, and on CPUs without AVX-512 every stride-1 layer and stride-2 ones of small
+planes (:mod:`sepconv.fast.registers`).
 
 Examples
 --------
