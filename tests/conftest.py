@@ -49,6 +49,15 @@ def fast_and_reference(fn, *args, **kwargs):
     return fast, ref
 
 
+def record_calls(monkeypatch, module, name: str, record=lambda args: args[3]) -> list:
+    """Wrap ``module.name`` (a kernel) for the test: each call appends ``record(args)`` (by default its fourth
+    argument, the kernels' thread count) to the list returned, then runs the kernel."""
+    calls = []
+    kernel = getattr(module, name)
+    monkeypatch.setattr(module, name, lambda *args: calls.append(record(args)) or kernel(*args))
+    return calls
+
+
 def rand(rng: np.random.Generator, shape, dtype=np.float64) -> np.ndarray:
     return rng.standard_normal(shape).astype(dtype)
 

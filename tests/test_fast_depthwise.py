@@ -13,7 +13,7 @@ import threading
 import numpy as np
 import pytest
 from conftest import fast_and_reference as _both
-from conftest import rand, tol
+from conftest import rand, record_calls, tol
 
 import sepconv
 from sepconv.fast import aligned
@@ -585,10 +585,8 @@ def test_nchw_small_planes_by_channels(shape, k, strides, padding, kind, threads
     rows kernel the NHWC layer would take; results as the reference's, float32 and float64."""
     from sepconv.kernels import depthwise_nchw_small
 
-    calls = []
-    kernel = depthwise_nchw_small.depthwise_nchw_small_forward_parallel
-    monkeypatch.setattr(depthwise_nchw_small, "depthwise_nchw_small_forward_parallel",
-                        lambda *args: calls.append(args[3:5]) or kernel(*args))
+    calls = record_calls(monkeypatch, depthwise_nchw_small, "depthwise_nchw_small_forward_parallel",
+                         lambda args: args[3:5])
     monkeypatch.setattr(fast_depthwise, "NHWC_PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
     if kind == 2:
         monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_MIN_WIDTH", 0)
@@ -609,10 +607,8 @@ def test_nchw_small_planes_input_gradient_by_channels(shape, k, padding, monkeyp
     rotated (sepconv.kernels.depthwise_nchw_small); results as the reference's."""
     from sepconv.kernels import depthwise_nchw_small
 
-    calls = []
-    kernel = depthwise_nchw_small.depthwise_nchw_small_forward_parallel
-    monkeypatch.setattr(depthwise_nchw_small, "depthwise_nchw_small_forward_parallel",
-                        lambda *args: calls.append(args[4]) or kernel(*args))
+    calls = record_calls(monkeypatch, depthwise_nchw_small, "depthwise_nchw_small_forward_parallel",
+                         lambda args: args[4])
     rng = np.random.default_rng(k)
     for dtype in (np.float32, np.float64):
         x, filt = rand(rng, shape, dtype), rand(rng, (k, k, shape[1], 1), dtype)
@@ -632,10 +628,7 @@ def test_nchw_small_planes_filter_gradient_by_channels(shape, k, strides, paddin
     partial sums across threads); results as the reference's, float32 and float64."""
     from sepconv.kernels import depthwise_nchw_small
 
-    calls = []
-    kernel = depthwise_nchw_small.depthwise_nchw_small_filter_gradient_parallel
-    monkeypatch.setattr(depthwise_nchw_small, "depthwise_nchw_small_filter_gradient_parallel",
-                        lambda *args: calls.append(args[3]) or kernel(*args))
+    calls = record_calls(monkeypatch, depthwise_nchw_small, "depthwise_nchw_small_filter_gradient_parallel")
     monkeypatch.setattr(fast_depthwise, "NHWC_PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
     rng = np.random.default_rng(k)
     for dtype in (np.float32, np.float64):
@@ -657,10 +650,7 @@ def test_nchw_small_planes_stride_2_input_gradient_by_channels(shape, k, padding
     channel range through the NHWC parity kernel; results as the reference's, float32 and float64."""
     from sepconv.kernels import depthwise_nchw_small
 
-    calls = []
-    kernel = depthwise_nchw_small.depthwise_nchw_small_input_gradient_s2_parallel
-    monkeypatch.setattr(depthwise_nchw_small, "depthwise_nchw_small_input_gradient_s2_parallel",
-                        lambda *args: calls.append(args[3]) or kernel(*args))
+    calls = record_calls(monkeypatch, depthwise_nchw_small, "depthwise_nchw_small_input_gradient_s2_parallel")
     monkeypatch.setattr(fast_depthwise, "NHWC_PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
     rng = np.random.default_rng(k)
     for dtype in (np.float32, np.float64):
@@ -975,10 +965,7 @@ def direct_5x5_everywhere(fresh_plans, monkeypatch):
     """Every 5x5 layer at horizontal stride 1 takes the direct kernel; the calls that reach it are counted."""
     from sepconv.kernels import depthwise_5x5_direct
 
-    calls = []
-    kernel = depthwise_5x5_direct.depthwise_nhwc_forward_5x5_direct_parallel
-    monkeypatch.setattr(depthwise_5x5_direct, "depthwise_nhwc_forward_5x5_direct_parallel",
-                        lambda *args: calls.append(args[3]) or kernel(*args))
+    calls = record_calls(monkeypatch, depthwise_5x5_direct, "depthwise_nhwc_forward_5x5_direct_parallel")
     for setting in ("DIRECT_5X5_MIN_WIDTH", "DIRECT_5X5_MIN_BATCH_WIDTH", "DIRECT_5X5_MIN_VECTORS",
                     "SMALL_IMAGE_5X5_MAX_PLANE_BYTES"):
         monkeypatch.setattr(fast_depthwise, setting, 0)
@@ -1040,9 +1027,7 @@ def test_direct_stride_2_matches_reference(geometry, kernel_size, dtype, threads
 
     module_name, kernel_name, min_width = DIRECT_S2_KERNELS[kernel_size]
     module = importlib.import_module(f"sepconv.kernels.{module_name}")
-    calls = []
-    kernel = getattr(module, kernel_name)
-    monkeypatch.setattr(module, kernel_name, lambda *args: calls.append(args[3]) or kernel(*args))
+    calls = record_calls(monkeypatch, module, kernel_name)
     monkeypatch.setattr(fast_depthwise, min_width, 0)
     monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_MIN_VECTORS", 0)
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
@@ -1591,10 +1576,7 @@ def test_small_image_kernel_matches_reference(geometry, dtype, threads, fresh_pl
     the kernels they took before (the setting at 0)."""
     from sepconv.kernels import depthwise_small_image
 
-    calls = []
-    kernel = depthwise_small_image.depthwise_nhwc_forward_small_image_parallel
-    monkeypatch.setattr(depthwise_small_image, "depthwise_nhwc_forward_small_image_parallel",
-                        lambda *args: calls.append(args[3]) or kernel(*args))
+    calls = record_calls(monkeypatch, depthwise_small_image, "depthwise_nhwc_forward_small_image_parallel")
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
     monkeypatch.setattr(fast_depthwise, "NHWC_PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 10**18 if threads == "serial" else 0)

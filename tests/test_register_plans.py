@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import fast_and_reference as _both
-from conftest import rand, tol
+from conftest import rand, record_calls, tol
 
 import sepconv
 from sepconv.fast import registers
@@ -86,10 +86,7 @@ def test_depthwise_takes_the_small_image_kernel(shape, k, strides, calls, narrow
     """Stride-1 layers of at least a vector of channels take the small-image kernel (forward and input
     gradient) whatever their plane, stride-2 ones of small planes too (forward); all three ops match the
     reference."""
-    seen = []
-    kernel = depthwise_small_image.depthwise_nhwc_forward_small_image_parallel
-    monkeypatch.setattr(depthwise_small_image, "depthwise_nhwc_forward_small_image_parallel",
-                        lambda *args: seen.append(args[3]) or kernel(*args))
+    seen = record_calls(monkeypatch, depthwise_small_image, "depthwise_nhwc_forward_small_image_parallel")
     rng = np.random.default_rng(2)
     x, w = rand(rng, shape, np.float32), rand(rng, (k, k, shape[3], 1), np.float32)
     fast, ref = _both(sepconv.depthwise_conv2d, x, w, strides, "SAME")

@@ -357,11 +357,15 @@ SMALL_IMAGE_BAND_BYTES = 64 * 1024
 SMALL_IMAGE_MIN_ITEMS_PER_THREAD = 8
 
 
+def _small_image_row_bytes(in_w: int, stride_w: int) -> int:
+    """The bytes of one row of a channel block's plane in the small-image kernel, with its zero margins
+    (:func:`sepconv.kernels.depthwise_small_image.plane_margin`)."""
+    return (in_w + 2 * (small_image.STEP_PIXELS - 1) * stride_w) * VECTOR_BYTES
+
+
 def _small_image_plane_bytes(in_shape: tuple[int, ...], stride_w: int) -> int:
-    """The bytes of one channel block's plane in the small-image kernel (its rows with their zero margins,
-    :func:`sepconv.kernels.depthwise_small_image.plane_margin`)."""
-    margin = (small_image.STEP_PIXELS - 1) * stride_w
-    return in_shape[1] * (in_shape[2] + 2 * margin) * VECTOR_BYTES
+    """The bytes of one channel block's whole plane in the small-image kernel."""
+    return in_shape[1] * _small_image_row_bytes(in_shape[2], stride_w)
 
 
 def _small_image(in_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_h: int, stride_w: int) -> bool:
@@ -383,8 +387,7 @@ def _small_image_band_rows(in_shape: tuple[int, ...], out_h: int, kh: int, strid
     """Output rows per band of the small-image kernel: the group's planes of a band's input rows take at most
     :data:`SMALL_IMAGE_BAND_BYTES`, and the call has at least :data:`SMALL_IMAGE_MIN_ITEMS_PER_THREAD` items (image,
     channel group, band) per thread where the image has the rows."""
-    row_bytes = group * (in_shape[2] + 2 * (small_image.STEP_PIXELS - 1) * stride_w) * VECTOR_BYTES
-    input_rows = max(1, SMALL_IMAGE_BAND_BYTES // row_bytes)
+    input_rows = max(1, SMALL_IMAGE_BAND_BYTES // (group * _small_image_row_bytes(in_shape[2], stride_w)))
     band_rows = max(1, (input_rows - (kh - 1) * dil_h - 1) // stride_h + 1)
     bands = max(-(-out_h // band_rows), -(-SMALL_IMAGE_MIN_ITEMS_PER_THREAD * thread_count() // images_groups))
     return max(1, -(-out_h // min(bands, out_h)))
