@@ -1244,6 +1244,7 @@ def test_docstring_examples_run():
     from sepconv.fast import aligned, workspace
     from sepconv.kernels import depthwise as kernels
     from sepconv.kernels import (
+        depthwise_3x3_direct,
         depthwise_5x5_direct,
         depthwise_7x7_s2_direct,
         depthwise_nchw,
@@ -1253,7 +1254,7 @@ def test_docstring_examples_run():
     )
 
     for module in (aligned, workspace, fast_depthwise, kernels, depthwise_nchw, depthwise_nchw_small, depthwise_packed,
-                   depthwise_5x5_direct, depthwise_7x7_s2_direct, depthwise_small_image):
+                   depthwise_3x3_direct, depthwise_5x5_direct, depthwise_7x7_s2_direct, depthwise_small_image):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0, module.__name__
 
@@ -1594,6 +1595,55 @@ def test_small_image_kernel_matches_reference(geometry, dtype, threads, fresh_pl
         plan.cache_clear()
     _assert_three_ops_match(x, filt, dy, args, dtype)
     assert len(calls) == 2
+
+
+DIRECT_3X3 = [
+    # (batch, height, width, channels, multiplier, filter, strides, dilations, padding); 3x3, horizontal stride 1
+    (2, 9, 11, 16, 1, (3, 3), 1, 1, "SAME"),  # interior of 9 pixels: two steps, the second overlapping
+    (1, 6, 7, 40, 1, (3, 3), 1, 1, "VALID"),  # two blocks and a partial one overlapping the second
+    (1, 5, 5, 32, 1, (3, 3), 1, 1, "SAME"),  # an interior of 3 pixels: every pixel one at a time
+    (3, 8, 13, 17, 1, (3, 3), (2, 1), 1, "SAME"),  # vertical stride 2
+    (1, 12, 15, 24, 1, (3, 3), 1, (2, 3), "SAME"),  # dilated: a pixel's taps three columns apart
+    (1, 9, 8, 48, 1, (3, 3), 1, 1, [[0, 0], [4, 0], [5, 2], [0, 0]]),  # rows and pixels wholly in the padding
+    (1, 3, 20, 16, 1, (3, 3), 1, 1, "VALID"),  # one output row
+]
+
+
+@pytest.mark.parametrize("threads", ["serial", "parallel"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("geometry", DIRECT_3X3, ids=_ids)
+def test_direct_3x3_kernel_matches_reference(geometry, dtype, threads, fresh_plans, monkeypatch):
+    """With ``DIRECT_3X3`` (CPUs without AVX-512) 3x3 layers at horizontal stride 1 take the direct 3x3 kernel (the
+    forward, and the input gradient as the forward of ``dy`` at stride 1), on the calling thread and split; all
+    three ops match the reference on inputs 16 bytes past a line."""
+    from sepconv.kernels import depthwise_3x3_direct
+
+    calls = record_calls(monkeypatch, depthwise_3x3_direct, "depthwise_nhwc_forward_3x3_direct_parallel")
+    monkeypatch.setattr(fast_depthwise, "DIRECT_3X3", True)
+    for setting in ("PARALLEL_MIN_MACS", "NHWC_PARALLEL_MIN_MACS", "PARALLEL_MIN_BYTES"):
+        monkeypatch.setattr(fast_depthwise, setting, 10**18 if threads == "serial" else 0)
+    x, filt, dy, args = _problem(geometry, dtype)
+    x, dy = _at_offset(x, 16), _at_offset(dy, 16)
+    _assert_three_ops_match(x, filt, dy, args, dtype)
+    rows = [dy.shape[0] * dy.shape[1], x.shape[0] * x.shape[1]]  # the forward's output rows, the gradient's
+    split = [1, 1] if threads == "serial" else [min(2, fast_depthwise.thread_count(), r) for r in rows]
+    assert calls == split[:2 if args["strides"] == 1 else 1]  # the forward, and the stride-1 input gradient
+
+
+@pytest.mark.parametrize("in_shape, k, strides, expected", [
+    ((1, 56, 56, 16), 3, 1, True), ((1, 7, 7, 960), 3, (2, 1), True),  # a vector of channels; any vertical stride
+    ((1, 56, 56, 15), 3, 1, False),  # less than a vector
+    ((1, 56, 56, 64), 3, 2, False), ((1, 56, 56, 64), 3, (1, 2), False),  # horizontal stride 2
+    ((1, 56, 56, 64), 5, 1, False),
+])
+def test_direct_3x3_takes_3x3_layers_at_horizontal_stride_1(in_shape, k, strides, expected, monkeypatch):
+    """The direct 3x3 kernel takes 3x3 filters at horizontal stride 1 on pixels of at least a vector, when
+    ``DIRECT_3X3`` is set, and nothing when it is not."""
+    stride_h, stride_w = (strides, strides) if isinstance(strides, int) else strides
+    monkeypatch.setattr(fast_depthwise, "DIRECT_3X3", True)
+    assert fast_depthwise._direct_3x3(in_shape, 4, k, k, stride_w) is expected
+    monkeypatch.setattr(fast_depthwise, "DIRECT_3X3", False)
+    assert not fast_depthwise._direct_3x3(in_shape, 4, k, k, stride_w)
 
 
 @pytest.mark.parametrize("in_shape, k, expected", [

@@ -1,5 +1,6 @@
-"""The plans for CPUs without AVX-512 (sepconv.fast.registers): BLAS for the products, the small-image depthwise
-kernel on any plane; the same results as the reference, and the kernels they name are the ones reached."""
+"""The plans for CPUs without AVX-512 (sepconv.fast.registers): BLAS for the products, the direct 3x3 depthwise
+kernel at stride 1 and the small-image one on any other plane; the same results as the reference, and the kernels
+they name are the ones reached."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from conftest import rand, record_calls, tol
 
 import sepconv
 from sepconv.fast import registers
-from sepconv.kernels import _simd, conv2d_direct, depthwise_small_image, pointwise
+from sepconv.kernels import _simd, conv2d_direct, depthwise_3x3_direct, depthwise_small_image, pointwise
 
 fast_depthwise = sys.modules["sepconv.fast.depthwise"]
 
@@ -72,21 +73,24 @@ def test_separable_is_depthwise_then_blas(narrow_plans, tiled_kernel_calls):
     assert tiled_kernel_calls == []
 
 
-@pytest.mark.parametrize("shape, k, strides, calls", [
-    ((1, 40, 44, 64), 3, 1, 2),  # 3x3, a 180 KB plane: the forward and the input gradient (the forward of dy)
-    ((2, 30, 30, 80), 5, 1, 2),  # a 5x5 plane past SMALL_IMAGE_5X5_MAX_PLANE_BYTES, a partial group
-    ((1, 60, 33, 96), 7, 1, 2),
-    ((1, 40, 44, 24), 3, 1, 2),  # a vector and a half: the last block overlaps the first
-    ((1, 40, 44, 8), 3, 1, 0),  # half a vector of channels: the 3x3 kernels
-    ((1, 20, 20, 64), 3, 2, 1),  # stride 2, a 40 KB plane: the forward (not the stride-2 input gradient)
-    ((1, 18, 17, 24), 7, 2, 1),
-    ((1, 60, 60, 64), 3, 2, 0),  # stride 2, a 173 KB plane
+@pytest.mark.parametrize("shape, k, strides, calls, direct_calls", [
+    ((1, 40, 44, 64), 5, 1, 2, 0),  # 5x5, a 180 KB plane: the forward and the input gradient (the forward of dy)
+    ((2, 30, 30, 80), 5, 1, 2, 0),  # a 5x5 plane past SMALL_IMAGE_5X5_MAX_PLANE_BYTES, a partial group
+    ((1, 60, 33, 96), 7, 1, 2, 0),
+    ((1, 40, 44, 24), 7, 1, 2, 0),  # a vector and a half: the last block overlaps the first
+    ((1, 40, 44, 64), 3, 1, 0, 2),  # 3x3 at stride 1: the direct 3x3 kernel
+    ((1, 40, 44, 24), 3, 1, 0, 2),
+    ((1, 40, 44, 8), 3, 1, 0, 0),  # half a vector of channels: the older 3x3 kernels
+    ((1, 20, 20, 64), 3, 2, 1, 0),  # stride 2, a 40 KB plane: the forward (not the stride-2 input gradient)
+    ((1, 18, 17, 24), 7, 2, 1, 0),
+    ((1, 60, 60, 64), 3, 2, 0, 0),  # stride 2, a 173 KB plane
 ])
-def test_depthwise_takes_the_small_image_kernel(shape, k, strides, calls, narrow_plans, monkeypatch):
+def test_depthwise_takes_the_small_image_kernel(shape, k, strides, calls, direct_calls, narrow_plans, monkeypatch):
     """Stride-1 layers of at least a vector of channels take the small-image kernel (forward and input
-    gradient) whatever their plane, stride-2 ones of small planes too (forward); all three ops match the
-    reference."""
+    gradient) whatever their plane, but 3x3 ones the direct 3x3 kernel; stride-2 ones of small planes the
+    small-image kernel too (forward); all three ops match the reference."""
     seen = record_calls(monkeypatch, depthwise_small_image, "depthwise_nhwc_forward_small_image_parallel")
+    seen_direct = record_calls(monkeypatch, depthwise_3x3_direct, "depthwise_nhwc_forward_3x3_direct_parallel")
     rng = np.random.default_rng(2)
     x, w = rand(rng, shape, np.float32), rand(rng, (k, k, shape[3], 1), np.float32)
     fast, ref = _both(sepconv.depthwise_conv2d, x, w, strides, "SAME")
@@ -96,7 +100,7 @@ def test_depthwise_takes_the_small_image_kernel(shape, k, strides, calls, narrow
     np.testing.assert_allclose(fast, ref, **tol(np.float32))
     fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, w.shape, dy, strides, "SAME")
     np.testing.assert_allclose(fast, ref, **tol(np.float32))
-    assert len(seen) == calls
+    assert len(seen) == calls and len(seen_direct) == direct_calls
 
 
 def test_plans_switch_both_ways():
@@ -105,10 +109,10 @@ def test_plans_switch_both_ways():
     shape = (1, 40, 40, 64)
     registers.use_wide_register_plans(False)
     assert not conv2d_module.POINTWISE_KERNEL and sys.modules["sepconv.fast.separable"].FUSE is False
-    assert fast_depthwise._small_image(shape, 4, 3, 3, 1, 1)
+    assert fast_depthwise._small_image(shape, 4, 3, 3, 1, 1) and fast_depthwise._direct_3x3(shape, 4, 3, 3, 1)
     registers.use_wide_register_plans(True)
     assert conv2d_module.POINTWISE_KERNEL and sys.modules["sepconv.fast.separable"].FUSE is None
-    assert not fast_depthwise._small_image(shape, 4, 3, 3, 1, 1)
+    assert not fast_depthwise._small_image(shape, 4, 3, 3, 1, 1) and not fast_depthwise._direct_3x3(shape, 4, 3, 3, 1)
     assert fast_depthwise._forward_plan.cache_info().currsize == 0
 
 

@@ -32,6 +32,7 @@ import numpy as np
 from .. import reference
 from ..geometry import Conv2DGeometry
 from ..kernels import depthwise as kernels
+from ..kernels import depthwise_3x3_direct as direct_3x3
 from ..kernels import depthwise_5x5_direct as direct_5x5
 from ..kernels import depthwise_7x7_s2_direct as direct_7x7_s2
 from ..kernels import depthwise_multiplier as multiplier_kernels
@@ -327,6 +328,21 @@ def _direct_7x7_s2(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsi
             and pixel_bytes >= DIRECT_5X5_MIN_VECTORS * VECTOR_BYTES)
 
 
+# With DIRECT_3X3 (CPUs without AVX-512: sepconv.fast.registers) 3x3 layers at horizontal stride 1 of a vector of
+# channels or more take the direct 3x3 kernel (sepconv.kernels.depthwise_3x3_direct: four pixels' sums, a filter
+# row's weights and a column in an AVX2 core's sixteen registers), before the small-image kernel. Thirty-third
+# session, Zen 3 VM, one process, 2 threads, alternating, us, small-image -> direct: 1x147x147x64 547 -> 292,
+# 1x56x56x144 212 -> 129, 8x56x56x144 1598 -> 1292, 1x112x112x32 197 -> 90, 1x28x28x192 65 -> 56, 1x14x14x576
+# 52 -> 31, 1x7x7x960 47 -> 32, 4x7x7x960 131 -> 99, 1x19x19x728 155 -> 91, 8x28x28x192 404 -> 258, 8x14x14x384
+# 297 -> 185, 1x27x37x23 36 -> 18; dilated, 1x33x33x576 dilation 2 377 -> 287, 1x65x65x320 dilation 4 629 -> 458.
+DIRECT_3X3 = False
+
+
+def _direct_3x3(in_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_w: int) -> bool:
+    """Whether the forward pass of an input of ``in_shape`` (multiplier 1) takes the direct 3x3 kernel."""
+    return DIRECT_3X3 and (kh, kw) == (3, 3) and stride_w == 1 and in_shape[3] * itemsize >= VECTOR_BYTES
+
+
 # Images whose channel-block plane (with the kernel's zero margins) is small take the small-image kernel
 # (sepconv.kernels.depthwise_small_image) at stride 1: taps inside the image only, the plane in L1 or L2.  Thirty-second
 # session, one process, 2 threads, alternating rounds, new / old (the packed or direct 5x5 kernel), forward and input
@@ -537,6 +553,13 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
         def launch(x, w3, out):
             repeated_launch(_repeated(x, multiplier), w3, out)
         return launch
+    if multiplier == 1 and _direct_3x3(in_shape, itemsize, kh, kw, stride_w):
+        direct_args = (stride_h, dil_h, dil_w, pad_top, pad_left)
+
+        def launch(x, w3, out):
+            with PARALLEL_LAUNCH:
+                direct_3x3.depthwise_nhwc_forward_3x3_direct_parallel(x, w3, out, n_chunks, *direct_args)
+        return launch
     if multiplier == 1 and _small_image(in_shape, itemsize, kh, kw, stride_h, stride_w):
         group = _small_image_group(in_shape, stride_w)
         lane_count = VECTOR_BYTES // itemsize
@@ -663,8 +686,9 @@ def _forward_plan(in_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGeometry,
     repeated_shape = in_shape if g.multiplier == 1 else (*in_shape[:3], in_shape[3] * g.multiplier)
     launch = _forward_launch(repeated_shape, shape, dtype, g.kh, g.kw, *_geometry_ints(g), g.multiplier > 1,
                              settings[:-2], g.multiplier)  # the split settings (no band settings)
-    small = _small_image(repeated_shape, dtype.itemsize, g.kh, g.kw, g.stride_h, g.stride_w)
-    if g.multiplier == 1 and not small and (
+    output_on_line = (_small_image(repeated_shape, dtype.itemsize, g.kh, g.kw, g.stride_h, g.stride_w)
+                      or _direct_3x3(repeated_shape, dtype.itemsize, g.kh, g.kw, g.stride_w))
+    if g.multiplier == 1 and not output_on_line and (
             _direct_5x5(repeated_shape, shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_w)
             or _direct_7x7_s2(repeated_shape, shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_h, g.dil_w)):
         on_line = _direct_5x5_whole_blocks(g.out_c, dtype.itemsize)
@@ -675,7 +699,7 @@ def _forward_plan(in_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGeometry,
             launch(x, w3, out)
             return out
         return run
-    if small or _packed(repeated_shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_h, g.dil_w):
+    if output_on_line or _packed(repeated_shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_h, g.dil_w):
         def run(x, w3, scratch):
             out = _packed_output(shape, dtype, scratch)
             launch(x, w3, out)
@@ -797,9 +821,10 @@ def _input_gradient_plan(dy_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGe
         return run
     shape = (n, g.in_h, g.in_w, g.out_c)  # the C*M-channel gradient (C with multiplier 1)
     launch = _input_gradient_launch(dy_shape, shape, dtype, g, settings)
-    small = m == 1 and g.stride_h == g.stride_w == 1 and _small_image(dy_shape, dtype.itemsize, g.kh, g.kw, 1, 1)
-    if m == 1 and g.stride_h == g.stride_w == 1 and not small and _direct_5x5(dy_shape, shape, dtype.itemsize, g.kh,
-                                                                               g.kw, 1, g.dil_w):
+    output_on_line = m == 1 and g.stride_h == g.stride_w == 1 and (
+        _small_image(dy_shape, dtype.itemsize, g.kh, g.kw, 1, 1) or _direct_3x3(dy_shape, dtype.itemsize, g.kh, g.kw, 1))
+    if (m == 1 and g.stride_h == g.stride_w == 1 and not output_on_line
+            and _direct_5x5(dy_shape, shape, dtype.itemsize, g.kh, g.kw, 1, g.dil_w)):
         on_line = _direct_5x5_whole_blocks(g.out_c, dtype.itemsize)
 
         def run(w3, dy, scratch):  # the direct forward of dy
@@ -808,8 +833,8 @@ def _input_gradient_plan(dy_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGe
             launch(w3, dy, dx)
             return dx
         return run
-    if small or (m == 1 and g.stride_h == g.stride_w == 1
-                 and _packed(dy_shape, dtype.itemsize, g.kh, g.kw, 1, g.dil_h, g.dil_w)):
+    if output_on_line or (m == 1 and g.stride_h == g.stride_w == 1
+                          and _packed(dy_shape, dtype.itemsize, g.kh, g.kw, 1, g.dil_h, g.dil_w)):
         def run(w3, dy, scratch):  # the packed (or small-image) forward of dy
             dx = _packed_output(shape, dtype, scratch)
             launch(w3, dy, dx)

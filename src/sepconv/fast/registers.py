@@ -47,6 +47,7 @@ _WIDE = {
     (conv2d, "DIRECT_STREAMED_MIN_FILTER_BYTES"): conv2d.DIRECT_STREAMED_MIN_FILTER_BYTES,
     (conv2d, "FUSE_WINOGRAD"): conv2d.FUSE_WINOGRAD,
     (separable, "FUSE"): separable.FUSE,
+    (depthwise, "DIRECT_3X3"): depthwise.DIRECT_3X3,
     (depthwise, "SMALL_IMAGE_ANY_PLANE"): depthwise.SMALL_IMAGE_ANY_PLANE,
     (depthwise, "SMALL_IMAGE_S2_MAX_PLANE_BYTES"): depthwise.SMALL_IMAGE_S2_MAX_PLANE_BYTES,
 }
@@ -58,6 +59,7 @@ _NARROW = {
     (conv2d, "DIRECT_STREAMED_MIN_FILTER_BYTES"): sys.maxsize,
     (conv2d, "FUSE_WINOGRAD"): False,
     (separable, "FUSE"): False,
+    (depthwise, "DIRECT_3X3"): True,
     (depthwise, "SMALL_IMAGE_ANY_PLANE"): True,
     (depthwise, "SMALL_IMAGE_S2_MAX_PLANE_BYTES"): 96 * 1024,
 }
