@@ -555,10 +555,14 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
         return launch
     if multiplier == 1 and _direct_3x3(in_shape, itemsize, kh, kw, stride_w):
         direct_args = (stride_h, dil_h, dil_w, pad_top, pad_left)
+        # short images split too (1x7x7x960, 2 threads, us: 43 on one)
+        direct_chunks = _n_chunks(rows, rows * out_shape[2] * _whole_vectors(channels, itemsize) * 9,
+                                  (math.prod(in_shape) + math.prod(out_shape)) * itemsize, 0,
+                                  _nhwc_min_macs(multiplier_pass))
 
         def launch(x, w3, out):
             with PARALLEL_LAUNCH:
-                direct_3x3.depthwise_nhwc_forward_3x3_direct_parallel(x, w3, out, n_chunks, *direct_args)
+                direct_3x3.depthwise_nhwc_forward_3x3_direct_parallel(x, w3, out, direct_chunks, *direct_args)
         return launch
     if multiplier == 1 and _small_image(in_shape, itemsize, kh, kw, stride_h, stride_w):
         group = _small_image_group(in_shape, stride_w)

@@ -1,22 +1,24 @@
 """The depthwise forward of a 3x3 filter at horizontal stride 1 (any vertical stride, dilations and padding), NHWC,
-read straight from the input, for CPUs of sixteen vector registers (AVX2): four output pixels per step, with
-their sums in registers, one channel block (one 64-byte vector: two AVX2 registers) at a time.
+read straight from the input, for CPUs of sixteen vector registers (AVX2): four output pixels per step, their sums
+in registers, one channel block (one 64-byte vector: two AVX2 registers) after another.
 
-Per filter row a step loads the six input columns its pixels reach (:func:`_row_taps`) and the row's three weights,
-and adds twelve multiply-adds to its four sums: eight registers of sums, six of weights and two for the column
-loaded, the sixteen an AVX2 core has. At a horizontal dilation the columns are those of each pixel's taps
-(:func:`_row_taps_dilated`, twelve loads). The columns are addressed from two bases three columns apart made opaque
-to LLVM (:func:`~sepconv.kernels._simd.opaque`), so that each is one base plus the pixel gap times 1 or 2, which x86
-encodes in the load (as :mod:`sepconv.kernels.depthwise_5x5_direct` does for eight pixels, whose sums alone take all
-sixteen AVX2 registers).
+Per filter row a step loads the six input columns its pixels reach and the row's three weights, and adds twelve
+multiply-adds to its four sums (:func:`_row_taps`): eight registers of sums, six of weights and two for the column
+loaded, the sixteen an AVX2 core has. At a horizontal dilation ``d`` the step's pixels are ``d`` apart, so that
+pixel ``p``'s tap ``t`` still reads column ``p + t`` of six (the row's pixels go phase by phase of the dilation).
+The columns are addressed from two bases three columns apart made opaque to LLVM
+(:func:`~sepconv.kernels._simd.opaque`), so that each is one base plus the column gap times 1 or 2, which x86
+encodes in the load (as :mod:`sepconv.kernels.depthwise_5x5_direct` does for eight pixels, whose sums alone take
+all sixteen AVX2 registers).
 
-A row's steps cover its interior (the pixels whose taps are all inside the input), the last step overlapping the
-one before it; the border pixels (and rows narrower than a step) go one at a time with the taps inside the input
-only (:func:`_pixel`); filter rows outside the input are skipped. Channel blocks are whole vectors: a last partial
-block overlaps the one before it (:func:`~sepconv.kernels.depthwise_small_image.block_start`), so the input needs
-a vector of channels. :mod:`sepconv.fast.depthwise` sends it the stride-1 3x3 layers of large planes on CPUs
-without AVX-512, where the small-image kernel's copy into planes cost a third of its time
-(:mod:`sepconv.fast.registers`).
+A row's steps cover its interior (the pixels whose taps are all inside the input), each step for every channel
+block in turn, and a phase's last step overlaps the one before it (:func:`_steps`); the border pixels, and phases
+narrower than a step, go one at a time with the taps inside the input only (:func:`_pixel`); filter rows outside
+the input are skipped. Channel blocks are whole vectors: a last partial block overlaps the one before it
+(:func:`~sepconv.kernels.depthwise_small_image.block_start`), so the input needs a vector of channels.
+:mod:`sepconv.fast.depthwise` sends it the 3x3 layers at horizontal stride 1 on CPUs without AVX-512
+(:mod:`sepconv.fast.registers`), where it takes 0.5-0.8 of the small-image kernel's time, whose copy into planes
+cost a third of it on large planes.
 
 Examples
 --------
@@ -69,55 +71,58 @@ def _row_taps(s0, s1, s2, s3, x, a, gap, wb, wt):
     return s0, s1, s2, s3
 
 
-@kernel(inline=True)
-def _row_taps_dilated(s0, s1, s2, s3, x, a, gap, tap_gap, wb, wt):
-    """:func:`_row_taps` at a horizontal dilation: tap ``t`` of pixel ``p`` reads ``a + p * gap + t * tap_gap``."""
-    count = lanes(wb)
-    for t in range(3):
-        wv = vload(wb, wt + t * count)
-        b0, b2 = opaque(a + t * tap_gap), opaque(a + t * tap_gap + 2 * gap)
-        s0, s1 = vfma(vload(x, b0), wv, s0), vfma(vload(x, b0 + gap), wv, s1)
-        s2, s3 = vfma(vload(x, b2), wv, s2), vfma(vload(x, b2 + gap), wv, s3)
-    return s0, s1, s2, s3
-
-
 @kernel
-def _steps(x, wb, out, o_row, x_row, row_gap, r_lo, r_hi, k, j_lo, j_hi, dil_w, pad_left):
-    """The interior pixels ``[j_lo, j_hi)`` (at least :data:`STEP_PIXELS`) of one output row, channel block from
-    ``k``: output pixel ``j`` at ``out`` flat index ``o_row + j * C + k``; its filter row ``r`` reads ``x`` from
-    ``x_row + r * row_gap + (j - pad_left) * C + k``, for ``r`` in ``[r_lo, r_hi)``."""
+def _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, dil_w, pad_left):
+    """Output pixel ``j`` of one row (as :func:`_steps`), every channel block, the taps of its window inside the
+    input only."""
     c = out.shape[3]
     count = lanes(x)
-    j0 = j_lo
-    while j0 < j_hi:
-        j = min(j0, j_hi - STEP_PIXELS)  # the last step overlaps the one before it
-        s0 = s1 = s2 = s3 = vzeros(x)
-        a = x_row + (j - pad_left) * c + k
-        for r in range(r_lo, r_hi):
-            if dil_w == 1:
-                s0, s1, s2, s3 = _row_taps(s0, s1, s2, s3, x, a + r * row_gap, c, wb, 3 * r * count)
-            else:
-                s0, s1, s2, s3 = _row_taps_dilated(s0, s1, s2, s3, x, a + r * row_gap, c, dil_w * c, wb, 3 * r * count)
-        o = o_row + j * c + k
-        vstore(out, o, s0)
-        vstore(out, o + c, s1)
-        vstore(out, o + 2 * c, s2)
-        vstore(out, o + 3 * c, s3)
-        j0 += STEP_PIXELS
-
-
-@kernel
-def _pixel(x, wb, out, o, x_row, row_gap, r_lo, r_hi, iw0, in_w, dil_w, k):
-    """One output pixel at flat index ``o`` of ``out``, channel block from ``k``: filter rows ``[r_lo, r_hi)`` from
-    ``x_row`` (``row_gap`` apart), the taps of its window (from input column ``iw0``) inside the input only."""
-    c = out.shape[3]
-    count = lanes(x)
+    iw0 = j - pad_left
     t_lo, t_hi = tap_range(iw0, dil_w, 3, in_w)
-    acc = vzeros(x)
-    for r in range(r_lo, r_hi):
-        for t in range(t_lo, t_hi):
-            acc = vfma(vload(x, x_row + r * row_gap + (iw0 + t * dil_w) * c + k), vload(wb, (3 * r + t) * count), acc)
-    vstore(out, o, acc)
+    for g in range((c + count - 1) // count):
+        k = block_start(g * count, 0, c, count)
+        acc = vzeros(x)
+        for r in range(r_lo, r_hi):
+            for t in range(t_lo, t_hi):
+                acc = vfma(vload(x, x_row + r * row_gap + (iw0 + t * dil_w) * c + k),
+                           vload(wbs, (9 * g + 3 * r + t) * count), acc)
+        vstore(out, o_row + j * c + k, acc)
+
+
+@kernel
+def _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, dil_w, pad_left):
+    """The interior pixels ``[j_lo, j_hi)`` of one output row in steps of four pixels a horizontal dilation apart
+    (so that, as at dilation 1, pixel ``p``'s tap ``t`` reads column ``p + t`` of the step's six), phase by phase
+    of the dilation; a phase's last step overlaps the one before it, and a phase of fewer than four pixels goes
+    pixel by pixel. Each step runs for every channel block in turn (in the order of memory: 1x147x147x64 and
+    8x56x56x144, 2 threads, 0.69 and 0.77 of the time block by block). Output pixel ``j`` is at ``out`` flat index
+    ``o_row + j * C``; its filter row ``r`` reads ``x`` from ``x_row + r * row_gap + (j - pad_left) * C``, for
+    ``r`` in ``[r_lo, r_hi)``; the filters are laid out by block in ``wbs`` (``[blocks, 9, lanes]``)."""
+    c = out.shape[3]
+    count = lanes(x)
+    blocks = (c + count - 1) // count
+    gap = dil_w * c
+    for phase in range(j_lo, min(j_lo + dil_w, j_hi)):
+        last = phase + (j_hi - 1 - phase) // dil_w * dil_w  # the phase's last pixel
+        if last - phase < (STEP_PIXELS - 1) * dil_w:
+            for j in range(phase, last + 1, dil_w):
+                _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, x.shape[2], dil_w, pad_left)
+            continue
+        j0 = phase
+        while j0 <= last:
+            j = min(j0, last - (STEP_PIXELS - 1) * dil_w)  # the last step overlaps the one before it
+            for g in range(blocks):
+                k = block_start(g * count, 0, c, count)
+                s0 = s1 = s2 = s3 = vzeros(x)
+                a = x_row + (j - pad_left) * c + k
+                for r in range(r_lo, r_hi):
+                    s0, s1, s2, s3 = _row_taps(s0, s1, s2, s3, x, a + r * row_gap, gap, wbs, (9 * g + 3 * r) * count)
+                o = o_row + j * c + k
+                vstore(out, o, s0)
+                vstore(out, o + gap, s1)
+                vstore(out, o + 2 * gap, s2)
+                vstore(out, o + 3 * gap, s3)
+            j0 += STEP_PIXELS * dil_w
 
 
 @kernel
@@ -126,11 +131,7 @@ def _output_rows(x, wbs, out, row_begin, row_end, stride_h, dil_h, dil_w, pad_to
     block in ``wbs`` (``[blocks, 9, lanes]``)."""
     in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
     out_h, out_w = out.shape[1], out.shape[2]
-    count = lanes(x)
-    blocks = (c + count - 1) // count
     j_lo, j_hi = interior(out_w, in_w, 3, 1, dil_w, pad_left)
-    if j_hi - j_lo < STEP_PIXELS:
-        j_lo = j_hi = 0  # every pixel one at a time
     for row in range(row_begin, row_end):
         b, i = row // out_h, row % out_h
         ih0 = i * stride_h - pad_top
@@ -138,15 +139,11 @@ def _output_rows(x, wbs, out, row_begin, row_end, stride_h, dil_h, dil_w, pad_to
         o_row = row * out_w * c
         x_row = (b * in_h + ih0) * in_w * c  # may be negative: filter rows r_lo and on are inside the input
         row_gap = dil_h * in_w * c
-        for g in range(blocks):
-            k = block_start(g * count, 0, c, count)
-            wb = wbs[g * 9 * count:(g + 1) * 9 * count]
-            for j in range(j_lo):
-                _pixel(x, wb, out, o_row + j * c + k, x_row, row_gap, r_lo, r_hi, j - pad_left, in_w, dil_w, k)
-            if j_hi > j_lo:
-                _steps(x, wb, out, o_row, x_row, row_gap, r_lo, r_hi, k, j_lo, j_hi, dil_w, pad_left)
-            for j in range(j_hi, out_w):
-                _pixel(x, wb, out, o_row + j * c + k, x_row, row_gap, r_lo, r_hi, j - pad_left, in_w, dil_w, k)
+        for j in range(j_lo):
+            _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, dil_w, pad_left)
+        _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, dil_w, pad_left)
+        for j in range(j_hi, out_w):
+            _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, dil_w, pad_left)
 
 
 @kernel
