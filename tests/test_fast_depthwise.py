@@ -1606,6 +1606,8 @@ DIRECT_3X3 = [
     (1, 12, 15, 24, 1, (3, 3), 1, (2, 3), "SAME"),  # dilated: a pixel's taps three columns apart
     (1, 9, 8, 48, 1, (3, 3), 1, 1, [[0, 0], [4, 0], [5, 2], [0, 0]]),  # rows and pixels wholly in the padding
     (1, 3, 20, 16, 1, (3, 3), 1, 1, "VALID"),  # one output row
+    (2, 11, 12, 24, 1, (3, 3), 2, 1, "SAME"),  # stride 2: the filter gradient only
+    (1, 13, 9, 32, 1, (3, 3), (1, 3), 1, [[0, 0], [1, 3], [2, 0], [0, 0]]),  # horizontal stride 3: the same
 ]
 
 
@@ -1614,11 +1616,13 @@ DIRECT_3X3 = [
 @pytest.mark.parametrize("geometry", DIRECT_3X3, ids=_ids)
 def test_direct_3x3_kernel_matches_reference(geometry, dtype, threads, fresh_plans, monkeypatch):
     """With ``DIRECT_3X3`` (CPUs without AVX-512) 3x3 layers at horizontal stride 1 take the direct 3x3 kernel (the
-    forward, and the input gradient as the forward of ``dy`` at stride 1), on the calling thread and split; all
-    three ops match the reference on inputs 16 bytes past a line."""
+    forward, and the input gradient as the forward of ``dy`` at stride 1), and 3x3 layers at any stride its filter
+    gradient, on the calling thread and split; all three ops match the reference on inputs 16 bytes past a line."""
     from sepconv.kernels import depthwise_3x3_direct
 
     calls = record_calls(monkeypatch, depthwise_3x3_direct, "depthwise_nhwc_forward_3x3_direct_parallel")
+    filter_calls = record_calls(monkeypatch, depthwise_3x3_direct, "depthwise_nhwc_backprop_filter_3x3_direct_parallel",
+                                lambda args: args[2].shape[0])  # the partial sums' count: the split
     monkeypatch.setattr(fast_depthwise, "DIRECT_3X3", True)
     for setting in ("PARALLEL_MIN_MACS", "NHWC_PARALLEL_MIN_MACS", "PARALLEL_MIN_BYTES"):
         monkeypatch.setattr(fast_depthwise, setting, 10**18 if threads == "serial" else 0)
@@ -1627,7 +1631,10 @@ def test_direct_3x3_kernel_matches_reference(geometry, dtype, threads, fresh_pla
     _assert_three_ops_match(x, filt, dy, args, dtype)
     rows = [dy.shape[0] * dy.shape[1], x.shape[0] * x.shape[1]]  # the forward's output rows, the gradient's
     split = [1, 1] if threads == "serial" else [min(2, fast_depthwise.thread_count(), r) for r in rows]
-    assert calls == split[:2 if args["strides"] == 1 else 1]  # the forward, and the stride-1 input gradient
+    stride_h, stride_w = (args["strides"],) * 2 if isinstance(args["strides"], int) else args["strides"]
+    taken = [stride_w == 1, stride_h == stride_w == 1]  # the forward, and the stride-1 input gradient
+    assert calls == [chunks for chunks, took in zip(split, taken, strict=True) if took]
+    assert len(filter_calls) == 1 and (threads == "parallel" or filter_calls == [1])
 
 
 @pytest.mark.parametrize("in_shape, k, strides, expected", [

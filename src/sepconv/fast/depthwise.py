@@ -1073,6 +1073,13 @@ def _filter_gradient_plan(x_shape: tuple[int, ...], dy_shape: tuple[int, ...], d
                                                                                       zero_row(), band_rows, *args)
             return kernels.sum_partials(partial)
         return run
+    if _direct_3x3(x_shape, itemsize, g.kh, g.kw, 1):  # any stride: the direct kernel's filter gradient
+        def run(x, dy):
+            partial = np.empty((n_chunks, *per_channel), dtype)  # written, not added to
+            with PARALLEL_LAUNCH:
+                direct_3x3.depthwise_nhwc_backprop_filter_3x3_direct_parallel(x, dy, partial, *args)
+            return partial[0] if n_chunks == 1 else kernels.sum_partials(partial)
+        return run
     if n_chunks == 1:
         def run(x, dy):
             dw = np.zeros(per_channel, dtype)
@@ -1106,7 +1113,7 @@ GRADIENTS_NCHW_GROUP_BYTES = 2 * 1024 * 1024
 def _fused_gradients(g: Conv2DGeometry) -> bool:
     """Whether :func:`depthwise_conv2d_gradients` has a one-pass kernel for ``g``: 3x3, multiplier 1, stride 1
     (any dilation) or 2 (undilated) -- the layers of MobileNets, Xception and DeepLab."""
-    return (g.multiplier == 1 and (g.kh, g.kw) == (3, 3)
+    return (g.multiplier == 1 and (g.kh, g.kw) == (3, 3) and not DIRECT_3X3
             and ((g.stride_h, g.stride_w) == (1, 1) or (g.stride_h, g.stride_w, g.dil_h, g.dil_w) == (2, 2, 1, 1)))
 
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 from numba import prange
 
 from ._jit import kernel
-from ._simd import empty_on_line, lanes, opaque, vfma, vload, vstore, vzeros
+from ._simd import empty_on_line, lanes, opaque, vadd, vfma, vload, vstore, vzeros
 from ._window import interior, tap_range
 from .depthwise_small_image import _pack_filters, block_start
 
@@ -170,3 +170,109 @@ def depthwise_nhwc_forward_3x3_direct_parallel(x, w, out, n_chunks, stride_h, di
     for t in prange(n_chunks):
         depthwise_nhwc_forward_3x3_direct_rows(x, w, out, t * rows // n_chunks, (t + 1) * rows // n_chunks, stride_h,
                                                dil_h, dil_w, pad_top, pad_left)
+
+
+# --------------------------------------------------------------------------- the filter gradient
+
+
+@kernel(inline=True)
+def _clipped_products(x, dy, s0, s1, s2, a_x, a_dy, j, iw0, in_w, pixel_gap, tap_gap, dil_w, c):
+    """Pixel ``j``'s products (as :func:`_row_products`) added to the three taps' sums for its taps inside the input
+    (its window from input column ``iw0``) only."""
+    d = vload(dy, a_dy + j * c)
+    a = a_x + j * pixel_gap
+    if 0 <= iw0 < in_w:
+        s0 = vfma(vload(x, a), d, s0)
+    if 0 <= iw0 + dil_w < in_w:
+        s1 = vfma(vload(x, a + tap_gap), d, s1)
+    if 0 <= iw0 + 2 * dil_w < in_w:
+        s2 = vfma(vload(x, a + 2 * tap_gap), d, s2)
+    return s0, s1, s2
+
+
+@kernel
+def _row_products(x, dy, sums, a_x, a_dy, out_w, j_lo, j_hi, in_w, stride_w, dil_w, pad_left, c, st):
+    """Adds ``x[a_x + j * stride_w * c + t * dil_w * c] * dy[a_dy + j * c]`` over the pixels ``j`` of one output row
+    whose tap ``t`` is inside the input to ``sums`` from flat index ``st + t * lanes``, for the three taps ``t``: the
+    interior pixels ``[j_lo, j_hi)`` two at a time, with sums of their own (twelve registers of sums, six chains of
+    multiply-adds each), the border pixels tap by tap."""
+    count = lanes(x)
+    pixel_gap, tap_gap = stride_w * c, dil_w * c
+    s0 = s1 = s2 = u0 = u1 = u2 = vzeros(x)
+    for j in range(j_lo):
+        s0, s1, s2 = _clipped_products(x, dy, s0, s1, s2, a_x, a_dy, j, j * stride_w - pad_left, in_w, pixel_gap,
+                                       tap_gap, dil_w, c)
+    j = j_lo
+    while j + 1 < j_hi:
+        d0, d1 = vload(dy, a_dy + j * c), vload(dy, a_dy + (j + 1) * c)
+        a = a_x + j * pixel_gap
+        s0, s1, s2 = vfma(vload(x, a), d0, s0), vfma(vload(x, a + tap_gap), d0, s1), vfma(vload(x, a + 2 * tap_gap), d0, s2)
+        a += pixel_gap
+        u0, u1, u2 = vfma(vload(x, a), d1, u0), vfma(vload(x, a + tap_gap), d1, u1), vfma(vload(x, a + 2 * tap_gap), d1, u2)
+        j += 2
+    for jr in range(j, out_w):  # an odd interior's last pixel, and the right border
+        u0, u1, u2 = _clipped_products(x, dy, u0, u1, u2, a_x, a_dy, jr, jr * stride_w - pad_left, in_w, pixel_gap,
+                                       tap_gap, dil_w, c)
+    vstore(sums, st, vadd(vload(sums, st), vadd(s0, u0)))
+    vstore(sums, st + count, vadd(vload(sums, st + count), vadd(s1, u1)))
+    vstore(sums, st + 2 * count, vadd(vload(sums, st + 2 * count), vadd(s2, u2)))
+
+
+@kernel
+def _filter_gradient_rows(x, dy, sums, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
+    """The filter gradient's sums over output rows ``[row_begin, row_end)`` (over the batch), added to ``sums``
+    (``[blocks, 9, lanes]``, by channel block)."""
+    in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
+    out_h, out_w = dy.shape[1], dy.shape[2]
+    count = lanes(x)
+    blocks = (c + count - 1) // count
+    j_lo, j_hi = interior(out_w, in_w, 3, stride_w, dil_w, pad_left)
+    for row in range(row_begin, row_end):
+        b, i = row // out_h, row % out_h
+        ih0 = i * stride_h - pad_top
+        r_lo, r_hi = tap_range(ih0, dil_h, 3, in_h)
+        for g in range(blocks):
+            k = block_start(g * count, 0, c, count)
+            for r in range(r_lo, r_hi):
+                a_x = ((b * in_h + ih0 + r * dil_h) * in_w - pad_left) * c + k  # input column -pad_left
+                _row_products(x, dy, sums, a_x, row * out_w * c + k, out_w, j_lo, j_hi, in_w, stride_w, dil_w, pad_left,
+                              c, (9 * g + 3 * r) * count)
+
+
+@kernel
+def depthwise_nhwc_backprop_filter_3x3_direct_rows(x, dy, dw, row_begin, row_end, stride_h, stride_w, dil_h, dil_w,
+                                                   pad_top, pad_left):
+    """The filter gradient ``dw`` ``[3, 3, C]`` (written, not added to) of the output rows ``[row_begin, row_end)``
+    (over the batch) of the forward of ``x`` ``[N, in_h, in_w, C]`` (``C`` at least a vector) into ``dy``
+    ``[N, out_h, out_w, C]``: the sums by channel block, then stored (a last block overlapping the one before it
+    stores the shared channels' sums twice, equal)."""
+    c = x.shape[3]
+    count = lanes(x)
+    blocks = (c + count - 1) // count
+    sums = empty_on_line(blocks * 9 * count, x)
+    sums[:] = 0
+    # constants, for LLVM to fold into the rows
+    if stride_h == stride_w == dil_h == dil_w == 1:
+        _filter_gradient_rows(x, dy, sums, row_begin, row_end, 1, 1, 1, 1, pad_top, pad_left)
+    elif stride_h == stride_w == 2 and dil_h == dil_w == 1:
+        _filter_gradient_rows(x, dy, sums, row_begin, row_end, 2, 2, 1, 1, pad_top, pad_left)
+    else:
+        _filter_gradient_rows(x, dy, sums, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
+    flat = dw.reshape(-1)
+    for g in range(blocks):
+        k = block_start(g * count, 0, c, count)
+        for t in range(9):
+            vstore(flat, t * c + k, vload(sums, (9 * g + t) * count))
+
+
+@kernel(parallel=True)
+def depthwise_nhwc_backprop_filter_3x3_direct_parallel(x, dy, partial, stride_h, stride_w, dil_h, dil_w, pad_top,
+                                                       pad_left):
+    """The filter gradient of the output rows in ``partial.shape[0]`` parallel runs, run ``t``'s into ``partial[t]``
+    (``[T, 3, 3, C]``)."""
+    n_chunks = partial.shape[0]
+    rows = dy.shape[0] * dy.shape[1]
+    for t in prange(n_chunks):
+        depthwise_nhwc_backprop_filter_3x3_direct_rows(x, dy, partial[t], t * rows // n_chunks,
+                                                       (t + 1) * rows // n_chunks, stride_h, stride_w, dil_h, dil_w,
+                                                       pad_top, pad_left)
