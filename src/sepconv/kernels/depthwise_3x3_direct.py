@@ -16,9 +16,15 @@ block in turn, and a phase's last step overlaps the one before it (:func:`_steps
 narrower than a step, go one at a time with the taps inside the input only (:func:`_pixel`); filter rows outside
 the input are skipped. Channel blocks are whole vectors: a last partial block overlaps the one before it
 (:func:`~sepconv.kernels.depthwise_small_image.block_start`), so the input needs a vector of channels.
-:mod:`sepconv.fast.depthwise` sends it the 3x3 layers at horizontal stride 1 on CPUs without AVX-512
-(:mod:`sepconv.fast.registers`), where it takes 0.5-0.8 of the small-image kernel's time, whose copy into planes
-cost a third of it on large planes.
+The filter gradient (any stride) goes the same way, four interior pixels per step for every channel block in
+turn, a step's products for one filter row added to that row's three sums of the block, kept in a buffer by block
+(:func:`_step_products`: six input columns and four ``dy`` vectors loaded per twelve multiply-adds); the border
+pixels and those left over go one at a time (:func:`_pixel_products`); each thread's sums are then stored into its
+partial gradient.
+
+:mod:`sepconv.fast.depthwise` sends it, on CPUs without AVX-512 (:mod:`sepconv.fast.registers`), the forward (and
+stride-1 input gradient) of 3x3 layers at horizontal stride 1, where it takes 0.5-0.8 of the small-image kernel's
+time (whose copy into planes cost a third of it on large planes), and the filter gradient of 3x3 layers.
 
 Examples
 --------
@@ -40,7 +46,7 @@ from __future__ import annotations
 from numba import prange
 
 from ._jit import kernel
-from ._simd import empty_on_line, lanes, opaque, vadd, vfma, vload, vstore, vzeros
+from ._simd import empty_on_line, lanes, opaque, vfma, vload, vstore, vzeros
 from ._window import interior, tap_range
 from .depthwise_small_image import _pack_filters, block_start
 
@@ -176,46 +182,70 @@ def depthwise_nhwc_forward_3x3_direct_parallel(x, w, out, n_chunks, stride_h, di
 
 
 @kernel(inline=True)
-def _clipped_products(x, dy, s0, s1, s2, a_x, a_dy, j, iw0, in_w, pixel_gap, tap_gap, dil_w, c):
-    """Pixel ``j``'s products (as :func:`_row_products`) added to the three taps' sums for its taps inside the input
-    (its window from input column ``iw0``) only."""
-    d = vload(dy, a_dy + j * c)
-    a = a_x + j * pixel_gap
-    if 0 <= iw0 < in_w:
-        s0 = vfma(vload(x, a), d, s0)
-    if 0 <= iw0 + dil_w < in_w:
-        s1 = vfma(vload(x, a + tap_gap), d, s1)
-    if 0 <= iw0 + 2 * dil_w < in_w:
-        s2 = vfma(vload(x, a + 2 * tap_gap), d, s2)
-    return s0, s1, s2
+def _step_products(x, dy, sums, a, a_dy, pixel_gap, tap_gap, dy_gap, st):
+    """Adds the products of four pixels (``x`` from ``a``, ``pixel_gap`` apart; ``dy`` from ``a_dy``, ``dy_gap``
+    apart) for one filter row's three taps (``tap_gap`` apart) to ``sums`` from ``st``."""
+    count = lanes(x)
+    d0, d1 = vload(dy, a_dy), vload(dy, a_dy + dy_gap)
+    d2, d3 = vload(dy, a_dy + 2 * dy_gap), vload(dy, a_dy + 3 * dy_gap)
+    s0 = vfma(vload(x, a), d0, vload(sums, st))
+    s1 = vfma(vload(x, a + tap_gap), d0, vload(sums, st + count))
+    s2 = vfma(vload(x, a + 2 * tap_gap), d0, vload(sums, st + 2 * count))
+    a += pixel_gap
+    s0, s1, s2 = vfma(vload(x, a), d1, s0), vfma(vload(x, a + tap_gap), d1, s1), vfma(vload(x, a + 2 * tap_gap), d1, s2)
+    a += pixel_gap
+    s0, s1, s2 = vfma(vload(x, a), d2, s0), vfma(vload(x, a + tap_gap), d2, s1), vfma(vload(x, a + 2 * tap_gap), d2, s2)
+    a += pixel_gap
+    s0, s1, s2 = vfma(vload(x, a), d3, s0), vfma(vload(x, a + tap_gap), d3, s1), vfma(vload(x, a + 2 * tap_gap), d3, s2)
+    vstore(sums, st, s0)
+    vstore(sums, st + count, s1)
+    vstore(sums, st + 2 * count, s2)
 
 
 @kernel
-def _row_products(x, dy, sums, a_x, a_dy, out_w, j_lo, j_hi, in_w, stride_w, dil_w, pad_left, c, st):
-    """Adds ``x[a_x + j * stride_w * c + t * dil_w * c] * dy[a_dy + j * c]`` over the pixels ``j`` of one output row
-    whose tap ``t`` is inside the input to ``sums`` from flat index ``st + t * lanes``, for the three taps ``t``: the
-    interior pixels ``[j_lo, j_hi)`` two at a time, with sums of their own (twelve registers of sums, six chains of
-    multiply-adds each), the border pixels tap by tap."""
+def _pixel_products(x, dy, sums, x_row, row_gap, a_dy, r_lo, r_hi, j, iw0, in_w, dil_w):
+    """Pixel ``j``'s products (its window from input column ``iw0``), every channel block, for its taps inside the
+    input only."""
+    c = x.shape[3]
     count = lanes(x)
-    pixel_gap, tap_gap = stride_w * c, dil_w * c
-    s0 = s1 = s2 = u0 = u1 = u2 = vzeros(x)
+    t_lo, t_hi = tap_range(iw0, dil_w, 3, in_w)
+    for g in range((c + count - 1) // count):
+        k = block_start(g * count, 0, c, count)
+        d = vload(dy, a_dy + j * c + k)
+        for r in range(r_lo, r_hi):
+            for t in range(t_lo, t_hi):
+                i = (9 * g + 3 * r + t) * count
+                vstore(sums, i, vfma(vload(x, x_row + r * row_gap + (iw0 + t * dil_w) * c + k), d, vload(sums, i)))
+
+
+@kernel
+def _gradient_row(x, dy, sums, x_row, row_gap, a_dy, r_lo, r_hi, out_w, j_lo, j_hi, stride_w, dil_w, pad_left):
+    """One output row's products added to ``sums``: its ``dy`` from flat index ``a_dy``, its filter row ``r``'s
+    input row from ``x_row + r * row_gap`` (for ``r`` in ``[r_lo, r_hi)``). Steps of four interior pixels (a
+    dilation apart at stride 1, phase by phase), each for every channel block in turn (in the order of memory:
+    block by block, with a row's sums in registers, took 1.1-2.3 times as long); the pixels left one at a time."""
+    in_w, c = x.shape[2], x.shape[3]
+    count = lanes(x)
+    blocks = (c + count - 1) // count
+    step_gap = dil_w if stride_w == 1 else 1  # pixels a step's pixels are apart
+    pixel_gap, tap_gap = step_gap * stride_w * c, dil_w * c
     for j in range(j_lo):
-        s0, s1, s2 = _clipped_products(x, dy, s0, s1, s2, a_x, a_dy, j, j * stride_w - pad_left, in_w, pixel_gap,
-                                       tap_gap, dil_w, c)
-    j = j_lo
-    while j + 1 < j_hi:
-        d0, d1 = vload(dy, a_dy + j * c), vload(dy, a_dy + (j + 1) * c)
-        a = a_x + j * pixel_gap
-        s0, s1, s2 = vfma(vload(x, a), d0, s0), vfma(vload(x, a + tap_gap), d0, s1), vfma(vload(x, a + 2 * tap_gap), d0, s2)
-        a += pixel_gap
-        u0, u1, u2 = vfma(vload(x, a), d1, u0), vfma(vload(x, a + tap_gap), d1, u1), vfma(vload(x, a + 2 * tap_gap), d1, u2)
-        j += 2
-    for jr in range(j, out_w):  # an odd interior's last pixel, and the right border
-        u0, u1, u2 = _clipped_products(x, dy, u0, u1, u2, a_x, a_dy, jr, jr * stride_w - pad_left, in_w, pixel_gap,
-                                       tap_gap, dil_w, c)
-    vstore(sums, st, vadd(vload(sums, st), vadd(s0, u0)))
-    vstore(sums, st + count, vadd(vload(sums, st + count), vadd(s1, u1)))
-    vstore(sums, st + 2 * count, vadd(vload(sums, st + 2 * count), vadd(s2, u2)))
+        _pixel_products(x, dy, sums, x_row, row_gap, a_dy, r_lo, r_hi, j, j * stride_w - pad_left, in_w, dil_w)
+    for phase in range(j_lo, min(j_lo + step_gap, j_hi)):
+        n = (j_hi - 1 - phase) // step_gap + 1  # the phase's pixels
+        for m in range(n // STEP_PIXELS):
+            j = phase + m * STEP_PIXELS * step_gap
+            for g in range(blocks):
+                k = block_start(g * count, 0, c, count)
+                a = x_row + (j * stride_w - pad_left) * c + k
+                for r in range(r_lo, r_hi):
+                    _step_products(x, dy, sums, a + r * row_gap, a_dy + j * c + k, pixel_gap, tap_gap, step_gap * c,
+                                   (9 * g + 3 * r) * count)
+        for m in range(n // STEP_PIXELS * STEP_PIXELS, n):
+            j = phase + m * step_gap
+            _pixel_products(x, dy, sums, x_row, row_gap, a_dy, r_lo, r_hi, j, j * stride_w - pad_left, in_w, dil_w)
+    for j in range(max(j_hi, j_lo), out_w):
+        _pixel_products(x, dy, sums, x_row, row_gap, a_dy, r_lo, r_hi, j, j * stride_w - pad_left, in_w, dil_w)
 
 
 @kernel
@@ -224,19 +254,13 @@ def _filter_gradient_rows(x, dy, sums, row_begin, row_end, stride_h, stride_w, d
     (``[blocks, 9, lanes]``, by channel block)."""
     in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
     out_h, out_w = dy.shape[1], dy.shape[2]
-    count = lanes(x)
-    blocks = (c + count - 1) // count
     j_lo, j_hi = interior(out_w, in_w, 3, stride_w, dil_w, pad_left)
     for row in range(row_begin, row_end):
         b, i = row // out_h, row % out_h
         ih0 = i * stride_h - pad_top
         r_lo, r_hi = tap_range(ih0, dil_h, 3, in_h)
-        for g in range(blocks):
-            k = block_start(g * count, 0, c, count)
-            for r in range(r_lo, r_hi):
-                a_x = ((b * in_h + ih0 + r * dil_h) * in_w - pad_left) * c + k  # input column -pad_left
-                _row_products(x, dy, sums, a_x, row * out_w * c + k, out_w, j_lo, j_hi, in_w, stride_w, dil_w, pad_left,
-                              c, (9 * g + 3 * r) * count)
+        _gradient_row(x, dy, sums, (b * in_h + ih0) * in_w * c, dil_h * in_w * c, row * out_w * c, r_lo, r_hi, out_w,
+                      j_lo, j_hi, stride_w, dil_w, pad_left)
 
 
 @kernel
