@@ -1606,8 +1606,9 @@ DIRECT_3X3 = [
     (1, 12, 15, 24, 1, (3, 3), 1, (2, 3), "SAME"),  # dilated: a pixel's taps three columns apart
     (1, 9, 8, 48, 1, (3, 3), 1, 1, [[0, 0], [4, 0], [5, 2], [0, 0]]),  # rows and pixels wholly in the padding
     (1, 3, 20, 16, 1, (3, 3), 1, 1, "VALID"),  # one output row
-    (2, 11, 12, 24, 1, (3, 3), 2, 1, "SAME"),  # stride 2: the filter gradient only
-    (1, 13, 9, 32, 1, (3, 3), (1, 3), 1, [[0, 0], [1, 3], [2, 0], [0, 0]]),  # horizontal stride 3: the same
+    (2, 11, 12, 24, 1, (3, 3), 2, 1, "SAME"),  # stride 2: nine columns a step; the input gradient elsewhere
+    (1, 9, 20, 40, 1, (3, 3), (1, 2), 1, "VALID"),
+    (1, 13, 9, 32, 1, (3, 3), (1, 3), 1, [[0, 0], [1, 3], [2, 0], [0, 0]]),  # horizontal stride 3: filter gradient
 ]
 
 
@@ -1632,7 +1633,8 @@ def test_direct_3x3_kernel_matches_reference(geometry, dtype, threads, fresh_pla
     rows = [dy.shape[0] * dy.shape[1], x.shape[0] * x.shape[1]]  # the forward's output rows, the gradient's
     split = [1, 1] if threads == "serial" else [min(2, fast_depthwise.thread_count(), r) for r in rows]
     stride_h, stride_w = (args["strides"],) * 2 if isinstance(args["strides"], int) else args["strides"]
-    taken = [stride_w == 1, stride_h == stride_w == 1]  # the forward, and the stride-1 input gradient
+    dil_w = args["dilations"] if isinstance(args["dilations"], int) else args["dilations"][1]
+    taken = [stride_w == 1 or (stride_w, dil_w) == (2, 1), stride_h == stride_w == 1]  # forward, stride-1 input grad.
     assert calls == [chunks for chunks, took in zip(split, taken, strict=True) if took]
     assert len(filter_calls) == 1 and (threads == "parallel" or filter_calls == [1])
 
@@ -1640,17 +1642,19 @@ def test_direct_3x3_kernel_matches_reference(geometry, dtype, threads, fresh_pla
 @pytest.mark.parametrize("in_shape, k, strides, expected", [
     ((1, 56, 56, 16), 3, 1, True), ((1, 7, 7, 960), 3, (2, 1), True),  # a vector of channels; any vertical stride
     ((1, 56, 56, 15), 3, 1, False),  # less than a vector
-    ((1, 56, 56, 64), 3, 2, False), ((1, 56, 56, 64), 3, (1, 2), False),  # horizontal stride 2
+    ((1, 56, 56, 64), 3, 2, True), ((1, 56, 56, 64), 3, (1, 2), True),  # horizontal stride 2
+    ((1, 56, 56, 64), 3, 3, False),
     ((1, 56, 56, 64), 5, 1, False),
 ])
-def test_direct_3x3_takes_3x3_layers_at_horizontal_stride_1(in_shape, k, strides, expected, monkeypatch):
-    """The direct 3x3 kernel takes 3x3 filters at horizontal stride 1 on pixels of at least a vector, when
-    ``DIRECT_3X3`` is set, and nothing when it is not."""
+def test_direct_3x3_takes_3x3_layers_at_horizontal_stride_1_or_2(in_shape, k, strides, expected, monkeypatch):
+    """The direct 3x3 kernel takes 3x3 filters at horizontal stride 1, or 2 undilated, on pixels of at least a
+    vector, when ``DIRECT_3X3`` is set, and nothing when it is not."""
     stride_h, stride_w = (strides, strides) if isinstance(strides, int) else strides
     monkeypatch.setattr(fast_depthwise, "DIRECT_3X3", True)
-    assert fast_depthwise._direct_3x3(in_shape, 4, k, k, stride_w) is expected
+    assert fast_depthwise._direct_3x3(in_shape, 4, k, k, stride_w, 1) is expected
+    assert fast_depthwise._direct_3x3(in_shape, 4, k, k, stride_w, 2) is (expected and stride_w == 1)
     monkeypatch.setattr(fast_depthwise, "DIRECT_3X3", False)
-    assert not fast_depthwise._direct_3x3(in_shape, 4, k, k, stride_w)
+    assert not fast_depthwise._direct_3x3(in_shape, 4, k, k, stride_w, 1)
 
 
 @pytest.mark.parametrize("in_shape, k, expected", [

@@ -81,14 +81,14 @@ def test_separable_is_depthwise_then_blas(narrow_plans, tiled_kernel_calls):
     ((1, 40, 44, 64), 3, 1, 0, 2),  # 3x3 at stride 1: the direct 3x3 kernel
     ((1, 40, 44, 24), 3, 1, 0, 2),
     ((1, 40, 44, 8), 3, 1, 0, 0),  # half a vector of channels: the older 3x3 kernels
-    ((1, 20, 20, 64), 3, 2, 1, 0),  # stride 2, a 40 KB plane: the forward (not the stride-2 input gradient)
-    ((1, 18, 17, 24), 7, 2, 1, 0),
-    ((1, 60, 60, 64), 3, 2, 0, 0),  # stride 2, a 173 KB plane
+    ((1, 20, 20, 64), 3, 2, 0, 1),  # stride 2, 3x3: the direct kernel's forward (not the stride-2 input gradient)
+    ((1, 18, 17, 24), 7, 2, 1, 0),  # stride 2, a 30 KB plane: the small-image kernel's forward
+    ((1, 60, 60, 64), 5, 2, 0, 0),  # stride 2, a 180 KB plane
 ])
 def test_depthwise_takes_the_small_image_kernel(shape, k, strides, calls, direct_calls, narrow_plans, monkeypatch):
     """Stride-1 layers of at least a vector of channels take the small-image kernel (forward and input
-    gradient) whatever their plane, but 3x3 ones the direct 3x3 kernel; stride-2 ones of small planes the
-    small-image kernel too (forward); all three ops match the reference."""
+    gradient) whatever their plane, but 3x3 ones the direct 3x3 kernel (at stride 2 too); stride-2 ones of small
+    planes the small-image kernel too (forward); all three ops match the reference."""
     seen = record_calls(monkeypatch, depthwise_small_image, "depthwise_nhwc_forward_small_image_parallel")
     seen_direct = record_calls(monkeypatch, depthwise_3x3_direct, "depthwise_nhwc_forward_3x3_direct_parallel")
     rng = np.random.default_rng(2)
@@ -109,10 +109,10 @@ def test_plans_switch_both_ways():
     shape = (1, 40, 40, 64)
     registers.use_wide_register_plans(False)
     assert not conv2d_module.POINTWISE_KERNEL and sys.modules["sepconv.fast.separable"].FUSE is False
-    assert fast_depthwise._small_image(shape, 4, 3, 3, 1, 1) and fast_depthwise._direct_3x3(shape, 4, 3, 3, 1)
+    assert fast_depthwise._small_image(shape, 4, 3, 3, 1, 1) and fast_depthwise._direct_3x3(shape, 4, 3, 3, 1, 1)
     registers.use_wide_register_plans(True)
     assert conv2d_module.POINTWISE_KERNEL and sys.modules["sepconv.fast.separable"].FUSE is None
-    assert not fast_depthwise._small_image(shape, 4, 3, 3, 1, 1) and not fast_depthwise._direct_3x3(shape, 4, 3, 3, 1)
+    assert not fast_depthwise._small_image(shape, 4, 3, 3, 1, 1) and not fast_depthwise._direct_3x3(shape, 4, 3, 3, 1, 1)
     assert fast_depthwise._forward_plan.cache_info().currsize == 0
 
 

@@ -328,19 +328,24 @@ def _direct_7x7_s2(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsi
             and pixel_bytes >= DIRECT_5X5_MIN_VECTORS * VECTOR_BYTES)
 
 
-# With DIRECT_3X3 (CPUs without AVX-512: sepconv.fast.registers) 3x3 layers at horizontal stride 1 of a vector of
-# channels or more take the direct 3x3 kernel (sepconv.kernels.depthwise_3x3_direct: four pixels' sums, a filter
-# row's weights and a column in an AVX2 core's sixteen registers), before the small-image kernel. Thirty-third
-# session, Zen 3 VM, one process, 2 threads, alternating, us, small-image -> direct: 1x147x147x64 547 -> 292,
-# 1x56x56x144 212 -> 129, 8x56x56x144 1598 -> 1292, 1x112x112x32 197 -> 90, 1x28x28x192 65 -> 56, 1x14x14x576
-# 52 -> 31, 1x7x7x960 47 -> 32, 4x7x7x960 131 -> 99, 1x19x19x728 155 -> 91, 8x28x28x192 404 -> 258, 8x14x14x384
-# 297 -> 185, 1x27x37x23 36 -> 18; dilated, 1x33x33x576 dilation 2 377 -> 287, 1x65x65x320 dilation 4 629 -> 458.
+# With DIRECT_3X3 (CPUs without AVX-512: sepconv.fast.registers) 3x3 layers of a vector of channels or more take the
+# direct 3x3 kernel (sepconv.kernels.depthwise_3x3_direct: four pixels' sums, a filter row's weights and a column in
+# an AVX2 core's sixteen registers) before the small-image kernel: their forward at horizontal stride 1 or 2, input
+# gradient at stride 1 and filter gradient at any stride.  Thirty-third session, Zen 3 VM, one process, 2 threads,
+# alternating, us, small-image -> direct: 1x147x147x64 547 -> 292, 1x56x56x144 212 -> 129, 8x56x56x144 1598 -> 1292,
+# 1x112x112x32 197 -> 90, 1x28x28x192 65 -> 56, 1x14x14x576 52 -> 31, 1x7x7x960 47 -> 32, 4x7x7x960 131 -> 99,
+# 1x19x19x728 155 -> 91, 8x28x28x192 404 -> 258, 8x14x14x384 297 -> 185, 1x27x37x23 36 -> 18; dilated, 1x33x33x576
+# dilation 2 377 -> 287, 1x65x65x320 dilation 4 629 -> 458. At horizontal stride 2 too (undilated), against the
+# small-image kernel (planes to 96 KB) or the older kernels, us: 1x112x112x96 178 -> 111, 1x56x56x144 133 -> 97,
+# 1x14x14x576 35 -> 25, 2x15x15x100 22 -> 18, 4x56x56x144 227 -> 157, 1x112x112x32 69 -> 47, 1x28x28x240 63 -> 34.
 DIRECT_3X3 = False
 
 
-def _direct_3x3(in_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_w: int) -> bool:
-    """Whether the forward pass of an input of ``in_shape`` (multiplier 1) takes the direct 3x3 kernel."""
-    return DIRECT_3X3 and (kh, kw) == (3, 3) and stride_w == 1 and in_shape[3] * itemsize >= VECTOR_BYTES
+def _direct_3x3(in_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_w: int, dil_w: int) -> bool:
+    """Whether the forward pass of an input of ``in_shape`` (multiplier 1) takes the direct 3x3 kernel: horizontal
+    stride 1, or 2 undilated."""
+    return (DIRECT_3X3 and (kh, kw) == (3, 3) and in_shape[3] * itemsize >= VECTOR_BYTES
+            and (stride_w == 1 or (stride_w == 2 and dil_w == 1)))
 
 
 # Images whose channel-block plane (with the kernel's zero margins) is small take the small-image kernel
@@ -553,8 +558,8 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
         def launch(x, w3, out):
             repeated_launch(_repeated(x, multiplier), w3, out)
         return launch
-    if multiplier == 1 and _direct_3x3(in_shape, itemsize, kh, kw, stride_w):
-        direct_args = (stride_h, dil_h, dil_w, pad_top, pad_left)
+    if multiplier == 1 and _direct_3x3(in_shape, itemsize, kh, kw, stride_w, dil_w):
+        direct_args = (stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
         # short images split too (1x7x7x960, 2 threads, us: 43 on one)
         direct_chunks = _n_chunks(rows, rows * out_shape[2] * _whole_vectors(channels, itemsize) * 9,
                                   (math.prod(in_shape) + math.prod(out_shape)) * itemsize, 0,
@@ -691,7 +696,7 @@ def _forward_plan(in_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGeometry,
     launch = _forward_launch(repeated_shape, shape, dtype, g.kh, g.kw, *_geometry_ints(g), g.multiplier > 1,
                              settings[:-2], g.multiplier)  # the split settings (no band settings)
     output_on_line = (_small_image(repeated_shape, dtype.itemsize, g.kh, g.kw, g.stride_h, g.stride_w)
-                      or _direct_3x3(repeated_shape, dtype.itemsize, g.kh, g.kw, g.stride_w))
+                      or _direct_3x3(repeated_shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_w))
     if g.multiplier == 1 and not output_on_line and (
             _direct_5x5(repeated_shape, shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_w)
             or _direct_7x7_s2(repeated_shape, shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_h, g.dil_w)):
@@ -826,7 +831,7 @@ def _input_gradient_plan(dy_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGe
     shape = (n, g.in_h, g.in_w, g.out_c)  # the C*M-channel gradient (C with multiplier 1)
     launch = _input_gradient_launch(dy_shape, shape, dtype, g, settings)
     output_on_line = m == 1 and g.stride_h == g.stride_w == 1 and (
-        _small_image(dy_shape, dtype.itemsize, g.kh, g.kw, 1, 1) or _direct_3x3(dy_shape, dtype.itemsize, g.kh, g.kw, 1))
+        _small_image(dy_shape, dtype.itemsize, g.kh, g.kw, 1, 1) or _direct_3x3(dy_shape, dtype.itemsize, g.kh, g.kw, 1, 1))
     if (m == 1 and g.stride_h == g.stride_w == 1 and not output_on_line
             and _direct_5x5(dy_shape, shape, dtype.itemsize, g.kh, g.kw, 1, g.dil_w)):
         on_line = _direct_5x5_whole_blocks(g.out_c, dtype.itemsize)
@@ -1073,7 +1078,7 @@ def _filter_gradient_plan(x_shape: tuple[int, ...], dy_shape: tuple[int, ...], d
                                                                                       zero_row(), band_rows, *args)
             return kernels.sum_partials(partial)
         return run
-    if _direct_3x3(x_shape, itemsize, g.kh, g.kw, 1):  # any stride: the direct kernel's filter gradient
+    if _direct_3x3(x_shape, itemsize, g.kh, g.kw, 1, 1):  # any stride: the direct kernel's filter gradient
         def run(x, dy):
             partial = np.empty((n_chunks, *per_channel), dtype)  # written, not added to
             with PARALLEL_LAUNCH:

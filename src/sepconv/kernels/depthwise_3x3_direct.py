@@ -1,11 +1,13 @@
-"""The depthwise forward of a 3x3 filter at horizontal stride 1 (any vertical stride, dilations and padding), NHWC,
-read straight from the input, for CPUs of sixteen vector registers (AVX2): four output pixels per step, their sums
-in registers, one channel block (one 64-byte vector: two AVX2 registers) after another.
+"""The depthwise forward of a 3x3 filter at horizontal stride 1 or 2 (any vertical stride, dilations and padding; no
+horizontal dilation at stride 2), and its filter gradient at any stride, NHWC, read straight from the input, for
+CPUs of sixteen vector registers (AVX2): four output pixels per step, their sums in registers, one channel block
+(one 64-byte vector: two AVX2 registers) after another.
 
 Per filter row a step loads the six input columns its pixels reach and the row's three weights, and adds twelve
 multiply-adds to its four sums (:func:`_row_taps`): eight registers of sums, six of weights and two for the column
 loaded, the sixteen an AVX2 core has. At a horizontal dilation ``d`` the step's pixels are ``d`` apart, so that
-pixel ``p``'s tap ``t`` still reads column ``p + t`` of six (the row's pixels go phase by phase of the dilation).
+pixel ``p``'s tap ``t`` still reads column ``p + t`` of six (the row's pixels go phase by phase of the dilation);
+at stride 2 column ``2p + t`` of nine (:func:`_row_taps_s2`).
 The columns are addressed from two bases three columns apart made opaque to LLVM
 (:func:`~sepconv.kernels._simd.opaque`), so that each is one base plus the column gap times 1 or 2, which x86
 encodes in the load (as :mod:`sepconv.kernels.depthwise_5x5_direct` does for eight pixels, whose sums alone take
@@ -23,8 +25,8 @@ pixels and those left over go one at a time (:func:`_pixel_products`); each thre
 partial gradient.
 
 :mod:`sepconv.fast.depthwise` sends it, on CPUs without AVX-512 (:mod:`sepconv.fast.registers`), the forward (and
-stride-1 input gradient) of 3x3 layers at horizontal stride 1, where it takes 0.5-0.8 of the small-image kernel's
-time (whose copy into planes cost a third of it on large planes), and the filter gradient of 3x3 layers.
+stride-1 input gradient) of 3x3 layers at horizontal stride 1 or 2, where it takes 0.5-0.8 of the small-image
+kernel's time (whose copy into planes cost a third of it on large planes), and the filter gradient of 3x3 layers.
 
 Examples
 --------
@@ -33,7 +35,7 @@ A 3x3 filter of ones over a 4x6 image of ones, SAME padding, stride 1: each outp
 >>> import numpy as np
 >>> x, w = np.ones((1, 4, 6, 16), np.float32), np.ones((3, 3, 16), np.float32)
 >>> out = np.empty((1, 4, 6, 16), np.float32)
->>> depthwise_nhwc_forward_3x3_direct_parallel(x, w, out, 1, 1, 1, 1, 1, 1)  # 1 chunk, stride 1, dilation 1, pads
+>>> depthwise_nhwc_forward_3x3_direct_parallel(x, w, out, 1, 1, 1, 1, 1, 1, 1)  # 1 chunk, strides, dilations, pads
 >>> out[0, :, :, 0]
 array([[4., 6., 6., 6., 6., 4.],
        [6., 9., 9., 9., 9., 6.],
@@ -77,13 +79,35 @@ def _row_taps(s0, s1, s2, s3, x, a, gap, wb, wt):
     return s0, s1, s2, s3
 
 
+@kernel(inline=True)
+def _row_taps_s2(s0, s1, s2, s3, x, a, gap, wb, wt):
+    """:func:`_row_taps` at horizontal stride 2 (dilation 1): pixel ``p``'s tap ``t`` reads column ``2p + t`` of
+    the nine the step's pixels reach (``gap`` apart), each loaded once."""
+    count = lanes(wb)
+    w0, w1, w2 = vload(wb, wt), vload(wb, wt + count), vload(wb, wt + 2 * count)
+    a0, a3, a6 = opaque(a), opaque(a + 3 * gap), opaque(a + 6 * gap)
+    s0 = vfma(vload(x, a0), w0, s0)
+    s0 = vfma(vload(x, a0 + gap), w1, s0)
+    i = vload(x, a0 + 2 * gap)
+    s0, s1 = vfma(i, w2, s0), vfma(i, w0, s1)
+    s1 = vfma(vload(x, a3), w1, s1)
+    i = vload(x, a3 + gap)
+    s1, s2 = vfma(i, w2, s1), vfma(i, w0, s2)
+    s2 = vfma(vload(x, a3 + 2 * gap), w1, s2)
+    i = vload(x, a6)
+    s2, s3 = vfma(i, w2, s2), vfma(i, w0, s3)
+    s3 = vfma(vload(x, a6 + gap), w1, s3)
+    s3 = vfma(vload(x, a6 + 2 * gap), w2, s3)
+    return s0, s1, s2, s3
+
+
 @kernel
-def _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, dil_w, pad_left):
+def _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, stride_w, dil_w, pad_left):
     """Output pixel ``j`` of one row (as :func:`_steps`), every channel block, the taps of its window inside the
     input only."""
     c = out.shape[3]
     count = lanes(x)
-    iw0 = j - pad_left
+    iw0 = j * stride_w - pad_left
     t_lo, t_hi = tap_range(iw0, dil_w, 3, in_w)
     for g in range((c + count - 1) // count):
         k = block_start(g * count, 0, c, count)
@@ -96,48 +120,54 @@ def _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, dil_w, pad_l
 
 
 @kernel
-def _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, dil_w, pad_left):
-    """The interior pixels ``[j_lo, j_hi)`` of one output row in steps of four pixels a horizontal dilation apart
-    (so that, as at dilation 1, pixel ``p``'s tap ``t`` reads column ``p + t`` of the step's six), phase by phase
-    of the dilation; a phase's last step overlaps the one before it, and a phase of fewer than four pixels goes
-    pixel by pixel. Each step runs for every channel block in turn (in the order of memory: 1x147x147x64 and
-    8x56x56x144, 2 threads, 0.69 and 0.77 of the time block by block). Output pixel ``j`` is at ``out`` flat index
-    ``o_row + j * C``; its filter row ``r`` reads ``x`` from ``x_row + r * row_gap + (j - pad_left) * C``, for
-    ``r`` in ``[r_lo, r_hi)``; the filters are laid out by block in ``wbs`` (``[blocks, 9, lanes]``)."""
+def _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, stride_w, dil_w, pad_left):
+    """The interior pixels ``[j_lo, j_hi)`` of one output row in steps of four pixels; at stride 1 a horizontal
+    dilation apart (so that, as at dilation 1, pixel ``p``'s tap ``t`` reads column ``p + t`` of the step's six),
+    phase by phase of the dilation; at stride 2 (dilation 1) consecutive, reading nine columns. A phase's last step
+    overlaps the one before it, and a phase of fewer than four pixels goes pixel by pixel. Each step runs for every
+    channel block in turn (in the order of memory: 1x147x147x64 and 8x56x56x144, 2 threads, 0.69 and 0.77 of the
+    time block by block). Output pixel ``j`` is at ``out`` flat index ``o_row + j * C``; its filter row ``r``
+    reads ``x`` from ``x_row + r * row_gap + (j * stride_w - pad_left) * C``, for ``r`` in ``[r_lo, r_hi)``; the
+    filters are laid out by block in ``wbs`` (``[blocks, 9, lanes]``)."""
     c = out.shape[3]
     count = lanes(x)
     blocks = (c + count - 1) // count
-    gap = dil_w * c
-    for phase in range(j_lo, min(j_lo + dil_w, j_hi)):
-        last = phase + (j_hi - 1 - phase) // dil_w * dil_w  # the phase's last pixel
-        if last - phase < (STEP_PIXELS - 1) * dil_w:
-            for j in range(phase, last + 1, dil_w):
-                _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, x.shape[2], dil_w, pad_left)
+    step_gap = dil_w if stride_w == 1 else 1  # the step's pixels are this many apart
+    gap = step_gap * c
+    for phase in range(j_lo, min(j_lo + step_gap, j_hi)):
+        last = phase + (j_hi - 1 - phase) // step_gap * step_gap  # the phase's last pixel
+        if last - phase < (STEP_PIXELS - 1) * step_gap:
+            for j in range(phase, last + 1, step_gap):
+                _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, x.shape[2], stride_w, dil_w, pad_left)
             continue
         j0 = phase
         while j0 <= last:
-            j = min(j0, last - (STEP_PIXELS - 1) * dil_w)  # the last step overlaps the one before it
+            j = min(j0, last - (STEP_PIXELS - 1) * step_gap)  # the last step overlaps the one before it
             for g in range(blocks):
                 k = block_start(g * count, 0, c, count)
                 s0 = s1 = s2 = s3 = vzeros(x)
-                a = x_row + (j - pad_left) * c + k
+                a = x_row + (j * stride_w - pad_left) * c + k
                 for r in range(r_lo, r_hi):
-                    s0, s1, s2, s3 = _row_taps(s0, s1, s2, s3, x, a + r * row_gap, gap, wbs, (9 * g + 3 * r) * count)
+                    if stride_w == 1:
+                        s0, s1, s2, s3 = _row_taps(s0, s1, s2, s3, x, a + r * row_gap, gap, wbs, (9 * g + 3 * r) * count)
+                    else:
+                        s0, s1, s2, s3 = _row_taps_s2(s0, s1, s2, s3, x, a + r * row_gap, c, wbs,
+                                                      (9 * g + 3 * r) * count)
                 o = o_row + j * c + k
                 vstore(out, o, s0)
                 vstore(out, o + gap, s1)
                 vstore(out, o + 2 * gap, s2)
                 vstore(out, o + 3 * gap, s3)
-            j0 += STEP_PIXELS * dil_w
+            j0 += STEP_PIXELS * step_gap
 
 
 @kernel
-def _output_rows(x, wbs, out, row_begin, row_end, stride_h, dil_h, dil_w, pad_top, pad_left):
+def _output_rows(x, wbs, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
     """Output rows ``[row_begin, row_end)`` (counted over the batch) of every channel block, the filters laid out by
     block in ``wbs`` (``[blocks, 9, lanes]``)."""
     in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
     out_h, out_w = out.shape[1], out.shape[2]
-    j_lo, j_hi = interior(out_w, in_w, 3, 1, dil_w, pad_left)
+    j_lo, j_hi = interior(out_w, in_w, 3, stride_w, dil_w, pad_left)
     for row in range(row_begin, row_end):
         b, i = row // out_h, row % out_h
         ih0 = i * stride_h - pad_top
@@ -146,16 +176,18 @@ def _output_rows(x, wbs, out, row_begin, row_end, stride_h, dil_h, dil_w, pad_to
         x_row = (b * in_h + ih0) * in_w * c  # may be negative: filter rows r_lo and on are inside the input
         row_gap = dil_h * in_w * c
         for j in range(j_lo):
-            _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, dil_w, pad_left)
-        _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, dil_w, pad_left)
+            _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, stride_w, dil_w, pad_left)
+        _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, stride_w, dil_w, pad_left)
         for j in range(j_hi, out_w):
-            _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, dil_w, pad_left)
+            _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, stride_w, dil_w, pad_left)
 
 
 @kernel
-def depthwise_nhwc_forward_3x3_direct_rows(x, w, out, row_begin, row_end, stride_h, dil_h, dil_w, pad_top, pad_left):
+def depthwise_nhwc_forward_3x3_direct_rows(x, w, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top,
+                                           pad_left):
     """Output rows ``[row_begin, row_end)`` (over the batch) of the forward of ``x`` ``[N, in_h, in_w, C]`` (``C`` at
-    least a vector) with ``w`` ``[3, 3, C]`` into ``out`` ``[N, out_h, out_w, C]``, horizontal stride 1."""
+    least a vector) with ``w`` ``[3, 3, C]`` into ``out`` ``[N, out_h, out_w, C]``, horizontal stride 1, or 2 at
+    horizontal dilation 1."""
     c = x.shape[3]
     count = lanes(x)
     blocks = (c + count - 1) // count
@@ -163,19 +195,22 @@ def depthwise_nhwc_forward_3x3_direct_rows(x, w, out, row_begin, row_end, stride
     for g in range(blocks):
         _pack_filters(w, block_start(g * count, 0, c, count), 1, wbs[g * 9 * count:(g + 1) * 9 * count])
     # constants, for LLVM to fold into the steps
-    if stride_h == dil_h == dil_w == 1:
-        _output_rows(x, wbs, out, row_begin, row_end, 1, 1, 1, pad_top, pad_left)
+    if stride_h == stride_w == dil_h == dil_w == 1:
+        _output_rows(x, wbs, out, row_begin, row_end, 1, 1, 1, 1, pad_top, pad_left)
+    elif stride_h == stride_w == 2 and dil_h == dil_w == 1:
+        _output_rows(x, wbs, out, row_begin, row_end, 2, 2, 1, 1, pad_top, pad_left)
     else:
-        _output_rows(x, wbs, out, row_begin, row_end, stride_h, dil_h, dil_w, pad_top, pad_left)
+        _output_rows(x, wbs, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
 
 
 @kernel(parallel=True)
-def depthwise_nhwc_forward_3x3_direct_parallel(x, w, out, n_chunks, stride_h, dil_h, dil_w, pad_top, pad_left):
+def depthwise_nhwc_forward_3x3_direct_parallel(x, w, out, n_chunks, stride_h, stride_w, dil_h, dil_w, pad_top,
+                                               pad_left):
     """:func:`depthwise_nhwc_forward_3x3_direct_rows` over all output rows, in ``n_chunks`` parallel runs."""
     rows = out.shape[0] * out.shape[1]
     for t in prange(n_chunks):
         depthwise_nhwc_forward_3x3_direct_rows(x, w, out, t * rows // n_chunks, (t + 1) * rows // n_chunks, stride_h,
-                                               dil_h, dil_w, pad_top, pad_left)
+                                               stride_w, dil_h, dil_w, pad_top, pad_left)
 
 
 # --------------------------------------------------------------------------- the filter gradient
