@@ -63,6 +63,20 @@ def test_conv2d_takes_blas(shape, k, out_c, strides, narrow_plans, tiled_kernel_
     assert tiled_kernel_calls == []
 
 
+@pytest.mark.parametrize("out_c", [16, 32, 40])
+def test_stem_conv2d_takes_four_pixels_at_a_time(out_c, narrow_plans, monkeypatch):
+    """The few-channel conv2d kernel (a network's stem) runs four pixels by one vector of output channels at a time,
+    not eight by two, and matches the reference."""
+    from sepconv.kernels import conv2d as conv2d_kernels
+
+    octets = record_calls(monkeypatch, conv2d_kernels, "conv2d_nhwc_few_channels_parallel", lambda args: args[-1])
+    rng = np.random.default_rng(3)
+    x, w = rand(rng, (1, 112, 110, 3), np.float32), rand(rng, (3, 3, 3, out_c), np.float32)
+    fast, ref = _both(sepconv.conv2d, x, w, 2, "SAME")
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    assert octets == [False]
+
+
 def test_separable_is_depthwise_then_blas(narrow_plans, tiled_kernel_calls):
     """The separable op is not fused: its depthwise pass, then the pointwise product on BLAS."""
     rng = np.random.default_rng(1)

@@ -270,6 +270,9 @@ def _subsampled(x: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
 # 3x3 s1 -> 64 806 vs 851).
 FEW_CHANNELS_MAX_IN_C = 8
 FEW_CHANNELS_MAX_TAPS = 9
+# Eight pixels by two vectors of output channels at a time, then four by one (False: four by one only, on CPUs
+# without AVX-512, where the sixteen vectors of sums spill; sepconv.fast.registers).
+FEW_CHANNELS_OCTETS = True
 
 
 def _is_few_channels(g: Conv2DGeometry) -> bool:
@@ -283,7 +286,7 @@ def _conv2d_few_channels(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.
     wk = np.ascontiguousarray(w.reshape(g.kh, g.kw * g.in_c, g.out_c))
     rows = x.shape[0] * g.out_h
     n_chunks = max(1, min(rows, thread_count(), out.size // PARALLEL_MIN_PIXELS // 32))
-    args = (g.stride_h, g.stride_w, g.dil_h, g.dil_w, g.pad_top, g.pad_left)
+    args = (g.stride_h, g.stride_w, g.dil_h, g.dil_w, g.pad_top, g.pad_left, FEW_CHANNELS_OCTETS)
     if n_chunks == 1:  # no parallel region at all
         kernels.conv2d_nhwc_few_channels_rows(np.ascontiguousarray(x), wk, out, 0, rows, *args)
     else:

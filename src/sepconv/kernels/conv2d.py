@@ -427,15 +427,15 @@ def _few_channels_pixel(x, wk, b, ih0, dil_h, col0, dil_w, ob, n, like):
 
 @kernel
 def conv2d_nhwc_few_channels_rows(x, wk, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w,
-                                  pad_top, pad_left):
+                                  pad_top, pad_left, octets):
     """Dense conv2d for inputs with few channels (a network's stem), direct: output rows
     ``[row_begin, row_end)``, ``wk`` the filter as ``[kh, kw * C_in, out_c]``.
 
     With a handful of input channels an im2col row is a short copy per tap and the GEMM's inner
     dimension is tiny; here the output channels are the vector lanes instead: per filter tap a
     weight vector, multiplied by each pixel's input value broadcast, eight pixels by two vectors
-    of output channels at a time (:func:`_few_channels_octet`), then four pixels by one vector,
-    then single pixels.
+    of output channels at a time (:func:`_few_channels_octet`; when ``octets``: its sixteen vectors of
+    sums spill on AVX2's sixteen registers), then four pixels by one vector, then single pixels.
     Taps in the padding multiply zeros, as the reference does.
     """
     c_in, in_w = x.shape[3], x.shape[2]
@@ -443,7 +443,7 @@ def conv2d_nhwc_few_channels_rows(x, wk, out, row_begin, row_end, stride_h, stri
     count = lanes(out)
     kw = wk.shape[1] // c_in
     j_lo, j_hi = interior(out_w, in_w, kw, stride_w, dil_w, pad_left)
-    n_octets = (j_hi - j_lo) // 8
+    n_octets = (j_hi - j_lo) // 8 if octets else 0
     j_quads = j_lo + 8 * n_octets
     n_quads = (j_hi - j_quads) // 4
     step = stride_w * c_in
@@ -481,9 +481,9 @@ def conv2d_nhwc_few_channels_rows(x, wk, out, row_begin, row_end, stride_h, stri
 
 @kernel(parallel=True)
 def conv2d_nhwc_few_channels_parallel(x, wk, out, n_chunks, stride_h, stride_w, dil_h, dil_w, pad_top,
-                                      pad_left):
+                                      pad_left, octets):
     """:func:`conv2d_nhwc_few_channels_rows` over all output rows, in ``n_chunks`` parallel blocks."""
     rows = out.shape[0] * out.shape[1]
     for t in prange(n_chunks):
         conv2d_nhwc_few_channels_rows(x, wk, out, t * rows // n_chunks, (t + 1) * rows // n_chunks,
-                                      stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
+                                      stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, octets)
