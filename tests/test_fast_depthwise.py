@@ -1606,7 +1606,8 @@ DIRECT_3X3 = [
     (1, 12, 15, 24, 1, (3, 3), 1, (2, 3), "SAME"),  # dilated: a pixel's taps three columns apart
     (1, 9, 8, 48, 1, (3, 3), 1, 1, [[0, 0], [4, 0], [5, 2], [0, 0]]),  # rows and pixels wholly in the padding
     (1, 3, 20, 16, 1, (3, 3), 1, 1, "VALID"),  # one output row
-    (2, 11, 12, 24, 1, (3, 3), 2, 1, "SAME"),  # stride 2: nine columns a step; the input gradient elsewhere
+    (2, 11, 12, 24, 1, (3, 3), 2, 1, "SAME"),  # stride 2: nine columns a step; the input gradient by parity
+    (1, 14, 17, 16, 1, (3, 3), 2, 1, [[0, 0], [0, 3], [3, 1], [0, 0]]),
     (1, 9, 20, 40, 1, (3, 3), (1, 2), 1, "VALID"),
     (1, 13, 9, 32, 1, (3, 3), (1, 3), 1, [[0, 0], [1, 3], [2, 0], [0, 0]]),  # horizontal stride 3: filter gradient
 ]
@@ -1616,14 +1617,15 @@ DIRECT_3X3 = [
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("geometry", DIRECT_3X3, ids=_ids)
 def test_direct_3x3_kernel_matches_reference(geometry, dtype, threads, fresh_plans, monkeypatch):
-    """With ``DIRECT_3X3`` (CPUs without AVX-512) 3x3 layers at horizontal stride 1 take the direct 3x3 kernel (the
-    forward, and the input gradient as the forward of ``dy`` at stride 1), and 3x3 layers at any stride its filter
-    gradient, on the calling thread and split; all three ops match the reference on inputs 16 bytes past a line."""
+    """With ``DIRECT_3X3`` (CPUs without AVX-512) 3x3 layers take the direct 3x3 kernels: the forward at horizontal
+    stride 1 or 2, the input gradient at stride 1 (the forward of ``dy``) or 2, the filter gradient at any stride,
+    on the calling thread and split; all three ops match the reference on inputs 16 bytes past a line."""
     from sepconv.kernels import depthwise_3x3_direct
 
     calls = record_calls(monkeypatch, depthwise_3x3_direct, "depthwise_nhwc_forward_3x3_direct_parallel")
     filter_calls = record_calls(monkeypatch, depthwise_3x3_direct, "depthwise_nhwc_backprop_filter_3x3_direct_parallel",
                                 lambda args: args[2].shape[0])  # the partial sums' count: the split
+    s2_calls = record_calls(monkeypatch, depthwise_3x3_direct, "depthwise_nhwc_backprop_input_3x3_s2_direct_parallel")
     monkeypatch.setattr(fast_depthwise, "DIRECT_3X3", True)
     for setting in ("PARALLEL_MIN_MACS", "NHWC_PARALLEL_MIN_MACS", "PARALLEL_MIN_BYTES"):
         monkeypatch.setattr(fast_depthwise, setting, 10**18 if threads == "serial" else 0)
@@ -1637,6 +1639,7 @@ def test_direct_3x3_kernel_matches_reference(geometry, dtype, threads, fresh_pla
     taken = [stride_w == 1 or (stride_w, dil_w) == (2, 1), stride_h == stride_w == 1]  # forward, stride-1 input grad.
     assert calls == [chunks for chunks, took in zip(split, taken, strict=True) if took]
     assert len(filter_calls) == 1 and (threads == "parallel" or filter_calls == [1])
+    assert len(s2_calls) == (stride_h == stride_w == 2)  # the stride-2 input gradient
 
 
 @pytest.mark.parametrize("in_shape, k, strides, expected", [

@@ -331,13 +331,15 @@ def _direct_7x7_s2(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsi
 # With DIRECT_3X3 (CPUs without AVX-512: sepconv.fast.registers) 3x3 layers of a vector of channels or more take the
 # direct 3x3 kernel (sepconv.kernels.depthwise_3x3_direct: four pixels' sums, a filter row's weights and a column in
 # an AVX2 core's sixteen registers) before the small-image kernel: their forward at horizontal stride 1 or 2, input
-# gradient at stride 1 and filter gradient at any stride.  Thirty-third session, Zen 3 VM, one process, 2 threads,
+# gradient at stride 1 or 2 and filter gradient at any stride.  Thirty-third session, Zen 3 VM, one process, 2 threads,
 # alternating, us, small-image -> direct: 1x147x147x64 547 -> 292, 1x56x56x144 212 -> 129, 8x56x56x144 1598 -> 1292,
 # 1x112x112x32 197 -> 90, 1x28x28x192 65 -> 56, 1x14x14x576 52 -> 31, 1x7x7x960 47 -> 32, 4x7x7x960 131 -> 99,
 # 1x19x19x728 155 -> 91, 8x28x28x192 404 -> 258, 8x14x14x384 297 -> 185, 1x27x37x23 36 -> 18; dilated, 1x33x33x576
 # dilation 2 377 -> 287, 1x65x65x320 dilation 4 629 -> 458. At horizontal stride 2 too (undilated), against the
 # small-image kernel (planes to 96 KB) or the older kernels, us: 1x112x112x96 178 -> 111, 1x56x56x144 133 -> 97,
 # 1x14x14x576 35 -> 25, 2x15x15x100 22 -> 18, 4x56x56x144 227 -> 157, 1x112x112x32 69 -> 47, 1x28x28x240 63 -> 34.
+# Its stride-2 input gradient against the parity kernel, us: 4x56x56x144 428 -> 190, 1x112x112x96 252 -> 123,
+# 1x56x56x144 86 -> 57, 1x14x14x576 40 -> 35, 8x28x28x192 206 -> 137, 1x112x112x32 58 -> 54.
 DIRECT_3X3 = False
 
 
@@ -889,6 +891,14 @@ def _input_gradient_launch(dy_shape: tuple[int, ...], dx_shape: tuple[int, ...],
     work = math.prod(dy_shape[:3]) * _whole_vectors(dy_shape[3], itemsize) * g.kh * g.kw
     n_chunks = _n_chunks(rows, work, (math.prod(dy_shape) + math.prod(dx_shape)) * itemsize,
                          min_macs=_nhwc_min_macs(m > 1))
+    if m == 1 and (g.stride_h, g.stride_w) == (2, 2) and _direct_3x3(dy_shape, itemsize, g.kh, g.kw, 2, g.dil_w) \
+            and g.dil_h == 1:
+        pad_top, pad_left = g.pad_top, g.pad_left
+
+        def launch(w3, dy, dx):
+            with PARALLEL_LAUNCH:
+                direct_3x3.depthwise_nhwc_backprop_input_3x3_s2_direct_parallel(w3, dy, dx, n_chunks, pad_top, pad_left)
+        return launch
     if _parity_kernel(g.kh, g.kw, g.stride_h, g.stride_w, g.dil_h, g.dil_w):
         pad_top, pad_left = g.pad_top, g.pad_left
         zero_row = _plan_zero_row(dy_shape[2:], dtype)

@@ -1,7 +1,7 @@
 """The depthwise forward of a 3x3 filter at horizontal stride 1 or 2 (any vertical stride, dilations and padding; no
-horizontal dilation at stride 2), and its filter gradient at any stride, NHWC, read straight from the input, for
-CPUs of sixteen vector registers (AVX2): four output pixels per step, their sums in registers, one channel block
-(one 64-byte vector: two AVX2 registers) after another.
+horizontal dilation at stride 2), its input gradient at stride 2 and its filter gradient at any stride, NHWC, read
+straight from the arrays, for CPUs of sixteen vector registers (AVX2): four pixels per step, their sums in
+registers, one channel block (one 64-byte vector: two AVX2 registers) after another.
 
 Per filter row a step loads the six input columns its pixels reach and the row's three weights, and adds twelve
 multiply-adds to its four sums (:func:`_row_taps`): eight registers of sums, six of weights and two for the column
@@ -18,6 +18,11 @@ block in turn, and a phase's last step overlaps the one before it (:func:`_steps
 narrower than a step, go one at a time with the taps inside the input only (:func:`_pixel`); filter rows outside
 the input are skipped. Channel blocks are whole vectors: a last partial block overlaps the one before it
 (:func:`~sepconv.kernels.depthwise_small_image.block_start`), so the input needs a vector of channels.
+The input gradient at stride 2 (undilated) takes, for each of its rows, the filter rows of the row's parity, and
+four pixels per step: two even ones that take taps 0 and 2, two odd ones that take tap 1, from three columns of
+``dy`` (:func:`_s2_row_taps`); the border pixels go one at a time (:func:`_s2_pixel`). (At stride 1 the input
+gradient is the forward of ``dy`` with the filter turned half a turn.)
+
 The filter gradient (any stride) goes the same way, four interior pixels per step for every channel block in
 turn, a step's products for one filter row added to that row's three sums of the block, kept in a buffer by block
 (:func:`_step_products`: six input columns and four ``dy`` vectors loaded per twelve multiply-adds); the border
@@ -26,7 +31,8 @@ partial gradient.
 
 :mod:`sepconv.fast.depthwise` sends it, on CPUs without AVX-512 (:mod:`sepconv.fast.registers`), the forward (and
 stride-1 input gradient) of 3x3 layers at horizontal stride 1 or 2, where it takes 0.5-0.8 of the small-image
-kernel's time (whose copy into planes cost a third of it on large planes), and the filter gradient of 3x3 layers.
+kernel's time (whose copy into planes cost a third of it on large planes), their stride-2 input gradient (0.44-0.94
+of the parity kernel's time) and their filter gradient.
 
 Examples
 --------
@@ -211,6 +217,117 @@ def depthwise_nhwc_forward_3x3_direct_parallel(x, w, out, n_chunks, stride_h, st
     for t in prange(n_chunks):
         depthwise_nhwc_forward_3x3_direct_rows(x, w, out, t * rows // n_chunks, (t + 1) * rows // n_chunks, stride_h,
                                                stride_w, dil_h, dil_w, pad_top, pad_left)
+
+
+# --------------------------------------------------------------------------- the input gradient at stride 2
+
+
+@kernel(inline=True)
+def _s2_row_taps(s0, s1, s2, s3, dy, a, gap, wb, wt):
+    """Adds one filter row's products to the input gradient of four consecutive pixels, columns ``2m .. 2m + 3`` of
+    the stride-2 forward's padded input (``m``: the ``dy`` column of ``a``, ``gap`` apart): the even ones take taps 0
+    and 2 of ``dy`` columns ``m`` and ``m - 1`` (and ``m + 1`` and ``m``), the odd ones tap 1 of column ``m`` (and
+    ``m + 1``)."""
+    count = lanes(wb)
+    w0, w1, w2 = vload(wb, wt), vload(wb, wt + count), vload(wb, wt + 2 * count)
+    i = vload(dy, a - gap)
+    s0 = vfma(i, w2, s0)
+    i = vload(dy, a)
+    s0, s1, s2 = vfma(i, w0, s0), vfma(i, w1, s1), vfma(i, w2, s2)
+    i = vload(dy, a + gap)
+    s2, s3 = vfma(i, w0, s2), vfma(i, w1, s3)
+    return s0, s1, s2, s3
+
+
+@kernel
+def _s2_pixel(dy, wbs, dx, o, dy_row, row_gap, r_first, r_step, r_end, u, out_w):
+    """Input-gradient pixel at padded column ``u``, flat index ``o`` of ``dx``, every channel block: filter rows
+    ``r_first, r_first + 2, ... < r_end`` (``dy`` row of filter row ``r`` at ``dy_row - r // 2 * row_gap``, rows
+    inside ``dy`` only), the taps whose ``dy`` column is inside ``dy``."""
+    c = dx.shape[3]
+    count = lanes(dy)
+    for g in range((c + count - 1) // count):
+        k = block_start(g * count, 0, c, count)
+        acc = vzeros(dy)
+        for r in range(r_first, r_end, r_step):
+            for t in range(u % 2, 3, 2):
+                j = (u - t) // 2
+                if 0 <= j < out_w:
+                    acc = vfma(vload(dy, dy_row - r // 2 * row_gap + j * c + k), vload(wbs, (9 * g + 3 * r + t) * count),
+                               acc)
+        vstore(dx, o + k, acc)
+
+
+@kernel
+def _s2_input_gradient_rows(dy, wbs, dx, row_begin, row_end, pad_top, pad_left):
+    """Input-gradient rows ``[row_begin, row_end)`` (over the batch) of a stride-2 3x3 layer, every channel block."""
+    out_h, out_w, c = dy.shape[1], dy.shape[2], dy.shape[3]
+    in_h, in_w = dx.shape[1], dx.shape[2]
+    count = lanes(dy)
+    blocks = (c + count - 1) // count
+    row_gap = out_w * c
+    # steps of four pixels from dy column m (each reads columns m - 1 .. m + 1): the first whose columns are all
+    # inside dx and dy, and the last (overlapping the one before it)
+    m_lo = max(1, (pad_left + 1) // 2)
+    m_last = min(out_w - 2, (in_w - 4 + pad_left) // 2)
+    for row in range(row_begin, row_end):
+        b, y = row // in_h, row % in_h
+        v = y + pad_top  # the padded input row
+        r_first = v % 2  # filter rows r = v % 2, v % 2 + 2 reach this row from dy row (v - r) / 2
+        r_lo = max(r_first, v - 2 * (out_h - 1))  # dy rows inside dy: (v - r) / 2 < out_h
+        r_lo += (r_lo - r_first) % 2
+        r_end = min(3, v + 1)  # (v - r) / 2 >= 0
+        dy_row = (b * out_h * out_w + v // 2 * out_w) * c  # dy row v // 2: filter row r reads dy row (v - r) // 2
+        o_row = row * in_w * c
+        u_steps_lo, u_steps_hi = 2 * m_lo, 2 * m_last + 4
+        if m_last < m_lo:
+            u_steps_lo = u_steps_hi = in_w + pad_left  # no steps
+        for xx in range(in_w):
+            u = xx + pad_left
+            if u < u_steps_lo or u >= u_steps_hi:
+                _s2_pixel(dy, wbs, dx, o_row + xx * c, dy_row, row_gap, r_lo, 2, r_end, u, out_w)
+        if m_last < m_lo:
+            continue
+        m0 = m_lo
+        while m0 <= m_last + 1:  # the steps from m_lo and m_last cover dx columns 2 m_lo .. 2 m_last + 3
+            m = min(m0, m_last)  # the last step overlaps the one before it
+            for g in range(blocks):
+                k = block_start(g * count, 0, c, count)
+                s0 = s1 = s2 = s3 = vzeros(dy)
+                for r in range(r_lo, r_end, 2):
+                    s0, s1, s2, s3 = _s2_row_taps(s0, s1, s2, s3, dy, dy_row - r // 2 * row_gap + m * c + k, c, wbs,
+                                                  (9 * g + 3 * r) * count)
+                o = o_row + (2 * m - pad_left) * c + k
+                vstore(dx, o, s0)
+                vstore(dx, o + c, s1)
+                vstore(dx, o + 2 * c, s2)
+                vstore(dx, o + 3 * c, s3)
+            m0 += 2
+
+
+@kernel
+def depthwise_nhwc_backprop_input_3x3_s2_direct_rows(w, dy, dx, row_begin, row_end, pad_top, pad_left):
+    """Rows ``[row_begin, row_end)`` (over the batch) of the input gradient ``dx`` ``[N, in_h, in_w, C]`` of a
+    stride-2 3x3 layer (dilation 1) with filter ``w`` ``[3, 3, C]`` (``C`` at least a vector), from ``dy``
+    ``[N, out_h, out_w, C]``: per ``dx`` row the filter rows of its parity, four pixels per step (two ``dy``
+    columns, :func:`_s2_row_taps`: three loads of ``dy`` per six multiply-adds), the pixels left one at a time."""
+    c = dy.shape[3]
+    count = lanes(dy)
+    blocks = (c + count - 1) // count
+    wbs = empty_on_line(blocks * 9 * count, dy)
+    for g in range(blocks):
+        _pack_filters(w, block_start(g * count, 0, c, count), 1, wbs[g * 9 * count:(g + 1) * 9 * count])
+    _s2_input_gradient_rows(dy, wbs, dx, row_begin, row_end, pad_top, pad_left)
+
+
+@kernel(parallel=True)
+def depthwise_nhwc_backprop_input_3x3_s2_direct_parallel(w, dy, dx, n_chunks, pad_top, pad_left):
+    """:func:`depthwise_nhwc_backprop_input_3x3_s2_direct_rows` over all rows of ``dx``, in ``n_chunks`` parallel
+    runs."""
+    rows = dx.shape[0] * dx.shape[1]
+    for t in prange(n_chunks):
+        depthwise_nhwc_backprop_input_3x3_s2_direct_rows(w, dy, dx, t * rows // n_chunks, (t + 1) * rows // n_chunks,
+                                                         pad_top, pad_left)
 
 
 # --------------------------------------------------------------------------- the filter gradient
