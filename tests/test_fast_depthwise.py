@@ -1642,6 +1642,28 @@ def test_direct_3x3_kernel_matches_reference(geometry, dtype, threads, fresh_pla
     assert len(s2_calls) == (stride_h == stride_w == 2)  # the stride-2 input gradient
 
 
+@pytest.mark.parametrize("threads", ["serial", "parallel"])
+@pytest.mark.parametrize("geometry", [
+    (2, 10, 12, 20, 2, (3, 3), 1, 1, "SAME"),  # 40 channels repeated: a band's rows on the direct 3x3 kernel
+    (1, 13, 11, 8, 4, (3, 3), 2, 1, "VALID"),
+    (1, 12, 14, 16, 3, (3, 3), 1, (1, 2), [[0, 0], [3, 1], [0, 2], [0, 0]]),
+], ids=_ids)
+def test_direct_3x3_kernel_takes_a_multiplier_forward(geometry, threads, fresh_plans, monkeypatch):
+    """With ``DIRECT_3X3``, the forward with a channel multiplier runs each band of repeated input rows on the direct
+    3x3 kernel; the three ops match the reference."""
+    from sepconv.kernels import depthwise_multiplier
+
+    name, index = (("depthwise_nhwc_forward_multiplier_bands", 8) if threads == "serial"
+                   else ("depthwise_nhwc_forward_multiplier_parallel", 6))
+    rows_kernels = record_calls(monkeypatch, depthwise_multiplier, name, lambda args: args[index])
+    monkeypatch.setattr(fast_depthwise, "DIRECT_3X3", True)
+    for setting in ("PARALLEL_MIN_MACS", "NHWC_PARALLEL_MIN_MACS", "PARALLEL_MIN_BYTES"):
+        monkeypatch.setattr(fast_depthwise, setting, 10**18 if threads == "serial" else 0)
+    x, filt, dy, args = _problem(geometry, np.float32)
+    _assert_three_ops_match(x, filt, dy, args, np.float32)
+    assert rows_kernels == [depthwise_multiplier.DIRECT_3X3_ROWS]
+
+
 @pytest.mark.parametrize("in_shape, k, strides, expected", [
     ((1, 56, 56, 16), 3, 1, True), ((1, 7, 7, 960), 3, (2, 1), True),  # a vector of channels; any vertical stride
     ((1, 56, 56, 15), 3, 1, False),  # less than a vector

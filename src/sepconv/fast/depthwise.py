@@ -339,7 +339,10 @@ def _direct_7x7_s2(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsi
 # small-image kernel (planes to 96 KB) or the older kernels, us: 1x112x112x96 178 -> 111, 1x56x56x144 133 -> 97,
 # 1x14x14x576 35 -> 25, 2x15x15x100 22 -> 18, 4x56x56x144 227 -> 157, 1x112x112x32 69 -> 47, 1x28x28x240 63 -> 34.
 # Its stride-2 input gradient against the parity kernel, us: 4x56x56x144 428 -> 190, 1x112x112x96 252 -> 123,
-# 1x56x56x144 86 -> 57, 1x14x14x576 40 -> 35, 8x28x28x192 206 -> 137, 1x112x112x32 58 -> 54.
+# 1x56x56x144 86 -> 57, 1x14x14x576 40 -> 35, 8x28x28x192 206 -> 137, 1x112x112x32 58 -> 54.  With a channel
+# multiplier its forward runs on each band of repeated input rows (older kernels -> direct, us: 1x112x112x32 m4
+# 1061 -> 360, 1x56x56x32 m2 200 -> 77, 1x28x28x64 m3 140 -> 64, 4x56x56x64 m2 stride 2 329 -> 246, 1x112x112x8 m4
+# 457 -> 144).
 DIRECT_3X3 = False
 
 
@@ -739,7 +742,12 @@ def _forward_multiplier_launch(in_shape: tuple[int, ...], out_shape: tuple[int, 
     n_chunks = _forward_chunks(repeated_shape, out_shape, itemsize, kh, kw, stride_w, dil_h, dil_w)
     band_rows, band_values = _multiplier_bands(in_shape, out_shape, itemsize, kh, stride_h, dil_h, n_chunks)
     bands = in_shape[0] * -(-out_shape[1] // band_rows)
-    packed_rows = _packed(repeated_shape, itemsize, kh, kw, stride_w, dil_h, dil_w)
+    if _packed(repeated_shape, itemsize, kh, kw, stride_w, dil_h, dil_w):
+        rows_kernel = multiplier_kernels.PACKED_ROWS
+    elif _direct_3x3(repeated_shape, itemsize, kh, kw, stride_w, dil_w):
+        rows_kernel = multiplier_kernels.DIRECT_3X3_ROWS
+    else:
+        rows_kernel = multiplier_kernels.ROWS
     row_shape = (in_shape[2], out_shape[3])
 
     def launch(x, w3, out):
@@ -747,11 +755,11 @@ def _forward_multiplier_launch(in_shape: tuple[int, ...], out_shape: tuple[int, 
         zero_row = _zero_row(row_shape, dtype)
         if n_chunks == 1:
             multiplier_kernels.depthwise_nhwc_forward_multiplier_bands(x, w3, out, buffers[0], zero_row, 0, bands,
-                                                                       band_rows, packed_rows, *args)
+                                                                       band_rows, rows_kernel, *args)
         else:
             with PARALLEL_LAUNCH:
                 multiplier_kernels.depthwise_nhwc_forward_multiplier_parallel(x, w3, out, buffers, zero_row,
-                                                                              band_rows, packed_rows, *args)
+                                                                              band_rows, rows_kernel, *args)
     return launch
 
 

@@ -19,7 +19,7 @@ A 3x3 filter of ones, multiplier 2, over a 4x4 image of ones, SAME padding, in b
 >>> x, w = np.ones((1, 4, 4, 1), np.float32), np.ones((3, 3, 2), np.float32)
 >>> out, zero_row = np.empty((1, 4, 4, 2), np.float32), np.zeros((4, 2), np.float32)
 >>> buffer = np.empty(3 * 4 * 2, np.float32)
->>> depthwise_nhwc_forward_multiplier_bands(x, w, out, buffer, zero_row, 0, 4, 1, False, 1, 1, 1, 1, 1, 1)
+>>> depthwise_nhwc_forward_multiplier_bands(x, w, out, buffer, zero_row, 0, 4, 1, ROWS, 1, 1, 1, 1, 1, 1)
 >>> out[0, :, :, 1]
 array([[4., 6., 6., 4.],
        [6., 9., 9., 6.],
@@ -41,7 +41,11 @@ from .depthwise import (
     repeat_channels_flat,
     sum_over_multiplier_flat,
 )
+from .depthwise_3x3_direct import depthwise_nhwc_forward_3x3_direct_rows
 from .depthwise_packed import depthwise_nhwc_forward_packed_rows
+
+# The forward's rows kernel for a band (depthwise_nhwc_forward_multiplier_bands's ``rows_kernel``).
+ROWS, PACKED_ROWS, DIRECT_3X3_ROWS = 0, 1, 2
 
 
 @kernel
@@ -63,11 +67,13 @@ def _band_rows(x, buffer, band, band_rows, out_h, multiplier, stride_h, reach, p
 
 
 @kernel
-def depthwise_nhwc_forward_multiplier_bands(x, w, out, buffer, zero_row, band_begin, band_end, band_rows, packed,
+def depthwise_nhwc_forward_multiplier_bands(x, w, out, buffer, zero_row, band_begin, band_end, band_rows, rows_kernel,
                                             stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
     """Forward with a channel multiplier: ``x [N, H, W, C]``, ``w [kh, kw, C*M]``, bands ``[band_begin, band_end)``
     of ``band_rows`` rows of ``out [N, out_h, out_w, C*M]``; ``buffer`` 1-D, room for a band's repeated input
-    rows; ``zero_row`` ``[W, C*M]`` zeros; ``packed``: the band's rows go to the packed kernel."""
+    rows; ``zero_row`` ``[W, C*M]`` zeros; the band's rows go to the rows kernels of
+    :mod:`sepconv.kernels.depthwise` (``rows_kernel`` :data:`ROWS`), the packed kernel (:data:`PACKED_ROWS`) or
+    the direct 3x3 kernel (:data:`DIRECT_3X3_ROWS`)."""
     c = x.shape[3]
     out_h, out_w, cm = out.shape[1], out.shape[2], out.shape[3]
     reach = (w.shape[0] - 1) * dil_h + 1
@@ -76,24 +82,27 @@ def depthwise_nhwc_forward_multiplier_bands(x, w, out, buffer, zero_row, band_be
         out_band = out[b][i0:i1].reshape((1, i1 - i0, out_w, cm))
         if repeated.shape[1] == 0:  # every filter row in the padding
             out_band[:] = 0
-        elif packed:
+        elif rows_kernel == PACKED_ROWS:
             depthwise_nhwc_forward_packed_rows(repeated, w, out_band, 0, i1 - i0, stride_h, stride_w, dil_h, dil_w,
                                                top, pad_left)
+        elif rows_kernel == DIRECT_3X3_ROWS:
+            depthwise_nhwc_forward_3x3_direct_rows(repeated, w, out_band, 0, i1 - i0, stride_h, stride_w, dil_h, dil_w,
+                                                   top, pad_left)
         else:
             depthwise_nhwc_forward_any_rows(repeated, w, out_band, zero_row, 0, i1 - i0, stride_h, stride_w, dil_h,
                                             dil_w, top, pad_left)
 
 
 @kernel(parallel=True)
-def depthwise_nhwc_forward_multiplier_parallel(x, w, out, buffers, zero_row, band_rows, packed, stride_h, stride_w,
-                                               dil_h, dil_w, pad_top, pad_left):
+def depthwise_nhwc_forward_multiplier_parallel(x, w, out, buffers, zero_row, band_rows, rows_kernel, stride_h,
+                                               stride_w, dil_h, dil_w, pad_top, pad_left):
     """:func:`depthwise_nhwc_forward_multiplier_bands` over all bands: thread ``t`` takes a contiguous run of
     them and its own ``buffers[t]``."""
     n_threads = buffers.shape[0]
     bands = out.shape[0] * ((out.shape[1] + band_rows - 1) // band_rows)
     for t in prange(n_threads):
         depthwise_nhwc_forward_multiplier_bands(x, w, out, buffers[t], zero_row, t * bands // n_threads,
-                                                (t + 1) * bands // n_threads, band_rows, packed, stride_h, stride_w,
+                                                (t + 1) * bands // n_threads, band_rows, rows_kernel, stride_h, stride_w,
                                                 dil_h, dil_w, pad_top, pad_left)
 
 
