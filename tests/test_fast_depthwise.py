@@ -1648,20 +1648,24 @@ def test_direct_3x3_kernel_matches_reference(geometry, dtype, threads, fresh_pla
     (1, 13, 11, 8, 4, (3, 3), 2, 1, "VALID"),
     (1, 12, 14, 16, 3, (3, 3), 1, (1, 2), [[0, 0], [3, 1], [0, 2], [0, 0]]),
 ], ids=_ids)
-def test_direct_3x3_kernel_takes_a_multiplier_forward(geometry, threads, fresh_plans, monkeypatch):
-    """With ``DIRECT_3X3``, the forward with a channel multiplier runs each band of repeated input rows on the direct
-    3x3 kernel; the three ops match the reference."""
-    from sepconv.kernels import depthwise_multiplier
+def test_direct_3x3_kernels_take_a_channel_multiplier(geometry, threads, fresh_plans, monkeypatch):
+    """With ``DIRECT_3X3``, the forward and the input gradient with a channel multiplier run each band of repeated
+    rows on the direct 3x3 kernels; the three ops match the reference."""
+    from sepconv.kernels import depthwise_multiplier as multiplier
 
-    name, index = (("depthwise_nhwc_forward_multiplier_bands", 8) if threads == "serial"
-                   else ("depthwise_nhwc_forward_multiplier_parallel", 6))
-    rows_kernels = record_calls(monkeypatch, depthwise_multiplier, name, lambda args: args[index])
+    suffix, index = ("bands", 8) if threads == "serial" else ("parallel", 6)
+    rows_kernels = record_calls(monkeypatch, multiplier, f"depthwise_nhwc_forward_multiplier_{suffix}",
+                                lambda args: args[index])
+    kinds = record_calls(monkeypatch, multiplier, f"depthwise_nhwc_backprop_input_multiplier_{suffix}",
+                         lambda args: args[index])
     monkeypatch.setattr(fast_depthwise, "DIRECT_3X3", True)
     for setting in ("PARALLEL_MIN_MACS", "NHWC_PARALLEL_MIN_MACS", "PARALLEL_MIN_BYTES"):
         monkeypatch.setattr(fast_depthwise, setting, 10**18 if threads == "serial" else 0)
     x, filt, dy, args = _problem(geometry, np.float32)
     _assert_three_ops_match(x, filt, dy, args, np.float32)
-    assert rows_kernels == [depthwise_multiplier.DIRECT_3X3_ROWS]
+    assert rows_kernels == [multiplier.DIRECT_3X3_ROWS]
+    assert kinds == [multiplier.INPUT_GRADIENT_FORWARD_DIRECT_3X3 if args["strides"] == 1
+                     else multiplier.INPUT_GRADIENT_S2_DIRECT_3X3]
 
 
 @pytest.mark.parametrize("in_shape, k, strides, expected", [

@@ -342,7 +342,8 @@ def _direct_7x7_s2(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsi
 # 1x56x56x144 86 -> 57, 1x14x14x576 40 -> 35, 8x28x28x192 206 -> 137, 1x112x112x32 58 -> 54.  With a channel
 # multiplier its forward runs on each band of repeated input rows (older kernels -> direct, us: 1x112x112x32 m4
 # 1061 -> 360, 1x56x56x32 m2 200 -> 77, 1x28x28x64 m3 140 -> 64, 4x56x56x64 m2 stride 2 329 -> 246, 1x112x112x8 m4
-# 457 -> 144).
+# 457 -> 144), and so does its input gradient (1x112x112x32 m4 1299 -> 484, 1x56x56x32 m2 165 -> 54, 1x28x28x64 m3
+# 108 -> 50, 4x56x56x64 m2 stride 2 322 -> 193, 1x112x112x8 m4 269 -> 106).
 DIRECT_3X3 = False
 
 
@@ -960,20 +961,26 @@ def _input_gradient_multiplier_launch(dy_shape: tuple[int, ...], dx_shape: tuple
     repeated_shape = (n, in_h, in_w, channels)
     if stride_h == stride_w == 1:  # the forward of dy with the flipped filter
         n_chunks = _forward_chunks(dy_shape, repeated_shape, itemsize, kh, kw, 1, dil_h, dil_w)
-        kind = (multiplier_kernels.INPUT_GRADIENT_FORWARD_PACKED if _packed(dy_shape, itemsize, kh, kw, 1, dil_h, dil_w)
-                else multiplier_kernels.INPUT_GRADIENT_FORWARD)
+        if _packed(dy_shape, itemsize, kh, kw, 1, dil_h, dil_w):
+            kind = multiplier_kernels.INPUT_GRADIENT_FORWARD_PACKED
+        elif _direct_3x3(dy_shape, itemsize, kh, kw, 1, dil_w):
+            kind = multiplier_kernels.INPUT_GRADIENT_FORWARD_DIRECT_3X3
+        else:
+            kind = multiplier_kernels.INPUT_GRADIENT_FORWARD
         pad_top, pad_left = (kh - 1) * dil_h - pad_top, (kw - 1) * dil_w - pad_left
     else:
         work = math.prod(dy_shape[:3]) * _whole_vectors(channels, itemsize) * kh * kw
         n_chunks = _n_chunks(n * in_h, work, (math.prod(dy_shape) + math.prod(repeated_shape)) * itemsize,
                              min_macs=NHWC_PARALLEL_MIN_MACS)
-        if _parity_kernel(kh, kw, stride_h, stride_w, dil_h, dil_w):
+        if (stride_h, stride_w, dil_h) == (2, 2, 1) and _direct_3x3(dy_shape, itemsize, kh, kw, 2, dil_w):
+            kind = multiplier_kernels.INPUT_GRADIENT_S2_DIRECT_3X3
+        elif _parity_kernel(kh, kw, stride_h, stride_w, dil_h, dil_w):
             kind = multiplier_kernels.INPUT_GRADIENT_S2
         elif strided_simd:
             kind = multiplier_kernels.INPUT_GRADIENT_STRIDED_SIMD
         else:
             kind = multiplier_kernels.INPUT_GRADIENT_STRIDED
-    flip = kind <= multiplier_kernels.INPUT_GRADIENT_FORWARD_PACKED
+    flip = kind in multiplier_kernels.INPUT_GRADIENT_FORWARD_KINDS
     # bands of dx rows, each computed from dy in place: the bands of a 1x1 filter over the C*M-channel gradient
     band_rows, band_values = _multiplier_bands(repeated_shape, repeated_shape, itemsize, 1, 1, 1, n_chunks)
     bands = n * -(-in_h // band_rows)

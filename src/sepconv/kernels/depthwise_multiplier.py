@@ -41,7 +41,7 @@ from .depthwise import (
     repeat_channels_flat,
     sum_over_multiplier_flat,
 )
-from .depthwise_3x3_direct import depthwise_nhwc_forward_3x3_direct_rows
+from .depthwise_3x3_direct import depthwise_nhwc_backprop_input_3x3_s2_direct_rows, depthwise_nhwc_forward_3x3_direct_rows
 from .depthwise_packed import depthwise_nhwc_forward_packed_rows
 
 # The forward's rows kernel for a band (depthwise_nhwc_forward_multiplier_bands's ``rows_kernel``).
@@ -138,13 +138,17 @@ def depthwise_nhwc_backprop_filter_multiplier_parallel(x, dy, partial, buffers, 
 
 
 # The input gradient's rows kernel for a band (``kind`` of depthwise_nhwc_backprop_input_multiplier_bands): stride
-# 1, the forward of dy with the flipped filter (by filter size, or packed); stride 2, the parity kernels (3x3, 5x5,
-# 7 wide); other strides, the register sums or tap by tap.
+# 1, the forward of dy with the flipped filter (by filter size, packed, or the direct 3x3 kernel); stride 2, the
+# parity kernels (3x3, 5x5, 7 wide; the direct 3x3 kernel's); other strides, the register sums or tap by tap.
 INPUT_GRADIENT_FORWARD = 0
 INPUT_GRADIENT_FORWARD_PACKED = 1
 INPUT_GRADIENT_S2 = 2
 INPUT_GRADIENT_STRIDED_SIMD = 3
 INPUT_GRADIENT_STRIDED = 4
+INPUT_GRADIENT_FORWARD_DIRECT_3X3 = 5
+INPUT_GRADIENT_S2_DIRECT_3X3 = 6
+# ... of which these take the flipped filter (and the forward's pads)
+INPUT_GRADIENT_FORWARD_KINDS = (INPUT_GRADIENT_FORWARD, INPUT_GRADIENT_FORWARD_PACKED, INPUT_GRADIENT_FORWARD_DIRECT_3X3)
 
 
 @kernel
@@ -170,6 +174,10 @@ def depthwise_nhwc_backprop_input_multiplier_bands(w, dy, dx, buffer, zero_row, 
                                             pad_left)
         elif kind == INPUT_GRADIENT_FORWARD_PACKED:
             depthwise_nhwc_forward_packed_rows(dy_image, w, g, 0, rows, 1, 1, dil_h, dil_w, pad_top - y0, pad_left)
+        elif kind == INPUT_GRADIENT_FORWARD_DIRECT_3X3:
+            depthwise_nhwc_forward_3x3_direct_rows(dy_image, w, g, 0, rows, 1, 1, dil_h, dil_w, pad_top - y0, pad_left)
+        elif kind == INPUT_GRADIENT_S2_DIRECT_3X3:
+            depthwise_nhwc_backprop_input_3x3_s2_direct_rows(w, dy_image, g, 0, rows, pad_top + y0, pad_left)
         elif kind == INPUT_GRADIENT_S2:
             depthwise_nhwc_backprop_input_s2_any_rows(w, dy_image, g, zero_row, 0, rows, pad_top + y0, pad_left)
         elif kind == INPUT_GRADIENT_STRIDED_SIMD:
