@@ -6,8 +6,12 @@ The register-tiled kernels (:mod:`sepconv.kernels.pointwise` and the tiles of
 AVX-512 register each, but two of the sixteen registers of an AVX2 core (our vectors are 64 bytes,
 :mod:`sepconv.kernels._simd`), and there they spill.  So where the CPU has no AVX-512
 (:data:`sepconv.kernels._simd.WIDE_REGISTERS`) the fast ops take NumPy's BLAS for those products
-(on our threads, :mod:`sepconv.fast.gemm`) and the depthwise forward at stride 1 the small-image
-kernel (five vectors in registers) on images of any size, of a vector of channels or more.
+(on our threads, :mod:`sepconv.fast.gemm`), conv2d's few-channel kernel (a stem) four pixels by one
+vector at a time instead of eight by two, and the depthwise ops of 3x3 filters the direct 3x3 kernels
+(:mod:`sepconv.kernels.depthwise_3x3_direct`: four pixels' sums, a filter row's weights and one column
+in sixteen registers; forward at horizontal stride 1 or 2, input gradient at stride 1 or 2, filter
+gradient, the channel-multiplier bands) and their other stride-1 forwards the small-image kernel (five
+vectors in registers) on images of any size, of a vector of channels or more.
 
 Thirty-second session, an AMD EPYC (Zen 3, AVX2) VM, 2 threads, one process, alternating, us, the
 AVX-512 plans -> these: conv2d 8x28x28x128 -> 128 3x3 15233 -> 7813, 8x28x28x64 -> 64 5x5 25737 ->
@@ -20,7 +24,10 @@ time, 8x56x56x144 0.65/0.63, 1x147x147x64 0.68/0.65, 1x112x112x96 0.68/0.73, 1x1
 1x75x75x480 5x5 0.62, 1x38x38x960 5x5 0.81; with a channel block's last lanes not masked
 (:func:`sepconv.kernels.depthwise_small_image.block_start`) and the rows in bands, fewer channels too:
 1x112x112x32 3x3 0.79/0.84, 8x112x112x32 0.56/0.54, 1x112x112x16 0.69/0.70, 1x56x56x24 0.83/0.83,
-8x56x56x24 0.67/0.68, 1x56x56x40 0.85/0.94, 1x27x37x23 0.90/0.92, 1x43x43x88 1.01/1.03.
+8x56x56x24 0.67/0.68, 1x56x56x40 0.85/0.94, 1x27x37x23 0.90/0.92, 1x43x43x88 1.01/1.03.  Thirty-third
+session, the same VM: the direct 3x3 kernels take 0.3-0.9 of the time of the kernels before them
+(figures beside ``DIRECT_3X3`` in :mod:`sepconv.fast.depthwise`), the stem's four-pixel steps 0.34-0.63
+(beside ``FEW_CHANNELS_OCTETS`` in :mod:`sepconv.fast.conv2d`).
 
 Examples
 --------
@@ -53,7 +60,8 @@ _WIDE = {
     (depthwise, "SMALL_IMAGE_S2_MAX_PLANE_BYTES"): depthwise.SMALL_IMAGE_S2_MAX_PLANE_BYTES,
 }
 # ... and without AVX-512: BLAS for the products (no register-tiled pointwise, direct, streamed or fused
-# kernels), the small-image depthwise kernel on any stride-1 plane and on small stride-2 ones.
+# kernels), four-pixel steps for a stem, the direct 3x3 depthwise kernels, and the small-image depthwise kernel on
+# any other stride-1 plane and on small stride-2 ones.
 _NARROW = {
     (conv2d, "POINTWISE_KERNEL"): False,
     (conv2d, "DIRECT_MAX_FILTER_BYTES"): 0,

@@ -63,6 +63,19 @@ from .depthwise_small_image import _pack_filters, block_start
 STEP_PIXELS = 4
 
 
+@kernel
+def _filters_by_block(w, like):
+    """``w`` ``[3, 3, C]`` laid out by channel block, ``[blocks, 9, lanes]`` (a last partial block overlapping the
+    one before it, :func:`~sepconv.kernels.depthwise_small_image.block_start`), on a cache line."""
+    c = w.shape[2]
+    count = lanes(like)
+    blocks = (c + count - 1) // count
+    wbs = empty_on_line(blocks * 9 * count, like)
+    for g in range(blocks):
+        _pack_filters(w, block_start(g * count, 0, c, count), 1, wbs[g * 9 * count:(g + 1) * 9 * count])
+    return wbs
+
+
 @kernel(inline=True)
 def _row_taps(s0, s1, s2, s3, x, a, gap, wb, wt):
     """Adds one filter row (weights ``wt .. wt + 2`` vectors of ``wb``) to the sums of four pixels ``gap`` apart
@@ -194,12 +207,7 @@ def depthwise_nhwc_forward_3x3_direct_rows(x, w, out, row_begin, row_end, stride
     """Output rows ``[row_begin, row_end)`` (over the batch) of the forward of ``x`` ``[N, in_h, in_w, C]`` (``C`` at
     least a vector) with ``w`` ``[3, 3, C]`` into ``out`` ``[N, out_h, out_w, C]``, horizontal stride 1, or 2 at
     horizontal dilation 1."""
-    c = x.shape[3]
-    count = lanes(x)
-    blocks = (c + count - 1) // count
-    wbs = empty_on_line(blocks * 9 * count, x)
-    for g in range(blocks):
-        _pack_filters(w, block_start(g * count, 0, c, count), 1, wbs[g * 9 * count:(g + 1) * 9 * count])
+    wbs = _filters_by_block(w, x)
     # constants, for LLVM to fold into the steps
     if stride_h == stride_w == dil_h == dil_w == 1:
         _output_rows(x, wbs, out, row_begin, row_end, 1, 1, 1, 1, pad_top, pad_left)
@@ -311,13 +319,7 @@ def depthwise_nhwc_backprop_input_3x3_s2_direct_rows(w, dy, dx, row_begin, row_e
     stride-2 3x3 layer (dilation 1) with filter ``w`` ``[3, 3, C]`` (``C`` at least a vector), from ``dy``
     ``[N, out_h, out_w, C]``: per ``dx`` row the filter rows of its parity, four pixels per step (two ``dy``
     columns, :func:`_s2_row_taps`: three loads of ``dy`` per six multiply-adds), the pixels left one at a time."""
-    c = dy.shape[3]
-    count = lanes(dy)
-    blocks = (c + count - 1) // count
-    wbs = empty_on_line(blocks * 9 * count, dy)
-    for g in range(blocks):
-        _pack_filters(w, block_start(g * count, 0, c, count), 1, wbs[g * 9 * count:(g + 1) * 9 * count])
-    _s2_input_gradient_rows(dy, wbs, dx, row_begin, row_end, pad_top, pad_left)
+    _s2_input_gradient_rows(dy, _filters_by_block(w, dy), dx, row_begin, row_end, pad_top, pad_left)
 
 
 @kernel(parallel=True)
