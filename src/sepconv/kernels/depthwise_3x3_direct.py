@@ -18,6 +18,7 @@ block in turn, and a phase's last step overlaps the one before it (:func:`_steps
 narrower than a step, go one at a time with the taps inside the input only (:func:`_pixel`); filter rows outside
 the input are skipped. Channel blocks are whole vectors: a last partial block overlaps the one before it
 (:func:`~sepconv.kernels.depthwise_small_image.block_start`), so the input needs a vector of channels.
+
 The input gradient at stride 2 (undilated) takes, for each of its rows, the filter rows of the row's parity, and
 four pixels per step: two even ones that take taps 0 and 2, two odd ones that take tap 1, from three columns of
 ``dy`` (:func:`_s2_row_taps`); the border pixels go one at a time (:func:`_s2_pixel`). (At stride 1 the input
@@ -32,7 +33,8 @@ partial gradient.
 :mod:`sepconv.fast.depthwise` sends it, on CPUs without AVX-512 (:mod:`sepconv.fast.registers`), the forward (and
 stride-1 input gradient) of 3x3 layers at horizontal stride 1 or 2, where it takes 0.5-0.8 of the small-image
 kernel's time (whose copy into planes cost a third of it on large planes), their stride-2 input gradient (0.44-0.94
-of the parity kernel's time) and their filter gradient.
+of the parity kernel's time) and their filter gradient; :mod:`sepconv.kernels.depthwise_multiplier` runs the bands
+of a channel multiplier's repeated rows on the forward and input-gradient rows functions.
 
 Examples
 --------
@@ -56,7 +58,7 @@ from numba import prange
 from ._jit import kernel
 from ._simd import empty_on_line, lanes, opaque, vfma, vload, vstore, vzeros
 from ._window import interior, tap_range
-from .depthwise_small_image import _pack_filters, block_start
+from .depthwise_small_image import block_start, pack_filters
 
 # Output pixels per step: their sums, a filter row's three weights and one input column fill an AVX2 core's
 # sixteen registers.
@@ -72,7 +74,7 @@ def _filters_by_block(w, like):
     blocks = (c + count - 1) // count
     wbs = empty_on_line(blocks * 9 * count, like)
     for g in range(blocks):
-        _pack_filters(w, block_start(g * count, 0, c, count), 1, wbs[g * 9 * count:(g + 1) * 9 * count])
+        pack_filters(w, block_start(g * count, 0, c, count), 1, wbs[g * 9 * count:(g + 1) * 9 * count])
     return wbs
 
 

@@ -91,7 +91,7 @@ def _zero_margins(planes, blocks, h, w, margin):
 
 
 @kernel
-def _pack_filters(w, k, blocks, wbs):
+def pack_filters(w, k, blocks, wbs):
     """Channel blocks ``k .. k + blocks - 1`` of ``w`` ``[kh, kw, C]`` into ``wbs`` ``[blocks, kh * kw, lanes]``."""
     c = w.shape[2]
     taps = w.shape[0] * w.shape[1]
@@ -240,7 +240,7 @@ def depthwise_nhwc_forward_small_image_items(x, w, out, item_begin, item_end, gr
         k = kg * group * count
         blocks = min(group, (c - k + count - 1) // count)
         if kg != packed_group:
-            _pack_filters(w, k, blocks, wbs)
+            pack_filters(w, k, blocks, wbs)
             packed_group = kg
         i_begin, i_end = band * band_rows, min(out_h, (band + 1) * band_rows)
         row_lo = min(max(i_begin * stride_h - pad_top, 0), in_h)
