@@ -347,11 +347,23 @@ def _direct_7x7_s2(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsi
 DIRECT_3X3 = False
 
 
+def _direct_3x3_layer(shape: tuple[int, ...], itemsize: int, kh: int, kw: int) -> bool:
+    """Whether a layer whose NHWC arrays have ``shape``'s channels takes the direct 3x3 kernels at all (its filter
+    gradient does, at any stride)."""
+    return DIRECT_3X3 and (kh, kw) == (3, 3) and shape[3] * itemsize >= VECTOR_BYTES
+
+
 def _direct_3x3(in_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_w: int, dil_w: int) -> bool:
     """Whether the forward pass of an input of ``in_shape`` (multiplier 1) takes the direct 3x3 kernel: horizontal
     stride 1, or 2 undilated."""
-    return (DIRECT_3X3 and (kh, kw) == (3, 3) and in_shape[3] * itemsize >= VECTOR_BYTES
-            and (stride_w == 1 or (stride_w == 2 and dil_w == 1)))
+    return _direct_3x3_layer(in_shape, itemsize, kh, kw) and (stride_w == 1 or (stride_w == 2 and dil_w == 1))
+
+
+def _direct_3x3_s2_input_gradient(dy_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_h: int,
+                                  stride_w: int, dil_h: int, dil_w: int) -> bool:
+    """Whether the input gradient from ``dy`` of ``dy_shape`` takes the direct 3x3 kernel's stride-2 routine
+    (undilated)."""
+    return (stride_h, stride_w, dil_h, dil_w) == (2, 2, 1, 1) and _direct_3x3_layer(dy_shape, itemsize, kh, kw)
 
 
 # Images whose channel-block plane (with the kernel's zero margins) is small take the small-image kernel
@@ -564,16 +576,18 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
         def launch(x, w3, out):
             repeated_launch(_repeated(x, multiplier), w3, out)
         return launch
+    def chunks_of_short_images_too(units: int) -> int:
+        """The split of the kernels below over ``units`` (rows or items), short images split too (the direct 3x3
+        kernel, 1x7x7x960, 2 threads: 43 us on one)."""
+        return _n_chunks(units, rows * out_shape[2] * _whole_vectors(channels, itemsize) * kh * kw,
+                         (math.prod(in_shape) + math.prod(out_shape)) * itemsize, 0, _nhwc_min_macs(multiplier_pass))
+
     if multiplier == 1 and _direct_3x3(in_shape, itemsize, kh, kw, stride_w, dil_w):
-        direct_args = (stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
-        # short images split too (1x7x7x960, 2 threads, us: 43 on one)
-        direct_chunks = _n_chunks(rows, rows * out_shape[2] * _whole_vectors(channels, itemsize) * 9,
-                                  (math.prod(in_shape) + math.prod(out_shape)) * itemsize, 0,
-                                  _nhwc_min_macs(multiplier_pass))
+        direct_chunks = chunks_of_short_images_too(rows)
 
         def launch(x, w3, out):
             with PARALLEL_LAUNCH:
-                direct_3x3.depthwise_nhwc_forward_3x3_direct_parallel(x, w3, out, direct_chunks, *direct_args)
+                direct_3x3.depthwise_nhwc_forward_3x3_direct_parallel(x, w3, out, direct_chunks, *args)
         return launch
     if multiplier == 1 and _small_image(in_shape, itemsize, kh, kw, stride_h, stride_w):
         group = _small_image_group(in_shape, stride_w)
@@ -581,10 +595,7 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
         images_groups = in_shape[0] * -(-in_shape[3] // (group * lane_count))
         band_rows = _small_image_band_rows(in_shape, out_shape[1], kh, stride_h, stride_w, dil_h, group,
                                            images_groups)
-        items = images_groups * -(-out_shape[1] // band_rows)
-        small_chunks = _n_chunks(items, rows * out_shape[2] * _whole_vectors(channels, itemsize) * kh * kw,
-                                 (math.prod(in_shape) + math.prod(out_shape)) * itemsize, 0,
-                                 _nhwc_min_macs(multiplier_pass))
+        small_chunks = chunks_of_short_images_too(images_groups * -(-out_shape[1] // band_rows))
 
         def launch(x, w3, out):
             with PARALLEL_LAUNCH:
@@ -900,8 +911,7 @@ def _input_gradient_launch(dy_shape: tuple[int, ...], dx_shape: tuple[int, ...],
     work = math.prod(dy_shape[:3]) * _whole_vectors(dy_shape[3], itemsize) * g.kh * g.kw
     n_chunks = _n_chunks(rows, work, (math.prod(dy_shape) + math.prod(dx_shape)) * itemsize,
                          min_macs=_nhwc_min_macs(m > 1))
-    if m == 1 and (g.stride_h, g.stride_w) == (2, 2) and _direct_3x3(dy_shape, itemsize, g.kh, g.kw, 2, g.dil_w) \
-            and g.dil_h == 1:
+    if m == 1 and _direct_3x3_s2_input_gradient(dy_shape, itemsize, g.kh, g.kw, *_geometry_ints(g)[:4]):
         pad_top, pad_left = g.pad_top, g.pad_left
 
         def launch(w3, dy, dx):
@@ -972,7 +982,7 @@ def _input_gradient_multiplier_launch(dy_shape: tuple[int, ...], dx_shape: tuple
         work = math.prod(dy_shape[:3]) * _whole_vectors(channels, itemsize) * kh * kw
         n_chunks = _n_chunks(n * in_h, work, (math.prod(dy_shape) + math.prod(repeated_shape)) * itemsize,
                              min_macs=NHWC_PARALLEL_MIN_MACS)
-        if (stride_h, stride_w, dil_h) == (2, 2, 1) and _direct_3x3(dy_shape, itemsize, kh, kw, 2, dil_w):
+        if _direct_3x3_s2_input_gradient(dy_shape, itemsize, kh, kw, stride_h, stride_w, dil_h, dil_w):
             kind = multiplier_kernels.INPUT_GRADIENT_S2_DIRECT_3X3
         elif _parity_kernel(kh, kw, stride_h, stride_w, dil_h, dil_w):
             kind = multiplier_kernels.INPUT_GRADIENT_S2
@@ -1103,7 +1113,7 @@ def _filter_gradient_plan(x_shape: tuple[int, ...], dy_shape: tuple[int, ...], d
                                                                                       zero_row(), band_rows, *args)
             return kernels.sum_partials(partial)
         return run
-    if _direct_3x3(x_shape, itemsize, g.kh, g.kw, 1, 1):  # any stride: the direct kernel's filter gradient
+    if _direct_3x3_layer(x_shape, itemsize, g.kh, g.kw):  # any stride: the direct kernel's filter gradient
         def run(x, dy):
             partial = np.empty((n_chunks, *per_channel), dtype)  # written, not added to
             with PARALLEL_LAUNCH:

@@ -81,7 +81,8 @@ def _filters_by_block(w, like):
 @kernel(inline=True)
 def _row_taps(s0, s1, s2, s3, x, a, gap, wb, wt):
     """Adds one filter row (weights ``wt .. wt + 2`` vectors of ``wb``) to the sums of four pixels ``gap`` apart
-    whose first tap reads ``x`` from ``a``, dilation 1: the six columns loaded once each."""
+    whose first tap reads ``x`` from ``a`` and whose taps are ``gap`` apart too (stride 1; at a dilation, pixels a
+    dilation apart): the six columns loaded once each."""
     count = lanes(wb)
     w0, w1, w2 = vload(wb, wt), vload(wb, wt + count), vload(wb, wt + 2 * count)
     a0, a3 = opaque(a), opaque(a + 3 * gap)
@@ -250,7 +251,7 @@ def _s2_row_taps(s0, s1, s2, s3, dy, a, gap, wb, wt):
 
 
 @kernel
-def _s2_pixel(dy, wbs, dx, o, dy_row, row_gap, r_first, r_step, r_end, u, out_w):
+def _s2_pixel(dy, wbs, dx, o, dy_row, row_gap, r_first, r_end, u, out_w):
     """Input-gradient pixel at padded column ``u``, flat index ``o`` of ``dx``, every channel block: filter rows
     ``r_first, r_first + 2, ... < r_end`` (``dy`` row of filter row ``r`` at ``dy_row - r // 2 * row_gap``, rows
     inside ``dy`` only), the taps whose ``dy`` column is inside ``dy``."""
@@ -259,7 +260,7 @@ def _s2_pixel(dy, wbs, dx, o, dy_row, row_gap, r_first, r_step, r_end, u, out_w)
     for g in range((c + count - 1) // count):
         k = block_start(g * count, 0, c, count)
         acc = vzeros(dy)
-        for r in range(r_first, r_end, r_step):
+        for r in range(r_first, r_end, 2):
             for t in range(u % 2, 3, 2):
                 j = (u - t) // 2
                 if 0 <= j < out_w:
@@ -280,6 +281,9 @@ def _s2_input_gradient_rows(dy, wbs, dx, row_begin, row_end, pad_top, pad_left):
     # inside dx and dy, and the last (overlapping the one before it)
     m_lo = max(1, (pad_left + 1) // 2)
     m_last = min(out_w - 2, (in_w - 4 + pad_left) // 2)
+    steps = m_last >= m_lo
+    # the padded columns the steps cover (none without steps)
+    u_steps_lo, u_steps_hi = (2 * m_lo, 2 * m_last + 4) if steps else (in_w + pad_left, in_w + pad_left)
     for row in range(row_begin, row_end):
         b, y = row // in_h, row % in_h
         v = y + pad_top  # the padded input row
@@ -289,14 +293,11 @@ def _s2_input_gradient_rows(dy, wbs, dx, row_begin, row_end, pad_top, pad_left):
         r_end = min(3, v + 1)  # (v - r) / 2 >= 0
         dy_row = (b * out_h * out_w + v // 2 * out_w) * c  # dy row v // 2: filter row r reads dy row (v - r) // 2
         o_row = row * in_w * c
-        u_steps_lo, u_steps_hi = 2 * m_lo, 2 * m_last + 4
-        if m_last < m_lo:
-            u_steps_lo = u_steps_hi = in_w + pad_left  # no steps
         for xx in range(in_w):
             u = xx + pad_left
             if u < u_steps_lo or u >= u_steps_hi:
-                _s2_pixel(dy, wbs, dx, o_row + xx * c, dy_row, row_gap, r_lo, 2, r_end, u, out_w)
-        if m_last < m_lo:
+                _s2_pixel(dy, wbs, dx, o_row + xx * c, dy_row, row_gap, r_lo, r_end, u, out_w)
+        if not steps:
             continue
         m0 = m_lo
         while m0 <= m_last + 1:  # the steps from m_lo and m_last cover dx columns 2 m_lo .. 2 m_last + 3
@@ -400,7 +401,7 @@ def _gradient_row(x, dy, sums, x_row, row_gap, a_dy, r_lo, r_hi, out_w, j_lo, j_
         for m in range(n // STEP_PIXELS * STEP_PIXELS, n):
             j = phase + m * step_gap
             _pixel_products(x, dy, sums, x_row, row_gap, a_dy, r_lo, r_hi, j, j * stride_w - pad_left, in_w, dil_w)
-    for j in range(max(j_hi, j_lo), out_w):
+    for j in range(j_hi, out_w):
         _pixel_products(x, dy, sums, x_row, row_gap, a_dy, r_lo, r_hi, j, j * stride_w - pad_left, in_w, dil_w)
 
 
