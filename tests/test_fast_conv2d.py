@@ -7,12 +7,13 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from conftest import rand, tol
+from conftest import rand, record_calls, tol
 
 import sepconv
 from sepconv import reference
 from sepconv.geometry import conv2d_geometry
 from sepconv.kernels import conv2d_direct
+from sepconv.kernels._simd import VECTOR_BYTES
 
 fast_conv2d = sys.modules["sepconv.fast.conv2d"]
 
@@ -304,12 +305,16 @@ DIRECT_IDS = [f"{shape}-k{k}-o{out_c}-s{s}-d{d}-{pad}" for shape, k, _, out_c, s
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("split", ["one-thread", "pixels", "panels"])
 @pytest.mark.parametrize("chunks", ["default", "tiny"])
+@pytest.mark.parametrize("panels", ["four-vector", "one-vector"])
 @pytest.mark.parametrize("spec", DIRECT_GEOMETRIES, ids=DIRECT_IDS)
-def test_direct_matches_reference(spec, chunks, split, dtype, monkeypatch):
+def test_direct_matches_reference(spec, panels, chunks, split, dtype, monkeypatch):
     """The direct (implicit GEMM) forward: tiles spanning rows and images, tail tiles and panels;
     with tiny chunks (two channels of one tap at a time, six-pixel blocks) every tile adds to the
     sums of the chunks before; on two threads split by pixels or by panels; the padded input made
-    by NumPy or by the padding kernel, serial or parallel."""
+    by NumPy or by the padding kernel, serial or parallel.  In panels of four vectors (the AVX-512
+    tiles) or of one (AVX2's six-by-one tile, ``DIRECT_NARROW_PANELS``, its last panel partly filled)."""
+    narrow = panels == "one-vector"
+    monkeypatch.setattr(fast_conv2d, "DIRECT_NARROW_PANELS", narrow)
     monkeypatch.setattr(fast_conv2d, "DIRECT_MIN_PIXELS", 1)
     monkeypatch.setattr(fast_conv2d, "FEW_CHANNELS_MAX_IN_C", 0)
     monkeypatch.setattr(fast_conv2d, "DIRECT_MIN_THREAD_MACS", 1 if split != "one-thread" else 10**18)
@@ -318,17 +323,21 @@ def test_direct_matches_reference(spec, chunks, split, dtype, monkeypatch):
     else:  # the padded copy by its kernel (on one thread, or split over two), not by NumPy
         monkeypatch.setattr(fast_conv2d, "DIRECT_PAD_KERNEL_MIN_VALUES", 0)
         monkeypatch.setattr(fast_conv2d, "DIRECT_PAD_MIN_THREAD_VALUES", 1 if split == "pixels" else 10**18)
-    if chunks == "tiny":
-        monkeypatch.setattr(fast_conv2d, "DIRECT_CHUNK_BYTES", 2 * 64 * np.dtype(dtype).itemsize)
+    if chunks == "tiny":  # two rows of a panel
+        monkeypatch.setattr(fast_conv2d, "DIRECT_CHUNK_BYTES", 2 * (VECTOR_BYTES if narrow else 64 * np.dtype(dtype).itemsize))
         monkeypatch.setattr(fast_conv2d, "DIRECT_BLOCK_BYTES", 1)
     calls = []
     direct = fast_conv2d._conv2d_direct
     monkeypatch.setattr(fast_conv2d, "_conv2d_direct", lambda *a: calls.append(1) or direct(*a))
+    launches = ("range",) if split == "one-thread" else ("parallel",)  # the kernels called from Python
+    seen = [record_calls(monkeypatch, conv2d_direct, f"conv2d_direct{kind}_{launch}", lambda args, _k=kind: _k)
+            for kind in ("", "_narrow") for launch in launches]
     x, w, _, g = _case(np.random.default_rng(8), spec, dtype)
     if x.shape[3] >= 16 and spec[1] == (3, 3) and spec[4] == spec[5] == (1, 1):
         monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_CHANNELS", 10**9)
     np.testing.assert_allclose(fast_conv2d.conv2d(x, w, g), reference.conv2d(x, w, g), **tol(dtype))
-    assert calls == [1]
+    drivers = [name for names in seen for name in names]
+    assert calls == [1] and len(drivers) == 1 and ("narrow" in drivers[0]) == narrow
 
 
 STREAMED_GEOMETRIES = [

@@ -28,29 +28,30 @@ def narrow_plans():
 
 @pytest.fixture
 def tiled_kernel_calls(monkeypatch):
-    """Calls that reach a register-tiled kernel (pointwise tiles, direct or streamed conv2d), recorded."""
+    """Calls that reach a register-tiled kernel (pointwise tiles, direct or streamed conv2d), recorded (the direct
+    conv2d's by its launch from Python: its kernels on one thread take it on two threads too)."""
     calls = []
     for module, name in [(pointwise, "pointwise_tiles"), (pointwise, "pointwise_parallel"),
-                         (conv2d_direct, "conv2d_direct_streamed_parallel")]:
+                         (conv2d_direct, "conv2d_direct_streamed_parallel"), (conv2d_direct, "conv2d_direct_parallel"),
+                         (conv2d_direct, "conv2d_direct_narrow_parallel")]:
         original = getattr(module, name)
         monkeypatch.setattr(module, name, lambda *args, _f=original, _n=name: calls.append(_n) or _f(*args))
-    for name in dir(conv2d_direct):
-        if name.startswith("conv2d_direct") and name != "conv2d_direct_streamed_parallel" and callable(
-                getattr(conv2d_direct, name)) and name.endswith(("parallel", "range", "tiles")):
-            original = getattr(conv2d_direct, name)
-            monkeypatch.setattr(conv2d_direct, name, lambda *args, _f=original, _n=name: calls.append(_n) or _f(*args))
     return calls
 
 
-@pytest.mark.parametrize("shape, k, out_c, strides", [
-    ((1, 20, 20, 64), 3, 64, 1),  # Winograd's size, unfused
-    ((2, 12, 12, 32), 5, 48, 1),  # the direct kernel's, im2col instead
-    ((1, 9, 9, 256), 3, 512, 1),  # the streamed kernel's (a 4.5 MB filter)
-    ((1, 16, 16, 40), 1, 72, 1),  # pointwise
-    ((1, 18, 18, 24), 3, 40, 2),
+@pytest.mark.parametrize("shape, k, out_c, strides, direct", [
+    ((1, 20, 20, 64), 3, 64, 1, True),  # too few pixels for Winograd
+    ((2, 12, 12, 32), 5, 48, 1, True),  # a 5x5 layer: three panels, the last one half full
+    ((1, 24, 24, 24), 3, 40, 1, True),
+    ((1, 9, 9, 256), 3, 512, 1, False),  # the streamed kernel's (a 4.5 MB filter): BLAS
+    ((1, 16, 16, 40), 1, 72, 1, False),  # pointwise: BLAS
+    ((1, 18, 18, 24), 3, 40, 2, False),  # 81 pixels: BLAS
 ])
-def test_conv2d_takes_blas(shape, k, out_c, strides, narrow_plans, tiled_kernel_calls):
-    """conv2d and its gradients match the reference on BLAS, none of the register-tiled kernels reached."""
+def test_conv2d_takes_blas_or_the_narrow_direct_kernel(shape, k, out_c, strides, direct, narrow_plans,
+                                                        tiled_kernel_calls):
+    """conv2d and its gradients match the reference; the forward of a filter of up to 2 MB and 128 pixels or more
+    takes the direct kernel in panels of one vector (six pixels by one vector in registers), the rest BLAS, and
+    none of the four-vector register tiles is reached."""
     rng = np.random.default_rng(0)
     x, w = rand(rng, shape, np.float32), rand(rng, (k, k, shape[3], out_c), np.float32)
     fast, ref = _both(sepconv.conv2d, x, w, strides, "SAME")
@@ -60,7 +61,7 @@ def test_conv2d_takes_blas(shape, k, out_c, strides, narrow_plans, tiled_kernel_
     np.testing.assert_allclose(fast, ref, rtol=1e-3, atol=1e-3)
     fast, ref = _both(sepconv.conv2d_backprop_filter, x, w.shape, dy, strides, "SAME")
     np.testing.assert_allclose(fast, ref, rtol=1e-3, atol=1e-2)
-    assert tiled_kernel_calls == []
+    assert tiled_kernel_calls == (["conv2d_direct_narrow_parallel"] if direct else [])
 
 
 @pytest.mark.parametrize("out_c", [16, 32, 40])

@@ -302,6 +302,15 @@ def _conv2d_few_channels(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.
 # 1x14x14x256 -> 512 stride 2: 1238 vs 2406, 1x28x28x96 -> 160 stride 2: 591 vs 729).
 DIRECT_MAX_FILTER_BYTES = 512 * 1024
 DIRECT_MIN_PIXELS = 128
+# Panels of one vector of output channels, each tile six pixels by one vector: twelve AVX2 registers of sums, where
+# the four-vector tiles spill (sepconv.fast.registers takes it, with filters up to 2 MB, on CPUs without AVX-512).
+# Zen 3 VM, 2 threads, one process, alternating, us, im2col + BLAS -> this: 8x28x28x64 -> 64 5x5 11241 -> 7013
+# (183 GFLOP/s), 4x56x56x64 -> 128 stride 2 3234 -> 2789, 1x56x56x32 -> 64 7x7 5622 -> 3403, 8x56x56x32 -> 32
+# 6436 -> 2702, 1x112x112x32 -> 32 2894 -> 1365, 1x224x224x3 -> 64 7x7 stride 2 2534 -> 1762, 2x28x28x128 -> 128
+# 5x5 9085 -> 7040, 4x14x14x512 -> 512 26692 -> 21527; but 1x14x14x256 -> 256 (2.4 MB) 1670 -> 1961 and
+# 8x7x7x512 -> 512 (9.4 MB) 11327 -> 12186, whose whole filter each thread packs for few pixels.  Winograd stays
+# first where it applies (8x28x28x128 -> 128: 7367 vs 13316 direct).
+DIRECT_NARROW_PANELS = False
 # The direct plan's pixel blocks: a block's receptive rows (about kh * C * pixels * stride_w values)
 # take at most this many bytes, so they stay in L2 while every panel of the filter passes them.
 DIRECT_BLOCK_BYTES = 512 * 1024
@@ -447,8 +456,8 @@ def _padded(x: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
 
 def _conv2d_direct(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
     """Direct (implicit GEMM) forward (:mod:`sepconv.kernels.conv2d_direct`): the input padded once,
-    the filter packed once by each thread (the panels it uses), six output pixels by 64 output
-    channels in registers over every tap."""
+    the filter packed once by each thread (the panels it uses), six output pixels by four vectors of output
+    channels in registers over every tap, or by one (:data:`DIRECT_NARROW_PANELS`)."""
     n = x.shape[0]
     xp = _padded(x, g)
     hp, wp = xp.shape[1], xp.shape[2]
@@ -459,21 +468,33 @@ def _conv2d_direct(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarra
     pixels = g.out_pixels
     tile = pointwise.TILE_PIXELS
     lane_count = VECTOR_BYTES // x.itemsize
-    full, tail, _ = pointwise.panel_layout(g.out_c, lane_count)
-    panels = full + (tail > 0)
+    narrow = DIRECT_NARROW_PANELS
+    panel_columns = lane_count if narrow else 4 * lane_count
+    if narrow:
+        panels = -(-g.out_c // lane_count)
+        packed = panels * lane_count * k_total
+    else:
+        full, tail, _ = pointwise.panel_layout(g.out_c, lane_count)
+        panels = full + (tail > 0)
+        packed = pointwise.packed_size(k_total, g.out_c, x.itemsize)
     block = max(tile, DIRECT_BLOCK_BYTES // (g.kh * g.in_c * g.stride_w * x.itemsize) // tile * tile)
     threads = max(1, min(thread_count(), pixels * k_total * g.out_c // DIRECT_MIN_THREAD_MACS))
-    tap_bytes = g.in_c * 4 * lane_count * x.itemsize
+    tap_bytes = g.in_c * panel_columns * x.itemsize
     if tap_bytes <= DIRECT_CHUNK_BYTES:
         chunk = (DIRECT_CHUNK_BYTES // tap_bytes, g.in_c)
     else:
-        chunk = (1, DIRECT_CHUNK_BYTES // (4 * lane_count * x.itemsize))
+        chunk = (1, DIRECT_CHUNK_BYTES // (panel_columns * x.itemsize))
     geo = (out.reshape(-1), g.out_c, g.out_h, g.out_w, hp, wp, g.stride_h, g.stride_w)
-    bps = workspace("direct_packed_filter", (threads, pointwise.packed_size(k_total, g.out_c, x.itemsize)), x.dtype)
+    bps = workspace("direct_packed_filter", (threads, packed), x.dtype)
     if threads == 1:
-        pointwise.pack_pointwise(b, bps[0])
-        conv2d_direct.conv2d_direct_range(xp.reshape(-1), taps, g.in_c, bps[0], *geo, 0, pixels, 0, panels, block,
-                                          *chunk)
+        if narrow:
+            conv2d_direct.pack_vector_panels(b, bps[0], 0, panels)
+            conv2d_direct.conv2d_direct_narrow_range(xp.reshape(-1), taps, g.in_c, bps[0], *geo, 0, pixels, 0, panels,
+                                                     block, *chunk)
+        else:
+            pointwise.pack_pointwise(b, bps[0])
+            conv2d_direct.conv2d_direct_range(xp.reshape(-1), taps, g.in_c, bps[0], *geo, 0, pixels, 0, panels, block,
+                                              *chunk)
         return out
     tiles = -(-pixels // tile)
     if panels >= threads and tiles < DIRECT_PANEL_SPLIT_TILES * threads:  # few pixels: each thread takes some panels
@@ -481,9 +502,9 @@ def _conv2d_direct(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarra
     else:  # each thread takes a run of whole tiles
         ranges = [(min(pixels, tiles * k // threads * tile), min(pixels, tiles * (k + 1) // threads * tile), 0, panels)
                   for k in range(threads)]
+    launch = conv2d_direct.conv2d_direct_narrow_parallel if narrow else conv2d_direct.conv2d_direct_parallel
     with PARALLEL_LAUNCH:  # each thread packs the panels it uses into its own buffer
-        conv2d_direct.conv2d_direct_parallel(xp.reshape(-1), taps, g.in_c, b, bps, *geo, np.array(ranges, np.int64),
-                                             block, *chunk)
+        launch(xp.reshape(-1), taps, g.in_c, b, bps, *geo, np.array(ranges, np.int64), block, *chunk)
     return out
 
 

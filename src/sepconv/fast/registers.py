@@ -6,8 +6,9 @@ The register-tiled kernels (:mod:`sepconv.kernels.pointwise` and the tiles of
 AVX-512 register each, but two of the sixteen registers of an AVX2 core (our vectors are 64 bytes,
 :mod:`sepconv.kernels._simd`), and there they spill.  So where the CPU has no AVX-512
 (:data:`sepconv.kernels._simd.WIDE_REGISTERS`) the fast ops take NumPy's BLAS for those products
-(on our threads, :mod:`sepconv.fast.gemm`), conv2d's few-channel kernel (a stem) four pixels by one
-vector at a time instead of eight by two, and the depthwise ops of 3x3 filters the direct 3x3 kernels
+(on our threads, :mod:`sepconv.fast.gemm`), but conv2d's direct forward in tiles of six pixels by one
+vector (``DIRECT_NARROW_PANELS``), its few-channel kernel (a stem) four pixels by one vector at a time
+instead of eight by two, and the depthwise ops of 3x3 filters the direct 3x3 kernels
 (:mod:`sepconv.kernels.depthwise_3x3_direct`: four pixels' sums, a filter row's weights and one column
 in sixteen registers; forward at horizontal stride 1 or 2, input gradient at stride 1 or 2, filter
 gradient, the channel-multiplier bands) and their other stride-1 forwards the small-image kernel (five
@@ -51,6 +52,7 @@ conv2d = importlib.import_module(".conv2d", __package__)  # the package's name c
 _WIDE = {
     (conv2d, "POINTWISE_KERNEL"): conv2d.POINTWISE_KERNEL,
     (conv2d, "DIRECT_MAX_FILTER_BYTES"): conv2d.DIRECT_MAX_FILTER_BYTES,
+    (conv2d, "DIRECT_NARROW_PANELS"): conv2d.DIRECT_NARROW_PANELS,
     (conv2d, "DIRECT_STREAMED_MIN_FILTER_BYTES"): conv2d.DIRECT_STREAMED_MIN_FILTER_BYTES,
     (conv2d, "FUSE_WINOGRAD"): conv2d.FUSE_WINOGRAD,
     (conv2d, "FEW_CHANNELS_OCTETS"): conv2d.FEW_CHANNELS_OCTETS,
@@ -59,12 +61,13 @@ _WIDE = {
     (depthwise, "SMALL_IMAGE_ANY_PLANE"): depthwise.SMALL_IMAGE_ANY_PLANE,
     (depthwise, "SMALL_IMAGE_S2_MAX_PLANE_BYTES"): depthwise.SMALL_IMAGE_S2_MAX_PLANE_BYTES,
 }
-# ... and without AVX-512: BLAS for the products (no register-tiled pointwise, direct, streamed or fused
-# kernels), four-pixel steps for a stem, the direct 3x3 depthwise kernels, and the small-image depthwise kernel on
-# any other stride-1 plane and on small stride-2 ones.
+# ... and without AVX-512: BLAS for the products (no register-tiled pointwise, streamed or fused kernels) but the
+# direct conv2d forward in one-vector panels, four-pixel steps for a stem, the direct 3x3 depthwise kernels, and the
+# small-image depthwise kernel on any other stride-1 plane and on small stride-2 ones.
 _NARROW = {
     (conv2d, "POINTWISE_KERNEL"): False,
-    (conv2d, "DIRECT_MAX_FILTER_BYTES"): 0,
+    (conv2d, "DIRECT_MAX_FILTER_BYTES"): 2 * 1024 * 1024,
+    (conv2d, "DIRECT_NARROW_PANELS"): True,
     (conv2d, "DIRECT_STREAMED_MIN_FILTER_BYTES"): sys.maxsize,
     (conv2d, "FUSE_WINOGRAD"): False,
     (conv2d, "FEW_CHANNELS_OCTETS"): False,

@@ -27,6 +27,10 @@ two-vector tail panel (17-32 output channels) takes twelve pixels at once where 
 tile (the pointwise band as one tap) cost the pointwise products 3-7% (A/B, 3136x144x128 and
 600x64x144), so both are kept.
 
+**One-vector panels** (:func:`conv2d_direct_narrow_range`, for AVX2's sixteen registers, where the tiles above
+spill): the filter packed in panels of one vector of columns (:func:`pack_vector_panels`), every tile six pixels by
+one vector (:func:`_taps_6x1`, twelve registers of sums), the last panel partly filled.
+
 **Order.**  A thread takes a range of output pixels (or, when there are few pixels, a range
 of panels); within it, blocks of ``block_pixels`` pixels, each block through every panel, so
 that a block's receptive fields stay in cache while the panels stream past them.
@@ -369,6 +373,61 @@ def conv2d_direct_parallel(xf, taps, c_size, b, bps, out, out_c, out_h, out_w, h
         conv2d_direct_range(xf, taps, c_size, bps[k], out, out_c, out_h, out_w, hp, wp, stride_h, stride_w,
                             ranges[k, 0], ranges[k, 1], ranges[k, 2], ranges[k, 3], block_pixels, chunk_taps,
                             chunk_channels)
+
+
+@kernel
+def pack_vector_panels(b, bp, panel_begin, panel_end):
+    """The filter ``b [K, N]`` (contiguous) in panels of one vector of columns, for
+    :func:`conv2d_direct_narrow_range`: panel ``p``'s row ``k`` (columns ``p * L`` on, zeros past ``N``)
+    at ``bp[(p * K + k) * L]``, for panels ``[panel_begin, panel_end)``."""
+    k_size, n_size = b.shape
+    L = lanes(bp)
+    bf = b.reshape(-1)
+    for p in range(panel_begin, panel_end):
+        col = p * L
+        for k in range(k_size):
+            vstore(bp, (p * k_size + k) * L, vload_n(bf, k * n_size + col, min(L, n_size - col)))
+
+
+@kernel
+def conv2d_direct_narrow_range(xf, taps, c_size, bp, out, out_c, out_h, out_w, hp, wp, stride_h, stride_w,
+                               pixel_begin, pixel_end, panel_begin, panel_end, block_pixels, chunk_taps, chunk_channels):
+    """:func:`conv2d_direct_range` in panels of one vector (``bp`` packed by :func:`pack_vector_panels`), every
+    tile six pixels by one vector (:func:`_taps_6x1`): the tile for sixteen AVX2 registers, where the four-vector
+    tiles spill.  Panels ``[panel_begin, panel_end)`` of ``-(-out_c // L)``."""
+    L = lanes(out)
+    n_taps = taps.shape[0]
+    k_total = n_taps * c_size
+    bases = np.empty(block_pixels + TILE_PIXELS, np.int64)
+    for block in range(pixel_begin, pixel_end, block_pixels):
+        block_end = min(pixel_end, block + block_pixels)
+        for p in range(block, block_end + TILE_PIXELS):  # the last tile repeats its last pixel's base
+            b, r = divmod(min(p, block_end - 1), out_h * out_w)
+            i, j = divmod(r, out_w)
+            bases[p - block] = ((b * hp + i * stride_h) * wp + j * stride_w) * c_size
+        for pn in range(panel_begin, panel_end):
+            width = min(L, out_c - pn * L)
+            for t0 in range(0, n_taps, chunk_taps):
+                t1 = min(n_taps, t0 + chunk_taps)
+                for c0 in range(0, c_size, chunk_channels):
+                    c1 = min(c_size, c0 + chunk_channels)
+                    ib = (pn * k_total + t0 * c_size + c0) * L
+                    accumulate = t0 > 0 or c0 > 0
+                    for t in range(block, block_end, TILE_PIXELS):
+                        _taps_6x1(xf, bases, t - block, taps, t0, t1, c0, c1, bp, ib, L, out, t * out_c + pn * L, out_c,
+                                  min(TILE_PIXELS, block_end - t), width, accumulate)
+
+
+@kernel(parallel=True)
+def conv2d_direct_narrow_parallel(xf, taps, c_size, b, bps, out, out_c, out_h, out_w, hp, wp, stride_h, stride_w,
+                                  ranges, block_pixels, chunk_taps, chunk_channels):
+    """:func:`conv2d_direct_narrow_range` on each thread, as :func:`conv2d_direct_parallel`: thread ``k`` packs
+    panels ``ranges[k, 2]..ranges[k, 3]`` into ``bps[k]`` and takes pixels ``ranges[k, 0]..ranges[k, 1]``."""
+    for k in prange(ranges.shape[0]):
+        pack_vector_panels(b, bps[k], ranges[k, 2], ranges[k, 3])
+        conv2d_direct_narrow_range(xf, taps, c_size, bps[k], out, out_c, out_h, out_w, hp, wp, stride_h, stride_w,
+                                   ranges[k, 0], ranges[k, 1], ranges[k, 2], ranges[k, 3], block_pixels, chunk_taps,
+                                   chunk_channels)
 
 
 @kernel
