@@ -1245,6 +1245,7 @@ def test_docstring_examples_run():
     from sepconv.kernels import depthwise as kernels
     from sepconv.kernels import (
         depthwise_3x3_direct,
+        depthwise_5x5_avx2,
         depthwise_5x5_direct,
         depthwise_7x7_s2_direct,
         depthwise_nchw,
@@ -1254,7 +1255,8 @@ def test_docstring_examples_run():
     )
 
     for module in (aligned, workspace, fast_depthwise, kernels, depthwise_nchw, depthwise_nchw_small, depthwise_packed,
-                   depthwise_3x3_direct, depthwise_5x5_direct, depthwise_7x7_s2_direct, depthwise_small_image):
+                   depthwise_3x3_direct, depthwise_5x5_avx2, depthwise_5x5_direct, depthwise_7x7_s2_direct,
+                   depthwise_small_image):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0, module.__name__
 
@@ -1666,6 +1668,60 @@ def test_direct_3x3_kernels_take_a_channel_multiplier(geometry, threads, fresh_p
     assert rows_kernels == [multiplier.DIRECT_3X3_ROWS]
     assert kinds == [multiplier.INPUT_GRADIENT_FORWARD_DIRECT_3X3 if args["strides"] == 1
                      else multiplier.INPUT_GRADIENT_S2_DIRECT_3X3]
+
+
+DIRECT_5X5_AVX2 = [
+    # (batch, height, width, channels, multiplier, filter, strides, dilations, padding); 5x5, horizontal stride 1
+    (2, 9, 13, 8, 1, (5, 5), 1, 1, "SAME"),  # one half-vector block (f32); an interior of 9: two steps, overlapping
+    (1, 7, 12, 20, 1, (5, 5), 1, 1, "VALID"),  # two blocks and a partial one overlapping the second (f32)
+    (1, 6, 9, 16, 1, (5, 5), 1, 1, "SAME"),  # an interior of 5 pixels: every pixel one at a time
+    (3, 10, 21, 12, 1, (5, 5), (2, 1), 1, "SAME"),  # vertical stride 2
+    (1, 12, 40, 16, 1, (5, 5), (3, 1), (2, 3), "SAME"),  # dilated: a pixel's taps three columns apart, three phases
+    (1, 9, 20, 24, 1, (5, 5), 1, 1, [[0, 0], [6, 0], [7, 3], [0, 0]]),  # rows and pixels wholly in the padding
+    (1, 5, 30, 16, 1, (5, 5), 1, 1, "VALID"),  # one output row
+]
+
+
+@pytest.mark.parametrize("threads", ["serial", "parallel"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("geometry", DIRECT_5X5_AVX2, ids=_ids)
+def test_direct_5x5_avx2_kernel_matches_reference(geometry, dtype, threads, fresh_plans, monkeypatch):
+    """With ``DIRECT_5X5_AVX2`` (CPUs without AVX-512) 5x5 layers at horizontal stride 1 take the AVX2 5x5 kernel
+    (half-vector blocks, eight pixels a step) for the forward and, at stride 1, the input gradient (the forward of
+    ``dy``, whose pads are negative where the layer's exceed the filter's reach), on the calling thread and split;
+    all three ops match the reference on inputs 16 bytes past a line."""
+    from sepconv.kernels import depthwise_5x5_avx2
+
+    calls = record_calls(monkeypatch, depthwise_5x5_avx2, "depthwise_nhwc_forward_5x5_avx2_parallel")
+    monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_AVX2", True)
+    monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_AVX2_MIN_WIDTH", 1)
+    for setting in ("PARALLEL_MIN_MACS", "NHWC_PARALLEL_MIN_MACS", "PARALLEL_MIN_BYTES"):
+        monkeypatch.setattr(fast_depthwise, setting, 10**18 if threads == "serial" else 0)
+    x, filt, dy, args = _problem(geometry, dtype)
+    x, dy = _at_offset(x, 16), _at_offset(dy, 16)
+    _assert_three_ops_match(x, filt, dy, args, dtype)
+    rows = [dy.shape[0] * dy.shape[1], x.shape[0] * x.shape[1]]  # the forward's output rows, the gradient's
+    split = [1, 1] if threads == "serial" else [min(2, fast_depthwise.thread_count(), r) for r in rows]
+    stride_h = args["strides"] if isinstance(args["strides"], int) else args["strides"][0]
+    assert calls == split[:1 + (stride_h == 1)]
+
+
+@pytest.mark.parametrize("in_shape, k, stride_w, expected", [
+    ((1, 56, 56, 96), 5, 1, True), ((1, 40, 40, 8), 5, 1, True),  # half a vector of channels is enough
+    ((1, 56, 56, 4), 5, 1, False),  # less than half a vector
+    ((1, 39, 39, 96), 5, 1, False),  # rows narrower than DIRECT_5X5_AVX2_MIN_WIDTH
+    ((1, 56, 56, 96), 5, 2, False), ((1, 56, 56, 96), 3, 1, False), ((1, 56, 56, 96), 7, 1, False),
+    ((1, 57, 57, 384), 5, 1, False), ((1, 56, 56, 128), 5, 1, False),  # pixels of a multiple of 512 bytes
+])
+def test_direct_5x5_avx2_takes_wide_rows_of_unaliased_pixels(in_shape, k, stride_w, expected, monkeypatch):
+    """The AVX2 5x5 kernel takes 5x5 filters at horizontal stride 1 on rows of at least ``DIRECT_5X5_AVX2_MIN_WIDTH``
+    pixels of at least half a vector, but not of a multiple of 512 bytes, when ``DIRECT_5X5_AVX2`` is set, and nothing
+    when it is not."""
+    monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_AVX2", True)
+    out_shape = in_shape  # SAME, stride 1
+    assert fast_depthwise._direct_5x5_avx2(in_shape, out_shape, 4, k, k, stride_w) is expected
+    monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_AVX2", False)
+    assert not fast_depthwise._direct_5x5_avx2(in_shape, out_shape, 4, k, k, stride_w)
 
 
 @pytest.mark.parametrize("in_shape, k, strides, expected", [

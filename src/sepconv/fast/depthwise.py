@@ -33,6 +33,7 @@ from .. import reference
 from ..geometry import Conv2DGeometry
 from ..kernels import depthwise as kernels
 from ..kernels import depthwise_3x3_direct as direct_3x3
+from ..kernels import depthwise_5x5_avx2 as direct_5x5_avx2
 from ..kernels import depthwise_5x5_direct as direct_5x5
 from ..kernels import depthwise_7x7_s2_direct as direct_7x7_s2
 from ..kernels import depthwise_multiplier as multiplier_kernels
@@ -366,6 +367,29 @@ def _direct_3x3_s2_input_gradient(dy_shape: tuple[int, ...], itemsize: int, kh: 
     return (stride_h, stride_w, dil_h, dil_w) == (2, 2, 1, 1) and _direct_3x3_layer(dy_shape, itemsize, kh, kw)
 
 
+# With DIRECT_5X5_AVX2 (CPUs without AVX-512: sepconv.fast.registers) 5x5 layers at horizontal stride 1 whose output
+# rows are at least DIRECT_5X5_AVX2_MIN_WIDTH wide take sepconv.kernels.depthwise_5x5_avx2 (eight pixels' sums, a
+# filter row's five weights and a column, in half vectors) before the small-image kernel: forward and input gradient.
+# Thirty-fourth session, Zen 3 VM, one process, 2 threads, alternating, median (and minimum) of 8-10 rounds, us,
+# small-image -> this, forward: 1x66x66x432 1171 -> 973, 1x75x75x480 1920 -> 1501, 1x112x112x32 250 -> 151,
+# 1x56x56x96 159 -> 133, 1x64x64x264 746 -> 514, 1x57x57x376 782 -> 617, 1x56x56x136 265 -> 221, 1x48x48x240 301 ->
+# 281, 1x40x40x480 431 -> 411; input gradient 1x66x66x432 2442 -> 1482, 1x75x75x480 3125 -> 1765.  Narrower rows
+# lose to the small-image kernel (8x14x14x672 566 -> 715, 1x19x19x1344 259 -> 342, 1x38x38x960 806 -> 849), and so
+# do pixels of a multiple of 512 bytes (1x57x57x384 712 -> 823, 1x64x64x256 650 -> 905, 1x57x57x768 1528 -> 2086,
+# 1x56x56x128 258 -> 257): a step's 60 input columns, that many bytes apart, fall in 8 of L1's 64 sets.
+DIRECT_5X5_AVX2 = False
+DIRECT_5X5_AVX2_MIN_WIDTH = 40
+DIRECT_5X5_AVX2_ALIASED_PIXEL_BYTES = 512
+
+
+def _direct_5x5_avx2(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsize: int, kh: int, kw: int,
+                     stride_w: int) -> bool:
+    """Whether the forward pass of an input of ``in_shape`` (multiplier 1) takes the AVX2 5x5 kernel."""
+    pixel_bytes = in_shape[3] * itemsize
+    return (DIRECT_5X5_AVX2 and (kh, kw) == (5, 5) and stride_w == 1 and 2 * pixel_bytes >= VECTOR_BYTES
+            and out_shape[2] >= DIRECT_5X5_AVX2_MIN_WIDTH and pixel_bytes % DIRECT_5X5_AVX2_ALIASED_PIXEL_BYTES != 0)
+
+
 # Images whose channel-block plane (with the kernel's zero margins) is small take the small-image kernel
 # (sepconv.kernels.depthwise_small_image) at stride 1: taps inside the image only, the plane in L1 or L2.  Thirty-second
 # session, one process, 2 threads, alternating rounds, new / old (the packed or direct 5x5 kernel), forward and input
@@ -588,6 +612,14 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
         def launch(x, w3, out):
             with PARALLEL_LAUNCH:
                 direct_3x3.depthwise_nhwc_forward_3x3_direct_parallel(x, w3, out, direct_chunks, *args)
+        return launch
+    if multiplier == 1 and _direct_5x5_avx2(in_shape, out_shape, itemsize, kh, kw, stride_w):
+        avx2_chunks = chunks_of_short_images_too(rows)
+        avx2_args = (stride_h, dil_h, dil_w, pad_top, pad_left)
+
+        def launch(x, w3, out):
+            with PARALLEL_LAUNCH:
+                direct_5x5_avx2.depthwise_nhwc_forward_5x5_avx2_parallel(x, w3, out, avx2_chunks, *avx2_args)
         return launch
     if multiplier == 1 and _small_image(in_shape, itemsize, kh, kw, stride_h, stride_w):
         group = _small_image_group(in_shape, stride_w)

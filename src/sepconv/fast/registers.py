@@ -11,8 +11,9 @@ vector (``DIRECT_NARROW_PANELS``), its few-channel kernel (a stem) four pixels b
 instead of eight by two, and the depthwise ops of 3x3 filters the direct 3x3 kernels
 (:mod:`sepconv.kernels.depthwise_3x3_direct`: four pixels' sums, a filter row's weights and one column
 in sixteen registers; forward at horizontal stride 1 or 2, input gradient at stride 1 or 2, filter
-gradient, the channel-multiplier bands) and their other stride-1 forwards the small-image kernel (five
-vectors in registers) on images of any size, of a vector of channels or more.
+gradient, the channel-multiplier bands), those of 5x5 filters at stride 1 on wide rows the AVX2 5x5 kernel
+(:mod:`sepconv.kernels.depthwise_5x5_avx2`: eight pixels by half a vector), and their other stride-1 forwards the
+small-image kernel (five vectors in registers) on images of any size, of a vector of channels or more.
 
 Thirty-second session, an AMD EPYC (Zen 3, AVX2) VM, 2 threads, one process, alternating, us, the
 AVX-512 plans -> these: conv2d 8x28x28x128 -> 128 3x3 15233 -> 7813, 8x28x28x64 -> 64 5x5 25737 ->
@@ -58,12 +59,13 @@ _WIDE = {
     (conv2d, "FEW_CHANNELS_OCTETS"): conv2d.FEW_CHANNELS_OCTETS,
     (separable, "FUSE"): separable.FUSE,
     (depthwise, "DIRECT_3X3"): depthwise.DIRECT_3X3,
+    (depthwise, "DIRECT_5X5_AVX2"): depthwise.DIRECT_5X5_AVX2,
     (depthwise, "SMALL_IMAGE_ANY_PLANE"): depthwise.SMALL_IMAGE_ANY_PLANE,
     (depthwise, "SMALL_IMAGE_S2_MAX_PLANE_BYTES"): depthwise.SMALL_IMAGE_S2_MAX_PLANE_BYTES,
 }
 # ... and without AVX-512: BLAS for the products (no register-tiled pointwise, streamed or fused kernels) but the
-# direct conv2d forward in one-vector panels, four-pixel steps for a stem, the direct 3x3 depthwise kernels, and the
-# small-image depthwise kernel on any other stride-1 plane and on small stride-2 ones.
+# direct conv2d forward in one-vector panels, four-pixel steps for a stem, the direct 3x3 depthwise kernels, the AVX2
+# 5x5 one on wide rows, and the small-image depthwise kernel on any other stride-1 plane and on small stride-2 ones.
 _NARROW = {
     (conv2d, "POINTWISE_KERNEL"): False,
     (conv2d, "DIRECT_MAX_FILTER_BYTES"): 2 * 1024 * 1024,
@@ -73,6 +75,7 @@ _NARROW = {
     (conv2d, "FEW_CHANNELS_OCTETS"): False,
     (separable, "FUSE"): False,
     (depthwise, "DIRECT_3X3"): True,
+    (depthwise, "DIRECT_5X5_AVX2"): True,
     (depthwise, "SMALL_IMAGE_ANY_PLANE"): True,
     (depthwise, "SMALL_IMAGE_S2_MAX_PLANE_BYTES"): 96 * 1024,
 }

@@ -19,6 +19,8 @@ of input columns, accumulators that stay in registers for a whole row) use these
   computed apart (a filter's rows) stay independent chains of multiply-adds instead of being folded
   into one chain, a multiply-add's latency per tap;
 - ``lanes(a)``: the lane count for ``a``'s dtype, a compile-time constant;
+- ``hload(a, i)``, ``hzeros(a)``, ``hlanes(a)``: half vectors, 32 bytes (one AVX2 register), for kernels that keep
+  more vectors in registers than sixteen AVX2 registers hold as whole ones (``vstore`` and ``vfma`` take them);
 - ``address(a)``: the address of ``a``'s first element (for alignment decisions);
 - ``prefetch(a, i)``: a hint to bring the cache line of ``a.flat[i]`` into L2 (``prefetcht1``; never
   faults, so ``i`` may run past the end);
@@ -62,9 +64,9 @@ WIDE_REGISTERS = _wide_registers()
 class Vector(types.Type):
     """A SIMD vector of ``VECTOR_BYTES // itemsize`` lanes of ``dtype`` (a Numba float type)."""
 
-    def __init__(self, dtype: types.Float) -> None:
+    def __init__(self, dtype: types.Float, count: int | None = None) -> None:
         self.dtype = dtype
-        self.count = VECTOR_BYTES * 8 // dtype.bitwidth
+        self.count = count or VECTOR_BYTES * 8 // dtype.bitwidth
         super().__init__(name=f"Vector({dtype}x{self.count})")
 
 
@@ -123,6 +125,38 @@ def lanes(typingctx, array):
     def codegen(context, builder, sig, args):
         return context.get_constant(types.intp, vec.count)
     return types.intp(array), codegen
+
+
+@intrinsic
+def hlanes(typingctx, array):
+    """The lane count of a half vector (32 bytes: one AVX2 register) for ``a``'s dtype."""
+    vec = _vector_of(array)
+
+    def codegen(context, builder, sig, args):
+        return context.get_constant(types.intp, vec.count // 2)
+    return types.intp(array), codegen
+
+
+@intrinsic
+def hload(typingctx, array, index):
+    """Lanes ``a.flat[i : i + hlanes(a)]`` as a half vector (stored by ``vstore``, added by ``vfma`` like any)."""
+    vec = _vector_of(array)
+    half = Vector(vec.dtype, vec.count // 2)
+
+    def codegen(context, builder, sig, args):
+        vty = context.get_value_type(half)
+        return builder.load(_pointer(context, builder, array, args[0], args[1], vty), align=1)
+    return half(array, types.intp), codegen
+
+
+@intrinsic
+def hzeros(typingctx, array):
+    vec = _vector_of(array)
+    half = Vector(vec.dtype, vec.count // 2)
+
+    def codegen(context, builder, sig, args):
+        return ir.Constant(context.get_value_type(half), None)
+    return half(array), codegen
 
 
 @intrinsic

@@ -1,0 +1,201 @@
+"""The depthwise forward of a 5x5 filter at horizontal stride 1 (any vertical stride, dilations and padding), NHWC,
+read straight from the input, for CPUs of sixteen vector registers (AVX2): eight pixels per step, their sums in
+registers, one channel block of half a vector (32 bytes: one AVX2 register, :func:`~sepconv.kernels._simd.hload`)
+after another.
+
+Per filter row a step loads the row's five weights and then the twelve input columns its pixels reach, one at a
+time, each added to the sums of every pixel it is a tap of (:func:`_row_taps`: 5 weight and 12 input loads per 40
+multiply-adds): eight registers of sums, five of weights and one for the column, of the sixteen. In whole 64-byte
+vectors a filter row's weights alone would take ten (the AVX-512 kernel, :mod:`sepconv.kernels.depthwise_5x5_direct`,
+keeps 25 vectors in registers; here it spills). At a horizontal dilation ``d`` the step's pixels are ``d`` apart, so
+pixel ``p``'s tap ``t`` still reads column ``p + t`` of twelve (the row's pixels go phase by phase of the
+dilation). The columns are addressed from four bases three columns apart made opaque to LLVM
+(:func:`~sepconv.kernels._simd.opaque`), each column one base plus the column gap times 1 or 2.
+
+A row's steps cover its interior (the pixels whose taps are all inside the input), each step for every channel
+block in turn, in the order of memory, and a phase's last step overlaps the one before it (:func:`_steps`); the
+border pixels, and phases narrower than a step, go one at a time with the taps inside the input only
+(:func:`_pixel`); filter rows outside the input are skipped. A last partial channel block overlaps the one before it
+(:func:`~sepconv.kernels.depthwise_small_image.block_start`), so the input needs half a vector of channels.
+
+:mod:`sepconv.fast.depthwise` sends it, on CPUs without AVX-512 (:mod:`sepconv.fast.registers`), the forward (and
+stride-1 input gradient, the forward of ``dy``) of 5x5 layers at horizontal stride 1 whose rows are wide enough.
+
+Examples
+--------
+A 5x5 filter of ones over a 6x10 image of ones, SAME padding, stride 1: each output counts its taps inside the image.
+
+>>> import numpy as np
+>>> x, w = np.ones((1, 6, 10, 8), np.float32), np.ones((5, 5, 8), np.float32)
+>>> out = np.empty((1, 6, 10, 8), np.float32)
+>>> depthwise_nhwc_forward_5x5_avx2_parallel(x, w, out, 1, 1, 1, 1, 2, 2)  # 1 chunk, stride, dilations, pads
+>>> out[0, :, :, 0]
+array([[ 9., 12., 15., 15., 15., 15., 15., 15., 12.,  9.],
+       [12., 16., 20., 20., 20., 20., 20., 20., 16., 12.],
+       [15., 20., 25., 25., 25., 25., 25., 25., 20., 15.],
+       [15., 20., 25., 25., 25., 25., 25., 25., 20., 15.],
+       [12., 16., 20., 20., 20., 20., 20., 20., 16., 12.],
+       [ 9., 12., 15., 15., 15., 15., 15., 15., 12.,  9.]], dtype=float32)
+"""
+
+from __future__ import annotations
+
+from numba import prange
+
+from ._jit import kernel
+from ._simd import empty_on_line, hlanes, hload, hzeros, opaque, vfma, vstore
+from ._window import interior, tap_range
+from .depthwise_small_image import block_start
+
+# Output pixels per step: their sums, a filter row's five weights and one input column take fourteen of an AVX2
+# core's sixteen registers.
+STEP_PIXELS = 8
+
+
+@kernel
+def _filters_by_block(w, like):
+    """``w`` ``[5, 5, C]`` laid out by channel block of half vectors, ``[blocks, 25, hlanes]`` (a last partial block
+    overlapping the one before it), on a cache line."""
+    c = w.shape[2]
+    count = hlanes(like)
+    blocks = (c + count - 1) // count
+    wbs = empty_on_line(blocks * 25 * count, like)
+    for g in range(blocks):
+        k = block_start(g * count, 0, c, count)
+        for t in range(25):
+            for u in range(count):
+                wbs[(g * 25 + t) * count + u] = w[t // 5, t % 5, k + u]
+    return wbs
+
+
+@kernel(inline=True)
+def _row_taps(s0, s1, s2, s3, s4, s5, s6, s7, x, a, gap, wb, wt):
+    """Adds one filter row (weights ``wt ..`` of ``wb``, five half vectors) to the sums of eight pixels ``gap``
+    apart whose first tap reads ``x`` from ``a`` and whose taps are ``gap`` apart too: the twelve columns loaded
+    once each, in order, each added to the pixels it is a tap of."""
+    count = hlanes(wb)
+    w0, w1, w2 = hload(wb, wt), hload(wb, wt + count), hload(wb, wt + 2 * count)
+    w3, w4 = hload(wb, wt + 3 * count), hload(wb, wt + 4 * count)
+    a0, a3, a6, a9 = opaque(a), opaque(a + 3 * gap), opaque(a + 6 * gap), opaque(a + 9 * gap)
+    i = hload(x, a0)
+    s0 = vfma(i, w0, s0)
+    i = hload(x, a0 + gap)
+    s0, s1 = vfma(i, w1, s0), vfma(i, w0, s1)
+    i = hload(x, a0 + 2 * gap)
+    s0, s1, s2 = vfma(i, w2, s0), vfma(i, w1, s1), vfma(i, w0, s2)
+    i = hload(x, a3)
+    s0, s1, s2, s3 = vfma(i, w3, s0), vfma(i, w2, s1), vfma(i, w1, s2), vfma(i, w0, s3)
+    i = hload(x, a3 + gap)
+    s0, s1, s2, s3, s4 = vfma(i, w4, s0), vfma(i, w3, s1), vfma(i, w2, s2), vfma(i, w1, s3), vfma(i, w0, s4)
+    i = hload(x, a3 + 2 * gap)
+    s1, s2, s3, s4, s5 = vfma(i, w4, s1), vfma(i, w3, s2), vfma(i, w2, s3), vfma(i, w1, s4), vfma(i, w0, s5)
+    i = hload(x, a6)
+    s2, s3, s4, s5, s6 = vfma(i, w4, s2), vfma(i, w3, s3), vfma(i, w2, s4), vfma(i, w1, s5), vfma(i, w0, s6)
+    i = hload(x, a6 + gap)
+    s3, s4, s5, s6, s7 = vfma(i, w4, s3), vfma(i, w3, s4), vfma(i, w2, s5), vfma(i, w1, s6), vfma(i, w0, s7)
+    i = hload(x, a6 + 2 * gap)
+    s4, s5, s6, s7 = vfma(i, w4, s4), vfma(i, w3, s5), vfma(i, w2, s6), vfma(i, w1, s7)
+    i = hload(x, a9)
+    s5, s6, s7 = vfma(i, w4, s5), vfma(i, w3, s6), vfma(i, w2, s7)
+    i = hload(x, a9 + gap)
+    s6, s7 = vfma(i, w4, s6), vfma(i, w3, s7)
+    i = hload(x, a9 + 2 * gap)
+    s7 = vfma(i, w4, s7)
+    return s0, s1, s2, s3, s4, s5, s6, s7
+
+
+@kernel
+def _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, dil_w, pad_left):
+    """Output pixel ``j`` of one row (as :func:`_steps`), every channel block, the taps of its window inside the
+    input only."""
+    c = out.shape[3]
+    count = hlanes(x)
+    iw0 = j - pad_left
+    t_lo, t_hi = tap_range(iw0, dil_w, 5, in_w)
+    for g in range((c + count - 1) // count):
+        k = block_start(g * count, 0, c, count)
+        acc = hzeros(x)
+        for r in range(r_lo, r_hi):
+            for t in range(t_lo, t_hi):
+                acc = vfma(hload(x, x_row + r * row_gap + (iw0 + t * dil_w) * c + k),
+                           hload(wbs, (25 * g + 5 * r + t) * count), acc)
+        vstore(out, o_row + j * c + k, acc)
+
+
+@kernel
+def _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, dil_w, pad_left):
+    """The interior pixels ``[j_lo, j_hi)`` of one output row in steps of eight pixels a horizontal dilation apart,
+    phase by phase of the dilation, each step for every channel block in turn. A phase's last step overlaps the one
+    before it, and a phase of fewer than eight pixels goes pixel by pixel. Output pixel ``j`` is at ``out`` flat
+    index ``o_row + j * C``; its filter row ``r`` reads ``x`` from ``x_row + r * row_gap + (j - pad_left) * C``, for
+    ``r`` in ``[r_lo, r_hi)``; the filters are laid out by block in ``wbs`` (``[blocks, 25, hlanes]``)."""
+    c = out.shape[3]
+    count = hlanes(x)
+    blocks = (c + count - 1) // count
+    gap = dil_w * c
+    for phase in range(j_lo, min(j_lo + dil_w, j_hi)):
+        last = phase + (j_hi - 1 - phase) // dil_w * dil_w  # the phase's last pixel
+        if last - phase < (STEP_PIXELS - 1) * dil_w:
+            for j in range(phase, last + 1, dil_w):
+                _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, x.shape[2], dil_w, pad_left)
+            continue
+        j0 = phase
+        while j0 <= last:
+            j = min(j0, last - (STEP_PIXELS - 1) * dil_w)  # the last step overlaps the one before it
+            for g in range(blocks):
+                k = block_start(g * count, 0, c, count)
+                s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = hzeros(x)
+                a = x_row + (j - pad_left) * c + k
+                for r in range(r_lo, r_hi):
+                    s0, s1, s2, s3, s4, s5, s6, s7 = _row_taps(s0, s1, s2, s3, s4, s5, s6, s7, x, a + r * row_gap, gap,
+                                                               wbs, (25 * g + 5 * r) * count)
+                o = o_row + j * c + k
+                vstore(out, o, s0)
+                vstore(out, o + gap, s1)
+                vstore(out, o + 2 * gap, s2)
+                vstore(out, o + 3 * gap, s3)
+                vstore(out, o + 4 * gap, s4)
+                vstore(out, o + 5 * gap, s5)
+                vstore(out, o + 6 * gap, s6)
+                vstore(out, o + 7 * gap, s7)
+            j0 += STEP_PIXELS * dil_w
+
+
+@kernel
+def _output_rows(x, wbs, out, row_begin, row_end, stride_h, dil_h, dil_w, pad_top, pad_left):
+    """Output rows ``[row_begin, row_end)`` (counted over the batch) of every channel block."""
+    in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
+    out_h, out_w = out.shape[1], out.shape[2]
+    j_lo, j_hi = interior(out_w, in_w, 5, 1, dil_w, pad_left)
+    for row in range(row_begin, row_end):
+        b, i = row // out_h, row % out_h
+        ih0 = i * stride_h - pad_top
+        r_lo, r_hi = tap_range(ih0, dil_h, 5, in_h)
+        o_row = row * out_w * c
+        x_row = (b * in_h + ih0) * in_w * c  # may be negative: filter rows r_lo and on are inside the input
+        row_gap = dil_h * in_w * c
+        for j in range(j_lo):
+            _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, dil_w, pad_left)
+        _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, dil_w, pad_left)
+        for j in range(j_hi, out_w):
+            _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, dil_w, pad_left)
+
+
+@kernel
+def depthwise_nhwc_forward_5x5_avx2_rows(x, w, out, row_begin, row_end, stride_h, dil_h, dil_w, pad_top, pad_left):
+    """Output rows ``[row_begin, row_end)`` (over the batch) of the forward of ``x`` ``[N, in_h, in_w, C]`` (``C`` at
+    least half a vector) with ``w`` ``[5, 5, C]`` into ``out`` ``[N, out_h, out_w, C]``, horizontal stride 1."""
+    wbs = _filters_by_block(w, x)
+    if stride_h == dil_h == dil_w == 1:  # constants, for LLVM to fold into the steps
+        _output_rows(x, wbs, out, row_begin, row_end, 1, 1, 1, pad_top, pad_left)
+    else:
+        _output_rows(x, wbs, out, row_begin, row_end, stride_h, dil_h, dil_w, pad_top, pad_left)
+
+
+@kernel(parallel=True)
+def depthwise_nhwc_forward_5x5_avx2_parallel(x, w, out, n_chunks, stride_h, dil_h, dil_w, pad_top, pad_left):
+    """:func:`depthwise_nhwc_forward_5x5_avx2_rows` over all output rows, in ``n_chunks`` parallel runs."""
+    rows = out.shape[0] * out.shape[1]
+    for t in prange(n_chunks):
+        depthwise_nhwc_forward_5x5_avx2_rows(x, w, out, t * rows // n_chunks, (t + 1) * rows // n_chunks, stride_h,
+                                             dil_h, dil_w, pad_top, pad_left)
