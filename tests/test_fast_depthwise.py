@@ -1679,6 +1679,9 @@ DIRECT_5X5_AVX2 = [
     (1, 12, 40, 16, 1, (5, 5), (3, 1), (2, 3), "SAME"),  # dilated: a pixel's taps three columns apart, three phases
     (1, 9, 20, 24, 1, (5, 5), 1, 1, [[0, 0], [6, 0], [7, 3], [0, 0]]),  # rows and pixels wholly in the padding
     (1, 5, 30, 16, 1, (5, 5), 1, 1, "VALID"),  # one output row
+    (2, 13, 19, 8, 1, (5, 5), 2, 1, "SAME"),  # stride 2: the input gradient eight pixels a step, by parity
+    (1, 22, 37, 20, 1, (5, 5), 2, 1, [[0, 0], [0, 4], [4, 1], [0, 0]]),
+    (1, 11, 12, 16, 1, (5, 5), 2, 1, "VALID"),  # rows narrower than a step: pixel by pixel
 ]
 
 
@@ -1686,13 +1689,14 @@ DIRECT_5X5_AVX2 = [
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("geometry", DIRECT_5X5_AVX2, ids=_ids)
 def test_direct_5x5_avx2_kernel_matches_reference(geometry, dtype, threads, fresh_plans, monkeypatch):
-    """With ``DIRECT_5X5_AVX2`` (CPUs without AVX-512) 5x5 layers at horizontal stride 1 take the AVX2 5x5 kernel
-    (half-vector blocks, eight pixels a step) for the forward and, at stride 1, the input gradient (the forward of
-    ``dy``, whose pads are negative where the layer's exceed the filter's reach), on the calling thread and split;
-    all three ops match the reference on inputs 16 bytes past a line."""
+    """With ``DIRECT_5X5_AVX2`` (CPUs without AVX-512) 5x5 layers take the AVX2 5x5 kernels (half-vector blocks,
+    eight pixels a step): the forward at horizontal stride 1, the input gradient at stride 1 (the forward of ``dy``,
+    whose pads are negative where the layer's exceed the filter's reach) or 2, on the calling thread and split; all
+    three ops match the reference on inputs 16 bytes past a line."""
     from sepconv.kernels import depthwise_5x5_avx2
 
     calls = record_calls(monkeypatch, depthwise_5x5_avx2, "depthwise_nhwc_forward_5x5_avx2_parallel")
+    s2_calls = record_calls(monkeypatch, depthwise_5x5_avx2, "depthwise_nhwc_backprop_input_5x5_s2_avx2_parallel")
     monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_AVX2", True)
     monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_AVX2_MIN_WIDTH", 1)
     for setting in ("PARALLEL_MIN_MACS", "NHWC_PARALLEL_MIN_MACS", "PARALLEL_MIN_BYTES"):
@@ -1702,8 +1706,10 @@ def test_direct_5x5_avx2_kernel_matches_reference(geometry, dtype, threads, fres
     _assert_three_ops_match(x, filt, dy, args, dtype)
     rows = [dy.shape[0] * dy.shape[1], x.shape[0] * x.shape[1]]  # the forward's output rows, the gradient's
     split = [1, 1] if threads == "serial" else [min(2, fast_depthwise.thread_count(), r) for r in rows]
-    stride_h = args["strides"] if isinstance(args["strides"], int) else args["strides"][0]
-    assert calls == split[:1 + (stride_h == 1)]
+    stride_h, stride_w = (args["strides"],) * 2 if isinstance(args["strides"], int) else args["strides"]
+    taken = [stride_w == 1, stride_h == stride_w == 1]  # the forward, the stride-1 input gradient
+    assert calls == [chunks for chunks, took in zip(split, taken, strict=True) if took]
+    assert len(s2_calls) == (stride_h == stride_w == 2)
 
 
 @pytest.mark.parametrize("in_shape, k, stride_w, expected", [

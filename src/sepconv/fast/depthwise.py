@@ -376,7 +376,11 @@ def _direct_3x3_s2_input_gradient(dy_shape: tuple[int, ...], itemsize: int, kh: 
 # 281, 1x40x40x480 431 -> 411; input gradient 1x66x66x432 2442 -> 1482, 1x75x75x480 3125 -> 1765.  Narrower rows
 # lose to the small-image kernel (8x14x14x672 566 -> 715, 1x19x19x1344 259 -> 342, 1x38x38x960 806 -> 849), and so
 # do pixels of a multiple of 512 bytes (1x57x57x384 712 -> 823, 1x64x64x256 650 -> 905, 1x57x57x768 1528 -> 2086,
-# 1x56x56x128 258 -> 257): a step's 60 input columns, that many bytes apart, fall in 8 of L1's 64 sets.
+# 1x56x56x128 258 -> 257): a step's 60 input columns, that many bytes apart, fall in 8 of L1's 64 sets.  Its stride-2
+# input gradient (eight pixels by parity, six dy columns a filter row) against the parity kernel, input gradient, us:
+# 2x56x56x144 256 -> 140, 1x114x114x240 771 -> 483, 1x29x29x1056 251 -> 203, 1x132x132x240 876 -> 638, 1x33x33x1200
+# 353 -> 240, 1x150x150x288 1479 -> 1422, 1x38x38x1344 529 -> 376, 1x56x56x144 139 -> 85, 1x28x28x240 68 -> 48,
+# 1x112x112x32 110 -> 72.
 DIRECT_5X5_AVX2 = False
 DIRECT_5X5_AVX2_MIN_WIDTH = 40
 DIRECT_5X5_AVX2_ALIASED_PIXEL_BYTES = 512
@@ -388,6 +392,14 @@ def _direct_5x5_avx2(in_shape: tuple[int, ...], out_shape: tuple[int, ...], item
     pixel_bytes = in_shape[3] * itemsize
     return (DIRECT_5X5_AVX2 and (kh, kw) == (5, 5) and stride_w == 1 and 2 * pixel_bytes >= VECTOR_BYTES
             and out_shape[2] >= DIRECT_5X5_AVX2_MIN_WIDTH and pixel_bytes % DIRECT_5X5_AVX2_ALIASED_PIXEL_BYTES != 0)
+
+
+def _direct_5x5_avx2_s2_input_gradient(dy_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_h: int,
+                                       stride_w: int, dil_h: int, dil_w: int) -> bool:
+    """Whether the input gradient from ``dy`` of ``dy_shape`` takes the AVX2 5x5 kernel's stride-2 routine
+    (undilated)."""
+    return (DIRECT_5X5_AVX2 and (kh, kw) == (5, 5) and (stride_h, stride_w, dil_h, dil_w) == (2, 2, 1, 1)
+            and 2 * dy_shape[3] * itemsize >= VECTOR_BYTES)
 
 
 # Images whose channel-block plane (with the kernel's zero margins) is small take the small-image kernel
@@ -943,6 +955,14 @@ def _input_gradient_launch(dy_shape: tuple[int, ...], dx_shape: tuple[int, ...],
     work = math.prod(dy_shape[:3]) * _whole_vectors(dy_shape[3], itemsize) * g.kh * g.kw
     n_chunks = _n_chunks(rows, work, (math.prod(dy_shape) + math.prod(dx_shape)) * itemsize,
                          min_macs=_nhwc_min_macs(m > 1))
+    if m == 1 and _direct_5x5_avx2_s2_input_gradient(dy_shape, itemsize, g.kh, g.kw, *_geometry_ints(g)[:4]):
+        pad_top, pad_left = g.pad_top, g.pad_left
+
+        def launch(w3, dy, dx):
+            with PARALLEL_LAUNCH:
+                direct_5x5_avx2.depthwise_nhwc_backprop_input_5x5_s2_avx2_parallel(w3, dy, dx, n_chunks, pad_top,
+                                                                                   pad_left)
+        return launch
     if m == 1 and _direct_3x3_s2_input_gradient(dy_shape, itemsize, g.kh, g.kw, *_geometry_ints(g)[:4]):
         pad_top, pad_left = g.pad_top, g.pad_left
 

@@ -1,7 +1,7 @@
-"""The depthwise forward of a 5x5 filter at horizontal stride 1 (any vertical stride, dilations and padding), NHWC,
-read straight from the input, for CPUs of sixteen vector registers (AVX2): eight pixels per step, their sums in
-registers, one channel block of half a vector (32 bytes: one AVX2 register, :func:`~sepconv.kernels._simd.hload`)
-after another.
+"""The depthwise forward of a 5x5 filter at horizontal stride 1 (any vertical stride, dilations and padding) and its
+input gradient at stride 2, NHWC, read straight from the arrays, for CPUs of sixteen vector registers (AVX2): eight
+pixels per step, their sums in registers, one channel block of half a vector (32 bytes: one AVX2 register,
+:func:`~sepconv.kernels._simd.hload`) after another.
 
 Per filter row a step loads the row's five weights and then the twelve input columns its pixels reach, one at a
 time, each added to the sums of every pixel it is a tap of (:func:`_row_taps`: 5 weight and 12 input loads per 40
@@ -18,8 +18,13 @@ border pixels, and phases narrower than a step, go one at a time with the taps i
 (:func:`_pixel`); filter rows outside the input are skipped. A last partial channel block overlaps the one before it
 (:func:`~sepconv.kernels.depthwise_small_image.block_start`), so the input needs half a vector of channels.
 
+The input gradient at stride 2 (undilated) takes, for each of its rows, the filter rows of the row's parity, and
+eight pixels per step: four even ones that take taps 0, 2 and 4, four odd ones that take taps 1 and 3, from six
+columns of ``dy`` (:func:`_s2_row_taps`); the border pixels go one at a time (:func:`_s2_pixel`).
+
 :mod:`sepconv.fast.depthwise` sends it, on CPUs without AVX-512 (:mod:`sepconv.fast.registers`), the forward (and
-stride-1 input gradient, the forward of ``dy``) of 5x5 layers at horizontal stride 1 whose rows are wide enough.
+stride-1 input gradient, the forward of ``dy``) of 5x5 layers at horizontal stride 1 whose rows are wide enough, and
+their stride-2 input gradient.
 
 Examples
 --------
@@ -199,3 +204,121 @@ def depthwise_nhwc_forward_5x5_avx2_parallel(x, w, out, n_chunks, stride_h, dil_
     for t in prange(n_chunks):
         depthwise_nhwc_forward_5x5_avx2_rows(x, w, out, t * rows // n_chunks, (t + 1) * rows // n_chunks, stride_h,
                                              dil_h, dil_w, pad_top, pad_left)
+
+
+# --------------------------------------------------------------------------- the input gradient at stride 2
+
+
+@kernel(inline=True)
+def _s2_row_taps(s0, s1, s2, s3, s4, s5, s6, s7, dy, a, gap, wb, wt):
+    """Adds one filter row's products to the input gradient of eight consecutive pixels, columns ``2m .. 2m + 7`` of
+    the stride-2 forward's padded input (``m``: the ``dy`` column two past ``a``, columns ``gap`` apart): pixel
+    ``2m + 2q`` takes taps 0, 2 and 4 of ``dy`` columns ``m + q``, ``m + q - 1`` and ``m + q - 2``, pixel
+    ``2m + 2q + 1`` taps 1 and 3 of columns ``m + q`` and ``m + q - 1``; the six columns loaded once each."""
+    count = hlanes(wb)
+    w0, w1, w2 = hload(wb, wt), hload(wb, wt + count), hload(wb, wt + 2 * count)
+    w3, w4 = hload(wb, wt + 3 * count), hload(wb, wt + 4 * count)
+    a0, a3 = opaque(a), opaque(a + 3 * gap)
+    i = hload(dy, a0)
+    s0 = vfma(i, w4, s0)
+    i = hload(dy, a0 + gap)
+    s0, s1, s2 = vfma(i, w2, s0), vfma(i, w3, s1), vfma(i, w4, s2)
+    i = hload(dy, a0 + 2 * gap)
+    s0, s1, s2, s3, s4 = vfma(i, w0, s0), vfma(i, w1, s1), vfma(i, w2, s2), vfma(i, w3, s3), vfma(i, w4, s4)
+    i = hload(dy, a3)
+    s2, s3, s4, s5, s6 = vfma(i, w0, s2), vfma(i, w1, s3), vfma(i, w2, s4), vfma(i, w3, s5), vfma(i, w4, s6)
+    i = hload(dy, a3 + gap)
+    s4, s5, s6, s7 = vfma(i, w0, s4), vfma(i, w1, s5), vfma(i, w2, s6), vfma(i, w3, s7)
+    i = hload(dy, a3 + 2 * gap)
+    s6, s7 = vfma(i, w0, s6), vfma(i, w1, s7)
+    return s0, s1, s2, s3, s4, s5, s6, s7
+
+
+@kernel
+def _s2_pixel(dy, wbs, dx, o, dy_row, row_gap, r_first, r_end, u, out_w):
+    """Input-gradient pixel at padded column ``u``, flat index ``o`` of ``dx``, every channel block: filter rows
+    ``r_first, r_first + 2, ... < r_end`` (``dy`` row of filter row ``r`` at ``dy_row - r // 2 * row_gap``, rows
+    inside ``dy`` only), the taps whose ``dy`` column is inside ``dy``."""
+    c = dx.shape[3]
+    count = hlanes(dy)
+    for g in range((c + count - 1) // count):
+        k = block_start(g * count, 0, c, count)
+        acc = hzeros(dy)
+        for r in range(r_first, r_end, 2):
+            for t in range(u % 2, 5, 2):
+                j = (u - t) // 2
+                if 0 <= j < out_w:
+                    acc = vfma(hload(dy, dy_row - r // 2 * row_gap + j * c + k),
+                               hload(wbs, (25 * g + 5 * r + t) * count), acc)
+        vstore(dx, o + k, acc)
+
+
+@kernel
+def _s2_input_gradient_rows(dy, wbs, dx, row_begin, row_end, pad_top, pad_left):
+    """Input-gradient rows ``[row_begin, row_end)`` (over the batch) of a stride-2 5x5 layer, every channel block."""
+    out_h, out_w, c = dy.shape[1], dy.shape[2], dy.shape[3]
+    in_h, in_w = dx.shape[1], dx.shape[2]
+    count = hlanes(dy)
+    blocks = (c + count - 1) // count
+    row_gap = out_w * c
+    # steps of eight pixels from dy column m (each reads columns m - 2 .. m + 3): the first whose columns are all
+    # inside dx and dy, and the last (overlapping the one before it)
+    m_lo = max(2, (pad_left + 1) // 2)
+    m_last = min(out_w - 4, (in_w - 8 + pad_left) // 2)
+    steps = m_last >= m_lo
+    # the padded columns the steps cover (none without steps)
+    u_steps_lo, u_steps_hi = (2 * m_lo, 2 * m_last + 8) if steps else (in_w + pad_left, in_w + pad_left)
+    for row in range(row_begin, row_end):
+        b, y = row // in_h, row % in_h
+        v = y + pad_top  # the padded input row
+        r_first = v % 2  # filter rows r = v % 2, v % 2 + 2, .. reach this row from dy row (v - r) / 2
+        r_lo = max(r_first, v - 2 * (out_h - 1))  # dy rows inside dy: (v - r) / 2 < out_h
+        r_lo += (r_lo - r_first) % 2
+        r_end = min(5, v + 1)  # (v - r) / 2 >= 0
+        dy_row = (b * out_h * out_w + v // 2 * out_w) * c  # dy row v // 2: filter row r reads dy row (v - r) // 2
+        o_row = row * in_w * c
+        for xx in range(in_w):
+            u = xx + pad_left
+            if u < u_steps_lo or u >= u_steps_hi:
+                _s2_pixel(dy, wbs, dx, o_row + xx * c, dy_row, row_gap, r_lo, r_end, u, out_w)
+        if not steps:
+            continue
+        m0 = m_lo
+        while m0 <= m_last + 3:  # the steps from m_lo and m_last cover dx columns 2 m_lo .. 2 m_last + 7
+            m = min(m0, m_last)  # the last step overlaps the one before it
+            for g in range(blocks):
+                k = block_start(g * count, 0, c, count)
+                s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = hzeros(dy)
+                for r in range(r_lo, r_end, 2):
+                    s0, s1, s2, s3, s4, s5, s6, s7 = _s2_row_taps(s0, s1, s2, s3, s4, s5, s6, s7, dy,
+                                                                  dy_row - r // 2 * row_gap + (m - 2) * c + k, c, wbs,
+                                                                  (25 * g + 5 * r) * count)
+                o = o_row + (2 * m - pad_left) * c + k
+                vstore(dx, o, s0)
+                vstore(dx, o + c, s1)
+                vstore(dx, o + 2 * c, s2)
+                vstore(dx, o + 3 * c, s3)
+                vstore(dx, o + 4 * c, s4)
+                vstore(dx, o + 5 * c, s5)
+                vstore(dx, o + 6 * c, s6)
+                vstore(dx, o + 7 * c, s7)
+            m0 += 4
+
+
+@kernel
+def depthwise_nhwc_backprop_input_5x5_s2_avx2_rows(w, dy, dx, row_begin, row_end, pad_top, pad_left):
+    """Rows ``[row_begin, row_end)`` (over the batch) of the input gradient ``dx`` ``[N, in_h, in_w, C]`` of a
+    stride-2 5x5 layer (dilation 1) with filter ``w`` ``[5, 5, C]`` (``C`` at least half a vector), from ``dy``
+    ``[N, out_h, out_w, C]``: per ``dx`` row the filter rows of its parity, eight pixels per step (six ``dy``
+    columns, :func:`_s2_row_taps`: eleven loads per twenty multiply-adds), the pixels left one at a time."""
+    _s2_input_gradient_rows(dy, _filters_by_block(w, dy), dx, row_begin, row_end, pad_top, pad_left)
+
+
+@kernel(parallel=True)
+def depthwise_nhwc_backprop_input_5x5_s2_avx2_parallel(w, dy, dx, n_chunks, pad_top, pad_left):
+    """:func:`depthwise_nhwc_backprop_input_5x5_s2_avx2_rows` over all rows of ``dx``, in ``n_chunks`` parallel
+    runs."""
+    rows = dx.shape[0] * dx.shape[1]
+    for t in prange(n_chunks):
+        depthwise_nhwc_backprop_input_5x5_s2_avx2_rows(w, dy, dx, t * rows // n_chunks, (t + 1) * rows // n_chunks,
+                                                       pad_top, pad_left)
