@@ -302,10 +302,14 @@ DIRECT_GEOMETRIES = [spec for spec in GEOMETRIES if spec[2] == 1 and spec[1] != 
 DIRECT_IDS = [f"{shape}-k{k}-o{out_c}-s{s}-d{d}-{pad}" for shape, k, _, out_c, s, d, pad in DIRECT_GEOMETRIES]
 
 
+# Panels of four vectors (the AVX-512 tiles) in every combination of chunks and split; of one vector in three.
+DIRECT_PLANS = [("four-vector", chunks, split) for chunks in ("default", "tiny")
+                for split in ("one-thread", "pixels", "panels")] + [
+    ("one-vector", "tiny", "one-thread"), ("one-vector", "default", "pixels"), ("one-vector", "tiny", "panels")]
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("split", ["one-thread", "pixels", "panels"])
-@pytest.mark.parametrize("chunks", ["default", "tiny"])
-@pytest.mark.parametrize("panels", ["four-vector", "one-vector"])
+@pytest.mark.parametrize("panels, chunks, split", DIRECT_PLANS, ids=["-".join(plan) for plan in DIRECT_PLANS])
 @pytest.mark.parametrize("spec", DIRECT_GEOMETRIES, ids=DIRECT_IDS)
 def test_direct_matches_reference(spec, panels, chunks, split, dtype, monkeypatch):
     """The direct (implicit GEMM) forward: tiles spanning rows and images, tail tiles and panels;
