@@ -1679,9 +1679,10 @@ DIRECT_5X5_AVX2 = [
     (1, 12, 40, 16, 1, (5, 5), (3, 1), (2, 3), "SAME"),  # dilated: a pixel's taps three columns apart, three phases
     (1, 9, 20, 24, 1, (5, 5), 1, 1, [[0, 0], [6, 0], [7, 3], [0, 0]]),  # rows and pixels wholly in the padding
     (1, 5, 30, 16, 1, (5, 5), 1, 1, "VALID"),  # one output row
-    (2, 13, 19, 8, 1, (5, 5), 2, 1, "SAME"),  # stride 2: the input gradient eight pixels a step, by parity
+    (2, 13, 19, 8, 1, (5, 5), 2, 1, "SAME"),  # stride 2: nineteen columns a step; the input gradient by parity
     (1, 22, 37, 20, 1, (5, 5), 2, 1, [[0, 0], [0, 4], [4, 1], [0, 0]]),
     (1, 11, 12, 16, 1, (5, 5), 2, 1, "VALID"),  # rows narrower than a step: pixel by pixel
+    (1, 9, 40, 24, 1, (5, 5), (1, 2), 1, "SAME"),  # horizontal stride 2 only: the forward
 ]
 
 
@@ -1690,7 +1691,7 @@ DIRECT_5X5_AVX2 = [
 @pytest.mark.parametrize("geometry", DIRECT_5X5_AVX2, ids=_ids)
 def test_direct_5x5_avx2_kernel_matches_reference(geometry, dtype, threads, fresh_plans, monkeypatch):
     """With ``DIRECT_5X5_AVX2`` (CPUs without AVX-512) 5x5 layers take the AVX2 5x5 kernels (half-vector blocks,
-    eight pixels a step): the forward at horizontal stride 1, the input gradient at stride 1 (the forward of ``dy``,
+    eight pixels a step): the forward at horizontal stride 1 or 2, the input gradient at stride 1 (the forward of ``dy``,
     whose pads are negative where the layer's exceed the filter's reach) or 2, on the calling thread and split; all
     three ops match the reference on inputs 16 bytes past a line."""
     from sepconv.kernels import depthwise_5x5_avx2
@@ -1699,6 +1700,7 @@ def test_direct_5x5_avx2_kernel_matches_reference(geometry, dtype, threads, fres
     s2_calls = record_calls(monkeypatch, depthwise_5x5_avx2, "depthwise_nhwc_backprop_input_5x5_s2_avx2_parallel")
     monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_AVX2", True)
     monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_AVX2_MIN_WIDTH", 1)
+    monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_AVX2_S2_MIN_WIDTH", 1)
     for setting in ("PARALLEL_MIN_MACS", "NHWC_PARALLEL_MIN_MACS", "PARALLEL_MIN_BYTES"):
         monkeypatch.setattr(fast_depthwise, setting, 10**18 if threads == "serial" else 0)
     x, filt, dy, args = _problem(geometry, dtype)
@@ -1707,7 +1709,7 @@ def test_direct_5x5_avx2_kernel_matches_reference(geometry, dtype, threads, fres
     rows = [dy.shape[0] * dy.shape[1], x.shape[0] * x.shape[1]]  # the forward's output rows, the gradient's
     split = [1, 1] if threads == "serial" else [min(2, fast_depthwise.thread_count(), r) for r in rows]
     stride_h, stride_w = (args["strides"],) * 2 if isinstance(args["strides"], int) else args["strides"]
-    taken = [stride_w == 1, stride_h == stride_w == 1]  # the forward, the stride-1 input gradient
+    taken = [stride_w <= 2, stride_h == stride_w == 1]  # the forward, the stride-1 input gradient
     assert calls == [chunks for chunks, took in zip(split, taken, strict=True) if took]
     assert len(s2_calls) == (stride_h == stride_w == 2)
 
@@ -1716,18 +1718,21 @@ def test_direct_5x5_avx2_kernel_matches_reference(geometry, dtype, threads, fres
     ((1, 56, 56, 96), 5, 1, True), ((1, 40, 40, 8), 5, 1, True),  # half a vector of channels is enough
     ((1, 56, 56, 4), 5, 1, False),  # less than half a vector
     ((1, 39, 39, 96), 5, 1, False),  # rows narrower than DIRECT_5X5_AVX2_MIN_WIDTH
-    ((1, 56, 56, 96), 5, 2, False), ((1, 56, 56, 96), 3, 1, False), ((1, 56, 56, 96), 7, 1, False),
+    ((1, 32, 32, 96), 5, 2, True), ((1, 30, 30, 96), 5, 2, False),  # stride 2: output rows of 16, or 15
+    ((1, 56, 56, 96), 5, 3, False), ((1, 56, 56, 96), 3, 1, False), ((1, 56, 56, 96), 7, 1, False),
     ((1, 57, 57, 384), 5, 1, False), ((1, 56, 56, 128), 5, 1, False),  # pixels of a multiple of 512 bytes
+    ((1, 64, 64, 256), 5, 2, False),
 ])
 def test_direct_5x5_avx2_takes_wide_rows_of_unaliased_pixels(in_shape, k, stride_w, expected, monkeypatch):
     """The AVX2 5x5 kernel takes 5x5 filters at horizontal stride 1 on rows of at least ``DIRECT_5X5_AVX2_MIN_WIDTH``
-    pixels of at least half a vector, but not of a multiple of 512 bytes, when ``DIRECT_5X5_AVX2`` is set, and nothing
-    when it is not."""
+    pixels, or 2 (undilated) on rows of ``DIRECT_5X5_AVX2_S2_MIN_WIDTH``, of at least half a vector, but not of a
+    multiple of 512 bytes, when ``DIRECT_5X5_AVX2`` is set, and nothing when it is not."""
     monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_AVX2", True)
-    out_shape = in_shape  # SAME, stride 1
-    assert fast_depthwise._direct_5x5_avx2(in_shape, out_shape, 4, k, k, stride_w) is expected
+    out_shape = in_shape[:2] + (-(-in_shape[2] // stride_w), in_shape[3])  # SAME
+    assert fast_depthwise._direct_5x5_avx2(in_shape, out_shape, 4, k, k, stride_w, 1) is expected
+    assert not fast_depthwise._direct_5x5_avx2(in_shape, out_shape, 4, k, k, 2, 2)  # stride 2, dilated
     monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_AVX2", False)
-    assert not fast_depthwise._direct_5x5_avx2(in_shape, out_shape, 4, k, k, stride_w)
+    assert not fast_depthwise._direct_5x5_avx2(in_shape, out_shape, 4, k, k, stride_w, 1)
 
 
 @pytest.mark.parametrize("in_shape, k, strides, expected", [

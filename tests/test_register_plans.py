@@ -118,29 +118,33 @@ def test_depthwise_takes_the_small_image_kernel(shape, k, strides, calls, direct
     assert len(seen) == calls and len(seen_direct) == direct_calls
 
 
-@pytest.mark.parametrize("shape, calls", [
-    ((1, 40, 44, 64), 2),  # rows of 44 pixels: the forward and the input gradient (the forward of dy)
-    ((2, 20, 41, 20), 2),  # two half-vector blocks and a partial one
-    ((1, 40, 44, 128), 0),  # pixels of 512 bytes: the small-image kernel (above)
-    ((1, 30, 30, 64), 0),  # rows of 30 pixels: the small-image kernel
+@pytest.mark.parametrize("shape, strides, calls, s2_calls", [
+    ((1, 40, 44, 64), 1, 2, 0),  # rows of 44 pixels: the forward and the input gradient (the forward of dy)
+    ((2, 20, 41, 20), 1, 2, 0),  # two half-vector blocks and a partial one
+    ((1, 40, 44, 128), 1, 0, 0),  # pixels of 512 bytes: the small-image kernel (above)
+    ((1, 30, 30, 64), 1, 0, 0),  # rows of 30 pixels: the small-image kernel
+    ((1, 36, 33, 24), 2, 1, 1),  # stride 2, output rows of 17: the forward; the input gradient by parity
+    ((1, 28, 28, 24), 2, 0, 1),  # output rows of 14: the input gradient only
 ])
-def test_depthwise_5x5_takes_the_avx2_kernel_on_wide_rows(shape, calls, narrow_plans, monkeypatch):
-    """5x5 layers at stride 1 with rows of at least DIRECT_5X5_AVX2_MIN_WIDTH pixels take the AVX2 5x5 kernel (eight
-    pixels by half a vector a step), but not on pixels of a multiple of 512 bytes; all three ops match the
+def test_depthwise_5x5_takes_the_avx2_kernel_on_wide_rows(shape, strides, calls, s2_calls, narrow_plans, monkeypatch):
+    """5x5 layers with output rows of at least DIRECT_5X5_AVX2_MIN_WIDTH pixels at stride 1 (or
+    DIRECT_5X5_AVX2_S2_MIN_WIDTH at stride 2) take the AVX2 5x5 kernel (eight pixels by half a vector a step), but
+    not on pixels of a multiple of 512 bytes, and at stride 2 its input gradient; all three ops match the
     reference."""
     from sepconv.kernels import depthwise_5x5_avx2
 
     seen = record_calls(monkeypatch, depthwise_5x5_avx2, "depthwise_nhwc_forward_5x5_avx2_parallel")
+    seen_s2 = record_calls(monkeypatch, depthwise_5x5_avx2, "depthwise_nhwc_backprop_input_5x5_s2_avx2_parallel")
     rng = np.random.default_rng(4)
     x, w = rand(rng, shape, np.float32), rand(rng, (5, 5, shape[3], 1), np.float32)
-    fast, ref = _both(sepconv.depthwise_conv2d, x, w, 1, "SAME")
+    fast, ref = _both(sepconv.depthwise_conv2d, x, w, strides, "SAME")
     np.testing.assert_allclose(fast, ref, **tol(np.float32))
     dy = rand(rng, ref.shape, np.float32)
-    fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, w, dy, 1, "SAME")
+    fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, w, dy, strides, "SAME")
     np.testing.assert_allclose(fast, ref, **tol(np.float32))
-    fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, w.shape, dy, 1, "SAME")
+    fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, w.shape, dy, strides, "SAME")
     np.testing.assert_allclose(fast, ref, **tol(np.float32))
-    assert len(seen) == calls
+    assert len(seen) == calls and len(seen_s2) == s2_calls
 
 
 def test_plans_switch_both_ways():

@@ -369,7 +369,8 @@ def _direct_3x3_s2_input_gradient(dy_shape: tuple[int, ...], itemsize: int, kh: 
 
 # With DIRECT_5X5_AVX2 (CPUs without AVX-512: sepconv.fast.registers) 5x5 layers at horizontal stride 1 whose output
 # rows are at least DIRECT_5X5_AVX2_MIN_WIDTH wide take sepconv.kernels.depthwise_5x5_avx2 (eight pixels' sums, a
-# filter row's five weights and a column, in half vectors) before the small-image kernel: forward and input gradient.
+# filter row's five weights and a column, in half vectors) before the small-image kernel: forward and input gradient;
+# at stride 2 its forward and input gradient too.
 # Thirty-fourth session, Zen 3 VM, one process, 2 threads, alternating, median (and minimum) of 8-10 rounds, us,
 # small-image -> this, forward: 1x66x66x432 1171 -> 973, 1x75x75x480 1920 -> 1501, 1x112x112x32 250 -> 151,
 # 1x56x56x96 159 -> 133, 1x64x64x264 746 -> 514, 1x57x57x376 782 -> 617, 1x56x56x136 265 -> 221, 1x48x48x240 301 ->
@@ -381,17 +382,30 @@ def _direct_3x3_s2_input_gradient(dy_shape: tuple[int, ...], itemsize: int, kh: 
 # 2x56x56x144 256 -> 140, 1x114x114x240 771 -> 483, 1x29x29x1056 251 -> 203, 1x132x132x240 876 -> 638, 1x33x33x1200
 # 353 -> 240, 1x150x150x288 1479 -> 1422, 1x38x38x1344 529 -> 376, 1x56x56x144 139 -> 85, 1x28x28x240 68 -> 48,
 # 1x112x112x32 110 -> 72.
+# At horizontal stride 2 (undilated; nineteen columns a filter row), output rows of DIRECT_5X5_AVX2_S2_MIN_WIDTH or
+# more, against the stride-2 kernels before it, forward, us: 2x56x56x144 327 -> 187, 1x114x114x240 1028 -> 616,
+# 1x132x132x240 2479 -> 976, 1x150x150x288 4912 -> 2218, 1x33x33x1200 372 -> 284, 1x38x38x1344 623 -> 537,
+# 1x56x56x144 141 -> 89, 1x112x112x32 97 -> 66, 8x28x28x240 389 -> 287, 1x36x36x672 224 -> 164; but 1x14x14x480 42
+# -> 54, 1x29x29x1056 228 -> 244, and pixels of a multiple of 512 bytes again (1x64x64x256 289 -> 333, 1x58x58x384
+# 342 -> 365).
 DIRECT_5X5_AVX2 = False
 DIRECT_5X5_AVX2_MIN_WIDTH = 40
+DIRECT_5X5_AVX2_S2_MIN_WIDTH = 16
 DIRECT_5X5_AVX2_ALIASED_PIXEL_BYTES = 512
 
 
 def _direct_5x5_avx2(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsize: int, kh: int, kw: int,
-                     stride_w: int) -> bool:
-    """Whether the forward pass of an input of ``in_shape`` (multiplier 1) takes the AVX2 5x5 kernel."""
+                     stride_w: int, dil_w: int) -> bool:
+    """Whether the forward pass of an input of ``in_shape`` (multiplier 1) takes the AVX2 5x5 kernel: horizontal
+    stride 1, or 2 undilated, on rows wide enough, of pixels of at least half a vector but not of a multiple of
+    :data:`DIRECT_5X5_AVX2_ALIASED_PIXEL_BYTES`."""
     pixel_bytes = in_shape[3] * itemsize
-    return (DIRECT_5X5_AVX2 and (kh, kw) == (5, 5) and stride_w == 1 and 2 * pixel_bytes >= VECTOR_BYTES
-            and out_shape[2] >= DIRECT_5X5_AVX2_MIN_WIDTH and pixel_bytes % DIRECT_5X5_AVX2_ALIASED_PIXEL_BYTES != 0)
+    if not (DIRECT_5X5_AVX2 and (kh, kw) == (5, 5) and 2 * pixel_bytes >= VECTOR_BYTES
+            and pixel_bytes % DIRECT_5X5_AVX2_ALIASED_PIXEL_BYTES != 0):
+        return False
+    if stride_w == 2:
+        return dil_w == 1 and out_shape[2] >= DIRECT_5X5_AVX2_S2_MIN_WIDTH
+    return stride_w == 1 and out_shape[2] >= DIRECT_5X5_AVX2_MIN_WIDTH
 
 
 def _direct_5x5_avx2_s2_input_gradient(dy_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_h: int,
@@ -625,13 +639,12 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
             with PARALLEL_LAUNCH:
                 direct_3x3.depthwise_nhwc_forward_3x3_direct_parallel(x, w3, out, direct_chunks, *args)
         return launch
-    if multiplier == 1 and _direct_5x5_avx2(in_shape, out_shape, itemsize, kh, kw, stride_w):
+    if multiplier == 1 and _direct_5x5_avx2(in_shape, out_shape, itemsize, kh, kw, stride_w, dil_w):
         avx2_chunks = chunks_of_short_images_too(rows)
-        avx2_args = (stride_h, dil_h, dil_w, pad_top, pad_left)
 
         def launch(x, w3, out):
             with PARALLEL_LAUNCH:
-                direct_5x5_avx2.depthwise_nhwc_forward_5x5_avx2_parallel(x, w3, out, avx2_chunks, *avx2_args)
+                direct_5x5_avx2.depthwise_nhwc_forward_5x5_avx2_parallel(x, w3, out, avx2_chunks, *args)
         return launch
     if multiplier == 1 and _small_image(in_shape, itemsize, kh, kw, stride_h, stride_w):
         group = _small_image_group(in_shape, stride_w)

@@ -1,5 +1,5 @@
-"""The depthwise forward of a 5x5 filter at horizontal stride 1 (any vertical stride, dilations and padding) and its
-input gradient at stride 2, NHWC, read straight from the arrays, for CPUs of sixteen vector registers (AVX2): eight
+"""The depthwise forward of a 5x5 filter at horizontal stride 1 or 2 (any vertical stride, dilations and padding; no
+horizontal dilation at stride 2) and its input gradient at stride 2, NHWC, read straight from the arrays, for CPUs of sixteen vector registers (AVX2): eight
 pixels per step, their sums in registers, one channel block of half a vector (32 bytes: one AVX2 register,
 :func:`~sepconv.kernels._simd.hload`) after another.
 
@@ -9,7 +9,7 @@ multiply-adds): eight registers of sums, five of weights and one for the column,
 vectors a filter row's weights alone would take ten (the AVX-512 kernel, :mod:`sepconv.kernels.depthwise_5x5_direct`,
 keeps 25 vectors in registers; here it spills). At a horizontal dilation ``d`` the step's pixels are ``d`` apart, so
 pixel ``p``'s tap ``t`` still reads column ``p + t`` of twelve (the row's pixels go phase by phase of the
-dilation). The columns are addressed from four bases three columns apart made opaque to LLVM
+dilation); at stride 2 column ``2p + t`` of nineteen (:func:`_row_taps_s2`). The columns are addressed from four bases three columns apart made opaque to LLVM
 (:func:`~sepconv.kernels._simd.opaque`), each column one base plus the column gap times 1 or 2.
 
 A row's steps cover its interior (the pixels whose taps are all inside the input), each step for every channel
@@ -23,8 +23,9 @@ eight pixels per step: four even ones that take taps 0, 2 and 4, four odd ones t
 columns of ``dy`` (:func:`_s2_row_taps`); the border pixels go one at a time (:func:`_s2_pixel`).
 
 :mod:`sepconv.fast.depthwise` sends it, on CPUs without AVX-512 (:mod:`sepconv.fast.registers`), the forward (and
-stride-1 input gradient, the forward of ``dy``) of 5x5 layers at horizontal stride 1 whose rows are wide enough, and
-their stride-2 input gradient.
+stride-1 input gradient, the forward of ``dy``) of 5x5 layers at horizontal stride 1 or 2 whose rows are wide enough
+(its pixels' many columns a step, at a pixel stride of a multiple of 512 bytes, fall in a few of L1's sets: those
+take the small-image kernel), and their stride-2 input gradient.
 
 Examples
 --------
@@ -33,7 +34,7 @@ A 5x5 filter of ones over a 6x10 image of ones, SAME padding, stride 1: each out
 >>> import numpy as np
 >>> x, w = np.ones((1, 6, 10, 8), np.float32), np.ones((5, 5, 8), np.float32)
 >>> out = np.empty((1, 6, 10, 8), np.float32)
->>> depthwise_nhwc_forward_5x5_avx2_parallel(x, w, out, 1, 1, 1, 1, 2, 2)  # 1 chunk, stride, dilations, pads
+>>> depthwise_nhwc_forward_5x5_avx2_parallel(x, w, out, 1, 1, 1, 1, 1, 2, 2)  # 1 chunk, strides, dilations, pads
 >>> out[0, :, :, 0]
 array([[ 9., 12., 15., 15., 15., 15., 15., 15., 12.,  9.],
        [12., 16., 20., 20., 20., 20., 20., 20., 16., 12.],
@@ -109,13 +110,59 @@ def _row_taps(s0, s1, s2, s3, s4, s5, s6, s7, x, a, gap, wb, wt):
     return s0, s1, s2, s3, s4, s5, s6, s7
 
 
+@kernel(inline=True)
+def _row_taps_s2(s0, s1, s2, s3, s4, s5, s6, s7, x, a, gap, wb, wt):
+    """:func:`_row_taps` at horizontal stride 2 (dilation 1): pixel ``p``'s tap ``t`` reads column ``2p + t`` of
+    the nineteen the step's pixels reach (``gap`` apart), each loaded once."""
+    count = hlanes(wb)
+    w0, w1, w2 = hload(wb, wt), hload(wb, wt + count), hload(wb, wt + 2 * count)
+    w3, w4 = hload(wb, wt + 3 * count), hload(wb, wt + 4 * count)
+    a0, a3, a6, a9 = opaque(a), opaque(a + 3 * gap), opaque(a + 6 * gap), opaque(a + 9 * gap)
+    a12, a15, a18 = opaque(a + 12 * gap), opaque(a + 15 * gap), opaque(a + 18 * gap)
+    s0 = vfma(hload(x, a0), w0, s0)
+    s0 = vfma(hload(x, a0 + gap), w1, s0)
+    i = hload(x, a0 + 2 * gap)
+    s0, s1 = vfma(i, w2, s0), vfma(i, w0, s1)
+    i = hload(x, a3)
+    s0, s1 = vfma(i, w3, s0), vfma(i, w1, s1)
+    i = hload(x, a3 + gap)
+    s0, s1, s2 = vfma(i, w4, s0), vfma(i, w2, s1), vfma(i, w0, s2)
+    i = hload(x, a3 + 2 * gap)
+    s1, s2 = vfma(i, w3, s1), vfma(i, w1, s2)
+    i = hload(x, a6)
+    s1, s2, s3 = vfma(i, w4, s1), vfma(i, w2, s2), vfma(i, w0, s3)
+    i = hload(x, a6 + gap)
+    s2, s3 = vfma(i, w3, s2), vfma(i, w1, s3)
+    i = hload(x, a6 + 2 * gap)
+    s2, s3, s4 = vfma(i, w4, s2), vfma(i, w2, s3), vfma(i, w0, s4)
+    i = hload(x, a9)
+    s3, s4 = vfma(i, w3, s3), vfma(i, w1, s4)
+    i = hload(x, a9 + gap)
+    s3, s4, s5 = vfma(i, w4, s3), vfma(i, w2, s4), vfma(i, w0, s5)
+    i = hload(x, a9 + 2 * gap)
+    s4, s5 = vfma(i, w3, s4), vfma(i, w1, s5)
+    i = hload(x, a12)
+    s4, s5, s6 = vfma(i, w4, s4), vfma(i, w2, s5), vfma(i, w0, s6)
+    i = hload(x, a12 + gap)
+    s5, s6 = vfma(i, w3, s5), vfma(i, w1, s6)
+    i = hload(x, a12 + 2 * gap)
+    s5, s6, s7 = vfma(i, w4, s5), vfma(i, w2, s6), vfma(i, w0, s7)
+    i = hload(x, a15)
+    s6, s7 = vfma(i, w3, s6), vfma(i, w1, s7)
+    i = hload(x, a15 + gap)
+    s6, s7 = vfma(i, w4, s6), vfma(i, w2, s7)
+    s7 = vfma(hload(x, a15 + 2 * gap), w3, s7)
+    s7 = vfma(hload(x, a18), w4, s7)
+    return s0, s1, s2, s3, s4, s5, s6, s7
+
+
 @kernel
-def _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, dil_w, pad_left):
+def _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, stride_w, dil_w, pad_left):
     """Output pixel ``j`` of one row (as :func:`_steps`), every channel block, the taps of its window inside the
     input only."""
     c = out.shape[3]
     count = hlanes(x)
-    iw0 = j - pad_left
+    iw0 = j * stride_w - pad_left
     t_lo, t_hi = tap_range(iw0, dil_w, 5, in_w)
     for g in range((c + count - 1) // count):
         k = block_start(g * count, 0, c, count)
@@ -128,32 +175,39 @@ def _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, dil_w, pad_l
 
 
 @kernel
-def _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, dil_w, pad_left):
-    """The interior pixels ``[j_lo, j_hi)`` of one output row in steps of eight pixels a horizontal dilation apart,
-    phase by phase of the dilation, each step for every channel block in turn. A phase's last step overlaps the one
-    before it, and a phase of fewer than eight pixels goes pixel by pixel. Output pixel ``j`` is at ``out`` flat
-    index ``o_row + j * C``; its filter row ``r`` reads ``x`` from ``x_row + r * row_gap + (j - pad_left) * C``, for
-    ``r`` in ``[r_lo, r_hi)``; the filters are laid out by block in ``wbs`` (``[blocks, 25, hlanes]``)."""
+def _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, stride_w, dil_w, pad_left):
+    """The interior pixels ``[j_lo, j_hi)`` of one output row in steps of eight pixels, each step for every channel
+    block in turn: at stride 1 a horizontal dilation apart (so that, as at dilation 1, pixel ``p``'s tap ``t`` reads
+    column ``p + t`` of the step's twelve), phase by phase of the dilation; at stride 2 (dilation 1) consecutive,
+    reading nineteen columns. A phase's last step overlaps the one before it, and a phase of fewer than eight pixels
+    goes pixel by pixel. Output pixel ``j`` is at ``out`` flat index ``o_row + j * C``; its filter row ``r`` reads
+    ``x`` from ``x_row + r * row_gap + (j * stride_w - pad_left) * C``, for ``r`` in ``[r_lo, r_hi)``; the filters
+    are laid out by block in ``wbs`` (``[blocks, 25, hlanes]``)."""
     c = out.shape[3]
     count = hlanes(x)
     blocks = (c + count - 1) // count
-    gap = dil_w * c
-    for phase in range(j_lo, min(j_lo + dil_w, j_hi)):
-        last = phase + (j_hi - 1 - phase) // dil_w * dil_w  # the phase's last pixel
-        if last - phase < (STEP_PIXELS - 1) * dil_w:
-            for j in range(phase, last + 1, dil_w):
-                _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, x.shape[2], dil_w, pad_left)
+    step_gap = dil_w if stride_w == 1 else 1  # the step's pixels are this many apart
+    gap = step_gap * c
+    for phase in range(j_lo, min(j_lo + step_gap, j_hi)):
+        last = phase + (j_hi - 1 - phase) // step_gap * step_gap  # the phase's last pixel
+        if last - phase < (STEP_PIXELS - 1) * step_gap:
+            for j in range(phase, last + 1, step_gap):
+                _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, x.shape[2], stride_w, dil_w, pad_left)
             continue
         j0 = phase
         while j0 <= last:
-            j = min(j0, last - (STEP_PIXELS - 1) * dil_w)  # the last step overlaps the one before it
+            j = min(j0, last - (STEP_PIXELS - 1) * step_gap)  # the last step overlaps the one before it
             for g in range(blocks):
                 k = block_start(g * count, 0, c, count)
                 s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = hzeros(x)
-                a = x_row + (j - pad_left) * c + k
+                a = x_row + (j * stride_w - pad_left) * c + k
                 for r in range(r_lo, r_hi):
-                    s0, s1, s2, s3, s4, s5, s6, s7 = _row_taps(s0, s1, s2, s3, s4, s5, s6, s7, x, a + r * row_gap, gap,
-                                                               wbs, (25 * g + 5 * r) * count)
+                    if stride_w == 1:
+                        s0, s1, s2, s3, s4, s5, s6, s7 = _row_taps(s0, s1, s2, s3, s4, s5, s6, s7, x, a + r * row_gap,
+                                                                   gap, wbs, (25 * g + 5 * r) * count)
+                    else:
+                        s0, s1, s2, s3, s4, s5, s6, s7 = _row_taps_s2(s0, s1, s2, s3, s4, s5, s6, s7, x,
+                                                                      a + r * row_gap, c, wbs, (25 * g + 5 * r) * count)
                 o = o_row + j * c + k
                 vstore(out, o, s0)
                 vstore(out, o + gap, s1)
@@ -163,15 +217,15 @@ def _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, dil_w, pa
                 vstore(out, o + 5 * gap, s5)
                 vstore(out, o + 6 * gap, s6)
                 vstore(out, o + 7 * gap, s7)
-            j0 += STEP_PIXELS * dil_w
+            j0 += STEP_PIXELS * step_gap
 
 
 @kernel
-def _output_rows(x, wbs, out, row_begin, row_end, stride_h, dil_h, dil_w, pad_top, pad_left):
+def _output_rows(x, wbs, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
     """Output rows ``[row_begin, row_end)`` (counted over the batch) of every channel block."""
     in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
     out_h, out_w = out.shape[1], out.shape[2]
-    j_lo, j_hi = interior(out_w, in_w, 5, 1, dil_w, pad_left)
+    j_lo, j_hi = interior(out_w, in_w, 5, stride_w, dil_w, pad_left)
     for row in range(row_begin, row_end):
         b, i = row // out_h, row % out_h
         ih0 = i * stride_h - pad_top
@@ -180,30 +234,35 @@ def _output_rows(x, wbs, out, row_begin, row_end, stride_h, dil_h, dil_w, pad_to
         x_row = (b * in_h + ih0) * in_w * c  # may be negative: filter rows r_lo and on are inside the input
         row_gap = dil_h * in_w * c
         for j in range(j_lo):
-            _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, dil_w, pad_left)
-        _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, dil_w, pad_left)
+            _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, stride_w, dil_w, pad_left)
+        _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, stride_w, dil_w, pad_left)
         for j in range(j_hi, out_w):
-            _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, dil_w, pad_left)
+            _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, stride_w, dil_w, pad_left)
 
 
 @kernel
-def depthwise_nhwc_forward_5x5_avx2_rows(x, w, out, row_begin, row_end, stride_h, dil_h, dil_w, pad_top, pad_left):
+def depthwise_nhwc_forward_5x5_avx2_rows(x, w, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top,
+                                         pad_left):
     """Output rows ``[row_begin, row_end)`` (over the batch) of the forward of ``x`` ``[N, in_h, in_w, C]`` (``C`` at
-    least half a vector) with ``w`` ``[5, 5, C]`` into ``out`` ``[N, out_h, out_w, C]``, horizontal stride 1."""
+    least half a vector) with ``w`` ``[5, 5, C]`` into ``out`` ``[N, out_h, out_w, C]``, horizontal stride 1, or 2 at
+    horizontal dilation 1."""
     wbs = _filters_by_block(w, x)
-    if stride_h == dil_h == dil_w == 1:  # constants, for LLVM to fold into the steps
-        _output_rows(x, wbs, out, row_begin, row_end, 1, 1, 1, pad_top, pad_left)
+    # constants, for LLVM to fold into the steps
+    if stride_h == stride_w == dil_h == dil_w == 1:
+        _output_rows(x, wbs, out, row_begin, row_end, 1, 1, 1, 1, pad_top, pad_left)
+    elif stride_h == stride_w == 2 and dil_h == dil_w == 1:
+        _output_rows(x, wbs, out, row_begin, row_end, 2, 2, 1, 1, pad_top, pad_left)
     else:
-        _output_rows(x, wbs, out, row_begin, row_end, stride_h, dil_h, dil_w, pad_top, pad_left)
+        _output_rows(x, wbs, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
 
 
 @kernel(parallel=True)
-def depthwise_nhwc_forward_5x5_avx2_parallel(x, w, out, n_chunks, stride_h, dil_h, dil_w, pad_top, pad_left):
+def depthwise_nhwc_forward_5x5_avx2_parallel(x, w, out, n_chunks, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
     """:func:`depthwise_nhwc_forward_5x5_avx2_rows` over all output rows, in ``n_chunks`` parallel runs."""
     rows = out.shape[0] * out.shape[1]
     for t in prange(n_chunks):
         depthwise_nhwc_forward_5x5_avx2_rows(x, w, out, t * rows // n_chunks, (t + 1) * rows // n_chunks, stride_h,
-                                             dil_h, dil_w, pad_top, pad_left)
+                                             stride_w, dil_h, dil_w, pad_top, pad_left)
 
 
 # --------------------------------------------------------------------------- the input gradient at stride 2
