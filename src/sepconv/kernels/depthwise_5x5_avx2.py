@@ -1,7 +1,7 @@
 """The depthwise forward of a 5x5 filter at horizontal stride 1 or 2 (any vertical stride, dilations and padding; no
-horizontal dilation at stride 2) and its input gradient at stride 2, NHWC, read straight from the arrays, for CPUs of sixteen vector registers (AVX2): eight
-pixels per step, their sums in registers, one channel block of half a vector (32 bytes: one AVX2 register,
-:func:`~sepconv.kernels._simd.hload`) after another.
+horizontal dilation at stride 2) and its input gradient at stride 2, NHWC, read straight from the arrays, for CPUs
+of sixteen vector registers (AVX2): eight pixels per step, their sums in registers, one channel block of half a
+vector (32 bytes: one AVX2 register, :func:`~sepconv.kernels._simd.hload`) after another.
 
 Per filter row a step loads the row's five weights and then the twelve input columns its pixels reach, one at a
 time, each added to the sums of every pixel it is a tap of (:func:`_row_taps`: 5 weight and 12 input loads per 40
@@ -9,8 +9,9 @@ multiply-adds): eight registers of sums, five of weights and one for the column,
 vectors a filter row's weights alone would take ten (the AVX-512 kernel, :mod:`sepconv.kernels.depthwise_5x5_direct`,
 keeps 25 vectors in registers; here it spills). At a horizontal dilation ``d`` the step's pixels are ``d`` apart, so
 pixel ``p``'s tap ``t`` still reads column ``p + t`` of twelve (the row's pixels go phase by phase of the
-dilation); at stride 2 column ``2p + t`` of nineteen (:func:`_row_taps_s2`). The columns are addressed from four bases three columns apart made opaque to LLVM
-(:func:`~sepconv.kernels._simd.opaque`), each column one base plus the column gap times 1 or 2.
+dilation); at stride 2 column ``2p + t`` of nineteen (:func:`_row_taps_s2`). The columns are addressed from bases
+three columns apart made opaque to LLVM (:func:`~sepconv.kernels._simd.opaque`), each column one base plus the
+column gap times 1 or 2.
 
 A row's steps cover its interior (the pixels whose taps are all inside the input), each step for every channel
 block in turn, in the order of memory, and a phase's last step overlaps the one before it (:func:`_steps`); the
