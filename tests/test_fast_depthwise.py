@@ -1644,6 +1644,35 @@ def test_direct_3x3_kernel_matches_reference(geometry, dtype, threads, fresh_pla
     assert len(s2_calls) == (stride_h == stride_w == 2)  # the stride-2 input gradient
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("geometry", [
+    (2, 19, 21, 32, 1, (3, 3), 1, 1, "SAME"),  # pixels of two vectors (f32) or four (f64)
+    (1, 22, 25, 48, 1, (3, 3), 1, (2, 3), "SAME"),  # dilated
+    (1, 34, 37, 64, 1, (3, 3), 2, 1, [[0, 0], [0, 3], [3, 1], [0, 0]]),  # stride 2 (the forward only)
+    (1, 16, 17, 40, 1, (3, 3), 1, 1, "VALID"),  # 40 channels: in f32 a block overlapping the one before it
+    (1, 3, 5, 16, 1, (3, 3), 1, 1, "SAME"),  # a small output, wherever NumPy puts it
+], ids=_ids)
+def test_direct_3x3_forward_streams_large_outputs(geometry, dtype, fresh_plans, monkeypatch):
+    """Past ``STREAM_OUTPUT_MIN_BYTES`` of input and output (here every layer) the direct 3x3 forward stores its
+    steps' sums past the caches, where the pixels are whole vectors and the output is on a line; the three ops still
+    match the reference (the input gradient at stride 1 is the forward of ``dy``)."""
+    from sepconv.kernels import depthwise_3x3_direct
+
+    calls = record_calls(monkeypatch, depthwise_3x3_direct, "depthwise_nhwc_forward_3x3_direct_parallel",
+                         lambda args: (args[-1], args[2].ctypes.data % 64 == 0))
+    monkeypatch.setattr(fast_depthwise, "DIRECT_3X3", True)
+    monkeypatch.setattr(fast_depthwise, "STREAM_OUTPUT_MIN_BYTES", 0)
+    monkeypatch.setattr(fast_depthwise, "STREAM_OUTPUT_MIN_PIXEL_BYTES", 0)
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 0)
+    x, filt, dy, args = _problem(geometry, dtype)
+    _assert_three_ops_match(x, filt, dy, args, dtype)
+    whole_vectors = x.shape[3] * x.itemsize % 64 == 0
+    assert len(calls) == 1 + (args["strides"] == 1)
+    assert all(streamed == (whole_vectors and on_line) for streamed, on_line in calls)
+    if whole_vectors and x.nbytes >= 32 * 1024:  # outputs this large are placed on a line: streamed
+        assert all(streamed for streamed, _ in calls)
+
+
 @pytest.mark.parametrize("threads", ["serial", "parallel"])
 @pytest.mark.parametrize("geometry", [
     (2, 10, 12, 20, 2, (3, 3), 1, 1, "SAME"),  # 40 channels repeated: a band's rows on the direct 3x3 kernel

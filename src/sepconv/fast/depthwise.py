@@ -348,6 +348,38 @@ def _direct_7x7_s2(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsi
 DIRECT_3X3 = False
 
 
+def _last_level_cache_bytes() -> int:
+    """The L3 cache's size as Linux reports it (``/sys/devices/system/cpu/cpu0/cache/index3/size``), else 32 MB."""
+    try:
+        with open("/sys/devices/system/cpu/cpu0/cache/index3/size") as f:
+            text = f.read().strip().upper()
+        return int(text[:-1]) * {"K": 1024, "M": 1024**2}[text[-1]] if text[-1] in "KM" else int(text)
+    except (OSError, ValueError, IndexError, KeyError):
+        return 32 * 1024 * 1024
+
+
+# The direct 3x3 forward stores its output past the caches (non-temporal stores, no read of the lines it fills) when
+# its input and output take at least this many bytes, three quarters of the L3: then they do not stay in the cache
+# from one call to the next anyway.  Thirty-fourth session, Zen 3 VM (32 MB L3), one process, alternating rounds, the
+# kernel alone, us, cached -> streamed stores: 8x56x56x144 (29 MB) 1019-1242 -> 744-793 (through sepconv's call
+# 1238-1645 -> 861-959), 4x112x112x96 (39 MB) 1145-1429 -> 1057-1087; but smaller layers lose, their output no
+# longer in the cache for whatever reads it: 1x147x147x64 (11 MB) 177 -> 263, 8x28x28x192 (10 MB) 196 -> 326,
+# 1x112x112x32 58 -> 87.  Through the op, forward and input gradient (the forward of dy), 8 alternating rounds:
+# 8x56x56x144 1022 -> 715 and 1053 -> 782, 4x112x112x96 1126 -> 885 and 1109 -> 892, 16x56x56x144 3008 -> 1959,
+# 8x112x112x64 1684 -> 1381; pixels of fewer than STREAM_OUTPUT_MIN_PIXEL_BYTES gain nothing or lose (12x56x56x96
+# 680 -> 692, 8x112x112x48 809 -> 799, 8x112x112x32 595 -> 729, 12x112x112x32 873 -> 951).
+STREAM_OUTPUT_MIN_BYTES = _last_level_cache_bytes() * 3 // 4
+STREAM_OUTPUT_MIN_PIXEL_BYTES = 256
+
+
+def _streamed_output(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsize: int) -> bool:
+    """Whether the direct 3x3 forward stores past the caches: a large layer of wide pixels, a whole number of
+    vectors (so that every step's stores are on lines, given the output on one)."""
+    pixel_bytes = in_shape[3] * itemsize
+    return ((math.prod(in_shape) + math.prod(out_shape)) * itemsize >= STREAM_OUTPUT_MIN_BYTES
+            and pixel_bytes % VECTOR_BYTES == 0 and pixel_bytes >= STREAM_OUTPUT_MIN_PIXEL_BYTES)
+
+
 def _direct_3x3_layer(shape: tuple[int, ...], itemsize: int, kh: int, kw: int) -> bool:
     """Whether a layer whose NHWC arrays have ``shape``'s channels takes the direct 3x3 kernels at all (its filter
     gradient does, at any stride)."""
@@ -634,10 +666,12 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
 
     if multiplier == 1 and _direct_3x3(in_shape, itemsize, kh, kw, stride_w, dil_w):
         direct_chunks = chunks_of_short_images_too(rows)
+        stream = _streamed_output(in_shape, out_shape, itemsize)
 
         def launch(x, w3, out):
-            with PARALLEL_LAUNCH:
-                direct_3x3.depthwise_nhwc_forward_3x3_direct_parallel(x, w3, out, direct_chunks, *args)
+            with PARALLEL_LAUNCH:  # past the caches only from a line (else a fault)
+                direct_3x3.depthwise_nhwc_forward_3x3_direct_parallel(
+                    x, w3, out, direct_chunks, *args, stream and out.ctypes.data % VECTOR_BYTES == 0)
         return launch
     if multiplier == 1 and _direct_5x5_avx2(in_shape, out_shape, itemsize, kh, kw, stride_w, dil_w):
         avx2_chunks = chunks_of_short_images_too(rows)

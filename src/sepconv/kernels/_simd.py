@@ -19,6 +19,8 @@ of input columns, accumulators that stay in registers for a whole row) use these
   computed apart (a filter's rows) stay independent chains of multiply-adds instead of being folded
   into one chain, a multiply-add's latency per tap;
 - ``lanes(a)``: the lane count for ``a``'s dtype, a compile-time constant;
+- ``vstore_stream(a, i, v)``: ``vstore`` past the caches (a non-temporal store: no read of the line first; ``i`` on
+  a 64-byte line, else the CPU faults), and ``store_fence()``, which orders such stores before any later store;
 - ``hload(a, i)``, ``hzeros(a)``, ``hlanes(a)``: half vectors, 32 bytes (one AVX2 register), for kernels that keep
   more vectors in registers than sixteen AVX2 registers hold as whole ones (``vstore`` and ``vfma`` take them);
 - ``address(a)``: the address of ``a``'s first element (for alignment decisions);
@@ -178,6 +180,29 @@ def vstore(typingctx, array, index, value):
         builder.store(args[2], _pointer(context, builder, array, args[0], args[1], vty), align=1)
         return context.get_dummy_value()
     return types.none(array, types.intp, value), codegen
+
+
+@intrinsic
+def vstore_stream(typingctx, array, index, value):
+    """``vstore`` past the caches (a non-temporal store); ``a.flat[i]`` must be on a 64-byte line."""
+    _vector_of(array)
+
+    def codegen(context, builder, sig, args):
+        vty = context.get_value_type(sig.args[2])
+        store = builder.store(args[2], _pointer(context, builder, array, args[0], args[1], vty), align=VECTOR_BYTES)
+        store.set_metadata("nontemporal", builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)]))
+        return context.get_dummy_value()
+    return types.none(array, types.intp, value), codegen
+
+
+@intrinsic
+def store_fence(typingctx):
+    """``sfence``: the non-temporal stores before it are visible before any store after it."""
+    def codegen(context, builder, sig, args):
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), []), "llvm.x86.sse.sfence")
+        builder.call(fn, [])
+        return context.get_dummy_value()
+    return types.none(), codegen
 
 
 @intrinsic

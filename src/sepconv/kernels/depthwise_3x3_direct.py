@@ -43,7 +43,7 @@ A 3x3 filter of ones over a 4x6 image of ones, SAME padding, stride 1: each outp
 >>> import numpy as np
 >>> x, w = np.ones((1, 4, 6, 16), np.float32), np.ones((3, 3, 16), np.float32)
 >>> out = np.empty((1, 4, 6, 16), np.float32)
->>> depthwise_nhwc_forward_3x3_direct_parallel(x, w, out, 1, 1, 1, 1, 1, 1, 1)  # 1 chunk, strides, dilations, pads
+>>> depthwise_nhwc_forward_3x3_direct_parallel(x, w, out, 1, 1, 1, 1, 1, 1, 1, False)  # chunks, strides, dilations, pads
 >>> out[0, :, :, 0]
 array([[4., 6., 6., 6., 6., 4.],
        [6., 9., 9., 9., 9., 6.],
@@ -56,7 +56,7 @@ from __future__ import annotations
 from numba import prange
 
 from ._jit import kernel
-from ._simd import empty_on_line, lanes, opaque, vfma, vload, vstore, vzeros
+from ._simd import empty_on_line, lanes, opaque, store_fence, vfma, vload, vstore, vstore_stream, vzeros
 from ._window import interior, tap_range
 from .depthwise_small_image import block_start, pack_filters
 
@@ -142,7 +142,7 @@ def _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, stride_w, di
 
 
 @kernel
-def _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, stride_w, dil_w, pad_left):
+def _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, stride_w, dil_w, pad_left, stream):
     """The interior pixels ``[j_lo, j_hi)`` of one output row in steps of four pixels; at stride 1 a horizontal
     dilation apart (so that, as at dilation 1, pixel ``p``'s tap ``t`` reads column ``p + t`` of the step's six),
     phase by phase of the dilation; at stride 2 (dilation 1) consecutive, reading nine columns. A phase's last step
@@ -176,15 +176,21 @@ def _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, stride_w,
                         s0, s1, s2, s3 = _row_taps_s2(s0, s1, s2, s3, x, a + r * row_gap, c, wbs,
                                                       (9 * g + 3 * r) * count)
                 o = o_row + j * c + k
-                vstore(out, o, s0)
-                vstore(out, o + gap, s1)
-                vstore(out, o + 2 * gap, s2)
-                vstore(out, o + 3 * gap, s3)
+                if stream:  # past the caches
+                    vstore_stream(out, o, s0)
+                    vstore_stream(out, o + gap, s1)
+                    vstore_stream(out, o + 2 * gap, s2)
+                    vstore_stream(out, o + 3 * gap, s3)
+                else:
+                    vstore(out, o, s0)
+                    vstore(out, o + gap, s1)
+                    vstore(out, o + 2 * gap, s2)
+                    vstore(out, o + 3 * gap, s3)
             j0 += STEP_PIXELS * step_gap
 
 
 @kernel
-def _output_rows(x, wbs, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
+def _output_rows(x, wbs, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, stream):
     """Output rows ``[row_begin, row_end)`` (counted over the batch) of every channel block, the filters laid out by
     block in ``wbs`` (``[blocks, 9, lanes]``)."""
     in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
@@ -199,35 +205,38 @@ def _output_rows(x, wbs, out, row_begin, row_end, stride_h, stride_w, dil_h, dil
         row_gap = dil_h * in_w * c
         for j in range(j_lo):
             _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, stride_w, dil_w, pad_left)
-        _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, stride_w, dil_w, pad_left)
+        _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, stride_w, dil_w, pad_left, stream)
         for j in range(j_hi, out_w):
             _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, stride_w, dil_w, pad_left)
 
 
 @kernel
 def depthwise_nhwc_forward_3x3_direct_rows(x, w, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top,
-                                           pad_left):
+                                           pad_left, stream):
     """Output rows ``[row_begin, row_end)`` (over the batch) of the forward of ``x`` ``[N, in_h, in_w, C]`` (``C`` at
     least a vector) with ``w`` ``[3, 3, C]`` into ``out`` ``[N, out_h, out_w, C]``, horizontal stride 1, or 2 at
-    horizontal dilation 1."""
+    horizontal dilation 1.  With ``stream`` the steps store past the caches (``out`` on a 64-byte line, ``C`` a
+    whole number of vectors)."""
     wbs = _filters_by_block(w, x)
     # constants, for LLVM to fold into the steps
     if stride_h == stride_w == dil_h == dil_w == 1:
-        _output_rows(x, wbs, out, row_begin, row_end, 1, 1, 1, 1, pad_top, pad_left)
+        _output_rows(x, wbs, out, row_begin, row_end, 1, 1, 1, 1, pad_top, pad_left, stream)
     elif stride_h == stride_w == 2 and dil_h == dil_w == 1:
-        _output_rows(x, wbs, out, row_begin, row_end, 2, 2, 1, 1, pad_top, pad_left)
+        _output_rows(x, wbs, out, row_begin, row_end, 2, 2, 1, 1, pad_top, pad_left, stream)
     else:
-        _output_rows(x, wbs, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
+        _output_rows(x, wbs, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, stream)
+    if stream:
+        store_fence()
 
 
 @kernel(parallel=True)
 def depthwise_nhwc_forward_3x3_direct_parallel(x, w, out, n_chunks, stride_h, stride_w, dil_h, dil_w, pad_top,
-                                               pad_left):
+                                               pad_left, stream):
     """:func:`depthwise_nhwc_forward_3x3_direct_rows` over all output rows, in ``n_chunks`` parallel runs."""
     rows = out.shape[0] * out.shape[1]
     for t in prange(n_chunks):
         depthwise_nhwc_forward_3x3_direct_rows(x, w, out, t * rows // n_chunks, (t + 1) * rows // n_chunks, stride_h,
-                                               stride_w, dil_h, dil_w, pad_top, pad_left)
+                                               stride_w, dil_h, dil_w, pad_top, pad_left, stream)
 
 
 # --------------------------------------------------------------------------- the input gradient at stride 2

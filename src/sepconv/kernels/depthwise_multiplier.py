@@ -87,7 +87,7 @@ def depthwise_nhwc_forward_multiplier_bands(x, w, out, buffer, zero_row, band_be
                                                top, pad_left)
         elif rows_kernel == DIRECT_3X3_ROWS:
             depthwise_nhwc_forward_3x3_direct_rows(repeated, w, out_band, 0, i1 - i0, stride_h, stride_w, dil_h, dil_w,
-                                                   top, pad_left)
+                                                   top, pad_left, False)
         else:
             depthwise_nhwc_forward_any_rows(repeated, w, out_band, zero_row, 0, i1 - i0, stride_h, stride_w, dil_h,
                                             dil_w, top, pad_left)
@@ -175,7 +175,8 @@ def depthwise_nhwc_backprop_input_multiplier_bands(w, dy, dx, buffer, zero_row, 
         elif kind == INPUT_GRADIENT_FORWARD_PACKED:
             depthwise_nhwc_forward_packed_rows(dy_image, w, g, 0, rows, 1, 1, dil_h, dil_w, pad_top - y0, pad_left)
         elif kind == INPUT_GRADIENT_FORWARD_DIRECT_3X3:
-            depthwise_nhwc_forward_3x3_direct_rows(dy_image, w, g, 0, rows, 1, 1, dil_h, dil_w, pad_top - y0, pad_left)
+            depthwise_nhwc_forward_3x3_direct_rows(dy_image, w, g, 0, rows, 1, 1, dil_h, dil_w, pad_top - y0, pad_left,
+                                                   False)
         elif kind == INPUT_GRADIENT_S2_DIRECT_3X3:
             depthwise_nhwc_backprop_input_3x3_s2_direct_rows(w, dy_image, g, 0, rows, pad_top + y0, pad_left)
         elif kind == INPUT_GRADIENT_S2:
