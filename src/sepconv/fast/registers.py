@@ -29,7 +29,9 @@ time, 8x56x56x144 0.65/0.63, 1x147x147x64 0.68/0.65, 1x112x112x96 0.68/0.73, 1x1
 8x56x56x24 0.67/0.68, 1x56x56x40 0.85/0.94, 1x27x37x23 0.90/0.92, 1x43x43x88 1.01/1.03.  Thirty-third
 session, the same VM: the direct 3x3 kernels take 0.3-0.9 of the time of the kernels before them
 (figures beside ``DIRECT_3X3`` in :mod:`sepconv.fast.depthwise`), the stem's four-pixel steps 0.34-0.63
-(beside ``FEW_CHANNELS_OCTETS`` in :mod:`sepconv.fast.conv2d`).
+(beside ``FEW_CHANNELS_OCTETS`` in :mod:`sepconv.fast.conv2d`).  Thirty-fourth session, the same kind of VM: conv2d's
+one-vector panels take 0.42-0.86 of the time of im2col and BLAS (beside ``DIRECT_NARROW_PANELS``), the AVX2 5x5
+kernels 0.39-0.96 of the small-image and stride-2 kernels' (beside ``DIRECT_5X5_AVX2``).
 
 Examples
 --------
