@@ -29,3 +29,22 @@ def row_or_zeros(x, zero_row, b, ih):
     if 0 <= ih < x.shape[1]:
         return x[b, ih]
     return zero_row
+
+
+@kernel
+def parity_rows(v, out_h, k):
+    """The filter rows ``r_lo, r_lo + 2, ... < r_end`` of a stride-2 layer (``k`` rows, undilated) that reach padded
+    input row ``v`` from a row of ``dy`` (``out_h`` rows) inside it: ``(v - r) / 2`` in ``[0, out_h)``."""
+    r_first = v % 2
+    r_lo = max(r_first, v - 2 * (out_h - 1))
+    r_lo += (r_lo - r_first) % 2
+    return r_lo, min(k, v + 1)
+
+
+@kernel
+def parity_steps(out_w, in_w, pad_left, k, pixels):
+    """``(m_lo, m_last)``: the first and last ``dy`` column ``m`` of the stride-2 input gradient's steps of ``pixels``
+    consecutive pixels (padded columns ``2m .. 2m + pixels - 1``, reading ``dy`` columns ``m - (k - 1) // 2 .. m +
+    pixels // 2 - 1``), all inside ``dx`` and ``dy``; no steps when ``m_last < m_lo``."""
+    return (max((k - 1) // 2, (pad_left + 1) // 2),
+            min(out_w - pixels // 2, (in_w - pixels + pad_left) // 2))

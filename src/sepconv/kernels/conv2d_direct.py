@@ -303,6 +303,16 @@ def _taps_6x1(xf, bases, q, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, ldc, pix
         vstore_n(out, ic + 5 * ldc, r5, n)
 
 
+@kernel(inline=True)
+def _tile_bases(bases, pixel_begin, pixel_end, out_h, out_w, hp, wp, stride_h, stride_w, c_size):
+    """``bases[p - pixel_begin]``: the flat index in the padded input of output pixel ``p``'s first tap, for the
+    pixels ``[pixel_begin, pixel_end)`` and a tile past them (the last tile repeats its last pixel's base)."""
+    for p in range(pixel_begin, pixel_end + TILE_PIXELS):
+        b, r = divmod(min(p, pixel_end - 1), out_h * out_w)
+        i, j = divmod(r, out_w)
+        bases[p - pixel_begin] = ((b * hp + i * stride_h) * wp + j * stride_w) * c_size
+
+
 @kernel
 def conv2d_direct_range(xf, taps, c_size, bp, out, out_c, out_h, out_w, hp, wp, stride_h, stride_w,
                         pixel_begin, pixel_end, panel_begin, panel_end, block_pixels, chunk_taps, chunk_channels):
@@ -318,10 +328,7 @@ def conv2d_direct_range(xf, taps, c_size, bp, out, out_c, out_h, out_w, hp, wp, 
     bases = np.empty(block_pixels + TILE_PIXELS, np.int64)
     for block in range(pixel_begin, pixel_end, block_pixels):
         block_end = min(pixel_end, block + block_pixels)
-        for p in range(block, block_end + TILE_PIXELS):  # the last tile repeats its last pixel's base
-            b, r = divmod(min(p, block_end - 1), out_h * out_w)
-            i, j = divmod(r, out_w)
-            bases[p - block] = ((b * hp + i * stride_h) * wp + j * stride_w) * c_size
+        _tile_bases(bases, block, block_end, out_h, out_w, hp, wp, stride_h, stride_w, c_size)
         for pn in range(panel_begin, panel_end):
             width = panel if pn < full else tail
             for t0 in range(0, n_taps, chunk_taps):
@@ -401,10 +408,7 @@ def conv2d_direct_narrow_range(xf, taps, c_size, bp, out, out_c, out_h, out_w, h
     bases = np.empty(block_pixels + TILE_PIXELS, np.int64)
     for block in range(pixel_begin, pixel_end, block_pixels):
         block_end = min(pixel_end, block + block_pixels)
-        for p in range(block, block_end + TILE_PIXELS):  # the last tile repeats its last pixel's base
-            b, r = divmod(min(p, block_end - 1), out_h * out_w)
-            i, j = divmod(r, out_w)
-            bases[p - block] = ((b * hp + i * stride_h) * wp + j * stride_w) * c_size
+        _tile_bases(bases, block, block_end, out_h, out_w, hp, wp, stride_h, stride_w, c_size)
         for pn in range(panel_begin, panel_end):
             width = min(L, out_c - pn * L)
             for t0 in range(0, n_taps, chunk_taps):
@@ -467,10 +471,7 @@ def _stream_block(xf, taps, c_size, w, out, out_c, out_h, out_w, hp, wp, stride_
     panel = 4 * L
     full, tail, tail_width = panel_layout(out_c, L)
     n_taps = taps.shape[0]
-    for p in range(pixel_begin, pixel_end + TILE_PIXELS):  # the last tile repeats its last pixel's base
-        b, r = divmod(min(p, pixel_end - 1), out_h * out_w)
-        i, j = divmod(r, out_w)
-        bases[p - pixel_begin] = ((b * hp + i * stride_h) * wp + j * stride_w) * c_size
+    _tile_bases(bases, pixel_begin, pixel_end, out_h, out_w, hp, wp, stride_h, stride_w, c_size)
     tiles = -(-(pixel_end - pixel_begin) // TILE_PIXELS)
     for t0 in range(n_taps):
         for c0 in range(channel_begin, channel_end, chunk_channels):

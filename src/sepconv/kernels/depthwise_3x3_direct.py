@@ -57,7 +57,7 @@ from numba import prange
 
 from ._jit import kernel
 from ._simd import empty_on_line, lanes, opaque, store_fence, vfma, vload, vstore, vstore_stream, vzeros
-from ._window import interior, tap_range
+from ._window import interior, parity_rows, parity_steps, tap_range
 from .depthwise_small_image import block_start, pack_filters
 
 # Output pixels per step: their sums, a filter row's three weights and one input column fill an AVX2 core's
@@ -288,18 +288,14 @@ def _s2_input_gradient_rows(dy, wbs, dx, row_begin, row_end, pad_top, pad_left):
     row_gap = out_w * c
     # steps of four pixels from dy column m (each reads columns m - 1 .. m + 1): the first whose columns are all
     # inside dx and dy, and the last (overlapping the one before it)
-    m_lo = max(1, (pad_left + 1) // 2)
-    m_last = min(out_w - 2, (in_w - 4 + pad_left) // 2)
+    m_lo, m_last = parity_steps(out_w, in_w, pad_left, 3, 4)
     steps = m_last >= m_lo
     # the padded columns the steps cover (none without steps)
     u_steps_lo, u_steps_hi = (2 * m_lo, 2 * m_last + 4) if steps else (in_w + pad_left, in_w + pad_left)
     for row in range(row_begin, row_end):
         b, y = row // in_h, row % in_h
         v = y + pad_top  # the padded input row
-        r_first = v % 2  # filter rows r = v % 2, v % 2 + 2 reach this row from dy row (v - r) / 2
-        r_lo = max(r_first, v - 2 * (out_h - 1))  # dy rows inside dy: (v - r) / 2 < out_h
-        r_lo += (r_lo - r_first) % 2
-        r_end = min(3, v + 1)  # (v - r) / 2 >= 0
+        r_lo, r_end = parity_rows(v, out_h, 3)  # filter rows r_lo, r_lo + 2, .. < r_end: dy row (v - r) / 2
         dy_row = (b * out_h * out_w + v // 2 * out_w) * c  # dy row v // 2: filter row r reads dy row (v - r) // 2
         o_row = row * in_w * c
         for xx in range(in_w):
