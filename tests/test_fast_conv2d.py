@@ -67,6 +67,36 @@ def test_matches_reference(spec, dtype):
     _check_all_three(x, w, dy, g, dtype)
 
 
+INPUT_GRADIENT_GEOMETRIES = [spec for spec in GEOMETRIES if spec[4] == (1, 1)] + [
+    ((1, 9, 8, 6), (3, 3), 1, 5, (1, 1), (1, 1), [[0, 0], [2, 0], [1, 2], [0, 0]]),  # pads to the filter's reach
+    ((1, 9, 8, 6), (3, 3), 1, 5, (1, 1), (1, 1), [[0, 0], [3, 0], [1, 1], [0, 0]]),  # past it: the im2col plan
+    ((2, 12, 11, 24), (3, 3), 1, 40, (1, 1), (1, 1), "SAME"),  # Winograd's channels
+    ((1, 10, 13, 7), (5, 3), 1, 9, (1, 1), (2, 1), "SAME"),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("spec", INPUT_GRADIENT_GEOMETRIES, ids=[str(s) for s in INPUT_GRADIENT_GEOMETRIES])
+def test_input_gradient_as_forward_matches_reference(spec, dtype, monkeypatch):
+    """With ``INPUT_GRADIENT_AS_FORWARD`` the stride-1 input gradient (ungrouped, not 1x1, pads within the filter's
+    reach) is the forward of dy with the filter turned and transposed, on the forward's plans; the others keep the
+    im2col plan; all match the reference."""
+    monkeypatch.setattr(fast_conv2d, "INPUT_GRADIENT_AS_FORWARD", True)
+    monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_PIXELS", 1)
+    forwards = []
+    forward = fast_conv2d.conv2d
+    monkeypatch.setattr(fast_conv2d, "conv2d", lambda *a: forwards.append(a[2]) or forward(*a))
+    x, w, dy, g = _case(np.random.default_rng(2), spec, dtype)
+    np.testing.assert_allclose(fast_conv2d.conv2d_backprop_input(w, dy, g), reference.conv2d_backprop_input(w, dy, g),
+                               **tol(dtype))
+    reach = ((g.kh - 1) * g.dil_h, (g.kw - 1) * g.dil_w)
+    within = max(g.pad_top, g.pad_bottom) <= reach[0] and max(g.pad_left, g.pad_right) <= reach[1]
+    taken = g.groups == 1 and not fast_conv2d._is_pointwise(g) and within
+    assert len(forwards) == taken
+    if taken:
+        assert (forwards[0].out_h, forwards[0].out_w, forwards[0].out_c) == (g.in_h, g.in_w, g.in_c)
+
+
 POINTWISE_GEOMETRIES = [
     ((1, 7, 9, 4), (1, 1), 1, 5, (1, 1), (1, 1), "VALID"),  # 63 pixels: a short last tile
     ((1, 7, 9, 5), (1, 1), 1, 3, (2, 3), (1, 1), "VALID"),  # strided: the subsampled copy

@@ -50,8 +50,9 @@ def tiled_kernel_calls(monkeypatch):
 def test_conv2d_takes_blas_or_the_narrow_direct_kernel(shape, k, out_c, strides, direct, narrow_plans,
                                                         tiled_kernel_calls):
     """conv2d and its gradients match the reference; the forward of a filter of up to 2 MB and 128 pixels or more
-    takes the direct kernel in panels of one vector (six pixels by one vector in registers), the rest BLAS, and
-    none of the four-vector register tiles is reached."""
+    takes the direct kernel in panels of one vector (six pixels by one vector in registers), and so does the input
+    gradient at stride 1 (the forward of dy); the rest BLAS, and none of the four-vector register tiles is
+    reached."""
     rng = np.random.default_rng(0)
     x, w = rand(rng, shape, np.float32), rand(rng, (k, k, shape[3], out_c), np.float32)
     fast, ref = _both(sepconv.conv2d, x, w, strides, "SAME")
@@ -61,7 +62,7 @@ def test_conv2d_takes_blas_or_the_narrow_direct_kernel(shape, k, out_c, strides,
     np.testing.assert_allclose(fast, ref, rtol=1e-3, atol=1e-3)
     fast, ref = _both(sepconv.conv2d_backprop_filter, x, w.shape, dy, strides, "SAME")
     np.testing.assert_allclose(fast, ref, rtol=1e-3, atol=1e-2)
-    assert tiled_kernel_calls == (["conv2d_direct_narrow_parallel"] if direct else [])
+    assert tiled_kernel_calls == ["conv2d_direct_narrow_parallel"] * (2 * direct)  # the forward, the input gradient
 
 
 @pytest.mark.parametrize("out_c", [16, 32, 40])

@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..geometry import Conv2DGeometry
+from ..geometry import Conv2DGeometry, conv2d_geometry
 from ..kernels import conv2d as kernels
 from ..kernels import conv2d_direct, pointwise
 from ..kernels._jit import PARALLEL_LAUNCH, thread_count
@@ -650,6 +650,29 @@ def conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
     return out
 
 
+# At stride 1 (ungrouped, not 1x1) the input gradient is the forward of dy with the filter turned half a turn and its
+# input and output channels swapped, padded by the filter's reach less the layer's pads: it then takes the forward's
+# plans (Winograd, the direct kernels) instead of a product into an im2col buffer and a col2im.  sepconv.fast.registers
+# turns it on for CPUs without AVX-512 (not measured with AVX-512).  Thirty-fourth session, Zen 3 VM, 2 threads, us,
+# im2col -> forward of dy: 8x28x28x64 -> 64 5x5 11633 -> 7259, 1x56x56x64 -> 64 3x3 1938 -> 1015, 8x28x28x128 -> 128
+# 3x3 13111 -> 7968, 1x112x112x32 -> 64 5103 -> 2981, 1x56x56x32 -> 64 7x7 5729 -> 3393.
+INPUT_GRADIENT_AS_FORWARD = False
+
+
+def _input_gradient_as_forward(w: np.ndarray, dy: np.ndarray, g: Conv2DGeometry) -> np.ndarray | None:
+    """The stride-1 input gradient as the forward of ``dy`` (see :data:`INPUT_GRADIENT_AS_FORWARD`), or None where
+    that does not apply (strided, grouped, 1x1, empty, or pads past the filter's reach)."""
+    reach_h, reach_w = (g.kh - 1) * g.dil_h, (g.kw - 1) * g.dil_w
+    pads = (reach_h - g.pad_top, reach_h - g.pad_bottom, reach_w - g.pad_left, reach_w - g.pad_right)
+    if (not INPUT_GRADIENT_AS_FORWARD or g.stride_h != 1 or g.stride_w != 1 or g.groups != 1 or _is_pointwise(g)
+            or dy.size == 0 or min(pads) < 0):
+        return None
+    turned = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))  # [kh, kw, out_c, in_c]
+    forward = conv2d_geometry("conv2d", dy.shape, turned.shape, 1, [[0, 0], pads[:2], pads[2:], [0, 0]],
+                              dilations=[1, g.dil_h, g.dil_w, 1])
+    return conv2d(np.ascontiguousarray(dy), turned, forward)
+
+
 def conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
     """Input gradient: ``w [kh, kw, C/groups, out_c]``, ``dy [N, out_h, out_w, out_c]`` -> ``[N, H, W, C]``.
 
@@ -662,6 +685,9 @@ def conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeometry) -> n
     >>> float(conv2d_backprop_input(w, dy, g)[0, 2, 2, 0])
     36.0
     """
+    dx = _input_gradient_as_forward(w, dy, g)
+    if dx is not None:
+        return dx
     n = dy.shape[0]
     dy2d = dy.reshape(-1, g.out_c)
     wg_t = _grouped_filter(w, g).transpose(0, 2, 1)  # [groups, Mo, K]
