@@ -486,15 +486,15 @@ def _conv2d_direct(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarra
         chunk = (1, DIRECT_CHUNK_BYTES // (panel_columns * x.itemsize))
     geo = (out.reshape(-1), g.out_c, g.out_h, g.out_w, hp, wp, g.stride_h, g.stride_w)
     bps = workspace("direct_packed_filter", (threads, packed), x.dtype)
+    if narrow:
+        pack, run_range = conv2d_direct.pack_vector_panels, conv2d_direct.conv2d_direct_narrow_range
+        run_parallel = conv2d_direct.conv2d_direct_narrow_parallel
+    else:
+        pack, run_range = pointwise.pack_pointwise_panels, conv2d_direct.conv2d_direct_range
+        run_parallel = conv2d_direct.conv2d_direct_parallel
     if threads == 1:
-        if narrow:
-            conv2d_direct.pack_vector_panels(b, bps[0], 0, panels)
-            conv2d_direct.conv2d_direct_narrow_range(xp.reshape(-1), taps, g.in_c, bps[0], *geo, 0, pixels, 0, panels,
-                                                     block, *chunk)
-        else:
-            pointwise.pack_pointwise(b, bps[0])
-            conv2d_direct.conv2d_direct_range(xp.reshape(-1), taps, g.in_c, bps[0], *geo, 0, pixels, 0, panels, block,
-                                              *chunk)
+        pack(b, bps[0], 0, panels)
+        run_range(xp.reshape(-1), taps, g.in_c, bps[0], *geo, 0, pixels, 0, panels, block, *chunk)
         return out
     tiles = -(-pixels // tile)
     if panels >= threads and tiles < DIRECT_PANEL_SPLIT_TILES * threads:  # few pixels: each thread takes some panels
@@ -502,9 +502,8 @@ def _conv2d_direct(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarra
     else:  # each thread takes a run of whole tiles
         ranges = [(min(pixels, tiles * k // threads * tile), min(pixels, tiles * (k + 1) // threads * tile), 0, panels)
                   for k in range(threads)]
-    launch = conv2d_direct.conv2d_direct_narrow_parallel if narrow else conv2d_direct.conv2d_direct_parallel
     with PARALLEL_LAUNCH:  # each thread packs the panels it uses into its own buffer
-        launch(xp.reshape(-1), taps, g.in_c, b, bps, *geo, np.array(ranges, np.int64), block, *chunk)
+        run_parallel(xp.reshape(-1), taps, g.in_c, b, bps, *geo, np.array(ranges, np.int64), block, *chunk)
     return out
 
 
