@@ -1798,6 +1798,69 @@ def test_small_image_takes_small_planes(in_shape, k, expected):
     assert not fast_depthwise._small_image(in_shape, 4, k, k, 2, 2)
 
 
+HALF_STEPS = [
+    # (batch, height, width, channels, filter size, [[top, bottom], [left, right]] pads, band rows)
+    (2, 14, 14, 40, 5, [[2, 2], [2, 2]], 14),  # two steps, the second overlapping; a partial channel block
+    (1, 9, 20, 16, 7, [[3, 3], [3, 3]], 4),  # two ten-pixel steps; bands of four rows
+    (1, 12, 19, 24, 7, [[3, 3], [3, 3]], 5),  # an overlapping ten-pixel step; one and a half vectors of channels
+    (3, 6, 12, 33, 5, [[0, 0], [0, 0]], 2),  # VALID: one step a row
+    (1, 10, 17, 16, 5, [[1, 3], [0, 2]], 3),  # uneven pads, the last step reading the right margin
+    (2, 11, 30, 48, 7, [[3, 3], [3, 3]], 11),  # three steps over three blocks
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("geometry", HALF_STEPS, ids=str)
+def test_small_image_half_vector_steps_match_reference(geometry, dtype, threads):
+    """The small-image kernel's half-vector steps (5x5 and 7x7 at stride 1, the border pixels reading the planes'
+    zero margins) match the reference, in bands and whole, on inputs off a cache line, serial and split."""
+    from sepconv.kernels import depthwise_small_image
+
+    n, h, w, c, k, pads, band_rows = geometry
+    rng = np.random.default_rng(11)
+    x, filt = _at_offset(rand(rng, (n, h, w, c), dtype), 16), rand(rng, (k, k, c, 1), dtype)
+    with sepconv.use_implementation("reference"):
+        ref = sepconv.depthwise_conv2d(x, filt, 1, [[0, 0], *pads, [0, 0]])
+    assert depthwise_small_image.half_vector_fits(ref.shape[2], w, k, pads[1][0])
+    out = np.full(ref.shape, np.nan, dtype)
+    depthwise_small_image.depthwise_nhwc_forward_small_image_parallel(
+        x, np.ascontiguousarray(filt[..., 0]), out, threads, 1, band_rows, 1, 1, 1, 1, pads[0][0], pads[1][0], True)
+    np.testing.assert_allclose(out, ref, **tol(dtype))
+
+
+@pytest.mark.parametrize("out_w, in_w, k, pad_left, expected", [
+    (14, 14, 5, 2, True),  # two eight-pixel steps for fourteen pixels
+    (12, 12, 5, 2, False),  # sixteen for twelve
+    (14, 14, 7, 3, False),  # twenty for fourteen
+    (17, 17, 7, 3, True),
+    (20, 20, 5, 4, False),  # the first step reads past the left margin
+    (20, 16, 5, 0, False),  # the last step reads past the right margin
+    (7, 7, 5, 2, False),  # narrower than a step
+])
+def test_half_vector_fits(out_w, in_w, k, pad_left, expected):
+    """Half-vector steps take rows whose steps compute at most a fifth more pixels than the row's, and whose
+    columns stay within the planes' three-column margins."""
+    from sepconv.kernels import depthwise_small_image
+
+    assert depthwise_small_image.half_vector_fits(out_w, in_w, k, pad_left) is expected
+
+
+@pytest.mark.parametrize("setting, expected", [(True, True), (False, False)])
+def test_small_image_half_steps_setting(setting, expected, fresh_plans, monkeypatch):
+    """The dispatcher passes ``SMALL_IMAGE_HALF_STEPS`` to the small-image kernel; both settings match the
+    reference, forward and input gradient."""
+    from sepconv.kernels import depthwise_small_image
+
+    calls = record_calls(monkeypatch, depthwise_small_image, "depthwise_nhwc_forward_small_image_parallel",
+                         record=lambda args: args[12])
+    monkeypatch.setattr(fast_depthwise, "SMALL_IMAGE_ANY_PLANE", True)
+    monkeypatch.setattr(fast_depthwise, "SMALL_IMAGE_HALF_STEPS", setting)
+    x, filt, dy, args = _problem((2, 14, 14, 48, 1, (5, 5), 1, 1, "SAME"), np.float32)
+    _assert_three_ops_match(x, filt, dy, args, np.float32)
+    assert calls == [expected, expected]
+
+
 @pytest.mark.parametrize("strides, dilations", [((2, 2), (1, 1)), ((1, 3), (2, 1)), ((3, 2), (1, 2))])
 def test_small_image_kernel_any_stride(strides, dilations):
     """The small-image kernel itself computes any stride and dilation (the dispatcher sends it stride 1 only)."""

@@ -103,9 +103,11 @@ def test_separable_is_depthwise_then_blas(narrow_plans, tiled_kernel_calls):
 ])
 def test_depthwise_takes_the_small_image_kernel(shape, k, strides, calls, direct_calls, narrow_plans, monkeypatch):
     """Stride-1 layers of at least a vector of channels take the small-image kernel (forward and input
-    gradient) whatever their plane, but 3x3 ones the direct 3x3 kernel (at stride 2 too); stride-2 ones of small
-    planes the small-image kernel too (forward); all three ops match the reference."""
-    seen = record_calls(monkeypatch, depthwise_small_image, "depthwise_nhwc_forward_small_image_parallel")
+    gradient) whatever their plane, in half-vector steps where they fit, but 3x3 ones the direct 3x3 kernel (at
+    stride 2 too); stride-2 ones of small planes the small-image kernel too (forward); all three ops match the
+    reference."""
+    seen = record_calls(monkeypatch, depthwise_small_image, "depthwise_nhwc_forward_small_image_parallel",
+                        record=lambda args: args[12])  # half-vector steps asked for
     seen_direct = record_calls(monkeypatch, depthwise_3x3_direct, "depthwise_nhwc_forward_3x3_direct_parallel")
     rng = np.random.default_rng(2)
     x, w = rand(rng, shape, np.float32), rand(rng, (k, k, shape[3], 1), np.float32)
@@ -116,7 +118,7 @@ def test_depthwise_takes_the_small_image_kernel(shape, k, strides, calls, direct
     np.testing.assert_allclose(fast, ref, **tol(np.float32))
     fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, w.shape, dy, strides, "SAME")
     np.testing.assert_allclose(fast, ref, **tol(np.float32))
-    assert len(seen) == calls and len(seen_direct) == direct_calls
+    assert len(seen) == calls and len(seen_direct) == direct_calls and all(seen)
 
 
 @pytest.mark.parametrize("shape, strides, calls, s2_calls", [

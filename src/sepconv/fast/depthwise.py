@@ -463,6 +463,14 @@ SMALL_IMAGE_5X5_MAX_PLANE_BYTES = 32 * 1024
 # With SMALL_IMAGE_ANY_PLANE (CPUs without AVX-512: sepconv.fast.registers) the small-image kernel takes every
 # stride-1 layer of a vector of channels or more, 3x3 too, whatever its plane.
 SMALL_IMAGE_ANY_PLANE = False
+# With SMALL_IMAGE_HALF_STEPS (CPUs without AVX-512) its stride-1 5x5 and 7x7 rows go in half-vector steps of eight
+# or ten pixels, each plane column loaded once a filter row, the margins' zeros read for the border pixels
+# (sepconv.kernels.depthwise_small_image.half_vector_fits).  Zen 3 VM, 2 threads, alternating, four-pixel steps ->
+# half-vector steps, us: 8x14x14x672 5x5 599 -> 518, 1x38x38x960 5x5 915 -> 719, 1x14x14x672 5x5 72 -> 67,
+# 4x14x14x480 5x5 206 -> 196, 1x28x28x240 5x5 99 -> 98; 1x56x56x96 7x7 249 -> 227, 1x28x28x192 7x7 118 -> 106,
+# 8x28x28x192 7x7 892 -> 825, 1x19x19x200 7x7 60 -> 52, 1x112x112x32 7x7 351 -> 326.  7x7 rows of 14 pixels (two
+# ten-pixel steps) lost (8x14x14x384 481 -> 519) and stay in four-pixel steps.
+SMALL_IMAGE_HALF_STEPS = False
 # ... and stride-2 layers whose plane takes at most this many bytes (0: none).  Zen 3 VM, forward, new / old:
 # 1x14x14x576 3x3 0.83, 1x28x28x96 7x7 0.85, 1x33x33x1200 5x5 0.91; larger planes lost or gained little
 # (1x56x56x144 3x3 1.33, 1x112x112x96 3x3 1.47, 1x112x112x144 5x5 1.14, 1x56x56x144 5x5 0.91, 1x38x38x1344 0.94).
@@ -687,11 +695,12 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
         band_rows = _small_image_band_rows(in_shape, out_shape[1], kh, stride_h, stride_w, dil_h, group,
                                            images_groups)
         small_chunks = chunks_of_short_images_too(images_groups * -(-out_shape[1] // band_rows))
+        half_steps = SMALL_IMAGE_HALF_STEPS
 
         def launch(x, w3, out):
             with PARALLEL_LAUNCH:
                 small_image.depthwise_nhwc_forward_small_image_parallel(x, w3, out, small_chunks, group, band_rows,
-                                                                        *args)
+                                                                        *args, half_steps)
         return launch
     if _direct_7x7_s2(in_shape, out_shape, itemsize, kh, kw, stride_w, dil_h, dil_w):
         def launch(x, w3, out):

@@ -24,7 +24,7 @@ tiles at a quarter of that); depthwise forward / input gradient, 1x56x56x144 3x3
 time, 8x56x56x144 0.65/0.63, 1x147x147x64 0.68/0.65, 1x112x112x96 0.68/0.73, 1x19x19x728 0.78/0.78,
 1x14x14x576 0.49/0.50, 1x7x7x960 0.58/0.59, 1x56x56x96 7x7 0.41/0.43, 1x112x112x32 7x7 0.47,
 1x75x75x480 5x5 0.62, 1x38x38x960 5x5 0.81; with a channel block's last lanes not masked
-(:func:`sepconv.kernels.depthwise_small_image.block_start`) and the rows in bands, fewer channels too:
+(:func:`sepconv.kernels._window.block_start`) and the rows in bands, fewer channels too:
 1x112x112x32 3x3 0.79/0.84, 8x112x112x32 0.56/0.54, 1x112x112x16 0.69/0.70, 1x56x56x24 0.83/0.83,
 8x56x56x24 0.67/0.68, 1x56x56x40 0.85/0.94, 1x27x37x23 0.90/0.92, 1x43x43x88 1.01/1.03.  Thirty-third
 session, the same VM: the direct 3x3 kernels take 0.3-0.9 of the time of the kernels before them
@@ -64,11 +64,13 @@ _WIDE = {
     (depthwise, "DIRECT_3X3"): depthwise.DIRECT_3X3,
     (depthwise, "DIRECT_5X5_AVX2"): depthwise.DIRECT_5X5_AVX2,
     (depthwise, "SMALL_IMAGE_ANY_PLANE"): depthwise.SMALL_IMAGE_ANY_PLANE,
+    (depthwise, "SMALL_IMAGE_HALF_STEPS"): depthwise.SMALL_IMAGE_HALF_STEPS,
     (depthwise, "SMALL_IMAGE_S2_MAX_PLANE_BYTES"): depthwise.SMALL_IMAGE_S2_MAX_PLANE_BYTES,
 }
 # ... and without AVX-512: BLAS for the products (no register-tiled pointwise, streamed or fused kernels) but the
 # direct conv2d forward in one-vector panels, four-pixel steps for a stem, the direct 3x3 depthwise kernels, the AVX2
-# 5x5 one on wide rows, and the small-image depthwise kernel on any other stride-1 plane and on small stride-2 ones.
+# 5x5 one on wide rows, and the small-image depthwise kernel on any other stride-1 plane (its 5x5 and 7x7 rows in
+# half-vector steps) and on small stride-2 ones.
 _NARROW = {
     (conv2d, "POINTWISE_KERNEL"): False,
     (conv2d, "DIRECT_MAX_FILTER_BYTES"): 2 * 1024 * 1024,
@@ -81,6 +83,7 @@ _NARROW = {
     (depthwise, "DIRECT_3X3"): True,
     (depthwise, "DIRECT_5X5_AVX2"): True,
     (depthwise, "SMALL_IMAGE_ANY_PLANE"): True,
+    (depthwise, "SMALL_IMAGE_HALF_STEPS"): True,
     (depthwise, "SMALL_IMAGE_S2_MAX_PLANE_BYTES"): 96 * 1024,
 }
 

@@ -1,4 +1,5 @@
-"""Window arithmetic shared by the convolution kernels: which taps and outputs lie inside the input."""
+"""Window arithmetic shared by the convolution kernels: which taps and outputs lie inside the input, and where a
+channel block starts."""
 
 from __future__ import annotations
 
@@ -48,3 +49,13 @@ def parity_steps(out_w, in_w, pad_left, k, pixels):
     pixels // 2 - 1``), all inside ``dx`` and ``dy``; no steps when ``m_last < m_lo``."""
     return (max((k - 1) // 2, (pad_left + 1) // 2),
             min(out_w - pixels // 2, (in_w - pixels + pad_left) // 2))
+
+
+@kernel
+def block_start(k, g, c, count):
+    """The first channel of block ``g`` of the group from channel ``k``: blocks are ``count`` channels apart, but one
+    that would pass ``C`` ends at ``C`` instead, overlapping the block before it (its shared channels computed twice,
+    to the same values), so that no load or store is masked once ``C`` holds a vector: masked stores cost AVX2
+    cores many cycles (Zen 3 VM, 1x56x56x40 3x3 with the last block masked: 2.5x the old kernels' time)."""
+    start = k + g * count
+    return min(start, c - count) if c >= count else start

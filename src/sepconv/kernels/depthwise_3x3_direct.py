@@ -17,7 +17,7 @@ A row's steps cover its interior (the pixels whose taps are all inside the input
 block in turn, and a phase's last step overlaps the one before it (:func:`_steps`); the border pixels, and phases
 narrower than a step, go one at a time with the taps inside the input only (:func:`_pixel`); filter rows outside
 the input are skipped. Channel blocks are whole vectors: a last partial block overlaps the one before it
-(:func:`~sepconv.kernels.depthwise_small_image.block_start`), so the input needs a vector of channels.
+(:func:`~sepconv.kernels._window.block_start`), so the input needs a vector of channels.
 
 The input gradient at stride 2 (undilated) takes, for each of its rows, the filter rows of the row's parity, and
 four pixels per step: two even ones that take taps 0 and 2, two odd ones that take tap 1, from three columns of
@@ -57,8 +57,8 @@ from numba import prange
 
 from ._jit import kernel
 from ._simd import empty_on_line, lanes, opaque, store_fence, vfma, vload, vstore, vstore_stream, vzeros
-from ._window import interior, parity_rows, parity_steps, tap_range
-from .depthwise_small_image import block_start, pack_filters
+from ._window import block_start, interior, parity_rows, parity_steps, tap_range
+from .depthwise_small_image import pack_filters
 
 # Output pixels per step: their sums, a filter row's three weights and one input column fill an AVX2 core's
 # sixteen registers.
@@ -68,7 +68,7 @@ STEP_PIXELS = 4
 @kernel
 def _filters_by_block(w, like):
     """``w`` ``[3, 3, C]`` laid out by channel block, ``[blocks, 9, lanes]`` (a last partial block overlapping the
-    one before it, :func:`~sepconv.kernels.depthwise_small_image.block_start`), on a cache line."""
+    one before it, :func:`~sepconv.kernels._window.block_start`), on a cache line."""
     c = w.shape[2]
     count = lanes(like)
     blocks = (c + count - 1) // count

@@ -17,7 +17,12 @@ A row's steps cover its interior (the pixels whose taps are all inside the input
 block in turn, in the order of memory, and a phase's last step overlaps the one before it (:func:`_steps`); the
 border pixels, and phases narrower than a step, go one at a time with the taps inside the input only
 (:func:`_pixel`); filter rows outside the input are skipped. A last partial channel block overlaps the one before it
-(:func:`~sepconv.kernels.depthwise_small_image.block_start`), so the input needs half a vector of channels.
+(:func:`~sepconv.kernels._window.block_start`), so the input needs half a vector of channels.
+
+The steps of eight pixels (:func:`step_5x5`), and ten-pixel ones for 7x7 filters (:func:`step_7x7`: each filter
+row's taps four then three, so that ten chains of sums fit), also run the small-image kernel's stride-1 rows on its
+packed planes, whose zero margins let border pixels go in steps too
+(:func:`sepconv.kernels.depthwise_small_image.half_vector_fits`).
 
 The input gradient at stride 2 (undilated) takes, for each of its rows, the filter rows of the row's parity, and
 eight pixels per step: four even ones that take taps 0, 2 and 4, four odd ones that take taps 1 and 3, from six
@@ -51,12 +56,13 @@ from numba import prange
 
 from ._jit import kernel
 from ._simd import empty_on_line, hlanes, hload, hzeros, opaque, vfma, vstore
-from ._window import interior, parity_rows, parity_steps, tap_range
-from .depthwise_small_image import block_start
+from ._window import block_start, interior, parity_rows, parity_steps, tap_range
 
 # Output pixels per step: their sums, a filter row's five weights and one input column take fourteen of an AVX2
 # core's sixteen registers.
 STEP_PIXELS = 8
+# ... and of a 7x7 filter, four taps then three (:func:`step_7x7`: ten sums, four weights and a column).
+STEP_7X7_PIXELS = 10
 
 
 @kernel
@@ -112,6 +118,119 @@ def _row_taps(s0, s1, s2, s3, s4, s5, s6, s7, x, a, gap, wb, wt):
 
 
 @kernel(inline=True)
+def _four_taps(s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, x, a, gap, wb, wt):
+    """Adds four taps of a filter row (weights ``wt ..`` of ``wb``, four half vectors) to the sums of ten pixels
+    ``gap`` apart whose first tap reads ``x`` from ``a``, taps ``gap`` apart: the thirteen columns loaded once each,
+    in order, each added to the pixels it is a tap of (ten sums, four weights and one column: fifteen registers)."""
+    count = hlanes(wb)
+    w0, w1, w2, w3 = hload(wb, wt), hload(wb, wt + count), hload(wb, wt + 2 * count), hload(wb, wt + 3 * count)
+    a0, a3, a6, a9, a12 = opaque(a), opaque(a + 3 * gap), opaque(a + 6 * gap), opaque(a + 9 * gap), opaque(a + 12 * gap)
+    i = hload(x, a0)
+    s0 = vfma(i, w0, s0)
+    i = hload(x, a0 + gap)
+    s0, s1 = vfma(i, w1, s0), vfma(i, w0, s1)
+    i = hload(x, a0 + 2 * gap)
+    s0, s1, s2 = vfma(i, w2, s0), vfma(i, w1, s1), vfma(i, w0, s2)
+    i = hload(x, a3)
+    s0, s1, s2, s3 = vfma(i, w3, s0), vfma(i, w2, s1), vfma(i, w1, s2), vfma(i, w0, s3)
+    i = hload(x, a3 + gap)
+    s1, s2, s3, s4 = vfma(i, w3, s1), vfma(i, w2, s2), vfma(i, w1, s3), vfma(i, w0, s4)
+    i = hload(x, a3 + 2 * gap)
+    s2, s3, s4, s5 = vfma(i, w3, s2), vfma(i, w2, s3), vfma(i, w1, s4), vfma(i, w0, s5)
+    i = hload(x, a6)
+    s3, s4, s5, s6 = vfma(i, w3, s3), vfma(i, w2, s4), vfma(i, w1, s5), vfma(i, w0, s6)
+    i = hload(x, a6 + gap)
+    s4, s5, s6, s7 = vfma(i, w3, s4), vfma(i, w2, s5), vfma(i, w1, s6), vfma(i, w0, s7)
+    i = hload(x, a6 + 2 * gap)
+    s5, s6, s7, s8 = vfma(i, w3, s5), vfma(i, w2, s6), vfma(i, w1, s7), vfma(i, w0, s8)
+    i = hload(x, a9)
+    s6, s7, s8, s9 = vfma(i, w3, s6), vfma(i, w2, s7), vfma(i, w1, s8), vfma(i, w0, s9)
+    i = hload(x, a9 + gap)
+    s7, s8, s9 = vfma(i, w3, s7), vfma(i, w2, s8), vfma(i, w1, s9)
+    i = hload(x, a9 + 2 * gap)
+    s8, s9 = vfma(i, w3, s8), vfma(i, w2, s9)
+    i = hload(x, a12)
+    s9 = vfma(i, w3, s9)
+    return s0, s1, s2, s3, s4, s5, s6, s7, s8, s9
+
+
+@kernel(inline=True)
+def _three_taps(s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, x, a, gap, wb, wt):
+    """:func:`_four_taps` for three taps: twelve columns."""
+    count = hlanes(wb)
+    w0, w1, w2 = hload(wb, wt), hload(wb, wt + count), hload(wb, wt + 2 * count)
+    a0, a3, a6, a9 = opaque(a), opaque(a + 3 * gap), opaque(a + 6 * gap), opaque(a + 9 * gap)
+    i = hload(x, a0)
+    s0 = vfma(i, w0, s0)
+    i = hload(x, a0 + gap)
+    s0, s1 = vfma(i, w1, s0), vfma(i, w0, s1)
+    i = hload(x, a0 + 2 * gap)
+    s0, s1, s2 = vfma(i, w2, s0), vfma(i, w1, s1), vfma(i, w0, s2)
+    i = hload(x, a3)
+    s1, s2, s3 = vfma(i, w2, s1), vfma(i, w1, s2), vfma(i, w0, s3)
+    i = hload(x, a3 + gap)
+    s2, s3, s4 = vfma(i, w2, s2), vfma(i, w1, s3), vfma(i, w0, s4)
+    i = hload(x, a3 + 2 * gap)
+    s3, s4, s5 = vfma(i, w2, s3), vfma(i, w1, s4), vfma(i, w0, s5)
+    i = hload(x, a6)
+    s4, s5, s6 = vfma(i, w2, s4), vfma(i, w1, s5), vfma(i, w0, s6)
+    i = hload(x, a6 + gap)
+    s5, s6, s7 = vfma(i, w2, s5), vfma(i, w1, s6), vfma(i, w0, s7)
+    i = hload(x, a6 + 2 * gap)
+    s6, s7, s8 = vfma(i, w2, s6), vfma(i, w1, s7), vfma(i, w0, s8)
+    i = hload(x, a9)
+    s7, s8, s9 = vfma(i, w2, s7), vfma(i, w1, s8), vfma(i, w0, s9)
+    i = hload(x, a9 + gap)
+    s8, s9 = vfma(i, w2, s8), vfma(i, w1, s9)
+    i = hload(x, a9 + 2 * gap)
+    s9 = vfma(i, w2, s9)
+    return s0, s1, s2, s3, s4, s5, s6, s7, s8, s9
+
+
+@kernel(inline=True)
+def step_5x5(x, wbs, out, o, o_gap, a, r_lo, r_hi, row_gap, gap, wt):
+    """Eight output pixels of a 5x5 filter at horizontal stride 1 into ``out`` from flat index ``o``, ``o_gap``
+    apart, one channel block: filter row ``r`` in ``[r_lo, r_hi)`` reads ``x`` from ``a + r * row_gap``, columns
+    ``gap`` apart (:func:`_row_taps`), with weights from ``wt + 5 * r`` half vectors of ``wbs``."""
+    count = hlanes(x)
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = hzeros(x)
+    for r in range(r_lo, r_hi):
+        s0, s1, s2, s3, s4, s5, s6, s7 = _row_taps(s0, s1, s2, s3, s4, s5, s6, s7, x, a + r * row_gap, gap, wbs,
+                                                   wt + 5 * r * count)
+    vstore(out, o, s0)
+    vstore(out, o + o_gap, s1)
+    vstore(out, o + 2 * o_gap, s2)
+    vstore(out, o + 3 * o_gap, s3)
+    vstore(out, o + 4 * o_gap, s4)
+    vstore(out, o + 5 * o_gap, s5)
+    vstore(out, o + 6 * o_gap, s6)
+    vstore(out, o + 7 * o_gap, s7)
+
+
+@kernel(inline=True)
+def step_7x7(x, wbs, out, o, o_gap, a, r_lo, r_hi, row_gap, gap, wt):
+    """:func:`step_5x5` for a 7x7 filter, ten pixels: each filter row's taps four then three (:func:`_four_taps`,
+    :func:`_three_taps`: 7 weight and 25 input loads per 70 multiply-adds). Ten chains of sums keep the two FMA
+    pipes busy with slack; eight, each seven multiply-adds a row, would need every one on time."""
+    count = hlanes(x)
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = s8 = s9 = hzeros(x)
+    for r in range(r_lo, r_hi):
+        b, t = a + r * row_gap, wt + 7 * r * count
+        s0, s1, s2, s3, s4, s5, s6, s7, s8, s9 = _four_taps(s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, x, b, gap, wbs, t)
+        s0, s1, s2, s3, s4, s5, s6, s7, s8, s9 = _three_taps(s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, x, b + 4 * gap,
+                                                             gap, wbs, t + 4 * count)
+    vstore(out, o, s0)
+    vstore(out, o + o_gap, s1)
+    vstore(out, o + 2 * o_gap, s2)
+    vstore(out, o + 3 * o_gap, s3)
+    vstore(out, o + 4 * o_gap, s4)
+    vstore(out, o + 5 * o_gap, s5)
+    vstore(out, o + 6 * o_gap, s6)
+    vstore(out, o + 7 * o_gap, s7)
+    vstore(out, o + 8 * o_gap, s8)
+    vstore(out, o + 9 * o_gap, s9)
+
+@kernel(inline=True)
 def _row_taps_s2(s0, s1, s2, s3, s4, s5, s6, s7, x, a, gap, wb, wt):
     """:func:`_row_taps` at horizontal stride 2 (dilation 1): pixel ``p``'s tap ``t`` reads column ``2p + t`` of
     the nineteen the step's pixels reach (``gap`` apart), each loaded once."""
@@ -157,6 +276,23 @@ def _row_taps_s2(s0, s1, s2, s3, s4, s5, s6, s7, x, a, gap, wb, wt):
     return s0, s1, s2, s3, s4, s5, s6, s7
 
 
+@kernel(inline=True)
+def _step_5x5_s2(x, wbs, out, o, a, r_lo, r_hi, row_gap, wt):
+    """:func:`step_5x5` at horizontal stride 2 (undilated): eight consecutive pixels (:func:`_row_taps_s2`)."""
+    count, c = hlanes(x), out.shape[3]
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = hzeros(x)
+    for r in range(r_lo, r_hi):
+        s0, s1, s2, s3, s4, s5, s6, s7 = _row_taps_s2(s0, s1, s2, s3, s4, s5, s6, s7, x, a + r * row_gap, c, wbs,
+                                                      wt + 5 * r * count)
+    vstore(out, o, s0)
+    vstore(out, o + c, s1)
+    vstore(out, o + 2 * c, s2)
+    vstore(out, o + 3 * c, s3)
+    vstore(out, o + 4 * c, s4)
+    vstore(out, o + 5 * c, s5)
+    vstore(out, o + 6 * c, s6)
+    vstore(out, o + 7 * c, s7)
+
 @kernel
 def _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, stride_w, dil_w, pad_left):
     """Output pixel ``j`` of one row (as :func:`_steps`), every channel block, the taps of its window inside the
@@ -200,24 +336,11 @@ def _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, stride_w,
             j = min(j0, last - (STEP_PIXELS - 1) * step_gap)  # the last step overlaps the one before it
             for g in range(blocks):
                 k = block_start(g * count, 0, c, count)
-                s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = hzeros(x)
-                a = x_row + (j * stride_w - pad_left) * c + k
-                for r in range(r_lo, r_hi):
-                    if stride_w == 1:
-                        s0, s1, s2, s3, s4, s5, s6, s7 = _row_taps(s0, s1, s2, s3, s4, s5, s6, s7, x, a + r * row_gap,
-                                                                   gap, wbs, (25 * g + 5 * r) * count)
-                    else:
-                        s0, s1, s2, s3, s4, s5, s6, s7 = _row_taps_s2(s0, s1, s2, s3, s4, s5, s6, s7, x,
-                                                                      a + r * row_gap, c, wbs, (25 * g + 5 * r) * count)
-                o = o_row + j * c + k
-                vstore(out, o, s0)
-                vstore(out, o + gap, s1)
-                vstore(out, o + 2 * gap, s2)
-                vstore(out, o + 3 * gap, s3)
-                vstore(out, o + 4 * gap, s4)
-                vstore(out, o + 5 * gap, s5)
-                vstore(out, o + 6 * gap, s6)
-                vstore(out, o + 7 * gap, s7)
+                o, a = o_row + j * c + k, x_row + (j * stride_w - pad_left) * c + k
+                if stride_w == 1:
+                    step_5x5(x, wbs, out, o, gap, a, r_lo, r_hi, row_gap, gap, 25 * g * count)
+                else:
+                    _step_5x5_s2(x, wbs, out, o, a, r_lo, r_hi, row_gap, 25 * g * count)
             j0 += STEP_PIXELS * step_gap
 
 

@@ -35,8 +35,10 @@ from __future__ import annotations
 from numba import prange
 
 from ._jit import kernel
-from ._simd import empty_on_line, lanes, vfma, vload, vload_n, vstore, vstore_n, vzeros
-from ._window import tap_range
+from ._simd import empty_on_line, hlanes, hload, lanes, vfma, vload, vload_n, vstore, vstore_n, vzeros
+from ._window import block_start, tap_range
+from .depthwise_5x5_avx2 import STEP_7X7_PIXELS, step_5x5, step_7x7
+from .depthwise_5x5_avx2 import STEP_PIXELS as STEP_5X5_PIXELS
 
 # Output pixels per step: four sums of one 64-byte vector each stay in registers with the weight and an input.
 STEP_PIXELS = 4
@@ -48,16 +50,6 @@ def plane_margin(stride_w):
     last pixel to the last one inside for its first pixel, so its pixels read up to ``3 * stride_w`` columns past the
     image on either side."""
     return (STEP_PIXELS - 1) * stride_w
-
-
-@kernel
-def block_start(k, g, c, count):
-    """The first channel of block ``g`` of the group from channel ``k``: blocks are ``count`` channels apart, but one
-    that would pass ``C`` ends at ``C`` instead, overlapping the block before it (its shared channels computed twice,
-    to the same values), so that no load or store is masked once ``C`` holds a vector: masked stores cost AVX2
-    cores many cycles (Zen 3 VM, 1x56x56x40 3x3 with the last block masked: 2.5x the old kernels' time)."""
-    start = k + g * count
-    return min(start, c - count) if c >= count else start
 
 
 @kernel
@@ -100,6 +92,60 @@ def pack_filters(w, k, blocks, wbs):
         kg = block_start(k, g, c, count)
         for t in range(taps):
             vstore(wbs, (g * taps + t) * count, vload_n(w, t * c + kg, min(count, c - kg)))
+
+
+@kernel
+def pack_half_filters(w, k, blocks, wbh):
+    """Channel blocks ``k .. k + blocks - 1`` of ``w`` ``[kh, kw, C]`` (``C`` at least a vector) into ``wbh``
+    ``[blocks, 2, kh * kw, hlanes]``: each block's two halves one after the other, for :func:`_half_vector_row`."""
+    c = w.shape[2]
+    taps = w.shape[0] * w.shape[1]
+    count, half = lanes(wbh), hlanes(wbh)
+    for g in range(blocks):
+        kg = block_start(k, g, c, count)
+        for h in range(2):
+            for t in range(taps):
+                vstore(wbh, ((2 * g + h) * taps + t) * half, hload(w, t * c + kg + h * half))
+
+
+@kernel
+def half_vector_fits(out_w, in_w, kw, pad_left):
+    """Whether :func:`_half_vector_row` takes rows of ``out_w`` pixels of a ``kw``-wide filter (5 or 7) at stride 1
+    (undilated): its steps compute few pixels twice, and a step's columns, from the first pixel's first tap to the
+    last pixel's last, stay within the plane's margins."""
+    step = STEP_7X7_PIXELS if kw == 7 else STEP_5X5_PIXELS
+    margin = plane_margin(1)
+    steps = (out_w + step - 1) // step  # at most a fifth more pixels than the row's (7x7 on 14 pixels: 20, 1.12x the time)
+    return (out_w >= step and 5 * steps * step <= 6 * out_w and pad_left <= margin
+            and out_w - 1 - pad_left + kw - 1 <= in_w - 1 + margin)
+
+
+@kernel
+def _half_vector_row(planes, wbh, out, o_row, ph0, r_lo, r_hi, row_w, plane_size, k, blocks, kw, pad_left):
+    """One output row of channel blocks ``k .. k + blocks - 1`` at stride 1 (undilated) of a 5x5 or 7x7 filter, for
+    CPUs of sixteen vector registers: each half of a block's vector in turn, eight (5x5) or ten (7x7) pixels a step,
+    their sums in registers, each column of the plane loaded once a filter row
+    (:func:`~sepconv.kernels.depthwise_5x5_avx2.step_5x5`, :func:`~sepconv.kernels.depthwise_5x5_avx2.step_7x7`).
+    The steps read the plane's zero margins for the taps outside the image (:func:`half_vector_fits`), so border
+    pixels go in steps too; a row's last step overlaps the one before it."""
+    c, out_w = out.shape[3], out.shape[2]
+    count, half = lanes(planes), hlanes(planes)
+    taps = kw * kw
+    step = STEP_7X7_PIXELS if kw == 7 else STEP_5X5_PIXELS
+    row_gap = row_w * count
+    j0 = 0
+    while j0 < out_w:
+        j = min(j0, out_w - step)
+        a_col = (ph0 * row_w + j - pad_left + plane_margin(1)) * count
+        for g in range(blocks):
+            kg = block_start(k, g, c, count)
+            for h in range(2):
+                a, o, wt = g * plane_size + a_col + h * half, o_row + j * c + kg + h * half, (2 * g + h) * taps * half
+                if kw == 7:
+                    step_7x7(planes, wbh, out, o, c, a, r_lo, r_hi, row_gap, count, wt)
+                else:
+                    step_5x5(planes, wbh, out, o, c, a, r_lo, r_hi, row_gap, count, wt)
+        j0 += step
 
 
 @kernel
@@ -166,8 +212,8 @@ def _pixel(plane, wb, out, o, iw0, r_lo, r_hi, ih0, kw, row_w, dil_h, dil_w, t_l
 
 
 @kernel
-def _blocks(planes, wbs, out, b, k, blocks, kh, kw, in_h, in_w, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left,
-            margin, i_begin, i_end, row_origin, plane_rows):
+def _blocks(planes, wbs, wbh, out, b, k, blocks, kh, kw, in_h, in_w, stride_h, stride_w, dil_h, dil_w, pad_top,
+            pad_left, margin, i_begin, i_end, row_origin, plane_rows, half_steps):
     """Output rows ``[i_begin, i_end)`` of channel blocks ``k .. k + blocks - 1`` of image ``b`` of ``out`` from
     their packed ``planes`` (each ``[plane_rows, margin + in_w + margin, lanes]``, from input row ``row_origin``)
     and filters ``wbs``: each step for all the blocks in turn (the same taps, so the same loop counts one after the
@@ -182,6 +228,9 @@ def _blocks(planes, wbs, out, b, k, blocks, kh, kw, in_h, in_w, stride_h, stride
         r_lo, r_hi = tap_range(ih0, dil_h, kh, in_h)
         ph0 = ih0 - row_origin  # the plane's row under filter row 0
         o_row = ((b * out_h + i) * out_w) * c
+        if half_steps:
+            _half_vector_row(planes, wbh, out, o_row, ph0, r_lo, r_hi, row_w, plane_size, k, blocks, kw, pad_left)
+            continue
         if out_w < STEP_PIXELS:
             for j in range(out_w):
                 iw0 = j * stride_w - pad_left
@@ -219,10 +268,11 @@ def band_input_rows(band_rows, kh, stride_h, dil_h, in_h):
 
 @kernel
 def depthwise_nhwc_forward_small_image_items(x, w, out, item_begin, item_end, group, band_rows, stride_h, stride_w,
-                                             dil_h, dil_w, pad_top, pad_left):
+                                             dil_h, dil_w, pad_top, pad_left, half_steps):
     """Items ``[item_begin, item_end)`` of the forward: item ``i`` is band ``i % bands`` (``band_rows`` output
     rows) of image ``i // bands // groups``'s channel group ``i // bands % groups`` (``group`` blocks), image by
-    image (a pixel's next lines are the next group's)."""
+    image (a pixel's next lines are the next group's). With ``half_steps`` 5x5 and 7x7 filters at stride 1
+    (undilated) go in half-vector steps where they fit (:func:`_half_vector_row`)."""
     in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
     out_h = out.shape[1]
     kh, kw = w.shape[0], w.shape[1]
@@ -234,13 +284,19 @@ def depthwise_nhwc_forward_small_image_items(x, w, out, item_begin, item_end, gr
     planes = empty_on_line(group * plane_rows * (in_w + 2 * margin) * count, x)
     _zero_margins(planes, group, plane_rows, in_w, margin)  # they stay zeros
     wbs = empty_on_line(group * kh * kw * count, x)
+    half = (half_steps and stride_h == stride_w == dil_h == dil_w == 1 and kh == kw and (kw == 5 or kw == 7)
+            and half_vector_fits(out.shape[2], in_w, kw, pad_left))
+    wbh = empty_on_line(group * kh * kw * count if half else 0, x)
     packed_group = -1
     for item in range(item_begin, item_end):
         b, kg, band = item // bands // groups, item // bands % groups, item % bands
         k = kg * group * count
         blocks = min(group, (c - k + count - 1) // count)
         if kg != packed_group:
-            pack_filters(w, k, blocks, wbs)
+            if half:
+                pack_half_filters(w, k, blocks, wbh)
+            else:
+                pack_filters(w, k, blocks, wbs)
             packed_group = kg
         i_begin, i_end = band * band_rows, min(out_h, (band + 1) * band_rows)
         row_lo = min(max(i_begin * stride_h - pad_top, 0), in_h)
@@ -248,22 +304,22 @@ def depthwise_nhwc_forward_small_image_items(x, w, out, item_begin, item_end, gr
         _pack_planes(x, b, k, blocks, margin, row_lo, row_hi - row_lo, plane_rows, planes)
         # constants, for LLVM to fold into the steps (one thread, 8x7x7x1024 7x7, us: 937 -> 692)
         if stride_h == stride_w == dil_h == dil_w == 1:
-            _blocks(planes, wbs, out, b, k, blocks, kh, kw, in_h, in_w, 1, 1, 1, 1, pad_top, pad_left,
-                    plane_margin(1), i_begin, i_end, row_lo, plane_rows)
+            _blocks(planes, wbs, wbh, out, b, k, blocks, kh, kw, in_h, in_w, 1, 1, 1, 1, pad_top, pad_left,
+                    plane_margin(1), i_begin, i_end, row_lo, plane_rows, half)
         elif stride_h == stride_w == 1:  # dilated
-            _blocks(planes, wbs, out, b, k, blocks, kh, kw, in_h, in_w, 1, 1, dil_h, dil_w, pad_top, pad_left,
-                    plane_margin(1), i_begin, i_end, row_lo, plane_rows)
+            _blocks(planes, wbs, wbh, out, b, k, blocks, kh, kw, in_h, in_w, 1, 1, dil_h, dil_w, pad_top, pad_left,
+                    plane_margin(1), i_begin, i_end, row_lo, plane_rows, False)
         elif stride_h == stride_w == 2 and dil_h == dil_w == 1:
-            _blocks(planes, wbs, out, b, k, blocks, kh, kw, in_h, in_w, 2, 2, 1, 1, pad_top, pad_left,
-                    plane_margin(2), i_begin, i_end, row_lo, plane_rows)
+            _blocks(planes, wbs, wbh, out, b, k, blocks, kh, kw, in_h, in_w, 2, 2, 1, 1, pad_top, pad_left,
+                    plane_margin(2), i_begin, i_end, row_lo, plane_rows, False)
         else:
-            _blocks(planes, wbs, out, b, k, blocks, kh, kw, in_h, in_w, stride_h, stride_w, dil_h, dil_w, pad_top,
-                    pad_left, margin, i_begin, i_end, row_lo, plane_rows)
+            _blocks(planes, wbs, wbh, out, b, k, blocks, kh, kw, in_h, in_w, stride_h, stride_w, dil_h, dil_w, pad_top,
+                    pad_left, margin, i_begin, i_end, row_lo, plane_rows, False)
 
 
 @kernel(parallel=True)
 def depthwise_nhwc_forward_small_image_parallel(x, w, out, n_chunks, group, band_rows, stride_h, stride_w, dil_h, dil_w,
-                                                pad_top, pad_left):
+                                                pad_top, pad_left, half_steps=False):
     """The forward of ``x`` ``[N, in_h, in_w, C]`` with ``w`` ``[kh, kw, C]`` into ``out`` ``[N, out_h, out_w, C]``
     (multiplier 1), the (image, group of ``group`` channel blocks, band of ``band_rows`` output rows) items in
     ``n_chunks`` parallel runs of :func:`depthwise_nhwc_forward_small_image_items` (a call of its own: compiled
@@ -273,4 +329,5 @@ def depthwise_nhwc_forward_small_image_parallel(x, w, out, n_chunks, group, band
              * ((out.shape[1] + band_rows - 1) // band_rows))
     for t in prange(n_chunks):
         depthwise_nhwc_forward_small_image_items(x, w, out, t * items // n_chunks, (t + 1) * items // n_chunks, group,
-                                                 band_rows, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
+                                                 band_rows, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left,
+                                                 half_steps)
