@@ -696,6 +696,33 @@ def test_nchw_one_vector_rows_by_channels(monkeypatch):
             assert "depthwise_nchw_small_forward_parallel" not in calls
 
 
+@pytest.mark.parametrize("shape, k, strides, transposed", [
+    ((2, 128, 14, 14), 5, 1, True),  # rows of 14 pixels, 5x5
+    ((1, 160, 12, 30), 7, 1, True),  # 7x7, rows of 30 pixels
+    ((1, 136, 24, 40), 5, 2, True),  # stride 2: output rows of 20 pixels; the last channel block overlapping
+    ((1, 128, 12, 40), 5, 1, False),  # rows of 40 pixels: native
+    ((1, 120, 14, 14), 5, 1, False),  # fewer than NCHW_TRANSPOSED_MIN_CHANNELS channels: native
+    ((1, 256, 14, 14), 3, 1, False),  # 3x3: native
+])
+def test_nchw_transposed_filters(shape, k, strides, transposed, monkeypatch):
+    """With NCHW_TRANSPOSED_FILTERS (the AVX2 plans) the NCHW forward and input gradient of 5x5 and larger filters on
+    short rows of many channels go through NHWC by whole-array transposes, the others stay native; every result as
+    the reference's."""
+    calls = record_calls(monkeypatch, fast_depthwise, "nhwc_to_nchw", record=lambda args: args[0].shape)
+    monkeypatch.setattr(fast_depthwise, "NCHW_TRANSPOSED_FILTERS", True)
+    rng = np.random.default_rng(8)
+    x, filt = rand(rng, shape, np.float32), rand(rng, (k, k, shape[1], 1), np.float32)
+    fast, ref = _both(sepconv.depthwise_conv2d, x, filt, strides, "SAME", data_format="NCHW")
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    dy = rand(rng, ref.shape, np.float32)
+    fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, filt, dy, strides, "SAME", data_format="NCHW")
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    assert len(calls) == (2 if transposed else 0)
+    monkeypatch.setattr(fast_depthwise, "NCHW_TRANSPOSED_FILTERS", False)
+    fast = sepconv.depthwise_conv2d(x, filt, strides, "SAME", data_format="NCHW")
+    assert len(calls) == (2 if transposed else 0)  # the setting off: native
+
+
 @pytest.mark.parametrize("k", [3, 5])
 def test_native_nchw_small_planes_of_a_large_input(k, monkeypatch):
     """Output planes under NCHW_NATIVE_MIN_PIXELS stay native when the input planes are not small (the

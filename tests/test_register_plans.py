@@ -150,6 +150,19 @@ def test_depthwise_5x5_takes_the_avx2_kernel_on_wide_rows(shape, strides, calls,
     assert len(seen) == calls and len(seen_s2) == s2_calls
 
 
+def test_nchw_5x5_on_short_rows_goes_through_nhwc(narrow_plans, monkeypatch):
+    """On the AVX2 plans an NCHW 5x5 layer of many channels on 14-pixel rows runs through NHWC by whole-array
+    transposes (forward and input gradient); results as the reference's."""
+    calls = record_calls(monkeypatch, fast_depthwise, "nhwc_to_nchw", record=lambda args: args[0].shape)
+    rng = np.random.default_rng(4)
+    x, w = rand(rng, (2, 128, 14, 14), np.float32), rand(rng, (5, 5, 128, 1), np.float32)
+    fast, ref = _both(sepconv.depthwise_conv2d, x, w, 1, "SAME", data_format="NCHW")
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, w, ref, 1, "SAME", data_format="NCHW")
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    assert calls == [(2, 14, 14, 128)] * 2
+
+
 def test_plans_switch_both_ways():
     """Each call sets every plan of its kind, and forgets the depthwise plans made under the others."""
     conv2d_module = sys.modules["sepconv.fast.conv2d"]

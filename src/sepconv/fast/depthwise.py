@@ -1329,6 +1329,28 @@ def _nchw_via_nhwc(g: Conv2DGeometry) -> bool:
     return _small_planes(g) and g.in_h * g.in_w < NCHW_NATIVE_MIN_INPUT_PIXELS
 
 
+# With NCHW_TRANSPOSED_FILTERS (CPUs without AVX-512: sepconv.fast.registers) the forward and input gradient of 5x5
+# and larger filters on output rows of at most NCHW_TRANSPOSED_MAX_WIDTH pixels, at least NCHW_TRANSPOSED_MIN_CHANNELS
+# channels (multiplier 1), go through NHWC by whole-array transposes: there the NHWC kernels fill their vectors with
+# channels, the native ones fill theirs with a short row.  Zen 3 VM, 2 threads, alternating, native -> transposed,
+# forward / input gradient, us: 8x480x14x14 5x5 1185 -> 737 / 1112 -> 670, 4x672x14x14 5x5 791 -> 478 / 765 -> 453,
+# 1x672x14x14 5x5 204 -> 170 / 206 -> 174, 1x240x28x28 5x5 214 -> 197 / 218 -> 214, 1x192x28x28 7x7 262 -> 209 /
+# 267 -> 214, 1x144x56x56 5x5 s2 251 -> 213 / 246 -> 208 (8x96x28x28 5x5 637 -> 464 / 651 -> 524 too, but fewer
+# channels lost: 1x120x28x28 5x5 1.22 / 1.21, 8x32x32x32 5x5 1.33 / 1.27).  Wider rows lost (1x64x147x147 5x5
+# 1.04 / 1.07, 8x96x56x56 7x7 1.10 / 1.19), and so did 3x3 filters at batch 1 (1x576x14x14 1.78 / 1.73, 1x144x28x28
+# 1.17 / 1.17); the filter gradients stay native too (8x480x14x14 5x5 1.04).
+NCHW_TRANSPOSED_FILTERS = False
+NCHW_TRANSPOSED_MAX_WIDTH = 32
+NCHW_TRANSPOSED_MIN_CHANNELS = 128
+
+
+def _nchw_transposed(g: Conv2DGeometry) -> bool:
+    """Whether an NCHW forward or input gradient of planes not small goes through NHWC by whole-array transposes
+    (:data:`NCHW_TRANSPOSED_FILTERS`)."""
+    return (NCHW_TRANSPOSED_FILTERS and g.multiplier == 1 and g.kh * g.kw >= 25 and g.out_w <= NCHW_TRANSPOSED_MAX_WIDTH
+            and g.in_c >= NCHW_TRANSPOSED_MIN_CHANNELS)
+
+
 def _nhwc_copy(a: np.ndarray, name: str) -> np.ndarray:
     """An NCHW operand as NHWC, in this thread's workspace ``name`` (a temporary of the call: a fresh
     array of a few MB cost page faults on every call, 32x960x7x7 ~1.5 ms)."""
@@ -1349,7 +1371,7 @@ def depthwise_conv2d_nchw(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np
     9.0
     """
     by_channels = _nchw_by_channels(g, x.itemsize)
-    if _nchw_via_nhwc(g) and not by_channels:
+    if (_nchw_via_nhwc(g) or _nchw_transposed(g)) and not by_channels:
         return nhwc_to_nchw(depthwise_conv2d(_nhwc_copy(x, "nchw_input"), w, g, scratch="nchw_result"))
     x = np.ascontiguousarray(x)
     out = recycled.empty((x.shape[0], g.out_c, g.out_h, g.out_w), x.dtype)
@@ -1447,8 +1469,8 @@ def depthwise_conv2d_backprop_input_nchw(w: np.ndarray, dy: np.ndarray, g: Conv2
     Stride 1: the NCHW forward op on ``dy`` with the flipped filter (then summed over the
     multiplier); where :func:`_nchw_by_channels` says so, the same forward by channel ranges
     (:func:`_nchw_small_forward`); strides 2 (undilated): the parity kernel, per plane, or for small output planes
-    (multiplier 1) the NHWC parity kernel by channel ranges.  Other strides, and the other small planes, go through
-    NHWC (whole-array transposes).
+    (multiplier 1) the NHWC parity kernel by channel ranges.  Other strides, the other small planes and
+    :func:`_nchw_transposed` layers go through NHWC (whole-array transposes).
 
     Examples
     --------
@@ -1482,7 +1504,8 @@ def depthwise_conv2d_backprop_input_nchw(w: np.ndarray, dy: np.ndarray, g: Conv2
             nchw_small.depthwise_nchw_small_input_gradient_s2_parallel(w3, dy, dx, n_chunks, g.pad_top, g.pad_left,
                                                                        *buffers)
         return dx
-    if ((not stride_1 and not strides_2) or _nchw_via_nhwc(g) or (strides_2 and _small_planes(g)) or not finite):
+    if ((not stride_1 and not strides_2) or _nchw_via_nhwc(g) or (strides_2 and _small_planes(g)) or not finite
+            or _nchw_transposed(g)):
         return nhwc_to_nchw(depthwise_conv2d_backprop_input(w, _nhwc_copy(dy, "nchw_output_gradient"), g,
                                                             scratch="nchw_result"))
     dy = np.ascontiguousarray(dy)

@@ -65,12 +65,13 @@ _WIDE = {
     (depthwise, "DIRECT_5X5_AVX2"): depthwise.DIRECT_5X5_AVX2,
     (depthwise, "SMALL_IMAGE_ANY_PLANE"): depthwise.SMALL_IMAGE_ANY_PLANE,
     (depthwise, "SMALL_IMAGE_HALF_STEPS"): depthwise.SMALL_IMAGE_HALF_STEPS,
+    (depthwise, "NCHW_TRANSPOSED_FILTERS"): depthwise.NCHW_TRANSPOSED_FILTERS,
     (depthwise, "SMALL_IMAGE_S2_MAX_PLANE_BYTES"): depthwise.SMALL_IMAGE_S2_MAX_PLANE_BYTES,
 }
 # ... and without AVX-512: BLAS for the products (no register-tiled pointwise, streamed or fused kernels) but the
 # direct conv2d forward in one-vector panels, four-pixel steps for a stem, the direct 3x3 depthwise kernels, the AVX2
 # 5x5 one on wide rows, and the small-image depthwise kernel on any other stride-1 plane (its 5x5 and 7x7 rows in
-# half-vector steps) and on small stride-2 ones.
+# half-vector steps) and on small stride-2 ones; NCHW layers of 5x5 and larger filters on short rows through NHWC.
 _NARROW = {
     (conv2d, "POINTWISE_KERNEL"): False,
     (conv2d, "DIRECT_MAX_FILTER_BYTES"): 2 * 1024 * 1024,
@@ -84,6 +85,7 @@ _NARROW = {
     (depthwise, "DIRECT_5X5_AVX2"): True,
     (depthwise, "SMALL_IMAGE_ANY_PLANE"): True,
     (depthwise, "SMALL_IMAGE_HALF_STEPS"): True,
+    (depthwise, "NCHW_TRANSPOSED_FILTERS"): True,
     (depthwise, "SMALL_IMAGE_S2_MAX_PLANE_BYTES"): 96 * 1024,
 }
 
