@@ -703,11 +703,14 @@ def test_nchw_one_vector_rows_by_channels(monkeypatch):
     ((1, 128, 12, 40), 5, 1, False),  # rows of 40 pixels: native
     ((1, 120, 14, 14), 5, 1, False),  # fewer than NCHW_TRANSPOSED_MIN_CHANNELS channels: native
     ((1, 256, 14, 14), 3, 1, False),  # 3x3: native
+    ((1, 64, 12, 50), 7, 1, True),  # 7x7 on rows of 50 pixels, 64 channels
+    ((1, 48, 12, 50), 7, 1, False),  # ... 48 channels: native
+    ((1, 64, 12, 70), 7, 1, False),  # ... rows of 70 pixels: native
 ])
 def test_nchw_transposed_filters(shape, k, strides, transposed, monkeypatch):
     """With NCHW_TRANSPOSED_FILTERS (the AVX2 plans) the NCHW forward and input gradient of 5x5 and larger filters on
-    short rows of many channels go through NHWC by whole-array transposes, the others stay native; every result as
-    the reference's."""
+    short rows of many channels (7x7 ones on rows up to 64 pixels, from 64 channels) go through NHWC by whole-array
+    transposes, the others stay native; every result as the reference's."""
     calls = record_calls(monkeypatch, fast_depthwise, "nhwc_to_nchw", record=lambda args: args[0].shape)
     monkeypatch.setattr(fast_depthwise, "NCHW_TRANSPOSED_FILTERS", True)
     rng = np.random.default_rng(8)

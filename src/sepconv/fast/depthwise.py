@@ -1339,16 +1339,28 @@ def _nchw_via_nhwc(g: Conv2DGeometry) -> bool:
 # channels lost: 1x120x28x28 5x5 1.22 / 1.21, 8x32x32x32 5x5 1.33 / 1.27).  Wider rows lost (1x64x147x147 5x5
 # 1.04 / 1.07, 8x96x56x56 7x7 1.10 / 1.19), and so did 3x3 filters at batch 1 (1x576x14x14 1.78 / 1.73, 1x144x28x28
 # 1.17 / 1.17); the filter gradients stay native too (8x480x14x14 5x5 1.04).
+# 7x7 and larger filters go that way on output rows of up to NCHW_TRANSPOSED_7X7_MAX_WIDTH pixels too, from
+# NCHW_TRANSPOSED_7X7_MIN_CHANNELS channels, inputs of at most NCHW_TRANSPOSED_7X7_MAX_BYTES (native -> transposed:
+# 1x96x56x56 579 -> 461 / 572 -> 437 (other runs 0.97 / 0.84, 1.15 / 0.83), 2x96x56x56 808 -> 652 / 820 -> 653,
+# 8x64x28x28 634 -> 434 / 631 -> 433, 1x64x56x56 380 -> 311 / 385 -> 318 (another run 1.04 / 1.00); but 8x96x56x56
+# (9.6 MB) 1.10 / 1.19, 1x32x112x112 1.12 / 1.11, and 1x48x56x56 only 0.94 / 0.95).
 NCHW_TRANSPOSED_FILTERS = False
 NCHW_TRANSPOSED_MAX_WIDTH = 32
 NCHW_TRANSPOSED_MIN_CHANNELS = 128
+NCHW_TRANSPOSED_7X7_MAX_WIDTH = 64
+NCHW_TRANSPOSED_7X7_MIN_CHANNELS = 64
+NCHW_TRANSPOSED_7X7_MAX_BYTES = 4 * 1024 * 1024
 
 
-def _nchw_transposed(g: Conv2DGeometry) -> bool:
+def _nchw_transposed(g: Conv2DGeometry, itemsize: int) -> bool:
     """Whether an NCHW forward or input gradient of planes not small goes through NHWC by whole-array transposes
     (:data:`NCHW_TRANSPOSED_FILTERS`)."""
-    return (NCHW_TRANSPOSED_FILTERS and g.multiplier == 1 and g.kh * g.kw >= 25 and g.out_w <= NCHW_TRANSPOSED_MAX_WIDTH
-            and g.in_c >= NCHW_TRANSPOSED_MIN_CHANNELS)
+    if not (NCHW_TRANSPOSED_FILTERS and g.multiplier == 1 and g.kh * g.kw >= 25):
+        return False
+    if g.out_w <= NCHW_TRANSPOSED_MAX_WIDTH and g.in_c >= NCHW_TRANSPOSED_MIN_CHANNELS:
+        return True
+    return (g.kh * g.kw >= 49 and g.out_w <= NCHW_TRANSPOSED_7X7_MAX_WIDTH and g.in_c >= NCHW_TRANSPOSED_7X7_MIN_CHANNELS
+            and g.batch * g.in_c * g.in_h * g.in_w * itemsize <= NCHW_TRANSPOSED_7X7_MAX_BYTES)
 
 
 def _nhwc_copy(a: np.ndarray, name: str) -> np.ndarray:
@@ -1371,7 +1383,7 @@ def depthwise_conv2d_nchw(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np
     9.0
     """
     by_channels = _nchw_by_channels(g, x.itemsize)
-    if (_nchw_via_nhwc(g) or _nchw_transposed(g)) and not by_channels:
+    if (_nchw_via_nhwc(g) or _nchw_transposed(g, x.itemsize)) and not by_channels:
         return nhwc_to_nchw(depthwise_conv2d(_nhwc_copy(x, "nchw_input"), w, g, scratch="nchw_result"))
     x = np.ascontiguousarray(x)
     out = recycled.empty((x.shape[0], g.out_c, g.out_h, g.out_w), x.dtype)
@@ -1505,7 +1517,7 @@ def depthwise_conv2d_backprop_input_nchw(w: np.ndarray, dy: np.ndarray, g: Conv2
                                                                        *buffers)
         return dx
     if ((not stride_1 and not strides_2) or _nchw_via_nhwc(g) or (strides_2 and _small_planes(g)) or not finite
-            or _nchw_transposed(g)):
+            or _nchw_transposed(g, dy.itemsize)):
         return nhwc_to_nchw(depthwise_conv2d_backprop_input(w, _nhwc_copy(dy, "nchw_output_gradient"), g,
                                                             scratch="nchw_result"))
     dy = np.ascontiguousarray(dy)
