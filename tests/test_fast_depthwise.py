@@ -1742,6 +1742,7 @@ DIRECT_5X5_AVX2 = [
     (1, 22, 37, 20, 1, (5, 5), 2, 1, [[0, 0], [0, 4], [4, 1], [0, 0]]),
     (1, 11, 12, 16, 1, (5, 5), 2, 1, "VALID"),  # rows narrower than a step: pixel by pixel
     (1, 9, 40, 24, 1, (5, 5), (1, 2), 1, "SAME"),  # horizontal stride 2 only: the forward
+    (1, 8, 14, 44, 1, (5, 5), 1, 1, "SAME"),  # six blocks (f32): border pixels four blocks at a time, then two
 ]
 
 

