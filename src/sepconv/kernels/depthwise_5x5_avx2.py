@@ -13,12 +13,12 @@ dilation); at stride 2 column ``2p + t`` of nineteen (:func:`_row_taps_s2`). The
 three columns apart made opaque to LLVM (:func:`~sepconv.kernels._simd.opaque`), each column one base plus the
 column gap times 1 or 2.
 
-A row's steps cover its interior (the pixels whose taps are all inside the input), each step for every channel
-block in turn, in the order of memory, and a phase's last step overlaps the one before it (:func:`_steps`); the
-border pixels, and phases narrower than a step, go one at a time with the taps inside the input only, four
-channel blocks at once for four chains of sums (:func:`_pixel`: 0.93-0.98 of the time of one block at a time on
-8x56x56x96, 1x56x56x96 and 1x75x75x480); filter rows outside the input are skipped. A last partial channel block overlaps the one before it
-(:func:`~sepconv.kernels._window.block_start`), so the input needs half a vector of channels.
+A row's steps cover its interior (the pixels whose taps are all inside the input), each step for every channel block
+in turn, in the order of memory, and a phase's last step overlaps the one before it (:func:`_steps`); the border
+pixels, and phases narrower than a step, go one at a time with the taps inside the input only, four channel blocks
+at once for four chains of sums (:func:`_pixel`: 0.93-0.98 of the time of one block at a time on 8x56x56x96,
+1x56x56x96 and 1x75x75x480); filter rows outside the input are skipped. A last partial channel block overlaps the
+one before it (:func:`~sepconv.kernels._window.block_start`), so the input needs half a vector of channels.
 
 The steps of eight pixels (:func:`step_5x5`), and ten-pixel ones for 7x7 filters (:func:`step_7x7`: each filter
 row's taps four then three, so that ten chains of sums fit), also run the small-image kernel's stride-1 rows on its
@@ -321,13 +321,13 @@ def _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, stride_w, di
         vstore(out, o + k2, a2)
         vstore(out, o + k3, a3)
         g += 4
-    for g in range(g, blocks):
-        k = block_start(g * count, 0, c, count)
+    for h in range(g, blocks):
+        k = block_start(h * count, 0, c, count)
         acc = hzeros(x)
         for r in range(r_lo, r_hi):
             for t in range(t_lo, t_hi):
                 acc = vfma(hload(x, x_row + r * row_gap + (iw0 + t * dil_w) * c + k),
-                           hload(wbs, (25 * g + 5 * r + t) * count), acc)
+                           hload(wbs, (25 * h + 5 * r + t) * count), acc)
         vstore(out, o_row + j * c + k, acc)
 
 
