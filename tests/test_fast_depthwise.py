@@ -1837,6 +1837,8 @@ HALF_STEPS = [
     (3, 6, 12, 33, 5, [[0, 0], [0, 0]], 2),  # VALID: one step a row
     (1, 10, 17, 16, 5, [[1, 3], [0, 2]], 3),  # uneven pads, the last step reading the right margin
     (2, 11, 30, 48, 7, [[3, 3], [3, 3]], 11),  # three steps over three blocks
+    (2, 9, 14, 40, 7, [[3, 3], [3, 3]], 4),  # rows of 14 pixels: two seven-pixel steps
+    (1, 8, 7, 16, 7, [[3, 3], [3, 3]], 8),  # rows of 7 pixels: one seven-pixel step
 ]
 
 
@@ -1863,15 +1865,16 @@ def test_small_image_half_vector_steps_match_reference(geometry, dtype, threads)
 @pytest.mark.parametrize("out_w, in_w, k, pad_left, expected", [
     (14, 14, 5, 2, True),  # two eight-pixel steps for fourteen pixels
     (12, 12, 5, 2, False),  # sixteen for twelve
-    (14, 14, 7, 3, False),  # twenty for fourteen
+    (14, 14, 7, 3, True),  # 7x7: two seven-pixel steps for fourteen (ten-pixel steps: twenty)
+    (16, 16, 7, 3, False),  # twenty or twenty-one for sixteen
     (17, 17, 7, 3, True),
     (20, 20, 5, 4, False),  # the first step reads past the left margin
     (20, 16, 5, 0, False),  # the last step reads past the right margin
     (7, 7, 5, 2, False),  # narrower than a step
 ])
 def test_half_vector_fits(out_w, in_w, k, pad_left, expected):
-    """Half-vector steps take rows whose steps compute at most a fifth more pixels than the row's, and whose
-    columns stay within the planes' three-column margins."""
+    """Half-vector steps take rows whose steps (eight pixels for 5x5, ten or else seven for 7x7) compute at most a
+    fifth more pixels than the row's, and whose columns stay within the planes' three-column margins."""
     from sepconv.kernels import depthwise_small_image
 
     assert depthwise_small_image.half_vector_fits(out_w, in_w, k, pad_left) is expected

@@ -64,6 +64,8 @@ from ._window import block_start, interior, parity_rows, parity_steps, tap_range
 STEP_PIXELS = 8
 # ... and of a 7x7 filter, four taps then three (:func:`step_7x7`: ten sums, four weights and a column).
 STEP_7X7_PIXELS = 10
+# ... or seven, for rows of 14 pixels (:func:`step_7x7_seven`).
+STEP_7X7_SHORT_PIXELS = 7
 
 
 @kernel
@@ -230,6 +232,79 @@ def step_7x7(x, wbs, out, o, o_gap, a, r_lo, r_hi, row_gap, gap, wt):
     vstore(out, o + 7 * o_gap, s7)
     vstore(out, o + 8 * o_gap, s8)
     vstore(out, o + 9 * o_gap, s9)
+
+@kernel(inline=True)
+def _four_taps_seven(s0, s1, s2, s3, s4, s5, s6, x, a, gap, wb, wt):
+    """:func:`_four_taps` for seven pixels: ten columns."""
+    count = hlanes(wb)
+    w0, w1, w2, w3 = hload(wb, wt), hload(wb, wt + count), hload(wb, wt + 2 * count), hload(wb, wt + 3 * count)
+    a0, a3, a6, a9 = opaque(a), opaque(a + 3 * gap), opaque(a + 6 * gap), opaque(a + 9 * gap)
+    i = hload(x, a0)
+    s0 = vfma(i, w0, s0)
+    i = hload(x, a0 + gap)
+    s0, s1 = vfma(i, w1, s0), vfma(i, w0, s1)
+    i = hload(x, a0 + 2 * gap)
+    s0, s1, s2 = vfma(i, w2, s0), vfma(i, w1, s1), vfma(i, w0, s2)
+    i = hload(x, a3)
+    s0, s1, s2, s3 = vfma(i, w3, s0), vfma(i, w2, s1), vfma(i, w1, s2), vfma(i, w0, s3)
+    i = hload(x, a3 + gap)
+    s1, s2, s3, s4 = vfma(i, w3, s1), vfma(i, w2, s2), vfma(i, w1, s3), vfma(i, w0, s4)
+    i = hload(x, a3 + 2 * gap)
+    s2, s3, s4, s5 = vfma(i, w3, s2), vfma(i, w2, s3), vfma(i, w1, s4), vfma(i, w0, s5)
+    i = hload(x, a6)
+    s3, s4, s5, s6 = vfma(i, w3, s3), vfma(i, w2, s4), vfma(i, w1, s5), vfma(i, w0, s6)
+    i = hload(x, a6 + gap)
+    s4, s5, s6 = vfma(i, w3, s4), vfma(i, w2, s5), vfma(i, w1, s6)
+    i = hload(x, a6 + 2 * gap)
+    s5, s6 = vfma(i, w3, s5), vfma(i, w2, s6)
+    i = hload(x, a9)
+    s6 = vfma(i, w3, s6)
+    return s0, s1, s2, s3, s4, s5, s6
+
+
+@kernel(inline=True)
+def _three_taps_seven(s0, s1, s2, s3, s4, s5, s6, x, a, gap, wb, wt):
+    """:func:`_three_taps` for seven pixels: nine columns."""
+    count = hlanes(wb)
+    w0, w1, w2 = hload(wb, wt), hload(wb, wt + count), hload(wb, wt + 2 * count)
+    a0, a3, a6 = opaque(a), opaque(a + 3 * gap), opaque(a + 6 * gap)
+    i = hload(x, a0)
+    s0 = vfma(i, w0, s0)
+    i = hload(x, a0 + gap)
+    s0, s1 = vfma(i, w1, s0), vfma(i, w0, s1)
+    i = hload(x, a0 + 2 * gap)
+    s0, s1, s2 = vfma(i, w2, s0), vfma(i, w1, s1), vfma(i, w0, s2)
+    i = hload(x, a3)
+    s1, s2, s3 = vfma(i, w2, s1), vfma(i, w1, s2), vfma(i, w0, s3)
+    i = hload(x, a3 + gap)
+    s2, s3, s4 = vfma(i, w2, s2), vfma(i, w1, s3), vfma(i, w0, s4)
+    i = hload(x, a3 + 2 * gap)
+    s3, s4, s5 = vfma(i, w2, s3), vfma(i, w1, s4), vfma(i, w0, s5)
+    i = hload(x, a6)
+    s4, s5, s6 = vfma(i, w2, s4), vfma(i, w1, s5), vfma(i, w0, s6)
+    i = hload(x, a6 + gap)
+    s5, s6 = vfma(i, w2, s5), vfma(i, w1, s6)
+    i = hload(x, a6 + 2 * gap)
+    s6 = vfma(i, w2, s6)
+    return s0, s1, s2, s3, s4, s5, s6
+
+
+@kernel(inline=True)
+def step_7x7_seven(x, wbs, out, o, o_gap, a, r_lo, r_hi, row_gap, gap, wt):
+    """:func:`step_7x7` in seven pixels (rows of fourteen: two steps, none overlapping)."""
+    count = hlanes(x)
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = hzeros(x)
+    for r in range(r_lo, r_hi):
+        b, t = a + r * row_gap, wt + 7 * r * count
+        s0, s1, s2, s3, s4, s5, s6 = _four_taps_seven(s0, s1, s2, s3, s4, s5, s6, x, b, gap, wbs, t)
+        s0, s1, s2, s3, s4, s5, s6 = _three_taps_seven(s0, s1, s2, s3, s4, s5, s6, x, b + 4 * gap, gap, wbs, t + 4 * count)
+    vstore(out, o, s0)
+    vstore(out, o + o_gap, s1)
+    vstore(out, o + 2 * o_gap, s2)
+    vstore(out, o + 3 * o_gap, s3)
+    vstore(out, o + 4 * o_gap, s4)
+    vstore(out, o + 5 * o_gap, s5)
+    vstore(out, o + 6 * o_gap, s6)
 
 @kernel(inline=True)
 def _row_taps_s2(s0, s1, s2, s3, s4, s5, s6, s7, x, a, gap, wb, wt):

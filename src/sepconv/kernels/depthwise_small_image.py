@@ -37,7 +37,7 @@ from numba import prange
 from ._jit import kernel
 from ._simd import empty_on_line, hlanes, hload, lanes, vfma, vload, vload_n, vstore, vstore_n, vzeros
 from ._window import block_start, tap_range
-from .depthwise_5x5_avx2 import STEP_7X7_PIXELS, step_5x5, step_7x7
+from .depthwise_5x5_avx2 import STEP_7X7_PIXELS, STEP_7X7_SHORT_PIXELS, step_5x5, step_7x7, step_7x7_seven
 from .depthwise_5x5_avx2 import STEP_PIXELS as STEP_5X5_PIXELS
 
 # Output pixels per step: four sums of one 64-byte vector each stay in registers with the weight and an input.
@@ -109,29 +109,47 @@ def pack_half_filters(w, k, blocks, wbh):
 
 
 @kernel
+def _few_twice(out_w, step):
+    """Whether steps of ``step`` pixels over a row of ``out_w`` (the last overlapping the one before it) compute at
+    most a fifth more pixels than the row's (5x5 in eights on 14 pixels: 16; 7x7 in tens on 14: 20, 1.12x the
+    time of four-pixel steps)."""
+    return out_w >= step and 5 * ((out_w + step - 1) // step) * step <= 6 * out_w
+
+
+@kernel
+def half_vector_step(out_w, kw):
+    """The pixels of :func:`_half_vector_row`'s steps on rows of ``out_w`` pixels of a ``kw``-wide filter (5 or 7),
+    0 for none: eight for 5x5; ten for 7x7, else seven (rows of 14 pixels: 0.88-0.95 of four-pixel steps' time)."""
+    if kw == 5:
+        return STEP_5X5_PIXELS if _few_twice(out_w, STEP_5X5_PIXELS) else 0
+    if _few_twice(out_w, STEP_7X7_PIXELS):
+        return STEP_7X7_PIXELS
+    return STEP_7X7_SHORT_PIXELS if _few_twice(out_w, STEP_7X7_SHORT_PIXELS) else 0
+
+
+@kernel
 def half_vector_fits(out_w, in_w, kw, pad_left):
     """Whether :func:`_half_vector_row` takes rows of ``out_w`` pixels of a ``kw``-wide filter (5 or 7) at stride 1
-    (undilated): its steps compute few pixels twice, and a step's columns, from the first pixel's first tap to the
-    last pixel's last, stay within the plane's margins."""
-    step = STEP_7X7_PIXELS if kw == 7 else STEP_5X5_PIXELS
+    (undilated): it has steps for them (:func:`half_vector_step`), and a step's columns, from the first pixel's
+    first tap to the last pixel's last, stay within the plane's margins."""
     margin = plane_margin(1)
-    steps = (out_w + step - 1) // step  # at most a fifth more pixels than the row's (7x7 on 14 pixels: 20, 1.12x the time)
-    return (out_w >= step and 5 * steps * step <= 6 * out_w and pad_left <= margin
+    return (half_vector_step(out_w, kw) > 0 and pad_left <= margin
             and out_w - 1 - pad_left + kw - 1 <= in_w - 1 + margin)
 
 
 @kernel
 def _half_vector_row(planes, wbh, out, o_row, ph0, r_lo, r_hi, row_w, plane_size, k, blocks, kw, pad_left):
     """One output row of channel blocks ``k .. k + blocks - 1`` at stride 1 (undilated) of a 5x5 or 7x7 filter, for
-    CPUs of sixteen vector registers: each half of a block's vector in turn, eight (5x5) or ten (7x7) pixels a step,
-    their sums in registers, each column of the plane loaded once a filter row
-    (:func:`~sepconv.kernels.depthwise_5x5_avx2.step_5x5`, :func:`~sepconv.kernels.depthwise_5x5_avx2.step_7x7`).
+    CPUs of sixteen vector registers: each half of a block's vector in turn, eight (5x5) or ten or seven (7x7)
+    pixels a step (:func:`half_vector_step`), their sums in registers, each column of the plane loaded once a filter
+    row (:func:`~sepconv.kernels.depthwise_5x5_avx2.step_5x5`, :func:`~sepconv.kernels.depthwise_5x5_avx2.step_7x7`,
+    :func:`~sepconv.kernels.depthwise_5x5_avx2.step_7x7_seven`).
     The steps read the plane's zero margins for the taps outside the image (:func:`half_vector_fits`), so border
     pixels go in steps too; a row's last step overlaps the one before it."""
     c, out_w = out.shape[3], out.shape[2]
     count, half = lanes(planes), hlanes(planes)
     taps = kw * kw
-    step = STEP_7X7_PIXELS if kw == 7 else STEP_5X5_PIXELS
+    step = half_vector_step(out_w, kw)
     row_gap = row_w * count
     j0 = 0
     while j0 < out_w:
@@ -141,7 +159,9 @@ def _half_vector_row(planes, wbh, out, o_row, ph0, r_lo, r_hi, row_w, plane_size
             kg = block_start(k, g, c, count)
             for h in range(2):
                 a, o, wt = g * plane_size + a_col + h * half, o_row + j * c + kg + h * half, (2 * g + h) * taps * half
-                if kw == 7:
+                if step == STEP_7X7_SHORT_PIXELS:
+                    step_7x7_seven(planes, wbh, out, o, c, a, r_lo, r_hi, row_gap, count, wt)
+                elif kw == 7:
                     step_7x7(planes, wbh, out, o, c, a, r_lo, r_hi, row_gap, count, wt)
                 else:
                     step_5x5(planes, wbh, out, o, c, a, r_lo, r_hi, row_gap, count, wt)
