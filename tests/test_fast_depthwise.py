@@ -698,7 +698,6 @@ def test_nchw_one_vector_rows_by_channels(monkeypatch):
 
 @pytest.mark.parametrize("shape, k, strides, transposed", [
     ((2, 128, 14, 14), 5, 1, True),  # rows of 14 pixels, 5x5
-    ((1, 160, 12, 30), 7, 1, True),  # 7x7, rows of 30 pixels
     ((1, 136, 24, 40), 5, 2, True),  # stride 2: output rows of 20 pixels; the last channel block overlapping
     ((1, 128, 12, 40), 5, 1, False),  # rows of 40 pixels: native
     ((1, 120, 14, 14), 5, 1, False),  # fewer than NCHW_TRANSPOSED_MIN_CHANNELS channels: native
