@@ -725,6 +725,35 @@ def test_nchw_transposed_filters(shape, k, strides, transposed, monkeypatch):
     assert len(calls) == (2 if transposed else 0)  # the setting off: native
 
 
+@pytest.mark.parametrize("shape, transposed", [
+    ((2, 96, 14, 14), True),
+    ((1, 96, 14, 14), False),  # batch 1: native (the filter gradient by channels)
+    ((2, 64, 14, 14), False),  # fewer than NCHW_TRANSPOSED_3X3_MIN_CHANNELS channels
+    ((2, 96, 12, 40), False),  # rows of 40 pixels
+])
+def test_nchw_3x3_transposed(shape, transposed, monkeypatch):
+    """With NCHW_TRANSPOSED_FILTERS, NCHW 3x3 layers from a batch of two, on short rows of many channels, run all
+    three ops (and both gradients together, as the two ops) through NHWC by whole-array transposes; the others do
+    not; every result as the reference's."""
+    calls = record_calls(monkeypatch, fast_depthwise, "_nhwc_copy", record=lambda args: args[1])
+    monkeypatch.setattr(fast_depthwise, "NCHW_TRANSPOSED_FILTERS", True)
+    rng = np.random.default_rng(9)
+    x, filt = rand(rng, shape, np.float32), rand(rng, (3, 3, shape[1], 1), np.float32)
+    dy = rand(rng, shape, np.float32)
+    args = dict(strides=1, padding="SAME", data_format="NCHW")
+    fast, ref = _both(sepconv.depthwise_conv2d, x, filt, **args)
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, filt, dy, **args)
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, filt.shape, dy, **args)
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    (fast_dx, fast_dw), (ref_dx, ref_dw) = _both(sepconv.depthwise_conv2d_gradients, x, filt, dy, **args)
+    np.testing.assert_allclose(fast_dx, ref_dx, **tol(np.float32))
+    np.testing.assert_allclose(fast_dw, ref_dw, **tol(np.float32))
+    copies = ["nchw_input", "nchw_output_gradient", "nchw_input", "nchw_output_gradient"]
+    assert calls == ([*copies, "nchw_output_gradient", "nchw_input", "nchw_output_gradient"] if transposed else [])
+
+
 @pytest.mark.parametrize("k", [3, 5])
 def test_native_nchw_small_planes_of_a_large_input(k, monkeypatch):
     """Output planes under NCHW_NATIVE_MIN_PIXELS stay native when the input planes are not small (the

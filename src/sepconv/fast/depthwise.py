@@ -1350,12 +1350,26 @@ NCHW_TRANSPOSED_MIN_CHANNELS = 128
 NCHW_TRANSPOSED_7X7_MAX_WIDTH = 64
 NCHW_TRANSPOSED_7X7_MIN_CHANNELS = 64
 NCHW_TRANSPOSED_7X7_MAX_BYTES = 4 * 1024 * 1024
+# 3x3 filters go that way too, all three ops, from a batch of NCHW_TRANSPOSED_3X3_MIN_BATCH, on output rows of at most
+# NCHW_TRANSPOSED_MAX_WIDTH pixels, from NCHW_TRANSPOSED_3X3_MIN_CHANNELS channels, planes not small (forward / input
+# gradient / filter gradient, us: 8x192x28x28 784 -> 647 / 790 -> 670 / 745 -> 594, 4x192x28x28 395 -> 277 /
+# 402 -> 299 / 388 -> 280, 8x128x28x28 522 -> 365 / 535 -> 369 / 502 -> 371, 4x384x14x14 291 -> 171 / 300 -> 185 /
+# 343 -> 177 (by channels before), 2x192x28x28 205 -> 151 / 214 -> 168 / 201 -> 152, 8x96x28x28 394 -> 254 /
+# 405 -> 262 / 383 -> 269, 8x384x14x14 587 -> 414 / 587 -> 417).  At batch 1 they lost (1x576x14x14 1.78 / 1.73,
+# 1x144x28x28 1.17 / 1.17), and so did wide rows (8x144x56x56 2.39 / 2.26).
+NCHW_TRANSPOSED_3X3_MIN_BATCH = 2
+NCHW_TRANSPOSED_3X3_MIN_CHANNELS = 96
 
 
-def _nchw_transposed(g: Conv2DGeometry, itemsize: int) -> bool:
-    """Whether an NCHW forward or input gradient of planes not small goes through NHWC by whole-array transposes
-    (:data:`NCHW_TRANSPOSED_FILTERS`)."""
-    if not (NCHW_TRANSPOSED_FILTERS and g.multiplier == 1 and g.kh * g.kw >= 25):
+def _nchw_transposed(g: Conv2DGeometry, itemsize: int, filter_gradient: bool = False) -> bool:
+    """Whether an NCHW forward or input gradient (or, of 3x3 filters, filter gradient) of planes not small goes
+    through NHWC by whole-array transposes (:data:`NCHW_TRANSPOSED_FILTERS`)."""
+    if not (NCHW_TRANSPOSED_FILTERS and g.multiplier == 1):
+        return False
+    if (g.kh, g.kw) == (3, 3):
+        return (g.batch >= NCHW_TRANSPOSED_3X3_MIN_BATCH and g.out_w <= NCHW_TRANSPOSED_MAX_WIDTH
+                and g.in_c >= NCHW_TRANSPOSED_3X3_MIN_CHANNELS and not _small_planes(g))
+    if filter_gradient or g.kh * g.kw < 25:
         return False
     if g.out_w <= NCHW_TRANSPOSED_MAX_WIDTH and g.in_c >= NCHW_TRANSPOSED_MIN_CHANNELS:
         return True
@@ -1556,7 +1570,7 @@ def depthwise_conv2d_backprop_filter_nchw(x: np.ndarray, dy: np.ndarray, g: Conv
     18.0
     """
     by_channels = _nchw_by_channels(g, x.itemsize, filter_gradient=True)
-    if _nchw_via_nhwc(g) and not by_channels:
+    if (_nchw_via_nhwc(g) and not by_channels) or _nchw_transposed(g, x.itemsize, filter_gradient=True):
         return depthwise_conv2d_backprop_filter(_nhwc_copy(x, "nchw_input"), _nhwc_copy(dy, "nchw_output_gradient"), g)
     x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
     if by_channels:  # channel range by channel range, as the forward
@@ -1605,7 +1619,8 @@ def depthwise_conv2d_gradients_nchw(x: np.ndarray, w: np.ndarray, dy: np.ndarray
     threads = thread_count()
     # 7x7 rows of one vector: the two routes by channel ranges (one process, 2 threads, us, one pass -> them:
     # 8x384x14x14 1679 -> 1375, 4x512x14x14 1197 -> 952, 1x384x14x14 227 -> 200; 5x5 stays, 8x480x14x14 1027 / 1114)
-    native = not (_nchw_via_nhwc(g) or (strides_2 and _small_planes(g)) or _nchw_by_channels(g, x.itemsize))
+    native = not (_nchw_via_nhwc(g) or (strides_2 and _small_planes(g)) or _nchw_by_channels(g, x.itemsize)
+                  or _nchw_transposed(g, x.itemsize, filter_gradient=True))
     split = _n_chunks(planes, dy.size * g.kh * g.kw, x.nbytes + dy.nbytes) > 1
     if not (g.multiplier == 1 and ((g.stride_h, g.stride_w) == (1, 1) or strides_2) and native and split
             and threads > 1 and kernels.all_finite(w3)):
