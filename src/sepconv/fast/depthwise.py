@@ -464,12 +464,13 @@ SMALL_IMAGE_5X5_MAX_PLANE_BYTES = 32 * 1024
 # stride-1 layer of a vector of channels or more, 3x3 too, whatever its plane.
 SMALL_IMAGE_ANY_PLANE = False
 # With SMALL_IMAGE_HALF_STEPS (CPUs without AVX-512) its stride-1 5x5 and 7x7 rows go in half-vector steps of eight
-# or ten pixels, each plane column loaded once a filter row, the margins' zeros read for the border pixels
-# (sepconv.kernels.depthwise_small_image.half_vector_fits).  Zen 3 VM, 2 threads, alternating, four-pixel steps ->
-# half-vector steps, us: 8x14x14x672 5x5 599 -> 518, 1x38x38x960 5x5 915 -> 719, 1x14x14x672 5x5 72 -> 67,
-# 4x14x14x480 5x5 206 -> 196, 1x28x28x240 5x5 99 -> 98; 1x56x56x96 7x7 249 -> 227, 1x28x28x192 7x7 118 -> 106,
-# 8x28x28x192 7x7 892 -> 825, 1x19x19x200 7x7 60 -> 52, 1x112x112x32 7x7 351 -> 326.  7x7 rows of 14 pixels (two
-# ten-pixel steps) lost (8x14x14x384 481 -> 519) and stay in four-pixel steps.
+# (5x5), ten or seven (7x7) pixels, each plane column loaded once a filter row, the margins' zeros read for the border
+# pixels (sepconv.kernels.depthwise_small_image.half_vector_step, half_vector_fits).  Zen 3 VM, 2 threads,
+# alternating, four-pixel steps -> half-vector steps, us: 8x14x14x672 5x5 599 -> 518, 1x38x38x960 5x5 915 -> 719,
+# 1x14x14x672 5x5 72 -> 67, 4x14x14x480 5x5 206 -> 196, 1x28x28x240 5x5 99 -> 98; 1x56x56x96 7x7 249 -> 227,
+# 1x28x28x192 7x7 118 -> 106, 8x28x28x192 7x7 892 -> 825, 1x19x19x200 7x7 60 -> 52, 1x112x112x32 7x7 351 -> 326;
+# 7x7 rows of 14 pixels in two seven-pixel steps (in two ten-pixel ones they lost, 8x14x14x384 481 -> 519):
+# 8x14x14x384 522 -> 458, 8x14x14x768 985 -> 907, 1x14x14x512 85 -> 81.
 SMALL_IMAGE_HALF_STEPS = False
 # ... and stride-2 layers whose plane takes at most this many bytes (0: none).  Zen 3 VM, forward, new / old:
 # 1x14x14x576 3x3 0.83, 1x28x28x96 7x7 0.85, 1x33x33x1200 5x5 0.91; larger planes lost or gained little

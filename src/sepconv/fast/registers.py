@@ -71,7 +71,8 @@ _WIDE = {
 # ... and without AVX-512: BLAS for the products (no register-tiled pointwise, streamed or fused kernels) but the
 # direct conv2d forward in one-vector panels, four-pixel steps for a stem, the direct 3x3 depthwise kernels, the AVX2
 # 5x5 one on wide rows, and the small-image depthwise kernel on any other stride-1 plane (its 5x5 and 7x7 rows in
-# half-vector steps) and on small stride-2 ones; NCHW layers of 5x5 and larger filters on short rows through NHWC.
+# half-vector steps) and on small stride-2 ones; NCHW layers of 5x5 and larger filters on short rows, and of 3x3
+# ones on short rows from batch 2, through NHWC.
 _NARROW = {
     (conv2d, "POINTWISE_KERNEL"): False,
     (conv2d, "DIRECT_MAX_FILTER_BYTES"): 2 * 1024 * 1024,

@@ -21,8 +21,8 @@ at once for four chains of sums (:func:`_pixel`: 0.93-0.98 of the time of one bl
 one before it (:func:`~sepconv.kernels._window.block_start`), so the input needs half a vector of channels.
 
 The steps of eight pixels (:func:`step_5x5`), and ten-pixel ones for 7x7 filters (:func:`step_7x7`: each filter
-row's taps four then three, so that ten chains of sums fit), also run the small-image kernel's stride-1 rows on its
-packed planes, whose zero margins let border pixels go in steps too
+row's taps four then three, so that ten chains of sums fit; seven pixels on rows of 14, :func:`step_7x7_seven`), also
+run the small-image kernel's stride-1 rows on its packed planes, whose zero margins let border pixels go in steps too
 (:func:`sepconv.kernels.depthwise_small_image.half_vector_fits`).
 
 The input gradient at stride 2 (undilated) takes, for each of its rows, the filter rows of the row's parity, and

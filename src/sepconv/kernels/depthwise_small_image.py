@@ -232,12 +232,12 @@ def _pixel(plane, wb, out, o, iw0, r_lo, r_hi, ih0, kw, row_w, dil_h, dil_w, t_l
 
 
 @kernel
-def _blocks(planes, wbs, wbh, out, b, k, blocks, kh, kw, in_h, in_w, stride_h, stride_w, dil_h, dil_w, pad_top,
-            pad_left, margin, i_begin, i_end, row_origin, plane_rows, half_steps):
+def _blocks(planes, wbs, out, b, k, blocks, kh, kw, in_h, in_w, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left,
+            margin, i_begin, i_end, row_origin, plane_rows, half_steps):
     """Output rows ``[i_begin, i_end)`` of channel blocks ``k .. k + blocks - 1`` of image ``b`` of ``out`` from
     their packed ``planes`` (each ``[plane_rows, margin + in_w + margin, lanes]``, from input row ``row_origin``)
-    and filters ``wbs``: each step for all the blocks in turn (the same taps, so the same loop counts one after the
-    other)."""
+    and filters ``wbs`` (packed by :func:`pack_filters`, or with ``half_steps`` by :func:`pack_half_filters`): each
+    step for all the blocks in turn (the same taps, so the same loop counts one after the other)."""
     out_h, out_w, c = out.shape[1], out.shape[2], out.shape[3]
     count = lanes(planes)
     row_w = in_w + 2 * margin
@@ -249,7 +249,7 @@ def _blocks(planes, wbs, wbh, out, b, k, blocks, kh, kw, in_h, in_w, stride_h, s
         ph0 = ih0 - row_origin  # the plane's row under filter row 0
         o_row = ((b * out_h + i) * out_w) * c
         if half_steps:
-            _half_vector_row(planes, wbh, out, o_row, ph0, r_lo, r_hi, row_w, plane_size, k, blocks, kw, pad_left)
+            _half_vector_row(planes, wbs, out, o_row, ph0, r_lo, r_hi, row_w, plane_size, k, blocks, kw, pad_left)
             continue
         if out_w < STEP_PIXELS:
             for j in range(out_w):
@@ -303,10 +303,9 @@ def depthwise_nhwc_forward_small_image_items(x, w, out, item_begin, item_end, gr
     plane_rows = band_input_rows(band_rows, kh, stride_h, dil_h, in_h)
     planes = empty_on_line(group * plane_rows * (in_w + 2 * margin) * count, x)
     _zero_margins(planes, group, plane_rows, in_w, margin)  # they stay zeros
-    wbs = empty_on_line(group * kh * kw * count, x)
     half = (half_steps and stride_h == stride_w == dil_h == dil_w == 1 and kh == kw and (kw == 5 or kw == 7)
             and half_vector_fits(out.shape[2], in_w, kw, pad_left))
-    wbh = empty_on_line(group * kh * kw * count if half else 0, x)
+    wbs = empty_on_line(group * kh * kw * count, x)  # by vector, or with half, by half vector
     packed_group = -1
     for item in range(item_begin, item_end):
         b, kg, band = item // bands // groups, item // bands % groups, item % bands
@@ -314,7 +313,7 @@ def depthwise_nhwc_forward_small_image_items(x, w, out, item_begin, item_end, gr
         blocks = min(group, (c - k + count - 1) // count)
         if kg != packed_group:
             if half:
-                pack_half_filters(w, k, blocks, wbh)
+                pack_half_filters(w, k, blocks, wbs)
             else:
                 pack_filters(w, k, blocks, wbs)
             packed_group = kg
@@ -324,16 +323,16 @@ def depthwise_nhwc_forward_small_image_items(x, w, out, item_begin, item_end, gr
         _pack_planes(x, b, k, blocks, margin, row_lo, row_hi - row_lo, plane_rows, planes)
         # constants, for LLVM to fold into the steps (one thread, 8x7x7x1024 7x7, us: 937 -> 692)
         if stride_h == stride_w == dil_h == dil_w == 1:
-            _blocks(planes, wbs, wbh, out, b, k, blocks, kh, kw, in_h, in_w, 1, 1, 1, 1, pad_top, pad_left,
+            _blocks(planes, wbs, out, b, k, blocks, kh, kw, in_h, in_w, 1, 1, 1, 1, pad_top, pad_left,
                     plane_margin(1), i_begin, i_end, row_lo, plane_rows, half)
         elif stride_h == stride_w == 1:  # dilated
-            _blocks(planes, wbs, wbh, out, b, k, blocks, kh, kw, in_h, in_w, 1, 1, dil_h, dil_w, pad_top, pad_left,
+            _blocks(planes, wbs, out, b, k, blocks, kh, kw, in_h, in_w, 1, 1, dil_h, dil_w, pad_top, pad_left,
                     plane_margin(1), i_begin, i_end, row_lo, plane_rows, False)
         elif stride_h == stride_w == 2 and dil_h == dil_w == 1:
-            _blocks(planes, wbs, wbh, out, b, k, blocks, kh, kw, in_h, in_w, 2, 2, 1, 1, pad_top, pad_left,
+            _blocks(planes, wbs, out, b, k, blocks, kh, kw, in_h, in_w, 2, 2, 1, 1, pad_top, pad_left,
                     plane_margin(2), i_begin, i_end, row_lo, plane_rows, False)
         else:
-            _blocks(planes, wbs, wbh, out, b, k, blocks, kh, kw, in_h, in_w, stride_h, stride_w, dil_h, dil_w, pad_top,
+            _blocks(planes, wbs, out, b, k, blocks, kh, kw, in_h, in_w, stride_h, stride_w, dil_h, dil_w, pad_top,
                     pad_left, margin, i_begin, i_end, row_lo, plane_rows, False)
 
 
