@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 
 import numpy as np
@@ -55,13 +56,36 @@ def fast_and_reference(fn, *args, **kwargs):
     return fast, ref
 
 
-def record_calls(monkeypatch, module, name: str, record=lambda args: args[3]) -> list:
+def record_calls(monkeypatch, module, name: str, record=lambda args: args[3], serial: str | None = None,
+                 as_parallel=lambda args: (*args[:3], 1, *args[5:]), ops: str = "sepconv.fast.depthwise") -> list:
     """Wrap ``module.name`` (a kernel) for the test: each call appends ``record(args)`` (by default its fourth
-    argument, the kernels' thread count) to the list returned, then runs the kernel."""
+    argument, the kernels' thread count) to the list returned, then runs the kernel.  ``serial`` names the
+    kernel's one-thread function (``(..., begin, end, ...)`` where the parallel one takes ``n_chunks``), which the
+    ops call instead of a parallel launch of one chunk: its calls are recorded as that launch's would be
+    (``as_parallel`` maps its arguments to the parallel function's; wrapped where the module ``ops`` finds it).
+    """
     calls = []
     kernel = getattr(module, name)
     monkeypatch.setattr(module, name, lambda *args: calls.append(record(args)) or kernel(*args))
+    if serial is not None:  # wrapped where the ops find it: the parallel kernel's global must stay the kernel
+        one_thread = getattr(module, serial)
+        ops = importlib.import_module(ops)
+        for attr, value in list(vars(ops).items()):
+            if value is module or (isinstance(value, _KernelsSeenByOps) and value.module is module):
+                seen = value if isinstance(value, _KernelsSeenByOps) else _KernelsSeenByOps(module)
+                seen.wrapped[serial] = lambda *args: calls.append(record(as_parallel(args))) or one_thread(*args)
+                monkeypatch.setattr(ops, attr, seen)
     return calls
+
+
+class _KernelsSeenByOps:
+    """A kernels module as :mod:`sepconv.fast.depthwise` sees it in a test: some functions wrapped."""
+
+    def __init__(self, module) -> None:
+        self.module, self.wrapped = module, {}
+
+    def __getattr__(self, name: str):
+        return self.wrapped[name] if name in self.wrapped else getattr(self.module, name)
 
 
 def rand(rng: np.random.Generator, shape, dtype=np.float64) -> np.ndarray:

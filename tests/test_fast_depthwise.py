@@ -1618,7 +1618,9 @@ SMALL_IMAGE = [
     # (batch, height, width, channels, multiplier, filter, strides, dilations, padding); stride 1, small planes
     (2, 7, 7, 40, 1, (7, 7), 1, 1, "SAME"),  # two blocks and a partial one: a group of two, then one
     (1, 7, 7, 96, 1, (5, 5), 1, 1, "SAME"),  # a last step overlapping the one before it
-    (1, 3, 3, 16, 1, (7, 7), 1, 1, "SAME"),  # rows narrower than a step: pixel by pixel
+    (1, 3, 3, 16, 1, (7, 7), 1, 1, "SAME"),  # rows narrower than a step: one step, its pixels past the row dropped
+    (1, 9, 9, 40, 1, (7, 7), 1, 1, "VALID"),  # ... three pixels, a partial block
+    (1, 9, 10, 24, 1, (5, 5), 1, (1, 2), "VALID"),  # ... two pixels, dilated: the last column of the margin read
     (3, 5, 9, 33, 1, (5, 5), 1, 1, "VALID"),
     (1, 14, 14, 48, 1, (7, 7), 1, (2, 3), "SAME"),  # dilated: a tap's columns three apart
     (2, 6, 6, 20, 1, (4, 6), 1, 1, "SAME"),  # even filters: uneven pads
@@ -1637,7 +1639,8 @@ def test_small_image_kernel_matches_reference(geometry, dtype, threads, fresh_pl
     the kernels they took before (the setting at 0)."""
     from sepconv.kernels import depthwise_small_image
 
-    calls = record_calls(monkeypatch, depthwise_small_image, "depthwise_nhwc_forward_small_image_parallel")
+    calls = record_calls(monkeypatch, depthwise_small_image, "depthwise_nhwc_forward_small_image_parallel",
+                         serial="depthwise_nhwc_forward_small_image_items")
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
     monkeypatch.setattr(fast_depthwise, "NHWC_PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 10**18 if threads == "serial" else 0)
@@ -1682,10 +1685,14 @@ def test_direct_3x3_kernel_matches_reference(geometry, dtype, threads, fresh_pla
     on the calling thread and split; all three ops match the reference on inputs 16 bytes past a line."""
     from sepconv.kernels import depthwise_3x3_direct
 
-    calls = record_calls(monkeypatch, depthwise_3x3_direct, "depthwise_nhwc_forward_3x3_direct_parallel")
+    calls = record_calls(monkeypatch, depthwise_3x3_direct, "depthwise_nhwc_forward_3x3_direct_parallel",
+                         serial="depthwise_nhwc_forward_3x3_direct_rows")
     filter_calls = record_calls(monkeypatch, depthwise_3x3_direct, "depthwise_nhwc_backprop_filter_3x3_direct_parallel",
-                                lambda args: args[2].shape[0])  # the partial sums' count: the split
-    s2_calls = record_calls(monkeypatch, depthwise_3x3_direct, "depthwise_nhwc_backprop_input_3x3_s2_direct_parallel")
+                                lambda args: args[2].shape[0],  # the partial sums' count: the split
+                                serial="depthwise_nhwc_backprop_filter_3x3_direct_rows",
+                                as_parallel=lambda args: (*args[:2], args[2][None], *args[5:]))
+    s2_calls = record_calls(monkeypatch, depthwise_3x3_direct, "depthwise_nhwc_backprop_input_3x3_s2_direct_parallel",
+                            serial="depthwise_nhwc_backprop_input_3x3_s2_direct_rows")
     monkeypatch.setattr(fast_depthwise, "DIRECT_3X3", True)
     for setting in ("PARALLEL_MIN_MACS", "NHWC_PARALLEL_MIN_MACS", "PARALLEL_MIN_BYTES"):
         monkeypatch.setattr(fast_depthwise, setting, 10**18 if threads == "serial" else 0)
@@ -1717,7 +1724,8 @@ def test_direct_3x3_forward_streams_large_outputs(geometry, dtype, fresh_plans, 
     from sepconv.kernels import depthwise_3x3_direct
 
     calls = record_calls(monkeypatch, depthwise_3x3_direct, "depthwise_nhwc_forward_3x3_direct_parallel",
-                         lambda args: (args[-1], args[2].ctypes.data % 64 == 0))
+                         lambda args: (args[-1], args[2].ctypes.data % 64 == 0),
+                         serial="depthwise_nhwc_forward_3x3_direct_rows")
     monkeypatch.setattr(fast_depthwise, "DIRECT_3X3", True)
     monkeypatch.setattr(fast_depthwise, "STREAM_OUTPUT_MIN_BYTES", 0)
     monkeypatch.setattr(fast_depthwise, "STREAM_OUTPUT_MIN_PIXEL_BYTES", 0)
@@ -1784,8 +1792,10 @@ def test_direct_5x5_avx2_kernel_matches_reference(geometry, dtype, threads, fres
     three ops match the reference on inputs 16 bytes past a line."""
     from sepconv.kernels import depthwise_5x5_avx2
 
-    calls = record_calls(monkeypatch, depthwise_5x5_avx2, "depthwise_nhwc_forward_5x5_avx2_parallel")
-    s2_calls = record_calls(monkeypatch, depthwise_5x5_avx2, "depthwise_nhwc_backprop_input_5x5_s2_avx2_parallel")
+    calls = record_calls(monkeypatch, depthwise_5x5_avx2, "depthwise_nhwc_forward_5x5_avx2_parallel",
+                         serial="depthwise_nhwc_forward_5x5_avx2_rows")
+    s2_calls = record_calls(monkeypatch, depthwise_5x5_avx2, "depthwise_nhwc_backprop_input_5x5_s2_avx2_parallel",
+                            serial="depthwise_nhwc_backprop_input_5x5_s2_avx2_rows")
     monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_AVX2", True)
     monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_AVX2_MIN_WIDTH", 1)
     monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_AVX2_S2_MIN_WIDTH", 1)
@@ -1915,7 +1925,7 @@ def test_small_image_half_steps_setting(setting, expected, fresh_plans, monkeypa
     from sepconv.kernels import depthwise_small_image
 
     calls = record_calls(monkeypatch, depthwise_small_image, "depthwise_nhwc_forward_small_image_parallel",
-                         record=lambda args: args[12])
+                         record=lambda args: args[12], serial="depthwise_nhwc_forward_small_image_items")
     monkeypatch.setattr(fast_depthwise, "SMALL_IMAGE_ANY_PLANE", True)
     monkeypatch.setattr(fast_depthwise, "SMALL_IMAGE_HALF_STEPS", setting)
     x, filt, dy, args = _problem((2, 14, 14, 48, 1, (5, 5), 1, 1, "SAME"), np.float32)

@@ -513,13 +513,16 @@ def _small_image(in_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, str
 
 
 def _small_image_band_rows(in_shape: tuple[int, ...], out_h: int, kh: int, stride_h: int, stride_w: int, dil_h: int,
-                           group: int, images_groups: int) -> int:
+                           group: int, images_groups: int, threads: int = 0) -> int:
     """Output rows per band of the small-image kernel: the group's planes of a band's input rows take at most
-    :data:`SMALL_IMAGE_BAND_BYTES`, and the call has at least :data:`SMALL_IMAGE_MIN_ITEMS_PER_THREAD` items (image,
-    channel group, band) per thread where the image has the rows."""
+    :data:`SMALL_IMAGE_BAND_BYTES`, and, on ``threads`` threads (0: all), the call has at least
+    :data:`SMALL_IMAGE_MIN_ITEMS_PER_THREAD` items (image, channel group, band) per thread where the image has the
+    rows (on one thread, none more than L2 asks: each band packs its input rows again)."""
     input_rows = max(1, SMALL_IMAGE_BAND_BYTES // (group * _small_image_row_bytes(in_shape[2], stride_w)))
     band_rows = max(1, (input_rows - (kh - 1) * dil_h - 1) // stride_h + 1)
-    bands = max(-(-out_h // band_rows), -(-SMALL_IMAGE_MIN_ITEMS_PER_THREAD * thread_count() // images_groups))
+    threads = threads or thread_count()
+    items_per_thread = SMALL_IMAGE_MIN_ITEMS_PER_THREAD if threads > 1 else 1
+    bands = max(-(-out_h // band_rows), -(-items_per_thread * threads // images_groups))
     return max(1, -(-out_h // min(bands, out_h)))
 
 
@@ -677,6 +680,12 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
         direct_chunks = chunks_of_short_images_too(rows)
         stream = _streamed_output(in_shape, out_shape, itemsize)
 
+        if direct_chunks == 1:  # no parallel launch: ~1.8 us less (1x3x3x256, 1x7x7x160)
+            def launch(x, w3, out):
+                direct_3x3.depthwise_nhwc_forward_3x3_direct_rows(x, w3, out, 0, rows, *args,
+                                                                  stream and out.ctypes.data % VECTOR_BYTES == 0)
+            return launch
+
         def launch(x, w3, out):
             with PARALLEL_LAUNCH:  # past the caches only from a line (else a fault)
                 direct_3x3.depthwise_nhwc_forward_3x3_direct_parallel(
@@ -684,6 +693,10 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
         return launch
     if multiplier == 1 and _direct_5x5_avx2(in_shape, out_shape, itemsize, kh, kw, stride_w, dil_w):
         avx2_chunks = chunks_of_short_images_too(rows)
+        if avx2_chunks == 1:
+            def launch(x, w3, out):
+                direct_5x5_avx2.depthwise_nhwc_forward_5x5_avx2_rows(x, w3, out, 0, rows, *args)
+            return launch
 
         def launch(x, w3, out):
             with PARALLEL_LAUNCH:
@@ -697,6 +710,15 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
                                            images_groups)
         small_chunks = chunks_of_short_images_too(images_groups * -(-out_shape[1] // band_rows))
         half_steps = SMALL_IMAGE_HALF_STEPS
+        if small_chunks == 1:  # on this thread: bands for L2 only, no parallel launch (1x9x9x120 7x7 VALID: 15 -> )
+            band_rows = _small_image_band_rows(in_shape, out_shape[1], kh, stride_h, stride_w, dil_h, group,
+                                               images_groups, threads=1)
+            items = images_groups * -(-out_shape[1] // band_rows)
+
+            def launch(x, w3, out):
+                small_image.depthwise_nhwc_forward_small_image_items(x, w3, out, 0, items, group, band_rows, *args,
+                                                                     half_steps)
+            return launch
 
         def launch(x, w3, out):
             with PARALLEL_LAUNCH:
@@ -1014,6 +1036,10 @@ def _input_gradient_launch(dy_shape: tuple[int, ...], dx_shape: tuple[int, ...],
                          min_macs=_nhwc_min_macs(m > 1))
     if m == 1 and _direct_5x5_avx2_s2_input_gradient(dy_shape, itemsize, g.kh, g.kw, *_geometry_ints(g)[:4]):
         pad_top, pad_left = g.pad_top, g.pad_left
+        if n_chunks == 1:
+            def launch(w3, dy, dx):
+                direct_5x5_avx2.depthwise_nhwc_backprop_input_5x5_s2_avx2_rows(w3, dy, dx, 0, rows, pad_top, pad_left)
+            return launch
 
         def launch(w3, dy, dx):
             with PARALLEL_LAUNCH:
@@ -1022,6 +1048,10 @@ def _input_gradient_launch(dy_shape: tuple[int, ...], dx_shape: tuple[int, ...],
         return launch
     if m == 1 and _direct_3x3_s2_input_gradient(dy_shape, itemsize, g.kh, g.kw, *_geometry_ints(g)[:4]):
         pad_top, pad_left = g.pad_top, g.pad_left
+        if n_chunks == 1:
+            def launch(w3, dy, dx):
+                direct_3x3.depthwise_nhwc_backprop_input_3x3_s2_direct_rows(w3, dy, dx, 0, rows, pad_top, pad_left)
+            return launch
 
         def launch(w3, dy, dx):
             with PARALLEL_LAUNCH:
@@ -1223,6 +1253,13 @@ def _filter_gradient_plan(x_shape: tuple[int, ...], dy_shape: tuple[int, ...], d
             return kernels.sum_partials(partial)
         return run
     if _direct_3x3_layer(x_shape, itemsize, g.kh, g.kw):  # any stride: the direct kernel's filter gradient
+        if n_chunks == 1:
+            def run(x, dy):
+                dw = np.empty(per_channel, dtype)
+                direct_3x3.depthwise_nhwc_backprop_filter_3x3_direct_rows(x, dy, dw, 0, rows, *args)
+                return dw
+            return run
+
         def run(x, dy):
             partial = np.empty((n_chunks, *per_channel), dtype)  # written, not added to
             with PARALLEL_LAUNCH:

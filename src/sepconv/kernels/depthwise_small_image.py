@@ -10,7 +10,8 @@ lanes]``. Each output row then goes four pixels per step (:func:`_four_pixels`),
 rows inside the image only, and the taps from the first inside the image for the step's last pixel to the last inside
 for its first (those outside for a pixel read the zero margin), one weight load per tap and one input load per
 multiply-add. A row's last step overlaps the one before it (its pixels computed twice) rather than running a step of
-fewer pixels; rows narrower than a step go pixel by pixel (:func:`_pixel`). Each step runs for the group's blocks one
+fewer pixels; a row narrower than a step goes in one step whose pixels past the row are computed (the margins are
+wide enough) and not stored, four chains of sums rather than one pixel's at a time. Each step runs for the group's blocks one
 after the other, with the same loop counts. Any stride and dilation; :mod:`sepconv.fast.depthwise` sends it stride-1
 5x5 and larger layers of small planes, and on CPUs without AVX-512 every stride-1 layer and stride-2 ones of small
 planes (:mod:`sepconv.fast.registers`).
@@ -169,10 +170,11 @@ def _half_vector_row(planes, wbh, out, o_row, ph0, r_lo, r_hi, row_w, plane_size
 
 
 @kernel
-def _four_pixels(plane, wb, out, o, iw0, r_lo, r_hi, ih0, kw, row_w, stride_w, dil_h, dil_w, t_lo, t_hi, n):
+def _four_pixels(plane, wb, out, o, iw0, r_lo, r_hi, ih0, kw, row_w, stride_w, dil_h, dil_w, t_lo, t_hi, n, pixels):
     """Four output pixels of one row (``plane``'s row ``ih0`` under filter row 0, column ``iw0`` under tap 0 of the
     first pixel) into ``out`` from flat index ``o`` (pixel stride ``C``), channels ``[0, n)`` of the block: filter rows
-    ``[r_lo, r_hi)`` and taps ``[t_lo, t_hi)``, those outside the image reading ``plane``'s zero columns."""
+    ``[r_lo, r_hi)`` and taps ``[t_lo, t_hi)``, those outside the image reading ``plane``'s zero columns; the first
+    ``pixels`` of the four stored (a row narrower than a step computes the others and drops them)."""
     count = lanes(plane)
     c = out.shape[3]
     a0 = a1 = a2 = a3 = vzeros(plane)
@@ -188,13 +190,16 @@ def _four_pixels(plane, wb, out, o, iw0, r_lo, r_hi, ih0, kw, row_w, stride_w, d
             a2 = vfma(vload(plane, j + 2 * pixel_step), wv, a2)
             a3 = vfma(vload(plane, j + 3 * pixel_step), wv, a3)
     vstore_n(out, o, a0, n)
-    vstore_n(out, o + c, a1, n)
-    vstore_n(out, o + 2 * c, a2, n)
-    vstore_n(out, o + 3 * c, a3, n)
+    if pixels > 1:
+        vstore_n(out, o + c, a1, n)
+    if pixels > 2:
+        vstore_n(out, o + 2 * c, a2, n)
+    if pixels > 3:
+        vstore_n(out, o + 3 * c, a3, n)
 
 
 @kernel
-def _four_pixels_unit(plane, wb, out, o, iw0, r_lo, r_hi, ih0, kw, row_w, dil_h, dil_w, t_lo, t_hi, n):
+def _four_pixels_unit(plane, wb, out, o, iw0, r_lo, r_hi, ih0, kw, row_w, dil_h, dil_w, t_lo, t_hi, n, pixels):
     """:func:`_four_pixels` at horizontal stride 1, where the four pixels' inputs are constant offsets apart (one
     process, one thread, us, against the stride as an argument: 8x7x7x1024 7x7 937 -> 692).  A copy on purpose:
     :func:`_four_pixels` inlined with a constant stride instead ran 8-11% slower (8x7x7x1024 7x7 749 -> 835,
@@ -214,21 +219,12 @@ def _four_pixels_unit(plane, wb, out, o, iw0, r_lo, r_hi, ih0, kw, row_w, dil_h,
             a2 = vfma(vload(plane, j + 2 * count), wv, a2)
             a3 = vfma(vload(plane, j + 3 * count), wv, a3)
     vstore_n(out, o, a0, n)
-    vstore_n(out, o + c, a1, n)
-    vstore_n(out, o + 2 * c, a2, n)
-    vstore_n(out, o + 3 * c, a3, n)
-
-
-@kernel
-def _pixel(plane, wb, out, o, iw0, r_lo, r_hi, ih0, kw, row_w, dil_h, dil_w, t_lo, t_hi, n):
-    """One output pixel (rows narrower than a step), as :func:`_four_pixels`."""
-    count = lanes(plane)
-    acc = vzeros(plane)
-    for r in range(r_lo, r_hi):
-        i = ((ih0 + r * dil_h) * row_w + iw0) * count
-        for t in range(t_lo, t_hi):
-            acc = vfma(vload(plane, i + t * dil_w * count), vload(wb, (r * kw + t) * count), acc)
-    vstore_n(out, o, acc, n)
+    if pixels > 1:
+        vstore_n(out, o + c, a1, n)
+    if pixels > 2:
+        vstore_n(out, o + 2 * c, a2, n)
+    if pixels > 3:
+        vstore_n(out, o + 3 * c, a3, n)
 
 
 @kernel
@@ -251,32 +247,26 @@ def _blocks(planes, wbs, out, b, k, blocks, kh, kw, in_h, in_w, stride_h, stride
         if half_steps:
             _half_vector_row(planes, wbs, out, o_row, ph0, r_lo, r_hi, row_w, plane_size, k, blocks, kw, pad_left)
             continue
-        if out_w < STEP_PIXELS:
-            for j in range(out_w):
-                iw0 = j * stride_w - pad_left
-                t_lo, t_hi = tap_range(iw0, dil_w, kw, in_w)
-                for g in range(blocks):
-                    kg = block_start(k, g, c, count)
-                    _pixel(planes[g * plane_size:], wbs[g * filter_size:], out, o_row + j * c + kg, iw0 + margin,
-                           r_lo, r_hi, ph0, kw, row_w, dil_h, dil_w, t_lo, t_hi, min(count, c - kg))
-            continue
+        # rows narrower than a step go in one step whose pixels past the row are computed (from the margins and the
+        # row's columns) and dropped: four chains of sums, not one pixel's (1x9x9x120 7x7 VALID, us: 17 -> )
+        pixels = min(out_w, STEP_PIXELS)
         j0 = 0
         while j0 < out_w:
             j = max(0, min(j0, out_w - STEP_PIXELS))  # the last step overlaps the one before it
             iw0 = j * stride_w - pad_left
-            # the taps inside the image for any of the four pixels: from the last one's first to the first one's last
-            t_lo = tap_range(iw0 + (STEP_PIXELS - 1) * stride_w, dil_w, kw, in_w)[0]
+            # the taps inside the image for any of the pixels: from the last one's first to the first one's last
+            t_lo = tap_range(iw0 + (pixels - 1) * stride_w, dil_w, kw, in_w)[0]
             t_hi = 0 if iw0 > in_w - 1 else min(kw, (in_w - 1 - iw0) // dil_w + 1)
             for g in range(blocks):
                 kg = block_start(k, g, c, count)
                 if unit:
                     _four_pixels_unit(planes[g * plane_size:], wbs[g * filter_size:], out, o_row + j * c + kg,
                                       iw0 + margin, r_lo, r_hi, ph0, kw, row_w, dil_h, dil_w, t_lo, t_hi,
-                                      min(count, c - kg))
+                                      min(count, c - kg), pixels)
                 else:
                     _four_pixels(planes[g * plane_size:], wbs[g * filter_size:], out, o_row + j * c + kg,
                                  iw0 + margin, r_lo, r_hi, ph0, kw, row_w, stride_w, dil_h, dil_w, t_lo, t_hi,
-                                 min(count, c - kg))
+                                 min(count, c - kg), pixels)
             j0 += STEP_PIXELS
 
 
