@@ -209,6 +209,55 @@ def test_large_pointwise_filter_splits_by_rows_unless_much_wider(pixels, out_c, 
     assert calls == [split_rows]
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("split", [False, True])
+@pytest.mark.parametrize(("pixels", "k_size", "out_c"), [
+    (1, 1, 1),  # one pixel, one column: a masked tile of one lane, three pixels repeated
+    (5, 3, 10),  # a full four-pixel tile and one pixel; one masked column tile
+    (9, 120, 160),  # six full column tiles and a masked one of two half vectors
+    (16, 33, 48),  # whole tiles only (float32)
+    (7, 64, 25),  # a masked tile of one lane past 24 (float32)
+    (62, 17, 71)])
+def test_few_pixels_product_matches_numpy(pixels, k_size, out_c, split, dtype, monkeypatch):
+    """Products of few pixels take sepconv.kernels.pointwise_few_pixels (the filter read in place, a transposed
+    one copied first), on the calling thread or split by column tiles; every output written, against NumPy."""
+    from sepconv.kernels import pointwise_few_pixels
+
+    calls = record_calls(monkeypatch, pointwise_few_pixels, "pointwise_few_pixels_parallel",
+                         serial="pointwise_few_pixels_tiles", as_parallel=lambda args: (*args[:3], 1),
+                         ops="sepconv.fast.conv2d")
+    monkeypatch.setattr(fast_conv2d, "POINTWISE_FEW_PIXELS_MAX", 64)
+    monkeypatch.setattr(fast_conv2d, "POINTWISE_FEW_PIXELS_PARALLEL_MIN_MACS", 1 if split else 10**18)
+    monkeypatch.setattr(fast_conv2d, "thread_count", lambda: 2)
+    rng = np.random.default_rng(pixels)
+    x, w = rand(rng, (pixels, k_size), dtype), rand(rng, (out_c, k_size), dtype).T
+    out = np.full((pixels, out_c), np.nan, dtype)
+    fast_conv2d.pointwise_product(x, w, out)
+    np.testing.assert_allclose(out, x @ w, **tol(dtype))
+    tiles = -(-out_c // (3 * 32 // np.dtype(dtype).itemsize))
+    assert calls == [2 if split and tiles > 1 else 1]
+
+
+@pytest.mark.parametrize(("pixels", "k_size", "taken"), [(64, 512, True), (65, 16, False), (64, 513, False)])
+def test_few_pixels_product_up_to_its_pixels_and_bytes(pixels, k_size, taken, monkeypatch):
+    """The few-pixel kernel takes products of up to POINTWISE_FEW_PIXELS_MAX pixels whose left operand has at most
+    POINTWISE_FEW_PIXELS_MAX_BYTES; the others go on to the other plans."""
+    from sepconv.kernels import pointwise_few_pixels
+
+    calls = record_calls(monkeypatch, pointwise_few_pixels, "pointwise_few_pixels_parallel",
+                         serial="pointwise_few_pixels_tiles", as_parallel=lambda args: (*args[:3], 1),
+                         ops="sepconv.fast.conv2d")
+    monkeypatch.setattr(fast_conv2d, "POINTWISE_FEW_PIXELS_MAX", 64)
+    monkeypatch.setattr(fast_conv2d, "POINTWISE_FEW_PIXELS_MAX_BYTES", 64 * 512 * 4)
+    monkeypatch.setattr(fast_conv2d, "POINTWISE_FEW_PIXELS_PARALLEL_MIN_MACS", 10**18)
+    rng = np.random.default_rng(3)
+    x, w = rand(rng, (pixels, k_size), np.float32), rand(rng, (k_size, 40), np.float32)
+    out = np.empty((pixels, 40), np.float32)
+    fast_conv2d.pointwise_product(x, w, out)
+    np.testing.assert_allclose(out, x @ w, **tol(np.float32))
+    assert len(calls) == taken
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("spec", GEOMETRIES, ids=IDS)
 def test_many_small_chunks_match_reference(spec, threads, monkeypatch):

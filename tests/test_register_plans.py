@@ -44,7 +44,7 @@ def tiled_kernel_calls(monkeypatch):
     ((2, 12, 12, 32), 5, 48, 1, True),  # a 5x5 layer: three panels, the last one half full
     ((1, 24, 24, 24), 3, 40, 1, True),
     ((1, 9, 9, 256), 3, 512, 1, False),  # the streamed kernel's (a 4.5 MB filter): BLAS
-    ((1, 16, 16, 40), 1, 72, 1, False),  # pointwise: BLAS
+    ((1, 16, 16, 40), 1, 72, 1, False),  # pointwise: the few-pixel kernel (256 pixels)
     ((1, 18, 18, 24), 3, 40, 2, False),  # 81 pixels: BLAS
 ])
 def test_conv2d_takes_blas_or_the_narrow_direct_kernel(shape, k, out_c, strides, direct, narrow_plans,
@@ -107,8 +107,10 @@ def test_depthwise_takes_the_small_image_kernel(shape, k, strides, calls, direct
     stride 2 too); stride-2 ones of small planes the small-image kernel too (forward); all three ops match the
     reference."""
     seen = record_calls(monkeypatch, depthwise_small_image, "depthwise_nhwc_forward_small_image_parallel",
-                        record=lambda args: args[12])  # half-vector steps asked for
-    seen_direct = record_calls(monkeypatch, depthwise_3x3_direct, "depthwise_nhwc_forward_3x3_direct_parallel")
+                        record=lambda args: args[12],  # half-vector steps asked for
+                        serial="depthwise_nhwc_forward_small_image_items")
+    seen_direct = record_calls(monkeypatch, depthwise_3x3_direct, "depthwise_nhwc_forward_3x3_direct_parallel",
+                               serial="depthwise_nhwc_forward_3x3_direct_rows")
     rng = np.random.default_rng(2)
     x, w = rand(rng, shape, np.float32), rand(rng, (k, k, shape[3], 1), np.float32)
     fast, ref = _both(sepconv.depthwise_conv2d, x, w, strides, "SAME")
@@ -136,8 +138,10 @@ def test_depthwise_5x5_takes_the_avx2_kernel_on_wide_rows(shape, strides, calls,
     reference."""
     from sepconv.kernels import depthwise_5x5_avx2
 
-    seen = record_calls(monkeypatch, depthwise_5x5_avx2, "depthwise_nhwc_forward_5x5_avx2_parallel")
-    seen_s2 = record_calls(monkeypatch, depthwise_5x5_avx2, "depthwise_nhwc_backprop_input_5x5_s2_avx2_parallel")
+    seen = record_calls(monkeypatch, depthwise_5x5_avx2, "depthwise_nhwc_forward_5x5_avx2_parallel",
+                        serial="depthwise_nhwc_forward_5x5_avx2_rows")
+    seen_s2 = record_calls(monkeypatch, depthwise_5x5_avx2, "depthwise_nhwc_backprop_input_5x5_s2_avx2_parallel",
+                           serial="depthwise_nhwc_backprop_input_5x5_s2_avx2_rows")
     rng = np.random.default_rng(4)
     x, w = rand(rng, shape, np.float32), rand(rng, (5, 5, shape[3], 1), np.float32)
     fast, ref = _both(sepconv.depthwise_conv2d, x, w, strides, "SAME")

@@ -54,7 +54,7 @@ import numpy as np
 
 from ..geometry import Conv2DGeometry, conv2d_geometry
 from ..kernels import conv2d as kernels
-from ..kernels import conv2d_direct, pointwise
+from ..kernels import conv2d_direct, pointwise, pointwise_few_pixels
 from ..kernels._jit import PARALLEL_LAUNCH, thread_count
 from ..kernels._simd import VECTOR_BYTES
 from ..kernels.depthwise import all_finite
@@ -549,10 +549,18 @@ POINTWISE_STREAMED_BLOCK_BYTES = 2 * 1024 * 1024
 # columns: 1x19x19x728 -> 728 1226 vs 1326, 1x14x14x512 -> 512 461 vs 509; but 1x10x10x728 -> 728
 # 541 vs 473, 2x10x10x1024 -> 1536 2419 vs 2217, 1x14x14x1024 -> 1024 1584 vs 1467).
 POINTWISE_SPLIT_ROWS_RATIO = 3
+# Products of at most this many pixels (0: none; CPUs without AVX-512: sepconv.fast.registers) whose left operand
+# takes at most POINTWISE_FEW_PIXELS_MAX_BYTES (each thread reads all of it once per tile of 24 columns) run on
+# sepconv.kernels.pointwise_few_pixels, the filter read where it is (no packing), split over the threads by
+# columns from POINTWISE_FEW_PIXELS_PARALLEL_MIN_MACS multiply-adds.
+POINTWISE_FEW_PIXELS_MAX = 0
+POINTWISE_FEW_PIXELS_MAX_BYTES = 128 * 1024
+POINTWISE_FEW_PIXELS_PARALLEL_MIN_MACS = 400_000
 
 
 def pointwise_product(x2d: np.ndarray, w2d: np.ndarray, out2d: np.ndarray) -> None:
-    """``out2d = x2d @ w2d`` (``out2d`` C-contiguous): on the register-tiled kernel
+    """``out2d = x2d @ w2d`` (``out2d`` C-contiguous): products of at most :data:`POINTWISE_FEW_PIXELS_MAX`
+    pixels on :mod:`sepconv.kernels.pointwise_few_pixels`; else on the register-tiled kernel
     (:mod:`sepconv.kernels.pointwise`), split over the OpenMP threads from
     :data:`POINTWISE_PARALLEL_MIN_MACS`, when ``w2d`` fits in :data:`POINTWISE_KERNEL_MAX_FILTER_BYTES` and
     ``x2d`` is C-contiguous; else BLAS (:func:`sepconv.fast.gemm.matmul`).
@@ -564,6 +572,10 @@ def pointwise_product(x2d: np.ndarray, w2d: np.ndarray, out2d: np.ndarray) -> No
     >>> pointwise_product(x, w, out); float(out[6, 4])
     3.0
     """
+    if (x2d.shape[0] <= POINTWISE_FEW_PIXELS_MAX and x2d.nbytes <= POINTWISE_FEW_PIXELS_MAX_BYTES
+            and x2d.flags.c_contiguous and out2d.flags.c_contiguous):
+        _few_pixels_product(x2d, np.ascontiguousarray(w2d), out2d)
+        return
     if (POINTWISE_KERNEL and w2d.nbytes > POINTWISE_KERNEL_MAX_FILTER_BYTES and x2d.flags.c_contiguous
             and (x2d.shape[0] <= POINTWISE_STREAMED_MAX_PIXELS
                  or (w2d.nbytes <= POINTWISE_STREAMED_MAX_FILTER_BYTES
@@ -592,6 +604,19 @@ def pointwise_product(x2d: np.ndarray, w2d: np.ndarray, out2d: np.ndarray) -> No
         with PARALLEL_LAUNCH:
             pointwise.pointwise_parallel(x2d.reshape(-1), np.ascontiguousarray(w2d), bps, out2d.reshape(-1), k_size,
                                          out_c, threads)
+
+
+def _few_pixels_product(x2d: np.ndarray, w2d: np.ndarray, out2d: np.ndarray) -> None:
+    """``out2d = x2d @ w2d`` on :mod:`sepconv.kernels.pointwise_few_pixels` (all three C-contiguous)."""
+    pixels, k_size = x2d.shape
+    out_c = w2d.shape[1]
+    tiles = pointwise_few_pixels.column_tiles(out_c, w2d)
+    chunks = 1 if pixels * k_size * out_c < POINTWISE_FEW_PIXELS_PARALLEL_MIN_MACS else min(thread_count(), tiles)
+    if chunks == 1:
+        pointwise_few_pixels.pointwise_few_pixels_tiles(x2d, w2d, out2d, 0, tiles)
+        return
+    with PARALLEL_LAUNCH:
+        pointwise_few_pixels.pointwise_few_pixels_parallel(x2d, w2d, out2d, chunks)
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
