@@ -248,7 +248,7 @@ def _blocks(planes, wbs, out, b, k, blocks, kh, kw, in_h, in_w, stride_h, stride
             _half_vector_row(planes, wbs, out, o_row, ph0, r_lo, r_hi, row_w, plane_size, k, blocks, kw, pad_left)
             continue
         # rows narrower than a step go in one step whose pixels past the row are computed (from the margins and the
-        # row's columns) and dropped: four chains of sums, not one pixel's (1x9x9x120 7x7 VALID, us: 17 -> )
+        # row's columns) and dropped: four chains of sums, not one pixel's (1x9x9x120 7x7 VALID, us: 17 -> 16)
         pixels = min(out_w, STEP_PIXELS)
         j0 = 0
         while j0 < out_w:
