@@ -81,6 +81,18 @@ def test_unknown_names_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert "unknown kind(s) depthwise" in capsys.readouterr().err
 
 
+def test_a_cases_file_of_another_shape_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A cases file that is a bare list (or lacks "cases") is refused with the shape expected, not a traceback."""
+    bare = tmp_path / "bare.json"
+    bare.write_text('[{"name": "dw_a", "kind": "dw", "shape": [1, 8, 8, 16], "k": 3, "s": 1}]')
+    assert main(["--cases-file", str(bare)]) == 2
+    assert 'expected a JSON object {"cases": [...]}, got list' in capsys.readouterr().err
+    other = tmp_path / "other.json"
+    other.write_text('{"layers": []}')
+    assert main(["--cases-file", str(other)]) == 2
+    assert "with keys ['layers']" in capsys.readouterr().err
+
+
 def test_shipped_cases_are_valid() -> None:
     cases = load_cases(CASES_FILE)
     shared = [c for c in cases if not c.ours]

@@ -184,7 +184,11 @@ def load_cases(path: Path | str = CASES_FILE) -> list[Case]:
     """
     path = Path(path)
     data = json.loads(path.read_text())
-    cases = [Case.from_dict(entry, f"{path.name}: case {i}") for i, entry in enumerate(data["cases"])]
+    entries = data.get("cases") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise ValueError(f'{path}: expected a JSON object {{"cases": [...]}}, got {type(data).__name__}'
+                         + (f" with keys {sorted(data)}" if isinstance(data, dict) else ""))
+    cases = [Case.from_dict(entry, f"{path.name}: case {i}") for i, entry in enumerate(entries)]
     names = [c.name for c in cases]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
