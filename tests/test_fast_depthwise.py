@@ -459,6 +459,32 @@ def test_multiplier_bands(geometry, band_bytes, threads, monkeypatch):
                                {f"depthwise_nhwc_backprop_input_multiplier{'_parallel' if input_split else '_bands'}"})
 
 
+@pytest.mark.parametrize("threads", ["serial", "parallel"])
+@pytest.mark.parametrize("geometry", [
+    (2, 12, 12, 5, 4, (3, 3), 1, 1, "SAME"),  # 20 channels: a last block overlapping the one before it
+    (1, 15, 13, 8, 6, (3, 3), 2, 1, "VALID"),  # stride 2
+    (2, 11, 14, 12, 2, (3, 3), 1, 2, [[0, 0], [2, 1], [0, 3], [0, 0]]),  # dilated, explicit pads
+    (1, 9, 10, 3, 8, (3, 3), (1, 2), 1, "SAME"),  # strides 1 and 2
+], ids=_ids)
+def test_multiplier_filter_gradient_on_the_direct_3x3_kernel(geometry, threads, monkeypatch):
+    """With DIRECT_3X3 the filter gradient of a 3x3 layer with a multiplier runs its repeated bands (of one or
+    two output rows) on the direct 3x3 kernel's sums, added to the gradient once per thread, in both dtypes."""
+    monkeypatch.setattr(fast_depthwise, "DIRECT_3X3", True)
+    monkeypatch.setattr(fast_depthwise, "MULTIPLIER_BAND_BYTES", 3000)
+    for setting in ("PARALLEL_MIN_MACS", "NHWC_PARALLEL_MIN_MACS", "PARALLEL_MIN_BYTES"):
+        monkeypatch.setattr(fast_depthwise, setting, 10**18 if threads == "serial" else 0)
+    taken = []
+    direct_layer = fast_depthwise._direct_3x3_layer
+    monkeypatch.setattr(fast_depthwise, "_direct_3x3_layer", lambda *a: taken.append(direct_layer(*a)) or taken[-1])
+    for dtype in (np.float32, np.float64):
+        fast_depthwise.clear_plans()
+        taken.clear()
+        x, filt, dy, args = _problem(geometry, dtype)
+        fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, filt.shape, dy, **args)
+        np.testing.assert_allclose(fast, ref, **tol(dtype))
+        assert taken == [True]
+
+
 @pytest.mark.parametrize(("geometry", "threads"), [
     ((1, 23, 23, 1, 4, (3, 3), 1, 3, "SAME"), "serial"),  # 4 channels after the repeat: dilated 3x3, one thread
     ((2, 17, 17, 1, 3, (5, 5), 1, 2, "SAME"), "serial"),  # (the packed kernels from 32 bytes of channels)

@@ -1238,18 +1238,20 @@ def _filter_gradient_plan(x_shape: tuple[int, ...], dy_shape: tuple[int, ...], d
         band_rows, band_values = _multiplier_bands(x_shape, dy_shape, itemsize, g.kh, g.stride_h, g.dil_h, n_chunks,
                                                    MULTIPLIER_GRADIENT_BAND_MAX_BYTES)
         bands = dy_shape[0] * -(-g.out_h // band_rows)
+        direct = _direct_3x3_layer(dy_shape, itemsize, g.kh, g.kw)  # the repeated bands on the direct 3x3 kernel
 
         def run(x, dy):
             buffers = workspace("repeated_input_bands", (n_chunks, band_values), dtype)
             if n_chunks == 1:
                 dw = np.zeros(per_channel, dtype)
                 multiplier_kernels.depthwise_nhwc_backprop_filter_multiplier_bands(x, dy, dw, buffers[0], zero_row(),
-                                                                                   0, bands, band_rows, *args)
+                                                                                   0, bands, band_rows, direct, *args)
                 return dw
             partial = np.zeros((n_chunks, *per_channel), dtype)
             with PARALLEL_LAUNCH:
                 multiplier_kernels.depthwise_nhwc_backprop_filter_multiplier_parallel(x, dy, partial, buffers,
-                                                                                      zero_row(), band_rows, *args)
+                                                                                      zero_row(), band_rows, direct,
+                                                                                      *args)
             return kernels.sum_partials(partial)
         return run
     if _direct_3x3_layer(x_shape, itemsize, g.kh, g.kw):  # any stride: the direct kernel's filter gradient

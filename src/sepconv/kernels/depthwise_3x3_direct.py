@@ -460,6 +460,44 @@ def _filter_gradient_rows(x, dy, sums, row_begin, row_end, stride_h, stride_w, d
 
 
 @kernel
+def filter_gradient_sums(like):
+    """Zeroed sums of the filter gradient of ``like``'s channels (``[blocks, 9, lanes]``, by channel block) for
+    :func:`add_filter_gradient_rows`."""
+    c = like.shape[3]
+    count = lanes(like)
+    sums = empty_on_line((c + count - 1) // count * 9 * count, like)
+    sums[:] = 0
+    return sums
+
+
+@kernel
+def add_filter_gradient_rows(x, dy, sums, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
+    """The filter gradient's products of output rows ``[row_begin, row_end)`` (over the batch) added to ``sums``
+    (:func:`filter_gradient_sums`), strides and dilations folded as constants where they are 1 (or 2 undilated)."""
+    if stride_h == stride_w == dil_h == dil_w == 1:
+        _filter_gradient_rows(x, dy, sums, row_begin, row_end, 1, 1, 1, 1, pad_top, pad_left)
+    elif stride_h == stride_w == 2 and dil_h == dil_w == 1:
+        _filter_gradient_rows(x, dy, sums, row_begin, row_end, 2, 2, 1, 1, pad_top, pad_left)
+    else:
+        _filter_gradient_rows(x, dy, sums, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
+
+
+@kernel
+def add_filter_gradient_sums(sums, dw):
+    """``dw`` ``[3, 3, C]`` += the sums (a last block overlapping the one before it adds the shared channels once:
+    its lanes before the block's own are skipped)."""
+    c = dw.shape[2]
+    count = lanes(sums)
+    flat = dw.reshape(-1)
+    for g in range((c + count - 1) // count):
+        k = block_start(g * count, 0, c, count)
+        first = g * count - k  # lanes already added by the block before
+        for t in range(9):
+            for lane in range(first, count):
+                flat[t * c + k + lane] += sums[(9 * g + t) * count + lane]
+
+
+@kernel
 def depthwise_nhwc_backprop_filter_3x3_direct_rows(x, dy, dw, row_begin, row_end, stride_h, stride_w, dil_h, dil_w,
                                                    pad_top, pad_left):
     """The filter gradient ``dw`` ``[3, 3, C]`` (written, not added to) of the output rows ``[row_begin, row_end)``

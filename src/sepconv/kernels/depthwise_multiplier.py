@@ -41,7 +41,13 @@ from .depthwise import (
     repeat_channels_flat,
     sum_over_multiplier_flat,
 )
-from .depthwise_3x3_direct import depthwise_nhwc_backprop_input_3x3_s2_direct_rows, depthwise_nhwc_forward_3x3_direct_rows
+from .depthwise_3x3_direct import (
+    add_filter_gradient_rows,
+    add_filter_gradient_sums,
+    depthwise_nhwc_backprop_input_3x3_s2_direct_rows,
+    depthwise_nhwc_forward_3x3_direct_rows,
+    filter_gradient_sums,
+)
 from .depthwise_packed import depthwise_nhwc_forward_packed_rows
 
 # The forward's rows kernel for a band (depthwise_nhwc_forward_multiplier_bands's ``rows_kernel``).
@@ -108,33 +114,41 @@ def depthwise_nhwc_forward_multiplier_parallel(x, w, out, buffers, zero_row, ban
 
 @kernel
 def depthwise_nhwc_backprop_filter_multiplier_bands(x, dy, dw, buffer, zero_row, band_begin, band_end, band_rows,
-                                                    stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
+                                                    direct_3x3, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
     """Filter gradient with a channel multiplier: ``x [N, H, W, C]``, ``dy [N, out_h, out_w, C*M]``; bands
     ``[band_begin, band_end)`` of ``band_rows`` ``dy`` rows *added* to ``dw`` ``[kh, kw, C*M]``; ``buffer`` and
-    ``zero_row`` as :func:`depthwise_nhwc_forward_multiplier_bands`."""
+    ``zero_row`` as :func:`depthwise_nhwc_forward_multiplier_bands`.  With ``direct_3x3`` (3x3, ``C*M`` at least a
+    vector) the bands' products go to the direct 3x3 kernel's sums, added to ``dw`` at the end."""
     c = x.shape[3]
     out_h, out_w, cm = dy.shape[1], dy.shape[2], dy.shape[3]
     reach = (dw.shape[0] - 1) * dil_h + 1
+    sums = filter_gradient_sums(dy) if direct_3x3 else buffer[:0]
     for band in range(band_begin, band_end):
         repeated, top, b, i0, i1 = _band_rows(x, buffer, band, band_rows, out_h, cm // c, stride_h, reach, pad_top)
         if repeated.shape[1] == 0:  # every filter row in the padding: nothing to add
             continue
         dy_band = dy[b][i0:i1].reshape((1, i1 - i0, out_w, cm))
-        depthwise_nhwc_backprop_filter_any_rows(repeated, dy_band, dw, zero_row, 0, i1 - i0, stride_h, stride_w, dil_h,
-                                                dil_w, top, pad_left)
+        if direct_3x3:
+            add_filter_gradient_rows(repeated, dy_band, sums, 0, i1 - i0, stride_h, stride_w, dil_h, dil_w, top,
+                                     pad_left)
+        else:
+            depthwise_nhwc_backprop_filter_any_rows(repeated, dy_band, dw, zero_row, 0, i1 - i0, stride_h, stride_w,
+                                                    dil_h, dil_w, top, pad_left)
+    if direct_3x3:
+        add_filter_gradient_sums(sums, dw)
 
 
 @kernel(parallel=True)
-def depthwise_nhwc_backprop_filter_multiplier_parallel(x, dy, partial, buffers, zero_row, band_rows, stride_h,
-                                                       stride_w, dil_h, dil_w, pad_top, pad_left):
+def depthwise_nhwc_backprop_filter_multiplier_parallel(x, dy, partial, buffers, zero_row, band_rows, direct_3x3,
+                                                       stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
     """:func:`depthwise_nhwc_backprop_filter_multiplier_bands` over all bands: thread ``t`` takes a contiguous
     run of them, its own ``buffers[t]``, and sums into ``partial[t]`` (zeroed by the caller)."""
     n_threads = partial.shape[0]
     bands = dy.shape[0] * ((dy.shape[1] + band_rows - 1) // band_rows)
     for t in prange(n_threads):
         depthwise_nhwc_backprop_filter_multiplier_bands(x, dy, partial[t], buffers[t], zero_row, t * bands // n_threads,
-                                                        (t + 1) * bands // n_threads, band_rows, stride_h, stride_w,
-                                                        dil_h, dil_w, pad_top, pad_left)
+                                                        (t + 1) * bands // n_threads, band_rows, direct_3x3, stride_h,
+                                                        stride_w, dil_h, dil_w, pad_top, pad_left)
 
 
 # The input gradient's rows kernel for a band (``kind`` of depthwise_nhwc_backprop_input_multiplier_bands): stride
