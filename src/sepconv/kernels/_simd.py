@@ -121,6 +121,26 @@ def _masked_intrinsic(builder, name, vty, count):
     return cgutils.get_or_insert_function(builder.module, fn_type, f"llvm.masked.{name}.{_suffix(vty)}.p0{_suffix(vty)}")
 
 
+def _load_part(context, builder, array_type, args, vec: Vector):
+    """Codegen of a masked load of a ``vec``: the first ``args[2]`` lanes from flat index ``args[1]`` of ``args[0]``,
+    the others zero."""
+    vty = context.get_value_type(vec)
+    ptr = _pointer(context, builder, array_type, args[0], args[1], vty)
+    fn = _masked_intrinsic(builder, "load", vty, vec.count)
+    return builder.call(fn, [ptr, ir.Constant(ir.IntType(32), 1), _mask(builder, args[2], vec.count),
+                             ir.Constant(vty, None)])
+
+
+def _store_part(context, builder, array_type, args, vec: Vector):
+    """Codegen of a masked store of the ``vec`` ``args[2]``: its first ``args[3]`` lanes at flat index ``args[1]``
+    of ``args[0]``."""
+    vty = context.get_value_type(vec)
+    ptr = _pointer(context, builder, array_type, args[0], args[1], vty)
+    fn = _masked_intrinsic(builder, "store", vty, vec.count)
+    builder.call(fn, [args[2], ptr, ir.Constant(ir.IntType(32), 1), _mask(builder, args[3], vec.count)])
+    return context.get_dummy_value()
+
+
 @intrinsic
 def lanes(typingctx, array):
     vec = _vector_of(array)
@@ -181,11 +201,7 @@ def hload_part(typingctx, array, index, n):
     half = Vector(vec.dtype, vec.count // 2)
 
     def codegen(context, builder, sig, args):
-        vty = context.get_value_type(half)
-        ptr = _pointer(context, builder, array, args[0], args[1], vty)
-        fn = _masked_intrinsic(builder, "load", vty, half.count)
-        return builder.call(fn, [ptr, ir.Constant(ir.IntType(32), 1), _mask(builder, args[2], half.count),
-                                 ir.Constant(vty, None)])
+        return _load_part(context, builder, array, args, half)
     return half(array, types.intp, types.intp), codegen
 
 
@@ -198,11 +214,7 @@ def hstore_part(typingctx, array, index, value, n):
         return None
 
     def codegen(context, builder, sig, args):
-        vty = context.get_value_type(half)
-        ptr = _pointer(context, builder, array, args[0], args[1], vty)
-        fn = _masked_intrinsic(builder, "store", vty, half.count)
-        builder.call(fn, [args[2], ptr, ir.Constant(ir.IntType(32), 1), _mask(builder, args[3], half.count)])
-        return context.get_dummy_value()
+        return _store_part(context, builder, array, args, half)
     return types.none(array, types.intp, value, types.intp), codegen
 
 
@@ -255,11 +267,7 @@ def vload_part(typingctx, array, index, n):
     vec = _vector_of(array)
 
     def codegen(context, builder, sig, args):
-        vty = context.get_value_type(vec)
-        ptr = _pointer(context, builder, array, args[0], args[1], vty)
-        fn = _masked_intrinsic(builder, "load", vty, vec.count)
-        return builder.call(fn, [ptr, ir.Constant(ir.IntType(32), 1), _mask(builder, args[2], vec.count),
-                                 ir.Constant(vty, None)])
+        return _load_part(context, builder, array, args, vec)
     return vec(array, types.intp, types.intp), codegen
 
 
@@ -268,11 +276,7 @@ def vstore_part(typingctx, array, index, value, n):
     vec = _vector_of(array)
 
     def codegen(context, builder, sig, args):
-        vty = context.get_value_type(vec)
-        ptr = _pointer(context, builder, array, args[0], args[1], vty)
-        fn = _masked_intrinsic(builder, "store", vty, vec.count)
-        builder.call(fn, [args[2], ptr, ir.Constant(ir.IntType(32), 1), _mask(builder, args[3], vec.count)])
-        return context.get_dummy_value()
+        return _store_part(context, builder, array, args, vec)
     return types.none(array, types.intp, value, types.intp), codegen
 
 

@@ -509,7 +509,9 @@ def depthwise_nhwc_backprop_filter_3x3_direct_rows(x, dy, dw, row_begin, row_end
     blocks = (c + count - 1) // count
     sums = empty_on_line(blocks * 9 * count, x)
     sums[:] = 0
-    # constants, for LLVM to fold into the rows
+    # constants, for LLVM to fold into the rows (written here again, not a call of add_filter_gradient_rows: through
+    # that call, alternating processes, 1x56x56x144 took 153-179 us against 89-133, 4x56x56x144 stride 2 226-312
+    # against 157-182)
     if stride_h == stride_w == dil_h == dil_w == 1:
         _filter_gradient_rows(x, dy, sums, row_begin, row_end, 1, 1, 1, 1, pad_top, pad_left)
     elif stride_h == stride_w == 2 and dil_h == dil_w == 1:

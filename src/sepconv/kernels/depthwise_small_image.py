@@ -11,9 +11,9 @@ rows inside the image only, and the taps from the first inside the image for the
 for its first (those outside for a pixel read the zero margin), one weight load per tap and one input load per
 multiply-add. A row's last step overlaps the one before it (its pixels computed twice) rather than running a step of
 fewer pixels; a row narrower than a step goes in one step whose pixels past the row are computed (the margins are
-wide enough) and not stored, four chains of sums rather than one pixel's at a time. Each step runs for the group's blocks one
-after the other, with the same loop counts. Any stride and dilation; :mod:`sepconv.fast.depthwise` sends it stride-1
-5x5 and larger layers of small planes, and on CPUs without AVX-512 every stride-1 layer and stride-2 ones of small
+wide enough) and not stored, four chains of sums rather than one pixel's at a time. Each step runs for the group's
+blocks one after the other, with the same loop counts. Any stride and dilation; :mod:`sepconv.fast.depthwise` sends
+it stride-1 5x5 and larger layers of small planes, and on CPUs without AVX-512 every stride-1 layer and stride-2 ones of small
 planes (:mod:`sepconv.fast.registers`).
 
 Examples
@@ -169,6 +169,19 @@ def _half_vector_row(planes, wbh, out, o_row, ph0, r_lo, r_hi, row_w, plane_size
         j0 += step
 
 
+@kernel(inline=True)
+def _store_pixels(out, o, c, a0, a1, a2, a3, n, pixels):
+    """The first ``pixels`` of four pixels' sums (channels ``[0, n)`` of a block) into ``out`` from flat index ``o``,
+    ``c`` apart."""
+    vstore_n(out, o, a0, n)
+    if pixels > 1:
+        vstore_n(out, o + c, a1, n)
+    if pixels > 2:
+        vstore_n(out, o + 2 * c, a2, n)
+    if pixels > 3:
+        vstore_n(out, o + 3 * c, a3, n)
+
+
 @kernel
 def _four_pixels(plane, wb, out, o, iw0, r_lo, r_hi, ih0, kw, row_w, stride_w, dil_h, dil_w, t_lo, t_hi, n, pixels):
     """Four output pixels of one row (``plane``'s row ``ih0`` under filter row 0, column ``iw0`` under tap 0 of the
@@ -189,13 +202,7 @@ def _four_pixels(plane, wb, out, o, iw0, r_lo, r_hi, ih0, kw, row_w, stride_w, d
             a1 = vfma(vload(plane, j + pixel_step), wv, a1)
             a2 = vfma(vload(plane, j + 2 * pixel_step), wv, a2)
             a3 = vfma(vload(plane, j + 3 * pixel_step), wv, a3)
-    vstore_n(out, o, a0, n)
-    if pixels > 1:
-        vstore_n(out, o + c, a1, n)
-    if pixels > 2:
-        vstore_n(out, o + 2 * c, a2, n)
-    if pixels > 3:
-        vstore_n(out, o + 3 * c, a3, n)
+    _store_pixels(out, o, c, a0, a1, a2, a3, n, pixels)
 
 
 @kernel
@@ -218,13 +225,7 @@ def _four_pixels_unit(plane, wb, out, o, iw0, r_lo, r_hi, ih0, kw, row_w, dil_h,
             a1 = vfma(vload(plane, j + count), wv, a1)
             a2 = vfma(vload(plane, j + 2 * count), wv, a2)
             a3 = vfma(vload(plane, j + 3 * count), wv, a3)
-    vstore_n(out, o, a0, n)
-    if pixels > 1:
-        vstore_n(out, o + c, a1, n)
-    if pixels > 2:
-        vstore_n(out, o + 2 * c, a2, n)
-    if pixels > 3:
-        vstore_n(out, o + 3 * c, a3, n)
+    _store_pixels(out, o, c, a0, a1, a2, a3, n, pixels)
 
 
 @kernel
