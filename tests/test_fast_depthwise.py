@@ -1838,6 +1838,37 @@ def test_direct_5x5_avx2_kernel_matches_reference(geometry, dtype, threads, fres
     assert len(s2_calls) == (stride_h == stride_w == 2)
 
 
+DIRECT_7X7_AVX2_S2 = [
+    # (batch, height, width, channels, multiplier, filter, strides, dilations, padding); 7x7, stride 2
+    (2, 15, 19, 8, 1, (7, 7), 2, 1, "SAME"),  # one half-vector block (f32); steps overlapping
+    (1, 47, 47, 20, 1, (7, 7), 2, 1, "VALID"),  # two blocks and a partial one overlapping the second (f32)
+    (1, 12, 13, 16, 1, (7, 7), 2, 1, "VALID"),  # rows narrower than a step: pixel by pixel
+    (1, 23, 40, 24, 1, (7, 7), 2, 1, [[0, 0], [0, 5], [6, 1], [0, 0]]),  # a row and columns wholly in the padding
+    (3, 18, 26, 12, 1, (7, 7), 2, 1, "SAME"),  # rows of both parities over three images
+]
+
+
+@pytest.mark.parametrize("threads", ["serial", "parallel"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("geometry", DIRECT_7X7_AVX2_S2, ids=_ids)
+def test_direct_7x7_avx2_s2_input_gradient_matches_reference(geometry, dtype, threads, fresh_plans, monkeypatch):
+    """With ``DIRECT_5X5_AVX2`` (CPUs without AVX-512) the input gradient of a 7x7 layer at stride 2 takes the AVX2
+    kernel's stride-2 routine (eight pixels by half a vector, seven ``dy`` columns a step), on the calling thread
+    and split; all three ops match the reference on inputs 16 bytes past a line."""
+    from sepconv.kernels import depthwise_5x5_avx2
+
+    calls = record_calls(monkeypatch, depthwise_5x5_avx2, "depthwise_nhwc_backprop_input_7x7_s2_avx2_parallel",
+                         serial="depthwise_nhwc_backprop_input_7x7_s2_avx2_rows")
+    monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_AVX2", True)
+    for setting in ("PARALLEL_MIN_MACS", "NHWC_PARALLEL_MIN_MACS", "PARALLEL_MIN_BYTES"):
+        monkeypatch.setattr(fast_depthwise, setting, 10**18 if threads == "serial" else 0)
+    x, filt, dy, args = _problem(geometry, dtype)
+    x, dy = _at_offset(x, 16), _at_offset(dy, 16)
+    _assert_three_ops_match(x, filt, dy, args, dtype)
+    rows = x.shape[0] * x.shape[1]
+    assert calls == [1 if threads == "serial" else min(2, fast_depthwise.thread_count(), rows)]
+
+
 @pytest.mark.parametrize("in_shape, k, stride_w, expected", [
     ((1, 56, 56, 96), 5, 1, True), ((1, 40, 40, 8), 5, 1, True),  # half a vector of channels is enough
     ((1, 56, 56, 4), 5, 1, False),  # less than half a vector

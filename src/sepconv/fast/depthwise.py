@@ -440,11 +440,15 @@ def _direct_5x5_avx2(in_shape: tuple[int, ...], out_shape: tuple[int, ...], item
     return stride_w == 1 and out_shape[2] >= DIRECT_5X5_AVX2_MIN_WIDTH
 
 
+# The AVX2 kernel's stride-2 input gradient also takes 7x7 filters (seven dy columns per eight pixels) rather than
+# their parity kernel (whole vectors: on AVX2 its eight sums alone fill the sixteen registers).  One thread, us, parity
+# kernel -> AVX2 kernel: 4x47x47x72 VALID 670 -> 336, 4x48x48x72 SAME 753 -> 331, 1x56x56x96 346 -> 145,
+# 2x29x29x240 413 -> 218, 1x47x187x72 VALID 631 -> 237, 1x13x13x20 8 -> 4.
 def _direct_5x5_avx2_s2_input_gradient(dy_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_h: int,
                                        stride_w: int, dil_h: int, dil_w: int) -> bool:
     """Whether the input gradient from ``dy`` of ``dy_shape`` takes the AVX2 5x5 kernel's stride-2 routine
-    (undilated)."""
-    return (DIRECT_5X5_AVX2 and (kh, kw) == (5, 5) and (stride_h, stride_w, dil_h, dil_w) == (2, 2, 1, 1)
+    (undilated, 5x5 or 7x7)."""
+    return (DIRECT_5X5_AVX2 and kh == kw and kh in (5, 7) and (stride_h, stride_w, dil_h, dil_w) == (2, 2, 1, 1)
             and 2 * dy_shape[3] * itemsize >= VECTOR_BYTES)
 
 
@@ -1036,15 +1040,20 @@ def _input_gradient_launch(dy_shape: tuple[int, ...], dx_shape: tuple[int, ...],
                          min_macs=_nhwc_min_macs(m > 1))
     if m == 1 and _direct_5x5_avx2_s2_input_gradient(dy_shape, itemsize, g.kh, g.kw, *_geometry_ints(g)[:4]):
         pad_top, pad_left = g.pad_top, g.pad_left
+        if g.kh == 7:
+            one_thread = direct_5x5_avx2.depthwise_nhwc_backprop_input_7x7_s2_avx2_rows
+            parallel = direct_5x5_avx2.depthwise_nhwc_backprop_input_7x7_s2_avx2_parallel
+        else:
+            one_thread = direct_5x5_avx2.depthwise_nhwc_backprop_input_5x5_s2_avx2_rows
+            parallel = direct_5x5_avx2.depthwise_nhwc_backprop_input_5x5_s2_avx2_parallel
         if n_chunks == 1:
             def launch(w3, dy, dx):
-                direct_5x5_avx2.depthwise_nhwc_backprop_input_5x5_s2_avx2_rows(w3, dy, dx, 0, rows, pad_top, pad_left)
+                one_thread(w3, dy, dx, 0, rows, pad_top, pad_left)
             return launch
 
         def launch(w3, dy, dx):
             with PARALLEL_LAUNCH:
-                direct_5x5_avx2.depthwise_nhwc_backprop_input_5x5_s2_avx2_parallel(w3, dy, dx, n_chunks, pad_top,
-                                                                                   pad_left)
+                parallel(w3, dy, dx, n_chunks, pad_top, pad_left)
         return launch
     if m == 1 and _direct_3x3_s2_input_gradient(dy_shape, itemsize, g.kh, g.kw, *_geometry_ints(g)[:4]):
         pad_top, pad_left = g.pad_top, g.pad_left

@@ -70,17 +70,18 @@ STEP_7X7_SHORT_PIXELS = 7
 
 @kernel
 def _filters_by_block(w, like):
-    """``w`` ``[5, 5, C]`` laid out by channel block of half vectors, ``[blocks, 25, hlanes]`` (a last partial block
-    overlapping the one before it), on a cache line."""
-    c = w.shape[2]
+    """``w`` ``[kh, kw, C]`` (5x5 or 7x7) laid out by channel block of half vectors, ``[blocks, kh * kw, hlanes]`` (a
+    last partial block overlapping the one before it), on a cache line."""
+    kh, kw, c = w.shape
+    taps = kh * kw
     count = hlanes(like)
     blocks = (c + count - 1) // count
-    wbs = empty_on_line(blocks * 25 * count, like)
+    wbs = empty_on_line(blocks * taps * count, like)
     for g in range(blocks):
         k = block_start(g * count, 0, c, count)
-        for t in range(25):
+        for t in range(taps):
             for u in range(count):
-                wbs[(g * 25 + t) * count + u] = w[t // 5, t % 5, k + u]
+                wbs[(g * taps + t) * count + u] = w[t // kw, t % kw, k + u]
     return wbs
 
 
@@ -512,49 +513,81 @@ def _s2_row_taps(s0, s1, s2, s3, s4, s5, s6, s7, dy, a, gap, wb, wt):
     return s0, s1, s2, s3, s4, s5, s6, s7
 
 
+@kernel(inline=True)
+def _s2_row_taps7(s0, s1, s2, s3, s4, s5, s6, s7, dy, a, gap, wb, wt):
+    """As :func:`_s2_row_taps`, a filter row seven wide (``m``: the ``dy`` column three past ``a``): pixel ``2m + 2q``
+    takes taps 0, 2, 4 and 6 of ``dy`` columns ``m + q`` down to ``m + q - 3``, pixel ``2m + 2q + 1`` taps 1, 3 and 5
+    of columns ``m + q`` down to ``m + q - 2``; the seven columns loaded once each (fourteen loads per 28
+    multiply-adds; eight sums, seven weights and the column: the sixteen registers)."""
+    count = hlanes(wb)
+    w0, w1, w2 = hload(wb, wt), hload(wb, wt + count), hload(wb, wt + 2 * count)
+    w3, w4, w5, w6 = hload(wb, wt + 3 * count), hload(wb, wt + 4 * count), hload(wb, wt + 5 * count), hload(wb, wt + 6 * count)
+    a0, a3, a6 = opaque(a), opaque(a + 3 * gap), opaque(a + 6 * gap)
+    i = hload(dy, a0)
+    s0 = vfma(i, w6, s0)
+    i = hload(dy, a0 + gap)
+    s0, s1, s2 = vfma(i, w4, s0), vfma(i, w5, s1), vfma(i, w6, s2)
+    i = hload(dy, a0 + 2 * gap)
+    s0, s1, s2, s3, s4 = vfma(i, w2, s0), vfma(i, w3, s1), vfma(i, w4, s2), vfma(i, w5, s3), vfma(i, w6, s4)
+    i = hload(dy, a3)
+    s0, s1, s2, s3 = vfma(i, w0, s0), vfma(i, w1, s1), vfma(i, w2, s2), vfma(i, w3, s3)
+    s4, s5, s6 = vfma(i, w4, s4), vfma(i, w5, s5), vfma(i, w6, s6)
+    i = hload(dy, a3 + gap)
+    s2, s3, s4, s5, s6, s7 = vfma(i, w0, s2), vfma(i, w1, s3), vfma(i, w2, s4), vfma(i, w3, s5), vfma(i, w4, s6), vfma(i, w5, s7)
+    i = hload(dy, a3 + 2 * gap)
+    s4, s5, s6, s7 = vfma(i, w0, s4), vfma(i, w1, s5), vfma(i, w2, s6), vfma(i, w3, s7)
+    i = hload(dy, a6)
+    s6, s7 = vfma(i, w0, s6), vfma(i, w1, s7)
+    return s0, s1, s2, s3, s4, s5, s6, s7
+
+
 @kernel
-def _s2_pixel(dy, wbs, dx, o, dy_row, row_gap, r_first, r_end, u, out_w):
+def _s2_pixel(dy, wbs, dx, o, dy_row, row_gap, r_first, r_end, u, out_w, kw):
     """Input-gradient pixel at padded column ``u``, flat index ``o`` of ``dx``, every channel block: filter rows
     ``r_first, r_first + 2, ... < r_end`` (``dy`` row of filter row ``r`` at ``dy_row - r // 2 * row_gap``, rows
-    inside ``dy`` only), the taps whose ``dy`` column is inside ``dy``."""
+    inside ``dy`` only), the taps whose ``dy`` column is inside ``dy``; a square filter ``kw`` wide."""
     c = dx.shape[3]
     count = hlanes(dy)
+    taps = kw * kw
     for g in range((c + count - 1) // count):
         k = block_start(g * count, 0, c, count)
         acc = hzeros(dy)
         for r in range(r_first, r_end, 2):
-            for t in range(u % 2, 5, 2):
+            for t in range(u % 2, kw, 2):
                 j = (u - t) // 2
                 if 0 <= j < out_w:
                     acc = vfma(hload(dy, dy_row - r // 2 * row_gap + j * c + k),
-                               hload(wbs, (25 * g + 5 * r + t) * count), acc)
+                               hload(wbs, (taps * g + kw * r + t) * count), acc)
         vstore(dx, o + k, acc)
 
 
 @kernel
-def _s2_input_gradient_rows(dy, wbs, dx, row_begin, row_end, pad_top, pad_left):
-    """Input-gradient rows ``[row_begin, row_end)`` (over the batch) of a stride-2 5x5 layer, every channel block."""
+def _s2_input_gradient_rows(dy, wbs, dx, row_begin, row_end, pad_top, pad_left, kw):
+    """Input-gradient rows ``[row_begin, row_end)`` (over the batch) of a stride-2 layer of a square filter ``kw``
+    (5 or 7) wide, every channel block."""
     out_h, out_w, c = dy.shape[1], dy.shape[2], dy.shape[3]
     in_h, in_w = dx.shape[1], dx.shape[2]
     count = hlanes(dy)
     blocks = (c + count - 1) // count
+    taps = kw * kw
+    reach = (kw - 1) // 2  # a step from dy column m reads columns m - reach .. m + 3
     row_gap = out_w * c
-    # steps of eight pixels from dy column m (each reads columns m - 2 .. m + 3): the first whose columns are all
-    # inside dx and dy, and the last (overlapping the one before it)
-    m_lo, m_last = parity_steps(out_w, in_w, pad_left, 5, 8)
+    # steps of eight pixels from dy column m: the first whose columns are all inside dx and dy, and the last
+    # (overlapping the one before it)
+    m_lo, m_last = parity_steps(out_w, in_w, pad_left, kw, 8)
     steps = m_last >= m_lo
     # the padded columns the steps cover (none without steps)
     u_steps_lo, u_steps_hi = (2 * m_lo, 2 * m_last + 8) if steps else (in_w + pad_left, in_w + pad_left)
     for row in range(row_begin, row_end):
         b, y = row // in_h, row % in_h
         v = y + pad_top  # the padded input row
-        r_lo, r_end = parity_rows(v, out_h, 5)  # filter rows r_lo, r_lo + 2, .. < r_end: dy row (v - r) / 2
+        r_lo, r_end = parity_rows(v, out_h, kw)  # filter rows r_lo, r_lo + 2, .. < r_end: dy row (v - r) / 2
         dy_row = (b * out_h * out_w + v // 2 * out_w) * c  # dy row v // 2: filter row r reads dy row (v - r) // 2
         o_row = row * in_w * c
         for xx in range(in_w):
             u = xx + pad_left
             if u < u_steps_lo or u >= u_steps_hi:
-                _s2_pixel(dy, wbs, dx, o_row + xx * c, dy_row, row_gap, r_lo, r_end, u, out_w)
+                _s2_pixel(dy, wbs, dx, o_row + xx * c, dy_row, row_gap, r_lo, r_end, u, out_w, kw)
         if not steps:
             continue
         m0 = m_lo
@@ -563,10 +596,16 @@ def _s2_input_gradient_rows(dy, wbs, dx, row_begin, row_end, pad_top, pad_left):
             for g in range(blocks):
                 k = block_start(g * count, 0, c, count)
                 s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = hzeros(dy)
+                a = dy_row + (m - reach) * c + k
                 for r in range(r_lo, r_end, 2):
-                    s0, s1, s2, s3, s4, s5, s6, s7 = _s2_row_taps(s0, s1, s2, s3, s4, s5, s6, s7, dy,
-                                                                  dy_row - r // 2 * row_gap + (m - 2) * c + k, c, wbs,
-                                                                  (25 * g + 5 * r) * count)
+                    if kw == 7:
+                        s0, s1, s2, s3, s4, s5, s6, s7 = _s2_row_taps7(s0, s1, s2, s3, s4, s5, s6, s7, dy,
+                                                                       a - r // 2 * row_gap, c, wbs,
+                                                                       (taps * g + kw * r) * count)
+                    else:
+                        s0, s1, s2, s3, s4, s5, s6, s7 = _s2_row_taps(s0, s1, s2, s3, s4, s5, s6, s7, dy,
+                                                                      a - r // 2 * row_gap, c, wbs,
+                                                                      (taps * g + kw * r) * count)
                 o = o_row + (2 * m - pad_left) * c + k
                 vstore(dx, o, s0)
                 vstore(dx, o + c, s1)
@@ -585,7 +624,7 @@ def depthwise_nhwc_backprop_input_5x5_s2_avx2_rows(w, dy, dx, row_begin, row_end
     stride-2 5x5 layer (dilation 1) with filter ``w`` ``[5, 5, C]`` (``C`` at least half a vector), from ``dy``
     ``[N, out_h, out_w, C]``: per ``dx`` row the filter rows of its parity, eight pixels per step (six ``dy``
     columns, :func:`_s2_row_taps`: eleven loads per twenty multiply-adds), the pixels left one at a time."""
-    _s2_input_gradient_rows(dy, _filters_by_block(w, dy), dx, row_begin, row_end, pad_top, pad_left)
+    _s2_input_gradient_rows(dy, _filters_by_block(w, dy), dx, row_begin, row_end, pad_top, pad_left, 5)
 
 
 @kernel(parallel=True)
@@ -595,4 +634,21 @@ def depthwise_nhwc_backprop_input_5x5_s2_avx2_parallel(w, dy, dx, n_chunks, pad_
     rows = dx.shape[0] * dx.shape[1]
     for t in prange(n_chunks):
         depthwise_nhwc_backprop_input_5x5_s2_avx2_rows(w, dy, dx, t * rows // n_chunks, (t + 1) * rows // n_chunks,
+                                                       pad_top, pad_left)
+
+
+@kernel
+def depthwise_nhwc_backprop_input_7x7_s2_avx2_rows(w, dy, dx, row_begin, row_end, pad_top, pad_left):
+    """As :func:`depthwise_nhwc_backprop_input_5x5_s2_avx2_rows`, a 7x7 filter ``w`` ``[7, 7, C]``: seven ``dy``
+    columns per step (:func:`_s2_row_taps7`: fourteen loads per 28 multiply-adds)."""
+    _s2_input_gradient_rows(dy, _filters_by_block(w, dy), dx, row_begin, row_end, pad_top, pad_left, 7)
+
+
+@kernel(parallel=True)
+def depthwise_nhwc_backprop_input_7x7_s2_avx2_parallel(w, dy, dx, n_chunks, pad_top, pad_left):
+    """:func:`depthwise_nhwc_backprop_input_7x7_s2_avx2_rows` over all rows of ``dx``, in ``n_chunks`` parallel
+    runs."""
+    rows = dx.shape[0] * dx.shape[1]
+    for t in prange(n_chunks):
+        depthwise_nhwc_backprop_input_7x7_s2_avx2_rows(w, dy, dx, t * rows // n_chunks, (t + 1) * rows // n_chunks,
                                                        pad_top, pad_left)
