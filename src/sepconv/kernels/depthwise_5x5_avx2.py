@@ -27,12 +27,14 @@ run the small-image kernel's stride-1 rows on its packed planes, whose zero marg
 
 The input gradient at stride 2 (undilated) takes, for each of its rows, the filter rows of the row's parity, and
 eight pixels per step: four even ones that take taps 0, 2 and 4, four odd ones that take taps 1 and 3, from six
-columns of ``dy`` (:func:`_s2_row_taps`); the border pixels go one at a time (:func:`_s2_pixel`).
+columns of ``dy`` (:func:`_s2_row_taps`); the border pixels go one at a time (:func:`_s2_pixel`). A 7x7 filter's
+input gradient at stride 2 goes the same way, its four even pixels taking taps 0, 2, 4 and 6, its odd ones 1, 3 and 5,
+from seven columns (:func:`_s2_row_taps7`: eight sums, seven weights and a column fill the sixteen registers).
 
 :mod:`sepconv.fast.depthwise` sends it, on CPUs without AVX-512 (:mod:`sepconv.fast.registers`), the forward (and
 stride-1 input gradient, the forward of ``dy``) of 5x5 layers at horizontal stride 1 or 2 whose rows are wide enough
 (its pixels' many columns a step, at a pixel stride of a multiple of 512 bytes, fall in a few of L1's sets: those
-take the small-image kernel), and their stride-2 input gradient.
+take the small-image kernel), and their stride-2 input gradient, and that of 7x7 layers.
 
 Examples
 --------
