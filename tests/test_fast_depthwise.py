@@ -1838,27 +1838,35 @@ def test_direct_5x5_avx2_kernel_matches_reference(geometry, dtype, threads, fres
     assert len(s2_calls) == (stride_h == stride_w == 2)
 
 
-DIRECT_7X7_AVX2_S2 = [
-    # (batch, height, width, channels, multiplier, filter, strides, dilations, padding); 7x7, stride 2
+AVX2_S2_INPUT_GRADIENT = [
+    # (batch, height, width, channels, multiplier, filter, strides, dilations, padding), stride 2; 3x3 filters over
+    # fewer channels than a vector (the float32 count; halved in float64)
     (2, 15, 19, 8, 1, (7, 7), 2, 1, "SAME"),  # one half-vector block (f32); steps overlapping
     (1, 47, 47, 20, 1, (7, 7), 2, 1, "VALID"),  # two blocks and a partial one overlapping the second (f32)
     (1, 12, 13, 16, 1, (7, 7), 2, 1, "VALID"),  # rows narrower than a step: pixel by pixel
     (1, 23, 40, 24, 1, (7, 7), 2, 1, [[0, 0], [0, 5], [6, 1], [0, 0]]),  # a row and columns wholly in the padding
     (3, 18, 26, 12, 1, (7, 7), 2, 1, "SAME"),  # rows of both parities over three images
+    (2, 43, 43, 8, 1, (3, 3), 2, 1, "VALID"),  # one half-vector block
+    (1, 21, 30, 12, 1, (3, 3), 2, 1, "SAME"),  # a partial block overlapping the first
+    (1, 9, 7, 10, 1, (3, 3), 2, 1, "SAME"),  # rows narrower than a step: pixel by pixel
+    (2, 16, 37, 14, 1, (3, 3), 2, 1, [[0, 0], [2, 1], [0, 3], [0, 0]]),  # a row and columns wholly in the padding
 ]
 
 
 @pytest.mark.parametrize("threads", ["serial", "parallel"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("geometry", DIRECT_7X7_AVX2_S2, ids=_ids)
-def test_direct_7x7_avx2_s2_input_gradient_matches_reference(geometry, dtype, threads, fresh_plans, monkeypatch):
-    """With ``DIRECT_5X5_AVX2`` (CPUs without AVX-512) the input gradient of a 7x7 layer at stride 2 takes the AVX2
-    kernel's stride-2 routine (eight pixels by half a vector, seven ``dy`` columns a step), on the calling thread
-    and split; all three ops match the reference on inputs 16 bytes past a line."""
+@pytest.mark.parametrize("geometry", AVX2_S2_INPUT_GRADIENT, ids=_ids)
+def test_avx2_s2_input_gradient_matches_reference(geometry, dtype, threads, fresh_plans, monkeypatch):
+    """With ``DIRECT_5X5_AVX2`` (CPUs without AVX-512) the input gradient at stride 2 of a 7x7 layer, or of a 3x3 one
+    over fewer channels than a vector, takes the AVX2 kernel's stride-2 routine (eight pixels by half a vector a
+    step), on the calling thread and split; all three ops match the reference on inputs 16 bytes past a line."""
     from sepconv.kernels import depthwise_5x5_avx2
 
-    calls = record_calls(monkeypatch, depthwise_5x5_avx2, "depthwise_nhwc_backprop_input_7x7_s2_avx2_parallel",
-                         serial="depthwise_nhwc_backprop_input_7x7_s2_avx2_rows")
+    k = geometry[5][0]
+    if k == 3 and dtype == np.float64:  # the same bytes of channels
+        geometry = (*geometry[:3], geometry[3] // 2, *geometry[4:])
+    calls = record_calls(monkeypatch, depthwise_5x5_avx2, f"depthwise_nhwc_backprop_input_{k}x{k}_s2_avx2_parallel",
+                         serial=f"depthwise_nhwc_backprop_input_{k}x{k}_s2_avx2_rows")
     monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_AVX2", True)
     for setting in ("PARALLEL_MIN_MACS", "NHWC_PARALLEL_MIN_MACS", "PARALLEL_MIN_BYTES"):
         monkeypatch.setattr(fast_depthwise, setting, 10**18 if threads == "serial" else 0)
@@ -1867,6 +1875,18 @@ def test_direct_7x7_avx2_s2_input_gradient_matches_reference(geometry, dtype, th
     _assert_three_ops_match(x, filt, dy, args, dtype)
     rows = x.shape[0] * x.shape[1]
     assert calls == [1 if threads == "serial" else min(2, fast_depthwise.thread_count(), rows)]
+
+
+@pytest.mark.parametrize("channels, expected", [(8, True), (15, True), (7, False), (16, False)])
+def test_avx2_s2_input_gradient_takes_3x3_layers_of_few_channels(channels, expected, monkeypatch):
+    """3x3 layers at stride 2 take the AVX2 kernel's input gradient from half a vector of float32 channels up to, not
+    including, a whole one (the direct 3x3 kernel's), and not when dilated or without ``DIRECT_5X5_AVX2``."""
+    monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_AVX2", True)
+    dy_shape = (1, 28, 28, channels)
+    assert fast_depthwise._direct_5x5_avx2_s2_input_gradient(dy_shape, 4, 3, 3, 2, 2, 1, 1) is expected
+    assert not fast_depthwise._direct_5x5_avx2_s2_input_gradient(dy_shape, 4, 3, 3, 2, 2, 2, 2)
+    monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_AVX2", False)
+    assert not fast_depthwise._direct_5x5_avx2_s2_input_gradient(dy_shape, 4, 3, 3, 2, 2, 1, 1)
 
 
 @pytest.mark.parametrize("in_shape, k, stride_w, expected", [

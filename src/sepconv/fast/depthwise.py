@@ -443,13 +443,16 @@ def _direct_5x5_avx2(in_shape: tuple[int, ...], out_shape: tuple[int, ...], item
 # The AVX2 kernel's stride-2 input gradient also takes 7x7 filters (seven dy columns per eight pixels) rather than
 # their parity kernel (whole vectors: on AVX2 its eight sums alone fill the sixteen registers).  One thread, us, parity
 # kernel -> AVX2 kernel: 4x47x47x72 VALID 670 -> 336, 4x48x48x72 SAME 753 -> 331, 1x56x56x96 346 -> 145,
-# 2x29x29x240 413 -> 218, 1x47x187x72 VALID 631 -> 237, 1x13x13x20 8 -> 4.
+# 2x29x29x240 413 -> 218, 1x47x187x72 VALID 631 -> 237, 1x13x13x20 8 -> 4; and 3x3 filters over fewer channels than
+# a vector, whose parity kernel's vectors are part empty (masked): 2x43x43x8 VALID 38 -> 12.5, 1x50x50x8 25 -> 7,
+# 1x112x112x8 114 -> 28.5, 4x56x56x12 123 -> 47.5, 1x57x57x10 31 -> 10.
 def _direct_5x5_avx2_s2_input_gradient(dy_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_h: int,
                                        stride_w: int, dil_h: int, dil_w: int) -> bool:
     """Whether the input gradient from ``dy`` of ``dy_shape`` takes the AVX2 5x5 kernel's stride-2 routine
-    (undilated, 5x5 or 7x7)."""
-    return (DIRECT_5X5_AVX2 and kh == kw and kh in (5, 7) and (stride_h, stride_w, dil_h, dil_w) == (2, 2, 1, 1)
-            and 2 * dy_shape[3] * itemsize >= VECTOR_BYTES)
+    (undilated, 5x5 or 7x7; 3x3 on pixels of less than a vector, which the direct 3x3 kernel does not take)."""
+    pixel_bytes = dy_shape[3] * itemsize
+    return (DIRECT_5X5_AVX2 and kh == kw and (kh in (5, 7) or (kh == 3 and pixel_bytes < VECTOR_BYTES))
+            and (stride_h, stride_w, dil_h, dil_w) == (2, 2, 1, 1) and 2 * pixel_bytes >= VECTOR_BYTES)
 
 
 # Images whose channel-block plane (with the kernel's zero margins) is small take the small-image kernel
@@ -1043,6 +1046,9 @@ def _input_gradient_launch(dy_shape: tuple[int, ...], dx_shape: tuple[int, ...],
         if g.kh == 7:
             one_thread = direct_5x5_avx2.depthwise_nhwc_backprop_input_7x7_s2_avx2_rows
             parallel = direct_5x5_avx2.depthwise_nhwc_backprop_input_7x7_s2_avx2_parallel
+        elif g.kh == 3:
+            one_thread = direct_5x5_avx2.depthwise_nhwc_backprop_input_3x3_s2_avx2_rows
+            parallel = direct_5x5_avx2.depthwise_nhwc_backprop_input_3x3_s2_avx2_parallel
         else:
             one_thread = direct_5x5_avx2.depthwise_nhwc_backprop_input_5x5_s2_avx2_rows
             parallel = direct_5x5_avx2.depthwise_nhwc_backprop_input_5x5_s2_avx2_parallel

@@ -72,7 +72,7 @@ STEP_7X7_SHORT_PIXELS = 7
 
 @kernel
 def _filters_by_block(w, like):
-    """``w`` ``[kh, kw, C]`` (5x5 or 7x7) laid out by channel block of half vectors, ``[blocks, kh * kw, hlanes]`` (a
+    """``w`` ``[kh, kw, C]`` (3x3, 5x5 or 7x7) laid out by channel block of half vectors, ``[blocks, kh * kw, hlanes]`` (a
     last partial block overlapping the one before it), on a cache line."""
     kh, kw, c = w.shape
     taps = kh * kw
@@ -516,6 +516,27 @@ def _s2_row_taps(s0, s1, s2, s3, s4, s5, s6, s7, dy, a, gap, wb, wt):
 
 
 @kernel(inline=True)
+def _s2_row_taps3(s0, s1, s2, s3, s4, s5, s6, s7, dy, a, gap, wb, wt):
+    """As :func:`_s2_row_taps`, a filter row three wide (``m``: the ``dy`` column one past ``a``): pixel ``2m + 2q``
+    takes taps 0 and 2 of ``dy`` columns ``m + q`` and ``m + q - 1``, pixel ``2m + 2q + 1`` tap 1 of column ``m + q``;
+    the five columns loaded once each (eight loads per twelve multiply-adds)."""
+    count = hlanes(wb)
+    w0, w1, w2 = hload(wb, wt), hload(wb, wt + count), hload(wb, wt + 2 * count)
+    a0, a3 = opaque(a), opaque(a + 3 * gap)
+    i = hload(dy, a0)
+    s0 = vfma(i, w2, s0)
+    i = hload(dy, a0 + gap)
+    s0, s1, s2 = vfma(i, w0, s0), vfma(i, w1, s1), vfma(i, w2, s2)
+    i = hload(dy, a0 + 2 * gap)
+    s2, s3, s4 = vfma(i, w0, s2), vfma(i, w1, s3), vfma(i, w2, s4)
+    i = hload(dy, a3)
+    s4, s5, s6 = vfma(i, w0, s4), vfma(i, w1, s5), vfma(i, w2, s6)
+    i = hload(dy, a3 + gap)
+    s6, s7 = vfma(i, w0, s6), vfma(i, w1, s7)
+    return s0, s1, s2, s3, s4, s5, s6, s7
+
+
+@kernel(inline=True)
 def _s2_row_taps7(s0, s1, s2, s3, s4, s5, s6, s7, dy, a, gap, wb, wt):
     """As :func:`_s2_row_taps`, a filter row seven wide (``m``: the ``dy`` column three past ``a``): pixel ``2m + 2q``
     takes taps 0, 2, 4 and 6 of ``dy`` columns ``m + q`` down to ``m + q - 3``, pixel ``2m + 2q + 1`` taps 1, 3 and 5
@@ -566,7 +587,7 @@ def _s2_pixel(dy, wbs, dx, o, dy_row, row_gap, r_first, r_end, u, out_w, kw):
 @kernel
 def _s2_input_gradient_rows(dy, wbs, dx, row_begin, row_end, pad_top, pad_left, kw):
     """Input-gradient rows ``[row_begin, row_end)`` (over the batch) of a stride-2 layer of a square filter ``kw``
-    (5 or 7) wide, every channel block."""
+    (3, 5 or 7) wide, every channel block."""
     out_h, out_w, c = dy.shape[1], dy.shape[2], dy.shape[3]
     in_h, in_w = dx.shape[1], dx.shape[2]
     count = hlanes(dy)
@@ -602,6 +623,10 @@ def _s2_input_gradient_rows(dy, wbs, dx, row_begin, row_end, pad_top, pad_left, 
                 for r in range(r_lo, r_end, 2):
                     if kw == 7:
                         s0, s1, s2, s3, s4, s5, s6, s7 = _s2_row_taps7(s0, s1, s2, s3, s4, s5, s6, s7, dy,
+                                                                       a - r // 2 * row_gap, c, wbs,
+                                                                       (taps * g + kw * r) * count)
+                    elif kw == 3:
+                        s0, s1, s2, s3, s4, s5, s6, s7 = _s2_row_taps3(s0, s1, s2, s3, s4, s5, s6, s7, dy,
                                                                        a - r // 2 * row_gap, c, wbs,
                                                                        (taps * g + kw * r) * count)
                     else:
@@ -653,4 +678,21 @@ def depthwise_nhwc_backprop_input_7x7_s2_avx2_parallel(w, dy, dx, n_chunks, pad_
     rows = dx.shape[0] * dx.shape[1]
     for t in prange(n_chunks):
         depthwise_nhwc_backprop_input_7x7_s2_avx2_rows(w, dy, dx, t * rows // n_chunks, (t + 1) * rows // n_chunks,
+                                                       pad_top, pad_left)
+
+
+@kernel
+def depthwise_nhwc_backprop_input_3x3_s2_avx2_rows(w, dy, dx, row_begin, row_end, pad_top, pad_left):
+    """As :func:`depthwise_nhwc_backprop_input_5x5_s2_avx2_rows`, a 3x3 filter ``w`` ``[3, 3, C]``: five ``dy``
+    columns per step (:func:`_s2_row_taps3`), for channels of less than a vector (the direct 3x3 kernel takes more)."""
+    _s2_input_gradient_rows(dy, _filters_by_block(w, dy), dx, row_begin, row_end, pad_top, pad_left, 3)
+
+
+@kernel(parallel=True)
+def depthwise_nhwc_backprop_input_3x3_s2_avx2_parallel(w, dy, dx, n_chunks, pad_top, pad_left):
+    """:func:`depthwise_nhwc_backprop_input_3x3_s2_avx2_rows` over all rows of ``dx``, in ``n_chunks`` parallel
+    runs."""
+    rows = dx.shape[0] * dx.shape[1]
+    for t in prange(n_chunks):
+        depthwise_nhwc_backprop_input_3x3_s2_avx2_rows(w, dy, dx, t * rows // n_chunks, (t + 1) * rows // n_chunks,
                                                        pad_top, pad_left)
