@@ -1838,6 +1838,48 @@ def test_direct_5x5_avx2_kernel_matches_reference(geometry, dtype, threads, fres
     assert len(s2_calls) == (stride_h == stride_w == 2)
 
 
+AVX2_3X3_FEW_CHANNELS = [
+    # (batch, height, width, channels, multiplier, filter, strides, dilations, padding); 3x3 over half a vector of
+    # channels or more but less than a whole one (the float32 count; halved in float64)
+    (2, 9, 13, 8, 1, (3, 3), 1, 1, "SAME"),  # one half-vector block; an interior of 11: two steps, overlapping
+    (1, 7, 12, 12, 1, (3, 3), 1, 1, "VALID"),  # a partial block overlapping the first
+    (1, 5, 6, 8, 1, (3, 3), 1, 1, "SAME"),  # rows narrower than a step: pixel by pixel
+    (3, 10, 21, 10, 1, (3, 3), (2, 1), 1, "SAME"),  # vertical stride 2
+    (1, 12, 40, 8, 1, (3, 3), 1, (2, 3), "SAME"),  # dilated: three phases of the horizontal dilation
+    (1, 9, 20, 14, 1, (3, 3), 1, 1, [[0, 0], [4, 0], [5, 3], [0, 0]]),  # rows and pixels wholly in the padding
+    (2, 13, 19, 8, 1, (3, 3), 2, 1, "SAME"),  # stride 2: seventeen columns a step
+    (1, 22, 37, 12, 1, (3, 3), 2, 1, [[0, 0], [0, 4], [4, 1], [0, 0]]),
+    (1, 9, 40, 10, 1, (3, 3), (1, 2), 1, "SAME"),  # horizontal stride 2 only
+]
+
+
+@pytest.mark.parametrize("threads", ["serial", "parallel"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("geometry", AVX2_3X3_FEW_CHANNELS, ids=_ids)
+def test_avx2_kernel_takes_3x3_layers_of_few_channels(geometry, dtype, threads, fresh_plans, monkeypatch):
+    """With ``DIRECT_5X5_AVX2`` (CPUs without AVX-512) 3x3 layers over fewer channels than a vector (but half a vector
+    or more) take the AVX2 kernel's half-vector steps: the forward at horizontal stride 1 or 2, and the input gradient
+    at stride 1 (the forward of ``dy``), on the calling thread and split; all three ops match the reference on inputs
+    16 bytes past a line."""
+    from sepconv.kernels import depthwise_5x5_avx2
+
+    if dtype == np.float64:  # the same bytes of channels
+        geometry = (*geometry[:3], geometry[3] // 2, *geometry[4:])
+    calls = record_calls(monkeypatch, depthwise_5x5_avx2, "depthwise_nhwc_forward_5x5_avx2_parallel",
+                         serial="depthwise_nhwc_forward_5x5_avx2_rows")
+    monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_AVX2", True)
+    for setting in ("PARALLEL_MIN_MACS", "NHWC_PARALLEL_MIN_MACS", "PARALLEL_MIN_BYTES"):
+        monkeypatch.setattr(fast_depthwise, setting, 10**18 if threads == "serial" else 0)
+    x, filt, dy, args = _problem(geometry, dtype)
+    x, dy = _at_offset(x, 16), _at_offset(dy, 16)
+    _assert_three_ops_match(x, filt, dy, args, dtype)
+    rows = [dy.shape[0] * dy.shape[1], x.shape[0] * x.shape[1]]  # the forward's output rows, the gradient's
+    split = [1, 1] if threads == "serial" else [min(2, fast_depthwise.thread_count(), r) for r in rows]
+    stride_h, stride_w = (args["strides"],) * 2 if isinstance(args["strides"], int) else args["strides"]
+    taken = [True, stride_h == stride_w == 1]  # the forward, the stride-1 input gradient
+    assert calls == [chunks for chunks, took in zip(split, taken, strict=True) if took]
+
+
 AVX2_S2_INPUT_GRADIENT = [
     # (batch, height, width, channels, multiplier, filter, strides, dilations, padding), stride 2; 3x3 filters over
     # fewer channels than a vector (the float32 count; halved in float64)

@@ -420,6 +420,11 @@ def _direct_3x3_s2_input_gradient(dy_shape: tuple[int, ...], itemsize: int, kh: 
 # 1x56x56x144 141 -> 89, 1x112x112x32 97 -> 66, 8x28x28x240 389 -> 287, 1x36x36x672 224 -> 164; but 1x14x14x480 42
 # -> 54, 1x29x29x1056 228 -> 244, and pixels of a multiple of 512 bytes again (1x64x64x256 289 -> 333, 1x58x58x384
 # 342 -> 365).
+# 3x3 filters over half a vector of channels or more but less than a whole one (which the direct 3x3 kernel takes)
+# take it too, at horizontal stride 1 or 2 (ten or seventeen columns a filter row), any row width; one thread, us,
+# the 3x3 kernel of masked whole vectors -> this: 2x43x43x8 stride 2 VALID 20.4 -> 4.6, 1x50x50x8 s2 15.2 -> 4.3,
+# 1x112x112x8 s2 60 -> 13, 4x56x56x12 s2 71 -> 29.5, 1x56x56x8 44 -> 11, 1x56x56x12 72 -> 17.5, 1x40x40x8 dilation 2
+# 28.8 -> 10.9, 2x29x29x10 strides (2, 1) 14.8 -> 8.1.
 DIRECT_5X5_AVX2 = False
 DIRECT_5X5_AVX2_MIN_WIDTH = 40
 DIRECT_5X5_AVX2_S2_MIN_WIDTH = 16
@@ -430,8 +435,11 @@ def _direct_5x5_avx2(in_shape: tuple[int, ...], out_shape: tuple[int, ...], item
                      stride_w: int, dil_w: int) -> bool:
     """Whether the forward pass of an input of ``in_shape`` (multiplier 1) takes the AVX2 5x5 kernel: horizontal
     stride 1, or 2 undilated, on rows wide enough, of pixels of at least half a vector but not of a multiple of
-    :data:`DIRECT_5X5_AVX2_ALIASED_PIXEL_BYTES`."""
+    :data:`DIRECT_5X5_AVX2_ALIASED_PIXEL_BYTES`; or a 3x3 filter over at least half a vector of channels but less
+    than a whole one, any width."""
     pixel_bytes = in_shape[3] * itemsize
+    if DIRECT_5X5_AVX2 and (kh, kw) == (3, 3) and VECTOR_BYTES <= 2 * pixel_bytes < 2 * VECTOR_BYTES:
+        return stride_w == 1 or (stride_w == 2 and dil_w == 1)  # fewer channels than the direct 3x3 kernel takes
     if not (DIRECT_5X5_AVX2 and (kh, kw) == (5, 5) and 2 * pixel_bytes >= VECTOR_BYTES
             and pixel_bytes % DIRECT_5X5_AVX2_ALIASED_PIXEL_BYTES != 0):
         return False

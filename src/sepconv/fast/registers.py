@@ -13,7 +13,7 @@ instead of eight by two, and the depthwise ops of 3x3 filters the direct 3x3 ker
 in sixteen registers; forward at horizontal stride 1 or 2, input gradient at stride 1 or 2, filter
 gradient, the channel-multiplier bands), those of 5x5 filters at stride 1 on wide rows the AVX2 5x5 kernel
 (:mod:`sepconv.kernels.depthwise_5x5_avx2`: eight pixels by half a vector; also the stride-2 input gradient of 7x7
-ones), and their other stride-1 forwards the
+ones, and 3x3 layers of fewer channels than a vector), and their other stride-1 forwards the
 small-image kernel (five vectors in registers) on images of any size, of a vector of channels or more.
 
 Thirty-second session, an AMD EPYC (Zen 3, AVX2) VM, 2 threads, one process, alternating, us, the

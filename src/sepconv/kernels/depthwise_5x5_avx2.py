@@ -29,12 +29,18 @@ The input gradient at stride 2 (undilated) takes, for each of its rows, the filt
 eight pixels per step: four even ones that take taps 0, 2 and 4, four odd ones that take taps 1 and 3, from six
 columns of ``dy`` (:func:`_s2_row_taps`); the border pixels go one at a time (:func:`_s2_pixel`). A 7x7 filter's
 input gradient at stride 2 goes the same way, its four even pixels taking taps 0, 2, 4 and 6, its odd ones 1, 3 and 5,
-from seven columns (:func:`_s2_row_taps7`: eight sums, seven weights and a column fill the sixteen registers).
+from seven columns (:func:`_s2_row_taps7`: eight sums, seven weights and a column fill the sixteen registers), and a
+3x3 filter's from five (:func:`_s2_row_taps3`).
+
+3x3 filters over fewer channels than a vector (whose whole vectors would be part empty, their lanes masked) take the
+same steps, ten columns a filter row at stride 1 (:func:`_row_taps_3x3`) and seventeen at stride 2
+(:func:`_row_taps_3x3_s2`).
 
 :mod:`sepconv.fast.depthwise` sends it, on CPUs without AVX-512 (:mod:`sepconv.fast.registers`), the forward (and
 stride-1 input gradient, the forward of ``dy``) of 5x5 layers at horizontal stride 1 or 2 whose rows are wide enough
 (its pixels' many columns a step, at a pixel stride of a multiple of 512 bytes, fall in a few of L1's sets: those
-take the small-image kernel), and their stride-2 input gradient, and that of 7x7 layers.
+take the small-image kernel), and their stride-2 input gradient, and that of 7x7 layers; and 3x3 layers over at least
+half a vector of channels but less than a whole one, forward and input gradient.
 
 Examples
 --------
@@ -372,15 +378,102 @@ def _step_5x5_s2(x, wbs, out, o, a, r_lo, r_hi, row_gap, wt):
     vstore(out, o + 6 * c, s6)
     vstore(out, o + 7 * c, s7)
 
+@kernel(inline=True)
+def _row_taps_3x3(s0, s1, s2, s3, s4, s5, s6, s7, x, a, gap, wb, wt):
+    """:func:`_row_taps` of a 3x3 filter: the ten columns the eight pixels reach, each loaded once."""
+    count = hlanes(wb)
+    w0, w1, w2 = hload(wb, wt), hload(wb, wt + count), hload(wb, wt + 2 * count)
+    a0, a3, a6, a9 = opaque(a), opaque(a + 3 * gap), opaque(a + 6 * gap), opaque(a + 9 * gap)
+    i = hload(x, a0)
+    s0 = vfma(i, w0, s0)
+    i = hload(x, a0 + gap)
+    s0, s1 = vfma(i, w1, s0), vfma(i, w0, s1)
+    i = hload(x, a0 + 2 * gap)
+    s0, s1, s2 = vfma(i, w2, s0), vfma(i, w1, s1), vfma(i, w0, s2)
+    i = hload(x, a3)
+    s1, s2, s3 = vfma(i, w2, s1), vfma(i, w1, s2), vfma(i, w0, s3)
+    i = hload(x, a3 + gap)
+    s2, s3, s4 = vfma(i, w2, s2), vfma(i, w1, s3), vfma(i, w0, s4)
+    i = hload(x, a3 + 2 * gap)
+    s3, s4, s5 = vfma(i, w2, s3), vfma(i, w1, s4), vfma(i, w0, s5)
+    i = hload(x, a6)
+    s4, s5, s6 = vfma(i, w2, s4), vfma(i, w1, s5), vfma(i, w0, s6)
+    i = hload(x, a6 + gap)
+    s5, s6, s7 = vfma(i, w2, s5), vfma(i, w1, s6), vfma(i, w0, s7)
+    i = hload(x, a6 + 2 * gap)
+    s6, s7 = vfma(i, w2, s6), vfma(i, w1, s7)
+    s7 = vfma(hload(x, a9), w2, s7)
+    return s0, s1, s2, s3, s4, s5, s6, s7
+
+
+@kernel(inline=True)
+def _row_taps_3x3_s2(s0, s1, s2, s3, s4, s5, s6, s7, x, a, gap, wb, wt):
+    """:func:`_row_taps_3x3` at horizontal stride 2: pixel ``p``'s tap ``t`` reads column ``2p + t`` of the
+    seventeen the step's pixels reach, each loaded once."""
+    count = hlanes(wb)
+    w0, w1, w2 = hload(wb, wt), hload(wb, wt + count), hload(wb, wt + 2 * count)
+    a0, a3, a6, a9 = opaque(a), opaque(a + 3 * gap), opaque(a + 6 * gap), opaque(a + 9 * gap)
+    a12, a15 = opaque(a + 12 * gap), opaque(a + 15 * gap)
+    s0 = vfma(hload(x, a0), w0, s0)
+    s0 = vfma(hload(x, a0 + gap), w1, s0)
+    i = hload(x, a0 + 2 * gap)
+    s0, s1 = vfma(i, w2, s0), vfma(i, w0, s1)
+    s1 = vfma(hload(x, a3), w1, s1)
+    i = hload(x, a3 + gap)
+    s1, s2 = vfma(i, w2, s1), vfma(i, w0, s2)
+    s2 = vfma(hload(x, a3 + 2 * gap), w1, s2)
+    i = hload(x, a6)
+    s2, s3 = vfma(i, w2, s2), vfma(i, w0, s3)
+    s3 = vfma(hload(x, a6 + gap), w1, s3)
+    i = hload(x, a6 + 2 * gap)
+    s3, s4 = vfma(i, w2, s3), vfma(i, w0, s4)
+    s4 = vfma(hload(x, a9), w1, s4)
+    i = hload(x, a9 + gap)
+    s4, s5 = vfma(i, w2, s4), vfma(i, w0, s5)
+    s5 = vfma(hload(x, a9 + 2 * gap), w1, s5)
+    i = hload(x, a12)
+    s5, s6 = vfma(i, w2, s5), vfma(i, w0, s6)
+    s6 = vfma(hload(x, a12 + gap), w1, s6)
+    i = hload(x, a12 + 2 * gap)
+    s6, s7 = vfma(i, w2, s6), vfma(i, w0, s7)
+    s7 = vfma(hload(x, a15), w1, s7)
+    s7 = vfma(hload(x, a15 + gap), w2, s7)
+    return s0, s1, s2, s3, s4, s5, s6, s7
+
+
+@kernel(inline=True)
+def _step_3x3(x, wbs, out, o, o_gap, a, r_lo, r_hi, row_gap, gap, wt, stride_w):
+    """Eight output pixels of a 3x3 filter, as :func:`step_5x5` (horizontal stride 1, pixels ``o_gap`` apart) or
+    :func:`_step_5x5_s2` (stride 2, consecutive)."""
+    count = hlanes(x)
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = hzeros(x)
+    for r in range(r_lo, r_hi):
+        if stride_w == 1:
+            s0, s1, s2, s3, s4, s5, s6, s7 = _row_taps_3x3(s0, s1, s2, s3, s4, s5, s6, s7, x, a + r * row_gap, gap,
+                                                           wbs, wt + 3 * r * count)
+        else:
+            s0, s1, s2, s3, s4, s5, s6, s7 = _row_taps_3x3_s2(s0, s1, s2, s3, s4, s5, s6, s7, x, a + r * row_gap, gap,
+                                                              wbs, wt + 3 * r * count)
+    vstore(out, o, s0)
+    vstore(out, o + o_gap, s1)
+    vstore(out, o + 2 * o_gap, s2)
+    vstore(out, o + 3 * o_gap, s3)
+    vstore(out, o + 4 * o_gap, s4)
+    vstore(out, o + 5 * o_gap, s5)
+    vstore(out, o + 6 * o_gap, s6)
+    vstore(out, o + 7 * o_gap, s7)
+
+
 @kernel
-def _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, stride_w, dil_w, pad_left):
-    """Output pixel ``j`` of one row (as :func:`_steps`), every channel block, the taps of its window inside the
-    input only."""
+def _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, stride_w, dil_w, pad_left, kw):
+    """Output pixel ``j`` of one row (as :func:`_steps`), every channel block, the taps of its window (``kw`` wide)
+    inside the input only."""
     c = out.shape[3]
     count = hlanes(x)
     blocks = (c + count - 1) // count
+    taps = kw * kw
     iw0 = j * stride_w - pad_left
-    t_lo, t_hi = tap_range(iw0, dil_w, 5, in_w)
+    t_lo, t_hi = tap_range(iw0, dil_w, kw, in_w)
     g = 0
     while g + 4 <= blocks:  # four blocks at once: four chains of sums, not one
         k0, k1 = block_start(g * count, 0, c, count), block_start((g + 1) * count, 0, c, count)
@@ -388,11 +481,11 @@ def _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, stride_w, di
         a0 = a1 = a2 = a3 = hzeros(x)
         for r in range(r_lo, r_hi):
             for t in range(t_lo, t_hi):
-                i, wt = x_row + r * row_gap + (iw0 + t * dil_w) * c, (25 * g + 5 * r + t) * count
+                i, wt = x_row + r * row_gap + (iw0 + t * dil_w) * c, (taps * g + kw * r + t) * count
                 a0 = vfma(hload(x, i + k0), hload(wbs, wt), a0)
-                a1 = vfma(hload(x, i + k1), hload(wbs, wt + 25 * count), a1)
-                a2 = vfma(hload(x, i + k2), hload(wbs, wt + 50 * count), a2)
-                a3 = vfma(hload(x, i + k3), hload(wbs, wt + 75 * count), a3)
+                a1 = vfma(hload(x, i + k1), hload(wbs, wt + taps * count), a1)
+                a2 = vfma(hload(x, i + k2), hload(wbs, wt + 2 * taps * count), a2)
+                a3 = vfma(hload(x, i + k3), hload(wbs, wt + 3 * taps * count), a3)
         o = o_row + j * c
         vstore(out, o + k0, a0)
         vstore(out, o + k1, a1)
@@ -405,19 +498,19 @@ def _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, stride_w, di
         for r in range(r_lo, r_hi):
             for t in range(t_lo, t_hi):
                 acc = vfma(hload(x, x_row + r * row_gap + (iw0 + t * dil_w) * c + k),
-                           hload(wbs, (25 * h + 5 * r + t) * count), acc)
+                           hload(wbs, (taps * h + kw * r + t) * count), acc)
         vstore(out, o_row + j * c + k, acc)
 
 
 @kernel
-def _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, stride_w, dil_w, pad_left):
+def _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, stride_w, dil_w, pad_left, kw):
     """The interior pixels ``[j_lo, j_hi)`` of one output row in steps of eight pixels, each step for every channel
     block in turn: at stride 1 a horizontal dilation apart (so that, as at dilation 1, pixel ``p``'s tap ``t`` reads
-    column ``p + t`` of the step's twelve), phase by phase of the dilation; at stride 2 (dilation 1) consecutive,
-    reading nineteen columns. A phase's last step overlaps the one before it, and a phase of fewer than eight pixels
-    goes pixel by pixel. Output pixel ``j`` is at ``out`` flat index ``o_row + j * C``; its filter row ``r`` reads
-    ``x`` from ``x_row + r * row_gap + (j * stride_w - pad_left) * C``, for ``r`` in ``[r_lo, r_hi)``; the filters
-    are laid out by block in ``wbs`` (``[blocks, 25, hlanes]``)."""
+    column ``p + t`` of the step's twelve; a ``kw`` = 3 filter's: ten), phase by phase of the dilation; at stride 2
+    (dilation 1) consecutive, reading nineteen columns (seventeen). A phase's last step overlaps the one before it,
+    and a phase of fewer than eight pixels goes pixel by pixel. Output pixel ``j`` is at ``out`` flat index
+    ``o_row + j * C``; its filter row ``r`` reads ``x`` from ``x_row + r * row_gap + (j * stride_w - pad_left) * C``,
+    for ``r`` in ``[r_lo, r_hi)``; the filters are laid out by block in ``wbs`` (``[blocks, kw * kw, hlanes]``)."""
     c = out.shape[3]
     count = hlanes(x)
     blocks = (c + count - 1) // count
@@ -427,7 +520,7 @@ def _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, stride_w,
         last = phase + (j_hi - 1 - phase) // step_gap * step_gap  # the phase's last pixel
         if last - phase < (STEP_PIXELS - 1) * step_gap:
             for j in range(phase, last + 1, step_gap):
-                _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, x.shape[2], stride_w, dil_w, pad_left)
+                _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, x.shape[2], stride_w, dil_w, pad_left, kw)
             continue
         j0 = phase
         while j0 <= last:
@@ -435,7 +528,10 @@ def _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, stride_w,
             for g in range(blocks):
                 k = block_start(g * count, 0, c, count)
                 o, a = o_row + j * c + k, x_row + (j * stride_w - pad_left) * c + k
-                if stride_w == 1:
+                if kw == 3:
+                    _step_3x3(x, wbs, out, o, gap if stride_w == 1 else c, a, r_lo, r_hi, row_gap, gap, 9 * g * count,
+                              stride_w)
+                elif stride_w == 1:
                     step_5x5(x, wbs, out, o, gap, a, r_lo, r_hi, row_gap, gap, 25 * g * count)
                 else:
                     _step_5x5_s2(x, wbs, out, o, a, r_lo, r_hi, row_gap, 25 * g * count)
@@ -443,23 +539,23 @@ def _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, stride_w,
 
 
 @kernel
-def _output_rows(x, wbs, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
-    """Output rows ``[row_begin, row_end)`` (counted over the batch) of every channel block."""
+def _output_rows(x, wbs, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, kw):
+    """Output rows ``[row_begin, row_end)`` (counted over the batch) of every channel block, a ``kw`` x ``kw`` filter."""
     in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
     out_h, out_w = out.shape[1], out.shape[2]
-    j_lo, j_hi = interior(out_w, in_w, 5, stride_w, dil_w, pad_left)
+    j_lo, j_hi = interior(out_w, in_w, kw, stride_w, dil_w, pad_left)
     for row in range(row_begin, row_end):
         b, i = row // out_h, row % out_h
         ih0 = i * stride_h - pad_top
-        r_lo, r_hi = tap_range(ih0, dil_h, 5, in_h)
+        r_lo, r_hi = tap_range(ih0, dil_h, kw, in_h)
         o_row = row * out_w * c
         x_row = (b * in_h + ih0) * in_w * c  # may be negative: filter rows r_lo and on are inside the input
         row_gap = dil_h * in_w * c
         for j in range(j_lo):
-            _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, stride_w, dil_w, pad_left)
-        _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, stride_w, dil_w, pad_left)
+            _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, stride_w, dil_w, pad_left, kw)
+        _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, stride_w, dil_w, pad_left, kw)
         for j in range(j_hi, out_w):
-            _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, stride_w, dil_w, pad_left)
+            _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, stride_w, dil_w, pad_left, kw)
 
 
 @kernel
@@ -470,12 +566,19 @@ def depthwise_nhwc_forward_5x5_avx2_rows(x, w, out, row_begin, row_end, stride_h
     horizontal dilation 1."""
     wbs = _filters_by_block(w, x)
     # constants, for LLVM to fold into the steps
-    if stride_h == stride_w == dil_h == dil_w == 1:
-        _output_rows(x, wbs, out, row_begin, row_end, 1, 1, 1, 1, pad_top, pad_left)
+    if w.shape[0] == 3:
+        if stride_h == stride_w == dil_h == dil_w == 1:
+            _output_rows(x, wbs, out, row_begin, row_end, 1, 1, 1, 1, pad_top, pad_left, 3)
+        elif stride_h == stride_w == 2 and dil_h == dil_w == 1:
+            _output_rows(x, wbs, out, row_begin, row_end, 2, 2, 1, 1, pad_top, pad_left, 3)
+        else:
+            _output_rows(x, wbs, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, 3)
+    elif stride_h == stride_w == dil_h == dil_w == 1:
+        _output_rows(x, wbs, out, row_begin, row_end, 1, 1, 1, 1, pad_top, pad_left, 5)
     elif stride_h == stride_w == 2 and dil_h == dil_w == 1:
-        _output_rows(x, wbs, out, row_begin, row_end, 2, 2, 1, 1, pad_top, pad_left)
+        _output_rows(x, wbs, out, row_begin, row_end, 2, 2, 1, 1, pad_top, pad_left, 5)
     else:
-        _output_rows(x, wbs, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
+        _output_rows(x, wbs, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, 5)
 
 
 @kernel(parallel=True)
