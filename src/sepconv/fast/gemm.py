@@ -84,10 +84,11 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: bool = Fal
     threads = thread_count() if parallel else 1
     chunks = 1 if not parallel or groups % threads == 0 or groups >= 4 * threads else threads
     function, one, zero = gemm
+    a_data, b_data, out_data = blas.data_addresses(a, b, out)
     args = (function, blas.ILP64, m, n, k, one, one if accumulate else zero,
-            a.ctypes.data, a.strides[0] if a.ndim == 3 else 0, trans_a, lda,
-            b.ctypes.data, b.strides[0] if b.ndim == 3 else 0, trans_b, ldb,
-            out.ctypes.data, out.strides[0] if out.ndim == 3 else 0, ldc,
+            a_data, a.strides[0] if a.ndim == 3 else 0, trans_a, lda,
+            b_data, b.strides[0] if b.ndim == 3 else 0, trans_b, ldb,
+            out_data, out.strides[0] if out.ndim == 3 else 0, ldc,
             itemsize, chunks, m >= n if split_rows is None else split_rows, VECTOR_BYTES // itemsize)
     tasks = groups * chunks
     with blas.single_threaded:

@@ -19,7 +19,7 @@ import threading
 import numpy as np
 
 from ..kernels._simd import VECTOR_BYTES
-from .aligned import PLACED_MIN_BYTES, start_at_offset_of
+from .aligned import PLACED_MIN_BYTES, start_at_offset_of, start_on_line
 
 # Workspaces up to this size are kept per thread between calls.
 KEPT_WORKSPACE_BYTES = 64 * 1024 * 1024
@@ -57,7 +57,7 @@ def workspace(name: str, shape: tuple[int, ...], dtype: np.dtype, like: np.ndarr
         buffer = buffers.get(name)
         if buffer is None or buffer.nbytes < nbytes + VECTOR_BYTES:
             buffer = buffers[name] = np.empty(nbytes + VECTOR_BYTES, np.uint8)
-    start = -buffer.ctypes.data % VECTOR_BYTES if like is None else start_at_offset_of(buffer, like)
+    start = start_on_line(buffer) if like is None else start_at_offset_of(buffer, like)
     array = buffer[start:start + nbytes].view(dtype).reshape(shape)
     if like is None and nbytes <= KEPT_WORKSPACE_BYTES:
         buffers[(name, "array")] = array

@@ -30,6 +30,7 @@ from numba import prange, types
 from numba.extending import intrinsic
 
 from ._jit import kernel
+from ._simd import address
 
 CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_TRANS = 101, 111, 112
 
@@ -119,6 +120,13 @@ def _gemm(gemm, ilp64, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c
     else:
         _call_void(gemm, (np.int32(CBLAS_ROW_MAJOR), np.int32(trans_a), np.int32(trans_b), np.int32(m), np.int32(n),
                           np.int32(k), alpha, a, np.int32(lda), b, np.int32(ldb), beta, c, np.int32(ldc)))
+
+
+@kernel
+def data_addresses(a, b, out):
+    """The data addresses of the three operands of a product, in one compiled call (NumPy's ``.ctypes.data`` costs
+    ~1.4 us an array)."""
+    return address(a), address(b), address(out)
 
 
 @kernel
