@@ -1838,7 +1838,7 @@ def test_direct_5x5_avx2_kernel_matches_reference(geometry, dtype, threads, fres
     assert len(s2_calls) == (stride_h == stride_w == 2)
 
 
-AVX2_3X3_FEW_CHANNELS = [
+AVX2_FEW_CHANNELS = [
     # (batch, height, width, channels, multiplier, filter, strides, dilations, padding); 3x3 over half a vector of
     # channels or more but less than a whole one (the float32 count; halved in float64)
     (2, 9, 13, 8, 1, (3, 3), 1, 1, "SAME"),  # one half-vector block; an interior of 11: two steps, overlapping
@@ -1850,17 +1850,24 @@ AVX2_3X3_FEW_CHANNELS = [
     (2, 13, 19, 8, 1, (3, 3), 2, 1, "SAME"),  # stride 2: seventeen columns a step
     (1, 22, 37, 12, 1, (3, 3), 2, 1, [[0, 0], [0, 4], [4, 1], [0, 0]]),
     (1, 9, 40, 10, 1, (3, 3), (1, 2), 1, "SAME"),  # horizontal stride 2 only
+    # 7x7 at horizontal stride 2 over half a vector of channels or more, less than DIRECT_AVX2_7X7_S2_MAX_PIXEL_BYTES
+    (2, 15, 19, 8, 1, (7, 7), 2, 1, "SAME"),  # one half-vector block; twenty-one columns a step
+    (1, 47, 47, 20, 1, (7, 7), 2, 1, "VALID"),  # a partial block overlapping the second
+    (1, 12, 13, 16, 1, (7, 7), 2, 1, "VALID"),  # rows narrower than a step: pixel by pixel
+    (1, 23, 40, 24, 1, (7, 7), 2, 1, [[0, 0], [0, 5], [6, 1], [0, 0]]),  # a row and columns wholly in the padding
+    (3, 18, 26, 60, 1, (7, 7), (1, 2), 1, "SAME"),  # vertical stride 1
+    (1, 30, 44, 12, 1, (7, 7), 2, (2, 1), "SAME"),  # vertical dilation 2
 ]
 
 
 @pytest.mark.parametrize("threads", ["serial", "parallel"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("geometry", AVX2_3X3_FEW_CHANNELS, ids=_ids)
-def test_avx2_kernel_takes_3x3_layers_of_few_channels(geometry, dtype, threads, fresh_plans, monkeypatch):
+@pytest.mark.parametrize("geometry", AVX2_FEW_CHANNELS, ids=_ids)
+def test_avx2_kernel_takes_layers_of_few_channels(geometry, dtype, threads, fresh_plans, monkeypatch):
     """With ``DIRECT_5X5_AVX2`` (CPUs without AVX-512) 3x3 layers over fewer channels than a vector (but half a vector
     or more) take the AVX2 kernel's half-vector steps: the forward at horizontal stride 1 or 2, and the input gradient
-    at stride 1 (the forward of ``dy``), on the calling thread and split; all three ops match the reference on inputs
-    16 bytes past a line."""
+    at stride 1 (the forward of ``dy``); and so does the forward of 7x7 layers at horizontal stride 2 over few
+    channels; on the calling thread and split; all three ops match the reference on inputs 16 bytes past a line."""
     from sepconv.kernels import depthwise_5x5_avx2
 
     if dtype == np.float64:  # the same bytes of channels

@@ -427,6 +427,11 @@ def _direct_3x3_s2_input_gradient(dy_shape: tuple[int, ...], itemsize: int, kh: 
 # 28.8 -> 10.9, 2x29x29x10 strides (2, 1) 14.8 -> 8.1.
 DIRECT_5X5_AVX2 = False
 DIRECT_5X5_AVX2_MIN_WIDTH = 40
+# 7x7 layers at horizontal stride 2 (undilated) over fewer than this many bytes of channels take it too (twenty-one
+# columns a filter row); one thread, us, the kernels before (small-image, direct 7x7 stride 2) -> this: 1x39x39x48
+# 95 -> 41, 1x61x61x8 54 -> 18, 1x112x112x32 251 -> 171; on more channels it won less or lost: 1x56x56x144 321 -> 269,
+# 1x28x28x96 52 -> 49, 1x24x24x240 VALID 71 -> 63, 4x25x25x480 VALID 610 -> 618, 2x29x29x240 245 -> 329.
+DIRECT_AVX2_7X7_S2_MAX_PIXEL_BYTES = 256
 DIRECT_5X5_AVX2_S2_MIN_WIDTH = 16
 DIRECT_5X5_AVX2_ALIASED_PIXEL_BYTES = 512
 
@@ -436,10 +441,14 @@ def _direct_5x5_avx2(in_shape: tuple[int, ...], out_shape: tuple[int, ...], item
     """Whether the forward pass of an input of ``in_shape`` (multiplier 1) takes the AVX2 5x5 kernel: horizontal
     stride 1, or 2 undilated, on rows wide enough, of pixels of at least half a vector but not of a multiple of
     :data:`DIRECT_5X5_AVX2_ALIASED_PIXEL_BYTES`; or a 3x3 filter over at least half a vector of channels but less
-    than a whole one, any width."""
+    than a whole one, any width; or a 7x7 filter at horizontal stride 2 (undilated) over at least half a vector of
+    channels but less than :data:`DIRECT_AVX2_7X7_S2_MAX_PIXEL_BYTES`."""
     pixel_bytes = in_shape[3] * itemsize
     if DIRECT_5X5_AVX2 and (kh, kw) == (3, 3) and VECTOR_BYTES <= 2 * pixel_bytes < 2 * VECTOR_BYTES:
         return stride_w == 1 or (stride_w == 2 and dil_w == 1)  # fewer channels than the direct 3x3 kernel takes
+    if (DIRECT_5X5_AVX2 and (kh, kw) == (7, 7) and VECTOR_BYTES <= 2 * pixel_bytes
+            and pixel_bytes < DIRECT_AVX2_7X7_S2_MAX_PIXEL_BYTES):
+        return stride_w == 2 and dil_w == 1
     if not (DIRECT_5X5_AVX2 and (kh, kw) == (5, 5) and 2 * pixel_bytes >= VECTOR_BYTES
             and pixel_bytes % DIRECT_5X5_AVX2_ALIASED_PIXEL_BYTES != 0):
         return False

@@ -34,13 +34,15 @@ from seven columns (:func:`_s2_row_taps7`: eight sums, seven weights and a colum
 
 3x3 filters over fewer channels than a vector (whose whole vectors would be part empty, their lanes masked) take the
 same steps, ten columns a filter row at stride 1 (:func:`_row_taps_3x3`) and seventeen at stride 2
-(:func:`_row_taps_3x3_s2`).
+(:func:`_row_taps_3x3_s2`), and so do 7x7 filters at horizontal stride 2 over few channels, twenty-one columns a filter
+row (:func:`_row_taps_7x7_s2`).
 
 :mod:`sepconv.fast.depthwise` sends it, on CPUs without AVX-512 (:mod:`sepconv.fast.registers`), the forward (and
 stride-1 input gradient, the forward of ``dy``) of 5x5 layers at horizontal stride 1 or 2 whose rows are wide enough
 (its pixels' many columns a step, at a pixel stride of a multiple of 512 bytes, fall in a few of L1's sets: those
 take the small-image kernel), and their stride-2 input gradient, and that of 7x7 layers; and 3x3 layers over at least
-half a vector of channels but less than a whole one, forward and input gradient.
+half a vector of channels but less than a whole one, forward and input gradient, and the forward of 7x7 layers at
+horizontal stride 2 over few channels.
 
 Examples
 --------
@@ -442,6 +444,75 @@ def _row_taps_3x3_s2(s0, s1, s2, s3, s4, s5, s6, s7, x, a, gap, wb, wt):
 
 
 @kernel(inline=True)
+def _row_taps_7x7_s2(s0, s1, s2, s3, s4, s5, s6, s7, x, a, gap, wb, wt):
+    """:func:`_row_taps_s2` of a 7x7 filter: pixel ``p``'s tap ``t`` reads column ``2p + t`` of the twenty-one the
+    step's pixels reach, each loaded once (eight sums, seven weights and the column: the sixteen registers)."""
+    count = hlanes(wb)
+    w0, w1, w2 = hload(wb, wt), hload(wb, wt + count), hload(wb, wt + 2 * count)
+    w3, w4, w5, w6 = hload(wb, wt + 3 * count), hload(wb, wt + 4 * count), hload(wb, wt + 5 * count), hload(wb, wt + 6 * count)
+    a0, a3, a6, a9 = opaque(a), opaque(a + 3 * gap), opaque(a + 6 * gap), opaque(a + 9 * gap)
+    a12, a15, a18 = opaque(a + 12 * gap), opaque(a + 15 * gap), opaque(a + 18 * gap)
+    s0 = vfma(hload(x, a0), w0, s0)
+    s0 = vfma(hload(x, a0 + gap), w1, s0)
+    i = hload(x, a0 + 2 * gap)
+    s0, s1 = vfma(i, w2, s0), vfma(i, w0, s1)
+    i = hload(x, a3)
+    s0, s1 = vfma(i, w3, s0), vfma(i, w1, s1)
+    i = hload(x, a3 + gap)
+    s0, s1, s2 = vfma(i, w4, s0), vfma(i, w2, s1), vfma(i, w0, s2)
+    i = hload(x, a3 + 2 * gap)
+    s0, s1, s2 = vfma(i, w5, s0), vfma(i, w3, s1), vfma(i, w1, s2)
+    i = hload(x, a6)
+    s0, s1, s2, s3 = vfma(i, w6, s0), vfma(i, w4, s1), vfma(i, w2, s2), vfma(i, w0, s3)
+    i = hload(x, a6 + gap)
+    s1, s2, s3 = vfma(i, w5, s1), vfma(i, w3, s2), vfma(i, w1, s3)
+    i = hload(x, a6 + 2 * gap)
+    s1, s2, s3, s4 = vfma(i, w6, s1), vfma(i, w4, s2), vfma(i, w2, s3), vfma(i, w0, s4)
+    i = hload(x, a9)
+    s2, s3, s4 = vfma(i, w5, s2), vfma(i, w3, s3), vfma(i, w1, s4)
+    i = hload(x, a9 + gap)
+    s2, s3, s4, s5 = vfma(i, w6, s2), vfma(i, w4, s3), vfma(i, w2, s4), vfma(i, w0, s5)
+    i = hload(x, a9 + 2 * gap)
+    s3, s4, s5 = vfma(i, w5, s3), vfma(i, w3, s4), vfma(i, w1, s5)
+    i = hload(x, a12)
+    s3, s4, s5, s6 = vfma(i, w6, s3), vfma(i, w4, s4), vfma(i, w2, s5), vfma(i, w0, s6)
+    i = hload(x, a12 + gap)
+    s4, s5, s6 = vfma(i, w5, s4), vfma(i, w3, s5), vfma(i, w1, s6)
+    i = hload(x, a12 + 2 * gap)
+    s4, s5, s6, s7 = vfma(i, w6, s4), vfma(i, w4, s5), vfma(i, w2, s6), vfma(i, w0, s7)
+    i = hload(x, a15)
+    s5, s6, s7 = vfma(i, w5, s5), vfma(i, w3, s6), vfma(i, w1, s7)
+    i = hload(x, a15 + gap)
+    s5, s6, s7 = vfma(i, w6, s5), vfma(i, w4, s6), vfma(i, w2, s7)
+    i = hload(x, a15 + 2 * gap)
+    s6, s7 = vfma(i, w5, s6), vfma(i, w3, s7)
+    i = hload(x, a18)
+    s6, s7 = vfma(i, w6, s6), vfma(i, w4, s7)
+    s7 = vfma(hload(x, a18 + gap), w5, s7)
+    s7 = vfma(hload(x, a18 + 2 * gap), w6, s7)
+    return s0, s1, s2, s3, s4, s5, s6, s7
+
+
+@kernel(inline=True)
+def _step_7x7_s2(x, wbs, out, o, a, r_lo, r_hi, row_gap, wt):
+    """Eight consecutive output pixels of a 7x7 filter at horizontal stride 2 (undilated), as :func:`_step_5x5_s2`
+    (:func:`_row_taps_7x7_s2`)."""
+    count, c = hlanes(x), out.shape[3]
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = hzeros(x)
+    for r in range(r_lo, r_hi):
+        s0, s1, s2, s3, s4, s5, s6, s7 = _row_taps_7x7_s2(s0, s1, s2, s3, s4, s5, s6, s7, x, a + r * row_gap, c, wbs,
+                                                          wt + 7 * r * count)
+    vstore(out, o, s0)
+    vstore(out, o + c, s1)
+    vstore(out, o + 2 * c, s2)
+    vstore(out, o + 3 * c, s3)
+    vstore(out, o + 4 * c, s4)
+    vstore(out, o + 5 * c, s5)
+    vstore(out, o + 6 * c, s6)
+    vstore(out, o + 7 * c, s7)
+
+
+@kernel(inline=True)
 def _step_3x3(x, wbs, out, o, o_gap, a, r_lo, r_hi, row_gap, gap, wt, stride_w):
     """Eight output pixels of a 3x3 filter, as :func:`step_5x5` (horizontal stride 1, pixels ``o_gap`` apart) or
     :func:`_step_5x5_s2` (stride 2, consecutive)."""
@@ -528,7 +599,9 @@ def _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, stride_w,
             for g in range(blocks):
                 k = block_start(g * count, 0, c, count)
                 o, a = o_row + j * c + k, x_row + (j * stride_w - pad_left) * c + k
-                if kw == 3:
+                if kw == 7:  # stride 2 only
+                    _step_7x7_s2(x, wbs, out, o, a, r_lo, r_hi, row_gap, 49 * g * count)
+                elif kw == 3:
                     _step_3x3(x, wbs, out, o, gap if stride_w == 1 else c, a, r_lo, r_hi, row_gap, gap, 9 * g * count,
                               stride_w)
                 elif stride_w == 1:
@@ -566,7 +639,12 @@ def depthwise_nhwc_forward_5x5_avx2_rows(x, w, out, row_begin, row_end, stride_h
     horizontal dilation 1."""
     wbs = _filters_by_block(w, x)
     # constants, for LLVM to fold into the steps
-    if w.shape[0] == 3:
+    if w.shape[0] == 7:  # horizontal stride 2, undilated
+        if stride_h == 2 and dil_h == 1:
+            _output_rows(x, wbs, out, row_begin, row_end, 2, 2, 1, 1, pad_top, pad_left, 7)
+        else:
+            _output_rows(x, wbs, out, row_begin, row_end, stride_h, 2, dil_h, 1, pad_top, pad_left, 7)
+    elif w.shape[0] == 3:
         if stride_h == stride_w == dil_h == dil_w == 1:
             _output_rows(x, wbs, out, row_begin, row_end, 1, 1, 1, 1, pad_top, pad_left, 3)
         elif stride_h == stride_w == 2 and dil_h == dil_w == 1:
