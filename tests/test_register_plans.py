@@ -96,9 +96,10 @@ def test_separable_is_depthwise_then_blas(narrow_plans, tiled_kernel_calls):
     ((1, 40, 44, 24), 7, 1, 2, 0),  # a vector and a half: the last block overlaps the first
     ((1, 40, 44, 64), 3, 1, 0, 2),  # 3x3 at stride 1: the direct 3x3 kernel
     ((1, 40, 44, 24), 3, 1, 0, 2),
-    ((1, 40, 44, 8), 3, 1, 0, 0),  # half a vector of channels: the older 3x3 kernels
+    ((1, 40, 44, 8), 3, 1, 0, 0),  # half a vector of channels: the AVX2 kernel's half-vector steps
     ((1, 20, 20, 64), 3, 2, 0, 1),  # stride 2, 3x3: the direct kernel's forward (not the stride-2 input gradient)
-    ((1, 18, 17, 24), 7, 2, 1, 0),  # stride 2, a 30 KB plane: the small-image kernel's forward
+    ((1, 18, 17, 72), 7, 2, 1, 0),  # stride 2, a 30 KB plane: the small-image kernel's forward (fewer channels than
+    # DIRECT_AVX2_7X7_S2_MAX_PIXEL_BYTES take the AVX2 kernel's 7x7 stride-2 steps instead)
     ((1, 60, 60, 64), 5, 2, 0, 0),  # stride 2, a 180 KB plane
 ])
 def test_depthwise_takes_the_small_image_kernel(shape, k, strides, calls, direct_calls, narrow_plans, monkeypatch):
