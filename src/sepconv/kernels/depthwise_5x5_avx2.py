@@ -78,6 +78,19 @@ STEP_7X7_PIXELS = 10
 STEP_7X7_SHORT_PIXELS = 7
 
 
+@kernel(inline=True)
+def _store_eight(out, o, gap, s0, s1, s2, s3, s4, s5, s6, s7):
+    """Store a step's eight sums at flat indices ``o, o + gap, ... o + 7 * gap`` of ``out``."""
+    vstore(out, o, s0)
+    vstore(out, o + gap, s1)
+    vstore(out, o + 2 * gap, s2)
+    vstore(out, o + 3 * gap, s3)
+    vstore(out, o + 4 * gap, s4)
+    vstore(out, o + 5 * gap, s5)
+    vstore(out, o + 6 * gap, s6)
+    vstore(out, o + 7 * gap, s7)
+
+
 @kernel
 def _filters_by_block(w, like):
     """``w`` ``[kh, kw, C]`` (3x3, 5x5 or 7x7) laid out by channel block of half vectors, ``[blocks, kh * kw, hlanes]`` (a
@@ -211,14 +224,7 @@ def step_5x5(x, wbs, out, o, o_gap, a, r_lo, r_hi, row_gap, gap, wt):
     for r in range(r_lo, r_hi):
         s0, s1, s2, s3, s4, s5, s6, s7 = _row_taps(s0, s1, s2, s3, s4, s5, s6, s7, x, a + r * row_gap, gap, wbs,
                                                    wt + 5 * r * count)
-    vstore(out, o, s0)
-    vstore(out, o + o_gap, s1)
-    vstore(out, o + 2 * o_gap, s2)
-    vstore(out, o + 3 * o_gap, s3)
-    vstore(out, o + 4 * o_gap, s4)
-    vstore(out, o + 5 * o_gap, s5)
-    vstore(out, o + 6 * o_gap, s6)
-    vstore(out, o + 7 * o_gap, s7)
+    _store_eight(out, o, o_gap, s0, s1, s2, s3, s4, s5, s6, s7)
 
 
 @kernel(inline=True)
@@ -233,14 +239,7 @@ def step_7x7(x, wbs, out, o, o_gap, a, r_lo, r_hi, row_gap, gap, wt):
         s0, s1, s2, s3, s4, s5, s6, s7, s8, s9 = _four_taps(s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, x, b, gap, wbs, t)
         s0, s1, s2, s3, s4, s5, s6, s7, s8, s9 = _three_taps(s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, x, b + 4 * gap,
                                                              gap, wbs, t + 4 * count)
-    vstore(out, o, s0)
-    vstore(out, o + o_gap, s1)
-    vstore(out, o + 2 * o_gap, s2)
-    vstore(out, o + 3 * o_gap, s3)
-    vstore(out, o + 4 * o_gap, s4)
-    vstore(out, o + 5 * o_gap, s5)
-    vstore(out, o + 6 * o_gap, s6)
-    vstore(out, o + 7 * o_gap, s7)
+    _store_eight(out, o, o_gap, s0, s1, s2, s3, s4, s5, s6, s7)
     vstore(out, o + 8 * o_gap, s8)
     vstore(out, o + 9 * o_gap, s9)
 
@@ -371,14 +370,7 @@ def _step_5x5_s2(x, wbs, out, o, a, r_lo, r_hi, row_gap, wt):
     for r in range(r_lo, r_hi):
         s0, s1, s2, s3, s4, s5, s6, s7 = _row_taps_s2(s0, s1, s2, s3, s4, s5, s6, s7, x, a + r * row_gap, c, wbs,
                                                       wt + 5 * r * count)
-    vstore(out, o, s0)
-    vstore(out, o + c, s1)
-    vstore(out, o + 2 * c, s2)
-    vstore(out, o + 3 * c, s3)
-    vstore(out, o + 4 * c, s4)
-    vstore(out, o + 5 * c, s5)
-    vstore(out, o + 6 * c, s6)
-    vstore(out, o + 7 * c, s7)
+    _store_eight(out, o, c, s0, s1, s2, s3, s4, s5, s6, s7)
 
 @kernel(inline=True)
 def _row_taps_3x3(s0, s1, s2, s3, s4, s5, s6, s7, x, a, gap, wb, wt):
@@ -502,14 +494,7 @@ def _step_7x7_s2(x, wbs, out, o, a, r_lo, r_hi, row_gap, wt):
     for r in range(r_lo, r_hi):
         s0, s1, s2, s3, s4, s5, s6, s7 = _row_taps_7x7_s2(s0, s1, s2, s3, s4, s5, s6, s7, x, a + r * row_gap, c, wbs,
                                                           wt + 7 * r * count)
-    vstore(out, o, s0)
-    vstore(out, o + c, s1)
-    vstore(out, o + 2 * c, s2)
-    vstore(out, o + 3 * c, s3)
-    vstore(out, o + 4 * c, s4)
-    vstore(out, o + 5 * c, s5)
-    vstore(out, o + 6 * c, s6)
-    vstore(out, o + 7 * c, s7)
+    _store_eight(out, o, c, s0, s1, s2, s3, s4, s5, s6, s7)
 
 
 @kernel(inline=True)
@@ -525,14 +510,7 @@ def _step_3x3(x, wbs, out, o, o_gap, a, r_lo, r_hi, row_gap, gap, wt, stride_w):
         else:
             s0, s1, s2, s3, s4, s5, s6, s7 = _row_taps_3x3_s2(s0, s1, s2, s3, s4, s5, s6, s7, x, a + r * row_gap, gap,
                                                               wbs, wt + 3 * r * count)
-    vstore(out, o, s0)
-    vstore(out, o + o_gap, s1)
-    vstore(out, o + 2 * o_gap, s2)
-    vstore(out, o + 3 * o_gap, s3)
-    vstore(out, o + 4 * o_gap, s4)
-    vstore(out, o + 5 * o_gap, s5)
-    vstore(out, o + 6 * o_gap, s6)
-    vstore(out, o + 7 * o_gap, s7)
+    _store_eight(out, o, o_gap, s0, s1, s2, s3, s4, s5, s6, s7)
 
 
 @kernel
@@ -815,14 +793,7 @@ def _s2_input_gradient_rows(dy, wbs, dx, row_begin, row_end, pad_top, pad_left, 
                                                                       a - r // 2 * row_gap, c, wbs,
                                                                       (taps * g + kw * r) * count)
                 o = o_row + (2 * m - pad_left) * c + k
-                vstore(dx, o, s0)
-                vstore(dx, o + c, s1)
-                vstore(dx, o + 2 * c, s2)
-                vstore(dx, o + 3 * c, s3)
-                vstore(dx, o + 4 * c, s4)
-                vstore(dx, o + 5 * c, s5)
-                vstore(dx, o + 6 * c, s6)
-                vstore(dx, o + 7 * c, s7)
+                _store_eight(dx, o, c, s0, s1, s2, s3, s4, s5, s6, s7)
             m0 += 4
 
 
