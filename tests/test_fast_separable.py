@@ -131,6 +131,7 @@ def test_plan_follows_the_pointwise_filter_size_and_the_pixel_count(monkeypatch)
         real = getattr(kernels, name)
         monkeypatch.setattr(kernels, name, lambda *a, real=real: (taken.append(True), real(*a))[1])
     rng = np.random.default_rng(5)
+    monkeypatch.setattr(fast_separable, "FUSE", None)  # the rule itself, whatever plans the CPU takes
     monkeypatch.setattr(fast_separable, "FUSED_MAX_POINTWISE_BYTES", 16 * 128 * 4)
     monkeypatch.setattr(fast_separable, "FUSED_MIN_PIXELS", 144)
     for out_c, size, fused in [(128, 12, True), (129, 12, False), (128, 11, False)]:
