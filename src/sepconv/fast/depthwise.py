@@ -1060,23 +1060,15 @@ def _input_gradient_launch(dy_shape: tuple[int, ...], dx_shape: tuple[int, ...],
                          min_macs=_nhwc_min_macs(m > 1))
     if m == 1 and _direct_5x5_avx2_s2_input_gradient(dy_shape, itemsize, g.kh, g.kw, *_geometry_ints(g)[:4]):
         pad_top, pad_left = g.pad_top, g.pad_left
-        if g.kh == 7:
-            one_thread = direct_5x5_avx2.depthwise_nhwc_backprop_input_7x7_s2_avx2_rows
-            parallel = direct_5x5_avx2.depthwise_nhwc_backprop_input_7x7_s2_avx2_parallel
-        elif g.kh == 3:
-            one_thread = direct_5x5_avx2.depthwise_nhwc_backprop_input_3x3_s2_avx2_rows
-            parallel = direct_5x5_avx2.depthwise_nhwc_backprop_input_3x3_s2_avx2_parallel
-        else:
-            one_thread = direct_5x5_avx2.depthwise_nhwc_backprop_input_5x5_s2_avx2_rows
-            parallel = direct_5x5_avx2.depthwise_nhwc_backprop_input_5x5_s2_avx2_parallel
         if n_chunks == 1:
             def launch(w3, dy, dx):
-                one_thread(w3, dy, dx, 0, rows, pad_top, pad_left)
+                direct_5x5_avx2.depthwise_nhwc_backprop_input_5x5_s2_avx2_rows(w3, dy, dx, 0, rows, pad_top, pad_left)
             return launch
 
         def launch(w3, dy, dx):
             with PARALLEL_LAUNCH:
-                parallel(w3, dy, dx, n_chunks, pad_top, pad_left)
+                direct_5x5_avx2.depthwise_nhwc_backprop_input_5x5_s2_avx2_parallel(w3, dy, dx, n_chunks, pad_top,
+                                                                                   pad_left)
         return launch
     if m == 1 and _direct_3x3_s2_input_gradient(dy_shape, itemsize, g.kh, g.kw, *_geometry_ints(g)[:4]):
         pad_top, pad_left = g.pad_top, g.pad_left

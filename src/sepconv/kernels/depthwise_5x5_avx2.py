@@ -613,8 +613,8 @@ def _output_rows(x, wbs, out, row_begin, row_end, stride_h, stride_w, dil_h, dil
 def depthwise_nhwc_forward_5x5_avx2_rows(x, w, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top,
                                          pad_left):
     """Output rows ``[row_begin, row_end)`` (over the batch) of the forward of ``x`` ``[N, in_h, in_w, C]`` (``C`` at
-    least half a vector) with ``w`` ``[5, 5, C]`` into ``out`` ``[N, out_h, out_w, C]``, horizontal stride 1, or 2 at
-    horizontal dilation 1."""
+    least half a vector) with ``w`` ``[5, 5, C]`` (or ``[3, 3, C]``) into ``out`` ``[N, out_h, out_w, C]``, horizontal
+    stride 1, or 2 at horizontal dilation 1; or ``[7, 7, C]`` at horizontal stride 2 (undilated) only."""
     wbs = _filters_by_block(w, x)
     # constants, for LLVM to fold into the steps
     if w.shape[0] == 7:  # horizontal stride 2, undilated
@@ -800,10 +800,18 @@ def _s2_input_gradient_rows(dy, wbs, dx, row_begin, row_end, pad_top, pad_left, 
 @kernel
 def depthwise_nhwc_backprop_input_5x5_s2_avx2_rows(w, dy, dx, row_begin, row_end, pad_top, pad_left):
     """Rows ``[row_begin, row_end)`` (over the batch) of the input gradient ``dx`` ``[N, in_h, in_w, C]`` of a
-    stride-2 5x5 layer (dilation 1) with filter ``w`` ``[5, 5, C]`` (``C`` at least half a vector), from ``dy``
-    ``[N, out_h, out_w, C]``: per ``dx`` row the filter rows of its parity, eight pixels per step (six ``dy``
-    columns, :func:`_s2_row_taps`: eleven loads per twenty multiply-adds), the pixels left one at a time."""
-    _s2_input_gradient_rows(dy, _filters_by_block(w, dy), dx, row_begin, row_end, pad_top, pad_left, 5)
+    stride-2 layer (dilation 1) with filter ``w`` ``[5, 5, C]`` (also ``[7, 7, C]``, or ``[3, 3, C]``; ``C`` at least
+    half a vector), from ``dy`` ``[N, out_h, out_w, C]``: per ``dx`` row the filter rows of its parity, eight pixels
+    per step (six ``dy`` columns, :func:`_s2_row_taps`: eleven loads per twenty multiply-adds; seven of a 7x7 filter,
+    :func:`_s2_row_taps7`; five of a 3x3, :func:`_s2_row_taps3`), the pixels left one at a time."""
+    wbs = _filters_by_block(w, dy)
+    # the filter width as a constant, for LLVM to fold into the steps
+    if w.shape[0] == 7:
+        _s2_input_gradient_rows(dy, wbs, dx, row_begin, row_end, pad_top, pad_left, 7)
+    elif w.shape[0] == 3:
+        _s2_input_gradient_rows(dy, wbs, dx, row_begin, row_end, pad_top, pad_left, 3)
+    else:
+        _s2_input_gradient_rows(dy, wbs, dx, row_begin, row_end, pad_top, pad_left, 5)
 
 
 @kernel(parallel=True)
@@ -813,38 +821,4 @@ def depthwise_nhwc_backprop_input_5x5_s2_avx2_parallel(w, dy, dx, n_chunks, pad_
     rows = dx.shape[0] * dx.shape[1]
     for t in prange(n_chunks):
         depthwise_nhwc_backprop_input_5x5_s2_avx2_rows(w, dy, dx, t * rows // n_chunks, (t + 1) * rows // n_chunks,
-                                                       pad_top, pad_left)
-
-
-@kernel
-def depthwise_nhwc_backprop_input_7x7_s2_avx2_rows(w, dy, dx, row_begin, row_end, pad_top, pad_left):
-    """As :func:`depthwise_nhwc_backprop_input_5x5_s2_avx2_rows`, a 7x7 filter ``w`` ``[7, 7, C]``: seven ``dy``
-    columns per step (:func:`_s2_row_taps7`: fourteen loads per 28 multiply-adds)."""
-    _s2_input_gradient_rows(dy, _filters_by_block(w, dy), dx, row_begin, row_end, pad_top, pad_left, 7)
-
-
-@kernel(parallel=True)
-def depthwise_nhwc_backprop_input_7x7_s2_avx2_parallel(w, dy, dx, n_chunks, pad_top, pad_left):
-    """:func:`depthwise_nhwc_backprop_input_7x7_s2_avx2_rows` over all rows of ``dx``, in ``n_chunks`` parallel
-    runs."""
-    rows = dx.shape[0] * dx.shape[1]
-    for t in prange(n_chunks):
-        depthwise_nhwc_backprop_input_7x7_s2_avx2_rows(w, dy, dx, t * rows // n_chunks, (t + 1) * rows // n_chunks,
-                                                       pad_top, pad_left)
-
-
-@kernel
-def depthwise_nhwc_backprop_input_3x3_s2_avx2_rows(w, dy, dx, row_begin, row_end, pad_top, pad_left):
-    """As :func:`depthwise_nhwc_backprop_input_5x5_s2_avx2_rows`, a 3x3 filter ``w`` ``[3, 3, C]``: five ``dy``
-    columns per step (:func:`_s2_row_taps3`), for channels of less than a vector (the direct 3x3 kernel takes more)."""
-    _s2_input_gradient_rows(dy, _filters_by_block(w, dy), dx, row_begin, row_end, pad_top, pad_left, 3)
-
-
-@kernel(parallel=True)
-def depthwise_nhwc_backprop_input_3x3_s2_avx2_parallel(w, dy, dx, n_chunks, pad_top, pad_left):
-    """:func:`depthwise_nhwc_backprop_input_3x3_s2_avx2_rows` over all rows of ``dx``, in ``n_chunks`` parallel
-    runs."""
-    rows = dx.shape[0] * dx.shape[1]
-    for t in prange(n_chunks):
-        depthwise_nhwc_backprop_input_3x3_s2_avx2_rows(w, dy, dx, t * rows // n_chunks, (t + 1) * rows // n_chunks,
                                                        pad_top, pad_left)
