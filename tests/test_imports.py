@@ -47,3 +47,39 @@ def test_the_openmp_spin_setting_is_not_left_in_the_environment():
 def test_a_users_openmp_wait_policy_is_kept():
     assert environment_after_import({"OMP_WAIT_POLICY": "PASSIVE"})["OMP_WAIT_POLICY"] == "PASSIVE"
     assert environment_after_import({"GOMP_SPINCOUNT": "5"})["GOMP_SPINCOUNT"] == "5"
+
+
+def kernel_cache_hits(folder, hash_override: bytes | None) -> int:
+    """Cache hits of a small kernel (module ``little.py`` in ``folder``, Numba's cache there too) in a fresh
+    process, after ``sepconv.kernels._jit.KERNELS_SOURCE_HASH`` is set to ``hash_override`` (if given)."""
+    code = ("import sys; sys.path.insert(0, sys.argv[1])\n"
+            "from sepconv.kernels import _jit\n"
+            f"if {hash_override!r} is not None: _jit.KERNELS_SOURCE_HASH = {hash_override!r}\n"
+            "import little\n"
+            "assert little.twice(21) == 42\n"
+            "print(sum(little.twice.stats.cache_hits.values()))")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(folder / "cache"))
+    result = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True, check=True,
+                            env=env)
+    return int(result.stdout.split()[-1])
+
+
+def test_a_change_anywhere_in_the_kernels_package_recompiles_every_kernel(tmp_path):
+    """Numba alone keys a kernel's disk cache on its own file; ours also on the whole kernels package (an edit to
+    a shared helper must not leave other modules' machine code in use)."""
+    (tmp_path / "little.py").write_text("from sepconv.kernels._jit import kernel\n\n\n"
+                                        "@kernel\ndef twice(x):\n    return 2 * x\n")
+    assert kernel_cache_hits(tmp_path, None) == 0  # compiled and saved
+    assert kernel_cache_hits(tmp_path, None) == 1  # loaded
+    assert kernel_cache_hits(tmp_path, b"the package changed") == 0  # compiled again
+
+
+def test_the_sources_hash_sees_every_file(tmp_path):
+    from sepconv.kernels._jit import sources_hash
+
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "b.py").write_text("y = 2\n")
+    before = sources_hash(tmp_path)
+    assert sources_hash(tmp_path) == before
+    (tmp_path / "b.py").write_text("y = 3\n")
+    assert sources_hash(tmp_path) != before

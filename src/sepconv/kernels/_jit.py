@@ -18,8 +18,10 @@ that serializes the launches when only ``workqueue`` is.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import os
+import pathlib
 import threading
 
 import numba
@@ -95,6 +97,31 @@ def kernel(fn=None, *, parallel: bool = False, inline: bool = False):
     ``inline=True`` for small helpers called in a hot loop (inlined by Numba, so that their vector
     results stay in registers whatever LLVM's inliner decides)."""
     def wrap(f):
-        return numba.njit(cache=CACHE, fastmath=FASTMATH, parallel=parallel, nogil=True, error_model="numpy",
-                          inline="always" if inline else "never")(f)
+        dispatcher = numba.njit(cache=CACHE, fastmath=FASTMATH, parallel=parallel, nogil=True, error_model="numpy",
+                                inline="always" if inline else "never")(f)
+        _stamp_with_kernels_source(dispatcher)
+        return dispatcher
     return wrap(fn) if fn is not None else wrap
+
+
+def sources_hash(folder: pathlib.Path) -> bytes:
+    """SHA-256 of the names and contents of the ``.py`` files in ``folder``."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.digest()
+
+
+# Numba keys a kernel's disk cache on its own file's contents only, but kernels inline the helpers and intrinsics
+# of other modules (sepconv.kernels._simd, _window, ...): a change there alone left the other files' cached
+# machine code in use (found when a faster _simd.vload_group_sums still ran at the old speed).  Every kernel's key
+# also holds this hash of the whole kernels package, so any change to it (or an upgrade) compiles them again.
+KERNELS_SOURCE_HASH = sources_hash(pathlib.Path(__file__).parent)
+
+
+def _stamp_with_kernels_source(dispatcher) -> None:
+    """Add :data:`KERNELS_SOURCE_HASH` to the freshness stamp of ``dispatcher``'s disk cache (Numba's private
+    ``_cache._cache_file._source_stamp``; left alone if a Numba version names it otherwise)."""
+    cache_file = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
+    if cache_file is not None and hasattr(cache_file, "_source_stamp"):
+        cache_file._source_stamp = (KERNELS_SOURCE_HASH, cache_file._source_stamp)
