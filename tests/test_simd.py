@@ -108,6 +108,33 @@ def _groups(a, repeated, sums3, sums8):
     vstore(sums8, 0, vload_group_sums(a, 0, 8))
 
 
+@numba.njit
+def _group_sums_of_each_count(a, sums):
+    """Row ``m - 1`` of ``sums``: the group sums of ``m`` elements from ``a[m]`` on, for ``m`` = 1 to 8."""
+    vstore(sums[0], 0, vload_group_sums(a, 1, 1))
+    vstore(sums[1], 0, vload_group_sums(a, 2, 2))
+    vstore(sums[2], 0, vload_group_sums(a, 3, 3))
+    vstore(sums[3], 0, vload_group_sums(a, 4, 4))
+    vstore(sums[4], 0, vload_group_sums(a, 5, 5))
+    vstore(sums[5], 0, vload_group_sums(a, 6, 6))
+    vstore(sums[6], 0, vload_group_sums(a, 7, 7))
+    vstore(sums[7], 0, vload_group_sums(a, 8, 8))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_group_sums_of_every_multiplier_match_numpy(dtype):
+    """Two, four, six and eight take the pairwise rounds (some float64 ones not), the odd counts the gather alone: every
+    group of ``m`` consecutive elements from an offset of ``m`` summed into its own lane, in order."""
+    count = 64 // np.dtype(dtype).itemsize
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal(9 * count + 8).astype(dtype)
+    sums = np.full((8, count), np.nan, dtype)
+    _group_sums_of_each_count(a, sums)
+    for m in range(1, 9):
+        np.testing.assert_allclose(sums[m - 1], a[m:m + m * count].reshape(count, m).sum(axis=1), rtol=1e-5,
+                                   err_msg=f"groups of {m}")
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_repeated_stores_and_group_sums_match_numpy(dtype):
     count = 64 // np.dtype(dtype).itemsize
