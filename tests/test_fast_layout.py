@@ -1,5 +1,5 @@
 """The NCHW <-> NHWC copies of ``sepconv.fast.layout`` against NumPy's transposes: shapes whose sides
-are and are not multiples of a vector, both dtypes, on one thread and split."""
+are and are not multiples of a vector, few-channel ones, both dtypes, on one thread and split."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import pytest
 
 from sepconv.fast import layout
 
-SHAPES = [(1, 1, 1, 1), (2, 17, 5, 3), (3, 40, 9, 7), (1, 16, 4, 4), (2, 33, 17, 1), (4, 96, 7, 7)]
+# ... and few-channel ones (at most FEW channels, or pixels, on one side: the pixel-by-pixel kernels, every count)
+SHAPES = [(1, 1, 1, 1), (2, 17, 5, 3), (3, 40, 9, 7), (1, 16, 4, 4), (2, 33, 17, 1), (4, 96, 7, 7),
+          *[(2, c, 11, 13) for c in range(2, 9)], (1, 3, 30, 30), (3, 5, 2, 3), (2, 20, 2, 2), (2, 9, 1, 8)]
 
 
 @pytest.mark.parametrize("threads", ["serial", "split"])

@@ -26,6 +26,17 @@ PARALLEL_MIN_VALUES = 256 * 1024
 
 
 def _swap_last_axes(src: np.ndarray, dst: np.ndarray) -> None:
+    batch, rows, cols = src.shape
+    if min(rows, cols) <= kernels.FEW:  # few channels: NHWC -> NCHW if they are the columns
+        to_planes = cols <= kernels.FEW
+        if src.size < PARALLEL_MIN_VALUES or batch == 1:
+            (kernels.few_channels_to_planes_range if to_planes else kernels.few_channels_to_pixels_range)(
+                src, dst, 0, batch)
+        else:
+            with PARALLEL_LAUNCH:
+                (kernels.few_channels_to_planes_parallel if to_planes else kernels.few_channels_to_pixels_parallel)(
+                    src, dst, min(batch, thread_count()))
+        return
     if src.size < PARALLEL_MIN_VALUES:
         blocks = -(-src.shape[1] // (VECTOR_BYTES // src.itemsize))  # items: (b, block of a vector's rows)
         kernels.swap_last_axes_range(src, dst, 0, src.shape[0] * blocks)
