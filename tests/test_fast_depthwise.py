@@ -18,6 +18,7 @@ from conftest import rand, record_calls, tol
 import sepconv
 from sepconv.fast import aligned
 from sepconv.fast import depthwise as fast_depthwise
+from sepconv.fast import separable as fast_separable
 
 # (batch, height, width, channels, multiplier, kernel (kh, kw), strides, dilations, padding)
 GEOMETRIES = [
@@ -808,6 +809,40 @@ def test_native_nchw_small_planes_of_a_large_input(k, monkeypatch):
         np.testing.assert_allclose(fast, ref, **tol(np.float64))
         assert calls == ([] if strides == 1 else ["depthwise_conv2d_backprop_input"]), calls
         calls.clear()
+
+
+@pytest.mark.parametrize("shape, k, padding, dtype, through_nchw", [
+    ((1, 64, 64, 3), 3, "SAME", np.float32, True),
+    ((2, 52, 49, 4), 5, "VALID", np.float32, True),  # 24x23 output pixels
+    ((1, 48, 48, 2), 7, "SAME", np.float64, True),  # two float64 channels: 16 bytes
+    ((2, 50, 47, 4), 5, "VALID", np.float32, False),  # 23x22 output pixels: fewer than FEW_CHANNELS_NCHW_MIN_PIXELS
+    ((1, 48, 48, 3), 3, "SAME", np.float64, False),  # 24 bytes of channels
+    ((1, 64, 64, 6), 3, "SAME", np.float32, False),
+])
+def test_few_channels_at_stride_2_through_nchw(shape, k, padding, dtype, through_nchw, monkeypatch):
+    """NHWC layers of at most four float32 channels at stride 2 on large enough planes run the forward and input
+    gradient on the native NCHW kernels through transposes (into the caller's scratch for a separable layer's
+    depthwise pass); every result as the reference's, and still itself after the next call."""
+    calls = record_calls(monkeypatch, fast_depthwise, "_nchw_copy", record=lambda args: args[1])
+    rng = np.random.default_rng(21)
+    x, filt = rand(rng, shape, dtype), rand(rng, (k, k, shape[3], 1), dtype)
+    fast, ref = _both(sepconv.depthwise_conv2d, x, filt, 2, padding)
+    np.testing.assert_allclose(fast, ref, **tol(dtype))
+    dy = rand(rng, ref.shape, dtype)
+    fast_dx, ref_dx = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, filt, dy, 2, padding)
+    np.testing.assert_allclose(fast_dx, ref_dx, **tol(dtype))
+    with sepconv.use_implementation("fast"):
+        sepconv.depthwise_conv2d(2 * x, filt, 2, padding)
+        sepconv.depthwise_conv2d_backprop_input(x.shape, filt, 2 * dy, 2, padding)
+    np.testing.assert_allclose(fast, ref, **tol(dtype))
+    np.testing.assert_allclose(fast_dx, ref_dx, **tol(dtype))
+    pointwise = rand(rng, (1, 1, shape[3], 5), dtype)
+    monkeypatch.setattr(fast_separable, "SMALL", False)  # the depthwise pass, then the product
+    monkeypatch.setattr(fast_separable, "FUSE", False)
+    fast, ref = _both(sepconv.separable_conv2d, x, filt, pointwise, 2, padding)
+    np.testing.assert_allclose(fast, ref, **tol(dtype))
+    expected = ["nhwc_input", "nhwc_output_gradient", "nhwc_input", "nhwc_output_gradient", "nhwc_input"]
+    assert calls == (expected if through_nchw else [])
 
 
 def test_nchw_through_nhwc_results_outlive_the_next_call():

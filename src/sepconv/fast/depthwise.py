@@ -832,8 +832,44 @@ def depthwise_conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry, scratch: s
     w3 = _filter_per_channel(w)
     if not kernels.all_finite(w3):
         return reference.depthwise_conv2d(x, w, g)
+    if _few_channels_through_nchw(g, x.itemsize):
+        out = depthwise_conv2d_nchw(_nchw_copy(x, "nhwc_input"), w, g)
+        return _nhwc_result(out, scratch)
     x = np.ascontiguousarray(x)
     return _forward_plan(x.shape, x.dtype, g, _plan_settings())(x, w3, scratch)
+
+
+# Layers of at most FEW_CHANNELS_NCHW_BYTES of channels a pixel (four float32) at stride 2 (undilated, multiplier 1),
+# output planes of at least FEW_CHANNELS_NCHW_MIN_PIXELS, take the native NCHW kernels (vectors along a row) through
+# whole-array transposes (sepconv.fast.layout's few-channel copies, a few us), forward and input gradient: in NHWC a
+# vector of channels is mostly empty.  Zen 3 VM, 2 threads, one process, us, NHWC -> native NCHW on NCHW arrays
+# (before the transposes): input gradient 1x112x112x3 3x3 116 -> 28, 1x64x64x4 3x3 47 -> 21, 1x56x56x3 7x7 54 -> 27,
+# 4x56x56x3 3x3 135 -> 41, 2x64x64x4 7x7 VALID 156 -> 44, 1x48x48x4 5x5 42 -> 24, 1x64x64x2 27 -> 18; forward
+# 1x224x224x3 3x3 213 -> 61, 1x112x112x3 44 -> 28, 1x64x64x4 34 -> 17, 1x56x56x3 7x7 61 -> 23, 4x56x56x3 78 -> 35.
+# Not smaller planes (1x30x30x3 5x5 20.3 -> 19.3 and 1x40x40x3 3x3 21.7 -> 19.6, input gradient; 1x40x40x3 forward
+# 14.6 -> 15.8), nor more channels (1x64x64x6 27.5 -> 22.7, 4x40x40x6 87 -> 95, 2x33x33x8 22 -> 65), nor the filter
+# gradient (1x48x48x4 3x3 33 -> 45, though 1x64x64x4 5x5 63 -> 30).
+FEW_CHANNELS_NCHW_BYTES = 16
+FEW_CHANNELS_NCHW_MIN_PIXELS = 512
+
+
+def _few_channels_through_nchw(g: Conv2DGeometry, itemsize: int) -> bool:
+    """Whether an NHWC forward or input gradient goes through the native NCHW kernels (see above)."""
+    return (g.in_c * itemsize <= FEW_CHANNELS_NCHW_BYTES and g.multiplier == 1
+            and (g.stride_h, g.stride_w, g.dil_h, g.dil_w) == (2, 2, 1, 1)
+            and g.out_h * g.out_w >= FEW_CHANNELS_NCHW_MIN_PIXELS)
+
+
+def _nchw_copy(a: np.ndarray, name: str) -> np.ndarray:
+    """An NHWC operand as NCHW, in this thread's workspace ``name`` (as :func:`_nhwc_copy`)."""
+    n, h, w, c = a.shape
+    return nhwc_to_nchw(a, workspace(name, (n, c, h, w), a.dtype))
+
+
+def _nhwc_result(a: np.ndarray, scratch: str | None) -> np.ndarray:
+    """An NCHW result as a new NHWC array, or in this thread's workspace ``scratch`` if given."""
+    n, c, h, w = a.shape
+    return nchw_to_nhwc(a, None if scratch is None else workspace(scratch, (n, h, w, c), a.dtype))
 
 
 def _plan_settings() -> tuple[int, ...]:
@@ -967,6 +1003,9 @@ def depthwise_conv2d_backprop_input(w: np.ndarray, dy: np.ndarray, g: Conv2DGeom
     w3 = _filter_per_channel(w)
     if not kernels.all_finite(w3):
         return reference.depthwise_conv2d_backprop_input(w, dy, g)
+    if _few_channels_through_nchw(g, dy.itemsize):
+        dx = depthwise_conv2d_backprop_input_nchw(w, _nchw_copy(dy, "nhwc_output_gradient"), g)
+        return _nhwc_result(dx, scratch)
     dy = np.ascontiguousarray(dy)
     return _input_gradient_plan(dy.shape, dy.dtype, g, _input_gradient_settings())(w3, dy, scratch)
 

@@ -54,9 +54,10 @@ def nchw_to_nhwc(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
-def nhwc_to_nchw(a: np.ndarray) -> np.ndarray:
-    """``a [N, H, W, C]`` (float32 or float64) as a new C-contiguous ``[N, C, H, W]`` array."""
+def nhwc_to_nchw(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``a [N, H, W, C]`` (float32 or float64) as a C-contiguous ``[N, C, H, W]`` array: ``out`` if given
+    (C-contiguous, that shape and dtype), else a new one."""
     n, h, w, c = a.shape
-    out = recycled.empty((n, c, h, w), a.dtype)
+    out = recycled.empty((n, c, h, w), a.dtype) if out is None else out
     _swap_last_axes(np.ascontiguousarray(a).reshape(n, h * w, c), out.reshape(n, c, h * w))
     return out
