@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from sepconv.bench import (
     TOLERANCE,
     Benchmark,
     Case,
+    WorkerProcess,
     load_cases,
     main,
     make_inputs,
@@ -26,6 +28,7 @@ from sepconv.bench import (
     relative_error,
     worker_environment,
 )
+from sepconv.kernels import _jit
 
 BENCH_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_ops.py"
 
@@ -143,6 +146,29 @@ def test_worker_environment_switches() -> None:
     env, notes = worker_environment(unset_openblas=True, pin_malloc=True, bind_threads=True)
     assert "OPENBLAS_CORETYPE" not in env and "OPENBLAS_L2_SIZE" not in env
     assert env["MALLOC_MMAP_THRESHOLD_"] == "1073741824" and env["OMP_PROC_BIND"] == "true"
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs CPU affinity and two CPUs")
+def test_workers_start_on_the_cpus_of_the_command(tmp_path: Path) -> None:
+    """A worker runs on the CPUs the command was started on, even when this process has since been bound to one (as
+    an OpenMP runtime binds it with OMP_PROC_BIND in its environment)."""
+    started_on = _jit.CPUS_BEFORE_OPENMP
+    assert started_on and len(started_on) >= 2
+    now = os.sched_getaffinity(0)
+    env, _ = worker_environment(unset_openblas=False, pin_malloc=False, bind_threads=False)
+    env.pop("OMP_PROC_BIND", None)  # (bound, the worker's own runtime would put its main thread on one of them)
+    os.sched_setaffinity(0, {min(now)})
+    try:
+        worker = WorkerProcess("sepconv", env, open(tmp_path / "log.txt", "w+"))
+    finally:
+        os.sched_setaffinity(0, now)
+    try:
+        assert worker.receive() == {"ready": True}
+        pid = worker.request({"cmd": "info"})["pid"]
+        assert os.sched_getaffinity(pid) == set(started_on)
+    finally:
+        worker.close()
 
 
 # Small cases where the layouts and TF's padding are easy to get wrong: stride 2 on even sizes

@@ -57,6 +57,7 @@ from typing import IO, Any
 import numpy as np
 
 from ._bench_peers import FRAMEWORKS, NHWC_FRAMEWORKS, REQUIRES
+from .kernels import _jit
 
 KINDS = ("dw", "dw_bwd_input", "dw_bwd_filter", "dw_bwd", "sep", "conv")
 KIND_OPS = {
@@ -320,6 +321,25 @@ def worker_environment(unset_openblas: bool, pin_malloc: bool, bind_threads: boo
     return env, notes
 
 
+# A worker starts on the CPUs this command was started on (SEPCONV_BENCH_CPUS), set before it imports anything that
+# loads an OpenMP runtime: with OMP_PROC_BIND=true in the command's own environment, ``import sepconv`` had bound it to
+# one CPU, every worker inherited that CPU, and both of sepconv's threads shared it (dw 1x44x44x24 3x3 stride 2:
+# 35.8 us against 13.9; ONNX Runtime, which sets its threads' affinity itself, 28.8 either way).
+WORKER_BOOT = (
+    "import os, runpy, sys\n"
+    "cpus = os.environ.pop('SEPCONV_BENCH_CPUS', '')\n"
+    "if cpus and hasattr(os, 'sched_setaffinity'):\n"
+    "    os.sched_setaffinity(0, {int(c) for c in cpus.split(',')})\n"
+    "runpy.run_module('sepconv._bench_peers', run_name='__main__', alter_sys=True)\n")
+
+
+def worker_cpus_environment() -> dict[str, str]:
+    """``SEPCONV_BENCH_CPUS``: the CPUs this process was started on (before an OpenMP runtime could bind it), for
+    :data:`WORKER_BOOT`; nothing where the platform does not say."""
+    cpus = _jit.CPUS_BEFORE_OPENMP
+    return {"SEPCONV_BENCH_CPUS": ",".join(map(str, sorted(cpus)))} if cpus else {}
+
+
 class WorkerError(RuntimeError):
     """A worker died or answered with an error."""
 
@@ -331,8 +351,8 @@ class WorkerProcess:
         self.framework = framework
         self.log = log
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "sepconv._bench_peers", framework], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=log, env=env, text=True, bufsize=1)
+            [sys.executable, "-c", WORKER_BOOT, framework], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=log, env=env | worker_cpus_environment(), text=True, bufsize=1)
 
     def send(self, request: dict[str, Any]) -> None:
         try:

@@ -70,6 +70,11 @@ def _thread_safe_layer_available() -> bool:
             del os.environ["GOMP_SPINCOUNT"]
 
 
+# The CPUs this process was started on, read before the OpenMP runtime loads: with OMP_PROC_BIND in the environment,
+# libgomp binds the loading thread to one CPU at once, and processes started afterwards inherit that one CPU
+# (sepconv.bench starts its workers on this set).
+CPUS_BEFORE_OPENMP: frozenset[int] | None = (
+    frozenset(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None)
 THREAD_SAFE_LAYER = _thread_safe_layer_available()
 PARALLEL_LAUNCH: contextlib.AbstractContextManager = (
     contextlib.nullcontext() if THREAD_SAFE_LAYER else threading.Lock())
