@@ -70,70 +70,55 @@ FEW = 8
 
 
 @kernel(inline=True)
-def _gather_channels(s, d, pixels, channels):
-    """``d[c * pixels + p] = s[p * channels + c]`` (one image, ``channels`` a constant; indices from zero, which
-    LLVM vectorizes: offset by the image's start they ran 6x slower)."""
+def _copy_channels(s, d, pixels, channels, to_planes):
+    """One image: ``d[c * pixels + p] = s[p * channels + c]`` (``to_planes``) or the converse, ``channels`` a
+    constant (indices from zero, which LLVM vectorizes: offset by the image's start they ran 6x slower)."""
     for p in range(pixels):
         for c in range(channels):
-            d[c * pixels + p] = s[p * channels + c]
+            if to_planes:
+                d[c * pixels + p] = s[p * channels + c]
+            else:
+                d[p * channels + c] = s[c * pixels + p]
 
 
-@kernel(inline=True)
-def _scatter_channels(s, d, pixels, channels):
-    """``d[p * channels + c] = s[c * pixels + p]`` (one image, ``channels`` a constant)."""
-    for p in range(pixels):
-        for c in range(channels):
-            d[p * channels + c] = s[c * pixels + p]
+@kernel
+def _few_channels_range(src, dst, begin, end, to_planes):
+    """The images ``[begin, end)`` of :func:`few_channels_to_planes_range` (``to_planes``) or
+    :func:`few_channels_to_pixels_range`."""
+    channels = src.shape[2] if to_planes else src.shape[1]
+    pixels = src.shape[1] if to_planes else src.shape[2]
+    for b in range(begin, end):
+        s, d = src[b].reshape(-1), dst[b].reshape(-1)
+        if channels == 1:
+            _copy_channels(s, d, pixels, 1, to_planes)
+        elif channels == 2:
+            _copy_channels(s, d, pixels, 2, to_planes)
+        elif channels == 3:
+            _copy_channels(s, d, pixels, 3, to_planes)
+        elif channels == 4:
+            _copy_channels(s, d, pixels, 4, to_planes)
+        elif channels == 5:
+            _copy_channels(s, d, pixels, 5, to_planes)
+        elif channels == 6:
+            _copy_channels(s, d, pixels, 6, to_planes)
+        elif channels == 7:
+            _copy_channels(s, d, pixels, 7, to_planes)
+        else:
+            _copy_channels(s, d, pixels, 8, to_planes)
 
 
 @kernel
 def few_channels_to_planes_range(src, dst, begin, end):
     """NHWC -> NCHW of few channels: ``dst[b, c, p] = src[b, p, c]`` (``src [B, pixels, C]``, ``C <= FEW``) for
     the images ``[begin, end)``."""
-    pixels, channels = src.shape[1], src.shape[2]
-    for b in range(begin, end):
-        s, d = src[b].reshape(-1), dst[b].reshape(-1)
-        if channels == 1:
-            _gather_channels(s, d, pixels, 1)
-        elif channels == 2:
-            _gather_channels(s, d, pixels, 2)
-        elif channels == 3:
-            _gather_channels(s, d, pixels, 3)
-        elif channels == 4:
-            _gather_channels(s, d, pixels, 4)
-        elif channels == 5:
-            _gather_channels(s, d, pixels, 5)
-        elif channels == 6:
-            _gather_channels(s, d, pixels, 6)
-        elif channels == 7:
-            _gather_channels(s, d, pixels, 7)
-        else:
-            _gather_channels(s, d, pixels, 8)
+    _few_channels_range(src, dst, begin, end, True)
 
 
 @kernel
 def few_channels_to_pixels_range(src, dst, begin, end):
     """NCHW -> NHWC of few channels: ``dst[b, p, c] = src[b, c, p]`` (``src [B, C, pixels]``, ``C <= FEW``) for
     the images ``[begin, end)``."""
-    channels, pixels = src.shape[1], src.shape[2]
-    for b in range(begin, end):
-        s, d = src[b].reshape(-1), dst[b].reshape(-1)
-        if channels == 1:
-            _scatter_channels(s, d, pixels, 1)
-        elif channels == 2:
-            _scatter_channels(s, d, pixels, 2)
-        elif channels == 3:
-            _scatter_channels(s, d, pixels, 3)
-        elif channels == 4:
-            _scatter_channels(s, d, pixels, 4)
-        elif channels == 5:
-            _scatter_channels(s, d, pixels, 5)
-        elif channels == 6:
-            _scatter_channels(s, d, pixels, 6)
-        elif channels == 7:
-            _scatter_channels(s, d, pixels, 7)
-        else:
-            _scatter_channels(s, d, pixels, 8)
+    _few_channels_range(src, dst, begin, end, False)
 
 
 @kernel(parallel=True)
