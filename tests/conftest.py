@@ -88,6 +88,11 @@ class _KernelsSeenByOps:
         return self.wrapped[name] if name in self.wrapped else getattr(self.module, name)
 
 
+# The dtypes the shape-tuned kernels run for (sepconv.fast.tuned): tests of those kernels take these; float64 takes
+# the general kernels (tests/test_fast_tuned.py).
+TUNED_DTYPES = [np.float32]
+
+
 def rand(rng: np.random.Generator, shape, dtype=np.float64) -> np.ndarray:
     return rng.standard_normal(shape).astype(dtype)
 

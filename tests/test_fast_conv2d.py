@@ -7,7 +7,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from conftest import rand, record_calls, tol
+from conftest import TUNED_DTYPES, rand, record_calls, tol
 
 import sepconv
 from sepconv import reference
@@ -133,7 +133,7 @@ def test_pointwise_product_splits_from_its_threshold(monkeypatch):
     assert calls == [("parallel", 2), ("tiles", 10)]
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", TUNED_DTYPES)
 @pytest.mark.parametrize("blocks", ["one", "many"])
 @pytest.mark.parametrize("split", ["one-thread", "pixels", "panels", "channels"])
 @pytest.mark.parametrize(("pixels", "k_size", "out_c"), [(100, 64, 300), (7, 33, 64), (61, 130, 17), (300, 9, 150),
@@ -209,7 +209,7 @@ def test_large_pointwise_filter_splits_by_rows_unless_much_wider(pixels, out_c, 
     assert calls == [split_rows]
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", TUNED_DTYPES)
 @pytest.mark.parametrize("split", [False, True])
 @pytest.mark.parametrize(("pixels", "k_size", "out_c"), [
     (1, 1, 1),  # one pixel, one column: a masked tile of one lane, three pixels repeated
@@ -387,7 +387,7 @@ DIRECT_PLANS = [("four-vector", chunks, split) for chunks in ("default", "tiny")
     ("one-vector", "tiny", "one-thread"), ("one-vector", "default", "pixels"), ("one-vector", "tiny", "panels")]
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", TUNED_DTYPES)
 @pytest.mark.parametrize("panels, chunks, split", DIRECT_PLANS, ids=["-".join(plan) for plan in DIRECT_PLANS])
 @pytest.mark.parametrize("spec", DIRECT_GEOMETRIES, ids=DIRECT_IDS)
 def test_direct_matches_reference(spec, panels, chunks, split, dtype, monkeypatch):
@@ -440,7 +440,7 @@ STREAMED_GEOMETRIES = [
 STREAMED_IDS = [f"{shape}-k{k}-o{out_c}-s{s}-d{d}-{pad}" for shape, k, _, out_c, s, d, pad in STREAMED_GEOMETRIES]
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", TUNED_DTYPES)
 @pytest.mark.parametrize("split", ["one-thread", "pixels", "panels", "channels"])
 @pytest.mark.parametrize("chunks", ["default", "tiny"])
 @pytest.mark.parametrize("spec", STREAMED_GEOMETRIES, ids=STREAMED_IDS)
@@ -469,7 +469,7 @@ def test_direct_streamed_matches_reference(spec, chunks, split, dtype, monkeypat
     assert calls == [1]
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", TUNED_DTYPES)
 @pytest.mark.parametrize("out_c", [512, 80, 112, 100, 33])
 def test_direct_streamed_plan_takes_large_filters(dtype, out_c):
     """The streamed plan takes ungrouped filters of DIRECT_STREAMED_MIN_FILTER_BYTES or more, whatever
@@ -617,7 +617,7 @@ def test_concurrent_calls_from_python_threads(monkeypatch):
         np.testing.assert_allclose(result, expected[i % count], **tol(np.float32))
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", TUNED_DTYPES)
 @pytest.mark.parametrize("width", [11, 29])
 @pytest.mark.parametrize("c_in, out_c, k, stride, padding", [
     (3, 32, 3, 2, "SAME"),  # a stem: the direct few-channels kernel, octets, quads and the clipped last column

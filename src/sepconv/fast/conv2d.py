@@ -61,6 +61,7 @@ from ..kernels.depthwise import all_finite
 from . import recycled
 from .aligned import empty_aligned
 from .gemm import matmul
+from .tuned import tuned
 from .workspace import workspace
 
 # The column buffer of one chunk is at most this large (unless one GEMM_MIN_PIXELS chunk is larger).
@@ -359,7 +360,8 @@ STREAMED_SPLIT_PANELS_MIN = 4
 
 def _is_direct_streamed(g: Conv2DGeometry, itemsize: int) -> bool:
     """Ungrouped, not 1x1, a filter of :data:`DIRECT_STREAMED_MIN_FILTER_BYTES` or more."""
-    return (g.groups == 1 and not _is_pointwise(g) and min(g.pad_top, g.pad_bottom, g.pad_left, g.pad_right) >= 0
+    return (tuned(itemsize) and g.groups == 1 and not _is_pointwise(g)
+            and min(g.pad_top, g.pad_bottom, g.pad_left, g.pad_right) >= 0
             and g.kh * g.kw * g.in_c * g.out_c * itemsize >= DIRECT_STREAMED_MIN_FILTER_BYTES)
 
 
@@ -427,7 +429,8 @@ def _streamed(xf: np.ndarray, taps: np.ndarray, tap_values: int, wf: np.ndarray,
 
 
 def _is_direct(g: Conv2DGeometry, itemsize: int) -> bool:
-    if g.groups != 1 or _is_pointwise(g) or min(g.pad_top, g.pad_bottom, g.pad_left, g.pad_right) < 0:
+    if (not tuned(itemsize) or g.groups != 1 or _is_pointwise(g)
+            or min(g.pad_top, g.pad_bottom, g.pad_left, g.pad_right) < 0):
         return False
     return (g.kh * g.kw * g.in_c * g.out_c * itemsize <= DIRECT_MAX_FILTER_BYTES
             and g.out_pixels >= DIRECT_MIN_PIXELS)
@@ -572,11 +575,12 @@ def pointwise_product(x2d: np.ndarray, w2d: np.ndarray, out2d: np.ndarray) -> No
     >>> pointwise_product(x, w, out); float(out[6, 4])
     3.0
     """
-    if (x2d.shape[0] <= POINTWISE_FEW_PIXELS_MAX and x2d.nbytes <= POINTWISE_FEW_PIXELS_MAX_BYTES
+    kernel = POINTWISE_KERNEL and tuned(x2d.itemsize)  # else BLAS (sepconv.fast.tuned)
+    if (tuned(x2d.itemsize) and x2d.shape[0] <= POINTWISE_FEW_PIXELS_MAX and x2d.nbytes <= POINTWISE_FEW_PIXELS_MAX_BYTES
             and x2d.flags.c_contiguous and out2d.flags.c_contiguous):
         _few_pixels_product(x2d, np.ascontiguousarray(w2d), out2d)
         return
-    if (POINTWISE_KERNEL and w2d.nbytes > POINTWISE_KERNEL_MAX_FILTER_BYTES and x2d.flags.c_contiguous
+    if (kernel and w2d.nbytes > POINTWISE_KERNEL_MAX_FILTER_BYTES and x2d.flags.c_contiguous
             and (x2d.shape[0] <= POINTWISE_STREAMED_MAX_PIXELS
                  or (w2d.nbytes <= POINTWISE_STREAMED_MAX_FILTER_BYTES
                      and x2d.shape[0] <= POINTWISE_STREAMED_MAX_PIXELS_SMALL_FILTER))):
@@ -586,7 +590,7 @@ def pointwise_product(x2d: np.ndarray, w2d: np.ndarray, out2d: np.ndarray) -> No
                   out2d.reshape(-1), (w2d.shape[1], 1, pixels, 1, pixels, 1, 1), POINTWISE_STREAMED_SPLIT_PIXELS,
                   block_bytes=POINTWISE_STREAMED_BLOCK_BYTES)
         return
-    if not (POINTWISE_KERNEL and w2d.nbytes <= POINTWISE_KERNEL_MAX_FILTER_BYTES and x2d.flags.c_contiguous):
+    if not (kernel and w2d.nbytes <= POINTWISE_KERNEL_MAX_FILTER_BYTES and x2d.flags.c_contiguous):
         # split by rows unless the filter is much wider than the pixels are many: x2d was written by
         # our threads split by rows, so each then reads the rows it wrote, in its own cache
         matmul(x2d, w2d, out2d, split_rows=POINTWISE_SPLIT_ROWS_RATIO * x2d.shape[0] >= w2d.shape[1])
@@ -631,7 +635,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
     >>> float(conv2d(x, w, g)[0, 2, 2, 0]), float(conv2d(x, w, g)[0, 0, 0, 0])
     (18.0, 8.0)
     """
-    if _is_winograd(g):
+    if tuned(x.itemsize) and _is_winograd(g):
         # Non-finite layers take the plans below (see the module docstring).  An infinity or NaN in x or w
         # makes every product it enters non-finite and no transform makes it finite again, so one pass over
         # whichever is smaller, the output or the input and the filter, finds it (8x14x14x256 -> 256: 28 us,
@@ -643,7 +647,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
             out = _conv2d_winograd(x, w, g)
             if all_finite(out):
                 return out
-    if _is_few_channels(g):
+    if tuned(x.itemsize) and _is_few_channels(g):
         return _conv2d_few_channels(x, w, g)
     if _is_direct_streamed(g, x.itemsize):
         return _conv2d_direct_streamed(x, w, g)

@@ -24,6 +24,7 @@ those calls go to the reference.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
@@ -46,6 +47,7 @@ from ..kernels._simd import VECTOR_BYTES
 from . import recycled
 from .aligned import empty_aligned, empty_apart_from, empty_like_offset
 from .layout import nchw_to_nhwc, nhwc_to_nchw
+from .tuned import tuned
 from .workspace import workspace
 
 # Below this many multiply-adds a call stays on the calling thread: a parallel region costs a few us
@@ -234,7 +236,7 @@ UNPACKED = (3, 3)
 
 def _packed(in_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_w: int, dil_h: int, dil_w: int) -> bool:
     """Whether the forward pass of an input of ``in_shape`` (multiplier 1) takes the packed kernels."""
-    return ((kh, kw) != UNPACKED and (stride_w == 1 or (stride_w == 2 and dil_w == 1))
+    return (tuned(itemsize) and (kh, kw) != UNPACKED and (stride_w == 1 or (stride_w == 2 and dil_w == 1))
             and in_shape[3] * itemsize >= 32 and in_shape[1] >= (kh - 1) * dil_h + 1)
 
 
@@ -301,7 +303,7 @@ def _direct_5x5(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsize:
                 stride_w: int, dil_w: int) -> bool:
     """Whether the forward pass of an input of ``in_shape`` (multiplier 1) into ``out_shape`` takes the direct 5x5
     kernel (at horizontal stride 2 its stride-2 routine, ``depthwise_nhwc_forward_5x5_direct_s2_parallel``)."""
-    if (kh, kw) != (5, 5) or stride_w > 2 or (stride_w == 2 and dil_w != 1):
+    if not tuned(itemsize) or (kh, kw) != (5, 5) or stride_w > 2 or (stride_w == 2 and dil_w != 1):
         return False
     if stride_w == 2:
         pixel_bytes = in_shape[3] * itemsize
@@ -324,7 +326,7 @@ def _direct_7x7_s2(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsi
     pixel_bytes = out_shape[3] * itemsize
     aliased = (pixel_bytes % DIRECT_7X7_S2_ALIASED_PIXEL_BYTES == 0 and pixel_bytes >= 2 * DIRECT_7X7_S2_ALIASED_PIXEL_BYTES
                and math.prod(in_shape) * itemsize >= DIRECT_7X7_S2_ALIASED_MIN_BYTES)
-    return ((kh, kw) == (7, 7) and (stride_w, dil_h, dil_w) == (2, 1, 1) and DIRECT_7X7_S2
+    return (tuned(itemsize) and (kh, kw) == (7, 7) and (stride_w, dil_h, dil_w) == (2, 1, 1) and DIRECT_7X7_S2
             and out_shape[2] >= (DIRECT_7X7_S2_ALIASED_MIN_WIDTH if aliased else DIRECT_7X7_S2_MIN_WIDTH)
             and pixel_bytes >= DIRECT_5X5_MIN_VECTORS * VECTOR_BYTES)
 
@@ -383,7 +385,7 @@ def _streamed_output(in_shape: tuple[int, ...], out_shape: tuple[int, ...], item
 def _direct_3x3_layer(shape: tuple[int, ...], itemsize: int, kh: int, kw: int) -> bool:
     """Whether a layer whose NHWC arrays have ``shape``'s channels takes the direct 3x3 kernels at all (its filter
     gradient does, at any stride)."""
-    return DIRECT_3X3 and (kh, kw) == (3, 3) and shape[3] * itemsize >= VECTOR_BYTES
+    return DIRECT_3X3 and tuned(itemsize) and (kh, kw) == (3, 3) and shape[3] * itemsize >= VECTOR_BYTES
 
 
 def _direct_3x3(in_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_w: int, dil_w: int) -> bool:
@@ -443,6 +445,8 @@ def _direct_5x5_avx2(in_shape: tuple[int, ...], out_shape: tuple[int, ...], item
     :data:`DIRECT_5X5_AVX2_ALIASED_PIXEL_BYTES`; or a 3x3 filter over at least half a vector of channels but less
     than a whole one, any width; or a 7x7 filter at horizontal stride 2 (undilated) over at least half a vector of
     channels but less than :data:`DIRECT_AVX2_7X7_S2_MAX_PIXEL_BYTES`."""
+    if not tuned(itemsize):
+        return False
     pixel_bytes = in_shape[3] * itemsize
     if DIRECT_5X5_AVX2 and (kh, kw) == (3, 3) and VECTOR_BYTES <= 2 * pixel_bytes < 2 * VECTOR_BYTES:
         return stride_w == 1 or (stride_w == 2 and dil_w == 1)  # fewer channels than the direct 3x3 kernel takes
@@ -468,7 +472,7 @@ def _direct_5x5_avx2_s2_input_gradient(dy_shape: tuple[int, ...], itemsize: int,
     """Whether the input gradient from ``dy`` of ``dy_shape`` takes the AVX2 5x5 kernel's stride-2 routine
     (undilated, 5x5 or 7x7; 3x3 on pixels of less than a vector, which the direct 3x3 kernel does not take)."""
     pixel_bytes = dy_shape[3] * itemsize
-    return (DIRECT_5X5_AVX2 and kh == kw and (kh in (5, 7) or (kh == 3 and pixel_bytes < VECTOR_BYTES))
+    return (DIRECT_5X5_AVX2 and tuned(itemsize) and kh == kw and (kh in (5, 7) or (kh == 3 and pixel_bytes < VECTOR_BYTES))
             and (stride_h, stride_w, dil_h, dil_w) == (2, 2, 1, 1) and 2 * pixel_bytes >= VECTOR_BYTES)
 
 
@@ -524,7 +528,7 @@ def _small_image_plane_bytes(in_shape: tuple[int, ...], stride_w: int) -> int:
 
 def _small_image(in_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_h: int, stride_w: int) -> bool:
     """Whether the forward pass of an input of ``in_shape`` (multiplier 1) takes the small-image kernel."""
-    if stride_h > 2 or stride_w > 2 or kh * kw == 1 or in_shape[3] * itemsize < VECTOR_BYTES:
+    if not tuned(itemsize) or stride_h > 2 or stride_w > 2 or kh * kw == 1 or in_shape[3] * itemsize < VECTOR_BYTES:
         return False
     if stride_h == 2 or stride_w == 2:
         return _small_image_plane_bytes(in_shape, stride_w) <= SMALL_IMAGE_S2_MAX_PLANE_BYTES
@@ -855,7 +859,7 @@ FEW_CHANNELS_NCHW_MIN_PIXELS = 512
 
 def _few_channels_through_nchw(g: Conv2DGeometry, itemsize: int) -> bool:
     """Whether an NHWC forward or input gradient goes through the native NCHW kernels (see above)."""
-    return (g.in_c * itemsize <= FEW_CHANNELS_NCHW_BYTES and g.multiplier == 1
+    return (tuned(itemsize) and g.in_c * itemsize <= FEW_CHANNELS_NCHW_BYTES and g.multiplier == 1
             and (g.stride_h, g.stride_w, g.dil_h, g.dil_w) == (2, 2, 1, 1)
             and g.out_h * g.out_w >= FEW_CHANNELS_NCHW_MIN_PIXELS)
 
@@ -883,8 +887,8 @@ def _forward_plan(in_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGeometry,
     once (four arguments to look up instead of the launch's fourteen and the choices before it: 1x15x15x3
     multiplier 4 stride 2 9.0 -> 7.3 us)."""
     shape = (in_shape[0], g.out_h, g.out_w, g.out_c)
-    if g.multiplier > 1 and not _flat_rows_fit(g.out_c, dtype.itemsize, g.stride_h, g.stride_w, g.pad_top,
-                                                g.pad_left):
+    if g.multiplier > 1 and tuned(dtype.itemsize) and not _flat_rows_fit(g.out_c, dtype.itemsize, g.stride_h,
+                                                                           g.stride_w, g.pad_top, g.pad_left):
         multiplier_launch = _forward_multiplier_launch(in_shape, shape, dtype, g.kh, g.kw, *_geometry_ints(g), settings)
 
         def run(x, w3, scratch):
@@ -1024,7 +1028,7 @@ def _input_gradient_plan(dy_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGe
     n = dy_shape[0]
     m = g.multiplier
     dx_shape = (n, g.in_h, g.in_w, g.in_c)
-    if m > 1 and not (g.stride_h == g.stride_w == 1  # else the flat-row forward of dy, on the whole gradient
+    if m > 1 and tuned(dtype.itemsize) and not (g.stride_h == g.stride_w == 1  # else on the whole gradient
                       and _flat_rows_fit(g.out_c, dtype.itemsize, 1, 1, (g.kh - 1) * g.dil_h - g.pad_top,
                                          (g.kw - 1) * g.dil_w - g.pad_left)):
         band_settings = settings[:7]  # _split_settings(), MULTIPLIER_BAND_BYTES, S2_W7_PARITY
@@ -1290,6 +1294,11 @@ def _filter_gradient_plan(x_shape: tuple[int, ...], dy_shape: tuple[int, ...], d
     chosen once (as :func:`_forward_plan`); the threads' partial sums are added by one small kernel
     (:func:`~sepconv.kernels.depthwise.sum_partials`).  1x112x112x32 3x3, the implementation function: 72 -> 64 us
     around a 59 us kernel."""
+    if g.multiplier > 1 and not tuned(dtype.itemsize):  # the whole input repeated, then the multiplier-1 kernels
+        repeated_g = dataclasses.replace(g, in_c=g.out_c, groups=g.out_c)
+        plain = _filter_gradient_plan((*x_shape[:3], g.out_c), dy_shape, dtype, repeated_g, settings)
+        multiplier = g.multiplier
+        return lambda x, dy: plain(_repeated(x, multiplier), dy)
     rows = dy_shape[0] * g.out_h
     itemsize = dtype.itemsize
     nbytes = (math.prod(x_shape) * g.multiplier + math.prod(dy_shape)) * itemsize
@@ -1467,6 +1476,8 @@ NCHW_TRANSPOSED_3X3_MIN_CHANNELS = 96
 def _nchw_transposed(g: Conv2DGeometry, itemsize: int, filter_gradient: bool = False) -> bool:
     """Whether an NCHW forward or input gradient (or, of 3x3 filters, filter gradient) of planes not small goes
     through NHWC by whole-array transposes (:data:`NCHW_TRANSPOSED_FILTERS`)."""
+    if not tuned(itemsize):
+        return True  # the general NHWC kernels
     if not (NCHW_TRANSPOSED_FILTERS and g.multiplier == 1):
         return False
     if (g.kh, g.kw) == (3, 3):
@@ -1535,7 +1546,7 @@ def _nchw_by_channels(g: Conv2DGeometry, itemsize: int, filter_gradient: bool = 
     """Whether an NCHW op (multiplier 1) goes through NHWC by channel ranges (:mod:`sepconv.kernels.depthwise_nchw_small`):
     small planes of a small input (:func:`_nchw_via_nhwc`), and stride-1 rows of at most one vector for 7x7 filters
     (the forward and input gradient) or any filter (the filter gradient)."""
-    if g.multiplier != 1:
+    if g.multiplier != 1 or not tuned(itemsize):
         return False
     if _nchw_via_nhwc(g):
         return NCHW_SMALL_BY_CHANNELS
@@ -1623,7 +1634,7 @@ def depthwise_conv2d_backprop_input_nchw(w: np.ndarray, dy: np.ndarray, g: Conv2
     # Small output planes (whatever the input's) at stride 2, by channel ranges through the NHWC parity kernel (one
     # process, 2 threads, 4 alternating rounds, us, whole-array transposes -> by channels: 8x576x14x14 3x3 479 -> 243,
     # 1x576x14x14 3x3 55 -> 35, 1x672x14x14 5x5 80 -> 46, 1x240x14x14 7x7 46 -> 33, 8x672x14x14 5x5 501 -> 488)
-    if (finite and g.multiplier == 1 and NCHW_SMALL_BY_CHANNELS and _small_planes(g)
+    if (finite and g.multiplier == 1 and NCHW_SMALL_BY_CHANNELS and tuned(dy.itemsize) and _small_planes(g)
             and _parity_kernel(g.kh, g.kw, g.stride_h, g.stride_w, g.dil_h, g.dil_w)):
         dy = np.ascontiguousarray(dy)
         dx = recycled.empty((dy.shape[0], g.in_c, g.in_h, g.in_w), dy.dtype)

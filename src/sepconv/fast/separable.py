@@ -47,6 +47,7 @@ from . import depthwise, recycled
 from .aligned import empty_aligned
 from .conv2d import pointwise_product
 from .gemm import matmul
+from .tuned import tuned
 from .workspace import workspace
 
 # The plan: None chooses (see above); True or False forces it (tests, and CPUs without AVX-512:
@@ -94,12 +95,16 @@ def band_rows(g: Conv2DGeometry, itemsize: int, threads: int) -> int:
 
 def _small(x: np.ndarray, g: Conv2DGeometry, out_c: int) -> bool:
     """Whether the layer's multiply-adds (depthwise and pointwise) are at most :data:`SMALL_MAX_MACS`."""
+    if not tuned(x.itemsize):
+        return False
     if SMALL is not None:
         return SMALL
     return x.shape[0] * g.out_h * g.out_w * g.out_c * (g.kh * g.kw + out_c) <= SMALL_MAX_MACS
 
 
 def _fused(x: np.ndarray, wp: np.ndarray, g: Conv2DGeometry) -> bool:
+    if not tuned(x.itemsize):
+        return False
     if FUSE is not None:
         return FUSE
     return (wp.shape[2] * wp.shape[3] * wp.itemsize <= FUSED_MAX_POINTWISE_BYTES
