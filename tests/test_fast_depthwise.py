@@ -2047,7 +2047,7 @@ HALF_STEPS = [
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", TUNED_DTYPES)
 @pytest.mark.parametrize("geometry", HALF_STEPS, ids=str)
 def test_small_image_half_vector_steps_match_reference(geometry, dtype, threads):
     """The small-image kernel's half-vector steps (5x5 and 7x7 at stride 1, the border pixels reading the planes'
