@@ -51,7 +51,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, help="where to write the JSON cases file")
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
-    cases = [draw_case(rng, kind) for kind, count in KINDS for _ in range(count)]
+    cases, names = [], set()
+    for kind, count in KINDS:
+        drawn = 0
+        while drawn < count:
+            case = draw_case(rng, kind)
+            if case["name"] in names:  # drawn again: draw anew (sepconv bench refuses duplicate names)
+                continue
+            names.add(case["name"])
+            cases.append(case)
+            drawn += 1
     doc = (f"{len(cases)} cases drawn at random (seed {args.seed}) by benchmarks/draw_cases.py, the distribution of "
            "random_cases.json and random2_cases.json. Same format as bench_cases.json; run "
            f"`sepconv bench --cases-file {args.out}`.")

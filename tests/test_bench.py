@@ -250,6 +250,23 @@ def test_draw_cases_gives_the_shipped_third_draw(tmp_path: Path) -> None:
     assert all(math.prod(case["shape"]) * case["m"] <= module.MAX_VALUES for case in drawn)
 
 
+def test_draw_cases_draws_a_repeated_case_anew(tmp_path: Path) -> None:
+    """The fifteenth draw's seed drew one case twice before (sepconv bench refuses duplicate names): each case is
+    drawn once now, and the file is random15_cases.json."""
+    import importlib.util
+
+    benchmarks = Path(__file__).resolve().parents[1] / "benchmarks"
+    spec = importlib.util.spec_from_file_location("draw_cases", benchmarks / "draw_cases.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "drawn.json"
+    module.main(["--seed", "20261217", "--out", str(out)])
+    drawn = json.loads(out.read_text())["cases"]
+    assert len({case["name"] for case in drawn}) == len(drawn) == 40
+    assert drawn == json.loads((benchmarks / "random15_cases.json").read_text())["cases"]
+    assert len(load_cases(out)) == 40
+
+
 def _bench_gradients():
     import importlib.util
 
