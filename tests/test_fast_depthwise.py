@@ -386,6 +386,10 @@ MULTIPLIER_GEOMETRIES = [geometry for geometry in GEOMETRIES if geometry[4] > 1]
     (1, 15, 21, 5, 3, (7, 7), 2, 1, "SAME"),  # the 7-wide parity kernel in bands
     (1, 17, 9, 3, 4, (5, 5), 2, 1, "VALID"),
     (3, 10, 12, 20, 2, (7, 7), 1, (2, 1), [[0, 0], [6, 0], [0, 2], [0, 0]]),  # pads beyond the window
+    # 5x5 and 7x7 at stride 1, undilated (or dilated on the AVX2 5x5 kernel): the multiplier-1 plan on the whole repeat
+    (2, 12, 14, 12, 2, (5, 5), 1, 1, "SAME"),
+    (1, 11, 9, 24, 3, (7, 7), 1, 1, [[0, 0], [1, 4], [3, 0], [0, 0]]),
+    (1, 9, 44, 8, 2, (5, 5), 1, 2, "SAME"),
 ]
 
 
@@ -420,8 +424,10 @@ def test_filter_gradient_bands_of_wide_rows_stay_within_the_limit(threads, monke
 @pytest.mark.parametrize("geometry", MULTIPLIER_GEOMETRIES, ids=_ids)
 def test_multiplier_bands(geometry, band_bytes, threads, monkeypatch):
     """With a multiplier the forward and the filter gradient repeat the input band by band: bands of one output
-    row, of a few, and whole images, on the calling thread and split (a thread's bands crossing images), both
-    dtypes; the forward of layers the flat-row kernel takes repeats the input whole."""
+    row, of a few, and whole images, on the calling thread and split (a thread's bands crossing images); the forward
+    of layers the flat-row kernel takes, and of 5x5 and 7x7 layers at stride 1 (undilated, or on the AVX2 5x5
+    kernel), repeats the input whole, and the input gradient of those and of every 5x5 and 7x7 layer is computed
+    whole and summed."""
     monkeypatch.setattr(fast_depthwise, "MULTIPLIER_BAND_BYTES", band_bytes)
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
     monkeypatch.setattr(fast_depthwise, "NHWC_PARALLEL_MIN_MACS", 10**18 if threads == "serial" else 0)
@@ -453,11 +459,14 @@ def test_multiplier_bands(geometry, band_bytes, threads, monkeypatch):
         assert {name for name in calls if "filter" in name} == {f"depthwise_nhwc_backprop_filter_multiplier{suffix}"}
         flat_rows = (c * m * np.dtype(dtype).itemsize < 64 and s == 1
                      and (isinstance(pad, str) or min(pad[1] + pad[2]) >= 0))
+        large_filter = k in ((5, 5), (7, 7))
+        on_avx2 = fast_depthwise._direct_5x5_avx2((n, h, w, c * m), dy.shape, 4, *k, 1, d if isinstance(d, int) else d[1])
+        whole_forward = large_filter and s == 1 and (d == 1 or on_avx2)
         forward_calls = {name for name in calls if "forward" in name}
-        assert forward_calls == (set() if flat_rows else {f"depthwise_nhwc_forward_multiplier{suffix}"})
+        assert forward_calls == (set() if flat_rows or whole_forward else {f"depthwise_nhwc_forward_multiplier{suffix}"})
         input_calls = {name for name in calls if "input" in name}
         input_split = threads == "parallel" and x.shape[0] * x.shape[1] > 1
-        assert input_calls == (set() if flat_rows else
+        assert input_calls == (set() if flat_rows or large_filter else
                                {f"depthwise_nhwc_backprop_input_multiplier{'_parallel' if input_split else '_bands'}"})
 
 

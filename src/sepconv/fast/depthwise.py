@@ -193,6 +193,37 @@ def _multiplier_bands(x_shape: tuple[int, ...], out_shape: tuple[int, ...], item
     return band_rows, min(x_shape[1], (band_rows - 1) * stride_h + reach) * row_values
 
 
+# 5x5 and 7x7 layers with a multiplier take the multiplier-1 plan on the whole repeated input (or gradient) instead:
+# the bands run the packed rows kernel, the multiplier-1 plan the small-image and AVX2 5x5 kernels, two to three times
+# as fast, which pays for the repeat's pass.  Thirty-ninth session, Zen 3 VM, one process, 2 threads, alternating, us,
+# bands -> whole: forward at stride 1, undilated, 4x22x22x240 m4 2169 -> 1052, 1x56x56x32 m2 260 -> 113, 1x75x75x24
+# m4 701 -> 257, 1x28x28x96 m2 196 -> 95, 8x14x14x96 m2 436 -> 173, 1x56x56x24 7x7 m4 604 -> 240, 1x14x14x192 7x7 m2
+# 186 -> 76 (fourteen layers, 0.35-0.68); dilated, where the AVX2 kernel takes it: 1x40x40x32 5x5 d2 m2 248 -> 143,
+# 1x65x65x40 5x5 d2 m6 1513 -> 1146 (through the small-image kernel it lost: 1x31x31x24 d2 m4 166 -> 184,
+# 1x68x68x88 7x7 d2 m4 4387 -> 5489; so did stride 2 at times, 1x28x28x64 5x5 m4 94 -> 119, 1x67x67x32 7x7 m4 359 ->
+# 423).  Input gradient, any stride and dilation: 4x22x22x240 m4 3638 -> 1913, 1x112x112x16 m2 824 -> 341,
+# 1x56x56x24 7x7 m4 1067 -> 476, 1x65x65x40 d2 m6 2023 -> 1303, 1x31x31x24 d2 m4 177 -> 138, stride 2 1x67x67x32 7x7
+# m4 525 -> 295, 1x56x56x48 m2 207 -> 117, 1x112x112x16 m2 161 -> 148 (twenty-two layers, 0.40-0.92); 3x3 filters
+# lost both ways (the bands run the direct 3x3 kernel: 1x28x28x96 m2 1.33 / 1.15, 1x56x56x32 m4 - / 1.09).
+MULTIPLIER_WHOLE_FILTERS = ((5, 5), (7, 7))
+
+
+def _multiplier_forward_whole(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsize: int, kh: int, kw: int,
+                              stride_h: int, stride_w: int, dil_h: int, dil_w: int) -> bool:
+    """Whether a forward with a multiplier (``out_shape`` of ``C*M`` channels) runs the multiplier-1 plan on the whole
+    repeated input rather than in bands (see above)."""
+    if (kh, kw) not in MULTIPLIER_WHOLE_FILTERS or stride_h != 1 or stride_w != 1:
+        return False
+    repeated_shape = (*in_shape[:3], out_shape[3])
+    return (dil_h == dil_w == 1) or _direct_5x5_avx2(repeated_shape, out_shape, itemsize, kh, kw, 1, dil_w)
+
+
+def _multiplier_gradient_whole(kh: int, kw: int) -> bool:
+    """Whether an input gradient with a multiplier runs the multiplier-1 plan on the whole ``C*M``-channel gradient,
+    then sums it over the multiplier, rather than in bands (see above)."""
+    return (kh, kw) in MULTIPLIER_WHOLE_FILTERS
+
+
 _zero_rows: dict[tuple, np.ndarray] = {}
 ZERO_ROW_KEPT_BYTES = 64 * 1024
 
@@ -887,8 +918,9 @@ def _forward_plan(in_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGeometry,
     once (four arguments to look up instead of the launch's fourteen and the choices before it: 1x15x15x3
     multiplier 4 stride 2 9.0 -> 7.3 us)."""
     shape = (in_shape[0], g.out_h, g.out_w, g.out_c)
-    if g.multiplier > 1 and tuned(dtype.itemsize) and not _flat_rows_fit(g.out_c, dtype.itemsize, g.stride_h,
-                                                                           g.stride_w, g.pad_top, g.pad_left):
+    if (g.multiplier > 1 and tuned(dtype.itemsize)
+            and not _flat_rows_fit(g.out_c, dtype.itemsize, g.stride_h, g.stride_w, g.pad_top, g.pad_left)
+            and not _multiplier_forward_whole(in_shape, shape, dtype.itemsize, g.kh, g.kw, *_geometry_ints(g)[:4])):
         multiplier_launch = _forward_multiplier_launch(in_shape, shape, dtype, g.kh, g.kw, *_geometry_ints(g), settings)
 
         def run(x, w3, scratch):
@@ -1028,9 +1060,9 @@ def _input_gradient_plan(dy_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGe
     n = dy_shape[0]
     m = g.multiplier
     dx_shape = (n, g.in_h, g.in_w, g.in_c)
-    if m > 1 and tuned(dtype.itemsize) and not (g.stride_h == g.stride_w == 1  # else on the whole gradient
-                      and _flat_rows_fit(g.out_c, dtype.itemsize, 1, 1, (g.kh - 1) * g.dil_h - g.pad_top,
-                                         (g.kw - 1) * g.dil_w - g.pad_left)):
+    flat_rows = g.stride_h == g.stride_w == 1 and _flat_rows_fit(  # else on the whole gradient, as these
+        g.out_c, dtype.itemsize, 1, 1, (g.kh - 1) * g.dil_h - g.pad_top, (g.kw - 1) * g.dil_w - g.pad_left)
+    if m > 1 and tuned(dtype.itemsize) and not flat_rows and not _multiplier_gradient_whole(g.kh, g.kw):
         band_settings = settings[:7]  # _split_settings(), MULTIPLIER_BAND_BYTES, S2_W7_PARITY
         multiplier_launch = _input_gradient_multiplier_launch(dy_shape, dx_shape, dtype, g.kh, g.kw,
                                                               *_geometry_ints(g), _strided_simd(g), band_settings)
@@ -1101,7 +1133,7 @@ def _input_gradient_launch(dy_shape: tuple[int, ...], dx_shape: tuple[int, ...],
     work = math.prod(dy_shape[:3]) * _whole_vectors(dy_shape[3], itemsize) * g.kh * g.kw
     n_chunks = _n_chunks(rows, work, (math.prod(dy_shape) + math.prod(dx_shape)) * itemsize,
                          min_macs=_nhwc_min_macs(m > 1))
-    if m == 1 and _direct_5x5_avx2_s2_input_gradient(dy_shape, itemsize, g.kh, g.kw, *_geometry_ints(g)[:4]):
+    if _direct_5x5_avx2_s2_input_gradient(dy_shape, itemsize, g.kh, g.kw, *_geometry_ints(g)[:4]):
         pad_top, pad_left = g.pad_top, g.pad_left
         if n_chunks == 1:
             def launch(w3, dy, dx):
@@ -1113,7 +1145,7 @@ def _input_gradient_launch(dy_shape: tuple[int, ...], dx_shape: tuple[int, ...],
                 direct_5x5_avx2.depthwise_nhwc_backprop_input_5x5_s2_avx2_parallel(w3, dy, dx, n_chunks, pad_top,
                                                                                    pad_left)
         return launch
-    if m == 1 and _direct_3x3_s2_input_gradient(dy_shape, itemsize, g.kh, g.kw, *_geometry_ints(g)[:4]):
+    if _direct_3x3_s2_input_gradient(dy_shape, itemsize, g.kh, g.kw, *_geometry_ints(g)[:4]):
         pad_top, pad_left = g.pad_top, g.pad_left
         if n_chunks == 1:
             def launch(w3, dy, dx):
