@@ -231,21 +231,27 @@ def test_shipped_case_files_load(file_name: str) -> None:
         assert g.out_h > 0 and g.out_w > 0, case.name
 
 
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _draw(seed: int, out: Path):
+    """benchmarks/draw_cases.py run with ``seed`` into ``out``: ``(its module, the cases drawn)``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("draw_cases", BENCHMARKS / "draw_cases.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--seed", str(seed), "--out", str(out)])
+    return module, json.loads(out.read_text())["cases"]
+
+
 def test_draw_cases_gives_the_shipped_third_draw(tmp_path: Path) -> None:
     """benchmarks/draw_cases.py with the third draw's seed writes random3_cases.json's cases again (a seed is a
     file), 40 of them, in the kinds' proportions, each a valid layer within the size bound."""
-    import importlib.util
-
-    benchmarks = Path(__file__).resolve().parents[1] / "benchmarks"
-    spec = importlib.util.spec_from_file_location("draw_cases", benchmarks / "draw_cases.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    out = tmp_path / "drawn.json"
-    module.main(["--seed", "20261204", "--out", str(out)])
-    drawn = json.loads(out.read_text())["cases"]
-    assert drawn == json.loads((benchmarks / "random3_cases.json").read_text())["cases"]
+    module, drawn = _draw(20261204, tmp_path / "drawn.json")
+    assert drawn == json.loads((BENCHMARKS / "random3_cases.json").read_text())["cases"]
     assert [case["kind"] for case in drawn].count("dw_bwd_input") == 12 and len(drawn) == 40
-    for case in load_cases(out):
+    for case in load_cases(tmp_path / "drawn.json"):
         assert case.geometry().out_h > 0
     assert all(math.prod(case["shape"]) * case["m"] <= module.MAX_VALUES for case in drawn)
 
@@ -253,18 +259,10 @@ def test_draw_cases_gives_the_shipped_third_draw(tmp_path: Path) -> None:
 def test_draw_cases_draws_a_repeated_case_anew(tmp_path: Path) -> None:
     """The fifteenth draw's seed drew one case twice before (sepconv bench refuses duplicate names): each case is
     drawn once now, and the file is random15_cases.json."""
-    import importlib.util
-
-    benchmarks = Path(__file__).resolve().parents[1] / "benchmarks"
-    spec = importlib.util.spec_from_file_location("draw_cases", benchmarks / "draw_cases.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    out = tmp_path / "drawn.json"
-    module.main(["--seed", "20261217", "--out", str(out)])
-    drawn = json.loads(out.read_text())["cases"]
+    _, drawn = _draw(20261217, tmp_path / "drawn.json")
     assert len({case["name"] for case in drawn}) == len(drawn) == 40
-    assert drawn == json.loads((benchmarks / "random15_cases.json").read_text())["cases"]
-    assert len(load_cases(out)) == 40
+    assert drawn == json.loads((BENCHMARKS / "random15_cases.json").read_text())["cases"]
+    assert len(load_cases(tmp_path / "drawn.json")) == 40
 
 
 def _bench_gradients():
