@@ -203,7 +203,7 @@ def _multiplier_bands(x_shape: tuple[int, ...], out_shape: tuple[int, ...], item
 # 1x68x68x88 7x7 d2 m4 4387 -> 5489; so did stride 2 at times, 1x28x28x64 5x5 m4 94 -> 119, 1x67x67x32 7x7 m4 359 ->
 # 423).  Input gradient, any stride and dilation: 4x22x22x240 m4 3638 -> 1913, 1x112x112x16 m2 824 -> 341,
 # 1x56x56x24 7x7 m4 1067 -> 476, 1x65x65x40 d2 m6 2023 -> 1303, 1x31x31x24 d2 m4 177 -> 138, stride 2 1x67x67x32 7x7
-# m4 525 -> 295, 1x56x56x48 m2 207 -> 117, 1x112x112x16 m2 161 -> 148 (twenty-two layers, 0.40-0.92); 3x3 filters
+# m4 525 -> 295, 1x56x56x48 m2 207 -> 117, 1x112x112x16 m2 161 -> 148 (nineteen layers, 0.40-0.92); 3x3 filters
 # lost both ways (the bands run the direct 3x3 kernel: 1x28x28x96 m2 1.33 / 1.15, 1x56x56x32 m4 - / 1.09).
 MULTIPLIER_WHOLE_FILTERS = ((5, 5), (7, 7))
 
