@@ -575,8 +575,9 @@ def pointwise_product(x2d: np.ndarray, w2d: np.ndarray, out2d: np.ndarray) -> No
     >>> pointwise_product(x, w, out); float(out[6, 4])
     3.0
     """
-    kernel = POINTWISE_KERNEL and tuned(x2d.itemsize)  # else BLAS (sepconv.fast.tuned)
-    if (tuned(x2d.itemsize) and x2d.shape[0] <= POINTWISE_FEW_PIXELS_MAX and x2d.nbytes <= POINTWISE_FEW_PIXELS_MAX_BYTES
+    tuned_dtype = tuned(x2d.itemsize)  # else BLAS (sepconv.fast.tuned)
+    kernel = POINTWISE_KERNEL and tuned_dtype
+    if (tuned_dtype and x2d.shape[0] <= POINTWISE_FEW_PIXELS_MAX and x2d.nbytes <= POINTWISE_FEW_PIXELS_MAX_BYTES
             and x2d.flags.c_contiguous and out2d.flags.c_contiguous):
         _few_pixels_product(x2d, np.ascontiguousarray(w2d), out2d)
         return

@@ -208,20 +208,26 @@ def _multiplier_bands(x_shape: tuple[int, ...], out_shape: tuple[int, ...], item
 MULTIPLIER_WHOLE_FILTERS = ((5, 5), (7, 7))
 
 
-def _multiplier_forward_whole(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsize: int, kh: int, kw: int,
-                              stride_h: int, stride_w: int, dil_h: int, dil_w: int) -> bool:
-    """Whether a forward with a multiplier (``out_shape`` of ``C*M`` channels) runs the multiplier-1 plan on the whole
-    repeated input rather than in bands (see above)."""
-    if (kh, kw) not in MULTIPLIER_WHOLE_FILTERS or stride_h != 1 or stride_w != 1:
+def _multiplier_forward_in_bands(in_shape: tuple[int, ...], itemsize: int, g: Conv2DGeometry) -> bool:
+    """Whether a forward with a multiplier repeats the input band by band (the multiplier bands' kernels), rather
+    than whole for the multiplier-1 plan: not for other dtypes than float32 (:mod:`sepconv.fast.tuned`), the
+    flat-row kernel's layers (it repeats as it copies), or the 5x5 and 7x7 layers above."""
+    if not tuned(itemsize) or _flat_rows_fit(g.out_c, itemsize, g.stride_h, g.stride_w, g.pad_top, g.pad_left):
         return False
-    repeated_shape = (*in_shape[:3], out_shape[3])
-    return (dil_h == dil_w == 1) or _direct_5x5_avx2(repeated_shape, out_shape, itemsize, kh, kw, 1, dil_w)
+    if (g.kh, g.kw) not in MULTIPLIER_WHOLE_FILTERS or g.stride_h != 1 or g.stride_w != 1:
+        return True
+    repeated_shape = (*in_shape[:3], g.out_c)
+    out_shape = (in_shape[0], g.out_h, g.out_w, g.out_c)
+    return not (g.dil_h == g.dil_w == 1 or _direct_5x5_avx2(repeated_shape, out_shape, itemsize, g.kh, g.kw, 1, g.dil_w))
 
 
-def _multiplier_gradient_whole(kh: int, kw: int) -> bool:
-    """Whether an input gradient with a multiplier runs the multiplier-1 plan on the whole ``C*M``-channel gradient,
-    then sums it over the multiplier, rather than in bands (see above)."""
-    return (kh, kw) in MULTIPLIER_WHOLE_FILTERS
+def _multiplier_gradient_in_bands(itemsize: int, g: Conv2DGeometry) -> bool:
+    """Whether an input gradient with a multiplier computes the ``C*M``-channel gradient band by band, rather than
+    whole (then summed over the multiplier): not for other dtypes than float32, the flat-row kernel's layers (the
+    stride-1 forward of ``dy``), or 5x5 and 7x7 filters (above)."""
+    flat_rows = g.stride_h == g.stride_w == 1 and _flat_rows_fit(
+        g.out_c, itemsize, 1, 1, (g.kh - 1) * g.dil_h - g.pad_top, (g.kw - 1) * g.dil_w - g.pad_left)
+    return tuned(itemsize) and not flat_rows and (g.kh, g.kw) not in MULTIPLIER_WHOLE_FILTERS
 
 
 _zero_rows: dict[tuple, np.ndarray] = {}
@@ -918,9 +924,7 @@ def _forward_plan(in_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGeometry,
     once (four arguments to look up instead of the launch's fourteen and the choices before it: 1x15x15x3
     multiplier 4 stride 2 9.0 -> 7.3 us)."""
     shape = (in_shape[0], g.out_h, g.out_w, g.out_c)
-    if (g.multiplier > 1 and tuned(dtype.itemsize)
-            and not _flat_rows_fit(g.out_c, dtype.itemsize, g.stride_h, g.stride_w, g.pad_top, g.pad_left)
-            and not _multiplier_forward_whole(in_shape, shape, dtype.itemsize, g.kh, g.kw, *_geometry_ints(g)[:4])):
+    if g.multiplier > 1 and _multiplier_forward_in_bands(in_shape, dtype.itemsize, g):
         multiplier_launch = _forward_multiplier_launch(in_shape, shape, dtype, g.kh, g.kw, *_geometry_ints(g), settings)
 
         def run(x, w3, scratch):
@@ -1060,9 +1064,7 @@ def _input_gradient_plan(dy_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGe
     n = dy_shape[0]
     m = g.multiplier
     dx_shape = (n, g.in_h, g.in_w, g.in_c)
-    flat_rows = g.stride_h == g.stride_w == 1 and _flat_rows_fit(  # else on the whole gradient, as these
-        g.out_c, dtype.itemsize, 1, 1, (g.kh - 1) * g.dil_h - g.pad_top, (g.kw - 1) * g.dil_w - g.pad_left)
-    if m > 1 and tuned(dtype.itemsize) and not flat_rows and not _multiplier_gradient_whole(g.kh, g.kw):
+    if m > 1 and _multiplier_gradient_in_bands(dtype.itemsize, g):
         band_settings = settings[:7]  # _split_settings(), MULTIPLIER_BAND_BYTES, S2_W7_PARITY
         multiplier_launch = _input_gradient_multiplier_launch(dy_shape, dx_shape, dtype, g.kh, g.kw,
                                                               *_geometry_ints(g), _strided_simd(g), band_settings)
