@@ -1377,6 +1377,7 @@ def test_docstring_examples_run():
         depthwise_5x5_avx2,
         depthwise_5x5_direct,
         depthwise_7x7_s2_direct,
+        depthwise_filter_gradient_avx2,
         depthwise_nchw,
         depthwise_nchw_small,
         depthwise_packed,
@@ -1385,7 +1386,7 @@ def test_docstring_examples_run():
 
     for module in (aligned, workspace, fast_depthwise, kernels, depthwise_nchw, depthwise_nchw_small, depthwise_packed,
                    depthwise_3x3_direct, depthwise_5x5_avx2, depthwise_5x5_direct, depthwise_7x7_s2_direct,
-                   depthwise_small_image):
+                   depthwise_filter_gradient_avx2, depthwise_small_image):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0, module.__name__
 

@@ -8,6 +8,7 @@ calls in float32 reach them (so the wrapping sees the calls it is meant to see).
 from __future__ import annotations
 
 import importlib
+import types
 
 import numba
 import numpy as np
@@ -20,8 +21,9 @@ from sepconv.fast.tuned import tuned
 # The kernel modules whose every kernel runs for float32 only, and conv2d's tuned kernels (the rest of
 # sepconv.kernels.conv2d is im2col and col2im, which every dtype takes).
 TUNED_MODULES = ["depthwise_3x3_direct", "depthwise_5x5_avx2", "depthwise_5x5_direct", "depthwise_7x7_s2_direct",
-                 "depthwise_multiplier", "depthwise_nchw", "depthwise_nchw_small", "depthwise_packed",
-                 "depthwise_small_image", "separable", "pointwise", "pointwise_few_pixels", "conv2d_direct"]
+                 "depthwise_filter_gradient_avx2", "depthwise_multiplier", "depthwise_nchw", "depthwise_nchw_small",
+                 "depthwise_packed", "depthwise_small_image", "separable", "pointwise", "pointwise_few_pixels",
+                 "conv2d_direct"]
 TUNED_CONV2D_PREFIXES = ("winograd_", "conv2d_nhwc_few_channels")
 
 # (batch, height, width, channels, multiplier, kernel, strides, dilations, padding): layers that take, in float32,
@@ -43,23 +45,40 @@ LAYERS = [
 ]
 
 
+class _KernelsWrapped:
+    """A kernels module as the ops (:mod:`sepconv.fast`) see it in these tests: the kernels in ``names`` wrapped so
+    that a call appends its name to ``calls``.  (The module's own globals stay the kernels: Numba types the kernels
+    that call each other from them when it compiles.)"""
+
+    def __init__(self, module, names: set[str], calls: list[str]) -> None:
+        self.module, self.names, self.calls = module, names, calls
+
+    def __getattr__(self, name: str):
+        value = getattr(self.module, name)
+        if name not in self.names:
+            return value
+        return lambda *args: self.calls.append(f"{self.module.__name__}.{name}") or value(*args)
+
+
 def _wrap_tuned_kernels(monkeypatch) -> list[str]:
-    """Every kernel of the tuned modules wrapped: a call from Python appends its name to the list returned."""
+    """Every kernel of the tuned modules wrapped where the ops find it: a call from Python appends its name to the
+    list returned."""
     calls: list[str] = []
-
-    def wrap(module, name):
-        kernel = getattr(module, name)
-        monkeypatch.setattr(module, name, lambda *args: calls.append(f"{module.__name__}.{name}") or kernel(*args))
-
+    tuned_kernels = {}
     for module_name in TUNED_MODULES:
         module = importlib.import_module(f"sepconv.kernels.{module_name}")
-        for name, value in list(vars(module).items()):
-            if isinstance(value, numba.core.registry.CPUDispatcher) and value.py_func.__module__ == module.__name__:
-                wrap(module, name)
+        tuned_kernels[module] = {name for name, value in vars(module).items()
+                                 if isinstance(value, numba.core.registry.CPUDispatcher)
+                                 and value.py_func.__module__ == module.__name__}
     conv2d = importlib.import_module("sepconv.kernels.conv2d")
-    for name, value in list(vars(conv2d).items()):
-        if isinstance(value, numba.core.registry.CPUDispatcher) and name.startswith(TUNED_CONV2D_PREFIXES):
-            wrap(conv2d, name)
+    tuned_kernels[conv2d] = {name for name, value in vars(conv2d).items()
+                             if isinstance(value, numba.core.registry.CPUDispatcher)
+                             and name.startswith(TUNED_CONV2D_PREFIXES)}
+    for ops_name in ("depthwise", "conv2d", "separable", "gemm", "layout"):
+        ops = importlib.import_module(f"sepconv.fast.{ops_name}")
+        for attr, value in list(vars(ops).items()):
+            if isinstance(value, types.ModuleType) and value in tuned_kernels:
+                monkeypatch.setattr(ops, attr, _KernelsWrapped(value, tuned_kernels[value], calls))
     return calls
 
 

@@ -155,6 +155,79 @@ def test_depthwise_5x5_takes_the_avx2_kernel_on_wide_rows(shape, strides, calls,
     assert len(seen) == calls and len(seen_s2) == s2_calls
 
 
+# (shape, (kh, kw), strides, dilations, padding): filters 5 or 7 wide at horizontal stride 1 (dilated too) or 2, any
+# height, on inputs of half a vector of channels, of a whole one and of partial blocks; rows shorter than the filter's
+# reach, rows whose dy columns run past the input (explicit pads), a first column on the odd parity at stride 2.
+FILTER_GRADIENT_AVX2 = [
+    ((1, 7, 9, 8), (5, 5), 1, 1, "SAME"),
+    ((2, 5, 13, 20), (5, 5), 1, 1, "VALID"),
+    ((1, 12, 11, 17), (5, 5), 1, 2, "SAME"),
+    ((1, 9, 30, 24), (5, 5), 1, 3, [[0, 0], [1, 3], [4, 0], [0, 0]]),
+    ((1, 3, 4, 8), (5, 5), 1, 1, "SAME"),
+    ((2, 9, 13, 20), (3, 5), [1, 2], 1, "SAME"),
+    ((1, 12, 11, 17), (5, 5), 2, 1, "SAME"),
+    ((1, 12, 12, 16), (5, 5), 2, 1, "VALID"),
+    ((1, 9, 30, 24), (6, 5), 2, 1, [[0, 0], [1, 3], [4, 0], [0, 0]]),
+    ((1, 14, 14, 40), (7, 7), 1, 1, "SAME"),
+    ((1, 10, 14, 16), (7, 7), 1, 1, [[0, 0], [3, 3], [6, 0], [0, 0]]),
+    ((2, 9, 16, 9), (1, 7), 1, 2, "SAME"),
+    ((1, 12, 11, 17), (7, 7), 1, 1, [[0, 0], [2, 5], [0, 6], [0, 0]]),
+    ((1, 15, 15, 24), (7, 7), 2, 1, "SAME"),
+    ((1, 9, 12, 16), (7, 7), 2, 1, [[0, 0], [1, 1], [6, 3], [0, 0]]),
+    ((1, 9, 12, 16), (7, 7), 2, 1, [[0, 0], [1, 1], [7, 2], [0, 0]]),
+    ((1, 16, 21, 8), (5, 7), [3, 2], 1, [[0, 0], [0, 1], [5, 0], [0, 0]]),
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shape, kernel, strides, dilations, padding", FILTER_GRADIENT_AVX2)
+def test_filter_gradient_5_and_7_wide_takes_the_avx2_kernel(shape, kernel, strides, dilations, padding, threads,
+                                                             narrow_plans, monkeypatch):
+    """On the AVX2 plans the filter gradient of filters 5 or 7 wide (horizontal stride 1, dilated or not, or 2) takes
+    the rolling-window kernel, on one thread or split over two, and matches the reference."""
+    from sepconv.kernels import depthwise_filter_gradient_avx2
+
+    seen = record_calls(monkeypatch, depthwise_filter_gradient_avx2, "depthwise_nhwc_backprop_filter_avx2_parallel",
+                        record=lambda args: args[2].shape[0])
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 10**18 if threads == 1 else 0)
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 10**18 if threads == 1 else 0)
+    rng = np.random.default_rng(5)
+    x = rand(rng, shape, np.float32)
+    filter_shape = (*kernel, shape[3], 1)
+    with sepconv.use_implementation("reference"):
+        y = sepconv.depthwise_conv2d(x, np.zeros(filter_shape, np.float32), strides, padding, dilations=dilations)
+    dy = rand(rng, y.shape, np.float32)
+    fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, filter_shape, dy, strides, padding,
+                      dilations=dilations)
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    assert seen == [min(threads, shape[0] * y.shape[1])]
+
+
+@pytest.mark.parametrize("shape, kernel, strides, dilations", [
+    ((1, 9, 9, 7), (5, 5), 1, 1),  # fewer channels than half a vector
+    ((1, 12, 12, 16), (5, 5), 3, 1),  # horizontal stride 3
+    ((1, 12, 12, 16), (5, 5), 2, 2),  # stride 2, dilated
+    ((1, 12, 12, 16), (3, 3), 1, 1),  # 3x3: the direct 3x3 kernel
+    ((1, 12, 12, 16), (5, 3), 1, 1),  # 3 wide
+])
+def test_filter_gradient_avx2_kernel_only_where_it_applies(shape, kernel, strides, dilations, narrow_plans,
+                                                           monkeypatch):
+    """Layers outside the rolling-window kernel's reach take the other kernels, and still match the reference."""
+    from sepconv.kernels import depthwise_filter_gradient_avx2
+
+    seen = record_calls(monkeypatch, depthwise_filter_gradient_avx2, "depthwise_nhwc_backprop_filter_avx2_parallel")
+    rng = np.random.default_rng(6)
+    x = rand(rng, shape, np.float32)
+    filter_shape = (*kernel, shape[3], 1)
+    with sepconv.use_implementation("reference"):
+        y = sepconv.depthwise_conv2d(x, np.zeros(filter_shape, np.float32), strides, "SAME", dilations=dilations)
+    dy = rand(rng, y.shape, np.float32)
+    fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, filter_shape, dy, strides, "SAME",
+                      dilations=dilations)
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    assert seen == []
+
+
 def test_nchw_5x5_on_short_rows_goes_through_nhwc(narrow_plans, monkeypatch):
     """On the AVX2 plans an NCHW 5x5 layer of many channels on 14-pixel rows runs through NHWC by whole-array
     transposes (forward and input gradient); results as the reference's."""

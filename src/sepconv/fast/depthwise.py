@@ -37,6 +37,7 @@ from ..kernels import depthwise_3x3_direct as direct_3x3
 from ..kernels import depthwise_5x5_avx2 as direct_5x5_avx2
 from ..kernels import depthwise_5x5_direct as direct_5x5
 from ..kernels import depthwise_7x7_s2_direct as direct_7x7_s2
+from ..kernels import depthwise_filter_gradient_avx2 as filter_gradient_avx2
 from ..kernels import depthwise_multiplier as multiplier_kernels
 from ..kernels import depthwise_nchw as nchw
 from ..kernels import depthwise_nchw_small as nchw_small
@@ -1316,6 +1317,21 @@ def depthwise_conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeo
     return _checked_filter_gradient(dw, x, dy, g)
 
 
+# With FILTER_GRADIENT_AVX2 (CPUs without AVX-512: sepconv.fast.registers) the filter gradient of filters 5 or 7 wide
+# at horizontal stride 1 (any dilation) or 2 (undilated), over half a vector of channels or more, takes
+# sepconv.kernels.depthwise_filter_gradient_avx2 (a filter row's sums in registers, a window of dy columns rolling
+# along the input row) instead of the general kernels, whose 25 sums of whole vectors spill out of AVX2's registers.
+# Fortieth session, Zen 3 VM, 2 threads, one process, us, general -> this: 8x14x14x672 5x5 1212-3199 -> 380,
+# 1x14x14x672 161-304 -> 66, 8x28x28x240 1810-3480 -> 591, 1x33x33x100 dilation 2 154-234 -> 44.
+FILTER_GRADIENT_AVX2 = False
+
+
+def _filter_gradient_avx2(x_shape: tuple[int, ...], itemsize: int, g: Conv2DGeometry) -> bool:
+    """Whether the filter gradient of an input of ``x_shape`` (multiplier 1) takes the AVX2 rolling-window kernel."""
+    return (FILTER_GRADIENT_AVX2 and tuned(itemsize) and g.kw in (5, 7) and 2 * x_shape[3] * itemsize >= VECTOR_BYTES
+            and (g.stride_w == 1 or (g.stride_w, g.dil_w) == (2, 1)) and g.pad_left >= 0)
+
+
 def _filter_gradient_settings() -> tuple[int, ...]:
     """What a filter-gradient plan depends on besides the call: :func:`_split_settings` and the band sizes."""
     return (*_split_settings(), MULTIPLIER_BAND_BYTES, MULTIPLIER_BAND_MIN_REUSE, MULTIPLIER_GRADIENT_BAND_MAX_BYTES)
@@ -1359,6 +1375,13 @@ def _filter_gradient_plan(x_shape: tuple[int, ...], dy_shape: tuple[int, ...], d
                                                                                       zero_row(), band_rows, direct,
                                                                                       *args)
             return kernels.sum_partials(partial)
+        return run
+    if _filter_gradient_avx2(x_shape, itemsize, g):
+        def run(x, dy):
+            partial = np.empty((n_chunks, *per_channel), dtype)  # written, not added to
+            with PARALLEL_LAUNCH:
+                filter_gradient_avx2.depthwise_nhwc_backprop_filter_avx2_parallel(x, dy, partial, *args)
+            return partial[0] if n_chunks == 1 else kernels.sum_partials(partial)
         return run
     if _direct_3x3_layer(x_shape, itemsize, g.kh, g.kw):  # any stride: the direct kernel's filter gradient
         if n_chunks == 1:
