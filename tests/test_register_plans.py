@@ -203,6 +203,33 @@ def test_filter_gradient_5_and_7_wide_takes_the_avx2_kernel(shape, kernel, strid
     assert seen == [min(threads, shape[0] * y.shape[1])]
 
 
+@pytest.mark.parametrize("shape, k, multiplier, strides, dilations", [
+    ((1, 12, 13, 12), 5, 2, 1, 1),
+    ((2, 9, 9, 4), 5, 3, 1, 2),  # 12 channels repeated: more than half a vector
+    ((1, 15, 14, 8), 7, 2, 2, 1),
+])
+def test_multiplier_filter_gradient_5_and_7_wide_repeats_whole(shape, k, multiplier, strides, dilations, narrow_plans,
+                                                                monkeypatch):
+    """With a multiplier, the filter gradient of a filter 5 or 7 wide repeats the whole input and takes the AVX2
+    kernel on it, not the multiplier bands."""
+    from sepconv.kernels import depthwise_filter_gradient_avx2, depthwise_multiplier
+
+    seen = record_calls(monkeypatch, depthwise_filter_gradient_avx2, "depthwise_nhwc_backprop_filter_avx2_parallel",
+                        record=lambda args: args[0].shape[3])
+    bands = record_calls(monkeypatch, depthwise_multiplier, "depthwise_nhwc_backprop_filter_multiplier_parallel",
+                         serial="depthwise_nhwc_backprop_filter_multiplier_bands")
+    rng = np.random.default_rng(7)
+    x = rand(rng, shape, np.float32)
+    filter_shape = (k, k, shape[3], multiplier)
+    with sepconv.use_implementation("reference"):
+        y = sepconv.depthwise_conv2d(x, np.zeros(filter_shape, np.float32), strides, "SAME", dilations=dilations)
+    dy = rand(rng, y.shape, np.float32)
+    fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, filter_shape, dy, strides, "SAME",
+                      dilations=dilations)
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    assert seen == [shape[3] * multiplier] and bands == []
+
+
 @pytest.mark.parametrize("shape, kernel, strides, dilations", [
     ((1, 9, 9, 7), (5, 5), 1, 1),  # fewer channels than half a vector
     ((1, 12, 12, 16), (5, 5), 3, 1),  # horizontal stride 3

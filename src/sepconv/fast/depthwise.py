@@ -1332,6 +1332,16 @@ def _filter_gradient_avx2(x_shape: tuple[int, ...], itemsize: int, g: Conv2DGeom
             and (g.stride_w == 1 or (g.stride_w, g.dil_w) == (2, 1)) and g.pad_left >= 0)
 
 
+def _multiplier_filter_gradient_in_bands(x_shape: tuple[int, ...], itemsize: int, g: Conv2DGeometry) -> bool:
+    """Whether a filter gradient with a multiplier repeats the input band by band (the multiplier bands' kernels),
+    rather than whole for the multiplier-1 plan: not for other dtypes than float32, nor for the layers the AVX2
+    filter-gradient kernel takes once repeated (the bands' rows kernel for them is the general one, whose sums
+    spill).  Fortieth session, Zen 3 VM, alternating processes, us, bands -> whole: 1x28x28x96 5x5 M = 2 253 -> 129,
+    4x22x22x240 M = 4 3109 -> 1959, 1x56x56x24 7x7 M = 4 688 -> 389, 2x56x56x32 5x5 stride 2 M = 2 240 -> 175,
+    1x65x65x40 dilation 2 M = 6 1816 -> 796, 1x14x14x8 M = 3 34 -> 18."""
+    return tuned(itemsize) and not _filter_gradient_avx2((*x_shape[:3], g.out_c), itemsize, g)
+
+
 def _filter_gradient_settings() -> tuple[int, ...]:
     """What a filter-gradient plan depends on besides the call: :func:`_split_settings` and the band sizes."""
     return (*_split_settings(), MULTIPLIER_BAND_BYTES, MULTIPLIER_BAND_MIN_REUSE, MULTIPLIER_GRADIENT_BAND_MAX_BYTES)
@@ -1344,7 +1354,8 @@ def _filter_gradient_plan(x_shape: tuple[int, ...], dy_shape: tuple[int, ...], d
     chosen once (as :func:`_forward_plan`); the threads' partial sums are added by one small kernel
     (:func:`~sepconv.kernels.depthwise.sum_partials`).  1x112x112x32 3x3, the implementation function: 72 -> 64 us
     around a 59 us kernel."""
-    if g.multiplier > 1 and not tuned(dtype.itemsize):  # the whole input repeated, then the multiplier-1 kernels
+    if g.multiplier > 1 and not _multiplier_filter_gradient_in_bands(x_shape, dtype.itemsize, g):
+        # the whole input repeated, then the multiplier-1 kernels
         repeated_g = dataclasses.replace(g, in_c=g.out_c, groups=g.out_c)
         plain = _filter_gradient_plan((*x_shape[:3], g.out_c), dy_shape, dtype, repeated_g, settings)
         multiplier = g.multiplier
