@@ -14,7 +14,9 @@ in sixteen registers; forward at horizontal stride 1 or 2, input gradient at str
 gradient, the channel-multiplier bands), those of 5x5 filters at stride 1 on wide rows the AVX2 5x5 kernel
 (:mod:`sepconv.kernels.depthwise_5x5_avx2`: eight pixels by half a vector; also the stride-2 input gradient of 7x7
 ones, and 3x3 layers of fewer channels than a vector), and their other stride-1 forwards the
-small-image kernel (five vectors in registers) on images of any size, of a vector of channels or more.
+small-image kernel (five vectors in registers) on images of any size, of a vector of channels or more; the filter
+gradient of filters 5 or 7 wide the rolling-window kernel (:mod:`sepconv.kernels.depthwise_filter_gradient_avx2`:
+two filter rows' sums and five dy columns in half vectors).
 
 Thirty-second session, an AMD EPYC (Zen 3, AVX2) VM, 2 threads, one process, alternating, us, the
 AVX-512 plans -> these: conv2d 8x28x28x128 -> 128 3x3 15233 -> 7813, 8x28x28x64 -> 64 5x5 25737 ->
@@ -73,9 +75,9 @@ _WIDE = {
 }
 # ... and without AVX-512: BLAS for the products (no register-tiled pointwise, streamed or fused kernels) but the
 # direct conv2d forward in one-vector panels, four-pixel steps for a stem, the direct 3x3 depthwise kernels, the AVX2
-# 5x5 one on wide rows, and the small-image depthwise kernel on any other stride-1 plane (its 5x5 and 7x7 rows in
-# half-vector steps) and on small stride-2 ones; NCHW layers of 5x5 and larger filters on short rows, and of 3x3
-# ones on short rows from batch 2, through NHWC.
+# 5x5 one on wide rows, the rolling-window filter gradient of 5- and 7-wide filters, and the small-image depthwise
+# kernel on any other stride-1 plane (its 5x5 and 7x7 rows in half-vector steps) and on small stride-2 ones; NCHW
+# layers of 5x5 and larger filters on short rows, and of 3x3 ones on short rows from batch 2, through NHWC.
 _NARROW = {
     (conv2d, "POINTWISE_KERNEL"): False,
     (conv2d, "DIRECT_MAX_FILTER_BYTES"): 2 * 1024 * 1024,
