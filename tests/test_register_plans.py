@@ -176,6 +176,13 @@ FILTER_GRADIENT_AVX2 = [
     ((1, 9, 12, 16), (7, 7), 2, 1, [[0, 0], [1, 1], [6, 3], [0, 0]]),
     ((1, 9, 12, 16), (7, 7), 2, 1, [[0, 0], [1, 1], [7, 2], [0, 0]]),
     ((1, 16, 21, 8), (5, 7), [3, 2], 1, [[0, 0], [0, 1], [5, 0], [0, 0]]),
+    # 3-wide filters over fewer channels than a vector (the direct 3x3 kernel takes a vector or more)
+    ((1, 9, 11, 8), (3, 3), 1, 1, "SAME"),
+    ((2, 7, 13, 12), (3, 3), 1, 2, "SAME"),
+    ((1, 8, 9, 10), (5, 3), 1, 1, "VALID"),
+    ((1, 6, 7, 8), (1, 3), 1, 3, [[0, 0], [0, 0], [4, 2], [0, 0]]),
+    ((1, 12, 11, 9), (3, 3), 2, 1, "SAME"),
+    ((1, 10, 12, 15), (3, 3), 2, 1, [[0, 0], [2, 1], [4, 0], [0, 0]]),
 ]
 
 
@@ -183,8 +190,9 @@ FILTER_GRADIENT_AVX2 = [
 @pytest.mark.parametrize("shape, kernel, strides, dilations, padding", FILTER_GRADIENT_AVX2)
 def test_filter_gradient_5_and_7_wide_takes_the_avx2_kernel(shape, kernel, strides, dilations, padding, threads,
                                                              narrow_plans, monkeypatch):
-    """On the AVX2 plans the filter gradient of filters 5 or 7 wide (horizontal stride 1, dilated or not, or 2) takes
-    the rolling-window kernel, on one thread or split over two, and matches the reference."""
+    """On the AVX2 plans the filter gradient of filters 5 or 7 wide, and 3 wide over fewer channels than a vector
+    (horizontal stride 1, dilated or not, or 2), takes the rolling-window kernel, on one thread or split over two, and
+    matches the reference."""
     from sepconv.kernels import depthwise_filter_gradient_avx2
 
     seen = record_calls(monkeypatch, depthwise_filter_gradient_avx2, "depthwise_nhwc_backprop_filter_avx2_parallel",
@@ -207,11 +215,12 @@ def test_filter_gradient_5_and_7_wide_takes_the_avx2_kernel(shape, kernel, strid
     ((1, 12, 13, 12), 5, 2, 1, 1),
     ((2, 9, 9, 4), 5, 3, 1, 2),  # 12 channels repeated: more than half a vector
     ((1, 15, 14, 8), 7, 2, 2, 1),
+    ((1, 12, 13, 4), 3, 3, 1, 1),  # 3x3 over 12 channels repeated
 ])
 def test_multiplier_filter_gradient_5_and_7_wide_repeats_whole(shape, k, multiplier, strides, dilations, narrow_plans,
                                                                 monkeypatch):
-    """With a multiplier, the filter gradient of a filter 5 or 7 wide repeats the whole input and takes the AVX2
-    kernel on it, not the multiplier bands."""
+    """With a multiplier, the filter gradient of a filter 5 or 7 wide (or 3 wide over fewer repeated channels than a
+    vector) repeats the whole input and takes the AVX2 kernel on it, not the multiplier bands."""
     from sepconv.kernels import depthwise_filter_gradient_avx2, depthwise_multiplier
 
     seen = record_calls(monkeypatch, depthwise_filter_gradient_avx2, "depthwise_nhwc_backprop_filter_avx2_parallel",

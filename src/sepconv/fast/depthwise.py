@@ -1318,17 +1318,23 @@ def depthwise_conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeo
 
 
 # With FILTER_GRADIENT_AVX2 (CPUs without AVX-512: sepconv.fast.registers) the filter gradient of filters 5 or 7 wide
-# at horizontal stride 1 (any dilation) or 2 (undilated), over half a vector of channels or more, takes
+# over half a vector of channels or more, and of 3-wide ones over half a vector but less than a whole one (the direct
+# 3x3 kernel takes a whole one), at horizontal stride 1 (any dilation) or 2 (undilated), takes
 # sepconv.kernels.depthwise_filter_gradient_avx2 (a filter row's sums in registers, a window of dy columns rolling
 # along the input row) instead of the general kernels, whose 25 sums of whole vectors spill out of AVX2's registers.
 # Fortieth session, Zen 3 VM, 2 threads, one process, us, general -> this: 8x14x14x672 5x5 1212-3199 -> 380,
-# 1x14x14x672 161-304 -> 66, 8x28x28x240 1810-3480 -> 591, 1x33x33x100 dilation 2 154-234 -> 44.
+# 1x14x14x672 161-304 -> 66, 8x28x28x240 1810-3480 -> 591, 1x33x33x100 dilation 2 154-234 -> 44; alternating
+# processes, 3x3: 1x56x56x8 55 -> 27, 1x112x112x12 182 -> 61, 4x11x11x8 stride 2 28 -> 15, 1x40x40x8 dilation 2 57 ->
+# 15, 8x56x56x12 303 -> 99, and with a multiplier (whole, not in bands) 1x56x56x4 M = 2 60 -> 33, 1x28x28x4 M = 3
+# 29 -> 22.
 FILTER_GRADIENT_AVX2 = False
 
 
 def _filter_gradient_avx2(x_shape: tuple[int, ...], itemsize: int, g: Conv2DGeometry) -> bool:
     """Whether the filter gradient of an input of ``x_shape`` (multiplier 1) takes the AVX2 rolling-window kernel."""
-    return (FILTER_GRADIENT_AVX2 and tuned(itemsize) and g.kw in (5, 7) and 2 * x_shape[3] * itemsize >= VECTOR_BYTES
+    pixel_bytes = x_shape[3] * itemsize
+    return (FILTER_GRADIENT_AVX2 and tuned(itemsize) and 2 * pixel_bytes >= VECTOR_BYTES
+            and (g.kw in (5, 7) or (g.kw == 3 and pixel_bytes < VECTOR_BYTES))
             and (g.stride_w == 1 or (g.stride_w, g.dil_w) == (2, 1)) and g.pad_left >= 0)
 
 

@@ -1,4 +1,4 @@
-"""The filter gradient of depthwise filters 5 or 7 wide (any height, vertical stride and dilation), NHWC, at
+"""The filter gradient of depthwise filters 3, 5 or 7 wide (any height, vertical stride and dilation), NHWC, at
 horizontal stride 1 (any dilation) or 2 (undilated), for CPUs of sixteen vector registers (AVX2): a filter row's
 sums stay in registers while a window of ``dy`` columns rolls along the input row, one channel block of half a
 vector (32 bytes: one AVX2 register, :func:`~sepconv.kernels._simd.hload`) after another.
@@ -14,12 +14,16 @@ pixel is treated apart.  Each multiply-add adds to its tap's sum, a chain a mult
 so five chains of a 5-wide row keep only half the two FMA units busy: a 5-wide filter's rows go two at a time, their
 ten sums, the five ``dy`` columns they share and the input column loaded filling the sixteen registers (an odd last
 row is paired with itself, its twin's sums put aside and dropped).  A 7-wide row's seven chains go alone
-(:func:`_row7_s1`: seven sums, seven ``dy`` columns, the input column).
+(:func:`_row7_s1`: seven sums, seven ``dy`` columns, the input column), and a 3-wide filter's rows three at a time
+(:func:`_triple3_s1`: nine sums, three ``dy`` columns); the direct 3x3 kernel
+(:mod:`sepconv.kernels.depthwise_3x3_direct`, four pixels by a whole vector, in the order of memory) is faster
+where a pixel holds a vector of channels (1.0-1.46 times its time on this kernel), so 3-wide rows come here over
+8 to 15 channels only.
 
 At stride 2 an input column's taps are those of its parity: walking the output columns ``J``, the even input column
 ``2J - pad`` is taps 0, 2, 4 (and 6) for ``dy`` columns ``J``, ``J - 1``, ``J - 2`` (and ``J - 3``) and the odd one
 taps 1, 3 (and 5) for the same columns: three ``dy`` columns in registers for a 5-wide filter (:func:`_pair5_s2`,
-two filter rows again), four for a 7-wide one (:func:`_row7_s2`).
+two filter rows again), four for a 7-wide one (:func:`_row7_s2`), two for a 3-wide one (:func:`_triple3_s2`).
 
 Each thread adds its rows' products into sums kept by channel block (``[blocks, kh, kw, lanes]``), then stores them
 into its partial gradient (a last partial channel block overlaps the one before it,
@@ -30,7 +34,9 @@ Fortieth session, AMD EPYC (Zen 3) VM, 2 threads, one process, the kernel agains
 (:func:`sepconv.kernels.depthwise.depthwise_nhwc_backprop_filter_5x5_rows`, 25 sums of whole vectors, which spill
 out of AVX2's sixteen registers), us: 8x14x14x672 1212-3199 -> 380, 1x14x14x672 161-304 -> 66, 8x28x28x240
 1810-3480 -> 591, 1x33x33x100 dilation 2 154-234 -> 44; one filter row at a time, five chains, took 2.3 times as
-long as two.
+long as two.  3x3 over 8-12 channels, alternating processes, against the general kernel's masked vectors, us:
+1x56x56x8 55 -> 27, 1x112x112x12 182 -> 61, 8x56x56x12 303 -> 99, 1x40x40x8 dilation 2 57 -> 15, 2x28x28x8 stride 2
+32 -> 14.
 
 Examples
 --------
@@ -115,6 +121,77 @@ def _pair5_s1(x, dy, sums, s, q, xa, xb, a_dy, c, in_w, out_w, dil, pad):
         _store5(sums, s, count, s0, s1, s2, s3, s4)
         _store5(sums, q, count, t0, t1, t2, t3, t4)
 
+
+
+@kernel(inline=True)
+def _triple3_s1(x, dy, sums, s, q, v, xa, xb, xc, a_dy, c, in_w, out_w, dil, pad):
+    """Three filter rows of a 3-wide filter at stride 1, as :func:`_pair5_s1`: nine sums, the three ``dy`` columns
+    they share and the input column loaded."""
+    count = hlanes(x)
+    z = hzeros(x)
+    for p in range(dil):
+        s0, s1, s2 = hload(sums, s), hload(sums, s + count), hload(sums, s + 2 * count)
+        t0, t1, t2 = hload(sums, q), hload(sums, q + count), hload(sums, q + 2 * count)
+        r0, r1, r2 = hload(sums, v), hload(sums, v + count), hload(sums, v + 2 * count)
+        j = p + pad
+        w1 = _column(dy, a_dy + (j - dil) * c, 0 <= j - dil < out_w, z)
+        w2 = _column(dy, a_dy + (j - 2 * dil) * c, 0 <= j - 2 * dil < out_w, z)
+        u = p
+        end = min(in_w, out_w - pad)
+        while u < end:
+            w0 = hload(dy, a_dy + (u + pad) * c)
+            i = hload(x, xa + u * c)
+            s0, s1, s2 = vfma(i, w0, s0), vfma(i, w1, s1), vfma(i, w2, s2)
+            i = hload(x, xb + u * c)
+            t0, t1, t2 = vfma(i, w0, t0), vfma(i, w1, t1), vfma(i, w2, t2)
+            i = hload(x, xc + u * c)
+            r0, r1, r2 = vfma(i, w0, r0), vfma(i, w1, r1), vfma(i, w2, r2)
+            w2, w1 = w1, w0
+            u += dil
+        while u < in_w:
+            i = hload(x, xa + u * c)
+            s1, s2 = vfma(i, w1, s1), vfma(i, w2, s2)
+            i = hload(x, xb + u * c)
+            t1, t2 = vfma(i, w1, t1), vfma(i, w2, t2)
+            i = hload(x, xc + u * c)
+            r1, r2 = vfma(i, w1, r1), vfma(i, w2, r2)
+            w2, w1 = w1, z
+            u += dil
+        _store3(sums, s, count, s0, s1, s2)
+        _store3(sums, q, count, t0, t1, t2)
+        _store3(sums, v, count, r0, r1, r2)
+
+
+@kernel(inline=True)
+def _store3(sums, s, count, s0, s1, s2):
+    """Three half vectors of sums stored, ``count`` apart from flat index ``s``."""
+    vstore(sums, s, s0)
+    vstore(sums, s + count, s1)
+    vstore(sums, s + 2 * count, s2)
+
+
+@kernel(inline=True)
+def _triple3_s2(x, dy, sums, s, q, v, xa, xb, xc, a_dy, c, in_w, out_w, pad):
+    """Three filter rows of a 3-wide filter at stride 2 (undilated), as :func:`_pair5_s2`: the even input column taps
+    0 and 2 of ``dy`` columns ``m`` and ``m - 1``, the odd one tap 1 of ``m``."""
+    count = hlanes(x)
+    z = hzeros(x)
+    s0, s1, s2 = hload(sums, s), hload(sums, s + count), hload(sums, s + 2 * count)
+    t0, t1, t2 = hload(sums, q), hload(sums, q + count), hload(sums, q + 2 * count)
+    r0, r1, r2 = hload(sums, v), hload(sums, v + count), hload(sums, v + 2 * count)
+    m_first, m_last = pad // 2, (in_w - 1 + pad) // 2
+    w1 = _column(dy, a_dy + (m_first - 1) * c, 0 <= m_first - 1 < out_w, z)
+    for m in range(m_first, m_last + 1):
+        w0, e, o = _s2_columns(x, dy, xa, a_dy, c, in_w, out_w, pad, m)
+        s0, s2, s1 = vfma(e, w0, s0), vfma(e, w1, s2), vfma(o, w0, s1)
+        w0, e, o = _s2_columns(x, dy, xb, a_dy, c, in_w, out_w, pad, m)
+        t0, t2, t1 = vfma(e, w0, t0), vfma(e, w1, t2), vfma(o, w0, t1)
+        w0, e, o = _s2_columns(x, dy, xc, a_dy, c, in_w, out_w, pad, m)
+        r0, r2, r1 = vfma(e, w0, r0), vfma(e, w1, r2), vfma(o, w0, r1)
+        w1 = w0
+    _store3(sums, s, count, s0, s1, s2)
+    _store3(sums, q, count, t0, t1, t2)
+    _store3(sums, v, count, r0, r1, r2)
 
 @kernel(inline=True)
 def _row7_s1(x, dy, sums, s, xa, a_dy, c, in_w, out_w, dil, pad):
@@ -232,9 +309,17 @@ def _add_rows(x, dy, sums, row_begin, row_end, kh, kw, stride_h, stride_w, dil_h
         for g in range(blocks):
             k = block_start(g * count, 0, c, count)
             x_row = (b * in_h + ih0) * in_w * c + k
-            for r in range(r_lo, r_hi, 2 if kw == 5 else 1):
+            for r in range(r_lo, r_hi, 2 if kw == 5 else (3 if kw == 3 else 1)):
                 s = (g * kh + r) * kw * count
                 xa = x_row + r * row_gap
+                if kw == 3:
+                    q, xb = (s + kw * count, xa + row_gap) if r + 1 < r_hi else (aside, xa)
+                    v, xc = (s + 2 * kw * count, xa + 2 * row_gap) if r + 2 < r_hi else (aside, xa)
+                    if stride_w == 1:
+                        _triple3_s1(x, dy, sums, s, q, v, xa, xb, xc, a_dy + k, c, in_w, out_w, dil_w, pad_left)
+                    else:
+                        _triple3_s2(x, dy, sums, s, q, v, xa, xb, xc, a_dy + k, c, in_w, out_w, pad_left)
+                    continue
                 if kw == 7:
                     if stride_w == 1:
                         _row7_s1(x, dy, sums, s, xa, a_dy + k, c, in_w, out_w, dil_w, pad_left)
