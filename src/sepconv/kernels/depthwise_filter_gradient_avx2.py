@@ -293,7 +293,8 @@ def _row7_s2(x, dy, sums, s, xa, a_dy, c, in_w, out_w, pad):
 @kernel
 def _add_rows(x, dy, sums, row_begin, row_end, kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
     """The products of output rows ``[row_begin, row_end)`` (over the batch) added to ``sums`` (``[blocks, kh, kw,
-    lanes]`` flat, then ``kw`` lanes' vectors put aside for a 5-wide filter's odd row's twin)."""
+    lanes]`` flat, then ``kw`` vectors put aside: the sums of the twins that fill a last pair or triple of filter
+    rows)."""
     in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
     out_h, out_w = dy.shape[1], dy.shape[2]
     count = hlanes(x)
