@@ -71,15 +71,16 @@ def record_calls(monkeypatch, module, name: str, record=lambda args: args[3], se
         one_thread = getattr(module, serial)
         ops = importlib.import_module(ops)
         for attr, value in list(vars(ops).items()):
-            if value is module or (isinstance(value, _KernelsSeenByOps) and value.module is module):
-                seen = value if isinstance(value, _KernelsSeenByOps) else _KernelsSeenByOps(module)
+            if value is module or (isinstance(value, KernelsSeenByOps) and value.module is module):
+                seen = value if isinstance(value, KernelsSeenByOps) else KernelsSeenByOps(module)
                 seen.wrapped[serial] = lambda *args: calls.append(record(as_parallel(args))) or one_thread(*args)
                 monkeypatch.setattr(ops, attr, seen)
     return calls
 
 
-class _KernelsSeenByOps:
-    """A kernels module as :mod:`sepconv.fast.depthwise` sees it in a test: some functions wrapped."""
+class KernelsSeenByOps:
+    """A kernels module as the ops (:mod:`sepconv.fast`) see it in a test: the functions in ``wrapped`` replaced.
+    The module's own globals stay the kernels, which Numba types when it compiles the kernels that call them."""
 
     def __init__(self, module) -> None:
         self.module, self.wrapped = module, {}

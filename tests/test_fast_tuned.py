@@ -13,7 +13,7 @@ import types
 import numba
 import numpy as np
 import pytest
-from conftest import fast_and_reference, rand, tol
+from conftest import KernelsSeenByOps, fast_and_reference, rand, tol
 
 import sepconv
 from sepconv.fast.tuned import tuned
@@ -45,19 +45,9 @@ LAYERS = [
 ]
 
 
-class _KernelsWrapped:
-    """A kernels module as the ops (:mod:`sepconv.fast`) see it in these tests: the kernels in ``names`` wrapped so
-    that a call appends its name to ``calls``.  (The module's own globals stay the kernels: Numba types the kernels
-    that call each other from them when it compiles.)"""
-
-    def __init__(self, module, names: set[str], calls: list[str]) -> None:
-        self.module, self.names, self.calls = module, names, calls
-
-    def __getattr__(self, name: str):
-        value = getattr(self.module, name)
-        if name not in self.names:
-            return value
-        return lambda *args: self.calls.append(f"{self.module.__name__}.{name}") or value(*args)
+def _recording(kernel, name: str, calls: list[str]):
+    """``kernel``, appending ``name`` to ``calls`` at each call."""
+    return lambda *args: calls.append(name) or kernel(*args)
 
 
 def _wrap_tuned_kernels(monkeypatch) -> list[str]:
@@ -78,7 +68,10 @@ def _wrap_tuned_kernels(monkeypatch) -> list[str]:
         ops = importlib.import_module(f"sepconv.fast.{ops_name}")
         for attr, value in list(vars(ops).items()):
             if isinstance(value, types.ModuleType) and value in tuned_kernels:
-                monkeypatch.setattr(ops, attr, _KernelsWrapped(value, tuned_kernels[value], calls))
+                seen = KernelsSeenByOps(value)  # the module's own globals stay the kernels (Numba types them)
+                for name in tuned_kernels[value]:
+                    seen.wrapped[name] = _recording(getattr(value, name), f"{value.__name__}.{name}", calls)
+                monkeypatch.setattr(ops, attr, seen)
     return calls
 
 

@@ -155,6 +155,20 @@ def test_depthwise_5x5_takes_the_avx2_kernel_on_wide_rows(shape, strides, calls,
     assert len(seen) == calls and len(seen_s2) == s2_calls
 
 
+def _filter_gradient_matches_reference(shape, filter_shape, strides, padding, dilations, seed: int) -> int:
+    """The fast filter gradient of a random float32 input of ``shape`` and ``dy`` matches the reference's; returns
+    the output's height."""
+    rng = np.random.default_rng(seed)
+    x = rand(rng, shape, np.float32)
+    with sepconv.use_implementation("reference"):
+        y = sepconv.depthwise_conv2d(x, np.zeros(filter_shape, np.float32), strides, padding, dilations=dilations)
+    dy = rand(rng, y.shape, np.float32)
+    fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, filter_shape, dy, strides, padding,
+                      dilations=dilations)
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    return y.shape[1]
+
+
 # (shape, (kh, kw), strides, dilations, padding): filters 5 or 7 wide at horizontal stride 1 (dilated too) or 2, any
 # height, on inputs of half a vector of channels, of a whole one and of partial blocks; rows shorter than the filter's
 # reach, rows whose dy columns run past the input (explicit pads), a first column on the odd parity at stride 2.
@@ -199,16 +213,8 @@ def test_filter_gradient_5_and_7_wide_takes_the_avx2_kernel(shape, kernel, strid
                         record=lambda args: args[2].shape[0])
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 10**18 if threads == 1 else 0)
     monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_BYTES", 10**18 if threads == 1 else 0)
-    rng = np.random.default_rng(5)
-    x = rand(rng, shape, np.float32)
-    filter_shape = (*kernel, shape[3], 1)
-    with sepconv.use_implementation("reference"):
-        y = sepconv.depthwise_conv2d(x, np.zeros(filter_shape, np.float32), strides, padding, dilations=dilations)
-    dy = rand(rng, y.shape, np.float32)
-    fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, filter_shape, dy, strides, padding,
-                      dilations=dilations)
-    np.testing.assert_allclose(fast, ref, **tol(np.float32))
-    assert seen == [min(threads, shape[0] * y.shape[1])]
+    out_h = _filter_gradient_matches_reference(shape, (*kernel, shape[3], 1), strides, padding, dilations, seed=5)
+    assert seen == [min(threads, shape[0] * out_h)]
 
 
 @pytest.mark.parametrize("shape, k, multiplier, strides, dilations", [
@@ -227,15 +233,7 @@ def test_multiplier_filter_gradient_5_and_7_wide_repeats_whole(shape, k, multipl
                         record=lambda args: args[0].shape[3])
     bands = record_calls(monkeypatch, depthwise_multiplier, "depthwise_nhwc_backprop_filter_multiplier_parallel",
                          serial="depthwise_nhwc_backprop_filter_multiplier_bands")
-    rng = np.random.default_rng(7)
-    x = rand(rng, shape, np.float32)
-    filter_shape = (k, k, shape[3], multiplier)
-    with sepconv.use_implementation("reference"):
-        y = sepconv.depthwise_conv2d(x, np.zeros(filter_shape, np.float32), strides, "SAME", dilations=dilations)
-    dy = rand(rng, y.shape, np.float32)
-    fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, filter_shape, dy, strides, "SAME",
-                      dilations=dilations)
-    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    _filter_gradient_matches_reference(shape, (k, k, shape[3], multiplier), strides, "SAME", dilations, seed=7)
     assert seen == [shape[3] * multiplier] and bands == []
 
 
@@ -252,15 +250,7 @@ def test_filter_gradient_avx2_kernel_only_where_it_applies(shape, kernel, stride
     from sepconv.kernels import depthwise_filter_gradient_avx2
 
     seen = record_calls(monkeypatch, depthwise_filter_gradient_avx2, "depthwise_nhwc_backprop_filter_avx2_parallel")
-    rng = np.random.default_rng(6)
-    x = rand(rng, shape, np.float32)
-    filter_shape = (*kernel, shape[3], 1)
-    with sepconv.use_implementation("reference"):
-        y = sepconv.depthwise_conv2d(x, np.zeros(filter_shape, np.float32), strides, "SAME", dilations=dilations)
-    dy = rand(rng, y.shape, np.float32)
-    fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, filter_shape, dy, strides, "SAME",
-                      dilations=dilations)
-    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    _filter_gradient_matches_reference(shape, (*kernel, shape[3], 1), strides, "SAME", dilations, seed=6)
     assert seen == []
 
 
