@@ -31,7 +31,7 @@ def wide_register_plans():
     themselves.  This CPU's plans come back afterwards."""
     sepconv.fast.use_wide_register_plans(WIDE_TEST_PLANS)
     yield
-    sepconv.fast.use_wide_register_plans(sepconv.fast.registers.WIDE_REGISTERS)
+    sepconv.fast.registers.use_this_cpus_plans()
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)

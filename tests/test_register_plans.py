@@ -1,6 +1,6 @@
 """The plans for CPUs without AVX-512 (sepconv.fast.registers): BLAS for the products, the direct 3x3 depthwise
-kernel at stride 1 and the small-image one on any other plane; the same results as the reference, and the kernels
-they name are the ones reached."""
+kernel at stride 1 and the small-image one on any other plane; the half-vector kernels they share with Zen 4's plans
+(AVX-512 on 256-bit units); the same results as the reference, and the kernels they name are the ones reached."""
 
 from __future__ import annotations
 
@@ -23,6 +23,15 @@ def narrow_plans():
     """The plans of a CPU without AVX-512 for this test (conftest sets the AVX-512 ones back afterwards)."""
     registers.use_wide_register_plans(False)
     yield
+    registers.use_wide_register_plans(True)
+
+
+@pytest.fixture(params=["narrow", "half_width_units"])
+def half_vector_plans(request):
+    """The plans that take the half-vector kernels, one test each: those of a CPU without AVX-512, and those of AVX-512
+    on 256-bit units (Zen 4)."""
+    registers.use_wide_register_plans(request.param != "narrow", half_width_units=True)
+    yield request.param
     registers.use_wide_register_plans(True)
 
 
@@ -203,8 +212,8 @@ FILTER_GRADIENT_AVX2 = [
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("shape, kernel, strides, dilations, padding", FILTER_GRADIENT_AVX2)
 def test_filter_gradient_5_and_7_wide_takes_the_avx2_kernel(shape, kernel, strides, dilations, padding, threads,
-                                                             narrow_plans, monkeypatch):
-    """On the AVX2 plans the filter gradient of filters 5 or 7 wide, and 3 wide over fewer channels than a vector
+                                                             half_vector_plans, monkeypatch):
+    """On the AVX2 plans and Zen 4's the filter gradient of filters 5 or 7 wide, and 3 wide over fewer channels than a vector
     (horizontal stride 1, dilated or not, or 2), takes the rolling-window kernel, on one thread or split over two, and
     matches the reference."""
     from sepconv.kernels import depthwise_filter_gradient_avx2
@@ -223,7 +232,7 @@ def test_filter_gradient_5_and_7_wide_takes_the_avx2_kernel(shape, kernel, strid
     ((1, 15, 14, 8), 7, 2, 2, 1),
     ((1, 12, 13, 4), 3, 3, 1, 1),  # 3x3 over 12 channels repeated
 ])
-def test_multiplier_filter_gradient_5_and_7_wide_repeats_whole(shape, k, multiplier, strides, dilations, narrow_plans,
+def test_multiplier_filter_gradient_5_and_7_wide_repeats_whole(shape, k, multiplier, strides, dilations, half_vector_plans,
                                                                 monkeypatch):
     """With a multiplier, the filter gradient of a filter 5 or 7 wide (or 3 wide over fewer repeated channels than a
     vector) repeats the whole input and takes the AVX2 kernel on it, not the multiplier bands."""
@@ -244,7 +253,7 @@ def test_multiplier_filter_gradient_5_and_7_wide_repeats_whole(shape, k, multipl
     ((1, 12, 12, 16), (3, 3), 1, 1),  # 3x3: the direct 3x3 kernel
     ((1, 12, 12, 16), (5, 3), 1, 1),  # 3 wide
 ])
-def test_filter_gradient_avx2_kernel_only_where_it_applies(shape, kernel, strides, dilations, narrow_plans,
+def test_filter_gradient_avx2_kernel_only_where_it_applies(shape, kernel, strides, dilations, half_vector_plans,
                                                            monkeypatch):
     """Layers outside the rolling-window kernel's reach take the other kernels, and still match the reference."""
     from sepconv.kernels import depthwise_filter_gradient_avx2
@@ -252,6 +261,39 @@ def test_filter_gradient_avx2_kernel_only_where_it_applies(shape, kernel, stride
     seen = record_calls(monkeypatch, depthwise_filter_gradient_avx2, "depthwise_nhwc_backprop_filter_avx2_parallel")
     _filter_gradient_matches_reference(shape, (*kernel, shape[3], 1), strides, "SAME", dilations, seed=6)
     assert seen == []
+
+
+@pytest.mark.parametrize("width", [7, 9, 10])
+def test_filter_gradient_7_wide_on_short_rows(width, half_vector_plans, monkeypatch):
+    """7-wide filters on rows of fewer than ten pixels take the rolling-window kernel on the AVX2 plans only (on Zen
+    4's it lost there); the result matches the reference either way."""
+    from sepconv.kernels import depthwise_filter_gradient_avx2
+
+    seen = record_calls(monkeypatch, depthwise_filter_gradient_avx2, "depthwise_nhwc_backprop_filter_avx2_parallel")
+    _filter_gradient_matches_reference((2, width, width, 32), (7, 7, 32, 1), 1, "SAME", 1, seed=8)
+    assert len(seen) == (1 if half_vector_plans == "narrow" or width >= 10 else 0)
+
+
+@pytest.mark.parametrize("shape, k", [
+    ((1, 14, 14, 64), 5),
+    ((2, 10, 10, 40), 7),  # a vector and a half of channels
+    ((1, 7, 7, 96), 7),
+    ((3, 12, 9, 16), 5),
+])
+def test_half_width_units_small_image_takes_half_vector_steps(shape, k, monkeypatch):
+    """On Zen 4's plans (AVX-512 on 256-bit units) the small-image kernel's 5x5 and 7x7 planes go in half-vector
+    steps, forward and input gradient, and match the reference; on the AVX-512 plans in whole-vector ones."""
+    seen = record_calls(monkeypatch, depthwise_small_image, "depthwise_nhwc_forward_small_image_parallel",
+                        record=lambda args: args[12], serial="depthwise_nhwc_forward_small_image_items")
+    rng = np.random.default_rng(9)
+    x, w = rand(rng, shape, np.float32), rand(rng, (k, k, shape[3], 1), np.float32)
+    for half_width_units in (True, False):
+        registers.use_wide_register_plans(True, half_width_units)
+        fast, ref = _both(sepconv.depthwise_conv2d, x, w, 1, "SAME")
+        np.testing.assert_allclose(fast, ref, **tol(np.float32))
+        fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, w, ref, 1, "SAME")
+        np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    assert seen == [True, True, False, False]
 
 
 def test_nchw_5x5_on_short_rows_goes_through_nhwc(narrow_plans, monkeypatch):
@@ -278,6 +320,11 @@ def test_plans_switch_both_ways():
     assert conv2d_module.POINTWISE_KERNEL and sys.modules["sepconv.fast.separable"].FUSE is None
     assert not fast_depthwise._small_image(shape, 4, 3, 3, 1, 1) and not fast_depthwise._direct_3x3(shape, 4, 3, 3, 1, 1)
     assert fast_depthwise._forward_plan.cache_info().currsize == 0
+    registers.use_wide_register_plans(True, half_width_units=True)
+    assert conv2d_module.POINTWISE_KERNEL and fast_depthwise.SMALL_IMAGE_HALF_STEPS and fast_depthwise.FILTER_GRADIENT_AVX2
+    assert not fast_depthwise._direct_3x3(shape, 4, 3, 3, 1, 1)
+    registers.use_wide_register_plans(True)
+    assert not fast_depthwise.SMALL_IMAGE_HALF_STEPS and not fast_depthwise.FILTER_GRADIENT_AVX2
 
 
 @pytest.mark.parametrize("setting, wide", [("1", True), ("0", False)])
@@ -285,6 +332,21 @@ def test_wide_registers_follow_the_environment(setting, wide, monkeypatch):
     """``SEPCONV_WIDE_REGISTERS`` overrides what the CPU reports."""
     monkeypatch.setenv("SEPCONV_WIDE_REGISTERS", setting)
     assert _simd._wide_registers() is wide
+
+
+@pytest.mark.parametrize("setting, half", [("1", True), ("0", False)])
+def test_half_width_units_follow_the_environment(setting, half, monkeypatch):
+    """``SEPCONV_HALF_WIDTH_UNITS`` overrides the CPU's name."""
+    monkeypatch.setenv("SEPCONV_HALF_WIDTH_UNITS", setting)
+    assert registers._half_width_units() is half
+
+
+def test_half_width_units_default_to_zen_4(monkeypatch):
+    """Unset, the flag is whether LLVM names the host CPU ``znver4``."""
+    import llvmlite.binding as llvm
+
+    monkeypatch.delenv("SEPCONV_HALF_WIDTH_UNITS", raising=False)
+    assert registers._half_width_units() is (llvm.get_host_cpu_name() == "znver4")
 
 
 def test_wide_registers_default_to_the_cpu(monkeypatch):

@@ -536,7 +536,10 @@ SMALL_IMAGE_ANY_PLANE = False
 # 1x14x14x672 5x5 72 -> 67, 4x14x14x480 5x5 206 -> 196, 1x28x28x240 5x5 99 -> 98; 1x56x56x96 7x7 249 -> 227,
 # 1x28x28x192 7x7 118 -> 106, 8x28x28x192 7x7 892 -> 825, 1x19x19x200 7x7 60 -> 52, 1x112x112x32 7x7 351 -> 326;
 # 7x7 rows of 14 pixels in two seven-pixel steps (in two ten-pixel ones they lost, 8x14x14x384 481 -> 519):
-# 8x14x14x384 522 -> 458, 8x14x14x768 985 -> 907, 1x14x14x512 85 -> 81.
+# 8x14x14x384 522 -> 458, 8x14x14x768 985 -> 907, 1x14x14x512 85 -> 81.  Forty-first session, Zen 4 VM (AVX-512 on
+# 256-bit units), the AVX-512 plans' planes, alternating, whole-vector steps -> half-vector steps: 8x14x14x672 5x5
+# 0.69 (forward) / 0.70 (input gradient), 1x14x14x672 0.77 / 0.79, 4x14x14x480 0.73 / 0.76, 1x19x19x200 7x7
+# 0.67 / 0.74, 1x28x28x192 7x7 0.75 / 0.76, 8x14x14x384 7x7 0.84 / 0.88, 8x7x7x1024 7x7 0.83 / 0.85.
 SMALL_IMAGE_HALF_STEPS = False
 # ... and stride-2 layers whose plane takes at most this many bytes (0: none).  Zen 3 VM, forward, new / old:
 # 1x14x14x576 3x3 0.83, 1x28x28x96 7x7 0.85, 1x33x33x1200 5x5 0.91; larger planes lost or gained little
@@ -1326,15 +1329,21 @@ def depthwise_conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeo
 # 1x14x14x672 161-304 -> 66, 8x28x28x240 1810-3480 -> 591, 1x33x33x100 dilation 2 154-234 -> 44; alternating
 # processes, 3x3: 1x56x56x8 55 -> 27, 1x112x112x12 182 -> 61, 4x11x11x8 stride 2 28 -> 15, 1x40x40x8 dilation 2 57 ->
 # 15, 8x56x56x12 303 -> 99, and with a multiplier (whole, not in bands) 1x56x56x4 M = 2 60 -> 33, 1x28x28x4 M = 3
-# 29 -> 22.
+# 29 -> 22.  Forty-first session, Zen 4 VM (AVX-512 on 256-bit units), 2 threads, alternating, general -> this:
+# 8x14x14x672 5x5 861 -> 473, 1x112x112x32 7x7 847 -> 376, 1x65x65x40 5x5 dilation 2 215 -> 81, 2x56x56x144 5x5
+# stride 2 210 -> 155, 1x112x112x8 3x3 65 -> 31; but 7x7 filters on rows of 7 or 9 pixels lost (8x7x7x1024 676 ->
+# 858, 1x9x9x640 114 -> 133; rows of 10 won, 8x10x10x384 486 -> 271), so there 7-wide filters take it on rows of
+# FILTER_GRADIENT_AVX2_7_MIN_WIDTH input pixels or more.
 FILTER_GRADIENT_AVX2 = False
+FILTER_GRADIENT_AVX2_7_MIN_WIDTH = 0
 
 
 def _filter_gradient_avx2(x_shape: tuple[int, ...], itemsize: int, g: Conv2DGeometry) -> bool:
     """Whether the filter gradient of an input of ``x_shape`` (multiplier 1) takes the AVX2 rolling-window kernel."""
     pixel_bytes = x_shape[3] * itemsize
     return (FILTER_GRADIENT_AVX2 and tuned(itemsize) and 2 * pixel_bytes >= VECTOR_BYTES
-            and (g.kw in (5, 7) or (g.kw == 3 and pixel_bytes < VECTOR_BYTES))
+            and (g.kw == 5 or (g.kw == 7 and x_shape[2] >= FILTER_GRADIENT_AVX2_7_MIN_WIDTH)
+                 or (g.kw == 3 and pixel_bytes < VECTOR_BYTES))
             and (g.stride_w == 1 or (g.stride_w, g.dil_w) == (2, 1)) and g.pad_left >= 0)
 
 

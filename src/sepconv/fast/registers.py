@@ -16,7 +16,9 @@ gradient, the channel-multiplier bands), those of 5x5 filters at stride 1 on wid
 ones, and 3x3 layers of fewer channels than a vector), and their other stride-1 forwards the
 small-image kernel (five vectors in registers) on images of any size, of a vector of channels or more; the filter
 gradient of filters 5 or 7 wide the rolling-window kernel (:mod:`sepconv.kernels.depthwise_filter_gradient_avx2`:
-two filter rows' sums and five dy columns in half vectors).
+two filter rows' sums and five dy columns in half vectors).  Where AVX-512 runs on 256-bit units (AMD's Zen 4:
+:data:`HALF_WIDTH_UNITS`), a half vector's multiply-add costs half a whole one's, and the AVX-512 plans take two of
+those half-vector kernels too: the small-image kernel's half-vector steps and the rolling-window filter gradient.
 
 Thirty-second session, an AMD EPYC (Zen 3, AVX2) VM, 2 threads, one process, alternating, us, the
 AVX-512 plans -> these: conv2d 8x28x28x128 -> 128 3x3 15233 -> 7813, 8x28x28x64 -> 64 5x5 25737 ->
@@ -42,16 +44,32 @@ Examples
 >>> registers.use_wide_register_plans(False)
 >>> import sys; sys.modules["sepconv.fast.separable"].FUSE
 False
->>> registers.use_wide_register_plans(registers.WIDE_REGISTERS)  # this CPU's plans again
+>>> registers.use_this_cpus_plans()  # this CPU's plans again
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 from ..kernels._simd import WIDE_REGISTERS
 from . import depthwise, separable
+
+
+def _half_width_units() -> bool:
+    """Whether this CPU runs AVX-512 on 256-bit units, each operation on a 64-byte vector as two halves: AMD's Zen 4,
+    which LLVM names ``znver4`` (``SEPCONV_HALF_WIDTH_UNITS=1`` or ``0`` says so instead).  There a half vector's
+    multiply-add takes half the issue slots of a whole one's, as on AVX2, so the half-vector kernels pay."""
+    chosen = os.environ.get("SEPCONV_HALF_WIDTH_UNITS", "").strip()
+    if chosen in ("0", "1"):
+        return chosen == "1"
+    import llvmlite.binding as llvm  # imported with Numba already
+
+    return llvm.get_host_cpu_name() == "znver4"
+
+
+HALF_WIDTH_UNITS = WIDE_REGISTERS and _half_width_units()
 
 conv2d = importlib.import_module(".conv2d", __package__)  # the package's name conv2d is the op
 # The AVX-512 plans: the modules' own settings as written.
@@ -68,6 +86,7 @@ _WIDE = {
     (depthwise, "DIRECT_3X3"): depthwise.DIRECT_3X3,
     (depthwise, "DIRECT_5X5_AVX2"): depthwise.DIRECT_5X5_AVX2,
     (depthwise, "FILTER_GRADIENT_AVX2"): depthwise.FILTER_GRADIENT_AVX2,
+    (depthwise, "FILTER_GRADIENT_AVX2_7_MIN_WIDTH"): depthwise.FILTER_GRADIENT_AVX2_7_MIN_WIDTH,
     (depthwise, "SMALL_IMAGE_ANY_PLANE"): depthwise.SMALL_IMAGE_ANY_PLANE,
     (depthwise, "SMALL_IMAGE_HALF_STEPS"): depthwise.SMALL_IMAGE_HALF_STEPS,
     (depthwise, "NCHW_TRANSPOSED_FILTERS"): depthwise.NCHW_TRANSPOSED_FILTERS,
@@ -91,6 +110,7 @@ _NARROW = {
     (depthwise, "DIRECT_3X3"): True,
     (depthwise, "DIRECT_5X5_AVX2"): True,
     (depthwise, "FILTER_GRADIENT_AVX2"): True,
+    (depthwise, "FILTER_GRADIENT_AVX2_7_MIN_WIDTH"): 0,
     (depthwise, "SMALL_IMAGE_ANY_PLANE"): True,
     (depthwise, "SMALL_IMAGE_HALF_STEPS"): True,
     (depthwise, "NCHW_TRANSPOSED_FILTERS"): True,
@@ -98,11 +118,32 @@ _NARROW = {
 }
 
 
-def use_wide_register_plans(wide: bool) -> None:
-    """Set the plans for a CPU with AVX-512's registers (``wide``) or without them, and forget the plans made."""
-    for (module, name), value in (_WIDE if wide else _NARROW).items():
+# ... and with AVX-512 on 256-bit units (Zen 4): the AVX-512 plans, but the half-vector kernels of the plans above
+# where they won there (alternating, figures beside the settings in sepconv.fast.depthwise): the small-image kernel's
+# 5x5 and 7x7 rows in half-vector steps (0.67-0.88 of the time), and the rolling-window filter gradient (0.40-0.77)
+# but not of 7-wide filters on rows of fewer than ten pixels.  Everything else the AVX-512 plans keep: the narrow
+# plans lost there (forty-first session, depthwise geomean 1.09x, separable and conv2d 1.15x), and the direct 3x3
+# kernels lost on most undilated layers (1.1-1.6x).
+_WIDE_HALF_UNITS = {
+    **_WIDE,
+    (depthwise, "SMALL_IMAGE_HALF_STEPS"): True,
+    (depthwise, "FILTER_GRADIENT_AVX2"): True,
+    (depthwise, "FILTER_GRADIENT_AVX2_7_MIN_WIDTH"): 10,
+}
+
+
+def use_wide_register_plans(wide: bool, half_width_units: bool = False) -> None:
+    """Set the plans for a CPU with AVX-512's registers (``wide``; ``half_width_units``: on 256-bit units, as Zen 4)
+    or without them, and forget the plans made."""
+    plans = (_WIDE_HALF_UNITS if half_width_units else _WIDE) if wide else _NARROW
+    for (module, name), value in plans.items():
         setattr(module, name, value)
     depthwise.clear_plans()
 
 
-use_wide_register_plans(WIDE_REGISTERS)
+def use_this_cpus_plans() -> None:
+    """Set the plans this CPU takes (as on import)."""
+    use_wide_register_plans(WIDE_REGISTERS, HALF_WIDTH_UNITS)
+
+
+use_this_cpus_plans()
