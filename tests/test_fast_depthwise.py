@@ -2021,10 +2021,11 @@ def test_direct_3x3_takes_3x3_layers_at_horizontal_stride_1_or_2(in_shape, k, st
     vector, when ``DIRECT_3X3`` is set, and nothing when it is not."""
     stride_h, stride_w = (strides, strides) if isinstance(strides, int) else strides
     monkeypatch.setattr(fast_depthwise, "DIRECT_3X3", True)
-    assert fast_depthwise._direct_3x3(in_shape, 4, k, k, stride_w, 1) is expected
-    assert fast_depthwise._direct_3x3(in_shape, 4, k, k, stride_w, 2) is (expected and stride_w == 1)
+    assert fast_depthwise._direct_3x3(in_shape, 4, k, k, stride_w, 1, 1) is expected
+    assert fast_depthwise._direct_3x3(in_shape, 4, k, k, stride_w, 1, 2) is (expected and stride_w == 1)
     monkeypatch.setattr(fast_depthwise, "DIRECT_3X3", False)
-    assert not fast_depthwise._direct_3x3(in_shape, 4, k, k, stride_w, 1)
+    assert not fast_depthwise._direct_3x3(in_shape, 4, k, k, stride_w, 1, 1)
+    assert not fast_depthwise._direct_3x3(in_shape, 4, k, k, stride_w, 2, 2)  # DIRECT_3X3_DILATED_MIN_IMAGE_BYTES unset
 
 
 @pytest.mark.parametrize("in_shape, k, expected", [

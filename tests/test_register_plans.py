@@ -13,7 +13,14 @@ from conftest import rand, record_calls, tol
 
 import sepconv
 from sepconv.fast import registers
-from sepconv.kernels import _simd, conv2d_direct, depthwise_3x3_direct, depthwise_small_image, pointwise
+from sepconv.kernels import (
+    _simd,
+    conv2d_direct,
+    depthwise_3x3_direct,
+    depthwise_multiplier,
+    depthwise_small_image,
+    pointwise,
+)
 
 fast_depthwise = sys.modules["sepconv.fast.depthwise"]
 
@@ -296,6 +303,42 @@ def test_half_width_units_small_image_takes_half_vector_steps(shape, k, monkeypa
     assert seen == [True, True, False, False]
 
 
+@pytest.mark.parametrize("shape, dilations, multiplier, direct", [
+    ((1, 20, 20, 64), 2, 1, True),  # a 100 KB image: over the threshold (lowered to 64 KB here)
+    ((2, 23, 31, 24), (1, 3), 1, True),  # a vector and a half of channels, a 68 KB image
+    ((1, 12, 12, 64), 2, 1, False),  # a 36 KB image: under it
+    ((1, 20, 20, 64), 1, 1, False),  # undilated: the AVX-512 plans' kernels
+    ((1, 20, 20, 32), 2, 2, False),  # a multiplier's forward: not there (both gradients may)
+])
+def test_half_width_units_dilated_3x3_takes_the_direct_kernels(shape, dilations, multiplier, direct, monkeypatch):
+    """On Zen 4's plans dilated 3x3 layers of large images take the direct 3x3 kernels (forward, input gradient as
+    the forward of dy, filter gradient), others not; every op matches the reference."""
+    registers.use_wide_register_plans(True, half_width_units=True)
+    monkeypatch.setattr(fast_depthwise, "DIRECT_3X3_DILATED_MIN_IMAGE_BYTES", 64 * 1024)
+    fast_depthwise.clear_plans()
+    forward = record_calls(monkeypatch, depthwise_3x3_direct, "depthwise_nhwc_forward_3x3_direct_parallel",
+                           serial="depthwise_nhwc_forward_3x3_direct_rows")
+    filter_gradient = record_calls(monkeypatch, depthwise_3x3_direct, "depthwise_nhwc_backprop_filter_3x3_direct_parallel",
+                                   serial="depthwise_nhwc_backprop_filter_3x3_direct_rows")
+    band_rows = record_calls(monkeypatch, depthwise_multiplier, "depthwise_nhwc_forward_multiplier_parallel",
+                             record=lambda args: args[6], serial="depthwise_nhwc_forward_multiplier_bands",
+                             as_parallel=lambda args: (*args[:5], args[7], args[8]))  # the bands' rows kernel
+    rng = np.random.default_rng(10)
+    x, w = rand(rng, shape, np.float32), rand(rng, (3, 3, shape[3], multiplier), np.float32)
+    fast, ref = _both(sepconv.depthwise_conv2d, x, w, 1, "SAME", dilations=dilations)
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    assert len(forward) == direct and depthwise_multiplier.DIRECT_3X3_ROWS not in band_rows
+    assert len(band_rows) == (multiplier > 1)
+    if multiplier == 1:
+        fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, w, ref, 1, "SAME", dilations=dilations)
+        np.testing.assert_allclose(fast, ref, **tol(np.float32))
+        assert len(forward) == 2 * direct
+    dy = rand(rng, (*shape[:3], shape[3] * multiplier), np.float32)
+    fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, w.shape, dy, 1, "SAME", dilations=dilations)
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    assert len(filter_gradient) == direct
+
+
 def test_nchw_5x5_on_short_rows_goes_through_nhwc(narrow_plans, monkeypatch):
     """On the AVX2 plans an NCHW 5x5 layer of many channels on 14-pixel rows runs through NHWC by whole-array
     transposes (forward and input gradient); results as the reference's."""
@@ -315,14 +358,14 @@ def test_plans_switch_both_ways():
     shape = (1, 40, 40, 64)
     registers.use_wide_register_plans(False)
     assert not conv2d_module.POINTWISE_KERNEL and sys.modules["sepconv.fast.separable"].FUSE is False
-    assert fast_depthwise._small_image(shape, 4, 3, 3, 1, 1) and fast_depthwise._direct_3x3(shape, 4, 3, 3, 1, 1)
+    assert fast_depthwise._small_image(shape, 4, 3, 3, 1, 1) and fast_depthwise._direct_3x3(shape, 4, 3, 3, 1, 1, 1)
     registers.use_wide_register_plans(True)
     assert conv2d_module.POINTWISE_KERNEL and sys.modules["sepconv.fast.separable"].FUSE is None
-    assert not fast_depthwise._small_image(shape, 4, 3, 3, 1, 1) and not fast_depthwise._direct_3x3(shape, 4, 3, 3, 1, 1)
+    assert not fast_depthwise._small_image(shape, 4, 3, 3, 1, 1) and not fast_depthwise._direct_3x3(shape, 4, 3, 3, 1, 1, 1)
     assert fast_depthwise._forward_plan.cache_info().currsize == 0
     registers.use_wide_register_plans(True, half_width_units=True)
     assert conv2d_module.POINTWISE_KERNEL and fast_depthwise.SMALL_IMAGE_HALF_STEPS and fast_depthwise.FILTER_GRADIENT_AVX2
-    assert not fast_depthwise._direct_3x3(shape, 4, 3, 3, 1, 1)
+    assert not fast_depthwise._direct_3x3(shape, 4, 3, 3, 1, 1, 1)
     registers.use_wide_register_plans(True)
     assert not fast_depthwise.SMALL_IMAGE_HALF_STEPS and not fast_depthwise.FILTER_GRADIENT_AVX2
 

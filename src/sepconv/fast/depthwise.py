@@ -420,16 +420,32 @@ def _streamed_output(in_shape: tuple[int, ...], out_shape: tuple[int, ...], item
             and pixel_bytes % VECTOR_BYTES == 0 and pixel_bytes >= STREAM_OUTPUT_MIN_PIXEL_BYTES)
 
 
-def _direct_3x3_layer(shape: tuple[int, ...], itemsize: int, kh: int, kw: int) -> bool:
+# Without DIRECT_3X3, dilated 3x3 layers whose image (one item's H x W x C) takes at least this many bytes take the
+# direct 3x3 kernels all the same (Zen 4's plans, sepconv.fast.registers).  Forty-first session, Zen 4 VM (AVX-512 on
+# 256-bit units, 1 MB of L2 a core), 2 threads, alternating, the AVX-512 plans' kernels -> direct, forward / input
+# gradient / filter gradient: 1x33x33x576 dilation 2 0.65 / 0.67 / 0.74, 2x33x33x576 0.76 / 0.70 / 0.82, 1x65x65x128
+# 0.77 / 0.73 / 0.70, 1x129x129x64 0.67 / 0.73 / 0.60, 1x33x33x728 dilation 4 0.72 / 0.70 / 0.73, 1x65x65x320
+# dilation 4 0.88 / 0.86 / 0.81; on images of 1.2 MB or less they lost (1x24x24x512 3.29 / 3.04 / 1.08, 4x33x33x256
+# 1.56 / 1.52 / 0.92, 1x17x17x728 1.51 / 1.28 / 1.09), and so did undilated layers (1x147x147x64 1.16 / 1.24 / 0.88,
+# 1x56x56x144 1.21 / 1.22 / 1.12).
+DIRECT_3X3_DILATED_MIN_IMAGE_BYTES = math.inf
+
+
+def _direct_3x3_layer(shape: tuple[int, ...], itemsize: int, kh: int, kw: int, dil_h: int = 1, dil_w: int = 1) -> bool:
     """Whether a layer whose NHWC arrays have ``shape``'s channels takes the direct 3x3 kernels at all (its filter
     gradient does, at any stride)."""
-    return DIRECT_3X3 and tuned(itemsize) and (kh, kw) == (3, 3) and shape[3] * itemsize >= VECTOR_BYTES
+    return tuned(itemsize) and (kh, kw) == (3, 3) and shape[3] * itemsize >= VECTOR_BYTES and (
+        DIRECT_3X3 or ((dil_h, dil_w) != (1, 1) and math.prod(shape[1:]) * itemsize >= DIRECT_3X3_DILATED_MIN_IMAGE_BYTES))
 
 
-def _direct_3x3(in_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_w: int, dil_w: int) -> bool:
-    """Whether the forward pass of an input of ``in_shape`` (multiplier 1) takes the direct 3x3 kernel: horizontal
-    stride 1, or 2 undilated."""
-    return _direct_3x3_layer(in_shape, itemsize, kh, kw) and (stride_w == 1 or (stride_w == 2 and dil_w == 1))
+def _direct_3x3(in_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_w: int, dil_h: int, dil_w: int,
+                multiplier_pass: bool = False) -> bool:
+    """Whether the forward pass of an input of ``in_shape`` (multiplier 1, or the input repeated for a multiplier:
+    ``multiplier_pass``) takes the direct 3x3 kernel: horizontal stride 1, or 2 undilated.  A multiplier's forward
+    takes it only on the plans of DIRECT_3X3, not for DIRECT_3X3_DILATED_MIN_IMAGE_BYTES (Zen 4 VM, 1x65x65x64
+    dilation 2 M = 2 1.23x the time, 1x33x33x256 M = 3 1.30x)."""
+    return ((DIRECT_3X3 or not multiplier_pass) and _direct_3x3_layer(in_shape, itemsize, kh, kw, dil_h, dil_w)
+            and (stride_w == 1 or (stride_w == 2 and dil_w == 1)))
 
 
 def _direct_3x3_s2_input_gradient(dy_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_h: int,
@@ -745,7 +761,7 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
         return _n_chunks(units, rows * out_shape[2] * _whole_vectors(channels, itemsize) * kh * kw,
                          (math.prod(in_shape) + math.prod(out_shape)) * itemsize, 0, _nhwc_min_macs(multiplier_pass))
 
-    if multiplier == 1 and _direct_3x3(in_shape, itemsize, kh, kw, stride_w, dil_w):
+    if multiplier == 1 and _direct_3x3(in_shape, itemsize, kh, kw, stride_w, dil_h, dil_w, multiplier_pass):
         direct_chunks = chunks_of_short_images_too(rows)
         stream = _streamed_output(in_shape, out_shape, itemsize)
 
@@ -940,7 +956,8 @@ def _forward_plan(in_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGeometry,
     launch = _forward_launch(repeated_shape, shape, dtype, g.kh, g.kw, *_geometry_ints(g), g.multiplier > 1,
                              settings[:-2], g.multiplier)  # the split settings (no band settings)
     output_on_line = (_small_image(repeated_shape, dtype.itemsize, g.kh, g.kw, g.stride_h, g.stride_w)
-                      or _direct_3x3(repeated_shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_w))
+                      or _direct_3x3(repeated_shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_h, g.dil_w,
+                                     g.multiplier > 1))
     if g.multiplier == 1 and not output_on_line and (
             _direct_5x5(repeated_shape, shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_w)
             or _direct_7x7_s2(repeated_shape, shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_h, g.dil_w)):
@@ -983,7 +1000,7 @@ def _forward_multiplier_launch(in_shape: tuple[int, ...], out_shape: tuple[int, 
     bands = in_shape[0] * -(-out_shape[1] // band_rows)
     if _packed(repeated_shape, itemsize, kh, kw, stride_w, dil_h, dil_w):
         rows_kernel = multiplier_kernels.PACKED_ROWS
-    elif _direct_3x3(repeated_shape, itemsize, kh, kw, stride_w, dil_w):
+    elif _direct_3x3(repeated_shape, itemsize, kh, kw, stride_w, dil_h, dil_w, True):
         rows_kernel = multiplier_kernels.DIRECT_3X3_ROWS
     else:
         rows_kernel = multiplier_kernels.ROWS
@@ -1081,7 +1098,8 @@ def _input_gradient_plan(dy_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGe
     shape = (n, g.in_h, g.in_w, g.out_c)  # the C*M-channel gradient (C with multiplier 1)
     launch = _input_gradient_launch(dy_shape, shape, dtype, g, settings)
     output_on_line = m == 1 and g.stride_h == g.stride_w == 1 and (
-        _small_image(dy_shape, dtype.itemsize, g.kh, g.kw, 1, 1) or _direct_3x3(dy_shape, dtype.itemsize, g.kh, g.kw, 1, 1))
+        _small_image(dy_shape, dtype.itemsize, g.kh, g.kw, 1, 1)
+        or _direct_3x3(dy_shape, dtype.itemsize, g.kh, g.kw, 1, g.dil_h, g.dil_w))
     if (m == 1 and g.stride_h == g.stride_w == 1 and not output_on_line
             and _direct_5x5(dy_shape, shape, dtype.itemsize, g.kh, g.kw, 1, g.dil_w)):
         on_line = _direct_5x5_whole_blocks(g.out_c, dtype.itemsize)
@@ -1217,7 +1235,7 @@ def _input_gradient_multiplier_launch(dy_shape: tuple[int, ...], dx_shape: tuple
         n_chunks = _forward_chunks(dy_shape, repeated_shape, itemsize, kh, kw, 1, dil_h, dil_w)
         if _packed(dy_shape, itemsize, kh, kw, 1, dil_h, dil_w):
             kind = multiplier_kernels.INPUT_GRADIENT_FORWARD_PACKED
-        elif _direct_3x3(dy_shape, itemsize, kh, kw, 1, dil_w):
+        elif _direct_3x3(dy_shape, itemsize, kh, kw, 1, dil_h, dil_w):
             kind = multiplier_kernels.INPUT_GRADIENT_FORWARD_DIRECT_3X3
         else:
             kind = multiplier_kernels.INPUT_GRADIENT_FORWARD
@@ -1386,7 +1404,8 @@ def _filter_gradient_plan(x_shape: tuple[int, ...], dy_shape: tuple[int, ...], d
         band_rows, band_values = _multiplier_bands(x_shape, dy_shape, itemsize, g.kh, g.stride_h, g.dil_h, n_chunks,
                                                    MULTIPLIER_GRADIENT_BAND_MAX_BYTES)
         bands = dy_shape[0] * -(-g.out_h // band_rows)
-        direct = _direct_3x3_layer(dy_shape, itemsize, g.kh, g.kw)  # the repeated bands on the direct 3x3 kernel
+        # the repeated bands on the direct 3x3 kernel
+        direct = _direct_3x3_layer(dy_shape, itemsize, g.kh, g.kw, g.dil_h, g.dil_w)
 
         def run(x, dy):
             buffers = workspace("repeated_input_bands", (n_chunks, band_values), dtype)
@@ -1409,7 +1428,7 @@ def _filter_gradient_plan(x_shape: tuple[int, ...], dy_shape: tuple[int, ...], d
                 filter_gradient_avx2.depthwise_nhwc_backprop_filter_avx2_parallel(x, dy, partial, *args)
             return partial[0] if n_chunks == 1 else kernels.sum_partials(partial)
         return run
-    if _direct_3x3_layer(x_shape, itemsize, g.kh, g.kw):  # any stride: the direct kernel's filter gradient
+    if _direct_3x3_layer(x_shape, itemsize, g.kh, g.kw, g.dil_h, g.dil_w):  # any stride: the direct kernel's filter gradient
         if n_chunks == 1:
             def run(x, dy):
                 dw = np.empty(per_channel, dtype)

@@ -50,6 +50,7 @@ False
 from __future__ import annotations
 
 import importlib
+import math
 import os
 import sys
 
@@ -84,6 +85,7 @@ _WIDE = {
     (conv2d, "POINTWISE_FEW_PIXELS_MAX"): conv2d.POINTWISE_FEW_PIXELS_MAX,
     (separable, "FUSE"): separable.FUSE,
     (depthwise, "DIRECT_3X3"): depthwise.DIRECT_3X3,
+    (depthwise, "DIRECT_3X3_DILATED_MIN_IMAGE_BYTES"): depthwise.DIRECT_3X3_DILATED_MIN_IMAGE_BYTES,
     (depthwise, "DIRECT_5X5_AVX2"): depthwise.DIRECT_5X5_AVX2,
     (depthwise, "FILTER_GRADIENT_AVX2"): depthwise.FILTER_GRADIENT_AVX2,
     (depthwise, "FILTER_GRADIENT_AVX2_7_MIN_WIDTH"): depthwise.FILTER_GRADIENT_AVX2_7_MIN_WIDTH,
@@ -108,6 +110,7 @@ _NARROW = {
     (conv2d, "POINTWISE_FEW_PIXELS_MAX"): 256,
     (separable, "FUSE"): False,
     (depthwise, "DIRECT_3X3"): True,
+    (depthwise, "DIRECT_3X3_DILATED_MIN_IMAGE_BYTES"): math.inf,  # all of them, by DIRECT_3X3
     (depthwise, "DIRECT_5X5_AVX2"): True,
     (depthwise, "FILTER_GRADIENT_AVX2"): True,
     (depthwise, "FILTER_GRADIENT_AVX2_7_MIN_WIDTH"): 0,
@@ -121,7 +124,8 @@ _NARROW = {
 # ... and with AVX-512 on 256-bit units (Zen 4): the AVX-512 plans, but the half-vector kernels of the plans above
 # where they won there (alternating, figures beside the settings in sepconv.fast.depthwise): the small-image kernel's
 # 5x5 and 7x7 rows in half-vector steps (0.67-0.88 of the time), and the rolling-window filter gradient (0.40-0.77)
-# but not of 7-wide filters on rows of fewer than ten pixels.  Everything else the AVX-512 plans keep: the narrow
+# but not of 7-wide filters on rows of fewer than ten pixels; and the direct 3x3 kernels for dilated layers of images
+# of 2 MB or more (0.60-0.88).  Everything else the AVX-512 plans keep: the narrow
 # plans lost there (forty-first session, depthwise geomean 1.09x, separable and conv2d 1.15x), and the direct 3x3
 # kernels lost on most undilated layers (1.1-1.6x).
 _WIDE_HALF_UNITS = {
@@ -129,6 +133,7 @@ _WIDE_HALF_UNITS = {
     (depthwise, "SMALL_IMAGE_HALF_STEPS"): True,
     (depthwise, "FILTER_GRADIENT_AVX2"): True,
     (depthwise, "FILTER_GRADIENT_AVX2_7_MIN_WIDTH"): 10,
+    (depthwise, "DIRECT_3X3_DILATED_MIN_IMAGE_BYTES"): 2 * 1024 * 1024,
 }
 
 
