@@ -1354,6 +1354,7 @@ def depthwise_conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeo
 # FILTER_GRADIENT_AVX2_7_MIN_WIDTH input pixels or more.
 FILTER_GRADIENT_AVX2 = False
 FILTER_GRADIENT_AVX2_7_MIN_WIDTH = 0
+FILTER_GRADIENT_AVX2_MULTIPLIER_3_WIDE = True  # see _multiplier_filter_gradient_in_bands
 
 
 def _filter_gradient_avx2(x_shape: tuple[int, ...], itemsize: int, g: Conv2DGeometry) -> bool:
@@ -1371,8 +1372,11 @@ def _multiplier_filter_gradient_in_bands(x_shape: tuple[int, ...], itemsize: int
     filter-gradient kernel takes once repeated (the bands' rows kernel for them is the general one, whose sums
     spill).  Fortieth session, Zen 3 VM, alternating processes, us, bands -> whole: 1x28x28x96 5x5 M = 2 253 -> 129,
     4x22x22x240 M = 4 3109 -> 1959, 1x56x56x24 7x7 M = 4 688 -> 389, 2x56x56x32 5x5 stride 2 M = 2 240 -> 175,
-    1x65x65x40 dilation 2 M = 6 1816 -> 796, 1x14x14x8 M = 3 34 -> 18."""
-    return tuned(itemsize) and not _filter_gradient_avx2((*x_shape[:3], g.out_c), itemsize, g)
+    1x65x65x40 dilation 2 M = 6 1816 -> 796, 1x14x14x8 M = 3 34 -> 18.  3-wide filters keep the bands where
+    FILTER_GRADIENT_AVX2_MULTIPLIER_3_WIDE is off (Zen 4's plans; whole there: 1x56x56x4 M = 3 1.43x the time,
+    1x56x56x6 M = 2 1.44x, 1x49x49x3 M = 4 1.04-1.16x; 5- and 7-wide ones whole 0.53-0.70)."""
+    return tuned(itemsize) and not (_filter_gradient_avx2((*x_shape[:3], g.out_c), itemsize, g)
+                                    and (g.kw != 3 or FILTER_GRADIENT_AVX2_MULTIPLIER_3_WIDE))
 
 
 def _filter_gradient_settings() -> tuple[int, ...]:

@@ -89,6 +89,7 @@ _WIDE = {
     (depthwise, "DIRECT_5X5_AVX2"): depthwise.DIRECT_5X5_AVX2,
     (depthwise, "FILTER_GRADIENT_AVX2"): depthwise.FILTER_GRADIENT_AVX2,
     (depthwise, "FILTER_GRADIENT_AVX2_7_MIN_WIDTH"): depthwise.FILTER_GRADIENT_AVX2_7_MIN_WIDTH,
+    (depthwise, "FILTER_GRADIENT_AVX2_MULTIPLIER_3_WIDE"): depthwise.FILTER_GRADIENT_AVX2_MULTIPLIER_3_WIDE,
     (depthwise, "SMALL_IMAGE_ANY_PLANE"): depthwise.SMALL_IMAGE_ANY_PLANE,
     (depthwise, "SMALL_IMAGE_HALF_STEPS"): depthwise.SMALL_IMAGE_HALF_STEPS,
     (depthwise, "NCHW_TRANSPOSED_FILTERS"): depthwise.NCHW_TRANSPOSED_FILTERS,
@@ -114,6 +115,7 @@ _NARROW = {
     (depthwise, "DIRECT_5X5_AVX2"): True,
     (depthwise, "FILTER_GRADIENT_AVX2"): True,
     (depthwise, "FILTER_GRADIENT_AVX2_7_MIN_WIDTH"): 0,
+    (depthwise, "FILTER_GRADIENT_AVX2_MULTIPLIER_3_WIDE"): True,
     (depthwise, "SMALL_IMAGE_ANY_PLANE"): True,
     (depthwise, "SMALL_IMAGE_HALF_STEPS"): True,
     (depthwise, "NCHW_TRANSPOSED_FILTERS"): True,
@@ -123,16 +125,17 @@ _NARROW = {
 
 # ... and with AVX-512 on 256-bit units (Zen 4): the AVX-512 plans, but the half-vector kernels of the plans above
 # where they won there (alternating, figures beside the settings in sepconv.fast.depthwise): the small-image kernel's
-# 5x5 and 7x7 rows in half-vector steps (0.67-0.88 of the time), and the rolling-window filter gradient (0.40-0.77)
-# but not of 7-wide filters on rows of fewer than ten pixels; and the direct 3x3 kernels for dilated layers of images
-# of 2 MB or more (0.60-0.88).  Everything else the AVX-512 plans keep: the narrow
-# plans lost there (forty-first session, depthwise geomean 1.09x, separable and conv2d 1.15x), and the direct 3x3
-# kernels lost on most undilated layers (1.1-1.6x).
+# 5x5 and 7x7 rows in half-vector steps (0.67-0.88 of the time), and the rolling-window filter gradient (0.40-0.77),
+# but not of 7-wide filters on rows of fewer than ten pixels nor of 3-wide ones with a multiplier; and the direct 3x3
+# kernels for dilated layers of images of 2 MB or more (0.60-0.91).  Everything else the AVX-512 plans keep: the
+# narrow plans lost there (forty-first session, depthwise geomean 1.09x, separable and conv2d 1.15x), and the direct
+# 3x3 kernels lost on most undilated layers (1.1-1.6x).
 _WIDE_HALF_UNITS = {
     **_WIDE,
     (depthwise, "SMALL_IMAGE_HALF_STEPS"): True,
     (depthwise, "FILTER_GRADIENT_AVX2"): True,
     (depthwise, "FILTER_GRADIENT_AVX2_7_MIN_WIDTH"): 10,
+    (depthwise, "FILTER_GRADIENT_AVX2_MULTIPLIER_3_WIDE"): False,
     (depthwise, "DIRECT_3X3_DILATED_MIN_IMAGE_BYTES"): 2 * 1024 * 1024,
 }
 
