@@ -356,6 +356,29 @@ def test_nchw_5x5_on_short_rows_goes_through_nhwc(narrow_plans, monkeypatch):
     assert calls == [(2, 14, 14, 128)] * 2
 
 
+@pytest.mark.parametrize("shape, k, transposed", [
+    ((4, 128, 14, 14), 5, True),  # 14-pixel rows, batch 4: through NHWC (the size floor lowered to 64 KB here)
+    ((4, 128, 14, 14), 7, False),  # 7x7 on rows of one vector: through NHWC by channel ranges instead
+    ((2, 128, 14, 14), 5, False),  # batch 2
+    ((4, 128, 28, 28), 5, False),  # rows of 28
+    ((4, 128, 14, 14), 3, False),  # 3x3
+    ((4, 96, 14, 14), 5, False),  # fewer than 128 channels
+])
+def test_half_width_units_nchw_5x5_at_batch_4_goes_through_nhwc(shape, k, transposed, monkeypatch):
+    """On Zen 4's plans NCHW layers of 5x5 and larger filters on rows of up to 16 pixels, from batch 4, go through
+    NHWC (forward and input gradient), others not; results as the reference's."""
+    registers.use_wide_register_plans(True, half_width_units=True)
+    monkeypatch.setattr(fast_depthwise, "NCHW_TRANSPOSED_MIN_BYTES", 64 * 1024)
+    calls = record_calls(monkeypatch, fast_depthwise, "nhwc_to_nchw", record=lambda args: args[0].shape)
+    rng = np.random.default_rng(11)
+    x, w = rand(rng, shape, np.float32), rand(rng, (k, k, shape[1], 1), np.float32)
+    fast, ref = _both(sepconv.depthwise_conv2d, x, w, 1, "SAME", data_format="NCHW")
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, w, ref, 1, "SAME", data_format="NCHW")
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    assert len(calls) == (2 if transposed else 0)
+
+
 def test_plans_switch_both_ways():
     """Each call sets every plan of its kind, and forgets the depthwise plans made under the others."""
     conv2d_module = sys.modules["sepconv.fast.conv2d"]

@@ -93,6 +93,13 @@ _WIDE = {
     (depthwise, "SMALL_IMAGE_ANY_PLANE"): depthwise.SMALL_IMAGE_ANY_PLANE,
     (depthwise, "SMALL_IMAGE_HALF_STEPS"): depthwise.SMALL_IMAGE_HALF_STEPS,
     (depthwise, "NCHW_TRANSPOSED_FILTERS"): depthwise.NCHW_TRANSPOSED_FILTERS,
+    (depthwise, "NCHW_TRANSPOSED_MAX_WIDTH"): depthwise.NCHW_TRANSPOSED_MAX_WIDTH,
+    (depthwise, "NCHW_TRANSPOSED_MIN_CHANNELS"): depthwise.NCHW_TRANSPOSED_MIN_CHANNELS,
+    (depthwise, "NCHW_TRANSPOSED_MIN_BATCH"): depthwise.NCHW_TRANSPOSED_MIN_BATCH,
+    (depthwise, "NCHW_TRANSPOSED_MIN_BYTES"): depthwise.NCHW_TRANSPOSED_MIN_BYTES,
+    (depthwise, "NCHW_TRANSPOSED_MAX_BYTES"): depthwise.NCHW_TRANSPOSED_MAX_BYTES,
+    (depthwise, "NCHW_TRANSPOSED_7X7_MIN_CHANNELS"): depthwise.NCHW_TRANSPOSED_7X7_MIN_CHANNELS,
+    (depthwise, "NCHW_TRANSPOSED_3X3_MIN_BATCH"): depthwise.NCHW_TRANSPOSED_3X3_MIN_BATCH,
     (depthwise, "SMALL_IMAGE_S2_MAX_PLANE_BYTES"): depthwise.SMALL_IMAGE_S2_MAX_PLANE_BYTES,
 }
 # ... and without AVX-512: BLAS for the products (no register-tiled pointwise, streamed or fused kernels) but the
@@ -119,6 +126,13 @@ _NARROW = {
     (depthwise, "SMALL_IMAGE_ANY_PLANE"): True,
     (depthwise, "SMALL_IMAGE_HALF_STEPS"): True,
     (depthwise, "NCHW_TRANSPOSED_FILTERS"): True,
+    (depthwise, "NCHW_TRANSPOSED_MAX_WIDTH"): depthwise.NCHW_TRANSPOSED_MAX_WIDTH,
+    (depthwise, "NCHW_TRANSPOSED_MIN_CHANNELS"): depthwise.NCHW_TRANSPOSED_MIN_CHANNELS,
+    (depthwise, "NCHW_TRANSPOSED_MIN_BATCH"): depthwise.NCHW_TRANSPOSED_MIN_BATCH,
+    (depthwise, "NCHW_TRANSPOSED_MIN_BYTES"): depthwise.NCHW_TRANSPOSED_MIN_BYTES,
+    (depthwise, "NCHW_TRANSPOSED_MAX_BYTES"): depthwise.NCHW_TRANSPOSED_MAX_BYTES,
+    (depthwise, "NCHW_TRANSPOSED_7X7_MIN_CHANNELS"): depthwise.NCHW_TRANSPOSED_7X7_MIN_CHANNELS,
+    (depthwise, "NCHW_TRANSPOSED_3X3_MIN_BATCH"): depthwise.NCHW_TRANSPOSED_3X3_MIN_BATCH,
     (depthwise, "SMALL_IMAGE_S2_MAX_PLANE_BYTES"): 96 * 1024,
 }
 
@@ -126,10 +140,11 @@ _NARROW = {
 # ... and with AVX-512 on 256-bit units (Zen 4): the AVX-512 plans, but the half-vector kernels of the plans above
 # where they won there (alternating, figures beside the settings in sepconv.fast.depthwise): the small-image kernel's
 # 5x5 and 7x7 rows in half-vector steps (0.67-0.88 of the time), and the rolling-window filter gradient (0.40-0.77),
-# but not of 7-wide filters on rows of fewer than ten pixels nor of 3-wide ones with a multiplier; and the direct 3x3
-# kernels for dilated layers of images of 2 MB or more (0.60-0.91).  Everything else the AVX-512 plans keep: the
-# narrow plans lost there (forty-first session, depthwise geomean 1.09x, separable and conv2d 1.15x), and the direct
-# 3x3 kernels lost on most undilated layers (1.1-1.6x).
+# but not of 7-wide filters on rows of fewer than ten pixels nor of 3-wide ones with a multiplier; the direct 3x3
+# kernels for dilated layers of images of 2 MB or more (0.60-0.91); and NCHW layers of 5x5 and larger filters on rows
+# of up to 16 pixels, batches of 4 or more, inputs of 1 to 3.5 MB, through NHWC (0.69-0.79).  Everything else the
+# AVX-512 plans keep: the narrow plans lost there (forty-first session, depthwise geomean 1.09x, separable and conv2d
+# 1.15x), and the direct 3x3 kernels lost on most undilated layers (1.1-1.6x).
 _WIDE_HALF_UNITS = {
     **_WIDE,
     (depthwise, "SMALL_IMAGE_HALF_STEPS"): True,
@@ -137,6 +152,13 @@ _WIDE_HALF_UNITS = {
     (depthwise, "FILTER_GRADIENT_AVX2_7_MIN_WIDTH"): 10,
     (depthwise, "FILTER_GRADIENT_AVX2_MULTIPLIER_3_WIDE"): False,
     (depthwise, "DIRECT_3X3_DILATED_MIN_IMAGE_BYTES"): 2 * 1024 * 1024,
+    (depthwise, "NCHW_TRANSPOSED_FILTERS"): True,
+    (depthwise, "NCHW_TRANSPOSED_MAX_WIDTH"): 16,
+    (depthwise, "NCHW_TRANSPOSED_MIN_BATCH"): 4,
+    (depthwise, "NCHW_TRANSPOSED_MIN_BYTES"): 1024 * 1024,
+    (depthwise, "NCHW_TRANSPOSED_MAX_BYTES"): 7 * 512 * 1024,
+    (depthwise, "NCHW_TRANSPOSED_7X7_MIN_CHANNELS"): sys.maxsize,
+    (depthwise, "NCHW_TRANSPOSED_3X3_MIN_BATCH"): sys.maxsize,
 }
 
 
