@@ -73,6 +73,11 @@ def _half_width_units() -> bool:
 HALF_WIDTH_UNITS = WIDE_REGISTERS and _half_width_units()
 
 conv2d = importlib.import_module(".conv2d", __package__)  # the package's name conv2d is the op
+# The limits of NCHW_TRANSPOSED_FILTERS's rule as sepconv.fast.depthwise writes them: the AVX2 plans take them so, only
+# Zen 4's narrow them (below).
+_NCHW_TRANSPOSED_LIMITS = {(depthwise, name): getattr(depthwise, name) for name in (
+    "NCHW_TRANSPOSED_MAX_WIDTH", "NCHW_TRANSPOSED_MIN_CHANNELS", "NCHW_TRANSPOSED_MIN_BATCH", "NCHW_TRANSPOSED_MIN_BYTES",
+    "NCHW_TRANSPOSED_MAX_BYTES", "NCHW_TRANSPOSED_7X7_MIN_CHANNELS", "NCHW_TRANSPOSED_3X3_MIN_BATCH")}
 # The AVX-512 plans: the modules' own settings as written.
 _WIDE = {
     (conv2d, "POINTWISE_KERNEL"): conv2d.POINTWISE_KERNEL,
@@ -93,13 +98,7 @@ _WIDE = {
     (depthwise, "SMALL_IMAGE_ANY_PLANE"): depthwise.SMALL_IMAGE_ANY_PLANE,
     (depthwise, "SMALL_IMAGE_HALF_STEPS"): depthwise.SMALL_IMAGE_HALF_STEPS,
     (depthwise, "NCHW_TRANSPOSED_FILTERS"): depthwise.NCHW_TRANSPOSED_FILTERS,
-    (depthwise, "NCHW_TRANSPOSED_MAX_WIDTH"): depthwise.NCHW_TRANSPOSED_MAX_WIDTH,
-    (depthwise, "NCHW_TRANSPOSED_MIN_CHANNELS"): depthwise.NCHW_TRANSPOSED_MIN_CHANNELS,
-    (depthwise, "NCHW_TRANSPOSED_MIN_BATCH"): depthwise.NCHW_TRANSPOSED_MIN_BATCH,
-    (depthwise, "NCHW_TRANSPOSED_MIN_BYTES"): depthwise.NCHW_TRANSPOSED_MIN_BYTES,
-    (depthwise, "NCHW_TRANSPOSED_MAX_BYTES"): depthwise.NCHW_TRANSPOSED_MAX_BYTES,
-    (depthwise, "NCHW_TRANSPOSED_7X7_MIN_CHANNELS"): depthwise.NCHW_TRANSPOSED_7X7_MIN_CHANNELS,
-    (depthwise, "NCHW_TRANSPOSED_3X3_MIN_BATCH"): depthwise.NCHW_TRANSPOSED_3X3_MIN_BATCH,
+    **_NCHW_TRANSPOSED_LIMITS,
     (depthwise, "SMALL_IMAGE_S2_MAX_PLANE_BYTES"): depthwise.SMALL_IMAGE_S2_MAX_PLANE_BYTES,
 }
 # ... and without AVX-512: BLAS for the products (no register-tiled pointwise, streamed or fused kernels) but the
@@ -126,13 +125,7 @@ _NARROW = {
     (depthwise, "SMALL_IMAGE_ANY_PLANE"): True,
     (depthwise, "SMALL_IMAGE_HALF_STEPS"): True,
     (depthwise, "NCHW_TRANSPOSED_FILTERS"): True,
-    (depthwise, "NCHW_TRANSPOSED_MAX_WIDTH"): depthwise.NCHW_TRANSPOSED_MAX_WIDTH,
-    (depthwise, "NCHW_TRANSPOSED_MIN_CHANNELS"): depthwise.NCHW_TRANSPOSED_MIN_CHANNELS,
-    (depthwise, "NCHW_TRANSPOSED_MIN_BATCH"): depthwise.NCHW_TRANSPOSED_MIN_BATCH,
-    (depthwise, "NCHW_TRANSPOSED_MIN_BYTES"): depthwise.NCHW_TRANSPOSED_MIN_BYTES,
-    (depthwise, "NCHW_TRANSPOSED_MAX_BYTES"): depthwise.NCHW_TRANSPOSED_MAX_BYTES,
-    (depthwise, "NCHW_TRANSPOSED_7X7_MIN_CHANNELS"): depthwise.NCHW_TRANSPOSED_7X7_MIN_CHANNELS,
-    (depthwise, "NCHW_TRANSPOSED_3X3_MIN_BATCH"): depthwise.NCHW_TRANSPOSED_3X3_MIN_BATCH,
+    **_NCHW_TRANSPOSED_LIMITS,
     (depthwise, "SMALL_IMAGE_S2_MAX_PLANE_BYTES"): 96 * 1024,
 }
 
