@@ -1565,11 +1565,12 @@ def _nchw_via_nhwc(g: Conv2DGeometry) -> bool:
 # Zen 4's plans (sepconv.fast.registers) take the first rule only from a batch of NCHW_TRANSPOSED_MIN_BATCH, on inputs
 # of NCHW_TRANSPOSED_MIN_BYTES to NCHW_TRANSPOSED_MAX_BYTES and rows of at most 16 pixels, and neither the 7x7 nor the
 # 3x3 rule below.  Forty-first session, Zen 4 VM, alternating, native -> transposed, forward / input gradient:
-# 8x480x14x14 5x5 (3 MB) 0.76 / 0.76, 4x480x14x14 0.74 / 0.69, 8x384x14x14 0.71 / 0.74, 8x240x14x14 (1.5 MB) 0.75 / 0.74, 4x672x14x14 0.76 / 0.98; but
-# 8x672x14x14 (4.2 MB) 1.10 / 1.19, smaller inputs (4x240x14x14, 0.75 MB, 1.18 / 1.15; 1x672x14x14 1.19 / 1.17;
-# 1x192x28x28 7x7 3.15 / 2.87), batches of 1 or 2 (1x1344x14x14 1.29 / 1.07; 2x672x14x14 0.99 / 1.00, 2x960x14x14
-# 1.02 / 1.20, 2x1152x14x14 1.00 / 0.70), rows of 28 (2x240x28x28 1.37 / 1.26, 4x144x28x28 1.19 / 1.11), 1x96x56x56 7x7
-# 2.00 / 1.92, and 3x3 layers (4x192x28x28 1.18 / 1.17, 2x192x28x28 1.45 / 1.41; the filter gradient 0.70-1.16) lost.
+# 8x480x14x14 5x5 (3 MB) 0.76 / 0.76, 4x480x14x14 0.74 / 0.69, 8x384x14x14 0.71 / 0.74, 8x240x14x14 (1.5 MB) 0.75 /
+# 0.74, 4x672x14x14 0.76 / 0.98; but 8x672x14x14 (4.2 MB) 1.10 / 1.19, smaller inputs (4x240x14x14, 0.75 MB, 1.18 /
+# 1.15; 1x672x14x14 1.19 / 1.17; 1x192x28x28 7x7 3.15 / 2.87), batches of 1 or 2 (1x1344x14x14 1.29 / 1.07;
+# 2x672x14x14 0.99 / 1.00, 2x960x14x14 1.02 / 1.20, 2x1152x14x14 1.00 / 0.70), rows of 28 (2x240x28x28 1.37 / 1.26,
+# 4x144x28x28 1.19 / 1.11), 1x96x56x56 7x7 2.00 / 1.92, and 3x3 layers (4x192x28x28 1.18 / 1.17, 2x192x28x28 1.45 /
+# 1.41; the filter gradient 0.70-1.16) lost.
 NCHW_TRANSPOSED_FILTERS = False
 NCHW_TRANSPOSED_MAX_WIDTH = 32
 NCHW_TRANSPOSED_MIN_CHANNELS = 128
