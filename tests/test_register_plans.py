@@ -393,8 +393,13 @@ def test_plans_switch_both_ways():
     registers.use_wide_register_plans(True, half_width_units=True)
     assert conv2d_module.POINTWISE_KERNEL and fast_depthwise.SMALL_IMAGE_HALF_STEPS and fast_depthwise.FILTER_GRADIENT_AVX2
     assert not fast_depthwise._direct_3x3(shape, 4, 3, 3, 1, 1, 1)
+    assert registers.PLANS == "AVX-512 on 256-bit units"
     registers.use_wide_register_plans(True)
     assert not fast_depthwise.SMALL_IMAGE_HALF_STEPS and not fast_depthwise.FILTER_GRADIENT_AVX2
+    assert registers.PLANS == "AVX-512"
+    registers.use_wide_register_plans(False)
+    assert registers.PLANS == "AVX2"
+    registers.use_wide_register_plans(True)
 
 
 @pytest.mark.parametrize("setting, wide", [("1", True), ("0", False)])

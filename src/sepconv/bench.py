@@ -834,6 +834,7 @@ def run(args: argparse.Namespace) -> int:
     meta = {
         "command": _command_line(), "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "seconds": round(time.time() - started, 1), "machine": platform.node(), "cpu": _cpu_description(),
+        "plans": _plans(),
         "load_average_at_start": load_at_start, "load_average_at_end": os.getloadavg()[0], "notes": notes,
         "timing": asdict(timing), "statistic": args.stat, "tolerance_rel": TOLERANCE,
         "python": platform.python_version(), "sepconv_import_s": import_s,
@@ -872,7 +873,7 @@ def format_header(meta: dict[str, Any], probes: dict[str, Any]) -> str:
     versions = ", ".join(f"{fw} {info['version']}" for fw, info in meta["frameworks"].items())
     return "\n".join([
         f"# `{meta['command']}` at {meta['started_utc']}, {meta['seconds']:.0f} s",
-        f"# {meta['cpu']}; load average {meta['load_average_at_start']:.1f} at the start, "
+        f"# {meta['cpu']}, {meta.get('plans', '?')} plans; load average {meta['load_average_at_start']:.1f} at the start, "
         f"{meta['load_average_at_end']:.1f} at the end (other work on the machine makes times noisy)",
         f"# {versions}",
         f"# {'; '.join(meta['notes'])}",
@@ -894,6 +895,16 @@ def _cpu_description() -> str:
     from .roofline import machine_description
 
     return machine_description()
+
+
+def _plans() -> str:
+    """The kernel plans this CPU takes (:mod:`sepconv.fast.registers`; the workers take the same), with the CPU's
+    name as LLVM gives it, e.g. ``"AVX-512 on 256-bit units (znver4)"``."""
+    import llvmlite.binding as llvm
+
+    from .fast import registers
+
+    return f"{registers.PLANS} ({llvm.get_host_cpu_name()})"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -156,13 +156,18 @@ _WIDE_HALF_UNITS = {
 }
 
 
+PLANS = ""  # the plans set last, by name: "AVX-512", "AVX-512 on 256-bit units" or "AVX2"
+
+
 def use_wide_register_plans(wide: bool, half_width_units: bool = False) -> None:
     """Set the plans for a CPU with AVX-512's registers (``wide``; ``half_width_units``: on 256-bit units, as Zen 4)
     or without them, and forget the plans made."""
+    global PLANS
     plans = (_WIDE_HALF_UNITS if half_width_units else _WIDE) if wide else _NARROW
     for (module, name), value in plans.items():
         setattr(module, name, value)
     depthwise.clear_plans()
+    PLANS = ("AVX-512 on 256-bit units" if half_width_units else "AVX-512") if wide else "AVX2"
 
 
 def use_this_cpus_plans() -> None:
