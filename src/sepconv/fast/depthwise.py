@@ -1603,12 +1603,13 @@ def _nchw_transposed(g: Conv2DGeometry, itemsize: int, filter_gradient: bool = F
                 and g.in_c >= NCHW_TRANSPOSED_3X3_MIN_CHANNELS and not _small_planes(g))
     if filter_gradient or g.kh * g.kw < 25:
         return False
+    input_bytes = g.batch * g.in_c * g.in_h * g.in_w * itemsize
     if (g.out_w <= NCHW_TRANSPOSED_MAX_WIDTH and g.in_c >= NCHW_TRANSPOSED_MIN_CHANNELS
             and g.batch >= NCHW_TRANSPOSED_MIN_BATCH
-            and NCHW_TRANSPOSED_MIN_BYTES <= g.batch * g.in_c * g.in_h * g.in_w * itemsize <= NCHW_TRANSPOSED_MAX_BYTES):
+            and NCHW_TRANSPOSED_MIN_BYTES <= input_bytes <= NCHW_TRANSPOSED_MAX_BYTES):
         return True
     return (g.kh * g.kw >= 49 and g.out_w <= NCHW_TRANSPOSED_7X7_MAX_WIDTH and g.in_c >= NCHW_TRANSPOSED_7X7_MIN_CHANNELS
-            and g.batch * g.in_c * g.in_h * g.in_w * itemsize <= NCHW_TRANSPOSED_7X7_MAX_BYTES)
+            and input_bytes <= NCHW_TRANSPOSED_7X7_MAX_BYTES)
 
 
 def _nhwc_copy(a: np.ndarray, name: str) -> np.ndarray:
