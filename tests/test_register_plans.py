@@ -23,6 +23,7 @@ from sepconv.kernels import (
 )
 
 fast_depthwise = sys.modules["sepconv.fast.depthwise"]
+fast_conv2d = sys.modules["sepconv.fast.conv2d"]
 
 
 @pytest.fixture
@@ -377,6 +378,41 @@ def test_half_width_units_nchw_5x5_at_batch_4_goes_through_nhwc(shape, k, transp
     fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, w, ref, 1, "SAME", data_format="NCHW")
     np.testing.assert_allclose(fast, ref, **tol(np.float32))
     assert len(calls) == (2 if transposed else 0)
+
+
+@pytest.mark.parametrize(("pixels", "k_size", "out_c", "plan"), [
+    (361, 728, 728, "packed"),  # Xception's middle flow: a 2.1 MB filter
+    (100, 728, 728, "packed"),  # the least pixel count
+    (99, 728, 728, "streamed"),
+    (1444, 1024, 1024, "packed"),  # 4 MB
+    (196, 1024, 1280, "blas"),  # 5 MB: over the limit, too many pixels to stream
+    (100, 1536, 2048, "streamed"),  # 12 MB, few pixels
+    (196, 256, 512, "packed"),  # under the AVX-512 plans' own limit
+])
+def test_half_width_units_large_pointwise_filters_take_the_tiled_kernel(pixels, k_size, out_c, plan, monkeypatch):
+    """On Zen 4's plans pointwise filters of up to 4.5 MB take the register-tiled kernel from 100 pixels; fewer pixels
+    stream, larger filters keep the AVX-512 plans' route."""
+    registers.use_wide_register_plans(True, half_width_units=True)
+    calls = []
+    monkeypatch.setattr(fast_conv2d, "_streamed", lambda *a, **k: calls.append("streamed"))
+    monkeypatch.setattr(fast_conv2d, "matmul", lambda *a, **k: calls.append("blas"))
+    monkeypatch.setattr(pointwise, "pointwise_parallel", lambda *a: calls.append("packed"))
+    x, w = np.zeros((pixels, k_size), np.float32), np.zeros((k_size, out_c), np.float32)
+    fast_conv2d.pointwise_product(x, w, np.empty((pixels, out_c), np.float32))
+    assert calls == [plan]
+
+
+@pytest.mark.parametrize("half_width_units", [True, False])
+def test_half_width_units_separable_with_a_large_pointwise_filter(half_width_units, tiled_kernel_calls):
+    """Xception's 728 -> 728 separable layer (a 2.1 MB pointwise filter) reaches the register-tiled product on Zen 4's
+    plans and not on the AVX-512 ones, and matches the reference on both."""
+    registers.use_wide_register_plans(True, half_width_units)
+    rng = np.random.default_rng(12)
+    x = rand(rng, (1, 10, 11, 728), np.float32)
+    wd, wp = rand(rng, (3, 3, 728, 1), np.float32), rand(rng, (1, 1, 728, 728), np.float32)
+    fast, ref = _both(sepconv.separable_conv2d, x, wd, wp, 1, "SAME")
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    assert bool({"pointwise_parallel", "pointwise_tiles"} & set(tiled_kernel_calls)) == half_width_units
 
 
 def test_plans_switch_both_ways():

@@ -547,6 +547,16 @@ POINTWISE_STREAMED_SPLIT_PIXELS = 64
 # 100x1024 @ 1024x1536 103 vs 131, 100x1536x2048 111 vs 138, 400x512x1024 140 vs 146; conv2d keeps
 # DIRECT_STREAMED_BLOCK_BYTES: 4x28x28x256 -> 256 5x5 33.2 vs 38.9 ms).
 POINTWISE_STREAMED_BLOCK_BYTES = 2 * 1024 * 1024
+# Filters larger than POINTWISE_KERNEL_MAX_FILTER_BYTES, up to this many bytes, also take the register-tiled kernel
+# when the product has at least POINTWISE_KERNEL_LARGE_FILTER_MIN_PIXELS pixels (0: none; Zen 4's plans,
+# sepconv.fast.registers).  There, each thread packing the whole filter, one panel of it in L2 at a time, beat the
+# streamed kernels and BLAS on our threads (one process, 2 threads, orders rotated, 11 rounds, us, tiles / streamed /
+# BLAS: 361x728x728 1863 / 2085 / 1948, 128x728x728 674 / 755 / 708, 1444x728x728 7177 / 8149 / 7574, 196x1024x512
+# 990 / 1098 / 1051, 1444x1024x1024 14503 / 15646 / 15392; at par 100x728x728 565 / 585 / 573, 400x1024x1536 6372 /
+# 6581 / 6349; lost with few pixels: 64x728x728 400 / 396 / 383, 16x728x728 172 / 131 / 126, 49x512x1024 351 / 318 /
+# 386, and with a 12 MB filter, 100x1536x2048 4859 / 3639 / 3770).
+POINTWISE_KERNEL_LARGE_FILTER_MAX_BYTES = 0
+POINTWISE_KERNEL_LARGE_FILTER_MIN_PIXELS = 100
 # Larger filters (BLAS on our threads) split the product by rows while the pixels number at least
 # 1/this of the output channels, else by columns (2 threads, us, separable, whole layer, rows vs
 # columns: 1x19x19x728 -> 728 1226 vs 1326, 1x14x14x512 -> 512 461 vs 509; but 1x10x10x728 -> 728
@@ -565,8 +575,10 @@ def pointwise_product(x2d: np.ndarray, w2d: np.ndarray, out2d: np.ndarray) -> No
     """``out2d = x2d @ w2d`` (``out2d`` C-contiguous): products of at most :data:`POINTWISE_FEW_PIXELS_MAX`
     pixels on :mod:`sepconv.kernels.pointwise_few_pixels`; else on the register-tiled kernel
     (:mod:`sepconv.kernels.pointwise`), split over the OpenMP threads from
-    :data:`POINTWISE_PARALLEL_MIN_MACS`, when ``w2d`` fits in :data:`POINTWISE_KERNEL_MAX_FILTER_BYTES` and
-    ``x2d`` is C-contiguous; else BLAS (:func:`sepconv.fast.gemm.matmul`).
+    :data:`POINTWISE_PARALLEL_MIN_MACS`, when ``w2d`` fits in :data:`POINTWISE_KERNEL_MAX_FILTER_BYTES` (or in
+    :data:`POINTWISE_KERNEL_LARGE_FILTER_MAX_BYTES`, from :data:`POINTWISE_KERNEL_LARGE_FILTER_MIN_PIXELS` pixels) and
+    ``x2d`` is C-contiguous; else the streamed direct kernels (see :data:`POINTWISE_STREAMED_MAX_FILTER_BYTES`) or
+    BLAS (:func:`sepconv.fast.gemm.matmul`).
 
     Examples
     --------
@@ -581,7 +593,11 @@ def pointwise_product(x2d: np.ndarray, w2d: np.ndarray, out2d: np.ndarray) -> No
             and x2d.flags.c_contiguous and out2d.flags.c_contiguous):
         _few_pixels_product(x2d, np.ascontiguousarray(w2d), out2d)
         return
-    if (kernel and w2d.nbytes > POINTWISE_KERNEL_MAX_FILTER_BYTES and x2d.flags.c_contiguous
+    tiled = kernel and x2d.flags.c_contiguous and (
+        w2d.nbytes <= POINTWISE_KERNEL_MAX_FILTER_BYTES
+        or (w2d.nbytes <= POINTWISE_KERNEL_LARGE_FILTER_MAX_BYTES
+            and x2d.shape[0] >= POINTWISE_KERNEL_LARGE_FILTER_MIN_PIXELS))
+    if (kernel and not tiled and w2d.nbytes > POINTWISE_KERNEL_MAX_FILTER_BYTES and x2d.flags.c_contiguous
             and (x2d.shape[0] <= POINTWISE_STREAMED_MAX_PIXELS
                  or (w2d.nbytes <= POINTWISE_STREAMED_MAX_FILTER_BYTES
                      and x2d.shape[0] <= POINTWISE_STREAMED_MAX_PIXELS_SMALL_FILTER))):
@@ -591,7 +607,7 @@ def pointwise_product(x2d: np.ndarray, w2d: np.ndarray, out2d: np.ndarray) -> No
                   out2d.reshape(-1), (w2d.shape[1], 1, pixels, 1, pixels, 1, 1), POINTWISE_STREAMED_SPLIT_PIXELS,
                   block_bytes=POINTWISE_STREAMED_BLOCK_BYTES)
         return
-    if not (kernel and w2d.nbytes <= POINTWISE_KERNEL_MAX_FILTER_BYTES and x2d.flags.c_contiguous):
+    if not tiled:
         # split by rows unless the filter is much wider than the pixels are many: x2d was written by
         # our threads split by rows, so each then reads the rows it wrote, in its own cache
         matmul(x2d, w2d, out2d, split_rows=POINTWISE_SPLIT_ROWS_RATIO * x2d.shape[0] >= w2d.shape[1])
