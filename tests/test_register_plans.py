@@ -415,6 +415,23 @@ def test_half_width_units_separable_with_a_large_pointwise_filter(half_width_uni
     assert bool({"pointwise_parallel", "pointwise_tiles"} & set(tiled_kernel_calls)) == half_width_units
 
 
+@pytest.mark.parametrize("half_width_units", [True, False])
+def test_half_width_units_direct_conv2d_takes_whole_panels(half_width_units, monkeypatch):
+    """On Zen 4's plans the direct conv2d runs each filter panel over all its taps at once (no chunks of 32 KB, whose
+    sums are read back and stored again); the AVX-512 plans chunk a 5x5 filter of 64 channels two taps at a time.
+    Both match the reference."""
+    registers.use_wide_register_plans(True, half_width_units)
+    chunks = []
+    for name in ("conv2d_direct_parallel", "conv2d_direct_range"):
+        kernel = getattr(conv2d_direct, name)
+        monkeypatch.setattr(conv2d_direct, name, lambda *args, _k=kernel: chunks.append(args[-2]) or _k(*args))
+    rng = np.random.default_rng(13)
+    x, w = rand(rng, (2, 12, 12, 64), np.float32), rand(rng, (5, 5, 64, 64), np.float32)
+    fast, ref = _both(sepconv.conv2d, x, w, 1, "SAME")
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    assert len(chunks) == 1 and (chunks[0] >= 25 if half_width_units else chunks[0] == 2)
+
+
 def test_plans_switch_both_ways():
     """Each call sets every plan of its kind, and forgets the depthwise plans made under the others."""
     conv2d_module = sys.modules["sepconv.fast.conv2d"]

@@ -328,7 +328,11 @@ DIRECT_PANEL_SPLIT_TILES = 8
 DIRECT_PAD_KERNEL_MIN_VALUES = 64 * 1024
 DIRECT_PAD_MIN_THREAD_VALUES = 32 * 1024
 # A chunk of a filter panel (rows x 64 float32 columns) takes at most this many bytes, so it stays in L1
-# while a block's tiles pass it.
+# while a block's tiles pass it.  Zen 4's plans (sepconv.fast.registers) take whole panels instead: there the sums
+# read back and stored again after each chunk cost more than the panel's rows coming from L2 (one process,
+# alternating, 7 rounds, us, 32 KB vs whole panels: 8x28x28x64 -> 64 5x5 6058 vs 5695, 4x56x56x64 -> 128 stride 2
+# 2302 vs 2202, 1x56x56x32 -> 64 7x7 2951 vs 2810, 8x56x56x32 -> 32 2384 vs 2297, 1x32x32x64 dilation 2 386 vs
+# 368; 16 and 24 KB lost 2-5%).
 DIRECT_CHUNK_BYTES = 32 * 1024
 
 
