@@ -452,6 +452,7 @@ def test_direct_streamed_matches_reference(spec, chunks, split, dtype, monkeypat
     filter at a time, blocks of six pixels) every tile adds to the sums of the chunks before, and a
     thread's last chunk may be short."""
     monkeypatch.setattr(fast_conv2d, "DIRECT_STREAMED_MIN_FILTER_BYTES", 0)
+    monkeypatch.setattr(fast_conv2d, "DIRECT_MAX_FILTER_BYTES", -1)  # the direct plan, checked first, takes none
     monkeypatch.setattr(fast_conv2d, "FEW_CHANNELS_MAX_IN_C", 0)
     monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_CHANNELS", 10**9)
     monkeypatch.setattr(fast_conv2d, "DIRECT_MIN_THREAD_MACS", 1 if split != "one-thread" else 10**18)

@@ -432,6 +432,27 @@ def test_half_width_units_direct_conv2d_takes_whole_panels(half_width_units, mon
     assert len(chunks) == 1 and (chunks[0] >= 25 if half_width_units else chunks[0] == 2)
 
 
+@pytest.mark.parametrize(("shape", "out_c", "plan"), [
+    ((1, 14, 14, 128), 256, "direct"),  # a 1.2 MB filter, 196 pixels
+    ((1, 7, 7, 128), 256, "streamed"),  # 49 pixels: fewer than DIRECT_MIN_PIXELS
+    ((1, 14, 14, 384), 384, "streamed"),  # 5.3 MB: over Zen 4's limit
+])
+def test_half_width_units_direct_conv2d_takes_filters_up_to_4_mb(shape, out_c, plan, monkeypatch):
+    """On Zen 4's plans the direct conv2d (whole panels) takes filters of up to 4 MB where it has the pixels; the
+    others stream.  Results as the reference's."""
+    registers.use_wide_register_plans(True, half_width_units=True)
+    monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_CHANNELS", 10**9)
+    calls = []
+    for name in ("_conv2d_direct", "_conv2d_direct_streamed"):
+        original = getattr(fast_conv2d, name)
+        monkeypatch.setattr(fast_conv2d, name, lambda *a, _f=original, _n=name: calls.append(_n) or _f(*a))
+    rng = np.random.default_rng(14)
+    x, w = rand(rng, shape, np.float32), rand(rng, (3, 3, shape[3], out_c), np.float32)
+    fast, ref = _both(sepconv.conv2d, x, w, 1, "SAME")
+    np.testing.assert_allclose(fast, ref, rtol=1e-4, atol=1e-3)  # sums of up to 3456 float32 products, both
+    assert calls == ["_conv2d_direct" if plan == "direct" else "_conv2d_direct_streamed"]
+
+
 def test_plans_switch_both_ways():
     """Each call sets every plan of its kind, and forgets the depthwise plans made under the others."""
     conv2d_module = sys.modules["sepconv.fast.conv2d"]

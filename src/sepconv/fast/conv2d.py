@@ -301,6 +301,11 @@ def _conv2d_few_channels(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.
 # their panels no longer stay in L2 (measured, 2 threads, us, im2col vs direct: 8x28x28x64 -> 64 5x5:
 # 17060 vs 11636; 1x56x56x32 -> 64 7x7: 9380 vs 6111; 1x32x32x64 3x3 dilation 2: 1398 vs 944; but
 # 1x14x14x256 -> 512 stride 2: 1238 vs 2406, 1x28x28x96 -> 160 stride 2: 591 vs 729).
+# Zen 4's plans (sepconv.fast.registers), whose direct kernel runs whole panels (see DIRECT_CHUNK_BYTES), take
+# filters of up to 4 MB here (one process, alternating, 7 rounds, us, streamed vs direct: 1x14x14x128 -> 256 691 vs
+# 590, 2x28x28x128 -> 128 5x5 6183 vs 5873, 4x28x28x96 -> 128 5x5 9636 vs 8957, 1x28x28x256 -> 256 4554 vs 4340,
+# 1x14x14x256 -> 256 1217 vs 1173, 1x28x28x192 -> 384 5201 vs 5078); fewer pixels than DIRECT_MIN_PIXELS still
+# stream (1x7x7x512 -> 512, 1x14x14x256 -> 512 stride 2).
 DIRECT_MAX_FILTER_BYTES = 512 * 1024
 DIRECT_MIN_PIXELS = 128
 # Panels of one vector of output channels, each tile six pixels by one vector: twelve AVX2 registers of sums, where
@@ -336,7 +341,8 @@ DIRECT_PAD_MIN_THREAD_VALUES = 32 * 1024
 DIRECT_CHUNK_BYTES = 32 * 1024
 
 
-# Filters of at least this many bytes are not packed beforehand: the streamed direct plan packs each chunk of
+# Filters of at least this many bytes that the direct plan does not take (DIRECT_MAX_FILTER_BYTES, DIRECT_MIN_PIXELS)
+# are not packed beforehand: the streamed direct plan packs each chunk of
 # rows as it comes (sepconv.kernels.conv2d_direct.conv2d_direct_streamed_range), on every thread, so the
 # filter is read once, in order, and never written back to memory.  Measured, 2 threads, us, before
 # (im2col + BLAS) vs streamed: 1x7x7x512 -> 512 1240 vs 905; 1x14x14x256 -> 512 stride 2 737 vs 546;
@@ -670,10 +676,10 @@ def conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
                 return out
     if tuned(x.itemsize) and _is_few_channels(g):
         return _conv2d_few_channels(x, w, g)
-    if _is_direct_streamed(g, x.itemsize):
-        return _conv2d_direct_streamed(x, w, g)
     if _is_direct(g, x.itemsize):
         return _conv2d_direct(x, w, g)
+    if _is_direct_streamed(g, x.itemsize):
+        return _conv2d_direct_streamed(x, w, g)
     n = x.shape[0]
     out = recycled.empty((n, g.out_h, g.out_w, g.out_c), x.dtype)
     out2d = out.reshape(-1, g.out_c)

@@ -142,7 +142,8 @@ _NARROW = {
 # kernels for dilated layers of images of 2 MB or more (0.60-0.91); and NCHW layers of 5x5 and larger filters on rows
 # of up to 16 pixels, batches of 4 or more, inputs of 1 to 3.5 MB, through NHWC (0.69-0.79); and products with
 # pointwise filters of up to 4.5 MB, from 100 pixels, on the register-tiled kernel (0.89-0.94 of the streamed kernels'
-# or BLAS's time, sepconv.fast.conv2d); and the direct conv2d's filter panels whole, not in chunks (0.94-0.97).
+# or BLAS's time, sepconv.fast.conv2d); and the direct conv2d's filter panels whole, not in chunks (0.94-0.97), for
+# filters of up to 4 MB (0.85-0.97 of the streamed kernel's time).
 # Everything else the
 # AVX-512 plans keep: the narrow plans lost there (forty-first session, depthwise geomean 1.09x, separable and conv2d
 # 1.15x), and the direct 3x3 kernels lost on most undilated layers (1.1-1.6x).
@@ -150,6 +151,7 @@ _WIDE_HALF_UNITS = {
     **_WIDE,
     (conv2d, "POINTWISE_KERNEL_LARGE_FILTER_MAX_BYTES"): 9 * 512 * 1024,
     (conv2d, "DIRECT_CHUNK_BYTES"): sys.maxsize,  # whole panels
+    (conv2d, "DIRECT_MAX_FILTER_BYTES"): 4 * 1024 * 1024,
     (depthwise, "SMALL_IMAGE_HALF_STEPS"): True,
     (depthwise, "FILTER_GRADIENT_AVX2"): True,
     (depthwise, "FILTER_GRADIENT_AVX2_7_MIN_WIDTH"): 10,
