@@ -2057,12 +2057,13 @@ HALF_STEPS = [
 ]
 
 
+@pytest.mark.parametrize("steps", ["half", "whole"])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype", TUNED_DTYPES)
 @pytest.mark.parametrize("geometry", HALF_STEPS, ids=str)
-def test_small_image_half_vector_steps_match_reference(geometry, dtype, threads):
-    """The small-image kernel's half-vector steps (5x5 and 7x7 at stride 1, the border pixels reading the planes'
-    zero margins) match the reference, in bands and whole, on inputs off a cache line, serial and split."""
+def test_small_image_vector_steps_match_reference(geometry, dtype, threads, steps):
+    """The small-image kernel's steps of half or whole vectors (5x5 and 7x7 at stride 1, the border pixels reading the
+    planes' zero margins) match the reference, in bands and whole, on inputs off a cache line, serial and split."""
     from sepconv.kernels import depthwise_small_image
 
     n, h, w, c, k, pads, band_rows = geometry
@@ -2073,7 +2074,8 @@ def test_small_image_half_vector_steps_match_reference(geometry, dtype, threads)
     assert depthwise_small_image.half_vector_fits(ref.shape[2], w, k, pads[1][0])
     out = np.full(ref.shape, np.nan, dtype)
     depthwise_small_image.depthwise_nhwc_forward_small_image_parallel(
-        x, np.ascontiguousarray(filt[..., 0]), out, threads, 1, band_rows, 1, 1, 1, 1, pads[0][0], pads[1][0], True)
+        x, np.ascontiguousarray(filt[..., 0]), out, threads, 1, band_rows, 1, 1, 1, 1, pads[0][0], pads[1][0],
+        depthwise_small_image.HALF_VECTOR_STEPS if steps == "half" else depthwise_small_image.WHOLE_VECTOR_STEPS)
     np.testing.assert_allclose(out, ref, **tol(dtype))
 
 
@@ -2095,16 +2097,20 @@ def test_half_vector_fits(out_w, in_w, k, pad_left, expected):
     assert depthwise_small_image.half_vector_fits(out_w, in_w, k, pad_left) is expected
 
 
-@pytest.mark.parametrize("setting, expected", [(True, True), (False, False)])
-def test_small_image_half_steps_setting(setting, expected, fresh_plans, monkeypatch):
-    """The dispatcher passes ``SMALL_IMAGE_HALF_STEPS`` to the small-image kernel; both settings match the
-    reference, forward and input gradient."""
+@pytest.mark.parametrize("half, whole, expected", [
+    (True, False, "HALF_VECTOR_STEPS"), (False, False, "FOUR_PIXEL_STEPS"), (False, True, "WHOLE_VECTOR_STEPS"),
+    (True, True, "WHOLE_VECTOR_STEPS")])
+def test_small_image_steps_settings(half, whole, expected, fresh_plans, monkeypatch):
+    """The dispatcher passes the steps ``SMALL_IMAGE_WHOLE_STEPS`` or else ``SMALL_IMAGE_HALF_STEPS`` ask for to the
+    small-image kernel; every setting matches the reference, forward and input gradient."""
     from sepconv.kernels import depthwise_small_image
 
     calls = record_calls(monkeypatch, depthwise_small_image, "depthwise_nhwc_forward_small_image_parallel",
                          record=lambda args: args[12], serial="depthwise_nhwc_forward_small_image_items")
     monkeypatch.setattr(fast_depthwise, "SMALL_IMAGE_ANY_PLANE", True)
-    monkeypatch.setattr(fast_depthwise, "SMALL_IMAGE_HALF_STEPS", setting)
+    monkeypatch.setattr(fast_depthwise, "SMALL_IMAGE_HALF_STEPS", half)
+    monkeypatch.setattr(fast_depthwise, "SMALL_IMAGE_WHOLE_STEPS", whole)
+    expected = getattr(depthwise_small_image, expected)
     x, filt, dy, args = _problem((2, 14, 14, 48, 1, (5, 5), 1, 1, "SAME"), np.float32)
     _assert_three_ops_match(x, filt, dy, args, np.float32)
     assert calls == [expected, expected]

@@ -8,8 +8,8 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import KernelsSeenByOps, rand, record_calls, tol
 from conftest import fast_and_reference as _both
-from conftest import rand, record_calls, tol
 
 import sepconv
 from sepconv.fast import registers
@@ -48,11 +48,15 @@ def tiled_kernel_calls(monkeypatch):
     """Calls that reach a register-tiled kernel (pointwise tiles, direct or streamed conv2d), recorded (the direct
     conv2d's by its launch from Python: its kernels on one thread take it on two threads too)."""
     calls = []
-    for module, name in [(pointwise, "pointwise_tiles"), (pointwise, "pointwise_parallel"),
-                         (conv2d_direct, "conv2d_direct_streamed_parallel"), (conv2d_direct, "conv2d_direct_parallel"),
-                         (conv2d_direct, "conv2d_direct_narrow_parallel")]:
+    for module, name in [(pointwise, "pointwise_parallel"), (conv2d_direct, "conv2d_direct_streamed_parallel"),
+                         (conv2d_direct, "conv2d_direct_parallel"), (conv2d_direct, "conv2d_direct_narrow_parallel")]:
         original = getattr(module, name)
         monkeypatch.setattr(module, name, lambda *args, _f=original, _n=name: calls.append(_n) or _f(*args))
+    # pointwise_tiles is a global of pointwise_parallel too, which must stay the kernel (Numba may compile it here):
+    # wrapped only where the ops find it
+    seen = KernelsSeenByOps(pointwise)
+    seen.wrapped["pointwise_tiles"] = lambda *args: calls.append("pointwise_tiles") or pointwise.pointwise_tiles(*args)
+    monkeypatch.setattr(fast_conv2d, "pointwise", seen)
     return calls
 
 
@@ -292,20 +296,23 @@ def test_filter_gradient_7_wide_on_short_rows(width, half_vector_plans, monkeypa
     ((1, 7, 7, 96), 7),
     ((3, 12, 9, 16), 5),
 ])
-def test_half_width_units_small_image_takes_half_vector_steps(shape, k, monkeypatch):
-    """On Zen 4's plans (AVX-512 on 256-bit units) the small-image kernel's 5x5 and 7x7 planes go in half-vector
-    steps, forward and input gradient, and match the reference; on the AVX-512 plans in whole-vector ones."""
+def test_half_width_units_small_image_takes_whole_vector_steps(shape, k, monkeypatch):
+    """On Zen 4's plans (AVX-512 on 256-bit units) the small-image kernel's 5x5 and 7x7 planes go in the long steps
+    of whole vectors, forward and input gradient, and match the reference; on the AVX-512 plans in four-pixel ones;
+    on the AVX2 plans in the long steps of half vectors."""
     seen = record_calls(monkeypatch, depthwise_small_image, "depthwise_nhwc_forward_small_image_parallel",
                         record=lambda args: args[12], serial="depthwise_nhwc_forward_small_image_items")
     rng = np.random.default_rng(9)
     x, w = rand(rng, shape, np.float32), rand(rng, (k, k, shape[3], 1), np.float32)
-    for half_width_units in (True, False):
-        registers.use_wide_register_plans(True, half_width_units)
+    for wide, half_width_units in ((True, True), (True, False), (False, False)):
+        registers.use_wide_register_plans(wide, half_width_units)
         fast, ref = _both(sepconv.depthwise_conv2d, x, w, 1, "SAME")
         np.testing.assert_allclose(fast, ref, **tol(np.float32))
         fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, w, ref, 1, "SAME")
         np.testing.assert_allclose(fast, ref, **tol(np.float32))
-    assert seen == [True, True, False, False]
+    whole, four, half = (depthwise_small_image.WHOLE_VECTOR_STEPS, depthwise_small_image.FOUR_PIXEL_STEPS,
+                         depthwise_small_image.HALF_VECTOR_STEPS)
+    assert seen == [whole, whole, four, four, half, half]
 
 
 @pytest.mark.parametrize("shape, dilations, multiplier, direct", [
@@ -421,10 +428,8 @@ def test_half_width_units_direct_conv2d_takes_whole_panels(half_width_units, mon
     sums are read back and stored again); the AVX-512 plans chunk a 5x5 filter of 64 channels two taps at a time.
     Both match the reference."""
     registers.use_wide_register_plans(True, half_width_units)
-    chunks = []
-    for name in ("conv2d_direct_parallel", "conv2d_direct_range"):
-        kernel = getattr(conv2d_direct, name)
-        monkeypatch.setattr(conv2d_direct, name, lambda *args, _k=kernel: chunks.append(args[-2]) or _k(*args))
+    chunks = record_calls(monkeypatch, conv2d_direct, "conv2d_direct_parallel", record=lambda args: args[-2],
+                          serial="conv2d_direct_range", as_parallel=lambda args: args, ops="sepconv.fast.conv2d")
     rng = np.random.default_rng(13)
     x, w = rand(rng, (2, 12, 12, 64), np.float32), rand(rng, (5, 5, 64, 64), np.float32)
     fast, ref = _both(sepconv.conv2d, x, w, 1, "SAME")

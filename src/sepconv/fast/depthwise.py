@@ -557,6 +557,13 @@ SMALL_IMAGE_ANY_PLANE = False
 # 0.69 (forward) / 0.70 (input gradient), 1x14x14x672 0.77 / 0.79, 4x14x14x480 0.73 / 0.76, 1x19x19x200 7x7
 # 0.67 / 0.74, 1x28x28x192 7x7 0.75 / 0.76, 8x14x14x384 7x7 0.84 / 0.88, 8x7x7x1024 7x7 0.83 / 0.85.
 SMALL_IMAGE_HALF_STEPS = False
+# With SMALL_IMAGE_WHOLE_STEPS (Zen 4's plans: 32 registers, AVX-512 on 256-bit units) those steps take whole vectors,
+# a block at once (sepconv.kernels.depthwise_small_image.WHOLE_VECTOR_STEPS).  It comes before SMALL_IMAGE_HALF_STEPS.
+# Zen 4 VM, 2 threads, one process, alternating, 9 rounds, half -> whole vectors, forward / input gradient:
+# 8x7x7x1024 7x7 0.59 / 0.82, 8x14x14x512 7x7 0.90 / 0.82, 8x28x28x192 7x7 0.86 / 0.85, 1x14x14x512 7x7 0.84 / 0.89,
+# 8x14x14x672 5x5 0.89 / 0.92-0.94, 1x14x14x672 5x5 0.91, 1x15x15x1056 5x5 0.95 / 0.90; larger planes, which take
+# other kernels, at par (107 layers of 5x5 and 7x7 filters at stride 1, geomean 0.96, none above 1.04).
+SMALL_IMAGE_WHOLE_STEPS = False
 # ... and stride-2 layers whose plane takes at most this many bytes (0: none).  Zen 3 VM, forward, new / old:
 # 1x14x14x576 3x3 0.83, 1x28x28x96 7x7 0.85, 1x33x33x1200 5x5 0.91; larger planes lost or gained little
 # (1x56x56x144 3x3 1.33, 1x112x112x96 3x3 1.47, 1x112x112x144 5x5 1.14, 1x56x56x144 5x5 0.91, 1x38x38x1344 0.94).
@@ -794,7 +801,8 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
         band_rows = _small_image_band_rows(in_shape, out_shape[1], kh, stride_h, stride_w, dil_h, group,
                                            images_groups)
         small_chunks = chunks_of_short_images_too(images_groups * -(-out_shape[1] // band_rows))
-        half_steps = SMALL_IMAGE_HALF_STEPS
+        steps = (small_image.WHOLE_VECTOR_STEPS if SMALL_IMAGE_WHOLE_STEPS
+                 else small_image.HALF_VECTOR_STEPS if SMALL_IMAGE_HALF_STEPS else small_image.FOUR_PIXEL_STEPS)
         if small_chunks == 1:  # on this thread: bands for L2 only, no parallel launch (1x9x9x120 7x7 VALID: 15 -> 10.5 us)
             band_rows = _small_image_band_rows(in_shape, out_shape[1], kh, stride_h, stride_w, dil_h, group,
                                                images_groups, threads=1)
@@ -802,13 +810,13 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
 
             def launch(x, w3, out):
                 small_image.depthwise_nhwc_forward_small_image_items(x, w3, out, 0, items, group, band_rows, *args,
-                                                                     half_steps)
+                                                                     steps)
             return launch
 
         def launch(x, w3, out):
             with PARALLEL_LAUNCH:
                 small_image.depthwise_nhwc_forward_small_image_parallel(x, w3, out, small_chunks, group, band_rows,
-                                                                        *args, half_steps)
+                                                                        *args, steps)
         return launch
     if _direct_7x7_s2(in_shape, out_shape, itemsize, kh, kw, stride_w, dil_h, dil_w):
         def launch(x, w3, out):

@@ -100,6 +100,7 @@ _WIDE = {
     (depthwise, "FILTER_GRADIENT_AVX2_MULTIPLIER_3_WIDE"): depthwise.FILTER_GRADIENT_AVX2_MULTIPLIER_3_WIDE,
     (depthwise, "SMALL_IMAGE_ANY_PLANE"): depthwise.SMALL_IMAGE_ANY_PLANE,
     (depthwise, "SMALL_IMAGE_HALF_STEPS"): depthwise.SMALL_IMAGE_HALF_STEPS,
+    (depthwise, "SMALL_IMAGE_WHOLE_STEPS"): depthwise.SMALL_IMAGE_WHOLE_STEPS,
     (depthwise, "NCHW_TRANSPOSED_FILTERS"): depthwise.NCHW_TRANSPOSED_FILTERS,
     **_NCHW_TRANSPOSED_LIMITS,
     (depthwise, "SMALL_IMAGE_S2_MAX_PLANE_BYTES"): depthwise.SMALL_IMAGE_S2_MAX_PLANE_BYTES,
@@ -129,6 +130,7 @@ _NARROW = {
     (depthwise, "FILTER_GRADIENT_AVX2_MULTIPLIER_3_WIDE"): True,
     (depthwise, "SMALL_IMAGE_ANY_PLANE"): True,
     (depthwise, "SMALL_IMAGE_HALF_STEPS"): True,
+    (depthwise, "SMALL_IMAGE_WHOLE_STEPS"): False,
     (depthwise, "NCHW_TRANSPOSED_FILTERS"): True,
     **_NCHW_TRANSPOSED_LIMITS,
     (depthwise, "SMALL_IMAGE_S2_MAX_PLANE_BYTES"): 96 * 1024,
@@ -137,22 +139,23 @@ _NARROW = {
 
 # ... and with AVX-512 on 256-bit units (Zen 4): the AVX-512 plans, but the half-vector kernels of the plans above
 # where they won there (alternating, figures beside the settings in sepconv.fast.depthwise): the small-image kernel's
-# 5x5 and 7x7 rows in half-vector steps (0.67-0.88 of the time), and the rolling-window filter gradient (0.40-0.77),
-# but not of 7-wide filters on rows of fewer than ten pixels nor of 3-wide ones with a multiplier; the direct 3x3
-# kernels for dilated layers of images of 2 MB or more (0.60-0.91); and NCHW layers of 5x5 and larger filters on rows
-# of up to 16 pixels, batches of 4 or more, inputs of 1 to 3.5 MB, through NHWC (0.69-0.79); and products with
-# pointwise filters of up to 4.5 MB, from 100 pixels, on the register-tiled kernel (0.89-0.94 of the streamed kernels'
-# or BLAS's time, sepconv.fast.conv2d); and the direct conv2d's filter panels whole, not in chunks (0.94-0.97), for
-# filters of up to 4 MB (0.85-0.97 of the streamed kernel's time).
-# Everything else the
-# AVX-512 plans keep: the narrow plans lost there (forty-first session, depthwise geomean 1.09x, separable and conv2d
-# 1.15x), and the direct 3x3 kernels lost on most undilated layers (1.1-1.6x).
+# 5x5 and 7x7 rows in those steps (0.67-0.88 of the time), but of whole vectors, 32 registers holding them (0.59-0.94
+# of the half vectors' time), and the rolling-window filter gradient (0.40-0.77), but not of 7-wide filters on rows of
+# fewer than ten pixels nor of 3-wide ones with a multiplier; the direct 3x3 kernels for dilated layers of images of
+# 2 MB or more (0.60-0.91); and NCHW layers of 5x5 and larger filters on rows of up to 16 pixels, batches of 4 or more,
+# inputs of 1 to 3.5 MB, through NHWC (0.69-0.79).  And of its own (sepconv.fast.conv2d): products with pointwise
+# filters of up to 4.5 MB, from 100 pixels, on the register-tiled kernel (0.89-0.94 of the streamed kernels' or BLAS's
+# time); the direct conv2d's filter panels whole, not in chunks (0.94-0.97), for filters of up to 4 MB (0.85-0.97 of
+# the streamed kernel's time).  Everything else the AVX-512 plans keep: the narrow plans lost there (forty-first
+# session, depthwise geomean 1.09x, separable and conv2d 1.15x), and the direct 3x3 kernels lost on most undilated
+# layers (1.1-1.6x).
 _WIDE_HALF_UNITS = {
     **_WIDE,
     (conv2d, "POINTWISE_KERNEL_LARGE_FILTER_MAX_BYTES"): 9 * 512 * 1024,
     (conv2d, "DIRECT_CHUNK_BYTES"): sys.maxsize,  # whole panels
     (conv2d, "DIRECT_MAX_FILTER_BYTES"): 4 * 1024 * 1024,
     (depthwise, "SMALL_IMAGE_HALF_STEPS"): True,
+    (depthwise, "SMALL_IMAGE_WHOLE_STEPS"): True,
     (depthwise, "FILTER_GRADIENT_AVX2"): True,
     (depthwise, "FILTER_GRADIENT_AVX2_7_MIN_WIDTH"): 10,
     (depthwise, "FILTER_GRADIENT_AVX2_MULTIPLIER_3_WIDE"): False,

@@ -24,6 +24,8 @@ of input columns, accumulators that stay in registers for a whole row) use these
 - ``hload(a, i)``, ``hzeros(a)``, ``hlanes(a)``, ``hbroadcast(a, i)``, ``hload_part(a, i, n)`` /
   ``hstore_part(a, i, v, n)``: half vectors, 32 bytes (one AVX2 register), for kernels that keep more vectors in
   registers than sixteen AVX2 registers hold as whole ones (``vstore`` and ``vfma`` take them);
+- ``load_like(a, i, v)`` / ``lanes_like(v)``: a load of, and the lane count of, a vector as wide as ``v`` (half or
+  whole), for kernels written once for both widths;
 - ``address(a)``: the address of ``a``'s first element (for alignment decisions);
 - ``prefetch(a, i)``: a hint to bring the cache line of ``a.flat[i]`` into L2 (``prefetcht1``; never
   faults, so ``i`` may run past the end);
@@ -216,6 +218,31 @@ def hstore_part(typingctx, array, index, value, n):
     def codegen(context, builder, sig, args):
         return _store_part(context, builder, array, args, half)
     return types.none(array, types.intp, value, types.intp), codegen
+
+
+@intrinsic
+def load_like(typingctx, array, index, like):
+    """Lanes ``a.flat[i : i + n]`` as a vector of ``like``'s type, ``n`` its lane count: a half vector or a whole one,
+    as ``like`` is (kernels written once for both widths take their width from the sums they start from)."""
+    vec = _vector_of(array)
+    if not isinstance(like, Vector) or like.dtype != vec.dtype:
+        return None
+
+    def codegen(context, builder, sig, args):
+        vty = context.get_value_type(like)
+        return builder.load(_pointer(context, builder, array, args[0], args[1], vty), align=1)
+    return like(array, types.intp, like), codegen
+
+
+@intrinsic
+def lanes_like(typingctx, like):
+    """The lane count of the vector ``like`` (a compile-time constant)."""
+    if not isinstance(like, Vector):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return context.get_constant(types.intp, like.count)
+    return types.intp(like), codegen
 
 
 @intrinsic

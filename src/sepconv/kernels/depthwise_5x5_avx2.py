@@ -66,7 +66,7 @@ from __future__ import annotations
 from numba import prange
 
 from ._jit import kernel
-from ._simd import empty_on_line, hlanes, hload, hzeros, opaque, vfma, vstore
+from ._simd import empty_on_line, hlanes, hload, hzeros, lanes_like, load_like, opaque, vfma, vstore
 from ._window import block_start, interior, parity_rows, parity_steps, tap_range
 
 # Output pixels per step: their sums, a filter row's five weights and one input column take fourteen of an AVX2
@@ -113,33 +113,33 @@ def _row_taps(s0, s1, s2, s3, s4, s5, s6, s7, x, a, gap, wb, wt):
     """Adds one filter row (weights ``wt ..`` of ``wb``, five half vectors) to the sums of eight pixels ``gap``
     apart whose first tap reads ``x`` from ``a`` and whose taps are ``gap`` apart too: the twelve columns loaded
     once each, in order, each added to the pixels it is a tap of."""
-    count = hlanes(wb)
-    w0, w1, w2 = hload(wb, wt), hload(wb, wt + count), hload(wb, wt + 2 * count)
-    w3, w4 = hload(wb, wt + 3 * count), hload(wb, wt + 4 * count)
+    count = lanes_like(s0)
+    w0, w1, w2 = load_like(wb, wt, s0), load_like(wb, wt + count, s0), load_like(wb, wt + 2 * count, s0)
+    w3, w4 = load_like(wb, wt + 3 * count, s0), load_like(wb, wt + 4 * count, s0)
     a0, a3, a6, a9 = opaque(a), opaque(a + 3 * gap), opaque(a + 6 * gap), opaque(a + 9 * gap)
-    i = hload(x, a0)
+    i = load_like(x, a0, s0)
     s0 = vfma(i, w0, s0)
-    i = hload(x, a0 + gap)
+    i = load_like(x, a0 + gap, s0)
     s0, s1 = vfma(i, w1, s0), vfma(i, w0, s1)
-    i = hload(x, a0 + 2 * gap)
+    i = load_like(x, a0 + 2 * gap, s0)
     s0, s1, s2 = vfma(i, w2, s0), vfma(i, w1, s1), vfma(i, w0, s2)
-    i = hload(x, a3)
+    i = load_like(x, a3, s0)
     s0, s1, s2, s3 = vfma(i, w3, s0), vfma(i, w2, s1), vfma(i, w1, s2), vfma(i, w0, s3)
-    i = hload(x, a3 + gap)
+    i = load_like(x, a3 + gap, s0)
     s0, s1, s2, s3, s4 = vfma(i, w4, s0), vfma(i, w3, s1), vfma(i, w2, s2), vfma(i, w1, s3), vfma(i, w0, s4)
-    i = hload(x, a3 + 2 * gap)
+    i = load_like(x, a3 + 2 * gap, s0)
     s1, s2, s3, s4, s5 = vfma(i, w4, s1), vfma(i, w3, s2), vfma(i, w2, s3), vfma(i, w1, s4), vfma(i, w0, s5)
-    i = hload(x, a6)
+    i = load_like(x, a6, s0)
     s2, s3, s4, s5, s6 = vfma(i, w4, s2), vfma(i, w3, s3), vfma(i, w2, s4), vfma(i, w1, s5), vfma(i, w0, s6)
-    i = hload(x, a6 + gap)
+    i = load_like(x, a6 + gap, s0)
     s3, s4, s5, s6, s7 = vfma(i, w4, s3), vfma(i, w3, s4), vfma(i, w2, s5), vfma(i, w1, s6), vfma(i, w0, s7)
-    i = hload(x, a6 + 2 * gap)
+    i = load_like(x, a6 + 2 * gap, s0)
     s4, s5, s6, s7 = vfma(i, w4, s4), vfma(i, w3, s5), vfma(i, w2, s6), vfma(i, w1, s7)
-    i = hload(x, a9)
+    i = load_like(x, a9, s0)
     s5, s6, s7 = vfma(i, w4, s5), vfma(i, w3, s6), vfma(i, w2, s7)
-    i = hload(x, a9 + gap)
+    i = load_like(x, a9 + gap, s0)
     s6, s7 = vfma(i, w4, s6), vfma(i, w3, s7)
-    i = hload(x, a9 + 2 * gap)
+    i = load_like(x, a9 + 2 * gap, s0)
     s7 = vfma(i, w4, s7)
     return s0, s1, s2, s3, s4, s5, s6, s7
 
@@ -149,34 +149,35 @@ def _four_taps(s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, x, a, gap, wb, wt):
     """Adds four taps of a filter row (weights ``wt ..`` of ``wb``, four half vectors) to the sums of ten pixels
     ``gap`` apart whose first tap reads ``x`` from ``a``, taps ``gap`` apart: the thirteen columns loaded once each,
     in order, each added to the pixels it is a tap of (ten sums, four weights and one column: fifteen registers)."""
-    count = hlanes(wb)
-    w0, w1, w2, w3 = hload(wb, wt), hload(wb, wt + count), hload(wb, wt + 2 * count), hload(wb, wt + 3 * count)
+    count = lanes_like(s0)
+    w0, w1 = load_like(wb, wt, s0), load_like(wb, wt + count, s0)
+    w2, w3 = load_like(wb, wt + 2 * count, s0), load_like(wb, wt + 3 * count, s0)
     a0, a3, a6, a9, a12 = opaque(a), opaque(a + 3 * gap), opaque(a + 6 * gap), opaque(a + 9 * gap), opaque(a + 12 * gap)
-    i = hload(x, a0)
+    i = load_like(x, a0, s0)
     s0 = vfma(i, w0, s0)
-    i = hload(x, a0 + gap)
+    i = load_like(x, a0 + gap, s0)
     s0, s1 = vfma(i, w1, s0), vfma(i, w0, s1)
-    i = hload(x, a0 + 2 * gap)
+    i = load_like(x, a0 + 2 * gap, s0)
     s0, s1, s2 = vfma(i, w2, s0), vfma(i, w1, s1), vfma(i, w0, s2)
-    i = hload(x, a3)
+    i = load_like(x, a3, s0)
     s0, s1, s2, s3 = vfma(i, w3, s0), vfma(i, w2, s1), vfma(i, w1, s2), vfma(i, w0, s3)
-    i = hload(x, a3 + gap)
+    i = load_like(x, a3 + gap, s0)
     s1, s2, s3, s4 = vfma(i, w3, s1), vfma(i, w2, s2), vfma(i, w1, s3), vfma(i, w0, s4)
-    i = hload(x, a3 + 2 * gap)
+    i = load_like(x, a3 + 2 * gap, s0)
     s2, s3, s4, s5 = vfma(i, w3, s2), vfma(i, w2, s3), vfma(i, w1, s4), vfma(i, w0, s5)
-    i = hload(x, a6)
+    i = load_like(x, a6, s0)
     s3, s4, s5, s6 = vfma(i, w3, s3), vfma(i, w2, s4), vfma(i, w1, s5), vfma(i, w0, s6)
-    i = hload(x, a6 + gap)
+    i = load_like(x, a6 + gap, s0)
     s4, s5, s6, s7 = vfma(i, w3, s4), vfma(i, w2, s5), vfma(i, w1, s6), vfma(i, w0, s7)
-    i = hload(x, a6 + 2 * gap)
+    i = load_like(x, a6 + 2 * gap, s0)
     s5, s6, s7, s8 = vfma(i, w3, s5), vfma(i, w2, s6), vfma(i, w1, s7), vfma(i, w0, s8)
-    i = hload(x, a9)
+    i = load_like(x, a9, s0)
     s6, s7, s8, s9 = vfma(i, w3, s6), vfma(i, w2, s7), vfma(i, w1, s8), vfma(i, w0, s9)
-    i = hload(x, a9 + gap)
+    i = load_like(x, a9 + gap, s0)
     s7, s8, s9 = vfma(i, w3, s7), vfma(i, w2, s8), vfma(i, w1, s9)
-    i = hload(x, a9 + 2 * gap)
+    i = load_like(x, a9 + 2 * gap, s0)
     s8, s9 = vfma(i, w3, s8), vfma(i, w2, s9)
-    i = hload(x, a12)
+    i = load_like(x, a12, s0)
     s9 = vfma(i, w3, s9)
     return s0, s1, s2, s3, s4, s5, s6, s7, s8, s9
 
@@ -184,43 +185,43 @@ def _four_taps(s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, x, a, gap, wb, wt):
 @kernel(inline=True)
 def _three_taps(s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, x, a, gap, wb, wt):
     """:func:`_four_taps` for three taps: twelve columns."""
-    count = hlanes(wb)
-    w0, w1, w2 = hload(wb, wt), hload(wb, wt + count), hload(wb, wt + 2 * count)
+    count = lanes_like(s0)
+    w0, w1, w2 = load_like(wb, wt, s0), load_like(wb, wt + count, s0), load_like(wb, wt + 2 * count, s0)
     a0, a3, a6, a9 = opaque(a), opaque(a + 3 * gap), opaque(a + 6 * gap), opaque(a + 9 * gap)
-    i = hload(x, a0)
+    i = load_like(x, a0, s0)
     s0 = vfma(i, w0, s0)
-    i = hload(x, a0 + gap)
+    i = load_like(x, a0 + gap, s0)
     s0, s1 = vfma(i, w1, s0), vfma(i, w0, s1)
-    i = hload(x, a0 + 2 * gap)
+    i = load_like(x, a0 + 2 * gap, s0)
     s0, s1, s2 = vfma(i, w2, s0), vfma(i, w1, s1), vfma(i, w0, s2)
-    i = hload(x, a3)
+    i = load_like(x, a3, s0)
     s1, s2, s3 = vfma(i, w2, s1), vfma(i, w1, s2), vfma(i, w0, s3)
-    i = hload(x, a3 + gap)
+    i = load_like(x, a3 + gap, s0)
     s2, s3, s4 = vfma(i, w2, s2), vfma(i, w1, s3), vfma(i, w0, s4)
-    i = hload(x, a3 + 2 * gap)
+    i = load_like(x, a3 + 2 * gap, s0)
     s3, s4, s5 = vfma(i, w2, s3), vfma(i, w1, s4), vfma(i, w0, s5)
-    i = hload(x, a6)
+    i = load_like(x, a6, s0)
     s4, s5, s6 = vfma(i, w2, s4), vfma(i, w1, s5), vfma(i, w0, s6)
-    i = hload(x, a6 + gap)
+    i = load_like(x, a6 + gap, s0)
     s5, s6, s7 = vfma(i, w2, s5), vfma(i, w1, s6), vfma(i, w0, s7)
-    i = hload(x, a6 + 2 * gap)
+    i = load_like(x, a6 + 2 * gap, s0)
     s6, s7, s8 = vfma(i, w2, s6), vfma(i, w1, s7), vfma(i, w0, s8)
-    i = hload(x, a9)
+    i = load_like(x, a9, s0)
     s7, s8, s9 = vfma(i, w2, s7), vfma(i, w1, s8), vfma(i, w0, s9)
-    i = hload(x, a9 + gap)
+    i = load_like(x, a9 + gap, s0)
     s8, s9 = vfma(i, w2, s8), vfma(i, w1, s9)
-    i = hload(x, a9 + 2 * gap)
+    i = load_like(x, a9 + 2 * gap, s0)
     s9 = vfma(i, w2, s9)
     return s0, s1, s2, s3, s4, s5, s6, s7, s8, s9
 
 
 @kernel(inline=True)
-def step_5x5(x, wbs, out, o, o_gap, a, r_lo, r_hi, row_gap, gap, wt):
+def step_5x5(zero, x, wbs, out, o, o_gap, a, r_lo, r_hi, row_gap, gap, wt):
     """Eight output pixels of a 5x5 filter at horizontal stride 1 into ``out`` from flat index ``o``, ``o_gap``
     apart, one channel block: filter row ``r`` in ``[r_lo, r_hi)`` reads ``x`` from ``a + r * row_gap``, columns
     ``gap`` apart (:func:`_row_taps`), with weights from ``wt + 5 * r`` half vectors of ``wbs``."""
-    count = hlanes(x)
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = hzeros(x)
+    count = lanes_like(zero)
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = zero
     for r in range(r_lo, r_hi):
         s0, s1, s2, s3, s4, s5, s6, s7 = _row_taps(s0, s1, s2, s3, s4, s5, s6, s7, x, a + r * row_gap, gap, wbs,
                                                    wt + 5 * r * count)
@@ -228,12 +229,12 @@ def step_5x5(x, wbs, out, o, o_gap, a, r_lo, r_hi, row_gap, gap, wt):
 
 
 @kernel(inline=True)
-def step_7x7(x, wbs, out, o, o_gap, a, r_lo, r_hi, row_gap, gap, wt):
+def step_7x7(zero, x, wbs, out, o, o_gap, a, r_lo, r_hi, row_gap, gap, wt):
     """:func:`step_5x5` for a 7x7 filter, ten pixels: each filter row's taps four then three (:func:`_four_taps`,
     :func:`_three_taps`: 7 weight and 25 input loads per 70 multiply-adds). Ten chains of sums keep the two FMA
     pipes busy with slack; eight, each seven multiply-adds a row, would need every one on time."""
-    count = hlanes(x)
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = s8 = s9 = hzeros(x)
+    count = lanes_like(zero)
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = s8 = s9 = zero
     for r in range(r_lo, r_hi):
         b, t = a + r * row_gap, wt + 7 * r * count
         s0, s1, s2, s3, s4, s5, s6, s7, s8, s9 = _four_taps(s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, x, b, gap, wbs, t)
@@ -246,28 +247,29 @@ def step_7x7(x, wbs, out, o, o_gap, a, r_lo, r_hi, row_gap, gap, wt):
 @kernel(inline=True)
 def _four_taps_seven(s0, s1, s2, s3, s4, s5, s6, x, a, gap, wb, wt):
     """:func:`_four_taps` for seven pixels: ten columns."""
-    count = hlanes(wb)
-    w0, w1, w2, w3 = hload(wb, wt), hload(wb, wt + count), hload(wb, wt + 2 * count), hload(wb, wt + 3 * count)
+    count = lanes_like(s0)
+    w0, w1 = load_like(wb, wt, s0), load_like(wb, wt + count, s0)
+    w2, w3 = load_like(wb, wt + 2 * count, s0), load_like(wb, wt + 3 * count, s0)
     a0, a3, a6, a9 = opaque(a), opaque(a + 3 * gap), opaque(a + 6 * gap), opaque(a + 9 * gap)
-    i = hload(x, a0)
+    i = load_like(x, a0, s0)
     s0 = vfma(i, w0, s0)
-    i = hload(x, a0 + gap)
+    i = load_like(x, a0 + gap, s0)
     s0, s1 = vfma(i, w1, s0), vfma(i, w0, s1)
-    i = hload(x, a0 + 2 * gap)
+    i = load_like(x, a0 + 2 * gap, s0)
     s0, s1, s2 = vfma(i, w2, s0), vfma(i, w1, s1), vfma(i, w0, s2)
-    i = hload(x, a3)
+    i = load_like(x, a3, s0)
     s0, s1, s2, s3 = vfma(i, w3, s0), vfma(i, w2, s1), vfma(i, w1, s2), vfma(i, w0, s3)
-    i = hload(x, a3 + gap)
+    i = load_like(x, a3 + gap, s0)
     s1, s2, s3, s4 = vfma(i, w3, s1), vfma(i, w2, s2), vfma(i, w1, s3), vfma(i, w0, s4)
-    i = hload(x, a3 + 2 * gap)
+    i = load_like(x, a3 + 2 * gap, s0)
     s2, s3, s4, s5 = vfma(i, w3, s2), vfma(i, w2, s3), vfma(i, w1, s4), vfma(i, w0, s5)
-    i = hload(x, a6)
+    i = load_like(x, a6, s0)
     s3, s4, s5, s6 = vfma(i, w3, s3), vfma(i, w2, s4), vfma(i, w1, s5), vfma(i, w0, s6)
-    i = hload(x, a6 + gap)
+    i = load_like(x, a6 + gap, s0)
     s4, s5, s6 = vfma(i, w3, s4), vfma(i, w2, s5), vfma(i, w1, s6)
-    i = hload(x, a6 + 2 * gap)
+    i = load_like(x, a6 + 2 * gap, s0)
     s5, s6 = vfma(i, w3, s5), vfma(i, w2, s6)
-    i = hload(x, a9)
+    i = load_like(x, a9, s0)
     s6 = vfma(i, w3, s6)
     return s0, s1, s2, s3, s4, s5, s6
 
@@ -275,35 +277,35 @@ def _four_taps_seven(s0, s1, s2, s3, s4, s5, s6, x, a, gap, wb, wt):
 @kernel(inline=True)
 def _three_taps_seven(s0, s1, s2, s3, s4, s5, s6, x, a, gap, wb, wt):
     """:func:`_three_taps` for seven pixels: nine columns."""
-    count = hlanes(wb)
-    w0, w1, w2 = hload(wb, wt), hload(wb, wt + count), hload(wb, wt + 2 * count)
+    count = lanes_like(s0)
+    w0, w1, w2 = load_like(wb, wt, s0), load_like(wb, wt + count, s0), load_like(wb, wt + 2 * count, s0)
     a0, a3, a6 = opaque(a), opaque(a + 3 * gap), opaque(a + 6 * gap)
-    i = hload(x, a0)
+    i = load_like(x, a0, s0)
     s0 = vfma(i, w0, s0)
-    i = hload(x, a0 + gap)
+    i = load_like(x, a0 + gap, s0)
     s0, s1 = vfma(i, w1, s0), vfma(i, w0, s1)
-    i = hload(x, a0 + 2 * gap)
+    i = load_like(x, a0 + 2 * gap, s0)
     s0, s1, s2 = vfma(i, w2, s0), vfma(i, w1, s1), vfma(i, w0, s2)
-    i = hload(x, a3)
+    i = load_like(x, a3, s0)
     s1, s2, s3 = vfma(i, w2, s1), vfma(i, w1, s2), vfma(i, w0, s3)
-    i = hload(x, a3 + gap)
+    i = load_like(x, a3 + gap, s0)
     s2, s3, s4 = vfma(i, w2, s2), vfma(i, w1, s3), vfma(i, w0, s4)
-    i = hload(x, a3 + 2 * gap)
+    i = load_like(x, a3 + 2 * gap, s0)
     s3, s4, s5 = vfma(i, w2, s3), vfma(i, w1, s4), vfma(i, w0, s5)
-    i = hload(x, a6)
+    i = load_like(x, a6, s0)
     s4, s5, s6 = vfma(i, w2, s4), vfma(i, w1, s5), vfma(i, w0, s6)
-    i = hload(x, a6 + gap)
+    i = load_like(x, a6 + gap, s0)
     s5, s6 = vfma(i, w2, s5), vfma(i, w1, s6)
-    i = hload(x, a6 + 2 * gap)
+    i = load_like(x, a6 + 2 * gap, s0)
     s6 = vfma(i, w2, s6)
     return s0, s1, s2, s3, s4, s5, s6
 
 
 @kernel(inline=True)
-def step_7x7_seven(x, wbs, out, o, o_gap, a, r_lo, r_hi, row_gap, gap, wt):
+def step_7x7_seven(zero, x, wbs, out, o, o_gap, a, r_lo, r_hi, row_gap, gap, wt):
     """:func:`step_7x7` in seven pixels (rows of fourteen: two steps, none overlapping)."""
-    count = hlanes(x)
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = hzeros(x)
+    count = lanes_like(zero)
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = zero
     for r in range(r_lo, r_hi):
         b, t = a + r * row_gap, wt + 7 * r * count
         s0, s1, s2, s3, s4, s5, s6 = _four_taps_seven(s0, s1, s2, s3, s4, s5, s6, x, b, gap, wbs, t)
@@ -583,7 +585,7 @@ def _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, stride_w,
                     _step_3x3(x, wbs, out, o, gap if stride_w == 1 else c, a, r_lo, r_hi, row_gap, gap, 9 * g * count,
                               stride_w)
                 elif stride_w == 1:
-                    step_5x5(x, wbs, out, o, gap, a, r_lo, r_hi, row_gap, gap, 25 * g * count)
+                    step_5x5(hzeros(x), x, wbs, out, o, gap, a, r_lo, r_hi, row_gap, gap, 25 * g * count)
                 else:
                     _step_5x5_s2(x, wbs, out, o, a, r_lo, r_hi, row_gap, 25 * g * count)
             j0 += STEP_PIXELS * step_gap

@@ -36,13 +36,20 @@ from __future__ import annotations
 from numba import prange
 
 from ._jit import kernel
-from ._simd import empty_on_line, hlanes, hload, lanes, vfma, vload, vload_n, vstore, vstore_n, vzeros
+from ._simd import empty_on_line, hlanes, hload, hzeros, lanes, vfma, vload, vload_n, vstore, vstore_n, vzeros
 from ._window import block_start, tap_range
 from .depthwise_5x5_avx2 import STEP_7X7_PIXELS, STEP_7X7_SHORT_PIXELS, step_5x5, step_7x7, step_7x7_seven
 from .depthwise_5x5_avx2 import STEP_PIXELS as STEP_5X5_PIXELS
 
 # Output pixels per step: four sums of one 64-byte vector each stay in registers with the weight and an input.
 STEP_PIXELS = 4
+
+# How stride-1 5x5 and 7x7 rows go (the kernels' ``steps`` argument): in four-pixel steps (above); in steps of eight
+# (5x5), ten or seven (7x7) pixels of half vectors, each half of a block in turn (sixteen registers: AVX2); or in
+# those steps of whole vectors (32 registers, on 256-bit units: Zen 4), each plane column loaded once a filter row.
+FOUR_PIXEL_STEPS = 0
+HALF_VECTOR_STEPS = 1
+WHOLE_VECTOR_STEPS = 2
 
 
 @kernel
@@ -98,7 +105,7 @@ def pack_filters(w, k, blocks, wbs):
 @kernel
 def pack_half_filters(w, k, blocks, wbh):
     """Channel blocks ``k .. k + blocks - 1`` of ``w`` ``[kh, kw, C]`` (``C`` at least a vector) into ``wbh``
-    ``[blocks, 2, kh * kw, hlanes]``: each block's two halves one after the other, for :func:`_half_vector_row`."""
+    ``[blocks, 2, kh * kw, hlanes]``: each block's two halves one after the other, for :func:`_vector_steps_row`."""
     c = w.shape[2]
     taps = w.shape[0] * w.shape[1]
     count, half = lanes(wbh), hlanes(wbh)
@@ -119,7 +126,7 @@ def _few_twice(out_w, step):
 
 @kernel
 def half_vector_step(out_w, kw):
-    """The pixels of :func:`_half_vector_row`'s steps on rows of ``out_w`` pixels of a ``kw``-wide filter (5 or 7),
+    """The pixels of :func:`_vector_steps_row`'s steps on rows of ``out_w`` pixels of a ``kw``-wide filter (5 or 7),
     0 for none: eight for 5x5; ten for 7x7, else seven (rows of 14 pixels: 0.88-0.95 of four-pixel steps' time)."""
     if kw == 5:
         return STEP_5X5_PIXELS if _few_twice(out_w, STEP_5X5_PIXELS) else 0
@@ -130,7 +137,7 @@ def half_vector_step(out_w, kw):
 
 @kernel
 def half_vector_fits(out_w, in_w, kw, pad_left):
-    """Whether :func:`_half_vector_row` takes rows of ``out_w`` pixels of a ``kw``-wide filter (5 or 7) at stride 1
+    """Whether :func:`_vector_steps_row` takes rows of ``out_w`` pixels of a ``kw``-wide filter (5 or 7) at stride 1
     (undilated): it has steps for them (:func:`half_vector_step`), and a step's columns, from the first pixel's
     first tap to the last pixel's last, stay within the plane's margins."""
     margin = plane_margin(1)
@@ -138,13 +145,25 @@ def half_vector_fits(out_w, in_w, kw, pad_left):
             and out_w - 1 - pad_left + kw - 1 <= in_w - 1 + margin)
 
 
+@kernel(inline=True)
+def _step(zero, planes, wbs, out, o, c, a, r_lo, r_hi, row_gap, count, wt, kw, step):
+    """One step of :func:`_vector_steps_row`, its sums vectors of ``zero``'s width (half or whole)."""
+    if step == STEP_7X7_SHORT_PIXELS:
+        step_7x7_seven(zero, planes, wbs, out, o, c, a, r_lo, r_hi, row_gap, count, wt)
+    elif kw == 7:
+        step_7x7(zero, planes, wbs, out, o, c, a, r_lo, r_hi, row_gap, count, wt)
+    else:
+        step_5x5(zero, planes, wbs, out, o, c, a, r_lo, r_hi, row_gap, count, wt)
+
+
 @kernel
-def _half_vector_row(planes, wbh, out, o_row, ph0, r_lo, r_hi, row_w, plane_size, k, blocks, kw, pad_left):
-    """One output row of channel blocks ``k .. k + blocks - 1`` at stride 1 (undilated) of a 5x5 or 7x7 filter, for
-    CPUs of sixteen vector registers: each half of a block's vector in turn, eight (5x5) or ten or seven (7x7)
-    pixels a step (:func:`half_vector_step`), their sums in registers, each column of the plane loaded once a filter
-    row (:func:`~sepconv.kernels.depthwise_5x5_avx2.step_5x5`, :func:`~sepconv.kernels.depthwise_5x5_avx2.step_7x7`,
-    :func:`~sepconv.kernels.depthwise_5x5_avx2.step_7x7_seven`).
+def _vector_steps_row(planes, wbs, out, o_row, ph0, r_lo, r_hi, row_w, plane_size, k, blocks, kw, pad_left, whole):
+    """One output row of channel blocks ``k .. k + blocks - 1`` at stride 1 (undilated) of a 5x5 or 7x7 filter, eight
+    (5x5) or ten or seven (7x7) pixels a step (:func:`half_vector_step`), their sums in registers, each column of the
+    plane loaded once a filter row (:func:`~sepconv.kernels.depthwise_5x5_avx2.step_5x5`,
+    :func:`~sepconv.kernels.depthwise_5x5_avx2.step_7x7`, :func:`~sepconv.kernels.depthwise_5x5_avx2.step_7x7_seven`):
+    with ``whole``, a block's whole vector at once (filters packed by :func:`pack_filters`), else each half in turn,
+    for CPUs of sixteen vector registers (:func:`pack_half_filters`).
     The steps read the plane's zero margins for the taps outside the image (:func:`half_vector_fits`), so border
     pixels go in steps too; a row's last step overlaps the one before it."""
     c, out_w = out.shape[3], out.shape[2]
@@ -158,14 +177,14 @@ def _half_vector_row(planes, wbh, out, o_row, ph0, r_lo, r_hi, row_w, plane_size
         a_col = (ph0 * row_w + j - pad_left + plane_margin(1)) * count
         for g in range(blocks):
             kg = block_start(k, g, c, count)
+            if whole:
+                _step(vzeros(planes), planes, wbs, out, o_row + j * c + kg, c, g * plane_size + a_col, r_lo, r_hi,
+                      row_gap, count, g * taps * count, kw, step)
+                continue
             for h in range(2):
-                a, o, wt = g * plane_size + a_col + h * half, o_row + j * c + kg + h * half, (2 * g + h) * taps * half
-                if step == STEP_7X7_SHORT_PIXELS:
-                    step_7x7_seven(planes, wbh, out, o, c, a, r_lo, r_hi, row_gap, count, wt)
-                elif kw == 7:
-                    step_7x7(planes, wbh, out, o, c, a, r_lo, r_hi, row_gap, count, wt)
-                else:
-                    step_5x5(planes, wbh, out, o, c, a, r_lo, r_hi, row_gap, count, wt)
+                _step(hzeros(planes), planes, wbs, out, o_row + j * c + kg + h * half, c,
+                      g * plane_size + a_col + h * half, r_lo, r_hi, row_gap, count, (2 * g + h) * taps * half, kw,
+                      step)
         j0 += step
 
 
@@ -230,11 +249,12 @@ def _four_pixels_unit(plane, wb, out, o, iw0, r_lo, r_hi, ih0, kw, row_w, dil_h,
 
 @kernel
 def _blocks(planes, wbs, out, b, k, blocks, kh, kw, in_h, in_w, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left,
-            margin, i_begin, i_end, row_origin, plane_rows, half_steps):
+            margin, i_begin, i_end, row_origin, plane_rows, steps):
     """Output rows ``[i_begin, i_end)`` of channel blocks ``k .. k + blocks - 1`` of image ``b`` of ``out`` from
     their packed ``planes`` (each ``[plane_rows, margin + in_w + margin, lanes]``, from input row ``row_origin``)
-    and filters ``wbs`` (packed by :func:`pack_filters`, or with ``half_steps`` by :func:`pack_half_filters`): each
-    step for all the blocks in turn (the same taps, so the same loop counts one after the other)."""
+    and filters ``wbs`` (packed by :func:`pack_filters`, or for :data:`HALF_VECTOR_STEPS` by
+    :func:`pack_half_filters`): each step for all the blocks in turn (the same taps, so the same loop counts one after
+    the other); the rows in the ``steps`` given (:data:`FOUR_PIXEL_STEPS`, else :func:`_vector_steps_row`)."""
     out_h, out_w, c = out.shape[1], out.shape[2], out.shape[3]
     count = lanes(planes)
     row_w = in_w + 2 * margin
@@ -245,8 +265,9 @@ def _blocks(planes, wbs, out, b, k, blocks, kh, kw, in_h, in_w, stride_h, stride
         r_lo, r_hi = tap_range(ih0, dil_h, kh, in_h)
         ph0 = ih0 - row_origin  # the plane's row under filter row 0
         o_row = ((b * out_h + i) * out_w) * c
-        if half_steps:
-            _half_vector_row(planes, wbs, out, o_row, ph0, r_lo, r_hi, row_w, plane_size, k, blocks, kw, pad_left)
+        if steps != FOUR_PIXEL_STEPS:
+            _vector_steps_row(planes, wbs, out, o_row, ph0, r_lo, r_hi, row_w, plane_size, k, blocks, kw, pad_left,
+                              steps == WHOLE_VECTOR_STEPS)
             continue
         # rows narrower than a step go in one step whose pixels past the row are computed (from the margins and the
         # row's columns) and dropped: four chains of sums, not one pixel's (1x9x9x120 7x7 VALID, us: 17 -> 16)
@@ -279,11 +300,12 @@ def band_input_rows(band_rows, kh, stride_h, dil_h, in_h):
 
 @kernel
 def depthwise_nhwc_forward_small_image_items(x, w, out, item_begin, item_end, group, band_rows, stride_h, stride_w,
-                                             dil_h, dil_w, pad_top, pad_left, half_steps):
+                                             dil_h, dil_w, pad_top, pad_left, steps):
     """Items ``[item_begin, item_end)`` of the forward: item ``i`` is band ``i % bands`` (``band_rows`` output
     rows) of image ``i // bands // groups``'s channel group ``i // bands % groups`` (``group`` blocks), image by
-    image (a pixel's next lines are the next group's). With ``half_steps`` 5x5 and 7x7 filters at stride 1
-    (undilated) go in half-vector steps where they fit (:func:`_half_vector_row`)."""
+    image (a pixel's next lines are the next group's). 5x5 and 7x7 filters at stride 1 (undilated) go in the
+    ``steps`` given (:data:`FOUR_PIXEL_STEPS`, :data:`HALF_VECTOR_STEPS` or :data:`WHOLE_VECTOR_STEPS`) where those
+    fit (:func:`half_vector_fits`), else in four-pixel steps."""
     in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
     out_h = out.shape[1]
     kh, kw = w.shape[0], w.shape[1]
@@ -294,16 +316,17 @@ def depthwise_nhwc_forward_small_image_items(x, w, out, item_begin, item_end, gr
     plane_rows = band_input_rows(band_rows, kh, stride_h, dil_h, in_h)
     planes = empty_on_line(group * plane_rows * (in_w + 2 * margin) * count, x)
     _zero_margins(planes, group, plane_rows, in_w, margin)  # they stay zeros
-    half = (half_steps and stride_h == stride_w == dil_h == dil_w == 1 and kh == kw and (kw == 5 or kw == 7)
+    fits = (stride_h == stride_w == dil_h == dil_w == 1 and kh == kw and (kw == 5 or kw == 7)
             and half_vector_fits(out.shape[2], in_w, kw, pad_left))
-    wbs = empty_on_line(group * kh * kw * count, x)  # by vector, or with half, by half vector
+    row_steps = steps if fits else FOUR_PIXEL_STEPS
+    wbs = empty_on_line(group * kh * kw * count, x)  # by vector, or for half-vector steps by half vector
     packed_group = -1
     for item in range(item_begin, item_end):
         b, kg, band = item // bands // groups, item // bands % groups, item % bands
         k = kg * group * count
         blocks = min(group, (c - k + count - 1) // count)
         if kg != packed_group:
-            if half:
+            if row_steps == HALF_VECTOR_STEPS:
                 pack_half_filters(w, k, blocks, wbs)
             else:
                 pack_filters(w, k, blocks, wbs)
@@ -315,21 +338,21 @@ def depthwise_nhwc_forward_small_image_items(x, w, out, item_begin, item_end, gr
         # constants, for LLVM to fold into the steps (one thread, 8x7x7x1024 7x7, us: 937 -> 692)
         if stride_h == stride_w == dil_h == dil_w == 1:
             _blocks(planes, wbs, out, b, k, blocks, kh, kw, in_h, in_w, 1, 1, 1, 1, pad_top, pad_left,
-                    plane_margin(1), i_begin, i_end, row_lo, plane_rows, half)
+                    plane_margin(1), i_begin, i_end, row_lo, plane_rows, row_steps)
         elif stride_h == stride_w == 1:  # dilated
             _blocks(planes, wbs, out, b, k, blocks, kh, kw, in_h, in_w, 1, 1, dil_h, dil_w, pad_top, pad_left,
-                    plane_margin(1), i_begin, i_end, row_lo, plane_rows, False)
+                    plane_margin(1), i_begin, i_end, row_lo, plane_rows, FOUR_PIXEL_STEPS)
         elif stride_h == stride_w == 2 and dil_h == dil_w == 1:
             _blocks(planes, wbs, out, b, k, blocks, kh, kw, in_h, in_w, 2, 2, 1, 1, pad_top, pad_left,
-                    plane_margin(2), i_begin, i_end, row_lo, plane_rows, False)
+                    plane_margin(2), i_begin, i_end, row_lo, plane_rows, FOUR_PIXEL_STEPS)
         else:
             _blocks(planes, wbs, out, b, k, blocks, kh, kw, in_h, in_w, stride_h, stride_w, dil_h, dil_w, pad_top,
-                    pad_left, margin, i_begin, i_end, row_lo, plane_rows, False)
+                    pad_left, margin, i_begin, i_end, row_lo, plane_rows, FOUR_PIXEL_STEPS)
 
 
 @kernel(parallel=True)
 def depthwise_nhwc_forward_small_image_parallel(x, w, out, n_chunks, group, band_rows, stride_h, stride_w, dil_h, dil_w,
-                                                pad_top, pad_left, half_steps=False):
+                                                pad_top, pad_left, steps=FOUR_PIXEL_STEPS):
     """The forward of ``x`` ``[N, in_h, in_w, C]`` with ``w`` ``[kh, kw, C]`` into ``out`` ``[N, out_h, out_w, C]``
     (multiplier 1), the (image, group of ``group`` channel blocks, band of ``band_rows`` output rows) items in
     ``n_chunks`` parallel runs of :func:`depthwise_nhwc_forward_small_image_items` (a call of its own: compiled
@@ -340,4 +363,4 @@ def depthwise_nhwc_forward_small_image_parallel(x, w, out, n_chunks, group, band
     for t in prange(n_chunks):
         depthwise_nhwc_forward_small_image_items(x, w, out, t * items // n_chunks, (t + 1) * items // n_chunks, group,
                                                  band_rows, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left,
-                                                 half_steps)
+                                                 steps)
