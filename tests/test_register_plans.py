@@ -279,6 +279,43 @@ def test_filter_gradient_avx2_kernel_only_where_it_applies(shape, kernel, stride
     assert seen == []
 
 
+@pytest.mark.parametrize("shape, kernel, dilations, whole", [
+    ((1, 12, 12, 16), (5, 5), 1, True),  # a vector of channels
+    ((2, 9, 13, 40), (7, 7), 1, True),  # two and a half: the last block overlapping
+    ((1, 12, 12, 8), (5, 5), 1, False),  # half a vector
+    ((1, 12, 12, 12), (3, 3), 2, False),  # fewer than a vector, 3 wide
+    ((1, 13, 12, 16), (3, 3), 2, True),  # 3 wide at dilation 2 over a vector: Zen 4's plans only
+    ((1, 17, 19, 40), (3, 3), (1, 2), True),
+])
+def test_filter_gradient_whole_vectors(shape, kernel, dilations, whole, half_vector_plans, monkeypatch):
+    """On Zen 4's plans the rolling-window filter gradient runs channel blocks of whole vectors where a pixel holds a
+    vector of channels (half vectors below), and takes 3-wide filters over a vector or more at horizontal dilation 2;
+    on the AVX2 plans half vectors always, and not those 3-wide layers.  Each matches the reference."""
+    from sepconv.kernels import depthwise_filter_gradient_avx2
+
+    seen = record_calls(monkeypatch, depthwise_filter_gradient_avx2, "depthwise_nhwc_backprop_filter_avx2_parallel",
+                        record=lambda args: args[-1])
+    _filter_gradient_matches_reference(shape, (*kernel, shape[3], 1), 1, "SAME", dilations, seed=9)
+    zen_4 = half_vector_plans == "half_width_units"
+    wide_3 = kernel[1] == 3 and shape[3] >= 16
+    if wide_3 and not zen_4:
+        assert seen == []
+    else:
+        assert seen == [whole and zen_4]
+
+
+@pytest.mark.parametrize("dilations", [1, 4])
+def test_half_width_units_3_wide_filter_gradient_only_at_dilation_2(dilations, monkeypatch):
+    """On Zen 4's plans 3-wide filters over a vector of channels keep the other kernels undilated and at dilation 4
+    (the rolling-window kernel lost there), and match the reference."""
+    from sepconv.kernels import depthwise_filter_gradient_avx2
+
+    registers.use_wide_register_plans(True, half_width_units=True)
+    seen = record_calls(monkeypatch, depthwise_filter_gradient_avx2, "depthwise_nhwc_backprop_filter_avx2_parallel")
+    _filter_gradient_matches_reference((1, 20, 20, 32), (3, 3, 32, 1), 1, "SAME", dilations, seed=10)
+    assert seen == []
+
+
 @pytest.mark.parametrize("width", [7, 9, 10])
 def test_filter_gradient_7_wide_on_short_rows(width, half_vector_plans, monkeypatch):
     """7-wide filters on rows of fewer than ten pixels take the rolling-window kernel on the AVX2 plans only (on Zen
@@ -324,7 +361,7 @@ def test_half_width_units_small_image_takes_whole_vector_steps(shape, k, monkeyp
 ])
 def test_half_width_units_dilated_3x3_takes_the_direct_kernels(shape, dilations, multiplier, direct, monkeypatch):
     """On Zen 4's plans dilated 3x3 layers of large images take the direct 3x3 kernels (forward, input gradient as
-    the forward of dy, filter gradient), others not; every op matches the reference."""
+    the forward of dy, filter gradient but at horizontal dilation 2), others not; every op matches the reference."""
     registers.use_wide_register_plans(True, half_width_units=True)
     monkeypatch.setattr(fast_depthwise, "DIRECT_3X3_DILATED_MIN_IMAGE_BYTES", 64 * 1024)
     fast_depthwise.clear_plans()
@@ -348,7 +385,8 @@ def test_half_width_units_dilated_3x3_takes_the_direct_kernels(shape, dilations,
     dy = rand(rng, (*shape[:3], shape[3] * multiplier), np.float32)
     fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, w.shape, dy, 1, "SAME", dilations=dilations)
     np.testing.assert_allclose(fast, ref, **tol(np.float32))
-    assert len(filter_gradient) == direct
+    dil_w = dilations if isinstance(dilations, int) else dilations[1]
+    assert len(filter_gradient) == (direct and dil_w != 2)  # at dilation 2 the rolling-window kernel, whole vectors
 
 
 def test_nchw_5x5_on_short_rows_goes_through_nhwc(narrow_plans, monkeypatch):

@@ -1363,6 +1363,17 @@ def depthwise_conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: Conv2DGeo
 FILTER_GRADIENT_AVX2 = False
 FILTER_GRADIENT_AVX2_7_MIN_WIDTH = 0
 FILTER_GRADIENT_AVX2_MULTIPLIER_3_WIDE = True  # see _multiplier_filter_gradient_in_bands
+# With FILTER_GRADIENT_WHOLE_VECTORS (Zen 4's plans) that kernel runs channel blocks of whole vectors where a pixel
+# holds one (32 registers hold its sums, dy columns and input column).  Forty-second session, Zen 4 VM, 2 threads, one
+# process, alternating, 7 rounds, half -> whole vectors: 8x28x28x192 7x7 0.70, 8x14x14x512 7x7 0.69, 1x56x56x128 7x7
+# 0.71, 8x14x14x672 5x5 0.77-0.79, 8x56x56x144 5x5 stride 2 0.74, 1x112x112x64 5x5 0.76, 8x28x28x240 5x5 0.86,
+# 1x28x28x120 5x5 0.94 (93 filter-gradient cases, geomean 0.92; those it does not take at par).
+FILTER_GRADIENT_WHOLE_VECTORS = False
+# ... and it takes 3-wide filters over a vector of channels or more at these horizontal dilations (Zen 4's plans: 2).
+# Zen 4 VM, as above, whole vectors, the kernels before -> this: dilation 2 1x41x41x200 0.59, 1x72x72x72 0.73,
+# 1x33x33x576 0.73, 1x33x33x960 0.73, 1x9x9x240 0.78; but dilation 4 1x65x65x576 1.31, and undilated 8x112x112x32
+# 1.19, 4x7x7x960 1.23, 1x62x62x240 1.12, 8x28x28x192 1.11, 4x56x56x144 stride 2 1.11.
+FILTER_GRADIENT_3_WIDE_DILATIONS: tuple[int, ...] = ()
 
 
 def _filter_gradient_avx2(x_shape: tuple[int, ...], itemsize: int, g: Conv2DGeometry) -> bool:
@@ -1370,7 +1381,7 @@ def _filter_gradient_avx2(x_shape: tuple[int, ...], itemsize: int, g: Conv2DGeom
     pixel_bytes = x_shape[3] * itemsize
     return (FILTER_GRADIENT_AVX2 and tuned(itemsize) and 2 * pixel_bytes >= VECTOR_BYTES
             and (g.kw == 5 or (g.kw == 7 and x_shape[2] >= FILTER_GRADIENT_AVX2_7_MIN_WIDTH)
-                 or (g.kw == 3 and pixel_bytes < VECTOR_BYTES))
+                 or (g.kw == 3 and (pixel_bytes < VECTOR_BYTES or g.dil_w in FILTER_GRADIENT_3_WIDE_DILATIONS)))
             and (g.stride_w == 1 or (g.stride_w, g.dil_w) == (2, 1)) and g.pad_left >= 0)
 
 
@@ -1434,10 +1445,12 @@ def _filter_gradient_plan(x_shape: tuple[int, ...], dy_shape: tuple[int, ...], d
             return kernels.sum_partials(partial)
         return run
     if _filter_gradient_avx2(x_shape, itemsize, g):
+        whole = FILTER_GRADIENT_WHOLE_VECTORS and x_shape[3] * itemsize >= VECTOR_BYTES
+
         def run(x, dy):
             partial = np.empty((n_chunks, *per_channel), dtype)  # written, not added to
             with PARALLEL_LAUNCH:
-                filter_gradient_avx2.depthwise_nhwc_backprop_filter_avx2_parallel(x, dy, partial, *args)
+                filter_gradient_avx2.depthwise_nhwc_backprop_filter_avx2_parallel(x, dy, partial, *args, whole)
             return partial[0] if n_chunks == 1 else kernels.sum_partials(partial)
         return run
     if _direct_3x3_layer(x_shape, itemsize, g.kh, g.kw, g.dil_h, g.dil_w):  # any stride: the direct kernel's filter gradient

@@ -98,6 +98,8 @@ _WIDE = {
     (depthwise, "FILTER_GRADIENT_AVX2"): depthwise.FILTER_GRADIENT_AVX2,
     (depthwise, "FILTER_GRADIENT_AVX2_7_MIN_WIDTH"): depthwise.FILTER_GRADIENT_AVX2_7_MIN_WIDTH,
     (depthwise, "FILTER_GRADIENT_AVX2_MULTIPLIER_3_WIDE"): depthwise.FILTER_GRADIENT_AVX2_MULTIPLIER_3_WIDE,
+    (depthwise, "FILTER_GRADIENT_WHOLE_VECTORS"): depthwise.FILTER_GRADIENT_WHOLE_VECTORS,
+    (depthwise, "FILTER_GRADIENT_3_WIDE_DILATIONS"): depthwise.FILTER_GRADIENT_3_WIDE_DILATIONS,
     (depthwise, "SMALL_IMAGE_ANY_PLANE"): depthwise.SMALL_IMAGE_ANY_PLANE,
     (depthwise, "SMALL_IMAGE_HALF_STEPS"): depthwise.SMALL_IMAGE_HALF_STEPS,
     (depthwise, "SMALL_IMAGE_WHOLE_STEPS"): depthwise.SMALL_IMAGE_WHOLE_STEPS,
@@ -128,6 +130,8 @@ _NARROW = {
     (depthwise, "FILTER_GRADIENT_AVX2"): True,
     (depthwise, "FILTER_GRADIENT_AVX2_7_MIN_WIDTH"): 0,
     (depthwise, "FILTER_GRADIENT_AVX2_MULTIPLIER_3_WIDE"): True,
+    (depthwise, "FILTER_GRADIENT_WHOLE_VECTORS"): False,
+    (depthwise, "FILTER_GRADIENT_3_WIDE_DILATIONS"): (),
     (depthwise, "SMALL_IMAGE_ANY_PLANE"): True,
     (depthwise, "SMALL_IMAGE_HALF_STEPS"): True,
     (depthwise, "SMALL_IMAGE_WHOLE_STEPS"): False,
@@ -140,8 +144,9 @@ _NARROW = {
 # ... and with AVX-512 on 256-bit units (Zen 4): the AVX-512 plans, but the half-vector kernels of the plans above
 # where they won there (alternating, figures beside the settings in sepconv.fast.depthwise): the small-image kernel's
 # 5x5 and 7x7 rows in those steps (0.67-0.88 of the time), but of whole vectors, 32 registers holding them (0.59-0.94
-# of the half vectors' time), and the rolling-window filter gradient (0.40-0.77), but not of 7-wide filters on rows of
-# fewer than ten pixels nor of 3-wide ones with a multiplier; the direct 3x3 kernels for dilated layers of images of
+# of the half vectors' time), and the rolling-window filter gradient (0.40-0.77; in whole vectors, 0.69-0.94 of the
+# half vectors' time; also 3-wide filters over many channels at dilation 2, 0.59-0.78), but not of 7-wide filters on
+# rows of fewer than ten pixels nor of 3-wide ones with a multiplier; the direct 3x3 kernels for dilated layers of images of
 # 2 MB or more (0.60-0.91); and NCHW layers of 5x5 and larger filters on rows of up to 16 pixels, batches of 4 or more,
 # inputs of 1 to 3.5 MB, through NHWC (0.69-0.79).  And of its own (sepconv.fast.conv2d): products with pointwise
 # filters of up to 4.5 MB, from 100 pixels, on the register-tiled kernel (0.89-0.94 of the streamed kernels' or BLAS's
@@ -159,6 +164,8 @@ _WIDE_HALF_UNITS = {
     (depthwise, "FILTER_GRADIENT_AVX2"): True,
     (depthwise, "FILTER_GRADIENT_AVX2_7_MIN_WIDTH"): 10,
     (depthwise, "FILTER_GRADIENT_AVX2_MULTIPLIER_3_WIDE"): False,
+    (depthwise, "FILTER_GRADIENT_WHOLE_VECTORS"): True,
+    (depthwise, "FILTER_GRADIENT_3_WIDE_DILATIONS"): (2,),
     (depthwise, "DIRECT_3X3_DILATED_MIN_IMAGE_BYTES"): 2 * 1024 * 1024,
     (depthwise, "NCHW_TRANSPOSED_FILTERS"): True,
     (depthwise, "NCHW_TRANSPOSED_MAX_WIDTH"): 16,

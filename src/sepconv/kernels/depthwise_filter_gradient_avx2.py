@@ -25,6 +25,11 @@ At stride 2 an input column's taps are those of its parity: walking the output c
 taps 1, 3 (and 5) for the same columns: three ``dy`` columns in registers for a 5-wide filter (:func:`_pair5_s2`,
 two filter rows again), four for a 7-wide one (:func:`_row7_s2`), two for a 3-wide one (:func:`_triple3_s2`).
 
+The same steps run on whole vectors (``whole``: CPUs of 32 registers whose units are 256 bits wide, Zen 4, where a
+whole vector's multiply-add costs two half ones and the sums, ``dy`` columns and input column fit the registers): the
+width comes from the zero vector the sums start from (:func:`~sepconv.kernels._simd.load_like`).  There it also takes
+3-wide filters over a vector of channels or more at dilation 2 (:mod:`sepconv.fast.depthwise`).
+
 Each thread adds its rows' products into sums kept by channel block (``[blocks, kh, kw, lanes]``), then stores them
 into its partial gradient (a last partial channel block overlaps the one before it,
 :func:`~sepconv.kernels._window.block_start`, and stores the shared channels' sums twice, equal), so the input needs
@@ -60,21 +65,22 @@ from __future__ import annotations
 from numba import prange
 
 from ._jit import kernel
-from ._simd import empty_on_line, hlanes, hload, hzeros, vfma, vstore
+from ._simd import empty_on_line, hzeros, lanes_like, load_like, vfma, vstore, vzeros
 from ._window import block_start, tap_range
 
 
 @kernel(inline=True)
 def _column(a, i, valid, zero):
-    """Half a vector of ``a`` from flat index ``i``, or ``zero`` where ``valid`` is false."""
-    return hload(a, i) if valid else zero
+    """A vector as wide as ``zero`` (half or whole) of ``a`` from flat index ``i``, or ``zero`` where ``valid`` is
+    false."""
+    return load_like(a, i, zero) if valid else zero
 
 
 @kernel(inline=True)
-def _load5(sums, s, count):
-    """Five half vectors of sums, ``count`` apart from flat index ``s``."""
-    return (hload(sums, s), hload(sums, s + count), hload(sums, s + 2 * count), hload(sums, s + 3 * count),
-            hload(sums, s + 4 * count))
+def _load5(z, sums, s, count):
+    """Five vectors of sums as wide as ``z``, ``count`` apart from flat index ``s``."""
+    return (load_like(sums, s, z), load_like(sums, s + count, z), load_like(sums, s + 2 * count, z),
+            load_like(sums, s + 3 * count, z), load_like(sums, s + 4 * count, z))
 
 
 @kernel(inline=True)
@@ -88,14 +94,13 @@ def _store5(sums, s, count, s0, s1, s2, s3, s4):
 
 
 @kernel(inline=True)
-def _pair5_s1(x, dy, sums, s, q, xa, xb, a_dy, c, in_w, out_w, dil, pad):
+def _pair5_s1(z, x, dy, sums, s, q, xa, xb, a_dy, c, in_w, out_w, dil, pad):
     """Two filter rows of a 5-wide filter at stride 1: the products of input rows ``xa`` and ``xb`` (flat indices of
     their first column's channel block) with the ``dy`` row from ``a_dy``, added to the sums from ``s`` and ``q``."""
-    count = hlanes(x)
-    z = hzeros(x)
+    count = lanes_like(z)
     for p in range(dil):
-        s0, s1, s2, s3, s4 = _load5(sums, s, count)
-        t0, t1, t2, t3, t4 = _load5(sums, q, count)
+        s0, s1, s2, s3, s4 = _load5(z, sums, s, count)
+        t0, t1, t2, t3, t4 = _load5(z, sums, q, count)
         j = p + pad  # the dy column of input column p's tap 0
         w1 = _column(dy, a_dy + (j - dil) * c, 0 <= j - dil < out_w, z)
         w2 = _column(dy, a_dy + (j - 2 * dil) * c, 0 <= j - 2 * dil < out_w, z)
@@ -104,17 +109,17 @@ def _pair5_s1(x, dy, sums, s, q, xa, xb, a_dy, c, in_w, out_w, dil, pad):
         u = p
         end = min(in_w, out_w - pad)  # then tap 0's dy column is past dy
         while u < end:
-            w0 = hload(dy, a_dy + (u + pad) * c)
-            i = hload(x, xa + u * c)
+            w0 = load_like(dy, a_dy + (u + pad) * c, z)
+            i = load_like(x, xa + u * c, z)
             s0, s1, s2, s3, s4 = vfma(i, w0, s0), vfma(i, w1, s1), vfma(i, w2, s2), vfma(i, w3, s3), vfma(i, w4, s4)
-            i = hload(x, xb + u * c)
+            i = load_like(x, xb + u * c, z)
             t0, t1, t2, t3, t4 = vfma(i, w0, t0), vfma(i, w1, t1), vfma(i, w2, t2), vfma(i, w3, t3), vfma(i, w4, t4)
             w4, w3, w2, w1 = w3, w2, w1, w0
             u += dil
         while u < in_w:
-            i = hload(x, xa + u * c)
+            i = load_like(x, xa + u * c, z)
             s1, s2, s3, s4 = vfma(i, w1, s1), vfma(i, w2, s2), vfma(i, w3, s3), vfma(i, w4, s4)
-            i = hload(x, xb + u * c)
+            i = load_like(x, xb + u * c, z)
             t1, t2, t3, t4 = vfma(i, w1, t1), vfma(i, w2, t2), vfma(i, w3, t3), vfma(i, w4, t4)
             w4, w3, w2, w1 = w3, w2, w1, z
             u += dil
@@ -124,36 +129,35 @@ def _pair5_s1(x, dy, sums, s, q, xa, xb, a_dy, c, in_w, out_w, dil, pad):
 
 
 @kernel(inline=True)
-def _triple3_s1(x, dy, sums, s, q, v, xa, xb, xc, a_dy, c, in_w, out_w, dil, pad):
+def _triple3_s1(z, x, dy, sums, s, q, v, xa, xb, xc, a_dy, c, in_w, out_w, dil, pad):
     """Three filter rows of a 3-wide filter at stride 1, as :func:`_pair5_s1`: nine sums, the three ``dy`` columns
     they share and the input column loaded."""
-    count = hlanes(x)
-    z = hzeros(x)
+    count = lanes_like(z)
     for p in range(dil):
-        s0, s1, s2 = hload(sums, s), hload(sums, s + count), hload(sums, s + 2 * count)
-        t0, t1, t2 = hload(sums, q), hload(sums, q + count), hload(sums, q + 2 * count)
-        r0, r1, r2 = hload(sums, v), hload(sums, v + count), hload(sums, v + 2 * count)
+        s0, s1, s2 = load_like(sums, s, z), load_like(sums, s + count, z), load_like(sums, s + 2 * count, z)
+        t0, t1, t2 = load_like(sums, q, z), load_like(sums, q + count, z), load_like(sums, q + 2 * count, z)
+        r0, r1, r2 = load_like(sums, v, z), load_like(sums, v + count, z), load_like(sums, v + 2 * count, z)
         j = p + pad
         w1 = _column(dy, a_dy + (j - dil) * c, 0 <= j - dil < out_w, z)
         w2 = _column(dy, a_dy + (j - 2 * dil) * c, 0 <= j - 2 * dil < out_w, z)
         u = p
         end = min(in_w, out_w - pad)
         while u < end:
-            w0 = hload(dy, a_dy + (u + pad) * c)
-            i = hload(x, xa + u * c)
+            w0 = load_like(dy, a_dy + (u + pad) * c, z)
+            i = load_like(x, xa + u * c, z)
             s0, s1, s2 = vfma(i, w0, s0), vfma(i, w1, s1), vfma(i, w2, s2)
-            i = hload(x, xb + u * c)
+            i = load_like(x, xb + u * c, z)
             t0, t1, t2 = vfma(i, w0, t0), vfma(i, w1, t1), vfma(i, w2, t2)
-            i = hload(x, xc + u * c)
+            i = load_like(x, xc + u * c, z)
             r0, r1, r2 = vfma(i, w0, r0), vfma(i, w1, r1), vfma(i, w2, r2)
             w2, w1 = w1, w0
             u += dil
         while u < in_w:
-            i = hload(x, xa + u * c)
+            i = load_like(x, xa + u * c, z)
             s1, s2 = vfma(i, w1, s1), vfma(i, w2, s2)
-            i = hload(x, xb + u * c)
+            i = load_like(x, xb + u * c, z)
             t1, t2 = vfma(i, w1, t1), vfma(i, w2, t2)
-            i = hload(x, xc + u * c)
+            i = load_like(x, xc + u * c, z)
             r1, r2 = vfma(i, w1, r1), vfma(i, w2, r2)
             w2, w1 = w1, z
             u += dil
@@ -164,29 +168,28 @@ def _triple3_s1(x, dy, sums, s, q, v, xa, xb, xc, a_dy, c, in_w, out_w, dil, pad
 
 @kernel(inline=True)
 def _store3(sums, s, count, s0, s1, s2):
-    """Three half vectors of sums stored, ``count`` apart from flat index ``s``."""
+    """Three vectors of sums stored, ``count`` apart from flat index ``s``."""
     vstore(sums, s, s0)
     vstore(sums, s + count, s1)
     vstore(sums, s + 2 * count, s2)
 
 
 @kernel(inline=True)
-def _triple3_s2(x, dy, sums, s, q, v, xa, xb, xc, a_dy, c, in_w, out_w, pad):
+def _triple3_s2(z, x, dy, sums, s, q, v, xa, xb, xc, a_dy, c, in_w, out_w, pad):
     """Three filter rows of a 3-wide filter at stride 2 (undilated), as :func:`_pair5_s2`: the even input column taps
     0 and 2 of ``dy`` columns ``m`` and ``m - 1``, the odd one tap 1 of ``m``."""
-    count = hlanes(x)
-    z = hzeros(x)
-    s0, s1, s2 = hload(sums, s), hload(sums, s + count), hload(sums, s + 2 * count)
-    t0, t1, t2 = hload(sums, q), hload(sums, q + count), hload(sums, q + 2 * count)
-    r0, r1, r2 = hload(sums, v), hload(sums, v + count), hload(sums, v + 2 * count)
+    count = lanes_like(z)
+    s0, s1, s2 = load_like(sums, s, z), load_like(sums, s + count, z), load_like(sums, s + 2 * count, z)
+    t0, t1, t2 = load_like(sums, q, z), load_like(sums, q + count, z), load_like(sums, q + 2 * count, z)
+    r0, r1, r2 = load_like(sums, v, z), load_like(sums, v + count, z), load_like(sums, v + 2 * count, z)
     m_first, m_last = pad // 2, (in_w - 1 + pad) // 2
     w1 = _column(dy, a_dy + (m_first - 1) * c, 0 <= m_first - 1 < out_w, z)
     for m in range(m_first, m_last + 1):
-        w0, e, o = _s2_columns(x, dy, xa, a_dy, c, in_w, out_w, pad, m)
+        w0, e, o = _s2_columns(z, x, dy, xa, a_dy, c, in_w, out_w, pad, m)
         s0, s2, s1 = vfma(e, w0, s0), vfma(e, w1, s2), vfma(o, w0, s1)
-        w0, e, o = _s2_columns(x, dy, xb, a_dy, c, in_w, out_w, pad, m)
+        w0, e, o = _s2_columns(z, x, dy, xb, a_dy, c, in_w, out_w, pad, m)
         t0, t2, t1 = vfma(e, w0, t0), vfma(e, w1, t2), vfma(o, w0, t1)
-        w0, e, o = _s2_columns(x, dy, xc, a_dy, c, in_w, out_w, pad, m)
+        w0, e, o = _s2_columns(z, x, dy, xc, a_dy, c, in_w, out_w, pad, m)
         r0, r2, r1 = vfma(e, w0, r0), vfma(e, w1, r2), vfma(o, w0, r1)
         w1 = w0
     _store3(sums, s, count, s0, s1, s2)
@@ -194,13 +197,12 @@ def _triple3_s2(x, dy, sums, s, q, v, xa, xb, xc, a_dy, c, in_w, out_w, pad):
     _store3(sums, v, count, r0, r1, r2)
 
 @kernel(inline=True)
-def _row7_s1(x, dy, sums, s, xa, a_dy, c, in_w, out_w, dil, pad):
+def _row7_s1(z, x, dy, sums, s, xa, a_dy, c, in_w, out_w, dil, pad):
     """One filter row of a 7-wide filter at stride 1, as :func:`_pair5_s1`."""
-    count = hlanes(x)
-    z = hzeros(x)
+    count = lanes_like(z)
     for p in range(dil):
-        s0, s1, s2, s3, s4 = _load5(sums, s, count)
-        s5, s6 = hload(sums, s + 5 * count), hload(sums, s + 6 * count)
+        s0, s1, s2, s3, s4 = _load5(z, sums, s, count)
+        s5, s6 = load_like(sums, s + 5 * count, z), load_like(sums, s + 6 * count, z)
         j = p + pad
         w1 = _column(dy, a_dy + (j - dil) * c, 0 <= j - dil < out_w, z)
         w2 = _column(dy, a_dy + (j - 2 * dil) * c, 0 <= j - 2 * dil < out_w, z)
@@ -211,14 +213,14 @@ def _row7_s1(x, dy, sums, s, xa, a_dy, c, in_w, out_w, dil, pad):
         u = p
         end = min(in_w, out_w - pad)
         while u < end:
-            w0 = hload(dy, a_dy + (u + pad) * c)
-            i = hload(x, xa + u * c)
+            w0 = load_like(dy, a_dy + (u + pad) * c, z)
+            i = load_like(x, xa + u * c, z)
             s0, s1, s2, s3, s4 = vfma(i, w0, s0), vfma(i, w1, s1), vfma(i, w2, s2), vfma(i, w3, s3), vfma(i, w4, s4)
             s5, s6 = vfma(i, w5, s5), vfma(i, w6, s6)
             w6, w5, w4, w3, w2, w1 = w5, w4, w3, w2, w1, w0
             u += dil
         while u < in_w:
-            i = hload(x, xa + u * c)
+            i = load_like(x, xa + u * c, z)
             s1, s2, s3, s4 = vfma(i, w1, s1), vfma(i, w2, s2), vfma(i, w3, s3), vfma(i, w4, s4)
             s5, s6 = vfma(i, w5, s5), vfma(i, w6, s6)
             w6, w5, w4, w3, w2, w1 = w5, w4, w3, w2, w1, z
@@ -229,25 +231,23 @@ def _row7_s1(x, dy, sums, s, xa, a_dy, c, in_w, out_w, dil, pad):
 
 
 @kernel(inline=True)
-def _s2_columns(x, dy, xa, a_dy, c, in_w, out_w, pad, m):
+def _s2_columns(z, x, dy, xa, a_dy, c, in_w, out_w, pad, m):
     """Output column ``m``'s ``dy`` and the even and odd input columns ``2m - pad`` and ``2m + 1 - pad`` of the row
     from ``xa``, each zero where it is outside its array."""
-    z = hzeros(x)
     u = 2 * m - pad
     return (_column(dy, a_dy + m * c, m < out_w, z), _column(x, xa + u * c, u >= 0, z),
             _column(x, xa + (u + 1) * c, u + 1 < in_w, z))
 
 
 @kernel(inline=True)
-def _pair5_s2(x, dy, sums, s, q, xa, xb, a_dy, c, in_w, out_w, pad):
+def _pair5_s2(z, x, dy, sums, s, q, xa, xb, a_dy, c, in_w, out_w, pad):
     """Two filter rows of a 5-wide filter at stride 2 (undilated), as :func:`_pair5_s1`: output column by output
     column ``m``, the even input column taps 0, 2 and 4 of ``dy`` columns ``m``, ``m - 1`` and ``m - 2``, the odd
     one taps 1 and 3 of ``m`` and ``m - 1``; the columns at the row's ends, whose loads may fall outside, checked
     one by one."""
-    count = hlanes(x)
-    z = hzeros(x)
-    s0, s1, s2, s3, s4 = _load5(sums, s, count)
-    t0, t1, t2, t3, t4 = _load5(sums, q, count)
+    count = lanes_like(z)
+    s0, s1, s2, s3, s4 = _load5(z, sums, s, count)
+    t0, t1, t2, t3, t4 = _load5(z, sums, q, count)
     m_first, m_last = pad // 2, (in_w - 1 + pad) // 2  # the output columns whose even or odd column is inside
     m_lo, m_hi = (pad + 1) // 2, min(out_w, (in_w - 2 + pad) // 2 + 1)  # ... whose loads all are
     m_hi = max(m_hi, m_lo)
@@ -255,13 +255,14 @@ def _pair5_s2(x, dy, sums, s, q, xa, xb, a_dy, c, in_w, out_w, pad):
     w2 = _column(dy, a_dy + (m_first - 2) * c, 0 <= m_first - 2 < out_w, z)
     for m in range(m_first, m_last + 1):
         if m_lo <= m < m_hi:
-            w0, e, o = hload(dy, a_dy + m * c), hload(x, xa + (2 * m - pad) * c), hload(x, xa + (2 * m + 1 - pad) * c)
+            w0 = load_like(dy, a_dy + m * c, z)
+            e, o = load_like(x, xa + (2 * m - pad) * c, z), load_like(x, xa + (2 * m + 1 - pad) * c, z)
             s0, s2, s4, s1, s3 = vfma(e, w0, s0), vfma(e, w1, s2), vfma(e, w2, s4), vfma(o, w0, s1), vfma(o, w1, s3)
-            e, o = hload(x, xb + (2 * m - pad) * c), hload(x, xb + (2 * m + 1 - pad) * c)
+            e, o = load_like(x, xb + (2 * m - pad) * c, z), load_like(x, xb + (2 * m + 1 - pad) * c, z)
         else:
-            w0, e, o = _s2_columns(x, dy, xa, a_dy, c, in_w, out_w, pad, m)
+            w0, e, o = _s2_columns(z, x, dy, xa, a_dy, c, in_w, out_w, pad, m)
             s0, s2, s4, s1, s3 = vfma(e, w0, s0), vfma(e, w1, s2), vfma(e, w2, s4), vfma(o, w0, s1), vfma(o, w1, s3)
-            w0, e, o = _s2_columns(x, dy, xb, a_dy, c, in_w, out_w, pad, m)
+            w0, e, o = _s2_columns(z, x, dy, xb, a_dy, c, in_w, out_w, pad, m)
         t0, t2, t4, t1, t3 = vfma(e, w0, t0), vfma(e, w1, t2), vfma(e, w2, t4), vfma(o, w0, t1), vfma(o, w1, t3)
         w2, w1 = w1, w0
     _store5(sums, s, count, s0, s1, s2, s3, s4)
@@ -269,19 +270,18 @@ def _pair5_s2(x, dy, sums, s, q, xa, xb, a_dy, c, in_w, out_w, pad):
 
 
 @kernel(inline=True)
-def _row7_s2(x, dy, sums, s, xa, a_dy, c, in_w, out_w, pad):
+def _row7_s2(z, x, dy, sums, s, xa, a_dy, c, in_w, out_w, pad):
     """One filter row of a 7-wide filter at stride 2 (undilated), as :func:`_pair5_s2`: the even input column taps
     0, 2, 4 and 6 of ``dy`` columns ``m`` to ``m - 3``, the odd one taps 1, 3 and 5 of ``m`` to ``m - 2``."""
-    count = hlanes(x)
-    z = hzeros(x)
-    s0, s1, s2, s3, s4 = _load5(sums, s, count)
-    s5, s6 = hload(sums, s + 5 * count), hload(sums, s + 6 * count)
+    count = lanes_like(z)
+    s0, s1, s2, s3, s4 = _load5(z, sums, s, count)
+    s5, s6 = load_like(sums, s + 5 * count, z), load_like(sums, s + 6 * count, z)
     m_first, m_last = pad // 2, (in_w - 1 + pad) // 2
     w1 = _column(dy, a_dy + (m_first - 1) * c, 0 <= m_first - 1 < out_w, z)
     w2 = _column(dy, a_dy + (m_first - 2) * c, 0 <= m_first - 2 < out_w, z)
     w3 = _column(dy, a_dy + (m_first - 3) * c, 0 <= m_first - 3 < out_w, z)
     for m in range(m_first, m_last + 1):
-        w0, e, o = _s2_columns(x, dy, xa, a_dy, c, in_w, out_w, pad, m)
+        w0, e, o = _s2_columns(z, x, dy, xa, a_dy, c, in_w, out_w, pad, m)
         s0, s2, s4, s6 = vfma(e, w0, s0), vfma(e, w1, s2), vfma(e, w2, s4), vfma(e, w3, s6)
         s1, s3, s5 = vfma(o, w0, s1), vfma(o, w1, s3), vfma(o, w2, s5)
         w3, w2, w1 = w2, w1, w0
@@ -291,13 +291,13 @@ def _row7_s2(x, dy, sums, s, xa, a_dy, c, in_w, out_w, pad):
 
 
 @kernel
-def _add_rows(x, dy, sums, row_begin, row_end, kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
+def _add_rows(z, x, dy, sums, row_begin, row_end, kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
     """The products of output rows ``[row_begin, row_end)`` (over the batch) added to ``sums`` (``[blocks, kh, kw,
     lanes]`` flat, then ``kw`` vectors put aside: the sums of the twins that fill a last pair or triple of filter
     rows)."""
     in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
     out_h, out_w = dy.shape[1], dy.shape[2]
-    count = hlanes(x)
+    count = lanes_like(z)
     blocks = (c + count - 1) // count
     aside = blocks * kh * kw * count
     row_gap = dil_h * in_w * c
@@ -317,50 +317,61 @@ def _add_rows(x, dy, sums, row_begin, row_end, kh, kw, stride_h, stride_w, dil_h
                     q, xb = (s + kw * count, xa + row_gap) if r + 1 < r_hi else (aside, xa)
                     v, xc = (s + 2 * kw * count, xa + 2 * row_gap) if r + 2 < r_hi else (aside, xa)
                     if stride_w == 1:
-                        _triple3_s1(x, dy, sums, s, q, v, xa, xb, xc, a_dy + k, c, in_w, out_w, dil_w, pad_left)
+                        _triple3_s1(z, x, dy, sums, s, q, v, xa, xb, xc, a_dy + k, c, in_w, out_w, dil_w, pad_left)
                     else:
-                        _triple3_s2(x, dy, sums, s, q, v, xa, xb, xc, a_dy + k, c, in_w, out_w, pad_left)
+                        _triple3_s2(z, x, dy, sums, s, q, v, xa, xb, xc, a_dy + k, c, in_w, out_w, pad_left)
                     continue
                 if kw == 7:
                     if stride_w == 1:
-                        _row7_s1(x, dy, sums, s, xa, a_dy + k, c, in_w, out_w, dil_w, pad_left)
+                        _row7_s1(z, x, dy, sums, s, xa, a_dy + k, c, in_w, out_w, dil_w, pad_left)
                     else:
-                        _row7_s2(x, dy, sums, s, xa, a_dy + k, c, in_w, out_w, pad_left)
+                        _row7_s2(z, x, dy, sums, s, xa, a_dy + k, c, in_w, out_w, pad_left)
                     continue
                 q, xb = (s + kw * count, xa + row_gap) if r + 1 < r_hi else (aside, xa)
                 if stride_w == 1:
-                    _pair5_s1(x, dy, sums, s, q, xa, xb, a_dy + k, c, in_w, out_w, dil_w, pad_left)
+                    _pair5_s1(z, x, dy, sums, s, q, xa, xb, a_dy + k, c, in_w, out_w, dil_w, pad_left)
                 else:
-                    _pair5_s2(x, dy, sums, s, q, xa, xb, a_dy + k, c, in_w, out_w, pad_left)
+                    _pair5_s2(z, x, dy, sums, s, q, xa, xb, a_dy + k, c, in_w, out_w, pad_left)
 
 
 @kernel
-def depthwise_nhwc_backprop_filter_avx2_rows(x, dy, dw, row_begin, row_end, stride_h, stride_w, dil_h, dil_w,
-                                             pad_top, pad_left):
-    """The filter gradient ``dw`` ``[kh, kw, C]`` (``kw`` 5 or 7; written, not added to) of the output rows
-    ``[row_begin, row_end)`` (over the batch) of the forward of ``x`` ``[N, in_h, in_w, C]`` (``C`` at least half
-    a vector) into ``dy`` ``[N, out_h, out_w, C]``, at horizontal stride 1 or 2 (undilated)."""
+def _gradient_rows(z, x, dy, dw, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
+    """:func:`depthwise_nhwc_backprop_filter_avx2_rows` in channel blocks as wide as ``z``."""
     c = x.shape[3]
     kh, kw = dw.shape[0], dw.shape[1]
-    count = hlanes(x)
+    count = lanes_like(z)
     blocks = (c + count - 1) // count
     sums = empty_on_line((blocks * kh + 1) * kw * count, x)
     sums[:] = 0
-    _add_rows(x, dy, sums, row_begin, row_end, kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
+    _add_rows(z, x, dy, sums, row_begin, row_end, kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
     flat = dw.reshape(-1)
     for g in range(blocks):
         k = block_start(g * count, 0, c, count)
         for t in range(kh * kw):
-            vstore(flat, t * c + k, hload(sums, (g * kh * kw + t) * count))
+            vstore(flat, t * c + k, load_like(sums, (g * kh * kw + t) * count, z))
+
+
+@kernel
+def depthwise_nhwc_backprop_filter_avx2_rows(x, dy, dw, row_begin, row_end, stride_h, stride_w, dil_h, dil_w,
+                                             pad_top, pad_left, whole=False):
+    """The filter gradient ``dw`` ``[kh, kw, C]`` (``kw`` 3, 5 or 7; written, not added to) of the output rows
+    ``[row_begin, row_end)`` (over the batch) of the forward of ``x`` ``[N, in_h, in_w, C]`` (``C`` at least half
+    a vector) into ``dy`` ``[N, out_h, out_w, C]``, at horizontal stride 1 or 2 (undilated): in channel blocks of
+    half a vector, or with ``whole`` of a whole one (C at least a vector; 32 registers: 5-wide rows' two rows of
+    sums, five ``dy`` columns and an input column take 16 of them)."""
+    if whole:
+        _gradient_rows(vzeros(x), x, dy, dw, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
+    else:
+        _gradient_rows(hzeros(x), x, dy, dw, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
 
 
 @kernel(parallel=True)
 def depthwise_nhwc_backprop_filter_avx2_parallel(x, dy, partial, stride_h, stride_w, dil_h, dil_w, pad_top,
-                                                 pad_left):
+                                                 pad_left, whole=False):
     """The filter gradient of the output rows in ``partial.shape[0]`` parallel runs, run ``t``'s into ``partial[t]``
     (``[T, kh, kw, C]``)."""
     n_chunks = partial.shape[0]
     rows = dy.shape[0] * dy.shape[1]
     for t in prange(n_chunks):
         depthwise_nhwc_backprop_filter_avx2_rows(x, dy, partial[t], t * rows // n_chunks, (t + 1) * rows // n_chunks,
-                                                 stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
+                                                 stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, whole)
