@@ -1863,10 +1863,11 @@ DIRECT_5X5_AVX2 = [
 ]
 
 
+@pytest.mark.parametrize("vectors", ["half", "whole"])
 @pytest.mark.parametrize("threads", ["serial", "parallel"])
 @pytest.mark.parametrize("dtype", TUNED_DTYPES)
 @pytest.mark.parametrize("geometry", DIRECT_5X5_AVX2, ids=_ids)
-def test_direct_5x5_avx2_kernel_matches_reference(geometry, dtype, threads, fresh_plans, monkeypatch):
+def test_direct_5x5_avx2_kernel_matches_reference(geometry, dtype, threads, vectors, fresh_plans, monkeypatch):
     """With ``DIRECT_5X5_AVX2`` (CPUs without AVX-512) 5x5 layers take the AVX2 5x5 kernels (half-vector blocks,
     eight pixels a step): the forward at horizontal stride 1 or 2, the input gradient at stride 1 (the forward of ``dy``,
     whose pads are negative where the layer's exceed the filter's reach) or 2, on the calling thread and split; all
@@ -1878,6 +1879,7 @@ def test_direct_5x5_avx2_kernel_matches_reference(geometry, dtype, threads, fres
     s2_calls = record_calls(monkeypatch, depthwise_5x5_avx2, "depthwise_nhwc_backprop_input_5x5_s2_avx2_parallel",
                             serial="depthwise_nhwc_backprop_input_5x5_s2_avx2_rows")
     monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_AVX2", True)
+    monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_AVX2_WHOLE_VECTORS", vectors == "whole")  # from a vector of channels
     monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_AVX2_MIN_WIDTH", 1)
     monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_AVX2_S2_MIN_WIDTH", 1)
     for setting in ("PARALLEL_MIN_MACS", "NHWC_PARALLEL_MIN_MACS", "PARALLEL_MIN_BYTES"):
@@ -1915,10 +1917,11 @@ AVX2_FEW_CHANNELS = [
 ]
 
 
+@pytest.mark.parametrize("vectors", ["half", "whole"])
 @pytest.mark.parametrize("threads", ["serial", "parallel"])
 @pytest.mark.parametrize("dtype", TUNED_DTYPES)
 @pytest.mark.parametrize("geometry", AVX2_FEW_CHANNELS, ids=_ids)
-def test_avx2_kernel_takes_layers_of_few_channels(geometry, dtype, threads, fresh_plans, monkeypatch):
+def test_avx2_kernel_takes_layers_of_few_channels(geometry, dtype, threads, vectors, fresh_plans, monkeypatch):
     """With ``DIRECT_5X5_AVX2`` (CPUs without AVX-512) 3x3 layers over fewer channels than a vector (but half a vector
     or more) take the AVX2 kernel's half-vector steps: the forward at horizontal stride 1 or 2, and the input gradient
     at stride 1 (the forward of ``dy``); and so does the forward of 7x7 layers at horizontal stride 2 over few
@@ -1928,6 +1931,7 @@ def test_avx2_kernel_takes_layers_of_few_channels(geometry, dtype, threads, fres
     calls = record_calls(monkeypatch, depthwise_5x5_avx2, "depthwise_nhwc_forward_5x5_avx2_parallel",
                          serial="depthwise_nhwc_forward_5x5_avx2_rows")
     monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_AVX2", True)
+    monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_AVX2_WHOLE_VECTORS", vectors == "whole")  # from a vector of channels
     for setting in ("PARALLEL_MIN_MACS", "NHWC_PARALLEL_MIN_MACS", "PARALLEL_MIN_BYTES"):
         monkeypatch.setattr(fast_depthwise, setting, 10**18 if threads == "serial" else 0)
     x, filt, dy, args = _problem(geometry, dtype)
@@ -1955,10 +1959,11 @@ AVX2_S2_INPUT_GRADIENT = [
 ]
 
 
+@pytest.mark.parametrize("vectors", ["half", "whole"])
 @pytest.mark.parametrize("threads", ["serial", "parallel"])
 @pytest.mark.parametrize("dtype", TUNED_DTYPES)
 @pytest.mark.parametrize("geometry", AVX2_S2_INPUT_GRADIENT, ids=_ids)
-def test_avx2_s2_input_gradient_matches_reference(geometry, dtype, threads, fresh_plans, monkeypatch):
+def test_avx2_s2_input_gradient_matches_reference(geometry, dtype, threads, vectors, fresh_plans, monkeypatch):
     """With ``DIRECT_5X5_AVX2`` (CPUs without AVX-512) the input gradient at stride 2 of a 7x7 layer, or of a 3x3 one
     over fewer channels than a vector, takes the AVX2 kernel's stride-2 routine (eight pixels by half a vector a
     step), on the calling thread and split; all three ops match the reference on inputs 16 bytes past a line."""
@@ -1967,6 +1972,7 @@ def test_avx2_s2_input_gradient_matches_reference(geometry, dtype, threads, fres
     calls = record_calls(monkeypatch, depthwise_5x5_avx2, "depthwise_nhwc_backprop_input_5x5_s2_avx2_parallel",
                          serial="depthwise_nhwc_backprop_input_5x5_s2_avx2_rows")
     monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_AVX2", True)
+    monkeypatch.setattr(fast_depthwise, "DIRECT_5X5_AVX2_WHOLE_VECTORS", vectors == "whole")  # from a vector of channels
     for setting in ("PARALLEL_MIN_MACS", "NHWC_PARALLEL_MIN_MACS", "PARALLEL_MIN_BYTES"):
         monkeypatch.setattr(fast_depthwise, setting, 10**18 if threads == "serial" else 0)
     x, filt, dy, args = _problem(geometry, dtype)

@@ -17,6 +17,7 @@ from sepconv.kernels import (
     _simd,
     conv2d_direct,
     depthwise_3x3_direct,
+    depthwise_5x5_avx2,
     depthwise_multiplier,
     depthwise_small_image,
     pointwise,
@@ -494,6 +495,40 @@ def test_half_width_units_direct_conv2d_takes_filters_up_to_4_mb(shape, out_c, p
     fast, ref = _both(sepconv.conv2d, x, w, 1, "SAME")
     np.testing.assert_allclose(fast, ref, rtol=1e-4, atol=1e-3)  # sums of up to 3456 float32 products, both
     assert calls == ["_conv2d_direct" if plan == "direct" else "_conv2d_direct_streamed"]
+
+
+@pytest.mark.parametrize("shape, k, strides, dilations, forward", [
+    ((1, 8, 64, 16), 5, 1, 1, True),  # a vector of channels, rows of 64: whole vectors
+    ((1, 8, 56, 16), 5, 1, 1, False),  # rows of 56: the AVX-512 plans' kernels
+    ((1, 16, 80, 16), 5, 2, 1, False),  # stride 2 over a vector
+    ((1, 8, 72, 16), 5, 1, 2, False),  # dilated over a vector
+    ((2, 12, 40, 8), 5, 2, 1, True),  # half a vector, any stride and width: half vectors
+    ((1, 10, 40, 8), 5, 1, 2, True),
+    ((1, 16, 30, 32), 7, 2, 1, True),  # 7x7 at stride 2 over 128 bytes: whole vectors
+])
+def test_half_width_units_take_the_avx2_5x5_kernel(shape, k, strides, dilations, forward, monkeypatch):
+    """On Zen 4's plans the AVX2 5x5 kernel takes 5x5 layers over fewer channels than a vector (half vectors), over
+    a vector or more at stride 1 undilated on rows of 60 pixels or more only (whole vectors), and 7x7 layers at
+    stride 2 over few channels (whole vectors from a vector); its stride-2 input gradient takes the 7x7 and the
+    few-channel 5x5 layers.  Every op matches the reference."""
+    registers.use_wide_register_plans(True, half_width_units=True)
+    forward_calls = record_calls(monkeypatch, depthwise_5x5_avx2, "depthwise_nhwc_forward_5x5_avx2_parallel",
+                                 record=lambda args: args[-1], serial="depthwise_nhwc_forward_5x5_avx2_rows",
+                                 as_parallel=lambda args: args)
+    s2_calls = record_calls(monkeypatch, depthwise_5x5_avx2, "depthwise_nhwc_backprop_input_5x5_s2_avx2_parallel",
+                            record=lambda args: args[-1], serial="depthwise_nhwc_backprop_input_5x5_s2_avx2_rows",
+                            as_parallel=lambda args: args)
+    rng = np.random.default_rng(15)
+    x, w = rand(rng, shape, np.float32), rand(rng, (k, k, shape[3], 1), np.float32)
+    fast, ref = _both(sepconv.depthwise_conv2d, x, w, strides, "SAME", dilations=dilations)
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, w, ref, strides, "SAME", dilations=dilations)
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    whole = shape[3] >= 16
+    stride_1 = strides == 1
+    # the forward; at stride 1 the input gradient as the forward of dy, at stride 2 the stride-2 routine
+    assert forward_calls == ([whole] * (2 if stride_1 else 1) if forward else [])
+    assert s2_calls == ([whole] if strides == 2 and (k == 7 or not whole) else [])
 
 
 def test_plans_switch_both_ways():

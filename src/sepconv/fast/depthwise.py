@@ -483,6 +483,21 @@ def _direct_3x3_s2_input_gradient(dy_shape: tuple[int, ...], itemsize: int, kh: 
 # 28.8 -> 10.9, 2x29x29x10 strides (2, 1) 14.8 -> 8.1.
 DIRECT_5X5_AVX2 = False
 DIRECT_5X5_AVX2_MIN_WIDTH = 40
+# With DIRECT_5X5_AVX2_WHOLE_VECTORS that kernel runs channel blocks of whole vectors where a pixel holds one (32
+# registers, on 256-bit units: Zen 4), forward and stride-2 input gradient.
+DIRECT_5X5_AVX2_WHOLE_VECTORS = False
+# ... and with DIRECT_5X5_AVX2_WHOLE_S1_ONLY 5x5 layers over a vector of channels or more take it at horizontal stride
+# 1 undilated only, on rows of DIRECT_5X5_AVX2_WHOLE_MIN_WIDTH output pixels or more (forward; not the stride-2 input
+# gradient).  Zen 4 VM, one process, alternating, 7-9 rounds, the AVX-512 plans' kernels -> whole-vector steps: wide
+# stride-1 rows won (1x75x75x480 0.81-0.93 / input gradient 0.75-0.94, 1x66x66x432 0.91 / 0.92-0.94, 1x112x112x48
+# 0.81, 1x112x112x64 0.92 / 0.90, 2x71x71x32 0.90), 56-pixel rows lost or tied (1x56x56x144 1.01-1.14), and so did
+# strided and dilated steps (1x132x132x240 stride 2 1.28, 8x56x56x144 stride 2 1.24, 1x65x65x320 dilation 2 1.19,
+# input gradient 1x38x38x1344 stride 2 1.19).  Over fewer channels than a vector (half vectors, any stride) and for
+# 7x7 filters at stride 2 it won: 4x63x63x8 stride-2 input gradient 0.59, 4x67x67x8 0.71, 1x60x60x8 dilation 2 0.72,
+# 1x39x39x48 7x7 stride 2 0.73, 4x51x51x48 7x7 stride-2 input gradient 0.69, 2x20x20x336 0.66 (189 layers of 5x5
+# filters, of 7x7 ones at stride 2 and of few channels, geomean 0.965; 3x3 layers over 8-12 channels 0.73-1.13).
+DIRECT_5X5_AVX2_WHOLE_S1_ONLY = False
+DIRECT_5X5_AVX2_WHOLE_MIN_WIDTH = 60
 # 7x7 layers at horizontal stride 2 (undilated) over fewer than this many bytes of channels take it too (twenty-one
 # columns a filter row); one thread, us, the kernels before (small-image, direct 7x7 stride 2) -> this: 1x39x39x48
 # 95 -> 41, 1x61x61x8 54 -> 18, 1x112x112x32 251 -> 171; on more channels it won less or lost: 1x56x56x144 321 -> 269,
@@ -510,6 +525,8 @@ def _direct_5x5_avx2(in_shape: tuple[int, ...], out_shape: tuple[int, ...], item
     if not (DIRECT_5X5_AVX2 and (kh, kw) == (5, 5) and 2 * pixel_bytes >= VECTOR_BYTES
             and pixel_bytes % DIRECT_5X5_AVX2_ALIASED_PIXEL_BYTES != 0):
         return False
+    if DIRECT_5X5_AVX2_WHOLE_S1_ONLY and pixel_bytes >= VECTOR_BYTES:
+        return (stride_w, dil_w) == (1, 1) and out_shape[2] >= DIRECT_5X5_AVX2_WHOLE_MIN_WIDTH
     if stride_w == 2:
         return dil_w == 1 and out_shape[2] >= DIRECT_5X5_AVX2_S2_MIN_WIDTH
     return stride_w == 1 and out_shape[2] >= DIRECT_5X5_AVX2_MIN_WIDTH
@@ -526,6 +543,8 @@ def _direct_5x5_avx2_s2_input_gradient(dy_shape: tuple[int, ...], itemsize: int,
     """Whether the input gradient from ``dy`` of ``dy_shape`` takes the AVX2 5x5 kernel's stride-2 routine
     (undilated, 5x5 or 7x7; 3x3 on pixels of less than a vector, which the direct 3x3 kernel does not take)."""
     pixel_bytes = dy_shape[3] * itemsize
+    if kh == 5 and DIRECT_5X5_AVX2_WHOLE_S1_ONLY and pixel_bytes >= VECTOR_BYTES:
+        return False
     return (DIRECT_5X5_AVX2 and tuned(itemsize) and kh == kw and (kh in (5, 7) or (kh == 3 and pixel_bytes < VECTOR_BYTES))
             and (stride_h, stride_w, dil_h, dil_w) == (2, 2, 1, 1) and 2 * pixel_bytes >= VECTOR_BYTES)
 
@@ -785,14 +804,15 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
         return launch
     if multiplier == 1 and _direct_5x5_avx2(in_shape, out_shape, itemsize, kh, kw, stride_w, dil_w):
         avx2_chunks = chunks_of_short_images_too(rows)
+        whole = DIRECT_5X5_AVX2_WHOLE_VECTORS and in_shape[3] * itemsize >= VECTOR_BYTES
         if avx2_chunks == 1:
             def launch(x, w3, out):
-                direct_5x5_avx2.depthwise_nhwc_forward_5x5_avx2_rows(x, w3, out, 0, rows, *args)
+                direct_5x5_avx2.depthwise_nhwc_forward_5x5_avx2_rows(x, w3, out, 0, rows, *args, whole)
             return launch
 
         def launch(x, w3, out):
             with PARALLEL_LAUNCH:
-                direct_5x5_avx2.depthwise_nhwc_forward_5x5_avx2_parallel(x, w3, out, avx2_chunks, *args)
+                direct_5x5_avx2.depthwise_nhwc_forward_5x5_avx2_parallel(x, w3, out, avx2_chunks, *args, whole)
         return launch
     if multiplier == 1 and _small_image(in_shape, itemsize, kh, kw, stride_h, stride_w):
         group = _small_image_group(in_shape, stride_w)
@@ -1167,15 +1187,17 @@ def _input_gradient_launch(dy_shape: tuple[int, ...], dx_shape: tuple[int, ...],
                          min_macs=_nhwc_min_macs(m > 1))
     if _direct_5x5_avx2_s2_input_gradient(dy_shape, itemsize, g.kh, g.kw, *_geometry_ints(g)[:4]):
         pad_top, pad_left = g.pad_top, g.pad_left
+        whole = DIRECT_5X5_AVX2_WHOLE_VECTORS and dy_shape[3] * itemsize >= VECTOR_BYTES
         if n_chunks == 1:
             def launch(w3, dy, dx):
-                direct_5x5_avx2.depthwise_nhwc_backprop_input_5x5_s2_avx2_rows(w3, dy, dx, 0, rows, pad_top, pad_left)
+                direct_5x5_avx2.depthwise_nhwc_backprop_input_5x5_s2_avx2_rows(w3, dy, dx, 0, rows, pad_top, pad_left,
+                                                                               whole)
             return launch
 
         def launch(w3, dy, dx):
             with PARALLEL_LAUNCH:
                 direct_5x5_avx2.depthwise_nhwc_backprop_input_5x5_s2_avx2_parallel(w3, dy, dx, n_chunks, pad_top,
-                                                                                   pad_left)
+                                                                                   pad_left, whole)
         return launch
     if _direct_3x3_s2_input_gradient(dy_shape, itemsize, g.kh, g.kw, *_geometry_ints(g)[:4]):
         pad_top, pad_left = g.pad_top, g.pad_left

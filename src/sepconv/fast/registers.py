@@ -95,6 +95,8 @@ _WIDE = {
     (depthwise, "DIRECT_3X3"): depthwise.DIRECT_3X3,
     (depthwise, "DIRECT_3X3_DILATED_MIN_IMAGE_BYTES"): depthwise.DIRECT_3X3_DILATED_MIN_IMAGE_BYTES,
     (depthwise, "DIRECT_5X5_AVX2"): depthwise.DIRECT_5X5_AVX2,
+    (depthwise, "DIRECT_5X5_AVX2_WHOLE_VECTORS"): depthwise.DIRECT_5X5_AVX2_WHOLE_VECTORS,
+    (depthwise, "DIRECT_5X5_AVX2_WHOLE_S1_ONLY"): depthwise.DIRECT_5X5_AVX2_WHOLE_S1_ONLY,
     (depthwise, "FILTER_GRADIENT_AVX2"): depthwise.FILTER_GRADIENT_AVX2,
     (depthwise, "FILTER_GRADIENT_AVX2_7_MIN_WIDTH"): depthwise.FILTER_GRADIENT_AVX2_7_MIN_WIDTH,
     (depthwise, "FILTER_GRADIENT_AVX2_MULTIPLIER_3_WIDE"): depthwise.FILTER_GRADIENT_AVX2_MULTIPLIER_3_WIDE,
@@ -127,6 +129,8 @@ _NARROW = {
     (depthwise, "DIRECT_3X3"): True,
     (depthwise, "DIRECT_3X3_DILATED_MIN_IMAGE_BYTES"): math.inf,  # all of them, by DIRECT_3X3
     (depthwise, "DIRECT_5X5_AVX2"): True,
+    (depthwise, "DIRECT_5X5_AVX2_WHOLE_VECTORS"): False,
+    (depthwise, "DIRECT_5X5_AVX2_WHOLE_S1_ONLY"): False,
     (depthwise, "FILTER_GRADIENT_AVX2"): True,
     (depthwise, "FILTER_GRADIENT_AVX2_7_MIN_WIDTH"): 0,
     (depthwise, "FILTER_GRADIENT_AVX2_MULTIPLIER_3_WIDE"): True,
@@ -147,7 +151,8 @@ _NARROW = {
 # of the half vectors' time), and the rolling-window filter gradient (0.40-0.77; in whole vectors, 0.69-0.94 of the
 # half vectors' time; also 3-wide filters over many channels at dilation 2, 0.59-0.78), but not of 7-wide filters on
 # rows of fewer than ten pixels nor of 3-wide ones with a multiplier; the direct 3x3 kernels for dilated layers of images of
-# 2 MB or more (0.60-0.91); and NCHW layers of 5x5 and larger filters on rows of up to 16 pixels, batches of 4 or more,
+# 2 MB or more (0.60-0.91); the AVX2 5x5 kernel, in whole vectors, for few channels, 7x7 filters at stride 2 and
+# wide stride-1 rows (0.59-0.94); and NCHW layers of 5x5 and larger filters on rows of up to 16 pixels, batches of 4 or more,
 # inputs of 1 to 3.5 MB, through NHWC (0.69-0.79).  And of its own (sepconv.fast.conv2d): products with pointwise
 # filters of up to 4.5 MB, from 100 pixels, on the register-tiled kernel (0.89-0.94 of the streamed kernels' or BLAS's
 # time); the direct conv2d's filter panels whole, not in chunks (0.94-0.97), for filters of up to 4 MB (0.85-0.97 of
@@ -161,6 +166,9 @@ _WIDE_HALF_UNITS = {
     (conv2d, "DIRECT_MAX_FILTER_BYTES"): 4 * 1024 * 1024,
     (depthwise, "SMALL_IMAGE_HALF_STEPS"): True,
     (depthwise, "SMALL_IMAGE_WHOLE_STEPS"): True,
+    (depthwise, "DIRECT_5X5_AVX2"): True,
+    (depthwise, "DIRECT_5X5_AVX2_WHOLE_VECTORS"): True,
+    (depthwise, "DIRECT_5X5_AVX2_WHOLE_S1_ONLY"): True,
     (depthwise, "FILTER_GRADIENT_AVX2"): True,
     (depthwise, "FILTER_GRADIENT_AVX2_7_MIN_WIDTH"): 10,
     (depthwise, "FILTER_GRADIENT_AVX2_MULTIPLIER_3_WIDE"): False,

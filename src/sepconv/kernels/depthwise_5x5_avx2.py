@@ -66,7 +66,7 @@ from __future__ import annotations
 from numba import prange
 
 from ._jit import kernel
-from ._simd import empty_on_line, hlanes, hload, hzeros, lanes_like, load_like, opaque, vfma, vstore
+from ._simd import empty_on_line, hzeros, lanes_like, load_like, opaque, vfma, vstore, vzeros
 from ._window import block_start, interior, parity_rows, parity_steps, tap_range
 
 # Output pixels per step: their sums, a filter row's five weights and one input column take fourteen of an AVX2
@@ -92,12 +92,12 @@ def _store_eight(out, o, gap, s0, s1, s2, s3, s4, s5, s6, s7):
 
 
 @kernel
-def _filters_by_block(w, like):
-    """``w`` ``[kh, kw, C]`` (3x3, 5x5 or 7x7) laid out by channel block of half vectors, ``[blocks, kh * kw, hlanes]`` (a
-    last partial block overlapping the one before it), on a cache line."""
+def _filters_by_block(z, w, like):
+    """``w`` ``[kh, kw, C]`` (3x3, 5x5 or 7x7) laid out by channel block of vectors as wide as ``z`` (half or whole),
+    ``[blocks, kh * kw, lanes]`` (a last partial block overlapping the one before it), on a cache line."""
     kh, kw, c = w.shape
     taps = kh * kw
-    count = hlanes(like)
+    count = lanes_like(z)
     blocks = (c + count - 1) // count
     wbs = empty_on_line(blocks * taps * count, like)
     for g in range(blocks):
@@ -322,53 +322,53 @@ def step_7x7_seven(zero, x, wbs, out, o, o_gap, a, r_lo, r_hi, row_gap, gap, wt)
 def _row_taps_s2(s0, s1, s2, s3, s4, s5, s6, s7, x, a, gap, wb, wt):
     """:func:`_row_taps` at horizontal stride 2 (dilation 1): pixel ``p``'s tap ``t`` reads column ``2p + t`` of
     the nineteen the step's pixels reach (``gap`` apart), each loaded once."""
-    count = hlanes(wb)
-    w0, w1, w2 = hload(wb, wt), hload(wb, wt + count), hload(wb, wt + 2 * count)
-    w3, w4 = hload(wb, wt + 3 * count), hload(wb, wt + 4 * count)
+    count = lanes_like(s0)
+    w0, w1, w2 = load_like(wb, wt, s0), load_like(wb, wt + count, s0), load_like(wb, wt + 2 * count, s0)
+    w3, w4 = load_like(wb, wt + 3 * count, s0), load_like(wb, wt + 4 * count, s0)
     a0, a3, a6, a9 = opaque(a), opaque(a + 3 * gap), opaque(a + 6 * gap), opaque(a + 9 * gap)
     a12, a15, a18 = opaque(a + 12 * gap), opaque(a + 15 * gap), opaque(a + 18 * gap)
-    s0 = vfma(hload(x, a0), w0, s0)
-    s0 = vfma(hload(x, a0 + gap), w1, s0)
-    i = hload(x, a0 + 2 * gap)
+    s0 = vfma(load_like(x, a0, s0), w0, s0)
+    s0 = vfma(load_like(x, a0 + gap, s0), w1, s0)
+    i = load_like(x, a0 + 2 * gap, s0)
     s0, s1 = vfma(i, w2, s0), vfma(i, w0, s1)
-    i = hload(x, a3)
+    i = load_like(x, a3, s0)
     s0, s1 = vfma(i, w3, s0), vfma(i, w1, s1)
-    i = hload(x, a3 + gap)
+    i = load_like(x, a3 + gap, s0)
     s0, s1, s2 = vfma(i, w4, s0), vfma(i, w2, s1), vfma(i, w0, s2)
-    i = hload(x, a3 + 2 * gap)
+    i = load_like(x, a3 + 2 * gap, s0)
     s1, s2 = vfma(i, w3, s1), vfma(i, w1, s2)
-    i = hload(x, a6)
+    i = load_like(x, a6, s0)
     s1, s2, s3 = vfma(i, w4, s1), vfma(i, w2, s2), vfma(i, w0, s3)
-    i = hload(x, a6 + gap)
+    i = load_like(x, a6 + gap, s0)
     s2, s3 = vfma(i, w3, s2), vfma(i, w1, s3)
-    i = hload(x, a6 + 2 * gap)
+    i = load_like(x, a6 + 2 * gap, s0)
     s2, s3, s4 = vfma(i, w4, s2), vfma(i, w2, s3), vfma(i, w0, s4)
-    i = hload(x, a9)
+    i = load_like(x, a9, s0)
     s3, s4 = vfma(i, w3, s3), vfma(i, w1, s4)
-    i = hload(x, a9 + gap)
+    i = load_like(x, a9 + gap, s0)
     s3, s4, s5 = vfma(i, w4, s3), vfma(i, w2, s4), vfma(i, w0, s5)
-    i = hload(x, a9 + 2 * gap)
+    i = load_like(x, a9 + 2 * gap, s0)
     s4, s5 = vfma(i, w3, s4), vfma(i, w1, s5)
-    i = hload(x, a12)
+    i = load_like(x, a12, s0)
     s4, s5, s6 = vfma(i, w4, s4), vfma(i, w2, s5), vfma(i, w0, s6)
-    i = hload(x, a12 + gap)
+    i = load_like(x, a12 + gap, s0)
     s5, s6 = vfma(i, w3, s5), vfma(i, w1, s6)
-    i = hload(x, a12 + 2 * gap)
+    i = load_like(x, a12 + 2 * gap, s0)
     s5, s6, s7 = vfma(i, w4, s5), vfma(i, w2, s6), vfma(i, w0, s7)
-    i = hload(x, a15)
+    i = load_like(x, a15, s0)
     s6, s7 = vfma(i, w3, s6), vfma(i, w1, s7)
-    i = hload(x, a15 + gap)
+    i = load_like(x, a15 + gap, s0)
     s6, s7 = vfma(i, w4, s6), vfma(i, w2, s7)
-    s7 = vfma(hload(x, a15 + 2 * gap), w3, s7)
-    s7 = vfma(hload(x, a18), w4, s7)
+    s7 = vfma(load_like(x, a15 + 2 * gap, s0), w3, s7)
+    s7 = vfma(load_like(x, a18, s0), w4, s7)
     return s0, s1, s2, s3, s4, s5, s6, s7
 
 
 @kernel(inline=True)
-def _step_5x5_s2(x, wbs, out, o, a, r_lo, r_hi, row_gap, wt):
+def _step_5x5_s2(zero, x, wbs, out, o, a, r_lo, r_hi, row_gap, wt):
     """:func:`step_5x5` at horizontal stride 2 (undilated): eight consecutive pixels (:func:`_row_taps_s2`)."""
-    count, c = hlanes(x), out.shape[3]
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = hzeros(x)
+    count, c = lanes_like(zero), out.shape[3]
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = zero
     for r in range(r_lo, r_hi):
         s0, s1, s2, s3, s4, s5, s6, s7 = _row_taps_s2(s0, s1, s2, s3, s4, s5, s6, s7, x, a + r * row_gap, c, wbs,
                                                       wt + 5 * r * count)
@@ -377,28 +377,28 @@ def _step_5x5_s2(x, wbs, out, o, a, r_lo, r_hi, row_gap, wt):
 @kernel(inline=True)
 def _row_taps_3x3(s0, s1, s2, s3, s4, s5, s6, s7, x, a, gap, wb, wt):
     """:func:`_row_taps` of a 3x3 filter: the ten columns the eight pixels reach, each loaded once."""
-    count = hlanes(wb)
-    w0, w1, w2 = hload(wb, wt), hload(wb, wt + count), hload(wb, wt + 2 * count)
+    count = lanes_like(s0)
+    w0, w1, w2 = load_like(wb, wt, s0), load_like(wb, wt + count, s0), load_like(wb, wt + 2 * count, s0)
     a0, a3, a6, a9 = opaque(a), opaque(a + 3 * gap), opaque(a + 6 * gap), opaque(a + 9 * gap)
-    i = hload(x, a0)
+    i = load_like(x, a0, s0)
     s0 = vfma(i, w0, s0)
-    i = hload(x, a0 + gap)
+    i = load_like(x, a0 + gap, s0)
     s0, s1 = vfma(i, w1, s0), vfma(i, w0, s1)
-    i = hload(x, a0 + 2 * gap)
+    i = load_like(x, a0 + 2 * gap, s0)
     s0, s1, s2 = vfma(i, w2, s0), vfma(i, w1, s1), vfma(i, w0, s2)
-    i = hload(x, a3)
+    i = load_like(x, a3, s0)
     s1, s2, s3 = vfma(i, w2, s1), vfma(i, w1, s2), vfma(i, w0, s3)
-    i = hload(x, a3 + gap)
+    i = load_like(x, a3 + gap, s0)
     s2, s3, s4 = vfma(i, w2, s2), vfma(i, w1, s3), vfma(i, w0, s4)
-    i = hload(x, a3 + 2 * gap)
+    i = load_like(x, a3 + 2 * gap, s0)
     s3, s4, s5 = vfma(i, w2, s3), vfma(i, w1, s4), vfma(i, w0, s5)
-    i = hload(x, a6)
+    i = load_like(x, a6, s0)
     s4, s5, s6 = vfma(i, w2, s4), vfma(i, w1, s5), vfma(i, w0, s6)
-    i = hload(x, a6 + gap)
+    i = load_like(x, a6 + gap, s0)
     s5, s6, s7 = vfma(i, w2, s5), vfma(i, w1, s6), vfma(i, w0, s7)
-    i = hload(x, a6 + 2 * gap)
+    i = load_like(x, a6 + 2 * gap, s0)
     s6, s7 = vfma(i, w2, s6), vfma(i, w1, s7)
-    s7 = vfma(hload(x, a9), w2, s7)
+    s7 = vfma(load_like(x, a9, s0), w2, s7)
     return s0, s1, s2, s3, s4, s5, s6, s7
 
 
@@ -406,34 +406,34 @@ def _row_taps_3x3(s0, s1, s2, s3, s4, s5, s6, s7, x, a, gap, wb, wt):
 def _row_taps_3x3_s2(s0, s1, s2, s3, s4, s5, s6, s7, x, a, gap, wb, wt):
     """:func:`_row_taps_3x3` at horizontal stride 2: pixel ``p``'s tap ``t`` reads column ``2p + t`` of the
     seventeen the step's pixels reach, each loaded once."""
-    count = hlanes(wb)
-    w0, w1, w2 = hload(wb, wt), hload(wb, wt + count), hload(wb, wt + 2 * count)
+    count = lanes_like(s0)
+    w0, w1, w2 = load_like(wb, wt, s0), load_like(wb, wt + count, s0), load_like(wb, wt + 2 * count, s0)
     a0, a3, a6, a9 = opaque(a), opaque(a + 3 * gap), opaque(a + 6 * gap), opaque(a + 9 * gap)
     a12, a15 = opaque(a + 12 * gap), opaque(a + 15 * gap)
-    s0 = vfma(hload(x, a0), w0, s0)
-    s0 = vfma(hload(x, a0 + gap), w1, s0)
-    i = hload(x, a0 + 2 * gap)
+    s0 = vfma(load_like(x, a0, s0), w0, s0)
+    s0 = vfma(load_like(x, a0 + gap, s0), w1, s0)
+    i = load_like(x, a0 + 2 * gap, s0)
     s0, s1 = vfma(i, w2, s0), vfma(i, w0, s1)
-    s1 = vfma(hload(x, a3), w1, s1)
-    i = hload(x, a3 + gap)
+    s1 = vfma(load_like(x, a3, s0), w1, s1)
+    i = load_like(x, a3 + gap, s0)
     s1, s2 = vfma(i, w2, s1), vfma(i, w0, s2)
-    s2 = vfma(hload(x, a3 + 2 * gap), w1, s2)
-    i = hload(x, a6)
+    s2 = vfma(load_like(x, a3 + 2 * gap, s0), w1, s2)
+    i = load_like(x, a6, s0)
     s2, s3 = vfma(i, w2, s2), vfma(i, w0, s3)
-    s3 = vfma(hload(x, a6 + gap), w1, s3)
-    i = hload(x, a6 + 2 * gap)
+    s3 = vfma(load_like(x, a6 + gap, s0), w1, s3)
+    i = load_like(x, a6 + 2 * gap, s0)
     s3, s4 = vfma(i, w2, s3), vfma(i, w0, s4)
-    s4 = vfma(hload(x, a9), w1, s4)
-    i = hload(x, a9 + gap)
+    s4 = vfma(load_like(x, a9, s0), w1, s4)
+    i = load_like(x, a9 + gap, s0)
     s4, s5 = vfma(i, w2, s4), vfma(i, w0, s5)
-    s5 = vfma(hload(x, a9 + 2 * gap), w1, s5)
-    i = hload(x, a12)
+    s5 = vfma(load_like(x, a9 + 2 * gap, s0), w1, s5)
+    i = load_like(x, a12, s0)
     s5, s6 = vfma(i, w2, s5), vfma(i, w0, s6)
-    s6 = vfma(hload(x, a12 + gap), w1, s6)
-    i = hload(x, a12 + 2 * gap)
+    s6 = vfma(load_like(x, a12 + gap, s0), w1, s6)
+    i = load_like(x, a12 + 2 * gap, s0)
     s6, s7 = vfma(i, w2, s6), vfma(i, w0, s7)
-    s7 = vfma(hload(x, a15), w1, s7)
-    s7 = vfma(hload(x, a15 + gap), w2, s7)
+    s7 = vfma(load_like(x, a15, s0), w1, s7)
+    s7 = vfma(load_like(x, a15 + gap, s0), w2, s7)
     return s0, s1, s2, s3, s4, s5, s6, s7
 
 
@@ -441,58 +441,59 @@ def _row_taps_3x3_s2(s0, s1, s2, s3, s4, s5, s6, s7, x, a, gap, wb, wt):
 def _row_taps_7x7_s2(s0, s1, s2, s3, s4, s5, s6, s7, x, a, gap, wb, wt):
     """:func:`_row_taps_s2` of a 7x7 filter: pixel ``p``'s tap ``t`` reads column ``2p + t`` of the twenty-one the
     step's pixels reach, each loaded once (eight sums, seven weights and the column: the sixteen registers)."""
-    count = hlanes(wb)
-    w0, w1, w2 = hload(wb, wt), hload(wb, wt + count), hload(wb, wt + 2 * count)
-    w3, w4, w5, w6 = hload(wb, wt + 3 * count), hload(wb, wt + 4 * count), hload(wb, wt + 5 * count), hload(wb, wt + 6 * count)
+    count = lanes_like(s0)
+    w0, w1, w2 = load_like(wb, wt, s0), load_like(wb, wt + count, s0), load_like(wb, wt + 2 * count, s0)
+    w3, w4 = load_like(wb, wt + 3 * count, s0), load_like(wb, wt + 4 * count, s0)
+    w5, w6 = load_like(wb, wt + 5 * count, s0), load_like(wb, wt + 6 * count, s0)
     a0, a3, a6, a9 = opaque(a), opaque(a + 3 * gap), opaque(a + 6 * gap), opaque(a + 9 * gap)
     a12, a15, a18 = opaque(a + 12 * gap), opaque(a + 15 * gap), opaque(a + 18 * gap)
-    s0 = vfma(hload(x, a0), w0, s0)
-    s0 = vfma(hload(x, a0 + gap), w1, s0)
-    i = hload(x, a0 + 2 * gap)
+    s0 = vfma(load_like(x, a0, s0), w0, s0)
+    s0 = vfma(load_like(x, a0 + gap, s0), w1, s0)
+    i = load_like(x, a0 + 2 * gap, s0)
     s0, s1 = vfma(i, w2, s0), vfma(i, w0, s1)
-    i = hload(x, a3)
+    i = load_like(x, a3, s0)
     s0, s1 = vfma(i, w3, s0), vfma(i, w1, s1)
-    i = hload(x, a3 + gap)
+    i = load_like(x, a3 + gap, s0)
     s0, s1, s2 = vfma(i, w4, s0), vfma(i, w2, s1), vfma(i, w0, s2)
-    i = hload(x, a3 + 2 * gap)
+    i = load_like(x, a3 + 2 * gap, s0)
     s0, s1, s2 = vfma(i, w5, s0), vfma(i, w3, s1), vfma(i, w1, s2)
-    i = hload(x, a6)
+    i = load_like(x, a6, s0)
     s0, s1, s2, s3 = vfma(i, w6, s0), vfma(i, w4, s1), vfma(i, w2, s2), vfma(i, w0, s3)
-    i = hload(x, a6 + gap)
+    i = load_like(x, a6 + gap, s0)
     s1, s2, s3 = vfma(i, w5, s1), vfma(i, w3, s2), vfma(i, w1, s3)
-    i = hload(x, a6 + 2 * gap)
+    i = load_like(x, a6 + 2 * gap, s0)
     s1, s2, s3, s4 = vfma(i, w6, s1), vfma(i, w4, s2), vfma(i, w2, s3), vfma(i, w0, s4)
-    i = hload(x, a9)
+    i = load_like(x, a9, s0)
     s2, s3, s4 = vfma(i, w5, s2), vfma(i, w3, s3), vfma(i, w1, s4)
-    i = hload(x, a9 + gap)
+    i = load_like(x, a9 + gap, s0)
     s2, s3, s4, s5 = vfma(i, w6, s2), vfma(i, w4, s3), vfma(i, w2, s4), vfma(i, w0, s5)
-    i = hload(x, a9 + 2 * gap)
+    i = load_like(x, a9 + 2 * gap, s0)
     s3, s4, s5 = vfma(i, w5, s3), vfma(i, w3, s4), vfma(i, w1, s5)
-    i = hload(x, a12)
+    i = load_like(x, a12, s0)
     s3, s4, s5, s6 = vfma(i, w6, s3), vfma(i, w4, s4), vfma(i, w2, s5), vfma(i, w0, s6)
-    i = hload(x, a12 + gap)
+    i = load_like(x, a12 + gap, s0)
     s4, s5, s6 = vfma(i, w5, s4), vfma(i, w3, s5), vfma(i, w1, s6)
-    i = hload(x, a12 + 2 * gap)
+    i = load_like(x, a12 + 2 * gap, s0)
     s4, s5, s6, s7 = vfma(i, w6, s4), vfma(i, w4, s5), vfma(i, w2, s6), vfma(i, w0, s7)
-    i = hload(x, a15)
+    i = load_like(x, a15, s0)
     s5, s6, s7 = vfma(i, w5, s5), vfma(i, w3, s6), vfma(i, w1, s7)
-    i = hload(x, a15 + gap)
+    i = load_like(x, a15 + gap, s0)
     s5, s6, s7 = vfma(i, w6, s5), vfma(i, w4, s6), vfma(i, w2, s7)
-    i = hload(x, a15 + 2 * gap)
+    i = load_like(x, a15 + 2 * gap, s0)
     s6, s7 = vfma(i, w5, s6), vfma(i, w3, s7)
-    i = hload(x, a18)
+    i = load_like(x, a18, s0)
     s6, s7 = vfma(i, w6, s6), vfma(i, w4, s7)
-    s7 = vfma(hload(x, a18 + gap), w5, s7)
-    s7 = vfma(hload(x, a18 + 2 * gap), w6, s7)
+    s7 = vfma(load_like(x, a18 + gap, s0), w5, s7)
+    s7 = vfma(load_like(x, a18 + 2 * gap, s0), w6, s7)
     return s0, s1, s2, s3, s4, s5, s6, s7
 
 
 @kernel(inline=True)
-def _step_7x7_s2(x, wbs, out, o, a, r_lo, r_hi, row_gap, wt):
+def _step_7x7_s2(zero, x, wbs, out, o, a, r_lo, r_hi, row_gap, wt):
     """Eight consecutive output pixels of a 7x7 filter at horizontal stride 2 (undilated), as :func:`_step_5x5_s2`
     (:func:`_row_taps_7x7_s2`)."""
-    count, c = hlanes(x), out.shape[3]
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = hzeros(x)
+    count, c = lanes_like(zero), out.shape[3]
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = zero
     for r in range(r_lo, r_hi):
         s0, s1, s2, s3, s4, s5, s6, s7 = _row_taps_7x7_s2(s0, s1, s2, s3, s4, s5, s6, s7, x, a + r * row_gap, c, wbs,
                                                           wt + 7 * r * count)
@@ -500,11 +501,11 @@ def _step_7x7_s2(x, wbs, out, o, a, r_lo, r_hi, row_gap, wt):
 
 
 @kernel(inline=True)
-def _step_3x3(x, wbs, out, o, o_gap, a, r_lo, r_hi, row_gap, gap, wt, stride_w):
+def _step_3x3(zero, x, wbs, out, o, o_gap, a, r_lo, r_hi, row_gap, gap, wt, stride_w):
     """Eight output pixels of a 3x3 filter, as :func:`step_5x5` (horizontal stride 1, pixels ``o_gap`` apart) or
     :func:`_step_5x5_s2` (stride 2, consecutive)."""
-    count = hlanes(x)
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = hzeros(x)
+    count = lanes_like(zero)
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = zero
     for r in range(r_lo, r_hi):
         if stride_w == 1:
             s0, s1, s2, s3, s4, s5, s6, s7 = _row_taps_3x3(s0, s1, s2, s3, s4, s5, s6, s7, x, a + r * row_gap, gap,
@@ -516,11 +517,11 @@ def _step_3x3(x, wbs, out, o, o_gap, a, r_lo, r_hi, row_gap, gap, wt, stride_w):
 
 
 @kernel
-def _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, stride_w, dil_w, pad_left, kw):
+def _pixel(z, x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, stride_w, dil_w, pad_left, kw):
     """Output pixel ``j`` of one row (as :func:`_steps`), every channel block, the taps of its window (``kw`` wide)
     inside the input only."""
     c = out.shape[3]
-    count = hlanes(x)
+    count = lanes_like(z)
     blocks = (c + count - 1) // count
     taps = kw * kw
     iw0 = j * stride_w - pad_left
@@ -529,14 +530,14 @@ def _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, stride_w, di
     while g + 4 <= blocks:  # four blocks at once: four chains of sums, not one
         k0, k1 = block_start(g * count, 0, c, count), block_start((g + 1) * count, 0, c, count)
         k2, k3 = block_start((g + 2) * count, 0, c, count), block_start((g + 3) * count, 0, c, count)
-        a0 = a1 = a2 = a3 = hzeros(x)
+        a0 = a1 = a2 = a3 = z
         for r in range(r_lo, r_hi):
             for t in range(t_lo, t_hi):
                 i, wt = x_row + r * row_gap + (iw0 + t * dil_w) * c, (taps * g + kw * r + t) * count
-                a0 = vfma(hload(x, i + k0), hload(wbs, wt), a0)
-                a1 = vfma(hload(x, i + k1), hload(wbs, wt + taps * count), a1)
-                a2 = vfma(hload(x, i + k2), hload(wbs, wt + 2 * taps * count), a2)
-                a3 = vfma(hload(x, i + k3), hload(wbs, wt + 3 * taps * count), a3)
+                a0 = vfma(load_like(x, i + k0, z), load_like(wbs, wt, z), a0)
+                a1 = vfma(load_like(x, i + k1, z), load_like(wbs, wt + taps * count, z), a1)
+                a2 = vfma(load_like(x, i + k2, z), load_like(wbs, wt + 2 * taps * count, z), a2)
+                a3 = vfma(load_like(x, i + k3, z), load_like(wbs, wt + 3 * taps * count, z), a3)
         o = o_row + j * c
         vstore(out, o + k0, a0)
         vstore(out, o + k1, a1)
@@ -545,16 +546,16 @@ def _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, stride_w, di
         g += 4
     for h in range(g, blocks):
         k = block_start(h * count, 0, c, count)
-        acc = hzeros(x)
+        acc = z
         for r in range(r_lo, r_hi):
             for t in range(t_lo, t_hi):
-                acc = vfma(hload(x, x_row + r * row_gap + (iw0 + t * dil_w) * c + k),
-                           hload(wbs, (taps * h + kw * r + t) * count), acc)
+                acc = vfma(load_like(x, x_row + r * row_gap + (iw0 + t * dil_w) * c + k, z),
+                           load_like(wbs, (taps * h + kw * r + t) * count, z), acc)
         vstore(out, o_row + j * c + k, acc)
 
 
 @kernel
-def _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, stride_w, dil_w, pad_left, kw):
+def _steps(z, x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, stride_w, dil_w, pad_left, kw):
     """The interior pixels ``[j_lo, j_hi)`` of one output row in steps of eight pixels, each step for every channel
     block in turn: at stride 1 a horizontal dilation apart (so that, as at dilation 1, pixel ``p``'s tap ``t`` reads
     column ``p + t`` of the step's twelve; a ``kw`` = 3 filter's: ten), phase by phase of the dilation; at stride 2
@@ -563,7 +564,7 @@ def _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, stride_w,
     ``o_row + j * C``; its filter row ``r`` reads ``x`` from ``x_row + r * row_gap + (j * stride_w - pad_left) * C``,
     for ``r`` in ``[r_lo, r_hi)``; the filters are laid out by block in ``wbs`` (``[blocks, kw * kw, hlanes]``)."""
     c = out.shape[3]
-    count = hlanes(x)
+    count = lanes_like(z)
     blocks = (c + count - 1) // count
     step_gap = dil_w if stride_w == 1 else 1  # the step's pixels are this many apart
     gap = step_gap * c
@@ -571,7 +572,7 @@ def _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, stride_w,
         last = phase + (j_hi - 1 - phase) // step_gap * step_gap  # the phase's last pixel
         if last - phase < (STEP_PIXELS - 1) * step_gap:
             for j in range(phase, last + 1, step_gap):
-                _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, x.shape[2], stride_w, dil_w, pad_left, kw)
+                _pixel(z, x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, x.shape[2], stride_w, dil_w, pad_left, kw)
             continue
         j0 = phase
         while j0 <= last:
@@ -580,19 +581,19 @@ def _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, stride_w,
                 k = block_start(g * count, 0, c, count)
                 o, a = o_row + j * c + k, x_row + (j * stride_w - pad_left) * c + k
                 if kw == 7:  # stride 2 only
-                    _step_7x7_s2(x, wbs, out, o, a, r_lo, r_hi, row_gap, 49 * g * count)
+                    _step_7x7_s2(z, x, wbs, out, o, a, r_lo, r_hi, row_gap, 49 * g * count)
                 elif kw == 3:
-                    _step_3x3(x, wbs, out, o, gap if stride_w == 1 else c, a, r_lo, r_hi, row_gap, gap, 9 * g * count,
+                    _step_3x3(z, x, wbs, out, o, gap if stride_w == 1 else c, a, r_lo, r_hi, row_gap, gap, 9 * g * count,
                               stride_w)
                 elif stride_w == 1:
-                    step_5x5(hzeros(x), x, wbs, out, o, gap, a, r_lo, r_hi, row_gap, gap, 25 * g * count)
+                    step_5x5(z, x, wbs, out, o, gap, a, r_lo, r_hi, row_gap, gap, 25 * g * count)
                 else:
-                    _step_5x5_s2(x, wbs, out, o, a, r_lo, r_hi, row_gap, 25 * g * count)
+                    _step_5x5_s2(z, x, wbs, out, o, a, r_lo, r_hi, row_gap, 25 * g * count)
             j0 += STEP_PIXELS * step_gap
 
 
 @kernel
-def _output_rows(x, wbs, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, kw):
+def _output_rows(z, x, wbs, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, kw):
     """Output rows ``[row_begin, row_end)`` (counted over the batch) of every channel block, a ``kw`` x ``kw`` filter."""
     in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
     out_h, out_w = out.shape[1], out.shape[2]
@@ -605,47 +606,58 @@ def _output_rows(x, wbs, out, row_begin, row_end, stride_h, stride_w, dil_h, dil
         x_row = (b * in_h + ih0) * in_w * c  # may be negative: filter rows r_lo and on are inside the input
         row_gap = dil_h * in_w * c
         for j in range(j_lo):
-            _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, stride_w, dil_w, pad_left, kw)
-        _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, stride_w, dil_w, pad_left, kw)
+            _pixel(z, x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, stride_w, dil_w, pad_left, kw)
+        _steps(z, x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, stride_w, dil_w, pad_left, kw)
         for j in range(j_hi, out_w):
-            _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, stride_w, dil_w, pad_left, kw)
+            _pixel(z, x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, stride_w, dil_w, pad_left, kw)
 
 
 @kernel
 def depthwise_nhwc_forward_5x5_avx2_rows(x, w, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top,
-                                         pad_left):
+                                         pad_left, whole=False):
     """Output rows ``[row_begin, row_end)`` (over the batch) of the forward of ``x`` ``[N, in_h, in_w, C]`` (``C`` at
     least half a vector) with ``w`` ``[5, 5, C]`` (or ``[3, 3, C]``) into ``out`` ``[N, out_h, out_w, C]``, horizontal
-    stride 1, or 2 at horizontal dilation 1; or ``[7, 7, C]`` at horizontal stride 2 (undilated) only."""
-    wbs = _filters_by_block(w, x)
+    stride 1, or 2 at horizontal dilation 1; or ``[7, 7, C]`` at horizontal stride 2 (undilated) only.  In channel
+    blocks of half a vector, or with ``whole`` of a whole one (``C`` at least a vector)."""
+    if whole:
+        _forward_rows(vzeros(x), x, w, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
+    else:
+        _forward_rows(hzeros(x), x, w, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
+
+
+@kernel
+def _forward_rows(z, x, w, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
+    """:func:`depthwise_nhwc_forward_5x5_avx2_rows` in channel blocks as wide as ``z``."""
+    wbs = _filters_by_block(z, w, x)
     # constants, for LLVM to fold into the steps
     if w.shape[0] == 7:  # horizontal stride 2, undilated
         if stride_h == 2 and dil_h == 1:
-            _output_rows(x, wbs, out, row_begin, row_end, 2, 2, 1, 1, pad_top, pad_left, 7)
+            _output_rows(z, x, wbs, out, row_begin, row_end, 2, 2, 1, 1, pad_top, pad_left, 7)
         else:
-            _output_rows(x, wbs, out, row_begin, row_end, stride_h, 2, dil_h, 1, pad_top, pad_left, 7)
+            _output_rows(z, x, wbs, out, row_begin, row_end, stride_h, 2, dil_h, 1, pad_top, pad_left, 7)
     elif w.shape[0] == 3:
         if stride_h == stride_w == dil_h == dil_w == 1:
-            _output_rows(x, wbs, out, row_begin, row_end, 1, 1, 1, 1, pad_top, pad_left, 3)
+            _output_rows(z, x, wbs, out, row_begin, row_end, 1, 1, 1, 1, pad_top, pad_left, 3)
         elif stride_h == stride_w == 2 and dil_h == dil_w == 1:
-            _output_rows(x, wbs, out, row_begin, row_end, 2, 2, 1, 1, pad_top, pad_left, 3)
+            _output_rows(z, x, wbs, out, row_begin, row_end, 2, 2, 1, 1, pad_top, pad_left, 3)
         else:
-            _output_rows(x, wbs, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, 3)
+            _output_rows(z, x, wbs, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, 3)
     elif stride_h == stride_w == dil_h == dil_w == 1:
-        _output_rows(x, wbs, out, row_begin, row_end, 1, 1, 1, 1, pad_top, pad_left, 5)
+        _output_rows(z, x, wbs, out, row_begin, row_end, 1, 1, 1, 1, pad_top, pad_left, 5)
     elif stride_h == stride_w == 2 and dil_h == dil_w == 1:
-        _output_rows(x, wbs, out, row_begin, row_end, 2, 2, 1, 1, pad_top, pad_left, 5)
+        _output_rows(z, x, wbs, out, row_begin, row_end, 2, 2, 1, 1, pad_top, pad_left, 5)
     else:
-        _output_rows(x, wbs, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, 5)
+        _output_rows(z, x, wbs, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, 5)
 
 
 @kernel(parallel=True)
-def depthwise_nhwc_forward_5x5_avx2_parallel(x, w, out, n_chunks, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
+def depthwise_nhwc_forward_5x5_avx2_parallel(x, w, out, n_chunks, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left,
+                                             whole=False):
     """:func:`depthwise_nhwc_forward_5x5_avx2_rows` over all output rows, in ``n_chunks`` parallel runs."""
     rows = out.shape[0] * out.shape[1]
     for t in prange(n_chunks):
         depthwise_nhwc_forward_5x5_avx2_rows(x, w, out, t * rows // n_chunks, (t + 1) * rows // n_chunks, stride_h,
-                                             stride_w, dil_h, dil_w, pad_top, pad_left)
+                                             stride_w, dil_h, dil_w, pad_top, pad_left, whole)
 
 
 # --------------------------------------------------------------------------- the input gradient at stride 2
@@ -657,21 +669,21 @@ def _s2_row_taps(s0, s1, s2, s3, s4, s5, s6, s7, dy, a, gap, wb, wt):
     the stride-2 forward's padded input (``m``: the ``dy`` column two past ``a``, columns ``gap`` apart): pixel
     ``2m + 2q`` takes taps 0, 2 and 4 of ``dy`` columns ``m + q``, ``m + q - 1`` and ``m + q - 2``, pixel
     ``2m + 2q + 1`` taps 1 and 3 of columns ``m + q`` and ``m + q - 1``; the six columns loaded once each."""
-    count = hlanes(wb)
-    w0, w1, w2 = hload(wb, wt), hload(wb, wt + count), hload(wb, wt + 2 * count)
-    w3, w4 = hload(wb, wt + 3 * count), hload(wb, wt + 4 * count)
+    count = lanes_like(s0)
+    w0, w1, w2 = load_like(wb, wt, s0), load_like(wb, wt + count, s0), load_like(wb, wt + 2 * count, s0)
+    w3, w4 = load_like(wb, wt + 3 * count, s0), load_like(wb, wt + 4 * count, s0)
     a0, a3 = opaque(a), opaque(a + 3 * gap)
-    i = hload(dy, a0)
+    i = load_like(dy, a0, s0)
     s0 = vfma(i, w4, s0)
-    i = hload(dy, a0 + gap)
+    i = load_like(dy, a0 + gap, s0)
     s0, s1, s2 = vfma(i, w2, s0), vfma(i, w3, s1), vfma(i, w4, s2)
-    i = hload(dy, a0 + 2 * gap)
+    i = load_like(dy, a0 + 2 * gap, s0)
     s0, s1, s2, s3, s4 = vfma(i, w0, s0), vfma(i, w1, s1), vfma(i, w2, s2), vfma(i, w3, s3), vfma(i, w4, s4)
-    i = hload(dy, a3)
+    i = load_like(dy, a3, s0)
     s2, s3, s4, s5, s6 = vfma(i, w0, s2), vfma(i, w1, s3), vfma(i, w2, s4), vfma(i, w3, s5), vfma(i, w4, s6)
-    i = hload(dy, a3 + gap)
+    i = load_like(dy, a3 + gap, s0)
     s4, s5, s6, s7 = vfma(i, w0, s4), vfma(i, w1, s5), vfma(i, w2, s6), vfma(i, w3, s7)
-    i = hload(dy, a3 + 2 * gap)
+    i = load_like(dy, a3 + 2 * gap, s0)
     s6, s7 = vfma(i, w0, s6), vfma(i, w1, s7)
     return s0, s1, s2, s3, s4, s5, s6, s7
 
@@ -681,18 +693,18 @@ def _s2_row_taps3(s0, s1, s2, s3, s4, s5, s6, s7, dy, a, gap, wb, wt):
     """As :func:`_s2_row_taps`, a filter row three wide (``m``: the ``dy`` column one past ``a``): pixel ``2m + 2q``
     takes taps 0 and 2 of ``dy`` columns ``m + q`` and ``m + q - 1``, pixel ``2m + 2q + 1`` tap 1 of column ``m + q``;
     the five columns loaded once each (eight loads per twelve multiply-adds)."""
-    count = hlanes(wb)
-    w0, w1, w2 = hload(wb, wt), hload(wb, wt + count), hload(wb, wt + 2 * count)
+    count = lanes_like(s0)
+    w0, w1, w2 = load_like(wb, wt, s0), load_like(wb, wt + count, s0), load_like(wb, wt + 2 * count, s0)
     a0, a3 = opaque(a), opaque(a + 3 * gap)
-    i = hload(dy, a0)
+    i = load_like(dy, a0, s0)
     s0 = vfma(i, w2, s0)
-    i = hload(dy, a0 + gap)
+    i = load_like(dy, a0 + gap, s0)
     s0, s1, s2 = vfma(i, w0, s0), vfma(i, w1, s1), vfma(i, w2, s2)
-    i = hload(dy, a0 + 2 * gap)
+    i = load_like(dy, a0 + 2 * gap, s0)
     s2, s3, s4 = vfma(i, w0, s2), vfma(i, w1, s3), vfma(i, w2, s4)
-    i = hload(dy, a3)
+    i = load_like(dy, a3, s0)
     s4, s5, s6 = vfma(i, w0, s4), vfma(i, w1, s5), vfma(i, w2, s6)
-    i = hload(dy, a3 + gap)
+    i = load_like(dy, a3 + gap, s0)
     s6, s7 = vfma(i, w0, s6), vfma(i, w1, s7)
     return s0, s1, s2, s3, s4, s5, s6, s7
 
@@ -703,55 +715,56 @@ def _s2_row_taps7(s0, s1, s2, s3, s4, s5, s6, s7, dy, a, gap, wb, wt):
     takes taps 0, 2, 4 and 6 of ``dy`` columns ``m + q`` down to ``m + q - 3``, pixel ``2m + 2q + 1`` taps 1, 3 and 5
     of columns ``m + q`` down to ``m + q - 2``; the seven columns loaded once each (fourteen loads per 28
     multiply-adds; eight sums, seven weights and the column: the sixteen registers)."""
-    count = hlanes(wb)
-    w0, w1, w2 = hload(wb, wt), hload(wb, wt + count), hload(wb, wt + 2 * count)
-    w3, w4, w5, w6 = hload(wb, wt + 3 * count), hload(wb, wt + 4 * count), hload(wb, wt + 5 * count), hload(wb, wt + 6 * count)
+    count = lanes_like(s0)
+    w0, w1, w2 = load_like(wb, wt, s0), load_like(wb, wt + count, s0), load_like(wb, wt + 2 * count, s0)
+    w3, w4 = load_like(wb, wt + 3 * count, s0), load_like(wb, wt + 4 * count, s0)
+    w5, w6 = load_like(wb, wt + 5 * count, s0), load_like(wb, wt + 6 * count, s0)
     a0, a3, a6 = opaque(a), opaque(a + 3 * gap), opaque(a + 6 * gap)
-    i = hload(dy, a0)
+    i = load_like(dy, a0, s0)
     s0 = vfma(i, w6, s0)
-    i = hload(dy, a0 + gap)
+    i = load_like(dy, a0 + gap, s0)
     s0, s1, s2 = vfma(i, w4, s0), vfma(i, w5, s1), vfma(i, w6, s2)
-    i = hload(dy, a0 + 2 * gap)
+    i = load_like(dy, a0 + 2 * gap, s0)
     s0, s1, s2, s3, s4 = vfma(i, w2, s0), vfma(i, w3, s1), vfma(i, w4, s2), vfma(i, w5, s3), vfma(i, w6, s4)
-    i = hload(dy, a3)
+    i = load_like(dy, a3, s0)
     s0, s1, s2, s3 = vfma(i, w0, s0), vfma(i, w1, s1), vfma(i, w2, s2), vfma(i, w3, s3)
     s4, s5, s6 = vfma(i, w4, s4), vfma(i, w5, s5), vfma(i, w6, s6)
-    i = hload(dy, a3 + gap)
+    i = load_like(dy, a3 + gap, s0)
     s2, s3, s4, s5, s6, s7 = vfma(i, w0, s2), vfma(i, w1, s3), vfma(i, w2, s4), vfma(i, w3, s5), vfma(i, w4, s6), vfma(i, w5, s7)
-    i = hload(dy, a3 + 2 * gap)
+    i = load_like(dy, a3 + 2 * gap, s0)
     s4, s5, s6, s7 = vfma(i, w0, s4), vfma(i, w1, s5), vfma(i, w2, s6), vfma(i, w3, s7)
-    i = hload(dy, a6)
+    i = load_like(dy, a6, s0)
     s6, s7 = vfma(i, w0, s6), vfma(i, w1, s7)
     return s0, s1, s2, s3, s4, s5, s6, s7
 
 
 @kernel
-def _s2_pixel(dy, wbs, dx, o, dy_row, row_gap, r_first, r_end, u, out_w, kw):
+def _s2_pixel(z, dy, wbs, dx, o, dy_row, row_gap, r_first, r_end, u, out_w, kw):
     """Input-gradient pixel at padded column ``u``, flat index ``o`` of ``dx``, every channel block: filter rows
     ``r_first, r_first + 2, ... < r_end`` (``dy`` row of filter row ``r`` at ``dy_row - r // 2 * row_gap``, rows
     inside ``dy`` only), the taps whose ``dy`` column is inside ``dy``; a square filter ``kw`` wide."""
     c = dx.shape[3]
-    count = hlanes(dy)
+    count = lanes_like(z)
     taps = kw * kw
     for g in range((c + count - 1) // count):
         k = block_start(g * count, 0, c, count)
-        acc = hzeros(dy)
+        acc = z
         for r in range(r_first, r_end, 2):
             for t in range(u % 2, kw, 2):
                 j = (u - t) // 2
                 if 0 <= j < out_w:
-                    acc = vfma(hload(dy, dy_row - r // 2 * row_gap + j * c + k),
-                               hload(wbs, (taps * g + kw * r + t) * count), acc)
+                    acc = vfma(load_like(dy, dy_row - r // 2 * row_gap + j * c + k, z),
+                               load_like(wbs, (taps * g + kw * r + t) * count, z), acc)
         vstore(dx, o + k, acc)
 
 
 @kernel
-def _s2_input_gradient_rows(dy, wbs, dx, row_begin, row_end, pad_top, pad_left, kw):
+def _s2_input_gradient_rows(z, dy, wbs, dx, row_begin, row_end, pad_top, pad_left, kw):
     """Input-gradient rows ``[row_begin, row_end)`` (over the batch) of a stride-2 layer of a square filter ``kw``
     (3, 5 or 7) wide, every channel block."""
     out_h, out_w, c = dy.shape[1], dy.shape[2], dy.shape[3]
     in_h, in_w = dx.shape[1], dx.shape[2]
-    count = hlanes(dy)
+    count = lanes_like(z)
     blocks = (c + count - 1) // count
     taps = kw * kw
     reach = (kw - 1) // 2  # a step from dy column m reads columns m - reach .. m + 3
@@ -771,7 +784,7 @@ def _s2_input_gradient_rows(dy, wbs, dx, row_begin, row_end, pad_top, pad_left, 
         for xx in range(in_w):
             u = xx + pad_left
             if u < u_steps_lo or u >= u_steps_hi:
-                _s2_pixel(dy, wbs, dx, o_row + xx * c, dy_row, row_gap, r_lo, r_end, u, out_w, kw)
+                _s2_pixel(z, dy, wbs, dx, o_row + xx * c, dy_row, row_gap, r_lo, r_end, u, out_w, kw)
         if not steps:
             continue
         m0 = m_lo
@@ -779,7 +792,7 @@ def _s2_input_gradient_rows(dy, wbs, dx, row_begin, row_end, pad_top, pad_left, 
             m = min(m0, m_last)  # the last step overlaps the one before it
             for g in range(blocks):
                 k = block_start(g * count, 0, c, count)
-                s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = hzeros(dy)
+                s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = z
                 a = dy_row + (m - reach) * c + k
                 for r in range(r_lo, r_end, 2):
                     if kw == 7:
@@ -800,27 +813,37 @@ def _s2_input_gradient_rows(dy, wbs, dx, row_begin, row_end, pad_top, pad_left, 
 
 
 @kernel
-def depthwise_nhwc_backprop_input_5x5_s2_avx2_rows(w, dy, dx, row_begin, row_end, pad_top, pad_left):
+def depthwise_nhwc_backprop_input_5x5_s2_avx2_rows(w, dy, dx, row_begin, row_end, pad_top, pad_left, whole=False):
     """Rows ``[row_begin, row_end)`` (over the batch) of the input gradient ``dx`` ``[N, in_h, in_w, C]`` of a
     stride-2 layer (dilation 1) with filter ``w`` ``[5, 5, C]`` (also ``[7, 7, C]``, or ``[3, 3, C]``; ``C`` at least
     half a vector), from ``dy`` ``[N, out_h, out_w, C]``: per ``dx`` row the filter rows of its parity, eight pixels
     per step (six ``dy`` columns, :func:`_s2_row_taps`: eleven loads per twenty multiply-adds; seven of a 7x7 filter,
-    :func:`_s2_row_taps7`; five of a 3x3, :func:`_s2_row_taps3`), the pixels left one at a time."""
-    wbs = _filters_by_block(w, dy)
+    :func:`_s2_row_taps7`; five of a 3x3, :func:`_s2_row_taps3`), the pixels left one at a time.  In channel blocks
+    of half a vector, or with ``whole`` of a whole one (``C`` at least a vector)."""
+    if whole:
+        _s2_input_gradient(vzeros(dy), w, dy, dx, row_begin, row_end, pad_top, pad_left)
+    else:
+        _s2_input_gradient(hzeros(dy), w, dy, dx, row_begin, row_end, pad_top, pad_left)
+
+
+@kernel
+def _s2_input_gradient(z, w, dy, dx, row_begin, row_end, pad_top, pad_left):
+    """:func:`depthwise_nhwc_backprop_input_5x5_s2_avx2_rows` in channel blocks as wide as ``z``."""
+    wbs = _filters_by_block(z, w, dy)
     # the filter width as a constant, for LLVM to fold into the steps
     if w.shape[0] == 7:
-        _s2_input_gradient_rows(dy, wbs, dx, row_begin, row_end, pad_top, pad_left, 7)
+        _s2_input_gradient_rows(z, dy, wbs, dx, row_begin, row_end, pad_top, pad_left, 7)
     elif w.shape[0] == 3:
-        _s2_input_gradient_rows(dy, wbs, dx, row_begin, row_end, pad_top, pad_left, 3)
+        _s2_input_gradient_rows(z, dy, wbs, dx, row_begin, row_end, pad_top, pad_left, 3)
     else:
-        _s2_input_gradient_rows(dy, wbs, dx, row_begin, row_end, pad_top, pad_left, 5)
+        _s2_input_gradient_rows(z, dy, wbs, dx, row_begin, row_end, pad_top, pad_left, 5)
 
 
 @kernel(parallel=True)
-def depthwise_nhwc_backprop_input_5x5_s2_avx2_parallel(w, dy, dx, n_chunks, pad_top, pad_left):
+def depthwise_nhwc_backprop_input_5x5_s2_avx2_parallel(w, dy, dx, n_chunks, pad_top, pad_left, whole=False):
     """:func:`depthwise_nhwc_backprop_input_5x5_s2_avx2_rows` over all rows of ``dx``, in ``n_chunks`` parallel
     runs."""
     rows = dx.shape[0] * dx.shape[1]
     for t in prange(n_chunks):
         depthwise_nhwc_backprop_input_5x5_s2_avx2_rows(w, dy, dx, t * rows // n_chunks, (t + 1) * rows // n_chunks,
-                                                       pad_top, pad_left)
+                                                       pad_top, pad_left, whole)
