@@ -2060,6 +2060,8 @@ HALF_STEPS = [
     (2, 11, 30, 48, 7, [[3, 3], [3, 3]], 11),  # three steps over three blocks
     (2, 9, 14, 40, 7, [[3, 3], [3, 3]], 4),  # rows of 14 pixels: two seven-pixel steps
     (1, 8, 7, 16, 7, [[3, 3], [3, 3]], 8),  # rows of 7 pixels: one seven-pixel step
+    (2, 7, 7, 40, 5, [[2, 2], [2, 2]], 7),  # 5x5 on rows of 7: one seven-pixel step in whole vectors
+    (1, 9, 21, 24, 5, [[2, 2], [2, 2]], 4),  # 5x5 on rows of 21: three seven-pixel steps in whole vectors
 ]
 
 
@@ -2077,7 +2079,9 @@ def test_small_image_vector_steps_match_reference(geometry, dtype, threads, step
     x, filt = _at_offset(rand(rng, (n, h, w, c), dtype), 16), rand(rng, (k, k, c, 1), dtype)
     with sepconv.use_implementation("reference"):
         ref = sepconv.depthwise_conv2d(x, filt, 1, [[0, 0], *pads, [0, 0]])
-    assert depthwise_small_image.half_vector_fits(ref.shape[2], w, k, pads[1][0])
+    # 5x5 rows of fewer than eight pixels take seven-pixel steps in whole vectors only (four-pixel steps in half ones)
+    fits = steps == "whole" or k == 7 or ref.shape[2] >= 8
+    assert depthwise_small_image.half_vector_fits(ref.shape[2], w, k, pads[1][0], steps == "whole") is fits
     out = np.full(ref.shape, np.nan, dtype)
     depthwise_small_image.depthwise_nhwc_forward_small_image_parallel(
         x, np.ascontiguousarray(filt[..., 0]), out, threads, 1, band_rows, 1, 1, 1, 1, pads[0][0], pads[1][0],
@@ -2101,6 +2105,20 @@ def test_half_vector_fits(out_w, in_w, k, pad_left, expected):
     from sepconv.kernels import depthwise_small_image
 
     assert depthwise_small_image.half_vector_fits(out_w, in_w, k, pad_left) is expected
+
+
+@pytest.mark.parametrize("out_w, k, whole, expected", [
+    (14, 5, True, 7), (14, 5, False, 8),  # two steps of seven, not sixteen pixels for fourteen
+    (7, 5, True, 7), (7, 5, False, 0),  # narrower than eight: seven in whole vectors only
+    (21, 5, True, 7), (16, 5, True, 8), (24, 5, True, 8),  # eights where they compute no more pixels
+    (14, 7, True, 7), (20, 7, True, 10),  # 7x7 as before
+])
+def test_vector_step_pixels(out_w, k, whole, expected):
+    """The long steps' pixels: 5x5 rows go in sevens in whole vectors where that computes fewer pixels than eights
+    (seven chains of sums suffice there), else in eights; 7x7 rows in tens, else sevens."""
+    from sepconv.kernels import depthwise_small_image
+
+    assert depthwise_small_image.half_vector_step(out_w, k, whole) == expected
 
 
 @pytest.mark.parametrize("half, whole, expected", [

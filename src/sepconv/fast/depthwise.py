@@ -581,7 +581,11 @@ SMALL_IMAGE_HALF_STEPS = False
 # Zen 4 VM, 2 threads, one process, alternating, 9 rounds, half -> whole vectors, forward / input gradient:
 # 8x7x7x1024 7x7 0.59 / 0.82, 8x14x14x512 7x7 0.90 / 0.82, 8x28x28x192 7x7 0.86 / 0.85, 1x14x14x512 7x7 0.84 / 0.89,
 # 8x14x14x672 5x5 0.89 / 0.92-0.94, 1x14x14x672 5x5 0.91, 1x15x15x1056 5x5 0.95 / 0.90; larger planes, which take
-# other kernels, at par (107 layers of 5x5 and 7x7 filters at stride 1, geomean 0.96, none above 1.04).
+# other kernels, at par (107 layers of 5x5 and 7x7 filters at stride 1, geomean 0.96, none above 1.04).  In whole
+# vectors 5x5 rows of 7 and 14 pixels go in seven-pixel steps, none overlapping (alternating processes, three pairs,
+# forward / input gradient, eights or four-pixel steps -> sevens: 8x7x7x1152 0.52 / 0.65, 1x7x7x960 0.72 / 0.81,
+# 1x14x14x672 0.81 / 0.94, 8x14x14x672 0.90 / 0.80, 8x14x14x480 0.83 / 0.90, 1x21x21x240 0.92 / 0.99; but 2x14x14x336
+# 1.10 / 1.06).
 SMALL_IMAGE_WHOLE_STEPS = False
 # ... and stride-2 layers whose plane takes at most this many bytes (0: none).  Zen 3 VM, forward, new / old:
 # 1x14x14x576 3x3 0.83, 1x28x28x96 7x7 0.85, 1x33x33x1200 5x5 0.91; larger planes lost or gained little

@@ -74,8 +74,10 @@ from ._window import block_start, interior, parity_rows, parity_steps, tap_range
 STEP_PIXELS = 8
 # ... and of a 7x7 filter, four taps then three (:func:`step_7x7`: ten sums, four weights and a column).
 STEP_7X7_PIXELS = 10
-# ... or seven, for rows of 14 pixels (:func:`step_7x7_seven`).
+# ... or seven, for rows of 14 pixels (:func:`step_7x7_seven`); and a 5x5 filter's in seven pixels too, in whole
+# vectors (:func:`step_5x5_seven`: rows of 14 or 7 pixels in steps that do not overlap).
 STEP_7X7_SHORT_PIXELS = 7
+STEP_5X5_SHORT_PIXELS = 7
 
 
 @kernel(inline=True)
@@ -226,6 +228,57 @@ def step_5x5(zero, x, wbs, out, o, o_gap, a, r_lo, r_hi, row_gap, gap, wt):
         s0, s1, s2, s3, s4, s5, s6, s7 = _row_taps(s0, s1, s2, s3, s4, s5, s6, s7, x, a + r * row_gap, gap, wbs,
                                                    wt + 5 * r * count)
     _store_eight(out, o, o_gap, s0, s1, s2, s3, s4, s5, s6, s7)
+
+
+@kernel(inline=True)
+def _row_taps_seven(s0, s1, s2, s3, s4, s5, s6, x, a, gap, wb, wt):
+    """:func:`_row_taps` for seven pixels: eleven columns (rows of 14 or 7 pixels in whole vectors, no step
+    overlapping another)."""
+    count = lanes_like(s0)
+    w0, w1, w2 = load_like(wb, wt, s0), load_like(wb, wt + count, s0), load_like(wb, wt + 2 * count, s0)
+    w3, w4 = load_like(wb, wt + 3 * count, s0), load_like(wb, wt + 4 * count, s0)
+    a0, a3, a6, a9 = opaque(a), opaque(a + 3 * gap), opaque(a + 6 * gap), opaque(a + 9 * gap)
+    i = load_like(x, a0, s0)
+    s0 = vfma(i, w0, s0)
+    i = load_like(x, a0 + gap, s0)
+    s0, s1 = vfma(i, w1, s0), vfma(i, w0, s1)
+    i = load_like(x, a0 + 2 * gap, s0)
+    s0, s1, s2 = vfma(i, w2, s0), vfma(i, w1, s1), vfma(i, w0, s2)
+    i = load_like(x, a3, s0)
+    s0, s1, s2, s3 = vfma(i, w3, s0), vfma(i, w2, s1), vfma(i, w1, s2), vfma(i, w0, s3)
+    i = load_like(x, a3 + gap, s0)
+    s0, s1, s2, s3, s4 = vfma(i, w4, s0), vfma(i, w3, s1), vfma(i, w2, s2), vfma(i, w1, s3), vfma(i, w0, s4)
+    i = load_like(x, a3 + 2 * gap, s0)
+    s1, s2, s3, s4, s5 = vfma(i, w4, s1), vfma(i, w3, s2), vfma(i, w2, s3), vfma(i, w1, s4), vfma(i, w0, s5)
+    i = load_like(x, a6, s0)
+    s2, s3, s4, s5, s6 = vfma(i, w4, s2), vfma(i, w3, s3), vfma(i, w2, s4), vfma(i, w1, s5), vfma(i, w0, s6)
+    i = load_like(x, a6 + gap, s0)
+    s3, s4, s5, s6 = vfma(i, w4, s3), vfma(i, w3, s4), vfma(i, w2, s5), vfma(i, w1, s6)
+    i = load_like(x, a6 + 2 * gap, s0)
+    s4, s5, s6 = vfma(i, w4, s4), vfma(i, w3, s5), vfma(i, w2, s6)
+    i = load_like(x, a9, s0)
+    s5, s6 = vfma(i, w4, s5), vfma(i, w3, s6)
+    i = load_like(x, a9 + gap, s0)
+    s6 = vfma(i, w4, s6)
+    return s0, s1, s2, s3, s4, s5, s6
+
+
+@kernel(inline=True)
+def step_5x5_seven(zero, x, wbs, out, o, o_gap, a, r_lo, r_hi, row_gap, gap, wt):
+    """:func:`step_5x5` in seven pixels (:func:`_row_taps_seven`), for whole vectors on 256-bit units (Zen 4), where
+    seven chains of sums keep the multiply-adds busy (on AVX2, half vectors, eight are needed)."""
+    count = lanes_like(zero)
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = zero
+    for r in range(r_lo, r_hi):
+        s0, s1, s2, s3, s4, s5, s6 = _row_taps_seven(s0, s1, s2, s3, s4, s5, s6, x, a + r * row_gap, gap, wbs,
+                                                     wt + 5 * r * count)
+    vstore(out, o, s0)
+    vstore(out, o + o_gap, s1)
+    vstore(out, o + 2 * o_gap, s2)
+    vstore(out, o + 3 * o_gap, s3)
+    vstore(out, o + 4 * o_gap, s4)
+    vstore(out, o + 5 * o_gap, s5)
+    vstore(out, o + 6 * o_gap, s6)
 
 
 @kernel(inline=True)

@@ -38,7 +38,15 @@ from numba import prange
 from ._jit import kernel
 from ._simd import empty_on_line, hlanes, hload, hzeros, lanes, vfma, vload, vload_n, vstore, vstore_n, vzeros
 from ._window import block_start, tap_range
-from .depthwise_5x5_avx2 import STEP_7X7_PIXELS, STEP_7X7_SHORT_PIXELS, step_5x5, step_7x7, step_7x7_seven
+from .depthwise_5x5_avx2 import (
+    STEP_5X5_SHORT_PIXELS,
+    STEP_7X7_PIXELS,
+    STEP_7X7_SHORT_PIXELS,
+    step_5x5,
+    step_5x5_seven,
+    step_7x7,
+    step_7x7_seven,
+)
 from .depthwise_5x5_avx2 import STEP_PIXELS as STEP_5X5_PIXELS
 
 # Output pixels per step: four sums of one 64-byte vector each stay in registers with the weight and an input.
@@ -125,33 +133,42 @@ def _few_twice(out_w, step):
 
 
 @kernel
-def half_vector_step(out_w, kw):
+def half_vector_step(out_w, kw, whole=False):
     """The pixels of :func:`_vector_steps_row`'s steps on rows of ``out_w`` pixels of a ``kw``-wide filter (5 or 7),
-    0 for none: eight for 5x5; ten for 7x7, else seven (rows of 14 pixels: 0.88-0.95 of four-pixel steps' time)."""
+    0 for none: eight for 5x5 (in ``whole`` vectors seven where that computes fewer pixels: rows of 7 and 14); ten
+    for 7x7, else seven (rows of 14 pixels: 0.88-0.95 of four-pixel steps' time)."""
     if kw == 5:
-        return STEP_5X5_PIXELS if _few_twice(out_w, STEP_5X5_PIXELS) else 0
+        eight = _few_twice(out_w, STEP_5X5_PIXELS)
+        if whole and _few_twice(out_w, STEP_5X5_SHORT_PIXELS) and (
+                not eight or -(-out_w // STEP_5X5_SHORT_PIXELS) * STEP_5X5_SHORT_PIXELS
+                < -(-out_w // STEP_5X5_PIXELS) * STEP_5X5_PIXELS):
+            return STEP_5X5_SHORT_PIXELS
+        return STEP_5X5_PIXELS if eight else 0
     if _few_twice(out_w, STEP_7X7_PIXELS):
         return STEP_7X7_PIXELS
     return STEP_7X7_SHORT_PIXELS if _few_twice(out_w, STEP_7X7_SHORT_PIXELS) else 0
 
 
 @kernel
-def half_vector_fits(out_w, in_w, kw, pad_left):
+def half_vector_fits(out_w, in_w, kw, pad_left, whole=False):
     """Whether :func:`_vector_steps_row` takes rows of ``out_w`` pixels of a ``kw``-wide filter (5 or 7) at stride 1
     (undilated): it has steps for them (:func:`half_vector_step`), and a step's columns, from the first pixel's
     first tap to the last pixel's last, stay within the plane's margins."""
     margin = plane_margin(1)
-    return (half_vector_step(out_w, kw) > 0 and pad_left <= margin
+    return (half_vector_step(out_w, kw, whole) > 0 and pad_left <= margin
             and out_w - 1 - pad_left + kw - 1 <= in_w - 1 + margin)
 
 
 @kernel(inline=True)
 def _step(zero, planes, wbs, out, o, c, a, r_lo, r_hi, row_gap, count, wt, kw, step):
     """One step of :func:`_vector_steps_row`, its sums vectors of ``zero``'s width (half or whole)."""
-    if step == STEP_7X7_SHORT_PIXELS:
-        step_7x7_seven(zero, planes, wbs, out, o, c, a, r_lo, r_hi, row_gap, count, wt)
-    elif kw == 7:
-        step_7x7(zero, planes, wbs, out, o, c, a, r_lo, r_hi, row_gap, count, wt)
+    if kw == 7:
+        if step == STEP_7X7_SHORT_PIXELS:
+            step_7x7_seven(zero, planes, wbs, out, o, c, a, r_lo, r_hi, row_gap, count, wt)
+        else:
+            step_7x7(zero, planes, wbs, out, o, c, a, r_lo, r_hi, row_gap, count, wt)
+    elif step == STEP_5X5_SHORT_PIXELS:
+        step_5x5_seven(zero, planes, wbs, out, o, c, a, r_lo, r_hi, row_gap, count, wt)
     else:
         step_5x5(zero, planes, wbs, out, o, c, a, r_lo, r_hi, row_gap, count, wt)
 
@@ -169,7 +186,7 @@ def _vector_steps_row(planes, wbs, out, o_row, ph0, r_lo, r_hi, row_w, plane_siz
     c, out_w = out.shape[3], out.shape[2]
     count, half = lanes(planes), hlanes(planes)
     taps = kw * kw
-    step = half_vector_step(out_w, kw)
+    step = half_vector_step(out_w, kw, whole)
     row_gap = row_w * count
     j0 = 0
     while j0 < out_w:
@@ -317,7 +334,7 @@ def depthwise_nhwc_forward_small_image_items(x, w, out, item_begin, item_end, gr
     planes = empty_on_line(group * plane_rows * (in_w + 2 * margin) * count, x)
     _zero_margins(planes, group, plane_rows, in_w, margin)  # they stay zeros
     fits = (stride_h == stride_w == dil_h == dil_w == 1 and kh == kw and (kw == 5 or kw == 7)
-            and half_vector_fits(out.shape[2], in_w, kw, pad_left))
+            and half_vector_fits(out.shape[2], in_w, kw, pad_left, steps == WHOLE_VECTOR_STEPS))
     row_steps = steps if fits else FOUR_PIXEL_STEPS
     wbs = empty_on_line(group * kh * kw * count, x)  # by vector, or for half-vector steps by half vector
     packed_group = -1
