@@ -148,17 +148,17 @@ _NARROW = {
 # ... and with AVX-512 on 256-bit units (Zen 4): the AVX-512 plans, but the half-vector kernels of the plans above
 # where they won there (alternating, figures beside the settings in sepconv.fast.depthwise): the small-image kernel's
 # 5x5 and 7x7 rows in those steps (0.67-0.88 of the time), but of whole vectors, 32 registers holding them (0.59-0.94
-# of the half vectors' time), and the rolling-window filter gradient (0.40-0.77; in whole vectors, 0.69-0.94 of the
-# half vectors' time; also 3-wide filters over many channels at dilation 2, 0.59-0.78), but not of 7-wide filters on
-# rows of fewer than ten pixels nor of 3-wide ones with a multiplier; the direct 3x3 kernels for dilated layers of images of
-# 2 MB or more (0.60-0.91); the AVX2 5x5 kernel, in whole vectors, for few channels, 7x7 filters at stride 2 and
-# wide stride-1 rows (0.59-0.94); and NCHW layers of 5x5 and larger filters on rows of up to 16 pixels, batches of 4 or more,
-# inputs of 1 to 3.5 MB, through NHWC (0.69-0.79).  And of its own (sepconv.fast.conv2d): products with pointwise
-# filters of up to 4.5 MB, from 100 pixels, on the register-tiled kernel (0.89-0.94 of the streamed kernels' or BLAS's
-# time); the direct conv2d's filter panels whole, not in chunks (0.94-0.97), for filters of up to 4 MB (0.85-0.97 of
-# the streamed kernel's time).  Everything else the AVX-512 plans keep: the narrow plans lost there (forty-first
-# session, depthwise geomean 1.09x, separable and conv2d 1.15x), and the direct 3x3 kernels lost on most undilated
-# layers (1.1-1.6x).
+# of the half vectors' time; 5x5 rows of 7 and 14 pixels in sevens), and the rolling-window filter gradient
+# (0.40-0.77; in whole vectors, 0.69-0.94 of the half vectors' time; also 3-wide filters over many channels at
+# dilation 2, 0.59-0.78), but not of 7-wide filters on rows of fewer than ten pixels nor of 3-wide ones with a
+# multiplier; the direct 3x3 kernels for dilated layers of images of 2 MB or more (0.60-0.91); the AVX2 5x5 kernel, in
+# whole vectors, for few channels, 7x7 filters at stride 2 and wide stride-1 rows (0.59-0.94); and NCHW layers of 5x5
+# and larger filters on rows of up to 16 pixels, batches of 4 or more, inputs of 1 to 3.5 MB, through NHWC
+# (0.69-0.79).  And of its own (sepconv.fast.conv2d): products with pointwise filters of up to 4.5 MB, from 100
+# pixels, on the register-tiled kernel (0.89-0.94 of the streamed kernels' or BLAS's time); the direct conv2d's filter
+# panels whole, not in chunks (0.94-0.97), for filters of up to 4 MB (0.85-0.97 of the streamed kernel's time).
+# Everything else the AVX-512 plans keep: the narrow plans lost there (forty-first session, depthwise geomean 1.09x,
+# separable and conv2d 1.15x), and the direct 3x3 kernels lost on most undilated layers (1.1-1.6x).
 _WIDE_HALF_UNITS = {
     **_WIDE,
     (conv2d, "POINTWISE_KERNEL_LARGE_FILTER_MAX_BYTES"): 9 * 512 * 1024,
