@@ -17,9 +17,11 @@ ones, and 3x3 layers of fewer channels than a vector), and their other stride-1 
 small-image kernel (five vectors in registers) on images of any size, of a vector of channels or more; the filter
 gradient of filters 5 or 7 wide the rolling-window kernel (:mod:`sepconv.kernels.depthwise_filter_gradient_avx2`:
 two filter rows' sums and five dy columns in half vectors).  Where AVX-512 runs on 256-bit units (AMD's Zen 4:
-:data:`HALF_WIDTH_UNITS`), a half vector's multiply-add costs half a whole one's, and the AVX-512 plans take some of
-the AVX2 plans' choices too (``_WIDE_HALF_UNITS``): the small-image kernel's half-vector steps, the rolling-window
-filter gradient, the direct 3x3 kernels for large dilated layers, and NCHW 5x5 layers of short rows through NHWC.
+:data:`HALF_WIDTH_UNITS`), a whole vector's multiply-add costs two half ones, and the AVX-512 plans take some of the
+AVX2 plans' kernels too (``_WIDE_HALF_UNITS``), run on whole vectors, which AVX-512's 32 registers hold: the
+small-image kernel's long steps, the rolling-window filter gradient and the AVX2 5x5 kernel (where they won); and
+the direct 3x3 kernels for large dilated layers, NCHW 5x5 layers of short rows through NHWC, and routes of their own
+for conv2d's direct kernel and large pointwise products.
 
 Thirty-second session, an AMD EPYC (Zen 3, AVX2) VM, 2 threads, one process, alternating, us, the
 AVX-512 plans -> these: conv2d 8x28x28x128 -> 128 3x3 15233 -> 7813, 8x28x28x64 -> 64 5x5 25737 ->

@@ -1,7 +1,9 @@
 """The depthwise forward of a 5x5 filter at horizontal stride 1 or 2 (any vertical stride, dilations and padding; no
 horizontal dilation at stride 2) and its input gradient at stride 2, NHWC, read straight from the arrays, for CPUs
 of sixteen vector registers (AVX2): eight pixels per step, their sums in registers, one channel block of half a
-vector (32 bytes: one AVX2 register, :func:`~sepconv.kernels._simd.hload`) after another.
+vector (32 bytes: one AVX2 register, :func:`~sepconv.kernels._simd.hload`) after another.  The same steps run on
+whole vectors (``whole``: AVX-512's 32 registers on 256-bit units, Zen 4), their width taken from the zero vector the
+sums start from (:func:`~sepconv.kernels._simd.load_like`).
 
 Per filter row a step loads the row's five weights and then the twelve input columns its pixels reach, one at a
 time, each added to the sums of every pixel it is a tap of (:func:`_row_taps`: 5 weight and 12 input loads per 40
