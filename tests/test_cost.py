@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import numpy as np
 import pytest
 
 import sepconv
 from sepconv.cost import op_cost
-from sepconv.roofline import Roofline, cache_path, machine_roofline, measure_bandwidth, save_roofline
+from sepconv.roofline import (
+    Roofline,
+    cache_path,
+    machine_roofline,
+    measure_bandwidth,
+    measure_fma_gflops,
+    measure_gemm_gflops,
+    save_roofline,
+)
 
 # (input NHWC/NCHW, filter, strides, padding, dilations, data_format): awkward on purpose
 CASES = [
@@ -273,6 +282,29 @@ def test_bandwidth_probe_runs_on_a_small_footprint():
     bandwidths, threads = measure_bandwidth((64 << 10, 128 << 10), run_bytes=1 << 20, verbose=False)
     assert len(bandwidths) == 2 and threads >= 1
     assert bandwidths[0] >= bandwidths[1] > 0  # the envelope: a larger footprint never beats a smaller one
+
+
+def test_multiply_add_peak_is_at_least_what_a_blas_product_reaches():
+    # A product of 384^3 is multiply-adds plus loads and packing: it cannot beat the multiply-add peak.  A probe whose
+    # chains LLVM merged into one reads a multiply-add's latency per result, a quarter of the peak or less.  (Half the
+    # GEMM rate, not all of it: the other test worker may load the cores during one probe and not the other.)
+    peak = measure_fma_gflops(verbose=False)
+    assert peak >= 0.5 * measure_gemm_gflops(384, verbose=False)
+    assert peak <= 64 * 6.0 * os.cpu_count()  # two 16-lane FMA units a core (64 FLOPs a cycle) at 6 GHz at most
+
+
+def test_roofline_cached_before_the_multiply_add_peak_is_measured_again(tmp_path, monkeypatch):
+    from sepconv import roofline as module
+
+    monkeypatch.setenv("SEPCONV_CACHE_DIR", str(tmp_path))
+    old = TINY.as_dict()
+    del old["gemm_gflops"]  # a cache from when peak_gflops was NumPy's GEMM rate
+    cache_path().parent.mkdir(parents=True, exist_ok=True)
+    cache_path().write_text(json.dumps(old))
+    fresh = TINY.__class__(**{**TINY.__dict__, "peak_gflops": 250.0, "gemm_gflops": 200.0})
+    monkeypatch.setattr(module, "measure_roofline", lambda verbose=True: fresh)
+    assert machine_roofline(verbose=False) == fresh
+    assert Roofline.from_dict(json.loads(cache_path().read_text())).gemm_gflops == 200.0
 
 
 def test_busy_cached_roofline_is_measured_again_when_quiet(tmp_path, monkeypatch):

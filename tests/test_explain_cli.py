@@ -165,5 +165,6 @@ def test_refresh_roofline_alone_runs_the_probe(env, tmp_path):
     assert result.returncode == 0, result.stderr
     roofline = json.loads(result.stdout)["roofline"]
     assert roofline["peak_gflops"] > 0 and len(roofline["bandwidths_gbs"]) == len(roofline["footprints_bytes"])
+    assert roofline["peak_gflops"] >= 0.5 * roofline["gemm_gflops"] > 0  # the multiply-add peak, then NumPy's GEMM
     assert "roofline: bandwidth at" in result.stderr  # progress on stderr
     assert len(list(tmp_path.glob("roofline-*.json"))) == 1  # and cached

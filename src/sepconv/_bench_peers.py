@@ -464,9 +464,16 @@ def bandwidth_probe(footprint_bytes: int) -> dict:
 
 def gemm_probe(size: int = 2048) -> dict:
     """fp32 GEMM rate of NumPy's BLAS (GFLOP/s) on ``size``^3, by :mod:`sepconv.roofline`."""
-    from .roofline import measure_peak_gflops
+    from .roofline import measure_gemm_gflops
 
-    return {"size": size, "gflops": measure_peak_gflops(size, verbose=False)}
+    return {"size": size, "gflops": measure_gemm_gflops(size, verbose=False)}
+
+
+def fma_probe() -> dict:
+    """fp32 multiply-add peak (GFLOP/s: independent vector chains on every thread), by :mod:`sepconv.roofline`."""
+    from .roofline import measure_fma_gflops
+
+    return {"gflops": measure_fma_gflops(verbose=False)}
 
 
 @kernel
@@ -528,6 +535,8 @@ class Worker:
             return bandwidth_probe(request["footprint_bytes"])
         if cmd == "gemm":
             return gemm_probe(request["size"])
+        if cmd == "fma":
+            return fma_probe()
         if cmd == "overhead":
             return overhead_probe()
         raise ValueError(f"unknown request {cmd!r}")

@@ -31,7 +31,7 @@ How it measures:
   PyTorch's ``convolution_backward`` asked for both, the others' two gradient calls in turn (what
   TensorFlow's own gradient of the op runs).
 - **Roofline.**  Minimal bytes and FLOPs come from :mod:`sepconv.cost`; the bandwidth at each
-  case's own footprint and the fp32 GEMM rate are probed by :mod:`sepconv.roofline` inside the
+  case's own footprint, the fp32 multiply-add peak and NumPy's GEMM rate are probed by :mod:`sepconv.roofline` inside the
   sepconv worker (same environment as the timings).  Depthwise kinds are reported against the
   bandwidth bound, separable and dense conv (GEMM-bound) against the FLOP bound.
 
@@ -499,23 +499,27 @@ class Benchmark:
         return {"status": "mismatch", **result}
 
     def machine_probes(self) -> dict[str, Any]:
-        """fp32 GEMM rate, and the bandwidth at each case's footprint (in the sepconv worker)."""
-        _progress("probing the fp32 GEMM rate and the bandwidth at each case's footprint")
+        """fp32 multiply-add peak and GEMM rate, and the bandwidth at each case's footprint (in the sepconv worker)."""
+        _progress("probing the fp32 multiply-add peak, the GEMM rate and the bandwidth at each case's footprint")
         worker = self.workers["sepconv"]
+        fma = worker.request({"cmd": "fma"})
         gemm = worker.request({"cmd": "gemm", "size": self.timing.gemm_size})
         bandwidths: dict[int, dict] = {}
         for case in self.cases:
             footprint = _footprint_bin(case.cost().bytes_total)
             if footprint not in bandwidths:
                 bandwidths[footprint] = worker.request({"cmd": "bandwidth", "footprint_bytes": footprint})
-        return {"gemm": gemm, "bandwidth": bandwidths}
+        return {"fma": fma, "gemm": gemm, "bandwidth": bandwidths}
 
-    def recheck_gemm(self, before: dict[str, Any]) -> dict[str, Any]:
-        """Probe the GEMM rate again after the rounds and keep the better figure (a busy moment
-        during one probe only lowers it); both figures stay in the result."""
-        after = self.workers["sepconv"].request({"cmd": "gemm", "size": self.timing.gemm_size})
-        return {**max(before, after, key=lambda p: p["gflops"]), "before_gflops": before["gflops"],
-                "after_gflops": after["gflops"]}
+    def recheck_peaks(self, probes: dict[str, Any]) -> dict[str, Any]:
+        """Probe the multiply-add peak and the GEMM rate again after the rounds and keep the better figures (a busy
+        moment during one probe only lowers it); both figures stay in the result."""
+        rechecked = dict(probes)
+        for name, request in (("fma", {"cmd": "fma"}), ("gemm", {"cmd": "gemm", "size": self.timing.gemm_size})):
+            before, after = probes[name], self.workers["sepconv"].request(request)
+            rechecked[name] = {**max(before, after, key=lambda p: p["gflops"]), "before_gflops": before["gflops"],
+                               "after_gflops": after["gflops"]}
+        return rechecked
 
     def time_rounds(self) -> None:
         """Interleaved rounds: each case in each framework in turn, a different framework first each time."""
@@ -553,7 +557,7 @@ def summarize(cases: list[Case], results: dict, probes: dict, statistic: str = "
     in that round: ``"median"``, ``"p25"`` or ``"min"``).
     """
     key = f"rounds_{statistic}_s"
-    gflops = probes["gemm"]["gflops"]
+    gflops = probes["fma"]["gflops"]
     rows = []
     for case in cases:
         cost = case.cost()
@@ -587,6 +591,7 @@ def summarize(cases: list[Case], results: dict, probes: dict, statistic: str = "
             "gbps": cost.bytes_total / ours / 1e9 if ours else None,
             "gflops": cost.flops / ours / 1e9 if ours else None,
             "fraction_of_bound": bound_s / ours if ours else None,
+            "fraction_of_gemm_rate": cost.flops / (probes["gemm"]["gflops"] * 1e9) / ours if ours else None,
             "frameworks_us": {fw: t * 1e6 for fw, t in times.items()},
             "mismatches": [fw for fw, r in per_fw.items() if r["status"] == "mismatch"],
             "errors": [fw for fw, r in per_fw.items() if r["status"] == "error"],
@@ -645,7 +650,8 @@ def format_table(rows: list[dict], summary: dict, frameworks: list[str], statist
             f"| {bound} | {_fmt(r['sepconv_first_call_ms'], '.0f')} | {check} |")
     lines += ["", "`*` = case added in this repo (not in the shared cases). Ratios are sepconv time / peer time "
               "(below 1 = sepconv faster). % of bound: the case's minimal bytes at the bandwidth measured at its "
-              "footprint (BW), or its FLOPs at the measured GEMM rate (FLOP), over sepconv's time. First call: "
+              "footprint (BW), or its FLOPs at the measured multiply-add peak (FLOP), over sepconv's time (a Winograd "
+              "product does fewer multiply-adds than the FLOPs counted here, and may read above 100%). First call: "
               "the case's first call in the sepconv worker, after the cases above it (so it shows the compile or "
               "cache load of any kernel those did not use).", ""]
     lines += ["| kind | cases | geomean ours/fastest peer | geomean ours/fastest NHWC peer | worst ours/peer |",
@@ -822,7 +828,7 @@ def run(args: argparse.Namespace) -> int:
         _progress("measuring the call overhead")
         overhead = bench.workers["sepconv"].request({"cmd": "overhead"})
         bench.time_rounds()
-        probes["gemm"] = bench.recheck_gemm(probes["gemm"])
+        probes = bench.recheck_peaks(probes)
     except WorkerError as e:
         print(f"sepconv bench: {e}", file=sys.stderr)
         return 1
@@ -844,7 +850,8 @@ def run(args: argparse.Namespace) -> int:
     }
     report = {
         "meta": meta,
-        "machine_probes": {"gemm": probes["gemm"], "bandwidth": list(probes["bandwidth"].values())},
+        "machine_probes": {"fma": probes["fma"], "gemm": probes["gemm"],
+                           "bandwidth": list(probes["bandwidth"].values())},
         "overhead": overhead,
         "summary": summary,
         "summary_by_statistic": by_statistic,
@@ -880,7 +887,8 @@ def format_header(meta: dict[str, Any], probes: dict[str, Any]) -> str:
         f"# times: median over {timing['rounds']} interleaved rounds of each round's {meta['statistic']} "
         f"per call (calls timed one by one for ~{timing['target_s'] * 1e3:.0f} ms after {timing['warmup']} "
         f"warm-up calls; {timing['pause_s'] * 1e3:.0f} ms pause between frameworks)",
-        f"# fp32 GEMM rate {probes['gemm']['gflops']:.0f} GFLOP/s (NumPy, {probes['gemm']['size']}^3); "
+        f"# fp32 multiply-add peak {probes['fma']['gflops']:.0f} GFLOP/s (the FLOP bound); NumPy's GEMM "
+        f"{probes['gemm']['gflops']:.0f} GFLOP/s ({probes['gemm']['size']}^3); "
         f"`import sepconv` {meta['sepconv_import_s']:.2f} s (fresh process, best of 3)",
     ])
 

@@ -343,7 +343,8 @@ def _roofline_line(roofline) -> str:
 
     curve = ", ".join(f"{_human_bytes(f)}: {b:.0f}" for f, b in zip(roofline.footprints_bytes, roofline.bandwidths_gbs,
                                                                     strict=True))
-    return (f"machine: {roofline.machine}; fp32 peak {roofline.peak_gflops:.0f} GFLOP/s; bandwidth (GB/s) by "
+    gemm = f" (NumPy's GEMM {roofline.gemm_gflops:.0f})" if roofline.gemm_gflops else ""
+    return (f"machine: {roofline.machine}; fp32 peak {roofline.peak_gflops:.0f} GFLOP/s{gemm}; bandwidth (GB/s) by "
             f"footprint {curve}; ridge point {roofline.ridge_intensity:.1f} FLOP/byte (peak / DRAM bandwidth). "
             f"Measured {roofline.measured_at} at load average {roofline.load_average:.1f}; "
             f"re-measure with --refresh-roofline.")
