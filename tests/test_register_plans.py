@@ -390,6 +390,30 @@ def test_half_width_units_dilated_3x3_takes_the_direct_kernels(shape, dilations,
     assert len(filter_gradient) == (direct and dil_w != 2)  # at dilation 2 the rolling-window kernel, whole vectors
 
 
+@pytest.mark.parametrize("shape, strides, padding, direct", [
+    ((4, 18, 18, 24), 2, "VALID", True),  # a vector and a half of channels
+    ((2, 15, 15, 100), 2, "SAME", True),
+    ((1, 17, 23, 37), 2, "SAME", True),  # odd sizes, a partial vector
+    ((1, 16, 16, 8), 2, "SAME", False),  # fewer channels than a vector: the AVX2 kernel's
+    ((1, 64, 64, 128), 2, "SAME", False),  # a 2 MB image: over the limit
+    ((1, 20, 20, 64), 1, "SAME", False),  # stride 1: the general kernel
+    ((1, 20, 20, 64), (2, 1), "SAME", False),  # stride 2 down the rows only
+])
+def test_half_width_units_stride_2_3x3_filter_gradient_takes_the_direct_kernel(shape, strides, padding, direct,
+                                                                                 monkeypatch):
+    """On Zen 4's plans the filter gradient of undilated 3x3 layers at stride 2 over a vector of channels or more, on
+    images of up to 1.5 MB, takes the direct 3x3 kernel; others not; results as the reference's, one thread or two."""
+    registers.use_wide_register_plans(True, half_width_units=True)
+    calls = record_calls(monkeypatch, depthwise_3x3_direct, "depthwise_nhwc_backprop_filter_3x3_direct_parallel",
+                         serial="depthwise_nhwc_backprop_filter_3x3_direct_rows")
+    rng = np.random.default_rng(12)
+    x, w = rand(rng, shape, np.float32), rand(rng, (3, 3, shape[3], 1), np.float32)
+    dy = rand(rng, sepconv.depthwise_conv2d(x, w, strides, padding).shape, np.float32)
+    fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, w.shape, dy, strides, padding)
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    assert len(calls) == direct
+
+
 def test_nchw_5x5_on_short_rows_goes_through_nhwc(narrow_plans, monkeypatch):
     """On the AVX2 plans an NCHW 5x5 layer of many channels on 14-pixel rows runs through NHWC by whole-array
     transposes (forward and input gradient); results as the reference's."""

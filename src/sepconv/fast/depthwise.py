@@ -1402,6 +1402,26 @@ FILTER_GRADIENT_WHOLE_VECTORS = False
 FILTER_GRADIENT_3_WIDE_DILATIONS: tuple[int, ...] = ()
 
 
+# With DIRECT_3X3_FILTER_GRADIENT_STRIDE_2 (Zen 4's plans) the filter gradient of undilated 3x3 layers at stride 2
+# over a vector of channels or more, on images (one item's H x W x C) of at most DIRECT_3X3_FILTER_GRADIENT_MAX_IMAGE_BYTES,
+# takes the direct 3x3 kernel, as DIRECT_3X3's plans do.  Forty-third session, Zen 4 VM, 2 threads, one process, 9
+# alternating rounds, the general kernel -> direct, over 52 such layers of images of up to 1.5 MB: geomean 0.80, from
+# 0.59 (4x18x18x24 VALID) to 1.00 (1x30x30x16 VALID); 2x29x29x24 0.57-0.61, 4x15x15x120 0.68, 16x28x28x144 0.76-0.78,
+# 4x75x75x40 VALID 0.76, 8x28x28x144 0.82-0.91, 8x14x14x384 0.84-0.92.  On larger images par or worse (7 rounds: 1.5 to
+# 2 MB 0.83-1.21, 1x56x56x144 0.98-1.04, 4x56x56x144 1.02-1.05; 3.6 to 5 MB 0.90-1.22, 1x65x65x240 VALID 1.21-1.22,
+# 1x112x112x96 1.06-1.07; 8x112x112x96 1.19, 1x264x264x192 1.24).
+DIRECT_3X3_FILTER_GRADIENT_STRIDE_2 = False
+DIRECT_3X3_FILTER_GRADIENT_MAX_IMAGE_BYTES = 1536 * 1024
+
+
+def _direct_3x3_filter_gradient(x_shape: tuple[int, ...], itemsize: int, g: Conv2DGeometry) -> bool:
+    """Whether the filter gradient of an input of ``x_shape`` (multiplier 1) takes the direct 3x3 kernel."""
+    return _direct_3x3_layer(x_shape, itemsize, g.kh, g.kw, g.dil_h, g.dil_w) or (
+        DIRECT_3X3_FILTER_GRADIENT_STRIDE_2 and tuned(itemsize) and (g.kh, g.kw) == (3, 3)
+        and x_shape[3] * itemsize >= VECTOR_BYTES and (g.stride_h, g.stride_w, g.dil_h, g.dil_w) == (2, 2, 1, 1)
+        and math.prod(x_shape[1:]) * itemsize <= DIRECT_3X3_FILTER_GRADIENT_MAX_IMAGE_BYTES)
+
+
 def _filter_gradient_avx2(x_shape: tuple[int, ...], itemsize: int, g: Conv2DGeometry) -> bool:
     """Whether the filter gradient of an input of ``x_shape`` (multiplier 1) takes the AVX2 rolling-window kernel."""
     pixel_bytes = x_shape[3] * itemsize
@@ -1479,7 +1499,7 @@ def _filter_gradient_plan(x_shape: tuple[int, ...], dy_shape: tuple[int, ...], d
                 filter_gradient_avx2.depthwise_nhwc_backprop_filter_avx2_parallel(x, dy, partial, *args, whole)
             return partial[0] if n_chunks == 1 else kernels.sum_partials(partial)
         return run
-    if _direct_3x3_layer(x_shape, itemsize, g.kh, g.kw, g.dil_h, g.dil_w):  # any stride: the direct kernel's filter gradient
+    if _direct_3x3_filter_gradient(x_shape, itemsize, g):  # the direct kernel's filter gradient
         if n_chunks == 1:
             def run(x, dy):
                 dw = np.empty(per_channel, dtype)
