@@ -1528,7 +1528,7 @@ def _fused_spy(monkeypatch) -> list:
     original = depthwise_kernels.depthwise_nhwc_backprop_3x3_parallel
 
     def spy(*args):
-        calls.append(args[-7])  # band_rows
+        calls.append(args[8])  # band_rows
         return original(*args)
 
     monkeypatch.setattr(depthwise_kernels, "depthwise_nhwc_backprop_3x3_parallel", spy)
@@ -2156,3 +2156,34 @@ def test_small_image_kernel_any_stride(strides, dilations):
     depthwise_small_image.depthwise_nhwc_forward_small_image_parallel(
         x, np.ascontiguousarray(filt[..., 0]), out, 2, 2, 3, sh, sw, dh, dw, pad_top, pad_left)  # bands of 3 rows
     np.testing.assert_allclose(out, ref, **tol(np.float32))
+
+
+@pytest.mark.parametrize("shape", [
+    (3, 9, 70, 40),  # rows wider than a tile (64 pixels), odd heights, a partial channel block, pairs across images
+    (4, 8, 40, 64),  # whole vectors, even heights
+    (200, 3, 5, 17),  # three rows an image: the last pair's next pair is the next image's first
+])
+def test_fetch_ahead_matches_the_reference(shape, monkeypatch):
+    """With the next rows prefetched (the general 3x3 kernels' ``fetch``, taken from FETCH_AHEAD_MIN_BYTES, here 0:
+    every layer) the SAME 3x3 forward, input gradient, filter gradient and both gradients match the reference, and the
+    kernels were told to fetch."""
+    monkeypatch.setattr(fast_depthwise, "FETCH_AHEAD_MIN_BYTES", 0)
+    fast_depthwise.clear_plans()
+    kernels = sys.modules["sepconv.kernels.depthwise"]
+    fetched = {name: record_calls(monkeypatch, kernels, name, record=lambda args: args[-1])
+               for name in ("depthwise_nhwc_forward_parallel", "depthwise_nhwc_backprop_filter_parallel",
+                            "depthwise_nhwc_backprop_3x3_parallel")}
+    rng = np.random.default_rng(31)
+    x, w = rand(rng, shape, np.float32), rand(rng, (3, 3, shape[3], 1), np.float32)
+    dy = rand(rng, shape, np.float32)
+    fast, ref = _both(sepconv.depthwise_conv2d, x, w, 1, "SAME")
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, w, dy, 1, "SAME")
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, w.shape, dy, 1, "SAME")
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    (fast_dx, fast_dw), (ref_dx, ref_dw) = _both(sepconv.depthwise_conv2d_gradients, x, w, dy, 1, "SAME")
+    np.testing.assert_allclose(fast_dx, ref_dx, **tol(np.float32))
+    np.testing.assert_allclose(fast_dw, ref_dw, **tol(np.float32))
+    if fast_depthwise.thread_count() > 1:  # the layers split: the parallel kernels ran, told to fetch
+        assert all(calls and all(calls) for calls in fetched.values()), fetched

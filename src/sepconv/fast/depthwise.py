@@ -420,6 +420,22 @@ def _streamed_output(in_shape: tuple[int, ...], out_shape: tuple[int, ...], item
             and pixel_bytes % VECTOR_BYTES == 0 and pixel_bytes >= STREAM_OUTPUT_MIN_PIXEL_BYTES)
 
 
+# The general 3x3 kernels prefetch the rows of the next pair of output rows while they compute a pair (``fetch``,
+# sepconv.kernels.depthwise.depthwise_nhwc_backprop_filter_3x3_rows) when the arrays they stream take at least this
+# many bytes, a quarter of the L3: a channel block's pass steps through a row a pixel (C values) at a time, and on
+# this VM the hardware's prefetchers do not keep up with those strides once the arrays come from memory.  Forty-third
+# session, Zen 4 VM (32 MB L3), 2 threads, one process, the filter gradient's SAME pairs, without -> with: 8x56x56x144
+# (29 MB) 1762 -> 609 us, 6x56x56x144 1163 -> 413, 16x28x28x192 1236 -> 417, 32x14x14x384 711 -> 348, 4x112x112x64
+# 1053 -> 607, 8x112x112x32 999 -> 564, 4x56x56x144 (14 MB) 457 -> 297; at par below (3x56x56x144, 11 MB, 204 ->
+# 196; 8x28x28x192 202 -> 195; 1x148x148x64 243 -> 243; 1x112x112x96 172 -> 178; 12x14x14x384 151 -> 155).
+FETCH_AHEAD_MIN_BYTES = _last_level_cache_bytes() // 4
+
+
+def _fetch_ahead(nbytes: int) -> bool:
+    """Whether the general 3x3 kernels prefetch the next rows for arrays of ``nbytes`` (:data:`FETCH_AHEAD_MIN_BYTES`)."""
+    return nbytes >= FETCH_AHEAD_MIN_BYTES
+
+
 # Without DIRECT_3X3, dilated 3x3 layers whose image (one item's H x W x C) takes at least this many bytes take the
 # direct 3x3 kernels all the same (Zen 4's plans, sepconv.fast.registers).  Forty-first session, Zen 4 VM (AVX-512 on
 # 256-bit units, 1 MB of L2 a core), 2 threads, alternating, the AVX-512 plans' kernels -> direct, forward / input
@@ -757,7 +773,8 @@ def _forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, stride_h: int, stri
 
 def _split_settings() -> tuple[int, ...]:
     """What the thread split depends on besides the shapes: the thresholds above and the thread count."""
-    return PARALLEL_MIN_MACS, NHWC_PARALLEL_MIN_MACS, PARALLEL_MIN_BYTES, PARALLEL_MIN_ROWS, thread_count()
+    return (PARALLEL_MIN_MACS, NHWC_PARALLEL_MIN_MACS, PARALLEL_MIN_BYTES, PARALLEL_MIN_ROWS, thread_count(),
+            FETCH_AHEAD_MIN_BYTES)
 
 
 @functools.lru_cache(maxsize=256)
@@ -892,13 +909,16 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
                                                                          *few_args)
         return launch
     zero_row = _plan_zero_row(in_shape[2:], dtype)
+    fetch = _fetch_ahead((math.prod(in_shape) + math.prod(out_shape)) * itemsize)
     if n_chunks > 1:
         def launch(x, w3, out):
             with PARALLEL_LAUNCH:
-                kernels.depthwise_nhwc_forward_parallel(x, w3, out, zero_row(), n_chunks, *args)
+                kernels.depthwise_nhwc_forward_parallel(x, w3, out, zero_row(), n_chunks, *args, fetch)
         return launch
     if kh == 3 and kw == 3:
-        rows_kernel = kernels.depthwise_nhwc_forward_3x3_rows
+        def launch(x, w3, out):
+            kernels.depthwise_nhwc_forward_3x3_rows(x, w3, out, zero_row(), 0, rows, *args, fetch)
+        return launch
     elif kh == 5 and kw == 5:
         rows_kernel = kernels.depthwise_nhwc_forward_5x5_rows
     else:
@@ -1118,7 +1138,7 @@ def _input_gradient_plan(dy_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGe
     m = g.multiplier
     dx_shape = (n, g.in_h, g.in_w, g.in_c)
     if m > 1 and _multiplier_gradient_in_bands(dtype.itemsize, g):
-        band_settings = settings[:7]  # _split_settings(), MULTIPLIER_BAND_BYTES, S2_W7_PARITY
+        band_settings = settings[:len(_split_settings()) + 2]  # _split_settings(), MULTIPLIER_BAND_BYTES, S2_W7_PARITY
         multiplier_launch = _input_gradient_multiplier_launch(dy_shape, dx_shape, dtype, g.kh, g.kw,
                                                               *_geometry_ints(g), _strided_simd(g), band_settings)
 
@@ -1176,7 +1196,7 @@ def _input_gradient_launch(dy_shape: tuple[int, ...], dx_shape: tuple[int, ...],
     (``C*M`` channels, for :func:`_input_gradient_plan`)."""
     m = g.multiplier
     if g.stride_h == 1 and g.stride_w == 1:
-        split_settings = settings[:5]  # _split_settings()
+        split_settings = settings[:len(_split_settings())]
         forward_launch = _forward_launch(dy_shape, dx_shape, dtype, g.kh, g.kw, 1, 1, g.dil_h, g.dil_w,
                                          (g.kh - 1) * g.dil_h - g.pad_top, (g.kw - 1) * g.dil_w - g.pad_left, m > 1,
                                          split_settings)
@@ -1513,17 +1533,18 @@ def _filter_gradient_plan(x_shape: tuple[int, ...], dy_shape: tuple[int, ...], d
                 direct_3x3.depthwise_nhwc_backprop_filter_3x3_direct_parallel(x, dy, partial, *args)
             return partial[0] if n_chunks == 1 else kernels.sum_partials(partial)
         return run
+    fetch = _fetch_ahead(nbytes)
     if n_chunks == 1:
         def run(x, dy):
             dw = np.zeros(per_channel, dtype)
-            kernels.depthwise_nhwc_backprop_filter_any_rows(x, dy, dw, zero_row(), 0, rows, *args)
+            kernels.depthwise_nhwc_backprop_filter_any_rows(x, dy, dw, zero_row(), 0, rows, *args, fetch)
             return dw
         return run
 
     def run(x, dy):
         partial = np.zeros((n_chunks, *per_channel), dtype)
         with PARALLEL_LAUNCH:
-            kernels.depthwise_nhwc_backprop_filter_parallel(x, dy, partial, zero_row(), *args)
+            kernels.depthwise_nhwc_backprop_filter_parallel(x, dy, partial, zero_row(), *args, fetch)
         return kernels.sum_partials(partial)
     return run
 
@@ -1585,7 +1606,7 @@ def depthwise_conv2d_gradients(x: np.ndarray, w: np.ndarray, dy: np.ndarray,
     with PARALLEL_LAUNCH:
         kernels.depthwise_nhwc_backprop_3x3_parallel(
             x, w3, _flipped(w3), dy, dx, partial, _zero_row(dy.shape[2:], dy.dtype), _zero_row(x.shape[2:], x.dtype),
-            band_rows, *_geometry_ints(g))
+            band_rows, *_geometry_ints(g), _fetch_ahead(x.nbytes + dy.nbytes + dx.nbytes))
     return dx, _checked_filter_gradient(kernels.sum_partials(partial), x, dy, g)
 
 

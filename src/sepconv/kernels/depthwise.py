@@ -548,17 +548,20 @@ def _forward_same_3x3_two_rows(o0, o1, x0, x1, x2, x3, w9, dil_w, shift):
 
 
 @kernel
-def _forward_same_3x3_two_rows_d1(o0, o1, x0, x1, x2, x3, w9, shift):
+def _forward_same_3x3_two_rows_d1(o0, o1, x0, x1, x2, x3, w9, shift, ahead0, ahead1, ahead2, ahead3, fetch):
     """:func:`_forward_same_3x3_two_rows` at dilation 1, wide rows in tiles (:data:`SAME_TILE_PIXELS`), its loop
     without branches: loads and stores masked whatever the block (a masked access costs what a whole one does),
     the row's last pixel, whose right column is padding, after the loop.  A/B against the dilated routine at
     dilation 1, one thread, rows in L2, outputs placed alike: 8x147x64 0.90, 4x147x64 0.86, 8x14x576 0.94,
     8x28x192 0.95, 8x112x32 0.92, 8x56x144 0.98-1.01 (its loop had branches on the block's width and the row's end
-    and reloaded four row pointers from the stack: ~55 instructions for two output vectors, now 33)."""
+    and reloaded four row pointers from the stack: ~55 instructions for two output vectors, now 33).  With ``fetch``,
+    the rows ``ahead0 .. ahead3`` (the next pair's new input and output rows) are prefetched into L2, a vector a row
+    per pixel (see :func:`depthwise_nhwc_backprop_filter_3x3_rows`)."""
     c = o0.shape[1]
     width = o0.shape[0]
     count = lanes(o0)
     tile = width if width <= SAME_TILE_MIN_WIDTH else SAME_TILE_PIXELS
+    ahead = 0
     for j0 in range(0, width, tile):
         j1 = min(j0 + tile, width)
         inner = j1 - 1 if j1 == width else j1  # pixels with their right column in the row
@@ -577,6 +580,12 @@ def _forward_same_3x3_two_rows_d1(o0, o1, x0, x1, x2, x3, w9, shift):
                 q += c
                 a2, b2 = vload_part(x0, q, n), vload_part(x1, q, n)
                 e2, f2 = vload_part(x2, q, n), vload_part(x3, q, n)
+                if fetch:
+                    prefetch(ahead0, ahead)
+                    prefetch(ahead1, ahead)
+                    prefetch(ahead2, ahead)
+                    prefetch(ahead3, ahead)
+                    ahead += count
                 mid_b, mid_e = _row3(b0, b1, b2, wb), _row3(e0, e1, e2, we)
                 vstore_part(o0, j * c + k, vadd(vadd(_row3(a0, a1, a2, wa), mid_b), mid_e), n)
                 vstore_part(o1, j * c + k, vadd(vadd(_row3(b0, b1, b2, wa), _row3(e0, e1, e2, wb)),
@@ -636,7 +645,7 @@ def _forward_interior_5x5_two_rows(o0, o1, x0, x1, x2, x3, x4, x5, w25, j_lo, j_
 
 @kernel
 def depthwise_nhwc_forward_3x3_rows(x, w, out, zero_row, row_begin, row_end, stride_h, stride_w,
-                                    dil_h, dil_w, pad_top, pad_left):
+                                    dil_h, dil_w, pad_top, pad_left, fetch=False):
     """Forward with a 3x3 filter, any stride/dilation/padding: output rows ``[row_begin, row_end)``.
 
     The pixels whose columns are all inside the input take :func:`_forward_interior_3x3` (SIMD,
@@ -648,13 +657,14 @@ def depthwise_nhwc_forward_3x3_rows(x, w, out, zero_row, row_begin, row_end, str
     finite.  At strides 1, output rows go by in pairs a vertical dilation apart, which share two
     input rows (:func:`_forward_interior_3x3_two_rows`, :func:`_forward_same_3x3_two_rows`): with
     dilation ``d`` the rows of each of the ``d`` phases in turn, so a pair's last two input rows are
-    the next pair's first two, still in cache (:func:`_forward_3x3_image_rows`).
+    the next pair's first two, still in cache (:func:`_forward_3x3_image_rows`).  ``fetch``: SAME pairs at dilation
+    1 prefetch the rows the next pair adds (as :func:`depthwise_nhwc_backprop_filter_3x3_rows`).
     """
     r = row_begin
     while r < row_end:
         b, i_begin, i_end, r = _image_run(r, row_end, out.shape[1])
         _forward_3x3_image_rows(x, w, out, zero_row, b, i_begin, i_end, stride_h, stride_w, dil_h, dil_w, pad_top,
-                                pad_left)
+                                pad_left, fetch)
 
 
 @kernel
@@ -678,7 +688,7 @@ def _image_run(r, row_end, out_h):
 
 @kernel
 def _forward_3x3_image_rows(x, w, out, zero_row, b, i_begin, i_end, stride_h, stride_w, dil_h, dil_w, pad_top,
-                            pad_left):
+                            pad_left, fetch):
     """Output rows ``[i_begin, i_end)`` of image ``b`` (see :func:`depthwise_nhwc_forward_3x3_rows`):
     at stride 1, the rows of each vertical-dilation phase in turn, in pairs (rows ``i`` and ``i + d``
     read input rows ``i - p + {0, d, 2d}`` and ``i - p + {d, 2d, 3d}``); otherwise row by row."""
@@ -703,7 +713,11 @@ def _forward_3x3_image_rows(x, w, out, zero_row, b, i_begin, i_end, stride_h, st
                 x3 = row_or_zeros(x, zero_row, b, ih0 + 3 * dil_h)
                 o1 = out[b, i + dil_h]
                 if same and dil_w == 1:
-                    _forward_same_3x3_two_rows_d1(o, o1, x0, x1, x2, x3, w9, shift)
+                    ni = i + 2 if i + 3 < out.shape[1] else i  # the next pair (this one's rows at the image's end)
+                    _forward_same_3x3_two_rows_d1(o, o1, x0, x1, x2, x3, w9, shift,
+                                                  row_or_zeros(x, zero_row, b, ni - pad_top + 2),
+                                                  row_or_zeros(x, zero_row, b, ni - pad_top + 3), out[b, ni],
+                                                  out[b, ni + 1], fetch)
                 elif same:
                     _forward_same_3x3_two_rows(o, o1, x0, x1, x2, x3, w9, dil_w, shift)
                 else:
@@ -788,12 +802,13 @@ def _forward_5x5_image_rows(x, w, out, zero_row, b, i_begin, i_end, stride_h, st
 
 @kernel
 def depthwise_nhwc_forward_any_rows(x, w, out, zero_row, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top,
-                                    pad_left):
-    """The forward's rows kernel for ``w``'s filter size (3x3, 5x5, or any), output rows ``[row_begin, row_end)``."""
+                                    pad_left, fetch=False):
+    """The forward's rows kernel for ``w``'s filter size (3x3, 5x5, or any), output rows ``[row_begin, row_end)``
+    (``fetch``: the 3x3 kernel's)."""
     kh, kw = w.shape[0], w.shape[1]
     if kh == 3 and kw == 3:
         depthwise_nhwc_forward_3x3_rows(x, w, out, zero_row, row_begin, row_end, stride_h, stride_w, dil_h, dil_w,
-                                        pad_top, pad_left)
+                                        pad_top, pad_left, fetch)
     elif kh == 5 and kw == 5:
         depthwise_nhwc_forward_5x5_rows(x, w, out, zero_row, row_begin, row_end, stride_h, stride_w, dil_h, dil_w,
                                         pad_top, pad_left)
@@ -804,12 +819,12 @@ def depthwise_nhwc_forward_any_rows(x, w, out, zero_row, row_begin, row_end, str
 
 @kernel(parallel=True)
 def depthwise_nhwc_forward_parallel(x, w, out, zero_row, n_chunks, stride_h, stride_w, dil_h, dil_w,
-                                    pad_top, pad_left):
+                                    pad_top, pad_left, fetch=False):
     """Forward over all output rows in ``n_chunks`` parallel blocks (3x3 and 5x5 filters take their kernels)."""
     rows = out.shape[0] * out.shape[1]
     for t in prange(n_chunks):
         depthwise_nhwc_forward_any_rows(x, w, out, zero_row, t * rows // n_chunks, (t + 1) * rows // n_chunks, stride_h,
-                                        stride_w, dil_h, dil_w, pad_top, pad_left)
+                                        stride_w, dil_h, dil_w, pad_top, pad_left, fetch)
 
 
 # --------------------------------------------------------------------------- fewer channels than a vector
@@ -1594,15 +1609,17 @@ def _filter_gradient_same_3x3(dw9, x0, x1, x2, dy0, shift):
 
 
 @kernel
-def _filter_gradient_same_3x3_two_rows(dw9, x0, x1, x2, x3, dy0, dy1, shift):
+def _filter_gradient_same_3x3_two_rows(dw9, x0, x1, x2, x3, dy0, dy1, shift, ahead0, ahead1, ahead2, ahead3, fetch):
     """As :func:`_filter_gradient_same_3x3`, two neighbouring ``dy`` rows (``dy0`` against ``x0 .. x2``,
     ``dy1`` against ``x1 .. x3``) in one pass, as :func:`_filter_gradient_interior_3x3_two_rows`; wide
     rows in tiles, as the forward (:data:`SAME_TILE_PIXELS`), the sums of a block kept in ``dw9``
-    between tiles."""
+    between tiles.  With ``fetch``, the rows ``ahead0 .. ahead3`` (the next pair's) are prefetched into L2 a
+    vector a row per pixel, spread over the pass (see :func:`depthwise_nhwc_backprop_filter_3x3_rows`)."""
     c = dy0.shape[1]
     width = dy0.shape[0]
     count = lanes(dy0)
     tile = width if width <= SAME_TILE_MIN_WIDTH else SAME_TILE_PIXELS
+    ahead = 0
     for j0 in range(0, width, tile):
         j1 = min(j0 + tile, width)
         for kb in range(_channel_blocks(c, shift, count)):
@@ -1616,6 +1633,12 @@ def _filter_gradient_same_3x3_two_rows(dw9, x0, x1, x2, x3, dy0, dy1, shift):
                     a2, b2, e2, f2 = vload_n(x0, q, n), vload_n(x1, q, n), vload_n(x2, q, n), vload_n(x3, q, n)
                 else:
                     a2 = b2 = e2 = f2 = vzeros(dy0)
+                if fetch:
+                    prefetch(ahead0, ahead)
+                    prefetch(ahead1, ahead)
+                    prefetch(ahead2, ahead)
+                    prefetch(ahead3, ahead)
+                    ahead += count
                 g, h = vload_n(dy0, j * c + k, n), vload_n(dy1, j * c + k, n)
                 ra = (vfma(b0, h, vfma(a0, g, ra[0])), vfma(b1, h, vfma(a1, g, ra[1])),
                       vfma(b2, h, vfma(a2, g, ra[2])))
@@ -1704,12 +1727,17 @@ def _filter_gradient_border(dw, x, b, ih0, dil_h, kh, dy, i, kw, j_begin, j_end,
 
 @kernel
 def depthwise_nhwc_backprop_filter_3x3_rows(x, dy, dw, zero_row, row_begin, row_end, stride_h, stride_w, dil_h,
-                                            dil_w, pad_top, pad_left):
+                                            dil_w, pad_top, pad_left, fetch=False):
     """Filter gradient of a 3x3 filter, output rows ``[row_begin, row_end)`` *added* to ``dw`` ``[3, 3, C]``
     (SIMD, :func:`_filter_gradient_interior_3x3`, two rows at a time with strides and dilations 1;
     input rows in the padding read ``zero_row``; SAME columns at horizontal stride and dilation 1:
     every pixel in the sliding pass, :func:`_filter_gradient_same_3x3` and its two-row form, the
-    padding columns as zero vectors; ``fast.depthwise`` sends a non-finite ``dy`` to the reference)."""
+    padding columns as zero vectors; ``fast.depthwise`` sends a non-finite ``dy`` to the reference).
+
+    ``fetch``: while a SAME pair of rows is summed, prefetch the rows the next pair adds (two ``x`` rows, two ``dy``
+    rows; the next image's first when this one ends).  A channel block's pass walks a row a pixel apart, and on
+    layers too large to stay in the last-level cache the hardware's prefetchers do not keep up with those strides:
+    ``fast.depthwise`` sets it for those (:data:`~sepconv.fast.depthwise.FETCH_AHEAD_MIN_BYTES`)."""
     in_w, c = x.shape[2], x.shape[3]
     out_h, out_w = dy.shape[1], dy.shape[2]
     dw9 = dw.reshape(9, c)
@@ -1728,8 +1756,13 @@ def depthwise_nhwc_backprop_filter_3x3_rows(x, dy, dw, zero_row, row_begin, row_
         dyr = dy[b, i]
         if same:  # every pixel in the sliding pass, the padding columns as zeros
             if pairs and r + 1 < row_end and i + 1 < out_h:
+                nb, ni = b, i + 2  # the next pair: the next image's first past this one's last (this pair's own
+                if ni + 1 >= out_h:  # rows past the batch: in cache, nothing fetched)
+                    nb, ni = (b + 1, 0) if b + 1 < dy.shape[0] else (b, i)
                 _filter_gradient_same_3x3_two_rows(dw9, x0, x1, x2, row_or_zeros(x, zero_row, b, ih0 + 3), dyr,
-                                                   dy[b, i + 1], shift)
+                                                   dy[b, i + 1], shift, row_or_zeros(x, zero_row, nb, ni + 1),
+                                                   row_or_zeros(x, zero_row, nb, ni + 2), dy[nb, ni], dy[nb, ni + 1],
+                                                   fetch)
                 r += 2
             else:
                 _filter_gradient_same_3x3(dw9, x0, x1, x2, dyr, shift)
@@ -1832,13 +1865,13 @@ def depthwise_nhwc_backprop_filter_rows(x, dy, dw, row_begin, row_end, stride_h,
 
 @kernel
 def depthwise_nhwc_backprop_filter_any_rows(x, dy, dw, zero_row, row_begin, row_end, stride_h, stride_w, dil_h, dil_w,
-                                            pad_top, pad_left):
+                                            pad_top, pad_left, fetch=False):
     """The filter gradient's rows kernel for ``dw``'s filter size (3x3, 5x5, 7 wide, or tap by tap), output rows
-    ``[row_begin, row_end)`` *added* to ``dw`` ``[kh, kw, C]``."""
+    ``[row_begin, row_end)`` *added* to ``dw`` ``[kh, kw, C]`` (``fetch``: the 3x3 kernel's)."""
     kh, kw = dw.shape[0], dw.shape[1]
     if kh == 3 and kw == 3:
         depthwise_nhwc_backprop_filter_3x3_rows(x, dy, dw, zero_row, row_begin, row_end, stride_h, stride_w, dil_h,
-                                                dil_w, pad_top, pad_left)
+                                                dil_w, pad_top, pad_left, fetch)
     elif kh == 5 and kw == 5:
         depthwise_nhwc_backprop_filter_5x5_rows(x, dy, dw, zero_row, row_begin, row_end, stride_h, stride_w, dil_h,
                                                 dil_w, pad_top, pad_left)
@@ -1852,14 +1885,14 @@ def depthwise_nhwc_backprop_filter_any_rows(x, dy, dw, zero_row, row_begin, row_
 
 @kernel(parallel=True)
 def depthwise_nhwc_backprop_filter_parallel(x, dy, partial, zero_row, stride_h, stride_w, dil_h, dil_w, pad_top,
-                                            pad_left):
+                                            pad_left, fetch=False):
     """Filter gradient: block ``t`` of the output rows is summed into ``partial[t]`` (zeroed by the caller)."""
     n_chunks = partial.shape[0]
     rows = dy.shape[0] * dy.shape[1]
     for t in prange(n_chunks):
         depthwise_nhwc_backprop_filter_any_rows(x, dy, partial[t], zero_row, t * rows // n_chunks,
                                                 (t + 1) * rows // n_chunks, stride_h, stride_w, dil_h, dil_w, pad_top,
-                                                pad_left)
+                                                pad_left, fetch)
 
 
 # --------------------------------------------------------------------------- both gradients in one pass
@@ -1880,14 +1913,15 @@ def _band(t, bands_per_image, band_rows, out_h, in_h, stride_h):
 
 @kernel(parallel=True)
 def depthwise_nhwc_backprop_3x3_parallel(x, w, flipped, dy, dx, partial, dy_zero_row, x_zero_row, band_rows,
-                                         stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
+                                         stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, fetch=False):
     """Both gradients of a 3x3 depthwise layer (multiplier 1) at stride 1 (any dilation) or 2 (dilation 1),
     band by band: a band's input-gradient rows, then its filter-gradient rows, which read the same
     ``dy`` rows while they are still in this core's cache (one pass over ``dy`` from memory, not two).
 
     Thread ``t`` takes a contiguous run of bands (``band_rows`` rows of ``dy`` each, within one image)
     and adds its filter gradient into ``partial[t]`` (zeroed by the caller).  ``flipped`` is ``w``
-    rotated by 180 degrees (the stride-1 input gradient is its forward correlation with ``dy``)."""
+    rotated by 180 degrees (the stride-1 input gradient is its forward correlation with ``dy``).  ``fetch``: the
+    rows kernels prefetch the next rows (see :func:`depthwise_nhwc_backprop_filter_3x3_rows`)."""
     n_threads = partial.shape[0]
     n, out_h = dy.shape[0], dy.shape[1]
     in_h = dx.shape[1]
@@ -1899,12 +1933,12 @@ def depthwise_nhwc_backprop_3x3_parallel(x, w, flipped, dy, dx, partial, dy_zero
             if y1 > y0:
                 if stride_h == 1:
                     depthwise_nhwc_forward_3x3_rows(dy, flipped, dx, dy_zero_row, b * in_h + y0, b * in_h + y1, 1, 1,
-                                                    dil_h, dil_w, 2 * dil_h - pad_top, 2 * dil_w - pad_left)
+                                                    dil_h, dil_w, 2 * dil_h - pad_top, 2 * dil_w - pad_left, fetch)
                 else:
                     depthwise_nhwc_backprop_input_s2_3x3_rows(w, dy, dx, dy_zero_row, b * in_h + y0, b * in_h + y1,
                                                               pad_top, pad_left)
             depthwise_nhwc_backprop_filter_3x3_rows(x, dy, partial[t], x_zero_row, b * out_h + i0, b * out_h + i1,
-                                                    stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
+                                                    stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, fetch)
 
 
 # --------------------------------------------------------------------------- helpers
