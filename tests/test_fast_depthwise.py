@@ -2165,8 +2165,8 @@ def test_small_image_kernel_any_stride(strides, dilations):
 ])
 def test_fetch_ahead_matches_the_reference(shape, monkeypatch):
     """With the next rows prefetched (the general 3x3 kernels' ``fetch``, taken from FETCH_AHEAD_MIN_BYTES, here 0:
-    every layer) the SAME 3x3 forward, input gradient, filter gradient and both gradients match the reference, and the
-    kernels were told to fetch."""
+    every layer) the SAME 3x3 forward (and at stride 2), input gradient, filter gradient and both gradients match the
+    reference, and the kernels were told to fetch."""
     monkeypatch.setattr(fast_depthwise, "FETCH_AHEAD_MIN_BYTES", 0)
     fast_depthwise.clear_plans()
     kernels = sys.modules["sepconv.kernels.depthwise"]
@@ -2178,6 +2178,9 @@ def test_fetch_ahead_matches_the_reference(shape, monkeypatch):
     dy = rand(rng, shape, np.float32)
     fast, ref = _both(sepconv.depthwise_conv2d, x, w, 1, "SAME")
     np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    for strides, padding in ((2, "SAME"), (2, "VALID"), ((1, 2), "SAME")):  # row by row, the stride-2 interior
+        fast, ref = _both(sepconv.depthwise_conv2d, x, w, strides, padding)
+        np.testing.assert_allclose(fast, ref, **tol(np.float32))
     fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, w, dy, 1, "SAME")
     np.testing.assert_allclose(fast, ref, **tol(np.float32))
     fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, w.shape, dy, 1, "SAME")

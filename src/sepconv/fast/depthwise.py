@@ -427,7 +427,13 @@ def _streamed_output(in_shape: tuple[int, ...], out_shape: tuple[int, ...], item
 # session, Zen 4 VM (32 MB L3), 2 threads, one process, the filter gradient's SAME pairs, without -> with: 8x56x56x144
 # (29 MB) 1762 -> 609 us, 6x56x56x144 1163 -> 413, 16x28x28x192 1236 -> 417, 32x14x14x384 711 -> 348, 4x112x112x64
 # 1053 -> 607, 8x112x112x32 999 -> 564, 4x56x56x144 (14 MB) 457 -> 297; at par below (3x56x56x144, 11 MB, 204 ->
-# 196; 8x28x28x192 202 -> 195; 1x148x148x64 243 -> 243; 1x112x112x96 172 -> 178; 12x14x14x384 151 -> 155).
+# 196; 8x28x28x192 202 -> 195; 1x148x148x64 243 -> 243; 1x112x112x96 172 -> 178; 12x14x14x384 151 -> 155).  Through
+# the ops, one process, 5 alternating rounds over 146 layers of 6 MB or more (benchmarks/*.json), without -> with:
+# forward 8x56x56x144 0.50, 8x112x112x32 0.73, 1x147x147x128 0.74, 32x14x14x384 0.86; stride 2 (the next row's input
+# rows and output row) 8x112x112x96 0.55-0.66, 1x228x228x144 0.67-0.77, 1x264x264x192 0.69-0.95; input gradient
+# 8x56x56x144 0.46-0.54, 32x14x14x384 0.63, 8x112x112x32 0.76; filter gradient 8x56x56x144 0.34-0.43, 8x112x112x32
+# 0.66, 32x14x14x384 0.72; both gradients 8x56x56x144 0.53-0.55; the layers whose kernels do not fetch at par
+# (0.84-1.20, noise: geomean 0.955 over all 146).
 FETCH_AHEAD_MIN_BYTES = _last_level_cache_bytes() // 4
 
 

@@ -387,14 +387,17 @@ S2_TILE_PIXELS = 16
 
 
 @kernel
-def _forward_interior_3x3_s2(o, x0, x1, x2, w9, j_lo, j_hi, pad_left, shift):
+def _forward_interior_3x3_s2(o, x0, x1, x2, w9, j_lo, j_hi, pad_left, shift, ahead0, ahead1, ahead2, fetch):
     """:func:`_forward_interior_3x3` at horizontal stride 2, dilation 1, in tiles of
     :data:`S2_TILE_PIXELS` pixels, each tile's channel blocks in turn.  Pixel ``j`` reads columns
     ``2j - pad_left .. + 2`` and pixel ``j + 1`` starts at the last of them, so the window slides by
     two columns (six loads per pixel, not nine).  (Channel blocks outside a whole row, as at stride
-    1, swept three input rows per block, twice the output's pixels each, from L2.)"""
+    1, swept three input rows per block, twice the output's pixels each, from L2.)  With ``fetch``, the next
+    output row's new input rows ``ahead0``, ``ahead1`` (two vectors a pixel) and its output row ``ahead2`` are
+    prefetched into L2 (see :func:`depthwise_nhwc_backprop_filter_3x3_rows`)."""
     c = o.shape[1]
     count = lanes(o)
+    ahead = 0
     for j0 in range(j_lo, j_hi, S2_TILE_PIXELS):
         j1 = min(j0 + S2_TILE_PIXELS, j_hi)
         for kb in range(_channel_blocks(c, shift, count)):
@@ -405,6 +408,13 @@ def _forward_interior_3x3_s2(o, x0, x1, x2, w9, j_lo, j_hi, pad_left, shift):
             for j in range(j0, j1):
                 a1, b1, e1 = vload_n(x0, p + c, n), vload_n(x1, p + c, n), vload_n(x2, p + c, n)
                 a2, b2, e2 = vload_n(x0, p + 2 * c, n), vload_n(x1, p + 2 * c, n), vload_n(x2, p + 2 * c, n)
+                if fetch:
+                    prefetch(ahead0, 2 * ahead)
+                    prefetch(ahead0, 2 * ahead + count)
+                    prefetch(ahead1, 2 * ahead)
+                    prefetch(ahead1, 2 * ahead + count)
+                    prefetch(ahead2, ahead)
+                    ahead += count
                 vstore_n(o, j * c + k, vadd(vadd(_row3(a0, a1, a2, wa), _row3(b0, b1, b2, wb)), _row3(e0, e1, e2, we)), n)
                 a0, b0, e0 = a2, b2, e2
                 p += 2 * c
@@ -740,7 +750,11 @@ def _forward_3x3_image_rows(x, w, out, zero_row, b, i_begin, i_end, stride_h, st
                 _forward_same_3x3(o, x0, x1, x2, w9, dil_w, shift)
             else:
                 if dil_w == 1 and stride_w == 2:
-                    _forward_interior_3x3_s2(o, x0, x1, x2, w9, j_lo, j_hi, pad_left, shift)
+                    ni = i + step if i + step < i_end else i  # the next row (this one's at the run's end)
+                    nh = ni * stride_h - pad_top
+                    _forward_interior_3x3_s2(o, x0, x1, x2, w9, j_lo, j_hi, pad_left, shift,
+                                             row_or_zeros(x, zero_row, b, nh + 1), row_or_zeros(x, zero_row, b, nh + 2),
+                                             out[b, ni], fetch)
                 elif dil_w == 1:  # the common case, compiled with the dilation known
                     _forward_interior_3x3(o, x0, x1, x2, w9, j_lo, j_hi, stride_w, 1, pad_left, shift)
                 else:
