@@ -2190,3 +2190,25 @@ def test_fetch_ahead_matches_the_reference(shape, monkeypatch):
     np.testing.assert_allclose(fast_dw, ref_dw, **tol(np.float32))
     if fast_depthwise.thread_count() > 1:  # the layers split: the parallel kernels ran, told to fetch
         assert all(calls and all(calls) for calls in fetched.values()), fetched
+
+
+@pytest.mark.parametrize("shape, padding", [
+    ((2, 23, 37, 40), "SAME"),  # odd rows and columns, a partial channel block, two images
+    ((1, 30, 34, 64), "VALID"),
+    ((3, 9, 40, 17), "SAME"),  # fewer channels than a vector
+])
+def test_direct_5x5_stride_2_fetching_ahead_matches_the_reference(shape, padding, monkeypatch):
+    """The direct 5x5 kernel's stride-2 rows with the next row's input and output rows prefetched (``fetch``, from
+    FETCH_AHEAD_5X5_S2_MIN_BYTES, here 0) give the reference's result, and the kernel was told to fetch."""
+    module = sys.modules["sepconv.kernels.depthwise_5x5_direct"]
+    calls = record_calls(monkeypatch, module, "depthwise_nhwc_forward_5x5_direct_s2_parallel",
+                         record=lambda args: args[-1])
+    for name, value in (("FETCH_AHEAD_5X5_S2_MIN_BYTES", 0), ("DIRECT_5X5_S2_MIN_WIDTH", 0),
+                        ("DIRECT_5X5_MIN_VECTORS", 0), ("PARALLEL_MIN_MACS", 0), ("PARALLEL_MIN_BYTES", 0)):
+        monkeypatch.setattr(fast_depthwise, name, value)
+    fast_depthwise.clear_plans()
+    rng = np.random.default_rng(32)
+    x, w = rand(rng, shape, np.float32), rand(rng, (5, 5, shape[3], 1), np.float32)
+    fast, ref = _both(sepconv.depthwise_conv2d, x, w, 2, padding)
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    assert calls == [True]

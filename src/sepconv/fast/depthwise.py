@@ -437,6 +437,14 @@ def _streamed_output(in_shape: tuple[int, ...], out_shape: tuple[int, ...], item
 FETCH_AHEAD_MIN_BYTES = _last_level_cache_bytes() // 4
 
 
+# ... and the direct 5x5 kernel's stride-2 rows (the next output row's new input rows and its output row, a few lines
+# before each eight-pixel step) from three quarters of the L3: one process, 9 alternating rounds, without -> with,
+# 2x114x114x240 (31 MB) 0.63, 4x112x112x96 (24 MB) 0.60, 1x150x150x288 (32 MB) 0.70-0.75, 2x132x132x240 0.75,
+# 1x160x160x240 0.81, 1x200x200x192 0.91; below it at par or worse (1x132x132x240, 21 MB, 1.06; 1x114x114x240 1.06;
+# 1x38x38x1344 1.05; 8x56x56x144, 18 MB, 0.90).
+FETCH_AHEAD_5X5_S2_MIN_BYTES = _last_level_cache_bytes() * 3 // 4
+
+
 def _fetch_ahead(nbytes: int) -> bool:
     """Whether the general 3x3 kernels prefetch the next rows for arrays of ``nbytes`` (:data:`FETCH_AHEAD_MIN_BYTES`)."""
     return nbytes >= FETCH_AHEAD_MIN_BYTES
@@ -780,7 +788,7 @@ def _forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, stride_h: int, stri
 def _split_settings() -> tuple[int, ...]:
     """What the thread split depends on besides the shapes: the thresholds above and the thread count."""
     return (PARALLEL_MIN_MACS, NHWC_PARALLEL_MIN_MACS, PARALLEL_MIN_BYTES, PARALLEL_MIN_ROWS, thread_count(),
-            FETCH_AHEAD_MIN_BYTES)
+            FETCH_AHEAD_MIN_BYTES, FETCH_AHEAD_5X5_S2_MIN_BYTES)
 
 
 @functools.lru_cache(maxsize=256)
@@ -872,10 +880,12 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
                                                                             pad_left)
         return launch
     if _direct_5x5(in_shape, out_shape, itemsize, kh, kw, stride_w, dil_w) and stride_w == 2:
+        fetch = (math.prod(in_shape) + math.prod(out_shape)) * itemsize >= FETCH_AHEAD_5X5_S2_MIN_BYTES
+
         def launch(x, w3, out):
             with PARALLEL_LAUNCH:
                 direct_5x5.depthwise_nhwc_forward_5x5_direct_s2_parallel(x, w3, out, n_chunks, stride_h, dil_h, pad_top,
-                                                                         pad_left)
+                                                                         pad_left, fetch)
         return launch
     if _direct_5x5(in_shape, out_shape, itemsize, kh, kw, stride_w, dil_w):  # horizontal stride 1
         direct_args = (stride_h, dil_h, dil_w, pad_top, pad_left)

@@ -54,7 +54,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import kernel
-from ._simd import empty_on_line, lanes, opaque, vfma, vload, vload_part, vstore, vstore_n, vzeros
+from ._simd import empty_on_line, lanes, opaque, prefetch, vfma, vload, vload_part, vstore, vstore_n, vzeros
 from ._window import interior, tap_range
 from .depthwise import _channel_block, _channel_blocks, _image_run, _row_phases, aligned_shift
 
@@ -464,18 +464,33 @@ def _pixel_s2_clipped(o, xb, ih0, dil_h, a_lo, a_hi, wb, wt, k, n, c, j, pad_lef
 
 
 @kernel
-def _row_s2(o, xb, ih0, dil_h, a_lo, a_hi, wb, shift, j_lo, j_hi, pad_left):
+def _row_s2(o, xb, ih0, dil_h, a_lo, a_hi, wb, shift, j_lo, j_hi, pad_left, ahead_x, ahead_begin, ahead_end, ahead_o,
+            fetch):
     """Output row ``o`` at horizontal stride 2, every channel block: its interior pixels ``[j_lo, j_hi)`` in steps
     of eight (the last overlapping the one before it), the others one by one, clipped.  Compiled on its own, as
-    :func:`_interior_steps` is."""
+    :func:`_interior_steps` is.  With ``fetch``, the flat range ``[ahead_begin, ahead_end)`` of ``ahead_x`` (the
+    input rows the next output row adds) and the row ``ahead_o`` (the next output row) are prefetched into L2, a few
+    lines before each step (as :func:`sepconv.kernels.depthwise.depthwise_nhwc_backprop_filter_3x3_rows`)."""
     count = lanes(o)
     out_w, c = o.shape[0], o.shape[1]
     steps = (j_hi - j_lo) // 8
     first, rest = (j_lo, j_lo + 8 * steps) if steps > 0 else (0, 0)  # no steps: every pixel clipped
-    for kb in range(_channel_blocks(c, shift, count)):
+    blocks = _channel_blocks(c, shift, count)
+    all_steps = max(1, blocks * steps)
+    x_lines = -(-(ahead_end - ahead_begin) // (count * all_steps))  # lines a step, input and output
+    o_lines = -(-ahead_o.size // (count * all_steps))
+    x_at, o_at = ahead_begin, 0
+    for kb in range(blocks):
         k, n = _channel_block(kb, c, shift, count)
         wt = kb * 25
         for m in range(steps):
+            if fetch:
+                for _ in range(x_lines):
+                    prefetch(ahead_x, x_at)
+                    x_at += count
+                for _ in range(o_lines):
+                    prefetch(ahead_o, o_at)
+                    o_at += count
             _step8_s2(o, xb, ih0, dil_h, a_lo, a_hi, wb, wt, k, n, c, j_lo + 8 * m, pad_left)
         end = rest
         if steps > 0 and rest < j_hi:
@@ -488,26 +503,34 @@ def _row_s2(o, xb, ih0, dil_h, a_lo, a_hi, wb, shift, j_lo, j_hi, pad_left):
 
 
 @kernel
-def depthwise_nhwc_forward_5x5_direct_s2_rows(x, wb, out, row_begin, row_end, stride_h, dil_h, pad_top, pad_left):
-    """As :func:`depthwise_nhwc_forward_5x5_direct_rows`, horizontal stride 2 (dilation 1), row by row."""
-    in_h, in_w = x.shape[1], x.shape[2]
+def depthwise_nhwc_forward_5x5_direct_s2_rows(x, wb, out, row_begin, row_end, stride_h, dil_h, pad_top, pad_left,
+                                              fetch=False):
+    """As :func:`depthwise_nhwc_forward_5x5_direct_rows`, horizontal stride 2 (dilation 1), row by row; ``fetch``:
+    prefetch the input rows and the output row of the next output row while computing one (:func:`_row_s2`)."""
+    in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
     out_h, out_w = out.shape[1], out.shape[2]
     shift = block_shift(x)
     j_lo, j_hi = interior(out_w, in_w, 5, 2, 1, pad_left)
+    row = in_w * c
     for r in range(row_begin, row_end):
         b = r // out_h
         i = r - b * out_h
         ih0 = i * stride_h - pad_top
         a_lo, a_hi = tap_range(ih0, dil_h, 5, in_h)
-        _row_s2(out[b, i], x[b], ih0, dil_h, a_lo, a_hi, wb, shift, j_lo, j_hi, pad_left)
+        # the next output row's new input rows (those past this row's last tap), within the image
+        new_begin = min(max(ih0 + 4 * dil_h + 1, 0), in_h)
+        new_end = min(max(ih0 + 4 * dil_h + 1 + stride_h, 0), in_h)
+        _row_s2(out[b, i], x[b], ih0, dil_h, a_lo, a_hi, wb, shift, j_lo, j_hi, pad_left, x[b], new_begin * row,
+                new_end * row, out[b, min(i + 1, out_h - 1)], fetch)
 
 
 @kernel(parallel=True)
-def depthwise_nhwc_forward_5x5_direct_s2_parallel(x, w, out, n_chunks, stride_h, dil_h, pad_top, pad_left):
+def depthwise_nhwc_forward_5x5_direct_s2_parallel(x, w, out, n_chunks, stride_h, dil_h, pad_top, pad_left,
+                                                  fetch=False):
     """The forward of ``x`` with ``w`` ``[5, 5, C]`` into ``out`` at horizontal stride 2: the filter laid out once,
     then all output rows in ``n_chunks`` parallel blocks (:func:`depthwise_nhwc_forward_5x5_direct_s2_rows`)."""
     wb = filter_blocks(x, w, 25)
     rows = out.shape[0] * out.shape[1]
     for t in prange(n_chunks):
         depthwise_nhwc_forward_5x5_direct_s2_rows(x, wb, out, t * rows // n_chunks, (t + 1) * rows // n_chunks,
-                                                  stride_h, dil_h, pad_top, pad_left)
+                                                  stride_h, dil_h, pad_top, pad_left, fetch)
