@@ -2212,3 +2212,26 @@ def test_direct_5x5_stride_2_fetching_ahead_matches_the_reference(shape, padding
     fast, ref = _both(sepconv.depthwise_conv2d, x, w, 2, padding)
     np.testing.assert_allclose(fast, ref, **tol(np.float32))
     assert calls == [True]
+
+
+@pytest.mark.parametrize("shape, padding", [
+    ((2, 23, 37, 40), "SAME"),  # odd rows and columns, a partial channel block, two images
+    ((1, 30, 34, 64), "VALID"),
+    ((3, 9, 40, 17), [[0, 0], [1, 0], [0, 1], [0, 0]]),  # fewer channels than a vector, uneven padding
+])
+def test_stride_2_input_gradient_fetching_ahead_matches_the_reference(shape, padding, monkeypatch):
+    """The stride-2 3x3 input gradient's parity kernel with the next dx and dy rows prefetched (``fetch``, from
+    FETCH_AHEAD_S2_INPUT_GRADIENT_MIN_BYTES, here 0) gives the reference's result, and it was told to fetch."""
+    module = sys.modules["sepconv.kernels.depthwise"]
+    calls = record_calls(monkeypatch, module, "depthwise_nhwc_backprop_input_s2_parallel", record=lambda args: args[-1])
+    for name, value in (("FETCH_AHEAD_S2_INPUT_GRADIENT_MIN_BYTES", 0), ("PARALLEL_MIN_MACS", 0),
+                        ("NHWC_PARALLEL_MIN_MACS", 0), ("PARALLEL_MIN_BYTES", 0)):
+        monkeypatch.setattr(fast_depthwise, name, value)
+    fast_depthwise.clear_plans()
+    rng = np.random.default_rng(33)
+    x, w = rand(rng, shape, np.float32), rand(rng, (3, 3, shape[3], 1), np.float32)
+    dy = rand(rng, sepconv.depthwise_conv2d(x, w, 2, padding).shape, np.float32)
+    fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, w, dy, 2, padding)
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    if fast_depthwise.thread_count() > 1:
+        assert calls == [True]

@@ -445,6 +445,13 @@ FETCH_AHEAD_MIN_BYTES = _last_level_cache_bytes() // 4
 FETCH_AHEAD_5X5_S2_MIN_BYTES = _last_level_cache_bytes() * 3 // 4
 
 
+# ... and the stride-2 3x3 input gradient's parity kernel (the next dx row and dy row) from half the L3: one
+# process, 7 alternating rounds, without -> with, 8x112x112x96 (48 MB) 0.47-0.52, 4x112x112x144 0.46,
+# 2x228x228x144 0.45, 1x228x228x144 (37 MB) 0.59, 1x264x264x192 0.59-0.68, 4x56x56x336 (21 MB) 0.54; at 8-14 MB par
+# or worse (1x66x66x432 1.09-1.11, 2x53x53x336 1.04, 4x56x56x144 1.03-1.05, 1x75x75x480 0.96-1.03).
+FETCH_AHEAD_S2_INPUT_GRADIENT_MIN_BYTES = _last_level_cache_bytes() // 2
+
+
 def _fetch_ahead(nbytes: int) -> bool:
     """Whether the general 3x3 kernels prefetch the next rows for arrays of ``nbytes`` (:data:`FETCH_AHEAD_MIN_BYTES`)."""
     return nbytes >= FETCH_AHEAD_MIN_BYTES
@@ -788,7 +795,7 @@ def _forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, stride_h: int, stri
 def _split_settings() -> tuple[int, ...]:
     """What the thread split depends on besides the shapes: the thresholds above and the thread count."""
     return (PARALLEL_MIN_MACS, NHWC_PARALLEL_MIN_MACS, PARALLEL_MIN_BYTES, PARALLEL_MIN_ROWS, thread_count(),
-            FETCH_AHEAD_MIN_BYTES, FETCH_AHEAD_5X5_S2_MIN_BYTES)
+            FETCH_AHEAD_MIN_BYTES, FETCH_AHEAD_5X5_S2_MIN_BYTES, FETCH_AHEAD_S2_INPUT_GRADIENT_MIN_BYTES)
 
 
 @functools.lru_cache(maxsize=256)
@@ -1253,17 +1260,19 @@ def _input_gradient_launch(dy_shape: tuple[int, ...], dx_shape: tuple[int, ...],
     if _parity_kernel(g.kh, g.kw, g.stride_h, g.stride_w, g.dil_h, g.dil_w):
         pad_top, pad_left = g.pad_top, g.pad_left
         zero_row = _plan_zero_row(dy_shape[2:], dtype)
+        fetch = (math.prod(dy_shape) + math.prod(dx_shape)) * itemsize >= FETCH_AHEAD_S2_INPUT_GRADIENT_MIN_BYTES
         if n_chunks > 1:
             def launch(w3, dy, dx):
                 with PARALLEL_LAUNCH:
                     kernels.depthwise_nhwc_backprop_input_s2_parallel(w3, dy, dx, zero_row(), n_chunks, pad_top,
-                                                                      pad_left)
+                                                                      pad_left, fetch)
         elif g.kw == 7:
             def launch(w3, dy, dx):
                 kernels.depthwise_nhwc_backprop_input_s2_w7_rows(w3, dy, dx, 0, rows, pad_top, pad_left)
         elif g.kh == 3:
             def launch(w3, dy, dx):
-                kernels.depthwise_nhwc_backprop_input_s2_3x3_rows(w3, dy, dx, zero_row(), 0, rows, pad_top, pad_left)
+                kernels.depthwise_nhwc_backprop_input_s2_3x3_rows(w3, dy, dx, zero_row(), 0, rows, pad_top, pad_left,
+                                                                  fetch)
         else:
             def launch(w3, dy, dx):
                 kernels.depthwise_nhwc_backprop_input_s2_5x5_rows(w3, dy, dx, zero_row(), 0, rows, pad_top, pad_left)

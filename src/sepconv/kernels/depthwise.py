@@ -1245,16 +1245,24 @@ def _s2_terms5(row, q, c, ws, n, even, odd):
 
 
 @kernel
-def _s2_pairs_3x3(g, ra, rb, w9, di_a, di_b, m_lo, m_hi, pad_left, shift):
+def _s2_pairs_3x3(g, ra, rb, w9, di_a, di_b, m_lo, m_hi, pad_left, shift, ahead_g, ahead_dy, fetch):
     """The column pairs ``[m_lo, m_hi)`` of one stride-2 input-gradient row, 3x3 filter (SIMD): ``dy`` rows
-    ``ra`` (filter row ``di_a``) and ``rb`` (``di_b``; ``-1``: none)."""
+    ``ra`` (filter row ``di_a``) and ``rb`` (``di_b``; ``-1``: none).  With ``fetch``, the next ``dx`` row
+    ``ahead_g`` (two vectors a pair) and the next new ``dy`` row ``ahead_dy`` (one) are prefetched into L2 (as
+    :func:`depthwise_nhwc_backprop_filter_3x3_rows`)."""
     c = g.shape[1]
     count = lanes(g)
+    ahead = 0
     for kb in range(_channel_blocks(c, shift, count)):
         k, n = _channel_block(kb, c, shift, count)
         wa = _weights3(w9, 3 * di_a, c, k, n)
         wb = _weights3(w9, 3 * max(di_b, 0), c, k, n)
         for m in range(m_lo, m_hi):
+            if fetch:
+                prefetch(ahead_g, 2 * ahead)
+                prefetch(ahead_g, 2 * ahead + count)
+                prefetch(ahead_dy, ahead)
+                ahead += count
             q = m * c + k
             even, odd = _s2_terms3(ra, q, c, wa, n, vzeros(g), vzeros(g))
             if di_b >= 0:
@@ -1285,7 +1293,8 @@ def _s2_pairs_5x5(g, ra, rb, rc, w25, di_a, di_b, di_c, m_lo, m_hi, pad_left, sh
 
 
 @kernel
-def depthwise_nhwc_backprop_input_s2_3x3_rows(w, dy, dx, zero_row, row_begin, row_end, pad_top, pad_left):
+def depthwise_nhwc_backprop_input_s2_3x3_rows(w, dy, dx, zero_row, row_begin, row_end, pad_top, pad_left,
+                                              fetch=False):
     """Input gradient of a 3x3 filter with stride 2 (dilation 1): rows ``[row_begin, row_end)`` of ``dx``.
 
     Each ``dx`` pixel is one expression of the (at most four) taps that reach it, by parity: row
@@ -1294,7 +1303,8 @@ def depthwise_nhwc_backprop_input_s2_3x3_rows(w, dy, dx, zero_row, row_begin, ro
     shares its ``dy`` loads, in SIMD channel blocks from ``dy``'s first aligned channel
     (:func:`_s2_pairs_3x3`); nothing is accumulated in memory.  A ``dy`` row outside ``dy`` reads
     ``zero_row``; the columns at the edges, whose taps would leave ``dy``, are clipped
-    (:func:`_backprop_input_s2_pixel`).
+    (:func:`_backprop_input_s2_pixel`).  ``fetch``: prefetch the next ``dx`` row and ``dy`` row
+    (:func:`_s2_pairs_3x3`).
     """
     in_h, in_w, c = dx.shape[1], dx.shape[2], dx.shape[3]
     out_w = dy.shape[2]
@@ -1313,7 +1323,8 @@ def depthwise_nhwc_backprop_input_s2_3x3_rows(w, dy, dx, zero_row, row_begin, ro
         ra = _s2_row(dy, zero_row, b, t, di_a)
         rb = _s2_row(dy, zero_row, b, t, di_b) if di_b >= 0 else zero_row
         g = dx[b, y]
-        _s2_pairs_3x3(g, ra, rb, w9, di_a, di_b, m_lo, m_hi, pad_left, shift)
+        _s2_pairs_3x3(g, ra, rb, w9, di_a, di_b, m_lo, m_hi, pad_left, shift, dx[b, min(y + 1, in_h - 1)],
+                      row_or_zeros(dy, zero_row, b, t // 2 + 1), fetch)
         _s2_edges(g, ra, rb, zero_row, w, di_a, di_b, -1, done_lo, done_hi, pad_left, out_w, shift)
 
 
@@ -1458,24 +1469,24 @@ def depthwise_nhwc_backprop_input_s2_w7_rows(w, dy, dx, row_begin, row_end, pad_
 
 
 @kernel
-def depthwise_nhwc_backprop_input_s2_any_rows(w, dy, dx, zero_row, row_begin, row_end, pad_top, pad_left):
+def depthwise_nhwc_backprop_input_s2_any_rows(w, dy, dx, zero_row, row_begin, row_end, pad_top, pad_left, fetch=False):
     """The stride-2 parity kernel for ``w``'s filter size (3x3, 5x5 or 7 wide), rows ``[row_begin, row_end)`` of
-    ``dx``."""
+    ``dx`` (``fetch``: the 3x3 kernel's)."""
     if w.shape[1] == 7:
         depthwise_nhwc_backprop_input_s2_w7_rows(w, dy, dx, row_begin, row_end, pad_top, pad_left)
     elif w.shape[0] == 3:
-        depthwise_nhwc_backprop_input_s2_3x3_rows(w, dy, dx, zero_row, row_begin, row_end, pad_top, pad_left)
+        depthwise_nhwc_backprop_input_s2_3x3_rows(w, dy, dx, zero_row, row_begin, row_end, pad_top, pad_left, fetch)
     else:
         depthwise_nhwc_backprop_input_s2_5x5_rows(w, dy, dx, zero_row, row_begin, row_end, pad_top, pad_left)
 
 
 @kernel(parallel=True)
-def depthwise_nhwc_backprop_input_s2_parallel(w, dy, dx, zero_row, n_chunks, pad_top, pad_left):
+def depthwise_nhwc_backprop_input_s2_parallel(w, dy, dx, zero_row, n_chunks, pad_top, pad_left, fetch=False):
     """The stride-2 parity kernels over all rows of ``dx``, in ``n_chunks`` parallel blocks."""
     rows = dx.shape[0] * dx.shape[1]
     for t in prange(n_chunks):
         depthwise_nhwc_backprop_input_s2_any_rows(w, dy, dx, zero_row, t * rows // n_chunks, (t + 1) * rows // n_chunks,
-                                                  pad_top, pad_left)
+                                                  pad_top, pad_left, fetch)
 
 
 # --------------------------------------------------------------------------- filter gradient
