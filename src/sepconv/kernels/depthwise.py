@@ -557,6 +557,15 @@ def _forward_same_3x3_two_rows(o0, o1, x0, x1, x2, x3, w9, dil_w, shift):
                     a0, a1, b0, b1, e0, e1, f0, f1 = a1, a2, b1, b2, e1, e2, f1, f2
 
 
+@kernel(inline=True)
+def _prefetch4(a0, a1, a2, a3, i):
+    """Prefetch the line of ``a.flat[i]`` of four rows into L2 (the rows a SAME pair's next pair adds)."""
+    prefetch(a0, i)
+    prefetch(a1, i)
+    prefetch(a2, i)
+    prefetch(a3, i)
+
+
 @kernel
 def _forward_same_3x3_two_rows_d1(o0, o1, x0, x1, x2, x3, w9, shift, ahead0, ahead1, ahead2, ahead3, fetch):
     """:func:`_forward_same_3x3_two_rows` at dilation 1, wide rows in tiles (:data:`SAME_TILE_PIXELS`), its loop
@@ -591,10 +600,7 @@ def _forward_same_3x3_two_rows_d1(o0, o1, x0, x1, x2, x3, w9, shift, ahead0, ahe
                 a2, b2 = vload_part(x0, q, n), vload_part(x1, q, n)
                 e2, f2 = vload_part(x2, q, n), vload_part(x3, q, n)
                 if fetch:
-                    prefetch(ahead0, ahead)
-                    prefetch(ahead1, ahead)
-                    prefetch(ahead2, ahead)
-                    prefetch(ahead3, ahead)
+                    _prefetch4(ahead0, ahead1, ahead2, ahead3, ahead)
                     ahead += count
                 mid_b, mid_e = _row3(b0, b1, b2, wb), _row3(e0, e1, e2, we)
                 vstore_part(o0, j * c + k, vadd(vadd(_row3(a0, a1, a2, wa), mid_b), mid_e), n)
@@ -1659,10 +1665,7 @@ def _filter_gradient_same_3x3_two_rows(dw9, x0, x1, x2, x3, dy0, dy1, shift, ahe
                 else:
                     a2 = b2 = e2 = f2 = vzeros(dy0)
                 if fetch:
-                    prefetch(ahead0, ahead)
-                    prefetch(ahead1, ahead)
-                    prefetch(ahead2, ahead)
-                    prefetch(ahead3, ahead)
+                    _prefetch4(ahead0, ahead1, ahead2, ahead3, ahead)
                     ahead += count
                 g, h = vload_n(dy0, j * c + k, n), vload_n(dy1, j * c + k, n)
                 ra = (vfma(b0, h, vfma(a0, g, ra[0])), vfma(b1, h, vfma(a1, g, ra[1])),
