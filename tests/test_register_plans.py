@@ -414,6 +414,28 @@ def test_half_width_units_stride_2_3x3_filter_gradient_takes_the_direct_kernel(s
     assert len(calls) == direct
 
 
+@pytest.mark.parametrize("shape, strides, padding, direct", [
+    ((4, 18, 18, 24), 2, "VALID", True),  # a vector and a half of channels
+    ((1, 14, 14, 576), 2, "SAME", True),
+    ((1, 17, 23, 37), 2, "SAME", True),  # odd sizes, a partial vector
+    ((1, 16, 16, 8), 2, "SAME", False),  # fewer channels than a vector
+    ((1, 40, 40, 96), 2, "SAME", False),  # a 600 KB image: over the limit
+    ((1, 20, 20, 64), (2, 1), "SAME", False),  # stride 2 down the rows only
+])
+def test_half_width_units_small_stride_2_3x3_forward_takes_the_direct_kernel(shape, strides, padding, direct,
+                                                                               monkeypatch):
+    """On Zen 4's plans the forward of undilated 3x3 layers at stride 2 over a vector of channels or more, on images
+    of up to 512 KB, takes the direct 3x3 kernel; others not; results as the reference's."""
+    registers.use_wide_register_plans(True, half_width_units=True)
+    calls = record_calls(monkeypatch, depthwise_3x3_direct, "depthwise_nhwc_forward_3x3_direct_parallel",
+                         serial="depthwise_nhwc_forward_3x3_direct_rows")
+    rng = np.random.default_rng(13)
+    x, w = rand(rng, shape, np.float32), rand(rng, (3, 3, shape[3], 1), np.float32)
+    fast, ref = _both(sepconv.depthwise_conv2d, x, w, strides, padding)
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    assert len(calls) == direct
+
+
 def test_nchw_5x5_on_short_rows_goes_through_nhwc(narrow_plans, monkeypatch):
     """On the AVX2 plans an NCHW 5x5 layer of many channels on 14-pixel rows runs through NHWC by whole-array
     transposes (forward and input gradient); results as the reference's."""

@@ -485,6 +485,24 @@ def _direct_3x3(in_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stri
             and (stride_w == 1 or (stride_w == 2 and dil_w == 1)))
 
 
+# With DIRECT_3X3_S2_MAX_IMAGE_BYTES (Zen 4's plans: 512 KB) the forward of undilated stride-2 3x3 layers over a
+# vector of channels or more (multiplier 1), on images (one item's H x W x C) of at most that many bytes, takes the
+# direct 3x3 kernel too.  Forty-third session, Zen 4 VM, one process, 9 alternating rounds, the general kernel ->
+# direct, 35 layers of up to 512 KB: geomean 0.87, 4x18x18x24 VALID 0.70, 1x24x24x144 0.75, 1x14x14x576 0.80,
+# 2x15x15x100 0.91, 4x30x30x144 0.89; 2x20x20x120 VALID 1.03 and 8x14x14x384 1.13 lost.  On larger images it was
+# mixed (5 rounds, 0.66-1.20; 1x56x56x144 1.09, 4x56x56x144 1.04, 1x61x61x240 1.20).
+DIRECT_3X3_S2_MAX_IMAGE_BYTES = 0
+
+
+def _direct_3x3_small_s2(in_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_h: int, stride_w: int,
+                         dil_h: int, dil_w: int) -> bool:
+    """Whether the forward of a small undilated stride-2 3x3 layer takes the direct 3x3 kernel
+    (:data:`DIRECT_3X3_S2_MAX_IMAGE_BYTES`)."""
+    return (tuned(itemsize) and (kh, kw, stride_h, stride_w, dil_h, dil_w) == (3, 3, 2, 2, 1, 1)
+            and in_shape[3] * itemsize >= VECTOR_BYTES
+            and math.prod(in_shape[1:]) * itemsize <= DIRECT_3X3_S2_MAX_IMAGE_BYTES)
+
+
 def _direct_3x3_s2_input_gradient(dy_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_h: int,
                                   stride_w: int, dil_h: int, dil_w: int) -> bool:
     """Whether the input gradient from ``dy`` of ``dy_shape`` takes the direct 3x3 kernel's stride-2 routine
@@ -795,7 +813,8 @@ def _forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, stride_h: int, stri
 def _split_settings() -> tuple[int, ...]:
     """What the thread split depends on besides the shapes: the thresholds above and the thread count."""
     return (PARALLEL_MIN_MACS, NHWC_PARALLEL_MIN_MACS, PARALLEL_MIN_BYTES, PARALLEL_MIN_ROWS, thread_count(),
-            FETCH_AHEAD_MIN_BYTES, FETCH_AHEAD_5X5_S2_MIN_BYTES, FETCH_AHEAD_S2_INPUT_GRADIENT_MIN_BYTES)
+            FETCH_AHEAD_MIN_BYTES, FETCH_AHEAD_5X5_S2_MIN_BYTES, FETCH_AHEAD_S2_INPUT_GRADIENT_MIN_BYTES,
+            DIRECT_3X3_S2_MAX_IMAGE_BYTES)
 
 
 @functools.lru_cache(maxsize=256)
@@ -829,7 +848,8 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
         return _n_chunks(units, rows * out_shape[2] * _whole_vectors(channels, itemsize) * kh * kw,
                          (math.prod(in_shape) + math.prod(out_shape)) * itemsize, 0, _nhwc_min_macs(multiplier_pass))
 
-    if multiplier == 1 and _direct_3x3(in_shape, itemsize, kh, kw, stride_w, dil_h, dil_w, multiplier_pass):
+    if multiplier == 1 and (_direct_3x3(in_shape, itemsize, kh, kw, stride_w, dil_h, dil_w, multiplier_pass) or (
+            not multiplier_pass and _direct_3x3_small_s2(in_shape, itemsize, kh, kw, stride_h, stride_w, dil_h, dil_w))):
         direct_chunks = chunks_of_short_images_too(rows)
         stream = _streamed_output(in_shape, out_shape, itemsize)
 
