@@ -827,6 +827,7 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
     args = (stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
     rows = out_shape[0] * out_shape[1]
     itemsize = dtype.itemsize
+    nbytes = (math.prod(in_shape) + math.prod(out_shape)) * itemsize  # what the kernels stream
     n_chunks = _forward_chunks(in_shape, out_shape, itemsize, kh, kw, stride_w, dil_h, dil_w, multiplier_pass)
     channels = in_shape[3]
     packed_rows = _packed(in_shape, itemsize, kh, kw, stride_w, dil_h, dil_w)
@@ -846,7 +847,7 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
         """The split of the kernels below over ``units`` (rows or items), short images split too (the direct 3x3
         kernel, 1x7x7x960, 2 threads: 43 us on one)."""
         return _n_chunks(units, rows * out_shape[2] * _whole_vectors(channels, itemsize) * kh * kw,
-                         (math.prod(in_shape) + math.prod(out_shape)) * itemsize, 0, _nhwc_min_macs(multiplier_pass))
+                         nbytes, 0, _nhwc_min_macs(multiplier_pass))
 
     if multiplier == 1 and (_direct_3x3(in_shape, itemsize, kh, kw, stride_w, dil_h, dil_w, multiplier_pass) or (
             not multiplier_pass and _direct_3x3_small_s2(in_shape, itemsize, kh, kw, stride_h, stride_w, dil_h, dil_w))):
@@ -907,7 +908,7 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
                                                                             pad_left)
         return launch
     if _direct_5x5(in_shape, out_shape, itemsize, kh, kw, stride_w, dil_w) and stride_w == 2:
-        fetch = (math.prod(in_shape) + math.prod(out_shape)) * itemsize >= FETCH_AHEAD_5X5_S2_MIN_BYTES
+        fetch = nbytes >= FETCH_AHEAD_5X5_S2_MIN_BYTES
 
         def launch(x, w3, out):
             with PARALLEL_LAUNCH:
@@ -952,7 +953,7 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
                                                                          *few_args)
         return launch
     zero_row = _plan_zero_row(in_shape[2:], dtype)
-    fetch = _fetch_ahead((math.prod(in_shape) + math.prod(out_shape)) * itemsize)
+    fetch = _fetch_ahead(nbytes)
     if n_chunks > 1:
         def launch(x, w3, out):
             with PARALLEL_LAUNCH:
