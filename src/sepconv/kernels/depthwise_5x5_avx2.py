@@ -235,33 +235,9 @@ def step_5x5(zero, x, wbs, out, o, o_gap, a, r_lo, r_hi, row_gap, gap, wt):
 @kernel(inline=True)
 def _row_taps_seven(s0, s1, s2, s3, s4, s5, s6, x, a, gap, wb, wt):
     """:func:`_row_taps` for seven pixels: eleven columns (rows of 14 or 7 pixels in whole vectors, no step
-    overlapping another)."""
-    count = lanes_like(s0)
-    w0, w1, w2 = load_like(wb, wt, s0), load_like(wb, wt + count, s0), load_like(wb, wt + 2 * count, s0)
-    w3, w4 = load_like(wb, wt + 3 * count, s0), load_like(wb, wt + 4 * count, s0)
-    a0, a3, a6, a9 = opaque(a), opaque(a + 3 * gap), opaque(a + 6 * gap), opaque(a + 9 * gap)
-    i = load_like(x, a0, s0)
-    s0 = vfma(i, w0, s0)
-    i = load_like(x, a0 + gap, s0)
-    s0, s1 = vfma(i, w1, s0), vfma(i, w0, s1)
-    i = load_like(x, a0 + 2 * gap, s0)
-    s0, s1, s2 = vfma(i, w2, s0), vfma(i, w1, s1), vfma(i, w0, s2)
-    i = load_like(x, a3, s0)
-    s0, s1, s2, s3 = vfma(i, w3, s0), vfma(i, w2, s1), vfma(i, w1, s2), vfma(i, w0, s3)
-    i = load_like(x, a3 + gap, s0)
-    s0, s1, s2, s3, s4 = vfma(i, w4, s0), vfma(i, w3, s1), vfma(i, w2, s2), vfma(i, w1, s3), vfma(i, w0, s4)
-    i = load_like(x, a3 + 2 * gap, s0)
-    s1, s2, s3, s4, s5 = vfma(i, w4, s1), vfma(i, w3, s2), vfma(i, w2, s3), vfma(i, w1, s4), vfma(i, w0, s5)
-    i = load_like(x, a6, s0)
-    s2, s3, s4, s5, s6 = vfma(i, w4, s2), vfma(i, w3, s3), vfma(i, w2, s4), vfma(i, w1, s5), vfma(i, w0, s6)
-    i = load_like(x, a6 + gap, s0)
-    s3, s4, s5, s6 = vfma(i, w4, s3), vfma(i, w3, s4), vfma(i, w2, s5), vfma(i, w1, s6)
-    i = load_like(x, a6 + 2 * gap, s0)
-    s4, s5, s6 = vfma(i, w4, s4), vfma(i, w3, s5), vfma(i, w2, s6)
-    i = load_like(x, a9, s0)
-    s5, s6 = vfma(i, w4, s5), vfma(i, w3, s6)
-    i = load_like(x, a9 + gap, s0)
-    s6 = vfma(i, w4, s6)
+    overlapping another).  The eighth pixel's sums are not used, so LLVM drops its twelfth column and its
+    multiply-adds."""
+    s0, s1, s2, s3, s4, s5, s6, _ = _row_taps(s0, s1, s2, s3, s4, s5, s6, s6, x, a, gap, wb, wt)
     return s0, s1, s2, s3, s4, s5, s6
 
 
