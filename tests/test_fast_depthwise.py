@@ -7,6 +7,7 @@ under ``use_implementation("reference")``, so layouts, dtypes and the kernel sel
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 
@@ -2170,9 +2171,10 @@ def test_fetch_ahead_matches_the_reference(shape, monkeypatch):
     monkeypatch.setattr(fast_depthwise, "FETCH_AHEAD_MIN_BYTES", 0)
     fast_depthwise.clear_plans()
     kernels = sys.modules["sepconv.kernels.depthwise"]
-    fetched = {name: record_calls(monkeypatch, kernels, name, record=lambda args: args[-1])
-               for name in ("depthwise_nhwc_forward_parallel", "depthwise_nhwc_backprop_filter_parallel",
-                            "depthwise_nhwc_backprop_3x3_parallel")}
+    fetched = {name: record_calls(monkeypatch, kernels, name, record=lambda args, at=at: args[at])
+               for name, at in (("depthwise_nhwc_forward_parallel", 11),  # then winograd
+                                ("depthwise_nhwc_backprop_filter_parallel", -1),
+                                ("depthwise_nhwc_backprop_3x3_parallel", -1))}
     rng = np.random.default_rng(31)
     x, w = rand(rng, shape, np.float32), rand(rng, (3, 3, shape[3], 1), np.float32)
     dy = rand(rng, shape, np.float32)
@@ -2190,6 +2192,36 @@ def test_fetch_ahead_matches_the_reference(shape, monkeypatch):
     np.testing.assert_allclose(fast_dw, ref_dw, **tol(np.float32))
     if fast_depthwise.thread_count() > 1:  # the layers split: the parallel kernels ran, told to fetch
         assert all(calls and all(calls) for calls in fetched.values()), fetched
+
+
+@pytest.mark.parametrize("shape, dtype", [
+    ((3, 9, 70, 40), np.float32),  # rows wider than a tile (64 pixels), odd heights, a partial channel block
+    ((4, 8, 40, 64), np.float32),  # whole vectors, even heights
+    ((2, 5, 2, 17), np.float32),  # rows of two pixels (one in the loop, the last after it)
+    ((2, 7, 9, 24), np.float64),
+])
+def test_winograd_3x3_pairs_match_the_reference(shape, dtype, monkeypatch):
+    """The SAME 3x3 pairs by Winograd's F(2, 3) (WINOGRAD_3X3, here on every layer): the stride-1 forward and input
+    gradient match the reference, and the rows kernels were told to take them; other strides and dilations, which
+    the flag does not touch, still match."""
+    monkeypatch.setattr(fast_depthwise, "WINOGRAD_3X3", True)
+    monkeypatch.setattr(fast_depthwise, "WINOGRAD_3X3_MAX_BYTES", math.inf)
+    monkeypatch.setattr(fast_depthwise, "DIRECT_3X3", False)
+    fast_depthwise.clear_plans()
+    kernels = sys.modules["sepconv.kernels.depthwise"]
+    told = [record_calls(monkeypatch, kernels, name, record=lambda args: args[-1])
+            for name in ("depthwise_nhwc_forward_parallel", "depthwise_nhwc_forward_3x3_rows")]
+    rng = np.random.default_rng(34)
+    x, w = rand(rng, shape, dtype), rand(rng, (3, 3, shape[3], 1), dtype)
+    dy = rand(rng, shape, dtype)
+    fast, ref = _both(sepconv.depthwise_conv2d, x, w, 1, "SAME")
+    np.testing.assert_allclose(fast, ref, **tol(dtype))
+    fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, w, dy, 1, "SAME")
+    np.testing.assert_allclose(fast, ref, **tol(dtype))
+    assert sum(told, []) and all(sum(told, [])), told
+    for strides, dilations in ((2, 1), (1, 2)):
+        fast, ref = _both(sepconv.depthwise_conv2d, x, w, strides, "SAME", dilations=dilations)
+        np.testing.assert_allclose(fast, ref, **tol(dtype))
 
 
 @pytest.mark.parametrize("shape, padding", [

@@ -452,6 +452,17 @@ FETCH_AHEAD_5X5_S2_MIN_BYTES = _last_level_cache_bytes() * 3 // 4
 FETCH_AHEAD_S2_INPUT_GRADIENT_MIN_BYTES = _last_level_cache_bytes() // 2
 
 
+# The SAME 3x3 pairs of the general kernels at strides and dilations 1 (the forward, and so the stride-1 input
+# gradient) by Winograd's F(2, 3) down the columns, on layers that stream less than this many bytes
+# (:func:`sepconv.kernels.depthwise._forward_same_3x3_two_rows_winograd`: two-thirds of the multiply-adds, and
+# additions, which Zen 4 runs on units of their own; the Zen 4 plans, sepconv.fast.registers).  A/B, 2 threads,
+# alternating: 1x28x28x192 0.87, 2x56x56x144 0.85, 1x147x147x64 0.90, 8x28x28x192 0.93 (input gradient too), up to
+# 16 MB 0.85-0.96 over 14 layers; from 19 MB (16x28x28x192, 32x14x14x384) 0.93-1.04, and 8x56x56x144 (29 MB)
+# 1.14-1.25: past the cache the pair waits on memory either way.
+WINOGRAD_3X3 = False
+WINOGRAD_3X3_MAX_BYTES = _last_level_cache_bytes() // 2
+
+
 def _fetch_ahead(nbytes: int) -> bool:
     """Whether the general 3x3 kernels prefetch the next rows for arrays of ``nbytes`` (:data:`FETCH_AHEAD_MIN_BYTES`)."""
     return nbytes >= FETCH_AHEAD_MIN_BYTES
@@ -814,7 +825,7 @@ def _split_settings() -> tuple[int, ...]:
     """What the thread split depends on besides the shapes: the thresholds above and the thread count."""
     return (PARALLEL_MIN_MACS, NHWC_PARALLEL_MIN_MACS, PARALLEL_MIN_BYTES, PARALLEL_MIN_ROWS, thread_count(),
             FETCH_AHEAD_MIN_BYTES, FETCH_AHEAD_5X5_S2_MIN_BYTES, FETCH_AHEAD_S2_INPUT_GRADIENT_MIN_BYTES,
-            DIRECT_3X3_S2_MAX_IMAGE_BYTES)
+            DIRECT_3X3_S2_MAX_IMAGE_BYTES, WINOGRAD_3X3, WINOGRAD_3X3_MAX_BYTES)
 
 
 @functools.lru_cache(maxsize=256)
@@ -954,14 +965,15 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
         return launch
     zero_row = _plan_zero_row(in_shape[2:], dtype)
     fetch = _fetch_ahead(nbytes)
+    winograd = WINOGRAD_3X3 and nbytes < WINOGRAD_3X3_MAX_BYTES
     if n_chunks > 1:
         def launch(x, w3, out):
             with PARALLEL_LAUNCH:
-                kernels.depthwise_nhwc_forward_parallel(x, w3, out, zero_row(), n_chunks, *args, fetch)
+                kernels.depthwise_nhwc_forward_parallel(x, w3, out, zero_row(), n_chunks, *args, fetch, winograd)
         return launch
     if kh == 3 and kw == 3:
         def launch(x, w3, out):
-            kernels.depthwise_nhwc_forward_3x3_rows(x, w3, out, zero_row(), 0, rows, *args, fetch)
+            kernels.depthwise_nhwc_forward_3x3_rows(x, w3, out, zero_row(), 0, rows, *args, fetch, winograd)
         return launch
     elif kh == 5 and kw == 5:
         rows_kernel = kernels.depthwise_nhwc_forward_5x5_rows

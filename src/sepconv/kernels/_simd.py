@@ -14,7 +14,7 @@ of input columns, accumulators that stay in registers for a whole row) use these
 - ``vtranspose_block(src, i, src_stride, dst, j, dst_stride)``: a ``LANES x LANES`` block copied
   transposed, in registers (layout changes, :mod:`sepconv.kernels.layout`);
 - ``vzeros(a)``, ``vsplat(a, s)``, ``vbroadcast(a, i)`` (``a.flat[i]`` in every lane), ``vsum(v)``,
-  ``vfma(x, y, acc)`` (``x * y + acc``), ``vadd``, ``vmul``;
+  ``vfma(x, y, acc)`` (``x * y + acc``), ``vadd``, ``vsub``, ``vmul``;
 - ``vadd_apart(x, y)``: ``x + y`` kept as written: fast-math may not reassociate it, so two sums
   computed apart (a filter's rows) stay independent chains of multiply-adds instead of being folded
   into one chain, a multiply-add's latency per tap;
@@ -361,6 +361,16 @@ def vadd_apart(typingctx, x, y):
         # an instruction with flags of its own is left alone by Numba's fast-math pass (which adds its flags,
         # reassociation among them, only to float instructions that have none): contraction only
         return builder.fadd(*args, flags=("contract",))
+    return x(x, y), codegen
+
+
+@intrinsic
+def vsub(typingctx, x, y):
+    if not (isinstance(x, Vector) and x == y):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.fsub(*args)
     return x(x, y), codegen
 
 

@@ -81,6 +81,7 @@ from ._simd import (
     vstore_n,
     vstore_part,
     vstore_repeated,
+    vsub,
     vzeros,
 )
 from ._window import interior, row_or_zeros, tap_range
@@ -615,6 +616,70 @@ def _forward_same_3x3_two_rows_d1(o0, o1, x0, x1, x2, x3, w9, shift, ahead0, ahe
                                                     _row3(f0, f1, z, we)), n)
 
 
+@kernel(inline=True)
+def _column_transform(a, b, e, f):
+    """The four rows of Winograd's F(2, 3) of one input column ``a, b, e, f`` (input rows ``i .. i + 3``):
+    ``a - e, b + e, e - b, b - f``."""
+    return vsub(a, e), vadd(b, e), vsub(e, b), vsub(b, f)
+
+
+@kernel(inline=True)
+def _row3_onto(a0, a1, a2, ws, acc):
+    """``acc + a0 * ws[0] + a1 * ws[1] + a2 * ws[2]``."""
+    return vfma(a2, ws[2], vfma(a1, ws[1], vfma(a0, ws[0], acc)))
+
+
+@kernel
+def _forward_same_3x3_two_rows_winograd(o0, o1, x0, x1, x2, x3, w9, shift, ahead0, ahead1, ahead2, ahead3, fetch):
+    """:func:`_forward_same_3x3_two_rows_d1` with the vertical sums by Winograd's F(2, 3): each input column's
+    four rows become ``u = (a - e, b + e, e - b, b - f)`` (four additions), each ``u`` row is summed over the three
+    filter columns with its own filter row (``w0``, ``(w0 + w1 + w2) / 2``, ``(w0 - w1 + w2) / 2``, ``w2``), and the
+    two output rows are ``m0 + (m1 + m2)`` and ``(m1 - m2) - m3``: twelve multiply-adds for two output vectors,
+    not eighteen, and eight additions, which Zen's separate adders take beside them.  Same sums as the direct
+    kernel up to rounding (the transformed filter rows round once)."""
+    c = o0.shape[1]
+    width = o0.shape[0]
+    count = lanes(o0)
+    tile = width if width <= SAME_TILE_MIN_WIDTH else SAME_TILE_PIXELS
+    half = vsplat(o0, 0.5)
+    ahead = 0
+    for j0 in range(0, width, tile):
+        j1 = min(j0 + tile, width)
+        inner = j1 - 1 if j1 == width else j1  # pixels with their right column in the row
+        for kb in range(_channel_blocks(c, shift, count)):
+            k, n = _channel_block(kb, c, shift, count)
+            wa, wb, we = _weights3(w9, 0, c, k, n), _weights3(w9, 3, c, k, n), _weights3(w9, 6, c, k, n)
+            g1 = (vmul(vadd(vadd(wa[0], wb[0]), we[0]), half), vmul(vadd(vadd(wa[1], wb[1]), we[1]), half),
+                  vmul(vadd(vadd(wa[2], wb[2]), we[2]), half))
+            g2 = (vmul(vadd(vsub(wa[0], wb[0]), we[0]), half), vmul(vadd(vsub(wa[1], wb[1]), we[1]), half),
+                  vmul(vadd(vsub(wa[2], wb[2]), we[2]), half))
+            z = vzeros(o0)
+            g3 = (vsub(z, we[0]), vsub(z, we[1]), vsub(z, we[2]))
+            q = j0 * c + k
+            if j0 == 0:
+                u00 = u10 = u20 = u30 = z
+            else:
+                u00, u10, u20, u30 = _column_transform(vload_part(x0, q - c, n), vload_part(x1, q - c, n),
+                                                       vload_part(x2, q - c, n), vload_part(x3, q - c, n))
+            u01, u11, u21, u31 = _column_transform(vload_part(x0, q, n), vload_part(x1, q, n),
+                                                   vload_part(x2, q, n), vload_part(x3, q, n))
+            for j in range(j0, inner):
+                q += c
+                u02, u12, u22, u32 = _column_transform(vload_part(x0, q, n), vload_part(x1, q, n),
+                                                       vload_part(x2, q, n), vload_part(x3, q, n))
+                if fetch:
+                    _prefetch4(ahead0, ahead1, ahead2, ahead3, ahead)
+                    ahead += count
+                m1, m2 = _row3(u10, u11, u12, g1), _row3(u20, u21, u22, g2)
+                vstore_part(o0, j * c + k, _row3_onto(u00, u01, u02, wa, vadd(m1, m2)), n)
+                vstore_part(o1, j * c + k, _row3_onto(u30, u31, u32, g3, vsub(m1, m2)), n)
+                u00, u01, u10, u11, u20, u21, u30, u31 = u01, u02, u11, u12, u21, u22, u31, u32
+            if inner < j1:
+                m1, m2 = _row3(u10, u11, z, g1), _row3(u20, u21, z, g2)
+                vstore_part(o0, inner * c + k, _row3_onto(u00, u01, z, wa, vadd(m1, m2)), n)
+                vstore_part(o1, inner * c + k, _row3_onto(u30, u31, z, g3, vsub(m1, m2)), n)
+
+
 @kernel
 def _forward_interior_5x5(o, x0, x1, x2, x3, x4, w25, j_lo, j_hi, stride_w, dil_w, pad_left, shift):
     """As :func:`_forward_interior_3x3`, a 5x5 filter: 25 weight vectors in registers, 25 loads per pixel."""
@@ -661,7 +726,7 @@ def _forward_interior_5x5_two_rows(o0, o1, x0, x1, x2, x3, x4, x5, w25, j_lo, j_
 
 @kernel
 def depthwise_nhwc_forward_3x3_rows(x, w, out, zero_row, row_begin, row_end, stride_h, stride_w,
-                                    dil_h, dil_w, pad_top, pad_left, fetch=False):
+                                    dil_h, dil_w, pad_top, pad_left, fetch=False, winograd=False):
     """Forward with a 3x3 filter, any stride/dilation/padding: output rows ``[row_begin, row_end)``.
 
     The pixels whose columns are all inside the input take :func:`_forward_interior_3x3` (SIMD,
@@ -680,7 +745,7 @@ def depthwise_nhwc_forward_3x3_rows(x, w, out, zero_row, row_begin, row_end, str
     while r < row_end:
         b, i_begin, i_end, r = _image_run(r, row_end, out.shape[1])
         _forward_3x3_image_rows(x, w, out, zero_row, b, i_begin, i_end, stride_h, stride_w, dil_h, dil_w, pad_top,
-                                pad_left, fetch)
+                                pad_left, fetch, winograd)
 
 
 @kernel
@@ -704,7 +769,7 @@ def _image_run(r, row_end, out_h):
 
 @kernel
 def _forward_3x3_image_rows(x, w, out, zero_row, b, i_begin, i_end, stride_h, stride_w, dil_h, dil_w, pad_top,
-                            pad_left, fetch):
+                            pad_left, fetch, winograd):
     """Output rows ``[i_begin, i_end)`` of image ``b`` (see :func:`depthwise_nhwc_forward_3x3_rows`):
     at stride 1, the rows of each vertical-dilation phase in turn, in pairs (rows ``i`` and ``i + d``
     read input rows ``i - p + {0, d, 2d}`` and ``i - p + {d, 2d, 3d}``); otherwise row by row."""
@@ -730,10 +795,13 @@ def _forward_3x3_image_rows(x, w, out, zero_row, b, i_begin, i_end, stride_h, st
                 o1 = out[b, i + dil_h]
                 if same and dil_w == 1:
                     ni = i + 2 if i + 3 < out.shape[1] else i  # the next pair (this one's rows at the image's end)
-                    _forward_same_3x3_two_rows_d1(o, o1, x0, x1, x2, x3, w9, shift,
-                                                  row_or_zeros(x, zero_row, b, ni - pad_top + 2),
-                                                  row_or_zeros(x, zero_row, b, ni - pad_top + 3), out[b, ni],
-                                                  out[b, ni + 1], fetch)
+                    xa, xb = row_or_zeros(x, zero_row, b, ni - pad_top + 2), row_or_zeros(x, zero_row, b, ni - pad_top + 3)
+                    if winograd:
+                        _forward_same_3x3_two_rows_winograd(o, o1, x0, x1, x2, x3, w9, shift, xa, xb, out[b, ni],
+                                                            out[b, ni + 1], fetch)
+                    else:
+                        _forward_same_3x3_two_rows_d1(o, o1, x0, x1, x2, x3, w9, shift, xa, xb, out[b, ni],
+                                                      out[b, ni + 1], fetch)
                 elif same:
                     _forward_same_3x3_two_rows(o, o1, x0, x1, x2, x3, w9, dil_w, shift)
                 else:
@@ -822,13 +890,13 @@ def _forward_5x5_image_rows(x, w, out, zero_row, b, i_begin, i_end, stride_h, st
 
 @kernel
 def depthwise_nhwc_forward_any_rows(x, w, out, zero_row, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top,
-                                    pad_left, fetch=False):
+                                    pad_left, fetch=False, winograd=False):
     """The forward's rows kernel for ``w``'s filter size (3x3, 5x5, or any), output rows ``[row_begin, row_end)``
-    (``fetch``: the 3x3 kernel's)."""
+    (``fetch``, ``winograd``: the 3x3 kernel's)."""
     kh, kw = w.shape[0], w.shape[1]
     if kh == 3 and kw == 3:
         depthwise_nhwc_forward_3x3_rows(x, w, out, zero_row, row_begin, row_end, stride_h, stride_w, dil_h, dil_w,
-                                        pad_top, pad_left, fetch)
+                                        pad_top, pad_left, fetch, winograd)
     elif kh == 5 and kw == 5:
         depthwise_nhwc_forward_5x5_rows(x, w, out, zero_row, row_begin, row_end, stride_h, stride_w, dil_h, dil_w,
                                         pad_top, pad_left)
@@ -839,12 +907,12 @@ def depthwise_nhwc_forward_any_rows(x, w, out, zero_row, row_begin, row_end, str
 
 @kernel(parallel=True)
 def depthwise_nhwc_forward_parallel(x, w, out, zero_row, n_chunks, stride_h, stride_w, dil_h, dil_w,
-                                    pad_top, pad_left, fetch=False):
+                                    pad_top, pad_left, fetch=False, winograd=False):
     """Forward over all output rows in ``n_chunks`` parallel blocks (3x3 and 5x5 filters take their kernels)."""
     rows = out.shape[0] * out.shape[1]
     for t in prange(n_chunks):
         depthwise_nhwc_forward_any_rows(x, w, out, zero_row, t * rows // n_chunks, (t + 1) * rows // n_chunks, stride_h,
-                                        stride_w, dil_h, dil_w, pad_top, pad_left, fetch)
+                                        stride_w, dil_h, dil_w, pad_top, pad_left, fetch, winograd)
 
 
 # --------------------------------------------------------------------------- fewer channels than a vector
