@@ -2173,7 +2173,7 @@ def test_fetch_ahead_matches_the_reference(shape, monkeypatch):
     kernels = sys.modules["sepconv.kernels.depthwise"]
     fetched = {name: record_calls(monkeypatch, kernels, name, record=lambda args, at=at: args[at])
                for name, at in (("depthwise_nhwc_forward_parallel", 11),  # then winograd
-                                ("depthwise_nhwc_backprop_filter_parallel", -1),
+                                ("depthwise_nhwc_backprop_filter_parallel", 10),
                                 ("depthwise_nhwc_backprop_3x3_parallel", -1))}
     rng = np.random.default_rng(31)
     x, w = rand(rng, shape, np.float32), rand(rng, (3, 3, shape[3], 1), np.float32)
@@ -2201,16 +2201,18 @@ def test_fetch_ahead_matches_the_reference(shape, monkeypatch):
     ((2, 7, 9, 24), np.float64),
 ])
 def test_winograd_3x3_pairs_match_the_reference(shape, dtype, monkeypatch):
-    """The SAME 3x3 pairs by Winograd's F(2, 3) (WINOGRAD_3X3, here on every layer): the stride-1 forward and input
-    gradient match the reference, and the rows kernels were told to take them; other strides and dilations, which
-    the flag does not touch, still match."""
-    monkeypatch.setattr(fast_depthwise, "WINOGRAD_3X3", True)
-    monkeypatch.setattr(fast_depthwise, "WINOGRAD_3X3_MAX_BYTES", math.inf)
-    monkeypatch.setattr(fast_depthwise, "DIRECT_3X3", False)
+    """The SAME 3x3 pairs by Winograd's F(2, 3) (WINOGRAD_3X3 and WINOGRAD_3X3_FILTER_GRADIENT, here on every
+    layer): the stride-1 forward, input gradient and filter gradient match the reference, and the rows kernels were
+    told to take them; other strides and dilations, which the flags do not touch, still match."""
+    for name, value in (("WINOGRAD_3X3", True), ("WINOGRAD_3X3_MAX_BYTES", math.inf), ("DIRECT_3X3", False),
+                        ("WINOGRAD_3X3_FILTER_GRADIENT", True), ("WINOGRAD_3X3_FILTER_GRADIENT_MAX_BYTES", math.inf),
+                        ("DIRECT_3X3_FILTER_GRADIENT_STRIDE_2", False), ("FILTER_GRADIENT_AVX2", False)):
+        monkeypatch.setattr(fast_depthwise, name, value)
     fast_depthwise.clear_plans()
     kernels = sys.modules["sepconv.kernels.depthwise"]
-    told = [record_calls(monkeypatch, kernels, name, record=lambda args: args[-1])
-            for name in ("depthwise_nhwc_forward_parallel", "depthwise_nhwc_forward_3x3_rows")]
+    told = {name: record_calls(monkeypatch, kernels, name, record=lambda args: args[-1])
+            for name in ("depthwise_nhwc_forward_parallel", "depthwise_nhwc_forward_3x3_rows",
+                         "depthwise_nhwc_backprop_filter_parallel", "depthwise_nhwc_backprop_filter_any_rows")}
     rng = np.random.default_rng(34)
     x, w = rand(rng, shape, dtype), rand(rng, (3, 3, shape[3], 1), dtype)
     dy = rand(rng, shape, dtype)
@@ -2218,9 +2220,16 @@ def test_winograd_3x3_pairs_match_the_reference(shape, dtype, monkeypatch):
     np.testing.assert_allclose(fast, ref, **tol(dtype))
     fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, w, dy, 1, "SAME")
     np.testing.assert_allclose(fast, ref, **tol(dtype))
-    assert sum(told, []) and all(sum(told, [])), told
+    fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, w.shape, dy, 1, "SAME")
+    np.testing.assert_allclose(fast, ref, **tol(dtype))
+    forward = told["depthwise_nhwc_forward_parallel"] + told["depthwise_nhwc_forward_3x3_rows"]
+    backward = told["depthwise_nhwc_backprop_filter_parallel"] + told["depthwise_nhwc_backprop_filter_any_rows"]
+    assert forward and all(forward) and backward and all(backward), told
     for strides, dilations in ((2, 1), (1, 2)):
         fast, ref = _both(sepconv.depthwise_conv2d, x, w, strides, "SAME", dilations=dilations)
+        np.testing.assert_allclose(fast, ref, **tol(dtype))
+        fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, w.shape, rand(rng, fast.shape, dtype),
+                          strides, "SAME", dilations=dilations)
         np.testing.assert_allclose(fast, ref, **tol(dtype))
 
 

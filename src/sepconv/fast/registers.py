@@ -99,6 +99,7 @@ _WIDE = {
     (depthwise, "DIRECT_3X3_FILTER_GRADIENT_STRIDE_2"): depthwise.DIRECT_3X3_FILTER_GRADIENT_STRIDE_2,
     (depthwise, "DIRECT_3X3_S2_MAX_IMAGE_BYTES"): depthwise.DIRECT_3X3_S2_MAX_IMAGE_BYTES,
     (depthwise, "WINOGRAD_3X3"): depthwise.WINOGRAD_3X3,
+    (depthwise, "WINOGRAD_3X3_FILTER_GRADIENT"): depthwise.WINOGRAD_3X3_FILTER_GRADIENT,
     (depthwise, "DIRECT_5X5_AVX2"): depthwise.DIRECT_5X5_AVX2,
     (depthwise, "DIRECT_5X5_AVX2_WHOLE_VECTORS"): depthwise.DIRECT_5X5_AVX2_WHOLE_VECTORS,
     (depthwise, "DIRECT_5X5_AVX2_WHOLE_S1_ONLY"): depthwise.DIRECT_5X5_AVX2_WHOLE_S1_ONLY,
@@ -136,6 +137,7 @@ _NARROW = {
     (depthwise, "DIRECT_3X3_FILTER_GRADIENT_STRIDE_2"): False,  # all of them, by DIRECT_3X3
     (depthwise, "DIRECT_3X3_S2_MAX_IMAGE_BYTES"): 0,  # all of them, by DIRECT_3X3
     (depthwise, "WINOGRAD_3X3"): False,  # the direct 3x3 kernels take these layers
+    (depthwise, "WINOGRAD_3X3_FILTER_GRADIENT"): False,
     (depthwise, "DIRECT_5X5_AVX2"): True,
     (depthwise, "DIRECT_5X5_AVX2_WHOLE_VECTORS"): False,
     (depthwise, "DIRECT_5X5_AVX2_WHOLE_S1_ONLY"): False,
@@ -162,7 +164,8 @@ _NARROW = {
 # multiplier; the direct 3x3 kernels for dilated layers of images of 2 MB or more (0.60-0.91), and for the filter
 # gradient of undilated stride-2 layers of images of up to 1.5 MB (0.59-1.00, geomean 0.80) and their forward on
 # images of up to 512 KB (0.70-1.13, geomean 0.87); SAME 3x3 pairs at stride 1 by Winograd's F(2, 3) on layers of
-# up to half the L3 (0.85-0.96: additions have units of their own here); the AVX2 5x5 kernel, in
+# up to half the L3 (0.85-0.96: additions have units of their own here), and their filter gradient (0.89-0.99);
+# the AVX2 5x5 kernel, in
 # whole vectors, for few channels, 7x7 filters at stride 2 and wide stride-1 rows (0.59-0.94); and NCHW layers of 5x5
 # and larger filters on rows of up to 16 pixels, batches of 4 or more, inputs of 1 to 3.5 MB, through NHWC
 # (0.69-0.79).  And of its own (sepconv.fast.conv2d): products with pointwise filters of up to 4.5 MB, from 100
@@ -189,6 +192,7 @@ _WIDE_HALF_UNITS = {
     (depthwise, "DIRECT_3X3_FILTER_GRADIENT_STRIDE_2"): True,
     (depthwise, "DIRECT_3X3_S2_MAX_IMAGE_BYTES"): 512 * 1024,
     (depthwise, "WINOGRAD_3X3"): True,
+    (depthwise, "WINOGRAD_3X3_FILTER_GRADIENT"): True,
     (depthwise, "NCHW_TRANSPOSED_FILTERS"): True,
     (depthwise, "NCHW_TRANSPOSED_MAX_WIDTH"): 16,
     (depthwise, "NCHW_TRANSPOSED_MIN_BATCH"): 4,

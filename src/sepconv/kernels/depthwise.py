@@ -1748,6 +1748,75 @@ def _filter_gradient_same_3x3_two_rows(dw9, x0, x1, x2, x3, dy0, dy1, shift, ahe
             _store3(dw9, 6, c, k, re, n)
 
 
+@kernel(inline=True)
+def _add_to(a, i, v, n):
+    """``a.flat[i : i + n] += v``."""
+    vstore_n(a, i, vadd(vload_n(a, i, n), v), n)
+
+
+@kernel(inline=True)
+def _filter_column_from_winograd(dw9, t, c, k, m0, m1, m2, m3, half, n):
+    """Add filter column ``t`` of the Winograd sums ``m0 .. m3`` of
+    :func:`_filter_gradient_same_3x3_two_rows_winograd` to ``dw9``: rows ``m0 + (m1 + m2) / 2``, ``(m1 - m2) / 2``,
+    ``(m1 + m2) / 2 - m3``."""
+    both = vmul(vadd(m1, m2), half)
+    _add_to(dw9, t * c + k, vadd(m0, both), n)
+    _add_to(dw9, (3 + t) * c + k, vmul(vsub(m1, m2), half), n)
+    _add_to(dw9, (6 + t) * c + k, vsub(both, m3), n)
+
+
+@kernel
+def _filter_gradient_same_3x3_two_rows_winograd(dw9, x0, x1, x2, x3, dy0, dy1, shift, ahead0, ahead1, ahead2, ahead3,
+                                                fetch):
+    """:func:`_filter_gradient_same_3x3_two_rows` by Winograd's F(2, 3) down the columns, transposed: each input
+    column's four rows become ``u = (a - e, b + e, e - b, b - f)`` (as the forward,
+    :func:`_forward_same_3x3_two_rows_winograd`), the two ``dy`` rows ``g, h`` become ``(g, g + h, g - h, h)``, and
+    each ``u`` row times its ``dy`` row is summed over the three filter columns: twelve multiply-adds a pixel, not
+    eighteen, into twelve sums, which become the filter's three rows at the tile's end
+    (:func:`_filter_column_from_winograd`)."""
+    c = dy0.shape[1]
+    width = dy0.shape[0]
+    count = lanes(dy0)
+    tile = width if width <= SAME_TILE_MIN_WIDTH else SAME_TILE_PIXELS
+    half = vsplat(dy0, 0.5)
+    z = vzeros(dy0)
+    ahead = 0
+    for j0 in range(0, width, tile):
+        j1 = min(j0 + tile, width)
+        inner = j1 - 1 if j1 == width else j1  # pixels with their right column in the row
+        for kb in range(_channel_blocks(c, shift, count)):
+            k, n = _channel_block(kb, c, shift, count)
+            m00 = m01 = m02 = m10 = m11 = m12 = m20 = m21 = m22 = m30 = m31 = m32 = z
+            q = j0 * c + k
+            if j0 == 0:
+                u00 = u10 = u20 = u30 = z
+            else:
+                u00, u10, u20, u30 = _column_transform(vload_part(x0, q - c, n), vload_part(x1, q - c, n),
+                                                       vload_part(x2, q - c, n), vload_part(x3, q - c, n))
+            u01, u11, u21, u31 = _column_transform(vload_part(x0, q, n), vload_part(x1, q, n),
+                                                   vload_part(x2, q, n), vload_part(x3, q, n))
+            for j in range(j0, j1):
+                if j < inner:
+                    q += c
+                    u02, u12, u22, u32 = _column_transform(vload_part(x0, q, n), vload_part(x1, q, n),
+                                                           vload_part(x2, q, n), vload_part(x3, q, n))
+                else:  # the row's last pixel: its right column is padding
+                    u02 = u12 = u22 = u32 = z
+                if fetch:
+                    _prefetch4(ahead0, ahead1, ahead2, ahead3, ahead)
+                    ahead += count
+                g, h = vload_part(dy0, j * c + k, n), vload_part(dy1, j * c + k, n)
+                s, d = vadd(g, h), vsub(g, h)
+                m00, m01, m02 = vfma(u00, g, m00), vfma(u01, g, m01), vfma(u02, g, m02)
+                m10, m11, m12 = vfma(u10, s, m10), vfma(u11, s, m11), vfma(u12, s, m12)
+                m20, m21, m22 = vfma(u20, d, m20), vfma(u21, d, m21), vfma(u22, d, m22)
+                m30, m31, m32 = vfma(u30, h, m30), vfma(u31, h, m31), vfma(u32, h, m32)
+                u00, u01, u10, u11, u20, u21, u30, u31 = u01, u02, u11, u12, u21, u22, u31, u32
+            _filter_column_from_winograd(dw9, 0, c, k, m00, m10, m20, m30, half, n)
+            _filter_column_from_winograd(dw9, 1, c, k, m01, m11, m21, m31, half, n)
+            _filter_column_from_winograd(dw9, 2, c, k, m02, m12, m22, m32, half, n)
+
+
 @kernel
 def _filter_gradient_interior_5x5(dw25, x0, x1, x2, x3, x4, dyr, j_lo, j_hi, stride_w, dil_w, pad_left, shift):
     """As :func:`_filter_gradient_interior_3x3`, a 5x5 filter: 25 sums in registers."""
@@ -1823,7 +1892,7 @@ def _filter_gradient_border(dw, x, b, ih0, dil_h, kh, dy, i, kw, j_begin, j_end,
 
 @kernel
 def depthwise_nhwc_backprop_filter_3x3_rows(x, dy, dw, zero_row, row_begin, row_end, stride_h, stride_w, dil_h,
-                                            dil_w, pad_top, pad_left, fetch=False):
+                                            dil_w, pad_top, pad_left, fetch=False, winograd=False):
     """Filter gradient of a 3x3 filter, output rows ``[row_begin, row_end)`` *added* to ``dw`` ``[3, 3, C]``
     (SIMD, :func:`_filter_gradient_interior_3x3`, two rows at a time with strides and dilations 1;
     input rows in the padding read ``zero_row``; SAME columns at horizontal stride and dilation 1:
@@ -1855,10 +1924,14 @@ def depthwise_nhwc_backprop_filter_3x3_rows(x, dy, dw, zero_row, row_begin, row_
                 nb, ni = b, i + 2  # the next pair: the next image's first past this one's last (this pair's own
                 if ni + 1 >= out_h:  # rows past the batch: in cache, nothing fetched)
                     nb, ni = (b + 1, 0) if b + 1 < dy.shape[0] else (b, i)
-                _filter_gradient_same_3x3_two_rows(dw9, x0, x1, x2, row_or_zeros(x, zero_row, b, ih0 + 3), dyr,
-                                                   dy[b, i + 1], shift, row_or_zeros(x, zero_row, nb, ni + 1),
-                                                   row_or_zeros(x, zero_row, nb, ni + 2), dy[nb, ni], dy[nb, ni + 1],
-                                                   fetch)
+                x3, xa, xb = (row_or_zeros(x, zero_row, b, ih0 + 3), row_or_zeros(x, zero_row, nb, ni + 1),
+                              row_or_zeros(x, zero_row, nb, ni + 2))
+                if winograd:
+                    _filter_gradient_same_3x3_two_rows_winograd(dw9, x0, x1, x2, x3, dyr, dy[b, i + 1], shift, xa, xb,
+                                                                dy[nb, ni], dy[nb, ni + 1], fetch)
+                else:
+                    _filter_gradient_same_3x3_two_rows(dw9, x0, x1, x2, x3, dyr, dy[b, i + 1], shift, xa, xb,
+                                                       dy[nb, ni], dy[nb, ni + 1], fetch)
                 r += 2
             else:
                 _filter_gradient_same_3x3(dw9, x0, x1, x2, dyr, shift)
@@ -1961,13 +2034,13 @@ def depthwise_nhwc_backprop_filter_rows(x, dy, dw, row_begin, row_end, stride_h,
 
 @kernel
 def depthwise_nhwc_backprop_filter_any_rows(x, dy, dw, zero_row, row_begin, row_end, stride_h, stride_w, dil_h, dil_w,
-                                            pad_top, pad_left, fetch=False):
+                                            pad_top, pad_left, fetch=False, winograd=False):
     """The filter gradient's rows kernel for ``dw``'s filter size (3x3, 5x5, 7 wide, or tap by tap), output rows
-    ``[row_begin, row_end)`` *added* to ``dw`` ``[kh, kw, C]`` (``fetch``: the 3x3 kernel's)."""
+    ``[row_begin, row_end)`` *added* to ``dw`` ``[kh, kw, C]`` (``fetch``, ``winograd``: the 3x3 kernel's)."""
     kh, kw = dw.shape[0], dw.shape[1]
     if kh == 3 and kw == 3:
         depthwise_nhwc_backprop_filter_3x3_rows(x, dy, dw, zero_row, row_begin, row_end, stride_h, stride_w, dil_h,
-                                                dil_w, pad_top, pad_left, fetch)
+                                                dil_w, pad_top, pad_left, fetch, winograd)
     elif kh == 5 and kw == 5:
         depthwise_nhwc_backprop_filter_5x5_rows(x, dy, dw, zero_row, row_begin, row_end, stride_h, stride_w, dil_h,
                                                 dil_w, pad_top, pad_left)
@@ -1981,14 +2054,14 @@ def depthwise_nhwc_backprop_filter_any_rows(x, dy, dw, zero_row, row_begin, row_
 
 @kernel(parallel=True)
 def depthwise_nhwc_backprop_filter_parallel(x, dy, partial, zero_row, stride_h, stride_w, dil_h, dil_w, pad_top,
-                                            pad_left, fetch=False):
+                                            pad_left, fetch=False, winograd=False):
     """Filter gradient: block ``t`` of the output rows is summed into ``partial[t]`` (zeroed by the caller)."""
     n_chunks = partial.shape[0]
     rows = dy.shape[0] * dy.shape[1]
     for t in prange(n_chunks):
         depthwise_nhwc_backprop_filter_any_rows(x, dy, partial[t], zero_row, t * rows // n_chunks,
                                                 (t + 1) * rows // n_chunks, stride_h, stride_w, dil_h, dil_w, pad_top,
-                                                pad_left, fetch)
+                                                pad_left, fetch, winograd)
 
 
 # --------------------------------------------------------------------------- both gradients in one pass
