@@ -2174,7 +2174,7 @@ def test_fetch_ahead_matches_the_reference(shape, monkeypatch):
     fetched = {name: record_calls(monkeypatch, kernels, name, record=lambda args, at=at: args[at])
                for name, at in (("depthwise_nhwc_forward_parallel", 11),  # then winograd
                                 ("depthwise_nhwc_backprop_filter_parallel", 10),
-                                ("depthwise_nhwc_backprop_3x3_parallel", -1))}
+                                ("depthwise_nhwc_backprop_3x3_parallel", 15))}
     rng = np.random.default_rng(31)
     x, w = rand(rng, shape, np.float32), rand(rng, (3, 3, shape[3], 1), np.float32)
     dy = rand(rng, shape, np.float32)
@@ -2202,8 +2202,9 @@ def test_fetch_ahead_matches_the_reference(shape, monkeypatch):
 ])
 def test_winograd_3x3_pairs_match_the_reference(shape, dtype, monkeypatch):
     """The SAME 3x3 pairs by Winograd's F(2, 3) (WINOGRAD_3X3 and WINOGRAD_3X3_FILTER_GRADIENT, here on every
-    layer): the stride-1 forward, input gradient and filter gradient match the reference, and the rows kernels were
-    told to take them; other strides and dilations, which the flags do not touch, still match."""
+    layer): the stride-1 forward, input gradient, filter gradient and both gradients in one pass match the
+    reference, and the kernels were told to take them; other strides and dilations, which the flags do not touch,
+    still match."""
     for name, value in (("WINOGRAD_3X3", True), ("WINOGRAD_3X3_MAX_BYTES", math.inf), ("DIRECT_3X3", False),
                         ("WINOGRAD_3X3_FILTER_GRADIENT", True), ("WINOGRAD_3X3_FILTER_GRADIENT_MAX_BYTES", math.inf),
                         ("DIRECT_3X3_FILTER_GRADIENT_STRIDE_2", False), ("FILTER_GRADIENT_AVX2", False)):
@@ -2213,6 +2214,8 @@ def test_winograd_3x3_pairs_match_the_reference(shape, dtype, monkeypatch):
     told = {name: record_calls(monkeypatch, kernels, name, record=lambda args: args[-1])
             for name in ("depthwise_nhwc_forward_parallel", "depthwise_nhwc_forward_3x3_rows",
                          "depthwise_nhwc_backprop_filter_parallel", "depthwise_nhwc_backprop_filter_any_rows")}
+    both_told = record_calls(monkeypatch, kernels, "depthwise_nhwc_backprop_3x3_parallel",
+                             record=lambda args: args[-2] and args[-1])
     rng = np.random.default_rng(34)
     x, w = rand(rng, shape, dtype), rand(rng, (3, 3, shape[3], 1), dtype)
     dy = rand(rng, shape, dtype)
@@ -2222,6 +2225,11 @@ def test_winograd_3x3_pairs_match_the_reference(shape, dtype, monkeypatch):
     np.testing.assert_allclose(fast, ref, **tol(dtype))
     fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, w.shape, dy, 1, "SAME")
     np.testing.assert_allclose(fast, ref, **tol(dtype))
+    (fast_dx, fast_dw), (ref_dx, ref_dw) = _both(sepconv.depthwise_conv2d_gradients, x, w, dy, 1, "SAME")
+    np.testing.assert_allclose(fast_dx, ref_dx, **tol(dtype))
+    np.testing.assert_allclose(fast_dw, ref_dw, **tol(dtype))
+    if both_told:  # the layer split over the threads: both gradients in one pass, told to take the pairs so
+        assert all(both_told), both_told
     forward = told["depthwise_nhwc_forward_parallel"] + told["depthwise_nhwc_forward_3x3_rows"]
     backward = told["depthwise_nhwc_backprop_filter_parallel"] + told["depthwise_nhwc_backprop_filter_any_rows"]
     assert forward and all(forward) and backward and all(backward), told

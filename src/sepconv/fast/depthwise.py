@@ -1668,10 +1668,13 @@ def depthwise_conv2d_gradients(x: np.ndarray, w: np.ndarray, dy: np.ndarray,
     partial = np.zeros((threads, g.kh, g.kw, g.out_c), x.dtype)
     row_bytes = (2 * g.stride_h * g.in_w + g.out_w) * g.in_c * x.itemsize  # a dy row's share of a band
     band_rows = max(2, GRADIENTS_BAND_BYTES // row_bytes)
+    nbytes = x.nbytes + dy.nbytes + dx.nbytes
+    winograd = WINOGRAD_3X3 and dy.nbytes + dx.nbytes < WINOGRAD_3X3_MAX_BYTES  # as the input gradient's plan
+    winograd_filter = WINOGRAD_3X3_FILTER_GRADIENT and x.nbytes + dy.nbytes < WINOGRAD_3X3_FILTER_GRADIENT_MAX_BYTES
     with PARALLEL_LAUNCH:
         kernels.depthwise_nhwc_backprop_3x3_parallel(
             x, w3, _flipped(w3), dy, dx, partial, _zero_row(dy.shape[2:], dy.dtype), _zero_row(x.shape[2:], x.dtype),
-            band_rows, *_geometry_ints(g), _fetch_ahead(x.nbytes + dy.nbytes + dx.nbytes))
+            band_rows, *_geometry_ints(g), _fetch_ahead(nbytes), winograd, winograd_filter)
     return dx, _checked_filter_gradient(kernels.sum_partials(partial), x, dy, g)
 
 

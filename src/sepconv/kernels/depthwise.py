@@ -2082,7 +2082,8 @@ def _band(t, bands_per_image, band_rows, out_h, in_h, stride_h):
 
 @kernel(parallel=True)
 def depthwise_nhwc_backprop_3x3_parallel(x, w, flipped, dy, dx, partial, dy_zero_row, x_zero_row, band_rows,
-                                         stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, fetch=False):
+                                         stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, fetch=False,
+                                         winograd=False, winograd_filter=False):
     """Both gradients of a 3x3 depthwise layer (multiplier 1) at stride 1 (any dilation) or 2 (dilation 1),
     band by band: a band's input-gradient rows, then its filter-gradient rows, which read the same
     ``dy`` rows while they are still in this core's cache (one pass over ``dy`` from memory, not two).
@@ -2090,7 +2091,9 @@ def depthwise_nhwc_backprop_3x3_parallel(x, w, flipped, dy, dx, partial, dy_zero
     Thread ``t`` takes a contiguous run of bands (``band_rows`` rows of ``dy`` each, within one image)
     and adds its filter gradient into ``partial[t]`` (zeroed by the caller).  ``flipped`` is ``w``
     rotated by 180 degrees (the stride-1 input gradient is its forward correlation with ``dy``).  ``fetch``: the
-    rows kernels prefetch the next rows (see :func:`depthwise_nhwc_backprop_filter_3x3_rows`)."""
+    rows kernels prefetch the next rows (see :func:`depthwise_nhwc_backprop_filter_3x3_rows`); ``winograd``,
+    ``winograd_filter``: the rows kernels' SAME pairs by Winograd's F(2, 3) (the input gradient's, the filter
+    gradient's)."""
     n_threads = partial.shape[0]
     n, out_h = dy.shape[0], dy.shape[1]
     in_h = dx.shape[1]
@@ -2102,12 +2105,14 @@ def depthwise_nhwc_backprop_3x3_parallel(x, w, flipped, dy, dx, partial, dy_zero
             if y1 > y0:
                 if stride_h == 1:
                     depthwise_nhwc_forward_3x3_rows(dy, flipped, dx, dy_zero_row, b * in_h + y0, b * in_h + y1, 1, 1,
-                                                    dil_h, dil_w, 2 * dil_h - pad_top, 2 * dil_w - pad_left, fetch)
+                                                    dil_h, dil_w, 2 * dil_h - pad_top, 2 * dil_w - pad_left, fetch,
+                                                    winograd)
                 else:
                     depthwise_nhwc_backprop_input_s2_3x3_rows(w, dy, dx, dy_zero_row, b * in_h + y0, b * in_h + y1,
                                                               pad_top, pad_left)
             depthwise_nhwc_backprop_filter_3x3_rows(x, dy, partial[t], x_zero_row, b * out_h + i0, b * out_h + i1,
-                                                    stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, fetch)
+                                                    stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, fetch,
+                                                    winograd_filter)
 
 
 # --------------------------------------------------------------------------- helpers
