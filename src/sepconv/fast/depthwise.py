@@ -462,10 +462,11 @@ FETCH_AHEAD_S2_INPUT_GRADIENT_MIN_BYTES = _last_level_cache_bytes() // 2
 WINOGRAD_3X3 = False
 WINOGRAD_3X3_MAX_BYTES = _last_level_cache_bytes() // 2
 # ... and the filter gradient's SAME pairs, transposed (:func:`sepconv.kernels.depthwise.
-# _filter_gradient_same_3x3_two_rows_winograd`): A/B as above, 14 layers 0.89-0.99, geomean 0.94, large ones too
-# (8x56x56x144 0.89, 16x28x28x192 0.91: the pass reads and writes no more than the direct one).
+# _filter_gradient_same_3x3_two_rows_winograd`), on layers whose x and dy take less than this: A/B as above, 10
+# layers up to 16 MB 0.84-0.99 (1x28x28x192 0.89, 2x56x56x144 0.84, 8x28x28x192 0.93); at 19 MB 1.02, and
+# 8x112x112x32, 8x56x56x144 (26-29 MB) 1.11-1.21 over 15 rounds.
 WINOGRAD_3X3_FILTER_GRADIENT = False
-WINOGRAD_3X3_FILTER_GRADIENT_MAX_BYTES = math.inf
+WINOGRAD_3X3_FILTER_GRADIENT_MAX_BYTES = _last_level_cache_bytes() // 2
 
 
 def _fetch_ahead(nbytes: int) -> bool:

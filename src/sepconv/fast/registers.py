@@ -164,7 +164,7 @@ _NARROW = {
 # multiplier; the direct 3x3 kernels for dilated layers of images of 2 MB or more (0.60-0.91), and for the filter
 # gradient of undilated stride-2 layers of images of up to 1.5 MB (0.59-1.00, geomean 0.80) and their forward on
 # images of up to 512 KB (0.70-1.13, geomean 0.87); SAME 3x3 pairs at stride 1 by Winograd's F(2, 3) on layers of
-# up to half the L3 (0.85-0.96: additions have units of their own here), and their filter gradient (0.89-0.99);
+# up to half the L3 (0.85-0.96: additions have units of their own here), and their filter gradient (0.84-0.99);
 # the AVX2 5x5 kernel, in
 # whole vectors, for few channels, 7x7 filters at stride 2 and wide stride-1 rows (0.59-0.94); and NCHW layers of 5x5
 # and larger filters on rows of up to 16 pixels, batches of 4 or more, inputs of 1 to 3.5 MB, through NHWC

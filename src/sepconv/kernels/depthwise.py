@@ -1795,13 +1795,10 @@ def _filter_gradient_same_3x3_two_rows_winograd(dw9, x0, x1, x2, x3, dy0, dy1, s
                                                        vload_part(x2, q - c, n), vload_part(x3, q - c, n))
             u01, u11, u21, u31 = _column_transform(vload_part(x0, q, n), vload_part(x1, q, n),
                                                    vload_part(x2, q, n), vload_part(x3, q, n))
-            for j in range(j0, j1):
-                if j < inner:
-                    q += c
-                    u02, u12, u22, u32 = _column_transform(vload_part(x0, q, n), vload_part(x1, q, n),
-                                                           vload_part(x2, q, n), vload_part(x3, q, n))
-                else:  # the row's last pixel: its right column is padding
-                    u02 = u12 = u22 = u32 = z
+            for j in range(j0, inner):  # no branch in the loop (else LLVM reloads the row pointers each step)
+                q += c
+                u02, u12, u22, u32 = _column_transform(vload_part(x0, q, n), vload_part(x1, q, n),
+                                                       vload_part(x2, q, n), vload_part(x3, q, n))
                 if fetch:
                     _prefetch4(ahead0, ahead1, ahead2, ahead3, ahead)
                     ahead += count
@@ -1812,6 +1809,13 @@ def _filter_gradient_same_3x3_two_rows_winograd(dw9, x0, x1, x2, x3, dy0, dy1, s
                 m20, m21, m22 = vfma(u20, d, m20), vfma(u21, d, m21), vfma(u22, d, m22)
                 m30, m31, m32 = vfma(u30, h, m30), vfma(u31, h, m31), vfma(u32, h, m32)
                 u00, u01, u10, u11, u20, u21, u30, u31 = u01, u02, u11, u12, u21, u22, u31, u32
+            if inner < j1:  # the row's last pixel: its right column is padding
+                g, h = vload_part(dy0, inner * c + k, n), vload_part(dy1, inner * c + k, n)
+                s, d = vadd(g, h), vsub(g, h)
+                m00, m01 = vfma(u00, g, m00), vfma(u01, g, m01)
+                m10, m11 = vfma(u10, s, m10), vfma(u11, s, m11)
+                m20, m21 = vfma(u20, d, m20), vfma(u21, d, m21)
+                m30, m31 = vfma(u30, h, m30), vfma(u31, h, m31)
             _filter_column_from_winograd(dw9, 0, c, k, m00, m10, m20, m30, half, n)
             _filter_column_from_winograd(dw9, 1, c, k, m01, m11, m21, m31, half, n)
             _filter_column_from_winograd(dw9, 2, c, k, m02, m12, m22, m32, half, n)
