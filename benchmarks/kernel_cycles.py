@@ -29,39 +29,23 @@ from numba import njit
 from sepconv.kernels import depthwise as kernels
 from sepconv.roofline import measure_fma_gflops
 
-_FORWARD, _FORWARD_WINOGRAD = kernels._forward_same_3x3_two_rows_d1, kernels._forward_same_3x3_two_rows_winograd
-_FILTER, _FILTER_WINOGRAD = kernels._filter_gradient_same_3x3_two_rows, kernels._filter_gradient_same_3x3_two_rows_winograd
 
-
-@njit
-def _forward_passes(reps, o0, o1, x0, x1, x2, x3, w9):
-    for _ in range(reps):
-        _FORWARD(o0, o1, x0, x1, x2, x3, w9, 0, x0, x0, x0, x0, False)
-
-
-@njit
-def _forward_winograd_passes(reps, o0, o1, x0, x1, x2, x3, w9):
-    for _ in range(reps):
-        _FORWARD_WINOGRAD(o0, o1, x0, x1, x2, x3, w9, 0, x0, x0, x0, x0, False)
-
-
-@njit
-def _filter_passes(reps, dw9, x0, x1, x2, x3, dy0, dy1):
-    for _ in range(reps):
-        _FILTER(dw9, x0, x1, x2, x3, dy0, dy1, 0, x0, x0, x0, x0, False)
-
-
-@njit
-def _filter_winograd_passes(reps, dw9, x0, x1, x2, x3, dy0, dy1):
-    for _ in range(reps):
-        _FILTER_WINOGRAD(dw9, x0, x1, x2, x3, dy0, dy1, 0, x0, x0, x0, x0, False)
+def _passes(kernel):
+    """A jitted ``run(reps, *operands)``: ``reps`` passes of a pair kernel over its seven arrays (a forward's two
+    output rows, four input rows and filter, or a filter gradient's sums, four input rows and two ``dy`` rows), no
+    rows fetched ahead."""
+    @njit
+    def run(reps, a0, a1, a2, a3, a4, a5, a6):
+        for _ in range(reps):
+            kernel(a0, a1, a2, a3, a4, a5, a6, 0, a2, a2, a2, a2, False)
+    return run
 
 
 KERNELS = {  # name: (passes, multiply-adds a step, forward?)
-    "forward, direct": (_forward_passes, 18, True),
-    "forward, Winograd": (_forward_winograd_passes, 12, True),
-    "filter gradient, direct": (_filter_passes, 18, False),
-    "filter gradient, Winograd": (_filter_winograd_passes, 12, False),
+    "forward, direct": (_passes(kernels._forward_same_3x3_two_rows_d1), 18, True),
+    "forward, Winograd": (_passes(kernels._forward_same_3x3_two_rows_winograd), 12, True),
+    "filter gradient, direct": (_passes(kernels._filter_gradient_same_3x3_two_rows), 18, False),
+    "filter gradient, Winograd": (_passes(kernels._filter_gradient_same_3x3_two_rows_winograd), 12, False),
 }
 ROWS = {"L1 (24 KB)": (64, 16), "L2 (126 KB)": (28, 192), "L2 (189 KB)": (56, 144)}  # pixels, channels
 

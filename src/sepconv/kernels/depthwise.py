@@ -624,6 +624,14 @@ def _column_transform(a, b, e, f):
 
 
 @kernel(inline=True)
+def _winograd_window(x0, x1, x2, x3, q, gap, n, first):
+    """The first two columns of a tile's window (:func:`_tile_window`), each as its four Winograd rows
+    (:func:`_column_transform`): ``u00, u10, u20, u30`` of the column before, then ``u01 .. u31`` of its own."""
+    a0, b0, e0, f0, a1, b1, e1, f1 = _tile_window(x0, x1, x2, x3, q, gap, n, first)
+    return _column_transform(a0, b0, e0, f0) + _column_transform(a1, b1, e1, f1)
+
+
+@kernel(inline=True)
 def _row3_onto(a0, a1, a2, ws, acc):
     """``acc + a0 * ws[0] + a1 * ws[1] + a2 * ws[2]``."""
     return vfma(a2, ws[2], vfma(a1, ws[1], vfma(a0, ws[0], acc)))
@@ -656,13 +664,7 @@ def _forward_same_3x3_two_rows_winograd(o0, o1, x0, x1, x2, x3, w9, shift, ahead
             z = vzeros(o0)
             g3 = (vsub(z, we[0]), vsub(z, we[1]), vsub(z, we[2]))
             q = j0 * c + k
-            if j0 == 0:
-                u00 = u10 = u20 = u30 = z
-            else:
-                u00, u10, u20, u30 = _column_transform(vload_part(x0, q - c, n), vload_part(x1, q - c, n),
-                                                       vload_part(x2, q - c, n), vload_part(x3, q - c, n))
-            u01, u11, u21, u31 = _column_transform(vload_part(x0, q, n), vload_part(x1, q, n),
-                                                   vload_part(x2, q, n), vload_part(x3, q, n))
+            u00, u10, u20, u30, u01, u11, u21, u31 = _winograd_window(x0, x1, x2, x3, q, c, n, j0 == 0)
             for j in range(j0, inner):
                 q += c
                 u02, u12, u22, u32 = _column_transform(vload_part(x0, q, n), vload_part(x1, q, n),
@@ -1788,13 +1790,7 @@ def _filter_gradient_same_3x3_two_rows_winograd(dw9, x0, x1, x2, x3, dy0, dy1, s
             k, n = _channel_block(kb, c, shift, count)
             m00 = m01 = m02 = m10 = m11 = m12 = m20 = m21 = m22 = m30 = m31 = m32 = z
             q = j0 * c + k
-            if j0 == 0:
-                u00 = u10 = u20 = u30 = z
-            else:
-                u00, u10, u20, u30 = _column_transform(vload_part(x0, q - c, n), vload_part(x1, q - c, n),
-                                                       vload_part(x2, q - c, n), vload_part(x3, q - c, n))
-            u01, u11, u21, u31 = _column_transform(vload_part(x0, q, n), vload_part(x1, q, n),
-                                                   vload_part(x2, q, n), vload_part(x3, q, n))
+            u00, u10, u20, u30, u01, u11, u21, u31 = _winograd_window(x0, x1, x2, x3, q, c, n, j0 == 0)
             for j in range(j0, inner):  # no branch in the loop (else LLVM reloads the row pointers each step)
                 q += c
                 u02, u12, u22, u32 = _column_transform(vload_part(x0, q, n), vload_part(x1, q, n),
