@@ -2203,17 +2203,18 @@ def test_fetch_ahead_matches_the_reference(shape, monkeypatch):
 def test_winograd_3x3_pairs_match_the_reference(shape, dtype, monkeypatch):
     """The SAME 3x3 pairs by Winograd's F(2, 3) (WINOGRAD_3X3 and WINOGRAD_3X3_FILTER_GRADIENT, here on every
     layer): the stride-1 forward, input gradient, filter gradient and both gradients in one pass match the
-    reference, and the kernels were told to take them; other strides and dilations, which the flags do not touch,
-    still match."""
+    reference, and the kernels were told to take them; so do VALID and explicitly padded rows (the interior pairs at
+    dilation 1); other strides and dilations, which the flags do not touch, still match."""
     for name, value in (("WINOGRAD_3X3", True), ("WINOGRAD_3X3_MAX_BYTES", math.inf), ("DIRECT_3X3", False),
                         ("WINOGRAD_3X3_FILTER_GRADIENT", True), ("WINOGRAD_3X3_FILTER_GRADIENT_MAX_BYTES", math.inf),
                         ("DIRECT_3X3_FILTER_GRADIENT_STRIDE_2", False), ("FILTER_GRADIENT_AVX2", False)):
         monkeypatch.setattr(fast_depthwise, name, value)
     fast_depthwise.clear_plans()
     kernels = sys.modules["sepconv.kernels.depthwise"]
-    told = {name: record_calls(monkeypatch, kernels, name, record=lambda args: args[-1])
-            for name in ("depthwise_nhwc_forward_parallel", "depthwise_nhwc_forward_3x3_rows",
-                         "depthwise_nhwc_backprop_filter_parallel", "depthwise_nhwc_backprop_filter_any_rows")}
+    told = {name: record_calls(monkeypatch, kernels, name, record=lambda args: args[-1], serial=serial,
+                               as_parallel=lambda args: args)  # the rows kernels wrapped only where the ops call them
+            for name, serial in (("depthwise_nhwc_forward_parallel", "depthwise_nhwc_forward_3x3_rows"),
+                                 ("depthwise_nhwc_backprop_filter_parallel", "depthwise_nhwc_backprop_filter_any_rows"))}
     both_told = record_calls(monkeypatch, kernels, "depthwise_nhwc_backprop_3x3_parallel",
                              record=lambda args: args[-2] and args[-1])
     rng = np.random.default_rng(34)
@@ -2230,14 +2231,20 @@ def test_winograd_3x3_pairs_match_the_reference(shape, dtype, monkeypatch):
     np.testing.assert_allclose(fast_dw, ref_dw, **tol(dtype))
     if both_told:  # the layer split over the threads: both gradients in one pass, told to take the pairs so
         assert all(both_told), both_told
-    forward = told["depthwise_nhwc_forward_parallel"] + told["depthwise_nhwc_forward_3x3_rows"]
-    backward = told["depthwise_nhwc_backprop_filter_parallel"] + told["depthwise_nhwc_backprop_filter_any_rows"]
+    forward, backward = told["depthwise_nhwc_forward_parallel"], told["depthwise_nhwc_backprop_filter_parallel"]
     assert forward and all(forward) and backward and all(backward), told
     for strides, dilations in ((2, 1), (1, 2)):
         fast, ref = _both(sepconv.depthwise_conv2d, x, w, strides, "SAME", dilations=dilations)
         np.testing.assert_allclose(fast, ref, **tol(dtype))
         fast, ref = _both(sepconv.depthwise_conv2d_backprop_filter, x, w.shape, rand(rng, fast.shape, dtype),
                           strides, "SAME", dilations=dilations)
+        np.testing.assert_allclose(fast, ref, **tol(dtype))
+    explicit = [[0, 0], [1, 2], [0, 1], [0, 0]]
+    for padding in (["VALID"] if shape[2] >= 3 else []) + [explicit]:  # the interior pairs (input gradient: padded by 2)
+        fast, ref = _both(sepconv.depthwise_conv2d, x, w, 1, padding)
+        np.testing.assert_allclose(fast, ref, **tol(dtype))
+        fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, w, rand(rng, fast.shape, dtype), 1,
+                          padding)
         np.testing.assert_allclose(fast, ref, **tol(dtype))
 
 

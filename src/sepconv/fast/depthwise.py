@@ -458,7 +458,9 @@ FETCH_AHEAD_S2_INPUT_GRADIENT_MIN_BYTES = _last_level_cache_bytes() // 2
 # additions, which Zen 4 runs on units of their own; the Zen 4 plans, sepconv.fast.registers).  A/B, 2 threads,
 # alternating: 1x28x28x192 0.87, 2x56x56x144 0.85, 1x147x147x64 0.90, 8x28x28x192 0.93 (input gradient too), up to
 # 16 MB 0.85-0.96 over 14 layers; from 19 MB (16x28x28x192, 32x14x14x384) 0.93-1.04, and 8x56x56x144 (29 MB)
-# 1.14-1.25: past the cache the pair waits on memory either way.
+# 1.14-1.25: past the cache the pair waits on memory either way.  The interior pairs of VALID and explicitly padded
+# rows at dilation 1 take it too (:func:`sepconv.kernels.depthwise._forward_interior_3x3_two_rows_winograd`; the
+# stride-1 input gradient of VALID layers is one): 16 layers 0.84-0.99, geomean 0.93 (1x147x147x64 0.84-0.87).
 WINOGRAD_3X3 = False
 WINOGRAD_3X3_MAX_BYTES = _last_level_cache_bytes() // 2
 # ... and the filter gradient's SAME pairs, transposed (:func:`sepconv.kernels.depthwise.
