@@ -476,6 +476,18 @@ def _fetch_ahead(nbytes: int) -> bool:
     return nbytes >= FETCH_AHEAD_MIN_BYTES
 
 
+def _winograd(nbytes: int) -> bool:
+    """Whether the general 3x3 kernels' forward pairs (and so the stride-1 input gradient's) go by Winograd's F(2, 3)
+    for arrays of ``nbytes`` (:data:`WINOGRAD_3X3`, :data:`WINOGRAD_3X3_MAX_BYTES`)."""
+    return WINOGRAD_3X3 and nbytes < WINOGRAD_3X3_MAX_BYTES
+
+
+def _winograd_filter_gradient(nbytes: int) -> bool:
+    """As :func:`_winograd`, the filter gradient's pairs (:data:`WINOGRAD_3X3_FILTER_GRADIENT`,
+    :data:`WINOGRAD_3X3_FILTER_GRADIENT_MAX_BYTES`)."""
+    return WINOGRAD_3X3_FILTER_GRADIENT and nbytes < WINOGRAD_3X3_FILTER_GRADIENT_MAX_BYTES
+
+
 # Without DIRECT_3X3, dilated 3x3 layers whose image (one item's H x W x C) takes at least this many bytes take the
 # direct 3x3 kernels all the same (Zen 4's plans, sepconv.fast.registers).  Forty-first session, Zen 4 VM (AVX-512 on
 # 256-bit units, 1 MB of L2 a core), 2 threads, alternating, the AVX-512 plans' kernels -> direct, forward / input
@@ -974,7 +986,7 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
         return launch
     zero_row = _plan_zero_row(in_shape[2:], dtype)
     fetch = _fetch_ahead(nbytes)
-    winograd = WINOGRAD_3X3 and nbytes < WINOGRAD_3X3_MAX_BYTES
+    winograd = _winograd(nbytes)
     if n_chunks > 1:
         def launch(x, w3, out):
             with PARALLEL_LAUNCH:
@@ -1601,7 +1613,7 @@ def _filter_gradient_plan(x_shape: tuple[int, ...], dy_shape: tuple[int, ...], d
             return partial[0] if n_chunks == 1 else kernels.sum_partials(partial)
         return run
     fetch = _fetch_ahead(nbytes)
-    winograd = WINOGRAD_3X3_FILTER_GRADIENT and nbytes < WINOGRAD_3X3_FILTER_GRADIENT_MAX_BYTES
+    winograd = _winograd_filter_gradient(nbytes)
     if n_chunks == 1:
         def run(x, dy):
             dw = np.zeros(per_channel, dtype)
@@ -1672,8 +1684,8 @@ def depthwise_conv2d_gradients(x: np.ndarray, w: np.ndarray, dy: np.ndarray,
     row_bytes = (2 * g.stride_h * g.in_w + g.out_w) * g.in_c * x.itemsize  # a dy row's share of a band
     band_rows = max(2, GRADIENTS_BAND_BYTES // row_bytes)
     nbytes = x.nbytes + dy.nbytes + dx.nbytes
-    winograd = WINOGRAD_3X3 and dy.nbytes + dx.nbytes < WINOGRAD_3X3_MAX_BYTES  # as the input gradient's plan
-    winograd_filter = WINOGRAD_3X3_FILTER_GRADIENT and x.nbytes + dy.nbytes < WINOGRAD_3X3_FILTER_GRADIENT_MAX_BYTES
+    winograd = _winograd(dy.nbytes + dx.nbytes)  # the bytes each gradient's own plan counts
+    winograd_filter = _winograd_filter_gradient(x.nbytes + dy.nbytes)
     with PARALLEL_LAUNCH:
         kernels.depthwise_nhwc_backprop_3x3_parallel(
             x, w3, _flipped(w3), dy, dx, partial, _zero_row(dy.shape[2:], dy.dtype), _zero_row(x.shape[2:], x.dtype),
