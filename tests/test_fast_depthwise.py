@@ -2248,6 +2248,34 @@ def test_winograd_3x3_pairs_match_the_reference(shape, dtype, monkeypatch):
         np.testing.assert_allclose(fast, ref, **tol(dtype))
 
 
+@pytest.mark.parametrize("shape", [
+    (1, 5, 70, 48),  # rows in tiles, the last one of six pixels; three vectors a pixel
+    (2, 4, 2, 48),  # rows of two pixels: the wrapping block's first and last pixels are the row
+    (1, 6, 17, 144),  # nine vectors a pixel, a row of one tile
+])
+def test_winograd_3x3_blocks_wrapping_into_the_next_pixel_match_the_reference(shape, monkeypatch):
+    """With the input off a cache line, the Winograd pairs' channel blocks start at its first aligned channel and
+    stay whole: the last block of a pixel wraps into the next pixel's first channels, and at a row's ends its lanes
+    outside the row are neither read nor written (nor stored outside the interior's pixels, VALID and explicit
+    padding).  At every 4-byte offset of ``x`` (``dy`` at another), forward, both gradients apart and in one pass
+    match the reference."""
+    for name, value in (("WINOGRAD_3X3", True), ("WINOGRAD_3X3_MAX_BYTES", math.inf), ("DIRECT_3X3", False),
+                        ("WINOGRAD_3X3_FILTER_GRADIENT", True), ("WINOGRAD_3X3_FILTER_GRADIENT_MAX_BYTES", math.inf),
+                        ("FILTER_GRADIENT_AVX2", False), ("PARALLEL_MIN_MACS", 0), ("PARALLEL_MIN_BYTES", 0)):
+        monkeypatch.setattr(fast_depthwise, name, value)
+    fast_depthwise.clear_plans()
+    for padding in ("SAME", "VALID", [[0, 0], [1, 0], [2, 1], [0, 0]]):
+        if padding == "VALID" and shape[2] < 3:
+            continue
+        x, filt, dy, args = _problem((*shape, 1, (3, 3), 1, 1, padding), np.float32, seed=shape[3])
+        for offset in range(0, 64, 4):
+            xo, dyo = _at_offset(x, offset), _at_offset(dy, (offset + 20) % 64)
+            _assert_three_ops_match(xo, filt, dyo, args, np.float32)
+            (fast_dx, fast_dw), (ref_dx, ref_dw) = _both(sepconv.depthwise_conv2d_gradients, xo, filt, dyo, **args)
+            np.testing.assert_allclose(fast_dx, ref_dx, **tol(np.float32))
+            np.testing.assert_allclose(fast_dw, ref_dw, **tol(np.float32))
+
+
 @pytest.mark.parametrize("shape, padding", [
     ((2, 23, 37, 40), "SAME"),  # odd rows and columns, a partial channel block, two images
     ((1, 30, 34, 64), "VALID"),
@@ -2268,6 +2296,34 @@ def test_direct_5x5_stride_2_fetching_ahead_matches_the_reference(shape, padding
     fast, ref = _both(sepconv.depthwise_conv2d, x, w, 2, padding)
     np.testing.assert_allclose(fast, ref, **tol(np.float32))
     assert calls == [True]
+
+
+@pytest.mark.parametrize("shape", [
+    (1, 5, 70, 48),  # rows in tiles, the last one of six pixels; three vectors a pixel
+    (2, 4, 2, 48),  # rows of two pixels: the wrapping block's first and last pixels are the row
+    (1, 6, 17, 144),  # nine vectors a pixel, a row of one tile
+])
+def test_winograd_3x3_blocks_wrapping_into_the_next_pixel_match_the_reference(shape, monkeypatch):
+    """With the input off a cache line, the Winograd pairs' channel blocks start at its first aligned channel and
+    stay whole: the last block of a pixel wraps into the next pixel's first channels, and at a row's ends its lanes
+    outside the row are neither read nor written (nor stored outside the interior's pixels, VALID and explicit
+    padding).  At every 4-byte offset of ``x`` (``dy`` at another), forward, both gradients apart and in one pass
+    match the reference."""
+    for name, value in (("WINOGRAD_3X3", True), ("WINOGRAD_3X3_MAX_BYTES", math.inf), ("DIRECT_3X3", False),
+                        ("WINOGRAD_3X3_FILTER_GRADIENT", True), ("WINOGRAD_3X3_FILTER_GRADIENT_MAX_BYTES", math.inf),
+                        ("FILTER_GRADIENT_AVX2", False), ("PARALLEL_MIN_MACS", 0), ("PARALLEL_MIN_BYTES", 0)):
+        monkeypatch.setattr(fast_depthwise, name, value)
+    fast_depthwise.clear_plans()
+    for padding in ("SAME", "VALID", [[0, 0], [1, 0], [2, 1], [0, 0]]):
+        if padding == "VALID" and shape[2] < 3:
+            continue
+        x, filt, dy, args = _problem((*shape, 1, (3, 3), 1, 1, padding), np.float32, seed=shape[3])
+        for offset in range(0, 64, 4):
+            xo, dyo = _at_offset(x, offset), _at_offset(dy, (offset + 20) % 64)
+            _assert_three_ops_match(xo, filt, dyo, args, np.float32)
+            (fast_dx, fast_dw), (ref_dx, ref_dw) = _both(sepconv.depthwise_conv2d_gradients, xo, filt, dyo, **args)
+            np.testing.assert_allclose(fast_dx, ref_dx, **tol(np.float32))
+            np.testing.assert_allclose(fast_dw, ref_dw, **tol(np.float32))
 
 
 @pytest.mark.parametrize("shape, padding", [

@@ -9,6 +9,8 @@ of input columns, accumulators that stay in registers for a whole row) use these
 - ``vload_part(a, i, n)`` / ``vstore_part(a, i, v, n)``: the same, first ``n`` lanes only
   (masked; the others read as zero and are not written);
 - ``vload_n(a, i, n)`` / ``vstore_n(a, i, v, n)``: whole vectors when ``n`` is the lane count, else masked;
+- ``vload_lanes(a, i, lo, hi)`` / ``vstore_lanes(a, i, v, lo, hi)``: lanes ``lo .. hi - 1`` only (masked; the
+  others are neither read, so they may lie outside ``a``, nor written): a row's ends read as flat arrays;
 - ``vload_even(a, i)``: every other element from flat index ``i`` (stride-2 rows), and
   ``vstore_interleaved(a, i, even, odd)``, its converse for two vectors;
 - ``vtranspose_block(src, i, src_stride, dst, j, dst_stride)``: a ``LANES x LANES`` block copied
@@ -113,6 +115,13 @@ def _mask(builder, n, count):
     return builder.bitcast(builder.trunc(bits, ir.IntType(count)), ir.VectorType(ir.IntType(1), count))
 
 
+def _lane_range_mask(builder, lo, hi, count):
+    """The ``<count x i1>`` mask of lanes ``lo .. hi - 1`` (empty when ``hi <= lo``): :func:`_mask` of ``hi``
+    without :func:`_mask` of ``lo``."""
+    upper, lower = _mask(builder, hi, count), _mask(builder, lo, count)
+    return builder.and_(upper, builder.not_(lower))
+
+
 def _masked_intrinsic(builder, name, vty, count):
     """``llvm.masked.load`` or ``llvm.masked.store`` for vectors of type ``vty``."""
     mask_type = ir.VectorType(ir.IntType(1), count)
@@ -140,6 +149,27 @@ def _store_part(context, builder, array_type, args, vec: Vector):
     ptr = _pointer(context, builder, array_type, args[0], args[1], vty)
     fn = _masked_intrinsic(builder, "store", vty, vec.count)
     builder.call(fn, [args[2], ptr, ir.Constant(ir.IntType(32), 1), _mask(builder, args[3], vec.count)])
+    return context.get_dummy_value()
+
+
+def _load_lanes(context, builder, array_type, args, vec: Vector):
+    """Codegen of a masked load of a ``vec``: lanes ``args[2] .. args[3] - 1`` from flat index ``args[1]`` of
+    ``args[0]``, the others zero and not read."""
+    vty = context.get_value_type(vec)
+    ptr = _pointer(context, builder, array_type, args[0], args[1], vty)
+    fn = _masked_intrinsic(builder, "load", vty, vec.count)
+    return builder.call(fn, [ptr, ir.Constant(ir.IntType(32), 1), _lane_range_mask(builder, args[2], args[3], vec.count),
+                             ir.Constant(vty, None)])
+
+
+def _store_lanes(context, builder, array_type, args, vec: Vector):
+    """Codegen of a masked store of the ``vec`` ``args[2]``: its lanes ``args[3] .. args[4] - 1`` at flat index
+    ``args[1]`` of ``args[0]``."""
+    vty = context.get_value_type(vec)
+    ptr = _pointer(context, builder, array_type, args[0], args[1], vty)
+    fn = _masked_intrinsic(builder, "store", vty, vec.count)
+    builder.call(fn, [args[2], ptr, ir.Constant(ir.IntType(32), 1),
+                      _lane_range_mask(builder, args[3], args[4], vec.count)])
     return context.get_dummy_value()
 
 
@@ -305,6 +335,24 @@ def vstore_part(typingctx, array, index, value, n):
     def codegen(context, builder, sig, args):
         return _store_part(context, builder, array, args, vec)
     return types.none(array, types.intp, value, types.intp), codegen
+
+
+@intrinsic
+def vload_lanes(typingctx, array, index, lo, hi):
+    vec = _vector_of(array)
+
+    def codegen(context, builder, sig, args):
+        return _load_lanes(context, builder, array, args, vec)
+    return vec(array, types.intp, types.intp, types.intp), codegen
+
+
+@intrinsic
+def vstore_lanes(typingctx, array, index, value, lo, hi):
+    vec = _vector_of(array)
+
+    def codegen(context, builder, sig, args):
+        return _store_lanes(context, builder, array, args, vec)
+    return types.none(array, types.intp, value, types.intp, types.intp), codegen
 
 
 def _suffix(vty) -> str:

@@ -21,7 +21,8 @@ The 3x3 and 5x5 kernels use explicit 64-byte vectors (:mod:`sepconv.kernels._sim
 blocks outside, pixels inside, so a block's filter taps (forward) or its filter-gradient sums
 (backward) stay in vector registers along a whole row.  The first block ends at the input's
 first cache-line-aligned channel (:func:`aligned_shift`; the outputs are allocated at the
-input's offset from a line), the last is masked.  With stride and dilation 1 the 3x3 window
+input's offset from a line), the last is masked; the Winograd pairs instead keep every block whole
+from that channel, the last one wrapping into the next pixel (:func:`_wrapped_block`).  With stride and dilation 1 the 3x3 window
 slides (three new input loads per pixel), and two output rows share their middle input rows; at
 horizontal stride 2 it slides by two columns (six loads per pixel).  Rows wider than a block's
 pass can keep in L1 go by in tiles of pixels, each tile's channel blocks in turn
@@ -73,11 +74,13 @@ from ._simd import (
     vfma,
     vload,
     vload_group_sums,
+    vload_lanes,
     vload_n,
     vload_part,
     vmul,
     vsplat,
     vstore,
+    vstore_lanes,
     vstore_n,
     vstore_part,
     vstore_repeated,
@@ -627,7 +630,7 @@ def _column_transform(a, b, e, f):
 def _winograd_filter(w9, c, k, n, half):
     """The channel block ``[k, k + n)`` of a 3x3 filter's rows for :func:`_forward_same_3x3_two_rows_winograd`,
     each three vectors (its columns): ``w0``, ``(w0 + w1 + w2) / 2``, ``(w0 - w1 + w2) / 2`` and ``-w2``."""
-    wa, wb, we = _weights3(w9, 0, c, k, n), _weights3(w9, 3, c, k, n), _weights3(w9, 6, c, k, n)
+    wa, wb, we = _block_weights3(w9, 0, c, k, n), _block_weights3(w9, 3, c, k, n), _block_weights3(w9, 6, c, k, n)
     g1 = (vmul(vadd(vadd(wa[0], wb[0]), we[0]), half), vmul(vadd(vadd(wa[1], wb[1]), we[1]), half),
           vmul(vadd(vadd(wa[2], wb[2]), we[2]), half))
     g2 = (vmul(vadd(vsub(wa[0], wb[0]), we[0]), half), vmul(vadd(vsub(wa[1], wb[1]), we[1]), half),
@@ -650,6 +653,66 @@ def _row3_onto(a0, a1, a2, ws, acc):
     return vfma(a2, ws[2], vfma(a1, ws[1], vfma(a0, ws[0], acc)))
 
 
+@kernel(inline=True)
+def _wrapped_blocks(c, count):
+    """How many channel blocks the SAME pair kernels walk (:func:`_wrapped_block`): one per vector of ``C``."""
+    return (c + count - 1) // count
+
+
+@kernel(inline=True)
+def _wrapped_block(kb, c, shift, count):
+    """The first flat channel and the lane count of channel block ``kb`` of a pixel when the blocks start at the
+    input's first aligned channel ``shift`` (:func:`aligned_shift`; 0: on a line already) and stay whole vectors:
+    the last block's top ``shift`` lanes are then the next pixel's first channels.  A row is a flat array of
+    ``W * C`` values whose taps are ``C`` apart, so such a block is as good as any, its weights the end of each
+    filter row and then its start (:func:`_block_weights3`), and the pixels' blocks are
+    ``C / lanes`` whole vectors, not one more split in two at the pixel's line boundary (four instead of three
+    for C = 48: split blocks cost what whole ones do).  The row's ends, where the first block of pixel 0 starts
+    ``shift`` lanes in and the last one of the last pixel stops ``shift`` short, are read and written by lane
+    (:func:`_row_lanes`)."""
+    k = shift + kb * count
+    return k, min(count, c + shift - k)  # (C a multiple of the lanes when shift > 0) as _channel_block's form:
+    # a conditional here made the forward's loop 1.1-1.4x slower
+
+
+@kernel(inline=True)
+def _block_weights3(w, tap, c, k, n):
+    """:func:`_weights3` for a channel block of :func:`_wrapped_block`: a wrapping block's lanes past ``C`` from
+    the start of each filter row."""
+    if k + n <= c:
+        return _weights3(w, tap, c, k, n)
+    lo = c - k
+    return (vadd(vload_lanes(w, tap * c + k, 0, lo), vload_lanes(w, (tap - 1) * c + k, lo, n)),
+            vadd(vload_lanes(w, (tap + 1) * c + k, 0, lo), vload_lanes(w, tap * c + k, lo, n)),
+            vadd(vload_lanes(w, (tap + 2) * c + k, 0, lo), vload_lanes(w, (tap + 1) * c + k, lo, n)))
+
+
+@kernel(inline=True)
+def _row_lanes(q, n, end):
+    """The lanes of the ``n`` from flat index ``q`` that lie in a row of ``end`` values: ``[max(0, -q),
+    min(n, end - q))`` (empty past either end: the padding reads as zeros)."""
+    return max(0, -q), min(n, end - q)
+
+
+@kernel(inline=True)
+def _load_in_row(xr, q, n, end):
+    """:func:`vload_lanes` of the lanes of the ``n`` from flat index ``q`` inside ``xr``'s ``end`` values, the
+    others zero."""
+    lo, hi = _row_lanes(q, n, end)
+    return vload_lanes(xr, q, lo, hi)
+
+
+@kernel(inline=True)
+def _winograd_pair(a, b, e, f, wa, g1, g2, g3, u00, u01, u10, u11, u20, u21, u30, u31):
+    """One pixel of :func:`_forward_same_3x3_two_rows_winograd` from the window's next column ``a, b, e, f`` (its
+    four input rows): the two output vectors, and the window moved on (the loads and stores stay in the loop:
+    given the arrays, LLVM kept their pointers on the stack)."""
+    u02, u12, u22, u32 = _column_transform(a, b, e, f)
+    m1, m2 = _row3(u10, u11, u12, g1), _row3(u20, u21, u22, g2)
+    return (_row3_onto(u00, u01, u02, wa, vadd(m1, m2)), _row3_onto(u30, u31, u32, g3, vsub(m1, m2)),
+            u01, u02, u11, u12, u21, u22, u31, u32)
+
+
 @kernel
 def _forward_same_3x3_two_rows_winograd(o0, o1, x0, x1, x2, x3, w9, shift, ahead0, ahead1, ahead2, ahead3, fetch):
     """:func:`_forward_same_3x3_two_rows_d1` with the vertical sums by Winograd's F(2, 3): each input column's
@@ -657,59 +720,121 @@ def _forward_same_3x3_two_rows_winograd(o0, o1, x0, x1, x2, x3, w9, shift, ahead
     filter columns with its own filter row (``w0``, ``(w0 + w1 + w2) / 2``, ``(w0 - w1 + w2) / 2``, ``w2``), and the
     two output rows are ``m0 + (m1 + m2)`` and ``(m1 - m2) - m3``: twelve multiply-adds for two output vectors,
     not eighteen, and eight additions, which Zen's separate adders take beside them.  Same sums as the direct
-    kernel up to rounding (the transformed filter rows round once)."""
+    kernel up to rounding (the transformed filter rows round once).  Channel blocks are whole vectors from the
+    first aligned channel (:func:`_wrapped_block`): the block that wraps
+    into the next pixel starts a pixel early (its top lanes are pixel 0's first channels), and each block's
+    pixels whose columns reach a row's end go by lane, after the loop (:func:`_row_lanes`)."""
     c = o0.shape[1]
     width = o0.shape[0]
     count = lanes(o0)
+    end = width * c
     tile = width if width <= SAME_TILE_MIN_WIDTH else SAME_TILE_PIXELS
     half = vsplat(o0, 0.5)
     ahead = 0
     for j0 in range(0, width, tile):
         j1 = min(j0 + tile, width)
-        inner = j1 - 1 if j1 == width else j1  # pixels with their right column in the row
-        for kb in range(_channel_blocks(c, shift, count)):
-            k, n = _channel_block(kb, c, shift, count)
+        for kb in range(_wrapped_blocks(c, count)):
+            k, n = _wrapped_block(kb, c, shift, count)
             wa, g1, g2, g3 = _winograd_filter(w9, c, k, n, half)
-            z = vzeros(o0)
-            q = j0 * c + k
-            u00, u10, u20, u30, u01, u11, u21, u31 = _winograd_window(x0, x1, x2, x3, q, c, n, j0 == 0)
-            for j in range(j0, inner):
+            ja = -1 if j0 == 0 and k + n > c else j0  # a wrapping block's pixel -1 holds pixel 0's first channels
+            if k + n > c:  # its window by lane, and its last two pixels (their lanes past the row's end)
+                q = (ja - 1) * c + k
+                u00, u10, u20, u30 = _column_transform(_load_in_row(x0, q, n, end), _load_in_row(x1, q, n, end),
+                                                       _load_in_row(x2, q, n, end), _load_in_row(x3, q, n, end))
                 q += c
-                u02, u12, u22, u32 = _column_transform(vload_part(x0, q, n), vload_part(x1, q, n),
-                                                       vload_part(x2, q, n), vload_part(x3, q, n))
+                u01, u11, u21, u31 = _column_transform(_load_in_row(x0, q, n, end), _load_in_row(x1, q, n, end),
+                                                       _load_in_row(x2, q, n, end), _load_in_row(x3, q, n, end))
+                inner = max(0, min(j1, width - 2))
+            else:  # (the lanes computed at the ends cost the narrow rows' loops ~10%: 1x19x19x728)
+                q = j0 * c + k
+                u00, u10, u20, u30, u01, u11, u21, u31 = _winograd_window(x0, x1, x2, x3, q, c, n, j0 == 0)
+                inner = j1 - 1 if j1 == width else j1  # the row's last pixel: its right column is padding
+            start = max(ja, 0)
+            for _ in range(ja, start):  # a wrapping block's pixel -1: its top lanes only
+                q += c
+                y0, y1, u00, u01, u10, u11, u20, u21, u30, u31 = _winograd_pair(
+                    _load_in_row(x0, q, n, end), _load_in_row(x1, q, n, end), _load_in_row(x2, q, n, end),
+                    _load_in_row(x3, q, n, end), wa, g1, g2, g3, u00, u01, u10, u11, u20, u21, u30, u31)
+                lo, hi = _row_lanes(q - c, n, end)
+                vstore_lanes(o0, q - c, y0, lo, hi)
+                vstore_lanes(o1, q - c, y1, lo, hi)
+            for j in range(start, inner):
+                q += c
                 if fetch:
                     _prefetch4(ahead0, ahead1, ahead2, ahead3, ahead)
                     ahead += count
-                m1, m2 = _row3(u10, u11, u12, g1), _row3(u20, u21, u22, g2)
-                vstore_part(o0, j * c + k, _row3_onto(u00, u01, u02, wa, vadd(m1, m2)), n)
-                vstore_part(o1, j * c + k, _row3_onto(u30, u31, u32, g3, vsub(m1, m2)), n)
-                u00, u01, u10, u11, u20, u21, u30, u31 = u01, u02, u11, u12, u21, u22, u31, u32
-            if inner < j1:
-                m1, m2 = _row3(u10, u11, z, g1), _row3(u20, u21, z, g2)
-                vstore_part(o0, inner * c + k, _row3_onto(u00, u01, z, wa, vadd(m1, m2)), n)
-                vstore_part(o1, inner * c + k, _row3_onto(u30, u31, z, g3, vsub(m1, m2)), n)
+                y0, y1, u00, u01, u10, u11, u20, u21, u30, u31 = _winograd_pair(
+                    vload_part(x0, q, n), vload_part(x1, q, n), vload_part(x2, q, n), vload_part(x3, q, n),
+                    wa, g1, g2, g3, u00, u01, u10, u11, u20, u21, u30, u31)
+                vstore_part(o0, j * c + k, y0, n)
+                vstore_part(o1, j * c + k, y1, n)
+            if k + n <= c:
+                if inner < j1:  # the row's last pixel: its right column is padding
+                    z = vzeros(o0)
+                    y0, y1, u00, u01, u10, u11, u20, u21, u30, u31 = _winograd_pair(
+                        z, z, z, z, wa, g1, g2, g3, u00, u01, u10, u11, u20, u21, u30, u31)
+                    vstore_part(o0, inner * c + k, y0, n)
+                    vstore_part(o1, inner * c + k, y1, n)
+                continue
+            for _ in range(inner, j1):  # a wrapping block's last pixels: columns and lanes past the row's end
+                q += c
+                y0, y1, u00, u01, u10, u11, u20, u21, u30, u31 = _winograd_pair(
+                    _load_in_row(x0, q, n, end), _load_in_row(x1, q, n, end), _load_in_row(x2, q, n, end),
+                    _load_in_row(x3, q, n, end), wa, g1, g2, g3, u00, u01, u10, u11, u20, u21, u30, u31)
+                lo, hi = _row_lanes(q - c, n, end)
+                vstore_lanes(o0, q - c, y0, lo, hi)
+                vstore_lanes(o1, q - c, y1, lo, hi)
 
 
 @kernel
 def _forward_interior_3x3_two_rows_winograd(o0, o1, x0, x1, x2, x3, w9, j_lo, j_hi, pad_left, shift):
     """:func:`_forward_interior_3x3_two_rows` at dilation 1 by Winograd's F(2, 3), as
-    :func:`_forward_same_3x3_two_rows_winograd`: the pixels ``[j_lo, j_hi)`` whose columns are all in the row."""
+    :func:`_forward_same_3x3_two_rows_winograd`: the pixels ``[j_lo, j_hi)`` whose columns are all in the row,
+    channel blocks whole from the first aligned channel (:func:`_wrapped_block`; lanes outside those pixels
+    neither stored nor, outside the input row, read)."""
     c = o0.shape[1]
     count = lanes(o0)
+    in_end = x0.shape[0] * c
     half = vsplat(o0, 0.5)
-    for kb in range(_channel_blocks(c, shift, count)):
-        k, n = _channel_block(kb, c, shift, count)
+    for kb in range(_wrapped_blocks(c, count)):
+        k, n = _wrapped_block(kb, c, shift, count)
         wa, g1, g2, g3 = _winograd_filter(w9, c, k, n, half)
-        q = (j_lo + 1 - pad_left) * c + k
-        u00, u10, u20, u30, u01, u11, u21, u31 = _winograd_window(x0, x1, x2, x3, q, c, n, False)
-        for j in range(j_lo, j_hi):
+        ja = j_lo - 1 if k + n > c else j_lo  # a wrapping block's pixel j_lo - 1 holds pixel j_lo's first channels
+        if k + n > c:  # its window by lane, its first and last pixels' lanes in part
+            q = (ja - pad_left) * c + k  # input column ja - pad_left: the window's first
+            u00, u10, u20, u30 = _column_transform(_load_in_row(x0, q, n, in_end), _load_in_row(x1, q, n, in_end),
+                                                   _load_in_row(x2, q, n, in_end), _load_in_row(x3, q, n, in_end))
             q += c
-            u02, u12, u22, u32 = _column_transform(vload_part(x0, q, n), vload_part(x1, q, n),
-                                                   vload_part(x2, q, n), vload_part(x3, q, n))
-            m1, m2 = _row3(u10, u11, u12, g1), _row3(u20, u21, u22, g2)
-            vstore_part(o0, j * c + k, _row3_onto(u00, u01, u02, wa, vadd(m1, m2)), n)
-            vstore_part(o1, j * c + k, _row3_onto(u30, u31, u32, g3, vsub(m1, m2)), n)
-            u00, u01, u10, u11, u20, u21, u30, u31 = u01, u02, u11, u12, u21, u22, u31, u32
+            u01, u11, u21, u31 = _column_transform(_load_in_row(x0, q, n, in_end), _load_in_row(x1, q, n, in_end),
+                                                   _load_in_row(x2, q, n, in_end), _load_in_row(x3, q, n, in_end))
+            inner = max(j_lo, j_hi - 1)
+        else:
+            q = (j_lo + 1 - pad_left) * c + k
+            u00, u10, u20, u30, u01, u11, u21, u31 = _winograd_window(x0, x1, x2, x3, q, c, n, False)
+            inner = j_hi
+        for j in range(ja, j_lo):  # a wrapping block's pixel j_lo - 1: its top lanes only
+            q += c
+            y0, y1, u00, u01, u10, u11, u20, u21, u30, u31 = _winograd_pair(
+                _load_in_row(x0, q, n, in_end), _load_in_row(x1, q, n, in_end), _load_in_row(x2, q, n, in_end),
+                _load_in_row(x3, q, n, in_end), wa, g1, g2, g3, u00, u01, u10, u11, u20, u21, u30, u31)
+            qo = j * c + k
+            vstore_lanes(o0, qo, y0, j_lo * c - qo, n)
+            vstore_lanes(o1, qo, y1, j_lo * c - qo, n)
+        for j in range(j_lo, inner):
+            q += c
+            y0, y1, u00, u01, u10, u11, u20, u21, u30, u31 = _winograd_pair(
+                vload_part(x0, q, n), vload_part(x1, q, n), vload_part(x2, q, n), vload_part(x3, q, n),
+                wa, g1, g2, g3, u00, u01, u10, u11, u20, u21, u30, u31)
+            vstore_part(o0, j * c + k, y0, n)
+            vstore_part(o1, j * c + k, y1, n)
+        for j in range(inner, j_hi):  # the last pixel: a wrapping block's bottom lanes only
+            q += c
+            y0, y1, u00, u01, u10, u11, u20, u21, u30, u31 = _winograd_pair(
+                _load_in_row(x0, q, n, in_end), _load_in_row(x1, q, n, in_end), _load_in_row(x2, q, n, in_end),
+                _load_in_row(x3, q, n, in_end), wa, g1, g2, g3, u00, u01, u10, u11, u20, u21, u30, u31)
+            qo = j * c + k
+            vstore_lanes(o0, qo, y0, 0, min(n, j_hi * c - qo))
+            vstore_lanes(o1, qo, y1, 0, min(n, j_hi * c - qo))
 
 
 @kernel
@@ -1789,14 +1914,42 @@ def _add_to(a, i, v, n):
 
 
 @kernel(inline=True)
+def _add_to_block(a, i, v, c, k, n):
+    """``a.flat[i : i + n] += v`` for the channel block of :func:`_wrapped_block` at ``k``, ``i`` its place in a
+    row of ``C``: the lanes past ``C`` (a wrapping block's, the next pixel's first channels) added at ``i - C``."""
+    lo = min(n, c - k)
+    vstore_lanes(a, i, vadd(vload_lanes(a, i, 0, lo), v), 0, lo)
+    if lo < n:
+        vstore_lanes(a, i - c, vadd(vload_lanes(a, i - c, lo, n), v), lo, n)
+
+
+@kernel(inline=True)
 def _filter_column_from_winograd(dw9, t, c, k, m0, m1, m2, m3, half, n):
     """Add filter column ``t`` of the Winograd sums ``m0 .. m3`` of
     :func:`_filter_gradient_same_3x3_two_rows_winograd` to ``dw9``: rows ``m0 + (m1 + m2) / 2``, ``(m1 - m2) / 2``,
-    ``(m1 + m2) / 2 - m3``."""
+    ``(m1 + m2) / 2 - m3`` (a wrapping block's as :func:`_add_to_block`)."""
     both = vmul(vadd(m1, m2), half)
-    _add_to(dw9, t * c + k, vadd(m0, both), n)
-    _add_to(dw9, (3 + t) * c + k, vmul(vsub(m1, m2), half), n)
-    _add_to(dw9, (6 + t) * c + k, vsub(both, m3), n)
+    _add_to_block(dw9, t * c + k, vadd(m0, both), c, k, n)
+    _add_to_block(dw9, (3 + t) * c + k, vmul(vsub(m1, m2), half), c, k, n)
+    _add_to_block(dw9, (6 + t) * c + k, vsub(both, m3), c, k, n)
+
+
+@kernel(inline=True)
+def _winograd_filter_products(a, b, e, f, g, h, window, sums):
+    """One pixel of :func:`_filter_gradient_same_3x3_two_rows_winograd`: the window's next column ``a, b, e, f``
+    (its four input rows) transformed, the pixel's two ``dy`` vectors ``g, h`` multiplied into the twelve sums
+    ``sums``, the window ``window`` (``u00, u01, u10, ...``) moved on; the loads stay in the loop (given the arrays,
+    LLVM kept their pointers on the stack)."""
+    u00, u01, u10, u11, u20, u21, u30, u31 = window
+    m00, m01, m02, m10, m11, m12, m20, m21, m22, m30, m31, m32 = sums
+    u02, u12, u22, u32 = _column_transform(a, b, e, f)
+    s, d = vadd(g, h), vsub(g, h)
+    m00, m01, m02 = vfma(u00, g, m00), vfma(u01, g, m01), vfma(u02, g, m02)
+    m10, m11, m12 = vfma(u10, s, m10), vfma(u11, s, m11), vfma(u12, s, m12)
+    m20, m21, m22 = vfma(u20, d, m20), vfma(u21, d, m21), vfma(u22, d, m22)
+    m30, m31, m32 = vfma(u30, h, m30), vfma(u31, h, m31), vfma(u32, h, m32)
+    return ((u01, u02, u11, u12, u21, u22, u31, u32),
+            (m00, m01, m02, m10, m11, m12, m20, m21, m22, m30, m31, m32))
 
 
 @kernel
@@ -1807,43 +1960,61 @@ def _filter_gradient_same_3x3_two_rows_winograd(dw9, x0, x1, x2, x3, dy0, dy1, s
     :func:`_forward_same_3x3_two_rows_winograd`), the two ``dy`` rows ``g, h`` become ``(g, g + h, g - h, h)``, and
     each ``u`` row times its ``dy`` row is summed over the three filter columns: twelve multiply-adds a pixel, not
     eighteen, into twelve sums, which become the filter's three rows at the tile's end
-    (:func:`_filter_column_from_winograd`)."""
+    (:func:`_filter_column_from_winograd`).  Channel blocks as the forward's (:func:`_wrapped_block`): a wrapping
+    block's lanes outside the row read as zeros, so they add nothing."""
     c = dy0.shape[1]
     width = dy0.shape[0]
     count = lanes(dy0)
+    end = width * c
     tile = width if width <= SAME_TILE_MIN_WIDTH else SAME_TILE_PIXELS
     half = vsplat(dy0, 0.5)
     z = vzeros(dy0)
     ahead = 0
     for j0 in range(0, width, tile):
         j1 = min(j0 + tile, width)
-        inner = j1 - 1 if j1 == width else j1  # pixels with their right column in the row
-        for kb in range(_channel_blocks(c, shift, count)):
-            k, n = _channel_block(kb, c, shift, count)
-            m00 = m01 = m02 = m10 = m11 = m12 = m20 = m21 = m22 = m30 = m31 = m32 = z
-            q = j0 * c + k
-            u00, u10, u20, u30, u01, u11, u21, u31 = _winograd_window(x0, x1, x2, x3, q, c, n, j0 == 0)
-            for j in range(j0, inner):  # no branch in the loop (else LLVM reloads the row pointers each step)
+        for kb in range(_wrapped_blocks(c, count)):
+            k, n = _wrapped_block(kb, c, shift, count)
+            sums = (z, z, z, z, z, z, z, z, z, z, z, z)
+            ja = -1 if j0 == 0 and k + n > c else j0  # a wrapping block's pixel -1 holds pixel 0's first channels
+            if k + n > c:  # its window by lane, and its last two pixels (their lanes past the row's end)
+                q = (ja - 1) * c + k
+                u00, u10, u20, u30 = _column_transform(_load_in_row(x0, q, n, end), _load_in_row(x1, q, n, end),
+                                                       _load_in_row(x2, q, n, end), _load_in_row(x3, q, n, end))
                 q += c
-                u02, u12, u22, u32 = _column_transform(vload_part(x0, q, n), vload_part(x1, q, n),
-                                                       vload_part(x2, q, n), vload_part(x3, q, n))
+                u01, u11, u21, u31 = _column_transform(_load_in_row(x0, q, n, end), _load_in_row(x1, q, n, end),
+                                                       _load_in_row(x2, q, n, end), _load_in_row(x3, q, n, end))
+                inner = max(0, min(j1, width - 2))
+            else:
+                q = j0 * c + k
+                u00, u10, u20, u30, u01, u11, u21, u31 = _winograd_window(x0, x1, x2, x3, q, c, n, j0 == 0)
+                inner = j1 - 1 if j1 == width else j1  # the row's last pixel: its right column is padding
+            window = (u00, u01, u10, u11, u20, u21, u30, u31)
+            start = max(ja, 0)
+            for _ in range(ja, start):  # a wrapping block's pixel -1: its top lanes only
+                q += c
+                window, sums = _winograd_filter_products(
+                    vload_part(x0, q, n), vload_part(x1, q, n), vload_part(x2, q, n), vload_part(x3, q, n),
+                    _load_in_row(dy0, q - c, n, end), _load_in_row(dy1, q - c, n, end), window, sums)
+            for _ in range(start, inner):  # no branch in the loop (else LLVM reloads the row pointers each step)
+                q += c
                 if fetch:
                     _prefetch4(ahead0, ahead1, ahead2, ahead3, ahead)
                     ahead += count
-                g, h = vload_part(dy0, j * c + k, n), vload_part(dy1, j * c + k, n)
-                s, d = vadd(g, h), vsub(g, h)
-                m00, m01, m02 = vfma(u00, g, m00), vfma(u01, g, m01), vfma(u02, g, m02)
-                m10, m11, m12 = vfma(u10, s, m10), vfma(u11, s, m11), vfma(u12, s, m12)
-                m20, m21, m22 = vfma(u20, d, m20), vfma(u21, d, m21), vfma(u22, d, m22)
-                m30, m31, m32 = vfma(u30, h, m30), vfma(u31, h, m31), vfma(u32, h, m32)
-                u00, u01, u10, u11, u20, u21, u30, u31 = u01, u02, u11, u12, u21, u22, u31, u32
-            if inner < j1:  # the row's last pixel: its right column is padding
-                g, h = vload_part(dy0, inner * c + k, n), vload_part(dy1, inner * c + k, n)
-                s, d = vadd(g, h), vsub(g, h)
-                m00, m01 = vfma(u00, g, m00), vfma(u01, g, m01)
-                m10, m11 = vfma(u10, s, m10), vfma(u11, s, m11)
-                m20, m21 = vfma(u20, d, m20), vfma(u21, d, m21)
-                m30, m31 = vfma(u30, h, m30), vfma(u31, h, m31)
+                window, sums = _winograd_filter_products(
+                    vload_part(x0, q, n), vload_part(x1, q, n), vload_part(x2, q, n), vload_part(x3, q, n),
+                    vload_part(dy0, q - c, n), vload_part(dy1, q - c, n), window, sums)
+            if k + n <= c:
+                if inner < j1:  # the row's last pixel: its right column is padding
+                    window, sums = _winograd_filter_products(z, z, z, z, vload_part(dy0, inner * c + k, n),
+                                                             vload_part(dy1, inner * c + k, n), window, sums)
+            else:
+                for _ in range(inner, j1):  # a wrapping block's last pixels: columns and lanes past the row's end
+                    q += c
+                    window, sums = _winograd_filter_products(
+                        _load_in_row(x0, q, n, end), _load_in_row(x1, q, n, end), _load_in_row(x2, q, n, end),
+                        _load_in_row(x3, q, n, end), _load_in_row(dy0, q - c, n, end),
+                        _load_in_row(dy1, q - c, n, end), window, sums)
+            m00, m01, m02, m10, m11, m12, m20, m21, m22, m30, m31, m32 = sums
             _filter_column_from_winograd(dw9, 0, c, k, m00, m10, m20, m30, half, n)
             _filter_column_from_winograd(dw9, 1, c, k, m01, m11, m21, m31, half, n)
             _filter_column_from_winograd(dw9, 2, c, k, m02, m12, m22, m32, half, n)
