@@ -1790,6 +1790,32 @@ def test_direct_3x3_kernel_matches_reference(geometry, dtype, threads, fresh_pla
     assert len(s2_calls) == (stride_h == stride_w == 2)  # the stride-2 input gradient
 
 
+@pytest.mark.parametrize("geometry", [
+    (1, 11, 13, 48, 1, (3, 3), 1, 2, "SAME"),  # dilated: blocks at channels 0, s, s + 16, 32
+    (2, 9, 10, 64, 1, (3, 3), 1, (1, 3), "VALID"),
+    (1, 12, 11, 96, 1, (3, 3), 2, 1, [[0, 0], [1, 2], [2, 0], [0, 0]]),  # stride 2
+    (1, 9, 9, 40, 1, (3, 3), 1, 1, "SAME"),  # not a whole number of vectors: blocks from channel 0
+])
+def test_direct_3x3_blocks_from_the_input_line_match_the_reference(geometry, fresh_plans, monkeypatch):
+    """With DIRECT_3X3_ALIGNED_MIN_PIXEL_BYTES (here 0) the direct 3x3 forward starts its channel blocks, but each
+    pixel's first and last, on the input's lines: at every 4-byte offset of the input, serial and split, it matches
+    the reference, and the kernel was told to."""
+    from sepconv.kernels import depthwise_3x3_direct
+
+    told = record_calls(monkeypatch, depthwise_3x3_direct, "depthwise_nhwc_forward_3x3_direct_parallel",
+                        record=lambda args: args[-1], serial="depthwise_nhwc_forward_3x3_direct_rows")
+    monkeypatch.setattr(fast_depthwise, "DIRECT_3X3", True)
+    monkeypatch.setattr(fast_depthwise, "DIRECT_3X3_ALIGNED_MIN_PIXEL_BYTES", 0)
+    x, filt, _, args = _problem(geometry, np.float32, seed=geometry[3])
+    for offset in range(0, 64, 4):
+        for setting in ("PARALLEL_MIN_MACS", "NHWC_PARALLEL_MIN_MACS", "PARALLEL_MIN_BYTES"):
+            monkeypatch.setattr(fast_depthwise, setting, 0 if offset % 8 else 10**18)
+        fast_depthwise.clear_plans()
+        fast, ref = _both(sepconv.depthwise_conv2d, _at_offset(x, offset), filt, **args)
+        np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    assert len(told) == 16 and all(told), told
+
+
 @pytest.mark.parametrize("dtype", TUNED_DTYPES)
 @pytest.mark.parametrize("geometry", [
     (2, 19, 21, 32, 1, (3, 3), 1, 1, "SAME"),  # pixels of two vectors
@@ -1806,7 +1832,7 @@ def test_direct_3x3_forward_streams_large_outputs(geometry, dtype, fresh_plans, 
     from sepconv.kernels import depthwise_3x3_direct
 
     calls = record_calls(monkeypatch, depthwise_3x3_direct, "depthwise_nhwc_forward_3x3_direct_parallel",
-                         lambda args: (args[-1], args[2].ctypes.data % 64 == 0),
+                         lambda args: (args[-2], args[2].ctypes.data % 64 == 0),
                          serial="depthwise_nhwc_forward_3x3_direct_rows")
     monkeypatch.setattr(fast_depthwise, "DIRECT_3X3", True)
     monkeypatch.setattr(fast_depthwise, "STREAM_OUTPUT_MIN_BYTES", 0)
@@ -2296,34 +2322,6 @@ def test_direct_5x5_stride_2_fetching_ahead_matches_the_reference(shape, padding
     fast, ref = _both(sepconv.depthwise_conv2d, x, w, 2, padding)
     np.testing.assert_allclose(fast, ref, **tol(np.float32))
     assert calls == [True]
-
-
-@pytest.mark.parametrize("shape", [
-    (1, 5, 70, 48),  # rows in tiles, the last one of six pixels; three vectors a pixel
-    (2, 4, 2, 48),  # rows of two pixels: the wrapping block's first and last pixels are the row
-    (1, 6, 17, 144),  # nine vectors a pixel, a row of one tile
-])
-def test_winograd_3x3_blocks_wrapping_into_the_next_pixel_match_the_reference(shape, monkeypatch):
-    """With the input off a cache line, the Winograd pairs' channel blocks start at its first aligned channel and
-    stay whole: the last block of a pixel wraps into the next pixel's first channels, and at a row's ends its lanes
-    outside the row are neither read nor written (nor stored outside the interior's pixels, VALID and explicit
-    padding).  At every 4-byte offset of ``x`` (``dy`` at another), forward, both gradients apart and in one pass
-    match the reference."""
-    for name, value in (("WINOGRAD_3X3", True), ("WINOGRAD_3X3_MAX_BYTES", math.inf), ("DIRECT_3X3", False),
-                        ("WINOGRAD_3X3_FILTER_GRADIENT", True), ("WINOGRAD_3X3_FILTER_GRADIENT_MAX_BYTES", math.inf),
-                        ("FILTER_GRADIENT_AVX2", False), ("PARALLEL_MIN_MACS", 0), ("PARALLEL_MIN_BYTES", 0)):
-        monkeypatch.setattr(fast_depthwise, name, value)
-    fast_depthwise.clear_plans()
-    for padding in ("SAME", "VALID", [[0, 0], [1, 0], [2, 1], [0, 0]]):
-        if padding == "VALID" and shape[2] < 3:
-            continue
-        x, filt, dy, args = _problem((*shape, 1, (3, 3), 1, 1, padding), np.float32, seed=shape[3])
-        for offset in range(0, 64, 4):
-            xo, dyo = _at_offset(x, offset), _at_offset(dy, (offset + 20) % 64)
-            _assert_three_ops_match(xo, filt, dyo, args, np.float32)
-            (fast_dx, fast_dw), (ref_dx, ref_dw) = _both(sepconv.depthwise_conv2d_gradients, xo, filt, dyo, **args)
-            np.testing.assert_allclose(fast_dx, ref_dx, **tol(np.float32))
-            np.testing.assert_allclose(fast_dw, ref_dw, **tol(np.float32))
 
 
 @pytest.mark.parametrize("shape, padding", [

@@ -498,6 +498,16 @@ def _winograd_filter_gradient(nbytes: int) -> bool:
 # 1x56x56x144 1.21 / 1.22 / 1.12).
 DIRECT_3X3_DILATED_MIN_IMAGE_BYTES = math.inf
 
+# On pixels of at least DIRECT_3X3_ALIGNED_MIN_PIXEL_BYTES (Zen 4's plans: 1 KB, 256 float32 channels) the direct 3x3
+# forward starts its channel blocks, but a pixel's first and last, on the input's cache lines when the input is off
+# a line (C a whole number of vectors): one block more a pixel, whole-line loads for the others
+# (sepconv.kernels.depthwise_3x3_direct._block_first).  Forty-fifth session, Zen 4 VM, 2 threads, one process, 5
+# alternating rounds, inputs 16 or 48 bytes past a line, blocks from channel 0 -> from the line: dilation 2
+# 1x33x33x576 0.94-0.96, 2x33x33x576 0.91-0.94, dilation 4 1x65x65x320 0.92; on a line, or with C not a whole
+# number of vectors (1x33x33x728), 1.00-1.02.  Narrower pixels, where the block more weighs more, were mixed: 1x65x65x128
+# dilation 2 0.91 and 1.16, stride 2 1x14x14x576 0.88-0.98, 1x24x24x144 0.94-0.98, 2x15x15x96 VALID 1.03-1.05.
+DIRECT_3X3_ALIGNED_MIN_PIXEL_BYTES = math.inf
+
 
 def _direct_3x3_layer(shape: tuple[int, ...], itemsize: int, kh: int, kw: int, dil_h: int = 1, dil_w: int = 1) -> bool:
     """Whether a layer whose NHWC arrays have ``shape``'s channels takes the direct 3x3 kernels at all (its filter
@@ -885,17 +895,19 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
             not multiplier_pass and _direct_3x3_small_s2(in_shape, itemsize, kh, kw, stride_h, stride_w, dil_h, dil_w))):
         direct_chunks = chunks_of_short_images_too(rows)
         stream = _streamed_output(in_shape, out_shape, itemsize)
+        aligned = in_shape[3] * itemsize >= DIRECT_3X3_ALIGNED_MIN_PIXEL_BYTES
 
         if direct_chunks == 1:  # no parallel launch: ~1.8 us less (1x3x3x256, 1x7x7x160)
             def launch(x, w3, out):
                 direct_3x3.depthwise_nhwc_forward_3x3_direct_rows(x, w3, out, 0, rows, *args,
-                                                                  stream and out.ctypes.data % VECTOR_BYTES == 0)
+                                                                  stream and out.ctypes.data % VECTOR_BYTES == 0,
+                                                                  aligned)
             return launch
 
         def launch(x, w3, out):
             with PARALLEL_LAUNCH:  # past the caches only from a line (else a fault)
                 direct_3x3.depthwise_nhwc_forward_3x3_direct_parallel(
-                    x, w3, out, direct_chunks, *args, stream and out.ctypes.data % VECTOR_BYTES == 0)
+                    x, w3, out, direct_chunks, *args, stream and out.ctypes.data % VECTOR_BYTES == 0, aligned)
         return launch
     if multiplier == 1 and _direct_5x5_avx2(in_shape, out_shape, itemsize, kh, kw, stride_w, dil_w):
         avx2_chunks = chunks_of_short_images_too(rows)

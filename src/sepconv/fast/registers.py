@@ -96,6 +96,7 @@ _WIDE = {
     (separable, "FUSE"): separable.FUSE,
     (depthwise, "DIRECT_3X3"): depthwise.DIRECT_3X3,
     (depthwise, "DIRECT_3X3_DILATED_MIN_IMAGE_BYTES"): depthwise.DIRECT_3X3_DILATED_MIN_IMAGE_BYTES,
+    (depthwise, "DIRECT_3X3_ALIGNED_MIN_PIXEL_BYTES"): depthwise.DIRECT_3X3_ALIGNED_MIN_PIXEL_BYTES,
     (depthwise, "DIRECT_3X3_FILTER_GRADIENT_STRIDE_2"): depthwise.DIRECT_3X3_FILTER_GRADIENT_STRIDE_2,
     (depthwise, "DIRECT_3X3_S2_MAX_IMAGE_BYTES"): depthwise.DIRECT_3X3_S2_MAX_IMAGE_BYTES,
     (depthwise, "WINOGRAD_3X3"): depthwise.WINOGRAD_3X3,
@@ -134,6 +135,7 @@ _NARROW = {
     (separable, "FUSE"): False,
     (depthwise, "DIRECT_3X3"): True,
     (depthwise, "DIRECT_3X3_DILATED_MIN_IMAGE_BYTES"): math.inf,  # all of them, by DIRECT_3X3
+    (depthwise, "DIRECT_3X3_ALIGNED_MIN_PIXEL_BYTES"): math.inf,  # unmeasured on AVX2
     (depthwise, "DIRECT_3X3_FILTER_GRADIENT_STRIDE_2"): False,  # all of them, by DIRECT_3X3
     (depthwise, "DIRECT_3X3_S2_MAX_IMAGE_BYTES"): 0,  # all of them, by DIRECT_3X3
     (depthwise, "WINOGRAD_3X3"): False,  # the direct 3x3 kernels take these layers
@@ -161,7 +163,8 @@ _NARROW = {
 # of the half vectors' time; 5x5 rows of 7 and 14 pixels in sevens), and the rolling-window filter gradient
 # (0.40-0.77; in whole vectors, 0.69-0.94 of the half vectors' time; also 3-wide filters over many channels at
 # dilation 2, 0.59-0.78), but not of 7-wide filters on rows of fewer than ten pixels nor of 3-wide ones with a
-# multiplier; the direct 3x3 kernels for dilated layers of images of 2 MB or more (0.60-0.91), and for the filter
+# multiplier; the direct 3x3 kernels for dilated layers of images of 2 MB or more (0.60-0.91; their blocks on the
+# input's lines for pixels of 1 KB or more, 0.91-0.96 off a line), and for the filter
 # gradient of undilated stride-2 layers of images of up to 1.5 MB (0.59-1.00, geomean 0.80) and their forward on
 # images of up to 512 KB (0.70-1.13, geomean 0.87); SAME 3x3 pairs at stride 1 by Winograd's F(2, 3) on layers of
 # up to half the L3 (0.85-0.96: additions have units of their own here), and their filter gradient (0.84-0.99);
@@ -189,6 +192,7 @@ _WIDE_HALF_UNITS = {
     (depthwise, "FILTER_GRADIENT_WHOLE_VECTORS"): True,
     (depthwise, "FILTER_GRADIENT_3_WIDE_DILATIONS"): (2,),
     (depthwise, "DIRECT_3X3_DILATED_MIN_IMAGE_BYTES"): 2 * 1024 * 1024,
+    (depthwise, "DIRECT_3X3_ALIGNED_MIN_PIXEL_BYTES"): 1024,
     (depthwise, "DIRECT_3X3_FILTER_GRADIENT_STRIDE_2"): True,
     (depthwise, "DIRECT_3X3_S2_MAX_IMAGE_BYTES"): 512 * 1024,
     (depthwise, "WINOGRAD_3X3"): True,

@@ -61,6 +61,7 @@ from numba import prange
 from ._jit import kernel
 from ._simd import empty_on_line, lanes, opaque, store_fence, vfma, vload, vstore, vstore_stream, vzeros
 from ._window import block_start, interior, parity_rows, parity_steps, tap_range
+from .depthwise import aligned_shift
 from .depthwise_small_image import pack_filters
 
 # Output pixels per step: their sums, a filter row's three weights and one input column fill an AVX2 core's
@@ -68,16 +69,34 @@ from .depthwise_small_image import pack_filters
 STEP_PIXELS = 4
 
 
+@kernel(inline=True)
+def _block_count(c, count, shift):
+    """How many channel blocks a pixel takes: whole vectors from channel 0 (:func:`_block_first`), one more with the
+    input off a line (``shift``, :func:`~sepconv.kernels.depthwise.aligned_shift`; 0: on a line)."""
+    return (c + count - 1) // count + (1 if shift > 0 else 0)
+
+
+@kernel(inline=True)
+def _block_first(g, c, count, shift):
+    """The first channel of block ``g``: blocks ``count`` channels apart, a last partial one overlapping the one
+    before it (:func:`~sepconv.kernels._window.block_start`); with ``shift`` (C a whole number of vectors, the input
+    ``shift`` channels before a line) a first block at channel 0 and the others from channel ``shift``, so that all
+    but the first and last load whole cache lines (the last ends at ``C``, overlapping the one before it)."""
+    if shift == 0 or g == 0:
+        return block_start(g * count, 0, c, count)
+    return block_start(shift + (g - 1) * count, 0, c, count)
+
+
 @kernel
-def _filters_by_block(w, like):
-    """``w`` ``[3, 3, C]`` laid out by channel block, ``[blocks, 9, lanes]`` (a last partial block overlapping the
-    one before it, :func:`~sepconv.kernels._window.block_start`), on a cache line."""
+def _filters_by_block(w, like, shift=0):
+    """``w`` ``[3, 3, C]`` laid out by channel block (:func:`_block_first`), ``[blocks, 9, lanes]``, on a cache
+    line."""
     c = w.shape[2]
     count = lanes(like)
-    blocks = (c + count - 1) // count
+    blocks = _block_count(c, count, shift)
     wbs = empty_on_line(blocks * 9 * count, like)
     for g in range(blocks):
-        pack_filters(w, block_start(g * count, 0, c, count), 1, wbs[g * 9 * count:(g + 1) * 9 * count])
+        pack_filters(w, _block_first(g, c, count, shift), 1, wbs[g * 9 * count:(g + 1) * 9 * count])
     return wbs
 
 
@@ -127,15 +146,15 @@ def _row_taps_s2(s0, s1, s2, s3, x, a, gap, wb, wt):
 
 
 @kernel
-def _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, stride_w, dil_w, pad_left):
+def _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, stride_w, dil_w, pad_left, shift):
     """Output pixel ``j`` of one row (as :func:`_steps`), every channel block, the taps of its window inside the
     input only."""
     c = out.shape[3]
     count = lanes(x)
     iw0 = j * stride_w - pad_left
     t_lo, t_hi = tap_range(iw0, dil_w, 3, in_w)
-    for g in range((c + count - 1) // count):
-        k = block_start(g * count, 0, c, count)
+    for g in range(_block_count(c, count, shift)):
+        k = _block_first(g, c, count, shift)
         acc = vzeros(x)
         for r in range(r_lo, r_hi):
             for t in range(t_lo, t_hi):
@@ -145,7 +164,7 @@ def _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, stride_w, di
 
 
 @kernel
-def _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, stride_w, dil_w, pad_left, stream):
+def _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, stride_w, dil_w, pad_left, stream, shift):
     """The interior pixels ``[j_lo, j_hi)`` of one output row in steps of four pixels; at stride 1 a horizontal
     dilation apart (so that, as at dilation 1, pixel ``p``'s tap ``t`` reads column ``p + t`` of the step's six),
     phase by phase of the dilation; at stride 2 (dilation 1) consecutive, reading nine columns. A phase's last step
@@ -153,23 +172,24 @@ def _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, stride_w,
     channel block in turn (in the order of memory: 1x147x147x64 and 8x56x56x144, 2 threads, 0.69 and 0.77 of the
     time block by block). Output pixel ``j`` is at ``out`` flat index ``o_row + j * C``; its filter row ``r``
     reads ``x`` from ``x_row + r * row_gap + (j * stride_w - pad_left) * C``, for ``r`` in ``[r_lo, r_hi)``; the
-    filters are laid out by block in ``wbs`` (``[blocks, 9, lanes]``)."""
+    filters are laid out by block in ``wbs`` (``[blocks, 9, lanes]``, blocks as :func:`_block_first`)."""
     c = out.shape[3]
     count = lanes(x)
-    blocks = (c + count - 1) // count
+    blocks = _block_count(c, count, shift)
     step_gap = dil_w if stride_w == 1 else 1  # the step's pixels are this many apart
     gap = step_gap * c
     for phase in range(j_lo, min(j_lo + step_gap, j_hi)):
         last = phase + (j_hi - 1 - phase) // step_gap * step_gap  # the phase's last pixel
         if last - phase < (STEP_PIXELS - 1) * step_gap:
             for j in range(phase, last + 1, step_gap):
-                _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, x.shape[2], stride_w, dil_w, pad_left)
+                _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, x.shape[2], stride_w, dil_w, pad_left,
+                       shift)
             continue
         j0 = phase
         while j0 <= last:
             j = min(j0, last - (STEP_PIXELS - 1) * step_gap)  # the last step overlaps the one before it
             for g in range(blocks):
-                k = block_start(g * count, 0, c, count)
+                k = _block_first(g, c, count, shift)
                 s0 = s1 = s2 = s3 = vzeros(x)
                 a = x_row + (j * stride_w - pad_left) * c + k
                 for r in range(r_lo, r_hi):
@@ -193,7 +213,8 @@ def _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, stride_w,
 
 
 @kernel
-def _output_rows(x, wbs, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, stream):
+def _output_rows(x, wbs, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, stream,
+                 shift):
     """Output rows ``[row_begin, row_end)`` (counted over the batch) of every channel block, the filters laid out by
     block in ``wbs`` (``[blocks, 9, lanes]``)."""
     in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
@@ -207,39 +228,42 @@ def _output_rows(x, wbs, out, row_begin, row_end, stride_h, stride_w, dil_h, dil
         x_row = (b * in_h + ih0) * in_w * c  # may be negative: filter rows r_lo and on are inside the input
         row_gap = dil_h * in_w * c
         for j in range(j_lo):
-            _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, stride_w, dil_w, pad_left)
-        _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, stride_w, dil_w, pad_left, stream)
+            _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, stride_w, dil_w, pad_left, shift)
+        _steps(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j_lo, j_hi, stride_w, dil_w, pad_left, stream, shift)
         for j in range(j_hi, out_w):
-            _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, stride_w, dil_w, pad_left)
+            _pixel(x, wbs, out, o_row, x_row, row_gap, r_lo, r_hi, j, in_w, stride_w, dil_w, pad_left, shift)
 
 
 @kernel
 def depthwise_nhwc_forward_3x3_direct_rows(x, w, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top,
-                                           pad_left, stream):
+                                           pad_left, stream, aligned=False):
     """Output rows ``[row_begin, row_end)`` (over the batch) of the forward of ``x`` ``[N, in_h, in_w, C]`` (``C`` at
     least a vector) with ``w`` ``[3, 3, C]`` into ``out`` ``[N, out_h, out_w, C]``, horizontal stride 1, or 2 at
     horizontal dilation 1.  With ``stream`` the steps store past the caches (``out`` on a 64-byte line, ``C`` a
-    whole number of vectors)."""
-    wbs = _filters_by_block(w, x)
+    whole number of vectors).  With ``aligned`` (and not ``stream``) the channel blocks but a pixel's first and last
+    start on the input's lines (:func:`_block_first`; ``out`` at the input's offset from a line)."""
+    shift = aligned_shift(x) if aligned and not stream else 0
+    wbs = _filters_by_block(w, x, shift)
     # constants, for LLVM to fold into the steps
     if stride_h == stride_w == dil_h == dil_w == 1:
-        _output_rows(x, wbs, out, row_begin, row_end, 1, 1, 1, 1, pad_top, pad_left, stream)
+        _output_rows(x, wbs, out, row_begin, row_end, 1, 1, 1, 1, pad_top, pad_left, stream, shift)
     elif stride_h == stride_w == 2 and dil_h == dil_w == 1:
-        _output_rows(x, wbs, out, row_begin, row_end, 2, 2, 1, 1, pad_top, pad_left, stream)
+        _output_rows(x, wbs, out, row_begin, row_end, 2, 2, 1, 1, pad_top, pad_left, stream, shift)
     else:
-        _output_rows(x, wbs, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, stream)
+        _output_rows(x, wbs, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, stream,
+                     shift)
     if stream:
         store_fence()
 
 
 @kernel(parallel=True)
 def depthwise_nhwc_forward_3x3_direct_parallel(x, w, out, n_chunks, stride_h, stride_w, dil_h, dil_w, pad_top,
-                                               pad_left, stream):
+                                               pad_left, stream, aligned=False):
     """:func:`depthwise_nhwc_forward_3x3_direct_rows` over all output rows, in ``n_chunks`` parallel runs."""
     rows = out.shape[0] * out.shape[1]
     for t in prange(n_chunks):
         depthwise_nhwc_forward_3x3_direct_rows(x, w, out, t * rows // n_chunks, (t + 1) * rows // n_chunks, stride_h,
-                                               stride_w, dil_h, dil_w, pad_top, pad_left, stream)
+                                               stride_w, dil_h, dil_w, pad_top, pad_left, stream, aligned)
 
 
 # --------------------------------------------------------------------------- the input gradient at stride 2
