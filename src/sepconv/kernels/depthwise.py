@@ -1917,9 +1917,11 @@ def _add_to(a, i, v, n):
 def _add_to_block(a, i, v, c, k, n):
     """``a.flat[i : i + n] += v`` for the channel block of :func:`_wrapped_block` at ``k``, ``i`` its place in a
     row of ``C``: the lanes past ``C`` (a wrapping block's, the next pixel's first channels) added at ``i - C``."""
-    lo = min(n, c - k)
-    vstore_lanes(a, i, vadd(vload_lanes(a, i, 0, lo), v), 0, lo)
-    if lo < n:
+    if k + n <= c:
+        _add_to(a, i, v, n)
+    else:
+        lo = c - k
+        vstore_lanes(a, i, vadd(vload_lanes(a, i, 0, lo), v), 0, lo)
         vstore_lanes(a, i - c, vadd(vload_lanes(a, i - c, lo, n), v), lo, n)
 
 
@@ -1995,26 +1997,40 @@ def _filter_gradient_same_3x3_two_rows_winograd(dw9, x0, x1, x2, x3, dy0, dy1, s
                 window, sums = _winograd_filter_products(
                     vload_part(x0, q, n), vload_part(x1, q, n), vload_part(x2, q, n), vload_part(x3, q, n),
                     _load_in_row(dy0, q - c, n, end), _load_in_row(dy1, q - c, n, end), window, sums)
+            u00, u01, u10, u11, u20, u21, u30, u31 = window
+            m00, m01, m02, m10, m11, m12, m20, m21, m22, m30, m31, m32 = sums
             for _ in range(start, inner):  # no branch in the loop (else LLVM reloads the row pointers each step)
                 q += c
+                u02, u12, u22, u32 = _column_transform(vload_part(x0, q, n), vload_part(x1, q, n),
+                                                       vload_part(x2, q, n), vload_part(x3, q, n))
                 if fetch:
                     _prefetch4(ahead0, ahead1, ahead2, ahead3, ahead)
                     ahead += count
-                window, sums = _winograd_filter_products(
-                    vload_part(x0, q, n), vload_part(x1, q, n), vload_part(x2, q, n), vload_part(x3, q, n),
-                    vload_part(dy0, q - c, n), vload_part(dy1, q - c, n), window, sums)
+                g, h = vload_part(dy0, q - c, n), vload_part(dy1, q - c, n)
+                s, d = vadd(g, h), vsub(g, h)
+                m00, m01, m02 = vfma(u00, g, m00), vfma(u01, g, m01), vfma(u02, g, m02)
+                m10, m11, m12 = vfma(u10, s, m10), vfma(u11, s, m11), vfma(u12, s, m12)
+                m20, m21, m22 = vfma(u20, d, m20), vfma(u21, d, m21), vfma(u22, d, m22)
+                m30, m31, m32 = vfma(u30, h, m30), vfma(u31, h, m31), vfma(u32, h, m32)
+                u00, u01, u10, u11, u20, u21, u30, u31 = u01, u02, u11, u12, u21, u22, u31, u32
             if k + n <= c:
                 if inner < j1:  # the row's last pixel: its right column is padding
-                    window, sums = _winograd_filter_products(z, z, z, z, vload_part(dy0, inner * c + k, n),
-                                                             vload_part(dy1, inner * c + k, n), window, sums)
+                    g, h = vload_part(dy0, inner * c + k, n), vload_part(dy1, inner * c + k, n)
+                    s, d = vadd(g, h), vsub(g, h)
+                    m00, m01 = vfma(u00, g, m00), vfma(u01, g, m01)
+                    m10, m11 = vfma(u10, s, m10), vfma(u11, s, m11)
+                    m20, m21 = vfma(u20, d, m20), vfma(u21, d, m21)
+                    m30, m31 = vfma(u30, h, m30), vfma(u31, h, m31)
             else:
+                window = (u00, u01, u10, u11, u20, u21, u30, u31)
+                sums = (m00, m01, m02, m10, m11, m12, m20, m21, m22, m30, m31, m32)
                 for _ in range(inner, j1):  # a wrapping block's last pixels: columns and lanes past the row's end
                     q += c
                     window, sums = _winograd_filter_products(
                         _load_in_row(x0, q, n, end), _load_in_row(x1, q, n, end), _load_in_row(x2, q, n, end),
                         _load_in_row(x3, q, n, end), _load_in_row(dy0, q - c, n, end),
                         _load_in_row(dy1, q - c, n, end), window, sums)
-            m00, m01, m02, m10, m11, m12, m20, m21, m22, m30, m31, m32 = sums
+                m00, m01, m02, m10, m11, m12, m20, m21, m22, m30, m31, m32 = sums
             _filter_column_from_winograd(dw9, 0, c, k, m00, m10, m20, m30, half, n)
             _filter_column_from_winograd(dw9, 1, c, k, m01, m11, m21, m31, half, n)
             _filter_column_from_winograd(dw9, 2, c, k, m02, m12, m22, m32, half, n)
