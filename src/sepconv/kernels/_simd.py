@@ -132,45 +132,46 @@ def _masked_intrinsic(builder, name, vty, count):
     return cgutils.get_or_insert_function(builder.module, fn_type, f"llvm.masked.{name}.{_suffix(vty)}.p0{_suffix(vty)}")
 
 
-def _load_part(context, builder, array_type, args, vec: Vector):
-    """Codegen of a masked load of a ``vec``: the first ``args[2]`` lanes from flat index ``args[1]`` of ``args[0]``,
-    the others zero."""
+def _masked_load(context, builder, array_type, array, index, mask, vec: Vector):
+    """Codegen of a masked load of a ``vec`` from flat index ``index`` of ``array``: the lanes of ``mask``, the
+    others zero and not read."""
     vty = context.get_value_type(vec)
-    ptr = _pointer(context, builder, array_type, args[0], args[1], vty)
+    ptr = _pointer(context, builder, array_type, array, index, vty)
     fn = _masked_intrinsic(builder, "load", vty, vec.count)
-    return builder.call(fn, [ptr, ir.Constant(ir.IntType(32), 1), _mask(builder, args[2], vec.count),
-                             ir.Constant(vty, None)])
+    return builder.call(fn, [ptr, ir.Constant(ir.IntType(32), 1), mask, ir.Constant(vty, None)])
+
+
+def _masked_store(context, builder, array_type, array, index, value, mask, vec: Vector):
+    """Codegen of a masked store of the ``vec`` ``value`` at flat index ``index`` of ``array``: the lanes of
+    ``mask``."""
+    vty = context.get_value_type(vec)
+    ptr = _pointer(context, builder, array_type, array, index, vty)
+    fn = _masked_intrinsic(builder, "store", vty, vec.count)
+    builder.call(fn, [value, ptr, ir.Constant(ir.IntType(32), 1), mask])
+    return context.get_dummy_value()
+
+
+def _load_part(context, builder, array_type, args, vec: Vector):
+    """Codegen of ``vload_part(a, i, n)``: the first ``n`` lanes, the others zero."""
+    return _masked_load(context, builder, array_type, args[0], args[1], _mask(builder, args[2], vec.count), vec)
 
 
 def _store_part(context, builder, array_type, args, vec: Vector):
-    """Codegen of a masked store of the ``vec`` ``args[2]``: its first ``args[3]`` lanes at flat index ``args[1]``
-    of ``args[0]``."""
-    vty = context.get_value_type(vec)
-    ptr = _pointer(context, builder, array_type, args[0], args[1], vty)
-    fn = _masked_intrinsic(builder, "store", vty, vec.count)
-    builder.call(fn, [args[2], ptr, ir.Constant(ir.IntType(32), 1), _mask(builder, args[3], vec.count)])
-    return context.get_dummy_value()
+    """Codegen of ``vstore_part(a, i, v, n)``: the first ``n`` lanes of ``v``."""
+    return _masked_store(context, builder, array_type, args[0], args[1], args[2], _mask(builder, args[3], vec.count),
+                         vec)
 
 
 def _load_lanes(context, builder, array_type, args, vec: Vector):
-    """Codegen of a masked load of a ``vec``: lanes ``args[2] .. args[3] - 1`` from flat index ``args[1]`` of
-    ``args[0]``, the others zero and not read."""
-    vty = context.get_value_type(vec)
-    ptr = _pointer(context, builder, array_type, args[0], args[1], vty)
-    fn = _masked_intrinsic(builder, "load", vty, vec.count)
-    return builder.call(fn, [ptr, ir.Constant(ir.IntType(32), 1), _lane_range_mask(builder, args[2], args[3], vec.count),
-                             ir.Constant(vty, None)])
+    """Codegen of ``vload_lanes(a, i, lo, hi)``: lanes ``lo .. hi - 1``, the others zero and not read."""
+    return _masked_load(context, builder, array_type, args[0], args[1],
+                        _lane_range_mask(builder, args[2], args[3], vec.count), vec)
 
 
 def _store_lanes(context, builder, array_type, args, vec: Vector):
-    """Codegen of a masked store of the ``vec`` ``args[2]``: its lanes ``args[3] .. args[4] - 1`` at flat index
-    ``args[1]`` of ``args[0]``."""
-    vty = context.get_value_type(vec)
-    ptr = _pointer(context, builder, array_type, args[0], args[1], vty)
-    fn = _masked_intrinsic(builder, "store", vty, vec.count)
-    builder.call(fn, [args[2], ptr, ir.Constant(ir.IntType(32), 1),
-                      _lane_range_mask(builder, args[3], args[4], vec.count)])
-    return context.get_dummy_value()
+    """Codegen of ``vstore_lanes(a, i, v, lo, hi)``: lanes ``lo .. hi - 1`` of ``v``."""
+    return _masked_store(context, builder, array_type, args[0], args[1], args[2],
+                         _lane_range_mask(builder, args[3], args[4], vec.count), vec)
 
 
 @intrinsic

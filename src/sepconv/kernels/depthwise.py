@@ -703,6 +703,17 @@ def _load_in_row(xr, q, n, end):
 
 
 @kernel(inline=True)
+def _winograd_window_in_row(x0, x1, x2, x3, q, gap, n, end):
+    """:func:`_winograd_window` of a wrapping block (:func:`_wrapped_block`), by lane: the columns at flat
+    ``q - gap`` and ``q`` of rows of ``end`` values, lanes outside the rows read as zeros (:func:`_load_in_row`)."""
+    p = q - gap
+    return (_column_transform(_load_in_row(x0, p, n, end), _load_in_row(x1, p, n, end), _load_in_row(x2, p, n, end),
+                              _load_in_row(x3, p, n, end))
+            + _column_transform(_load_in_row(x0, q, n, end), _load_in_row(x1, q, n, end),
+                                _load_in_row(x2, q, n, end), _load_in_row(x3, q, n, end)))
+
+
+@kernel(inline=True)
 def _winograd_pair(a, b, e, f, wa, g1, g2, g3, u00, u01, u10, u11, u20, u21, u30, u31):
     """One pixel of :func:`_forward_same_3x3_two_rows_winograd` from the window's next column ``a, b, e, f`` (its
     four input rows): the two output vectors, and the window moved on (the loads and stores stay in the loop:
@@ -738,12 +749,8 @@ def _forward_same_3x3_two_rows_winograd(o0, o1, x0, x1, x2, x3, w9, shift, ahead
             wa, g1, g2, g3 = _winograd_filter(w9, c, k, n, half)
             ja = -1 if j0 == 0 and k + n > c else j0  # a wrapping block's pixel -1 holds pixel 0's first channels
             if k + n > c:  # its window by lane, and its last two pixels (their lanes past the row's end)
-                q = (ja - 1) * c + k
-                u00, u10, u20, u30 = _column_transform(_load_in_row(x0, q, n, end), _load_in_row(x1, q, n, end),
-                                                       _load_in_row(x2, q, n, end), _load_in_row(x3, q, n, end))
-                q += c
-                u01, u11, u21, u31 = _column_transform(_load_in_row(x0, q, n, end), _load_in_row(x1, q, n, end),
-                                                       _load_in_row(x2, q, n, end), _load_in_row(x3, q, n, end))
+                q = ja * c + k
+                u00, u10, u20, u30, u01, u11, u21, u31 = _winograd_window_in_row(x0, x1, x2, x3, q, c, n, end)
                 inner = max(0, min(j1, width - 2))
             else:  # (the lanes computed at the ends cost the narrow rows' loops ~10%: 1x19x19x728)
                 q = j0 * c + k
@@ -801,12 +808,8 @@ def _forward_interior_3x3_two_rows_winograd(o0, o1, x0, x1, x2, x3, w9, j_lo, j_
         wa, g1, g2, g3 = _winograd_filter(w9, c, k, n, half)
         ja = j_lo - 1 if k + n > c else j_lo  # a wrapping block's pixel j_lo - 1 holds pixel j_lo's first channels
         if k + n > c:  # its window by lane, its first and last pixels' lanes in part
-            q = (ja - pad_left) * c + k  # input column ja - pad_left: the window's first
-            u00, u10, u20, u30 = _column_transform(_load_in_row(x0, q, n, in_end), _load_in_row(x1, q, n, in_end),
-                                                   _load_in_row(x2, q, n, in_end), _load_in_row(x3, q, n, in_end))
-            q += c
-            u01, u11, u21, u31 = _column_transform(_load_in_row(x0, q, n, in_end), _load_in_row(x1, q, n, in_end),
-                                                   _load_in_row(x2, q, n, in_end), _load_in_row(x3, q, n, in_end))
+            q = (ja + 1 - pad_left) * c + k  # input column ja + 1 - pad_left: the window's second
+            u00, u10, u20, u30, u01, u11, u21, u31 = _winograd_window_in_row(x0, x1, x2, x3, q, c, n, in_end)
             inner = max(j_lo, j_hi - 1)
         else:
             q = (j_lo + 1 - pad_left) * c + k
@@ -1979,12 +1982,8 @@ def _filter_gradient_same_3x3_two_rows_winograd(dw9, x0, x1, x2, x3, dy0, dy1, s
             sums = (z, z, z, z, z, z, z, z, z, z, z, z)
             ja = -1 if j0 == 0 and k + n > c else j0  # a wrapping block's pixel -1 holds pixel 0's first channels
             if k + n > c:  # its window by lane, and its last two pixels (their lanes past the row's end)
-                q = (ja - 1) * c + k
-                u00, u10, u20, u30 = _column_transform(_load_in_row(x0, q, n, end), _load_in_row(x1, q, n, end),
-                                                       _load_in_row(x2, q, n, end), _load_in_row(x3, q, n, end))
-                q += c
-                u01, u11, u21, u31 = _column_transform(_load_in_row(x0, q, n, end), _load_in_row(x1, q, n, end),
-                                                       _load_in_row(x2, q, n, end), _load_in_row(x3, q, n, end))
+                q = ja * c + k
+                u00, u10, u20, u30, u01, u11, u21, u31 = _winograd_window_in_row(x0, x1, x2, x3, q, c, n, end)
                 inner = max(0, min(j1, width - 2))
             else:
                 q = j0 * c + k
