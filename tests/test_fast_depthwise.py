@@ -1816,6 +1816,42 @@ def test_direct_3x3_blocks_from_the_input_line_match_the_reference(geometry, fre
     assert len(told) == 16 and all(told), told
 
 
+@pytest.mark.parametrize("geometry, folded", [
+    ((1, 10, 12, 24, 1, (3, 3), 1, 2, "SAME"), (1, 10, 6, 48)),
+    ((2, 9, 16, 20, 1, (3, 3), 1, (3, 4), "VALID"), (2, 9, 4, 80)),  # rows 3 apart, columns 4
+    ((1, 8, 9, 16, 1, (3, 3), 1, 3, "SAME"), (1, 8, 3, 48)),
+    ((1, 7, 10, 32, 1, (3, 3), 1, 2, [[0, 0], [2, 1], [2, 4], [0, 0]]), (1, 7, 5, 64)),  # 12 output columns
+    ((1, 7, 10, 32, 1, (3, 3), 1, 2, [[0, 0], [2, 1], [1, 5], [0, 0]]), None),  # left padding of 1: not folded
+    ((1, 7, 11, 32, 1, (3, 3), 1, 2, "SAME"), None),  # 11 columns: not folded
+    ((1, 8, 12, 16, 2, (3, 3), 1, 2, "SAME"), None),  # a channel multiplier: not folded
+    ((1, 8, 12, 16, 1, (3, 3), 2, 2, "SAME"), None),  # stride 2: not folded
+], ids=lambda v: _ids(v) if isinstance(v, tuple) and len(v) == 9 else str(v))
+def test_dilated_rows_folded_into_channels_match_the_reference(geometry, folded, fresh_plans, monkeypatch):
+    """With FOLDED_DILATION (from any image size here) a 3x3 layer at horizontal stride 1 and dilation d, its rows and
+    left padding a whole number of d pixels, runs on its arrays reshaped to rows of W / d pixels of d * C channels:
+    the forward, both gradients apart and in one pass match the reference (the filter gradient is not folded), and
+    the general kernel ran on the folded shape for the forward and the stride-1 input gradient, or on the layer's own
+    where it cannot fold."""
+    shapes = record_calls(monkeypatch, fast_depthwise.kernels, "depthwise_nhwc_forward_parallel",
+                          record=lambda args: args[0].shape)
+    monkeypatch.setattr(fast_depthwise, "FOLDED_DILATION", True)
+    monkeypatch.setattr(fast_depthwise, "FOLDED_DILATION_MIN_IMAGE_BYTES", 0)
+    monkeypatch.setattr(fast_depthwise, "DIRECT_3X3", False)
+    monkeypatch.setattr(fast_depthwise, "DIRECT_3X3_DILATED_MIN_IMAGE_BYTES", math.inf)
+    for setting in ("PARALLEL_MIN_MACS", "NHWC_PARALLEL_MIN_MACS", "PARALLEL_MIN_BYTES"):
+        monkeypatch.setattr(fast_depthwise, setting, 0)
+    x, filt, dy, args = _problem(geometry, np.float32, seed=geometry[3])
+    _assert_three_ops_match(x, filt, dy, args, np.float32)
+    fast, ref = _both(sepconv.depthwise_conv2d_gradients, x, filt, dy, **args)
+    for f, r in zip(fast, ref, strict=True):
+        np.testing.assert_allclose(f, r, **tol(np.float32))
+    if folded is None:
+        assert (shapes or filt.shape[3] > 1) and all(shape[2] in (x.shape[2], dy.shape[2]) for shape in shapes), shapes
+    else:
+        d = folded[3] // x.shape[3]  # the input gradient's forward reads dy
+        assert shapes[:2] == [folded, (*dy.shape[:2], dy.shape[2] // d, dy.shape[3] * d)], shapes
+
+
 @pytest.mark.parametrize("dtype", TUNED_DTYPES)
 @pytest.mark.parametrize("geometry", [
     (2, 19, 21, 32, 1, (3, 3), 1, 1, "SAME"),  # pixels of two vectors

@@ -526,6 +526,33 @@ def _direct_3x3(in_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stri
             and (stride_w == 1 or (stride_w == 2 and dil_w == 1)))
 
 
+# With FOLDED_DILATION (Zen 4's plans) a 3x3 layer at horizontal stride 1 and dilation d > 1 whose input and output
+# rows are a whole number of d pixels (and its left padding too: SAME, VALID), on images (one item's H x W x C) of at
+# least FOLDED_DILATION_MIN_IMAGE_BYTES, runs as the layer of its arrays reshaped to rows of W / d pixels of d * C
+# channels (:func:`_folded_dilation`): output pixel j = d * j' + p reads the input columns d * (j' + t - 1) + p,
+# channel c, which are column j' + t - 1, channel p * C + c, of the reshaped rows (the filter tiled d times along the
+# channels), so that the general 3x3 kernel's undilated loops (Winograd's pairs, rows d apart) take it instead of the
+# direct 3x3 kernel.  Forty-sixth session, Zen 4 VM, one process, 5 alternating rounds, inputs 0, 16 and 48 bytes
+# past a line, us, dilated -> folded: 1x32x32x576 dilation 2 115-121 -> 90-91 (input gradient 120-123 -> 92-94),
+# 1x32x32x960 187-192 -> 144-147, 1x64x64x128 80-107 -> 66, 1x64x64x256 dilation 4 280-324 -> 214-282; below 2 MB
+# it lost: 1x16x16x256 15 -> 21, 1x128x128x16 36-40 -> 39-52, 4x32x32x96 49-58 -> 55-56, 1x64x64x32 dilation 4
+# 21-25 -> 26.  DeepLab's rows of 33 and 65 pixels (odd) are not folded.
+FOLDED_DILATION = False
+FOLDED_DILATION_MIN_IMAGE_BYTES = 2 * 1024 * 1024
+
+
+def _folded_dilation(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsize: int, kh: int, kw: int,
+                     stride_w: int, dil_w: int, pad_left: int, multiplier_pass: bool = False) -> int:
+    """The horizontal dilation a forward (or stride-1 input gradient) of these shapes folds into its channels
+    (:data:`FOLDED_DILATION`), or 0."""
+    d = dil_w
+    if (FOLDED_DILATION and tuned(itemsize) and not multiplier_pass and (kh, kw) == (3, 3) and stride_w == 1
+            and d > 1 and in_shape[2] % d == 0 and out_shape[2] % d == 0 and pad_left % d == 0
+            and math.prod(in_shape[1:]) * itemsize >= FOLDED_DILATION_MIN_IMAGE_BYTES):
+        return d
+    return 0
+
+
 # With DIRECT_3X3_S2_MAX_IMAGE_BYTES (Zen 4's plans: 512 KB) the forward of undilated stride-2 3x3 layers over a
 # vector of channels or more (multiplier 1), on images (one item's H x W x C) of at most that many bytes, takes the
 # direct 3x3 kernel too.  Forty-third session, Zen 4 VM, one process, 9 alternating rounds, the general kernel ->
@@ -862,10 +889,23 @@ def _split_settings() -> tuple[int, ...]:
 @functools.lru_cache(maxsize=256)
 def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype: np.dtype, kh: int, kw: int,
                     stride_h: int, stride_w: int, dil_h: int, dil_w: int, pad_top: int, pad_left: int,
-                    multiplier_pass: bool, split_settings: tuple[int, ...], multiplier: int = 1):
+                    multiplier_pass: bool, split_settings: tuple[int, ...], multiplier: int = 1, folded: bool = False):
     """What :func:`_forward` runs for arrays of these shapes: ``launch(x, w3, out)``, the kernel and its
     thread split chosen once per geometry and :func:`_split_settings` (the choice cost ~1.5 us a call, a
-    sixth of a small layer's)."""
+    sixth of a small layer's).  ``folded``: the shapes are a dilated layer's folded rows (:func:`_folded_dilation`),
+    which go to the general kernel's undilated loops, not to the direct 3x3 kernel."""
+    d = _folded_dilation(in_shape, out_shape, dtype.itemsize, kh, kw, stride_w, dil_w, pad_left,
+                         multiplier_pass or multiplier > 1)
+    if d:
+        folded_in = (*in_shape[:2], in_shape[2] // d, in_shape[3] * d)
+        folded_out = (*out_shape[:2], out_shape[2] // d, out_shape[3] * d)
+        folded_launch = _forward_launch(folded_in, folded_out, dtype, kh, kw, stride_h, 1, dil_h, 1, pad_top,
+                                        pad_left // d, multiplier_pass, split_settings, folded=True)
+
+        def launch(x, w3, out):  # views of the same memory (C-contiguous, as every launch's arrays)
+            assert x.flags.c_contiguous and out.flags.c_contiguous
+            folded_launch(x.reshape(folded_in), np.tile(w3, (1, 1, d)), out.reshape(folded_out))
+        return launch
     args = (stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
     rows = out_shape[0] * out_shape[1]
     itemsize = dtype.itemsize
@@ -891,7 +931,8 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
         return _n_chunks(units, rows * out_shape[2] * _whole_vectors(channels, itemsize) * kh * kw,
                          nbytes, 0, _nhwc_min_macs(multiplier_pass))
 
-    if multiplier == 1 and (_direct_3x3(in_shape, itemsize, kh, kw, stride_w, dil_h, dil_w, multiplier_pass) or (
+    if multiplier == 1 and not folded and (_direct_3x3(in_shape, itemsize, kh, kw, stride_w, dil_h, dil_w,
+                                                       multiplier_pass) or (
             not multiplier_pass and _direct_3x3_small_s2(in_shape, itemsize, kh, kw, stride_h, stride_w, dil_h, dil_w))):
         direct_chunks = chunks_of_short_images_too(rows)
         stream = _streamed_output(in_shape, out_shape, itemsize)
@@ -1096,9 +1137,10 @@ def _forward_plan(in_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGeometry,
     repeated_shape = in_shape if g.multiplier == 1 else (*in_shape[:3], in_shape[3] * g.multiplier)
     launch = _forward_launch(repeated_shape, shape, dtype, g.kh, g.kw, *_geometry_ints(g), g.multiplier > 1,
                              settings[:-2], g.multiplier)  # the split settings (no band settings)
-    output_on_line = (_small_image(repeated_shape, dtype.itemsize, g.kh, g.kw, g.stride_h, g.stride_w)
-                      or _direct_3x3(repeated_shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_h, g.dil_w,
-                                     g.multiplier > 1))
+    output_on_line = not _folded_dilation(repeated_shape, shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_w,
+                                          g.pad_left, g.multiplier > 1) and (
+        _small_image(repeated_shape, dtype.itemsize, g.kh, g.kw, g.stride_h, g.stride_w)
+        or _direct_3x3(repeated_shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_h, g.dil_w, g.multiplier > 1))
     if g.multiplier == 1 and not output_on_line and (
             _direct_5x5(repeated_shape, shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_w)
             or _direct_7x7_s2(repeated_shape, shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_h, g.dil_w)):
@@ -1238,7 +1280,8 @@ def _input_gradient_plan(dy_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGe
         return run
     shape = (n, g.in_h, g.in_w, g.out_c)  # the C*M-channel gradient (C with multiplier 1)
     launch = _input_gradient_launch(dy_shape, shape, dtype, g, settings)
-    output_on_line = m == 1 and g.stride_h == g.stride_w == 1 and (
+    output_on_line = m == 1 and g.stride_h == g.stride_w == 1 and not _folded_dilation(
+        dy_shape, shape, dtype.itemsize, g.kh, g.kw, 1, g.dil_w, (g.kw - 1) * g.dil_w - g.pad_left) and (
         _small_image(dy_shape, dtype.itemsize, g.kh, g.kw, 1, 1)
         or _direct_3x3(dy_shape, dtype.itemsize, g.kh, g.kw, 1, g.dil_h, g.dil_w))
     if (m == 1 and g.stride_h == g.stride_w == 1 and not output_on_line
