@@ -1821,19 +1821,26 @@ def test_direct_3x3_blocks_from_the_input_line_match_the_reference(geometry, fre
     ((2, 9, 16, 20, 1, (3, 3), 1, (3, 4), "VALID"), (2, 9, 4, 80)),  # rows 3 apart, columns 4
     ((1, 8, 9, 16, 1, (3, 3), 1, 3, "SAME"), (1, 8, 3, 48)),
     ((1, 7, 10, 32, 1, (3, 3), 1, 2, [[0, 0], [2, 1], [2, 4], [0, 0]]), (1, 7, 5, 64)),  # 12 output columns
+    ((1, 7, 11, 32, 1, (3, 3), 1, 2, "SAME"), "rows"),  # 11 columns: folded row by row in the kernel
+    ((2, 9, 13, 48, 1, (3, 3), 1, 3, "SAME"), "rows"),
+    ((1, 10, 9, 20, 1, (3, 3), 1, (3, 4), [[0, 0], [4, 1], [4, 4], [0, 0]]), "rows"),  # 20 channels, 2 pixels folded
     ((1, 7, 10, 32, 1, (3, 3), 1, 2, [[0, 0], [2, 1], [1, 5], [0, 0]]), None),  # left padding of 1: not folded
-    ((1, 7, 11, 32, 1, (3, 3), 1, 2, "SAME"), None),  # 11 columns: not folded
+    ((1, 7, 5, 32, 1, (3, 3), 1, 3, "SAME"), None),  # one pixel to fold: not folded
     ((1, 8, 12, 16, 2, (3, 3), 1, 2, "SAME"), None),  # a channel multiplier: not folded
     ((1, 8, 12, 16, 1, (3, 3), 2, 2, "SAME"), None),  # stride 2: not folded
 ], ids=lambda v: _ids(v) if isinstance(v, tuple) and len(v) == 9 else str(v))
 def test_dilated_rows_folded_into_channels_match_the_reference(geometry, folded, fresh_plans, monkeypatch):
     """With FOLDED_DILATION (from any image size here) a 3x3 layer at horizontal stride 1 and dilation d, its rows and
-    left padding a whole number of d pixels, runs on its arrays reshaped to rows of W / d pixels of d * C channels:
-    the forward, both gradients apart and in one pass match the reference (the filter gradient is not folded), and
-    the general kernel ran on the folded shape for the forward and the stride-1 input gradient, or on the layer's own
-    where it cannot fold."""
+    left padding a whole number of d pixels, runs on its arrays reshaped to rows of W / d pixels of d * C channels;
+    SAME along rows of other widths, each row's first W // d * d pixels go so in the kernel, the others and the last
+    folded pixel's phases that reach them with the dilated taps.  The forward, both gradients apart and in one pass
+    match the reference (the filter gradient is not folded), and the general kernel ran on the folded shape (or the
+    folding kernel ran) for the forward and the stride-1 input gradient, or the layer's own shape where it cannot
+    fold."""
     shapes = record_calls(monkeypatch, fast_depthwise.kernels, "depthwise_nhwc_forward_parallel",
                           record=lambda args: args[0].shape)
+    folds = record_calls(monkeypatch, fast_depthwise.kernels, "depthwise_nhwc_forward_3x3_folded_parallel",
+                         record=lambda args: args[7])
     monkeypatch.setattr(fast_depthwise, "FOLDED_DILATION", True)
     monkeypatch.setattr(fast_depthwise, "FOLDED_DILATION_MIN_IMAGE_BYTES", 0)
     monkeypatch.setattr(fast_depthwise, "DIRECT_3X3", False)
@@ -1845,11 +1852,15 @@ def test_dilated_rows_folded_into_channels_match_the_reference(geometry, folded,
     fast, ref = _both(sepconv.depthwise_conv2d_gradients, x, filt, dy, **args)
     for f, r in zip(fast, ref, strict=True):
         np.testing.assert_allclose(f, r, **tol(np.float32))
-    if folded is None:
-        assert (shapes or filt.shape[3] > 1) and all(shape[2] in (x.shape[2], dy.shape[2]) for shape in shapes), shapes
+    dilation = geometry[7] if isinstance(geometry[7], tuple) else (geometry[7],) * 2
+    if folded == "rows":
+        assert folds == [dilation[1]] * 2 and not shapes, (folds, shapes)
+    elif folded is None:
+        assert not folds and (shapes or filt.shape[3] > 1), shapes
+        assert all(shape[2] in (x.shape[2], dy.shape[2]) for shape in shapes), shapes
     else:
         d = folded[3] // x.shape[3]  # the input gradient's forward reads dy
-        assert shapes[:2] == [folded, (*dy.shape[:2], dy.shape[2] // d, dy.shape[3] * d)], shapes
+        assert not folds and shapes[:2] == [folded, (*dy.shape[:2], dy.shape[2] // d, dy.shape[3] * d)], shapes
 
 
 @pytest.mark.parametrize("dtype", TUNED_DTYPES)

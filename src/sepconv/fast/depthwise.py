@@ -536,21 +536,45 @@ def _direct_3x3(in_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stri
 # past a line, us, dilated -> folded: 1x32x32x576 dilation 2 115-121 -> 90-91 (input gradient 120-123 -> 92-94),
 # 1x32x32x960 187-192 -> 144-147, 1x64x64x128 80-107 -> 66, 1x64x64x256 dilation 4 280-324 -> 214-282; below 2 MB
 # it lost: 1x16x16x256 15 -> 21, 1x128x128x16 36-40 -> 39-52, 4x32x32x96 49-58 -> 55-56, 1x64x64x32 dilation 4
-# 21-25 -> 26.  DeepLab's rows of 33 and 65 pixels (odd) are not folded.
+# 21-25 -> 26.  SAME rows of other widths (DeepLab's 33 and 65 pixels) fold in the kernel, row by row
+# (:func:`_folded_rows`, sepconv.kernels.depthwise.depthwise_nhwc_forward_3x3_folded_rows: each row's first W // d * d
+# pixels folded, the last few with the dilated taps); as above, dilated -> folded: 1x33x33x576 dilation 2 154-165 ->
+# 102-140 (input gradient 231-240 -> 166-179), 2x33x33x576 247-310 -> 188-252, 1x33x33x960 210-251 -> 168-206,
+# 1x33x33x728 173-215 -> 142-194, 1x65x65x320 dilation 4 293-367 -> 245-285, 1x65x65x256 dilation 2 192-214 ->
+# 174-182, 1x129x129x64 154-228 -> 125-134 (0.57-0.91, geomean 0.77 with 1x32x32x576).
 FOLDED_DILATION = False
 FOLDED_DILATION_MIN_IMAGE_BYTES = 2 * 1024 * 1024
 
 
 def _folded_dilation(in_shape: tuple[int, ...], out_shape: tuple[int, ...], itemsize: int, kh: int, kw: int,
-                     stride_w: int, dil_w: int, pad_left: int, multiplier_pass: bool = False) -> int:
+                     stride_h: int, stride_w: int, dil_w: int, pad_left: int, multiplier_pass: bool = False) -> int:
     """The horizontal dilation a forward (or stride-1 input gradient) of these shapes folds into its channels
     (:data:`FOLDED_DILATION`), or 0."""
     d = dil_w
-    if (FOLDED_DILATION and tuned(itemsize) and not multiplier_pass and (kh, kw) == (3, 3) and stride_w == 1
-            and d > 1 and in_shape[2] % d == 0 and out_shape[2] % d == 0 and pad_left % d == 0
-            and math.prod(in_shape[1:]) * itemsize >= FOLDED_DILATION_MIN_IMAGE_BYTES):
-        return d
-    return 0
+    if not (FOLDED_DILATION and tuned(itemsize) and not multiplier_pass and (kh, kw) == (3, 3) and stride_w == 1
+            and d > 1 and math.prod(in_shape[1:]) * itemsize >= FOLDED_DILATION_MIN_IMAGE_BYTES):
+        return 0
+    if in_shape[2] % d == 0 and out_shape[2] % d == 0 and pad_left % d == 0:
+        return d  # the arrays reshaped
+    return d if _folded_rows(in_shape, out_shape, stride_h, d, pad_left) else 0
+
+
+def _tiled_filter(w3: np.ndarray, fold: int) -> np.ndarray:
+    """``w3`` ``[kh, kw, C]`` tiled ``fold`` times along the channels, in this thread's workspace (a fresh
+    ``np.tile`` cost the folded kernel ~15 us more than a buffer kept warm, 1x33x33x960)."""
+    kh, kw, c = w3.shape
+    tiled = workspace("folded_filter", (kh, kw, fold * c), w3.dtype)
+    tiled.reshape(kh, kw, fold, c)[...] = w3[:, :, None, :]
+    return tiled
+
+
+def _folded_rows(in_shape: tuple[int, ...], out_shape: tuple[int, ...], stride_h: int, dil_w: int,
+                 pad_left: int) -> bool:
+    """Whether a dilated layer folds row by row in its kernel (SAME along the rows, vertical stride 1, at least two
+    folded pixels: :func:`sepconv.kernels.depthwise.depthwise_nhwc_forward_3x3_folded_rows`) rather than as its
+    reshaped arrays."""
+    return (stride_h == 1 and pad_left == dil_w and in_shape[2] == out_shape[2] and in_shape[2] // dil_w >= 2
+            and in_shape[2] % dil_w != 0)
 
 
 # With DIRECT_3X3_S2_MAX_IMAGE_BYTES (Zen 4's plans: 512 KB) the forward of undilated stride-2 3x3 layers over a
@@ -894,8 +918,19 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
     thread split chosen once per geometry and :func:`_split_settings` (the choice cost ~1.5 us a call, a
     sixth of a small layer's).  ``folded``: the shapes are a dilated layer's folded rows (:func:`_folded_dilation`),
     which go to the general kernel's undilated loops, not to the direct 3x3 kernel."""
-    d = _folded_dilation(in_shape, out_shape, dtype.itemsize, kh, kw, stride_w, dil_w, pad_left,
+    d = _folded_dilation(in_shape, out_shape, dtype.itemsize, kh, kw, stride_h, stride_w, dil_w, pad_left,
                          multiplier_pass or multiplier > 1)
+    if d and _folded_rows(in_shape, out_shape, stride_h, dil_w, pad_left):
+        fold_chunks = _forward_chunks(in_shape, out_shape, dtype.itemsize, kh, kw, stride_w, dil_h, dil_w,
+                                      multiplier_pass)
+        fold_zero_row = np.zeros(in_shape[2:], dtype)  # kept: a fresh one cost ~15 us on 1x33x33x960
+        fold_winograd = _winograd((math.prod(in_shape) + math.prod(out_shape)) * dtype.itemsize)
+
+        def launch(x, w3, out):
+            with PARALLEL_LAUNCH:
+                kernels.depthwise_nhwc_forward_3x3_folded_parallel(x, w3, _tiled_filter(w3, d), out, fold_zero_row,
+                                                                   fold_chunks, dil_h, d, pad_top, fold_winograd)
+        return launch
     if d:
         folded_in = (*in_shape[:2], in_shape[2] // d, in_shape[3] * d)
         folded_out = (*out_shape[:2], out_shape[2] // d, out_shape[3] * d)
@@ -904,7 +939,7 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
 
         def launch(x, w3, out):  # views of the same memory (C-contiguous, as every launch's arrays)
             assert x.flags.c_contiguous and out.flags.c_contiguous
-            folded_launch(x.reshape(folded_in), np.tile(w3, (1, 1, d)), out.reshape(folded_out))
+            folded_launch(x.reshape(folded_in), _tiled_filter(w3, d), out.reshape(folded_out))
         return launch
     args = (stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
     rows = out_shape[0] * out_shape[1]
@@ -1137,8 +1172,8 @@ def _forward_plan(in_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGeometry,
     repeated_shape = in_shape if g.multiplier == 1 else (*in_shape[:3], in_shape[3] * g.multiplier)
     launch = _forward_launch(repeated_shape, shape, dtype, g.kh, g.kw, *_geometry_ints(g), g.multiplier > 1,
                              settings[:-2], g.multiplier)  # the split settings (no band settings)
-    output_on_line = not _folded_dilation(repeated_shape, shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_w,
-                                          g.pad_left, g.multiplier > 1) and (
+    output_on_line = not _folded_dilation(repeated_shape, shape, dtype.itemsize, g.kh, g.kw, g.stride_h, g.stride_w,
+                                          g.dil_w, g.pad_left, g.multiplier > 1) and (
         _small_image(repeated_shape, dtype.itemsize, g.kh, g.kw, g.stride_h, g.stride_w)
         or _direct_3x3(repeated_shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_h, g.dil_w, g.multiplier > 1))
     if g.multiplier == 1 and not output_on_line and (
@@ -1281,7 +1316,7 @@ def _input_gradient_plan(dy_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGe
     shape = (n, g.in_h, g.in_w, g.out_c)  # the C*M-channel gradient (C with multiplier 1)
     launch = _input_gradient_launch(dy_shape, shape, dtype, g, settings)
     output_on_line = m == 1 and g.stride_h == g.stride_w == 1 and not _folded_dilation(
-        dy_shape, shape, dtype.itemsize, g.kh, g.kw, 1, g.dil_w, (g.kw - 1) * g.dil_w - g.pad_left) and (
+        dy_shape, shape, dtype.itemsize, g.kh, g.kw, 1, 1, g.dil_w, (g.kw - 1) * g.dil_w - g.pad_left) and (
         _small_image(dy_shape, dtype.itemsize, g.kh, g.kw, 1, 1)
         or _direct_3x3(dy_shape, dtype.itemsize, g.kh, g.kw, 1, g.dil_h, g.dil_w))
     if (m == 1 and g.stride_h == g.stride_w == 1 and not output_on_line

@@ -1077,6 +1077,76 @@ def depthwise_nhwc_forward_parallel(x, w, out, zero_row, n_chunks, stride_h, str
                                         stride_w, dil_h, dil_w, pad_top, pad_left, fetch, winograd)
 
 
+@kernel(inline=True)
+def _folded_row(r, fold):
+    """Row ``r`` (``[W, C]``) as ``W // fold`` pixels of ``fold * C`` channels: its first ``W // fold * fold``
+    pixels, the columns ``fold * j' + p`` of each phase ``p`` of a horizontal dilation ``fold`` as one pixel's
+    channels ``p * C .. p * C + C``."""
+    width = r.shape[0] // fold
+    return r.reshape(-1)[:width * fold * r.shape[1]].reshape((width, fold * r.shape[1]))
+
+
+@kernel
+def depthwise_nhwc_forward_3x3_folded_rows(x, w, wf, out, zero_row, row_begin, row_end, dil_h, fold, pad_top,
+                                           winograd):
+    """The forward of a 3x3 filter ``w`` at strides 1, dilations ``dil_h`` and ``fold`` (> 1), SAME along the rows
+    (``pad_left == fold``, ``in_w == out_w``), any vertical padding: output rows ``[row_begin, row_end)``.  Each
+    row's first ``W // fold * fold`` pixels go folded (:func:`_folded_row`; the filter ``wf`` ``[3, 3, fold * C]``
+    is ``w`` tiled ``fold`` times along the channels) through the undilated SAME pairs of rows ``dil_h`` apart
+    (:func:`_forward_same_3x3_two_rows_winograd` or :func:`_forward_same_3x3_two_rows_d1`), whose last folded pixel
+    reads zeros for the columns past the folded ones; then its phases that read those columns (the first ``W %
+    fold``), and the pixels past the folded ones, are computed again with the dilated taps
+    (:func:`_forward_border_3x3`).  So DeepLab's rows of 33 and 65 pixels (dilation 2 or 4) go as their whole
+    neighbours folded in :mod:`sepconv.fast.depthwise` do."""
+    in_w, c = x.shape[2], x.shape[3]
+    out_h = out.shape[1]
+    w9, wf9 = w.reshape(9, c), wf.reshape(9, fold * c)
+    shift = aligned_shift(x)
+    j_fix = (in_w // fold - 1) * fold  # the last folded pixel's phases that read a column past the folded ones
+    j_rest = in_w // fold * fold  # and the pixels past the folded ones
+    j_fix_end = j_fix + in_w - j_rest
+    r = row_begin
+    while r < row_end:
+        b, i_begin, i_end, r = _image_run(r, row_end, out_h)
+        phases, step = _row_phases(i_begin, i_end, 1, dil_h)
+        for phase in range(phases):
+            i = i_begin + phase
+            while i < i_end:
+                ih0 = i - pad_top
+                x0 = row_or_zeros(x, zero_row, b, ih0)
+                x1 = row_or_zeros(x, zero_row, b, ih0 + dil_h)
+                x2 = row_or_zeros(x, zero_row, b, ih0 + 2 * dil_h)
+                o = out[b, i]
+                f0, f1, f2 = _folded_row(x0, fold), _folded_row(x1, fold), _folded_row(x2, fold)
+                if i + dil_h < i_end:
+                    x3 = row_or_zeros(x, zero_row, b, ih0 + 3 * dil_h)
+                    o1 = out[b, i + dil_h]
+                    f3, g0, g1 = _folded_row(x3, fold), _folded_row(o, fold), _folded_row(o1, fold)
+                    if winograd:
+                        _forward_same_3x3_two_rows_winograd(g0, g1, f0, f1, f2, f3, wf9, shift, f0, f1, f2, f3, False)
+                    else:
+                        _forward_same_3x3_two_rows_d1(g0, g1, f0, f1, f2, f3, wf9, shift, f0, f1, f2, f3, False)
+                    _forward_border_3x3(o, x0, x1, x2, w9, j_fix, j_fix_end, in_w, 1, fold, fold, shift)
+                    _forward_border_3x3(o, x0, x1, x2, w9, j_rest, in_w, in_w, 1, fold, fold, shift)
+                    _forward_border_3x3(o1, x1, x2, x3, w9, j_fix, j_fix_end, in_w, 1, fold, fold, shift)
+                    _forward_border_3x3(o1, x1, x2, x3, w9, j_rest, in_w, in_w, 1, fold, fold, shift)
+                    i += 2 * step
+                    continue
+                _forward_same_3x3(_folded_row(o, fold), f0, f1, f2, wf9, 1, shift)
+                _forward_border_3x3(o, x0, x1, x2, w9, j_fix, j_fix_end, in_w, 1, fold, fold, shift)
+                _forward_border_3x3(o, x0, x1, x2, w9, j_rest, in_w, in_w, 1, fold, fold, shift)
+                i += step
+
+
+@kernel(parallel=True)
+def depthwise_nhwc_forward_3x3_folded_parallel(x, w, wf, out, zero_row, n_chunks, dil_h, fold, pad_top, winograd):
+    """:func:`depthwise_nhwc_forward_3x3_folded_rows` over all output rows in ``n_chunks`` parallel blocks."""
+    rows = out.shape[0] * out.shape[1]
+    for t in prange(n_chunks):
+        depthwise_nhwc_forward_3x3_folded_rows(x, w, wf, out, zero_row, t * rows // n_chunks,
+                                               (t + 1) * rows // n_chunks, dil_h, fold, pad_top, winograd)
+
+
 # --------------------------------------------------------------------------- fewer channels than a vector
 
 
