@@ -1830,19 +1830,21 @@ def test_direct_3x3_blocks_from_the_input_line_match_the_reference(geometry, fre
     ((1, 8, 12, 16, 1, (3, 3), 2, 2, "SAME"), None),  # stride 2: not folded
 ], ids=lambda v: _ids(v) if isinstance(v, tuple) and len(v) == 9 else str(v))
 def test_dilated_rows_folded_into_channels_match_the_reference(geometry, folded, fresh_plans, monkeypatch):
-    """With FOLDED_DILATION (from any image size here) a 3x3 layer at horizontal stride 1 and dilation d, its rows and
-    left padding a whole number of d pixels, runs on its arrays reshaped to rows of W / d pixels of d * C channels;
-    SAME along rows of other widths, each row's first W // d * d pixels go so in the kernel, the others and the last
-    folded pixel's phases that reach them with the dilated taps.  The forward, both gradients apart and in one pass
-    match the reference (the filter gradient is not folded), and the general kernel ran on the folded shape (or the
-    folding kernel ran) for the forward and the stride-1 input gradient, or the layer's own shape where it cannot
-    fold."""
+    """With FOLDED_DILATION (from any image size here, the pairs by Winograd's F(2, 3)) a 3x3 layer at horizontal
+    stride 1 and dilation d, its rows and left padding a whole number of d pixels, runs on its arrays reshaped to rows
+    of W / d pixels of d * C channels; SAME along rows of other widths, each row's first W // d * d pixels go so in
+    the kernel, the others and the last folded pixel's phases that reach them with the dilated taps.  The forward,
+    both gradients apart and in one pass match the reference (the filter gradient is not folded), and the general
+    kernel ran on the folded shape (or the folding kernel ran) for the forward and the stride-1 input gradient, or
+    the layer's own shape where it cannot fold."""
     shapes = record_calls(monkeypatch, fast_depthwise.kernels, "depthwise_nhwc_forward_parallel",
                           record=lambda args: args[0].shape)
     folds = record_calls(monkeypatch, fast_depthwise.kernels, "depthwise_nhwc_forward_3x3_folded_parallel",
                          record=lambda args: args[7])
     monkeypatch.setattr(fast_depthwise, "FOLDED_DILATION", True)
     monkeypatch.setattr(fast_depthwise, "FOLDED_DILATION_MIN_IMAGE_BYTES", 0)
+    monkeypatch.setattr(fast_depthwise, "WINOGRAD_3X3", True)  # folded only where the pairs go by Winograd
+    monkeypatch.setattr(fast_depthwise, "WINOGRAD_3X3_MAX_BYTES", math.inf)
     monkeypatch.setattr(fast_depthwise, "DIRECT_3X3", False)
     monkeypatch.setattr(fast_depthwise, "DIRECT_3X3_DILATED_MIN_IMAGE_BYTES", math.inf)
     for setting in ("PARALLEL_MIN_MACS", "NHWC_PARALLEL_MIN_MACS", "PARALLEL_MIN_BYTES"):

@@ -541,7 +541,9 @@ def _direct_3x3(in_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stri
 # pixels folded, the last few with the dilated taps); as above, dilated -> folded: 1x33x33x576 dilation 2 154-165 ->
 # 102-140 (input gradient 231-240 -> 166-179), 2x33x33x576 247-310 -> 188-252, 1x33x33x960 210-251 -> 168-206,
 # 1x33x33x728 173-215 -> 142-194, 1x65x65x320 dilation 4 293-367 -> 245-285, 1x65x65x256 dilation 2 192-214 ->
-# 174-182, 1x129x129x64 154-228 -> 125-134 (0.57-0.91, geomean 0.77 with 1x32x32x576).
+# 174-182, 1x129x129x64 154-228 -> 125-134 (0.57-0.91, geomean 0.77 with 1x32x32x576).  Only where the folded pairs
+# go by Winograd (:func:`_winograd`, arrays of less than half the last-level cache): past it the d1 pairs lost to the
+# direct kernel (1x65x65x576 dilation 4, 19 MB, 750 -> 939 us, 1x65x65x960 966 -> 1822).
 FOLDED_DILATION = False
 FOLDED_DILATION_MIN_IMAGE_BYTES = 2 * 1024 * 1024
 
@@ -552,7 +554,8 @@ def _folded_dilation(in_shape: tuple[int, ...], out_shape: tuple[int, ...], item
     (:data:`FOLDED_DILATION`), or 0."""
     d = dil_w
     if not (FOLDED_DILATION and tuned(itemsize) and not multiplier_pass and (kh, kw) == (3, 3) and stride_w == 1
-            and d > 1 and math.prod(in_shape[1:]) * itemsize >= FOLDED_DILATION_MIN_IMAGE_BYTES):
+            and d > 1 and math.prod(in_shape[1:]) * itemsize >= FOLDED_DILATION_MIN_IMAGE_BYTES
+            and _winograd((math.prod(in_shape) + math.prod(out_shape)) * itemsize)):
         return 0
     if in_shape[2] % d == 0 and out_shape[2] % d == 0 and pad_left % d == 0:
         return d  # the arrays reshaped
