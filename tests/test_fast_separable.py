@@ -122,6 +122,33 @@ def test_fused_pointwise_panels_and_tiles(out_c, dtype, monkeypatch):
                                    reference.separable_conv2d(x, wd, wp, g), **tol(dtype))
 
 
+@pytest.mark.parametrize("dtype", [np.float32])  # the fused plan's (tuned) type
+@pytest.mark.parametrize("threads", ["parallel", "serial"])
+@pytest.mark.parametrize("out_c, streamed", [(128, True), (80, True), (64, True), (16, True), (72, None), (7, None)])
+def test_fused_plan_streams_large_outputs(out_c, streamed, threads, dtype, monkeypatch):
+    """From FUSED_STREAM_MIN_BYTES (here any size) the fused plan stores whole panels of its output past the caches,
+    where every pixel starts on a line (``out_c`` a whole number of vectors); the result still equals the
+    reference's, across panels, tail panels, and tiles of fewer than six pixels (35 and 18 pixels here), and the
+    kernels were told to stream only where the pixels start on lines."""
+    kernels = sys.modules["sepconv.kernels.separable"]
+    told = []
+    for name in ("separable_nhwc_forward_bands", "separable_nhwc_forward_parallel"):
+        real = getattr(kernels, name)
+        monkeypatch.setattr(kernels, name, lambda *a, real=real: (told.append(a[-1]), real(*a))[1])
+    monkeypatch.setattr(fast_separable, "FUSE", True)
+    monkeypatch.setattr(fast_separable, "FUSED_STREAM_MIN_BYTES", 0)
+    monkeypatch.setattr(sys.modules["sepconv.fast.aligned"], "PLACED_MIN_BYTES", 0)  # small outputs on a line too
+    monkeypatch.setattr(sys.modules["sepconv.fast.depthwise"], "PARALLEL_MIN_MACS", 0 if threads == "parallel" else 1 << 62)
+    rng = np.random.default_rng(out_c)
+    for spec in [((1, 5, 7, 24), (3, 3), 1, out_c, (1, 1), (1, 1), "SAME"),
+                 ((2, 4, 5, 9), (3, 3), 2, out_c, (1, 1), (1, 1), "VALID")]:
+        x, wd, wp, g = _case(rng, spec, dtype)
+        np.testing.assert_allclose(fast_separable.separable_conv2d(x, wd, wp, g),
+                                   reference.separable_conv2d(x, wd, wp, g), **tol(dtype))
+    whole_vectors = out_c * np.dtype(dtype).itemsize % 64 == 0
+    assert told == [bool(streamed) and whole_vectors] * 2, told
+
+
 def test_plan_follows_the_pointwise_filter_size_and_the_pixel_count(monkeypatch):
     """Fused while the packed pointwise filter fits in FUSED_MAX_POINTWISE_BYTES and the output has
     FUSED_MIN_PIXELS pixels, else depthwise then BLAS."""

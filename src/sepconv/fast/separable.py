@@ -114,6 +114,16 @@ def _fused(x: np.ndarray, wp: np.ndarray, g: Conv2DGeometry) -> bool:
                                             g.pad_left))
 
 
+# The fused kernel's output, from this many bytes (a quarter of the last-level cache: 8 MB on the Zen 4 VM), is
+# stored past the caches in whole panels of 64 channels (``vstore_stream``; where every pixel starts on a line): no
+# line is read for ownership before it is written.  Forty-sixth session, Zen 4 VM, one process, 7 alternating
+# rounds, us, cached -> streamed stores: 1x147x147x64 -> 128 3232 -> 2526, 2x147x147x64 -> 128 5902 -> 4606,
+# 8x56x56x24 -> 144 1468 -> 1097, 1x147x147x128 -> 128 5160 -> 4462, 1x75x75x128 -> 256 2634 -> 2227, 1x112x112x64
+# -> 128 1340 -> 1231; smaller outputs gained little (1x74x74x128 -> 256, 5.6 MB, 0.94; 1x56x56x144 -> 288 0.97;
+# 4x28x28x192 -> 192 0.99), and whatever reads them next would find them in memory, not in the cache.
+FUSED_STREAM_MIN_BYTES = depthwise._last_level_cache_bytes() // 4
+
+
 def _separable_fused(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
     w3 = depthwise._filter_per_channel(wd)
     x = depthwise._repeated(np.ascontiguousarray(x), g.multiplier)
@@ -130,13 +140,15 @@ def _separable_fused(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv2DGeo
     buffers = workspace("separable_bands", (threads, per_thread), x.dtype, like=x)
     zero_row = depthwise._zero_row(x.shape[2:], x.dtype)
     args = (g.stride_h, g.stride_w, g.dil_h, g.dil_w, g.pad_top, g.pad_left)
+    stream = (out.nbytes >= FUSED_STREAM_MIN_BYTES and out.ctypes.data % VECTOR_BYTES == 0
+              and out_c * out.itemsize % VECTOR_BYTES == 0)  # every pixel's panels on lines
     if threads > 1:
         with PARALLEL_LAUNCH:
-            kernels.separable_nhwc_forward_parallel(x, w3, b, bps, out, zero_row, buffers, rows, *args)
+            kernels.separable_nhwc_forward_parallel(x, w3, b, bps, out, zero_row, buffers, rows, *args, stream)
     else:
         pointwise.pack_pointwise(b, bps[0])
         bands = x.shape[0] * -(-g.out_h // rows)
-        kernels.separable_nhwc_forward_bands(x, w3, bps[0], out, zero_row, buffers[0], rows, 0, bands, *args)
+        kernels.separable_nhwc_forward_bands(x, w3, bps[0], out, zero_row, buffers[0], rows, 0, bands, *args, stream)
     return out
 
 

@@ -32,7 +32,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import kernel
-from ._simd import VECTOR_BYTES, lanes, vbroadcast, vfma, vload, vload_n, vstore, vstore_n, vzeros
+from ._simd import VECTOR_BYTES, lanes, vbroadcast, vfma, vload, vload_n, vstore, vstore_n, vstore_stream, vzeros
 
 # Pixels per register tile.
 TILE_PIXELS = 6
@@ -142,6 +142,19 @@ def _store4(c, o, acc, n):
 
 
 @kernel(inline=True)
+def _store4_stream(c, o, acc, n):
+    """:func:`_store4`, whole panels past the caches (``c.flat[o]`` on a line)."""
+    L = lanes(c)
+    if n == 4 * L:
+        vstore_stream(c, o, acc[0])
+        vstore_stream(c, o + L, acc[1])
+        vstore_stream(c, o + 2 * L, acc[2])
+        vstore_stream(c, o + 3 * L, acc[3])
+    else:
+        _store4(c, o, acc, n)
+
+
+@kernel(inline=True)
 def _store3(c, o, acc, n):
     L = lanes(c)
     vstore_n(c, o, acc[0], min(L, n))
@@ -160,7 +173,7 @@ def _store2(c, o, acc, n):
 
 
 @kernel
-def _tile_6x4(a, ia, lda, bp, ib, k_size, c, ic, ldc, pixels, n):
+def _tile_6x4(a, ia, lda, bp, ib, k_size, c, ic, ldc, pixels, n, stream=False):
     """``c`` rows ``ic + t * ldc`` (``t < pixels <= 6``), first ``n`` columns, from a four-vector panel at ``bp[ib:]``."""
     L = lanes(c)
     z = vzeros(c)
@@ -178,6 +191,14 @@ def _tile_6x4(a, ia, lda, bp, ib, k_size, c, ic, ldc, pixels, n):
         r5 = _pixel4(a, ia + 5 * lda, b0, b1, b2, b3, r5)
         ia += 1
         ib += 4 * L
+    if stream and pixels == 6:
+        _store4_stream(c, ic, r0, n)
+        _store4_stream(c, ic + ldc, r1, n)
+        _store4_stream(c, ic + 2 * ldc, r2, n)
+        _store4_stream(c, ic + 3 * ldc, r3, n)
+        _store4_stream(c, ic + 4 * ldc, r4, n)
+        _store4_stream(c, ic + 5 * ldc, r5, n)
+        return
     _store4(c, ic, r0, n)
     if pixels > 1:
         _store4(c, ic + ldc, r1, n)
@@ -281,17 +302,19 @@ def _tile_6x1(a, ia, lda, bp, ib, k_size, c, ic, ldc, pixels, n):
 
 
 @kernel
-def pointwise_band(a, a_off, pixels, k_size, bp, c, c_pixel, n_size):
+def pointwise_band(a, a_off, pixels, k_size, bp, c, c_pixel, n_size, stream=False):
     """``c[c_pixel + t, :] = a[t, :] @ B`` for the band's pixels ``t < pixels`` (``B [K, n_size]`` packed in ``bp``).
 
-    Panel by panel, so that one panel (``K * PANEL`` values) serves every tile of the band from cache."""
+    Panel by panel, so that one panel (``K * PANEL`` values) serves every tile of the band from cache.  With
+    ``stream``, full tiles store their full panels past the caches (``vstore_stream``: every row of ``c`` must
+    start on a line; the caller fences the stores, :func:`~sepconv.kernels._simd.store_fence`)."""
     panel = 4 * lanes(c)
     full_panels, tail, tail_width = panel_layout(n_size, lanes(c))
     for p in range(full_panels):
         ib = p * k_size * panel
         for t in range(0, pixels, TILE_PIXELS):
             _tile_6x4(a, a_off + t * k_size, k_size, bp, ib, k_size, c, (c_pixel + t) * n_size + p * panel, n_size,
-                      min(TILE_PIXELS, pixels - t), panel)
+                      min(TILE_PIXELS, pixels - t), panel, stream)
     if tail == 0:
         return
     ib = full_panels * k_size * panel

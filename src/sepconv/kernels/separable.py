@@ -26,6 +26,7 @@ from numba import prange
 
 from . import depthwise
 from ._jit import kernel
+from ._simd import store_fence
 from .pointwise import TILE_PIXELS, pack_pointwise, pointwise_band
 
 
@@ -45,7 +46,7 @@ def _depthwise_band(xb, w, y, zero_row, rows, stride_h, stride_w, dil_h, dil_w, 
 
 @kernel
 def separable_nhwc_forward_bands(x, w, bp, out, zero_row, buffer, band_rows,
-                                 band_begin, band_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
+                                 band_begin, band_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, stream=False):
     """Bands ``[band_begin, band_end)`` (band ``q`` is rows ``[i0, i0 + band_rows)`` of image
     ``q // bands_per_image``), each through ``buffer`` (flat, this thread's own)."""
     n, out_h, out_w, n_size = out.shape
@@ -64,12 +65,14 @@ def separable_nhwc_forward_bands(x, w, bp, out, zero_row, buffer, band_rows,
         # the last tile reads up to five pixels past the band: zeros, not stale (maybe subnormal) values
         buffer[pixels * k_size: (pixels + (-pixels) % TILE_PIXELS) * k_size] = 0
         pointwise_band(buffer, 0, pixels, k_size, bp, c,
-                       (b * out_h + i0) * out_w, n_size)
+                       (b * out_h + i0) * out_w, n_size, stream)
+    if stream:
+        store_fence()
 
 
 @kernel(parallel=True)
 def separable_nhwc_forward_parallel(x, w, b, bps, out, zero_row, buffers, band_rows,
-                                    stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
+                                    stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, stream=False):
     """All bands, cut into ``buffers.shape[0]`` contiguous runs, one per thread; each thread first packs
     the pointwise filter ``b [K, out_c]`` into its own ``bps[t]`` (see
     :func:`sepconv.kernels.pointwise.pointwise_parallel`)."""
@@ -79,7 +82,7 @@ def separable_nhwc_forward_parallel(x, w, b, bps, out, zero_row, buffers, band_r
         pack_pointwise(b, bps[t])
         separable_nhwc_forward_bands(x, w, bps[t], out, zero_row, buffers[t], band_rows,
                                      t * bands // threads, (t + 1) * bands // threads, stride_h, stride_w, dil_h,
-                                     dil_w, pad_top, pad_left)
+                                     dil_w, pad_top, pad_left, stream)
 
 
 @kernel
