@@ -1840,7 +1840,7 @@ def test_dilated_rows_folded_into_channels_match_the_reference(geometry, folded,
     shapes = record_calls(monkeypatch, fast_depthwise.kernels, "depthwise_nhwc_forward_parallel",
                           record=lambda args: args[0].shape)
     folds = record_calls(monkeypatch, fast_depthwise.kernels, "depthwise_nhwc_forward_3x3_folded_parallel",
-                         record=lambda args: args[7])
+                         record=lambda args: args[6])
     monkeypatch.setattr(fast_depthwise, "FOLDED_DILATION", True)
     monkeypatch.setattr(fast_depthwise, "FOLDED_DILATION_MIN_IMAGE_BYTES", 0)
     monkeypatch.setattr(fast_depthwise, "WINOGRAD_3X3", True)  # folded only where the pairs go by Winograd

@@ -931,7 +931,7 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
 
         def launch(x, w3, out):
             with PARALLEL_LAUNCH:
-                kernels.depthwise_nhwc_forward_3x3_folded_parallel(x, w3, _tiled_filter(w3, d), out, fold_zero_row,
+                kernels.depthwise_nhwc_forward_3x3_folded_parallel(x, _tiled_filter(w3, d), out, fold_zero_row,
                                                                    fold_chunks, dil_h, d, pad_top, fold_winograd)
         return launch
     if d:
