@@ -927,12 +927,11 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
         fold_chunks = _forward_chunks(in_shape, out_shape, dtype.itemsize, kh, kw, stride_w, dil_h, dil_w,
                                       multiplier_pass)
         fold_zero_row = np.zeros(in_shape[2:], dtype)  # kept: a fresh one cost ~15 us on 1x33x33x960
-        fold_winograd = _winograd((math.prod(in_shape) + math.prod(out_shape)) * dtype.itemsize)
 
-        def launch(x, w3, out):
+        def launch(x, w3, out):  # (the pairs by Winograd's: _folded_dilation folds only there)
             with PARALLEL_LAUNCH:
                 kernels.depthwise_nhwc_forward_3x3_folded_parallel(x, _tiled_filter(w3, d), out, fold_zero_row,
-                                                                   fold_chunks, dil_h, d, pad_top, fold_winograd)
+                                                                   fold_chunks, dil_h, d, pad_top)
         return launch
     if d:
         folded_in = (*in_shape[:2], in_shape[2] // d, in_shape[3] * d)

@@ -1109,14 +1109,14 @@ def _folded_row_end(o, x0, x1, x2, wf9, last, rest, span):
 
 
 @kernel
-def depthwise_nhwc_forward_3x3_folded_rows(x, wf, out, zero_row, row_begin, row_end, dil_h, fold, pad_top, winograd):
+def depthwise_nhwc_forward_3x3_folded_rows(x, wf, out, zero_row, row_begin, row_end, dil_h, fold, pad_top):
     """The forward of a 3x3 filter ``w`` at strides 1, dilations ``dil_h`` and ``fold`` (> 1), SAME along the rows
     (``pad_left == fold``, ``in_w == out_w``), any vertical padding: output rows ``[row_begin, row_end)``, given
     ``wf`` ``[3, 3, fold * C]``, ``w`` tiled ``fold`` times along the channels.  Each row's first ``W // fold * fold``
-    pixels go folded (:func:`_folded_row`) through the undilated SAME pairs of rows ``dil_h`` apart
-    (:func:`_forward_same_3x3_two_rows_winograd` or :func:`_forward_same_3x3_two_rows_d1`), whose last folded pixel
-    reads zeros for the columns past the folded ones; then its phases that read those columns (the first ``W %
-    fold``) get those taps, and the pixels past the folded ones are computed, as flat runs of channels
+    pixels go folded (:func:`_folded_row`) through the undilated SAME pairs of rows ``dil_h`` apart, by Winograd's
+    F(2, 3) (:func:`_forward_same_3x3_two_rows_winograd`: :mod:`sepconv.fast.depthwise` folds only there), whose
+    last folded pixel reads zeros for the columns past the folded ones; then its phases that read those columns (the
+    first ``W % fold``) get those taps, and the pixels past the folded ones are computed, as flat runs of channels
     (:func:`_folded_row_end`; per pixel and channel block, as the border pixels go, it cost 17% of the time on
     1x33x33x960).  So DeepLab's rows of 33 and 65 pixels (dilation 2 or 4) go as their whole
     neighbours folded in :mod:`sepconv.fast.depthwise` do."""
@@ -1144,10 +1144,7 @@ def depthwise_nhwc_forward_3x3_folded_rows(x, wf, out, zero_row, row_begin, row_
                     x3 = row_or_zeros(x, zero_row, b, ih0 + 3 * dil_h)
                     o1 = out[b, i + dil_h]
                     f3, g0, g1 = _folded_row(x3, fold), _folded_row(o, fold), _folded_row(o1, fold)
-                    if winograd:
-                        _forward_same_3x3_two_rows_winograd(g0, g1, f0, f1, f2, f3, wf9, shift, f0, f1, f2, f3, False)
-                    else:
-                        _forward_same_3x3_two_rows_d1(g0, g1, f0, f1, f2, f3, wf9, shift, f0, f1, f2, f3, False)
+                    _forward_same_3x3_two_rows_winograd(g0, g1, f0, f1, f2, f3, wf9, shift, f0, f1, f2, f3, False)
                     _folded_row_end(o, x0, x1, x2, wf9, last, rest, span)
                     _folded_row_end(o1, x1, x2, x3, wf9, last, rest, span)
                     i += 2 * step
@@ -1158,12 +1155,12 @@ def depthwise_nhwc_forward_3x3_folded_rows(x, wf, out, zero_row, row_begin, row_
 
 
 @kernel(parallel=True)
-def depthwise_nhwc_forward_3x3_folded_parallel(x, wf, out, zero_row, n_chunks, dil_h, fold, pad_top, winograd):
+def depthwise_nhwc_forward_3x3_folded_parallel(x, wf, out, zero_row, n_chunks, dil_h, fold, pad_top):
     """:func:`depthwise_nhwc_forward_3x3_folded_rows` over all output rows in ``n_chunks`` parallel blocks."""
     rows = out.shape[0] * out.shape[1]
     for t in prange(n_chunks):
         depthwise_nhwc_forward_3x3_folded_rows(x, wf, out, zero_row, t * rows // n_chunks,
-                                               (t + 1) * rows // n_chunks, dil_h, fold, pad_top, winograd)
+                                               (t + 1) * rows // n_chunks, dil_h, fold, pad_top)
 
 
 # --------------------------------------------------------------------------- fewer channels than a vector

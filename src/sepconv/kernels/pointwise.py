@@ -142,16 +142,13 @@ def _store4(c, o, acc, n):
 
 
 @kernel(inline=True)
-def _store4_stream(c, o, acc, n):
-    """:func:`_store4`, whole panels past the caches (``c.flat[o]`` on a line)."""
+def _store4_stream(c, o, acc):
+    """:func:`_store4` of a whole panel (four vectors), past the caches (``c.flat[o]`` on a line)."""
     L = lanes(c)
-    if n == 4 * L:
-        vstore_stream(c, o, acc[0])
-        vstore_stream(c, o + L, acc[1])
-        vstore_stream(c, o + 2 * L, acc[2])
-        vstore_stream(c, o + 3 * L, acc[3])
-    else:
-        _store4(c, o, acc, n)
+    vstore_stream(c, o, acc[0])
+    vstore_stream(c, o + L, acc[1])
+    vstore_stream(c, o + 2 * L, acc[2])
+    vstore_stream(c, o + 3 * L, acc[3])
 
 
 @kernel(inline=True)
@@ -191,13 +188,13 @@ def _tile_6x4(a, ia, lda, bp, ib, k_size, c, ic, ldc, pixels, n, stream=False):
         r5 = _pixel4(a, ia + 5 * lda, b0, b1, b2, b3, r5)
         ia += 1
         ib += 4 * L
-    if stream and pixels == 6:
-        _store4_stream(c, ic, r0, n)
-        _store4_stream(c, ic + ldc, r1, n)
-        _store4_stream(c, ic + 2 * ldc, r2, n)
-        _store4_stream(c, ic + 3 * ldc, r3, n)
-        _store4_stream(c, ic + 4 * ldc, r4, n)
-        _store4_stream(c, ic + 5 * ldc, r5, n)
+    if stream and pixels == 6 and n == 4 * L:  # a full tile of whole panels
+        _store4_stream(c, ic, r0)
+        _store4_stream(c, ic + ldc, r1)
+        _store4_stream(c, ic + 2 * ldc, r2)
+        _store4_stream(c, ic + 3 * ldc, r3)
+        _store4_stream(c, ic + 4 * ldc, r4)
+        _store4_stream(c, ic + 5 * ldc, r5)
         return
     _store4(c, ic, r0, n)
     if pixels > 1:
