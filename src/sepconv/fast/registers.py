@@ -94,6 +94,7 @@ _WIDE = {
     (conv2d, "POINTWISE_KERNEL_LARGE_FILTER_MAX_BYTES"): conv2d.POINTWISE_KERNEL_LARGE_FILTER_MAX_BYTES,
     (conv2d, "DIRECT_CHUNK_BYTES"): conv2d.DIRECT_CHUNK_BYTES,
     (separable, "FUSE"): separable.FUSE,
+    (separable, "FUSED_MIN_OUTPUT_BYTES"): separable.FUSED_MIN_OUTPUT_BYTES,
     (depthwise, "DIRECT_3X3"): depthwise.DIRECT_3X3,
     (depthwise, "DIRECT_3X3_DILATED_MIN_IMAGE_BYTES"): depthwise.DIRECT_3X3_DILATED_MIN_IMAGE_BYTES,
     (depthwise, "DIRECT_3X3_ALIGNED_MIN_PIXEL_BYTES"): depthwise.DIRECT_3X3_ALIGNED_MIN_PIXEL_BYTES,
@@ -134,6 +135,7 @@ _NARROW = {
     (conv2d, "POINTWISE_KERNEL_LARGE_FILTER_MAX_BYTES"): 0,
     (conv2d, "DIRECT_CHUNK_BYTES"): conv2d.DIRECT_CHUNK_BYTES,
     (separable, "FUSE"): False,
+    (separable, "FUSED_MIN_OUTPUT_BYTES"): separable.FUSED_MIN_OUTPUT_BYTES,  # not fused at all (above)
     (depthwise, "DIRECT_3X3"): True,
     (depthwise, "DIRECT_3X3_DILATED_MIN_IMAGE_BYTES"): math.inf,  # all of them, by DIRECT_3X3
     (depthwise, "DIRECT_3X3_ALIGNED_MIN_PIXEL_BYTES"): math.inf,  # unmeasured on AVX2
@@ -182,6 +184,7 @@ _WIDE_HALF_UNITS = {
     (conv2d, "POINTWISE_KERNEL_LARGE_FILTER_MAX_BYTES"): 9 * 512 * 1024,
     (conv2d, "DIRECT_CHUNK_BYTES"): sys.maxsize,  # whole panels
     (conv2d, "DIRECT_MAX_FILTER_BYTES"): 4 * 1024 * 1024,
+    (separable, "FUSED_MIN_OUTPUT_BYTES"): separable.FUSED_STREAM_MIN_BYTES,
     (depthwise, "SMALL_IMAGE_HALF_STEPS"): True,
     (depthwise, "SMALL_IMAGE_WHOLE_STEPS"): True,
     (depthwise, "DIRECT_5X5_AVX2"): True,

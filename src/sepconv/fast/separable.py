@@ -15,9 +15,10 @@ cost more than the arithmetic):
   exists whole and no BLAS call is made.  Taken when the pointwise filter (``C*M * out_c`` values; packed, up to one panel
   more) fits in :data:`FUSED_MAX_POINTWISE_BYTES` (it is read again for every band, so it must
   stay in the core's L2), the output has at least :data:`FUSED_MIN_PIXELS` pixels (below,
-  BLAS's product of a few hundred rows and the depthwise op's thread split win), and the
-  depthwise filter is not one the packed 5x5/7x7 kernels take (the bands use the row kernels;
-  measured, 1x28x28x64 7x7 -> 64: fused 325-591 us, unfused 138-149).
+  BLAS's product of a few hundred rows and the depthwise op's thread split win), at least
+  :data:`FUSED_MIN_OUTPUT_BYTES` bytes (on Zen 4's plans the outputs it streams past the caches; any 3x3 stride-1
+  layer of fewer channels than a vector), and the depthwise filter is not one the packed 5x5/7x7 kernels take
+  (the bands use the row kernels; measured, 1x28x28x64 7x7 -> 64: fused 325-591 us, unfused 138-149).
 - **unfused**: :func:`sepconv.fast.depthwise.depthwise_conv2d` writes the depthwise result, and
   one ``[pixels, C*M] @ [C*M, out_c]`` product reads it back
   (:func:`~sepconv.fast.conv2d.pointwise_product`: the register-tiled kernel, or BLAS on our
@@ -107,8 +108,12 @@ def _fused(x: np.ndarray, wp: np.ndarray, g: Conv2DGeometry) -> bool:
         return False
     if FUSE is not None:
         return FUSE
+    few_channels_3x3 = (g.kh, g.kw) == (3, 3) and depthwise._flat_rows_fit(
+        g.out_c, x.itemsize, g.stride_h, g.stride_w, g.pad_top, g.pad_left)
     return (wp.shape[2] * wp.shape[3] * wp.itemsize <= FUSED_MAX_POINTWISE_BYTES
             and g.out_pixels >= FUSED_MIN_PIXELS
+            and (x.shape[0] * g.out_h * g.out_w * wp.shape[3] * x.itemsize >= FUSED_MIN_OUTPUT_BYTES
+                 or few_channels_3x3)
             and not depthwise._packed(x.shape, x.itemsize, g.kh, g.kw, g.stride_w, g.dil_h, g.dil_w)
             and not depthwise._few_channels(g.out_c, x.itemsize, g.kh, g.kw, g.stride_h, g.stride_w, g.pad_top,
                                             g.pad_left))
@@ -122,6 +127,15 @@ def _fused(x: np.ndarray, wp: np.ndarray, g: Conv2DGeometry) -> bool:
 # -> 128 1340 -> 1231; smaller outputs gained little (1x74x74x128 -> 256, 5.6 MB, 0.94; 1x56x56x144 -> 288 0.97;
 # 4x28x28x192 -> 192 0.99), and whatever reads them next would find them in memory, not in the cache.
 FUSED_STREAM_MIN_BYTES = depthwise._last_level_cache_bytes() // 4
+# The fused plan needs an output of at least this many bytes, unless the depthwise is 3x3 at stride 1 over fewer
+# channels than a vector (both passes then memory-bound: 1x72x72x3 -> 32 33 us fused, 44 depthwise then product).
+# Zen 4's plans take the streamed outputs' size: there, below it, the depthwise op then the product measured faster
+# (forty-seventh session, one process, 5 alternating rounds, fused -> unfused: 1x56x56x128 stride 2 -> 256 0.79,
+# 1x28x28x256 -> 256 0.87, 1x112x112x32 -> 64 0.90, 1x49x49x64 dilation 2 -> 160 0.82, 2x43x43x8 stride 2 -> 160
+# 0.81, 1x52x52x3 7x7 stride 2 -> 256 0.71, 1x56x56x144 -> 144 0.96; 8x28x28x192 -> 64 1.02; above it the fused
+# plan's streamed stores win: 8x56x56x64 -> 128 1.23, 1x147x147x64 -> 128 1.01).  Elsewhere 0: the fused plan won
+# on the earlier AVX-512 VMs.
+FUSED_MIN_OUTPUT_BYTES = 0
 
 
 def _separable_fused(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
