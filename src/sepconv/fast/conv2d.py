@@ -320,8 +320,11 @@ DIRECT_NARROW_PANELS = False
 # The direct plan's pixel blocks: a block's receptive rows (about kh * C * pixels * stride_w values)
 # take at most this many bytes, so they stay in L2 while every panel of the filter passes them.
 DIRECT_BLOCK_BYTES = 512 * 1024
-# Each thread gets at least this many multiply-adds (else fewer threads).
-DIRECT_MIN_THREAD_MACS = 2_000_000
+# Each thread gets at least this many multiply-adds (else fewer threads).  Forty-seventh session, Zen 4 VM, one
+# process, 7 alternating rounds, us, 2,000,000 -> 500,000 (both threads from 1 M multiply-adds): 4x13x13x37 -> 61
+# stride 2 (4.0 M) 99.8 -> 72.2, 1x16x16x24 -> 48 (2.7 M) 66.3 -> 47.4, 1x28x28x16 -> 16 (1.8 M) 67.5 -> 42.8,
+# 1x14x14x32 -> 32 (1.8 M) 0.83; 22 conv2d layers of the case files within 0.96-1.02.
+DIRECT_MIN_THREAD_MACS = 500_000
 # With fewer six-pixel tiles than this per thread, the threads split the filter's panels instead of
 # the pixels (each then reads only its own panels of the filter).
 DIRECT_PANEL_SPLIT_TILES = 8
