@@ -98,6 +98,11 @@ WINOGRAD_MIN_CHANNELS = 24
 # 748 vs 606, 4x14x14x128 735 vs 610, 1x32x32x128 857 vs 807-844; but 1x36x36x64 269 vs 268-285,
 # 1x40x40x64 314 vs 324-341, 2x28x28x128 1022 vs 1165, 1x56x56x64 578 vs 606-640.  The BLAS plan,
 # against im2col before the streamed plan: 1x7x7x512 -> 512 5005 vs 1806, 8x14x14x256 7672 vs 12676).
+# Zen 4's plans (sepconv.fast.registers) take 384: there the direct plan lost from 384 pixels (forty-seventh session,
+# one process, 7 alternating rounds, direct -> Winograd: 1x28x28x128 -> 128 0.73, 1x28x28x192 -> 384 0.67-0.72,
+# 1x32x32x128 0.66, 2x14x14x256 0.70, 4x14x14x128 0.72-0.74, 1x24x24x96 0.80, 1x20x20x128 0.88, 1x28x28x48 0.85,
+# 8x7x7x256 0.85, 8x7x7x512 0.94-0.98); below, mixed or worse (1x14x14x128 1.16, 1x17x17x192 0.80-1.01, 1x14x14x64
+# 1.04-1.25, 2x9x9x128 1.24, 2x7x7x1024 1.74-1.88: few tiles, and a 16 MB transformed filter written and read).
 WINOGRAD_MIN_PIXELS = 1200
 # ... and more output channels than 32: up to 32 the direct kernel's twelve-pixel tiles are faster (measured,
 # 2 threads, one process, us, Winograd vs direct: 1x112x112x32 -> 32 844 vs 768, 1x56x56x64 -> 32 385 vs 365;
