@@ -543,20 +543,23 @@ def test_half_width_units_direct_conv2d_takes_filters_up_to_4_mb(shape, out_c, p
     assert calls == ["_conv2d_direct" if plan == "direct" else "_conv2d_direct_streamed"]
 
 
-@pytest.mark.parametrize(("shape", "winograd"), [
-    ((1, 20, 20, 32), True),  # 400 output pixels
-    ((1, 19, 19, 32), False),  # 361
-    ((4, 10, 10, 32), True),  # the batch counts
+@pytest.mark.parametrize(("shape", "out_c", "winograd"), [
+    ((1, 20, 20, 32), 48, True),  # 400 output pixels
+    ((1, 19, 19, 32), 48, False),  # 361
+    ((4, 10, 10, 32), 48, True),  # the batch counts
+    ((1, 35, 35, 32), 32, True),  # 32 output channels: from 1200 pixels (1225)
+    ((1, 34, 34, 32), 32, False),  # 1156
 ])
-def test_half_width_units_conv2d_winograd_from_384_pixels(shape, winograd, monkeypatch):
+def test_half_width_units_conv2d_winograd_from_384_pixels(shape, out_c, winograd, monkeypatch):
     """On Zen 4's plans conv2d's 3x3 stride-1 layers go by Winograd's F(2x2, 3x3) from 384 output pixels (the AVX-512
-    plans' from 1200); fewer take the direct plan.  Results as the reference's."""
+    plans' from 1200, and never with 32 output channels or fewer), those of 24-32 output channels from 1200; fewer
+    take the direct plan.  Results as the reference's."""
     registers.use_wide_register_plans(True, half_width_units=True)
     calls = []
     original = fast_conv2d._conv2d_winograd
     monkeypatch.setattr(fast_conv2d, "_conv2d_winograd", lambda *a: calls.append(True) or original(*a))
     rng = np.random.default_rng(15)
-    x, w = rand(rng, shape, np.float32), rand(rng, (3, 3, shape[3], 48), np.float32)
+    x, w = rand(rng, shape, np.float32), rand(rng, (3, 3, shape[3], out_c), np.float32)
     fast, ref = _both(sepconv.conv2d, x, w, 1, "SAME")
     np.testing.assert_allclose(fast, ref, rtol=1e-4, atol=1e-3)
     assert bool(calls) == winograd

@@ -108,6 +108,12 @@ WINOGRAD_MIN_PIXELS = 1200
 # 2 threads, one process, us, Winograd vs direct: 1x112x112x32 -> 32 844 vs 768, 1x56x56x64 -> 32 385 vs 365;
 # but 1x56x56x32 -> 64 303 vs 333, 1x56x56x48 -> 48 361 vs 397).
 WINOGRAD_MIN_OUT_CHANNELS = 33
+# ... unless the layer has this many output pixels (Zen 4's plans: 1200; elsewhere none does).  Forty-seventh session,
+# one process, 7-9 alternating rounds, direct -> Winograd: 1x112x112x32 -> 24 0.60, 1x56x56x64 -> 24 0.59,
+# 1x56x56x64 -> 32 0.74, 1x112x112x32 -> 32 0.75, 1x149x149x32 -> 32 0.77, 4x28x28x32 -> 32 0.78, 8x14x14x32 -> 32
+# 0.87, 1x40x40x32 -> 32 0.80, 1x32x32x32 -> 32 0.90; below ~1000 pixels they lost (1x28x28x32 -> 32 1.10-1.14,
+# 1x28x28x24 -> 24 1.30, 2x14x14x64 -> 32 1.19, 1x20x20x32 -> 32 1.10).
+WINOGRAD_NARROW_MIN_PIXELS = 1 << 62
 
 
 # The BLAS plan's transformed input and products of one chunk take at most this many bytes.  Twice the
@@ -129,8 +135,9 @@ def _is_winograd(g: Conv2DGeometry) -> bool:
     """3x3, stride 1, undilated, ungrouped, wide enough, with enough pixels for the filter transform
     to pay."""
     return (g.kh == g.kw == 3 and g.stride_h == g.stride_w == g.dil_h == g.dil_w == g.groups == 1
-            and min(g.in_c, g.out_c) >= WINOGRAD_MIN_CHANNELS and g.out_c >= WINOGRAD_MIN_OUT_CHANNELS
-            and g.out_pixels >= WINOGRAD_MIN_PIXELS)
+            and min(g.in_c, g.out_c) >= WINOGRAD_MIN_CHANNELS
+            and g.out_pixels >= (WINOGRAD_MIN_PIXELS if g.out_c >= WINOGRAD_MIN_OUT_CHANNELS
+                                 else WINOGRAD_NARROW_MIN_PIXELS))
 
 
 def _is_winograd_fused(g: Conv2DGeometry, itemsize: int) -> bool:
