@@ -565,6 +565,28 @@ def test_half_width_units_conv2d_winograd_from_384_pixels(shape, out_c, winograd
     assert bool(calls) == winograd
 
 
+@pytest.mark.parametrize(("shape", "out_c", "cap", "winograd"), [
+    ((1, 14, 14, 192), 192, None, True),  # 196 pixels, a 2.4 MB transformed filter: the BLAS plan's
+    ((1, 11, 11, 192), 192, None, False),  # 121 pixels
+    ((1, 14, 14, 96), 96, None, False),  # a 0.6 MB filter: the fused plan's, from 384 pixels
+    ((1, 14, 14, 192), 192, 16 * 192 * 192 * 4, False),  # the transform at the cap
+])
+def test_half_width_units_conv2d_winograd_blas_plan_from_144_pixels(shape, out_c, cap, winograd, monkeypatch):
+    """On Zen 4's plans conv2d's 3x3 layers whose transformed filter goes to the BLAS plan (past the fused plan's 1 MB,
+    under WINOGRAD_BLAS_MAX_FILTER_BYTES) take Winograd from 144 output pixels.  Results as the reference's."""
+    registers.use_wide_register_plans(True, half_width_units=True)
+    if cap is not None:
+        monkeypatch.setattr(fast_conv2d, "WINOGRAD_BLAS_MAX_FILTER_BYTES", cap)
+    calls = []
+    original = fast_conv2d._conv2d_winograd
+    monkeypatch.setattr(fast_conv2d, "_conv2d_winograd", lambda *a: calls.append(True) or original(*a))
+    rng = np.random.default_rng(16)
+    x, w = rand(rng, shape, np.float32), rand(rng, (3, 3, shape[3], out_c), np.float32)
+    fast, ref = _both(sepconv.conv2d, x, w, 1, "SAME")
+    np.testing.assert_allclose(fast, ref, rtol=1e-4, atol=2e-3)
+    assert bool(calls) == winograd
+
+
 @pytest.mark.parametrize("shape, k, strides, dilations, forward", [
     ((1, 8, 64, 16), 5, 1, 1, True),  # a vector of channels, rows of 64: whole vectors
     ((1, 8, 56, 16), 5, 1, 1, False),  # rows of 56: the AVX-512 plans' kernels

@@ -114,6 +114,15 @@ WINOGRAD_MIN_OUT_CHANNELS = 33
 # 0.87, 1x40x40x32 -> 32 0.80, 1x32x32x32 -> 32 0.90; below ~1000 pixels they lost (1x28x28x32 -> 32 1.10-1.14,
 # 1x28x28x24 -> 24 1.30, 2x14x14x64 -> 32 1.19, 1x20x20x32 -> 32 1.10).
 WINOGRAD_NARROW_MIN_PIXELS = 1 << 62
+# ... and from this many where the BLAS plan takes the filter (16 * C_in * C_out values past
+# WINOGRAD_FUSED_MAX_FILTER_BYTES) and its transform takes fewer than WINOGRAD_BLAS_MAX_FILTER_BYTES (Zen 4's plans:
+# 144 and half the last-level cache; elsewhere as WINOGRAD_MIN_PIXELS).  Forty-seventh session, one process, 7
+# alternating rounds, direct -> Winograd: 1x14x14x256 -> 256 0.69-0.78, 1x14x14x192 -> 192 0.73, 1x14x14x160 0.79,
+# 1x16x16x192 0.68, 1x16x16x256 0.73, 1x12x12x256 0.86-0.89, 1x14x14x384 -> 384 (9.4 MB) 0.84, 1x14x14x256 -> 512
+# 0.85; but 1x14x14x512 -> 512 (16 MB) 1.05, 2x7x7x1024 -> 1024 (98 pixels, 64 MB) 1.74-1.88, and the fused plan's
+# 1x14x14x128 -> 128 1.13-1.16.
+WINOGRAD_BLAS_MIN_PIXELS = 1 << 62
+WINOGRAD_BLAS_MAX_FILTER_BYTES = 0
 
 
 # The BLAS plan's transformed input and products of one chunk take at most this many bytes.  Twice the
@@ -131,13 +140,22 @@ def winograd_tiles(g: Conv2DGeometry, itemsize: int) -> int:
     return max(1, min(total, max(GEMM_MIN_PIXELS, WINOGRAD_WORKSPACE_BYTES // tile_bytes)))
 
 
-def _is_winograd(g: Conv2DGeometry) -> bool:
+def _is_winograd(g: Conv2DGeometry, itemsize: int = 4) -> bool:
     """3x3, stride 1, undilated, ungrouped, wide enough, with enough pixels for the filter transform
     to pay."""
     return (g.kh == g.kw == 3 and g.stride_h == g.stride_w == g.dil_h == g.dil_w == g.groups == 1
-            and min(g.in_c, g.out_c) >= WINOGRAD_MIN_CHANNELS
-            and g.out_pixels >= (WINOGRAD_MIN_PIXELS if g.out_c >= WINOGRAD_MIN_OUT_CHANNELS
-                                 else WINOGRAD_NARROW_MIN_PIXELS))
+            and min(g.in_c, g.out_c) >= WINOGRAD_MIN_CHANNELS and g.out_pixels >= _winograd_min_pixels(g, itemsize))
+
+
+def _winograd_min_pixels(g: Conv2DGeometry, itemsize: int) -> int:
+    """The least output pixels for Winograd: :data:`WINOGRAD_NARROW_MIN_PIXELS` for outputs of fewer than
+    :data:`WINOGRAD_MIN_OUT_CHANNELS` channels, :data:`WINOGRAD_BLAS_MIN_PIXELS` for the BLAS plan's filters (past
+    the fused plan's, under :data:`WINOGRAD_BLAS_MAX_FILTER_BYTES`), else :data:`WINOGRAD_MIN_PIXELS`."""
+    if g.out_c < WINOGRAD_MIN_OUT_CHANNELS:
+        return WINOGRAD_NARROW_MIN_PIXELS
+    if not _is_winograd_fused(g, itemsize) and 16 * g.in_c * g.out_c * itemsize < WINOGRAD_BLAS_MAX_FILTER_BYTES:
+        return min(WINOGRAD_MIN_PIXELS, WINOGRAD_BLAS_MIN_PIXELS)
+    return WINOGRAD_MIN_PIXELS
 
 
 def _is_winograd_fused(g: Conv2DGeometry, itemsize: int) -> bool:
@@ -677,7 +695,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
     >>> float(conv2d(x, w, g)[0, 2, 2, 0]), float(conv2d(x, w, g)[0, 0, 0, 0])
     (18.0, 8.0)
     """
-    if tuned(x.itemsize) and _is_winograd(g):
+    if tuned(x.itemsize) and _is_winograd(g, x.itemsize):
         # Non-finite layers take the plans below (see the module docstring).  An infinity or NaN in x or w
         # makes every product it enters non-finite and no transform makes it finite again, so one pass over
         # whichever is smaller, the output or the input and the filter, finds it (8x14x14x256 -> 256: 28 us,
