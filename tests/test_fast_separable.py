@@ -170,17 +170,18 @@ def test_plan_follows_the_pointwise_filter_size_and_the_pixel_count(monkeypatch)
 
 
 @pytest.mark.parametrize("spec, fused", [
-    (((1, 12, 12, 16), (3, 3), 1, 128, (1, 1), (1, 1), "SAME"), True),  # 12 * 12 * 128 * 4 bytes: at the least size
-    (((1, 12, 12, 16), (3, 3), 1, 127, (1, 1), (1, 1), "SAME"), False),  # a channel short
+    (((1, 12, 12, 16), (3, 3), 1, 128, (1, 1), (1, 1), "SAME"), True),  # 12 * 12 * 128 * 4 bytes: streamed
+    (((1, 12, 11, 16), (3, 3), 1, 128, (1, 1), (1, 1), "SAME"), False),  # 12 pixels short of the size
+    (((1, 16, 16, 16), (3, 3), 1, 120, (1, 1), (1, 1), "SAME"), False),  # large enough, pixels not on lines
     (((2, 12, 12, 16), (3, 3), 1, 64, (1, 1), (1, 1), "SAME"), True),  # the batch counts
     (((1, 12, 12, 3), (3, 3), 1, 16, (1, 1), (1, 1), "SAME"), True),  # few channels, 3x3, stride 1: always
     (((1, 12, 12, 3), (3, 3), 1, 16, (2, 2), (1, 1), "SAME"), False),  # ... but not at stride 2
-    (((1, 12, 12, 3), (5, 5), 1, 16, (1, 1), (1, 1), "SAME"), False),  # ... nor 5x5
+    (((1, 12, 12, 3), (5, 5), 1, 16, (1, 1), (1, 1), "SAME"), False),  # 5x5: the flat-row kernel's, never fused
 ])
-def test_fused_plan_needs_the_least_output_size(spec, fused, monkeypatch):
-    """With FUSED_MIN_OUTPUT_BYTES (Zen 4's plans), the fused plan is taken for outputs of at least that many bytes,
-    and for 3x3 stride-1 layers of fewer channels than a vector whatever their size; the others go depthwise then
-    product, and both match the reference."""
+def test_fused_plan_only_where_it_streams(spec, fused, monkeypatch):
+    """With FUSED_ONLY_STREAMED (Zen 4's plans), the fused plan is taken for outputs it stores past the caches (at
+    least FUSED_STREAM_MIN_BYTES, every pixel on a line), and for 3x3 stride-1 layers of fewer channels than a vector
+    whatever their size; the others go depthwise then product, and both match the reference."""
     kernels = sys.modules["sepconv.kernels.separable"]
     taken = []
     for name in ("separable_nhwc_forward_bands", "separable_nhwc_forward_parallel"):
@@ -189,7 +190,8 @@ def test_fused_plan_needs_the_least_output_size(spec, fused, monkeypatch):
     monkeypatch.setattr(fast_separable, "FUSE", None)
     monkeypatch.setattr(fast_separable, "FUSED_MIN_PIXELS", 1)
     monkeypatch.setattr(fast_separable, "SMALL", False)
-    monkeypatch.setattr(fast_separable, "FUSED_MIN_OUTPUT_BYTES", 12 * 12 * 128 * 4)
+    monkeypatch.setattr(fast_separable, "FUSED_ONLY_STREAMED", True)
+    monkeypatch.setattr(fast_separable, "FUSED_STREAM_MIN_BYTES", 12 * 12 * 128 * 4)
     x, wd, wp, g = _case(np.random.default_rng(6), spec, np.float32)
     np.testing.assert_allclose(fast_separable.separable_conv2d(x, wd, wp, g), reference.separable_conv2d(x, wd, wp, g),
                                **tol(np.float32))

@@ -13,6 +13,7 @@ from conftest import fast_and_reference as _both
 
 import sepconv
 from sepconv.fast import registers
+from sepconv.geometry import conv2d_geometry
 from sepconv.kernels import (
     _simd,
     conv2d_direct,
@@ -575,8 +576,8 @@ def test_half_width_units_conv2d_winograd_blas_plan_from_144_pixels(shape, out_c
     """On Zen 4's plans conv2d's 3x3 layers whose transformed filter goes to the BLAS plan (past the fused plan's 1 MB,
     under WINOGRAD_BLAS_MAX_FILTER_BYTES) take Winograd from 144 output pixels.  Results as the reference's."""
     registers.use_wide_register_plans(True, half_width_units=True)
-    if cap is not None:
-        monkeypatch.setattr(fast_conv2d, "WINOGRAD_BLAS_MAX_FILTER_BYTES", cap)
+    # the plan's cap is half this machine's last-level cache: fixed here
+    monkeypatch.setattr(fast_conv2d, "WINOGRAD_BLAS_MAX_FILTER_BYTES", 16 << 20 if cap is None else cap)
     calls = []
     original = fast_conv2d._conv2d_winograd
     monkeypatch.setattr(fast_conv2d, "_conv2d_winograd", lambda *a: calls.append(True) or original(*a))
@@ -585,6 +586,42 @@ def test_half_width_units_conv2d_winograd_blas_plan_from_144_pixels(shape, out_c
     fast, ref = _both(sepconv.conv2d, x, w, 1, "SAME")
     np.testing.assert_allclose(fast, ref, rtol=1e-4, atol=2e-3)
     assert bool(calls) == winograd
+
+
+@pytest.mark.parametrize("half_width_units", [True, False])
+def test_winograd_thresholds_follow_the_plans(half_width_units, monkeypatch):
+    """Winograd's least pixel counts on each plan, at their edges: Zen 4's 384 (48 output channels), 1200 (32) and
+    144 (the BLAS plan's 2.4 MB transform); the AVX-512 plans' 1200, and never for 32 output channels."""
+    registers.use_wide_register_plans(True, half_width_units)
+    monkeypatch.setattr(fast_conv2d, "WINOGRAD_BLAS_MAX_FILTER_BYTES",
+                        16 << 20 if half_width_units else fast_conv2d.WINOGRAD_BLAS_MAX_FILTER_BYTES)
+
+    def winograd(h, w, c, out_c):
+        g = conv2d_geometry("conv2d", (1, h, w, c), (3, 3, c, out_c), 1, "SAME")
+        return fast_conv2d._is_winograd(g, 4)
+
+    zen4 = half_width_units
+    assert [winograd(1, 383, 32, 48), winograd(16, 24, 32, 48)] == [False, zen4]
+    assert [winograd(11, 109, 32, 32), winograd(30, 40, 32, 32)] == [False, zen4]  # 1199, 1200 pixels
+    assert [winograd(11, 13, 192, 192), winograd(12, 12, 192, 192)] == [False, zen4]  # 143, 144
+    assert [winograd(11, 109, 32, 48), winograd(30, 40, 32, 48)] == [zen4, True]
+
+
+@pytest.mark.parametrize("half_width_units", [True, False])
+def test_direct_conv2d_thread_split_follows_the_plans(half_width_units, monkeypatch):
+    """On Zen 4's plans the direct conv2d splits over both threads from 1 M multiply-adds (500 K each), on the
+    AVX-512 plans from 4 M: a 1.8 M layer.  Results as the reference's."""
+    registers.use_wide_register_plans(True, half_width_units)
+    monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_CHANNELS", 10**9)
+    monkeypatch.setattr(fast_conv2d, "thread_count", lambda: 2)
+    parallel = []
+    real = conv2d_direct.conv2d_direct_parallel
+    monkeypatch.setattr(conv2d_direct, "conv2d_direct_parallel", lambda *a: parallel.append(True) or real(*a))
+    rng = np.random.default_rng(17)
+    x, w = rand(rng, (1, 28, 28, 16), np.float32), rand(rng, (3, 3, 16, 16), np.float32)  # 784 * 144 * 16 = 1.8 M
+    fast, ref = _both(sepconv.conv2d, x, w, 1, "SAME")
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    assert bool(parallel) == half_width_units
 
 
 @pytest.mark.parametrize("shape, k, strides, dilations, forward", [

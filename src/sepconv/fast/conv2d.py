@@ -15,7 +15,9 @@ Shape classes:
   direct plan below): direct, the output channels as vector lanes
   (:func:`~sepconv.kernels.conv2d.conv2d_nhwc_few_channels_rows`).
 - **winograd** (3x3, stride 1, undilated, ungrouped, :data:`WINOGRAD_MIN_CHANNELS` channels or more, at least
-  :data:`WINOGRAD_MIN_PIXELS` output pixels): Winograd
+  :data:`WINOGRAD_MIN_PIXELS` output pixels; on Zen 4's plans also :data:`WINOGRAD_NARROW_MIN_PIXELS` for fewer than
+  :data:`WINOGRAD_MIN_OUT_CHANNELS` output channels, :data:`WINOGRAD_BLAS_MIN_PIXELS` for the BLAS plan's filters):
+  Winograd
   F(2x2, 3x3), 2.25x fewer multiplications.  The transforms turn an infinity into NaN where the
   direct sum keeps it, so a layer whose input, filter or Winograd output is not all finite (one pass
   over whichever is smaller: see :func:`conv2d`) takes the plans below.
@@ -49,6 +51,8 @@ woken).  Both gradients use im2col/col2im.
 """
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 
@@ -102,7 +106,7 @@ WINOGRAD_MIN_CHANNELS = 24
 # one process, 7 alternating rounds, direct -> Winograd: 1x28x28x128 -> 128 0.73, 1x28x28x192 -> 384 0.67-0.72,
 # 1x32x32x128 0.66, 2x14x14x256 0.70, 4x14x14x128 0.72-0.74, 1x24x24x96 0.80, 1x20x20x128 0.88, 1x28x28x48 0.85,
 # 8x7x7x256 0.85, 8x7x7x512 0.94-0.98); below, mixed or worse (1x14x14x128 1.16, 1x17x17x192 0.80-1.01, 1x14x14x64
-# 1.04-1.25, 2x9x9x128 1.24, 2x7x7x1024 1.74-1.88: few tiles, and a 16 MB transformed filter written and read).
+# 1.04-1.25, 2x9x9x128 1.24, 2x7x7x1024 1.74-1.88: few tiles, and a 64 MB transformed filter written and read).
 WINOGRAD_MIN_PIXELS = 1200
 # ... and more output channels than 32: up to 32 the direct kernel's twelve-pixel tiles are faster (measured,
 # 2 threads, one process, us, Winograd vs direct: 1x112x112x32 -> 32 844 vs 768, 1x56x56x64 -> 32 385 vs 365;
@@ -113,15 +117,15 @@ WINOGRAD_MIN_OUT_CHANNELS = 33
 # 1x56x56x64 -> 32 0.74, 1x112x112x32 -> 32 0.75, 1x149x149x32 -> 32 0.77, 4x28x28x32 -> 32 0.78, 8x14x14x32 -> 32
 # 0.87, 1x40x40x32 -> 32 0.80, 1x32x32x32 -> 32 0.90; below ~1000 pixels they lost (1x28x28x32 -> 32 1.10-1.14,
 # 1x28x28x24 -> 24 1.30, 2x14x14x64 -> 32 1.19, 1x20x20x32 -> 32 1.10).
-WINOGRAD_NARROW_MIN_PIXELS = 1 << 62
-# ... and from this many where the BLAS plan takes the filter (16 * C_in * C_out values past
-# WINOGRAD_FUSED_MAX_FILTER_BYTES) and its transform takes fewer than WINOGRAD_BLAS_MAX_FILTER_BYTES (Zen 4's plans:
-# 144 and half the last-level cache; elsewhere as WINOGRAD_MIN_PIXELS).  Forty-seventh session, one process, 7
-# alternating rounds, direct -> Winograd: 1x14x14x256 -> 256 0.69-0.78, 1x14x14x192 -> 192 0.73, 1x14x14x160 0.79,
-# 1x16x16x192 0.68, 1x16x16x256 0.73, 1x12x12x256 0.86-0.89, 1x14x14x384 -> 384 (9.4 MB) 0.84, 1x14x14x256 -> 512
-# 0.85; but 1x14x14x512 -> 512 (16 MB) 1.05, 2x7x7x1024 -> 1024 (98 pixels, 64 MB) 1.74-1.88, and the fused plan's
-# 1x14x14x128 -> 128 1.13-1.16.
-WINOGRAD_BLAS_MIN_PIXELS = 1 << 62
+WINOGRAD_NARROW_MIN_PIXELS = sys.maxsize
+# ... and from this many (or WINOGRAD_MIN_PIXELS if fewer) where the transformed filter (16 * C_in * C_out values)
+# takes fewer bytes than WINOGRAD_BLAS_MAX_FILTER_BYTES and more than WINOGRAD_FUSED_MAX_FILTER_BYTES, so that the
+# BLAS plan takes it (Zen 4's plans: 144 and half the last-level cache; elsewhere none, so WINOGRAD_MIN_PIXELS).
+# Forty-seventh session, one process, 7 alternating rounds, direct -> Winograd: 1x14x14x256 -> 256 0.69-0.78,
+# 1x14x14x192 -> 192 0.73, 1x14x14x160 0.79, 1x16x16x192 0.68, 1x16x16x256 0.73, 1x12x12x256 0.86-0.89, 1x14x14x384
+# -> 384 (9.4 MB) 0.84, 1x14x14x256 -> 512 0.85; but 1x14x14x512 -> 512 (16 MB) 1.05, 2x7x7x1024 -> 1024 (98
+# pixels, 64 MB) 1.74-1.88, and the fused plan's 1x14x14x128 -> 128 1.13-1.16.
+WINOGRAD_BLAS_MIN_PIXELS = sys.maxsize
 WINOGRAD_BLAS_MAX_FILTER_BYTES = 0
 
 
@@ -149,8 +153,9 @@ def _is_winograd(g: Conv2DGeometry, itemsize: int = 4) -> bool:
 
 def _winograd_min_pixels(g: Conv2DGeometry, itemsize: int) -> int:
     """The least output pixels for Winograd: :data:`WINOGRAD_NARROW_MIN_PIXELS` for outputs of fewer than
-    :data:`WINOGRAD_MIN_OUT_CHANNELS` channels, :data:`WINOGRAD_BLAS_MIN_PIXELS` for the BLAS plan's filters (past
-    the fused plan's, under :data:`WINOGRAD_BLAS_MAX_FILTER_BYTES`), else :data:`WINOGRAD_MIN_PIXELS`."""
+    :data:`WINOGRAD_MIN_OUT_CHANNELS` channels; for the BLAS plan's filters (a transform of more bytes than the fused
+    plan takes, fewer than :data:`WINOGRAD_BLAS_MAX_FILTER_BYTES`) the lesser of :data:`WINOGRAD_BLAS_MIN_PIXELS` and
+    :data:`WINOGRAD_MIN_PIXELS` (which tests lower to force Winograd); else :data:`WINOGRAD_MIN_PIXELS`."""
     if g.out_c < WINOGRAD_MIN_OUT_CHANNELS:
         return WINOGRAD_NARROW_MIN_PIXELS
     if not _is_winograd_fused(g, itemsize) and 16 * g.in_c * g.out_c * itemsize < WINOGRAD_BLAS_MAX_FILTER_BYTES:
@@ -350,11 +355,12 @@ DIRECT_NARROW_PANELS = False
 # The direct plan's pixel blocks: a block's receptive rows (about kh * C * pixels * stride_w values)
 # take at most this many bytes, so they stay in L2 while every panel of the filter passes them.
 DIRECT_BLOCK_BYTES = 512 * 1024
-# Each thread gets at least this many multiply-adds (else fewer threads).  Forty-seventh session, Zen 4 VM, one
-# process, 7 alternating rounds, us, 2,000,000 -> 500,000 (both threads from 1 M multiply-adds): 4x13x13x37 -> 61
-# stride 2 (4.0 M) 99.8 -> 72.2, 1x16x16x24 -> 48 (2.7 M) 66.3 -> 47.4, 1x28x28x16 -> 16 (1.8 M) 67.5 -> 42.8,
-# 1x14x14x32 -> 32 (1.8 M) 0.83; 22 conv2d layers of the case files within 0.96-1.02.
-DIRECT_MIN_THREAD_MACS = 500_000
+# Each thread gets at least this many multiply-adds (else fewer threads).  Zen 4's plans (sepconv.fast.registers)
+# take 500,000 (both threads from 1 M multiply-adds): forty-seventh session, one process, 7 alternating rounds, us,
+# 2,000,000 -> 500,000: 4x13x13x37 -> 61 stride 2 (4.0 M) 99.8 -> 72.2, 1x16x16x24 -> 48 (2.7 M) 66.3 -> 47.4,
+# 1x28x28x16 -> 16 (1.8 M) 67.5 -> 42.8, 1x14x14x32 -> 32 (1.8 M) 60.9 -> 50.5; 22 conv2d layers of the case files
+# within 0.96-1.02.
+DIRECT_MIN_THREAD_MACS = 2_000_000
 # With fewer six-pixel tiles than this per thread, the threads split the filter's panels instead of
 # the pixels (each then reads only its own panels of the filter).
 DIRECT_PANEL_SPLIT_TILES = 8

@@ -93,12 +93,13 @@ _WIDE = {
     (conv2d, "WINOGRAD_NARROW_MIN_PIXELS"): conv2d.WINOGRAD_NARROW_MIN_PIXELS,
     (conv2d, "WINOGRAD_BLAS_MIN_PIXELS"): conv2d.WINOGRAD_BLAS_MIN_PIXELS,
     (conv2d, "WINOGRAD_BLAS_MAX_FILTER_BYTES"): conv2d.WINOGRAD_BLAS_MAX_FILTER_BYTES,
+    (conv2d, "DIRECT_MIN_THREAD_MACS"): conv2d.DIRECT_MIN_THREAD_MACS,
     (conv2d, "FEW_CHANNELS_OCTETS"): conv2d.FEW_CHANNELS_OCTETS,
     (conv2d, "POINTWISE_FEW_PIXELS_MAX"): conv2d.POINTWISE_FEW_PIXELS_MAX,
     (conv2d, "POINTWISE_KERNEL_LARGE_FILTER_MAX_BYTES"): conv2d.POINTWISE_KERNEL_LARGE_FILTER_MAX_BYTES,
     (conv2d, "DIRECT_CHUNK_BYTES"): conv2d.DIRECT_CHUNK_BYTES,
     (separable, "FUSE"): separable.FUSE,
-    (separable, "FUSED_MIN_OUTPUT_BYTES"): separable.FUSED_MIN_OUTPUT_BYTES,
+    (separable, "FUSED_ONLY_STREAMED"): separable.FUSED_ONLY_STREAMED,
     (depthwise, "DIRECT_3X3"): depthwise.DIRECT_3X3,
     (depthwise, "DIRECT_3X3_DILATED_MIN_IMAGE_BYTES"): depthwise.DIRECT_3X3_DILATED_MIN_IMAGE_BYTES,
     (depthwise, "DIRECT_3X3_ALIGNED_MIN_PIXEL_BYTES"): depthwise.DIRECT_3X3_ALIGNED_MIN_PIXEL_BYTES,
@@ -138,12 +139,13 @@ _NARROW = {
     (conv2d, "WINOGRAD_NARROW_MIN_PIXELS"): conv2d.WINOGRAD_NARROW_MIN_PIXELS,
     (conv2d, "WINOGRAD_BLAS_MIN_PIXELS"): conv2d.WINOGRAD_BLAS_MIN_PIXELS,
     (conv2d, "WINOGRAD_BLAS_MAX_FILTER_BYTES"): conv2d.WINOGRAD_BLAS_MAX_FILTER_BYTES,
+    (conv2d, "DIRECT_MIN_THREAD_MACS"): conv2d.DIRECT_MIN_THREAD_MACS,
     (conv2d, "FEW_CHANNELS_OCTETS"): False,
     (conv2d, "POINTWISE_FEW_PIXELS_MAX"): 256,
     (conv2d, "POINTWISE_KERNEL_LARGE_FILTER_MAX_BYTES"): 0,
     (conv2d, "DIRECT_CHUNK_BYTES"): conv2d.DIRECT_CHUNK_BYTES,
     (separable, "FUSE"): False,
-    (separable, "FUSED_MIN_OUTPUT_BYTES"): separable.FUSED_MIN_OUTPUT_BYTES,  # not fused at all (above)
+    (separable, "FUSED_ONLY_STREAMED"): separable.FUSED_ONLY_STREAMED,  # not fused at all (above)
     (depthwise, "DIRECT_3X3"): True,
     (depthwise, "DIRECT_3X3_DILATED_MIN_IMAGE_BYTES"): math.inf,  # all of them, by DIRECT_3X3
     (depthwise, "DIRECT_3X3_ALIGNED_MIN_PIXEL_BYTES"): math.inf,  # unmeasured on AVX2
@@ -186,9 +188,9 @@ _NARROW = {
 # pixels, on the register-tiled kernel (0.89-0.94 of the streamed kernels' or BLAS's time); the direct conv2d's filter
 # panels whole, not in chunks (0.94-0.97), for filters of up to 4 MB (0.85-0.97 of the streamed kernel's time).
 # Forty-seventh session: conv2d's 3x3 layers by Winograd from 384 output pixels, not 1200 (0.66-0.98 of the direct
-# plan's time; outputs of 24-32 channels from 1200, 0.59-0.90; filters for the BLAS plan from 144, 0.68-0.89), and
-# the fused separable only where its output streams past the caches (elsewhere the depthwise op then the product:
-# 0.54-1.00, geomean 0.96 over 87 layers).
+# plan's time; outputs of 24-32 channels from 1200, 0.59-0.90; filters for the BLAS plan from 144, 0.68-0.89), the
+# direct conv2d on both threads from 1 M multiply-adds (0.71-0.83 on 1.8-4 M), and the fused separable only where its
+# output streams past the caches (87 layers, fused -> the depthwise op then the product: geomean 0.96, 0.54-1.02).
 # Everything else the AVX-512 plans keep: the narrow plans lost there (forty-first session, depthwise geomean 1.09x,
 # separable and conv2d 1.15x), and the direct 3x3 kernels lost on most undilated layers (1.1-1.6x).
 _WIDE_HALF_UNITS = {
@@ -196,11 +198,12 @@ _WIDE_HALF_UNITS = {
     (conv2d, "POINTWISE_KERNEL_LARGE_FILTER_MAX_BYTES"): 9 * 512 * 1024,
     (conv2d, "DIRECT_CHUNK_BYTES"): sys.maxsize,  # whole panels
     (conv2d, "DIRECT_MAX_FILTER_BYTES"): 4 * 1024 * 1024,
-    (separable, "FUSED_MIN_OUTPUT_BYTES"): separable.FUSED_STREAM_MIN_BYTES,
     (conv2d, "WINOGRAD_MIN_PIXELS"): 384,
     (conv2d, "WINOGRAD_NARROW_MIN_PIXELS"): 1200,
     (conv2d, "WINOGRAD_BLAS_MIN_PIXELS"): 144,
     (conv2d, "WINOGRAD_BLAS_MAX_FILTER_BYTES"): depthwise._last_level_cache_bytes() // 2,
+    (conv2d, "DIRECT_MIN_THREAD_MACS"): 500_000,
+    (separable, "FUSED_ONLY_STREAMED"): True,
     (depthwise, "SMALL_IMAGE_HALF_STEPS"): True,
     (depthwise, "SMALL_IMAGE_WHOLE_STEPS"): True,
     (depthwise, "DIRECT_5X5_AVX2"): True,

@@ -15,9 +15,9 @@ cost more than the arithmetic):
   exists whole and no BLAS call is made.  Taken when the pointwise filter (``C*M * out_c`` values; packed, up to one panel
   more) fits in :data:`FUSED_MAX_POINTWISE_BYTES` (it is read again for every band, so it must
   stay in the core's L2), the output has at least :data:`FUSED_MIN_PIXELS` pixels (below,
-  BLAS's product of a few hundred rows and the depthwise op's thread split win), at least
-  :data:`FUSED_MIN_OUTPUT_BYTES` bytes (on Zen 4's plans the outputs it streams past the caches; any 3x3 stride-1
-  layer of fewer channels than a vector), and the depthwise filter is not one the packed 5x5/7x7 kernels take
+  BLAS's product of a few hundred rows and the depthwise op's thread split win), on Zen 4's plans
+  (:data:`FUSED_ONLY_STREAMED`) an output it stores past the caches unless the layer is 3x3 at stride 1 over fewer
+  channels than a vector, and the depthwise filter is not one the packed 5x5/7x7 kernels take
   (the bands use the row kernels; measured, 1x28x28x64 7x7 -> 64: fused 325-591 us, unfused 138-149).
 - **unfused**: :func:`sepconv.fast.depthwise.depthwise_conv2d` writes the depthwise result, and
   one ``[pixels, C*M] @ [C*M, out_c]`` product reads it back
@@ -108,12 +108,13 @@ def _fused(x: np.ndarray, wp: np.ndarray, g: Conv2DGeometry) -> bool:
         return False
     if FUSE is not None:
         return FUSE
-    few_channels_3x3 = (g.kh, g.kw) == (3, 3) and depthwise._flat_rows_fit(
-        g.out_c, x.itemsize, g.stride_h, g.stride_w, g.pad_top, g.pad_left)
-    return (wp.shape[2] * wp.shape[3] * wp.itemsize <= FUSED_MAX_POINTWISE_BYTES
+    out_c = wp.shape[3]
+    return (wp.shape[2] * out_c * wp.itemsize <= FUSED_MAX_POINTWISE_BYTES
             and g.out_pixels >= FUSED_MIN_PIXELS
-            and (x.shape[0] * g.out_h * g.out_w * wp.shape[3] * x.itemsize >= FUSED_MIN_OUTPUT_BYTES
-                 or few_channels_3x3)
+            and (not FUSED_ONLY_STREAMED or _streamed(g.out_pixels * out_c * x.itemsize, out_c, x.itemsize)
+                 # 3x3 at stride 1 over fewer channels than a vector (the flat-row kernel's other layers are not
+                 # fused at all, below)
+                 or depthwise._flat_rows_fit(g.out_c, x.itemsize, g.stride_h, g.stride_w, g.pad_top, g.pad_left))
             and not depthwise._packed(x.shape, x.itemsize, g.kh, g.kw, g.stride_w, g.dil_h, g.dil_w)
             and not depthwise._few_channels(g.out_c, x.itemsize, g.kh, g.kw, g.stride_h, g.stride_w, g.pad_top,
                                             g.pad_left))
@@ -127,15 +128,24 @@ def _fused(x: np.ndarray, wp: np.ndarray, g: Conv2DGeometry) -> bool:
 # -> 128 1340 -> 1231; smaller outputs gained little (1x74x74x128 -> 256, 5.6 MB, 0.94; 1x56x56x144 -> 288 0.97;
 # 4x28x28x192 -> 192 0.99), and whatever reads them next would find them in memory, not in the cache.
 FUSED_STREAM_MIN_BYTES = depthwise._last_level_cache_bytes() // 4
-# The fused plan needs an output of at least this many bytes, unless the depthwise is 3x3 at stride 1 over fewer
-# channels than a vector (both passes then memory-bound: 1x72x72x3 -> 32 33 us fused, 44 depthwise then product).
-# Zen 4's plans take the streamed outputs' size: there, below it, the depthwise op then the product measured faster
+
+
+def _streamed(nbytes: int, out_c: int, itemsize: int) -> bool:
+    """Whether the fused kernel stores an output of ``nbytes`` bytes and ``out_c`` channels past the caches: from
+    :data:`FUSED_STREAM_MIN_BYTES`, where every pixel starts on a line (the output itself starts on one:
+    :func:`~sepconv.fast.aligned.empty_aligned`)."""
+    return nbytes >= FUSED_STREAM_MIN_BYTES and out_c * itemsize % VECTOR_BYTES == 0
+
+
+# The fused plan only for outputs it streams (:func:`_streamed`), and for 3x3 layers at stride 1 over fewer channels
+# than a vector, uncropped (both passes then memory-bound: 1x72x72x3 -> 32 33 us fused, 42-44 depthwise then
+# product).  Zen 4's plans take it: there the depthwise op then the product measured faster on the other layers
 # (forty-seventh session, one process, 5 alternating rounds, fused -> unfused: 1x56x56x128 stride 2 -> 256 0.79,
 # 1x28x28x256 -> 256 0.87, 1x112x112x32 -> 64 0.90, 1x49x49x64 dilation 2 -> 160 0.82, 2x43x43x8 stride 2 -> 160
-# 0.81, 1x52x52x3 7x7 stride 2 -> 256 0.71, 1x56x56x144 -> 144 0.96; 8x28x28x192 -> 64 1.02; above it the fused
-# plan's streamed stores win: 8x56x56x64 -> 128 1.23, 1x147x147x64 -> 128 1.01).  Elsewhere 0: the fused plan won
-# on the earlier AVX-512 VMs.
-FUSED_MIN_OUTPUT_BYTES = 0
+# 0.81, 1x52x52x3 7x7 stride 2 -> 256 0.71, 1x56x56x144 -> 144 0.96; 8x28x28x192 -> 64 1.02; the fused plan's
+# streamed stores won: 8x56x56x64 -> 128 1.23, 1x147x147x64 -> 128 1.01).  Elsewhere False: the fused plan won on
+# the earlier AVX-512 VMs.
+FUSED_ONLY_STREAMED = False
 
 
 def _separable_fused(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
@@ -154,8 +164,7 @@ def _separable_fused(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv2DGeo
     buffers = workspace("separable_bands", (threads, per_thread), x.dtype, like=x)
     zero_row = depthwise._zero_row(x.shape[2:], x.dtype)
     args = (g.stride_h, g.stride_w, g.dil_h, g.dil_w, g.pad_top, g.pad_left)
-    stream = (out.nbytes >= FUSED_STREAM_MIN_BYTES and out.ctypes.data % VECTOR_BYTES == 0
-              and out_c * out.itemsize % VECTOR_BYTES == 0)  # every pixel's panels on lines
+    stream = _streamed(out.nbytes, out_c, out.itemsize) and out.ctypes.data % VECTOR_BYTES == 0  # panels on lines
     if threads > 1:
         with PARALLEL_LAUNCH:
             kernels.separable_nhwc_forward_parallel(x, w3, b, bps, out, zero_row, buffers, rows, *args, stream)
