@@ -39,6 +39,17 @@ def _planned_path(monkeypatch):
     monkeypatch.setattr(fast_separable, "SMALL", False)
 
 
+def _fused_kernel_calls(monkeypatch, record=lambda args: True) -> list:
+    """The fused plan's kernels (serial and parallel) wrapped: each call appends ``record(args)`` to the list
+    returned."""
+    kernels = sys.modules["sepconv.kernels.separable"]
+    calls = []
+    for name in ("separable_nhwc_forward_bands", "separable_nhwc_forward_parallel"):
+        real = getattr(kernels, name)
+        monkeypatch.setattr(kernels, name, lambda *a, real=real: (calls.append(record(a)), real(*a))[1])
+    return calls
+
+
 def _case(rng, spec, dtype):
     shape, (kh, kw), multiplier, out_c, strides, dilations, padding = spec
     x = rand(rng, shape, dtype)
@@ -130,11 +141,7 @@ def test_fused_plan_streams_large_outputs(out_c, streamed, threads, dtype, monke
     where every pixel starts on a line (``out_c`` a whole number of vectors); the result still equals the
     reference's, across panels, tail panels, and tiles of fewer than six pixels (35 and 18 pixels here), and the
     kernels were told to stream only where the pixels start on lines."""
-    kernels = sys.modules["sepconv.kernels.separable"]
-    told = []
-    for name in ("separable_nhwc_forward_bands", "separable_nhwc_forward_parallel"):
-        real = getattr(kernels, name)
-        monkeypatch.setattr(kernels, name, lambda *a, real=real: (told.append(a[-1]), real(*a))[1])
+    told = _fused_kernel_calls(monkeypatch, record=lambda args: args[-1])  # the stream flag
     monkeypatch.setattr(fast_separable, "FUSE", True)
     monkeypatch.setattr(fast_separable, "FUSED_STREAM_MIN_BYTES", 0)
     monkeypatch.setattr(sys.modules["sepconv.fast.aligned"], "PLACED_MIN_BYTES", 0)  # small outputs on a line too
@@ -152,11 +159,7 @@ def test_fused_plan_streams_large_outputs(out_c, streamed, threads, dtype, monke
 def test_plan_follows_the_pointwise_filter_size_and_the_pixel_count(monkeypatch):
     """Fused while the packed pointwise filter fits in FUSED_MAX_POINTWISE_BYTES and the output has
     FUSED_MIN_PIXELS pixels, else depthwise then BLAS."""
-    kernels = sys.modules["sepconv.kernels.separable"]
-    taken = []
-    for name in ("separable_nhwc_forward_bands", "separable_nhwc_forward_parallel"):
-        real = getattr(kernels, name)
-        monkeypatch.setattr(kernels, name, lambda *a, real=real: (taken.append(True), real(*a))[1])
+    taken = _fused_kernel_calls(monkeypatch)
     rng = np.random.default_rng(5)
     monkeypatch.setattr(fast_separable, "FUSE", None)  # the rule itself, whatever plans the CPU takes
     monkeypatch.setattr(fast_separable, "FUSED_MAX_POINTWISE_BYTES", 16 * 128 * 4)
@@ -182,11 +185,7 @@ def test_fused_plan_only_where_it_streams(spec, fused, monkeypatch):
     """With FUSED_ONLY_STREAMED (Zen 4's plans), the fused plan is taken for outputs it stores past the caches (at
     least FUSED_STREAM_MIN_BYTES, every pixel on a line), and for 3x3 stride-1 layers of fewer channels than a vector
     whatever their size; the others go depthwise then product, and both match the reference."""
-    kernels = sys.modules["sepconv.kernels.separable"]
-    taken = []
-    for name in ("separable_nhwc_forward_bands", "separable_nhwc_forward_parallel"):
-        real = getattr(kernels, name)
-        monkeypatch.setattr(kernels, name, lambda *a, real=real: (taken.append(True), real(*a))[1])
+    taken = _fused_kernel_calls(monkeypatch)
     monkeypatch.setattr(fast_separable, "FUSE", None)
     monkeypatch.setattr(fast_separable, "FUSED_MIN_PIXELS", 1)
     monkeypatch.setattr(fast_separable, "SMALL", False)

@@ -544,6 +544,17 @@ def test_half_width_units_direct_conv2d_takes_filters_up_to_4_mb(shape, out_c, p
     assert calls == ["_conv2d_direct" if plan == "direct" else "_conv2d_direct_streamed"]
 
 
+def _conv2d_recording_winograd(monkeypatch, shape, out_c, rng):
+    """A 3x3 SAME conv2d of ``shape`` to ``out_c`` channels, fast and reference, and the list of Winograd plan calls
+    (one ``True`` each) it made."""
+    calls = []
+    original = fast_conv2d._conv2d_winograd
+    monkeypatch.setattr(fast_conv2d, "_conv2d_winograd", lambda *a: calls.append(True) or original(*a))
+    x, w = rand(rng, shape, np.float32), rand(rng, (3, 3, shape[3], out_c), np.float32)
+    fast, ref = _both(sepconv.conv2d, x, w, 1, "SAME")
+    return fast, ref, calls
+
+
 @pytest.mark.parametrize(("shape", "out_c", "winograd"), [
     ((1, 20, 20, 32), 48, True),  # 400 output pixels
     ((1, 19, 19, 32), 48, False),  # 361
@@ -556,12 +567,7 @@ def test_half_width_units_conv2d_winograd_from_384_pixels(shape, out_c, winograd
     plans' from 1200, and never with 32 output channels or fewer), those of 24-32 output channels from 1200; fewer
     take the direct plan.  Results as the reference's."""
     registers.use_wide_register_plans(True, half_width_units=True)
-    calls = []
-    original = fast_conv2d._conv2d_winograd
-    monkeypatch.setattr(fast_conv2d, "_conv2d_winograd", lambda *a: calls.append(True) or original(*a))
-    rng = np.random.default_rng(15)
-    x, w = rand(rng, shape, np.float32), rand(rng, (3, 3, shape[3], out_c), np.float32)
-    fast, ref = _both(sepconv.conv2d, x, w, 1, "SAME")
+    fast, ref, calls = _conv2d_recording_winograd(monkeypatch, shape, out_c, np.random.default_rng(15))
     np.testing.assert_allclose(fast, ref, rtol=1e-4, atol=1e-3)
     assert bool(calls) == winograd
 
@@ -578,12 +584,7 @@ def test_half_width_units_conv2d_winograd_blas_plan_from_144_pixels(shape, out_c
     registers.use_wide_register_plans(True, half_width_units=True)
     # the plan's cap is half this machine's last-level cache: fixed here
     monkeypatch.setattr(fast_conv2d, "WINOGRAD_BLAS_MAX_FILTER_BYTES", 16 << 20 if cap is None else cap)
-    calls = []
-    original = fast_conv2d._conv2d_winograd
-    monkeypatch.setattr(fast_conv2d, "_conv2d_winograd", lambda *a: calls.append(True) or original(*a))
-    rng = np.random.default_rng(16)
-    x, w = rand(rng, shape, np.float32), rand(rng, (3, 3, shape[3], out_c), np.float32)
-    fast, ref = _both(sepconv.conv2d, x, w, 1, "SAME")
+    fast, ref, calls = _conv2d_recording_winograd(monkeypatch, shape, out_c, np.random.default_rng(16))
     np.testing.assert_allclose(fast, ref, rtol=1e-4, atol=2e-3)
     assert bool(calls) == winograd
 
@@ -614,9 +615,7 @@ def test_direct_conv2d_thread_split_follows_the_plans(half_width_units, monkeypa
     registers.use_wide_register_plans(True, half_width_units)
     monkeypatch.setattr(fast_conv2d, "WINOGRAD_MIN_CHANNELS", 10**9)
     monkeypatch.setattr(fast_conv2d, "thread_count", lambda: 2)
-    parallel = []
-    real = conv2d_direct.conv2d_direct_parallel
-    monkeypatch.setattr(conv2d_direct, "conv2d_direct_parallel", lambda *a: parallel.append(True) or real(*a))
+    parallel = record_calls(monkeypatch, conv2d_direct, "conv2d_direct_parallel", record=lambda args: True)
     rng = np.random.default_rng(17)
     x, w = rand(rng, (1, 28, 28, 16), np.float32), rand(rng, (3, 3, 16, 16), np.float32)  # 784 * 144 * 16 = 1.8 M
     fast, ref = _both(sepconv.conv2d, x, w, 1, "SAME")
