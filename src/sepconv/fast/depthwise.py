@@ -653,6 +653,16 @@ DIRECT_5X5_AVX2_WHOLE_MIN_WIDTH = 60
 # 95 -> 41, 1x61x61x8 54 -> 18, 1x112x112x32 251 -> 171; on more channels it won less or lost: 1x56x56x144 321 -> 269,
 # 1x28x28x96 52 -> 49, 1x24x24x240 VALID 71 -> 63, 4x25x25x480 VALID 610 -> 618, 2x29x29x240 245 -> 329.
 DIRECT_AVX2_7X7_S2_MAX_PIXEL_BYTES = 256
+# With DIRECT_5X5_AVX2_3X3_S1_HALF_VECTOR_ONLY (Zen 4's plans) the 3x3 layers of fewer channels than a vector take it
+# at horizontal stride 1 only undilated over exactly half a vector of channels (8 float32); the others (9-15
+# channels, or dilated) take the general 3x3 kernel's masked whole vectors.  Forty-eighth session, Zen 4 VM, one
+# process, 2 threads, 5 alternating rounds, this kernel -> the general one, forward / stride-1 input gradient:
+# dilation 2, 1x19x19x12 0.50 / 0.56, 1x14x14x12 0.50 / 0.54, 8x28x28x12 0.52 / 0.54, 4x56x56x12 0.56 / 0.62,
+# 1x129x129x12 0.67 / 0.67, 1x112x112x8 0.89 / 0.91, 1x40x40x8 0.87 / 0.92, 1x19x19x8 0.89 / 0.90; dilation 3 and 4,
+# 1x28x28x12 0.52 / 0.55, 1x65x65x8 0.67 / 0.74; undilated, 9-15 channels, 1x56x56 0.80-0.94 / 0.82-0.89,
+# 4x56x56x10 0.79 / 0.82, 1x112x112x10 0.79 / 0.83, 2x28x28x14 0.93 / 0.94; but 8 channels undilated, 1x112x112x8,
+# 1.15 / 1.03.  At stride 2 it kept its lead (1x112x112x8 1.37 / 1.18, 2x43x43x8 1.23 / 1.36, 4x56x56x12 1.12 / 1.06).
+DIRECT_5X5_AVX2_3X3_S1_HALF_VECTOR_ONLY = False
 DIRECT_5X5_AVX2_S2_MIN_WIDTH = 16
 DIRECT_5X5_AVX2_ALIASED_PIXEL_BYTES = 512
 
@@ -662,12 +672,15 @@ def _direct_5x5_avx2(in_shape: tuple[int, ...], out_shape: tuple[int, ...], item
     """Whether the forward pass of an input of ``in_shape`` (multiplier 1) takes the AVX2 5x5 kernel: horizontal
     stride 1, or 2 undilated, on rows wide enough, of pixels of at least half a vector but not of a multiple of
     :data:`DIRECT_5X5_AVX2_ALIASED_PIXEL_BYTES`; or a 3x3 filter over at least half a vector of channels but less
-    than a whole one, any width; or a 7x7 filter at horizontal stride 2 (undilated) over at least half a vector of
-    channels but less than :data:`DIRECT_AVX2_7X7_S2_MAX_PIXEL_BYTES`."""
+    than a whole one, any width (at stride 1 only undilated half vectors with
+    :data:`DIRECT_5X5_AVX2_3X3_S1_HALF_VECTOR_ONLY`); or a 7x7 filter at horizontal stride 2 (undilated) over at
+    least half a vector of channels but less than :data:`DIRECT_AVX2_7X7_S2_MAX_PIXEL_BYTES`."""
     if not tuned(itemsize):
         return False
     pixel_bytes = in_shape[3] * itemsize
     if DIRECT_5X5_AVX2 and (kh, kw) == (3, 3) and VECTOR_BYTES <= 2 * pixel_bytes < 2 * VECTOR_BYTES:
+        if stride_w == 1 and DIRECT_5X5_AVX2_3X3_S1_HALF_VECTOR_ONLY:
+            return dil_w == 1 and 2 * pixel_bytes == VECTOR_BYTES
         return stride_w == 1 or (stride_w == 2 and dil_w == 1)  # fewer channels than the direct 3x3 kernel takes
     if (DIRECT_5X5_AVX2 and (kh, kw) == (7, 7) and VECTOR_BYTES <= 2 * pixel_bytes
             and pixel_bytes < DIRECT_AVX2_7X7_S2_MAX_PIXEL_BYTES):
