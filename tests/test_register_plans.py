@@ -623,6 +623,23 @@ def test_direct_conv2d_thread_split_follows_the_plans(half_width_units, monkeypa
     assert bool(parallel) == half_width_units
 
 
+@pytest.mark.parametrize("half_width_units", [True, False])
+def test_packed_thread_split_follows_the_plans(half_width_units, monkeypatch):
+    """On Zen 4's plans the packed depthwise kernels split over both threads from 150 K multiply-adds, on the AVX-512
+    plans from 400 K: a 194 K layer (1x21x21x64 5x5 stride 2).  Results as the reference's."""
+    from sepconv.kernels import depthwise_packed
+
+    registers.use_wide_register_plans(True, half_width_units)
+    monkeypatch.setattr(fast_depthwise, "thread_count", lambda: 2)
+    chunks = record_calls(monkeypatch, depthwise_packed, "depthwise_nhwc_forward_packed_parallel",
+                          serial="depthwise_nhwc_forward_packed_rows")
+    rng = np.random.default_rng(18)
+    x, w = rand(rng, (1, 21, 21, 64), np.float32), rand(rng, (5, 5, 64, 1), np.float32)  # 121 * 64 * 25 = 194 K
+    fast, ref = _both(sepconv.depthwise_conv2d, x, w, 2, "SAME")
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    assert chunks == [2 if half_width_units else 1]
+
+
 @pytest.mark.parametrize("shape, k, strides, dilations, forward", [
     ((1, 8, 64, 16), 5, 1, 1, True),  # a vector of channels, rows of 64: whole vectors
     ((1, 8, 56, 16), 5, 1, 1, False),  # rows of 56: the AVX-512 plans' kernels

@@ -80,6 +80,15 @@ PARALLEL_MIN_ROWS = 16
 NHWC_PARALLEL_MIN_MACS = 100_000
 
 
+# The packed kernels split from this share of PARALLEL_MIN_MACS (Zen 4's plans: 150K of 400K, sepconv.fast.registers;
+# their band copy makes a row's work larger than its multiply-adds say, see _forward_chunks).  Forty-eighth session,
+# Zen 4 VM, one process, 2 threads, 7 alternating rounds, 400K -> 150K, stride 2: 1x10x10x240 5x5 0.87, 1x9x9x240
+# 0.89, 1x21x21x64 0.78, 1x28x28x48 0.82, 1x14x14x240 0.80, 1x11x11x336 0.78, 2x11x11x200 0.77, 1x17x17x96 7x7 0.76,
+# 1x15x15x240 0.88, 1x11x11x120 7x7 0.90, 1x20x20x120 0.94, 1x9x9x128 7x7 1.01; from 100K, below 150K it was mixed
+# (1x12x12x144 5x5 0.92-1.01, 1x13x13x96 1.08, 1x6x6x480 0.89).
+PACKED_PARALLEL_MIN_MACS_SHARE = 1.0
+
+
 def _nhwc_min_macs(multiplier_pass: bool) -> int:
     """The split threshold of the NHWC forward and input gradient (unpacked kernels): see above."""
     return PARALLEL_MIN_MACS if multiplier_pass else NHWC_PARALLEL_MIN_MACS
@@ -852,7 +861,7 @@ def _forward_chunks(in_shape: tuple[int, ...], out_shape: tuple[int, ...], items
     out_size = math.prod(out_shape)
     channels = _whole_vectors(out_shape[3], itemsize) if whole_vectors else out_shape[3]
     if _packed(in_shape, itemsize, kh, kw, stride_w, dil_h, dil_w):
-        short_rows, min_macs = 0, PARALLEL_MIN_MACS
+        short_rows, min_macs = 0, int(PARALLEL_MIN_MACS * PACKED_PARALLEL_MIN_MACS_SHARE)
     else:
         short_rows, min_macs = PARALLEL_MIN_ROWS, _nhwc_min_macs(multiplier_pass)
     return _n_chunks(rows, rows * out_shape[2] * channels * kh * kw, (math.prod(in_shape) + out_size) * itemsize,
@@ -920,9 +929,9 @@ def _forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, stride_h: int, stri
 
 def _split_settings() -> tuple[int, ...]:
     """What the thread split depends on besides the shapes: the thresholds above and the thread count."""
-    return (PARALLEL_MIN_MACS, NHWC_PARALLEL_MIN_MACS, PARALLEL_MIN_BYTES, PARALLEL_MIN_ROWS, thread_count(),
-            FETCH_AHEAD_MIN_BYTES, FETCH_AHEAD_5X5_S2_MIN_BYTES, FETCH_AHEAD_S2_INPUT_GRADIENT_MIN_BYTES,
-            DIRECT_3X3_S2_MAX_IMAGE_BYTES, WINOGRAD_3X3, WINOGRAD_3X3_MAX_BYTES,
+    return (PARALLEL_MIN_MACS, NHWC_PARALLEL_MIN_MACS, PACKED_PARALLEL_MIN_MACS_SHARE, PARALLEL_MIN_BYTES,
+            PARALLEL_MIN_ROWS, thread_count(), FETCH_AHEAD_MIN_BYTES, FETCH_AHEAD_5X5_S2_MIN_BYTES,
+            FETCH_AHEAD_S2_INPUT_GRADIENT_MIN_BYTES, DIRECT_3X3_S2_MAX_IMAGE_BYTES, WINOGRAD_3X3, WINOGRAD_3X3_MAX_BYTES,
             WINOGRAD_3X3_FILTER_GRADIENT, WINOGRAD_3X3_FILTER_GRADIENT_MAX_BYTES)
 
 

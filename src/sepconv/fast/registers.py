@@ -112,6 +112,7 @@ _WIDE = {
     (depthwise, "DIRECT_5X5_AVX2_WHOLE_VECTORS"): depthwise.DIRECT_5X5_AVX2_WHOLE_VECTORS,
     (depthwise, "DIRECT_5X5_AVX2_WHOLE_S1_ONLY"): depthwise.DIRECT_5X5_AVX2_WHOLE_S1_ONLY,
     (depthwise, "DIRECT_5X5_AVX2_3X3_S1_HALF_VECTOR_ONLY"): depthwise.DIRECT_5X5_AVX2_3X3_S1_HALF_VECTOR_ONLY,
+    (depthwise, "PACKED_PARALLEL_MIN_MACS_SHARE"): depthwise.PACKED_PARALLEL_MIN_MACS_SHARE,
     (depthwise, "FILTER_GRADIENT_AVX2"): depthwise.FILTER_GRADIENT_AVX2,
     (depthwise, "FILTER_GRADIENT_AVX2_7_MIN_WIDTH"): depthwise.FILTER_GRADIENT_AVX2_7_MIN_WIDTH,
     (depthwise, "FILTER_GRADIENT_AVX2_MULTIPLIER_3_WIDE"): depthwise.FILTER_GRADIENT_AVX2_MULTIPLIER_3_WIDE,
@@ -158,6 +159,7 @@ _NARROW = {
     (depthwise, "DIRECT_5X5_AVX2_WHOLE_VECTORS"): False,
     (depthwise, "DIRECT_5X5_AVX2_WHOLE_S1_ONLY"): False,
     (depthwise, "DIRECT_5X5_AVX2_3X3_S1_HALF_VECTOR_ONLY"): False,
+    (depthwise, "PACKED_PARALLEL_MIN_MACS_SHARE"): depthwise.PACKED_PARALLEL_MIN_MACS_SHARE,
     (depthwise, "FILTER_GRADIENT_AVX2"): True,
     (depthwise, "FILTER_GRADIENT_AVX2_7_MIN_WIDTH"): 0,
     (depthwise, "FILTER_GRADIENT_AVX2_MULTIPLIER_3_WIDE"): True,
@@ -194,7 +196,8 @@ _NARROW = {
 # direct conv2d on both threads from 1 M multiply-adds (0.71-0.83 on 1.8-4 M), and the fused separable only where its
 # output streams past the caches (87 layers, fused -> the depthwise op then the product: geomean 0.96, 0.54-1.02).
 # Forty-eighth session: the AVX2 kernel's 3x3 steps over fewer channels than a vector at stride 1 only undilated over
-# half a vector, other such layers (9-15 channels, or dilated) on the general 3x3 kernel (0.50-0.94).
+# half a vector, other such layers (9-15 channels, or dilated) on the general 3x3 kernel (0.50-0.94), and the packed
+# kernels on both threads from 150K multiply-adds (0.76-0.94 on 150-400K, stride 2).
 # Everything else the AVX-512 plans keep: the narrow plans lost there (forty-first session, depthwise geomean 1.09x,
 # separable and conv2d 1.15x), and the direct 3x3 kernels lost on most undilated layers (1.1-1.6x).
 _WIDE_HALF_UNITS = {
@@ -214,6 +217,7 @@ _WIDE_HALF_UNITS = {
     (depthwise, "DIRECT_5X5_AVX2_WHOLE_VECTORS"): True,
     (depthwise, "DIRECT_5X5_AVX2_WHOLE_S1_ONLY"): True,
     (depthwise, "DIRECT_5X5_AVX2_3X3_S1_HALF_VECTOR_ONLY"): True,
+    (depthwise, "PACKED_PARALLEL_MIN_MACS_SHARE"): 0.375,  # from 150K multiply-adds
     (depthwise, "FILTER_GRADIENT_AVX2"): True,
     (depthwise, "FILTER_GRADIENT_AVX2_7_MIN_WIDTH"): 10,
     (depthwise, "FILTER_GRADIENT_AVX2_MULTIPLIER_3_WIDE"): False,
