@@ -99,11 +99,14 @@ def _nhwc_min_macs(multiplier_pass: bool) -> int:
 PARALLEL_MIN_BYTES = 1536 * 1024
 
 
-def _n_chunks(rows: int, macs: int, nbytes: int = 0, short_rows: int = PARALLEL_MIN_ROWS,
-              min_macs: int = PARALLEL_MIN_MACS) -> int:
+def _n_chunks(rows: int, macs: int, nbytes: int = 0, short_rows: int | None = None,
+              min_macs: int | None = None) -> int:
     """Ranges to split a call into: one per thread (each at least a row), or 1 to stay on the calling
-    thread; from ``min_macs`` multiply-adds, or three times :data:`PARALLEL_MIN_MACS` for images of fewer
-    than ``short_rows`` output rows (see above)."""
+    thread; from ``min_macs`` multiply-adds (:data:`PARALLEL_MIN_MACS` if not given), or three times
+    :data:`PARALLEL_MIN_MACS` for images of fewer than ``short_rows`` output rows (:data:`PARALLEL_MIN_ROWS` if not
+    given; see above).  The defaults are read when called, so that the settings can be changed."""
+    short_rows = PARALLEL_MIN_ROWS if short_rows is None else short_rows
+    min_macs = PARALLEL_MIN_MACS if min_macs is None else min_macs
     short = rows < short_rows and macs < 3 * PARALLEL_MIN_MACS
     if nbytes < PARALLEL_MIN_BYTES and (macs < min_macs or short):
         return 1
