@@ -623,6 +623,37 @@ def test_direct_conv2d_thread_split_follows_the_plans(half_width_units, monkeypa
     assert bool(parallel) == half_width_units
 
 
+@pytest.mark.parametrize("shape, k, dilations, packed_on_zen_4", [
+    ((1, 14, 14, 64), 7, 2, True),  # dilated, the image as tall as the dilated filter: the packed kernels
+    ((1, 13, 13, 40), 5, (2, 3), True),
+    ((1, 17, 17, 48), 7, 3, False),  # a dilated filter of 19 rows: no packed kernel takes it
+    ((1, 14, 14, 64), 7, 1, False),  # undilated
+])
+@pytest.mark.parametrize("half_width_units", [True, False])
+def test_small_image_kernel_only_undilated_on_zen_4(shape, k, dilations, packed_on_zen_4, half_width_units,
+                                                    monkeypatch):
+    """On Zen 4's plans the dilated 5x5 and 7x7 layers of small images that the packed kernels take go there rather
+    than to the small-image kernel (SMALL_IMAGE_UNDILATED_ONLY), forward and stride-1 input gradient; the AVX-512
+    plans keep the small-image kernel.  Both ops as the reference."""
+    from sepconv.kernels import depthwise_packed
+
+    registers.use_wide_register_plans(True, half_width_units)
+    small = record_calls(monkeypatch, depthwise_small_image, "depthwise_nhwc_forward_small_image_parallel",
+                         record=lambda args: True, serial="depthwise_nhwc_forward_small_image_items",
+                         as_parallel=lambda args: args)
+    packed = record_calls(monkeypatch, depthwise_packed, "depthwise_nhwc_forward_packed_parallel",
+                          record=lambda args: True, serial="depthwise_nhwc_forward_packed_rows",
+                          as_parallel=lambda args: args)
+    rng = np.random.default_rng(19)
+    x, w = rand(rng, shape, np.float32), rand(rng, (k, k, shape[3], 1), np.float32)
+    fast, ref = _both(sepconv.depthwise_conv2d, x, w, 1, "SAME", dilations=dilations)
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, w, ref, 1, "SAME", dilations=dilations)
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    to_packed = packed_on_zen_4 and half_width_units
+    assert (len(packed), len(small)) == ((2, 0) if to_packed else (0, 2))
+
+
 @pytest.mark.parametrize("half_width_units", [True, False])
 def test_packed_thread_split_follows_the_plans(half_width_units, monkeypatch):
     """On Zen 4's plans the packed depthwise kernels split over both threads from 150 K multiply-adds, on the AVX-512

@@ -766,6 +766,15 @@ SMALL_IMAGE_WHOLE_STEPS = False
 # 1x14x14x576 3x3 0.83, 1x28x28x96 7x7 0.85, 1x33x33x1200 5x5 0.91; larger planes lost or gained little
 # (1x56x56x144 3x3 1.33, 1x112x112x96 3x3 1.47, 1x112x112x144 5x5 1.14, 1x56x56x144 5x5 0.91, 1x38x38x1344 0.94).
 SMALL_IMAGE_S2_MAX_PLANE_BYTES = 0
+# With SMALL_IMAGE_UNDILATED_ONLY (Zen 4's plans) dilated layers the packed kernels take (the image as tall as the
+# dilated filter) go there (or to the direct 5x5 kernel) instead.  Forty-eighth session, Zen 4 VM, one process, 2
+# threads, 5 alternating rounds, small-image -> the others, 36 forwards and 12 input gradients of 5x5 and 7x7 filters
+# at dilation 2 or 3 over 32-960 channels, planes of 14-24 pixels: geomean 0.81 (0.52-1.00; 1x24x24x32 7x7 0.52,
+# 1x19x19x32 0.59-0.69, 2x14x14x480 5x5 0.61, 1x14x14x64 7x7 0.75-0.82, 1x19x19x144 0.72-0.91, 1x14x14x960 5x5 0.82;
+# 1x14x14x480 7x7 0.85 forward, 1.14 input gradient).  1x17x17x144 7x7 dilation 3, whose dilated filter (19 rows) is
+# taller than the image, lost (1.22-1.51): no packed kernel takes it, and it stays here.  Undilated layers kept the
+# small-image kernel (48 layers of 16-192 channels: it won on most, 1.0-2.1).
+SMALL_IMAGE_UNDILATED_ONLY = False
 # A worker packs up to this many bytes of channel-block planes at once, at most SMALL_IMAGE_MAX_GROUP blocks: each
 # pixel's blocks are consecutive lines (one thread, us, one block / two / four: 8x7x7x1024 7x7 923 / 791 / 792;
 # 2 threads, alternating, four -> two / one: 8x14x14x512 7x7 0.93 / 0.89, 8x14x14x384 0.97 / 0.95, 8x7x7x1024 0.96).
@@ -788,12 +797,16 @@ def _small_image_plane_bytes(in_shape: tuple[int, ...], stride_w: int) -> int:
     return in_shape[1] * _small_image_row_bytes(in_shape[2], stride_w)
 
 
-def _small_image(in_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_h: int, stride_w: int) -> bool:
+def _small_image(in_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_h: int, stride_w: int,
+                 dil_h: int = 1, dil_w: int = 1) -> bool:
     """Whether the forward pass of an input of ``in_shape`` (multiplier 1) takes the small-image kernel."""
     if not tuned(itemsize) or stride_h > 2 or stride_w > 2 or kh * kw == 1 or in_shape[3] * itemsize < VECTOR_BYTES:
         return False
     if stride_h == 2 or stride_w == 2:
         return _small_image_plane_bytes(in_shape, stride_w) <= SMALL_IMAGE_S2_MAX_PLANE_BYTES
+    if (SMALL_IMAGE_UNDILATED_ONLY and (dil_h > 1 or dil_w > 1)
+            and _packed(in_shape, itemsize, kh, kw, stride_w, dil_h, dil_w)):
+        return False
     if SMALL_IMAGE_ANY_PLANE:
         return True
     if kh * kw <= 9:
@@ -1024,7 +1037,7 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
             with PARALLEL_LAUNCH:
                 direct_5x5_avx2.depthwise_nhwc_forward_5x5_avx2_parallel(x, w3, out, avx2_chunks, *args, whole)
         return launch
-    if multiplier == 1 and _small_image(in_shape, itemsize, kh, kw, stride_h, stride_w):
+    if multiplier == 1 and _small_image(in_shape, itemsize, kh, kw, stride_h, stride_w, dil_h, dil_w):
         group = _small_image_group(in_shape, stride_w)
         lane_count = VECTOR_BYTES // itemsize
         images_groups = in_shape[0] * -(-in_shape[3] // (group * lane_count))
@@ -1201,7 +1214,7 @@ def _forward_plan(in_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGeometry,
                              settings[:-2], g.multiplier)  # the split settings (no band settings)
     output_on_line = not _folded_dilation(repeated_shape, shape, dtype.itemsize, g.kh, g.kw, g.stride_h, g.stride_w,
                                           g.dil_w, g.pad_left, g.multiplier > 1) and (
-        _small_image(repeated_shape, dtype.itemsize, g.kh, g.kw, g.stride_h, g.stride_w)
+        _small_image(repeated_shape, dtype.itemsize, g.kh, g.kw, g.stride_h, g.stride_w, g.dil_h, g.dil_w)
         or _direct_3x3(repeated_shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_h, g.dil_w, g.multiplier > 1))
     if g.multiplier == 1 and not output_on_line and (
             _direct_5x5(repeated_shape, shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_w)
@@ -1344,7 +1357,7 @@ def _input_gradient_plan(dy_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGe
     launch = _input_gradient_launch(dy_shape, shape, dtype, g, settings)
     output_on_line = m == 1 and g.stride_h == g.stride_w == 1 and not _folded_dilation(
         dy_shape, shape, dtype.itemsize, g.kh, g.kw, 1, 1, g.dil_w, (g.kw - 1) * g.dil_w - g.pad_left) and (
-        _small_image(dy_shape, dtype.itemsize, g.kh, g.kw, 1, 1)
+        _small_image(dy_shape, dtype.itemsize, g.kh, g.kw, 1, 1, g.dil_h, g.dil_w)
         or _direct_3x3(dy_shape, dtype.itemsize, g.kh, g.kw, 1, g.dil_h, g.dil_w))
     if (m == 1 and g.stride_h == g.stride_w == 1 and not output_on_line
             and _direct_5x5(dy_shape, shape, dtype.itemsize, g.kh, g.kw, 1, g.dil_w)):

@@ -124,6 +124,7 @@ _WIDE = {
     (depthwise, "NCHW_TRANSPOSED_FILTERS"): depthwise.NCHW_TRANSPOSED_FILTERS,
     **_NCHW_TRANSPOSED_LIMITS,
     (depthwise, "SMALL_IMAGE_S2_MAX_PLANE_BYTES"): depthwise.SMALL_IMAGE_S2_MAX_PLANE_BYTES,
+    (depthwise, "SMALL_IMAGE_UNDILATED_ONLY"): depthwise.SMALL_IMAGE_UNDILATED_ONLY,
 }
 # ... and without AVX-512: BLAS for the products (no register-tiled pointwise, streamed or fused kernels) but the
 # direct conv2d forward in one-vector panels, four-pixel steps for a stem, the direct 3x3 depthwise kernels, the AVX2
@@ -171,6 +172,7 @@ _NARROW = {
     (depthwise, "NCHW_TRANSPOSED_FILTERS"): True,
     **_NCHW_TRANSPOSED_LIMITS,
     (depthwise, "SMALL_IMAGE_S2_MAX_PLANE_BYTES"): 96 * 1024,
+    (depthwise, "SMALL_IMAGE_UNDILATED_ONLY"): False,
 }
 
 
@@ -197,7 +199,8 @@ _NARROW = {
 # output streams past the caches (87 layers, fused -> the depthwise op then the product: geomean 0.96, 0.54-1.02).
 # Forty-eighth session: the AVX2 kernel's 3x3 steps over fewer channels than a vector at stride 1 only undilated over
 # half a vector, other such layers (9-15 channels, or dilated) on the general 3x3 kernel (0.50-0.94), and the packed
-# kernels on both threads from 150K multiply-adds (0.76-0.94 on 150-400K, stride 2).
+# kernels on both threads from 150K multiply-adds (0.76-0.94 on 150-400K, stride 2) and on dilated layers before the
+# small-image kernel (0.52-1.00, geomean 0.81).
 # Everything else the AVX-512 plans keep: the narrow plans lost there (forty-first session, depthwise geomean 1.09x,
 # separable and conv2d 1.15x), and the direct 3x3 kernels lost on most undilated layers (1.1-1.6x).
 _WIDE_HALF_UNITS = {
@@ -213,6 +216,7 @@ _WIDE_HALF_UNITS = {
     (separable, "FUSED_ONLY_STREAMED"): True,
     (depthwise, "SMALL_IMAGE_HALF_STEPS"): True,
     (depthwise, "SMALL_IMAGE_WHOLE_STEPS"): True,
+    (depthwise, "SMALL_IMAGE_UNDILATED_ONLY"): True,
     (depthwise, "DIRECT_5X5_AVX2"): True,
     (depthwise, "DIRECT_5X5_AVX2_WHOLE_VECTORS"): True,
     (depthwise, "DIRECT_5X5_AVX2_WHOLE_S1_ONLY"): True,
