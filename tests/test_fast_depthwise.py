@@ -908,6 +908,11 @@ def test_thread_split_thresholds(monkeypatch):
     assert fast_depthwise._n_chunks(rows, nhwc, min_macs=nhwc) == 2
     assert fast_depthwise._n_chunks(rows, nhwc - 1, min_macs=nhwc) == 1
     assert fast_depthwise._n_chunks(rows - 1, 3 * low - 1, min_macs=nhwc) == 1  # short images as before
+    # the settings are read when called (they were default arguments, fixed at import)
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_MACS", 1000)
+    monkeypatch.setattr(fast_depthwise, "PARALLEL_MIN_ROWS", 4)
+    assert fast_depthwise._n_chunks(4, 1000) == 2 and fast_depthwise._n_chunks(4, 999) == 1
+    assert fast_depthwise._n_chunks(3, 2999) == 1 and fast_depthwise._n_chunks(3, 3000) == 2
 
 
 def test_nhwc_3x3_splits_from_its_threshold(monkeypatch):
@@ -2122,8 +2127,8 @@ def test_small_image_takes_small_planes(in_shape, k, expected):
     """At stride 1 the small-image kernel takes planes (rows with their margins, one 64-byte vector per pixel) of
     at most ``SMALL_IMAGE_MAX_PLANE_BYTES``, 5x5 filters of at most ``SMALL_IMAGE_5X5_MAX_PLANE_BYTES``, no 3x3
     filters, and pixels of at least a vector; never at stride 2."""
-    assert fast_depthwise._small_image(in_shape, 4, k, k, 1, 1) is expected
-    assert not fast_depthwise._small_image(in_shape, 4, k, k, 2, 2)
+    assert fast_depthwise._small_image(in_shape, 4, k, k, 1, 1, 1, 1) is expected
+    assert not fast_depthwise._small_image(in_shape, 4, k, k, 2, 2, 1, 1)
 
 
 HALF_STEPS = [

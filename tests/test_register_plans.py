@@ -707,21 +707,20 @@ def test_half_width_units_take_the_avx2_5x5_kernel(shape, k, strides, dilations,
 
 @pytest.mark.parametrize("shape, strides, dilations, avx2", [
     ((1, 12, 40, 8), 1, 1, True),  # half a vector of channels, undilated: the AVX2 kernel's half-vector steps
+    ((1, 12, 40, 8), 1, (2, 1), True),  # ... dilated down the columns only (unmeasured: as before)
     ((1, 12, 40, 12), 1, 1, False),  # 9-15 channels: the general 3x3 kernel's masked whole vectors
     ((1, 12, 40, 15), 1, 1, False),
     ((2, 19, 19, 12), 1, 2, False),  # dilated: the general kernel
-    ((1, 20, 40, 8), 1, 2, False),
+    ((1, 20, 40, 8), 1, 2, False),  # (the flat-row kernel: one thread)
     ((1, 20, 40, 12), 2, 1, True),  # stride 2: the AVX2 kernel, at any count under a vector
     ((1, 20, 40, 8), 2, 1, True),
 ])
-@pytest.mark.parametrize("half_width_units", [False, True])
 def test_few_channel_3x3_takes_the_avx2_kernel_at_stride_1_only_over_half_vectors_on_zen_4(
-        shape, strides, dilations, avx2, half_width_units, monkeypatch):
+        shape, strides, dilations, avx2, half_vector_plans, monkeypatch):
     """3x3 layers over half a vector of channels or more but less than a whole one take the AVX2 kernel on the AVX2
-    plans at strides 1 and 2; on Zen 4's at stride 1 only undilated over exactly half a vector (8 float32), the others
-    the general 3x3 kernel (DIRECT_5X5_AVX2_3X3_S1_HALF_VECTOR_ONLY).  The forward and the stride-1 input gradient (the
-    forward of dy) match the reference either way."""
-    registers.use_wide_register_plans(half_width_units, half_width_units=True)
+    plans at strides 1 and 2; on Zen 4's at stride 1 only over exactly half a vector (8 float32) without a
+    horizontal dilation, the others another kernel (DIRECT_5X5_AVX2_3X3_S1_HALF_VECTOR_ONLY).  The forward and the
+    stride-1 input gradient (the forward of dy) match the reference either way."""
     forward_calls = record_calls(monkeypatch, depthwise_5x5_avx2, "depthwise_nhwc_forward_5x5_avx2_parallel",
                                  serial="depthwise_nhwc_forward_5x5_avx2_rows")
     rng = np.random.default_rng(16)
@@ -732,7 +731,7 @@ def test_few_channel_3x3_takes_the_avx2_kernel_at_stride_1_only_over_half_vector
         fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, x.shape, w, ref, strides, "SAME",
                           dilations=dilations)
         np.testing.assert_allclose(fast, ref, **tol(np.float32))
-    taken = avx2 or not half_width_units
+    taken = avx2 or half_vector_plans == "narrow"
     assert len(forward_calls) == (2 if strides == 1 else 1) * taken
 
 
@@ -742,10 +741,10 @@ def test_plans_switch_both_ways():
     shape = (1, 40, 40, 64)
     registers.use_wide_register_plans(False)
     assert not conv2d_module.POINTWISE_KERNEL and sys.modules["sepconv.fast.separable"].FUSE is False
-    assert fast_depthwise._small_image(shape, 4, 3, 3, 1, 1) and fast_depthwise._direct_3x3(shape, 4, 3, 3, 1, 1, 1)
+    assert fast_depthwise._small_image(shape, 4, 3, 3, 1, 1, 1, 1) and fast_depthwise._direct_3x3(shape, 4, 3, 3, 1, 1, 1)
     registers.use_wide_register_plans(True)
     assert conv2d_module.POINTWISE_KERNEL and sys.modules["sepconv.fast.separable"].FUSE is None
-    assert not fast_depthwise._small_image(shape, 4, 3, 3, 1, 1) and not fast_depthwise._direct_3x3(shape, 4, 3, 3, 1, 1, 1)
+    assert not fast_depthwise._small_image(shape, 4, 3, 3, 1, 1, 1, 1) and not fast_depthwise._direct_3x3(shape, 4, 3, 3, 1, 1, 1)
     assert fast_depthwise._forward_plan.cache_info().currsize == 0
     registers.use_wide_register_plans(True, half_width_units=True)
     assert conv2d_module.POINTWISE_KERNEL and fast_depthwise.SMALL_IMAGE_HALF_STEPS and fast_depthwise.FILTER_GRADIENT_AVX2

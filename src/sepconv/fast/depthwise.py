@@ -81,11 +81,13 @@ NHWC_PARALLEL_MIN_MACS = 100_000
 
 
 # The packed kernels split from this share of PARALLEL_MIN_MACS (Zen 4's plans: 150K of 400K, sepconv.fast.registers;
-# their band copy makes a row's work larger than its multiply-adds say, see _forward_chunks).  Forty-eighth session,
-# Zen 4 VM, one process, 2 threads, 7 alternating rounds, 400K -> 150K, stride 2: 1x10x10x240 5x5 0.87, 1x9x9x240
-# 0.89, 1x21x21x64 0.78, 1x28x28x48 0.82, 1x14x14x240 0.80, 1x11x11x336 0.78, 2x11x11x200 0.77, 1x17x17x96 7x7 0.76,
-# 1x15x15x240 0.88, 1x11x11x120 7x7 0.90, 1x20x20x120 0.94, 1x9x9x128 7x7 1.01; from 100K, below 150K it was mixed
-# (1x12x12x144 5x5 0.92-1.01, 1x13x13x96 1.08, 1x6x6x480 0.89).
+# their band copy makes a row's work larger than its multiply-adds say, see _forward_chunks), but on a multiplier's
+# repeated input (the calling thread's copy) from PARALLEL_MIN_MACS.  Forty-eighth session, Zen 4 VM, one process,
+# 2 threads, 7 alternating rounds, 400K -> 150K, stride 2, 5x5: 1x10x10x240 0.87, 1x9x9x240 0.89, 1x21x21x64 0.78,
+# 1x28x28x48 0.82, 1x14x14x240 0.80, 1x11x11x336 0.78, 2x11x11x200 0.77, 1x15x15x240 0.88, 1x20x20x120 0.94; 7x7:
+# 1x17x17x96 0.76, 1x11x11x120 0.90, 1x9x9x128 1.01; from 100K, below 150K it was mixed (1x12x12x144 5x5 0.92-1.01,
+# 1x13x13x96 1.08, 1x6x6x480 0.89).  At stride 1 (few channels, or dilated), 176-338K, forward and input gradient:
+# geomean 0.99 (0.91-1.10 over 16).
 PACKED_PARALLEL_MIN_MACS_SHARE = 1.0
 
 
@@ -665,15 +667,17 @@ DIRECT_5X5_AVX2_WHOLE_MIN_WIDTH = 60
 # 95 -> 41, 1x61x61x8 54 -> 18, 1x112x112x32 251 -> 171; on more channels it won less or lost: 1x56x56x144 321 -> 269,
 # 1x28x28x96 52 -> 49, 1x24x24x240 VALID 71 -> 63, 4x25x25x480 VALID 610 -> 618, 2x29x29x240 245 -> 329.
 DIRECT_AVX2_7X7_S2_MAX_PIXEL_BYTES = 256
-# With DIRECT_5X5_AVX2_3X3_S1_HALF_VECTOR_ONLY (Zen 4's plans) the 3x3 layers of fewer channels than a vector take it
-# at horizontal stride 1 only undilated over exactly half a vector of channels (8 float32); the others (9-15
-# channels, or dilated) take the general 3x3 kernel's masked whole vectors.  Forty-eighth session, Zen 4 VM, one
-# process, 2 threads, 5 alternating rounds, this kernel -> the general one, forward / stride-1 input gradient:
-# dilation 2, 1x19x19x12 0.50 / 0.56, 1x14x14x12 0.50 / 0.54, 8x28x28x12 0.52 / 0.54, 4x56x56x12 0.56 / 0.62,
-# 1x129x129x12 0.67 / 0.67, 1x112x112x8 0.89 / 0.91, 1x40x40x8 0.87 / 0.92, 1x19x19x8 0.89 / 0.90; dilation 3 and 4,
-# 1x28x28x12 0.52 / 0.55, 1x65x65x8 0.67 / 0.74; undilated, 9-15 channels, 1x56x56 0.80-0.94 / 0.82-0.89,
-# 4x56x56x10 0.79 / 0.82, 1x112x112x10 0.79 / 0.83, 2x28x28x14 0.93 / 0.94; but 8 channels undilated, 1x112x112x8,
-# 1.15 / 1.03.  At stride 2 it kept its lead (1x112x112x8 1.37 / 1.18, 2x43x43x8 1.23 / 1.36, 4x56x56x12 1.12 / 1.06).
+# With DIRECT_5X5_AVX2_3X3_S1_HALF_VECTOR_ONLY (Zen 4's plans) the 3x3 layers of fewer channels than a vector take it at
+# horizontal stride 1 only without a horizontal dilation over exactly half a vector of channels (8 float32); the others
+# (9-15 channels, or dilated along the row) take the general 3x3 kernel's masked whole vectors (dilated ones of 8
+# channels on one thread the flat-row kernel, _few_channels_3x3).  A vertical dilation alone was not measured.
+# Forty-eighth session, Zen 4 VM, one process, 2 threads, 5 alternating rounds, this kernel -> the general one, forward
+# / stride-1 input gradient: dilation 2, 1x19x19x12 0.50 / 0.56, 1x14x14x12 0.50 / 0.54, 8x28x28x12 0.52 / 0.54,
+# 4x56x56x12 0.56 / 0.62, 1x129x129x12 0.67 / 0.67, 1x112x112x8 0.89 / 0.91, 1x40x40x8 0.87 / 0.92, 1x19x19x8 0.89 /
+# 0.90; dilation 3 and 4, 1x28x28x12 0.52 / 0.55, 1x65x65x8 0.67 / 0.74; undilated, 9-15 channels, 1x56x56 0.80-0.94 /
+# 0.82-0.89, 4x56x56x10 0.79 / 0.82, 1x112x112x10 0.79 / 0.83, 2x28x28x14 0.93 / 0.94; but 8 channels undilated,
+# 1x112x112x8, 1.15 / 1.03.  At stride 2 it kept its lead (1x112x112x8 1.37 / 1.18, 2x43x43x8 1.23 / 1.36, 4x56x56x12
+# 1.12 / 1.06).
 DIRECT_5X5_AVX2_3X3_S1_HALF_VECTOR_ONLY = False
 DIRECT_5X5_AVX2_S2_MIN_WIDTH = 16
 DIRECT_5X5_AVX2_ALIASED_PIXEL_BYTES = 512
@@ -684,7 +688,7 @@ def _direct_5x5_avx2(in_shape: tuple[int, ...], out_shape: tuple[int, ...], item
     """Whether the forward pass of an input of ``in_shape`` (multiplier 1) takes the AVX2 5x5 kernel: horizontal
     stride 1, or 2 undilated, on rows wide enough, of pixels of at least half a vector but not of a multiple of
     :data:`DIRECT_5X5_AVX2_ALIASED_PIXEL_BYTES`; or a 3x3 filter over at least half a vector of channels but less
-    than a whole one, any width (at stride 1 only undilated half vectors with
+    than a whole one, any width (at stride 1 only half vectors, undilated along the row, with
     :data:`DIRECT_5X5_AVX2_3X3_S1_HALF_VECTOR_ONLY`); or a 7x7 filter at horizontal stride 2 (undilated) over at
     least half a vector of channels but less than :data:`DIRECT_AVX2_7X7_S2_MAX_PIXEL_BYTES`."""
     if not tuned(itemsize):
@@ -768,12 +772,12 @@ SMALL_IMAGE_WHOLE_STEPS = False
 SMALL_IMAGE_S2_MAX_PLANE_BYTES = 0
 # With SMALL_IMAGE_UNDILATED_ONLY (Zen 4's plans) dilated layers the packed kernels take (the image as tall as the
 # dilated filter) go there (or to the direct 5x5 kernel) instead.  Forty-eighth session, Zen 4 VM, one process, 2
-# threads, 5 alternating rounds, small-image -> the others, 36 forwards and 12 input gradients of 5x5 and 7x7 filters
-# at dilation 2 or 3 over 32-960 channels, planes of 14-24 pixels: geomean 0.81 (0.52-1.00; 1x24x24x32 7x7 0.52,
-# 1x19x19x32 0.59-0.69, 2x14x14x480 5x5 0.61, 1x14x14x64 7x7 0.75-0.82, 1x19x19x144 0.72-0.91, 1x14x14x960 5x5 0.82;
-# 1x14x14x480 7x7 0.85 forward, 1.14 input gradient).  1x17x17x144 7x7 dilation 3, whose dilated filter (19 rows) is
-# taller than the image, lost (1.22-1.51): no packed kernel takes it, and it stays here.  Undilated layers kept the
-# small-image kernel (48 layers of 16-192 channels: it won on most, 1.0-2.1).
+# threads, 5 alternating rounds, small-image -> the others, 36 forwards and 12 input gradients of 5x5 and 7x7 filters at
+# dilation 2 or 3 over 32-960 channels, planes of 14-24 pixels: geomean 0.81 (0.52-1.14; 1x24x24x32 7x7 0.52, 1x19x19x32
+# 0.59-0.69, 2x14x14x480 5x5 0.61, 1x14x14x64 7x7 0.75-0.82, 1x19x19x144 0.72-0.91, 1x14x14x960 5x5 0.82; 1x14x14x480
+# 7x7 0.85 forward, 1.14 input gradient, the only one above 1.00).  1x17x17x144 7x7 dilation 3, whose dilated filter (19
+# rows) is taller than the image, lost (1.22-1.51): no packed kernel takes it, and it stays here.  Undilated layers kept
+# the small-image kernel (48 layers of 16-192 channels: it won on most, 1.0-2.1).
 SMALL_IMAGE_UNDILATED_ONLY = False
 # A worker packs up to this many bytes of channel-block planes at once, at most SMALL_IMAGE_MAX_GROUP blocks: each
 # pixel's blocks are consecutive lines (one thread, us, one block / two / four: 8x7x7x1024 7x7 923 / 791 / 792;
@@ -798,8 +802,9 @@ def _small_image_plane_bytes(in_shape: tuple[int, ...], stride_w: int) -> int:
 
 
 def _small_image(in_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_h: int, stride_w: int,
-                 dil_h: int = 1, dil_w: int = 1) -> bool:
-    """Whether the forward pass of an input of ``in_shape`` (multiplier 1) takes the small-image kernel."""
+                 dil_h: int, dil_w: int) -> bool:
+    """Whether the forward pass of an input of ``in_shape`` (multiplier 1) takes the small-image kernel (not, with
+    :data:`SMALL_IMAGE_UNDILATED_ONLY`, a dilated layer the packed kernels take)."""
     if not tuned(itemsize) or stride_h > 2 or stride_w > 2 or kh * kw == 1 or in_shape[3] * itemsize < VECTOR_BYTES:
         return False
     if stride_h == 2 or stride_w == 2:
@@ -872,12 +877,15 @@ def _forward_chunks(in_shape: tuple[int, ...], out_shape: tuple[int, ...], items
     gain from the split as tall ones do (one process, alternating, 1 vs 2 threads, us: 0.47M
     1x14x14x96 5x5 22.1 vs 18.5, 0.59M 1x7x7x480 5x5 24.3 vs 20.6, 0.63M 1x14x14x128 5x5 22.6 vs 18.9,
     0.71M 1x28x28x144 5x5 stride 2 35.7 vs 27.4, 0.92M 1x28x28x96 7x7 stride 2 37.0 vs 30.5; below the
-    threshold, 0.29M 1x14x14x240 5x5 stride 2 18.8 vs 19.8, 0.24M 1x28x28x48 5x5 stride 2 14.8 vs 14.7)."""
+    threshold, 0.29M 1x14x14x240 5x5 stride 2 18.8 vs 19.8, 0.24M 1x28x28x48 5x5 stride 2 14.8 vs 14.7, on an
+    earlier VM; on Zen 4 those two gained, 0.80 and 0.82, and the packed kernels split from a share of the threshold
+    there, :data:`PACKED_PARALLEL_MIN_MACS_SHARE`)."""
     rows = out_shape[0] * out_shape[1]
     out_size = math.prod(out_shape)
     channels = _whole_vectors(out_shape[3], itemsize) if whole_vectors else out_shape[3]
     if _packed(in_shape, itemsize, kh, kw, stride_w, dil_h, dil_w):
-        short_rows, min_macs = 0, int(PARALLEL_MIN_MACS * PACKED_PARALLEL_MIN_MACS_SHARE)
+        share = 1.0 if multiplier_pass else PACKED_PARALLEL_MIN_MACS_SHARE
+        short_rows, min_macs = 0, int(PARALLEL_MIN_MACS * share)
     else:
         short_rows, min_macs = PARALLEL_MIN_ROWS, _nhwc_min_macs(multiplier_pass)
     return _n_chunks(rows, rows * out_shape[2] * channels * kh * kw, (math.prod(in_shape) + out_size) * itemsize,
@@ -943,7 +951,7 @@ def _forward(x: np.ndarray, w3: np.ndarray, out: np.ndarray, stride_h: int, stri
                     pad_top, pad_left, multiplier_pass, _split_settings(), multiplier)(x, w3, out)
 
 
-def _split_settings() -> tuple[int, ...]:
+def _split_settings() -> tuple:
     """What the thread split depends on besides the shapes: the thresholds above and the thread count."""
     return (PARALLEL_MIN_MACS, NHWC_PARALLEL_MIN_MACS, PACKED_PARALLEL_MIN_MACS_SHARE, PARALLEL_MIN_BYTES,
             PARALLEL_MIN_ROWS, thread_count(), FETCH_AHEAD_MIN_BYTES, FETCH_AHEAD_5X5_S2_MIN_BYTES,

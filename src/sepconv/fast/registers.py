@@ -112,7 +112,6 @@ _WIDE = {
     (depthwise, "DIRECT_5X5_AVX2_WHOLE_VECTORS"): depthwise.DIRECT_5X5_AVX2_WHOLE_VECTORS,
     (depthwise, "DIRECT_5X5_AVX2_WHOLE_S1_ONLY"): depthwise.DIRECT_5X5_AVX2_WHOLE_S1_ONLY,
     (depthwise, "DIRECT_5X5_AVX2_3X3_S1_HALF_VECTOR_ONLY"): depthwise.DIRECT_5X5_AVX2_3X3_S1_HALF_VECTOR_ONLY,
-    (depthwise, "PACKED_PARALLEL_MIN_MACS_SHARE"): depthwise.PACKED_PARALLEL_MIN_MACS_SHARE,
     (depthwise, "FILTER_GRADIENT_AVX2"): depthwise.FILTER_GRADIENT_AVX2,
     (depthwise, "FILTER_GRADIENT_AVX2_7_MIN_WIDTH"): depthwise.FILTER_GRADIENT_AVX2_7_MIN_WIDTH,
     (depthwise, "FILTER_GRADIENT_AVX2_MULTIPLIER_3_WIDE"): depthwise.FILTER_GRADIENT_AVX2_MULTIPLIER_3_WIDE,
@@ -125,6 +124,7 @@ _WIDE = {
     **_NCHW_TRANSPOSED_LIMITS,
     (depthwise, "SMALL_IMAGE_S2_MAX_PLANE_BYTES"): depthwise.SMALL_IMAGE_S2_MAX_PLANE_BYTES,
     (depthwise, "SMALL_IMAGE_UNDILATED_ONLY"): depthwise.SMALL_IMAGE_UNDILATED_ONLY,
+    (depthwise, "PACKED_PARALLEL_MIN_MACS_SHARE"): depthwise.PACKED_PARALLEL_MIN_MACS_SHARE,
 }
 # ... and without AVX-512: BLAS for the products (no register-tiled pointwise, streamed or fused kernels) but the
 # direct conv2d forward in one-vector panels, four-pixel steps for a stem, the direct 3x3 depthwise kernels, the AVX2
@@ -160,7 +160,6 @@ _NARROW = {
     (depthwise, "DIRECT_5X5_AVX2_WHOLE_VECTORS"): False,
     (depthwise, "DIRECT_5X5_AVX2_WHOLE_S1_ONLY"): False,
     (depthwise, "DIRECT_5X5_AVX2_3X3_S1_HALF_VECTOR_ONLY"): False,
-    (depthwise, "PACKED_PARALLEL_MIN_MACS_SHARE"): depthwise.PACKED_PARALLEL_MIN_MACS_SHARE,
     (depthwise, "FILTER_GRADIENT_AVX2"): True,
     (depthwise, "FILTER_GRADIENT_AVX2_7_MIN_WIDTH"): 0,
     (depthwise, "FILTER_GRADIENT_AVX2_MULTIPLIER_3_WIDE"): True,
@@ -173,6 +172,7 @@ _NARROW = {
     **_NCHW_TRANSPOSED_LIMITS,
     (depthwise, "SMALL_IMAGE_S2_MAX_PLANE_BYTES"): 96 * 1024,
     (depthwise, "SMALL_IMAGE_UNDILATED_ONLY"): False,
+    (depthwise, "PACKED_PARALLEL_MIN_MACS_SHARE"): depthwise.PACKED_PARALLEL_MIN_MACS_SHARE,
 }
 
 
@@ -197,10 +197,10 @@ _NARROW = {
 # plan's time; outputs of 24-32 channels from 1200, 0.59-0.90; filters for the BLAS plan from 144, 0.68-0.89), the
 # direct conv2d on both threads from 1 M multiply-adds (0.71-0.83 on 1.8-4 M), and the fused separable only where its
 # output streams past the caches (87 layers, fused -> the depthwise op then the product: geomean 0.96, 0.54-1.02).
-# Forty-eighth session: the AVX2 kernel's 3x3 steps over fewer channels than a vector at stride 1 only undilated over
-# half a vector, other such layers (9-15 channels, or dilated) on the general 3x3 kernel (0.50-0.94), and the packed
-# kernels on both threads from 150K multiply-adds (0.76-0.94 on 150-400K, stride 2) and on dilated layers before the
-# small-image kernel (0.52-1.00, geomean 0.81).
+# Forty-eighth session: the AVX2 kernel's 3x3 steps over fewer channels than a vector at stride 1 only over half a
+# vector, undilated along the row; other such layers (9-15 channels, or dilated) on the general 3x3 kernel (0.50-0.94);
+# the packed kernels on both threads from 150K multiply-adds (stride 2, 0.76-1.01 on 150-400K), and on dilated layers
+# of small images before the small-image kernel (geomean 0.81, 0.52-1.14).
 # Everything else the AVX-512 plans keep: the narrow plans lost there (forty-first session, depthwise geomean 1.09x,
 # separable and conv2d 1.15x), and the direct 3x3 kernels lost on most undilated layers (1.1-1.6x).
 _WIDE_HALF_UNITS = {
@@ -217,11 +217,11 @@ _WIDE_HALF_UNITS = {
     (depthwise, "SMALL_IMAGE_HALF_STEPS"): True,
     (depthwise, "SMALL_IMAGE_WHOLE_STEPS"): True,
     (depthwise, "SMALL_IMAGE_UNDILATED_ONLY"): True,
+    (depthwise, "PACKED_PARALLEL_MIN_MACS_SHARE"): 0.375,  # from 150K multiply-adds
     (depthwise, "DIRECT_5X5_AVX2"): True,
     (depthwise, "DIRECT_5X5_AVX2_WHOLE_VECTORS"): True,
     (depthwise, "DIRECT_5X5_AVX2_WHOLE_S1_ONLY"): True,
     (depthwise, "DIRECT_5X5_AVX2_3X3_S1_HALF_VECTOR_ONLY"): True,
-    (depthwise, "PACKED_PARALLEL_MIN_MACS_SHARE"): 0.375,  # from 150K multiply-adds
     (depthwise, "FILTER_GRADIENT_AVX2"): True,
     (depthwise, "FILTER_GRADIENT_AVX2_7_MIN_WIDTH"): 10,
     (depthwise, "FILTER_GRADIENT_AVX2_MULTIPLIER_3_WIDE"): False,
