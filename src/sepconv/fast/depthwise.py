@@ -1649,6 +1649,14 @@ FILTER_GRADIENT_3_WIDE_DILATIONS: tuple[int, ...] = ()
 # 1x112x112x96 1.06-1.07; 8x112x112x96 1.19, 1x264x264x192 1.24).
 DIRECT_3X3_FILTER_GRADIENT_STRIDE_2 = False
 DIRECT_3X3_FILTER_GRADIENT_MAX_IMAGE_BYTES = 1536 * 1024
+# ... and so do the bands of repeated input rows of such layers with a multiplier (each band an image of at most
+# MULTIPLIER_GRADIENT_BAND_MAX_BYTES), where the output planes have at least MULTIPLIER_DIRECT_3X3_S2_MIN_PIXELS
+# pixels.  Forty-eighth session, Zen 4 VM, one process, 2 threads, 5 alternating rounds, the general kernel ->
+# direct, 24 filter gradients of stride-2 3x3 layers with multipliers 2-6: 1x37x37x336 m4 VALID 0.70, 1x66x66x72 m4
+# 0.70, 2x58x58x72 m4 VALID 0.71, 1x75x75x120 m2 0.72, 2x55x55x72 m4 0.77, 4x75x75x8 m6 0.77, 4x27x27x12 m2 VALID
+# 0.78, 1x59x59x8 m2 0.81, 4x57x57x72 m2 0.83, 4x14x14x4 m4 VALID 0.83, the others 0.88-0.99; on planes of 16 and 25
+# pixels of 2880 and 960 channels it lost (1x9x9x480 m6 VALID 1.31, 2x11x11x240 m4 VALID 1.07).
+MULTIPLIER_DIRECT_3X3_S2_MIN_PIXELS = 32
 
 
 def _direct_3x3_filter_gradient(x_shape: tuple[int, ...], itemsize: int, g: Conv2DGeometry) -> bool:
@@ -1710,8 +1718,11 @@ def _filter_gradient_plan(x_shape: tuple[int, ...], dy_shape: tuple[int, ...], d
         band_rows, band_values = _multiplier_bands(x_shape, dy_shape, itemsize, g.kh, g.stride_h, g.dil_h, n_chunks,
                                                    MULTIPLIER_GRADIENT_BAND_MAX_BYTES)
         bands = dy_shape[0] * -(-g.out_h // band_rows)
-        # the repeated bands on the direct 3x3 kernel
-        direct = _direct_3x3_layer(dy_shape, itemsize, g.kh, g.kw, g.dil_h, g.dil_w)
+        # the repeated bands on the direct 3x3 kernel (at stride 2 where a band, as an image, would take it)
+        band_shape = (1, min(g.in_h, (band_rows - 1) * g.stride_h + (g.kh - 1) * g.dil_h + 1), x_shape[2], g.out_c)
+        direct = _direct_3x3_layer(dy_shape, itemsize, g.kh, g.kw, g.dil_h, g.dil_w) or (
+            g.out_h * g.out_w >= MULTIPLIER_DIRECT_3X3_S2_MIN_PIXELS
+            and _direct_3x3_filter_gradient(band_shape, itemsize, g))
 
         def run(x, dy):
             buffers = workspace("repeated_input_bands", (n_chunks, band_values), dtype)
