@@ -62,8 +62,16 @@ FUSED_MIN_PIXELS = 512
 # (sepconv.kernels.separable.separable_nhwc_forward_small); SMALL = True or False forces it (tests).  Public
 # calls, one process, alternating, us, planned -> one call: 1x10x10x3 3x3 stride 2 -> 16 (1.9K) 11.0 -> 4.6,
 # 1x12x12x4 stride 2 -> 128 (20K) 11.2 -> 6.6; but 1x14x14x8 -> 16 (39K) 13.4 -> 30.1, 2x14x14x16 stride 2 -> 64
-# (114K) 15.1 -> 32.5 (its loops are scalar: ~1.3 G multiply-adds/s).
+# (114K) 15.1 -> 32.5 (its loops were scalar then: ~1.3 G multiply-adds/s; without a multiplier they now run
+# along the channels, which LLVM vectorizes: 1x7x7x40 5x5 stride 2 -> 64, 14K, 9.5 -> 4.6 us).
 SMALL_MAX_MACS = 25_000
+# ... and those of at most SMALL_WIDE_MAX_MACS over a vector of channels or more without a multiplier, whose loops
+# along the channels (depthwise) and the output channels (pointwise) LLVM vectorizes.  Forty-eighth session, Zen 4
+# VM, one process, 7 alternating rounds, planned -> one call: 1x10x10x24 3x3 stride 2 -> 48 (34K) 11.6 -> 7.1 us,
+# 1x14x14x16 stride 2 -> 32 (32K) 11.3 -> 8.9, 1x8x8x16 -> 32 (42K) 12.1 -> 9.9; from 60K it lost (2x8x8x32 stride
+# 2 -> 64, 75K, 1.21; 1x9x9x48 5x5 stride 2 -> 96, 145K, 1.30), and so did fewer channels or a multiplier at 39-59K
+# (1x14x14x8 -> 16 1.45, 1x45x45x4 stride 2 -> 16 1.75, 2x27x27x3 stride 2 m2 -> 16 1.95, 1x16x16x8 5x5 m2 2.14).
+SMALL_WIDE_MAX_MACS = 60_000
 SMALL: bool | None = None
 # The depthwise result of one band is at most this large (unless one output row is larger).
 BAND_BYTES = 128 * 1024
@@ -95,12 +103,15 @@ def band_rows(g: Conv2DGeometry, itemsize: int, threads: int) -> int:
 
 
 def _small(x: np.ndarray, g: Conv2DGeometry, out_c: int) -> bool:
-    """Whether the layer's multiply-adds (depthwise and pointwise) are at most :data:`SMALL_MAX_MACS`."""
+    """Whether the layer's multiply-adds (depthwise and pointwise) are at most :data:`SMALL_MAX_MACS`
+    (:data:`SMALL_WIDE_MAX_MACS` over a vector of channels or more, without a multiplier)."""
     if not tuned(x.itemsize):
         return False
     if SMALL is not None:
         return SMALL
-    return x.shape[0] * g.out_h * g.out_w * g.out_c * (g.kh * g.kw + out_c) <= SMALL_MAX_MACS
+    macs = x.shape[0] * g.out_h * g.out_w * g.out_c * (g.kh * g.kw + out_c)
+    wide = g.multiplier == 1 and g.in_c * x.itemsize >= VECTOR_BYTES
+    return macs <= (SMALL_WIDE_MAX_MACS if wide else SMALL_MAX_MACS)
 
 
 def _fused(x: np.ndarray, wp: np.ndarray, g: Conv2DGeometry) -> bool:

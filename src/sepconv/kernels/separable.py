@@ -97,6 +97,7 @@ def separable_nhwc_forward_small(x, wd, wp, out, stride_h, stride_w, dil_h, dil_
     out_h, out_w, out_c = out.shape[1], out.shape[2], out.shape[3]
     k_size = c * m
     mid = np.empty(k_size, x.dtype)
+    taps = wd.reshape((kh, kw, k_size))
     for b in range(n):
         for i in range(out_h):
             for j in range(out_w):
@@ -109,13 +110,18 @@ def separable_nhwc_forward_small(x, wd, wp, out, stride_h, stride_w, dil_h, dil_
                         v = j * stride_w + dj * dil_w - pad_left
                         if v < 0 or v >= in_w:
                             continue
-                        for k in range(c):
-                            value = x[b, u, v, k]
-                            for q in range(m):
-                                mid[k * m + q] += value * wd[di, dj, k, q]
+                        pixel_in, tap = x[b, u, v], taps[di, dj]
+                        if m == 1:  # a loop along the channels, which LLVM vectorizes
+                            for k in range(c):
+                                mid[k] += pixel_in[k] * tap[k]
+                        else:
+                            for k in range(c):
+                                value = pixel_in[k]
+                                for q in range(m):
+                                    mid[k * m + q] += value * tap[k * m + q]
                 pixel = out[b, i, j]
                 pixel[:] = 0
                 for t in range(k_size):
-                    value = mid[t]
+                    value, row = mid[t], wp[t]
                     for o in range(out_c):
-                        pixel[o] += value * wp[t, o]
+                        pixel[o] += value * row[o]
