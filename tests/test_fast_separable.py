@@ -268,11 +268,14 @@ def test_small_layer_kernel_propagates_nonfinite_inputs(monkeypatch):
     np.testing.assert_allclose(fast_separable.separable_conv2d(x, wd, wp, g), expected, rtol=1e-10, atol=1e-10)
 
 
-def test_small_layer_kernel_is_taken_up_to_small_max_macs(monkeypatch):
+@pytest.mark.parametrize("half_width_units", [True, False])
+def test_small_layer_kernel_is_taken_up_to_small_max_macs(half_width_units, monkeypatch):
     """By default, layers of at most SMALL_MAX_MACS multiply-adds (depthwise plus pointwise) take the one-call
-    kernel: 1x10x10x3 3x3 stride 2 -> 16 (25 pixels x 3 x (9 + 16) = 1,875), not 1x14x14x8 -> 16 (39,200); over a
-    vector of channels or more without a multiplier up to SMALL_WIDE_MAX_MACS: 1x10x10x24 stride 2 -> 48 (34,200),
-    not with a multiplier of 2 (1x10x10x12, the same 24 depthwise channels), nor 1x14x14x32 -> 32 (257,152)."""
+    kernel: 1x10x10x3 3x3 stride 2 -> 16 (25 pixels x 3 x (9 + 16) = 1,875), not 1x14x14x8 -> 16 (39,200); on Zen
+    4's plans over a vector of channels or more without a multiplier up to SMALL_WIDE_MAX_MACS: 1x10x10x24 stride 2
+    -> 48 (34,200), not with a multiplier of 2 (1x10x10x12, the same 24 depthwise channels), nor 1x14x14x32 -> 32
+    (257,152)."""
+    sepconv.fast.use_wide_register_plans(True, half_width_units)
     monkeypatch.setattr(fast_separable, "SMALL", None)
     kernels = sys.modules["sepconv.kernels.separable"]
     calls = []
@@ -283,7 +286,8 @@ def test_small_layer_kernel_is_taken_up_to_small_max_macs(monkeypatch):
         return original(x, *args)
 
     monkeypatch.setattr(kernels, "separable_nhwc_forward_small", spy)
-    assert 1875 <= fast_separable.SMALL_MAX_MACS < 34200 <= fast_separable.SMALL_WIDE_MAX_MACS < 257152
+    assert 1875 <= fast_separable.SMALL_MAX_MACS < 34200
+    assert (34200 <= fast_separable.SMALL_WIDE_MAX_MACS < 257152) == half_width_units
     rng = np.random.default_rng(9)
     for shape, multiplier, strides, out_c in (((1, 10, 10, 3), 1, (2, 2), 16), ((1, 14, 14, 8), 1, (1, 1), 16),
                                               ((1, 10, 10, 24), 1, (2, 2), 48), ((1, 10, 10, 12), 2, (2, 2), 48),
@@ -291,4 +295,4 @@ def test_small_layer_kernel_is_taken_up_to_small_max_macs(monkeypatch):
         x, wd, wp, g = _case(rng, (shape, (3, 3), multiplier, out_c, strides, (1, 1), "SAME"), np.float32)
         np.testing.assert_allclose(fast_separable.separable_conv2d(x, wd, wp, g),
                                    reference.separable_conv2d(x, wd, wp, g), **tol(np.float32))
-    assert calls == [(1, 10, 10, 3), (1, 10, 10, 24)]
+    assert calls == [(1, 10, 10, 3), (1, 10, 10, 24)][:2 if half_width_units else 1]

@@ -654,18 +654,22 @@ def test_small_image_kernel_only_undilated_on_zen_4(shape, k, dilations, packed_
     assert (len(packed), len(small)) == ((2, 0) if to_packed else (0, 2))
 
 
-@pytest.mark.parametrize("shape, multiplier, padding, direct_on_zen_4", [
-    ((1, 30, 30, 24), 2, "SAME", True),  # 15x15 output planes
-    ((2, 20, 21, 12), 4, "VALID", True),  # 9x10
-    ((1, 9, 9, 48), 4, "VALID", False),  # 4x4: fewer than MULTIPLIER_DIRECT_3X3_S2_MIN_PIXELS
+@pytest.mark.parametrize("shape, multiplier, padding, band_bytes, direct_on_zen_4", [
+    ((1, 30, 30, 24), 2, "SAME", None, True),  # 15x15 output planes
+    ((2, 20, 21, 12), 4, "VALID", None, True),  # 9x10
+    ((1, 31, 33, 24), 2, "SAME", 8 * 1024, True),  # odd sizes, many bands an image (each band's top row offset)
+    ((1, 9, 9, 48), 4, "VALID", None, False),  # 4x4: fewer than MULTIPLIER_DIRECT_3X3_S2_MIN_PIXELS
 ])
 @pytest.mark.parametrize("half_width_units", [True, False])
-def test_multiplier_stride_2_filter_gradient_bands_on_the_direct_kernel(shape, multiplier, padding, direct_on_zen_4,
-                                                                        half_width_units, monkeypatch):
+def test_multiplier_stride_2_filter_gradient_bands_on_the_direct_kernel(shape, multiplier, padding, band_bytes,
+                                                                        direct_on_zen_4, half_width_units,
+                                                                        monkeypatch):
     """On Zen 4's plans the filter gradient of stride-2 3x3 layers with a multiplier runs its bands of repeated input
     rows on the direct 3x3 kernel (as DIRECT_3X3_FILTER_GRADIENT_STRIDE_2's layers without one), but not on output
     planes of fewer than 32 pixels; the AVX-512 plans keep the general kernel.  Results as the reference's."""
     registers.use_wide_register_plans(True, half_width_units)
+    if band_bytes is not None:
+        monkeypatch.setattr(fast_depthwise, "MULTIPLIER_BAND_BYTES", band_bytes)
     direct = record_calls(monkeypatch, depthwise_multiplier, "depthwise_nhwc_backprop_filter_multiplier_parallel",
                           record=lambda args: args[6], serial="depthwise_nhwc_backprop_filter_multiplier_bands",
                           as_parallel=lambda args: (*args[:5], *args[7:]))

@@ -100,6 +100,7 @@ _WIDE = {
     (conv2d, "DIRECT_CHUNK_BYTES"): conv2d.DIRECT_CHUNK_BYTES,
     (separable, "FUSE"): separable.FUSE,
     (separable, "FUSED_ONLY_STREAMED"): separable.FUSED_ONLY_STREAMED,
+    (separable, "SMALL_WIDE_MAX_MACS"): separable.SMALL_WIDE_MAX_MACS,
     (depthwise, "DIRECT_3X3"): depthwise.DIRECT_3X3,
     (depthwise, "DIRECT_3X3_DILATED_MIN_IMAGE_BYTES"): depthwise.DIRECT_3X3_DILATED_MIN_IMAGE_BYTES,
     (depthwise, "DIRECT_3X3_ALIGNED_MIN_PIXEL_BYTES"): depthwise.DIRECT_3X3_ALIGNED_MIN_PIXEL_BYTES,
@@ -149,6 +150,7 @@ _NARROW = {
     (conv2d, "DIRECT_CHUNK_BYTES"): conv2d.DIRECT_CHUNK_BYTES,
     (separable, "FUSE"): False,
     (separable, "FUSED_ONLY_STREAMED"): separable.FUSED_ONLY_STREAMED,  # not fused at all (above)
+    (separable, "SMALL_WIDE_MAX_MACS"): separable.SMALL_WIDE_MAX_MACS,
     (depthwise, "DIRECT_3X3"): True,
     (depthwise, "DIRECT_3X3_DILATED_MIN_IMAGE_BYTES"): math.inf,  # all of them, by DIRECT_3X3
     (depthwise, "DIRECT_3X3_ALIGNED_MIN_PIXEL_BYTES"): math.inf,  # unmeasured on AVX2
@@ -200,7 +202,9 @@ _NARROW = {
 # Forty-eighth session: the AVX2 kernel's 3x3 steps over fewer channels than a vector at stride 1 only over half a
 # vector, undilated along the row; other such layers (9-15 channels, or dilated) on the general 3x3 kernel (0.50-0.94);
 # the packed kernels on both threads from 150K multiply-adds (stride 2, 0.76-1.01 on 150-400K), and on dilated layers
-# of small images before the small-image kernel (geomean 0.81, 0.52-1.14).
+# of small images before the small-image kernel (geomean 0.81, 0.52-1.14); the multiplier's stride-2 3x3 filter
+# gradient on the direct kernel (geomean 0.79), and the separable's one-call kernel up to 60K multiply-adds over a
+# vector of channels (0.61-0.82).
 # Everything else the AVX-512 plans keep: the narrow plans lost there (forty-first session, depthwise geomean 1.09x,
 # separable and conv2d 1.15x), and the direct 3x3 kernels lost on most undilated layers (1.1-1.6x).
 _WIDE_HALF_UNITS = {
@@ -214,6 +218,7 @@ _WIDE_HALF_UNITS = {
     (conv2d, "WINOGRAD_BLAS_MAX_FILTER_BYTES"): depthwise._last_level_cache_bytes() // 2,
     (conv2d, "DIRECT_MIN_THREAD_MACS"): 500_000,
     (separable, "FUSED_ONLY_STREAMED"): True,
+    (separable, "SMALL_WIDE_MAX_MACS"): 60_000,
     (depthwise, "SMALL_IMAGE_HALF_STEPS"): True,
     (depthwise, "SMALL_IMAGE_WHOLE_STEPS"): True,
     (depthwise, "SMALL_IMAGE_UNDILATED_ONLY"): True,

@@ -63,15 +63,16 @@ FUSED_MIN_PIXELS = 512
 # calls, one process, alternating, us, planned -> one call: 1x10x10x3 3x3 stride 2 -> 16 (1.9K) 11.0 -> 4.6,
 # 1x12x12x4 stride 2 -> 128 (20K) 11.2 -> 6.6; but 1x14x14x8 -> 16 (39K) 13.4 -> 30.1, 2x14x14x16 stride 2 -> 64
 # (114K) 15.1 -> 32.5 (its loops were scalar then: ~1.3 G multiply-adds/s; without a multiplier they now run
-# along the channels, which LLVM vectorizes: 1x7x7x40 5x5 stride 2 -> 64, 14K, 9.5 -> 4.6 us).
+# along the channels, which LLVM vectorizes: 1x7x7x40 5x5 stride 2 VALID -> 64, 14K, 9.5 -> 4.6 us).
 SMALL_MAX_MACS = 25_000
-# ... and those of at most SMALL_WIDE_MAX_MACS over a vector of channels or more without a multiplier, whose loops
-# along the channels (depthwise) and the output channels (pointwise) LLVM vectorizes.  Forty-eighth session, Zen 4
+# ... and those of at most SMALL_WIDE_MAX_MACS (Zen 4's plans: 60K, sepconv.fast.registers) over a vector of channels
+# or more without a multiplier, whose loops along the channels (depthwise) and the output channels (pointwise) LLVM
+# vectorizes.  Forty-eighth session, Zen 4
 # VM, one process, 7 alternating rounds, planned -> one call: 1x10x10x24 3x3 stride 2 -> 48 (34K) 11.6 -> 7.1 us,
 # 1x14x14x16 stride 2 -> 32 (32K) 11.3 -> 8.9, 1x8x8x16 -> 32 (42K) 12.1 -> 9.9; from 60K it lost (2x8x8x32 stride
 # 2 -> 64, 75K, 1.21; 1x9x9x48 5x5 stride 2 -> 96, 145K, 1.30), and so did fewer channels or a multiplier at 39-59K
-# (1x14x14x8 -> 16 1.45, 1x45x45x4 stride 2 -> 16 1.75, 2x27x27x3 stride 2 m2 -> 16 1.95, 1x16x16x8 5x5 m2 2.14).
-SMALL_WIDE_MAX_MACS = 60_000
+# (1x14x14x8 -> 16 1.45, 1x45x45x4 stride 2 -> 16 1.75, 2x27x27x3 stride 2 m2 -> 16 1.95, 1x16x16x8 5x5 stride 2 m2 -> 32 2.14).
+SMALL_WIDE_MAX_MACS = SMALL_MAX_MACS
 SMALL: bool | None = None
 # The depthwise result of one band is at most this large (unless one output row is larger).
 BAND_BYTES = 128 * 1024

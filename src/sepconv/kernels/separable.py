@@ -89,7 +89,7 @@ def separable_nhwc_forward_parallel(x, w, b, bps, out, zero_row, buffers, band_r
 def separable_nhwc_forward_small(x, wd, wp, out, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
     """The whole separable forward of a small layer in one call, pixel by pixel, straight from the formula:
     the ``C * M`` depthwise sums of a pixel (taps in the padding skipped), then their product with the
-    pointwise filter.  ``wd`` ``[kh, kw, C, M]``, ``wp`` ``[C * M, out_c]`` (C-contiguous); for layers whose
+    pointwise filter.  ``wd`` ``[kh, kw, C, M]`` and ``wp`` ``[C * M, out_c]``, both C-contiguous; for layers whose
     whole work is a few microseconds, where the planned path's calls (the depthwise pass, the filter's
     packing, the product) cost more than the arithmetic."""
     n, in_h, in_w, c = x.shape
