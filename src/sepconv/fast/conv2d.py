@@ -158,13 +158,18 @@ def _winograd_min_pixels(g: Conv2DGeometry, itemsize: int) -> int:
     :data:`WINOGRAD_MIN_PIXELS` (which tests lower to force Winograd); else :data:`WINOGRAD_MIN_PIXELS`."""
     if g.out_c < WINOGRAD_MIN_OUT_CHANNELS:
         return WINOGRAD_NARROW_MIN_PIXELS
-    if not _is_winograd_fused(g, itemsize) and 16 * g.in_c * g.out_c * itemsize < WINOGRAD_BLAS_MAX_FILTER_BYTES:
+    if not _is_winograd_fused(g, itemsize) and _winograd_filter_bytes(g, itemsize) < WINOGRAD_BLAS_MAX_FILTER_BYTES:
         return min(WINOGRAD_MIN_PIXELS, WINOGRAD_BLAS_MIN_PIXELS)
     return WINOGRAD_MIN_PIXELS
 
 
+def _winograd_filter_bytes(g: Conv2DGeometry, itemsize: int) -> int:
+    """The bytes of the transformed filter (16 ``[C_in, C_out]`` matrices)."""
+    return 16 * g.in_c * g.out_c * itemsize
+
+
 def _is_winograd_fused(g: Conv2DGeometry, itemsize: int) -> bool:
-    return FUSE_WINOGRAD and 16 * g.in_c * g.out_c * itemsize <= WINOGRAD_FUSED_MAX_FILTER_BYTES
+    return FUSE_WINOGRAD and _winograd_filter_bytes(g, itemsize) <= WINOGRAD_FUSED_MAX_FILTER_BYTES
 
 
 def _conv2d_winograd(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:

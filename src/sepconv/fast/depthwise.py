@@ -1719,7 +1719,7 @@ def _filter_gradient_plan(x_shape: tuple[int, ...], dy_shape: tuple[int, ...], d
                                                    MULTIPLIER_GRADIENT_BAND_MAX_BYTES)
         bands = dy_shape[0] * -(-g.out_h // band_rows)
         # the repeated bands on the direct 3x3 kernel (at stride 2 where a band, as an image, would take it)
-        band_shape = (1, min(g.in_h, (band_rows - 1) * g.stride_h + (g.kh - 1) * g.dil_h + 1), x_shape[2], g.out_c)
+        band_shape = (1, band_values // (x_shape[2] * g.out_c), x_shape[2], g.out_c)  # a band's repeated rows
         direct = _direct_3x3_layer(dy_shape, itemsize, g.kh, g.kw, g.dil_h, g.dil_w) or (
             (g.stride_h, g.stride_w) == (2, 2) and g.out_h * g.out_w >= MULTIPLIER_DIRECT_3X3_S2_MIN_PIXELS
             and _direct_3x3_filter_gradient(band_shape, itemsize, g))
