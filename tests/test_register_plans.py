@@ -785,6 +785,70 @@ def test_plans_switch_both_ways():
     registers.use_wide_register_plans(True)
 
 
+def test_every_plan_set_names_the_same_settings():
+    """Each plan set names every setting, so switching from one to another leaves none of the last one's behind."""
+    sets = [registers._NARROW, registers._WIDE, registers._WIDE_HALF_UNITS, registers._ZEN5]
+    assert all(set(plans) == set(registers._WIDE) for plans in sets)
+
+
+def test_zen5_plans_are_zen4s_but_two_rules():
+    """Zen 5's plans are Zen 4's but for 5x5 layers over a vector of channels on wide stride-1 rows (not the AVX2 5x5
+    kernel) and conv2d's Winograd (the fused plan from 384 output pixels, the BLAS plan from 1200)."""
+    differ = {name for (_, name), value in registers._ZEN5.items()
+              if value != registers._WIDE_HALF_UNITS[(_, name)]}
+    assert differ == {"DIRECT_5X5_AVX2_WHOLE_MIN_WIDTH", "WINOGRAD_MIN_PIXELS", "WINOGRAD_FUSED_MIN_PIXELS",
+                      "WINOGRAD_BLAS_MIN_PIXELS", "WINOGRAD_BLAS_MAX_FILTER_BYTES"}
+    wide_rows, wide_out = (1, 66, 66, 432), (1, 66, 66, 432)
+    few_channels, few_out = (1, 40, 40, 8), (1, 20, 20, 8)
+    registers.use_wide_register_plans(True, half_width_units=True)
+    assert fast_depthwise._direct_5x5_avx2(wide_rows, wide_out, 4, 5, 5, 1, 1)
+    assert fast_depthwise._direct_5x5_avx2(few_channels, few_out, 4, 5, 5, 2, 1)
+    registers.use_wide_register_plans(True, zen5=True)
+    assert registers.PLANS == "AVX-512 (Zen 5)"
+    assert not fast_depthwise._direct_5x5_avx2(wide_rows, wide_out, 4, 5, 5, 1, 1)
+    assert fast_depthwise._direct_5x5_avx2(few_channels, few_out, 4, 5, 5, 2, 1)  # few channels keep it
+    assert fast_depthwise.FILTER_GRADIENT_AVX2 and fast_depthwise.SMALL_IMAGE_WHOLE_STEPS
+    for (n, side, c_in, c_out), winograd in [
+        ((1, 20, 128, 128), True),  # 400 pixels, a fused plan's filter (1 MB)
+        ((1, 19, 128, 128), False),  # 361 pixels
+        ((2, 14, 256, 256), False),  # 392 pixels, the BLAS plan's filter (4 MB)
+        ((1, 35, 256, 256), True),  # 1225 pixels
+    ]:
+        g = conv2d_geometry("conv2d", (n, side, side, c_in), (3, 3, c_in, c_out), 1, "SAME")
+        assert fast_conv2d._is_winograd(g) == winograd, (n, side, c_in, c_out)
+    registers.use_wide_register_plans(True)
+
+
+@pytest.mark.parametrize("layer", [((1, 20, 20, 96), 96), ((1, 35, 35, 128), 160)])
+def test_zen5_winograd_agrees_with_the_reference(layer):
+    """conv2d on Zen 5's plans, through Winograd's fused and BLAS plans, gives the reference's result."""
+    (shape, c_out) = layer
+    registers.use_wide_register_plans(True, zen5=True)
+    rng = np.random.default_rng(11)
+    x, w = rand(rng, shape, np.float32), rand(rng, (3, 3, shape[3], c_out), np.float32)
+    g = conv2d_geometry("conv2d", x.shape, w.shape, 1, "SAME")
+    assert fast_conv2d._is_winograd(g)
+    assert fast_conv2d._is_winograd_fused(g, 4) == (shape[3] == 96)
+    fast, ref = _both(sepconv.conv2d, x, w, 1, "SAME")
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    registers.use_wide_register_plans(True)
+
+
+@pytest.mark.parametrize("setting, zen5", [("1", True), ("0", False)])
+def test_zen5_plans_follow_the_environment(setting, zen5, monkeypatch):
+    """``SEPCONV_ZEN5_PLANS`` overrides the CPU's name."""
+    monkeypatch.setenv("SEPCONV_ZEN5_PLANS", setting)
+    assert registers._zen5() is zen5
+
+
+def test_zen5_plans_default_to_znver5(monkeypatch):
+    """Unset, the flag is whether LLVM names the host CPU ``znver5``."""
+    import llvmlite.binding as llvm
+
+    monkeypatch.delenv("SEPCONV_ZEN5_PLANS", raising=False)
+    assert registers._zen5() is (llvm.get_host_cpu_name() == "znver5")
+
+
 @pytest.mark.parametrize("setting, wide", [("1", True), ("0", False)])
 def test_wide_registers_follow_the_environment(setting, wide, monkeypatch):
     """``SEPCONV_WIDE_REGISTERS`` overrides what the CPU reports."""

@@ -16,7 +16,8 @@ Shape classes:
   (:func:`~sepconv.kernels.conv2d.conv2d_nhwc_few_channels_rows`).
 - **winograd** (3x3, stride 1, undilated, ungrouped, :data:`WINOGRAD_MIN_CHANNELS` channels or more, at least
   :data:`WINOGRAD_MIN_PIXELS` output pixels; on Zen 4's plans also :data:`WINOGRAD_NARROW_MIN_PIXELS` for fewer than
-  :data:`WINOGRAD_MIN_OUT_CHANNELS` output channels, :data:`WINOGRAD_BLAS_MIN_PIXELS` for the BLAS plan's filters):
+  :data:`WINOGRAD_MIN_OUT_CHANNELS` output channels, :data:`WINOGRAD_BLAS_MIN_PIXELS` for the BLAS plan's filters;
+  on Zen 5's :data:`WINOGRAD_FUSED_MIN_PIXELS` for the fused plan's):
   Winograd
   F(2x2, 3x3), 2.25x fewer multiplications.  The transforms turn an infinity into NaN where the
   direct sum keeps it, so a layer whose input, filter or Winograd output is not all finite (one pass
@@ -127,6 +128,13 @@ WINOGRAD_NARROW_MIN_PIXELS = sys.maxsize
 # pixels, 64 MB) 1.74-1.88, and the fused plan's 1x14x14x128 -> 128 1.13-1.16.
 WINOGRAD_BLAS_MIN_PIXELS = sys.maxsize
 WINOGRAD_BLAS_MAX_FILTER_BYTES = 0
+# ... and from this many (or WINOGRAD_MIN_PIXELS if fewer) where the fused plan takes the layer (Zen 5's plans: 384,
+# WINOGRAD_MIN_PIXELS 1200 for the BLAS plan; elsewhere none).  Forty-ninth session, Zen 5 VM, one process, 5 alternating
+# rounds, direct -> Winograd: fused, 1x28x28x128 -> 128 0.76, 1x32x32x128 0.70, 4x14x14x128 0.77, 1x24x24x96 0.88,
+# 1x20x20x128 0.97; but the BLAS plan lost below 1200 pixels (Zen 4's 384, and 144 for filters up to half the L3):
+# 8x7x7x512 -> 512 1.56, 8x7x7x256 1.47, 2x14x14x256 1.23, 1x17x17x192 1.41, 1x14x14x256 1.39, 1x14x14x160 1.52,
+# 1x12x12x256 1.45, 1x14x14x384 -> 384 1.35; from 1200 it tied (1x28x28x192 -> 384, 784 pixels, 1.04; 8x14x14x256 1.04).
+WINOGRAD_FUSED_MIN_PIXELS = sys.maxsize
 
 
 # The BLAS plan's transformed input and products of one chunk take at most this many bytes.  Twice the
@@ -155,10 +163,13 @@ def _winograd_min_pixels(g: Conv2DGeometry, itemsize: int) -> int:
     """The least output pixels for Winograd: :data:`WINOGRAD_NARROW_MIN_PIXELS` for outputs of fewer than
     :data:`WINOGRAD_MIN_OUT_CHANNELS` channels; for the BLAS plan's filters (a transform of more bytes than the fused
     plan takes, fewer than :data:`WINOGRAD_BLAS_MAX_FILTER_BYTES`) the lesser of :data:`WINOGRAD_BLAS_MIN_PIXELS` and
-    :data:`WINOGRAD_MIN_PIXELS` (which tests lower to force Winograd); else :data:`WINOGRAD_MIN_PIXELS`."""
+    :data:`WINOGRAD_MIN_PIXELS` (which tests lower to force Winograd); for the fused plan's, the lesser of
+    :data:`WINOGRAD_FUSED_MIN_PIXELS` and :data:`WINOGRAD_MIN_PIXELS`; else :data:`WINOGRAD_MIN_PIXELS`."""
     if g.out_c < WINOGRAD_MIN_OUT_CHANNELS:
         return WINOGRAD_NARROW_MIN_PIXELS
-    if not _is_winograd_fused(g, itemsize) and _winograd_filter_bytes(g, itemsize) < WINOGRAD_BLAS_MAX_FILTER_BYTES:
+    if _is_winograd_fused(g, itemsize):
+        return min(WINOGRAD_MIN_PIXELS, WINOGRAD_FUSED_MIN_PIXELS)
+    if _winograd_filter_bytes(g, itemsize) < WINOGRAD_BLAS_MAX_FILTER_BYTES:
         return min(WINOGRAD_MIN_PIXELS, WINOGRAD_BLAS_MIN_PIXELS)
     return WINOGRAD_MIN_PIXELS
 

@@ -73,7 +73,19 @@ def _half_width_units() -> bool:
     return llvm.get_host_cpu_name() == "znver4"
 
 
+def _zen5() -> bool:
+    """Whether this CPU is AMD's Zen 5, which LLVM names ``znver5`` (``SEPCONV_ZEN5_PLANS=1`` or ``0`` says so
+    instead): AVX-512 on whole 512-bit units, where Zen 4's plans won nonetheless, but for two rules (``_ZEN5``)."""
+    chosen = os.environ.get("SEPCONV_ZEN5_PLANS", "").strip()
+    if chosen in ("0", "1"):
+        return chosen == "1"
+    import llvmlite.binding as llvm  # imported with Numba already
+
+    return llvm.get_host_cpu_name() == "znver5"
+
+
 HALF_WIDTH_UNITS = WIDE_REGISTERS and _half_width_units()
+ZEN5 = WIDE_REGISTERS and not HALF_WIDTH_UNITS and _zen5()
 
 conv2d = importlib.import_module(".conv2d", __package__)  # the package's name conv2d is the op
 # The limits of NCHW_TRANSPOSED_FILTERS's rule as sepconv.fast.depthwise writes them: the AVX2 plans take them so, only
@@ -93,6 +105,7 @@ _WIDE = {
     (conv2d, "WINOGRAD_NARROW_MIN_PIXELS"): conv2d.WINOGRAD_NARROW_MIN_PIXELS,
     (conv2d, "WINOGRAD_BLAS_MIN_PIXELS"): conv2d.WINOGRAD_BLAS_MIN_PIXELS,
     (conv2d, "WINOGRAD_BLAS_MAX_FILTER_BYTES"): conv2d.WINOGRAD_BLAS_MAX_FILTER_BYTES,
+    (conv2d, "WINOGRAD_FUSED_MIN_PIXELS"): conv2d.WINOGRAD_FUSED_MIN_PIXELS,
     (conv2d, "DIRECT_MIN_THREAD_MACS"): conv2d.DIRECT_MIN_THREAD_MACS,
     (conv2d, "FEW_CHANNELS_OCTETS"): conv2d.FEW_CHANNELS_OCTETS,
     (conv2d, "POINTWISE_FEW_PIXELS_MAX"): conv2d.POINTWISE_FEW_PIXELS_MAX,
@@ -112,6 +125,7 @@ _WIDE = {
     (depthwise, "DIRECT_5X5_AVX2"): depthwise.DIRECT_5X5_AVX2,
     (depthwise, "DIRECT_5X5_AVX2_WHOLE_VECTORS"): depthwise.DIRECT_5X5_AVX2_WHOLE_VECTORS,
     (depthwise, "DIRECT_5X5_AVX2_WHOLE_S1_ONLY"): depthwise.DIRECT_5X5_AVX2_WHOLE_S1_ONLY,
+    (depthwise, "DIRECT_5X5_AVX2_WHOLE_MIN_WIDTH"): depthwise.DIRECT_5X5_AVX2_WHOLE_MIN_WIDTH,
     (depthwise, "DIRECT_5X5_AVX2_3X3_S1_HALF_VECTOR_ONLY"): depthwise.DIRECT_5X5_AVX2_3X3_S1_HALF_VECTOR_ONLY,
     (depthwise, "FILTER_GRADIENT_AVX2"): depthwise.FILTER_GRADIENT_AVX2,
     (depthwise, "FILTER_GRADIENT_AVX2_7_MIN_WIDTH"): depthwise.FILTER_GRADIENT_AVX2_7_MIN_WIDTH,
@@ -143,6 +157,7 @@ _NARROW = {
     (conv2d, "WINOGRAD_NARROW_MIN_PIXELS"): conv2d.WINOGRAD_NARROW_MIN_PIXELS,
     (conv2d, "WINOGRAD_BLAS_MIN_PIXELS"): conv2d.WINOGRAD_BLAS_MIN_PIXELS,
     (conv2d, "WINOGRAD_BLAS_MAX_FILTER_BYTES"): conv2d.WINOGRAD_BLAS_MAX_FILTER_BYTES,
+    (conv2d, "WINOGRAD_FUSED_MIN_PIXELS"): conv2d.WINOGRAD_FUSED_MIN_PIXELS,
     (conv2d, "DIRECT_MIN_THREAD_MACS"): conv2d.DIRECT_MIN_THREAD_MACS,
     (conv2d, "FEW_CHANNELS_OCTETS"): False,
     (conv2d, "POINTWISE_FEW_PIXELS_MAX"): 256,
@@ -154,6 +169,7 @@ _NARROW = {
     (depthwise, "DIRECT_3X3"): True,
     (depthwise, "DIRECT_3X3_DILATED_MIN_IMAGE_BYTES"): math.inf,  # all of them, by DIRECT_3X3
     (depthwise, "DIRECT_3X3_ALIGNED_MIN_PIXEL_BYTES"): math.inf,  # unmeasured on AVX2
+    (depthwise, "FOLDED_DILATION"): depthwise.FOLDED_DILATION,  # as written (Zen 4's plans set it)
     (depthwise, "DIRECT_3X3_FILTER_GRADIENT_STRIDE_2"): False,  # all of them, by DIRECT_3X3
     (depthwise, "DIRECT_3X3_S2_MAX_IMAGE_BYTES"): 0,  # all of them, by DIRECT_3X3
     (depthwise, "WINOGRAD_3X3"): False,  # the direct 3x3 kernels take these layers
@@ -161,6 +177,7 @@ _NARROW = {
     (depthwise, "DIRECT_5X5_AVX2"): True,
     (depthwise, "DIRECT_5X5_AVX2_WHOLE_VECTORS"): False,
     (depthwise, "DIRECT_5X5_AVX2_WHOLE_S1_ONLY"): False,
+    (depthwise, "DIRECT_5X5_AVX2_WHOLE_MIN_WIDTH"): depthwise.DIRECT_5X5_AVX2_WHOLE_MIN_WIDTH,
     (depthwise, "DIRECT_5X5_AVX2_3X3_S1_HALF_VECTOR_ONLY"): False,
     (depthwise, "FILTER_GRADIENT_AVX2"): True,
     (depthwise, "FILTER_GRADIENT_AVX2_7_MIN_WIDTH"): 0,
@@ -248,24 +265,47 @@ _WIDE_HALF_UNITS = {
     (depthwise, "NCHW_TRANSPOSED_3X3_MIN_BATCH"): sys.maxsize,
 }
 
+# ... and on AMD's Zen 5 (whole 512-bit units): Zen 4's plans, which won there too (forty-ninth session, one process,
+# alternating, the AVX-512 plans -> Zen 4's: 550 forward layers of the benchmarks' files, geomean 0.94, 0.44-1.64; 553
+# gradient layers 0.84, 0.26-1.40: the small-image kernel's whole-vector steps 0.51-0.68 on 5x5 and 7x7 layers, the
+# rolling-window filter gradient 0.30-0.57, the direct 3x3 kernels on dilated layers 0.40-0.65), but for two rules:
+# 5x5 layers over a vector of channels or more stay off the AVX2 5x5 kernel on wide stride-1 rows too (its
+# whole-vector steps -> the AVX-512 plans' kernels: 1x66x66x432 0.71-0.75, 1x75x75x480 0.83, 1x112x112x64 0.91,
+# 1x147x147x64 0.90, 4x62x62x16 0.85), and conv2d's Winograd BLAS plan only from 1200 output pixels, its fused plan
+# from 384 (beside WINOGRAD_FUSED_MIN_PIXELS in sepconv.fast.conv2d).
+_ZEN5 = {
+    **_WIDE_HALF_UNITS,
+    (depthwise, "DIRECT_5X5_AVX2_WHOLE_MIN_WIDTH"): sys.maxsize,
+    (conv2d, "WINOGRAD_MIN_PIXELS"): 1200,
+    (conv2d, "WINOGRAD_FUSED_MIN_PIXELS"): 384,
+    (conv2d, "WINOGRAD_BLAS_MIN_PIXELS"): sys.maxsize,
+    (conv2d, "WINOGRAD_BLAS_MAX_FILTER_BYTES"): 0,
+}
 
-PLANS = ""  # the plans set last, by name: "AVX-512", "AVX-512 on 256-bit units" or "AVX2"
+
+PLANS = ""  # the plans set last, by name: "AVX-512", "AVX-512 on 256-bit units", "AVX-512 (Zen 5)" or "AVX2"
 
 
-def use_wide_register_plans(wide: bool, half_width_units: bool = False) -> None:
-    """Set the plans for a CPU with AVX-512's registers (``wide``; ``half_width_units``: on 256-bit units, as Zen 4)
-    or without them, and forget the plans made."""
+def use_wide_register_plans(wide: bool, half_width_units: bool = False, zen5: bool = False) -> None:
+    """Set the plans for a CPU with AVX-512's registers (``wide``; ``half_width_units``: on 256-bit units, as Zen 4;
+    ``zen5``: AMD's Zen 5) or without them, and forget the plans made."""
     global PLANS
-    plans = (_WIDE_HALF_UNITS if half_width_units else _WIDE) if wide else _NARROW
+    if not wide:
+        plans, PLANS = _NARROW, "AVX2"
+    elif half_width_units:
+        plans, PLANS = _WIDE_HALF_UNITS, "AVX-512 on 256-bit units"
+    elif zen5:
+        plans, PLANS = _ZEN5, "AVX-512 (Zen 5)"
+    else:
+        plans, PLANS = _WIDE, "AVX-512"
     for (module, name), value in plans.items():
         setattr(module, name, value)
     depthwise.clear_plans()
-    PLANS = ("AVX-512 on 256-bit units" if half_width_units else "AVX-512") if wide else "AVX2"
 
 
 def use_this_cpus_plans() -> None:
     """Set the plans this CPU takes (as on import)."""
-    use_wide_register_plans(WIDE_REGISTERS, HALF_WIDTH_UNITS)
+    use_wide_register_plans(WIDE_REGISTERS, HALF_WIDTH_UNITS, ZEN5)
 
 
 use_this_cpus_plans()
