@@ -1,6 +1,7 @@
 """The plans for CPUs without AVX-512 (sepconv.fast.registers): BLAS for the products, the direct 3x3 depthwise
 kernel at stride 1 and the small-image one on any other plane; the half-vector kernels they share with Zen 4's plans
-(AVX-512 on 256-bit units); the same results as the reference, and the kernels they name are the ones reached."""
+(AVX-512 on 256-bit units), and Zen 5's two rules on Zen 4's plans; the same results as the reference, and the kernels
+they name are the ones reached."""
 
 from __future__ import annotations
 
@@ -804,7 +805,7 @@ def test_zen5_plans_are_zen4s_but_two_rules():
     assert fast_depthwise._direct_5x5_avx2(wide_rows, wide_out, 4, 5, 5, 1, 1)
     assert fast_depthwise._direct_5x5_avx2(few_channels, few_out, 4, 5, 5, 2, 1)
     registers.use_wide_register_plans(True, zen5=True)
-    assert registers.PLANS == "AVX-512 (Zen 5)"
+    assert registers.PLANS == "AVX-512 on Zen 5"
     assert not fast_depthwise._direct_5x5_avx2(wide_rows, wide_out, 4, 5, 5, 1, 1)
     assert fast_depthwise._direct_5x5_avx2(few_channels, few_out, 4, 5, 5, 2, 1)  # few channels keep it
     assert fast_depthwise.FILTER_GRADIENT_AVX2 and fast_depthwise.SMALL_IMAGE_WHOLE_STEPS
@@ -820,17 +821,31 @@ def test_zen5_plans_are_zen4s_but_two_rules():
 
 
 @pytest.mark.parametrize("layer", [((1, 20, 20, 96), 96), ((1, 35, 35, 128), 160)])
-def test_zen5_winograd_agrees_with_the_reference(layer):
-    """conv2d on Zen 5's plans, through Winograd's fused and BLAS plans, gives the reference's result."""
+def test_zen5_winograd_agrees_with_the_reference(layer, monkeypatch):
+    """conv2d on Zen 5's plans, through Winograd's fused and BLAS plans (recorded), gives the reference's result."""
     (shape, c_out) = layer
     registers.use_wide_register_plans(True, zen5=True)
-    rng = np.random.default_rng(11)
-    x, w = rand(rng, shape, np.float32), rand(rng, (3, 3, shape[3], c_out), np.float32)
-    g = conv2d_geometry("conv2d", x.shape, w.shape, 1, "SAME")
-    assert fast_conv2d._is_winograd(g)
+    g = conv2d_geometry("conv2d", shape, (3, 3, shape[3], c_out), 1, "SAME")
     assert fast_conv2d._is_winograd_fused(g, 4) == (shape[3] == 96)
-    fast, ref = _both(sepconv.conv2d, x, w, 1, "SAME")
-    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    fast, ref, calls = _conv2d_recording_winograd(monkeypatch, shape, c_out, np.random.default_rng(11))
+    np.testing.assert_allclose(fast, ref, rtol=1e-4, atol=1e-3)
+    assert calls
+    registers.use_wide_register_plans(True)
+
+
+def test_zen5_winograd_thresholds_at_their_edges():
+    """Zen 5's Winograd thresholds at their edges: the fused plan's 384 output pixels (a 0.6 MB transform), the BLAS
+    plan's 1200 (a 2.4 MB transform), and 1200 for 32 output channels, as on Zen 4's plans."""
+    registers.use_wide_register_plans(True, zen5=True)
+
+    def winograd(h, w, c, out_c):
+        g = conv2d_geometry("conv2d", (1, h, w, c), (3, 3, c, out_c), 1, "SAME")
+        return fast_conv2d._is_winograd(g, 4)
+
+    assert [winograd(1, 383, 96, 96), winograd(16, 24, 96, 96)] == [False, True]  # 383, 384 pixels, fused
+    assert [winograd(11, 109, 192, 192), winograd(30, 40, 192, 192)] == [False, True]  # 1199, 1200, BLAS
+    assert [winograd(12, 12, 192, 192), winograd(16, 24, 192, 192)] == [False, False]  # Zen 4's 144 and 384: not here
+    assert [winograd(11, 109, 32, 32), winograd(30, 40, 32, 32)] == [False, True]
     registers.use_wide_register_plans(True)
 
 

@@ -15,7 +15,7 @@ Shape classes:
   direct plan below): direct, the output channels as vector lanes
   (:func:`~sepconv.kernels.conv2d.conv2d_nhwc_few_channels_rows`).
 - **winograd** (3x3, stride 1, undilated, ungrouped, :data:`WINOGRAD_MIN_CHANNELS` channels or more, at least
-  :data:`WINOGRAD_MIN_PIXELS` output pixels; on Zen 4's plans also :data:`WINOGRAD_NARROW_MIN_PIXELS` for fewer than
+  :data:`WINOGRAD_MIN_PIXELS` output pixels; on Zen 4's and Zen 5's plans also :data:`WINOGRAD_NARROW_MIN_PIXELS` for fewer than
   :data:`WINOGRAD_MIN_OUT_CHANNELS` output channels, :data:`WINOGRAD_BLAS_MIN_PIXELS` for the BLAS plan's filters;
   on Zen 5's :data:`WINOGRAD_FUSED_MIN_PIXELS` for the fused plan's):
   Winograd
@@ -113,7 +113,7 @@ WINOGRAD_MIN_PIXELS = 1200
 # 2 threads, one process, us, Winograd vs direct: 1x112x112x32 -> 32 844 vs 768, 1x56x56x64 -> 32 385 vs 365;
 # but 1x56x56x32 -> 64 303 vs 333, 1x56x56x48 -> 48 361 vs 397).
 WINOGRAD_MIN_OUT_CHANNELS = 33
-# ... unless the layer has this many output pixels (Zen 4's plans: 1200; elsewhere none does).  Forty-seventh session,
+# ... unless the layer has this many output pixels (Zen 4's and Zen 5's plans: 1200; elsewhere none does).  Forty-seventh session,
 # one process, 7-9 alternating rounds, direct -> Winograd: 1x112x112x32 -> 24 0.60, 1x56x56x64 -> 24 0.59,
 # 1x56x56x64 -> 32 0.74, 1x112x112x32 -> 32 0.75, 1x149x149x32 -> 32 0.77, 4x28x28x32 -> 32 0.78, 8x14x14x32 -> 32
 # 0.87, 1x40x40x32 -> 32 0.80, 1x32x32x32 -> 32 0.90; below ~1000 pixels they lost (1x28x28x32 -> 32 1.10-1.14,
@@ -133,7 +133,8 @@ WINOGRAD_BLAS_MAX_FILTER_BYTES = 0
 # rounds, direct -> Winograd: fused, 1x28x28x128 -> 128 0.76, 1x32x32x128 0.70, 4x14x14x128 0.77, 1x24x24x96 0.88,
 # 1x20x20x128 0.97; but the BLAS plan lost below 1200 pixels (Zen 4's 384, and 144 for filters up to half the L3):
 # 8x7x7x512 -> 512 1.56, 8x7x7x256 1.47, 2x14x14x256 1.23, 1x17x17x192 1.41, 1x14x14x256 1.39, 1x14x14x160 1.52,
-# 1x12x12x256 1.45, 1x14x14x384 -> 384 1.35; from 1200 it tied (1x28x28x192 -> 384, 784 pixels, 1.04; 8x14x14x256 1.04).
+# 1x12x12x256 1.45, 1x14x14x384 -> 384 1.35; at 784-1568 pixels it tied (1x28x28x192 -> 384 0.96-1.04, 8x14x14x256
+# 0.96-1.04), so the BLAS plan keeps the AVX-512 plans' 1200.
 WINOGRAD_FUSED_MIN_PIXELS = sys.maxsize
 
 
@@ -164,7 +165,9 @@ def _winograd_min_pixels(g: Conv2DGeometry, itemsize: int) -> int:
     :data:`WINOGRAD_MIN_OUT_CHANNELS` channels; for the BLAS plan's filters (a transform of more bytes than the fused
     plan takes, fewer than :data:`WINOGRAD_BLAS_MAX_FILTER_BYTES`) the lesser of :data:`WINOGRAD_BLAS_MIN_PIXELS` and
     :data:`WINOGRAD_MIN_PIXELS` (which tests lower to force Winograd); for the fused plan's, the lesser of
-    :data:`WINOGRAD_FUSED_MIN_PIXELS` and :data:`WINOGRAD_MIN_PIXELS`; else :data:`WINOGRAD_MIN_PIXELS`."""
+    :data:`WINOGRAD_FUSED_MIN_PIXELS` and :data:`WINOGRAD_MIN_PIXELS`; else :data:`WINOGRAD_MIN_PIXELS`.  (So raising
+    :data:`WINOGRAD_MIN_PIXELS` alone does not turn Winograd off where those take the lesser: tests raise
+    :data:`WINOGRAD_MIN_CHANNELS` instead.)"""
     if g.out_c < WINOGRAD_MIN_OUT_CHANNELS:
         return WINOGRAD_NARROW_MIN_PIXELS
     if _is_winograd_fused(g, itemsize):

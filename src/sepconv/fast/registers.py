@@ -21,7 +21,11 @@ two filter rows' sums and five dy columns in half vectors).  Where AVX-512 runs 
 AVX2 plans' kernels too (``_WIDE_HALF_UNITS``), run on whole vectors, which AVX-512's 32 registers hold: the
 small-image kernel's long steps, the rolling-window filter gradient and the AVX2 5x5 kernel (where they won); and
 the direct 3x3 kernels for large dilated layers, NCHW 5x5 layers of short rows through NHWC, and routes of their own
-for conv2d's direct kernel and large pointwise products.
+for conv2d's direct kernel and large pointwise products.  On AMD's Zen 5 (LLVM's ``znver5``: :data:`ZEN5`, whole
+512-bit units) Zen 4's plans won too, but for two rules (``_ZEN5``): 5x5 layers over a vector of channels stay off the
+AVX2 5x5 kernel, and conv2d's Winograd through BLAS waits for 1200 output pixels (its fused plan starts at 384).
+``SEPCONV_WIDE_REGISTERS``, ``SEPCONV_HALF_WIDTH_UNITS`` and ``SEPCONV_ZEN5_PLANS`` (``1`` or ``0``) override what the
+CPU says.
 
 Thirty-second session, an AMD EPYC (Zen 3, AVX2) VM, 2 threads, one process, alternating, us, the
 AVX-512 plans -> these: conv2d 8x28x28x128 -> 128 3x3 15233 -> 7813, 8x28x28x64 -> 64 5x5 25737 ->
@@ -89,7 +93,7 @@ ZEN5 = WIDE_REGISTERS and not HALF_WIDTH_UNITS and _zen5()
 
 conv2d = importlib.import_module(".conv2d", __package__)  # the package's name conv2d is the op
 # The limits of NCHW_TRANSPOSED_FILTERS's rule as sepconv.fast.depthwise writes them: the AVX2 plans take them so, only
-# Zen 4's narrow them (below).
+# Zen 4's (and Zen 5's, which are Zen 4's but for two rules) narrow them (below).
 _NCHW_TRANSPOSED_LIMITS = {(depthwise, name): getattr(depthwise, name) for name in (
     "NCHW_TRANSPOSED_MAX_WIDTH", "NCHW_TRANSPOSED_MIN_CHANNELS", "NCHW_TRANSPOSED_MIN_BATCH", "NCHW_TRANSPOSED_MIN_BYTES",
     "NCHW_TRANSPOSED_MAX_BYTES", "NCHW_TRANSPOSED_7X7_MIN_CHANNELS", "NCHW_TRANSPOSED_3X3_MIN_BATCH")}
@@ -283,19 +287,20 @@ _ZEN5 = {
 }
 
 
-PLANS = ""  # the plans set last, by name: "AVX-512", "AVX-512 on 256-bit units", "AVX-512 (Zen 5)" or "AVX2"
+PLANS = ""  # the plans set last, by name: "AVX-512", "AVX-512 on 256-bit units", "AVX-512 on Zen 5" or "AVX2"
 
 
 def use_wide_register_plans(wide: bool, half_width_units: bool = False, zen5: bool = False) -> None:
     """Set the plans for a CPU with AVX-512's registers (``wide``; ``half_width_units``: on 256-bit units, as Zen 4;
-    ``zen5``: AMD's Zen 5) or without them, and forget the plans made."""
+    ``zen5``: AMD's Zen 5) or without them, and forget the plans made.  ``half_width_units`` wins over ``zen5``, and
+    without ``wide`` neither counts."""
     global PLANS
     if not wide:
         plans, PLANS = _NARROW, "AVX2"
     elif half_width_units:
         plans, PLANS = _WIDE_HALF_UNITS, "AVX-512 on 256-bit units"
     elif zen5:
-        plans, PLANS = _ZEN5, "AVX-512 (Zen 5)"
+        plans, PLANS = _ZEN5, "AVX-512 on Zen 5"
     else:
         plans, PLANS = _WIDE, "AVX-512"
     for (module, name), value in plans.items():
