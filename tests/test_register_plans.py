@@ -849,21 +849,6 @@ def test_zen5_winograd_thresholds_at_their_edges():
     registers.use_wide_register_plans(True)
 
 
-@pytest.mark.parametrize("setting, zen5", [("1", True), ("0", False)])
-def test_zen5_plans_follow_the_environment(setting, zen5, monkeypatch):
-    """``SEPCONV_ZEN5_PLANS`` overrides the CPU's name."""
-    monkeypatch.setenv("SEPCONV_ZEN5_PLANS", setting)
-    assert registers._zen5() is zen5
-
-
-def test_zen5_plans_default_to_znver5(monkeypatch):
-    """Unset, the flag is whether LLVM names the host CPU ``znver5``."""
-    import llvmlite.binding as llvm
-
-    monkeypatch.delenv("SEPCONV_ZEN5_PLANS", raising=False)
-    assert registers._zen5() is (llvm.get_host_cpu_name() == "znver5")
-
-
 @pytest.mark.parametrize("setting, wide", [("1", True), ("0", False)])
 def test_wide_registers_follow_the_environment(setting, wide, monkeypatch):
     """``SEPCONV_WIDE_REGISTERS`` overrides what the CPU reports."""
@@ -871,19 +856,25 @@ def test_wide_registers_follow_the_environment(setting, wide, monkeypatch):
     assert _simd._wide_registers() is wide
 
 
-@pytest.mark.parametrize("setting, half", [("1", True), ("0", False)])
-def test_half_width_units_follow_the_environment(setting, half, monkeypatch):
-    """``SEPCONV_HALF_WIDTH_UNITS`` overrides the CPU's name."""
-    monkeypatch.setenv("SEPCONV_HALF_WIDTH_UNITS", setting)
-    assert registers._half_width_units() is half
+CPU_FLAGS = [(registers._half_width_units, "SEPCONV_HALF_WIDTH_UNITS", "znver4"),
+             (registers._zen5, "SEPCONV_ZEN5_PLANS", "znver5")]
 
 
-def test_half_width_units_default_to_zen_4(monkeypatch):
-    """Unset, the flag is whether LLVM names the host CPU ``znver4``."""
+@pytest.mark.parametrize("flag, variable, cpu_name", CPU_FLAGS)
+@pytest.mark.parametrize("setting, expected", [("1", True), ("0", False)])
+def test_cpu_flags_follow_the_environment(flag, variable, cpu_name, setting, expected, monkeypatch):
+    """``SEPCONV_HALF_WIDTH_UNITS`` (Zen 4's plans) and ``SEPCONV_ZEN5_PLANS`` override the CPU's name."""
+    monkeypatch.setenv(variable, setting)
+    assert flag() is expected
+
+
+@pytest.mark.parametrize("flag, variable, cpu_name", CPU_FLAGS)
+def test_cpu_flags_default_to_the_cpus_name(flag, variable, cpu_name, monkeypatch):
+    """Unset, each flag is whether LLVM names the host CPU ``znver4`` (Zen 4) or ``znver5`` (Zen 5)."""
     import llvmlite.binding as llvm
 
-    monkeypatch.delenv("SEPCONV_HALF_WIDTH_UNITS", raising=False)
-    assert registers._half_width_units() is (llvm.get_host_cpu_name() == "znver4")
+    monkeypatch.delenv(variable, raising=False)
+    assert flag() is (llvm.get_host_cpu_name() == cpu_name)
 
 
 def test_wide_registers_default_to_the_cpu(monkeypatch):

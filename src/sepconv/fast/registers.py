@@ -65,27 +65,27 @@ from ..kernels._simd import WIDE_REGISTERS
 from . import depthwise, separable
 
 
-def _half_width_units() -> bool:
-    """Whether this CPU runs AVX-512 on 256-bit units, each operation on a 64-byte vector as two halves: AMD's Zen 4,
-    which LLVM names ``znver4`` (``SEPCONV_HALF_WIDTH_UNITS=1`` or ``0`` says so instead).  There a half vector's
-    multiply-add takes half the issue slots of a whole one's, as on AVX2, so the half-vector kernels pay."""
-    chosen = os.environ.get("SEPCONV_HALF_WIDTH_UNITS", "").strip()
+def _cpu_named(llvm_name: str, variable: str) -> bool:
+    """Whether LLVM names this CPU ``llvm_name``, unless the environment variable ``variable`` says ``1`` or ``0``."""
+    chosen = os.environ.get(variable, "").strip()
     if chosen in ("0", "1"):
         return chosen == "1"
     import llvmlite.binding as llvm  # imported with Numba already
 
-    return llvm.get_host_cpu_name() == "znver4"
+    return llvm.get_host_cpu_name() == llvm_name
+
+
+def _half_width_units() -> bool:
+    """Whether this CPU runs AVX-512 on 256-bit units, each operation on a 64-byte vector as two halves: AMD's Zen 4,
+    which LLVM names ``znver4`` (``SEPCONV_HALF_WIDTH_UNITS=1`` or ``0`` says so instead).  There a half vector's
+    multiply-add takes half the issue slots of a whole one's, as on AVX2, so the half-vector kernels pay."""
+    return _cpu_named("znver4", "SEPCONV_HALF_WIDTH_UNITS")
 
 
 def _zen5() -> bool:
     """Whether this CPU is AMD's Zen 5, which LLVM names ``znver5`` (``SEPCONV_ZEN5_PLANS=1`` or ``0`` says so
     instead): AVX-512 on whole 512-bit units, where Zen 4's plans won nonetheless, but for two rules (``_ZEN5``)."""
-    chosen = os.environ.get("SEPCONV_ZEN5_PLANS", "").strip()
-    if chosen in ("0", "1"):
-        return chosen == "1"
-    import llvmlite.binding as llvm  # imported with Numba already
-
-    return llvm.get_host_cpu_name() == "znver5"
+    return _cpu_named("znver5", "SEPCONV_ZEN5_PLANS")
 
 
 HALF_WIDTH_UNITS = WIDE_REGISTERS and _half_width_units()
