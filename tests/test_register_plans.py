@@ -794,11 +794,12 @@ def test_every_plan_set_names_the_same_settings():
 
 def test_zen5_plans_are_zen4s_but_two_rules():
     """Zen 5's plans are Zen 4's but for 5x5 layers over a vector of channels on wide stride-1 rows (not the AVX2 5x5
-    kernel) and conv2d's Winograd (the fused plan from 384 output pixels, the BLAS plan from 1200)."""
+    kernel), conv2d's Winograd (the fused plan from 384 output pixels, the BLAS plan from 1200) and small stride-1 3x3
+    layers on the direct 3x3 kernel (the test below)."""
     differ = {name for (_, name), value in registers._ZEN5.items()
               if value != registers._WIDE_HALF_UNITS[(_, name)]}
     assert differ == {"DIRECT_5X5_AVX2_WHOLE_MIN_WIDTH", "WINOGRAD_MIN_PIXELS", "WINOGRAD_FUSED_MIN_PIXELS",
-                      "WINOGRAD_BLAS_MIN_PIXELS", "WINOGRAD_BLAS_MAX_FILTER_BYTES"}
+                      "WINOGRAD_BLAS_MIN_PIXELS", "WINOGRAD_BLAS_MAX_FILTER_BYTES", "DIRECT_3X3_S1_MAX_BYTES"}
     wide_rows, wide_out = (1, 66, 66, 432), (1, 66, 66, 432)
     few_channels, few_out = (1, 40, 40, 8), (1, 20, 20, 8)
     registers.use_wide_register_plans(True, half_width_units=True)
@@ -846,6 +847,33 @@ def test_zen5_winograd_thresholds_at_their_edges():
     assert [winograd(11, 109, 192, 192), winograd(30, 40, 192, 192)] == [False, True]  # 1199, 1200, BLAS
     assert [winograd(12, 12, 192, 192), winograd(16, 24, 192, 192)] == [False, False]  # Zen 4's 144 and 384: not here
     assert [winograd(11, 109, 32, 32), winograd(30, 40, 32, 32)] == [False, True]
+    registers.use_wide_register_plans(True)
+
+
+@pytest.mark.parametrize("plans", ["zen5", "zen4"])
+@pytest.mark.parametrize("shape, taken", [
+    ((1, 12, 12, 16), True),  # 9 KB
+    ((1, 24, 24, 16), True),  # 36 KB, the limit
+    ((4, 7, 7, 20), True),  # 15.7 KB over four items, channels past a vector
+    ((1, 24, 24, 24), False),  # 54 KB
+    ((2, 12, 12, 48), False),  # 54 KB over two items of 27 KB
+])
+def test_zen5_small_stride_1_3x3_layers_on_the_direct_kernel(plans, shape, taken, monkeypatch):
+    """On Zen 5's plans the forward of undilated stride-1 3x3 layers of up to 36 KB of input (all items; a vector of
+    channels or more) takes the direct 3x3 kernel, and so does their input gradient (the forward of ``dy``); not on
+    Zen 4's plans, nor from 36 KB, nor dilated.  Results as the reference's."""
+    registers.use_wide_register_plans(True, half_width_units=plans == "zen4", zen5=plans == "zen5")
+    calls = record_calls(monkeypatch, depthwise_3x3_direct, "depthwise_nhwc_forward_3x3_direct_parallel",
+                         record=lambda args: True, serial="depthwise_nhwc_forward_3x3_direct_rows")
+    rng = np.random.default_rng(19)
+    x, w = rand(rng, shape, np.float32), rand(rng, (3, 3, shape[3], 1), np.float32)
+    dy = rand(rng, shape, np.float32)
+    for dilations in (1, 2):
+        fast, ref = _both(sepconv.depthwise_conv2d, x, w, 1, "SAME", dilations=dilations)
+        np.testing.assert_allclose(fast, ref, **tol(np.float32))
+        fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, shape, w, dy, 1, "SAME", dilations=dilations)
+        np.testing.assert_allclose(fast, ref, **tol(np.float32))
+        assert len(calls) == 2 * (taken and plans == "zen5"), dilations
     registers.use_wide_register_plans(True)
 
 

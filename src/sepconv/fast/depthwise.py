@@ -603,13 +603,28 @@ def _folded_rows(in_shape: tuple[int, ...], out_shape: tuple[int, ...], stride_h
 DIRECT_3X3_S2_MAX_IMAGE_BYTES = 0
 
 
-def _direct_3x3_small_s2(in_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_h: int, stride_w: int,
-                         dil_h: int, dil_w: int) -> bool:
-    """Whether the forward of a small undilated stride-2 3x3 layer takes the direct 3x3 kernel
-    (:data:`DIRECT_3X3_S2_MAX_IMAGE_BYTES`)."""
-    return (tuned(itemsize) and (kh, kw, stride_h, stride_w, dil_h, dil_w) == (3, 3, 2, 2, 1, 1)
-            and in_shape[3] * itemsize >= VECTOR_BYTES
-            and math.prod(in_shape[1:]) * itemsize <= DIRECT_3X3_S2_MAX_IMAGE_BYTES)
+# With DIRECT_3X3_S1_MAX_BYTES (Zen 5's plans: 36 KB) the forward of undilated stride-1 3x3 layers over a vector of
+# channels or more (multiplier 1; so also their stride-1 input gradient, the forward of dy), on inputs (all items) of at
+# most that many bytes, takes the direct 3x3 kernel too: its four-pixel steps against the general kernel's work per
+# row, which small layers pay on few pixels.  Forty-ninth session, Zen 5 VM, one process, 5 alternating rounds, the
+# general kernel -> direct, forward / input gradient, 31 layers up to 32 KB: geomean 0.77 (0.64-0.96), 1x10x10x16
+# 0.74 / 0.77, 1x12x12x16 0.73, 1x16x16x16 0.71 / 0.73, 1x16x16x32 0.80 / 0.77, 1x7x7x64 0.87 / 0.89, 1x7x7x128 0.96,
+# 2x10x10x16 0.64, 4x7x7x16 - / 0.64, 2x16x16x16 - / 0.67; at 36 KB 1x24x24x16 0.76 / 0.77, 1x12x12x64 0.90 / 0.86,
+# 4x12x12x16 - / 0.62; beyond, mixed (4x10x10x24 1.07, 1x20x20x24 1.05, 4x7x7x48 0.77) and from 48 KB lost (1.06-1.49).
+DIRECT_3X3_S1_MAX_BYTES = 0
+
+
+def _direct_3x3_small(in_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_h: int, stride_w: int,
+                      dil_h: int, dil_w: int) -> bool:
+    """Whether the forward of a small undilated 3x3 layer takes the direct 3x3 kernel: at stride 2 on images (one
+    item) of up to :data:`DIRECT_3X3_S2_MAX_IMAGE_BYTES`, at stride 1 on inputs (all items) of up to
+    :data:`DIRECT_3X3_S1_MAX_BYTES`."""
+    if not (tuned(itemsize) and (kh, kw, dil_h, dil_w) == (3, 3, 1, 1) and stride_h == stride_w in (1, 2)
+            and in_shape[3] * itemsize >= VECTOR_BYTES):
+        return False
+    if stride_w == 2:
+        return math.prod(in_shape[1:]) * itemsize <= DIRECT_3X3_S2_MAX_IMAGE_BYTES
+    return math.prod(in_shape) * itemsize <= DIRECT_3X3_S1_MAX_BYTES
 
 
 def _direct_3x3_s2_input_gradient(dy_shape: tuple[int, ...], itemsize: int, kh: int, kw: int, stride_h: int,
@@ -1016,7 +1031,7 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
 
     if multiplier == 1 and not folded and (_direct_3x3(in_shape, itemsize, kh, kw, stride_w, dil_h, dil_w,
                                                        multiplier_pass) or (
-            not multiplier_pass and _direct_3x3_small_s2(in_shape, itemsize, kh, kw, stride_h, stride_w, dil_h, dil_w))):
+            not multiplier_pass and _direct_3x3_small(in_shape, itemsize, kh, kw, stride_h, stride_w, dil_h, dil_w))):
         direct_chunks = chunks_of_short_images_too(rows)
         stream = _streamed_output(in_shape, out_shape, itemsize)
         aligned = in_shape[3] * itemsize >= DIRECT_3X3_ALIGNED_MIN_PIXEL_BYTES

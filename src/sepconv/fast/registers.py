@@ -23,7 +23,8 @@ small-image kernel's long steps, the rolling-window filter gradient and the AVX2
 the direct 3x3 kernels for large dilated layers, NCHW 5x5 layers of short rows through NHWC, and routes of their own
 for conv2d's direct kernel and large pointwise products.  On AMD's Zen 5 (LLVM's ``znver5``: :data:`ZEN5`, whole
 512-bit units) Zen 4's plans won too, but for two rules (``_ZEN5``): 5x5 layers over a vector of channels stay off the
-AVX2 5x5 kernel, and conv2d's Winograd through BLAS waits for 1200 output pixels (its fused plan starts at 384).
+AVX2 5x5 kernel, and conv2d's Winograd through BLAS waits for 1200 output pixels (its fused plan starts at 384); and
+one of its own: small stride-1 3x3 layers (up to 36 KB of input) on the direct 3x3 kernel.
 ``SEPCONV_WIDE_REGISTERS``, ``SEPCONV_HALF_WIDTH_UNITS`` and ``SEPCONV_ZEN5_PLANS`` (``1`` or ``0``) override what the
 CPU says.
 
@@ -124,6 +125,7 @@ _WIDE = {
     (depthwise, "FOLDED_DILATION"): depthwise.FOLDED_DILATION,
     (depthwise, "DIRECT_3X3_FILTER_GRADIENT_STRIDE_2"): depthwise.DIRECT_3X3_FILTER_GRADIENT_STRIDE_2,
     (depthwise, "DIRECT_3X3_S2_MAX_IMAGE_BYTES"): depthwise.DIRECT_3X3_S2_MAX_IMAGE_BYTES,
+    (depthwise, "DIRECT_3X3_S1_MAX_BYTES"): depthwise.DIRECT_3X3_S1_MAX_BYTES,
     (depthwise, "WINOGRAD_3X3"): depthwise.WINOGRAD_3X3,
     (depthwise, "WINOGRAD_3X3_FILTER_GRADIENT"): depthwise.WINOGRAD_3X3_FILTER_GRADIENT,
     (depthwise, "DIRECT_5X5_AVX2"): depthwise.DIRECT_5X5_AVX2,
@@ -176,6 +178,7 @@ _NARROW = {
     (depthwise, "FOLDED_DILATION"): depthwise.FOLDED_DILATION,  # as written (Zen 4's plans set it)
     (depthwise, "DIRECT_3X3_FILTER_GRADIENT_STRIDE_2"): False,  # all of them, by DIRECT_3X3
     (depthwise, "DIRECT_3X3_S2_MAX_IMAGE_BYTES"): 0,  # all of them, by DIRECT_3X3
+    (depthwise, "DIRECT_3X3_S1_MAX_BYTES"): 0,  # all of them, by DIRECT_3X3
     (depthwise, "WINOGRAD_3X3"): False,  # the direct 3x3 kernels take these layers
     (depthwise, "WINOGRAD_3X3_FILTER_GRADIENT"): False,
     (depthwise, "DIRECT_5X5_AVX2"): True,
@@ -276,7 +279,9 @@ _WIDE_HALF_UNITS = {
 # 5x5 layers over a vector of channels or more stay off the AVX2 5x5 kernel on wide stride-1 rows too (its
 # whole-vector steps -> the AVX-512 plans' kernels: 1x66x66x432 0.71-0.75, 1x75x75x480 0.83, 1x112x112x64 0.91,
 # 1x147x147x64 0.90, 4x62x62x16 0.85), and conv2d's Winograd BLAS plan only from 1200 output pixels, its fused plan
-# from 384 (beside WINOGRAD_FUSED_MIN_PIXELS in sepconv.fast.conv2d).
+# from 384 (beside WINOGRAD_FUSED_MIN_PIXELS in sepconv.fast.conv2d).  And one rule of its own: undilated stride-1 3x3
+# layers of up to 36 KB of input on the direct 3x3 kernel (31 layers up to 32 KB: geomean 0.77 of the general kernel's
+# time, 0.64-0.96; beside DIRECT_3X3_S1_MAX_BYTES in sepconv.fast.depthwise).
 _ZEN5 = {
     **_WIDE_HALF_UNITS,
     (depthwise, "DIRECT_5X5_AVX2_WHOLE_MIN_WIDTH"): sys.maxsize,
@@ -284,6 +289,7 @@ _ZEN5 = {
     (conv2d, "WINOGRAD_FUSED_MIN_PIXELS"): 384,
     (conv2d, "WINOGRAD_BLAS_MIN_PIXELS"): sys.maxsize,
     (conv2d, "WINOGRAD_BLAS_MAX_FILTER_BYTES"): 0,
+    (depthwise, "DIRECT_3X3_S1_MAX_BYTES"): 36 * 1024,
 }
 
 
