@@ -799,7 +799,8 @@ def test_zen5_plans_are_zen4s_but_two_rules():
     differ = {name for (_, name), value in registers._ZEN5.items()
               if value != registers._WIDE_HALF_UNITS[(_, name)]}
     assert differ == {"DIRECT_5X5_AVX2_WHOLE_MIN_WIDTH", "WINOGRAD_MIN_PIXELS", "WINOGRAD_FUSED_MIN_PIXELS",
-                      "WINOGRAD_BLAS_MIN_PIXELS", "WINOGRAD_BLAS_MAX_FILTER_BYTES", "DIRECT_3X3_S1_MAX_BYTES"}
+                      "WINOGRAD_BLAS_MIN_PIXELS", "WINOGRAD_BLAS_MAX_FILTER_BYTES", "DIRECT_3X3_S1_MAX_BYTES",
+                      "DIRECT_AVX2_7X7_S2_MIN_WIDTH"}
     wide_rows, wide_out = (1, 66, 66, 432), (1, 66, 66, 432)
     few_channels, few_out = (1, 40, 40, 8), (1, 20, 20, 8)
     registers.use_wide_register_plans(True, half_width_units=True)
@@ -874,6 +875,24 @@ def test_zen5_small_stride_1_3x3_layers_on_the_direct_kernel(plans, shape, taken
         fast, ref = _both(sepconv.depthwise_conv2d_backprop_input, shape, w, dy, 1, "SAME", dilations=dilations)
         np.testing.assert_allclose(fast, ref, **tol(np.float32))
         assert len(calls) == 2 * (taken and plans == "zen5"), dilations
+    registers.use_wide_register_plans(True)
+
+
+@pytest.mark.parametrize("plans", ["zen5", "zen4"])
+@pytest.mark.parametrize("shape, out_width", [((1, 20, 20, 32), 10), ((2, 21, 21, 16), 11), ((1, 39, 39, 48), 20)])
+def test_zen5_short_7x7_stride_2_rows_off_the_avx2_kernel(plans, shape, out_width, monkeypatch):
+    """On Zen 5's plans 7x7 stride-2 layers take the AVX2 kernel on output rows of 11 pixels or more only; on Zen 4's
+    on any row.  Results as the reference's."""
+    registers.use_wide_register_plans(True, half_width_units=plans == "zen4", zen5=plans == "zen5")
+    calls = record_calls(monkeypatch, depthwise_5x5_avx2, "depthwise_nhwc_forward_5x5_avx2_parallel",
+                         record=lambda args: True, serial="depthwise_nhwc_forward_5x5_avx2_rows",
+                         as_parallel=lambda args: args)
+    rng = np.random.default_rng(21)
+    x, w = rand(rng, shape, np.float32), rand(rng, (7, 7, shape[3], 1), np.float32)
+    fast, ref = _both(sepconv.depthwise_conv2d, x, w, 2, "SAME")
+    assert fast.shape[2] == out_width
+    np.testing.assert_allclose(fast, ref, **tol(np.float32))
+    assert bool(calls) == (plans == "zen4" or out_width >= 11)
     registers.use_wide_register_plans(True)
 
 

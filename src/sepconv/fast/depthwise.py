@@ -682,6 +682,11 @@ DIRECT_5X5_AVX2_WHOLE_MIN_WIDTH = 60
 # 95 -> 41, 1x61x61x8 54 -> 18, 1x112x112x32 251 -> 171; on more channels it won less or lost: 1x56x56x144 321 -> 269,
 # 1x28x28x96 52 -> 49, 1x24x24x240 VALID 71 -> 63, 4x25x25x480 VALID 610 -> 618, 2x29x29x240 245 -> 329.
 DIRECT_AVX2_7X7_S2_MAX_PIXEL_BYTES = 256
+# ... on output rows of at least this many pixels (Zen 5's plans: 11; shorter rows take the packed kernels).  Forty-ninth
+# session, Zen 5 VM, one process, 7 alternating rounds, this kernel -> the packed ones: rows of 6-10 pixels 4x16x16x32
+# 0.72, 1x20x20x8 VALID 0.74, 1x17x17x32 0.88, 1x14x14x48 0.89, 4x12x12x48 0.91, 1x24x24x16 0.93 (12 pixels); 11-13
+# mixed (1x21x21x24 0.85, 2x22x22x16 1.11, 1x25x25x48 1.11, 1x26x26x40 1.06), 14-20 lost (1.03-1.20).
+DIRECT_AVX2_7X7_S2_MIN_WIDTH = 0
 # With DIRECT_5X5_AVX2_3X3_S1_HALF_VECTOR_ONLY (Zen 4's plans) the 3x3 layers of fewer channels than a vector take it at
 # horizontal stride 1 only without a horizontal dilation over exactly half a vector of channels (8 float32); the others
 # (9-15 channels, or dilated along the row) take the general 3x3 kernel's masked whole vectors (dilated ones of 8
@@ -705,7 +710,8 @@ def _direct_5x5_avx2(in_shape: tuple[int, ...], out_shape: tuple[int, ...], item
     :data:`DIRECT_5X5_AVX2_ALIASED_PIXEL_BYTES`; or a 3x3 filter over at least half a vector of channels but less
     than a whole one, any width (at stride 1 only half vectors, undilated along the row, with
     :data:`DIRECT_5X5_AVX2_3X3_S1_HALF_VECTOR_ONLY`); or a 7x7 filter at horizontal stride 2 (undilated) over at
-    least half a vector of channels but less than :data:`DIRECT_AVX2_7X7_S2_MAX_PIXEL_BYTES`."""
+    least half a vector of channels but less than :data:`DIRECT_AVX2_7X7_S2_MAX_PIXEL_BYTES`, on rows of
+    :data:`DIRECT_AVX2_7X7_S2_MIN_WIDTH` output pixels or more."""
     if not tuned(itemsize):
         return False
     pixel_bytes = in_shape[3] * itemsize
@@ -715,7 +721,7 @@ def _direct_5x5_avx2(in_shape: tuple[int, ...], out_shape: tuple[int, ...], item
         return stride_w == 1 or (stride_w == 2 and dil_w == 1)  # fewer channels than the direct 3x3 kernel takes
     if (DIRECT_5X5_AVX2 and (kh, kw) == (7, 7) and VECTOR_BYTES <= 2 * pixel_bytes
             and pixel_bytes < DIRECT_AVX2_7X7_S2_MAX_PIXEL_BYTES):
-        return stride_w == 2 and dil_w == 1
+        return stride_w == 2 and dil_w == 1 and out_shape[2] >= DIRECT_AVX2_7X7_S2_MIN_WIDTH
     if not (DIRECT_5X5_AVX2 and (kh, kw) == (5, 5) and 2 * pixel_bytes >= VECTOR_BYTES
             and pixel_bytes % DIRECT_5X5_AVX2_ALIASED_PIXEL_BYTES != 0):
         return False

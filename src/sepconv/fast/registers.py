@@ -24,7 +24,8 @@ the direct 3x3 kernels for large dilated layers, NCHW 5x5 layers of short rows t
 for conv2d's direct kernel and large pointwise products.  On AMD's Zen 5 (LLVM's ``znver5``: :data:`ZEN5`, whole
 512-bit units) Zen 4's plans won too, but for two rules (``_ZEN5``): 5x5 layers over a vector of channels stay off the
 AVX2 5x5 kernel, and conv2d's Winograd through BLAS waits for 1200 output pixels (its fused plan starts at 384); and
-one of its own: small stride-1 3x3 layers (up to 36 KB of input) on the direct 3x3 kernel.
+two of its own: small stride-1 3x3 layers (up to 36 KB of input) on the direct 3x3 kernel, and 7x7 stride-2 layers of
+short rows off the AVX2 kernel.
 ``SEPCONV_WIDE_REGISTERS``, ``SEPCONV_HALF_WIDTH_UNITS`` and ``SEPCONV_ZEN5_PLANS`` (``1`` or ``0``) override what the
 CPU says.
 
@@ -126,6 +127,7 @@ _WIDE = {
     (depthwise, "DIRECT_3X3_FILTER_GRADIENT_STRIDE_2"): depthwise.DIRECT_3X3_FILTER_GRADIENT_STRIDE_2,
     (depthwise, "DIRECT_3X3_S2_MAX_IMAGE_BYTES"): depthwise.DIRECT_3X3_S2_MAX_IMAGE_BYTES,
     (depthwise, "DIRECT_3X3_S1_MAX_BYTES"): depthwise.DIRECT_3X3_S1_MAX_BYTES,
+    (depthwise, "DIRECT_AVX2_7X7_S2_MIN_WIDTH"): depthwise.DIRECT_AVX2_7X7_S2_MIN_WIDTH,
     (depthwise, "WINOGRAD_3X3"): depthwise.WINOGRAD_3X3,
     (depthwise, "WINOGRAD_3X3_FILTER_GRADIENT"): depthwise.WINOGRAD_3X3_FILTER_GRADIENT,
     (depthwise, "DIRECT_5X5_AVX2"): depthwise.DIRECT_5X5_AVX2,
@@ -179,6 +181,7 @@ _NARROW = {
     (depthwise, "DIRECT_3X3_FILTER_GRADIENT_STRIDE_2"): False,  # all of them, by DIRECT_3X3
     (depthwise, "DIRECT_3X3_S2_MAX_IMAGE_BYTES"): 0,  # all of them, by DIRECT_3X3
     (depthwise, "DIRECT_3X3_S1_MAX_BYTES"): 0,  # all of them, by DIRECT_3X3
+    (depthwise, "DIRECT_AVX2_7X7_S2_MIN_WIDTH"): depthwise.DIRECT_AVX2_7X7_S2_MIN_WIDTH,
     (depthwise, "WINOGRAD_3X3"): False,  # the direct 3x3 kernels take these layers
     (depthwise, "WINOGRAD_3X3_FILTER_GRADIENT"): False,
     (depthwise, "DIRECT_5X5_AVX2"): True,
@@ -281,7 +284,8 @@ _WIDE_HALF_UNITS = {
 # 1x147x147x64 0.90, 4x62x62x16 0.85), and conv2d's Winograd BLAS plan only from 1200 output pixels, its fused plan
 # from 384 (beside WINOGRAD_FUSED_MIN_PIXELS in sepconv.fast.conv2d).  And one rule of its own: undilated stride-1 3x3
 # layers of up to 36 KB of input on the direct 3x3 kernel (31 layers up to 32 KB: geomean 0.77 of the general kernel's
-# time, 0.64-0.96; beside DIRECT_3X3_S1_MAX_BYTES in sepconv.fast.depthwise).
+# time, 0.64-0.96; beside DIRECT_3X3_S1_MAX_BYTES in sepconv.fast.depthwise), and 7x7 stride-2 layers of output rows
+# of up to 10 pixels off the AVX2 kernel (0.72-0.93; beside DIRECT_AVX2_7X7_S2_MIN_WIDTH).
 _ZEN5 = {
     **_WIDE_HALF_UNITS,
     (depthwise, "DIRECT_5X5_AVX2_WHOLE_MIN_WIDTH"): sys.maxsize,
@@ -290,6 +294,7 @@ _ZEN5 = {
     (conv2d, "WINOGRAD_BLAS_MIN_PIXELS"): sys.maxsize,
     (conv2d, "WINOGRAD_BLAS_MAX_FILTER_BYTES"): 0,
     (depthwise, "DIRECT_3X3_S1_MAX_BYTES"): 36 * 1024,
+    (depthwise, "DIRECT_AVX2_7X7_S2_MIN_WIDTH"): 11,
 }
 
 
