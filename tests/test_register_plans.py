@@ -792,7 +792,7 @@ def test_every_plan_set_names_the_same_settings():
     assert all(set(plans) == set(registers._WIDE) for plans in sets)
 
 
-def test_zen5_plans_are_zen4s_but_two_rules():
+def test_zen5_plans_are_zen4s_but_for_four_rules():
     """Zen 5's plans are Zen 4's but for 5x5 layers over a vector of channels on wide stride-1 rows (not the AVX2 5x5
     kernel), conv2d's Winograd (the fused plan from 384 output pixels, the BLAS plan from 1200) and small stride-1 3x3
     layers on the direct 3x3 kernel (the test below)."""

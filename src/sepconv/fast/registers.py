@@ -86,7 +86,7 @@ def _half_width_units() -> bool:
 
 def _zen5() -> bool:
     """Whether this CPU is AMD's Zen 5, which LLVM names ``znver5`` (``SEPCONV_ZEN5_PLANS=1`` or ``0`` says so
-    instead): AVX-512 on whole 512-bit units, where Zen 4's plans won nonetheless, but for two rules (``_ZEN5``)."""
+    instead): AVX-512 on whole 512-bit units, where Zen 4's plans won nonetheless, but for four rules (``_ZEN5``)."""
     return _cpu_named("znver5", "SEPCONV_ZEN5_PLANS")
 
 
@@ -95,7 +95,7 @@ ZEN5 = WIDE_REGISTERS and not HALF_WIDTH_UNITS and _zen5()
 
 conv2d = importlib.import_module(".conv2d", __package__)  # the package's name conv2d is the op
 # The limits of NCHW_TRANSPOSED_FILTERS's rule as sepconv.fast.depthwise writes them: the AVX2 plans take them so, only
-# Zen 4's (and Zen 5's, which are Zen 4's but for two rules) narrow them (below).
+# Zen 4's (and Zen 5's, which keep Zen 4's NCHW rules) narrow them (below).
 _NCHW_TRANSPOSED_LIMITS = {(depthwise, name): getattr(depthwise, name) for name in (
     "NCHW_TRANSPOSED_MAX_WIDTH", "NCHW_TRANSPOSED_MIN_CHANNELS", "NCHW_TRANSPOSED_MIN_BATCH", "NCHW_TRANSPOSED_MIN_BYTES",
     "NCHW_TRANSPOSED_MAX_BYTES", "NCHW_TRANSPOSED_7X7_MIN_CHANNELS", "NCHW_TRANSPOSED_3X3_MIN_BATCH")}
@@ -282,7 +282,7 @@ _WIDE_HALF_UNITS = {
 # 5x5 layers over a vector of channels or more stay off the AVX2 5x5 kernel on wide stride-1 rows too (its
 # whole-vector steps -> the AVX-512 plans' kernels: 1x66x66x432 0.71-0.75, 1x75x75x480 0.83, 1x112x112x64 0.91,
 # 1x147x147x64 0.90, 4x62x62x16 0.85), and conv2d's Winograd BLAS plan only from 1200 output pixels, its fused plan
-# from 384 (beside WINOGRAD_FUSED_MIN_PIXELS in sepconv.fast.conv2d).  And one rule of its own: undilated stride-1 3x3
+# from 384 (beside WINOGRAD_FUSED_MIN_PIXELS in sepconv.fast.conv2d).  And two rules of its own: undilated stride-1 3x3
 # layers of up to 36 KB of input on the direct 3x3 kernel (31 layers up to 32 KB: geomean 0.77 of the general kernel's
 # time, 0.64-0.96; beside DIRECT_3X3_S1_MAX_BYTES in sepconv.fast.depthwise), and 7x7 stride-2 layers of output rows
 # of up to 10 pixels off the AVX2 kernel (0.72-0.93; beside DIRECT_AVX2_7X7_S2_MIN_WIDTH).
