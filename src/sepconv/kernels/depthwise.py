@@ -64,6 +64,7 @@ from __future__ import annotations
 
 from numba import prange
 
+from ._borrowed import borrowed
 from ._jit import kernel
 from ._simd import (
     VECTOR_BYTES,
@@ -159,6 +160,7 @@ def depthwise_nhwc_forward_rows(x, w, out, zero_row, row_begin, row_end, stride_
                                 pad_top, pad_left):
     """Forward, any filter size/stride/dilation/padding: output rows ``[row_begin, row_end)``; the
     interior pixels by :func:`_forward_interior_general`, the others by :func:`_forward_pixels_clipped`."""
+    x, w, out, zero_row = borrowed(x), borrowed(w), borrowed(out), borrowed(zero_row)
     in_w, c = x.shape[2], x.shape[3]
     out_h, out_w = out.shape[1], out.shape[2]
     kh, kw = w.shape[0], w.shape[1]
@@ -901,6 +903,7 @@ def depthwise_nhwc_forward_3x3_rows(x, w, out, zero_row, row_begin, row_end, str
     the next pair's first two, still in cache (:func:`_forward_3x3_image_rows`).  ``fetch``: SAME pairs at dilation
     1 prefetch the rows the next pair adds (as :func:`depthwise_nhwc_backprop_filter_3x3_rows`).
     """
+    x, w, out, zero_row = borrowed(x), borrowed(w), borrowed(out), borrowed(zero_row)
     r = row_begin
     while r < row_end:
         b, i_begin, i_end, r = _image_run(r, row_end, out.shape[1])
@@ -1006,6 +1009,7 @@ def depthwise_nhwc_forward_5x5_rows(x, w, out, zero_row, row_begin, row_end, str
     """Forward with a 5x5 filter, any stride/dilation/padding: output rows ``[row_begin, row_end)``
     (as the 3x3 kernel, with :func:`_forward_interior_5x5`; at vertical stride 1, two rows a vertical
     dilation apart at a time, phase by phase, :func:`_forward_interior_5x5_two_rows`)."""
+    x, w, out, zero_row = borrowed(x), borrowed(w), borrowed(out), borrowed(zero_row)
     r = row_begin
     while r < row_end:
         b, i_begin, i_end, r = _image_run(r, row_end, out.shape[1])
@@ -1055,6 +1059,7 @@ def depthwise_nhwc_forward_any_rows(x, w, out, zero_row, row_begin, row_end, str
                                     pad_left, fetch=False, winograd=False):
     """The forward's rows kernel for ``w``'s filter size (3x3, 5x5, or any), output rows ``[row_begin, row_end)``
     (``fetch``, ``winograd``: the 3x3 kernel's)."""
+    x, w, out, zero_row = borrowed(x), borrowed(w), borrowed(out), borrowed(zero_row)
     kh, kw = w.shape[0], w.shape[1]
     if kh == 3 and kw == 3:
         depthwise_nhwc_forward_3x3_rows(x, w, out, zero_row, row_begin, row_end, stride_h, stride_w, dil_h, dil_w,
@@ -1120,6 +1125,7 @@ def depthwise_nhwc_forward_3x3_folded_rows(x, wf, out, zero_row, row_begin, row_
     (:func:`_folded_row_end`; per pixel and channel block, as the border pixels go, it cost 17% of the time on
     1x33x33x960).  So DeepLab's rows of 33 and 65 pixels (dilation 2 or 4) go as their whole
     neighbours folded in :mod:`sepconv.fast.depthwise` do."""
+    x, wf, out, zero_row = borrowed(x), borrowed(wf), borrowed(out), borrowed(zero_row)
     in_w, c = x.shape[2], x.shape[3]
     out_h = out.shape[1]
     wf9 = wf.reshape(9, fold * c)
@@ -1305,6 +1311,7 @@ def depthwise_nhwc_forward_few_channels_padded_rows(x, wt, w2, out, buffer, row_
     few-channel image is small.  With an empty ``buffer``, the rows kernel on ``x`` itself.  With a channel
     multiplier (``out`` has ``M`` times ``x``'s channels) the copy repeats each channel ``M`` times: ``x`` is
     the layer's own input, and the repeat costs no pass of its own."""
+    x, wt, w2, out, buffer = borrowed(x), borrowed(wt), borrowed(w2), borrowed(out), borrowed(buffer)
     if buffer.size == 0:
         depthwise_nhwc_forward_few_channels_rows(x, wt, w2, out, row_begin, row_end, kh, dil_h, dil_w, pad_top,
                                                  pad_left)
@@ -1367,6 +1374,7 @@ def depthwise_nhwc_backprop_input_strided_rows(w, dy, dx, row_begin, row_end, st
 
     (With stride 1 the fast path is the forward kernel with the flipped filter instead.)
     """
+    w, dy, dx = borrowed(w), borrowed(dy), borrowed(dx)
     in_h, in_w, c = dx.shape[1], dx.shape[2], dx.shape[3]
     kh, kw = w.shape[0], w.shape[1]
     out_h, out_w = dy.shape[1], dy.shape[2]
@@ -1413,6 +1421,7 @@ def depthwise_nhwc_backprop_input_strided_simd_rows(w, dy, dx, row_begin, row_en
     (``dj = u mod stride``), clipped to ``dy``; nothing is accumulated in memory.  For the strides and
     filters without a parity kernel of their own (7x7 stride 2: ~12 of 49 taps per pixel).
     """
+    w, dy, dx = borrowed(w), borrowed(dy), borrowed(dx)
     in_h, in_w, c = dx.shape[1], dx.shape[2], dx.shape[3]
     kh, kw = w.shape[0], w.shape[1]
     out_h, out_w = dy.shape[1], dy.shape[2]
@@ -1628,6 +1637,7 @@ def depthwise_nhwc_backprop_input_s2_3x3_rows(w, dy, dx, zero_row, row_begin, ro
     (:func:`_backprop_input_s2_pixel`).  ``fetch``: prefetch the next ``dx`` row and ``dy`` row
     (:func:`_s2_pairs_3x3`).
     """
+    w, dy, dx, zero_row = borrowed(w), borrowed(dy), borrowed(dx), borrowed(zero_row)
     in_h, in_w, c = dx.shape[1], dx.shape[2], dx.shape[3]
     out_w = dy.shape[2]
     # pairs m: dx columns 2m - pad_left (dy columns m and m - 1) and 2m + 1 - pad_left (dy column m)
@@ -1660,6 +1670,7 @@ def depthwise_nhwc_backprop_input_s2_5x5_rows(w, dy, dx, zero_row, row_begin, ro
     (``m``, ``m - 1``).  Each pair of columns is one expression per channel block with all its taps
     (at most 15), sharing the ``dy`` loads (:func:`_s2_pairs_5x5`).
     """
+    w, dy, dx, zero_row = borrowed(w), borrowed(dy), borrowed(dx), borrowed(zero_row)
     in_h, in_w, c = dx.shape[1], dx.shape[2], dx.shape[3]
     out_w = dy.shape[2]
     m_lo, m_hi, done_lo, done_hi = _s2_pairs(5, out_w, in_w, pad_left)
@@ -1738,6 +1749,7 @@ def depthwise_nhwc_backprop_input_s2_w7_rows(w, dy, dx, row_begin, row_end, pad_
     odd one after it) the ``dy`` columns ``m .. m - 3``; four pairs at a time share their ``dy`` loads, in
     registers (:func:`_s2_strip7`: 28 multiply-adds per 7 ``dy`` and 7 weight loads and a filter row), channel
     block by channel block; the edge columns are clipped (:func:`_s2_edge_pixel7`)."""
+    w, dy, dx = borrowed(w), borrowed(dy), borrowed(dx)
     in_h, in_w, c = dx.shape[1], dx.shape[2], dx.shape[3]
     out_h, out_w = dy.shape[1], dy.shape[2]
     kh = w.shape[0]
@@ -1794,6 +1806,7 @@ def depthwise_nhwc_backprop_input_s2_w7_rows(w, dy, dx, row_begin, row_end, pad_
 def depthwise_nhwc_backprop_input_s2_any_rows(w, dy, dx, zero_row, row_begin, row_end, pad_top, pad_left, fetch=False):
     """The stride-2 parity kernel for ``w``'s filter size (3x3, 5x5 or 7 wide), rows ``[row_begin, row_end)`` of
     ``dx`` (``fetch``: the 3x3 kernel's)."""
+    w, dy, dx, zero_row = borrowed(w), borrowed(dy), borrowed(dx), borrowed(zero_row)
     if w.shape[1] == 7:
         depthwise_nhwc_backprop_input_s2_w7_rows(w, dy, dx, row_begin, row_end, pad_top, pad_left)
     elif w.shape[0] == 3:
@@ -2207,6 +2220,7 @@ def depthwise_nhwc_backprop_filter_3x3_rows(x, dy, dw, zero_row, row_begin, row_
     rows; the next image's first when this one ends).  A channel block's pass walks a row a pixel apart, and on
     layers too large to stay in the last-level cache the hardware's prefetchers do not keep up with those strides:
     ``fast.depthwise`` sets it for those (:data:`~sepconv.fast.depthwise.FETCH_AHEAD_MIN_BYTES`)."""
+    x, dy, dw, zero_row = borrowed(x), borrowed(dy), borrowed(dw), borrowed(zero_row)
     in_w, c = x.shape[2], x.shape[3]
     out_h, out_w = dy.shape[1], dy.shape[2]
     dw9 = dw.reshape(9, c)
@@ -2261,6 +2275,7 @@ def depthwise_nhwc_backprop_filter_3x3_rows(x, dy, dw, zero_row, row_begin, row_
 def depthwise_nhwc_backprop_filter_5x5_rows(x, dy, dw, zero_row, row_begin, row_end, stride_h, stride_w, dil_h,
                                             dil_w, pad_top, pad_left):
     """As :func:`depthwise_nhwc_backprop_filter_3x3_rows`, a 5x5 filter."""
+    x, dy, dw, zero_row = borrowed(x), borrowed(dy), borrowed(dw), borrowed(zero_row)
     in_w, c = x.shape[2], x.shape[3]
     out_h, out_w = dy.shape[1], dy.shape[2]
     dw25 = dw.reshape(25, c)
@@ -2288,6 +2303,7 @@ def depthwise_nhwc_backprop_filter_w7_rows(x, dy, dw, row_begin, row_end, stride
     ``[kh, 7, C]``: filter row by filter row (:func:`_filter_gradient_interior_row7`), the rows in the padding
     skipped, the pixels whose columns reach into the padding by :func:`_filter_gradient_border`.  (Tap by tap,
     :func:`depthwise_nhwc_backprop_filter_rows` took 136-313 us on 1x28x28x8, ~20 times this.)"""
+    x, dy, dw = borrowed(x), borrowed(dy), borrowed(dw)
     in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
     out_h, out_w = dy.shape[1], dy.shape[2]
     kh = dw.shape[0]
@@ -2316,6 +2332,7 @@ def depthwise_nhwc_backprop_filter_rows(x, dy, dw, row_begin, row_end, stride_h,
         dw[di, dj, k] += sum_{b, i, j} x[b, i*stride_h + di*dil_h - pad_top, j*stride_w + dj*dil_w - pad_left, k]
                                        * dy[b, i, j, k]
     """
+    x, dy, dw = borrowed(x), borrowed(dy), borrowed(dw)
     in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
     kh, kw = dw.shape[0], dw.shape[1]
     out_h, out_w = dy.shape[1], dy.shape[2]
@@ -2341,6 +2358,7 @@ def depthwise_nhwc_backprop_filter_any_rows(x, dy, dw, zero_row, row_begin, row_
                                             pad_top, pad_left, fetch=False, winograd=False):
     """The filter gradient's rows kernel for ``dw``'s filter size (3x3, 5x5, 7 wide, or tap by tap), output rows
     ``[row_begin, row_end)`` *added* to ``dw`` ``[kh, kw, C]`` (``fetch``, ``winograd``: the 3x3 kernel's)."""
+    x, dy, dw, zero_row = borrowed(x), borrowed(dy), borrowed(dw), borrowed(zero_row)
     kh, kw = dw.shape[0], dw.shape[1]
     if kh == 3 and kw == 3:
         depthwise_nhwc_backprop_filter_3x3_rows(x, dy, dw, zero_row, row_begin, row_end, stride_h, stride_w, dil_h,

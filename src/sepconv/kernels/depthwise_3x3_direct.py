@@ -58,6 +58,7 @@ from __future__ import annotations
 
 from numba import prange
 
+from ._borrowed import borrowed
 from ._jit import kernel
 from ._simd import empty_on_line, lanes, opaque, store_fence, vfma, vload, vstore, vstore_stream, vzeros
 from ._window import block_start, interior, parity_rows, parity_steps, tap_range
@@ -242,6 +243,7 @@ def depthwise_nhwc_forward_3x3_direct_rows(x, w, out, row_begin, row_end, stride
     horizontal dilation 1.  With ``stream`` the steps store past the caches (``out`` on a 64-byte line, ``C`` a
     whole number of vectors).  With ``aligned`` (and not ``stream``) the channel blocks but a pixel's first and last
     start on the input's lines (:func:`_block_first`; ``out`` at the input's offset from a line)."""
+    x, w, out = borrowed(x), borrowed(w), borrowed(out)
     shift = aligned_shift(x) if aligned and not stream else 0
     wbs = _filters_by_block(w, x, shift)
     # constants, for LLVM to fold into the steps
@@ -354,6 +356,7 @@ def depthwise_nhwc_backprop_input_3x3_s2_direct_rows(w, dy, dx, row_begin, row_e
     stride-2 3x3 layer (dilation 1) with filter ``w`` ``[3, 3, C]`` (``C`` at least a vector), from ``dy``
     ``[N, out_h, out_w, C]``: per ``dx`` row the filter rows of its parity, four pixels per step (two ``dy``
     columns, :func:`_s2_row_taps`: three loads of ``dy`` per six multiply-adds), the pixels left one at a time."""
+    w, dy, dx = borrowed(w), borrowed(dy), borrowed(dx)
     _s2_input_gradient_rows(dy, _filters_by_block(w, dy), dx, row_begin, row_end, pad_top, pad_left)
 
 
@@ -528,6 +531,7 @@ def depthwise_nhwc_backprop_filter_3x3_direct_rows(x, dy, dw, row_begin, row_end
     (over the batch) of the forward of ``x`` ``[N, in_h, in_w, C]`` (``C`` at least a vector) into ``dy``
     ``[N, out_h, out_w, C]``: the sums by channel block, then stored (a last block overlapping the one before it
     stores the shared channels' sums twice, equal)."""
+    x, dy, dw = borrowed(x), borrowed(dy), borrowed(dw)
     c = x.shape[3]
     count = lanes(x)
     blocks = (c + count - 1) // count

@@ -67,6 +67,7 @@ from __future__ import annotations
 
 from numba import prange
 
+from ._borrowed import borrowed
 from ._jit import kernel
 from ._simd import empty_on_line, hzeros, lanes_like, load_like, opaque, vfma, vstore, vzeros
 from ._window import block_start, interior, parity_rows, parity_steps, tap_range
@@ -650,6 +651,7 @@ def depthwise_nhwc_forward_5x5_avx2_rows(x, w, out, row_begin, row_end, stride_h
     least half a vector) with ``w`` ``[5, 5, C]`` (or ``[3, 3, C]``) into ``out`` ``[N, out_h, out_w, C]``, horizontal
     stride 1, or 2 at horizontal dilation 1; or ``[7, 7, C]`` at horizontal stride 2 (undilated) only.  In channel
     blocks of half a vector, or with ``whole`` of a whole one (``C`` at least a vector)."""
+    x, w, out = borrowed(x), borrowed(w), borrowed(out)
     if whole:
         _forward_rows(vzeros(x), x, w, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
     else:
@@ -851,6 +853,7 @@ def depthwise_nhwc_backprop_input_5x5_s2_avx2_rows(w, dy, dx, row_begin, row_end
     per step (six ``dy`` columns, :func:`_s2_row_taps`: eleven loads per twenty multiply-adds; seven of a 7x7 filter,
     :func:`_s2_row_taps7`; five of a 3x3, :func:`_s2_row_taps3`), the pixels left one at a time.  In channel blocks
     of half a vector, or with ``whole`` of a whole one (``C`` at least a vector)."""
+    w, dy, dx = borrowed(w), borrowed(dy), borrowed(dx)
     if whole:
         _s2_input_gradient(vzeros(dy), w, dy, dx, row_begin, row_end, pad_top, pad_left)
     else:

@@ -53,6 +53,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
+from ._borrowed import borrowed
 from ._jit import kernel
 from ._simd import empty_on_line, lanes, opaque, prefetch, vfma, vload, vload_part, vstore, vstore_n, vzeros
 from ._window import interior, tap_range
@@ -357,6 +358,7 @@ def filter_blocks(x, w, taps):
 def depthwise_nhwc_forward_5x5_direct_rows(x, wb, out, row_begin, row_end, stride_h, dil_h, dil_w, pad_top, pad_left):
     """Output rows ``[row_begin, row_end)`` (flat over the batch) of ``out`` ``[N, out_h, out_w, C]``, from ``x``
     ``[N, in_h, in_w, C]`` and the filter laid out by :func:`pack_filter_blocks` ``wb``; horizontal stride 1."""
+    x, wb, out = borrowed(x), borrowed(wb), borrowed(out)
     in_h, in_w = x.shape[1], x.shape[2]
     out_h, out_w = out.shape[1], out.shape[2]
     shift = block_shift(x)
@@ -507,6 +509,7 @@ def depthwise_nhwc_forward_5x5_direct_s2_rows(x, wb, out, row_begin, row_end, st
                                               fetch=False):
     """As :func:`depthwise_nhwc_forward_5x5_direct_rows`, horizontal stride 2 (dilation 1), row by row; ``fetch``:
     prefetch the input rows and the output row of the next output row while computing one (:func:`_row_s2`)."""
+    x, wb, out = borrowed(x), borrowed(wb), borrowed(out)
     in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
     out_h, out_w = out.shape[1], out.shape[2]
     shift = block_shift(x)

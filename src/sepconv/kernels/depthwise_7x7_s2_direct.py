@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from numba import prange
 
+from ._borrowed import borrowed
 from ._jit import kernel
 from ._simd import lanes, opaque, vfma, vload, vload_part, vstore_n, vzeros
 from ._window import interior, tap_range
@@ -144,6 +145,7 @@ def depthwise_nhwc_forward_7x7_s2_direct_rows(x, wb, out, row_begin, row_end, st
     """Output rows ``[row_begin, row_end)`` (flat over the batch) of ``out`` ``[N, out_h, out_w, C]``, from ``x``
     ``[N, in_h, in_w, C]`` and the filter laid out by channel block, ``wb``
     (:func:`~sepconv.kernels.depthwise_5x5_direct.filter_blocks`); horizontal stride 2."""
+    x, wb, out = borrowed(x), borrowed(wb), borrowed(out)
     in_h, in_w = x.shape[1], x.shape[2]
     out_h, out_w = out.shape[1], out.shape[2]
     shift = block_shift(x)

@@ -64,6 +64,7 @@ from __future__ import annotations
 
 from numba import prange
 
+from ._borrowed import borrowed
 from ._jit import kernel
 from ._simd import empty_on_line, hzeros, lanes_like, load_like, vfma, vstore, vzeros
 from ._window import block_start, tap_range
@@ -359,6 +360,7 @@ def depthwise_nhwc_backprop_filter_avx2_rows(x, dy, dw, row_begin, row_end, stri
     a vector) into ``dy`` ``[N, out_h, out_w, C]``, at horizontal stride 1 or 2 (undilated): in channel blocks of
     half a vector, or with ``whole`` of a whole one (C at least a vector; 32 registers: 5-wide rows' two rows of
     sums, five ``dy`` columns and an input column take 16 of them)."""
+    x, dy, dw = borrowed(x), borrowed(dy), borrowed(dw)
     if whole:
         _gradient_rows(vzeros(x), x, dy, dw, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
     else:

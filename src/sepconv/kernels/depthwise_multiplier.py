@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from numba import prange
 
+from ._borrowed import borrowed
 from ._jit import kernel
 from .depthwise import (
     depthwise_nhwc_backprop_filter_any_rows,
@@ -80,6 +81,7 @@ def depthwise_nhwc_forward_multiplier_bands(x, w, out, buffer, zero_row, band_be
     rows; ``zero_row`` ``[W, C*M]`` zeros; the band's rows go to the rows kernels of
     :mod:`sepconv.kernels.depthwise` (``rows_kernel`` :data:`ROWS`), the packed kernel (:data:`PACKED_ROWS`) or
     the direct 3x3 kernel (:data:`DIRECT_3X3_ROWS`)."""
+    x, w, out, buffer, zero_row = borrowed(x), borrowed(w), borrowed(out), borrowed(buffer), borrowed(zero_row)
     c = x.shape[3]
     out_h, out_w, cm = out.shape[1], out.shape[2], out.shape[3]
     reach = (w.shape[0] - 1) * dil_h + 1
@@ -119,6 +121,7 @@ def depthwise_nhwc_backprop_filter_multiplier_bands(x, dy, dw, buffer, zero_row,
     ``[band_begin, band_end)`` of ``band_rows`` ``dy`` rows *added* to ``dw`` ``[kh, kw, C*M]``; ``buffer`` and
     ``zero_row`` as :func:`depthwise_nhwc_forward_multiplier_bands`.  With ``direct_3x3`` (3x3, ``C*M`` at least a
     vector) the bands' products go to the direct 3x3 kernel's sums, added to ``dw`` at the end."""
+    x, dy, dw, buffer, zero_row = borrowed(x), borrowed(dy), borrowed(dw), borrowed(buffer), borrowed(zero_row)
     c = x.shape[3]
     out_h, out_w, cm = dy.shape[1], dy.shape[2], dy.shape[3]
     reach = (dw.shape[0] - 1) * dil_h + 1
@@ -174,6 +177,7 @@ def depthwise_nhwc_backprop_input_multiplier_bands(w, dy, dx, buffer, zero_row, 
     ``kind`` (see above), then summed over the multiplier into ``dx``.  ``w`` is ``[kh, kw, C*M]``, flipped for
     the forward kinds, whose pads are the forward's (``(k - 1) * dilation - pad``); ``zero_row`` ``[out_w, C*M]``
     zeros."""
+    w, dy, dx, buffer, zero_row = borrowed(w), borrowed(dy), borrowed(dx), borrowed(buffer), borrowed(zero_row)
     in_h, in_w, c = dx.shape[1], dx.shape[2], dx.shape[3]
     out_h, out_w, cm = dy.shape[1], dy.shape[2], dy.shape[3]
     bands_per_image = (in_h + band_rows - 1) // band_rows

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 from numba import prange
 
+from ._borrowed import borrowed
 from ._jit import kernel
 from ._simd import (
     empty_on_line,
@@ -678,6 +679,7 @@ def depthwise_nchw_forward_range(x, w, out, multiplier, begin, end, stride_h, st
     """Forward for the output planes ``p = b * C*M + o`` in ``[begin, end)``.  Each input plane is first
     copied, with its zero padding, into a window buffer of this call's own (a few KB, in cache),
     once for the ``M`` output planes that read it."""
+    x, w, out = borrowed(x), borrowed(w), borrowed(out)
     channels = out.shape[1]
     plane = _window_buffer(x, out.shape[2], out.shape[3], w.shape[0], w.shape[1], stride_h, stride_w, dil_h, dil_w)
     kh3 = w.shape[0] == 3 and w.shape[1] == 3 and stride_w <= 2
@@ -719,6 +721,7 @@ def depthwise_nchw_backprop_filter_range(x, dy, dw, multiplier, begin, end, stri
     """Filter gradient of the ``dy`` planes ``p = b * C*M + o`` in ``[begin, end)``, *added* to ``dw``
     ``[kh, kw, C*M]``; each input plane is copied with its padding into a window buffer once for
     the ``M`` planes that read it (as in the forward)."""
+    x, dy, dw = borrowed(x), borrowed(dy), borrowed(dw)
     channels = dy.shape[1]
     plane = _window_buffer(x, dy.shape[2], dy.shape[3], dw.shape[0], dw.shape[1], stride_h, stride_w, dil_h, dil_w)
     last = -1
@@ -812,6 +815,7 @@ def _backprop_input_s2_plane(window, w, dx, row, b, o, pad_top, pad_left, win_to
 def depthwise_nchw_backprop_input_s2_range(w, dy, dx, begin, end, pad_top, pad_left):
     """Input gradient for strides 2 (dilation 1) of the planes ``p = b * C' + o`` in ``[begin, end)``
     (``C'`` = ``dy``'s channels, multiplier 1: the caller sums a multiplier's planes)."""
+    w, dy, dx = borrowed(w), borrowed(dy), borrowed(dx)
     channels = dy.shape[1]
     kh, kw = w.shape[0], w.shape[1]
     count = lanes(dy)

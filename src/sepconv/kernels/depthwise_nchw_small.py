@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
+from ._borrowed import borrowed
 from ._jit import kernel
 from ._simd import lanes
 from .depthwise import (
@@ -60,6 +61,7 @@ def _channels_forward(x, w, out, c0, c1, kind, stride_h, stride_w, dil_h, dil_w,
     """Channels ``[c0, c1)`` of every image, image by image: into NHWC (in ``bx``), forward (into ``by``), back into
     ``out`` (NCHW); the filter's channels are laid out in ``bw``.  The buffers, the caller's, are reused from call to
     call: fresh ones of a few hundred KB were mapped anew by every call, and faulted in page by page."""
+    x, w, out = borrowed(x), borrowed(w), borrowed(out)
     n, _, in_h, in_w = x.shape
     out_h, out_w = out.shape[2], out.shape[3]
     ct = c1 - c0
@@ -108,6 +110,7 @@ def depthwise_nchw_small_forward_parallel(x, w, out, n_chunks, kind, stride_h, s
 def _channels_filter_gradient(x, dy, dw, c0, c1, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, bx, by, bw):
     """Channels ``[c0, c1)`` of the filter gradient ``dw`` ``[kh, kw, C]``: image by image, ``x`` and ``dy`` into NHWC
     (in ``bx`` and ``by``), the NHWC filter gradient's rows kernel summed into ``bw``, then copied into ``dw``."""
+    x, dy, dw = borrowed(x), borrowed(dy), borrowed(dw)
     n, _, in_h, in_w = x.shape
     out_h, out_w = dy.shape[2], dy.shape[3]
     kh, kw = dw.shape[0], dw.shape[1]
@@ -148,6 +151,7 @@ def depthwise_nchw_small_filter_gradient_parallel(x, dy, dw, n_chunks, stride_h,
 def _channels_input_gradient_s2(w, dy, dx, c0, c1, pad_top, pad_left, bx, by, bw):
     """Channels ``[c0, c1)`` of the stride-2 input gradient ``dx`` (NCHW) of ``dy`` and ``w`` ``[kh, kw, C]``: image by
     image, ``dy`` into NHWC (in ``by``), the NHWC parity kernel into ``bx``, back into ``dx``."""
+    w, dy, dx = borrowed(w), borrowed(dy), borrowed(dx)
     n, _, in_h, in_w = dx.shape
     out_h, out_w = dy.shape[2], dy.shape[3]
     ct = c1 - c0

@@ -51,6 +51,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
+from ._borrowed import borrowed
 from ._jit import kernel
 from ._simd import empty_on_line, lanes, vadd, vfma, vload, vload_n, vstore, vstore_n, vzeros
 from .depthwise import _channel_block, _channel_blocks, aligned_shift
@@ -802,6 +803,7 @@ def depthwise_nhwc_forward_packed_rows(x, w, out, row_begin, row_end, stride_h, 
                                        pad_left):
     """Forward with a filter ``w`` ``[kh, kw, C]``, horizontal stride 1 (any dilation) or 2 (dilation 1),
     any vertical stride and dilation, any padding: output rows ``[row_begin, row_end)``."""
+    x, w, out = borrowed(x), borrowed(w), borrowed(out)
     c = x.shape[3]
     out_h, out_w = out.shape[1], out.shape[2]
     kh, kw = w.shape[0], w.shape[1]

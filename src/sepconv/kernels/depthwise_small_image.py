@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from numba import prange
 
+from ._borrowed import borrowed
 from ._jit import kernel
 from ._simd import empty_on_line, hlanes, hload, hzeros, lanes, vfma, vload, vload_n, vstore, vstore_n, vzeros
 from ._window import block_start, tap_range
@@ -323,6 +324,7 @@ def depthwise_nhwc_forward_small_image_items(x, w, out, item_begin, item_end, gr
     image (a pixel's next lines are the next group's). 5x5 and 7x7 filters at stride 1 (undilated) go in the
     ``steps`` given (:data:`FOUR_PIXEL_STEPS`, :data:`HALF_VECTOR_STEPS` or :data:`WHOLE_VECTOR_STEPS`) where those
     fit (:func:`half_vector_fits`), else in four-pixel steps."""
+    x, w, out = borrowed(x), borrowed(w), borrowed(out)
     in_h, in_w, c = x.shape[1], x.shape[2], x.shape[3]
     out_h = out.shape[1]
     kh, kw = w.shape[0], w.shape[1]

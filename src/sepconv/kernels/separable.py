@@ -25,6 +25,7 @@ import numpy as np
 from numba import prange
 
 from . import depthwise
+from ._borrowed import borrowed
 from ._jit import kernel
 from ._simd import store_fence
 from .pointwise import TILE_PIXELS, pack_pointwise, pointwise_band
@@ -49,6 +50,8 @@ def separable_nhwc_forward_bands(x, w, bp, out, zero_row, buffer, band_rows,
                                  band_begin, band_end, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, stream=False):
     """Bands ``[band_begin, band_end)`` (band ``q`` is rows ``[i0, i0 + band_rows)`` of image
     ``q // bands_per_image``), each through ``buffer`` (flat, this thread's own)."""
+    x, w, bp, out = borrowed(x), borrowed(w), borrowed(bp), borrowed(out)
+    zero_row, buffer = borrowed(zero_row), borrowed(buffer)
     n, out_h, out_w, n_size = out.shape
     k_size = w.shape[2]
     in_h, in_w = x.shape[1], x.shape[2]
@@ -92,6 +95,7 @@ def separable_nhwc_forward_small(x, wd, wp, out, stride_h, stride_w, dil_h, dil_
     pointwise filter.  ``wd`` ``[kh, kw, C, M]`` and ``wp`` ``[C * M, out_c]``, both C-contiguous; for layers whose
     whole work is a few microseconds, where the planned path's calls (the depthwise pass, the filter's
     packing, the product) cost more than the arithmetic."""
+    x, wd, wp, out = borrowed(x), borrowed(wd), borrowed(wp), borrowed(out)
     n, in_h, in_w, c = x.shape
     kh, kw, m = wd.shape[0], wd.shape[1], wd.shape[3]
     out_h, out_w, out_c = out.shape[1], out.shape[2], out.shape[3]
