@@ -1973,8 +1973,10 @@ def _filter_gradient_same_3x3_two_rows(dw9, x0, x1, x2, x3, dy0, dy1, shift, ahe
     """As :func:`_filter_gradient_same_3x3`, two neighbouring ``dy`` rows (``dy0`` against ``x0 .. x2``,
     ``dy1`` against ``x1 .. x3``) in one pass, as :func:`_filter_gradient_interior_3x3_two_rows`; wide
     rows in tiles, as the forward (:data:`SAME_TILE_PIXELS`), the sums of a block kept in ``dw9``
-    between tiles.  With ``fetch``, the rows ``ahead0 .. ahead3`` (the next pair's) are prefetched into L2 a
-    vector a row per pixel, spread over the pass (see :func:`depthwise_nhwc_backprop_filter_3x3_rows`)."""
+    between tiles.  Its loop has no branch, as the forward's (:func:`_forward_same_3x3_two_rows_d1`): loads masked
+    whatever the block, the row's last pixel (its right column is padding) after the loop.  With ``fetch``, the
+    rows ``ahead0 .. ahead3`` (the next pair's) are prefetched into L2 a vector a row per pixel, spread over the
+    pass (see :func:`depthwise_nhwc_backprop_filter_3x3_rows`)."""
     c = dy0.shape[1]
     width = dy0.shape[0]
     count = lanes(dy0)
@@ -1982,31 +1984,35 @@ def _filter_gradient_same_3x3_two_rows(dw9, x0, x1, x2, x3, dy0, dy1, shift, ahe
     ahead = 0
     for j0 in range(0, width, tile):
         j1 = min(j0 + tile, width)
+        inner = j1 - 1 if j1 == width else j1  # pixels with their right column in the row
         for kb in range(_channel_blocks(c, shift, count)):
             k, n = _channel_block(kb, c, shift, count)
             ra, rb, re = _weights3(dw9, 0, c, k, n), _weights3(dw9, 3, c, k, n), _weights3(dw9, 6, c, k, n)
+            ra0, ra1, ra2 = ra
+            rb0, rb1, rb2 = rb
+            re0, re1, re2 = re
             q = j0 * c + k
             a0, b0, e0, f0, a1, b1, e1, f1 = _tile_window(x0, x1, x2, x3, q, c, n, j0 == 0)
-            for j in range(j0, j1):
-                if j + 1 < width:
-                    q += c
-                    a2, b2, e2, f2 = vload_n(x0, q, n), vload_n(x1, q, n), vload_n(x2, q, n), vload_n(x3, q, n)
-                else:
-                    a2 = b2 = e2 = f2 = vzeros(dy0)
+            for _ in range(j0, inner):
+                q += c
+                a2, b2 = vload_part(x0, q, n), vload_part(x1, q, n)
+                e2, f2 = vload_part(x2, q, n), vload_part(x3, q, n)
                 if fetch:
                     _prefetch4(ahead0, ahead1, ahead2, ahead3, ahead)
                     ahead += count
-                g, h = vload_n(dy0, j * c + k, n), vload_n(dy1, j * c + k, n)
-                ra = (vfma(b0, h, vfma(a0, g, ra[0])), vfma(b1, h, vfma(a1, g, ra[1])),
-                      vfma(b2, h, vfma(a2, g, ra[2])))
-                rb = (vfma(e0, h, vfma(b0, g, rb[0])), vfma(e1, h, vfma(b1, g, rb[1])),
-                      vfma(e2, h, vfma(b2, g, rb[2])))
-                re = (vfma(f0, h, vfma(e0, g, re[0])), vfma(f1, h, vfma(e1, g, re[1])),
-                      vfma(f2, h, vfma(e2, g, re[2])))
+                g, h = vload_part(dy0, q - c, n), vload_part(dy1, q - c, n)
+                ra0, ra1, ra2 = vfma(b0, h, vfma(a0, g, ra0)), vfma(b1, h, vfma(a1, g, ra1)), vfma(b2, h, vfma(a2, g, ra2))
+                rb0, rb1, rb2 = vfma(e0, h, vfma(b0, g, rb0)), vfma(e1, h, vfma(b1, g, rb1)), vfma(e2, h, vfma(b2, g, rb2))
+                re0, re1, re2 = vfma(f0, h, vfma(e0, g, re0)), vfma(f1, h, vfma(e1, g, re1)), vfma(f2, h, vfma(e2, g, re2))
                 a0, a1, b0, b1, e0, e1, f0, f1 = a1, a2, b1, b2, e1, e2, f1, f2
-            _store3(dw9, 0, c, k, ra, n)
-            _store3(dw9, 3, c, k, rb, n)
-            _store3(dw9, 6, c, k, re, n)
+            if inner < j1:  # the row's last pixel: its right column is padding
+                g, h = vload_part(dy0, inner * c + k, n), vload_part(dy1, inner * c + k, n)
+                ra0, ra1 = vfma(b0, h, vfma(a0, g, ra0)), vfma(b1, h, vfma(a1, g, ra1))
+                rb0, rb1 = vfma(e0, h, vfma(b0, g, rb0)), vfma(e1, h, vfma(b1, g, rb1))
+                re0, re1 = vfma(f0, h, vfma(e0, g, re0)), vfma(f1, h, vfma(e1, g, re1))
+            _store3(dw9, 0, c, k, (ra0, ra1, ra2), n)
+            _store3(dw9, 3, c, k, (rb0, rb1, rb2), n)
+            _store3(dw9, 6, c, k, (re0, re1, re2), n)
 
 
 @kernel(inline=True)
