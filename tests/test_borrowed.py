@@ -2,6 +2,7 @@
 
 import numba
 import numpy as np
+import pytest
 from numba.core import types
 from numba.extending import intrinsic
 
@@ -29,6 +30,11 @@ def _strided_sum(a):
 
 
 @numba.njit
+def _borrow_a_number(v):
+    return borrowed(v)
+
+
+@numba.njit
 def _write_through(a):
     b = borrowed(a)
     b[0, 1] = 7.0
@@ -51,6 +57,7 @@ def test_borrowed_keeps_data_shape_and_strides():
 
 
 def test_kernels_leave_the_callers_reference_counts_alone():
+    """A guard against leaks and over-releases (it passes without borrowing too: the counts balance either way)."""
     import sys
 
     import sepconv
@@ -63,3 +70,8 @@ def test_kernels_leave_the_callers_reference_counts_alone():
         sepconv.depthwise_conv2d(x, w, 1, "SAME")
         sepconv.depthwise_conv2d_backprop_filter(x, w.shape, x, 1, "SAME")
     assert (sys.getrefcount(x), sys.getrefcount(w)) == before
+
+
+def test_borrowed_takes_arrays_only():
+    with pytest.raises((TypeError, numba.core.errors.TypingError), match="borrowed\\(\\) takes an array"):
+        _borrow_a_number(3)

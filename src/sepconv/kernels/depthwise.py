@@ -1975,8 +1975,8 @@ def _filter_gradient_same_3x3_two_rows(dw9, x0, x1, x2, x3, dy0, dy1, shift, ahe
     rows in tiles, as the forward (:data:`SAME_TILE_PIXELS`), the sums of a block kept in ``dw9``
     between tiles.  Its loop has no branch, as the forward's (:func:`_forward_same_3x3_two_rows_d1`): loads masked
     whatever the block, the row's last pixel (its right column is padding) after the loop.  With ``fetch``, the
-    rows ``ahead0 .. ahead3`` (the next pair's) are prefetched into L2 a vector a row per pixel, spread over the
-    pass (see :func:`depthwise_nhwc_backprop_filter_3x3_rows`)."""
+    rows ``ahead0 .. ahead3`` (the next pair's) are prefetched into L2 a vector a row per pixel but the row's last,
+    spread over the pass (see :func:`depthwise_nhwc_backprop_filter_3x3_rows`)."""
     c = dy0.shape[1]
     width = dy0.shape[0]
     count = lanes(dy0)
