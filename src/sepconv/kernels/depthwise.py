@@ -1059,7 +1059,6 @@ def depthwise_nhwc_forward_any_rows(x, w, out, zero_row, row_begin, row_end, str
                                     pad_left, fetch=False, winograd=False):
     """The forward's rows kernel for ``w``'s filter size (3x3, 5x5, or any), output rows ``[row_begin, row_end)``
     (``fetch``, ``winograd``: the 3x3 kernel's)."""
-    x, w, out, zero_row = borrowed(x), borrowed(w), borrowed(out), borrowed(zero_row)
     kh, kw = w.shape[0], w.shape[1]
     if kh == 3 and kw == 3:
         depthwise_nhwc_forward_3x3_rows(x, w, out, zero_row, row_begin, row_end, stride_h, stride_w, dil_h, dil_w,
@@ -1806,7 +1805,6 @@ def depthwise_nhwc_backprop_input_s2_w7_rows(w, dy, dx, row_begin, row_end, pad_
 def depthwise_nhwc_backprop_input_s2_any_rows(w, dy, dx, zero_row, row_begin, row_end, pad_top, pad_left, fetch=False):
     """The stride-2 parity kernel for ``w``'s filter size (3x3, 5x5 or 7 wide), rows ``[row_begin, row_end)`` of
     ``dx`` (``fetch``: the 3x3 kernel's)."""
-    w, dy, dx, zero_row = borrowed(w), borrowed(dy), borrowed(dx), borrowed(zero_row)
     if w.shape[1] == 7:
         depthwise_nhwc_backprop_input_s2_w7_rows(w, dy, dx, row_begin, row_end, pad_top, pad_left)
     elif w.shape[0] == 3:
@@ -1987,10 +1985,9 @@ def _filter_gradient_same_3x3_two_rows(dw9, x0, x1, x2, x3, dy0, dy1, shift, ahe
         inner = j1 - 1 if j1 == width else j1  # pixels with their right column in the row
         for kb in range(_channel_blocks(c, shift, count)):
             k, n = _channel_block(kb, c, shift, count)
-            ra, rb, re = _weights3(dw9, 0, c, k, n), _weights3(dw9, 3, c, k, n), _weights3(dw9, 6, c, k, n)
-            ra0, ra1, ra2 = ra
-            rb0, rb1, rb2 = rb
-            re0, re1, re2 = re
+            ra0, ra1, ra2 = _weights3(dw9, 0, c, k, n)
+            rb0, rb1, rb2 = _weights3(dw9, 3, c, k, n)
+            re0, re1, re2 = _weights3(dw9, 6, c, k, n)
             q = j0 * c + k
             a0, b0, e0, f0, a1, b1, e1, f1 = _tile_window(x0, x1, x2, x3, q, c, n, j0 == 0)
             for _ in range(j0, inner):
@@ -2364,7 +2361,6 @@ def depthwise_nhwc_backprop_filter_any_rows(x, dy, dw, zero_row, row_begin, row_
                                             pad_top, pad_left, fetch=False, winograd=False):
     """The filter gradient's rows kernel for ``dw``'s filter size (3x3, 5x5, 7 wide, or tap by tap), output rows
     ``[row_begin, row_end)`` *added* to ``dw`` ``[kh, kw, C]`` (``fetch``, ``winograd``: the 3x3 kernel's)."""
-    x, dy, dw, zero_row = borrowed(x), borrowed(dy), borrowed(dw), borrowed(zero_row)
     kh, kw = dw.shape[0], dw.shape[1]
     if kh == 3 and kw == 3:
         depthwise_nhwc_backprop_filter_3x3_rows(x, dy, dw, zero_row, row_begin, row_end, stride_h, stride_w, dil_h,
