@@ -113,6 +113,7 @@ def test_pointwise_products_match_reference(spec, product, dtype, monkeypatch):
     """A 1x1 convolution on BLAS or on the register-tiled kernel, in one run of tiles or split over
     the threads."""
     monkeypatch.setattr(fast_conv2d, "POINTWISE_KERNEL", product != "blas")
+    monkeypatch.setattr(fast_conv2d, "POINTWISE_FEW_PIXELS_MAX", 0)  # (its own tests below)
     monkeypatch.setattr(fast_conv2d, "POINTWISE_PARALLEL_MIN_MACS", 1 if product == "ours-split" else 10**18)
     x, w, dy, g = _case(np.random.default_rng(1), spec, dtype)
     assert fast_conv2d._is_pointwise(g)
@@ -124,6 +125,7 @@ def test_pointwise_product_splits_from_its_threshold(monkeypatch):
     pointwise = sys.modules["sepconv.kernels.pointwise"]
     calls = []
     monkeypatch.setattr(fast_conv2d, "thread_count", lambda: 2)
+    monkeypatch.setattr(fast_conv2d, "POINTWISE_FEW_PIXELS_MAX", 0)
     monkeypatch.setattr(pointwise, "pointwise_parallel", lambda *args: calls.append(("parallel", args[-1])))
     monkeypatch.setattr(pointwise, "pointwise_tiles", lambda *args: calls.append(("tiles", args[-1])))
     x, w, out = np.ones((60, 10), np.float32), np.ones((10, 20), np.float32), np.empty((60, 20), np.float32)
@@ -152,6 +154,7 @@ def test_pointwise_product_streamed(pixels, k_size, out_c, split, blocks, dtype,
     monkeypatch.setattr(conv2d_direct, "conv2d_direct_streamed_parallel",
                         lambda *a: splits.append(a[-3][:, [0, 1, 2, 3, 5, 6]].tolist()) or parallel(*a))
     monkeypatch.setattr(fast_conv2d, "POINTWISE_KERNEL_MAX_FILTER_BYTES", 0)
+    monkeypatch.setattr(fast_conv2d, "POINTWISE_FEW_PIXELS_MAX", 0)
     monkeypatch.setattr(fast_conv2d, "DIRECT_MIN_THREAD_MACS", 1 if split != "one-thread" else 10**18)
     monkeypatch.setattr(fast_conv2d, "POINTWISE_STREAMED_SPLIT_PIXELS", 1 if split == "pixels" else 10**9)
     monkeypatch.setattr(fast_conv2d, "STREAMED_SPLIT_PANELS_MIN", 1 if split == "panels" else 10**9)
@@ -210,23 +213,28 @@ def test_large_pointwise_filter_splits_by_rows_unless_much_wider(pixels, out_c, 
 
 
 @pytest.mark.parametrize("dtype", TUNED_DTYPES)
+@pytest.mark.parametrize("whole", [False, True], ids=["half_vectors", "whole_vectors"])
 @pytest.mark.parametrize("split", [False, True])
 @pytest.mark.parametrize(("pixels", "k_size", "out_c"), [
     (1, 1, 1),  # one pixel, one column: a masked tile of one lane, three pixels repeated
     (5, 3, 10),  # a full four-pixel tile and one pixel; one masked column tile
-    (9, 120, 160),  # six full column tiles and a masked one of two half vectors
-    (16, 33, 48),  # whole tiles only (float32)
-    (7, 64, 25),  # a masked tile of one lane past 24 (float32)
-    (62, 17, 71)])
-def test_few_pixels_product_matches_numpy(pixels, k_size, out_c, split, dtype, monkeypatch):
+    (9, 120, 160),  # six full column tiles and a masked one of two half vectors (float32; whole: 3 + 1 of 16 lanes)
+    (16, 33, 48),  # whole tiles only (float32, half vectors; whole: one tile)
+    (7, 64, 25),  # a masked tile of one lane past 24 (float32, half vectors)
+    (62, 17, 71),
+    (3, 40, 96)])  # whole tiles only (float32, both widths)
+def test_few_pixels_product_matches_numpy(pixels, k_size, out_c, split, whole, dtype, monkeypatch):
     """Products of few pixels take sepconv.kernels.pointwise_few_pixels (the filter read in place, a transposed
-    one copied first), on the calling thread or split by column tiles; every output written, against NumPy."""
+    one copied first), in tiles of whole vectors or half ones, on the calling thread or split by column tiles;
+    every output written, against NumPy."""
     from sepconv.kernels import pointwise_few_pixels
 
     calls = record_calls(monkeypatch, pointwise_few_pixels, "pointwise_few_pixels_parallel",
                          serial="pointwise_few_pixels_tiles", as_parallel=lambda args: (*args[:3], 1),
                          ops="sepconv.fast.conv2d")
     monkeypatch.setattr(fast_conv2d, "POINTWISE_FEW_PIXELS_MAX", 64)
+    monkeypatch.setattr(fast_conv2d, "POINTWISE_FEW_PIXELS_WHOLE_VECTORS", whole)
+    monkeypatch.setattr(fast_conv2d, "POINTWISE_FEW_PIXELS_SMALL_MAX", 64)  # whole vectors: every product here
     monkeypatch.setattr(fast_conv2d, "POINTWISE_FEW_PIXELS_PARALLEL_MIN_MACS", 1 if split else 10**18)
     monkeypatch.setattr(fast_conv2d, "thread_count", lambda: 2)
     rng = np.random.default_rng(pixels)
@@ -234,8 +242,34 @@ def test_few_pixels_product_matches_numpy(pixels, k_size, out_c, split, dtype, m
     out = np.full((pixels, out_c), np.nan, dtype)
     fast_conv2d.pointwise_product(x, w, out)
     np.testing.assert_allclose(out, x @ w, **tol(dtype))
-    tiles = -(-out_c // (3 * 32 // np.dtype(dtype).itemsize))
+    tiles = -(-out_c // (3 * (64 if whole else 32) // np.dtype(dtype).itemsize))
     assert calls == [2 if split and tiles > 1 else 1]
+
+
+@pytest.mark.parametrize(("pixels", "k_size", "out_c", "taken"), [
+    (32, 960, 400, True),  # up to POINTWISE_FEW_PIXELS_SMALL_MAX pixels: any filter up to 1.5 MB
+    (32, 960, 420, False),  # a filter over 1.5 MB
+    (33, 96, 64, True),  # more pixels: up to 600K multiply-adds...
+    (64, 96, 100, False),
+    (33, 96, 31, False),  # ... into 32 columns or more
+    (65, 16, 64, False)])  # over POINTWISE_FEW_PIXELS_MAX pixels
+def test_few_pixels_product_in_whole_vectors_where_it_won(pixels, k_size, out_c, taken, monkeypatch):
+    """With whole vectors the few-pixel kernel takes filters of up to 1.5 MB, and past 32 pixels only products of
+    up to 600K multiply-adds into 32 columns or more (the limits it won within, sepconv.fast.conv2d)."""
+    from sepconv.kernels import pointwise_few_pixels
+
+    calls = record_calls(monkeypatch, pointwise_few_pixels, "pointwise_few_pixels_parallel",
+                         serial="pointwise_few_pixels_tiles", as_parallel=lambda args: (*args[:3], 1),
+                         ops="sepconv.fast.conv2d")
+    for name, value in {"WHOLE_VECTORS": True, "MAX": 64, "MAX_BYTES": 128 * 1024, "MAX_FILTER_BYTES": 1536 * 1024,
+                        "SMALL_MAX": 32, "SMALL_MAX_MACS": 600_000}.items():  # the AVX-512 plans' (any CPU's here)
+        monkeypatch.setattr(fast_conv2d, f"POINTWISE_FEW_PIXELS_{name}", value)
+    rng = np.random.default_rng(pixels)
+    x, w = rand(rng, (pixels, k_size), np.float32), rand(rng, (k_size, out_c), np.float32)
+    out = np.empty((pixels, out_c), np.float32)
+    fast_conv2d.pointwise_product(x, w, out)
+    np.testing.assert_allclose(out, x @ w, **tol(np.float32))
+    assert (len(calls) == 1) == taken
 
 
 @pytest.mark.parametrize(("pixels", "k_size", "taken"), [(64, 512, True), (65, 16, False), (64, 513, False)])
@@ -249,6 +283,7 @@ def test_few_pixels_product_up_to_its_pixels_and_bytes(pixels, k_size, taken, mo
                          ops="sepconv.fast.conv2d")
     monkeypatch.setattr(fast_conv2d, "POINTWISE_FEW_PIXELS_MAX", 64)
     monkeypatch.setattr(fast_conv2d, "POINTWISE_FEW_PIXELS_MAX_BYTES", 64 * 512 * 4)
+    monkeypatch.setattr(fast_conv2d, "POINTWISE_FEW_PIXELS_SMALL_MAX", 64)  # whole vectors: any product of 64 pixels
     monkeypatch.setattr(fast_conv2d, "POINTWISE_FEW_PIXELS_PARALLEL_MIN_MACS", 10**18)
     rng = np.random.default_rng(3)
     x, w = rand(rng, (pixels, k_size), np.float32), rand(rng, (k_size, 40), np.float32)

@@ -630,13 +630,26 @@ POINTWISE_KERNEL_LARGE_FILTER_MIN_PIXELS = 100
 # columns: 1x19x19x728 -> 728 1226 vs 1326, 1x14x14x512 -> 512 461 vs 509; but 1x10x10x728 -> 728
 # 541 vs 473, 2x10x10x1024 -> 1536 2419 vs 2217, 1x14x14x1024 -> 1024 1584 vs 1467).
 POINTWISE_SPLIT_ROWS_RATIO = 3
-# Products of at most this many pixels (0: none; CPUs without AVX-512: sepconv.fast.registers) whose left operand
-# takes at most POINTWISE_FEW_PIXELS_MAX_BYTES (each thread reads all of it once per tile of 24 columns) run on
-# sepconv.kernels.pointwise_few_pixels, the filter read where it is (no packing), split over the threads by
-# columns from POINTWISE_FEW_PIXELS_PARALLEL_MIN_MACS multiply-adds.
-POINTWISE_FEW_PIXELS_MAX = 0
+# Products of at most this many pixels (0: none) whose left operand takes at most POINTWISE_FEW_PIXELS_MAX_BYTES
+# (each thread reads all of it once per tile of columns) run on sepconv.kernels.pointwise_few_pixels, the filter
+# read where it is (no packing), split over the threads by columns from POINTWISE_FEW_PIXELS_PARALLEL_MIN_MACS
+# multiply-adds; in tiles of whole vectors (AVX-512) or of half ones (sixteen AVX2 registers:
+# POINTWISE_FEW_PIXELS_WHOLE_VECTORS, sepconv.fast.registers).  With whole vectors: filters of up to
+# POINTWISE_FEW_PIXELS_MAX_FILTER_BYTES, and over POINTWISE_FEW_PIXELS_SMALL_MAX pixels only products of up to
+# POINTWISE_FEW_PIXELS_SMALL_MAX_MACS multiply-adds into two vectors of columns or more (32 float32: narrower ones
+# leave most of a tile's three vectors idle).  Fifty-first session, Zen 5 VM, one process, 9 interleaved rounds, 250 random
+# products of 1-196 pixels, 16-960 x 16-1024 (the packed register-tiled kernel -> this one, its best of 1 and 2
+# threads, us): 1 pixel 0.23-0.41 (1x192 @ 192x160 9.7 -> 3.1), 4 pixels 0.21-0.43, 9 0.25-0.95 (9x120 @ 120x160
+# 5.7 -> 2.7), 16 0.25-0.81, 25 0.31-0.91; but 1.01-1.22 with a filter of 2.3 MB or more; 36-64 pixels 0.28-0.89 up
+# to 600K multiply-adds (1.07-1.33 into 16 columns of 256-576 rows), 0.71-1.73 beyond; 100-196 pixels 0.57-2.69
+# (geomean above 1).  Two threads from 300K multiply-adds (one thread 0.7-1.4 of two's time at 150-400K).
+POINTWISE_FEW_PIXELS_MAX = 64
 POINTWISE_FEW_PIXELS_MAX_BYTES = 128 * 1024
-POINTWISE_FEW_PIXELS_PARALLEL_MIN_MACS = 400_000
+POINTWISE_FEW_PIXELS_PARALLEL_MIN_MACS = 300_000
+POINTWISE_FEW_PIXELS_WHOLE_VECTORS = True
+POINTWISE_FEW_PIXELS_MAX_FILTER_BYTES = 1536 * 1024
+POINTWISE_FEW_PIXELS_SMALL_MAX = 32
+POINTWISE_FEW_PIXELS_SMALL_MAX_MACS = 600_000
 
 
 def pointwise_product(x2d: np.ndarray, w2d: np.ndarray, out2d: np.ndarray) -> None:
@@ -657,8 +670,7 @@ def pointwise_product(x2d: np.ndarray, w2d: np.ndarray, out2d: np.ndarray) -> No
     """
     tuned_dtype = tuned(x2d.itemsize)  # else BLAS (sepconv.fast.tuned)
     kernel = POINTWISE_KERNEL and tuned_dtype
-    if (tuned_dtype and x2d.shape[0] <= POINTWISE_FEW_PIXELS_MAX and x2d.nbytes <= POINTWISE_FEW_PIXELS_MAX_BYTES
-            and x2d.flags.c_contiguous and out2d.flags.c_contiguous):
+    if tuned_dtype and _few_pixels(x2d, w2d) and x2d.flags.c_contiguous and out2d.flags.c_contiguous:
         _few_pixels_product(x2d, np.ascontiguousarray(w2d), out2d)
         return
     tiled = kernel and x2d.flags.c_contiguous and (
@@ -695,17 +707,32 @@ def pointwise_product(x2d: np.ndarray, w2d: np.ndarray, out2d: np.ndarray) -> No
                                          out_c, threads)
 
 
+def _few_pixels(x2d: np.ndarray, w2d: np.ndarray) -> bool:
+    """Whether the product ``x2d @ w2d`` takes :mod:`sepconv.kernels.pointwise_few_pixels` (see
+    :data:`POINTWISE_FEW_PIXELS_MAX`)."""
+    pixels = x2d.shape[0]
+    if pixels > POINTWISE_FEW_PIXELS_MAX or x2d.nbytes > POINTWISE_FEW_PIXELS_MAX_BYTES:
+        return False
+    if not POINTWISE_FEW_PIXELS_WHOLE_VECTORS:
+        return True
+    k_size, out_c = w2d.shape
+    return w2d.nbytes <= POINTWISE_FEW_PIXELS_MAX_FILTER_BYTES and (pixels <= POINTWISE_FEW_PIXELS_SMALL_MAX or (
+        pixels * k_size * out_c <= POINTWISE_FEW_PIXELS_SMALL_MAX_MACS
+        and out_c * w2d.itemsize >= 2 * VECTOR_BYTES))
+
+
 def _few_pixels_product(x2d: np.ndarray, w2d: np.ndarray, out2d: np.ndarray) -> None:
     """``out2d = x2d @ w2d`` on :mod:`sepconv.kernels.pointwise_few_pixels` (all three C-contiguous)."""
     pixels, k_size = x2d.shape
     out_c = w2d.shape[1]
-    tiles = pointwise_few_pixels.column_tiles(out_c, w2d)
+    whole = POINTWISE_FEW_PIXELS_WHOLE_VECTORS
+    tiles = pointwise_few_pixels.column_tiles(out_c, w2d, whole)
     chunks = 1 if pixels * k_size * out_c < POINTWISE_FEW_PIXELS_PARALLEL_MIN_MACS else min(thread_count(), tiles)
     if chunks == 1:
-        pointwise_few_pixels.pointwise_few_pixels_tiles(x2d, w2d, out2d, 0, tiles)
+        pointwise_few_pixels.pointwise_few_pixels_tiles(x2d, w2d, out2d, 0, tiles, whole)
         return
     with PARALLEL_LAUNCH:
-        pointwise_few_pixels.pointwise_few_pixels_parallel(x2d, w2d, out2d, chunks)
+        pointwise_few_pixels.pointwise_few_pixels_parallel(x2d, w2d, out2d, chunks, whole)
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarray:

@@ -27,7 +27,8 @@ of input columns, accumulators that stay in registers for a whole row) use these
   ``hstore_part(a, i, v, n)``: half vectors, 32 bytes (one AVX2 register), for kernels that keep more vectors in
   registers than sixteen AVX2 registers hold as whole ones (``vstore`` and ``vfma`` take them);
 - ``load_like(a, i, v)`` / ``lanes_like(v)``: a load of, and the lane count of, a vector as wide as ``v`` (half or
-  whole), for kernels written once for both widths;
+  whole), for kernels written once for both widths, with ``broadcast_like(a, i, v)``, ``load_part_like(a, i, n, v)``
+  and ``store_part(a, i, v, n)`` (the first ``n`` lanes of a vector of either width);
 - ``address(a)``: the address of ``a``'s first element (for alignment decisions);
 - ``prefetch(a, i)``: a hint to bring the cache line of ``a.flat[i]`` into L2 (``prefetcht1``; never
   faults, so ``i`` may run past the end);
@@ -263,6 +264,44 @@ def load_like(typingctx, array, index, like):
         vty = context.get_value_type(like)
         return builder.load(_pointer(context, builder, array, args[0], args[1], vty), align=1)
     return like(array, types.intp, like), codegen
+
+
+@intrinsic
+def broadcast_like(typingctx, array, index, like):
+    """Element ``a.flat[index]`` in every lane of a vector of ``like``'s type (one broadcast load)."""
+    vec = _vector_of(array)
+    if not isinstance(like, Vector) or like.dtype != vec.dtype:
+        return None
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(array)(context, builder, args[0]).data
+        return _splat(builder, builder.load(builder.gep(data, [args[1]])), like.count)
+    return like(array, types.intp, like), codegen
+
+
+@intrinsic
+def load_part_like(typingctx, array, index, n, like):
+    """The first ``n`` lanes of :func:`load_like` (masked: the others read as zero, their memory untouched)."""
+    vec = _vector_of(array)
+    if not isinstance(like, Vector) or like.dtype != vec.dtype:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return _load_part(context, builder, array, args[:3], like)
+    return like(array, types.intp, types.intp, like), codegen
+
+
+@intrinsic
+def store_part(typingctx, array, index, value, n):
+    """Store the first ``n`` lanes of ``value``, a half vector or a whole one, at flat index ``index`` of ``a``
+    (masked)."""
+    vec = _vector_of(array)
+    if not isinstance(value, Vector) or value.dtype != vec.dtype:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return _store_part(context, builder, array, args, value)
+    return types.none(array, types.intp, value, types.intp), codegen
 
 
 @intrinsic
