@@ -34,9 +34,10 @@ IDS = [f"{shape}-k{k}-m{m}-o{out_c}-s{s}-d{d}-{pad}" for shape, k, m, out_c, s, 
 
 @pytest.fixture(autouse=True)
 def _planned_path(monkeypatch):
-    """The geometries here are small enough for the one-call kernel of small layers; the tests of the fused
-    and unfused plans turn it off (its own tests turn it on)."""
+    """The geometries here are small enough for the one-call kernels of small layers and of few pixels; the tests
+    of the fused and unfused plans turn them off (their own tests turn them on)."""
     monkeypatch.setattr(fast_separable, "SMALL", False)
+    monkeypatch.setattr(fast_separable, "FEW_PIXELS_MAX_PIXELS", 0)
 
 
 def _fused_kernel_calls(monkeypatch, record=lambda args: True) -> list:
@@ -296,3 +297,57 @@ def test_small_layer_kernel_is_taken_up_to_small_max_macs(half_width_units, monk
         np.testing.assert_allclose(fast_separable.separable_conv2d(x, wd, wp, g),
                                    reference.separable_conv2d(x, wd, wp, g), **tol(np.float32))
     assert calls == [(1, 10, 10, 3), (1, 10, 10, 24)][:2 if half_width_units else 1]
+
+
+def _few_pixel_kernel_calls(monkeypatch) -> list:
+    """The one-call few-pixel kernel wrapped: each call appends its input's shape to the list returned."""
+    kernels = sys.modules["sepconv.kernels.separable"]
+    calls = []
+    real = kernels.separable_nhwc_forward_few_pixels
+    monkeypatch.setattr(kernels, "separable_nhwc_forward_few_pixels", lambda x, *a: (calls.append(x.shape), real(x, *a))[1])
+    return calls
+
+
+FEW_PIXEL_GEOMETRIES = [spec for spec in GEOMETRIES if spec[2] == 1] + [
+    ((1, 9, 9, 120), (7, 7), 1, 160, (1, 1), (1, 1), "VALID"),  # a whole group of four vectors and a masked one
+    ((1, 9, 9, 144), (7, 7), 1, 16, (2, 2), (1, 1), "SAME"),  # two whole groups and one vector
+    ((2, 4, 5, 64), (3, 3), 1, 50, (1, 1), (1, 1), "SAME"),  # exactly one group; a masked column tile
+    ((1, 6, 7, 200), (3, 3), 1, 9, (2, 1), (2, 2), [[0, 0], [2, 1], [0, 3], [0, 0]]),
+    ((3, 3, 3, 17), (5, 5), 1, 100, (1, 1), (1, 1), "SAME"),  # windows wider than the image
+]
+
+
+@pytest.mark.parametrize("spec", FEW_PIXEL_GEOMETRIES, ids=[str(s) for s in FEW_PIXEL_GEOMETRIES])
+def test_few_pixel_kernel_matches_reference(spec, monkeypatch):
+    """The one-call kernel of layers of few pixels (any size here): strides, dilations, explicit and wide padding,
+    batches, channel counts in whole groups of four vectors and not, against the reference."""
+    monkeypatch.setattr(fast_separable, "FEW_PIXELS_MAX_PIXELS", 10**9)
+    monkeypatch.setattr(fast_separable, "FEW_PIXELS_MAX_MACS", 10**12)
+    calls = _few_pixel_kernel_calls(monkeypatch)
+    x, wd, wp, g = _case(np.random.default_rng(11), spec, np.float32)
+    np.testing.assert_allclose(fast_separable.separable_conv2d(x, wd, wp, g),
+                               reference.separable_conv2d(x, wd, wp, g), **tol(np.float32))
+    assert calls == [x.shape]
+
+
+@pytest.mark.parametrize(("shape", "k", "multiplier", "out_c", "strides", "padding", "taken"), [
+    ((1, 9, 9, 120), 7, 1, 160, 1, "VALID", True),  # 9 pixels, 226K multiply-adds
+    ((2, 7, 7, 8), 5, 1, 160, 1, "VALID", True),  # 18 pixels
+    ((1, 8, 8, 40), 3, 1, 64, 1, "SAME", True),  # 64 pixels, 187K
+    ((1, 9, 8, 40), 3, 1, 64, 1, "SAME", False),  # 72 pixels
+    ((1, 9, 9, 60), 7, 2, 40, 1, "VALID", False),  # a multiplier
+    ((1, 8, 8, 64), 3, 1, 128, 1, "SAME", False),  # 561K multiply-adds
+    ((1, 4, 4, 640), 1, 1, 640, 1, "VALID", False)])  # a pointwise filter of 1.6 MB
+def test_few_pixel_kernel_is_taken_where_it_won(shape, k, multiplier, out_c, strides, padding, taken, monkeypatch):
+    """Layers without a multiplier of at most FEW_PIXELS_MAX_PIXELS output pixels (64) and FEW_PIXELS_MAX_MACS
+    multiply-adds (400K), pointwise filters of at most 1.5 MB, take the one-call few-pixel kernel (on the AVX-512
+    plans, set here whatever the CPU)."""
+    monkeypatch.setattr(fast_separable, "FEW_PIXELS_MAX_PIXELS", 64)
+    monkeypatch.setattr(fast_separable, "FEW_PIXELS_MAX_MACS", 400_000)
+    monkeypatch.setattr(fast_separable, "FEW_PIXELS_MAX_FILTER_BYTES", 1536 * 1024)
+    calls = _few_pixel_kernel_calls(monkeypatch)
+    x, wd, wp, g = _case(np.random.default_rng(12), (shape, (k, k), multiplier, out_c, (strides, strides), (1, 1),
+                                                     padding), np.float32)
+    np.testing.assert_allclose(fast_separable.separable_conv2d(x, wd, wp, g),
+                               reference.separable_conv2d(x, wd, wp, g), **tol(np.float32))
+    assert (calls == [x.shape]) == taken

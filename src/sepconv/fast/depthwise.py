@@ -1163,9 +1163,11 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
     return launch
 
 
-def depthwise_conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry, scratch: str | None = None) -> np.ndarray:
+def depthwise_conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry, scratch: str | None = None,
+                     finite: bool = False) -> np.ndarray:
     """Depthwise forward: ``x [N, H, W, C]``, ``w [kh, kw, C, M]`` -> ``[N, out_h, out_w, C*M]``; in this
-    thread's workspace ``scratch`` if given (for a caller that copies the result before its next call).
+    thread's workspace ``scratch`` if given (for a caller that copies the result before its next call);
+    ``finite``: the caller has checked that every value of ``w`` is finite.
 
     Examples
     --------
@@ -1177,7 +1179,7 @@ def depthwise_conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry, scratch: s
     9.0
     """
     w3 = _filter_per_channel(w)
-    if not kernels.all_finite(w3):
+    if not finite and not kernels.all_finite(w3):
         return reference.depthwise_conv2d(x, w, g)
     if _few_channels_through_nchw(g, x.itemsize):
         out = depthwise_conv2d_nchw(_nchw_copy(x, "nhwc_input"), w, g)

@@ -121,6 +121,7 @@ _WIDE = {
     (separable, "FUSE"): separable.FUSE,
     (separable, "FUSED_ONLY_STREAMED"): separable.FUSED_ONLY_STREAMED,
     (separable, "SMALL_WIDE_MAX_MACS"): separable.SMALL_WIDE_MAX_MACS,
+    (separable, "FEW_PIXELS_MAX_PIXELS"): separable.FEW_PIXELS_MAX_PIXELS,
     (depthwise, "DIRECT_3X3"): depthwise.DIRECT_3X3,
     (depthwise, "DIRECT_3X3_DILATED_MIN_IMAGE_BYTES"): depthwise.DIRECT_3X3_DILATED_MIN_IMAGE_BYTES,
     (depthwise, "DIRECT_3X3_ALIGNED_MIN_PIXEL_BYTES"): depthwise.DIRECT_3X3_ALIGNED_MIN_PIXEL_BYTES,
@@ -176,6 +177,7 @@ _NARROW = {
     (separable, "FUSE"): False,
     (separable, "FUSED_ONLY_STREAMED"): separable.FUSED_ONLY_STREAMED,  # not fused at all (above)
     (separable, "SMALL_WIDE_MAX_MACS"): separable.SMALL_WIDE_MAX_MACS,
+    (separable, "FEW_PIXELS_MAX_PIXELS"): 0,  # its whole-vector tiles would spill sixteen registers
     (depthwise, "DIRECT_3X3"): True,
     (depthwise, "DIRECT_3X3_DILATED_MIN_IMAGE_BYTES"): math.inf,  # all of them, by DIRECT_3X3
     (depthwise, "DIRECT_3X3_ALIGNED_MIN_PIXEL_BYTES"): math.inf,  # unmeasured on AVX2

@@ -74,6 +74,18 @@ SMALL_MAX_MACS = 25_000
 # (1x14x14x8 -> 16 1.45, 1x45x45x4 stride 2 -> 16 1.75, 2x27x27x3 stride 2 m2 -> 16 1.95, 1x16x16x8 5x5 stride 2 m2 -> 32 2.14).
 SMALL_WIDE_MAX_MACS = SMALL_MAX_MACS
 SMALL: bool | None = None
+# Layers without a multiplier of at most FEW_PIXELS_MAX_PIXELS output pixels and FEW_PIXELS_MAX_MACS multiply-adds
+# (depthwise and pointwise; 0: none, CPUs without AVX-512: sepconv.fast.registers), pointwise filters of at most
+# FEW_PIXELS_MAX_FILTER_BYTES, are computed in one call on this thread, the depthwise sums in vectors of channels,
+# the product in the few-pixel kernel's tiles (sepconv.kernels.separable.separable_nhwc_forward_few_pixels): one
+# call instead of the planned path's dozen (~5 us of choices, allocations and launches).  Fifty-first session, Zen 5
+# VM, one process, 9 interleaved rounds, planned -> one call, us: 1x9x9x120 7x7 VALID -> 160 12.9 -> 10.5, 1x9x9x144
+# 7x7 stride 2 -> 16 18.5 -> 13.2, 1x12x12x88 5x5 stride 2 -> 32 12.1 -> 10.6, 2x7x7x8 5x5 VALID -> 160 8.9 -> 6.2;
+# up to 400 pixels it lost on few channels (1x35x35x8 stride 2 -> 16 1.28x), and up to 1M multiply-adds on larger
+# layers (1x41x41x12 7x7 stride 2 -> 128 2.8x, 1x17x17x64 7x7 stride 2 -> 64 1.14x).
+FEW_PIXELS_MAX_PIXELS = 64
+FEW_PIXELS_MAX_MACS = 400_000
+FEW_PIXELS_MAX_FILTER_BYTES = 1536 * 1024
 # The depthwise result of one band is at most this large (unless one output row is larger).
 BAND_BYTES = 128 * 1024
 # At stride 1 a band holds an even number of rows (rounded down; 3 up to 4): the row kernels go in pairs, and the
@@ -113,6 +125,15 @@ def _small(x: np.ndarray, g: Conv2DGeometry, out_c: int) -> bool:
     macs = x.shape[0] * g.out_h * g.out_w * g.out_c * (g.kh * g.kw + out_c)
     wide = g.multiplier == 1 and g.in_c * x.itemsize >= VECTOR_BYTES
     return macs <= (SMALL_WIDE_MAX_MACS if wide else SMALL_MAX_MACS)
+
+
+def _few_pixels(x: np.ndarray, wp: np.ndarray, g: Conv2DGeometry) -> bool:
+    """Whether the layer takes the one-call few-pixel kernel (see :data:`FEW_PIXELS_MAX_PIXELS`)."""
+    pixels = x.shape[0] * g.out_h * g.out_w
+    out_c = wp.shape[3]
+    return (tuned(x.itemsize) and g.multiplier == 1 and pixels <= FEW_PIXELS_MAX_PIXELS
+            and pixels * g.in_c * (g.kh * g.kw + out_c) <= FEW_PIXELS_MAX_MACS
+            and wp.nbytes <= FEW_PIXELS_MAX_FILTER_BYTES)
 
 
 def _fused(x: np.ndarray, wp: np.ndarray, g: Conv2DGeometry) -> bool:
@@ -209,9 +230,16 @@ def separable_conv2d(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv2DGeo
                                              np.ascontiguousarray(wp.reshape(k_size, out_c)), out, g.stride_h,
                                              g.stride_w, g.dil_h, g.dil_w, g.pad_top, g.pad_left)
         return out
+    if _few_pixels(x, wp, g):
+        out = np.empty((x.shape[0], g.out_h, g.out_w, out_c), x.dtype)
+        kernels.separable_nhwc_forward_few_pixels(
+            np.ascontiguousarray(x), depthwise._filter_per_channel(wd), np.ascontiguousarray(wp.reshape(k_size, out_c)),
+            out, workspace("separable_few_pixels", (x.shape[0] * g.out_h * g.out_w, k_size), x.dtype), g.stride_h,
+            g.stride_w, g.dil_h, g.dil_w, g.pad_top, g.pad_left)
+        return out
     if _fused(x, wp, g):
         return _separable_fused(x, wd, wp, g)
-    y = depthwise.depthwise_conv2d(x, wd, g, scratch="separable_depthwise")
+    y = depthwise.depthwise_conv2d(x, wd, g, scratch="separable_depthwise", finite=True)
     out = recycled.empty((*y.shape[:3], out_c), y.dtype)
     # The product on the register-tiled kernel where the filter fits in cache (else BLAS on our threads:
     # pointwise_product decides).  2 threads, us, BLAS on its own threads (then waiting for our spinning

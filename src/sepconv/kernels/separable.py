@@ -27,8 +27,9 @@ from numba import prange
 from . import depthwise
 from ._borrowed import borrowed
 from ._jit import kernel
-from ._simd import store_fence
+from ._simd import lanes, store_fence, vfma, vload, vload_part, vstore, vstore_part, vzeros
 from .pointwise import TILE_PIXELS, pack_pointwise, pointwise_band
+from .pointwise_few_pixels import column_tiles, pointwise_few_pixels_tiles
 
 
 @kernel
@@ -129,3 +130,82 @@ def separable_nhwc_forward_small(x, wd, wp, out, stride_h, stride_w, dil_h, dil_
                     value, row = mid[t], wp[t]
                     for o in range(out_c):
                         pixel[o] += value * row[o]
+
+
+@kernel(inline=True)
+def _first_tap(start, dilation):
+    """The first tap at or past coordinate 0 of a window starting at ``start``, ``dilation`` apart."""
+    return 0 if start >= 0 else (dilation - 1 - start) // dilation
+
+
+@kernel(inline=True)
+def _end_tap(start, dilation, taps, size):
+    """One past the last of the window's ``taps`` taps before coordinate ``size`` (0 if none)."""
+    return 0 if start >= size else min(taps, (size - 1 - start) // dilation + 1)
+
+
+@kernel(inline=True)
+def _pixel_sums(x1, w1, mid1, o, image, i, j, c0, n0, n1, n2, n3, in_h, in_w, k_size, kh, kw, stride_h, stride_w,
+                dil_h, dil_w, pad_top, pad_left, masked):
+    """The depthwise sums of output pixel ``(image, i, j)`` on the four vectors of channels from ``c0`` (the first
+    ``n0``, ``n1``, ``n2``, ``n3`` lanes of each, masked loads and stores, if ``masked``; else whole ones), stored at
+    flat index ``o`` of ``mid1``; four chains of multiply-adds over the taps inside the image (their range
+    computed first: no branch in the loops, which border pixels, most of a small image's, would mispredict)."""
+    count = lanes(x1)
+    s0 = s1 = s2 = s3 = vzeros(x1)
+    u0, v0 = i * stride_h - pad_top, j * stride_w - pad_left
+    for di in range(_first_tap(u0, dil_h), _end_tap(u0, dil_h, kh, in_h)):
+        row = (image * in_h + u0 + di * dil_h) * in_w
+        for dj in range(_first_tap(v0, dil_w), _end_tap(v0, dil_w, kw, in_w)):
+            a, t = (row + v0 + dj * dil_w) * k_size + c0, (di * kw + dj) * k_size + c0
+            if masked:
+                s0 = vfma(vload_part(x1, a, n0), vload_part(w1, t, n0), s0)
+                s1 = vfma(vload_part(x1, a + count, n1), vload_part(w1, t + count, n1), s1)
+                s2 = vfma(vload_part(x1, a + 2 * count, n2), vload_part(w1, t + 2 * count, n2), s2)
+                s3 = vfma(vload_part(x1, a + 3 * count, n3), vload_part(w1, t + 3 * count, n3), s3)
+            else:
+                s0 = vfma(vload(x1, a), vload(w1, t), s0)
+                s1 = vfma(vload(x1, a + count), vload(w1, t + count), s1)
+                s2 = vfma(vload(x1, a + 2 * count), vload(w1, t + 2 * count), s2)
+                s3 = vfma(vload(x1, a + 3 * count), vload(w1, t + 3 * count), s3)
+    if masked:
+        vstore_part(mid1, o, s0, n0)
+        vstore_part(mid1, o + count, s1, n1)
+        vstore_part(mid1, o + 2 * count, s2, n2)
+        vstore_part(mid1, o + 3 * count, s3, n3)
+    else:
+        vstore(mid1, o, s0)
+        vstore(mid1, o + count, s1)
+        vstore(mid1, o + 2 * count, s2)
+        vstore(mid1, o + 3 * count, s3)
+
+
+@kernel
+def separable_nhwc_forward_few_pixels(x, w, b, out, mid, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
+    """The whole separable forward of a layer of few output pixels without a multiplier in one call, on this
+    thread: each pixel's depthwise sums four vectors of channels at a time (:func:`_pixel_sums`; the last four
+    masked) into ``mid`` ``[P, K]``, then ``out = mid @ b`` in the few-pixel product's tiles
+    (:mod:`sepconv.kernels.pointwise_few_pixels`, ``b`` ``[K, out_c]`` read where it is).  ``w`` ``[kh, kw, K]``;
+    all C-contiguous.  For layers where the planned path's calls (the depthwise pass, the product, their choices
+    and allocations: ~5 us) cost as much as the arithmetic."""
+    x, w, b, out, mid = borrowed(x), borrowed(w), borrowed(b), borrowed(out), borrowed(mid)
+    n, in_h, in_w, k_size = x.shape
+    kh, kw = w.shape[0], w.shape[1]
+    out_h, out_w, out_c = out.shape[1], out.shape[2], out.shape[3]
+    count = lanes(x)
+    whole = k_size - k_size % (4 * count)  # channels in whole groups of four vectors
+    x1, w1, mid1 = x.reshape(-1), w.reshape(-1), mid.reshape(-1)
+    p = 0
+    for image in range(n):
+        for i in range(out_h):
+            for j in range(out_w):
+                for c0 in range(0, whole, 4 * count):
+                    _pixel_sums(x1, w1, mid1, p * k_size + c0, image, i, j, c0, count, count, count, count, in_h,
+                                in_w, k_size, kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, False)
+                if whole < k_size:
+                    rest = k_size - whole
+                    _pixel_sums(x1, w1, mid1, p * k_size + whole, image, i, j, whole, rest, rest - count,
+                                rest - 2 * count, rest - 3 * count, in_h, in_w, k_size, kh, kw, stride_h, stride_w,
+                                dil_h, dil_w, pad_top, pad_left, True)
+                p += 1
+    pointwise_few_pixels_tiles(mid, b, out.reshape((p, out_c)), 0, column_tiles(out_c, b, True), True)
