@@ -113,6 +113,25 @@ def test_layer_gradients(make, input_shape, training):
     check_layer_gradients(make(), input_shape, training=training)
 
 
+def test_dense_products_run_on_sepconvs_ops(monkeypatch):
+    """Dense's three products go through sepconv's 1x1 convolutions (on sepconv's threads), not ``x @ kernel``,
+    whose large products wake OpenBLAS's own spinning threads; right against NumPy's products."""
+    from sepconv import api
+
+    calls = []
+    for name in ("conv2d", "conv2d_backprop_filter", "conv2d_backprop_input"):
+        real = getattr(api, name)
+        monkeypatch.setattr(api, name, lambda *a, real=real, name=name: (calls.append(name), real(*a))[1])
+    rng = np.random.default_rng(4)
+    dense = Dense(7)
+    dense.build((5,), rng, np.float64)
+    x, dy = rng.normal(size=(3, 5)), rng.normal(size=(3, 7))
+    np.testing.assert_allclose(dense.forward(x), x @ dense.params["kernel"] + dense.params["bias"], rtol=1e-12)
+    np.testing.assert_allclose(dense.backward(dy), dy @ dense.params["kernel"].T, rtol=1e-12)
+    np.testing.assert_allclose(dense.grads["kernel"], x.T @ dy, rtol=1e-12)
+    assert calls == ["conv2d", "conv2d_backprop_filter", "conv2d_backprop_input"]
+
+
 def test_relu6_gradient_on_both_sides_of_six():
     relu6 = ReLU6()
     relu6.build((3, 4, 2), np.random.default_rng(0), np.float64)
