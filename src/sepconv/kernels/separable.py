@@ -28,6 +28,7 @@ from . import depthwise
 from ._borrowed import borrowed
 from ._jit import kernel
 from ._simd import lanes, store_fence, vfma, vload, vload_part, vstore, vstore_part, vzeros
+from ._window import tap_range
 from .pointwise import TILE_PIXELS, pack_pointwise, pointwise_band
 from .pointwise_few_pixels import column_tiles, pointwise_few_pixels_tiles
 
@@ -133,18 +134,6 @@ def separable_nhwc_forward_small(x, wd, wp, out, stride_h, stride_w, dil_h, dil_
 
 
 @kernel(inline=True)
-def _first_tap(start, dilation):
-    """The first tap at or past coordinate 0 of a window starting at ``start``, ``dilation`` apart."""
-    return 0 if start >= 0 else (dilation - 1 - start) // dilation
-
-
-@kernel(inline=True)
-def _end_tap(start, dilation, taps, size):
-    """One past the last of the window's ``taps`` taps before coordinate ``size`` (0 if none)."""
-    return 0 if start >= size else min(taps, (size - 1 - start) // dilation + 1)
-
-
-@kernel(inline=True)
 def _pixel_sums(x1, w1, mid1, o, image, i, j, c0, n0, n1, n2, n3, in_h, in_w, k_size, kh, kw, stride_h, stride_w,
                 dil_h, dil_w, pad_top, pad_left, masked):
     """The depthwise sums of output pixel ``(image, i, j)`` on the four vectors of channels from ``c0`` (the first
@@ -154,9 +143,11 @@ def _pixel_sums(x1, w1, mid1, o, image, i, j, c0, n0, n1, n2, n3, in_h, in_w, k_
     count = lanes(x1)
     s0 = s1 = s2 = s3 = vzeros(x1)
     u0, v0 = i * stride_h - pad_top, j * stride_w - pad_left
-    for di in range(_first_tap(u0, dil_h), _end_tap(u0, dil_h, kh, in_h)):
+    di_lo, di_hi = tap_range(u0, dil_h, kh, in_h)
+    dj_lo, dj_hi = tap_range(v0, dil_w, kw, in_w)
+    for di in range(di_lo, di_hi):
         row = (image * in_h + u0 + di * dil_h) * in_w
-        for dj in range(_first_tap(v0, dil_w), _end_tap(v0, dil_w, kw, in_w)):
+        for dj in range(dj_lo, dj_hi):
             a, t = (row + v0 + dj * dil_w) * k_size + c0, (di * kw + dj) * k_size + c0
             if masked:
                 s0 = vfma(vload_part(x1, a, n0), vload_part(w1, t, n0), s0)
