@@ -115,6 +115,11 @@ def band_rows(g: Conv2DGeometry, itemsize: int, threads: int) -> int:
     return rows
 
 
+def _macs(x: np.ndarray, g: Conv2DGeometry, out_c: int) -> int:
+    """The layer's multiply-adds, depthwise and pointwise."""
+    return x.shape[0] * g.out_h * g.out_w * g.out_c * (g.kh * g.kw + out_c)
+
+
 def _small(x: np.ndarray, g: Conv2DGeometry, out_c: int) -> bool:
     """Whether the layer's multiply-adds (depthwise and pointwise) are at most :data:`SMALL_MAX_MACS`
     (:data:`SMALL_WIDE_MAX_MACS` over a vector of channels or more, without a multiplier)."""
@@ -122,17 +127,15 @@ def _small(x: np.ndarray, g: Conv2DGeometry, out_c: int) -> bool:
         return False
     if SMALL is not None:
         return SMALL
-    macs = x.shape[0] * g.out_h * g.out_w * g.out_c * (g.kh * g.kw + out_c)
+    macs = _macs(x, g, out_c)
     wide = g.multiplier == 1 and g.in_c * x.itemsize >= VECTOR_BYTES
     return macs <= (SMALL_WIDE_MAX_MACS if wide else SMALL_MAX_MACS)
 
 
 def _few_pixels(x: np.ndarray, wp: np.ndarray, g: Conv2DGeometry) -> bool:
     """Whether the layer takes the one-call few-pixel kernel (see :data:`FEW_PIXELS_MAX_PIXELS`)."""
-    pixels = x.shape[0] * g.out_h * g.out_w
-    out_c = wp.shape[3]
-    return (tuned(x.itemsize) and g.multiplier == 1 and pixels <= FEW_PIXELS_MAX_PIXELS
-            and pixels * g.in_c * (g.kh * g.kw + out_c) <= FEW_PIXELS_MAX_MACS
+    return (tuned(x.itemsize) and g.multiplier == 1 and x.shape[0] * g.out_h * g.out_w <= FEW_PIXELS_MAX_PIXELS
+            and _macs(x, g, wp.shape[3]) <= FEW_PIXELS_MAX_MACS
             and wp.nbytes <= FEW_PIXELS_MAX_FILTER_BYTES)
 
 

@@ -23,8 +23,7 @@ of input columns, accumulators that stay in registers for a whole row) use these
 - ``lanes(a)``: the lane count for ``a``'s dtype, a compile-time constant;
 - ``vstore_stream(a, i, v)``: ``vstore`` past the caches (a non-temporal store: no read of the line first; ``i`` on
   a 64-byte line, else the CPU faults), and ``store_fence()``, which orders such stores before any later store;
-- ``hload(a, i)``, ``hzeros(a)``, ``hlanes(a)``, ``hbroadcast(a, i)``, ``hload_part(a, i, n)`` /
-  ``hstore_part(a, i, v, n)``: half vectors, 32 bytes (one AVX2 register), for kernels that keep more vectors in
+- ``hload(a, i)``, ``hzeros(a)``, ``hlanes(a)``: half vectors, 32 bytes (one AVX2 register), for kernels that keep more vectors in
   registers than sixteen AVX2 registers hold as whole ones (``vstore`` and ``vfma`` take them);
 - ``load_like(a, i, v)`` / ``lanes_like(v)``: a load of, and the lane count of, a vector as wide as ``v`` (half or
   whole), for kernels written once for both widths, with ``broadcast_like(a, i, v)``, ``load_part_like(a, i, n, v)``
@@ -214,42 +213,6 @@ def hzeros(typingctx, array):
     def codegen(context, builder, sig, args):
         return ir.Constant(context.get_value_type(half), None)
     return half(array), codegen
-
-
-@intrinsic
-def hbroadcast(typingctx, array, index):
-    """Element ``a.flat[index]`` in every lane of a half vector (one broadcast load)."""
-    vec = _vector_of(array)
-    half = Vector(vec.dtype, vec.count // 2)
-
-    def codegen(context, builder, sig, args):
-        data = context.make_array(array)(context, builder, args[0]).data
-        return _splat(builder, builder.load(builder.gep(data, [args[1]])), half.count)
-    return half(array, types.intp), codegen
-
-
-@intrinsic
-def hload_part(typingctx, array, index, n):
-    """The first ``n`` lanes of :func:`hload` (masked: the others read as zero, their memory untouched)."""
-    vec = _vector_of(array)
-    half = Vector(vec.dtype, vec.count // 2)
-
-    def codegen(context, builder, sig, args):
-        return _load_part(context, builder, array, args, half)
-    return half(array, types.intp, types.intp), codegen
-
-
-@intrinsic
-def hstore_part(typingctx, array, index, value, n):
-    """Store the first ``n`` lanes of the half vector ``value`` at flat index ``index`` of ``a`` (masked)."""
-    vec = _vector_of(array)
-    half = Vector(vec.dtype, vec.count // 2)
-    if value != half:
-        return None
-
-    def codegen(context, builder, sig, args):
-        return _store_part(context, builder, array, args, half)
-    return types.none(array, types.intp, value, types.intp), codegen
 
 
 @intrinsic
