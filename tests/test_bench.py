@@ -7,6 +7,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +25,10 @@ from sepconv.bench import (
     load_cases,
     main,
     make_inputs,
+    process_cpu_seconds,
     reference_output,
     relative_error,
+    settle,
     worker_environment,
 )
 from sepconv.kernels import _jit
@@ -69,7 +72,10 @@ def test_quick_run_with_torch(tiny_cases_file: Path, tmp_path: Path) -> None:
             assert detail["status"] == "ok", detail
             assert detail["max_rel_error"] <= TOLERANCE
             assert len(detail["rounds_median_s"]) == 1 and detail["first_call_s"] > 0
+            assert len(detail["settle_s"]) == 1 and detail["settle_s"][0] >= QUICK.pause_s
     assert set(report["summary"]) == {"dw", "dw_bwd_filter"}
+    assert set(report["meta"]["settle_ms"]) == {"sepconv", "torch_cl"}
+    assert "until the last one's threads are idle" in proc.stdout
     assert report["overhead"]["public_call_us"] > 0
     assert report["machine_probes"]["gemm"]["gflops"] > 0
     assert report["machine_probes"]["fma"]["gflops"] >= 0.5 * report["machine_probes"]["gemm"]["gflops"]
@@ -311,3 +317,43 @@ def test_both_gradients_are_checked_part_by_part() -> None:
     wrong[0] += 10 * TOLERANCE * np.abs(dx).max()
     assert relative_error(wrong, (dx, dw)) > TOLERANCE
     assert relative_error(flat[:-1], (dx, dw)) == float("inf")
+
+
+BUSY_LOOP = "import time\nend = time.perf_counter() + {seconds}\nwhile time.perf_counter() < end: pass\n"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads Linux's /proc")
+def test_process_cpu_seconds_counts_every_thread_of_a_process() -> None:
+    before = process_cpu_seconds(os.getpid())
+    end = time.perf_counter() + 0.05
+    while time.perf_counter() < end:
+        pass
+    after = process_cpu_seconds(os.getpid())
+    assert before is not None and after is not None and after - before >= 0.04
+    assert process_cpu_seconds(2**22 + 12345) is None  # no such process
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads Linux's /proc")
+def test_settle_waits_for_a_busy_process_to_go_idle() -> None:
+    busy = subprocess.Popen([sys.executable, "-c", BUSY_LOOP.format(seconds=0.4)])
+    try:
+        time.sleep(0.1)  # the interpreter started and spinning
+        waited = settle(busy.pid, pause_s=0.01, max_s=5.0)
+        assert 0.2 <= waited < 4.0  # the loop's remaining ~0.3 s (it ends, then its CPU time stops growing)
+    finally:
+        busy.kill()
+        busy.wait()
+    idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)"])
+    try:
+        time.sleep(0.3)
+        assert 0.02 <= settle(idle.pid, pause_s=0.02, max_s=1.0) < 0.5
+    finally:
+        idle.kill()
+        idle.wait()
+    spinning = subprocess.Popen([sys.executable, "-c", BUSY_LOOP.format(seconds=10)])
+    try:
+        time.sleep(0.1)
+        assert 0.3 <= settle(spinning.pid, pause_s=0.01, max_s=0.3) < 1.0  # at most max_s
+    finally:
+        spinning.kill()
+        spinning.wait()

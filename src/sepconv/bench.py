@@ -15,8 +15,9 @@ How it measures:
   inputs with stride 2; the others get the same explicit pads.  A mismatch is printed loudly,
   marked in the JSON, and that framework is left out of the "fastest peer".
 - **Interleaved rounds.**  In each round every case is timed in every framework in turn
-  (starting with a different framework each time), with a pause between frameworks so the
-  previous one's thread pool has stopped spinning.  A framework's figure in a round is the
+  (starting with a different framework each time), with a pause between frameworks that lasts
+  until the previous one's threads are idle (ONNX Runtime's spin ~40 ms after its last call;
+  :func:`settle`, the pauses kept in the JSON).  A framework's figure in a round is the
   median of many calls (after warm-up calls), each call timed on its own and including the
   framework's Python-level call and its output allocation; its final figure is the median
   over rounds (``--stat p25`` or ``min`` use another per-round statistic, which resists
@@ -90,10 +91,53 @@ class Timing:
     max_calls: int
     pause_s: float
     gemm_size: int
+    settle_max_s: float = 1.0
 
 
 FULL = Timing(rounds=5, target_s=0.03, warmup=2, min_calls=5, max_calls=5000, pause_s=0.03, gemm_size=2048)
 QUICK = Timing(rounds=3, target_s=0.01, warmup=2, min_calls=3, max_calls=2000, pause_s=0.03, gemm_size=2048)
+
+# After a framework's calls its thread pool may keep a core busy: ONNX Runtime's workers spin ~40 ms (fifty-second
+# session, this VM: 33 ms of CPU in the 30 ms after its timing window, against at most 0.3 ms for the others), and
+# the next framework's 2-thread calls then wait for that core (a sepconv round of 20x its time in the fifty-first
+# session's run, after ONNX Runtime's).  So the pause lasts until the process is idle: at least ``pause_s``, then
+# until a SETTLE_SAMPLE_S sample of its threads' CPU time shows less than SETTLE_IDLE_SHARE of one core busy.
+SETTLE_SAMPLE_S = 0.005
+SETTLE_IDLE_SHARE = 0.1
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds the threads of process ``pid`` have run (Linux's ``/proc/<pid>/task/*/schedstat``, in ns), or
+    None where that cannot be read."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # a thread that ended meanwhile
+    return total * 1e-9
+
+
+def settle(pid: int, pause_s: float, max_s: float) -> float:
+    """Wait at least ``pause_s``, then until process ``pid`` is idle (see :data:`SETTLE_IDLE_SHARE`), at most
+    ``max_s`` in all; return the seconds waited (``pause_s`` alone where the process's CPU time cannot be read)."""
+    start = time.perf_counter()
+    time.sleep(pause_s)
+    before = process_cpu_seconds(pid)
+    if before is None:
+        return pause_s
+    while time.perf_counter() - start < max_s:
+        time.sleep(SETTLE_SAMPLE_S)
+        after = process_cpu_seconds(pid)
+        if after is None or after - before < SETTLE_IDLE_SHARE * SETTLE_SAMPLE_S:
+            break
+        before = after
+    return time.perf_counter() - start
 
 
 # --------------------------------------------------------------------------- cases
@@ -491,7 +535,7 @@ class Benchmark:
         out_path.unlink()
         result = {"first_call_s": answer["first_call_s"], "second_call_s": answer["second_call_s"],
                   "max_rel_error": error if math.isfinite(error) else None, "calls_per_round": [],
-                  **{f"rounds_{stat}_s": [] for stat in STATISTICS}}
+                  "settle_s": [], **{f"rounds_{stat}_s": [] for stat in STATISTICS}}
         if error <= TOLERANCE:
             return {"status": "ok", **result}
         print(f"\n!!! MISMATCH: {fw} on {case.name}: max |out - reference| / max |reference| = {error:.3g} "
@@ -542,7 +586,7 @@ class Benchmark:
                     for stat in STATISTICS:
                         result[f"rounds_{stat}_s"].append(answer[f"{stat}_s"])
                     result["calls_per_round"].append(answer["calls"])
-                    time.sleep(t.pause_s)
+                    result["settle_s"].append(round(settle(self.workers[fw].process.pid, t.pause_s, t.settle_max_s), 4))
 
     def close(self) -> None:
         for worker in self.workers.values():
@@ -844,6 +888,7 @@ def run(args: argparse.Namespace) -> int:
         "load_average_at_start": load_at_start, "load_average_at_end": os.getloadavg()[0], "notes": notes,
         "timing": asdict(timing), "statistic": args.stat, "tolerance_rel": TOLERANCE,
         "python": platform.python_version(), "sepconv_import_s": import_s,
+        "settle_ms": _settle_summary(bench.results, bench.frameworks),
         "frameworks": {fw: {"version": bench.info[fw]["version"],
                             "import_s": import_s if fw == "sepconv" else bench.info[fw]["import_s"]}
                        for fw in frameworks},
@@ -886,11 +931,30 @@ def format_header(meta: dict[str, Any], probes: dict[str, Any]) -> str:
         f"# {'; '.join(meta['notes'])}",
         f"# times: median over {timing['rounds']} interleaved rounds of each round's {meta['statistic']} "
         f"per call (calls timed one by one for ~{timing['target_s'] * 1e3:.0f} ms after {timing['warmup']} "
-        f"warm-up calls; {timing['pause_s'] * 1e3:.0f} ms pause between frameworks)",
+        f"warm-up calls; between frameworks a pause of {timing['pause_s'] * 1e3:.0f} ms and until the last one's "
+        f"threads are idle{_settle_note(meta)})",
         f"# fp32 multiply-add peak {probes['fma']['gflops']:.0f} GFLOP/s (the FLOP bound); NumPy's GEMM "
         f"{probes['gemm']['gflops']:.0f} GFLOP/s ({probes['gemm']['size']}^3); "
         f"`import sepconv` {meta['sepconv_import_s']:.2f} s (fresh process, best of 3)",
     ])
+
+
+def _settle_summary(results: dict, frameworks: list[str]) -> dict[str, dict[str, float]]:
+    """The pauses after each framework's timings (:func:`settle`): median and longest, ms."""
+    summary = {}
+    for fw in frameworks:
+        waits = [s for r in results.values() for s in r.get(fw, {}).get("settle_s", [])]
+        if waits:
+            summary[fw] = {"median": round(1e3 * float(np.median(waits)), 1), "max": round(1e3 * max(waits), 1)}
+    return summary
+
+
+def _settle_note(meta: dict[str, Any]) -> str:
+    """The frameworks whose pauses lasted longer than the fixed one (median, longest)."""
+    fixed_ms = meta["timing"]["pause_s"] * 1e3
+    waited = [f"{fw} {w['median']:.0f} ms (longest {w['max']:.0f})" for fw, w in meta.get("settle_ms", {}).items()
+              if w["median"] > fixed_ms + 1e3 * SETTLE_SAMPLE_S + 2]
+    return f": after {', '.join(waited)}" if waited else ""
 
 
 def _command_line() -> str:
