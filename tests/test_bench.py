@@ -357,3 +357,26 @@ def test_settle_waits_for_a_busy_process_to_go_idle() -> None:
     finally:
         spinning.kill()
         spinning.wait()
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads Linux's /proc")
+def test_a_framework_that_never_rests_gets_the_fixed_pause_after_a_few_tries(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from sepconv.bench import SETTLE_GIVE_UP
+
+    bench = Benchmark([], ["spinner"], replace(QUICK, pause_s=0.01, settle_max_s=0.15), {})
+    spinning = subprocess.Popen([sys.executable, "-c", BUSY_LOOP.format(seconds=20)])
+    try:
+        bench.workers = {"spinner": SimpleNamespace(process=spinning)}
+        time.sleep(0.1)
+        waits = [bench._settle("spinner") for _ in range(SETTLE_GIVE_UP + 2)]
+    finally:
+        spinning.kill()
+        spinning.wait()
+        bench.tmp.cleanup()
+    assert all(w >= 0.15 for w in waits[:SETTLE_GIVE_UP]), waits
+    assert waits[SETTLE_GIVE_UP:] == [0.01, 0.01]
+    assert "never went idle" in capsys.readouterr().err
