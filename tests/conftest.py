@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import sepconv
+import sepconv.fast  # the fixtures set its plans (import sepconv alone leaves it for the first op call)
 
 # TensorFlow as an oracle: oneDNN off (with it on, rank-3 conv2d aborts and empty batches
 # come back misshaped; see shared/TF_NOTES.md), and quiet.

@@ -320,64 +320,72 @@ def test_both_gradients_are_checked_part_by_part() -> None:
     assert relative_error(flat[:-1], (dx, dw)) == float("inf")
 
 
-BUSY_LOOP = "import time\nend = time.perf_counter() + {seconds}\nwhile time.perf_counter() < end: pass\n"
+class FakeCpuClock:
+    """``process_cpu_seconds`` of a process busy (5 ms of CPU a sample) for its first ``busy_samples`` reads, then
+    idle; forever busy with ``busy_samples=None``."""
+
+    def __init__(self, busy_samples: int | None) -> None:
+        self.busy_samples, self.reads, self.seconds = busy_samples, 0, 0.0
+
+    def __call__(self, pid: int) -> float:
+        self.reads += 1
+        if self.busy_samples is None or self.reads <= self.busy_samples:
+            self.seconds += 0.005
+        return self.seconds
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads Linux's /proc")
-def test_process_cpu_seconds_counts_every_thread_of_a_process() -> None:
-    before = process_cpu_seconds(os.getpid())
-    end = time.perf_counter() + 0.05
-    while time.perf_counter() < end:
+def test_process_cpu_seconds_counts_the_threads_of_a_process() -> None:
+    before, cpu_before = process_cpu_seconds(os.getpid()), time.process_time()
+    while time.process_time() - cpu_before < 0.05:  # CPU time, not wall time: the suite may share the cores
         pass
     after = process_cpu_seconds(os.getpid())
-    assert before is not None and after is not None and after - before >= 0.04
+    assert before is not None and after is not None
+    assert after - before == pytest.approx(time.process_time() - cpu_before, abs=0.02)
     assert process_cpu_seconds(2**22 + 12345) is None  # no such process
 
 
+def test_settle_waits_until_the_process_rests(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sepconv.bench as bench
+
+    for busy_samples in (0, 6):
+        clock = FakeCpuClock(busy_samples)
+        monkeypatch.setattr(bench, "process_cpu_seconds", clock)
+        waited = settle(1, pause_s=0.01, max_s=5.0)
+        # the read after the pause (the first busy read), the other busy ones, then SETTLE_IDLE_SAMPLES idle in a row
+        assert clock.reads == 1 + max(busy_samples - 1, 0) + bench.SETTLE_IDLE_SAMPLES
+        assert waited >= 0.01 + (clock.reads - 1) * bench.SETTLE_SAMPLE_S
+    monkeypatch.setattr(bench, "process_cpu_seconds", FakeCpuClock(None))
+    assert 0.1 <= settle(1, pause_s=0.01, max_s=0.1) < 1.0  # never idle: at most max_s
+    monkeypatch.setattr(bench, "process_cpu_seconds", lambda pid: None)
+    assert settle(1, pause_s=0.01, max_s=1.0) == 0.01  # unreadable: the fixed pause
+
+
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads Linux's /proc")
-def test_settle_waits_for_a_busy_process_to_go_idle() -> None:
-    busy = subprocess.Popen([sys.executable, "-c", BUSY_LOOP.format(seconds=0.4)])
+def test_settle_finds_a_sleeping_process_idle() -> None:
+    idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        time.sleep(0.1)  # the interpreter started and spinning
-        waited = settle(busy.pid, pause_s=0.01, max_s=5.0)
-        assert 0.2 <= waited < 4.0  # the loop's remaining ~0.3 s (it ends, then its CPU time stops growing)
-    finally:
-        busy.kill()
-        busy.wait()
-    idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)"])
-    try:
-        time.sleep(0.3)
-        assert 0.02 <= settle(idle.pid, pause_s=0.02, max_s=1.0) < 0.5
+        time.sleep(0.5)  # started and asleep
+        assert 0.02 <= settle(idle.pid, pause_s=0.02, max_s=2.0) < 1.0
     finally:
         idle.kill()
         idle.wait()
-    spinning = subprocess.Popen([sys.executable, "-c", BUSY_LOOP.format(seconds=10)])
-    try:
-        time.sleep(0.1)
-        assert 0.3 <= settle(spinning.pid, pause_s=0.01, max_s=0.3) < 1.0  # at most max_s
-    finally:
-        spinning.kill()
-        spinning.wait()
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads Linux's /proc")
 def test_a_framework_that_never_rests_gets_the_fixed_pause_after_a_few_tries(
-        capsys: pytest.CaptureFixture[str]) -> None:
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     from dataclasses import replace
     from types import SimpleNamespace
 
-    from sepconv.bench import SETTLE_GIVE_UP
+    import sepconv.bench as bench
 
-    bench = Benchmark([], ["spinner"], replace(QUICK, pause_s=0.01, settle_max_s=0.15), {})
-    spinning = subprocess.Popen([sys.executable, "-c", BUSY_LOOP.format(seconds=20)])
+    monkeypatch.setattr(bench, "process_cpu_seconds", FakeCpuClock(None))
+    runner = Benchmark([], ["spinner"], replace(QUICK, pause_s=0.01, settle_max_s=0.05), {})
     try:
-        bench.workers = {"spinner": SimpleNamespace(process=spinning)}
-        time.sleep(0.1)
-        waits = [bench._settle("spinner") for _ in range(SETTLE_GIVE_UP + 2)]
+        runner.workers = {"spinner": SimpleNamespace(process=SimpleNamespace(pid=1))}
+        waits = [runner._settle("spinner") for _ in range(bench.SETTLE_GIVE_UP + 2)]
     finally:
-        spinning.kill()
-        spinning.wait()
-        bench.tmp.cleanup()
-    assert all(w >= 0.15 for w in waits[:SETTLE_GIVE_UP]), waits
-    assert waits[SETTLE_GIVE_UP:] == [0.01, 0.01]
+        runner.tmp.cleanup()
+    assert all(w >= 0.05 for w in waits[:bench.SETTLE_GIVE_UP]), waits
+    assert waits[bench.SETTLE_GIVE_UP:] == [0.01, 0.01]
     assert "never went idle" in capsys.readouterr().err

@@ -20,6 +20,33 @@ def test_import_sepconv_loads_no_optional_framework():
     assert modules_loaded_after("import sepconv") == set()
 
 
+def test_the_kernels_load_at_the_first_op_call_not_at_import():
+    """``import sepconv`` leaves out Numba and the fast implementation; the first op call on it imports them."""
+    code = ("import sys, numpy as np, sepconv\n"
+            "before = [m for m in ('numba', 'sepconv.fast', 'sepconv.kernels') if m in sys.modules]\n"
+            "y = sepconv.depthwise_conv2d(np.ones((1, 5, 5, 16), np.float32), np.ones((3, 3, 16, 1), np.float32), 1, "
+            "'SAME')\n"
+            "print(before, 'sepconv.fast' in sys.modules, 'numba' in sys.modules, float(y[0, 2, 2, 0]))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split("\n")[0] == "[] True True 9.0"
+
+
+def test_concurrent_first_calls_share_one_import_of_the_kernels():
+    """Eight threads make their first calls at once (the import of sepconv.fast under way in one of them): every
+    result is right."""
+    code = ("import threading, numpy as np, sepconv\n"
+            "x, w = np.ones((2, 9, 9, 24), np.float32), np.ones((3, 3, 24, 2), np.float32)\n"
+            "results, start = [None] * 8, threading.Barrier(8)\n"
+            "def run(i):\n"
+            "    start.wait()\n"
+            "    results[i] = float(sepconv.depthwise_conv2d(x, w, 1, 'SAME')[1, 4, 4, 5])\n"
+            "threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]\n"
+            "[t.start() for t in threads]; [t.join() for t in threads]\n"
+            "print(results)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == str([9.0] * 8)
+
+
 def test_the_check_sees_an_import():
     assert "torch" in modules_loaded_after("import sepconv.torch")
 

@@ -9,12 +9,18 @@ A call on plain C-contiguous NHWC float32/float64 arrays like one that has run b
 dtype and arguments) takes that call's geometry and goes straight to the implementation (:func:`_seen`):
 a public call costs ~4.5 us instead of ~6 (1x4x4x8 3x3; 1x12x12x4 3x3 stride 2 multiplier 2 input
 gradient 9.5 -> 7.4 us).
+
+The fast implementation, :mod:`sepconv.fast`, is imported by the first op call that runs on it, not by
+``import sepconv``: it brings in Numba and creates ~400 kernel dispatchers (0.35-0.45 s on the Zen 5 VM, where
+``PYTHONDONTWRITEBYTECODE`` makes every import compile its modules; ~0.2 s with bytecode cached), which code that
+only asks the shape rules, the cost model or the reference ops does not need.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import importlib
 import os
 from collections.abc import Iterator, Sequence
 from types import ModuleType
@@ -22,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from . import fast, reference
+from . import reference
 from .geometry import (
     Conv2DGeometry,
     _key,
@@ -35,7 +41,8 @@ from .geometry import (
     resolve_input_sizes,
 )
 
-IMPLEMENTATIONS: dict[str, ModuleType] = {"fast": fast, "reference": reference}
+IMPLEMENTATIONS: dict[str, str] = {"fast": "sepconv.fast", "reference": "sepconv.reference"}  # name -> module
+_LOADED: dict[str, ModuleType] = {"reference": reference}  # the implementations imported so far
 _DEFAULT_IMPLEMENTATION: str = os.environ.get("SEPCONV_IMPL", "fast")
 _implementation = contextvars.ContextVar("sepconv_implementation", default=_DEFAULT_IMPLEMENTATION)
 
@@ -71,9 +78,18 @@ def use_implementation(name: str) -> Iterator[None]:
 def _impl() -> ModuleType:
     name = _implementation.get()
     try:
-        return IMPLEMENTATIONS[name]
+        return _LOADED[name]
     except KeyError:
-        raise ValueError(f"SEPCONV_IMPL must be one of {sorted(IMPLEMENTATIONS)}, got {name!r}") from None
+        return _load_implementation(name)
+
+
+def _load_implementation(name: str) -> ModuleType:
+    """Import implementation ``name`` (its first use; Python's import lock makes concurrent first calls wait for
+    one import)."""
+    if name not in IMPLEMENTATIONS:
+        raise ValueError(f"SEPCONV_IMPL must be one of {sorted(IMPLEMENTATIONS)}, got {name!r}")
+    module = _LOADED[name] = importlib.import_module(IMPLEMENTATIONS[name])
+    return module
 
 
 # --------------------------------------------------------------------------- arrays in and out

@@ -101,9 +101,10 @@ QUICK = Timing(rounds=3, target_s=0.01, warmup=2, min_calls=3, max_calls=2000, p
 # session, this VM: 33 ms of CPU in the 30 ms after its timing window, against at most 0.3 ms for the others), and
 # the next framework's 2-thread calls then wait for that core (a sepconv round of 20x its time in the fifty-first
 # session's run, after ONNX Runtime's).  So the pause lasts until the process is idle: at least ``pause_s``, then
-# until a SETTLE_SAMPLE_S sample of its threads' CPU time shows less than SETTLE_IDLE_SHARE of one core busy.
+# until SETTLE_SAMPLE_S samples of its threads' CPU time show less than SETTLE_IDLE_SHARE of one core busy.
 SETTLE_SAMPLE_S = 0.005
 SETTLE_IDLE_SHARE = 0.1
+SETTLE_IDLE_SAMPLES = 2  # in a row: a busy thread the scheduler left out of one sample is not taken for idle
 SETTLE_GIVE_UP = 3
 
 
@@ -125,17 +126,22 @@ def process_cpu_seconds(pid: int) -> float | None:
 
 
 def settle(pid: int, pause_s: float, max_s: float) -> float:
-    """Wait at least ``pause_s``, then until process ``pid`` is idle (see :data:`SETTLE_IDLE_SHARE`), at most
+    """Wait at least ``pause_s``, then until process ``pid`` is idle (:data:`SETTLE_IDLE_SAMPLES` samples in a row of
+    less than :data:`SETTLE_IDLE_SHARE` of a core), at most
     ``max_s`` in all; return the seconds waited (``pause_s`` alone where the process's CPU time cannot be read)."""
     start = time.perf_counter()
     time.sleep(pause_s)
     before = process_cpu_seconds(pid)
     if before is None:
         return pause_s
+    idle_samples = 0
     while time.perf_counter() - start < max_s:
         time.sleep(SETTLE_SAMPLE_S)
         after = process_cpu_seconds(pid)
-        if after is None or after - before < SETTLE_IDLE_SHARE * SETTLE_SAMPLE_S:
+        if after is None:
+            break
+        idle_samples = idle_samples + 1 if after - before < SETTLE_IDLE_SHARE * SETTLE_SAMPLE_S else 0
+        if idle_samples == SETTLE_IDLE_SAMPLES:
             break
         before = after
     return time.perf_counter() - start
@@ -433,12 +439,14 @@ class WorkerProcess:
         self.log.close()
 
 
-def sepconv_import_seconds(env: dict[str, str], repeats: int = 3) -> float:
-    """Seconds ``import sepconv`` takes in a fresh interpreter (NumPy and Numba included): the best of ``repeats``."""
-    code = "import time; t = time.perf_counter(); import sepconv; print(time.perf_counter() - t)"
-    times = [float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                                  check=True).stdout) for _ in range(repeats)]
-    return min(times)
+def sepconv_import_seconds(env: dict[str, str], repeats: int = 3) -> tuple[float, float]:
+    """Seconds ``import sepconv`` takes in a fresh interpreter (NumPy included), and then ``import sepconv.fast``
+    (Numba and the kernels' dispatchers, which the first op call imports): the best of ``repeats`` each."""
+    code = ("import time; t = time.perf_counter(); import sepconv; t1 = time.perf_counter(); import sepconv.fast; "
+            "print(t1 - t, time.perf_counter() - t1)")
+    runs = [tuple(map(float, subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                            check=True).stdout.split())) for _ in range(repeats)]
+    return min(r[0] for r in runs), min(r[1] for r in runs)
 
 
 def installed_peers() -> list[str]:
@@ -883,7 +891,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.time()
     bench = Benchmark(cases, frameworks, timing, env)
     try:
-        import_s = sepconv_import_seconds(env)
+        import_s, fast_import_s = sepconv_import_seconds(env)
         bench.start_workers()
         bench.setup_and_check()
         probes = bench.machine_probes()
@@ -905,10 +913,10 @@ def run(args: argparse.Namespace) -> int:
         "plans": _plans(),
         "load_average_at_start": load_at_start, "load_average_at_end": os.getloadavg()[0], "notes": notes,
         "timing": asdict(timing), "statistic": args.stat, "tolerance_rel": TOLERANCE,
-        "python": platform.python_version(), "sepconv_import_s": import_s,
+        "python": platform.python_version(), "sepconv_import_s": import_s, "sepconv_fast_import_s": fast_import_s,
         "settle_ms": _settle_summary(bench.results, bench.frameworks),
         "frameworks": {fw: {"version": bench.info[fw]["version"],
-                            "import_s": import_s if fw == "sepconv" else bench.info[fw]["import_s"]}
+                            "import_s": import_s + fast_import_s if fw == "sepconv" else bench.info[fw]["import_s"]}
                        for fw in frameworks},
     }
     report = {
@@ -953,7 +961,8 @@ def format_header(meta: dict[str, Any], probes: dict[str, Any]) -> str:
         f"threads are idle{_settle_note(meta)})",
         f"# fp32 multiply-add peak {probes['fma']['gflops']:.0f} GFLOP/s (the FLOP bound); NumPy's GEMM "
         f"{probes['gemm']['gflops']:.0f} GFLOP/s ({probes['gemm']['size']}^3); "
-        f"`import sepconv` {meta['sepconv_import_s']:.2f} s (fresh process, best of 3)",
+        f"`import sepconv` {meta['sepconv_import_s']:.2f} s (fresh process, best of 3; its kernels, "
+        f"`sepconv.fast`, {meta.get('sepconv_fast_import_s', float('nan')):.2f} s more at the first op call)",
     ])
 
 
@@ -971,7 +980,7 @@ def _settle_note(meta: dict[str, Any]) -> str:
     """The frameworks whose pauses lasted longer than the fixed one (median, longest)."""
     fixed_ms = meta["timing"]["pause_s"] * 1e3
     waited = [f"{fw} {w['median']:.0f} ms (longest {w['max']:.0f})" for fw, w in meta.get("settle_ms", {}).items()
-              if w["median"] > fixed_ms + 1e3 * SETTLE_SAMPLE_S + 2]
+              if w["median"] > fixed_ms + 1e3 * SETTLE_SAMPLE_S * SETTLE_IDLE_SAMPLES + 2]
     return f": after {', '.join(waited)}" if waited else ""
 
 
