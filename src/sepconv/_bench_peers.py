@@ -37,8 +37,6 @@ from typing import Any
 
 import numpy as np
 
-from .kernels._jit import kernel
-
 FRAMEWORKS = ("sepconv", "torch_cl", "torch_nchw", "tf", "ort_nchw", "ort_nhwc", "jax")
 THREADS = 2
 SLOW_CALL_S = 0.1  # calls slower than this get no warm-up and a single timed call per round
@@ -485,12 +483,6 @@ def fma_probe() -> dict:
     return {"gflops": measure_fma_gflops(verbose=False)}
 
 
-@kernel
-def _touch_kernel(x, w, out, stride, pad):
-    """A jitted call with a kernel's arguments and almost no work: the floor of calling any kernel."""
-    out[0, 0, 0, 0] = x[0, stride, pad, 0] * w[0, 0, 0, 0]
-
-
 def overhead_probe() -> dict:
     """Python-level cost of a sepconv call on a tiny depthwise input (1x4x4x8, 3x3, SAME): the public
     call, the implementation function alone (geometry precomputed), the output allocation, and a
@@ -498,6 +490,7 @@ def overhead_probe() -> dict:
     outputs x 9 taps is a few nanoseconds, so this is "the kernel alone")."""
     import sepconv
     from sepconv import fast
+    from sepconv._touch_kernel import touch_kernel
     from sepconv.geometry import depthwise_geometry
 
     x = np.random.default_rng(0).standard_normal((1, 4, 4, 8), dtype=np.float32)
@@ -508,7 +501,7 @@ def overhead_probe() -> dict:
         "public_call_us": lambda: sepconv.depthwise_conv2d(x, w, 1, "SAME"),
         "implementation_call_us": lambda: fast.depthwise_conv2d(x, w, g),
         "output_allocation_us": lambda: np.empty((1, 4, 4, 8), np.float32),
-        "kernel_call_floor_us": lambda: _touch_kernel(x, w, out, 1, 1),
+        "kernel_call_floor_us": lambda: touch_kernel(x, w, out, 1, 1),
     }
     result = {}
     for name, fn in calls.items():

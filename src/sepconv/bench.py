@@ -58,7 +58,6 @@ from typing import IO, Any
 import numpy as np
 
 from ._bench_peers import FRAMEWORKS, NHWC_FRAMEWORKS, REQUIRES
-from .kernels import _jit
 
 KINDS = ("dw", "dw_bwd_input", "dw_bwd_filter", "dw_bwd", "sep", "conv")
 KIND_OPS = {
@@ -387,6 +386,8 @@ WORKER_BOOT = (
 def worker_cpus_environment() -> dict[str, str]:
     """``SEPCONV_BENCH_CPUS``: the CPUs this process was started on (before an OpenMP runtime could bind it), for
     :data:`WORKER_BOOT`; nothing where the platform does not say."""
+    from .kernels import _jit  # here, not at import: ``sepconv --help`` imports this module and needs no Numba
+
     cpus = _jit.CPUS_BEFORE_OPENMP
     return {"SEPCONV_BENCH_CPUS": ",".join(map(str, sorted(cpus)))} if cpus else {}
 
