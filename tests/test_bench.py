@@ -22,6 +22,7 @@ from sepconv.bench import (
     Benchmark,
     Case,
     WorkerProcess,
+    framework_environment,
     load_cases,
     main,
     make_inputs,
@@ -178,6 +179,38 @@ def test_workers_start_on_the_cpus_of_the_command(tmp_path: Path) -> None:
         assert worker.receive() == {"ready": True}
         pid = worker.request({"cmd": "info"})["pid"]
         assert os.sched_getaffinity(pid) == set(started_on)
+    finally:
+        worker.close()
+
+
+def test_only_the_openmp_workers_get_their_threads_bound() -> None:
+    env, _ = worker_environment(unset_openblas=False, pin_malloc=False, bind_threads=True)
+    for fw in ("sepconv", "torch_cl", "torch_nchw"):
+        assert framework_environment(env, fw)["OMP_PROC_BIND"] == "true"
+    for fw in ("tf", "ort_nchw", "ort_nhwc", "jax"):
+        peer_env = framework_environment(env, fw)
+        assert "OMP_PROC_BIND" not in peer_env and peer_env["OMP_NUM_THREADS"] == "2"
+
+
+def test_the_workers_module_loads_no_openmp_runtime() -> None:
+    """A peer's worker must not load an OpenMP runtime through sepconv: bound, it put the peer's main thread, and so
+    every thread of its pools, on one CPU (ONNX Runtime ran 1.65-1.8x its own time until the fifty-second session)."""
+    code = "import sys, sepconv._bench_peers; print('numba' in sys.modules, 'sepconv.kernels._jit' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs 2 CPUs and sched_getaffinity")
+def test_a_peers_worker_runs_on_every_cpu_of_the_command(tmp_path: Path) -> None:
+    pytest.importorskip("tensorflow")
+    env, _ = worker_environment(unset_openblas=False, pin_malloc=False, bind_threads=True)
+    worker = WorkerProcess("tf", framework_environment(env, "tf"), open(tmp_path / "log.txt", "w+"))
+    try:
+        assert worker.receive() == {"ready": True}
+        info = worker.request({"cmd": "info"})
+        assert info["cpus"] == sorted(_jit.CPUS_BEFORE_OPENMP)
+        assert os.sched_getaffinity(info["pid"]) == set(_jit.CPUS_BEFORE_OPENMP)
     finally:
         worker.close()
 

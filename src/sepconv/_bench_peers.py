@@ -528,7 +528,8 @@ class Worker:
     def handle(self, request: dict) -> dict:
         cmd = request["cmd"]
         if cmd == "info":
-            return {"version": self.version, "import_s": self.import_s, "pid": os.getpid()}
+            cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+            return {"version": self.version, "import_s": self.import_s, "pid": os.getpid(), "cpus": cpus}
         if cmd == "setup":
             return self.setup(request)
         if cmd == "time":

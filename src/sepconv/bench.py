@@ -6,9 +6,10 @@ How it measures:
   ONNX Runtime NCHW and NHWC, JAX), driven over pipes (:mod:`sepconv._bench_peers`).  Every
   worker is limited to 2 threads (``OMP_NUM_THREADS``, ``torch.set_num_threads``, TF's
   intra/inter-op pools, ORT's ``intra_op_num_threads``, ``NUMBA_NUM_THREADS``, XLA flags),
-  runs with OpenMP threads bound (``OMP_PROC_BIND=true``) and with glibc malloc pinned
+  runs with glibc malloc pinned
   (``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` at 1 GiB, so per-call buffers are
-  not fresh pages one call and reused the next).
+  not fresh pages one call and reused the next); the OpenMP workers (sepconv, PyTorch) with
+  their threads bound (``OMP_PROC_BIND=true``), the others not (:func:`framework_environment`).
 - **Same inputs, same math, checked first.**  The driver writes each case's inputs once; every
   worker computes the op on them and its output is compared with sepconv's NumPy reference
   (``use_implementation("reference")``).  TensorFlow's SAME padding is asymmetric for even
@@ -356,7 +357,7 @@ def worker_environment(unset_openblas: bool, pin_malloc: bool, bind_threads: boo
     notes.append("every framework limited to 2 threads")
     if bind_threads:
         env["OMP_PROC_BIND"] = "true"
-        notes.append("OMP_PROC_BIND=true")
+        notes.append("OMP_PROC_BIND=true for the OpenMP workers (sepconv, PyTorch)")
     if pin_malloc:
         env.update(MALLOC_ENV)
         notes.append("glibc malloc pinned (" + " ".join(f"{k}={v}" for k, v in MALLOC_ENV.items()) + ")")
@@ -369,6 +370,35 @@ def worker_environment(unset_openblas: bool, pin_malloc: bool, bind_threads: boo
     package_root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     return env, notes
+
+
+# OMP_PROC_BIND binds the thread that loads an OpenMP runtime to one CPU, and every thread it starts later inherits
+# that CPU.  It is meant for the OpenMP teams of sepconv and PyTorch, which place their threads themselves; a worker of
+# another framework that loaded libgomp (until the fifty-second session, any worker: the workers' module imported
+# sepconv's Numba policy, and Numba its OpenMP layer) had ONNX Runtime's, TensorFlow's and JAX's thread pools all on
+# one CPU (ONNX Runtime's times 1.65-1.8x their own: sep_1x19x19x728_to728 4959 against 1103 us, conv_1x7x7x512_to512
+# 1403 against 659).  So only the OpenMP frameworks get it, and every worker reports its CPUs (``_check_cpus``).
+OPENMP_FRAMEWORKS = ("sepconv", "torch_cl", "torch_nchw")
+
+
+def framework_environment(env: dict[str, str], framework: str) -> dict[str, str]:
+    """``env`` (:func:`worker_environment`) for ``framework``'s worker: without ``OMP_PROC_BIND`` unless the framework
+    runs on OpenMP threads (:data:`OPENMP_FRAMEWORKS`)."""
+    if framework in OPENMP_FRAMEWORKS:
+        return env
+    return {k: v for k, v in env.items() if k != "OMP_PROC_BIND"}
+
+
+def _check_cpus(framework: str, info: dict[str, Any]) -> None:
+    """Say loudly when a worker's main thread (whose CPUs its new threads inherit) runs on fewer CPUs than the command
+    was started on."""
+    from .kernels import _jit  # here, not at import: ``sepconv --help`` imports this module and needs no Numba
+
+    started_on = _jit.CPUS_BEFORE_OPENMP
+    cpus = info.get("cpus")
+    if started_on and cpus is not None and len(cpus) < len(started_on) and framework not in OPENMP_FRAMEWORKS:
+        print(f"\n!!! {framework}'s worker runs on CPUs {cpus} only (the command on {sorted(started_on)}): its threads "
+              f"share them, and its times are not its own\n", file=sys.stderr)
 
 
 # A worker starts on the CPUs this command was started on (SEPCONV_BENCH_CPUS), set before it imports anything that
@@ -499,11 +529,12 @@ class Benchmark:
         _progress(f"starting {len(self.frameworks)} workers: {', '.join(self.frameworks)}")
         for fw in self.frameworks:
             log = tempfile.TemporaryFile("w+", prefix=f"{fw}-", dir=self.tmp.name)
-            self.workers[fw] = WorkerProcess(fw, self.env, log)
+            self.workers[fw] = WorkerProcess(fw, framework_environment(self.env, fw), log)
         for fw, worker in list(self.workers.items()):
             try:
                 worker.receive()  # "ready"
                 self.info[fw] = worker.request({"cmd": "info"})
+                _check_cpus(fw, self.info[fw])
             except WorkerError as e:
                 print(f"\n!!! {e}\n!!! {fw} is left out of this run\n", file=sys.stderr)
                 worker.close()
@@ -802,7 +833,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pin-malloc", action=argparse.BooleanOptionalAction, default=True,
                         help="MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ = 1 GiB in every worker (default on)")
     parser.add_argument("--bind-threads", action=argparse.BooleanOptionalAction, default=True,
-                        help="OMP_PROC_BIND=true in every worker (default on)")
+                        help="OMP_PROC_BIND=true in the OpenMP workers: sepconv, PyTorch (default on)")
     parser.add_argument("--stat", choices=STATISTICS, default="median",
                         help="per-round statistic of the timed calls used in the tables (default median; p25 or "
                         "min resist interference on a busy machine); the JSON keeps all three")
