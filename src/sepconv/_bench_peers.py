@@ -404,7 +404,7 @@ def _sepconv_setup() -> str:
 # --------------------------------------------------------------------------- registry
 
 SETUPS: dict[str, Callable[[], str]] = {
-    "sepconv": lambda: _sepconv_setup(),
+    "sepconv": _sepconv_setup,
     "torch_cl": _torch_setup,
     "torch_nchw": _torch_setup,
     "tf": _tf_setup,

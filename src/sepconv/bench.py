@@ -392,9 +392,7 @@ def framework_environment(env: dict[str, str], framework: str) -> dict[str, str]
 def _check_cpus(framework: str, info: dict[str, Any]) -> None:
     """Say loudly when a worker's main thread (whose CPUs its new threads inherit) runs on fewer CPUs than the command
     was started on."""
-    from .kernels import _jit  # here, not at import: ``sepconv --help`` imports this module and needs no Numba
-
-    started_on = _jit.CPUS_BEFORE_OPENMP
+    started_on = _command_cpus()
     cpus = info.get("cpus")
     if started_on and cpus is not None and len(cpus) < len(started_on) and framework not in OPENMP_FRAMEWORKS:
         print(f"\n!!! {framework}'s worker runs on CPUs {cpus} only (the command on {sorted(started_on)}): its threads "
@@ -404,7 +402,8 @@ def _check_cpus(framework: str, info: dict[str, Any]) -> None:
 # A worker starts on the CPUs this command was started on (SEPCONV_BENCH_CPUS), set before it imports anything that
 # loads an OpenMP runtime: with OMP_PROC_BIND=true in the command's own environment, ``import sepconv`` had bound it to
 # one CPU, every worker inherited that CPU, and both of sepconv's threads shared it (dw 1x44x44x24 3x3 stride 2:
-# 35.8 us against 13.9; ONNX Runtime, which sets its threads' affinity itself, 28.8 either way).
+# 35.8 us against 13.9).  (ONNX Runtime was then thought to set its threads' affinity itself; with
+# intra_op_num_threads given it does not: see OPENMP_FRAMEWORKS.)
 WORKER_BOOT = (
     "import os, runpy, sys\n"
     "cpus = os.environ.pop('SEPCONV_BENCH_CPUS', '')\n"
@@ -413,12 +412,19 @@ WORKER_BOOT = (
     "runpy.run_module('sepconv._bench_peers', run_name='__main__', alter_sys=True)\n")
 
 
+def _command_cpus() -> frozenset[int] | None:
+    """The CPUs this process was started on, read before an OpenMP runtime could bind it
+    (:data:`sepconv.kernels._jit.CPUS_BEFORE_OPENMP`; imported here, not at import: ``sepconv --help`` imports this
+    module and needs no Numba)."""
+    from .kernels import _jit
+
+    return _jit.CPUS_BEFORE_OPENMP
+
+
 def worker_cpus_environment() -> dict[str, str]:
     """``SEPCONV_BENCH_CPUS``: the CPUs this process was started on (before an OpenMP runtime could bind it), for
     :data:`WORKER_BOOT`; nothing where the platform does not say."""
-    from .kernels import _jit  # here, not at import: ``sepconv --help`` imports this module and needs no Numba
-
-    cpus = _jit.CPUS_BEFORE_OPENMP
+    cpus = _command_cpus()
     return {"SEPCONV_BENCH_CPUS": ",".join(map(str, sorted(cpus)))} if cpus else {}
 
 
@@ -994,7 +1000,7 @@ def format_header(meta: dict[str, Any], probes: dict[str, Any]) -> str:
         f"# fp32 multiply-add peak {probes['fma']['gflops']:.0f} GFLOP/s (the FLOP bound); NumPy's GEMM "
         f"{probes['gemm']['gflops']:.0f} GFLOP/s ({probes['gemm']['size']}^3); "
         f"`import sepconv` {meta['sepconv_import_s']:.2f} s (fresh process, best of 3; its kernels, "
-        f"`sepconv.fast`, {meta.get('sepconv_fast_import_s', float('nan')):.2f} s more at the first op call)",
+        f"`sepconv.fast`, {meta['sepconv_fast_import_s']:.2f} s more at the first op call)",
     ])
 
 
@@ -1011,7 +1017,7 @@ def _settle_summary(results: dict, frameworks: list[str]) -> dict[str, dict[str,
 def _settle_note(meta: dict[str, Any]) -> str:
     """The frameworks whose pauses lasted longer than the fixed one (median, longest)."""
     fixed_ms = meta["timing"]["pause_s"] * 1e3
-    waited = [f"{fw} {w['median']:.0f} ms (longest {w['max']:.0f})" for fw, w in meta.get("settle_ms", {}).items()
+    waited = [f"{fw} {w['median']:.0f} ms (longest {w['max']:.0f})" for fw, w in meta["settle_ms"].items()
               if w["median"] > fixed_ms + 1e3 * SETTLE_SAMPLE_S * SETTLE_IDLE_SAMPLES + 2]
     return f": after {', '.join(waited)}" if waited else ""
 
