@@ -36,9 +36,10 @@ of panels); within it, blocks of ``block_pixels`` pixels, each block through eve
 that a block's receptive fields stay in cache while the panels stream past them.
 
 **Streamed filter** (:func:`conv2d_direct_streamed_range`, large filters): nothing packed
-beforehand; each thread copies a chunk of the filter's rows (contiguous in the filter) into a
-small panel-major buffer of its own, runs every panel and tile of its pixels over it, and moves
-on, so the filter is read from memory once, in order, and the packed copy never leaves the cache.
+beforehand; for each chunk of the filter's rows (contiguous in the filter) and each panel, the
+first tile reads the panel's part in place and copies it, as it goes, into a small panel-major
+buffer of this thread, which the other tiles read; so the filter is read from memory once, in
+order, the packing costs no pass of its own, and the packed copy never leaves the cache.
 """
 
 from __future__ import annotations
@@ -90,13 +91,14 @@ def _load1(out, o, n, accumulate):
 
 @kernel
 def _taps_6x4(xf, bases, q, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, ldc, pixels, n, accumulate,
-              fetch_from, fetch, fetch_row, fetch_begin, fetch_end):
+              fetch_from, fetch, fetch_row, fetch_begin, fetch_end, copy_to, copy):
     """``out`` rows ``ic + r * ldc`` (``r < pixels``), first ``n`` columns, plus (or, on the first chunk,
     set to) the sums over taps ``t0..t1`` and channels ``c0..c1`` of the pixels whose bases are
     ``bases[q : q + 6]``, from a four-vector panel at ``bp[ib:]`` whose rows are ``ldb`` values apart.
     Meanwhile it prefetches lines ``fetch_begin..fetch_end`` of ``fetch_from`` into L2, one per row
     (line ``j`` at ``fetch + (j // 4) * fetch_row + (j % 4) * L``: the streamed kernel's next panel of
-    four-line rows; none in the direct kernel)."""
+    four-line rows; none in the direct kernel).  With ``copy``, it also writes the panel's rows it reads, one after
+    another, to ``copy_to`` (the streamed kernel's first tile packs the chunk that its other tiles read)."""
     L = lanes(out)
     last = pixels - 1
     r0 = _load4(out, ic, n, accumulate)
@@ -105,6 +107,7 @@ def _taps_6x4(xf, bases, q, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, ldc, pix
     r3 = _load4(out, ic + min(3, last) * ldc, n, accumulate)
     r4 = _load4(out, ic + min(4, last) * ldc, n, accumulate)
     r5 = _load4(out, ic + min(5, last) * ldc, n, accumulate)
+    copied = 0
     for t in range(t0, t1):
         off = taps[t] + c0
         a0, a1, a2 = bases[q] + off, bases[q + 1] + off, bases[q + 2] + off
@@ -114,6 +117,12 @@ def _taps_6x4(xf, bases, q, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, ldc, pix
             b1 = vload(bp, ib + L)
             b2 = vload(bp, ib + 2 * L)
             b3 = vload(bp, ib + 3 * L)
+            if copy:
+                vstore(copy_to, copied, b0)
+                vstore(copy_to, copied + L, b1)
+                vstore(copy_to, copied + 2 * L, b2)
+                vstore(copy_to, copied + 3 * L, b3)
+                copied += 4 * L
             r0 = _pixel4(xf, a0 + k, b0, b1, b2, b3, r0)
             r1 = _pixel4(xf, a1 + k, b0, b1, b2, b3, r1)
             r2 = _pixel4(xf, a2 + k, b0, b1, b2, b3, r2)
@@ -359,7 +368,7 @@ def conv2d_direct_range(xf, taps, c_size, bp, out, out_c, out_h, out_w, hp, wp, 
                         ic = t * out_c + pn * panel
                         if pn < full or tail_width == panel:
                             _taps_6x4(xf, bases, t - block, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, out_c, count, width,
-                                      accumulate, bp, 0, 0, 0, 0)
+                                      accumulate, bp, 0, 0, 0, 0, bp, False)
                         elif tail_width == 3 * L:
                             _taps_6x3(xf, bases, t - block, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, out_c, count, width,
                                       accumulate)
@@ -442,11 +451,11 @@ def conv2d_direct_streamed_range(xf, taps, c_size, w, out, out_c, out_h, out_w, 
     (``4 * lanes`` columns each), summed over channels ``[channel_begin, channel_end)`` of every tap,
     from the filter as it is (``w`` flat ``[K, out_c]``, not packed beforehand), in blocks of
     ``block_pixels`` pixels.  For large filters, read once per block, in order: chunk by chunk of
-    ``chunk_channels`` rows, each panel's part of the chunk is packed into a buffer of this thread (it
-    stays in L1), passes every tile of the block, and is dropped, while the next panel's part is
-    prefetched into L2; the output rows are read back and added to after the range's first chunk.
-    (Read in place, the rows of a panel, ``out_c`` values apart, share a few L1 sets and evict each
-    other: 2x slower.)"""
+    ``chunk_channels`` rows, each panel's part of the chunk is packed into a buffer of this thread by the
+    block's first tile, which reads it in place, passes the block's other tiles, and is dropped, while the
+    next panel's part is prefetched into L2; the output rows are read back and added to after the range's
+    first chunk.  (Read in place by every tile, the rows of a panel, ``out_c`` values apart, share a few
+    L1 sets and evict each other: 2x slower.)"""
     L = lanes(out)
     panel = 4 * L
     bases = np.empty(block_pixels + TILE_PIXELS, np.int64)
@@ -483,14 +492,9 @@ def _stream_block(xf, taps, c_size, w, out, out_c, out_h, out_w, hp, wp, stride_
             lines = -(-4 * rows // tiles)  # of the next panel's chunk, prefetched by each tile
             for pn in range(panel_begin, panel_end):
                 width = panel if pn < full else tail
-                for r in range(rows):  # pack this panel's chunk (it stays in L1): row r at bp[r * panel]
-                    src = first + r * out_c + pn * panel
-                    if pn < full:
-                        vstore(bp, r * panel, vload(w, src))
-                        vstore(bp, r * panel + L, vload(w, src + L))
-                        vstore(bp, r * panel + 2 * L, vload(w, src + 2 * L))
-                        vstore(bp, r * panel + 3 * L, vload(w, src + 3 * L))
-                    else:  # the tail panel's columns, then zeros to a whole number of vectors
+                if pn >= full:  # pack the tail panel's chunk: its columns, then zeros to a whole number of vectors
+                    for r in range(rows):
+                        src = first + r * out_c + pn * panel
                         for v in range(0, tail, L):
                             vstore(bp, r * panel + v, vload_n(w, src + v, min(L, tail - v)))
                 # while the tiles run, the next panel's chunk (its rows out_c values apart, four lines each)
@@ -500,9 +504,13 @@ def _stream_block(xf, taps, c_size, w, out, out_c, out_h, out_w, hp, wp, stride_
                     t = pixel_begin + q * TILE_PIXELS
                     count = min(TILE_PIXELS, pixel_end - t)
                     ic = t * out_c + pn * panel
-                    if pn < full or tail_width == panel:
+                    if pn < full and q == 0:  # the first tile reads the chunk in place and packs it: row r at bp[r * panel]
+                        _taps_6x4(xf, bases, t - pixel_begin, taps, t0, t0 + 1, c0, c1, w, first + pn * panel, out_c, out,
+                                  ic, out_c, count, width, accumulate, w, fetch, out_c, 0, min(4 * rows, lines), bp, True)
+                    elif pn < full or tail_width == panel:
                         _taps_6x4(xf, bases, t - pixel_begin, taps, t0, t0 + 1, c0, c1, bp, 0, panel, out, ic, out_c,
-                                  count, width, accumulate, w, fetch, out_c, q * lines, min(4 * rows, (q + 1) * lines))
+                                  count, width, accumulate, w, fetch, out_c, q * lines, min(4 * rows, (q + 1) * lines),
+                                  bp, False)
                     elif tail_width == 3 * L:
                         _taps_6x3(xf, bases, t - pixel_begin, taps, t0, t0 + 1, c0, c1, bp, 0, panel, out, ic, out_c,
                                   count, width, accumulate)
