@@ -471,6 +471,8 @@ STREAMED_GEOMETRIES = [
     ((1, 7, 6, 19), (3, 3), 1, 40, (2, 1), (1, 1), "SAME"),  # no full panel, a three-vector tail (f32)
     ((1, 8, 10, 13), (5, 5), 1, 33, (2, 1), (1, 2), "SAME"),  # 33 columns: a three-vector tail, one column in the last
     ((1, 6, 7, 9), (3, 2), 1, 5, (1, 2), (2, 1), [[0, 0], [2, 1], [0, 3], [0, 0]]),  # 5 columns only
+    ((1, 7, 7, 24), (3, 3), 1, 64, (1, 1), (1, 1), "SAME"),  # 49 pixels: four tiles of six, five of five
+    ((1, 2, 5, 30), (3, 3), 1, 136, (1, 1), (1, 1), "SAME"),  # 10 pixels: two tiles of five, the first packing
 ]
 STREAMED_IDS = [f"{shape}-k{k}-o{out_c}-s{s}-d{d}-{pad}" for shape, k, _, out_c, s, d, pad in STREAMED_GEOMETRIES]
 

@@ -39,7 +39,9 @@ that a block's receptive fields stay in cache while the panels stream past them.
 beforehand; for each chunk of the filter's rows (contiguous in the filter) and each panel, the
 first tile reads the panel's part in place and copies it, as it goes, into a small panel-major
 buffer of this thread, which the other tiles read; so the filter is read from memory once, in
-order, the packing costs no pass of its own, and the packed copy never leaves the cache.
+order, the packing costs no pass of its own, and the packed copy never leaves the cache.  A block
+of ``6 * t - f`` pixels (``f <= t``) takes ``t - f`` tiles of six and ``f`` of five (:func:`_taps_5x4`) rather
+than a last tile of ``6 - f`` pixels that costs a whole one: 49 pixels (7x7 layers) cost 49 pixels' work, not 54.
 """
 
 from __future__ import annotations
@@ -89,16 +91,11 @@ def _load1(out, o, n, accumulate):
     return vload_n(out, o, n)
 
 
-@kernel
-def _taps_6x4(xf, bases, q, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, ldc, pixels, n, accumulate,
-              fetch_from, fetch, fetch_row, fetch_begin, fetch_end, copy_to, copy):
-    """``out`` rows ``ic + r * ldc`` (``r < pixels``), first ``n`` columns, plus (or, on the first chunk,
-    set to) the sums over taps ``t0..t1`` and channels ``c0..c1`` of the pixels whose bases are
-    ``bases[q : q + 6]``, from a four-vector panel at ``bp[ib:]`` whose rows are ``ldb`` values apart.
-    Meanwhile it prefetches lines ``fetch_begin..fetch_end`` of ``fetch_from`` into L2, one per row
-    (line ``j`` at ``fetch + (j // 4) * fetch_row + (j % 4) * L``: the streamed kernel's next panel of
-    four-line rows; none in the direct kernel).  With ``copy``, it also writes the panel's rows it reads, one after
-    another, to ``copy_to`` (the streamed kernel's first tile packs the chunk that its other tiles read)."""
+@kernel(inline=True)
+def _taps_x4(rows, xf, bases, q, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, ldc, pixels, n, accumulate,
+             fetch_from, fetch, fetch_row, fetch_begin, fetch_end, copy_to, copy):
+    """The body of :func:`_taps_6x4` and :func:`_taps_5x4`: ``rows`` (6 or 5, a constant once inlined, so that LLVM
+    drops the sixth row's work from the five-row tile) pixels by a four-vector panel."""
     L = lanes(out)
     last = pixels - 1
     r0 = _load4(out, ic, n, accumulate)
@@ -106,12 +103,12 @@ def _taps_6x4(xf, bases, q, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, ldc, pix
     r2 = _load4(out, ic + min(2, last) * ldc, n, accumulate)
     r3 = _load4(out, ic + min(3, last) * ldc, n, accumulate)
     r4 = _load4(out, ic + min(4, last) * ldc, n, accumulate)
-    r5 = _load4(out, ic + min(5, last) * ldc, n, accumulate)
+    r5 = _load4(out, ic + min(5, last) * ldc, n, accumulate and rows > 5)
     copied = 0
     for t in range(t0, t1):
         off = taps[t] + c0
         a0, a1, a2 = bases[q] + off, bases[q + 1] + off, bases[q + 2] + off
-        a3, a4, a5 = bases[q + 3] + off, bases[q + 4] + off, bases[q + 5] + off
+        a3, a4, a5 = bases[q + 3] + off, bases[q + 4] + off, bases[q + min(5, rows - 1)] + off
         for k in range(c1 - c0):
             b0 = vload(bp, ib)
             b1 = vload(bp, ib + L)
@@ -128,7 +125,8 @@ def _taps_6x4(xf, bases, q, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, ldc, pix
             r2 = _pixel4(xf, a2 + k, b0, b1, b2, b3, r2)
             r3 = _pixel4(xf, a3 + k, b0, b1, b2, b3, r3)
             r4 = _pixel4(xf, a4 + k, b0, b1, b2, b3, r4)
-            r5 = _pixel4(xf, a5 + k, b0, b1, b2, b3, r5)
+            if rows > 5:
+                r5 = _pixel4(xf, a5 + k, b0, b1, b2, b3, r5)
             ib += ldb
             j = fetch_begin + k
             if j < fetch_end:
@@ -142,8 +140,32 @@ def _taps_6x4(xf, bases, q, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, ldc, pix
         _store4(out, ic + 3 * ldc, r3, n)
     if pixels > 4:
         _store4(out, ic + 4 * ldc, r4, n)
-    if pixels > 5:
+    if rows > 5 and pixels > 5:
         _store4(out, ic + 5 * ldc, r5, n)
+
+
+@kernel
+def _taps_6x4(xf, bases, q, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, ldc, pixels, n, accumulate,
+              fetch_from, fetch, fetch_row, fetch_begin, fetch_end, copy_to, copy):
+    """``out`` rows ``ic + r * ldc`` (``r < pixels``), first ``n`` columns, plus (or, on the first chunk,
+    set to) the sums over taps ``t0..t1`` and channels ``c0..c1`` of the pixels whose bases are
+    ``bases[q : q + 6]``, from a four-vector panel at ``bp[ib:]`` whose rows are ``ldb`` values apart.
+    Meanwhile it prefetches lines ``fetch_begin..fetch_end`` of ``fetch_from`` into L2, one per row
+    (line ``j`` at ``fetch + (j // 4) * fetch_row + (j % 4) * L``: the streamed kernel's next panel of
+    four-line rows; none in the direct kernel).  With ``copy``, it also writes the panel's rows it reads, one after
+    another, to ``copy_to`` (the streamed kernel's first tile packs the chunk that its other tiles read)."""
+    _taps_x4(6, xf, bases, q, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, ldc, pixels, n, accumulate, fetch_from,
+             fetch, fetch_row, fetch_begin, fetch_end, copy_to, copy)
+
+
+@kernel
+def _taps_5x4(xf, bases, q, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, ldc, pixels, n, accumulate,
+              fetch_from, fetch, fetch_row, fetch_begin, fetch_end, copy_to, copy):
+    """:func:`_taps_6x4` on five pixels (``bases[q : q + 5]``, ``pixels`` at most 5): a block of ``6 * t - f``
+    pixels takes ``f`` tiles of five instead of a last tile of ``6 - f`` that costs a whole one (49 pixels: 4 of
+    six and 5 of five, the multiply-adds of 49 pixels instead of 54)."""
+    _taps_x4(5, xf, bases, q, taps, t0, t1, c0, c1, bp, ib, ldb, out, ic, ldc, pixels, n, accumulate, fetch_from,
+             fetch, fetch_row, fetch_begin, fetch_end, copy_to, copy)
 
 
 @kernel
@@ -482,6 +504,10 @@ def _stream_block(xf, taps, c_size, w, out, out_c, out_h, out_w, hp, wp, stride_
     n_taps = taps.shape[0]
     _tile_bases(bases, pixel_begin, pixel_end, out_h, out_w, hp, wp, stride_h, stride_w, c_size)
     tiles = -(-(pixel_end - pixel_begin) // TILE_PIXELS)
+    fives = tiles * TILE_PIXELS - (pixel_end - pixel_begin)  # the last tiles take five pixels each (_taps_5x4)
+    if fives > tiles:
+        fives = 0
+    sixes = tiles - fives
     for t0 in range(n_taps):
         for c0 in range(channel_begin, channel_end, chunk_channels):
             c1 = min(channel_end, c0 + chunk_channels)
@@ -501,13 +527,23 @@ def _stream_block(xf, taps, c_size, w, out, out_c, out_h, out_w, hp, wp, stride_
                 # is prefetched into L2, so the packing above finds it there
                 fetch = first + (pn + 1) * panel if pn + 1 < panel_end else next_row * out_c + panel_begin * panel
                 for q in range(tiles):
-                    t = pixel_begin + q * TILE_PIXELS
-                    count = min(TILE_PIXELS, pixel_end - t)
+                    t = pixel_begin + (q * TILE_PIXELS if q < sixes else sixes * TILE_PIXELS + (q - sixes) * 5)
+                    count = min(TILE_PIXELS if q < sixes else 5, pixel_end - t)
                     ic = t * out_c + pn * panel
-                    if pn < full and q == 0:  # the first tile reads the chunk in place and packs it: row r at bp[r * panel]
+                    four = pn < full or tail_width == panel
+                    if four and q >= sixes:
+                        if pn < full and q == 0:
+                            _taps_5x4(xf, bases, t - pixel_begin, taps, t0, t0 + 1, c0, c1, w, first + pn * panel, out_c,
+                                      out, ic, out_c, count, width, accumulate, w, fetch, out_c, 0, min(4 * rows, lines),
+                                      bp, True)
+                        else:
+                            _taps_5x4(xf, bases, t - pixel_begin, taps, t0, t0 + 1, c0, c1, bp, 0, panel, out, ic, out_c,
+                                      count, width, accumulate, w, fetch, out_c, q * lines,
+                                      min(4 * rows, (q + 1) * lines), bp, False)
+                    elif pn < full and q == 0:  # the first tile reads the chunk in place and packs it: row r at bp[r * panel]
                         _taps_6x4(xf, bases, t - pixel_begin, taps, t0, t0 + 1, c0, c1, w, first + pn * panel, out_c, out,
                                   ic, out_c, count, width, accumulate, w, fetch, out_c, 0, min(4 * rows, lines), bp, True)
-                    elif pn < full or tail_width == panel:
+                    elif four:
                         _taps_6x4(xf, bases, t - pixel_begin, taps, t0, t0 + 1, c0, c1, bp, 0, panel, out, ic, out_c,
                                   count, width, accumulate, w, fetch, out_c, q * lines, min(4 * rows, (q + 1) * lines),
                                   bp, False)
