@@ -30,8 +30,11 @@ from sepconv.bench import (
     reference_output,
     relative_error,
     settle,
+    steal_seconds,
+    steal_summary,
     worker_environment,
 )
+from sepconv.bench import _steal_note as steal_note
 from sepconv.kernels import _jit
 
 BENCH_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_ops.py"
@@ -74,9 +77,12 @@ def test_quick_run_with_torch(tiny_cases_file: Path, tmp_path: Path) -> None:
             assert detail["max_rel_error"] <= TOLERANCE
             assert len(detail["rounds_median_s"]) == 1 and detail["first_call_s"] > 0
             assert len(detail["settle_s"]) == 1 and detail["settle_s"][0] >= QUICK.pause_s
+            assert len(detail["steal_share"]) == 1 and 0 <= detail["steal_share"][0] <= 1
     assert set(report["summary"]) == {"dw", "dw_bwd_filter"}
     assert set(report["meta"]["settle_ms"]) == {"sepconv", "torch_cl"}
     assert "until the last one's threads are idle" in proc.stdout
+    assert report["meta"]["steal"]["windows"] == 4 and 0 <= report["meta"]["steal"]["share"] <= 1
+    assert "steal time (CPU time the hypervisor took for other guests)" in proc.stdout
     assert report["overhead"]["public_call_us"] > 0
     assert report["machine_probes"]["gemm"]["gflops"] > 0
     assert report["machine_probes"]["fma"]["gflops"] >= 0.5 * report["machine_probes"]["gemm"]["gflops"]
@@ -422,3 +428,22 @@ def test_a_framework_that_never_rests_gets_the_fixed_pause_after_a_few_tries(
     assert all(w >= 0.05 for w in waits[:bench.SETTLE_GIVE_UP]), waits
     assert waits[bench.SETTLE_GIVE_UP:] == [0.01, 0.01]
     assert "never went idle" in capsys.readouterr().err
+
+
+def test_steal_is_read_from_the_cpu_line() -> None:
+    """The eighth number of /proc/stat's ``cpu`` line, in clock ticks; None without one."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    text = f"intr 5 6\ncpu  10 0 20 30 40 0 50 {3 * ticks} 0 0\ncpu0 1 2 3 4 5 6 7 999 0 0\n"
+    assert steal_seconds(text) == pytest.approx(3.0)
+    assert steal_seconds("cpu0 1 2 3 4 5 6 7 8\n") is None
+    assert steal_seconds("cpu  1 2 3 4 5 6 7\n") is None  # a kernel that counts no steal
+
+
+def test_steal_summary_counts_the_windows_that_lost_time() -> None:
+    results = {"a": {"sepconv": {"steal_share": [0.0, 0.3]}, "tf": {"steal_share": [0.05]}},
+               "b": {"sepconv": {"steal_share": [0.11]}, "tf": {}}}
+    summary = steal_summary(results, ["sepconv", "tf"])
+    assert summary == {"share": pytest.approx((0.3 + 0.05 + 0.11) / 4, abs=1e-4), "windows": 4, "notable": 2}
+    assert steal_summary({"a": {"sepconv": {"steal_share": []}}}, ["sepconv"]) is None
+    assert "not readable" in steal_note(None)
+    assert "2 of 4 windows lost more than 10%" in steal_note(summary)

@@ -147,6 +147,49 @@ def settle(pid: int, pause_s: float, max_s: float) -> float:
     return time.perf_counter() - start
 
 
+# A virtual machine's CPUs may be taken by the hypervisor for other guests: Linux counts that time as *steal* in
+# ``/proc/stat``.  On this project's shared VMs the whole machine then runs slower for seconds to minutes (fifty-third
+# session: every framework's rounds 1.3-1.4x slower together for three rounds of five), so the bench reads the steal
+# over each timing window, keeps it per round in the JSON and summarizes it in the header.
+STEAL_NOTABLE_SHARE = 0.1  # windows that lost more than this share of the CPUs' time are counted in the header
+
+
+def steal_seconds(stat_text: str) -> float | None:
+    """The CPUs' steal time, in seconds, from the text of ``/proc/stat`` (its ``cpu`` line's eighth number, in clock
+    ticks), or None where it has none.
+
+    Examples
+    --------
+    >>> text = "cpu  4660046 0 264451 2624883 5924 0 1310 33022 0 0\\ncpu0 1 2 3 4 5 6 7 8 0 0\\n"
+    >>> steal_seconds(text) * os.sysconf("SC_CLK_TCK")
+    33022.0
+    """
+    for line in stat_text.splitlines():
+        fields = line.split()
+        if fields and fields[0] == "cpu":
+            return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else None
+    return None
+
+
+def machine_steal_seconds() -> float | None:
+    """:func:`steal_seconds` of this machine now, or None where ``/proc/stat`` cannot be read."""
+    try:
+        with open("/proc/stat") as f:
+            return steal_seconds(f.read())
+    except OSError:
+        return None
+
+
+def steal_summary(results: dict, frameworks: list[str]) -> dict[str, float] | None:
+    """Over every timing window of the run: the share of the CPUs' time the hypervisor took, the windows, and those
+    that lost more than :data:`STEAL_NOTABLE_SHARE`; None where the steal could not be read."""
+    shares = [s for r in results.values() for fw in frameworks for s in r.get(fw, {}).get("steal_share", [])]
+    if not shares:
+        return None
+    return {"share": round(float(np.mean(shares)), 4), "windows": len(shares),
+            "notable": sum(s > STEAL_NOTABLE_SHARE for s in shares)}
+
+
 # --------------------------------------------------------------------------- cases
 
 
@@ -583,7 +626,7 @@ class Benchmark:
         out_path.unlink()
         result = {"first_call_s": answer["first_call_s"], "second_call_s": answer["second_call_s"],
                   "max_rel_error": error if math.isfinite(error) else None, "calls_per_round": [],
-                  "settle_s": [], **{f"rounds_{stat}_s": [] for stat in STATISTICS}}
+                  "settle_s": [], "steal_share": [], **{f"rounds_{stat}_s": [] for stat in STATISTICS}}
         if error <= TOLERANCE:
             return {"status": "ok", **result}
         print(f"\n!!! MISMATCH: {fw} on {case.name}: max |out - reference| / max |reference| = {error:.3g} "
@@ -623,10 +666,15 @@ class Benchmark:
                 runnable = [fw for fw in self.frameworks if self.results[case.name][fw]["status"] in ("ok", "mismatch")]
                 shift = (r + ci) % max(len(runnable), 1)
                 for fw in runnable[shift:] + runnable[:shift]:
+                    steal_before, window_start = machine_steal_seconds(), time.perf_counter()
                     answer = self.workers[fw].request({
                         "cmd": "time", "case": case.name, "warmup": t.warmup, "target_s": t.target_s,
                         "min_calls": t.min_calls, "max_calls": t.max_calls})
+                    steal_after, window_s = machine_steal_seconds(), time.perf_counter() - window_start
                     result = self.results[case.name][fw]
+                    if steal_before is not None and steal_after is not None:
+                        cpu_s = window_s * (os.cpu_count() or 1)
+                        result["steal_share"].append(round(min(1.0, (steal_after - steal_before) / cpu_s), 4))
                     if "error" in answer:
                         print(f"\n!!! {fw} failed while timing {case.name}: {answer['error']}\n", file=sys.stderr)
                         result.update(status="error", reason=answer["error"])
@@ -953,6 +1001,7 @@ def run(args: argparse.Namespace) -> int:
         "timing": asdict(timing), "statistic": args.stat, "tolerance_rel": TOLERANCE,
         "python": platform.python_version(), "sepconv_import_s": import_s, "sepconv_fast_import_s": fast_import_s,
         "settle_ms": _settle_summary(bench.results, bench.frameworks),
+        "steal": steal_summary(bench.results, bench.frameworks),
         "frameworks": {fw: {"version": bench.info[fw]["version"],
                             "import_s": import_s + fast_import_s if fw == "sepconv" else bench.info[fw]["import_s"]}
                        for fw in frameworks},
@@ -997,6 +1046,7 @@ def format_header(meta: dict[str, Any], probes: dict[str, Any]) -> str:
         f"per call (calls timed one by one for ~{timing['target_s'] * 1e3:.0f} ms after {timing['warmup']} "
         f"warm-up calls; between frameworks a pause of {timing['pause_s'] * 1e3:.0f} ms and until the last one's "
         f"threads are idle{_settle_note(meta)})",
+        f"# {_steal_note(meta['steal'])}",
         f"# fp32 multiply-add peak {probes['fma']['gflops']:.0f} GFLOP/s (the FLOP bound); NumPy's GEMM "
         f"{probes['gemm']['gflops']:.0f} GFLOP/s ({probes['gemm']['size']}^3); "
         f"`import sepconv` {meta['sepconv_import_s']:.2f} s (fresh process, best of 3; its kernels, "
@@ -1020,6 +1070,15 @@ def _settle_note(meta: dict[str, Any]) -> str:
     waited = [f"{fw} {w['median']:.0f} ms (longest {w['max']:.0f})" for fw, w in meta["settle_ms"].items()
               if w["median"] > fixed_ms + 1e3 * SETTLE_SAMPLE_S * SETTLE_IDLE_SAMPLES + 2]
     return f": after {', '.join(waited)}" if waited else ""
+
+
+def _steal_note(steal: dict[str, float] | None) -> str:
+    """The header's line on the time the hypervisor took during the timing windows (:func:`steal_summary`)."""
+    if steal is None:
+        return "steal time (CPU time taken by the hypervisor): not readable here"
+    return (f"steal time (CPU time the hypervisor took for other guests) during the timing windows: "
+            f"{100 * steal['share']:.1f}% of the CPUs' time; {steal['notable']} of {steal['windows']} windows lost "
+            f"more than {100 * STEAL_NOTABLE_SHARE:.0f}% (per window in the JSON: steal_share)")
 
 
 def _command_line() -> str:
