@@ -271,7 +271,7 @@ def test_list_into_a_closed_pipe_exits_quietly(tmp_path):
 
 @pytest.mark.parametrize("file_name", ["cases.json", "sweep_cases.json", "random_cases.json", "random2_cases.json",
                                        "random3_cases.json", "network_cases.json", "tiny_cases.json",
-                                       "random23_cases.json"])
+                                       "random23_cases.json", "large_filter_conv_cases.json"])
 def test_shipped_case_files_load(file_name: str) -> None:
     """Every case file under benchmarks/ loads (fields checked, names unique) and each case has a valid
     geometry with a non-empty output."""
