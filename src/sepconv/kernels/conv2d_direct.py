@@ -524,7 +524,7 @@ def _stream_block(xf, taps, c_size, w, out, out_c, out_h, out_w, hp, wp, stride_
                         for v in range(0, tail, L):
                             vstore(bp, r * panel + v, vload_n(w, src + v, min(L, tail - v)))
                 # while the tiles run, the next panel's chunk (its rows out_c values apart, four lines each)
-                # is prefetched into L2, so the packing above finds it there
+                # is prefetched into L2, where that panel's first tile, which packs it, finds it
                 fetch = first + (pn + 1) * panel if pn + 1 < panel_end else next_row * out_c + panel_begin * panel
                 for q in range(tiles):
                     t = pixel_begin + (q * TILE_PIXELS if q < sixes else sixes * TILE_PIXELS + (q - sixes) * 5)
