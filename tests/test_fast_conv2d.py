@@ -712,3 +712,16 @@ def test_few_input_channels_direct_kernel_dilated(dtype):
     g = conv2d_geometry("conv2d", x.shape, w.shape, 1, "SAME", "NHWC", 2)
     assert fast_conv2d._is_few_channels(g)
     np.testing.assert_allclose(fast_conv2d.conv2d(x, w, g), reference.conv2d(x, w, g), **tol(dtype))
+
+
+def test_direct_plan_splits_even_panels_up_to_its_own_tile_count(monkeypatch):
+    """Panels split over the threads below DIRECT_PANEL_SPLIT_TILES tiles a thread whatever their count, and below
+    DIRECT_PANEL_SPLIT_EVEN_TILES only where they split evenly; never fewer panels than threads."""
+    monkeypatch.setattr(fast_conv2d, "DIRECT_PANEL_SPLIT_TILES", 8)
+    monkeypatch.setattr(fast_conv2d, "DIRECT_PANEL_SPLIT_EVEN_TILES", 40)
+    split = fast_conv2d._direct_splits_panels
+    assert split(3, 15, 2) and not split(3, 16, 2)  # three panels: the general rule only
+    assert split(4, 79, 2) and not split(4, 80, 2)  # four: up to 40 tiles a thread
+    assert split(6, 61, 2) and not split(1, 4, 2)
+    monkeypatch.setattr(fast_conv2d, "DIRECT_PANEL_SPLIT_EVEN_TILES", 0)
+    assert not split(4, 16, 2) and split(4, 15, 2)

@@ -795,12 +795,13 @@ def test_every_plan_set_names_the_same_settings():
 def test_zen5_plans_are_zen4s_but_for_four_rules():
     """Zen 5's plans are Zen 4's but for 5x5 layers over a vector of channels on wide stride-1 rows (not the AVX2 5x5
     kernel), conv2d's Winograd (the fused plan from 384 output pixels, the BLAS plan from 1200) and small stride-1 3x3
-    layers on the direct 3x3 kernel (the test below)."""
+    layers on the direct 3x3 kernel (the test below), and conv2d's direct plan splitting even panels up to 40 tiles a
+    thread."""
     differ = {name for (_, name), value in registers._ZEN5.items()
               if value != registers._WIDE_HALF_UNITS[(_, name)]}
     assert differ == {"DIRECT_5X5_AVX2_WHOLE_MIN_WIDTH", "WINOGRAD_MIN_PIXELS", "WINOGRAD_FUSED_MIN_PIXELS",
                       "WINOGRAD_BLAS_MIN_PIXELS", "WINOGRAD_BLAS_MAX_FILTER_BYTES", "DIRECT_3X3_S1_MAX_BYTES",
-                      "DIRECT_AVX2_7X7_S2_MIN_WIDTH"}
+                      "DIRECT_AVX2_7X7_S2_MIN_WIDTH", "DIRECT_PANEL_SPLIT_EVEN_TILES"}
     wide_rows, wide_out = (1, 66, 66, 432), (1, 66, 66, 432)
     few_channels, few_out = (1, 40, 40, 8), (1, 20, 20, 8)
     registers.use_wide_register_plans(True, half_width_units=True)

@@ -383,6 +383,27 @@ DIRECT_MIN_THREAD_MACS = 2_000_000
 # With fewer six-pixel tiles than this per thread, the threads split the filter's panels instead of
 # the pixels (each then reads only its own panels of the filter).
 DIRECT_PANEL_SPLIT_TILES = 8
+# ... and with fewer than this (0: no such rule; Zen 5's plans, sepconv.fast.registers) where the panels split evenly
+# over the threads: each thread then packs only its half of the filter, not the whole.  Fifty-third session, Zen 5 VM,
+# one process, 5 alternating rounds, 8 -> 40 tiles a thread: 1x14x14x256 -> 256 0.93-0.95, 1x14x14x128 -> 256 0.94,
+# 1x14x14x128 -> 128 0.93, 1x28x28x128 -> 256 stride 2 0.95, 1x19x19x256 -> 384 0.96, the other 38 layers of
+# benchmarks/large_filter_conv_cases.json and the case files' conv2d layers 0.97-1.01; but with the panels split
+# unevenly (three panels: 160 or 192 columns) 1.12-1.25, hence even splits only.
+DIRECT_PANEL_SPLIT_EVEN_TILES = 0
+
+
+def _direct_splits_panels(panels: int, tiles: int, threads: int) -> bool:
+    """Whether the direct plan's ``threads`` split the filter's ``panels`` (else the ``tiles`` of six pixels).
+
+    Examples
+    --------
+    >>> _direct_splits_panels(8, 10, 2), _direct_splits_panels(8, 60, 2), _direct_splits_panels(1, 10, 2)
+    (True, False, False)
+    """
+    if panels < threads:
+        return False
+    return tiles < DIRECT_PANEL_SPLIT_TILES * threads or (
+        panels % threads == 0 and tiles < DIRECT_PANEL_SPLIT_EVEN_TILES * threads)
 # The padded copy of the input: NumPy's np.zeros and a copy below this many values (a kernel call costs
 # more there), else a kernel that writes each value once, split over threads from this many values per
 # thread (2 threads, us, zeros + copy vs kernel: 4x57x57x64 406 vs 277, 8x32x32x64 193 vs 145,
@@ -574,7 +595,7 @@ def _conv2d_direct(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry) -> np.ndarra
         run_range(xp.reshape(-1), taps, g.in_c, bps[0], *geo, 0, pixels, 0, panels, block, *chunk)
         return out
     tiles = -(-pixels // tile)
-    if panels >= threads and tiles < DIRECT_PANEL_SPLIT_TILES * threads:  # few pixels: each thread takes some panels
+    if _direct_splits_panels(panels, tiles, threads):  # few pixels: each thread takes some panels
         ranges = [(0, pixels, panels * k // threads, panels * (k + 1) // threads) for k in range(threads)]
     else:  # each thread takes a run of whole tiles
         ranges = [(min(pixels, tiles * k // threads * tile), min(pixels, tiles * (k + 1) // threads * tile), 0, panels)

@@ -104,6 +104,7 @@ _WIDE = {
     (conv2d, "POINTWISE_KERNEL"): conv2d.POINTWISE_KERNEL,
     (conv2d, "DIRECT_MAX_FILTER_BYTES"): conv2d.DIRECT_MAX_FILTER_BYTES,
     (conv2d, "DIRECT_NARROW_PANELS"): conv2d.DIRECT_NARROW_PANELS,
+    (conv2d, "DIRECT_PANEL_SPLIT_EVEN_TILES"): conv2d.DIRECT_PANEL_SPLIT_EVEN_TILES,
     (conv2d, "INPUT_GRADIENT_AS_FORWARD"): conv2d.INPUT_GRADIENT_AS_FORWARD,
     (conv2d, "DIRECT_STREAMED_MIN_FILTER_BYTES"): conv2d.DIRECT_STREAMED_MIN_FILTER_BYTES,
     (conv2d, "FUSE_WINOGRAD"): conv2d.FUSE_WINOGRAD,
@@ -160,6 +161,7 @@ _NARROW = {
     (conv2d, "POINTWISE_KERNEL"): False,
     (conv2d, "DIRECT_MAX_FILTER_BYTES"): 2 * 1024 * 1024,
     (conv2d, "DIRECT_NARROW_PANELS"): True,
+    (conv2d, "DIRECT_PANEL_SPLIT_EVEN_TILES"): conv2d.DIRECT_PANEL_SPLIT_EVEN_TILES,
     (conv2d, "INPUT_GRADIENT_AS_FORWARD"): True,
     (conv2d, "DIRECT_STREAMED_MIN_FILTER_BYTES"): sys.maxsize,
     (conv2d, "FUSE_WINOGRAD"): False,
@@ -289,7 +291,9 @@ _WIDE_HALF_UNITS = {
 # from 384 (beside WINOGRAD_FUSED_MIN_PIXELS in sepconv.fast.conv2d).  And two rules of its own: undilated stride-1 3x3
 # layers of up to 36 KB of input on the direct 3x3 kernel (31 layers up to 32 KB: geomean 0.77 of the general kernel's
 # time, 0.64-0.96; beside DIRECT_3X3_S1_MAX_BYTES in sepconv.fast.depthwise), and 7x7 stride-2 layers of output rows
-# of up to 10 pixels off the AVX2 kernel (0.72-0.93; beside DIRECT_AVX2_7X7_S2_MIN_WIDTH).
+# of up to 10 pixels off the AVX2 kernel (0.72-0.93; beside DIRECT_AVX2_7X7_S2_MIN_WIDTH).  And since the fifty-third
+# session, conv2d's direct plan splits an even number of panels over the threads up to 40 tiles a thread (beside
+# DIRECT_PANEL_SPLIT_EVEN_TILES in sepconv.fast.conv2d).
 _ZEN5 = {
     **_WIDE_HALF_UNITS,
     (depthwise, "DIRECT_5X5_AVX2_WHOLE_MIN_WIDTH"): sys.maxsize,
@@ -299,6 +303,7 @@ _ZEN5 = {
     (conv2d, "WINOGRAD_BLAS_MAX_FILTER_BYTES"): 0,
     (depthwise, "DIRECT_3X3_S1_MAX_BYTES"): 36 * 1024,
     (depthwise, "DIRECT_AVX2_7X7_S2_MIN_WIDTH"): 11,
+    (conv2d, "DIRECT_PANEL_SPLIT_EVEN_TILES"): 40,
 }
 
 
