@@ -148,9 +148,10 @@ def settle(pid: int, pause_s: float, max_s: float) -> float:
 
 
 # A virtual machine's CPUs may be taken by the hypervisor for other guests: Linux counts that time as *steal* in
-# ``/proc/stat``.  On this project's shared VMs the whole machine then runs slower for seconds to minutes (fifty-third
-# session: every framework's rounds 1.3-1.4x slower together for three rounds of five), so the bench reads the steal
-# over each timing window, keeps it per round in the JSON and summarizes it in the header.
+# ``/proc/stat``.  On this project's shared VMs whole runs of rounds are sometimes slower for every framework together
+# (fifty-third session: 1.1-1.4x for three rounds of five), so the bench reads the steal over each timing window, keeps
+# it per round in the JSON and summarizes it in the header: a reader can tell whether the hypervisor took the time.
+# (In that session it took 0.1-3.7%, and the slow rounds mostly showed none: their cause was elsewhere.)
 STEAL_NOTABLE_SHARE = 0.1  # windows that lost more than this share of the CPUs' time are counted in the header
 
 
@@ -180,7 +181,7 @@ def machine_steal_seconds() -> float | None:
         return None
 
 
-def steal_summary(results: dict, frameworks: list[str]) -> dict[str, float] | None:
+def steal_summary(results: dict, frameworks: list[str]) -> dict[str, float | int] | None:
     """Over every timing window of the run: the share of the CPUs' time the hypervisor took, the windows, and those
     that lost more than :data:`STEAL_NOTABLE_SHARE`; None where the steal could not be read."""
     shares = [s for r in results.values() for fw in frameworks for s in r.get(fw, {}).get("steal_share", [])]
@@ -1072,7 +1073,7 @@ def _settle_note(meta: dict[str, Any]) -> str:
     return f": after {', '.join(waited)}" if waited else ""
 
 
-def _steal_note(steal: dict[str, float] | None) -> str:
+def _steal_note(steal: dict[str, float | int] | None) -> str:
     """The header's line on the time the hypervisor took during the timing windows (:func:`steal_summary`)."""
     if steal is None:
         return "steal time (CPU time taken by the hypervisor): not readable here"

@@ -385,10 +385,11 @@ DIRECT_MIN_THREAD_MACS = 2_000_000
 DIRECT_PANEL_SPLIT_TILES = 8
 # ... and with fewer than this (0: no such rule; Zen 5's plans, sepconv.fast.registers) where the panels split evenly
 # over the threads: each thread then packs only its half of the filter, not the whole.  Fifty-third session, Zen 5 VM,
-# one process, 5 alternating rounds, 8 -> 40 tiles a thread: 1x14x14x256 -> 256 0.93-0.95, 1x14x14x128 -> 256 0.94,
-# 1x14x14x128 -> 128 0.93, 1x28x28x128 -> 256 stride 2 0.95, 1x19x19x256 -> 384 0.96, the other 38 layers of
-# benchmarks/large_filter_conv_cases.json and the case files' conv2d layers 0.97-1.01; but with the panels split
-# unevenly (three panels: 160 or 192 columns) 1.12-1.25, hence even splits only.
+# one process, 5 alternating rounds, 8 -> 40 tiles a thread whatever the panels: 1x14x14x256 -> 256 0.93-0.95,
+# 1x14x14x128 -> 256 0.94, 1x14x14x128 -> 128 0.93, 1x28x28x128 -> 256 stride 2 0.95, 1x19x19x256 -> 384 0.96, the
+# other layers of benchmarks/large_filter_conv_cases.json 0.97-1.01; but with the panels split unevenly (three panels:
+# 160 or 192 columns) 1.12-1.25, hence even splits only.  As shipped (even splits), over 26 conv2d layers of the case
+# files and eight added: geomean 0.998, 0.93-1.06 (the 1.06 a layer whose plan it leaves as it was: noise).
 DIRECT_PANEL_SPLIT_EVEN_TILES = 0
 
 
@@ -404,6 +405,8 @@ def _direct_splits_panels(panels: int, tiles: int, threads: int) -> bool:
         return False
     return tiles < DIRECT_PANEL_SPLIT_TILES * threads or (
         panels % threads == 0 and tiles < DIRECT_PANEL_SPLIT_EVEN_TILES * threads)
+
+
 # The padded copy of the input: NumPy's np.zeros and a copy below this many values (a kernel call costs
 # more there), else a kernel that writes each value once, split over threads from this many values per
 # thread (2 threads, us, zeros + copy vs kernel: 4x57x57x64 406 vs 277, 8x32x32x64 193 vs 145,
