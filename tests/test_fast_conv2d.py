@@ -725,3 +725,11 @@ def test_direct_plan_splits_even_panels_up_to_its_own_tile_count(monkeypatch):
     assert split(6, 61, 2) and not split(1, 4, 2)
     monkeypatch.setattr(fast_conv2d, "DIRECT_PANEL_SPLIT_EVEN_TILES", 0)
     assert not split(4, 16, 2) and split(4, 15, 2)
+
+
+def test_docstring_examples_run():
+    """The plan module's examples (plan-independent: they hold on every CPU's plans)."""
+    import doctest
+
+    result = doctest.testmod(fast_conv2d)
+    assert result.attempted > 0 and result.failed == 0

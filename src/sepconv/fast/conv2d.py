@@ -398,7 +398,7 @@ def _direct_splits_panels(panels: int, tiles: int, threads: int) -> bool:
 
     Examples
     --------
-    >>> _direct_splits_panels(8, 10, 2), _direct_splits_panels(8, 60, 2), _direct_splits_panels(1, 10, 2)
+    >>> _direct_splits_panels(8, 10, 2), _direct_splits_panels(8, 1000, 2), _direct_splits_panels(1, 10, 2)
     (True, False, False)
     """
     if panels < threads:
