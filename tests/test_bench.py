@@ -7,6 +7,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from sepconv.bench import (
     Case,
     WorkerProcess,
     framework_environment,
+    interference,
     load_cases,
     main,
     make_inputs,
@@ -30,8 +32,10 @@ from sepconv.bench import (
     reference_output,
     relative_error,
     settle,
+    slow_rounds,
     steal_seconds,
     steal_summary,
+    thread_times,
     worker_environment,
 )
 from sepconv.bench import _steal_note as steal_note
@@ -78,11 +82,15 @@ def test_quick_run_with_torch(tiny_cases_file: Path, tmp_path: Path) -> None:
             assert len(detail["rounds_median_s"]) == 1 and detail["first_call_s"] > 0
             assert len(detail["settle_s"]) == 1 and detail["settle_s"][0] >= QUICK.pause_s
             assert len(detail["steal_share"]) == 1 and 0 <= detail["steal_share"][0] <= 1
+            (window,) = detail["interference"]  # the worker's threads ran: the calling thread, the whole window
+            assert 0.5 <= window["run_share"] and 0 <= window["wait_share"] and 0 <= window["others_share"] <= 1
     assert set(report["summary"]) == {"dw", "dw_bwd_filter"}
     assert set(report["meta"]["settle_ms"]) == {"sepconv", "torch_cl"}
     assert "until the last one's threads are idle" in proc.stdout
     assert report["meta"]["steal"]["windows"] == 4 and 0 <= report["meta"]["steal"]["share"] <= 1
     assert "steal time (CPU time the hypervisor took for other guests)" in proc.stdout
+    assert set(report["meta"]["slow_rounds"]) == {"sepconv", "torch_cl"}
+    assert "rounds of a case at 3x or more the framework's fastest" in proc.stdout
     assert report["overhead"]["public_call_us"] > 0
     assert report["machine_probes"]["gemm"]["gflops"] > 0
     assert report["machine_probes"]["fma"]["gflops"] >= 0.5 * report["machine_probes"]["gemm"]["gflops"]
@@ -437,6 +445,38 @@ def test_steal_is_read_from_the_cpu_line() -> None:
     assert steal_seconds(text) == pytest.approx(3.0)
     assert steal_seconds("cpu0 1 2 3 4 5 6 7 8\n") is None
     assert steal_seconds("cpu  1 2 3 4 5 6 7\n") is None  # a kernel that counts no steal
+
+
+def test_thread_times_see_this_process_run() -> None:
+    before = thread_times()
+    deadline = time.perf_counter() + 0.05
+    while time.perf_counter() < deadline:  # 50 ms on this thread
+        pass
+    after = thread_times()
+    mine = [tid for tid, (pid, _, _) in after.items() if pid == os.getpid()]
+    assert threading.get_native_id() in mine
+    ran = sum(after[t][1] - before.get(t, (0, 0, 0))[1] for t in mine)
+    assert ran >= 0.04e9  # ns
+
+
+def test_interference_splits_the_worker_from_the_others() -> None:
+    worker, other = 1_000_001, 1_000_002  # no such processes: this process's own threads are left out
+    before = {1: (worker, 0, 0), 2: (worker, 0, 0), 3: (other, 0, 0), 4: (other, 0, 0)}
+    after = {1: (worker, 20_000_000, 0), 2: (worker, 1_000_000, 9_000_000), 3: (other, 2_000_000, 0),
+             4: (other, 6_000_000, 0), 5: (other, 2_000_000, 0)}  # thread 5 started during the window
+    r = interference(before, after, worker, window_s=0.02)
+    assert r["run_share"] == pytest.approx(1.05) and r["wait_share"] == pytest.approx(0.45)
+    assert r["others_share"] == pytest.approx(0.01 / (0.02 * (os.cpu_count() or 1)))
+    assert r["top_other_ms"] == pytest.approx(6.0) and r["top_other"].endswith(f"({other})")
+    assert interference({}, after, worker, 0.02) is None and interference(before, after, worker, 0.0) is None
+
+
+def test_slow_rounds_count_rounds_far_above_the_fastest() -> None:
+    results = {"a": {"sepconv": {"rounds_median_s": [10e-6, 12e-6, 29e-6, 600e-6, 40e-6]},
+                     "tf": {"rounds_median_s": [100e-6, 301e-6, 299e-6]}},
+               "b": {"sepconv": {"rounds_median_s": [100e-6, 310e-6]}, "tf": {"status": "n/a"}}}
+    # 40 us is 4x the fastest but under SLOW_ROUND_MIN_S; 29 us under 3x
+    assert slow_rounds(results, ["sepconv", "tf"]) == {"sepconv": 2, "tf": 1}
 
 
 def test_steal_summary_counts_the_windows_that_lost_time() -> None:

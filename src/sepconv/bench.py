@@ -32,6 +32,9 @@ How it measures:
   gradients (``dw_bwd``, a training step's backward): sepconv's ``depthwise_conv2d_gradients``,
   PyTorch's ``convolution_backward`` asked for both, the others' two gradient calls in turn (what
   TensorFlow's own gradient of the op runs).
+- **What else ran.**  Over each timing window the bench reads the hypervisor's steal time and every thread's
+  scheduler statistics (the timed worker's threads' run and wait, the machine's other threads), keeps them in the JSON
+  and counts, in the header, the rounds far slower than a framework's fastest (:data:`SLOW_ROUND_FACTOR`).
 - **Roofline.**  Minimal bytes and FLOPs come from :mod:`sepconv.cost`; the bandwidth at each
   case's own footprint, the fp32 multiply-add peak and NumPy's GEMM rate are probed by :mod:`sepconv.roofline` inside the
   sepconv worker (same environment as the timings).  Depthwise kinds are reported against the
@@ -189,6 +192,105 @@ def steal_summary(results: dict, frameworks: list[str]) -> dict[str, float | int
         return None
     return {"share": round(float(np.mean(shares)), 4), "windows": len(shares),
             "notable": sum(s > STEAL_NOTABLE_SHARE for s in shares)}
+
+
+# Steal did not explain the slow rounds (fifty-third session: layers of 10-30 us took ~600 us a call for a whole
+# round, in sepconv and in TensorFlow).  So the bench also reads every thread's scheduler statistics
+# (``/proc/<pid>/task/<tid>/schedstat``: ns run, ns waited runnable) before and after each timing window: how long the
+# timed worker's threads ran and waited for a CPU, and how much the machine's other threads ran.  What it showed
+# (fifty-fourth session, three runs of 24 small layers): in such a round sepconv's worker threads ran one CPU's worth
+# of the window (the calling thread, waiting at the end of each call; ~1.25 in its other rounds) and waited runnable
+# for none of it, and the other threads of the machine ran ~1% of the CPUs: nothing held the second CPU.  Its OpenMP
+# thread was asleep each time and was woken ~600 us late; the virtual CPU it sleeps on is idle, and its wake-up comes
+# from the hypervisor.  TensorFlow's slow rounds look the same (run ~0.95 against ~1.03); the frameworks whose threads
+# spin through the window (ONNX Runtime) have none of these.  The JSON keeps the figures of every window; the header
+# counts the rounds that took SLOW_ROUND_FACTOR times a framework's fastest round of the case, or more.
+SLOW_ROUND_FACTOR = 3.0
+SLOW_ROUND_MIN_S = 50e-6  # and at least this long (the smallest layers' rounds vary by a few us)
+
+
+def thread_times() -> dict[int, tuple[int, int, int]]:
+    """Every thread of the machine now: thread id -> (process id, ns run, ns waited runnable), from Linux's
+    ``/proc/<pid>/task/<tid>/schedstat``; empty where that cannot be read."""
+    times = {}
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return times
+    for pid in pids:
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue  # a process that ended meanwhile
+        for tid in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as f:
+                    run_ns, wait_ns = f.read().split()[:2]
+                times[int(tid)] = (int(pid), int(run_ns), int(wait_ns))
+            except (OSError, ValueError):
+                continue
+    return times
+
+
+def _thread_name(pid: int, tid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/task/{tid}/comm") as f:
+            return f"{f.read().strip()} ({pid})"
+    except OSError:
+        return f"? ({pid})"
+
+
+def interference(before: dict, after: dict, worker_pid: int, window_s: float) -> dict[str, Any] | None:
+    """Over one timing window (:func:`thread_times` before and after): the share of the window the worker's threads
+    waited runnable (summed over its threads), the share of the CPUs' time the machine's other threads ran, and the
+    other thread that ran the most; None where the statistics cannot be read.
+
+    Examples
+    --------
+    >>> before = {10: (10, 0, 0), 11: (10, 0, 0), 50: (50, 0, 0)}
+    >>> after = {10: (10, 9_000_000, 1_000_000), 11: (10, 5_000_000, 5_000_000), 50: (50, 4_000_000, 0)}
+    >>> r = interference(before, after, worker_pid=10, window_s=0.01)
+    >>> r["wait_share"], round(r["others_share"], 6), r["top_other_ms"]
+    (0.6, 0.2, 4.0)
+    """
+    if not before or not after or window_s <= 0:
+        return None
+    wait_ns, worker_ns, others_ns, top = 0, 0, 0, (0, None)
+    for tid, (pid, run_ns, waited_ns) in after.items():
+        old = before.get(tid, (pid, 0, 0))
+        if pid == worker_pid:
+            wait_ns += waited_ns - old[2]
+            worker_ns += run_ns - old[1]
+        elif pid != os.getpid():  # not this process: it was waiting for the worker, and reads the statistics
+            ran = run_ns - old[1]
+            others_ns += ran
+            if ran > top[0]:
+                top = (ran, (pid, tid))
+    cpus = os.cpu_count() or 1
+    return {"wait_share": round(wait_ns * 1e-9 / window_s, 4), "run_share": round(worker_ns * 1e-9 / window_s, 4),
+            "others_share": round(min(1.0, others_ns * 1e-9 / (window_s * cpus)), 4),
+            "top_other": _thread_name(*top[1]) if top[1] else None, "top_other_ms": round(top[0] * 1e-6, 2)}
+
+
+def slow_rounds(results: dict, frameworks: list[str]) -> dict[str, int]:
+    """By framework, the rounds that took :data:`SLOW_ROUND_FACTOR` times its fastest round of the case or more (and
+    at least :data:`SLOW_ROUND_MIN_S`), over the per-round medians.
+
+    Examples
+    --------
+    >>> results = {"a": {"sepconv": {"rounds_median_s": [10e-6, 11e-6, 600e-6]}, "tf": {"rounds_median_s": [1e-4]}}}
+    >>> slow_rounds(results, ["sepconv", "tf"])
+    {'sepconv': 1, 'tf': 0}
+    """
+    counts = {}
+    for fw in frameworks:
+        counts[fw] = 0
+        for by_framework in results.values():
+            rounds = by_framework.get(fw, {}).get("rounds_median_s", [])
+            if rounds:
+                fastest = min(rounds)
+                counts[fw] += sum(r >= SLOW_ROUND_FACTOR * fastest and r >= SLOW_ROUND_MIN_S for r in rounds)
+    return counts
 
 
 # --------------------------------------------------------------------------- cases
@@ -627,7 +729,7 @@ class Benchmark:
         out_path.unlink()
         result = {"first_call_s": answer["first_call_s"], "second_call_s": answer["second_call_s"],
                   "max_rel_error": error if math.isfinite(error) else None, "calls_per_round": [],
-                  "settle_s": [], "steal_share": [], **{f"rounds_{stat}_s": [] for stat in STATISTICS}}
+                  "settle_s": [], "steal_share": [], "interference": [], **{f"rounds_{stat}_s": [] for stat in STATISTICS}}
         if error <= TOLERANCE:
             return {"status": "ok", **result}
         print(f"\n!!! MISMATCH: {fw} on {case.name}: max |out - reference| / max |reference| = {error:.3g} "
@@ -667,15 +769,20 @@ class Benchmark:
                 runnable = [fw for fw in self.frameworks if self.results[case.name][fw]["status"] in ("ok", "mismatch")]
                 shift = (r + ci) % max(len(runnable), 1)
                 for fw in runnable[shift:] + runnable[:shift]:
+                    threads_before = thread_times()
                     steal_before, window_start = machine_steal_seconds(), time.perf_counter()
                     answer = self.workers[fw].request({
                         "cmd": "time", "case": case.name, "warmup": t.warmup, "target_s": t.target_s,
                         "min_calls": t.min_calls, "max_calls": t.max_calls})
                     steal_after, window_s = machine_steal_seconds(), time.perf_counter() - window_start
+                    window_interference = interference(threads_before, thread_times(),
+                                                       self.workers[fw].process.pid, window_s)
                     result = self.results[case.name][fw]
                     if steal_before is not None and steal_after is not None:
                         cpu_s = window_s * (os.cpu_count() or 1)
                         result["steal_share"].append(round(min(1.0, (steal_after - steal_before) / cpu_s), 4))
+                    if window_interference is not None:
+                        result["interference"].append(window_interference)
                     if "error" in answer:
                         print(f"\n!!! {fw} failed while timing {case.name}: {answer['error']}\n", file=sys.stderr)
                         result.update(status="error", reason=answer["error"])
@@ -1003,6 +1110,7 @@ def run(args: argparse.Namespace) -> int:
         "python": platform.python_version(), "sepconv_import_s": import_s, "sepconv_fast_import_s": fast_import_s,
         "settle_ms": _settle_summary(bench.results, bench.frameworks),
         "steal": steal_summary(bench.results, bench.frameworks),
+        "slow_rounds": slow_rounds(bench.results, bench.frameworks),
         "frameworks": {fw: {"version": bench.info[fw]["version"],
                             "import_s": import_s + fast_import_s if fw == "sepconv" else bench.info[fw]["import_s"]}
                        for fw in frameworks},
@@ -1048,6 +1156,7 @@ def format_header(meta: dict[str, Any], probes: dict[str, Any]) -> str:
         f"warm-up calls; between frameworks a pause of {timing['pause_s'] * 1e3:.0f} ms and until the last one's "
         f"threads are idle{_settle_note(meta)})",
         f"# {_steal_note(meta['steal'])}",
+        f"# {_slow_rounds_note(meta['slow_rounds'], timing['rounds'])}",
         f"# fp32 multiply-add peak {probes['fma']['gflops']:.0f} GFLOP/s (the FLOP bound); NumPy's GEMM "
         f"{probes['gemm']['gflops']:.0f} GFLOP/s ({probes['gemm']['size']}^3); "
         f"`import sepconv` {meta['sepconv_import_s']:.2f} s (fresh process, best of 3; its kernels, "
@@ -1071,6 +1180,14 @@ def _settle_note(meta: dict[str, Any]) -> str:
     waited = [f"{fw} {w['median']:.0f} ms (longest {w['max']:.0f})" for fw, w in meta["settle_ms"].items()
               if w["median"] > fixed_ms + 1e3 * SETTLE_SAMPLE_S * SETTLE_IDLE_SAMPLES + 2]
     return f": after {', '.join(waited)}" if waited else ""
+
+
+def _slow_rounds_note(counts: dict[str, int], rounds: int) -> str:
+    """The header's line on the rounds that took :data:`SLOW_ROUND_FACTOR` times a framework's fastest or more."""
+    listed = ", ".join(f"{fw} {n}" for fw, n in counts.items())
+    return (f"rounds of a case at {SLOW_ROUND_FACTOR:g}x or more the framework's fastest of its {rounds} (a thread woken "
+            f"late, see sepconv.bench.SLOW_ROUND_FACTOR; threads' run and wait per window in the JSON: interference): "
+            f"{listed}")
 
 
 def _steal_note(steal: dict[str, float | int] | None) -> str:
