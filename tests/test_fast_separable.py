@@ -351,3 +351,84 @@ def test_few_pixel_kernel_is_taken_where_it_won(shape, k, multiplier, out_c, str
     np.testing.assert_allclose(fast_separable.separable_conv2d(x, wd, wp, g),
                                reference.separable_conv2d(x, wd, wp, g), **tol(np.float32))
     assert (calls == [x.shape]) == taken
+
+
+# Layers the packed kernels take (5x5, 7x7 and other sizes but 3x3, at least eight channels, horizontal stride 1 or
+# 2), each of more than FUSED_PACKED_MIN_PIXELS output pixels, their counts not multiples of a tile's six
+PACKED_GEOMETRIES = [
+    ((1, 28, 28, 96), (5, 5), 1, 160, (2, 2), (1, 1), "SAME"),  # the standard case: 196 pixels, a two-vector tail panel
+    ((2, 13, 11, 20), (5, 5), 1, 7, (1, 1), (1, 1), "SAME"),  # channels not whole vectors, one partial output vector
+    ((1, 29, 27, 24), (7, 7), 1, 65, (2, 2), (1, 1), "VALID"),  # 132 pixels, one column past a panel
+    ((3, 12, 10, 16), (5, 5), 1, 33, (1, 1), (2, 2), [[0, 0], [3, 1], [2, 4], [0, 0]]),  # dilated, explicit pads
+    ((1, 11, 23, 40), (3, 5), 1, 17, (1, 2), (1, 1), "SAME"),  # 3x5 at strides (1, 2)
+    ((2, 9, 9, 8), (7, 7), 1, 128, (1, 1), (1, 1), "SAME"),  # one vector of channels, two full panels
+]
+PACKED_IDS = [f"{shape}-k{k}-o{out_c}-s{s}-d{d}-{pad}" for shape, k, m, out_c, s, d, pad in PACKED_GEOMETRIES]
+
+
+def _packed_kernel_calls(monkeypatch) -> list:
+    """The packed plan's kernels (parallel, and one thread's rows) wrapped: each call appends its name."""
+    kernels = sys.modules["sepconv.kernels.separable"]
+    calls = []
+    for name in ("separable_nhwc_forward_packed_parallel", "separable_nhwc_forward_packed_rows"):
+        real = getattr(kernels, name)
+        monkeypatch.setattr(kernels, name, lambda *a, real=real, name=name: (calls.append(name), real(*a))[1])
+    return calls
+
+
+@pytest.mark.parametrize("threads", ["parallel", "serial"])
+@pytest.mark.parametrize("spec", PACKED_GEOMETRIES, ids=PACKED_IDS)
+def test_packed_plan_matches_reference(spec, threads, monkeypatch):
+    """The packed plan (each thread's rows by the packed depthwise kernels, then their product) on layers whatever
+    kernel the depthwise op would run, on both threads and on one."""
+    calls = _packed_kernel_calls(monkeypatch)
+    monkeypatch.setattr(fast_separable, "FUSE", None)
+    monkeypatch.setattr(fast_separable, "FUSED_PACKED", True)
+    monkeypatch.setattr(fast_separable, "FUSED_PACKED_FAMILIES", ("packed", "small_image", None))  # any kernel
+    monkeypatch.setattr(sys.modules["sepconv.fast.depthwise"], "PARALLEL_MIN_MACS", 0 if threads == "parallel" else 1 << 62)
+    x, wd, wp, g = _case(np.random.default_rng(8), spec, np.float32)
+    np.testing.assert_allclose(fast_separable.separable_conv2d(x, wd, wp, g), reference.separable_conv2d(x, wd, wp, g),
+                               **tol(np.float32))
+    assert calls and calls[0] == ("separable_nhwc_forward_packed_parallel" if threads == "parallel"
+                                  else "separable_nhwc_forward_packed_rows")
+
+
+@pytest.mark.parametrize("spec, taken", [
+    (((1, 28, 28, 96), (5, 5), 1, 160, (2, 2), (1, 1), "SAME"), True),  # the depthwise op runs the packed kernels
+    (((1, 14, 14, 96), (5, 5), 1, 160, (2, 2), (1, 1), "SAME"), False),  # 49 pixels: the few-pixel product's
+    (((1, 28, 28, 96), (3, 3), 1, 160, (2, 2), (1, 1), "SAME"), False),  # 3x3: the direct kernels'
+    (((1, 28, 28, 96), (5, 5), 2, 160, (2, 2), (1, 1), "SAME"), False),  # a multiplier
+    (((1, 28, 28, 96), (5, 5), 1, 1400, (2, 2), (1, 1), "SAME"), False),  # a filter past the tiled product's
+])
+def test_packed_plan_follows_the_depthwise_kernel(spec, taken, monkeypatch):
+    """Taken where the depthwise op would run the packed or the small-image kernels, more than
+    FUSED_PACKED_MIN_PIXELS pixels, no multiplier, a pointwise filter the tiled product takes; the result matches the
+    reference either way."""
+    calls = _packed_kernel_calls(monkeypatch)
+    monkeypatch.setattr(fast_separable, "FUSE", None)
+    monkeypatch.setattr(fast_separable, "FUSED_PACKED", True)
+    monkeypatch.setattr(sys.modules["sepconv.fast.separable"], "FUSED_MAX_POINTWISE_BYTES", 0)  # not the bands
+    x, wd, wp, g = _case(np.random.default_rng(9), spec, np.float32)
+    if fast_separable.tuned(x.itemsize) and sys.modules["sepconv.fast.conv2d"].POINTWISE_KERNEL:
+        family = sys.modules["sepconv.fast.depthwise"].forward_kernel_family(x.shape, x.dtype, g)
+        assert (family in ("packed", "small_image")) >= taken
+    np.testing.assert_allclose(fast_separable.separable_conv2d(x, wd, wp, g), reference.separable_conv2d(x, wd, wp, g),
+                               **tol(np.float32))
+    assert bool(calls) == (taken and fast_separable.tuned(x.itemsize)
+                           and sys.modules["sepconv.fast.conv2d"].POINTWISE_KERNEL)
+
+
+def test_packed_plan_from_python_threads_at_once(monkeypatch):
+    """The packed plan's intermediate is per Python thread: calls from several at once get their own answers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(fast_separable, "FUSE", None)
+    monkeypatch.setattr(fast_separable, "FUSED_PACKED_FAMILIES", ("packed", "small_image", None))
+    monkeypatch.setattr(sys.modules["sepconv.fast.depthwise"], "PARALLEL_MIN_MACS", 0)
+    rng = np.random.default_rng(10)
+    cases = [_case(rng, spec, np.float32) for spec in PACKED_GEOMETRIES[:3]]
+    expected = [reference.separable_conv2d(*case) for case in cases]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda i: fast_separable.separable_conv2d(*cases[i % 3]), range(24)))
+    for i, result in enumerate(results):
+        np.testing.assert_allclose(result, expected[i % 3], **tol(np.float32))

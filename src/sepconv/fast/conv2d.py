@@ -703,10 +703,7 @@ def pointwise_product(x2d: np.ndarray, w2d: np.ndarray, out2d: np.ndarray) -> No
     if tuned_dtype and _few_pixels(x2d, w2d) and x2d.flags.c_contiguous and out2d.flags.c_contiguous:
         _few_pixels_product(x2d, np.ascontiguousarray(w2d), out2d)
         return
-    tiled = kernel and x2d.flags.c_contiguous and (
-        w2d.nbytes <= POINTWISE_KERNEL_MAX_FILTER_BYTES
-        or (w2d.nbytes <= POINTWISE_KERNEL_LARGE_FILTER_MAX_BYTES
-            and x2d.shape[0] >= POINTWISE_KERNEL_LARGE_FILTER_MIN_PIXELS))
+    tiled = tuned_dtype and x2d.flags.c_contiguous and tiled_product(x2d.shape[0], w2d.nbytes)
     if (kernel and not tiled and w2d.nbytes > POINTWISE_KERNEL_MAX_FILTER_BYTES and x2d.flags.c_contiguous
             and (x2d.shape[0] <= POINTWISE_STREAMED_MAX_PIXELS
                  or (w2d.nbytes <= POINTWISE_STREAMED_MAX_FILTER_BYTES
@@ -735,6 +732,22 @@ def pointwise_product(x2d: np.ndarray, w2d: np.ndarray, out2d: np.ndarray) -> No
         with PARALLEL_LAUNCH:
             pointwise.pointwise_parallel(x2d.reshape(-1), np.ascontiguousarray(w2d), bps, out2d.reshape(-1), k_size,
                                          out_c, threads)
+
+
+def tiled_product(pixels: int, filter_bytes: int) -> bool:
+    """Whether :func:`pointwise_product` computes a product of ``pixels`` rows and a filter of ``filter_bytes`` on the
+    register-tiled kernel (:data:`POINTWISE_KERNEL`; the filter within :data:`POINTWISE_KERNEL_MAX_FILTER_BYTES`, or
+    within :data:`POINTWISE_KERNEL_LARGE_FILTER_MAX_BYTES` from :data:`POINTWISE_KERNEL_LARGE_FILTER_MIN_PIXELS`
+    pixels), for a C-contiguous input of a tuned dtype and more than a few pixels.
+
+    Examples
+    --------
+    >>> tiled_product(196, 96 * 160 * 4), tiled_product(361, 728 * 728 * 4)
+    (True, False)
+    """
+    return POINTWISE_KERNEL and (
+        filter_bytes <= POINTWISE_KERNEL_MAX_FILTER_BYTES
+        or (filter_bytes <= POINTWISE_KERNEL_LARGE_FILTER_MAX_BYTES and pixels >= POINTWISE_KERNEL_LARGE_FILTER_MIN_PIXELS))
 
 
 def _few_pixels(x2d: np.ndarray, w2d: np.ndarray) -> bool:

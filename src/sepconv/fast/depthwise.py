@@ -1083,12 +1083,14 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
             def launch(x, w3, out):
                 small_image.depthwise_nhwc_forward_small_image_items(x, w3, out, 0, items, group, band_rows, *args,
                                                                      steps)
+            launch.family = "small_image"
             return launch
 
         def launch(x, w3, out):
             with PARALLEL_LAUNCH:
                 small_image.depthwise_nhwc_forward_small_image_parallel(x, w3, out, small_chunks, group, band_rows,
                                                                         *args, steps)
+        launch.family = "small_image"  # (forward_kernel_family)
         return launch
     if _direct_7x7_s2(in_shape, out_shape, itemsize, kh, kw, stride_w, dil_h, dil_w):
         def launch(x, w3, out):
@@ -1119,6 +1121,7 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
         else:
             def launch(x, w3, out):
                 packed.depthwise_nhwc_forward_packed_rows(x, w3, out, 0, rows, *args)
+        launch.family = "packed"  # (forward_kernel_family)
         return launch
     if flat_rows:
         flat_chunks = _forward_chunks(in_shape, out_shape, itemsize, kh, kw, stride_w, dil_h, dil_w, multiplier_pass,
@@ -1161,6 +1164,27 @@ def _forward_launch(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
     def launch(x, w3, out):  # the zero row: read for filter rows in the padding
         rows_kernel(x, w3, out, zero_row(), 0, rows, *args)
     return launch
+
+
+def forward_kernel_family(in_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGeometry) -> str | None:
+    """Which kernels the forward plan of this geometry (multiplier 1) runs on the input as it is: ``"packed"``
+    (:mod:`sepconv.kernels.depthwise_packed`), ``"small_image"`` (:mod:`sepconv.kernels.depthwise_small_image`), or
+    None for the others (the separable op's packed plan, :mod:`sepconv.fast.separable`, takes the place of the first
+    two).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sepconv.geometry import depthwise_geometry
+    >>> g = depthwise_geometry("depthwise_conv2d", (1, 28, 28, 64), (3, 3, 64, 1), 1, "SAME")
+    >>> forward_kernel_family((1, 28, 28, 64), np.dtype(np.float32), g) is None  # 3x3: the direct kernels
+    True
+    """
+    if g.multiplier != 1:
+        return None
+    shape = (in_shape[0], g.out_h, g.out_w, g.out_c)
+    launch = _forward_launch(tuple(in_shape), shape, dtype, g.kh, g.kw, *_geometry_ints(g), False, _split_settings(), 1)
+    return getattr(launch, "family", None)
 
 
 def depthwise_conv2d(x: np.ndarray, w: np.ndarray, g: Conv2DGeometry, scratch: str | None = None,

@@ -4,7 +4,7 @@ fast depthwise op then one GEMM.
 Same signature as :func:`sepconv.reference.separable_conv2d`: NHWC arrays with one batch axis,
 in the compute dtype, with at least one element.
 
-Two plans, and a single call for the smallest layers (at most :data:`SMALL_MAX_MACS` multiply-adds:
+Three plans, and a single call for the smallest layers (at most :data:`SMALL_MAX_MACS` multiply-adds:
 :func:`~sepconv.kernels.separable.separable_nhwc_forward_small`, pixel by pixel, where the plans' calls
 cost more than the arithmetic):
 
@@ -19,6 +19,9 @@ cost more than the arithmetic):
   (:data:`FUSED_ONLY_STREAMED`) an output it stores past the caches unless the layer is 3x3 at stride 1 over fewer
   channels than a vector, and the depthwise filter is not one the packed 5x5/7x7 kernels take
   (the bands use the row kernels; measured, 1x28x28x64 7x7 -> 64: fused 325-591 us, unfused 138-149).
+- **packed** (:func:`~sepconv.kernels.separable.separable_nhwc_forward_packed_parallel`): layers whose depthwise op
+  runs the packed or the small-image kernels (5x5, 7x7, ...), in one parallel call, each thread's output rows by the
+  packed kernels and then their product (:data:`FUSED_PACKED`).
 - **unfused**: :func:`sepconv.fast.depthwise.depthwise_conv2d` writes the depthwise result, and
   one ``[pixels, C*M] @ [C*M, out_c]`` product reads it back
   (:func:`~sepconv.fast.conv2d.pointwise_product`: the register-tiled kernel, or BLAS on our
@@ -35,6 +38,8 @@ In one process, blocks alternating: 1x28x28x96 -> 160 (784 pixels) 237 -> 221; 4
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .. import reference
@@ -46,7 +51,7 @@ from ..kernels._simd import VECTOR_BYTES
 from ..kernels.depthwise import all_finite
 from . import depthwise, recycled
 from .aligned import empty_aligned
-from .conv2d import pointwise_product
+from .conv2d import pointwise_product, tiled_product
 from .gemm import matmul
 from .tuned import tuned
 from .workspace import workspace
@@ -211,6 +216,68 @@ def _separable_fused(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv2DGeo
     return out
 
 
+# Layers whose depthwise op runs the packed kernels or the small-image ones (sepconv.fast.depthwise.
+# forward_kernel_family, FUSED_PACKED_FAMILIES: 5x5, 7x7 and other sizes but 3x3 where no direct kernel takes them),
+# which the fused plan's bands cannot use, are computed in one parallel call by the packed kernels
+# (sepconv.kernels.separable.separable_nhwc_forward_packed_parallel): each thread its run of output rows, then their
+# product from its own cache.  Against the depthwise op then the product (two launches, the product's threads
+# reading rows the other thread may have written, two ops' choices), fifty-fourth session, Zen 5 VM, one process, 9
+# alternating rounds, 50 layers (/work/notes/s54/ab_packed2.txt): over the depthwise op's packed kernels
+# 1x28x28x96 5x5 stride 2 -> 160 0.92, 4x18x18x200 5x5 stride 2 VALID -> 32 0.90, 2x16x16x32 5x5 dilation 2 -> 96
+# 0.91, 1x65x65x16 5x5 dilation 2 -> 32 0.91, 1x27x27x480 5x5 stride 2 -> 160 0.94, 1x56x56x96 7x7 -> 96 0.98 (15
+# layers, all 0.90-0.98); over its small-image kernels 1x10x10x336 5x5 -> 128 0.87, 1x28x28x64 7x7 -> 64 0.88,
+# 8x14x14x480 5x5 -> 160 0.92, 1x10x10x512 5x5 -> 128 0.93, 4x14x14x240 5x5 -> 80 0.95, 1x14x14x672 5x5 -> 112
+# 0.98, but 1x14x14x384 7x7 -> 96 1.05 (12 layers); the layers of the other kernels did not gain (direct 5x5,
+# dilation 2, 1x70x70x144 VALID -> 96 1.11; the runs' noise: 0.99-1.06 on layers whose path did not change).  Not
+# at FUSED_PACKED_MIN_PIXELS output pixels or fewer, whose product the few-pixel kernel computes better (1x7x7x960
+# 5x5 -> 160 1.09), nor pointwise filters the tiled product does not take (sepconv.fast.conv2d.tiled_product).
+# FUSED_PACKED = False keeps the two ops (tests).
+FUSED_PACKED = True
+FUSED_PACKED_FAMILIES = ("packed", "small_image")
+FUSED_PACKED_MIN_PIXELS = 64
+
+
+def _fused_packed(x: np.ndarray, wp: np.ndarray, g: Conv2DGeometry) -> int:
+    """The threads of the packed plan for this layer, or 0 where it does not take it (see :data:`FUSED_PACKED`)."""
+    if not (FUSED_PACKED and FUSE is None and tuned(x.itemsize) and g.multiplier == 1
+            and tiled_product(x.shape[0] * g.out_h * g.out_w, wp.nbytes)):
+        return 0
+    return _packed_threads(x.shape, x.dtype, g, wp.shape[3], FUSED_PACKED_MIN_PIXELS, FUSED_PACKED_FAMILIES,
+                           depthwise._split_settings())
+
+
+@functools.lru_cache(maxsize=256)
+def _packed_threads(x_shape: tuple[int, ...], dtype: np.dtype, g: Conv2DGeometry, out_c: int, min_pixels: int,
+                    families: tuple[str, ...], split_settings: tuple) -> int:
+    """:func:`_fused_packed` past its cheap checks, once per geometry (~1.5 us a call otherwise): whether the
+    depthwise op runs kernels of ``families`` and the packed kernels take the layer, and the thread split for the
+    layer's multiply-adds."""
+    pixels = x_shape[0] * g.out_h * g.out_w
+    if (pixels <= min_pixels or depthwise.forward_kernel_family(x_shape, dtype, g) not in families
+            or not depthwise._packed(x_shape, dtype.itemsize, g.kh, g.kw, g.stride_w, g.dil_h, g.dil_w)):
+        return 0
+    return depthwise._n_chunks(x_shape[0] * g.out_h, pixels * g.out_c * (g.kh * g.kw + out_c))
+
+
+def _separable_fused_packed(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv2DGeometry,
+                            threads: int) -> np.ndarray:
+    x = np.ascontiguousarray(x)
+    w3 = depthwise._filter_per_channel(wd)
+    k_size, out_c = wp.shape[2], wp.shape[3]
+    b = np.ascontiguousarray(wp.reshape(k_size, out_c))
+    y = workspace("separable_depthwise", (x.shape[0], g.out_h, g.out_w, k_size), x.dtype)
+    out = recycled.empty((x.shape[0], g.out_h, g.out_w, out_c), x.dtype)
+    bps = workspace("separable_pointwise", (threads, pointwise.packed_size(k_size, out_c, x.itemsize)), x.dtype)
+    args = (g.stride_h, g.stride_w, g.dil_h, g.dil_w, g.pad_top, g.pad_left)
+    if threads > 1:
+        with PARALLEL_LAUNCH:
+            kernels.separable_nhwc_forward_packed_parallel(x, w3, y, b, bps, out, *args)
+    else:
+        pointwise.pack_pointwise(b, bps[0])
+        kernels.separable_nhwc_forward_packed_rows(x, w3, y, bps[0], out, 0, x.shape[0] * g.out_h, *args)
+    return out
+
+
 def separable_conv2d(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv2DGeometry) -> np.ndarray:
     """Depthwise ``wd [kh, kw, C, M]`` then pointwise ``wp [1, 1, C*M, out_c]``: ``[N, out_h, out_w, out_c]``.
 
@@ -242,6 +309,9 @@ def separable_conv2d(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv2DGeo
         return out
     if _fused(x, wp, g):
         return _separable_fused(x, wd, wp, g)
+    packed_threads = _fused_packed(x, wp, g)
+    if packed_threads:
+        return _separable_fused_packed(x, wd, wp, g, packed_threads)
     y = depthwise.depthwise_conv2d(x, wd, g, scratch="separable_depthwise", finite=True)
     out = recycled.empty((*y.shape[:3], out_c), y.dtype)
     # The product on the register-tiled kernel where the filter fits in cache (else BLAS on our threads:

@@ -14,6 +14,11 @@ the two cores).  Shapes::
     out      [N, out_h, out_w, out_c]
     buffers  [threads, band]          per-thread band buffers: band_rows * out_w * K values, plus 6 * K
 
+Layers whose depthwise op runs the packed kernels (:mod:`sepconv.kernels.depthwise_packed`: 5x5, 7x7 and other
+sizes but 3x3) take :func:`separable_nhwc_forward_packed_parallel` instead: each thread computes its run of output
+rows by those kernels into ``y`` (the whole intermediate's shape; each thread writes and reads back only its own
+rows, in its own cache), then their product, in one parallel call.
+
 A band is ``band_rows`` output rows of one image.  The depthwise kernel is called as if the band
 were a whole image of ``band_rows`` rows: its top padding is moved by the band's first row
 (``pad_top - i0 * stride_h``), and the row kernels read real input rows or their zero row.
@@ -29,6 +34,7 @@ from ._borrowed import borrowed
 from ._jit import kernel
 from ._simd import lanes, store_fence, vfma, vload, vload_part, vstore, vstore_part, vzeros
 from ._window import tap_range
+from .depthwise_packed import depthwise_nhwc_forward_packed_rows
 from .pointwise import TILE_PIXELS, pack_pointwise, pointwise_band
 from .pointwise_few_pixels import column_tiles, pointwise_few_pixels_tiles
 
@@ -88,6 +94,40 @@ def separable_nhwc_forward_parallel(x, w, b, bps, out, zero_row, buffers, band_r
         separable_nhwc_forward_bands(x, w, bps[t], out, zero_row, buffers[t], band_rows,
                                      t * bands // threads, (t + 1) * bands // threads, stride_h, stride_w, dil_h,
                                      dil_w, pad_top, pad_left, stream)
+
+
+@kernel
+def separable_nhwc_forward_packed_rows(x, w, y, bp, out, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top,
+                                       pad_left):
+    """Output rows ``[row_begin, row_end)`` (over the batch, as :func:`~sepconv.kernels.depthwise_packed.
+    depthwise_nhwc_forward_packed_rows`): their depthwise sums into the same rows of ``y`` (``[N, out_h, out_w, K]``)
+    by the packed kernels, then those pixels' product with the packed pointwise filter ``bp`` into ``out``, while they
+    are in this core's cache.  The last tile of fewer than six pixels is read from a zeroed copy: no pixel past the
+    rows (another thread's, or past ``y``) is read."""
+    depthwise_nhwc_forward_packed_rows(x, w, y, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top,
+                                       pad_left)
+    out_w, k_size, n_size = y.shape[2], y.shape[3], out.shape[3]
+    yf, c = y.reshape(-1), out.reshape(-1)
+    p0, p1 = row_begin * out_w, row_end * out_w
+    full_end = p0 + (p1 - p0) // TILE_PIXELS * TILE_PIXELS
+    if full_end > p0:
+        pointwise_band(yf, p0 * k_size, full_end - p0, k_size, bp, c, p0, n_size)
+    if p1 > full_end:
+        last = np.zeros(TILE_PIXELS * k_size, y.dtype)
+        last[:(p1 - full_end) * k_size] = yf[full_end * k_size:p1 * k_size]
+        pointwise_band(last, 0, p1 - full_end, k_size, bp, c, full_end, n_size)
+
+
+@kernel(parallel=True)
+def separable_nhwc_forward_packed_parallel(x, w, y, b, bps, out, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left):
+    """:func:`separable_nhwc_forward_packed_rows` over all output rows in ``bps.shape[0]`` runs, one per thread, each
+    thread first packing the pointwise filter ``b [K, out_c]`` into its own ``bps[t]``."""
+    rows = y.shape[0] * y.shape[1]
+    threads = bps.shape[0]
+    for t in prange(threads):
+        pack_pointwise(b, bps[t])
+        separable_nhwc_forward_packed_rows(x, w, y, bps[t], out, t * rows // threads, (t + 1) * rows // threads,
+                                           stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
 
 
 @kernel
