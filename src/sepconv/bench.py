@@ -97,8 +97,8 @@ class Timing:
     settle_max_s: float = 1.0
 
 
-# Seven rounds, not five: a round a thread is woken late (SLOW_ROUND_FACTOR) can take 20-60x a small layer's time, and
-# the median of five gave in to three such rounds of one case (a random draw, fifty-third session:
+# Seven rounds, not five: a round whose second CPU the hypervisor holds (SLOW_ROUND_FACTOR) can take 20-60x a small
+# layer's time, and the median of five gave in to three such rounds of one case (a random draw, fifty-third session:
 # dw_1x71x71x4_k5_s2_m4 601 us, 9.5x PyTorch, from rounds of 619, 606, 34, 23 and 601).  Seven need four.
 FULL = Timing(rounds=7, target_s=0.03, warmup=2, min_calls=5, max_calls=5000, pause_s=0.03, gemm_size=2048)
 QUICK = Timing(rounds=3, target_s=0.01, warmup=2, min_calls=3, max_calls=2000, pause_s=0.03, gemm_size=2048)
@@ -197,17 +197,19 @@ def steal_summary(results: dict, frameworks: list[str]) -> dict[str, float | int
             "notable": sum(s > STEAL_NOTABLE_SHARE for s in shares)}
 
 
-# Steal did not explain the slow rounds (fifty-third session: layers of 10-30 us took ~600 us a call for a whole
-# round, in sepconv and in TensorFlow).  So the bench also reads every thread's scheduler statistics
+# Steal did not explain the slow rounds at first (fifty-third session: layers of 10-30 us took ~600 us a call for a
+# whole round, in sepconv and in TensorFlow).  So the bench also reads every thread's scheduler statistics
 # (``/proc/<pid>/task/<tid>/schedstat``: ns run, ns waited runnable) before and after each timing window: how long the
 # timed worker's threads ran and waited for a CPU, and how much the machine's other threads ran.  What it showed
-# (fifty-fourth session, three runs of 24 small layers): in such a round sepconv's worker threads ran one CPU's worth
-# of the window (the calling thread, waiting at the end of each call; ~1.25 in its other rounds) and waited runnable
-# for none of it, and the other threads of the machine ran ~1% of the CPUs: nothing held the second CPU.  Its OpenMP
-# thread was asleep each time and was woken ~600 us late; the virtual CPU it sleeps on is idle, and its wake-up comes
-# from the hypervisor.  TensorFlow's slow rounds look the same (run ~0.95 against ~1.03); the frameworks whose threads
-# spin through the window (ONNX Runtime) have none of these.  The JSON keeps the figures of every window; the header
-# counts the rounds that took SLOW_ROUND_FACTOR times a framework's fastest round of the case, or more.
+# (fifty-fourth session: a full run, 109 slow windows of 2639, and three runs of 24 small layers): in a slow sepconv
+# round the worker's threads ran one CPU's worth of the window (0.88-1.05: the calling thread, which waits at the end
+# of every call; ~1.25 in its other rounds) and waited runnable for none of it (0-3%), while the machine's other
+# threads ran 0-4% of the CPUs: inside the guest nothing held the second CPU, and the OpenMP thread on it did not run.
+# The hypervisor did: the slow windows' steal was 5-10x the others' (mean 3-9% of the CPUs' time against 0.4-1.9%;
+# over 5% in half of them).  A call on two threads takes the pace of the virtual CPU the host is holding.
+# TensorFlow's slow rounds look the same (its threads ran 0.94-1.02 of a CPU); ONNX Runtime's (its threads spin, 2.0)
+# do not.  The JSON keeps each window's figures; the header counts, per framework, the rounds that took
+# SLOW_ROUND_FACTOR times its fastest round of the case or more.
 SLOW_ROUND_FACTOR = 3.0
 SLOW_ROUND_MIN_S = 50e-6  # and at least this long (the smallest layers' rounds vary by a few us)
 
@@ -1188,9 +1190,9 @@ def _settle_note(meta: dict[str, Any]) -> str:
 def _slow_rounds_note(counts: dict[str, int], rounds: int) -> str:
     """The header's line on the rounds that took :data:`SLOW_ROUND_FACTOR` times a framework's fastest or more."""
     listed = ", ".join(f"{fw} {n}" for fw, n in counts.items())
-    return (f"rounds of a case at {SLOW_ROUND_FACTOR:g}x or more the framework's fastest of its {rounds} (a thread woken "
-            f"late, see sepconv.bench.SLOW_ROUND_FACTOR; threads' run and wait per window in the JSON: interference): "
-            f"{listed}")
+    return (f"rounds of a case at {SLOW_ROUND_FACTOR:g}x or more the framework's fastest of its {rounds} (mostly a "
+            f"virtual CPU held by the hypervisor, see sepconv.bench.SLOW_ROUND_FACTOR; threads' run and wait per window "
+            f"in the JSON: interference): {listed}")
 
 
 def _steal_note(steal: dict[str, float | int] | None) -> str:
