@@ -246,17 +246,18 @@ def _thread_name(pid: int, tid: int) -> str:
 
 
 def interference(before: dict, after: dict, worker_pid: int, window_s: float) -> dict[str, Any] | None:
-    """Over one timing window (:func:`thread_times` before and after): the share of the window the worker's threads
-    waited runnable (summed over its threads), the share of the CPUs' time the machine's other threads ran, and the
-    other thread that ran the most; None where the statistics cannot be read.
+    """Over one timing window (:func:`thread_times` before and after): the shares of the window the worker's threads
+    ran and waited runnable (each summed over its threads: two busy threads run 2.0), the share of the CPUs' time the
+    machine's other threads ran (not this process's, which waits for the worker), and the other thread that ran the
+    most; None where the statistics cannot be read.
 
     Examples
     --------
     >>> before = {10: (10, 0, 0), 11: (10, 0, 0), 50: (50, 0, 0)}
     >>> after = {10: (10, 9_000_000, 1_000_000), 11: (10, 5_000_000, 5_000_000), 50: (50, 4_000_000, 0)}
     >>> r = interference(before, after, worker_pid=10, window_s=0.01)
-    >>> r["wait_share"], round(r["others_share"], 6), r["top_other_ms"]
-    (0.6, 0.2, 4.0)
+    >>> r["run_share"], r["wait_share"], round(r["others_share"], 6), r["top_other_ms"]
+    (1.4, 0.6, 0.2, 4.0)
     """
     if not before or not after or window_s <= 0:
         return None

@@ -738,12 +738,15 @@ def tiled_product(pixels: int, filter_bytes: int) -> bool:
     """Whether :func:`pointwise_product` computes a product of ``pixels`` rows and a filter of ``filter_bytes`` on the
     register-tiled kernel (:data:`POINTWISE_KERNEL`; the filter within :data:`POINTWISE_KERNEL_MAX_FILTER_BYTES`, or
     within :data:`POINTWISE_KERNEL_LARGE_FILTER_MAX_BYTES` from :data:`POINTWISE_KERNEL_LARGE_FILTER_MIN_PIXELS`
-    pixels), for a C-contiguous input of a tuned dtype and more than a few pixels.
+    pixels); the caller checks the rest (a C-contiguous input of a tuned dtype, more pixels than the few-pixel
+    kernel's).
 
     Examples
     --------
-    >>> tiled_product(196, 96 * 160 * 4), tiled_product(361, 728 * 728 * 4)
-    (True, False)
+    >>> tiled_product(196, 96 * 160 * 4) == POINTWISE_KERNEL  # 60 KB: within every plan's limit
+    True
+    >>> tiled_product(361, 8 * 1024 * 1024)  # 8 MB: past every plan's
+    False
     """
     return POINTWISE_KERNEL and (
         filter_bytes <= POINTWISE_KERNEL_MAX_FILTER_BYTES
