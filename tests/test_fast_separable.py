@@ -1,4 +1,4 @@
-"""The fast separable forward, both plans (fused and unfused), against the NumPy reference."""
+"""The fast separable forward, its plans (fused, packed, unfused and the one-call kernels), against the NumPy reference."""
 
 from __future__ import annotations
 
@@ -30,6 +30,18 @@ GEOMETRIES = [
     ((1, 9, 8, 5), (3, 3), 1, 4, (1, 1), (2, 1), "SAME"),
 ]
 IDS = [f"{shape}-k{k}-m{m}-o{out_c}-s{s}-d{d}-{pad}" for shape, k, m, out_c, s, d, pad in GEOMETRIES]
+
+# Layers the packed kernels take (5x5, 7x7 and other sizes but 3x3, at least eight channels, horizontal stride 1 or
+# 2), each of more than FUSED_PACKED_MIN_PIXELS output pixels, their counts not multiples of a tile's six
+PACKED_GEOMETRIES = [
+    ((1, 28, 28, 96), (5, 5), 1, 160, (2, 2), (1, 1), "SAME"),  # the standard case: 196 pixels, a two-vector tail panel
+    ((2, 13, 11, 20), (5, 5), 1, 7, (1, 1), (1, 1), "SAME"),  # channels not whole vectors, one partial output vector
+    ((1, 29, 27, 24), (7, 7), 1, 65, (2, 2), (1, 1), "VALID"),  # 132 pixels, one column past a panel
+    ((3, 12, 10, 16), (5, 5), 1, 33, (1, 1), (2, 2), [[0, 0], [3, 1], [2, 4], [0, 0]]),  # dilated, explicit pads
+    ((1, 11, 23, 40), (3, 5), 1, 17, (1, 2), (1, 1), "SAME"),  # 3x5 at strides (1, 2)
+    ((2, 9, 9, 8), (7, 7), 1, 128, (1, 1), (1, 1), "SAME"),  # one vector of channels, two full panels
+]
+PACKED_IDS = [f"{shape}-k{k}-o{out_c}-s{s}-d{d}-{pad}" for shape, k, m, out_c, s, d, pad in PACKED_GEOMETRIES]
 
 
 @pytest.fixture(autouse=True)
@@ -230,16 +242,18 @@ def test_public_op_on_fast_path_nchw_and_noncontiguous():
     np.testing.assert_allclose(fast, ref, **tol(np.float32))
 
 
-@pytest.mark.parametrize("fuse", [False, True], ids=["unfused", "fused"])
-def test_concurrent_calls_from_python_threads(fuse, monkeypatch):
-    """Band buffers are per call: several Python threads at once get the single-threaded answers."""
+@pytest.mark.parametrize("plan", ["unfused", "fused", "packed"])
+def test_concurrent_calls_from_python_threads(plan, monkeypatch):
+    """Band buffers and the packed plan's intermediate are per call or per Python thread: several Python threads at
+    once get the single-threaded answers."""
     from concurrent.futures import ThreadPoolExecutor
 
-    monkeypatch.setattr(fast_separable, "FUSE", fuse)
+    monkeypatch.setattr(fast_separable, "FUSE", {"unfused": False, "fused": True, "packed": None}[plan])
+    monkeypatch.setattr(fast_separable, "FUSED_PACKED_FAMILIES", ("packed", "small_image", None))  # any kernel
     monkeypatch.setattr(fast_separable, "BAND_BYTES", 1)
     monkeypatch.setattr(sys.modules["sepconv.fast.depthwise"], "PARALLEL_MIN_MACS", 0)  # the thread team too
     rng = np.random.default_rng(4)
-    cases = [_case(rng, spec, np.float32) for spec in GEOMETRIES[:3]]
+    cases = [_case(rng, spec, np.float32) for spec in (PACKED_GEOMETRIES if plan == "packed" else GEOMETRIES)[:3]]
     expected = [reference.separable_conv2d(*case) for case in cases]
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda i: fast_separable.separable_conv2d(*cases[i % 3]), range(24)))
@@ -353,19 +367,6 @@ def test_few_pixel_kernel_is_taken_where_it_won(shape, k, multiplier, out_c, str
     assert (calls == [x.shape]) == taken
 
 
-# Layers the packed kernels take (5x5, 7x7 and other sizes but 3x3, at least eight channels, horizontal stride 1 or
-# 2), each of more than FUSED_PACKED_MIN_PIXELS output pixels, their counts not multiples of a tile's six
-PACKED_GEOMETRIES = [
-    ((1, 28, 28, 96), (5, 5), 1, 160, (2, 2), (1, 1), "SAME"),  # the standard case: 196 pixels, a two-vector tail panel
-    ((2, 13, 11, 20), (5, 5), 1, 7, (1, 1), (1, 1), "SAME"),  # channels not whole vectors, one partial output vector
-    ((1, 29, 27, 24), (7, 7), 1, 65, (2, 2), (1, 1), "VALID"),  # 132 pixels, one column past a panel
-    ((3, 12, 10, 16), (5, 5), 1, 33, (1, 1), (2, 2), [[0, 0], [3, 1], [2, 4], [0, 0]]),  # dilated, explicit pads
-    ((1, 11, 23, 40), (3, 5), 1, 17, (1, 2), (1, 1), "SAME"),  # 3x5 at strides (1, 2)
-    ((2, 9, 9, 8), (7, 7), 1, 128, (1, 1), (1, 1), "SAME"),  # one vector of channels, two full panels
-]
-PACKED_IDS = [f"{shape}-k{k}-o{out_c}-s{s}-d{d}-{pad}" for shape, k, m, out_c, s, d, pad in PACKED_GEOMETRIES]
-
-
 def _packed_kernel_calls(monkeypatch) -> list:
     """The packed plan's kernels (parallel, and one thread's rows) wrapped: each call appends its name."""
     kernels = sys.modules["sepconv.kernels.separable"]
@@ -416,19 +417,3 @@ def test_packed_plan_follows_the_depthwise_kernel(spec, taken, monkeypatch):
                                **tol(np.float32))
     assert bool(calls) == (taken and fast_separable.tuned(x.itemsize)
                            and sys.modules["sepconv.fast.conv2d"].POINTWISE_KERNEL)
-
-
-def test_packed_plan_from_python_threads_at_once(monkeypatch):
-    """The packed plan's intermediate is per Python thread: calls from several at once get their own answers."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    monkeypatch.setattr(fast_separable, "FUSE", None)
-    monkeypatch.setattr(fast_separable, "FUSED_PACKED_FAMILIES", ("packed", "small_image", None))
-    monkeypatch.setattr(sys.modules["sepconv.fast.depthwise"], "PARALLEL_MIN_MACS", 0)
-    rng = np.random.default_rng(10)
-    cases = [_case(rng, spec, np.float32) for spec in PACKED_GEOMETRIES[:3]]
-    expected = [reference.separable_conv2d(*case) for case in cases]
-    with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda i: fast_separable.separable_conv2d(*cases[i % 3]), range(24)))
-    for i, result in enumerate(results):
-        np.testing.assert_allclose(result, expected[i % 3], **tol(np.float32))

@@ -338,7 +338,16 @@ def pointwise_tiles(a, bp, c, k_size, n_size, tile_begin, tile_end):
     pixels = a.shape[0] // k_size
     p0 = tile_begin * TILE_PIXELS
     p1 = min(pixels, tile_end * TILE_PIXELS)
-    full_end = max(p0, min(p1, pixels // TILE_PIXELS * TILE_PIXELS))
+    if p1 > p0:
+        pointwise_pixels(a, bp, c, k_size, n_size, p0, p1)
+
+
+@kernel
+def pointwise_pixels(a, bp, c, k_size, n_size, p0, p1):
+    """``c`` pixels ``[p0, p1)`` from the same pixels of ``a`` (flat ``[pixels, K]``; ``c`` flat ``[pixels, N]``): whole
+    tiles of six in place, a last short tile from a zero-padded copy, so no pixel past ``p1`` is read (another
+    thread's, or past ``a``)."""
+    full_end = p0 + (p1 - p0) // TILE_PIXELS * TILE_PIXELS
     if full_end > p0:
         pointwise_band(a, p0 * k_size, full_end - p0, k_size, bp, c, p0, n_size)
     if p1 > full_end:

@@ -35,7 +35,7 @@ from ._jit import kernel
 from ._simd import lanes, store_fence, vfma, vload, vload_part, vstore, vstore_part, vzeros
 from ._window import tap_range
 from .depthwise_packed import depthwise_nhwc_forward_packed_rows
-from .pointwise import TILE_PIXELS, pack_pointwise, pointwise_band
+from .pointwise import TILE_PIXELS, pack_pointwise, pointwise_band, pointwise_pixels
 from .pointwise_few_pixels import column_tiles, pointwise_few_pixels_tiles
 
 
@@ -102,20 +102,12 @@ def separable_nhwc_forward_packed_rows(x, w, y, bp, out, row_begin, row_end, str
     """Output rows ``[row_begin, row_end)`` (over the batch, as :func:`~sepconv.kernels.depthwise_packed.
     depthwise_nhwc_forward_packed_rows`): their depthwise sums into the same rows of ``y`` (``[N, out_h, out_w, K]``)
     by the packed kernels, then those pixels' product with the packed pointwise filter ``bp`` into ``out``, while they
-    are in this core's cache.  The last tile of fewer than six pixels is read from a zeroed copy: no pixel past the
-    rows (another thread's, or past ``y``) is read."""
+    are in this core's cache (:func:`~sepconv.kernels.pointwise.pointwise_pixels`: no pixel past the rows, another
+    thread's, is read)."""
     depthwise_nhwc_forward_packed_rows(x, w, y, row_begin, row_end, stride_h, stride_w, dil_h, dil_w, pad_top,
                                        pad_left)
-    out_w, k_size, n_size = y.shape[2], y.shape[3], out.shape[3]
-    yf, c = y.reshape(-1), out.reshape(-1)
-    p0, p1 = row_begin * out_w, row_end * out_w
-    full_end = p0 + (p1 - p0) // TILE_PIXELS * TILE_PIXELS
-    if full_end > p0:
-        pointwise_band(yf, p0 * k_size, full_end - p0, k_size, bp, c, p0, n_size)
-    if p1 > full_end:
-        last = np.zeros(TILE_PIXELS * k_size, y.dtype)
-        last[:(p1 - full_end) * k_size] = yf[full_end * k_size:p1 * k_size]
-        pointwise_band(last, 0, p1 - full_end, k_size, bp, c, full_end, n_size)
+    out_w = y.shape[2]
+    pointwise_pixels(y.reshape(-1), bp, out.reshape(-1), y.shape[3], out.shape[3], row_begin * out_w, row_end * out_w)
 
 
 @kernel(parallel=True)
