@@ -205,7 +205,7 @@ def steal_summary(results: dict, frameworks: list[str]) -> dict[str, float | int
 # round the worker's threads ran one CPU's worth of the window (0.88-1.05: the calling thread, which waits at the end
 # of every call; ~1.25 in its other rounds) and waited runnable for none of it (0-3%), while the machine's other
 # threads ran 0-4% of the CPUs: inside the guest nothing held the second CPU, and the OpenMP thread on it did not run.
-# The hypervisor did: the slow windows' steal was 5-10x the others' (mean 3-9% of the CPUs' time against 0.4-1.9%;
+# The hypervisor did: the slow windows' steal was 5-9x the others' (mean 3-9% of the CPUs' time against 0.4-1.9%;
 # over 5% in half of them).  A call on two threads takes the pace of the virtual CPU the host is holding.
 # TensorFlow's slow rounds look the same (its threads ran 0.94-1.02 of a CPU); ONNX Runtime's (its threads spin, 2.0)
 # do not.  The JSON keeps each window's figures; the header counts, per framework, the rounds that took
