@@ -408,7 +408,7 @@ def test_packed_plan_follows_the_depthwise_kernel(spec, taken, monkeypatch):
     calls = _packed_kernel_calls(monkeypatch)
     monkeypatch.setattr(fast_separable, "FUSE", None)
     monkeypatch.setattr(fast_separable, "FUSED_PACKED", True)
-    monkeypatch.setattr(sys.modules["sepconv.fast.separable"], "FUSED_MAX_POINTWISE_BYTES", 0)  # not the bands
+    monkeypatch.setattr(fast_separable, "FUSED_MAX_POINTWISE_BYTES", 0)  # not the bands
     x, wd, wp, g = _case(np.random.default_rng(9), spec, np.float32)
     if fast_separable.tuned(x.itemsize) and sys.modules["sepconv.fast.conv2d"].POINTWISE_KERNEL:
         family = sys.modules["sepconv.fast.depthwise"].forward_kernel_family(x.shape, x.dtype, g)

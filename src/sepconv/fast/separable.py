@@ -223,10 +223,9 @@ def _separable_fused(x: np.ndarray, wd: np.ndarray, wp: np.ndarray, g: Conv2DGeo
 # product from its own cache.  Against the depthwise op then the product (two launches, the product's threads
 # reading rows the other thread may have written, two ops' choices), fifty-fourth session, Zen 5 VM, one process, 9
 # alternating rounds, 50 separable layers of the case files and EfficientNet-like ones: over the depthwise op's packed
-# kernels
-# 1x28x28x96 5x5 stride 2 -> 160 0.92, 4x18x18x200 5x5 stride 2 VALID -> 32 0.90, 2x16x16x32 5x5 dilation 2 -> 96
-# 0.91, 1x65x65x16 5x5 dilation 2 -> 32 0.91, 1x27x27x480 5x5 stride 2 -> 160 0.94, 1x56x56x96 7x7 -> 96 0.98 (15
-# layers, all 0.90-0.98); over its small-image kernels 1x10x10x336 5x5 -> 128 0.87, 1x28x28x64 7x7 -> 64 0.88,
+# kernels 1x28x28x96 5x5 stride 2 -> 160 0.92, 4x18x18x200 5x5 stride 2 VALID -> 32 0.90, 2x16x16x32 5x5 dilation 2
+# -> 96 0.91, 1x65x65x16 5x5 dilation 2 -> 32 0.91, 1x27x27x480 5x5 stride 2 -> 160 0.94, 1x56x56x96 7x7 -> 96 0.98
+# (15 layers, all 0.90-0.98); over its small-image kernels 1x10x10x336 5x5 -> 128 0.87, 1x28x28x64 7x7 -> 64 0.88,
 # 8x14x14x480 5x5 -> 160 0.92, 1x10x10x512 5x5 -> 128 0.93, 4x14x14x240 5x5 -> 80 0.95, 1x14x14x672 5x5 -> 112
 # 0.98, but 1x14x14x384 7x7 -> 96 1.05 (12 layers); the layers of the other kernels did not gain (direct 5x5,
 # dilation 2, 1x70x70x144 VALID -> 96 1.11; the runs' noise: 0.99-1.06 on layers whose path did not change).  Not

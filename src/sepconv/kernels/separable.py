@@ -14,10 +14,11 @@ the two cores).  Shapes::
     out      [N, out_h, out_w, out_c]
     buffers  [threads, band]          per-thread band buffers: band_rows * out_w * K values, plus 6 * K
 
-Layers whose depthwise op runs the packed kernels (:mod:`sepconv.kernels.depthwise_packed`: 5x5, 7x7 and other
-sizes but 3x3) take :func:`separable_nhwc_forward_packed_parallel` instead: each thread computes its run of output
-rows by those kernels into ``y`` (the whole intermediate's shape; each thread writes and reads back only its own
-rows, in its own cache), then their product, in one parallel call.
+Layers whose depthwise op runs the packed or the small-image kernels (5x5, 7x7 and other sizes but 3x3, where the
+packed kernels of :mod:`sepconv.kernels.depthwise_packed` take them) take
+:func:`separable_nhwc_forward_packed_parallel` instead: each thread computes its run of output rows by the packed
+kernels into ``y`` (the whole intermediate's shape; each thread writes and reads back only its own rows, in its own
+cache), then their product, in one parallel call.
 
 A band is ``band_rows`` output rows of one image.  The depthwise kernel is called as if the band
 were a whole image of ``band_rows`` rows: its top padding is moved by the band's first row
